@@ -1,0 +1,1 @@
+"""What runs in worker pods: Dramatiq actors, the send pipeline, the supervisor."""
