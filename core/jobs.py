@@ -1,0 +1,241 @@
+"""The job store: job records, the idempotency index and the per-job ledger.
+
+One Redis hash per job (``{prefix}:job:{id}``) is both the record that
+``get_status`` reads and the ledger state machine the worker drives
+(see :mod:`core.models` for the states). Every transition is one Lua
+script (:mod:`core.scripts`), so it is atomic and costs one round trip.
+
+Clock: ``clock`` returns epoch milliseconds and is injected for tests.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+from dramatiq import Message
+
+from core import scripts
+from core.keys import Keys
+from core.models import JobRecord
+
+
+def epoch_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key is already used by a job with a different payload."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(f"idempotency_key: already used by job {job_id} with a different payload")
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    created: bool  # False: the key was seen before and this is the first job's id
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """The answer of :meth:`JobStore.claim`.
+
+    ``status``: ``ok`` (you hold the lease: send), ``done`` (terminal already),
+    ``busy`` (another worker holds a live lease), ``unknown`` (outcome
+    ambiguous: reconcile), ``expired`` (a holder died mid-send; now
+    ``unknown``), ``missing`` (no record: expired or never created).
+    """
+
+    status: Literal["ok", "done", "busy", "unknown", "expired", "missing"]
+    fence: int = 0
+    attempts: int = 0
+    detail: str = ""
+
+
+def new_message(queue: str, actor_name: str, job: Mapping[str, Any]) -> Message[Any]:
+    """A Dramatiq message carrying one job, with a fresh broker-level id."""
+    return Message(
+        queue_name=queue,
+        actor_name=actor_name,
+        args=(),
+        kwargs={"job": dict(job)},
+        options={"redis_message_id": str(uuid.uuid4())},
+    )
+
+
+def renew_message(message: Message[Any]) -> Message[Any]:
+    """The same message with a new broker-level id, for a re-enqueue."""
+    return message.copy(options={**message.options, "redis_message_id": str(uuid.uuid4())})
+
+
+class JobStore:
+    """Records and ledger transitions for jobs, on one Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        ttl_s: int,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self.clock = clock
+        self._enqueue = client.register_script(scripts.ENQUEUE)
+        self._claim = client.register_script(scripts.CLAIM)
+        self._finish = client.register_script(scripts.FINISH)
+        self._promote = client.register_script(scripts.PROMOTE)
+        self._cancel = client.register_script(scripts.CANCEL)
+        self._replay = client.register_script(scripts.REPLAY)
+
+    # -- producers -----------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        job_id: str,
+        idempotency_key: str,
+        fingerprint: str,
+        message: Message[Any],
+        record: Mapping[str, str | int],
+        due_ms: int | None = None,
+    ) -> Enqueued:
+        """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
+
+        Raises :class:`IdempotencyConflict` when the key is taken by a
+        different payload; returns the first job's id when it is the same.
+        """
+        now = self.clock()
+        scheduled = due_ms is not None and due_ms > now
+        fields = {**record, "state": "scheduled" if scheduled else "queued"}
+        fields.setdefault("created_at", now)
+        fields.setdefault("updated_at", now)
+        args: list[str | int] = [
+            job_id,
+            fingerprint,
+            self.ttl_s,
+            "schedule" if scheduled else "queue",
+            due_ms or 0,
+            message.options["redis_message_id"],
+            message.encode(),  # type: ignore[list-item]
+            self.keys.prefix,
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        status, existing = self._enqueue(
+            keys=[
+                self.keys.idempotency(idempotency_key),
+                self.keys.job(job_id),
+                self.keys.queue(message.queue_name),
+                self.keys.queue_messages(message.queue_name),
+                self.keys.schedule,
+                self.keys.schedule_messages,
+            ],
+            args=args,
+        )
+        existing_id = existing.decode()
+        if status == b"conflict":
+            raise IdempotencyConflict(idempotency_key, existing_id)
+        return Enqueued(job_id=existing_id, created=status == b"created")
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        return JobRecord.from_redis(raw) if raw else None
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job not yet sending. Answers ``cancelled``, ``refused:<state>`` or ``missing``."""
+        answer = self._cancel(
+            keys=[self.keys.job(job_id), self.keys.schedule, self.keys.schedule_messages],
+            args=[job_id, self.clock()],
+        )
+        status = answer[0].decode()
+        return f"refused:{answer[1].decode()}" if status == "refused" else status
+
+    # -- workers ---------------------------------------------------------------
+
+    def claim(self, job_id: str, *, worker_id: str, lease_ms: int) -> Claim:
+        """Take the send lease (``sending``) before the HTTP call."""
+        answer = self._claim(keys=[self.keys.job(job_id)], args=[self.clock(), lease_ms, worker_id])
+        status = answer[0].decode()
+        if status == "ok":
+            return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
+        detail = answer[1].decode() if len(answer) > 1 else ""
+        return Claim(status, detail=detail)
+
+    def finish(self, job_id: str, fence: int, fields: Mapping[str, str | int]) -> bool:
+        """Record a terminal or ambiguous outcome; False if fenced out."""
+        return self._finish_call(job_id, fence, "done", 0, b"", fields)
+
+    def dead_letter(
+        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
+    ) -> bool:
+        """Mark ``failed`` and keep a replayable copy in the dead-letter set."""
+        return self._finish_call(job_id, fence, "dead", self.clock(), message.encode(), fields)
+
+    def retry_later(
+        self,
+        job_id: str,
+        fence: int,
+        message: Message[Any],
+        due_ms: int,
+        fields: Mapping[str, str | int],
+    ) -> bool:
+        """Release the lease and schedule a durable retry at ``due_ms``."""
+        data = renew_message(message).encode()
+        return self._finish_call(job_id, fence, "retry", due_ms, data, fields)
+
+    def _finish_call(
+        self,
+        job_id: str,
+        fence: int,
+        mode: str,
+        score: int,
+        data: bytes,
+        fields: Mapping[str, str | int],
+    ) -> bool:
+        zset, hash_ = {
+            "dead": (self.keys.dead_letters, self.keys.dead_letter_messages),
+            "retry": (self.keys.schedule, self.keys.schedule_messages),
+            "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
+        }[mode]
+        args: list[str | int | bytes] = [fence, mode, score, job_id, data]
+        for name, value in {**fields, "updated_at": self.clock()}.items():
+            args += [name, value]
+        return bool(self._finish(keys=[self.keys.job(job_id), zset, hash_], args=args))
+
+    def promote_due(self, *, limit: int = 500) -> int:
+        """Move due scheduled jobs and retries onto their queues; returns how many."""
+        return int(
+            self._promote(
+                keys=[self.keys.schedule, self.keys.schedule_messages],
+                args=[self.clock(), limit, self.keys.dramatiq_namespace, self.keys.prefix],
+            )
+        )
+
+    def replay(self, job_id: str) -> str:
+        """Put a dead-lettered job back on its queue, same id and idempotency key."""
+        data = self.client.hget(self.keys.dead_letter_messages, job_id)
+        if data is None:
+            return "missing"
+        message = renew_message(Message.decode(data))
+        answer = self._replay(
+            keys=[
+                self.keys.job(job_id),
+                self.keys.dead_letters,
+                self.keys.dead_letter_messages,
+                self.keys.queue(message.queue_name),
+                self.keys.queue_messages(message.queue_name),
+            ],
+            args=[job_id, self.clock(), message.options["redis_message_id"], message.encode()],
+        )
+        return str(answer[0].decode())

@@ -1,0 +1,57 @@
+"""Redis key names, in one place.
+
+Everything the project stores lives under ``{prefix}:`` (``KEY_PREFIX``,
+default ``cw``); Dramatiq's own queues live under its namespace
+(``{prefix}-dramatiq``) so that two deployments can share one Redis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builder for one deployment prefix."""
+
+    prefix: str
+
+    @property
+    def dramatiq_namespace(self) -> str:
+        return f"{self.prefix}-dramatiq"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the job record and its ledger state."""
+        return f"{self.prefix}:job:{job_id}"
+
+    def idempotency(self, key: str) -> str:
+        """String: idempotency key -> job id."""
+        return f"{self.prefix}:idem:{key}"
+
+    @property
+    def schedule(self) -> str:
+        """Sorted set: job id scored by the time (ms) it is due."""
+        return f"{self.prefix}:schedule"
+
+    @property
+    def schedule_messages(self) -> str:
+        """Hash: job id -> encoded Dramatiq message to enqueue when due."""
+        return f"{self.prefix}:schedule:msgs"
+
+    @property
+    def dead_letters(self) -> str:
+        """Sorted set: dead-lettered job ids scored by when (ms) they died."""
+        return f"{self.prefix}:dlq"
+
+    @property
+    def dead_letter_messages(self) -> str:
+        """Hash: job id -> the message as it can be replayed (OTP content removed)."""
+        return f"{self.prefix}:dlq:msgs"
+
+    def queue(self, queue_name: str) -> str:
+        """Dramatiq's list of message ids for a queue."""
+        return f"{self.dramatiq_namespace}:{queue_name}"
+
+    def queue_messages(self, queue_name: str) -> str:
+        """Dramatiq's hash of message id -> message data for a queue."""
+        return f"{self.dramatiq_namespace}:{queue_name}.msgs"

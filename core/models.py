@@ -1,0 +1,120 @@
+"""Job kinds, states and the job record: the vocabulary producers and workers share.
+
+States (``JobRecord.state``)::
+
+    scheduled ──(due)──► queued ──► sending ──► sent
+                           ▲           │  ├───► failed     (permanent; dead-lettered)
+                           │           │  └───► unknown    (ambiguous; reconciled, never resent blindly)
+                           └─ retrying ◄┘ (transient; durable retry with backoff)
+    any non-terminal ──► cancelled
+
+``sent``, ``failed`` and ``cancelled`` are terminal: a job in one of them is
+never sent again, whatever retries, redeliveries or restarts happen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict
+
+
+class Kind(StrEnum):
+    """What a job sends; one Dramatiq actor per kind."""
+
+    SMS = "sms"
+    OTP = "otp"
+    EMAIL = "email"
+    OTP_EMAIL = "otp_email"
+    WHATSAPP = "whatsapp"
+    WHATSAPP_QR = "whatsapp_qr"
+
+    @property
+    def actor_name(self) -> str:
+        return f"send_{self.value}"
+
+    @property
+    def is_otp(self) -> bool:
+        return self in (Kind.OTP, Kind.OTP_EMAIL)
+
+    @property
+    def content_field(self) -> str:
+        """The Connectus field that carries the message body."""
+        return _CONTENT_FIELD[self]
+
+
+_CONTENT_FIELD = {
+    Kind.SMS: "sms_content",
+    Kind.OTP: "sms_content",
+    Kind.EMAIL: "email_content",
+    Kind.OTP_EMAIL: "email_content",
+    Kind.WHATSAPP: "whatsapp_content",
+    Kind.WHATSAPP_QR: "message",
+}
+
+
+class State(StrEnum):
+    SCHEDULED = "scheduled"
+    QUEUED = "queued"
+    SENDING = "sending"
+    RETRYING = "retrying"
+    SENT = "sent"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+    CANCELLED = "cancelled"
+
+
+TERMINAL_STATES = frozenset({State.SENT, State.FAILED, State.CANCELLED})
+
+
+class JobRecord(BaseModel):
+    """A job's record as stored in Redis (``{prefix}:job:{id}``), with a TTL.
+
+    Personal data is kept masked (``dst``) and OTP content only as its
+    SHA-256 (``content_sha256``). Times are UTC.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    kind: Kind
+    state: State
+    queue: str
+    idempotency_key: str
+    dst: str
+    attempts: int = 0
+    provider_id: str | None = None
+    outcome: str | None = None
+    error_class: str | None = None
+    last_error: str | None = None
+    segments: int | None = None
+    content_sha256: str | None = None
+    created_at: datetime
+    updated_at: datetime
+    deliver_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    sent_at: datetime | None = None
+    correlation_id: str | None = None
+
+    @classmethod
+    def from_redis(cls, raw: Mapping[bytes, bytes]) -> JobRecord:
+        """Build from an ``HGETALL`` answer; times are stored as epoch ms."""
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        data: dict[str, object] = {
+            name: value for name, value in fields.items() if name in cls.model_fields
+        }
+        for name in ("created_at", "updated_at", "deliver_at", "next_attempt_at", "sent_at"):
+            if name in fields and fields[name]:
+                data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)
+            else:
+                data.pop(name, None)
+        for name in ("provider_id", "outcome", "error_class", "last_error", "correlation_id"):
+            if data.get(name) == "":
+                data[name] = None
+        return cls.model_validate(data)
+
+    @property
+    def terminal(self) -> bool:
+        return self.state in TERMINAL_STATES

@@ -1,0 +1,126 @@
+"""The Lua scripts behind the job ledger: every state transition is atomic.
+
+Each script is one round trip. They write Dramatiq's Redis layout directly
+(``{ns}:{queue}`` list of ids + ``{ns}:{queue}.msgs`` hash), the same two
+writes ``RedisBroker.enqueue`` makes, so that creating a job record and
+enqueuing its message can never be separated by a crash. Times are epoch ms.
+"""
+
+from __future__ import annotations
+
+# KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
+# ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
+#       redis_message_id, message data, key prefix, field/value pairs...
+ENQUEUE = """
+local existing = redis.call('GET', KEYS[1])
+if existing then
+  local fp = redis.call('HGET', ARGV[8] .. ':job:' .. existing, 'fingerprint')
+  if fp and fp ~= ARGV[2] then return {'conflict', existing} end
+  return {'duplicate', existing}
+end
+local ttl = tonumber(ARGV[3])
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
+redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 9, #ARGV))
+redis.call('EXPIRE', KEYS[2], ttl)
+if ARGV[4] == 'schedule' then
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])
+else
+  redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
+  redis.call('RPUSH', KEYS[3], ARGV[6])
+end
+return {'created', ARGV[1]}
+"""
+
+# KEYS: job.  ARGV: now_ms, lease_ms, worker_id
+# Answers: {'ok', fence, attempts} | {'done', state} | {'busy', lease_until}
+#          | {'unknown'} | {'expired'} | {'missing'}
+CLAIM = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing'} end
+if st == 'sent' or st == 'failed' or st == 'cancelled' then return {'done', st} end
+if st == 'unknown' then return {'unknown'} end
+local now = tonumber(ARGV[1])
+if st == 'sending' then
+  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
+  if now < lease_until then return {'busy', tostring(lease_until)} end
+  -- The holder lost its lease mid-send: it may have sent. Never resend blindly.
+  redis.call('HSET', KEYS[1], 'state', 'unknown', 'outcome', 'ambiguous',
+    'error_class', 'LeaseExpired', 'last_error', 'worker lost its lease while sending',
+    'updated_at', ARGV[1])
+  return {'expired'}
+end
+local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
+local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
+redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', now + tonumber(ARGV[2]),
+  'worker', ARGV[3], 'updated_at', ARGV[1])
+return {'ok', fence, attempts}
+"""
+
+# KEYS: job, zset (dead letters or schedule), hash (their messages)
+# ARGV: fence, mode (done|dead|retry), score_ms, job_id, message data, field/value pairs...
+# Fenced: a worker whose lease was taken over can no longer write.
+FINISH = """
+if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1]
+   or redis.call('HGET', KEYS[1], 'state') ~= 'sending' then
+  return 0
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 6, #ARGV))
+if ARGV[2] == 'dead' or ARGV[2] == 'retry' then
+  redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
+  redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
+end
+return 1
+"""
+
+# KEYS: schedule zset, schedule msgs.  ARGV: now_ms, limit, dramatiq namespace, key prefix
+# Moves due messages onto their Dramatiq queues, atomically per batch.
+PROMOTE = """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+for _, id in ipairs(ids) do
+  local data = redis.call('HGET', KEYS[2], id)
+  if data then
+    local msg = cjson.decode(data)
+    local queue = ARGV[3] .. ':' .. msg['queue_name']
+    local rid = msg['options']['redis_message_id']
+    redis.call('HSET', queue .. '.msgs', rid, data)
+    redis.call('RPUSH', queue, rid)
+    redis.call('HDEL', KEYS[2], id)
+    local job = ARGV[4] .. ':job:' .. id
+    local st = redis.call('HGET', job, 'state')
+    if st == 'scheduled' then
+      redis.call('HSET', job, 'state', 'queued', 'updated_at', ARGV[1])
+    end
+  end
+  redis.call('ZREM', KEYS[1], id)
+end
+return #ids
+"""
+
+# KEYS: job, schedule zset, schedule msgs.  ARGV: job_id, now_ms
+# Cancels a job that has not started sending; a scheduled one never fires.
+CANCEL = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing'} end
+if st ~= 'queued' and st ~= 'scheduled' and st ~= 'retrying' then return {'refused', st} end
+redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+return {'cancelled', st}
+"""
+
+# KEYS: job, dead-letter zset, dead-letter msgs, queue list, queue msgs
+# ARGV: job_id, now_ms, redis_message_id, message data
+# Replays a dead letter: back to queued, same job id, same idempotency key.
+REPLAY = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'missing'} end
+if st ~= 'failed' then return {'refused', st} end
+redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2], 'outcome', '',
+  'error_class', '', 'last_error', '')
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
+redis.call('RPUSH', KEYS[4], ARGV[3])
+return {'replayed', st}
+"""

@@ -1,0 +1,204 @@
+"""The send pipeline: one job, from lease to recorded outcome.
+
+Order matters and is the point of this module:
+
+1. ``claim`` the job in the ledger (state ``sending`` with a lease and a
+   fence) *before* the HTTP call, so that no two workers send one key and a
+   worker that dies mid-send leaves a trace (lease expiry -> ``unknown``).
+2. Send, with quick in-process retries (tenacity) for transient errors.
+3. Record the outcome, fenced. The error *type* alone decides:
+
+   ====================  =====================================================
+   outcome               what happens
+   ====================  =====================================================
+   sent                  ``sent`` with the provider id
+   retry (transient)     durable retry: ``retrying``, re-enqueued after a
+                         backoff (s to min) by the scheduler; after
+                         ``DURABLE_MAX_RETRIES`` or ``MAX_MESSAGE_AGE_S``: dead letter
+   ambiguous             ``unknown``: never resent blindly; reconciled
+   permanent             ``failed`` + dead-letter set, with the reason
+   pause (account)       durable retry with backoff; nothing is dead-lettered
+   ====================  =====================================================
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import structlog
+
+from core.jobs import JobStore, epoch_ms, new_message
+from core.models import Kind
+from worker.connectus.errors import (
+    AccountError,
+    AmbiguousError,
+    ConnectusError,
+    PermanentError,
+    TransientError,
+)
+
+log = structlog.get_logger("worker.pipeline")
+
+
+class Sender(Protocol):
+    """Sends one payload of one kind; returns the provider id."""
+
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """Durable (cross-process) retry bounds. Units: ms and s as named."""
+
+    max_retries: int
+    min_backoff_ms: int
+    max_backoff_ms: int
+    max_message_age_s: int
+
+    def backoff_ms(self, attempt: int, rng: random.Random) -> int:
+        """Exponential backoff with full jitter for the given attempt (1-based)."""
+        ceiling = min(self.max_backoff_ms, self.min_backoff_ms * 2 ** max(0, attempt - 1))
+        return self.min_backoff_ms // 2 + int(rng.random() * (ceiling - self.min_backoff_ms // 2))
+
+
+class SendPipeline:
+    """Drives one job through the ledger. Thread-safe: shares no mutable state."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        send: Sender,
+        policy: RetryPolicy,
+        worker_id: str,
+        lease_ms: int,
+        clock: Callable[[], int] = epoch_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.send = send
+        self.policy = policy
+        self.worker_id = worker_id
+        self.lease_ms = lease_ms
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
+        """Process one job message; returns what happened (for logs and tests).
+
+        Never raises for a Connectus failure: every outcome is recorded in
+        the ledger. Redis errors propagate, so the message is not acked and
+        is redelivered; the ledger makes the redelivery harmless.
+        """
+        job_id = str(job["job_id"])
+        structlog.contextvars.bind_contextvars(
+            job_id=job_id, queue=job.get("queue"), idempotency_key=job.get("key")
+        )
+        try:
+            return self._handle(kind, job_id, job)
+        finally:
+            structlog.contextvars.unbind_contextvars(
+                "job_id", "queue", "idempotency_key", "attempt"
+            )
+
+    def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:
+        claim = self.store.claim(job_id, worker_id=self.worker_id, lease_ms=self.lease_ms)
+        if claim.status != "ok":
+            log.info("job.skipped", claim=claim.status, detail=claim.detail)
+            return f"skipped:{claim.status}"
+        structlog.contextvars.bind_contextvars(attempt=claim.attempts)
+
+        age_s = (self.clock() - int(job.get("created_ms", self.clock()))) / 1000
+        if age_s > self.policy.max_message_age_s:
+            reason = f"expired: older than MAX_MESSAGE_AGE_S ({self.policy.max_message_age_s} s)"
+            return self._dead_letter(kind, job, claim.fence, "Expired", reason)
+
+        started = time.perf_counter()
+        try:
+            provider_id = self.send(kind, job["payload"])
+        except ConnectusError as exc:
+            return self._failed(kind, job, claim.fence, claim.attempts, exc)
+        except Exception as exc:
+            # A bug after the request may have gone out: treat as ambiguous.
+            log.exception("send.crashed")
+            self.store.finish(job_id, claim.fence, _error_fields("unknown", "ambiguous", exc))
+            return "unknown"
+        now = self.clock()
+        fields = {
+            "state": "sent",
+            "provider_id": provider_id,
+            "outcome": "sent",
+            "sent_at": now,
+            "error_class": "",
+            "last_error": "",
+        }
+        if not self.store.finish(job_id, claim.fence, fields):
+            log.warning("job.fenced_out", provider_id=provider_id)
+            return "fenced"
+        log.info(
+            "send.sent",
+            provider_id=provider_id,
+            latency_ms=round((time.perf_counter() - started) * 1000, 1),
+        )
+        return "sent"
+
+    def _failed(
+        self, kind: Kind, job: Mapping[str, Any], fence: int, attempts: int, exc: ConnectusError
+    ) -> str:
+        job_id = str(job["job_id"])
+        if isinstance(exc, AmbiguousError):
+            log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
+            self.store.finish(job_id, fence, _error_fields("unknown", exc.outcome, exc))
+            return "unknown"
+        if isinstance(exc, PermanentError):
+            return self._dead_letter(kind, job, fence, type(exc).__name__, exc.message)
+        if isinstance(exc, TransientError | AccountError):
+            if isinstance(exc, TransientError) and attempts > self.policy.max_retries:
+                reason = f"retries exhausted after {attempts} attempts: {exc.message}"
+                return self._dead_letter(kind, job, fence, type(exc).__name__, reason)
+            delay = max(
+                self.policy.backoff_ms(attempts, self.rng), int((exc.retry_after_s or 0) * 1000)
+            )
+            due = self.clock() + delay
+            fields = {**_error_fields("retrying", exc.outcome, exc), "next_attempt_at": due}
+            message = new_message(str(job["queue"]), kind.actor_name, job)
+            self.store.retry_later(job_id, fence, message, due, fields)
+            log.warning("send.retry_scheduled", reason=exc.reason, delay_ms=delay)
+            return "retrying"
+        raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
+
+    def _dead_letter(
+        self, kind: Kind, job: Mapping[str, Any], fence: int, error_class: str, reason: str
+    ) -> str:
+        replayable = dict(job)
+        if kind.is_otp:
+            # OTP content lives only in the queued message until it is sent;
+            # a dead OTP is stale anyway, so its copy keeps no content.
+            replayable["payload"] = {
+                k: v for k, v in job["payload"].items() if k != kind.content_field
+            }
+        message = new_message(str(job["queue"]), kind.actor_name, replayable)
+        fields = {
+            "state": "failed",
+            "outcome": "permanent",
+            "error_class": error_class,
+            "last_error": reason[:500],
+        }
+        self.store.dead_letter(str(job["job_id"]), fence, message, fields)
+        log.error("send.dead_lettered", error=error_class, reason=reason[:500])
+        return "failed"
+
+
+def _error_fields(state: str, outcome: str, exc: Exception) -> dict[str, str | int]:
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    return {
+        "state": state,
+        "outcome": outcome,
+        "error_class": type(exc).__name__,
+        "last_error": f"{reason}: {message}"[:500],
+    }
