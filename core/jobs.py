@@ -153,7 +153,10 @@ class JobStore:
         return JobRecord.from_redis(raw) if raw else None
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a job not yet sending. Answers ``cancelled``, ``refused:<state>`` or ``missing``."""
+        """Cancel a job not yet sending.
+
+        Answers ``cancelled``, ``refused:<state>`` or ``missing``.
+        """
         answer = self._cancel(
             keys=[self.keys.job(job_id), self.keys.schedule, self.keys.schedule_messages],
             args=[job_id, self.clock()],

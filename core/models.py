@@ -4,7 +4,7 @@ States (``JobRecord.state``)::
 
     scheduled ──(due)──► queued ──► sending ──► sent
                            ▲           │  ├───► failed     (permanent; dead-lettered)
-                           │           │  └───► unknown    (ambiguous; reconciled, never resent blindly)
+                           │           │  └───► unknown    (ambiguous; reconciled, not resent)
                            └─ retrying ◄┘ (transient; durable retry with backoff)
     any non-terminal ──► cancelled
 
@@ -106,7 +106,7 @@ class JobRecord(BaseModel):
             name: value for name, value in fields.items() if name in cls.model_fields
         }
         for name in ("created_at", "updated_at", "deliver_at", "next_attempt_at", "sent_at"):
-            if name in fields and fields[name]:
+            if fields.get(name):
                 data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)
             else:
                 data.pop(name, None)
