@@ -1,0 +1,106 @@
+"""Assemble a worker: broker, job store, Connectus client, pipeline, actors.
+
+The one place where settings become objects. The worker process, the
+integration tests and the benchmarks all call :func:`build_worker_app`;
+tests may inject the HTTP transport and the Redis client.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dramatiq
+import httpx
+import redis
+from dramatiq.brokers.redis import RedisBroker
+
+from config import Settings
+from core.broker import build_broker
+from core.jobs import JobStore
+from core.keys import Keys
+from core.models import Kind
+from core.redis import connect
+from worker.actors import register_actors
+from worker.connectus.client import ConnectusClient
+from worker.housekeeping import Housekeeper
+from worker.pipeline import RetryPolicy, SendPipeline
+from worker.senders import ClientSender
+
+
+@dataclass
+class WorkerApp:
+    settings: Settings
+    redis: redis.Redis
+    broker: RedisBroker
+    store: JobStore
+    client: ConnectusClient
+    pipeline: SendPipeline
+    actors: dict[Kind, dramatiq.Actor[..., Any]]
+    housekeeper: Housekeeper
+
+    def close(self) -> None:
+        self.housekeeper.stop()
+        self.client.close()
+        self.broker.close()
+
+
+def build_client(
+    settings: Settings, *, transport: httpx.BaseTransport | None = None
+) -> ConnectusClient:
+    """One pooled client per process, from the settings."""
+    user, key = settings.require_connectus_credentials()
+    return ConnectusClient(
+        api_user=user,
+        api_key=key,
+        base_url=settings.connectus_base_url,
+        v1_base_url=settings.connectus_v1_base_url,
+        qr_base_url=settings.connectus_whatsapp_qr_url,
+        connect_timeout_s=settings.connectus_connect_timeout_s,
+        read_timeout_s=settings.connectus_read_timeout_s,
+        pool_size=settings.connectus_pool_size,
+        transport=transport,
+    )
+
+
+def lease_ms(settings: Settings) -> int:
+    """How long a send may hold its lease (ms): every in-process attempt may
+    take a full connect + read timeout plus the longest backoff, with margin."""
+    per_attempt_s = settings.connectus_connect_timeout_s + settings.connectus_read_timeout_s
+    backoff_s = settings.retry_max_backoff_ms / 1000
+    return int((settings.retry_attempts * (per_attempt_s + backoff_s) + 30) * 1000)
+
+
+def build_worker_app(
+    settings: Settings,
+    *,
+    redis_client: redis.Redis | None = None,
+    transport: httpx.BaseTransport | None = None,
+) -> WorkerApp:
+    client_redis = redis_client or connect(settings)
+    broker = build_broker(settings, client=client_redis)
+    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    client = build_client(settings, transport=transport)
+    pipeline = SendPipeline(
+        store=store,
+        send=ClientSender(client, settings),
+        policy=RetryPolicy(
+            max_retries=settings.durable_max_retries,
+            min_backoff_ms=settings.durable_min_backoff_ms,
+            max_backoff_ms=settings.durable_max_backoff_ms,
+            max_message_age_s=settings.max_message_age_s,
+        ),
+        worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        lease_ms=lease_ms(settings),
+    )
+    actors = register_actors(broker, pipeline, settings)
+    housekeeper = Housekeeper(
+        store=store,
+        broker=broker,
+        queues=settings.queues,
+        maintenance_interval_s=settings.broker_maintenance_interval_s,
+    )
+    return WorkerApp(settings, client_redis, broker, store, client, pipeline, actors, housekeeper)

@@ -1,0 +1,61 @@
+"""Map a job kind to its Connectus call, wrapped in the in-process retry layer."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import structlog
+
+from config import Settings
+from core.models import Kind
+from worker.connectus.client import ConnectusClient
+from worker.retry import build_retrying
+
+log = structlog.get_logger("worker.senders")
+
+
+class ClientSender:
+    """``sender(kind, payload) -> provider id``; transient errors are retried
+    in process (tenacity) before they reach the pipeline."""
+
+    def __init__(
+        self,
+        client: ConnectusClient,
+        settings: Settings,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.calls: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
+            Kind.SMS: lambda p: client.v3.send_sms(**p).provider_id,
+            Kind.OTP: lambda p: client.v3.send_otp(**p).provider_id,
+            Kind.EMAIL: lambda p: client.v3.send_email(**p).provider_id,
+            Kind.OTP_EMAIL: lambda p: client.v3.send_otp_email(**p).provider_id,
+            Kind.WHATSAPP: lambda p: client.v3.send_whatsapp(**p).provider_id,
+            Kind.WHATSAPP_QR: lambda p: client.qr.send(**p).provider_id,
+        }
+        self.attempts = settings.retry_attempts
+        self.initial_backoff_ms = settings.retry_initial_backoff_ms
+        self.max_backoff_ms = settings.retry_max_backoff_ms
+        self.sleep = sleep
+
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+        retrying = build_retrying(
+            attempts=self.attempts,
+            initial_backoff_ms=self.initial_backoff_ms,
+            max_backoff_ms=self.max_backoff_ms,
+            sleep=self.sleep,
+            on_retry=_log_retry,
+        )
+        return retrying(self.calls[kind], payload)
+
+
+def _log_retry(exc: BaseException, attempt: int, delay_s: float) -> None:
+    log.info(
+        "send.retrying",
+        error=type(exc).__name__,
+        reason=getattr(exc, "reason", None),
+        in_process_attempt=attempt,
+        delay_ms=round(delay_s * 1000),
+    )

@@ -1,0 +1,145 @@
+"""The supervisor behind ``connectus worker``: N worker processes, respawned when they die.
+
+Dramatiq's own master stops every worker and exits when one process dies;
+here a dead process is replaced (with a capped backoff, so a process that
+crashes at start-up does not spin), and the others keep working. A child
+that exits with ``EX_CONFIG`` (78) is not respawned: its settings are wrong
+and will stay wrong.
+
+SIGTERM/SIGINT are forwarded to every child, which drains; children still
+alive after ``grace_s`` + 5 s are killed.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from types import FrameType
+
+import structlog
+
+log = structlog.get_logger("worker.supervisor")
+
+EX_CONFIG = 78
+
+
+@dataclass
+class _Slot:
+    index: int
+    process: subprocess.Popen[bytes] | None = None
+    started_at: float = 0.0
+    failures: int = 0
+    next_start: float = 0.0
+    done: bool = field(default=False)
+
+
+class Supervisor:
+    """Keeps ``processes`` children running ``command`` until stopped."""
+
+    def __init__(
+        self,
+        *,
+        processes: int,
+        command: Sequence[str],
+        grace_s: float,
+        max_backoff_s: float = 30.0,
+        stable_after_s: float = 60.0,
+        popen: Callable[[Sequence[str]], subprocess.Popen[bytes]] = subprocess.Popen,
+        poll_interval_s: float = 0.2,
+    ) -> None:
+        self.slots = [_Slot(i) for i in range(processes)]
+        self.command = list(command)
+        self.grace_s = grace_s
+        self.max_backoff_s = max_backoff_s
+        self.stable_after_s = stable_after_s
+        self.popen = popen
+        self.poll_interval_s = poll_interval_s
+        self.stopping = threading.Event()
+        self.restarts = 0
+
+    def install_signal_handlers(self) -> None:
+        def _on_signal(signum: int, frame: FrameType | None) -> None:
+            self.stopping.set()
+
+        signal.signal(signal.SIGTERM, _on_signal)
+        signal.signal(signal.SIGINT, _on_signal)
+
+    def run(self) -> int:
+        """Supervise until stopped; returns 0, or 78 if every child had a config error."""
+        while not self.stopping.is_set():
+            now = time.monotonic()
+            for slot in self.slots:
+                self._tend(slot, now)
+            if all(slot.done for slot in self.slots):
+                log.error("supervisor.all_children_misconfigured")
+                return EX_CONFIG
+            self.stopping.wait(self.poll_interval_s)
+        self._shutdown()
+        return 0
+
+    def _tend(self, slot: _Slot, now: float) -> None:
+        if slot.done:
+            return
+        proc = slot.process
+        if proc is not None:
+            code = proc.poll()
+            if code is None:
+                if now - slot.started_at > self.stable_after_s:
+                    slot.failures = 0
+                return
+            slot.process = None
+            if code == EX_CONFIG:
+                log.error("supervisor.child_config_error", slot=slot.index, pid=proc.pid)
+                slot.done = True
+                return
+            slot.failures += 1
+            backoff = min(self.max_backoff_s, 0.5 * 2 ** (slot.failures - 1))
+            slot.next_start = now + backoff
+            log.warning(
+                "supervisor.child_died",
+                slot=slot.index,
+                pid=proc.pid,
+                exit_code=code,
+                respawn_in_s=backoff,
+            )
+        if now >= slot.next_start:
+            slot.process = self.popen(self.command)
+            slot.started_at = now
+            if slot.failures:
+                self.restarts += 1
+            log.info("supervisor.child_started", slot=slot.index, pid=slot.process.pid)
+
+    def _shutdown(self) -> None:
+        alive = [s.process for s in self.slots if s.process and s.process.poll() is None]
+        log.info("supervisor.draining", children=len(alive), grace_s=self.grace_s)
+        for proc in alive:
+            proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + self.grace_s + 5
+        for proc in alive:
+            try:
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                log.error("supervisor.child_killed", pid=proc.pid)
+                proc.kill()
+                proc.wait()
+
+    def pids(self) -> list[int]:
+        return [s.process.pid for s in self.slots if s.process is not None]
+
+
+def worker_command(*, threads: int, queues: Sequence[str]) -> list[str]:
+    """The command line of one worker process."""
+    return [
+        sys.executable,
+        "-m",
+        "worker.process",
+        "--threads",
+        str(threads),
+        "--queues",
+        ",".join(queues),
+    ]
