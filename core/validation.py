@@ -1,0 +1,383 @@
+"""Input validation shared by the producers, the CLI and the HTTP intake.
+
+Every rejection is an :class:`InvalidInput` whose message is
+``"<field>: <reason>"``; it carries a list of :class:`FieldError` so that
+several bad fields can be reported at once (see :class:`ErrorCollector`) and
+rendered as RFC 7807 ``invalid-params`` (:meth:`InvalidInput.to_problem`).
+
+Functions return the normalised value: callers store what they get back,
+never what they were given.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import zoneinfo
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, ParamSpec, TypeVar
+
+import email_validator
+import phonenumbers
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Content limits, in characters (not bytes).
+SMS_MAX_CHARS = 1_600  # 10 segments of 160: a runaway template fails here, not in the bill
+EMAIL_MAX_CHARS = 1_000_000  # about 1 MB of (mostly ASCII) HTML
+WHATSAPP_MAX_CHARS = 4_096  # WhatsApp's own limit for a text message
+#: Connectus charges one SMS per this many characters (its rule, see sms_segments).
+SMS_SEGMENT_CHARS = 160
+IDEMPOTENCY_KEY_MAX_CHARS = 200
+#: deliver_at may lie this far in the past (clock skew between hosts), in s.
+DELIVER_AT_PAST_GRACE_S = 300
+#: deliver_at may lie at most this far in the future, in s (366 days).
+DELIVER_AT_HORIZON_S = 366 * 86_400
+
+#: Connectus country ids (from the Postman collection) by ISO 3166 region.
+CONNECTUS_COUNTRY_IDS: dict[str, int] = {
+    "CL": 1,
+    "MX": 2,
+    "PE": 3,
+    "EC": 4,
+    "US": 5,
+    "CO": 6,
+    "AR": 7,
+    "BR": 8,
+    "CR": 10,
+    "UY": 12,
+    "PY": 13,
+    "BO": 14,
+    "GT": 15,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    """One rejected field: which one and why (the reason reads after the name)."""
+
+    field: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.reason}"
+
+    def as_problem_param(self) -> dict[str, str]:
+        """One entry of RFC 7807 ``invalid-params``."""
+        return {"name": self.field, "reason": self.reason}
+
+
+class InvalidInput(ValueError):
+    """Input was rejected; ``errors`` lists every bad field (at least one).
+
+    ``field`` and ``reason`` are those of the first error, so the common
+    single-field case reads naturally.
+    """
+
+    def __init__(self, field: str, reason: str, *, errors: Iterable[FieldError] = ()) -> None:
+        self.errors: list[FieldError] = [FieldError(field, reason), *errors]
+        self.field = field
+        self.reason = reason
+        super().__init__("; ".join(str(error) for error in self.errors))
+
+    @classmethod
+    def from_errors(cls, errors: Iterable[FieldError]) -> InvalidInput:
+        """Build one exception from several field errors (at least one)."""
+        first, *rest = list(errors)
+        return cls(first.field, first.reason, errors=rest)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # The default pickling passes the message as the only argument, which
+        # does not fit __init__; keep the exception picklable for processes.
+        return (_rebuild_invalid_input, (self.errors,))
+
+    def to_problem(
+        self, *, status: int = 422, title: str = "Invalid input", type_: str = "about:blank"
+    ) -> dict[str, Any]:
+        """The RFC 7807 problem document, with the ``invalid-params`` extension."""
+        return {
+            "type": type_,
+            "title": title,
+            "status": status,
+            "detail": str(self),
+            "invalid-params": [error.as_problem_param() for error in self.errors],
+        }
+
+
+def _rebuild_invalid_input(errors: list[FieldError]) -> InvalidInput:
+    return InvalidInput.from_errors(errors)
+
+
+class ErrorCollector:
+    """Run several checks and report all their failures together.
+
+    >>> errors = ErrorCollector()
+    >>> number = errors.check(normalize_number, "56987654321")
+    >>> errors.raise_if_any()
+    """
+
+    def __init__(self) -> None:
+        self.errors: list[FieldError] = []
+
+    def check(self, func: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T | None:
+        """Return ``func(...)``, or None after recording its InvalidInput."""
+        try:
+            return func(*args, **kwargs)
+        except InvalidInput as exc:
+            self.errors.extend(exc.errors)
+            return None
+
+    def add(self, field: str, reason: str) -> None:
+        self.errors.append(FieldError(field, reason))
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise InvalidInput.from_errors(self.errors)
+
+
+# --- phone numbers -------------------------------------------------------
+
+_NUMBER_CHARS = re.compile(r"^\+?[0-9 ()./-]+$")
+_POSSIBLE_REASONS = {
+    phonenumbers.ValidationResult.TOO_SHORT: "is too short",
+    phonenumbers.ValidationResult.TOO_LONG: "is too long",
+    phonenumbers.ValidationResult.INVALID_LENGTH: "has an invalid length",
+    phonenumbers.ValidationResult.INVALID_COUNTRY_CODE: "has an unknown country code",
+    phonenumbers.ValidationResult.IS_POSSIBLE_LOCAL_ONLY: "lacks an area code",
+}
+_PARSE_REASONS = {
+    phonenumbers.NumberParseException.INVALID_COUNTRY_CODE: "has an unknown country code",
+    phonenumbers.NumberParseException.NOT_A_NUMBER: "is not a phone number",
+    phonenumbers.NumberParseException.TOO_SHORT_AFTER_IDD: "is too short",
+    phonenumbers.NumberParseException.TOO_SHORT_NSN: "is too short",
+    phonenumbers.NumberParseException.TOO_LONG: "is too long",
+}
+
+
+def _parse_number(text: str, region: str | None) -> phonenumbers.PhoneNumber | str:
+    """The parsed valid number, or the reason it is not one."""
+    try:
+        parsed = phonenumbers.parse(text, region)
+    except phonenumbers.NumberParseException as exc:
+        return _PARSE_REASONS.get(exc.error_type, "is not a phone number")
+    possible = phonenumbers.is_possible_number_with_reason(parsed)
+    if possible != phonenumbers.ValidationResult.IS_POSSIBLE:
+        return _POSSIBLE_REASONS.get(possible, "is not a possible number")
+    if not phonenumbers.is_valid_number(parsed):
+        where = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+        return f"is not a valid number for region {where}"
+    return parsed
+
+
+def normalize_number(
+    value: str | int, *, field: str = "dst_number", default_region: str = "CL"
+) -> str:
+    """Return the number as digits-only E.164 without '+' (``"56987654321"``).
+
+    Accepts ``+56 9 8765 4321``, ``0056…``, ``56987654321``, a national
+    number of ``default_region`` and ints. Digits without '+' are read as a
+    national number of ``default_region`` first (phonenumbers also strips a
+    leading country code of that region), then as international: Connectus
+    itself writes numbers as E.164 digits without '+', so ``525512345678``
+    is a Mexican number.
+    """
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise InvalidInput(field, "must be a string or an integer")
+    text = str(value).strip()
+    if not text:
+        raise InvalidInput(field, "is empty")
+    if not _NUMBER_CHARS.match(text):
+        raise InvalidInput(field, "is not a phone number (only digits, spaces, + ( ) . - allowed)")
+    compact = re.sub(r"[ ()./-]", "", text)
+    if compact.startswith("00"):
+        compact = "+" + compact[2:]  # the ITU international call prefix
+    if compact.startswith("+"):
+        result = _parse_number(compact, None)
+    else:
+        result = _parse_number(compact, default_region)
+        if isinstance(result, str):
+            as_international = _parse_number("+" + compact, None)
+            if not isinstance(as_international, str):
+                result = as_international
+    if isinstance(result, str):
+        raise InvalidInput(field, result)
+    return phonenumbers.format_number(result, phonenumbers.PhoneNumberFormat.E164)[1:]
+
+
+def country_id_for(number: str) -> int | None:
+    """The Connectus country id of an E.164 number (with or without '+').
+
+    None when the number's region is not a Connectus country, or when the
+    number belongs to no single region (e.g. an unassigned +1 area code).
+    """
+    digits = number.strip().removeprefix("+")
+    if not digits.isdigit():
+        raise InvalidInput("number", "is not an E.164 number of digits")
+    try:
+        parsed = phonenumbers.parse("+" + digits, None)
+    except phonenumbers.NumberParseException:
+        return None
+    region = phonenumbers.region_code_for_number(parsed)
+    return CONNECTUS_COUNTRY_IDS.get(region) if region else None
+
+
+# --- e-mail and content --------------------------------------------------
+
+
+def normalize_email(value: object, *, field: str = "dst_email") -> str:
+    """The normalised address (domain lower-cased, IDNA handled); no DNS lookup."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    if not value.strip():
+        raise InvalidInput(field, "is empty")
+    try:
+        result = email_validator.validate_email(value.strip(), check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise InvalidInput(field, f"is not a valid e-mail address: {exc}") from exc
+    return result.normalized
+
+
+def check_content(value: object, *, field: str, max_chars: int = SMS_MAX_CHARS) -> str:
+    """Return the content unchanged if it is non-blank text of at most ``max_chars``."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    if not value.strip():
+        raise InvalidInput(field, "is empty")
+    if len(value) > max_chars:
+        raise InvalidInput(
+            field, f"is too long: {len(value)} characters, at most {max_chars} allowed"
+        )
+    return value
+
+
+def sms_segments(content: str) -> int:
+    """How many SMS Connectus charges for ``content``: ceil(characters / 160), at least 1.
+
+    This is Connectus's billing rule (160 UTF-8 *characters* per SMS, counted
+    as code points), not the GSM-7/UCS-2 segmentation of the radio link: an
+    accented or emoji text still counts 160 characters per SMS.
+    """
+    return max(1, math.ceil(len(content) / SMS_SEGMENT_CHARS))
+
+
+# --- scheduling ----------------------------------------------------------
+
+# Date and time are required; seconds, fraction and offset are optional.
+_DATETIME_SHAPE = re.compile(
+    r"^\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}(:?\d{2})?)?$"
+)
+
+
+def _zone(tz: str) -> zoneinfo.ZoneInfo:
+    try:
+        return zoneinfo.ZoneInfo(tz)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
+        raise InvalidInput("tz", f"unknown IANA time zone {tz!r}") from exc
+
+
+def localize(naive: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
+    """Attach ``zone`` to a wall-clock time, resolving DST explicitly.
+
+    - Fold (the hour that occurs twice when clocks go back): the *earlier*
+      instant, so a message is never an hour late.
+    - Gap (the hour skipped when clocks go forward): the time is moved
+      forward by the length of the gap (00:30 in a 00:00→01:00 gap becomes
+      01:30), i.e. read with the offset in force before the change; it is
+      never sent earlier than the wall time asked for.
+
+    Both are what PEP 495's ``fold=0`` yields; the checks below only make
+    the choice visible and tested.
+    """
+    earlier = naive.replace(tzinfo=zone, fold=0)
+    later = naive.replace(tzinfo=zone, fold=1)
+    if earlier.utcoffset() == later.utcoffset():
+        return earlier  # the common case: unambiguous
+    round_trip = earlier.astimezone(UTC).astimezone(zone).replace(tzinfo=None)
+    if round_trip != naive:
+        return earlier.astimezone(UTC).astimezone(zone)  # gap: shifted forward
+    return earlier  # fold: first occurrence
+
+
+def parse_deliver_at(
+    value: datetime | str | None,
+    *,
+    tz: str = "America/Santiago",
+    now: datetime | None = None,
+    field: str = "deliver_at",
+) -> datetime | None:
+    """When to deliver, as an aware UTC datetime; None means "now".
+
+    Accepts a datetime or a string in the Connectus format
+    ``YYYY-MM-DD HH:MM:SS`` or ISO 8601 (``T`` separator, ``Z`` or an
+    offset). Values without an offset are wall-clock times in ``tz`` (see
+    :func:`localize` for DST). Rejects times more than
+    ``DELIVER_AT_PAST_GRACE_S`` before ``now`` and more than
+    ``DELIVER_AT_HORIZON_S`` after it (``now`` defaults to the clock).
+    """
+    if value is None:
+        return None
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise InvalidInput(field, "is empty (omit it to deliver now)")
+        if not _DATETIME_SHAPE.match(text):
+            raise InvalidInput(
+                field, "is not a date and time (expected YYYY-MM-DD HH:MM:SS or ISO 8601)"
+            )
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidInput(field, f"is not a valid date and time: {exc}") from exc
+    elif isinstance(value, datetime):
+        parsed = value
+    elif isinstance(value, date):
+        raise InvalidInput(field, "is a date without a time of day")
+    else:
+        raise InvalidInput(field, "must be a datetime or a string")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        parsed = localize(parsed, _zone(tz))
+    result = parsed.astimezone(UTC)
+    reference = (now or datetime.now(UTC)).astimezone(UTC)
+    if result < reference - timedelta(seconds=DELIVER_AT_PAST_GRACE_S):
+        raise InvalidInput(field, f"is in the past ({result.isoformat()})")
+    if result > reference + timedelta(seconds=DELIVER_AT_HORIZON_S):
+        raise InvalidInput(field, f"is more than {DELIVER_AT_HORIZON_S // 86_400} days ahead")
+    return result
+
+
+def format_connectus_datetime(dt: datetime, tz: str = "America/Santiago") -> str:
+    """``YYYY-MM-DD HH:MM:SS`` in the account time zone, as Connectus expects.
+
+    During a fold the text is ambiguous; Connectus cannot be told which
+    occurrence is meant, so it is up to the platform (sub-second part dropped).
+    """
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError("format_connectus_datetime needs a timezone-aware datetime")
+    return dt.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# --- idempotency ---------------------------------------------------------
+
+
+def validate_idempotency_key(value: object, *, field: str = "idempotency_key") -> str:
+    """1-200 printable ASCII characters without whitespace (0x21-0x7E)."""
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    if not value:
+        raise InvalidInput(field, "is empty")
+    if len(value) > IDEMPOTENCY_KEY_MAX_CHARS:
+        raise InvalidInput(
+            field,
+            f"is too long: {len(value)} characters, at most {IDEMPOTENCY_KEY_MAX_CHARS} allowed",
+        )
+    for position, char in enumerate(value):
+        if not "\x21" <= char <= "\x7e":
+            raise InvalidInput(
+                field,
+                f"has {char!r} at position {position}: only printable ASCII without "
+                "whitespace is allowed",
+            )
+    return value
