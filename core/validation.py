@@ -39,20 +39,9 @@ DELIVER_AT_HORIZON_S = 366 * 86_400
 
 #: Connectus country ids (from the Postman collection) by ISO 3166 region.
 CONNECTUS_COUNTRY_IDS: dict[str, int] = {
-    "CL": 1,
-    "MX": 2,
-    "PE": 3,
-    "EC": 4,
-    "US": 5,
-    "CO": 6,
-    "AR": 7,
-    "BR": 8,
-    "CR": 10,
-    "UY": 12,
-    "PY": 13,
-    "BO": 14,
-    "GT": 15,
-}
+    "CL": 1, "MX": 2, "PE": 3, "EC": 4, "US": 5, "CO": 6, "AR": 7, "BR": 8, "CR": 10,
+    "UY": 12, "PY": 13, "BO": 14, "GT": 15,
+}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
