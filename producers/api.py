@@ -1,0 +1,250 @@
+"""The producer API: validate, then create the job record and enqueue in one step.
+
+Producers talk to Redis only; they never import the worker or call
+Connectus. A send is one Lua round trip (:meth:`core.jobs.JobStore.enqueue`):
+the idempotency check, the job record and the Dramatiq message are written
+atomically, so a crash can't leave a record without its message or a
+message without its record.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+import redis
+
+from config import Settings
+from core.hashing import content_hash
+from core.jobs import JobStore, epoch_ms, new_message
+from core.keys import Keys
+from core.logging import mask_email, mask_phone
+from core.models import JobRecord, Kind
+from core.redis import connect
+from core.requests import RequestBuilder, SendRequest
+from core.routing import Priority, queue_for
+
+
+class JobNotFound(LookupError):
+    """No record for this job id (never created, or its TTL ran out)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(f"job_id: no job {job_id!r} (unknown, or its record expired)")
+
+
+class Producer:
+    """Enqueues send jobs. Thread-safe; build one per process and reuse it."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        redis_client: redis.Redis | None = None,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        self.settings = settings
+        self.redis = redis_client or connect(settings)
+        self.store = JobStore(
+            self.redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s, clock=clock
+        )
+        self.builder = RequestBuilder(settings)
+        self.clock = clock
+
+    # -- one function per send type -------------------------------------------------
+
+    def send_sms(
+        self,
+        dst_number: str | int,
+        sms_content: str,
+        *,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        src_number: str | int | None = None,
+        id_client: str | None = None,
+        id_delivery: str | None = None,
+        priority: Priority = "transactional",
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue an SMS (v3 ``send_individual``); returns the job id."""
+        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number,
+                  "id_client": id_client, "id_delivery": id_delivery}  # fmt: skip
+        return self._submit(Kind.SMS, fields, idempotency_key, deliver_at, priority, correlation_id)
+
+    def send_otp(
+        self,
+        dst_number: str | int,
+        sms_content: str,
+        *,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        src_number: str | int | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue an OTP SMS on the OTP queue; Connectus stores it hashed."""
+        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number}
+        return self._submit(
+            Kind.OTP, fields, idempotency_key, deliver_at, "transactional", correlation_id
+        )
+
+    def send_email(
+        self,
+        dst_email: str,
+        subject: str,
+        email_content: str,
+        *,
+        src_email: str | None = None,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        id_client: str | None = None,
+        id_delivery: str | None = None,
+        priority: Priority = "transactional",
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue an e-mail (``email_content`` is HTML)."""
+        fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
+                  "src_email": src_email, "id_client": id_client,
+                  "id_delivery": id_delivery}  # fmt: skip
+        return self._submit(
+            Kind.EMAIL, fields, idempotency_key, deliver_at, priority, correlation_id
+        )
+
+    def send_otp_email(
+        self,
+        dst_email: str,
+        subject: str,
+        email_content: str,
+        *,
+        src_email: str | None = None,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue an OTP e-mail on the OTP queue."""
+        fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
+                  "src_email": src_email}  # fmt: skip
+        return self._submit(
+            Kind.OTP_EMAIL, fields, idempotency_key, deliver_at, "transactional", correlation_id
+        )
+
+    def send_whatsapp(
+        self,
+        dst_number: str | int,
+        whatsapp_content: str,
+        *,
+        src_number: str | int | None = None,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        id_client: str | None = None,
+        id_delivery: str | None = None,
+        priority: Priority = "transactional",
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin."""
+        fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content,
+                  "src_number": src_number, "id_client": id_client,
+                  "id_delivery": id_delivery}  # fmt: skip
+        return self._submit(
+            Kind.WHATSAPP, fields, idempotency_key, deliver_at, priority, correlation_id
+        )
+
+    def send_whatsapp_qr(
+        self,
+        number: str | int,
+        message: str,
+        *,
+        idempotency_key: str | None = None,
+        deliver_at: datetime | str | None = None,
+        priority: Priority = "transactional",
+        correlation_id: str | None = None,
+    ) -> str:
+        """Queue a message through the WhatsApp QR API (``POST /send``)."""
+        fields = {"number": number, "message": message}
+        return self._submit(
+            Kind.WHATSAPP_QR, fields, idempotency_key, deliver_at, priority, correlation_id
+        )
+
+    # -- lookups ------------------------------------------------------------------
+
+    def get_status(self, job_id: str) -> JobRecord:
+        """The job's record; raises :class:`JobNotFound`."""
+        record = self.store.get(job_id)
+        if record is None:
+            raise JobNotFound(job_id)
+        return record
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``."""
+        return self.store.cancel(job_id)
+
+    # -- the one path every send takes ------------------------------------------------
+
+    def _submit(
+        self,
+        kind: Kind,
+        fields: dict[str, Any],
+        idempotency_key: str | None,
+        deliver_at: datetime | str | None,
+        priority: Priority,
+        correlation_id: str | None,
+    ) -> str:
+        request = self.builder.build(
+            kind,
+            fields,
+            idempotency_key=idempotency_key,
+            deliver_at=deliver_at,
+            priority=priority,
+            correlation_id=correlation_id,
+        )
+        return self.submit(request)
+
+    def submit(self, request: SendRequest) -> str:
+        """Enqueue a validated request; returns its job id (the first one's, for a repeated key)."""
+        job_id = uuid.uuid4().hex
+        key = request.idempotency_key or f"job:{job_id}"
+        queue = queue_for(request.kind, self.settings, request.priority)
+        now = self.clock()
+        job = {
+            "job_id": job_id,
+            "kind": request.kind.value,
+            "key": key,
+            "queue": queue,
+            "payload": request.payload,
+            "created_ms": now,
+        }
+        if request.correlation_id:
+            job["correlation_id"] = request.correlation_id
+        record: dict[str, str | int] = {
+            "job_id": job_id,
+            "kind": request.kind.value,
+            "queue": queue,
+            "idempotency_key": key,
+            "dst": mask_email(request.dst) if "@" in request.dst else mask_phone(request.dst),
+            "attempts": 0,
+            "fence": 0,
+            "created_at": now,
+            "updated_at": now,
+        }
+        if request.segments is not None:
+            record["segments"] = request.segments
+        if request.kind.is_otp:
+            # The record keeps only a hash of an OTP; the plain text lives in
+            # the queued message until it is sent.
+            record["content_sha256"] = content_hash(request.payload[request.kind.content_field])
+        if request.correlation_id:
+            record["correlation_id"] = request.correlation_id
+        due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
+        if due_ms is not None:
+            record["deliver_at"] = due_ms
+        message = new_message(queue, request.kind.actor_name, job)
+        result = self.store.enqueue(
+            job_id=job_id,
+            idempotency_key=key,
+            fingerprint=request.fingerprint(),
+            message=message,
+            record=record,
+            due_ms=due_ms,
+        )
+        return result.job_id
