@@ -1,0 +1,1 @@
+"""The ``connectus`` command line."""

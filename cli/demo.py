@@ -1,0 +1,132 @@
+"""``connectus demo``: the whole system on this machine, with faults switched on.
+
+Starts (or reuses) Redis, the sandbox with latency, 5xx, 429, throttling and
+dropped answers, and supervised workers; queues a mix of SMS, OTP, e-mail
+and WhatsApp messages with a progress bar; waits for every job to settle;
+prints what happened, checked against the sandbox's charge ledger.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections import Counter
+from typing import Any
+
+from rich.console import Console
+from rich.progress import Progress
+from rich.table import Table
+
+from cli.stack import LocalStack
+from core.models import State
+from producers.api import Producer
+
+SETTLED = {State.SENT.value, State.FAILED.value, State.UNKNOWN.value, State.CANCELLED.value}
+FAULTS = {
+    "latency_ms": 20,
+    "error_rate": 0.04,
+    "rate_429": 0.03,
+    "throttle_rate": 0.03,
+    "drop_rate": 0.01,
+}
+FAST_RETRIES = {
+    "RETRY_INITIAL_BACKOFF_MS": "50",
+    "RETRY_MAX_BACKOFF_MS": "400",
+    "DURABLE_MIN_BACKOFF_MS": "500",
+    "DURABLE_MAX_BACKOFF_MS": "3000",
+    "LOG_LEVEL": "WARNING",
+}
+
+
+def _enqueue_one(producer: Producer, i: int, rng: random.Random) -> str:
+    number = f"5699{rng.randrange(10**7):07d}"
+    roll = rng.random()
+    if roll < 0.55:
+        # 2% name a subclient that does not exist: a permanent failure (404).
+        client = "no-such-client" if rng.random() < 0.04 else None
+        return producer.send_sms(
+            number, f"Demo SMS #{i}", id_client=client, idempotency_key=f"demo-{i}"
+        )
+    if roll < 0.65:
+        return producer.send_otp(number, f"Tu codigo es {rng.randrange(10**6):06d} (#{i})")
+    if roll < 0.82:
+        return producer.send_email(
+            f"cliente{i}@example.com",
+            f"Demo #{i}",
+            f"<p>Hola #{i}</p>",
+            src_email="contacto@empresa.cl",
+        )
+    if roll < 0.95:
+        return producer.send_whatsapp(number, f"Demo WhatsApp #{i}", src_number="56999944837")
+    return producer.send_whatsapp_qr(number, f"Demo QR #{i}")
+
+
+def run_demo(*, messages: int, processes: int, threads: int, timeout_s: float) -> int:
+    console = Console()
+    rng = random.Random(7)
+    with LocalStack(
+        sandbox_flags=FAULTS, processes=processes, threads=threads, env=FAST_RETRIES
+    ) as stack:
+        console.print(
+            f"sandbox {stack.sandbox_url} with faults {FAULTS}; Redis {stack.env['REDIS_URL']}"
+        )
+        producer = Producer(stack.settings)
+        job_ids: list[str] = []
+        with Progress(console=console, transient=False) as progress:
+            queued = progress.add_task("queueing", total=messages)
+            for i in range(messages):
+                job_ids.append(_enqueue_one(producer, i, rng))
+                progress.advance(queued)
+            settled_task = progress.add_task("delivering", total=messages)
+            deadline = time.monotonic() + timeout_s
+            states: list[str] = []
+            while time.monotonic() < deadline:
+                states = _states(producer, job_ids)
+                done = sum(state in SETTLED for state in states)
+                progress.update(settled_task, completed=done)
+                if done == len(job_ids):
+                    break
+                time.sleep(0.25)
+        records = [producer.get_status(job_id) for job_id in job_ids]
+        with stack.sandbox_client() as sandbox:
+            ledger = sandbox.get("/_sandbox/ledger").json()
+        stack.stop_worker_supervisor()
+    return _report(console, records, ledger)
+
+
+def _states(producer: Producer, job_ids: list[str]) -> list[str]:
+    pipe = producer.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(producer.store.keys.job(job_id), "state")
+    return [value.decode() if value else "missing" for value in pipe.execute()]
+
+
+def _report(console: Console, records: list[Any], ledger: dict[str, Any]) -> int:
+    states = Counter(record.state.value for record in records)
+    retried = sum(record.attempts > 1 for record in records)
+    reasons = Counter(
+        record.error_class for record in records if record.state.value in ("failed", "unknown")
+    )
+    # Every demo message has unique content, so two charges of one
+    # (destination, content) pair would be a double send.
+    charges = Counter((c["dst"], c["content_sha256"]) for c in ledger.get("charges", []))
+    duplicates = sum(count > 1 for count in charges.values())
+    table = Table(title="demo summary")
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for state in ("sent", "failed", "unknown", "retrying", "queued", "sending"):
+        table.add_row(state, str(states.get(state, 0)))
+    table.add_row("retried (attempts > 1)", str(retried))
+    for reason, count in reasons.most_common():
+        table.add_row(f"  reason: {reason}", str(count))
+    table.add_row("charges in the sandbox ledger", str(sum(charges.values())))
+    table.add_row("messages charged twice", str(duplicates))
+    console.print(table)
+    unsettled = len(records) - sum(states.get(s, 0) for s in SETTLED)
+    if unsettled or duplicates:
+        console.print(
+            f"[red]FAILED[/red]: {unsettled} unsettled job(s), {duplicates} duplicate charge(s)"
+        )
+        return 1
+    console.print("[green]OK[/green]: every job settled; nothing charged twice")
+    return 0

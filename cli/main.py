@@ -1,0 +1,118 @@
+"""``connectus``: the command line (typer + rich).
+
+Settings are read once, in the top-level callback, and passed down through
+the typer context. Exit codes: 0 ok, 1 operation failed, 2 bad input
+(usage or validation), 78 bad configuration (``EX_CONFIG``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import typer
+
+from cli import dlq, send, worker_cmd
+from cli.common import EXIT_CONFIG, fail, load_or_exit, output
+from config import ConfigError
+
+app = typer.Typer(
+    name="connectus",
+    help="Deliver SMS, OTP, e-mail and WhatsApp through Connectus, reliably.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+app.add_typer(send.app, name="send")
+app.add_typer(dlq.app, name="dlq")
+app.command("worker")(worker_cmd.worker)
+
+
+@app.callback()
+def _root(ctx: typer.Context) -> None:
+    """Deliver SMS, OTP, e-mail and WhatsApp through Connectus, reliably."""
+    ctx.obj = load_or_exit
+
+
+@app.command()
+def status(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The id returned when the job was queued."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Show a job's record: state, provider id, attempts, last error."""
+    from producers.api import JobNotFound, Producer
+
+    producer = Producer(ctx.obj())
+    try:
+        record = producer.get_status(job_id)
+    except JobNotFound as exc:
+        fail(str(exc), json_output, code=1)
+    output(record.model_dump(mode="json"), json_output, title=f"job {job_id}")
+
+
+@app.command()
+def cancel(
+    ctx: typer.Context,
+    job_id: str = typer.Argument(..., help="The job to cancel."),
+    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+) -> None:
+    """Cancel a job that is queued, scheduled or waiting to retry."""
+    from producers.api import Producer
+
+    result = Producer(ctx.obj()).cancel(job_id)
+    output({"job_id": job_id, "result": result}, json_output, title="cancel")
+    if result != "cancelled":
+        raise typer.Exit(1)
+
+
+@app.command()
+def sandbox(
+    port: int = typer.Option(8081, help="TCP port to listen on."),
+    host: str = typer.Option("127.0.0.1", help="Address to bind."),
+    latency_ms: float = typer.Option(0.0, help="Latency added to every send (ms)."),
+    error_rate: float = typer.Option(0.0, help="Share of sends answered with a 5xx."),
+    rate_429: float = typer.Option(0.0, "--rate-429", help="Share of sends answered 429."),
+    throttle_rate: float = typer.Option(0.0, help="Share of sends answered ESME_RTHROTTLED."),
+    drop_rate: float = typer.Option(0.0, help="Share of accepted sends whose answer is dropped."),
+    seed: int = typer.Option(0, help="Seed of the fault draws."),
+) -> None:
+    """Serve a local Connectus (v3, v1 and the WhatsApp QR API) for tests and demos."""
+    from cli.sandbox_cmd import sandbox_command
+
+    sandbox_command(
+        port=port,
+        host=host,
+        latency_ms=latency_ms,
+        error_rate=error_rate,
+        rate_429=rate_429,
+        throttle_rate=throttle_rate,
+        drop_rate=drop_rate,
+        seed=seed,
+    )
+
+
+@app.command()
+def demo(
+    messages: int = typer.Option(300, min=1, max=100_000, help="How many messages to send."),
+    processes: int = typer.Option(2, min=1, max=16, help="Worker processes."),
+    threads: int = typer.Option(16, min=1, max=256, help="Threads per worker process."),
+    timeout_s: float = typer.Option(180.0, help="Give up after this many seconds."),
+) -> None:
+    """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
+    from cli.demo import run_demo
+
+    raise typer.Exit(
+        run_demo(messages=messages, processes=processes, threads=threads, timeout_s=timeout_s)
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except ConfigError as exc:
+        print(f"connectus: configuration error: {exc}", file=sys.stderr)
+        sys.exit(EXIT_CONFIG)
+
+
+if __name__ == "__main__":
+    main()

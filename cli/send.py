@@ -1,0 +1,139 @@
+"""``connectus send sms|otp|email|otp-email|whatsapp|whatsapp-qr``: queue one message."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from cli.common import EXIT_INVALID, fail, output
+from core.jobs import IdempotencyConflict
+from core.validation import InvalidInput
+
+app = typer.Typer(help="Queue one message; prints its job id.", no_args_is_help=True)
+
+KEY = typer.Option(None, "--key", help="Idempotency key: the same key twice creates one job.")
+AT = typer.Option(
+    None, "--at", help="Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = DEFAULT_TIMEZONE)."
+)
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+BULK = typer.Option(False, "--bulk", help="Use the bulk queue instead of the transactional one.")
+CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client).")
+DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
+
+
+def _enqueue(ctx: typer.Context, as_json: bool, call: Callable[[Any], str]) -> None:
+    from producers.api import Producer
+
+    producer = Producer(ctx.obj())
+    try:
+        job_id = call(producer)
+    except InvalidInput as exc:
+        fail(
+            str(exc), as_json, code=EXIT_INVALID, errors=[e.as_problem_param() for e in exc.errors]
+        )
+    except IdempotencyConflict as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID, job_id=exc.job_id)
+    output({"job_id": job_id}, as_json, title="queued")
+
+
+@app.command()
+def sms(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination number, international format."),
+    text: str = typer.Option(..., "--text", help="Message content (160 characters per SMS)."),
+    src: str | None = typer.Option(None, "--src", help="Source number or short code."),
+    client: str | None = CLIENT,
+    delivery: str | None = DELIVERY,
+    key: str | None = KEY,
+    at: str | None = AT,
+    bulk: bool = BULK,
+    json_output: bool = JSON,
+) -> None:
+    """Queue an SMS."""
+    _enqueue(ctx, json_output, lambda p: p.send_sms(
+        to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
+        deliver_at=at, priority="bulk" if bulk else "transactional"))  # fmt: skip
+
+
+@app.command()
+def otp(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination number, international format."),
+    text: str = typer.Option(..., "--text", help="The OTP message; stored only as a hash."),
+    key: str | None = KEY,
+    json_output: bool = JSON,
+) -> None:
+    """Queue an OTP SMS on the OTP queue."""
+    _enqueue(ctx, json_output, lambda p: p.send_otp(to, text, idempotency_key=key))
+
+
+@app.command()
+def email(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination address."),
+    subject: str = typer.Option(..., "--subject", help="Subject line."),
+    html: str = typer.Option(..., "--html", help="HTML content."),
+    src: str | None = typer.Option(None, "--from", help="Validated origin address."),
+    client: str | None = CLIENT,
+    delivery: str | None = DELIVERY,
+    key: str | None = KEY,
+    at: str | None = AT,
+    bulk: bool = BULK,
+    json_output: bool = JSON,
+) -> None:
+    """Queue an e-mail."""
+    _enqueue(ctx, json_output, lambda p: p.send_email(
+        to, subject, html, src_email=src, id_client=client, id_delivery=delivery,
+        idempotency_key=key, deliver_at=at,
+        priority="bulk" if bulk else "transactional"))  # fmt: skip
+
+
+@app.command("otp-email")
+def otp_email(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination address."),
+    subject: str = typer.Option(..., "--subject", help="Subject line."),
+    html: str = typer.Option(..., "--html", help="HTML content with the code."),
+    src: str | None = typer.Option(None, "--from", help="Validated origin address."),
+    key: str | None = KEY,
+    json_output: bool = JSON,
+) -> None:
+    """Queue an OTP e-mail on the OTP queue."""
+    _enqueue(ctx, json_output, lambda p: p.send_otp_email(
+        to, subject, html, src_email=src, idempotency_key=key))  # fmt: skip
+
+
+@app.command()
+def whatsapp(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination number."),
+    text: str = typer.Option(..., "--text", help="Message content."),
+    src: str = typer.Option(..., "--src", help="The account's WhatsApp origin number."),
+    client: str | None = CLIENT,
+    delivery: str | None = DELIVERY,
+    key: str | None = KEY,
+    at: str | None = AT,
+    bulk: bool = BULK,
+    json_output: bool = JSON,
+) -> None:
+    """Queue a WhatsApp message (v3 API)."""
+    _enqueue(ctx, json_output, lambda p: p.send_whatsapp(
+        to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
+        deliver_at=at, priority="bulk" if bulk else "transactional"))  # fmt: skip
+
+
+@app.command("whatsapp-qr")
+def whatsapp_qr(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="Destination number."),
+    text: str = typer.Option(..., "--text", help="Message content."),
+    key: str | None = KEY,
+    at: str | None = AT,
+    json_output: bool = JSON,
+) -> None:
+    """Queue a message through the WhatsApp QR API."""
+    _enqueue(
+        ctx, json_output, lambda p: p.send_whatsapp_qr(to, text, idempotency_key=key, deliver_at=at)
+    )
