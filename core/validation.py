@@ -129,7 +129,8 @@ class ErrorCollector:
 
 # --- phone numbers -------------------------------------------------------
 
-_NUMBER_CHARS = re.compile(r"^\+?[0-9 ()./-]+$")
+_SEPARATORS = re.compile(r"[ ()./-]")
+_NUMBER_CHARS = re.compile(r"^\+?[0-9]+$")  # after removing separators
 _POSSIBLE_REASONS = {
     phonenumbers.ValidationResult.TOO_SHORT: "is too short",
     phonenumbers.ValidationResult.TOO_LONG: "is too long",
@@ -175,12 +176,14 @@ def normalize_number(
     """
     if isinstance(value, bool) or not isinstance(value, str | int):
         raise InvalidInput(field, "must be a string or an integer")
+    if isinstance(value, int) and value < 0:
+        raise InvalidInput(field, "is negative, not a phone number")
     text = str(value).strip()
     if not text:
         raise InvalidInput(field, "is empty")
-    if not _NUMBER_CHARS.match(text):
+    compact = _SEPARATORS.sub("", text)
+    if not _NUMBER_CHARS.match(compact):
         raise InvalidInput(field, "is not a phone number (only digits, spaces, + ( ) . - allowed)")
-    compact = re.sub(r"[ ()./-]", "", text)
     if compact.startswith("00"):
         compact = "+" + compact[2:]  # the ITU international call prefix
     if compact.startswith("+"):
