@@ -1,0 +1,63 @@
+# The targets the README, CI and people use. Every target creates the
+# virtualenv first if it is missing or older than pyproject.toml.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
+
+.DEFAULT_GOAL := help
+.PHONY: help install test test-unit test-integration test-acceptance lint format demo \
+        sandbox worker postman validate-deploy clean
+
+help:  ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## Create the virtualenv and install the project with its dev tools
+
+test: $(STAMP)  ## Run the whole suite (unit, integration, acceptance); starts Redis if none answers
+	$(PYTEST) tests -m "not chaos_full"
+
+test-unit: $(STAMP)  ## Unit tests only (no network)
+	$(PYTEST) tests/unit
+
+test-integration: $(STAMP)  ## Integration tests (real Redis, sandbox over HTTP, worker processes)
+	$(PYTEST) tests/integration
+
+test-acceptance: $(STAMP)  ## The CLI as a subprocess
+	$(PYTEST) tests/acceptance
+
+lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on worker/, producers/, config/, core/)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)  ## Apply ruff's fixes and formatting
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+demo: $(STAMP)  ## Run Redis (embedded if REDIS_URL is unset and none answers), the sandbox with faults, workers; send a few hundred messages
+	$(BIN)/connectus demo
+
+sandbox: $(STAMP)  ## Serve the Connectus sandbox on 127.0.0.1:8081
+	$(BIN)/connectus sandbox --port 8081
+
+worker: $(STAMP)  ## Run supervised workers with the settings in the environment
+	$(BIN)/connectus worker
+
+postman: $(STAMP)  ## Run the Connectus Postman collection against the sandbox
+	$(PYTEST) tests/integration/test_postman_collection.py -v
+
+validate-deploy: $(STAMP)  ## Validate docker-compose.yml, the Dockerfile and deploy/k8s offline
+	$(PYTEST) tests/unit/test_deploy_files.py -v
+
+clean:  ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
