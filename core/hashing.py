@@ -35,10 +35,22 @@ def _canonical(value: Any) -> Any:
     if isinstance(value, UUID):
         return str(value)
     if isinstance(value, Enum):
-        return _canonical(value.value)
+        return value.value  # json.dumps calls _canonical again if still needed
     if isinstance(value, Set):
-        return sorted(_canonical(item) for item in value)
+        # Ordered by each element's own canonical JSON: works for mixed types.
+        return sorted(value, key=_canonical_json)
     raise TypeError(f"fingerprint: {type(value).__name__} is not JSON-serialisable")
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_canonical,
+    )
 
 
 def fingerprint(payload: Mapping[str, Any]) -> str:
@@ -48,12 +60,4 @@ def fingerprint(payload: Mapping[str, Any]) -> str:
     NaN and infinities rejected; dict order and aware-datetime zones do not
     change the result. Raises TypeError for values JSON cannot carry.
     """
-    text = json.dumps(
-        payload,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_canonical,
-    )
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+    return hashlib.sha256(_canonical_json(payload).encode("utf-8")).hexdigest()

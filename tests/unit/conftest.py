@@ -15,8 +15,12 @@ from typing import Any
 import pytest
 
 
-class NetworkAccessInUnitTest(RuntimeError):
-    """A unit test tried to open a network connection."""
+class NetworkAccessInUnitTest(ConnectionError):
+    """A unit test tried to open a network connection.
+
+    An OSError, so that code under test cleans up its socket as it would for a
+    refused connection; the recorded attempt still fails the test.
+    """
 
 
 @dataclass
