@@ -1,0 +1,208 @@
+"""The send pipeline: each error class leads to its one outcome (fakeredis, StubBroker)."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import dramatiq
+import fakeredis
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from config import load_settings
+from core.keys import Keys
+from core.models import Kind, State
+from producers.api import Producer
+from worker.actors import register_actors
+from worker.connectus import errors as e
+from worker.pipeline import RetryPolicy, SendPipeline
+
+from .test_jobstore import Clock
+
+
+class FakeSender:
+    def __init__(self, *outcomes: Exception | str) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[tuple[Kind, dict[str, Any]]] = []
+
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+        self.calls.append((kind, dict(payload)))
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def producer(clock: Clock) -> Producer:
+    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis(), clock=clock)
+
+
+def _pipeline(
+    producer: Producer, sender: FakeSender, clock: Clock, max_retries: int = 3
+) -> SendPipeline:
+    policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
+                         max_message_age_s=3600)  # fmt: skip
+    return SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+                        lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
+
+
+def _take_job(producer: Producer, queue: str = "transactional") -> dict[str, Any]:
+    keys: Keys = producer.store.keys
+    rid = producer.redis.lpop(keys.queue(queue))
+    data = producer.redis.hget(keys.queue_messages(queue), rid)
+    return dramatiq.Message.decode(data).kwargs["job"]
+
+
+def test_success_records_sent_with_provider_id(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    sender = FakeSender("prov-1")
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "sent"
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id, record.attempts) == (State.SENT, "prov-1", 1)
+    assert sender.calls == [(Kind.SMS, {"dst_number": "56987654321", "sms_content": "hola"})]
+
+
+def test_a_redelivered_message_of_a_sent_job_is_not_sent_again(
+    producer: Producer, clock: Clock
+) -> None:
+    producer.send_sms("56987654321", "hola")
+    job = _take_job(producer)
+    sender = FakeSender("prov-1")
+    pipeline = _pipeline(producer, sender, clock)
+    pipeline.handle(Kind.SMS, job)
+    assert pipeline.handle(Kind.SMS, job) == "skipped:done"
+    assert len(sender.calls) == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        e.ResponseTimeout("t", reason="read_timeout"),
+        e.ConnectionDropped("d", reason="dropped"),
+        e.AmbiguousServerError("s", reason="http_500", status_code=500),
+    ],  # fmt: skip
+)
+def test_ambiguous_outcome_is_unknown_and_not_resent(
+    producer: Producer, clock: Clock, error: Exception
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    job = _take_job(producer)
+    sender = FakeSender(error)
+    pipeline = _pipeline(producer, sender, clock)
+    assert pipeline.handle(Kind.SMS, job) == "unknown"
+    assert producer.get_status(job_id).state is State.UNKNOWN
+    assert pipeline.handle(Kind.SMS, job) == "skipped:unknown"
+    assert len(sender.calls) == 1
+
+
+def test_permanent_failure_is_dead_lettered_with_reason(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    error = e.InvalidNumber("ESME_RINVDSTADR: invalid destination", reason="ESME_RINVDSTADR")
+    assert (
+        _pipeline(producer, FakeSender(error), clock).handle(Kind.SMS, _take_job(producer))
+        == "failed"
+    )
+    record = producer.get_status(job_id)
+    assert (record.state, record.error_class) == (State.FAILED, "InvalidNumber")
+    assert "invalid destination" in (record.last_error or "")
+    assert producer.redis.zscore(producer.store.keys.dead_letters, job_id) is not None
+
+
+def test_transient_failure_is_retried_durably_then_dead_lettered(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
+    sender = FakeSender(busy, busy, "prov-9")
+    pipeline = _pipeline(producer, sender, clock, max_retries=5)
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    record = producer.get_status(job_id)
+    assert record.state is State.RETRYING and record.next_attempt_at is not None
+    clock.now_ms = int(record.next_attempt_at.timestamp() * 1000)
+    assert producer.store.promote_due() == 1
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    clock.now_ms += 10_000
+    producer.store.promote_due()
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert producer.get_status(job_id).attempts == 3
+
+
+def test_retries_are_bounded(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    busy = e.Throttled("throttled", reason="ESME_RTHROTTLED")
+    pipeline = _pipeline(producer, FakeSender(busy, busy), clock, max_retries=1)
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    clock.now_ms += 60_000
+    producer.store.promote_due()
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert "retries exhausted after 2 attempts" in (producer.get_status(job_id).last_error or "")
+
+
+def test_retry_after_is_honoured_for_the_durable_delay(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=120)
+    _pipeline(producer, FakeSender(limited), clock).handle(Kind.SMS, _take_job(producer))
+    record = producer.get_status(job_id)
+    assert record.next_attempt_at.timestamp() * 1000 - clock.now_ms >= 120_000
+
+
+def test_account_error_pauses_without_dead_lettering(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    error = e.AuthenticationFailed("401", reason="http_401", status_code=401)
+    _pipeline(producer, FakeSender(error), clock, max_retries=0).handle(
+        Kind.SMS, _take_job(producer)
+    )
+    assert producer.get_status(job_id).state is State.RETRYING
+    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
+
+
+def test_dead_lettered_otp_keeps_no_content(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_otp("56987654321", "Tu codigo es 424242")
+    error = e.Rejected("rejected", reason="ESME_RX_P_APPN")
+    _pipeline(producer, FakeSender(error), clock).handle(Kind.OTP, _take_job(producer, "otp"))
+    stored = producer.redis.hget(producer.store.keys.dead_letter_messages, job_id)
+    assert b"424242" not in stored
+    assert b"424242" not in b"".join(
+        v for v in producer.redis.hgetall(producer.store.keys.job(job_id)).values()
+    )
+
+
+def test_too_old_message_is_dead_lettered_not_sent(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    clock.now_ms += 3_601_000
+    sender = FakeSender("never")
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert producer.get_status(job_id).error_class == "Expired" and sender.calls == []
+
+
+def test_actors_on_a_stub_broker_route_each_kind_to_the_pipeline(
+    producer: Producer, clock: Clock
+) -> None:
+    broker = StubBroker()
+    broker.emit_after("process_boot")
+    sender = FakeSender("p1", "p2")
+    actors = register_actors(broker, _pipeline(producer, sender, clock), producer.settings)
+    assert {a.queue_name for a in actors.values()} == {"otp", "transactional"}
+    sms_id = producer.send_sms("56987654321", "hola")
+    otp_id = producer.send_otp("56987654321", "codigo 1")
+    actors[Kind.SMS].send(_take_job(producer))
+    actors[Kind.OTP].send(_take_job(producer, "otp"))
+    worker = dramatiq.Worker(broker, worker_timeout=100)
+    worker.start()
+    try:
+        broker.join("transactional")
+        broker.join("otp")
+        worker.join()
+    finally:
+        worker.stop()
+    assert {kind for kind, _ in sender.calls} == {Kind.SMS, Kind.OTP}
+    assert producer.get_status(sms_id).state is State.SENT
+    assert producer.get_status(otp_id).state is State.SENT
