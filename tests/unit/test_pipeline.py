@@ -82,14 +82,14 @@ def test_a_redelivered_message_of_a_sent_job_is_not_sent_again(
     assert len(sender.calls) == 1
 
 
-@pytest.mark.parametrize(
-    "error",
-    [
-        e.ResponseTimeout("t", reason="read_timeout"),
-        e.ConnectionDropped("d", reason="dropped"),
-        e.AmbiguousServerError("s", reason="http_500", status_code=500),
-    ],  # fmt: skip
-)
+AMBIGUOUS = [
+    e.ResponseTimeout("t", reason="read_timeout"),
+    e.ConnectionDropped("d", reason="dropped"),
+    e.AmbiguousServerError("s", reason="http_500", status_code=500),
+]
+
+
+@pytest.mark.parametrize("error", AMBIGUOUS)
 def test_ambiguous_outcome_is_unknown_and_not_resent(
     producer: Producer, clock: Clock, error: Exception
 ) -> None:
