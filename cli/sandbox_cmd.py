@@ -1,0 +1,70 @@
+"""``connectus sandbox``: run the local Connectus sandbox in the foreground.
+
+A plain function with typer-style annotations; the CLI registers it with
+``app.command("sandbox")(sandbox_command)``. Credentials come from
+``CONNECTUS_API_USER`` / ``CONNECTUS_API_KEY`` (defaults ``sandbox`` /
+``sandbox-key``), read once when the command runs.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated
+
+import typer
+
+from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+
+
+def sandbox_command(
+    port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8081,
+    host: Annotated[str, typer.Option(help="Interface to bind.")] = "127.0.0.1",
+    latency_ms: Annotated[float, typer.Option(help="Added latency on send calls (ms).")] = 0,
+    jitter_ms: Annotated[float, typer.Option(help="± uniform jitter on the latency (ms).")] = 0,
+    error_rate: Annotated[float, typer.Option(help="Rate of HTTP 500/502/503/504.")] = 0,
+    rate_429: Annotated[float, typer.Option(help="Rate of HTTP 429.")] = 0,
+    retry_after_s: Annotated[int, typer.Option(help="Retry-After of a 429 (s).")] = 1,
+    throttle_rate: Annotated[float, typer.Option(help="Rate of ESME_RTHROTTLED.")] = 0,
+    drop_rate: Annotated[
+        float, typer.Option(help="Rate of accepted-and-charged, then connection dropped.")
+    ] = 0,
+    ambiguous_charge_rate: Annotated[
+        float, typer.Option(help="Share of 500/504 faults that charged the message first.")
+    ] = 0.5,
+    faults_on_lookups: Annotated[
+        bool, typer.Option(help="Fault every documented call, not only sends.")
+    ] = False,
+    seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
+    step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
+    undeliverable_rate: Annotated[
+        float, typer.Option(help="Share of messages that end NO_ENTREGABLE.")
+    ] = 0,
+    status_hook_url: Annotated[str | None, typer.Option(help="SMS status webhook URL.")] = None,
+    incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
+) -> None:
+    """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
+    from sandbox.server import run  # uvicorn is imported only when the command runs
+
+    faults = FaultConfig(
+        latency_ms=latency_ms,
+        jitter_ms=jitter_ms,
+        error_rate=error_rate,
+        rate_429=rate_429,
+        retry_after_s=retry_after_s,
+        throttle_rate=throttle_rate,
+        drop_rate=drop_rate,
+        ambiguous_charge_rate=ambiguous_charge_rate,
+        applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
+        seed=seed,
+    )
+    config = config_from_env(
+        os.environ,
+        faults=faults,
+        seed=seed,
+        step_delay_s=step_delay_s,
+        undeliverable_rate=undeliverable_rate,
+        sms_status_hook_url=status_hook_url,
+        sms_incoming_hook_url=incoming_hook_url,
+    )
+    typer.echo(f"Connectus sandbox on http://{host}:{port} (user {config.api_user})")
+    run(host=host, port=port, config=config)

@@ -1,0 +1,151 @@
+"""Frozen configuration of the sandbox, built once by the entry point.
+
+Nothing here reads the environment at import time: :func:`config_from_env` is
+called by ``sandbox.server.run`` / ``python -m sandbox`` / the CLI, and the
+resulting :class:`SandboxConfig` is passed into ``sandbox.app.build_app``.
+
+Units are in the field names: ``_ms`` milliseconds, ``_s`` seconds; rates are
+probabilities in ``[0, 1]``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sandbox.charging import COUNTRY_NAMES
+
+DEFAULT_API_USER = "sandbox"
+DEFAULT_API_KEY = "sandbox-key"
+
+# Applies-to values for faults: only the send calls, or every documented call.
+FAULTS_SEND_ONLY = "send"
+FAULTS_ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class FaultConfig:
+    """Injected faults; each rate is drawn per send call from one seeded RNG.
+
+    - ``latency_ms`` / ``jitter_ms``: added delay (``asyncio.sleep``), uniform in
+      ``[latency_ms - jitter_ms, latency_ms + jitter_ms]`` clamped at 0.
+    - ``error_rate``: HTTP 5xx, an even mix of 500/502/503/504. 502/503 mean
+      "nothing was sent"; 500/504 are ambiguous: with probability
+      ``ambiguous_charge_rate`` the message *was* accepted and charged first.
+    - ``rate_429``: HTTP 429 with ``Retry-After: retry_after_s``.
+    - ``throttle_rate``: v3 SMS answer ``{"status": "ESME_RTHROTTLED"}`` (not charged).
+    - ``drop_rate``: accepted and charged, then the connection is closed
+      mid-response (the client sees a protocol error, never a status).
+    - ``applies_to``: ``"send"`` (default: lookups stay reliable) or ``"all"``.
+    - ``seed``: seed of the fault RNG.
+    """
+
+    latency_ms: float = 0.0
+    jitter_ms: float = 0.0
+    error_rate: float = 0.0
+    rate_429: float = 0.0
+    retry_after_s: int = 1
+    throttle_rate: float = 0.0
+    drop_rate: float = 0.0
+    ambiguous_charge_rate: float = 0.5
+    applies_to: str = FAULTS_SEND_ONLY
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if not 0.0 <= self.ambiguous_charge_rate <= 1.0:
+            raise ValueError("ambiguous_charge_rate must be in [0, 1]")
+        if self.error_rate + self.rate_429 + self.throttle_rate + self.drop_rate > 1.0:
+            raise ValueError("the fault rates must add up to at most 1")
+        if self.latency_ms < 0 or self.jitter_ms < 0:
+            raise ValueError("latency_ms and jitter_ms must be >= 0")
+        if self.retry_after_s < 0:
+            raise ValueError("retry_after_s must be >= 0")
+        if self.applies_to not in (FAULTS_SEND_ONLY, FAULTS_ALL):
+            raise ValueError(f"applies_to must be 'send' or 'all', got {self.applies_to!r}")
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def updated(self, changes: Mapping[str, Any]) -> FaultConfig:
+        """A copy with ``changes`` applied; unknown keys raise ``KeyError``."""
+        names = {f.name for f in dataclasses.fields(self)}
+        unknown = set(changes) - names
+        if unknown:
+            raise KeyError(sorted(unknown)[0])
+        return dataclasses.replace(self, **dict(changes))
+
+
+def _default_sms_balances() -> dict[int, int]:
+    return dict.fromkeys(COUNTRY_NAMES, 100_000_000)
+
+
+@dataclass(frozen=True, slots=True)
+class SandboxConfig:
+    """Everything the sandbox needs at start-up.
+
+    - ``step_delay_s``: seconds between status steps
+      (``EN_COLA → ENVIADO_A_CARRIER → ENTREGADO|NO_ENTREGABLE``).
+    - ``tick_interval_s``: seconds between two runs of the scheduler loop.
+    - ``undeliverable_rate``: probability a message ends ``NO_ENTREGABLE``.
+    - ``email_open_rate`` / ``email_click_rate``: probability a delivered e-mail
+      gets an ``ABIERTO`` / ``CLICKEADO`` event one step later.
+    - ``otp_units_per_segment``: units charged per 160-character segment of an OTP
+      (a regular SMS costs 1 per segment).
+    - ``webhook_*``: retries after the first failed POST, backoff base (s),
+      per-POST timeout (s), concurrent POSTs, and the queue bound (oldest
+      notifications are dropped, and counted, beyond it).
+    - ``time_zone``: the account time zone for ``deliver_at`` and date reports.
+    """
+
+    api_user: str = DEFAULT_API_USER
+    api_key: str = DEFAULT_API_KEY
+    faults: FaultConfig = field(default_factory=FaultConfig)
+    seed: int = 0
+    step_delay_s: float = 0.05
+    tick_interval_s: float = 0.01
+    undeliverable_rate: float = 0.0
+    email_open_rate: float = 0.5
+    email_click_rate: float = 0.2
+    otp_units_per_segment: int = 2
+    sms_balances: Mapping[int, int] = field(default_factory=_default_sms_balances)
+    email_balance: int = 100_000_000
+    whatsapp_balance: int = 100_000_000
+    sms_status_hook_url: str | None = None
+    sms_incoming_hook_url: str | None = None
+    webhook_retries: int = 3
+    webhook_backoff_s: float = 0.2
+    webhook_timeout_s: float = 5.0
+    webhook_concurrency: int = 4
+    webhook_queue_max: int = 100_000
+    time_zone: str = "America/Santiago"
+    bulk_max: int = 1000
+
+    def __post_init__(self) -> None:
+        if not self.api_user or not self.api_key:
+            raise ValueError("api_user and api_key must be non-empty")
+        for name in ("undeliverable_rate", "email_open_rate", "email_click_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value!r}")
+        if self.step_delay_s < 0 or self.tick_interval_s <= 0:
+            raise ValueError("step_delay_s must be >= 0 and tick_interval_s > 0")
+        if self.otp_units_per_segment < 1:
+            raise ValueError("otp_units_per_segment must be >= 1")
+        if self.webhook_concurrency < 1 or self.webhook_retries < 0:
+            raise ValueError("webhook_concurrency must be >= 1 and webhook_retries >= 0")
+
+
+def config_from_env(environ: Mapping[str, str], **overrides: Any) -> SandboxConfig:
+    """Build the config from ``CONNECTUS_API_USER`` / ``CONNECTUS_API_KEY`` plus overrides.
+
+    Called once by the entry points with ``os.environ``; never at import time.
+    """
+    user = environ.get("CONNECTUS_API_USER") or DEFAULT_API_USER
+    key = environ.get("CONNECTUS_API_KEY") or DEFAULT_API_KEY
+    return SandboxConfig(api_user=user, api_key=key, **overrides)
