@@ -1,0 +1,120 @@
+"""Producers: bad input for every entry point names the field and enqueues nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import fakeredis
+import pytest
+
+import producers
+from config import load_settings
+from core.models import Kind, State
+from core.validation import InvalidInput
+from producers.api import JobNotFound, Producer
+
+
+@pytest.fixture
+def producer() -> Producer:
+    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis())
+
+
+def _nothing_written(producer: Producer) -> bool:
+    return producer.redis.dbsize() == 0
+
+
+GOOD_NUMBER = "+56 9 8765 4321"
+
+BAD_CALLS: list[tuple[str, Callable[[Producer], Any], set[str]]] = [
+    ("sms bad number", lambda p: p.send_sms("12345", "hola"), {"dst_number"}),
+    ("sms empty content", lambda p: p.send_sms(GOOD_NUMBER, "   "), {"sms_content"}),
+    ("sms too long", lambda p: p.send_sms(GOOD_NUMBER, "x" * 1601), {"sms_content"}),
+    ("sms bad deliver_at", lambda p: p.send_sms(GOOD_NUMBER, "hola", deliver_at="mañana"), {"deliver_at"}),
+    ("sms bad key", lambda p: p.send_sms(GOOD_NUMBER, "hola", idempotency_key="a b"), {"idempotency_key"}),
+    ("sms bad client", lambda p: p.send_sms(GOOD_NUMBER, "hola", id_client=""), {"id_client"}),
+    ("sms bad priority", lambda p: p.send_sms(GOOD_NUMBER, "hola", priority="urgent"), {"priority"}),
+    ("sms two bad fields", lambda p: p.send_sms("abc", ""), {"dst_number", "sms_content"}),
+    ("otp bad number", lambda p: p.send_otp("56", "code 1"), {"dst_number"}),
+    ("otp empty", lambda p: p.send_otp(GOOD_NUMBER, ""), {"sms_content"}),
+    ("email bad address", lambda p: p.send_email("not-an-email", "s", "<p>x</p>"), {"dst_email"}),
+    ("email empty subject", lambda p: p.send_email("a@example.com", "", "<p>x</p>"), {"subject"}),
+    ("email empty body", lambda p: p.send_email("a@example.com", "s", ""), {"email_content"}),
+    ("email bad src", lambda p: p.send_email("a@example.com", "s", "x", src_email="nope"), {"src_email"}),
+    ("otp email bad", lambda p: p.send_otp_email("x@", "s", "x"), {"dst_email"}),
+    ("whatsapp no src", lambda p: p.send_whatsapp(GOOD_NUMBER, "hola"), {"src_number"}),
+    ("whatsapp empty", lambda p: p.send_whatsapp(GOOD_NUMBER, "", src_number="56999944837"),
+     {"whatsapp_content"}),
+    ("whatsapp qr bad number", lambda p: p.send_whatsapp_qr("0", "hola"), {"number"}),
+    ("whatsapp qr empty", lambda p: p.send_whatsapp_qr(GOOD_NUMBER, ""), {"message"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "call", "fields"), BAD_CALLS, ids=[c[0] for c in BAD_CALLS])
+def test_bad_input_names_each_field_and_enqueues_nothing(
+    producer: Producer, name: str, call: Callable[[Producer], Any], fields: set[str]
+) -> None:
+    with pytest.raises(InvalidInput) as info:
+        call(producer)
+    assert {error.field for error in info.value.errors} == fields
+    for error in info.value.errors:
+        assert error.reason and error.field in str(info.value)
+    assert _nothing_written(producer)
+
+
+def test_naive_deliver_at_means_santiago_time() -> None:
+    producer = Producer(
+        load_settings({"JOB_TTL_S": str(400 * 86400)}), redis_client=fakeredis.FakeRedis()
+    )
+    job_id = producer.send_sms(GOOD_NUMBER, "hola", deliver_at=datetime(2027, 1, 15, 9, 0))
+    record = producer.get_status(job_id)
+    assert record.state is State.SCHEDULED
+    # January: Chile is on summer time, UTC-3.
+    assert (
+        record.deliver_at is not None
+        and record.deliver_at.isoformat() == "2027-01-15T12:00:00+00:00"
+    )
+
+
+def test_otp_record_keeps_only_a_hash(producer: Producer) -> None:
+    job_id = producer.send_otp(GOOD_NUMBER, "Tu codigo es 987123")
+    raw = producer.redis.hgetall(producer.store.keys.job(job_id))
+    assert not any(b"987123" in value for value in raw.values())
+    record = producer.get_status(job_id)
+    assert (
+        record.kind is Kind.OTP and record.queue == "otp" and len(record.content_sha256 or "") == 64
+    )
+    assert record.dst == "569*****321"
+
+
+def test_otp_is_never_put_on_the_bulk_queue(producer: Producer) -> None:
+    job_id = producer.send_otp(GOOD_NUMBER, "codigo 1")
+    assert producer.get_status(job_id).queue == "otp"
+    bulk_id = producer.send_sms(GOOD_NUMBER, "promo", priority="bulk")
+    assert producer.get_status(bulk_id).queue == "bulk"
+
+
+def test_deliver_at_beyond_the_record_lifetime_is_refused(producer: Producer) -> None:
+    with pytest.raises(InvalidInput, match="deliver_at: is later than the job records live"):
+        producer.send_sms(GOOD_NUMBER, "hola", deliver_at=datetime.now(UTC) + timedelta(days=30))
+    assert _nothing_written(producer)
+
+
+def test_unknown_job_is_a_clear_error(producer: Producer) -> None:
+    with pytest.raises(JobNotFound, match="job_id: no job 'nope'"):
+        producer.get_status("nope")
+
+
+def test_module_level_functions_use_the_configured_producer() -> None:
+    client = fakeredis.FakeRedis()
+    producers.configure(load_settings({}), redis_client=client)
+    job_id = producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
+    assert (
+        producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
+        == job_id
+    )
+    assert producers.get_status(job_id).dst == "a***@example.com"
+    with pytest.raises(producers.IdempotencyConflict):
+        producers.send_email("ana@example.com", "Hola", "<b>otro</b>", idempotency_key="e-1")
+    assert producers.cancel(job_id) == "cancelled"

@@ -1,0 +1,85 @@
+"""Settings: every bad value fails at start-up naming its variable; secrets stay hidden."""
+
+from __future__ import annotations
+
+import pytest
+
+from config import ConfigError, Settings, load_settings
+
+BAD = [
+    ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
+    ("REDIS_URL", "redis://", "has no host"),
+    ("KEY_PREFIX", "has space", "pattern"),
+    ("CONNECTUS_API_USER", "  ", "is empty"),
+    ("CONNECTUS_BASE_URL", "ftp://x", "http:// or https://"),
+    ("CONNECTUS_V1_BASE_URL", "not a url", "http:// or https://"),
+    ("CONNECTUS_WHATSAPP_QR_URL", "", "http:// or https://"),
+    ("CONNECTUS_CONNECT_TIMEOUT_S", "0", "greater than 0"),
+    ("CONNECTUS_READ_TIMEOUT_S", "soon", "valid number"),
+    ("CONNECTUS_POOL_SIZE", "-1", "greater than 0"),
+    ("RETRY_ATTEMPTS", "0", "greater than 0"),
+    ("RETRY_INITIAL_BACKOFF_MS", "x", "valid integer"),
+    ("RETRY_MAX_BACKOFF_MS", "0", "greater than 0"),
+    ("DURABLE_MAX_RETRIES", "-1", "greater than or equal to 0"),
+    ("DURABLE_MIN_BACKOFF_MS", "1.5", "valid integer"),
+    ("DURABLE_MAX_BACKOFF_MS", "0", "greater than 0"),
+    ("MAX_MESSAGE_AGE_S", "0", "greater than 0"),
+    ("QUEUE_OTP", "a queue", "pattern"),
+    ("QUEUE_TRANSACTIONAL", "", "pattern"),
+    ("QUEUE_BULK", "x" * 65, "pattern"),
+    ("JOB_TTL_S", "0", "greater than 0"),
+    ("DEFAULT_TIMEZONE", "Mars/Olympus", "unknown IANA time zone"),
+    ("DEFAULT_REGION", "chile", "pattern"),
+    ("WORKER_PROCESSES", "0", "greater than 0"),
+    ("WORKER_THREADS", "many", "valid integer"),
+    ("WORKER_SHUTDOWN_GRACE_S", "-5", "greater than 0"),
+    ("BROKER_MAINTENANCE_INTERVAL_S", "0", "greater than 0"),
+    ("BROKER_HEARTBEAT_TIMEOUT_S", "0", "greater than 0"),
+    ("LOG_LEVEL", "LOUD", "pattern"),
+    ("LOG_JSON", "maybe", "valid boolean"),
+]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "reason"), BAD, ids=[f"{v}={x!r}" for v, x, _ in BAD]
+)
+def test_bad_setting_names_the_variable(variable: str, value: str, reason: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    assert info.value.variable == variable
+    assert str(info.value).startswith(f"{variable}: ")
+    assert reason in info.value.reason
+
+
+def test_every_setting_has_a_bad_value_test() -> None:
+    tested = {variable for variable, _, _ in BAD}
+    untested = {name.upper() for name in Settings.model_fields} - tested - {"CONNECTUS_API_KEY"}
+    assert untested == set()
+
+
+def test_missing_credentials_are_named_when_needed() -> None:
+    settings = load_settings({})
+    with pytest.raises(ConfigError, match="CONNECTUS_API_USER: is required"):
+        settings.require_connectus_credentials()
+    with pytest.raises(ConfigError, match="CONNECTUS_API_KEY: is required"):
+        load_settings({"CONNECTUS_API_USER": "acct"}).require_connectus_credentials()
+
+
+def test_secrets_never_appear_in_repr() -> None:
+    settings = load_settings(
+        {
+            "CONNECTUS_API_USER": "acct",
+            "CONNECTUS_API_KEY": "k-123-secret",
+            "REDIS_URL": "rediss://:hunter2@redis.example:6380/0",
+        }  # fmt: skip
+    )
+    assert settings.require_connectus_credentials() == ("acct", "k-123-secret")
+    for text in (repr(settings), str(settings)):
+        assert "k-123-secret" not in text and "hunter2" not in text
+
+
+def test_settings_are_frozen_and_read_from_the_mapping_given() -> None:
+    settings = load_settings({"WORKER_THREADS": "32", "UNRELATED": "x"})
+    assert settings.worker_threads == 32
+    with pytest.raises(ValueError, match="frozen"):
+        settings.worker_threads = 1  # type: ignore[misc]
