@@ -71,7 +71,7 @@ def test_secrets_never_appear_in_repr() -> None:
             "CONNECTUS_API_USER": "acct",
             "CONNECTUS_API_KEY": "k-123-secret",
             "REDIS_URL": "rediss://:hunter2@redis.example:6380/0",
-        }  # fmt: skip
+        }
     )
     assert settings.require_connectus_credentials() == ("acct", "k-123-secret")
     for text in (repr(settings), str(settings)):
