@@ -12,6 +12,7 @@ import sys
 import typer
 
 from cli import dlq, send, worker_cmd
+from cli.sandbox_cmd import sandbox_command
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
 from config import ConfigError
 
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.add_typer(send.app, name="send")
 app.add_typer(dlq.app, name="dlq")
 app.command("worker")(worker_cmd.worker)
+app.command("sandbox")(sandbox_command)
 
 
 @app.callback()
@@ -63,32 +65,6 @@ def cancel(
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)
-
-
-@app.command()
-def sandbox(
-    port: int = typer.Option(8081, help="TCP port to listen on."),
-    host: str = typer.Option("127.0.0.1", help="Address to bind."),
-    latency_ms: float = typer.Option(0.0, help="Latency added to every send (ms)."),
-    error_rate: float = typer.Option(0.0, help="Share of sends answered with a 5xx."),
-    rate_429: float = typer.Option(0.0, "--rate-429", help="Share of sends answered 429."),
-    throttle_rate: float = typer.Option(0.0, help="Share of sends answered ESME_RTHROTTLED."),
-    drop_rate: float = typer.Option(0.0, help="Share of accepted sends whose answer is dropped."),
-    seed: int = typer.Option(0, help="Seed of the fault draws."),
-) -> None:
-    """Serve a local Connectus (v3, v1 and the WhatsApp QR API) for tests and demos."""
-    from cli.sandbox_cmd import sandbox_command
-
-    sandbox_command(
-        port=port,
-        host=host,
-        latency_ms=latency_ms,
-        error_rate=error_rate,
-        rate_429=rate_429,
-        throttle_rate=throttle_rate,
-        drop_rate=drop_rate,
-        seed=seed,
-    )
 
 
 @app.command()
