@@ -1,0 +1,125 @@
+"""``ConnectusClient``: one pooled HTTP client, three sub-APIs.
+
+::
+
+    with ConnectusClient(api_user=..., api_key=..., base_url=..., v1_base_url=...,
+                         qr_base_url=..., connect_timeout_s=3, read_timeout_s=10) as c:
+        result = c.v3.send_sms(dst_number="56987688060", sms_content="hola")
+        result.provider_id
+
+Create it once per process and share it between threads (``httpx.Client`` is
+thread-safe); every failure is a :class:`~worker.connectus.errors.ConnectusError`.
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from urllib.parse import urlsplit
+
+import httpx
+
+from worker.connectus.qr import QrApi
+from worker.connectus.transport import Transport
+from worker.connectus.v1 import V1Api
+from worker.connectus.v3 import V3Api
+
+DEFAULT_USER_AGENT = "connectus-worker/0.1 (+httpx)"
+
+
+class ConnectusClient:
+    """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share one connection pool.
+
+    Timeouts are seconds (s): ``connect_timeout_s`` to open a connection,
+    ``read_timeout_s`` between bytes of the answer, ``write_timeout_s``
+    between bytes of the request, ``pool_timeout_s`` (default: the connect
+    timeout) waiting for a free pooled connection. ``pool_size`` bounds open
+    connections (size it to the worker's thread count). Idle connections are
+    dropped after ``keepalive_expiry_s`` (s), below common server idle
+    timeouts, so a reused connection is rarely one the server already closed
+    (which would make a send ambiguous). ``transport`` replaces the network
+    (tests pass ``httpx.MockTransport``).
+    """
+
+    def __init__(
+        self,
+        *,
+        api_user: str,
+        api_key: str,
+        base_url: str,
+        v1_base_url: str,
+        qr_base_url: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        write_timeout_s: float = 5.0,
+        pool_timeout_s: float | None = None,
+        pool_size: int = 100,
+        keepalive_expiry_s: float = 4.0,
+        transport: httpx.BaseTransport | None = None,
+        user_agent: str = DEFAULT_USER_AGENT,
+    ) -> None:
+        self.api_user = api_user
+        self.base_url = _check_url("base_url", base_url)
+        self.v1_base_url = _check_url("v1_base_url", v1_base_url)
+        self.qr_base_url = _check_url("qr_base_url", qr_base_url)
+        self._transport = Transport(
+            api_user=api_user,
+            api_key=api_key,
+            connect_timeout_s=connect_timeout_s,
+            read_timeout_s=read_timeout_s,
+            write_timeout_s=write_timeout_s,
+            pool_timeout_s=connect_timeout_s if pool_timeout_s is None else pool_timeout_s,
+            pool_size=pool_size,
+            keepalive_expiry_s=keepalive_expiry_s,
+            user_agent=user_agent,
+            transport=transport,
+        )
+        self.v3 = V3Api(self._transport, self.base_url)
+        self.v1 = V1Api(self._transport, self.v1_base_url)
+        self.qr = QrApi(self._transport, self.qr_base_url)
+
+    @property
+    def timeout(self) -> httpx.Timeout:
+        """The configured timeouts (s), as httpx applies them to every request."""
+        return self._transport.timeout
+
+    @property
+    def limits(self) -> httpx.Limits:
+        return self._transport.limits
+
+    @property
+    def closed(self) -> bool:
+        return self._transport.closed
+
+    def close(self) -> None:
+        """Close every pooled connection; the client can't be used afterwards."""
+        self._transport.close()
+
+    def __enter__(self) -> ConnectusClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        # The key is never shown; the account id (api_user) is not a secret.
+        return (
+            f"ConnectusClient(api_user={self.api_user!r}, api_key='***', "
+            f"base_url={self.base_url!r}, v1_base_url={self.v1_base_url!r}, "
+            f"qr_base_url={self.qr_base_url!r})"
+        )
+
+    __str__ = __repr__
+
+
+def _check_url(name: str, value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"{name} must be an http:// or https:// URL with a host")
+    if parts.query or parts.fragment:
+        raise ValueError(f"{name} must not carry a query or fragment")
+    return value.rstrip("/")

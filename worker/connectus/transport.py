@@ -1,0 +1,200 @@
+"""The client's one boundary: a pooled ``httpx.Client`` and the single ``call``.
+
+Every Connectus call of the three APIs goes through :meth:`Transport.call`,
+which is the only place that turns httpx exceptions, HTTP statuses, error
+statuses in bodies and unparseable answers into the error tree
+(:mod:`worker.connectus.errors`), always ``raise ... from exc``. Which class
+each maps to is decided by :mod:`worker.connectus.classify`.
+
+Secrets: the API key lives only inside ``httpx.BasicAuth`` and in the scrub
+list used to redact error messages; no ``repr``/``str`` shows it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import httpx
+
+from worker.connectus import classify
+from worker.connectus.errors import MalformedResponse
+from worker.connectus.parsing import ParseError
+
+T = TypeVar("T")
+
+# The error text kept in an exception message (chars): enough to read, not a dump.
+_MAX_ERROR_TEXT = 200
+
+
+class Transport:
+    """One pooled HTTP client for all three APIs; URLs are absolute per call.
+
+    Timeouts are seconds (s). ``pool_timeout_s`` bounds the wait for a free
+    pooled connection (nothing is sent while waiting, so it maps to
+    ``ConnectFailed``). ``transport`` replaces the network (tests pass
+    ``httpx.MockTransport``); ``pool_size`` then has no effect.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_user: str,
+        api_key: str,
+        connect_timeout_s: float,
+        read_timeout_s: float,
+        write_timeout_s: float,
+        pool_timeout_s: float,
+        pool_size: int,
+        keepalive_expiry_s: float,
+        user_agent: str,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        if not api_user or not api_key:
+            raise ValueError("api_user and api_key must be non-empty")
+        for name, value in (
+            ("connect_timeout_s", connect_timeout_s),
+            ("read_timeout_s", read_timeout_s),
+            ("write_timeout_s", write_timeout_s),
+            ("pool_timeout_s", pool_timeout_s),
+        ):
+            if not value > 0:
+                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
+        if pool_size < 1:
+            raise ValueError(f"pool_size must be >= 1, got {pool_size!r}")
+        # Redact both the key and the Authorization value it produces.
+        token = base64.b64encode(f"{api_user}:{api_key}".encode()).decode("ascii")
+        self._secrets = (api_key, token)
+        self.timeout = httpx.Timeout(
+            connect=connect_timeout_s,
+            read=read_timeout_s,
+            write=write_timeout_s,
+            pool=pool_timeout_s,
+        )
+        self.limits = httpx.Limits(
+            max_connections=pool_size,
+            max_keepalive_connections=pool_size,
+            keepalive_expiry=keepalive_expiry_s,
+        )
+        self._client = httpx.Client(
+            auth=httpx.BasicAuth(api_user, api_key),
+            timeout=self.timeout,
+            limits=self.limits,
+            transport=transport,
+            headers={"User-Agent": user_agent, "Accept": "application/json"},
+            # A redirect on a POST would silently turn it into a GET: never follow.
+            follow_redirects=False,
+        )
+
+    def __repr__(self) -> str:
+        return f"Transport(timeout={self.timeout!r}, limits={self.limits!r})"
+
+    @property
+    def closed(self) -> bool:
+        return self._client.is_closed
+
+    def close(self) -> None:
+        self._client.close()
+
+    def call(
+        self,
+        method: str,
+        url: str,
+        parse: Callable[[Any], T],
+        *,
+        params: Mapping[str, Any] | None = None,
+        json_body: Mapping[str, Any] | None = None,
+        form: Mapping[str, Any] | None = None,
+        send: bool = False,
+    ) -> T:
+        """Make one request and return ``parse(answer JSON)``.
+
+        ``send=True`` marks a call that sends a message: a 2xx answer with a
+        non-OK status (SMPP, platform, ``success: false``, a balance text) is
+        then an error too. ``None`` values are dropped from params, form and
+        body, so optional fields are omitted rather than sent as null/empty.
+        Messages name the method and path only: query strings of v1 carry
+        numbers and content, which must not reach logs.
+        """
+        where = f"{method} {urlsplit(url).path}"
+        try:
+            response = self._client.request(
+                method,
+                url,
+                params=_compact(params),
+                json=_compact(json_body),
+                data=_compact(form),
+            )
+        except httpx.RequestError as exc:
+            verdict = classify.for_exception(exc)
+            raise verdict.error(
+                f"{where}: {verdict.reason} ({type(exc).__name__})", reason=verdict.reason
+            ) from exc
+        status = response.status_code
+        try:
+            body: Any = response.json()
+        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+            if response.is_success:
+                raise MalformedResponse(
+                    f"{where}: HTTP {status} answer is not JSON "
+                    f"({response.headers.get('content-type', 'no content-type')}, "
+                    f"{len(response.content)} bytes)",
+                    reason="malformed_response",
+                    status_code=status,
+                ) from exc
+            body = None
+        if not response.is_success:
+            verdict_or_none = classify.for_http(status, body, response.headers.get("Retry-After"))
+            if verdict_or_none is not None:  # always, for a non-2xx status
+                raise verdict_or_none.error(
+                    self._message(where, f"HTTP {status}", body),
+                    reason=verdict_or_none.reason,
+                    status_code=status,
+                    retry_after_s=verdict_or_none.retry_after_s,
+                )
+        if send:
+            refused = classify.for_send_body(body)
+            if refused is not None:
+                raise refused.error(
+                    self._message(where, f"HTTP {status} {refused.reason}", body),
+                    reason=refused.reason,
+                    status_code=status,
+                )
+        try:
+            return parse(body)
+        except ParseError as exc:
+            raise MalformedResponse(
+                f"{where}: HTTP {status} answer unusable: {exc}",
+                reason="malformed_response",
+                status_code=status,
+            ) from exc
+
+    def _message(self, where: str, what: str, body: Any) -> str:
+        """``where: what: <error text>``, the text cut short and secrets redacted."""
+        text = None
+        if isinstance(body, Mapping):
+            text = body.get("error") or body.get("detail")
+        if text is None:
+            return f"{where}: {what}"
+        if not isinstance(text, str):
+            text = json.dumps(text, ensure_ascii=False)
+        return f"{where}: {what}: {self._redact(text)[:_MAX_ERROR_TEXT]}"
+
+    def _redact(self, text: str) -> str:
+        for secret in self._secrets:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _compact(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``values`` without None entries, nested objects included."""
+    if values is None:
+        return None
+    return {
+        key: _compact(value) if isinstance(value, Mapping) else value
+        for key, value in values.items()
+        if value is not None
+    }

@@ -1,0 +1,217 @@
+"""``client.v1``: the legacy API at ``CONNECTUS_V1_BASE_URL`` + ``/api_v1``.
+
+The v1 document sends parameters with ``requests.post(url, params=...)``.
+This client sends a GET's parameters as a query string, and a POST's as a
+form body: the same names and values, but a 1,000-message bulk no longer
+meets URL length limits, and numbers and content stay out of access logs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from worker.connectus.base import SubApi, refuse, require_id, wall_clock
+from worker.connectus.classify import DeliveryState, delivery_state
+from worker.connectus.parsing import ParseError, as_mapping, objects, opt_str, provider_id
+from worker.connectus.results import EmailStatus, SendResult, balance_from_body
+from worker.connectus.transport import Transport
+
+MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
+
+
+@dataclass(frozen=True)
+class BulkItem:
+    """One message of a bulk, in input order: a provider id, or an error."""
+
+    provider_id: str | None
+    error: str | None
+    dst_number: str | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def ok(self) -> bool:
+        return self.provider_id is not None and self.error is None
+
+
+@dataclass(frozen=True)
+class BulkResult:
+    """The delivery a bulk created, and one :class:`BulkItem` per input message."""
+
+    id_delivery: str | None
+    items: tuple[BulkItem, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class MessageStatus:
+    """A platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message."""
+
+    provider_id: str | None
+    status: str
+
+    @property
+    def state(self) -> DeliveryState | None:
+        return delivery_state(self.status)
+
+
+@dataclass(frozen=True)
+class DeliveryStatus:
+    id_delivery: str | None
+    delivery_name: str | None
+    messages: tuple[MessageStatus, ...]
+    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _bulk_parser(expected: int) -> Callable[[Any], BulkResult]:
+    def parse(body: Any) -> BulkResult:
+        data = as_mapping(body)
+        items = tuple(
+            BulkItem(
+                provider_id(item),
+                opt_str(item, "error"),
+                opt_str(item, "dst_number", "dst_email"),
+                item,
+            )
+            for item in objects(data, "messages", "emails")
+        )
+        if len(items) != expected:
+            # Items are matched to inputs by position: a count mismatch makes that a guess.
+            raise ParseError(f"bulk answer has {len(items)} items for {expected} inputs")
+        return BulkResult(opt_str(data, "id_delivery"), items, data)
+
+    return parse
+
+
+def _message_status(body: Any) -> MessageStatus:
+    data = as_mapping(body)
+    status = opt_str(data, "status")
+    if status is None:
+        raise ParseError("answer has no status")
+    return MessageStatus(provider_id(data), status)
+
+
+def _delivery_status(body: Any) -> DeliveryStatus:
+    top = as_mapping(body)
+    data = top["delivery_status"] if isinstance(top.get("delivery_status"), Mapping) else top
+    messages = tuple(_message_status(item) for item in objects(data, "messages"))
+    return DeliveryStatus(
+        opt_str(data, "id_delivery"), opt_str(data, "delivery_name"), messages, top
+    )
+
+
+class V1Api(SubApi):
+    def __init__(self, transport: Transport, base_url: str) -> None:
+        super().__init__(transport, base_url, "/api_v1")
+
+    def send_sms(self, *, dst_number: str, sms_content: str) -> SendResult:
+        """``POST send_sms``; ``dst_number`` is 11 digits ``569...``; answers ``id_sms``."""
+        form = {"dst_number": dst_number, "sms_content": sms_content}
+        return self._t.call(
+            "POST", self._url("send_sms"), SendResult.from_body, form=form, send=True
+        )
+
+    def send_sms_bulk(
+        self,
+        *,
+        messages: Sequence[Mapping[str, str]],
+        delivery_name: str,
+        deliver_at: datetime | str,
+    ) -> BulkResult:
+        """``POST send_sms_bulk``: 1 to 1,000 ``{dst_number, sms_content}``.
+
+        Checked before sending (InvalidRequest otherwise): the whole bulk is
+        refused rather than sent in part. Per-message errors (e.g.
+        ``NUMERO_INVALIDO``) come back as items, in input order.
+        """
+        if not 1 <= len(messages) <= MAX_BULK_SMS:
+            raise refuse("bulk_size", f"send_sms_bulk takes 1..{MAX_BULK_SMS} messages")
+        for index, message in enumerate(messages):
+            if not message.get("dst_number") or not message.get("sms_content"):
+                raise refuse("bulk_item", f"messages[{index}] needs dst_number and sms_content")
+        items = [{"dst_number": m["dst_number"], "sms_content": m["sms_content"]} for m in messages]
+        form = {
+            "messages": json.dumps(items, ensure_ascii=False),
+            "delivery_name": delivery_name,
+            "deliver_at": wall_clock("deliver_at", deliver_at),
+        }
+        return self._t.call(
+            "POST", self._url("send_sms_bulk"), _bulk_parser(len(items)), form=form, send=True
+        )
+
+    def check_sms_status(self, *, id_sms: str) -> MessageStatus:
+        """``GET check_sms_status?id_sms=``: a platform status."""
+        params = {"id_sms": require_id("id_sms", id_sms)}
+        return self._t.call("GET", self._url("check_sms_status"), _message_status, params=params)
+
+    def check_delivery_status(self, *, id_delivery: str) -> DeliveryStatus:
+        """``GET check_delivery_status?id_delivery=``: each message's platform status."""
+        params = {"id_delivery": require_id("id_delivery", id_delivery)}
+        return self._t.call(
+            "GET", self._url("check_delivery_status"), _delivery_status, params=params
+        )
+
+    def check_balance(self) -> int:
+        """``GET check_balance``: SMS left (documented as a string, returned as int)."""
+        return self._t.call("GET", self._url("check_balance"), balance_from_body)
+
+    def send_email(
+        self,
+        *,
+        dst_email: str,
+        subject: str,
+        email_content: str,
+        sender: str | None = None,
+        src_email: str | None = None,
+    ) -> SendResult:
+        """``POST send_email``; answers ``id_email``. ``src_email`` must be validated."""
+        form = {
+            "dst_email": dst_email,
+            "subject": subject,
+            "email_content": email_content,
+            "sender": sender,
+            "src_email": src_email,
+        }
+        return self._t.call(
+            "POST", self._url("send_email"), SendResult.from_body, form=form, send=True
+        )
+
+    def send_email_bulk(
+        self,
+        *,
+        emails: Sequence[Mapping[str, str]],
+        delivery_name: str,
+        deliver_at: datetime | str,
+        src_email: str | None = None,
+    ) -> BulkResult:
+        """``POST send_email_bulk``: ``{dst_email, subject, email_content, sender?}`` each."""
+        if not emails:
+            raise refuse("bulk_size", "send_email_bulk needs at least one e-mail")
+        for index, email in enumerate(emails):
+            if not all(email.get(k) for k in ("dst_email", "subject", "email_content")):
+                raise refuse(
+                    "bulk_item", f"emails[{index}] needs dst_email, subject and email_content"
+                )
+        form = {
+            "emails": json.dumps([dict(e) for e in emails], ensure_ascii=False),
+            "delivery_name": delivery_name,
+            "deliver_at": wall_clock("deliver_at", deliver_at),
+            "src_email": src_email,
+        }
+        return self._t.call(
+            "POST", self._url("send_email_bulk"), _bulk_parser(len(emails)), form=form, send=True
+        )
+
+    def check_email_status_events(self, *, id_email: str) -> EmailStatus:
+        """``GET check_email_status_events?id_email=``: status and events."""
+        params = {"id_email": require_id("id_email", id_email)}
+        return self._t.call(
+            "GET", self._url("check_email_status_events"), EmailStatus.from_body, params=params
+        )
+
+    def check_email_balance(self) -> int:
+        """``GET check_email_balance``: e-mails left."""
+        return self._t.call("GET", self._url("check_email_balance"), balance_from_body)

@@ -1,0 +1,180 @@
+"""api_v3 message calls: SMS, e-mail and WhatsApp (JSON bodies, under ``/api_v3``)."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from worker.connectus.base import SubApi, day, require_id
+from worker.connectus.results import (
+    DeliveryInfo,
+    EmailStatus,
+    SendResult,
+    SmsRecord,
+    WhatsAppMessage,
+    WhatsAppStatus,
+    balance_from_body,
+)
+
+
+class MessageCalls(SubApi):
+    """Sends return :class:`SendResult` or raise; lookups return records."""
+
+    # --- SMS ---------------------------------------------------------------
+    def send_sms(
+        self,
+        *,
+        dst_number: str,
+        sms_content: str,
+        src_number: str | None = None,
+        id_delivery: str | None = None,
+        id_client: str | None = None,
+    ) -> SendResult:
+        """``POST /sms/send_individual``; charged ceil(len/160) SMS of the destination's country.
+
+        A 2xx answer with a non-``ESME_ROK`` status raises its SMPP class.
+        """
+        body = {
+            "dst_number": dst_number,
+            "sms_content": sms_content,
+            "src_number": src_number,
+            "id_delivery": id_delivery,
+            "id_client": id_client,
+        }
+        return self._t.call(
+            "POST", self._url("sms", "send_individual"), SendResult.from_body,
+            json_body=body, send=True,
+        )  # fmt: skip
+
+    def send_otp(
+        self,
+        *,
+        dst_number: str,
+        sms_content: str,
+        src_number: str | None = None,
+        save_content: str | None = "hash",
+    ) -> SendResult:
+        """``POST /sms/send_otp`` (dearer than a plain SMS).
+
+        ``save_content="hash"`` (the default) makes Connectus store only the
+        content's hash: an OTP should not sit readable in their database.
+        Pass ``None`` to omit the field.
+        """
+        body = {
+            "dst_number": dst_number,
+            "sms_content": sms_content,
+            "src_number": src_number,
+            "save_content": save_content,
+        }
+        return self._t.call(
+            "POST", self._url("sms", "send_otp"), SendResult.from_body,
+            json_body=body, send=True,
+        )  # fmt: skip
+
+    def get_sms(self, *, id_sms: str) -> SmsRecord:
+        """``GET /sms/:id``: ``ESME_ROK`` while queued, then ``DELIVRD``/``UNDELIV``."""
+        return self._t.call("GET", self._url("sms", require_id("id_sms", id_sms)),
+                            SmsRecord.from_body)  # fmt: skip
+
+    def sms_delivery_info(self, *, id_delivery: str) -> DeliveryInfo:
+        """``GET /sms/delivery_info?delivery_id=``: every SMS of one delivery."""
+        params = {"delivery_id": require_id("id_delivery", id_delivery)}
+        return self._t.call(
+            "GET", self._url("sms", "delivery_info"), DeliveryInfo.from_body, params=params
+        )
+
+    def sms_date_report(
+        self, *, begin_date: date | str, end_date: date | str
+    ) -> tuple[SmsRecord, ...]:
+        """``GET /sms/date_report``: SMS sent between two dates, both inclusive."""
+        params = {
+            "begin_date": day("begin_date", begin_date),
+            "end_date": day("end_date", end_date),
+        }
+        return self._t.call("GET", self._url("sms", "date_report"), SmsRecord.many, params=params)
+
+    # --- e-mail ------------------------------------------------------------
+    def send_email(
+        self,
+        *,
+        dst_email: str,
+        src_email: str,
+        subject: str,
+        email_content: str,
+        id_client: str | None = None,
+        id_delivery: str | None = None,
+    ) -> SendResult:
+        """``POST /email/send_single``; ``email_content`` is HTML; ``src_email`` must be
+        validated on the platform."""
+        body = {
+            "dst_email": dst_email,
+            "src_email": src_email,
+            "subject": subject,
+            "email_content": email_content,
+            "id_client": id_client,
+            "id_delivery": id_delivery,
+        }
+        return self._t.call(
+            "POST", self._url("email", "send_single"), SendResult.from_body,
+            json_body=body, send=True,
+        )  # fmt: skip
+
+    def send_otp_email(
+        self, *, dst_email: str, src_email: str, subject: str, email_content: str
+    ) -> SendResult:
+        """``POST /email/send_otp_email``."""
+        body = {
+            "dst_email": dst_email,
+            "src_email": src_email,
+            "subject": subject,
+            "email_content": email_content,
+        }
+        return self._t.call(
+            "POST", self._url("email", "send_otp_email"), SendResult.from_body,
+            json_body=body, send=True,
+        )  # fmt: skip
+
+    def get_email(self, *, id_email: str) -> EmailStatus:
+        """``GET /email/:id``: status and ABIERTO/CLICKEADO events."""
+        url = self._url("email", require_id("id_email", id_email))
+        return self._t.call("GET", url, EmailStatus.from_body)
+
+    def email_balance(self) -> int:
+        """``GET /email/balance``: e-mails left."""
+        return self._t.call("GET", self._url("email", "balance"), balance_from_body)
+
+    # --- WhatsApp ----------------------------------------------------------
+    def send_whatsapp(
+        self,
+        *,
+        src_number: str,
+        dst_number: str,
+        whatsapp_content: str,
+        id_client: str | None = None,
+        id_delivery: str | None = None,
+    ) -> SendResult:
+        """``POST /whatsapp/send_message``; the provider id is ``message_id``."""
+        body = {
+            "src_number": src_number,
+            "dst_number": dst_number,
+            "whatsapp_content": whatsapp_content,
+            "id_client": id_client,
+            "id_delivery": id_delivery,
+        }
+        return self._t.call(
+            "POST", self._url("whatsapp", "send_message"), SendResult.from_body,
+            json_body=body, send=True,
+        )  # fmt: skip
+
+    def whatsapp_status(self, *, message_id: str) -> WhatsAppStatus:
+        """``GET /whatsapp/status?message_id=``."""
+        params = {"message_id": require_id("message_id", message_id)}
+        return self._t.call(
+            "GET", self._url("whatsapp", "status"), WhatsAppStatus.from_body, params=params
+        )
+
+    def whatsapp_messages(self, *, src_number: str, dst_number: str) -> tuple[WhatsAppMessage, ...]:
+        """``GET /whatsapp/messages``: the conversation between two numbers."""
+        params = {"src_number": src_number, "dst_number": dst_number}
+        return self._t.call(
+            "GET", self._url("whatsapp", "messages"), WhatsAppMessage.many, params=params
+        )
