@@ -74,6 +74,18 @@ def redis_answers(url: str, timeout_s: float = 0.5) -> bool:
         client.close()
 
 
+def _server_pid(url: str, timeout_s: float) -> int | None:
+    """The ``process_id`` of the Redis answering at ``url``, or None."""
+    client = redis.Redis.from_url(url, socket_connect_timeout=timeout_s, socket_timeout=timeout_s)
+    try:
+        info = client.info("server")
+        return int(info["process_id"])
+    except (redis.RedisError, OSError, KeyError, ValueError):
+        return None
+    finally:
+        client.close()
+
+
 class RedisServer:
     """One ``redis-server`` child process on a loopback port.
 
@@ -162,7 +174,8 @@ class RedisServer:
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
                 return False  # exited: port taken or bad arguments (see the log)
-            if redis_answers(self.url, timeout_s=0.2):
+            # Same pid: another server already on this port must not pass for ours.
+            if _server_pid(self.url, timeout_s=0.2) == self._process.pid:
                 return True
             time.sleep(0.02)  # polling for readiness, bounded by the deadline
         self._terminate(signal.SIGKILL)

