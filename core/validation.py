@@ -163,12 +163,13 @@ def _parse_number(text: str, region: str | None) -> phonenumbers.PhoneNumber | s
 
 
 def normalize_number(
-    value: str | int, *, field: str = "dst_number", default_region: str = "CL"
+    value: str | int | object, *, field: str = "dst_number", default_region: str = "CL"
 ) -> str:
     """Return the number as digits-only E.164 without '+' (``"56987654321"``).
 
     Accepts ``+56 9 8765 4321``, ``0056…``, ``56987654321``, a national
-    number of ``default_region`` and ints. Digits without '+' are read as a
+    number of ``default_region`` and ints; any other type (None, floats, raw
+    JSON values) is rejected with a reason. Digits without '+' are read as a
     national number of ``default_region`` first (phonenumbers also strips a
     leading country code of that region), then as international: Connectus
     itself writes numbers as E.164 digits without '+', so ``525512345678``

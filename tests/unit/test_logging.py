@@ -43,7 +43,7 @@ def lines(err: str) -> list[dict[str, Any]]:
 
 
 def redact(**event: Any) -> dict[str, Any]:
-    return redact_event(None, "info", event)
+    return dict(redact_event(None, "info", event))
 
 
 # --- helpers -------------------------------------------------------------

@@ -159,7 +159,7 @@ def test_country_id_for_rejects_non_digits() -> None:
     ],
 )
 def test_normalize_number_rejections_name_field_and_reason(value: object, reason: str) -> None:
-    rejects(lambda: normalize_number(value), "dst_number", reason)  # type: ignore[arg-type]
+    rejects(lambda: normalize_number(value), "dst_number", reason)
 
 
 def test_normalize_number_uses_the_given_field_and_region() -> None:
