@@ -1,0 +1,154 @@
+"""End to end: producer -> Redis -> supervised worker processes -> sandbox over HTTP.
+
+Each test starts its own stack (real Redis, ``connectus sandbox`` and
+``connectus worker`` as subprocesses) and judges by the job records and by
+the sandbox's charge ledger, never by the worker's own say-so.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from cli.stack import LocalStack
+from core.hashing import content_hash
+from core.models import State
+from producers.api import Producer
+from tests.support.waiting import wait_for
+
+SETTLED = {State.SENT, State.FAILED, State.UNKNOWN, State.CANCELLED}
+NUMBER = "+56 9 8765 4321"
+
+
+def settle(producer: Producer, job_ids: list[str], timeout_s: float = 60) -> dict[str, Any]:
+    records = wait_for(
+        lambda: _all_settled(producer, job_ids), timeout_s=timeout_s, what="every job settled"
+    )
+    return records
+
+
+def _all_settled(producer: Producer, job_ids: list[str]) -> dict[str, Any] | None:
+    records = {job_id: producer.get_status(job_id) for job_id in job_ids}
+    return records if all(r.state in SETTLED for r in records.values()) else None
+
+
+def ledger(stack: LocalStack) -> list[dict[str, Any]]:
+    with stack.sandbox_client() as client:
+        return list(client.get("/_sandbox/ledger").json()["charges"])
+
+
+def set_faults(stack: LocalStack, **faults: Any) -> None:
+    with stack.sandbox_client() as client:
+        client.put("/_sandbox/faults", json=faults).raise_for_status()
+
+
+def test_every_kind_reaches_the_sandbox_and_is_recorded(stack: LocalStack, producer: Producer) -> None:
+    otp_text = "Tu codigo es 771234"
+    jobs = {
+        "sms": producer.send_sms(NUMBER, "Hola desde el worker"),
+        "otp": producer.send_otp(NUMBER, otp_text),
+        "email": producer.send_email("ana@example.com", "Hola", "<p>Hola</p>", src_email="contacto@empresa.cl"),
+        "otp_email": producer.send_otp_email("ana@example.com", "Codigo", "<p>123456</p>", src_email="contacto@empresa.cl"),
+        "whatsapp": producer.send_whatsapp(NUMBER, "Hola WA", src_number="56999944837"),
+        "whatsapp_qr": producer.send_whatsapp_qr(NUMBER, "Hola QR"),
+    }
+    records = settle(producer, list(jobs.values()))
+    assert {kind: records[job_id].state for kind, job_id in jobs.items()} == dict.fromkeys(jobs, State.SENT)
+    charges = ledger(stack)
+    charged_ids = Counter(charge["provider_id"] for charge in charges)
+    for kind, job_id in jobs.items():
+        record = records[job_id]
+        assert record.provider_id and charged_ids[record.provider_id] == 1, kind
+        assert record.attempts == 1 and record.sent_at is not None
+    otp_charge = next(c for c in charges if c["provider_id"] == records[jobs["otp"]].provider_id)
+    assert otp_charge["content_sha256"] == content_hash(otp_text)
+    assert records[jobs["otp"]].content_sha256 == content_hash(otp_text)
+
+
+def test_transient_faults_are_retried_and_each_message_is_charged_once(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(sandbox_flags={"rate_429": 0.3, "throttle_rate": 0.3, "seed": 3})
+    producer = Producer(stack.settings)
+    job_ids = [producer.send_sms(NUMBER, f"mensaje {i}") for i in range(30)]
+    records = settle(producer, job_ids)
+    assert Counter(r.state for r in records.values()) == {State.SENT: 30}
+    per_content = Counter(c["content_sha256"] for c in ledger(stack))
+    assert sorted(per_content.values()) == [1] * 30
+    with stack.sandbox_client() as client:
+        stats = client.get("/_sandbox/stats").json()["requests"]
+    answered_429 = sum(by_status.get("429", 0) for by_status in stats.values())
+    assert answered_429 > 0  # the faults really happened and were retried through
+
+
+def test_permanent_failure_is_dead_lettered_with_its_reason(stack: LocalStack, producer: Producer) -> None:
+    job_id = producer.send_sms(NUMBER, "para un subcliente inexistente", id_client="no-such-client")
+    record = settle(producer, [job_id])[job_id]
+    assert record.state is State.FAILED and record.attempts == 1
+    assert record.error_class in {"NotFound", "InvalidRequest"}
+    assert record.last_error
+    assert producer.redis.zscore(producer.store.keys.dead_letters, job_id) is not None
+    assert ledger(stack) == []
+
+
+def test_a_dropped_answer_is_unknown_and_never_resent(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(sandbox_flags={"drop_rate": 1.0})
+    producer = Producer(stack.settings)
+    job_ids = [producer.send_sms(NUMBER, f"perdido {i}") for i in range(3)]
+    records = settle(producer, job_ids)
+    assert {r.state for r in records.values()} == {State.UNKNOWN}
+    assert {r.error_class for r in records.values()} == {"ConnectionDropped"}
+    # Charged once each by the sandbox; the worker did not send again.
+    assert sorted(Counter(c["content_sha256"] for c in ledger(stack)).values()) == [1, 1, 1]
+
+
+def test_scheduled_delivery_waits_for_its_time(stack: LocalStack, producer: Producer) -> None:
+    due = datetime.now(UTC) + timedelta(seconds=2)
+    job_id = producer.send_sms(NUMBER, "programado", deliver_at=due)
+    assert producer.get_status(job_id).state is State.SCHEDULED
+    record = settle(producer, [job_id])[job_id]
+    assert record.state is State.SENT
+    assert record.sent_at is not None and record.sent_at >= due.replace(microsecond=0)
+
+
+def _children(pid: int) -> set[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
+    return {int(line) for line in out.stdout.split()}
+
+
+def test_a_killed_worker_process_is_respawned(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(processes=2)
+    assert stack.workers is not None
+    supervisor = stack.workers.pid
+    before = wait_for(lambda: (c if len(c := _children(supervisor)) == 2 else None), timeout_s=30, what="2 children")
+    victim = sorted(before)[0]
+    os.kill(victim, signal.SIGKILL)
+    after = wait_for(
+        lambda: (c if len(c := _children(supervisor)) == 2 and victim not in c else None),
+        timeout_s=30,
+        what="a replacement child",
+    )
+    assert after - before  # a new process took the dead one's place
+    producer = Producer(stack.settings)
+    job_ids = [producer.send_sms(NUMBER, f"tras el kill {i}") for i in range(10)]
+    assert {r.state for r in settle(producer, job_ids).values()} == {State.SENT}
+
+
+def test_sigterm_drains_in_flight_sends(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(sandbox_flags={"latency_ms": 1500}, threads=4)
+    producer = Producer(stack.settings)
+    job_ids = [producer.send_sms(NUMBER, f"en vuelo {i}") for i in range(4)]
+    wait_for(
+        lambda: all(producer.get_status(j).state is State.SENDING for j in job_ids),
+        timeout_s=30,
+        what="4 sends in flight",
+    )
+    assert stack.stop_worker_supervisor(timeout_s=30) == 0
+    states = {producer.get_status(j).state for j in job_ids}
+    assert states == {State.SENT}
+    assert len(ledger(stack)) == 4
