@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     connectus_connect_timeout_s: PositiveFloat = 3.0
     connectus_read_timeout_s: PositiveFloat = 10.0
     connectus_pool_size: PositiveInt = 100
+    # Used when a producer names no origin (both must be validated on the platform).
+    connectus_default_src_email: str | None = Field(
+        default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+    )
+    connectus_whatsapp_src_number: str | None = Field(default=None, pattern=r"^\d{3,15}$")
 
     # --- Retries -----------------------------------------------------------
     # In-process (tenacity): quick retries of transient failures.

@@ -143,9 +143,12 @@ class RequestBuilder:
         content = errors.check(
             check_content, f.get("email_content"), field="email_content", max_chars=EMAIL_MAX_CHARS
         )
-        payload: dict[str, Any] = {"dst_email": dst, "subject": subject, "email_content": content}
-        if f.get("src_email") is not None:
-            payload["src_email"] = errors.check(normalize_email, f["src_email"], field="src_email")
+        src = f.get("src_email") or self.settings.connectus_default_src_email
+        if src is None:
+            errors.add("src_email", "is required (or set CONNECTUS_DEFAULT_SRC_EMAIL)")
+        else:
+            src = errors.check(normalize_email, src, field="src_email")
+        payload = {"dst_email": dst, "src_email": src, "subject": subject, "email_content": content}
         return payload, dst or "", None
 
     def _whatsapp(

@@ -18,7 +18,8 @@ from producers.api import JobNotFound, Producer
 
 @pytest.fixture
 def producer() -> Producer:
-    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis())
+    settings = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl"})
+    return Producer(settings, redis_client=fakeredis.FakeRedis())
 
 
 def _nothing_written(producer: Producer) -> bool:
@@ -42,6 +43,7 @@ BAD_CALLS: list[tuple[str, Callable[[Producer], Any], set[str]]] = [
     ("email empty subject", lambda p: p.send_email("a@example.com", "", "<p>x</p>"), {"subject"}),
     ("email empty body", lambda p: p.send_email("a@example.com", "s", ""), {"email_content"}),
     ("email bad src", lambda p: p.send_email("a@example.com", "s", "x", src_email="nope"), {"src_email"}),
+    ("email bad src and body", lambda p: p.send_email("a@example.com", "s", "", src_email="x@"), {"src_email", "email_content"}),
     ("otp email bad", lambda p: p.send_otp_email("x@", "s", "x"), {"dst_email"}),
     ("whatsapp no src", lambda p: p.send_whatsapp(GOOD_NUMBER, "hola"), {"src_number"}),
     ("whatsapp empty", lambda p: p.send_whatsapp(GOOD_NUMBER, "", src_number="56999944837"),
@@ -60,6 +62,13 @@ def test_bad_input_names_each_field_and_enqueues_nothing(
     assert {error.field for error in info.value.errors} == fields
     for error in info.value.errors:
         assert error.reason and error.field in str(info.value)
+    assert _nothing_written(producer)
+
+
+def test_email_without_origin_or_default_is_refused() -> None:
+    producer = Producer(load_settings({}), redis_client=fakeredis.FakeRedis())
+    with pytest.raises(InvalidInput, match="src_email: is required"):
+        producer.send_email("a@example.com", "s", "x")
     assert _nothing_written(producer)
 
 
@@ -108,7 +117,7 @@ def test_unknown_job_is_a_clear_error(producer: Producer) -> None:
 
 def test_module_level_functions_use_the_configured_producer() -> None:
     client = fakeredis.FakeRedis()
-    producers.configure(load_settings({}), redis_client=client)
+    producers.configure(load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "a@b.cl"}), redis_client=client)
     job_id = producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
     assert (
         producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
