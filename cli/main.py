@@ -12,8 +12,8 @@ import sys
 import typer
 
 from cli import dlq, send, worker_cmd
-from cli.sandbox_cmd import sandbox_command
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
+from cli.sandbox_cmd import sandbox_command
 from config import ConfigError
 
 app = typer.Typer(

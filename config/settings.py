@@ -166,7 +166,7 @@ def load_settings(
     """
     try:
         if environ is None:
-            return Settings(_env_file=env_file, **overrides)  # type: ignore[call-arg]
+            return Settings(_env_file=env_file, **overrides)
         known = {name.upper() for name in Settings.model_fields}
         values: dict[str, Any] = {
             key.lower(): value for key, value in environ.items() if key.upper() in known

@@ -30,7 +30,7 @@ def build_broker(
     - ``AgeLimit``, ``Callbacks``, ``Pipelines`` are unused.
     """
     keys = Keys(settings.key_prefix)
-    broker = RedisBroker(
+    broker = RedisBroker(  # type: ignore[no-untyped-call]
         client=client,
         namespace=keys.dramatiq_namespace,
         middleware=list(middleware),

@@ -230,7 +230,7 @@ class JobStore:
         data = self.client.hget(self.keys.dead_letter_messages, job_id)
         if data is None:
             return "missing"
-        message = renew_message(Message.decode(data))
+        message = renew_message(Message.decode(data if isinstance(data, bytes) else data.encode()))
         answer = self._replay(
             keys=[
                 self.keys.job(job_id),

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -99,9 +100,9 @@ class JobRecord(BaseModel):
     correlation_id: str | None = None
 
     @classmethod
-    def from_redis(cls, raw: Mapping[bytes, bytes]) -> JobRecord:
+    def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
         """Build from an ``HGETALL`` answer; times are stored as epoch ms."""
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {_text(k): _text(v) for k, v in raw.items()}
         data: dict[str, object] = {
             name: value for name, value in fields.items() if name in cls.model_fields
         }
@@ -118,3 +119,7 @@ class JobRecord(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

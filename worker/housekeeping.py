@@ -82,6 +82,6 @@ class Housekeeper(threading.Thread):
                     self.broker.heartbeat_timeout,
                     self.broker.dead_message_ttl,
                     1,
-                    self.broker._max_unpack_size(),
+                    self.broker._max_unpack_size(),  # type: ignore[no-untyped-call]
                 ],
             )

@@ -128,7 +128,7 @@ class SendPipeline:
             self.store.finish(job_id, claim.fence, _error_fields("unknown", "ambiguous", exc))
             return "unknown"
         now = self.clock()
-        fields = {
+        fields: dict[str, str | int] = {
             "state": "sent",
             "provider_id": provider_id,
             "outcome": "sent",

@@ -19,9 +19,9 @@ from types import FrameType
 
 import dramatiq
 import structlog
-from core.logging import configure_logging
 
 from config import ConfigError, Settings, load_settings
+from core.logging import configure_logging
 from worker.app import build_worker_app
 
 log = structlog.get_logger("worker.process")

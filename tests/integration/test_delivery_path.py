@@ -26,10 +26,9 @@ NUMBER = "+56 9 8765 4321"
 
 
 def settle(producer: Producer, job_ids: list[str], timeout_s: float = 60) -> dict[str, Any]:
-    records = wait_for(
+    return wait_for(
         lambda: _all_settled(producer, job_ids), timeout_s=timeout_s, what="every job settled"
     )
-    return records
 
 
 def _all_settled(producer: Producer, job_ids: list[str]) -> dict[str, Any] | None:
@@ -47,18 +46,26 @@ def set_faults(stack: LocalStack, **faults: Any) -> None:
         client.put("/_sandbox/faults", json=faults).raise_for_status()
 
 
-def test_every_kind_reaches_the_sandbox_and_is_recorded(stack: LocalStack, producer: Producer) -> None:
+def test_every_kind_reaches_the_sandbox_and_is_recorded(
+    stack: LocalStack, producer: Producer
+) -> None:
     otp_text = "Tu codigo es 771234"
     jobs = {
         "sms": producer.send_sms(NUMBER, "Hola desde el worker"),
         "otp": producer.send_otp(NUMBER, otp_text),
-        "email": producer.send_email("ana@example.com", "Hola", "<p>Hola</p>", src_email="contacto@empresa.cl"),
-        "otp_email": producer.send_otp_email("ana@example.com", "Codigo", "<p>123456</p>", src_email="contacto@empresa.cl"),
+        "email": producer.send_email(
+            "ana@example.com", "Hola", "<p>Hola</p>", src_email="contacto@empresa.cl"
+        ),
+        "otp_email": producer.send_otp_email(
+            "ana@example.com", "Codigo", "<p>123456</p>", src_email="contacto@empresa.cl"
+        ),
         "whatsapp": producer.send_whatsapp(NUMBER, "Hola WA", src_number="56999944837"),
         "whatsapp_qr": producer.send_whatsapp_qr(NUMBER, "Hola QR"),
     }
     records = settle(producer, list(jobs.values()))
-    assert {kind: records[job_id].state for kind, job_id in jobs.items()} == dict.fromkeys(jobs, State.SENT)
+    assert {kind: records[job_id].state for kind, job_id in jobs.items()} == dict.fromkeys(
+        jobs, State.SENT
+    )
     charges = ledger(stack)
     charged_ids = Counter(charge["provider_id"] for charge in charges)
     for kind, job_id in jobs.items():
@@ -86,7 +93,9 @@ def test_transient_faults_are_retried_and_each_message_is_charged_once(
     assert answered_429 > 0  # the faults really happened and were retried through
 
 
-def test_permanent_failure_is_dead_lettered_with_its_reason(stack: LocalStack, producer: Producer) -> None:
+def test_permanent_failure_is_dead_lettered_with_its_reason(
+    stack: LocalStack, producer: Producer
+) -> None:
     job_id = producer.send_sms(NUMBER, "para un subcliente inexistente", id_client="no-such-client")
     record = settle(producer, [job_id])[job_id]
     assert record.state is State.FAILED and record.attempts == 1
@@ -96,7 +105,9 @@ def test_permanent_failure_is_dead_lettered_with_its_reason(stack: LocalStack, p
     assert ledger(stack) == []
 
 
-def test_a_dropped_answer_is_unknown_and_never_resent(make_stack: Callable[..., LocalStack]) -> None:
+def test_a_dropped_answer_is_unknown_and_never_resent(
+    make_stack: Callable[..., LocalStack],
+) -> None:
     stack = make_stack(sandbox_flags={"drop_rate": 1.0})
     producer = Producer(stack.settings)
     job_ids = [producer.send_sms(NUMBER, f"perdido {i}") for i in range(3)]
@@ -125,11 +136,13 @@ def test_a_killed_worker_process_is_respawned(make_stack: Callable[..., LocalSta
     stack = make_stack(processes=2)
     assert stack.workers is not None
     supervisor = stack.workers.pid
-    before = wait_for(lambda: (c if len(c := _children(supervisor)) == 2 else None), timeout_s=30, what="2 children")
+    before = wait_for(
+        lambda: c if len(c := _children(supervisor)) == 2 else None, timeout_s=30, what="2 children"
+    )
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     after = wait_for(
-        lambda: (c if len(c := _children(supervisor)) == 2 and victim not in c else None),
+        lambda: c if len(c := _children(supervisor)) == 2 and victim not in c else None,
         timeout_s=30,
         what="a replacement child",
     )

@@ -117,7 +117,9 @@ def test_unknown_job_is_a_clear_error(producer: Producer) -> None:
 
 def test_module_level_functions_use_the_configured_producer() -> None:
     client = fakeredis.FakeRedis()
-    producers.configure(load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "a@b.cl"}), redis_client=client)
+    producers.configure(
+        load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "a@b.cl"}), redis_client=client
+    )
     job_id = producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
     assert (
         producers.send_email("ana@example.com", "Hola", "<b>hola</b>", idempotency_key="e-1")
