@@ -211,10 +211,17 @@ class JobStore:
             "retry": (self.keys.schedule, self.keys.schedule_messages),
             "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
         }[mode]
-        args: list[str | int | bytes] = [fence, mode, score, job_id, data]
+        provider_id = fields.get("provider_id")
+        index = self.keys.provider(str(provider_id)) if provider_id else ""
+        args: list[str | int | bytes] = [fence, mode, score, job_id, data, self.ttl_s]
         for name, value in {**fields, "updated_at": self.clock()}.items():
             args += [name, value]
-        return bool(self._finish(keys=[self.keys.job(job_id), zset, hash_], args=args))
+        return bool(self._finish(keys=[self.keys.job(job_id), zset, hash_, index], args=args))
+
+    def job_for_provider_id(self, provider_id: str) -> str | None:
+        """The job that Connectus knows as ``provider_id`` (for webhooks and reports)."""
+        value = self.client.get(self.keys.provider(provider_id))
+        return value.decode() if isinstance(value, bytes) else value
 
     def promote_due(self, *, limit: int = 500) -> int:
         """Move due scheduled jobs and retries onto their queues; returns how many."""

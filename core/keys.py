@@ -28,6 +28,10 @@ class Keys:
         """String: idempotency key -> job id."""
         return f"{self.prefix}:idem:{key}"
 
+    def provider(self, provider_id: str) -> str:
+        """String: Connectus's message id -> job id."""
+        return f"{self.prefix}:provider:{provider_id}"
+
     @property
     def schedule(self) -> str:
         """Sorted set: job id scored by the time (ms) it is due."""

@@ -57,15 +57,20 @@ redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', now + tonumber(AR
 return {'ok', fence, attempts}
 """
 
-# KEYS: job, zset (dead letters or schedule), hash (their messages)
-# ARGV: fence, mode (done|dead|retry), score_ms, job_id, message data, field/value pairs...
+# KEYS: job, zset (dead letters or schedule), hash (their messages), provider index
+# ARGV: fence, mode (done|dead|retry), score_ms, job_id, message data, index ttl_s,
+#       field/value pairs...
 # Fenced: a worker whose lease was taken over can no longer write.
+# With a provider index key, provider id -> job id is kept (webhooks find the job).
 FINISH = """
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1]
    or redis.call('HGET', KEYS[1], 'state') ~= 'sending' then
   return 0
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 6, #ARGV))
+redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV))
+if KEYS[4] ~= '' then
+  redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[6]))
+end
 if ARGV[2] == 'dead' or ARGV[2] == 'retry' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])

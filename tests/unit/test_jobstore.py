@@ -111,6 +111,8 @@ def test_finish_is_fenced_and_terminal_jobs_are_never_claimed_again(store: JobSt
     assert not store.finish("j1", claim.fence + 1, {"state": "sent"})
     assert store.finish("j1", claim.fence, {"state": "sent", "provider_id": "abc"})
     assert store.get("j1").provider_id == "abc"
+    assert store.job_for_provider_id("abc") == "j1"
+    assert store.job_for_provider_id("other") is None
     again = store.claim("j1", worker_id="w2", lease_ms=1000)
     assert (again.status, again.detail) == ("done", "sent")
 
