@@ -1,0 +1,129 @@
+"""client.qr: the WhatsApp QR API at the root of its own base URL."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.connectus import errors
+from worker.connectus.client import ConnectusClient
+from worker.connectus.results_account import Ack
+from worker.connectus.testing import make_client
+
+GROUP = "prueba con whatsapp qr"
+NUMBERS = ["584141924112", "584148566479"]
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "body"),
+    [
+        (lambda c: c.qr.create_group(name=GROUP, numbers=NUMBERS), "/create-group",
+         {"name": GROUP, "numbers": NUMBERS, "options": {}}),
+        (lambda c: c.qr.add_participants(group_name=GROUP, numbers=NUMBERS), "/add-participants",
+         {"groupName": GROUP, "numbers": NUMBERS}),
+        (lambda c: c.qr.remove_participants(group_name=GROUP, numbers=NUMBERS),
+         "/remove-participants", {"groupName": GROUP, "numbers": NUMBERS}),
+        (lambda c: c.qr.make_group_admins(group_name=GROUP, numbers=NUMBERS[:1]),
+         "/make-group-admins", {"groupName": GROUP, "numbers": NUMBERS[:1]}),
+        (lambda c: c.qr.demote_group_admins(group_name=GROUP, numbers=NUMBERS[:1]),
+         "/demote-group-admins", {"groupName": GROUP, "numbers": NUMBERS[:1]}),
+        (lambda c: c.qr.update_group_info(group_name=GROUP, new_subject="Nuevo"),
+         "/update-group-info", {"groupName": GROUP, "newSubject": "Nuevo"}),
+        (lambda c: c.qr.send_message_to_group(group_name=GROUP, message="Hola"),
+         "/send-message-to-group", {"groupName": GROUP, "message": "Hola"}),
+    ],
+    ids=["create", "add", "remove", "make-admins", "demote", "update-info", "send-to-group"],
+)  # fmt: skip
+def test_group_calls_post_json(
+    call: Callable[[ConnectusClient], Ack], path: str, body: dict[str, Any]
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json={"success": True, "extra": 1}))
+    assert call(client).success is True
+    assert (recorder.last.method, recorder.last.url.host) == ("POST", "whatsappqr.test")
+    assert recorder.last.url.path == path
+    assert json.loads(recorder.last.content) == body
+
+
+def test_send_returns_the_message_id() -> None:
+    answer = {"success": True, "message_id": "q1"}
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    result = client.qr.send(number="584141992998", message="Hola")
+    assert (result.provider_id, result.raw) == ("q1", answer)
+    assert recorder.last.url.path == "/send"
+    assert json.loads(recorder.last.content) == {"number": "584141992998", "message": "Hola"}
+
+
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.qr.send(number="1", message="m"),
+        lambda c: c.qr.send_message_to_group(group_name=GROUP, message="m"),
+        lambda c: c.qr.add_participants(group_name=GROUP, numbers=["1"]),
+    ],
+    ids=["send", "send-to-group", "add"],
+)
+def test_success_false_is_rejected(call: Callable[[ConnectusClient], Any]) -> None:
+    client, _ = make_client(httpx.Response(200, json={"success": False, "error": "no session"}))
+    with pytest.raises(errors.Rejected, match="no session"):
+        call(client)
+
+
+def test_unknown_group_is_not_found() -> None:
+    client, _ = make_client(httpx.Response(404, json={"error": "Group not found"}))
+    with pytest.raises(errors.NotFound):
+        client.qr.generate_invite_link(group_name="nope")
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "fields", "answer", "expected"),
+    [
+        (lambda c: [m.message for m in c.qr.last_messages(number="5841")], "/get-last-messages",
+         {"number": "5841"},
+         {"messages": [{"message_id": "a", "number": "5841", "message": "hi", "from_me": True}]},
+         ["hi"]),
+        (lambda c: c.qr.generate_invite_link(group_name=GROUP), "/generate-invite-link",
+         {"groupName": GROUP}, {"invite_link": "https://chat.whatsapp.com/x"},
+         "https://chat.whatsapp.com/x"),
+        (lambda c: len(c.qr.last_group_messages(group_name=GROUP)), "/get-last-group-messages",
+         {"groupName": GROUP}, {"messages": [{"message": "a"}, {"message": "b"}]}, 2),
+    ],
+    ids=["last-messages", "invite-link", "last-group-messages"],
+)  # fmt: skip
+def test_reads_send_fields_as_json_body_and_query(
+    call: Callable[[ConnectusClient], Any],
+    path: str,
+    fields: dict[str, str],
+    answer: Any,
+    expected: Any,
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    assert call(client) == expected
+    assert (recorder.last.method, recorder.last.url.path) == ("GET", path)
+    assert json.loads(recorder.last.content) == fields  # as the collection sends it
+    assert dict(recorder.last.url.params) == fields  # for proxies that drop GET bodies
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "answer", "expected"),
+    [
+        (lambda c: c.qr.qr(), "/qr", {"qr": "2@abc"}, "2@abc"),
+        (lambda c: c.qr.status(), "/status", {"status": "CONNECTED"}, "CONNECTED"),
+    ],
+)
+def test_session_calls(
+    call: Callable[[ConnectusClient], str], path: str, answer: Any, expected: str
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    assert call(client) == expected
+    assert (recorder.last.method, recorder.last.url.path) == ("GET", path)
+
+
+def test_update_group_info_needs_a_change() -> None:
+    client, recorder = make_client(httpx.Response(200, json={}))
+    with pytest.raises(ValueError):
+        client.qr.update_group_info(group_name=GROUP)
+    assert recorder.requests == []

@@ -1,0 +1,191 @@
+"""client.v1: query parameters for GETs, form bodies for POSTs, tolerant parsing."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.connectus import errors
+from worker.connectus.classify import DeliveryState
+from worker.connectus.testing import make_client
+from worker.connectus.v1 import MAX_BULK_SMS, BulkItem
+
+
+def test_send_sms_posts_a_form_and_reads_id_sms() -> None:
+    client, recorder = make_client(httpx.Response(200, json={"id_sms": "f047"}))
+    result = client.v1.send_sms(dst_number="56990324203", sms_content="So long")
+    assert result.provider_id == "f047"
+    request = recorder.last
+    assert (request.method, request.url.host, request.url.path) == (
+        "POST",
+        "api.test",
+        "/api_v1/send_sms",
+    )
+    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
+    assert recorder.last_form() == {"dst_number": "56990324203", "sms_content": "So long"}
+    # Numbers and content stay out of the URL (and so out of access logs).
+    assert request.url.query == b""
+
+
+def test_send_sms_bulk_sends_messages_as_a_json_string() -> None:
+    answer = {
+        "id_delivery": "0a45",
+        "messages": [{"id_sms": "6bfb"}, {"error": "NUMERO_INVALIDO", "dst_number": "123"}],
+    }
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    messages = [
+        {"dst_number": "56944444444", "sms_content": "ships", "extra": "dropped"},
+        {"dst_number": "123", "sms_content": "fish"},
+    ]
+    result = client.v1.send_sms_bulk(
+        messages=messages, delivery_name="Douglas Adams quotes", deliver_at="2018-03-25 10:30:00"
+    )
+    form = recorder.last_form()
+    assert recorder.last.url.path == "/api_v1/send_sms_bulk"
+    assert json.loads(form["messages"]) == [
+        {"dst_number": "56944444444", "sms_content": "ships"},
+        {"dst_number": "123", "sms_content": "fish"},
+    ]
+    assert (form["delivery_name"], form["deliver_at"]) == (
+        "Douglas Adams quotes",
+        "2018-03-25 10:30:00",
+    )
+    assert result.id_delivery == "0a45"
+    assert [(i.provider_id, i.error, i.ok) for i in result.items] == [
+        ("6bfb", None, True),
+        (None, "NUMERO_INVALIDO", False),
+    ]
+
+
+@pytest.mark.parametrize(
+    "messages",
+    [
+        [],
+        [{"dst_number": "56911111111", "sms_content": "x"}] * (MAX_BULK_SMS + 1),
+        [{"dst_number": "56911111111"}],
+        [{"dst_number": "", "sms_content": "x"}],
+    ],
+    ids=["empty", "1001", "no-content", "empty-number"],
+)
+def test_send_sms_bulk_is_validated_before_sending(messages: list[dict[str, str]]) -> None:
+    client, recorder = make_client(httpx.Response(200, json={}))
+    with pytest.raises(errors.InvalidRequest):
+        client.v1.send_sms_bulk(
+            messages=messages, delivery_name="d", deliver_at="2018-03-25 10:30:00"
+        )
+    assert recorder.requests == []
+
+
+def test_send_sms_bulk_of_exactly_1000_is_sent() -> None:
+    answer = {"id_delivery": "d", "messages": [{"id_sms": str(i)} for i in range(MAX_BULK_SMS)]}
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    result = client.v1.send_sms_bulk(
+        messages=[{"dst_number": "56911111111", "sms_content": "x"}] * MAX_BULK_SMS,
+        delivery_name="d",
+        deliver_at="2018-03-25 10:30:00",
+    )
+    assert len(result.items) == MAX_BULK_SMS
+    assert len(recorder.requests) == 1
+
+
+def test_a_bulk_answer_with_a_different_count_is_malformed() -> None:
+    # Items are matched to inputs by position; a shorter list can't be matched.
+    client, _ = make_client(httpx.Response(200, json={"id_delivery": "d", "messages": []}))
+    with pytest.raises(errors.MalformedResponse):
+        client.v1.send_sms_bulk(
+            messages=[{"dst_number": "56911111111", "sms_content": "x"}],
+            delivery_name="d",
+            deliver_at="2018-03-25 10:30:00",
+        )
+
+
+@pytest.mark.parametrize(
+    ("call", "path", "query", "answer", "expected"),
+    [
+        (
+            lambda c: c.v1.check_sms_status(id_sms="6bfb").state,
+            "/api_v1/check_sms_status",
+            {"id_sms": "6bfb"},
+            {"status": "ENTREGADO"},
+            DeliveryState.DELIVERED,
+        ),
+        (
+            lambda c: [(m.provider_id, m.status) for m in c.v1.check_delivery_status(
+                id_delivery="0a45").messages],
+            "/api_v1/check_delivery_status",
+            {"id_delivery": "0a45"},
+            {"delivery_status": {"id_delivery": "0a45", "delivery_name": "n",
+                                 "messages": [{"status": "PROGRAMADO", "id_sms": "6bfb"}]}},
+            [("6bfb", "PROGRAMADO")],
+        ),
+        (lambda c: c.v1.check_balance(), "/api_v1/check_balance", {}, {"balance": "1432"}, 1432),
+        (
+            lambda c: c.v1.check_email_balance(),
+            "/api_v1/check_email_balance", {}, {"balance": "35123"}, 35123,
+        ),
+        (
+            lambda c: [e.event for e in c.v1.check_email_status_events(id_email="e1").events],
+            "/api_v1/check_email_status_events",
+            {"id_email": "e1"},
+            {"status": "ENTREGADO", "events": [{"timestamp": "05-03-19 17:05:25",
+                                                "event": "ABIERTO"},
+                                               {"event_timestamp": "t", "email_event": "CLICKEADO"}]},
+            ["ABIERTO", "CLICKEADO"],
+        ),
+    ],
+    ids=["check_sms_status", "check_delivery_status", "check_balance", "check_email_balance",
+         "check_email_status_events"],
+)  # fmt: skip
+def test_v1_lookups_use_query_parameters(
+    call: Any, path: str, query: dict[str, str], answer: Any, expected: Any
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    assert call(client) == expected
+    assert (recorder.last.method, recorder.last.url.path) == ("GET", path)
+    assert dict(recorder.last.url.params) == query
+    assert recorder.last.content == b""
+
+
+def test_send_email_omits_absent_optionals() -> None:
+    client, recorder = make_client(httpx.Response(200, json={"id_email": "f047"}))
+    result = client.v1.send_email(dst_email="a@b.cl", subject="S", email_content="x")
+    assert result.provider_id == "f047"
+    assert recorder.last_form() == {"dst_email": "a@b.cl", "subject": "S", "email_content": "x"}
+
+
+def test_send_email_bulk() -> None:
+    answer = {"id_delivery": "d", "messages": [{"id_email": "e1"}, {"error": "bad address"}]}
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    emails = [
+        {"dst_email": "a@b.cl", "subject": "S", "email_content": "x"},
+        {"dst_email": "nope", "subject": "S", "email_content": "y", "sender": "Me"},
+    ]
+    result = client.v1.send_email_bulk(
+        emails=emails, delivery_name="n", deliver_at="2019-03-25 10:30:00", src_email="j@e.com"
+    )
+    form = recorder.last_form()
+    assert recorder.last.url.path == "/api_v1/send_email_bulk"
+    assert json.loads(form["emails"]) == emails
+    assert form["src_email"] == "j@e.com"
+    assert result.items == (
+        BulkItem("e1", None, None),
+        BulkItem(None, "bad address", None),
+    )
+
+
+def test_send_email_bulk_refuses_an_incomplete_email() -> None:
+    client, recorder = make_client(httpx.Response(200, json={}))
+    with pytest.raises(errors.InvalidRequest):
+        client.v1.send_email_bulk(
+            emails=[{"dst_email": "a@b.cl"}], delivery_name="n", deliver_at="2019-03-25 10:30:00"
+        )
+    assert recorder.requests == []
+
+
+def test_a_balance_that_is_not_a_number_is_malformed() -> None:
+    client, _ = make_client(httpx.Response(200, json={"balance": "lots"}))
+    with pytest.raises(errors.MalformedResponse):
+        client.v1.check_balance()
