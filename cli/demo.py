@@ -39,7 +39,7 @@ FAST_RETRIES = {
 
 
 def _enqueue_one(producer: Producer, i: int, rng: random.Random) -> str:
-    number = f"5699{rng.randrange(10**7):07d}"
+    number = f"5698{rng.randrange(10**7):07d}"
     roll = rng.random()
     if roll < 0.55:
         # 2% name a subclient that does not exist: a permanent failure (404).
@@ -90,8 +90,19 @@ def run_demo(*, messages: int, processes: int, threads: int, timeout_s: float) -
         records = [producer.get_status(job_id) for job_id in job_ids]
         with stack.sandbox_client() as sandbox:
             ledger = sandbox.get("/_sandbox/ledger").json()
+            stats = sandbox.get("/_sandbox/stats").json()
         stack.stop_worker_supervisor()
-    return _report(console, records, ledger)
+    return _report(console, records, ledger, _faults_seen(stats))
+
+
+def _faults_seen(stats: dict[str, Any]) -> Counter[str]:
+    """Answers the sandbox gave that were not a plain success, by status."""
+    seen: Counter[str] = Counter()
+    for by_status in stats.get("requests", {}).values():
+        for status, count in by_status.items():
+            if status == "dropped" or status.startswith(("4", "5")):
+                seen[status] += count
+    return seen
 
 
 def _states(producer: Producer, job_ids: list[str]) -> list[str]:
@@ -101,7 +112,9 @@ def _states(producer: Producer, job_ids: list[str]) -> list[str]:
     return [value.decode() if value else "missing" for value in pipe.execute()]
 
 
-def _report(console: Console, records: list[Any], ledger: dict[str, Any]) -> int:
+def _report(
+    console: Console, records: list[Any], ledger: dict[str, Any], faults: Counter[str]
+) -> int:
     states = Counter(record.state.value for record in records)
     retried = sum(record.attempts > 1 for record in records)
     reasons = Counter(
@@ -116,7 +129,9 @@ def _report(console: Console, records: list[Any], ledger: dict[str, Any]) -> int
     table.add_column("count", justify="right")
     for state in ("sent", "failed", "unknown", "retrying", "queued", "sending"):
         table.add_row(state, str(states.get(state, 0)))
-    table.add_row("retried (attempts > 1)", str(retried))
+    for status, count in sorted(faults.items()):
+        table.add_row(f"sandbox answered {status}", str(count))
+    table.add_row("jobs retried durably (attempts > 1)", str(retried))
     for reason, count in reasons.most_common():
         table.add_row(f"  reason: {reason}", str(count))
     table.add_row("charges in the sandbox ledger", str(sum(charges.values())))
