@@ -1,0 +1,61 @@
+"""Entry points: flags and environment become one frozen config, read at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from typing import Any
+
+import pytest
+
+import sandbox.__main__ as main_module
+import sandbox.server as server_module
+from cli.sandbox_cmd import sandbox_command
+from sandbox.config import FaultConfig, SandboxConfig, config_from_env
+
+
+@pytest.fixture
+def captured(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    calls: dict[str, Any] = {}
+
+    def fake_run(*, host: str, port: int, config: SandboxConfig) -> None:
+        calls.update(host=host, port=port, config=config)
+
+    monkeypatch.setattr(server_module, "run", fake_run)
+    monkeypatch.setattr(main_module, "run", fake_run)
+    return calls
+
+
+def test_config_is_frozen_and_reads_only_the_given_mapping() -> None:
+    config = config_from_env({"CONNECTUS_API_USER": "u", "CONNECTUS_API_KEY": "k"})
+    assert (config.api_user, config.api_key) == ("u", "k")
+    assert config_from_env({}).api_user == "sandbox"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.api_user = "x"  # type: ignore[misc]
+
+
+def test_python_m_sandbox_flags(captured: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CONNECTUS_API_USER", "acct")
+    monkeypatch.setenv("CONNECTUS_API_KEY", "key")
+    main_module.main(
+        ["--port", "9001", "--latency-ms", "50", "--drop-rate", "0.1", "--faults-on-lookups"]
+    )
+    config = captured["config"]
+    assert captured["port"] == 9001
+    assert (config.api_user, config.api_key) == ("acct", "key")
+    assert config.faults == FaultConfig(latency_ms=50, drop_rate=0.1, applies_to="all")
+
+
+def test_cli_command_builds_the_same_config(captured: dict[str, Any]) -> None:
+    sandbox_command(port=9002, error_rate=0.2, rate_429=0.1, seed=4)
+    config = captured["config"]
+    assert captured["port"] == 9002 and captured["host"] == "127.0.0.1"
+    assert config.faults.error_rate == 0.2 and config.faults.rate_429 == 0.1
+    assert config.faults.seed == 4 and config.seed == 4
+
+
+def test_cli_command_defaults() -> None:
+    params = inspect.signature(sandbox_command).parameters
+    assert params["port"].default == 8081
+    assert params["host"].default == "127.0.0.1"
+    assert params["latency_ms"].default == 0
