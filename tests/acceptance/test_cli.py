@@ -1,0 +1,155 @@
+"""The ``connectus`` command line, run as a subprocess, as a user or a script would."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+import redis
+
+from cli.stack import LocalStack
+from tests.support.waiting import wait_for
+
+CLI = [sys.executable, "-m", "cli"]
+
+
+@pytest.fixture
+def env(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> dict[str, str]:
+    return {
+        **os.environ,
+        "REDIS_URL": redis_url,
+        "KEY_PREFIX": redis_prefix,
+        "CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl",
+    }
+
+
+def run(
+    args: list[str], env: Mapping[str, str], timeout_s: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*CLI, *args], env=dict(env), capture_output=True, text=True, timeout=timeout_s, check=False
+    )
+
+
+def run_json(args: list[str], env: Mapping[str, str], code: int = 0) -> dict[str, Any]:
+    result = run([*args, "--json"], env)
+    assert result.returncode == code, result.stderr + result.stdout
+    return dict(json.loads(result.stdout))
+
+
+def test_send_then_status_as_json(env: dict[str, str]) -> None:
+    job_id = run_json(
+        ["send", "sms", "--to", "+56 9 8765 4321", "--text", "Hola", "--key", "cli-1"], env
+    )["job_id"]
+    again = run_json(
+        ["send", "sms", "--to", "56987654321", "--text", "Hola", "--key", "cli-1"], env
+    )
+    assert again["job_id"] == job_id
+    status = run_json(["status", job_id], env)
+    assert status["state"] == "queued" and status["dst"] == "569*****321"
+    assert status["idempotency_key"] == "cli-1"
+
+
+def test_bad_input_exits_2_naming_every_field_and_queues_nothing(
+    env: dict[str, str], redis_client: redis.Redis, redis_prefix: str
+) -> None:
+    body = run_json(["send", "sms", "--to", "123", "--text", " "], env, code=2)
+    assert {e["name"] for e in body["errors"]} == {"dst_number", "sms_content"}
+    assert "dst_number" in body["error"]
+    assert list(redis_client.scan_iter(f"{redis_prefix}*")) == []
+
+
+def test_bad_input_without_json_is_a_readable_error(env: dict[str, str]) -> None:
+    result = run(["send", "email", "--to", "nope", "--subject", "s", "--html", "x"], env)
+    assert result.returncode == 2
+    assert "dst_email" in result.stderr
+
+
+def test_idempotency_conflict_is_refused(env: dict[str, str]) -> None:
+    run_json(["send", "otp", "--to", "56987654321", "--text", "codigo 1", "--key", "otp-1"], env)
+    body = run_json(
+        ["send", "otp", "--to", "56987654321", "--text", "codigo 2", "--key", "otp-1"], env, code=2
+    )
+    assert "idempotency_key" in body["error"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "args"),
+    [("WORKER_THREADS", "0", ["status", "x"]), ("REDIS_URL", "http://x", ["send", "sms", "--to", "1", "--text", "x"]),
+     ("CONNECTUS_READ_TIMEOUT_S", "soon", ["worker"])],
+)  # fmt: skip
+def test_bad_setting_exits_78_naming_the_variable(
+    env: dict[str, str], variable: str, value: str, args: list[str]
+) -> None:
+    result = run(args, {**env, variable: value})
+    assert result.returncode == 78, result.stderr
+    assert variable in result.stderr
+
+
+def test_worker_without_credentials_names_the_missing_variable(env: dict[str, str]) -> None:
+    clean = {k: v for k, v in env.items() if not k.startswith("CONNECTUS_API_")}
+    result = run(["worker"], clean)
+    assert result.returncode == 78
+    assert "CONNECTUS_API_USER" in result.stderr
+
+
+def test_unknown_job_status_fails_clearly(env: dict[str, str]) -> None:
+    body = run_json(["status", "does-not-exist"], env, code=1)
+    assert "does-not-exist" in body["error"]
+
+
+def test_cancel_a_scheduled_job(env: dict[str, str]) -> None:
+    refused = run_json(
+        ["send", "sms", "--to", "56987654321", "--text", "luego", "--at", "2099-01-01 10:00"],
+        env,
+        code=2,
+    )
+    assert "deliver_at" in refused["error"]  # too far: beyond the job record's lifetime
+    at = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
+    job_id = run_json(["send", "sms", "--to", "56987654321", "--text", "luego", "--at", at], env)[
+        "job_id"
+    ]
+    assert run_json(["status", job_id], env)["state"] == "scheduled"
+    assert run_json(["cancel", job_id], env)["result"] == "cancelled"
+    assert run_json(["status", job_id], env)["state"] == "cancelled"
+
+
+def test_a_message_sent_from_the_cli_is_delivered_by_the_worker(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Any
+) -> None:
+    with LocalStack(
+        redis_url=redis_url,
+        env={"KEY_PREFIX": redis_prefix},
+        processes=1,
+        threads=2,
+        log_dir=tmp_path,
+    ) as stack:
+        env = stack.env
+        job_id = run_json(["send", "whatsapp-qr", "--to", "56987654321", "--text", "Hola QR"], env)[
+            "job_id"
+        ]
+        failing = run_json(
+            ["send", "sms", "--to", "56987654321", "--text", "x", "--client", "no-such-client"], env
+        )["job_id"]
+
+        def settled(job: str) -> bool:
+            return run_json(["status", job], env)["state"] in {"sent", "failed"}
+
+        wait_for(
+            lambda: settled(job_id) and settled(failing), timeout_s=60, what="both jobs settled"
+        )
+        assert run_json(["status", job_id], env)["state"] == "sent"
+        dead = run_json(["dlq", "list"], env)
+        assert [row["job_id"] for row in dead["dead_letters"]] == [failing]
+        assert dead["dead_letters"][0]["reason"]
+        # A replay keeps the job id; it fails again for the same reason.
+        assert run_json(["dlq", "replay", failing], env)["result"] == "replayed"
+        wait_for(lambda: settled(failing), timeout_s=60, what="replayed job settled")
+        record = run_json(["status", failing], env)
+        assert record["state"] == "failed" and record["attempts"] == 2
