@@ -101,8 +101,8 @@ class Walker:
         c = self.http
         self.ids["client"] = c.post("/api_v3/clients", json={"name": "postman"}).json()["id_unique"]
         for product, amount, country in ((1, 100, 1), (2, 10, None), (3, 10, None)):
-            body = {"amount": amount, "product": product, "id_country": country}
-            c.post(f"/api_v3/clients/{self.ids['client']}/add_balance", json=body)
+            grant = {"amount": amount, "product": product, "id_country": country}
+            c.post(f"/api_v3/clients/{self.ids['client']}/add_balance", json=grant)
         tomorrow = dt.datetime.now(zoneinfo.ZoneInfo("America/Santiago")) + dt.timedelta(days=1)
         at = tomorrow.strftime("%Y-%m-%d %H:%M:%S")
         for key, product in (("sms_delivery", 1), ("email_delivery", 2), ("whatsapp_delivery", 3)):
