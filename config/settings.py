@@ -13,9 +13,10 @@ Every field maps to the upper-case environment variable of the same name
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from collections.abc import Mapping
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -24,6 +25,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+
+# Bearer tokens: RFC 6750 token characters (no comma: the list separator).
+_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
+# URL-safe without encoding (RFC 3986 unreserved characters).
+_URL_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 
 
 class ConfigError(ValueError):
@@ -96,6 +102,25 @@ class Settings(BaseSettings):
     broker_maintenance_interval_s: PositiveFloat = 15.0
     broker_heartbeat_timeout_s: PositiveFloat = 60.0
 
+    # --- HTTP service (``connectus serve``) ----------------------------------
+    # Bearer tokens of the intake, comma-separated; each >= 16 characters.
+    intake_tokens: SecretStr | None = None
+    # Largest accepted request body, in bytes (256 KiB); bigger is a 413.
+    intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
+    # How long a stored Idempotency-Key response is replayed, in s (Stripe: 24 h).
+    intake_idempotency_ttl_s: PositiveInt = 86_400
+    # How Connectus authenticates to our webhooks: a secret in the URL or Basic auth.
+    webhook_auth: Literal["token", "basic"] = "token"
+    webhook_secret: SecretStr | None = None
+    webhook_basic_user: str | None = Field(default=None, pattern=r"^[^:\s]{1,64}$")
+    webhook_basic_password: SecretStr | None = None
+    # Largest accepted webhook body, in bytes (64 KiB).
+    webhook_max_body_bytes: Annotated[int, Field(gt=0, le=1024 * 1024)] = 64 * 1024
+    # Incoming SMS texts that opt the sender out of marketing; comma-separated.
+    opt_out_keywords: str = "STOP,BAJA,SALIR"
+    # Approximate cap on the event stream's length, in entries (XADD MAXLEN ~).
+    events_stream_maxlen: Annotated[int, Field(ge=1_000)] = 100_000
+
     # --- Logging -----------------------------------------------------------
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool = True
@@ -134,6 +159,43 @@ class Settings(BaseSettings):
             raise ValueError("is empty")
         return value
 
+    @field_validator("intake_tokens")
+    @classmethod
+    def _check_intake_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        tokens = value.get_secret_value().split(",")
+        for position, token in enumerate(tokens, start=1):
+            # The reason names the position, never the token.
+            if not _TOKEN_SHAPE.match(token.strip()):
+                raise ValueError(
+                    f"token #{position} must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -"
+                )
+        return value
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        # It goes into a URL pasted into the Connectus platform: unreserved characters only.
+        if value is not None and not _URL_SECRET_SHAPE.match(value.get_secret_value()):
+            raise ValueError("must be 16-256 characters of A-Z a-z 0-9 . _ ~ -")
+        return value
+
+    @field_validator("webhook_basic_password")
+    @classmethod
+    def _check_basic_password(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 12 <= len(value.get_secret_value()) <= 256:
+            raise ValueError("must be 12-256 characters")
+        return value
+
+    @field_validator("opt_out_keywords")
+    @classmethod
+    def _check_opt_out_keywords(cls, value: str) -> str:
+        words = [word.strip() for word in value.split(",")]
+        if not all(words) or any(len(word) > 32 for word in words):
+            raise ValueError("must be comma-separated non-empty words of at most 32 characters")
+        return value
+
     @property
     def queues(self) -> tuple[str, str, str]:
         """The queue names, most urgent first."""
@@ -150,6 +212,34 @@ class Settings(BaseSettings):
         if self.connectus_api_key is None or not self.connectus_api_key.get_secret_value():
             raise ConfigError("CONNECTUS_API_KEY", "is required to call Connectus")
         return self.connectus_api_user, self.connectus_api_key.get_secret_value()
+
+    @property
+    def intake_token_values(self) -> tuple[str, ...]:
+        """The intake bearer tokens (plain text: compare them, never log them)."""
+        if self.intake_tokens is None:
+            return ()
+        return tuple(t.strip() for t in self.intake_tokens.get_secret_value().split(","))
+
+    @property
+    def opt_out_keyword_set(self) -> frozenset[str]:
+        """Opt-out keywords, case-folded (compare with ``text.strip().casefold()``)."""
+        return frozenset(word.strip().casefold() for word in self.opt_out_keywords.split(","))
+
+    def require_service_settings(self) -> None:
+        """Fail naming the variable if ``connectus serve`` lacks what it needs.
+
+        Checked when the service starts, not in the model: workers and the CLI
+        share these settings and need none of them.
+        """
+        if not self.intake_token_values:
+            raise ConfigError("INTAKE_TOKENS", "is required to serve the intake")
+        if self.webhook_auth == "token" and self.webhook_secret is None:
+            raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_AUTH=token")
+        if self.webhook_auth == "basic":
+            if not self.webhook_basic_user:
+                raise ConfigError("WEBHOOK_BASIC_USER", "is required when WEBHOOK_AUTH=basic")
+            if self.webhook_basic_password is None:
+                raise ConfigError("WEBHOOK_BASIC_PASSWORD", "is required when WEBHOOK_AUTH=basic")
 
 
 def load_settings(
