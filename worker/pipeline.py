@@ -96,13 +96,17 @@ class SendPipeline:
         """
         job_id = str(job["job_id"])
         structlog.contextvars.bind_contextvars(
-            job_id=job_id, queue=job.get("queue"), idempotency_key=job.get("key")
+            job_id=job_id,
+            kind=kind.value,
+            queue=job.get("queue"),
+            idempotency_key=job.get("key"),
+            correlation_id=job.get("correlation_id"),
         )
         try:
             return self._handle(kind, job_id, job)
         finally:
             structlog.contextvars.unbind_contextvars(
-                "job_id", "queue", "idempotency_key", "attempt"
+                "job_id", "kind", "queue", "idempotency_key", "correlation_id", "attempt"
             )
 
     def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:

@@ -10,6 +10,7 @@ their queue.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import sys
@@ -62,6 +63,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"connectus worker: configuration error: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG: the supervisor does not respawn on this code
     configure_logging(level=settings.log_level, json=settings.log_json)
+    # One INFO line per HTTP request from httpx would double the log volume of
+    # the hot path; our own send.* events already say what happened.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     queues = args.queues.split(",") if args.queues else list(settings.queues)
     unknown = set(queues) - set(settings.queues)
     if unknown:

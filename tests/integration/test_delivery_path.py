@@ -7,6 +7,7 @@ the sandbox's charge ledger, never by the worker's own say-so.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -75,6 +76,17 @@ def test_every_kind_reaches_the_sandbox_and_is_recorded(
     otp_charge = next(c for c in charges if c["provider_id"] == records[jobs["otp"]].provider_id)
     assert otp_charge["content_sha256"] == content_hash(otp_text)
     assert records[jobs["otp"]].content_sha256 == content_hash(otp_text)
+
+    # Logs: one send.sent line per job with its context; no personal data, no OTP.
+    stack.stop_worker_supervisor()
+    log_text = stack.log_path("workers").read_text()
+    events = [json.loads(line) for line in log_text.splitlines() if line.startswith("{")]
+    sent = {e["job_id"]: e for e in events if e.get("event") == "send.sent"}
+    assert set(sent) == set(jobs.values())
+    for event in sent.values():
+        assert {"queue", "attempt", "idempotency_key", "kind"} <= set(event)
+    for secret in ("56987654321", "8765 4321", "ana@example.com", "771234", otp_text):
+        assert secret not in log_text
 
 
 def test_transient_faults_are_retried_and_each_message_is_charged_once(
