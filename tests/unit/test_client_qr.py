@@ -127,3 +127,24 @@ def test_update_group_info_needs_a_change() -> None:
     with pytest.raises(ValueError):
         client.qr.update_group_info(group_name=GROUP)
     assert recorder.requests == []
+
+
+def test_qr_uses_basic_auth_unless_given_a_bearer_token() -> None:
+    client, recorder = make_client(httpx.Response(200, json={"status": "CONNECTED"}))
+    client.qr.status()
+    assert recorder.last.headers["authorization"].startswith("Basic ")
+
+
+def test_qr_bearer_token_is_sent_to_the_qr_api_only_and_never_shown() -> None:
+    token = "qr-token-0123456789"
+    client, recorder = make_client(
+        httpx.Response(401, json={"error": f"bad token {token}"}), qr_bearer_token=token
+    )
+    with pytest.raises(errors.AuthenticationFailed) as raised:
+        client.qr.status()
+    assert recorder.last.headers["authorization"] == f"Bearer {token}"
+    assert token not in str(raised.value)
+    assert token not in repr(client)
+    with pytest.raises(errors.AuthenticationFailed):
+        client.v3.email_balance()
+    assert recorder.last.headers["authorization"].startswith("Basic ")

@@ -54,9 +54,9 @@ def test_send_sms_bulk_sends_messages_as_a_json_string() -> None:
         "2018-03-25 10:30:00",
     )
     assert result.id_delivery == "0a45"
-    assert [(i.provider_id, i.error, i.ok) for i in result.items] == [
-        ("6bfb", None, True),
-        (None, "NUMERO_INVALIDO", False),
+    assert [(i.provider_id, i.error, i.destination, i.ok) for i in result.items] == [
+        ("6bfb", None, None, True),
+        (None, "NUMERO_INVALIDO", "123", False),
     ]
 
 
@@ -151,13 +151,16 @@ def test_v1_lookups_use_query_parameters(
 
 def test_send_email_omits_absent_optionals() -> None:
     client, recorder = make_client(httpx.Response(200, json={"id_email": "f047"}))
-    result = client.v1.send_email(dst_email="a@b.cl", subject="S", email_content="x")
+    result = client.v1.send_email(dst_email="a@b.cl", email_content="x")  # subject optional
     assert result.provider_id == "f047"
-    assert recorder.last_form() == {"dst_email": "a@b.cl", "subject": "S", "email_content": "x"}
+    assert recorder.last_form() == {"dst_email": "a@b.cl", "email_content": "x"}
 
 
 def test_send_email_bulk() -> None:
-    answer = {"id_delivery": "d", "messages": [{"id_email": "e1"}, {"error": "bad address"}]}
+    answer = {
+        "id_delivery": "d",
+        "messages": [{"id_email": "e1"}, {"error": "bad address", "dst_email": "nope"}],
+    }
     client, recorder = make_client(httpx.Response(200, json=answer))
     emails = [
         {"dst_email": "a@b.cl", "subject": "S", "email_content": "x"},
@@ -172,7 +175,7 @@ def test_send_email_bulk() -> None:
     assert form["src_email"] == "j@e.com"
     assert result.items == (
         BulkItem("e1", None, None),
-        BulkItem(None, "bad address", None),
+        BulkItem(None, "bad address", "nope"),
     )
 
 
@@ -180,7 +183,9 @@ def test_send_email_bulk_refuses_an_incomplete_email() -> None:
     client, recorder = make_client(httpx.Response(200, json={}))
     with pytest.raises(errors.InvalidRequest):
         client.v1.send_email_bulk(
-            emails=[{"dst_email": "a@b.cl"}], delivery_name="n", deliver_at="2019-03-25 10:30:00"
+            emails=[{"dst_email": "a@b.cl", "subject": "no content"}],
+            delivery_name="n",
+            deliver_at="2019-03-25 10:30:00",
         )
     assert recorder.requests == []
 

@@ -37,7 +37,9 @@ class ConnectusClient:
     dropped after ``keepalive_expiry_s`` (s), below common server idle
     timeouts, so a reused connection is rarely one the server already closed
     (which would make a send ambiguous). ``transport`` replaces the network
-    (tests pass ``httpx.MockTransport``).
+    (tests pass ``httpx.MockTransport``). ``qr_bearer_token``, when given,
+    makes ``.qr`` send ``Authorization: Bearer <token>`` as the collection
+    does; without it the QR API gets the same Basic auth as the others.
     """
 
     def __init__(
@@ -56,6 +58,7 @@ class ConnectusClient:
         keepalive_expiry_s: float = 4.0,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
+        qr_bearer_token: str | None = None,
     ) -> None:
         self.api_user = api_user
         self.base_url = _check_url("base_url", base_url)
@@ -72,6 +75,7 @@ class ConnectusClient:
             keepalive_expiry_s=keepalive_expiry_s,
             user_agent=user_agent,
             transport=transport,
+            bearer_token=qr_bearer_token,
         )
         self.v3 = V3Api(self._transport, self.base_url)
         self.v1 = V1Api(self._transport, self.v1_base_url)

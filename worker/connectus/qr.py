@@ -1,7 +1,8 @@
 """``client.qr``: the WhatsApp QR API at ``CONNECTUS_WHATSAPP_QR_URL`` (at the root).
 
-The collection shows a bearer token for this API; the project's contract
-(docs/connectus-api.md) uses the same Basic auth as the other two.
+The collection authenticates this API with a bearer token, the contract with
+Basic auth like the other two: Basic unless the client was given a
+``qr_bearer_token``.
 
 Several reads are ``GET`` with a JSON body in the collection
 (``get-last-messages {number}``). Some proxies drop GET bodies, so the same
@@ -53,18 +54,16 @@ class QrApi(SubApi):
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""
-        return self._t.call("GET", self._url("qr"), lambda b: req_str(as_mapping(b), "qr"))
+        return self._call("GET", "qr", lambda b: req_str(as_mapping(b), "qr"))
 
     def status(self) -> str:
         """``GET /status``: the session status, e.g. ``CONNECTED``."""
-        return self._t.call("GET", self._url("status"), lambda b: req_str(as_mapping(b), "status"))
+        return self._call("GET", "status", lambda b: req_str(as_mapping(b), "status"))
 
     def send(self, *, number: str, message: str) -> SendResult:
         """``POST /send``; ``{"success": false}`` raises Rejected."""
-        return self._t.call(
-            "POST", self._url("send"), SendResult.from_body,
-            json_body={"number": number, "message": message}, send=True,
-        )  # fmt: skip
+        body = {"number": number, "message": message}
+        return self._call("POST", "send", SendResult.from_body, json_body=body, send=True)
 
     def last_messages(self, *, number: str) -> tuple[QrMessage, ...]:
         """``GET /get-last-messages {number}``."""
@@ -129,7 +128,10 @@ class QrApi(SubApi):
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Ack:
         # send=True: a group change answered 2xx with success=false must not pass as done.
-        return self._t.call("POST", self._url(path), Ack.from_body, json_body=body, send=True)
+        return self._call("POST", path, Ack.from_body, json_body=body, send=True)
 
     def _get(self, path: str, fields: Mapping[str, str], parse: Callable[[Any], T]) -> T:
-        return self._t.call("GET", self._url(path), parse, params=fields, json_body=fields)
+        return self._call("GET", path, parse, params=fields, json_body=fields)
+
+    def _call(self, method: str, path: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
+        return self._t.call(method, self._url(path), parse, bearer=True, **kwargs)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -52,6 +52,7 @@ class Transport:
         keepalive_expiry_s: float,
         user_agent: str,
         transport: httpx.BaseTransport | None = None,
+        bearer_token: str | None = None,
     ) -> None:
         if not api_user or not api_key:
             raise ValueError("api_user and api_key must be non-empty")
@@ -67,7 +68,8 @@ class Transport:
             raise ValueError(f"pool_size must be >= 1, got {pool_size!r}")
         # Redact both the key and the Authorization value it produces.
         token = base64.b64encode(f"{api_user}:{api_key}".encode()).decode("ascii")
-        self._secrets = (api_key, token)
+        self._secrets = tuple(s for s in (api_key, token, bearer_token) if s)
+        self._bearer = None if bearer_token is None else _Bearer(bearer_token)
         self.timeout = httpx.Timeout(
             connect=connect_timeout_s,
             read=read_timeout_s,
@@ -109,6 +111,7 @@ class Transport:
         json_body: Mapping[str, Any] | None = None,
         form: Mapping[str, Any] | None = None,
         send: bool = False,
+        bearer: bool = False,
     ) -> T:
         """Make one request and return ``parse(answer JSON)``.
 
@@ -117,7 +120,8 @@ class Transport:
         then an error too. ``None`` values are dropped from params, form and
         body, so optional fields are omitted rather than sent as null/empty.
         Messages name the method and path only: query strings of v1 carry
-        numbers and content, which must not reach logs.
+        numbers and content, which must not reach logs. ``bearer=True`` uses
+        the bearer token instead of Basic auth, when one was configured.
         """
         where = f"{method} {urlsplit(url).path}"
         try:
@@ -127,6 +131,7 @@ class Transport:
                 params=_compact(params),
                 json=_compact(json_body),
                 data=_compact(form),
+                auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
             )
         except httpx.RequestError as exc:
             verdict = classify.for_exception(exc)
@@ -187,6 +192,20 @@ class Transport:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+class _Bearer(httpx.Auth):
+    """``Authorization: Bearer <token>`` (the QR API's form in the collection)."""
+
+    def __init__(self, token: str) -> None:
+        self._header = f"Bearer {token}"
+
+    def __repr__(self) -> str:
+        return "_Bearer('***')"
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = self._header
+        yield request
 
 
 def _compact(values: Mapping[str, Any] | None) -> dict[str, Any] | None:

@@ -29,7 +29,7 @@ class BulkItem:
 
     provider_id: str | None
     error: str | None
-    dst_number: str | None = None
+    destination: str | None = None  # dst_number or dst_email, when the answer echoes it
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -162,12 +162,15 @@ class V1Api(SubApi):
         self,
         *,
         dst_email: str,
-        subject: str,
         email_content: str,
+        subject: str | None = None,
         sender: str | None = None,
         src_email: str | None = None,
     ) -> SendResult:
-        """``POST send_email``; answers ``id_email``. ``src_email`` must be validated."""
+        """``POST send_email``; answers ``id_email``. ``src_email`` must be validated.
+
+        ``subject`` is listed by the v1 document but its example omits it: optional.
+        """
         form = {
             "dst_email": dst_email,
             "subject": subject,
@@ -191,10 +194,8 @@ class V1Api(SubApi):
         if not emails:
             raise refuse("bulk_size", "send_email_bulk needs at least one e-mail")
         for index, email in enumerate(emails):
-            if not all(email.get(k) for k in ("dst_email", "subject", "email_content")):
-                raise refuse(
-                    "bulk_item", f"emails[{index}] needs dst_email, subject and email_content"
-                )
+            if not all(email.get(k) for k in ("dst_email", "email_content")):
+                raise refuse("bulk_item", f"emails[{index}] needs dst_email and email_content")
         form = {
             "emails": json.dumps([dict(e) for e in emails], ensure_ascii=False),
             "delivery_name": delivery_name,
