@@ -98,6 +98,10 @@ class JobRecord(BaseModel):
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     correlation_id: str | None = None
+    # Connectus's own status of the message (platform status from the SMS
+    # status webhook, e.g. ENTREGADO) and when we received it.
+    delivery_status: str | None = None
+    delivery_status_at: datetime | None = None
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
@@ -106,12 +110,16 @@ class JobRecord(BaseModel):
         data: dict[str, object] = {
             name: value for name, value in fields.items() if name in cls.model_fields
         }
-        for name in ("created_at", "updated_at", "deliver_at", "next_attempt_at", "sent_at"):
+        times = ("created_at", "updated_at", "deliver_at", "next_attempt_at", "sent_at",
+                 "delivery_status_at")  # fmt: skip
+        for name in times:
             if fields.get(name):
                 data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)
             else:
                 data.pop(name, None)
-        for name in ("provider_id", "outcome", "error_class", "last_error", "correlation_id"):
+        optional = ("provider_id", "outcome", "error_class", "last_error", "correlation_id",
+                    "delivery_status")  # fmt: skip
+        for name in optional:
             if data.get(name) == "":
                 data[name] = None
         return cls.model_validate(data)
