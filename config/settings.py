@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -121,6 +121,44 @@ class Settings(BaseSettings):
     # Approximate cap on the event stream's length, in entries (XADD MAXLEN ~).
     events_stream_maxlen: Annotated[int, Field(ge=1_000)] = 100_000
 
+    # --- Rate limits (worker/ratelimit.py) -----------------------------------
+    # One token bucket per account and product, shared by every pod through
+    # Redis: rate in tokens (sends) per second, burst in tokens. OTP has its
+    # own bucket so that a campaign can never starve it.
+    rate_sms_per_s: PositiveFloat = 50.0
+    rate_sms_burst: PositiveInt = 50
+    rate_otp_per_s: PositiveFloat = 20.0
+    rate_otp_burst: PositiveInt = 20
+    rate_email_per_s: PositiveFloat = 20.0
+    rate_email_burst: PositiveInt = 20
+    rate_whatsapp_per_s: PositiveFloat = 10.0
+    rate_whatsapp_burst: PositiveInt = 10
+    # AIMD on HTTP 429 / ESME_RTHROTTLED: rate x factor at once (never below
+    # the floor), then + increase (tokens/s) per second of successful sends.
+    rate_min_per_s: PositiveFloat = 1.0
+    rate_increase_per_s: PositiveFloat = 1.0
+    rate_decrease_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    # How long a send may wait for a token (s) before it becomes a delayed retry.
+    rate_acquire_timeout_s: Annotated[float, Field(ge=0)] = 5.0
+    # At most DST_CAP_COUNT sends to one destination per DST_CAP_WINDOW_S
+    # (per account and product); DST_CAP_COUNT=0 turns the cap off.
+    dst_cap_count: NonNegativeInt = 10
+    dst_cap_window_s: PositiveInt = 60
+
+    # --- Circuit breaker (worker/breaker.py) -------------------------------
+    # Opens after this many consecutive platform failures (5xx, connect
+    # failures, timeouts) across all pods, or at once on an account error.
+    breaker_failure_threshold: PositiveInt = 5
+    # First cool-down (s); doubles after each failed probe, up to the max.
+    breaker_open_s: PositiveFloat = 30.0
+    breaker_max_open_s: PositiveFloat = 600.0
+    # Half-open: probe sends admitted at once across all pods, how long a
+    # probe's lease lasts (s; a probe whose worker died frees its slot after
+    # it) and how many probe successes close the breaker.
+    breaker_probes: PositiveInt = 1
+    breaker_probe_lease_s: PositiveFloat = 60.0
+    breaker_successes_to_close: PositiveInt = 1
+
     # --- Logging -----------------------------------------------------------
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool = True
@@ -150,6 +188,24 @@ class Settings(BaseSettings):
             zoneinfo.ZoneInfo(value)
         except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown IANA time zone {value!r}") from exc
+        return value
+
+    @field_validator("rate_min_per_s")
+    @classmethod
+    def _check_rate_floor(cls, value: float, info: ValidationInfo) -> float:
+        # The floor must not exceed a configured rate, or AIMD would raise it.
+        for product in ("sms", "otp", "email", "whatsapp"):
+            rate = info.data.get(f"rate_{product}_per_s")
+            if rate is not None and value > rate:
+                raise ValueError(f"must not exceed RATE_{product.upper()}_PER_S ({rate})")
+        return value
+
+    @field_validator("breaker_max_open_s")
+    @classmethod
+    def _check_max_open(cls, value: float, info: ValidationInfo) -> float:
+        first = info.data.get("breaker_open_s")
+        if first is not None and value < first:
+            raise ValueError(f"must be at least BREAKER_OPEN_S ({first})")
         return value
 
     @field_validator("connectus_api_user")
