@@ -36,7 +36,6 @@ from sandbox.state import EMAIL, TABLE_PRODUCTS
 from sandbox.web import AUTH_NONE, Runtime, endpoint, json_ok, params, require_int, require_str
 
 PREFIX = "/_sandbox"
-LEDGER_PAGE = 10_000
 
 
 def ledger_summary(rt: Runtime) -> dict[str, Any]:
@@ -102,10 +101,13 @@ def routes(rt: Runtime) -> list[Route]:
     async def ledger(request: Request) -> Response:
         data = await params(request)
         since = require_int(data, "since", minimum=0) if "since" in data else 0
-        limit = require_int(data, "limit", minimum=1) if "limit" in data else LEDGER_PAGE
-        end = min(len(state.ledger), since + limit)
+        total = len(state.ledger)
+        # No limit by default: a caller that reads the ledger once must see all of it.
+        end = (
+            min(total, since + require_int(data, "limit", minimum=1)) if "limit" in data else total
+        )
         charges = [charge_record(state, i) for i in range(since, end)]
-        return json_ok({"charges": charges, "next": max(end, since), "total": len(state.ledger)})
+        return json_ok({"charges": charges, "next": max(end, since), "total": total})
 
     async def summary(request: Request) -> Response:
         return json_ok(ledger_summary(rt))
