@@ -104,6 +104,9 @@ def test_http_statuses_are_mapped(
         send(client)
     assert type(raised.value) is expected
     assert raised.value.status_code == status
+    cause = raised.value.__cause__
+    assert isinstance(cause, httpx.HTTPStatusError)
+    assert cause.response.status_code == status
     assert raised.value.retry_after_s == retry_after_s
     assert len(recorder.requests) == 1  # no redirect followed, no hidden retry
     if isinstance(body, dict) and "error" in body:

@@ -106,11 +106,12 @@ def test_a_bulk_answer_with_a_different_count_is_malformed() -> None:
     ("call", "path", "query", "answer", "expected"),
     [
         (
-            lambda c: c.v1.check_sms_status(id_sms="6bfb").state,
+            lambda c: (c.v1.check_sms_status(id_sms="6bfb").provider_id,
+                       c.v1.check_sms_status(id_sms="6bfb").state),
             "/api_v1/check_sms_status",
             {"id_sms": "6bfb"},
             {"status": "ENTREGADO"},
-            DeliveryState.DELIVERED,
+            ("6bfb", DeliveryState.DELIVERED),
         ),
         (
             lambda c: [(m.provider_id, m.status) for m in c.v1.check_delivery_status(

@@ -65,7 +65,7 @@ CASES: dict[str, Case] = {
         lambda c: c.v3.get_sms(id_sms="../account?x=1"),
         {"status": "ESME_ROK"},
         "GET", "/api_v3/sms/..%2Faccount%3Fx%3D1",
-        check=lambda r: r.id is None and r.state is DeliveryState.PENDING,
+        check=lambda r: r.id == "../account?x=1" and r.state is DeliveryState.PENDING,
     ),
     "sms_delivery_info": Case(
         lambda c: c.v3.sms_delivery_info(id_delivery="d1"),

@@ -154,12 +154,17 @@ class Transport:
         if not response.is_success:
             verdict_or_none = classify.for_http(status, body, response.headers.get("Retry-After"))
             if verdict_or_none is not None:  # always, for a non-2xx status
+                # The cause keeps the response for debugging; its text names no URL,
+                # because a query string may carry numbers.
+                cause = httpx.HTTPStatusError(
+                    f"HTTP {status}", request=response.request, response=response
+                )
                 raise verdict_or_none.error(
                     self._message(where, f"HTTP {status}", body),
                     reason=verdict_or_none.reason,
                     status_code=status,
                     retry_after_s=verdict_or_none.retry_after_s,
-                )
+                ) from cause
         if send:
             refused = classify.for_send_body(body)
             if refused is not None:

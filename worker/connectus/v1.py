@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -145,7 +145,9 @@ class V1Api(SubApi):
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
         """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
-        return self._t.call("GET", self._url("check_sms_status"), _message_status, params=params)
+        status = self._t.call("GET", self._url("check_sms_status"), _message_status, params=params)
+        # The documented answer is only {"status"}: the id asked for is the id.
+        return status if status.provider_id else replace(status, provider_id=id_sms)
 
     def check_delivery_status(self, *, id_delivery: str) -> DeliveryStatus:
         """``GET check_delivery_status?id_delivery=``: each message's platform status."""
@@ -209,9 +211,10 @@ class V1Api(SubApi):
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
         """``GET check_email_status_events?id_email=``: status and events."""
         params = {"id_email": require_id("id_email", id_email)}
-        return self._t.call(
+        status = self._t.call(
             "GET", self._url("check_email_status_events"), EmailStatus.from_body, params=params
         )
+        return status if status.id else replace(status, id=id_email)
 
     def check_email_balance(self) -> int:
         """``GET check_email_balance``: e-mails left."""

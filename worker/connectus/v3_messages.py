@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import date
 
 from worker.connectus.base import SubApi, day, require_id
@@ -72,8 +73,10 @@ class MessageCalls(SubApi):
 
     def get_sms(self, *, id_sms: str) -> SmsRecord:
         """``GET /sms/:id``: ``ESME_ROK`` while queued, then ``DELIVRD``/``UNDELIV``."""
-        return self._t.call("GET", self._url("sms", require_id("id_sms", id_sms)),
-                            SmsRecord.from_body)  # fmt: skip
+        url = self._url("sms", require_id("id_sms", id_sms))
+        record = self._t.call("GET", url, SmsRecord.from_body)
+        # The collection's answer is only {"status"}: the id asked for is the id.
+        return record if record.id else replace(record, id=id_sms)
 
     def sms_delivery_info(self, *, id_delivery: str) -> DeliveryInfo:
         """``GET /sms/delivery_info?delivery_id=``: every SMS of one delivery."""
@@ -136,7 +139,8 @@ class MessageCalls(SubApi):
     def get_email(self, *, id_email: str) -> EmailStatus:
         """``GET /email/:id``: status and ABIERTO/CLICKEADO events."""
         url = self._url("email", require_id("id_email", id_email))
-        return self._t.call("GET", url, EmailStatus.from_body)
+        status = self._t.call("GET", url, EmailStatus.from_body)
+        return status if status.id else replace(status, id=id_email)
 
     def email_balance(self) -> int:
         """``GET /email/balance``: e-mails left."""
