@@ -10,12 +10,12 @@ decides what the worker does::
     ├── TransientError          retry: nothing was sent, nothing was charged
     │   ├── ConnectFailed           connect refused / connect timeout / pool timeout
     │   ├── RateLimited             HTTP 429 (``retry_after_s`` from Retry-After)
-    │   ├── ServiceUnavailable      HTTP 502, 503
+    │   ├── ServiceUnavailable      HTTP 502, 503 (and 408)
     │   └── ProviderBusy            ESME_RMSGQFUL, ESME_RSYSERR, ESME_RX_T_APPN, ...
     │       └── Throttled           ESME_RTHROTTLED (0x58): the operator's rate limit
     ├── AmbiguousError          may have been sent and charged: reconcile, never resend blindly
-    │   ├── ResponseTimeout         read timeout after the request went out
-    │   ├── ConnectionDropped       connection closed mid-response
+    │   ├── ResponseTimeout         read (or write) timeout after the request went out
+    │   ├── ConnectionDropped       connection closed mid-response (or mid-request)
     │   ├── AmbiguousServerError    HTTP 500, 504
     │   └── MalformedResponse       2xx whose body can't be understood
     ├── PermanentError          fail once, dead-letter with the reason
@@ -81,7 +81,7 @@ class RateLimited(TransientError):
 
 
 class ServiceUnavailable(TransientError):
-    """HTTP 502 or 503: the gateway refused before the platform took the message."""
+    """HTTP 502 or 503 (or 408): refused before the platform took the message."""
 
 
 class ProviderBusy(TransientError):
@@ -99,11 +99,11 @@ class AmbiguousError(ConnectusError):
 
 
 class ResponseTimeout(AmbiguousError):
-    """Read timeout after the request was written."""
+    """Read timeout after the request was written (or a write timeout part-way)."""
 
 
 class ConnectionDropped(AmbiguousError):
-    """The connection closed before the whole response arrived."""
+    """The connection closed before the whole response arrived (or while writing)."""
 
 
 class AmbiguousServerError(AmbiguousError):

@@ -41,10 +41,8 @@ class MessageCalls(SubApi):
             "id_delivery": id_delivery,
             "id_client": id_client,
         }
-        return self._t.call(
-            "POST", self._url("sms", "send_individual"), SendResult.from_body,
-            json_body=body, send=True,
-        )  # fmt: skip
+        url = self._url("sms", "send_individual")
+        return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
 
     def send_otp(
         self,
@@ -66,10 +64,8 @@ class MessageCalls(SubApi):
             "src_number": src_number,
             "save_content": save_content,
         }
-        return self._t.call(
-            "POST", self._url("sms", "send_otp"), SendResult.from_body,
-            json_body=body, send=True,
-        )  # fmt: skip
+        url = self._url("sms", "send_otp")
+        return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
 
     def get_sms(self, *, id_sms: str) -> SmsRecord:
         """``GET /sms/:id``: ``ESME_ROK`` while queued, then ``DELIVRD``/``UNDELIV``."""
@@ -116,10 +112,8 @@ class MessageCalls(SubApi):
             "id_client": id_client,
             "id_delivery": id_delivery,
         }
-        return self._t.call(
-            "POST", self._url("email", "send_single"), SendResult.from_body,
-            json_body=body, send=True,
-        )  # fmt: skip
+        url = self._url("email", "send_single")
+        return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
 
     def send_otp_email(
         self, *, dst_email: str, src_email: str, subject: str, email_content: str
@@ -131,10 +125,8 @@ class MessageCalls(SubApi):
             "subject": subject,
             "email_content": email_content,
         }
-        return self._t.call(
-            "POST", self._url("email", "send_otp_email"), SendResult.from_body,
-            json_body=body, send=True,
-        )  # fmt: skip
+        url = self._url("email", "send_otp_email")
+        return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
 
     def get_email(self, *, id_email: str) -> EmailStatus:
         """``GET /email/:id``: status and ABIERTO/CLICKEADO events."""
@@ -164,10 +156,8 @@ class MessageCalls(SubApi):
             "id_client": id_client,
             "id_delivery": id_delivery,
         }
-        return self._t.call(
-            "POST", self._url("whatsapp", "send_message"), SendResult.from_body,
-            json_body=body, send=True,
-        )  # fmt: skip
+        url = self._url("whatsapp", "send_message")
+        return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
 
     def whatsapp_status(self, *, message_id: str) -> WhatsAppStatus:
         """``GET /whatsapp/status?message_id=``."""
