@@ -83,6 +83,16 @@ class Settings(BaseSettings):
     durable_max_backoff_ms: PositiveInt = 900_000
     max_message_age_s: PositiveInt = 86_400
 
+    # --- Reconciliation of ambiguous sends ---------------------------------
+    # Look an unknown job up at Connectus after RECONCILE_AFTER_S; if it is
+    # still not found RECONCILE_WINDOW_S after it became unknown, send again.
+    reconcile_after_s: PositiveFloat = 30.0
+    reconcile_window_s: PositiveFloat = 300.0
+    reconcile_interval_s: PositiveFloat = 5.0
+    # E-mail has no listing to look a message up in: hold it for an operator
+    # (review), send it again (resend) or give it up (drop).
+    reconcile_undecidable: str = Field(default="review", pattern=r"^(review|resend|drop)$")
+
     # --- Queues ------------------------------------------------------------
     queue_otp: str = Field(default="otp", pattern=r"^[A-Za-z0-9_-]{1,64}$")
     queue_transactional: str = Field(default="transactional", pattern=r"^[A-Za-z0-9_-]{1,64}$")
