@@ -1,1 +1,13 @@
-"""The Connectus HTTP client. It knows nothing of Dramatiq, Redis or settings objects."""
+"""The Connectus HTTP client. It knows nothing of Dramatiq, Redis or settings objects.
+
+Modules, one concept each:
+
+- ``client``: :class:`~worker.connectus.client.ConnectusClient`, one pooled
+  ``httpx.Client`` behind ``.v3``, ``.v1`` and ``.qr``.
+- ``v3`` (``v3_messages``, ``v3_account``), ``v1``, ``qr``: the calls.
+- ``transport``: the boundary; the only place failures become errors.
+- ``errors``: the error tree; ``classify``: the table that picks a class
+  (rendered in docs/errors.md); ``retry_after``: the Retry-After header.
+- ``results``, ``results_account``, ``parsing``: typed, tolerant results.
+- ``enums``: product and country numbers; ``testing``: MockTransport helpers.
+"""
