@@ -119,8 +119,8 @@ class Transport:
         non-OK status (SMPP, platform, ``success: false``, a balance text) is
         then an error too. ``None`` values are dropped from params, form and
         body, so optional fields are omitted rather than sent as null/empty.
-        Messages name the method and path only: query strings of v1 carry
-        numbers and content, which must not reach logs. ``bearer=True`` uses
+        Messages name the method and path only: a query string may carry
+        phone numbers, which must not reach logs. ``bearer=True`` uses
         the bearer token instead of Basic auth, when one was configured.
         """
         where = f"{method} {urlsplit(url).path}"
