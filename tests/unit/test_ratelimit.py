@@ -1,0 +1,275 @@
+"""The shared token bucket on fakeredis (with Lua), with an injected clock and sleep."""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections.abc import Sequence
+
+import fakeredis
+import pytest
+
+from config import load_settings
+from core.models import Kind
+from worker.ratelimit import (
+    Bucket,
+    DestinationCapped,
+    Limits,
+    RateLimiter,
+    RateLimitTimeout,
+    product_for,
+)
+
+T0 = 1_700_000_000_000.0
+
+
+class Clock:
+    """Epoch ms; ``sleep`` (s) advances it, as a real sleep would."""
+
+    def __init__(self) -> None:
+        self.now_ms = T0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now_ms
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now_ms += seconds * 1000
+
+    def advance(self, ms: float) -> None:
+        self.now_ms += ms
+
+
+def limits(**overrides: object) -> Limits:
+    values: dict[str, object] = {
+        "buckets": {"sms": Bucket(10.0, 5), "otp": Bucket(4.0, 2)},
+        "min_rate_per_s": 1.0,
+        "increase_per_s": 2.0,
+        "decrease_factor": 0.5,
+    }
+    values.update(overrides)
+    return Limits(**values)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def server() -> fakeredis.FakeServer:
+    return fakeredis.FakeServer()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def make(server: fakeredis.FakeServer, clock: Clock, **overrides: object) -> RateLimiter:
+    """One limiter as one pod sees it: its own connection to the shared server."""
+    client = fakeredis.FakeRedis(server=server)
+    return RateLimiter(
+        client, limits(**overrides), prefix="t", account="acct", clock=clock, sleep=clock.sleep
+    )
+
+
+def test_burst_is_immediate_then_tokens_come_at_the_rate(server, clock) -> None:
+    limiter = make(server, clock)
+    grants = [limiter.acquire("sms", timeout_s=10) for _ in range(8)]
+    assert [g.waited_ms for g in grants] == [0, 0, 0, 0, 0, 100, 100, 100]
+    assert clock.slept == pytest.approx([0.1, 0.1, 0.1])
+    assert [g.granted_at_ms - T0 for g in grants[4:]] == pytest.approx([0, 100, 200, 300])
+
+
+def test_waiters_get_successive_tokens_not_the_same_one(server, clock) -> None:
+    # Three pods ask at the same instant with an empty bucket: each is told
+    # its own slot (no herd racing for one token).
+    pods = [
+        RateLimiter(fakeredis.FakeRedis(server=server), limits(buckets={"sms": Bucket(10.0, 1)}),
+                    prefix="t", account="acct", clock=clock, sleep=clock.slept.append)
+        for _ in range(3)
+    ]  # fmt: skip
+    pods[0].acquire("sms", timeout_s=0)
+    waits = [pod.acquire("sms", timeout_s=10).waited_ms for pod in pods]
+    assert waits == pytest.approx([100, 200, 300])
+
+
+def test_a_token_beyond_the_timeout_is_refused_at_once_without_spending_it(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(2.0, 1)})
+    limiter.acquire("sms", timeout_s=0)
+    with pytest.raises(RateLimitTimeout) as info:
+        limiter.acquire("sms", timeout_s=0.4)
+    assert info.value.retry_in_ms == 500 and info.value.product == "sms"
+    assert clock.slept == []  # no sleep towards a deadline it cannot meet
+    assert limiter.acquire("sms", timeout_s=0.5).waited_ms == pytest.approx(500)
+
+
+def test_an_idle_bucket_refills_to_its_burst_and_no_more(server, clock) -> None:
+    limiter = make(server, clock)
+    for _ in range(5):
+        limiter.acquire("sms", timeout_s=0)
+    clock.advance(60_000)
+    assert [limiter.acquire("sms", timeout_s=0).waited_ms for _ in range(5)] == [0] * 5
+    with pytest.raises(RateLimitTimeout):
+        limiter.acquire("sms", timeout_s=0)
+
+
+def test_otp_has_its_own_bucket(server, clock) -> None:
+    limiter = make(server, clock)
+    for _ in range(5):
+        limiter.acquire("sms", timeout_s=0)
+    with pytest.raises(RateLimitTimeout):
+        limiter.acquire("sms", timeout_s=0)
+    assert limiter.acquire("otp", timeout_s=0).waited_ms == 0
+
+
+def _grant_times(limiter: RateLimiter, clock: Clock, clients: int, until_ms: float) -> list[float]:
+    """Clients that ask again a random time after each grant; returns grant times (ms)."""
+    rng = random.Random(7)
+    clock.sleep = lambda s: None  # type: ignore[method-assign]
+    events = [(T0 + rng.uniform(0, 50), i) for i in range(clients)]
+    heapq.heapify(events)
+    grants: list[float] = []
+    while events:
+        at, client = heapq.heappop(events)
+        if at > until_ms:
+            break
+        clock.now_ms = at
+        granted = limiter.acquire("sms", timeout_s=5).granted_at_ms
+        grants.append(granted)
+        pause = rng.choice([0.0, 1.0, rng.uniform(0, 900)])  # bursts after idle gaps
+        heapq.heappush(events, (granted + pause, client))
+    return sorted(grants)
+
+
+def _worst_excess(times: Sequence[float], rate: float, burst: int) -> float:
+    """max over every window [t_i, t_j] of count - (burst + rate * length); <= 0 is the bound."""
+    worst = float("-inf")
+    for i in range(len(times)):
+        for j in range(i, len(times)):
+            count = j - i + 1
+            worst = max(worst, count - (burst + rate * (times[j] - times[i]) / 1000))
+    return worst
+
+
+def test_no_window_admits_more_than_burst_plus_rate_times_its_length(server, clock) -> None:
+    rate, burst = 20.0, 5
+    limiter = make(server, clock, buckets={"sms": Bucket(rate, burst)})
+    times = _grant_times(limiter, clock, clients=6, until_ms=T0 + 10_000)
+    assert len(times) > 150
+    assert _worst_excess(times, rate, burst) <= 1e-6
+    # The window of length burst/rate (Dramatiq's fixed window) holds <= 2 * burst.
+    window = burst / rate * 1000
+    assert max(sum(1 for t in times if s <= t <= s + window) for s in times) <= 2 * burst
+
+
+def test_the_window_check_catches_a_fixed_window_counter() -> None:
+    # The same check on what a fixed-window limiter admits (burst at the end
+    # of one window, burst at the start of the next) fails: the check can fail.
+    rate, burst = 20.0, 5
+    window_ms = burst / rate * 1000
+    times = [window_ms - 1.0] * burst + [window_ms] * burst
+    assert _worst_excess(times, rate, burst) > 1
+
+
+def test_throttle_halves_the_shared_rate_and_honours_retry_after(server, clock) -> None:
+    pod_a, pod_b = make(server, clock), make(server, clock)
+    for _ in range(5):
+        pod_a.acquire("sms", timeout_s=0)
+    assert pod_a.on_throttled("sms", retry_after_s=3) == 5.0
+    # Pod B sees the block and the new rate: first token at 3 s + 1/5 s.
+    assert pod_b.acquire("sms", timeout_s=10).waited_ms == pytest.approx(3200)
+    assert pod_b.acquire("sms", timeout_s=10).waited_ms == pytest.approx(200)
+    assert pod_b.status("sms")["rate_per_s"] == 5.0
+
+
+def test_throttle_drains_the_burst(server, clock) -> None:
+    limiter = make(server, clock)
+    limiter.on_throttled("sms")
+    assert limiter.acquire("sms", timeout_s=1).waited_ms == pytest.approx(200)
+
+
+def test_one_overload_decreases_once_then_again_after_the_cooldown(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(16.0, 5)})
+    rates = [limiter.on_throttled("sms") for _ in range(10)]  # many in-flight 429s at once
+    assert rates == [8.0] * 10
+    clock.advance(1000)
+    assert [limiter.on_throttled("sms") for _ in range(3)] == [4.0, 4.0, 4.0]
+    for _ in range(5):
+        clock.advance(1000)
+        limiter.on_throttled("sms")
+    assert limiter.status("sms")["rate_per_s"] == 1.0  # the floor
+
+
+def test_success_climbs_back_additively_up_to_the_configured_rate(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(10.0, 5)})
+    limiter.on_throttled("sms", retry_after_s=2)
+    clock.advance(1000)
+    assert limiter.on_success("sms") == 5.0  # no climbing during the Retry-After block
+    clock.advance(1500)
+    assert limiter.on_success("sms") == pytest.approx(6.0)  # 0.5 s of success x 2/s
+    rates = []
+    for _ in range(5):
+        clock.advance(1000)
+        rates.append(limiter.on_success("sms"))
+    assert rates == pytest.approx([8.0, 10.0, 10.0, 10.0, 10.0])
+
+
+def test_a_lone_success_after_silence_counts_as_one_second(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(10.0, 5)})
+    limiter.on_throttled("sms")
+    clock.advance(60_000)
+    assert limiter.on_success("sms") == pytest.approx(7.0)
+
+
+def test_success_at_full_rate_costs_no_round_trip(server, clock) -> None:
+    limiter = make(server, clock)
+    limiter.acquire("sms", timeout_s=0)
+
+    def boom(**_: object) -> None:
+        raise AssertionError("on_success called Redis at full rate")
+
+    limiter._succeeded = boom  # type: ignore[assignment]
+    assert limiter.on_success("sms") == 10.0
+
+
+def test_destination_cap_refuses_with_the_time_until_a_slot_frees(server, clock) -> None:
+    limiter = make(server, clock, dst_cap_count=2, dst_cap_window_s=60)
+    limiter.acquire("sms", dst="56912345678", timeout_s=0)
+    clock.advance(10_000)
+    limiter.acquire("sms", dst="56912345678", timeout_s=0)
+    with pytest.raises(DestinationCapped) as info:
+        limiter.acquire("sms", dst="56912345678", timeout_s=0)
+    assert info.value.retry_in_ms == 50_000
+    assert limiter.acquire("sms", dst="56987654321", timeout_s=0).waited_ms == 0  # others pass
+    # 5, -1, refilled to 5 (the cap), -1, refused (-0), other dst -1: 3 left
+    assert limiter.status("sms")["tokens"] == pytest.approx(3)
+    clock.advance(50_000)
+    limiter.acquire("sms", dst="56912345678", timeout_s=0)
+    keys = [k.decode() for k in limiter.client.keys("*")]
+    assert keys and not any("56912345678" in k for k in keys)
+
+
+def test_destination_cap_zero_is_off(server, clock) -> None:
+    limiter = make(server, clock, dst_cap_count=0)
+    for _ in range(5):
+        limiter.acquire("sms", dst="56912345678", timeout_s=0)
+    assert [k for k in limiter.client.keys("*") if b":dst:" in k] == []
+
+
+def test_redis_clock_by_default() -> None:
+    limiter = RateLimiter(fakeredis.FakeRedis(), limits(), prefix="t", account="a")
+    grants = [limiter.acquire("sms", timeout_s=0) for _ in range(5)]
+    assert all(g.waited_ms == 0 for g in grants)
+    assert abs(grants[0].granted_at_ms - Clock().now_ms) > 0  # a real epoch, not the fake one
+    with pytest.raises(RateLimitTimeout):
+        limiter.acquire("sms", timeout_s=0)
+
+
+def test_from_settings_and_products() -> None:
+    settings = load_settings({"RATE_OTP_PER_S": "7.5", "RATE_OTP_BURST": "3", "KEY_PREFIX": "p"})
+    limiter = RateLimiter.from_settings(settings, fakeredis.FakeRedis())
+    assert limiter.limits.buckets["otp"] == Bucket(7.5, 3)
+    assert set(limiter.limits.buckets) == {"sms", "otp", "email", "whatsapp"}
+    assert limiter.key("otp") == "p:rl:default:otp"
+    assert {product_for(k) for k in Kind} == {"sms", "otp", "email", "whatsapp"}
+    assert product_for(Kind.OTP_EMAIL) == "otp"
+    with pytest.raises(ValueError, match="unknown product"):
+        limiter.acquire("fax", timeout_s=0)
