@@ -134,8 +134,10 @@ def _grant_times(limiter: RateLimiter, clock: Clock, clients: int, until_ms: flo
         clock.now_ms = at
         granted = limiter.acquire("sms", timeout_s=5).granted_at_ms
         grants.append(granted)
-        pause = rng.choice([0.0, 1.0, rng.uniform(0, 900)])  # bursts after idle gaps
-        heapq.heappush(events, (granted + pause, client))
+        # Mostly back at once (saturating), sometimes idle until the next
+        # wave (every 1.5 s), so the bucket refills and waves arrive as bursts.
+        wave = (granted - T0) // 1500 * 1500 + 1500 + T0
+        heapq.heappush(events, (granted if rng.random() < 0.8 else wave, client))
     return sorted(grants)
 
 
