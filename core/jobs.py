@@ -97,6 +97,7 @@ class JobStore:
         self._promote = client.register_script(scripts.PROMOTE)
         self._cancel = client.register_script(scripts.CANCEL)
         self._replay = client.register_script(scripts.REPLAY)
+        self._resolve = client.register_script(scripts.RESOLVE)
 
     # -- producers -----------------------------------------------------------
 
@@ -168,7 +169,10 @@ class JobStore:
 
     def claim(self, job_id: str, *, worker_id: str, lease_ms: int) -> Claim:
         """Take the send lease (``sending``) before the HTTP call."""
-        answer = self._claim(keys=[self.keys.job(job_id)], args=[self.clock(), lease_ms, worker_id])
+        answer = self._claim(
+            keys=[self.keys.job(job_id), self.keys.unknown],
+            args=[self.clock(), lease_ms, worker_id, job_id],
+        )
         status = answer[0].decode()
         if status == "ok":
             return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
@@ -184,6 +188,60 @@ class JobStore:
     ) -> bool:
         """Mark ``failed`` and keep a replayable copy in the dead-letter set."""
         return self._finish_call(job_id, fence, "dead", self.clock(), message.encode(), fields)
+
+    def mark_unknown(
+        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
+    ) -> bool:
+        """Record an ambiguous outcome; keep the message to resend if reconciliation
+        finds that Connectus never got it."""
+        return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
+
+    def hold_message(self, job_id: str, message: Message[Any]) -> None:
+        """Keep a message of a job that became ``unknown`` by lease expiry."""
+        self.client.hsetnx(self.keys.unknown_messages, job_id, message.encode())
+
+    def unknown_since(self, *, older_than_ms: int, limit: int) -> list[tuple[str, int]]:
+        """Unknown jobs that became so at least ``older_than_ms`` ago, oldest first."""
+        rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+            self.keys.unknown, "-inf", self.clock() - older_than_ms, start=0, num=limit,
+            withscores=True,
+        )  # fmt: skip
+        return [(_text(job_id), int(score)) for job_id, score in rows]
+
+    def held_message(self, job_id: str, *, review: bool = False) -> Message[Any] | None:
+        """The kept message of an unknown (or in-review) job."""
+        key = self.keys.review_messages if review else self.keys.unknown_messages
+        data = self.client.hget(key, job_id)
+        if data is None:
+            return None
+        return Message.decode(data if isinstance(data, bytes) else data.encode())
+
+    def resolve(
+        self, job_id: str, mode: str, *, review: bool = False, provider_id: str = "",
+        message: Message[Any] | None = None, error_class: str = "", reason: str = "",
+    ) -> bool:  # fmt: skip
+        """Settle an ``unknown`` job: ``sent`` (found at Connectus), ``requeue`` (not
+        found: send again), ``review`` (undecidable: hold for an operator) or
+        ``fail``. Atomic and a no-op unless the job is still ``unknown``."""
+        source = (self.keys.review, self.keys.review_messages) if review else (
+            self.keys.unknown, self.keys.unknown_messages)  # fmt: skip
+        target_a, target_b = "", ""
+        extra: list[str | int | bytes] = []
+        if mode == "sent":
+            target_a, extra = self.keys.provider(provider_id), [provider_id, self.ttl_s]
+        elif mode == "requeue":
+            assert message is not None
+            fresh = renew_message(message)
+            target_a = self.keys.queue(fresh.queue_name)
+            target_b = self.keys.queue_messages(fresh.queue_name)
+            extra = [fresh.options["redis_message_id"], fresh.encode()]
+        elif mode == "review":
+            extra = [message.encode() if message is not None else b""]
+        else:
+            extra = [error_class, reason[:500]]
+        keys = [self.keys.job(job_id), *source, self.keys.review, self.keys.review_messages,
+                target_a, target_b]  # fmt: skip
+        return bool(self._resolve(keys=keys, args=[job_id, self.clock(), mode, *extra]))
 
     def retry_later(
         self,
@@ -209,6 +267,7 @@ class JobStore:
         zset, hash_ = {
             "dead": (self.keys.dead_letters, self.keys.dead_letter_messages),
             "retry": (self.keys.schedule, self.keys.schedule_messages),
+            "unknown": (self.keys.unknown, self.keys.unknown_messages),
             "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
         }[mode]
         provider_id = fields.get("provider_id")
@@ -249,3 +308,7 @@ class JobStore:
             args=[job_id, self.clock(), message.options["redis_message_id"], message.encode()],
         )
         return str(answer[0].decode())
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -52,6 +52,26 @@ class Keys:
         """Hash: job id -> the message as it can be replayed (OTP content removed)."""
         return f"{self.prefix}:dlq:msgs"
 
+    @property
+    def unknown(self) -> str:
+        """Sorted set: job ids whose outcome is ambiguous, scored by when (ms)."""
+        return f"{self.prefix}:unknown"
+
+    @property
+    def unknown_messages(self) -> str:
+        """Hash: job id -> its message, kept to resend if Connectus has no record."""
+        return f"{self.prefix}:unknown:msgs"
+
+    @property
+    def review(self) -> str:
+        """Sorted set: undecidable jobs waiting for an operator, scored by when (ms)."""
+        return f"{self.prefix}:review"
+
+    @property
+    def review_messages(self) -> str:
+        """Hash: job id -> its message, for ``connectus review resend``."""
+        return f"{self.prefix}:review:msgs"
+
     def queue(self, queue_name: str) -> str:
         """Dramatiq's list of message ids for a queue."""
         return f"{self.dramatiq_namespace}:{queue_name}"

@@ -28,6 +28,7 @@ from worker.actors import register_actors
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
 from worker.pipeline import RetryPolicy, SendPipeline
+from worker.reconcile import Reconciler
 from worker.senders import ClientSender
 
 
@@ -97,10 +98,20 @@ def build_worker_app(
         lease_ms=lease_ms(settings),
     )
     actors = register_actors(broker, pipeline, settings)
+    reconciler = Reconciler(
+        store=store,
+        client=client,
+        after_s=settings.reconcile_after_s,
+        window_s=settings.reconcile_window_s,
+        undecidable=settings.reconcile_undecidable,
+        timezone=settings.default_timezone,
+    )
     housekeeper = Housekeeper(
         store=store,
         broker=broker,
         queues=settings.queues,
         maintenance_interval_s=settings.broker_maintenance_interval_s,
+        reconciler=reconciler,
+        reconcile_interval_s=settings.reconcile_interval_s,
     )
     return WorkerApp(settings, client_redis, broker, store, client, pipeline, actors, housekeeper)

@@ -5,6 +5,8 @@
   messages in memory and can strand them, dramatiq issue 527). Every
   ``promote_interval_s`` each process moves due ones onto their queues with
   one atomic script; running it in several processes at once is harmless.
+- **Reconcile**: every ``reconcile_interval_s`` the reconciler (if given)
+  settles ``unknown`` jobs by asking Connectus (see :mod:`worker.reconcile`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
@@ -23,6 +25,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
 from core.jobs import JobStore
+from worker.reconcile import Reconciler
 
 log = structlog.get_logger("worker.housekeeping")
 
@@ -38,6 +41,8 @@ class Housekeeper(threading.Thread):
         queues: Iterable[str],
         promote_interval_s: float = 0.5,
         maintenance_interval_s: float = 15.0,
+        reconciler: Reconciler | None = None,
+        reconcile_interval_s: float = 5.0,
         batch: int = 500,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
@@ -47,13 +52,17 @@ class Housekeeper(threading.Thread):
         self.promote_interval_s = promote_interval_s
         self.maintenance_interval_s = maintenance_interval_s
         self.batch = batch
+        self.reconciler = reconciler
+        self.reconcile_interval_s = reconcile_interval_s
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
         self._stop_event.set()
 
     def run(self) -> None:
-        since_maintenance = self.maintenance_interval_s  # run it once at start-up
+        # Run maintenance once at start-up; reconcile after one interval.
+        since_maintenance = self.maintenance_interval_s
+        since_reconcile = 0.0
         while not self._stop_event.is_set():
             try:
                 while self.store.promote_due(limit=self.batch) >= self.batch:
@@ -61,10 +70,17 @@ class Housekeeper(threading.Thread):
                 if since_maintenance >= self.maintenance_interval_s:
                     self.run_maintenance()
                     since_maintenance = 0.0
+                if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
+                    since_reconcile = 0.0
+                    self.reconciler.run_once()
             except redis.RedisError as exc:
                 log.warning("housekeeping.redis_error", error=str(exc))
+            except Exception:
+                # This thread must outlive any single bad pass.
+                log.exception("housekeeping.failed")
             self._stop_event.wait(self.promote_interval_s)
             since_maintenance += self.promote_interval_s
+            since_reconcile += self.promote_interval_s
 
     def run_maintenance(self) -> None:
         """Re-queue messages held by dead workers, on every queue."""

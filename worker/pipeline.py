@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import structlog
+from dramatiq import Message
 
 from core.jobs import JobStore, epoch_ms, new_message
 from core.models import Kind
@@ -111,6 +112,9 @@ class SendPipeline:
 
     def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:
         claim = self.store.claim(job_id, worker_id=self.worker_id, lease_ms=self.lease_ms)
+        if claim.status == "expired":
+            # The previous holder died mid-send; keep this copy for reconciliation.
+            self.store.hold_message(job_id, self._message(kind, job))
         if claim.status != "ok":
             log.info("job.skipped", claim=claim.status, detail=claim.detail)
             return f"skipped:{claim.status}"
@@ -129,7 +133,8 @@ class SendPipeline:
         except Exception as exc:
             # A bug after the request may have gone out: treat as ambiguous.
             log.exception("send.crashed")
-            self.store.finish(job_id, claim.fence, _error_fields("unknown", "ambiguous", exc))
+            crashed = _error_fields("unknown", "ambiguous", exc)
+            self.store.mark_unknown(job_id, claim.fence, self._message(kind, job), crashed)
             return "unknown"
         now = self.clock()
         fields: dict[str, str | int] = {
@@ -156,7 +161,8 @@ class SendPipeline:
         job_id = str(job["job_id"])
         if isinstance(exc, AmbiguousError):
             log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
-            self.store.finish(job_id, fence, _error_fields("unknown", exc.outcome, exc))
+            fields = _error_fields("unknown", exc.outcome, exc)
+            self.store.mark_unknown(job_id, fence, self._message(kind, job), fields)
             return "unknown"
         if isinstance(exc, PermanentError):
             return self._dead_letter(kind, job, fence, type(exc).__name__, exc.message)
@@ -175,17 +181,23 @@ class SendPipeline:
             return "retrying"
         raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
 
+    @staticmethod
+    def _message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
+        """A copy of the job's message to keep in Redis (dead letters, unknown jobs).
+
+        OTP content lives in plain text only in the queued message until it is
+        sent: a kept OTP copy has no content. A dead or ambiguous OTP is not
+        resent (a late code is worse than none), so nothing needs it.
+        """
+        kept = dict(job)
+        if kind.is_otp:
+            kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.content_field}
+        return new_message(str(job["queue"]), kind.actor_name, kept)
+
     def _dead_letter(
         self, kind: Kind, job: Mapping[str, Any], fence: int, error_class: str, reason: str
     ) -> str:
-        replayable = dict(job)
-        if kind.is_otp:
-            # OTP content lives only in the queued message until it is sent;
-            # a dead OTP is stale anyway, so its copy keeps no content.
-            replayable["payload"] = {
-                k: v for k, v in job["payload"].items() if k != kind.content_field
-            }
-        message = new_message(str(job["queue"]), kind.actor_name, replayable)
+        message = self._message(kind, job)
         fields = {
             "state": "failed",
             "outcome": "permanent",

@@ -1,0 +1,222 @@
+"""Reconciliation: settle ``unknown`` jobs by asking Connectus, never by resending blindly.
+
+A job becomes ``unknown`` when its send may have gone through (read timeout,
+connection dropped mid-answer, 500/504, a worker killed mid-send). Every
+``RECONCILE_INTERVAL_S`` one worker process (a Redis lock elects it) looks at
+the jobs that have been unknown for at least ``RECONCILE_AFTER_S``:
+
+================  ============================================================
+kind              lookup handle
+================  ============================================================
+sms, otp          ``delivery_info`` of the job's ``id_delivery`` when it has one,
+                  else ``date_report`` for the days since the job was created;
+                  matched on destination and content (OTP: content SHA-256, as
+                  Connectus stores it with ``save_content=hash``)
+whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
+whatsapp_qr       QR ``get-last-messages`` of the number, by content
+email, otp_email  none: Connectus has no listing (undecidable)
+================  ============================================================
+
+- **Found**: ``sent`` with Connectus's id. A record already claimed by another
+  job (the provider-id index) is not taken twice, so two identical messages
+  to one number are matched one to one.
+- **Not found** while ``RECONCILE_WINDOW_S`` has not passed since the job became
+  unknown: look again next time (Connectus may not list it yet).
+- **Definitely not found** after the window: re-queued, same job and
+  idempotency key. An OTP is failed instead: its code was not kept, and a
+  late code is worse than none.
+- **Undecidable** (e-mail): ``RECONCILE_UNDECIDABLE`` decides: ``review`` (held
+  for ``connectus review list|resend|drop``), ``resend`` or ``drop``.
+- A lookup that fails (Connectus down) leaves the job for the next pass.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import structlog
+from dramatiq import Message
+
+from core.hashing import content_hash
+from core.jobs import JobStore
+from core.models import JobRecord, Kind
+from worker.connectus.client import ConnectusClient
+from worker.connectus.errors import ConnectusError
+
+log = structlog.get_logger("worker.reconcile")
+
+Candidate = tuple[str | None, str | None, str | None]  # (provider id, destination, content)
+
+
+class Reconciler:
+    """Settles unknown jobs. Safe to run in every process: the resolve script is
+    a no-op for a job that is no longer ``unknown``, and a lock keeps passes apart."""
+
+    def __init__(
+        self,
+        *,
+        store: JobStore,
+        client: ConnectusClient,
+        after_s: float,
+        window_s: float,
+        undecidable: str,
+        timezone: str,
+        lock_ttl_s: float = 60.0,
+        batch: int = 200,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.after_ms = int(after_s * 1000)
+        self.window_ms = int(window_s * 1000)
+        self.undecidable = undecidable
+        self.zone = ZoneInfo(timezone)
+        self.lock_ttl_ms = int(lock_ttl_s * 1000)
+        self.batch = batch
+        self.token = uuid.uuid4().hex
+
+    def run_once(self) -> Counter[str]:
+        """One pass over the due unknown jobs; returns what was decided, by outcome."""
+        outcomes: Counter[str] = Counter()
+        lock = f"{self.store.keys.prefix}:reconcile:lock"
+        if not self.store.client.set(lock, self.token, nx=True, px=self.lock_ttl_ms):
+            return outcomes
+        try:
+            lookups = _LookupCache(self.client, self.zone)
+            for job_id, since_ms in self.store.unknown_since(
+                older_than_ms=self.after_ms, limit=self.batch
+            ):
+                outcomes[self._settle(job_id, since_ms, lookups)] += 1
+        finally:
+            # Release only our own lock (it may have expired and been taken).
+            if self.store.client.get(lock) == self.token.encode():
+                self.store.client.delete(lock)
+        if outcomes:
+            log.info("reconcile.pass", **outcomes)
+        return outcomes
+
+    def _settle(self, job_id: str, since_ms: int, lookups: _LookupCache) -> str:
+        record = self.store.get(job_id)
+        message = self.store.held_message(job_id)
+        if record is None:
+            self.store.client.zrem(self.store.keys.unknown, job_id)
+            return "expired"
+        if message is None:
+            # Nothing to compare with or resend: an operator decides.
+            self.store.resolve(job_id, "review")
+            return "review"
+        payload: dict[str, Any] = message.kwargs["job"]["payload"]
+        if record.kind in (Kind.EMAIL, Kind.OTP_EMAIL):
+            return self._undecidable(record, message)
+        try:
+            provider_id = self._find(record, payload, lookups)
+        except ConnectusError as exc:
+            log.warning("reconcile.lookup_failed", job_id=job_id, error=type(exc).__name__)
+            return "lookup_failed"
+        if provider_id is not None:
+            self.store.resolve(job_id, "sent", provider_id=provider_id)
+            log.info("reconcile.found", job_id=job_id, provider_id=provider_id)
+            return "found"
+        if self.store.clock() - since_ms < self.window_ms:
+            return "pending"
+        if record.kind.is_otp:
+            reason = (
+                "ambiguous OTP not found at Connectus; not resent (a late code is worse than none)"
+            )
+            self.store.resolve(job_id, "fail", error_class="AmbiguousNotResent", reason=reason)
+            return "failed"
+        self.store.resolve(job_id, "requeue", message=message)
+        log.warning("reconcile.requeued", job_id=job_id)
+        return "requeued"
+
+    def _undecidable(self, record: JobRecord, message: Message[Any]) -> str:
+        if self.undecidable == "resend":
+            self.store.resolve(record.job_id, "requeue", message=message)
+            return "requeued"
+        if self.undecidable == "drop":
+            reason = "outcome unknown, no listing to check; dropped (RECONCILE_UNDECIDABLE=drop)"
+            self.store.resolve(record.job_id, "fail", error_class="AmbiguousDropped", reason=reason)
+            return "failed"
+        self.store.resolve(record.job_id, "review", message=message)
+        return "review"
+
+    def _find(
+        self, record: JobRecord, payload: dict[str, Any], lookups: _LookupCache
+    ) -> str | None:
+        if record.kind in (Kind.SMS, Kind.OTP):
+            content = (
+                record.content_sha256 if record.kind is Kind.OTP else payload.get("sms_content")
+            )
+            candidates = lookups.sms(payload.get("id_delivery"), record.created_at)
+            want = (
+                {content, content_hash(content)}
+                if content and record.kind is Kind.SMS
+                else {content}
+            )
+            return self._first_free(candidates, payload["dst_number"], want, record.job_id)
+        if record.kind is Kind.WHATSAPP:
+            candidates = lookups.whatsapp(payload["src_number"], payload["dst_number"])
+            return self._first_free(
+                candidates, payload["dst_number"], {payload["whatsapp_content"]}, record.job_id
+            )
+        candidates = lookups.qr(payload["number"])
+        return self._first_free(candidates, None, {payload["message"]}, record.job_id)
+
+    def _first_free(
+        self, candidates: Iterable[Candidate], dst: str | None, contents: set[Any], job_id: str
+    ) -> str | None:
+        for provider_id, candidate_dst, content in candidates:
+            if provider_id is None or content not in contents:
+                continue
+            if dst is not None and candidate_dst != dst:
+                continue
+            owner = self.store.job_for_provider_id(provider_id)
+            if owner in (None, job_id):
+                return provider_id
+        return None
+
+
+class _LookupCache:
+    """Connectus lookups for one pass, each made at most once."""
+
+    def __init__(self, client: ConnectusClient, zone: ZoneInfo) -> None:
+        self.client = client
+        self.zone = zone
+        self.cache: dict[tuple[str, ...], list[Candidate]] = {}
+
+    def _get(self, key: tuple[str, ...], fetch: Callable[[], list[Candidate]]) -> list[Candidate]:
+        if key not in self.cache:
+            self.cache[key] = fetch()
+        return self.cache[key]
+
+    def sms(self, id_delivery: str | None, created_at: datetime) -> list[Candidate]:
+        if id_delivery:
+            return self._get(("delivery", id_delivery), lambda: [
+                (m.id, m.dst_number, m.sms_content)
+                for m in self.client.v3.sms_delivery_info(id_delivery=id_delivery).messages
+            ])  # fmt: skip
+        begin = created_at.astimezone(self.zone).date() - timedelta(days=1)
+        end = datetime.now(UTC).astimezone(self.zone).date()
+        return self._get(
+            ("report", begin.isoformat(), end.isoformat()), lambda: self._report(begin, end)
+        )
+
+    def _report(self, begin: date, end: date) -> list[Candidate]:
+        records = self.client.v3.sms_date_report(begin_date=begin, end_date=end)
+        return [(m.id, m.dst_number, m.sms_content) for m in records]
+
+    def whatsapp(self, src: str, dst: str) -> list[Candidate]:
+        return self._get(("wa", src, dst), lambda: [
+            (m.message_id, m.dst_number, m.whatsapp_content)
+            for m in self.client.v3.whatsapp_messages(src_number=src, dst_number=dst)
+        ])  # fmt: skip
+
+    def qr(self, number: str) -> list[Candidate]:
+        return self._get(("qr", number), lambda: [
+            (m.message_id, None, m.message) for m in self.client.qr.last_messages(number=number)
+            if m.from_me is not False
+        ])  # fmt: skip
