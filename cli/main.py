@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cli import dlq, send, worker_cmd
+from cli import dlq, review, send, worker_cmd
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
 from cli.sandbox_cmd import sandbox_command
 from config import ConfigError
@@ -25,6 +25,7 @@ app = typer.Typer(
 )
 app.add_typer(send.app, name="send")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(review.app, name="review")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
 

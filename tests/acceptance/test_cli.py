@@ -153,3 +153,51 @@ def test_a_message_sent_from_the_cli_is_delivered_by_the_worker(
         wait_for(lambda: settled(failing), timeout_s=60, what="replayed job settled")
         record = run_json(["status", failing], env)
         assert record["state"] == "failed" and record["attempts"] == 2
+
+
+def test_review_resend_and_drop(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Any
+) -> None:
+    faults = {"error_rate": 1.0, "ambiguous_charge_rate": 0.0, "seed": 11}
+    env_extra = {"KEY_PREFIX": redis_prefix, "CONNECTUS_DEFAULT_SRC_EMAIL": "c@empresa.cl",
+                 "RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.2"}  # fmt: skip
+    with LocalStack(
+        redis_url=redis_url,
+        env=env_extra,
+        sandbox_flags=faults,
+        processes=1,
+        threads=2,
+        log_dir=tmp_path,
+    ) as stack:
+        env = stack.env
+        for i in range(6):
+            run_json(
+                [
+                    "send",
+                    "email",
+                    "--to",
+                    f"c{i}@example.com",
+                    "--subject",
+                    "s",
+                    "--html",
+                    f"<p>{i}</p>",
+                ],
+                env,
+            )
+        held = wait_for(lambda: (r if len(r := run_json(["review", "list"], env)["review"]) >= 2 else None),
+                        timeout_s=60, what="two e-mails held for review")  # fmt: skip
+        with stack.sandbox_client() as client:
+            client.put("/_sandbox/faults", json={"error_rate": 0.0}).raise_for_status()
+        dropped, resent = held[0]["job_id"], held[1]["job_id"]
+        assert run_json(["review", "drop", dropped], env)["result"] == "dropped"
+        assert run_json(["review", "resend", resent], env)["result"] == "requeued"
+        wait_for(
+            lambda: run_json(["status", resent], env)["state"] == "sent",
+            timeout_s=60,
+            what="resent e-mail sent",
+        )
+        record = run_json(["status", dropped], env)
+        assert record["state"] == "failed" and record["error_class"] == "DroppedAfterReview"
+        remaining = {row["job_id"] for row in run_json(["review", "list"], env)["review"]}
+        assert dropped not in remaining and resent not in remaining
+        assert run_json(["review", "drop", dropped], env, code=1)["error"]
