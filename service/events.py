@@ -1,0 +1,133 @@
+"""Webhook events into Redis: dedupe, job record update and stream entry, atomically.
+
+Each webhook is one Lua script, so a crash can never leave an event marked
+as seen but not published (which a retried webhook could then not repair).
+
+Stream ``{prefix}:events`` (``XADD MAXLEN ~ EVENTS_STREAM_MAXLEN``), flat
+string fields, schema version ``v=1`` (see docs/service.md):
+
+- ``kind=sms_status``: ``id_sms status job_id correlation_id received_at request_id``
+- ``kind=sms_incoming``: ``id_sms src_number dst_number src_provider sms_content
+  sms_content_binary opt_out received_at request_id``
+
+Dedupe markers ``{prefix}:webhook-seen:{kind}:{id_sms}[:{status}]`` live as
+long as job records (``JOB_TTL_S``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from core.keys import Keys
+from producers.optout import optout_key
+
+#: Order of the platform statuses: a late, earlier status (EN_COLA arriving
+#: after ENTREGADO) must not overwrite a final one. Unknown statuses rank 0.
+STATUS_RANK = {
+    "PROGRAMADO": 1, "EN_COLA": 2, "ENVIADO_A_CARRIER": 3, "ESPERANDO_RESPUESTA": 4,
+    "NUMERO_INVALIDO": 5, "NO_ENTREGABLE": 5, "ENTREGADO": 5,
+}  # fmt: skip
+
+# KEYS: seen marker, stream[, job hash]
+# ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
+_STATUS = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return {'duplicate', 0, ''} end
+local applied = 0
+local correlation = ''
+if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then
+  local current = tonumber(redis.call('HGET', KEYS[3], 'delivery_status_rank') or '-1')
+  if tonumber(ARGV[6]) >= current then
+    redis.call('HSET', KEYS[3], 'delivery_status', ARGV[2], 'delivery_status_at', ARGV[3],
+      'delivery_status_rank', ARGV[6])
+    applied = 1
+  end
+  correlation = redis.call('HGET', KEYS[3], 'correlation_id') or ''
+end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'v', '1',
+  'kind', 'sms_status', 'id_sms', ARGV[1], 'status', ARGV[2], 'job_id', ARGV[7],
+  'correlation_id', correlation, 'received_at', ARGV[3], 'request_id', ARGV[8])
+return {'recorded', applied, id}
+"""
+
+# KEYS: seen marker, stream, opt-out set
+# ARGV: id_sms, now_ms, seen ttl (s), maxlen, opt_out (1/0), src, dst, provider,
+#       content, content_binary, request_id
+_INCOMING = """
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return {'duplicate', 0, ''} end
+local added = 0
+if ARGV[5] == '1' then added = redis.call('SADD', KEYS[3], ARGV[6]) end
+local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'v', '1',
+  'kind', 'sms_incoming', 'id_sms', ARGV[1], 'src_number', ARGV[6], 'dst_number', ARGV[7],
+  'src_provider', ARGV[8], 'sms_content', ARGV[9], 'sms_content_binary', ARGV[10],
+  'opt_out', ARGV[5], 'received_at', ARGV[2], 'request_id', ARGV[11])
+return {'recorded', added, id}
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """``duplicate`` (seen before: nothing done) or ``recorded``; ``changed``: record
+    updated (status) or number newly opted out (incoming)."""
+
+    duplicate: bool
+    changed: bool
+    stream_id: str
+
+
+def events_key(keys: Keys) -> str:
+    """Stream: events for other services (consumer groups welcome)."""
+    return f"{keys.prefix}:events"
+
+
+class EventRecorder:
+    def __init__(self, client: redis.Redis, keys: Keys, *, seen_ttl_s: int, maxlen: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.seen_ttl_s = seen_ttl_s
+        self.maxlen = maxlen
+        self._status = client.register_script(_STATUS)
+        self._incoming = client.register_script(_INCOMING)
+
+    def sms_status(
+        self, *, id_sms: str, status: str, job_id: str | None, now_ms: int, request_id: str
+    ) -> Recorded:
+        """Record a status; updates the job's ``delivery_status`` if ``job_id`` is known."""
+        keys = [f"{self.keys.prefix}:webhook-seen:status:{id_sms}:{status}", events_key(self.keys)]
+        if job_id:
+            keys.append(self.keys.job(job_id))
+        rank = STATUS_RANK.get(status, 0)
+        args: list[str | int] = [id_sms, status, now_ms, self.seen_ttl_s, self.maxlen, rank,
+                job_id or "", request_id]  # fmt: skip
+        return _recorded(self._status(keys=keys, args=args))
+
+    def sms_incoming(
+        self,
+        *,
+        id_sms: str,
+        src_number: str,
+        dst_number: str,
+        src_provider: str,
+        sms_content: str,
+        sms_content_binary: str,
+        opt_out: bool,
+        now_ms: int,
+        request_id: str,
+    ) -> Recorded:
+        """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``."""
+        keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
+                optout_key(self.keys)]  # fmt: skip
+        flag = "1" if opt_out else "0"
+        args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
+                dst_number, src_provider, sms_content, sms_content_binary, request_id]  # fmt: skip
+        return _recorded(self._incoming(keys=keys, args=args))
+
+
+def _recorded(answer: list[object]) -> Recorded:
+    outcome, changed, stream_id = (
+        value.decode() if isinstance(value, bytes) else value for value in answer
+    )
+    return Recorded(
+        duplicate=outcome == "duplicate", changed=bool(int(str(changed))), stream_id=str(stream_id)
+    )

@@ -1,0 +1,100 @@
+"""HTTP ``Idempotency-Key``, Stripe semantics, stored in Redis.
+
+For one key (scoped to the caller's token, so two clients cannot collide or
+read each other's answers):
+
+- first request: an in-flight marker is taken (``SET NX PX``); the answer is
+  stored (2xx only) for ``INTAKE_IDEMPOTENCY_TTL_S`` and the marker released;
+- same key, same body: the stored status and body are replayed
+  (``Idempotent-Replayed: true``);
+- same key, different body: 422;
+- same key while the first is still in flight: 409.
+
+Errors (4xx, 5xx) are not stored, as with Stripe: the request did not take
+effect, so fixing and retrying it with the same key must work.
+
+Keys: ``{prefix}:http-idem:{scope}:{key}`` (the answer) and ``…:lock`` (the marker).
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass, field
+from typing import Literal
+
+import redis
+
+from core.keys import Keys
+
+#: How long an in-flight marker outlives a crashed request, in ms.
+LOCK_TTL_MS = 30_000
+
+# KEYS: answer, lock.  ARGV: lock token, lock ttl (ms)
+# One round trip: a stored answer wins; else take the marker; else someone holds it.
+_BEGIN = """
+local stored = redis.call('GET', KEYS[1])
+if stored then return {'stored', stored} end
+if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'locked', ''} end
+return {'busy', ''}
+"""
+
+# KEYS: answer, lock.  ARGV: lock token, answer (JSON), answer ttl (s; 0 = don't store)
+# Store the answer (if any) and release the marker only if it is still ours.
+_FINISH = """
+if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
+if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+return 1
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredAnswer:
+    fingerprint: str
+    status: int
+    body: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Begin:
+    """``proceed`` (you hold the marker: ``lock``), ``replay``, ``mismatch`` or ``in_flight``."""
+
+    outcome: Literal["proceed", "replay", "mismatch", "in_flight"]
+    lock: str = ""
+    answer: StoredAnswer | None = None
+
+
+class HttpIdempotency:
+    def __init__(self, client: redis.Redis, keys: Keys, *, ttl_s: int) -> None:
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self._begin = client.register_script(_BEGIN)
+        self._finish = client.register_script(_FINISH)
+
+    def _names(self, scope: str, key: str) -> list[str]:
+        answer = f"{self.keys.prefix}:http-idem:{scope}:{key}"
+        return [answer, answer + ":lock"]
+
+    def begin(self, scope: str, key: str, fingerprint: str) -> Begin:
+        lock = uuid.uuid4().hex
+        status, stored = self._begin(keys=self._names(scope, key), args=[lock, LOCK_TTL_MS])
+        status = status.decode() if isinstance(status, bytes) else status
+        if status == "locked":
+            return Begin("proceed", lock=lock)
+        if status == "busy":
+            return Begin("in_flight")
+        data = json.loads(stored)
+        answer = StoredAnswer(data["fingerprint"], data["status"], data["body"], data["headers"])
+        if answer.fingerprint != fingerprint:
+            return Begin("mismatch", answer=answer)
+        return Begin("replay", answer=answer)
+
+    def finish(self, scope: str, key: str, lock: str, answer: StoredAnswer | None) -> None:
+        """Store ``answer`` (None: store nothing) and release the marker."""
+        data = "" if answer is None else json.dumps(
+            {"fingerprint": answer.fingerprint, "status": answer.status, "body": answer.body,
+             "headers": answer.headers}
+        )  # fmt: skip
+        ttl_s = 0 if answer is None else self.ttl_s
+        self._finish(keys=self._names(scope, key), args=[lock, data, ttl_s])

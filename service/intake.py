@@ -1,0 +1,171 @@
+"""The intake: ``POST /v1/messages`` and ``GET /v1/messages/{job_id}``.
+
+Request flow: bearer token → Idempotency-Key shape → JSON content type →
+body (bounded while read) → idempotency gate → pydantic shape → opt-out of
+marketing → the producer (semantic validation and the atomic enqueue).
+Redis work runs in the thread pool: the producer is synchronous, and the
+event loop must keep answering (health checks, webhooks) meanwhile.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core.hashing import fingerprint
+from core.jobs import IdempotencyConflict
+from core.validation import FieldError, InvalidInput, normalize_number, validate_idempotency_key
+from producers.api import JobNotFound, Producer
+from producers.optout import OPTED_OUT_REASON, is_opted_out
+from service.auth import BearerAuth
+from service.body import parse_json_object, read_body, require_json
+from service.idempotency import HttpIdempotency, StoredAnswer
+from service.metrics import Metrics
+from service.problems import ProblemError
+from service.schemas import (
+    MESSAGE_ADAPTER,
+    OtpEmailMessage,
+    OtpMessage,
+    SmsMessage,
+    WhatsappMessage,
+    WhatsappQrMessage,
+    invalid_from_pydantic,
+)
+
+log = structlog.get_logger("service.intake")
+
+_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+_SEND_METHOD = {
+    "sms": "send_sms", "otp": "send_otp", "email": "send_email",
+    "otp_email": "send_otp_email", "whatsapp": "send_whatsapp", "whatsapp_qr": "send_whatsapp_qr",
+}  # fmt: skip
+IDEMPOTENCY_HEADER = "Idempotency-Key"
+
+
+class Intake:
+    def __init__(
+        self,
+        producer: Producer,
+        auth: BearerAuth,
+        idempotency: HttpIdempotency,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int,
+    ) -> None:
+        self.producer = producer
+        self.auth = auth
+        self.idempotency = idempotency
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+
+    async def post_message(self, request: Request) -> Response:
+        scope = self.auth.check(request)
+        key = request.headers.get(IDEMPOTENCY_HEADER)
+        if key is not None:
+            try:
+                validate_idempotency_key(key, field=IDEMPOTENCY_HEADER)
+            except InvalidInput as exc:
+                raise ProblemError.from_invalid(exc) from exc
+        require_json(request)
+        body = parse_json_object(await read_body(request, self.max_body_bytes))
+        request_id: str = request.state.request_id
+        if key is None:
+            return await run_in_threadpool(self._accept, body, None, request_id)
+
+        body_print = fingerprint({"method": "POST", "path": "/v1/messages", "body": body})
+        begin = await run_in_threadpool(self.idempotency.begin, scope, key, body_print)
+        if begin.outcome == "in_flight":
+            raise ProblemError(
+                409, "a request with this Idempotency-Key is still in progress; retry later"
+            )
+        if begin.outcome == "mismatch":
+            raise ProblemError(
+                422,
+                "this Idempotency-Key was already used with a different request body",
+                errors=[FieldError(IDEMPOTENCY_HEADER, "was already used with a different body")],
+            )
+        if begin.outcome == "replay" and begin.answer is not None:
+            answer = begin.answer
+            headers = {**answer.headers, "Idempotent-Replayed": "true"}
+            return Response(answer.body, answer.status, headers, media_type="application/json")
+        stored: StoredAnswer | None = None
+        try:
+            response = await run_in_threadpool(self._accept, body, key, request_id)
+            if 200 <= response.status_code < 300:
+                headers = {"Location": response.headers["location"]}
+                text = bytes(response.body).decode()
+                stored = StoredAnswer(body_print, response.status_code, text, headers)
+            return response
+        finally:
+            # Errors are not stored: a corrected retry with the same key must work.
+            await run_in_threadpool(self.idempotency.finish, scope, key, begin.lock, stored)
+
+    def _accept(self, body: dict[str, Any], key: str | None, request_id: str) -> JSONResponse:
+        """Validate and enqueue (in a worker thread); 202 with the job id and state."""
+        try:
+            message = MESSAGE_ADAPTER.validate_python(body)
+        except ValidationError as exc:
+            raise ProblemError.from_invalid(invalid_from_pydantic(exc, tagged=True)) from exc
+        self._refuse_opted_out(message)
+        fields = message.model_dump(exclude={"type"}, exclude_none=True)
+        if isinstance(message, OtpMessage | OtpEmailMessage):
+            fields.pop("priority")  # OTP sends take no priority: always the OTP queue
+        send = getattr(self.producer, _SEND_METHOD[message.type])
+        try:
+            job_id: str = send(**fields, idempotency_key=key, correlation_id=request_id)
+        except InvalidInput as exc:
+            raise ProblemError.from_invalid(exc) from exc
+        except IdempotencyConflict as exc:
+            raise ProblemError(
+                422,
+                str(exc),
+                errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
+            ) from exc
+        record = self.producer.get_status(job_id)
+        log.info("message accepted", job_id=job_id, kind=message.type, state=record.state.value)
+        return JSONResponse(
+            {"job_id": job_id, "state": record.state.value},
+            status_code=202,
+            headers={"Location": f"/v1/messages/{job_id}"},
+        )
+
+    def _refuse_opted_out(self, message: Any) -> None:
+        """422 for a marketing send to a number that answered an opt-out keyword."""
+        if not isinstance(message, SmsMessage | WhatsappMessage | WhatsappQrMessage):
+            return
+        if message.priority != "bulk":
+            return
+        field, value = (
+            ("number", message.number)
+            if isinstance(message, WhatsappQrMessage)
+            else ("dst_number", message.dst_number)
+        )
+        region = self.producer.settings.default_region
+        try:
+            number = normalize_number(value, field=field, default_region=region)
+        except InvalidInput:
+            return  # the producer reports the bad number with everything else
+        if is_opted_out(self.producer.redis, self.producer.store.keys, number):
+            self.metrics.opt_out_refusals.inc()
+            raise ProblemError(
+                422,
+                f"{field}: {OPTED_OUT_REASON}",
+                errors=[FieldError(field, OPTED_OUT_REASON)],
+            )
+
+    async def get_message(self, request: Request) -> Response:
+        self.auth.check(request)
+        job_id = request.path_params["job_id"]
+        if not _JOB_ID.match(job_id):
+            raise ProblemError(404, "no such job")
+        try:
+            record = await run_in_threadpool(self.producer.get_status, job_id)
+        except JobNotFound as exc:
+            raise ProblemError(404, str(exc)) from exc
+        return JSONResponse(record.model_dump(mode="json"))

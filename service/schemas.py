@@ -1,0 +1,222 @@
+"""The HTTP shapes: intake bodies, answers and webhook payloads (pydantic).
+
+These models are the first line of validation (types, required and unknown
+fields, lengths) and the source of the OpenAPI document (:mod:`service.openapi`),
+so the document cannot drift from what is enforced. Semantic checks (is this a
+valid phone number, is ``deliver_at`` in range) stay in the producer's
+:class:`core.requests.RequestBuilder`, shared with every other entry point.
+Field names are Connectus's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from core.models import State
+from core.requests import ID_MAX_CHARS, SUBJECT_MAX_CHARS
+from core.validation import (
+    EMAIL_MAX_CHARS,
+    SMS_MAX_CHARS,
+    WHATSAPP_MAX_CHARS,
+    FieldError,
+    InvalidInput,
+)
+
+Phone = Annotated[
+    str | int,
+    Field(description="Phone number: E.164 with or without '+', or national (DEFAULT_REGION)"),
+]
+SrcNumber = Annotated[str | int, Field(description="Origin number or short code")]
+Email = Annotated[str, Field(max_length=320, description="E-mail address")]
+ClientId = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
+DeliverAt = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if no "
+        "offset); omit to send now",
+        examples=["2030-01-15 09:00:00", "2030-01-15T12:00:00Z"],
+    ),
+]
+Priority = Annotated[
+    Literal["transactional", "bulk"],
+    Field(description="'bulk' = marketing: lower-priority queue, refused for opted-out numbers"),
+]
+
+
+class _Message(BaseModel):
+    # strict: "123" is not silently an int; forbid: a misspelt field is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    deliver_at: DeliverAt | None = None
+
+
+class SmsMessage(_Message):
+    type: Literal["sms"]
+    dst_number: Phone
+    sms_content: Annotated[str, Field(max_length=SMS_MAX_CHARS)]
+    src_number: SrcNumber | None = None
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+
+class OtpMessage(_Message):
+    type: Literal["otp"]
+    dst_number: Phone
+    sms_content: Annotated[str, Field(max_length=SMS_MAX_CHARS)]
+    src_number: SrcNumber | None = None
+    priority: Annotated[
+        Literal["transactional"], Field(description="OTPs always use the OTP queue")
+    ] = "transactional"
+
+
+class EmailMessage(_Message):
+    type: Literal["email"]
+    dst_email: Email
+    subject: Annotated[str, Field(max_length=SUBJECT_MAX_CHARS)]
+    email_content: Annotated[str, Field(max_length=EMAIL_MAX_CHARS, description="HTML")]
+    src_email: Email | None = None
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+
+class OtpEmailMessage(_Message):
+    type: Literal["otp_email"]
+    dst_email: Email
+    subject: Annotated[str, Field(max_length=SUBJECT_MAX_CHARS)]
+    email_content: Annotated[str, Field(max_length=EMAIL_MAX_CHARS, description="HTML")]
+    src_email: Email | None = None
+    priority: Annotated[
+        Literal["transactional"], Field(description="OTPs always use the OTP queue")
+    ] = "transactional"
+
+
+class WhatsappMessage(_Message):
+    type: Literal["whatsapp"]
+    dst_number: Phone
+    whatsapp_content: Annotated[str, Field(max_length=WHATSAPP_MAX_CHARS)]
+    src_number: SrcNumber
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+
+class WhatsappQrMessage(_Message):
+    type: Literal["whatsapp_qr"]
+    number: Phone
+    message: Annotated[str, Field(max_length=WHATSAPP_MAX_CHARS)]
+    priority: Priority = "transactional"
+
+
+MessageRequest = Annotated[
+    SmsMessage | OtpMessage | EmailMessage | OtpEmailMessage | WhatsappMessage | WhatsappQrMessage,
+    Field(discriminator="type"),
+]
+MESSAGE_ADAPTER: TypeAdapter[MessageRequest] = TypeAdapter(MessageRequest)
+
+
+class Accepted(BaseModel):
+    """The answer to ``POST /v1/messages`` (202)."""
+
+    job_id: str = Field(description="Use it with GET /v1/messages/{job_id}")
+    state: State
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem document."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
+
+
+# --- webhooks (Connectus -> us) ---------------------------------------------
+
+ProviderId = Annotated[
+    str | int,
+    Field(description="Connectus's message id (id_sms)"),
+]
+
+
+class _Webhook(BaseModel):
+    # Connectus may add fields: accept and ignore them rather than drop the event.
+    model_config = ConfigDict(extra="ignore")
+
+
+class SmsStatusWebhook(_Webhook):
+    id_sms: ProviderId
+    status: Annotated[
+        str,
+        Field(pattern=r"^[A-Z0-9_]{1,40}$", description="Platform status, e.g. ENTREGADO"),
+    ]
+
+
+class SmsIncomingWebhook(_Webhook):
+    id_sms: ProviderId
+    dst_number: Annotated[str | int, Field(description="Our number that received the SMS")]
+    src_number: Annotated[str | int, Field(description="The sender")]
+    src_provider: Annotated[str, Field(max_length=64)] | None = None
+    sms_content: Annotated[str, Field(max_length=SMS_MAX_CHARS * 4)]
+    sms_content_binary: Annotated[str, Field(max_length=SMS_MAX_CHARS * 8)] | None = None
+
+
+class WebhookAck(BaseModel):
+    result: Literal["recorded", "duplicate"]
+
+
+def text_id(value: str | int, field: str) -> str:
+    """A provider id or number as text: 1-64 of A-Z a-z 0-9 _ - (ints as digits)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text or len(text) > 64:
+        raise InvalidInput(field, "must be 1-64 characters")
+    if not all(ch.isascii() and (ch.isalnum() or ch in "_-+") for ch in text):
+        raise InvalidInput(field, "may only contain A-Z a-z 0-9 _ - +")
+    return text
+
+
+def invalid_from_pydantic(exc: ValidationError, *, tagged: bool = False) -> InvalidInput:
+    """One :class:`InvalidInput` naming every field pydantic rejected.
+
+    ``tagged``: the model is a discriminated union, whose error locations
+    start with the tag (``("sms", "dst_number")``); the tag is dropped.
+    """
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(error["loc"])
+        if tagged and loc:
+            loc = loc[1:]
+        if error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
+            name = "type"
+            reason = "must be one of sms, otp, email, otp_email, whatsapp, whatsapp_qr"
+        else:
+            reason = _REASONS.get(error["type"], str(error["msg"]))
+            if loc and loc[-1] in {"str", "int"}:
+                # A str | int field: pydantic reports once per member, at "field.str".
+                loc = loc[:-1]
+                reason = "must be a string or an integer"
+            name = ".".join(str(part) for part in loc) or "body"
+        errors.append(FieldError(name, reason))
+    # Several union members may fail for the same field: keep one line per field.
+    unique = list({(e.field, e.reason): e for e in errors}.values())
+    return InvalidInput.from_errors(unique)
+
+
+_REASONS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this message type",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+}

@@ -1,0 +1,132 @@
+"""Webhook receivers: ``POST /webhooks/sms-status`` and ``POST /webhooks/sms-incoming``.
+
+Connectus signs nothing, so the URL carries a secret (``?token=``) or the
+request carries Basic credentials (``WEBHOOK_AUTH``). A receiver only
+validates, records into Redis (one script: dedupe, record update, stream
+entry, opt-out) and answers: no slow work inline, since Connectus's sender
+waits on us. A repeated webhook is acknowledged as ``duplicate`` and changes
+nothing. Incoming SMS content goes to the stream only, never to the logs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from pydantic import BaseModel, ValidationError
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from core.jobs import JobStore, epoch_ms
+from core.validation import InvalidInput, normalize_number
+from service.auth import WebhookAuth
+from service.body import parse_json_object, read_body
+from service.events import EventRecorder, Recorded
+from service.metrics import Metrics
+from service.problems import ProblemError
+from service.schemas import SmsIncomingWebhook, SmsStatusWebhook, invalid_from_pydantic, text_id
+
+log = structlog.get_logger("service.webhooks")
+
+
+class Webhooks:
+    def __init__(
+        self,
+        store: JobStore,
+        recorder: EventRecorder,
+        auth: WebhookAuth,
+        metrics: Metrics,
+        *,
+        max_body_bytes: int,
+        opt_out_keywords: frozenset[str],
+        default_region: str,
+    ) -> None:
+        self.store = store
+        self.recorder = recorder
+        self.auth = auth
+        self.metrics = metrics
+        self.max_body_bytes = max_body_bytes
+        self.opt_out_keywords = opt_out_keywords
+        self.default_region = default_region
+
+    async def _payload(self, request: Request, model: type[BaseModel]) -> Any:
+        self.auth.check(request)
+        # Content-Type is not required: what Connectus's sender declares is not documented.
+        body = parse_json_object(await read_body(request, self.max_body_bytes))
+        try:
+            return model.model_validate(body)
+        except ValidationError as exc:
+            raise ProblemError.from_invalid(invalid_from_pydantic(exc)) from exc
+
+    async def sms_status(self, request: Request) -> JSONResponse:
+        event: SmsStatusWebhook = await self._payload(request, SmsStatusWebhook)
+        id_sms = _checked(text_id, event.id_sms, "id_sms")
+        request_id: str = request.state.request_id
+        job_id, recorded = await run_in_threadpool(
+            self._record_status, id_sms, event.status, request_id
+        )
+        result = "duplicate" if recorded.duplicate else "recorded" if job_id else "unmatched"
+        self.metrics.webhook_event("sms_status", event.status, result)
+        log.info("sms status webhook", id_sms=id_sms, delivery_status=event.status,
+                 job_id=job_id, result=result, applied=recorded.changed)  # fmt: skip
+        return _ack(recorded)
+
+    def _record_status(
+        self, id_sms: str, status: str, request_id: str
+    ) -> tuple[str | None, Recorded]:
+        # The provider index is written when the worker finishes the send; a status
+        # racing ahead of it is published with an empty job_id ("unmatched").
+        job_id = self.store.job_for_provider_id(id_sms)
+        recorded = self.recorder.sms_status(
+            id_sms=id_sms, status=status, job_id=job_id, now_ms=epoch_ms(), request_id=request_id
+        )
+        return job_id, recorded
+
+    async def sms_incoming(self, request: Request) -> JSONResponse:
+        event: SmsIncomingWebhook = await self._payload(request, SmsIncomingWebhook)
+        id_sms = _checked(text_id, event.id_sms, "id_sms")
+        src = self._number(event.src_number, "src_number")
+        dst = self._number(event.dst_number, "dst_number")
+        opt_out = event.sms_content.strip().casefold() in self.opt_out_keywords
+        recorded = await run_in_threadpool(
+            lambda: self.recorder.sms_incoming(
+                id_sms=id_sms,
+                src_number=src,
+                dst_number=dst,
+                src_provider=event.src_provider or "",
+                sms_content=event.sms_content,
+                sms_content_binary=event.sms_content_binary or "",
+                opt_out=opt_out,
+                now_ms=epoch_ms(),
+                request_id=request.state.request_id,
+            )
+        )
+        result = "duplicate" if recorded.duplicate else "recorded"
+        self.metrics.webhook_event("sms_incoming", "-", result)
+        if opt_out and recorded.changed:
+            self.metrics.opt_outs.inc()
+        # The content's length only: an incoming text is personal data.
+        log.info("incoming sms webhook", id_sms=id_sms, src_number=src, result=result,
+                 opt_out=opt_out, content_chars=len(event.sms_content))  # fmt: skip
+        return _ack(recorded)
+
+    def _number(self, value: str | int, field: str) -> str:
+        """E.164 digits when it is a phone number (as the opt-out set stores them);
+        else the text as sent (short codes, alphanumeric senders)."""
+        try:
+            return normalize_number(value, field=field, default_region=self.default_region)
+        except InvalidInput:
+            return _checked(text_id, value, field)
+
+
+def _checked(check: Any, value: Any, field: str) -> str:
+    try:
+        result: str = check(value, field)
+    except InvalidInput as exc:
+        raise ProblemError.from_invalid(exc) from exc
+    return result
+
+
+def _ack(recorded: Recorded) -> JSONResponse:
+    return JSONResponse({"result": "duplicate" if recorded.duplicate else "recorded"})
