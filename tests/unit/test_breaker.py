@@ -234,3 +234,11 @@ def test_from_settings_and_redis_clock() -> None:
     decision = breaker.allow()
     assert not decision.allowed and 2400 <= decision.retry_in_ms <= 2500
     assert abs(breaker.status()["since_ms"] - T0) > 0
+
+
+def test_a_probe_outcome_frees_its_slot_for_the_next_probe(server, clock) -> None:
+    breaker = make(server, clock, successes_to_close=2, probes=1)
+    open_it(breaker)
+    clock.now_ms += 1000
+    breaker.record_success(breaker.allow())
+    assert breaker.allow().probe  # the slot is free at once, not after the lease
