@@ -1,0 +1,231 @@
+"""``python -m bench [--quick]``: run the scenarios, print a table, write the results.
+
+Outputs (all in one invocation, against one Redis and one sandbox):
+
+- ``bench/results.json``: ``{"machine", "command", "scenarios": [row, ...]}``
+  (row fields in :class:`bench.harness.Result`; null = not measured);
+- ``bench/details.json``: per-scenario extras (commands by name, RSS series,
+  enqueue rate during the run, sandbox and Redis CPU, profiles);
+- ``docs/benchmarks.md``: the generated section between its markers.
+
+Scenario names: ``<scenario>_t<threads>`` for worker runs (threads per
+process), e.g. ``sms_50ms_t64``; ``sandbox_0ms``/``sandbox_50ms`` for the
+sandbox alone; ``enqueue`` for the producer alone; ``soak_50ms_t64`` for
+the long run that measures RSS growth (full run only).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from bench import loadgen, procstats, profile, report
+from bench.harness import ROOT, Bench, Result, dump, machine, machine_line
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Message counts and durations; ``--quick`` shrinks them to fit in under a minute."""
+
+    sandbox_s: float
+    enqueue: int
+    sms_50ms: dict[tuple[str, int], int]  # (system, threads) -> messages
+    sms_0ms: dict[tuple[str, int], int]
+    two_proc: dict[int, int]  # threads -> messages
+    soak: int  # 0: skip
+    profile_s: float  # 0: skip
+
+
+FULL = Plan(
+    sandbox_s=10,
+    enqueue=10_000,
+    sms_50ms={("baseline", 8): 3_000, ("project", 8): 3_000, ("project", 32): 5_000,
+              ("project", 64): 6_000, ("baseline", 64): 8_000},  # fmt: skip
+    sms_0ms={("baseline", 8): 6_000, ("project", 8): 4_000, ("project", 64): 4_000},
+    two_proc={64: 8_000},
+    soak=40_000,
+    profile_s=10,
+)
+QUICK = Plan(
+    sandbox_s=2,
+    enqueue=1_000,
+    sms_50ms={("baseline", 8): 300, ("project", 64): 600},
+    sms_0ms={("baseline", 8): 500, ("project", 64): 500},
+    two_proc={64: 800},
+    soak=0,
+    profile_s=0,
+)
+SCENARIOS = ("sandbox", "enqueue", "sms_50ms", "sms_0ms", "sms_50ms_2proc", "soak", "profile")
+
+
+def scaled(plan: Plan, factor: float) -> Plan:
+    def n(x: int) -> int:
+        return max(50, int(x * factor))
+
+    return Plan(
+        sandbox_s=max(1.0, plan.sandbox_s * factor),
+        enqueue=n(plan.enqueue),
+        sms_50ms={k: n(v) for k, v in plan.sms_50ms.items()},
+        sms_0ms={k: n(v) for k, v in plan.sms_0ms.items()},
+        two_proc={k: n(v) for k, v in plan.two_proc.items()},
+        soak=n(plan.soak) if plan.soak else 0,
+        profile_s=plan.profile_s,
+    )
+
+
+def run_sandbox(bench: Bench, plan: Plan) -> list[Result]:
+    out = []
+    for latency, connections in ((0, 32), (50, 256)):
+        bench.reset(latency_ms=latency)
+        cpu0 = procstats.cpu_seconds(bench.sandbox_pid)
+        load = loadgen.run(bench.sandbox_url, seconds=plan.sandbox_s, connections=connections)
+        cpu = procstats.cpu_seconds(bench.sandbox_pid) - cpu0
+        out.append(
+            Result(
+                name=f"sandbox_{latency}ms",
+                system="sandbox",
+                latency_ms=latency,
+                processes=1,
+                messages=load.requests,
+                msgs_per_s=load.per_s,
+                p50_ms=load.p50_ms,
+                p99_ms=load.p99_ms,
+                cpu_s_per_1k=cpu / max(1, load.requests) * 1000,
+                peak_rss_mb=procstats.status_kb(bench.sandbox_pid, "VmHWM") / 1024,
+                details={"tool": load.tool, "errors": load.errors, "seconds": load.seconds},
+            )
+        )
+    bench.reset(latency_ms=0)
+    return out
+
+
+def run_profiles(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
+    """Sample the worker's GIL holder while it drains; not a measured run."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    profiles: dict[str, Any] = {}
+    if profile.py_spy() is None:
+        return {"error": "py-spy not installed (pip install py-spy)"}
+    for system, threads, latency, messages in (
+        ("project", 64, 50, 6_000),
+        ("baseline", 8, 50, 3_000),
+        ("project", 8, 0, 5_000),
+        ("baseline", 8, 0, 6_000),
+    ):
+        key = f"{system}_t{threads}_{latency}ms"
+        raw = out_dir / f"{key}.txt"
+        speedscope = out_dir / f"{key}.speedscope.json"
+
+        def sample(pids: list[int], raw: Path = raw, speedscope: Path = speedscope) -> None:
+            # Two recordings of the same drain: collapsed stacks, then speedscope.
+            half = max(2.0, plan.profile_s / 2)
+            profile.record(pids[0], seconds=half, out_raw=raw)
+            profile.record(pids[0], seconds=half, out_raw=raw.with_suffix(".tmp"),
+                           out_speedscope=speedscope)  # fmt: skip
+            raw.with_suffix(".tmp").unlink(missing_ok=True)
+
+        result = bench.run_workers(
+            name=f"profile_{key}", system=system, latency_ms=latency, messages=messages,
+            threads=threads, on_running=sample,
+        )  # fmt: skip
+        summary = profile.summarise(raw) if raw.exists() else {"samples": 0}
+        summary["cpu_s_per_1k_while_profiled"] = round(result.cpu_s_per_1k or 0, 3)
+        summary["msgs_per_s_while_profiled"] = round(result.msgs_per_s or 0, 1)
+        summary["speedscope"] = str(speedscope.relative_to(ROOT))
+        profiles[key] = summary
+    return profiles
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="small counts; under 60 s")
+    parser.add_argument("--only", default="", help=f"comma-separated subset of {SCENARIOS}")
+    parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results.json")
+    parser.add_argument("--no-docs", action="store_true", help="do not update docs/benchmarks.md")
+    parser.add_argument("--profile", action="store_true", help="also profile (default: full run)")
+    parser.add_argument("--redis-url", default=None, help="use this Redis (default: a private one)")
+    args = parser.parse_args(argv)
+
+    console = Console(width=None if sys.stdout.isatty() else 160)
+    plan = QUICK if args.quick else FULL
+    if args.scale != 1.0:
+        plan = scaled(plan, args.scale)
+    only = {s.strip() for s in args.only.split(",") if s.strip()}
+    unknown = only - set(SCENARIOS)
+    if unknown:
+        parser.error(f"--only: unknown scenario(s) {sorted(unknown)}")
+    wanted: Callable[[str], bool] = lambda s: (s in only) if only else True  # noqa: E731
+    do_profile = (args.profile or not args.quick) and wanted("profile")
+
+    command = "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
+    started = time.monotonic()
+    results: list[Result] = []
+    details: dict[str, Any] = {}
+
+    def add(result: Result) -> None:
+        results.append(result)
+        console.print(report.one_line(result))
+
+    with Bench(log=lambda s: console.print(f"[dim]{s}[/dim]"), redis_url=args.redis_url) as bench:
+        if wanted("sandbox"):
+            for r in run_sandbox(bench, plan):
+                add(r)
+        if wanted("enqueue"):
+            for system in ("project", "baseline"):
+                add(bench.run_enqueue(system=system, messages=plan.enqueue))
+        for scenario, counts, latency in (("sms_50ms", plan.sms_50ms, 50),
+                                          ("sms_0ms", plan.sms_0ms, 0)):  # fmt: skip
+            if not wanted(scenario):
+                continue
+            for (system, threads), messages in counts.items():
+                add(bench.run_workers(name=f"{scenario}_t{threads}", system=system,
+                                      latency_ms=latency, messages=messages,
+                                      threads=threads))  # fmt: skip
+        if wanted("sms_50ms_2proc"):
+            for threads, messages in plan.two_proc.items():
+                add(bench.run_workers(name=f"sms_50ms_2proc_t{threads}", system="project",
+                                      latency_ms=50, messages=messages, processes=2,
+                                      threads=threads))  # fmt: skip
+        if plan.soak and wanted("soak"):
+            add(bench.run_workers(name="soak_50ms_t64", system="project", latency_ms=50,
+                                  messages=plan.soak, threads=64, timeout_s=900,
+                                  rss_interval_s=1.0))  # fmt: skip
+        if do_profile:
+            console.print("[dim]profiling (py-spy --gil) ...[/dim]")
+            details["profiles"] = run_profiles(bench, plan, ROOT / "bench" / "profiles")
+
+    elapsed = time.monotonic() - started
+    m = machine()
+    data = {
+        "machine": machine_line(m),
+        "command": command,
+        "scenarios": [r.row() for r in results],
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    dump(args.out, data)
+    details.update({
+        "elapsed_s": round(elapsed, 1),
+        "machine": m,
+        "command": command,
+        "scenarios": {f"{r.name}/{r.system}": r.details for r in results},
+    })  # fmt: skip
+    dump(args.out.with_name("details.json"), details)
+    console.print(report.table(results))
+    for line in report.target_lines(results, details):
+        console.print(line)
+    console.print(f"[dim]{len(results)} scenarios in {elapsed:.0f} s; wrote {args.out}[/dim]")
+    if not args.no_docs:
+        path = report.update_docs(ROOT / "docs" / "benchmarks.md", data, details, results)
+        console.print(f"[dim]updated {path}[/dim]")
+    json.dumps(data)  # the shape is JSON-serialisable by construction
+    return 0
