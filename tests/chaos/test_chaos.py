@@ -1,0 +1,49 @@
+"""The proof: N SMS through real processes while workers and Redis are killed.
+
+Judged by the sandbox's charge ledger: no key charged twice, no key lost
+(charged exactly once, or dead-lettered / in review with its reason), a
+repeated submission answers with the first job's id, and the whole run stays
+within a bound derived from N and the fault plan. See docs/reliability.md and
+:mod:`tests.chaos.harness`.
+
+- ``test_chaos_short``: marker ``chaos``, 2,000 messages, part of ``make test``.
+- ``test_chaos_full``: marker ``chaos_full``, 20,000 messages, ``make chaos``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tests.chaos.harness import FaultPlan, run_chaos
+
+
+def _run_and_judge(n: int, plan: FaultPlan, workdir: Path) -> None:
+    report = run_chaos(n, plan, workdir=workdir)
+    print()
+    print(report.table())
+    print(f"  logs: {workdir}")
+    problems = report.problems()
+    assert not problems, "\n".join(problems)
+    # The faults really happened (a plan the sandbox ignored would prove nothing).
+    assert report.status_count("429") > 0
+    assert report.status_count("dropped") > 0
+    assert report.send_requests > n
+    assert report.duplicates_submitted == int(n * plan.duplicate_share)
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(240)
+def test_chaos_short(tmp_path: Path) -> None:
+    plan = FaultPlan(processes=2, threads=8, worker_kills=3, redis_outages=1, seed=7)
+    assert plan.time_bound_s(2_000) < 240
+    _run_and_judge(2_000, plan, tmp_path)
+
+
+@pytest.mark.chaos_full
+@pytest.mark.timeout(900)
+def test_chaos_full(tmp_path: Path) -> None:
+    plan = FaultPlan(processes=4, threads=8, worker_kills=5, redis_outages=1, seed=20240601)
+    assert plan.time_bound_s(20_000) < 900
+    _run_and_judge(20_000, plan, tmp_path)
