@@ -9,7 +9,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-unit test-integration test-acceptance lint format demo \
-        sandbox worker postman validate-deploy bench bench-quick clean
+        sandbox worker postman validate-deploy chaos bench bench-quick clean
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
@@ -58,6 +58,9 @@ postman: $(STAMP)  ## Run the Connectus Postman collection against the sandbox
 
 validate-deploy: $(STAMP)  ## Validate docker-compose.yml, the Dockerfile and deploy/k8s offline
 	$(PYTEST) tests/unit/test_deploy_files.py -v
+
+chaos: $(STAMP)  ## The full chaos test: 20,000 SMS, worker SIGKILLs and a Redis outage, judged by the charge ledger
+	$(PYTEST) tests/chaos -m chaos_full -s
 
 bench: $(STAMP)  ## Run every benchmark scenario (several minutes); writes bench/results.json and docs/benchmarks.md
 	$(BIN)/python -m bench
