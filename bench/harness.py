@@ -126,6 +126,40 @@ def machine() -> dict[str, str]:
     }
 
 
+def code_state() -> str:
+    """The commit measured, and which measured paths differ from it (others edit concurrently)."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            [
+                "git",
+                "status",
+                "--porcelain",
+                "--",
+                "worker",
+                "core",
+                "producers",
+                "sandbox",
+                "config",
+                "cli",
+            ],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.split("\n")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    changed = sorted(line[3:] for line in dirty if line.strip())
+    return f"commit {head}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
+
+
 def machine_line(m: dict[str, str]) -> str:
     return f"nproc={m['nproc']}, {m['model']}, Python {m['python']}, {m['date']}"
 
@@ -173,8 +207,10 @@ class Bench:
             env={"KEY_PREFIX": PROJECT_PREFIX},
         )
         self.stack.start()
-        self.log(f"redis {url} ({self.redis.info('server')['redis_version']}), "
-                 f"sandbox {self.stack.sandbox_url}, logs {self.log_dir}")  # fmt: skip
+        self.log(
+            f"redis {url} ({self.redis.info('server')['redis_version']}), "
+            f"sandbox {self.stack.sandbox_url}, logs {self.log_dir}"
+        )
 
     def close(self) -> None:
         if self.stack is not None:
@@ -308,8 +344,13 @@ class Bench:
     def baseline_enqueue(self) -> Callable[[int], str]:
         if self._baseline_actor is None:
             # The baseline module reads its broker URL from the environment at import.
-            os.environ.update({k: v for k, v in self.baseline_env().items()
-                               if k.startswith(("BENCH_", "CONNECTUS_"))})  # fmt: skip
+            os.environ.update(
+                {
+                    k: v
+                    for k, v in self.baseline_env().items()
+                    if k.startswith(("BENCH_", "CONNECTUS_"))
+                }
+            )
             from bench import baseline
 
             self._baseline_actor = baseline.send_sms
@@ -391,7 +432,9 @@ class Bench:
             deadline = time.monotonic() + timeout_s
             while (done := self.charges()) < messages:
                 if time.monotonic() > deadline:
-                    raise TimeoutError(f"{name}/{system}: {done}/{messages} charged in {timeout_s} s")
+                    raise TimeoutError(
+                        f"{name}/{system}: {done}/{messages} charged in {timeout_s} s"
+                    )
                 time.sleep(0.1)
             time.sleep(0.3)  # let the last ledger writes and acks land
             cpu = procstats.tree_cpu_seconds(root) - cpu0
@@ -424,7 +467,9 @@ class Bench:
                 "drain_s": round(elapsed, 3),
                 "charges": len(ledger),
                 "sandbox_cpu_s_per_1k": round(sandbox_cpu / messages * 1000, 3),
-                "redis_cpu_s_per_1k": round((after["cpu_s"] - before["cpu_s"]) / messages * 1000, 3),
+                "redis_cpu_s_per_1k": round(
+                    (after["cpu_s"] - before["cpu_s"]) / messages * 1000, 3
+                ),
                 "commands": _per_msg(cmds, messages),
                 "rss_growth": sampler.growth(),
                 "rss_mb_by_pid": {str(p): round(kb / 1024, 1) for p, kb in sampler.hwm_kb.items()},
@@ -458,17 +503,21 @@ class Bench:
 
 
 def _wait_for_lines(
-    path: Path, offset: int, text: str, count: int, proc: subprocess.Popen[bytes], timeout_s: float = 60
+    path: Path,
+    offset: int,
+    text: str,
+    count: int,
+    proc: subprocess.Popen[bytes],
+    timeout_s: float = 60,
 ) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"worker exited ({proc.returncode}); see {path}")
-        with contextlib.suppress(OSError):
-            with path.open("rb") as f:
-                f.seek(offset)
-                if f.read().decode(errors="replace").count(text) >= count:
-                    return
+        with contextlib.suppress(OSError), path.open("rb") as f:
+            f.seek(offset)
+            if f.read().decode(errors="replace").count(text) >= count:
+                return
         time.sleep(0.05)
     raise TimeoutError(f"no {count}x {text!r} in {path} within {timeout_s} s")
 

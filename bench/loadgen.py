@@ -70,8 +70,19 @@ def _wrk(base_url: str, *, seconds: float, connections: int) -> Load:
         f.write(script)
     try:
         out = subprocess.run(
-            ["wrk", "-t", "2", "-c", str(connections), "-d", f"{int(seconds)}s", "--latency",
-             "-s", f.name, base_url + PATH],  # fmt: skip
+            [
+                "wrk",
+                "-t",
+                "2",
+                "-c",
+                str(connections),
+                "-d",
+                f"{int(seconds)}s",
+                "--latency",
+                "-s",
+                f.name,
+                base_url + PATH,
+            ],
             capture_output=True,
             text=True,
             check=True,
@@ -100,8 +111,9 @@ async def _python(base_url: str, *, seconds: float, connections: int) -> Load:
     latencies: list[float] = []
     errors = 0
     limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(base_url=base_url, limits=limits, timeout=30.0,
-                                 headers={"Authorization": _auth()}) as client:  # fmt: skip
+    async with httpx.AsyncClient(
+        base_url=base_url, limits=limits, timeout=30.0, headers={"Authorization": _auth()}
+    ) as client:
         stop_at = time.perf_counter() + seconds
 
         async def one() -> None:

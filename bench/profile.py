@@ -52,20 +52,37 @@ def py_spy() -> str | None:
     return str(candidate) if candidate.exists() else None
 
 
-def record(pid: int, *, seconds: float, out_raw: Path, out_speedscope: Path | None = None,
-           rate: int = 50) -> bool:  # fmt: skip
+def record(
+    pid: int, *, seconds: float, out_raw: Path, out_speedscope: Path | None = None, rate: int = 50
+) -> bool:
     """Sample ``pid`` for ``seconds``; False if py-spy is missing or failed."""
     exe = py_spy()
     if exe is None:
         return False
-    base = [exe, "record", "--pid", str(pid), "--duration", str(int(seconds)),
-            "--rate", str(rate), "--gil", "--nonblocking"]  # fmt: skip
-    ok = subprocess.run(
-        [*base, "--format", "raw", "--output", str(out_raw)], capture_output=True, check=False
-    ).returncode == 0
+    base = [
+        exe,
+        "record",
+        "--pid",
+        str(pid),
+        "--duration",
+        str(int(seconds)),
+        "--rate",
+        str(rate),
+        "--gil",
+        "--nonblocking",
+    ]
+    ok = (
+        subprocess.run(
+            [*base, "--format", "raw", "--output", str(out_raw)], capture_output=True, check=False
+        ).returncode
+        == 0
+    )
     if out_speedscope is not None and ok:
-        subprocess.run([*base, "--format", "speedscope", "--output", str(out_speedscope)],
-                       capture_output=True, check=False)  # fmt: skip
+        subprocess.run(
+            [*base, "--format", "speedscope", "--output", str(out_speedscope)],
+            capture_output=True,
+            check=False,
+        )
     return ok
 
 
@@ -92,7 +109,7 @@ def summarise(raw: Path, *, top: int = 25) -> dict[str, Any]:
         for frame in set(frames):
             inclusive[frame] += n
         area = "other"
-        for func, file in reversed(frames):
+        for _func, file in reversed(frames):
             hit = next((name for key, name in AREAS if key in file), None)
             if hit:
                 area = hit
@@ -104,7 +121,8 @@ def summarise(raw: Path, *, top: int = 25) -> dict[str, Any]:
         "samples": total,
         "areas": {k: round(v / total, 3) for k, v in areas.most_common()},
         "functions": [
-            (func, _short(file), round(n / total, 3)) for (func, file), n in inclusive.most_common(top)
+            (func, _short(file), round(n / total, 3))
+            for (func, file), n in inclusive.most_common(top)
         ],
     }
 

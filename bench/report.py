@@ -32,7 +32,7 @@ COLUMNS = [
 
 def _fmt(value: Any) -> str:
     if value is None:
-        return "–"
+        return "-"
     if isinstance(value, float):
         return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
     if isinstance(value, int):
@@ -42,8 +42,10 @@ def _fmt(value: Any) -> str:
 
 def one_line(r: Result) -> str:
     row = r.row()
-    return (f"  {r.name}/{r.system}: {_fmt(row['msgs_per_s'])} msg/s, p99 {_fmt(row['p99_ms'])} ms,"
-            f" {_fmt(row['cpu_s_per_1k'])} CPU s/1k, RSS {_fmt(row['peak_rss_mb'])} MB")  # fmt: skip
+    return (
+        f"  {r.name}/{r.system}: {_fmt(row['msgs_per_s'])} msg/s, p99 {_fmt(row['p99_ms'])} ms,"
+        f" {_fmt(row['cpu_s_per_1k'])} CPU s/1k, RSS {_fmt(row['peak_rss_mb'])} MB"
+    )
 
 
 def table(results: Iterable[Result]) -> Table:
@@ -85,65 +87,92 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
 
     p50 = _best(results, "sms_50ms")
     b50 = _get(results, "sms_50ms_t8", "baseline")
-    out.append(("SMS 50 ms, 1 process: ≥ 1,000 msg/s",
-                f"{_fmt(p50.msgs_per_s)} msg/s ({p50.name})" if p50 else "–",
-                verdict(None if p50 is None else (p50.msgs_per_s or 0) >= 1000)))  # fmt: skip
+    out.append(
+        (
+            "SMS 50 ms, 1 process: ≥ 1,000 msg/s",
+            f"{_fmt(p50.msgs_per_s)} msg/s ({p50.name})" if p50 else "-",
+            verdict(None if p50 is None else (p50.msgs_per_s or 0) >= 1000),
+        )
+    )
     if p50 and b50 and b50.msgs_per_s:
         ratio = (p50.msgs_per_s or 0) / b50.msgs_per_s
-        out.append(("SMS 50 ms: ≥ 6× baseline (8 threads)",
-                    f"{ratio:.2f}× ({_fmt(p50.msgs_per_s)} vs {_fmt(b50.msgs_per_s)} msg/s)",
-                    verdict(ratio >= 6)))  # fmt: skip
+        out.append(
+            (
+                "SMS 50 ms: ≥ 6x baseline (8 threads)",
+                f"{ratio:.2f}x ({_fmt(p50.msgs_per_s)} vs {_fmt(b50.msgs_per_s)} msg/s)",
+                verdict(ratio >= 6),
+            )
+        )
     else:
-        out.append(("SMS 50 ms: ≥ 6× baseline (8 threads)", "–", verdict(None)))
+        out.append(("SMS 50 ms: ≥ 6x baseline (8 threads)", "-", verdict(None)))
     p0 = _best(results, "sms_0ms")
     b0 = _get(results, "sms_0ms_t8", "baseline")
     if p0 and b0 and b0.msgs_per_s:
         ratio = (p0.msgs_per_s or 0) / b0.msgs_per_s
-        out.append(("SMS 0 ms: ≥ baseline",
-                    f"{ratio:.2f}× ({_fmt(p0.msgs_per_s)} vs {_fmt(b0.msgs_per_s)} msg/s, {p0.name})",
-                    verdict(ratio >= 1)))  # fmt: skip
+        out.append(
+            (
+                "SMS 0 ms: ≥ baseline",
+                f"{ratio:.2f}x ({_fmt(p0.msgs_per_s)} vs {_fmt(b0.msgs_per_s)} msg/s, {p0.name})",
+                verdict(ratio >= 1),
+            )
+        )
     else:
-        out.append(("SMS 0 ms: ≥ baseline", "–", verdict(None)))
+        out.append(("SMS 0 ms: ≥ baseline", "-", verdict(None)))
     one = _get(results, "sms_50ms_t64", "project")
     two = _get(results, "sms_50ms_2proc_t64", "project")
     if one and two and one.msgs_per_s:
         ratio = (two.msgs_per_s or 0) / one.msgs_per_s
-        out.append(("2 processes: ≥ 1.7× one (50 ms, 64 threads each)",
-                    f"{ratio:.2f}× ({_fmt(two.msgs_per_s)} vs {_fmt(one.msgs_per_s)} msg/s)",
-                    verdict(ratio >= 1.7)))  # fmt: skip
+        out.append(
+            (
+                "2 processes: ≥ 1.7x one (50 ms, 64 threads each)",
+                f"{ratio:.2f}x ({_fmt(two.msgs_per_s)} vs {_fmt(one.msgs_per_s)} msg/s)",
+                verdict(ratio >= 1.7),
+            )
+        )
     else:
-        out.append(("2 processes: ≥ 1.7× one", "–", verdict(None)))
+        out.append(("2 processes: ≥ 1.7x one", "-", verdict(None)))
     ref = one or p50
     if ref and ref.redis_cmds_per_msg is not None:
         evalsha = ref.details.get("commands", {}).get("evalsha", 0)
-        out.append(("Redis commands/message ≤ 5 (end to end, enqueue included)",
-                    f"{ref.redis_cmds_per_msg:.1f} commands (INFO commandstats, Lua-internal "
-                    f"included); {evalsha:.2f} round trips (EVALSHA)",
-                    verdict(ref.redis_cmds_per_msg <= 5)))  # fmt: skip
+        out.append(
+            (
+                "Redis commands/message ≤ 5 (end to end, enqueue included)",
+                f"{ref.redis_cmds_per_msg:.1f} commands (INFO commandstats, Lua-internal "
+                f"included); {evalsha:.2f} round trips (EVALSHA)",
+                verdict(ref.redis_cmds_per_msg <= 5),
+            )
+        )
     else:
-        out.append(("Redis commands/message ≤ 5", "–", verdict(None)))
-    out.append(("OTP p99 ≤ 250 ms while 100,000 bulk drain", "deferred to the next issue",
-                "deferred"))  # fmt: skip
+        out.append(("Redis commands/message ≤ 5", "-", verdict(None)))
+    out.append(
+        ("OTP p99 ≤ 250 ms while 100,000 bulk drain", "deferred to the next issue", "deferred")
+    )
     project_rows = [r for r in results if r.system == "project" and r.peak_rss_mb]
     if project_rows:
         peak = max(r.peak_rss_mb or 0 for r in project_rows)
-        out.append(("Peak RSS per worker process ≤ 150 MB", f"{peak:.1f} MB",
-                    verdict(peak <= 150)))  # fmt: skip
+        out.append(("Peak RSS per worker process ≤ 150 MB", f"{peak:.1f} MB", verdict(peak <= 150)))
     else:
-        out.append(("Peak RSS per worker process ≤ 150 MB", "–", verdict(None)))
+        out.append(("Peak RSS per worker process ≤ 150 MB", "-", verdict(None)))
     soak = _get(results, "soak_50ms_t64", "project")
     growth = soak.details.get("rss_growth") if soak else None
-    out.append(("RSS growth first → last quarter of a long run ≤ 10%",
-                f"{growth * 100:+.1f}% over {soak.messages:,} messages" if soak and growth is not None
-                else "– (full run only)",
-                verdict(None if growth is None else growth <= 0.10)))  # fmt: skip
+    out.append(
+        (
+            "RSS growth first → last quarter of a long run ≤ 10%",
+            f"{growth * 100:+.1f}% over {soak.messages:,} messages"
+            if soak and growth is not None
+            else "- (full run only)",
+            verdict(None if growth is None else growth <= 0.10),
+        )
+    )
     out.append(("Campaign scenarios", "come with a later issue", "not yet measured"))
     return out
 
 
 def target_lines(results: list[Result], details: dict[str, Any]) -> list[str]:
     colour = {"PASS": "green", "FAIL": "red"}
-    return [f"[{colour.get(v, 'yellow')}]{v:>12}[/]  {t}: {m}" for t, m, v in targets(results, details)]
+    return [
+        f"[{colour.get(v, 'yellow')}]{v:>12}[/]  {t}: {m}" for t, m, v in targets(results, details)
+    ]
 
 
 # -- docs/benchmarks.md ------------------------------------------------------------------------
@@ -154,7 +183,8 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
         BEGIN,
         "",
         f"Command: `{data['command']}` (took {details.get('elapsed_s', '?')} s)  ",
-        f"Machine: {data['machine']}",
+        f"Machine: {data['machine']}  ",
+        f"Code measured: {details.get('code', 'unknown')}",
         "",
         "### Results",
         "",
@@ -181,11 +211,19 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
             f"| {r.name} | {r.system} | {d.get('threads')} | {_fmt(d.get('enqueue_per_s'))} |"
             f" {_fmt(d.get('drain_s'))} | {_fmt(d.get('sandbox_cpu_s_per_1k'))} |"
             f" {_fmt(d.get('redis_cpu_s_per_1k'))} |"
-            f" {'–' if growth is None else f'{growth * 100:+.1f}%'} |"
+            f" {'-' if growth is None else f'{growth * 100:+.1f}%'} |"
         )
-    lines += ["", "### Redis commands per message, by command (INFO commandstats delta / messages)", ""]
-    for name, system in (("enqueue", "project"), ("enqueue", "baseline"),
-                         ("sms_50ms_t64", "project"), ("sms_50ms_t8", "baseline")):  # fmt: skip
+    lines += [
+        "",
+        "### Redis commands per message, by command (INFO commandstats delta / messages)",
+        "",
+    ]
+    for name, system in (
+        ("enqueue", "project"),
+        ("enqueue", "baseline"),
+        ("sms_50ms_t64", "project"),
+        ("sms_50ms_t8", "baseline"),
+    ):
         r = _get(results, name, system)
         if r and r.details.get("commands"):
             cmds = ", ".join(f"{k} {v:g}" for k, v in r.details["commands"].items() if v >= 0.01)
@@ -203,8 +241,10 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
         ]
         for key, p in profiles.items():
             cpu = p.get("cpu_s_per_1k_while_profiled") or 0
-            lines.append(f"**{key}** — {p.get('samples', 0)} samples, {cpu:g} ms CPU/msg,"
-                         f" {p.get('msgs_per_s_while_profiled', 0):g} msg/s while profiled")  # fmt: skip
+            lines.append(
+                f"**{key}** — {p.get('samples', 0)} samples, {cpu:g} ms CPU/msg,"
+                f" {p.get('msgs_per_s_while_profiled', 0):g} msg/s while profiled"
+            )
             lines.append("")
             lines.append("| area | share | ms CPU/msg |")
             lines.append("|---|--:|--:|")
@@ -212,18 +252,22 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
                 if share >= 0.01:
                     lines.append(f"| {area} | {share * 100:.0f}% | {share * cpu:.2f} |")
             lines.append("")
-            lines.append("Top functions (inclusive share of samples): " + "; ".join(
-                f"`{func}` ({file}) {share * 100:.0f}%"
-                for func, file, share in (p.get("functions") or [])
-                if not func.startswith(("Thread._bootstrap", "WorkerThread.run", "<module>"))
-            )[:1800])  # fmt: skip
+            lines.append(
+                "Top functions (inclusive share of samples): "
+                + "; ".join(
+                    f"`{func}` ({file}) {share * 100:.0f}%"
+                    for func, file, share in (p.get("functions") or [])
+                    if not func.startswith(("Thread._bootstrap", "WorkerThread.run", "<module>"))
+                )[:1800]
+            )
             lines.append("")
     lines += ["", END]
     return "\n".join(lines)
 
 
-def update_docs(path: Path, data: dict[str, Any], details: dict[str, Any],
-                results: list[Result]) -> Path:  # fmt: skip
+def update_docs(
+    path: Path, data: dict[str, Any], details: dict[str, Any], results: list[Result]
+) -> Path:
     section = generated_section(data, details, results)
     text = path.read_text() if path.exists() else f"# Benchmarks\n\n{BEGIN}\n{END}\n"
     if BEGIN in text and END in text:

@@ -29,7 +29,7 @@ from typing import Any
 from rich.console import Console
 
 from bench import loadgen, procstats, profile, report
-from bench.harness import ROOT, Bench, Result, dump, machine, machine_line
+from bench.harness import ROOT, Bench, Result, code_state, dump, machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -48,8 +48,13 @@ class Plan:
 FULL = Plan(
     sandbox_s=10,
     enqueue=10_000,
-    sms_50ms={("baseline", 8): 3_000, ("project", 8): 3_000, ("project", 32): 5_000,
-              ("project", 64): 6_000, ("baseline", 64): 8_000},  # fmt: skip
+    sms_50ms={
+        ("baseline", 8): 3_000,
+        ("project", 8): 3_000,
+        ("project", 32): 5_000,
+        ("project", 64): 6_000,
+        ("baseline", 64): 8_000,
+    },
     sms_0ms={("baseline", 8): 6_000, ("project", 8): 4_000, ("project", 64): 4_000},
     two_proc={64: 8_000},
     soak=40_000,
@@ -128,14 +133,19 @@ def run_profiles(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
             # Two recordings of the same drain: collapsed stacks, then speedscope.
             half = max(2.0, plan.profile_s / 2)
             profile.record(pids[0], seconds=half, out_raw=raw)
-            profile.record(pids[0], seconds=half, out_raw=raw.with_suffix(".tmp"),
-                           out_speedscope=speedscope)  # fmt: skip
+            profile.record(
+                pids[0], seconds=half, out_raw=raw.with_suffix(".tmp"), out_speedscope=speedscope
+            )
             raw.with_suffix(".tmp").unlink(missing_ok=True)
 
         result = bench.run_workers(
-            name=f"profile_{key}", system=system, latency_ms=latency, messages=messages,
-            threads=threads, on_running=sample,
-        )  # fmt: skip
+            name=f"profile_{key}",
+            system=system,
+            latency_ms=latency,
+            messages=messages,
+            threads=threads,
+            on_running=sample,
+        )
         summary = profile.summarise(raw) if raw.exists() else {"samples": 0}
         summary["cpu_s_per_1k_while_profiled"] = round(result.cpu_s_per_1k or 0, 3)
         summary["msgs_per_s_while_profiled"] = round(result.msgs_per_s or 0, 1)
@@ -145,8 +155,11 @@ def run_profiles(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--quick", action="store_true", help="small counts; under 60 s")
     parser.add_argument("--only", default="", help=f"comma-separated subset of {SCENARIOS}")
     parser.add_argument("--scale", type=float, default=1.0, help="multiply message counts")
@@ -169,6 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     command = "python -m bench" + (" " + shlex.join(sys.argv[1:]) if sys.argv[1:] else "")
     started = time.monotonic()
+    code = code_state()
     results: list[Result] = []
     details: dict[str, Any] = {}
 
@@ -183,23 +197,46 @@ def main(argv: Sequence[str] | None = None) -> int:
         if wanted("enqueue"):
             for system in ("project", "baseline"):
                 add(bench.run_enqueue(system=system, messages=plan.enqueue))
-        for scenario, counts, latency in (("sms_50ms", plan.sms_50ms, 50),
-                                          ("sms_0ms", plan.sms_0ms, 0)):  # fmt: skip
+        for scenario, counts, latency in (
+            ("sms_50ms", plan.sms_50ms, 50),
+            ("sms_0ms", plan.sms_0ms, 0),
+        ):
             if not wanted(scenario):
                 continue
             for (system, threads), messages in counts.items():
-                add(bench.run_workers(name=f"{scenario}_t{threads}", system=system,
-                                      latency_ms=latency, messages=messages,
-                                      threads=threads))  # fmt: skip
+                add(
+                    bench.run_workers(
+                        name=f"{scenario}_t{threads}",
+                        system=system,
+                        latency_ms=latency,
+                        messages=messages,
+                        threads=threads,
+                    )
+                )
         if wanted("sms_50ms_2proc"):
             for threads, messages in plan.two_proc.items():
-                add(bench.run_workers(name=f"sms_50ms_2proc_t{threads}", system="project",
-                                      latency_ms=50, messages=messages, processes=2,
-                                      threads=threads))  # fmt: skip
+                add(
+                    bench.run_workers(
+                        name=f"sms_50ms_2proc_t{threads}",
+                        system="project",
+                        latency_ms=50,
+                        messages=messages,
+                        processes=2,
+                        threads=threads,
+                    )
+                )
         if plan.soak and wanted("soak"):
-            add(bench.run_workers(name="soak_50ms_t64", system="project", latency_ms=50,
-                                  messages=plan.soak, threads=64, timeout_s=900,
-                                  rss_interval_s=1.0))  # fmt: skip
+            add(
+                bench.run_workers(
+                    name="soak_50ms_t64",
+                    system="project",
+                    latency_ms=50,
+                    messages=plan.soak,
+                    threads=64,
+                    timeout_s=900,
+                    rss_interval_s=1.0,
+                )
+            )
         if do_profile:
             console.print("[dim]profiling (py-spy --gil) ...[/dim]")
             details["profiles"] = run_profiles(bench, plan, ROOT / "bench" / "profiles")
@@ -213,12 +250,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     dump(args.out, data)
-    details.update({
-        "elapsed_s": round(elapsed, 1),
-        "machine": m,
-        "command": command,
-        "scenarios": {f"{r.name}/{r.system}": r.details for r in results},
-    })  # fmt: skip
+    details.update(
+        {
+            "elapsed_s": round(elapsed, 1),
+            "machine": m,
+            "code": code,
+            "command": command,
+            "scenarios": {f"{r.name}/{r.system}": r.details for r in results},
+        }
+    )
     dump(args.out.with_name("details.json"), details)
     console.print(report.table(results))
     for line in report.target_lines(results, details):
