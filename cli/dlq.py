@@ -35,9 +35,13 @@ def list_(
     rows = []
     for job_id in ids:
         record = store.get(job_id)
+        reason = record.last_error if record else store.client.hget(
+            store.keys.dead_letter_reasons, job_id)  # fmt: skip
+        if isinstance(reason, bytes):
+            reason = reason.decode()
         rows.append({"job_id": job_id, "kind": record.kind if record else None,
-                     "error_class": record.error_class if record else None,
-                     "reason": record.last_error if record else "record expired"})  # fmt: skip
+                     "error_class": record.error_class if record else "Malformed",
+                     "reason": reason or "record expired"})  # fmt: skip
     if json_output:
         sys.stdout.write(json.dumps({"dead_letters": rows, "count": len(rows)}, default=str) + "\n")
         return

@@ -3,13 +3,64 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import redis
-from dramatiq.brokers.redis import RedisBroker
+import structlog
+from dramatiq.broker import MessageProxy
+from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.errors import DecodeError
 from dramatiq.middleware import Middleware
 
 from config import Settings
+from core import scripts
+from core.jobs import epoch_ms
 from core.keys import Keys
+
+log = structlog.get_logger("core.broker")
+
+
+class ConnectusBroker(RedisBroker):
+    """Dramatiq's Redis broker with a consumer that survives poison payloads.
+
+    Dramatiq's consumer raises on a payload it cannot decode; the consumer
+    thread then restarts and the rest of its prefetched batch is stranded in
+    the acks set of a live worker, where maintenance never looks. Here the
+    payload is quarantined in the dead-letter set with the reason, and the
+    batch goes on.
+    """
+
+    def __init__(self, *, keys: Keys, **options: Any) -> None:
+        super().__init__(namespace=keys.dramatiq_namespace, **options)  # type: ignore[no-untyped-call]
+        self.keys = keys
+        self.quarantine_script = self.client.register_script(scripts.QUARANTINE)
+
+    @property
+    def consumer_class(self) -> type[_RedisConsumer]:
+        return _SafeConsumer
+
+    def quarantine(self, queue_name: str, data: bytes, reason: str) -> str | None:
+        """Move one undecodable payload of this worker's ``queue_name`` to the dead letters."""
+        acks = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        member = self.quarantine_script(
+            keys=[acks, self.keys.queue_messages(queue_name), self.keys.dead_letters,
+                  self.keys.dead_letter_messages, self.keys.dead_letter_reasons],
+            args=[data, epoch_ms(), reason[:500]],
+        )  # fmt: skip
+        return member.decode() if isinstance(member, bytes) else None
+
+
+class _SafeConsumer(_RedisConsumer):
+    def __next__(self) -> MessageProxy | None:
+        while True:
+            try:
+                return super().__next__()  # type: ignore[no-untyped-call,no-any-return]
+            except DecodeError as exc:
+                data = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()
+                reason = f"undecodable payload: {type(exc.error).__name__}: {exc.error}"
+                member = self.broker.quarantine(self.queue_name, data, reason)
+                log.error("broker.poison_quarantined", queue=self.queue_name, member=member,
+                          reason=reason[:200])  # fmt: skip
 
 
 def build_broker(
@@ -17,7 +68,7 @@ def build_broker(
     *,
     client: redis.Redis,
     middleware: Iterable[Middleware] = (),
-) -> RedisBroker:
+) -> ConnectusBroker:
     """A Redis broker with every queue of the project declared.
 
     Dramatiq's default middleware is left out on purpose:
@@ -29,10 +80,9 @@ def build_broker(
       are bounded by the client's timeouts and the ledger's lease instead.
     - ``AgeLimit``, ``Callbacks``, ``Pipelines`` are unused.
     """
-    keys = Keys(settings.key_prefix)
-    broker = RedisBroker(  # type: ignore[no-untyped-call]
+    broker = ConnectusBroker(
+        keys=Keys(settings.key_prefix),
         client=client,
-        namespace=keys.dramatiq_namespace,
         middleware=list(middleware),
         heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
     )

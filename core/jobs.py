@@ -196,6 +196,16 @@ class JobStore:
         finds that Connectus never got it."""
         return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
 
+    def quarantine(self, data: bytes, reason: str) -> str:
+        """Keep a malformed message in the dead-letter set with its reason; returns its member."""
+        member = f"malformed:{uuid.uuid4().hex}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.keys.dead_letters, {member: self.clock()})
+        pipe.hset(self.keys.dead_letter_messages, member, data)
+        pipe.hset(self.keys.dead_letter_reasons, member, reason[:500])
+        pipe.execute()
+        return member
+
     def hold_message(self, job_id: str, message: Message[Any]) -> None:
         """Keep a message of a job that became ``unknown`` by lease expiry."""
         self.client.hsetnx(self.keys.unknown_messages, job_id, message.encode())

@@ -53,6 +53,11 @@ class Keys:
         return f"{self.prefix}:dlq:msgs"
 
     @property
+    def dead_letter_reasons(self) -> str:
+        """Hash: dead-letter member -> reason, for entries without a job record (poison)."""
+        return f"{self.prefix}:dlq:reasons"
+
+    @property
     def unknown(self) -> str:
         """Sorted set: job ids whose outcome is ambiguous, scored by when (ms)."""
         return f"{self.prefix}:unknown"

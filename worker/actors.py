@@ -42,9 +42,35 @@ def register_actors(
 
 
 def _actor_fn(pipeline: SendPipeline, kind: Kind) -> Callable[..., None]:
-    def send(job: dict[str, Any]) -> None:
+    # Any arguments are accepted so that a malformed message reaches the
+    # check below and is dead-lettered with a reason, instead of failing in
+    # Dramatiq's call with a TypeError.
+    def send(*args: Any, **kwargs: Any) -> None:
+        job = kwargs.get("job")
+        problem = malformed(kind, args, kwargs)
+        if problem is not None:
+            pipeline.quarantine(kind, args, kwargs, problem)
+            return
+        assert isinstance(job, dict)
         pipeline.handle(kind, job)
 
     send.__name__ = kind.actor_name
     send.__qualname__ = kind.actor_name
     return send
+
+
+def malformed(kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+    """Why a message can't be a job of ``kind``, or None if it can."""
+    if args or set(kwargs) != {"job"}:
+        return "expected exactly one keyword argument, 'job'"
+    job = kwargs["job"]
+    if not isinstance(job, dict):
+        return "job: must be an object"
+    for name in ("job_id", "key", "queue"):
+        if not isinstance(job.get(name), str) or not job[name]:
+            return f"job.{name}: must be a non-empty string"
+    if job.get("kind") != kind.value:
+        return f"job.kind: {job.get('kind')!r} does not match actor {kind.actor_name}"
+    if not isinstance(job.get("payload"), dict):
+        return "job.payload: must be an object"
+    return None

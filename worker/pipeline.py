@@ -23,6 +23,7 @@ Order matters and is the point of this module:
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -180,6 +181,19 @@ class SendPipeline:
             log.warning("send.retry_scheduled", reason=exc.reason, delay_ms=delay)
             return "retrying"
         raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
+
+    def quarantine(
+        self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
+    ) -> str:
+        """Dead-letter a message that is not a valid job, with the reason."""
+        kept: Any = {"args": args, "kwargs": kwargs}
+        if kind.is_otp:
+            # It may hold an OTP in plain text: keep only its shape.
+            kept = {"args": len(args), "kwargs": sorted(kwargs)}
+        data = json.dumps({"actor": kind.actor_name, **kept}, default=repr)
+        member = self.store.quarantine(data.encode(), f"malformed job: {problem}")
+        log.error("job.malformed", member=member, reason=problem)
+        return member
 
     @staticmethod
     def _message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
