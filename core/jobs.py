@@ -196,6 +196,18 @@ class JobStore:
         finds that Connectus never got it."""
         return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
 
+    def defer(self, job_id: str, message: Message[Any], due_ms: int) -> None:
+        """Bring ``message`` back at ``due_ms`` (a job whose lease another worker holds).
+
+        If the holder finishes, the message then finds the job done; if it
+        died, the lease has expired and the job becomes ``unknown``. Either
+        way the job never sits in ``sending`` with no message left to move it.
+        """
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hsetnx(self.keys.schedule_messages, job_id, renew_message(message).encode())
+        pipe.zadd(self.keys.schedule, {job_id: due_ms}, nx=True)
+        pipe.execute()
+
     def quarantine(self, data: bytes, reason: str) -> str:
         """Keep a malformed message in the dead-letter set with its reason; returns its member."""
         member = f"malformed:{uuid.uuid4().hex}"

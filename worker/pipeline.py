@@ -116,6 +116,10 @@ class SendPipeline:
         if claim.status == "expired":
             # The previous holder died mid-send; keep this copy for reconciliation.
             self.store.hold_message(job_id, self._message(kind, job))
+        elif claim.status == "busy":
+            # Another worker holds the lease, perhaps a dead one: look again
+            # just after the lease ends rather than dropping the only message.
+            self.store.defer(job_id, self._message(kind, job), int(claim.detail) + 1000)
         if claim.status != "ok":
             log.info("job.skipped", claim=claim.status, detail=claim.detail)
             return f"skipped:{claim.status}"

@@ -193,8 +193,8 @@ def test_actors_on_a_stub_broker_route_each_kind_to_the_pipeline(
     assert {a.queue_name for a in actors.values()} == {"otp", "transactional"}
     sms_id = producer.send_sms("56987654321", "hola")
     otp_id = producer.send_otp("56987654321", "codigo 1")
-    actors[Kind.SMS].send(_take_job(producer))
-    actors[Kind.OTP].send(_take_job(producer, "otp"))
+    actors[Kind.SMS].send(job=_take_job(producer))
+    actors[Kind.OTP].send(job=_take_job(producer, "otp"))
     worker = dramatiq.Worker(broker, worker_timeout=100)
     worker.start()
     try:
@@ -206,3 +206,22 @@ def test_actors_on_a_stub_broker_route_each_kind_to_the_pipeline(
     assert {kind for kind, _ in sender.calls} == {Kind.SMS, Kind.OTP}
     assert producer.get_status(sms_id).state is State.SENT
     assert producer.get_status(otp_id).state is State.SENT
+
+
+def test_a_message_finding_a_live_lease_comes_back_after_it(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    job = _take_job(producer)
+    producer.store.claim(job_id, worker_id="dead-worker", lease_ms=60_000)  # then it was SIGKILLed
+    sender = FakeSender()
+    pipeline = _pipeline(producer, sender, clock)
+    assert pipeline.handle(Kind.SMS, job) == "skipped:busy"
+    assert producer.store.promote_due() == 0
+    clock.now_ms += 61_000
+    assert producer.store.promote_due() == 1
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "skipped:expired"
+    record = producer.get_status(job_id)
+    assert record.state is State.UNKNOWN and sender.calls == []
+    assert producer.redis.zscore(producer.store.keys.unknown, job_id) is not None
+    assert producer.store.held_message(job_id) is not None
