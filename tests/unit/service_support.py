@@ -76,9 +76,7 @@ class Service:
 
 
 @asynccontextmanager
-async def service(
-    redis: fakeredis.FakeRedis | None = None, **env: str
-) -> AsyncIterator[Service]:
+async def service(redis: fakeredis.FakeRedis | None = None, **env: str) -> AsyncIterator[Service]:
     settings = make_settings(**env)
     client = redis if redis is not None else fakeredis.FakeRedis(server=fakeredis.FakeServer())
     app = build_app(settings, redis_client=client)

@@ -64,7 +64,12 @@ GOOD: list[dict[str, Any]] = [
     SMS,
     {**SMS, "src_number": "4374", "id_client": "c1", "id_delivery": "d1", "priority": "bulk"},
     {"type": "otp", "dst_number": 56987654321, "sms_content": "Tu código es 1234"},
-    {"type": "email", "dst_email": "Ana@Example.com", "subject": "Hola", "email_content": "<p>x</p>"},
+    {
+        "type": "email",
+        "dst_email": "Ana@Example.com",
+        "subject": "Hola",
+        "email_content": "<p>x</p>",
+    },
     {"type": "otp_email", "dst_email": "a@example.com", "subject": "Code", "email_content": "1"},
     {"type": "whatsapp", "dst_number": NUMBER, "whatsapp_content": "hola", "src_number": E164},
     {"type": "whatsapp_qr", "number": NUMBER, "message": "hola", "priority": "bulk"},

@@ -1,0 +1,141 @@
+"""The service over real HTTP: uvicorn on a loopback port, a real Redis.
+
+The last test runs the whole loop with real processes: our intake queues a
+message, a worker sends it to the Connectus sandbox, the sandbox posts its
+status webhooks back to our service, and the job record shows ENTREGADO.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+from cli.stack import LocalStack
+from config import Settings, load_settings
+from core.jobs import JobStore
+from core.keys import Keys
+from service.events import events_key
+from service.server import ServiceServer
+
+TOKEN = "it-token-0123456789abcdef"
+SECRET = "it-hook-0123456789abcdef"
+BEARER = {"Authorization": f"Bearer {TOKEN}"}
+SMS = {"type": "sms", "dst_number": "56987688060", "sms_content": "hola"}
+WAIT_MS = 20_000
+
+
+@pytest.fixture
+def settings(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Settings:
+    # redis_client: its fixture deletes every key under the prefix afterwards.
+    return load_settings(
+        {"REDIS_URL": redis_url, "KEY_PREFIX": redis_prefix, "INTAKE_TOKENS": TOKEN,
+         "WEBHOOK_SECRET": SECRET}
+    )  # fmt: skip
+
+
+@pytest.fixture
+def server(settings: Settings) -> Iterator[ServiceServer]:
+    with ServiceServer(settings) as running:
+        yield running
+
+
+@pytest.fixture
+def http(server: ServiceServer) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.base_url, timeout=10) as client:
+        yield client
+
+
+def next_event(
+    client: redis.Redis, stream: str, last_id: str, match: Callable[[dict[str, str]], bool]
+) -> tuple[str, dict[str, str]]:
+    """Block on the stream (XREAD BLOCK) until an entry matches; no polling sleeps."""
+    while True:
+        answer = client.xread({stream: last_id}, block=WAIT_MS, count=100)
+        assert answer, f"no matching event on {stream} within {WAIT_MS} ms"
+        for entry_id, fields in answer[0][1]:
+            last_id = entry_id
+            if match(fields):
+                return last_id, fields
+
+
+def test_post_get_and_a_webhook_update_over_http(
+    http: httpx.Client, settings: Settings, redis_url: str, redis_client: redis.Redis
+) -> None:
+    posted = http.post("/v1/messages", json=SMS, headers={**BEARER, "X-Request-ID": "it-1"})
+    assert posted.status_code == 202, posted.text
+    assert posted.headers["x-request-id"] == "it-1"
+    job_id = posted.json()["job_id"]
+    record = http.get(f"/v1/messages/{job_id}", headers=BEARER).json()
+    assert record["state"] == "queued" and record["correlation_id"] == "it-1"
+
+    # What the worker records once Connectus accepted the message.
+    store = JobStore(redis.Redis.from_url(redis_url), Keys(settings.key_prefix), ttl_s=60)
+    claim = store.claim(job_id, worker_id="it", lease_ms=60_000)
+    assert store.finish(job_id, claim.fence, {"state": "sent", "provider_id": "it-sms-1"})
+
+    hook = http.post("/webhooks/sms-status", params={"token": SECRET},
+                     json={"id_sms": "it-sms-1", "status": "ENTREGADO"})  # fmt: skip
+    refused = http.post("/webhooks/sms-status", params={"token": "x" * 20},
+                        json={"id_sms": "it-sms-1", "status": "NO_ENTREGABLE"})  # fmt: skip
+    assert hook.status_code == 200 and hook.json() == {"result": "recorded"}
+    assert refused.status_code == 401
+    record = http.get(f"/v1/messages/{job_id}", headers=BEARER).json()
+    assert record["state"] == "sent" and record["delivery_status"] == "ENTREGADO"
+    (entry,) = redis_client.xrange(events_key(Keys(settings.key_prefix)))
+    assert entry[1]["job_id"] == job_id and entry[1]["correlation_id"] == "it-1"
+
+
+def test_stop_then_a_marketing_send_is_refused_over_http(http: httpx.Client) -> None:
+    incoming = {"id_sms": "in-1", "dst_number": "4374", "src_number": "56987688060",
+                "src_provider": "entel", "sms_content": "STOP", "sms_content_binary": "53544f50"}  # fmt: skip
+    assert http.post("/webhooks/sms-incoming", params={"token": SECRET}, json=incoming).is_success
+    bulk = http.post("/v1/messages", json={**SMS, "priority": "bulk"}, headers=BEARER)
+    otp = http.post("/v1/messages", json={**SMS, "type": "otp"}, headers=BEARER)
+    assert bulk.status_code == 422
+    assert bulk.json()["invalid-params"] == [
+        {"name": "dst_number", "reason": "opted out of marketing messages"}
+    ]
+    assert otp.status_code == 202
+
+
+def test_health_metrics_and_the_body_limit_over_a_real_socket(http: httpx.Client) -> None:
+    assert http.get("/healthz").json() == {"status": "ok"}
+    assert http.get("/readyz").status_code == 200
+
+    def chunks() -> Iterator[bytes]:
+        for _ in range(4_096):  # 4 MiB without Content-Length, limit 256 KiB
+            yield b" " * 1024
+
+    try:
+        big = http.post("/v1/messages", content=chunks(),
+                        headers={**BEARER, "Content-Type": "application/json"})  # fmt: skip
+        assert big.status_code == 413
+    except httpx.WriteError:
+        pass  # the server answered 413 and closed while we were still writing: also a refusal
+    assert 'route="/v1/messages",status="413"' in http.get("/metrics").text
+
+
+def test_intake_to_sandbox_and_status_webhooks_back(
+    make_stack: Callable[..., LocalStack],
+    settings: Settings,
+    server: ServiceServer,
+    http: httpx.Client,
+    redis_client: redis.Redis,
+) -> None:
+    hook_url = f"{server.base_url}/webhooks/sms-status?token={SECRET}"
+    make_stack(sandbox_flags={"status_hook_url": hook_url})
+    posted = http.post("/v1/messages", json=SMS, headers=BEARER)
+    assert posted.status_code == 202, posted.text
+    job_id = posted.json()["job_id"]
+
+    def delivered(fields: dict[str, Any]) -> bool:
+        return fields["job_id"] == job_id and fields["status"] == "ENTREGADO"
+
+    next_event(redis_client, events_key(Keys(settings.key_prefix)), "0", delivered)
+    record = http.get(f"/v1/messages/{job_id}", headers=BEARER).json()
+    assert record["state"] == "sent" and record["delivery_status"] == "ENTREGADO"
+    assert record["provider_id"]
