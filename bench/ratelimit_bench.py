@@ -74,8 +74,11 @@ _IN_SCRIPT = ("time", "hmget", "hset", "pexpire")
 
 
 def _commandstats(client: redis.Redis) -> dict[str, int]:
+    """Calls per command, plus ``usec:evalsha`` (server CPU time of the scripts, µs)."""
     stats = client.info("commandstats")
-    return {name: int(v["calls"]) for name, v in stats.items()}
+    calls = {name: int(v["calls"]) for name, v in stats.items()}
+    calls["usec:evalsha"] = int(stats.get("cmdstat_evalsha", {}).get("usec", 0))
+    return calls
 
 
 def run(
@@ -112,6 +115,7 @@ def run(
     lateness = sorted(s - g for g, s in grants)
     steady = sent[burst:]
     achieved = (len(steady) - 1) / ((steady[-1] - steady[0]) / 1000)
+    usec = after.pop("usec:evalsha") - before.pop("usec:evalsha")
     commands = {k: after[k] - before.get(k, 0) for k in after if after[k] != before.get(k, 0)}
     return {
         "target_rate_per_s": rate,
@@ -131,6 +135,7 @@ def run(
             sum(commands.get(f"cmdstat_{c}", 0) for c in _IN_SCRIPT) / len(grants), 3
         ),
         "redis_commands_per_grant": round(sum(commands.values()) / len(grants), 3),
+        "redis_usec_per_evalsha": round(usec / max(1, commands.get("cmdstat_evalsha", 0)), 2),
         "redis_commands": commands,
         "early_sends": sum(1 for x in lateness if x < -1.0),
         "lateness_ms": {
@@ -173,7 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"round trips/grant {result['acquire_calls_per_grant']} (client count); "
           f"server EVALSHA/grant {result['evalsha_per_grant']}, commands inside the script/grant "
           f"{result['script_commands_per_grant']}, all commands/grant "
-          f"{result['redis_commands_per_grant']} (server-wide)")  # fmt: skip
+          f"{result['redis_commands_per_grant']} (server-wide); "
+          f"Redis CPU per EVALSHA {result['redis_usec_per_evalsha']} µs")  # fmt: skip
     print(f"lateness ms {result['lateness_ms']}; early sends {result['early_sends']}")
     print(f"wrote {args.json}")
     return 0
