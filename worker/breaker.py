@@ -87,8 +87,8 @@ local st = redis.call('HGET', KEYS[1], 'state') or 'closed'
 ALLOW = (
     _NOW
     + """
-local reason = redis.call('HGET', KEYS[1], 'reason') or ''
 if st == 'closed' then return {st, 1, 0, '', '', ''} end
+local reason = redis.call('HGET', KEYS[1], 'reason') or ''
 local changed = ''
 if st == 'open' then
   local open_until = tonumber(redis.call('HGET', KEYS[1], 'open_until'))
