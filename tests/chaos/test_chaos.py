@@ -12,6 +12,8 @@ within a bound derived from N and the fault plan. See docs/reliability.md and
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,14 @@ def _run_and_judge(n: int, plan: FaultPlan, workdir: Path) -> None:
     print(report.table())
     print(f"  logs: {workdir}")
     problems = report.problems()
+    if problems:
+        # pytest prunes old tmp dirs: keep the evidence where it survives.
+        kept = Path(tempfile.mkdtemp(prefix="cw-chaos-evidence-"))
+        for name in ("workers.log", "sandbox.log"):
+            if (workdir / name).exists():
+                shutil.copy2(workdir / name, kept / name)
+        (kept / "report.txt").write_text(report.table() + "\n" + "\n".join(problems) + "\n")
+        problems.append(f"evidence kept in {kept}")
     assert not problems, "\n".join(problems)
     # The faults really happened (a plan the sandbox ignored would prove nothing).
     assert report.status_count("429") > 0
