@@ -106,8 +106,9 @@ def test_a_job_whose_worker_died_mid_send_settles(
     strict=True,
     reason=(
         "Redis down when the outcome of a send that Connectus accepted is recorded: "
-        "JobStore.finish raises, Dramatiq nacks the message into its own dead-letter "
-        "queue ({ns}:{queue}.XQ, which nothing reads) and the job stays 'sending' for ever"
+        "JobStore.finish raises out of the actor; without the Retries middleware "
+        "Dramatiq 2 never marks the message failed, so it ACKS it (gone: not queued, "
+        "not in .XQ) and the job stays 'sending' for ever, past its lease"
     ),
 )
 def test_a_send_whose_outcome_could_not_be_recorded_settles(
