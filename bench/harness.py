@@ -399,8 +399,15 @@ class Bench:
         timeout_s: float = 600.0,
         rss_interval_s: float = 0.5,
         on_running: Callable[[list[int]], None] | None = None,
+        prefill: bool = False,
     ) -> Result:
-        """Start workers, enqueue ``messages`` SMS, wait for every charge, measure."""
+        """Start workers, enqueue ``messages`` SMS, wait for every charge, measure.
+
+        ``prefill=True`` enqueues everything before the workers start and starts
+        the clock when they are ready: the drain rate with no producer competing
+        for the CPU. Latency percentiles are then not measured (null): each
+        message's wait would include the prefill itself.
+        """
         self.reset(latency_ms=latency_ms)
         if system == "project":
             workers = self.project_workers(processes=processes, threads=threads)
@@ -408,6 +415,22 @@ class Bench:
         else:
             workers = self.baseline_worker(threads=threads)
             enqueue = self.baseline_enqueue()
+        enqueued_at = [0.0] * messages
+        ids: list[str] = [""] * messages
+        first_done = 0.0
+
+        def enqueue_all() -> None:
+            nonlocal first_done
+            for i in range(messages):
+                enqueued_at[i] = time.time()
+                ids[i] = enqueue(i)
+                if i == 0:
+                    first_done = time.time()
+
+        before = self.redis_snapshot()
+        if prefill:
+            enqueue_all()
+        t_enqueued = time.time()
         with workers as root:
 
             def worker_pids() -> list[int]:
@@ -416,17 +439,12 @@ class Bench:
             sampler = procstats.RssSampler(worker_pids, interval_s=rss_interval_s).start()
             cpu0 = procstats.tree_cpu_seconds(root)
             sandbox_cpu0 = procstats.cpu_seconds(self.sandbox_pid)
-            before = self.redis_snapshot()
-
-            enqueued_at = [0.0] * messages
-            ids: list[str] = [""] * messages
-            t_start = 0.0
-            for i in range(messages):
-                enqueued_at[i] = time.time()
-                ids[i] = enqueue(i)
-                if i == 0:
-                    t_start = time.time()
-            t_enqueued = time.time()
+            if prefill:
+                t_start = time.time()
+            else:
+                enqueue_all()
+                t_start = first_done
+                t_enqueued = time.time()
             if on_running is not None:
                 on_running(worker_pids())
             deadline = time.monotonic() + timeout_s
@@ -442,7 +460,7 @@ class Bench:
             after = self.redis_snapshot()
             sampler.stop()
             ledger = self.ledger()
-            latencies = self._latencies(system, ids, enqueued_at, ledger)
+            latencies = [] if prefill else self._latencies(system, ids, enqueued_at, ledger)
 
         cmds = _cmd_delta(before, after)
         t_last = max(float(c["at"]) for c in ledger)
@@ -462,7 +480,7 @@ class Bench:
             redis_bytes_per_recipient=(after["used_memory"] - before["used_memory"]) / messages,
             details={
                 "threads": threads,
-                "enqueue_s": round(t_enqueued - t_start, 3),
+                "prefill": prefill,
                 "enqueue_per_s": round(messages / max(t_enqueued - enqueued_at[0], 1e-9), 1),
                 "drain_s": round(elapsed, 3),
                 "charges": len(ledger),

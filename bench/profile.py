@@ -53,7 +53,7 @@ def py_spy() -> str | None:
 
 
 def record(
-    pid: int, *, seconds: float, out_raw: Path, out_speedscope: Path | None = None, rate: int = 50
+    pid: int, *, seconds: float, out_raw: Path, out_speedscope: Path | None = None, rate: int = 100
 ) -> bool:
     """Sample ``pid`` for ``seconds``; False if py-spy is missing or failed."""
     exe = py_spy()

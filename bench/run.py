@@ -58,7 +58,7 @@ FULL = Plan(
     sms_0ms={("baseline", 8): 6_000, ("project", 8): 4_000, ("project", 64): 4_000},
     two_proc={64: 8_000},
     soak=40_000,
-    profile_s=10,
+    profile_s=16,
 )
 QUICK = Plan(
     sandbox_s=2,
@@ -119,11 +119,12 @@ def run_profiles(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
     profiles: dict[str, Any] = {}
     if profile.py_spy() is None:
         return {"error": "py-spy not installed (pip install py-spy)"}
+    # Counts sized so that each drain outlasts the two recordings.
     for system, threads, latency, messages in (
-        ("project", 64, 50, 6_000),
-        ("baseline", 8, 50, 3_000),
-        ("project", 8, 0, 5_000),
-        ("baseline", 8, 0, 6_000),
+        ("project", 64, 50, int(230 * (plan.profile_s + 8))),
+        ("baseline", 8, 50, int(145 * (plan.profile_s + 8))),
+        ("project", 8, 0, int(320 * (plan.profile_s + 8))),
+        ("baseline", 8, 0, int(600 * (plan.profile_s + 8))),
     ):
         key = f"{system}_t{threads}_{latency}ms"
         raw = out_dir / f"{key}.txt"
@@ -214,17 +215,21 @@ def main(argv: Sequence[str] | None = None) -> int:
                     )
                 )
         if wanted("sms_50ms_2proc"):
+            # Prefilled, 1 and 2 processes: with workers first, the producer in this
+            # process starves next to two busy workers on 2 cores and sets the pace.
             for threads, messages in plan.two_proc.items():
-                add(
-                    bench.run_workers(
-                        name=f"sms_50ms_2proc_t{threads}",
-                        system="project",
-                        latency_ms=50,
-                        messages=messages,
-                        processes=2,
-                        threads=threads,
+                for processes, name in ((1, "sms_50ms_prefill"), (2, "sms_50ms_2proc")):
+                    add(
+                        bench.run_workers(
+                            name=f"{name}_t{threads}",
+                            system="project",
+                            latency_ms=50,
+                            messages=messages,
+                            processes=processes,
+                            threads=threads,
+                            prefill=True,
+                        )
                     )
-                )
         if plan.soak and wanted("soak"):
             add(
                 bench.run_workers(

@@ -1,0 +1,60 @@
+"""The benchmark harness runs end to end and writes results.json in the documented shape.
+
+A test of the harness, not of speed: the smallest scenario (``sms_0ms`` with a
+few dozen messages, project and baseline) against a private Redis and a real
+sandbox, then a check of every field's presence and type. Nothing about the
+figures themselves is asserted.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+TOP_KEYS = {"machine", "command", "scenarios"}
+ROW_KEYS = {
+    "name", "system", "latency_ms", "processes", "messages", "msgs_per_s", "p50_ms",
+    "p99_ms", "cpu_s_per_1k", "peak_rss_mb", "redis_cmds_per_msg", "redis_bytes_per_recipient",
+}  # fmt: skip
+NUMBERS = ROW_KEYS - {"name", "system", "messages"}
+
+
+def test_smallest_scenario_writes_results_in_the_documented_shape(tmp_path: Path) -> None:
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "--quick", "--only", "sms_0ms"),
+            *("--scale", "0.1", "--no-docs", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+    data = json.loads(out.read_text())
+    assert set(data) == TOP_KEYS
+    assert isinstance(data["machine"], str) and "nproc=" in data["machine"]
+    assert data["command"].startswith("python -m bench")
+    rows = data["scenarios"]
+    assert {(r["name"], r["system"]) for r in rows} == {
+        ("sms_0ms_t8", "baseline"),
+        ("sms_0ms_t64", "project"),
+    }
+    for row in rows:
+        assert set(row) == ROW_KEYS, row
+        assert row["system"] in {"project", "baseline", "sandbox"}
+        assert isinstance(row["name"], str)
+        assert isinstance(row["messages"], int) and row["messages"] > 0
+        for key in NUMBERS:
+            assert row[key] is None or isinstance(row[key], int | float), (key, row[key])
+        # A worker run measures every field.
+        assert all(row[key] is not None for key in NUMBERS), row
+    details = json.loads((tmp_path / "details.json").read_text())
+    assert set(details["scenarios"]) == {"sms_0ms_t8/baseline", "sms_0ms_t64/project"}
