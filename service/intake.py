@@ -40,7 +40,9 @@ from service.schemas import (
 
 log = structlog.get_logger("service.intake")
 
-_JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+#: What a job id may look like (ours are 32 hex digits); anything else is a 404.
+JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+_JOB_ID = re.compile(JOB_ID_PATTERN)
 _SEND_METHOD = {
     "sms": "send_sms", "otp": "send_otp", "email": "send_email",
     "otp_email": "send_otp_email", "whatsapp": "send_whatsapp", "whatsapp_qr": "send_whatsapp_qr",

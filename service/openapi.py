@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 from config import Settings
 from core.models import JobRecord
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
+from service.intake import JOB_ID_PATTERN
 from service.schemas import (
     MESSAGE_ADAPTER,
     Accepted,
@@ -141,7 +142,8 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                             "name": "job_id",
                             "in": "path",
                             "required": True,
-                            "schema": {"type": "string"},
+                            "description": "From POST /v1/messages (anything else: 404)",
+                            "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
                         },
                         _REQUEST_ID,
                     ],

@@ -10,9 +10,10 @@ Field names are Connectus's.
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
 
 from core.models import State
 from core.requests import ID_MAX_CHARS, SUBJECT_MAX_CHARS
@@ -24,12 +25,37 @@ from core.validation import (
     InvalidInput,
 )
 
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; bool stays bool and is refused by strict int.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+#: Characters a phone number may contain (what normalize_number accepts; it checks the rest).
+PHONE_PATTERN = r"^\+?[0-9 ().-]{1,32}$"
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+PhoneText = Annotated[str, Field(json_schema_extra={"pattern": PHONE_PATTERN})]
 Phone = Annotated[
-    str | int,
-    Field(description="Phone number: E.164 with or without '+', or national (DEFAULT_REGION)"),
+    PhoneText | Integer,
+    Field(
+        description="Phone number: E.164 with or without '+', or national (DEFAULT_REGION)",
+        examples=["56987654321", "+56 9 8765 4321"],
+    ),
 ]
-SrcNumber = Annotated[str | int, Field(description="Origin number or short code")]
-Email = Annotated[str, Field(max_length=320, description="E-mail address")]
+SrcNumber = Annotated[
+    PhoneText | Integer, Field(description="Origin number or short code", examples=["4374"])
+]
+Email = Annotated[
+    str,
+    Field(
+        max_length=320,
+        description="E-mail address",
+        json_schema_extra={"format": "email"},
+        examples=["ana@example.com"],
+    ),
+]
 ClientId = Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)]
 DeliverAt = Annotated[
     str,
@@ -203,7 +229,7 @@ def invalid_from_pydantic(exc: ValidationError, *, tagged: bool = False) -> Inva
             reason = "must be one of sms, otp, email, otp_email, whatsapp, whatsapp_qr"
         else:
             reason = _REASONS.get(error["type"], str(error["msg"]))
-            if loc and loc[-1] in {"str", "int"}:
+            if loc and _UNION_MEMBER.match(str(loc[-1])):
                 # A str | int field: pydantic reports once per member, at "field.str".
                 loc = loc[:-1]
                 reason = "must be a string or an integer"
@@ -214,6 +240,8 @@ def invalid_from_pydantic(exc: ValidationError, *, tagged: bool = False) -> Inva
     return InvalidInput.from_errors(unique)
 
 
+# How pydantic names the member of a str | int union in an error location.
+_UNION_MEMBER = re.compile(r"^(str|int|function-[a-z]+\[.*\])$")
 _REASONS = {
     "missing": "is required",
     "extra_forbidden": "is not a field of this message type",
