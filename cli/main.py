@@ -13,6 +13,7 @@ import typer
 
 from cli import dlq, review, send, worker_cmd
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
+from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
 from config import ConfigError
 
@@ -28,6 +29,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(review.app, name="review")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
+app.command("breaker")(breaker)
 
 
 @app.callback()

@@ -152,7 +152,7 @@ class Settings(BaseSettings):
     rate_acquire_timeout_s: Annotated[float, Field(ge=0)] = 5.0
     # At most DST_CAP_COUNT sends to one destination per DST_CAP_WINDOW_S
     # (per account and product); DST_CAP_COUNT=0 turns the cap off.
-    dst_cap_count: NonNegativeInt = 10
+    dst_cap_count: NonNegativeInt = 0  # 0 = no cap (opt-in: e.g. against SMS pumping)
     dst_cap_window_s: PositiveInt = 60
 
     # --- Circuit breaker (worker/breaker.py) -------------------------------

@@ -25,9 +25,11 @@ from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
 from worker.actors import register_actors
+from worker.breaker import CircuitBreaker
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
 from worker.pipeline import RetryPolicy, SendPipeline
+from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
 from worker.senders import ClientSender
 
@@ -85,9 +87,16 @@ def build_worker_app(
     broker = build_broker(settings, client=client_redis)
     store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     client = build_client(settings, transport=transport)
+    limiter = RateLimiter.from_settings(settings, client_redis)
+    # A 200 ms local view of a closed breaker: no round trip per send while
+    # all is well; an opened breaker reaches every process within 200 ms.
+    breaker = CircuitBreaker.from_settings(settings, client_redis, cache_ms=200)
     pipeline = SendPipeline(
         store=store,
-        send=ClientSender(client, settings),
+        send=ClientSender(client, settings, limiter=limiter),
+        breaker=breaker,
+        limiter=limiter,
+        acquire_timeout_s=settings.rate_acquire_timeout_s,
         policy=RetryPolicy(
             max_retries=settings.durable_max_retries,
             min_backoff_ms=settings.durable_min_backoff_ms,

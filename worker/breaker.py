@@ -42,6 +42,7 @@ share one timeline; tests inject ``clock``.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -170,6 +171,9 @@ def classify(exc: BaseException) -> Literal["trip", "failure", "answered", "igno
     return "answered" if isinstance(exc, ConnectusError) else "ignored"
 
 
+_CLOSED = Decision(True, 0, "closed", "")
+
+
 class CircuitBreaker:
     """The breaker of one account. Thread-safe: all state is in Redis."""
 
@@ -186,6 +190,8 @@ class CircuitBreaker:
         probe_lease_ms: int = 60_000,
         successes_to_close: int = 1,
         clock: Callable[[], int] | None = None,
+        cache_ms: int = 0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client, self.account, self.clock = client, account, clock
         self.key = f"{prefix}:breaker:{account}"
@@ -193,6 +199,14 @@ class CircuitBreaker:
         self.failure_threshold, self.successes_to_close = failure_threshold, successes_to_close
         self.open_ms, self.max_open_ms = open_ms, max_open_ms
         self.probes, self.probe_lease_ms = probes, probe_lease_ms
+        # With cache_ms > 0 a process that saw the breaker closed trusts that
+        # for cache_ms: no round trip per send while all is well, and at most
+        # one success write per period, which still resets a failure run
+        # counted by other pods. A failure seen here drops the cache at once.
+        self.cache_ms = cache_ms
+        self.monotonic = monotonic
+        self._closed_until = 0.0
+        self._write_success = True
         self._allow = client.register_script(ALLOW)
         self._failure = client.register_script(FAILURE)
         self._success = client.register_script(SUCCESS)
@@ -218,6 +232,8 @@ class CircuitBreaker:
     def allow(self) -> Decision:
         """One round trip: closed → yes; open → no, until ``open_until``; half-open → a probe
         lease if one of the ``probes`` slots is free, else no."""
+        if self.cache_ms and self.monotonic() * 1000 < self._closed_until:
+            return _CLOSED
         probe_id = uuid.uuid4().hex
         answer = self._allow(
             keys=[self.key, self.probes_key],
@@ -226,10 +242,17 @@ class CircuitBreaker:
         state, allowed, retry_in, reason, probe, changed = (_text(v) for v in answer)
         if changed == "half_open":
             log.warning("breaker.half_open", account=self.account, reason=reason)
+        if self.cache_ms and state == "closed":
+            self._closed_until = self.monotonic() * 1000 + self.cache_ms
+            self._write_success = True
         return Decision(allowed == "1", int(retry_in), cast(State, state), reason, probe or None)
 
     def record_success(self, decision: Decision | None = None) -> None:
         """The platform answered; closes a half-open breaker after ``successes_to_close``."""
+        if self.cache_ms and (decision is None or decision.probe is None):
+            if self.monotonic() * 1000 < self._closed_until and not self._write_success:
+                return
+            self._write_success = False
         answer = self._success(
             keys=[self.key, self.probes_key],
             args=[self._now(), _probe(decision), self.successes_to_close],
@@ -247,6 +270,7 @@ class CircuitBreaker:
             self.release(decision)
             return
         reason = f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:200]
+        self._closed_until = 0.0
         answer = self._failure(
             keys=[self.key, self.probes_key],
             args=[self._now(), _probe(decision), self.failure_threshold, self.open_ms,

@@ -35,13 +35,17 @@ from dramatiq import Message
 
 from core.jobs import JobStore, epoch_ms, new_message
 from core.models import Kind
+from worker.breaker import CircuitBreaker, Decision
 from worker.connectus.errors import (
     AccountError,
     AmbiguousError,
     ConnectusError,
     PermanentError,
+    RateLimited,
+    Throttled,
     TransientError,
 )
+from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
 
@@ -80,6 +84,9 @@ class SendPipeline:
         lease_ms: int,
         clock: Callable[[], int] = epoch_ms,
         rng: random.Random | None = None,
+        breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+        acquire_timeout_s: float = 5.0,
     ) -> None:
         self.store = store
         self.send = send
@@ -88,6 +95,9 @@ class SendPipeline:
         self.lease_ms = lease_ms
         self.clock = clock
         self.rng = rng or random.Random()
+        self.breaker = breaker
+        self.limiter = limiter
+        self.acquire_timeout_s = acquire_timeout_s
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
@@ -112,6 +122,29 @@ class SendPipeline:
             )
 
     def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:
+        # Breaker and rate limiter come before the claim: waiting for a token
+        # holds no lease, and a deferred message keeps its retry budget.
+        decision = self.breaker.allow() if self.breaker is not None else None
+        if decision is not None and not decision.allowed:
+            return self._defer(kind, job, decision.retry_in_ms, f"breaker_{decision.state}")
+        if self.limiter is not None:
+            try:
+                self.limiter.acquire(
+                    product_for(kind),
+                    dst=_destination(job["payload"]),
+                    timeout_s=self.acquire_timeout_s,
+                )
+            except RateLimitRefused as exc:
+                self._release(decision)
+                return self._defer(kind, job, exc.retry_in_ms, type(exc).__name__)
+        try:
+            return self._claimed(kind, job_id, job, decision)
+        finally:
+            self._release(decision)
+
+    def _claimed(
+        self, kind: Kind, job_id: str, job: Mapping[str, Any], decision: Decision | None
+    ) -> str:
         claim = self.store.claim(job_id, worker_id=self.worker_id, lease_ms=self.lease_ms)
         if claim.status == "expired":
             # The previous holder died mid-send; keep this copy for reconciliation.
@@ -133,7 +166,14 @@ class SendPipeline:
         started = time.perf_counter()
         try:
             provider_id = self.send(kind, job["payload"])
+        except RateLimitRefused as exc:
+            # An in-process retry found no token: nothing was sent.
+            error = TransientError(
+                str(exc), reason="rate_limited", retry_after_s=exc.retry_in_ms / 1000
+            )
+            return self._failed(kind, job, claim.fence, claim.attempts, error)
         except ConnectusError as exc:
+            self._observe(kind, exc, decision)
             return self._failed(kind, job, claim.fence, claim.attempts, exc)
         except Exception as exc:
             # A bug after the request may have gone out: treat as ambiguous.
@@ -141,6 +181,7 @@ class SendPipeline:
             crashed = _error_fields("unknown", "ambiguous", exc)
             self.store.mark_unknown(job_id, claim.fence, self._message(kind, job), crashed)
             return "unknown"
+        self._observe(kind, None, decision)
         now = self.clock()
         fields: dict[str, str | int] = {
             "state": "sent",
@@ -186,6 +227,30 @@ class SendPipeline:
             return "retrying"
         raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
 
+    def _observe(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
+        """Feed one send's outcome to the breaker and the adaptive rate."""
+        if self.breaker is not None:
+            if exc is None:
+                self.breaker.record_success(decision)
+            else:
+                self.breaker.record_failure(exc, decision)
+        if self.limiter is not None:
+            if isinstance(exc, RateLimited | Throttled):
+                self.limiter.on_throttled(product_for(kind), exc.retry_after_s)
+            elif exc is None:
+                self.limiter.on_success(product_for(kind))
+
+    def _release(self, decision: Decision | None) -> None:
+        if self.breaker is not None and decision is not None and decision.probe:
+            self.breaker.release(decision)
+
+    def _defer(self, kind: Kind, job: Mapping[str, Any], delay_ms: int, why: str) -> str:
+        """Put the message back for later, untouched: no attempt, no retry budget spent."""
+        message = new_message(str(job["queue"]), kind.actor_name, job)
+        self.store.defer(str(job["job_id"]), message, self.clock() + max(delay_ms, 50))
+        log.info("send.deferred", why=why, delay_ms=delay_ms)
+        return f"deferred:{why}"
+
     def quarantine(
         self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
     ) -> str:
@@ -225,6 +290,11 @@ class SendPipeline:
         self.store.dead_letter(str(job["job_id"]), fence, message, fields)
         log.error("send.dead_lettered", error=error_class, reason=reason[:500])
         return "failed"
+
+
+def _destination(payload: Mapping[str, Any]) -> str | None:
+    value = payload.get("dst_number") or payload.get("dst_email") or payload.get("number")
+    return str(value) if value else None
 
 
 def _error_fields(state: str, outcome: str, exc: Exception) -> dict[str, str | int]:

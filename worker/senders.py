@@ -11,6 +11,8 @@ import structlog
 from config import Settings
 from core.models import Kind
 from worker.connectus.client import ConnectusClient
+from worker.connectus.errors import RateLimited, Throttled
+from worker.ratelimit import RateLimiter, product_for
 from worker.retry import build_retrying
 
 log = structlog.get_logger("worker.senders")
@@ -26,6 +28,7 @@ class ClientSender:
         settings: Settings,
         *,
         sleep: Callable[[float], None] = time.sleep,
+        limiter: RateLimiter | None = None,
     ) -> None:
         self.calls: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
             Kind.SMS: lambda p: client.v3.send_sms(**p).provider_id,
@@ -39,23 +42,32 @@ class ClientSender:
         self.initial_backoff_ms = settings.retry_initial_backoff_ms
         self.max_backoff_ms = settings.retry_max_backoff_ms
         self.sleep = sleep
+        self.limiter = limiter
 
     def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+        def on_retry(exc: BaseException, attempt: int, delay_s: float) -> None:
+            log.info(
+                "send.retrying",
+                error=type(exc).__name__,
+                reason=getattr(exc, "reason", None),
+                in_process_attempt=attempt,
+                delay_ms=round(delay_s * 1000),
+            )
+            if self.limiter is None:
+                return
+            product = product_for(kind)
+            if isinstance(exc, RateLimited | Throttled):
+                # Lower the shared rate at the first 429, not after the retries.
+                self.limiter.on_throttled(product, exc.retry_after_s)
+            # Every HTTP request draws a token, retries included; a refusal
+            # (RateLimitRefused) ends the in-process retries.
+            self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
+
         retrying = build_retrying(
             attempts=self.attempts,
             initial_backoff_ms=self.initial_backoff_ms,
             max_backoff_ms=self.max_backoff_ms,
             sleep=self.sleep,
-            on_retry=_log_retry,
+            on_retry=on_retry,
         )
         return retrying(self.calls[kind], payload)
-
-
-def _log_retry(exc: BaseException, attempt: int, delay_s: float) -> None:
-    log.info(
-        "send.retrying",
-        error=type(exc).__name__,
-        reason=getattr(exc, "reason", None),
-        in_process_attempt=attempt,
-        delay_ms=round(delay_s * 1000),
-    )

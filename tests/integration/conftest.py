@@ -19,6 +19,13 @@ FAST = {
     "DURABLE_MAX_BACKOFF_MS": "1000",
     "BROKER_MAINTENANCE_INTERVAL_S": "1",
     "WORKER_SHUTDOWN_GRACE_S": "10",
+    # Short breaker cool-downs and generous rates: these tests are about
+    # delivery; the breaker and the limiter have tests of their own.
+    "BREAKER_OPEN_S": "1",
+    "BREAKER_MAX_OPEN_S": "2",
+    "RATE_SMS_PER_S": "500",
+    "RATE_SMS_BURST": "100",
+    "RATE_MIN_PER_S": "5",
 }
 
 

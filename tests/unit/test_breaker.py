@@ -242,3 +242,38 @@ def test_a_probe_outcome_frees_its_slot_for_the_next_probe(server, clock) -> Non
     clock.now_ms += 1000
     breaker.record_success(breaker.allow())
     assert breaker.allow().probe  # the slot is free at once, not after the lease
+
+
+class Monotonic:
+    def __init__(self) -> None:
+        self.now_s = 100.0
+
+    def __call__(self) -> float:
+        return self.now_s
+
+
+def test_a_local_cache_trusts_closed_for_its_period_only(server, clock) -> None:
+    mono = Monotonic()
+    cached = make(server, clock, cache_ms=200, monotonic=mono)
+    other_pod = make(server, clock)
+    assert cached.allow().allowed
+    open_it(other_pod)
+    assert cached.allow().allowed  # stale for at most cache_ms: the documented trade
+    mono.now_s += 0.201
+    decision = cached.allow()
+    assert not decision.allowed and decision.state == "open"
+
+
+def test_a_local_failure_drops_the_cache_and_successes_still_reset_runs(server, clock) -> None:
+    mono = Monotonic()
+    cached = make(server, clock, cache_ms=200, monotonic=mono)
+    other_pod = make(server, clock)
+    assert cached.allow().allowed
+    other_pod.record_failure(outage())
+    other_pod.record_failure(outage())
+    cached.record_success()  # the first success of a period is written: the run resets
+    other_pod.record_failure(outage())
+    assert other_pod.allow().allowed  # 1 failure after the reset, below the threshold of 3
+    cached.record_failure(outage())
+    cached.record_failure(outage())
+    assert not cached.allow().allowed  # its own failures were not hidden by the cache

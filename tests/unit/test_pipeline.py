@@ -225,3 +225,64 @@ def test_a_message_finding_a_live_lease_comes_back_after_it(
     assert record.state is State.UNKNOWN and sender.calls == []
     assert producer.redis.zscore(producer.store.keys.unknown, job_id) is not None
     assert producer.store.held_message(job_id) is not None
+
+
+def _guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any):  # type: ignore[no-untyped-def]
+    from worker.breaker import CircuitBreaker
+    from worker.ratelimit import Bucket, Limits, RateLimiter
+
+    breaker = CircuitBreaker(producer.redis, prefix="t", account="acct", failure_threshold=2,
+                             open_ms=30_000, clock=clock)  # fmt: skip
+    buckets = {
+        p: Bucket(limits.get("rate", 100.0), limits.get("burst", 100))
+        for p in ("sms", "otp", "email", "whatsapp")
+    }
+    limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, increase_per_s=1.0, decrease_factor=0.5), prefix="t", account="acct", clock=clock,
+                          sleep=lambda s: None)  # fmt: skip
+    pipeline = SendPipeline(store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
+                            rng=random.Random(1), breaker=breaker, limiter=limiter, acquire_timeout_s=0.0,
+                            policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                                               max_message_age_s=3600))  # fmt: skip
+    return pipeline, breaker, limiter
+
+
+def test_an_open_breaker_defers_without_spending_an_attempt(
+    producer: Producer, clock: Clock
+) -> None:
+    busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
+    sender = FakeSender(busy, busy)
+    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    first = producer.send_sms("56987654321", "uno")
+    second = producer.send_sms("56987654321", "dos")
+    third = producer.send_sms("56987654321", "tres")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert breaker.status()["state"] == "open"
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    record = producer.get_status(third)
+    assert (record.state, record.attempts) == (State.QUEUED, 0)
+    assert len(sender.calls) == 2
+    assert producer.redis.zscore(producer.store.keys.schedule, third) is not None
+    assert {producer.get_status(j).state for j in (first, second)} == {State.RETRYING}
+    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
+
+
+def test_an_account_error_opens_the_breaker_at_once(producer: Producer, clock: Clock) -> None:
+    sender = FakeSender(e.BalanceExhausted("no balance", reason="http_402", status_code=402))
+    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    producer.send_sms("56987654321", "uno")
+    pipeline.handle(Kind.SMS, _take_job(producer))
+    status = breaker.status()
+    assert status["state"] == "open" and "BalanceExhausted" in status["reason"]
+
+
+def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, clock: Clock) -> None:
+    limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=2)
+    pipeline, _, limiter = _guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1)
+    first = producer.send_sms("56987654321", "uno")
+    second = producer.send_sms("56987654321", "dos")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert float(limiter.status("sms")["rate_per_s"]) < 10.0
+    assert pipeline.handle(Kind.SMS, _take_job(producer)).startswith("deferred:RateLimit")
+    assert producer.get_status(second).attempts == 0
+    assert producer.get_status(first).state is State.RETRYING
