@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cli import dlq, review, send, worker_cmd
+from cli import dlq, review, send, serve_cmd, worker_cmd
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
 from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
@@ -30,6 +30,7 @@ app.add_typer(review.app, name="review")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
 app.command("breaker")(breaker)
+app.command("serve")(serve_cmd.serve)
 
 
 @app.callback()

@@ -25,6 +25,7 @@ from core.models import JobRecord, Kind
 from core.redis import connect
 from core.requests import RequestBuilder, SendRequest
 from core.routing import Priority, queue_for
+from producers.optout import refuse_if_opted_out
 
 
 class JobNotFound(LookupError):
@@ -238,6 +239,7 @@ class Producer:
         due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
         if due_ms is not None:
             record["deliver_at"] = due_ms
+        refuse_if_opted_out(self.redis, self.store.keys, request)
         message = new_message(queue, request.kind.actor_name, job)
         result = self.store.enqueue(
             job_id=job_id,
