@@ -98,6 +98,7 @@ class JobStore:
         self._cancel = client.register_script(scripts.CANCEL)
         self._replay = client.register_script(scripts.REPLAY)
         self._resolve = client.register_script(scripts.RESOLVE)
+        self._sweep = client.register_script(scripts.SWEEP)
 
     # -- producers -----------------------------------------------------------
 
@@ -167,12 +168,27 @@ class JobStore:
 
     # -- workers ---------------------------------------------------------------
 
-    def claim(self, job_id: str, *, worker_id: str, lease_ms: int) -> Claim:
-        """Take the send lease (``sending``) before the HTTP call."""
+    def claim(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        lease_ms: int,
+        token: str = "",
+        message: Message[Any] | None = None,
+    ) -> Claim:
+        """Take the send lease (``sending``) before the HTTP call.
+
+        ``token`` identifies this delivery: claiming again with it (after a
+        lost answer) returns the same lease. ``message`` is kept while the job
+        is in flight, so that a job whose worker is lost can be reconciled.
+        """
         answer = self._claim(
-            keys=[self.keys.job(job_id), self.keys.unknown],
-            args=[self.clock(), lease_ms, worker_id, job_id],
-        )
+            keys=[self.keys.job(job_id), self.keys.unknown, self.keys.leases,
+                  self.keys.inflight_messages, self.keys.unknown_messages],
+            args=[self.clock(), lease_ms, worker_id, job_id, token or uuid.uuid4().hex,
+                  message.encode() if message is not None else b""],
+        )  # fmt: skip
         status = answer[0].decode()
         if status == "ok":
             return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
@@ -297,7 +313,24 @@ class JobStore:
         args: list[str | int | bytes] = [fence, mode, score, job_id, data, self.ttl_s]
         for name, value in {**fields, "updated_at": self.clock()}.items():
             args += [name, value]
-        return bool(self._finish(keys=[self.keys.job(job_id), zset, hash_, index], args=args))
+        keys = [self.keys.job(job_id), zset, hash_, index, self.keys.leases,
+                self.keys.inflight_messages]  # fmt: skip
+        return bool(self._finish(keys=keys, args=args))
+
+    def finished(self, job_id: str, fence: int, state: str) -> bool:
+        """Did a finishing call with ``fence`` land (``state`` reached under that fence)?
+
+        After a Redis error the call is retried; if its first try had landed,
+        the retry is fenced out, and this tells the two cases apart.
+        """
+        current_fence, current_state = self.client.hmget(self.keys.job(job_id), "fence", "state")
+        return current_fence == str(fence).encode() and current_state == state.encode()
+
+    def sweep_expired_leases(self, *, limit: int = 500) -> int:
+        """Move jobs still ``sending`` after their lease to ``unknown``; returns how many."""
+        keys = [self.keys.leases, self.keys.unknown, self.keys.inflight_messages,
+                self.keys.unknown_messages]  # fmt: skip
+        return int(self._sweep(keys=keys, args=[self.clock(), limit, self.keys.prefix]))
 
     def job_for_provider_id(self, provider_id: str) -> str | None:
         """The job that Connectus knows as ``provider_id`` (for webhooks and reports)."""

@@ -58,6 +58,16 @@ class Keys:
         return f"{self.prefix}:dlq:reasons"
 
     @property
+    def leases(self) -> str:
+        """Sorted set: jobs in ``sending`` scored by when (ms) their lease ends."""
+        return f"{self.prefix}:leases"
+
+    @property
+    def inflight_messages(self) -> str:
+        """Hash: job id -> copy of the message being sent (OTP content removed)."""
+        return f"{self.prefix}:inflight:msgs"
+
+    @property
     def unknown(self) -> str:
         """Sorted set: job ids whose outcome is ambiguous, scored by when (ms)."""
         return f"{self.prefix}:unknown"

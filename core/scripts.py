@@ -32,35 +32,88 @@ end
 return {'created', ARGV[1]}
 """
 
-# KEYS: job, unknown zset.  ARGV: now_ms, lease_ms, worker_id, job_id
+# The move of a job whose lease ran out to ``unknown`` (shared by CLAIM and
+# SWEEP): it may have been sent; never resend blindly. Its in-flight message
+# copy goes with it, for the reconciler.
+_EXPIRE = """
+local function expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
+  redis.call('HSET', job, 'state', 'unknown', 'outcome', 'ambiguous',
+    'error_class', 'LeaseExpired', 'last_error', 'worker lost its lease while sending',
+    'updated_at', now)
+  redis.call('ZADD', unknown, now, job_id)
+  redis.call('ZREM', leases, job_id)
+  local data = redis.call('HGET', inflight, job_id)
+  if data then
+    redis.call('HSET', unknown_msgs, job_id, data)
+    redis.call('HDEL', inflight, job_id)
+  end
+end
+"""
+
+# KEYS: job, unknown zset, leases zset, in-flight msgs, unknown msgs
+# ARGV: now_ms, lease_ms, worker_id, job_id, claim token, message copy
 # Answers: {'ok', fence, attempts} | {'done', state} | {'busy', lease_until}
 #          | {'unknown'} | {'expired'} | {'missing'}
-CLAIM = """
+# The claim token makes a retried claim whose first answer was lost (a Redis
+# blip) recognise itself instead of finding the job busy.
+CLAIM = (
+    _EXPIRE
+    + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st == 'sent' or st == 'failed' or st == 'cancelled' then return {'done', st} end
 if st == 'unknown' then return {'unknown'} end
 local now = tonumber(ARGV[1])
 if st == 'sending' then
+  if redis.call('HGET', KEYS[1], 'claim_token') == ARGV[5] then
+    return {'ok', redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'attempts')}
+  end
   local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
   if now < lease_until then return {'busy', tostring(lease_until)} end
-  -- The holder lost its lease mid-send: it may have sent. Never resend blindly.
-  redis.call('HSET', KEYS[1], 'state', 'unknown', 'outcome', 'ambiguous',
-    'error_class', 'LeaseExpired', 'last_error', 'worker lost its lease while sending',
-    'updated_at', ARGV[1])
-  redis.call('ZADD', KEYS[2], ARGV[1], ARGV[4])
+  expire(KEYS[1], ARGV[4], ARGV[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
   return {'expired'}
 end
 local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
 local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', now + tonumber(ARGV[2]),
-  'worker', ARGV[3], 'updated_at', ARGV[1])
+local lease_until = now + tonumber(ARGV[2])
+redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', lease_until,
+  'worker', ARGV[3], 'claim_token', ARGV[5], 'updated_at', ARGV[1])
+redis.call('ZADD', KEYS[3], lease_until, ARGV[4])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[4], ARGV[4], ARGV[6]) end
 return {'ok', fence, attempts}
 """
+)
 
-# KEYS: job, zset (dead letters or schedule), hash (their messages), provider index
-# ARGV: fence, mode (done|dead|retry), score_ms, job_id, message data, index ttl_s,
-#       field/value pairs...
+# KEYS: leases zset, unknown zset, in-flight msgs, unknown msgs.
+# ARGV: now_ms, limit, key prefix
+# The safety net: a job still ``sending`` after its lease, with no message
+# left to bring it back (its worker died, or lost Redis and gave up), is
+# moved to ``unknown`` for the reconciler.
+SWEEP = (
+    _EXPIRE
+    + """
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+local moved = 0
+for _, id in ipairs(ids) do
+  local job = ARGV[3] .. ':job:' .. id
+  local st = redis.call('HGET', job, 'state')
+  local lease_until = tonumber(redis.call('HGET', job, 'lease_until') or '0')
+  if st == 'sending' and lease_until <= tonumber(ARGV[1]) then
+    expire(job, id, ARGV[1], KEYS[2], KEYS[1], KEYS[3], KEYS[4])
+    moved = moved + 1
+  elseif st ~= 'sending' then
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[3], id)
+  end
+end
+return moved
+"""
+)
+
+# KEYS: job, zset (dead letters or schedule), hash (their messages), provider index,
+#       leases zset, in-flight msgs
+# ARGV: fence, mode (done|dead|retry|unknown), score_ms, job_id, message data,
+#       index ttl_s, field/value pairs...
 # Fenced: a worker whose lease was taken over can no longer write.
 # With a provider index key, provider id -> job id is kept (webhooks find the job).
 FINISH = """
@@ -69,6 +122,8 @@ if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1]
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV))
+redis.call('ZREM', KEYS[5], ARGV[4])
+redis.call('HDEL', KEYS[6], ARGV[4])
 if KEYS[4] ~= '' then
   redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[6]))
 end

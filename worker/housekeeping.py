@@ -5,6 +5,9 @@
   messages in memory and can strand them, dramatiq issue 527). Every
   ``promote_interval_s`` each process moves due ones onto their queues with
   one atomic script; running it in several processes at once is harmless.
+- **Sweep**: a job still ``sending`` after its lease, whose worker is gone
+  with no message left to bring it back, becomes ``unknown`` (with the
+  message copy kept at claim time) for the reconciler.
 - **Reconcile**: every ``reconcile_interval_s`` the reconciler (if given)
   settles ``unknown`` jobs by asking Connectus (see :mod:`worker.reconcile`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
@@ -67,6 +70,7 @@ class Housekeeper(threading.Thread):
             try:
                 while self.store.promote_due(limit=self.batch) >= self.batch:
                     pass
+                self.store.sweep_expired_leases(limit=self.batch)
                 if since_maintenance >= self.maintenance_interval_s:
                     self.run_maintenance()
                     since_maintenance = 0.0

@@ -26,10 +26,12 @@ from __future__ import annotations
 import json
 import random
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+import redis
 import structlog
 from dramatiq import Message
 
@@ -45,6 +47,7 @@ from worker.connectus.errors import (
     Throttled,
     TransientError,
 )
+from worker.ledger import DurableLedger
 from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -98,13 +101,15 @@ class SendPipeline:
         self.breaker = breaker
         self.limiter = limiter
         self.acquire_timeout_s = acquire_timeout_s
+        self.ledger = DurableLedger(store)
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
 
         Never raises for a Connectus failure: every outcome is recorded in
-        the ledger. Redis errors propagate, so the message is not acked and
-        is redelivered; the ledger makes the redelivery harmless.
+        the ledger. Ledger writes wait out Redis outages (see
+        :mod:`worker.ledger`) rather than raise, because an exception that
+        escapes the actor gets the message acked, not redelivered.
         """
         job_id = str(job["job_id"])
         structlog.contextvars.bind_contextvars(
@@ -124,7 +129,14 @@ class SendPipeline:
     def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:
         # Breaker and rate limiter come before the claim: waiting for a token
         # holds no lease, and a deferred message keeps its retry budget.
-        decision = self.breaker.allow() if self.breaker is not None else None
+        # Both fail open on a Redis error: the claim below then waits for
+        # Redis anyway, and a lost token or probe costs less than a lost message.
+        decision = None
+        if self.breaker is not None:
+            try:
+                decision = self.breaker.allow()
+            except redis.RedisError as exc:
+                log.warning("breaker.unavailable", error=str(exc))
         if decision is not None and not decision.allowed:
             return self._defer(kind, job, decision.retry_in_ms, f"breaker_{decision.state}")
         if self.limiter is not None:
@@ -137,6 +149,8 @@ class SendPipeline:
             except RateLimitRefused as exc:
                 self._release(decision)
                 return self._defer(kind, job, exc.retry_in_ms, type(exc).__name__)
+            except redis.RedisError as exc:
+                log.warning("ratelimit.unavailable", error=str(exc))
         try:
             return self._claimed(kind, job_id, job, decision)
         finally:
@@ -145,14 +159,18 @@ class SendPipeline:
     def _claimed(
         self, kind: Kind, job_id: str, job: Mapping[str, Any], decision: Decision | None
     ) -> str:
-        claim = self.store.claim(job_id, worker_id=self.worker_id, lease_ms=self.lease_ms)
+        kept = self._message(kind, job)
+        claim = self.ledger.call(
+            self.store.claim, job_id, worker_id=self.worker_id, lease_ms=self.lease_ms,
+            token=uuid.uuid4().hex, message=kept,
+        )  # fmt: skip
         if claim.status == "expired":
             # The previous holder died mid-send; keep this copy for reconciliation.
-            self.store.hold_message(job_id, self._message(kind, job))
+            self.ledger.call(self.store.hold_message, job_id, kept)
         elif claim.status == "busy":
             # Another worker holds the lease, perhaps a dead one: look again
             # just after the lease ends rather than dropping the only message.
-            self.store.defer(job_id, self._message(kind, job), int(claim.detail) + 1000)
+            self.ledger.call(self.store.defer, job_id, kept, int(claim.detail) + 1000)
         if claim.status != "ok":
             log.info("job.skipped", claim=claim.status, detail=claim.detail)
             return f"skipped:{claim.status}"
@@ -179,7 +197,9 @@ class SendPipeline:
             # A bug after the request may have gone out: treat as ambiguous.
             log.exception("send.crashed")
             crashed = _error_fields("unknown", "ambiguous", exc)
-            self.store.mark_unknown(job_id, claim.fence, self._message(kind, job), crashed)
+            self.ledger.finish(
+                self.store.mark_unknown, job_id, claim.fence, "unknown", kept, crashed
+            )
             return "unknown"
         self._observe(kind, None, decision)
         now = self.clock()
@@ -191,7 +211,7 @@ class SendPipeline:
             "error_class": "",
             "last_error": "",
         }
-        if not self.store.finish(job_id, claim.fence, fields):
+        if not self.ledger.finish(self.store.finish, job_id, claim.fence, "sent", fields):
             log.warning("job.fenced_out", provider_id=provider_id)
             return "fenced"
         log.info(
@@ -208,7 +228,9 @@ class SendPipeline:
         if isinstance(exc, AmbiguousError):
             log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
             fields = _error_fields("unknown", exc.outcome, exc)
-            self.store.mark_unknown(job_id, fence, self._message(kind, job), fields)
+            self.ledger.finish(
+                self.store.mark_unknown, job_id, fence, "unknown", self._message(kind, job), fields
+            )
             return "unknown"
         if isinstance(exc, PermanentError):
             return self._dead_letter(kind, job, fence, type(exc).__name__, exc.message)
@@ -222,7 +244,9 @@ class SendPipeline:
             due = self.clock() + delay
             fields = {**_error_fields("retrying", exc.outcome, exc), "next_attempt_at": due}
             message = new_message(str(job["queue"]), kind.actor_name, job)
-            self.store.retry_later(job_id, fence, message, due, fields)
+            self.ledger.finish(
+                self.store.retry_later, job_id, fence, "retrying", message, due, fields
+            )
             log.warning("send.retry_scheduled", reason=exc.reason, delay_ms=delay)
             return "retrying"
         raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
@@ -247,7 +271,9 @@ class SendPipeline:
     def _defer(self, kind: Kind, job: Mapping[str, Any], delay_ms: int, why: str) -> str:
         """Put the message back for later, untouched: no attempt, no retry budget spent."""
         message = new_message(str(job["queue"]), kind.actor_name, job)
-        self.store.defer(str(job["job_id"]), message, self.clock() + max(delay_ms, 50))
+        self.ledger.call(
+            self.store.defer, str(job["job_id"]), message, self.clock() + max(delay_ms, 50)
+        )
         log.info("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"
 
@@ -287,7 +313,9 @@ class SendPipeline:
             "error_class": error_class,
             "last_error": reason[:500],
         }
-        self.store.dead_letter(str(job["job_id"]), fence, message, fields)
+        self.ledger.finish(
+            self.store.dead_letter, str(job["job_id"]), fence, "failed", message, fields
+        )
         log.error("send.dead_lettered", error=error_class, reason=reason[:500])
         return "failed"
 

@@ -1,0 +1,88 @@
+"""Ledger calls that wait out a Redis outage instead of raising.
+
+Without Dramatiq's Retries middleware, an exception that escapes an actor
+does *not* leave the message for redelivery: the worker records the error
+and acks the message anyway. So a ledger write that fails because Redis is
+briefly unreachable must not escape; it is retried until Redis answers
+(backoff capped at ``max_backoff_s``). Meanwhile the message stays unacked,
+and if the process is stopped or killed while waiting, it is redelivered.
+
+Retrying is safe because every ledger transition is idempotent or fenced:
+
+- a claim carries a per-delivery token, so a claim that landed but whose
+  answer was lost recognises itself on the retry;
+- a finishing write is fenced: if its first try landed, the retry is fenced
+  out, and :meth:`JobStore.finished` tells that apart from a real fence-out.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import ParamSpec, TypeVar
+
+import redis
+import structlog
+
+from core.jobs import JobStore
+
+log = structlog.get_logger("worker.ledger")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Errors after which the same call may be made again (BusyLoadingError, the
+#: AOF still loading after a restart, is a ConnectionError).
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class DurableLedger:
+    """Wraps :class:`JobStore` calls made by the send pipeline."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.sleep = sleep
+        self.max_backoff_s = max_backoff_s
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)``, retried for as long as Redis is unreachable."""
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except RETRYABLE as exc:
+                if waited == 0.0 or int(waited) // 30 != int(waited + delay) // 30:
+                    log.warning("ledger.redis_unavailable", call=fn.__name__, error=str(exc),
+                                waited_s=round(waited, 1))  # fmt: skip
+                self.sleep(delay)
+                waited += delay
+                delay = min(self.max_backoff_s, delay * 2)
+
+    def finish(
+        self, fn: Callable[..., bool], job_id: str, fence: int, state: str, *args: object
+    ) -> bool:
+        """A fenced finishing write ``fn(job_id, fence, *args)`` reaching ``state``."""
+        first_try = True
+
+        def attempt() -> bool:
+            nonlocal first_try
+            landed = fn(job_id, fence, *args)
+            if landed or first_try:
+                return landed
+            # An earlier try may have landed and this one was fenced out.
+            return self.store.finished(job_id, fence, state)
+
+        def tracked() -> bool:
+            nonlocal first_try
+            try:
+                return attempt()
+            finally:
+                first_try = False
+
+        return self.call(tracked)
