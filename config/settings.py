@@ -218,6 +218,17 @@ class Settings(BaseSettings):
             raise ValueError(f"must be at least BREAKER_OPEN_S ({first})")
         return value
 
+    @field_validator("retry_max_backoff_ms", "durable_max_backoff_ms")
+    @classmethod
+    def _check_backoff_order(cls, value: int, info: ValidationInfo) -> int:
+        # Fields validate in declaration order, so the minimum is already known.
+        first = "retry_initial_backoff_ms" if info.field_name == "retry_max_backoff_ms" else (
+            "durable_min_backoff_ms")  # fmt: skip
+        low = info.data.get(first)
+        if low is not None and value < low:
+            raise ValueError(f"must be at least {first.upper()} ({low})")
+        return value
+
     @field_validator("connectus_api_user")
     @classmethod
     def _check_user(cls, value: str | None) -> str | None:

@@ -89,6 +89,19 @@ def test_bad_setting_names_the_variable(variable: str, value: str, reason: str) 
     assert reason in info.value.reason
 
 
+@pytest.mark.parametrize(
+    ("environ", "variable", "other"),
+    [({"RETRY_INITIAL_BACKOFF_MS": "900", "RETRY_MAX_BACKOFF_MS": "100"}, "RETRY_MAX_BACKOFF_MS", "RETRY_INITIAL_BACKOFF_MS"),
+     ({"DURABLE_MIN_BACKOFF_MS": "9000", "DURABLE_MAX_BACKOFF_MS": "1000"}, "DURABLE_MAX_BACKOFF_MS", "DURABLE_MIN_BACKOFF_MS")],
+)  # fmt: skip
+def test_inconsistent_backoffs_name_both_variables(
+    environ: dict[str, str], variable: str, other: str
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(environ)
+    assert info.value.variable == variable and other in info.value.reason
+
+
 def test_every_setting_has_a_bad_value_test() -> None:
     tested = {variable for variable, _, _ in BAD}
     untested = {name.upper() for name in Settings.model_fields} - tested - {"CONNECTUS_API_KEY"}
