@@ -66,7 +66,7 @@ class Reconciler:
         window_s: float,
         undecidable: str,
         timezone: str,
-        lock_ttl_s: float = 60.0,
+        lock_ttl_s: float = 15.0,
         batch: int = 200,
     ) -> None:
         self.store = store
@@ -83,6 +83,9 @@ class Reconciler:
         """One pass over the due unknown jobs; returns what was decided, by outcome."""
         outcomes: Counter[str] = Counter()
         lock = f"{self.store.keys.prefix}:reconcile:lock"
+        # The lock only saves duplicate lookups (resolving is atomic and a
+        # no-op for a settled job), so a short TTL is safe: a pass cut short
+        # by a crash or a Redis outage blocks the others for seconds, not minutes.
         if not self.store.client.set(lock, self.token, nx=True, px=self.lock_ttl_ms):
             return outcomes
         try:

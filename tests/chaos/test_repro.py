@@ -1,8 +1,8 @@
 """Minimal reproductions of the bugs the chaos test found (one job each).
 
 Each test states the promise (the job settles, charged at most once). One
-that reproduces an open bug is ``xfail(strict=True)``: when the bug is fixed
-the test passes, strict xfail turns that into a failure, and the marker goes.
+that reproduced an open bug was ``xfail(strict=True)`` until it was fixed
+(Redis down while recording an outcome: see worker/ledger.py).
 worker/ and core/ are owned by the lead; these tests only observe them.
 """
 
@@ -102,15 +102,6 @@ def test_a_job_whose_worker_died_mid_send_settles(
 
 @pytest.mark.chaos
 @pytest.mark.timeout(120)
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "Redis down when the outcome of a send that Connectus accepted is recorded: "
-        "JobStore.finish raises out of the actor; without the Retries middleware "
-        "Dramatiq 2 never marks the message failed, so it ACKS it (gone: not queued, "
-        "not in .XQ) and the job stays 'sending' for ever, past its lease"
-    ),
-)
 def test_a_send_whose_outcome_could_not_be_recorded_settles(
     killable_stack: Callable[..., LocalStack], private_redis: RedisServer
 ) -> None:
