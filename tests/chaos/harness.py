@@ -87,6 +87,9 @@ CHAOS_ENV: dict[str, str] = {
     # find no "right" rate and would sink to its floor: keep the floor high.
     # The adaptive behaviour has tests and a benchmark of its own.
     "RATE_MIN_PER_S": "5000",
+    "RATE_OTP_PER_S": "100000",
+    "RATE_EMAIL_PER_S": "100000",
+    "RATE_WHATSAPP_PER_S": "100000",
     "DST_CAP_COUNT": "0",
     "BREAKER_OPEN_S": "1",
     "BREAKER_MAX_OPEN_S": "4",
