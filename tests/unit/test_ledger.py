@@ -100,3 +100,23 @@ def test_a_lease_outliving_its_worker_is_swept_to_unknown_with_its_message(
     held = producer.store.held_message(job_id)
     assert held is not None and held.kwargs["job"]["payload"]["sms_content"] == "hola"
     assert producer.redis.zcard(producer.store.keys.leases) == 0
+
+
+def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -> None:
+    """Dramatiq's Retries middleware swallows a failed re-enqueue and acks anyway;
+    here the durable retry is a ledger write that waits the blip out."""
+    from worker.connectus import errors as e
+
+    job_id = producer.send_sms("56987654321", "hola")
+    clock = producer.store.clock
+    busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
+    pipeline = SendPipeline(store=producer.store, send=FakeSender(busy), worker_id="w", lease_ms=60_000,
+                            clock=clock, rng=random.Random(1),  # type: ignore[arg-type]
+                            policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                                               max_message_age_s=3600))  # fmt: skip
+    pipeline.ledger = DurableLedger(producer.store, sleep=lambda s: None)
+    real = producer.store.retry_later
+    producer.store.retry_later = Flaky(real, failures=3)  # type: ignore[method-assign]
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert producer.get_status(job_id).state is State.RETRYING
+    assert producer.redis.zscore(producer.store.keys.schedule, job_id) is not None
