@@ -131,12 +131,19 @@ def test_module_level_functions_use_the_configured_producer() -> None:
     assert producers.cancel(job_id) == "cancelled"
 
 
-def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(producer: Producer) -> None:
+def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
+    producer: Producer,
+) -> None:
     from producers.optout import optout_key
 
     producer.redis.sadd(optout_key(producer.store.keys), "56987654321")
     with pytest.raises(InvalidInput, match="dst_number: opted out of marketing messages"):
         producer.send_sms(GOOD_NUMBER, "Promo", priority="bulk")
-    assert producer.get_status(producer.send_sms(GOOD_NUMBER, "Su pedido llegó")).state is State.QUEUED
+    assert (
+        producer.get_status(producer.send_sms(GOOD_NUMBER, "Su pedido llegó")).state is State.QUEUED
+    )
     assert producer.get_status(producer.send_otp(GOOD_NUMBER, "codigo 1")).state is State.QUEUED
-    assert producer.get_status(producer.send_sms("56987654322", "Promo", priority="bulk")).queue == "bulk"
+    assert (
+        producer.get_status(producer.send_sms("56987654322", "Promo", priority="bulk")).queue
+        == "bulk"
+    )
