@@ -252,7 +252,17 @@ class SendPipeline:
         raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
 
     def _observe(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
-        """Feed one send's outcome to the breaker and the adaptive rate."""
+        """Feed one send's outcome to the breaker and the adaptive rate.
+
+        Bookkeeping only: a Redis error here must not stop the outcome from
+        being recorded (an escaping error would get the message acked).
+        """
+        try:
+            self._feed(kind, exc, decision)
+        except redis.RedisError as error:
+            log.warning("breaker_or_rate.unavailable", error=str(error))
+
+    def _feed(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
         if self.breaker is not None:
             if exc is None:
                 self.breaker.record_success(decision)
@@ -266,7 +276,10 @@ class SendPipeline:
 
     def _release(self, decision: Decision | None) -> None:
         if self.breaker is not None and decision is not None and decision.probe:
-            self.breaker.release(decision)
+            try:
+                self.breaker.release(decision)
+            except redis.RedisError as error:  # the probe lease expires by itself
+                log.warning("breaker.unavailable", error=str(error))
 
     def _defer(self, kind: Kind, job: Mapping[str, Any], delay_ms: int, why: str) -> str:
         """Put the message back for later, untouched: no attempt, no retry budget spent."""

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+import redis
 import structlog
 
 from config import Settings
@@ -56,12 +57,17 @@ class ClientSender:
             if self.limiter is None:
                 return
             product = product_for(kind)
-            if isinstance(exc, RateLimited | Throttled):
-                # Lower the shared rate at the first 429, not after the retries.
-                self.limiter.on_throttled(product, exc.retry_after_s)
-            # Every HTTP request draws a token, retries included; a refusal
-            # (RateLimitRefused) ends the in-process retries.
-            self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
+            try:
+                if isinstance(exc, RateLimited | Throttled):
+                    # Lower the shared rate at the first 429, not after the retries.
+                    self.limiter.on_throttled(product, exc.retry_after_s)
+                # Every HTTP request draws a token, retries included; a refusal
+                # (RateLimitRefused) ends the in-process retries.
+                self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
+            except redis.RedisError as error:
+                # Fail open, as before the claim: Redis is needed to record
+                # the outcome anyway, and the ledger waits for it there.
+                log.warning("ratelimit.unavailable", error=str(error))
 
         retrying = build_retrying(
             attempts=self.attempts,

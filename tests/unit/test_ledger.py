@@ -120,3 +120,26 @@ def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
     assert producer.get_status(job_id).state is State.RETRYING
     assert producer.redis.zscore(producer.store.keys.schedule, job_id) is not None
+
+
+def test_breaker_and_limiter_bookkeeping_errors_do_not_escape(producer: Producer) -> None:
+    """After a successful send, a Redis error in the breaker's bookkeeping must not
+    skip recording the outcome (Dramatiq would ack the message and the job would
+    wait for the lease sweep)."""
+
+    class DownBreaker:
+        def allow(self):  # type: ignore[no-untyped-def]
+            from worker.breaker import Decision
+
+            return Decision(True, 0, "closed", "")
+
+        def record_success(self, decision=None):  # type: ignore[no-untyped-def]
+            raise redis.ConnectionError("Connection refused")
+
+    job_id = producer.send_sms("56987654321", "hola")
+    pipeline = SendPipeline(store=producer.store, send=FakeSender("p-9"), worker_id="w", lease_ms=60_000,
+                            clock=producer.store.clock, breaker=DownBreaker(),  # type: ignore[arg-type]
+                            policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                                               max_message_age_s=3600))  # fmt: skip
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert producer.get_status(job_id).provider_id == "p-9"
