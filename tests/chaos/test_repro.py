@@ -115,12 +115,14 @@ def test_a_send_whose_outcome_could_not_be_recorded_settles(
     )
     private_redis.kill()
     log = stack.log_path("workers")
-    # The sandbox accepts and charges; then the worker fails to record it.
+    # The sandbox accepts and charges; then the worker can't record it. Before
+    # the fix the error escaped the actor ("Failed to process message") and the
+    # message was acked; now the ledger write waits for Redis to come back.
     wait_until(lambda: _charges(stack) == 1, timeout_s=30, what="the sandbox's charge")
     wait_until(
-        lambda: "Failed to process message" in log.read_text(errors="replace"),
+        lambda: "ledger.redis_unavailable" in log.read_text(errors="replace"),
         timeout_s=30,
-        what="the worker's failure to record the outcome",
+        what="the worker waiting for Redis to record the outcome",
     )
     private_redis.restart()
     try:
@@ -134,3 +136,4 @@ def test_a_send_whose_outcome_could_not_be_recorded_settles(
         raise AssertionError(f"job never settled: {_evidence(producer, job_id)}") from exc
     assert _state(producer, job_id) == "sent"
     assert _charges(stack) == 1
+    assert "Failed to process message" not in log.read_text(errors="replace")
