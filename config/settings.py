@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     # workers); Dramatiq's default of 0.1% of calls recovers in ~10 min.
     broker_maintenance_interval_s: PositiveFloat = 15.0
     broker_heartbeat_timeout_s: PositiveFloat = 60.0
+    # The supervisor's /metrics, /healthz, /readyz; port 0 disables it.
+    # Loopback by default (a laptop); containers set 0.0.0.0.
+    worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
+    worker_metrics_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
 
     # --- HTTP service (``connectus serve``) ----------------------------------
     # Bearer tokens of the intake, comma-separated; each >= 16 characters.
