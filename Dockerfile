@@ -46,7 +46,8 @@ LABEL org.opencontainers.image.title="connectus-worker" \
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
-    WORKER_METRICS_PORT=9191
+    WORKER_METRICS_PORT=9191 \
+    WORKER_METRICS_HOST=0.0.0.0
 
 # Fixed, non-root UID/GID so Kubernetes `runAsUser`/`fsGroup` and volume
 # permissions can rely on it.

@@ -1651,3 +1651,11 @@ def test_no_real_looking_secret_in_deploy_files() -> None:
         assert not re.search(r"sk_live_|BEGIN (RSA |EC )?PRIVATE KEY|AKIA[0-9A-Z]{16}", text)
     for key, value in secret_data(one(default_docs(), "Secret")).items():
         assert "REPLACE-ME" in value, key
+
+
+def test_worker_metrics_listen_beyond_loopback_in_containers() -> None:
+    # WORKER_METRICS_HOST defaults to 127.0.0.1 (a laptop); probes and scrapes
+    # of a pod or a compose replica come over the network.
+    assert configmap_data(default_docs()).get("WORKER_METRICS_HOST") == "0.0.0.0"
+    assert env_dict(load_compose()["services"]["worker"]).get("WORKER_METRICS_HOST") == "0.0.0.0"
+    assert "WORKER_METRICS_HOST=0.0.0.0" in DOCKERFILE.read_text()
