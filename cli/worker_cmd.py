@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
 import typer
 
-from cli.common import EXIT_INVALID, err_console
+from cli.common import EXIT_CONFIG, EXIT_INVALID, err_console
 
 
 def worker(
@@ -18,7 +20,11 @@ def worker(
     queues: str | None = typer.Option(None, help="Comma-separated queues (default: all)."),
 ) -> None:
     """Run worker processes; a process that dies is respawned. SIGTERM drains."""
+    from prometheus_client.multiprocess import mark_process_dead
+
     from core.logging import configure_logging
+    from worker.health import start_supervisor_endpoint
+    from worker.metrics import MULTIPROC_ENV, prepare_multiproc_dir, remove_multiproc_dir
     from worker.supervisor import Supervisor, worker_command
 
     settings = ctx.obj()
@@ -32,10 +38,32 @@ def worker(
         )
         raise typer.Exit(EXIT_INVALID)
     configure_logging(level=settings.log_level, json=settings.log_json)
+    # One endpoint per pod: each child writes its counters to files in a
+    # per-pod directory (inherited through the environment) and the
+    # supervisor merges them at scrape time.
+    metrics_dir = None
+    given_dir = os.environ.get(MULTIPROC_ENV)
+    if settings.worker_metrics_port:
+        metrics_dir = prepare_multiproc_dir(given_dir)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
     supervisor = Supervisor(
         processes=processes or settings.worker_processes,
         command=worker_command(threads=threads or settings.worker_threads, queues=chosen),
         grace_s=settings.worker_shutdown_grace_s,
+        on_exit=(lambda pid: mark_process_dead(pid, str(metrics_dir))) if metrics_dir else None,
     )
+    try:
+        server = start_supervisor_endpoint(settings, supervisor, metrics_dir)
+    except OSError as exc:
+        where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+        err_console.print(f"[red]configuration error:[/red] WORKER_METRICS_PORT: {where}: {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
     supervisor.install_signal_handlers()
-    raise typer.Exit(supervisor.run())
+    try:
+        code = supervisor.run()
+    finally:
+        if server is not None:
+            server.stop()
+        if metrics_dir is not None and not given_dir:
+            remove_multiproc_dir(metrics_dir)
+    raise typer.Exit(code)

@@ -51,6 +51,7 @@ class Supervisor:
         stable_after_s: float = 60.0,
         popen: Callable[[Sequence[str]], subprocess.Popen[bytes]] = subprocess.Popen,
         poll_interval_s: float = 0.2,
+        on_exit: Callable[[int], None] | None = None,
     ) -> None:
         self.slots = [_Slot(i) for i in range(processes)]
         self.command = list(command)
@@ -61,6 +62,12 @@ class Supervisor:
         self.poll_interval_s = poll_interval_s
         self.stopping = threading.Event()
         self.restarts = 0
+        # ``on_exit(pid)`` runs when a child is reaped (metrics: mark it dead).
+        self.on_exit = on_exit
+        # Read by the health endpoint's thread: when the loop last went round
+        # (monotonic s), and whether run() has returned.
+        self.last_tick = time.monotonic()
+        self.finished = False
 
     def install_signal_handlers(self) -> None:
         def _on_signal(signum: int, frame: FrameType | None) -> None:
@@ -71,16 +78,47 @@ class Supervisor:
 
     def run(self) -> int:
         """Supervise until stopped; returns 0, or 78 if every child had a config error."""
-        while not self.stopping.is_set():
-            now = time.monotonic()
-            for slot in self.slots:
-                self._tend(slot, now)
-            if all(slot.done for slot in self.slots):
-                log.error("supervisor.all_children_misconfigured")
-                return EX_CONFIG
-            self.stopping.wait(self.poll_interval_s)
-        self._shutdown()
-        return 0
+        try:
+            while not self.stopping.is_set():
+                now = self.last_tick = time.monotonic()
+                for slot in self.slots:
+                    self._tend(slot, now)
+                if all(slot.done for slot in self.slots):
+                    log.error("supervisor.all_children_misconfigured")
+                    return EX_CONFIG
+                self.stopping.wait(self.poll_interval_s)
+            self._shutdown()
+            return 0
+        finally:
+            self.finished = True
+
+    def running(self) -> int:
+        """Children started and not yet reaped (no system call: safe from any thread)."""
+        return sum(1 for slot in self.slots if slot.process is not None)
+
+    def liveness(self, *, stale_after_s: float = 10.0) -> tuple[bool, str]:
+        """Alive: the loop went round within ``stale_after_s`` (s), or is draining, and
+        some child is running or due to be respawned (not every slot misconfigured)."""
+        if self.finished:
+            return False, "supervisor loop has ended"
+        if not self.stopping.is_set() and time.monotonic() - self.last_tick > stale_after_s:
+            return False, f"supervisor loop stalled for more than {stale_after_s:g} s"
+        if all(slot.done for slot in self.slots):
+            return False, "no child can run (configuration error)"
+        return True, "ok"
+
+    def readiness(self) -> tuple[bool, str]:
+        """Ready (as far as the supervisor knows): at least one child is running."""
+        if self.running() == 0:
+            return False, "no worker process is running"
+        return True, "ok"
+
+    def _reaped(self, pid: int) -> None:
+        if self.on_exit is not None:
+            try:
+                self.on_exit(pid)
+            except Exception:  # bookkeeping must never stop supervision
+                log.exception("supervisor.on_exit_failed", pid=pid)
 
     def _tend(self, slot: _Slot, now: float) -> None:
         if slot.done:
@@ -93,6 +131,7 @@ class Supervisor:
                     slot.failures = 0
                 return
             slot.process = None
+            self._reaped(proc.pid)
             if code == EX_CONFIG:
                 log.error("supervisor.child_config_error", slot=slot.index, pid=proc.pid)
                 slot.done = True
@@ -127,6 +166,7 @@ class Supervisor:
                 log.error("supervisor.child_killed", pid=proc.pid)
                 proc.kill()
                 proc.wait()
+            self._reaped(proc.pid)
 
     def pids(self) -> list[int]:
         return [s.process.pid for s in self.slots if s.process is not None]
