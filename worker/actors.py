@@ -16,21 +16,26 @@ from dramatiq.broker import Broker
 from config import Settings
 from core.models import Kind
 from core.routing import default_queue
+from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
 
 def register_actors(
-    broker: Broker, pipeline: SendPipeline, settings: Settings
+    broker: Broker,
+    pipeline: SendPipeline,
+    settings: Settings,
+    metrics: WorkerMetrics | None = None,
 ) -> dict[Kind, dramatiq.Actor[..., Any]]:
     """Declare ``send_<kind>`` for every kind on ``broker``; returns them by kind.
 
     Each actor's own queue is its default one (OTPs on ``QUEUE_OTP``); a
     producer may put an SMS, e-mail or WhatsApp job on ``QUEUE_BULK``, which
     the same actor consumes, so an OTP never waits behind bulk work.
+    ``metrics`` (optional) counts what each call answered.
     """
     return {
         kind: dramatiq.Actor(
-            _actor_fn(pipeline, kind),
+            _actor_fn(pipeline, kind, metrics),
             broker=broker,
             actor_name=kind.actor_name,
             queue_name=default_queue(kind, settings),
@@ -41,7 +46,9 @@ def register_actors(
     }
 
 
-def _actor_fn(pipeline: SendPipeline, kind: Kind) -> Callable[..., None]:
+def _actor_fn(
+    pipeline: SendPipeline, kind: Kind, metrics: WorkerMetrics | None
+) -> Callable[..., None]:
     # Any arguments are accepted so that a malformed message reaches the
     # check below and is dead-lettered with a reason, instead of failing in
     # Dramatiq's call with a TypeError.
@@ -49,10 +56,14 @@ def _actor_fn(pipeline: SendPipeline, kind: Kind) -> Callable[..., None]:
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
         if problem is not None:
-            pipeline.quarantine(kind, args, kwargs, problem)
+            member = pipeline.quarantine(kind, args, kwargs, problem)
+            if metrics is not None:
+                metrics.handled(kind, member)
             return
         assert isinstance(job, dict)
-        pipeline.handle(kind, job)
+        result = pipeline.handle(kind, job)
+        if metrics is not None:
+            metrics.handled(kind, result)
 
     send.__name__ = kind.actor_name
     send.__qualname__ = kind.actor_name

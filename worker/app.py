@@ -28,6 +28,7 @@ from worker.actors import register_actors
 from worker.breaker import CircuitBreaker
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
+from worker.metrics import WorkerMetrics
 from worker.pipeline import RetryPolicy, SendPipeline
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
@@ -44,6 +45,7 @@ class WorkerApp:
     pipeline: SendPipeline
     actors: dict[Kind, dramatiq.Actor[..., Any]]
     housekeeper: Housekeeper
+    metrics: WorkerMetrics
 
     def close(self) -> None:
         self.housekeeper.stop()
@@ -91,9 +93,10 @@ def build_worker_app(
     # A 200 ms local view of a closed breaker: no round trip per send while
     # all is well; an opened breaker reaches every process within 200 ms.
     breaker = CircuitBreaker.from_settings(settings, client_redis, cache_ms=200)
+    metrics = WorkerMetrics()
     pipeline = SendPipeline(
         store=store,
-        send=ClientSender(client, settings, limiter=limiter),
+        send=ClientSender(client, settings, limiter=limiter, metrics=metrics),
         breaker=breaker,
         limiter=limiter,
         acquire_timeout_s=settings.rate_acquire_timeout_s,
@@ -105,8 +108,9 @@ def build_worker_app(
         ),
         worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
         lease_ms=lease_ms(settings),
+        metrics=metrics,
     )
-    actors = register_actors(broker, pipeline, settings)
+    actors = register_actors(broker, pipeline, settings, metrics)
     reconciler = Reconciler(
         store=store,
         client=client,
@@ -123,4 +127,6 @@ def build_worker_app(
         reconciler=reconciler,
         reconcile_interval_s=settings.reconcile_interval_s,
     )
-    return WorkerApp(settings, client_redis, broker, store, client, pipeline, actors, housekeeper)
+    return WorkerApp(
+        settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics
+    )

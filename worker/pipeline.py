@@ -48,6 +48,7 @@ from worker.connectus.errors import (
     TransientError,
 )
 from worker.ledger import DurableLedger
+from worker.metrics import WorkerMetrics
 from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -90,6 +91,7 @@ class SendPipeline:
         breaker: CircuitBreaker | None = None,
         limiter: RateLimiter | None = None,
         acquire_timeout_s: float = 5.0,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.store = store
         self.send = send
@@ -102,6 +104,7 @@ class SendPipeline:
         self.limiter = limiter
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
+        self.metrics = metrics
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
@@ -141,11 +144,13 @@ class SendPipeline:
             return self._defer(kind, job, decision.retry_in_ms, f"breaker_{decision.state}")
         if self.limiter is not None:
             try:
-                self.limiter.acquire(
+                got = self.limiter.acquire(
                     product_for(kind),
                     dst=_destination(job["payload"]),
                     timeout_s=self.acquire_timeout_s,
                 )
+                if self.metrics is not None:
+                    self.metrics.waited(got.product, got.waited_ms)
             except RateLimitRefused as exc:
                 self._release(decision)
                 return self._defer(kind, job, exc.retry_in_ms, type(exc).__name__)
@@ -196,6 +201,8 @@ class SendPipeline:
         except Exception as exc:
             # A bug after the request may have gone out: treat as ambiguous.
             log.exception("send.crashed")
+            if self.metrics is not None:
+                self.metrics.ambiguous_outcome(kind, type(exc).__name__)
             crashed = _error_fields("unknown", "ambiguous", exc)
             self.ledger.finish(
                 self.store.mark_unknown, job_id, claim.fence, "unknown", kept, crashed
@@ -227,6 +234,8 @@ class SendPipeline:
         job_id = str(job["job_id"])
         if isinstance(exc, AmbiguousError):
             log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
+            if self.metrics is not None:
+                self.metrics.ambiguous_outcome(kind, type(exc).__name__)
             fields = _error_fields("unknown", exc.outcome, exc)
             self.ledger.finish(
                 self.store.mark_unknown, job_id, fence, "unknown", self._message(kind, job), fields
@@ -257,6 +266,8 @@ class SendPipeline:
         Bookkeeping only: a Redis error here must not stop the outcome from
         being recorded (an escaping error would get the message acked).
         """
+        if self.metrics is not None and isinstance(exc, RateLimited | Throttled):
+            self.metrics.throttled(kind)
         try:
             self._feed(kind, exc, decision)
         except redis.RedisError as error:

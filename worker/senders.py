@@ -13,6 +13,7 @@ from config import Settings
 from core.models import Kind
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import RateLimited, Throttled
+from worker.metrics import WorkerMetrics
 from worker.ratelimit import RateLimiter, product_for
 from worker.retry import build_retrying
 
@@ -30,6 +31,7 @@ class ClientSender:
         *,
         sleep: Callable[[float], None] = time.sleep,
         limiter: RateLimiter | None = None,
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self.calls: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
             Kind.SMS: lambda p: client.v3.send_sms(**p).provider_id,
@@ -44,6 +46,7 @@ class ClientSender:
         self.max_backoff_ms = settings.retry_max_backoff_ms
         self.sleep = sleep
         self.limiter = limiter
+        self.metrics = metrics
 
     def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
         def on_retry(exc: BaseException, attempt: int, delay_s: float) -> None:
@@ -54,6 +57,11 @@ class ClientSender:
                 in_process_attempt=attempt,
                 delay_ms=round(delay_s * 1000),
             )
+            throttled = isinstance(exc, RateLimited | Throttled)
+            if self.metrics is not None:
+                self.metrics.retried_in_process(kind)
+                if throttled:
+                    self.metrics.throttled(kind)
             if self.limiter is None:
                 return
             product = product_for(kind)
@@ -63,7 +71,9 @@ class ClientSender:
                     self.limiter.on_throttled(product, exc.retry_after_s)
                 # Every HTTP request draws a token, retries included; a refusal
                 # (RateLimitRefused) ends the in-process retries.
-                self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
+                got = self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
+                if self.metrics is not None:
+                    self.metrics.waited(product, got.waited_ms)
             except redis.RedisError as error:
                 # Fail open, as before the claim: Redis is needed to record
                 # the outcome anyway, and the ledger waits for it there.
@@ -76,4 +86,19 @@ class ClientSender:
             sleep=self.sleep,
             on_retry=on_retry,
         )
-        return retrying(self.calls[kind], payload)
+        return retrying(self._timed(kind), payload)
+
+    def _timed(self, kind: Kind) -> Callable[[Mapping[str, Any]], str]:
+        """The HTTP call of ``kind``, timed (each attempt, s) when there are metrics."""
+        call, metrics = self.calls[kind], self.metrics
+        if metrics is None:
+            return call
+
+        def timed(payload: Mapping[str, Any]) -> str:
+            started = time.perf_counter()
+            try:
+                return call(payload)
+            finally:
+                metrics.observe_send(kind, time.perf_counter() - started)
+
+        return timed
