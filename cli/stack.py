@@ -107,6 +107,9 @@ class LocalStack:
             "CONNECTUS_V1_BASE_URL": self.sandbox_url,
             "CONNECTUS_WHATSAPP_QR_URL": self.sandbox_url,
             "LOG_JSON": "true",
+            # The supervisor's /metrics, /healthz, /readyz: a port of its own,
+            # so that several stacks (and a developer's worker) never clash.
+            "WORKER_METRICS_PORT": str(free_port()),
             **self.extra_env,
         }
         flags = [
@@ -158,6 +161,11 @@ class LocalStack:
     @property
     def settings(self) -> Settings:
         return load_settings(self.env)
+
+    @property
+    def metrics_url(self) -> str:
+        """Base URL of the worker supervisor's /metrics, /healthz and /readyz."""
+        return f"http://127.0.0.1:{self.env['WORKER_METRICS_PORT']}"
 
     def sandbox_client(self) -> httpx.Client:
         return httpx.Client(base_url=self.sandbox_url, timeout=30.0)
