@@ -56,16 +56,21 @@ def health_redis(url: str) -> redis.Redis:
     )
 
 
-def redis_check(client: redis.Redis, *, timeout_s: float = READY_TIMEOUT_S) -> Check:
+def redis_check(
+    client: redis.Redis,
+    *,
+    timeout_s: float = READY_TIMEOUT_S,
+    clock: Callable[[], float] = time.monotonic,
+) -> Check:
     """``() -> (ok, why)``: did Redis answer PING within ``timeout_s`` (s)?"""
 
     def check() -> tuple[bool, str]:
-        started = time.monotonic()
+        started = clock()
         try:
             client.ping()
         except redis.RedisError as exc:
             return False, f"Redis is not answering: {type(exc).__name__}"
-        elapsed = time.monotonic() - started
+        elapsed = clock() - started
         if elapsed > timeout_s:
             return False, f"Redis answered PING in {elapsed:.2f} s (> {timeout_s} s)"
         return True, "redis ok"

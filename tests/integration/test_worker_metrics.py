@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 import httpx
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
 from cli.stack import LocalStack
@@ -16,6 +17,7 @@ from core.models import State
 from producers.api import Producer
 from tests.integration.test_delivery_path import _children, settle
 from tests.support.waiting import wait_for
+from worker.health import HealthServer, health_app, health_redis, redis_check
 
 NUMBER = "+56 9 8765 4321"
 
@@ -86,3 +88,31 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
     assert samples[("connectus_worker_queue_messages", (("queue", "transactional"),))] == 0
     assert samples[("connectus_worker_dead_letter_jobs", ())] == 0
     assert samples[("connectus_worker_breaker_state", (("account", "sandbox"),))] == 0
+
+
+def test_the_endpoint_on_a_port_0_bind_answers_with_redis_up_and_down(redis_url: str) -> None:
+    up = health_redis(redis_url)
+    down = health_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    registry = CollectorRegistry()
+    servers = [
+        HealthServer(
+            health_app(registry=registry, live=lambda: (True, "ok"), ready=[redis_check(c)]),
+            host="127.0.0.1",
+            port=0,
+        ).start()
+        for c in (up, down)
+    ]
+    try:
+        ports = [s.port for s in servers]
+        assert all(ports) and ports[0] != ports[1]
+        get = [lambda path, p=p: httpx.get(f"http://127.0.0.1:{p}{path}", timeout=5) for p in ports]
+        assert get[0]("/readyz").status_code == 200
+        answer = get[1]("/readyz")
+        assert answer.status_code == 503 and "Redis" in answer.json()["reason"]
+        assert get[1]("/healthz").status_code == 200
+        assert get[0]("/metrics").headers["content-type"].startswith("text/plain")
+    finally:
+        for server in servers:
+            server.stop()
+        up.close()
+        down.close()
