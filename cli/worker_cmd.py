@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import typer
 
@@ -41,25 +42,34 @@ def worker(
     # One endpoint per pod: each child writes its counters to files in a
     # per-pod directory (inherited through the environment) and the
     # supervisor merges them at scrape time.
-    metrics_dir = None
-    given_dir = os.environ.get(MULTIPROC_ENV)
-    if settings.worker_metrics_port:
-        metrics_dir = prepare_multiproc_dir(given_dir)
-        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    metrics_dir: Path | None = None
+
+    def mark_dead(pid: int) -> None:
+        if metrics_dir is not None:
+            mark_process_dead(pid, str(metrics_dir))
+
     supervisor = Supervisor(
         processes=processes or settings.worker_processes,
         command=worker_command(threads=threads or settings.worker_threads, queues=chosen),
         grace_s=settings.worker_shutdown_grace_s,
-        on_exit=(lambda pid: mark_process_dead(pid, str(metrics_dir))) if metrics_dir else None,
+        on_exit=mark_dead,
     )
-    try:
-        server = start_supervisor_endpoint(settings, supervisor, metrics_dir)
-    except OSError as exc:
-        where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
-        err_console.print(f"[red]configuration error:[/red] WORKER_METRICS_PORT: {where}: {exc}")
-        raise typer.Exit(EXIT_CONFIG) from exc
+    # Handlers first: from here on a SIGTERM drains and cleans up.
     supervisor.install_signal_handlers()
+    given_dir = os.environ.get(MULTIPROC_ENV)
+    if settings.worker_metrics_port:
+        metrics_dir = prepare_multiproc_dir(given_dir)
+        os.environ[MULTIPROC_ENV] = str(metrics_dir)
+    server = None
     try:
+        try:
+            server = start_supervisor_endpoint(settings, supervisor, metrics_dir)
+        except OSError as exc:
+            where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
+            err_console.print(
+                f"[red]configuration error:[/red] WORKER_METRICS_PORT: {where}: {exc}"
+            )
+            raise typer.Exit(EXIT_CONFIG) from exc
         code = supervisor.run()
     finally:
         if server is not None:
