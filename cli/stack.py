@@ -110,6 +110,9 @@ class LocalStack:
             # The supervisor's /metrics, /healthz, /readyz: a port of its own,
             # so that several stacks (and a developer's worker) never clash.
             "WORKER_METRICS_PORT": str(free_port()),
+            # Its children's metric files live with the logs, so a SIGKILLed
+            # supervisor leaves nothing behind in /tmp.
+            "PROMETHEUS_MULTIPROC_DIR": str(self.log_dir / "worker-metrics"),
             **self.extra_env,
         }
         flags = [
