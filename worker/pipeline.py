@@ -53,6 +53,9 @@ from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
 
+#: How soon a message held back by a half-open breaker looks again (ms).
+HALF_OPEN_RECHECK_MS = 1000
+
 
 class Sender(Protocol):
     """Sends one payload of one kind; returns the provider id."""
@@ -141,7 +144,13 @@ class SendPipeline:
             except redis.RedisError as exc:
                 log.warning("breaker.unavailable", error=str(exc))
         if decision is not None and not decision.allowed:
-            return self._defer(kind, job, decision.retry_in_ms, f"breaker_{decision.state}")
+            delay = decision.retry_in_ms
+            if decision.state == "half_open":
+                # Its answer is the time until the probe's lease ends (up to a
+                # minute), but the probe usually settles within one send: look
+                # again soon, or the whole queue stalls after every outage.
+                delay = min(delay, HALF_OPEN_RECHECK_MS)
+            return self._defer(kind, job, delay, f"breaker_{decision.state}")
         if self.limiter is not None:
             try:
                 got = self.limiter.acquire(

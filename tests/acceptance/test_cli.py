@@ -160,7 +160,9 @@ def test_review_resend_and_drop(
 ) -> None:
     faults = {"error_rate": 1.0, "ambiguous_charge_rate": 0.0, "seed": 11}
     env_extra = {"KEY_PREFIX": redis_prefix, "CONNECTUS_DEFAULT_SRC_EMAIL": "c@empresa.cl",
-                 "RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.2"}  # fmt: skip
+                 "RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.2",
+                 # every send fails at first: the breaker opens, briefly
+                 "BREAKER_OPEN_S": "1", "BREAKER_MAX_OPEN_S": "2"}  # fmt: skip
     with LocalStack(
         redis_url=redis_url,
         env=env_extra,

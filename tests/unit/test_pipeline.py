@@ -286,3 +286,21 @@ def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, cl
     assert pipeline.handle(Kind.SMS, _take_job(producer)).startswith("deferred:RateLimit")
     assert producer.get_status(second).attempts == 0
     assert producer.get_status(first).state is State.RETRYING
+
+
+def test_a_half_open_breaker_holds_others_back_only_briefly(
+    producer: Producer, clock: Clock
+) -> None:
+    from worker.pipeline import HALF_OPEN_RECHECK_MS
+
+    busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
+    pipeline, breaker, _ = _guarded(producer, FakeSender(busy, busy), clock)
+    for i in range(2):
+        producer.send_sms("56987654321", f"falla {i}")
+        pipeline.handle(Kind.SMS, _take_job(producer))
+    clock.now_ms += 30_000  # the open period is over: the next allow() takes the probe
+    assert breaker.allow().probe is not None
+    waiting = producer.send_sms("56987654321", "espera")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_half_open"
+    due = producer.redis.zscore(producer.store.keys.schedule, waiting)
+    assert due is not None and due - clock.now_ms <= HALF_OPEN_RECHECK_MS
