@@ -53,8 +53,11 @@ def letters(producer: Producer, clock: Clock) -> tuple[DeadLetters, dict[str, st
     ids = {"old_sms": _dead(producer, clock, Kind.SMS, e.InvalidNumber("NUMERO_INVALIDO",
                                                                       reason="invalid_number"))}  # fmt: skip
     clock.now_ms += 2 * HOUR_MS
+    # A millisecond apart: entries with equal scores come back in member (random id) order.
     ids["email"] = _dead(producer, clock, Kind.EMAIL, e.Rejected("blocked domain", reason="x"))
+    clock.now_ms += 1
     ids["otp"] = _dead(producer, clock, Kind.OTP, e.NotFound("no such route", reason="http_404"))
+    clock.now_ms += 1
     ids["poison"] = producer.store.quarantine(b'{"actor": "send_sms"}', "malformed job: no job")
     clock.now_ms += 60_000
     return DeadLetters(producer.store), ids
