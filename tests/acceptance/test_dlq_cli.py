@@ -42,7 +42,7 @@ def dead(env: dict[str, str]) -> dict[str, str]:
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=86_400)  # fmt: skip
     ids: dict[str, str] = {}
-    for name, age_ms in (("old", 3 * HOUR_MS), ("fresh", 60_000), ("otp", 0)):
+    for name, age_ms in (("old", 3 * HOUR_MS), ("fresh", 60_000), ("otp", 1_000)):
         producer = Producer(settings, redis_client=client, clock=lambda a=age_ms: now - a)
         if name == "otp":
             ids[name] = producer.send_otp("56987654321", "codigo 123456")
