@@ -103,6 +103,20 @@ class Settings(BaseSettings):
     default_timezone: str = "America/Santiago"
     default_region: str = Field(default="CL", pattern=r"^[A-Z]{2}$")
 
+    # --- Campaigns -----------------------------------------------------------
+    # How long a campaign's record and stored recipient list live, in s.
+    campaign_ttl_s: PositiveInt = 30 * 86_400
+    # A campaign that could not start within this many s of deliver_at waits
+    # for an explicit resume instead of firing late (0: no limit).
+    campaign_max_lateness_s: Annotated[int, Field(ge=0)] = 6 * 3600
+    # Most recipients of one campaign released (jobs created) but not yet
+    # finished; the next chunk is released below it. Bounds Redis memory and
+    # how much a pause or cancel has to stop.
+    campaign_max_pending: Annotated[int, Field(ge=1000)] = 20_000
+    # A sent campaign message with no delivery status after this many s is
+    # looked up at Connectus (polling backs up the status webhook).
+    campaign_status_poll_after_s: PositiveInt = 600
+
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2
     worker_threads: PositiveInt = 16

@@ -51,10 +51,12 @@ class Claim:
     ``status``: ``ok`` (you hold the lease: send), ``done`` (terminal already),
     ``busy`` (another worker holds a live lease), ``unknown`` (outcome
     ambiguous: reconcile), ``expired`` (a holder died mid-send; now
-    ``unknown``), ``missing`` (no record: expired or never created).
+    ``unknown``), ``missing`` (no record: expired or never created),
+    ``paused`` (its campaign is paused, outside its window or late: ``detail``
+    says which; park the message).
     """
 
-    status: Literal["ok", "done", "busy", "unknown", "expired", "missing"]
+    status: Literal["ok", "done", "busy", "unknown", "expired", "missing", "paused"]
     fence: int = 0
     attempts: int = 0
     detail: str = ""

@@ -87,6 +87,42 @@ class Keys:
         """Hash: job id -> its message, for ``connectus review resend``."""
         return f"{self.prefix}:review:msgs"
 
+    # -- campaigns (see core.campaign.store) ----------------------------------
+
+    def campaign(self, campaign_id: str) -> str:
+        """Hash: a campaign's definition, state and progress."""
+        return f"{self.prefix}:campaign:{campaign_id}"
+
+    def campaign_counts(self, campaign_id: str) -> str:
+        """Hash: state -> number of the campaign's released jobs in it."""
+        return f"{self.prefix}:campaign:{campaign_id}:counts"
+
+    def campaign_chunk(self, campaign_id: str, chunk: int) -> str:
+        """String: one chunk of the stored recipient list (JSON rows)."""
+        return f"{self.prefix}:campaign:{campaign_id}:chunk:{chunk}"
+
+    def campaign_parked(self, campaign_id: str) -> str:
+        """Hash: job id (or ``chunk:<n>``) -> message held while the campaign is paused."""
+        return f"{self.prefix}:campaign:{campaign_id}:parked"
+
+    def campaign_deliveries(self, campaign_id: str) -> str:
+        """Hash: chunk -> the Connectus ``id_delivery`` its v1 bulk created."""
+        return f"{self.prefix}:campaign:{campaign_id}:deliveries"
+
+    def campaign_pump(self, campaign_id: str) -> str:
+        """String with a short TTL: which process is releasing the campaign's chunks."""
+        return f"{self.prefix}:campaign:{campaign_id}:pump"
+
+    @property
+    def campaigns(self) -> str:
+        """Sorted set: campaign ids scored by creation time (ms)."""
+        return f"{self.prefix}:campaigns"
+
+    @property
+    def active_campaigns(self) -> str:
+        """Set: campaigns not yet finished or cancelled (what the pump looks at)."""
+        return f"{self.prefix}:campaigns:active"
+
     def queue(self, queue_name: str) -> str:
         """Dramatiq's list of message ids for a queue."""
         return f"{self.dramatiq_namespace}:{queue_name}"

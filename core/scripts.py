@@ -8,6 +8,25 @@ enqueuing its message can never be separated by a crash. Times are epoch ms.
 
 from __future__ import annotations
 
+# Campaign bookkeeping shared by every script that changes a job's state: a
+# job of a campaign (field ``campaign``) moves one unit between the state
+# counters of ``{prefix}:campaign:{id}:counts``, so a campaign's counts by
+# state cost O(1) per transition instead of a scan of its jobs.
+_COUNT = """
+local function campaign_key(job, c)
+  return string.sub(job, 1, string.find(job, ':job:', 1, true) - 1) .. ':campaign:' .. c
+end
+local function moved(job, old, new)
+  if old == new then return end
+  local c = redis.call('HGET', job, 'campaign')
+  if c then
+    local counts = campaign_key(job, c) .. ':counts'
+    if old then redis.call('HINCRBY', counts, old, -1) end
+    redis.call('HINCRBY', counts, new, 1)
+  end
+end
+"""
+
 # KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
 # ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
 #       redis_message_id, message data, key prefix, field/value pairs...
@@ -35,8 +54,11 @@ return {'created', ARGV[1]}
 # The move of a job whose lease ran out to ``unknown`` (shared by CLAIM and
 # SWEEP): it may have been sent; never resend blindly. Its in-flight message
 # copy goes with it, for the reconciler.
-_EXPIRE = """
+_EXPIRE = (
+    _COUNT
+    + """
 local function expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
+  moved(job, 'sending', 'unknown')
   redis.call('HSET', job, 'state', 'unknown', 'outcome', 'ambiguous',
     'error_class', 'LeaseExpired', 'last_error', 'worker lost its lease while sending',
     'updated_at', now)
@@ -49,38 +71,82 @@ local function expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
   end
 end
 """
+)
+
+# The claim of one job, shared by CLAIM and CLAIM_MANY.
+# Answers: {'ok', fence, attempts} | {'done', state} | {'busy', lease_until}
+#          | {'unknown'} | {'expired'} | {'missing'} | {'paused', campaign state}
+# The claim token makes a retried claim whose first answer was lost (a Redis
+# blip) recognise itself instead of finding the job busy. A job of a campaign
+# is claimed only while its campaign runs: cancelled -> the job is cancelled
+# here, in the same step, so that cancelling stops every pod at its next claim;
+# paused, outside its window or late -> 'paused' (the caller parks the message).
+_CLAIM_ONE = (
+    _EXPIRE
+    + """
+local function claim(job, job_id, now, lease_ms, worker, token, copy, unknown, leases,
+                     inflight, unknown_msgs)
+  local st = redis.call('HGET', job, 'state')
+  if not st then return {'missing'} end
+  if st == 'sent' or st == 'failed' or st == 'cancelled' then return {'done', st} end
+  if st == 'unknown' then return {'unknown'} end
+  if st == 'sending' then
+    if redis.call('HGET', job, 'claim_token') == token then
+      return {'ok', redis.call('HGET', job, 'fence'), redis.call('HGET', job, 'attempts')}
+    end
+    local lease_until = tonumber(redis.call('HGET', job, 'lease_until') or '0')
+    if now < lease_until then return {'busy', tostring(lease_until)} end
+    expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
+    return {'expired'}
+  end
+  local c = redis.call('HGET', job, 'campaign')
+  if c then
+    local cst = redis.call('HGET', campaign_key(job, c), 'state')
+    if cst == 'cancelled' then
+      moved(job, st, 'cancelled')
+      redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled', 'updated_at', now)
+      return {'done', 'cancelled'}
+    end
+    if cst and cst ~= 'running' and cst ~= 'finished' then return {'paused', cst} end
+  end
+  moved(job, st, 'sending')
+  local fence = redis.call('HINCRBY', job, 'fence', 1)
+  local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+  local lease_until = now + lease_ms
+  redis.call('HSET', job, 'state', 'sending', 'lease_until', lease_until,
+    'worker', worker, 'claim_token', token, 'updated_at', now)
+  redis.call('ZADD', leases, lease_until, job_id)
+  if copy ~= '' then redis.call('HSET', inflight, job_id, copy) end
+  return {'ok', fence, attempts}
+end
+"""
+)
 
 # KEYS: job, unknown zset, leases zset, in-flight msgs, unknown msgs
 # ARGV: now_ms, lease_ms, worker_id, job_id, claim token, message copy
-# Answers: {'ok', fence, attempts} | {'done', state} | {'busy', lease_until}
-#          | {'unknown'} | {'expired'} | {'missing'}
-# The claim token makes a retried claim whose first answer was lost (a Redis
-# blip) recognise itself instead of finding the job busy.
 CLAIM = (
-    _EXPIRE
+    _CLAIM_ONE
     + """
-local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return {'missing'} end
-if st == 'sent' or st == 'failed' or st == 'cancelled' then return {'done', st} end
-if st == 'unknown' then return {'unknown'} end
-local now = tonumber(ARGV[1])
-if st == 'sending' then
-  if redis.call('HGET', KEYS[1], 'claim_token') == ARGV[5] then
-    return {'ok', redis.call('HGET', KEYS[1], 'fence'), redis.call('HGET', KEYS[1], 'attempts')}
-  end
-  local lease_until = tonumber(redis.call('HGET', KEYS[1], 'lease_until') or '0')
-  if now < lease_until then return {'busy', tostring(lease_until)} end
-  expire(KEYS[1], ARGV[4], ARGV[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5])
-  return {'expired'}
+return claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[5], ARGV[6],
+  KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+"""
+)
+
+# KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs
+# ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, job ids...
+# Claims many jobs in one round trip (a v1 bulk of up to 1,000); one answer
+# per job, as CLAIM's. No in-flight copy: the bulk's own message is the copy.
+CLAIM_MANY = (
+    _CLAIM_ONE
+    + """
+local answers = {}
+local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
+for i = 6, #ARGV do
+  local id = ARGV[i]
+  answers[#answers + 1] = claim(ARGV[5] .. ':job:' .. id, id, now, lease_ms, ARGV[3], ARGV[4],
+    '', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
 end
-local fence = redis.call('HINCRBY', KEYS[1], 'fence', 1)
-local attempts = redis.call('HINCRBY', KEYS[1], 'attempts', 1)
-local lease_until = now + tonumber(ARGV[2])
-redis.call('HSET', KEYS[1], 'state', 'sending', 'lease_until', lease_until,
-  'worker', ARGV[3], 'claim_token', ARGV[5], 'updated_at', ARGV[1])
-redis.call('ZADD', KEYS[3], lease_until, ARGV[4])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[4], ARGV[4], ARGV[6]) end
-return {'ok', fence, attempts}
+return answers
 """
 )
 
@@ -93,20 +159,20 @@ SWEEP = (
     _EXPIRE
     + """
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
-local moved = 0
+local swept = 0
 for _, id in ipairs(ids) do
   local job = ARGV[3] .. ':job:' .. id
   local st = redis.call('HGET', job, 'state')
   local lease_until = tonumber(redis.call('HGET', job, 'lease_until') or '0')
   if st == 'sending' and lease_until <= tonumber(ARGV[1]) then
     expire(job, id, ARGV[1], KEYS[2], KEYS[1], KEYS[3], KEYS[4])
-    moved = moved + 1
+    swept = swept + 1
   elseif st ~= 'sending' then
     redis.call('ZREM', KEYS[1], id)
     redis.call('HDEL', KEYS[3], id)
   end
 end
-return moved
+return swept
 """
 )
 
@@ -116,12 +182,15 @@ return moved
 #       index ttl_s, field/value pairs...
 # Fenced: a worker whose lease was taken over can no longer write.
 # With a provider index key, provider id -> job id is kept (webhooks find the job).
-FINISH = """
+FINISH = (
+    _COUNT
+    + """
 if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1]
    or redis.call('HGET', KEYS[1], 'state') ~= 'sending' then
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV))
+moved(KEYS[1], 'sending', redis.call('HGET', KEYS[1], 'state'))
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('HDEL', KEYS[6], ARGV[4])
 if KEYS[4] ~= '' then
@@ -133,6 +202,7 @@ if ARGV[2] == 'dead' or ARGV[2] == 'retry' or ARGV[2] == 'unknown' then
 end
 return 1
 """
+)
 
 # KEYS: schedule zset, schedule msgs.  ARGV: now_ms, limit, dramatiq namespace, key prefix
 # Moves due messages onto their Dramatiq queues, atomically per batch.
@@ -160,23 +230,30 @@ return #ids
 
 # KEYS: job, schedule zset, schedule msgs.  ARGV: job_id, now_ms
 # Cancels a job that has not started sending; a scheduled one never fires.
-CANCEL = """
+CANCEL = (
+    _COUNT
+    + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st ~= 'queued' and st ~= 'scheduled' and st ~= 'retrying' then return {'refused', st} end
+moved(KEYS[1], st, 'cancelled')
 redis.call('HSET', KEYS[1], 'state', 'cancelled', 'updated_at', ARGV[2])
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 return {'cancelled', st}
 """
+)
 
 # KEYS: job, dead-letter zset, dead-letter msgs, queue list, queue msgs
 # ARGV: job_id, now_ms, redis_message_id, message data
 # Replays a dead letter: back to queued, same job id, same idempotency key.
-REPLAY = """
+REPLAY = (
+    _COUNT
+    + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'missing'} end
 if st ~= 'failed' then return {'refused', st} end
+moved(KEYS[1], 'failed', 'queued')
 redis.call('HSET', KEYS[1], 'state', 'queued', 'updated_at', ARGV[2], 'outcome', '',
   'error_class', '', 'last_error', '')
 redis.call('ZREM', KEYS[2], ARGV[1])
@@ -185,6 +262,7 @@ redis.call('HSET', KEYS[5], ARGV[3], ARGV[4])
 redis.call('RPUSH', KEYS[4], ARGV[3])
 return {'replayed', st}
 """
+)
 
 # KEYS: job, source zset, source msgs, review zset, review msgs, target A, target B
 # ARGV: job_id, now_ms, mode, then per mode:
@@ -194,10 +272,14 @@ return {'replayed', st}
 #   fail:    error_class, last_error
 # Resolves a job in ``unknown`` (or in review); a no-op for any other state,
 # so two reconcilers racing on one job can't both act.
-RESOLVE = """
+RESOLVE = (
+    _COUNT
+    + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'unknown' then return 0 end
 local mode = ARGV[3]
+local target = ({sent = 'sent', requeue = 'queued', fail = 'failed'})[mode]
+if target then moved(KEYS[1], 'unknown', target) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
 if mode == 'sent' then
@@ -218,6 +300,7 @@ else
 end
 return 1
 """
+)
 
 # KEYS: the consumer's acks set, queue msgs, dead-letter zset, dead-letter msgs,
 #       dead-letter reasons.  ARGV: raw data, now_ms, reason

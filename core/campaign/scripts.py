@@ -1,0 +1,165 @@
+"""The Lua scripts behind campaigns: creation, chunk release, control, parking.
+
+Every step that must not be split by a crash is one script:
+
+- ``CREATE`` commits a campaign whose chunks are already written: record,
+  list entry, active set and idempotency key together. Until it runs, the
+  chunks are orphans with a TTL that nothing reads.
+- ``RELEASE`` fans one chunk out: it creates the chunk's job records and
+  their Dramatiq messages *and* advances the cursor, compare-and-set on the
+  cursor. A crash before it leaves the chunk unreleased; after it, released
+  exactly once. (listmonk moves its checkpoint when a batch is fetched, so a
+  crash between fetch and send skips or repeats; here there is no between.)
+- ``CONTROL`` changes the campaign's state from an allowed set of states,
+  and moves parked messages back to their queues, or cancels their jobs.
+- ``PARK`` holds a message met while the campaign can't send, unless the
+  campaign runs again by the time it arrives (then it is queued at once).
+
+Times are epoch ms.
+"""
+
+from __future__ import annotations
+
+from core.scripts import _COUNT
+
+# KEYS: campaign, campaigns zset, active set, idempotency key ('' = none)
+# ARGV: campaign_id, now_ms, ttl_s, fingerprint, field/value pairs...
+CREATE = """
+if KEYS[4] ~= '' then
+  local existing = redis.call('GET', KEYS[4])
+  if existing then
+    local fp = redis.call('HGET', string.gsub(KEYS[1], '[^:]+$', existing), 'fingerprint')
+    if fp and fp ~= ARGV[4] then return {'conflict', existing} end
+    return {'duplicate', existing}
+  end
+  redis.call('SET', KEYS[4], ARGV[1], 'EX', tonumber(ARGV[3]))
+end
+redis.call('HSET', KEYS[1], 'fingerprint', ARGV[4], unpack(ARGV, 5, #ARGV))
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[3]))
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[1])
+redis.call('SADD', KEYS[3], ARGV[1])
+return {'created', ARGV[1]}
+"""
+
+# KEYS: campaign, counts, queue list, queue msgs
+# ARGV: expected cursor, now_ms, ttl_s, campaign_id, kind, queue, chunk message id
+#       ('' = none), chunk message data, then 6 per job:
+#       job_id, idempotency key, masked dst, segments, message id ('' = none), data
+# Answers 1 when released, 0 when the cursor moved or the campaign is not running.
+RELEASE = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running'
+   or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
+  return 0
+end
+local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
+local ttl = tonumber(ARGV[3])
+local created = 0
+for i = 9, #ARGV, 6 do
+  local job = prefix .. ':job:' .. ARGV[i]
+  if redis.call('EXISTS', job) == 0 then
+    redis.call('HSET', job, 'job_id', ARGV[i], 'kind', ARGV[5], 'state', 'queued',
+      'queue', ARGV[6], 'idempotency_key', ARGV[i + 1], 'dst', ARGV[i + 2],
+      'attempts', 0, 'fence', 0, 'created_at', ARGV[2], 'updated_at', ARGV[2],
+      'campaign', ARGV[4], 'segments', ARGV[i + 3])
+    redis.call('EXPIRE', job, ttl)
+    if ARGV[i + 4] ~= '' then
+      redis.call('HSET', KEYS[4], ARGV[i + 4], ARGV[i + 5])
+      redis.call('RPUSH', KEYS[3], ARGV[i + 4])
+    end
+    created = created + 1
+  end
+end
+if ARGV[7] ~= '' then
+  redis.call('HSET', KEYS[4], ARGV[7], ARGV[8])
+  redis.call('RPUSH', KEYS[3], ARGV[7])
+end
+redis.call('HINCRBY', KEYS[2], 'queued', created)
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
+return 1
+"""
+
+# KEYS: campaign, counts, parked, active set
+# ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
+#       field/value pairs...
+# Answers {'ok', old state} or {'refused', current state ('' = missing)}.
+# To 'finished': only once every chunk is released and no job is pending.
+# To 'running': parked messages go back to their queues. To 'cancelled':
+# parked jobs (and the jobs of parked bulk chunks) are cancelled.
+CONTROL = (
+    _COUNT
+    + """
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return {'refused', ''} end
+local allowed = false
+for from in string.gmatch(ARGV[4], '[^,]+') do
+  if from == st then allowed = true end
+end
+if not allowed then return {'refused', st} end
+local to = ARGV[3]
+if to == 'finished' then
+  local c = redis.call('HMGET', KEYS[2], 'queued', 'sending', 'retrying')
+  local pending = tonumber(c[1] or '0') + tonumber(c[2] or '0') + tonumber(c[3] or '0')
+  if pending > 0 or redis.call('HGET', KEYS[1], 'cursor') ~= redis.call('HGET', KEYS[1], 'chunks')
+  then
+    return {'refused', st}
+  end
+end
+redis.call('HSET', KEYS[1], 'state', to, 'updated_at', ARGV[1])
+if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, #ARGV)) end
+if to == 'finished' or to == 'cancelled' then
+  redis.call('SREM', KEYS[4], KEYS[1]:match('[^:]+$'))
+end
+if to == 'running' then
+  local parked = redis.call('HGETALL', KEYS[3])
+  for i = 1, #parked, 2 do
+    local msg = cjson.decode(parked[i + 1])
+    local queue = ARGV[2] .. ':' .. msg['queue_name']
+    local rid = msg['options']['redis_message_id']
+    redis.call('HSET', queue .. '.msgs', rid, parked[i + 1])
+    redis.call('RPUSH', queue, rid)
+  end
+  redis.call('DEL', KEYS[3])
+elseif to == 'cancelled' then
+  local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
+  local cid = KEYS[1]:match('[^:]+$')
+  local size = tonumber(redis.call('HGET', KEYS[1], 'chunk_size'))
+  local parked = redis.call('HKEYS', KEYS[3])
+  for _, member in ipairs(parked) do
+    local ids = {}
+    local chunk = member:match('^chunk:(%d+)$')
+    if chunk then
+      for idx = tonumber(chunk) * size, tonumber(chunk) * size + size - 1 do
+        ids[#ids + 1] = cid .. '-' .. idx
+      end
+    else
+      ids[1] = member
+    end
+    for _, id in ipairs(ids) do
+      local job = prefix .. ':job:' .. id
+      local js = redis.call('HGET', job, 'state')
+      if js == 'queued' or js == 'retrying' then
+        moved(job, js, 'cancelled')
+        redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled', 'updated_at', ARGV[1])
+      end
+    end
+  end
+  redis.call('DEL', KEYS[3])
+end
+return {'ok', st}
+"""
+)
+
+# KEYS: campaign, parked, queue list, queue msgs
+# ARGV: member, message id, data
+# Answers 'parked', or 'queued' when the campaign runs (or is gone) by now.
+PARK = """
+local st = redis.call('HGET', KEYS[1], 'state')
+if st == 'scheduled' or st == 'paused' or st == 'window' or st == 'late' then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])
+  return 'parked'
+end
+redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
+redis.call('RPUSH', KEYS[3], ARGV[2])
+return 'queued'
+"""

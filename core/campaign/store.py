@@ -1,0 +1,315 @@
+"""Campaigns in Redis: the stored recipient list, the record and its transitions.
+
+Layout (``{prefix}`` = ``KEY_PREFIX``)::
+
+    {prefix}:campaign:{id}              hash    definition, state, cursor
+    {prefix}:campaign:{id}:chunk:{n}    string  JSON rows [[dst, value...], ...]
+    {prefix}:campaign:{id}:counts       hash    job state -> released jobs in it
+    {prefix}:campaign:{id}:parked       hash    messages held while not running
+    {prefix}:campaign:{id}:deliveries   hash    chunk -> Connectus id_delivery
+    {prefix}:campaigns                  zset    ids by creation time (ms)
+    {prefix}:campaigns:active           set     ids not finished nor cancelled
+
+A pending recipient costs one JSON row in a chunk (tens of bytes), not a
+job record and a Dramatiq message: those are made when its chunk is
+released, shortly before it is sent (:mod:`worker.campaigns`). Recipient
+``i`` is job ``{id}-{i}`` with idempotency key ``campaign:{id}:{i}``, so a
+release that runs twice can't create a second job for anyone.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import redis
+from dramatiq import Message
+
+from core.campaign import scripts
+from core.campaign.model import Campaign, CampaignState
+from core.jobs import epoch_ms
+from core.keys import Keys
+
+#: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
+CHUNK_SIZE = 1_000
+#: Chunks written per Redis pipeline while a campaign is accepted.
+_WRITE_BATCH = 20
+
+
+class CampaignConflict(ValueError):
+    """The idempotency key is already used by a different campaign."""
+
+    def __init__(self, key: str, campaign_id: str) -> None:
+        self.key = key
+        self.campaign_id = campaign_id
+        super().__init__(
+            f"idempotency_key: already used by campaign {campaign_id} with a different definition"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    campaign_id: str
+    created: bool  # False: the key was seen before; this is the first campaign's id
+
+
+@dataclass(frozen=True, slots=True)
+class ReleasedJob:
+    """One recipient's job, as the release script writes it."""
+
+    job_id: str
+    idempotency_key: str
+    masked_dst: str
+    segments: int
+    message: Message[Any] | None  # None for v1 bulk: the chunk's message carries it
+
+
+@dataclass(frozen=True, slots=True)
+class Control:
+    status: Literal["ok", "refused"]
+    state: str  # the state before (ok) or the current one (refused; '' = no campaign)
+
+
+def job_id_for(campaign_id: str, index: int) -> str:
+    return f"{campaign_id}-{index}"
+
+
+class CampaignStore:
+    """Campaign records and their chunked recipient lists, on one Redis."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        ttl_s: int,
+        job_ttl_s: int,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self.job_ttl_s = job_ttl_s
+        self.clock = clock
+        self._create = client.register_script(scripts.CREATE)
+        self._release = client.register_script(scripts.RELEASE)
+        self._control = client.register_script(scripts.CONTROL)
+        self._park = client.register_script(scripts.PARK)
+
+    # -- accepting ------------------------------------------------------------
+
+    def write_chunks(
+        self,
+        campaign_id: str,
+        rows: Iterable[Sequence[str]],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Store ``rows`` (``[dst, value...]``) as chunks; returns how many rows.
+
+        Streams: at most ``_WRITE_BATCH`` chunks are held in memory at once.
+        ``progress`` is called with the number of rows written so far.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        chunk: list[Sequence[str]] = []
+        count = chunks = pending = 0
+        for row in rows:
+            chunk.append(row)
+            if len(chunk) == chunk_size:
+                self._queue_chunk(pipe, campaign_id, chunks, chunk)
+                count, chunks, pending, chunk = count + len(chunk), chunks + 1, pending + 1, []
+                if pending == _WRITE_BATCH:
+                    pipe.execute()
+                    pending = 0
+                    if progress is not None:
+                        progress(count)
+        if chunk:
+            self._queue_chunk(pipe, campaign_id, chunks, chunk)
+            count += len(chunk)
+        pipe.execute()
+        if progress is not None:
+            progress(count)
+        return count
+
+    def _queue_chunk(
+        self, pipe: Any, campaign_id: str, number: int, rows: list[Sequence[str]]
+    ) -> None:
+        data = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        pipe.set(self.keys.campaign_chunk(campaign_id, number), data, ex=self.ttl_s)
+
+    def discard_chunks(self, campaign_id: str, chunks: int) -> None:
+        """Delete chunks written for a campaign that was not committed."""
+        names = [self.keys.campaign_chunk(campaign_id, n) for n in range(chunks)]
+        for start in range(0, len(names), 1000):
+            self.client.delete(*names[start : start + 1000])
+
+    def commit(
+        self,
+        campaign_id: str,
+        fields: Mapping[str, str | int],
+        *,
+        fingerprint: str,
+        idempotency_key: str | None,
+    ) -> Created:
+        """Create the campaign record over its written chunks, atomically.
+
+        Raises :class:`CampaignConflict` for a key used by another definition.
+        """
+        args: list[str | int] = [campaign_id, self.clock(), self.ttl_s, fingerprint]
+        for name, value in fields.items():
+            args += [name, value]
+        idem = self.keys.idempotency(f"campaign:{idempotency_key}") if idempotency_key else ""
+        status, existing = self._create(
+            keys=[self.keys.campaign(campaign_id), self.keys.campaigns,
+                  self.keys.active_campaigns, idem],
+            args=args,
+        )  # fmt: skip
+        existing_id = _text(existing)
+        if status == b"conflict":
+            raise CampaignConflict(str(idempotency_key), existing_id)
+        return Created(existing_id, status == b"created")
+
+    def existing_for_key(self, idempotency_key: str) -> str | None:
+        """The campaign already created with this idempotency key, if any."""
+        value = self.client.get(self.keys.idempotency(f"campaign:{idempotency_key}"))
+        return _text(value) if value is not None else None
+
+    # -- reading ----------------------------------------------------------------
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        raw = self.client.hgetall(self.keys.campaign(campaign_id))
+        return Campaign.from_redis(raw) if raw else None
+
+    def counts(self, campaign_id: str) -> dict[str, int]:
+        """Released jobs by state (only states with a non-zero count)."""
+        raw = self.client.hgetall(self.keys.campaign_counts(campaign_id))
+        counts = {_text(k): int(v) for k, v in raw.items()}
+        return {state: n for state, n in counts.items() if n}
+
+    def recent(self, *, limit: int = 100) -> list[Campaign]:
+        """The newest campaigns first (those whose record has not expired)."""
+        raw: list[bytes] = self.client.zrevrange(self.keys.campaigns, 0, limit - 1)  # type: ignore[assignment]
+        ids = [_text(i) for i in raw]
+        pipe = self.client.pipeline(transaction=False)
+        for campaign_id in ids:
+            pipe.hgetall(self.keys.campaign(campaign_id))
+        return [Campaign.from_redis(raw) for raw in pipe.execute() if raw]
+
+    def active_ids(self) -> list[str]:
+        return sorted(_text(i) for i in self.client.smembers(self.keys.active_campaigns))
+
+    def chunk(self, campaign_id: str, number: int) -> list[list[str]]:
+        """The rows of one chunk: ``[dst, value...]`` aligned with the campaign's fields."""
+        data = self.client.get(self.keys.campaign_chunk(campaign_id, number))
+        if data is None:
+            raise LookupError(f"campaign {campaign_id}: chunk {number} is missing (expired?)")
+        rows: list[list[str]] = json.loads(data)
+        return rows
+
+    def deliveries(self, campaign_id: str) -> dict[int, str]:
+        """Chunk -> the Connectus delivery its v1 bulk created."""
+        raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
+        return {int(k): _text(v) for k, v in raw.items()}
+
+    def set_delivery(self, campaign_id: str, chunk: int, id_delivery: str) -> None:
+        key = self.keys.campaign_deliveries(campaign_id)
+        pipe = self.client.pipeline(transaction=True)
+        pipe.hset(key, str(chunk), id_delivery)
+        pipe.expire(key, self.ttl_s)
+        pipe.execute()
+
+    # -- transitions --------------------------------------------------------------
+
+    def release(
+        self,
+        campaign: Campaign,
+        jobs: Sequence[ReleasedJob],
+        *,
+        queue: str,
+        chunk_message: Message[Any] | None = None,
+    ) -> bool:
+        """Release chunk ``campaign.cursor``: create its jobs and messages, advance
+        the cursor. False if another process released it first or the campaign
+        stopped running."""
+        args: list[str | int | bytes] = [
+            campaign.cursor, self.clock(), self.job_ttl_s, campaign.campaign_id,
+            campaign.kind.value, queue,
+            chunk_message.options["redis_message_id"] if chunk_message else "",
+            chunk_message.encode() if chunk_message else b"",
+        ]  # fmt: skip
+        for job in jobs:
+            message = job.message
+            args += [
+                job.job_id, job.idempotency_key, job.masked_dst, job.segments,
+                message.options["redis_message_id"] if message else "",
+                message.encode() if message else b"",
+            ]  # fmt: skip
+        answer = self._release(
+            keys=[self.keys.campaign(campaign.campaign_id),
+                  self.keys.campaign_counts(campaign.campaign_id),
+                  self.keys.queue(queue), self.keys.queue_messages(queue)],
+            args=args,
+        )  # fmt: skip
+        return bool(answer)
+
+    def transition(
+        self,
+        campaign_id: str,
+        to: CampaignState,
+        *,
+        allowed_from: Iterable[CampaignState],
+        fields: Mapping[str, str | int] | None = None,
+    ) -> Control:
+        """Move the campaign to ``to`` if it is in one of ``allowed_from``."""
+        args: list[str | int] = [self.clock(), self.keys.dramatiq_namespace, to.value,
+                                 ",".join(s.value for s in allowed_from)]  # fmt: skip
+        for name, value in (fields or {}).items():
+            args += [name, value]
+        status, state = self._control(
+            keys=[self.keys.campaign(campaign_id), self.keys.campaign_counts(campaign_id),
+                  self.keys.campaign_parked(campaign_id), self.keys.active_campaigns],
+            args=args,
+        )  # fmt: skip
+        return Control("ok" if status == b"ok" else "refused", _text(state))
+
+    def park(self, campaign_id: str, member: str, message: Message[Any]) -> str:
+        """Hold ``message`` until the campaign runs; 'parked' or 'queued' (it runs now)."""
+        fresh = message.copy(options={**message.options, "redis_message_id": str(uuid.uuid4())})
+        answer = self._park(
+            keys=[self.keys.campaign(campaign_id), self.keys.campaign_parked(campaign_id),
+                  self.keys.queue(fresh.queue_name), self.keys.queue_messages(fresh.queue_name)],
+            args=[member, fresh.options["redis_message_id"], fresh.encode()],
+        )  # fmt: skip
+        return _text(answer)
+
+    def parked(self, campaign_id: str) -> int:
+        return int(self.client.hlen(self.keys.campaign_parked(campaign_id)))
+
+    def try_pump_lock(self, campaign_id: str, owner: str, *, ttl_ms: int) -> bool:
+        """A short lease so that one process at a time releases a campaign's chunks.
+
+        An optimisation only: release is compare-and-set, so two pumps at
+        once waste work but never release a chunk twice.
+        """
+        return bool(
+            self.client.set(self.keys.campaign_pump(campaign_id), owner, nx=True, px=ttl_ms)
+        )
+
+    def jobs_state(self, job_ids: Sequence[str]) -> Iterator[dict[str, str]]:
+        """Selected fields of many job records, in order ({} for a missing one)."""
+        names = ("state", "provider_id", "delivery_status", "error_class", "last_error",
+                 "attempts", "sent_at")  # fmt: skip
+        for start in range(0, len(job_ids), 1000):
+            pipe = self.client.pipeline(transaction=False)
+            for job_id in job_ids[start : start + 1000]:
+                pipe.hmget(self.keys.job(job_id), names)
+            for values in pipe.execute():
+                yield {n: _text(v) for n, v in zip(names, values, strict=True) if v is not None}
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
