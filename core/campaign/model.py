@@ -127,6 +127,7 @@ class Campaign:
     subject: str | None
     fields: tuple[str, ...]
     src: str | None
+    id_client: str | None
     timezone: str
     deliver_at_ms: int
     window: Window | None
@@ -171,6 +172,7 @@ class Campaign:
             subject=f.get("subject") or None,
             fields=tuple(json.loads(f.get("fields") or "[]")),
             src=f.get("src") or None,
+            id_client=f.get("id_client") or None,
             timezone=f["timezone"],
             deliver_at_ms=int(f["deliver_at"]),
             window=Window.parse(f["window"]) if f.get("window") else None,

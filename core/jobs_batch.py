@@ -1,0 +1,96 @@
+"""Ledger transitions for many jobs at once: a v1 bulk of up to 1,000 recipients.
+
+The same per-job state machine as :class:`core.jobs.JobStore` (the same Lua
+``claim`` function and the same fenced ``FINISH`` script), driven for a
+whole chunk in one round trip each way: one ``CLAIM_MANY`` before the bulk
+call, one pipeline of ``FINISH`` calls after it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from dramatiq import Message
+
+from core import scripts
+from core.jobs import Claim, JobStore
+
+#: FINISH modes: where a finished job's message copy goes.
+Mode = str  # "done" (no copy), "dead", "unknown", "retry"
+
+
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One job's fenced outcome; ``score`` is the due time (ms) of a retry."""
+
+    job_id: str
+    fence: int
+    mode: Mode
+    fields: Mapping[str, str | int]
+    message: Message[Any] | None = None
+    score: int = 0
+
+
+class BatchLedger:
+    """Claims and finishes many jobs of one :class:`JobStore` per round trip."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self._claim_many = store.client.register_script(scripts.CLAIM_MANY)
+        self._finish = store.client.register_script(scripts.FINISH)
+
+    def claim_many(
+        self, job_ids: Sequence[str], *, worker_id: str, lease_ms: int, token: str
+    ) -> list[Claim]:
+        """Claim every job (answers in order, as :meth:`JobStore.claim`'s).
+
+        ``token`` is the bulk's delivery: claiming again with it after a lost
+        answer returns the same leases.
+        """
+        k = self.store.keys
+        answers = self._claim_many(
+            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages],
+            args=[self.store.clock(), lease_ms, worker_id, token, k.prefix, *job_ids],
+        )
+        claims = []
+        for answer in answers:
+            status = _text(answer[0])
+            if status == "ok":
+                claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
+            else:
+                claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
+        return claims
+
+    def finish_many(self, items: Sequence[Finish]) -> list[bool]:
+        """Apply every outcome, fenced, in one pipeline; True where it landed."""
+        k = self.store.keys
+        targets = {
+            "dead": (k.dead_letters, k.dead_letter_messages),
+            "retry": (k.schedule, k.schedule_messages),
+            "unknown": (k.unknown, k.unknown_messages),
+            "done": (k.dead_letters, k.dead_letter_messages),
+        }
+        now = self.store.clock()
+        pipe = self.store.client.pipeline(transaction=False)
+        for item in items:
+            zset, hash_ = targets[item.mode]
+            provider_id = item.fields.get("provider_id")
+            index = k.provider(str(provider_id)) if provider_id else ""
+            data = item.message.encode() if item.message is not None else b""
+            args: list[str | int | bytes] = [
+                item.fence, item.mode, item.score, item.job_id, data, self.store.ttl_s,
+            ]  # fmt: skip
+            for name, value in {**item.fields, "updated_at": now}.items():
+                args += [name, value]
+            self._finish(
+                keys=[k.job(item.job_id), zset, hash_, index, k.leases, k.inflight_messages],
+                args=args,
+                client=pipe,
+            )
+        return [bool(landed) for landed in pipe.execute()]
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
