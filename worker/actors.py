@@ -16,6 +16,8 @@ from dramatiq.broker import Broker
 from config import Settings
 from core.models import Kind
 from core.routing import default_queue
+from worker.bulk import BulkSender
+from worker.campaigns import BULK_ACTOR
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
@@ -44,6 +46,36 @@ def register_actors(
         )
         for kind in Kind
     }
+
+
+def register_bulk_actor(
+    broker: Broker, sender: BulkSender, settings: Settings
+) -> dramatiq.Actor[..., Any]:
+    """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``."""
+
+    def send_sms_bulk(*args: Any, **kwargs: Any) -> None:
+        chunk = kwargs.get("chunk")
+        problem = None
+        if args or set(kwargs) != {"chunk"} or not isinstance(chunk, dict):
+            problem = "expected exactly one keyword argument, 'chunk'"
+        elif not isinstance(chunk.get("campaign"), str) or not chunk["campaign"]:
+            problem = "chunk.campaign: must be a non-empty string"
+        elif not isinstance(chunk.get("chunk"), int) or chunk["chunk"] < 0:
+            problem = "chunk.chunk: must be a non-negative integer"
+        if problem is not None:
+            sender.quarantine(args, kwargs, problem)
+            return
+        assert isinstance(chunk, dict)
+        sender.handle(chunk["campaign"], chunk["chunk"])
+
+    return dramatiq.Actor(
+        send_sms_bulk,
+        broker=broker,
+        actor_name=BULK_ACTOR,
+        queue_name=settings.queue_bulk,
+        priority=0,
+        options={},
+    )
 
 
 def _actor_fn(

@@ -20,12 +20,15 @@ from dramatiq.brokers.redis import RedisBroker
 
 from config import Settings
 from core.broker import build_broker
+from core.campaign.store import CampaignStore
 from core.jobs import JobStore
 from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
-from worker.actors import register_actors
+from worker.actors import register_actors, register_bulk_actor
 from worker.breaker import CircuitBreaker
+from worker.bulk import BulkSender
+from worker.campaigns import CampaignPump, recipient_message
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
 from worker.metrics import WorkerMetrics
@@ -46,6 +49,8 @@ class WorkerApp:
     actors: dict[Kind, dramatiq.Actor[..., Any]]
     housekeeper: Housekeeper
     metrics: WorkerMetrics
+    campaigns: CampaignStore
+    bulk: BulkSender
 
     def close(self) -> None:
         self.housekeeper.stop()
@@ -94,23 +99,34 @@ def build_worker_app(
     # all is well; an opened breaker reaches every process within 200 ms.
     breaker = CircuitBreaker.from_settings(settings, client_redis, cache_ms=200)
     metrics = WorkerMetrics()
+    campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
+                              job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    policy = RetryPolicy(
+        max_retries=settings.durable_max_retries,
+        min_backoff_ms=settings.durable_min_backoff_ms,
+        max_backoff_ms=settings.durable_max_backoff_ms,
+        max_message_age_s=settings.max_message_age_s,
+    )
     pipeline = SendPipeline(
         store=store,
         send=ClientSender(client, settings, limiter=limiter, metrics=metrics),
         breaker=breaker,
         limiter=limiter,
         acquire_timeout_s=settings.rate_acquire_timeout_s,
-        policy=RetryPolicy(
-            max_retries=settings.durable_max_retries,
-            min_backoff_ms=settings.durable_min_backoff_ms,
-            max_backoff_ms=settings.durable_max_backoff_ms,
-            max_message_age_s=settings.max_message_age_s,
-        ),
-        worker_id=f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}",
+        policy=policy,
+        worker_id=worker_id,
         lease_ms=lease_ms(settings),
         metrics=metrics,
+        park=campaigns.park,
     )
     actors = register_actors(broker, pipeline, settings, metrics)
+    bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
+                      queue=settings.queue_bulk, worker_id=worker_id, lease_ms=lease_ms(settings),
+                      breaker=breaker)  # fmt: skip
+    register_bulk_actor(broker, bulk, settings)
+    pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
+                        max_pending=settings.campaign_max_pending, owner=worker_id)  # fmt: skip
     reconciler = Reconciler(
         store=store,
         client=client,
@@ -118,6 +134,7 @@ def build_worker_app(
         window_s=settings.reconcile_window_s,
         undecidable=settings.reconcile_undecidable,
         timezone=settings.default_timezone,
+        rebuild=lambda job_id: recipient_message(campaigns, job_id, settings.queue_bulk),
     )
     housekeeper = Housekeeper(
         store=store,
@@ -126,7 +143,9 @@ def build_worker_app(
         maintenance_interval_s=settings.broker_maintenance_interval_s,
         reconciler=reconciler,
         reconcile_interval_s=settings.reconcile_interval_s,
+        pump=pump,
     )
     return WorkerApp(
-        settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics
-    )
+        settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,
+        campaigns, bulk,
+    )  # fmt: skip

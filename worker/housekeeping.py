@@ -10,6 +10,8 @@
   message copy kept at claim time) for the reconciler.
 - **Reconcile**: every ``reconcile_interval_s`` the reconciler (if given)
   settles ``unknown`` jobs by asking Connectus (see :mod:`worker.reconcile`).
+- **Campaigns**: the pump (if given) starts due campaigns, keeps their send
+  windows and releases their next chunks (see :mod:`worker.campaigns`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
@@ -28,6 +30,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
 from core.jobs import JobStore
+from worker.campaigns import CampaignPump
 from worker.reconcile import Reconciler
 
 log = structlog.get_logger("worker.housekeeping")
@@ -47,6 +50,7 @@ class Housekeeper(threading.Thread):
         reconciler: Reconciler | None = None,
         reconcile_interval_s: float = 5.0,
         batch: int = 500,
+        pump: CampaignPump | None = None,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -57,6 +61,7 @@ class Housekeeper(threading.Thread):
         self.batch = batch
         self.reconciler = reconciler
         self.reconcile_interval_s = reconcile_interval_s
+        self.pump = pump
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -71,6 +76,8 @@ class Housekeeper(threading.Thread):
                 while self.store.promote_due(limit=self.batch) >= self.batch:
                     pass
                 self.store.sweep_expired_leases(limit=self.batch)
+                if self.pump is not None:
+                    self.pump.tick()
                 if since_maintenance >= self.maintenance_interval_s:
                     self.run_maintenance()
                     since_maintenance = 0.0

@@ -95,8 +95,10 @@ class SendPipeline:
         limiter: RateLimiter | None = None,
         acquire_timeout_s: float = 5.0,
         metrics: WorkerMetrics | None = None,
+        park: Callable[[str, str, Message[Any]], str] | None = None,
     ) -> None:
         self.store = store
+        self.park = park
         self.send = send
         self.policy = policy
         self.worker_id = worker_id
@@ -181,6 +183,11 @@ class SendPipeline:
         if claim.status == "expired":
             # The previous holder died mid-send; keep this copy for reconciliation.
             self.ledger.call(self.store.hold_message, job_id, kept)
+        elif claim.status == "paused" and self.park is not None:
+            # Its campaign is paused or outside its window: hold the message
+            # (with its content) until the campaign runs again.
+            original = new_message(str(job["queue"]), kind.actor_name, job)
+            self.ledger.call(self.park, str(job.get("campaign")), job_id, original)
         elif claim.status == "busy":
             # Another worker holds the lease, perhaps a dead one: look again
             # just after the lease ends rather than dropping the only message.

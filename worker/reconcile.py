@@ -68,8 +68,12 @@ class Reconciler:
         timezone: str,
         lock_ttl_s: float = 15.0,
         batch: int = 200,
+        rebuild: Callable[[str], Message[Any] | None] | None = None,
     ) -> None:
         self.store = store
+        # Rebuilds a message no copy was kept of (a campaign job swept while
+        # in a v1 bulk: one bulk message carries its whole chunk).
+        self.rebuild = rebuild
         self.client = client
         self.after_ms = int(after_s * 1000)
         self.window_ms = int(window_s * 1000)
@@ -108,6 +112,8 @@ class Reconciler:
         if record is None:
             self.store.client.zrem(self.store.keys.unknown, job_id)
             return "expired"
+        if message is None and self.rebuild is not None:
+            message = self.rebuild(job_id)
         if message is None:
             # Nothing to compare with or resend: an operator decides.
             self.store.resolve(job_id, "review")

@@ -1,0 +1,247 @@
+"""One campaign chunk through v1 ``send_sms_bulk``: up to 1,000 recipients per call.
+
+Idempotency holds per recipient, as for single sends: every recipient has
+its own job record (created when the chunk was released) and the chunk's
+jobs are claimed together (``CLAIM_MANY``: lease, fence) *before* the call
+and finished together, fenced, after it. A redelivered chunk message finds
+its sent recipients ``done`` and sends only the rest.
+
+Outcomes, by the error type alone (as :mod:`worker.pipeline`):
+
+================================  =============================================
+the bulk call                     each claimed recipient
+================================  =============================================
+answered                          per item: ``sent`` with its ``id_sms``, or the
+                                  item's error: permanent -> dead letter;
+                                  transient -> durable retry as a single v3 send
+ambiguous (timeout after sending) ``unknown``, with a v3 message kept for the
+                                  reconciler: never resent blindly
+transient / account (not sent)    ``retrying``; the chunk message comes back
+                                  after a backoff (dead letter after
+                                  ``DURABLE_MAX_RETRIES``)
+permanent (request refused)       dead letter, replayable one by one
+================================  =============================================
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from dramatiq import Message
+
+from core.campaign.model import Campaign
+from core.campaign.render import payload_for
+from core.campaign.store import CampaignStore, job_id_for
+from core.jobs import JobStore, epoch_ms, renew_message
+from core.jobs_batch import BatchLedger, Finish
+from worker.breaker import CircuitBreaker
+from worker.campaigns import chunk_message, single_message
+from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
+from worker.connectus.client import ConnectusClient
+from worker.connectus.errors import (
+    AccountError,
+    AmbiguousError,
+    BalanceExhausted,
+    ConnectusError,
+    PermanentError,
+    Rejected,
+    TransientError,
+)
+from worker.ledger import DurableLedger
+from worker.pipeline import RetryPolicy
+
+log = structlog.get_logger("worker.bulk")
+
+
+def item_error(text: str) -> ConnectusError:
+    """The error class of one bulk item's error text, from the status tables."""
+    for word in text.replace(",", " ").replace(":", " ").split():
+        rule = SMPP.get(word) or PLATFORM.get(word)
+        if rule is not None:
+            error = rule.error or Rejected
+            return error(f"bulk item refused: {text}", reason=word)
+    if is_balance_text(text):
+        return BalanceExhausted(f"bulk item refused: {text}", reason="balance")
+    # Not in the tables: not accepted, and unknown why; a human decides (replay).
+    return Rejected(f"bulk item refused: {text}", reason="bulk_item_error")
+
+
+class BulkSender:
+    """Sends one stored chunk; thread-safe (no mutable state)."""
+
+    def __init__(
+        self,
+        *,
+        campaigns: CampaignStore,
+        jobs: JobStore,
+        client: ConnectusClient,
+        policy: RetryPolicy,
+        queue: str,
+        worker_id: str,
+        lease_ms: int,
+        breaker: CircuitBreaker | None = None,
+        clock: Callable[[], int] = epoch_ms,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.campaigns = campaigns
+        self.jobs = jobs
+        self.batch = BatchLedger(jobs)
+        self.ledger = DurableLedger(jobs)
+        self.client = client
+        self.policy = policy
+        self.queue = queue
+        self.worker_id = worker_id
+        self.lease_ms = lease_ms
+        self.breaker = breaker
+        self.clock = clock
+        self.rng = rng or random.Random()
+
+    def handle(self, campaign_id: str, number: int) -> str:
+        """Send chunk ``number`` of ``campaign_id``; returns what happened (logs, tests)."""
+        message = chunk_message(self.queue, campaign_id, number)
+        campaign = self.ledger.call(self.campaigns.get, campaign_id)
+        if campaign is None:
+            log.warning("bulk.campaign_missing", campaign=campaign_id, chunk=number)
+            return "missing"
+        member = f"chunk:{number}"
+        if self.breaker is not None:
+            decision = self.breaker.allow()
+            if not decision.allowed:
+                return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
+        rows = self.ledger.call(self.campaigns.chunk, campaign_id, number)
+        base = number * campaign.chunk_size
+        ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
+        token = uuid.uuid4().hex
+        claims = self.ledger.call(
+            self.batch.claim_many, ids, worker_id=self.worker_id, lease_ms=self.lease_ms,
+            token=token,
+        )  # fmt: skip
+        if any(c.status == "paused" for c in claims):
+            where = self.ledger.call(self.campaigns.park, campaign_id, member, message)
+            log.info("bulk.parked", campaign=campaign_id, chunk=number, answer=where)
+            return f"parked:{where}"
+        payloads = [payload_for(campaign, row)[0] for row in rows]
+        for job_id, claim, payload in zip(ids, claims, payloads, strict=True):
+            if claim.status in ("expired", "unknown"):
+                # A worker died mid-bulk: the job is now unknown; keep its message.
+                self.ledger.call(
+                    self.jobs.hold_message, job_id, self._single(campaign, job_id, payload)
+                )
+        busy = [int(c.detail) for c in claims if c.status == "busy"]
+        if busy:
+            self._defer(message, campaign_id, number, max(busy) + 1000 - self.clock())
+        sending = [(i, c) for i, c in enumerate(claims) if c.status == "ok"]
+        if not sending:
+            return "skipped"
+        name = f"{campaign.name} #{number}"[:100]
+        now_local = datetime.now(UTC).astimezone(campaign.zone).strftime("%Y-%m-%d %H:%M:%S")
+        try:
+            result = self.client.v1.send_sms_bulk(
+                messages=[payloads[i] for i, _ in sending], delivery_name=name,
+                deliver_at=now_local,
+            )  # fmt: skip
+        except ConnectusError as exc:
+            if self.breaker is not None:
+                self.breaker.record_failure(exc)
+            return self._failed_call(campaign, message, number, ids, payloads, sending, exc)
+        if self.breaker is not None:
+            self.breaker.record_success()
+        if result.id_delivery:
+            self.ledger.call(self.campaigns.set_delivery, campaign_id, number, result.id_delivery)
+        now = self.clock()
+        finishes = []
+        for (i, claim), item in zip(sending, result.items, strict=True):
+            if item.ok:
+                fields: dict[str, str | int] = {
+                    "state": "sent", "provider_id": str(item.provider_id), "outcome": "sent",
+                    "sent_at": now, "error_class": "", "last_error": "",
+                }  # fmt: skip
+                finishes.append(Finish(ids[i], claim.fence, "done", fields))
+            else:
+                error = item_error(item.error or "no id_sms and no error")
+                finishes.append(
+                    self._outcome(campaign, ids[i], payloads[i], claim.fence, claim.attempts, error)
+                )
+        self.ledger.call(self.batch.finish_many, finishes)
+        sent = sum(1 for f in finishes if f.fields["state"] == "sent")
+        log.info("bulk.sent", campaign=campaign_id, chunk=number, sent=sent,
+                 refused=len(finishes) - sent, id_delivery=result.id_delivery)  # fmt: skip
+        return f"sent:{sent}"
+
+    def _failed_call(
+        self, campaign: Campaign, message: Message[Any], number: int, ids: list[str],
+        payloads: list[dict[str, Any]], sending: list[tuple[int, Any]], exc: ConnectusError,
+    ) -> str:  # fmt: skip
+        campaign_id = campaign.campaign_id
+        log.warning("bulk.failed", campaign=campaign_id, chunk=number, error=type(exc).__name__,
+                    reason=exc.reason)  # fmt: skip
+        if isinstance(exc, TransientError | AccountError):
+            attempts = max(claim.attempts for _, claim in sending)
+            if not (isinstance(exc, TransientError) and attempts > self.policy.max_retries):
+                # Nothing was sent: the same chunk comes back after a backoff.
+                delay = max(self.policy.backoff_ms(attempts, self.rng),
+                            int((exc.retry_after_s or 0) * 1000))  # fmt: skip
+                fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + delay}
+                held = [Finish(ids[i], c.fence, "done", fields) for i, c in sending]
+                self.ledger.call(self.batch.finish_many, held)
+                self._defer(message, campaign_id, number, delay)
+                return "retrying"
+        finishes = [
+            self._outcome(campaign, ids[i], payloads[i], claim.fence, claim.attempts, exc)
+            for i, claim in sending
+        ]
+        self.ledger.call(self.batch.finish_many, finishes)
+        return "unknown" if isinstance(exc, AmbiguousError) else "failed"
+
+    def _outcome(
+        self, campaign: Campaign, job_id: str, payload: Mapping[str, Any], fence: int,
+        attempts: int, exc: ConnectusError,
+    ) -> Finish:  # fmt: skip
+        """One recipient's outcome after an error, as a single v3 send from here on."""
+        single = self._single(campaign, job_id, payload)
+        if isinstance(exc, AmbiguousError):
+            return Finish(job_id, fence, "unknown", _error_fields("unknown", exc), single)
+        if isinstance(exc, TransientError | AccountError) and not (
+            isinstance(exc, TransientError) and attempts > self.policy.max_retries
+        ):
+            delay = self.policy.backoff_ms(attempts, self.rng)
+            due = self.clock() + delay
+            fields = {**_error_fields("retrying", exc), "next_attempt_at": due}
+            return Finish(job_id, fence, "retry", fields, renew_message(single), due)
+        fields = _error_fields("failed", exc)
+        if not isinstance(exc, PermanentError):
+            fields["last_error"] = f"retries exhausted after {attempts} attempts: {exc.message}"[
+                :500
+            ]
+        return Finish(job_id, fence, "dead", fields, single, self.clock())
+
+    def _single(self, campaign: Campaign, job_id: str, payload: Mapping[str, Any]) -> Message[Any]:
+        return single_message(campaign, job_id, payload, self.queue, self.clock())
+
+    def quarantine(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str) -> str:
+        """Dead-letter a chunk message that is not one, with the reason."""
+        data = json.dumps({"actor": "send_sms_bulk", "args": args, "kwargs": kwargs}, default=repr)
+        member = self.jobs.quarantine(data.encode(), f"malformed job: {problem}")
+        log.error("job.malformed", member=member, reason=problem)
+        return member
+
+    def _defer(self, message: Message[Any], campaign_id: str, number: int, delay_ms: int) -> str:
+        member = f"chunk:{campaign_id}:{number}"
+        due = self.clock() + max(delay_ms, 50)
+        self.ledger.call(self.jobs.defer, member, message, due)
+        return "deferred"
+
+
+def _error_fields(state: str, exc: ConnectusError) -> dict[str, str | int]:
+    return {
+        "state": state,
+        "outcome": exc.outcome,
+        "error_class": type(exc).__name__,
+        "last_error": f"{exc.reason}: {exc.message}"[:500],
+    }

@@ -1,0 +1,224 @@
+"""The campaign pump: starts campaigns on time, keeps their windows, releases chunks.
+
+Scheduling is done here, by the workers, not by Connectus deliveries with a
+``deliver_at`` (why: README, "Campaigns"). Every worker process's
+housekeeper calls :meth:`CampaignPump.tick` about twice a second. For each
+active campaign it takes a short per-campaign lease (so one process does
+the work; the release script's compare-and-set makes a second one harmless)
+and moves it one step:
+
+- ``scheduled``: nothing before ``deliver_at``. After it: ``late`` if more
+  than the max lateness has passed (it waits for ``campaign resume``; it
+  never fires silently the next day), else ``running`` (or ``window``).
+- ``running``: when the window closes, ``window`` (released messages met
+  by workers are parked). Otherwise release chunks while fewer than
+  ``CAMPAIGN_MAX_PENDING`` recipients are pending (queued, sending or
+  retrying), and ``finished`` once all are released and none is pending.
+- ``window``: back to ``running`` when the window opens; parked messages
+  return to their queues in the same step.
+
+Releasing lazily from the stored list keeps Redis small (a pending
+recipient is a JSON row, not a job and a message) and means that a
+paused, throttled or cancelled campaign has at most ``CAMPAIGN_MAX_PENDING``
+jobs to stop, never a million rescheduled messages.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+import structlog
+from dramatiq import Message
+
+from core.campaign.model import Campaign, CampaignState, Transport
+from core.campaign.render import masked, payload_for
+from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
+from core.jobs import epoch_ms, new_message
+
+log = structlog.get_logger("worker.campaigns")
+
+#: The Dramatiq actor that sends one chunk through v1 ``send_sms_bulk``.
+BULK_ACTOR = "send_sms_bulk"
+PENDING_STATES = ("queued", "sending", "retrying")
+
+
+def chunk_message(queue: str, campaign_id: str, chunk: int) -> Message[Any]:
+    """The message of one v1 bulk chunk (it names the chunk; the rows stay stored)."""
+    return Message(
+        queue_name=queue,
+        actor_name=BULK_ACTOR,
+        args=(),
+        kwargs={"chunk": {"campaign": campaign_id, "chunk": chunk}},
+        options={"redis_message_id": str(uuid.uuid4())},
+    )
+
+
+def single_message(
+    campaign: Campaign, job_id: str, payload: Mapping[str, Any], queue: str, now_ms: int
+) -> Message[Any]:
+    """One recipient as a single v3 job message (retries, replays, reconciliation)."""
+    index = job_id.rpartition("-")[2]
+    job = {"job_id": job_id, "kind": campaign.kind.value,
+           "key": f"campaign:{campaign.campaign_id}:{index}", "queue": queue,
+           "payload": dict(payload), "created_ms": now_ms,
+           "campaign": campaign.campaign_id}  # fmt: skip
+    return new_message(queue, campaign.kind.actor_name, job)
+
+
+def recipient_message(store: CampaignStore, job_id: str, queue: str) -> Message[Any] | None:
+    """Rebuild a campaign job's message from the stored list (None if not a campaign job).
+
+    A job swept to ``unknown`` while in a v1 bulk has no in-flight copy (one
+    bulk message carries the whole chunk); the reconciler gets its message here.
+    """
+    campaign_id, _, index = job_id.rpartition("-")
+    if not campaign_id or not index.isdigit():
+        return None
+    campaign = store.get(campaign_id)
+    if campaign is None:
+        return None
+    number, offset = divmod(int(index), campaign.chunk_size)
+    try:
+        rows = store.chunk(campaign_id, number)
+    except LookupError:
+        return None
+    if offset >= len(rows):
+        return None
+    payload, _ = payload_for(campaign, rows[offset])
+    return single_message(campaign, job_id, payload, queue, epoch_ms())
+
+
+class CampaignPump:
+    """Moves every active campaign one step per :meth:`tick`."""
+
+    def __init__(
+        self,
+        *,
+        store: CampaignStore,
+        queue: str,
+        max_pending: int,
+        owner: str,
+        clock: Callable[[], int] = epoch_ms,
+        lock_ms: int = 5_000,
+    ) -> None:
+        self.store = store
+        self.queue = queue
+        self.max_pending = max_pending
+        self.owner = owner
+        self.clock = clock
+        self.lock_ms = lock_ms
+
+    def tick(self) -> int:
+        """One pass over the active campaigns; returns how many chunks were released."""
+        released = 0
+        for campaign_id in self.store.active_ids():
+            if not self.store.try_pump_lock(campaign_id, self.owner, ttl_ms=self.lock_ms):
+                continue
+            campaign = self.store.get(campaign_id)
+            if campaign is None:
+                # The record expired: nothing to do, ever.
+                self.store.client.srem(self.store.keys.active_campaigns, campaign_id)
+                continue
+            released += self.step(campaign)
+        return released
+
+    def step(self, campaign: Campaign) -> int:
+        """Move one campaign one step; returns chunks released."""
+        now = self.clock()
+        state = campaign.state
+        if state is CampaignState.SCHEDULED:
+            self._start(campaign, now)
+        elif state is CampaignState.WINDOW:
+            if self._window_open(campaign, now):
+                self._move(
+                    campaign, CampaignState.RUNNING, {CampaignState.WINDOW}, paused_reason=""
+                )
+        elif state is CampaignState.RUNNING:
+            if not self._window_open(campaign, now):
+                self._move(campaign, CampaignState.WINDOW, {CampaignState.RUNNING},
+                           paused_reason="outside its send window")  # fmt: skip
+                return 0
+            return self._release(campaign, now)
+        return 0
+
+    def _start(self, campaign: Campaign, now: int) -> None:
+        if now < campaign.deliver_at_ms:
+            return
+        late_ms = now - campaign.deliver_at_ms
+        if campaign.max_lateness_s and late_ms > campaign.max_lateness_s * 1000:
+            reason = (f"could not start within {campaign.max_lateness_s} s of deliver_at "
+                      f"(late by {late_ms // 1000} s): waiting for 'campaign resume'")  # fmt: skip
+            self._move(campaign, CampaignState.LATE, {CampaignState.SCHEDULED},
+                       paused_reason=reason)  # fmt: skip
+            return
+        target = CampaignState.RUNNING if self._window_open(campaign, now) else CampaignState.WINDOW
+        self._move(campaign, target, {CampaignState.SCHEDULED}, started_at=now)
+
+    def _release(self, campaign: Campaign, now: int) -> int:
+        counts = self.store.counts(campaign.campaign_id)
+        pending = sum(counts.get(s, 0) for s in PENDING_STATES)
+        released = 0
+        while campaign.cursor < campaign.chunks and pending + campaign.chunk_size <= max(
+            self.max_pending, campaign.chunk_size
+        ):
+            rows = self.release_chunk(campaign)
+            if rows is None:
+                break
+            pending += rows
+            released += 1
+            campaign = replace(campaign, cursor=campaign.cursor + 1)
+        if campaign.cursor >= campaign.chunks and pending == 0:
+            self._move(campaign, CampaignState.FINISHED, {CampaignState.RUNNING}, finished_at=now)
+        return released
+
+    def release_chunk(self, campaign: Campaign) -> int | None:
+        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race."""
+        number = campaign.cursor
+        rows = self.store.chunk(campaign.campaign_id, number)
+        base = number * campaign.chunk_size
+        now = self.clock()
+        bulk = campaign.transport is Transport.V1_BULK
+        jobs = []
+        for offset, row in enumerate(rows):
+            index = base + offset
+            job_id = job_id_for(campaign.campaign_id, index)
+            key = f"campaign:{campaign.campaign_id}:{index}"
+            payload, units = payload_for(campaign, row)
+            message = None
+            if not bulk:
+                job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
+                       "queue": self.queue, "payload": payload, "created_ms": now,
+                       "campaign": campaign.campaign_id}  # fmt: skip
+                message = new_message(self.queue, campaign.kind.actor_name, job)
+            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message))
+        chunk_msg = chunk_message(self.queue, campaign.campaign_id, number) if bulk else None
+        if not self.store.release(campaign, jobs, queue=self.queue, chunk_message=chunk_msg):
+            return None
+        log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
+                 recipients=len(rows))  # fmt: skip
+        return len(rows)
+
+    def _window_open(self, campaign: Campaign, now: int) -> bool:
+        if campaign.window is None:
+            return True
+        local = datetime.fromtimestamp(now / 1000, tz=UTC).astimezone(campaign.zone)
+        return campaign.window.is_open(local)
+
+    def _move(
+        self,
+        campaign: Campaign,
+        to: CampaignState,
+        allowed: set[CampaignState],
+        **fields: str | int,
+    ) -> bool:
+        result = self.store.transition(
+            campaign.campaign_id, to, allowed_from=allowed, fields=fields or None
+        )
+        if result.status == "ok":
+            log.info("campaign.state", campaign=campaign.campaign_id, state=to.value,
+                     previous=result.state, **fields)  # fmt: skip
+        return result.status == "ok"
