@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import hmac
 import logging
@@ -77,6 +78,25 @@ _EMAIL = re.compile(
 # 8-15 digits, optionally after '+' and split by single spaces; not inside a
 # word or a UUID, not part of a dotted or dashed number (dates, versions).
 _PHONE = re.compile(r"(?<![\w+-])(?<!\d\.)\+?\d(?: ?\d){7,14}(?!\w|[.-]\d)")
+# What any pattern above needs before it can change a text (a superset of
+# their triggers): "://", "@", an auth scheme, secret or content word, or 8
+# digits. Most logged strings (ids, names, timestamps) have none, and then the
+# six substitutions are skipped: they could not have matched.
+_TRIGGER_WORDS = ("basic", "bearer", "token", "secret", "passw", "apikey", "api_key",
+                  "authorization", "content", "otp", "code", "body")  # fmt: skip
+_DIGITS8 = re.compile(r"(?<![\w+-])\+?\d(?: ?\d){7}")
+
+
+def _maybe_sensitive(text: str) -> bool:
+    # Non-ASCII text always takes the full path: under re.I some non-ASCII
+    # letters match ASCII ones (e.g. "\u017f" matches "s"), which lower() can't see.
+    if "://" in text or "@" in text or not text.isascii():
+        return True
+    lowered = text.lower()
+    for word in _TRIGGER_WORDS:
+        if word in lowered:
+            return True
+    return _DIGITS8.search(text) is not None
 
 
 def mask_phone(value: str | int) -> str:
@@ -105,6 +125,13 @@ def mask_email(value: str) -> str:
 
 def redact_text(text: str) -> str:
     """Cut credentials, content assignments, e-mail addresses and phone numbers out of text."""
+    if not _maybe_sensitive(text):
+        return text
+    return _redact_all(text)
+
+
+def _redact_all(text: str) -> str:
+    """Every substitution of :func:`redact_text`, without its shortcut."""
     text = _URL_USERINFO.sub(r"\g<scheme>***@", text)
     text = _AUTH_HEADER.sub(r"\g<kind> ***", text)
     text = _SECRET_PARAM.sub(r"\g<name>\g<sep>***", text)
@@ -125,15 +152,31 @@ def _is_secret_key(key: str) -> bool:
     return any(word in lowered for word in _SECRET_WORDS)
 
 
+# What a key's value is, by the key alone; cached, because the same few keys
+# come back on every line.
+_PLAIN, _HIDDEN, _CONTENT, _PII = range(4)
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_class(key: str) -> int:
+    lowered = key.lower()
+    if lowered in OTP_KEYS or _is_secret_key(lowered):
+        return _HIDDEN
+    if lowered in CONTENT_KEYS:
+        return _CONTENT
+    if lowered in _PII_KEYS:
+        return _PII
+    return _PLAIN
+
+
 def _mask_value(value: Any, key: str | None, depth: int) -> Any:
     """The redacted form of ``value`` found under ``key`` (None at top level)."""
-    if key is not None:
-        lowered = key.lower()
-        if lowered in OTP_KEYS or _is_secret_key(lowered):
+    if key is not None and (kind := _key_class(key)) != _PLAIN:
+        if kind == _HIDDEN:
             return "***" if value is not None else None
-        if lowered in CONTENT_KEYS and isinstance(value, str | bytes):
+        if kind == _CONTENT and isinstance(value, str | bytes):
             return summarize_content(value)
-        if lowered in _PII_KEYS and isinstance(value, str | int):
+        if kind == _PII and isinstance(value, str | int):
             if isinstance(value, bool):
                 return value
             text = str(value)
@@ -166,8 +209,8 @@ def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) ->
     return {key: _mask_value(value, key, 0) for key, value in event_dict.items()}
 
 
-def _shared_processors() -> list[Processor]:
-    """Run on structlog events and (as ``foreign_pre_chain``) on stdlib records."""
+def _stdlib_pre_chain() -> list[Processor]:
+    """Run on stdlib records (Dramatiq, httpx, uvicorn) before the common tail."""
     return [
         structlog.contextvars.merge_contextvars,
         structlog.stdlib.add_logger_name,
@@ -177,11 +220,45 @@ def _shared_processors() -> list[Processor]:
     ]
 
 
+class _LineWriter:
+    """structlog's logger: writes each rendered line to our handler's stream.
+
+    structlog events do not go through the standard library (no
+    ``LogRecord``, no handler chain, no second formatter): they are rendered
+    once by structlog's own processors and written here, under the
+    handler's lock, so their lines never interleave with stdlib ones.
+    ``name`` is the name given to ``structlog.get_logger(name)``.
+    """
+
+    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
+        self._handler = handler
+        self.name = name
+
+    def msg(self, line: str) -> None:
+        handler = self._handler
+        handler.acquire()
+        try:
+            with contextlib.suppress(OSError, ValueError):  # closed or broken stream
+                stream = handler.stream
+                stream.write(line + "\n")
+                stream.flush()
+        finally:
+            handler.release()
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
+
+
 def configure_logging(*, level: str, json: bool) -> None:
     """Route structlog and stdlib logging to stderr, redacted; JSON lines if ``json``.
 
     Safe to call again (tests, reloads): our previous handler is replaced,
     handlers installed by others (e.g. pytest's capture) are left alone.
+
+    Cost on the hot path: a structlog call below ``level`` returns at once
+    (a no-op method of a filtering logger, nothing is rendered); an enabled
+    one runs one processor chain (context, level, time, redaction, render)
+    and one write. Standard-library records take the handler's formatter,
+    whose tail is the same redaction and renderer.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -191,15 +268,15 @@ def configure_logging(*, level: str, json: bool) -> None:
         if json
         else structlog.dev.ConsoleRenderer(colors=False)
     )
+    tail: list[Processor] = [
+        structlog.processors.format_exc_info,  # the traceback text is redacted next
+        structlog.processors.UnicodeDecoder(),
+        redact_event,
+        renderer,
+    ]
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_shared_processors(),
-        processors=[
-            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-            structlog.processors.format_exc_info,  # the traceback text is redacted next
-            structlog.processors.UnicodeDecoder(),
-            redact_event,
-            renderer,
-        ],
+        foreign_pre_chain=_stdlib_pre_chain(),
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(formatter)
@@ -209,16 +286,21 @@ def configure_logging(*, level: str, json: bool) -> None:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
+
+    def logger_factory(*args: Any) -> _LineWriter:
+        return _LineWriter(handler, str(args[0]) if args else "")
+
     structlog.configure(
         processors=[
-            structlog.stdlib.filter_by_level,
-            *_shared_processors(),
-            structlog.stdlib.PositionalArgumentsFormatter(),
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
             structlog.processors.StackInfoRenderer(),
-            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+            *tail,
         ],
-        logger_factory=structlog.stdlib.LoggerFactory(),
-        wrapper_class=structlog.stdlib.BoundLogger,
+        logger_factory=logger_factory,
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # Not cached: configure_logging may run again (tests) and must take effect.
         cache_logger_on_first_use=False,
     )

@@ -8,6 +8,7 @@ from typing import Any
 
 import redis
 import structlog
+import tenacity
 
 from config import Settings
 from core.models import Kind
@@ -22,7 +23,14 @@ log = structlog.get_logger("worker.senders")
 
 class ClientSender:
     """``sender(kind, payload) -> provider id``; transient errors are retried
-    in process (tenacity) before they reach the pipeline."""
+    in process (tenacity) before they reach the pipeline.
+
+    Everything a send needs is built once here, not per message: one
+    ``tenacity.Retrying`` per kind (tenacity keeps each call's state in a
+    thread-local, so one object serves every worker thread) and the timed
+    call of each kind. ``calls[kind]`` is looked up at call time, so a test
+    may replace it.
+    """
 
     def __init__(
         self,
@@ -47,8 +55,28 @@ class ClientSender:
         self.sleep = sleep
         self.limiter = limiter
         self.metrics = metrics
+        self._retrying: dict[Kind, tenacity.Retrying] = {
+            kind: build_retrying(
+                attempts=self.attempts,
+                initial_backoff_ms=self.initial_backoff_ms,
+                max_backoff_ms=self.max_backoff_ms,
+                sleep=self._sleep,
+                on_retry=self._on_retry(kind),
+            )
+            for kind in Kind
+        }
+        self._attempt: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
+            kind: self._timed(kind) for kind in Kind
+        }
 
     def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+        return self._retrying[kind](self._attempt[kind], payload)
+
+    def _sleep(self, seconds: float) -> None:
+        # Looked up per call: ``sender.sleep`` may be replaced after construction.
+        self.sleep(seconds)
+
+    def _on_retry(self, kind: Kind) -> Callable[[BaseException, int, float], None]:
         def on_retry(exc: BaseException, attempt: int, delay_s: float) -> None:
             log.info(
                 "send.retrying",
@@ -79,26 +107,20 @@ class ClientSender:
                 # the outcome anyway, and the ledger waits for it there.
                 log.warning("ratelimit.unavailable", error=str(error))
 
-        retrying = build_retrying(
-            attempts=self.attempts,
-            initial_backoff_ms=self.initial_backoff_ms,
-            max_backoff_ms=self.max_backoff_ms,
-            sleep=self.sleep,
-            on_retry=on_retry,
-        )
-        return retrying(self._timed(kind), payload)
+        return on_retry
 
     def _timed(self, kind: Kind) -> Callable[[Mapping[str, Any]], str]:
         """The HTTP call of ``kind``, timed (each attempt, s) when there are metrics."""
-        call, metrics = self.calls[kind], self.metrics
+        calls, metrics = self.calls, self.metrics
         if metrics is None:
-            return call
+            return lambda payload: calls[kind](payload)
+        observe = metrics.observe_send
 
         def timed(payload: Mapping[str, Any]) -> str:
             started = time.perf_counter()
             try:
-                return call(payload)
+                return calls[kind](payload)
             finally:
-                metrics.observe_send(kind, time.perf_counter() - started)
+                observe(kind, time.perf_counter() - started)
 
         return timed

@@ -326,3 +326,47 @@ def test_job_context_is_bound_then_unbound(capsys: pytest.CaptureFixture[str]) -
     assert "job_id" not in outside
     assert (bound["job_id"], "idempotency_key" in bound) == ("job-2", False)
     assert "job_id" not in reset
+
+
+# --- the fast paths give the same answers ----------------------------------
+
+
+def test_redact_text_shortcut_never_changes_the_answer() -> None:
+    """``redact_text`` skips the substitutions when no trigger is present; the
+    answer must be what the full set of substitutions gives, on any text."""
+    import random
+
+    from core.logging import _redact_all
+
+    pieces = [
+        "a", "Z", " ", "-", "+", ".", ":", "=", "/", "'", '"', "&", "_", "0", "5", "9",
+        "56987654321", "+56 9 8765 4321", "1234 5678", "12345678", "2024-03-10",
+        "://", "https://u:p@h/x", "@", "ana@empresa.cl", "Basic ", "BEARER x", "Token",
+        "api_key=", "apiKey:", "secret", "PASSWD", "Authorization", "sms_content='x'",
+        "otp", "code", "body", "content", "job", "6bfb1d9d4c66", "\u017fecret=x", "\u212a",
+    ]  # fmt: skip
+    rng = random.Random(7)
+    for _ in range(5000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(0, 8)))
+        assert redact_text(text) == _redact_all(text), text
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_disabled_levels_render_nothing_and_enabled_ones_write_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import core.logging as module
+
+    configure_logging(level="INFO", json=True)
+    calls: list[str] = []
+    real = module._mask_value
+    monkeypatch.setattr(
+        module, "_mask_value", lambda v, k, d: calls.append(str(k)) or real(v, k, d)
+    )
+    log = structlog.get_logger("cw.hot")
+    log.debug("send.sent", provider_id="p-1", dst_number="56987654321")
+    assert calls == []  # below the level: no processor ran
+    log.info("send.sent", provider_id="p-1", dst_number="56987654321")
+    (line,) = lines(capsys.readouterr().err)
+    assert line["dst_number"] == "569*****321" and line["logger"] == "cw.hot"
+    assert calls.count("dst_number") == 1  # masked once, not once per layer
