@@ -11,7 +11,7 @@ import sys
 
 import typer
 
-from cli import dlq, review, send, serve_cmd, worker_cmd
+from cli import campaign, dlq, review, send, serve_cmd, worker_cmd
 from cli.common import EXIT_CONFIG, fail, load_or_exit, output
 from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 app.add_typer(send.app, name="send")
 app.add_typer(dlq.app, name="dlq")
+app.add_typer(campaign.app, name="campaign")
 app.add_typer(review.app, name="review")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)

@@ -60,6 +60,15 @@ _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$"
 
 
 @dataclass(frozen=True, slots=True)
+class Balance:
+    """A Connectus balance a campaign draws on: ``source`` names it, ``available`` in
+    units (SMS segments, e-mails); None when Connectus offers no way to ask."""
+
+    source: str
+    available: int | None
+
+
+@dataclass(frozen=True, slots=True)
 class Window:
     """A daily send window in the campaign's local time, e.g. 09:00-21:00.
 

@@ -1,0 +1,242 @@
+"""``connectus campaign send|preflight|list|status|pause|resume|cancel|report``.
+
+``send`` and ``preflight`` take the same options; ``preflight`` stores
+nothing. Every command takes ``--json`` and then prints one JSON object.
+Exit codes: 0 ok, 1 refused or failed, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from cli.campaign_view import print_list, print_plan, print_status
+from cli.common import EXIT_FAILED, EXIT_INVALID, err_console, fail, output
+
+app = typer.Typer(help="Campaigns: one message template to a list of recipients.",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+FILE = typer.Argument(..., exists=True, dir_okay=False, help="Recipients: .csv or .jsonl")
+TEXT = typer.Option(..., "--text", help="Template, e.g. 'Hola {name}'.")
+SUBJECT = typer.Option(None, "--subject", help="E-mail subject (may use fields).")
+KIND = typer.Option("sms", "--kind", help="sms, email or whatsapp.")
+SRC = typer.Option(None, "--src", help="Origin: WhatsApp src_number, or e-mail src_email.")
+CLIENT = typer.Option(None, "--client", help="Charge this Connectus subclient (v3 only).")
+AT = typer.Option(None, "--at", help="deliver_at: 'YYYY-MM-DD HH:MM[:SS]' local, or ISO 8601.")
+WINDOW = typer.Option(None, "--window", help="Daily send window, local time: 09:00-21:00.")
+LATE = typer.Option(None, "--max-lateness", help="Seconds after --at it may still start.")
+TRANSPORT = typer.Option(None, "--transport", help="v1_bulk (SMS default) or v3.")
+SKIP = typer.Option(False, "--skip-invalid", help="Skip bad rows (reported) instead of failing.")
+FORCE = typer.Option(False, "--force", help="Send even if the cost exceeds the balance.")
+NO_BALANCE = typer.Option(False, "--no-balance", help="Don't ask Connectus for the balance.")
+KEY = typer.Option(None, "--idempotency-key", help="Submitting twice creates one campaign.")
+ID = typer.Argument(..., help="The campaign id.")
+CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
+
+
+def _options(name: str, text: str, subject: str | None, kind: str, src: str | None,
+             client: str | None, at: str | None, window: str | None, late: int | None,
+             transport: str | None, skip: bool, force: bool, key: str | None) -> Any:  # fmt: skip
+    from core.campaign.model import Transport
+    from core.models import Kind
+    from producers.campaign_plan import CampaignOptions
+
+    return CampaignOptions(
+        name=name, text=text, subject=subject, kind=Kind(kind), src=src, id_client=client,
+        deliver_at=at, window=window, max_lateness_s=late,
+        transport=Transport(transport) if transport else None, skip_invalid=skip, force=force,
+        idempotency_key=key,
+    )  # fmt: skip
+
+
+def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
+    from config import ConfigError
+    from producers.campaigns import CampaignProducer
+
+    settings = ctx.obj()
+    lookup = None
+    if not no_balance:
+        try:
+            from worker.app import build_client
+            from worker.connectus.balances import BalanceLookup
+
+            lookup = BalanceLookup(build_client(settings))
+        except ConfigError as exc:
+            if not as_json:
+                err_console.print(f"[yellow]balance not checked:[/yellow] {exc}")
+    return CampaignProducer(settings, balance=lookup)
+
+
+def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run ``fn``; map the errors a user can fix to exit codes with a clear message."""
+    from core.campaign.store import CampaignConflict
+    from core.validation import InvalidInput
+    from producers.campaign_control import CampaignNotFound, CampaignStateError
+    from producers.campaigns import CampaignRefused
+    from worker.connectus.errors import ConnectusError
+
+    try:
+        return fn(*args, **kwargs)
+    except (InvalidInput, ValueError) as exc:
+        if isinstance(exc, CampaignRefused):
+            if as_json:
+                fail(str(exc), True, code=EXIT_FAILED, plan=exc.plan.to_json())
+            print_plan(exc.plan.to_json())
+            fail(str(exc), False, code=EXIT_FAILED)
+        if isinstance(exc, CampaignConflict | CampaignStateError):
+            fail(str(exc), as_json, code=EXIT_FAILED)
+        fail(str(exc), as_json, code=EXIT_INVALID)
+    except CampaignNotFound as exc:
+        fail(str(exc), as_json, code=EXIT_FAILED)
+    except ConnectusError as exc:
+        fail(f"Connectus balance lookup failed: {exc}", as_json, code=EXIT_FAILED)
+
+
+@app.command()
+def preflight(
+    ctx: typer.Context, file: Path = FILE, text: str = TEXT, name: str | None = None,
+    subject: str | None = SUBJECT, kind: str = KIND, src: str | None = SRC,
+    client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
+    max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
+    force: bool = FORCE, no_balance: bool = NO_BALANCE, json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """Check a recipient list: invalid rows, duplicates, segments, cost, balance, schedule."""
+    options = _checked(json_output, _options, name or file.stem, text, subject, kind, src, client,
+                       at, window, max_lateness, transport, skip_invalid, force, None)  # fmt: skip
+    producer = _producer(ctx, no_balance, json_output)
+    plan = _checked(json_output, producer.preflight, file, options).to_json()
+    if json_output:
+        output(plan, True)
+    else:
+        print_plan(plan)
+    if plan["refusals"]:
+        raise typer.Exit(EXIT_FAILED)
+
+
+@app.command()
+def send(
+    ctx: typer.Context, file: Path = FILE, name: str = typer.Option(..., "--name"),
+    text: str = TEXT, subject: str | None = SUBJECT, kind: str = KIND, src: str | None = SRC,
+    client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
+    max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
+    force: bool = FORCE, no_balance: bool = NO_BALANCE, idempotency_key: str | None = KEY,
+    json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    options = _checked(json_output, _options, name, text, subject, kind, src, client, at, window,
+                       max_lateness, transport, skip_invalid, force, idempotency_key)  # fmt: skip
+    producer = _producer(ctx, no_balance, json_output)
+    with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
+                  TimeElapsedColumn(), disable=json_output, transient=True,
+                  console=err_console) as bar:  # fmt: skip
+        # The row count is unknown until the file is read: an indeterminate bar.
+        task = bar.add_task("accept", total=None, rows=0)
+        accepted = _checked(json_output, producer.send, file, options,
+                            progress=lambda rows: bar.update(task, rows=rows))  # fmt: skip
+    body = {"campaign_id": accepted.campaign_id, "created": accepted.created,
+            **{k: v for k, v in accepted.plan.to_json().items() if k != "refusals"}}  # fmt: skip
+    if json_output:
+        output(body, True)
+        return
+    print_plan(body)
+    verb = "accepted" if accepted.created else "already accepted (same idempotency key)"
+    err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
+
+
+def _control(ctx: typer.Context) -> Any:
+    from core.campaign.store import CampaignStore
+    from core.keys import Keys
+    from core.redis import connect
+    from producers.campaign_control import CampaignControl
+
+    settings = ctx.obj()
+    store = CampaignStore(connect(settings), Keys(settings.key_prefix),
+                          ttl_s=settings.campaign_ttl_s, job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    return CampaignControl(store)
+
+
+@app.command("list")
+def list_(ctx: typer.Context, limit: int = typer.Option(50, min=1, max=1000),
+          json_output: bool = JSON) -> None:  # fmt: skip
+    """The newest campaigns, with their state and progress."""
+    control = _control(ctx)
+    rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)]
+    if json_output:
+        output({"campaigns": rows}, True)
+    else:
+        print_list(rows)
+
+
+@app.command()
+def status(
+    ctx: typer.Context, campaign_id: str = ID,
+    watch: bool = typer.Option(False, "--watch", help="Refresh until the campaign ends."),
+    interval_s: float = typer.Option(2.0, "--interval", min=0.2, help="Refresh period (s)."),
+    json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """Counts by state, rate, ETA, and the breaker and limiter state."""
+    from cli.campaign_view import health
+
+    control = _control(ctx)
+    settings = ctx.obj()
+    while True:
+        body = _checked(json_output, control.status, campaign_id).to_json()
+        body["health"] = health(settings, control.store.client)
+        if json_output:
+            output(body, True)
+        else:
+            print_status(body)
+        if not watch or body["state"] in ("finished", "cancelled"):
+            return
+        sys.stdout.flush()
+        time.sleep(interval_s)  # a display refresh, not a wait for an event
+
+
+def _transition(ctx: typer.Context, campaign_id: str, action: str, as_json: bool) -> None:
+    control = _control(ctx)
+    result = _checked(as_json, getattr(control, action), campaign_id)
+    state = control.get(campaign_id).state.value
+    output({"campaign_id": campaign_id, "action": action, "previous": result.state,
+            "state": state}, as_json, title=f"campaign {action}")  # fmt: skip
+
+
+@app.command()
+def pause(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+    """Stop releasing and sending; messages met by workers are parked."""
+    _transition(ctx, campaign_id, "pause", json_output)
+
+
+@app.command()
+def resume(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+    """Resume a paused campaign, or start a late one."""
+    _transition(ctx, campaign_id, "resume", json_output)
+
+
+@app.command()
+def cancel(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+    """Cancel: nothing more is sent (in-flight sends finish)."""
+    _transition(ctx, campaign_id, "cancel", json_output)
+
+
+@app.command()
+def report(
+    ctx: typer.Context, campaign_id: str = ID,
+    csv_path: Path = CSV,
+    json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """One row per recipient: state, provider id, delivery status, error."""
+    control = _control(ctx)
+    if str(csv_path) == "-":
+        rows = _checked(json_output, control.write_report, campaign_id, sys.stdout)
+        return
+    with csv_path.open("w", newline="", encoding="utf-8") as out:
+        rows = _checked(json_output, control.write_report, campaign_id, out)
+    output({"campaign_id": campaign_id, "rows": rows, "csv": str(csv_path)}, json_output,
+           title="campaign report")  # fmt: skip

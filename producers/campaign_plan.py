@@ -1,0 +1,207 @@
+"""What a campaign will do, before anything is queued: its options and its preflight.
+
+:class:`CampaignOptions` are the operator's choices, validated together
+(every bad one named); :class:`CampaignPlan` is the preflight answer: row
+counts, duplicates, segments and cost, the balance it draws on, the
+schedule, and the reasons it would be refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from config import Settings
+from core.campaign.checker import CheckReport
+from core.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
+from core.campaign.template import Template
+from core.models import Kind
+from core.validation import (
+    CONNECTUS_COUNTRY_IDS,
+    ErrorCollector,
+    normalize_email,
+    normalize_number,
+    parse_deliver_at,
+)
+
+NAME_MAX_CHARS = 200
+#: How many invalid rows and duplicates a plan lists (all are counted).
+EXAMPLES = 1_000
+
+# Calling code -> Connectus country id, for the countries Connectus bills
+# (core.validation.CONNECTUS_COUNTRY_IDS); longest codes first.
+_CALLING_CODES = {"CL": "56", "MX": "52", "PE": "51", "EC": "593", "US": "1", "CO": "57",
+                  "AR": "54", "BR": "55", "CR": "506", "UY": "598", "PY": "595", "BO": "591",
+                  "GT": "502"}  # fmt: skip
+_COUNTRY_BY_CODE = sorted(
+    ((code, CONNECTUS_COUNTRY_IDS[region]) for region, code in _CALLING_CODES.items()),
+    key=lambda item: -len(item[0]),
+)
+
+
+def country_of(dst: str) -> int | None:
+    """The Connectus country id of an E.164 digit string, by its calling code."""
+    for code, country in _COUNTRY_BY_CODE:
+        if dst.startswith(code):
+            return country
+    return None
+
+
+#: Looks up the balance a campaign draws on: (kind, id_client, country id or None).
+BalanceLookup = Callable[[Kind, str | None, int | None], Balance]
+
+
+@dataclass(frozen=True)
+class CampaignOptions:
+    name: str
+    text: str
+    kind: Kind = Kind.SMS
+    subject: str | None = None
+    src: str | None = None  # src_number (WhatsApp) or src_email (e-mail)
+    id_client: str | None = None
+    deliver_at: datetime | str | None = None
+    window: str | None = None
+    max_lateness_s: int | None = None
+    transport: Transport | None = None
+    skip_invalid: bool = False
+    force: bool = False  # send even if the cost exceeds the balance
+    idempotency_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Options after validation, with defaults applied."""
+
+    options: CampaignOptions
+    template: Template
+    transport: Transport
+    deliver_at: datetime  # aware, UTC
+    window: Window | None
+    max_lateness_s: int
+    src: str | None
+    timezone: str
+
+
+def resolve(
+    options: CampaignOptions, settings: Settings, *, now: datetime | None = None
+) -> Resolved:
+    """Validate the options; raises InvalidInput naming every bad one."""
+    errors = ErrorCollector()
+    name = options.name.strip() if isinstance(options.name, str) else ""
+    if not name or len(name) > NAME_MAX_CHARS:
+        errors.add("name", f"must be 1 to {NAME_MAX_CHARS} characters")
+    if options.kind not in CAMPAIGN_KINDS:
+        errors.add("kind", f"must be one of {', '.join(k.value for k in CAMPAIGN_KINDS)}")
+    template = errors.check(Template.parse, options.text, options.subject)
+    if options.kind is Kind.EMAIL and not options.subject:
+        errors.add("subject", "is required for an e-mail campaign")
+    transport = options.transport or (
+        Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
+    )
+    if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
+        errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
+    if transport is Transport.V1_BULK and options.id_client:
+        errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
+    src = options.src
+    if options.kind is Kind.EMAIL:
+        src = src or settings.connectus_default_src_email
+        if not src:
+            errors.add("src", "an e-mail campaign needs src_email (or CONNECTUS_DEFAULT_SRC_EMAIL)")
+        else:
+            src = errors.check(normalize_email, src, field="src")
+    elif options.kind is Kind.WHATSAPP:
+        if not src:
+            errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number")
+        else:
+            src = errors.check(
+                normalize_number, src, field="src", default_region=settings.default_region
+            )
+    when = errors.check(parse_deliver_at, options.deliver_at, tz=settings.default_timezone, now=now)
+    window = errors.check(Window.parse, options.window) if options.window else None
+    lateness = options.max_lateness_s
+    if lateness is None:
+        lateness = settings.campaign_max_lateness_s
+    elif lateness < 0:
+        errors.add("max_lateness_s", "must be 0 (no limit) or a number of seconds")
+    errors.raise_if_any()
+    assert template is not None
+    return Resolved(
+        options=options,
+        template=template,
+        transport=transport,
+        deliver_at=when or (now or datetime.now(UTC)),
+        window=window,
+        max_lateness_s=lateness,
+        src=src,
+        timezone=settings.default_timezone,
+    )
+
+
+@dataclass
+class CampaignPlan:
+    """The preflight answer (also what ``campaign send`` accepted)."""
+
+    name: str
+    kind: Kind
+    transport: Transport
+    report: CheckReport
+    deliver_at: datetime
+    timezone: str
+    window: Window | None
+    max_lateness_s: int
+    segments_by_country: dict[int | None, int] = field(default_factory=dict)
+    balances: list[Balance] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+
+    @property
+    def cost(self) -> int:
+        """Units charged: SMS segments, or one per e-mail or WhatsApp message."""
+        return self.report.segments
+
+    def check_balance(self, lookup: BalanceLookup | None, id_client: str | None) -> None:
+        """Compare the cost with each balance it draws on; record a refusal if short."""
+        if lookup is None:
+            return
+        countries: list[int | None] = (
+            list(self.segments_by_country) if self.kind is Kind.SMS else [None]
+        )
+        for country in countries:
+            balance = lookup(self.kind, id_client, country)
+            self.balances.append(balance)
+            need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
+            if balance.available is not None and need > balance.available:
+                self.refusals.append(
+                    f"cost {need} exceeds {balance.source} ({balance.available}); "
+                    "use --force to send anyway"
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "transport": self.transport.value,
+            "rows": r.rows,
+            "valid": r.valid,
+            "invalid": len(r.invalid),
+            "duplicates": r.duplicates,
+            "segments": r.segments,
+            "max_segments": r.max_segments,
+            "cost": self.cost,
+            "segments_by_country": {str(k): v for k, v in self.segments_by_country.items()},
+            "balances": [{"source": b.source, "available": b.available} for b in self.balances],
+            "deliver_at": self.deliver_at.astimezone(ZoneInfo(self.timezone)).isoformat(),
+            "timezone": self.timezone,
+            "window": str(self.window) if self.window else None,
+            "max_lateness_s": self.max_lateness_s,
+            "invalid_rows": [
+                {"line": i.line, "field": i.field, "reason": i.reason} for i in r.invalid[:EXAMPLES]
+            ],
+            "duplicate_rows": [
+                {"line": line, "first_line": first} for line, first in r.duplicate_lines[:EXAMPLES]
+            ],
+            "refusals": list(self.refusals),
+        }

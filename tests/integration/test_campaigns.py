@@ -1,0 +1,210 @@
+"""Campaigns end to end: real Redis, the sandbox over HTTP, worker processes.
+
+Each recipient's charge is checked in the sandbox's own ledger: exactly
+once for everyone sent, never for anyone cancelled or not yet due.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from cli.stack import LocalStack
+from core.campaign.model import CampaignState, Transport
+from core.campaign.store import CampaignStore
+from core.keys import Keys
+from core.models import Kind
+from producers.campaign_control import CampaignControl
+from producers.campaign_plan import CampaignOptions
+from producers.campaigns import CampaignProducer
+from tests.support.waiting import wait_for
+
+from .test_delivery_path import ledger
+
+CAMPAIGN_ENV = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "2000", "RATE_SMS_BURST": "500"}
+
+
+def numbers(n: int, start: int = 0) -> list[str]:
+    """Distinct valid Chilean mobile numbers (E.164 digits)."""
+    return [f"569{87000000 + start + i:08d}" for i in range(n)]
+
+
+def write_csv(path: Path, dsts: list[str]) -> Path:
+    with path.open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["dst_number", "name"])
+        for i, dst in enumerate(dsts):
+            writer.writerow([dst, f"Cliente {i}"])
+    return path
+
+
+def tools(stack: LocalStack) -> tuple[CampaignProducer, CampaignControl]:
+    settings = stack.settings
+    producer = CampaignProducer(settings)
+    store = CampaignStore(producer.redis, Keys(settings.key_prefix),
+                          ttl_s=settings.campaign_ttl_s, job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    return producer, CampaignControl(store)
+
+
+def charged_per_dst(stack: LocalStack) -> Counter[str]:
+    return Counter(str(c["dst"]) for c in ledger(stack) if c["product"] == "sms")
+
+
+def state_of(control: CampaignControl, campaign_id: str) -> CampaignState:
+    return control.get(campaign_id).state
+
+
+def finished(control: CampaignControl, campaign_id: str) -> bool:
+    return state_of(control, campaign_id) is CampaignState.FINISHED
+
+
+def test_a_bulk_campaign_sends_everyone_once_with_a_report(
+    make_stack: Callable[..., LocalStack], tmp_path: Path
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV, threads=4)
+    producer, control = tools(stack)
+    dsts = numbers(2_500)
+    # A duplicate and an invalid row: reported, skipped with skip_invalid.
+    rows: list[dict[str, Any]] = [{"dst_number": d, "name": f"C{i}"} for i, d in enumerate(dsts)]
+    # An Argentine mobile is a valid number, but v1 takes Chilean mobiles only.
+    rows += [
+        {"dst_number": dsts[0], "name": "again"},
+        {"dst_number": "123", "name": "bad"},
+        {"dst_number": "5491123456789", "name": "ar"},
+    ]
+    options = CampaignOptions(name="bulk", text="Hola {name}", skip_invalid=True)
+    accepted = producer.send(rows, options)
+    assert accepted.plan.report.valid == 2_500
+    assert accepted.plan.report.duplicates == 1
+    invalid = accepted.plan.report.invalid
+    assert [i.field for i in invalid] == ["dst_number", "dst_number"]
+    assert "Chilean mobiles" in invalid[1].reason
+    assert accepted.plan.transport is Transport.V1_BULK
+    cid = accepted.campaign_id
+    wait_for(lambda: finished(control, cid), timeout_s=120, what="the campaign to finish")
+
+    charges = charged_per_dst(stack)
+    assert set(charges) == set(dsts) and set(charges.values()) == {1}
+    status = control.status(cid)
+    assert status.counts == {"sent": 2_500} and status.deliveries == 3
+    out = io.StringIO()
+    assert control.write_report(cid, out) == 2_500
+    report = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert {r["state"] for r in report} == {"sent"}
+    assert all(r["provider_id"] for r in report)
+    assert [r["recipient"] for r in report] == dsts
+
+
+def test_a_v3_campaign_sends_each_whatsapp_once(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV)
+    producer, control = tools(stack)
+    dsts = numbers(40, start=5_000)
+    options = CampaignOptions(name="wa", kind=Kind.WHATSAPP, text="Hola {name}",
+                              src="56999944837")  # fmt: skip
+    cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
+    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+    wa = Counter(str(c["dst"]) for c in ledger(stack) if c["product"] == "whatsapp")
+    assert set(wa) == set(dsts) and set(wa.values()) == {1}
+
+
+def test_nothing_is_sent_before_deliver_at_and_cancel_before_sends_nothing(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV)
+    producer, control = tools(stack)
+    at = (datetime.now(UTC) + timedelta(seconds=4)).isoformat()
+    rows = [{"dst_number": d, "name": "x"} for d in numbers(30, start=9_000)]
+    later = producer.send(rows, CampaignOptions(name="later", text="Hola {name}", deliver_at=at))
+    never = producer.send(
+        [{"dst_number": d, "name": "x"} for d in numbers(30, start=9_100)],
+        CampaignOptions(name="never", text="Hola {name}", deliver_at=at),
+    )
+    assert state_of(control, later.campaign_id) is CampaignState.SCHEDULED
+    control.cancel(never.campaign_id)
+    assert ledger(stack) == []
+    wait_for(lambda: finished(control, later.campaign_id), timeout_s=60, what="the later one")
+    started = control.get(later.campaign_id).started_ms
+    assert started is not None and started >= int(datetime.fromisoformat(at).timestamp() * 1000)
+    charges = charged_per_dst(stack)
+    assert len(charges) == 30 and not set(charges) & set(numbers(30, start=9_100))
+
+
+def test_pause_parks_and_resume_finishes_without_duplicates(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV, sandbox_flags={"latency_ms": 200}, threads=2)
+    producer, control = tools(stack)
+    dsts = numbers(60, start=20_000)
+    options = CampaignOptions(name="pausable", text="Hola {name}", transport=Transport.V3)
+    cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
+    wait_for(lambda: len(ledger(stack)) >= 5, timeout_s=30, what="some sends")
+    control.pause(cid)
+    # In-flight sends finish; then nothing moves while paused.
+    wait_for(lambda: control.status(cid).counts.get("sending", 0) == 0, timeout_s=30,
+             what="in-flight sends to finish")  # fmt: skip
+    wait_for(lambda: control.status(cid).counts.get("queued", 0) == control.status(cid).parked,
+             timeout_s=30, what="every queued message to be parked")  # fmt: skip
+    paused_charges = len(ledger(stack))
+    assert paused_charges < 60
+    assert control.status(cid).counts.get("sending", 0) == 0
+    control.resume(cid)
+    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+    charges = charged_per_dst(stack)
+    assert set(charges) == set(dsts) and set(charges.values()) == {1}
+
+
+def test_cancel_mid_way_stops_every_worker(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV, sandbox_flags={"latency_ms": 200}, processes=2,
+                       threads=2)  # fmt: skip
+    producer, control = tools(stack)
+    dsts = numbers(200, start=30_000)
+    options = CampaignOptions(name="cancel", text="Hola {name}", transport=Transport.V3)
+    cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
+    wait_for(lambda: len(ledger(stack)) >= 5, timeout_s=30, what="some sends")
+    control.cancel(cid)
+    # Within seconds nothing is sending any more, and the rest is cancelled.
+    wait_for(lambda: control.status(cid).counts.get("sending", 0) == 0
+             and control.status(cid).counts.get("queued", 0) == 0, timeout_s=15,
+             what="every pod to stop")  # fmt: skip
+    sent = control.status(cid).counts.get("sent", 0)
+    assert sent < 200 and len(ledger(stack)) == sent
+    assert set(charged_per_dst(stack).values()) == {1}
+
+
+def test_a_campaign_past_its_max_lateness_waits_for_resume(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV)
+    producer, control = tools(stack)
+    at = (datetime.now(UTC) - timedelta(seconds=120)).isoformat()
+    options = CampaignOptions(name="late", text="Hola {name}", deliver_at=at, max_lateness_s=60)
+    rows = [{"dst_number": d, "name": "x"} for d in numbers(10, start=40_000)]
+    cid = producer.send(rows, options).campaign_id
+    wait_for(lambda: state_of(control, cid) is CampaignState.LATE, timeout_s=15, what="late")
+    assert "late by" in (control.get(cid).paused_reason or "")
+    assert ledger(stack) == []
+    control.resume(cid)
+    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+    assert len(charged_per_dst(stack)) == 10
+
+
+def test_a_closed_window_holds_the_campaign(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV)
+    producer, control = tools(stack)
+    local = datetime.now(UTC).astimezone(ZoneInfo("America/Santiago"))
+    start = (local + timedelta(hours=2)).strftime("%H:00")
+    end = (local + timedelta(hours=3)).strftime("%H:00")
+    options = CampaignOptions(name="window", text="Hola {name}", window=f"{start}-{end}")
+    rows = [{"dst_number": d, "name": "x"} for d in numbers(10, start=50_000)]
+    cid = producer.send(rows, options).campaign_id
+    wait_for(lambda: state_of(control, cid) is CampaignState.WINDOW, timeout_s=15,
+             what="the campaign to wait for its window")  # fmt: skip
+    assert ledger(stack) == []
