@@ -28,6 +28,7 @@ from core.redis import connect
 from worker.actors import register_actors, register_bulk_actor
 from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
+from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump, recipient_message
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
@@ -144,6 +145,12 @@ def build_worker_app(
         reconciler=reconciler,
         reconcile_interval_s=settings.reconcile_interval_s,
         pump=pump,
+        status_poller=StatusPoller(
+            campaigns=campaigns,
+            jobs=store,
+            client=client,
+            after_s=settings.campaign_status_poll_after_s,
+        ),
     )
     return WorkerApp(
         settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,

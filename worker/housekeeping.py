@@ -12,6 +12,9 @@
   settles ``unknown`` jobs by asking Connectus (see :mod:`worker.reconcile`).
 - **Campaigns**: the pump (if given) starts due campaigns, keeps their send
   windows and releases their next chunks (see :mod:`worker.campaigns`).
+- **Delivery statuses**: campaign messages that no status webhook reported
+  within ``CAMPAIGN_STATUS_POLL_AFTER_S`` are looked up (see
+  :mod:`worker.campaign_status`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
@@ -30,6 +33,7 @@ from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
 from core.jobs import JobStore
+from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
 from worker.reconcile import Reconciler
 
@@ -51,6 +55,8 @@ class Housekeeper(threading.Thread):
         reconcile_interval_s: float = 5.0,
         batch: int = 500,
         pump: CampaignPump | None = None,
+        status_poller: StatusPoller | None = None,
+        status_interval_s: float = 5.0,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -62,6 +68,8 @@ class Housekeeper(threading.Thread):
         self.reconciler = reconciler
         self.reconcile_interval_s = reconcile_interval_s
         self.pump = pump
+        self.status_poller = status_poller
+        self.status_interval_s = status_interval_s
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -70,7 +78,7 @@ class Housekeeper(threading.Thread):
     def run(self) -> None:
         # Run maintenance once at start-up; reconcile after one interval.
         since_maintenance = self.maintenance_interval_s
-        since_reconcile = 0.0
+        since_reconcile = since_status = 0.0
         while not self._stop_event.is_set():
             try:
                 while self.store.promote_due(limit=self.batch) >= self.batch:
@@ -84,6 +92,9 @@ class Housekeeper(threading.Thread):
                 if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0
                     self.reconciler.run_once()
+                if self.status_poller is not None and since_status >= self.status_interval_s:
+                    since_status = 0.0
+                    self.status_poller.run_once()
             except redis.RedisError as exc:
                 log.warning("housekeeping.redis_error", error=str(exc))
             except Exception:
@@ -92,6 +103,7 @@ class Housekeeper(threading.Thread):
             self._stop_event.wait(self.promote_interval_s)
             since_maintenance += self.promote_interval_s
             since_reconcile += self.promote_interval_s
+            since_status += self.promote_interval_s
 
     def run_maintenance(self) -> None:
         """Re-queue messages held by dead workers, on every queue."""

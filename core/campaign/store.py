@@ -213,14 +213,25 @@ class CampaignStore:
     def deliveries(self, campaign_id: str) -> dict[int, str]:
         """Chunk -> the Connectus delivery its v1 bulk created."""
         raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
-        return {int(k): _text(v) for k, v in raw.items()}
+        return {int(k): _text(v) for k, v in raw.items() if _text(k).isdigit()}
 
     def set_delivery(self, campaign_id: str, chunk: int, id_delivery: str) -> None:
+        """Keep the chunk's delivery id, and when (ms) it was sent (for status polling)."""
         key = self.keys.campaign_deliveries(campaign_id)
         pipe = self.client.pipeline(transaction=True)
-        pipe.hset(key, str(chunk), id_delivery)
+        pipe.hset(key, mapping={str(chunk): id_delivery, f"{chunk}:at": self.clock()})
         pipe.expire(key, self.ttl_s)
         pipe.execute()
+
+    def poll_marks(self, campaign_id: str) -> dict[str, int]:
+        """Status-polling bookkeeping: ``{n}:at`` (sent), ``{n}:polled`` (last poll),
+        ``{n}:done`` (every status final), all in ms."""
+        raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
+        return {_text(k): int(v) for k, v in raw.items() if ":" in _text(k)}
+
+    def mark_polled(self, campaign_id: str, chunk: int, *, done: bool) -> None:
+        field = f"{chunk}:done" if done else f"{chunk}:polled"
+        self.client.hset(self.keys.campaign_deliveries(campaign_id), field, self.clock())
 
     # -- transitions --------------------------------------------------------------
 

@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 from cli.stack import LocalStack
 from core.campaign.model import CampaignState, Transport
 from core.campaign.store import CampaignStore
@@ -208,3 +210,27 @@ def test_a_closed_window_holds_the_campaign(make_stack: Callable[..., LocalStack
     wait_for(lambda: state_of(control, cid) is CampaignState.WINDOW, timeout_s=15,
              what="the campaign to wait for its window")  # fmt: skip
     assert ledger(stack) == []
+
+
+@pytest.mark.parametrize(("transport", "n"), [(Transport.V1_BULK, 1_200), (Transport.V3, 60)])
+def test_delivery_statuses_reach_the_report_by_polling(
+    make_stack: Callable[..., LocalStack], transport: Transport, n: int
+) -> None:
+    # No webhook receiver runs here: every status comes from polling Connectus
+    # (check_delivery_status per bulk chunk, GET /sms/:id per v3 message).
+    env = {**CAMPAIGN_ENV, "CAMPAIGN_STATUS_POLL_AFTER_S": "1"}
+    stack = make_stack(env=env, sandbox_flags={"undeliverable_rate": 0.3})
+    producer, control = tools(stack)
+    dsts = numbers(n, start=90_000)
+    rows = [{"dst_number": d, "name": "x"} for d in dsts]
+    options = CampaignOptions(name="statuses", text="Hola {name}", transport=transport)
+    cid = producer.send(rows, options).campaign_id
+    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+
+    def final_statuses() -> Counter[str] | None:
+        seen = Counter(r["delivery_status"] for r in control.report_rows(cid))
+        return seen if set(seen) <= {"ENTREGADO", "NO_ENTREGABLE"} else None
+
+    seen = wait_for(final_statuses, timeout_s=60, interval_s=0.5, what="every final status")
+    assert seen["ENTREGADO"] > 0 and seen["NO_ENTREGABLE"] > 0
+    assert sum(seen.values()) == n
