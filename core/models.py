@@ -102,6 +102,8 @@ class JobRecord(BaseModel):
     # status webhook, e.g. ENTREGADO) and when we received it.
     delivery_status: str | None = None
     delivery_status_at: datetime | None = None
+    # The campaign this job sends for (a recipient of it), if any.
+    campaign: str | None = None
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
@@ -118,7 +120,7 @@ class JobRecord(BaseModel):
             else:
                 data.pop(name, None)
         optional = ("provider_id", "outcome", "error_class", "last_error", "correlation_id",
-                    "delivery_status")  # fmt: skip
+                    "delivery_status", "campaign")  # fmt: skip
         for name in optional:
             if data.get(name) == "":
                 data[name] = None

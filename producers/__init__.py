@@ -8,6 +8,9 @@
 The module-level functions use a default :class:`Producer` built on first
 use from the environment (never at import time); call :func:`configure` to
 pass your own settings or Redis client, or build a :class:`Producer`.
+
+Campaigns (one template, many recipients): :class:`CampaignProducer` takes a
+CSV/JSONL path or any iterable of mappings and :class:`CampaignOptions`.
 """
 
 from __future__ import annotations
@@ -22,8 +25,18 @@ from core.jobs import IdempotencyConflict
 from core.models import JobRecord, Kind, State
 from core.validation import FieldError, InvalidInput
 from producers.api import JobNotFound, Producer
+from producers.campaign_control import CampaignControl, CampaignNotFound
+from producers.campaign_plan import CampaignOptions, CampaignPlan
+from producers.campaigns import Accepted, CampaignProducer, CampaignRefused
 
 __all__ = [
+    "Accepted",
+    "CampaignControl",
+    "CampaignNotFound",
+    "CampaignOptions",
+    "CampaignPlan",
+    "CampaignProducer",
+    "CampaignRefused",
     "FieldError",
     "IdempotencyConflict",
     "InvalidInput",
