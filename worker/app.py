@@ -124,7 +124,8 @@ def build_worker_app(
     actors = register_actors(broker, pipeline, settings, metrics)
     bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
                       queue=settings.queue_bulk, worker_id=worker_id, lease_ms=lease_ms(settings),
-                      breaker=breaker)  # fmt: skip
+                      breaker=breaker, limiter=limiter,
+                      acquire_timeout_s=settings.rate_acquire_timeout_s)  # fmt: skip
     register_bulk_actor(broker, bulk, settings)
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id)  # fmt: skip

@@ -50,11 +50,14 @@ from worker.connectus.errors import (
     BalanceExhausted,
     ConnectusError,
     PermanentError,
+    RateLimited,
     Rejected,
+    Throttled,
     TransientError,
 )
 from worker.ledger import DurableLedger
 from worker.pipeline import RetryPolicy
+from worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("worker.bulk")
 
@@ -86,6 +89,8 @@ class BulkSender:
         worker_id: str,
         lease_ms: int,
         breaker: CircuitBreaker | None = None,
+        limiter: RateLimiter | None = None,
+        acquire_timeout_s: float = 5.0,
         clock: Callable[[], int] = epoch_ms,
         rng: random.Random | None = None,
     ) -> None:
@@ -99,6 +104,8 @@ class BulkSender:
         self.worker_id = worker_id
         self.lease_ms = lease_ms
         self.breaker = breaker
+        self.limiter = limiter
+        self.acquire_timeout_s = acquire_timeout_s
         self.clock = clock
         self.rng = rng or random.Random()
 
@@ -114,6 +121,13 @@ class BulkSender:
             decision = self.breaker.allow()
             if not decision.allowed:
                 return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
+        if self.limiter is not None:
+            # One token of the SMS bucket per call: Connectus throttles requests
+            # (429, ESME_RTHROTTLED), and the adaptive rate follows what it says.
+            try:
+                self.limiter.acquire("sms", timeout_s=self.acquire_timeout_s)
+            except RateLimitRefused as exc:
+                return self._defer(message, campaign_id, number, exc.retry_in_ms)
         rows = self.ledger.call(self.campaigns.chunk, campaign_id, number)
         base = number * campaign.chunk_size
         ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
@@ -149,9 +163,13 @@ class BulkSender:
         except ConnectusError as exc:
             if self.breaker is not None:
                 self.breaker.record_failure(exc)
+            if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
+                self.limiter.on_throttled("sms", exc.retry_after_s)
             return self._failed_call(campaign, message, number, ids, payloads, sending, exc)
         if self.breaker is not None:
             self.breaker.record_success()
+        if self.limiter is not None:
+            self.limiter.on_success("sms")
         if result.id_delivery:
             self.ledger.call(self.campaigns.set_delivery, campaign_id, number, result.id_delivery)
         now = self.clock()
