@@ -1,9 +1,9 @@
 """``build_app(settings)``: the ASGI service (Starlette).
 
-Routes: intake (``/v1/messages``), Connectus webhooks (``/webhooks/...``),
-``/metrics``, ``/healthz``, ``/readyz`` and ``/openapi.json``. Settings are
-read once by the caller and passed in; so is the Redis client in tests.
-Campaign routes come with the campaigns issue and are deliberately absent.
+Routes: intake (``/v1/messages``, ``/v1/campaigns``), Connectus webhooks
+(``/webhooks/...``), ``/metrics``, ``/healthz``, ``/readyz`` and
+``/openapi.json``. Settings are read once by the caller and passed in; so is
+the Redis client in tests.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import anyio
 import redis
 import structlog
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -26,7 +27,10 @@ from config import Settings
 from core.keys import Keys
 from core.redis import connect
 from producers.api import Producer
+from producers.campaign_control import CampaignControl
+from producers.campaigns import CampaignProducer
 from service.auth import BearerAuth, WebhookAuth
+from service.campaigns import CampaignIntake
 from service.events import EventRecorder
 from service.idempotency import HttpIdempotency
 from service.intake import Intake
@@ -54,13 +58,21 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     keys = Keys(settings.key_prefix)
     producer = Producer(settings, redis_client=client)
     metrics = Metrics()
+    bearer = BearerAuth(settings.intake_token_values)
+    idempotency = HttpIdempotency(client, keys, ttl_s=settings.intake_idempotency_ttl_s)
     intake = Intake(
-        producer,
-        BearerAuth(settings.intake_token_values),
-        HttpIdempotency(client, keys, ttl_s=settings.intake_idempotency_ttl_s),
-        metrics,
+        producer, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
+    )
+    # balance=None: the service holds no Connectus credentials (see service.campaigns).
+    campaign_producer = CampaignProducer(settings, redis_client=client, balance=None)
+    campaigns = CampaignIntake(
+        campaign_producer,
+        CampaignControl(campaign_producer.store),
+        bearer,
+        idempotency,
         max_body_bytes=settings.intake_max_body_bytes,
     )
+    metrics.watch_campaigns(campaign_producer.store)
     webhooks = Webhooks(
         producer.store,
         EventRecorder(
@@ -88,7 +100,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         return problem_response(503, f"Redis did not answer PING within {READY_TIMEOUT_S} s")
 
     async def metrics_endpoint(_: Request) -> Response:
-        body, content_type = metrics.render()
+        # In the thread pool: the campaign gauges read Redis at scrape time.
+        body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, headers={"Content-Type": content_type})
 
     async def openapi(_: Request) -> Response:
@@ -107,6 +120,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         routes=[
             Route("/v1/messages", intake.post_message, methods=["POST"]),
             Route("/v1/messages/{job_id}", intake.get_message, methods=["GET"]),
+            Route("/v1/campaigns", campaigns.post_campaign, methods=["POST"]),
+            Route("/v1/campaigns/{campaign_id}", campaigns.get_campaign, methods=["GET"]),
             Route("/webhooks/sms-status", webhooks.sms_status, methods=["POST"]),
             Route("/webhooks/sms-incoming", webhooks.sms_incoming, methods=["POST"]),
             Route("/healthz", healthz, methods=["GET"]),
@@ -124,6 +139,7 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     )
     app.state.metrics = metrics
     app.state.producer = producer
+    app.state.campaign_producer = campaign_producer
     app.state.redis = client
     return app
 

@@ -14,18 +14,31 @@ Errors (4xx, 5xx) are not stored, as with Stripe: the request did not take
 effect, so fixing and retrying it with the same key must work.
 
 Keys: ``{prefix}:http-idem:{scope}:{key}`` (the answer) and ``…:lock`` (the marker).
+
+:func:`idempotency_key` and :func:`run_once` are the gate every POST of the
+intake goes through (``/v1/messages``, ``/v1/campaigns``), so both behave the
+same way.
 """
 
 from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
 
+from core.hashing import fingerprint as canonical_fingerprint
 from core.keys import Keys
+from core.validation import FieldError, InvalidInput, validate_idempotency_key
+from service.problems import ProblemError
+
+IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 #: How long an in-flight marker outlives a crashed request, in ms.
 LOCK_TTL_MS = 30_000
@@ -98,3 +111,57 @@ class HttpIdempotency:
         )  # fmt: skip
         ttl_s = 0 if answer is None else self.ttl_s
         self._finish(keys=self._names(scope, key), args=[lock, data, ttl_s])
+
+
+def idempotency_key(request: Request) -> str | None:
+    """The request's ``Idempotency-Key`` (None if absent); a 422 naming it if malformed."""
+    key = request.headers.get(IDEMPOTENCY_HEADER)
+    if key is not None:
+        try:
+            validate_idempotency_key(key, field=IDEMPOTENCY_HEADER)
+        except InvalidInput as exc:
+            raise ProblemError.from_invalid(exc) from exc
+    return key
+
+
+async def run_once(
+    idempotency: HttpIdempotency,
+    scope: str,
+    key: str,
+    request_print: Mapping[str, Any],
+    accept: Callable[[], Response],
+) -> Response:
+    """Run ``accept`` (in the thread pool) at most once per ``(scope, key)``.
+
+    ``request_print``: what makes two requests the same (method, path, parsed
+    body), compared canonically. A 2xx answer is stored with its ``Location``
+    header and replayed; an error is not stored, so a corrected retry works.
+    """
+    body_print = canonical_fingerprint(dict(request_print))
+    begin = await run_in_threadpool(idempotency.begin, scope, key, body_print)
+    if begin.outcome == "in_flight":
+        raise ProblemError(
+            409, "a request with this Idempotency-Key is still in progress; retry later"
+        )
+    if begin.outcome == "mismatch":
+        raise ProblemError(
+            422,
+            "this Idempotency-Key was already used with a different request body",
+            errors=[FieldError(IDEMPOTENCY_HEADER, "was already used with a different body")],
+        )
+    if begin.outcome == "replay" and begin.answer is not None:
+        answer = begin.answer
+        headers = {**answer.headers, "Idempotent-Replayed": "true"}
+        return Response(answer.body, answer.status, headers, media_type="application/json")
+    stored: StoredAnswer | None = None
+    try:
+        response = await run_in_threadpool(accept)
+        if 200 <= response.status_code < 300:
+            location = response.headers.get("location")
+            headers = {"Location": location} if location else {}
+            text = bytes(response.body).decode()
+            stored = StoredAnswer(body_print, response.status_code, text, headers)
+        return response
+    finally:
+        # Errors are not stored: a corrected retry with the same key must work.
+        await run_in_threadpool(idempotency.finish, scope, key, begin.lock, stored)

@@ -9,6 +9,7 @@ event loop must keep answering (health checks, webhooks) meanwhile.
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any
 
@@ -18,14 +19,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core.hashing import fingerprint
 from core.jobs import IdempotencyConflict
-from core.validation import FieldError, InvalidInput, normalize_number, validate_idempotency_key
+from core.validation import FieldError, InvalidInput, normalize_number
 from producers.api import JobNotFound, Producer
 from producers.optout import OPTED_OUT_REASON, is_opted_out
 from service.auth import BearerAuth
 from service.body import parse_json_object, read_body, require_json
-from service.idempotency import HttpIdempotency, StoredAnswer
+from service.idempotency import IDEMPOTENCY_HEADER, HttpIdempotency, idempotency_key, run_once
 from service.metrics import Metrics
 from service.problems import ProblemError
 from service.schemas import (
@@ -47,7 +47,6 @@ _SEND_METHOD = {
     "sms": "send_sms", "otp": "send_otp", "email": "send_email",
     "otp_email": "send_otp_email", "whatsapp": "send_whatsapp", "whatsapp_qr": "send_whatsapp_qr",
 }  # fmt: skip
-IDEMPOTENCY_HEADER = "Idempotency-Key"
 
 
 class Intake:
@@ -68,45 +67,20 @@ class Intake:
 
     async def post_message(self, request: Request) -> Response:
         scope = self.auth.check(request)
-        key = request.headers.get(IDEMPOTENCY_HEADER)
-        if key is not None:
-            try:
-                validate_idempotency_key(key, field=IDEMPOTENCY_HEADER)
-            except InvalidInput as exc:
-                raise ProblemError.from_invalid(exc) from exc
+        key = idempotency_key(request)
         require_json(request)
         body = parse_json_object(await read_body(request, self.max_body_bytes))
         request_id: str = request.state.request_id
         if key is None:
             return await run_in_threadpool(self._accept, body, None, request_id)
-
-        body_print = fingerprint({"method": "POST", "path": "/v1/messages", "body": body})
-        begin = await run_in_threadpool(self.idempotency.begin, scope, key, body_print)
-        if begin.outcome == "in_flight":
-            raise ProblemError(
-                409, "a request with this Idempotency-Key is still in progress; retry later"
-            )
-        if begin.outcome == "mismatch":
-            raise ProblemError(
-                422,
-                "this Idempotency-Key was already used with a different request body",
-                errors=[FieldError(IDEMPOTENCY_HEADER, "was already used with a different body")],
-            )
-        if begin.outcome == "replay" and begin.answer is not None:
-            answer = begin.answer
-            headers = {**answer.headers, "Idempotent-Replayed": "true"}
-            return Response(answer.body, answer.status, headers, media_type="application/json")
-        stored: StoredAnswer | None = None
-        try:
-            response = await run_in_threadpool(self._accept, body, key, request_id)
-            if 200 <= response.status_code < 300:
-                headers = {"Location": response.headers["location"]}
-                text = bytes(response.body).decode()
-                stored = StoredAnswer(body_print, response.status_code, text, headers)
-            return response
-        finally:
-            # Errors are not stored: a corrected retry with the same key must work.
-            await run_in_threadpool(self.idempotency.finish, scope, key, begin.lock, stored)
+        request_print = {"method": "POST", "path": "/v1/messages", "body": body}
+        return await run_once(
+            self.idempotency,
+            scope,
+            key,
+            request_print,
+            functools.partial(self._accept, body, key, request_id),
+        )
 
     def _accept(self, body: dict[str, Any], key: str | None, request_id: str) -> JSONResponse:
         """Validate and enqueue (in a worker thread); 202 with the job id and state."""

@@ -16,10 +16,15 @@ from pydantic.json_schema import models_json_schema
 from config import Settings
 from core.models import JobRecord
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
+from service.campaigns import CAMPAIGN_ID_PATTERN
 from service.intake import JOB_ID_PATTERN
 from service.schemas import (
     MESSAGE_ADAPTER,
     Accepted,
+    CampaignAccepted,
+    CampaignProblem,
+    CampaignRequest,
+    CampaignStatusOut,
     Problem,
     SmsIncomingWebhook,
     SmsStatusWebhook,
@@ -46,6 +51,23 @@ _REQUEST_ID = {
     "schema": {"type": "string"},
 }
 _ECHO = {"X-Request-ID": {"description": "The correlation id", "schema": {"type": "string"}}}
+_IDEMPOTENCY_KEY = {
+    "name": "Idempotency-Key",
+    "in": "header",
+    "required": False,
+    "description": "Same key + same body replays the first answer",
+    "schema": {
+        "type": "string",
+        "pattern": "^[!-~]+$",
+        "minLength": 1,
+        "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
+    },
+}
+_ACCEPTED_HEADERS = {
+    **_ECHO,
+    "Location": {"schema": {"type": "string"}},
+    "Idempotent-Replayed": {"schema": {"type": "string"}},
+}
 
 
 def _problems(*codes: int) -> dict[str, Any]:
@@ -67,6 +89,10 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
             (Accepted, "serialization"),
             (Problem, "serialization"),
             (JobRecord, "serialization"),
+            (CampaignRequest, "validation"),
+            (CampaignAccepted, "serialization"),
+            (CampaignStatusOut, "serialization"),
+            (CampaignProblem, "serialization"),
             (SmsStatusWebhook, "validation"),
             (SmsIncomingWebhook, "validation"),
             (WebhookAck, "serialization"),
@@ -101,32 +127,14 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                     "operationId": "createMessage",
                     "summary": "Queue one message (SMS, OTP, e-mail, WhatsApp)",
                     "security": [{"bearer": []}],
-                    "parameters": [
-                        {
-                            "name": "Idempotency-Key",
-                            "in": "header",
-                            "required": False,
-                            "description": "Same key + same body replays the first answer",
-                            "schema": {
-                                "type": "string",
-                                "pattern": "^[!-~]+$",
-                                "minLength": 1,
-                                "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
-                            },
-                        },
-                        _REQUEST_ID,
-                    ],
+                    "parameters": [_IDEMPOTENCY_KEY, _REQUEST_ID],
                     "requestBody": {"required": True, "content": _json("MessageRequest")},
                     "responses": {
                         "202": {
                             "description": "Queued (or scheduled); a replay carries "
                             "Idempotent-Replayed: true",
                             "content": _json(Accepted),
-                            "headers": {
-                                **_ECHO,
-                                "Location": {"schema": {"type": "string"}},
-                                "Idempotent-Replayed": {"schema": {"type": "string"}},
-                            },
+                            "headers": _ACCEPTED_HEADERS,
                         },
                         **_problems(400, 401, 409, 413, 415, 422, 503),
                     },
@@ -154,6 +162,70 @@ def build_openapi(settings: Settings) -> dict[str, Any]:
                             "headers": _ECHO,
                         },
                         **_problems(401, 404, 503),
+                    },
+                }
+            },
+            "/v1/campaigns": {
+                "post": {
+                    "operationId": "createCampaign",
+                    "summary": "Accept a campaign: one template, a list of recipients",
+                    "description": "Checked like `connectus campaign send` (no balance "
+                    "check: the service holds no Connectus credentials). Lists larger than "
+                    "INTAKE_MAX_BODY_BYTES go through the CLI or CampaignProducer.",
+                    "security": [{"bearer": []}],
+                    "parameters": [_IDEMPOTENCY_KEY, _REQUEST_ID],
+                    "requestBody": {"required": True, "content": _json(CampaignRequest)},
+                    "responses": {
+                        "202": {
+                            "description": "Accepted and scheduled (created: false when the "
+                            "Idempotency-Key named an existing campaign); a replay carries "
+                            "Idempotent-Replayed: true",
+                            "content": _json(CampaignAccepted),
+                            "headers": _ACCEPTED_HEADERS,
+                        },
+                        **_problems(400, 401, 409, 413, 415),
+                        "422": {
+                            "description": "Invalid fields (invalid-params), or the campaign "
+                            "was refused (refusals, invalid_rows, plan)",
+                            "content": {
+                                "application/problem+json": {
+                                    "schema": {"$ref": _REF.format(model="CampaignProblem")}
+                                }
+                            },
+                            "headers": _ECHO,
+                        },
+                        **_problems(503),
+                    },
+                }
+            },
+            "/v1/campaigns/{campaign_id}": {
+                "get": {
+                    "operationId": "getCampaign",
+                    "summary": "A campaign's state and progress: recipients by state, rate, ETA",
+                    "security": [{"bearer": []}],
+                    "parameters": [
+                        {
+                            "name": "campaign_id",
+                            "in": "path",
+                            "required": True,
+                            "description": "From POST /v1/campaigns (anything else: 404)",
+                            "schema": {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
+                        },
+                        _REQUEST_ID,
+                    ],
+                    "responses": {
+                        "200": {
+                            "description": "The campaign's status",
+                            "content": _json(CampaignStatusOut),
+                            "headers": _ECHO,
+                        },
+                        **_problems(401),
+                        "404": {
+                            "description": "No such campaign (unknown, or its record expired)",
+                            "content": _PROBLEM,
+                            "headers": _ECHO,
+                        },
+                        **_problems(503),
                     },
                 }
             },

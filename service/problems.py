@@ -2,7 +2,9 @@
 
 Every error the service answers is one of these, so clients parse one shape:
 ``{"type", "title", "status", "detail"}`` plus ``invalid-params`` (a list of
-``{"name", "reason"}``) when fields were rejected.
+``{"name", "reason"}``) when fields were rejected, and extension members
+(RFC 7807 section 3.2) where an answer needs more, e.g. a refused campaign's
+``refusals`` and ``invalid_rows``.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class ProblemError(Exception):
         errors: Iterable[FieldError] = (),
         headers: Mapping[str, str] | None = None,
         title: str | None = None,
+        extensions: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -48,6 +51,7 @@ class ProblemError(Exception):
         self.errors = list(errors)
         self.headers = dict(headers or {})
         self.title = title
+        self.extensions = dict(extensions or {})
 
     @classmethod
     def from_invalid(cls, exc: InvalidInput, *, status: int = 422) -> ProblemError:
@@ -55,22 +59,34 @@ class ProblemError(Exception):
 
 
 def problem_body(
-    status: int, detail: str, *, errors: Iterable[FieldError] = (), title: str | None = None
+    status: int,
+    detail: str,
+    *,
+    errors: Iterable[FieldError] = (),
+    title: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The problem document; ``invalid-params`` only when there are field errors."""
+    """The problem document; ``invalid-params`` only when there are field errors.
+
+    ``extensions`` are added as members; they never replace a standard one.
+    """
     errors = list(errors)
+    body: dict[str, Any]
     if errors:
         body = InvalidInput.from_errors(errors).to_problem(
             status=status, title=title or _TITLES.get(status, "Error")
         )
         body["detail"] = detail
-        return body
-    return {
-        "type": "about:blank",
-        "title": title or _TITLES.get(status, "Error"),
-        "status": status,
-        "detail": detail,
-    }
+    else:
+        body = {
+            "type": "about:blank",
+            "title": title or _TITLES.get(status, "Error"),
+            "status": status,
+            "detail": detail,
+        }
+    for name, value in (extensions or {}).items():
+        body.setdefault(name, value)
+    return body
 
 
 def problem_response(
@@ -80,9 +96,10 @@ def problem_response(
     errors: Iterable[FieldError] = (),
     headers: Mapping[str, str] | None = None,
     title: str | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
     return JSONResponse(
-        problem_body(status, detail, errors=errors, title=title),
+        problem_body(status, detail, errors=errors, title=title, extensions=extensions),
         status_code=status,
         headers=dict(headers or {}),
         media_type=PROBLEM_JSON,
@@ -91,5 +108,10 @@ def problem_response(
 
 def response_for(exc: ProblemError) -> JSONResponse:
     return problem_response(
-        exc.status, exc.detail, errors=exc.errors, headers=exc.headers, title=exc.title
+        exc.status,
+        exc.detail,
+        errors=exc.errors,
+        headers=exc.headers,
+        title=exc.title,
+        extensions=exc.extensions,
     )

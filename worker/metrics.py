@@ -19,7 +19,8 @@ so totals never go backwards on a respawn. Children own no gauges (gauges
 are computed by the supervisor's collectors), which sidesteps the
 multiprocess gauge modes.
 
-Campaign progress is not measured: campaigns do not exist yet.
+Campaign progress is not measured here: the HTTP service exports it
+(:class:`service.metrics.CampaignCollector`, read from Redis at scrape time).
 """
 
 from __future__ import annotations

@@ -8,7 +8,9 @@ status webhooks back to our service, and the job record shows ENTREGADO.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from datetime import datetime, time, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
@@ -139,3 +141,49 @@ def test_intake_to_sandbox_and_status_webhooks_back(
     record = http.get(f"/v1/messages/{job_id}", headers=BEARER).json()
     assert record["state"] == "sent" and record["delivery_status"] == "ENTREGADO"
     assert record["provider_id"]
+
+
+def test_a_campaign_over_http_is_stored_in_redis_and_reads_back(
+    http: httpx.Client, settings: Settings, redis_client: redis.Redis
+) -> None:
+    # Tomorrow at 09:00 local time: scheduled, so nothing releases it meanwhile.
+    zone = ZoneInfo(settings.default_timezone)
+    at = datetime.combine(datetime.now(zone).date() + timedelta(days=1), time(9), tzinfo=zone)
+    campaign = {
+        "name": "Promo IT", "kind": "sms", "text": "Hola {name}", "transport": "v3",
+        "deliver_at": at.strftime("%Y-%m-%d %H:%M:%S"), "window": "09:00-21:00",
+        "recipients": [{"dst_number": "56987688060", "name": "Ana"},
+                       {"dst_number": "+56 9 8768 8061", "name": "Luis"},
+                       {"dst_number": "12", "name": "Eva"}],
+    }  # fmt: skip
+    headers = {**BEARER, "Idempotency-Key": "it-campaign-1"}
+    refused = http.post("/v1/campaigns", json=campaign, headers=headers)
+    assert refused.status_code == 422
+    assert refused.json()["invalid_rows"] == [{"line": 3, "field": "dst_number",
+                                               "reason": "is too short"}]  # fmt: skip
+    campaign["skip_invalid"] = True
+    posted = http.post("/v1/campaigns", json=campaign, headers=headers)
+    replayed = http.post("/v1/campaigns", json=campaign, headers=headers)
+    assert posted.status_code == 202, posted.text
+    campaign_id = posted.json()["campaign_id"]
+    assert posted.json()["plan"]["deliver_at"] == at.isoformat()
+    assert replayed.headers["idempotent-replayed"] == "true"
+    assert replayed.json()["campaign_id"] == campaign_id
+
+    status = http.get(posted.headers["location"], headers=BEARER)
+    assert status.status_code == 200
+    body = status.json()
+    assert (body["campaign_id"], body["state"], body["total"]) == (campaign_id, "scheduled", 2)
+    assert body["counts"] == {"pending": 2} and body["window"] == "09:00-21:00"
+    # In the real Redis: the record, its one chunk of rows, and the indexes.
+    keys = Keys(settings.key_prefix)
+    assert redis_client.hget(keys.campaign(campaign_id), "state") == "scheduled"
+    assert redis_client.exists(keys.campaign_chunk(campaign_id, 0))
+    assert redis_client.sismember(keys.active_campaigns, campaign_id)
+    assert http.get("/v1/campaigns/0123456789abcdef", headers=BEARER).status_code == 404
+
+    metrics = http.get("/metrics").text
+    assert f'connectus_campaign_recipients{{campaign="{campaign_id}",state="pending"}} 2.0' in (
+        metrics
+    )
+    assert f'connectus_campaign_state{{campaign="{campaign_id}",state="scheduled"}} 1.0' in metrics

@@ -203,14 +203,6 @@ async def test_unknown_job_unknown_route_and_wrong_method_are_problems() -> None
     problem(method, 405)
 
 
-async def test_campaign_routes_are_not_served_yet() -> None:
-    async with service() as svc:
-        post = await svc.client.post("/v1/campaigns", json={}, headers=BEARER)
-        get = await svc.client.get("/v1/campaigns/c1", headers=BEARER)
-    problem(post, 404)
-    problem(get, 404)
-
-
 # --- body limit ------------------------------------------------------------
 
 
