@@ -1,0 +1,161 @@
+"""Message templates with named fields: ``"Hola {name}, tu código es {code}"``.
+
+Syntax: ``{name}`` is a field (letters, digits and underscore, not starting
+with a digit); ``{{`` and ``}}`` are literal braces. Everything else
+``str.format`` would accept is refused, because templates come from operators
+and ``str.format`` can do more than substitute: ``{a.__class__}`` or
+``{a[0]}`` reach into objects (and could leak their internals), ``{0}``/``{}``
+depend on argument order, ``{a!r}`` and ``{a:>10}`` change the text in ways a
+CSV value should not trigger.
+
+Rendering runs once per recipient (a million times for a large campaign), so
+the template is parsed once into literal parts and field slots, and each
+render fills the slots and joins: no ``str.format`` per row.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from core.validation import InvalidInput
+
+_FIELD_NAME = re.compile(r"[^\W\d]\w*")  # letters (any script), digits, underscore
+_BRACES_HINT = "write {{ and }} for literal braces"
+
+
+@dataclass(frozen=True, slots=True)
+class _Compiled:
+    """A parsed text: literal parts with ``""`` where fields go, and the slots.
+
+    ``slots`` pairs a position in ``parts`` with an index into the owning
+    template's ``fields``.
+    """
+
+    parts: tuple[str, ...]
+    slots: tuple[tuple[int, int], ...]
+
+    def fill(self, values: Sequence[str]) -> str:
+        """The text with ``values`` (aligned with the template's fields) put in."""
+        buffer = list(self.parts)
+        for position, index in self.slots:
+            buffer[position] = values[index]
+        return "".join(buffer)
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """A parsed message template; build it with :meth:`parse`.
+
+    ``fields`` are the sorted, unique field names used by ``text`` and
+    ``subject`` (``subject`` is for e-mail only, and may have fields too).
+    """
+
+    text: str
+    subject: str | None
+    fields: tuple[str, ...]
+    _text: _Compiled = field(init=False, repr=False, compare=False)
+    _subject: _Compiled | None = field(init=False, repr=False, compare=False)
+
+    @classmethod
+    def parse(cls, text: str, subject: str | None = None) -> Template:
+        """Parse ``text`` (and ``subject``); InvalidInput naming "text" or "subject"."""
+        pairs = _split(text, "text") + ([] if subject is None else _split(subject, "subject"))
+        return cls(text, subject, tuple(sorted({name for _, name in pairs if name is not None})))
+
+    def __post_init__(self) -> None:
+        text_pairs = _split(self.text, "text")
+        subject_pairs = None if self.subject is None else _split(self.subject, "subject")
+        names = {name for _, name in text_pairs + (subject_pairs or []) if name is not None}
+        if self.fields != tuple(sorted(names)):
+            raise ValueError(f"fields: must be {tuple(sorted(names))}, the names the template uses")
+        index = {name: i for i, name in enumerate(self.fields)}
+        # frozen: the compiled forms are derived, set once here
+        object.__setattr__(self, "_text", _compile(text_pairs, index))
+        compiled_subject = None if subject_pairs is None else _compile(subject_pairs, index)
+        object.__setattr__(self, "_subject", compiled_subject)
+
+    def missing(self, values: Mapping[str, str]) -> list[str]:
+        """The fields (in ``fields`` order) absent from ``values`` or blank there."""
+        return [name for name in self.fields if not values.get(name, "").strip()]
+
+    def render(self, values: Mapping[str, str]) -> str:
+        """The text with the values put in; InvalidInput naming a field absent from ``values``.
+
+        Blank values are rendered as they are: :meth:`missing` is the check for them.
+        """
+        return self._text.fill(self._aligned(values))
+
+    def render_subject(self, values: Mapping[str, str]) -> str | None:
+        """The subject with the values put in, or None for a template without one."""
+        if self._subject is None:
+            return None
+        return self._subject.fill(self._aligned(values))
+
+    def render_aligned(self, values: Sequence[str]) -> str:
+        """:meth:`render` from values aligned with ``fields`` (the per-row fast path)."""
+        return self._text.fill(values)
+
+    def render_subject_aligned(self, values: Sequence[str]) -> str | None:
+        """:meth:`render_subject` from values aligned with ``fields``."""
+        return None if self._subject is None else self._subject.fill(values)
+
+    def _aligned(self, values: Mapping[str, str]) -> list[str]:
+        try:
+            return [values[name] for name in self.fields]
+        except KeyError as exc:
+            raise InvalidInput(str(exc.args[0]), "is required by the template") from None
+
+
+def _split(text: str, where: str) -> list[tuple[str, str | None]]:
+    """``(literal, field name or None)`` pairs; InvalidInput(where, reason) if not allowed."""
+    if not isinstance(text, str):
+        raise InvalidInput(where, "must be a string")
+    if not text.strip():
+        raise InvalidInput(where, "is empty")
+    try:
+        parsed = list(string.Formatter().parse(text))
+    except ValueError as exc:
+        # "Single '}' encountered", "expected '}' before end of string", ...
+        raise InvalidInput(
+            where, f"has unbalanced or malformed braces ({exc}); {_BRACES_HINT}"
+        ) from None
+    pairs: list[tuple[str, str | None]] = []
+    for literal, name, spec, conversion in parsed:
+        if name is None:  # trailing literal text
+            pairs.append((literal, None))
+            continue
+        shown = "{" + name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+        shown += "}"
+        if name == "" or name.isdigit():
+            reason = f"has a positional field {shown}: name it, like {{name}}"
+        elif "." in name or "[" in name:
+            reason = f"has attribute or index access in {shown}: only plain names are allowed"
+        elif conversion is not None:
+            reason = f"has a conversion in {shown}: only plain {{name}} fields are allowed"
+        elif spec:
+            reason = f"has a format spec in {shown}: only plain {{name}} fields are allowed"
+        elif not _FIELD_NAME.fullmatch(name):
+            reason = (
+                f"has an invalid field name in {shown}: use letters, digits and underscore, "
+                f"not starting with a digit ({_BRACES_HINT})"
+            )
+        else:
+            pairs.append((literal, name))
+            continue
+        raise InvalidInput(where, reason)
+    return pairs
+
+
+def _compile(pairs: list[tuple[str, str | None]], index: dict[str, int]) -> _Compiled:
+    parts: list[str] = []
+    slots: list[tuple[int, int]] = []
+    for literal, name in pairs:
+        if literal:
+            parts.append(literal)
+        if name is not None:
+            slots.append((len(parts), index[name]))
+            parts.append("")
+    return _Compiled(parts=tuple(parts), slots=tuple(slots))
