@@ -87,6 +87,11 @@ class Keys:
         """Hash: job id -> its message, for ``connectus review resend``."""
         return f"{self.prefix}:review:msgs"
 
+    @property
+    def opt_out(self) -> str:
+        """Set: normalised phone numbers opted out of marketing (STOP)."""
+        return f"{self.prefix}:optout"
+
     # -- campaigns (see core.campaign.store) ----------------------------------
 
     def campaign(self, campaign_id: str) -> str:

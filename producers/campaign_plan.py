@@ -155,6 +155,7 @@ class CampaignPlan:
     segments_by_country: dict[int | None, int] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
+    opted_out: int = 0  # valid rows dropped: the number opted out of marketing (STOP)
 
     @property
     def cost(self) -> int:
@@ -188,6 +189,7 @@ class CampaignPlan:
             "valid": r.valid,
             "invalid": len(r.invalid),
             "duplicates": r.duplicates,
+            "opted_out": self.opted_out,
             "segments": r.segments,
             "max_segments": r.max_segments,
             "cost": self.cost,

@@ -22,7 +22,7 @@ from pathlib import Path
 import redis
 
 from config import Settings
-from core.campaign.checker import InvalidRow, RowChecker
+from core.campaign.checker import InvalidRow, Recipient, RowChecker
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.source import Row, read_rows, rows_from_iterable
 from core.campaign.store import CHUNK_SIZE, CampaignStore, Created
@@ -112,10 +112,13 @@ class CampaignProducer:
         plan, rows = self._plan(resolved, source)
         digest = hashlib.sha256(_definition(resolved).encode())
         stored = 0
+        pulled = 0  # rows handed to write_chunks: its chunks so far cover no more
 
         def chunk_rows() -> Iterator[list[str]]:
+            nonlocal pulled
             for row in rows:
                 digest.update(b"\x1e".join(v.encode() for v in row))
+                pulled += 1
                 yield row
 
         try:
@@ -125,7 +128,9 @@ class CampaignProducer:
                 raise CampaignRefused(plan)
             created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
         except BaseException:
-            self.store.discard_chunks(campaign_id, _chunks(stored))
+            # Also after an error while streaming (a file not UTF-8 at line 50,000):
+            # write_chunks had stored chunks but returned no count.
+            self.store.discard_chunks(campaign_id, _chunks(max(stored, pulled)))
             raise
         if not created.created:
             self.store.discard_chunks(campaign_id, _chunks(stored))
@@ -159,7 +164,25 @@ class CampaignProducer:
         v1 = resolved.transport is Transport.V1_BULK
         report = checker.report
 
+        phones = options.kind is not Kind.EMAIL
+
+        def kept(batch: list[Recipient]) -> Iterator[list[str]]:
+            # Marketing to a number that answered STOP is refused (docs/service.md);
+            # checked per 1,000 rows, in one round trip.
+            flags = self._opted_out([r.dst for r in batch]) if phones else [False] * len(batch)
+            for recipient, opted_out in zip(batch, flags, strict=True):
+                if opted_out:
+                    report.valid -= 1
+                    report.segments -= recipient.segments
+                    plan.opted_out += 1
+                    continue
+                if sms:
+                    country = country_of(recipient.dst)
+                    by_country[country] = by_country.get(country, 0) + recipient.segments
+                yield [recipient.dst, *recipient.values]
+
         def rows() -> Iterator[list[str]]:
+            batch: list[Recipient] = []
             for recipient in checker.check(_rows(source)):
                 if v1 and not (len(recipient.dst) == 11 and recipient.dst.startswith("569")):
                     # The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
@@ -169,12 +192,19 @@ class CampaignProducer:
                     field = checker.recipient_field
                     report.invalid.append(InvalidRow(recipient.line, field, reason))
                     continue
-                if sms:
-                    country = country_of(recipient.dst)
-                    by_country[country] = by_country.get(country, 0) + recipient.segments
-                yield [recipient.dst, *recipient.values]
+                batch.append(recipient)
+                if len(batch) == CHUNK_SIZE:
+                    yield from kept(batch)
+                    batch = []
+            yield from kept(batch)
 
         return plan, rows()
+
+    def _opted_out(self, numbers: list[str]) -> list[bool]:
+        if not numbers:
+            return []
+        answer = self.redis.smismember(self.store.keys.opt_out, numbers)
+        return [bool(flag) for flag in answer]
 
     def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
         report = plan.report

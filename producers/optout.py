@@ -36,7 +36,7 @@ _NUMBER_FIELD = {
 
 def optout_key(keys: Keys) -> str:
     """Set: normalised phone numbers opted out of marketing."""
-    return f"{keys.prefix}:optout"
+    return keys.opt_out
 
 
 def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:

@@ -340,6 +340,7 @@ class CampaignPlanSummary(BaseModel):
     valid: int
     invalid: int
     duplicates: int
+    opted_out: int = Field(description="valid rows dropped: the number opted out (STOP)")
     segments: int
     max_segments: int
     cost: int

@@ -38,6 +38,7 @@ from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from core.jobs import epoch_ms, new_message
+from core.models import Kind
 
 log = structlog.get_logger("worker.campaigns")
 
@@ -182,8 +183,11 @@ class CampaignPump:
         base = number * campaign.chunk_size
         now = self.clock()
         bulk = campaign.transport is Transport.V1_BULK
+        # A number may have answered STOP since the campaign was accepted.
+        phones = campaign.kind is not Kind.EMAIL
+        opted_out = self.store.opted_out([r[0] for r in rows]) if phones else [False] * len(rows)
         jobs = []
-        for offset, row in enumerate(rows):
+        for offset, (row, out) in enumerate(zip(rows, opted_out, strict=True)):
             index = base + offset
             job_id = job_id_for(campaign.campaign_id, index)
             key = f"campaign:{campaign.campaign_id}:{index}"
@@ -194,7 +198,7 @@ class CampaignPump:
                        "queue": self.queue, "payload": payload, "created_ms": now,
                        "campaign": campaign.campaign_id}  # fmt: skip
                 message = new_message(self.queue, campaign.kind.actor_name, job)
-            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message))
+            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out))
         chunk_msg = chunk_message(self.queue, campaign.campaign_id, number) if bulk else None
         if not self.store.release(campaign, jobs, queue=self.queue, chunk_message=chunk_msg):
             return None

@@ -43,8 +43,9 @@ return {'created', ARGV[1]}
 
 # KEYS: campaign, counts, queue list, queue msgs
 # ARGV: expected cursor, now_ms, ttl_s, campaign_id, kind, queue, chunk message id
-#       ('' = none), chunk message data, then 6 per job:
-#       job_id, idempotency key, masked dst, segments, message id ('' = none), data
+#       ('' = none), chunk message data, then 7 per job:
+#       job_id, idempotency key, masked dst, segments, state (queued, or cancelled
+#       for a number that opted out), message id ('' = none), data
 # Answers 1 when released, 0 when the cursor moved or the campaign is not running.
 RELEASE = """
 if redis.call('HGET', KEYS[1], 'state') ~= 'running'
@@ -53,27 +54,32 @@ if redis.call('HGET', KEYS[1], 'state') ~= 'running'
 end
 local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
 local ttl = tonumber(ARGV[3])
-local created = 0
-for i = 9, #ARGV, 6 do
+local created = {}
+for i = 9, #ARGV, 7 do
   local job = prefix .. ':job:' .. ARGV[i]
   if redis.call('EXISTS', job) == 0 then
-    redis.call('HSET', job, 'job_id', ARGV[i], 'kind', ARGV[5], 'state', 'queued',
+    local st = ARGV[i + 4]
+    redis.call('HSET', job, 'job_id', ARGV[i], 'kind', ARGV[5], 'state', st,
       'queue', ARGV[6], 'idempotency_key', ARGV[i + 1], 'dst', ARGV[i + 2],
       'attempts', 0, 'fence', 0, 'created_at', ARGV[2], 'updated_at', ARGV[2],
       'campaign', ARGV[4], 'segments', ARGV[i + 3])
-    redis.call('EXPIRE', job, ttl)
-    if ARGV[i + 4] ~= '' then
-      redis.call('HSET', KEYS[4], ARGV[i + 4], ARGV[i + 5])
-      redis.call('RPUSH', KEYS[3], ARGV[i + 4])
+    if st == 'cancelled' then
+      redis.call('HSET', job, 'outcome', 'opted_out', 'error_class', 'OptedOut',
+        'last_error', 'opted out of marketing messages')
     end
-    created = created + 1
+    redis.call('EXPIRE', job, ttl)
+    if st == 'queued' and ARGV[i + 5] ~= '' then
+      redis.call('HSET', KEYS[4], ARGV[i + 5], ARGV[i + 6])
+      redis.call('RPUSH', KEYS[3], ARGV[i + 5])
+    end
+    created[st] = (created[st] or 0) + 1
   end
 end
 if ARGV[7] ~= '' then
   redis.call('HSET', KEYS[4], ARGV[7], ARGV[8])
   redis.call('RPUSH', KEYS[3], ARGV[7])
 end
-redis.call('HINCRBY', KEYS[2], 'queued', created)
+for st, n in pairs(created) do redis.call('HINCRBY', KEYS[2], st, n) end
 redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
 return 1

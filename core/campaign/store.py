@@ -65,6 +65,7 @@ class ReleasedJob:
     masked_dst: str
     segments: int
     message: Message[Any] | None  # None for v1 bulk: the chunk's message carries it
+    opted_out: bool = False  # created cancelled: the number answered STOP since acceptance
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +257,7 @@ class CampaignStore:
             message = job.message
             args += [
                 job.job_id, job.idempotency_key, job.masked_dst, job.segments,
+                "cancelled" if job.opted_out else "queued",
                 message.options["redis_message_id"] if message else "",
                 message.encode() if message else b"",
             ]  # fmt: skip
@@ -299,6 +301,13 @@ class CampaignStore:
 
     def parked(self, campaign_id: str) -> int:
         return int(self.client.hlen(self.keys.campaign_parked(campaign_id)))
+
+    def opted_out(self, numbers: Sequence[str]) -> list[bool]:
+        """Which of ``numbers`` opted out of marketing (one round trip)."""
+        if not numbers:
+            return []
+        answer = self.client.smismember(self.keys.opt_out, list(numbers))
+        return [bool(flag) for flag in answer]
 
     def try_pump_lock(self, campaign_id: str, owner: str, *, ttl_ms: int) -> bool:
         """A short lease so that one process at a time releases a campaign's chunks.

@@ -182,3 +182,17 @@ def test_next_open_skips_a_dst_gap() -> None:
 def test_bad_windows_name_the_field(text: str) -> None:
     with pytest.raises(InvalidInput, match=r"^window: "):
         Window.parse(text)
+
+
+def test_a_number_that_opted_out_since_acceptance_is_not_sent(store, clock, client) -> None:
+    _campaign(store, total=3)
+    client.sadd(Keys("t").opt_out, "56987650001")
+    pump = _pump(store, clock)
+    _tick(pump, store)
+    _tick(pump, store)
+    sent_to = [m["kwargs"]["job"]["payload"]["dst_number"] for m in _queued(client)]
+    assert sent_to == ["56987650000", "56987650002"]
+    record = JobStore(client, Keys("t"), ttl_s=600).get("c1-1")
+    assert record is not None and record.state.value == "cancelled"
+    assert record.error_class == "OptedOut"
+    assert store.counts("c1") == {"queued": 2, "cancelled": 1}
