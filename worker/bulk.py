@@ -224,7 +224,10 @@ class BulkSender:
         """One recipient's outcome after an error, as a single v3 send from here on."""
         single = self._single(campaign, job_id, payload)
         if isinstance(exc, AmbiguousError):
-            return Finish(job_id, fence, "unknown", _error_fields("unknown", exc), single)
+            # Scored by when it became unknown, as JobStore.mark_unknown does: the
+            # reconciler waits RECONCILE_AFTER_S and resends only after its window.
+            fields = _error_fields("unknown", exc)
+            return Finish(job_id, fence, "unknown", fields, single, self.clock())
         if isinstance(exc, TransientError | AccountError) and not (
             isinstance(exc, TransientError) and attempts > self.policy.max_retries
         ):

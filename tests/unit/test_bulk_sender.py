@@ -1,0 +1,394 @@
+"""worker.bulk.BulkSender on fakeredis, with a Connectus client on httpx.MockTransport.
+
+A v1_bulk campaign of five recipients is released by the real pump (job records
+and one chunk message), then ``handle`` sends the chunk; every outcome is read
+back from the ledger: job records, the schedule, dead letters, unknown jobs.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from typing import Any
+
+import dramatiq
+import fakeredis
+import httpx
+import pytest
+from dramatiq.brokers.stub import StubBroker
+
+from config import load_settings
+from core.campaign.model import CampaignState
+from core.campaign.store import CampaignStore, job_id_for
+from core.jobs import JobStore
+from core.keys import Keys
+from worker.actors import register_bulk_actor
+from worker.bulk import BulkSender, item_error
+from worker.campaigns import BULK_ACTOR, CampaignPump
+from worker.connectus import errors as e
+from worker.connectus.testing import Recorder, make_client
+from worker.pipeline import RetryPolicy
+
+NOW = 1_700_000_000_000
+CID = "c1"
+KEYS = Keys("t")
+DSTS = [f"5698765432{i}" for i in range(5)]
+IDS = [job_id_for(CID, i) for i in range(5)]
+S = CampaignState
+
+
+class Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now_ms = now_ms
+
+    def __call__(self) -> int:
+        return self.now_ms
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock(NOW)
+
+
+@pytest.fixture
+def client() -> fakeredis.FakeRedis:
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def campaigns(client: fakeredis.FakeRedis, clock: Clock) -> CampaignStore:
+    return CampaignStore(client, KEYS, ttl_s=3600, job_ttl_s=600, clock=clock)
+
+
+@pytest.fixture
+def jobs(client: fakeredis.FakeRedis, clock: Clock) -> JobStore:
+    return JobStore(client, KEYS, ttl_s=600, clock=clock)
+
+
+@pytest.fixture
+def released(campaigns: CampaignStore, clock: Clock, client: fakeredis.FakeRedis) -> str:
+    """A running v1_bulk campaign whose only chunk the pump has released."""
+    rows = [[dst, f"n{i}"] for i, dst in enumerate(DSTS)]
+    campaigns.write_chunks(CID, rows)
+    fields = {"campaign_id": CID, "name": "promo", "kind": "sms", "transport": "v1_bulk",
+              "state": "scheduled", "text": "Hola {name}", "subject": "",
+              "fields": json.dumps(["name"]), "src": "", "timezone": "America/Santiago",
+              "deliver_at": NOW, "window": "", "max_lateness_s": 0, "total": len(rows),
+              "chunks": 1, "chunk_size": 1000, "cursor": 0, "segments": len(rows),
+              "created_at": NOW}  # fmt: skip
+    campaigns.commit(CID, fields, fingerprint="fp", idempotency_key=None)
+    pump = CampaignPump(store=campaigns, queue="bulk", max_pending=1000, owner="p", clock=clock)
+    pump.step(_campaign(campaigns))  # scheduled -> running
+    assert pump.step(_campaign(campaigns)) == 1  # chunk 0 released
+    assert [m["actor_name"] for m in _queued(client)] == [BULK_ACTOR]
+    client.delete(KEYS.queue("bulk"), KEYS.queue_messages("bulk"))  # "delivered" to us
+    assert campaigns.counts(CID) == {"queued": 5}
+    return CID
+
+
+def _campaign(campaigns: CampaignStore) -> Any:
+    campaign = campaigns.get(CID)
+    assert campaign is not None
+    return campaign
+
+
+def _sender(campaigns: CampaignStore, jobs: JobStore, clock: Clock, *answers: Any,
+            max_retries: int = 3) -> tuple[BulkSender, Recorder]:  # fmt: skip
+    api, recorder = make_client(*answers)
+    policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
+                         max_message_age_s=86_400)  # fmt: skip
+    sender = BulkSender(campaigns=campaigns, jobs=jobs, client=api, policy=policy, queue="bulk",
+                        worker_id="w1", lease_ms=60_000, clock=clock,
+                        rng=random.Random(7))  # fmt: skip
+    return sender, recorder
+
+
+def _bulk_answer(items: list[dict[str, str]], id_delivery: str = "dlv-1") -> httpx.Response:
+    return httpx.Response(200, json={"id_delivery": id_delivery, "messages": items})
+
+
+def _all_sent(count: int = 5, start: int = 0) -> httpx.Response:
+    return _bulk_answer([{"id_sms": f"sms-{start + i}"} for i in range(count)])
+
+
+def _sent_numbers(recorder: Recorder) -> list[list[str]]:
+    """The dst_number of every message of every bulk call the mock saw."""
+    calls = []
+    for request in recorder.requests:
+        assert request.url.path == "/api_v1/send_sms_bulk"
+        form = dict(httpx.QueryParams(request.content.decode()))
+        calls.append([m["dst_number"] for m in json.loads(form["messages"])])
+    return calls
+
+
+def _state(jobs: JobStore, job_id: str) -> str:
+    record = jobs.get(job_id)
+    assert record is not None
+    return record.state.value
+
+
+def _queued(client: fakeredis.FakeRedis, queue: str = "bulk") -> list[dict[str, Any]]:
+    ids = client.lrange(KEYS.queue(queue), 0, -1)
+    return [json.loads(client.hget(KEYS.queue_messages(queue), i)) for i in ids]
+
+
+def _scheduled(client: fakeredis.FakeRedis) -> dict[str, tuple[int, dict[str, Any]]]:
+    """Schedule member -> (due ms, its message)."""
+    return {
+        member.decode(): (int(score), json.loads(client.hget(KEYS.schedule_messages, member)))
+        for member, score in client.zrange(KEYS.schedule, 0, -1, withscores=True)
+    }
+
+
+def _dead(client: fakeredis.FakeRedis) -> dict[str, dict[str, Any]]:
+    return {
+        member.decode(): json.loads(client.hget(KEYS.dead_letter_messages, member))
+        for member in client.zrange(KEYS.dead_letters, 0, -1)
+    }
+
+
+def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    assert sender.handle(released, 0) == "sent:5"
+    assert _sent_numbers(recorder) == [DSTS]
+    form = dict(httpx.QueryParams(recorder.last.content.decode()))
+    assert form["delivery_name"] == "promo #0"
+    assert [m["sms_content"] for m in json.loads(form["messages"])] == [
+        f"Hola n{i}" for i in range(5)
+    ]
+    for i, job_id in enumerate(IDS):
+        record = jobs.get(job_id)
+        assert record is not None and record.state.value == "sent"
+        assert record.provider_id == f"sms-{i}" and record.attempts == 1
+        assert jobs.job_for_provider_id(f"sms-{i}") == job_id  # webhooks find the job
+    assert campaigns.deliveries(released) == {0: "dlv-1"}
+    assert campaigns.counts(released) == {"sent": 5}
+    assert _dead(client) == {} and _scheduled(client) == {}
+    assert client.zcard(KEYS.leases) == 0
+
+
+def test_per_item_errors_are_classified_one_by_one(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    items = [
+        {"id_sms": "sms-0"},
+        {"error": "NUMERO_INVALIDO", "dst_number": DSTS[1]},
+        {"error": "DESTINO_BLOQUEADO_POR_OPERADOR", "dst_number": DSTS[2]},  # not in the tables
+        {"error": "Saldo insuficiente para el envio", "dst_number": DSTS[3]},
+        {"id_sms": "sms-4"},
+    ]
+    sender, _ = _sender(campaigns, jobs, clock, _bulk_answer(items))
+    assert sender.handle(released, 0) == "sent:2"
+    assert [_state(jobs, j) for j in IDS] == ["sent", "failed", "failed", "retrying", "sent"]
+
+    invalid, unlisted, balance = (jobs.get(IDS[i]) for i in (1, 2, 3))
+    assert invalid is not None and invalid.error_class == "InvalidNumber"
+    assert unlisted is not None and unlisted.error_class == "Rejected"
+    assert "DESTINO_BLOQUEADO_POR_OPERADOR" in (unlisted.last_error or "")
+    assert balance is not None and balance.error_class == "BalanceExhausted"
+
+    # Dead letters: each a single v3 message of its own recipient, replayable alone.
+    dead = _dead(client)
+    assert set(dead) == {IDS[1], IDS[2]}
+    single = dead[IDS[1]]
+    assert single["actor_name"] == "send_sms" and single["queue_name"] == "bulk"
+    assert single["kwargs"]["job"]["job_id"] == IDS[1]
+    assert single["kwargs"]["job"]["key"] == f"campaign:{CID}:1"
+    assert single["kwargs"]["job"]["payload"] == {"dst_number": DSTS[1], "sms_content": "Hola n1"}
+    assert jobs.replay(IDS[1]) == "replayed"
+    assert [m["kwargs"]["job"]["job_id"] for m in _queued(client)] == [IDS[1]]
+    assert _state(jobs, IDS[1]) == "queued"
+
+    # The balance refusal: a durable retry of that recipient alone, as a v3 send.
+    scheduled = _scheduled(client)
+    assert set(scheduled) == {IDS[3]}
+    due, message = scheduled[IDS[3]]
+    assert due > NOW and balance.next_attempt_at is not None
+    assert int(balance.next_attempt_at.timestamp() * 1000) == due
+    assert message["actor_name"] == "send_sms"
+    assert message["kwargs"]["job"]["payload"]["dst_number"] == DSTS[3]
+    assert campaigns.counts(released) == {"sent": 2, "queued": 1, "failed": 1, "retrying": 1}
+
+
+@pytest.mark.parametrize(
+    ("text", "error", "reason"),
+    [("NUMERO_INVALIDO", e.InvalidNumber, "NUMERO_INVALIDO"),
+     ("error: ESME_RINVDSTADR, bad", e.InvalidNumber, "ESME_RINVDSTADR"),
+     ("no tiene saldo", e.BalanceExhausted, "balance"),
+     ("algo raro", e.Rejected, "bulk_item_error")],
+)  # fmt: skip
+def test_item_error_texts(text: str, error: type[e.ConnectusError], reason: str) -> None:
+    found = item_error(text)
+    assert type(found) is error and found.reason == reason
+
+
+def test_a_transient_failure_of_the_whole_call_defers_the_chunk(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    sender, recorder = _sender(campaigns, jobs, clock, httpx.Response(503, json={}))
+    assert sender.handle(released, 0) == "retrying"
+    assert len(recorder.requests) == 1
+    assert [_state(jobs, j) for j in IDS] == ["retrying"] * 5
+    record = jobs.get(IDS[0])
+    assert record is not None and record.error_class == "ServiceUnavailable"
+    assert _dead(client) == {} and client.zcard(KEYS.leases) == 0
+    # Not five single messages: the chunk's own message, once, after a backoff.
+    scheduled = _scheduled(client)
+    assert list(scheduled) == [f"chunk:{CID}:0"]
+    due, message = scheduled[f"chunk:{CID}:0"]
+    assert due > NOW
+    assert message["actor_name"] == BULK_ACTOR
+    assert message["kwargs"] == {"chunk": {"campaign": CID, "chunk": 0}}
+    assert campaigns.counts(released) == {"retrying": 5}
+
+
+def test_dead_letters_after_durable_max_retries(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    sender, recorder = _sender(campaigns, jobs, clock, httpx.Response(503, json={}), max_retries=2)
+    for attempt in (1, 2):
+        assert sender.handle(released, 0) == "retrying"
+        assert _dead(client) == {}
+        # The housekeeper brings the chunk message back when it is due.
+        clock.now_ms = _scheduled(client)[f"chunk:{CID}:0"][0]
+        assert jobs.promote_due() == 1
+        assert [m["kwargs"]["chunk"] for m in _queued(client)] == [{"campaign": CID, "chunk": 0}]
+        client.delete(KEYS.queue("bulk"), KEYS.queue_messages("bulk"))
+        assert jobs.get(IDS[0]).attempts == attempt  # type: ignore[union-attr]
+    assert sender.handle(released, 0) == "failed"  # the third attempt, over 2 retries
+    assert len(recorder.requests) == 3
+    assert [_state(jobs, j) for j in IDS] == ["failed"] * 5
+    assert set(_dead(client)) == set(IDS)
+    record = jobs.get(IDS[0])
+    assert record is not None and "retries exhausted after 3 attempts" in (record.last_error or "")
+    assert _scheduled(client) == {}  # nothing comes back any more
+
+
+def test_a_timeout_after_sending_makes_every_claimed_recipient_unknown(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    sender, recorder = _sender(
+        campaigns, jobs, clock, lambda request: httpx.ReadTimeout("timed out", request=request)
+    )
+    assert sender.handle(released, 0) == "unknown"
+    assert len(recorder.requests) == 1  # sent once: never resent blindly
+    assert [_state(jobs, j) for j in IDS] == ["unknown"] * 5
+    # Scored by when they became unknown: the reconciler waits before it looks them up.
+    unknown = dict(client.zrange(KEYS.unknown, 0, -1, withscores=True))
+    assert unknown == {j.encode(): float(NOW) for j in IDS}
+    for i, job_id in enumerate(IDS):
+        kept = jobs.held_message(job_id)
+        assert kept is not None and kept.actor_name == "send_sms"
+        assert kept.kwargs["job"]["payload"]["dst_number"] == DSTS[i]
+    assert _dead(client) == {} and _scheduled(client) == {}
+    assert campaigns.counts(released) == {"unknown": 5}
+
+
+def test_a_redelivered_chunk_sends_only_the_recipients_not_sent_yet(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    # Recipients 0 and 1 were sent already (a bulk whose chunk message came back).
+    for i in (0, 1):
+        claim = jobs.claim(IDS[i], worker_id="old", lease_ms=60_000, token="old")
+        assert jobs.finish(IDS[i], claim.fence, {"state": "sent", "provider_id": f"old-{i}"})
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent(3, start=2))
+    assert sender.handle(released, 0) == "sent:3"
+    assert _sent_numbers(recorder) == [DSTS[2:]]
+    assert [jobs.get(j).provider_id for j in IDS] == ["old-0", "old-1", "sms-2", "sms-3", "sms-4"]  # type: ignore[union-attr]
+    # Once more: nothing left to send, no call at all.
+    assert sender.handle(released, 0) == "skipped"
+    assert len(recorder.requests) == 1
+
+
+def test_a_recipient_leased_by_another_worker_is_left_to_it(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    claim = jobs.claim(IDS[4], worker_id="other", lease_ms=10_000, token="other")
+    assert claim.status == "ok"
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent(4))
+    assert sender.handle(released, 0) == "sent:4"
+    assert _sent_numbers(recorder) == [DSTS[:4]]
+    assert _state(jobs, IDS[4]) == "sending"
+    # The chunk comes back after that lease, to find the job done or expired.
+    due, _ = _scheduled(client)[f"chunk:{CID}:0"]
+    assert due == NOW + 10_000 + 1000
+
+
+def test_a_paused_campaign_parks_the_chunk_message(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    assert campaigns.transition(released, S.PAUSED, allowed_from={S.RUNNING}).status == "ok"
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    assert sender.handle(released, 0) == "parked:parked"
+    assert recorder.requests == []
+    assert [_state(jobs, j) for j in IDS] == ["queued"] * 5
+    assert campaigns.parked(released) == 1 and _queued(client) == []
+    # Resuming puts the chunk message back on its queue; then it sends.
+    assert campaigns.transition(released, S.RUNNING, allowed_from={S.PAUSED}).status == "ok"
+    assert [m["kwargs"]["chunk"] for m in _queued(client)] == [{"campaign": CID, "chunk": 0}]
+    assert sender.handle(released, 0) == "sent:5"
+
+
+def test_a_cancelled_campaign_sends_nothing(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    assert campaigns.transition(released, S.CANCELLED, allowed_from={S.RUNNING}).status == "ok"
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    assert sender.handle(released, 0) == "skipped"
+    assert recorder.requests == []
+    assert [_state(jobs, j) for j in IDS] == ["cancelled"] * 5
+
+
+def test_a_missing_campaign_is_dropped(
+    campaigns: CampaignStore, jobs: JobStore, clock: Clock
+) -> None:
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    assert sender.handle("gone", 0) == "missing"
+    assert recorder.requests == []
+
+
+@pytest.fixture
+def actor(
+    campaigns: CampaignStore, jobs: JobStore, clock: Clock
+) -> tuple[dramatiq.Actor[..., Any], Recorder]:
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    settings = load_settings({"KEY_PREFIX": "t"})
+    broker = StubBroker()
+    try:
+        yield register_bulk_actor(broker, sender, settings), recorder  # type: ignore[misc]
+    finally:
+        broker.close()
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "problem"),
+    [((), {"job": {}}, "expected exactly one keyword argument, 'chunk'"),
+     (("c1",), {"chunk": {"campaign": "c1", "chunk": 0}}, "expected exactly one keyword"),
+     ((), {"chunk": {"campaign": "", "chunk": 0}}, "chunk.campaign: must be a non-empty string"),
+     ((), {"chunk": {"campaign": "c1", "chunk": -1}}, "chunk.chunk: must be a non-negative"),
+     ((), {"chunk": {"campaign": "c1", "chunk": "0"}}, "chunk.chunk: must be a non-negative")],
+)  # fmt: skip
+def test_a_malformed_chunk_message_is_quarantined(
+    released: str, actor: Any, client: Any, jobs: JobStore,
+    args: tuple[Any, ...], kwargs: dict[str, Any], problem: str,
+) -> None:  # fmt: skip
+    bulk_actor, recorder = actor
+    assert bulk_actor.actor_name == BULK_ACTOR and bulk_actor.queue_name == "bulk"
+    bulk_actor(*args, **kwargs)
+    assert recorder.requests == []
+    members = [m.decode() for m in client.zrange(KEYS.dead_letters, 0, -1)]
+    assert len(members) == 1 and members[0].startswith("malformed:")
+    reason = client.hget(KEYS.dead_letter_reasons, members[0]).decode()
+    assert reason.startswith("malformed job: ") and problem in reason
+    kept = json.loads(client.hget(KEYS.dead_letter_messages, members[0]))
+    assert kept["actor"] == BULK_ACTOR and kept["kwargs"] == kwargs
+    assert [_state(jobs, j) for j in IDS] == ["queued"] * 5
+
+
+def test_the_actor_sends_a_well_formed_chunk(released: str, actor: Any, jobs: JobStore) -> None:
+    bulk_actor, recorder = actor
+    bulk_actor(chunk={"campaign": released, "chunk": 0})
+    assert _sent_numbers(recorder) == [DSTS]
+    assert [_state(jobs, j) for j in IDS] == ["sent"] * 5
