@@ -39,19 +39,38 @@ ID = typer.Argument(..., help="The campaign id.")
 CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
 
 
-def _options(name: str, text: str, subject: str | None, kind: str, src: str | None,
-             client: str | None, at: str | None, window: str | None, late: int | None,
-             transport: str | None, skip: bool, force: bool, key: str | None) -> Any:  # fmt: skip
-    from core.campaign.model import Transport
+def _options(settings: Any, name: str, text: str, subject: str | None, kind: str,
+             src: str | None, client: str | None, at: str | None, window: str | None,
+             late: int | None, transport: str | None, skip: bool, force: bool,
+             key: str | None) -> Any:  # fmt: skip
+    from core.campaign.model import CAMPAIGN_KINDS, Transport
     from core.models import Kind
-    from producers.campaign_plan import CampaignOptions
+    from core.validation import ErrorCollector, InvalidInput
+    from producers.campaign_plan import CampaignOptions, resolve
 
-    return CampaignOptions(
-        name=name, text=text, subject=subject, kind=Kind(kind), src=src, id_client=client,
-        deliver_at=at, window=window, max_lateness_s=late,
-        transport=Transport(transport) if transport else None, skip_invalid=skip, force=force,
-        idempotency_key=key,
+    # --kind and --transport are text here: an unknown value is a bad option named
+    # like the others (exit 2), not an enum's ValueError. The rest are checked by
+    # resolve(), run here too when one is bad, so that every bad option is named.
+    errors = ErrorCollector()
+    kinds = {k.value: k for k in CAMPAIGN_KINDS}
+    if kind not in kinds:
+        errors.add("kind", f"must be one of {', '.join(kinds)}, not {kind!r}")
+    transports = {t.value: t for t in Transport}
+    if transport and transport not in transports:
+        errors.add("transport", f"must be one of {', '.join(transports)}, not {transport!r}")
+    options = CampaignOptions(
+        name=name, text=text, subject=subject, kind=kinds.get(kind, Kind.SMS), src=src,
+        id_client=client, deliver_at=at, window=window, max_lateness_s=late,
+        transport=transports.get(transport or "") or (Transport.V3 if errors.errors else None),
+        skip_invalid=skip, force=force, idempotency_key=key,
     )  # fmt: skip
+    if errors.errors:
+        try:
+            resolve(options, settings)
+        except InvalidInput as exc:
+            errors.errors.extend(exc.errors)
+        errors.raise_if_any()
+    return options
 
 
 def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
@@ -90,6 +109,9 @@ def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
             fail(str(exc), False, code=EXIT_FAILED)
         if isinstance(exc, CampaignConflict | CampaignStateError):
             fail(str(exc), as_json, code=EXIT_FAILED)
+        if isinstance(exc, InvalidInput):
+            fail(str(exc), as_json, code=EXIT_INVALID,
+                 errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
         fail(str(exc), as_json, code=EXIT_INVALID)
     except CampaignNotFound as exc:
         fail(str(exc), as_json, code=EXIT_FAILED)
@@ -106,8 +128,9 @@ def preflight(
     force: bool = FORCE, no_balance: bool = NO_BALANCE, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Check a recipient list: invalid rows, duplicates, segments, cost, balance, schedule."""
-    options = _checked(json_output, _options, name or file.stem, text, subject, kind, src, client,
-                       at, window, max_lateness, transport, skip_invalid, force, None)  # fmt: skip
+    options = _checked(json_output, _options, ctx.obj(), name or file.stem, text, subject, kind,
+                       src, client, at, window, max_lateness, transport, skip_invalid, force,
+                       None)  # fmt: skip
     producer = _producer(ctx, no_balance, json_output)
     plan = _checked(json_output, producer.preflight, file, options).to_json()
     if json_output:
@@ -130,8 +153,9 @@ def send(
     """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    options = _checked(json_output, _options, name, text, subject, kind, src, client, at, window,
-                       max_lateness, transport, skip_invalid, force, idempotency_key)  # fmt: skip
+    options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
+                       at, window, max_lateness, transport, skip_invalid, force,
+                       idempotency_key)  # fmt: skip
     producer = _producer(ctx, no_balance, json_output)
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=json_output, transient=True,
@@ -233,6 +257,7 @@ def report(
 ) -> None:  # fmt: skip
     """One row per recipient: state, provider id, delivery status, error."""
     control = _control(ctx)
+    _checked(json_output, control.get, campaign_id)  # before the file is created
     if str(csv_path) == "-":
         rows = _checked(json_output, control.write_report, campaign_id, sys.stdout)
         return
