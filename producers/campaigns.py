@@ -117,7 +117,9 @@ class CampaignProducer:
         def chunk_rows() -> Iterator[list[str]]:
             nonlocal pulled
             for row in rows:
-                digest.update(b"\x1e".join(v.encode() for v in row))
+                # Unit separator between values, record separator after each row:
+                # two different lists can't hash the same.
+                digest.update(b"\x1f".join(v.encode() for v in row) + b"\x1e")
                 pulled += 1
                 yield row
 
