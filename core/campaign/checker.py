@@ -160,7 +160,7 @@ class RowChecker:
         normalize = self._normalizer()
         fields = self.template.fields
         width = len(fields)
-        render = self.template.render_aligned
+        render = self.template.text_renderer()
         max_chars = self._max_chars
         is_sms = self.kind is Kind.SMS
         is_email = self.kind is Kind.EMAIL
@@ -184,8 +184,11 @@ class RowChecker:
             except InvalidInput as exc:
                 invalid(InvalidRow(line, exc.field, exc.reason))
                 continue
-            first = first_line.get(dst)
-            if first is not None:
+            # One probe of a dict that grows to a million keys (a cache miss
+            # each): claim the number now, give it back if the row fails below.
+            seen = len(first_line)
+            first = first_line.setdefault(dst, line)
+            if len(first_line) == seen:
                 report.duplicates += 1
                 if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
                     duplicate_lines.append((line, first))
@@ -195,6 +198,7 @@ class RowChecker:
             except KeyError:
                 values = tuple([row_values.get(name, "") for name in fields])
             if width and not all(values):
+                del first_line[dst]
                 name = fields[values.index("")]
                 state = "missing" if name not in row_values else "empty"
                 invalid(InvalidRow(line, name, f"is required by the template but {state}"))
@@ -208,11 +212,11 @@ class RowChecker:
                     if is_email:
                         self._check_subject(values)
                 except InvalidInput as exc:
+                    del first_line[dst]
                     invalid(InvalidRow(line, exc.field, exc.reason))
                     continue
             # sms_segments: ceil(characters / 160), at least 1
             segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if is_sms else 1
-            first_line[dst] = line
             report.valid += 1
             report.segments += segments
             if segments > report.max_segments:

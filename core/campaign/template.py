@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.validation import InvalidInput
@@ -26,23 +26,7 @@ _FIELD_NAME = re.compile(r"[^\W\d]\w*")  # letters (any script), digits, undersc
 _BRACES_HINT = "write {{ and }} for literal braces"
 
 
-@dataclass(frozen=True, slots=True)
-class _Compiled:
-    """A parsed text: literal parts with ``""`` where fields go, and the slots.
-
-    ``slots`` pairs a position in ``parts`` with an index into the owning
-    template's ``fields``.
-    """
-
-    parts: tuple[str, ...]
-    slots: tuple[tuple[int, int], ...]
-
-    def fill(self, values: Sequence[str]) -> str:
-        """The text with ``values`` (aligned with the template's fields) put in."""
-        buffer = list(self.parts)
-        for position, index in self.slots:
-            buffer[position] = values[index]
-        return "".join(buffer)
+Fill = Callable[[Sequence[str]], str]  # values aligned with Template.fields -> text
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +40,8 @@ class Template:
     text: str
     subject: str | None
     fields: tuple[str, ...]
-    _text: _Compiled = field(init=False, repr=False, compare=False)
-    _subject: _Compiled | None = field(init=False, repr=False, compare=False)
+    _text: Fill = field(init=False, repr=False, compare=False)
+    _subject: Fill | None = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, subject: str | None = None) -> Template:
@@ -86,21 +70,29 @@ class Template:
 
         Blank values are rendered as they are: :meth:`missing` is the check for them.
         """
-        return self._text.fill(self._aligned(values))
+        return self._text(self._aligned(values))
 
     def render_subject(self, values: Mapping[str, str]) -> str | None:
         """The subject with the values put in, or None for a template without one."""
         if self._subject is None:
             return None
-        return self._subject.fill(self._aligned(values))
+        return self._subject(self._aligned(values))
 
     def render_aligned(self, values: Sequence[str]) -> str:
         """:meth:`render` from values aligned with ``fields`` (the per-row fast path)."""
-        return self._text.fill(values)
+        return self._text(values)
 
     def render_subject_aligned(self, values: Sequence[str]) -> str | None:
         """:meth:`render_subject` from values aligned with ``fields``."""
-        return None if self._subject is None else self._subject.fill(values)
+        return None if self._subject is None else self._subject(values)
+
+    def text_renderer(self) -> Fill:
+        """The function :meth:`render_aligned` calls: for loops that render per row."""
+        return self._text
+
+    def __reduce__(self) -> tuple[type[Template], tuple[str, str | None, tuple[str, ...]]]:
+        # The compiled forms are closures: pickle the source and parse it again.
+        return (Template, (self.text, self.subject, self.fields))
 
     def _aligned(self, values: Mapping[str, str]) -> list[str]:
         try:
@@ -149,13 +141,33 @@ def _split(text: str, where: str) -> list[tuple[str, str | None]]:
     return pairs
 
 
-def _compile(pairs: list[tuple[str, str | None]], index: dict[str, int]) -> _Compiled:
+def _compile(pairs: list[tuple[str, str | None]], index: dict[str, int]) -> Fill:
+    """The render function of one text: its literal parts and field slots, joined per call.
+
+    One field, the usual case, is two concatenations, about three times
+    faster than filling a list and joining it.
+    """
     parts: list[str] = []
-    slots: list[tuple[int, int]] = []
+    slots: list[tuple[int, int]] = []  # (position in parts, index in fields)
     for literal, name in pairs:
         if literal:
             parts.append(literal)
         if name is not None:
             slots.append((len(parts), index[name]))
             parts.append("")
-    return _Compiled(parts=tuple(parts), slots=tuple(slots))
+    if not slots:
+        constant = "".join(parts)
+        return lambda values: constant
+    if len(slots) == 1:
+        position, at = slots[0]
+        before, after = "".join(parts[:position]), "".join(parts[position + 1 :])
+        return lambda values: before + values[at] + after
+    frozen_parts, frozen_slots = tuple(parts), tuple(slots)
+
+    def fill(values: Sequence[str]) -> str:
+        buffer = list(frozen_parts)
+        for position, at in frozen_slots:
+            buffer[position] = values[at]
+        return "".join(buffer)
+
+    return fill

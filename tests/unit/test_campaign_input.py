@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,6 +46,17 @@ def test_template_literal_braces_and_values_are_not_reinterpreted() -> None:
     # A value that looks like a field stays as it is: no second formatting pass.
     assert template.render({"name": "{code} {0} {{x}}"}) == "{literal} {code} {0} {{x}} }{"
     assert Template.parse("{{}}").render({}) == "{}"
+
+
+def test_template_survives_pickling_and_renders_one_or_many_fields() -> None:
+    for text in ("Hola", "{a}", "Hola {a}!", "{a}{b} y {a}", "x {a} {b} {c} y"):
+        template = pickle.loads(pickle.dumps(Template.parse(text, "Re: {a}")))  # noqa: S301 - our own bytes
+        values = {"a": "1", "b": "2", "c": "3"}
+        assert template.render(values) == text.format(**values)
+        assert template.render_subject(values) == "Re: 1"
+        assert template.text_renderer()(tuple(values[f] for f in template.fields)) == text.format(
+            **values
+        )
 
 
 def test_template_missing_lists_absent_and_blank_fields() -> None:
