@@ -9,8 +9,10 @@ depend on argument order, ``{a!r}`` and ``{a:>10}`` change the text in ways a
 CSV value should not trigger.
 
 Rendering runs once per recipient (a million times for a large campaign), so
-the template is parsed once into literal parts and field slots, and each
-render fills the slots and joins: no ``str.format`` per row.
+the template is parsed once into its literal parts and field slots, compiled
+into a function that puts the values in and joins (see ``_compile``): no
+``str.format`` per row. ``render_aligned`` and ``text_renderer`` take the
+values as a sequence aligned with ``fields``, as stored for each recipient.
 """
 
 from __future__ import annotations
