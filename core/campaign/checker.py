@@ -226,7 +226,8 @@ class RowChecker:
     def _normalizer(self) -> Callable[[str, str], str]:
         if self.kind is Kind.EMAIL:
             return lambda raw, column: normalize_email(raw, field=column)
-        return FastNumberNormalizer(self.default_region)
+        # The bound __call__: calling the instance goes through the type's slot first.
+        return FastNumberNormalizer(self.default_region).__call__
 
     def _check_subject(self, values: tuple[str, ...]) -> None:
         subject = self.template.render_subject_aligned(values) or ""
