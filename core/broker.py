@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from collections.abc import Iterable
 from typing import Any
 
@@ -9,7 +11,9 @@ import redis
 import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.errors import DecodeError
+from dramatiq.common import compute_backoff, current_millis
+from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
 from config import Settings
@@ -19,25 +23,65 @@ from core.keys import Keys
 
 log = structlog.get_logger("core.broker")
 
+#: Acknowledge a batch of messages and fetch the next batch, in one round trip.
+#: The key layout and each step are those of Dramatiq's ``dispatch.lua``
+#: (``ack``: SREM from this worker's acks set, and HDEL the payload only if
+#: this worker still held it; ``fetch``: LPOP, SADD to the acks set, HMGET the
+#: payloads; every call refreshes this worker's heartbeat).
+#: KEYS: heartbeats, acks set, queue list, payload hash.
+#: ARGV: now (ms), worker id, how many to fetch, then the ids to acknowledge.
+ACK_AND_FETCH = """
+redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
+for i = 4, #ARGV do
+  if redis.call('SREM', KEYS[2], ARGV[i]) > 0 then
+    redis.call('HDEL', KEYS[4], ARGV[i])
+  end
+end
+local n = tonumber(ARGV[3])
+local ids = {}
+for i = 1, n do
+  local id = redis.call('LPOP', KEYS[3])
+  if not id then
+    break
+  end
+  ids[i] = id
+  redis.call('SADD', KEYS[2], id)
+end
+if #ids == 0 then
+  return {}
+end
+return redis.call('HMGET', KEYS[4], unpack(ids))
+"""
+
 
 class ConnectusBroker(RedisBroker):
-    """Dramatiq's Redis broker with a consumer that survives poison payloads.
+    """Dramatiq's Redis broker with a consumer that batches and survives poison payloads.
 
-    Dramatiq's consumer raises on a payload it cannot decode; the consumer
-    thread then restarts and the rest of its prefetched batch is stranded in
-    the acks set of a live worker, where maintenance never looks. Here the
-    payload is quarantined in the dead-letter set with the reason, and the
-    batch goes on.
+    - Dramatiq's consumer raises on a payload it cannot decode; the consumer
+      thread then restarts and the rest of its prefetched batch is stranded
+      in the acks set of a live worker, where maintenance never looks. Here
+      the payload is quarantined in the dead-letter set with the reason, and
+      the batch goes on.
+    - Dramatiq acknowledges each message with its own round trip, from the
+      worker thread, and fetches whatever room the prefetch window has (often
+      one message). Here worker threads only queue the acknowledgement; the
+      consumer thread sends the queued ones together with its next fetch in
+      one script (:data:`ACK_AND_FETCH`), and fetches only when a quarter of
+      the window is free. See :class:`_BatchingConsumer`.
     """
 
     def __init__(self, *, keys: Keys, **options: Any) -> None:
         super().__init__(namespace=keys.dramatiq_namespace, **options)  # type: ignore[no-untyped-call]
         self.keys = keys
         self.quarantine_script = self.client.register_script(scripts.QUARANTINE)
+        self.ack_and_fetch_script = self.client.register_script(ACK_AND_FETCH)
+        # Acknowledgements not yet sent, per queue. Kept here, not in the
+        # consumer, so that a consumer restarted after an error sends them.
+        self._pending_acks: dict[str, deque[str]] = {}
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
-        return _SafeConsumer
+        return _BatchingConsumer
 
     def quarantine(self, queue_name: str, data: bytes, reason: str) -> str | None:
         """Move one undecodable payload of this worker's ``queue_name`` to the dead letters."""
@@ -49,18 +93,124 @@ class ConnectusBroker(RedisBroker):
         )  # fmt: skip
         return member.decode() if isinstance(member, bytes) else None
 
+    def pending_acks(self, queue_name: str) -> deque[str]:
+        """The acknowledgements of ``queue_name`` waiting for the consumer's next call."""
+        return self._pending_acks.setdefault(queue_name, deque())
 
-class _SafeConsumer(_RedisConsumer):
+    def ack_and_fetch(self, queue_name: str, acks: list[str], fetch: int) -> list[bytes | None]:
+        """Acknowledge ``acks`` (Redis message ids) and fetch up to ``fetch`` payloads."""
+        ns = self.namespace
+        return self.ack_and_fetch_script(  # type: ignore[no-any-return]
+            keys=[f"{ns}:__heartbeats__", f"{ns}:__acks__.{self.broker_id}.{queue_name}",
+                  f"{ns}:{queue_name}", f"{ns}:{queue_name}.msgs"],
+            args=[current_millis(), self.broker_id, fetch, *acks],
+        )  # fmt: skip
+
+
+class _BatchingConsumer(_RedisConsumer):
+    """Dramatiq's Redis consumer, with batched acknowledgements and fetches.
+
+    Called from worker threads, :meth:`ack` only queues the message's id and
+    frees its slot in the prefetch window; the consumer thread's next Redis
+    call carries every queued id. That call is made when the cache of fetched
+    messages is empty and either a quarter of the window is free (then it
+    also fetches that room) or acknowledgements have waited ``ACK_DELAY_S``.
+    While the window is full and nothing is due, the consumer sleeps
+    ``FULL_SLEEP_S`` (no Redis call), not Dramatiq's growing backoff, which
+    reaches the worker timeout (1 s) and starved the worker threads. An empty
+    queue is polled with Dramatiq's backoff, capped at ``IDLE_MAX_S``, so a
+    message on an idle queue (an OTP) waits at most that long to be fetched.
+
+    A queued acknowledgement that never reaches Redis (a crash) only means
+    the message is delivered again; the job ledger makes that a no-op for a
+    job already sent. Queued ones are sent on :meth:`close` (worker shutdown).
+    """
+
+    FULL_SLEEP_S = 0.005
+    ACK_DELAY_S = 0.05
+    IDLE_MAX_S = 0.1
+
+    def __init__(self, broker: ConnectusBroker, queue_name: str, prefetch: int, timeout: int):
+        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        # deque.append and popleft are atomic: worker threads append, this thread pops.
+        self._acks = broker.pending_acks(queue_name)
+        self._oldest_ack = 0.0
+        self._batch = max(1, prefetch // 4)
+        self._idle_max_ms = min(timeout, int(self.IDLE_MAX_S * 1000))
+
+    def ack(self, message: MessageProxy) -> None:
+        if not self._acks:
+            self._oldest_ack = time.monotonic()
+        self._acks.append(message.options["redis_message_id"])
+        self.queued_message_ids.discard(message.message_id)
+
+    def close(self) -> None:
+        try:
+            self._flush(fetch=0)
+        except (ConnectionClosed, redis.RedisError) as exc:
+            # Kept on the broker: a restarted consumer sends them; if the
+            # process ends first, the messages are redelivered (ledger: no-op).
+            log.warning("broker.acks_not_flushed", queue=self.queue_name, error=str(exc))
+        super().close()
+
     def __next__(self) -> MessageProxy | None:
         while True:
+            while self.message_cache:
+                data = self.message_cache.pop(0)
+                if data is None:
+                    # Its payload is gone (acknowledged elsewhere): nothing to run.
+                    continue
+                self.misses = 0
+                try:
+                    message = Message.decode(data)
+                except DecodeError as exc:
+                    self._quarantine(exc)
+                    continue
+                self.queued_message_ids.add(message.message_id)
+                return MessageProxy(message)
+            room = self.prefetch - self.outstanding_message_count
+            fetch = room if room >= self._batch else 0
+            due = bool(self._acks) and time.monotonic() - self._oldest_ack >= self.ACK_DELAY_S
+            if fetch or due:
+                self.message_cache = self._flush(fetch=fetch)
+                if self.message_cache:
+                    continue
+            if fetch:
+                # The queue is empty: back off, as Dramatiq does, up to IDLE_MAX_S.
+                self.misses, backoff_ms = compute_backoff(
+                    self.misses, max_backoff=self._idle_max_ms
+                )
+                time.sleep(backoff_ms / 1000)
+            else:
+                # The window is full: worker threads have work; look again soon.
+                time.sleep(self.FULL_SLEEP_S)
+            return None
+
+    def _flush(self, *, fetch: int) -> list[bytes | None]:
+        acks: list[str] = []
+        while True:
             try:
-                return super().__next__()  # type: ignore[no-untyped-call,no-any-return]
-            except DecodeError as exc:
-                data = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()
-                reason = f"undecodable payload: {type(exc.error).__name__}: {exc.error}"
-                member = self.broker.quarantine(self.queue_name, data, reason)
-                log.error("broker.poison_quarantined", queue=self.queue_name, member=member,
-                          reason=reason[:200])  # fmt: skip
+                acks.append(self._acks.popleft())
+            except IndexError:
+                break
+        if not acks and not fetch:
+            return []
+        fetch = min(fetch, self.broker._max_unpack_size())
+        try:
+            return self.broker.ack_and_fetch(self.queue_name, acks, fetch)  # type: ignore[no-any-return]
+        except redis.RedisError as exc:
+            # Put them back: the next call (or close) sends them again.
+            self._acks.extendleft(reversed(acks))
+            if isinstance(exc, redis.ConnectionError):
+                raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
+            raise
+
+    def _quarantine(self, exc: DecodeError) -> None:
+        data = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()
+        reason = f"undecodable payload: {type(exc.error).__name__}: {exc.error}"
+        member = self.broker.quarantine(self.queue_name, data, reason)
+        log.error("broker.poison_quarantined", queue=self.queue_name, member=member,
+                  reason=reason[:200])  # fmt: skip
 
 
 def build_broker(

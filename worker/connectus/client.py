@@ -7,8 +7,11 @@
         result = c.v3.send_sms(dst_number="56987688060", sms_content="hola")
         result.provider_id
 
-Create it once per process and share it between threads (``httpx.Client`` is
-thread-safe); every failure is a :class:`~worker.connectus.errors.ConnectusError`.
+Create it once per process and share it between threads: one ``ConnectusClient``
+per process, whose connection pool lends each request its own single-connection
+``httpx.Client`` (see :class:`~worker.connectus.transport.Transport`), so threads
+never wait on a shared pool lock. Every failure is a
+:class:`~worker.connectus.errors.ConnectusError`.
 """
 
 from __future__ import annotations
@@ -29,11 +32,16 @@ DEFAULT_USER_AGENT = "connectus-worker/0.1 (+httpx)"
 class ConnectusClient:
     """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share one connection pool.
 
+    The pool holds at most ``pool_size`` connections, each in its own
+    ``httpx.Client``, lent to one request at a time; a thread waits for a
+    free one for at most ``pool_timeout_s``.
+
     Timeouts are seconds (s): ``connect_timeout_s`` to open a connection,
     ``read_timeout_s`` between bytes of the answer, ``write_timeout_s``
     between bytes of the request, ``pool_timeout_s`` (default: the connect
     timeout) waiting for a free pooled connection. ``pool_size`` bounds open
-    connections (size it to the worker's thread count). Idle connections are
+    connections (size it to at least the worker's thread count: a thread
+    holds one connection only while its request is in flight). Idle connections are
     dropped after ``keepalive_expiry_s`` (s), below common server idle
     timeouts, so a reused connection is rarely one the server already closed
     (which would make a send ambiguous). ``transport`` replaces the network

@@ -1,4 +1,4 @@
-"""The client's one boundary: a pooled ``httpx.Client`` and the single ``call``.
+"""The client's one boundary: pooled ``httpx`` clients and the single ``call``.
 
 Every Connectus call of the three APIs goes through :meth:`Transport.call`,
 which is the only place that turns httpx exceptions, HTTP statuses, error
@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
+from collections import deque
 from collections.abc import Callable, Generator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -31,12 +33,21 @@ _MAX_ERROR_TEXT = 200
 
 
 class Transport:
-    """One pooled HTTP client for all three APIs; URLs are absolute per call.
+    """The pooled HTTP clients of all three APIs; URLs are absolute per call.
 
-    Timeouts are seconds (s). ``pool_timeout_s`` bounds the wait for a free
-    pooled connection (nothing is sent while waiting, so it maps to
-    ``ConnectFailed``). ``transport`` replaces the network (tests pass
-    ``httpx.MockTransport``); ``pool_size`` then has no effect.
+    Timeouts are seconds (s). ``pool_size`` bounds the connections open at
+    once; ``pool_timeout_s`` bounds the wait for a free one (nothing is sent
+    while waiting, so it maps to ``ConnectFailed``). ``transport`` replaces
+    the network (tests pass ``httpx.MockTransport``); ``pool_size`` then has
+    no effect and one client over that transport serves every thread.
+
+    The pool is ``pool_size`` single-connection ``httpx.Client`` objects, made
+    on first need and lent to one request at a time (the most recently
+    returned first, so its connection is warm). httpcore's own pool keeps one
+    lock per pool and scans every connection under it on each request start
+    and end; shared by 64 threads, that lock was most of a send's wall time.
+    With one connection per client that scan is constant and the lock is
+    never contended; lending a client costs a semaphore and a deque pop.
     """
 
     def __init__(
@@ -81,25 +92,101 @@ class Transport:
             max_keepalive_connections=pool_size,
             keepalive_expiry=keepalive_expiry_s,
         )
-        self._client = httpx.Client(
-            auth=httpx.BasicAuth(api_user, api_key),
-            timeout=self.timeout,
-            limits=self.limits,
-            transport=transport,
-            headers={"User-Agent": user_agent, "Accept": "application/json"},
-            # A redirect on a POST would silently turn it into a GET: never follow.
-            follow_redirects=False,
+        self._pool_timeout_s = pool_timeout_s
+        self._injected = transport
+        # Basic auth as a default header: the same bytes httpx.BasicAuth would
+        # set, without running an auth flow on every request.
+        self._headers = {
+            "User-Agent": user_agent,
+            "Accept": "application/json",
+            "Authorization": f"Basic {token}",
+        }
+        self._one_connection = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
         )
+        self._ssl_context: Any = None  # made once, on the first real client
+        self._lock = threading.Lock()
+        self._permits = threading.BoundedSemaphore(pool_size)
+        self._idle: deque[httpx.Client] = deque()
+        self._every: list[httpx.Client] = []
+        self._closed = False
+        # With an injected transport: one client over it, shared by every thread.
+        self._shared = None if transport is None else self._new_client()
 
     def __repr__(self) -> str:
         return f"Transport(timeout={self.timeout!r}, limits={self.limits!r})"
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        return self._closed
+
+    @property
+    def clients(self) -> int:
+        """How many httpx clients (= connections at most) this transport has made."""
+        return len(self._every)
 
     def close(self) -> None:
-        self._client.close()
+        """Close every client (idle or lent); later calls raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            every, self._every = self._every, []
+            self._idle.clear()
+        for client in every:
+            client.close()
+
+    def _new_client(self) -> httpx.Client:
+        options: dict[str, Any] = {}
+        if self._injected is not None:
+            options["transport"] = self._injected
+        else:
+            with self._lock:
+                if self._ssl_context is None:
+                    # ~80 ms each: made once and shared, not once per client.
+                    self._ssl_context = httpx.create_ssl_context()
+            options["verify"] = self._ssl_context
+        client = httpx.Client(
+            timeout=self.timeout,
+            limits=self._one_connection,
+            headers=self._headers,
+            # A redirect on a POST would silently turn it into a GET: never follow.
+            follow_redirects=False,
+            **options,
+        )
+        with self._lock:
+            if self._closed:
+                client.close()
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._every.append(client)
+        return client
+
+    def _lend(self) -> httpx.Client:
+        if self._closed:
+            raise RuntimeError("Cannot send a request, as the client has been closed.")
+        if self._shared is not None:
+            return self._shared
+        if not self._permits.acquire(timeout=self._pool_timeout_s):
+            raise httpx.PoolTimeout(
+                f"no free connection within {self._pool_timeout_s} s "
+                f"({self.limits.max_connections} in use)"
+            )
+        try:
+            return self._idle.pop()
+        except IndexError:
+            pass
+        try:
+            return self._new_client()
+        except BaseException:
+            self._permits.release()
+            raise
+
+    def _give_back(self, client: httpx.Client) -> None:
+        if client is self._shared:
+            return
+        if self._closed:
+            client.close()
+        else:
+            self._idle.append(client)
+        self._permits.release()
 
     def call(
         self,
@@ -125,14 +212,18 @@ class Transport:
         """
         where = f"{method} {urlsplit(url).path}"
         try:
-            response = self._client.request(
-                method,
-                url,
-                params=_compact(params),
-                json=_compact(json_body),
-                data=_compact(form),
-                auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
-            )
+            client = self._lend()
+            try:
+                response = client.request(
+                    method,
+                    url,
+                    params=_compact(params),
+                    json=_compact(json_body),
+                    data=_compact(form),
+                    auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
+                )
+            finally:
+                self._give_back(client)
         except httpx.RequestError as exc:
             verdict = classify.for_exception(exc)
             raise verdict.error(

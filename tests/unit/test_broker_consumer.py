@@ -1,0 +1,160 @@
+"""The batching consumer (core/broker.py) on fakeredis with Lua: acks ride with fetches."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dramatiq
+import fakeredis
+import pytest
+from dramatiq.broker import MessageProxy
+
+from config import load_settings
+from core.broker import ConnectusBroker, _BatchingConsumer, build_broker
+
+
+@pytest.fixture
+def broker() -> ConnectusBroker:
+    settings = load_settings({"KEY_PREFIX": "cwt"})
+    return build_broker(settings, client=fakeredis.FakeRedis())
+
+
+def _enqueue(broker: ConnectusBroker, n: int, queue: str = "transactional") -> list[str]:
+    ids = []
+    for i in range(n):
+        message = dramatiq.Message(
+            queue_name=queue, actor_name="send_sms", args=(), kwargs={"i": i}, options={}
+        )
+        broker.enqueue(message)
+        ids.append(message.message_id)
+    return ids
+
+
+def _consumer(broker: ConnectusBroker, prefetch: int = 8) -> _BatchingConsumer:
+    consumer = broker.consume("transactional", prefetch=prefetch, timeout=1000)
+    assert isinstance(consumer, _BatchingConsumer)
+    return consumer
+
+
+def _take(consumer: _BatchingConsumer, n: int) -> list[MessageProxy]:
+    out: list[MessageProxy] = []
+    for _ in range(n * 4):
+        message = next(consumer)
+        if message is not None:
+            out.append(message)
+        if len(out) == n:
+            break
+    return out
+
+
+def _calls(broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
+    """Record (acks sent, fetch asked) of every consumer round trip."""
+    calls: list[tuple[int, int]] = []
+    real = broker.ack_and_fetch
+
+    def spy(queue: str, acks: list[str], fetch: int) -> Any:
+        calls.append((len(acks), fetch))
+        return real(queue, acks, fetch)
+
+    monkeypatch.setattr(broker, "ack_and_fetch", spy)
+    return calls
+
+
+def test_a_batch_is_fetched_in_one_round_trip_and_acks_ride_on_the_next(
+    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sent = _enqueue(broker, 20)
+    calls = _calls(broker, monkeypatch)
+    consumer = _consumer(broker, prefetch=8)
+    first = _take(consumer, 8)
+    assert [m.message_id for m in first] == sent[:8]
+    assert calls == [(0, 8)]
+    for message in first[:2]:
+        consumer.ack(message)  # only queued: no round trip from the worker thread
+    assert calls == [(0, 8)]
+    # 2 of 8 free: a quarter of the window, so one call acks 2 and fetches 2.
+    assert next(consumer).message_id == sent[8]  # type: ignore[union-attr]
+    assert calls == [(0, 8), (2, 2)]
+    acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    msgs = f"{broker.namespace}:transactional.msgs"
+    assert broker.client.scard(acks) == 8  # 8 - 2 acked + 2 fetched
+    assert broker.client.hlen(msgs) == 18  # the 2 acked payloads are gone
+
+
+def test_a_full_window_makes_no_round_trip_until_acks_are_due(
+    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _enqueue(broker, 20)
+    calls = _calls(broker, monkeypatch)
+    consumer = _consumer(broker, prefetch=8)
+    taken = _take(consumer, 8)
+    monkeypatch.setattr(_BatchingConsumer, "FULL_SLEEP_S", 0.0)
+    for _ in range(5):
+        assert next(consumer) is None
+    assert calls == [(0, 8)]
+    consumer.ack(taken[0])  # 1 free: too little room to fetch
+    assert next(consumer) is None
+    assert calls == [(0, 8)]  # not due yet (ACK_DELAY_S)
+    monkeypatch.setattr(_BatchingConsumer, "ACK_DELAY_S", 0.0)
+    assert next(consumer) is None
+    assert calls == [(0, 8), (1, 0)]  # due: sent alone, nothing fetched
+
+
+def test_close_sends_the_queued_acks(broker: ConnectusBroker) -> None:
+    _enqueue(broker, 4)
+    consumer = _consumer(broker, prefetch=8)
+    taken = _take(consumer, 4)
+    for message in taken:
+        consumer.ack(message)
+    consumer.close()
+    acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    assert broker.client.scard(acks) == 0
+    assert broker.client.hlen(f"{broker.namespace}:transactional.msgs") == 0
+
+
+def test_acks_survive_a_failed_round_trip_and_a_consumer_restart(
+    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import redis
+
+    _enqueue(broker, 2)
+    consumer = _consumer(broker, prefetch=8)
+    taken = _take(consumer, 2)
+    for message in taken:
+        consumer.ack(message)
+    real = broker.ack_and_fetch
+
+    def down(queue: str, acks: list[str], fetch: int) -> Any:
+        raise redis.ConnectionError("down")
+
+    monkeypatch.setattr(broker, "ack_and_fetch", down)
+    consumer.close()  # logged, not raised; the acks stay queued on the broker
+    monkeypatch.setattr(broker, "ack_and_fetch", real)
+    _consumer(broker).close()  # a new consumer of the queue sends them
+    acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    assert broker.client.scard(acks) == 0
+
+
+def test_an_acked_message_held_by_another_worker_keeps_its_payload(
+    broker: ConnectusBroker,
+) -> None:
+    # Maintenance gave the message to another worker: our late ack must not delete it.
+    _enqueue(broker, 1)
+    consumer = _consumer(broker)
+    (message,) = _take(consumer, 1)
+    acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    broker.client.delete(acks)
+    consumer.ack(message)
+    consumer.close()
+    assert broker.client.hlen(f"{broker.namespace}:transactional.msgs") == 1
+
+
+def test_poison_payloads_are_quarantined_and_the_batch_goes_on(broker: ConnectusBroker) -> None:
+    ids = _enqueue(broker, 3)
+    msgs = f"{broker.namespace}:transactional.msgs"
+    queue_ids = broker.client.lrange(f"{broker.namespace}:transactional", 0, -1)
+    broker.client.hset(msgs, queue_ids[1], b"not json")
+    consumer = _consumer(broker)
+    taken = _take(consumer, 2)
+    assert [m.message_id for m in taken] == [ids[0], ids[2]]
+    assert broker.client.zcard(broker.keys.dead_letters) == 1

@@ -1,0 +1,131 @@
+"""The client's connection pool: single-connection httpx clients lent one request at a time."""
+
+from __future__ import annotations
+
+import base64
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from worker.connectus import errors
+from worker.connectus.client import ConnectusClient
+from worker.connectus.testing import TEST_KEY, TEST_USER
+
+OK = {"status": "ESME_ROK", "id": "p-1"}
+
+
+@pytest.fixture
+def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ConnectusClient, list[Any]]]:
+    """A client on the real pool path (no injected transport), each pooled
+    ``httpx.Client`` answering through ``handler`` instead of the network."""
+
+    made: list[Any] = []
+
+    def build(
+        handler: Callable[[httpx.Request], httpx.Response], **overrides: Any
+    ) -> tuple[ConnectusClient, list[Any]]:
+        real = httpx.Client
+
+        def client(**options: Any) -> httpx.Client:
+            assert "transport" not in options  # the pool path
+            options.pop("verify")
+            made.append(options)
+            return real(transport=httpx.MockTransport(handler), **options)
+
+        monkeypatch.setattr(httpx, "Client", client)
+        settings: dict[str, Any] = {
+            "api_user": TEST_USER,
+            "api_key": TEST_KEY,
+            "base_url": "https://plataforma.test",
+            "v1_base_url": "https://api.test",
+            "qr_base_url": "https://whatsappqr.test",
+            "connect_timeout_s": 3.0,
+            "read_timeout_s": 10.0,
+        }
+        return ConnectusClient(**(settings | overrides)), made
+
+    return build
+
+
+def send(client: ConnectusClient) -> Any:
+    return client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+
+
+def test_sequential_requests_reuse_one_single_connection_client(
+    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json=OK)
+
+    client, made = pooled(handler)
+    for _ in range(5):
+        assert send(client).provider_id == "p-1"
+    assert len(made) == 1 and client._transport.clients == 1
+    assert made[0]["limits"].max_connections == 1
+    assert made[0]["follow_redirects"] is False
+    token = base64.b64encode(f"{TEST_USER}:{TEST_KEY}".encode()).decode()
+    assert seen[-1].headers["authorization"] == f"Basic {token}"
+    assert seen[-1].headers["accept"] == "application/json"
+    assert seen[-1].extensions["timeout"] == {"connect": 3.0, "read": 10.0, "write": 5.0,
+                                              "pool": 3.0}  # fmt: skip
+
+
+def test_concurrent_requests_get_their_own_clients_up_to_pool_size_then_wait(
+    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+) -> None:
+    release = threading.Event()
+    inside = threading.Semaphore(0)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        inside.release()
+        release.wait(5)
+        return httpx.Response(200, json=OK)
+
+    client, made = pooled(handler, pool_size=2, pool_timeout_s=0.2)
+    results: list[Any] = []
+    threads = [threading.Thread(target=lambda: results.append(send(client))) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    assert inside.acquire(timeout=5) and inside.acquire(timeout=5)
+    # Both connections are lent: a third request waits, then fails before sending.
+    with pytest.raises(errors.ConnectFailed) as raised:
+        send(client)
+    assert raised.value.reason == "pool_timeout"
+    assert isinstance(raised.value.__cause__, httpx.PoolTimeout)
+    release.set()
+    for thread in threads:
+        thread.join(5)
+    assert len(results) == 2 and len(made) == 2
+    assert send(client).provider_id == "p-1" and len(made) == 2  # a returned one is reused
+
+
+def test_close_closes_every_client_and_refuses_later_calls(
+    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+) -> None:
+    client, _ = pooled(lambda request: httpx.Response(200, json=OK))
+    send(client)
+    pool = list(client._transport._every)
+    client.close()
+    assert client.closed and all(c.is_closed for c in pool)
+    with pytest.raises(RuntimeError):
+        send(client)
+
+
+def test_qr_bearer_token_still_replaces_basic_auth(
+    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+) -> None:
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return httpx.Response(200, json={"status": "CONNECTED"})
+
+    client, _ = pooled(handler, qr_bearer_token="tok-1")
+    client.qr.status()
+    assert seen[-1].headers["authorization"] == "Bearer tok-1"
