@@ -144,9 +144,21 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
         )
     else:
         out.append(("Redis commands/message ≤ 5", "-", verdict(None)))
-    out.append(
-        ("OTP p99 ≤ 250 ms while 100,000 bulk drain", "deferred to the next issue", "deferred")
-    )
+    otp = next((r for r in results if r.name.startswith("otp_under_bulk_t")), None)
+    if otp is not None and otp.p99_ms is not None:
+        backlog = int(otp.details.get("bulk_backlog", 0))
+        full = backlog >= 100_000
+        out.append(
+            (
+                "OTP p99 ≤ 250 ms (enqueue → sent) while 100,000 bulk drain",
+                f"{_fmt(otp.p99_ms)} ms (p50 {_fmt(otp.p50_ms)}; {otp.messages} OTPs at"
+                f" {_fmt(otp.details.get('otp_per_s'))}/s, {backlog:,} bulk backlog,"
+                f" {_fmt(otp.msgs_per_s)} msg/s drained, {otp.name})",
+                verdict(otp.p99_ms <= 250) if full else "smaller backlog (quick run)",
+            )
+        )
+    else:
+        out.append(("OTP p99 ≤ 250 ms while 100,000 bulk drain", "-", verdict(None)))
     project_rows = [r for r in results if r.system == "project" and r.peak_rss_mb]
     if project_rows:
         peak = max(r.peak_rss_mb or 0 for r in project_rows)

@@ -43,6 +43,8 @@ class Plan:
     two_proc: dict[int, int]  # threads -> messages
     soak: int  # 0: skip
     profile_s: float  # 0: skip
+    otp_bulk: int = 0  # bulk backlog of the OTP-under-bulk run; 0: skip
+    otp_seconds: float = 0  # how long OTPs are sent (20/s) while it drains
 
 
 FULL = Plan(
@@ -59,6 +61,8 @@ FULL = Plan(
     two_proc={64: 8_000},
     soak=40_000,
     profile_s=16,
+    otp_bulk=100_000,
+    otp_seconds=20,
 )
 QUICK = Plan(
     sandbox_s=2,
@@ -68,8 +72,21 @@ QUICK = Plan(
     two_proc={64: 800},
     soak=0,
     profile_s=0,
+    otp_bulk=3_000,
+    otp_seconds=4,
 )
-SCENARIOS = ("sandbox", "enqueue", "sms_50ms", "sms_0ms", "sms_50ms_2proc", "soak", "profile")
+SCENARIOS = (
+    "sandbox",
+    "enqueue",
+    "sms_50ms",
+    "sms_0ms",
+    "sms_50ms_2proc",
+    "otp_under_bulk",
+    "soak",
+    "profile",
+)
+#: Threads per process of the OTP-under-bulk run: the worker's default (WORKER_THREADS).
+OTP_THREADS = 32
 
 
 def scaled(plan: Plan, factor: float) -> Plan:
@@ -84,6 +101,8 @@ def scaled(plan: Plan, factor: float) -> Plan:
         two_proc={k: n(v) for k, v in plan.two_proc.items()},
         soak=n(plan.soak) if plan.soak else 0,
         profile_s=plan.profile_s,
+        otp_bulk=n(plan.otp_bulk) if plan.otp_bulk else 0,
+        otp_seconds=plan.otp_seconds,
     )
 
 
@@ -230,6 +249,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                             prefill=True,
                         )
                     )
+        if plan.otp_bulk and wanted("otp_under_bulk"):
+            add(
+                bench.run_otp_under_bulk(
+                    bulk=plan.otp_bulk,
+                    otp_per_s=20,
+                    otp_seconds=plan.otp_seconds,
+                    threads=OTP_THREADS,
+                )
+            )
         if plan.soak and wanted("soak"):
             add(
                 bench.run_workers(

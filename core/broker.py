@@ -66,7 +66,7 @@ class ConnectusBroker(RedisBroker):
       worker thread, and fetches whatever room the prefetch window has (often
       one message). Here worker threads only queue the acknowledgement; the
       consumer thread sends the queued ones together with its next fetch in
-      one script (:data:`ACK_AND_FETCH`), and fetches only when a quarter of
+      one script (:data:`ACK_AND_FETCH`), and fetches only when an eighth of
       the window is free. See :class:`_BatchingConsumer`.
     """
 
@@ -113,7 +113,7 @@ class _BatchingConsumer(_RedisConsumer):
     Called from worker threads, :meth:`ack` only queues the message's id and
     frees its slot in the prefetch window; the consumer thread's next Redis
     call carries every queued id. That call is made when the cache of fetched
-    messages is empty and either a quarter of the window is free (then it
+    messages is empty and either an eighth of the window is free (then it
     also fetches that room) or acknowledgements have waited ``ACK_DELAY_S``.
     While the window is full and nothing is due, the consumer sleeps
     ``FULL_SLEEP_S`` (no Redis call), not Dramatiq's growing backoff, which
@@ -135,7 +135,7 @@ class _BatchingConsumer(_RedisConsumer):
         # deque.append and popleft are atomic: worker threads append, this thread pops.
         self._acks = broker.pending_acks(queue_name)
         self._oldest_ack = 0.0
-        self._batch = max(1, prefetch // 4)
+        self._batch = max(1, prefetch // 8)
         self._idle_max_ms = min(timeout, int(self.IDLE_MAX_S * 1000))
 
     def ack(self, message: MessageProxy) -> None:

@@ -40,6 +40,11 @@ def run(settings: Settings, *, queues: Sequence[str], threads: int) -> int:
     signal.signal(signal.SIGINT, _on_signal)
 
     worker = dramatiq.Worker(app.broker, queues=set(queues), worker_threads=threads)
+    # Dramatiq prefetches 2 x threads per queue. Every prefetched message
+    # beyond the busy threads waits in the one in-process work queue, where
+    # an OTP fetched later waits behind them: keep a quarter of the threads
+    # as look-ahead instead (docs/benchmarks.md, "Threads and prefetch").
+    worker.queue_prefetch = prefetch_for(threads)
     app.housekeeper.start()
     worker.start()
     log.info("worker.started", pid=os.getpid(), queues=list(queues), threads=threads)
@@ -49,6 +54,11 @@ def run(settings: Settings, *, queues: Sequence[str], threads: int) -> int:
     app.close()
     log.info("worker.stopped")
     return 0
+
+
+def prefetch_for(threads: int) -> int:
+    """Messages fetched ahead per queue: the busy threads plus a quarter more."""
+    return threads + max(2, threads // 4)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -72,7 +72,7 @@ def test_a_batch_is_fetched_in_one_round_trip_and_acks_ride_on_the_next(
     for message in first[:2]:
         consumer.ack(message)  # only queued: no round trip from the worker thread
     assert calls == [(0, 8)]
-    # 2 of 8 free: a quarter of the window, so one call acks 2 and fetches 2.
+    # 2 of 8 free (at least an eighth of the window): one call acks 2 and fetches 2.
     assert next(consumer).message_id == sent[8]  # type: ignore[union-attr]
     assert calls == [(0, 8), (2, 2)]
     acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
@@ -86,18 +86,18 @@ def test_a_full_window_makes_no_round_trip_until_acks_are_due(
 ) -> None:
     _enqueue(broker, 20)
     calls = _calls(broker, monkeypatch)
-    consumer = _consumer(broker, prefetch=8)
-    taken = _take(consumer, 8)
+    consumer = _consumer(broker, prefetch=16)
+    taken = _take(consumer, 16)
     monkeypatch.setattr(_BatchingConsumer, "FULL_SLEEP_S", 0.0)
     for _ in range(5):
         assert next(consumer) is None
-    assert calls == [(0, 8)]
-    consumer.ack(taken[0])  # 1 free: too little room to fetch
+    assert calls == [(0, 16)]
+    consumer.ack(taken[0])  # 1 of 16 free: less than an eighth, too little to fetch
     assert next(consumer) is None
-    assert calls == [(0, 8)]  # not due yet (ACK_DELAY_S)
+    assert calls == [(0, 16)]  # not due yet (ACK_DELAY_S)
     monkeypatch.setattr(_BatchingConsumer, "ACK_DELAY_S", 0.0)
     assert next(consumer) is None
-    assert calls == [(0, 8), (1, 0)]  # due: sent alone, nothing fetched
+    assert calls == [(0, 16), (1, 0)]  # due: sent alone, nothing fetched
 
 
 def test_close_sends_the_queued_acks(broker: ConnectusBroker) -> None:
