@@ -12,8 +12,9 @@ and moves it one step:
   never fires silently the next day), else ``running`` (or ``window``).
 - ``running``: when the window closes, ``window`` (released messages met
   by workers are parked). Otherwise release chunks while fewer than
-  ``CAMPAIGN_MAX_PENDING`` recipients are pending (queued, sending or
-  retrying), and ``finished`` once all are released and none is pending.
+  ``CAMPAIGN_MAX_PENDING`` recipients are pending (queued, sending,
+  retrying or unknown), and ``finished`` once all are released and every
+  one has an outcome.
 - ``window``: back to ``running`` when the window opens; parked messages
   return to their queues in the same step.
 
@@ -44,7 +45,9 @@ log = structlog.get_logger("worker.campaigns")
 
 #: The Dramatiq actor that sends one chunk through v1 ``send_sms_bulk``.
 BULK_ACTOR = "send_sms_bulk"
-PENDING_STATES = ("queued", "sending", "retrying")
+#: A recipient in one of these has no outcome yet; ``unknown`` ones are being
+#: reconciled (or wait in review) and may still be sent, so they hold "finished".
+PENDING_STATES = ("queued", "sending", "retrying", "unknown")
 
 
 def chunk_message(queue: str, campaign_id: str, chunk: int) -> Message[Any]:

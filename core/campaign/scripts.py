@@ -89,7 +89,8 @@ return 1
 # ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
 #       field/value pairs...
 # Answers {'ok', old state} or {'refused', current state ('' = missing)}.
-# To 'finished': only once every chunk is released and no job is pending.
+# To 'finished': only once every chunk is released and every job has an outcome
+# (none queued, sending, retrying or unknown).
 # To 'running': parked messages go back to their queues. To 'cancelled':
 # parked jobs (and the jobs of parked bulk chunks) are cancelled.
 CONTROL = (
@@ -104,8 +105,9 @@ end
 if not allowed then return {'refused', st} end
 local to = ARGV[3]
 if to == 'finished' then
-  local c = redis.call('HMGET', KEYS[2], 'queued', 'sending', 'retrying')
-  local pending = tonumber(c[1] or '0') + tonumber(c[2] or '0') + tonumber(c[3] or '0')
+  local c = redis.call('HMGET', KEYS[2], 'queued', 'sending', 'retrying', 'unknown')
+  local pending = 0
+  for _, n in ipairs(c) do pending = pending + tonumber(n or '0') end
   if pending > 0 or redis.call('HGET', KEYS[1], 'cursor') ~= redis.call('HGET', KEYS[1], 'chunks')
   then
     return {'refused', st}

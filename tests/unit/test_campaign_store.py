@@ -190,3 +190,19 @@ def test_claim_many_and_finish_many(campaigns, jobs) -> None:
     assert landed == [True, False]
     assert jobs.job_for_provider_id("p0") == "c1-0"
     assert campaigns.counts("c1") == {"sent": 1, "sending": 1}
+
+
+def test_an_unknown_outcome_holds_finished(campaigns, jobs) -> None:
+    _create(campaigns, total=2)
+    campaigns.transition("c1", S.RUNNING, allowed_from={S.SCHEDULED})
+    _release(campaigns)
+    first = jobs.claim("c1-0", worker_id="w", lease_ms=1000, token="t")
+    jobs.finish("c1-0", first.fence, {"state": "sent"})
+    second = jobs.claim("c1-1", worker_id="w", lease_ms=1000, token="t")
+    message = new_message("bulk", "send_sms", {"job_id": "c1-1"})
+    jobs.mark_unknown("c1-1", second.fence, message, {"state": "unknown"})
+    assert campaigns.counts("c1") == {"sent": 1, "unknown": 1}
+    # It may still be sent (reconciliation): the campaign is not finished.
+    assert campaigns.transition("c1", S.FINISHED, allowed_from={S.RUNNING}).status == "refused"
+    assert jobs.resolve("c1-1", "sent", provider_id="p1")
+    assert campaigns.transition("c1", S.FINISHED, allowed_from={S.RUNNING}).status == "ok"
