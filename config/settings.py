@@ -119,7 +119,7 @@ class Settings(BaseSettings):
 
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2
-    worker_threads: PositiveInt = 16
+    worker_threads: PositiveInt = 32
     worker_shutdown_grace_s: PositiveFloat = 30.0
     # How often the broker maintenance runs (re-queues messages of dead
     # workers); Dramatiq's default of 0.1% of calls recovers in ~10 min.

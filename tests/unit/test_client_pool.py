@@ -20,22 +20,21 @@ OK = {"status": "ESME_ROK", "id": "p-1"}
 @pytest.fixture
 def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ConnectusClient, list[Any]]]:
     """A client on the real pool path (no injected transport), each pooled
-    ``httpx.Client`` answering through ``handler`` instead of the network."""
+    client's own ``httpx.HTTPTransport`` answering through ``handler``."""
 
     made: list[Any] = []
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
 
     def build(
         handler: Callable[[httpx.Request], httpx.Response], **overrides: Any
     ) -> tuple[ConnectusClient, list[Any]]:
-        real = httpx.Client
-
-        def client(**options: Any) -> httpx.Client:
-            assert "transport" not in options  # the pool path
-            options.pop("verify")
+        def transport(**options: Any) -> httpx.BaseTransport:
             made.append(options)
-            return real(transport=httpx.MockTransport(handler), **options)
+            return httpx.MockTransport(handler)
 
-        monkeypatch.setattr(httpx, "Client", client)
+        monkeypatch.setattr(httpx, "HTTPTransport", transport)
         settings: dict[str, Any] = {
             "api_user": TEST_USER,
             "api_key": TEST_KEY,
@@ -68,7 +67,7 @@ def test_sequential_requests_reuse_one_single_connection_client(
         assert send(client).provider_id == "p-1"
     assert len(made) == 1 and client._transport.clients == 1
     assert made[0]["limits"].max_connections == 1
-    assert made[0]["follow_redirects"] is False
+    assert client._transport.direct
     token = base64.b64encode(f"{TEST_USER}:{TEST_KEY}".encode()).decode()
     assert seen[-1].headers["authorization"] == f"Basic {token}"
     assert seen[-1].headers["accept"] == "application/json"
@@ -112,7 +111,7 @@ def test_close_closes_every_client_and_refuses_later_calls(
     send(client)
     pool = list(client._transport._every)
     client.close()
-    assert client.closed and all(c.is_closed for c in pool)
+    assert client.closed and all(p.client.is_closed for p in pool)
     with pytest.raises(RuntimeError):
         send(client)
 
@@ -129,3 +128,28 @@ def test_qr_bearer_token_still_replaces_basic_auth(
     client, _ = pooled(handler, qr_bearer_token="tok-1")
     client.qr.status()
     assert seen[-1].headers["authorization"] == "Bearer tok-1"
+
+
+def test_with_a_proxy_in_the_environment_requests_go_through_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
+    seen: list[dict[str, Any]] = []
+    real = httpx.Client
+
+    def client(**options: Any) -> httpx.Client:
+        seen.append(options)
+        options.pop("verify")
+        return real(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=OK)),
+                    **options)  # fmt: skip
+
+    monkeypatch.setattr(httpx, "Client", client)
+    connectus = ConnectusClient(
+        api_user=TEST_USER, api_key=TEST_KEY, base_url="https://plataforma.test",
+        v1_base_url="https://api.test", qr_base_url="https://whatsappqr.test",
+        connect_timeout_s=3.0, read_timeout_s=10.0,
+    )  # fmt: skip
+    assert not connectus._transport.direct
+    assert send(connectus).provider_id == "p-1"
+    # Built without a transport of ours, so httpx.Client applies the proxy.
+    assert "transport" not in seen[0] and seen[0]["follow_redirects"] is False

@@ -15,8 +15,10 @@ from __future__ import annotations
 import base64
 import json
 import threading
+import urllib.request
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -48,6 +50,14 @@ class Transport:
     and end; shared by 64 threads, that lock was most of a send's wall time.
     With one connection per client that scan is constant and the lock is
     never contended; lending a client costs a semaphore and a deque pop.
+
+    Each pooled client is built on an ``httpx.HTTPTransport`` of its own, and
+    a request goes straight to that transport (the same request bytes,
+    timeouts and httpx exceptions), skipping the client's per-request layers
+    that this client never uses: cookie jar, auth flow, redirect loop, event
+    hooks (about 0.2 ms of CPU a request here). When the environment names
+    a proxy (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``), clients are built
+    as before and requests go through ``Client.request``, which honours it.
     """
 
     def __init__(
@@ -101,14 +111,22 @@ class Transport:
             "Accept": "application/json",
             "Authorization": f"Basic {token}",
         }
+        self._bearer_headers = (
+            None
+            if bearer_token is None
+            else {**self._headers, "Authorization": f"Bearer {bearer_token}"}
+        )
+        self._extensions = {"timeout": self.timeout.as_dict()}
         self._one_connection = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
         )
+        # Straight to each client's transport, unless a proxy must be honoured.
+        self.direct = transport is None and not _environment_proxies()
         self._ssl_context: Any = None  # made once, on the first real client
         self._lock = threading.Lock()
         self._permits = threading.BoundedSemaphore(pool_size)
-        self._idle: deque[httpx.Client] = deque()
-        self._every: list[httpx.Client] = []
+        self._idle: deque[_Pooled] = deque()
+        self._every: list[_Pooled] = []
         self._closed = False
         # With an injected transport: one client over it, shared by every thread.
         self._shared = None if transport is None else self._new_client()
@@ -131,11 +149,12 @@ class Transport:
             self._closed = True
             every, self._every = self._every, []
             self._idle.clear()
-        for client in every:
-            client.close()
+        for pooled in every:
+            pooled.client.close()
 
-    def _new_client(self) -> httpx.Client:
+    def _new_client(self) -> _Pooled:
         options: dict[str, Any] = {}
+        direct: httpx.HTTPTransport | None = None
         if self._injected is not None:
             options["transport"] = self._injected
         else:
@@ -143,7 +162,11 @@ class Transport:
                 if self._ssl_context is None:
                     # ~80 ms each: made once and shared, not once per client.
                     self._ssl_context = httpx.create_ssl_context()
-            options["verify"] = self._ssl_context
+            if self.direct:
+                direct = httpx.HTTPTransport(verify=self._ssl_context, limits=self._one_connection)
+                options["transport"] = direct
+            else:
+                options["verify"] = self._ssl_context
         client = httpx.Client(
             timeout=self.timeout,
             limits=self._one_connection,
@@ -152,14 +175,15 @@ class Transport:
             follow_redirects=False,
             **options,
         )
+        pooled = _Pooled(client, direct)
         with self._lock:
             if self._closed:
                 client.close()
                 raise RuntimeError("Cannot send a request, as the client has been closed.")
-            self._every.append(client)
-        return client
+            self._every.append(pooled)
+        return pooled
 
-    def _lend(self) -> httpx.Client:
+    def _lend(self) -> _Pooled:
         if self._closed:
             raise RuntimeError("Cannot send a request, as the client has been closed.")
         if self._shared is not None:
@@ -179,13 +203,13 @@ class Transport:
             self._permits.release()
             raise
 
-    def _give_back(self, client: httpx.Client) -> None:
-        if client is self._shared:
+    def _give_back(self, pooled: _Pooled) -> None:
+        if pooled is self._shared:
             return
         if self._closed:
-            client.close()
+            pooled.client.close()
         else:
-            self._idle.append(client)
+            self._idle.append(pooled)
         self._permits.release()
 
     def call(
@@ -212,18 +236,22 @@ class Transport:
         """
         where = f"{method} {urlsplit(url).path}"
         try:
-            client = self._lend()
+            pooled = self._lend()
             try:
-                response = client.request(
-                    method,
-                    url,
-                    params=_compact(params),
-                    json=_compact(json_body),
-                    data=_compact(form),
-                    auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
-                )
+                if pooled.direct is None:
+                    response = pooled.client.request(
+                        method,
+                        url,
+                        params=_compact(params),
+                        json=_compact(json_body),
+                        data=_compact(form),
+                        auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
+                    )
+                else:
+                    response = self._direct(pooled.direct, method, url, params, json_body, form,
+                                            bearer)  # fmt: skip
             finally:
-                self._give_back(client)
+                self._give_back(pooled)
         except httpx.RequestError as exc:
             verdict = classify.for_exception(exc)
             raise verdict.error(
@@ -273,6 +301,35 @@ class Transport:
                 status_code=status,
             ) from exc
 
+    def _direct(
+        self,
+        transport: httpx.HTTPTransport,
+        method: str,
+        url: str,
+        params: Mapping[str, Any] | None,
+        json_body: Mapping[str, Any] | None,
+        form: Mapping[str, Any] | None,
+        bearer: bool,
+    ) -> httpx.Response:
+        """What ``Client.request`` does for this client, without its unused layers."""
+        headers = self._bearer_headers if bearer and self._bearer_headers else self._headers
+        request = httpx.Request(
+            method,
+            url,
+            params=_compact(params),
+            json=_compact(json_body),
+            data=_compact(form),
+            headers=headers,
+            extensions=self._extensions,
+        )
+        response = transport.handle_request(request)
+        try:
+            response.read()
+        finally:
+            response.close()
+        response.request = request
+        return response
+
     def _message(self, where: str, what: str, body: Any) -> str:
         """``where: what: <error text>``, the text cut short and secrets redacted."""
         text = None
@@ -288,6 +345,19 @@ class Transport:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+@dataclass(frozen=True, slots=True)
+class _Pooled:
+    """One pooled client and, on the direct path, the transport requests go to."""
+
+    client: httpx.Client
+    direct: httpx.HTTPTransport | None
+
+
+def _environment_proxies() -> bool:
+    """Whether the environment names a proxy that ``httpx.Client`` would use."""
+    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
 
 class _Bearer(httpx.Auth):
