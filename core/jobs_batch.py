@@ -39,6 +39,7 @@ class BatchLedger:
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self._claim_many = store.client.register_script(scripts.CLAIM_MANY)
+        self._finish_sent = store.client.register_script(scripts.FINISH_SENT_MANY)
         self._finish = store.client.register_script(scripts.FINISH)
 
     def claim_many(
@@ -62,6 +63,19 @@ class BatchLedger:
             else:
                 claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
         return claims
+
+    def finish_sent_many(
+        self, items: Sequence[tuple[str, int, str]], fields: Mapping[str, str | int]
+    ) -> list[bool]:
+        """(job_id, fence, provider_id) of jobs finished with the same ``fields``."""
+        k = self.store.keys
+        args: list[str | int] = [self.store.ttl_s, k.prefix, len(fields) + 1]
+        for name, value in {**fields, "updated_at": self.store.clock()}.items():
+            args += [name, value]
+        for job_id, fence, provider_id in items:
+            args += [job_id, fence, provider_id]
+        landed = self._finish_sent(keys=[k.leases, k.inflight_messages], args=args)
+        return [bool(x) for x in landed]
 
     def finish_many(self, items: Sequence[Finish]) -> list[bool]:
         """Apply every outcome, fenced, in one pipeline; True where it landed."""

@@ -85,23 +85,26 @@ _CLAIM_ONE = (
     _EXPIRE
     + """
 local function claim(job, job_id, now, lease_ms, worker, token, copy, unknown, leases,
-                     inflight, unknown_msgs)
-  local st = redis.call('HGET', job, 'state')
+                     inflight, unknown_msgs, campaign_states)
+  local h = redis.call('HMGET', job, 'state', 'campaign', 'fence', 'attempts', 'claim_token',
+    'lease_until')
+  local st, c = h[1], h[2]
   if not st then return {'missing'} end
   if st == 'sent' or st == 'failed' or st == 'cancelled' then return {'done', st} end
   if st == 'unknown' then return {'unknown'} end
   if st == 'sending' then
-    if redis.call('HGET', job, 'claim_token') == token then
-      return {'ok', redis.call('HGET', job, 'fence'), redis.call('HGET', job, 'attempts')}
-    end
-    local lease_until = tonumber(redis.call('HGET', job, 'lease_until') or '0')
-    if now < lease_until then return {'busy', tostring(lease_until)} end
+    if h[5] == token then return {'ok', h[3], h[4]} end
+    if now < tonumber(h[6] or '0') then return {'busy', h[6]} end
     expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
     return {'expired'}
   end
-  local c = redis.call('HGET', job, 'campaign')
   if c then
-    local cst = redis.call('HGET', campaign_key(job, c), 'state')
+    -- One read of the campaign's state per call (a bulk claims 1,000 of its jobs).
+    local cst = campaign_states[c]
+    if cst == nil then
+      cst = redis.call('HGET', campaign_key(job, c), 'state') or false
+      campaign_states[c] = cst
+    end
     if cst == 'cancelled' then
       moved(job, st, 'cancelled')
       redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled', 'updated_at', now)
@@ -110,11 +113,11 @@ local function claim(job, job_id, now, lease_ms, worker, token, copy, unknown, l
     if cst and cst ~= 'running' and cst ~= 'finished' then return {'paused', cst} end
   end
   moved(job, st, 'sending')
-  local fence = redis.call('HINCRBY', job, 'fence', 1)
-  local attempts = redis.call('HINCRBY', job, 'attempts', 1)
+  local fence = tonumber(h[3] or '0') + 1
+  local attempts = tonumber(h[4] or '0') + 1
   local lease_until = now + lease_ms
-  redis.call('HSET', job, 'state', 'sending', 'lease_until', lease_until,
-    'worker', worker, 'claim_token', token, 'updated_at', now)
+  redis.call('HSET', job, 'state', 'sending', 'fence', fence, 'attempts', attempts,
+    'lease_until', lease_until, 'worker', worker, 'claim_token', token, 'updated_at', now)
   redis.call('ZADD', leases, lease_until, job_id)
   if copy ~= '' then redis.call('HSET', inflight, job_id, copy) end
   return {'ok', fence, attempts}
@@ -128,7 +131,7 @@ CLAIM = (
     _CLAIM_ONE
     + """
 return claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[5], ARGV[6],
-  KEYS[2], KEYS[3], KEYS[4], KEYS[5])
+  KEYS[2], KEYS[3], KEYS[4], KEYS[5], {})
 """
 )
 
@@ -139,12 +142,12 @@ return claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], AR
 CLAIM_MANY = (
     _CLAIM_ONE
     + """
-local answers = {}
+local answers, campaign_states = {}, {}
 local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = 6, #ARGV do
   local id = ARGV[i]
   answers[#answers + 1] = claim(ARGV[5] .. ':job:' .. id, id, now, lease_ms, ARGV[3], ARGV[4],
-    '', KEYS[1], KEYS[2], KEYS[3], KEYS[4])
+    '', KEYS[1], KEYS[2], KEYS[3], KEYS[4], campaign_states)
 end
 return answers
 """
@@ -321,4 +324,41 @@ for _, id in ipairs(ids) do
   end
 end
 return false
+"""
+
+
+# The fenced finish of many jobs with the same fields (a v1 bulk's sent recipients)
+# in one call, as FINISH's "done" mode per job; per job only job_id, fence, provider id.
+# KEYS: leases zset, in-flight msgs
+# ARGV: index ttl_s, key prefix, n shared pairs, shared pairs..., then job_id, fence, provider_id...
+FINISH_SENT_MANY = """
+local ttl, prefix, nshared = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
+local shared, new_state = {}, nil
+for i = 4, 3 + 2 * nshared, 2 do
+  shared[#shared + 1] = ARGV[i]
+  shared[#shared + 1] = ARGV[i + 1]
+  if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
+end
+local moves, landed = {}, {}
+for i = 4 + 2 * nshared, #ARGV, 3 do
+  local id, fence, pid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+  local job = prefix .. ':job:' .. id
+  local h = redis.call('HMGET', job, 'fence', 'state', 'campaign')
+  if h[1] ~= fence or h[2] ~= 'sending' then
+    landed[#landed + 1] = 0
+  else
+    redis.call('HSET', job, 'provider_id', pid, unpack(shared))
+    if h[3] then moves[h[3]] = (moves[h[3]] or 0) + 1 end
+    redis.call('ZREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    if pid ~= '' then redis.call('SET', prefix .. ':provider:' .. pid, id, 'EX', ttl) end
+    landed[#landed + 1] = 1
+  end
+end
+for c, n in pairs(moves) do
+  local counts = prefix .. ':campaign:' .. c .. ':counts'
+  redis.call('HINCRBY', counts, 'sending', -n)
+  redis.call('HINCRBY', counts, new_state, n)
+end
+return landed
 """

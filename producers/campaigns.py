@@ -166,7 +166,10 @@ class CampaignProducer:
         v1 = resolved.transport is Transport.V1_BULK
         report = checker.report
 
-        phones = options.kind is not Kind.EMAIL
+        # No opt-out at all (the common case): no per-chunk look-up. A STOP that
+        # arrives during the accept is still honoured when the chunk is released.
+        phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
+        countries: dict[str, int | None] = {}  # first 3 digits -> country (codes are 1-3 digits)
 
         def kept(batch: list[Recipient]) -> Iterator[list[str]]:
             # Marketing to a number that answered STOP is refused (docs/service.md);
@@ -179,7 +182,11 @@ class CampaignProducer:
                     plan.opted_out += 1
                     continue
                 if sms:
-                    country = country_of(recipient.dst)
+                    head = recipient.dst[:3]
+                    if head in countries:
+                        country = countries[head]
+                    else:
+                        country = countries[head] = country_of(recipient.dst)
                     by_country[country] = by_country.get(country, 0) + recipient.segments
                 yield [recipient.dst, *recipient.values]
 

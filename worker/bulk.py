@@ -174,22 +174,24 @@ class BulkSender:
             self.ledger.call(self.campaigns.set_delivery, campaign_id, number, result.id_delivery)
         now = self.clock()
         finishes = []
+        sent_items = []
         for (i, claim), item in zip(sending, result.items, strict=True):
             if item.ok:
-                fields: dict[str, str | int] = {
-                    "state": "sent", "provider_id": str(item.provider_id), "outcome": "sent",
-                    "sent_at": now, "error_class": "", "last_error": "",
-                }  # fmt: skip
-                finishes.append(Finish(ids[i], claim.fence, "done", fields))
+                sent_items.append((ids[i], claim.fence, str(item.provider_id)))
             else:
                 error = item_error(item.error or "no id_sms and no error")
                 finishes.append(
                     self._outcome(campaign, ids[i], payloads[i], claim.fence, claim.attempts, error)
                 )
-        self.ledger.call(self.batch.finish_many, finishes)
-        sent = sum(1 for f in finishes if f.fields["state"] == "sent")
+        if sent_items:
+            shared: dict[str, str | int] = {"state": "sent", "outcome": "sent", "sent_at": now,
+                                            "error_class": "", "last_error": ""}  # fmt: skip
+            self.ledger.call(self.batch.finish_sent_many, sent_items, shared)
+        if finishes:
+            self.ledger.call(self.batch.finish_many, finishes)
+        sent = len(sent_items)
         log.info("bulk.sent", campaign=campaign_id, chunk=number, sent=sent,
-                 refused=len(finishes) - sent, id_delivery=result.id_delivery)  # fmt: skip
+                 refused=len(finishes), id_delivery=result.id_delivery)  # fmt: skip
         return f"sent:{sent}"
 
     def _failed_call(

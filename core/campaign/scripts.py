@@ -171,3 +171,13 @@ redis.call('HSET', KEYS[4], ARGV[2], ARGV[3])
 redis.call('RPUSH', KEYS[3], ARGV[2])
 return 'queued'
 """
+
+# KEYS: pump lease.  ARGV: owner, ttl_ms
+# Takes the lease when free, or renews it for its owner (who would otherwise
+# wait for its own lease to expire before the campaign's next step).
+PUMP_LOCK = """
+local owner = redis.call('GET', KEYS[1])
+if owner and owner ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[2]))
+return 1
+"""

@@ -99,6 +99,7 @@ class CampaignStore:
         self._release = client.register_script(scripts.RELEASE)
         self._control = client.register_script(scripts.CONTROL)
         self._park = client.register_script(scripts.PARK)
+        self._pump_lock = client.register_script(scripts.PUMP_LOCK)
 
     # -- accepting ------------------------------------------------------------
 
@@ -316,7 +317,7 @@ class CampaignStore:
         once waste work but never release a chunk twice.
         """
         return bool(
-            self.client.set(self.keys.campaign_pump(campaign_id), owner, nx=True, px=ttl_ms)
+            self._pump_lock(keys=[self.keys.campaign_pump(campaign_id)], args=[owner, ttl_ms])
         )
 
     def jobs_state(self, job_ids: Sequence[str]) -> Iterator[dict[str, str]]:
