@@ -85,12 +85,29 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
     def verdict(ok: bool | None) -> str:
         return "not measured" if ok is None else ("PASS" if ok else "FAIL")
 
-    p50 = _best(results, "sms_50ms")
-    b50 = _get(results, "sms_50ms_t8", "baseline")
+    # Throughput targets: prefilled drains (no producer sharing the cores) when
+    # measured; the workers-first rows otherwise. Both are shown.
+    d50, db50 = _best(results, "drain_50ms"), _get(results, "drain_50ms_t8", "baseline")
+    w50, wb50 = _best(results, "sms_50ms"), _get(results, "sms_50ms_t8", "baseline")
+    p50, b50 = (d50, db50) if d50 and db50 else (w50, wb50)
+
+    def also(project: Result | None, baseline: Result | None) -> str:
+        if project is None or project is p50 or project is p0:
+            return ""
+        ratio = (
+            f", {(project.msgs_per_s or 0) / baseline.msgs_per_s:.2f}x"
+            if baseline and baseline.msgs_per_s
+            else ""
+        )
+        return f"; workers first: {_fmt(project.msgs_per_s)} msg/s ({project.name}{ratio})"
+
+    d0, db0 = _best(results, "drain_0ms"), _get(results, "drain_0ms_t8", "baseline")
+    w0, wb0 = _best(results, "sms_0ms"), _get(results, "sms_0ms_t8", "baseline")
+    p0, b0 = (d0, db0) if d0 and db0 else (w0, wb0)
     out.append(
         (
             "SMS 50 ms, 1 process: ≥ 1,000 msg/s",
-            f"{_fmt(p50.msgs_per_s)} msg/s ({p50.name})" if p50 else "-",
+            f"{_fmt(p50.msgs_per_s)} msg/s ({p50.name}){also(w50, wb50)}" if p50 else "-",
             verdict(None if p50 is None else (p50.msgs_per_s or 0) >= 1000),
         )
     )
@@ -99,20 +116,20 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
         out.append(
             (
                 "SMS 50 ms: ≥ 6x baseline (8 threads)",
-                f"{ratio:.2f}x ({_fmt(p50.msgs_per_s)} vs {_fmt(b50.msgs_per_s)} msg/s)",
+                f"{ratio:.2f}x ({_fmt(p50.msgs_per_s)} vs {_fmt(b50.msgs_per_s)} msg/s,"
+                f" {p50.name}){also(w50, wb50)}",
                 verdict(ratio >= 6),
             )
         )
     else:
         out.append(("SMS 50 ms: ≥ 6x baseline (8 threads)", "-", verdict(None)))
-    p0 = _best(results, "sms_0ms")
-    b0 = _get(results, "sms_0ms_t8", "baseline")
     if p0 and b0 and b0.msgs_per_s:
         ratio = (p0.msgs_per_s or 0) / b0.msgs_per_s
         out.append(
             (
                 "SMS 0 ms: ≥ baseline",
-                f"{ratio:.2f}x ({_fmt(p0.msgs_per_s)} vs {_fmt(b0.msgs_per_s)} msg/s, {p0.name})",
+                f"{ratio:.2f}x ({_fmt(p0.msgs_per_s)} vs {_fmt(b0.msgs_per_s)} msg/s,"
+                f" {p0.name}){also(w0, wb0)}",
                 verdict(ratio >= 1),
             )
         )
@@ -176,7 +193,13 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
             verdict(None if growth is None else growth <= 0.10),
         )
     )
-    out.append(("Campaign scenarios", "come with a later issue", "not yet measured"))
+    out.append(
+        (
+            "Campaign scenarios",
+            "`python -m bench.campaign_bench` (bench/campaign_results.json), not this harness",
+            "not measured here",
+        )
+    )
     return out
 
 

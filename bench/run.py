@@ -22,7 +22,7 @@ import shlex
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,8 @@ class Plan:
     two_proc: dict[int, int]  # threads -> messages
     soak: int  # 0: skip
     profile_s: float  # 0: skip
+    # Prefilled drains, (system, latency ms, threads) -> messages: the throughput targets.
+    drain: dict[tuple[str, int, int], int] = field(default_factory=dict)
     otp_bulk: int = 0  # bulk backlog of the OTP-under-bulk run; 0: skip
     otp_seconds: float = 0  # how long OTPs are sent (20/s) while it drains
 
@@ -61,6 +63,13 @@ FULL = Plan(
     two_proc={64: 8_000},
     soak=40_000,
     profile_s=16,
+    drain={
+        ("baseline", 50, 8): 2_000,
+        ("project", 50, 32): 5_000,
+        ("project", 50, 48): 5_000,
+        ("baseline", 0, 8): 4_000,
+        ("project", 0, 16): 4_000,
+    },
     otp_bulk=100_000,
     otp_seconds=20,
 )
@@ -72,6 +81,12 @@ QUICK = Plan(
     two_proc={64: 800},
     soak=0,
     profile_s=0,
+    drain={
+        ("baseline", 50, 8): 300,
+        ("project", 50, 32): 600,
+        ("baseline", 0, 8): 500,
+        ("project", 0, 16): 500,
+    },
     otp_bulk=3_000,
     otp_seconds=4,
 )
@@ -81,6 +96,7 @@ SCENARIOS = (
     "sms_50ms",
     "sms_0ms",
     "sms_50ms_2proc",
+    "drain",
     "otp_under_bulk",
     "soak",
     "profile",
@@ -101,6 +117,7 @@ def scaled(plan: Plan, factor: float) -> Plan:
         two_proc={k: n(v) for k, v in plan.two_proc.items()},
         soak=n(plan.soak) if plan.soak else 0,
         profile_s=plan.profile_s,
+        drain={k: n(v) for k, v in plan.drain.items()},
         otp_bulk=n(plan.otp_bulk) if plan.otp_bulk else 0,
         otp_seconds=plan.otp_seconds,
     )
@@ -249,6 +266,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                             prefill=True,
                         )
                     )
+        if wanted("drain"):
+            # Throughput with no producer competing for the 2 cores: all N enqueued
+            # first, the clock starting when the workers are ready (as the 2-process pair).
+            for (system, latency, threads), messages in plan.drain.items():
+                add(
+                    bench.run_workers(
+                        name=f"drain_{latency}ms_t{threads}",
+                        system=system,
+                        latency_ms=latency,
+                        messages=messages,
+                        threads=threads,
+                        prefill=True,
+                    )
+                )
         if plan.otp_bulk and wanted("otp_under_bulk"):
             add(
                 bench.run_otp_under_bulk(

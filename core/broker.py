@@ -119,7 +119,8 @@ class _BatchingConsumer(_RedisConsumer):
     ``FULL_SLEEP_S`` (no Redis call), not Dramatiq's growing backoff, which
     reaches the worker timeout (1 s) and starved the worker threads. An empty
     queue is polled with Dramatiq's backoff, capped at ``IDLE_MAX_S``, so a
-    message on an idle queue (an OTP) waits at most that long to be fetched.
+    message on an idle queue (an OTP) waits at most that long to be fetched
+    (Dramatiq's unused delay queues keep its cap, the worker timeout).
 
     A queued acknowledgement that never reaches Redis (a crash) only means
     the message is delivered again; the job ledger makes that a no-op for a
@@ -128,7 +129,7 @@ class _BatchingConsumer(_RedisConsumer):
 
     FULL_SLEEP_S = 0.005
     ACK_DELAY_S = 0.05
-    IDLE_MAX_S = 0.1
+    IDLE_MAX_S = 0.05
 
     def __init__(self, broker: ConnectusBroker, queue_name: str, prefetch: int, timeout: int):
         super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
@@ -136,7 +137,10 @@ class _BatchingConsumer(_RedisConsumer):
         self._acks = broker.pending_acks(queue_name)
         self._oldest_ack = 0.0
         self._batch = max(1, prefetch // 8)
-        self._idle_max_ms = min(timeout, int(self.IDLE_MAX_S * 1000))
+        # Dramatiq's delay queues (".DQ") are never used here (schedules live in
+        # the job ledger): they keep Dramatiq's idle backoff, up to the timeout.
+        idle_max_ms = timeout if queue_name.endswith(".DQ") else int(self.IDLE_MAX_S * 1000)
+        self._idle_max_ms = min(timeout, idle_max_ms)
 
     def ack(self, message: MessageProxy) -> None:
         if not self._acks:
