@@ -182,6 +182,7 @@ class Bench:
         self.redis_server: RedisServer | None = None
         self.stack: LocalStack | None = None
         self.redis: redis.Redis | None = None
+        self.redis_url = ""
         self.http = httpx.Client(timeout=30.0)
         self.log_dir = Path(tempfile.mkdtemp(prefix="cw-bench-"))
         self._baseline_actor: Any = None
@@ -207,6 +208,7 @@ class Bench:
             self.redis_server = RedisServer(executable=exe) if exe else RedisServer()
             url = self.redis_server.start()
         self.redis = redis.Redis.from_url(url)
+        self.redis_url = url
         self.stack = LocalStack(
             redis_url=url,
             processes=1,

@@ -20,9 +20,10 @@ import argparse
 import json
 import shlex
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -99,8 +100,11 @@ SCENARIOS = (
     "drain",
     "otp_under_bulk",
     "soak",
+    "campaign",
     "profile",
 )
+#: The campaign scenarios' generated CSV files live here between runs (1M rows: ~30 MB).
+CAMPAIGN_WORKDIR = Path(tempfile.gettempdir()) / "cw-campaign-bench"
 #: Threads per process of the OTP-under-bulk run: the worker's default (WORKER_THREADS).
 OTP_THREADS = 32
 
@@ -189,6 +193,13 @@ def run_profiles(bench: Bench, plan: Plan, out_dir: Path) -> dict[str, Any]:
         summary["speedscope"] = str(speedscope.relative_to(ROOT))
         profiles[key] = summary
     return profiles
+
+
+def campaign_result(row: dict[str, Any], extras: dict[str, Any]) -> Result:
+    """A campaign scenario's row (bench/campaign_bench.py) as a harness result."""
+    names = {f.name for f in fields(Result)} - {"details"}
+    known = {k: v for k, v in row.items() if k in names}
+    return Result(**known, details={**extras, **{k: v for k, v in row.items() if k not in names}})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -301,6 +312,16 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rss_interval_s=1.0,
                 )
             )
+        if wanted("campaign"):
+            from bench.campaign_bench import run_campaign_scenarios
+
+            extras: dict[str, Any] = {}
+            rows = run_campaign_scenarios(
+                quick=args.quick, redis_url=bench.redis_url, workdir=CAMPAIGN_WORKDIR,
+                details=extras, log=lambda s: console.print(f"[dim]{s}[/dim]"),
+            )  # fmt: skip
+            for row in rows:
+                add(campaign_result(row, extras.get(f"{row['name']}/{row['system']}", {})))
         if do_profile:
             console.print("[dim]profiling (py-spy --gil) ...[/dim]")
             details["profiles"] = run_profiles(bench, plan, ROOT / "bench" / "profiles")
