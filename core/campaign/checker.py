@@ -186,8 +186,11 @@ class RowChecker:
                 continue
             # One probe of a dict that grows to a million keys (a cache miss
             # each): claim the number now, give it back if the row fails below.
+            # E-mail: Ana@x.cl and ana@x.cl are one person to every mail provider,
+            # though RFC 5321 lets a local part differ by case: never mail twice.
+            key = dst.lower() if is_email else dst
             seen = len(first_line)
-            first = first_line.setdefault(dst, line)
+            first = first_line.setdefault(key, line)
             if len(first_line) == seen:
                 report.duplicates += 1
                 if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
@@ -198,7 +201,7 @@ class RowChecker:
             except KeyError:
                 values = tuple([row_values.get(name, "") for name in fields])
             if width and not all(values):
-                del first_line[dst]
+                del first_line[key]
                 name = fields[values.index("")]
                 state = "missing" if name not in row_values else "empty"
                 invalid(InvalidRow(line, name, f"is required by the template but {state}"))
@@ -212,7 +215,7 @@ class RowChecker:
                     if is_email:
                         self._check_subject(values)
                 except InvalidInput as exc:
-                    del first_line[dst]
+                    del first_line[key]
                     invalid(InvalidRow(line, exc.field, exc.reason))
                     continue
             # sms_segments: ceil(characters / 160), at least 1

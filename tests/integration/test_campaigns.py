@@ -117,6 +117,22 @@ def test_a_v3_campaign_sends_each_whatsapp_once(
     assert set(wa) == set(dsts) and set(wa.values()) == {1}
 
 
+def test_an_email_campaign_sends_each_address_once(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=CAMPAIGN_ENV)
+    producer, control = tools(stack)
+    rows = [{"dst_email": f"cliente{i}@example.com", "name": f"C{i}"} for i in range(30)]
+    rows.append({"dst_email": "Cliente0@EXAMPLE.com", "name": "dup"})  # the same address
+    options = CampaignOptions(name="mail", kind=Kind.EMAIL, text="<p>Hola {name}</p>",
+                              subject="Hola {name}", src="contacto@empresa.cl")  # fmt: skip
+    accepted = producer.send(rows, options)
+    assert accepted.plan.report.duplicates == 1 and accepted.plan.transport is Transport.V3
+    wait_for(lambda: finished(control, accepted.campaign_id), timeout_s=60, what="finished")
+    mail = Counter(str(c["dst"]).lower() for c in ledger(stack) if c["product"] == "email")
+    assert len(mail) == 30 and set(mail.values()) == {1}
+
+
 def test_nothing_is_sent_before_deliver_at_and_cancel_before_sends_nothing(
     make_stack: Callable[..., LocalStack],
 ) -> None:
