@@ -41,7 +41,9 @@ def register_actors(
             broker=broker,
             actor_name=kind.actor_name,
             queue_name=default_queue(kind, settings),
-            priority=0,
+            # Dramatiq runs lower numbers first within a worker's work queue: an
+            # OTP fetched behind bulk messages still goes out next.
+            priority=0 if kind.is_otp else 10,
             options={},
         )
         for kind in Kind
@@ -73,7 +75,7 @@ def register_bulk_actor(
         broker=broker,
         actor_name=BULK_ACTOR,
         queue_name=settings.queue_bulk,
-        priority=0,
+        priority=10,
         options={},
     )
 
