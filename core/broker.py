@@ -199,8 +199,10 @@ class _BatchingConsumer(_RedisConsumer):
                 break
         if not acks and not fetch:
             return []
-        fetch = min(fetch, self.broker._max_unpack_size())
         try:
+            if fetch:
+                # Dramatiq's cap (half Lua's stack); its first call asks Redis.
+                fetch = min(fetch, self.broker._max_unpack_size())
             return self.broker.ack_and_fetch(self.queue_name, acks, fetch)  # type: ignore[no-any-return]
         except redis.RedisError as exc:
             # Put them back: the next call (or close) sends them again.

@@ -158,3 +158,21 @@ def test_poison_payloads_are_quarantined_and_the_batch_goes_on(broker: Connectus
     taken = _take(consumer, 2)
     assert [m.message_id for m in taken] == [ids[0], ids[2]]
     assert broker.client.zcard(broker.keys.dead_letters) == 1
+
+
+def test_redis_down_on_the_first_fetch_is_a_connection_error_for_dramatiq(
+    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker respawned during a Redis outage: even the fetch cap's first
+    # lookup fails as ConnectionClosed, which Dramatiq's consumer thread
+    # handles as a connection error (restart), not as an unexpected one.
+    import redis
+    from dramatiq.errors import ConnectionClosed
+
+    def down() -> int:
+        raise redis.ConnectionError("Connection refused")
+
+    monkeypatch.setattr(broker, "_max_unpack_size", down)
+    consumer = _consumer(broker)
+    with pytest.raises(ConnectionClosed):
+        next(consumer)
