@@ -20,15 +20,9 @@ from dataclasses import dataclass
 
 import redis
 
+from core.delivery_status import STATUS_RANK
 from core.keys import Keys
 from producers.optout import optout_key
-
-#: Order of the platform statuses: a late, earlier status (EN_COLA arriving
-#: after ENTREGADO) must not overwrite a final one. Unknown statuses rank 0.
-STATUS_RANK = {
-    "PROGRAMADO": 1, "EN_COLA": 2, "ENVIADO_A_CARRIER": 3, "ESPERANDO_RESPUESTA": 4,
-    "NUMERO_INVALIDO": 5, "NO_ENTREGABLE": 5, "ENTREGADO": 5,
-}  # fmt: skip
 
 # KEYS: seen marker, stream[, job hash]
 # ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
