@@ -22,6 +22,7 @@ from core.campaign.model import CampaignState
 from core.campaign.store import CampaignStore, job_id_for
 from core.jobs import JobStore
 from core.keys import Keys
+from tests.support.clock import Clock
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
 from worker.campaigns import BULK_ACTOR, CampaignPump
@@ -35,14 +36,6 @@ KEYS = Keys("t")
 DSTS = [f"5698765432{i}" for i in range(5)]
 IDS = [job_id_for(CID, i) for i in range(5)]
 S = CampaignState
-
-
-class Clock:
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
 
 
 @pytest.fixture

@@ -14,19 +14,12 @@ from core.campaign.store import CampaignStore
 from core.jobs import JobStore
 from core.keys import Keys
 from core.validation import InvalidInput
+from tests.support.clock import Clock
 from worker.campaigns import BULK_ACTOR, CampaignPump, recipient_message
 
 S = CampaignState
 # 2026-11-23 12:00 in Santiago (UTC-3 in summer) = 15:00 UTC.
 NOON = int(datetime(2026, 11, 23, 15, 0, tzinfo=UTC).timestamp() * 1000)
-
-
-class Clock:
-    def __init__(self, now_ms: int) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
 
 
 @pytest.fixture

@@ -10,14 +10,7 @@ import pytest
 from core.jobs import IdempotencyConflict, JobStore, new_message
 from core.keys import Keys
 from core.models import State
-
-
-class Clock:
-    def __init__(self, now_ms: int = 1_700_000_000_000) -> None:
-        self.now_ms = now_ms
-
-    def __call__(self) -> int:
-        return self.now_ms
+from tests.support.clock import Clock
 
 
 @pytest.fixture
