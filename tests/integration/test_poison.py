@@ -4,7 +4,6 @@ and the worker, and the rest of its prefetched batch, carry on."""
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from collections.abc import Callable
 
@@ -14,6 +13,7 @@ from cli.stack import LocalStack
 from core.keys import Keys
 from core.models import State
 from producers.api import Producer
+from tests.support.waiting import wait_for
 
 from .test_delivery_path import NUMBER, settle
 
@@ -55,12 +55,11 @@ def test_poison_payloads_are_dead_lettered_and_the_batch_goes_on(
     assert b"undecodable payload" in producer.redis.hget(keys.dead_letter_reasons, poison[0])
     assert b"keyword argument" in producer.redis.hget(keys.dead_letter_reasons, malformed[0])
     # Nothing is left behind unacked: the queue's message hash empties. Acks are
-    # batched and ride on the consumer's next call (within ~0.15 s), so wait a little.
-    deadline = time.monotonic() + 5
-    while producer.redis.hlen(keys.queue_messages("transactional")) and (
-        time.monotonic() < deadline
-    ):
-        time.sleep(0.05)
-    assert producer.redis.hlen(keys.queue_messages("transactional")) == 0
+    # batched and ride on the consumer's next call (within ~0.15 s): await that.
+    wait_for(
+        lambda: producer.redis.hlen(keys.queue_messages("transactional")) == 0,
+        timeout_s=5,
+        what="the batched acks to empty the queue's message hash",
+    )
     stored = json.loads(producer.redis.hget(keys.dead_letter_messages, malformed[0]))
     assert stored["actor"] == "send_sms"
