@@ -54,103 +54,9 @@ import redis
 
 from config import Settings
 from core.models import Kind
+from worker.ratelimit_scripts import ACQUIRE, SUCCEEDED, THROTTLED
 
 PRODUCTS = ("sms", "otp", "email", "whatsapp")
-
-_NOW = """
-local function now_ms()
-  if ARGV[1] ~= '' then return tonumber(ARGV[1]) end
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-end
-local function num(x) return string.format('%.17g', x) end
--- Earn tokens up to now at the current rate; a ts in the future (a
--- Retry-After block) earns nothing until then.
-local function refill(now, burst)
-  local b = redis.call('HMGET', KEYS[1], 'tokens', 'ts', 'rate')
-  local rate = tonumber(b[3]) or tonumber(ARGV[2])
-  if rate > tonumber(ARGV[2]) then rate = tonumber(ARGV[2]) end
-  local tokens = tonumber(b[1]) or burst
-  local ts = tonumber(b[2]) or now
-  if now > ts then
-    tokens = math.min(burst, tokens + (now - ts) * rate / 1000)
-    ts = now
-  end
-  return tokens, ts, rate
-end
-"""
-
-# KEYS: bucket, dst zset or ''.  ARGV: now_ms|'', max_rate, burst, max_wait_ms,
-#   dst_count, dst_window_ms, member, ttl_ms
-# Answers {'ok', wait_ms, rate, grant_ms} | {'wait', wait_ms, rate} | {'dst', wait_ms, rate}
-ACQUIRE = (
-    _NOW
-    + """
-local now = now_ms()
-local burst = tonumber(ARGV[3])
-local tokens, ts, rate = refill(now, burst)
-if KEYS[2] ~= '' then
-  local window = tonumber(ARGV[6])
-  redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - window)
-  if redis.call('ZCARD', KEYS[2]) >= tonumber(ARGV[5]) then
-    local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-    return {'dst', num(tonumber(oldest[2]) + window - now), num(rate)}
-  end
-end
-local wait = (ts - now) + math.max(0, 1 - tokens) * 1000 / rate
-if wait > tonumber(ARGV[4]) then return {'wait', num(wait), num(rate)} end
-redis.call('HSET', KEYS[1], 'tokens', num(tokens - 1), 'ts', num(ts), 'rate', num(rate))
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-if KEYS[2] ~= '' then
-  redis.call('ZADD', KEYS[2], num(now + wait), ARGV[7])
-  redis.call('PEXPIRE', KEYS[2], math.ceil(tonumber(ARGV[6]) + wait))
-end
-return {'ok', num(wait), num(rate), num(now + wait)}
-"""
-)
-
-# KEYS: bucket.  ARGV: now_ms|'', max_rate, burst, min_rate, factor, block_ms,
-#   cooldown_ms, ttl_ms.  Answers {rate, blocked_until_ms, decreased 0|1}
-THROTTLED = (
-    _NOW
-    + """
-local now = now_ms()
-local tokens, ts, rate = refill(now, tonumber(ARGV[3]))
-local decreased = 0
-local dec_at = tonumber(redis.call('HGET', KEYS[1], 'dec_at') or '-1e300')
-if now - dec_at >= tonumber(ARGV[7]) then
-  rate = math.max(tonumber(ARGV[4]), rate * tonumber(ARGV[5]))
-  dec_at = now
-  decreased = 1
-end
-if tokens > 0 then tokens = 0 end
-ts = math.max(ts, now + tonumber(ARGV[6]))
-redis.call('HSET', KEYS[1], 'tokens', num(tokens), 'ts', num(ts), 'rate', num(rate),
-  'dec_at', num(dec_at), 'inc_at', num(ts))
-redis.call('PEXPIRE', KEYS[1], ARGV[8])
-return {num(rate), num(ts), decreased}
-"""
-)
-
-# KEYS: bucket.  ARGV: now_ms|'', max_rate, burst, increase_per_s, ttl_ms.  Answers rate.
-SUCCEEDED = (
-    _NOW
-    + """
-local now = now_ms()
-local max_rate = tonumber(ARGV[2])
-local tokens, ts, rate = refill(now, tonumber(ARGV[3]))
-if rate >= max_rate then return num(rate) end
-local inc_at = tonumber(redis.call('HGET', KEYS[1], 'inc_at') or num(now))
-if now <= inc_at then return num(rate) end
--- Per second of success: a lone success after a long silence adds one second's worth.
-local dt = math.min(now - inc_at, 1000)
-rate = math.min(max_rate, rate + tonumber(ARGV[4]) * dt / 1000)
-redis.call('HSET', KEYS[1], 'tokens', num(tokens), 'ts', num(ts), 'rate', num(rate),
-  'inc_at', num(now))
-redis.call('PEXPIRE', KEYS[1], ARGV[5])
-return num(rate)
-"""
-)
 
 _TTL_MS = 3_600_000  # an idle bucket (and its lowered rate) is forgotten after 1 h
 
@@ -270,13 +176,29 @@ class RateLimiter:
         :class:`DestinationCapped` when ``dst`` is over its cap; both carry
         ``retry_in_ms``. Neither consumes a token.
         """
+        keys, args = self.take_call(product, dst=dst, timeout_s=timeout_s)
+        got = self.granted(product, self._acquire(keys=keys, args=args), timeout_s=timeout_s)
+        if got.waited_ms > 0:
+            self.sleep(got.waited_ms / 1000)
+        return got
+
+    def take_call(
+        self, product: str, *, dst: str | None, timeout_s: float
+    ) -> tuple[list[str], list[str | int | float]]:
+        """KEYS and ARGV of the Lua ``take`` for one token (see :mod:`worker.ratelimit_scripts`)."""
         bucket, lim = self._bucket(product), self.limits
         dst_key = self.dst_key(product, dst) if dst and lim.dst_cap_count > 0 else ""
-        answer = self._acquire(
-            keys=[self.key(product), dst_key],
-            args=[self._now(), bucket.rate_per_s, bucket.burst, timeout_s * 1000,
-                  lim.dst_cap_count, lim.dst_cap_window_s * 1000, uuid.uuid4().hex, _TTL_MS],
+        # The member only needs to be unique within one destination's window.
+        member = uuid.uuid4().hex if dst_key else ""
+        return (
+            [self.key(product), dst_key],
+            [self._now(), bucket.rate_per_s, bucket.burst, timeout_s * 1000,
+             lim.dst_cap_count, lim.dst_cap_window_s * 1000, member, _TTL_MS],
         )  # fmt: skip
+
+    def granted(self, product: str, answer: list[Any], *, timeout_s: float) -> Acquired:
+        """Read ``take``'s answer: the grant (not yet slept for), or the refusal raised."""
+        lim = self.limits
         status, wait_ms, rate = _text(answer[0]), float(answer[1]), float(answer[2])
         self._rate_seen[product] = rate
         if status == "dst":
@@ -285,8 +207,6 @@ class RateLimiter:
         if status == "wait":
             why = f"{product}: next token in {wait_ms:.0f} ms > timeout {timeout_s:g} s"
             raise RateLimitTimeout(product, _ceil_ms(wait_ms), why)
-        if wait_ms > 0:
-            self.sleep(wait_ms / 1000)
         return Acquired(product, wait_ms, rate, float(answer[3]))
 
     def on_throttled(self, product: str, retry_after_s: float | None = None) -> float:
