@@ -62,6 +62,15 @@ class Claim:
     detail: str = ""
 
 
+def claimed(answer: list[Any]) -> Claim:
+    """Read the claim script's answer (see :data:`core.scripts.CLAIM`)."""
+    status = answer[0].decode()
+    if status == "ok":
+        return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
+    detail = answer[1].decode() if len(answer) > 1 else ""
+    return Claim(status, detail=detail)
+
+
 def new_message(queue: str, actor_name: str, job: Mapping[str, Any]) -> Message[Any]:
     """A Dramatiq message carrying one job, with a fresh broker-level id."""
     return Message(
@@ -185,17 +194,27 @@ class JobStore:
         lost answer) returns the same lease. ``message`` is kept while the job
         is in flight, so that a job whose worker is lost can be reconciled.
         """
-        answer = self._claim(
-            keys=[self.keys.job(job_id), self.keys.unknown, self.keys.leases,
-                  self.keys.inflight_messages, self.keys.unknown_messages],
-            args=[self.clock(), lease_ms, worker_id, job_id, token or uuid.uuid4().hex,
-                  message.encode() if message is not None else b""],
+        keys, args = self.claim_call(
+            job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
+        )
+        return claimed(self._claim(keys=keys, args=args))
+
+    def claim_call(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        lease_ms: int,
+        token: str = "",
+        message: Message[Any] | None = None,
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """KEYS and ARGV of :data:`core.scripts.CLAIM` (for scripts that embed the claim)."""
+        return (
+            [self.keys.job(job_id), self.keys.unknown, self.keys.leases,
+             self.keys.inflight_messages, self.keys.unknown_messages],
+            [self.clock(), lease_ms, worker_id, job_id, token or uuid.uuid4().hex,
+             message.encode() if message is not None else b""],
         )  # fmt: skip
-        status = answer[0].decode()
-        if status == "ok":
-            return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
-        detail = answer[1].decode() if len(answer) > 1 else ""
-        return Claim(status, detail=detail)
 
     def finish(self, job_id: str, fence: int, fields: Mapping[str, str | int]) -> bool:
         """Record a terminal or ambiguous outcome; False if fenced out."""

@@ -135,6 +135,10 @@ return claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], AR
 """
 )
 
+#: The ``claim`` Lua function alone, for scripts elsewhere that claim a job
+#: together with other work (``worker.admission``: a rate-limiter token).
+CLAIM_FUNCTION = _CLAIM_ONE
+
 # KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs
 # ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, job ids...
 # Claims many jobs in one round trip (a v1 bulk of up to 1,000); one answer

@@ -23,6 +23,7 @@ Order matters and is the point of this module:
 
 from __future__ import annotations
 
+import itertools
 import json
 import random
 import time
@@ -35,8 +36,9 @@ import redis
 import structlog
 from dramatiq import Message
 
-from core.jobs import JobStore, epoch_ms, new_message
+from core.jobs import Claim, JobStore, epoch_ms, new_message
 from core.models import Kind
+from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision
 from worker.connectus.errors import (
     AccountError,
@@ -110,6 +112,15 @@ class SendPipeline:
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
         self.metrics = metrics
+        # Token and claim in one round trip when both live on the same Redis.
+        self.admission = (
+            Admission(store, limiter) if limiter is not None and limiter.client is store.client
+            else None
+        )  # fmt: skip
+        # Claim tokens: unique per delivery, without a uuid4 per send (a
+        # restarted process with the same worker id gets a new nonce).
+        self._nonce = uuid.uuid4().hex
+        self._deliveries = itertools.count(1)
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
@@ -136,9 +147,11 @@ class SendPipeline:
 
     def _handle(self, kind: Kind, job_id: str, job: Mapping[str, Any]) -> str:
         # Breaker and rate limiter come before the claim: waiting for a token
-        # holds no lease, and a deferred message keeps its retry budget.
-        # Both fail open on a Redis error: the claim below then waits for
-        # Redis anyway, and a lost token or probe costs less than a lost message.
+        # holds no lease, and a deferred message keeps its retry budget. A
+        # token free now is taken together with the claim (worker.admission).
+        # Both fail open on a Redis error other than a lost connection (which
+        # the ledger waits out, as it does for the claim): a lost token or
+        # probe costs less than a lost message.
         decision = None
         if self.breaker is not None:
             try:
@@ -153,33 +166,64 @@ class SendPipeline:
                 # again soon, or the whole queue stalls after every outage.
                 delay = min(delay, HALF_OPEN_RECHECK_MS)
             return self._defer(kind, job, delay, f"breaker_{decision.state}")
+        kept = self._message(kind, job)
+        token = f"{self._nonce}:{next(self._deliveries)}"
+        claim: Claim | None = None
         if self.limiter is not None:
             try:
-                got = self.limiter.acquire(
-                    product_for(kind),
-                    dst=_destination(job["payload"]),
-                    timeout_s=self.acquire_timeout_s,
-                )
-                if self.metrics is not None:
-                    self.metrics.waited(got.product, got.waited_ms)
+                claim = self._take_token(kind, job_id, job, kept, token)
             except RateLimitRefused as exc:
                 self._release(decision)
                 return self._defer(kind, job, exc.retry_in_ms, type(exc).__name__)
             except redis.RedisError as exc:
                 log.warning("ratelimit.unavailable", error=str(exc))
         try:
-            return self._claimed(kind, job_id, job, decision)
+            return self._claimed(kind, job_id, job, decision, kept, token, claim)
         finally:
             self._release(decision)
 
+    def _take_token(
+        self, kind: Kind, job_id: str, job: Mapping[str, Any], kept: Message[Any], token: str
+    ) -> Claim | None:
+        """Take the send's token, and claim in the same round trip when it is free now.
+
+        Returns the claim, or None (claim next). Sleeps while a reserved token
+        is earned. Raises :class:`RateLimitRefused` when there is none within
+        ``acquire_timeout_s``.
+        """
+        assert self.limiter is not None
+        product, dst = product_for(kind), _destination(job["payload"])
+        claim = None
+        if self.admission is None:
+            got = self.limiter.acquire(product, dst=dst, timeout_s=self.acquire_timeout_s)
+        else:
+            admitted = self.ledger.call(
+                self.admission.admit, job_id, product=product, dst=dst,
+                timeout_s=self.acquire_timeout_s, worker_id=self.worker_id,
+                lease_ms=self.lease_ms, token=token, message=kept,
+            )  # fmt: skip
+            got, claim = admitted.token, admitted.claim
+            if claim is None and got.waited_ms > 0:
+                self.limiter.sleep(got.waited_ms / 1000)
+        if self.metrics is not None:
+            self.metrics.waited(got.product, got.waited_ms)
+        return claim
+
     def _claimed(
-        self, kind: Kind, job_id: str, job: Mapping[str, Any], decision: Decision | None
+        self,
+        kind: Kind,
+        job_id: str,
+        job: Mapping[str, Any],
+        decision: Decision | None,
+        kept: Message[Any],
+        token: str,
+        claim: Claim | None,
     ) -> str:
-        kept = self._message(kind, job)
-        claim = self.ledger.call(
-            self.store.claim, job_id, worker_id=self.worker_id, lease_ms=self.lease_ms,
-            token=uuid.uuid4().hex, message=kept,
-        )  # fmt: skip
+        if claim is None:
+            claim = self.ledger.call(
+                self.store.claim, job_id, worker_id=self.worker_id, lease_ms=self.lease_ms,
+                token=token, message=kept,
+            )  # fmt: skip
         if claim.status == "expired":
             # The previous holder died mid-send; keep this copy for reconciliation.
             self.ledger.call(self.store.hold_message, job_id, kept)
