@@ -1,0 +1,166 @@
+"""``python -m bench.http_clients``: threads or asyncio for the send path? Measured.
+
+The issue leaves concurrency open ("threads, an asyncio event loop in the
+actor, batching"). This measures the one part every model keeps, the HTTP
+call to Connectus, in each model, in one invocation against one sandbox
+(its latency set with ``--latency-ms``): client CPU per request (µs, the
+process's utime+stime / requests) and requests per second, for
+
+- ``threads_shared``: N threads sharing one pooled ``httpx.Client`` (the baseline's way);
+- ``threads_own``: N threads, each with its own one-connection ``httpx.Client``
+  (the project's transport, without its shortcut past ``Client.send``);
+- ``async_shared``: N tasks on one event loop sharing one ``httpx.AsyncClient``;
+- ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``.
+
+Each model runs in a fresh subprocess (so CPU and the GIL are its own), in
+rounds that interleave the models, so the noise of a shared box hits all alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import resource
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from bench.harness import SANDBOX_KEY, SANDBOX_USER, Bench
+
+AUTH = (SANDBOX_USER, SANDBOX_KEY)
+MODELS = ("threads_shared", "threads_own", "async_shared", "async_own")
+PATH = "/api_v3/sms/send_individual"
+
+
+def _cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _body(i: int) -> dict[str, str]:
+    return {"dst_number": f"5698{i:07d}", "sms_content": "hola"}
+
+
+def _limits(n: int) -> httpx.Limits:
+    return httpx.Limits(max_connections=n, max_keepalive_connections=n)
+
+
+def _threads(base: str, requests: int, concurrency: int, own: bool) -> tuple[float, float]:
+    shared = None if own else httpx.Client(base_url=base, auth=AUTH, limits=_limits(concurrency))
+    numbers, lock = iter(range(requests)), threading.Lock()
+
+    def run() -> None:
+        client = shared or httpx.Client(base_url=base, auth=AUTH, limits=_limits(1))
+        while True:
+            with lock:
+                i = next(numbers, None)
+            if i is None:
+                return
+            client.post(PATH, json=_body(i)).raise_for_status()
+
+    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    cpu, started = _cpu_s(), time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return time.perf_counter() - started, _cpu_s() - cpu
+
+
+async def _tasks(base: str, requests: int, concurrency: int, own: bool) -> tuple[float, float]:
+    size = 1 if own else concurrency
+    clients = [
+        httpx.AsyncClient(base_url=base, auth=AUTH, limits=_limits(size))
+        for _ in range(concurrency if own else 1)
+    ]
+    numbers = iter(range(requests))
+
+    async def run(client: httpx.AsyncClient) -> None:
+        for i in numbers:
+            (await client.post(PATH, json=_body(i))).raise_for_status()
+
+    cpu, started = _cpu_s(), time.perf_counter()
+    await asyncio.gather(*(run(clients[k % len(clients)]) for k in range(concurrency)))
+    took = time.perf_counter() - started, _cpu_s() - cpu
+    for client in clients:
+        await client.aclose()
+    return took
+
+
+def _one(model: str, base: str, requests: int, concurrency: int) -> dict[str, Any]:
+    own = model.endswith("_own")
+    if model.startswith("threads"):
+        wall, cpu = _threads(base, requests, concurrency, own)
+    else:
+        wall, cpu = asyncio.run(_tasks(base, requests, concurrency, own))
+    return {
+        "model": model,
+        "concurrency": concurrency,
+        "requests": requests,
+        "req_per_s": round(requests / wall, 1),
+        "cpu_us_per_req": round(cpu / requests * 1e6),
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.http_clients",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--requests", type=int, default=3000)
+    parser.add_argument("--concurrency", default="16,64", help="comma-separated")
+    parser.add_argument("--latency-ms", type=float, default=50.0, help="the sandbox's latency")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--models", default=",".join(MODELS))
+    parser.add_argument(
+        "--child", nargs=3, metavar=("MODEL", "BASE", "CONCURRENCY"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.child:
+        model, base, concurrency = args.child
+        print(json.dumps(_one(model, base, args.requests, int(concurrency))))
+        return 0
+
+    rows: list[dict[str, Any]] = []
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)  # noqa: E731
+    with Bench(log=log) as bench:
+        bench.reset(latency_ms=args.latency_ms)
+        for round_no in range(args.rounds):
+            for concurrency in (int(c) for c in args.concurrency.split(",")):
+                for model in args.models.split(","):
+                    out = subprocess.run(
+                        [
+                            sys.executable,
+                            "-m",
+                            "bench.http_clients",
+                            "--requests",
+                            str(args.requests),
+                            "--child",
+                            model,
+                            bench.sandbox_url,
+                            str(concurrency),
+                        ],
+                        capture_output=True,
+                        text=True,
+                    )
+                    if out.returncode:
+                        raise SystemExit(f"{model} failed:\n{out.stderr[-2000:]}")
+                    row = {**json.loads(out.stdout), "round": round_no + 1}
+                    rows.append(row)
+                    print(
+                        f"{row['model']:>15} c={concurrency:<3} {row['req_per_s']:>7} req/s "
+                        f"{row['cpu_us_per_req']:>6} µs CPU/req (round {row['round']})"
+                    )
+    print(json.dumps({"latency_ms": args.latency_ms, "rows": rows}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
