@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     durable_min_backoff_ms: PositiveInt = 15_000
     durable_max_backoff_ms: PositiveInt = 900_000
     max_message_age_s: PositiveInt = 86_400
+    # Added (s) to the send lease on top of the worst-case in-process attempts
+    # (worker.app.lease_ms): a live but slow worker must never lose its lease
+    # mid-send. Smaller settles a killed worker's sends sooner (tests use 1).
+    lease_margin_s: PositiveFloat = 30.0
 
     # --- Reconciliation of ambiguous sends ---------------------------------
     # Look an unknown job up at Connectus after RECONCILE_AFTER_S; if it is

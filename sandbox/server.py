@@ -7,28 +7,26 @@ when installed, access log off). ``SandboxServer`` is for tests and demos::
         httpx.get(server.base_url + "/_sandbox/health")
         server.state.tick(...)                    # the live state, same process
 
-Start-up is awaited through a ``threading.Event`` set by uvicorn's startup, not a sleep.
+The thread and the start-up wait (an event set by uvicorn's startup, not a sleep)
+are :mod:`core.threaded_server`'s, shared with the service.
 """
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import logging
-import threading
 from types import TracebackType
 from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
 
+from core.threaded_server import ThreadedServer
 from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import ConnectionDropped
 from sandbox.state import SandboxState
 from sandbox.web import Runtime
-
-STARTUP_TIMEOUT_S = 10.0
 
 
 class _HideDroppedConnections(logging.Filter):
@@ -68,16 +66,6 @@ def run(*, host: str, port: int, config: SandboxConfig) -> None:
     uvicorn.Server(uvicorn_config(build_app(config), host, port)).run()
 
 
-class _ThreadServer(uvicorn.Server):
-    def __init__(self, config: uvicorn.Config, started: threading.Event) -> None:
-        super().__init__(config)
-        self._started_event = started
-
-    async def startup(self, sockets: list[Any] | None = None) -> None:
-        await super().startup(sockets)
-        self._started_event.set()
-
-
 class SandboxServer:
     """A real uvicorn sandbox on a loopback port, in a background thread."""
 
@@ -87,21 +75,7 @@ class SandboxServer:
         self.app = build_app(self.config)
         self.host = host
         self._port = port
-        self._started = threading.Event()
-        # The thread's own loop is asyncio (not uvloop) so tests keep one loop policy.
-        cfg = uvicorn_config(self.app, host, port)
-        cfg.loop = "asyncio"
-        self._server = _ThreadServer(cfg, self._started)
-        self._thread = threading.Thread(target=self._serve, name="sandbox-server", daemon=True)
-        self._error: BaseException | None = None
-
-    def _serve(self) -> None:
-        try:
-            asyncio.run(self._server.serve())
-        except BaseException as exc:  # SystemExit from uvicorn on bind failure, too
-            self._error = exc
-        finally:
-            self._started.set()
+        self._server = ThreadedServer(uvicorn_config(self.app, host, port), name="sandbox")
 
     @property
     def runtime(self) -> Runtime:
@@ -122,18 +96,11 @@ class SandboxServer:
 
     def start(self) -> SandboxServer:
         _install_log_filter()
-        self._thread.start()
-        if not self._started.wait(STARTUP_TIMEOUT_S) or not self._server.started:
-            self.stop()
-            raise RuntimeError(f"sandbox did not start: {self._error!r}")
-        sockets = [s for server in self._server.servers for s in server.sockets]
-        self._port = sockets[0].getsockname()[1]
+        self._port = self._server.start()
         return self
 
     def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread.is_alive():
-            self._thread.join(STARTUP_TIMEOUT_S)
+        self._server.stop()
 
     def __enter__(self) -> SandboxServer:
         return self.start()

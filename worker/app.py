@@ -79,10 +79,12 @@ def build_client(
 
 def lease_ms(settings: Settings) -> int:
     """How long a send may hold its lease (ms): every in-process attempt may
-    take a full connect + read timeout plus the longest backoff, with margin."""
+    take a full connect + read timeout plus the longest backoff, plus
+    ``LEASE_MARGIN_S`` (s) for the rest (rate-limit wait, Redis round trips)."""
     per_attempt_s = settings.connectus_connect_timeout_s + settings.connectus_read_timeout_s
     backoff_s = settings.retry_max_backoff_ms / 1000
-    return int((settings.retry_attempts * (per_attempt_s + backoff_s) + 30) * 1000)
+    worst_s = settings.retry_attempts * (per_attempt_s + backoff_s)
+    return int((worst_s + settings.lease_margin_s) * 1000)
 
 
 def build_worker_app(

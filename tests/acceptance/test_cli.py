@@ -14,6 +14,8 @@ import pytest
 import redis
 
 from cli.stack import LocalStack
+from core.keys import Keys
+from producers.api import Producer
 from tests.support.waiting import wait_for
 
 CLI = [sys.executable, "-m", "cli"]
@@ -41,6 +43,32 @@ def run_json(args: list[str], env: Mapping[str, str], code: int = 0) -> dict[str
     result = run([*args, "--json"], env)
     assert result.returncode == code, result.stderr + result.stdout
     return dict(json.loads(result.stdout))
+
+
+def run_json_together(commands: list[list[str]], env: Mapping[str, str]) -> list[dict[str, Any]]:
+    """``run_json`` of each command, as processes running at the same time (each exits 0)."""
+    procs = [
+        subprocess.Popen(
+            [*CLI, *args, "--json"],
+            env=dict(env),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for args in commands
+    ]
+    answers = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 0, err + out
+        answers.append(dict(json.loads(out)))
+    return answers
+
+
+def settled(stack: LocalStack, job_id: str) -> bool:
+    """Whether the job is sent or failed: the waits read Redis directly (a CLI
+    process per poll costs a second); what is asserted is read through the CLI."""
+    return Producer(stack.settings).get_status(job_id).state.value in {"sent", "failed"}
 
 
 def test_send_then_status_as_json(env: dict[str, str]) -> None:
@@ -138,11 +166,10 @@ def test_a_message_sent_from_the_cli_is_delivered_by_the_worker(
             ["send", "sms", "--to", "56987654321", "--text", "x", "--client", "no-such-client"], env
         )["job_id"]
 
-        def settled(job: str) -> bool:
-            return run_json(["status", job], env)["state"] in {"sent", "failed"}
-
         wait_for(
-            lambda: settled(job_id) and settled(failing), timeout_s=60, what="both jobs settled"
+            lambda: settled(stack, job_id) and settled(stack, failing),
+            timeout_s=60,
+            what="both jobs settled",
         )
         assert run_json(["status", job_id], env)["state"] == "sent"
         dead = run_json(["dlq", "list"], env)
@@ -150,7 +177,7 @@ def test_a_message_sent_from_the_cli_is_delivered_by_the_worker(
         assert dead["dead_letters"][0]["reason"]
         # A replay keeps the job id; it fails again for the same reason.
         assert run_json(["dlq", "replay", failing], env)["result"] == "replayed"
-        wait_for(lambda: settled(failing), timeout_s=60, what="replayed job settled")
+        wait_for(lambda: settled(stack, failing), timeout_s=60, what="replayed job settled")
         record = run_json(["status", failing], env)
         assert record["state"] == "failed" and record["attempts"] == 2
 
@@ -172,32 +199,22 @@ def test_review_resend_and_drop(
         log_dir=tmp_path,
     ) as stack:
         env = stack.env
-        for i in range(6):
-            run_json(
-                [
-                    "send",
-                    "email",
-                    "--to",
-                    f"c{i}@example.com",
-                    "--subject",
-                    "s",
-                    "--html",
-                    f"<p>{i}</p>",
-                ],
-                env,
-            )
-        held = wait_for(lambda: (r if len(r := run_json(["review", "list"], env)["review"]) >= 2 else None),
-                        timeout_s=60, what="two e-mails held for review")  # fmt: skip
+        run_json_together(
+            [["send", "email", "--to", f"c{i}@example.com", "--subject", "s", "--html", f"<p>{i}</p>"]
+             for i in range(6)], env,
+        )  # fmt: skip
+        review = Keys(redis_prefix).review
+        wait_for(lambda: redis_client.zcard(review) >= 2, timeout_s=60,
+                 what="two e-mails held for review")  # fmt: skip
+        held = run_json(["review", "list"], env)["review"]
+        assert len(held) >= 2
         with stack.sandbox_client() as client:
             client.put("/_sandbox/faults", json={"error_rate": 0.0}).raise_for_status()
         dropped, resent = held[0]["job_id"], held[1]["job_id"]
         assert run_json(["review", "drop", dropped], env)["result"] == "dropped"
         assert run_json(["review", "resend", resent], env)["result"] == "requeued"
-        wait_for(
-            lambda: run_json(["status", resent], env)["state"] == "sent",
-            timeout_s=60,
-            what="resent e-mail sent",
-        )
+        wait_for(lambda: settled(stack, resent), timeout_s=60, what="resent e-mail settled")
+        assert run_json(["status", resent], env)["state"] == "sent"
         record = run_json(["status", dropped], env)
         assert record["state"] == "failed" and record["error_class"] == "DroppedAfterReview"
         remaining = {row["job_id"] for row in run_json(["review", "list"], env)["review"]}

@@ -120,6 +120,9 @@ class FaultPlan:
     duplicate_share: float = 0.10
     chaos_window: tuple[float, float] = (0.05, 0.80)  # chaos lands between these fractions
     seed: int = 20240601
+    # LEASE_MARGIN_S of the workers (s): a killed worker's in-flight sends are
+    # reconciled only after their lease, so it bounds how long a run waits.
+    lease_margin_s: float = 30.0
 
     def sandbox_flags(self) -> dict[str, object]:
         return {
@@ -268,6 +271,7 @@ class ChaosReport:
             ("duplicate submissions", f"{self.duplicates_submitted}"),
             ("producer calls retried (Redis down)", f"{self.submit_errors}"),
             ("processes x threads", f"{p.processes} x {p.threads}"),
+            ("lease margin", f"{p.lease_margin_s:g} s"),
             (
                 "fault plan",
                 f"5xx {p.error_rate:.0%}, 429 {p.rate_429:.0%}, throttled {p.throttle_rate:.0%}, "
@@ -486,7 +490,7 @@ def _stack(n: int, plan: FaultPlan, workdir: Path) -> Iterator[tuple[RedisServer
             sandbox_flags=plan.sandbox_flags(),
             processes=plan.processes,
             threads=plan.threads,
-            env=CHAOS_ENV,
+            env={**CHAOS_ENV, "LEASE_MARGIN_S": str(plan.lease_margin_s)},
             log_dir=workdir,
         )
         with stack:

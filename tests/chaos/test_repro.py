@@ -8,6 +8,7 @@ worker/ and core/ are owned by the lead; these tests only observe them.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 from collections.abc import Callable
@@ -18,21 +19,25 @@ import pytest
 import redis
 
 from cli.stack import LocalStack
+from config import load_settings
 from core.embedded_redis import RedisServer
 from core.keys import Keys
 from producers.api import Producer
-from tests.chaos.harness import children_of, sms_content, wait_until
+from tests.chaos.harness import CHAOS_ENV, children_of, sms_content, wait_until
+from worker.app import lease_ms
 
-# One in-process attempt and short HTTP timeouts: the send lease is then
-# 1 x (1 + 5 + 0.01) + 30 s = 36 s (worker.app.lease_ms).
+# One in-process attempt, short HTTP timeouts and an 8 s margin: the send
+# lease is then 1 x (1 + 5 + 0.01) + 8 s = 14 s (worker.app.lease_ms), still
+# well after a killed worker's message comes back (heartbeat 5 + maintenance 1).
 SHORT_LEASE = {
     "RETRY_ATTEMPTS": "1",
     "CONNECTUS_CONNECT_TIMEOUT_S": "1",
     "CONNECTUS_READ_TIMEOUT_S": "5",
     "RETRY_INITIAL_BACKOFF_MS": "10",
     "RETRY_MAX_BACKOFF_MS": "10",
+    "LEASE_MARGIN_S": "8",
 }
-LEASE_S = 36
+LEASE_S = lease_ms(load_settings({**CHAOS_ENV, **SHORT_LEASE})) / 1000
 # After the lease: a redelivery or the reconciler has heartbeat (5) +
 # maintenance (1) + RECONCILE_AFTER_S (1) + RECONCILE_WINDOW_S (3) + passes.
 SETTLE_AFTER_LEASE_S = 25
@@ -75,7 +80,7 @@ def test_a_job_whose_worker_died_mid_send_settles(
 ) -> None:
     """Found by the chaos run (fixed in core.jobs.JobStore.defer): the redelivery of
     a message whose worker was SIGKILLed mid-send comes back (heartbeat +
-    maintenance, 6 s) before the lease expires (36 s); CLAIM answered 'busy' and
+    maintenance, 6 s) before the lease expires (14 s); CLAIM answered 'busy' and
     the message was acked, leaving the job 'sending' for ever."""
     stack = killable_stack(sandbox_flags={"latency_ms": 2000}, env=SHORT_LEASE)
     producer = Producer(stack.settings)
@@ -98,6 +103,17 @@ def test_a_job_whose_worker_died_mid_send_settles(
     except TimeoutError as exc:
         raise AssertionError(f"job never settled: {_evidence(producer, job_id)}") from exc
     assert _charges(stack) <= 1
+    # The case reproduced: the redelivery came back while the dead worker's lease was live.
+    assert _claims(stack, job_id)[0] == "busy", _claims(stack, job_id)
+
+
+def _claims(stack: LocalStack, job_id: str) -> list[str]:
+    """The claim answers that made the worker skip ``job_id``, in order (its JSON log)."""
+    answers = []
+    for line in stack.log_path("workers").read_text(errors="replace").splitlines():
+        if job_id in line and '"job.skipped"' in line:
+            answers.append(json.loads(line)["claim"])
+    return answers
 
 
 @pytest.mark.chaos

@@ -39,6 +39,9 @@ RESUME_ENV = {
     "RECONCILE_AFTER_S": "0.5",
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
+    # Sends cut by the kill wait out their lease before they are reconciled:
+    # 1 x (3 + 3 + 0.1) + 2 = 8.1 s (worker.app.lease_ms), not the default 36 s.
+    "LEASE_MARGIN_S": "2",
 }
 
 

@@ -32,6 +32,9 @@ RECOVERY = {
     "RECONCILE_AFTER_S": "0.5",
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
+    # The killed sends' lease: 1 x (1 + 5 + 0.1) + 2 = 8.1 s (worker.app.lease_ms),
+    # still well above a live send here (2 s of sandbox latency).
+    "LEASE_MARGIN_S": "2",
 }
 RECOVERY_BOUND_S = 4 + 1 + 10  # heartbeat timeout + maintenance interval + respawn and slack
 

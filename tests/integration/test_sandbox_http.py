@@ -145,3 +145,10 @@ def test_two_servers_bind_distinct_ports() -> None:
         assert a.port != b.port
         assert httpx.get(a.base_url + "/_sandbox/health").status_code == 200
         assert httpx.get(b.base_url + "/_sandbox/health").status_code == 200
+
+
+def test_a_port_in_use_fails_start_up_naming_the_server() -> None:
+    with SandboxServer() as running:
+        server = SandboxServer(port=running.port)
+        with pytest.raises(RuntimeError, match=r"sandbox did not start: SystemExit"):
+            server.start()

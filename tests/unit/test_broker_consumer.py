@@ -7,16 +7,43 @@ from typing import Any
 import dramatiq
 import fakeredis
 import pytest
+import redis
 from dramatiq.broker import MessageProxy
+from dramatiq.errors import ConnectionClosed
 
 from config import load_settings
 from core.broker import ConnectusBroker, _BatchingConsumer, build_broker
 
 
+class FlakyRedis(fakeredis.FakeRedis):
+    """fakeredis that records the commands sent and, while ``down``, fails each
+    one as an unreachable Redis does (``redis.ConnectionError``)."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(**options)
+        self.down = False
+        self.commands: list[tuple[Any, ...]] = []
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        if self.down:
+            self.commands.append(args)
+            raise redis.ConnectionError("Connection refused")
+        # Not recorded if it raises NoScriptError: redis-py then loads the
+        # script and sends the same EVALSHA again, which is recorded.
+        result = super().execute_command(*args, **options)
+        self.commands.append(args)
+        return result
+
+
 @pytest.fixture
-def broker() -> ConnectusBroker:
+def client() -> FlakyRedis:
+    return FlakyRedis()
+
+
+@pytest.fixture
+def broker(client: FlakyRedis) -> ConnectusBroker:
     settings = load_settings({"KEY_PREFIX": "cwt"})
-    return build_broker(settings, client=fakeredis.FakeRedis())
+    return build_broker(settings, client=client)
 
 
 def _enqueue(broker: ConnectusBroker, n: int, queue: str = "transactional") -> list[str]:
@@ -47,34 +74,31 @@ def _take(consumer: _BatchingConsumer, n: int) -> list[MessageProxy]:
     return out
 
 
-def _calls(broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, int]]:
-    """Record (acks sent, fetch asked) of every consumer round trip."""
-    calls: list[tuple[int, int]] = []
-    real = broker.ack_and_fetch
-
-    def spy(queue: str, acks: list[str], fetch: int) -> Any:
-        calls.append((len(acks), fetch))
-        return real(queue, acks, fetch)
-
-    monkeypatch.setattr(broker, "ack_and_fetch", spy)
+def _calls(broker: ConnectusBroker, client: FlakyRedis) -> list[tuple[int, int]]:
+    """(acks sent, fetch asked) of every ACK_AND_FETCH round trip the client carried."""
+    sha = broker.ack_and_fetch_script.sha
+    calls = []
+    for command in client.commands:
+        if command[:2] == ("EVALSHA", sha):
+            argv = command[3 + int(command[2]) :]  # now, worker id, fetch, acks...
+            calls.append((len(argv) - 3, int(argv[2])))
     return calls
 
 
 def test_a_batch_is_fetched_in_one_round_trip_and_acks_ride_on_the_next(
-    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+    broker: ConnectusBroker, client: FlakyRedis
 ) -> None:
     sent = _enqueue(broker, 20)
-    calls = _calls(broker, monkeypatch)
     consumer = _consumer(broker, prefetch=8)
     first = _take(consumer, 8)
     assert [m.message_id for m in first] == sent[:8]
-    assert calls == [(0, 8)]
+    assert _calls(broker, client) == [(0, 8)]
     for message in first[:2]:
         consumer.ack(message)  # only queued: no round trip from the worker thread
-    assert calls == [(0, 8)]
+    assert _calls(broker, client) == [(0, 8)]
     # 2 of 8 free (at least an eighth of the window): one call acks 2 and fetches 2.
     assert next(consumer).message_id == sent[8]  # type: ignore[union-attr]
-    assert calls == [(0, 8), (2, 2)]
+    assert _calls(broker, client) == [(0, 8), (2, 2)]
     acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
     msgs = f"{broker.namespace}:transactional.msgs"
     assert broker.client.scard(acks) == 8  # 8 - 2 acked + 2 fetched
@@ -82,22 +106,21 @@ def test_a_batch_is_fetched_in_one_round_trip_and_acks_ride_on_the_next(
 
 
 def test_a_full_window_makes_no_round_trip_until_acks_are_due(
-    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+    broker: ConnectusBroker, client: FlakyRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _enqueue(broker, 20)
-    calls = _calls(broker, monkeypatch)
     consumer = _consumer(broker, prefetch=16)
     taken = _take(consumer, 16)
     monkeypatch.setattr(_BatchingConsumer, "FULL_SLEEP_S", 0.0)
     for _ in range(5):
         assert next(consumer) is None
-    assert calls == [(0, 16)]
+    assert _calls(broker, client) == [(0, 16)]
     consumer.ack(taken[0])  # 1 of 16 free: less than an eighth, too little to fetch
     assert next(consumer) is None
-    assert calls == [(0, 16)]  # not due yet (ACK_DELAY_S)
+    assert _calls(broker, client) == [(0, 16)]  # not due yet (ACK_DELAY_S)
     monkeypatch.setattr(_BatchingConsumer, "ACK_DELAY_S", 0.0)
     assert next(consumer) is None
-    assert calls == [(0, 16), (1, 0)]  # due: sent alone, nothing fetched
+    assert _calls(broker, client) == [(0, 16), (1, 0)]  # due: sent alone, nothing fetched
 
 
 def test_close_sends_the_queued_acks(broker: ConnectusBroker) -> None:
@@ -113,25 +136,20 @@ def test_close_sends_the_queued_acks(broker: ConnectusBroker) -> None:
 
 
 def test_acks_survive_a_failed_round_trip_and_a_consumer_restart(
-    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+    broker: ConnectusBroker, client: FlakyRedis
 ) -> None:
-    import redis
-
     _enqueue(broker, 2)
     consumer = _consumer(broker, prefetch=8)
     taken = _take(consumer, 2)
     for message in taken:
         consumer.ack(message)
-    real = broker.ack_and_fetch
-
-    def down(queue: str, acks: list[str], fetch: int) -> Any:
-        raise redis.ConnectionError("down")
-
-    monkeypatch.setattr(broker, "ack_and_fetch", down)
+    client.down = True
     consumer.close()  # logged, not raised; the acks stay queued on the broker
-    monkeypatch.setattr(broker, "ack_and_fetch", real)
-    _consumer(broker).close()  # a new consumer of the queue sends them
+    assert _calls(broker, client)[-1] == (2, 0)  # the close did try to send them
+    client.down = False
     acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    assert broker.client.scard(acks) == 2
+    _consumer(broker).close()  # a new consumer of the queue sends them
     assert broker.client.scard(acks) == 0
 
 
@@ -161,18 +179,17 @@ def test_poison_payloads_are_quarantined_and_the_batch_goes_on(broker: Connectus
 
 
 def test_redis_down_on_the_first_fetch_is_a_connection_error_for_dramatiq(
-    broker: ConnectusBroker, monkeypatch: pytest.MonkeyPatch
+    broker: ConnectusBroker, client: FlakyRedis, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # A worker respawned during a Redis outage: even the fetch cap's first
     # lookup fails as ConnectionClosed, which Dramatiq's consumer thread
     # handles as a connection error (restart), not as an unexpected one.
-    import redis
-    from dramatiq.errors import ConnectionClosed
-
-    def down() -> int:
-        raise redis.ConnectionError("Connection refused")
-
-    monkeypatch.setattr(broker, "_max_unpack_size", down)
+    # Dramatiq caches the cap per class: forget an earlier test's lookup.
+    monkeypatch.setattr(ConnectusBroker, "_max_unpack_size_val", None)
     consumer = _consumer(broker)
+    client.down = True
+    client.commands.clear()
     with pytest.raises(ConnectionClosed):
         next(consumer)
+    # The failed command was that lookup (Dramatiq's "maxstack" script).
+    assert client.commands == [("EVALSHA", broker.scripts["maxstack"].sha, 0)]

@@ -11,16 +11,33 @@ import httpx
 import pytest
 
 from worker.connectus import errors
-from worker.connectus.client import ConnectusClient
+from worker.connectus.qr import QrApi
 from worker.connectus.testing import TEST_KEY, TEST_USER
+from worker.connectus.transport import Transport
+from worker.connectus.v3 import V3Api
 
 OK = {"status": "ESME_ROK", "id": "p-1"}
 
 
+def make_transport(**overrides: Any) -> Transport:
+    options: dict[str, Any] = {
+        "api_user": TEST_USER,
+        "api_key": TEST_KEY,
+        "connect_timeout_s": 3.0,
+        "read_timeout_s": 10.0,
+        "write_timeout_s": 5.0,
+        "pool_timeout_s": 3.0,
+        "pool_size": 100,
+        "keepalive_expiry_s": 4.0,
+        "user_agent": "pool-test",
+    }
+    return Transport(**(options | overrides))
+
+
 @pytest.fixture
-def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ConnectusClient, list[Any]]]:
-    """A client on the real pool path (no injected transport), each pooled
-    client's own ``httpx.HTTPTransport`` answering through ``handler``."""
+def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[Transport, list[Any]]]:
+    """A transport on the real pool path (no injected transport), each pooled
+    client's own per-connection transport answering through ``handler``."""
 
     made: list[Any] = []
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
@@ -29,32 +46,24 @@ def pooled(monkeypatch: pytest.MonkeyPatch) -> Callable[..., tuple[ConnectusClie
 
     def build(
         handler: Callable[[httpx.Request], httpx.Response], **overrides: Any
-    ) -> tuple[ConnectusClient, list[Any]]:
-        def transport(**options: Any) -> httpx.BaseTransport:
+    ) -> tuple[Transport, list[Any]]:
+        def per_connection(**options: Any) -> httpx.BaseTransport:
             made.append(options)
             return httpx.MockTransport(handler)
 
-        monkeypatch.setattr(httpx, "HTTPTransport", transport)
-        settings: dict[str, Any] = {
-            "api_user": TEST_USER,
-            "api_key": TEST_KEY,
-            "base_url": "https://plataforma.test",
-            "v1_base_url": "https://api.test",
-            "qr_base_url": "https://whatsappqr.test",
-            "connect_timeout_s": 3.0,
-            "read_timeout_s": 10.0,
-        }
-        return ConnectusClient(**(settings | overrides)), made
+        return make_transport(make_http_transport=per_connection, **overrides), made
 
     return build
 
 
-def send(client: ConnectusClient) -> Any:
-    return client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+def send(transport: Transport) -> Any:
+    return V3Api(transport, "https://plataforma.test").send_sms(
+        dst_number="56987688060", sms_content="hola"
+    )
 
 
 def test_sequential_requests_reuse_one_single_connection_client(
-    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+    pooled: Callable[..., tuple[Transport, list[Any]]],
 ) -> None:
     seen: list[httpx.Request] = []
 
@@ -62,12 +71,12 @@ def test_sequential_requests_reuse_one_single_connection_client(
         seen.append(request)
         return httpx.Response(200, json=OK)
 
-    client, made = pooled(handler)
+    transport, made = pooled(handler)
     for _ in range(5):
-        assert send(client).provider_id == "p-1"
-    assert len(made) == 1 and client._transport.clients == 1
+        assert send(transport).provider_id == "p-1"
+    assert len(made) == 1 and transport.clients == 1
     assert made[0]["limits"].max_connections == 1
-    assert client._transport.direct
+    assert transport.direct
     token = base64.b64encode(f"{TEST_USER}:{TEST_KEY}".encode()).decode()
     assert seen[-1].headers["authorization"] == f"Basic {token}"
     assert seen[-1].headers["accept"] == "application/json"
@@ -76,7 +85,7 @@ def test_sequential_requests_reuse_one_single_connection_client(
 
 
 def test_concurrent_requests_get_their_own_clients_up_to_pool_size_then_wait(
-    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+    pooled: Callable[..., tuple[Transport, list[Any]]],
 ) -> None:
     release = threading.Event()
     inside = threading.Semaphore(0)
@@ -86,38 +95,38 @@ def test_concurrent_requests_get_their_own_clients_up_to_pool_size_then_wait(
         release.wait(5)
         return httpx.Response(200, json=OK)
 
-    client, made = pooled(handler, pool_size=2, pool_timeout_s=0.2)
+    transport, made = pooled(handler, pool_size=2, pool_timeout_s=0.2)
     results: list[Any] = []
-    threads = [threading.Thread(target=lambda: results.append(send(client))) for _ in range(2)]
+    threads = [threading.Thread(target=lambda: results.append(send(transport))) for _ in range(2)]
     for thread in threads:
         thread.start()
     assert inside.acquire(timeout=5) and inside.acquire(timeout=5)
     # Both connections are lent: a third request waits, then fails before sending.
     with pytest.raises(errors.ConnectFailed) as raised:
-        send(client)
+        send(transport)
     assert raised.value.reason == "pool_timeout"
     assert isinstance(raised.value.__cause__, httpx.PoolTimeout)
     release.set()
     for thread in threads:
         thread.join(5)
     assert len(results) == 2 and len(made) == 2
-    assert send(client).provider_id == "p-1" and len(made) == 2  # a returned one is reused
+    assert send(transport).provider_id == "p-1" and len(made) == 2  # a returned one is reused
 
 
 def test_close_closes_every_client_and_refuses_later_calls(
-    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+    pooled: Callable[..., tuple[Transport, list[Any]]],
 ) -> None:
-    client, _ = pooled(lambda request: httpx.Response(200, json=OK))
-    send(client)
-    pool = list(client._transport._every)
-    client.close()
-    assert client.closed and all(p.client.is_closed for p in pool)
+    transport, _ = pooled(lambda request: httpx.Response(200, json=OK))
+    send(transport)
+    pool = list(transport._every)
+    transport.close()
+    assert transport.closed and all(p.client.is_closed for p in pool)
     with pytest.raises(RuntimeError):
-        send(client)
+        send(transport)
 
 
 def test_qr_bearer_token_still_replaces_basic_auth(
-    pooled: Callable[..., tuple[ConnectusClient, list[Any]]],
+    pooled: Callable[..., tuple[Transport, list[Any]]],
 ) -> None:
     seen: list[httpx.Request] = []
 
@@ -125,8 +134,8 @@ def test_qr_bearer_token_still_replaces_basic_auth(
         seen.append(request)
         return httpx.Response(200, json={"status": "CONNECTED"})
 
-    client, _ = pooled(handler, qr_bearer_token="tok-1")
-    client.qr.status()
+    transport, _ = pooled(handler, bearer_token="tok-1")
+    QrApi(transport, "https://whatsappqr.test").status()
     assert seen[-1].headers["authorization"] == "Bearer tok-1"
 
 
@@ -135,21 +144,18 @@ def test_with_a_proxy_in_the_environment_requests_go_through_the_client(
 ) -> None:
     monkeypatch.setenv("HTTPS_PROXY", "http://proxy.test:3128")
     seen: list[dict[str, Any]] = []
-    real = httpx.Client
+
+    def per_connection(**options: Any) -> httpx.BaseTransport:
+        raise AssertionError("a transport of ours would bypass the proxy")
 
     def client(**options: Any) -> httpx.Client:
         seen.append(options)
         options.pop("verify")
-        return real(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=OK)),
-                    **options)  # fmt: skip
+        return httpx.Client(transport=httpx.MockTransport(lambda r: httpx.Response(200, json=OK)),
+                            **options)  # fmt: skip
 
-    monkeypatch.setattr(httpx, "Client", client)
-    connectus = ConnectusClient(
-        api_user=TEST_USER, api_key=TEST_KEY, base_url="https://plataforma.test",
-        v1_base_url="https://api.test", qr_base_url="https://whatsappqr.test",
-        connect_timeout_s=3.0, read_timeout_s=10.0,
-    )  # fmt: skip
-    assert not connectus._transport.direct
-    assert send(connectus).provider_id == "p-1"
+    transport = make_transport(make_http_client=client, make_http_transport=per_connection)
+    assert not transport.direct
+    assert send(transport).provider_id == "p-1"
     # Built without a transport of ours, so httpx.Client applies the proxy.
     assert "transport" not in seen[0] and seen[0]["follow_redirects"] is False

@@ -58,6 +58,10 @@ class Transport:
     hooks (about 0.2 ms of CPU a request here). When the environment names
     a proxy (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``), clients are built
     as before and requests go through ``Client.request``, which honours it.
+
+    ``make_http_transport`` and ``make_http_client`` build those per-client
+    objects (default: ``httpx.HTTPTransport`` and ``httpx.Client``; tests pass
+    fakes). They are called once per pooled client, never per request.
     """
 
     def __init__(
@@ -74,6 +78,8 @@ class Transport:
         user_agent: str,
         transport: httpx.BaseTransport | None = None,
         bearer_token: str | None = None,
+        make_http_transport: Callable[..., httpx.BaseTransport] = httpx.HTTPTransport,
+        make_http_client: Callable[..., httpx.Client] = httpx.Client,
     ) -> None:
         if not api_user or not api_key:
             raise ValueError("api_user and api_key must be non-empty")
@@ -104,6 +110,8 @@ class Transport:
         )
         self._pool_timeout_s = pool_timeout_s
         self._injected = transport
+        self._make_http_transport = make_http_transport
+        self._make_http_client = make_http_client
         # Basic auth as a default header: the same bytes httpx.BasicAuth would
         # set, without running an auth flow on every request.
         self._headers = {
@@ -154,7 +162,7 @@ class Transport:
 
     def _new_client(self) -> _Pooled:
         options: dict[str, Any] = {}
-        direct: httpx.HTTPTransport | None = None
+        direct: httpx.BaseTransport | None = None
         if self._injected is not None:
             options["transport"] = self._injected
         else:
@@ -163,11 +171,13 @@ class Transport:
                     # ~80 ms each: made once and shared, not once per client.
                     self._ssl_context = httpx.create_ssl_context()
             if self.direct:
-                direct = httpx.HTTPTransport(verify=self._ssl_context, limits=self._one_connection)
+                direct = self._make_http_transport(
+                    verify=self._ssl_context, limits=self._one_connection
+                )
                 options["transport"] = direct
             else:
                 options["verify"] = self._ssl_context
-        client = httpx.Client(
+        client = self._make_http_client(
             timeout=self.timeout,
             limits=self._one_connection,
             headers=self._headers,
@@ -303,7 +313,7 @@ class Transport:
 
     def _direct(
         self,
-        transport: httpx.HTTPTransport,
+        transport: httpx.BaseTransport,
         method: str,
         url: str,
         params: Mapping[str, Any] | None,
@@ -352,7 +362,7 @@ class _Pooled:
     """One pooled client and, on the direct path, the transport requests go to."""
 
     client: httpx.Client
-    direct: httpx.HTTPTransport | None
+    direct: httpx.BaseTransport | None
 
 
 def _environment_proxies() -> bool:
