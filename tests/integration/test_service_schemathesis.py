@@ -188,6 +188,12 @@ def test_no_request_produces_a_server_error_or_breaks_the_contract(
         derandomize=True,  # the same examples every run: a CI failure reproduces locally
         database=None,  # no .hypothesis/ example store: nothing carried between runs
         deadline=None,  # a real Redis round trip is not a performance bug
+        # Negative cases of an operation whose only input is a path string: most
+        # candidates are valid strings and are filtered out, and how many varied
+        # with what ran before (this case passed alone, and failed the health check
+        # once in the full suite with the same versions and derandomized seeds).
+        # Every example that is generated is still sent and checked.
+        suppress_health_check=[hypothesis.HealthCheck.filter_too_much] if mode == NEGATIVE else [],
     )
     def check(case: schemathesis.Case) -> None:
         response = case.call_and_validate(checks=CHECKS)
