@@ -55,9 +55,17 @@ end
 local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
 local ttl = tonumber(ARGV[3])
 local created = {}
+-- A chunk's jobs are new unless a release was repeated: one EXISTS over them all
+-- instead of one per job (the per-job check only when some exist).
+local jobs = {}
+for i = 9, #ARGV, 7 do jobs[#jobs + 1] = prefix .. ':job:' .. ARGV[i] end
+local some_exist = false
+for i = 1, #jobs, 500 do
+  if redis.call('EXISTS', unpack(jobs, i, math.min(i + 499, #jobs))) > 0 then some_exist = true end
+end
 for i = 9, #ARGV, 7 do
-  local job = prefix .. ':job:' .. ARGV[i]
-  if redis.call('EXISTS', job) == 0 then
+  local job = jobs[(i - 2) / 7]
+  if not some_exist or redis.call('EXISTS', job) == 0 then
     local st = ARGV[i + 4]
     redis.call('HSET', job, 'job_id', ARGV[i], 'kind', ARGV[5], 'state', st,
       'queue', ARGV[6], 'idempotency_key', ARGV[i + 1], 'dst', ARGV[i + 2],
