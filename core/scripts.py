@@ -13,20 +13,45 @@ from __future__ import annotations
 # counters of ``{prefix}:campaign:{id}:counts``, so a campaign's counts by
 # state cost O(1) per transition instead of a scan of its jobs.
 _COUNT = """
+-- While a batch script defers them (a table, see apply_moves), moves are summed
+-- per counts key and applied once at its end: 2 HINCRBY per batch and state
+-- instead of per job. Within one script nothing reads the counts in between.
+local deferred_moves = nil
 local function campaign_key(job, c)
   return string.sub(job, 1, string.find(job, ':job:', 1, true) - 1) .. ':campaign:' .. c
 end
-local function moved(job, old, new)
+-- c: the job's campaign as the caller already read it (false: none); nil: read here.
+local function moved(job, old, new, c)
   if old == new then return end
-  local c = redis.call('HGET', job, 'campaign')
-  if c then
-    local counts = campaign_key(job, c) .. ':counts'
-    if old then redis.call('HINCRBY', counts, old, -1) end
-    redis.call('HINCRBY', counts, new, 1)
+  if c == nil then c = redis.call('HGET', job, 'campaign') end
+  if not c then return end
+  local counts = campaign_key(job, c) .. ':counts'
+  if deferred_moves then
+    local m = deferred_moves[counts]
+    if not m then m = {}; deferred_moves[counts] = m end
+    if old then m[old] = (m[old] or 0) - 1 end
+    m[new] = (m[new] or 0) + 1
+    return
+  end
+  if old then redis.call('HINCRBY', counts, old, -1) end
+  redis.call('HINCRBY', counts, new, 1)
+end
+local function apply_moves()
+  for counts, m in pairs(deferred_moves or {}) do
+    for st, n in pairs(m) do
+      if n ~= 0 then redis.call('HINCRBY', counts, st, n) end
+    end
+  end
+  deferred_moves = nil
+end
+-- One variadic command for many members/fields (in slices: Lua's unpack has a
+-- stack limit of a few thousand values).
+local function variadic(cmd, key, values)
+  for i = 1, #values, 500 do
+    redis.call(cmd, key, unpack(values, i, math.min(i + 499, #values)))
   end
 end
 """
-
 # KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
 # ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
 #       redis_message_id, message data, key prefix, field/value pairs...
@@ -84,6 +109,9 @@ end
 _CLAIM_ONE = (
     _EXPIRE
     + """
+-- While CLAIM_MANY defers them (a table), leases taken are collected as
+-- score/member pairs and added with one ZADD at its end.
+local deferred_leases = nil
 local function claim(job, job_id, now, lease_ms, worker, token, copy, unknown, leases,
                      inflight, unknown_msgs, campaign_states)
   local h = redis.call('HMGET', job, 'state', 'campaign', 'fence', 'attempts', 'claim_token',
@@ -106,19 +134,24 @@ local function claim(job, job_id, now, lease_ms, worker, token, copy, unknown, l
       campaign_states[c] = cst
     end
     if cst == 'cancelled' then
-      moved(job, st, 'cancelled')
+      moved(job, st, 'cancelled', c)
       redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled', 'updated_at', now)
       return {'done', 'cancelled'}
     end
     if cst and cst ~= 'running' and cst ~= 'finished' then return {'paused', cst} end
   end
-  moved(job, st, 'sending')
+  moved(job, st, 'sending', c)
   local fence = tonumber(h[3] or '0') + 1
   local attempts = tonumber(h[4] or '0') + 1
   local lease_until = now + lease_ms
   redis.call('HSET', job, 'state', 'sending', 'fence', fence, 'attempts', attempts,
     'lease_until', lease_until, 'worker', worker, 'claim_token', token, 'updated_at', now)
-  redis.call('ZADD', leases, lease_until, job_id)
+  if deferred_leases then
+    deferred_leases[#deferred_leases + 1] = lease_until
+    deferred_leases[#deferred_leases + 1] = job_id
+  else
+    redis.call('ZADD', leases, lease_until, job_id)
+  end
   if copy ~= '' then redis.call('HSET', inflight, job_id, copy) end
   return {'ok', fence, attempts}
 end
@@ -143,9 +176,11 @@ CLAIM_FUNCTION = _CLAIM_ONE
 # ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, job ids...
 # Claims many jobs in one round trip (a v1 bulk of up to 1,000); one answer
 # per job, as CLAIM's. No in-flight copy: the bulk's own message is the copy.
+# Campaign counts and leases are written once for the batch, at the end.
 CLAIM_MANY = (
     _CLAIM_ONE
     + """
+deferred_moves, deferred_leases = {}, {}
 local answers, campaign_states = {}, {}
 local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
 for i = 6, #ARGV do
@@ -153,6 +188,8 @@ for i = 6, #ARGV do
   answers[#answers + 1] = claim(ARGV[5] .. ':job:' .. id, id, now, lease_ms, ARGV[3], ARGV[4],
     '', KEYS[1], KEYS[2], KEYS[3], KEYS[4], campaign_states)
 end
+apply_moves()
+variadic('ZADD', KEYS[2], deferred_leases)
 return answers
 """
 )
@@ -343,7 +380,7 @@ for i = 4, 3 + 2 * nshared, 2 do
   shared[#shared + 1] = ARGV[i + 1]
   if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
 end
-local moves, landed = {}, {}
+local moves, landed, done = {}, {}, {}
 for i = 4 + 2 * nshared, #ARGV, 3 do
   local id, fence, pid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job = prefix .. ':job:' .. id
@@ -353,8 +390,7 @@ for i = 4 + 2 * nshared, #ARGV, 3 do
   else
     redis.call('HSET', job, 'provider_id', pid, unpack(shared))
     if h[3] then moves[h[3]] = (moves[h[3]] or 0) + 1 end
-    redis.call('ZREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
+    done[#done + 1] = id
     if pid ~= '' then redis.call('SET', prefix .. ':provider:' .. pid, id, 'EX', ttl) end
     landed[#landed + 1] = 1
   end
@@ -363,6 +399,12 @@ for c, n in pairs(moves) do
   local counts = prefix .. ':campaign:' .. c .. ':counts'
   redis.call('HINCRBY', counts, 'sending', -n)
   redis.call('HINCRBY', counts, new_state, n)
+end
+-- Leases and in-flight copies of the finished jobs: one command each per slice.
+for i = 1, #done, 500 do
+  local slice = {unpack(done, i, math.min(i + 499, #done))}
+  redis.call('ZREM', KEYS[1], unpack(slice))
+  redis.call('HDEL', KEYS[2], unpack(slice))
 end
 return landed
 """

@@ -36,7 +36,7 @@ import structlog
 from dramatiq import Message
 
 from core.campaign.model import Campaign
-from core.campaign.render import payload_for
+from core.campaign.render import payload_for, template_of
 from core.campaign.store import CampaignStore, job_id_for
 from core.jobs import JobStore, epoch_ms, renew_message
 from core.jobs_batch import BatchLedger, Finish
@@ -140,13 +140,11 @@ class BulkSender:
             where = self.ledger.call(self.campaigns.park, campaign_id, member, message)
             log.info("bulk.parked", campaign=campaign_id, chunk=number, answer=where)
             return f"parked:{where}"
-        payloads = [payload_for(campaign, row)[0] for row in rows]
-        for job_id, claim, payload in zip(ids, claims, payloads, strict=True):
+        for i, claim in enumerate(claims):
             if claim.status in ("expired", "unknown"):
                 # A worker died mid-bulk: the job is now unknown; keep its message.
-                self.ledger.call(
-                    self.jobs.hold_message, job_id, self._single(campaign, job_id, payload)
-                )
+                single = self._single(campaign, ids[i], payload_for(campaign, rows[i])[0])
+                self.ledger.call(self.jobs.hold_message, ids[i], single)
         busy = [int(c.detail) for c in claims if c.status == "busy"]
         if busy:
             self._defer(message, campaign_id, number, max(busy) + 1000 - self.clock())
@@ -155,17 +153,21 @@ class BulkSender:
             return "skipped"
         name = f"{campaign.name} #{number}"[:100]
         now_local = datetime.now(UTC).astimezone(campaign.zone).strftime("%Y-%m-%d %H:%M:%S")
+        # Only what send_sms_bulk takes; a full payload (payload_for) is made for
+        # the few recipients that go on as single sends (errors, unknown).
+        render = template_of(campaign).text_renderer()
+        messages = [{"dst_number": rows[i][0], "sms_content": render(rows[i][1:])}
+                    for i, _ in sending]  # fmt: skip
         try:
             result = self.client.v1.send_sms_bulk(
-                messages=[payloads[i] for i, _ in sending], delivery_name=name,
-                deliver_at=now_local,
-            )  # fmt: skip
+                messages=messages, delivery_name=name, deliver_at=now_local
+            )
         except ConnectusError as exc:
             if self.breaker is not None:
                 self.breaker.record_failure(exc)
             if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
                 self.limiter.on_throttled("sms", exc.retry_after_s)
-            return self._failed_call(campaign, message, number, ids, payloads, sending, exc)
+            return self._failed_call(campaign, message, number, ids, rows, sending, exc)
         if self.breaker is not None:
             self.breaker.record_success()
         if self.limiter is not None:
@@ -180,8 +182,9 @@ class BulkSender:
                 sent_items.append((ids[i], claim.fence, str(item.provider_id)))
             else:
                 error = item_error(item.error or "no id_sms and no error")
+                payload = payload_for(campaign, rows[i])[0]
                 finishes.append(
-                    self._outcome(campaign, ids[i], payloads[i], claim.fence, claim.attempts, error)
+                    self._outcome(campaign, ids[i], payload, claim.fence, claim.attempts, error)
                 )
         if sent_items:
             shared: dict[str, str | int] = {"state": "sent", "outcome": "sent", "sent_at": now,
@@ -196,7 +199,7 @@ class BulkSender:
 
     def _failed_call(
         self, campaign: Campaign, message: Message[Any], number: int, ids: list[str],
-        payloads: list[dict[str, Any]], sending: list[tuple[int, Any]], exc: ConnectusError,
+        rows: list[list[str]], sending: list[tuple[int, Any]], exc: ConnectusError,
     ) -> str:  # fmt: skip
         campaign_id = campaign.campaign_id
         log.warning("bulk.failed", campaign=campaign_id, chunk=number, error=type(exc).__name__,
@@ -213,9 +216,10 @@ class BulkSender:
                 self._defer(message, campaign_id, number, delay)
                 return "retrying"
         finishes = [
-            self._outcome(campaign, ids[i], payloads[i], claim.fence, claim.attempts, exc)
+            self._outcome(campaign, ids[i], payload_for(campaign, rows[i])[0], claim.fence,
+                          claim.attempts, exc)
             for i, claim in sending
-        ]
+        ]  # fmt: skip
         self.ledger.call(self.batch.finish_many, finishes)
         return "unknown" if isinstance(exc, AmbiguousError) else "failed"
 

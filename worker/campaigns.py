@@ -26,6 +26,7 @@ jobs to stop, never a million rescheduled messages.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import replace
@@ -35,11 +36,13 @@ from typing import Any
 import structlog
 from dramatiq import Message
 
+from core.campaign.bulk_release import BulkRelease
 from core.campaign.model import Campaign, CampaignState, Transport
-from core.campaign.render import masked, payload_for
+from core.campaign.render import masked, payload_for, template_of
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from core.jobs import epoch_ms, new_message
 from core.models import Kind
+from core.validation import sms_segments
 
 log = structlog.get_logger("worker.campaigns")
 
@@ -108,6 +111,7 @@ class CampaignPump:
         owner: str,
         clock: Callable[[], int] = epoch_ms,
         lock_ms: int = 5_000,
+        read_ahead: int = 8,
     ) -> None:
         self.store = store
         self.queue = queue
@@ -115,6 +119,8 @@ class CampaignPump:
         self.owner = owner
         self.clock = clock
         self.lock_ms = lock_ms
+        self.read_ahead = read_ahead
+        self.bulk = BulkRelease(store)
 
     def tick(self) -> int:
         """One pass over the active campaigns; returns how many chunks were released."""
@@ -165,24 +171,68 @@ class CampaignPump:
     def _release(self, campaign: Campaign, now: int) -> int:
         counts = self.store.counts(campaign.campaign_id)
         pending = sum(counts.get(s, 0) for s in PENDING_STATES)
+        limit = max(self.max_pending, campaign.chunk_size)
         released = 0
-        while campaign.cursor < campaign.chunks and pending + campaign.chunk_size <= max(
-            self.max_pending, campaign.chunk_size
-        ):
-            rows = self.release_chunk(campaign)
-            if rows is None:
-                break
-            pending += rows
-            released += 1
-            campaign = replace(campaign, cursor=campaign.cursor + 1)
+        lost = False
+        more = campaign.cursor < campaign.chunks
+        while not lost and more and pending + campaign.chunk_size <= limit:
+            # The next chunks' rows in one round trip for all of them: the pump is
+            # one thread that every sender waits on, and each of its round trips
+            # queues behind the senders' batch scripts in Redis.
+            ahead = min(self.read_ahead, campaign.chunks - campaign.cursor,
+                        (limit - pending) // campaign.chunk_size)  # fmt: skip
+            for rows in self._read_chunks(campaign, ahead):
+                if pending + campaign.chunk_size > limit:
+                    break
+                n = self.release_chunk(campaign, rows)
+                if n is None:
+                    lost = True
+                    break
+                pending += n
+                released += 1
+                campaign = replace(campaign, cursor=campaign.cursor + 1)
+            more = campaign.cursor < campaign.chunks
         if campaign.cursor >= campaign.chunks and pending == 0:
             self._move(campaign, CampaignState.FINISHED, {CampaignState.RUNNING}, finished_at=now)
         return released
 
-    def release_chunk(self, campaign: Campaign) -> int | None:
-        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race."""
+    def _read_chunks(self, campaign: Campaign, n: int) -> list[list[list[str]]]:
+        """The rows of chunks ``cursor .. cursor + n - 1``, in one round trip."""
+        pipe = self.store.client.pipeline(transaction=False)
+        for number in range(campaign.cursor, campaign.cursor + n):
+            pipe.get(self.store.keys.campaign_chunk(campaign.campaign_id, number))
+        chunks: list[list[list[str]]] = []
+        for number, data in enumerate(pipe.execute(), start=campaign.cursor):
+            if data is None:  # as CampaignStore.chunk
+                raise LookupError(f"campaign {campaign.campaign_id}: chunk {number} is missing")
+            chunks.append(json.loads(data))
+        return chunks
+
+    def release_chunk(self, campaign: Campaign, rows: list[list[str]] | None = None) -> int | None:
+        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race.
+
+        ``rows``: the chunk's rows when already read.
+        """
         number = campaign.cursor
-        rows = self.store.chunk(campaign.campaign_id, number)
+        if rows is None:
+            (rows,) = self._read_chunks(campaign, 1)
+        if campaign.transport is Transport.V1_BULK and campaign.kind is Kind.SMS:
+            # The script makes the records from the stored rows; here only what
+            # needs the template: each row's SMS segments.
+            render = template_of(campaign).text_renderer()
+            segments = [sms_segments(render(row[1:])) for row in rows]
+            message = chunk_message(self.queue, campaign.campaign_id, number)
+            if not self.bulk.release(campaign, segments, queue=self.queue, chunk_message=message):
+                return None
+        elif not self._release_jobs(campaign, rows):
+            return None
+        log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
+                 recipients=len(rows))  # fmt: skip
+        return len(rows)
+
+    def _release_jobs(self, campaign: Campaign, rows: list[list[str]]) -> bool:
+        """Release a chunk with a job and a message per row (v3 sends)."""
+        number = campaign.cursor
         base = number * campaign.chunk_size
         now = self.clock()
         bulk = campaign.transport is Transport.V1_BULK
@@ -203,11 +253,7 @@ class CampaignPump:
                 message = new_message(self.queue, campaign.kind.actor_name, job)
             jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out))
         chunk_msg = chunk_message(self.queue, campaign.campaign_id, number) if bulk else None
-        if not self.store.release(campaign, jobs, queue=self.queue, chunk_message=chunk_msg):
-            return None
-        log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
-                 recipients=len(rows))  # fmt: skip
-        return len(rows)
+        return self.store.release(campaign, jobs, queue=self.queue, chunk_message=chunk_msg)
 
     def _window_open(self, campaign: Campaign, now: int) -> bool:
         if campaign.window is None:

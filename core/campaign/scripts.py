@@ -5,11 +5,12 @@ Every step that must not be split by a crash is one script:
 - ``CREATE`` commits a campaign whose chunks are already written: record,
   list entry, active set and idempotency key together. Until it runs, the
   chunks are orphans with a TTL that nothing reads.
-- ``RELEASE`` fans one chunk out: it creates the chunk's job records and
-  their Dramatiq messages *and* advances the cursor, compare-and-set on the
-  cursor. A crash before it leaves the chunk unreleased; after it, released
-  exactly once. (listmonk moves its checkpoint when a batch is fetched, so a
-  crash between fetch and send skips or repeats; here there is no between.)
+- ``RELEASE`` (``RELEASE_BULK`` for a v1 bulk chunk) fans one chunk out: it
+  creates the chunk's job records and their Dramatiq messages *and* advances
+  the cursor, compare-and-set on the cursor. A crash before it leaves the
+  chunk unreleased; after it, released exactly once. (listmonk moves its
+  checkpoint when a batch is fetched, so a crash between fetch and send skips
+  or repeats; here there is no between.)
 - ``CONTROL`` changes the campaign's state from an allowed set of states,
   and moves parked messages back to their queues, or cancels their jobs.
 - ``PARK`` holds a message met while the campaign can't send, unless the
@@ -55,9 +56,17 @@ end
 local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
 local ttl = tonumber(ARGV[3])
 local created = {}
+-- A chunk's jobs are new unless a release was repeated: one EXISTS over them all
+-- instead of one per job (the per-job check only when some exist).
+local jobs = {}
+for i = 9, #ARGV, 7 do jobs[#jobs + 1] = prefix .. ':job:' .. ARGV[i] end
+local some_exist = false
+for i = 1, #jobs, 500 do
+  if redis.call('EXISTS', unpack(jobs, i, math.min(i + 499, #jobs))) > 0 then some_exist = true end
+end
 for i = 9, #ARGV, 7 do
-  local job = prefix .. ':job:' .. ARGV[i]
-  if redis.call('EXISTS', job) == 0 then
+  local job = jobs[(i - 2) / 7]
+  if not some_exist or redis.call('EXISTS', job) == 0 then
     local st = ARGV[i + 4]
     redis.call('HSET', job, 'job_id', ARGV[i], 'kind', ARGV[5], 'state', st,
       'queue', ARGV[6], 'idempotency_key', ARGV[i + 1], 'dst', ARGV[i + 2],
@@ -84,6 +93,81 @@ redis.call('EXPIRE', KEYS[2], ttl)
 redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
 return 1
 """
+
+# The mask of a phone number as core.logging.mask_phone makes it (kept equal by
+# tests/unit/test_campaign_bulk_release.py): country prefix and last 3 digits.
+_MASK_PHONE = """
+local function mask_phone(text)
+  local digits = string.gsub(text, '%D', '')
+  if #digits < 8 then return '***' end
+  local head = math.max(0, math.min(3, #digits - 8))
+  local plus = string.find(text, '^%s*%+') and '+' or ''
+  return plus .. string.sub(digits, 1, head) .. string.rep('*', #digits - 3 - head)
+    .. string.sub(digits, -3)
+end
+"""
+
+# RELEASE for a v1 bulk SMS chunk, the same records and counts, made here from
+# the stored chunk: the caller sends one number per row (its SMS segments)
+# instead of seven values. Job id, idempotency key and masked number are
+# derived here, the opt-out list is read here. Why: the pump is one thread that
+# every sender waits on; in Python this per-row work made it the bottleneck.
+# KEYS: campaign, counts, queue list, queue msgs, chunk, opt-out set
+# ARGV: expected cursor, now_ms, ttl_s, campaign_id, kind, queue, chunk message id,
+#       chunk message data, first index, then the segments of each row
+# Answers 1 when released, 0 when the cursor moved or the campaign is not running.
+RELEASE_BULK = (
+    _MASK_PHONE
+    + """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running'
+   or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
+  return 0
+end
+local rows = cjson.decode(redis.call('GET', KEYS[5]) or '[]')
+if #rows ~= #ARGV - 9 then
+  return redis.error_reply('RELEASE_BULK: ' .. #rows .. ' rows, ' .. (#ARGV - 9) .. ' segments')
+end
+local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
+local ttl, cid, base = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9])
+local dsts, jobs = {}, {}
+for i, row in ipairs(rows) do
+  dsts[i] = row[1]
+  jobs[i] = prefix .. ':job:' .. cid .. '-' .. (base + i - 1)
+end
+-- A number may have answered STOP since the campaign was accepted.
+local out, some_exist = {}, false
+for i = 1, #rows, 500 do
+  local last = math.min(i + 499, #rows)
+  local flags = redis.call('SMISMEMBER', KEYS[6], unpack(dsts, i, last))
+  for j, flag in ipairs(flags) do out[i + j - 1] = flag end
+  if redis.call('EXISTS', unpack(jobs, i, last)) > 0 then some_exist = true end
+end
+local created = {}
+for i = 1, #rows do
+  local job = jobs[i]
+  if not some_exist or redis.call('EXISTS', job) == 0 then
+    local index = base + i - 1
+    local st = out[i] == 1 and 'cancelled' or 'queued'
+    redis.call('HSET', job, 'job_id', cid .. '-' .. index, 'kind', ARGV[5], 'state', st,
+      'queue', ARGV[6], 'idempotency_key', 'campaign:' .. cid .. ':' .. index,
+      'dst', mask_phone(dsts[i]), 'attempts', 0, 'fence', 0, 'created_at', ARGV[2],
+      'updated_at', ARGV[2], 'campaign', cid, 'segments', ARGV[9 + i])
+    if st == 'cancelled' then
+      redis.call('HSET', job, 'outcome', 'opted_out', 'error_class', 'OptedOut',
+        'last_error', 'opted out of marketing messages')
+    end
+    redis.call('EXPIRE', job, ttl)
+    created[st] = (created[st] or 0) + 1
+  end
+end
+redis.call('HSET', KEYS[4], ARGV[7], ARGV[8])
+redis.call('RPUSH', KEYS[3], ARGV[7])
+for st, n in pairs(created) do redis.call('HINCRBY', KEYS[2], st, n) end
+redis.call('EXPIRE', KEYS[2], ttl)
+redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
+return 1
+"""
+)
 
 # KEYS: campaign, counts, parked, active set
 # ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
