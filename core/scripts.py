@@ -229,12 +229,17 @@ return swept
 FINISH = (
     _COUNT
     + """
-if redis.call('HGET', KEYS[1], 'fence') ~= ARGV[1]
-   or redis.call('HGET', KEYS[1], 'state') ~= 'sending' then
+local h = redis.call('HMGET', KEYS[1], 'fence', 'state', 'campaign')
+if h[1] ~= ARGV[1] or h[2] ~= 'sending' then
   return 0
 end
 redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV))
-moved(KEYS[1], 'sending', redis.call('HGET', KEYS[1], 'state'))
+-- The new state is one of the pairs written (one read fewer than reading it back).
+local new_state = nil
+for i = 7, #ARGV - 1, 2 do
+  if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
+end
+moved(KEYS[1], 'sending', new_state or redis.call('HGET', KEYS[1], 'state'), h[3])
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('HDEL', KEYS[6], ARGV[4])
 if KEYS[4] ~= '' then
