@@ -56,14 +56,14 @@ end
 # ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
 #       redis_message_id, message data, key prefix, field/value pairs...
 ENQUEUE = """
-local existing = redis.call('GET', KEYS[1])
-if existing then
+local ttl = tonumber(ARGV[3])
+-- Take the key if it is free (the common case: one command, not GET then SET).
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl) then
+  local existing = redis.call('GET', KEYS[1])
   local fp = redis.call('HGET', ARGV[8] .. ':job:' .. existing, 'fingerprint')
   if fp and fp ~= ARGV[2] then return {'conflict', existing} end
   return {'duplicate', existing}
 end
-local ttl = tonumber(ARGV[3])
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ttl)
 redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 9, #ARGV))
 redis.call('EXPIRE', KEYS[2], ttl)
 if ARGV[4] == 'schedule' then
