@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 import redis
@@ -63,22 +64,38 @@ class ChunkWriter:
         Streams: at most ``_WRITE_BATCH`` chunks are held in memory at once.
         ``progress`` is called with the number of rows written so far.
         """
+        it = iter(rows)
+        batches = iter(lambda: list(islice(it, chunk_size)), [])
+        return self.write_batches(campaign_id, batches, chunk_size=chunk_size, progress=progress)
+
+    def write_batches(
+        self,
+        campaign_id: str,
+        batches: Iterable[Sequence[Sequence[str]]],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """:meth:`write_chunks` for rows that come in lists of any length (the
+        accept path's, one per checked batch): cut into chunks of ``chunk_size``."""
         pipe = self.client.pipeline(transaction=False)
-        chunk: list[Sequence[str]] = []
+        held: list[Sequence[str]] = []
         count = chunks = pending = 0
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) == chunk_size:
+        for batch in batches:
+            held += batch
+            while len(held) >= chunk_size:
+                chunk = held[:chunk_size]
+                del held[:chunk_size]
                 self._queue_chunk(pipe, campaign_id, chunks, chunk)
-                count, chunks, pending, chunk = count + len(chunk), chunks + 1, pending + 1, []
+                count, chunks, pending = count + len(chunk), chunks + 1, pending + 1
                 if pending == _WRITE_BATCH:
                     pipe.execute()
                     pending = 0
                     if progress is not None:
                         progress(count)
-        if chunk:
-            self._queue_chunk(pipe, campaign_id, chunks, chunk)
-            count += len(chunk)
+        if held:
+            self._queue_chunk(pipe, campaign_id, chunks, held)
+            count += len(held)
         pipe.execute()
         if progress is not None:
             progress(count)

@@ -82,14 +82,9 @@ class FastNumberNormalizer:
             if cc is None:
                 pass
             elif text.isascii() and text.isdigit():
-                if text.startswith(cc):
-                    fast = self._with_code.get(len(text))
-                    if fast is not None and fast.match(text):
-                        return text
-                else:
-                    fast = self._national.get(len(text))
-                    if fast is not None and fast.match(text):
-                        return cc + text
+                common = self.common(text)
+                if common is not None:
+                    return common
             elif text[:1] == "+":
                 digits = text[1:].replace(" ", "")
                 if not digits.isdigit():
@@ -106,6 +101,24 @@ class FastNumberNormalizer:
                 raise InvalidInput(field, result.reason)
         self.slow += 1
         return normalize_number(value, field=field, default_region=self.default_region)
+
+    def common(self, text: str) -> str | None:
+        """The digits of a stripped ``text`` of the commonest shapes (national
+        digits, with or without the region's code) if valid; None otherwise (not
+        a refusal: ask :meth:`__call__`). No exception, no fallback: for loops
+        that call the normalizer only for the rows this leaves."""
+        cc = self._cc
+        if cc is None or not (text.isdigit() and text.isascii()):
+            return None
+        if text.startswith(cc):
+            fast = self._with_code.get(len(text))
+            if fast is not None and fast.match(text):
+                return text
+        else:
+            fast = self._national.get(len(text))
+            if fast is not None and fast.match(text):
+                return cc + text
+        return None
 
     def _replay(self, text: str) -> Outcome:
         """The general path (module docstring), from the stripped input."""

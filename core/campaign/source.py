@@ -25,16 +25,22 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import islice
 from pathlib import Path
 from typing import Any, Literal
 
-from core.campaign.csv_rows import read_csv
+from core.campaign.csv_rows import BATCH_RECORDS, CellBatch, read_csv, read_csv_batches
 from core.campaign.rows import Row, frozen_maker, make_row, not_utf8, open_text
 from core.validation import InvalidInput
 
-__all__ = ["Format", "Row", "frozen_maker", "read_rows", "rows_from_iterable"]
+__all__ = [
+    "Batch", "CellBatch", "Format", "Row", "batched", "frozen_maker", "read_batches",
+    "read_rows", "rows_from_iterable",
+]  # fmt: skip
 
 Format = Literal["csv", "jsonl"]
+#: What :func:`read_batches` yields: a CSV file's records, or rows.
+Batch = CellBatch | list[Row]
 _FORMATS_BY_SUFFIX: dict[str, Format] = {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}
 
 
@@ -44,6 +50,25 @@ def read_rows(path: Path | str, *, fmt: Format | None = None) -> Iterator[Row]:
     ``fmt`` defaults to the suffix: ``.csv``, ``.jsonl`` or ``.ndjson``. The
     type and the file's existence are checked now; the content as it is read.
     """
+    path, fmt = _checked_file(path, fmt)
+    return read_csv(path) if fmt == "csv" else _read_jsonl(path)
+
+
+def read_batches(path: Path | str, *, fmt: Format | None = None) -> Iterator[Batch]:
+    """:func:`read_rows` in batches: a CSV file's raw records (:class:`CellBatch`),
+    a JSON Lines file's rows by the thousand. Checked now, read lazily, as there."""
+    path, fmt = _checked_file(path, fmt)
+    return read_csv_batches(path) if fmt == "csv" else batched(_read_jsonl(path))
+
+
+def batched(rows: Iterable[Row], size: int = BATCH_RECORDS) -> Iterator[list[Row]]:
+    """Lists of ``size`` rows (the last one shorter), lazily."""
+    it = iter(rows)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _checked_file(path: Path | str, fmt: Format | None) -> tuple[Path, Format]:
     path = Path(path)
     if fmt is None:
         found = _FORMATS_BY_SUFFIX.get(path.suffix.lower())
@@ -59,7 +84,7 @@ def read_rows(path: Path | str, *, fmt: Format | None = None) -> Iterator[Row]:
         raise InvalidInput("fmt", f"must be 'csv' or 'jsonl', not {fmt!r}")
     if not path.is_file():
         raise InvalidInput("file", f"{str(path)!r} does not exist or is not a file")
-    return read_csv(path) if fmt == "csv" else _read_jsonl(path)
+    return path, fmt
 
 
 def rows_from_iterable(items: Iterable[Mapping[str, object]]) -> Iterator[Row]:
