@@ -16,17 +16,15 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from itertools import compress
 from operator import attrgetter
 from pathlib import Path
 
 import redis
 
 from config import Settings
-from core.campaign.batch_checker import BatchChecker, Checked
+from core.campaign.batch_checker import BatchChecker
 from core.campaign.checker import InvalidRow
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.source import Batch, batched, read_batches, rows_from_iterable
@@ -41,7 +39,6 @@ from producers.campaign_plan import (
     CampaignOptions,
     CampaignPlan,
     Resolved,
-    country_of,
     resolve,
 )
 
@@ -171,26 +168,12 @@ class CampaignProducer:
             window=resolved.window,
             max_lateness_s=resolved.max_lateness_s,
         )
-        by_country = plan.segments_by_country
-        sms = options.kind.value == "sms"
         v1 = resolved.transport is Transport.V1_BULK
         report = checker.report
         invalid = report.invalid
-
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
         phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
-        countries: dict[str, int | None] = {}  # first 3 digits -> country (codes are 1-3 digits)
-
-        def drop(checked: Checked, keep: list[bool]) -> None:
-            """Leave out the recipients whose ``keep`` is False (report amended)."""
-            for segments, kept in zip(checked.segments, keep, strict=True):
-                if not kept:
-                    report.valid -= 1
-                    report.segments -= segments
-            checked.lines = list(compress(checked.lines, keep))
-            checked.rows = list(compress(checked.rows, keep))
-            checked.segments = list(compress(checked.segments, keep))
 
         def kept() -> Iterator[list[list[str]]]:
             for batch in _batches(source):
@@ -206,24 +189,16 @@ class CampaignProducer:
                             invalid.append(InvalidRow(line, field, reason))
                     # in line order with the checker's findings, as row by row
                     invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
-                    drop(checked, keep)
+                    checked.keep_only(keep, report)
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
                     flags = self._opted_out([r[0] for r in checked.rows])
                     if any(flags):
                         plan.opted_out += sum(flags)
-                        drop(checked, [not flag for flag in flags])
-                if sms and checked.rows:
-                    heads = Counter(
-                        zip([r[0][:3] for r in checked.rows], checked.segments, strict=True)
-                    )
-                    for (head, segments), count in heads.items():
-                        if head in countries:
-                            country = countries[head]
-                        else:
-                            country = countries[head] = country_of(head)
-                        by_country[country] = by_country.get(country, 0) + segments * count
+                        checked.keep_only([not flag for flag in flags], report)
+                if checker.kind is Kind.SMS:
+                    plan.add_segments(checked.rows, checked.segments)
                 yield checked.rows
 
         return plan, kept()

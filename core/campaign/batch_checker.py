@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from itertools import compress
 
-from core.campaign.checker import Recipient, RowChecker
+from core.campaign.checker import CheckReport, Recipient, RowChecker
 from core.campaign.csv_rows import CellBatch
 from core.campaign.numbers import FastNumberNormalizer
 from core.campaign.source import Batch
@@ -34,6 +35,16 @@ class Checked:
     lines: list[int] = field(default_factory=list)
     rows: list[list[str]] = field(default_factory=list)
     segments: list[int] = field(default_factory=list)
+
+    def keep_only(self, keep: list[bool], report: CheckReport) -> None:
+        """Leave out the recipients whose ``keep`` is False, taking them off ``report``."""
+        for segments, kept in zip(self.segments, keep, strict=True):
+            if not kept:
+                report.valid -= 1
+                report.segments -= segments
+        self.lines = list(compress(self.lines, keep))
+        self.rows = list(compress(self.rows, keep))
+        self.segments = list(compress(self.segments, keep))
 
     def add(self, recipient: Recipient) -> None:
         self.lines.append(recipient.line)
