@@ -80,7 +80,7 @@ FULL = Plan(
     otp_seconds=20,
 )
 QUICK = Plan(
-    sandbox_s=2,
+    sandbox_s=1,
     enqueue=1_000,
     sms_50ms={("baseline", 8): 300, ("project", 64): 600},
     sms_0ms={("baseline", 8): 500, ("project", 64): 500},
