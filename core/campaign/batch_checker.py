@@ -60,8 +60,10 @@ class BatchChecker(RowChecker):
     ) -> None:
         super().__init__(kind, template, default_region=default_region, src_email=src_email)
         # The fast path takes phone numbers only: e-mail always goes through check().
-        common = None if self.kind is Kind.EMAIL else FastNumberNormalizer(default_region).common
-        self._common: Callable[[str], str | None] = common or (lambda text: None)
+        normalizer = None if self.kind is Kind.EMAIL else FastNumberNormalizer(default_region)
+        self._common: Callable[[list[str]], list[str | None]] = (
+            normalizer.common_batch if normalizer is not None else lambda texts: [None] * len(texts)
+        )
         self._render_stored = self.template.stored_row_renderer()
 
     def check_batch(self, batch: Batch) -> Checked:
@@ -69,7 +71,7 @@ class BatchChecker(RowChecker):
 
         The same recipients and findings, in the same order. CSV records of
         the common kind (the right width, a number of the normaliser's
-        :meth:`~core.campaign.numbers.FastNumberNormalizer.common` shapes, not
+        :meth:`~core.campaign.numbers.FastNumberNormalizer.common_batch` shapes, not
         seen before, every field filled, a text that needs no check) are taken
         from their cells with no :class:`Row` or :class:`Recipient` object
         (3-4x cheaper); every other record goes through :meth:`check`, in its
@@ -88,7 +90,10 @@ class BatchChecker(RowChecker):
             return out
         at, pick = columns
         width = len(batch.header)
-        common = self._common
+        records = batch.records
+        # The numbers first, all at once ("" for a record of another width: the
+        # general way), then one pass for the rest.
+        numbers = self._common([c[at].strip() if len(c) == width else "" for c in records])
         render = self._render_stored
         max_chars = self._max_chars
         is_sms = self.kind is Kind.SMS
@@ -96,23 +101,20 @@ class BatchChecker(RowChecker):
         lines, rows, segments = out.lines, out.rows, out.segments
         general = 0  # recipients from check(), already in the report
         general_segments = 0
-        for i, (line, cells) in enumerate(zip(batch.lines, batch.records, strict=True)):
-            if len(cells) == width:
-                raw = cells[at].strip()
-                dst = common(raw) if raw else None
-                if dst is not None and dst not in first_line:
-                    row = pick(dst, cells)
-                    if all(row):
-                        text = render(row)
-                        n = len(text)
-                        if n <= max_chars and text and not text.isspace():
-                            first_line[dst] = line
-                            lines.append(line)
-                            rows.append(row)
-                            # sms_segments: ceil(characters / 160), at least 1
-                            segments.append((n + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS
-                                            if is_sms else 1)  # fmt: skip
-                            continue
+        for i, (line, cells, dst) in enumerate(zip(batch.lines, records, numbers, strict=True)):
+            if dst is not None and dst not in first_line:
+                row = pick(dst, cells)
+                if all(row):
+                    text = render(row)
+                    n = len(text)
+                    if n <= max_chars and text and not text.isspace():
+                        first_line[dst] = line
+                        lines.append(line)
+                        rows.append(row)
+                        # sms_segments: ceil(characters / 160), at least 1
+                        segments.append((n + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS
+                                        if is_sms else 1)  # fmt: skip
+                        continue
             slow = batch.row(i)
             if slow is not None:
                 for recipient in self.check((slow,)):

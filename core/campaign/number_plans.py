@@ -25,6 +25,8 @@ SEPARATORS = " -()./"
 # 3..20 digits are left to normalize_number.
 _MIN_NSN, _MAX_NSN = 2, 17
 MIN_DIGITS, MAX_DIGITS = 3, 20
+#: Where a number ends in a batch of them joined by line feeds (lookahead: not consumed).
+BATCH_END = "(?=\\n)"
 _NO_STRIP = (Length.TOO_SHORT, Length.IS_POSSIBLE_LOCAL_ONLY, Length.INVALID_LENGTH)
 # The number types _number_type_helper tries besides mobile.
 _TYPE_DESCS = ("fixed_line", "premium_rate", "toll_free", "shared_cost", "voip",
@@ -72,6 +74,10 @@ class Plan:
         self.fast_international: dict[int, re.Pattern[str]] = {}
         self.fast_national: dict[int, re.Pattern[str]] = {}
         self.fast_with_code: dict[int, re.Pattern[str]] = {}
+        # fast_national and fast_with_code as sources, ending at BATCH_END instead of
+        # the end of the text: see FastNumberNormalizer.common_batch.
+        self.batch_national: dict[int, str] = {}
+        self.batch_with_code: dict[int, str] = {}
         no_prefix = f"(?!{npfp})" if npfp else ""
         for n in range(_MIN_NSN, _MAX_NSN + 1):
             patterns = [
@@ -87,14 +93,22 @@ class Plan:
             self.types[n] = re.compile(types)
             if self.length[n] != Length.IS_POSSIBLE:
                 continue
-            valid = f"{no_prefix}(?!0)(?=(?:{gen})\\Z)(?:{types})\\Z"
-            self.fast_international[n] = re.compile(valid)
-            self.fast_national[n] = re.compile(f"(?!{idd}){valid}")
-            whole = n + len(self.cc)
-            if whole <= MAX_DIGITS:
+            for end in ("\\Z", BATCH_END):  # one number, then a number in a batch
+                valid = f"{no_prefix}(?!0)(?=(?:{gen}){end})(?:{types}){end}"
+                national = f"(?!{idd}){valid}"
+                whole = n + len(self.cc)
                 # Stripped for being too long, else for matching only without the code.
-                kept = "" if self.length[whole] == Length.TOO_LONG else f"(?!(?:{gen})\\Z)"
-                self.fast_with_code[whole] = re.compile(f"(?!{idd}){kept}{self.cc}{valid}")
+                kept = "" if self.length[whole] == Length.TOO_LONG else f"(?!(?:{gen}){end})"
+                with_code = f"(?!{idd}){kept}{self.cc}{valid}" if whole <= MAX_DIGITS else None
+                if end != BATCH_END:
+                    self.fast_international[n] = re.compile(valid)
+                    self.fast_national[n] = re.compile(national)
+                    if with_code is not None:
+                        self.fast_with_code[whole] = re.compile(with_code)
+                else:
+                    self.batch_national[n] = national
+                    if with_code is not None:
+                        self.batch_with_code[whole] = with_code
 
     def general_match(self, number: str) -> bool:
         """phonenumbers' ``_match_national_number(number, general_desc, False)``."""
