@@ -309,6 +309,7 @@ class Bench:
             yield pid
         finally:
             if pid in self._drained:
+                self._drained.discard(pid)  # pids are reused
                 # The supervisor first: it would respawn a child it sees die.
                 _kill_now([pid, *procstats.children(pid)])
             stack.stop_worker_supervisor()
@@ -334,6 +335,7 @@ class Bench:
             yield proc.pid
         finally:
             if proc.pid in self._drained:
+                self._drained.discard(proc.pid)
                 _kill_now([proc.pid])
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)

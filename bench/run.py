@@ -82,19 +82,20 @@ FULL = Plan(
 QUICK = Plan(
     sandbox_s=1,
     enqueue=1_000,
-    sms_50ms={("baseline", 8): 300, ("project", 64): 600},
+    # The baseline at 50 ms tops out at 160 msg/s (8 threads): 200 is 1.3 s of it.
+    sms_50ms={("baseline", 8): 200, ("project", 64): 600},
     sms_0ms={("baseline", 8): 500, ("project", 64): 500},
-    two_proc={64: 800},
+    two_proc={64: 600},
     soak=0,
     profile_s=0,
     drain={
-        ("baseline", 50, 8): 300,
+        ("baseline", 50, 8): 200,
         ("project", 50, 32): 600,
         ("baseline", 0, 8): 500,
         ("project", 0, 16): 500,
     },
     otp_bulk=3_000,
-    otp_seconds=4,
+    otp_seconds=3,
     otp_warmup_s=1.5,
     sandbox_connections=(32, 64),
 )
