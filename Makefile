@@ -65,7 +65,7 @@ chaos: $(STAMP)  ## The full chaos test: 20,000 SMS, worker SIGKILLs and a Redis
 bench: $(STAMP)  ## Run every benchmark scenario (several minutes); writes bench/results.json and docs/benchmarks.md
 	$(BIN)/python -m bench
 
-bench-quick: $(STAMP)  ## The benchmark scenarios with small counts (under a minute)
+bench-quick: $(STAMP)  ## The benchmark scenarios with small counts (under a minute at moderate load)
 	$(BIN)/python -m bench --quick
 
 clean:  ## Remove the virtualenv and caches

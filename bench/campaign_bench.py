@@ -110,7 +110,7 @@ class Sizes:
 
 
 FULL = Sizes(accept=1_000_000, naive=200_000, bulk=100_000, sandbox_s=10.0, bulk_processes=(1, 2))
-QUICK = Sizes(accept=50_000, naive=10_000, bulk=5_000, sandbox_s=1.0, bulk_processes=(1,))
+QUICK = Sizes(accept=50_000, naive=5_000, bulk=5_000, sandbox_s=1.0, bulk_processes=(1,))
 SCENARIOS = ("accept", "naive", "sandbox", "bulk")
 
 

@@ -17,7 +17,11 @@ A worker run (:meth:`Bench.run_workers`) is, for the project and the baseline al
    was enqueued;
 4. wait until the sandbox ledger holds N charges; then snapshot again;
 5. read per-message latencies (job records, or the ledger for the baseline)
-   and stop the workers.
+   and stop the workers: with SIGKILL once every message is charged and
+   the last acks had their 0.3 s (they are idle then, nothing is measured
+   after, and the next run starts with FLUSHALL), since Dramatiq's graceful
+   stop spends 1-3 s polling (``worker_timeout``: 1 s, twice) per run;
+   SIGTERM and a wait otherwise (the OTP run stops with a backlog left).
 
 Workers start before the enqueue so that the clock can start when the first
 message is in the queue (throughput = N / (last charge - first enqueue
@@ -186,6 +190,8 @@ class Bench:
         self.http = httpx.Client(timeout=30.0)
         self.log_dir = Path(tempfile.mkdtemp(prefix="cw-bench-"))
         self._baseline_actor: Any = None
+        # Roots of worker trees that are drained: stopped with SIGKILL (module docstring).
+        self._drained: set[int] = set()
 
     # -- lifecycle ------------------------------------------------------------------
 
@@ -302,6 +308,10 @@ class Bench:
             _wait_for_lines(log_path, offset, "worker.started", processes, stack.workers)
             yield pid
         finally:
+            if pid in self._drained:
+                self._drained.discard(pid)  # pids are reused
+                # The supervisor first: it would respawn a child it sees die.
+                _kill_now([pid, *procstats.children(pid)])
             stack.stop_worker_supervisor()
 
     @contextlib.contextmanager
@@ -324,6 +334,9 @@ class Bench:
             _wait_for_lines(log_path, offset, "baseline worker ready", 1, proc)
             yield proc.pid
         finally:
+            if proc.pid in self._drained:
+                self._drained.discard(proc.pid)
+                _kill_now([proc.pid])
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -470,6 +483,7 @@ class Bench:
             sandbox_cpu = procstats.cpu_seconds(self.sandbox_pid) - sandbox_cpu0
             after = self.redis_snapshot()
             sampler.stop()
+            self._drained.add(root)  # every message charged: idle from here on
             ledger = self.ledger()
             latencies = [] if prefill else self._latencies(system, ids, enqueued_at, ledger)
 
@@ -645,6 +659,24 @@ def _wait_for_lines(
                 return
         time.sleep(0.05)
     raise TimeoutError(f"no {count}x {text!r} in {path} within {timeout_s} s")
+
+
+def _kill_now(pids: list[int], timeout_s: float = 10) -> None:
+    """SIGKILL ``pids`` (in this order) and wait until none runs (reaped or a zombie)."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + timeout_s
+    while any(_running(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    try:
+        raw = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return raw[raw.rindex(")") + 2] != "Z"
 
 
 # The harness's own commands, not the system's.

@@ -8,6 +8,8 @@ schedule, and the reasons it would be refused.
 
 from __future__ import annotations
 
+import functools
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,6 +50,9 @@ def country_of(dst: str) -> int | None:
         if dst.startswith(code):
             return country
     return None
+
+
+_country_of_head = functools.cache(country_of)
 
 
 #: Looks up the balance a campaign draws on: (kind, id_client, country id or None).
@@ -156,6 +161,14 @@ class CampaignPlan:
     balances: list[Balance] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
     opted_out: int = 0  # valid rows dropped: the number opted out of marketing (STOP)
+
+    def add_segments(self, rows: list[list[str]], segments: list[int]) -> None:
+        """Add SMS ``segments[i]`` to the country of ``rows[i][0]`` (E.164 digits)."""
+        heads = Counter(zip([row[0][:3] for row in rows], segments, strict=True))
+        by_country = self.segments_by_country
+        for (head, units), count in heads.items():
+            country = _country_of_head(head)  # codes are 1-3 digits
+            by_country[country] = by_country.get(country, 0) + units * count
 
     @property
     def cost(self) -> int:

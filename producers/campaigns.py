@@ -1,8 +1,9 @@
 """Campaigns from producers: preflight a recipient list, then accept it.
 
 Accepting streams the rows once: check and deduplicate
-(:class:`core.campaign.checker.RowChecker`), store them as chunks
-(:meth:`core.campaign.store.CampaignStore.write_chunks`), and commit the
+(:class:`core.campaign.batch_checker.BatchChecker`, a batch of rows at a
+time), store them as chunks
+(:meth:`core.campaign.store.CampaignStore.write_batches`), and commit the
 campaign record in one script at the end. A list refused on the way (bad
 rows without ``skip_invalid``, a cost over the balance without ``force``)
 has its chunks deleted; a crash leaves only orphan chunks with a TTL. No job
@@ -17,14 +18,16 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
+from operator import attrgetter, itemgetter, methodcaller
 from pathlib import Path
 
 import redis
 
 from config import Settings
-from core.campaign.checker import InvalidRow, Recipient, RowChecker
+from core.campaign.batch_checker import BatchChecker
+from core.campaign.checker import InvalidRow
 from core.campaign.model import Campaign, CampaignState, Transport
-from core.campaign.source import Row, read_rows, rows_from_iterable
+from core.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from core.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from core.jobs import epoch_ms
 from core.keys import Keys
@@ -36,7 +39,6 @@ from producers.campaign_plan import (
     CampaignOptions,
     CampaignPlan,
     Resolved,
-    country_of,
     resolve,
 )
 
@@ -84,8 +86,8 @@ class CampaignProducer:
     def preflight(self, source: Source, options: CampaignOptions) -> CampaignPlan:
         """What :meth:`send` would do with this list, without storing anything."""
         resolved = resolve(options, self.settings)
-        plan, rows = self._plan(resolved, source)
-        for _ in rows:  # the checker fills the plan's report as rows are pulled
+        plan, batches = self._plan(resolved, source)
+        for _ in batches:  # the checker fills the plan's report as rows are pulled
             pass
         self._finish_plan(plan, resolved)
         return plan
@@ -109,22 +111,23 @@ class CampaignProducer:
         if key is not None:
             validate_idempotency_key(key)
         campaign_id = uuid.uuid4().hex[:16]
-        plan, rows = self._plan(resolved, source)
+        plan, batches = self._plan(resolved, source)
         digest = hashlib.sha256(_definition(resolved).encode())
         stored = 0
-        pulled = 0  # rows handed to write_chunks: its chunks so far cover no more
+        pulled = 0  # rows handed to write_batches: its chunks so far cover no more
 
-        def chunk_rows() -> Iterator[list[str]]:
+        def hashed(batches: Iterator[list[list[str]]]) -> Iterator[list[list[str]]]:
             nonlocal pulled
-            for row in rows:
+            for batch in batches:
                 # Unit separator between values, record separator after each row:
-                # two different lists can't hash the same.
-                digest.update(b"\x1f".join(v.encode() for v in row) + b"\x1e")
-                pulled += 1
-                yield row
+                # two different lists can't hash the same. One update per batch
+                # (the bytes of a row at a time, joined).
+                digest.update(("\x1e".join(map("\x1f".join, batch)) + "\x1e").encode())
+                pulled += len(batch)
+                yield batch
 
         try:
-            stored = self.store.write_chunks(campaign_id, chunk_rows(), progress=progress)
+            stored = self.store.write_batches(campaign_id, hashed(batches), progress=progress)
             self._finish_plan(plan, resolved)
             if plan.refusals:
                 raise CampaignRefused(plan)
@@ -143,9 +146,13 @@ class CampaignProducer:
 
     # -- internals ------------------------------------------------------------
 
-    def _plan(self, resolved: Resolved, source: Source) -> tuple[CampaignPlan, Iterator[list[str]]]:
+    def _plan(
+        self, resolved: Resolved, source: Source
+    ) -> tuple[CampaignPlan, Iterator[list[list[str]]]]:
+        """The plan (its report filled as batches are pulled) and the kept rows,
+        ``[dst, value...]``, in lists of at most one batch each."""
         options = resolved.options
-        checker = RowChecker(
+        checker = BatchChecker(
             options.kind,
             resolved.template,
             default_region=self.settings.default_region,
@@ -161,53 +168,40 @@ class CampaignProducer:
             window=resolved.window,
             max_lateness_s=resolved.max_lateness_s,
         )
-        by_country = plan.segments_by_country
-        sms = options.kind.value == "sms"
         v1 = resolved.transport is Transport.V1_BULK
         report = checker.report
-
-        # No opt-out at all (the common case): no per-chunk look-up. A STOP that
+        invalid = report.invalid
+        # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
         phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
-        countries: dict[str, int | None] = {}  # first 3 digits -> country (codes are 1-3 digits)
 
-        def kept(batch: list[Recipient]) -> Iterator[list[str]]:
-            # Marketing to a number that answered STOP is refused (docs/service.md);
-            # checked per 1,000 rows, in one round trip.
-            flags = self._opted_out([r.dst for r in batch]) if phones else [False] * len(batch)
-            for recipient, opted_out in zip(batch, flags, strict=True):
-                if opted_out:
-                    report.valid -= 1
-                    report.segments -= recipient.segments
-                    plan.opted_out += 1
-                    continue
-                if sms:
-                    head = recipient.dst[:3]
-                    if head in countries:
-                        country = countries[head]
-                    else:
-                        country = countries[head] = country_of(recipient.dst)
-                    by_country[country] = by_country.get(country, 0) + recipient.segments
-                yield [recipient.dst, *recipient.values]
-
-        def rows() -> Iterator[list[str]]:
-            batch: list[Recipient] = []
-            for recipient in checker.check(_rows(source)):
-                if v1 and not (len(recipient.dst) == 11 and recipient.dst.startswith("569")):
+        def kept() -> Iterator[list[list[str]]]:
+            for batch in _batches(source):
+                first_invalid = len(invalid)
+                checked = checker.check_batch(batch)
+                if v1 and not _chilean_mobiles(checked.rows):
                     # The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
-                    report.valid -= 1
-                    report.segments -= recipient.segments
+                    keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
                     reason = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
                     field = checker.recipient_field
-                    report.invalid.append(InvalidRow(recipient.line, field, reason))
-                    continue
-                batch.append(recipient)
-                if len(batch) == CHUNK_SIZE:
-                    yield from kept(batch)
-                    batch = []
-            yield from kept(batch)
+                    for line, ok in zip(checked.lines, keep, strict=True):
+                        if not ok:
+                            invalid.append(InvalidRow(line, field, reason))
+                    # in line order with the checker's findings, as row by row
+                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                    checked.keep_only(keep, report)
+                if phones and checked.rows:
+                    # Marketing to a number that answered STOP is refused (docs/service.md);
+                    # checked per batch (1,000 rows at most), in one round trip.
+                    flags = self._opted_out([r[0] for r in checked.rows])
+                    if any(flags):
+                        plan.opted_out += sum(flags)
+                        checked.keep_only([not flag for flag in flags], report)
+                if checker.kind is Kind.SMS:
+                    plan.add_segments(checked.rows, checked.segments)
+                yield checked.rows
 
-        return plan, rows()
+        return plan, kept()
 
     def _opted_out(self, numbers: list[str]) -> list[bool]:
         if not numbers:
@@ -263,10 +257,21 @@ class CampaignProducer:
         return self.store.commit(campaign_id, fields, fingerprint=fingerprint, idempotency_key=key)
 
 
-def _rows(source: Source) -> Iterator[Row]:
+def _batches(source: Source) -> Iterator[Batch]:
     if isinstance(source, Path | str):
-        return read_rows(Path(source))
-    return rows_from_iterable(source)
+        return read_batches(Path(source))
+    return batched(rows_from_iterable(source))
+
+
+_line = attrgetter("line")
+_dst = itemgetter(0)
+_starts_569 = methodcaller("startswith", "569")
+
+
+def _chilean_mobiles(rows: list[list[str]]) -> bool:
+    """Every row's number is 11 digits, 569...: what v1 send_sms_bulk takes (loops in C)."""
+    dsts = list(map(_dst, rows))
+    return all(map(_starts_569, dsts)) and all(map((11).__eq__, map(len, dsts)))
 
 
 def _chunks(rows: int) -> int:

@@ -29,31 +29,15 @@ import redis
 from dramatiq import Message
 
 from core.campaign import scripts
+from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created, _text
 from core.campaign.model import Campaign, CampaignState
 from core.jobs import epoch_ms
 from core.keys import Keys
 
-#: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
-CHUNK_SIZE = 1_000
-#: Chunks written per Redis pipeline while a campaign is accepted.
-_WRITE_BATCH = 20
-
-
-class CampaignConflict(ValueError):
-    """The idempotency key is already used by a different campaign."""
-
-    def __init__(self, key: str, campaign_id: str) -> None:
-        self.key = key
-        self.campaign_id = campaign_id
-        super().__init__(
-            f"idempotency_key: already used by campaign {campaign_id} with a different definition"
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class Created:
-    campaign_id: str
-    created: bool  # False: the key was seen before; this is the first campaign's id
+__all__ = [
+    "CHUNK_SIZE", "CampaignConflict", "CampaignStore", "Control", "Created", "ReleasedJob",
+    "job_id_for",
+]  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,8 +62,11 @@ def job_id_for(campaign_id: str, index: int) -> str:
     return f"{campaign_id}-{index}"
 
 
-class CampaignStore:
-    """Campaign records and their chunked recipient lists, on one Redis."""
+class CampaignStore(ChunkWriter):
+    """Campaign records and their chunked recipient lists, on one Redis.
+
+    The accept path (chunks, then the record over them) is :class:`ChunkWriter`'s.
+    """
 
     def __init__(
         self,
@@ -100,85 +87,6 @@ class CampaignStore:
         self._control = client.register_script(scripts.CONTROL)
         self._park = client.register_script(scripts.PARK)
         self._pump_lock = client.register_script(scripts.PUMP_LOCK)
-
-    # -- accepting ------------------------------------------------------------
-
-    def write_chunks(
-        self,
-        campaign_id: str,
-        rows: Iterable[Sequence[str]],
-        *,
-        chunk_size: int = CHUNK_SIZE,
-        progress: Callable[[int], None] | None = None,
-    ) -> int:
-        """Store ``rows`` (``[dst, value...]``) as chunks; returns how many rows.
-
-        Streams: at most ``_WRITE_BATCH`` chunks are held in memory at once.
-        ``progress`` is called with the number of rows written so far.
-        """
-        pipe = self.client.pipeline(transaction=False)
-        chunk: list[Sequence[str]] = []
-        count = chunks = pending = 0
-        for row in rows:
-            chunk.append(row)
-            if len(chunk) == chunk_size:
-                self._queue_chunk(pipe, campaign_id, chunks, chunk)
-                count, chunks, pending, chunk = count + len(chunk), chunks + 1, pending + 1, []
-                if pending == _WRITE_BATCH:
-                    pipe.execute()
-                    pending = 0
-                    if progress is not None:
-                        progress(count)
-        if chunk:
-            self._queue_chunk(pipe, campaign_id, chunks, chunk)
-            count += len(chunk)
-        pipe.execute()
-        if progress is not None:
-            progress(count)
-        return count
-
-    def _queue_chunk(
-        self, pipe: Any, campaign_id: str, number: int, rows: list[Sequence[str]]
-    ) -> None:
-        data = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-        pipe.set(self.keys.campaign_chunk(campaign_id, number), data, ex=self.ttl_s)
-
-    def discard_chunks(self, campaign_id: str, chunks: int) -> None:
-        """Delete chunks written for a campaign that was not committed."""
-        names = [self.keys.campaign_chunk(campaign_id, n) for n in range(chunks)]
-        for start in range(0, len(names), 1000):
-            self.client.delete(*names[start : start + 1000])
-
-    def commit(
-        self,
-        campaign_id: str,
-        fields: Mapping[str, str | int],
-        *,
-        fingerprint: str,
-        idempotency_key: str | None,
-    ) -> Created:
-        """Create the campaign record over its written chunks, atomically.
-
-        Raises :class:`CampaignConflict` for a key used by another definition.
-        """
-        args: list[str | int] = [campaign_id, self.clock(), self.ttl_s, fingerprint]
-        for name, value in fields.items():
-            args += [name, value]
-        idem = self.keys.idempotency(f"campaign:{idempotency_key}") if idempotency_key else ""
-        status, existing = self._create(
-            keys=[self.keys.campaign(campaign_id), self.keys.campaigns,
-                  self.keys.active_campaigns, idem],
-            args=args,
-        )  # fmt: skip
-        existing_id = _text(existing)
-        if status == b"conflict":
-            raise CampaignConflict(str(idempotency_key), existing_id)
-        return Created(existing_id, status == b"created")
-
-    def existing_for_key(self, idempotency_key: str) -> str | None:
-        """The campaign already created with this idempotency key, if any."""
-        value = self.client.get(self.keys.idempotency(f"campaign:{idempotency_key}"))
-        return _text(value) if value is not None else None
 
     # -- reading ----------------------------------------------------------------
 
@@ -330,7 +238,3 @@ class CampaignStore:
                 pipe.hmget(self.keys.job(job_id), names)
             for values in pipe.execute():
                 yield {n: _text(v) for n, v in zip(names, values, strict=True) if v is not None}
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -92,6 +92,12 @@ class Template:
         """The function :meth:`render_aligned` calls: for loops that render per row."""
         return self._text
 
+    def stored_row_renderer(self) -> Fill:
+        """A :meth:`text_renderer` taking a stored row, ``[dst, value...]`` (values
+        aligned with ``fields`` after the destination): no slice per row."""
+        index = {name: i + 1 for i, name in enumerate(self.fields)}
+        return _compile(_split(self.text, "text"), index)
+
     def __reduce__(self) -> tuple[type[Template], tuple[str, str | None, tuple[str, ...]]]:
         # The compiled forms are closures: pickle the source and parse it again.
         return (Template, (self.text, self.subject, self.fields))

@@ -157,3 +157,20 @@ def test_unusual_input_is_left_to_normalize_number() -> None:
         fast(None)
     assert fast(56987654321) == "56987654321"
     assert fast.slow == 2
+
+
+@pytest.mark.parametrize("region", ["CL", "MX", "AR", "US", "IT", "CA"])
+def test_common_batch_is_common_for_each(region: str) -> None:
+    rng = random.Random(f"campaign-batch-{region}")
+    texts = [v.strip() for v in variants(rng, region, 1_500) if isinstance(v, str)]
+    fast = FastNumberNormalizer(region)
+    # Mixed shapes, then runs of one shape (sorted by length), then a line feed inside.
+    for batch in (texts, sorted(texts, key=len), [*texts[:50], "56987654321\n56987654322"]):
+        expected = [fast.common(text) for text in batch]
+        assert fast.common_batch(batch) == expected
+    answered = [text for text in sorted(texts, key=len) if fast.common(text) is not None]
+    assert fast.common_batch(answered) == [fast.common(text) for text in answered]
+    for text in answered[:300]:
+        assert fast.common(text) == normalize_number(text, default_region=region)
+    if region in ("CL", "MX", "US"):  # where the common shapes are common: not vacuous
+        assert len(answered) > 100

@@ -300,3 +300,22 @@ def test_the_stored_rows_are_compact_json(
     raw = redis_client.get(f"{PREFIX}:campaign:{accepted.campaign_id}:chunk:0")
     assert raw == '[["56987654321","Ñandú"]]'.encode()
     assert json.loads(raw) == [["56987654321", "Ñandú"]]
+
+
+def test_v1_refusals_and_checker_findings_stay_in_line_order(
+    producer: CampaignProducer, tmp_path: Path
+) -> None:
+    # One batch holds both kinds: a v1 refusal is found after the checker's pass
+    # over the batch, yet the report lists every invalid row by line, as row by row.
+    path = tmp_path / "mixed.csv"
+    path.write_text(
+        "dst_number,name\n"
+        "+54 9 11 2345-6789,ar\n"  # 2: valid, not Chilean: v1 refuses
+        "12,bad\n"  # 3: not a number
+        "56987654321,cl\n"  # 4: valid
+        "+52 55 1234 5678,mx\n"  # 5: v1 refuses
+        "56987654322,\n"  # 6: name empty
+    )
+    plan = producer.preflight(path, OPTIONS)
+    assert [i.line for i in plan.report.invalid] == [2, 3, 5, 6]
+    assert plan.report.valid == 1 and plan.segments_by_country == {1: 1}
