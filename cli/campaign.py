@@ -14,8 +14,7 @@ from typing import Any
 
 import typer
 
-from cli.campaign_view import print_list, print_plan, print_status
-from cli.common import EXIT_FAILED, EXIT_INVALID, err_console, fail, output
+from cli.common import EXIT_FAILED, EXIT_INVALID, fail, output
 
 app = typer.Typer(help="Campaigns: one message template to a list of recipients.",
                   no_args_is_help=True)  # fmt: skip
@@ -74,6 +73,7 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
 
 
 def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
+    from cli.common import err_console
     from config import ConfigError
     from producers.campaigns import CampaignProducer
 
@@ -93,6 +93,7 @@ def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
 
 def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn``; map the errors a user can fix to exit codes with a clear message."""
+    from cli.campaign_view import print_plan
     from core.campaign.store import CampaignConflict
     from core.validation import InvalidInput
     from producers.campaign_control import CampaignNotFound, CampaignStateError
@@ -128,6 +129,8 @@ def preflight(
     force: bool = FORCE, no_balance: bool = NO_BALANCE, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Check a recipient list: invalid rows, duplicates, segments, cost, balance, schedule."""
+    from cli.campaign_view import print_plan
+
     options = _checked(json_output, _options, ctx.obj(), name or file.stem, text, subject, kind,
                        src, client, at, window, max_lateness, transport, skip_invalid, force,
                        None)  # fmt: skip
@@ -152,6 +155,9 @@ def send(
 ) -> None:  # fmt: skip
     """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from cli.campaign_view import print_plan
+    from cli.common import err_console
 
     options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
                        at, window, max_lateness, transport, skip_invalid, force,
@@ -190,6 +196,8 @@ def _control(ctx: typer.Context) -> Any:
 def list_(ctx: typer.Context, limit: int = typer.Option(50, min=1, max=1000),
           json_output: bool = JSON) -> None:  # fmt: skip
     """The newest campaigns, with their state and progress."""
+    from cli.campaign_view import print_list
+
     control = _control(ctx)
     rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)]
     if json_output:
@@ -206,7 +214,7 @@ def status(
     json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
-    from cli.campaign_view import health
+    from cli.campaign_view import health, print_status
 
     control = _control(ctx)
     settings = ctx.obj()

@@ -1,16 +1,22 @@
-"""How campaign commands print for people (``--json`` prints the same data as one object)."""
+"""How campaign commands print for people (``--json`` prints the same data as one object).
+
+Imported by the commands that print (rich is not needed for ``--json`` or ``--help``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import redis
 from rich.table import Table
 
 from cli.common import console
-from config import Settings
+
+if TYPE_CHECKING:
+    import redis
+
+    from config import Settings
 
 STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
                "cancelled")  # fmt: skip

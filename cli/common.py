@@ -1,33 +1,68 @@
-"""What every command shares: settings loading, output as a table or one JSON object."""
+"""What every command shares: settings loading, the job store, output as a table or JSON.
+
+Every ``connectus`` process pays for what this module and the command modules
+import at the top, ``--help`` included, so the heavy libraries (rich, pydantic
+settings, redis) are imported by the functions that use them. ``console`` and
+``err_console`` are built on first use: import them inside the function that
+prints (``from cli.common import console``), so that ``--json`` output never
+loads rich.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 import sys
 from collections.abc import Mapping
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.table import Table
 
-from config import ConfigError, Settings, load_settings
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from config import Settings
+    from core.jobs import JobStore
 
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_CONFIG = 78
 
-console = Console()
-err_console = Console(stderr=True)
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def __getattr__(name: str) -> Console:
+    """``console`` (stdout) and ``err_console`` (stderr), built on first use."""
+    if name == "console":
+        return _console(stderr=False)
+    if name == "err_console":
+        return _console(stderr=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_or_exit() -> Settings:
     """Read the settings once; on a bad variable, name it and exit 78."""
+    from config import ConfigError, load_settings
+
     try:
         return load_settings()
     except ConfigError as exc:
-        err_console.print(f"[red]configuration error:[/red] {exc}")
+        _console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
+
+
+def job_store(settings: Settings) -> JobStore:
+    """The job records in Redis, as the workers and producers see them."""
+    from core.jobs import JobStore
+    from core.keys import Keys
+    from core.redis import connect
+
+    return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
 
 
 def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
@@ -35,12 +70,14 @@ def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
         return
+    from rich.table import Table
+
     table = Table(title=title or None, show_header=False)
     table.add_column("field", style="bold")
     table.add_column("value")
     for key, value in data.items():
         table.add_row(key, "" if value is None else str(value))
-    console.print(table)
+    _console(stderr=False).print(table)
 
 
 def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) -> NoReturn:
@@ -48,5 +85,5 @@ def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) 
     if as_json:
         sys.stdout.write(json.dumps({"error": message, **extra}, ensure_ascii=False) + "\n")
     else:
-        err_console.print(f"[red]error:[/red] {message}")
+        _console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)

@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from cli.common import EXIT_FAILED, EXIT_INVALID, console, fail, output
+from cli.common import EXIT_FAILED, EXIT_INVALID, fail, job_store, output
 
 app = typer.Typer(
     help="Dead letters: jobs that failed permanently, with their reason.", no_args_is_help=True
@@ -32,13 +32,8 @@ IDS = typer.Argument(None, help="Dead-lettered job ids (or use --all with filter
 
 def _letters(ctx: typer.Context):  # type: ignore[no-untyped-def]
     from core.deadletters import DeadLetters
-    from core.jobs import JobStore
-    from core.keys import Keys
-    from core.redis import connect
 
-    settings = ctx.obj()
-    store = JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
-    return DeadLetters(store)
+    return DeadLetters(job_store(ctx.obj()))
 
 
 def _filter(queue: str | None, reason: str | None, older: str | None, newer: str | None,
@@ -87,6 +82,8 @@ def list_(
     if json_output:
         sys.stdout.write(json.dumps({"dead_letters": rows, "count": len(rows)}, default=str) + "\n")
         return
+    from cli.common import console
+
     for row in rows:
         poison = "  (poison)" if row["poison"] else ""
         console.print(
@@ -115,6 +112,8 @@ def show(
     if json_output:
         sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
         return
+    from cli.common import console
+
     output(data["dead_letter"], False, title=f"dead letter {job_id}")
     if data["record"]:
         output(data["record"], False, title="job record")
@@ -183,5 +182,7 @@ def _report(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     if as_json:
         sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
         return
+    from cli.common import console
+
     for line in lines:
         console.print(line)

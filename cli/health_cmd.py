@@ -7,7 +7,7 @@ import sys
 
 import typer
 
-from cli.common import console, output
+from cli.common import output
 
 
 def breaker(
@@ -27,6 +27,8 @@ def breaker(
     if json_output:
         sys.stdout.write(json.dumps({"breaker": state, "rates": rates}) + "\n")
         return
+    from cli.common import console
+
     output(state, False, title="circuit breaker")
     for rate in rates:
         console.print(

@@ -3,6 +3,11 @@
 Settings are read once, in the top-level callback, and passed down through
 the typer context. Exit codes: 0 ok, 1 operation failed, 2 bad input
 (usage or validation), 78 bad configuration (``EX_CONFIG``).
+
+Start-up time matters (operators, scripts, tests run one process per
+command): the command modules import only typer at the top and the rest
+inside the commands that need it, so ``connectus --help`` loads no
+command's dependencies and ``status`` the job store, not the producers API.
 """
 
 from __future__ import annotations
@@ -12,10 +17,9 @@ import sys
 import typer
 
 from cli import campaign, dlq, review, send, serve_cmd, worker_cmd
-from cli.common import EXIT_CONFIG, fail, load_or_exit, output
+from cli.common import EXIT_CONFIG, fail, job_store, load_or_exit, output
 from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
-from config import ConfigError
 
 app = typer.Typer(
     name="connectus",
@@ -47,13 +51,9 @@ def status(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show a job's record: state, provider id, attempts, last error."""
-    from producers.api import JobNotFound, Producer
-
-    producer = Producer(ctx.obj())
-    try:
-        record = producer.get_status(job_id)
-    except JobNotFound as exc:
-        fail(str(exc), json_output, code=1)
+    record = job_store(ctx.obj()).get(job_id)
+    if record is None:
+        fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
     output(record.model_dump(mode="json"), json_output, title=f"job {job_id}")
 
 
@@ -64,9 +64,7 @@ def cancel(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Cancel a job that is queued, scheduled or waiting to retry."""
-    from producers.api import Producer
-
-    result = Producer(ctx.obj()).cancel(job_id)
+    result = job_store(ctx.obj()).cancel(job_id)
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)
@@ -90,7 +88,13 @@ def demo(
 def main() -> None:
     try:
         app()
-    except ConfigError as exc:
+    except ValueError as exc:
+        # ConfigError is a ValueError; config (pydantic) is imported only by the commands
+        # that read settings, so when one was raised this import is free.
+        from config import ConfigError
+
+        if not isinstance(exc, ConfigError):
+            raise
         print(f"connectus: configuration error: {exc}", file=sys.stderr)
         sys.exit(EXIT_CONFIG)
 

@@ -12,18 +12,9 @@ import sys
 
 import typer
 
-from cli.common import console, fail, output
+from cli.common import fail, job_store, output
 
 app = typer.Typer(help="Ambiguous sends held for an operator's decision.", no_args_is_help=True)
-
-
-def _store(ctx: typer.Context):  # type: ignore[no-untyped-def]
-    from core.jobs import JobStore
-    from core.keys import Keys
-    from core.redis import connect
-
-    settings = ctx.obj()
-    return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
 
 
 @app.command("list")
@@ -33,7 +24,7 @@ def list_(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List the jobs held for review."""
-    store = _store(ctx)
+    store = job_store(ctx.obj())
     rows = []
     for raw_id in store.client.zrange(store.keys.review, 0, limit - 1):
         job_id = raw_id.decode()
@@ -44,6 +35,8 @@ def list_(
     if json_output:
         sys.stdout.write(json.dumps({"review": rows, "count": len(rows)}, default=str) + "\n")
         return
+    from cli.common import console
+
     for row in rows:
         console.print(f"{row['job_id']}  {row['kind']}  {row['dst']}  {row['error']}")
     console.print(f"{len(rows)} job(s) held for review")
@@ -58,7 +51,7 @@ def resend(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Send a held job again: same job id, same idempotency key."""
-    store = _store(ctx)
+    store = job_store(ctx.obj())
     message = store.held_message(job_id, review=True)
     if message is None:
         fail(f"job_id: {job_id} is not held for review", json_output)
@@ -77,7 +70,7 @@ def drop(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Give up on a held job: it becomes ``failed`` with the reason ``dropped after review``."""
-    store = _store(ctx)
+    store = job_store(ctx.obj())
     if store.client.zscore(store.keys.review, job_id) is None:
         fail(f"job_id: {job_id} is not held for review", json_output)
     done = store.resolve(job_id, "fail", review=True, error_class="DroppedAfterReview",

@@ -13,8 +13,6 @@ from typing import Annotated
 
 import typer
 
-from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
-
 
 def sandbox_command(
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8081,
@@ -43,6 +41,7 @@ def sandbox_command(
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
 ) -> None:
     """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
+    from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
     from sandbox.server import run  # uvicorn is imported only when the command runs
 
     faults = FaultConfig(

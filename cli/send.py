@@ -8,8 +8,6 @@ from typing import Any
 import typer
 
 from cli.common import EXIT_INVALID, fail, output
-from core.jobs import IdempotencyConflict
-from core.validation import InvalidInput
 
 app = typer.Typer(help="Queue one message; prints its job id.", no_args_is_help=True)
 
@@ -24,6 +22,8 @@ DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_deli
 
 
 def _enqueue(ctx: typer.Context, as_json: bool, call: Callable[[Any], str]) -> None:
+    from core.jobs import IdempotencyConflict
+    from core.validation import InvalidInput
     from producers.api import Producer
 
     producer = Producer(ctx.obj())

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from cli.common import EXIT_CONFIG, EXIT_INVALID, err_console
+from cli.common import EXIT_CONFIG, EXIT_INVALID
 
 
 def worker(
@@ -23,6 +23,7 @@ def worker(
     """Run worker processes; a process that dies is respawned. SIGTERM drains."""
     from prometheus_client.multiprocess import mark_process_dead
 
+    from cli.common import err_console
     from core.logging import configure_logging
     from worker.health import start_supervisor_endpoint
     from worker.metrics import MULTIPROC_ENV, prepare_multiproc_dir, remove_multiproc_dir
