@@ -110,23 +110,33 @@ async def _python(base_url: str, *, seconds: float, connections: int) -> Load:
 
     latencies: list[float] = []
     errors = 0
-    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
-    async with httpx.AsyncClient(
-        base_url=base_url, limits=limits, timeout=30.0, headers={"Authorization": _auth()}
-    ) as client:
-        stop_at = time.perf_counter() + seconds
+    # One single-connection client per connection: a shared AsyncClient's pool
+    # costs 5x the CPU per request at 64 connections (`python -m bench.http_clients`),
+    # which made this fallback measure itself rather than the sandbox.
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
+    clients = [
+        httpx.AsyncClient(
+            base_url=base_url, limits=limits, timeout=30.0, headers={"Authorization": _auth()}
+        )
+        for _ in range(connections)
+    ]
+    stop_at = time.perf_counter() + seconds
 
-        async def one() -> None:
-            nonlocal errors
-            while time.perf_counter() < stop_at:
-                t0 = time.perf_counter()
-                response = await client.post(PATH, json=BODY)
-                latencies.append((time.perf_counter() - t0) * 1000)
-                errors += response.status_code != 200
+    async def one(client: httpx.AsyncClient) -> None:
+        nonlocal errors
+        while time.perf_counter() < stop_at:
+            t0 = time.perf_counter()
+            response = await client.post(PATH, json=BODY)
+            latencies.append((time.perf_counter() - t0) * 1000)
+            errors += response.status_code != 200
 
-        t0 = time.perf_counter()
-        await asyncio.gather(*(one() for _ in range(connections)))
+    t0 = time.perf_counter()
+    try:
+        await asyncio.gather(*(one(client) for client in clients))
+    finally:
         elapsed = time.perf_counter() - t0
+        for client in clients:
+            await client.aclose()
     latencies.sort()
     n = len(latencies)
     return Load(
@@ -135,5 +145,5 @@ async def _python(base_url: str, *, seconds: float, connections: int) -> Load:
         p50_ms=latencies[n // 2] if n else None,
         p99_ms=latencies[min(n - 1, n * 99 // 100)] if n else None,
         errors=errors,
-        tool=f"python httpx asyncio, {connections} connections",
+        tool=f"python httpx asyncio, {connections} single-connection clients",
     )

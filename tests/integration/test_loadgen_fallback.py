@@ -1,0 +1,17 @@
+"""The sandbox load generator without wrk (a new machine has none) drives a real sandbox."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+
+from bench import loadgen
+from cli.stack import LocalStack
+
+
+def test_the_python_fallback_loads_the_sandbox(make_stack: Callable[..., LocalStack]) -> None:
+    stack = make_stack(start_workers=False)
+    load = asyncio.run(loadgen._python(stack.sandbox_url, seconds=0.5, connections=4))
+    assert load.requests > 0 and load.errors == 0
+    assert load.p50_ms is not None and load.p99_ms is not None and load.p50_ms <= load.p99_ms
+    assert "4 single-connection clients" in load.tool
