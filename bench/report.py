@@ -247,14 +247,21 @@ def _campaign_targets(
                     verdict(ratio >= 5),
                 )
             )
-    bulk = [r for r in results if r.name.startswith("campaign_v1_bulk") and r.msgs_per_s]
+    bulk = {
+        r.processes: r for r in results if r.name.startswith("campaign_v1_bulk") and r.msgs_per_s
+    }
     if bulk:
-        best = max(bulk, key=lambda r: r.msgs_per_s or 0)
+        # The targets are for one worker process unless stated; more are shown beside.
+        one = bulk.get(1) or bulk[min(bulk)]
+        more = "; ".join(
+            f"{p} processes: {_fmt(r.msgs_per_s)}/s" for p, r in sorted(bulk.items()) if p != 1
+        )
         out.append(
             (
-                "Campaign through v1 send_sms_bulk: ≥ 20,000 recipients/s",
-                f"{_fmt(best.msgs_per_s)}/s ({best.name}, {best.messages:,} recipients)",
-                verdict((best.msgs_per_s or 0) >= 20_000) if full else "smaller (quick run)",
+                "Campaign through v1 send_sms_bulk: ≥ 20,000 recipients/s (1 process)",
+                f"{_fmt(one.msgs_per_s)}/s ({one.name}, {one.messages:,} recipients)"
+                + (f"; {more}" if more else ""),
+                verdict((one.msgs_per_s or 0) >= 20_000) if full else "smaller (quick run)",
             )
         )
     if not out:
