@@ -76,6 +76,7 @@ import httpx
 import redis
 
 from bench import procstats
+from bench.harness import kill_now
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "campaign_results.json"
@@ -648,6 +649,11 @@ def v1_bulk(
             producer.redis.close()
             if profiler is not None:
                 profiler.join()
+            # Everything is measured: stop the workers at once, as the send-path runs
+            # do (Dramatiq's graceful stop polls for seconds and measures nothing);
+            # the stack's exit then only reaps them. The supervisor first: it would
+            # respawn a child it sees die.
+            kill_now([root, *procstats.children(root)])
     finally:
         delete_prefix(client, prefix)
         client.close()

@@ -311,7 +311,7 @@ class Bench:
             if pid in self._drained:
                 self._drained.discard(pid)  # pids are reused
                 # The supervisor first: it would respawn a child it sees die.
-                _kill_now([pid, *procstats.children(pid)])
+                kill_now([pid, *procstats.children(pid)])
             stack.stop_worker_supervisor()
 
     @contextlib.contextmanager
@@ -336,7 +336,7 @@ class Bench:
         finally:
             if proc.pid in self._drained:
                 self._drained.discard(proc.pid)
-                _kill_now([proc.pid])
+                kill_now([proc.pid])
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
                 try:
@@ -661,7 +661,7 @@ def _wait_for_lines(
     raise TimeoutError(f"no {count}x {text!r} in {path} within {timeout_s} s")
 
 
-def _kill_now(pids: list[int], timeout_s: float = 10) -> None:
+def kill_now(pids: list[int], timeout_s: float = 10) -> None:
     """SIGKILL ``pids`` (in this order) and wait until none runs (reaped or a zombie)."""
     for pid in pids:
         with contextlib.suppress(ProcessLookupError):
