@@ -17,7 +17,6 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
 from config import Settings
-from core import scripts
 from core.jobs import epoch_ms
 from core.keys import Keys
 
@@ -54,6 +53,28 @@ return redis.call('HMGET', KEYS[4], unpack(ids))
 """
 
 
+# KEYS: the consumer's acks set, queue msgs, dead-letter zset, dead-letter msgs,
+#       dead-letter reasons.  ARGV: raw data, now_ms, reason
+# Quarantines a payload that can't be decoded: finds its broker id among this
+# consumer's unacked ids by content, removes it from the queue's bookkeeping
+# and keeps it, with the reason, in the dead-letter set as "poison:<id>".
+QUARANTINE = """
+local ids = redis.call('SMEMBERS', KEYS[1])
+for _, id in ipairs(ids) do
+  if redis.call('HGET', KEYS[2], id) == ARGV[1] then
+    local member = 'poison:' .. id
+    redis.call('SREM', KEYS[1], id)
+    redis.call('HDEL', KEYS[2], id)
+    redis.call('ZADD', KEYS[3], ARGV[2], member)
+    redis.call('HSET', KEYS[4], member, ARGV[1])
+    redis.call('HSET', KEYS[5], member, ARGV[3])
+    return member
+  end
+end
+return false
+"""
+
+
 class ConnectusBroker(RedisBroker):
     """Dramatiq's Redis broker with a consumer that batches and survives poison payloads.
 
@@ -73,7 +94,7 @@ class ConnectusBroker(RedisBroker):
     def __init__(self, *, keys: Keys, **options: Any) -> None:
         super().__init__(namespace=keys.dramatiq_namespace, **options)  # type: ignore[no-untyped-call]
         self.keys = keys
-        self.quarantine_script = self.client.register_script(scripts.QUARANTINE)
+        self.quarantine_script = self.client.register_script(QUARANTINE)
         self.ack_and_fetch_script = self.client.register_script(ACK_AND_FETCH)
         # Acknowledgements not yet sent, per queue. Kept here, not in the
         # consumer, so that a consumer restarted after an error sends them.

@@ -14,7 +14,7 @@ from typing import Any
 
 from dramatiq import Message
 
-from core import scripts
+from core import batch_scripts, scripts
 from core.jobs import Claim, JobStore
 
 #: FINISH modes: where a finished job's message copy goes.
@@ -38,8 +38,8 @@ class BatchLedger:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self._claim_many = store.client.register_script(scripts.CLAIM_MANY)
-        self._finish_sent = store.client.register_script(scripts.FINISH_SENT_MANY)
+        self._claim_many = store.client.register_script(batch_scripts.CLAIM_MANY)
+        self._finish_sent = store.client.register_script(batch_scripts.FINISH_SENT_MANY)
         self._finish = store.client.register_script(scripts.FINISH)
 
     def claim_many(

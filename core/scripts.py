@@ -172,28 +172,6 @@ return claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], AR
 #: together with other work (``worker.admission``: a rate-limiter token).
 CLAIM_FUNCTION = _CLAIM_ONE
 
-# KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs
-# ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, job ids...
-# Claims many jobs in one round trip (a v1 bulk of up to 1,000); one answer
-# per job, as CLAIM's. No in-flight copy: the bulk's own message is the copy.
-# Campaign counts and leases are written once for the batch, at the end.
-CLAIM_MANY = (
-    _CLAIM_ONE
-    + """
-deferred_moves, deferred_leases = {}, {}
-local answers, campaign_states = {}, {}
-local now, lease_ms = tonumber(ARGV[1]), tonumber(ARGV[2])
-for i = 6, #ARGV do
-  local id = ARGV[i]
-  answers[#answers + 1] = claim(ARGV[5] .. ':job:' .. id, id, now, lease_ms, ARGV[3], ARGV[4],
-    '', KEYS[1], KEYS[2], KEYS[3], KEYS[4], campaign_states)
-end
-apply_moves()
-variadic('ZADD', KEYS[2], deferred_leases)
-return answers
-"""
-)
-
 # KEYS: leases zset, unknown zset, in-flight msgs, unknown msgs.
 # ARGV: now_ms, limit, key prefix
 # The safety net: a job still ``sending`` after its lease, with no message
@@ -350,66 +328,3 @@ end
 return 1
 """
 )
-
-# KEYS: the consumer's acks set, queue msgs, dead-letter zset, dead-letter msgs,
-#       dead-letter reasons.  ARGV: raw data, now_ms, reason
-# Quarantines a payload that can't be decoded: finds its broker id among this
-# consumer's unacked ids by content, removes it from the queue's bookkeeping
-# and keeps it, with the reason, in the dead-letter set as "poison:<id>".
-QUARANTINE = """
-local ids = redis.call('SMEMBERS', KEYS[1])
-for _, id in ipairs(ids) do
-  if redis.call('HGET', KEYS[2], id) == ARGV[1] then
-    local member = 'poison:' .. id
-    redis.call('SREM', KEYS[1], id)
-    redis.call('HDEL', KEYS[2], id)
-    redis.call('ZADD', KEYS[3], ARGV[2], member)
-    redis.call('HSET', KEYS[4], member, ARGV[1])
-    redis.call('HSET', KEYS[5], member, ARGV[3])
-    return member
-  end
-end
-return false
-"""
-
-
-# The fenced finish of many jobs with the same fields (a v1 bulk's sent recipients)
-# in one call, as FINISH's "done" mode per job; per job only job_id, fence, provider id.
-# KEYS: leases zset, in-flight msgs
-# ARGV: index ttl_s, key prefix, n shared pairs, shared pairs..., then job_id, fence, provider_id...
-FINISH_SENT_MANY = """
-local ttl, prefix, nshared = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local shared, new_state = {}, nil
-for i = 4, 3 + 2 * nshared, 2 do
-  shared[#shared + 1] = ARGV[i]
-  shared[#shared + 1] = ARGV[i + 1]
-  if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
-end
-local moves, landed, done = {}, {}, {}
-for i = 4 + 2 * nshared, #ARGV, 3 do
-  local id, fence, pid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
-  local job = prefix .. ':job:' .. id
-  local h = redis.call('HMGET', job, 'fence', 'state', 'campaign')
-  if h[1] ~= fence or h[2] ~= 'sending' then
-    landed[#landed + 1] = 0
-  else
-    redis.call('HSET', job, 'provider_id', pid, unpack(shared))
-    if h[3] then moves[h[3]] = (moves[h[3]] or 0) + 1 end
-    done[#done + 1] = id
-    if pid ~= '' then redis.call('SET', prefix .. ':provider:' .. pid, id, 'EX', ttl) end
-    landed[#landed + 1] = 1
-  end
-end
-for c, n in pairs(moves) do
-  local counts = prefix .. ':campaign:' .. c .. ':counts'
-  redis.call('HINCRBY', counts, 'sending', -n)
-  redis.call('HINCRBY', counts, new_state, n)
-end
--- Leases and in-flight copies of the finished jobs: one command each per slice.
-for i = 1, #done, 500 do
-  local slice = {unpack(done, i, math.min(i + 499, #done))}
-  redis.call('ZREM', KEYS[1], unpack(slice))
-  redis.call('HDEL', KEYS[2], unpack(slice))
-end
-return landed
-"""
