@@ -57,6 +57,8 @@ def test_chaos_short(tmp_path: Path) -> None:
 @pytest.mark.chaos_full
 @pytest.mark.timeout(900)
 def test_chaos_full(tmp_path: Path) -> None:
-    plan = FaultPlan(processes=4, threads=8, worker_kills=5, redis_outages=1, seed=20240601)
+    # 32 threads: the default WORKER_THREADS, the fastest setting measured in
+    # docs/benchmarks.md; the issue asks that the guarantees hold with it.
+    plan = FaultPlan(processes=4, threads=32, worker_kills=5, redis_outages=1, seed=20240601)
     assert plan.time_bound_s(20_000) < 900
     _run_and_judge(20_000, plan, tmp_path)
