@@ -3,6 +3,13 @@
 Two sources feed it: the SMS status webhook (:mod:`service.events`, which
 also publishes to the event stream) and the campaign status poller
 (:mod:`worker.campaign_status`) for messages no webhook reported in time.
+
+A webhook can come before the send is recorded: the worker writes the
+provider index (message id -> job) when it finishes the send, or the
+reconciler when it finds a lost send at Connectus, possibly minutes later.
+Such a status is kept as *pending* (:attr:`core.keys.Keys.status_pending`)
+and :class:`PendingStatuses` applies it once the index exists; the
+housekeeper runs it every few seconds, off the send path.
 Statuses are ordered (:data:`STATUS_RANK`): a late, earlier status
 (``EN_COLA`` after ``ENTREGADO``) never overwrites a final one.
 """
@@ -33,6 +40,45 @@ return 1
 """
 
 
+# KEYS: pending hash, pending since zset.  ARGV: now_ms, limit, key prefix, max_age_ms.
+# Applies pending statuses whose message now has a job (the same rule as _RECORD),
+# newest first (a status for a message not ours waits, unmatched, at the old end);
+# forgets those older than max_age_ms (a message id that was never ours).
+# Answers {matched, expired}.
+_MATCH = """
+local now, prefix = tonumber(ARGV[1]), ARGV[3]
+local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
+for _, id in ipairs(old) do
+  redis.call('HDEL', KEYS[1], id)
+  redis.call('ZREM', KEYS[2], id)
+end
+local matched = 0
+for _, id in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1)) do
+  local job_id = redis.call('GET', prefix .. ':provider:' .. id)
+  if job_id then
+    local rank, status, at = string.match(redis.call('HGET', KEYS[1], id) or '',
+      '^(%-?%d+)|([^|]*)|(%d+)$')
+    local job = prefix .. ':job:' .. job_id
+    if rank and redis.call('EXISTS', job) == 1 then
+      local current = tonumber(redis.call('HGET', job, 'delivery_status_rank') or '-1')
+      if tonumber(rank) >= current then
+        redis.call('HSET', job, 'delivery_status', status, 'delivery_status_at', at,
+          'delivery_status_rank', rank)
+      end
+    end
+    redis.call('HDEL', KEYS[1], id)
+    redis.call('ZREM', KEYS[2], id)
+    matched = matched + 1
+  end
+end
+return {matched, #old}
+"""
+
+#: How long a status waits for its send to be recorded (ms): far beyond a lease
+#: expiry plus reconciliation; an id still unknown then was not ours.
+PENDING_MAX_AGE_MS = 3_600_000
+
+
 def is_final(status: str | None) -> bool:
     return STATUS_RANK.get(status or "", 0) >= FINAL_RANK
 
@@ -48,3 +94,21 @@ class DeliveryStatuses:
     def record(self, job_id: str, status: str, now_ms: int) -> bool:
         rank = STATUS_RANK.get(status, 0)
         return bool(self._record(keys=[self.keys.job(job_id)], args=[status, now_ms, rank]))
+
+
+class PendingStatuses:
+    """Statuses that came before their send was recorded, applied once it is."""
+
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, max_age_ms: int = PENDING_MAX_AGE_MS
+    ) -> None:
+        self.client, self.keys, self.max_age_ms = client, keys, max_age_ms
+        self._match = client.register_script(_MATCH)
+
+    def match(self, now_ms: int, *, limit: int = 2000) -> tuple[int, int]:
+        """One pass over the newest ``limit``: returns (settled, expired). ``now_ms``: epoch ms."""
+        matched, expired = self._match(
+            keys=[self.keys.status_pending, self.keys.status_pending_since],
+            args=[now_ms, limit, self.keys.prefix, self.max_age_ms],
+        )
+        return int(matched), int(expired)

@@ -33,6 +33,17 @@ class Keys:
         return f"{self.prefix}:provider:{provider_id}"
 
     @property
+    def status_pending(self) -> str:
+        """Hash: Connectus message id -> "rank|status|at_ms" of a status webhook that
+        came before the send was recorded (no provider index yet)."""
+        return f"{self.prefix}:status-pending"
+
+    @property
+    def status_pending_since(self) -> str:
+        """Sorted set: those message ids, scored by when the first such status came (ms)."""
+        return f"{self.prefix}:status-pending:since"
+
+    @property
     def schedule(self) -> str:
         """Sorted set: job id scored by the time (ms) it is due."""
         return f"{self.prefix}:schedule"

@@ -24,20 +24,28 @@ from core.delivery_status import STATUS_RANK
 from core.keys import Keys
 from producers.optout import optout_key
 
-# KEYS: seen marker, stream[, job hash]
+# KEYS: seen marker, stream, pending hash, pending since zset[, job hash]
 # ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
+# Without a job (its send not recorded yet) the status is kept as pending, the
+# highest-ranked one per message, for core.delivery_status.PendingStatuses.
 _STATUS = """
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return {'duplicate', 0, ''} end
 local applied = 0
 local correlation = ''
-if #KEYS == 3 and redis.call('EXISTS', KEYS[3]) == 1 then
-  local current = tonumber(redis.call('HGET', KEYS[3], 'delivery_status_rank') or '-1')
+if #KEYS == 5 and redis.call('EXISTS', KEYS[5]) == 1 then
+  local current = tonumber(redis.call('HGET', KEYS[5], 'delivery_status_rank') or '-1')
   if tonumber(ARGV[6]) >= current then
-    redis.call('HSET', KEYS[3], 'delivery_status', ARGV[2], 'delivery_status_at', ARGV[3],
+    redis.call('HSET', KEYS[5], 'delivery_status', ARGV[2], 'delivery_status_at', ARGV[3],
       'delivery_status_rank', ARGV[6])
     applied = 1
   end
-  correlation = redis.call('HGET', KEYS[3], 'correlation_id') or ''
+  correlation = redis.call('HGET', KEYS[5], 'correlation_id') or ''
+elseif #KEYS == 4 then
+  local kept = redis.call('HGET', KEYS[3], ARGV[1])
+  if not kept or tonumber(ARGV[6]) >= tonumber(string.match(kept, '^(%-?%d+)|')) then
+    redis.call('HSET', KEYS[3], ARGV[1], ARGV[6] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
+    redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
+  end
 end
 local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'v', '1',
   'kind', 'sms_status', 'id_sms', ARGV[1], 'status', ARGV[2], 'job_id', ARGV[7],
@@ -87,8 +95,10 @@ class EventRecorder:
     def sms_status(
         self, *, id_sms: str, status: str, job_id: str | None, now_ms: int, request_id: str
     ) -> Recorded:
-        """Record a status; updates the job's ``delivery_status`` if ``job_id`` is known."""
-        keys = [f"{self.keys.prefix}:webhook-seen:status:{id_sms}:{status}", events_key(self.keys)]
+        """Record a status; updates the job's ``delivery_status`` if ``job_id`` is known,
+        else keeps it pending until the send is recorded (see core.delivery_status)."""
+        keys = [f"{self.keys.prefix}:webhook-seen:status:{id_sms}:{status}", events_key(self.keys),
+                self.keys.status_pending, self.keys.status_pending_since]  # fmt: skip
         if job_id:
             keys.append(self.keys.job(job_id))
         rank = STATUS_RANK.get(status, 0)

@@ -21,6 +21,7 @@ from dramatiq.brokers.redis import RedisBroker
 from config import Settings
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
+from core.delivery_status import PendingStatuses
 from core.jobs import JobStore
 from core.keys import Keys
 from core.models import Kind
@@ -154,6 +155,7 @@ def build_worker_app(
             client=client,
             after_s=settings.campaign_status_poll_after_s,
         ),
+        pending_statuses=PendingStatuses(client_redis, store.keys),
     )
     return WorkerApp(
         settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,

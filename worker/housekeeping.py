@@ -14,7 +14,9 @@
   windows and releases their next chunks (see :mod:`worker.campaigns`).
 - **Delivery statuses**: campaign messages that no status webhook reported
   within ``CAMPAIGN_STATUS_POLL_AFTER_S`` are looked up (see
-  :mod:`worker.campaign_status`).
+  :mod:`worker.campaign_status`). A status webhook that came before its send
+  was recorded is applied once it is, every ``status_interval_s`` (see
+  :class:`core.delivery_status.PendingStatuses`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
@@ -32,7 +34,8 @@ import structlog
 from dramatiq.brokers.redis import RedisBroker
 from dramatiq.common import current_millis
 
-from core.jobs import JobStore
+from core.delivery_status import PendingStatuses
+from core.jobs import JobStore, epoch_ms
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
 from worker.reconcile import Reconciler
@@ -57,6 +60,7 @@ class Housekeeper(threading.Thread):
         pump: CampaignPump | None = None,
         status_poller: StatusPoller | None = None,
         status_interval_s: float = 5.0,
+        pending_statuses: PendingStatuses | None = None,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -70,6 +74,7 @@ class Housekeeper(threading.Thread):
         self.pump = pump
         self.status_poller = status_poller
         self.status_interval_s = status_interval_s
+        self.pending_statuses = pending_statuses
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -92,9 +97,12 @@ class Housekeeper(threading.Thread):
                 if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0
                     self.reconciler.run_once()
-                if self.status_poller is not None and since_status >= self.status_interval_s:
+                if since_status >= self.status_interval_s:
                     since_status = 0.0
-                    self.status_poller.run_once()
+                    if self.status_poller is not None:
+                        self.status_poller.run_once()
+                    if self.pending_statuses is not None:
+                        self.match_pending_statuses()
             except redis.RedisError as exc:
                 log.warning("housekeeping.redis_error", error=str(exc))
             except Exception:
@@ -104,6 +112,13 @@ class Housekeeper(threading.Thread):
             since_maintenance += self.promote_interval_s
             since_reconcile += self.promote_interval_s
             since_status += self.promote_interval_s
+
+    def match_pending_statuses(self) -> None:
+        """Apply status webhooks that came before their send was recorded."""
+        assert self.pending_statuses is not None
+        matched, expired = self.pending_statuses.match(epoch_ms())
+        if matched or expired:
+            log.info("delivery_status.pending_matched", matched=matched, expired=expired)
 
     def run_maintenance(self) -> None:
         """Re-queue messages held by dead workers, on every queue."""
