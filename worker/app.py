@@ -34,7 +34,8 @@ from worker.campaigns import CampaignPump, recipient_message
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
 from worker.metrics import WorkerMetrics
-from worker.pipeline import RetryPolicy, SendPipeline
+from worker.outcomes import RetryPolicy
+from worker.pipeline import SendPipeline
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
 from worker.senders import ClientSender

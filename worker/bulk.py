@@ -56,7 +56,7 @@ from worker.connectus.errors import (
     TransientError,
 )
 from worker.ledger import DurableLedger
-from worker.pipeline import RetryPolicy
+from worker.outcomes import RetryPolicy
 from worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("worker.bulk")

@@ -6,7 +6,8 @@ Order matters and is the point of this module:
    fence) *before* the HTTP call, so that no two workers send one key and a
    worker that dies mid-send leaves a trace (lease expiry -> ``unknown``).
 2. Send, with quick in-process retries (tenacity) for transient errors.
-3. Record the outcome, fenced. The error *type* alone decides:
+3. Record the outcome, fenced (``sent`` here, the rest in :mod:`worker.outcomes`).
+   The error *type* alone decides:
 
    ====================  =====================================================
    outcome               what happens
@@ -24,12 +25,10 @@ Order matters and is the point of this module:
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import redis
@@ -41,16 +40,14 @@ from core.models import Kind
 from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision
 from worker.connectus.errors import (
-    AccountError,
-    AmbiguousError,
     ConnectusError,
-    PermanentError,
     RateLimited,
     Throttled,
     TransientError,
 )
 from worker.ledger import DurableLedger
 from worker.metrics import WorkerMetrics
+from worker.outcomes import Outcomes, RetryPolicy, error_fields, kept_message
 from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -63,21 +60,6 @@ class Sender(Protocol):
     """Sends one payload of one kind; returns the provider id."""
 
     def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str: ...
-
-
-@dataclass(frozen=True, slots=True)
-class RetryPolicy:
-    """Durable (cross-process) retry bounds. Units: ms and s as named."""
-
-    max_retries: int
-    min_backoff_ms: int
-    max_backoff_ms: int
-    max_message_age_s: int
-
-    def backoff_ms(self, attempt: int, rng: random.Random) -> int:
-        """Exponential backoff with full jitter for the given attempt (1-based)."""
-        ceiling = min(self.max_backoff_ms, self.min_backoff_ms * 2 ** max(0, attempt - 1))
-        return self.min_backoff_ms // 2 + int(rng.random() * (ceiling - self.min_backoff_ms // 2))
 
 
 class SendPipeline:
@@ -112,6 +94,8 @@ class SendPipeline:
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
         self.metrics = metrics
+        self.outcomes = Outcomes(store=store, ledger=self.ledger, policy=policy,
+                                 clock=clock, rng=self.rng, metrics=metrics)  # fmt: skip
         # Token and claim in one round trip when both live on the same Redis.
         self.admission = (
             Admission(store, limiter) if limiter is not None and limiter.client is store.client
@@ -165,8 +149,8 @@ class SendPipeline:
                 # minute), but the probe usually settles within one send: look
                 # again soon, or the whole queue stalls after every outage.
                 delay = min(delay, HALF_OPEN_RECHECK_MS)
-            return self._defer(kind, job, delay, f"breaker_{decision.state}")
-        kept = self._message(kind, job)
+            return self.outcomes.defer(kind, job, delay, f"breaker_{decision.state}")
+        kept = kept_message(kind, job)
         token = f"{self._nonce}:{next(self._deliveries)}"
         claim: Claim | None = None
         if self.limiter is not None:
@@ -174,7 +158,7 @@ class SendPipeline:
                 claim = self._take_token(kind, job_id, job, kept, token)
             except RateLimitRefused as exc:
                 self._release(decision)
-                return self._defer(kind, job, exc.retry_in_ms, type(exc).__name__)
+                return self.outcomes.defer(kind, job, exc.retry_in_ms, type(exc).__name__)
             except redis.RedisError as exc:
                 log.warning("ratelimit.unavailable", error=str(exc))
         try:
@@ -244,7 +228,7 @@ class SendPipeline:
         age_s = (self.clock() - int(job.get("created_ms", self.clock()))) / 1000
         if age_s > self.policy.max_message_age_s:
             reason = f"expired: older than MAX_MESSAGE_AGE_S ({self.policy.max_message_age_s} s)"
-            return self._dead_letter(kind, job, claim.fence, "Expired", reason)
+            return self.outcomes.dead_letter(kind, job, claim.fence, "Expired", reason)
 
         started = time.perf_counter()
         try:
@@ -254,16 +238,16 @@ class SendPipeline:
             error = TransientError(
                 str(exc), reason="rate_limited", retry_after_s=exc.retry_in_ms / 1000
             )
-            return self._failed(kind, job, claim.fence, claim.attempts, error)
+            return self.outcomes.failed(kind, job, claim.fence, claim.attempts, error)
         except ConnectusError as exc:
             self._observe(kind, exc, decision)
-            return self._failed(kind, job, claim.fence, claim.attempts, exc)
+            return self.outcomes.failed(kind, job, claim.fence, claim.attempts, exc)
         except Exception as exc:
             # A bug after the request may have gone out: treat as ambiguous.
             log.exception("send.crashed")
             if self.metrics is not None:
                 self.metrics.ambiguous_outcome(kind, type(exc).__name__)
-            crashed = _error_fields("unknown", "ambiguous", exc)
+            crashed = error_fields("unknown", "ambiguous", exc)
             self.ledger.finish(
                 self.store.mark_unknown, job_id, claim.fence, "unknown", kept, crashed
             )
@@ -287,38 +271,6 @@ class SendPipeline:
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return "sent"
-
-    def _failed(
-        self, kind: Kind, job: Mapping[str, Any], fence: int, attempts: int, exc: ConnectusError
-    ) -> str:
-        job_id = str(job["job_id"])
-        if isinstance(exc, AmbiguousError):
-            log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
-            if self.metrics is not None:
-                self.metrics.ambiguous_outcome(kind, type(exc).__name__)
-            fields = _error_fields("unknown", exc.outcome, exc)
-            self.ledger.finish(
-                self.store.mark_unknown, job_id, fence, "unknown", self._message(kind, job), fields
-            )
-            return "unknown"
-        if isinstance(exc, PermanentError):
-            return self._dead_letter(kind, job, fence, type(exc).__name__, exc.message)
-        if isinstance(exc, TransientError | AccountError):
-            if isinstance(exc, TransientError) and attempts > self.policy.max_retries:
-                reason = f"retries exhausted after {attempts} attempts: {exc.message}"
-                return self._dead_letter(kind, job, fence, type(exc).__name__, reason)
-            delay = max(
-                self.policy.backoff_ms(attempts, self.rng), int((exc.retry_after_s or 0) * 1000)
-            )
-            due = self.clock() + delay
-            fields = {**_error_fields("retrying", exc.outcome, exc), "next_attempt_at": due}
-            message = new_message(str(job["queue"]), kind.actor_name, job)
-            self.ledger.finish(
-                self.store.retry_later, job_id, fence, "retrying", message, due, fields
-            )
-            log.warning("send.retry_scheduled", reason=exc.reason, delay_ms=delay)
-            return "retrying"
-        raise AssertionError(f"unclassified Connectus error {exc!r}")  # pragma: no cover
 
     def _observe(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
         """Feed one send's outcome to the breaker and the adaptive rate.
@@ -352,69 +304,13 @@ class SendPipeline:
             except redis.RedisError as error:  # the probe lease expires by itself
                 log.warning("breaker.unavailable", error=str(error))
 
-    def _defer(self, kind: Kind, job: Mapping[str, Any], delay_ms: int, why: str) -> str:
-        """Put the message back for later, untouched: no attempt, no retry budget spent."""
-        message = new_message(str(job["queue"]), kind.actor_name, job)
-        self.ledger.call(
-            self.store.defer, str(job["job_id"]), message, self.clock() + max(delay_ms, 50)
-        )
-        log.info("send.deferred", why=why, delay_ms=delay_ms)
-        return f"deferred:{why}"
-
     def quarantine(
         self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
     ) -> str:
         """Dead-letter a message that is not a valid job, with the reason."""
-        kept: Any = {"args": args, "kwargs": kwargs}
-        if kind.is_otp:
-            # It may hold an OTP in plain text: keep only its shape.
-            kept = {"args": len(args), "kwargs": sorted(kwargs)}
-        data = json.dumps({"actor": kind.actor_name, **kept}, default=repr)
-        member = self.store.quarantine(data.encode(), f"malformed job: {problem}")
-        log.error("job.malformed", member=member, reason=problem)
-        return member
-
-    @staticmethod
-    def _message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
-        """A copy of the job's message to keep in Redis (dead letters, unknown jobs).
-
-        OTP content lives in plain text only in the queued message until it is
-        sent: a kept OTP copy has no content. A dead or ambiguous OTP is not
-        resent (a late code is worse than none), so nothing needs it.
-        """
-        kept = dict(job)
-        if kind.is_otp:
-            kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.content_field}
-        return new_message(str(job["queue"]), kind.actor_name, kept)
-
-    def _dead_letter(
-        self, kind: Kind, job: Mapping[str, Any], fence: int, error_class: str, reason: str
-    ) -> str:
-        message = self._message(kind, job)
-        fields = {
-            "state": "failed",
-            "outcome": "permanent",
-            "error_class": error_class,
-            "last_error": reason[:500],
-        }
-        self.ledger.finish(
-            self.store.dead_letter, str(job["job_id"]), fence, "failed", message, fields
-        )
-        log.error("send.dead_lettered", error=error_class, reason=reason[:500])
-        return "failed"
+        return self.outcomes.quarantine(kind, args, kwargs, problem)
 
 
 def _destination(payload: Mapping[str, Any]) -> str | None:
     value = payload.get("dst_number") or payload.get("dst_email") or payload.get("number")
     return str(value) if value else None
-
-
-def _error_fields(state: str, outcome: str, exc: Exception) -> dict[str, str | int]:
-    reason = getattr(exc, "reason", "") or type(exc).__name__
-    message = getattr(exc, "message", None) or str(exc)
-    return {
-        "state": state,
-        "outcome": outcome,
-        "error_class": type(exc).__name__,
-        "last_error": f"{reason}: {message}"[:500],
-    }

@@ -15,7 +15,8 @@ from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
 from worker.admission import Admission
-from worker.pipeline import RetryPolicy, SendPipeline
+from worker.outcomes import RetryPolicy
+from worker.pipeline import SendPipeline
 from worker.ratelimit import Bucket, DestinationCapped, Limits, RateLimiter, RateLimitTimeout
 
 

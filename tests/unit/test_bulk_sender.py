@@ -28,7 +28,7 @@ from worker.bulk import BulkSender, item_error
 from worker.campaigns import BULK_ACTOR, CampaignPump
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client
-from worker.pipeline import RetryPolicy
+from worker.outcomes import RetryPolicy
 
 NOW = 1_700_000_000_000
 CID = "c1"

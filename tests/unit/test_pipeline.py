@@ -17,7 +17,8 @@ from core.models import Kind, State
 from producers.api import Producer
 from worker.actors import register_actors
 from worker.connectus import errors as e
-from worker.pipeline import RetryPolicy, SendPipeline
+from worker.outcomes import RetryPolicy
+from worker.pipeline import SendPipeline
 
 from .test_jobstore import Clock
 

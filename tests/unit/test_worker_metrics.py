@@ -27,7 +27,8 @@ from worker.metrics import (
     prepare_multiproc_dir,
     supervisor_registry,
 )
-from worker.pipeline import RetryPolicy, SendPipeline
+from worker.outcomes import RetryPolicy
+from worker.pipeline import SendPipeline
 from worker.senders import ClientSender
 
 from .test_jobstore import Clock
