@@ -12,7 +12,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import fakeredis
 import pytest
+
+from config import load_settings
+from producers.api import Producer
+from tests.support.clock import Clock
 
 
 class NetworkAccessInUnitTest(ConnectionError):
@@ -52,3 +57,15 @@ def network_guard(monkeypatch: pytest.MonkeyPatch) -> Iterator[NetworkGuard]:
     yield guard
     if guard.attempts:
         pytest.fail(f"unit test opened network connections: {guard.attempts}", pytrace=False)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """A manual clock (epoch ms) for the job store and everything built on it."""
+    return Clock()
+
+
+@pytest.fixture
+def producer(clock: Clock) -> Producer:
+    """A producer on a fresh fakeredis with default settings and the manual clock."""
+    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis(), clock=clock)

@@ -2,25 +2,11 @@
 
 from __future__ import annotations
 
-import fakeredis
-import pytest
-
-from config import load_settings
 from core.delivery_status import PendingStatuses
 from core.models import State
 from producers.api import Producer
 from service.events import EventRecorder
 from tests.support.clock import Clock
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def producer(clock: Clock) -> Producer:
-    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis(), clock=clock)
 
 
 def _recorder(producer: Producer) -> EventRecorder:

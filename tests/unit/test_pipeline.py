@@ -7,11 +7,9 @@ from collections.abc import Mapping
 from typing import Any
 
 import dramatiq
-import fakeredis
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from config import load_settings
 from core.keys import Keys
 from core.models import Kind, State
 from producers.api import Producer
@@ -34,16 +32,6 @@ class FakeSender:
         if isinstance(outcome, Exception):
             raise outcome
         return outcome
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def producer(clock: Clock) -> Producer:
-    return Producer(load_settings({}), redis_client=fakeredis.FakeRedis(), clock=clock)
 
 
 def _pipeline(
