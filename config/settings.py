@@ -66,6 +66,9 @@ class Settings(BaseSettings):
     connectus_connect_timeout_s: PositiveFloat = 3.0
     connectus_read_timeout_s: PositiveFloat = 10.0
     connectus_pool_size: PositiveInt = 100
+    # What speaks HTTP/1.1 under httpx: the stdlib's http.client (less CPU per
+    # request) or httpcore (httpx's own). Both raise the same httpx errors.
+    connectus_http_engine: str = Field(default="stdlib", pattern=r"^(stdlib|httpcore)$")
     # Used when a producer names no origin (both must be validated on the platform).
     connectus_default_src_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

@@ -75,6 +75,7 @@ def build_client(
         connect_timeout_s=settings.connectus_connect_timeout_s,
         read_timeout_s=settings.connectus_read_timeout_s,
         pool_size=settings.connectus_pool_size,
+        http_engine=settings.connectus_http_engine,
         transport=transport,
     )
 

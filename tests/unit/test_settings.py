@@ -17,6 +17,7 @@ BAD = [
     ("CONNECTUS_CONNECT_TIMEOUT_S", "0", "greater than 0"),
     ("CONNECTUS_READ_TIMEOUT_S", "soon", "valid number"),
     ("CONNECTUS_POOL_SIZE", "-1", "greater than 0"),
+    ("CONNECTUS_HTTP_ENGINE", "requests", "pattern"),
     ("CONNECTUS_DEFAULT_SRC_EMAIL", "not-an-address", "pattern"),
     ("CONNECTUS_WHATSAPP_SRC_NUMBER", "+56 9", "pattern"),
     ("RETRY_ATTEMPTS", "0", "greater than 0"),

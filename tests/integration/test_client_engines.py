@@ -1,0 +1,95 @@
+"""The real client against the sandbox over loopback HTTP, on both HTTP engines.
+
+``CONNECTUS_HTTP_ENGINE`` changes what speaks HTTP/1.1 under httpx, never
+what the worker decides: each case must end in the same class of the error
+tree (retry, reconcile, permanent) whichever engine carried it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sandbox.config import FaultConfig, SandboxConfig
+from sandbox.server import SandboxServer
+from worker.connectus import errors
+from worker.connectus.client import ConnectusClient
+
+ENGINES = ("stdlib", "httpcore")
+
+
+def connect(server: SandboxServer, engine: str, read_timeout_s: float = 5.0) -> ConnectusClient:
+    return ConnectusClient(
+        api_user="sandbox",
+        api_key="sandbox-key",
+        base_url=server.base_url,
+        v1_base_url=server.base_url,
+        qr_base_url=server.base_url,
+        connect_timeout_s=2.0,
+        read_timeout_s=read_timeout_s,
+        pool_size=4,
+        http_engine=engine,
+    )
+
+
+@pytest.fixture
+def sandbox(request: pytest.FixtureRequest) -> Iterator[SandboxServer]:
+    faults = getattr(request, "param", FaultConfig())
+    with SandboxServer(SandboxConfig(faults=faults)) as server:
+        yield server
+
+
+def charges(server: SandboxServer) -> int:
+    total: int = httpx.get(f"{server.base_url}/_sandbox/ledger").json()["total"]
+    return total
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_sends_lookups_and_a_refusal(sandbox: SandboxServer, engine: str) -> None:
+    with connect(sandbox, engine) as client:
+        sent = [
+            client.v3.send_sms(dst_number="56987688060", sms_content=f"hola {i}") for i in range(5)
+        ]
+        account = client.v3.account()
+        with pytest.raises(errors.InvalidNumber):
+            client.v3.send_sms(dst_number="12", sms_content="hola")
+    assert len(set(sent)) == 5
+    assert account is not None
+    assert charges(sandbox) == 5
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sandbox", [FaultConfig(drop_rate=1.0)], indirect=True)
+def test_a_dropped_answer_is_ambiguous_and_was_charged(sandbox: SandboxServer, engine: str) -> None:
+    with connect(sandbox, engine) as client, pytest.raises(errors.ConnectionDropped) as caught:
+        client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+    assert caught.value.reason == "remote_protocol_error"
+    assert charges(sandbox) == 1  # why it must be reconciled, never resent blindly
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sandbox", [FaultConfig(rate_429=1.0, retry_after_s=3)], indirect=True)
+def test_429_is_rate_limited_with_its_retry_after(sandbox: SandboxServer, engine: str) -> None:
+    with connect(sandbox, engine) as client, pytest.raises(errors.RateLimited) as caught:
+        client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+    assert caught.value.retry_after_s == 3
+    assert charges(sandbox) == 0
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("sandbox", [FaultConfig(latency_ms=1500)], indirect=True)
+def test_a_slow_answer_is_a_response_timeout(sandbox: SandboxServer, engine: str) -> None:
+    client = connect(sandbox, engine, read_timeout_s=0.3)
+    with client, pytest.raises(errors.ResponseTimeout) as caught:
+        client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+    assert caught.value.reason == "read_timeout"
+
+
+def test_an_unknown_engine_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"http_engine must be one of \['httpcore', 'stdlib'\]"):
+        ConnectusClient(
+            api_user="u", api_key="k", base_url="http://x", v1_base_url="http://x",
+            qr_base_url="http://x", connect_timeout_s=1, read_timeout_s=1, http_engine="curl",
+        )  # fmt: skip
