@@ -10,7 +10,10 @@ process's utime+stime / requests) and requests per second, for
 - ``threads_own``: N threads, each with its own one-connection ``httpx.Client``
   (the project's transport, without its shortcut past ``Client.send``);
 - ``async_shared``: N tasks on one event loop sharing one ``httpx.AsyncClient``;
-- ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``.
+- ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``;
+- ``project_httpcore`` / ``project_stdlib``: N threads through the project's own
+  ``Transport.call`` (its pool, request building, answer checks), over each
+  ``CONNECTUS_HTTP_ENGINE``: what a send's HTTP part costs in the worker.
 
 Each model runs in a fresh subprocess (so CPU and the GIL are its own), in
 rounds that interleave the models, so the noise of a shared box hits all alike.
@@ -34,7 +37,14 @@ import httpx
 from bench.harness import SANDBOX_KEY, SANDBOX_USER, Bench
 
 AUTH = (SANDBOX_USER, SANDBOX_KEY)
-MODELS = ("threads_shared", "threads_own", "async_shared", "async_own")
+MODELS = (
+    "threads_shared",
+    "threads_own",
+    "async_shared",
+    "async_own",
+    "project_httpcore",
+    "project_stdlib",
+)
 PATH = "/api_v3/sms/send_individual"
 
 
@@ -64,13 +74,63 @@ def _threads(base: str, requests: int, concurrency: int, own: bool) -> tuple[flo
                 return
             client.post(PATH, json=_body(i)).raise_for_status()
 
-    threads = [threading.Thread(target=run) for _ in range(concurrency)]
+    return _run_threads(run, concurrency)
+
+
+def _run_threads(run: Callable[[], None], concurrency: int) -> tuple[float, float]:
+    """``run`` in ``concurrency`` threads: (wall s, CPU s); any thread's error fails the model."""
+    failures: list[BaseException] = []
+
+    def guarded() -> None:
+        try:
+            run()
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=guarded) for _ in range(concurrency)]
     cpu, started = _cpu_s(), time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return time.perf_counter() - started, _cpu_s() - cpu
+    took = time.perf_counter() - started, _cpu_s() - cpu
+    if failures:
+        raise SystemExit(f"{len(failures)} thread(s) failed; first: {failures[0]!r}")
+    return took
+
+
+def _project(base: str, requests: int, concurrency: int, stdlib: bool) -> tuple[float, float]:
+    """The project's own ``Transport.call`` from N threads, over either HTTP engine."""
+    from worker.connectus.stdlib_http import StdlibHTTPTransport
+    from worker.connectus.transport import Transport
+
+    transport = Transport(
+        api_user=SANDBOX_USER,
+        api_key=SANDBOX_KEY,
+        connect_timeout_s=5.0,
+        read_timeout_s=30.0,
+        write_timeout_s=5.0,
+        pool_timeout_s=5.0,
+        pool_size=concurrency,
+        keepalive_expiry_s=60.0,
+        user_agent="bench",
+        make_http_transport=StdlibHTTPTransport if stdlib else httpx.HTTPTransport,
+    )
+    url = base + PATH
+    numbers, lock = iter(range(requests)), threading.Lock()
+
+    def run() -> None:
+        while True:
+            with lock:
+                i = next(numbers, None)
+            if i is None:
+                return
+            transport.call("POST", url, lambda body: body, json_body=_body(i), send=True)
+
+    try:
+        return _run_threads(run, concurrency)
+    finally:
+        transport.close()
 
 
 async def _tasks(base: str, requests: int, concurrency: int, own: bool) -> tuple[float, float]:
@@ -95,7 +155,9 @@ async def _tasks(base: str, requests: int, concurrency: int, own: bool) -> tuple
 
 def _one(model: str, base: str, requests: int, concurrency: int) -> dict[str, Any]:
     own = model.endswith("_own")
-    if model.startswith("threads"):
+    if model.startswith("project"):
+        wall, cpu = _project(base, requests, concurrency, model.endswith("_stdlib"))
+    elif model.startswith("threads"):
         wall, cpu = _threads(base, requests, concurrency, own)
     else:
         wall, cpu = asyncio.run(_tasks(base, requests, concurrency, own))
