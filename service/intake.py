@@ -28,6 +28,7 @@ from service.body import parse_json_object, read_body, require_json
 from service.idempotency import IDEMPOTENCY_HEADER, HttpIdempotency, idempotency_key, run_once
 from service.metrics import Metrics
 from service.problems import ProblemError
+from service.schema_errors import invalid_from_pydantic
 from service.schemas import (
     MESSAGE_ADAPTER,
     OtpEmailMessage,
@@ -35,7 +36,6 @@ from service.schemas import (
     SmsMessage,
     WhatsappMessage,
     WhatsappQrMessage,
-    invalid_from_pydantic,
 )
 
 log = structlog.get_logger("service.intake")

@@ -1,9 +1,10 @@
 """The OpenAPI 3.1 document, generated from the pydantic models the handlers use.
 
 Paths and responses are written here; every schema comes from
-:mod:`service.schemas` and :class:`core.models.JobRecord`, so what is
-documented is what is validated and returned (the schemathesis test in
-tests/integration checks the running app against this document).
+:mod:`service.schemas`, :mod:`service.campaign_schemas` and
+:class:`core.models.JobRecord`, so what is documented is what is validated
+and returned (the schemathesis test in tests/integration checks the running
+app against this document).
 """
 
 from __future__ import annotations
@@ -16,15 +17,17 @@ from pydantic.json_schema import models_json_schema
 from config import Settings
 from core.models import JobRecord
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
+from service.campaign_schemas import (
+    CampaignAccepted,
+    CampaignProblem,
+    CampaignRequest,
+    CampaignStatusOut,
+)
 from service.campaigns import CAMPAIGN_ID_PATTERN
 from service.intake import JOB_ID_PATTERN
 from service.schemas import (
     MESSAGE_ADAPTER,
     Accepted,
-    CampaignAccepted,
-    CampaignProblem,
-    CampaignRequest,
-    CampaignStatusOut,
     Problem,
     SmsIncomingWebhook,
     SmsStatusWebhook,

@@ -25,7 +25,8 @@ from service.body import parse_json_object, read_body
 from service.events import EventRecorder, Recorded
 from service.metrics import Metrics
 from service.problems import ProblemError
-from service.schemas import SmsIncomingWebhook, SmsStatusWebhook, invalid_from_pydantic, text_id
+from service.schema_errors import invalid_from_pydantic
+from service.schemas import SmsIncomingWebhook, SmsStatusWebhook, text_id
 
 log = structlog.get_logger("service.webhooks")
 

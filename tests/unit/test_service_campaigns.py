@@ -17,8 +17,8 @@ from producers.campaign_control import CampaignControl
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
 from service.auth import token_scope
+from service.campaign_schemas import CampaignAccepted, CampaignProblem, CampaignStatusOut
 from service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
-from service.schemas import CampaignAccepted, CampaignProblem, CampaignStatusOut
 from tests.unit.service_support import (
     BEARER,
     OTHER_TOKEN,
