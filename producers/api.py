@@ -18,7 +18,8 @@ import redis
 
 from config import Settings
 from core.hashing import content_hash
-from core.jobs import JobStore, epoch_ms, new_message
+from core.job_messages import new_message
+from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
 from core.logging import mask_email, mask_phone
 from core.models import JobRecord, Kind

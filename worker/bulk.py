@@ -38,7 +38,8 @@ from dramatiq import Message
 from core.campaign.model import Campaign
 from core.campaign.render import payload_for, template_of
 from core.campaign.store import CampaignStore, job_id_for
-from core.jobs import JobStore, epoch_ms, renew_message
+from core.job_messages import renew_message
+from core.jobs import JobStore, epoch_ms
 from core.jobs_batch import BatchLedger, Finish
 from worker.breaker import CircuitBreaker
 from worker.campaigns import chunk_message, single_message

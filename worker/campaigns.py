@@ -40,7 +40,8 @@ from core.campaign.bulk_release import BulkRelease
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.render import masked, payload_for, template_of
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
-from core.jobs import epoch_ms, new_message
+from core.job_messages import new_message
+from core.jobs import epoch_ms
 from core.models import Kind
 from core.validation import sms_segments
 

@@ -18,7 +18,8 @@ from typing import Any
 import structlog
 from dramatiq import Message
 
-from core.jobs import JobStore, new_message
+from core.job_messages import new_message
+from core.jobs import JobStore
 from core.models import Kind
 from worker.connectus.errors import (
     AccountError,

@@ -35,7 +35,8 @@ import redis
 import structlog
 from dramatiq import Message
 
-from core.jobs import Claim, JobStore, epoch_ms, new_message
+from core.job_messages import new_message
+from core.jobs import Claim, JobStore, epoch_ms
 from core.models import Kind
 from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision

@@ -10,7 +10,8 @@ import pytest
 
 from core.campaign.model import CampaignState, Transport
 from core.campaign.store import CampaignConflict, CampaignStore, ReleasedJob, job_id_for
-from core.jobs import JobStore, new_message
+from core.job_messages import new_message
+from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, Finish
 from core.keys import Keys
 

@@ -7,7 +7,8 @@ import json
 import fakeredis
 import pytest
 
-from core.jobs import IdempotencyConflict, JobStore, new_message
+from core.job_messages import new_message
+from core.jobs import IdempotencyConflict, JobStore
 from core.keys import Keys
 from core.models import State
 from tests.support.clock import Clock

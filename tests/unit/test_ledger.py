@@ -90,7 +90,7 @@ def test_a_lease_outliving_its_worker_is_swept_to_unknown_with_its_message(
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     job = _take_job(producer)
-    from core.jobs import new_message
+    from core.job_messages import new_message
 
     message = new_message("transactional", "send_sms", job)
     producer.store.claim(job_id, worker_id="dead", lease_ms=1000, message=message)
