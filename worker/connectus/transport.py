@@ -8,6 +8,8 @@ each maps to is decided by :mod:`worker.connectus.classify`.
 
 Secrets: the API key lives only inside ``httpx.BasicAuth`` and in the scrub
 list used to redact error messages; no ``repr``/``str`` shows it.
+
+The pool the clients are lent from is :mod:`worker.connectus.pool`.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ import threading
 import urllib.request
 from collections import deque
 from collections.abc import Callable, Generator, Mapping
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -27,6 +28,7 @@ import httpx
 from worker.connectus import classify
 from worker.connectus.errors import MalformedResponse
 from worker.connectus.parsing import ParseError
+from worker.connectus.pool import ClientPool
 
 T = TypeVar("T")
 
@@ -34,7 +36,7 @@ T = TypeVar("T")
 _MAX_ERROR_TEXT = 200
 
 
-class Transport:
+class Transport(ClientPool):
     """The pooled HTTP clients of all three APIs; URLs are absolute per call.
 
     Timeouts are seconds (s). ``pool_size`` bounds the connections open at
@@ -43,13 +45,8 @@ class Transport:
     the network (tests pass ``httpx.MockTransport``); ``pool_size`` then has
     no effect and one client over that transport serves every thread.
 
-    The pool is ``pool_size`` single-connection ``httpx.Client`` objects, made
-    on first need and lent to one request at a time (the most recently
-    returned first, so its connection is warm). httpcore's own pool keeps one
-    lock per pool and scans every connection under it on each request start
-    and end; shared by 64 threads, that lock was most of a send's wall time.
-    With one connection per client that scan is constant and the lock is
-    never contended; lending a client costs a semaphore and a deque pop.
+    How the pool lends its clients, and why one connection each:
+    :class:`worker.connectus.pool.ClientPool`.
 
     Each pooled client is built on an ``httpx.HTTPTransport`` of its own, and
     a request goes straight to that transport (the same request bytes,
@@ -130,97 +127,17 @@ class Transport:
         )
         # Straight to each client's transport, unless a proxy must be honoured.
         self.direct = transport is None and not _environment_proxies()
-        self._ssl_context: Any = None  # made once, on the first real client
+        self._ssl_context = None  # made once, on the first real client
         self._lock = threading.Lock()
         self._permits = threading.BoundedSemaphore(pool_size)
-        self._idle: deque[_Pooled] = deque()
-        self._every: list[_Pooled] = []
+        self._idle = deque()
+        self._every = []
         self._closed = False
         # With an injected transport: one client over it, shared by every thread.
         self._shared = None if transport is None else self._new_client()
 
     def __repr__(self) -> str:
         return f"Transport(timeout={self.timeout!r}, limits={self.limits!r})"
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
-
-    @property
-    def clients(self) -> int:
-        """How many httpx clients (= connections at most) this transport has made."""
-        return len(self._every)
-
-    def close(self) -> None:
-        """Close every client (idle or lent); later calls raise RuntimeError."""
-        with self._lock:
-            self._closed = True
-            every, self._every = self._every, []
-            self._idle.clear()
-        for pooled in every:
-            pooled.client.close()
-
-    def _new_client(self) -> _Pooled:
-        options: dict[str, Any] = {}
-        direct: httpx.BaseTransport | None = None
-        if self._injected is not None:
-            options["transport"] = self._injected
-        else:
-            with self._lock:
-                if self._ssl_context is None:
-                    # ~80 ms each: made once and shared, not once per client.
-                    self._ssl_context = httpx.create_ssl_context()
-            if self.direct:
-                direct = self._make_http_transport(
-                    verify=self._ssl_context, limits=self._one_connection
-                )
-                options["transport"] = direct
-            else:
-                options["verify"] = self._ssl_context
-        client = self._make_http_client(
-            timeout=self.timeout,
-            limits=self._one_connection,
-            headers=self._headers,
-            # A redirect on a POST would silently turn it into a GET: never follow.
-            follow_redirects=False,
-            **options,
-        )
-        pooled = _Pooled(client, direct)
-        with self._lock:
-            if self._closed:
-                client.close()
-                raise RuntimeError("Cannot send a request, as the client has been closed.")
-            self._every.append(pooled)
-        return pooled
-
-    def _lend(self) -> _Pooled:
-        if self._closed:
-            raise RuntimeError("Cannot send a request, as the client has been closed.")
-        if self._shared is not None:
-            return self._shared
-        if not self._permits.acquire(timeout=self._pool_timeout_s):
-            raise httpx.PoolTimeout(
-                f"no free connection within {self._pool_timeout_s} s "
-                f"({self.limits.max_connections} in use)"
-            )
-        try:
-            return self._idle.pop()
-        except IndexError:
-            pass
-        try:
-            return self._new_client()
-        except BaseException:
-            self._permits.release()
-            raise
-
-    def _give_back(self, pooled: _Pooled) -> None:
-        if pooled is self._shared:
-            return
-        if self._closed:
-            pooled.client.close()
-        else:
-            self._idle.append(pooled)
-        self._permits.release()
 
     def call(
         self,
@@ -355,14 +272,6 @@ class Transport:
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-@dataclass(frozen=True, slots=True)
-class _Pooled:
-    """One pooled client and, on the direct path, the transport requests go to."""
-
-    client: httpx.Client
-    direct: httpx.BaseTransport | None
 
 
 def _environment_proxies() -> bool:
