@@ -65,6 +65,8 @@ class Settings(BaseSettings):
     connectus_whatsapp_qr_url: str = "https://whatsappqr.connectus.la"
     connectus_connect_timeout_s: PositiveFloat = 3.0
     connectus_read_timeout_s: PositiveFloat = 10.0
+    # Between bytes of a request; counted in the send lease (worker.app.lease_ms).
+    connectus_write_timeout_s: PositiveFloat = 5.0
     connectus_pool_size: PositiveInt = 100
     # What speaks HTTP/1.1 under httpx: the stdlib's http.client (less CPU per
     # request) or httpcore (httpx's own). Both raise the same httpx errors.

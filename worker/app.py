@@ -74,6 +74,7 @@ def build_client(
         qr_base_url=settings.connectus_whatsapp_qr_url,
         connect_timeout_s=settings.connectus_connect_timeout_s,
         read_timeout_s=settings.connectus_read_timeout_s,
+        write_timeout_s=settings.connectus_write_timeout_s,
         pool_size=settings.connectus_pool_size,
         http_engine=settings.connectus_http_engine,
         transport=transport,
@@ -82,9 +83,13 @@ def build_client(
 
 def lease_ms(settings: Settings) -> int:
     """How long a send may hold its lease (ms): every in-process attempt may
-    take a full connect + read timeout plus the longest backoff, plus
+    take a full connect + write + read timeout plus the longest backoff, plus
     ``LEASE_MARGIN_S`` (s) for the rest (rate-limit wait, Redis round trips)."""
-    per_attempt_s = settings.connectus_connect_timeout_s + settings.connectus_read_timeout_s
+    per_attempt_s = (
+        settings.connectus_connect_timeout_s
+        + settings.connectus_write_timeout_s
+        + settings.connectus_read_timeout_s
+    )
     backoff_s = settings.retry_max_backoff_ms / 1000
     worst_s = settings.retry_attempts * (per_attempt_s + backoff_s)
     return int((worst_s + settings.lease_margin_s) * 1000)

@@ -78,6 +78,9 @@ CHAOS_ENV: dict[str, str] = {
     "WORKER_SHUTDOWN_GRACE_S": "10",
     "CONNECTUS_CONNECT_TIMEOUT_S": "2",
     "CONNECTUS_READ_TIMEOUT_S": "5",
+    # Requests are tiny; a short write timeout keeps the send lease (which
+    # counts it) and so the wait for a killed worker's sends short.
+    "CONNECTUS_WRITE_TIMEOUT_S": "1",
     "RECONCILE_AFTER_S": "1",
     "RECONCILE_WINDOW_S": "3",
     "RECONCILE_INTERVAL_S": "0.5",

@@ -35,12 +35,13 @@ RESUME_ENV = {
     "BROKER_HEARTBEAT_TIMEOUT_S": "3",
     "BROKER_MAINTENANCE_INTERVAL_S": "1",
     "CONNECTUS_READ_TIMEOUT_S": "3",
+    "CONNECTUS_WRITE_TIMEOUT_S": "1",
     "RETRY_ATTEMPTS": "1",
     "RECONCILE_AFTER_S": "0.5",
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
     # Sends cut by the kill wait out their lease before they are reconciled:
-    # 1 x (3 + 3 + 0.1) + 2 = 8.1 s (worker.app.lease_ms), not the default 36 s.
+    # 1 x (3 + 1 + 3 + 0.1) + 2 = 9.1 s (worker.app.lease_ms), not the default 53 s.
     "LEASE_MARGIN_S": "2",
 }
 

@@ -28,11 +28,12 @@ RECOVERY = {
     "BROKER_MAINTENANCE_INTERVAL_S": "1",
     "CONNECTUS_CONNECT_TIMEOUT_S": "1",
     "CONNECTUS_READ_TIMEOUT_S": "5",
+    "CONNECTUS_WRITE_TIMEOUT_S": "1",
     "RETRY_ATTEMPTS": "1",
     "RECONCILE_AFTER_S": "0.5",
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
-    # The killed sends' lease: 1 x (1 + 5 + 0.1) + 2 = 8.1 s (worker.app.lease_ms),
+    # The killed sends' lease: 1 x (1 + 1 + 5 + 0.1) + 2 = 9.1 s (worker.app.lease_ms),
     # still well above a live send here (2 s of sandbox latency).
     "LEASE_MARGIN_S": "2",
 }

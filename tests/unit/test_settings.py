@@ -16,6 +16,7 @@ BAD = [
     ("CONNECTUS_WHATSAPP_QR_URL", "", "http:// or https://"),
     ("CONNECTUS_CONNECT_TIMEOUT_S", "0", "greater than 0"),
     ("CONNECTUS_READ_TIMEOUT_S", "soon", "valid number"),
+    ("CONNECTUS_WRITE_TIMEOUT_S", "-1", "greater than 0"),
     ("CONNECTUS_POOL_SIZE", "-1", "greater than 0"),
     ("CONNECTUS_HTTP_ENGINE", "requests", "pattern"),
     ("CONNECTUS_DEFAULT_SRC_EMAIL", "not-an-address", "pattern"),
