@@ -138,17 +138,24 @@ class CampaignPump:
         return released
 
     def step(self, campaign: Campaign) -> int:
-        """Move one campaign one step; returns chunks released."""
+        """Move one campaign one step; returns chunks released.
+
+        A campaign that starts (or whose window opens) releases its first
+        chunks in the same step: waiting for the next tick would delay every
+        campaign's first send by one ``promote_interval_s``.
+        """
         now = self.clock()
-        state = campaign.state
-        if state is CampaignState.SCHEDULED:
-            self._start(campaign, now)
-        elif state is CampaignState.WINDOW:
-            if self._window_open(campaign, now):
-                self._move(
-                    campaign, CampaignState.RUNNING, {CampaignState.WINDOW}, paused_reason=""
-                )
-        elif state is CampaignState.RUNNING:
+        if campaign.state is CampaignState.SCHEDULED:
+            campaign = self._start(campaign, now)
+        if (
+            campaign.state is CampaignState.WINDOW
+            and self._window_open(campaign, now)
+            and self._move(
+                campaign, CampaignState.RUNNING, {CampaignState.WINDOW}, paused_reason=""
+            )
+        ):
+            campaign = replace(campaign, state=CampaignState.RUNNING, paused_reason=None)
+        if campaign.state is CampaignState.RUNNING:
             if not self._window_open(campaign, now):
                 self._move(campaign, CampaignState.WINDOW, {CampaignState.RUNNING},
                            paused_reason="outside its send window")  # fmt: skip
@@ -156,18 +163,21 @@ class CampaignPump:
             return self._release(campaign, now)
         return 0
 
-    def _start(self, campaign: Campaign, now: int) -> None:
+    def _start(self, campaign: Campaign, now: int) -> Campaign:
+        """The campaign as this step leaves it (started, late or still scheduled)."""
         if now < campaign.deliver_at_ms:
-            return
+            return campaign
         late_ms = now - campaign.deliver_at_ms
         if campaign.max_lateness_s and late_ms > campaign.max_lateness_s * 1000:
             reason = (f"could not start within {campaign.max_lateness_s} s of deliver_at "
                       f"(late by {late_ms // 1000} s): waiting for 'campaign resume'")  # fmt: skip
             self._move(campaign, CampaignState.LATE, {CampaignState.SCHEDULED},
                        paused_reason=reason)  # fmt: skip
-            return
+            return campaign
         target = CampaignState.RUNNING if self._window_open(campaign, now) else CampaignState.WINDOW
-        self._move(campaign, target, {CampaignState.SCHEDULED}, started_at=now)
+        if not self._move(campaign, target, {CampaignState.SCHEDULED}, started_at=now):
+            return campaign  # moved by someone else meanwhile (cancel, pause): next tick
+        return replace(campaign, state=target, started_ms=now)
 
     def _release(self, campaign: Campaign, now: int) -> int:
         counts = self.store.counts(campaign.campaign_id)

@@ -71,8 +71,7 @@ def released(campaigns: CampaignStore, clock: Clock, client: fakeredis.FakeRedis
               "created_at": NOW}  # fmt: skip
     campaigns.commit(CID, fields, fingerprint="fp", idempotency_key=None)
     pump = CampaignPump(store=campaigns, queue="bulk", max_pending=1000, owner="p", clock=clock)
-    pump.step(_campaign(campaigns))  # scheduled -> running
-    assert pump.step(_campaign(campaigns)) == 1  # chunk 0 released
+    assert pump.step(_campaign(campaigns)) == 1  # scheduled -> running, chunk 0 released
     assert [m["actor_name"] for m in _queued(client)] == [BULK_ACTOR]
     client.delete(KEYS.queue("bulk"), KEYS.queue_messages("bulk"))  # "delivered" to us
     assert campaigns.counts(CID) == {"queued": 5}

@@ -72,9 +72,10 @@ def test_nothing_happens_before_deliver_at(store, clock, client) -> None:
     assert _tick(pump, store) == 0
     assert store.get("c1").state is S.SCHEDULED and _queued(client) == []
     clock.now_ms += 60_000
-    _tick(pump, store)  # starts
+    # Starts and, in the same tick, releases every chunk: 5 pending <= max_pending.
+    assert _tick(pump, store) == 3
     assert store.get("c1").state is S.RUNNING and store.get("c1").started_ms == clock.now_ms
-    assert _tick(pump, store) == 3  # releases every chunk: 5 pending <= max_pending
+    assert _tick(pump, store) == 0
     messages = _queued(client)
     assert [m["kwargs"]["job"]["payload"]["sms_content"] for m in messages] == [
         f"Hola n{i}" for i in range(5)
@@ -85,7 +86,6 @@ def test_nothing_happens_before_deliver_at(store, clock, client) -> None:
 def test_release_stops_at_max_pending(store, clock, client) -> None:
     _campaign(store, total=3000, chunk=1000)
     pump = _pump(store, clock, max_pending=2000)
-    _tick(pump, store)
     assert _tick(pump, store) == 2
     assert store.get("c1").cursor == 2 and len(_queued(client)) == 2000
     assert _tick(pump, store) == 0  # 2,000 still pending
@@ -94,7 +94,6 @@ def test_release_stops_at_max_pending(store, clock, client) -> None:
 def test_bulk_transport_releases_one_message_per_chunk(store, clock, client) -> None:
     _campaign(store, transport="v1_bulk")
     pump = _pump(store, clock)
-    _tick(pump, store)
     _tick(pump, store)
     messages = _queued(client)
     assert [m["actor_name"] for m in messages] == [BULK_ACTOR] * 3
@@ -117,22 +116,31 @@ def test_a_campaign_past_its_max_lateness_waits(store, clock, client) -> None:
 
 
 def test_the_window_closes_and_opens(store, clock, client) -> None:
-    _campaign(store, window="09:00-12:30")
-    pump = _pump(store, clock)
-    _tick(pump, store)
+    _campaign(store, total=6, window="09:00-12:30")
+    pump = _pump(store, clock, max_pending=2)
+    assert _tick(pump, store) == 1  # 12:00 local: inside the window
     assert store.get("c1").state is S.RUNNING
     clock.now_ms += 31 * 60_000  # 12:31 local
-    _tick(pump, store)
-    assert store.get("c1").state is S.WINDOW and _queued(client) == []
+    assert _tick(pump, store) == 0
+    assert store.get("c1").state is S.WINDOW and len(_queued(client)) == 2
     clock.now_ms += 21 * 3600_000  # 09:31 the next day
     _tick(pump, store)
-    assert store.get("c1").state is S.RUNNING
+    assert store.get("c1").state is S.RUNNING and store.get("c1").paused_reason is None
+
+
+def test_a_window_that_opens_releases_in_the_same_tick(store, clock, client) -> None:
+    _campaign(store, window="13:00-14:00")
+    pump = _pump(store, clock)
+    assert _tick(pump, store) == 0  # 12:00 local: started, waiting for its window
+    assert store.get("c1").state is S.WINDOW and _queued(client) == []
+    clock.now_ms += 61 * 60_000  # 13:01 local
+    assert _tick(pump, store) == 3
+    assert store.get("c1").state is S.RUNNING and len(_queued(client)) == 5
 
 
 def test_finished_when_nothing_is_pending(store, clock, client) -> None:
     _campaign(store, total=2)
     pump = _pump(store, clock)
-    _tick(pump, store)
     _tick(pump, store)
     jobs = JobStore(client, Keys("t"), ttl_s=600, clock=clock)
     for job_id in ("c1-0", "c1-1"):
