@@ -152,6 +152,7 @@ def build_worker_app(
         store=store,
         broker=broker,
         queues=settings.queues,
+        promote_interval_s=settings.housekeeping_interval_s,
         maintenance_interval_s=settings.broker_maintenance_interval_s,
         reconciler=reconciler,
         reconcile_interval_s=settings.reconcile_interval_s,

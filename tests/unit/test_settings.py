@@ -47,6 +47,7 @@ BAD = [
     ("WORKER_THREADS", "many", "valid integer"),
     ("WORKER_SHUTDOWN_GRACE_S", "-5", "greater than 0"),
     ("BROKER_MAINTENANCE_INTERVAL_S", "0", "greater than 0"),
+    ("HOUSEKEEPING_INTERVAL_S", "-0.2", "greater than 0"),
     ("BROKER_HEARTBEAT_TIMEOUT_S", "0", "greater than 0"),
     ("WORKER_METRICS_PORT", "65536", "less than or equal to 65535"),
     ("WORKER_METRICS_PORT", "http", "valid integer"),

@@ -1,0 +1,28 @@
+"""The worker process is wired from the settings it was given, and nothing else."""
+
+from __future__ import annotations
+
+import fakeredis
+
+from config import load_settings
+from worker.app import build_worker_app
+
+CREDENTIALS = {"CONNECTUS_API_USER": "user", "CONNECTUS_API_KEY": "key-0123456789"}
+
+
+def test_the_housekeeping_tick_comes_from_the_settings() -> None:
+    settings = load_settings({**CREDENTIALS, "HOUSEKEEPING_INTERVAL_S": "0.7"})
+    app = build_worker_app(settings, redis_client=fakeredis.FakeRedis())
+    try:
+        assert app.housekeeper.promote_interval_s == 0.7
+        assert not app.housekeeper.is_alive()  # built, not started
+    finally:
+        app.close()
+
+
+def test_the_default_tick_is_a_fifth_of_a_second() -> None:
+    app = build_worker_app(load_settings(CREDENTIALS), redis_client=fakeredis.FakeRedis())
+    try:
+        assert app.housekeeper.promote_interval_s == 0.2
+    finally:
+        app.close()
