@@ -13,23 +13,17 @@ Every field maps to the upper-case environment variable of the same name
 
 from __future__ import annotations
 
-import re
-import zoneinfo
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from config import checks
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-
-# Bearer tokens: RFC 6750 token characters (no comma: the list separator).
-_TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
-# URL-safe without encoding (RFC 3986 unreserved characters).
-_URL_SECRET_SHAPE = re.compile(r"^[A-Za-z0-9._~-]{16,256}$")
 
 
 class ConfigError(ValueError):
@@ -204,105 +198,22 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", pattern=r"^(DEBUG|INFO|WARNING|ERROR)$")
     log_json: bool = True
 
-    @field_validator("redis_url")
-    @classmethod
-    def _check_redis_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"redis", "rediss", "unix"}:
-            raise ValueError("must start with redis://, rediss:// or unix://")
-        if parts.scheme != "unix" and not parts.hostname:
-            raise ValueError("has no host")
-        return value
-
-    @field_validator("connectus_base_url", "connectus_v1_base_url", "connectus_whatsapp_qr_url")
-    @classmethod
-    def _check_http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in {"http", "https"} or not parts.hostname:
-            raise ValueError("must be an http:// or https:// URL with a host")
-        return value.rstrip("/")
-
-    @field_validator("default_timezone")
-    @classmethod
-    def _check_timezone(cls, value: str) -> str:
-        try:
-            zoneinfo.ZoneInfo(value)
-        except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-            raise ValueError(f"unknown IANA time zone {value!r}") from exc
-        return value
-
-    @field_validator("rate_min_per_s")
-    @classmethod
-    def _check_rate_floor(cls, value: float, info: ValidationInfo) -> float:
-        # The floor must not exceed a configured rate, or AIMD would raise it.
-        for product in ("sms", "otp", "email", "whatsapp"):
-            rate = info.data.get(f"rate_{product}_per_s")
-            if rate is not None and value > rate:
-                raise ValueError(f"must not exceed RATE_{product.upper()}_PER_S ({rate})")
-        return value
-
-    @field_validator("breaker_max_open_s")
-    @classmethod
-    def _check_max_open(cls, value: float, info: ValidationInfo) -> float:
-        first = info.data.get("breaker_open_s")
-        if first is not None and value < first:
-            raise ValueError(f"must be at least BREAKER_OPEN_S ({first})")
-        return value
-
-    @field_validator("retry_max_backoff_ms", "durable_max_backoff_ms")
-    @classmethod
-    def _check_backoff_order(cls, value: int, info: ValidationInfo) -> int:
-        # Fields validate in declaration order, so the minimum is already known.
-        first = "retry_initial_backoff_ms" if info.field_name == "retry_max_backoff_ms" else (
-            "durable_min_backoff_ms")  # fmt: skip
-        low = info.data.get(first)
-        if low is not None and value < low:
-            raise ValueError(f"must be at least {first.upper()} ({low})")
-        return value
-
-    @field_validator("connectus_api_user")
-    @classmethod
-    def _check_user(cls, value: str | None) -> str | None:
-        if value is not None and not value.strip():
-            raise ValueError("is empty")
-        return value
-
-    @field_validator("intake_tokens")
-    @classmethod
-    def _check_intake_tokens(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is None:
-            return None
-        tokens = value.get_secret_value().split(",")
-        for position, token in enumerate(tokens, start=1):
-            # The reason names the position, never the token.
-            if not _TOKEN_SHAPE.match(token.strip()):
-                raise ValueError(
-                    f"token #{position} must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -"
-                )
-        return value
-
-    @field_validator("webhook_secret")
-    @classmethod
-    def _check_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
-        # It goes into a URL pasted into the Connectus platform: unreserved characters only.
-        if value is not None and not _URL_SECRET_SHAPE.match(value.get_secret_value()):
-            raise ValueError("must be 16-256 characters of A-Z a-z 0-9 . _ ~ -")
-        return value
-
-    @field_validator("webhook_basic_password")
-    @classmethod
-    def _check_basic_password(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not 12 <= len(value.get_secret_value()) <= 256:
-            raise ValueError("must be 12-256 characters")
-        return value
-
-    @field_validator("opt_out_keywords")
-    @classmethod
-    def _check_opt_out_keywords(cls, value: str) -> str:
-        words = [word.strip() for word in value.split(",")]
-        if not all(words) or any(len(word) > 32 for word in words):
-            raise ValueError("must be comma-separated non-empty words of at most 32 characters")
-        return value
+    # Checks beyond each field's type (config/checks.py), in the order they run.
+    _check_redis_url = field_validator("redis_url")(checks.check_redis_url)
+    _check_http_url = field_validator(
+        "connectus_base_url", "connectus_v1_base_url", "connectus_whatsapp_qr_url"
+    )(checks.check_http_url)
+    _check_timezone = field_validator("default_timezone")(checks.check_timezone)
+    _check_rate_floor = field_validator("rate_min_per_s")(checks.check_rate_floor)
+    _check_max_open = field_validator("breaker_max_open_s")(checks.check_max_open)
+    _check_backoff_order = field_validator("retry_max_backoff_ms", "durable_max_backoff_ms")(
+        checks.check_backoff_order
+    )
+    _check_user = field_validator("connectus_api_user")(checks.check_user)
+    _check_intake_tokens = field_validator("intake_tokens")(checks.check_intake_tokens)
+    _check_webhook_secret = field_validator("webhook_secret")(checks.check_webhook_secret)
+    _check_basic_password = field_validator("webhook_basic_password")(checks.check_basic_password)
+    _check_opt_out_keywords = field_validator("opt_out_keywords")(checks.check_opt_out_keywords)
 
     @property
     def queues(self) -> tuple[str, str, str]:

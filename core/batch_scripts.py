@@ -1,13 +1,13 @@
 """The Lua behind :mod:`core.jobs_batch`: many jobs in one round trip (a v1 bulk chunk).
 
-Each answers per job exactly what one :data:`core.scripts.CLAIM` or ``FINISH``
+Each answers per job exactly what one :data:`core.send_scripts.CLAIM` or ``FINISH``
 would, with the per-job bookkeeping written once per batch (campaign counts,
 leases, in-flight copies). Times are epoch ms.
 """
 
 from __future__ import annotations
 
-from core.scripts import CLAIM_FUNCTION
+from core.send_scripts import CLAIM_FUNCTION
 
 # KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs
 # ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, job ids...

@@ -21,8 +21,8 @@ from typing import Any
 from dramatiq import Message
 
 from core.jobs import JobStore
-from core.logging import EMAIL_KEYS, PHONE_KEYS, mask_email, mask_phone, redact_text
 from core.models import JobRecord
+from core.redaction import EMAIL_KEYS, PHONE_KEYS, mask_email, mask_phone, redact_text
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}

@@ -3,7 +3,7 @@
 One Redis hash per job (``{prefix}:job:{id}``) is both the record that
 ``get_status`` reads and the ledger state machine the worker drives
 (see :mod:`core.models` for the states). Every transition is one Lua
-script (:mod:`core.scripts`), so it is atomic and costs one round trip.
+script (:mod:`core.scripts`, :mod:`core.send_scripts`): atomic, one round trip.
 
 Clock: ``clock`` returns epoch milliseconds and is injected for tests.
 
@@ -21,7 +21,7 @@ from typing import Any, Literal
 import redis
 from dramatiq import Message
 
-from core import scripts
+from core import scripts, send_scripts
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
 from core.keys import Keys
@@ -67,7 +67,7 @@ class Claim:
 
 
 def claimed(answer: list[Any]) -> Claim:
-    """Read the claim script's answer (see :data:`core.scripts.CLAIM`)."""
+    """Read the claim script's answer (see :data:`core.send_scripts.CLAIM`)."""
     status = answer[0].decode()
     if status == "ok":
         return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
@@ -96,13 +96,13 @@ class JobStore(JobRecovery):
         self.ttl_s = ttl_s
         self.clock = clock
         self._enqueue = client.register_script(scripts.ENQUEUE)
-        self._claim = client.register_script(scripts.CLAIM)
-        self._finish = client.register_script(scripts.FINISH)
+        self._claim = client.register_script(send_scripts.CLAIM)
+        self._finish = client.register_script(send_scripts.FINISH)
         self._promote = client.register_script(scripts.PROMOTE)
         self._cancel = client.register_script(scripts.CANCEL)
         self._replay = client.register_script(scripts.REPLAY)
         self._resolve = client.register_script(scripts.RESOLVE)
-        self._sweep = client.register_script(scripts.SWEEP)
+        self._sweep = client.register_script(send_scripts.SWEEP)
 
     # -- producers -----------------------------------------------------------
 
@@ -201,7 +201,7 @@ class JobStore(JobRecovery):
         token: str = "",
         message: Message[Any] | None = None,
     ) -> tuple[list[str], list[str | int | bytes]]:
-        """KEYS and ARGV of :data:`core.scripts.CLAIM` (for scripts that embed the claim)."""
+        """KEYS and ARGV of :data:`core.send_scripts.CLAIM` (for scripts that embed the claim)."""
         return (
             [self.keys.job(job_id), self.keys.unknown, self.keys.leases,
              self.keys.inflight_messages, self.keys.unknown_messages],

@@ -14,7 +14,7 @@ from typing import Any
 
 from dramatiq import Message
 
-from core import batch_scripts, scripts
+from core import batch_scripts, send_scripts
 from core.jobs import Claim, JobStore
 
 #: FINISH modes: where a finished job's message copy goes.
@@ -40,7 +40,7 @@ class BatchLedger:
         self.store = store
         self._claim_many = store.client.register_script(batch_scripts.CLAIM_MANY)
         self._finish_sent = store.client.register_script(batch_scripts.FINISH_SENT_MANY)
-        self._finish = store.client.register_script(scripts.FINISH)
+        self._finish = store.client.register_script(send_scripts.FINISH)
 
     def claim_many(
         self, job_ids: Sequence[str], *, worker_id: str, lease_ms: int, token: str

@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from config import Settings
+from core.deliver_at import parse_deliver_at
 from core.hashing import fingerprint
 from core.models import Kind
 from core.routing import Priority
@@ -24,7 +25,6 @@ from core.validation import (
     check_content,
     normalize_email,
     normalize_number,
-    parse_deliver_at,
     sms_segments,
     validate_idempotency_key,
 )

@@ -21,8 +21,8 @@ from core.hashing import content_hash
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
-from core.logging import mask_email, mask_phone
 from core.models import JobRecord, Kind
+from core.redaction import mask_email, mask_phone
 from core.redis import connect
 from core.requests import RequestBuilder, SendRequest
 from core.routing import Priority, queue_for

@@ -20,13 +20,13 @@ from config import Settings
 from core.campaign.checker import CheckReport
 from core.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
 from core.campaign.template import Template
+from core.deliver_at import parse_deliver_at
 from core.models import Kind
 from core.validation import (
     CONNECTUS_COUNTRY_IDS,
     ErrorCollector,
     normalize_email,
     normalize_number,
-    parse_deliver_at,
 )
 
 NAME_MAX_CHARS = 200

@@ -2,7 +2,7 @@
 
 The send path used to make two calls before each send: the limiter's
 ``take`` (:mod:`worker.ratelimit`), then the ledger's ``claim``
-(:data:`core.scripts.CLAIM`). :data:`ADMIT` runs both in one script:
+(:data:`core.send_scripts.CLAIM`). :data:`ADMIT` runs both in one script:
 
 - no token within the timeout, or the destination capped: nothing is
   claimed; the caller defers the message, as before;
@@ -29,7 +29,7 @@ from typing import Any
 from dramatiq import Message
 
 from core.jobs import Claim, JobStore, claimed
-from core.scripts import CLAIM_FUNCTION
+from core.send_scripts import CLAIM_FUNCTION
 from worker.ratelimit import Acquired, RateLimiter
 from worker.ratelimit_scripts import LIB
 

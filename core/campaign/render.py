@@ -14,8 +14,8 @@ from typing import Any
 
 from core.campaign.model import Campaign
 from core.campaign.template import Template
-from core.logging import mask_email, mask_phone
 from core.models import Kind
+from core.redaction import mask_email, mask_phone
 from core.validation import sms_segments
 
 

@@ -94,7 +94,7 @@ redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[
 return 1
 """
 
-# The mask of a phone number as core.logging.mask_phone makes it (kept equal by
+# The mask of a phone number as core.redaction.mask_phone makes it (kept equal by
 # tests/unit/test_campaign_bulk_release.py): country prefix and last 3 digits.
 _MASK_PHONE = """
 local function mask_phone(text)

@@ -2,7 +2,7 @@
 
 The same chunk is released both ways into two fakeredis servers, with the same
 clock and an opted-out number: job records, counts and the cursor must be equal
-field by field. The Lua phone mask must equal ``core.logging.mask_phone``.
+field by field. The Lua phone mask must equal ``core.redaction.mask_phone``.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from core.campaign.bulk_release import BulkRelease
 from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from core.keys import Keys
-from core.logging import mask_phone
+from core.redaction import mask_phone
 from tests.support.clock import Clock
 from worker.campaigns import chunk_message
 

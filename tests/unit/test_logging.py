@@ -11,10 +11,8 @@ import pydantic
 import pytest
 import structlog
 
-from core.logging import (
-    bind_job_context,
-    configure_logging,
-    job_context,
+from core.logging import bind_job_context, configure_logging, job_context
+from core.redaction import (
     mask_email,
     mask_phone,
     redact_event,
@@ -336,7 +334,7 @@ def test_redact_text_shortcut_never_changes_the_answer() -> None:
     answer must be what the full set of substitutions gives, on any text."""
     import random
 
-    from core.logging import _redact_all
+    from core.redaction import _redact_all
 
     pieces = [
         "a", "Z", " ", "-", "+", ".", ":", "=", "/", "'", '"', "&", "_", "0", "5", "9",
@@ -355,7 +353,7 @@ def test_redact_text_shortcut_never_changes_the_answer() -> None:
 def test_disabled_levels_render_nothing_and_enabled_ones_write_one_line(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import core.logging as module
+    import core.redaction as module
 
     configure_logging(level="INFO", json=True)
     calls: list[str] = []

@@ -7,8 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.validation import (
+from core.deliver_at import (
     DELIVER_AT_PAST_GRACE_S,
+    format_connectus_datetime,
+    localize,
+    parse_deliver_at,
+)
+from core.validation import (
     EMAIL_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
     SMS_MAX_CHARS,
@@ -18,11 +23,8 @@ from core.validation import (
     InvalidInput,
     check_content,
     country_id_for,
-    format_connectus_datetime,
-    localize,
     normalize_email,
     normalize_number,
-    parse_deliver_at,
     sms_segments,
     validate_idempotency_key,
 )
