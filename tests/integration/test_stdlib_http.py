@@ -199,35 +199,39 @@ def test_connection_the_server_closed_while_idle_is_not_reused(serve: Any, engin
     assert server.connections == 2
 
 
-def test_silent_server_is_a_read_timeout(serve: Any, engine: Any) -> None:
-    def silent(conn: socket.socket, server: ScriptedServer) -> None:
+def _then_hang_up(conn: socket.socket, server: ScriptedServer) -> None:
+    return None  # the handler returns: the connection is closed
+
+
+def _then_garble(conn: socket.socket, server: ScriptedServer) -> None:
+    conn.sendall(b"HTP/9 what\r\n\r\n")
+
+
+@pytest.mark.parametrize(
+    ("after_request", "raised", "verdict"),
+    [
+        (hold, httpx.ReadTimeout, ResponseTimeout),
+        (_then_hang_up, httpx.RemoteProtocolError, ConnectionDropped),
+        (_then_garble, httpx.RemoteProtocolError, ConnectionDropped),
+    ],
+    ids=["silent_server", "hang_up_without_answer", "garbled_status_line"],
+)
+def test_what_follows_the_request_decides_the_exception(
+    serve: Any,
+    engine: Any,
+    after_request: Callable[[socket.socket, ScriptedServer], None],
+    raised: type[httpx.RequestError],
+    verdict: type[Exception],
+) -> None:
+    def handler(conn: socket.socket, server: ScriptedServer) -> None:
         server.read_request(conn)
-        hold(conn, server)
+        after_request(conn, server)
 
-    server = serve(silent)
-    with pytest.raises(httpx.ReadTimeout) as caught:
+    server = serve(handler)
+    with pytest.raises(raised) as caught:
         post(engine, f"http://127.0.0.1:{server.port}/")
-    assert classify.for_exception(caught.value).error is ResponseTimeout
-
-
-def test_hang_up_without_answer_is_a_remote_protocol_error(serve: Any, engine: Any) -> None:
-    def hang_up(conn: socket.socket, server: ScriptedServer) -> None:
-        server.read_request(conn)
-
-    server = serve(hang_up)
-    with pytest.raises(httpx.RemoteProtocolError) as caught:
-        post(engine, f"http://127.0.0.1:{server.port}/")
-    assert classify.for_exception(caught.value).error is ConnectionDropped
-
-
-def test_garbled_status_line_is_a_remote_protocol_error(serve: Any, engine: Any) -> None:
-    def garble(conn: socket.socket, server: ScriptedServer) -> None:
-        server.read_request(conn)
-        conn.sendall(b"HTP/9 what\r\n\r\n")
-
-    server = serve(garble)
-    with pytest.raises(httpx.RemoteProtocolError):
-        post(engine, f"http://127.0.0.1:{server.port}/")
+    assert type(caught.value) is raised  # exactly, not a subclass
+    assert classify.for_exception(caught.value).error is verdict
 
 
 def test_reset_in_the_middle_of_the_answer_is_a_dropped_connection(serve: Any, engine: Any) -> None:
