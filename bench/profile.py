@@ -27,6 +27,10 @@ AREAS: list[tuple[str, str]] = [
     ("httpcore", "HTTP (httpcore)"),
     ("httpx", "HTTP (httpx)"),
     ("h11", "HTTP (h11)"),
+    # CONNECTUS_HTTP_ENGINE=stdlib: the engine, http.client and its header parser.
+    ("stdlib_http.py", "HTTP (stdlib engine)"),
+    ("http/client.py", "HTTP (http.client)"),
+    ("email/", "HTTP (http.client)"),
     ("ssl.py", "HTTP (ssl)"),
     ("socket.py", "socket"),
     ("redis/", "Redis client"),
