@@ -20,7 +20,7 @@ from core.validation import EMAIL_MAX_CHARS
 
 # _whole_number keeps its private name: pydantic puts a validator's name in
 # error locations ("function-before[_whole_number(), int]").
-from service.schemas import DeliverAt, Integer, InvalidParam, _whole_number
+from service.schemas import DeliverAt, Integer, Problem, _whole_number
 
 #: Most recipients one ``POST /v1/campaigns`` may carry (the body limit,
 #: INTAKE_MAX_BODY_BYTES, usually binds first); larger lists go through the
@@ -239,17 +239,10 @@ class CampaignStatusOut(BaseModel):
     eta_s: float | None
 
 
-class CampaignProblem(BaseModel):
+class CampaignProblem(Problem):
     """RFC 7807 problem for ``POST /v1/campaigns``: a refused campaign adds ``refusals``,
     ``invalid_rows`` (line = position in recipients, from 1) and ``plan``."""
 
-    model_config = ConfigDict(populate_by_name=True)
-
-    type: str = "about:blank"
-    title: str
-    status: int
-    detail: str
-    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
     refusals: list[str] | None = None
     invalid_rows: list[InvalidRowOut] | None = None
     plan: CampaignPlanSummary | None = None

@@ -56,7 +56,7 @@ def test_sends_lookups_and_a_refusal(sandbox: SandboxServer, engine: str) -> Non
         with pytest.raises(errors.InvalidNumber):
             client.v3.send_sms(dst_number="12", sms_content="hola")
     assert len(set(sent)) == 5
-    assert account is not None
+    assert account.id_account == "sandbox"  # the API user the sandbox was started with
     assert charges(sandbox) == 5
 
 

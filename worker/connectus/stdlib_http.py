@@ -47,27 +47,20 @@ class StdlibHTTPTransport(httpx.BaseTransport):
     """One keep-alive HTTP/1.1 connection, made on first use and remade when stale.
 
     Accepts the keyword arguments :class:`httpx.HTTPTransport` is built with
-    here (``verify``: an ``ssl.SSLContext``; ``limits``: its
-    ``keepalive_expiry`` in seconds is honoured). ``clock`` is monotonic
-    seconds, injectable for tests.
+    here (``verify``: an ``ssl.SSLContext``, or None for the default context,
+    made on the first https request; ``limits``: its ``keepalive_expiry`` in
+    seconds is honoured). There is no way to turn verification off.
+    ``clock`` is monotonic seconds, injectable for tests.
     """
 
     def __init__(
         self,
         *,
-        verify: ssl.SSLContext | bool = True,
+        verify: ssl.SSLContext | None = None,
         limits: httpx.Limits | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if isinstance(verify, ssl.SSLContext):
-            self._ssl: ssl.SSLContext | None = verify
-        elif verify:
-            self._ssl = None  # made on the first https request
-        else:
-            context = ssl.create_default_context()
-            context.check_hostname = False
-            context.verify_mode = ssl.CERT_NONE
-            self._ssl = context
+        self._ssl = verify
         expiry = None if limits is None else limits.keepalive_expiry
         self._expiry_s = expiry
         self._clock = clock
