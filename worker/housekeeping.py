@@ -3,8 +3,9 @@
 - **Promote**: scheduled deliveries and durable retries wait in a Redis
   sorted set, not in Dramatiq's delay queues (whose consumer keeps delayed
   messages in memory and can strand them, dramatiq issue 527). Every
-  ``promote_interval_s`` each process moves due ones onto their queues with
-  one atomic script; running it in several processes at once is harmless.
+  ``promote_interval_s`` (s, ``HOUSEKEEPING_INTERVAL_S``) each process moves
+  due ones onto their queues with one atomic script; running it in several
+  processes at once is harmless.
 - **Sweep**: a job still ``sending`` after its lease, whose worker is gone
   with no message left to bring it back, becomes ``unknown`` (with the
   message copy kept at claim time) for the reconciler.
@@ -52,7 +53,7 @@ class Housekeeper(threading.Thread):
         store: JobStore,
         broker: RedisBroker,
         queues: Iterable[str],
-        promote_interval_s: float = 0.5,
+        promote_interval_s: float,
         maintenance_interval_s: float = 15.0,
         reconciler: Reconciler | None = None,
         reconcile_interval_s: float = 5.0,
