@@ -22,6 +22,7 @@ import redis
 from dramatiq import Message
 
 from core import scripts, send_scripts
+from core.autopipeline import AutoPipeline
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
 from core.keys import Keys
@@ -90,8 +91,12 @@ class JobStore(JobRecovery):
         *,
         ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
+        hot_path: AutoPipeline | None = None,
     ) -> None:
         self.client = client
+        # The claim and finish scripts (and worker.admission's) go through
+        # ``hot_path`` when given: one pipelined round trip for many threads.
+        self.hot_path: Any = hot_path or client
         self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
@@ -190,7 +195,7 @@ class JobStore(JobRecovery):
         keys, args = self.claim_call(
             job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
         )
-        return claimed(self._claim(keys=keys, args=args))
+        return claimed(self._claim(keys=keys, args=args, client=self.hot_path))
 
     def claim_call(
         self,
@@ -272,7 +277,7 @@ class JobStore(JobRecovery):
             args += [name, value]
         keys = [self.keys.job(job_id), zset, hash_, index, self.keys.leases,
                 self.keys.inflight_messages]  # fmt: skip
-        return bool(self._finish(keys=keys, args=args))
+        return bool(self._finish(keys=keys, args=args, client=self.hot_path))
 
     def finished(self, job_id: str, fence: int, state: str) -> bool:
         """Did a finishing call with ``fence`` land (``state`` reached under that fence)?

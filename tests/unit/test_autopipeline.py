@@ -1,0 +1,186 @@
+"""core.autopipeline: many threads' script calls share pipelines, each keeps its answer."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from typing import Any
+
+import fakeredis
+import pytest
+import redis
+
+from core.autopipeline import AutoPipeline
+
+ECHO = "if ARGV[1] == 'boom' then return redis.error_reply('ERR boom') end " \
+    "redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1]"  # fmt: skip
+
+
+class _GatedClient:
+    """A client whose pipelines wait for ``gate`` before executing: callers pile up."""
+
+    def __init__(self, client: redis.Redis, *, fail: BaseException | None = None) -> None:
+        self.client = client
+        self.gate = threading.Event()
+        self.entered = threading.Event()
+        self.fail = fail
+        self.batch_sizes: list[int] = []
+
+    def pipeline(self, transaction: bool = True) -> Any:
+        outer, pipe = self, self.client.pipeline(transaction=transaction)
+        execute = pipe.execute
+
+        def gated(raise_on_error: bool = True) -> Any:
+            outer.entered.set()
+            assert outer.gate.wait(10)
+            outer.batch_sizes.append(len(pipe.command_stack))
+            if outer.fail is not None:
+                raise outer.fail
+            return execute(raise_on_error=raise_on_error)
+
+        pipe.execute = gated  # type: ignore[method-assign]
+        return pipe
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
+
+
+@pytest.fixture
+def client() -> Iterator[redis.Redis]:
+    server = fakeredis.FakeServer()
+    fake = fakeredis.FakeRedis(server=server)
+    fake.script_load(ECHO)  # else each script's first call is a NOSCRIPT round trip
+    yield fake
+
+
+def _call_from_threads(auto: Any, script: Any, values: list[str]) -> dict[str, Any]:
+    answers: dict[str, Any] = {}
+
+    def one(value: str) -> None:
+        try:
+            answers[value] = script(keys=[f"k:{value}"], args=[value], client=auto)
+        except redis.RedisError as exc:
+            answers[value] = exc
+
+    threads = [threading.Thread(target=one, args=(v,)) for v in values]
+    for thread in threads:
+        thread.start()
+    return {"threads": threads, "answers": answers}
+
+
+def _wait_queued(auto: AutoPipeline, count: int) -> None:
+    """Until ``count`` calls wait behind the gated first batch (no sleep-polling
+    of results: the queue size is the event)."""
+    for _ in range(10_000):
+        if auto._queue.qsize() >= count:
+            return
+        threading.Event().wait(0.001)
+    raise AssertionError(f"only {auto._queue.qsize()} calls queued")
+
+
+def test_calls_waiting_together_share_one_pipeline_and_keep_their_own_answers(
+    client: redis.Redis,
+) -> None:
+    gated = _GatedClient(client)
+    auto = AutoPipeline(gated)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    first = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)
+    rest = _call_from_threads(auto, script, [f"v{i}" for i in range(20)])
+    _wait_queued(auto, 20)
+    gated.gate.set()
+    for thread in first["threads"] + rest["threads"]:
+        thread.join(5)
+    assert first["answers"] == {"first": b"first"}
+    assert rest["answers"] == {f"v{i}": f"v{i}".encode() for i in range(20)}
+    assert gated.batch_sizes == [1, 20]
+    assert (auto.calls, auto.batches) == (21, 2)
+    assert client.get("k:v7") == b"v7"
+    auto.close()
+
+
+def test_a_script_error_reaches_only_its_own_caller(client: redis.Redis) -> None:
+    gated = _GatedClient(client)
+    auto = AutoPipeline(gated)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    first = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)
+    rest = _call_from_threads(auto, script, ["a", "boom", "b"])
+    _wait_queued(auto, 3)
+    gated.gate.set()
+    for thread in first["threads"] + rest["threads"]:
+        thread.join(5)
+    answers = rest["answers"]
+    assert answers["a"] == b"a" and answers["b"] == b"b"
+    assert isinstance(answers["boom"], redis.ResponseError)
+    assert "boom" in str(answers["boom"])
+    assert gated.batch_sizes == [1, 3]
+    auto.close()
+
+
+def test_a_lost_connection_fails_every_call_of_the_batch_with_its_own_error(
+    client: redis.Redis,
+) -> None:
+    lost = redis.ConnectionError("Connection reset by peer")
+    gated = _GatedClient(client, fail=lost)
+    auto = AutoPipeline(gated)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    first = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)
+    rest = _call_from_threads(auto, script, ["a", "b"])
+    _wait_queued(auto, 2)
+    gated.gate.set()
+    for thread in first["threads"] + rest["threads"]:
+        thread.join(5)
+    errors = [*first["answers"].values(), *rest["answers"].values()]
+    assert len(errors) == 3
+    assert all(type(e) is redis.ConnectionError and e.__cause__ is lost for e in errors)
+    assert len({id(e) for e in errors}) == 3  # one object per raising thread
+    auto.close()
+
+
+def test_a_script_redis_forgot_is_loaded_again(client: redis.Redis) -> None:
+    auto = AutoPipeline(client)
+    script = client.register_script(ECHO)
+    assert script(keys=["k"], args=["one"], client=auto) == b"one"
+    client.script_flush()
+    assert script(keys=["k"], args=["two"], client=auto) == b"two"
+    assert client.get("k") == b"two"
+    auto.close()
+
+
+def test_a_stuck_batcher_makes_the_caller_time_out_not_hang(client: redis.Redis) -> None:
+    gated = _GatedClient(client)
+    auto = AutoPipeline(gated, wait_timeout_s=0.2)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    with pytest.raises(redis.TimeoutError, match=r"0\.2 s"):
+        script(keys=["k"], args=["late"], client=auto)
+    gated.gate.set()  # the call still runs once; the ledger's retry is fenced
+    auto.close()
+    assert client.get("k") == b"late"
+
+
+def test_after_close_calls_go_straight_to_the_client(client: redis.Redis) -> None:
+    auto = AutoPipeline(client)
+    script = client.register_script(ECHO)
+    assert script(keys=["k"], args=["a"], client=auto) == b"a"
+    auto.close()
+    assert script(keys=["k"], args=["b"], client=auto) == b"b"
+    assert (auto.calls, auto.batches) == (1, 1)
+
+
+def test_a_forked_child_gets_its_own_batcher(client: redis.Redis) -> None:
+    auto = AutoPipeline(client)
+    script = client.register_script(ECHO)
+    assert script(keys=["k"], args=["parent"], client=auto) == b"parent"
+    pid = os.fork()
+    if pid == 0:  # the child: the inherited thread is gone; a call must still answer
+        try:
+            ok = script(keys=["k"], args=["child"], client=auto) == b"child"
+            os._exit(0 if ok and auto.batches == 2 else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    auto.close()
