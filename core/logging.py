@@ -26,11 +26,13 @@ _HANDLER_MARK = "_connectus_worker_handler"
 
 def _stdlib_pre_chain() -> list[Processor]:
     """Run on stdlib records (Dramatiq, httpx, uvicorn) before the common tail."""
+    # ``extra`` first: the logger name, level and time are written after it,
+    # over any ``extra`` key of the same name (core.redaction trusts those three).
     return [
         structlog.contextvars.merge_contextvars,
+        structlog.stdlib.ExtraAdder(),
         structlog.stdlib.add_logger_name,
         structlog.stdlib.add_log_level,
-        structlog.stdlib.ExtraAdder(),
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
     ]
 

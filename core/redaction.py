@@ -121,9 +121,21 @@ def mask_email(value: str) -> str:
     return f"{local[0]}***@{domain}"
 
 
+# Short strings already found plain (queue names, kinds, event names: the same
+# few on every line). Exact: whether a text is plain depends on the text alone.
+# Only plain texts are kept, so nothing sensitive is held; bounded in size.
+_PLAIN_TEXTS: set[str] = set()
+_PLAIN_TEXTS_MAX = 4096
+_PLAIN_TEXT_LEN = 64
+
+
 def redact_text(text: str) -> str:
     """Cut credentials, content assignments, e-mail addresses and phone numbers out of text."""
+    if text in _PLAIN_TEXTS:
+        return text
     if not _maybe_sensitive(text):
+        if len(text) <= _PLAIN_TEXT_LEN and len(_PLAIN_TEXTS) < _PLAIN_TEXTS_MAX:
+            _PLAIN_TEXTS.add(text)
         return text
     return _redact_all(text)
 
@@ -202,6 +214,15 @@ def _mask_value(value: Any, key: str | None, depth: int) -> Any:
     return redact_text(repr(value))
 
 
+#: Keys whose values the logging setup itself writes just before this
+#: processor, over anything a caller passed (core.logging's chains): the
+#: timestamp, the level and the logger's name. Nothing else is trusted.
+_WRITTEN_BY_US = frozenset({"timestamp", "level", "logger"})
+
+
 def redact_event(_logger: WrappedLogger, _method: str, event_dict: EventDict) -> EventDict:
     """structlog processor: mask personal data and secrets in every value, recursively."""
-    return {key: _mask_value(value, key, 0) for key, value in event_dict.items()}
+    return {
+        key: value if key in _WRITTEN_BY_US else _mask_value(value, key, 0)
+        for key, value in event_dict.items()
+    }

@@ -368,3 +368,33 @@ def test_disabled_levels_render_nothing_and_enabled_ones_write_one_line(
     (line,) = lines(capsys.readouterr().err)
     assert line["dst_number"] == "569*****321" and line["logger"] == "cw.hot"
     assert calls.count("dst_number") == 1  # masked once, not once per layer
+
+
+@pytest.mark.usefixtures("restore_logging")
+def test_keys_the_setup_writes_cannot_carry_a_callers_number(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """redact_event trusts ``timestamp``, ``level`` and ``logger`` because the
+    logging setup writes them last: a caller's value under those names is replaced."""
+    configure_logging(level="INFO", json=True)
+    structlog.contextvars.bind_contextvars(level="56911111111", logger="56922222222")
+    structlog.get_logger("cw").info("a", timestamp="56933333333")
+    logging.getLogger("lib").warning(
+        "b", extra={"level": "56944444444", "logger": "56955555555", "timestamp": "56966666666"}
+    )
+    records = lines(capsys.readouterr().err)
+    assert [(r["level"], r["logger"]) for r in records] == [("info", "cw"), ("warning", "lib")]
+    assert all(r["timestamp"].endswith("Z") for r in records)
+    text = json.dumps(records)
+    assert not any(f"569{d}" in text for d in "123456")
+
+
+def test_plain_texts_are_remembered_and_sensitive_ones_never() -> None:
+    from core.redaction import _PLAIN_TEXTS
+
+    assert redact_text("connectus.transactional") == "connectus.transactional"
+    assert "connectus.transactional" in _PLAIN_TEXTS
+    for _ in range(2):  # the second time must not take a remembered answer
+        assert redact_text("to 56987654321") == "to 569*****321"
+        assert redact_text("ana@empresa.cl") == "a***@empresa.cl"
+    assert not {"to 56987654321", "ana@empresa.cl"} & _PLAIN_TEXTS
