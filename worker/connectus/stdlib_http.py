@@ -2,9 +2,13 @@
 
 Why: on this workload (small JSON requests, one connection per pooled client,
 see :class:`worker.connectus.transport.Transport`) httpcore + h11 spend about
-0.6 ms of CPU per request in pure Python; ``http.client`` parses the same
-answer for a fraction of that (``python -m bench.http_clients`` measures both,
-``docs/benchmarks.md`` has the figures). Everything above the wire stays
+0.6 ms of CPU per request in pure Python. Here ``http.client`` makes the
+connection (TLS included) and :mod:`worker.connectus.http11` reads each answer
+(``http.client``'s own reader parses headers with the ``email`` package, a
+third of what is left), for a fraction of the CPU (``python -m
+bench.http_clients`` measures both, ``docs/benchmarks.md`` has the figures).
+Request URLs and headers are built once per client by
+:class:`worker.connectus.transport.Transport`. Everything above the wire stays
 httpx: the request is an ``httpx.Request``, the answer an ``httpx.Response``,
 and every failure is raised as the httpx exception httpcore would raise for
 the same moment, so :mod:`worker.connectus.classify` decides as before:
@@ -39,6 +43,8 @@ from collections.abc import Callable
 from typing import Any
 
 import httpx
+
+from worker.connectus.http11 import read_answer
 
 _NO_TIMEOUT = {"connect": None, "read": None, "write": None, "pool": None}
 
@@ -106,12 +112,9 @@ class StdlibHTTPTransport(httpx.BaseTransport):
             self.close()
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
         sock.settimeout(timeouts["read"])
-        answer = http.client.HTTPResponse(sock, method=request.method)
         try:
-            answer.begin()
-            content = answer.read()
+            answer = read_answer(sock, request.method)
         except BaseException as exc:
-            answer.close()  # its file object holds the socket open otherwise
             self.close()
             mapped = _read_failure(request, exc)
             if mapped is exc:
@@ -123,8 +126,8 @@ class StdlibHTTPTransport(httpx.BaseTransport):
             self._idle_since = self._clock()
         return httpx.Response(
             answer.status,
-            headers=answer.getheaders(),
-            content=content,
+            headers=answer.headers,
+            content=answer.content,
             extensions={"http_version": b"HTTP/1.1", "reason_phrase": answer.reason.encode()},
         )
 

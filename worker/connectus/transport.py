@@ -121,6 +121,14 @@ class Transport(ClientPool):
             if bearer_token is None
             else {**self._headers, "Authorization": f"Bearer {bearer_token}"}
         )
+        # The direct path's request parts, built once: httpx copies a Headers
+        # object as it is (a dict is normalised on every request), and a URL
+        # object skips httpx's parse of the same few endpoint strings.
+        self._direct_headers = httpx.Headers(self._headers)
+        self._direct_bearer = None if self._bearer_headers is None else httpx.Headers(
+            self._bearer_headers
+        )  # fmt: skip
+        self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": self.timeout.as_dict()}
         self._one_connection = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
@@ -239,10 +247,15 @@ class Transport(ClientPool):
         bearer: bool,
     ) -> httpx.Response:
         """What ``Client.request`` does for this client, without its unused layers."""
-        headers = self._bearer_headers if bearer and self._bearer_headers else self._headers
+        headers = self._direct_bearer if bearer and self._direct_bearer else self._direct_headers
+        parsed = self._urls.get(url)
+        if parsed is None:
+            parsed = httpx.URL(url)
+            if len(self._urls) < _URL_CACHE_SIZE:  # endpoints, plus ids in a few paths
+                self._urls[url] = parsed
         request = httpx.Request(
             method,
-            url,
+            parsed,
             params=_compact(params),
             json=_compact(json_body),
             data=_compact(form),
@@ -272,6 +285,10 @@ class Transport(ClientPool):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+#: Distinct URL strings whose parsed form is kept (per client).
+_URL_CACHE_SIZE = 256
 
 
 def _environment_proxies() -> bool:
