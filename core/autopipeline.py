@@ -9,11 +9,14 @@ per call, whether from 8 threads or 64.
 
 :class:`AutoPipeline` stands in for the client of a registered
 :class:`redis.commands.core.Script` (``script(keys=..., args=...,
-client=auto)``). Callers queue their ``EVALSHA`` and block; one batcher thread
-takes everything queued at that moment and sends it as one non-transactional
-pipeline, then hands each caller its own answer or error. The more threads
+client=auto)``). It batches by combining, with no thread of its own: a caller
+that finds no batch in flight leads. It takes every call queued at that moment
+(its own first) and sends them as one non-transactional pipeline, hands each
+caller its answer or error, and passes the lead to the first call queued
+meanwhile. The others block until their answer (or the lead) arrives. Alone,
+a caller makes its own round trip with no thread hand-off; the more threads
 wait, the larger the batch: 35-75 µs of client CPU per call in the same
-measurement.
+measurement, at 8 to 64 threads.
 
 What does not change:
 
@@ -26,11 +29,13 @@ What does not change:
   each of them alone; the ledger (:mod:`worker.ledger`) retries them, which is
   safe because every send-path transition is idempotent or fenced.
 - **Nothing waits forever.** The pipeline's reads have the client's socket
-  timeout; a caller also stops waiting after ``wait_timeout_s`` (s, default
-  120: longer than redis-py's own retries of a lost connection, so that it
-  only fires if the batcher itself is stuck) and gets :class:`redis.TimeoutError`.
-- **Shutdown.** :meth:`AutoPipeline.close` answers what is queued; calls made
-  after it go straight to the client, one by one.
+  timeout. A call still queued after ``wait_timeout_s`` (s, default 120:
+  longer than redis-py's own retries of a lost connection) leaves the queue
+  unsent and raises :class:`redis.TimeoutError`; a call already written waits
+  for its answer, which those socket timeouts bound.
+- **Shutdown and fork.** After :meth:`AutoPipeline.close`, calls go straight to
+  the client, one by one; what is queued is still sent. A forked child starts
+  with an empty queue and no leader.
 
 Measured in a worker process draining at 50 ms sandbox latency, 64 threads:
 3.2 calls per pipeline on average (``docs/benchmarks.md``, fifth round).
@@ -39,7 +44,6 @@ Measured in a worker process draining at 50 ms sandbox latency, 64 threads:
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from typing import Any
 
@@ -53,12 +57,14 @@ MAX_BATCH = 128
 
 
 class _Call:
-    __slots__ = ("args", "done", "error", "result")
+    __slots__ = ("args", "done", "error", "lead", "result")
 
     def __init__(self, args: tuple[Any, ...]) -> None:
         self.args = args
+        # Released once: when the answer is in, or when the lead is handed over.
         self.done = threading.Lock()
-        self.done.acquire()  # released by the batcher when the answer is in
+        self.done.acquire()
+        self.lead = False
         self.result: Any = None
         self.error: BaseException | None = None
 
@@ -70,9 +76,10 @@ class AutoPipeline:
         self.client = client
         self.wait_timeout_s = wait_timeout_s
         self._guard = threading.Lock()
-        self._queue: queue.SimpleQueue[_Call | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
-        self._pid = 0
+        # Invariant (under _guard): calls are pending only while a leader is.
+        self._pending: list[_Call] = []
+        self._leading = False
+        self._pid = os.getpid()
         self._closed = False
         #: Calls and batches sent (for tests and the benchmark's details).
         self.calls = 0
@@ -82,10 +89,14 @@ class AutoPipeline:
         if self._closed:
             return self.client.evalsha(sha, numkeys, *keys_and_args)
         call = _Call(("EVALSHA", sha, numkeys, *keys_and_args))
-        self._ensure_started()
-        self._queue.put(call)
-        if not call.done.acquire(timeout=self.wait_timeout_s):
-            raise redis.TimeoutError(f"no answer from Redis within {self.wait_timeout_s} s")
+        with self._guard:
+            if self._pid != os.getpid():  # a forked child: the parent's leader isn't here
+                self._pid, self._pending, self._leading = os.getpid(), [], False
+            self._pending.append(call)
+            lead = not self._leading
+            self._leading = True
+        if lead or self._wait(call):
+            self._lead(call)
         if call.error is not None:
             raise call.error
         return call.result
@@ -94,51 +105,37 @@ class AutoPipeline:
         return self.client.script_load(script)
 
     def close(self) -> None:
-        """Answer what is queued, then stop the batcher (later calls go direct)."""
+        """Later calls go straight to the client; what is queued is still sent."""
+        self._closed = True
+
+    def _wait(self, call: _Call) -> bool:
+        """Block until ``call`` is answered or handed the lead; True if it must lead."""
+        if call.done.acquire(timeout=self.wait_timeout_s):
+            return call.lead
         with self._guard:
-            self._closed = True
-            thread, self._thread = self._thread, None
-        if thread is not None and self._pid == os.getpid():
-            self._queue.put(None)
-            thread.join(timeout=self.wait_timeout_s)
+            if call.lead:  # handed over just as the wait ran out
+                return True
+            if call in self._pending:  # never written: leave, unsent
+                self._pending.remove(call)
+                raise redis.TimeoutError(f"no answer from Redis within {self.wait_timeout_s} s")
+        # Written in the batch in flight: its answer is bounded by the socket timeouts.
+        call.done.acquire()
+        return False
 
-    def _ensure_started(self) -> None:
-        # The pid check restarts the batcher in a forked child, which inherits
-        # the object but not the thread.
-        if self._thread is not None and self._pid == os.getpid():
-            return
+    def _lead(self, own: _Call) -> None:
         with self._guard:
-            if self._thread is not None and self._pid == os.getpid():
-                return
-            self._queue = queue.SimpleQueue()
-            self._pid = os.getpid()
-            self._thread = threading.Thread(
-                target=self._run, name="redis-autopipeline", daemon=True
-            )
-            self._thread.start()
+            batch = self._pending[:MAX_BATCH]
+            del self._pending[:MAX_BATCH]
+        self._execute(batch, own)
+        with self._guard:
+            if self._pending:
+                successor = self._pending[0]
+                successor.lead = True
+                successor.done.release()
+            else:
+                self._leading = False
 
-    def _run(self) -> None:
-        pending = self._queue
-        while True:
-            first = pending.get()
-            if first is None:
-                return
-            batch = [first]
-            stop = False
-            while len(batch) < MAX_BATCH:
-                try:
-                    more = pending.get_nowait()
-                except queue.Empty:
-                    break
-                if more is None:
-                    stop = True
-                    break
-                batch.append(more)
-            self._execute(batch)
-            if stop:
-                return
-
-    def _execute(self, batch: list[_Call]) -> None:
+    def _execute(self, batch: list[_Call], own: _Call) -> None:
         self.batches += 1
         self.calls += len(batch)
         try:
@@ -146,26 +143,27 @@ class AutoPipeline:
             for call in batch:
                 pipe.execute_command(*call.args)  # type: ignore[no-untyped-call]
             answers = pipe.execute(raise_on_error=False)
-        except BaseException as exc:
+        except BaseException as exc:  # every caller must be answered
             for call in batch:
                 call.error = _fresh(exc)
-                call.done.release()
             if not isinstance(exc, redis.RedisError):
                 log.error("autopipeline.failed", error=repr(exc))
-            return
-        for call, answer in zip(batch, answers, strict=True):
-            if isinstance(answer, Exception):
-                call.error = answer
-            else:
-                call.result = answer
-            call.done.release()
+        else:
+            for call, answer in zip(batch, answers, strict=True):
+                if isinstance(answer, Exception):
+                    call.error = answer
+                else:
+                    call.result = answer
+        for call in batch:
+            if call is not own:
+                call.done.release()
 
 
 def _fresh(exc: BaseException) -> BaseException:
     """One exception object per caller: each thread's raise sets its own traceback."""
     try:
         copy = type(exc)(*exc.args)
-    except Exception:
+    except Exception:  # an exception class with an unusual constructor
         return exc
     copy.__cause__ = exc
     return copy

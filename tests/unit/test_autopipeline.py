@@ -70,13 +70,13 @@ def _call_from_threads(auto: Any, script: Any, values: list[str]) -> dict[str, A
 
 
 def _wait_queued(auto: AutoPipeline, count: int) -> None:
-    """Until ``count`` calls wait behind the gated first batch (no sleep-polling
-    of results: the queue size is the event)."""
+    """Until ``count`` calls wait behind the gated first batch (polled: a queued
+    call signals nothing of its own)."""
     for _ in range(10_000):
-        if auto._queue.qsize() >= count:
+        if len(auto._pending) >= count:
             return
         threading.Event().wait(0.001)
-    raise AssertionError(f"only {auto._queue.qsize()} calls queued")
+    raise AssertionError(f"only {len(auto._pending)} calls queued")
 
 
 def test_calls_waiting_together_share_one_pipeline_and_keep_their_own_answers(
@@ -150,15 +150,71 @@ def test_a_script_redis_forgot_is_loaded_again(client: redis.Redis) -> None:
     auto.close()
 
 
-def test_a_stuck_batcher_makes_the_caller_time_out_not_hang(client: redis.Redis) -> None:
+def test_a_call_still_queued_when_its_wait_runs_out_leaves_unsent(
+    client: redis.Redis,
+) -> None:
     gated = _GatedClient(client)
     auto = AutoPipeline(gated, wait_timeout_s=0.2)  # type: ignore[arg-type]
     script = client.register_script(ECHO)
+    leader = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)  # the leader's batch is stuck in flight
     with pytest.raises(redis.TimeoutError, match=r"0\.2 s"):
-        script(keys=["k"], args=["late"], client=auto)
-    gated.gate.set()  # the call still runs once; the ledger's retry is fenced
-    auto.close()
-    assert client.get("k") == b"late"
+        script(keys=["k:late"], args=["late"], client=auto)
+    assert auto._pending == []
+    gated.gate.set()
+    for thread in leader["threads"]:
+        thread.join(5)
+    assert leader["answers"] == {"first": b"first"}
+    assert client.get("k:late") is None  # never written: the ledger's retry is the only send
+    assert auto._leading is False
+
+
+def test_a_call_already_written_waits_past_its_timeout_for_the_answer(
+    client: redis.Redis,
+) -> None:
+    gated = _GatedClient(client)
+    auto = AutoPipeline(gated, wait_timeout_s=0.2)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    leader = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)
+    # Queued behind the stuck leader, within their wait: they lead the next batch.
+    rest = _call_from_threads(auto, script, ["a", "b"])
+    _wait_queued(auto, 2)
+    gated.entered.clear()
+    second_gate = threading.Event()
+    gated.gate.set()
+    gated.gate = second_gate  # the second batch sticks in flight past 0.2 s
+    assert gated.entered.wait(5)
+    for thread in leader["threads"]:
+        thread.join(5)
+    threading.Event().wait(0.4)  # longer than wait_timeout_s, with both calls written
+    second_gate.set()
+    for thread in rest["threads"]:
+        thread.join(5)
+    assert rest["answers"] == {"a": b"a", "b": b"b"}
+    assert gated.batch_sizes == [1, 2]
+
+
+def test_a_forked_child_starts_with_no_leader(client: redis.Redis) -> None:
+    gated = _GatedClient(client)
+    auto = AutoPipeline(gated)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    leader = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)  # the parent forks while its leader is in flight
+    pid = os.fork()
+    if pid == 0:  # the child: that leader is not here; a call must still answer
+        try:
+            gated.gate.set()
+            ok = script(keys=["k"], args=["child"], client=auto) == b"child"
+            os._exit(0 if ok else 1)
+        except BaseException:
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    gated.gate.set()
+    for thread in leader["threads"]:
+        thread.join(5)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert leader["answers"] == {"first": b"first"}
 
 
 def test_after_close_calls_go_straight_to_the_client(client: redis.Redis) -> None:
@@ -170,17 +226,12 @@ def test_after_close_calls_go_straight_to_the_client(client: redis.Redis) -> Non
     assert (auto.calls, auto.batches) == (1, 1)
 
 
-def test_a_forked_child_gets_its_own_batcher(client: redis.Redis) -> None:
+def test_a_lone_caller_makes_its_own_round_trip(client: redis.Redis) -> None:
     auto = AutoPipeline(client)
     script = client.register_script(ECHO)
-    assert script(keys=["k"], args=["parent"], client=auto) == b"parent"
-    pid = os.fork()
-    if pid == 0:  # the child: the inherited thread is gone; a call must still answer
-        try:
-            ok = script(keys=["k"], args=["child"], client=auto) == b"child"
-            os._exit(0 if ok and auto.batches == 2 else 1)
-        except BaseException:
-            os._exit(2)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
-    auto.close()
+    before = threading.active_count()
+    for value in ("a", "b", "c"):
+        assert script(keys=["k"], args=[value], client=auto) == value.encode()
+    assert (auto.calls, auto.batches) == (3, 3)
+    assert threading.active_count() == before  # no thread of its own
+    assert auto._leading is False and auto._pending == []
