@@ -159,3 +159,24 @@ def test_with_a_proxy_in_the_environment_requests_go_through_the_client(
     assert send(transport).provider_id == "p-1"
     # Built without a transport of ours, so httpx.Client applies the proxy.
     assert "transport" not in seen[0] and seen[0]["follow_redirects"] is False
+
+
+def test_parsed_urls_are_kept_per_string_up_to_a_bound_and_never_mixed_up(
+    pooled: Callable[..., tuple[Transport, list[Any]]],
+) -> None:
+    from worker.connectus.requests_direct import URL_CACHE_SIZE
+
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return httpx.Response(200, json={"ok": True})
+
+    transport, _ = pooled(handler)
+    urls = [f"https://plataforma.test/api_v3/sms/{i}" for i in range(URL_CACHE_SIZE + 20)]
+    for url in urls + urls[:3]:
+        transport.call("GET", url, lambda body: body, params={"dst": "56987688060"})
+    assert seen == [f"{url}?dst=56987688060" for url in urls + urls[:3]]
+    assert len(transport._urls) == URL_CACHE_SIZE
+    # The kept URL objects carry no query: params are merged per request.
+    assert all(not parsed.query for parsed in transport._urls.values())

@@ -9,7 +9,9 @@ each maps to is decided by :mod:`worker.connectus.classify`.
 Secrets: the API key lives only inside ``httpx.BasicAuth`` and in the scrub
 list used to redact error messages; no ``repr``/``str`` shows it.
 
-The pool the clients are lent from is :mod:`worker.connectus.pool`.
+The pool the clients are lent from is :mod:`worker.connectus.pool`; the
+requests sent straight to a pooled client's transport are built by
+:mod:`worker.connectus.requests_direct`.
 """
 
 from __future__ import annotations
@@ -17,9 +19,8 @@ from __future__ import annotations
 import base64
 import json
 import threading
-import urllib.request
 from collections import deque
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -29,6 +30,7 @@ from worker.connectus import classify
 from worker.connectus.errors import MalformedResponse
 from worker.connectus.parsing import ParseError
 from worker.connectus.pool import ClientPool
+from worker.connectus.requests_direct import Bearer, DirectRequests, compact, environment_proxies
 
 T = TypeVar("T")
 
@@ -36,7 +38,7 @@ T = TypeVar("T")
 _MAX_ERROR_TEXT = 200
 
 
-class Transport(ClientPool):
+class Transport(ClientPool, DirectRequests):
     """The pooled HTTP clients of all three APIs; URLs are absolute per call.
 
     Timeouts are seconds (s). ``pool_size`` bounds the connections open at
@@ -93,7 +95,7 @@ class Transport(ClientPool):
         # Redact both the key and the Authorization value it produces.
         token = base64.b64encode(f"{api_user}:{api_key}".encode()).decode("ascii")
         self._secrets = tuple(s for s in (api_key, token, bearer_token) if s)
-        self._bearer = None if bearer_token is None else _Bearer(bearer_token)
+        self._bearer = None if bearer_token is None else Bearer(bearer_token)
         self.timeout = httpx.Timeout(
             connect=connect_timeout_s,
             read=read_timeout_s,
@@ -121,20 +123,13 @@ class Transport(ClientPool):
             if bearer_token is None
             else {**self._headers, "Authorization": f"Bearer {bearer_token}"}
         )
-        # The direct path's request parts, built once: httpx copies a Headers
-        # object as it is (a dict is normalised on every request), and a URL
-        # object skips httpx's parse of the same few endpoint strings.
-        self._direct_headers = httpx.Headers(self._headers)
-        self._direct_bearer = None if self._bearer_headers is None else httpx.Headers(
-            self._bearer_headers
-        )  # fmt: skip
-        self._urls: dict[str, httpx.URL] = {}
         self._extensions = {"timeout": self.timeout.as_dict()}
+        self._prepare_direct()
         self._one_connection = httpx.Limits(
             max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
         )
         # Straight to each client's transport, unless a proxy must be honoured.
-        self.direct = transport is None and not _environment_proxies()
+        self.direct = transport is None and not environment_proxies()
         self._ssl_context = None  # made once, on the first real client
         self._lock = threading.Lock()
         self._permits = threading.BoundedSemaphore(pool_size)
@@ -177,9 +172,9 @@ class Transport(ClientPool):
                     response = pooled.client.request(
                         method,
                         url,
-                        params=_compact(params),
-                        json=_compact(json_body),
-                        data=_compact(form),
+                        params=compact(params),
+                        json=compact(json_body),
+                        data=compact(form),
                         auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
                     )
                 else:
@@ -236,40 +231,6 @@ class Transport(ClientPool):
                 status_code=status,
             ) from exc
 
-    def _direct(
-        self,
-        transport: httpx.BaseTransport,
-        method: str,
-        url: str,
-        params: Mapping[str, Any] | None,
-        json_body: Mapping[str, Any] | None,
-        form: Mapping[str, Any] | None,
-        bearer: bool,
-    ) -> httpx.Response:
-        """What ``Client.request`` does for this client, without its unused layers."""
-        headers = self._direct_bearer if bearer and self._direct_bearer else self._direct_headers
-        parsed = self._urls.get(url)
-        if parsed is None:
-            parsed = httpx.URL(url)
-            if len(self._urls) < _URL_CACHE_SIZE:  # endpoints, plus ids in a few paths
-                self._urls[url] = parsed
-        request = httpx.Request(
-            method,
-            parsed,
-            params=_compact(params),
-            json=_compact(json_body),
-            data=_compact(form),
-            headers=headers,
-            extensions=self._extensions,
-        )
-        response = transport.handle_request(request)
-        try:
-            response.read()
-        finally:
-            response.close()
-        response.request = request
-        return response
-
     def _message(self, where: str, what: str, body: Any) -> str:
         """``where: what: <error text>``, the text cut short and secrets redacted."""
         text = None
@@ -285,37 +246,3 @@ class Transport(ClientPool):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
-
-
-#: Distinct URL strings whose parsed form is kept (per client).
-_URL_CACHE_SIZE = 256
-
-
-def _environment_proxies() -> bool:
-    """Whether the environment names a proxy that ``httpx.Client`` would use."""
-    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
-
-
-class _Bearer(httpx.Auth):
-    """``Authorization: Bearer <token>`` (the QR API's form in the collection)."""
-
-    def __init__(self, token: str) -> None:
-        self._header = f"Bearer {token}"
-
-    def __repr__(self) -> str:
-        return "_Bearer('***')"
-
-    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
-        request.headers["Authorization"] = self._header
-        yield request
-
-
-def _compact(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """``values`` without None entries, nested objects included."""
-    if values is None:
-        return None
-    return {
-        key: _compact(value) if isinstance(value, Mapping) else value
-        for key, value in values.items()
-        if value is not None
-    }
