@@ -29,11 +29,15 @@ AREAS: list[tuple[str, str]] = [
     ("h11", "HTTP (h11)"),
     # CONNECTUS_HTTP_ENGINE=stdlib: the engine, http.client and its header parser.
     ("stdlib_http.py", "HTTP (stdlib engine)"),
+    ("http11.py", "HTTP (stdlib engine)"),
+    ("requests_direct.py", "HTTP (stdlib engine)"),
     ("http/client.py", "HTTP (http.client)"),
     ("email/", "HTTP (http.client)"),
     ("ssl.py", "HTTP (ssl)"),
     ("socket.py", "socket"),
     ("redis/", "Redis client"),
+    # Waiting for, or leading, a shared pipeline of the send path's scripts.
+    ("autopipeline.py", "Redis client"),
     ("tenacity", "retry (tenacity)"),
     ("dramatiq", "dramatiq"),
     ("threading.py", "threading"),
