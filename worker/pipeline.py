@@ -42,10 +42,9 @@ from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision
 from worker.connectus.errors import (
     ConnectusError,
-    RateLimited,
-    Throttled,
     TransientError,
 )
+from worker.feedback import Feedback
 from worker.ledger import DurableLedger
 from worker.metrics import WorkerMetrics
 from worker.outcomes import Outcomes, RetryPolicy, error_fields, kept_message
@@ -95,6 +94,7 @@ class SendPipeline:
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
         self.metrics = metrics
+        self.feedback = Feedback(breaker=breaker, limiter=limiter, metrics=metrics)
         self.outcomes = Outcomes(store=store, ledger=self.ledger, policy=policy,
                                  clock=clock, rng=self.rng, metrics=metrics)  # fmt: skip
         # Token and claim in one round trip when both live on the same Redis.
@@ -158,14 +158,14 @@ class SendPipeline:
             try:
                 claim = self._take_token(kind, job_id, job, kept, token)
             except RateLimitRefused as exc:
-                self._release(decision)
+                self.feedback.release(decision)
                 return self.outcomes.defer(kind, job, exc.retry_in_ms, type(exc).__name__)
             except redis.RedisError as exc:
                 log.warning("ratelimit.unavailable", error=str(exc))
         try:
             return self._claimed(kind, job_id, job, decision, kept, token, claim)
         finally:
-            self._release(decision)
+            self.feedback.release(decision)
 
     def _take_token(
         self, kind: Kind, job_id: str, job: Mapping[str, Any], kept: Message[Any], token: str
@@ -241,7 +241,7 @@ class SendPipeline:
             )
             return self.outcomes.failed(kind, job, claim.fence, claim.attempts, error)
         except ConnectusError as exc:
-            self._observe(kind, exc, decision)
+            self.feedback.observe(kind, exc, decision)
             return self.outcomes.failed(kind, job, claim.fence, claim.attempts, exc)
         except Exception as exc:
             # A bug after the request may have gone out: treat as ambiguous.
@@ -253,7 +253,7 @@ class SendPipeline:
                 self.store.mark_unknown, job_id, claim.fence, "unknown", kept, crashed
             )
             return "unknown"
-        self._observe(kind, None, decision)
+        self.feedback.observe(kind, None, decision)
         now = self.clock()
         fields: dict[str, str | int] = {
             "state": "sent",
@@ -272,38 +272,6 @@ class SendPipeline:
             latency_ms=round((time.perf_counter() - started) * 1000, 1),
         )
         return "sent"
-
-    def _observe(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
-        """Feed one send's outcome to the breaker and the adaptive rate.
-
-        Bookkeeping only: a Redis error here must not stop the outcome from
-        being recorded (an escaping error would get the message acked).
-        """
-        if self.metrics is not None and isinstance(exc, RateLimited | Throttled):
-            self.metrics.throttled(kind)
-        try:
-            self._feed(kind, exc, decision)
-        except redis.RedisError as error:
-            log.warning("breaker_or_rate.unavailable", error=str(error))
-
-    def _feed(self, kind: Kind, exc: ConnectusError | None, decision: Decision | None) -> None:
-        if self.breaker is not None:
-            if exc is None:
-                self.breaker.record_success(decision)
-            else:
-                self.breaker.record_failure(exc, decision)
-        if self.limiter is not None:
-            if isinstance(exc, RateLimited | Throttled):
-                self.limiter.on_throttled(product_for(kind), exc.retry_after_s)
-            elif exc is None:
-                self.limiter.on_success(product_for(kind))
-
-    def _release(self, decision: Decision | None) -> None:
-        if self.breaker is not None and decision is not None and decision.probe:
-            try:
-                self.breaker.release(decision)
-            except redis.RedisError as error:  # the probe lease expires by itself
-                log.warning("breaker.unavailable", error=str(error))
 
     def quarantine(
         self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
