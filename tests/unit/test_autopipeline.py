@@ -69,6 +69,25 @@ def _call_from_threads(auto: Any, script: Any, values: list[str]) -> dict[str, A
     return {"threads": threads, "answers": answers}
 
 
+def _stuck_leader(
+    client: redis.Redis, **options: Any
+) -> tuple[_GatedClient, AutoPipeline, Any, dict[str, Any]]:
+    """A first caller leading a batch that waits at the gate: (gated, auto, script, leader)."""
+    gated = _GatedClient(client, fail=options.pop("fail", None))
+    auto = AutoPipeline(gated, **options)  # type: ignore[arg-type]
+    script = client.register_script(ECHO)
+    leader = _call_from_threads(auto, script, ["first"])
+    assert gated.entered.wait(5)
+    return gated, auto, script, leader
+
+
+def _release(gated: _GatedClient, *groups: dict[str, Any]) -> None:
+    gated.gate.set()
+    for group in groups:
+        for thread in group["threads"]:
+            thread.join(5)
+
+
 def _wait_queued(auto: AutoPipeline, count: int) -> None:
     """Until ``count`` calls wait behind the gated first batch (polled: a queued
     call signals nothing of its own)."""
@@ -82,16 +101,10 @@ def _wait_queued(auto: AutoPipeline, count: int) -> None:
 def test_calls_waiting_together_share_one_pipeline_and_keep_their_own_answers(
     client: redis.Redis,
 ) -> None:
-    gated = _GatedClient(client)
-    auto = AutoPipeline(gated)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    first = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)
+    gated, auto, script, first = _stuck_leader(client)
     rest = _call_from_threads(auto, script, [f"v{i}" for i in range(20)])
     _wait_queued(auto, 20)
-    gated.gate.set()
-    for thread in first["threads"] + rest["threads"]:
-        thread.join(5)
+    _release(gated, first, rest)
     assert first["answers"] == {"first": b"first"}
     assert rest["answers"] == {f"v{i}": f"v{i}".encode() for i in range(20)}
     assert gated.batch_sizes == [1, 20]
@@ -101,16 +114,10 @@ def test_calls_waiting_together_share_one_pipeline_and_keep_their_own_answers(
 
 
 def test_a_script_error_reaches_only_its_own_caller(client: redis.Redis) -> None:
-    gated = _GatedClient(client)
-    auto = AutoPipeline(gated)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    first = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)
+    gated, auto, script, first = _stuck_leader(client)
     rest = _call_from_threads(auto, script, ["a", "boom", "b"])
     _wait_queued(auto, 3)
-    gated.gate.set()
-    for thread in first["threads"] + rest["threads"]:
-        thread.join(5)
+    _release(gated, first, rest)
     answers = rest["answers"]
     assert answers["a"] == b"a" and answers["b"] == b"b"
     assert isinstance(answers["boom"], redis.ResponseError)
@@ -123,16 +130,10 @@ def test_a_lost_connection_fails_every_call_of_the_batch_with_its_own_error(
     client: redis.Redis,
 ) -> None:
     lost = redis.ConnectionError("Connection reset by peer")
-    gated = _GatedClient(client, fail=lost)
-    auto = AutoPipeline(gated)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    first = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)
+    gated, auto, script, first = _stuck_leader(client, fail=lost)
     rest = _call_from_threads(auto, script, ["a", "b"])
     _wait_queued(auto, 2)
-    gated.gate.set()
-    for thread in first["threads"] + rest["threads"]:
-        thread.join(5)
+    _release(gated, first, rest)
     errors = [*first["answers"].values(), *rest["answers"].values()]
     assert len(errors) == 3
     assert all(type(e) is redis.ConnectionError and e.__cause__ is lost for e in errors)
@@ -153,17 +154,11 @@ def test_a_script_redis_forgot_is_loaded_again(client: redis.Redis) -> None:
 def test_a_call_still_queued_when_its_wait_runs_out_leaves_unsent(
     client: redis.Redis,
 ) -> None:
-    gated = _GatedClient(client)
-    auto = AutoPipeline(gated, wait_timeout_s=0.2)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    leader = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)  # the leader's batch is stuck in flight
+    gated, auto, script, leader = _stuck_leader(client, wait_timeout_s=0.2)
     with pytest.raises(redis.TimeoutError, match=r"0\.2 s"):
         script(keys=["k:late"], args=["late"], client=auto)
     assert auto._pending == []
-    gated.gate.set()
-    for thread in leader["threads"]:
-        thread.join(5)
+    _release(gated, leader)
     assert leader["answers"] == {"first": b"first"}
     assert client.get("k:late") is None  # never written: the ledger's retry is the only send
     assert auto._leading is False
@@ -172,18 +167,15 @@ def test_a_call_still_queued_when_its_wait_runs_out_leaves_unsent(
 def test_a_call_already_written_waits_past_its_timeout_for_the_answer(
     client: redis.Redis,
 ) -> None:
-    gated = _GatedClient(client)
-    auto = AutoPipeline(gated, wait_timeout_s=0.2)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    leader = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)
+    gated, auto, script, leader = _stuck_leader(client, wait_timeout_s=0.2)
     # Queued behind the stuck leader, within their wait: they lead the next batch.
     rest = _call_from_threads(auto, script, ["a", "b"])
     _wait_queued(auto, 2)
     gated.entered.clear()
-    second_gate = threading.Event()
-    gated.gate.set()
-    gated.gate = second_gate  # the second batch sticks in flight past 0.2 s
+    # Swapped before the first gate opens: the second batch sticks in flight past 0.2 s.
+    first_gate, second_gate = gated.gate, threading.Event()
+    gated.gate = second_gate
+    first_gate.set()
     assert gated.entered.wait(5)
     for thread in leader["threads"]:
         thread.join(5)
@@ -196,11 +188,7 @@ def test_a_call_already_written_waits_past_its_timeout_for_the_answer(
 
 
 def test_a_forked_child_starts_with_no_leader(client: redis.Redis) -> None:
-    gated = _GatedClient(client)
-    auto = AutoPipeline(gated)  # type: ignore[arg-type]
-    script = client.register_script(ECHO)
-    leader = _call_from_threads(auto, script, ["first"])
-    assert gated.entered.wait(5)  # the parent forks while its leader is in flight
+    gated, auto, script, leader = _stuck_leader(client)  # the parent forks while it leads
     pid = os.fork()
     if pid == 0:  # the child: that leader is not here; a call must still answer
         try:
