@@ -4,8 +4,9 @@ A worker process runs dozens of send threads, and each send makes two script
 calls (admit, finish). Made one by one, every call pays redis-py's whole
 per-command path (pool checkout, a readiness poll of the socket, the retry
 wrapper, reply parsing) and a round trip, and 64 threads doing so contend for
-the GIL at every step: measured on this 2-core box, 140-190 µs of client CPU
-per call, whether from 8 threads or 64.
+the GIL at every step: measured on this 2-core box (a loop calling one
+registered script), 110-135 µs of client CPU per call from 1 to 4 threads and
+213-225 µs from 16 to 64.
 
 :class:`AutoPipeline` stands in for the client of a registered
 :class:`redis.commands.core.Script` (``script(keys=..., args=...,
@@ -14,9 +15,9 @@ that finds no batch in flight leads. It takes every call queued at that moment
 (its own first) and sends them as one non-transactional pipeline, hands each
 caller its answer or error, and passes the lead to the first call queued
 meanwhile. The others block until their answer (or the lead) arrives. Alone,
-a caller makes its own round trip with no thread hand-off; the more threads
-wait, the larger the batch: 35-75 µs of client CPU per call in the same
-measurement, at 8 to 64 threads.
+a caller makes its own round trip with no thread hand-off (91-124 µs); the
+more threads wait, the larger the batch: 61-69 µs of client CPU per call in
+the same measurement at 16 to 64 threads.
 
 What does not change:
 
@@ -37,8 +38,8 @@ What does not change:
   the client, one by one; what is queued is still sent. A forked child starts
   with an empty queue and no leader.
 
-Measured in a worker process draining at 50 ms sandbox latency, 64 threads:
-3.2 calls per pipeline on average (``docs/benchmarks.md``, fifth round).
+In a worker process (50 ms sandbox latency, 64 threads) it raised the drain
+from 821-928 to 963-1,012 msg/s (``docs/benchmarks.md``, fifth round).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ class AutoPipeline:
         self._leading = False
         self._pid = os.getpid()
         self._closed = False
-        #: Calls and batches sent (for tests and the benchmark's details).
+        #: Calls and batches sent (tests read them). Only a leader writes them,
+        #: and there is one leader at a time.
         self.calls = 0
         self.batches = 0
 

@@ -8,7 +8,7 @@ connection (TLS included) and :mod:`worker.connectus.http11` reads each answer
 third of what is left), for a fraction of the CPU (``python -m
 bench.http_clients`` measures both, ``docs/benchmarks.md`` has the figures).
 Request URLs and headers are built once per client by
-:class:`worker.connectus.transport.Transport`. Everything above the wire stays
+:class:`worker.connectus.requests_direct.DirectRequests`. Everything above the wire stays
 httpx: the request is an ``httpx.Request``, the answer an ``httpx.Response``,
 and every failure is raised as the httpx exception httpcore would raise for
 the same moment, so :mod:`worker.connectus.classify` decides as before:
