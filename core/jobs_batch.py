@@ -2,8 +2,9 @@
 
 The same per-job state machine as :class:`core.jobs.JobStore` (the same Lua
 ``claim`` function and the same fenced ``FINISH`` script), driven for a
-whole chunk in one round trip each way: one ``CLAIM_MANY`` before the bulk
-call, one pipeline of ``FINISH`` calls after it.
+whole chunk in one round trip each way: one ``CLAIM_BULK`` (which makes the
+chunk's records at its first claim) or ``CLAIM_MANY`` before the bulk call,
+one ``FINISH_SENT_MANY`` or pipeline of ``FINISH`` calls after it.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class BatchLedger:
     def __init__(self, store: JobStore) -> None:
         self.store = store
         self._claim_many = store.client.register_script(batch_scripts.CLAIM_MANY)
+        self._claim_bulk = store.client.register_script(batch_scripts.CLAIM_BULK)
         self._finish_sent = store.client.register_script(batch_scripts.FINISH_SENT_MANY)
         self._finish = store.client.register_script(send_scripts.FINISH)
 
@@ -55,14 +57,36 @@ class BatchLedger:
             keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages],
             args=[self.store.clock(), lease_ms, worker_id, token, k.prefix, *job_ids],
         )
-        claims = []
-        for answer in answers:
-            status = _text(answer[0])
-            if status == "ok":
-                claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
-            else:
-                claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
-        return claims
+        return _claims(answers)
+
+    def claim_bulk(
+        self,
+        chunk: BulkChunk,
+        rows: Sequence[tuple[str, str, int]],
+        *,
+        worker_id: str,
+        lease_ms: int,
+        token: str,
+    ) -> list[Claim]:
+        """Claim every row of a v1 bulk chunk, making its job records at its first claim.
+
+        ``rows``: (number, masked number, SMS segments) per recipient, in chunk
+        order. Answers in order, as :meth:`claim_many`'s; an opted-out number is
+        ``done``/``cancelled``. ``token`` as :meth:`claim_many`'s.
+        """
+        k, cid = self.store.keys, chunk.campaign_id
+        args: list[str | int] = [
+            self.store.clock(), lease_ms, worker_id, token, k.prefix, cid, chunk.number,
+            chunk.first_index, self.store.ttl_s, chunk.made_ttl_s, chunk.kind, chunk.queue,
+        ]  # fmt: skip
+        for number, masked, segments in rows:
+            args += [number, masked, segments]
+        answers = self._claim_bulk(
+            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
+                  k.campaign_counts(cid), k.campaign_made(cid), k.opt_out],
+            args=args,
+        )  # fmt: skip
+        return _claims(answers)
 
     def finish_sent_many(
         self, items: Sequence[tuple[str, int, str]], fields: Mapping[str, str | int]
@@ -104,6 +128,33 @@ class BatchLedger:
                 client=pipe,
             )
         return [bool(landed) for landed in pipe.execute()]
+
+
+@dataclass(frozen=True, slots=True)
+class BulkChunk:
+    """Which v1 bulk chunk :meth:`BatchLedger.claim_bulk` claims, and its records' fields.
+
+    ``made_ttl_s``: how long the chunk's "records made" mark is kept (s): the
+    campaign's TTL, so that it outlives every copy of the chunk's message.
+    """
+
+    campaign_id: str
+    number: int
+    first_index: int
+    kind: str
+    queue: str
+    made_ttl_s: int
+
+
+def _claims(answers: Sequence[Sequence[bytes | str]]) -> list[Claim]:
+    claims = []
+    for answer in answers:
+        status = _text(answer[0])
+        if status == "ok":
+            claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
+        else:
+            claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
+    return claims
 
 
 def _text(value: bytes | str) -> str:

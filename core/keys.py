@@ -125,6 +125,11 @@ class Keys:
         """Hash: chunk -> the Connectus ``id_delivery`` its v1 bulk created."""
         return f"{self.prefix}:campaign:{campaign_id}:deliveries"
 
+    def campaign_made(self, campaign_id: str) -> str:
+        """Bitmap: bit n set once the job records of v1 bulk chunk n were made
+        (its first claim, see :data:`core.batch_scripts.CLAIM_BULK`)."""
+        return f"{self.prefix}:campaign:{campaign_id}:made"
+
     def campaign_pump(self, campaign_id: str) -> str:
         """String with a short TTL: which process is releasing the campaign's chunks."""
         return f"{self.prefix}:campaign:{campaign_id}:pump"

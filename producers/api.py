@@ -17,6 +17,8 @@ from typing import Any
 import redis
 
 from config import Settings
+from core.campaign.pending import placeholder
+from core.campaign.store import CampaignStore
 from core.hashing import content_hash
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
@@ -35,6 +37,26 @@ class JobNotFound(LookupError):
     def __init__(self, job_id: str) -> None:
         self.job_id = job_id
         super().__init__(f"job_id: no job {job_id!r} (unknown, or its record expired)")
+
+
+def job_placeholder(settings: Settings, client: redis.Redis, job_id: str) -> JobRecord | None:
+    """The pending record of a v1 bulk recipient not claimed yet (None otherwise)."""
+    campaigns = CampaignStore(client, Keys(settings.key_prefix), ttl_s=settings.campaign_ttl_s,
+                              job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    return placeholder(campaigns, job_id, queue=settings.queue_bulk)
+
+
+def cancel_job(settings: Settings, store: JobStore, job_id: str) -> str:
+    """:meth:`JobStore.cancel`, except for a pending recipient of a v1 bulk campaign.
+
+    That one has no record until its chunk is claimed, and goes with its chunk:
+    ``refused:queued``. Cancel its campaign, or the number opts out (STOP), which
+    the chunk's claim reads.
+    """
+    result = store.cancel(job_id)
+    if result == "missing" and job_placeholder(settings, store.client, job_id) is not None:
+        return "refused:queued"
+    return result
 
 
 class Producer:
@@ -171,15 +193,22 @@ class Producer:
     # -- lookups ------------------------------------------------------------------
 
     def get_status(self, job_id: str) -> JobRecord:
-        """The job's record; raises :class:`JobNotFound`."""
-        record = self.store.get(job_id)
+        """The job's record; raises :class:`JobNotFound`.
+
+        A released v1 bulk recipient whose chunk was not claimed yet has no
+        record: it shows as :func:`core.campaign.pending.placeholder` makes it.
+        """
+        record = self.store.get(job_id) or job_placeholder(self.settings, self.redis, job_id)
         if record is None:
             raise JobNotFound(job_id)
         return record
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``."""
-        return self.store.cancel(job_id)
+        """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``.
+
+        See :func:`cancel_job` for a recipient of a v1 bulk campaign.
+        """
+        return cancel_job(self.settings, self.store, job_id)
 
     # -- the one path every send takes ------------------------------------------------
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from core.campaign.model import PAUSABLE, RESUMABLE, TERMINAL, Campaign, CampaignState
+from core.campaign.pending import pending_state
 from core.campaign.store import CampaignStore, Control, job_id_for
 
 S = CampaignState
@@ -137,18 +138,21 @@ class CampaignControl:
         """One row per recipient, in list order (unreleased ones: pending or cancelled)."""
         campaign = self.get(campaign_id)
         unreleased = "cancelled" if campaign.state is S.CANCELLED else "pending"
+        made = self.store.chunks_made(campaign_id)
         for number in range(campaign.chunks):
             rows = self.store.chunk(campaign_id, number)
             base = number * campaign.chunk_size
             ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
             released = number < campaign.cursor
             records = self.store.jobs_state(ids) if released else iter(())
+            # Released with no record: a v1 bulk chunk not claimed yet, or expired.
+            missing = (pending_state(campaign, made, number) or "expired") if released else None
             for offset, row in enumerate(rows):
                 record = next(records, {}) if released else {}
                 yield {
                     "index": str(base + offset),
                     "recipient": row[0],
-                    "state": record.get("state") or ("expired" if released else unreleased),
+                    "state": record.get("state") or missing or unreleased,
                     "provider_id": record.get("provider_id", ""),
                     "delivery_status": record.get("delivery_status", ""),
                     "error_class": record.get("error_class", ""),

@@ -1,10 +1,10 @@
 """One campaign chunk through v1 ``send_sms_bulk``: up to 1,000 recipients per call.
 
 Idempotency holds per recipient, as for single sends: every recipient has
-its own job record (created when the chunk was released) and the chunk's
-jobs are claimed together (``CLAIM_MANY``: lease, fence) *before* the call
-and finished together, fenced, after it. A redelivered chunk message finds
-its sent recipients ``done`` and sends only the rest.
+its own job record, made by the chunk's first claim (``CLAIM_BULK``: record,
+lease, fence, in one script) *before* the call, and the chunk's jobs are
+finished together, fenced, after it. A redelivered chunk message finds its
+sent recipients ``done`` and sends only the rest.
 
 Outcomes, by the error type alone (as :mod:`worker.pipeline`):
 
@@ -36,11 +36,12 @@ import structlog
 from dramatiq import Message
 
 from core.campaign.model import Campaign
-from core.campaign.render import payload_for, template_of
+from core.campaign.render import masked, payload_for, template_of
 from core.campaign.store import CampaignStore, job_id_for
 from core.job_messages import renew_message
 from core.jobs import JobStore, epoch_ms
-from core.jobs_batch import BatchLedger, Finish
+from core.jobs_batch import BatchLedger, BulkChunk, Finish
+from core.validation import sms_segments
 from worker.breaker import CircuitBreaker
 from worker.campaigns import chunk_message, single_message
 from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
@@ -132,10 +133,19 @@ class BulkSender:
         rows = self.ledger.call(self.campaigns.chunk, campaign_id, number)
         base = number * campaign.chunk_size
         ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
-        token = uuid.uuid4().hex
+        # Only what send_sms_bulk takes; a full payload (payload_for) is made for
+        # the few recipients that go on as single sends (errors, unknown).
+        render = template_of(campaign).text_renderer()
+        texts = [render(row[1:]) for row in rows]
+        # The records are made by the first claim: each keeps the masked number
+        # and its segments, as a single send's record does.
+        made = [(row[0], masked(campaign, row[0]), sms_segments(text))
+                for row, text in zip(rows, texts, strict=True)]  # fmt: skip
+        chunk = BulkChunk(campaign_id, number, base, campaign.kind.value, self.queue,
+                          self.campaigns.ttl_s)  # fmt: skip
         claims = self.ledger.call(
-            self.batch.claim_many, ids, worker_id=self.worker_id, lease_ms=self.lease_ms,
-            token=token,
+            self.batch.claim_bulk, chunk, made, worker_id=self.worker_id, lease_ms=self.lease_ms,
+            token=uuid.uuid4().hex,
         )  # fmt: skip
         if any(c.status == "paused" for c in claims):
             where = self.ledger.call(self.campaigns.park, campaign_id, member, message)
@@ -154,11 +164,7 @@ class BulkSender:
             return "skipped"
         name = f"{campaign.name} #{number}"[:100]
         now_local = datetime.now(UTC).astimezone(campaign.zone).strftime("%Y-%m-%d %H:%M:%S")
-        # Only what send_sms_bulk takes; a full payload (payload_for) is made for
-        # the few recipients that go on as single sends (errors, unknown).
-        render = template_of(campaign).text_renderer()
-        messages = [{"dst_number": rows[i][0], "sms_content": render(rows[i][1:])}
-                    for i, _ in sending]  # fmt: skip
+        messages = [{"dst_number": rows[i][0], "sms_content": texts[i]} for i, _ in sending]
         try:
             result = self.client.v1.send_sms_bulk(
                 messages=messages, delivery_name=name, deliver_at=now_local

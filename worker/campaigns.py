@@ -36,14 +36,13 @@ from typing import Any
 import structlog
 from dramatiq import Message
 
-from core.campaign.bulk_release import BulkRelease
+from core.campaign.bulk_release import BulkRelease, chunk_rows
 from core.campaign.model import Campaign, CampaignState, Transport
-from core.campaign.render import masked, payload_for, template_of
+from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from core.job_messages import new_message
 from core.jobs import epoch_ms
 from core.models import Kind
-from core.validation import sms_segments
 
 log = structlog.get_logger("worker.campaigns")
 
@@ -192,7 +191,9 @@ class CampaignPump:
             # queues behind the senders' batch scripts in Redis.
             ahead = min(self.read_ahead, campaign.chunks - campaign.cursor,
                         (limit - pending) // campaign.chunk_size)  # fmt: skip
-            for rows in self._read_chunks(campaign, ahead):
+            # A v1 bulk chunk is released without its rows (its claim reads them).
+            bulk = campaign.transport is Transport.V1_BULK
+            for rows in [None] * ahead if bulk else self._read_chunks(campaign, ahead):
                 if pending + campaign.chunk_size > limit:
                     break
                 n = self.release_chunk(campaign, rows)
@@ -225,28 +226,27 @@ class CampaignPump:
         ``rows``: the chunk's rows when already read.
         """
         number = campaign.cursor
-        if rows is None:
-            (rows,) = self._read_chunks(campaign, 1)
-        if campaign.transport is Transport.V1_BULK and campaign.kind is Kind.SMS:
-            # The script makes the records from the stored rows; here only what
-            # needs the template: each row's SMS segments.
-            render = template_of(campaign).text_renderer()
-            segments = [sms_segments(render(row[1:])) for row in rows]
+        if campaign.transport is Transport.V1_BULK:
+            # One message for the chunk; its claim makes the records (BulkRelease).
             message = chunk_message(self.queue, campaign.campaign_id, number)
-            if not self.bulk.release(campaign, segments, queue=self.queue, chunk_message=message):
+            if not self.bulk.release(campaign, queue=self.queue, chunk_message=message):
                 return None
-        elif not self._release_jobs(campaign, rows):
-            return None
+            count = chunk_rows(campaign, number)
+        else:
+            if rows is None:
+                (rows,) = self._read_chunks(campaign, 1)
+            if not self._release_jobs(campaign, rows):
+                return None
+            count = len(rows)
         log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
-                 recipients=len(rows))  # fmt: skip
-        return len(rows)
+                 recipients=count)  # fmt: skip
+        return count
 
     def _release_jobs(self, campaign: Campaign, rows: list[list[str]]) -> bool:
         """Release a chunk with a job and a message per row (v3 sends)."""
         number = campaign.cursor
         base = number * campaign.chunk_size
         now = self.clock()
-        bulk = campaign.transport is Transport.V1_BULK
         # A number may have answered STOP since the campaign was accepted.
         phones = campaign.kind is not Kind.EMAIL
         opted_out = self.store.opted_out([r[0] for r in rows]) if phones else [False] * len(rows)
@@ -256,15 +256,12 @@ class CampaignPump:
             job_id = job_id_for(campaign.campaign_id, index)
             key = f"campaign:{campaign.campaign_id}:{index}"
             payload, units = payload_for(campaign, row)
-            message = None
-            if not bulk:
-                job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
-                       "queue": self.queue, "payload": payload, "created_ms": now,
-                       "campaign": campaign.campaign_id}  # fmt: skip
-                message = new_message(self.queue, campaign.kind.actor_name, job)
+            job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
+                   "queue": self.queue, "payload": payload, "created_ms": now,
+                   "campaign": campaign.campaign_id}  # fmt: skip
+            message = new_message(self.queue, campaign.kind.actor_name, job)
             jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out))
-        chunk_msg = chunk_message(self.queue, campaign.campaign_id, number) if bulk else None
-        return self.store.release(campaign, jobs, queue=self.queue, chunk_message=chunk_msg)
+        return self.store.release(campaign, jobs, queue=self.queue)
 
     def _window_open(self, campaign: Campaign, now: int) -> bool:
         if campaign.window is None:

@@ -1,14 +1,13 @@
 """The release of a v1 bulk SMS chunk through ``RELEASE_BULK``: the pump's fast path.
 
-Same outcome as :meth:`CampaignStore.release` for such a chunk (job records,
-counts, the chunk's message, the cursor compare-and-set), but the script
-reads the rows, the opt-out list and derives ids and masked numbers itself;
-the caller sends one number per row, its SMS segments.
+O(1) per chunk: the chunk's message is queued, its rows counted ``queued`` and
+the cursor advanced (compare-and-set), as :meth:`CampaignStore.release` does.
+The rows' job records are made when the chunk is first claimed
+(:meth:`core.jobs_batch.BatchLedger.claim_bulk`), which also reads the opt-out list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from dramatiq import Message
@@ -18,6 +17,11 @@ from core.campaign.model import Campaign
 from core.campaign.store import CampaignStore
 
 
+def chunk_rows(campaign: Campaign, number: int) -> int:
+    """How many recipients chunk ``number`` holds (the last one may be short)."""
+    return max(0, min(campaign.chunk_size, campaign.total - number * campaign.chunk_size))
+
+
 class BulkRelease:
     """Releases v1 bulk SMS chunks of one :class:`CampaignStore`."""
 
@@ -25,24 +29,16 @@ class BulkRelease:
         self.store = store
         self._script = store.client.register_script(scripts.RELEASE_BULK)
 
-    def release(
-        self,
-        campaign: Campaign,
-        segments: Sequence[int],
-        *,
-        queue: str,
-        chunk_message: Message[Any],
-    ) -> bool:
-        """Release chunk ``campaign.cursor`` whose rows have these ``segments``.
+    def release(self, campaign: Campaign, *, queue: str, chunk_message: Message[Any]) -> bool:
+        """Release chunk ``campaign.cursor``.
 
         False if another process released it first or the campaign stopped running.
         """
         k, cid, number = self.store.keys, campaign.campaign_id, campaign.cursor
         args: list[str | int | bytes] = [
-            number, self.store.clock(), self.store.job_ttl_s, cid, campaign.kind.value, queue,
+            number, self.store.clock(), self.store.job_ttl_s,
             chunk_message.options["redis_message_id"], chunk_message.encode(),
-            number * campaign.chunk_size, *segments,
+            chunk_rows(campaign, number),
         ]  # fmt: skip
-        keys = [k.campaign(cid), k.campaign_counts(cid), k.queue(queue), k.queue_messages(queue),
-                k.campaign_chunk(cid, number), k.opt_out]  # fmt: skip
+        keys = [k.campaign(cid), k.campaign_counts(cid), k.queue(queue), k.queue_messages(queue)]
         return bool(self._script(keys=keys, args=args))

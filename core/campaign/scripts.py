@@ -5,10 +5,11 @@ Every step that must not be split by a crash is one script:
 - ``CREATE`` commits a campaign whose chunks are already written: record,
   list entry, active set and idempotency key together. Until it runs, the
   chunks are orphans with a TTL that nothing reads.
-- ``RELEASE`` (``RELEASE_BULK`` for a v1 bulk chunk) fans one chunk out: it
-  creates the chunk's job records and their Dramatiq messages *and* advances
-  the cursor, compare-and-set on the cursor. A crash before it leaves the
-  chunk unreleased; after it, released exactly once. (listmonk moves its
+- ``RELEASE`` fans one chunk out: it creates the chunk's job records and their
+  Dramatiq messages *and* advances the cursor, compare-and-set on the cursor.
+  ``RELEASE_BULK`` (a v1 bulk chunk) queues the chunk's one message and counts
+  its rows; their records are made by the chunk's first claim. A crash before
+  a release leaves the chunk unreleased; after it, released exactly once. (listmonk moves its
   checkpoint when a batch is fetched, so a crash between fetch and send skips
   or repeats; here there is no between.)
 - ``CONTROL`` changes the campaign's state from an allowed set of states,
@@ -94,8 +95,37 @@ redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[
 return 1
 """
 
+# RELEASE for a v1 bulk SMS chunk: O(1), whatever its size. Its rows are
+# counted 'queued' and its message queued; their job records are made by the
+# chunk's first claim (core.batch_scripts.CLAIM_BULK), which also reads the
+# opt-out list. Why: Redis's one thread is what a bulk campaign saturates, and
+# records made here were read and written again by the claim a moment later.
+# KEYS: campaign, counts, queue list, queue msgs
+# ARGV: expected cursor, now_ms, ttl_s, chunk message id, chunk message data, rows
+# Answers 1 when released, 0 when the cursor moved or the campaign is not running.
+RELEASE_BULK = """
+if redis.call('HGET', KEYS[1], 'state') ~= 'running'
+   or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
+  return 0
+end
+redis.call('HSET', KEYS[4], ARGV[4], ARGV[5])
+redis.call('RPUSH', KEYS[3], ARGV[4])
+redis.call('HINCRBY', KEYS[2], 'queued', tonumber(ARGV[6]))
+redis.call('EXPIRE', KEYS[2], tonumber(ARGV[3]))
+redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
+return 1
+"""
+
+# KEYS: campaign, counts, parked, active set
+# ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
+#       job ttl_s, campaign ttl_s, field/value pairs...
+# Answers {'ok', old state} or {'refused', current state ('' = missing)}.
+# To 'finished': only once every chunk is released and every job has an outcome
+# (none queued, sending, retrying or unknown).
+# To 'running': parked messages go back to their queues. To 'cancelled':
+# parked jobs (and the jobs of parked bulk chunks) are cancelled.
 # The mask of a phone number as core.redaction.mask_phone makes it (kept equal by
-# tests/unit/test_campaign_bulk_release.py): country prefix and last 3 digits.
+# tests/unit/test_campaign_bulk_claim.py): country prefix and last 3 digits.
 _MASK_PHONE = """
 local function mask_phone(text)
   local digits = string.gsub(text, '%D', '')
@@ -107,78 +137,9 @@ local function mask_phone(text)
 end
 """
 
-# RELEASE for a v1 bulk SMS chunk, the same records and counts, made here from
-# the stored chunk: the caller sends one number per row (its SMS segments)
-# instead of seven values. Job id, idempotency key and masked number are
-# derived here, the opt-out list is read here. Why: the pump is one thread that
-# every sender waits on; in Python this per-row work made it the bottleneck.
-# KEYS: campaign, counts, queue list, queue msgs, chunk, opt-out set
-# ARGV: expected cursor, now_ms, ttl_s, campaign_id, kind, queue, chunk message id,
-#       chunk message data, first index, then the segments of each row
-# Answers 1 when released, 0 when the cursor moved or the campaign is not running.
-RELEASE_BULK = (
-    _MASK_PHONE
-    + """
-if redis.call('HGET', KEYS[1], 'state') ~= 'running'
-   or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
-  return 0
-end
-local rows = cjson.decode(redis.call('GET', KEYS[5]) or '[]')
-if #rows ~= #ARGV - 9 then
-  return redis.error_reply('RELEASE_BULK: ' .. #rows .. ' rows, ' .. (#ARGV - 9) .. ' segments')
-end
-local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
-local ttl, cid, base = tonumber(ARGV[3]), ARGV[4], tonumber(ARGV[9])
-local dsts, jobs = {}, {}
-for i, row in ipairs(rows) do
-  dsts[i] = row[1]
-  jobs[i] = prefix .. ':job:' .. cid .. '-' .. (base + i - 1)
-end
--- A number may have answered STOP since the campaign was accepted.
-local out, some_exist = {}, false
-for i = 1, #rows, 500 do
-  local last = math.min(i + 499, #rows)
-  local flags = redis.call('SMISMEMBER', KEYS[6], unpack(dsts, i, last))
-  for j, flag in ipairs(flags) do out[i + j - 1] = flag end
-  if redis.call('EXISTS', unpack(jobs, i, last)) > 0 then some_exist = true end
-end
-local created = {}
-for i = 1, #rows do
-  local job = jobs[i]
-  if not some_exist or redis.call('EXISTS', job) == 0 then
-    local index = base + i - 1
-    local st = out[i] == 1 and 'cancelled' or 'queued'
-    redis.call('HSET', job, 'job_id', cid .. '-' .. index, 'kind', ARGV[5], 'state', st,
-      'queue', ARGV[6], 'idempotency_key', 'campaign:' .. cid .. ':' .. index,
-      'dst', mask_phone(dsts[i]), 'attempts', 0, 'fence', 0, 'created_at', ARGV[2],
-      'updated_at', ARGV[2], 'campaign', cid, 'segments', ARGV[9 + i])
-    if st == 'cancelled' then
-      redis.call('HSET', job, 'outcome', 'opted_out', 'error_class', 'OptedOut',
-        'last_error', 'opted out of marketing messages')
-    end
-    redis.call('EXPIRE', job, ttl)
-    created[st] = (created[st] or 0) + 1
-  end
-end
-redis.call('HSET', KEYS[4], ARGV[7], ARGV[8])
-redis.call('RPUSH', KEYS[3], ARGV[7])
-for st, n in pairs(created) do redis.call('HINCRBY', KEYS[2], st, n) end
-redis.call('EXPIRE', KEYS[2], ttl)
-redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[2])
-return 1
-"""
-)
-
-# KEYS: campaign, counts, parked, active set
-# ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
-#       field/value pairs...
-# Answers {'ok', old state} or {'refused', current state ('' = missing)}.
-# To 'finished': only once every chunk is released and every job has an outcome
-# (none queued, sending, retrying or unknown).
-# To 'running': parked messages go back to their queues. To 'cancelled':
-# parked jobs (and the jobs of parked bulk chunks) are cancelled.
 CONTROL = (
     _COUNT
+    + _MASK_PHONE
     + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'refused', ''} end
@@ -198,7 +159,7 @@ if to == 'finished' then
   end
 end
 redis.call('HSET', KEYS[1], 'state', to, 'updated_at', ARGV[1])
-if #ARGV > 4 then redis.call('HSET', KEYS[1], unpack(ARGV, 5, #ARGV)) end
+if #ARGV > 6 then redis.call('HSET', KEYS[1], unpack(ARGV, 7, #ARGV)) end
 if to == 'finished' or to == 'cancelled' then
   redis.call('SREM', KEYS[4], KEYS[1]:match('[^:]+$'))
 end
@@ -216,23 +177,48 @@ elseif to == 'cancelled' then
   local prefix = string.sub(KEYS[1], 1, string.find(KEYS[1], ':campaign:', 1, true) - 1)
   local cid = KEYS[1]:match('[^:]+$')
   local size = tonumber(redis.call('HGET', KEYS[1], 'chunk_size'))
-  local parked = redis.call('HKEYS', KEYS[3])
-  for _, member in ipairs(parked) do
+  local total = tonumber(redis.call('HGET', KEYS[1], 'total') or '0')
+  local parked = redis.call('HGETALL', KEYS[3])
+  for p = 1, #parked, 2 do
+    local member = parked[p]
     local ids = {}
     local chunk = member:match('^chunk:(%d+)$')
     if chunk then
-      for idx = tonumber(chunk) * size, tonumber(chunk) * size + size - 1 do
+      for idx = tonumber(chunk) * size, math.min(tonumber(chunk) * size + size, total) - 1 do
         ids[#ids + 1] = cid .. '-' .. idx
       end
     else
       ids[1] = member
     end
-    for _, id in ipairs(ids) do
-      local job = prefix .. ':job:' .. id
-      local js = redis.call('HGET', job, 'state')
-      if js == 'queued' or js == 'retrying' then
-        moved(job, js, 'cancelled')
-        redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled', 'updated_at', ARGV[1])
+    if chunk and redis.call('GETBIT', KEYS[1] .. ':made', tonumber(chunk)) == 0
+       and redis.call('EXISTS', prefix .. ':job:' .. ids[1]) == 0 then
+      -- A v1 bulk chunk parked before its first claim: no records yet (see
+      -- core.batch_scripts.CLAIM_BULK). They are made here, cancelled, and the
+      -- chunk marked made, so that a stray copy of its message sends nothing.
+      local rows = cjson.decode(redis.call('GET', KEYS[1] .. ':chunk:' .. chunk) or '[]')
+      local queue = cjson.decode(parked[p + 1])['queue_name']
+      local kind = redis.call('HGET', KEYS[1], 'kind')
+      for i, id in ipairs(ids) do
+        local job = prefix .. ':job:' .. id
+        redis.call('HSET', job, 'job_id', id, 'kind', kind, 'state', 'cancelled', 'queue', queue,
+          'idempotency_key', 'campaign:' .. cid .. ':' .. (tonumber(chunk) * size + i - 1),
+          'dst', mask_phone(rows[i] and rows[i][1] or ''), 'attempts', 0, 'fence', 0,
+          'created_at', ARGV[1], 'updated_at', ARGV[1], 'campaign', cid, 'outcome', 'cancelled')
+        redis.call('EXPIRE', job, tonumber(ARGV[5]))
+      end
+      redis.call('HINCRBY', KEYS[2], 'queued', -#ids)
+      redis.call('HINCRBY', KEYS[2], 'cancelled', #ids)
+      redis.call('SETBIT', KEYS[1] .. ':made', tonumber(chunk), 1)
+      redis.call('EXPIRE', KEYS[1] .. ':made', tonumber(ARGV[6]))
+    else
+      for _, id in ipairs(ids) do
+        local job = prefix .. ':job:' .. id
+        local js = redis.call('HGET', job, 'state')
+        if js == 'queued' or js == 'retrying' then
+          moved(job, js, 'cancelled')
+          redis.call('HSET', job, 'state', 'cancelled', 'outcome', 'cancelled',
+            'updated_at', ARGV[1])
+        end
       end
     end
   end

@@ -120,6 +120,11 @@ class CampaignStore(ChunkWriter):
         rows: list[list[str]] = json.loads(data)
         return rows
 
+    def chunks_made(self, campaign_id: str) -> bytes:
+        """The "records made" bitmap of a v1 bulk campaign's chunks (bit n: chunk n;
+        see :data:`core.batch_scripts.CLAIM_BULK`); ``b""`` when none was."""
+        return bytes(self.client.get(self.keys.campaign_made(campaign_id)) or b"")  # type: ignore[arg-type]
+
     def deliveries(self, campaign_id: str) -> dict[int, str]:
         """Chunk -> the Connectus delivery its v1 bulk created."""
         raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
@@ -188,7 +193,8 @@ class CampaignStore(ChunkWriter):
     ) -> Control:
         """Move the campaign to ``to`` if it is in one of ``allowed_from``."""
         args: list[str | int] = [self.clock(), self.keys.dramatiq_namespace, to.value,
-                                 ",".join(s.value for s in allowed_from)]  # fmt: skip
+                                 ",".join(s.value for s in allowed_from), self.job_ttl_s,
+                                 self.ttl_s]  # fmt: skip
         for name, value in (fields or {}).items():
             args += [name, value]
         status, state = self._control(

@@ -19,9 +19,12 @@ from dramatiq.brokers.stub import StubBroker
 
 from config import load_settings
 from core.campaign.model import CampaignState
+from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore, job_id_for
 from core.jobs import JobStore
+from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
+from core.redaction import mask_phone
 from tests.support.clock import Clock
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
@@ -114,9 +117,22 @@ def _sent_numbers(recorder: Recorder) -> list[list[str]]:
 
 
 def _state(jobs: JobStore, job_id: str) -> str:
-    record = jobs.get(job_id)
+    """The job's state as get_status shows it: its record, or before the chunk's
+    first claim made one, the placeholder of a pending bulk recipient."""
+    campaigns = CampaignStore(jobs.client, KEYS, ttl_s=3600, job_ttl_s=600)
+    record = jobs.get(job_id) or placeholder(campaigns, job_id, queue="bulk")
     assert record is not None
     return record.state.value
+
+
+def _made_by_an_earlier_claim(jobs: JobStore, *, worker: str, lease_ms: int = 60_000) -> list[int]:
+    """The chunk's records, made and leased by another delivery of its message; fences."""
+    chunk = BulkChunk(CID, 0, 0, "sms", "bulk", 3600)
+    rows = [(dst, mask_phone(dst), 1) for dst in DSTS]
+    claims = BatchLedger(jobs).claim_bulk(chunk, rows, worker_id=worker, lease_ms=lease_ms,
+                                          token=worker)  # fmt: skip
+    assert [c.status for c in claims] == ["ok"] * 5
+    return [c.fence for c in claims]
 
 
 def _queued(client: fakeredis.FakeRedis, queue: str = "bulk") -> list[dict[str, Any]]:
@@ -281,10 +297,13 @@ def test_a_timeout_after_sending_makes_every_claimed_recipient_unknown(
 def test_a_redelivered_chunk_sends_only_the_recipients_not_sent_yet(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    # Recipients 0 and 1 were sent already (a bulk whose chunk message came back).
+    # Recipients 0 and 1 were sent already, the others came back to retry (a bulk
+    # whose chunk message came back).
+    fences = _made_by_an_earlier_claim(jobs, worker="old")
     for i in (0, 1):
-        claim = jobs.claim(IDS[i], worker_id="old", lease_ms=60_000, token="old")
-        assert jobs.finish(IDS[i], claim.fence, {"state": "sent", "provider_id": f"old-{i}"})
+        assert jobs.finish(IDS[i], fences[i], {"state": "sent", "provider_id": f"old-{i}"})
+    for i in (2, 3, 4):
+        assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
     sender, recorder = _sender(campaigns, jobs, clock, _all_sent(3, start=2))
     assert sender.handle(released, 0) == "sent:3"
     assert _sent_numbers(recorder) == [DSTS[2:]]
@@ -297,8 +316,11 @@ def test_a_redelivered_chunk_sends_only_the_recipients_not_sent_yet(
 def test_a_recipient_leased_by_another_worker_is_left_to_it(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    claim = jobs.claim(IDS[4], worker_id="other", lease_ms=10_000, token="other")
-    assert claim.status == "ok"
+    # Another delivery of the chunk made and leased every record; it gave back all
+    # but the last one (retrying) and still holds that one's lease.
+    fences = _made_by_an_earlier_claim(jobs, worker="other", lease_ms=10_000)
+    for i in range(4):
+        assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
     sender, recorder = _sender(campaigns, jobs, clock, _all_sent(4))
     assert sender.handle(released, 0) == "sent:4"
     assert _sent_numbers(recorder) == [DSTS[:4]]
