@@ -86,6 +86,10 @@ class AutoPipeline:
         #: and there is one leader at a time.
         self.calls = 0
         self.batches = 0
+        #: Calls whose wait ran out while they were in a batch in flight (they wait
+        #: on for the answer): Redis slower than ``wait_timeout_s``. Written under
+        #: ``_guard``.
+        self.overdue = 0
 
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         if self._closed:
@@ -120,6 +124,7 @@ class AutoPipeline:
             if call in self._pending:  # never written: leave, unsent
                 self._pending.remove(call)
                 raise redis.TimeoutError(f"no answer from Redis within {self.wait_timeout_s} s")
+            self.overdue += 1
         # Written in the batch in flight: its answer is bounded by the socket timeouts.
         call.done.acquire()
         return False
