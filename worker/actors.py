@@ -17,7 +17,7 @@ from config import Settings
 from core.models import Kind
 from core.routing import default_queue
 from worker.bulk import BulkSender
-from worker.campaigns import BULK_ACTOR
+from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
@@ -58,8 +58,12 @@ def register_bulk_actor(
     def send_sms_bulk(*args: Any, **kwargs: Any) -> None:
         chunk = kwargs.get("chunk")
         problem = None
-        if args or set(kwargs) != {"chunk"} or not isinstance(chunk, dict):
+        # An older pump's chunk message has 'chunk' alone (its records exist).
+        extra = {k: v for k, v in kwargs.items() if k != "chunk"}
+        if args or "chunk" not in kwargs or not isinstance(chunk, dict):
             problem = "expected exactly one keyword argument, 'chunk'"
+        elif extra and extra != RECORDS_AT_CLAIM:
+            problem = f"expected 'chunk', and only {RECORDS_AT_CLAIM} besides it"
         elif not isinstance(chunk.get("campaign"), str) or not chunk["campaign"]:
             problem = "chunk.campaign: must be a non-empty string"
         elif not isinstance(chunk.get("chunk"), int) or chunk["chunk"] < 0:

@@ -32,6 +32,7 @@ from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump, recipient_message
+from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
 from worker.metrics import WorkerMetrics
@@ -169,6 +170,7 @@ def build_worker_app(
             after_s=settings.campaign_status_poll_after_s,
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
+        chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),
     )
     return WorkerApp(
         settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,

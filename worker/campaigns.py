@@ -53,13 +53,23 @@ BULK_ACTOR = "send_sms_bulk"
 PENDING_STATES = ("queued", "sending", "retrying", "unknown")
 
 
+#: The second argument of a chunk message: its records are made by its first claim.
+RECORDS_AT_CLAIM = {"records": "claim"}
+
+
 def chunk_message(queue: str, campaign_id: str, chunk: int) -> Message[Any]:
-    """The message of one v1 bulk chunk (it names the chunk; the rows stay stored)."""
+    """The message of one v1 bulk chunk (it names the chunk; the rows stay stored).
+
+    ``records="claim"`` says the chunk's records are made by its first claim. A
+    worker older than that (a rolling update, a rollback) expects exactly one
+    argument: it dead-letters the message as malformed instead of finding no
+    records and skipping the chunk, and :mod:`worker.chunk_recovery` puts it back.
+    """
     return Message(
         queue_name=queue,
         actor_name=BULK_ACTOR,
         args=(),
-        kwargs={"chunk": {"campaign": campaign_id, "chunk": chunk}},
+        kwargs={"chunk": {"campaign": campaign_id, "chunk": chunk}, **RECORDS_AT_CLAIM},
         options={"redis_message_id": str(uuid.uuid4())},
     )
 

@@ -22,7 +22,9 @@
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
   recover in a test). Here it runs every ``maintenance_interval_s`` on
-  every queue, so recovery takes at most heartbeat timeout + interval.
+  every queue, so recovery takes at most heartbeat timeout + interval. The
+  same pass moves back v1 bulk chunk messages that a worker older than this
+  version dead-lettered (see :mod:`worker.chunk_recovery`).
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from core.delivery_status import PendingStatuses
 from core.jobs import JobStore, epoch_ms
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
+from worker.chunk_recovery import ChunkRecovery
 from worker.reconcile import Reconciler
 
 log = structlog.get_logger("worker.housekeeping")
@@ -62,6 +65,7 @@ class Housekeeper(threading.Thread):
         status_poller: StatusPoller | None = None,
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
+        chunk_recovery: ChunkRecovery | None = None,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -76,6 +80,7 @@ class Housekeeper(threading.Thread):
         self.status_poller = status_poller
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
+        self.chunk_recovery = chunk_recovery
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -94,6 +99,8 @@ class Housekeeper(threading.Thread):
                     self.pump.tick()
                 if since_maintenance >= self.maintenance_interval_s:
                     self.run_maintenance()
+                    if self.chunk_recovery is not None:
+                        self.chunk_recovery.run_once()
                     since_maintenance = 0.0
                 if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0

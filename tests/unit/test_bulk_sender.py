@@ -28,7 +28,8 @@ from core.redaction import mask_phone
 from tests.support.clock import Clock
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
-from worker.campaigns import BULK_ACTOR, CampaignPump
+from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, CampaignPump, chunk_message
+from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client
 from worker.outcomes import RetryPolicy
@@ -248,7 +249,7 @@ def test_a_transient_failure_of_the_whole_call_defers_the_chunk(
     due, message = scheduled[f"chunk:{CID}:0"]
     assert due > NOW
     assert message["actor_name"] == BULK_ACTOR
-    assert message["kwargs"] == {"chunk": {"campaign": CID, "chunk": 0}}
+    assert message["kwargs"] == {"chunk": {"campaign": CID, "chunk": 0}, **RECORDS_AT_CLAIM}
     assert campaigns.counts(released) == {"retrying": 5}
 
 
@@ -382,7 +383,9 @@ def actor(
      (("c1",), {"chunk": {"campaign": "c1", "chunk": 0}}, "expected exactly one keyword"),
      ((), {"chunk": {"campaign": "", "chunk": 0}}, "chunk.campaign: must be a non-empty string"),
      ((), {"chunk": {"campaign": "c1", "chunk": -1}}, "chunk.chunk: must be a non-negative"),
-     ((), {"chunk": {"campaign": "c1", "chunk": "0"}}, "chunk.chunk: must be a non-negative")],
+     ((), {"chunk": {"campaign": "c1", "chunk": "0"}}, "chunk.chunk: must be a non-negative"),
+     ((), {"chunk": {"campaign": "c1", "chunk": 0}, "records": "release"}, "and only {'records'"),
+     ((), {"chunk": {"campaign": "c1", "chunk": 0}, "extra": 1}, "and only {'records': 'claim'}")],
 )  # fmt: skip
 def test_a_malformed_chunk_message_is_quarantined(
     released: str, actor: Any, client: Any, jobs: JobStore,
@@ -401,8 +404,59 @@ def test_a_malformed_chunk_message_is_quarantined(
     assert [_state(jobs, j) for j in IDS] == ["queued"] * 5
 
 
-def test_the_actor_sends_a_well_formed_chunk(released: str, actor: Any, jobs: JobStore) -> None:
+@pytest.mark.parametrize("records", [{}, RECORDS_AT_CLAIM])  # an older pump's message, this one's
+def test_the_actor_sends_a_well_formed_chunk(
+    released: str, actor: Any, jobs: JobStore, records: dict[str, str]
+) -> None:
     bulk_actor, recorder = actor
-    bulk_actor(chunk={"campaign": released, "chunk": 0})
+    bulk_actor(chunk={"campaign": released, "chunk": 0}, **records)
     assert _sent_numbers(recorder) == [DSTS]
     assert [_state(jobs, j) for j in IDS] == ["sent"] * 5
+
+
+def _older_workers_quarantine(sender: BulkSender, message: dramatiq.Message[Any]) -> None:
+    """What a worker older than records-at-claim does with this version's chunk
+    message: its actor wants exactly one argument, and dead-letters the rest
+    through the same quarantine."""
+    assert set(message.kwargs) != {"chunk"}
+    sender.quarantine(
+        message.args, message.kwargs, "expected exactly one keyword argument, 'chunk'"
+    )
+
+
+def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    message = chunk_message("bulk", released, 0)
+    _older_workers_quarantine(sender, message)
+    # Dead letters that are not such a chunk stay where they are.
+    sender.quarantine((), {"job": {}}, "expected exactly one keyword argument, 'chunk'")
+    sender.quarantine((), {"chunk": {"campaign": released, "chunk": -1}, **RECORDS_AT_CLAIM},
+                      "chunk.chunk: must be a non-negative integer")  # fmt: skip
+    jobs.quarantine(b"\xff not json", "undecodable")
+    recovery = ChunkRecovery(client, KEYS, queue="bulk")
+    assert recovery.run_once() == 1
+    assert recovery.run_once() == 0
+    assert client.zcard(KEYS.dead_letters) == 3 and client.hlen(KEYS.dead_letter_reasons) == 3
+    (queued,) = _queued(client)
+    assert queued["actor_name"] == BULK_ACTOR and queued["kwargs"] == message.kwargs
+    assert sender.handle(released, 0) == "sent:5" and _sent_numbers(recorder) == [DSTS]
+
+
+@pytest.mark.parametrize(
+    "kept",
+    [{"actor": "send_sms", "args": [], "kwargs": {"chunk": {"campaign": "c", "chunk": 0}, "records": "claim"}},
+     {"actor": BULK_ACTOR, "args": [1], "kwargs": {"chunk": {"campaign": "c", "chunk": 0}, "records": "claim"}},
+     {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": {"campaign": "c", "chunk": 0}}},
+     {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": {"campaign": "c", "chunk": True}, "records": "claim"}},
+     {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": {"campaign": "c", "chunk": 0, "x": 1}, "records": "claim"}},
+     {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": {"campaign": "", "chunk": 0}, "records": "claim"}},
+     {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": [], "records": "claim"}},
+     [BULK_ACTOR]],
+)  # fmt: skip
+def test_only_a_well_formed_chunk_with_records_at_claim_is_put_back(kept: Any) -> None:
+    assert refused_chunk(json.dumps(kept)) is None
+    good = {"actor": BULK_ACTOR, "args": [], "kwargs": {"chunk": {"campaign": "c", "chunk": 3},
+                                                        "records": "claim"}}  # fmt: skip
+    assert refused_chunk(json.dumps(good).encode()) == ("c", 3)

@@ -26,3 +26,14 @@ def test_the_default_tick_is_a_fifth_of_a_second() -> None:
         assert app.housekeeper.promote_interval_s == 0.2
     finally:
         app.close()
+
+
+def test_maintenance_puts_back_chunks_of_the_bulk_queue_of_the_settings() -> None:
+    settings = load_settings({**CREDENTIALS, "QUEUE_BULK": "masivo", "KEY_PREFIX": "p"})
+    app = build_worker_app(settings, redis_client=fakeredis.FakeRedis())
+    try:
+        recovery = app.housekeeper.chunk_recovery
+        assert recovery is not None
+        assert (recovery.queue, recovery.keys.prefix) == ("masivo", "p")
+    finally:
+        app.close()

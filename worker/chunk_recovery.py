@@ -1,0 +1,92 @@
+"""v1 bulk chunk messages that a worker older than this version dead-lettered, put back.
+
+A v1 bulk chunk's job records are made by its first claim
+(:data:`core.batch_scripts.CLAIM_BULK`), and its message says so
+(``records="claim"``, :func:`worker.campaigns.chunk_message`). A worker of an
+older version, met during a rolling update or after a rollback, would find
+no records and skip the chunk for good; the extra argument makes it
+dead-letter the message as malformed instead (it expects exactly one
+argument). Every maintenance pass of this version looks for such entries
+(``malformed:*`` whose kept arguments name a chunk with ``records="claim"``)
+and moves each back to the bulk queue, in one script. Moving one back twice
+is harmless: a chunk made once is claimed job by job.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis
+import structlog
+
+from core.keys import Keys
+from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
+
+log = structlog.get_logger("worker.chunk_recovery")
+
+# KEYS: dead letters, dead-letter msgs, dead-letter reasons, queue list, queue msgs
+# ARGV: member, message id, message data
+# Answers 1 when moved, 0 when another process moved (or purged) it first.
+REQUEUE = """
+if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HDEL', KEYS[2], ARGV[1])
+redis.call('HDEL', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
+redis.call('RPUSH', KEYS[4], ARGV[2])
+return 1
+"""
+
+
+class ChunkRecovery:
+    """Moves chunk messages refused by older workers back to ``queue``."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, *, queue: str) -> None:
+        self.client = client
+        self.keys = keys
+        self.queue = queue
+        self._requeue = client.register_script(REQUEUE)
+
+    def run_once(self, *, limit: int = 1_000) -> int:
+        """Move back up to ``limit`` such messages; returns how many moved."""
+        k, moved = self.keys, 0
+        for member, _ in self.client.zscan_iter(k.dead_letters, match="malformed:*", count=500):
+            chunk = refused_chunk(self.client.hget(k.dead_letter_messages, member))
+            if chunk is None:
+                continue
+            message = chunk_message(self.queue, *chunk)
+            answer = self._requeue(
+                keys=[k.dead_letters, k.dead_letter_messages, k.dead_letter_reasons,
+                      k.queue(self.queue), k.queue_messages(self.queue)],
+                args=[member, message.options["redis_message_id"], message.encode()],
+            )  # fmt: skip
+            if not answer:
+                continue  # another process moved it first
+            moved += 1
+            log.warning("bulk.chunk_requeued", campaign=chunk[0], chunk=chunk[1],
+                        reason="dead-lettered by a worker older than this version")  # fmt: skip
+            if moved >= limit:
+                break
+        return moved
+
+
+def refused_chunk(data: Any) -> tuple[str, int] | None:
+    """(campaign, chunk) of a dead-lettered chunk message with ``records="claim"``."""
+    try:
+        kept = json.loads(data)
+    except (TypeError, ValueError):
+        return None
+    if not isinstance(kept, dict) or kept.get("actor") != BULK_ACTOR or kept.get("args"):
+        return None
+    kwargs = kept.get("kwargs")
+    if not isinstance(kwargs, dict) or set(kwargs) != {"chunk", *RECORDS_AT_CLAIM}:
+        return None
+    chunk = kwargs["chunk"]
+    if any(kwargs[k] != v for k, v in RECORDS_AT_CLAIM.items()) or not isinstance(chunk, dict):
+        return None
+    campaign, number = chunk.get("campaign"), chunk.get("chunk")
+    if not isinstance(campaign, str) or not campaign or set(chunk) != {"campaign", "chunk"}:
+        return None
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        return None
+    return campaign, number
