@@ -157,7 +157,8 @@ class Campaign:
 
     @property
     def released(self) -> int:
-        """Recipients whose jobs exist (the released chunks)."""
+        """Recipients of the released chunks (their jobs exist; a v1 bulk chunk's are
+        made by its first claim, see :mod:`core.campaign.pending`)."""
         return min(self.total, self.cursor * self.chunk_size)
 
     @property
