@@ -12,10 +12,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from core.models import Kind
 from sandbox.config import FaultConfig, SandboxConfig
 from sandbox.server import SandboxServer
 from worker.connectus import errors
+from worker.connectus.balances import BalanceLookup
 from worker.connectus.client import ConnectusClient
+from worker.connectus.enums import Country, SubclientProduct
 
 ENGINES = ("stdlib", "httpcore")
 
@@ -93,3 +96,21 @@ def test_an_unknown_engine_is_refused_by_name() -> None:
             api_user="u", api_key="k", base_url="http://x", v1_base_url="http://x",
             qr_base_url="http://x", connect_timeout_s=1, read_timeout_s=1, http_engine="curl",
         )  # fmt: skip
+
+
+def test_a_subclient_sms_balance_is_read_per_country_from_the_sandbox() -> None:
+    with SandboxServer() as server:
+        client = connect(server, "stdlib")
+        try:
+            sub = client.v3.create_client(name="balances")
+            assert sub.id_unique is not None
+            client.v3.add_balance(id_client=sub.id_unique, amount=7,
+                                  product=SubclientProduct.SMS, id_country=Country.CHILE)  # fmt: skip
+            client.v3.add_balance(id_client=sub.id_unique, amount=3,
+                                  product=SubclientProduct.EMAIL)  # fmt: skip
+            lookup = BalanceLookup(client)
+            assert lookup(Kind.SMS, sub.id_unique, int(Country.CHILE)).available == 7
+            assert lookup(Kind.SMS, sub.id_unique, int(Country.PERU)).available == 0
+            assert lookup(Kind.EMAIL, sub.id_unique, None).available == 3
+        finally:
+            client.close()

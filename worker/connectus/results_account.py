@@ -24,14 +24,28 @@ Raw = Mapping[str, Any]
 
 
 @dataclass(frozen=True)
+class CountryBalance:
+    id_country: int
+    country_name: str | None
+    balance: int
+
+
+@dataclass(frozen=True)
 class Subclient:
-    """A subclient; ``id_unique`` is what the ``/clients/:id`` paths take."""
+    """A subclient; ``id_unique`` is what the ``/clients/:id`` paths take.
+
+    ``balance``: the one figure of ``GET /clients/:id``. ``sms_balances`` and
+    ``email_balance``: the ``balance`` object of a ``GET /clients`` entry (SMS
+    balance is per country); empty and None where the answer has no such object.
+    """
 
     id: int | None
     id_unique: str | None
     name: str | None
     balance: int | None
     raw: Raw = field(default_factory=dict, repr=False, compare=False)
+    sms_balances: tuple[CountryBalance, ...] = ()
+    email_balance: int | None = None
 
     @classmethod
     def from_body(cls, body: Any) -> Subclient:
@@ -40,20 +54,17 @@ class Subclient:
             data = data["data"]
         if opt_str(data, "id", "id_unique") is None:
             raise ParseError("client has neither id nor id_unique")
+        balances = data.get("balance")
+        listed = balances if isinstance(balances, Mapping) else {}
         return cls(
             id=opt_int(data, "id"),
             id_unique=opt_str(data, "id_unique"),
             name=opt_str(data, "name"),
             balance=opt_int(data, "balance"),
             raw=data,
+            sms_balances=_country_balances(listed, "sms_balance"),
+            email_balance=opt_int(listed, "email_balance"),
         )
-
-
-@dataclass(frozen=True)
-class CountryBalance:
-    id_country: int
-    country_name: str | None
-    balance: int
 
 
 @dataclass(frozen=True)
@@ -68,16 +79,22 @@ class SubclientList:
     def from_body(cls, body: Any) -> SubclientList:
         top = as_mapping(body)
         data = top["data"] if isinstance(top.get("data"), Mapping) else top
-        balances = tuple(
-            CountryBalance(
-                req_int(item, "id_country"),
-                opt_str(item, "country_name"),
-                req_int(item, "balance"),
-            )
-            for item in objects(data, "free_sms_balance_by_country")
-        )
+        balances = _country_balances(data, "free_sms_balance_by_country")
         clients = tuple(Subclient.from_body(c) for c in objects(data, "clients"))
         return cls(balances, clients, top)
+
+    def client(self, id_unique: str) -> Subclient | None:
+        """The subclient of that ``id_unique``, if listed."""
+        return next((c for c in self.clients if c.id_unique == id_unique), None)
+
+
+def _country_balances(data: Mapping[str, Any], key: str) -> tuple[CountryBalance, ...]:
+    return tuple(
+        CountryBalance(
+            req_int(item, "id_country"), opt_str(item, "country_name"), req_int(item, "balance")
+        )
+        for item in objects(data, key)
+    )
 
 
 @dataclass(frozen=True)
