@@ -220,3 +220,29 @@ def test_review_resend_and_drop(
         remaining = {row["job_id"] for row in run_json(["review", "list"], env)["review"]}
         assert dropped not in remaining and resent not in remaining
         assert run_json(["review", "drop", dropped], env, code=1)["error"]
+
+
+def test_status_and_cancel_of_a_bulk_recipient_before_its_chunk_is_claimed(
+    env: dict[str, str],
+) -> None:
+    from config import load_settings
+    from core.campaign.store import CampaignStore
+    from producers.campaign_plan import CampaignOptions
+    from producers.campaigns import CampaignProducer
+    from worker.campaigns import CampaignPump
+
+    settings = load_settings(env)
+    producer = CampaignProducer(settings)
+    rows = [{"dst_number": f"5698765{i:04d}", "name": "x"} for i in range(3)]
+    cid = producer.send(rows, CampaignOptions(name="cli", text="Hola {name}")).campaign_id
+    store = CampaignStore(producer.redis, Keys(settings.key_prefix),
+                          ttl_s=settings.campaign_ttl_s, job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    campaign = store.get(cid)
+    assert campaign is not None
+    pump = CampaignPump(store=store, queue=settings.queue_bulk, max_pending=1000, owner="cli")
+    assert pump.step(campaign) == 1  # released; no worker has claimed it, so no record yet
+    record = run_json(["status", f"{cid}-1"], env)
+    assert (record["state"], record["dst"], record["campaign"]) == ("queued", "569*****001", cid)
+    refused = run_json(["cancel", f"{cid}-1"], env, code=1)
+    assert refused["result"] == "refused:queued"
+    assert run_json(["status", f"{cid}-3"], env, code=1)["error"].startswith("job_id: no job")
