@@ -76,9 +76,9 @@ def cancel(
     store = job_store(settings)
     result = store.cancel(job_id)
     if result == "missing":  # perhaps a pending v1 bulk recipient (see status)
-        from producers.api import cancel_job
+        from producers.api import cancel_answer
 
-        result = cancel_job(settings, store, job_id)
+        result = cancel_answer(settings, store.client, job_id, result)
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)

@@ -7,6 +7,7 @@ leases, in-flight copies). Times are epoch ms.
 
 from __future__ import annotations
 
+from core.campaign.scripts import NEW_RECORD
 from core.send_scripts import CLAIM_FUNCTION
 
 # KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs
@@ -94,6 +95,7 @@ return landed
 # cancelled and answers {'done', 'cancelled'}; a paused campaign makes nothing.
 CLAIM_BULK = (
     CLAIM_FUNCTION
+    + NEW_RECORD
     + """
 local now, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 local prefix, cid, chunk, base = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
@@ -144,33 +146,30 @@ for i = 1, n, 500 do
   end
 end
 local ttl, lease_until, leases = tonumber(ARGV[9]), now + lease_ms, {}
+-- Each state's fields; the last value, the row's segments, is set per row.
+local as_sending = {'state', 'sending', 'attempts', 1, 'fence', 1, 'lease_until', lease_until,
+  'worker', ARGV[3], 'claim_token', token, 'segments', ''}
+local as_cancelled = {'state', 'cancelled', 'attempts', 0, 'fence', 0, 'outcome', 'cancelled',
+  'segments', ''}
 local sending, cancelled = 0, 0
 for i = 1, n do
-  local index = base + i - 1
-  local job, at = jobs[i], 10 + 3 * i
-  if out[i] == 1 or cst == 'cancelled' then
-    redis.call('HSET', job, 'job_id', ids[i], 'kind', ARGV[11], 'state', 'cancelled',
-      'queue', ARGV[12], 'idempotency_key', 'campaign:' .. cid .. ':' .. index,
-      'dst', ARGV[at + 1], 'attempts', 0, 'fence', 0, 'created_at', now, 'updated_at', now,
-      'campaign', cid, 'segments', ARGV[at + 2], 'outcome', 'cancelled')
-    if out[i] == 1 then
-      redis.call('HSET', job, 'outcome', 'opted_out', 'error_class', 'OptedOut',
-        'last_error', 'opted out of marketing messages')
-    end
-    cancelled = cancelled + 1
-    answers[i] = {'done', 'cancelled'}
-  else
-    redis.call('HSET', job, 'job_id', ids[i], 'kind', ARGV[11], 'state', 'sending',
-      'queue', ARGV[12], 'idempotency_key', 'campaign:' .. cid .. ':' .. index,
-      'dst', ARGV[at + 1], 'attempts', 1, 'fence', 1, 'created_at', now, 'updated_at', now,
-      'campaign', cid, 'segments', ARGV[at + 2], 'lease_until', lease_until,
-      'worker', ARGV[3], 'claim_token', token)
+  local at = 10 + 3 * i
+  local extra = (out[i] == 1 or cst == 'cancelled') and as_cancelled or as_sending
+  extra[#extra] = ARGV[at + 2]
+  new_record(jobs[i], ids[i], cid, base + i - 1, ARGV[11], ARGV[12], ARGV[at + 1], now, ttl, extra)
+  if extra == as_sending then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = ids[i]
     sending = sending + 1
     answers[i] = {'ok', 1, 1}
+  else
+    if out[i] == 1 then
+      redis.call('HSET', jobs[i], 'outcome', 'opted_out', 'error_class', 'OptedOut',
+        'last_error', 'opted out of marketing messages')
+    end
+    cancelled = cancelled + 1
+    answers[i] = {'done', 'cancelled'}
   end
-  redis.call('EXPIRE', job, ttl)
 end
 redis.call('HINCRBY', KEYS[6], 'queued', -n)
 if sending > 0 then redis.call('HINCRBY', KEYS[6], 'sending', sending) end

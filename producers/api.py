@@ -46,17 +46,16 @@ def job_placeholder(settings: Settings, client: redis.Redis, job_id: str) -> Job
     return placeholder(campaigns, job_id, queue=settings.queue_bulk)
 
 
-def cancel_job(settings: Settings, store: JobStore, job_id: str) -> str:
-    """:meth:`JobStore.cancel`, except for a pending recipient of a v1 bulk campaign.
+def cancel_answer(settings: Settings, client: redis.Redis, job_id: str, answer: str) -> str:
+    """:meth:`JobStore.cancel`'s ``answer``, except for a pending recipient of a v1
+    bulk campaign (``missing``: it has no record until its chunk is claimed).
 
-    That one has no record until its chunk is claimed, and goes with its chunk:
-    ``refused:queued``. Cancel its campaign, or the number opts out (STOP), which
-    the chunk's claim reads.
+    That one goes with its chunk: ``refused:queued``. Cancel its campaign, or the
+    number opts out (STOP), which the chunk's claim reads.
     """
-    result = store.cancel(job_id)
-    if result == "missing" and job_placeholder(settings, store.client, job_id) is not None:
+    if answer == "missing" and job_placeholder(settings, client, job_id) is not None:
         return "refused:queued"
-    return result
+    return answer
 
 
 class Producer:
@@ -206,9 +205,9 @@ class Producer:
     def cancel(self, job_id: str) -> str:
         """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``.
 
-        See :func:`cancel_job` for a recipient of a v1 bulk campaign.
+        See :func:`cancel_answer` for a recipient of a v1 bulk campaign.
         """
-        return cancel_job(self.settings, self.store, job_id)
+        return cancel_answer(self.settings, self.redis, job_id, self.store.cancel(job_id))
 
     # -- the one path every send takes ------------------------------------------------
 

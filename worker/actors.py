@@ -17,7 +17,7 @@ from config import Settings
 from core.models import Kind
 from core.routing import default_queue
 from worker.bulk import BulkSender
-from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM
+from worker.campaigns import BULK_ACTOR, chunk_of
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
@@ -56,23 +56,12 @@ def register_bulk_actor(
     """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``."""
 
     def send_sms_bulk(*args: Any, **kwargs: Any) -> None:
-        chunk = kwargs.get("chunk")
-        problem = None
-        # An older pump's chunk message has 'chunk' alone (its records exist).
-        extra = {k: v for k, v in kwargs.items() if k != "chunk"}
-        if args or "chunk" not in kwargs or not isinstance(chunk, dict):
-            problem = "expected exactly one keyword argument, 'chunk'"
-        elif extra and extra != RECORDS_AT_CLAIM:
-            problem = f"expected 'chunk', and only {RECORDS_AT_CLAIM} besides it"
-        elif not isinstance(chunk.get("campaign"), str) or not chunk["campaign"]:
-            problem = "chunk.campaign: must be a non-empty string"
-        elif not isinstance(chunk.get("chunk"), int) or chunk["chunk"] < 0:
-            problem = "chunk.chunk: must be a non-negative integer"
-        if problem is not None:
-            sender.quarantine(args, kwargs, problem)
+        try:
+            campaign, number = chunk_of(args, kwargs)
+        except ValueError as exc:
+            sender.quarantine(args, kwargs, str(exc))
             return
-        assert isinstance(chunk, dict)
-        sender.handle(chunk["campaign"], chunk["chunk"])
+        sender.handle(campaign, number)
 
     return dramatiq.Actor(
         send_sms_bulk,

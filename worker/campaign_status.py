@@ -105,8 +105,7 @@ class StatusPoller:
             if used >= budget:
                 break
             base = chunk * campaign.chunk_size
-            size = min(campaign.chunk_size, campaign.total - base)
-            ids = [job_id_for(cid, base + i) for i in range(size)]
+            ids = [job_id_for(cid, base + i) for i in range(campaign.chunk_rows(chunk))]
             records = list(self.campaigns.jobs_state(ids))
             sent = [int(r["sent_at"]) for r in records if r.get("sent_at")]
             if not self._due(marks, chunk, max(sent) if sent else None):

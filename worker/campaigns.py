@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -36,7 +36,7 @@ from typing import Any
 import structlog
 from dramatiq import Message
 
-from core.campaign.bulk_release import BulkRelease, chunk_rows
+from core.campaign.bulk_release import BulkRelease
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
@@ -55,6 +55,26 @@ PENDING_STATES = ("queued", "sending", "retrying", "unknown")
 
 #: The second argument of a chunk message: its records are made by its first claim.
 RECORDS_AT_CLAIM = {"records": "claim"}
+
+
+def chunk_of(args: Sequence[Any], kwargs: Mapping[str, Any]) -> tuple[str, int]:
+    """(campaign, chunk) named by a chunk message's arguments, as :func:`chunk_message`
+    writes them (an older pump's: ``chunk`` alone); ValueError names what is wrong."""
+    chunk = kwargs.get("chunk")
+    # An older pump's chunk message has 'chunk' alone (its records exist).
+    extra = {k: v for k, v in kwargs.items() if k != "chunk"}
+    if args or not isinstance(chunk, dict):
+        raise ValueError("expected exactly one keyword argument, 'chunk'")
+    if extra and extra != RECORDS_AT_CLAIM:
+        raise ValueError(f"expected 'chunk', and only {RECORDS_AT_CLAIM} besides it")
+    campaign, number = chunk.get("campaign"), chunk.get("chunk")
+    if not isinstance(campaign, str) or not campaign:
+        raise ValueError("chunk.campaign: must be a non-empty string")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise ValueError("chunk.chunk: must be a non-negative integer")
+    if set(chunk) != {"campaign", "chunk"}:
+        raise ValueError("chunk: expected 'campaign' and 'chunk' only")
+    return campaign, number
 
 
 def chunk_message(queue: str, campaign_id: str, chunk: int) -> Message[Any]:
@@ -241,7 +261,7 @@ class CampaignPump:
             message = chunk_message(self.queue, campaign.campaign_id, number)
             if not self.bulk.release(campaign, queue=self.queue, chunk_message=message):
                 return None
-            count = chunk_rows(campaign, number)
+            count = campaign.chunk_rows(number)
         else:
             if rows is None:
                 (rows,) = self._read_chunks(campaign, 1)

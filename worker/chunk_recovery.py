@@ -21,7 +21,7 @@ import redis
 import structlog
 
 from core.keys import Keys
-from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
+from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message, chunk_of
 
 log = structlog.get_logger("worker.chunk_recovery")
 
@@ -71,22 +71,20 @@ class ChunkRecovery:
 
 
 def refused_chunk(data: Any) -> tuple[str, int] | None:
-    """(campaign, chunk) of a dead-lettered chunk message with ``records="claim"``."""
+    """(campaign, chunk) of a dead-lettered chunk message with ``records="claim"``
+    that this version's actor takes (:func:`worker.campaigns.chunk_of`)."""
     try:
         kept = json.loads(data)
     except (TypeError, ValueError):
         return None
-    if not isinstance(kept, dict) or kept.get("actor") != BULK_ACTOR or kept.get("args"):
+    if not isinstance(kept, dict) or kept.get("actor") != BULK_ACTOR:
         return None
-    kwargs = kept.get("kwargs")
-    if not isinstance(kwargs, dict) or set(kwargs) != {"chunk", *RECORDS_AT_CLAIM}:
+    args, kwargs = kept.get("args"), kept.get("kwargs")
+    if not isinstance(args, list) or not isinstance(kwargs, dict):
         return None
-    chunk = kwargs["chunk"]
-    if any(kwargs[k] != v for k, v in RECORDS_AT_CLAIM.items()) or not isinstance(chunk, dict):
+    if any(kwargs.get(k) != v for k, v in RECORDS_AT_CLAIM.items()):
+        return None  # an older pump's message: its refusal was not about records
+    try:
+        return chunk_of(args, kwargs)
+    except ValueError:
         return None
-    campaign, number = chunk.get("campaign"), chunk.get("chunk")
-    if not isinstance(campaign, str) or not campaign or set(chunk) != {"campaign", "chunk"}:
-        return None
-    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-        return None
-    return campaign, number

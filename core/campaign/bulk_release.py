@@ -17,11 +17,6 @@ from core.campaign.model import Campaign
 from core.campaign.store import CampaignStore
 
 
-def chunk_rows(campaign: Campaign, number: int) -> int:
-    """How many recipients chunk ``number`` holds (the last one may be short)."""
-    return max(0, min(campaign.chunk_size, campaign.total - number * campaign.chunk_size))
-
-
 class BulkRelease:
     """Releases v1 bulk SMS chunks of one :class:`CampaignStore`."""
 
@@ -38,7 +33,7 @@ class BulkRelease:
         args: list[str | int | bytes] = [
             number, self.store.clock(), self.store.job_ttl_s,
             chunk_message.options["redis_message_id"], chunk_message.encode(),
-            chunk_rows(campaign, number),
+            campaign.chunk_rows(number),
         ]  # fmt: skip
         keys = [k.campaign(cid), k.campaign_counts(cid), k.queue(queue), k.queue_messages(queue)]
         return bool(self._script(keys=keys, args=args))

@@ -155,6 +155,10 @@ class Campaign:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def chunk_rows(self, number: int) -> int:
+        """How many recipients chunk ``number`` holds (the last one may be short)."""
+        return max(0, min(self.chunk_size, self.total - number * self.chunk_size))
+
     @property
     def released(self) -> int:
         """Recipients of the released chunks (their jobs exist; a v1 bulk chunk's are

@@ -9,9 +9,9 @@ Every step that must not be split by a crash is one script:
   Dramatiq messages *and* advances the cursor, compare-and-set on the cursor.
   ``RELEASE_BULK`` (a v1 bulk chunk) queues the chunk's one message and counts
   its rows; their records are made by the chunk's first claim. A crash before
-  a release leaves the chunk unreleased; after it, released exactly once. (listmonk moves its
-  checkpoint when a batch is fetched, so a crash between fetch and send skips
-  or repeats; here there is no between.)
+  a release leaves the chunk unreleased; after it, released exactly once.
+  (listmonk moves its checkpoint when a batch is fetched, so a crash between
+  fetch and send skips or repeats; here there is no between.)
 - ``CONTROL`` changes the campaign's state from an allowed set of states,
   and moves parked messages back to their queues, or cancels their jobs.
 - ``PARK`` holds a message met while the campaign can't send, unless the
@@ -116,14 +116,6 @@ redis.call('HSET', KEYS[1], 'cursor', tonumber(ARGV[1]) + 1, 'updated_at', ARGV[
 return 1
 """
 
-# KEYS: campaign, counts, parked, active set
-# ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
-#       job ttl_s, campaign ttl_s, field/value pairs...
-# Answers {'ok', old state} or {'refused', current state ('' = missing)}.
-# To 'finished': only once every chunk is released and every job has an outcome
-# (none queued, sending, retrying or unknown).
-# To 'running': parked messages go back to their queues. To 'cancelled':
-# parked jobs (and the jobs of parked bulk chunks) are cancelled.
 # The mask of a phone number as core.redaction.mask_phone makes it (kept equal by
 # tests/unit/test_campaign_bulk_claim.py): country prefix and last 3 digits.
 _MASK_PHONE = """
@@ -137,9 +129,30 @@ local function mask_phone(text)
 end
 """
 
+# A campaign recipient's job record made by a script (CLAIM_BULK in
+# core.batch_scripts, CONTROL below): the fields every record has, then ``extra``
+# (field/value pairs: its state and what goes with it). TTL: the job TTL (s).
+NEW_RECORD = """
+local function new_record(job, id, cid, index, kind, queue, dst, now, ttl, extra)
+  redis.call('HSET', job, 'job_id', id, 'kind', kind, 'queue', queue,
+    'idempotency_key', 'campaign:' .. cid .. ':' .. index, 'dst', dst, 'created_at', now,
+    'updated_at', now, 'campaign', cid, unpack(extra))
+  redis.call('EXPIRE', job, ttl)
+end
+"""
+
+# KEYS: campaign, counts, parked, active set
+# ARGV: now_ms, dramatiq namespace, to_state, from states (comma-separated),
+#       job ttl_s, campaign ttl_s, field/value pairs...
+# Answers {'ok', old state} or {'refused', current state ('' = missing)}.
+# To 'finished': only once every chunk is released and every job has an outcome
+# (none queued, sending, retrying or unknown).
+# To 'running': parked messages go back to their queues. To 'cancelled':
+# parked jobs (and the jobs of parked bulk chunks) are cancelled.
 CONTROL = (
     _COUNT
     + _MASK_PHONE
+    + NEW_RECORD
     + """
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return {'refused', ''} end
@@ -198,13 +211,10 @@ elseif to == 'cancelled' then
       local rows = cjson.decode(redis.call('GET', KEYS[1] .. ':chunk:' .. chunk) or '[]')
       local queue = cjson.decode(parked[p + 1])['queue_name']
       local kind = redis.call('HGET', KEYS[1], 'kind')
+      local as_cancelled = {'state', 'cancelled', 'attempts', 0, 'fence', 0, 'outcome', 'cancelled'}
       for i, id in ipairs(ids) do
-        local job = prefix .. ':job:' .. id
-        redis.call('HSET', job, 'job_id', id, 'kind', kind, 'state', 'cancelled', 'queue', queue,
-          'idempotency_key', 'campaign:' .. cid .. ':' .. (tonumber(chunk) * size + i - 1),
-          'dst', mask_phone(rows[i] and rows[i][1] or ''), 'attempts', 0, 'fence', 0,
-          'created_at', ARGV[1], 'updated_at', ARGV[1], 'campaign', cid, 'outcome', 'cancelled')
-        redis.call('EXPIRE', job, tonumber(ARGV[5]))
+        new_record(prefix .. ':job:' .. id, id, cid, tonumber(chunk) * size + i - 1, kind, queue,
+          mask_phone(rows[i] and rows[i][1] or ''), ARGV[1], tonumber(ARGV[5]), as_cancelled)
       end
       redis.call('HINCRBY', KEYS[2], 'queued', -#ids)
       redis.call('HINCRBY', KEYS[2], 'cancelled', #ids)

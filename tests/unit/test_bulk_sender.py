@@ -384,6 +384,8 @@ def actor(
      ((), {"chunk": {"campaign": "", "chunk": 0}}, "chunk.campaign: must be a non-empty string"),
      ((), {"chunk": {"campaign": "c1", "chunk": -1}}, "chunk.chunk: must be a non-negative"),
      ((), {"chunk": {"campaign": "c1", "chunk": "0"}}, "chunk.chunk: must be a non-negative"),
+     ((), {"chunk": {"campaign": "c1", "chunk": True}}, "chunk.chunk: must be a non-negative"),
+     ((), {"chunk": {"campaign": "c1", "chunk": 0, "x": 1}}, "chunk: expected 'campaign' and"),
      ((), {"chunk": {"campaign": "c1", "chunk": 0}, "records": "release"}, "and only {'records'"),
      ((), {"chunk": {"campaign": "c1", "chunk": 0}, "extra": 1}, "and only {'records': 'claim'}")],
 )  # fmt: skip

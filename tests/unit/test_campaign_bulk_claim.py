@@ -19,7 +19,7 @@ import pytest
 
 from config import load_settings
 from core.campaign import scripts
-from core.campaign.bulk_release import BulkRelease, chunk_rows
+from core.campaign.bulk_release import BulkRelease
 from core.campaign.model import Campaign, CampaignState
 from core.campaign.pending import placeholder
 from core.campaign.render import masked, payload_for
@@ -59,7 +59,7 @@ def _campaign(store: CampaignStore) -> Campaign:
 
 
 def _ids(number: int) -> list[str]:
-    return [job_id_for("c1", number * 2 + i) for i in range(chunk_rows(_CAMPAIGN_SHAPE, number))]
+    return [job_id_for("c1", i) for i in range(number * 2, min(number * 2 + 2, len(ROWS)))]
 
 
 def _release(store: CampaignStore, number: int) -> bool:
@@ -95,13 +95,6 @@ def _generic(store: CampaignStore, number: int) -> list[Claim]:
     return ledger.claim_many(_ids(number), worker_id="w", lease_ms=30_000, token="tk")
 
 
-_CAMPAIGN_SHAPE = Campaign.from_redis(
-    {"campaign_id": "c1", "name": "p", "kind": "sms", "transport": "v1_bulk", "state": "running",
-     "text": "", "timezone": "UTC", "deliver_at": 0, "total": 3, "chunks": 2, "chunk_size": 2,
-     "created_at": 0}
-)  # fmt: skip
-
-
 def _state(store: CampaignStore) -> tuple[object, ...]:
     client = store.client
     ids = _ids(0) + _ids(1)
@@ -128,12 +121,13 @@ def test_records_made_by_the_claim_equal_those_made_at_release_then_claimed() ->
 
 def test_the_release_makes_no_record_and_is_compare_and_set() -> None:
     store = _store(Clock(NOW))
+    stale = _campaign(store)  # cursor 0, as read before the release
     assert _release(store, 0)
     assert store.client.keys(KEYS.job("*")) == []
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1
     # The cursor moved: the same release again is refused, nothing more is queued.
     assert not BulkRelease(store).release(
-        _CAMPAIGN_SHAPE, queue="bulk", chunk_message=chunk_message("bulk", "c1", 0)
+        stale, queue="bulk", chunk_message=chunk_message("bulk", "c1", 0)
     )
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1
     assert _release(store, 1) and store.counts("c1") == {"queued": 3}  # the short last chunk
