@@ -34,7 +34,7 @@ from core.embedded_redis import RedisServer
 from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
-from worker.campaigns import chunk_message
+from worker.campaign_messages import chunk_message
 
 SIZE = 1000
 PHASES = ("release", "claim", "finish")

@@ -17,7 +17,7 @@ from config import Settings
 from core.models import Kind
 from core.routing import default_queue
 from worker.bulk import BulkSender
-from worker.campaigns import BULK_ACTOR, chunk_of
+from worker.campaign_messages import BULK_ACTOR, chunk_of
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 

@@ -30,8 +30,9 @@ from core.redis import connect
 from worker.actors import register_actors, register_bulk_actor
 from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
+from worker.campaign_messages import recipient_message
 from worker.campaign_status import StatusPoller
-from worker.campaigns import CampaignPump, recipient_message
+from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper

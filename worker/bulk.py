@@ -43,7 +43,7 @@ from core.jobs import JobStore, epoch_ms
 from core.jobs_batch import BatchLedger, BulkChunk, Finish
 from core.validation import sms_segments
 from worker.breaker import CircuitBreaker
-from worker.campaigns import chunk_message, single_message
+from worker.campaign_messages import chunk_message, single_message
 from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import (

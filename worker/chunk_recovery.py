@@ -2,7 +2,7 @@
 
 A v1 bulk chunk's job records are made by its first claim
 (:data:`core.batch_scripts.CLAIM_BULK`), and its message says so
-(``records="claim"``, :func:`worker.campaigns.chunk_message`). A worker of an
+(``records="claim"``, :func:`worker.campaign_messages.chunk_message`). A worker of an
 older version, met during a rolling update or after a rollback, would find
 no records and skip the chunk for good; the extra argument makes it
 dead-letter the message as malformed instead (it expects exactly one
@@ -21,7 +21,7 @@ import redis
 import structlog
 
 from core.keys import Keys
-from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message, chunk_of
+from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message, chunk_of
 
 log = structlog.get_logger("worker.chunk_recovery")
 
@@ -72,7 +72,7 @@ class ChunkRecovery:
 
 def refused_chunk(data: Any) -> tuple[str, int] | None:
     """(campaign, chunk) of a dead-lettered chunk message with ``records="claim"``
-    that this version's actor takes (:func:`worker.campaigns.chunk_of`)."""
+    that this version's actor takes (:func:`worker.campaign_messages.chunk_of`)."""
     try:
         kept = json.loads(data)
     except (TypeError, ValueError):

@@ -28,7 +28,8 @@ from core.redaction import mask_phone
 from tests.support.clock import Clock
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
-from worker.campaigns import BULK_ACTOR, RECORDS_AT_CLAIM, CampaignPump, chunk_message
+from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
+from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client

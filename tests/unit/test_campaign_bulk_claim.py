@@ -31,7 +31,7 @@ from core.redaction import mask_phone
 from producers.api import JobNotFound, Producer
 from producers.campaign_control import CampaignControl
 from tests.support.clock import Clock
-from worker.campaigns import chunk_message
+from worker.campaign_messages import chunk_message
 
 NOW = 1_700_000_000_000
 KEYS = Keys("t")

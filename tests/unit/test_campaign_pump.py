@@ -15,7 +15,8 @@ from core.jobs import JobStore
 from core.keys import Keys
 from core.validation import InvalidInput
 from tests.support.clock import Clock
-from worker.campaigns import BULK_ACTOR, CampaignPump, recipient_message
+from worker.campaign_messages import BULK_ACTOR, recipient_message
+from worker.campaigns import CampaignPump
 
 S = CampaignState
 # 2026-11-23 12:00 in Santiago (UTC-3 in summer) = 15:00 UTC.
