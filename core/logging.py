@@ -10,12 +10,9 @@ masked, and how, is described in :mod:`core.redaction`).
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
-import os
 import sys
-import threading
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -25,8 +22,6 @@ from structlog.typing import Processor
 from core.redaction import redact_event
 
 _HANDLER_MARK = "_connectus_worker_handler"
-#: Most lines written in one call (a bound on one write's size).
-MAX_LINES_PER_WRITE = 256
 
 
 def _stdlib_pre_chain() -> list[Processor]:
@@ -43,92 +38,31 @@ def _stdlib_pre_chain() -> list[Processor]:
 
 
 class _LineWriter:
-    """structlog's logger: hands each rendered line to the process's :class:`_Lines`.
+    """structlog's logger: writes each rendered line to our handler's stream.
 
     structlog events do not go through the standard library (no
     ``LogRecord``, no handler chain, no second formatter): they are rendered
-    once by structlog's own processors. ``name`` is the name given to
-    ``structlog.get_logger(name)``.
+    once by structlog's own processors and written here, under the
+    handler's lock, so their lines never interleave with stdlib ones.
+    ``name`` is the name given to ``structlog.get_logger(name)``.
     """
 
-    def __init__(self, lines: _Lines, name: str) -> None:
-        self._lines = lines
+    def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
+        self._handler = handler
         self.name = name
 
     def msg(self, line: str) -> None:
-        self._lines.write(line)
-
-    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
-
-
-class _Lines:
-    """Writes structlog's lines to the handler's stream, many threads' at a time.
-
-    Why not one write per line under the handler's lock: the write is a
-    system call, which releases the GIL, and the writer must then wait for
-    the GIL *while holding the lock*. With dozens of send threads logging a
-    line per message, every other thread that logs meanwhile blocks on the
-    lock, a context switch each (the lock was 8.5% of a worker's GIL samples
-    in the fifth round's profile, ``docs/benchmarks.md``).
-
-    Here a line is queued, and the thread that finds no write in progress
-    writes every queued line (up to ``MAX_LINES_PER_WRITE``) in one call, under the
-    handler's lock, so they never interleave with standard-library records.
-    The others return at once. No line waits for a later call: the writer
-    looks at the queue again after it lets go, so a line queued just as it
-    finished is written by it or by the thread that queued it. Lines keep
-    the order in which they were queued. What the write is given was
-    rendered in full, so a process killed mid-write loses at most that batch,
-    as it would lose a line mid-write.
-    """
-
-    def __init__(self, handler: logging.StreamHandler[Any]) -> None:
-        self._handler = handler
-        self._queued: collections.deque[str] = collections.deque()
-        self._writing = threading.Lock()
-        self._pid = os.getpid()
-        #: Writes made (tests read it).
-        self.writes = 0
-
-    def write(self, line: str) -> None:
-        queued = self._queued
-        queued.append(line)
-        while queued:
-            if not self._writing.acquire(blocking=False):
-                if self._pid == os.getpid():
-                    return  # the writer, once it lets go, looks at the queue again
-                self._forked(line)
-                continue
-            try:
-                self._write_queued()
-            finally:
-                self._writing.release()
-
-    def _forked(self, line: str) -> None:
-        # A child forked while a parent thread was writing: that thread is not
-        # here to let go, and the lines queued before the fork are the parent's.
-        self._pid = os.getpid()
-        self._writing = threading.Lock()
-        self._queued.clear()
-        self._queued.append(line)
-
-    def _write_queued(self) -> None:
-        queued, lines = self._queued, list[str]()
-        with contextlib.suppress(IndexError):
-            while len(lines) < MAX_LINES_PER_WRITE:
-                lines.append(queued.popleft())
-        if not lines:
-            return
         handler = self._handler
         handler.acquire()
         try:
-            self.writes += 1
             with contextlib.suppress(OSError, ValueError):  # closed or broken stream
                 stream = handler.stream
-                stream.write("\n".join(lines) + "\n")
+                stream.write(line + "\n")
                 stream.flush()
         finally:
             handler.release()
+
+    debug = info = warning = warn = error = err = critical = fatal = exception = log = msg
 
 
 def configure_logging(*, level: str, json: bool) -> None:
@@ -170,10 +104,8 @@ def configure_logging(*, level: str, json: bool) -> None:
     root.addHandler(handler)
     root.setLevel(numeric)
 
-    lines = _Lines(handler)
-
     def logger_factory(*args: Any) -> _LineWriter:
-        return _LineWriter(lines, str(args[0]) if args else "")
+        return _LineWriter(handler, str(args[0]) if args else "")
 
     structlog.configure(
         processors=[
