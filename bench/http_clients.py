@@ -13,7 +13,15 @@ process's utime+stime / requests) and requests per second, for
 - ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``;
 - ``project_httpcore`` / ``project_stdlib``: N threads through the project's own
   ``Transport.call`` (its pool, request building, answer checks), over each
-  ``CONNECTUS_HTTP_ENGINE``: what a send's HTTP part costs in the worker.
+  ``CONNECTUS_HTTP_ENGINE``: what a send's HTTP part costs in the worker;
+- ``threads_raw`` / ``async_raw``: the same request bytes and the same minimal
+  reading of the answer (status line, headers, ``Content-Length`` body, JSON),
+  over N blocking sockets in N threads, or over N asyncio streams on one event
+  loop. No HTTP library at all: what is left between the two is the cost of the
+  concurrency model itself (thread switches and the GIL against the loop).
+
+Context switches per request (``ru_nvcsw`` + ``ru_nivcsw`` of the process) are
+reported beside the CPU: on a virtual machine a switch is dear.
 
 Each model runs in a fresh subprocess (so CPU and the GIL are its own), in
 rounds that interleave the models, so the noise of a shared box hits all alike.
@@ -23,8 +31,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import json
 import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -44,6 +54,8 @@ MODELS = (
     "async_own",
     "project_httpcore",
     "project_stdlib",
+    "threads_raw",
+    "async_raw",
 )
 PATH = "/api_v3/sms/send_individual"
 
@@ -51,6 +63,74 @@ PATH = "/api_v3/sms/send_individual"
 def _cpu_s() -> float:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     return usage.ru_utime + usage.ru_stime
+
+
+def _switches() -> int:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_nvcsw + usage.ru_nivcsw
+
+
+def _raw_request(base: str, i: int) -> bytes:
+    url = httpx.URL(base)
+    token = base64.b64encode(f"{SANDBOX_USER}:{SANDBOX_KEY}".encode()).decode()
+    body = json.dumps(_body(i)).encode()
+    return (
+        f"POST {PATH} HTTP/1.1\r\nHost: {url.host}:{url.port}\r\n"
+        f"Authorization: Basic {token}\r\nContent-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+def _raw_answer(status: bytes, length: int, content: bytes) -> None:
+    if status.split(None, 2)[1] != b"200" or len(content) != length:
+        raise SystemExit(f"unexpected answer {status!r}")
+    json.loads(content)
+
+
+def _threads_raw(base: str, requests: int, concurrency: int) -> tuple[float, float]:
+    url = httpx.URL(base)
+    numbers, lock = iter(range(requests)), threading.Lock()
+
+    def run() -> None:
+        with socket.create_connection((url.host, url.port), timeout=30) as sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            with sock.makefile("rb") as fp:
+                while True:
+                    with lock:
+                        i = next(numbers, None)
+                    if i is None:
+                        return
+                    sock.sendall(_raw_request(base, i))
+                    status, length = fp.readline(), 0
+                    while (line := fp.readline()) not in (b"\r\n", b""):
+                        name, _, value = line.partition(b":")
+                        if name.lower() == b"content-length":
+                            length = int(value)
+                    _raw_answer(status, length, fp.read(length))
+
+    return _run_threads(run, concurrency)
+
+
+async def _async_raw(base: str, requests: int, concurrency: int) -> tuple[float, float]:
+    url = httpx.URL(base)
+    numbers = iter(range(requests))
+
+    async def run() -> None:
+        reader, writer = await asyncio.open_connection(url.host, url.port)
+        for i in numbers:
+            writer.write(_raw_request(base, i))
+            status, length = await reader.readline(), 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.partition(b":")
+                if name.lower() == b"content-length":
+                    length = int(value)
+            _raw_answer(status, length, await reader.readexactly(length))
+        writer.close()
+        await writer.wait_closed()
+
+    cpu, started = _cpu_s(), time.perf_counter()
+    await asyncio.gather(*(run() for _ in range(concurrency)))
+    return time.perf_counter() - started, _cpu_s() - cpu
 
 
 def _body(i: int) -> dict[str, str]:
@@ -155,7 +235,12 @@ async def _tasks(base: str, requests: int, concurrency: int, own: bool) -> tuple
 
 def _one(model: str, base: str, requests: int, concurrency: int) -> dict[str, Any]:
     own = model.endswith("_own")
-    if model.startswith("project"):
+    switches = _switches()
+    if model == "threads_raw":
+        wall, cpu = _threads_raw(base, requests, concurrency)
+    elif model == "async_raw":
+        wall, cpu = asyncio.run(_async_raw(base, requests, concurrency))
+    elif model.startswith("project"):
         wall, cpu = _project(base, requests, concurrency, model.endswith("_stdlib"))
     elif model.startswith("threads"):
         wall, cpu = _threads(base, requests, concurrency, own)
@@ -167,6 +252,7 @@ def _one(model: str, base: str, requests: int, concurrency: int) -> dict[str, An
         "requests": requests,
         "req_per_s": round(requests / wall, 1),
         "cpu_us_per_req": round(cpu / requests * 1e6),
+        "switches_per_req": round((_switches() - switches) / requests, 2),
     }
 
 
@@ -218,7 +304,8 @@ def main(argv: list[str] | None = None) -> int:
                     rows.append(row)
                     print(
                         f"{row['model']:>15} c={concurrency:<3} {row['req_per_s']:>7} req/s "
-                        f"{row['cpu_us_per_req']:>6} µs CPU/req (round {row['round']})"
+                        f"{row['cpu_us_per_req']:>6} µs CPU/req "
+                        f"{row['switches_per_req']:>6} switches/req (round {row['round']})"
                     )
     print(json.dumps({"latency_ms": args.latency_ms, "rows": rows}))
     return 0

@@ -1,7 +1,8 @@
 """``python -m bench.http_clients`` runs every concurrency model against a real sandbox.
 
 A test of the measurement, not of speed: each model sends its requests (a
-thread's or task's HTTP error fails the run) and reports a rate and a CPU cost.
+thread's or task's HTTP error, or an answer other than 200, fails the run) and
+reports a rate, a CPU cost and the context switches per request.
 """
 
 from __future__ import annotations
@@ -29,3 +30,4 @@ def test_every_model_is_measured_against_the_sandbox() -> None:
     for row in report["rows"]:
         assert (row["requests"], row["concurrency"]) == (40, 4)
         assert row["req_per_s"] > 0 and row["cpu_us_per_req"] > 0
+        assert row["switches_per_req"] >= 0
