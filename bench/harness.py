@@ -305,7 +305,7 @@ class Bench:
         assert stack.workers is not None
         pid = stack.workers.pid
         try:
-            _wait_for_lines(log_path, offset, "worker.started", processes, stack.workers)
+            wait_for_lines(log_path, offset, "worker.started", processes, stack.workers)
             yield pid
         finally:
             if pid in self._drained:
@@ -331,7 +331,7 @@ class Bench:
                 start_new_session=True,
             )
         try:
-            _wait_for_lines(log_path, offset, "baseline worker ready", 1, proc)
+            wait_for_lines(log_path, offset, "baseline worker ready", 1, proc)
             yield proc.pid
         finally:
             if proc.pid in self._drained:
@@ -641,7 +641,7 @@ class Bench:
         return [(float(c["at"]) - index[c["dst"]]) * 1000 for c in ledger if c["dst"] in index]
 
 
-def _wait_for_lines(
+def wait_for_lines(
     path: Path,
     offset: int,
     text: str,
