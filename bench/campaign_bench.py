@@ -74,7 +74,7 @@ from bench.campaign_accept import accept_naive, accept_project, child_accept, ch
 from bench.campaign_bulk import sandbox_bulk, v1_bulk
 from bench.campaign_common import ROOT, recipients_csv
 from bench.campaign_report import one_line, table, target_lines
-from bench.harness import code_state, machine, machine_line
+from bench.runinfo import code_state, machine, machine_line
 
 RESULTS = ROOT / "bench" / "campaign_results.json"
 

@@ -31,7 +31,8 @@ from bench.campaign_common import (
     redis_delta,
     redis_snapshot,
 )
-from bench.harness import kill_now, percentile, wait_for_lines
+from bench.harness import kill_now, wait_for_lines
+from bench.rows import percentile
 
 
 def _bulk_body(size: int = 1000) -> bytes:

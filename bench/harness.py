@@ -34,9 +34,7 @@ workers during the burst; its own rate is measured separately (scenario
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import platform
 import shutil
 import signal
 import subprocess
@@ -44,8 +42,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,10 +49,11 @@ import httpx
 import redis
 
 from bench import procstats
+from bench.rows import Result, percentile
+from bench.runinfo import ROOT
 from cli.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from core.embedded_redis import RedisServer
 
-ROOT = Path(__file__).resolve().parent.parent
 BASELINE_NAMESPACE = "bench-baseline"
 PROJECT_PREFIX = "cwbench"
 SMS_TEXT = "Benchmark message {i}: your order has shipped."
@@ -71,110 +68,9 @@ UNLIMITED = {
 }
 
 
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile (``q`` in 0..100) of ``values``; None when empty."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * q // 100))
-    return ordered[int(rank) - 1]
-
-
 def number(i: int) -> str:
     """A distinct Chilean mobile number per message (the ledger maps it back to ``i``)."""
     return f"5698{i % 10_000_000:07d}"
-
-
-@dataclass
-class Result:
-    """One row of results.json (field names and units as documented there)."""
-
-    name: str
-    system: str
-    latency_ms: float | None
-    processes: int | None
-    messages: int
-    msgs_per_s: float | None = None
-    p50_ms: float | None = None
-    p99_ms: float | None = None
-    cpu_s_per_1k: float | None = None
-    peak_rss_mb: float | None = None
-    redis_cmds_per_msg: float | None = None
-    redis_bytes_per_recipient: float | None = None
-    # Not part of results.json: the extras written to details.json.
-    details: dict[str, Any] = field(default_factory=dict)
-
-    def row(self) -> dict[str, Any]:
-        def r(x: float | None, nd: int) -> float | None:
-            return None if x is None else round(x, nd)
-
-        return {
-            "name": self.name,
-            "system": self.system,
-            "latency_ms": self.latency_ms,
-            "processes": self.processes,
-            "messages": self.messages,
-            "msgs_per_s": r(self.msgs_per_s, 1),
-            "p50_ms": r(self.p50_ms, 1),
-            "p99_ms": r(self.p99_ms, 1),
-            "cpu_s_per_1k": r(self.cpu_s_per_1k, 3),
-            "peak_rss_mb": r(self.peak_rss_mb, 1),
-            "redis_cmds_per_msg": r(self.redis_cmds_per_msg, 2),
-            "redis_bytes_per_recipient": r(self.redis_bytes_per_recipient, 1),
-        }
-
-
-def machine() -> dict[str, str]:
-    model = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": str(os.cpu_count()),
-        "model": model,
-        "python": platform.python_version(),
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-    }
-
-
-def code_state() -> str:
-    """The commit measured, and which measured paths differ from it (others edit concurrently)."""
-    try:
-        head = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--",
-                "worker",
-                "core",
-                "producers",
-                "sandbox",
-                "config",
-                "cli",
-            ],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.split("\n")
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown (not a git checkout)"
-    changed = sorted(line[3:] for line in dirty if line.strip())
-    return f"commit {head}" + (f", uncommitted changes in {', '.join(changed)}" if changed else "")
-
-
-def machine_line(m: dict[str, str]) -> str:
-    return f"nproc={m['nproc']}, {m['model']}, Python {m['python']}, {m['date']}"
 
 
 class Bench:
@@ -397,7 +293,7 @@ class Bench:
         elapsed = time.perf_counter() - t0
         cpu = time.process_time() - cpu0
         after = self.redis_snapshot()
-        cmds = _cmd_delta(before, after)
+        cmds = cmd_delta(before, after)
         return Result(
             name="enqueue",
             system=system,
@@ -408,7 +304,7 @@ class Bench:
             cpu_s_per_1k=cpu / messages * 1000,
             redis_cmds_per_msg=sum(cmds.values()) / messages,
             redis_bytes_per_recipient=(after["used_memory"] - before["used_memory"]) / messages,
-            details={"commands": _per_msg(cmds, messages), "producer": "this process, 1 thread"},
+            details={"commands": per_msg(cmds, messages), "producer": "this process, 1 thread"},
         )
 
     def run_workers(
@@ -487,7 +383,7 @@ class Bench:
             ledger = self.ledger()
             latencies = [] if prefill else self._latencies(system, ids, enqueued_at, ledger)
 
-        cmds = _cmd_delta(before, after)
+        cmds = cmd_delta(before, after)
         t_last = max(float(c["at"]) for c in ledger)
         elapsed = t_last - t_start
         return Result(
@@ -513,7 +409,7 @@ class Bench:
                 "redis_cpu_s_per_1k": round(
                     (after["cpu_s"] - before["cpu_s"]) / messages * 1000, 3
                 ),
-                "commands": _per_msg(cmds, messages),
+                "commands": per_msg(cmds, messages),
                 "rss_growth": sampler.growth(),
                 "rss_mb_by_pid": {str(p): round(kb / 1024, 1) for p, kb in sampler.hwm_kb.items()},
                 "rss_series_mb": [
@@ -521,102 +417,6 @@ class Bench:
                 ][:: max(1, len(sampler.samples) // 60)],
             },
         )
-
-    def run_otp_under_bulk(
-        self,
-        *,
-        bulk: int,
-        otp_per_s: float,
-        otp_seconds: float,
-        threads: int,
-        latency_ms: float = 50,
-        warmup_s: float = 3.0,
-        timeout_s: float = 120.0,
-    ) -> Result:
-        """OTP latency while a backlog of ``bulk`` bulk SMS drains (one worker process).
-
-        ``bulk`` SMS are enqueued with ``priority="bulk"`` before the worker
-        starts; ``warmup_s`` after it is ready (the bulk queue draining at full
-        speed), OTPs are enqueued at ``otp_per_s`` for ``otp_seconds``, each to
-        its own number. An OTP's latency is its job record's ``created_at``
-        (enqueue) to ``sent_at`` (recorded right after the sandbox's 200, so an
-        upper bound of "accepted by the sandbox"). The backlog is not drained
-        to the end: the run stops once every OTP is sent. ``msgs_per_s`` is
-        every charge (bulk and OTP) per second over the OTP window.
-        """
-        self.reset(latency_ms=latency_ms)
-        from producers.api import Producer
-
-        assert self.stack is not None
-        producer = Producer(self.stack.settings)
-        t0 = time.perf_counter()
-        for i in range(bulk):
-            producer.send_sms(number(i), SMS_TEXT.format(i=i), priority="bulk")
-        prefill_s = time.perf_counter() - t0
-        before = self.redis_snapshot()
-        otp_ids: list[str] = []
-        with self.project_workers(processes=1, threads=threads) as root:
-            sampler = procstats.RssSampler(lambda: procstats.children(root), interval_s=0.5).start()
-            time.sleep(warmup_s)
-            charges0, w0 = self.charges(), time.time()
-            cpu0 = procstats.tree_cpu_seconds(root)
-            count = max(1, int(otp_per_s * otp_seconds))
-            start = time.monotonic()
-            for k in range(count):
-                due = start + k / otp_per_s
-                pause = due - time.monotonic()
-                if pause > 0:
-                    time.sleep(pause)
-                code = f"Tu codigo es {k % 1_000_000:06d}"
-                otp_ids.append(producer.send_otp(f"5699{k % 10_000_000:07d}", code))
-            deadline = time.monotonic() + timeout_s
-            while True:
-                sent = self._sent_at(otp_ids)
-                if sum(1 for _, s in sent if s is not None) == len(otp_ids):
-                    break
-                if time.monotonic() > deadline:
-                    raise TimeoutError(f"otp_under_bulk: OTPs not all sent within {timeout_s} s")
-                time.sleep(0.1)
-            charges1, w1 = self.charges(), time.time()
-            cpu = procstats.tree_cpu_seconds(root) - cpu0
-            sampler.stop()
-            after = self.redis_snapshot()
-        latencies = [float(s - c) for c, s in sent if c is not None and s is not None]
-        handled = charges1 - charges0
-        cmds = _cmd_delta(before, after)
-        return Result(
-            name=f"otp_under_bulk_t{threads}",
-            system="project",
-            latency_ms=latency_ms,
-            processes=1,
-            messages=len(otp_ids),
-            msgs_per_s=handled / max(w1 - w0, 1e-9),
-            p50_ms=percentile(latencies, 50),
-            p99_ms=percentile(latencies, 99),
-            cpu_s_per_1k=cpu / max(1, handled) * 1000,
-            peak_rss_mb=sampler.peak_mb(),
-            details={
-                "threads": threads,
-                "bulk_backlog": bulk,
-                "bulk_left_at_end": bulk + len(otp_ids) - charges1,
-                "prefill_s": round(prefill_s, 1),
-                "otp_per_s": otp_per_s,
-                "otp_seconds": otp_seconds,
-                "otp_max_ms": max(latencies) if latencies else None,
-                "charges_during_window": handled,
-                "commands": _per_msg(cmds, max(1, charges1)),
-            },
-        )
-
-    def _sent_at(self, ids: list[str]) -> list[tuple[int | None, int | None]]:
-        assert self.redis is not None
-        pipe = self.redis.pipeline(transaction=False)
-        for job_id in ids:
-            pipe.hmget(f"{PROJECT_PREFIX}:job:{job_id}", "created_at", "sent_at")
-        return [
-            (None if c is None else int(c), None if s is None else int(s))
-            for c, s in pipe.execute()
-        ]
 
     def _latencies(
         self,
@@ -683,7 +483,7 @@ def _running(pid: int) -> bool:
 _HARNESS_COMMANDS = {"info", "config|resetstat", "config", "flushall"}
 
 
-def _cmd_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
+def cmd_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     out = {}
     for name, calls in after["cmds"].items():
         if name in _HARNESS_COMMANDS:
@@ -694,9 +494,5 @@ def _cmd_delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, int]:
     return out
 
 
-def _per_msg(cmds: dict[str, int], messages: int) -> dict[str, float]:
+def per_msg(cmds: dict[str, int], messages: int) -> dict[str, float]:
     return {k: round(v / messages, 3) for k, v in sorted(cmds.items(), key=lambda kv: -kv[1])}
-
-
-def dump(path: Path, data: Any) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")

@@ -3,7 +3,7 @@
 Outputs (all in one invocation, against one Redis and one sandbox):
 
 - ``bench/results.json``: ``{"machine", "command", "scenarios": [row, ...]}``
-  (row fields in :class:`bench.harness.Result`; null = not measured);
+  (row fields in :class:`bench.rows.Result`; null = not measured);
 - ``bench/details.json``: per-scenario extras (commands by name, RSS series,
   enqueue rate during the run, sandbox and Redis CPU, profiles);
 - ``docs/benchmarks.md``: the generated section between its markers.
@@ -30,7 +30,10 @@ from typing import Any
 from rich.console import Console
 
 from bench import loadgen, procstats, profile, report
-from bench.harness import ROOT, Bench, Result, code_state, dump, machine, machine_line
+from bench.harness import Bench
+from bench.otp_under_bulk import run_otp_under_bulk
+from bench.rows import Result
+from bench.runinfo import ROOT, code_state, dump, machine, machine_line
 
 
 @dataclass(frozen=True)
@@ -313,7 +316,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
         if plan.otp_bulk and wanted("otp_under_bulk"):
             add(
-                bench.run_otp_under_bulk(
+                run_otp_under_bulk(
+                    bench,
                     bulk=plan.otp_bulk,
                     otp_per_s=20,
                     otp_seconds=plan.otp_seconds,
