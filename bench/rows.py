@@ -52,3 +52,13 @@ class Result:
             "redis_cmds_per_msg": r(self.redis_cmds_per_msg, 2),
             "redis_bytes_per_recipient": r(self.redis_bytes_per_recipient, 1),
         }
+
+
+def fmt(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)

@@ -34,6 +34,7 @@ from bench.harness import Bench
 from bench.otp_under_bulk import run_otp_under_bulk
 from bench.rows import Result
 from bench.runinfo import ROOT, code_state, dump, machine, machine_line
+from bench.targets import target_lines
 
 
 @dataclass(frozen=True)
@@ -371,7 +372,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     dump(args.out.with_name("details.json"), details)
     console.print(report.table(results))
-    for line in report.target_lines(results, details):
+    for line in target_lines(results, details):
         console.print(line)
     console.print(f"[dim]{len(results)} scenarios in {elapsed:.0f} s; wrote {args.out}[/dim]")
     if not args.no_docs:
