@@ -58,3 +58,28 @@ def test_smallest_scenario_writes_results_in_the_documented_shape(tmp_path: Path
         assert all(row[key] is not None for key in NUMBERS), row
     details = json.loads((tmp_path / "details.json").read_text())
     assert set(details["scenarios"]) == {"sms_0ms_t8/baseline", "sms_0ms_t64/project"}
+
+
+def test_drains_in_rounds_keep_the_median_round(tmp_path: Path) -> None:
+    """Each drain row is its median round, and says every round's rate."""
+    out = tmp_path / "results.json"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "bench", "--quick", "--only", "drain", "--scale", "0.1"),
+            *("--drain-rounds", "3", "--no-docs", "--out", str(out)),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    rows = json.loads(out.read_text())["scenarios"]
+    details = json.loads((tmp_path / "details.json").read_text())["scenarios"]
+    assert len(rows) == 4  # one row per drain, not one per round
+    for row in rows:
+        rates = details[f"{row['name']}/{row['system']}"]["rounds_msgs_per_s"]
+        assert len(rates) == 3
+        assert row["msgs_per_s"] == sorted(rates)[1]
+    assert "median of 3 rounds" in done.stdout
