@@ -21,10 +21,9 @@ import dataclasses
 import json
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -33,128 +32,10 @@ from rich.console import Console
 from bench import loadgen, procstats, profile, report
 from bench.harness import Bench
 from bench.otp_under_bulk import run_otp_under_bulk
+from bench.plan import CAMPAIGN_WORKDIR, FULL, OTP_THREADS, QUICK, SCENARIOS, Plan, scaled
 from bench.rows import Result
 from bench.runinfo import ROOT, code_state, dump, machine, machine_line
 from bench.targets import target_lines
-
-
-@dataclass(frozen=True)
-class Plan:
-    """Message counts and durations; ``--quick`` shrinks them to fit in under a minute."""
-
-    sandbox_s: float
-    enqueue: int
-    sms_50ms: dict[tuple[str, int], int]  # (system, threads) -> messages
-    sms_0ms: dict[tuple[str, int], int]
-    two_proc: dict[int, int]  # threads -> messages
-    soak: int  # 0: skip
-    profile_s: float  # 0: skip
-    # Prefilled drains, (system, latency ms, threads) -> messages: the throughput targets.
-    drain: dict[tuple[str, int, int], int] = field(default_factory=dict)
-    otp_bulk: int = 0  # bulk backlog of the OTP-under-bulk run; 0: skip
-    otp_seconds: float = 0  # how long OTPs are sent (20/s) while it drains
-    otp_warmup_s: float = 3.0  # from workers ready to the first OTP (the backlog draining)
-    # Load generator connections of sandbox_0ms and sandbox_50ms. Without wrk the
-    # Python generator opens them one by one and its last requests outlast the
-    # window by seconds (p99 5.8 s at 256): fewer in a quick run.
-    sandbox_connections: tuple[int, int] = (32, 256)
-    # Rounds of the prefilled drains, interleaved: each row is the median round (the
-    # box is shared; a single drain landed 999 and 1,160 msg/s in two runs of one code).
-    drain_rounds: int = 1
-
-
-FULL = Plan(
-    sandbox_s=10,
-    enqueue=10_000,
-    sms_50ms={
-        ("baseline", 8): 3_000,
-        ("project", 8): 3_000,
-        ("project", 32): 5_000,
-        ("project", 64): 6_000,
-        ("project", 96): 8_000,
-        ("baseline", 64): 8_000,
-    },
-    sms_0ms={("baseline", 8): 6_000, ("project", 8): 4_000, ("project", 64): 4_000},
-    # 64 threads: each process CPU-bound (the verdict). 32 (the default): each
-    # process bound by its threads, as a pod at default settings; shown beside.
-    two_proc={64: 8_000, 32: 6_000},
-    soak=40_000,
-    profile_s=16,
-    drain={
-        ("baseline", 50, 8): 2_000,
-        ("project", 50, 32): 5_000,
-        # With auto-pipelined scripts, more threads batch more: 96 measured best
-        # (48: 816-854 msg/s, 64: 955-1,004, 96: 1,073-1,180, 128-160 no better).
-        ("project", 50, 64): 6_000,
-        ("project", 50, 96): 8_000,
-        ("baseline", 0, 8): 4_000,
-        # At 0 ms, 4 threads did best before the scripts were auto-pipelined; now
-        # 8 to 32 do (4: 879-924 msg/s, 8: 998-1,087, 16: 979-1,099, 32: 976-1,133).
-        ("project", 0, 8): 4_000,
-        ("project", 0, 16): 4_000,
-        ("project", 0, 32): 4_000,
-    },
-    otp_bulk=100_000,
-    otp_seconds=20,
-    drain_rounds=3,
-)
-QUICK = Plan(
-    sandbox_s=1,
-    enqueue=1_000,
-    # The baseline at 50 ms tops out at 160 msg/s (8 threads): 200 is 1.3 s of it.
-    sms_50ms={("baseline", 8): 200, ("project", 64): 600},
-    sms_0ms={("baseline", 8): 500, ("project", 64): 500},
-    two_proc={64: 600},
-    soak=0,
-    profile_s=0,
-    drain={
-        ("baseline", 50, 8): 200,
-        ("project", 50, 32): 600,
-        ("baseline", 0, 8): 500,
-        ("project", 0, 16): 500,
-    },
-    otp_bulk=3_000,
-    otp_seconds=3,
-    otp_warmup_s=1.5,
-    sandbox_connections=(32, 64),
-)
-SCENARIOS = (
-    "sandbox",
-    "enqueue",
-    "sms_50ms",
-    "sms_0ms",
-    "sms_50ms_2proc",
-    "drain",
-    "otp_under_bulk",
-    "soak",
-    "campaign",
-    "profile",
-)
-#: The campaign scenarios' generated CSV files live here between runs (1M rows: ~30 MB).
-CAMPAIGN_WORKDIR = Path(tempfile.gettempdir()) / "cw-campaign-bench"
-#: Threads per process of the OTP-under-bulk run: the worker's default (WORKER_THREADS).
-OTP_THREADS = 32
-
-
-def scaled(plan: Plan, factor: float) -> Plan:
-    def n(x: int) -> int:
-        return max(50, int(x * factor))
-
-    return Plan(
-        sandbox_s=max(1.0, plan.sandbox_s * factor),
-        enqueue=n(plan.enqueue),
-        sms_50ms={k: n(v) for k, v in plan.sms_50ms.items()},
-        sms_0ms={k: n(v) for k, v in plan.sms_0ms.items()},
-        two_proc={k: n(v) for k, v in plan.two_proc.items()},
-        soak=n(plan.soak) if plan.soak else 0,
-        profile_s=plan.profile_s,
-        drain={k: n(v) for k, v in plan.drain.items()},
-        otp_bulk=n(plan.otp_bulk) if plan.otp_bulk else 0,
-        otp_seconds=plan.otp_seconds,
-        otp_warmup_s=plan.otp_warmup_s,
-        sandbox_connections=plan.sandbox_connections,
-        drain_rounds=plan.drain_rounds,
-    )
 
 
 def run_sandbox(bench: Bench, plan: Plan) -> list[Result]:
