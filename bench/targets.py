@@ -74,32 +74,23 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
             verdict(None if p50 is None else (p50.msgs_per_s or 0) >= 1000),
         )
     )
-    if p50 and b50 and b50.msgs_per_s:
-        ratio = (p50.msgs_per_s or 0) / b50.msgs_per_s
-        out.append(
-            (
-                "SMS 50 ms: ≥ 6x baseline (8 threads)",
-                f"{ratio:.2f}x ({fmt(p50.msgs_per_s)} vs {fmt(b50.msgs_per_s)} msg/s,"
-                f" {p50.name}{rounds(p50)}{rounds(b50, 'baseline')})"
-                f"{also(w50, wb50)}",
-                verdict(ratio >= 6),
-            )
+
+    def versus(
+        target: str, project: Result | None, baseline: Result | None, least: float, beside: str
+    ) -> tuple[str, str, str]:
+        """``target``: the project's drain as a multiple of the baseline's, at least ``least``."""
+        if not (project and baseline and baseline.msgs_per_s):
+            return (target, "-", verdict(None))
+        ratio = (project.msgs_per_s or 0) / baseline.msgs_per_s
+        return (
+            target,
+            f"{ratio:.2f}x ({fmt(project.msgs_per_s)} vs {fmt(baseline.msgs_per_s)} msg/s,"
+            f" {project.name}{rounds(project)}{rounds(baseline, 'baseline')}){beside}",
+            verdict(ratio >= least),
         )
-    else:
-        out.append(("SMS 50 ms: ≥ 6x baseline (8 threads)", "-", verdict(None)))
-    if p0 and b0 and b0.msgs_per_s:
-        ratio = (p0.msgs_per_s or 0) / b0.msgs_per_s
-        out.append(
-            (
-                "SMS 0 ms: ≥ baseline",
-                f"{ratio:.2f}x ({fmt(p0.msgs_per_s)} vs {fmt(b0.msgs_per_s)} msg/s,"
-                f" {p0.name}{rounds(p0)}{rounds(b0, 'baseline')})"
-                f"{also(w0, wb0)}",
-                verdict(ratio >= 1),
-            )
-        )
-    else:
-        out.append(("SMS 0 ms: ≥ baseline", "-", verdict(None)))
+
+    out.append(versus("SMS 50 ms: ≥ 6x baseline (8 threads)", p50, b50, 6, also(w50, wb50)))
+    out.append(versus("SMS 0 ms: ≥ baseline", p0, b0, 1, also(w0, wb0)))
     scaling = _two_processes(results, 64)
     if scaling is not None:
         ratio, measured = scaling

@@ -23,20 +23,20 @@ ROW_KEYS = {
 NUMBERS = ROW_KEYS - {"name", "system", "messages"}
 
 
+def run_bench(out: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python -m bench --quick --scale 0.1 --no-docs --out OUT ARGS``; fails the test on error."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick", "--scale", "0.1", "--no-docs",
+         "--out", str(out), *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=110, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done
+
+
 def test_smallest_scenario_writes_results_in_the_documented_shape(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench", "--quick", "--only", "sms_0ms"),
-            *("--scale", "0.1", "--no-docs", "--out", str(out)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    run_bench(out, "--only", "sms_0ms")
 
     data = json.loads(out.read_text())
     assert set(data) == TOP_KEYS
@@ -63,18 +63,7 @@ def test_smallest_scenario_writes_results_in_the_documented_shape(tmp_path: Path
 def test_drains_in_rounds_keep_the_median_round(tmp_path: Path) -> None:
     """Each drain row is its median round, and says every round's rate."""
     out = tmp_path / "results.json"
-    done = subprocess.run(
-        [
-            *(sys.executable, "-m", "bench", "--quick", "--only", "drain", "--scale", "0.1"),
-            *("--drain-rounds", "3", "--no-docs", "--out", str(out)),
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=110,
-        check=False,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    done = run_bench(out, "--only", "drain", "--drain-rounds", "3")
     rows = json.loads(out.read_text())["scenarios"]
     details = json.loads((tmp_path / "details.json").read_text())["scenarios"]
     assert len(rows) == 4  # one row per drain, not one per round
