@@ -357,7 +357,8 @@ class Bench:
                 return procstats.children(root) if system == "project" else [root]
 
             sampler = procstats.RssSampler(worker_pids, interval_s=rss_interval_s).start()
-            cpu0 = procstats.tree_cpu_seconds(root)
+            split0 = procstats.tree_cpu_split(root)
+            switches0 = procstats.tree_switches(root)
             sandbox_cpu0 = procstats.cpu_seconds(self.sandbox_pid)
             if prefill:
                 t_start = time.time()
@@ -375,7 +376,10 @@ class Bench:
                     )
                 time.sleep(0.1)
             time.sleep(0.3)  # let the last ledger writes and acks land
-            cpu = procstats.tree_cpu_seconds(root) - cpu0
+            split = procstats.tree_cpu_split(root)
+            switches = procstats.tree_switches(root) - switches0
+            user, kernel = split[0] - split0[0], split[1] - split0[1]
+            cpu = user + kernel
             sandbox_cpu = procstats.cpu_seconds(self.sandbox_pid) - sandbox_cpu0
             after = self.redis_snapshot()
             sampler.stop()
@@ -405,6 +409,10 @@ class Bench:
                 "enqueue_per_s": round(messages / max(t_enqueued - enqueued_at[0], 1e-9), 1),
                 "drain_s": round(elapsed, 3),
                 "charges": len(ledger),
+                # Of the workers' CPU, the kernel's share, and their threads'
+                # context switches per message (threads alive at the end).
+                "worker_kernel_share": round(kernel / cpu, 3) if cpu else None,
+                "worker_switches_per_msg": round(switches / messages, 1),
                 "sandbox_cpu_s_per_1k": round(sandbox_cpu / messages * 1000, 3),
                 "redis_cpu_s_per_1k": round(
                     (after["cpu_s"] - before["cpu_s"]) / messages * 1000, 3

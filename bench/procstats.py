@@ -25,22 +25,56 @@ def children(pid: int) -> list[int]:
     return sorted(set(out))
 
 
-def cpu_seconds(pid: int, *, include_children: bool = True) -> float:
-    """utime + stime (+ cutime + cstime of waited-for children) of ``pid``, in s."""
+def cpu_split(pid: int, *, include_children: bool = True) -> tuple[float, float]:
+    """(user, kernel) CPU s of ``pid``: utime, stime (+ its waited-for children's)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
-        return 0.0
+        return 0.0, 0.0
     # Field 2 (comm) may contain spaces: split after its closing parenthesis.
     fields = raw[raw.rindex(")") + 2 :].split()
     utime, stime, cutime, cstime = (int(x) for x in fields[11:15])
-    ticks = utime + stime + ((cutime + cstime) if include_children else 0)
-    return ticks / CLK_TCK
+    if include_children:
+        utime, stime = utime + cutime, stime + cstime
+    return utime / CLK_TCK, stime / CLK_TCK
+
+
+def cpu_seconds(pid: int, *, include_children: bool = True) -> float:
+    """utime + stime (+ cutime + cstime of waited-for children) of ``pid``, in s."""
+    return sum(cpu_split(pid, include_children=include_children))
 
 
 def tree_cpu_seconds(root: int) -> float:
     """CPU s of ``root`` and of its live children (plus children already reaped)."""
-    return cpu_seconds(root) + sum(cpu_seconds(c) for c in children(root))
+    return sum(tree_cpu_split(root))
+
+
+def tree_cpu_split(root: int) -> tuple[float, float]:
+    """(user, kernel) CPU s of ``root`` and of its live children."""
+    splits = [cpu_split(pid) for pid in (root, *children(root))]
+    return sum(u for u, _ in splits), sum(k for _, k in splits)
+
+
+def switches(pid: int) -> int:
+    """Context switches (voluntary + not) of every live thread of ``pid``; 0 if gone.
+
+    On a virtual machine a switch is dear: the kernel's share of a saturated
+    worker's CPU goes mostly to them (``docs/benchmarks.md``, seventh round).
+    """
+    total = 0
+    for task in Path(f"/proc/{pid}/task").glob("*/status"):
+        try:
+            for line in task.read_text().splitlines():
+                if line.startswith(("voluntary_ctxt_switches:", "nonvoluntary_ctxt_switches:")):
+                    total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
+
+
+def tree_switches(root: int) -> int:
+    """Context switches of ``root``'s live threads and of its live children's."""
+    return sum(switches(pid) for pid in (root, *children(root)))
 
 
 def status_kb(pid: int, name: str) -> int:

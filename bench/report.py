@@ -76,11 +76,14 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
         "|---|---|---|",
         *(f"| {t} | {m} | **{v}** |" for t, m, v in targets(results, details)),
         "",
-        "### Per run: producer rate during the run, CPU of the other processes",
+        "### Per run: producer rate, CPU of the other processes, the workers' kernel share",
+        "",
+        "Kernel: the workers' system CPU over their whole CPU (`/proc/<pid>/stat`); switches:"
+        " their threads' context switches per message (`/proc/<pid>/task/*/status`).",
         "",
         "| scenario | system | threads | enqueue msg/s (during run) | drain s | sandbox CPU s/1k"
-        " | Redis CPU s/1k | RSS growth |",
-        "|---|---|--:|--:|--:|--:|--:|--:|",
+        " | Redis CPU s/1k | RSS growth | kernel | switches/msg |",
+        "|---|---|--:|--:|--:|--:|--:|--:|--:|--:|",
     ]
     for r in results:
         d = r.details
@@ -93,6 +96,7 @@ def generated_section(data: dict[str, Any], details: dict[str, Any], results: li
             f" {fmt(d.get('drain_s'))} | {fmt(d.get('sandbox_cpu_s_per_1k'))} |"
             f" {fmt(d.get('redis_cpu_s_per_1k'))} |"
             f" {'-' if growth is None else f'{growth * 100:+.1f}%'} |"
+            f" {_share(d.get('worker_kernel_share'))} | {fmt(d.get('worker_switches_per_msg'))} |"
         )
     lines += [
         "",
@@ -159,3 +163,7 @@ def update_docs(
         text = text.rstrip("\n") + "\n\n" + section + "\n"
     path.write_text(text)
     return path
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.0f}%"

@@ -58,6 +58,11 @@ def test_smallest_scenario_writes_results_in_the_documented_shape(tmp_path: Path
         assert all(row[key] is not None for key in NUMBERS), row
     details = json.loads((tmp_path / "details.json").read_text())
     assert set(details["scenarios"]) == {"sms_0ms_t8/baseline", "sms_0ms_t64/project"}
+    for run in details["scenarios"].values():
+        # Every worker spends some CPU in the kernel and sleeps at least once a message
+        # (its HTTP call waits for the sandbox).
+        assert 0 < run["worker_kernel_share"] < 1, run
+        assert run["worker_switches_per_msg"] >= 1, run
 
 
 def test_drains_in_rounds_keep_the_median_round(tmp_path: Path) -> None:
