@@ -16,13 +16,14 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import redis
 from dramatiq import Message
 
 from core import scripts, send_scripts
 from core.autopipeline import AutoPipeline
+from core.claims import Claim, claimed
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
 from core.keys import Keys
@@ -47,33 +48,6 @@ class IdempotencyConflict(ValueError):
 class Enqueued:
     job_id: str
     created: bool  # False: the key was seen before and this is the first job's id
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """The answer of :meth:`JobStore.claim`.
-
-    ``status``: ``ok`` (you hold the lease: send), ``done`` (terminal already),
-    ``busy`` (another worker holds a live lease), ``unknown`` (outcome
-    ambiguous: reconcile), ``expired`` (a holder died mid-send; now
-    ``unknown``), ``missing`` (no record: expired or never created),
-    ``paused`` (its campaign is paused, outside its window or late: ``detail``
-    says which; park the message).
-    """
-
-    status: Literal["ok", "done", "busy", "unknown", "expired", "missing", "paused"]
-    fence: int = 0
-    attempts: int = 0
-    detail: str = ""
-
-
-def claimed(answer: list[Any]) -> Claim:
-    """Read the claim script's answer (see :data:`core.send_scripts.CLAIM`)."""
-    status = answer[0].decode()
-    if status == "ok":
-        return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))
-    detail = answer[1].decode() if len(answer) > 1 else ""
-    return Claim(status, detail=detail)
 
 
 class JobStore(JobRecovery):

@@ -16,7 +16,8 @@ from typing import Any
 from dramatiq import Message
 
 from core import batch_scripts, send_scripts
-from core.jobs import Claim, JobStore
+from core.claims import Claim
+from core.jobs import JobStore
 
 #: FINISH modes: where a finished job's message copy goes.
 Mode = str  # "done" (no copy), "dead", "unknown", "retry"

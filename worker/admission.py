@@ -28,7 +28,8 @@ from typing import Any
 
 from dramatiq import Message
 
-from core.jobs import Claim, JobStore, claimed
+from core.claims import Claim, claimed
+from core.jobs import JobStore
 from core.send_scripts import CLAIM_FUNCTION
 from worker.ratelimit import Acquired, RateLimiter
 from worker.ratelimit_scripts import LIB

@@ -35,8 +35,9 @@ import redis
 import structlog
 from dramatiq import Message
 
+from core.claims import Claim
 from core.job_messages import new_message
-from core.jobs import Claim, JobStore, epoch_ms
+from core.jobs import JobStore, epoch_ms
 from core.models import Kind
 from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision

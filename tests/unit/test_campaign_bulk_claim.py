@@ -24,7 +24,8 @@ from core.campaign.model import Campaign, CampaignState
 from core.campaign.pending import placeholder
 from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
-from core.jobs import Claim, JobStore
+from core.claims import Claim
+from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
 from core.redaction import mask_phone
