@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,21 +107,20 @@ OTP_THREADS = 32
 
 
 def scaled(plan: Plan, factor: float) -> Plan:
+    """``plan`` with every message count times ``factor`` (at least 50) and the sandbox
+    window too (at least 1 s); the rest (durations, rounds, connections) as they are."""
+
     def n(x: int) -> int:
         return max(50, int(x * factor))
 
-    return Plan(
+    return dataclasses.replace(
+        plan,
         sandbox_s=max(1.0, plan.sandbox_s * factor),
         enqueue=n(plan.enqueue),
         sms_50ms={k: n(v) for k, v in plan.sms_50ms.items()},
         sms_0ms={k: n(v) for k, v in plan.sms_0ms.items()},
         two_proc={k: n(v) for k, v in plan.two_proc.items()},
         soak=n(plan.soak) if plan.soak else 0,
-        profile_s=plan.profile_s,
         drain={k: n(v) for k, v in plan.drain.items()},
         otp_bulk=n(plan.otp_bulk) if plan.otp_bulk else 0,
-        otp_seconds=plan.otp_seconds,
-        otp_warmup_s=plan.otp_warmup_s,
-        sandbox_connections=plan.sandbox_connections,
-        drain_rounds=plan.drain_rounds,
     )
