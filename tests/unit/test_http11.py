@@ -21,7 +21,7 @@ def _ours(raw: bytes, method: str = "POST") -> Answer:
         b.settimeout(2)
         a.sendall(raw)
         a.shutdown(socket.SHUT_WR)
-        return read_answer(b, method)
+        return read_answer(b, method, timeout_s=2)
 
 
 def _theirs(
@@ -139,4 +139,4 @@ def test_a_silent_peer_times_out() -> None:
     with a, b:
         b.settimeout(0.05)
         with pytest.raises(TimeoutError):
-            read_answer(b, "POST")
+            read_answer(b, "POST", timeout_s=0.05)

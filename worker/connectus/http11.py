@@ -18,7 +18,8 @@ keeps from ``http.client``:
   ``RemoteDisconnected`` (closed before a status line), ``BadStatusLine``,
   ``LineTooLong``, ``UnknownProtocol``, ``IncompleteRead`` (a body or chunk
   cut short), ``HTTPException`` (too many headers), ``ValueError`` (a bad
-  chunk size); socket timeouts and errors pass through.
+  chunk size); timeouts (:class:`TimeoutError`) and socket errors pass
+  through.
 
 It is stricter in one place, as h11 (the httpcore engine's parser) is: a
 header line without a colon is an error, not the silent end of the headers.
@@ -29,7 +30,9 @@ from __future__ import annotations
 import http.client
 import socket
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import Any
+
+from worker.connectus.sockio import SocketReader
 
 MAX_LINE = 65536
 MAX_HEADERS = 100
@@ -45,39 +48,46 @@ class Answer:
     will_close: bool
 
 
-def read_answer(sock: socket.socket, method: str) -> Answer:
-    """The next answer on ``sock`` to a ``method`` request (the socket's timeout applies)."""
+def read_answer(
+    sock: socket.socket, method: str, *, timeout_s: float | None, poller: Any | None = None
+) -> Answer:
+    """The next answer on ``sock`` to a ``method`` request.
+
+    Each wait for bytes lasts at most ``timeout_s`` (s; None: no limit), and
+    :class:`TimeoutError` is raised when one runs out (:class:`SocketReader`,
+    which ``poller`` is lent to).
+    """
     # A reader per answer, as http.client makes: bytes it read past the answer
     # leave with it, and the caller's staleness check sees only the socket.
-    with sock.makefile("rb") as fp:
-        while True:
-            version, status, reason = _status_line(fp)
-            headers = _headers(fp)
-            if status != 100:
-                break
-        fields = {name.lower(): value for name, value in headers}
-        will_close = _will_close(version, fields.get(b"connection"))
-        chunked = fields.get(b"transfer-encoding", b"").strip().lower() == b"chunked"
-        length = None if chunked else _length(fields.get(b"content-length"))
-        if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
-            content = b""
-        elif chunked:
-            content = _chunked(fp)
-        elif length is not None:
-            content = _exactly(fp, length)
-        else:  # no framing: the body runs to the close
-            content, will_close = fp.read(), True
+    fp = SocketReader(sock, timeout_s=timeout_s, poller=poller)
+    while True:
+        version, status, reason = _status_line(fp)
+        headers = _headers(fp)
+        if status != 100:
+            break
+    fields = {name.lower(): value for name, value in headers}
+    will_close = _will_close(version, fields.get(b"connection"))
+    chunked = fields.get(b"transfer-encoding", b"").strip().lower() == b"chunked"
+    length = None if chunked else _length(fields.get(b"content-length"))
+    if status in (204, 304) or 100 <= status < 200 or method == "HEAD":
+        content = b""
+    elif chunked:
+        content = _chunked(fp)
+    elif length is not None:
+        content = _exactly(fp, length)
+    else:  # no framing: the body runs to the close
+        content, will_close = fp.read(), True
     return Answer(status, reason, headers, content, will_close)
 
 
-def _line(fp: BinaryIO, what: str) -> bytes:
+def _line(fp: SocketReader, what: str) -> bytes:
     line = fp.readline(MAX_LINE + 1)
     if len(line) > MAX_LINE:
         raise http.client.LineTooLong(what)
     return line
 
 
-def _status_line(fp: BinaryIO) -> tuple[int, int, str]:
+def _status_line(fp: SocketReader) -> tuple[int, int, str]:
     line = _line(fp, "status line")
     if not line:
         raise http.client.RemoteDisconnected("Remote end closed connection without response")
@@ -99,7 +109,7 @@ def _status_line(fp: BinaryIO) -> tuple[int, int, str]:
     return version, status, parts[2].strip() if len(parts) > 2 else ""
 
 
-def _headers(fp: BinaryIO) -> list[tuple[bytes, bytes]]:
+def _headers(fp: SocketReader) -> list[tuple[bytes, bytes]]:
     headers: list[tuple[bytes, bytes]] = []
     count = 0
     while True:
@@ -136,14 +146,14 @@ def _length(value: bytes | None) -> int | None:
     return length if length >= 0 else None
 
 
-def _exactly(fp: BinaryIO, amount: int) -> bytes:
+def _exactly(fp: SocketReader, amount: int) -> bytes:
     data = fp.read(amount)
     if len(data) < amount:
         raise http.client.IncompleteRead(data, amount - len(data))
     return data
 
 
-def _chunked(fp: BinaryIO) -> bytes:
+def _chunked(fp: SocketReader) -> bytes:
     parts: list[bytes] = []
     while True:
         size_line = _line(fp, "chunk size").split(b";", 1)[0].strip()

@@ -29,7 +29,8 @@ Like httpcore, an idle connection is dropped when older than the keep-alive
 expiry (s) or when the server has closed it (the socket is readable while no
 request is pending), before a request is written on it: a stale connection
 must not turn a send into an ambiguous one. Timeouts are per socket
-operation, in seconds, from the request's ``timeout`` extension (httpx's).
+operation, in seconds, from the request's ``timeout`` extension (httpx's),
+kept on a non-blocking socket by :mod:`worker.connectus.sockio`.
 One instance serves one request at a time; the caller's pool lends it.
 """
 
@@ -45,6 +46,7 @@ from typing import Any
 import httpx
 
 from worker.connectus.http11 import read_answer
+from worker.connectus.sockio import send_all
 
 _NO_TIMEOUT = {"connect": None, "read": None, "write": None, "pool": None}
 
@@ -103,17 +105,16 @@ class StdlibHTTPTransport(httpx.BaseTransport):
         head.append(b"\r\n")
         sock = conn.sock
         try:
-            sock.settimeout(timeouts["write"])
-            sock.sendall(b"".join(head) + body)
+            send_all(sock, b"".join(head) + body, timeout_s=timeouts["write"])
         except TimeoutError as exc:
             self.close()
             raise httpx.WriteTimeout(str(exc) or "write timed out", request=request) from exc
         except OSError as exc:
             self.close()
             raise httpx.WriteError(str(exc) or type(exc).__name__, request=request) from exc
-        sock.settimeout(timeouts["read"])
         try:
-            answer = read_answer(sock, request.method)
+            answer = read_answer(sock, request.method, timeout_s=timeouts["read"],
+                                 poller=self._poller)  # fmt: skip
         except BaseException as exc:
             self.close()
             mapped = _read_failure(request, exc)
@@ -156,7 +157,11 @@ class StdlibHTTPTransport(httpx.BaseTransport):
             conn.close()
             raise httpx.ConnectError(str(exc) or type(exc).__name__, request=request) from exc
         self._conn, self._origin = conn, origin
-        # Made once per connection: the staleness check runs before every request.
+        # Non-blocking from here on: timeouts are kept by worker.connectus.sockio,
+        # with fewer syscalls (and GIL hand-offs) than a socket timeout costs.
+        conn.sock.settimeout(0.0)
+        # Made once per connection: the staleness check runs before every
+        # request, and the reader waits for the answer with it.
         self._poller = select.poll()
         self._poller.register(conn.sock, select.POLLIN)
         return conn
