@@ -30,6 +30,7 @@ from typing import Any
 from rich.console import Console
 
 from bench import loadgen, procstats, profile, report
+from bench.ceiling import run_ceiling
 from bench.harness import Bench
 from bench.otp_under_bulk import run_otp_under_bulk
 from bench.plan import CAMPAIGN_WORKDIR, FULL, OTP_THREADS, QUICK, SCENARIOS, Plan, scaled
@@ -212,14 +213,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             rounds: dict[tuple[str, int, int], list[Result]] = {}
             for n in range(plan.drain_rounds):
                 for (system, latency, threads), messages in plan.drain.items():
-                    run = bench.run_workers(
-                        name=f"drain_{latency}ms_t{threads}",
-                        system=system,
-                        latency_ms=latency,
-                        messages=messages,
-                        threads=threads,
-                        prefill=True,
-                    )
+                    if system == "ceiling":
+                        run = run_ceiling(
+                            bench, threads=threads, latency_ms=latency, messages=messages
+                        )
+                    else:
+                        run = bench.run_workers(
+                            name=f"drain_{latency}ms_t{threads}",
+                            system=system,
+                            latency_ms=latency,
+                            messages=messages,
+                            threads=threads,
+                            prefill=True,
+                        )
                     rounds.setdefault((system, latency, threads), []).append(run)
                     if plan.drain_rounds > 1:
                         console.print(f"[dim]round {n + 1}:{report.one_line(run)}[/dim]")

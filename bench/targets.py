@@ -90,6 +90,11 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
         )
 
     out.append(versus("SMS 50 ms: ≥ 6x baseline (8 threads)", p50, b50, 6, also(w50, wb50)))
+    ceiling = _best(results, "ceiling_50ms", "baseline")
+    if ceiling is not None and ceiling.msgs_per_s:
+        out.append(("Dramatiq alone: the same broker and threads, an actor that only sleeps"
+                    " 50 ms (beside the verdict)", _ceiling_line(ceiling, results),
+                    "shown, not judged"))  # fmt: skip
     out.append(versus("SMS 0 ms: ≥ baseline", p0, b0, 1, also(w0, wb0)))
     scaling = _two_processes(results, 64)
     if scaling is not None:
@@ -167,6 +172,22 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
     )
     out.extend(_campaign_targets(results, verdict))
     return out
+
+
+def _ceiling_line(ceiling: Result, results: list[Result]) -> str:
+    """The ceiling's rate, and the project's drain at the same threads as a share of it."""
+    line = f"{fmt(ceiling.msgs_per_s)} msg/s ({ceiling.name}{rounds(ceiling)})"
+    threads = ceiling.details.get("threads")
+    project = get(results, f"drain_50ms_t{threads}", "project")
+    if project is None or not project.msgs_per_s or not ceiling.msgs_per_s:
+        return line
+    share = project.msgs_per_s / ceiling.msgs_per_s
+    cpu = (
+        f", {project.cpu_s_per_1k:.2f} against {ceiling.cpu_s_per_1k:.2f} ms of CPU per message"
+        if project.cpu_s_per_1k is not None and ceiling.cpu_s_per_1k is not None
+        else ""
+    )
+    return f"{line}; {project.name} reaches {share:.0%} of it{cpu}"
 
 
 def _two_processes(results: list[Result], threads: int) -> tuple[float, str] | None:

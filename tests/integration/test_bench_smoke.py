@@ -71,9 +71,30 @@ def test_drains_in_rounds_keep_the_median_round(tmp_path: Path) -> None:
     done = run_bench(out, "--only", "drain", "--drain-rounds", "3")
     rows = json.loads(out.read_text())["scenarios"]
     details = json.loads((tmp_path / "details.json").read_text())["scenarios"]
-    assert len(rows) == 4  # one row per drain, not one per round
+    assert len(rows) == 5  # one row per drain, not one per round
     for row in rows:
         rates = details[f"{row['name']}/{row['system']}"]["rounds_msgs_per_s"]
         assert len(rates) == 3
         assert row["msgs_per_s"] == sorted(rates)[1]
     assert "median of 3 rounds" in done.stdout
+
+
+def test_the_ceiling_drains_every_message_within_what_its_threads_allow(tmp_path: Path) -> None:
+    """bench.ceiling: Dramatiq alone, an actor that sleeps 50 ms; shown beside the verdict."""
+    out = tmp_path / "results.json"
+    done = run_bench(out, "--only", "drain")
+    rows = json.loads(out.read_text())["scenarios"]
+    (row,) = [r for r in rows if r["name"] == "ceiling_50ms_t32"]
+    assert row["system"] == "baseline"
+    run = json.loads((tmp_path / "details.json").read_text())["scenarios"][
+        "ceiling_50ms_t32/baseline"
+    ]
+    # 32 threads that each sleep 50 ms drain at most 640 msg/s: more would mean
+    # messages counted before they ran.
+    assert 0 < row["msgs_per_s"] <= 32 / 0.05 * 1.02, row
+    assert row["cpu_s_per_1k"] > 0 and row["peak_rss_mb"] > 0, row
+    assert 0 < run["worker_kernel_share"] < 1, run
+    assert run["worker_switches_per_msg"] >= 1, run
+    printed = " ".join(done.stdout.split())  # rich wraps long lines anywhere
+    assert "Dramatiq alone" in printed
+    assert "drain_50ms_t32 reaches" in printed
