@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -68,7 +69,7 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
     out.append(
         (
             "SMS 50 ms, 1 process: ≥ 1,000 msg/s",
-            f"{fmt(p50.msgs_per_s)} msg/s ({p50.name}{rounds(p50)}){also(w50, wb50)}"
+            f"{fmt(p50.msgs_per_s)} msg/s ({p50.name}{rounds(p50)}){_cores(p50)}{also(w50, wb50)}"
             if p50
             else "-",
             verdict(None if p50 is None else (p50.msgs_per_s or 0) >= 1000),
@@ -197,7 +198,25 @@ def _two_processes(results: list[Result], threads: int) -> tuple[float, str] | N
     if not (one and two and one.msgs_per_s):
         return None
     ratio = (two.msgs_per_s or 0) / one.msgs_per_s
-    return ratio, f"{ratio:.2f}x ({fmt(two.msgs_per_s)} vs {fmt(one.msgs_per_s)} msg/s)"
+    return ratio, (
+        f"{ratio:.2f}x ({fmt(two.msgs_per_s)} vs {fmt(one.msgs_per_s)} msg/s){_cores(two)}"
+    )
+
+
+def _cores(run: Result) -> str:
+    """``; cores busy: ...``: the CPU of the workers, the sandbox and Redis during ``run``.
+
+    Each is its CPU per message times the rate, in cores: their sum against the
+    machine's core count says whether the box itself was the bound.
+    """
+    rate, d = run.msgs_per_s, run.details
+    sandbox, redis_cpu = d.get("sandbox_cpu_s_per_1k"), d.get("redis_cpu_s_per_1k")
+    if not rate or run.cpu_s_per_1k is None or sandbox is None or redis_cpu is None:
+        return ""
+    parts = {"workers": run.cpu_s_per_1k, "sandbox": sandbox, "Redis": redis_cpu}
+    cores = {name: rate * ms / 1000 for name, ms in parts.items()}
+    listed = ", ".join(f"{name} {c:.2f}" for name, c in cores.items())
+    return f"; cores busy: {sum(cores.values()):.2f} ({listed}) of {os.cpu_count()}"
 
 
 def _campaign_targets(
