@@ -12,7 +12,8 @@ registered script), 110-135 µs of client CPU per call from 1 to 4 threads and
 :class:`redis.commands.core.Script` (``script(keys=..., args=...,
 client=auto)``). It batches by combining, with no thread of its own: a caller
 that finds no batch in flight leads. It takes every call queued at that moment
-(its own first) and sends them as one non-transactional pipeline, hands each
+(its own first), writes them at once on the leaders' own connection (one
+taken from the client's pool and kept) and reads every answer, hands each
 caller its answer or error, and passes the lead to the first call queued
 meanwhile. The others block until their answer (or the lead) arrives. Alone,
 a caller makes its own round trip with no thread hand-off (91-124 µs); the
@@ -27,16 +28,18 @@ What does not change:
   :class:`~redis.commands.core.Script` answers by loading the script and
   calling again) reaches only the call that caused it. A connection error
   fails every call of that batch with the same class, as it would have failed
-  each of them alone; the ledger (:mod:`worker.ledger`) retries them, which is
-  safe because every send-path transition is idempotent or fenced.
-- **Nothing waits forever.** The pipeline's reads have the client's socket
-  timeout. A call still queued after ``wait_timeout_s`` (s, default 120:
-  longer than redis-py's own retries of a lost connection) leaves the queue
-  unsent and raises :class:`redis.TimeoutError`; a call already written waits
-  for its answer, which those socket timeouts bound.
+  each of them alone, and the connection is made again for the next batch;
+  the ledger (:mod:`worker.ledger`) retries the calls, which is safe because
+  every send-path transition is idempotent or fenced.
+- **Nothing waits forever.** A batch's reads have the client's socket
+  timeout. A call still queued after ``wait_timeout_s`` (s, default 120: far
+  longer than a batch in flight can last) leaves the queue unsent and raises
+  :class:`redis.TimeoutError`; a call already written waits for its answer,
+  which those socket timeouts bound.
 - **Shutdown and fork.** After :meth:`AutoPipeline.close`, calls go straight to
-  the client, one by one; what is queued is still sent. A forked child starts
-  with an empty queue and no leader.
+  the client, one by one; what is queued is still sent, and the connection
+  goes back to the pool. A forked child starts with an empty queue, no leader
+  and a connection of its own.
 
 In a worker process (50 ms sandbox latency, 64 threads) it raised the drain
 from 821-928 to 963-1,012 msg/s (``docs/benchmarks.md``, fifth round).
@@ -82,6 +85,9 @@ class AutoPipeline:
         self._leading = False
         self._pid = os.getpid()
         self._closed = False
+        # The leaders' connection (_round_trip), made by the first batch of a process.
+        self._conn: Any = None
+        self._conn_pid = 0
         #: Calls and batches sent (tests read them). Only a leader writes them,
         #: and there is one leader at a time.
         self.calls = 0
@@ -111,8 +117,20 @@ class AutoPipeline:
         return self.client.script_load(script)
 
     def close(self) -> None:
-        """Later calls go straight to the client; what is queued is still sent."""
+        """Later calls go straight to the client; what is queued is still sent.
+
+        The leaders' connection goes back to the client's pool once no batch is
+        in flight (a batch in flight gives it back when it ends).
+        """
         self._closed = True
+        with self._guard:
+            if not self._leading:
+                self._give_back()
+
+    def _give_back(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and self._conn_pid == os.getpid():
+            self.client.connection_pool.release(conn)
 
     def _wait(self, call: _Call) -> bool:
         """Block until ``call`` is answered or handed the lead; True if it must lead."""
@@ -141,15 +159,14 @@ class AutoPipeline:
                 successor.done.release()
             else:
                 self._leading = False
+                if self._closed:
+                    self._give_back()
 
     def _execute(self, batch: list[_Call], own: _Call) -> None:
         self.batches += 1
         self.calls += len(batch)
         try:
-            pipe = self.client.pipeline(transaction=False)
-            for call in batch:
-                pipe.execute_command(*call.args)  # type: ignore[no-untyped-call]
-            answers = pipe.execute(raise_on_error=False)
+            answers = self._round_trip([call.args for call in batch])
         except BaseException as exc:  # every caller must be answered
             for call in batch:
                 call.error = _fresh(exc)
@@ -164,6 +181,35 @@ class AutoPipeline:
         for call in batch:
             if call is not own:
                 call.done.release()
+
+    def _round_trip(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """Write ``commands`` at once on the leaders' connection, then read every answer.
+
+        An error reply is returned in its place, not raised. The connection is
+        taken from the client's pool once and kept: there is one leader at a
+        time, and a pool checkout per batch (with its readiness ``poll``, a GIL
+        hand-off) and a redis-py ``Pipeline`` cost twice the client CPU of
+        this (114 against 60 µs for a batch of 4, ``docs/benchmarks.md``, ninth
+        round). redis-py's own retry of a lost connection is not made here:
+        the error reaches the callers, and the ledger retries (module docstring).
+        """
+        conn = self._conn
+        if conn is None or self._conn_pid != os.getpid():
+            conn = self._conn = self.client.connection_pool.get_connection()
+            self._conn_pid = os.getpid()
+        try:
+            conn.send_packed_command(conn.pack_commands(commands))
+            answers: list[Any] = []
+            for _ in commands:
+                try:
+                    answers.append(conn.read_response())
+                except redis.ResponseError as error:  # this command's own error reply
+                    answers.append(error)
+            return answers
+        except BaseException:
+            # Broken, or left with unread answers: reconnect before the next batch.
+            conn.disconnect()
+            raise
 
 
 def _fresh(exc: BaseException) -> BaseException:

@@ -70,3 +70,37 @@ def test_racing_claims_and_fenced_finishes_keep_one_winner_per_job(
         assert auto.batches < auto.calls
     finally:
         client.close()
+
+
+def test_a_killed_connection_is_made_again_for_the_next_batch(redis_url: str) -> None:
+    """The leaders' kept connection, killed by Redis: at most that batch fails."""
+    client = redis.Redis.from_url(redis_url)
+    auto = AutoPipeline(client)
+    script = client.register_script("return ARGV[1]")
+    try:
+        assert script(keys=[], args=["one"], client=auto) == b"one"
+        name = f"autopipeline-test-{id(auto)}"
+        auto._conn.send_command("CLIENT", "SETNAME", name)
+        assert auto._conn.read_response() in (b"OK", "OK")
+        killed = client.execute_command("CLIENT", "KILL", "SKIPME", "yes", "ID",
+                                        _client_id(client, name))  # fmt: skip
+        assert killed == 1
+        answers: list[Any] = []
+        for value in ("two", "three"):
+            try:
+                answers.append(script(keys=[], args=[value], client=auto))
+            except redis.ConnectionError as exc:  # the batch written on the dead socket
+                answers.append(type(exc))
+        assert answers[-1] == b"three"
+        assert answers[0] in (b"two", redis.ConnectionError)
+        auto.close()
+        assert auto._conn is None  # back in the pool
+    finally:
+        client.close()
+
+
+def _client_id(client: redis.Redis, name: str) -> int:
+    for entry in client.client_list():
+        if entry.get("name") == name:
+            return int(entry["id"])
+    raise AssertionError(f"no client named {name}")

@@ -18,7 +18,10 @@ ECHO = "if ARGV[1] == 'boom' then return redis.error_reply('ERR boom') end " \
 
 
 class _GatedClient:
-    """A client whose pipelines wait for ``gate`` before executing: callers pile up."""
+    """A client whose batches wait for ``gate`` before they are written: callers pile up.
+
+    The gate sits on the connection the AutoPipeline takes from the pool.
+    """
 
     def __init__(self, client: redis.Redis, *, fail: BaseException | None = None) -> None:
         self.client = client
@@ -26,24 +29,42 @@ class _GatedClient:
         self.entered = threading.Event()
         self.fail = fail
         self.batch_sizes: list[int] = []
-
-    def pipeline(self, transaction: bool = True) -> Any:
-        outer, pipe = self, self.client.pipeline(transaction=transaction)
-        execute = pipe.execute
-
-        def gated(raise_on_error: bool = True) -> Any:
-            outer.entered.set()
-            assert outer.gate.wait(10)
-            outer.batch_sizes.append(len(pipe.command_stack))
-            if outer.fail is not None:
-                raise outer.fail
-            return execute(raise_on_error=raise_on_error)
-
-        pipe.execute = gated  # type: ignore[method-assign]
-        return pipe
+        self.connection_pool = _GatedPool(self)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.client, name)
+
+
+class _GatedPool:
+    def __init__(self, gated: _GatedClient) -> None:
+        self.gated = gated
+
+    def get_connection(self) -> Any:
+        return _GatedConnection(self.gated, self.gated.client.connection_pool.get_connection())
+
+    def release(self, conn: Any) -> None:
+        self.gated.client.connection_pool.release(conn.conn)
+
+
+class _GatedConnection:
+    def __init__(self, gated: _GatedClient, conn: Any) -> None:
+        self.gated, self.conn, self.size = gated, conn, 0
+
+    def pack_commands(self, commands: list[tuple[Any, ...]]) -> Any:
+        self.size = len(commands)
+        return self.conn.pack_commands(commands)
+
+    def send_packed_command(self, packed: Any) -> None:
+        gated = self.gated
+        gated.entered.set()
+        assert gated.gate.wait(10)
+        gated.batch_sizes.append(self.size)
+        if gated.fail is not None:
+            raise gated.fail
+        self.conn.send_packed_command(packed)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.conn, name)
 
 
 @pytest.fixture
@@ -138,6 +159,9 @@ def test_a_lost_connection_fails_every_call_of_the_batch_with_its_own_error(
     assert len(errors) == 3
     assert all(type(e) is redis.ConnectionError and e.__cause__ is lost for e in errors)
     assert len({id(e) for e in errors}) == 3  # one object per raising thread
+    gated.fail = None  # the next batch is written (the connection was dropped, made again)
+    assert script(keys=["k:again"], args=["again"], client=auto) == b"again"
+    assert gated.batch_sizes == [1, 2, 1]
     auto.close()
 
 
