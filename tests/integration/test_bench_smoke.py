@@ -92,9 +92,10 @@ def test_the_ceiling_drains_every_message_within_what_its_threads_allow(tmp_path
     # 32 threads that each sleep 50 ms drain at most 640 msg/s: more would mean
     # messages counted before they ran.
     assert 0 < row["msgs_per_s"] <= 32 / 0.05 * 1.02, row
-    assert row["cpu_s_per_1k"] > 0 and row["peak_rss_mb"] > 0, row
-    # A 60-message drain lasts about 0.1 s: the kernel's CPU ticks (10 ms) may be 0.
-    assert 0 <= run["worker_kernel_share"] < 1, run
+    # A 60-message drain lasts about 0.1 s: the CPU's 10 ms ticks may count nothing.
+    assert row["cpu_s_per_1k"] >= 0 and row["peak_rss_mb"] > 0, row
+    share = run["worker_kernel_share"]
+    assert share is None or 0 <= share <= 1, run
     assert run["worker_switches_per_msg"] >= 1, run
     printed = " ".join(done.stdout.split())  # rich wraps long lines anywhere
     assert "Dramatiq alone" in printed
