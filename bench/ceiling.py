@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import threading
 import time
@@ -35,7 +34,7 @@ import dramatiq
 import redis
 
 from bench import procstats
-from bench.harness import Bench, kill_now, wait_for_lines
+from bench.harness import Bench, kill_now, start_module
 from bench.rows import Result
 from config import load_settings
 from core.broker import ConnectusBroker, build_broker
@@ -95,20 +94,11 @@ def run_ceiling(bench: Bench, *, threads: int, latency_ms: float, messages: int)
         actor.send(i)
     pending = f"{broker.namespace}:{QUEUE}.msgs"
     assert bench.redis.hlen(pending) == messages
-    log_path = bench.log_dir / "ceiling.log"
-    offset = log_path.stat().st_size if log_path.exists() else 0
     env = {**os.environ, **stack.env, "BENCH_CEILING_THREADS": str(threads),
            "BENCH_CEILING_LATENCY_MS": str(latency_ms)}  # fmt: skip
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "bench.ceiling"],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = start_module("bench.ceiling", env=env, log_path=bench.log_dir / "ceiling.log",
+                        ready="ceiling worker ready")  # fmt: skip
     try:
-        wait_for_lines(log_path, offset, "ceiling worker ready", 1, proc)
         sampler = procstats.RssSampler(lambda: [proc.pid], interval_s=0.5).start()
         user0, kernel0 = procstats.cpu_split(proc.pid)
         switches0 = procstats.switches(proc.pid)

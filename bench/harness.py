@@ -214,20 +214,10 @@ class Bench:
     def baseline_worker(self, *, threads: int = 8) -> Iterator[int]:
         """The baseline's single worker process; yields its pid once it consumes."""
         assert self.stack is not None
-        log_path = self.log_dir / "baseline.log"
-        offset = log_path.stat().st_size if log_path.exists() else 0
         env = {**self.baseline_env(), "BENCH_BASELINE_THREADS": str(threads)}
-        with log_path.open("ab") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bench.baseline"],
-                env=env,
-                cwd=ROOT,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = start_module("bench.baseline", env=env, log_path=self.log_dir / "baseline.log",
+                            ready="baseline worker ready")  # fmt: skip
         try:
-            wait_for_lines(log_path, offset, "baseline worker ready", 1, proc)
             yield proc.pid
         finally:
             if proc.pid in self._drained:
@@ -447,6 +437,29 @@ class Bench:
             return out
         index = {number(i): at for i, at in enumerate(enqueued_at)}
         return [(float(c["at"]) - index[c["dst"]]) * 1000 for c in ledger if c["dst"] in index]
+
+
+def start_module(
+    module: str, *, env: dict[str, str], log_path: Path, ready: str
+) -> subprocess.Popen[bytes]:
+    """``python -m module`` in a session of its own, its output appended to ``log_path``;
+    returns once it printed ``ready`` (killed if it never does)."""
+    offset = log_path.stat().st_size if log_path.exists() else 0
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", module],
+            env=env,
+            cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for_lines(log_path, offset, ready, 1, proc)
+    except BaseException:
+        kill_now([proc.pid])
+        raise
+    return proc
 
 
 def wait_for_lines(
