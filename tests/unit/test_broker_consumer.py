@@ -22,6 +22,8 @@ class FlakyRedis(fakeredis.FakeRedis):
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
         self.down = False
+        #: The next command runs, and its answer is lost (Redis killed just after).
+        self.lose_next_answer = False
         self.commands: list[tuple[Any, ...]] = []
 
     def execute_command(self, *args: Any, **options: Any) -> Any:
@@ -32,6 +34,9 @@ class FlakyRedis(fakeredis.FakeRedis):
         # script and sends the same EVALSHA again, which is recorded.
         result = super().execute_command(*args, **options)
         self.commands.append(args)
+        if self.lose_next_answer:
+            self.lose_next_answer = False
+            raise redis.ConnectionError("Connection closed by server.")
         return result
 
 
@@ -193,3 +198,44 @@ def test_redis_down_on_the_first_fetch_is_a_connection_error_for_dramatiq(
         next(consumer)
     # The failed command was that lookup (Dramatiq's "maxstack" script).
     assert client.commands == [("EVALSHA", broker.scripts["maxstack"].sha, 0)]
+
+
+def test_a_fetch_whose_answer_was_lost_is_requeued_and_what_threads_hold_is_not(
+    broker: ConnectusBroker, client: FlakyRedis
+) -> None:
+    """The chaos test's case: the fetch ran, Redis died before answering. Its ids sat
+    in a live worker's acks set, where nothing requeues them: lost for good."""
+    sent = _enqueue(broker, 10)
+    consumer = _consumer(broker, prefetch=4)
+    taken = _take(consumer, 4)  # sent[0:4], held by worker threads
+    consumer.ack(taken[0])
+    consumer.ack(taken[1])
+    client.lose_next_answer = True
+    with pytest.raises(ConnectionClosed):
+        next(consumer)  # acks 2, fetches sent[4:6] into the acks set: answer lost
+    acks = f"{broker.namespace}:__acks__.{broker.broker_id}.transactional"
+    assert broker.client.scard(acks) == 4  # sent[2:6]: 2 held, 2 orphaned
+    # Dramatiq makes a new consumer after a connection error; its first call puts
+    # the orphans back, and fetches them again.
+    again = _consumer(broker, prefetch=4)
+    refetched = _take(again, 2)
+    assert {m.message_id for m in refetched} == set(sent[4:6])
+    for message in [*taken[2:], *refetched]:  # the threads finish what they held
+        again.ack(message)
+    rest = _take(again, 4)
+    assert [m.message_id for m in rest] == sent[6:10]
+    for message in rest:
+        again.ack(message)
+    again.close()
+    # Nothing held was handed out twice, nothing is left behind.
+    assert broker.client.scard(acks) == 0
+    assert broker.client.hlen(f"{broker.namespace}:transactional.msgs") == 0
+    assert broker.client.llen(f"{broker.namespace}:transactional") == 0
+
+
+def test_no_resync_without_a_lost_answer(broker: ConnectusBroker, client: FlakyRedis) -> None:
+    _enqueue(broker, 3)
+    consumer = _consumer(broker, prefetch=8)
+    _take(consumer, 3)
+    consumer.close()
+    assert not [c for c in client.commands if c[:2] == ("EVALSHA", broker.resync_script.sha)]
