@@ -9,7 +9,7 @@ timeout spends three syscalls where one does: ``settimeout`` is an
 ``ioctl`` each time (CPython sets the descriptor's blocking mode again),
 and ``send``/``recv`` each ``poll`` first, even when the socket is ready.
 Measured: making the write and read timeouts equal, which removes the two
-``ioctl`` of a request, cut the worker's CPU per message by 9%
+``ioctl`` of a request, cut the worker's CPU per message by about 8%
 (``docs/benchmarks.md``, ninth round).
 
 So the engine keeps its socket non-blocking (``settimeout(0.0)`` once, after
