@@ -57,7 +57,7 @@ def declare(broker: ConnectusBroker, latency_s: float) -> dramatiq.Actor[[int], 
     first = threading.Lock()
 
     def nap(i: int) -> None:
-        if not first.locked() and first.acquire(blocking=False):
+        if first.acquire(blocking=False):  # only the first message gets it
             broker.client.set(STARTED_KEY, repr(time.time()), nx=True)
         time.sleep(latency_s)
 
@@ -107,7 +107,10 @@ def run_ceiling(bench: Bench, *, threads: int, latency_ms: float, messages: int)
             if time.monotonic() > deadline or proc.poll() is not None:
                 raise TimeoutError(f"ceiling: {bench.redis.hlen(pending)} of {messages} left")
             time.sleep(0.01)
-        elapsed = time.time() - float(bench.redis.get(STARTED_KEY) or 0)
+        started = bench.redis.get(STARTED_KEY)
+        if started is None:  # else the rate would be computed from the epoch
+            raise RuntimeError(f"ceiling: the worker never wrote {STARTED_KEY}")
+        elapsed = time.time() - float(started)
         user, kernel = procstats.cpu_split(proc.pid)
         switches = procstats.switches(proc.pid) - switches0
         sampler.stop()
