@@ -80,7 +80,11 @@ class Settings(BaseSettings):
     durable_max_retries: NonNegativeInt = 20
     durable_min_backoff_ms: PositiveInt = 15_000
     durable_max_backoff_ms: PositiveInt = 900_000
+    # A job not sent this long after it was due is dead-lettered as Expired (s);
+    # an OTP (SMS or e-mail) by OTP_MAX_AGE_S, a job with its own max_age_s /
+    # expires_at by that (core.expiry).
     max_message_age_s: PositiveInt = 86_400
+    otp_max_age_s: PositiveInt = 300
     # Added (s) to the send lease on top of the worst-case in-process attempts
     # (worker.app.lease_ms): a live but slow worker must never lose its lease
     # mid-send. Smaller settles a killed worker's sends sooner (tests use 1).

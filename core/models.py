@@ -95,6 +95,8 @@ class JobRecord(BaseModel):
     created_at: datetime
     updated_at: datetime
     deliver_at: datetime | None = None
+    # The producer's own limit (max_age_s / expires_at): never sent after it.
+    expires_at: datetime | None = None
     next_attempt_at: datetime | None = None
     sent_at: datetime | None = None
     correlation_id: str | None = None
@@ -112,8 +114,8 @@ class JobRecord(BaseModel):
         data: dict[str, object] = {
             name: value for name, value in fields.items() if name in cls.model_fields
         }
-        times = ("created_at", "updated_at", "deliver_at", "next_attempt_at", "sent_at",
-                 "delivery_status_at")  # fmt: skip
+        times = ("created_at", "updated_at", "deliver_at", "expires_at", "next_attempt_at",
+                 "sent_at", "delivery_status_at")  # fmt: skip
         for name in times:
             if fields.get(name):
                 data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)

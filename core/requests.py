@@ -23,8 +23,10 @@ from core.validation import (
     WHATSAPP_MAX_CHARS,
     ErrorCollector,
     check_content,
+    check_max_age_s,
     normalize_email,
     normalize_number,
+    parse_expires_at,
     sms_segments,
     validate_idempotency_key,
 )
@@ -45,11 +47,33 @@ class SendRequest:
     deliver_at: datetime | None
     priority: Priority = "transactional"
     correlation_id: str | None = None
+    #: The caller's own limit (at most one): seconds after it is due, or a time.
+    max_age_s: float | None = None
+    expires_at: datetime | None = None
 
     def fingerprint(self) -> str:
-        """What makes two submissions "the same request" for idempotency."""
+        """What makes two submissions "the same request" for idempotency.
+
+        The limit as given (``max_age_s`` relative, not the instant it works out
+        to), so that a retried submission is the same request; absent, the
+        fingerprint is what it was before limits existed.
+        """
         deliver_at = self.deliver_at.isoformat() if self.deliver_at else None
-        return fingerprint({"kind": self.kind.value, "payload": self.payload, "at": deliver_at})
+        shape: dict[str, Any] = {"kind": self.kind.value, "payload": self.payload, "at": deliver_at}
+        if self.max_age_s is not None:
+            shape["max_age_s"] = self.max_age_s
+        if self.expires_at is not None:
+            shape["expires_at"] = self.expires_at.isoformat()
+        return fingerprint(shape)
+
+    def expires_ms(self, now_ms: int) -> int | None:
+        """The job's own expiry (epoch ms): ``max_age_s`` after it is due, or ``expires_at``."""
+        if self.expires_at is not None:
+            return int(self.expires_at.timestamp() * 1000)
+        if self.max_age_s is None:
+            return None
+        due = int(self.deliver_at.timestamp() * 1000) if self.deliver_at else now_ms
+        return due + int(self.max_age_s * 1000)
 
 
 class RequestBuilder:
@@ -68,8 +92,14 @@ class RequestBuilder:
         priority: Priority = "transactional",
         correlation_id: str | None = None,
         now: datetime | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> SendRequest:
-        """Validate ``fields`` (Connectus names, None = absent) for ``kind``."""
+        """Validate ``fields`` (Connectus names, None = absent) for ``kind``.
+
+        ``max_age_s`` (s after it is due) or ``expires_at`` (aware): never sent
+        after that (:mod:`core.expiry`); at most one of them.
+        """
         errors = ErrorCollector()
         payload, dst, segments = _CHECKS[kind](self, errors, fields)
         for name in ("id_client", "id_delivery"):
@@ -94,6 +124,7 @@ class RequestBuilder:
                 errors.add("deliver_at", "is later than the job records live (JOB_TTL_S)")
         if priority not in ("transactional", "bulk"):
             errors.add("priority", "must be 'transactional' or 'bulk'")
+        age, until = self._limit(errors, max_age_s, expires_at, when, now or datetime.now(UTC))
         errors.raise_if_any()
         return SendRequest(
             kind=kind,
@@ -104,7 +135,42 @@ class RequestBuilder:
             deliver_at=when,
             priority=priority,
             correlation_id=correlation_id,
+            max_age_s=age,
+            expires_at=until,
         )
+
+    def _limit(
+        self,
+        errors: ErrorCollector,
+        max_age_s: float | None,
+        expires_at: datetime | str | None,
+        deliver_at: datetime | None,
+        now: datetime,
+    ) -> tuple[float | None, datetime | None]:
+        """The caller's limit, checked against ``deliver_at`` and the records' life."""
+        if max_age_s is not None and expires_at is not None:
+            errors.add("expires_at", "give max_age_s or expires_at, not both")
+            return None, None
+        horizon_s = self.settings.job_ttl_s * 0.9
+        if max_age_s is not None:
+            age = errors.check(check_max_age_s, max_age_s)
+            if age is not None and age > horizon_s:
+                errors.add("max_age_s", f"is longer than the job records live "
+                                        f"({horizon_s:.0f} s, 0.9 x JOB_TTL_S)")  # fmt: skip
+                return None, None
+            return age, None
+        if expires_at is None:
+            return None, None
+        until = errors.check(parse_expires_at, expires_at, now=now)
+        if until is None:
+            return None, None
+        if deliver_at is not None and until <= deliver_at:
+            errors.add("expires_at", "is not after deliver_at: the message would expire "
+                                     "before it is due")  # fmt: skip
+        elif until > (deliver_at or now) + timedelta(seconds=horizon_s):
+            errors.add("expires_at", f"is more than the job records live after it is due "
+                                     f"({horizon_s:.0f} s, 0.9 x JOB_TTL_S)")  # fmt: skip
+        return None, until
 
     # -- per kind: (payload, destination, segments) --------------------------
 

@@ -7,7 +7,9 @@ rendered as RFC 7807 ``invalid-params`` (:meth:`InvalidInput.to_problem`).
 
 Functions return the normalised value: callers store what they get back,
 never what they were given. When to deliver (``deliver_at``) is checked in
-:mod:`core.deliver_at`, with the same :class:`InvalidInput`.
+:mod:`core.deliver_at`, with the same :class:`InvalidInput`; how long a job
+may wait (``max_age_s``, ``expires_at``) here, and together with
+``deliver_at`` in :class:`core.requests.RequestBuilder`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import email_validator
@@ -273,3 +276,45 @@ def validate_idempotency_key(value: object, *, field: str = "idempotency_key") -
                 "whitespace is allowed",
             )
     return value
+
+
+# --- how long a job may wait (core.expiry) --------------------------------
+
+
+def check_max_age_s(value: object, *, field: str = "max_age_s") -> float:
+    """A positive, finite number of seconds (int or float; not bool, not text)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput(field, "must be a number of seconds")
+    if not math.isfinite(value):
+        raise InvalidInput(field, "must be a finite number of seconds")
+    if value <= 0:
+        raise InvalidInput(field, "must be greater than 0 seconds")
+    return float(value)
+
+
+def parse_expires_at(value: object, *, now: datetime, field: str = "expires_at") -> datetime:
+    """An aware datetime later than ``now``, as UTC; from a datetime or ISO 8601 text.
+
+    Unlike ``deliver_at``, a time without an offset is refused rather than read
+    in ``DEFAULT_TIMEZONE``: a deadline read an hour off sends a stale OTP.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if not text:
+            raise InvalidInput(field, "is empty (omit it for the default maximum age)")
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError as exc:
+            raise InvalidInput(
+                field, "is not an ISO 8601 date and time (e.g. 2030-01-15T12:00:00Z)"
+            ) from exc
+    elif isinstance(value, datetime):
+        parsed = value
+    else:
+        raise InvalidInput(field, "must be an ISO 8601 date and time with an offset")
+    if parsed.tzinfo is None or parsed.utcoffset() is None:
+        raise InvalidInput(field, "has no UTC offset (add Z or +hh:mm)")
+    result = parsed.astimezone(UTC)
+    if result <= now.astimezone(UTC):
+        raise InvalidInput(field, f"is not in the future ({result.isoformat()})")
+    return result

@@ -59,7 +59,14 @@ def cancel_answer(settings: Settings, client: redis.Redis, job_id: str, answer: 
 
 
 class Producer:
-    """Enqueues send jobs. Thread-safe; build one per process and reuse it."""
+    """Enqueues send jobs. Thread-safe; build one per process and reuse it.
+
+    Every ``send_*`` takes ``max_age_s`` (seconds after it is due) or
+    ``expires_at`` (an aware datetime or ISO 8601 text with an offset), not
+    both: the job is never sent after that, and fails as ``Expired``. Without
+    either, ``MAX_MESSAGE_AGE_S`` applies, or ``OTP_MAX_AGE_S`` to an OTP
+    (:mod:`core.expiry`).
+    """
 
     def __init__(
         self,
@@ -90,11 +97,16 @@ class Producer:
         id_delivery: str | None = None,
         priority: Priority = "transactional",
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue an SMS (v3 ``send_individual``); returns the job id."""
         fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number,
                   "id_client": id_client, "id_delivery": id_delivery}  # fmt: skip
-        return self._submit(Kind.SMS, fields, idempotency_key, deliver_at, priority, correlation_id)
+        limit = (max_age_s, expires_at)
+        return self._submit(
+            Kind.SMS, fields, idempotency_key, deliver_at, priority, correlation_id, limit
+        )
 
     def send_otp(
         self,
@@ -105,11 +117,14 @@ class Producer:
         deliver_at: datetime | str | None = None,
         src_number: str | int | None = None,
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue an OTP SMS on the OTP queue; Connectus stores it hashed."""
         fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number}
+        limit = (max_age_s, expires_at)
         return self._submit(
-            Kind.OTP, fields, idempotency_key, deliver_at, "transactional", correlation_id
+            Kind.OTP, fields, idempotency_key, deliver_at, "transactional", correlation_id, limit
         )
 
     def send_email(
@@ -125,13 +140,16 @@ class Producer:
         id_delivery: str | None = None,
         priority: Priority = "transactional",
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue an e-mail (``email_content`` is HTML)."""
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
                   "src_email": src_email, "id_client": id_client,
                   "id_delivery": id_delivery}  # fmt: skip
+        limit = (max_age_s, expires_at)
         return self._submit(
-            Kind.EMAIL, fields, idempotency_key, deliver_at, priority, correlation_id
+            Kind.EMAIL, fields, idempotency_key, deliver_at, priority, correlation_id, limit
         )
 
     def send_otp_email(
@@ -144,12 +162,21 @@ class Producer:
         idempotency_key: str | None = None,
         deliver_at: datetime | str | None = None,
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue an OTP e-mail on the OTP queue."""
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
                   "src_email": src_email}  # fmt: skip
+        limit = (max_age_s, expires_at)
         return self._submit(
-            Kind.OTP_EMAIL, fields, idempotency_key, deliver_at, "transactional", correlation_id
+            Kind.OTP_EMAIL,
+            fields,
+            idempotency_key,
+            deliver_at,
+            "transactional",
+            correlation_id,
+            limit,
         )
 
     def send_whatsapp(
@@ -164,13 +191,16 @@ class Producer:
         id_delivery: str | None = None,
         priority: Priority = "transactional",
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin."""
         fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content,
                   "src_number": src_number, "id_client": id_client,
                   "id_delivery": id_delivery}  # fmt: skip
+        limit = (max_age_s, expires_at)
         return self._submit(
-            Kind.WHATSAPP, fields, idempotency_key, deliver_at, priority, correlation_id
+            Kind.WHATSAPP, fields, idempotency_key, deliver_at, priority, correlation_id, limit
         )
 
     def send_whatsapp_qr(
@@ -182,11 +212,14 @@ class Producer:
         deliver_at: datetime | str | None = None,
         priority: Priority = "transactional",
         correlation_id: str | None = None,
+        max_age_s: float | None = None,
+        expires_at: datetime | str | None = None,
     ) -> str:
         """Queue a message through the WhatsApp QR API (``POST /send``)."""
         fields = {"number": number, "message": message}
+        limit = (max_age_s, expires_at)
         return self._submit(
-            Kind.WHATSAPP_QR, fields, idempotency_key, deliver_at, priority, correlation_id
+            Kind.WHATSAPP_QR, fields, idempotency_key, deliver_at, priority, correlation_id, limit
         )
 
     # -- lookups ------------------------------------------------------------------
@@ -219,7 +252,9 @@ class Producer:
         deliver_at: datetime | str | None,
         priority: Priority,
         correlation_id: str | None,
+        limit: tuple[float | None, datetime | str | None] = (None, None),
     ) -> str:
+        """``limit``: the caller's ``(max_age_s, expires_at)`` (see :mod:`core.expiry`)."""
         request = self.builder.build(
             kind,
             fields,
@@ -227,6 +262,8 @@ class Producer:
             deliver_at=deliver_at,
             priority=priority,
             correlation_id=correlation_id,
+            max_age_s=limit[0],
+            expires_at=limit[1],
         )
         return self.submit(request)
 
@@ -268,6 +305,12 @@ class Producer:
         due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
         if due_ms is not None:
             record["deliver_at"] = due_ms
+            # Its age counts from here, not from its creation (core.expiry).
+            job["due_ms"] = due_ms
+        expires_ms = request.expires_ms(now)
+        if expires_ms is not None:
+            record["expires_at"] = expires_ms
+            job["expires_ms"] = expires_ms
         refuse_if_opted_out(self.redis, self.store.keys, request)
         message = new_message(queue, request.kind.actor_name, job)
         result = self.store.enqueue(

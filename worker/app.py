@@ -125,6 +125,7 @@ def build_worker_app(
         min_backoff_ms=settings.durable_min_backoff_ms,
         max_backoff_ms=settings.durable_max_backoff_ms,
         max_message_age_s=settings.max_message_age_s,
+        otp_max_age_s=settings.otp_max_age_s,
     )
     pipeline = SendPipeline(
         store=store,

@@ -44,6 +44,7 @@ class RetryPolicy:
     min_backoff_ms: int
     max_backoff_ms: int
     max_message_age_s: int
+    otp_max_age_s: int = 300  # OTP_MAX_AGE_S; the rule is core.expiry's
 
     def backoff_ms(self, attempt: int, rng: random.Random) -> int:
         """Exponential backoff with full jitter for the given attempt (1-based)."""

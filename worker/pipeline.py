@@ -15,7 +15,10 @@ Order matters and is the point of this module:
    sent                  ``sent`` with the provider id
    retry (transient)     durable retry: ``retrying``, re-enqueued after a
                          backoff (s to min) by the scheduler; after
-                         ``DURABLE_MAX_RETRIES`` or ``MAX_MESSAGE_AGE_S``: dead letter
+                         ``DURABLE_MAX_RETRIES``: dead letter
+   expired               past its expiry (:mod:`core.expiry`: ``expires_at``,
+                         ``OTP_MAX_AGE_S`` or ``MAX_MESSAGE_AGE_S`` after it was
+                         due): ``failed``, dead-lettered as ``Expired``, never sent
    ambiguous             ``unknown``: never resent blindly; reconciled
    permanent             ``failed`` + dead-letter set, with the reason
    pause (account)       durable retry with backoff; nothing is dead-lettered
@@ -36,6 +39,7 @@ import structlog
 from dramatiq import Message
 
 from core.claims import Claim
+from core.expiry import AgeLimits, Expiry
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.models import Kind
@@ -94,6 +98,7 @@ class SendPipeline:
         self.limiter = limiter
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
+        self.limits = AgeLimits(policy.max_message_age_s, policy.otp_max_age_s)
         self.metrics = metrics
         self.feedback = Feedback(breaker=breaker, limiter=limiter, metrics=metrics)
         self.outcomes = Outcomes(store=store, ledger=self.ledger, policy=policy,
@@ -139,6 +144,12 @@ class SendPipeline:
         # the ledger waits out, as it does for the claim): a lost token or
         # probe costs less than a lost message.
         decision = None
+        if self._expired(kind, job) is not None:
+            # Already too late: claim and dead-letter it without waiting for a
+            # token or an open breaker (an OTP must not sit deferred past its life).
+            kept = kept_message(kind, job)
+            token = f"{self._nonce}:{next(self._deliveries)}"
+            return self._claimed(kind, job_id, job, None, kept, token, None)
         if self.breaker is not None:
             try:
                 decision = self.breaker.allow()
@@ -167,6 +178,23 @@ class SendPipeline:
             return self._claimed(kind, job_id, job, decision, kept, token, claim)
         finally:
             self.feedback.release(decision)
+
+    def _expired(self, kind: Kind, job: Mapping[str, Any]) -> Expiry | None:
+        """The job's expiry if it has passed (counted from when it was due), else None."""
+        now = self.clock()
+        expiry = self.limits.of_job(kind, job, now_ms=now)
+        if now <= expiry.at_ms:
+            return None
+        campaign = job.get("campaign")
+        if isinstance(campaign, str) and campaign and "expires_ms" not in job:
+            # A campaign's message parked while the campaign did not run is due
+            # again when it resumed: read when (rare: only on this path).
+            resumed = self.ledger.call(
+                self.store.client.hget, self.store.keys.campaign(campaign), "resumed_at"
+            )
+            if resumed:
+                expiry = self.limits.of_job(kind, job, now_ms=now, resumed_ms=int(resumed))
+        return expiry if now > expiry.at_ms else None
 
     def _take_token(
         self, kind: Kind, job_id: str, job: Mapping[str, Any], kept: Message[Any], token: str
@@ -227,10 +255,10 @@ class SendPipeline:
             return f"skipped:{claim.status}"
         structlog.contextvars.bind_contextvars(attempt=claim.attempts)
 
-        age_s = (self.clock() - int(job.get("created_ms", self.clock()))) / 1000
-        if age_s > self.policy.max_message_age_s:
-            reason = f"expired: older than MAX_MESSAGE_AGE_S ({self.policy.max_message_age_s} s)"
-            return self.outcomes.dead_letter(kind, job, claim.fence, "Expired", reason)
+        expiry = self._expired(kind, job)
+        if expiry is not None:
+            # Never sent after its expiry (core.expiry): a late OTP is worse than none.
+            return self.outcomes.dead_letter(kind, job, claim.fence, "Expired", expiry.reason())
 
         started = time.perf_counter()
         try:

@@ -177,6 +177,8 @@ if to == 'finished' or to == 'cancelled' then
   redis.call('SREM', KEYS[4], KEYS[1]:match('[^:]+$'))
 end
 if to == 'running' then
+  -- A parked message is due again from now (core.expiry reads it).
+  redis.call('HSET', KEYS[1], 'resumed_at', ARGV[1])
   local parked = redis.call('HGETALL', KEYS[3])
   for i = 1, #parked, 2 do
     local msg = cjson.decode(parked[i + 1])
