@@ -4,7 +4,8 @@ Filters (``list``, and ``replay``/``purge`` with ``--all``): ``--queue``,
 ``--reason`` (substring of the error class or last error), ``--older-than``
 and ``--newer-than`` (``90s``, ``30m``, ``1h``, ``2d``). Poison entries
 (``poison:<id>``, ``malformed:<id>``, expired records) are listed and
-purgeable, never replayed. Every command takes ``--json``.
+purgeable, never replayed; nor are OTPs, or jobs past their expiry
+(``core.expiry``): ``list`` says why beside each. Every command takes ``--json``.
 """
 
 from __future__ import annotations
@@ -32,8 +33,11 @@ IDS = typer.Argument(None, help="Dead-lettered job ids (or use --all with filter
 
 def _letters(ctx: typer.Context):  # type: ignore[no-untyped-def]
     from core.deadletters import DeadLetters
+    from core.expiry import AgeLimits
 
-    return DeadLetters(job_store(ctx.obj()))
+    settings = ctx.obj()
+    limits = AgeLimits(settings.max_message_age_s, settings.otp_max_age_s)
+    return DeadLetters(job_store(settings), limits=limits)
 
 
 def _filter(queue: str | None, reason: str | None, older: str | None, newer: str | None,
@@ -86,9 +90,11 @@ def list_(
 
     for row in rows:
         poison = "  (poison)" if row["poison"] else ""
+        why_not = row["not_replayable_because"]
+        refused = f"  [not replayable: {why_not}]" if why_not and not row["poison"] else ""
         console.print(
             f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
-            f"  {row['reason']}{poison}"
+            f"  {row['reason']}{poison}{refused}"
         )
     console.print(f"{len(rows)} dead letter(s)")
 
@@ -133,7 +139,9 @@ def replay(
 ) -> None:
     """Put dead letters back on their queue, keeping job id and idempotency key.
 
-    Poison entries and OTPs are refused; exits 1 if any entry was not replayed.
+    Poison entries, OTPs and jobs past their expiry (they would be dead-lettered
+    as Expired again at once) are refused with the reason; exits 1 if any entry
+    was not replayed.
     """
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)

@@ -16,6 +16,14 @@ AT = typer.Option(
     None, "--at", help="Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = DEFAULT_TIMEZONE)."
 )
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
+MAX_AGE = typer.Option(
+    None, "--max-age-s", help="Never send it later than this many seconds after it is due "
+    "(default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an OTP).",
+)  # fmt: skip
+EXPIRES = typer.Option(
+    None, "--expires-at", help="Never send it after this time (ISO 8601 with an offset, "
+    "e.g. 2030-01-15T12:00:00Z); not with --max-age-s.",
+)  # fmt: skip
 BULK = typer.Option(False, "--bulk", help="Use the bulk queue instead of the transactional one.")
 CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client).")
 DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
@@ -47,6 +55,8 @@ def sms(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     at: str | None = AT,
     bulk: bool = BULK,
     json_output: bool = JSON,
@@ -54,7 +64,8 @@ def sms(
     """Queue an SMS."""
     _enqueue(ctx, json_output, lambda p: p.send_sms(
         to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
-        deliver_at=at, priority="bulk" if bulk else "transactional"))  # fmt: skip
+        deliver_at=at, priority="bulk" if bulk else "transactional", max_age_s=max_age,
+        expires_at=expires_at))  # fmt: skip
 
 
 @app.command()
@@ -63,10 +74,13 @@ def otp(
     to: str = typer.Option(..., "--to", help="Destination number, international format."),
     text: str = typer.Option(..., "--text", help="The OTP message; stored only as a hash."),
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP SMS on the OTP queue."""
-    _enqueue(ctx, json_output, lambda p: p.send_otp(to, text, idempotency_key=key))
+    _enqueue(ctx, json_output, lambda p: p.send_otp(
+        to, text, idempotency_key=key, max_age_s=max_age, expires_at=expires_at))  # fmt: skip
 
 
 @app.command()
@@ -79,6 +93,8 @@ def email(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     at: str | None = AT,
     bulk: bool = BULK,
     json_output: bool = JSON,
@@ -86,8 +102,8 @@ def email(
     """Queue an e-mail."""
     _enqueue(ctx, json_output, lambda p: p.send_email(
         to, subject, html, src_email=src, id_client=client, id_delivery=delivery,
-        idempotency_key=key, deliver_at=at,
-        priority="bulk" if bulk else "transactional"))  # fmt: skip
+        idempotency_key=key, deliver_at=at, priority="bulk" if bulk else "transactional",
+        max_age_s=max_age, expires_at=expires_at))  # fmt: skip
 
 
 @app.command("otp-email")
@@ -98,11 +114,14 @@ def otp_email(
     html: str = typer.Option(..., "--html", help="HTML content with the code."),
     src: str | None = typer.Option(None, "--from", help="Validated origin address."),
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP e-mail on the OTP queue."""
     _enqueue(ctx, json_output, lambda p: p.send_otp_email(
-        to, subject, html, src_email=src, idempotency_key=key))  # fmt: skip
+        to, subject, html, src_email=src, idempotency_key=key, max_age_s=max_age,
+        expires_at=expires_at))  # fmt: skip
 
 
 @app.command()
@@ -114,6 +133,8 @@ def whatsapp(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     at: str | None = AT,
     bulk: bool = BULK,
     json_output: bool = JSON,
@@ -121,7 +142,8 @@ def whatsapp(
     """Queue a WhatsApp message (v3 API)."""
     _enqueue(ctx, json_output, lambda p: p.send_whatsapp(
         to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
-        deliver_at=at, priority="bulk" if bulk else "transactional"))  # fmt: skip
+        deliver_at=at, priority="bulk" if bulk else "transactional", max_age_s=max_age,
+        expires_at=expires_at))  # fmt: skip
 
 
 @app.command("whatsapp-qr")
@@ -130,10 +152,12 @@ def whatsapp_qr(
     to: str = typer.Option(..., "--to", help="Destination number."),
     text: str = typer.Option(..., "--text", help="Message content."),
     key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
     at: str | None = AT,
     json_output: bool = JSON,
 ) -> None:
     """Queue a message through the WhatsApp QR API."""
-    _enqueue(
-        ctx, json_output, lambda p: p.send_whatsapp_qr(to, text, idempotency_key=key, deliver_at=at)
-    )
+    _enqueue(ctx, json_output, lambda p: p.send_whatsapp_qr(
+        to, text, idempotency_key=key, deliver_at=at, max_age_s=max_age,
+        expires_at=expires_at))  # fmt: skip

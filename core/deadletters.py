@@ -5,6 +5,8 @@ replayable message copy) or poison entries: ``poison:<id>`` (a message that
 could not be decoded), ``malformed:<id>`` (decodable, but not a job), or a
 job whose record expired. Poison entries have their reason in
 :attr:`Keys.dead_letter_reasons`; they can be listed and purged, never replayed.
+Nor is a job past its expiry (:mod:`core.expiry`): the worker would
+dead-letter it again as ``Expired`` at once; the refusal says so and when.
 
 Times: ``died_at_ms`` and the ``*_ms`` bounds are epoch milliseconds; ages
 and durations are seconds.
@@ -20,6 +22,7 @@ from typing import Any
 
 from dramatiq import Message
 
+from core.expiry import AgeLimits, Expiry
 from core.jobs import JobStore
 from core.models import JobRecord
 from core.redaction import EMAIL_KEYS, PHONE_KEYS, mask_email, mask_phone, redact_text
@@ -73,6 +76,8 @@ class DeadLetter:
     error_class: str
     reason: str
     record: JobRecord | None
+    #: Set when a replay would expire again at once: when and by which limit.
+    expired: Expiry | None = None
 
     @property
     def replayable(self) -> tuple[bool, str]:
@@ -81,6 +86,11 @@ class DeadLetter:
             return False, "a poison entry (no job record) can't be replayed; purge it instead"
         if self.record.kind.is_otp:
             return False, "an OTP is not replayed: its code was not kept and would be stale"
+        if self.expired is not None:
+            return False, (
+                f"it would expire again at once: {self.expired.reason()}; "
+                "send it anew (a new job) instead"
+            )
         return True, ""
 
     def as_dict(self) -> dict[str, Any]:
@@ -93,15 +103,19 @@ class DeadLetter:
             "error_class": self.error_class,
             "reason": self.reason,
             "replayable": self.replayable[0],
+            "not_replayable_because": self.replayable[1] or None,
         }
 
 
 class DeadLetters:
     """The dead-letter set of one deployment, read through ``store``."""
 
-    def __init__(self, store: JobStore) -> None:
+    def __init__(self, store: JobStore, *, limits: AgeLimits | None = None) -> None:
+        """``limits``: the deployment's default ages (``MAX_MESSAGE_AGE_S``,
+        ``OTP_MAX_AGE_S``); without them only a job's own ``expires_at`` counts."""
         self.store = store
         self.keys = store.keys
+        self.limits = limits
 
     def find(self, where: Filter, *, limit: int | None = None) -> list[DeadLetter]:
         """Matching entries, newest first; at most ``limit`` (None: all)."""
@@ -180,6 +194,7 @@ class DeadLetters:
             pipe.hgetall(self.keys.job(member))
             pipe.hget(self.keys.dead_letter_reasons, member)
         answers = pipe.execute()
+        now = self.store.clock()
         entries = []
         for i, (member, score) in enumerate(rows):
             raw, kept_reason = answers[2 * i], answers[2 * i + 1]
@@ -194,9 +209,20 @@ class DeadLetters:
                 reason = _text(kept_reason) if kept_reason is not None else "record expired"
             entries.append(
                 DeadLetter(member, int(score), poison, record.kind.value if record else None,
-                           record.queue if record else None, error_class, reason, record)
+                           record.queue if record else None, error_class, reason, record,
+                           self._expired(record, now) if record is not None else None)
             )  # fmt: skip
         return entries
+
+    def _expired(self, record: JobRecord, now_ms: int) -> Expiry | None:
+        """The record's expiry if it has passed (a replay would be dead at once)."""
+        if self.limits is not None:
+            expiry = self.limits.of_record(record)
+        elif record.expires_at is not None:
+            expiry = Expiry(int(record.expires_at.timestamp() * 1000), "its expires_at / max_age_s")
+        else:
+            return None
+        return expiry if now_ms > expiry.at_ms else None
 
 
 def _mask(value: Any, key: str = "") -> Any:

@@ -52,6 +52,8 @@ _REASONS = {
     "extra_forbidden": "is not a field of this message type",
     "string_type": "must be a string",
     "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "greater_than": "must be greater than 0",
 }
 
 

@@ -64,6 +64,25 @@ DeliverAt = Annotated[
         examples=["2030-01-15 09:00:00", "2030-01-15T12:00:00Z"],
     ),
 ]
+MaxAge = Annotated[
+    float,
+    Field(
+        gt=0,
+        description="Never send it later than this many seconds after it is due (deliver_at, "
+        "or now); fails as Expired instead. Default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an "
+        "OTP. Not with expires_at",
+        examples=[300],
+    ),
+]
+ExpiresAt = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="Never send it after this time (ISO 8601 with an offset, in the future, "
+        "after deliver_at); fails as Expired instead. Not with max_age_s",
+        examples=["2030-01-15T12:05:00Z"],
+    ),
+]
 Priority = Annotated[
     Literal["transactional", "bulk"],
     Field(description="'bulk' = marketing: lower-priority queue, refused for opted-out numbers"),
@@ -75,6 +94,8 @@ class _Message(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
     deliver_at: DeliverAt | None = None
+    max_age_s: MaxAge | None = None
+    expires_at: ExpiresAt | None = None
 
 
 class SmsMessage(_Message):

@@ -28,6 +28,7 @@ BAD = [
     ("DURABLE_MIN_BACKOFF_MS", "1.5", "valid integer"),
     ("DURABLE_MAX_BACKOFF_MS", "0", "greater than 0"),
     ("MAX_MESSAGE_AGE_S", "0", "greater than 0"),
+    ("OTP_MAX_AGE_S", "-5", "greater than 0"),
     ("LEASE_MARGIN_S", "0", "greater than 0"),
     ("RECONCILE_AFTER_S", "0", "greater than 0"),
     ("RECONCILE_WINDOW_S", "-1", "greater than 0"),
