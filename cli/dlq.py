@@ -91,7 +91,7 @@ def list_(
     for row in rows:
         poison = "  (poison)" if row["poison"] else ""
         why_not = row["not_replayable_because"]
-        refused = f"  [not replayable: {why_not}]" if why_not and not row["poison"] else ""
+        refused = f"  (not replayable: {why_not})" if why_not and not row["poison"] else ""
         console.print(
             f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
             f"  {row['reason']}{poison}{refused}"

@@ -101,6 +101,25 @@ def test_poison_entries_and_otps_are_not_replayable(
     assert "OTP" in entries[ids["otp"]].replayable[1]
 
 
+def test_a_job_past_its_expiry_is_not_replayable_and_says_why(
+    producer: Producer, letters: tuple[DeadLetters, dict[str, str]]
+) -> None:
+    from core.expiry import AgeLimits
+
+    _, ids = letters
+    # The jobs were due when queued; the oldest two hours ago, past a one-hour limit.
+    dlq = DeadLetters(producer.store, limits=AgeLimits(max_message_age_s=3600, otp_max_age_s=300))
+    entries = {e.member: e for e in dlq.find(Filter())}
+    ok, why = entries[ids["old_sms"]].replayable
+    assert not ok and why.startswith("it would expire again at once: expired: not sent by ")
+    assert "MAX_MESSAGE_AGE_S (3600 s) after it was due" in why
+    assert entries[ids["email"]].replayable == (True, "")
+    assert entries[ids["old_sms"]].as_dict()["not_replayable_because"] == why
+    assert entries[ids["email"]].as_dict()["not_replayable_because"] is None
+    # Without the deployment's limits, only a job's own expires_at counts.
+    assert DeadLetters(producer.store).get(ids["old_sms"]).replayable == (True, "")  # type: ignore[union-attr]
+
+
 def test_show_masks_the_destination(letters: tuple[DeadLetters, dict[str, str]]) -> None:
     dlq, ids = letters
     message = dlq.message(ids["old_sms"])

@@ -232,3 +232,50 @@ async def test_an_undeclared_stream_is_cut_off_at_the_limit_not_read_to_the_end(
     assert "content-length" not in response.request.headers  # chunked: no declared size
     problem(response, 413)
     assert len(sent) < 20, f"read {len(sent)} KiB before refusing"
+
+
+# --- time limits (max_age_s / expires_at) ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "field", "reason"),
+    [
+        ({"max_age_s": 0}, "max_age_s", "must be greater than 0"),
+        ({"max_age_s": "60"}, "max_age_s", "must be a number"),
+        ({"max_age_s": 60, "expires_at": "2099-01-01T00:00:00Z"}, "expires_at",
+         "give max_age_s or expires_at, not both"),
+        ({"expires_at": "2099-01-01 10:00:00"}, "expires_at", "has no UTC offset (add Z or +hh:mm)"),
+        ({"expires_at": 1}, "expires_at", "must be a string"),
+    ],
+)  # fmt: skip
+async def test_a_bad_limit_is_422_naming_the_field_and_enqueues_nothing(
+    extra: dict[str, Any], field: str, reason: str
+) -> None:
+    async with service() as svc:
+        response = await svc.send({**SMS, **extra})
+        assert svc.redis.dbsize() == 0
+    assert invalid_params(response) == {field: reason}
+
+
+async def test_an_infinite_max_age_is_422() -> None:
+    body = '{"type": "sms", "dst_number": "56987654321", "sms_content": "x", "max_age_s": 1e999}'
+    async with service() as svc:
+        response = await svc.client.post(
+            "/v1/messages", content=body,
+            headers={**BEARER, "Content-Type": "application/json"},
+        )  # fmt: skip
+        assert svc.redis.dbsize() == 0
+    assert invalid_params(response) == {"max_age_s": "must be a finite number of seconds"}
+
+
+async def test_a_limit_is_accepted_and_shown_in_the_record() -> None:
+    until = (datetime.now(UTC) + timedelta(minutes=5)).replace(microsecond=0)
+    async with service() as svc:
+        accepted = await svc.send({"type": "otp", "dst_number": NUMBER,
+                                   "sms_content": "Código 482913", "expires_at": until.isoformat()})  # fmt: skip
+        assert accepted.status_code == 202, accepted.text
+        record = await svc.client.get(accepted.headers["location"], headers=BEARER)
+        assert datetime.fromisoformat(record.json()["expires_at"]) == until
+        plain = await svc.send(SMS)
+        record = await svc.client.get(plain.headers["location"], headers=BEARER)
+        assert record.json()["expires_at"] is None
