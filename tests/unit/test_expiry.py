@@ -10,6 +10,7 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime, timedelta
 
+import dramatiq
 import fakeredis
 import pytest
 
@@ -278,3 +279,59 @@ def test_a_repeated_key_with_the_same_limit_is_one_job(producer: Producer, clock
     first = producer.send_sms("56987654321", "hola", idempotency_key="k1", max_age_s=60)
     clock.now_ms += 5_000
     assert producer.send_sms("56987654321", "hola", idempotency_key="k1", max_age_s=60) == first
+
+
+# --- campaigns: a parked message is due again when its campaign resumes ---------------
+
+
+def test_a_campaign_message_parked_over_a_weekend_is_sent_when_the_campaign_resumes(
+    clock: Clock,
+) -> None:
+    from core.campaign.model import CampaignState as S
+    from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
+    from core.job_messages import new_message
+    from core.jobs import JobStore
+    from core.keys import Keys
+
+    from .test_campaign_store import _create
+
+    client = fakeredis.FakeRedis()
+    keys = Keys("t")
+    campaigns = CampaignStore(client, keys, ttl_s=30 * 86_400, job_ttl_s=7 * 86_400, clock=clock)
+    jobs = JobStore(client, keys, ttl_s=7 * 86_400, clock=clock)
+    _create(campaigns, total=2)
+    assert campaigns.transition("c1", S.RUNNING, allowed_from=[S.SCHEDULED]).status == "ok"
+    campaign = campaigns.get("c1")
+    assert campaign is not None
+    released = []
+    for index, row in enumerate(campaigns.chunk("c1", 0)):
+        job_id = job_id_for("c1", index)
+        job = {"job_id": job_id, "kind": "sms", "key": f"campaign:c1:{index}", "queue": "bulk",
+               "payload": {"dst_number": row[0], "sms_content": "x"}, "campaign": "c1",
+               "created_ms": clock.now_ms}  # fmt: skip
+        released.append(ReleasedJob(job_id, job["key"], "569****", 1,
+                                    new_message("bulk", "send_sms", job)))  # fmt: skip
+    assert campaigns.release(campaign, released, queue="bulk")
+    assert campaigns.transition("c1", S.PAUSED, allowed_from=[S.RUNNING]).status == "ok"
+    policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                         max_message_age_s=86_400)  # fmt: skip
+    sender = FakeSender("p1", "p2")
+    pipeline = SendPipeline(store=jobs, send=sender, policy=policy, worker_id="w",
+                            lease_ms=60_000, clock=clock, rng=random.Random(1),
+                            park=campaigns.park)  # fmt: skip
+
+    def take() -> dict[str, object]:
+        rid = client.lpop(keys.queue("bulk"))
+        data = client.hget(keys.queue_messages("bulk"), rid)  # type: ignore[arg-type]
+        job: dict[str, object] = dramatiq.Message.decode(data).kwargs["job"]  # type: ignore[arg-type]
+        return job
+
+    first, second = take(), take()
+    assert pipeline.handle(Kind.SMS, first) == "skipped:paused"
+    clock.now_ms += 3 * DAY_MS  # paused from Friday to Monday
+    # Still paused: the message is parked again, not dead-lettered.
+    assert pipeline.handle(Kind.SMS, second) == "skipped:paused"
+    assert campaigns.parked("c1") == 2
+    assert campaigns.transition("c1", S.RUNNING, allowed_from=[S.PAUSED]).status == "ok"
+    assert [pipeline.handle(Kind.SMS, take()) for _ in range(2)] == ["sent", "sent"]
+    assert len(sender.calls) == 2
