@@ -22,7 +22,7 @@ from typing import Any
 
 from dramatiq import Message
 
-from core.expiry import AgeLimits, Expiry
+from core.expiry import OWN, AgeLimits, Expiry
 from core.jobs import JobStore
 from core.models import JobRecord
 from core.redaction import EMAIL_KEYS, PHONE_KEYS, mask_email, mask_phone, redact_text
@@ -219,7 +219,7 @@ class DeadLetters:
         if self.limits is not None:
             expiry = self.limits.of_record(record)
         elif record.expires_at is not None:
-            expiry = Expiry(int(record.expires_at.timestamp() * 1000), "its expires_at / max_age_s")
+            expiry = Expiry(int(record.expires_at.timestamp() * 1000), OWN)
         else:
             return None
         return expiry if now_ms > expiry.at_ms else None

@@ -30,6 +30,9 @@ from typing import Any
 
 from core.models import JobRecord, Kind
 
+#: Why a job with a limit of its own expires when it does.
+OWN = "its expires_at / max_age_s"
+
 
 @dataclass(frozen=True, slots=True)
 class Expiry:
@@ -43,22 +46,25 @@ class Expiry:
         return f"expired: not sent by {_iso(self.at_ms)} ({self.why})"
 
 
-@dataclass(frozen=True, slots=True)
 class AgeLimits:
-    """The default maximum ages, in s (``MAX_MESSAGE_AGE_S``, ``OTP_MAX_AGE_S``)."""
+    """The default maximum ages, in s (``MAX_MESSAGE_AGE_S``, ``OTP_MAX_AGE_S``).
 
-    max_message_age_s: int
-    otp_max_age_s: int
+    Checked twice per send: the texts are made once, here, not per check.
+    """
+
+    __slots__ = ("_otp_why", "_why", "max_message_age_s", "otp_max_age_s")
+
+    def __init__(self, max_message_age_s: int, otp_max_age_s: int) -> None:
+        self.max_message_age_s = max_message_age_s
+        self.otp_max_age_s = otp_max_age_s
+        self._otp_why = f"OTP_MAX_AGE_S ({otp_max_age_s} s) after it was due"
+        self._why = f"MAX_MESSAGE_AGE_S ({max_message_age_s} s) after it was due"
 
     def default(self, kind: Kind, due_ms: int) -> Expiry:
         """The expiry of a job of ``kind`` due at ``due_ms`` that names none of its own."""
         if kind.is_otp:
-            return Expiry(due_ms + self.otp_max_age_s * 1000,
-                          f"OTP_MAX_AGE_S ({self.otp_max_age_s} s) after it was due")  # fmt: skip
-        return Expiry(
-            due_ms + self.max_message_age_s * 1000,
-            f"MAX_MESSAGE_AGE_S ({self.max_message_age_s} s) after it was due",
-        )
+            return Expiry(due_ms + self.otp_max_age_s * 1000, self._otp_why)
+        return Expiry(due_ms + self.max_message_age_s * 1000, self._why)
 
     def of_job(
         self, kind: Kind, job: Mapping[str, Any], *, now_ms: int, resumed_ms: int | None = None
@@ -70,13 +76,13 @@ class AgeLimits:
         """
         own = _int(job.get("expires_ms"))
         if own is not None:
-            return Expiry(own, "its expires_at / max_age_s")
+            return Expiry(own, OWN)
         return self.default(kind, max(due_ms(job, now_ms=now_ms), resumed_ms or 0))
 
     def of_record(self, record: JobRecord) -> Expiry:
         """The same rule read from a job's record (a dead letter's, before a replay)."""
         if record.expires_at is not None:
-            return Expiry(_ms(record.expires_at), "its expires_at / max_age_s")
+            return Expiry(_ms(record.expires_at), OWN)
         due = record.deliver_at or record.created_at
         return self.default(record.kind, _ms(due))
 
