@@ -92,9 +92,12 @@ def parse_deliver_at(
         raise InvalidInput(field, "is a date without a time of day")
     else:
         raise InvalidInput(field, "must be a datetime or a string")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        parsed = localize(parsed, _zone(tz))
-    result = parsed.astimezone(UTC)
+    try:
+        if parsed.tzinfo is None or parsed.utcoffset() is None:
+            parsed = localize(parsed, _zone(tz))
+        result = parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(field, "is out of the range of dates") from exc
     reference = (now or datetime.now(UTC)).astimezone(UTC)
     if result < reference - timedelta(seconds=DELIVER_AT_PAST_GRACE_S):
         raise InvalidInput(field, f"is in the past ({result.isoformat()})")

@@ -314,7 +314,10 @@ def parse_expires_at(value: object, *, now: datetime, field: str = "expires_at")
         raise InvalidInput(field, "must be an ISO 8601 date and time with an offset")
     if parsed.tzinfo is None or parsed.utcoffset() is None:
         raise InvalidInput(field, "has no UTC offset (add Z or +hh:mm)")
-    result = parsed.astimezone(UTC)
+    try:
+        result = parsed.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(field, "is out of the range of dates") from exc
     if result <= now.astimezone(UTC):
         raise InvalidInput(field, f"is not in the future ({result.isoformat()})")
     return result

@@ -237,6 +237,7 @@ def _build(**kwargs: object):  # type: ignore[no-untyped-def]
         ({"expires_at": "2030-01-15T11:59:59Z"}, "expires_at", "not in the future"),
         ({"expires_at": "2030-01-15T12:00:00+00:00"}, "expires_at", "not in the future"),
         ({"expires_at": "tomorrow"}, "expires_at", "not an ISO 8601"),
+        ({"expires_at": "9999-12-31T23:59:59-05:00"}, "expires_at", "out of the range of dates"),
         ({"expires_at": ""}, "expires_at", "is empty"),
         ({"expires_at": 1_900_000_000}, "expires_at", "ISO 8601"),
         ({"expires_at": "2030-01-22T12:00:00Z"}, "expires_at", "more than the job records live"),

@@ -279,3 +279,11 @@ async def test_a_limit_is_accepted_and_shown_in_the_record() -> None:
         plain = await svc.send(SMS)
         record = await svc.client.get(plain.headers["location"], headers=BEARER)
         assert record.json()["expires_at"] is None
+
+
+@pytest.mark.parametrize("field", ["deliver_at", "expires_at"])
+async def test_a_time_out_of_the_range_of_dates_is_422_not_a_crash(field: str) -> None:
+    # The year 10000 in UTC: astimezone() overflows; it used to escape as a 500.
+    async with service() as svc:
+        response = await svc.send({**SMS, field: "9999-12-31T23:59:59-05:00"})
+    assert invalid_params(response) == {field: "is out of the range of dates"}
