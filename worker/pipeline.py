@@ -18,7 +18,7 @@ Order matters and is the point of this module:
                          ``DURABLE_MAX_RETRIES`` or ``MAX_MESSAGE_AGE_S``: dead letter
    ambiguous             ``unknown``: never resent blindly; reconciled
    permanent             ``failed`` + dead-letter set, with the reason
-   pause (account)       durable retry with backoff; nothing is dead-lettered
+   pause (a scope)       durable retry with backoff; nothing is dead-lettered
    ====================  =====================================================
 """
 
@@ -41,6 +41,7 @@ from core.jobs import JobStore, epoch_ms
 from core.models import Kind
 from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision
+from worker.breaker_scopes import target_for
 from worker.connectus.errors import (
     ConnectusError,
     TransientError,
@@ -140,10 +141,12 @@ class SendPipeline:
         # probe costs less than a lost message.
         decision = None
         if self.breaker is not None:
+            target = target_for(kind, job["payload"])
             try:
-                decision = self.breaker.allow()
+                decision = self.breaker.allow(target)
             except redis.RedisError as exc:
                 log.warning("breaker.unavailable", error=str(exc))
+                decision = Decision(True, 0, "closed", "", target=target)
         if decision is not None and not decision.allowed:
             delay = decision.retry_in_ms
             if decision.state == "half_open":
