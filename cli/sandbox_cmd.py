@@ -32,6 +32,9 @@ def sandbox_command(
     faults_on_lookups: Annotated[
         bool, typer.Option(help="Fault every documented call, not only sends.")
     ] = False,
+    fault_apis: Annotated[
+        str, typer.Option(help="The APIs (hosts) whose calls are faulted: v3,v1,qr.")
+    ] = "v3,v1,qr",
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
     step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
     undeliverable_rate: Annotated[
@@ -41,8 +44,19 @@ def sandbox_command(
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
 ) -> None:
     """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
-    from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+    from sandbox.config import (
+        FAULTS_ALL,
+        FAULTS_SEND_ONLY,
+        FaultConfig,
+        config_from_env,
+        parse_apis,
+    )
     from sandbox.server import run  # uvicorn is imported only when the command runs
+
+    try:
+        apis = parse_apis(fault_apis)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault-apis") from exc
 
     faults = FaultConfig(
         latency_ms=latency_ms,
@@ -54,6 +68,7 @@ def sandbox_command(
         drop_rate=drop_rate,
         ambiguous_charge_rate=ambiguous_charge_rate,
         applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
+        apis=apis,
         seed=seed,
     )
     config = config_from_env(

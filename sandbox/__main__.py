@@ -11,7 +11,14 @@ import logging
 import os
 from collections.abc import Sequence
 
-from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+from sandbox.config import (
+    API_NAMES,
+    FAULTS_ALL,
+    FAULTS_SEND_ONLY,
+    FaultConfig,
+    config_from_env,
+    parse_apis,
+)
 from sandbox.server import run
 
 
@@ -30,12 +37,21 @@ def parser() -> argparse.ArgumentParser:
                    help="share of 500/504 faults that charged the message first")  # fmt: skip
     p.add_argument("--faults-on-lookups", action="store_true",
                    help="fault every documented call, not only sends")  # fmt: skip
+    p.add_argument("--fault-apis", type=_apis, default=API_NAMES, metavar="v3,v1,qr",
+                   help="the APIs (hosts) whose calls are faulted (default: all)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
     p.add_argument("--status-hook-url", default=None, help="SMS status webhook URL")
     p.add_argument("--incoming-hook-url", default=None, help="incoming SMS webhook URL")
     return p
+
+
+def _apis(text: str) -> tuple[str, ...]:
+    try:
+        return parse_apis(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -50,6 +66,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         drop_rate=args.drop_rate,
         ambiguous_charge_rate=args.ambiguous_charge_rate,
         applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
+        apis=args.fault_apis,
         seed=args.seed,
     )
     config = config_from_env(

@@ -23,6 +23,17 @@ DEFAULT_API_KEY = "sandbox-key"
 # Applies-to values for faults: only the send calls, or every documented call.
 FAULTS_SEND_ONLY = "send"
 FAULTS_ALL = "all"
+# The three APIs, which are three hosts at Connectus (v3, v1, WhatsApp QR).
+API_NAMES = ("v3", "v1", "qr")
+
+
+def parse_apis(text: str) -> tuple[str, ...]:
+    """``"v3,qr"`` → ``("v3", "qr")``; an unknown name raises ``ValueError`` naming it."""
+    apis = tuple(part.strip() for part in text.split(",") if part.strip())
+    for api in apis:
+        if api not in API_NAMES:
+            raise ValueError(f"apis: {api!r} is not one of {', '.join(API_NAMES)}")
+    return apis
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +50,8 @@ class FaultConfig:
     - ``drop_rate``: accepted and charged, then the connection is closed
       mid-response (the client sees a protocol error, never a status).
     - ``applies_to``: ``"send"`` (default: lookups stay reliable) or ``"all"``.
+    - ``apis``: the APIs whose calls are faulted (``v3``, ``v1``, ``qr``; all by
+      default), to fail one Connectus host while the others work.
     - ``seed``: seed of the fault RNG.
     """
 
@@ -51,6 +64,7 @@ class FaultConfig:
     drop_rate: float = 0.0
     ambiguous_charge_rate: float = 0.5
     applies_to: str = FAULTS_SEND_ONLY
+    apis: tuple[str, ...] = API_NAMES
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -68,6 +82,8 @@ class FaultConfig:
             raise ValueError("retry_after_s must be >= 0")
         if self.applies_to not in (FAULTS_SEND_ONLY, FAULTS_ALL):
             raise ValueError(f"applies_to must be 'send' or 'all', got {self.applies_to!r}")
+        if not isinstance(self.apis, tuple) or not all(a in API_NAMES for a in self.apis):
+            raise ValueError(f"apis must be a list of {', '.join(API_NAMES)}, got {self.apis!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +94,10 @@ class FaultConfig:
         unknown = set(changes) - names
         if unknown:
             raise KeyError(sorted(unknown)[0])
-        return dataclasses.replace(self, **dict(changes))
+        values = dict(changes)
+        if isinstance(values.get("apis"), list):  # JSON has no tuples
+            values["apis"] = tuple(values["apis"])
+        return dataclasses.replace(self, **values)
 
 
 def _default_sms_balances() -> dict[int, int]:

@@ -29,7 +29,7 @@ SERVER_ERROR_CODES: Final = (500, 502, 503, 504)
 class Faults:
     """The run-time fault switchboard."""
 
-    __slots__ = ("_cuts", "config", "on_lookups", "rng")
+    __slots__ = ("_cuts", "apis", "config", "on_lookups", "rng")
 
     def __init__(self, config: FaultConfig) -> None:
         self.set(config)
@@ -38,6 +38,7 @@ class Faults:
         self.config = config
         self.rng = random.Random(config.seed)
         self.on_lookups = config.applies_to == FAULTS_ALL
+        self.apis = frozenset(config.apis)
         # Cumulative thresholds so one draw picks at most one fault.
         a = config.error_rate
         b = a + config.rate_429

@@ -38,12 +38,21 @@ def test_python_m_sandbox_flags(captured: dict[str, Any], monkeypatch: pytest.Mo
     monkeypatch.setenv("CONNECTUS_API_USER", "acct")
     monkeypatch.setenv("CONNECTUS_API_KEY", "key")
     main_module.main(
-        ["--port", "9001", "--latency-ms", "50", "--drop-rate", "0.1", "--faults-on-lookups"]
-    )
+        ["--port", "9001", "--latency-ms", "50", "--drop-rate", "0.1", "--faults-on-lookups",
+         "--fault-apis", "v1,qr"]
+    )  # fmt: skip
     config = captured["config"]
     assert captured["port"] == 9001
     assert (config.api_user, config.api_key) == ("acct", "key")
-    assert config.faults == FaultConfig(latency_ms=50, drop_rate=0.1, applies_to="all")
+    assert config.faults == FaultConfig(latency_ms=50, drop_rate=0.1, applies_to="all",
+                                        apis=("v1", "qr"))  # fmt: skip
+
+
+def test_a_bad_fault_api_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main_module.main(["--fault-apis", "v3,v9"])
+    assert exited.value.code == 2
+    assert "--fault-apis: apis: 'v9' is not one of v3, v1, qr" in capsys.readouterr().err
 
 
 def test_cli_command_builds_the_same_config(captured: dict[str, Any]) -> None:
