@@ -36,6 +36,10 @@ def breaker(
         if not _valid_scope(close):
             fail(f"--close: {close!r} is not a scope (account, host:v3|v1|qr, product:<p>, "
                  "balance:<p>[:<country>][@<subclient>])", json_output, code=2)  # fmt: skip
+        from core.logging import configure_logging
+
+        # The close is logged (who ended a pause, and when), on stderr like every log.
+        configure_logging(level=settings.log_level, json=settings.log_json)
         closed = {"scope": close, "was": circuit.close(close)}
     state = circuit.status()
     limiter = RateLimiter.from_settings(settings, client)
