@@ -42,7 +42,7 @@ from core.job_messages import renew_message
 from core.jobs import JobStore, epoch_ms
 from core.jobs_batch import BatchLedger, BulkChunk, Finish
 from core.validation import sms_segments
-from worker.breaker import CircuitBreaker
+from worker.breaker import CircuitBreaker, Decision
 from worker.breaker_scopes import V1_BULK
 from worker.campaign_messages import chunk_message, single_message
 from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
@@ -119,12 +119,23 @@ class BulkSender:
         if campaign is None:
             log.warning("bulk.campaign_missing", campaign=campaign_id, chunk=number)
             return "missing"
+        if self.breaker is None:
+            return self._handle(campaign, message, number, None)
+        decision = self.breaker.allow(V1_BULK)
+        if not decision.allowed:
+            return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
+        try:
+            return self._handle(campaign, message, number, decision)
+        finally:
+            # A half-open probe that ended without an outcome (no token, parked,
+            # skipped) gives its slots back at once rather than at its lease's end.
+            self.breaker.release(decision)
+
+    def _handle(
+        self, campaign: Campaign, message: Message[Any], number: int, decision: Decision | None
+    ) -> str:
+        campaign_id = campaign.campaign_id
         member = f"chunk:{number}"
-        decision = None
-        if self.breaker is not None:
-            decision = self.breaker.allow(V1_BULK)
-            if not decision.allowed:
-                return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
         if self.limiter is not None:
             # One token of the SMS bucket per call: Connectus throttles requests
             # (429, ESME_RTHROTTLED), and the adaptive rate follows what it says.
