@@ -26,6 +26,12 @@ def sandbox_command(
     drop_rate: Annotated[
         float, typer.Option(help="Rate of accepted-and-charged, then connection dropped.")
     ] = 0,
+    refusal_rate: Annotated[
+        float, typer.Option(help="Rate of SMPP refusals (--refusal-status) on v3 SMS sends.")
+    ] = 0,
+    refusal_status: Annotated[
+        str, typer.Option(help="The SMPP status of a refusal.")
+    ] = "ESME_RSUBMITFAIL",
     ambiguous_charge_rate: Annotated[
         float, typer.Option(help="Share of 500/504 faults that charged the message first.")
     ] = 0.5,
@@ -58,19 +64,24 @@ def sandbox_command(
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint="--fault-apis") from exc
 
-    faults = FaultConfig(
-        latency_ms=latency_ms,
-        jitter_ms=jitter_ms,
-        error_rate=error_rate,
-        rate_429=rate_429,
-        retry_after_s=retry_after_s,
-        throttle_rate=throttle_rate,
-        drop_rate=drop_rate,
-        ambiguous_charge_rate=ambiguous_charge_rate,
-        applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
-        apis=apis,
-        seed=seed,
-    )
+    try:
+        faults = FaultConfig(
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            error_rate=error_rate,
+            rate_429=rate_429,
+            retry_after_s=retry_after_s,
+            throttle_rate=throttle_rate,
+            drop_rate=drop_rate,
+            refusal_rate=refusal_rate,
+            refusal_status=refusal_status,
+            ambiguous_charge_rate=ambiguous_charge_rate,
+            applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
+            apis=apis,
+            seed=seed,
+        )
+    except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
+        raise typer.BadParameter(str(exc)) from exc
     config = config_from_env(
         os.environ,
         faults=faults,

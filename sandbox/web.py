@@ -148,8 +148,12 @@ def endpoint(
             if faultable and (send or faults.on_lookups) and api in faults.apis:
                 await faults.delay()
                 fault = faults.draw()
+            if fault == f.REFUSED and not smpp:
+                fault = f.NONE  # an SMPP refusal exists only on SMS sends
             if fault == f.THROTTLED and smpp:
                 response: Response = json_ok({"status": "ESME_RTHROTTLED"})
+            elif fault == f.REFUSED:
+                response = json_ok({"status": faults.config.refusal_status})
             elif fault in (f.TOO_MANY, f.THROTTLED):
                 response = JSONResponse(
                     {"error": "Too many requests"},

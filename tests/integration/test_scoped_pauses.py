@@ -127,3 +127,41 @@ def test_a_qr_host_5xx_streak_pauses_qr_only(make_stack: Callable[..., LocalStac
     assert samples[("connectus_worker_breaker_state", "account")][1] == 0
     _, until = samples[("connectus_worker_breaker_open_until_seconds", "host:qr")]
     assert until == scope["open_until_ms"] / 1000
+
+
+def test_esme_rprohibited_pauses_sms_rather_than_failing_each(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env=LONG_PAUSE)
+    producer = Producer(stack.settings)
+    breaker = CircuitBreaker.from_settings(stack.settings, connect(stack.settings))
+    set_faults(stack, refusal_rate=1.0, refusal_status="ESME_RPROHIBITED")
+
+    first = producer.send_sms(CHILE, "prohibido")
+    scope = wait_for(lambda: open_scopes(breaker).get("product:sms"), timeout_s=30,
+                     what="product:sms open")  # fmt: skip
+    assert scope["reason"] == "ProductDenied: ESME_RPROHIBITED"
+    held = [producer.send_sms(MEXICO, "otro país"), producer.send_otp(CHILE, "Codigo 445566")]
+    email = producer.send_email("ana@example.com", "Hola", "<p>Hola</p>",
+                                src_email="contacto@empresa.cl")  # fmt: skip
+    assert settle(producer, [email])[email].state is State.SENT
+    for job_id in held:
+        wait_for(lambda j=job_id: deferred(producer, j), timeout_s=15, what="an SMS deferred")
+    assert producer.get_status(first).error_class == "ProductDenied"
+    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0  # none failed one by one
+
+
+def test_esme_rsubmitfail_is_retried_a_few_times_then_dead_lettered(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack(env={"RETRY_ATTEMPTS": "1"})  # one HTTP call per attempt
+    producer = Producer(stack.settings)
+    set_faults(stack, refusal_rate=1.0, refusal_status="ESME_RSUBMITFAIL")
+    job_id = producer.send_sms(CHILE, "falla al enviar")
+    record = settle(producer, [job_id], timeout_s=60)[job_id]
+    assert (record.state, record.error_class, record.attempts) == (State.FAILED, "SubmitRefused", 4)
+    assert "retries exhausted after 4 attempts" in (record.last_error or "")
+    with stack.sandbox_client() as client:
+        requests = client.get("/_sandbox/stats").json()["requests"]
+    assert requests["POST /api_v3/sms/send_individual"] == {"200": 4}  # 1 + 3 retries
+    assert ledger(stack) == []  # a refusal is never charged

@@ -7,6 +7,7 @@ import inspect
 from typing import Any
 
 import pytest
+import typer
 
 import sandbox.__main__ as main_module
 import sandbox.server as server_module
@@ -68,3 +69,14 @@ def test_cli_command_defaults() -> None:
     assert params["port"].default == 8081
     assert params["host"].default == "127.0.0.1"
     assert params["latency_ms"].default == 0
+
+
+def test_a_bad_fault_setting_is_named_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main_module.main(["--refusal-rate", "1", "--refusal-status", "OK"])
+    assert exited.value.code == 2
+    assert "refusal_status must be an ESME_ status" in capsys.readouterr().err
+    with pytest.raises(typer.BadParameter, match="error_rate"):
+        sandbox_command(error_rate=2.0)

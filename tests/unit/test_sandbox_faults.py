@@ -175,3 +175,19 @@ def test_fault_apis_are_validated_by_name() -> None:
         parse_apis("v3,v2")
     with pytest.raises(ValueError, match="apis"):
         FaultConfig(apis=("nope",))
+
+
+async def test_an_smpp_refusal_answers_sms_sends_only_and_charges_nothing() -> None:
+    refusals = FaultConfig(refusal_rate=1.0, refusal_status="ESME_RPROHIBITED")
+    async with sandbox(faults=refusals) as sb:
+        sms = await sb.post("/api_v3/sms/send_individual", SMS)
+        otp = await sb.post("/api_v3/sms/send_otp", SMS)
+        email = await sb.post(
+            "/api_v3/email/send_single",
+            {"dst_email": "a@b.cl", "src_email": "c@d.cl", "subject": "s", "email_content": "c"},
+        )
+        bad = await sb.client.put("/_sandbox/faults", json={"refusal_status": "ESME_ROK"})
+        ledger = (await sb.get("/_sandbox/ledger")).json()["charges"]
+    assert sms.json() == {"status": "ESME_RPROHIBITED"} == otp.json()
+    assert email.status_code == 200 and [c["product"] for c in ledger] == ["email"]
+    assert bad.status_code == 400 and "refusal_status" in bad.json()["error"]
