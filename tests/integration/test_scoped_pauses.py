@@ -129,14 +129,18 @@ def test_a_qr_host_5xx_streak_pauses_qr_only(make_stack: Callable[..., LocalStac
     assert until == scope["open_until_ms"] / 1000
 
 
-def test_esme_rprohibited_pauses_sms_rather_than_failing_each(
+def test_smpp_refusals_pause_the_scope_they_are_about_or_retry_a_few_times(
     make_stack: Callable[..., LocalStack],
 ) -> None:
-    stack = make_stack(env=LONG_PAUSE)
+    """Three phases on one stack (each closes the last one's scope first):
+    ESME_RPROHIBITED pauses SMS, ESME_RBINDFAIL the account, ESME_RSUBMITFAIL
+    is retried 3 times and dead-lettered."""
+    stack = make_stack(env={**LONG_PAUSE, "RETRY_ATTEMPTS": "1"})  # one call per attempt
     producer = Producer(stack.settings)
     breaker = CircuitBreaker.from_settings(stack.settings, connect(stack.settings))
-    set_faults(stack, refusal_rate=1.0, refusal_status="ESME_RPROHIBITED")
 
+    # ESME_RPROHIBITED: SMS of every country wait, e-mail goes, nothing fails one by one.
+    set_faults(stack, refusal_rate=1.0, refusal_status="ESME_RPROHIBITED")
     first = producer.send_sms(CHILE, "prohibido")
     scope = wait_for(lambda: open_scopes(breaker).get("product:sms"), timeout_s=30,
                      what="product:sms open")  # fmt: skip
@@ -148,20 +152,25 @@ def test_esme_rprohibited_pauses_sms_rather_than_failing_each(
     for job_id in held:
         wait_for(lambda j=job_id: deferred(producer, j), timeout_s=15, what="an SMS deferred")
     assert producer.get_status(first).error_class == "ProductDenied"
-    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0  # none failed one by one
+    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
 
+    # ESME_RBINDFAIL: the operator refused the account's login: everything waits.
+    set_faults(stack, refusal_status="ESME_RBINDFAIL")
+    breaker.close("product:sms")
+    producer.send_sms(CHILE, "sin sesión")
+    scope = wait_for(lambda: open_scopes(breaker).get("account"), timeout_s=30,
+                     what="account open")  # fmt: skip
+    assert scope["reason"] == "OperatorLoginFailed: ESME_RBINDFAIL"
+    for job_id in others(producer).values():
+        wait_for(lambda j=job_id: deferred(producer, j), timeout_s=15, what="a send deferred")
+    assert [c["product"] for c in ledger(stack)] == ["email"]  # phase 1's only
 
-def test_esme_rsubmitfail_is_retried_a_few_times_then_dead_lettered(
-    make_stack: Callable[..., LocalStack],
-) -> None:
-    stack = make_stack(env={"RETRY_ATTEMPTS": "1"})  # one HTTP call per attempt
-    producer = Producer(stack.settings)
-    set_faults(stack, refusal_rate=1.0, refusal_status="ESME_RSUBMITFAIL")
+    # ESME_RSUBMITFAIL: often temporary: 1 + 3 durable retries, never charged, then failed.
+    set_faults(stack, refusal_status="ESME_RSUBMITFAIL")
+    breaker.close("account")
     job_id = producer.send_sms(CHILE, "falla al enviar")
     record = settle(producer, [job_id], timeout_s=60)[job_id]
+    # RETRY_ATTEMPTS=1: each attempt (a claim in the ledger) is one HTTP call.
     assert (record.state, record.error_class, record.attempts) == (State.FAILED, "SubmitRefused", 4)
     assert "retries exhausted after 4 attempts" in (record.last_error or "")
-    with stack.sandbox_client() as client:
-        requests = client.get("/_sandbox/stats").json()["requests"]
-    assert requests["POST /api_v3/sms/send_individual"] == {"200": 4}  # 1 + 3 retries
-    assert ledger(stack) == []  # a refusal is never charged
+    assert [c["product"] for c in ledger(stack)] == ["email"]  # a refusal is never charged
