@@ -80,7 +80,10 @@ def print_status(body: Mapping[str, Any]) -> None:
     rates = "  ".join(
         f"{r['product']} {float(r['rate_per_s']):.0f}/s" for r in health.get("rates", [])
     )
-    console.print(f"  breaker {breaker.get('state', '?')}  {rates}")
+    paused = " ".join(str(s["scope"]) for s in breaker.get("scopes", []))
+    console.print(
+        f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
+    )
 
 
 def health(settings: Settings, client: redis.Redis) -> dict[str, Any]:

@@ -26,12 +26,21 @@ def sandbox_command(
     drop_rate: Annotated[
         float, typer.Option(help="Rate of accepted-and-charged, then connection dropped.")
     ] = 0,
+    refusal_rate: Annotated[
+        float, typer.Option(help="Rate of SMPP refusals (--refusal-status) on v3 SMS sends.")
+    ] = 0,
+    refusal_status: Annotated[
+        str, typer.Option(help="The SMPP status of a refusal.")
+    ] = "ESME_RSUBMITFAIL",
     ambiguous_charge_rate: Annotated[
         float, typer.Option(help="Share of 500/504 faults that charged the message first.")
     ] = 0.5,
     faults_on_lookups: Annotated[
         bool, typer.Option(help="Fault every documented call, not only sends.")
     ] = False,
+    fault_apis: Annotated[
+        str, typer.Option(help="The APIs (hosts) whose calls are faulted: v3,v1,qr.")
+    ] = "v3,v1,qr",
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
     step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
     undeliverable_rate: Annotated[
@@ -41,21 +50,38 @@ def sandbox_command(
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
 ) -> None:
     """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
-    from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+    from sandbox.config import (
+        FAULTS_ALL,
+        FAULTS_SEND_ONLY,
+        FaultConfig,
+        config_from_env,
+        parse_apis,
+    )
     from sandbox.server import run  # uvicorn is imported only when the command runs
 
-    faults = FaultConfig(
-        latency_ms=latency_ms,
-        jitter_ms=jitter_ms,
-        error_rate=error_rate,
-        rate_429=rate_429,
-        retry_after_s=retry_after_s,
-        throttle_rate=throttle_rate,
-        drop_rate=drop_rate,
-        ambiguous_charge_rate=ambiguous_charge_rate,
-        applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
-        seed=seed,
-    )
+    try:
+        apis = parse_apis(fault_apis)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--fault-apis") from exc
+
+    try:
+        faults = FaultConfig(
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            error_rate=error_rate,
+            rate_429=rate_429,
+            retry_after_s=retry_after_s,
+            throttle_rate=throttle_rate,
+            drop_rate=drop_rate,
+            refusal_rate=refusal_rate,
+            refusal_status=refusal_status,
+            ambiguous_charge_rate=ambiguous_charge_rate,
+            applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
+            apis=apis,
+            seed=seed,
+        )
+    except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
+        raise typer.BadParameter(str(exc)) from exc
     config = config_from_env(
         os.environ,
         faults=faults,

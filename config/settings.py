@@ -185,8 +185,10 @@ class Settings(BaseSettings):
     dst_cap_window_s: PositiveInt = 60
 
     # --- Circuit breaker (worker/breaker.py) -------------------------------
-    # Opens after this many consecutive platform failures (5xx, connect
-    # failures, timeouts) across all pods, or at once on an account error.
+    # Scoped pauses (worker/breaker_scopes.py): an API host pauses after this
+    # many consecutive platform failures of that host (5xx, connect failures,
+    # timeouts) across all pods; the account, a product or a balance pauses
+    # at once on the error that is about it. Each scope uses the values below.
     breaker_failure_threshold: PositiveInt = 5
     # First cool-down (s); doubles after each failed probe, up to the max.
     breaker_open_s: PositiveFloat = 30.0

@@ -11,7 +11,14 @@ import logging
 import os
 from collections.abc import Sequence
 
-from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+from sandbox.config import (
+    API_NAMES,
+    FAULTS_ALL,
+    FAULTS_SEND_ONLY,
+    FaultConfig,
+    config_from_env,
+    parse_apis,
+)
 from sandbox.server import run
 
 
@@ -26,10 +33,16 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-after-s", type=int, default=1, help="Retry-After of a 429 (s)")
     p.add_argument("--throttle-rate", type=float, default=0.0, help="rate of ESME_RTHROTTLED")
     p.add_argument("--drop-rate", type=float, default=0.0, help="rate of dropped-after-accept")
+    p.add_argument("--refusal-rate", type=float, default=0.0,
+                   help="rate of SMPP refusals (--refusal-status) on v3 SMS sends")  # fmt: skip
+    p.add_argument("--refusal-status", default="ESME_RSUBMITFAIL",
+                   help="the SMPP status of a refusal")  # fmt: skip
     p.add_argument("--ambiguous-charge-rate", type=float, default=0.5,
                    help="share of 500/504 faults that charged the message first")  # fmt: skip
     p.add_argument("--faults-on-lookups", action="store_true",
                    help="fault every documented call, not only sends")  # fmt: skip
+    p.add_argument("--fault-apis", type=_apis, default=API_NAMES, metavar="v3,v1,qr",
+                   help="the APIs (hosts) whose calls are faulted (default: all)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
@@ -38,20 +51,20 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def _apis(text: str) -> tuple[str, ...]:
+    try:
+        return parse_apis(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
+
+
 def main(argv: Sequence[str] | None = None) -> None:
-    args = parser().parse_args(argv)
-    faults = FaultConfig(
-        latency_ms=args.latency_ms,
-        jitter_ms=args.jitter_ms,
-        error_rate=args.error_rate,
-        rate_429=args.rate_429,
-        retry_after_s=args.retry_after_s,
-        throttle_rate=args.throttle_rate,
-        drop_rate=args.drop_rate,
-        ambiguous_charge_rate=args.ambiguous_charge_rate,
-        applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
-        seed=args.seed,
-    )
+    cli = parser()
+    args = cli.parse_args(argv)
+    try:
+        faults = _faults(args)
+    except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
+        cli.error(str(exc))
     config = config_from_env(
         os.environ,
         faults=faults,
@@ -66,6 +79,24 @@ def main(argv: Sequence[str] | None = None) -> None:
         "sandbox on http://%s:%d (user %s)", args.host, args.port, config.api_user
     )
     run(host=args.host, port=args.port, config=config)
+
+
+def _faults(args: argparse.Namespace) -> FaultConfig:
+    return FaultConfig(
+        latency_ms=args.latency_ms,
+        jitter_ms=args.jitter_ms,
+        error_rate=args.error_rate,
+        rate_429=args.rate_429,
+        retry_after_s=args.retry_after_s,
+        throttle_rate=args.throttle_rate,
+        drop_rate=args.drop_rate,
+        refusal_rate=args.refusal_rate,
+        refusal_status=args.refusal_status,
+        ambiguous_charge_rate=args.ambiguous_charge_rate,
+        applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
+        apis=args.fault_apis,
+        seed=args.seed,
+    )
 
 
 if __name__ == "__main__":

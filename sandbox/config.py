@@ -23,6 +23,17 @@ DEFAULT_API_KEY = "sandbox-key"
 # Applies-to values for faults: only the send calls, or every documented call.
 FAULTS_SEND_ONLY = "send"
 FAULTS_ALL = "all"
+# The three APIs, which are three hosts at Connectus (v3, v1, WhatsApp QR).
+API_NAMES = ("v3", "v1", "qr")
+
+
+def parse_apis(text: str) -> tuple[str, ...]:
+    """``"v3,qr"`` → ``("v3", "qr")``; an unknown name raises ``ValueError`` naming it."""
+    apis = tuple(part.strip() for part in text.split(",") if part.strip())
+    for api in apis:
+        if api not in API_NAMES:
+            raise ValueError(f"apis: {api!r} is not one of {', '.join(API_NAMES)}")
+    return apis
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +49,12 @@ class FaultConfig:
     - ``throttle_rate``: v3 SMS answer ``{"status": "ESME_RTHROTTLED"}`` (not charged).
     - ``drop_rate``: accepted and charged, then the connection is closed
       mid-response (the client sees a protocol error, never a status).
+    - ``refusal_rate`` / ``refusal_status``: v3 SMS sends answer
+      ``{"status": refusal_status}`` (an SMPP refusal such as ``ESME_RPROHIBITED``
+      or ``ESME_RSUBMITFAIL``; not charged); other calls are not affected.
     - ``applies_to``: ``"send"`` (default: lookups stay reliable) or ``"all"``.
+    - ``apis``: the APIs whose calls are faulted (``v3``, ``v1``, ``qr``; all by
+      default), to fail one Connectus host while the others work.
     - ``seed``: seed of the fault RNG.
     """
 
@@ -49,18 +65,22 @@ class FaultConfig:
     retry_after_s: int = 1
     throttle_rate: float = 0.0
     drop_rate: float = 0.0
+    refusal_rate: float = 0.0
+    refusal_status: str = "ESME_RSUBMITFAIL"
     ambiguous_charge_rate: float = 0.5
     applies_to: str = FAULTS_SEND_ONLY
+    apis: tuple[str, ...] = API_NAMES
     seed: int = 0
 
     def __post_init__(self) -> None:
-        for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate"):
+        for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate", "refusal_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if not 0.0 <= self.ambiguous_charge_rate <= 1.0:
             raise ValueError("ambiguous_charge_rate must be in [0, 1]")
-        if self.error_rate + self.rate_429 + self.throttle_rate + self.drop_rate > 1.0:
+        rates = self.error_rate + self.rate_429 + self.throttle_rate + self.drop_rate
+        if rates + self.refusal_rate > 1.0:
             raise ValueError("the fault rates must add up to at most 1")
         if self.latency_ms < 0 or self.jitter_ms < 0:
             raise ValueError("latency_ms and jitter_ms must be >= 0")
@@ -68,6 +88,12 @@ class FaultConfig:
             raise ValueError("retry_after_s must be >= 0")
         if self.applies_to not in (FAULTS_SEND_ONLY, FAULTS_ALL):
             raise ValueError(f"applies_to must be 'send' or 'all', got {self.applies_to!r}")
+        status = self.refusal_status
+        if not isinstance(status, str) or not status.startswith("ESME_") or status == "ESME_ROK":
+            raise ValueError(f"refusal_status must be an ESME_ status other than ESME_ROK, "
+                             f"got {status!r}")  # fmt: skip
+        if not isinstance(self.apis, tuple) or not all(a in API_NAMES for a in self.apis):
+            raise ValueError(f"apis must be a list of {', '.join(API_NAMES)}, got {self.apis!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -78,7 +104,10 @@ class FaultConfig:
         unknown = set(changes) - names
         if unknown:
             raise KeyError(sorted(unknown)[0])
-        return dataclasses.replace(self, **dict(changes))
+        values = dict(changes)
+        if isinstance(values.get("apis"), list):  # JSON has no tuples
+            values["apis"] = tuple(values["apis"])
+        return dataclasses.replace(self, **values)
 
 
 def _default_sms_balances() -> dict[int, int]:

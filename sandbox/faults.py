@@ -1,4 +1,4 @@
-"""Injected faults: latency, 5xx, 429, ESME_RTHROTTLED and "dropped after accept".
+"""Injected faults: latency, 5xx, 429, ESME_RTHROTTLED, SMPP refusals and "dropped after accept".
 
 One :class:`Faults` object per app holds the current :class:`FaultConfig` and one
 ``random.Random`` seeded from it, so a given seed and request order always give
@@ -22,14 +22,17 @@ SERVER_ERROR: Final = 1
 TOO_MANY: Final = 2
 THROTTLED: Final = 3
 DROP: Final = 4
-FAULT_NAMES: Final = ("none", "server_error", "too_many_requests", "throttled", "dropped")
+REFUSED: Final = 5
+FAULT_NAMES: Final = (
+    "none", "server_error", "too_many_requests", "throttled", "dropped", "refused",
+)  # fmt: skip
 SERVER_ERROR_CODES: Final = (500, 502, 503, 504)
 
 
 class Faults:
     """The run-time fault switchboard."""
 
-    __slots__ = ("_cuts", "config", "on_lookups", "rng")
+    __slots__ = ("_cuts", "apis", "config", "on_lookups", "rng")
 
     def __init__(self, config: FaultConfig) -> None:
         self.set(config)
@@ -38,12 +41,14 @@ class Faults:
         self.config = config
         self.rng = random.Random(config.seed)
         self.on_lookups = config.applies_to == FAULTS_ALL
+        self.apis = frozenset(config.apis)
         # Cumulative thresholds so one draw picks at most one fault.
         a = config.error_rate
         b = a + config.rate_429
         c = b + config.throttle_rate
         d = c + config.drop_rate
-        self._cuts = (a, b, c, d)
+        e = d + config.refusal_rate
+        self._cuts = (a, b, c, d, e)
 
     async def delay(self) -> None:
         """Sleep the configured latency (ms) plus uniform jitter (ms)."""
@@ -55,9 +60,10 @@ class Faults:
             await asyncio.sleep(ms / 1000.0)
 
     def draw(self) -> int:
-        """One of ``NONE``, ``SERVER_ERROR``, ``TOO_MANY``, ``THROTTLED``, ``DROP``."""
-        a, b, c, d = self._cuts
-        if d == 0.0:
+        """One of ``NONE``, ``SERVER_ERROR``, ``TOO_MANY``, ``THROTTLED``, ``DROP``,
+        ``REFUSED``."""
+        a, b, c, d, e = self._cuts
+        if e == 0.0:
             return NONE
         r = self.rng.random()
         if r < a:
@@ -68,6 +74,8 @@ class Faults:
             return THROTTLED
         if r < d:
             return DROP
+        if r < e:
+            return REFUSED
         return NONE
 
     def server_error_code(self) -> int:

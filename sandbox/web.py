@@ -138,17 +138,22 @@ def endpoint(
     faults = rt.faults
     count = rt.stats.count
     faultable = auth != AUTH_NONE  # the admin API is never faulted
+    api = api_of(path)
 
     async def wrapped(request: Request) -> Response:
         try:
             if auth != AUTH_NONE:
                 rt.check_auth(request, auth)
             fault = f.NONE
-            if faultable and (send or faults.on_lookups):
+            if faultable and (send or faults.on_lookups) and api in faults.apis:
                 await faults.delay()
                 fault = faults.draw()
+            if fault == f.REFUSED and not smpp:
+                fault = f.NONE  # an SMPP refusal exists only on SMS sends
             if fault == f.THROTTLED and smpp:
                 response: Response = json_ok({"status": "ESME_RTHROTTLED"})
+            elif fault == f.REFUSED:
+                response = json_ok({"status": faults.config.refusal_status})
             elif fault in (f.TOO_MANY, f.THROTTLED):
                 response = JSONResponse(
                     {"error": "Too many requests"},
@@ -173,6 +178,13 @@ def endpoint(
 
     wrapped.__name__ = handler.__name__
     return Route(path, wrapped, methods=methods, name=name)
+
+
+def api_of(path: str) -> str:
+    """Which API (Connectus host) a path belongs to: ``v3``, ``v1`` or ``qr`` (the root)."""
+    if path.startswith("/api_v3"):
+        return "v3"
+    return "v1" if path.startswith("/api_v1") else "qr"
 
 
 def require(data: dict[str, Any], field: str) -> Any:

@@ -42,7 +42,8 @@ from core.job_messages import renew_message
 from core.jobs import JobStore, epoch_ms
 from core.jobs_batch import BatchLedger, BulkChunk, Finish
 from core.validation import sms_segments
-from worker.breaker import CircuitBreaker
+from worker.breaker import CircuitBreaker, Decision
+from worker.breaker_scopes import V1_BULK
 from worker.campaign_messages import chunk_message, single_message
 from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
 from worker.connectus.client import ConnectusClient
@@ -118,11 +119,23 @@ class BulkSender:
         if campaign is None:
             log.warning("bulk.campaign_missing", campaign=campaign_id, chunk=number)
             return "missing"
+        if self.breaker is None:
+            return self._handle(campaign, message, number, None)
+        decision = self.breaker.allow(V1_BULK)
+        if not decision.allowed:
+            return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
+        try:
+            return self._handle(campaign, message, number, decision)
+        finally:
+            # A half-open probe that ended without an outcome (no token, parked,
+            # skipped) gives its slots back at once rather than at its lease's end.
+            self.breaker.release(decision)
+
+    def _handle(
+        self, campaign: Campaign, message: Message[Any], number: int, decision: Decision | None
+    ) -> str:
+        campaign_id = campaign.campaign_id
         member = f"chunk:{number}"
-        if self.breaker is not None:
-            decision = self.breaker.allow()
-            if not decision.allowed:
-                return self._defer(message, campaign_id, number, max(decision.retry_in_ms, 1000))
         if self.limiter is not None:
             # One token of the SMS bucket per call: Connectus throttles requests
             # (429, ESME_RTHROTTLED), and the adaptive rate follows what it says.
@@ -171,12 +184,12 @@ class BulkSender:
             )
         except ConnectusError as exc:
             if self.breaker is not None:
-                self.breaker.record_failure(exc)
+                self.breaker.record_failure(exc, decision)
             if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
                 self.limiter.on_throttled("sms", exc.retry_after_s)
             return self._failed_call(campaign, message, number, ids, rows, sending, exc)
         if self.breaker is not None:
-            self.breaker.record_success()
+            self.breaker.record_success(decision)
         if self.limiter is not None:
             self.limiter.on_success("sms")
         if result.id_delivery:
@@ -213,7 +226,7 @@ class BulkSender:
                     reason=exc.reason)  # fmt: skip
         if isinstance(exc, TransientError | AccountError):
             attempts = max(claim.attempts for _, claim in sending)
-            if not (isinstance(exc, TransientError) and attempts > self.policy.max_retries):
+            if not (isinstance(exc, TransientError) and attempts > self.policy.retries_for(exc)):
                 # Nothing was sent: the same chunk comes back after a backoff.
                 delay = max(self.policy.backoff_ms(attempts, self.rng),
                             int((exc.retry_after_s or 0) * 1000))  # fmt: skip
@@ -242,7 +255,7 @@ class BulkSender:
             fields = _error_fields("unknown", exc)
             return Finish(job_id, fence, "unknown", fields, single, self.clock())
         if isinstance(exc, TransientError | AccountError) and not (
-            isinstance(exc, TransientError) and attempts > self.policy.max_retries
+            isinstance(exc, TransientError) and attempts > self.policy.retries_for(exc)
         ):
             delay = self.policy.backoff_ms(attempts, self.rng)
             due = self.clock() + delay

@@ -8,7 +8,7 @@ Two halves:
   no lock beyond prometheus-client's own.
 - Collectors that read Redis at scrape time, in the supervisor only
   (:func:`supervisor_registry`): queue depths and set sizes in one pipelined
-  round trip, and the circuit breaker's state.
+  round trip, and the circuit breaker's open scopes.
 
 Multi-process: ``connectus worker`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
 per-pod directory (:func:`prepare_multiproc_dir`) before it starts its
@@ -30,6 +30,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import redis
 import structlog
@@ -237,7 +238,9 @@ class QueueCollector(Collector):
 
 
 class BreakerCollector(Collector):
-    """The shared circuit breaker's state (0 closed, 1 half-open, 2 open), at scrape time."""
+    """The shared breaker's scopes, at scrape time: each scope that is not closed (and
+    the account scope always) with its state (0 closed, 1 half-open, 2 open), its
+    reason, and the end of its open period (epoch s)."""
 
     def __init__(self, status: Callable[[], dict[str, object]]) -> None:
         self.status = status
@@ -248,13 +251,28 @@ class BreakerCollector(Collector):
         except redis.RedisError as exc:
             log.warning("metrics.breaker_unavailable", error=str(exc))
             return
-        gauge = GaugeMetricFamily(
+        account = str(status["account"])
+        state = GaugeMetricFamily(
             "connectus_worker_breaker_state",
-            "Circuit breaker of the account: 0 closed, 1 half-open, 2 open.",
-            labels=["account"],
+            "Circuit breaker scopes: 0 closed, 1 half-open, 2 open; each scope that is "
+            "not closed, and the account scope always.",
+            labels=["account", "scope", "reason"],
         )
-        gauge.add_metric([str(status["account"])], BREAKER_STATES.get(str(status["state"]), 2))
-        yield gauge
+        until = GaugeMetricFamily(
+            "connectus_worker_breaker_open_until_seconds",
+            "End of the scope's current or last open period (epoch seconds).",
+            labels=["account", "scope"],
+        )
+        scopes = cast(list[dict[str, Any]], status.get("scopes", []))
+        if not any(s["scope"] == "account" for s in scopes):
+            state.add_metric([account, "account", ""], 0)
+        for scope in scopes:
+            name = str(scope["scope"])
+            state.add_metric([account, name, str(scope["reason"])],
+                             BREAKER_STATES.get(str(scope["state"]), 2))  # fmt: skip
+            until.add_metric([account, name], int(scope["open_until_ms"]) / 1000)
+        yield state
+        yield until
 
 
 class SupervisorCollector(Collector):

@@ -46,6 +46,12 @@ class RetryPolicy:
     max_message_age_s: int
     otp_max_age_s: int = 300  # OTP_MAX_AGE_S; the rule is core.expiry's
 
+    def retries_for(self, exc: ConnectusError) -> int:
+        """Durable retries allowed for ``exc``: ``max_retries``, or fewer where its class
+        says so (a refusal that is only often temporary, e.g. ``SubmitRefused``)."""
+        budget = exc.max_durable_retries
+        return self.max_retries if budget is None else min(budget, self.max_retries)
+
     def backoff_ms(self, attempt: int, rng: random.Random) -> int:
         """Exponential backoff with full jitter for the given attempt (1-based)."""
         ceiling = min(self.max_backoff_ms, self.min_backoff_ms * 2 ** max(0, attempt - 1))
@@ -85,7 +91,7 @@ class Outcomes:
         if isinstance(exc, PermanentError):
             return self.dead_letter(kind, job, fence, type(exc).__name__, exc.message)
         if isinstance(exc, TransientError | AccountError):
-            if isinstance(exc, TransientError) and attempts > self.policy.max_retries:
+            if isinstance(exc, TransientError) and attempts > self.policy.retries_for(exc):
                 reason = f"retries exhausted after {attempts} attempts: {exc.message}"
                 return self.dead_letter(kind, job, fence, type(exc).__name__, reason)
             delay = max(

@@ -21,7 +21,7 @@ Order matters and is the point of this module:
                          due): ``failed``, dead-lettered as ``Expired``, never sent
    ambiguous             ``unknown``: never resent blindly; reconciled
    permanent             ``failed`` + dead-letter set, with the reason
-   pause (account)       durable retry with backoff; nothing is dead-lettered
+   pause (a scope)       durable retry with backoff; nothing is dead-lettered
    ====================  =====================================================
 """
 
@@ -45,6 +45,7 @@ from core.jobs import JobStore, epoch_ms
 from core.models import Kind
 from worker.admission import Admission
 from worker.breaker import CircuitBreaker, Decision
+from worker.breaker_scopes import target_for
 from worker.connectus.errors import (
     ConnectusError,
     TransientError,
@@ -151,10 +152,12 @@ class SendPipeline:
             token = f"{self._nonce}:{next(self._deliveries)}"
             return self._claimed(kind, job_id, job, None, kept, token, None)
         if self.breaker is not None:
+            target = target_for(kind, job["payload"])
             try:
-                decision = self.breaker.allow()
+                decision = self.breaker.allow(target)
             except redis.RedisError as exc:
                 log.warning("breaker.unavailable", error=str(exc))
+                decision = Decision(True, 0, "closed", "", target=target)
         if decision is not None and not decision.allowed:
             delay = decision.retry_in_ms
             if decision.state == "half_open":

@@ -87,7 +87,8 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
     assert producer.get_status(scheduled).state == State.SCHEDULED
     assert samples[("connectus_worker_queue_messages", (("queue", "transactional"),))] == 0
     assert samples[("connectus_worker_dead_letter_jobs", ())] == 0
-    assert samples[("connectus_worker_breaker_state", (("account", "sandbox"),))] == 0
+    breaker_labels = (("account", "sandbox"), ("reason", ""), ("scope", "account"))
+    assert samples[("connectus_worker_breaker_state", breaker_labels)] == 0
 
 
 def test_the_endpoint_on_a_port_0_bind_answers_with_redis_up_and_down(redis_url: str) -> None:

@@ -129,7 +129,7 @@ def test_breaker_and_limiter_bookkeeping_errors_do_not_escape(producer: Producer
     wait for the lease sweep)."""
 
     class DownBreaker:
-        def allow(self):  # type: ignore[no-untyped-def]
+        def allow(self, target):  # type: ignore[no-untyped-def]
             from worker.breaker import Decision
 
             return Decision(True, 0, "closed", "")

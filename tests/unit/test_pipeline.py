@@ -135,6 +135,26 @@ def test_retries_are_bounded(producer: Producer, clock: Clock) -> None:
     assert "retries exhausted after 2 attempts" in (producer.get_status(job_id).last_error or "")
 
 
+@pytest.mark.parametrize(
+    "status", ["ESME_RSUBMITFAIL", "ESME_RDELIVERYFAILURE", "ESME_RUNKNOWNERR"]
+)
+def test_a_refusal_that_is_only_often_temporary_gets_a_few_retries(
+    producer: Producer, clock: Clock, status: str
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    refused = e.SubmitRefused("refused", reason=status)
+    pipeline = _pipeline(producer, FakeSender(*[refused] * 5), clock, max_retries=20)
+    answers = []
+    for _ in range(4):
+        answers.append(pipeline.handle(Kind.SMS, _take_job(producer)))
+        clock.now_ms += 600_000
+        producer.store.promote_due()
+    assert answers == ["retrying", "retrying", "retrying", "failed"]
+    record = producer.get_status(job_id)
+    assert record.error_class == "SubmitRefused"
+    assert "retries exhausted after 4 attempts" in (record.last_error or "")
+
+
 def test_retry_after_is_honoured_for_the_durable_delay(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=120)
@@ -256,13 +276,51 @@ def test_an_open_breaker_defers_without_spending_an_attempt(
     assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
 
 
-def test_an_account_error_opens_the_breaker_at_once(producer: Producer, clock: Clock) -> None:
-    sender = FakeSender(e.BalanceExhausted("no balance", reason="http_402", status_code=402))
+def test_an_exhausted_balance_pauses_that_country_only(producer: Producer, clock: Clock) -> None:
+    sender = FakeSender(e.BalanceExhausted("no balance", reason="http_402", status_code=402),
+                        "mx-1", "mail-1", "wa-1")  # fmt: skip
     pipeline, breaker, _ = _guarded(producer, sender, clock)
     producer.send_sms("56987654321", "uno")
-    pipeline.handle(Kind.SMS, _take_job(producer))
-    status = breaker.status()
-    assert status["state"] == "open" and "BalanceExhausted" in status["reason"]
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    [scope] = breaker.status()["scopes"]
+    assert (scope["scope"], scope["state"]) == ("balance:sms:CL", "open")
+    assert scope["reason"] == "BalanceExhausted: http_402"
+    chile = producer.send_sms("56987654322", "dos")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    assert (producer.get_status(chile).state, producer.get_status(chile).attempts) == (
+        State.QUEUED, 0)  # fmt: skip
+    producer.send_otp("56987654323", "Tu código es 1234")
+    assert pipeline.handle(Kind.OTP, _take_job(producer, "otp")) == "deferred:breaker_open"
+    producer.send_sms("+52 55 1234 5678", "hola México")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
+    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "sent"
+    producer.send_whatsapp("56987654324", "Hola", src_number="56999944837")
+    assert pipeline.handle(Kind.WHATSAPP, _take_job(producer)) == "sent"
+    assert [kind for kind, _ in sender.calls] == [Kind.SMS, Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
+
+
+def test_a_prohibited_product_pauses_sms_not_email(producer: Producer, clock: Clock) -> None:
+    sender = FakeSender(e.ProductDenied("no", reason="ESME_RPROHIBITED"), "mail-1")
+    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    producer.send_sms("56987654321", "uno")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    producer.send_sms("525512345678", "dos")  # another country: the product is paused
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
+    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "sent"
+    assert [s["scope"] for s in breaker.status()["scopes"]] == ["product:sms"]
+    assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
+
+
+def test_a_bad_key_pauses_every_kind(producer: Producer, clock: Clock) -> None:
+    sender = FakeSender(e.AuthenticationFailed("bad key", reason="http_401", status_code=401))
+    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    producer.send_sms("56987654321", "uno")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
+    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "deferred:breaker_open"
+    assert [s["scope"] for s in breaker.status()["scopes"]] == ["account"]
 
 
 def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, clock: Clock) -> None:
@@ -280,6 +338,7 @@ def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, cl
 def test_a_half_open_breaker_holds_others_back_only_briefly(
     producer: Producer, clock: Clock
 ) -> None:
+    from worker.breaker_scopes import target_for
     from worker.pipeline import HALF_OPEN_RECHECK_MS
 
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
@@ -288,7 +347,7 @@ def test_a_half_open_breaker_holds_others_back_only_briefly(
         producer.send_sms("56987654321", f"falla {i}")
         pipeline.handle(Kind.SMS, _take_job(producer))
     clock.now_ms += 30_000  # the open period is over: the next allow() takes the probe
-    assert breaker.allow().probe is not None
+    assert breaker.allow(target_for(Kind.SMS, {"dst_number": "56987654321"})).probe is not None
     waiting = producer.send_sms("56987654321", "espera")
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_half_open"
     due = producer.redis.zscore(producer.store.keys.schedule, waiting)

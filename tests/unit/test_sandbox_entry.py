@@ -7,6 +7,7 @@ import inspect
 from typing import Any
 
 import pytest
+import typer
 
 import sandbox.__main__ as main_module
 import sandbox.server as server_module
@@ -38,12 +39,21 @@ def test_python_m_sandbox_flags(captured: dict[str, Any], monkeypatch: pytest.Mo
     monkeypatch.setenv("CONNECTUS_API_USER", "acct")
     monkeypatch.setenv("CONNECTUS_API_KEY", "key")
     main_module.main(
-        ["--port", "9001", "--latency-ms", "50", "--drop-rate", "0.1", "--faults-on-lookups"]
-    )
+        ["--port", "9001", "--latency-ms", "50", "--drop-rate", "0.1", "--faults-on-lookups",
+         "--fault-apis", "v1,qr"]
+    )  # fmt: skip
     config = captured["config"]
     assert captured["port"] == 9001
     assert (config.api_user, config.api_key) == ("acct", "key")
-    assert config.faults == FaultConfig(latency_ms=50, drop_rate=0.1, applies_to="all")
+    assert config.faults == FaultConfig(latency_ms=50, drop_rate=0.1, applies_to="all",
+                                        apis=("v1", "qr"))  # fmt: skip
+
+
+def test_a_bad_fault_api_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main_module.main(["--fault-apis", "v3,v9"])
+    assert exited.value.code == 2
+    assert "--fault-apis: apis: 'v9' is not one of v3, v1, qr" in capsys.readouterr().err
 
 
 def test_cli_command_builds_the_same_config(captured: dict[str, Any]) -> None:
@@ -59,3 +69,14 @@ def test_cli_command_defaults() -> None:
     assert params["port"].default == 8081
     assert params["host"].default == "127.0.0.1"
     assert params["latency_ms"].default == 0
+
+
+def test_a_bad_fault_setting_is_named_without_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main_module.main(["--refusal-rate", "1", "--refusal-status", "OK"])
+    assert exited.value.code == 2
+    assert "refusal_status must be an ESME_ status" in capsys.readouterr().err
+    with pytest.raises(typer.BadParameter, match="error_rate"):
+        sandbox_command(error_rate=2.0)

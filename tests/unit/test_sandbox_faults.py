@@ -146,3 +146,48 @@ async def test_reset_restores_the_start_up_faults_and_state() -> None:
     assert after.status_code == 200
     assert sb.state.free.sms[1] == 4
     assert len(sb.state.ledger) == 1
+
+
+async def test_faults_can_hit_one_api_host_only() -> None:
+    """``apis`` fails one Connectus host (v3, v1, QR) while the others answer."""
+    async with sandbox(faults=FaultConfig(error_rate=1.0, ambiguous_charge_rate=0.0)) as sb:
+        put = await sb.client.put("/_sandbox/faults", json={"apis": ["qr"]})
+        qr = await sb.post("/send", {"number": "56987688060", "message": "Hola"})
+        v3 = await sb.post("/api_v3/sms/send_individual", SMS)
+        v1 = await sb.client.post(
+            "/api_v1/send_sms", params={"dst_number": "56987688060", "sms_content": "x"}
+        )
+        bad = await sb.client.put("/_sandbox/faults", json={"apis": ["v2"]})
+        as_text = await sb.client.put("/_sandbox/faults", json={"apis": "qr"})
+        got = (await sb.get("/_sandbox/faults")).json()
+    assert put.json()["apis"] == ["qr"] and got["apis"] == ["qr"]
+    assert qr.status_code >= 500
+    assert (v3.status_code, v1.status_code) == (200, 200)
+    assert bad.status_code == 400 and "apis" in bad.json()["error"]
+    assert as_text.status_code == 400
+
+
+def test_fault_apis_are_validated_by_name() -> None:
+    from sandbox.config import parse_apis
+
+    assert parse_apis("v3, qr") == ("v3", "qr")
+    with pytest.raises(ValueError, match="apis: 'v2'"):
+        parse_apis("v3,v2")
+    with pytest.raises(ValueError, match="apis"):
+        FaultConfig(apis=("nope",))
+
+
+async def test_an_smpp_refusal_answers_sms_sends_only_and_charges_nothing() -> None:
+    refusals = FaultConfig(refusal_rate=1.0, refusal_status="ESME_RPROHIBITED")
+    async with sandbox(faults=refusals) as sb:
+        sms = await sb.post("/api_v3/sms/send_individual", SMS)
+        otp = await sb.post("/api_v3/sms/send_otp", SMS)
+        email = await sb.post(
+            "/api_v3/email/send_single",
+            {"dst_email": "a@b.cl", "src_email": "c@d.cl", "subject": "s", "email_content": "c"},
+        )
+        bad = await sb.client.put("/_sandbox/faults", json={"refusal_status": "ESME_ROK"})
+        ledger = (await sb.get("/_sandbox/ledger")).json()["charges"]
+    assert sms.json() == {"status": "ESME_RPROHIBITED"} == otp.json()
+    assert email.status_code == 200 and [c["product"] for c in ledger] == ["email"]
+    assert bad.status_code == 400 and "refusal_status" in bad.json()["error"]

@@ -17,7 +17,9 @@ from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
 from worker.breaker import CircuitBreaker
+from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
+from worker.connectus.errors import BalanceExhausted, ServiceUnavailable
 from worker.metrics import (
     BreakerCollector,
     QueueCollector,
@@ -138,7 +140,6 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     client.zadd(keys.schedule, {"a": 1, "b": 2, "c": 3})
     client.zadd(keys.dead_letters, {"d": 1, "poison:x": 2})
     client.zadd(keys.unknown, {"u": 1})
-    client.hset(f"{keys.prefix}:breaker:acme", mapping={"state": "half_open"})
     registry = _queue_registry(client, keys)
     executed: list[int] = []
     real_execute = redis.client.Pipeline.execute
@@ -150,7 +151,8 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(redis.client.Pipeline, "execute", counting_execute)
         families = list(registry.collect())  # one scrape
-    assert executed == [7]  # 3 queues + 4 sets: one pipelined round trip per scrape
+    # 3 queues + 4 sets: one pipelined round trip; then the breaker's (its own test)
+    assert executed[0] == 7
     assert "connectus_worker_queue_messages" in {f.name for f in families}
     get = registry.get_sample_value
     assert [get("connectus_worker_queue_messages", {"queue": q})
@@ -160,11 +162,36 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     assert get("connectus_worker_unknown_jobs") == 1
     assert get("connectus_worker_review_jobs") == 0
     assert get("connectus_worker_redis_up") == 1
-    assert get("connectus_worker_breaker_state", {"account": "acme"}) == 1
-    client.hset(f"{keys.prefix}:breaker:acme", "state", "open")
-    assert get("connectus_worker_breaker_state", {"account": "acme"}) == 2
+    assert get("connectus_worker_breaker_state",
+               {"account": "acme", "scope": "account", "reason": ""}) == 0  # fmt: skip
     assert get("connectus_worker_processes") == 2
     assert get("connectus_worker_process_restarts_total") == 3
+
+
+def test_the_breaker_gauges_show_each_open_scope_its_reason_and_until_when() -> None:
+    client = fakeredis.FakeRedis()
+    keys = Keys("cw")
+    now = [1_700_000_000_000]
+    breaker = CircuitBreaker(client, prefix=keys.prefix, account="acme", open_ms=30_000,
+                             failure_threshold=2, clock=lambda: now[0])  # fmt: skip
+    chile = target_for(Kind.SMS, {"dst_number": "56987654321"})
+    qr = target_for(Kind.WHATSAPP_QR, {"number": "56987654321"})
+    breaker.record_failure(BalanceExhausted("x", reason="http_402"), breaker.allow(chile))
+    for _ in range(2):
+        breaker.record_failure(ServiceUnavailable("x", reason="http_503"), breaker.allow(qr))
+    now[0] += 30_000
+    assert breaker.allow(qr).probe  # host:qr is now half-open
+    registry = _queue_registry(client, keys)
+    get = registry.get_sample_value
+    state = "connectus_worker_breaker_state"
+    assert get(state, {"account": "acme", "scope": "account", "reason": ""}) == 0
+    assert get(state, {"account": "acme", "scope": "balance:sms:CL",
+                       "reason": "BalanceExhausted: http_402"}) == 2  # fmt: skip
+    assert get(state, {"account": "acme", "scope": "host:qr",
+                       "reason": "ServiceUnavailable: http_503"}) == 1  # fmt: skip
+    until = "connectus_worker_breaker_open_until_seconds"
+    assert get(until, {"account": "acme", "scope": "balance:sms:CL"}) == 1_700_000_030
+    assert get(until, {"account": "acme", "scope": "host:qr"}) == 1_700_000_030
 
 
 def test_a_scrape_with_redis_down_says_so_instead_of_failing() -> None:
@@ -175,7 +202,8 @@ def test_a_scrape_with_redis_down_says_so_instead_of_failing() -> None:
     get = registry.get_sample_value
     assert get("connectus_worker_redis_up") == 0
     assert get("connectus_worker_queue_messages", {"queue": "otp"}) is None
-    assert get("connectus_worker_breaker_state", {"account": "acme"}) is None
+    assert get("connectus_worker_breaker_state",
+               {"account": "acme", "scope": "account", "reason": ""}) is None  # fmt: skip
     assert get("connectus_worker_processes") == 2
 
 

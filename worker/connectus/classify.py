@@ -27,11 +27,14 @@ from worker.connectus.errors import (
     InvalidRequest,
     MalformedResponse,
     NotFound,
+    OperatorLoginFailed,
+    ProductDenied,
     ProviderBusy,
     RateLimited,
     Rejected,
     ResponseTimeout,
     ServiceUnavailable,
+    SubmitRefused,
     Throttled,
 )
 from worker.connectus.retry_after import parse_retry_after
@@ -109,6 +112,7 @@ HTTP_OTHER_5XX = Rule(AmbiguousServerError, "other server errors: it may have be
 _P, _U = DeliveryState.PENDING, DeliveryState.UNDELIVERABLE
 _D, _I = DeliveryState.DELIVERED, DeliveryState.INVALID
 _BIND = "Connectus' operator session, not this message"
+_LOGIN = "every SMS of the account fails alike: pause the account"
 _FIELD = "a field of the message as submitted"
 _NEVER = "an operation this client never requests: refusal"
 _BCAST = "broadcast field (we never broadcast): refused as submitted"
@@ -132,9 +136,9 @@ SMPP: Mapping[str, Rule] = {
     "ESME_RINVSRCADR": _s(0x0A, InvalidRequest, "source address (src_number): " + _FIELD),
     "ESME_RINVDSTADR": _s(0x0B, InvalidNumber, "destination address invalid"),
     "ESME_RINVMSGID": _s(0x0C, InvalidRequest, "message id: " + _FIELD),
-    "ESME_RBINDFAIL": _s(0x0D, ProviderBusy, "bind failed: " + _BIND),
-    "ESME_RINVPASWD": _s(0x0E, ProviderBusy, "bind password: " + _BIND),
-    "ESME_RINVSYSID": _s(0x0F, ProviderBusy, "bind system id: " + _BIND),
+    "ESME_RBINDFAIL": _s(0x0D, OperatorLoginFailed, "operator login failed: " + _LOGIN),
+    "ESME_RINVPASWD": _s(0x0E, OperatorLoginFailed, "operator login password: " + _LOGIN),
+    "ESME_RINVSYSID": _s(0x0F, OperatorLoginFailed, "operator login system id: " + _LOGIN),
     "ESME_RCANCELFAIL": _s(0x11, Rejected, "cancel_sm failed: " + _NEVER),
     "ESME_RREPLACEFAIL": _s(0x13, Rejected, "replace_sm failed: " + _NEVER),
     "ESME_RMSGQFUL": _s(0x14, ProviderBusy, "operator queue full: later may work"),
@@ -145,7 +149,7 @@ SMPP: Mapping[str, Rule] = {
     "ESME_RINVSUBREP": _s(0x42, InvalidRequest, "submit-with-replace unsupported: " + _FIELD),
     "ESME_RINVESMCLASS": _s(0x43, InvalidRequest, "esm_class: " + _FIELD),
     "ESME_RCNTSUBDL": _s(0x44, Rejected, "distribution lists denied for us"),
-    "ESME_RSUBMITFAIL": _s(0x45, Rejected, "generic refusal of this submission; same again"),
+    "ESME_RSUBMITFAIL": _s(0x45, SubmitRefused, "generic refusal, often a passing route fault"),
     "ESME_RINVSRCTON": _s(0x48, InvalidRequest, "source TON: " + _FIELD),
     "ESME_RINVSRCNPI": _s(0x49, InvalidRequest, "source NPI: " + _FIELD),
     "ESME_RINVDSTTON": _s(0x50, InvalidNumber, "destination TON: the number's format"),
@@ -166,10 +170,10 @@ SMPP: Mapping[str, Rule] = {
     "ESME_RINVTLVLEN": _s(0xC2, InvalidRequest, "TLV length: " + _FIELD),
     "ESME_RMISSINGTLV": _s(0xC3, InvalidRequest, "TLV missing: " + _FIELD),
     "ESME_RINVTLVVAL": _s(0xC4, InvalidRequest, "TLV value: " + _FIELD),
-    "ESME_RDELIVERYFAILURE": _s(0xFE, Rejected, "the operator tried and failed to deliver it"),
-    "ESME_RUNKNOWNERR": _s(0xFF, ProviderBusy, "unexpected fault, not charged: a bounded retry"),
-    "ESME_RSERTYPUNAUTH": _s(0x100, Rejected, "service type not authorised for this route"),
-    "ESME_RPROHIBITED": _s(0x101, Rejected, "the operator denies this operation to us"),
+    "ESME_RDELIVERYFAILURE": _s(0xFE, SubmitRefused, "delivery attempt failed, often briefly"),
+    "ESME_RUNKNOWNERR": _s(0xFF, SubmitRefused, "unexpected fault, not charged: a few retries"),
+    "ESME_RSERTYPUNAUTH": _s(0x100, ProductDenied, "service not authorised: pause the product"),
+    "ESME_RPROHIBITED": _s(0x101, ProductDenied, "operation denied to us: pause the product"),
     "ESME_RSERTYPUNAVAIL": _s(0x102, ProviderBusy, "service outage at the operator"),
     "ESME_RSERTYPDENIED": _s(0x103, Rejected, "content unacceptable for the service type"),
     "ESME_RINVDCS": _s(0x104, InvalidRequest, "data coding (the content's charset): " + _FIELD),

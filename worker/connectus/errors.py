@@ -12,7 +12,9 @@ decides what the worker does::
     │   ├── RateLimited             HTTP 429 (``retry_after_s`` from Retry-After)
     │   ├── ServiceUnavailable      HTTP 502, 503 (and 408)
     │   └── ProviderBusy            ESME_RMSGQFUL, ESME_RSYSERR, ESME_RX_T_APPN, ...
-    │       └── Throttled           ESME_RTHROTTLED (0x58): the operator's rate limit
+    │       ├── Throttled           ESME_RTHROTTLED (0x58): the operator's rate limit
+    │       └── SubmitRefused       ESME_RSUBMITFAIL, ESME_RDELIVERYFAILURE, ESME_RUNKNOWNERR:
+    │                               often temporary; a few durable retries, then a dead letter
     ├── AmbiguousError          may have been sent and charged: reconcile, never resend blindly
     │   ├── ResponseTimeout         read (or write) timeout after the request went out
     │   ├── ConnectionDropped       connection closed mid-response (or mid-request)
@@ -23,12 +25,16 @@ decides what the worker does::
     │   ├── InvalidNumber           NUMERO_INVALIDO, ESME_RINVDSTADR, ...
     │   ├── NotFound                HTTP 404
     │   └── Rejected                ESME_RX_P_APPN, ESME_RX_R_APPN, other refusals
-    └── AccountError            pause: the whole account is affected, not one message
-        ├── AuthenticationFailed    HTTP 401, 403
+    └── AccountError            pause: a scope (account, product, country), not one message
+        ├── AuthenticationFailed    HTTP 401, 403                           (the account)
+        ├── OperatorLoginFailed     ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RINVSYSID (the account)
+        ├── ProductDenied           ESME_RPROHIBITED, ESME_RSERTYPUNAUTH     (the product)
         └── BalanceExhausted        HTTP 402 or a body saying the balance is spent
+                                    (the product's balance; SMS: that country's)
 
 The ``outcome`` class attribute names the decision (``retry``, ``ambiguous``,
 ``permanent``, ``pause``) so logs, metrics and job records speak one word.
+Which scope a pause covers is the worker's business (:mod:`worker.breaker_scopes`).
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ class ConnectusError(Exception):
     """
 
     outcome: ClassVar[Outcome]
+    #: Durable retries allowed before a dead letter, when fewer than the
+    #: worker's ``DURABLE_MAX_RETRIES`` (None: that setting alone decides).
+    max_durable_retries: ClassVar[int | None] = None
 
     def __init__(
         self,
@@ -90,6 +99,17 @@ class ProviderBusy(TransientError):
 
 class Throttled(ProviderBusy):
     """ESME_RTHROTTLED: the operator's rate limit was exceeded."""
+
+
+class SubmitRefused(ProviderBusy):
+    """An operator refusal that is often temporary in practice, but not always.
+
+    Not accepted, so not charged: retrying is safe, and a few durable retries
+    ride out a route or handset that is briefly unavailable; a refusal that
+    persists is dead-lettered after :attr:`max_durable_retries` (docs/errors.md).
+    """
+
+    max_durable_retries = 3
 
 
 class AmbiguousError(ConnectusError):
@@ -137,13 +157,23 @@ class Rejected(PermanentError):
 
 
 class AccountError(ConnectusError):
-    """The account itself is unusable: pause every send rather than fail each."""
+    """A scope is unusable (the account, a product, a balance): pause it rather than
+    fail each message of it."""
 
     outcome = "pause"
 
 
 class AuthenticationFailed(AccountError):
     """HTTP 401/403: a wrong or revoked API key."""
+
+
+class OperatorLoginFailed(AccountError):
+    """The operator refused the account's login (ESME_RBINDFAIL, ESME_RINVPASWD,
+    ESME_RINVSYSID): no SMS of the account can go until it is fixed."""
+
+
+class ProductDenied(AccountError):
+    """The product is not allowed to the account (ESME_RPROHIBITED, ESME_RSERTYPUNAUTH)."""
 
 
 class BalanceExhausted(AccountError):

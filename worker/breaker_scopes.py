@@ -1,0 +1,171 @@
+"""What a pause covers: the scopes of the circuit breaker, and which one an error opens.
+
+A send touches several things that can stop working independently, so the
+breaker (:mod:`worker.breaker`) keeps one state machine per *scope*, and a
+message is held back only while a scope that covers it is open:
+
+=========================  ===============================  ============================
+scope                      opened by                        covers
+=========================  ===============================  ============================
+``account``                401/403, the operator login      every send
+                           errors (``OperatorLoginFailed``)
+``host:v3|v1|qr``          ``BREAKER_FAILURE_THRESHOLD``    sends to that API host
+                           consecutive 5xx/connect failures
+``product:<p>``            ``ESME_RPROHIBITED``,            sends of that product
+                           ``ESME_RSERTYPUNAUTH``
+                           (``ProductDenied``)
+``balance:sms:<CC>[@id]``  an exhausted balance (402)       SMS and SMS OTPs to that
+``balance:<p>[@id]``                                        country (``CC``: ISO region
+                                                            of the calling code), or the
+                                                            product; ``@id`` a subclient's
+=========================  ===============================  ============================
+
+Products are what Connectus authorises and bills: ``sms`` (SMS and SMS OTP,
+v3 and v1), ``email`` (e-mail and e-mail OTP), ``whatsapp`` (v3) and
+``whatsapp_qr`` (the QR API, which draws on no balance). The country is
+taken from the destination number, as the platform charges SMS per
+destination country; a send with ``id_client`` draws on that subclient's
+balance only, so its balance scope is the subclient's.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import phonenumbers
+
+from core.models import Kind
+from worker.connectus.errors import (
+    AccountError,
+    AmbiguousServerError,
+    BalanceExhausted,
+    ConnectFailed,
+    ConnectionDropped,
+    ConnectusError,
+    ProductDenied,
+    ResponseTimeout,
+    ServiceUnavailable,
+)
+
+ACCOUNT = "account"
+HOSTS = ("v3", "v1", "qr")
+#: Failures that say the API host did not answer: they count towards a streak.
+PLATFORM_FAILURES = (
+    ConnectFailed,
+    ServiceUnavailable,
+    AmbiguousServerError,
+    ResponseTimeout,
+    ConnectionDropped,
+)
+UNKNOWN_COUNTRY = "ZZ"
+
+Effect = Literal["trip", "failure", "answered", "ignored"]
+
+_HOST_PRODUCT: Mapping[Kind, tuple[str, str]] = {
+    Kind.SMS: ("v3", "sms"),
+    Kind.OTP: ("v3", "sms"),
+    Kind.EMAIL: ("v3", "email"),
+    Kind.OTP_EMAIL: ("v3", "email"),
+    Kind.WHATSAPP: ("v3", "whatsapp"),
+    Kind.WHATSAPP_QR: ("qr", "whatsapp_qr"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one send touches: its API ``host``, its ``product``, the balance it draws on.
+
+    ``dst``: the destination number (SMS: its country is the balance's);
+    ``country``: the ISO region when known without a number (v1 bulk: Chile);
+    ``client``: the subclient (``id_client``) whose balance pays, if any.
+    """
+
+    host: str
+    product: str
+    dst: str | None = None
+    country: str | None = None
+    client: str | None = None
+
+    @property
+    def host_scope(self) -> str:
+        return f"host:{self.host}"
+
+    @property
+    def product_scope(self) -> str:
+        return f"product:{self.product}"
+
+    @property
+    def balance_scope(self) -> str:
+        """The balance this send draws on (SMS: per destination country)."""
+        scope = f"balance:{self.product}"
+        if self.product == "sms":
+            scope += f":{self.country or country_of(self.dst)}"
+        return scope + (f"@{self.client}" if self.client else "")
+
+    def covered_by(self, scope: str) -> bool:
+        """Whether a pause of ``scope`` holds this send back."""
+        if scope == ACCOUNT:
+            return True
+        if scope.startswith("balance:"):
+            if not scope.startswith(f"balance:{self.product}"):
+                return False  # decided without parsing the number
+            return scope == self.balance_scope
+        return scope in (self.host_scope, self.product_scope)
+
+    def scopes(self) -> tuple[str, ...]:
+        """Every scope that covers this send, the widest first."""
+        return (ACCOUNT, self.host_scope, self.product_scope, self.balance_scope)
+
+
+def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
+    """The target of a single send of ``kind`` with ``payload`` (the producer's fields)."""
+    host, product = _HOST_PRODUCT[kind]
+    dst = payload.get("dst_number") if product == "sms" else None
+    client = payload.get("id_client")
+    return Target(host, product, dst=str(dst) if dst else None,
+                  client=str(client) if client else None)  # fmt: skip
+
+
+#: A v1 ``send_sms_bulk`` call: Chilean mobiles only (the v1 document), no subclient.
+V1_BULK = Target("v1", "sms", country="CL")
+
+
+@functools.lru_cache(maxsize=4096)
+def country_of(number: str | None) -> str:
+    """ISO region of a number's calling code (``56987654321`` → ``CL``), ``ZZ`` if none.
+
+    By calling code, not by the number's own region: Connectus keeps one SMS
+    balance per country, found from the calling code (+1 is one country).
+    """
+    if not number:
+        return UNKNOWN_COUNTRY
+    digits = number.strip().lstrip("+")
+    try:
+        parsed = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return UNKNOWN_COUNTRY
+    region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    return region if region and region != UNKNOWN_COUNTRY else UNKNOWN_COUNTRY
+
+
+def effect(exc: BaseException, target: Target) -> tuple[Effect, str]:
+    """What an error means for the breaker, and the scope it is about.
+
+    ``trip``: open that scope at once; ``failure``: one more in the host's
+    streak; ``answered``: the platform answered (it ends the host's streak);
+    ``ignored``: a bug of ours, which says nothing about Connectus.
+    """
+    if isinstance(exc, BalanceExhausted):
+        return "trip", target.balance_scope
+    if isinstance(exc, ProductDenied):
+        return "trip", target.product_scope
+    if isinstance(exc, AccountError):  # AuthenticationFailed, OperatorLoginFailed
+        return "trip", ACCOUNT
+    if isinstance(exc, PLATFORM_FAILURES):
+        return "failure", target.host_scope
+    if isinstance(exc, ConnectusError):
+        return "answered", target.host_scope
+    return "ignored", ""
