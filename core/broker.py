@@ -17,11 +17,16 @@ from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
 from config import Settings
-from core.broker_scripts import ACK_AND_FETCH, QUARANTINE, RESYNC
 from core.jobs import epoch_ms
 from core.keys import Keys
+from core.luascript import load
 
 log = structlog.get_logger("core.broker")
+
+# core/lua/: each file says its KEYS, ARGV and answer.
+ACK_AND_FETCH = load(__package__, "ack_and_fetch.lua")
+RESYNC = load(__package__, "resync.lua")
+QUARANTINE = load(__package__, "quarantine.lua")
 
 
 class ConnectusBroker(RedisBroker):
