@@ -5,6 +5,7 @@
 -- call refreshes this worker's heartbeat).
 -- KEYS: heartbeats, acks set, queue list, payload hash.
 -- ARGV: now (ms), worker id, how many to fetch, then the ids to acknowledge.
+
 redis.call('ZADD', KEYS[1], ARGV[1], ARGV[2])
 for i = 4, #ARGV do
   if redis.call('SREM', KEYS[2], ARGV[i]) > 0 then

@@ -6,6 +6,7 @@
 -- ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
 --       redis_message_id, message data, key prefix, field/value pairs...
 -- Answers {'created'|'duplicate'|'conflict', job_id}.
+
 local ttl = tonumber(ARGV[3])
 -- Take the key if it is free (the common case: one command, not GET then SET).
 if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl) then

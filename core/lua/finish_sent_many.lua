@@ -4,6 +4,7 @@
 -- KEYS: leases zset, in-flight msgs
 -- ARGV: index ttl_s, key prefix, n shared pairs, shared pairs..., then job_id, fence,
 --       provider_id...
+
 local ttl, prefix, nshared = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
 local shared, new_state = {}, nil
 for i = 4, 3 + 2 * nshared, 2 do

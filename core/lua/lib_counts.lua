@@ -4,6 +4,7 @@
 -- state cost O(1) per transition instead of a scan of its jobs.
 -- Defines: moved(job, old, new, c), apply_moves(), variadic(cmd, key, values),
 -- campaign_key(job, c), and the table deferred_moves (nil: moves applied at once).
+
 -- While a batch script defers them (a table, see apply_moves), moves are summed
 -- per counts key and applied once at its end: 2 HINCRBY per batch and state
 -- instead of per job. Within one script nothing reads the counts in between.

@@ -4,6 +4,7 @@
 -- that was never ours).
 -- KEYS: pending hash, pending since zset.  ARGV: now_ms, limit, key prefix, max_age_ms.
 -- Answers {matched, expired}.
+
 local now, prefix = tonumber(ARGV[1]), ARGV[3]
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
 for _, id in ipairs(old) do

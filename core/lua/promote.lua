@@ -1,6 +1,7 @@
 -- Moves due scheduled messages onto their Dramatiq queues, atomically per batch.
 -- KEYS: schedule zset, schedule msgs.  ARGV: now_ms, limit, dramatiq namespace, key prefix
 -- Answers how many ids were due.
+
 local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 for _, id in ipairs(ids) do
   local data = redis.call('HGET', KEYS[2], id)

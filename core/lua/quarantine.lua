@@ -4,6 +4,7 @@
 -- KEYS: the consumer's acks set, queue msgs, dead-letter zset, dead-letter msgs,
 --       dead-letter reasons.  ARGV: raw data, now_ms, reason
 -- Answers the dead-letter member, or false when the payload was not found.
+
 local ids = redis.call('SMEMBERS', KEYS[1])
 for _, id in ipairs(ids) do
   if redis.call('HGET', KEYS[2], id) == ARGV[1] then

@@ -5,6 +5,7 @@
 -- maintenance never looks (it requeues the acks of dead workers only).
 -- KEYS: acks set, queue list, payload hash. ARGV: the ids the process holds.
 -- Answers how many went back.
+
 local kept = {}
 for i = 1, #ARGV do
   kept[ARGV[i]] = true

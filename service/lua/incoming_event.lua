@@ -3,6 +3,7 @@
 -- ARGV: id_sms, now_ms, seen ttl (s), maxlen, opt_out (1/0), src, dst, provider,
 --       content, content_binary, request_id
 -- Answers {'duplicate', 0, ''} or {'recorded', newly opted out (1/0), stream id}.
+
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return {'duplicate', 0, ''} end
 local added = 0
 if ARGV[5] == '1' then added = redis.call('SADD', KEYS[3], ARGV[6]) end

@@ -4,6 +4,7 @@
 -- KEYS: seen marker, stream, pending hash, pending since zset[, job hash]
 -- ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
 -- Answers {'duplicate', 0, ''} or {'recorded', applied (1/0), stream id}.
+
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return {'duplicate', 0, ''} end
 local applied = 0
 local correlation = ''

@@ -3,6 +3,7 @@
 -- KEYS: campaign, campaigns zset, active set, idempotency key ('' = none)
 -- ARGV: campaign_id, now_ms, ttl_s, fingerprint, field/value pairs...
 -- Answers {'created'|'duplicate'|'conflict', campaign id}.
+
 if KEYS[4] ~= '' then
   local existing = redis.call('GET', KEYS[4])
   if existing then

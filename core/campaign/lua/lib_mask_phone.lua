@@ -1,6 +1,7 @@
 -- Fragment: the mask of a phone number as core.redaction.mask_phone makes it
 -- (kept equal by tests/unit/test_campaign_bulk_claim.py): country prefix and
 -- last 3 digits. Defines: mask_phone(text).
+
 local function mask_phone(text)
   local digits = string.gsub(text, '%D', '')
   if #digits < 8 then return '***' end

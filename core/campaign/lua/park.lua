@@ -3,6 +3,7 @@
 -- KEYS: campaign, parked, queue list, queue msgs
 -- ARGV: member, message id, data
 -- Answers 'parked', or 'queued' when the campaign runs (or is gone) by now.
+
 local st = redis.call('HGET', KEYS[1], 'state')
 if st == 'scheduled' or st == 'paused' or st == 'window' or st == 'late' then
   redis.call('HSET', KEYS[2], ARGV[1], ARGV[3])

@@ -6,6 +6,7 @@
 --       job_id, idempotency key, masked dst, segments, state (queued, or cancelled
 --       for a number that opted out), message id ('' = none), data
 -- Answers 1 when released, 0 when the cursor moved or the campaign is not running.
+
 if redis.call('HGET', KEYS[1], 'state') ~= 'running'
    or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
   return 0

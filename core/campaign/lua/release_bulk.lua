@@ -6,6 +6,7 @@
 -- KEYS: campaign, counts, queue list, queue msgs
 -- ARGV: expected cursor, now_ms, ttl_s, chunk message id, chunk message data, rows
 -- Answers 1 when released, 0 when the cursor moved or the campaign is not running.
+
 if redis.call('HGET', KEYS[1], 'state') ~= 'running'
    or redis.call('HGET', KEYS[1], 'cursor') ~= ARGV[1] then
   return 0
