@@ -46,6 +46,20 @@ def test_the_wheel_holds_the_product_and_its_lua_files_only(tmp_path: Path) -> N
     lua = {str(p.relative_to(ROOT)) for name in PRODUCT for p in (ROOT / name).glob("**/*.lua")}
     assert len(lua) >= 30
     assert lua - set(names) == set()
+    # Installed (the wheel unpacked, first on the path), every store finds its scripts.
+    site = tmp_path / "site"
+    zipfile.ZipFile(out / done.stdout.split()[-1]).extractall(site)
+    load_all = (
+        "import core, core.broker, core.jobs_batch, core.delivery_status, core.campaign.store, "
+        "core.campaign.bulk_release, service.events, service.idempotency, worker.admission, "
+        "worker.chunk_recovery; print(core.__file__)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", load_all], cwd=tmp_path, capture_output=True, text=True,
+        timeout=90, check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip() == str(site / "core" / "__init__.py")
 
 
 BLOCK_DEV_TOOLING = """
