@@ -56,6 +56,12 @@ RUN groupadd --system --gid 10001 connectus \
         --home-dir /nonexistent --shell /usr/sbin/nologin connectus
 
 COPY --from=builder /opt/venv /opt/venv
+# The sandbox and demo roles need the development tooling, which the wheel
+# leaves out (pyproject's package list; cli/devtools_path.py): copied beside
+# the venv and put on PYTHONPATH. The worker and serve roles never import it.
+COPY --from=builder /src/sandbox /opt/connectus-dev/sandbox
+COPY --from=builder /src/devtools /opt/connectus-dev/devtools
+ENV PYTHONPATH=/opt/connectus-dev
 
 WORKDIR /tmp
 USER 10001:10001

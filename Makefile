@@ -35,7 +35,7 @@ test-integration: $(STAMP)  ## Integration tests (real Redis, sandbox over HTTP,
 test-acceptance: $(STAMP)  ## The CLI as a subprocess
 	$(PYTEST) tests/acceptance
 
-lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on worker/, producers/, config/, core/)
+lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on config/, core/, producers/, worker/, service/, devtools/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -30,10 +30,10 @@ import redis
 from core.campaign.bulk_release import BulkRelease
 from core.campaign.render import masked
 from core.campaign.store import CampaignStore, job_id_for
-from core.embedded_redis import RedisServer
 from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
+from devtools.embedded_redis import RedisServer
 from worker.campaign_messages import chunk_message
 
 SIZE = 1000

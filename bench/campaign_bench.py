@@ -25,7 +25,7 @@ Scenarios (full size; ``--quick`` runs 1/20 of each):
     10 s. ``msgs_per_s`` counts recipients (requests/s x 1,000).
 ``campaign_v1_bulk`` / ``campaign_v1_bulk_2proc`` (project)
     End to end: a 100,000-recipient campaign due now, through a
-    :class:`cli.stack.LocalStack` (real sandbox, latency 0; ``connectus
+    :class:`devtools.stack.LocalStack` (real sandbox, latency 0; ``connectus
     worker`` with 1, then 2 processes, 8 threads), from ``send`` to state
     ``finished``. Rate limits lifted, ``CAMPAIGN_MAX_PENDING=50000``; the
     sandbox's status steps are slowed to an hour so that its scheduler does not
@@ -168,7 +168,7 @@ def _redis(url: str | None) -> Iterator[str]:
     if url:
         yield url
         return
-    from core.embedded_redis import RedisServer
+    from devtools.embedded_redis import RedisServer
 
     exe = shutil.which("redis-server")
     server = RedisServer(executable=exe) if exe else RedisServer()

@@ -56,7 +56,7 @@ class _Load:
 
 
 async def _bulk_load(base_url: str, *, seconds: float, connections: int) -> _Load:
-    from cli.stack import SANDBOX_KEY, SANDBOX_USER
+    from devtools.stack import SANDBOX_KEY, SANDBOX_USER
 
     body = _bulk_body()
     latencies: list[float] = []
@@ -91,7 +91,7 @@ def sandbox_bulk(
     *, redis_url: str, workdir: Path, seconds: float, connections: int = 4
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``campaign_sandbox_bulk``: the sandbox alone under bulk calls of 1,000."""
-    from cli.stack import LocalStack
+    from devtools.stack import LocalStack
 
     log_dir = workdir / "logs" / f"sandbox-{uuid.uuid4().hex[:6]}"
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -141,8 +141,8 @@ def v1_bulk(
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``campaign_v1_bulk`` (1 process) or ``campaign_v1_bulk_<P>proc``: row and details."""
-    from cli.stack import LocalStack
     from core.campaign.model import CampaignState
+    from devtools.stack import LocalStack
     from producers.campaign_plan import CampaignOptions
     from producers.campaigns import CampaignProducer
 

@@ -51,8 +51,8 @@ import redis
 from bench import procstats
 from bench.rows import Result, percentile
 from bench.runinfo import ROOT
-from cli.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
-from core.embedded_redis import RedisServer
+from devtools.embedded_redis import RedisServer
+from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 
 BASELINE_NAMESPACE = "bench-baseline"
 PROJECT_PREFIX = "cwbench"

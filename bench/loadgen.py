@@ -19,7 +19,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cli.stack import SANDBOX_KEY, SANDBOX_USER
+from devtools.stack import SANDBOX_KEY, SANDBOX_USER
 
 PATH = "/api_v3/sms/send_individual"
 BODY = {"dst_number": "56981234567", "sms_content": "Benchmark load"}

@@ -18,6 +18,7 @@ import typer
 
 from cli import campaign, dlq, review, send, serve_cmd, worker_cmd
 from cli.common import EXIT_CONFIG, fail, job_store, load_or_exit, output
+from cli.devtools_path import dev_tools_or_exit
 from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
 
@@ -92,7 +93,8 @@ def demo(
     timeout_s: float = typer.Option(180.0, help="Give up after this many seconds."),
 ) -> None:
     """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
-    from cli.demo import run_demo
+    dev_tools_or_exit("demo")
+    from devtools.demo import run_demo
 
     raise typer.Exit(
         run_demo(messages=messages, processes=processes, threads=threads, timeout_s=timeout_s)

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from cli.devtools_path import dev_tools_or_exit
+
 
 def sandbox_command(
     port: Annotated[int, typer.Option(help="TCP port to listen on.")] = 8081,
@@ -50,6 +52,7 @@ def sandbox_command(
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
 ) -> None:
     """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
+    dev_tools_or_exit("sandbox")
     from sandbox.config import (
         FAULTS_ALL,
         FAULTS_SEND_ONLY,

@@ -97,6 +97,12 @@ class AutoPipeline:
         #: ``_guard``.
         self.overdue = 0
 
+    @property
+    def queued(self) -> int:
+        """Calls waiting for a leader to write them (a gauge: a batch in flight is not)."""
+        with self._guard:
+            return len(self._pending)
+
     def evalsha(self, sha: str, numkeys: int, *keys_and_args: Any) -> Any:
         if self._closed:
             return self.client.evalsha(sha, numkeys, *keys_and_args)

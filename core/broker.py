@@ -1,4 +1,20 @@
-"""Build the Dramatiq broker: one function, used by the CLI, the tests and the workers."""
+"""Build the Dramatiq broker: one function, used by the CLI, the tests and the workers.
+
+Where Dramatiq has no public hook, the workaround is confined to this module.
+Dramatiq's private names used here, and why:
+
+- ``dramatiq.brokers.redis._RedisConsumer``: the base of :class:`_BatchingConsumer`.
+  ``RedisBroker.consumer_class`` is Dramatiq's hook for another consumer, but
+  the Redis consumer it returns is private; its nack and requeue are kept.
+- The argument layout of Dramatiq's ``dispatch.lua`` (``broker.scripts["dispatch"]``),
+  in :meth:`ConnectusBroker.maintain`: Dramatiq runs its maintenance (requeue
+  the messages of dead workers) only by chance on its own calls, and this
+  consumer makes none; there is no public call to run it.
+
+Dramatiq's fetch cap (``RedisBroker._max_unpack_size``) is not used: the
+same value is computed here (:meth:`ConnectusBroker.max_unpack_size`), per
+broker, from the public ``maxstack`` script and ``dramatiq_lua_max_stack``.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +26,23 @@ from typing import Any
 import redis
 import structlog
 from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
+from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis
 from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
 from config import Settings
-from core.broker_scripts import ACK_AND_FETCH, QUARANTINE, RESYNC
 from core.jobs import epoch_ms
 from core.keys import Keys
+from core.luascript import load
 
 log = structlog.get_logger("core.broker")
+
+# core/lua/: each file says its KEYS, ARGV and answer.
+ACK_AND_FETCH = load(__package__, "ack_and_fetch.lua")
+RESYNC = load(__package__, "resync.lua")
+QUARANTINE = load(__package__, "quarantine.lua")
 
 
 class ConnectusBroker(RedisBroker):
@@ -59,10 +80,32 @@ class ConnectusBroker(RedisBroker):
         self._pending_acks: dict[str, deque[str]] = {}
         self._held: dict[str, set[str]] = {}
         self._resync: set[str] = set()
+        self._max_unpack: int | None = None
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
         return _BatchingConsumer
+
+    def max_unpack_size(self) -> int:
+        """How many values one script call may unpack: half of Lua's stack, as Dramatiq
+        caps its fetches (``dramatiq_lua_max_stack``, else asked of Redis once)."""
+        if self._max_unpack is None:
+            stack = DEFAULT_LUA_MAX_STACK or int(self.scripts["maxstack"]())
+            self._max_unpack = stack // 2
+        return self._max_unpack
+
+    def maintain(self, queue_name: str) -> None:
+        """Requeue the messages of dead workers on ``queue_name``, now.
+
+        Dramatiq's ``dispatch.lua`` runs this maintenance only on a random
+        share of its own calls; forced on here ("do_maintenance" = 1) with
+        its harmless ``qsize`` command.
+        """
+        self.scripts["dispatch"](
+            keys=[self.namespace],
+            args=["qsize", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
+                  self.dead_message_ttl, 1, self.max_unpack_size()],
+        )  # fmt: skip
 
     def quarantine(self, queue_name: str, data: bytes, reason: str) -> str | None:
         """Move one undecodable payload of this worker's ``queue_name`` to the dead letters."""
@@ -214,8 +257,8 @@ class _BatchingConsumer(_RedisConsumer):
             if self.queue_name in self.broker._resync:
                 self._recover(acks)
             if fetch:
-                # Dramatiq's cap (half Lua's stack); its first call asks Redis.
-                fetch = min(fetch, self.broker._max_unpack_size())
+                # Dramatiq's cap (half Lua's stack); the first call asks Redis.
+                fetch = min(fetch, self.broker.max_unpack_size())
             return self.broker.ack_and_fetch(self.queue_name, acks, fetch)  # type: ignore[no-any-return]
         except redis.RedisError as exc:
             # Put them back: the next call (or close) sends them again.

@@ -2,7 +2,7 @@
 
 :meth:`core.jobs.JobStore.claim` and :meth:`worker.admission.Admission.admit`
 (token and claim in one script) both answer with a :class:`Claim`, read from
-the claim script's reply (:data:`core.send_scripts.CLAIM`) by :func:`claimed`.
+the claim script's reply (``core/lua/claim.lua``) by :func:`claimed`.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class Claim:
 
 
 def claimed(answer: list[Any]) -> Claim:
-    """Read the claim script's answer (see :data:`core.send_scripts.CLAIM`)."""
+    """Read the claim script's answer (see ``core/lua/claim.lua``)."""
     status = answer[0].decode()
     if status == "ok":
         return Claim("ok", fence=int(answer[1]), attempts=int(answer[2]))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import redis
 
 from core.keys import Keys
+from core.luascript import load
 
 #: Platform statuses in the order a message goes through them; the last three are final.
 STATUS_RANK = {
@@ -27,52 +28,9 @@ STATUS_RANK = {
 }  # fmt: skip
 FINAL_RANK = 5
 
-# KEYS: job.  ARGV: status, now_ms, rank.  Answers 1 if the record changed.
-_RECORD = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-local current = tonumber(redis.call('HGET', KEYS[1], 'delivery_status_rank') or '-1')
-if tonumber(ARGV[3]) < current or redis.call('HGET', KEYS[1], 'delivery_status') == ARGV[1] then
-  return 0
-end
-redis.call('HSET', KEYS[1], 'delivery_status', ARGV[1], 'delivery_status_at', ARGV[2],
-  'delivery_status_rank', ARGV[3])
-return 1
-"""
-
-
-# KEYS: pending hash, pending since zset.  ARGV: now_ms, limit, key prefix, max_age_ms.
-# Applies pending statuses whose message now has a job (the same rule as _RECORD),
-# newest first (a status for a message not ours waits, unmatched, at the old end);
-# forgets those older than max_age_ms (a message id that was never ours).
-# Answers {matched, expired}.
-_MATCH = """
-local now, prefix = tonumber(ARGV[1]), ARGV[3]
-local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
-for _, id in ipairs(old) do
-  redis.call('HDEL', KEYS[1], id)
-  redis.call('ZREM', KEYS[2], id)
-end
-local matched = 0
-for _, id in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1)) do
-  local job_id = redis.call('GET', prefix .. ':provider:' .. id)
-  if job_id then
-    local rank, status, at = string.match(redis.call('HGET', KEYS[1], id) or '',
-      '^(%-?%d+)|([^|]*)|(%d+)$')
-    local job = prefix .. ':job:' .. job_id
-    if rank and redis.call('EXISTS', job) == 1 then
-      local current = tonumber(redis.call('HGET', job, 'delivery_status_rank') or '-1')
-      if tonumber(rank) >= current then
-        redis.call('HSET', job, 'delivery_status', status, 'delivery_status_at', at,
-          'delivery_status_rank', rank)
-      end
-    end
-    redis.call('HDEL', KEYS[1], id)
-    redis.call('ZREM', KEYS[2], id)
-    matched = matched + 1
-  end
-end
-return {matched, #old}
-"""
+# core/lua/: each file says its KEYS, ARGV and answer.
+_RECORD = load(__package__, "record_status.lua")
+_MATCH = load(__package__, "match_statuses.lua")
 
 #: How long a status waits for its send to be recorded (ms): far beyond a lease
 #: expiry plus reconciliation; an id still unknown then was not ours.

@@ -3,7 +3,7 @@
 One Redis hash per job (``{prefix}:job:{id}``) is both the record that
 ``get_status`` reads and the ledger state machine the worker drives
 (see :mod:`core.models` for the states). Every transition is one Lua
-script (:mod:`core.scripts`, :mod:`core.send_scripts`): atomic, one round trip.
+script (``core/lua/*.lua``, read by :mod:`core.luascript`): atomic, one round trip.
 
 Clock: ``clock`` returns epoch milliseconds and is injected for tests.
 
@@ -21,13 +21,23 @@ from typing import Any
 import redis
 from dramatiq import Message
 
-from core import scripts, send_scripts
 from core.autopipeline import AutoPipeline
 from core.claims import Claim, claimed
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
 from core.keys import Keys
+from core.luascript import load
 from core.models import JobRecord
+
+# The ledger's transitions (core/lua/: each file says its KEYS, ARGV and answer).
+ENQUEUE = load(__package__, "enqueue.lua")
+CLAIM = load(__package__, "claim.lua")
+FINISH = load(__package__, "finish.lua")
+PROMOTE = load(__package__, "promote.lua")
+CANCEL = load(__package__, "cancel.lua")
+REPLAY = load(__package__, "replay.lua")
+RESOLVE = load(__package__, "resolve.lua")
+SWEEP = load(__package__, "sweep.lua")
 
 
 def epoch_ms() -> int:
@@ -74,14 +84,14 @@ class JobStore(JobRecovery):
         self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
-        self._enqueue = client.register_script(scripts.ENQUEUE)
-        self._claim = client.register_script(send_scripts.CLAIM)
-        self._finish = client.register_script(send_scripts.FINISH)
-        self._promote = client.register_script(scripts.PROMOTE)
-        self._cancel = client.register_script(scripts.CANCEL)
-        self._replay = client.register_script(scripts.REPLAY)
-        self._resolve = client.register_script(scripts.RESOLVE)
-        self._sweep = client.register_script(send_scripts.SWEEP)
+        self._enqueue = client.register_script(ENQUEUE)
+        self._claim = client.register_script(CLAIM)
+        self._finish = client.register_script(FINISH)
+        self._promote = client.register_script(PROMOTE)
+        self._cancel = client.register_script(CANCEL)
+        self._replay = client.register_script(REPLAY)
+        self._resolve = client.register_script(RESOLVE)
+        self._sweep = client.register_script(SWEEP)
 
     # -- producers -----------------------------------------------------------
 
@@ -180,7 +190,7 @@ class JobStore(JobRecovery):
         token: str = "",
         message: Message[Any] | None = None,
     ) -> tuple[list[str], list[str | int | bytes]]:
-        """KEYS and ARGV of :data:`core.send_scripts.CLAIM` (for scripts that embed the claim)."""
+        """KEYS and ARGV of ``core/lua/claim.lua`` (for scripts that embed the claim)."""
         return (
             [self.keys.job(job_id), self.keys.unknown, self.keys.leases,
              self.keys.inflight_messages, self.keys.unknown_messages],

@@ -1,10 +1,11 @@
 """Ledger transitions for many jobs at once: a v1 bulk of up to 1,000 recipients.
 
 The same per-job state machine as :class:`core.jobs.JobStore` (the same Lua
-``claim`` function and the same fenced ``FINISH`` script), driven for a
-whole chunk in one round trip each way: one ``CLAIM_BULK`` (which makes the
-chunk's records at its first claim) or ``CLAIM_MANY`` before the bulk call,
-one ``FINISH_SENT_MANY`` or pipeline of ``FINISH`` calls after it.
+``claim`` function, ``core/lua/lib_claim.lua``, and the same fenced
+``finish.lua``), driven for a whole chunk in one round trip each way: one
+``claim_bulk.lua`` (which makes the chunk's records at its first claim) or
+``claim_many.lua`` before the bulk call, one ``finish_sent_many.lua`` or a
+pipeline of ``finish.lua`` calls after it.
 """
 
 from __future__ import annotations
@@ -15,9 +16,13 @@ from typing import Any
 
 from dramatiq import Message
 
-from core import batch_scripts, send_scripts
 from core.claims import Claim
-from core.jobs import JobStore
+from core.jobs import FINISH, JobStore
+from core.luascript import load
+
+CLAIM_MANY = load(__package__, "claim_many.lua")
+CLAIM_BULK = load(__package__, "claim_bulk.lua")
+FINISH_SENT_MANY = load(__package__, "finish_sent_many.lua")
 
 #: FINISH modes: where a finished job's message copy goes.
 Mode = str  # "done" (no copy), "dead", "unknown", "retry"
@@ -40,10 +45,10 @@ class BatchLedger:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self._claim_many = store.client.register_script(batch_scripts.CLAIM_MANY)
-        self._claim_bulk = store.client.register_script(batch_scripts.CLAIM_BULK)
-        self._finish_sent = store.client.register_script(batch_scripts.FINISH_SENT_MANY)
-        self._finish = store.client.register_script(send_scripts.FINISH)
+        self._claim_many = store.client.register_script(CLAIM_MANY)
+        self._claim_bulk = store.client.register_script(CLAIM_BULK)
+        self._finish_sent = store.client.register_script(FINISH_SENT_MANY)
+        self._finish = store.client.register_script(FINISH)
 
     def claim_many(
         self, job_ids: Sequence[str], *, worker_id: str, lease_ms: int, token: str

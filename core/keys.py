@@ -127,7 +127,7 @@ class Keys:
 
     def campaign_made(self, campaign_id: str) -> str:
         """Bitmap: bit n set once the job records of v1 bulk chunk n were made
-        (its first claim, see :data:`core.batch_scripts.CLAIM_BULK`)."""
+        (its first claim, see ``core/lua/claim_bulk.lua``)."""
         return f"{self.prefix}:campaign:{campaign_id}:made"
 
     def campaign_pump(self, campaign_id: str) -> str:

@@ -1,6 +1,6 @@
 """Operating a campaign: pause, resume, cancel, its status, its report.
 
-Control is one atomic state change in Redis (:mod:`core.campaign.scripts`):
+Control is one atomic state change in Redis (``core/campaign/lua/control.lua``):
 every worker sees it at its next claim, so a cancel stops every pod within
 one send, and a cancel before ``deliver_at`` sends nothing.
 """

@@ -8,7 +8,7 @@ when installed, access log off). ``SandboxServer`` is for tests and demos::
         server.state.tick(...)                    # the live state, same process
 
 The thread and the start-up wait (an event set by uvicorn's startup, not a sleep)
-are :mod:`core.threaded_server`'s, shared with the service.
+are :mod:`devtools.threaded_server`'s, shared with the service.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 import uvicorn
 from starlette.applications import Starlette
 
-from core.threaded_server import ThreadedServer
+from devtools.threaded_server import ThreadedServer
 from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.faults import ConnectionDropped

@@ -22,50 +22,12 @@ import redis
 
 from core.delivery_status import STATUS_RANK
 from core.keys import Keys
+from core.luascript import load
 from producers.optout import optout_key
 
-# KEYS: seen marker, stream, pending hash, pending since zset[, job hash]
-# ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
-# Without a job (its send not recorded yet) the status is kept as pending, the
-# highest-ranked one per message, for core.delivery_status.PendingStatuses.
-_STATUS = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return {'duplicate', 0, ''} end
-local applied = 0
-local correlation = ''
-if #KEYS == 5 and redis.call('EXISTS', KEYS[5]) == 1 then
-  local current = tonumber(redis.call('HGET', KEYS[5], 'delivery_status_rank') or '-1')
-  if tonumber(ARGV[6]) >= current then
-    redis.call('HSET', KEYS[5], 'delivery_status', ARGV[2], 'delivery_status_at', ARGV[3],
-      'delivery_status_rank', ARGV[6])
-    applied = 1
-  end
-  correlation = redis.call('HGET', KEYS[5], 'correlation_id') or ''
-elseif #KEYS == 4 then
-  local kept = redis.call('HGET', KEYS[3], ARGV[1])
-  if not kept or tonumber(ARGV[6]) >= tonumber(string.match(kept, '^(%-?%d+)|')) then
-    redis.call('HSET', KEYS[3], ARGV[1], ARGV[6] .. '|' .. ARGV[2] .. '|' .. ARGV[3])
-    redis.call('ZADD', KEYS[4], 'NX', ARGV[3], ARGV[1])
-  end
-end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[5], '*', 'v', '1',
-  'kind', 'sms_status', 'id_sms', ARGV[1], 'status', ARGV[2], 'job_id', ARGV[7],
-  'correlation_id', correlation, 'received_at', ARGV[3], 'request_id', ARGV[8])
-return {'recorded', applied, id}
-"""
-
-# KEYS: seen marker, stream, opt-out set
-# ARGV: id_sms, now_ms, seen ttl (s), maxlen, opt_out (1/0), src, dst, provider,
-#       content, content_binary, request_id
-_INCOMING = """
-if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[3]) then return {'duplicate', 0, ''} end
-local added = 0
-if ARGV[5] == '1' then added = redis.call('SADD', KEYS[3], ARGV[6]) end
-local id = redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[4], '*', 'v', '1',
-  'kind', 'sms_incoming', 'id_sms', ARGV[1], 'src_number', ARGV[6], 'dst_number', ARGV[7],
-  'src_provider', ARGV[8], 'sms_content', ARGV[9], 'sms_content_binary', ARGV[10],
-  'opt_out', ARGV[5], 'received_at', ARGV[2], 'request_id', ARGV[11])
-return {'recorded', added, id}
-"""
+# service/lua/: each file says its KEYS, ARGV and answer.
+_STATUS = load(__package__, "status_event.lua")
+_INCOMING = load(__package__, "incoming_event.lua")
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ from starlette.responses import Response
 
 from core.hashing import fingerprint as canonical_fingerprint
 from core.keys import Keys
+from core.luascript import load
 from core.validation import FieldError, InvalidInput, validate_idempotency_key
 from service.problems import ProblemError
 
@@ -43,22 +44,9 @@ IDEMPOTENCY_HEADER = "Idempotency-Key"
 #: How long an in-flight marker outlives a crashed request, in ms.
 LOCK_TTL_MS = 30_000
 
-# KEYS: answer, lock.  ARGV: lock token, lock ttl (ms)
-# One round trip: a stored answer wins; else take the marker; else someone holds it.
-_BEGIN = """
-local stored = redis.call('GET', KEYS[1])
-if stored then return {'stored', stored} end
-if redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return {'locked', ''} end
-return {'busy', ''}
-"""
-
-# KEYS: answer, lock.  ARGV: lock token, answer (JSON), answer ttl (s; 0 = don't store)
-# Store the answer (if any) and release the marker only if it is still ours.
-_FINISH = """
-if tonumber(ARGV[3]) > 0 then redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3]) end
-if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
-return 1
-"""
+# service/lua/: each file says its KEYS, ARGV and answer.
+_BEGIN = load(__package__, "idempotency_begin.lua")
+_FINISH = load(__package__, "idempotency_finish.lua")
 
 
 @dataclass(frozen=True, slots=True)

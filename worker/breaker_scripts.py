@@ -1,4 +1,4 @@
-"""The circuit breaker's Lua, read from ``worker/lua/breaker_*.lua`` (importlib.resources).
+"""The circuit breaker's Lua: ``worker/lua/breaker_*.lua``, read by :func:`core.luascript.load`.
 
 :mod:`worker.breaker` calls them. Each scope's state is one hash (``state``,
 ``failures``, ``opens``, ``successes``, ``since``, ``open_until``,
@@ -10,15 +10,9 @@ trip. Times are epoch ms.
 
 from __future__ import annotations
 
-from importlib import resources
+from core.luascript import load
 
-
-def _script(name: str) -> str:
-    lua = resources.files("worker") / "lua"
-    return (lua / "breaker_common.lua").read_text() + (lua / f"breaker_{name}.lua").read_text()
-
-
-ALLOW = _script("allow")
-FAILURE = _script("failure")
-SUCCESS = _script("success")
-CLOSE = _script("close")
+ALLOW = load(__package__, "breaker_allow.lua")
+FAILURE = load(__package__, "breaker_failure.lua")
+SUCCESS = load(__package__, "breaker_success.lua")
+CLOSE = load(__package__, "breaker_close.lua")

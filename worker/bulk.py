@@ -1,7 +1,7 @@
 """One campaign chunk through v1 ``send_sms_bulk``: up to 1,000 recipients per call.
 
 Idempotency holds per recipient, as for single sends: every recipient has
-its own job record, made by the chunk's first claim (``CLAIM_BULK``: record,
+its own job record, made by the chunk's first claim (``core/lua/claim_bulk.lua``: record,
 lease, fence, in one script) *before* the call, and the chunk's jobs are
 finished together, fenced, after it. A redelivered chunk message finds its
 sent recipients ``done`` and sends only the rest.

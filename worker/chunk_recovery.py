@@ -1,7 +1,7 @@
 """v1 bulk chunk messages that a worker older than this version dead-lettered, put back.
 
 A v1 bulk chunk's job records are made by its first claim
-(:data:`core.batch_scripts.CLAIM_BULK`), and its message says so
+(``core/lua/claim_bulk.lua``), and its message says so
 (``records="claim"``, :func:`worker.campaign_messages.chunk_message`). A worker of an
 older version, met during a rolling update or after a rollback, would find
 no records and skip the chunk for good; the extra argument makes it
@@ -21,21 +21,13 @@ import redis
 import structlog
 
 from core.keys import Keys
+from core.luascript import load
 from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message, chunk_of
 
 log = structlog.get_logger("worker.chunk_recovery")
 
-# KEYS: dead letters, dead-letter msgs, dead-letter reasons, queue list, queue msgs
-# ARGV: member, message id, message data
-# Answers 1 when moved, 0 when another process moved (or purged) it first.
-REQUEUE = """
-if redis.call('ZREM', KEYS[1], ARGV[1]) == 0 then return 0 end
-redis.call('HDEL', KEYS[2], ARGV[1])
-redis.call('HDEL', KEYS[3], ARGV[1])
-redis.call('HSET', KEYS[5], ARGV[2], ARGV[3])
-redis.call('RPUSH', KEYS[4], ARGV[2])
-return 1
-"""
+# worker/lua/requeue_chunk.lua says its KEYS, ARGV and answer.
+REQUEUE = load(__package__, "requeue_chunk.lua")
 
 
 class ChunkRecovery:

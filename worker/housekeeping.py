@@ -34,9 +34,8 @@ from collections.abc import Iterable
 
 import redis
 import structlog
-from dramatiq.brokers.redis import RedisBroker
-from dramatiq.common import current_millis
 
+from core.broker import ConnectusBroker
 from core.delivery_status import PendingStatuses
 from core.jobs import JobStore, epoch_ms
 from worker.campaign_status import StatusPoller
@@ -54,7 +53,7 @@ class Housekeeper(threading.Thread):
         self,
         *,
         store: JobStore,
-        broker: RedisBroker,
+        broker: ConnectusBroker,
         queues: Iterable[str],
         promote_interval_s: float,
         maintenance_interval_s: float = 15.0,
@@ -130,20 +129,5 @@ class Housekeeper(threading.Thread):
 
     def run_maintenance(self) -> None:
         """Re-queue messages held by dead workers, on every queue."""
-        dispatch = self.broker.scripts["dispatch"]
         for queue in self.queues:
-            # The dispatch script's own maintenance branch, forced on
-            # ("do_maintenance" = 1) with the harmless "qsize" command.
-            dispatch(
-                keys=[self.broker.namespace],
-                args=[
-                    "qsize",
-                    current_millis(),
-                    queue,
-                    self.broker.broker_id,
-                    self.broker.heartbeat_timeout,
-                    self.broker.dead_message_ttl,
-                    1,
-                    self.broker._max_unpack_size(),  # type: ignore[no-untyped-call]
-                ],
-            )
+            self.broker.maintain(queue)

@@ -1,4 +1,4 @@
-"""The release of a v1 bulk SMS chunk through ``RELEASE_BULK``: the pump's fast path.
+"""The release of a v1 bulk SMS chunk through ``lua/release_bulk.lua``: the pump's fast path.
 
 O(1) per chunk: the chunk's message is queued, its rows counted ``queued`` and
 the cursor advanced (compare-and-set), as :meth:`CampaignStore.release` does.
@@ -12,9 +12,11 @@ from typing import Any
 
 from dramatiq import Message
 
-from core.campaign import scripts
 from core.campaign.model import Campaign
 from core.campaign.store import CampaignStore
+from core.luascript import load
+
+RELEASE_BULK = load(__package__, "release_bulk.lua")
 
 
 class BulkRelease:
@@ -22,7 +24,7 @@ class BulkRelease:
 
     def __init__(self, store: CampaignStore) -> None:
         self.store = store
-        self._script = store.client.register_script(scripts.RELEASE_BULK)
+        self._script = store.client.register_script(RELEASE_BULK)
 
     def release(self, campaign: Campaign, *, queue: str, chunk_message: Message[Any]) -> bool:
         """Release chunk ``campaign.cursor``.

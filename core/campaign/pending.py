@@ -1,7 +1,7 @@
 """What a v1 bulk recipient shows between its chunk's release and first claim.
 
 The job records of a v1 bulk chunk are made by the chunk's first claim
-(:data:`core.batch_scripts.CLAIM_BULK`), in the same script that leases them,
+(``core/lua/claim_bulk.lua``), in the same script that leases them,
 not when the pump releases the chunk: one write per recipient instead of a
 write at release and a read and a write at the claim, on the Redis thread a
 bulk campaign saturates. Until that claim a released recipient has no record.

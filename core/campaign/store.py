@@ -28,11 +28,18 @@ from typing import Any, Literal
 import redis
 from dramatiq import Message
 
-from core.campaign import scripts
 from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created, _text
 from core.campaign.model import Campaign, CampaignState
 from core.jobs import epoch_ms
 from core.keys import Keys
+from core.luascript import load
+
+# core/campaign/lua/: each file says its KEYS, ARGV and answer.
+CREATE = load(__package__, "create.lua")
+RELEASE = load(__package__, "release.lua")
+CONTROL = load(__package__, "control.lua")
+PARK = load(__package__, "park.lua")
+PUMP_LOCK = load(__package__, "pump_lock.lua")
 
 __all__ = [
     "CHUNK_SIZE", "CampaignConflict", "CampaignStore", "Control", "Created", "ReleasedJob",
@@ -82,11 +89,11 @@ class CampaignStore(ChunkWriter):
         self.ttl_s = ttl_s
         self.job_ttl_s = job_ttl_s
         self.clock = clock
-        self._create = client.register_script(scripts.CREATE)
-        self._release = client.register_script(scripts.RELEASE)
-        self._control = client.register_script(scripts.CONTROL)
-        self._park = client.register_script(scripts.PARK)
-        self._pump_lock = client.register_script(scripts.PUMP_LOCK)
+        self._create = client.register_script(CREATE)
+        self._release = client.register_script(RELEASE)
+        self._control = client.register_script(CONTROL)
+        self._park = client.register_script(PARK)
+        self._pump_lock = client.register_script(PUMP_LOCK)
 
     # -- reading ----------------------------------------------------------------
 
@@ -122,7 +129,7 @@ class CampaignStore(ChunkWriter):
 
     def chunks_made(self, campaign_id: str) -> bytes:
         """The "records made" bitmap of a v1 bulk campaign's chunks (bit n: chunk n;
-        see :data:`core.batch_scripts.CLAIM_BULK`); ``b""`` when none was."""
+        see ``core/lua/claim_bulk.lua``); ``b""`` when none was."""
         return bytes(self.client.get(self.keys.campaign_made(campaign_id)) or b"")  # type: ignore[arg-type]
 
     def deliveries(self, campaign_id: str) -> dict[int, str]:

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from config import load_settings
 from core.campaign.model import CampaignState
 from core.campaign.store import CampaignStore
 from core.keys import Keys
+from devtools.stack import LocalStack
 from tests.support.waiting import wait_for
 from worker.campaigns import CampaignPump
 

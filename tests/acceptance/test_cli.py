@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from core.keys import Keys
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

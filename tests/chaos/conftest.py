@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from cli.stack import LocalStack
-from core.embedded_redis import RedisServer
+from devtools.embedded_redis import RedisServer
+from devtools.stack import LocalStack
 from tests.chaos.harness import CHAOS_ENV
 
 

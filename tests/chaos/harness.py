@@ -48,10 +48,10 @@ from typing import Any
 import httpx
 import redis
 
-from cli.stack import LocalStack
-from core.embedded_redis import RedisServer
 from core.hashing import content_hash
 from core.keys import Keys
+from devtools.embedded_redis import RedisServer
+from devtools.stack import LocalStack
 from producers.api import Producer
 
 # A job is settled when it is in one of these states, or in the review set.

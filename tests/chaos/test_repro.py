@@ -18,10 +18,10 @@ import httpx
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from config import load_settings
-from core.embedded_redis import RedisServer
 from core.keys import Keys
+from devtools.embedded_redis import RedisServer
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.chaos.harness import CHAOS_ENV, children_of, sms_content, wait_until
 from worker.app import lease_ms

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from cli.stack import LocalStack
+from devtools.stack import LocalStack
 from producers.api import Producer
 
 # Fast durable retries, so tests see several attempts in seconds.

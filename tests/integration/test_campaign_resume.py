@@ -19,9 +19,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from core.campaign.model import CampaignState, Transport
-from core.embedded_redis import RedisServer
+from devtools.embedded_redis import RedisServer
+from devtools.stack import LocalStack
 from producers.campaign_plan import CampaignOptions
 from tests.support.waiting import wait_for
 

@@ -17,11 +17,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from cli.stack import LocalStack
 from core.campaign.model import CampaignState, Transport
 from core.campaign.store import CampaignStore
 from core.keys import Keys
 from core.models import Kind
+from devtools.stack import LocalStack
 from producers.campaign_control import CampaignControl
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer

@@ -17,9 +17,9 @@ from collections.abc import Callable
 
 from dramatiq import Message
 
-from cli.stack import LocalStack
 from core.campaign.model import CampaignState
 from core.jobs import JobStore
+from devtools.stack import LocalStack
 from producers.campaign_plan import CampaignOptions
 from tests.support.waiting import wait_for
 from worker.campaigns import CampaignPump

@@ -16,8 +16,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 
-from cli.stack import LocalStack
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

@@ -16,9 +16,9 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from cli.stack import LocalStack
 from core.hashing import content_hash
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

@@ -6,7 +6,7 @@ import asyncio
 from collections.abc import Callable
 
 from bench import loadgen
-from cli.stack import LocalStack
+from devtools.stack import LocalStack
 
 
 def test_the_python_fallback_loads_the_sandbox(make_stack: Callable[..., LocalStack]) -> None:

@@ -8,8 +8,8 @@ housekeeper applies the pending status once the send's provider id is known.
 
 from __future__ import annotations
 
-from cli.stack import LocalStack
 from core.jobs import epoch_ms
+from devtools.stack import LocalStack
 from producers.api import Producer
 from service.events import EventRecorder
 from tests.support.waiting import wait_for

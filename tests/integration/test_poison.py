@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 import dramatiq
 
-from cli.stack import LocalStack
 from core.keys import Keys
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

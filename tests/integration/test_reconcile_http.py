@@ -6,8 +6,8 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from cli.stack import LocalStack
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

@@ -12,8 +12,8 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from cli.stack import LocalStack
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.waiting import wait_for
 

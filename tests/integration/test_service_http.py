@@ -16,12 +16,12 @@ import httpx
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from config import Settings, load_settings
 from core.jobs import JobStore
 from core.keys import Keys
+from devtools.service_server import ServiceServer
+from devtools.stack import LocalStack
 from service.events import events_key
-from service.server import ServiceServer
 
 TOKEN = "it-token-0123456789abcdef"
 SECRET = "it-hook-0123456789abcdef"

@@ -1,6 +1,6 @@
-"""Re-export of :mod:`core.embedded_redis` for tests.
+"""Re-export of :mod:`devtools.embedded_redis` for tests.
 
-The class lives in ``core`` because ``make demo`` needs it outside the test
+The class lives in ``devtools`` because ``make demo`` needs it outside the test
 suite; tests import it from here so that the test-facing name stays put.
 Run ``python -m tests.support.redis_server --print-url`` for a foreground server.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sys
 
-from core.embedded_redis import (
+from devtools.embedded_redis import (
     DEFAULT_LOCAL_URL,
     RedisServer,
     RedisServerError,

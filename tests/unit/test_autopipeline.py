@@ -113,10 +113,10 @@ def _wait_queued(auto: AutoPipeline, count: int) -> None:
     """Until ``count`` calls wait behind the gated first batch (polled: a queued
     call signals nothing of its own)."""
     for _ in range(10_000):
-        if len(auto._pending) >= count:
+        if auto.queued >= count:
             return
         threading.Event().wait(0.001)
-    raise AssertionError(f"only {len(auto._pending)} calls queued")
+    raise AssertionError(f"only {auto.queued} calls queued")
 
 
 def test_calls_waiting_together_share_one_pipeline_and_keep_their_own_answers(
@@ -181,11 +181,13 @@ def test_a_call_still_queued_when_its_wait_runs_out_leaves_unsent(
     gated, auto, script, leader = _stuck_leader(client, wait_timeout_s=0.2)
     with pytest.raises(redis.TimeoutError, match=r"0\.2 s"):
         script(keys=["k:late"], args=["late"], client=auto)
-    assert auto._pending == []
+    assert auto.queued == 0
     _release(gated, leader)
     assert leader["answers"] == {"first": b"first"}
     assert client.get("k:late") is None  # never written: the ledger's retry is the only send
-    assert auto._leading is False
+    # No leader is left behind: the next call leads its own batch, within its 0.2 s.
+    assert script(keys=["k:next"], args=["next"], client=auto) == b"next"
+    assert gated.batch_sizes == [1, 1]
 
 
 def test_a_call_already_written_waits_past_its_timeout_for_the_answer(
@@ -251,4 +253,4 @@ def test_a_lone_caller_makes_its_own_round_trip(client: redis.Redis) -> None:
         assert script(keys=["k"], args=[value], client=auto) == value.encode()
     assert (auto.calls, auto.batches) == (3, 3)
     assert threading.active_count() == before  # no thread of its own
-    assert auto._leading is False and auto._pending == []
+    assert auto.queued == 0

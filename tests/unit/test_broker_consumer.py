@@ -184,13 +184,12 @@ def test_poison_payloads_are_quarantined_and_the_batch_goes_on(broker: Connectus
 
 
 def test_redis_down_on_the_first_fetch_is_a_connection_error_for_dramatiq(
-    broker: ConnectusBroker, client: FlakyRedis, monkeypatch: pytest.MonkeyPatch
+    broker: ConnectusBroker, client: FlakyRedis
 ) -> None:
     # A worker respawned during a Redis outage: even the fetch cap's first
-    # lookup fails as ConnectionClosed, which Dramatiq's consumer thread
-    # handles as a connection error (restart), not as an unexpected one.
-    # Dramatiq caches the cap per class: forget an earlier test's lookup.
-    monkeypatch.setattr(ConnectusBroker, "_max_unpack_size_val", None)
+    # lookup (made once per broker, and this broker is new) fails as
+    # ConnectionClosed, which Dramatiq's consumer thread handles as a
+    # connection error (restart), not as an unexpected one.
     consumer = _consumer(broker)
     client.down = True
     client.commands.clear()
@@ -239,3 +238,30 @@ def test_no_resync_without_a_lost_answer(broker: ConnectusBroker, client: FlakyR
     _take(consumer, 3)
     consumer.close()
     assert not [c for c in client.commands if c[:2] == ("EVALSHA", broker.resync_script.sha)]
+
+
+def test_maintain_requeues_what_a_dead_worker_held(client: FlakyRedis) -> None:
+    settings = load_settings({"KEY_PREFIX": "cwt"})
+    dead, alive = build_broker(settings, client=client), build_broker(settings, client=client)
+    sent = _enqueue(dead, 3)
+    held = _take(_consumer(dead), 3)  # in the dead worker's acks set, never acknowledged
+    assert [m.message_id for m in held] == sent
+    queue = f"{dead.namespace}:transactional"
+    assert client.llen(queue) == 0
+    alive.maintain("transactional")
+    assert client.llen(queue) == 0  # its heartbeat is fresh: not dead yet
+    client.zadd(f"{dead.namespace}:__heartbeats__", {dead.broker_id: 0})  # long silent
+    alive.maintain("transactional")
+    again = _take(_consumer(alive), 3)
+    assert sorted(m.message_id for m in again) == sorted(sent)
+
+
+def test_the_fetch_cap_is_half_the_lua_stack_asked_once(
+    broker: ConnectusBroker, client: FlakyRedis
+) -> None:
+    stack = int(broker.scripts["maxstack"]())
+    client.commands.clear()
+    assert broker.max_unpack_size() == stack // 2 > 0
+    assert len(client.commands) == 1  # asked of Redis...
+    assert broker.max_unpack_size() == stack // 2
+    assert len(client.commands) == 1  # ...once per broker

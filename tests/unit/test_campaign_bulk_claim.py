@@ -18,7 +18,6 @@ import fakeredis
 import pytest
 
 from config import load_settings
-from core.campaign import scripts
 from core.campaign.bulk_release import BulkRelease
 from core.campaign.model import Campaign, CampaignState
 from core.campaign.pending import placeholder
@@ -28,6 +27,7 @@ from core.claims import Claim
 from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
+from core.luascript import load
 from core.redaction import mask_phone
 from producers.api import JobNotFound, Producer
 from producers.campaign_control import CampaignControl
@@ -248,5 +248,7 @@ def test_get_status_and_cancel_of_a_pending_recipient() -> None:
 )  # fmt: skip
 def test_the_lua_phone_mask_is_mask_phone(number: str) -> None:
     client = fakeredis.FakeRedis()
-    lua = client.register_script(scripts._MASK_PHONE + "return mask_phone(ARGV[1])")
+    lua = client.register_script(
+        load("core.campaign", "lib_mask_phone.lua") + "return mask_phone(ARGV[1])"
+    )
     assert lua(args=[number]).decode() == mask_phone(number)

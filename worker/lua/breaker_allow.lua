@@ -1,3 +1,4 @@
+--! include lib_breaker.lua
 -- May a send go? It is held back while any scope covering it is open.
 -- KEYS: index, then (state, probes) for each covering scope that is not closed.
 -- ARGV: now|'', max_probes, lease_ms, probe_id, then each scope's name.

@@ -1,3 +1,4 @@
+--! include lib_breaker.lua
 -- An operator closes a scope (connectus breaker --close): its state, probes and index
 -- entry go. KEYS: index, state, probes.  ARGV: scope.  Answers the state it had.
 local st = redis.call('HGET', KEYS[2], 'state') or 'closed'

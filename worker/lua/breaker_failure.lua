@@ -1,3 +1,4 @@
+--! include lib_breaker.lua
 -- A failure about one scope: count it towards the streak, or open the scope at once.
 -- KEYS: index, state, probes.  ARGV: now|'', probe_id, threshold, base_ms, max_ms,
 -- trip 0|1, reason, scope.  Answers {state, changed, open_for_ms, failures}.

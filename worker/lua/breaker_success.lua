@@ -1,3 +1,4 @@
+--! include lib_breaker.lua
 -- A success (or an answer) about one scope: ends a closed scope's streak, counts towards
 -- closing a half-open one. A closed scope keeps no state: its hash is deleted.
 -- KEYS: index, state, probes.  ARGV: now|'', probe_id, successes_to_close, scope.

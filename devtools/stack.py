@@ -22,7 +22,7 @@ from types import TracebackType
 import httpx
 
 from config import Settings, load_settings
-from core.embedded_redis import DEFAULT_LOCAL_URL, RedisServer, free_port, resolve_redis_url
+from devtools.embedded_redis import DEFAULT_LOCAL_URL, RedisServer, free_port, resolve_redis_url
 
 SANDBOX_USER = "sandbox"
 SANDBOX_KEY = "sandbox-key"
@@ -91,9 +91,11 @@ class LocalStack:
         self.stop()
 
     def start(self) -> None:
-        candidates = [self.requested_redis_url] if self.requested_redis_url else None
-        if candidates is None:
-            candidates = [os.environ.get("REDIS_URL"), DEFAULT_LOCAL_URL]
+        candidates: list[str | None] = (
+            [self.requested_redis_url]
+            if self.requested_redis_url
+            else [os.environ.get("REDIS_URL"), DEFAULT_LOCAL_URL]
+        )
         redis_url, self.redis_server = resolve_redis_url(candidates)
         port = free_port()
         self.sandbox_url = f"http://127.0.0.1:{port}"

@@ -9,7 +9,7 @@ Usable from code::
 
 and from a shell (runs in the foreground until SIGTERM/SIGINT)::
 
-    python -m core.embedded_redis --port 6390 --print-url
+    python -m devtools.embedded_redis --port 6390 --print-url
 
 :func:`resolve_redis_url` picks a Redis that answers, in the order the
 tests and ``make demo`` use.
@@ -251,7 +251,7 @@ def resolve_redis_url(
 
 def main(argv: list[str] | None = None) -> int:
     """Run a server in the foreground until SIGTERM or SIGINT."""
-    parser = argparse.ArgumentParser(prog="python -m core.embedded_redis", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m devtools.embedded_redis", description=__doc__)
     parser.add_argument("--port", type=int, default=None, help="default: a free port")
     parser.add_argument("--appendonly", action="store_true", help="persist with an fsynced AOF")
     parser.add_argument("--dir", default=None, help="data directory (default: temporary)")

@@ -17,8 +17,8 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from cli.stack import LocalStack
 from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
 
 SETTLED = {State.SENT.value, State.FAILED.value, State.UNKNOWN.value, State.CANCELLED.value}

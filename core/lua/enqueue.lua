@@ -1,0 +1,27 @@
+-- Creates a job record and enqueues its Dramatiq message in one step (or
+-- schedules it), unless its idempotency key is taken. The two writes are those
+-- of RedisBroker.enqueue ({ns}:{queue} list of ids + {ns}:{queue}.msgs hash),
+-- so that creating the record and enqueuing can never be separated by a crash.
+-- KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
+-- ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
+--       redis_message_id, message data, key prefix, field/value pairs...
+-- Answers {'created'|'duplicate'|'conflict', job_id}.
+
+local ttl = tonumber(ARGV[3])
+-- Take the key if it is free (the common case: one command, not GET then SET).
+if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl) then
+  local existing = redis.call('GET', KEYS[1])
+  local fp = redis.call('HGET', ARGV[8] .. ':job:' .. existing, 'fingerprint')
+  if fp and fp ~= ARGV[2] then return {'conflict', existing} end
+  return {'duplicate', existing}
+end
+redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 9, #ARGV))
+redis.call('EXPIRE', KEYS[2], ttl)
+if ARGV[4] == 'schedule' then
+  redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
+  redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])
+else
+  redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
+  redis.call('RPUSH', KEYS[3], ARGV[6])
+end
+return {'created', ARGV[1]}
