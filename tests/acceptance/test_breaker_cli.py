@@ -8,7 +8,7 @@ from typing import Any
 
 import redis
 
-from cli.stack import LocalStack
+from devtools.stack import LocalStack
 from tests.acceptance.test_cli import run, run_json
 from tests.support.waiting import wait_for
 

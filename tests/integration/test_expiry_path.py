@@ -16,13 +16,13 @@ import httpx
 import pytest
 import redis
 
-from cli.stack import LocalStack
 from config import Settings, load_settings
 from core.hashing import content_hash
 from core.jobs import epoch_ms
 from core.models import State
+from devtools.service_server import ServiceServer
+from devtools.stack import LocalStack
 from producers.api import Producer
-from service.server import ServiceServer
 from tests.support.waiting import wait_for
 
 from .test_delivery_path import ledger, settle

@@ -11,10 +11,10 @@ from typing import Any
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from cli.stack import LocalStack
-from core.embedded_redis import free_port
 from core.models import State
 from core.redis import connect
+from devtools.embedded_redis import free_port
+from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.integration.test_delivery_path import ledger, set_faults, settle
 from tests.support.waiting import wait_for
