@@ -62,7 +62,19 @@ def status(
         record = job_placeholder(settings, store.client, job_id)
     if record is None:
         fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
-    output(record.model_dump(mode="json"), json_output, title=f"job {job_id}")
+    data = record.model_dump(mode="json")
+    if not json_output and record.provider_id is None and record.provider_id_lookup:
+        lookup = record.provider_id_lookup
+        data["provider_id"] = f"not known: {PROVIDER_ID_LOOKUP.get(lookup, lookup)}"
+    output(data, json_output, title=f"job {job_id}")
+
+
+#: What ``status`` says of a sent job whose answer named no provider id.
+PROVIDER_ID_LOOKUP = {
+    "pending": "Connectus's answer named none; being looked up",
+    "not_found": "Connectus's answer named none, and no listing showed it",
+    "no_listing": "Connectus's answer named none, and it has no listing to look in",
+}
 
 
 @app.command()
