@@ -33,6 +33,14 @@ def sandbox_command(
         bool, typer.Option(help="Fault every documented call, not only sends.")
     ] = False,
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
+    answers: Annotated[
+        str,
+        typer.Option(help="Send answers: chosen (with ids) or documented (as the collection)."),
+    ] = "chosen",
+    v1_params: Annotated[
+        str,
+        typer.Option(help="v1 parameters: query (only the query string, as documented) or any."),
+    ] = "query",
     step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
     undeliverable_rate: Annotated[
         float, typer.Option(help="Share of messages that end NO_ENTREGABLE.")
@@ -44,18 +52,23 @@ def sandbox_command(
     from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
     from sandbox.server import run  # uvicorn is imported only when the command runs
 
-    faults = FaultConfig(
-        latency_ms=latency_ms,
-        jitter_ms=jitter_ms,
-        error_rate=error_rate,
-        rate_429=rate_429,
-        retry_after_s=retry_after_s,
-        throttle_rate=throttle_rate,
-        drop_rate=drop_rate,
-        ambiguous_charge_rate=ambiguous_charge_rate,
-        applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
-        seed=seed,
-    )
+    try:
+        faults = FaultConfig(
+            latency_ms=latency_ms,
+            jitter_ms=jitter_ms,
+            error_rate=error_rate,
+            rate_429=rate_429,
+            retry_after_s=retry_after_s,
+            throttle_rate=throttle_rate,
+            drop_rate=drop_rate,
+            ambiguous_charge_rate=ambiguous_charge_rate,
+            applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
+            seed=seed,
+            answers=answers,
+            v1_params=v1_params,
+        )
+    except ValueError as exc:  # names the setting, e.g. answers
+        raise typer.BadParameter(str(exc)) from exc
     config = config_from_env(
         os.environ,
         faults=faults,

@@ -11,7 +11,16 @@ import logging
 import os
 from collections.abc import Sequence
 
-from sandbox.config import FAULTS_ALL, FAULTS_SEND_ONLY, FaultConfig, config_from_env
+from sandbox.config import (
+    ANSWERS_CHOSEN,
+    ANSWERS_DOCUMENTED,
+    FAULTS_ALL,
+    FAULTS_SEND_ONLY,
+    V1_PARAMS_ANY,
+    V1_PARAMS_QUERY,
+    FaultConfig,
+    config_from_env,
+)
 from sandbox.server import run
 
 
@@ -31,6 +40,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--faults-on-lookups", action="store_true",
                    help="fault every documented call, not only sends")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
+    p.add_argument(
+        "--answers",
+        choices=(ANSWERS_CHOSEN, ANSWERS_DOCUMENTED),
+        default=ANSWERS_CHOSEN,
+        help="send answers: chosen (with ids) or documented (as the collection shows)",
+    )
+    p.add_argument(
+        "--v1-params",
+        choices=(V1_PARAMS_QUERY, V1_PARAMS_ANY),
+        default=V1_PARAMS_QUERY,
+        help="v1 parameters: query (only the query string, as documented) or any",
+    )
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
     p.add_argument("--status-hook-url", default=None, help="SMS status webhook URL")
@@ -51,6 +72,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ambiguous_charge_rate=args.ambiguous_charge_rate,
         applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
         seed=args.seed,
+        answers=args.answers,
+        v1_params=args.v1_params,
     )
     config = config_from_env(
         os.environ,

@@ -24,6 +24,16 @@ DEFAULT_API_KEY = "sandbox-key"
 FAULTS_SEND_ONLY = "send"
 FAULTS_ALL = "all"
 
+# How send calls answer: the project's chosen shapes (docs/connectus-api.md,
+# with ids), or exactly what the collection's saved examples show.
+ANSWERS_CHOSEN = "chosen"
+ANSWERS_DOCUMENTED = "documented"
+
+# Where v1 takes its parameters: the query string only, as every example of the
+# v1 document sends them, or also a form or JSON body (relaxed).
+V1_PARAMS_QUERY = "query"
+V1_PARAMS_ANY = "any"
+
 
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
@@ -40,6 +50,12 @@ class FaultConfig:
       mid-response (the client sees a protocol error, never a status).
     - ``applies_to``: ``"send"`` (default: lookups stay reliable) or ``"all"``.
     - ``seed``: seed of the fault RNG.
+    - ``answers``: ``"chosen"`` (default: send answers carry the message's id,
+      docs/connectus-api.md) or ``"documented"``: exactly what the collection
+      shows, ``{"status": "ESME_ROK"}`` for v3 SMS and OTP sends, no id.
+    - ``v1_params``: ``"query"`` (default: v1 takes its parameters only in the
+      query string, as the v1 document's examples send them; a body is a 400)
+      or ``"any"`` (also a form or JSON body).
     """
 
     latency_ms: float = 0.0
@@ -52,6 +68,8 @@ class FaultConfig:
     ambiguous_charge_rate: float = 0.5
     applies_to: str = FAULTS_SEND_ONLY
     seed: int = 0
+    answers: str = ANSWERS_CHOSEN
+    v1_params: str = V1_PARAMS_QUERY
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate"):
@@ -68,6 +86,10 @@ class FaultConfig:
             raise ValueError("retry_after_s must be >= 0")
         if self.applies_to not in (FAULTS_SEND_ONLY, FAULTS_ALL):
             raise ValueError(f"applies_to must be 'send' or 'all', got {self.applies_to!r}")
+        if self.answers not in (ANSWERS_CHOSEN, ANSWERS_DOCUMENTED):
+            raise ValueError(f"answers must be 'chosen' or 'documented', got {self.answers!r}")
+        if self.v1_params not in (V1_PARAMS_QUERY, V1_PARAMS_ANY):
+            raise ValueError(f"v1_params must be 'query' or 'any', got {self.v1_params!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
