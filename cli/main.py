@@ -13,6 +13,8 @@ command's dependencies and ``status`` the job store, not the producers API.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
@@ -96,18 +98,38 @@ def cancel(
         raise typer.Exit(1)
 
 
+class Answers(StrEnum):
+    """The sandbox's answer modes (``--answers``)."""
+
+    CHOSEN = "chosen"
+    DOCUMENTED = "documented"
+
+
 @app.command()
 def demo(
     messages: int = typer.Option(300, min=1, max=100_000, help="How many messages to send."),
     processes: int = typer.Option(2, min=1, max=16, help="Worker processes."),
     threads: int = typer.Option(16, min=1, max=256, help="Threads per worker process."),
     timeout_s: float = typer.Option(180.0, help="Give up after this many seconds."),
+    answers: Annotated[
+        Answers,
+        typer.Option(
+            help="How the sandbox answers sends: chosen (with ids) or documented (exactly as "
+            "the Connectus collection shows: no id for SMS, OTP and WhatsApp)."
+        ),
+    ] = Answers.CHOSEN,
 ) -> None:
     """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
     from cli.demo import run_demo
 
     raise typer.Exit(
-        run_demo(messages=messages, processes=processes, threads=threads, timeout_s=timeout_s)
+        run_demo(
+            messages=messages,
+            processes=processes,
+            threads=threads,
+            timeout_s=timeout_s,
+            answers=answers.value,
+        )
     )
 
 
