@@ -2,9 +2,8 @@
 
 Each test starts its own stack (real Redis, ``connectus sandbox`` and
 ``connectus worker`` as subprocesses) and judges by the job records and by
-the sandbox's charge ledger, never by the worker's own say-so. The tests on
-the ``stack`` fixture, and the fault tests, run against both of the sandbox's
-answer modes: ``chosen`` (send answers carry ids) and ``documented`` (exactly
+the sandbox's charge ledger, never by the worker's own say-so. The test of
+every kind and the fault tests run against both of the sandbox's answer modes: ``chosen`` (send answers carry ids) and ``documented`` (exactly
 the collection's answers: ``{"status": "ESME_ROK"}``, no id, so each id is
 looked up after the send).
 """
@@ -41,11 +40,6 @@ def answers(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
 
-@pytest.fixture
-def stack(make_stack: Callable[..., LocalStack], answers: str) -> LocalStack:
-    return make_stack(sandbox_flags={"answers": answers}, env=LOOKUP_SOON)
-
-
 def identified(producer: Producer, job_ids: list[str], timeout_s: float = 30) -> dict[str, Any]:
     """Every sent job's record once its provider id is known (looked up, if the answer named
     none); the other jobs' records as they are."""
@@ -80,8 +74,10 @@ def set_faults(stack: LocalStack, **faults: Any) -> None:
 
 
 def test_every_kind_reaches_the_sandbox_and_is_recorded(
-    stack: LocalStack, producer: Producer, answers: str
+    make_stack: Callable[..., LocalStack], answers: str
 ) -> None:
+    stack = make_stack(sandbox_flags={"answers": answers}, env=LOOKUP_SOON)
+    producer = Producer(stack.settings)
     otp_text = "Tu codigo es 771234"
     jobs = {
         "sms": producer.send_sms(NUMBER, "Hola desde el worker"),
