@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 import redis
 
-from cli.stack import LocalStack
+from cli.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from config import Settings, load_settings
 from core.models import State
 from producers.api import Producer
@@ -34,6 +34,7 @@ from .test_delivery_path import identified, ledger, settle
 
 SECRET = "it-hook-0123456789abcdef"
 NUMBER = "56987654321"
+AUTH = (SANDBOX_USER, SANDBOX_KEY)
 LOOKUP_SOON = {"RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.3"}
 
 
@@ -78,7 +79,10 @@ def test_a_send_no_listing_shows_stays_sent_and_status_says_the_id_is_not_known(
     make_stack: Callable[..., LocalStack],
 ) -> None:
     env = {"RECONCILE_AFTER_S": "0.5", "RECONCILE_WINDOW_S": "1.5", "RECONCILE_INTERVAL_S": "0.3"}
-    stack = make_stack(sandbox_flags={"answers": "documented"}, env=env)
+    stack = make_stack(env=env)  # default answers, switched at run time:
+    with stack.sandbox_client() as client:
+        switched = client.put("/_sandbox/faults", json={"answers": "documented"})
+        assert switched.json()["answers"] == "documented"
     producer = Producer(stack.settings)
     job_id = producer.send_sms(NUMBER, "nadie me lista")
     assert settle(producer, [job_id])[job_id].state is State.SENT
@@ -124,3 +128,9 @@ def test_a_v1_bulk_campaign_goes_in_query_strings_of_url_size(
     with stack.sandbox_client() as client:
         calls = client.get("/_sandbox/stats").json()["requests"]["POST /api_v1/send_sms_bulk"]
     assert calls.get("200", 0) > 1 and set(calls) == {"200"}  # several calls, none refused
+    # What the document does not show is refused: parameters in a body.
+    form = {"messages": json.dumps([{"dst_number": 56987000001, "sms_content": "x"}]),
+            "delivery_name": "d"}  # fmt: skip
+    with stack.sandbox_client() as client:
+        refused = client.post("/api_v1/send_sms_bulk", data=form, auth=AUTH)
+    assert refused.status_code == 400 and refused.json()["field"] == "body"
