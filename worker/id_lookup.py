@@ -121,14 +121,18 @@ class IdLookup:
         outcomes: Counter[str] = Counter()
         for (member, score), raw in zip(rows, entries, strict=True):
             job_id, sent_ms = _text(member), int(score)
+            entry = json.loads(raw) if raw else None
+            give_up = entry is None or now - sent_ms >= self.window_ms
             try:
-                entry = json.loads(raw) if raw else None
                 found = matcher.candidates(entry, sent_ms) if entry else []
             except ConnectusError as exc:
+                # Connectus down, or a listing it refuses (an unknown delivery is a
+                # 404): look again next pass, until the window has passed.
                 log.warning("id_lookup.lookup_failed", job_id=job_id, error=type(exc).__name__)
-                outcomes["lookup_failed"] += 1
-                continue
-            give_up = entry is None or now - sent_ms >= self.window_ms
+                if not give_up:
+                    outcomes["lookup_failed"] += 1
+                    continue
+                found = []
             if not found and not give_up:
                 outcomes["waiting"] += 1
                 continue

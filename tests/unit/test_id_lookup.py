@@ -177,3 +177,19 @@ def test_a_failed_listing_leaves_the_job_for_the_next_pass(
     assert lookup.run_once(listings) == {"found": 1}
     assert listings.asked[-1] == ("sms", "d-1")  # delivery_info when the send named one
     assert producer.get_status(job_id).provider_id == "p1"
+
+
+def test_a_listing_that_keeps_failing_gives_up_after_the_window(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola", id_delivery="gone")
+    _send_unnamed(producer, clock, Kind.SMS)
+    listings = Listings()
+    listings.fail = True
+    lookup = _lookup(producer)
+    clock.now_ms += 30_000
+    assert lookup.run_once(listings) == {"lookup_failed": 1}
+    clock.now_ms += 300_000
+    assert lookup.run_once(listings) == {"not_found": 1}
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id_lookup) == (State.SENT, "not_found")
