@@ -18,7 +18,8 @@ the bulk call                     each claimed recipient
 ================================  =============================================
 answered                          per item: ``sent`` with its ``id_sms``, or the
                                   item's error: permanent -> dead letter;
-                                  transient -> durable retry as a single v3 send
+                                  transient -> durable retry as a single v3 send;
+                                  neither id nor error -> ``unknown`` (reconciled)
 ambiguous (timeout after sending) ``unknown``, with a v3 message kept for the
                                   reconciler: never resent blindly
 transient / account (not sent)    ``retrying``; the chunk message comes back
@@ -56,6 +57,7 @@ from worker.connectus.errors import (
     AmbiguousError,
     BalanceExhausted,
     ConnectusError,
+    MalformedResponse,
     PermanentError,
     RateLimited,
     Rejected,
@@ -215,7 +217,14 @@ class BulkSender:
             if item.ok:
                 sent_items.append((ids[i], claim.fence, str(item.provider_id)))
             else:
-                error = item_error(item.error or "no id_sms and no error")
+                # Neither an id nor an error: perhaps accepted. Ambiguous (reconciled),
+                # never a dead letter, whose replay could charge it again.
+                error = (
+                    item_error(item.error)
+                    if item.error
+                    else MalformedResponse("bulk item with neither id_sms nor error",
+                                           reason="bulk_item_without_id")
+                )  # fmt: skip
                 payload = payload_for(campaign, rows[i])[0]
                 finishes.append(
                     self._outcome(campaign, ids[i], payload, claim.fence, claim.attempts, error)

@@ -209,6 +209,18 @@ def test_a_failed_call_of_a_split_chunk_gives_the_later_calls_back(
     assert client.zcard(KEYS.leases) == 0
 
 
+def test_an_item_with_neither_id_nor_error_is_unknown_not_dead_lettered(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    items = [{"id_sms": f"sms-{i}"} for i in range(5)]
+    items[2] = {}
+    sender, _ = _sender(campaigns, jobs, clock, _bulk_answer(items))
+    assert sender.handle(released, 0) == "sent:4"
+    assert [_state(jobs, j) for j in IDS] == ["sent", "sent", "unknown", "sent", "sent"]
+    assert _dead(client) == {}
+    assert client.zscore(KEYS.unknown, IDS[2]) is not None  # for the reconciler
+
+
 def test_per_item_errors_are_classified_one_by_one(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
