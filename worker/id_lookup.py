@@ -63,7 +63,7 @@ PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_lis
 LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR})
 
 #: Most candidate ids handed to the script per job (the first free one is taken).
-MAX_CANDIDATES = 50
+MAX_CANDIDATES = 200
 
 _NOT_DIGITS = re.compile(r"\D")
 _SCRIPT = resources.files("worker").joinpath("id_lookup.lua").read_text(encoding="utf-8")
