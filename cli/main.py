@@ -13,6 +13,8 @@ command's dependencies and ``status`` the job store, not the producers API.
 from __future__ import annotations
 
 import sys
+from enum import StrEnum
+from typing import Annotated
 
 import typer
 
@@ -63,7 +65,19 @@ def status(
         record = job_placeholder(settings, store.client, job_id)
     if record is None:
         fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
-    output(record.model_dump(mode="json"), json_output, title=f"job {job_id}")
+    data = record.model_dump(mode="json")
+    if not json_output and record.provider_id is None and record.provider_id_lookup:
+        lookup = record.provider_id_lookup
+        data["provider_id"] = f"not known: {PROVIDER_ID_LOOKUP.get(lookup, lookup)}"
+    output(data, json_output, title=f"job {job_id}")
+
+
+#: What ``status`` says of a sent job whose answer named no provider id.
+PROVIDER_ID_LOOKUP = {
+    "pending": "Connectus's answer named none; being looked up",
+    "not_found": "Connectus's answer named none, and no listing showed it",
+    "no_listing": "Connectus's answer named none, and it has no listing to look in",
+}
 
 
 @app.command()
@@ -85,19 +99,39 @@ def cancel(
         raise typer.Exit(1)
 
 
+class Answers(StrEnum):
+    """The sandbox's answer modes (``--answers``)."""
+
+    CHOSEN = "chosen"
+    DOCUMENTED = "documented"
+
+
 @app.command()
 def demo(
     messages: int = typer.Option(300, min=1, max=100_000, help="How many messages to send."),
     processes: int = typer.Option(2, min=1, max=16, help="Worker processes."),
     threads: int = typer.Option(16, min=1, max=256, help="Threads per worker process."),
     timeout_s: float = typer.Option(180.0, help="Give up after this many seconds."),
+    answers: Annotated[
+        Answers,
+        typer.Option(
+            help="How the sandbox answers sends: chosen (with ids) or documented (exactly as "
+            "the Connectus collection shows: no id for SMS, OTP and WhatsApp)."
+        ),
+    ] = Answers.CHOSEN,
 ) -> None:
     """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
     dev_tools_or_exit("demo")
     from devtools.demo import run_demo
 
     raise typer.Exit(
-        run_demo(messages=messages, processes=processes, threads=threads, timeout_s=timeout_s)
+        run_demo(
+            messages=messages,
+            processes=processes,
+            threads=threads,
+            timeout_s=timeout_s,
+            answers=answers.value,
+        )
     )
 
 

@@ -44,6 +44,14 @@ def sandbox_command(
         str, typer.Option(help="The APIs (hosts) whose calls are faulted: v3,v1,qr.")
     ] = "v3,v1,qr",
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
+    answers: Annotated[
+        str,
+        typer.Option(help="Send answers: chosen (with ids) or documented (as the collection)."),
+    ] = "chosen",
+    v1_params: Annotated[
+        str,
+        typer.Option(help="v1 parameters: query (only the query string, as documented) or any."),
+    ] = "query",
     step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
     undeliverable_rate: Annotated[
         float, typer.Option(help="Share of messages that end NO_ENTREGABLE.")
@@ -82,6 +90,8 @@ def sandbox_command(
             applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
             apis=apis,
             seed=seed,
+            answers=answers,
+            v1_params=v1_params,
         )
     except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
         raise typer.BadParameter(str(exc)) from exc

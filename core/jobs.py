@@ -215,6 +215,13 @@ class JobStore(JobRecovery):
         finds that Connectus never got it."""
         return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
 
+    def finish_without_id(
+        self, job_id: str, fence: int, lookup: bytes, fields: Mapping[str, str | int]
+    ) -> bool:
+        """Record ``sent`` for an answer that named no message, and queue the
+        provider-id lookup (``lookup``: what it matches on, see :mod:`worker.id_lookup`)."""
+        return self._finish_call(job_id, fence, "lookup", self.clock(), lookup, fields)
+
     def defer(self, job_id: str, message: Message[Any], due_ms: int) -> None:
         """Bring ``message`` back at ``due_ms`` (a job whose lease another worker holds).
 
@@ -253,6 +260,7 @@ class JobStore(JobRecovery):
             "retry": (self.keys.schedule, self.keys.schedule_messages),
             "unknown": (self.keys.unknown, self.keys.unknown_messages),
             "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
+            "lookup": (self.keys.id_lookups, self.keys.id_lookup_data),
         }[mode]
         provider_id = fields.get("provider_id")
         index = self.keys.provider(str(provider_id)) if provider_id else ""

@@ -89,6 +89,17 @@ class Keys:
         return f"{self.prefix}:unknown:msgs"
 
     @property
+    def id_lookups(self) -> str:
+        """Sorted set: sent jobs Connectus accepted without naming them, scored by
+        when they were sent (ms); their provider id is looked up (worker.id_lookup)."""
+        return f"{self.prefix}:idlookup"
+
+    @property
+    def id_lookup_data(self) -> str:
+        """Hash: job id -> what the id lookup matches on (JSON: destination, content hash)."""
+        return f"{self.prefix}:idlookup:data"
+
+    @property
     def review(self) -> str:
         """Sorted set: undecidable jobs waiting for an operator, scored by when (ms)."""
         return f"{self.prefix}:review"

@@ -87,6 +87,11 @@ class JobRecord(BaseModel):
     dst: str
     attempts: int = 0
     provider_id: str | None = None
+    # Set when Connectus accepted the send without naming it (the documented
+    # SMS answer): ``pending`` while the id is looked up, ``found``,
+    # ``not_found`` (never listed: the id stays unknown; the job stays sent) or
+    # ``no_listing`` (e-mail: nothing to look it up in). See worker.id_lookup.
+    provider_id_lookup: str | None = None
     outcome: str | None = None
     error_class: str | None = None
     last_error: str | None = None
@@ -121,8 +126,8 @@ class JobRecord(BaseModel):
                 data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)
             else:
                 data.pop(name, None)
-        optional = ("provider_id", "outcome", "error_class", "last_error", "correlation_id",
-                    "delivery_status", "campaign")  # fmt: skip
+        optional = ("provider_id", "provider_id_lookup", "outcome", "error_class", "last_error",
+                    "correlation_id", "delivery_status", "campaign")  # fmt: skip
         for name in optional:
             if data.get(name) == "":
                 data[name] = None

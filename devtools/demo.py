@@ -1,7 +1,8 @@
 """``connectus demo``: the whole system on this machine, with faults switched on.
 
 Starts (or reuses) Redis, the sandbox with latency, 5xx, 429, throttling and
-dropped answers, and supervised workers; queues a mix of SMS, OTP, e-mail
+dropped answers (``--answers documented``: send answers exactly as the Connectus
+collection shows them, without ids), and supervised workers; queues a mix of SMS, OTP, e-mail
 and WhatsApp messages with a progress bar; waits for every job to settle;
 prints what happened, checked against the sandbox's charge ledger.
 """
@@ -34,8 +35,14 @@ FAST_RETRIES = {
     "RETRY_MAX_BACKOFF_MS": "400",
     "DURABLE_MIN_BACKOFF_MS": "500",
     "DURABLE_MAX_BACKOFF_MS": "3000",
+    # Unknown jobs looked up, and ids of sends answered without one, within seconds.
+    "RECONCILE_AFTER_S": "2",
+    "RECONCILE_INTERVAL_S": "1",
     "LOG_LEVEL": "WARNING",
 }
+#: The error class of an accepted answer read as ambiguous (the old reading of an
+#: id-less ESME_ROK): none is expected in either answer mode.
+MISSING_ID = "MalformedResponse"
 
 
 def _enqueue_one(producer: Producer, i: int, rng: random.Random) -> str:
@@ -61,14 +68,31 @@ def _enqueue_one(producer: Producer, i: int, rng: random.Random) -> str:
     return producer.send_whatsapp_qr(number, f"Demo QR #{i}")
 
 
-def run_demo(*, messages: int, processes: int, threads: int, timeout_s: float) -> int:
-    console = Console()
+def run_demo(
+    *,
+    messages: int,
+    processes: int,
+    threads: int,
+    timeout_s: float,
+    answers: str = "chosen",
+    redis_url: str | None = None,
+    key_prefix: str | None = None,
+    console: Console | None = None,
+) -> int:
+    """Run the demo; ``answers``: the sandbox's answer mode (``chosen`` or ``documented``).
+
+    ``redis_url`` / ``key_prefix`` (tests): a given Redis and prefix instead of
+    the stack's own choice and a fresh random prefix.
+    """
+    console = console or Console()
     rng = random.Random(7)
+    flags = {**FAULTS, "answers": answers}
+    env = {**FAST_RETRIES, **({"KEY_PREFIX": key_prefix} if key_prefix else {})}
     with LocalStack(
-        sandbox_flags=FAULTS, processes=processes, threads=threads, env=FAST_RETRIES
+        redis_url=redis_url, sandbox_flags=flags, processes=processes, threads=threads, env=env
     ) as stack:
         console.print(
-            f"sandbox {stack.sandbox_url} with faults {FAULTS}; Redis {stack.env['REDIS_URL']}"
+            f"sandbox {stack.sandbox_url} with faults {flags}; Redis {stack.env['REDIS_URL']}"
         )
         producer = Producer(stack.settings)
         job_ids: list[str] = []
@@ -87,6 +111,9 @@ def run_demo(*, messages: int, processes: int, threads: int, timeout_s: float) -
                 if done == len(job_ids):
                     break
                 time.sleep(0.25)
+            # Sends answered without an id are looked up after RECONCILE_AFTER_S.
+            while time.monotonic() < deadline and _lookups_pending(producer, job_ids):
+                time.sleep(0.25)
         records = [producer.get_status(job_id) for job_id in job_ids]
         with stack.sandbox_client() as sandbox:
             ledger = sandbox.get("/_sandbox/ledger").json()
@@ -103,6 +130,13 @@ def _faults_seen(stats: dict[str, Any]) -> Counter[str]:
             if status == "dropped" or status.startswith(("4", "5")):
                 seen[status] += count
     return seen
+
+
+def _lookups_pending(producer: Producer, job_ids: list[str]) -> bool:
+    pipe = producer.redis.pipeline(transaction=False)
+    for job_id in job_ids:
+        pipe.hget(producer.store.keys.job(job_id), "provider_id_lookup")
+    return b"pending" in pipe.execute()
 
 
 def _states(producer: Producer, job_ids: list[str]) -> list[str]:
@@ -132,15 +166,21 @@ def _report(
     for status, count in sorted(faults.items()):
         table.add_row(f"sandbox answered {status}", str(count))
     table.add_row("jobs retried durably (attempts > 1)", str(retried))
+    lookups = Counter(r.provider_id_lookup for r in records if r.provider_id_lookup)
+    for lookup, count in sorted(lookups.items()):
+        table.add_row(f"sent without a provider id, looked up: {lookup}", str(count))
+    missing_id = sum(r.state.value == "unknown" and r.error_class == MISSING_ID for r in records)
+    table.add_row("unknown for want of a provider id", str(missing_id))
     for reason, count in reasons.most_common():
         table.add_row(f"  reason: {reason}", str(count))
     table.add_row("charges in the sandbox ledger", str(sum(charges.values())))
     table.add_row("messages charged twice", str(duplicates))
     console.print(table)
     unsettled = len(records) - sum(states.get(s, 0) for s in SETTLED)
-    if unsettled or duplicates:
+    if unsettled or duplicates or missing_id:
         console.print(
-            f"[red]FAILED[/red]: {unsettled} unsettled job(s), {duplicates} duplicate charge(s)"
+            f"[red]FAILED[/red]: {unsettled} unsettled job(s), {duplicates} duplicate charge(s), "
+            f"{missing_id} unknown for want of a provider id"
         )
         return 1
     console.print("[green]OK[/green]: every job settled; nothing charged twice")

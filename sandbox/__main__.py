@@ -12,9 +12,13 @@ import os
 from collections.abc import Sequence
 
 from sandbox.config import (
+    ANSWERS_CHOSEN,
+    ANSWERS_DOCUMENTED,
     API_NAMES,
     FAULTS_ALL,
     FAULTS_SEND_ONLY,
+    V1_PARAMS_ANY,
+    V1_PARAMS_QUERY,
     FaultConfig,
     config_from_env,
     parse_apis,
@@ -44,6 +48,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--fault-apis", type=_apis, default=API_NAMES, metavar="v3,v1,qr",
                    help="the APIs (hosts) whose calls are faulted (default: all)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
+    p.add_argument(
+        "--answers",
+        choices=(ANSWERS_CHOSEN, ANSWERS_DOCUMENTED),
+        default=ANSWERS_CHOSEN,
+        help="send answers: chosen (with ids) or documented (as the collection shows)",
+    )
+    p.add_argument(
+        "--v1-params",
+        choices=(V1_PARAMS_QUERY, V1_PARAMS_ANY),
+        default=V1_PARAMS_QUERY,
+        help="v1 parameters: query (only the query string, as documented) or any",
+    )
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
     p.add_argument("--status-hook-url", default=None, help="SMS status webhook URL")
@@ -96,6 +112,8 @@ def _faults(args: argparse.Namespace) -> FaultConfig:
         applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
         apis=args.fault_apis,
         seed=args.seed,
+        answers=args.answers,
+        v1_params=args.v1_params,
     )
 
 

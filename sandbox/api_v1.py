@@ -1,4 +1,11 @@
-"""api_v1 (legacy, "API v.1.3"): parameters in the query string, a form or JSON.
+"""api_v1 (legacy, "API v.1.3"): parameters in the query string, as documented.
+
+Every example of the v1 document sends its parameters with
+``requests.post(url, params=...)``: in the query string, no body. By default
+(``v1_params=query``) a v1 call with a body is a 400 on ``body``, and the
+``messages`` array of ``send_sms_bulk`` must give ``dst_number`` as a JSON
+number (the document's type ``long`` and its example); ``v1_params=any`` also
+takes a form or JSON body and numbers as strings.
 
 ``dst_number`` must be an 11-digit Chilean mobile (``569…``); in a bulk call a bad
 message is a per-message ``{"error": "NUMERO_INVALIDO", "dst_number"}`` and the
@@ -18,6 +25,7 @@ from starlette.routing import Route
 
 from sandbox.api_v3_messaging import valid_email
 from sandbox.charging import is_v1_number, normalize_number, segments_of
+from sandbox.config import V1_PARAMS_QUERY
 from sandbox.directory import Delivery
 from sandbox.errors import ApiError, bad_request, not_found
 from sandbox.records import email_events
@@ -75,17 +83,43 @@ def _bulk_delivery(state: SandboxState, data: dict[str, Any], product: int) -> D
     return state.deliveries.create(name, str(deliver_at).strip(), due, product)
 
 
+async def v1_params(rt: Runtime, request: Request) -> dict[str, Any]:
+    """The call's parameters: the query string, plus a body only when relaxed."""
+    if rt.faults.config.v1_params == V1_PARAMS_QUERY and (await request.body()).strip():
+        raise bad_request(
+            "body",
+            "api_v1 takes its parameters in the query string, as the v1 document's "
+            "examples send them (the sandbox's v1_params=any also takes a body)",
+        )
+    return await params(request)
+
+
+def _documented_numbers(rt: Runtime, messages: list[Any]) -> None:
+    """Strict mode: each ``dst_number`` in ``messages`` is a JSON number, as documented."""
+    if rt.faults.config.v1_params != V1_PARAMS_QUERY:
+        return
+    for index, item in enumerate(messages):
+        number = item.get("dst_number") if isinstance(item, dict) else None
+        if isinstance(number, str):
+            raise bad_request(
+                "messages",
+                f"messages[{index}].dst_number must be a number (long), as the v1 document "
+                "shows, not a string",
+            )
+
+
 def routes(rt: Runtime) -> list[Route]:
     state = rt.state
     limit = rt.config.bulk_max
 
     async def send_sms(request: Request) -> Response:
-        row = _sms(state, await params(request), None)
+        row = _sms(state, await v1_params(rt, request), None)
         return json_ok({"id_sms": state.tables[SMS].id_of(row)})
 
     async def send_sms_bulk(request: Request) -> Response:
-        data = await params(request)
+        data = await v1_params(rt, request)
         messages = _array(data, "messages", limit)
+        _documented_numbers(rt, messages)
         delivery = _bulk_delivery(state, data, 1)
         answers: list[dict[str, Any]] = []
         for item in messages:
@@ -101,13 +135,13 @@ def routes(rt: Runtime) -> list[Route]:
 
     async def check_sms_status(request: Request) -> Response:
         table = state.tables[SMS]
-        row = table.index_of(require_str(await params(request), "id_sms"))
+        row = table.index_of(require_str(await v1_params(rt, request), "id_sms"))
         if row is None:
             raise not_found()
         return json_ok({"status": STATUS_NAMES[table.status[row]]})
 
     async def check_delivery_status(request: Request) -> Response:
-        delivery = state.deliveries.get(require_str(await params(request), "id_delivery"))
+        delivery = state.deliveries.get(require_str(await v1_params(rt, request), "id_delivery"))
         if delivery is None:
             raise not_found()
         table = state.tables[SMS]
@@ -124,12 +158,12 @@ def routes(rt: Runtime) -> list[Route]:
         return json_ok({"balance": str(state.free.sms.get(CHILE, 0))})
 
     async def send_email(request: Request) -> Response:
-        data = await params(request)
+        data = await v1_params(rt, request)
         row = _email(state, data, data.get("src_email"), None)
         return json_ok({"id_email": state.tables[EMAIL].id_of(row)})
 
     async def send_email_bulk(request: Request) -> Response:
-        data = await params(request)
+        data = await v1_params(rt, request)
         emails = _array(data, "emails", limit)
         delivery = _bulk_delivery(state, data, 3)
         answers: list[dict[str, Any]] = []
@@ -146,7 +180,7 @@ def routes(rt: Runtime) -> list[Route]:
 
     async def check_email_status_events(request: Request) -> Response:
         table = state.tables[EMAIL]
-        row = table.index_of(require_str(await params(request), "id_email"))
+        row = table.index_of(require_str(await v1_params(rt, request), "id_email"))
         if row is None:
             raise not_found()
         status = STATUS_NAMES[table.status[row]]

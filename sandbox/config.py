@@ -36,6 +36,17 @@ def parse_apis(text: str) -> tuple[str, ...]:
     return apis
 
 
+# How send calls answer: the project's chosen shapes (docs/connectus-api.md,
+# with ids), or exactly what the collection's saved examples show.
+ANSWERS_CHOSEN = "chosen"
+ANSWERS_DOCUMENTED = "documented"
+
+# Where v1 takes its parameters: the query string only, as every example of the
+# v1 document sends them, or also a form or JSON body (relaxed).
+V1_PARAMS_QUERY = "query"
+V1_PARAMS_ANY = "any"
+
+
 @dataclass(frozen=True, slots=True)
 class FaultConfig:
     """Injected faults; each rate is drawn per send call from one seeded RNG.
@@ -56,6 +67,12 @@ class FaultConfig:
     - ``apis``: the APIs whose calls are faulted (``v3``, ``v1``, ``qr``; all by
       default), to fail one Connectus host while the others work.
     - ``seed``: seed of the fault RNG.
+    - ``answers``: ``"chosen"`` (default: send answers carry the message's id,
+      docs/connectus-api.md) or ``"documented"``: exactly what the collection
+      shows, ``{"status": "ESME_ROK"}`` for v3 SMS and OTP sends, no id.
+    - ``v1_params``: ``"query"`` (default: v1 takes its parameters only in the
+      query string, as the v1 document's examples send them; a body is a 400)
+      or ``"any"`` (also a form or JSON body).
     """
 
     latency_ms: float = 0.0
@@ -71,6 +88,8 @@ class FaultConfig:
     applies_to: str = FAULTS_SEND_ONLY
     apis: tuple[str, ...] = API_NAMES
     seed: int = 0
+    answers: str = ANSWERS_CHOSEN
+    v1_params: str = V1_PARAMS_QUERY
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate", "refusal_rate"):
@@ -94,6 +113,10 @@ class FaultConfig:
                              f"got {status!r}")  # fmt: skip
         if not isinstance(self.apis, tuple) or not all(a in API_NAMES for a in self.apis):
             raise ValueError(f"apis must be a list of {', '.join(API_NAMES)}, got {self.apis!r}")
+        if self.answers not in (ANSWERS_CHOSEN, ANSWERS_DOCUMENTED):
+            raise ValueError(f"answers must be 'chosen' or 'documented', got {self.answers!r}")
+        if self.v1_params not in (V1_PARAMS_QUERY, V1_PARAMS_ANY):
+            raise ValueError(f"v1_params must be 'query' or 'any', got {self.v1_params!r}")
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -36,6 +36,7 @@ from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
+from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
@@ -155,6 +156,11 @@ def build_worker_app(
         undecidable=settings.reconcile_undecidable,
         timezone=settings.default_timezone,
         rebuild=lambda job_id: recipient_message(campaigns, job_id, settings.queue_bulk),
+        id_lookup=IdLookup(
+            store=store,
+            after_s=settings.reconcile_after_s,
+            window_s=settings.reconcile_window_s,
+        ),
     )
     housekeeper = Housekeeper(
         store=store,

@@ -8,12 +8,18 @@ sent recipients ``done`` and sends only the rest.
 
 Outcomes, by the error type alone (as :mod:`worker.pipeline`):
 
+A chunk whose messages don't fit one query string (v1 takes its parameters
+there, :data:`worker.connectus.v1.MAX_QUERY_BYTES`) is sent as several calls in
+turn; a failed call settles its own recipients as below and gives the later
+calls' recipients back (``retrying``, the chunk comes back in a second).
+
 ================================  =============================================
 the bulk call                     each claimed recipient
 ================================  =============================================
 answered                          per item: ``sent`` with its ``id_sms``, or the
                                   item's error: permanent -> dead letter;
-                                  transient -> durable retry as a single v3 send
+                                  transient -> durable retry as a single v3 send;
+                                  neither id nor error -> ``unknown`` (reconciled)
 ambiguous (timeout after sending) ``unknown``, with a v3 message kept for the
                                   reconciler: never resent blindly
 transient / account (not sent)    ``retrying``; the chunk message comes back
@@ -52,12 +58,14 @@ from worker.connectus.errors import (
     AmbiguousError,
     BalanceExhausted,
     ConnectusError,
+    MalformedResponse,
     PermanentError,
     RateLimited,
     Rejected,
     Throttled,
     TransientError,
 )
+from worker.connectus.v1 import BulkResult
 from worker.ledger import DurableLedger
 from worker.outcomes import RetryPolicy
 from worker.ratelimit import RateLimiter, RateLimitRefused
@@ -178,30 +186,58 @@ class BulkSender:
         name = f"{campaign.name} #{number}"[:100]
         now_local = datetime.now(UTC).astimezone(campaign.zone).strftime("%Y-%m-%d %H:%M:%S")
         messages = [{"dst_number": rows[i][0], "sms_content": texts[i]} for i, _ in sending]
-        try:
-            result = self.client.v1.send_sms_bulk(
-                messages=messages, delivery_name=name, deliver_at=now_local
-            )
-        except ConnectusError as exc:
+        # v1 takes its parameters in the query string: a chunk whose messages
+        # don't fit one URL goes as several calls, one after another.
+        groups = self.client.v1.bulk_groups(messages, delivery_name=name, deliver_at=now_local)
+        sent, deliveries = 0, list[str]()
+        for start, end in groups:
+            part = sending[start:end]
+            try:
+                result = self.client.v1.send_sms_bulk(
+                    messages=messages[start:end], delivery_name=name, deliver_at=now_local
+                )
+            except ConnectusError as exc:
+                if self.breaker is not None:
+                    self.breaker.record_failure(exc, decision)
+                if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
+                    self.limiter.on_throttled("sms", exc.retry_after_s)
+                self._keep_deliveries(campaign_id, number, deliveries)
+                if end < len(sending):
+                    # The later groups were never sent: they come back with the chunk.
+                    self._release([(ids[i], c.fence) for i, c in sending[end:]], message,
+                                  campaign_id, number, exc)  # fmt: skip
+                answer = self._failed_call(campaign, message, number, ids, rows, part, exc)
+                return f"sent:{sent}+{answer}" if sent else answer
             if self.breaker is not None:
-                self.breaker.record_failure(exc, decision)
-            if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
-                self.limiter.on_throttled("sms", exc.retry_after_s)
-            return self._failed_call(campaign, message, number, ids, rows, sending, exc)
-        if self.breaker is not None:
-            self.breaker.record_success(decision)
-        if self.limiter is not None:
-            self.limiter.on_success("sms")
-        if result.id_delivery:
-            self.ledger.call(self.campaigns.set_delivery, campaign_id, number, result.id_delivery)
+                self.breaker.record_success(decision)
+            if self.limiter is not None:
+                self.limiter.on_success("sms")
+            if result.id_delivery:
+                deliveries.append(result.id_delivery)
+            sent += self._record(campaign, ids, rows, part, result, number)
+        self._keep_deliveries(campaign_id, number, deliveries)
+        return f"sent:{sent}"
+
+    def _record(
+        self, campaign: Campaign, ids: list[str], rows: list[list[str]],
+        part: list[tuple[int, Any]], result: BulkResult, number: int,
+    ) -> int:  # fmt: skip
+        """Finish the recipients of one answered call; returns how many were sent."""
         now = self.clock()
         finishes = []
         sent_items = []
-        for (i, claim), item in zip(sending, result.items, strict=True):
+        for (i, claim), item in zip(part, result.items, strict=True):
             if item.ok:
                 sent_items.append((ids[i], claim.fence, str(item.provider_id)))
             else:
-                error = item_error(item.error or "no id_sms and no error")
+                # Neither an id nor an error: perhaps accepted. Ambiguous (reconciled),
+                # never a dead letter, whose replay could charge it again.
+                error = (
+                    item_error(item.error)
+                    if item.error
+                    else MalformedResponse("bulk item with neither id_sms nor error",
+                                           reason="bulk_item_without_id")
+                )  # fmt: skip
                 payload = payload_for(campaign, rows[i])[0]
                 finishes.append(
                     self._outcome(campaign, ids[i], payload, claim.fence, claim.attempts, error)
@@ -212,10 +248,25 @@ class BulkSender:
             self.ledger.call(self.batch.finish_sent_many, sent_items, shared)
         if finishes:
             self.ledger.call(self.batch.finish_many, finishes)
-        sent = len(sent_items)
-        log.info("bulk.sent", campaign=campaign_id, chunk=number, sent=sent,
+        log.info("bulk.sent", campaign=campaign.campaign_id, chunk=number, sent=len(sent_items),
                  refused=len(finishes), id_delivery=result.id_delivery)  # fmt: skip
-        return f"sent:{sent}"
+        return len(sent_items)
+
+    def _keep_deliveries(self, campaign_id: str, number: int, deliveries: list[str]) -> None:
+        """The chunk's deliveries (one a call), comma-separated, for status polling."""
+        if deliveries:
+            self.ledger.call(self.campaigns.set_delivery, campaign_id, number, ",".join(deliveries))
+
+    def _release(
+        self, unsent: list[tuple[str, int]], message: Message[Any], campaign_id: str,
+        number: int, exc: ConnectusError,
+    ) -> None:  # fmt: skip
+        """Give back claimed recipients (job id, fence) that were never sent; the chunk
+        message comes back in a second and sends them."""
+        fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + 1000}
+        held = [Finish(job_id, fence, "done", fields) for job_id, fence in unsent]
+        self.ledger.call(self.batch.finish_many, held)
+        self._defer(message, campaign_id, number, 1000)
 
     def _failed_call(
         self, campaign: Campaign, message: Message[Any], number: int, ids: list[str],

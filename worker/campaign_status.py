@@ -82,18 +82,20 @@ class StatusPoller:
         for chunk, id_delivery in sorted(self.campaigns.deliveries(cid).items()):
             if not self._due(marks, chunk, marks.get(f"{chunk}:at")):
                 continue
-            try:
-                answer = self.client.v1.check_delivery_status(id_delivery=id_delivery)
-            except ConnectusError as exc:
-                log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
-                            error=type(exc).__name__)  # fmt: skip
-                return recorded
             final = True
-            for message in answer.messages:
-                job_id = self.jobs.job_for_provider_id(message.provider_id or "")
-                if job_id is not None:
-                    recorded += self.statuses.record(job_id, message.status, self.clock())
-                final = final and is_final(message.status)
+            # A chunk sent as several calls (query-string size) has one delivery each.
+            for one in id_delivery.split(","):
+                try:
+                    answer = self.client.v1.check_delivery_status(id_delivery=one)
+                except ConnectusError as exc:
+                    log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
+                                error=type(exc).__name__)  # fmt: skip
+                    return recorded
+                for message in answer.messages:
+                    job_id = self.jobs.job_for_provider_id(message.provider_id or "")
+                    if job_id is not None:
+                        recorded += self.statuses.record(job_id, message.status, self.clock())
+                    final = final and is_final(message.status)
             self.campaigns.mark_polled(cid, chunk, done=final)
         return recorded
 

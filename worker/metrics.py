@@ -202,7 +202,7 @@ class QueueCollector(Collector):
         for queue in self.queues:
             pipe.llen(self.keys.queue(queue))
         for key in (self.keys.schedule, self.keys.dead_letters, self.keys.unknown,
-                    self.keys.review):  # fmt: skip
+                    self.keys.review, self.keys.id_lookups):  # fmt: skip
             pipe.zcard(key)
         up = GaugeMetricFamily(
             "connectus_worker_redis_up", "1 if Redis answered the scrape's queue query, else 0."
@@ -233,6 +233,8 @@ class QueueCollector(Collector):
             ("connectus_worker_unknown_jobs", "Jobs with an ambiguous outcome awaiting "
              "reconciliation.", rest[2]),
             ("connectus_worker_review_jobs", "Undecidable jobs held for an operator.", rest[3]),
+            ("connectus_worker_id_lookup_jobs", "Sent jobs accepted without a provider id "
+             "whose id is being looked up.", rest[4]),
         ):  # fmt: skip
             yield GaugeMetricFamily(name, doc, value=value)
 

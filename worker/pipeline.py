@@ -12,7 +12,9 @@ Order matters and is the point of this module:
    ====================  =====================================================
    outcome               what happens
    ====================  =====================================================
-   sent                  ``sent`` with the provider id
+   sent                  ``sent`` with the provider id; accepted without one
+                         (the documented SMS answer): ``sent``, the id
+                         looked up later (:mod:`worker.id_lookup`)
    retry (transient)     durable retry: ``retrying``, re-enqueued after a
                          backoff (s to min) by the scheduler; after
                          ``DURABLE_MAX_RETRIES``: dead letter
@@ -51,6 +53,7 @@ from worker.connectus.errors import (
     TransientError,
 )
 from worker.feedback import Feedback
+from worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from worker.ledger import DurableLedger
 from worker.metrics import WorkerMetrics
 from worker.outcomes import Outcomes, RetryPolicy, error_fields, kept_message
@@ -63,9 +66,9 @@ HALF_OPEN_RECHECK_MS = 1000
 
 
 class Sender(Protocol):
-    """Sends one payload of one kind; returns the provider id."""
+    """Sends one payload of one kind; returns the provider id (None: accepted unnamed)."""
 
-    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str: ...
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str | None: ...
 
 
 class SendPipeline:
@@ -289,13 +292,26 @@ class SendPipeline:
         now = self.clock()
         fields: dict[str, str | int] = {
             "state": "sent",
-            "provider_id": provider_id,
+            "provider_id": provider_id or "",
             "outcome": "sent",
             "sent_at": now,
             "error_class": "",
             "last_error": "",
         }
-        if not self.ledger.finish(self.store.finish, job_id, claim.fence, "sent", fields):
+        if provider_id:
+            landed = self.ledger.finish(self.store.finish, job_id, claim.fence, "sent", fields)
+        else:
+            # Accepted without an id (the documented SMS answer): sent all the
+            # same; the id is looked up afterwards (worker.id_lookup).
+            entry = lookup_entry(kind, job["payload"])
+            fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
+            if entry is None:
+                landed = self.ledger.finish(self.store.finish, job_id, claim.fence, "sent", fields)
+            else:
+                landed = self.ledger.finish(
+                    self.store.finish_without_id, job_id, claim.fence, "sent", entry, fields
+                )
+        if not landed:
             log.warning("job.fenced_out", provider_id=provider_id)
             return "fenced"
         log.info(

@@ -47,6 +47,7 @@ from core.jobs import JobStore
 from core.models import JobRecord, Kind
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
+from worker.id_lookup import IdLookup
 
 log = structlog.get_logger("worker.reconcile")
 
@@ -69,8 +70,11 @@ class Reconciler:
         lock_ttl_s: float = 15.0,
         batch: int = 200,
         rebuild: Callable[[str], Message[Any] | None] | None = None,
+        id_lookup: IdLookup | None = None,
     ) -> None:
         self.store = store
+        # Sent jobs whose provider id is looked up in the same pass and listings.
+        self.id_lookup = id_lookup
         # Rebuilds a message no copy was kept of (a campaign job swept while
         # in a v1 bulk: one bulk message carries its whole chunk).
         self.rebuild = rebuild
@@ -93,11 +97,13 @@ class Reconciler:
         if not self.store.client.set(lock, self.token, nx=True, px=self.lock_ttl_ms):
             return outcomes
         try:
-            lookups = _LookupCache(self.client, self.zone)
+            lookups = LookupCache(self.client, self.zone)
             for job_id, since_ms in self.store.unknown_since(
                 older_than_ms=self.after_ms, limit=self.batch
             ):
                 outcomes[self._settle(job_id, since_ms, lookups)] += 1
+            if self.id_lookup is not None:
+                self.id_lookup.run_once(lookups)
         finally:
             # Release only our own lock (it may have expired and been taken).
             if self.store.client.get(lock) == self.token.encode():
@@ -106,7 +112,7 @@ class Reconciler:
             log.info("reconcile.pass", **outcomes)
         return outcomes
 
-    def _settle(self, job_id: str, since_ms: int, lookups: _LookupCache) -> str:
+    def _settle(self, job_id: str, since_ms: int, lookups: LookupCache) -> str:
         record = self.store.get(job_id)
         message = self.store.held_message(job_id)
         if record is None:
@@ -153,9 +159,7 @@ class Reconciler:
         self.store.resolve(record.job_id, "review", message=message)
         return "review"
 
-    def _find(
-        self, record: JobRecord, payload: dict[str, Any], lookups: _LookupCache
-    ) -> str | None:
+    def _find(self, record: JobRecord, payload: dict[str, Any], lookups: LookupCache) -> str | None:
         if record.kind in (Kind.SMS, Kind.OTP):
             content = (
                 record.content_sha256 if record.kind is Kind.OTP else payload.get("sms_content")
@@ -189,7 +193,7 @@ class Reconciler:
         return None
 
 
-class _LookupCache:
+class LookupCache:
     """Connectus lookups for one pass, each made at most once."""
 
     def __init__(self, client: ConnectusClient, zone: ZoneInfo) -> None:

@@ -22,8 +22,8 @@ log = structlog.get_logger("worker.senders")
 
 
 class ClientSender:
-    """``sender(kind, payload) -> provider id``; transient errors are retried
-    in process (tenacity) before they reach the pipeline.
+    """``sender(kind, payload) -> provider id`` (None: the answer named none);
+    transient errors are retried in process (tenacity) before they reach the pipeline.
 
     Everything a send needs is built once here, not per message: one
     ``tenacity.Retrying`` per kind (tenacity keeps each call's state in a
@@ -41,7 +41,7 @@ class ClientSender:
         limiter: RateLimiter | None = None,
         metrics: WorkerMetrics | None = None,
     ) -> None:
-        self.calls: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
+        self.calls: dict[Kind, Callable[[Mapping[str, Any]], str | None]] = {
             Kind.SMS: lambda p: client.v3.send_sms(**p).provider_id,
             Kind.OTP: lambda p: client.v3.send_otp(**p).provider_id,
             Kind.EMAIL: lambda p: client.v3.send_email(**p).provider_id,
@@ -65,11 +65,11 @@ class ClientSender:
             )
             for kind in Kind
         }
-        self._attempt: dict[Kind, Callable[[Mapping[str, Any]], str]] = {
+        self._attempt: dict[Kind, Callable[[Mapping[str, Any]], str | None]] = {
             kind: self._timed(kind) for kind in Kind
         }
 
-    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str | None:
         return call_retrying(self._retrying[kind], self._attempt[kind], payload)
 
     def _sleep(self, seconds: float) -> None:
@@ -109,14 +109,14 @@ class ClientSender:
 
         return on_retry
 
-    def _timed(self, kind: Kind) -> Callable[[Mapping[str, Any]], str]:
+    def _timed(self, kind: Kind) -> Callable[[Mapping[str, Any]], str | None]:
         """The HTTP call of ``kind``, timed (each attempt, s) when there are metrics."""
         calls, metrics = self.calls, self.metrics
         if metrics is None:
             return lambda payload: calls[kind](payload)
         observe = metrics.observe_send
 
-        def timed(payload: Mapping[str, Any]) -> str:
+        def timed(payload: Mapping[str, Any]) -> str | None:
             started = time.perf_counter()
             try:
                 return calls[kind](payload)

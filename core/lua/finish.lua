@@ -3,7 +3,7 @@
 -- (webhooks find the job).
 -- KEYS: job, zset (dead letters or schedule), hash (their messages), provider index,
 --       leases zset, in-flight msgs
--- ARGV: fence, mode (done|dead|retry|unknown), score_ms, job_id, message data,
+-- ARGV: fence, mode (done|dead|retry|unknown|lookup), score_ms, job_id, message data,
 --       index ttl_s, field/value pairs...
 -- Answers 1 when written, 0 when the fence moved.
 --! include lib_counts.lua
@@ -24,7 +24,7 @@ redis.call('HDEL', KEYS[6], ARGV[4])
 if KEYS[4] ~= '' then
   redis.call('SET', KEYS[4], ARGV[4], 'EX', tonumber(ARGV[6]))
 end
-if ARGV[2] == 'dead' or ARGV[2] == 'retry' or ARGV[2] == 'unknown' then
+if ARGV[2] == 'dead' or ARGV[2] == 'retry' or ARGV[2] == 'unknown' or ARGV[2] == 'lookup' then
   redis.call('ZADD', KEYS[2], ARGV[3], ARGV[4])
   redis.call('HSET', KEYS[3], ARGV[4], ARGV[5])
 end

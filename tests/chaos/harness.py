@@ -126,9 +126,13 @@ class FaultPlan:
     # LEASE_MARGIN_S of the workers (s): a killed worker's in-flight sends are
     # reconciled only after their lease, so it bounds how long a run waits.
     lease_margin_s: float = 30.0
+    # The sandbox's answer mode: "chosen" (ids in send answers) or "documented"
+    # (exactly the collection's {"status": "ESME_ROK"}: every id looked up later).
+    answers: str = "chosen"
 
     def sandbox_flags(self) -> dict[str, object]:
         return {
+            "answers": self.answers,
             "error_rate": self.error_rate,
             "rate_429": self.rate_429,
             "retry_after_s": 1,
@@ -194,6 +198,10 @@ class ChaosReport:
     log_events: Counter[str] = field(default_factory=Counter)
     log_dir: Path | None = None
     keys: list[str] = field(default_factory=list)
+    # Jobs that became unknown because an accepted answer was unreadable (the old
+    # reading of an id-less ESME_ROK); none is expected in either answer mode.
+    malformed: dict[str, str] = field(default_factory=dict)
+    id_lookups: Counter[str] = field(default_factory=Counter)  # provider_id_lookup values
 
     # -- figures ----------------------------------------------------------------
 
@@ -249,6 +257,9 @@ class ChaosReport:
             out.append(
                 f"{len(charged_and_dead)} keys charged but dead-lettered (a replay would charge again): {charged_and_dead[:10]}"
             )
+        if self.malformed:
+            sample = dict(list(self.malformed.items())[:10])
+            out.append(f"{len(self.malformed)} jobs unknown for an unreadable answer: {sample}")
         if self.duplicate_mismatches:
             out.append(
                 f"duplicate submissions answered with another job id: {self.duplicate_mismatches[:10]}"
@@ -292,6 +303,12 @@ class ChaosReport:
             ),
             ("lost", f"{len(self.lost)}"),
             ("final states", ", ".join(f"{s} {c}" for s, c in sorted(self.states.items()))),
+            ("answers", p.answers),
+            (
+                "provider ids looked up",
+                ", ".join(f"{s} {c}" for s, c in sorted(self.id_lookups.items())) or "none",
+            ),
+            ("unknown for an unreadable answer", f"{len(self.malformed)}"),
             ("worker SIGKILLs", f"{self.kills}"),
             ("Redis outages", f"{self.redis_outages} ({p.redis_down_s:g} s each)"),
             ("send requests at the sandbox", f"{self.send_requests}"),
@@ -617,6 +634,15 @@ def _settle(
         time.sleep(0.25)  # poll interval
 
 
+def _await_id_lookups(producer: Producer, *, timeout_s: float) -> None:
+    """Wait (bounded) for the provider-id lookups of sends answered without an id
+    (``answers=documented``): a job is ``sent`` before its id is known."""
+    key = Keys(producer.settings.key_prefix).id_lookups
+    deadline = time.monotonic() + timeout_s
+    while producer.redis.zcard(key) and time.monotonic() < deadline:
+        time.sleep(0.25)  # poll interval; the lookups run every RECONCILE_INTERVAL_S
+
+
 def _collect(
     report: ChaosReport,
     producer: Producer,
@@ -653,6 +679,10 @@ def _collect(
         error_class, last_error = values[1], values[2]
         reason = ": ".join(v.decode() for v in (error_class, last_error) if v)
         report.states["review" if in_review is not None else state_s] += 1
+        if detail.get("provider_id_lookup"):
+            report.id_lookups[detail["provider_id_lookup"]] += 1
+        if detail.get("error_class") == "MalformedResponse":
+            report.malformed[key] = reason
         if in_dlq is not None:
             report.dead_lettered[key] = reason
         if in_review is not None:
@@ -687,6 +717,7 @@ DETAIL_FIELDS = [
     "worker",
     "lease_until",
     "updated_at",
+    "provider_id_lookup",
 ]
 
 
@@ -759,6 +790,7 @@ def run_chaos(
             controller.join(timeout=120)
             if controller.error is not None:
                 raise controller.error
+            _await_id_lookups(producer, timeout_s=20)
             _collect(report, producer, sandbox, job_ids, final)
         finally:
             controller.stop_event.set()

@@ -228,14 +228,20 @@ def test_a_closed_window_holds_the_campaign(make_stack: Callable[..., LocalStack
     assert ledger(stack) == []
 
 
-@pytest.mark.parametrize(("transport", "n"), [(Transport.V1_BULK, 1_200), (Transport.V3, 60)])
+@pytest.mark.parametrize(
+    ("transport", "n", "answers"),
+    [(Transport.V1_BULK, 1_200, "chosen"), (Transport.V3, 60, "chosen"),
+     (Transport.V3, 60, "documented")],
+)  # fmt: skip
 def test_delivery_statuses_reach_the_report_by_polling(
-    make_stack: Callable[..., LocalStack], transport: Transport, n: int
+    make_stack: Callable[..., LocalStack], transport: Transport, n: int, answers: str
 ) -> None:
     # No webhook receiver runs here: every status comes from polling Connectus
-    # (check_delivery_status per bulk chunk, GET /sms/:id per v3 message).
-    env = {**CAMPAIGN_ENV, "CAMPAIGN_STATUS_POLL_AFTER_S": "1"}
-    stack = make_stack(env=env, sandbox_flags={"undeliverable_rate": 0.3})
+    # (check_delivery_status per bulk chunk, GET /sms/:id per v3 message). With
+    # documented answers the v3 sends name no id: each is looked up first.
+    env = {**CAMPAIGN_ENV, "CAMPAIGN_STATUS_POLL_AFTER_S": "1", "RECONCILE_AFTER_S": "0.2",
+           "RECONCILE_INTERVAL_S": "0.3"}  # fmt: skip
+    stack = make_stack(env=env, sandbox_flags={"undeliverable_rate": 0.3, "answers": answers})
     producer, control = tools(stack)
     dsts = numbers(n, start=90_000)
     rows = [{"dst_number": d, "name": "x"} for d in dsts]
@@ -250,3 +256,5 @@ def test_delivery_statuses_reach_the_report_by_polling(
     seen = wait_for(final_statuses, timeout_s=60, interval_s=0.5, what="every final status")
     assert seen["ENTREGADO"] > 0 and seen["NO_ENTREGABLE"] > 0
     assert sum(seen.values()) == n
+    report = list(control.report_rows(cid))
+    assert all(r["provider_id"] for r in report) and len({r["provider_id"] for r in report}) == n

@@ -2,7 +2,10 @@
 
 Each test starts its own stack (real Redis, ``connectus sandbox`` and
 ``connectus worker`` as subprocesses) and judges by the job records and by
-the sandbox's charge ledger, never by the worker's own say-so.
+the sandbox's charge ledger, never by the worker's own say-so. The test of
+every kind and the fault tests run against both of the sandbox's answer modes: ``chosen`` (send answers carry ids) and ``documented`` (exactly
+the collection's answers: ``{"status": "ESME_ROK"}``, no id, so each id is
+looked up after the send).
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
+
 from core.hashing import content_hash
 from core.models import State
 from devtools.stack import LocalStack
@@ -24,6 +29,27 @@ from tests.support.waiting import wait_for
 
 SETTLED = {State.SENT, State.FAILED, State.UNKNOWN, State.CANCELLED}
 NUMBER = "+56 9 8765 4321"
+# Provider ids looked up soon after the send (documented answers name none).
+LOOKUP_SOON = {"RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.3"}
+ANSWERS = ("chosen", "documented")
+
+
+@pytest.fixture(params=ANSWERS)
+def answers(request: pytest.FixtureRequest) -> str:
+    """The sandbox's answer mode for this run of the test."""
+    return str(request.param)
+
+
+def identified(producer: Producer, job_ids: list[str], timeout_s: float = 30) -> dict[str, Any]:
+    """Every sent job's record once its provider id is known (looked up, if the answer named
+    none); the other jobs' records as they are."""
+
+    def known() -> dict[str, Any] | None:
+        records = {job_id: producer.get_status(job_id) for job_id in job_ids}
+        pending = [r for r in records.values() if r.state is State.SENT and not r.provider_id]
+        return None if pending else records
+
+    return wait_for(known, timeout_s=timeout_s, what="every sent job's provider id")
 
 
 def settle(producer: Producer, job_ids: list[str], timeout_s: float = 60) -> dict[str, Any]:
@@ -48,8 +74,10 @@ def set_faults(stack: LocalStack, **faults: Any) -> None:
 
 
 def test_every_kind_reaches_the_sandbox_and_is_recorded(
-    stack: LocalStack, producer: Producer
+    make_stack: Callable[..., LocalStack], answers: str
 ) -> None:
+    stack = make_stack(sandbox_flags={"answers": answers}, env=LOOKUP_SOON)
+    producer = Producer(stack.settings)
     otp_text = "Tu codigo es 771234"
     jobs = {
         "sms": producer.send_sms(NUMBER, "Hola desde el worker"),
@@ -67,6 +95,13 @@ def test_every_kind_reaches_the_sandbox_and_is_recorded(
     assert {kind: records[job_id].state for kind, job_id in jobs.items()} == dict.fromkeys(
         jobs, State.SENT
     )
+    records = identified(producer, list(jobs.values()))
+    lookups = {kind: records[job_id].provider_id_lookup for kind, job_id in jobs.items()}
+    if answers == "documented":
+        # E-mail answers {"id"} as documented; the rest named none and were looked up.
+        assert lookups == {**dict.fromkeys(jobs, "found"), "email": None, "otp_email": None}
+    else:
+        assert lookups == dict.fromkeys(jobs)
     charges = ledger(stack)
     charged_ids = Counter(charge["provider_id"] for charge in charges)
     for kind, job_id in jobs.items():
@@ -90,21 +125,27 @@ def test_every_kind_reaches_the_sandbox_and_is_recorded(
 
 
 def test_transient_faults_are_retried_and_each_message_is_charged_once(
-    make_stack: Callable[..., LocalStack],
+    make_stack: Callable[..., LocalStack], answers: str
 ) -> None:
     # Retry-After: 0 and a gentle AIMD decrease (x0.9): faults are retried at once
     # and the throttles do not sink the rate to its 5/s floor (the Retry-After wait
     # and AIMD have tests of their own); retries and single charges are the point.
     stack = make_stack(
-        sandbox_flags={"rate_429": 0.3, "throttle_rate": 0.3, "retry_after_s": 0, "seed": 3},
-        env={"RATE_DECREASE_FACTOR": "0.9"},
-    )
+        sandbox_flags={"rate_429": 0.3, "throttle_rate": 0.3, "retry_after_s": 0, "seed": 3,
+                       "answers": answers},
+        env={"RATE_DECREASE_FACTOR": "0.9", **LOOKUP_SOON},
+    )  # fmt: skip
     producer = Producer(stack.settings)
     job_ids = [producer.send_sms(NUMBER, f"mensaje {i}") for i in range(30)]
     records = settle(producer, job_ids)
     assert Counter(r.state for r in records.values()) == {State.SENT: 30}
     per_content = Counter(c["content_sha256"] for c in ledger(stack))
     assert sorted(per_content.values()) == [1] * 30
+    # Each job found its own charge: the ids looked up match the ledger one to one.
+    records = identified(producer, job_ids)
+    by_id = {c["provider_id"]: c["content_sha256"] for c in ledger(stack)}
+    for i, job_id in enumerate(job_ids):
+        assert by_id[records[job_id].provider_id] == content_hash(f"mensaje {i}")
     with stack.sandbox_client() as client:
         stats = client.get("/_sandbox/stats").json()["requests"]
     answered_429 = sum(by_status.get("429", 0) for by_status in stats.values())
@@ -124,9 +165,9 @@ def test_permanent_failure_is_dead_lettered_with_its_reason(
 
 
 def test_a_dropped_answer_is_unknown_and_never_resent(
-    make_stack: Callable[..., LocalStack],
+    make_stack: Callable[..., LocalStack], answers: str
 ) -> None:
-    stack = make_stack(sandbox_flags={"drop_rate": 1.0})
+    stack = make_stack(sandbox_flags={"drop_rate": 1.0, "answers": answers})
     producer = Producer(stack.settings)
     job_ids = [producer.send_sms(NUMBER, f"perdido {i}") for i in range(3)]
     records = settle(producer, job_ids)

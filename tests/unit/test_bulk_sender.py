@@ -109,12 +109,13 @@ def _all_sent(count: int = 5, start: int = 0) -> httpx.Response:
 
 
 def _sent_numbers(recorder: Recorder) -> list[list[str]]:
-    """The dst_number of every message of every bulk call the mock saw."""
+    """The dst_number of every message of every bulk call the mock saw (in the query
+    string, as the v1 document sends them; a JSON number each)."""
     calls = []
     for request in recorder.requests:
-        assert request.url.path == "/api_v1/send_sms_bulk"
-        form = dict(httpx.QueryParams(request.content.decode()))
-        calls.append([m["dst_number"] for m in json.loads(form["messages"])])
+        assert request.url.path == "/api_v1/send_sms_bulk" and request.content == b""
+        query = dict(request.url.params)
+        calls.append([str(m["dst_number"]) for m in json.loads(query["messages"])])
     return calls
 
 
@@ -163,7 +164,7 @@ def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
     sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
     assert sender.handle(released, 0) == "sent:5"
     assert _sent_numbers(recorder) == [DSTS]
-    form = dict(httpx.QueryParams(recorder.last.content.decode()))
+    form = dict(recorder.last.url.params)
     assert form["delivery_name"] == "promo #0"
     assert [m["sms_content"] for m in json.loads(form["messages"])] == [
         f"Hola n{i}" for i in range(5)
@@ -177,6 +178,47 @@ def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
     assert campaigns.counts(released) == {"sent": 5}
     assert _dead(client) == {} and _scheduled(client) == {}
     assert client.zcard(KEYS.leases) == 0
+
+
+def test_a_chunk_too_long_for_one_query_string_goes_as_several_calls(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    answers = [_bulk_answer([{"id_sms": f"sms-{i}"} for i in ids], f"dlv-{n}")
+               for n, ids in enumerate(([0, 1], [2, 3], [4]))]  # fmt: skip
+    sender, recorder = _sender(campaigns, jobs, clock, *answers)
+    sender.client.v1.max_query_bytes = 260  # two of these messages a call
+    assert sender.handle(released, 0) == "sent:5"
+    assert _sent_numbers(recorder) == [DSTS[0:2], DSTS[2:4], DSTS[4:]]
+    assert all(len(r.url.query) <= 260 for r in recorder.requests)
+    assert [jobs.get(j).provider_id for j in IDS] == [f"sms-{i}" for i in range(5)]  # type: ignore[union-attr]
+    assert campaigns.deliveries(released) == {0: "dlv-0,dlv-1,dlv-2"}
+    assert campaigns.counts(released) == {"sent": 5}
+
+
+def test_a_failed_call_of_a_split_chunk_gives_the_later_calls_back(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    answers = [_bulk_answer([{"id_sms": "sms-0"}, {"id_sms": "sms-1"}]),
+               httpx.Response(503, json={"error": "down"})]  # fmt: skip
+    sender, recorder = _sender(campaigns, jobs, clock, *answers)
+    sender.client.v1.max_query_bytes = 260
+    assert sender.handle(released, 0) == "sent:2+retrying"
+    assert len(recorder.requests) == 2  # the third call was not made
+    assert [_state(jobs, j) for j in IDS] == ["sent", "sent", "retrying", "retrying", "retrying"]
+    assert set(_scheduled(client)) == {f"chunk:{released}:0"}  # the chunk comes back
+    assert client.zcard(KEYS.leases) == 0
+
+
+def test_an_item_with_neither_id_nor_error_is_unknown_not_dead_lettered(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    items = [{"id_sms": f"sms-{i}"} for i in range(5)]
+    items[2] = {}
+    sender, _ = _sender(campaigns, jobs, clock, _bulk_answer(items))
+    assert sender.handle(released, 0) == "sent:4"
+    assert [_state(jobs, j) for j in IDS] == ["sent", "sent", "unknown", "sent", "sent"]
+    assert _dead(client) == {}
+    assert client.zscore(KEYS.unknown, IDS[2]) is not None  # for the reconciler
 
 
 def test_per_item_errors_are_classified_one_by_one(

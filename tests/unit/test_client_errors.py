@@ -17,7 +17,6 @@ import pytest
 
 from worker.connectus import errors
 from worker.connectus.client import ConnectusClient
-from worker.connectus.parsing import ParseError
 from worker.connectus.testing import TEST_KEY, TEST_USER, make_client
 
 TOKEN = base64.b64encode(f"{TEST_USER}:{TEST_KEY}".encode()).decode()
@@ -119,10 +118,10 @@ def test_http_statuses_are_mapped(
         (httpx.Response(200, text="<html>ok</html>"), json.JSONDecodeError),
         (httpx.Response(200, content=b""), json.JSONDecodeError),
         (httpx.Response(200, content=b"\xff\xfe\x00garbage"), ValueError),
-        (httpx.Response(200, json={"status": "ESME_ROK"}), ParseError),
+        (httpx.Response(200, json={"error": "algo falló"}), None),
         (httpx.Response(200, json=["ESME_ROK"]), None),
     ],
-    ids=["html", "empty", "undecodable", "no-id", "not-an-object"],
+    ids=["html", "empty", "undecodable", "error-text-no-id", "not-an-object"],
 )
 def test_unusable_2xx_answers_are_malformed(
     response: httpx.Response, cause: type[Exception] | None

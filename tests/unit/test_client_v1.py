@@ -1,9 +1,11 @@
-"""client.v1: query parameters for GETs, form bodies for POSTs, tolerant parsing."""
+"""client.v1: query parameters for every call, as the v1 document sends them; tolerant parsing."""
 
 from __future__ import annotations
 
+import itertools
 import json
 from typing import Any
+from urllib.parse import urlencode
 
 import httpx
 import pytest
@@ -14,7 +16,7 @@ from worker.connectus.testing import make_client
 from worker.connectus.v1 import MAX_BULK_SMS, BulkItem
 
 
-def test_send_sms_posts_a_form_and_reads_id_sms() -> None:
+def test_send_sms_posts_query_parameters_and_reads_id_sms() -> None:
     client, recorder = make_client(httpx.Response(200, json={"id_sms": "f047"}))
     result = client.v1.send_sms(dst_number="56990324203", sms_content="So long")
     assert result.provider_id == "f047"
@@ -24,10 +26,9 @@ def test_send_sms_posts_a_form_and_reads_id_sms() -> None:
         "api.test",
         "/api_v1/send_sms",
     )
-    assert request.headers["content-type"] == "application/x-www-form-urlencoded"
-    assert recorder.last_form() == {"dst_number": "56990324203", "sms_content": "So long"}
-    # Numbers and content stay out of the URL (and so out of access logs).
-    assert request.url.query == b""
+    # requests.post(url, params=params), as in the document: no body at all.
+    assert recorder.last_query() == {"dst_number": "56990324203", "sms_content": "So long"}
+    assert request.content == b"" and "content-type" not in request.headers
 
 
 def test_send_sms_bulk_sends_messages_as_a_json_string() -> None:
@@ -43,11 +44,12 @@ def test_send_sms_bulk_sends_messages_as_a_json_string() -> None:
     result = client.v1.send_sms_bulk(
         messages=messages, delivery_name="Douglas Adams quotes", deliver_at="2018-03-25 10:30:00"
     )
-    form = recorder.last_form()
-    assert recorder.last.url.path == "/api_v1/send_sms_bulk"
+    form = recorder.last_query()
+    assert recorder.last.url.path == "/api_v1/send_sms_bulk" and recorder.last.content == b""
+    # The document's example: dst_number as a JSON number (long).
     assert json.loads(form["messages"]) == [
-        {"dst_number": "56944444444", "sms_content": "ships"},
-        {"dst_number": "123", "sms_content": "fish"},
+        {"dst_number": 56944444444, "sms_content": "ships"},
+        {"dst_number": 123, "sms_content": "fish"},
     ]
     assert (form["delivery_name"], form["deliver_at"]) == (
         "Douglas Adams quotes",
@@ -67,8 +69,9 @@ def test_send_sms_bulk_sends_messages_as_a_json_string() -> None:
         [{"dst_number": "56911111111", "sms_content": "x"}] * (MAX_BULK_SMS + 1),
         [{"dst_number": "56911111111"}],
         [{"dst_number": "", "sms_content": "x"}],
+        [{"dst_number": "+56 9 1111 1111", "sms_content": "x"}],
     ],
-    ids=["empty", "1001", "no-content", "empty-number"],
+    ids=["empty", "1001", "no-content", "empty-number", "not-digits"],
 )
 def test_send_sms_bulk_is_validated_before_sending(messages: list[dict[str, str]]) -> None:
     client, recorder = make_client(httpx.Response(200, json={}))
@@ -79,16 +82,29 @@ def test_send_sms_bulk_is_validated_before_sending(messages: list[dict[str, str]
     assert recorder.requests == []
 
 
-def test_send_sms_bulk_of_exactly_1000_is_sent() -> None:
+def test_a_bulk_over_the_query_budget_is_refused_before_sending_and_split_by_bulk_groups() -> None:
+    # A thousand messages don't fit a query string (servers cap the request line
+    # near 8 KiB, httpx at 64 KiB): bulk_groups splits them into calls that fit.
     answer = {"id_delivery": "d", "messages": [{"id_sms": str(i)} for i in range(MAX_BULK_SMS)]}
     client, recorder = make_client(httpx.Response(200, json=answer))
-    result = client.v1.send_sms_bulk(
-        messages=[{"dst_number": "56911111111", "sms_content": "x"}] * MAX_BULK_SMS,
-        delivery_name="d",
-        deliver_at="2018-03-25 10:30:00",
-    )
-    assert len(result.items) == MAX_BULK_SMS
-    assert len(recorder.requests) == 1
+    messages = [{"dst_number": "56911111111", "sms_content": f"x{i}"} for i in range(MAX_BULK_SMS)]
+    when = "2018-03-25 10:30:00"
+    with pytest.raises(errors.InvalidRequest, match="query string"):
+        client.v1.send_sms_bulk(messages=messages, delivery_name="d", deliver_at=when)
+    assert recorder.requests == []
+    groups = client.v1.bulk_groups(messages, delivery_name="d", deliver_at=when)
+    assert groups[0][0] == 0 and groups[-1][1] == MAX_BULK_SMS and len(groups) > 1
+    assert all(a[1] == b[0] for a, b in itertools.pairwise(groups))
+    for start, end in groups:
+        query = {"messages": json.dumps([{"dst_number": 56911111111, "sms_content": m["sms_content"]}
+                                         for m in messages[start:end]], ensure_ascii=False),
+                 "delivery_name": "d", "deliver_at": when}  # fmt: skip
+        assert len(urlencode(query)) <= client.v1.max_query_bytes
+        if end < MAX_BULK_SMS:  # each group is as long as it can be
+            query["messages"] = json.dumps(
+                [{"dst_number": 56911111111, "sms_content": m["sms_content"]}
+                 for m in messages[start:end + 1]], ensure_ascii=False)  # fmt: skip
+            assert len(urlencode(query)) > client.v1.max_query_bytes
 
 
 def test_a_bulk_answer_with_a_different_count_is_malformed() -> None:
@@ -154,7 +170,8 @@ def test_send_email_omits_absent_optionals() -> None:
     client, recorder = make_client(httpx.Response(200, json={"id_email": "f047"}))
     result = client.v1.send_email(dst_email="a@b.cl", email_content="x")  # subject optional
     assert result.provider_id == "f047"
-    assert recorder.last_form() == {"dst_email": "a@b.cl", "email_content": "x"}
+    assert recorder.last_query() == {"dst_email": "a@b.cl", "email_content": "x"}
+    assert recorder.last.content == b""
 
 
 def test_send_email_bulk() -> None:
@@ -170,8 +187,8 @@ def test_send_email_bulk() -> None:
     result = client.v1.send_email_bulk(
         emails=emails, delivery_name="n", deliver_at="2019-03-25 10:30:00", src_email="j@e.com"
     )
-    form = recorder.last_form()
-    assert recorder.last.url.path == "/api_v1/send_email_bulk"
+    form = recorder.last_query()
+    assert recorder.last.url.path == "/api_v1/send_email_bulk" and recorder.last.content == b""
     assert json.loads(form["emails"]) == emails
     assert form["src_email"] == "j@e.com"
     assert result.items == (

@@ -290,8 +290,10 @@ def test_aware_deliver_at_is_refused() -> None:
         ({"status": "ESME_RTHROTTLED"}, errors.Throttled),
         ({"status": "ESME_RINVDSTADR"}, errors.InvalidNumber),
         ({"status": "ESME_RX_P_APPN"}, errors.Rejected),
-        ({"status": "ESME_ROK"}, errors.MalformedResponse),  # accepted, but no id
         ({"error": "Saldo insuficiente"}, errors.BalanceExhausted),
+        # Names no message and says something went wrong: not an acceptance.
+        ({"error": "algo salió mal"}, errors.MalformedResponse),
+        ({"status": "FALLIDO"}, errors.MalformedResponse),
     ],
 )
 def test_a_2xx_send_answer_can_still_be_an_error(
@@ -301,6 +303,34 @@ def test_a_2xx_send_answer_can_still_be_an_error(
     with pytest.raises(expected) as raised:
         client.v3.send_sms(dst_number="56987688060", sms_content="hola")
     assert raised.value.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("send", "answer"),
+    [
+        # The collection's documented answers of send_individual and send_otp.
+        (lambda c: c.v3.send_sms(dst_number="56987688060", sms_content="hola"),
+         {"status": "ESME_ROK"}),
+        (lambda c: c.v3.send_otp(dst_number="56987688060", sms_content="1234"),
+         {"status": "ESME_ROK"}),
+        # WhatsApp's answer is not documented: a bare 2xx object is an acceptance.
+        (lambda c: c.v3.send_whatsapp(src_number="56999944837", dst_number="56987688060",
+                                      whatsapp_content="hola"), {}),
+        (lambda c: c.v3.send_whatsapp(src_number="56999944837", dst_number="56987688060",
+                                      whatsapp_content="hola"), {"status": "EN_COLA"}),
+        (lambda c: c.v3.send_email(dst_email="a@b.cl", src_email="c@d.cl", subject="s",
+                                   email_content="x"), {}),
+        (lambda c: c.qr.send(number="56987688060", message="hola"), {"success": True}),
+    ],
+)  # fmt: skip
+def test_an_accepted_send_answer_without_an_id_is_an_acceptance(
+    send: Callable[[ConnectusClient], SendResult], answer: dict[str, Any]
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    result = send(client)
+    assert result.provider_id is None
+    assert result.status == answer.get("status")
+    assert len(recorder.requests) == 1
 
 
 def test_a_lookup_answer_with_an_error_status_is_data_not_an_error() -> None:

@@ -140,6 +140,7 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     client.zadd(keys.schedule, {"a": 1, "b": 2, "c": 3})
     client.zadd(keys.dead_letters, {"d": 1, "poison:x": 2})
     client.zadd(keys.unknown, {"u": 1})
+    client.zadd(keys.id_lookups, {"i1": 1, "i2": 2})
     registry = _queue_registry(client, keys)
     executed: list[int] = []
     real_execute = redis.client.Pipeline.execute
@@ -151,8 +152,8 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(redis.client.Pipeline, "execute", counting_execute)
         families = list(registry.collect())  # one scrape
-    # 3 queues + 4 sets: one pipelined round trip; then the breaker's (its own test)
-    assert executed[0] == 7
+    # 3 queues + 5 sets: one pipelined round trip; then the breaker's (its own test)
+    assert executed[0] == 8
     assert "connectus_worker_queue_messages" in {f.name for f in families}
     get = registry.get_sample_value
     assert [get("connectus_worker_queue_messages", {"queue": q})
@@ -161,6 +162,7 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     assert get("connectus_worker_dead_letter_jobs") == 2
     assert get("connectus_worker_unknown_jobs") == 1
     assert get("connectus_worker_review_jobs") == 0
+    assert get("connectus_worker_id_lookup_jobs") == 2
     assert get("connectus_worker_redis_up") == 1
     assert get("connectus_worker_breaker_state",
                {"account": "acme", "scope": "account", "reason": ""}) == 0  # fmt: skip

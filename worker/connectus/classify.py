@@ -37,6 +37,7 @@ from worker.connectus.errors import (
     SubmitRefused,
     Throttled,
 )
+from worker.connectus.parsing import provider_id
 from worker.connectus.retry_after import parse_retry_after
 
 ErrorClass = type[ConnectusError]
@@ -268,7 +269,14 @@ def for_http(status_code: int, body: Any, retry_after: str | None = None) -> Ver
 
 
 def for_send_body(body: Any) -> Verdict | None:
-    """The verdict for a 2xx answer to a send (None when it was accepted)."""
+    """The verdict for a 2xx answer to a send (None when it was accepted).
+
+    Accepted means a definite acceptance, with or without a provider id (the
+    collection's SMS answers are only ``{"status": "<string>"}``): ``ESME_ROK``
+    or another non-error status, or no status at all. A 2xx answer that names
+    no message and yet carries an error text or a status no table knows is
+    not read as an acceptance: it is ambiguous (``unknown``, reconciled).
+    """
     if not isinstance(body, Mapping):
         return Verdict(MalformedResponse, "malformed_response")
     refined = _body_verdict(body)
@@ -279,6 +287,12 @@ def for_send_body(body: Any) -> Verdict | None:
         return Verdict(Rejected, status)
     if body.get("success") is False:
         return Verdict(Rejected, "success_false")
+    if provider_id(body) is None:
+        error = body.get("error")
+        if isinstance(error, str) and error.strip():
+            return Verdict(MalformedResponse, "error_text_without_id")
+        if isinstance(status, str) and status and status not in SMPP and status not in PLATFORM:
+            return Verdict(MalformedResponse, "unlisted_status_without_id")
     return None
 
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from worker.connectus.classify import DeliveryState, delivery_state
 from worker.connectus.parsing import (
-    ParseError,
     as_mapping,
     objects,
     opt_int,
@@ -36,9 +35,17 @@ def _final_state(*statuses: str | None) -> DeliveryState | None:
 
 @dataclass(frozen=True)
 class SendResult:
-    """An accepted send: the provider's id, and what else the answer said."""
+    """An accepted send: the provider's id when the answer carried one, and the rest.
 
-    provider_id: str
+    An accepted answer is a definite acceptance whether or not it names the
+    message: the collection documents ``send_individual`` and ``send_otp`` as
+    answering only ``{"status": "<string>"}`` and WhatsApp's answer not at
+    all. ``provider_id`` is then None and the worker looks the id up later
+    (:mod:`worker.id_lookup`). The boundary (:func:`classify.for_send_body`)
+    has already refused every non-OK status before this parses the answer.
+    """
+
+    provider_id: str | None
     status: str | None
     segments: int | None
     id_delivery: str | None = None
@@ -47,12 +54,8 @@ class SendResult:
     @classmethod
     def from_body(cls, body: Any) -> SendResult:
         data = as_mapping(body)
-        pid = provider_id(data)
-        if pid is None:
-            # Accepted (2xx, no error status) yet unidentifiable: can't be reconciled.
-            raise ParseError("send answer carries no provider id")
         return cls(
-            provider_id=pid,
+            provider_id=provider_id(data),
             status=opt_str(data, "status"),
             segments=opt_int(data, "segments"),
             id_delivery=opt_str(data, "id_delivery"),

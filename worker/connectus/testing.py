@@ -58,6 +58,9 @@ class Recorder:
     def last_form(self) -> dict[str, str]:
         return dict(httpx.QueryParams(self.last.content.decode()))
 
+    def last_query(self) -> dict[str, str]:
+        return dict(self.last.url.params)
+
 
 def make_client(*answers: Answer, **overrides: Any) -> tuple[ConnectusClient, Recorder]:
     """A client answering ``answers`` through a :class:`Recorder`, with test settings."""

@@ -1,9 +1,12 @@
 """``client.v1``: the legacy API at ``CONNECTUS_V1_BASE_URL`` + ``/api_v1``.
 
-The v1 document sends parameters with ``requests.post(url, params=...)``.
-This client sends a GET's parameters as a query string, and a POST's as a
-form body: the same names and values, but a 1,000-message bulk no longer
-meets URL length limits, and numbers and content stay out of access logs.
+Every example of the v1 document sends its parameters with
+``requests.post(url, params=...)`` (or ``requests.get``): in the query string,
+with no body. This client sends exactly that, for GETs and POSTs alike; the
+``messages`` of ``send_sms_bulk`` are a JSON array in one parameter, each
+``dst_number`` a JSON number (the document's type ``long`` and its example).
+Query strings carry numbers and content, so no message of this client names a
+URL beyond its path (:meth:`Transport.call`), and logs mask numbers.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import quote_plus, urlencode
 
 from worker.connectus.base import SubApi, refuse, require_id, wall_clock
 from worker.connectus.classify import DeliveryState, delivery_state
@@ -21,6 +25,12 @@ from worker.connectus.results import EmailStatus, SendResult, balance_from_body
 from worker.connectus.transport import Transport
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
+
+#: Longest query string sent (bytes, URL-encoded). The request line of common
+#: servers is capped near 8 KiB (nginx 8,192 with its default buffers, Apache
+#: 8,190), and httpx refuses URLs over 64 KiB: a bulk whose messages don't fit
+#: is sent as several calls (:meth:`V1Api.bulk_groups`).
+MAX_QUERY_BYTES = 8_000
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,11 @@ class DeliveryStatus:
     raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
 
+def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
+    """One ``send_sms_bulk`` item; ``dst_number`` a JSON number, as the document shows it."""
+    return {"dst_number": int(message["dst_number"]), "sms_content": message["sms_content"]}
+
+
 def _bulk_parser(expected: int) -> Callable[[Any], BulkResult]:
     def parse(body: Any) -> BulkResult:
         data = as_mapping(body)
@@ -104,14 +119,57 @@ def _delivery_status(body: Any) -> DeliveryStatus:
 
 
 class V1Api(SubApi):
-    def __init__(self, transport: Transport, base_url: str) -> None:
+    def __init__(
+        self, transport: Transport, base_url: str, *, max_query_bytes: int = MAX_QUERY_BYTES
+    ) -> None:
         super().__init__(transport, base_url, "/api_v1")
+        self.max_query_bytes = max_query_bytes
+
+    def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``query`` when its URL-encoded form fits ``max_query_bytes``, else InvalidRequest."""
+        size = len(urlencode({k: v for k, v in query.items() if v is not None}))
+        if size > self.max_query_bytes:
+            raise refuse(
+                "query_too_long",
+                f"v1 parameters are sent in the query string: {size} bytes encoded, "
+                f"over {self.max_query_bytes}",
+            )
+        return query
+
+    def bulk_groups(
+        self,
+        messages: Sequence[Mapping[str, str]],
+        *,
+        delivery_name: str,
+        deliver_at: datetime | str,
+    ) -> list[tuple[int, int]]:
+        """``(start, end)`` ranges of ``messages`` whose ``send_sms_bulk`` query fits.
+
+        In input order; one range when the whole bulk fits. A single message
+        too long to fit on its own is a range of its own (its call is refused
+        before sending, as :meth:`send_sms` would refuse it).
+        """
+        fixed = len(urlencode({"delivery_name": delivery_name,
+                               "deliver_at": wall_clock("deliver_at", deliver_at)}))  # fmt: skip
+        budget = self.max_query_bytes - fixed - len("&messages=") - len(quote_plus("[]"))
+        separator = len(quote_plus(", "))
+        groups: list[tuple[int, int]] = []
+        start, used = 0, 0
+        for index, message in enumerate(messages):
+            size = len(quote_plus(json.dumps(_bulk_item(message), ensure_ascii=False)))
+            if index > start and used + separator + size > budget:
+                groups.append((start, index))
+                start, used = index, 0
+            used += size if index == start else separator + size
+        if start < len(messages):
+            groups.append((start, len(messages)))
+        return groups
 
     def send_sms(self, *, dst_number: str, sms_content: str) -> SendResult:
         """``POST send_sms``; ``dst_number`` is 11 digits ``569...``; answers ``id_sms``."""
-        form = {"dst_number": dst_number, "sms_content": sms_content}
+        query = self._fits({"dst_number": dst_number, "sms_content": sms_content})
         return self._t.call(
-            "POST", self._url("send_sms"), SendResult.from_body, form=form, send=True
+            "POST", self._url("send_sms"), SendResult.from_body, params=query, send=True
         )
 
     def send_sms_bulk(
@@ -132,14 +190,16 @@ class V1Api(SubApi):
         for index, message in enumerate(messages):
             if not message.get("dst_number") or not message.get("sms_content"):
                 raise refuse("bulk_item", f"messages[{index}] needs dst_number and sms_content")
-        items = [{"dst_number": m["dst_number"], "sms_content": m["sms_content"]} for m in messages]
-        form = {
+            if not str(message["dst_number"]).isdigit():
+                raise refuse("bulk_item", f"messages[{index}].dst_number must be digits")
+        items = [_bulk_item(m) for m in messages]
+        query = self._fits({
             "messages": json.dumps(items, ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
-        }
+        })  # fmt: skip
         return self._t.call(
-            "POST", self._url("send_sms_bulk"), _bulk_parser(len(items)), form=form, send=True
+            "POST", self._url("send_sms_bulk"), _bulk_parser(len(items)), params=query, send=True
         )
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
@@ -173,15 +233,15 @@ class V1Api(SubApi):
 
         ``subject`` is listed by the v1 document but its example omits it: optional.
         """
-        form = {
+        query = self._fits({
             "dst_email": dst_email,
             "subject": subject,
             "email_content": email_content,
             "sender": sender,
             "src_email": src_email,
-        }
+        })  # fmt: skip
         return self._t.call(
-            "POST", self._url("send_email"), SendResult.from_body, form=form, send=True
+            "POST", self._url("send_email"), SendResult.from_body, params=query, send=True
         )
 
     def send_email_bulk(
@@ -198,14 +258,18 @@ class V1Api(SubApi):
         for index, email in enumerate(emails):
             if not all(email.get(k) for k in ("dst_email", "email_content")):
                 raise refuse("bulk_item", f"emails[{index}] needs dst_email and email_content")
-        form = {
+        query = self._fits({
             "emails": json.dumps([dict(e) for e in emails], ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
             "src_email": src_email,
-        }
+        })  # fmt: skip
         return self._t.call(
-            "POST", self._url("send_email_bulk"), _bulk_parser(len(emails)), form=form, send=True
+            "POST",
+            self._url("send_email_bulk"),
+            _bulk_parser(len(emails)),
+            params=query,
+            send=True,
         )
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:

@@ -1,0 +1,195 @@
+"""Sends accepted without a provider id: ``sent`` at once, the id looked up later.
+
+fakeredis (with Lua) and a listing stub; the same path against the real Redis
+and the sandbox over HTTP is in tests/integration/test_documented_answers.py.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+import dramatiq
+
+from core.hashing import content_hash
+from core.keys import Keys
+from core.models import Kind, State
+from producers.api import Producer
+from tests.support.clock import Clock
+from worker.connectus.errors import ServiceUnavailable
+from worker.id_lookup import IdLookup
+from worker.outcomes import RetryPolicy
+from worker.pipeline import SendPipeline
+
+Listing = list[tuple[str | None, str | None, str | None]]
+
+
+class Listings:
+    """Stands in for the reconciler's LookupCache: what Connectus would list."""
+
+    def __init__(self, sms: Listing | None = None, whatsapp: Listing | None = None) -> None:
+        self._sms = sms or []
+        self._whatsapp = whatsapp or []
+        self.fail = False
+        self.asked: list[tuple[str, Any]] = []
+
+    def sms(self, id_delivery: str | None, created_at: datetime) -> Listing:
+        self.asked.append(("sms", id_delivery))
+        if self.fail:
+            raise ServiceUnavailable("down", reason="http_503", status_code=503)
+        return self._sms
+
+    def whatsapp(self, src: str, dst: str) -> Listing:
+        self.asked.append(("whatsapp", (src, dst)))
+        return self._whatsapp
+
+    def qr(self, number: str) -> Listing:
+        self.asked.append(("qr", number))
+        return []
+
+
+def _send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
+    """Take the queued job of ``kind`` and send it through a sender that names no id."""
+    policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                         max_message_age_s=3600)  # fmt: skip
+
+    def sender(kind: Kind, payload: Mapping[str, Any]) -> str | None:
+        return None
+
+    pipeline = SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+                            lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
+    keys: Keys = producer.store.keys
+    queue = "otp" if kind.is_otp else "transactional"
+    rid = producer.redis.lpop(keys.queue(queue))
+    job = dramatiq.Message.decode(producer.redis.hget(keys.queue_messages(queue), rid))
+    return pipeline.handle(kind, job.kwargs["job"])
+
+
+def _lookup(producer: Producer, **kwargs: Any) -> IdLookup:
+    return IdLookup(store=producer.store, after_s=kwargs.get("after_s", 30),
+                    window_s=kwargs.get("window_s", 300))  # fmt: skip
+
+
+def test_an_unnamed_acceptance_is_sent_at_once_and_queued_for_the_lookup(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    assert _send_unnamed(producer, clock, Kind.SMS) == "sent"
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id, record.provider_id_lookup) == (
+        State.SENT, None, "pending",
+    )  # fmt: skip
+    assert record.attempts == 1 and record.sent_at is not None
+    keys = producer.store.keys
+    assert producer.redis.zscore(keys.id_lookups, job_id) == clock.now_ms
+    # The lookup keeps the destination and a hash, never the content.
+    entry = producer.redis.hget(keys.id_lookup_data, job_id).decode()
+    assert "56987654321" in entry and content_hash("hola") in entry and "hola" not in entry
+
+
+def test_an_unnamed_email_is_sent_with_no_listing_to_look_in(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_email("ana@example.com", "s", "<p>x</p>", src_email="c@empresa.cl")
+    assert _send_unnamed(producer, clock, Kind.EMAIL) == "sent"
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id_lookup) == (State.SENT, "no_listing")
+    assert producer.redis.zcard(producer.store.keys.id_lookups) == 0
+
+
+def test_the_id_is_found_by_destination_and_content_and_indexed(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola")
+    _send_unnamed(producer, clock, Kind.SMS)
+    listings = Listings(sms=[("other", "56987654321", "chao"), ("wrong-dst", "56911111111", "hola"),
+                             ("p1", "+56 9 8765 4321", "hola")])  # fmt: skip
+    lookup = _lookup(producer)
+    assert lookup.run_once(listings) == {}  # not due before RECONCILE_AFTER_S
+    clock.now_ms += 30_000
+    assert lookup.run_once(listings) == {"found": 1}
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id, record.provider_id_lookup) == (
+        State.SENT, "p1", "found",
+    )  # fmt: skip
+    assert producer.store.job_for_provider_id("p1") == job_id
+    assert producer.redis.zcard(producer.store.keys.id_lookups) == 0
+    assert producer.redis.hlen(producer.store.keys.id_lookup_data) == 0
+
+
+def test_an_otp_is_found_by_the_hash_connectus_stores(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_otp("56987654321", "Tu codigo es 123456")
+    _send_unnamed(producer, clock, Kind.OTP)
+    clock.now_ms += 30_000
+    listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
+    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert producer.get_status(job_id).provider_id == "p-otp"
+
+
+def test_identical_messages_are_matched_one_to_one(producer: Producer, clock: Clock) -> None:
+    first = producer.send_sms("56987654321", "hola")
+    second = producer.send_sms("56987654321", "hola")
+    taken = producer.send_sms("56987654321", "hola")
+    for _ in range(3):
+        _send_unnamed(producer, clock, Kind.SMS)
+    # A record already indexed to another job is never taken again.
+    producer.redis.set(producer.store.keys.provider("p0"), taken)
+    producer.redis.zrem(producer.store.keys.id_lookups, taken)
+    clock.now_ms += 30_000
+    listing = [(p, "56987654321", "hola") for p in ("p0", "p1", "p2")]
+    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 2}
+    ids = {producer.get_status(first).provider_id, producer.get_status(second).provider_id}
+    assert ids == {"p1", "p2"}
+
+
+def test_not_found_waits_then_stays_sent_with_the_id_not_known(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_whatsapp("56987654321", "hola", src_number="56999944837")
+    _send_unnamed(producer, clock, Kind.WHATSAPP)
+    lookup, listings = _lookup(producer), Listings(whatsapp=[("w1", "56987654321", "otro")])
+    clock.now_ms += 30_000
+    assert lookup.run_once(listings) == {"waiting": 1}
+    assert producer.get_status(job_id).provider_id_lookup == "pending"
+    clock.now_ms += 300_000
+    assert lookup.run_once(listings) == {"not_found": 1}
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id, record.provider_id_lookup) == (
+        State.SENT, None, "not_found",
+    )  # fmt: skip
+    assert listings.asked[0] == ("whatsapp", ("56999944837", "56987654321"))
+    assert producer.redis.zcard(producer.store.keys.id_lookups) == 0
+
+
+def test_a_failed_listing_leaves_the_job_for_the_next_pass(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola", id_delivery="d-1")
+    _send_unnamed(producer, clock, Kind.SMS)
+    listings = Listings(sms=[("p1", "56987654321", "hola")])
+    listings.fail = True
+    clock.now_ms += 30_000
+    lookup = _lookup(producer)
+    assert lookup.run_once(listings) == {"lookup_failed": 1}
+    listings.fail = False
+    assert lookup.run_once(listings) == {"found": 1}
+    assert listings.asked[-1] == ("sms", "d-1")  # delivery_info when the send named one
+    assert producer.get_status(job_id).provider_id == "p1"
+
+
+def test_a_listing_that_keeps_failing_gives_up_after_the_window(
+    producer: Producer, clock: Clock
+) -> None:
+    job_id = producer.send_sms("56987654321", "hola", id_delivery="gone")
+    _send_unnamed(producer, clock, Kind.SMS)
+    listings = Listings()
+    listings.fail = True
+    lookup = _lookup(producer)
+    clock.now_ms += 30_000
+    assert lookup.run_once(listings) == {"lookup_failed": 1}
+    clock.now_ms += 300_000
+    assert lookup.run_once(listings) == {"not_found": 1}
+    record = producer.get_status(job_id)
+    assert (record.state, record.provider_id_lookup) == (State.SENT, "not_found")

@@ -1,0 +1,203 @@
+"""Provider ids learnt after the send, for jobs Connectus accepted without naming them.
+
+The collection documents the 200 answer of ``send_individual`` and ``send_otp``
+as ``{"status": "<string>"}``: ``ESME_ROK`` is a definite acceptance, so the
+job is ``sent`` at once (:mod:`worker.pipeline`), but nothing in the answer says
+which of Connectus's records it is. Webhooks (``id_sms``), campaign status polls
+and reports need that id, so it is looked up afterwards:
+
+================  ============================================================
+kind              where the id is found
+================  ============================================================
+sms, otp          ``delivery_info`` of the job's ``id_delivery`` when the send
+                  carried one, else ``date_report`` from the day before the send
+                  to today; matched on destination and content (the SHA-256 of
+                  the content: an OTP sent with ``save_content=hash`` is listed
+                  as that hash, any other SMS as its text)
+whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
+whatsapp_qr       QR ``get-last-messages`` of the number, by content
+email, otp_email  none: Connectus has no listing; recorded ``no_listing`` at once
+================  ============================================================
+
+The sent job's record carries ``provider_id_lookup``: ``pending`` while it is
+looked up, ``found`` once the id is known (``provider_id`` set and indexed, so
+a status that arrived earlier is applied by :class:`core.delivery_status.PendingStatuses`),
+``not_found`` when ``RECONCILE_WINDOW_S`` passed without a match (the job stays
+``sent``: Connectus accepted it), or ``no_listing``. Lookups start
+``RECONCILE_AFTER_S`` after the send and run in the reconciler's pass, sharing
+its lock and its listings (one ``date_report`` a pass serves every job).
+
+What is matched is kept as a small JSON entry (destination and the content's
+SHA-256, never the content) in ``{prefix}:idlookup:data`` until the verdict.
+A record already indexed to another job is never taken (the script checks and
+takes the index atomically), so identical messages to one number are matched
+one to one.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from core.hashing import content_hash
+from core.jobs import JobStore
+from core.luascript import load
+from core.models import Kind
+from worker.connectus.errors import ConnectusError
+
+if TYPE_CHECKING:
+    from worker.reconcile import LookupCache
+
+log = structlog.get_logger("worker.id_lookup")
+
+#: ``provider_id_lookup`` values on a job record.
+PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
+
+#: Kinds whose sends can be found again in a Connectus listing.
+LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR})
+
+#: Most candidate ids handed to the script per job (the first free one is taken).
+MAX_CANDIDATES = 200
+
+_NOT_DIGITS = re.compile(r"\D")
+_SCRIPT = load(__package__, "id_lookup.lua")
+
+
+def lookup_entry(kind: Kind, payload: Mapping[str, Any]) -> bytes | None:
+    """What the lookup of one sent job matches on (JSON), or None when nothing lists it."""
+    if kind not in LISTED:
+        return None
+    if kind is Kind.WHATSAPP_QR:
+        dst, content = payload.get("number"), payload.get("message")
+    else:
+        dst, content = payload.get("dst_number"), payload.get(kind.content_field)
+    entry = {
+        "kind": kind.value,
+        "dst": _digits(dst),
+        "src": payload.get("src_number"),
+        "id_delivery": payload.get("id_delivery"),
+        "sha256": content_hash(str(content or "")),
+    }
+    return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
+
+
+def _digits(value: Any) -> str:
+    return _NOT_DIGITS.sub("", str(value or ""))
+
+
+class IdLookup:
+    """Finds the provider ids of sent jobs that have none yet. Run by the reconciler."""
+
+    def __init__(
+        self, *, store: JobStore, after_s: float, window_s: float, batch: int = 1000
+    ) -> None:
+        self.store = store
+        self.after_ms = int(after_s * 1000)
+        self.window_ms = int(window_s * 1000)
+        self.batch = batch
+        self._resolve = store.client.register_script(_SCRIPT)
+
+    def run_once(self, lookups: LookupCache) -> Counter[str]:
+        """One pass over the due jobs; returns the verdicts by name."""
+        keys = self.store.keys
+        now = self.store.clock()
+        rows: list[tuple[bytes, float]] = self.store.client.zrangebyscore(  # type: ignore[assignment]
+            keys.id_lookups, "-inf", now - self.after_ms, start=0, num=self.batch,
+            withscores=True,
+        )  # fmt: skip
+        if not rows:
+            return Counter()
+        ids = [_text(job_id) for job_id, _ in rows]
+        entries = self.store.client.hmget(keys.id_lookup_data, ids)
+        matcher = _Matcher(lookups)
+        pipe = self.store.client.pipeline(transaction=False)
+        asked: list[str] = []
+        outcomes: Counter[str] = Counter()
+        for (member, score), raw in zip(rows, entries, strict=True):
+            job_id, sent_ms = _text(member), int(score)
+            entry = json.loads(raw) if raw else None
+            give_up = entry is None or now - sent_ms >= self.window_ms
+            try:
+                found = matcher.candidates(entry, sent_ms) if entry else []
+            except ConnectusError as exc:
+                # Connectus down, or a listing it refuses (an unknown delivery is a
+                # 404): look again next pass, until the window has passed.
+                log.warning("id_lookup.lookup_failed", job_id=job_id, error=type(exc).__name__)
+                if not give_up:
+                    outcomes["lookup_failed"] += 1
+                    continue
+                found = []
+            if not found and not give_up:
+                outcomes["waiting"] += 1
+                continue
+            self._resolve(
+                keys=[keys.job(job_id), keys.id_lookups, keys.id_lookup_data],
+                args=[job_id, now, 1 if give_up else 0, self.store.ttl_s, keys.prefix,
+                      *found[:MAX_CANDIDATES]],
+                client=pipe,
+            )  # fmt: skip
+            asked.append(job_id)
+        for asked_id, answer in zip(asked, pipe.execute(), strict=True):
+            verdict = _text(answer[0])
+            outcomes[verdict] += 1
+            if verdict == "found":
+                log.info("id_lookup.found", job_id=asked_id, provider_id=_text(answer[1]))
+            elif verdict == "not_found":
+                log.warning("id_lookup.not_found", job_id=asked_id)
+        log.info("id_lookup.pass", **outcomes)
+        return outcomes
+
+
+class _Matcher:
+    """Candidate ids for an entry, from one pass's listings (each hashed once)."""
+
+    def __init__(self, lookups: LookupCache) -> None:
+        self.lookups = lookups
+        self._indexed: dict[int, dict[tuple[str, str], list[str]]] = {}
+
+    def candidates(self, entry: Mapping[str, Any], sent_ms: int) -> list[str]:
+        kind = Kind(entry["kind"])
+        dst = str(entry.get("dst", ""))
+        if kind in (Kind.SMS, Kind.OTP):
+            sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
+            listing = self.lookups.sms(entry.get("id_delivery"), sent)
+        elif kind is Kind.WHATSAPP:
+            listing = self.lookups.whatsapp(str(entry.get("src", "")), dst)
+        else:
+            listing = self.lookups.qr(dst)
+            dst = ""  # the QR listing is of this number already
+        return self._index(listing, by_dst=bool(dst)).get((dst, entry["sha256"]), [])
+
+    def _index(
+        self, listing: list[tuple[str | None, str | None, str | None]], *, by_dst: bool
+    ) -> dict[tuple[str, str], list[str]]:
+        """(destination digits, content SHA-256) -> ids in listing order, built once."""
+        key = id(listing) * 2 + by_dst  # listings live as long as the pass's cache
+        index = self._indexed.get(key)
+        if index is None:
+            index = {}
+            for provider_id, dst, content in listing:
+                if provider_id is None or content is None:
+                    continue
+                where = _digits(dst) if by_dst else ""
+                for digest in _digests(content):
+                    index.setdefault((where, digest), []).append(provider_id)
+            self._indexed[key] = index
+        return index
+
+
+def _digests(content: str) -> Iterable[str]:
+    """The SHA-256 a listed content stands for: itself when it is one (a hashed OTP)."""
+    yield content_hash(content)
+    if len(content) == 64 and all(c in "0123456789abcdef" for c in content):
+        yield content
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
