@@ -1040,6 +1040,21 @@ def check_dockerfile(text: str) -> list[str]:
             )
     if not any(i.cmd == "COPY" and parse_flags(i.value)[0].get("from") in names for i in in_final):
         problems.append("runtime stage copies nothing from the builder")
+    problems += check_locked_install([i for i in insts if i.stage != final])
+    return problems
+
+
+def check_locked_install(build: list[Instruction]) -> list[str]:
+    """The build stages install the dependencies from the hashed lock, and nothing
+    unpinned: every ``pip install`` is ``--no-deps`` (issue 21, supply chain)."""
+    runs = " && ".join(i.value for i in build if i.cmd == "RUN")
+    installs = re.findall(r"pip3? install\b[^&;]*", runs)
+    problems = []
+    if not any("--require-hashes" in c and "-r requirements.lock" in c for c in installs):
+        problems.append("the builder does not install requirements.lock with --require-hashes")
+    for command in installs:
+        if "--no-deps" not in command:
+            problems.append(f"'{command.strip()}' may resolve unpinned dependencies (no --no-deps)")
     return problems
 
 
@@ -1102,7 +1117,9 @@ def check_dockerignore(text: str) -> list[str]:
                  "core/__pycache__/x.cpython-311.pyc", "connectus_worker.egg-info/PKG-INFO"):  # fmt: skip
         if not dockerignored(path, patterns):
             problems.append(f".dockerignore lets {path} into the build context")
-    needed = ["pyproject.toml", "README.md"] + [f"{p}/__init__.py" for p in pyproject_packages()]
+    needed = ["pyproject.toml", "README.md", "requirements.lock"] + [
+        f"{p}/__init__.py" for p in pyproject_packages()
+    ]
     for path in needed:
         if dockerignored(path, patterns):
             problems.append(f".dockerignore excludes {path}, which `pip install .` needs")
@@ -1474,6 +1491,10 @@ DOCKERFILE_BREAKAGES: list[tuple[Callable[[str], str], str]] = [
     (lambda t: t + "ADD https://example.com/x.tar.gz /opt/\n", "ADD from a URL"),
     (lambda t: t + "RUN pip install httpx\n", "build tooling"),
     (lambda t: _replace(t, "COPY --from=builder /opt/venv /opt/venv", "COPY . /opt/src"), "copies"),
+    (lambda t: _replace(t, "--require-hashes --no-deps -r requirements.lock", "-r requirements.lock"),
+     "with --require-hashes"),
+    (lambda t: _replace(t, "pip install --no-deps /wheels/*.whl", "pip install /wheels/*.whl"),
+     "unpinned dependencies"),
 ]  # fmt: skip
 
 
@@ -1615,8 +1636,9 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
         (lambda t: t.replace("\n*\n", "\n").replace(".git\n", ""), ".git/HEAD"),
         (lambda t: t.replace("!core/\n", ""), "core/__init__.py"),
         (lambda t: t + "README.md\n", "excludes README.md"),
+        (lambda t: t.replace("!requirements.lock\n", ""), "excludes requirements.lock"),
     ],
-    ids=["venv", "git", "package", "readme"],
+    ids=["venv", "git", "package", "readme", "lock"],
 )
 def test_dockerignore_check_rejects_broken_copies(edit: Callable[[str], str], expect: str) -> None:
     problems = check_dockerignore(edit(DOCKERIGNORE.read_text()))
