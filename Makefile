@@ -44,14 +44,20 @@ lock: $(STAMP)  ## Re-resolve requirements.lock and requirements-dev.lock from p
 	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
 	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
 
+# Re-resolves both locks into a temporary copy (uv keeps the pins that still fit)
+# and compares the pinned versions. Hash lines are left out of the comparison: a
+# project may upload a wheel for a new platform to a release already pinned, which
+# adds a hash without changing what is installed here.
+PINS = grep -Ev '^[[:space:]]*(--hash|\#)'
 lock-check: $(STAMP)  ## Fail if the lock files no longer match pyproject.toml (CI runs it)
 	@tmp=$$(mktemp -d) && cp requirements-dev.lock requirements.lock "$$tmp"/ && \
 	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o "$$tmp/requirements-dev.lock" && \
 	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o "$$tmp/requirements.lock" && \
-	diff -u requirements-dev.lock "$$tmp/requirements-dev.lock" && \
-	diff -u requirements.lock "$$tmp/requirements.lock" && rm -rf "$$tmp" && \
-	echo "lock files match pyproject.toml" || \
-	{ echo "requirements*.lock do not match pyproject.toml: run 'make lock' and commit them"; exit 1; }
+	for lock in requirements-dev.lock requirements.lock; do \
+	  $(PINS) $$lock > "$$tmp/committed" && $(PINS) "$$tmp/$$lock" > "$$tmp/resolved" && \
+	  diff -u "$$tmp/committed" "$$tmp/resolved" || \
+	    { echo "$$lock does not match pyproject.toml: run 'make lock' and commit it"; exit 1; }; \
+	done && rm -rf "$$tmp" && echo "lock files match pyproject.toml"
 
 test: $(STAMP)  ## Run the whole suite (unit, integration, acceptance); starts Redis if none answers
 	$(PYTEST) tests -m "not chaos_full"
