@@ -5,7 +5,8 @@ Moved out of :mod:`core.logging` (one concept per module), which installs
 *every* event, ours and foreign, and no call site has to remember to mask
 anything:
 
-- phone numbers: masked in known fields and in any text (``569*****321``);
+- phone numbers: masked in known fields and in any text (``569*****321``),
+  except epoch times (10 or 13 digits) under a time key such as ``due_ms``;
 - e-mail addresses: masked in known fields and in any text (``j***@empresa.cl``);
 - message content: replaced by its length and a keyed digest (see
   :func:`summarize_content`); OTP codes are replaced by ``***``;
@@ -51,7 +52,7 @@ OTP_KEYS = frozenset({"otp", "code", "otp_code", "pin"})
 _PII_KEYS = PHONE_KEYS | EMAIL_KEYS
 #: Keys holding a time: epoch seconds (10 digits) or milliseconds (13 digits)
 #: look like phone numbers to the text pattern, so under these keys (and after
-#: ``key=`` / ``"key": `` in text) a number of 10-13 digits is left as it is.
+#: ``key=`` / ``"key": `` in text) a number of 10 or 13 digits is left as it is.
 TIME_KEYS = frozenset(
     {"ts", "time", "timestamp", "epoch", "epoch_ms", "now", "now_ms", "due", "deadline",
      "received_at", "created", "updated", "expires", "started", "finished"}
