@@ -25,15 +25,18 @@ WORKDIR /src
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
-# The build context is an allow-list (.dockerignore): pyproject, README and
-# the package directories only.
+# The build context is an allow-list (.dockerignore): pyproject, README, the
+# lock file and the package directories only.
 COPY . /src
 
-# Build a wheel of the project, then install it (and its dependencies, all of
-# which ship binary wheels) into the venv. pip/setuptools are removed from the
+# Dependencies first, exactly as pinned in requirements.lock (`make lock`), each
+# download checked against its hash: a build never resolves newer versions and
+# a tampered file fails it. Then a wheel of the project itself, installed with
+# --no-deps, so nothing unpinned gets in. pip/setuptools are removed from the
 # venv afterwards: the runtime image carries no build or install tooling.
-RUN pip wheel --no-deps --wheel-dir /wheels . \
- && pip install /wheels/*.whl \
+RUN pip install --require-hashes --no-deps -r requirements.lock \
+ && pip wheel --no-deps --wheel-dir /wheels . \
+ && pip install --no-deps /wheels/*.whl \
  && pip uninstall --yes pip setuptools \
  && connectus --help > /dev/null
 

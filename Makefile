@@ -9,19 +9,55 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-unit test-integration test-acceptance lint format demo \
-        sandbox worker postman validate-deploy chaos bench bench-quick clean
+        sandbox worker postman validate-deploy chaos bench bench-quick clean lock lock-check
+
+# The lock files pin every runtime (requirements.lock) and runtime + dev
+# (requirements-dev.lock) dependency with hashes, for the target: Linux
+# x86_64, CPython 3.11 (the Docker image, CI). docs/security.md, "Supply chain".
+LOCK_FLAGS := --generate-hashes --python-version 3.11 --python-platform x86_64-unknown-linux-gnu \
+              --custom-compile-command "make lock" --quiet
+# Whether this interpreter is the lock's target; elsewhere `make install` resolves
+# from pyproject.toml as before (a laptop on macOS or another Python).
+ON_TARGET := import platform, sys; sys.exit(0 if sys.version_info[:2] == (3, 11) and \
+             sys.platform == "linux" and platform.machine() == "x86_64" else 1)
 
 help:  ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-18s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python >= 3.11 is required (set PYTHON=...)")'
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@if $(BIN)/python -c '$(ON_TARGET)'; then \
+	  echo "installing the pinned, hash-checked dependencies of requirements-dev.lock"; \
+	  $(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock && \
+	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . ; \
+	else \
+	  echo "not Linux x86_64 + CPython 3.11 (the lock's target): resolving from pyproject.toml"; \
+	  $(BIN)/python -m pip install --quiet -e '.[dev]' ; \
+	fi
 	touch $(STAMP)
 
-install: $(STAMP)  ## Create the virtualenv and install the project with its dev tools
+install: $(STAMP)  ## Create the virtualenv and install the project with its dev tools (from the lock on Linux/3.11)
+
+lock: $(STAMP)  ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml (keeps pins that still fit)
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
+
+# Re-resolves both locks into a temporary copy (uv keeps the pins that still fit)
+# and compares the pinned versions. Hash lines are left out of the comparison: a
+# project may upload a wheel for a new platform to a release already pinned, which
+# adds a hash without changing what is installed here.
+PINS = grep -Ev '^[[:space:]]*(--hash|\#)'
+lock-check: $(STAMP)  ## Fail if the lock files no longer match pyproject.toml (CI runs it)
+	@tmp=$$(mktemp -d) && cp requirements-dev.lock requirements.lock "$$tmp"/ && \
+	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o "$$tmp/requirements-dev.lock" && \
+	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o "$$tmp/requirements.lock" && \
+	for lock in requirements-dev.lock requirements.lock; do \
+	  $(PINS) $$lock > "$$tmp/committed" && $(PINS) "$$tmp/$$lock" > "$$tmp/resolved" && \
+	  diff -u "$$tmp/committed" "$$tmp/resolved" || \
+	    { echo "$$lock does not match pyproject.toml: run 'make lock' and commit it"; exit 1; }; \
+	done && rm -rf "$$tmp" && echo "lock files match pyproject.toml"
 
 test: $(STAMP)  ## Run the whole suite (unit, integration, acceptance); starts Redis if none answers
 	$(PYTEST) tests -m "not chaos_full"

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import re
 import zoneinfo
+from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import SecretStr, ValidationInfo
+from pydantic import BaseModel, SecretStr, ValidationInfo
 
 # Bearer tokens: RFC 6750 token characters (no comma: the list separator).
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
@@ -28,6 +30,19 @@ def check_redis_url(value: str) -> str:
         raise ValueError("must start with redis://, rediss:// or unix://")
     if parts.scheme != "unix" and not parts.hostname:
         raise ValueError("has no host")
+    if parts.scheme != "unix":
+        # urlsplit checks the port only when asked (redis-py would raise later, as
+        # a traceback from the first connection); the reason never shows the URL,
+        # which may carry a password.
+        try:
+            port = parts.port
+        except ValueError:
+            raise ValueError("has a port that is not a number from 1 to 65535") from None
+        if port == 0:
+            raise ValueError("has a port that is not a number from 1 to 65535")
+        database = parts.path.lstrip("/")
+        if database and not database.isdigit():
+            raise ValueError("has a database that is not a number (e.g. redis://host:6379/0)")
     return value
 
 
@@ -43,6 +58,15 @@ def check_timezone(value: str) -> str:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
         raise ValueError(f"unknown IANA time zone {value!r}") from exc
+    return value
+
+
+def check_region(value: str) -> str:
+    # Imported here: the settings module stays cheap for commands that never validate.
+    import phonenumbers
+
+    if value not in phonenumbers.SUPPORTED_REGIONS:
+        raise ValueError(f"{value!r} is not a region known to phonenumbers (e.g. CL, MX, PE)")
     return value
 
 
@@ -109,3 +133,48 @@ def check_opt_out_keywords(value: str) -> str:
     if not all(words) or any(len(word) > 32 for word in words):
         raise ValueError("must be comma-separated non-empty words of at most 32 characters")
     return value
+
+
+# --- sample secrets -----------------------------------------------------------
+
+#: Secret values published in this repository (docker-compose.yml,
+#: deploy/compose.env.example, the sandbox, docs): anyone can read them, so they
+#: authenticate nobody. Compared case-insensitively, per comma-separated item.
+SAMPLE_SECRETS = frozenset({"sandbox-key", "sandbox-intake-token", "sandbox-webhook-secret"})
+#: Any setting containing this is a placeholder of deploy/k8s/secret.yaml.
+PLACEHOLDER_MARK = "replace-me"
+#: RUN_MODE values in which the samples are allowed (a local stack, the demo).
+SAMPLE_MODES = frozenset({"sandbox", "demo"})
+
+
+def _texts(value: Any) -> Iterator[tuple[str, bool]]:
+    """(text, is_secret) of a setting's value; a secret list item by item."""
+    if isinstance(value, SecretStr):
+        for item in value.get_secret_value().split(","):
+            yield item.strip(), True
+    elif isinstance(value, str):
+        yield value, False
+
+
+def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None:
+    """(field, reason) of the first published sample secret or placeholder, or None.
+
+    Every field is looked at, so a secret setting added later is covered
+    without a change here. The reason never repeats the value.
+    """
+    if mode in SAMPLE_MODES:
+        return None
+    for name in type(settings).model_fields:
+        for text, secret in _texts(getattr(settings, name)):
+            lowered = text.lower()
+            if PLACEHOLDER_MARK in lowered:
+                return name, (
+                    "still holds a REPLACE-ME placeholder (deploy/k8s/secret.yaml): "
+                    "set the real value"
+                )
+            if secret and lowered in SAMPLE_SECRETS:
+                return name, (
+                    f"is a published sample secret, refused when RUN_MODE={mode}: set a "
+                    "real one, or RUN_MODE=sandbox for a local sandbox stack"
+                )
+    return None

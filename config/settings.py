@@ -44,7 +44,16 @@ class Settings(BaseSettings):
         case_sensitive=False,
         env_file=None,
         hide_input_in_errors=True,
+        # inf/nan are floats to Python but no setting means them: a timeout of
+        # inf crash-loops the workers (OverflowError), so refuse them everywhere.
+        allow_inf_nan=False,
     )
+
+    # --- Mode --------------------------------------------------------------
+    # production: the secrets published in this repository (sandbox defaults,
+    # REPLACE-ME placeholders) are refused at start-up. sandbox / demo: a local
+    # stack against the sandbox (docker-compose.yml, `connectus demo`, tests).
+    run_mode: Literal["production", "sandbox", "demo"] = "production"
 
     # --- Redis -------------------------------------------------------------
     # repr=False: the URL may carry a password.
@@ -210,6 +219,7 @@ class Settings(BaseSettings):
         "connectus_base_url", "connectus_v1_base_url", "connectus_whatsapp_qr_url"
     )(checks.check_http_url)
     _check_timezone = field_validator("default_timezone")(checks.check_timezone)
+    _check_region = field_validator("default_region")(checks.check_region)
     _check_rate_floor = field_validator("rate_min_per_s")(checks.check_rate_floor)
     _check_max_open = field_validator("breaker_max_open_s")(checks.check_max_open)
     _check_backoff_order = field_validator("retry_max_backoff_ms", "durable_max_backoff_ms")(
@@ -281,17 +291,24 @@ def load_settings(
     """
     try:
         if environ is None:
-            return Settings(_env_file=env_file, **overrides)
-        known = {name.upper() for name in Settings.model_fields}
-        values: dict[str, Any] = {
-            key.lower(): value for key, value in environ.items() if key.upper() in known
-        }
-        values.update(overrides)
-        return Settings.model_validate(values)
+            settings = Settings(_env_file=env_file, **overrides)
+        else:
+            known = {name.upper() for name in Settings.model_fields}
+            values: dict[str, Any] = {
+                key.lower(): value for key, value in environ.items() if key.upper() in known
+            }
+            values.update(overrides)
+            settings = Settings.model_validate(values)
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "settings"
         raise ConfigError(field.upper(), _reason(error)) from exc
+    # Here, not in the model: tests and tools build Settings(...) with any values,
+    # while every process that starts reads its settings through this function.
+    sample = checks.find_sample_secret(settings, settings.run_mode)
+    if sample is not None:
+        raise ConfigError(sample[0].upper(), sample[1])
+    return settings
 
 
 def _reason(error: Mapping[str, Any]) -> str:

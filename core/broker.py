@@ -28,7 +28,7 @@ import structlog
 from dramatiq.broker import MessageProxy
 from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker, _RedisConsumer
 from dramatiq.common import compute_backoff, current_millis
-from dramatiq.errors import ConnectionClosed, DecodeError
+from dramatiq.errors import ActorNotFound, ConnectionClosed, DecodeError
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
@@ -59,6 +59,12 @@ class ConnectusBroker(RedisBroker):
       consumer thread sends the queued ones together with its next fetch in
       one script (:data:`ACK_AND_FETCH`), and fetches only when an eighth of
       the window is free. See :class:`_BatchingConsumer`.
+    - A message naming an actor this worker does not have (a renamed or removed
+      actor, a broken producer) fails in Dramatiq's consumer thread and goes to
+      Dramatiq's ``<queue>.XQ``, which nothing here reads. With
+      :attr:`dead_letter_unknown_actors` set (the worker sets it once every actor
+      is declared), it is quarantined like an undecodable payload instead, with
+      the reason, so ``connectus dlq list`` shows it.
     - A fetch whose answer is lost (the script ran, then Redis died or the
       connection broke) leaves its messages in this live worker's acks set,
       where Dramatiq's maintenance never looks: lost until the process dies.
@@ -81,6 +87,9 @@ class ConnectusBroker(RedisBroker):
         self._held: dict[str, set[str]] = {}
         self._resync: set[str] = set()
         self._max_unpack: int | None = None
+        #: Off until the worker has declared its actors: a broker without them
+        #: (a tool, a test reading a queue) would find every actor unknown.
+        self.dead_letter_unknown_actors = False
 
     @property
     def consumer_class(self) -> type[_RedisConsumer]:
@@ -223,6 +232,9 @@ class _BatchingConsumer(_RedisConsumer):
                 except DecodeError as exc:
                     self._quarantine(exc)
                     continue
+                if self.broker.dead_letter_unknown_actors and not self._known(message):
+                    self._quarantine_unknown(message, data)
+                    continue
                 self.queued_message_ids.add(message.message_id)
                 self._held.add(message.options["redis_message_id"])
                 return MessageProxy(message)
@@ -281,6 +293,23 @@ class _BatchingConsumer(_RedisConsumer):
         self.broker._resync.discard(self.queue_name)
         if back:
             log.warning("broker.orphans_requeued", queue=self.queue_name, count=back)
+
+    def _known(self, message: Message[Any]) -> bool:
+        try:
+            self.broker.get_actor(message.actor_name)
+        except ActorNotFound:
+            return False
+        return True
+
+    def _quarantine_unknown(self, message: Message[Any], data: bytes) -> None:
+        name = str(message.actor_name)[:100]  # untrusted text: bounded
+        reason = (
+            f"unknown actor {name!r}: no actor of that name in this worker "
+            f"(known: {', '.join(sorted(self.broker.get_declared_actors()))})"
+        )
+        member = self.broker.quarantine(self.queue_name, data, reason)
+        log.error("broker.unknown_actor_quarantined", queue=self.queue_name, member=member,
+                  actor=name)  # fmt: skip
 
     def _quarantine(self, exc: DecodeError) -> None:
         data = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()

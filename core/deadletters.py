@@ -2,7 +2,8 @@
 
 Members of the set are job ids (permanent failures, with a job record and a
 replayable message copy) or poison entries: ``poison:<id>`` (a message that
-could not be decoded), ``malformed:<id>`` (decodable, but not a job), or a
+could not be decoded, or names an actor no worker has), ``malformed:<id>``
+(decodable, but not a job), or a
 job whose record expired. Poison entries have their reason in
 :attr:`Keys.dead_letter_reasons`; they can be listed and purged, never replayed.
 Nor is a job past its expiry (:mod:`core.expiry`): the worker would

@@ -5,7 +5,8 @@ Moved out of :mod:`core.logging` (one concept per module), which installs
 *every* event, ours and foreign, and no call site has to remember to mask
 anything:
 
-- phone numbers: masked in known fields and in any text (``569*****321``);
+- phone numbers: masked in known fields and in any text (``569*****321``),
+  except epoch times (10 or 13 digits) under a time key such as ``due_ms``;
 - e-mail addresses: masked in known fields and in any text (``j***@empresa.cl``);
 - message content: replaced by its length and a keyed digest (see
   :func:`summarize_content`); OTP codes are replaced by ``***``;
@@ -49,6 +50,14 @@ CONTENT_KEYS = frozenset(
 #: check guesses, so they are treated like passwords.
 OTP_KEYS = frozenset({"otp", "code", "otp_code", "pin"})
 _PII_KEYS = PHONE_KEYS | EMAIL_KEYS
+#: Keys holding a time: epoch seconds (10 digits) or milliseconds (13 digits)
+#: look like phone numbers to the text pattern, so under these keys (and after
+#: ``key=`` / ``"key": `` in text) a number of 10 or 13 digits is left as it is.
+TIME_KEYS = frozenset(
+    {"ts", "time", "timestamp", "epoch", "epoch_ms", "now", "now_ms", "due", "deadline",
+     "received_at", "created", "updated", "expires", "started", "finished"}
+)  # fmt: skip
+_TIME_SUFFIXES = ("_ms", "_at", "_ts", "_time", "_until", "_since", "_deadline")
 _SECRET_WORDS = ("secret", "password", "passwd", "token", "api_key", "apikey",
                  "authorization", "cookie", "credential")  # fmt: skip
 
@@ -83,6 +92,13 @@ _PHONE = re.compile(r"(?<![\w+-])(?<!\d\.)\+?\d(?: ?\d){7,14}(?!\w|[.-]\d)")
 _TRIGGER_WORDS = ("basic", "bearer", "token", "secret", "passw", "apikey", "api_key",
                   "authorization", "content", "otp", "code", "body")  # fmt: skip
 _DIGITS8 = re.compile(r"(?<![\w+-])\+?\d(?: ?\d){7}")
+# What precedes an epoch time in text: a time key, then = or : (quotes allowed).
+_TIME_ASSIGN = re.compile(
+    r"(?:\b(?:ts|time|timestamp|epoch|now|due|deadline)|_(?:ms|at|ts|time|until|since|deadline))"
+    r"['\"]?\s*[=:]\s*['\"]?$",
+    re.I,
+)
+_EPOCH = re.compile(r"\d{10}(?:\d{3})?")
 
 
 def _maybe_sensitive(text: str) -> bool:
@@ -147,7 +163,22 @@ def _redact_all(text: str) -> str:
     text = _SECRET_PARAM.sub(r"\g<name>\g<sep>***", text)
     text = _CONTENT_ASSIGN.sub(r"\g<name>\g<sep>'***'", text)
     text = _EMAIL.sub(lambda match: mask_email(match.group()), text)
-    return _PHONE.sub(lambda match: mask_phone(match.group()), text)
+    return _PHONE.sub(lambda match: _mask_phone_match(match, text), text)
+
+
+def _mask_phone_match(match: re.Match[str], text: str) -> str:
+    """The masked number, unless it is an epoch time written after a time key."""
+    number = match.group()
+    if _EPOCH.fullmatch(number) and _TIME_ASSIGN.search(text, max(0, match.start() - 48),
+                                                        match.start()):  # fmt: skip
+        return number
+    return mask_phone(number)
+
+
+def is_time_key(key: str) -> bool:
+    """Whether ``key`` names a time (``due_ms``, ``sent_at``, ``timestamp``...)."""
+    lowered = key.lower()
+    return lowered in TIME_KEYS or lowered.endswith(_TIME_SUFFIXES)
 
 
 def summarize_content(value: object) -> str:
@@ -164,7 +195,7 @@ def _is_secret_key(key: str) -> bool:
 
 # What a key's value is, by the key alone; cached, because the same few keys
 # come back on every line.
-_PLAIN, _HIDDEN, _CONTENT, _PII = range(4)
+_PLAIN, _HIDDEN, _CONTENT, _PII, _TIME = range(5)
 
 
 @functools.lru_cache(maxsize=4096)
@@ -176,6 +207,8 @@ def _key_class(key: str) -> int:
         return _CONTENT
     if lowered in _PII_KEYS:
         return _PII
+    if is_time_key(lowered):
+        return _TIME
     return _PLAIN
 
 
@@ -191,6 +224,8 @@ def _mask_value(value: Any, key: str | None, depth: int) -> Any:
                 return value
             text = str(value)
             return mask_email(text) if "@" in text else mask_phone(text)
+        if kind == _TIME and isinstance(value, str) and _EPOCH.fullmatch(value):
+            return value  # an epoch time as text (a Redis hash field), not a number to mask
     if value is None or isinstance(value, bool | int | float):
         return value
     if isinstance(value, str):

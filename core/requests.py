@@ -23,7 +23,9 @@ from core.validation import (
     WHATSAPP_MAX_CHARS,
     ErrorCollector,
     check_content,
+    check_correlation_id,
     check_max_age_s,
+    check_single_line,
     normalize_email,
     normalize_number,
     parse_expires_at,
@@ -124,6 +126,8 @@ class RequestBuilder:
                 errors.add("deliver_at", "is later than the job records live (JOB_TTL_S)")
         if priority not in ("transactional", "bulk"):
             errors.add("priority", "must be 'transactional' or 'bulk'")
+        if correlation_id is not None:
+            errors.check(check_correlation_id, correlation_id)
         age, until = self._limit(errors, max_age_s, expires_at, when, now or datetime.now(UTC))
         errors.raise_if_any()
         return SendRequest(
@@ -204,7 +208,7 @@ class RequestBuilder:
     ) -> tuple[dict[str, Any], str, int | None]:
         dst = errors.check(normalize_email, f.get("dst_email"), field="dst_email")
         subject = errors.check(
-            check_content, f.get("subject"), field="subject", max_chars=SUBJECT_MAX_CHARS
+            check_single_line, f.get("subject"), field="subject", max_chars=SUBJECT_MAX_CHARS
         )
         content = errors.check(
             check_content, f.get("email_content"), field="email_content", max_chars=EMAIL_MAX_CHARS

@@ -34,6 +34,8 @@ WHATSAPP_MAX_CHARS = 4_096  # WhatsApp's own limit for a text message
 #: Connectus charges one SMS per this many characters (its rule, see sms_segments).
 SMS_SEGMENT_CHARS = 160
 IDEMPOTENCY_KEY_MAX_CHARS = 200
+#: A correlation id is stored with the job and logged on each of its lines.
+CORRELATION_ID_MAX_CHARS = 128
 
 #: Connectus country ids (from the Postman collection) by ISO 3166 region.
 CONNECTUS_COUNTRY_IDS: dict[str, int] = {
@@ -232,7 +234,10 @@ def normalize_email(value: object, *, field: str = "dst_email") -> str:
 
 
 def check_content(value: object, *, field: str, max_chars: int = SMS_MAX_CHARS) -> str:
-    """Return the content unchanged if it is non-blank text of at most ``max_chars``."""
+    """Return the content unchanged if it is non-blank text of at most ``max_chars``.
+
+    A NUL character is refused (:func:`refuse_unsafe_characters`).
+    """
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
     if not value.strip():
@@ -240,6 +245,56 @@ def check_content(value: object, *, field: str, max_chars: int = SMS_MAX_CHARS) 
     if len(value) > max_chars:
         raise InvalidInput(
             field, f"is too long: {len(value)} characters, at most {max_chars} allowed"
+        )
+    return refuse_unsafe_characters(value, field=field)
+
+
+def refuse_unsafe_characters(value: str, *, field: str, single_line: bool = False) -> str:
+    """``value`` unchanged, unless it holds a NUL or (``single_line``) a CR or LF.
+
+    NUL ends a string in C code downstream (and a Redis-stored text would be cut
+    or refused there); CR/LF in a header-like value such as an e-mail subject
+    can inject headers. The reason names the character and its position.
+    """
+    position = value.find("\x00")
+    if position >= 0:
+        raise InvalidInput(field, f"has a NUL character (\\x00) at position {position}")
+    if single_line:
+        for char, name in (("\r", "CR (\\r)"), ("\n", "LF (\\n)")):
+            position = value.find(char)
+            if position >= 0:
+                raise InvalidInput(
+                    field, f"has a line break {name} at position {position}: it is one line"
+                )
+    return value
+
+
+def check_single_line(value: object, *, field: str, max_chars: int) -> str:
+    """:func:`check_content` for a one-line text (an e-mail subject): no CR, LF or NUL."""
+    return refuse_unsafe_characters(
+        check_content(value, field=field, max_chars=max_chars), field=field, single_line=True
+    )
+
+
+def check_correlation_id(value: object, *, field: str = "correlation_id") -> str:
+    """1-128 printable characters (no control characters); returned unchanged.
+
+    It is stored in the job record and logged on every line of the job, so a
+    dict, a megabyte or a line break would reach Redis and the logs as given.
+    """
+    if not isinstance(value, str):
+        raise InvalidInput(field, "must be a string")
+    if not value:
+        raise InvalidInput(field, "is empty")
+    if len(value) > CORRELATION_ID_MAX_CHARS:
+        raise InvalidInput(
+            field,
+            f"is too long: {len(value)} characters, at most {CORRELATION_ID_MAX_CHARS} allowed",
+        )
+    if not value.isprintable():
+        position = next(i for i, char in enumerate(value) if not char.isprintable())
+        raise InvalidInput(
+            field, f"has a non-printable character {value[position]!r} at position {position}"
         )
     return value
 

@@ -103,6 +103,8 @@ class LocalStack:
             **os.environ,
             "REDIS_URL": redis_url,
             "KEY_PREFIX": f"cw{uuid.uuid4().hex[:8]}",
+            # A local stack against the sandbox: its published key is allowed.
+            "RUN_MODE": "sandbox",
             "CONNECTUS_API_USER": SANDBOX_USER,
             "CONNECTUS_API_KEY": SANDBOX_KEY,
             "CONNECTUS_BASE_URL": self.sandbox_url,

@@ -55,6 +55,7 @@ class Webhooks:
         self.auth.check(request)
         # Content-Type is not required: what Connectus's sender declares is not documented.
         body = parse_json_object(await read_body(request, self.max_body_bytes))
+        _refuse_coercible_ids(body)
         try:
             return model.model_validate(body)
         except ValidationError as exc:
@@ -119,6 +120,35 @@ class Webhooks:
             return normalize_number(value, field=field, default_region=self.default_region)
         except InvalidInput:
             return _checked(text_id, value, field)
+
+
+#: Fields the models read as ``str | int``: pydantic's lax mode would turn
+#: ``true`` into ``1`` and ``1.0`` into ``1``, i.e. record an event for message "1".
+_ID_FIELDS = ("id_sms", "src_number", "dst_number")
+
+
+def _refuse_coercible_ids(body: dict[str, Any]) -> None:
+    """422 naming the field when an id is present but neither a string nor an integer."""
+    for field in _ID_FIELDS:
+        value = body.get(field)
+        if value is None or isinstance(value, str):
+            continue
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProblemError.from_invalid(
+                InvalidInput(field, f"must be a string or an integer, not {_json_type(value)}")
+            )
+
+
+def _json_type(value: object) -> str:
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, float):
+        return "a number with a fraction or exponent"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "an object"
+    return type(value).__name__
 
 
 def _checked(check: Any, value: Any, field: str) -> str:

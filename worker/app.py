@@ -146,6 +146,9 @@ def build_worker_app(
                       breaker=breaker, limiter=limiter,
                       acquire_timeout_s=settings.rate_acquire_timeout_s)  # fmt: skip
     register_bulk_actor(broker, bulk, settings)
+    # Every actor is declared: a message naming another one goes to the dead
+    # letters (dlq list), not to Dramatiq's .XQ (core.broker).
+    broker.dead_letter_unknown_actors = True
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id)  # fmt: skip
     reconciler = Reconciler(

@@ -209,7 +209,7 @@ class RowChecker:
             text = render(values)
             # check_content's conditions, inline; it is called for its reason
             # only when they fail (blank: "" or all whitespace, as str.strip).
-            if len(text) > max_chars or not text or text.isspace() or is_email:
+            if len(text) > max_chars or not text or text.isspace() or is_email or "\x00" in text:
                 try:
                     check_content(text, field="text", max_chars=max_chars)
                     if is_email:

@@ -110,7 +110,12 @@ def test_idempotency_conflict_is_refused(env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("variable", "value", "args"),
     [("WORKER_THREADS", "0", ["status", "x"]), ("REDIS_URL", "http://x", ["send", "sms", "--to", "1", "--text", "x"]),
-     ("CONNECTUS_READ_TIMEOUT_S", "soon", ["worker"])],
+     ("CONNECTUS_READ_TIMEOUT_S", "soon", ["worker"]),
+     # issue 21: each of these used to start (or die in a traceback, or crash-loop)
+     ("CONNECTUS_READ_TIMEOUT_S", "inf", ["worker"]),
+     ("REDIS_URL", "redis://127.0.0.1:99999/0", ["status", "x"]),
+     ("DEFAULT_REGION", "XX", ["send", "sms", "--to", "56987654321", "--text", "x"]),
+     ("CONNECTUS_API_KEY", "sandbox-key", ["status", "x"])],
 )  # fmt: skip
 def test_bad_setting_exits_78_naming_the_variable(
     env: dict[str, str], variable: str, value: str, args: list[str]
@@ -118,6 +123,13 @@ def test_bad_setting_exits_78_naming_the_variable(
     result = run(args, {**env, variable: value})
     assert result.returncode == 78, result.stderr
     assert variable in result.stderr
+
+
+def test_sample_secret_is_allowed_in_sandbox_mode(env: dict[str, str]) -> None:
+    # The same published key that exits 78 above is fine for a local sandbox stack.
+    body = run_json(["status", "x"], {**env, "CONNECTUS_API_KEY": "sandbox-key",
+                                      "RUN_MODE": "sandbox"}, code=1)  # fmt: skip
+    assert "x" in body["error"]
 
 
 def test_worker_without_credentials_names_the_missing_variable(env: dict[str, str]) -> None:

@@ -9,6 +9,7 @@ from collections.abc import Callable
 
 import dramatiq
 
+from core.deadletters import DeadLetters, Filter
 from core.keys import Keys
 from core.models import State
 from devtools.stack import LocalStack
@@ -42,6 +43,16 @@ def test_poison_payloads_are_dead_lettered_and_the_batch_goes_on(
     producer.redis.rpush(
         producer.store.keys.queue("transactional"), wrong_shape.options["redis_message_id"]
     )
+    # issue 21: a message for an actor no worker has went to Dramatiq's .XQ, unseen.
+    unknown = dramatiq.Message(
+        queue_name="transactional", actor_name="send_fax", args=(), kwargs={},
+        options={"redis_message_id": str(uuid.uuid4())},
+    )  # fmt: skip
+    producer.redis.hset(producer.store.keys.queue_messages("transactional"),
+                        unknown.options["redis_message_id"], unknown.encode())  # fmt: skip
+    producer.redis.rpush(
+        producer.store.keys.queue("transactional"), unknown.options["redis_message_id"]
+    )
     good += [producer.send_sms(NUMBER, f"despues {i}") for i in range(5)]
     stack.start_worker_supervisor()
 
@@ -51,8 +62,16 @@ def test_poison_payloads_are_dead_lettered_and_the_batch_goes_on(
     members = {m.decode() for m in producer.redis.zrange(keys.dead_letters, 0, -1)}
     poison = [m for m in members if m.startswith("poison:")]
     malformed = [m for m in members if m.startswith("malformed:")]
-    assert len(poison) == 1 and len(malformed) == 1
-    assert b"undecodable payload" in producer.redis.hget(keys.dead_letter_reasons, poison[0])
+    assert len(poison) == 2 and len(malformed) == 1
+    reasons = {m: producer.redis.hget(keys.dead_letter_reasons, m) for m in poison}
+    [unknown_member] = [m for m, r in reasons.items() if b"unknown actor 'send_fax'" in r]
+    assert any(b"undecodable payload" in r for r in reasons.values())
+    assert producer.redis.hget(keys.dead_letter_messages, unknown_member) == unknown.encode()
+    # Not in Dramatiq's own dead-letter queue, which `dlq list` never reads.
+    assert producer.redis.zcard(f"{keys.dramatiq_namespace}:transactional.XQ") == 0
+    # What `connectus dlq list --reason "unknown actor"` shows.
+    [listed] = DeadLetters(producer.store).find(Filter(reason="unknown actor"))
+    assert listed.member == unknown_member and not listed.replayable[0]
     assert b"keyword argument" in producer.redis.hget(keys.dead_letter_reasons, malformed[0])
     # Nothing is left behind unacked: the queue's message hash empties. Acks are
     # batched and ride on the consumer's next call (within ~0.15 s): await that.

@@ -265,3 +265,36 @@ def test_the_fetch_cap_is_half_the_lua_stack_asked_once(
     assert len(client.commands) == 1  # asked of Redis...
     assert broker.max_unpack_size() == stack // 2
     assert len(client.commands) == 1  # ...once per broker
+
+
+def test_an_unknown_actor_is_dead_lettered_with_its_reason_and_the_batch_goes_on(
+    broker: ConnectusBroker,
+) -> None:
+    # issue 21: it went to Dramatiq's .XQ, where `dlq list` never looks.
+    dramatiq.actor(lambda **_: None, actor_name="send_sms", broker=broker,
+                   queue_name="transactional")  # fmt: skip
+    broker.dead_letter_unknown_actors = True
+    sms = _enqueue(broker, 1)
+    fax = dramatiq.Message(
+        queue_name="transactional", actor_name="send_fax", args=(), kwargs={}, options={}
+    )
+    broker.enqueue(fax)
+    sms += _enqueue(broker, 1)
+    consumer = _consumer(broker)
+    assert [m.message_id for m in _take(consumer, 2)] == sms
+    keys = broker.keys
+    [member] = [m.decode() for m in broker.client.zrange(keys.dead_letters, 0, -1)]
+    reason = broker.client.hget(keys.dead_letter_reasons, member).decode()
+    assert reason.startswith("unknown actor 'send_fax': no actor of that name in this worker")
+    assert "send_sms" in reason
+    stored = dramatiq.Message.decode(broker.client.hget(keys.dead_letter_messages, member))
+    assert stored.message_id == fax.message_id
+    # Nothing is left of it in the queue's bookkeeping.
+    assert broker.client.hlen(f"{broker.namespace}:transactional.msgs") == 2
+
+
+def test_without_declared_actors_nothing_is_dead_lettered(broker: ConnectusBroker) -> None:
+    # A broker of a tool or a test declares no actors: every name would be unknown.
+    sent = _enqueue(broker, 2)
+    assert [m.message_id for m in _take(_consumer(broker), 2)] == sent
+    assert broker.client.zcard(broker.keys.dead_letters) == 0

@@ -69,7 +69,7 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from config.settings import Settings, load_settings
+from config.settings import ConfigError, Settings, load_settings
 from core.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -221,11 +221,19 @@ def secret_data(secret: Doc) -> dict[str, str]:
     return dict(secret.get("stringData", {}))
 
 
-def k8s_settings(docs: list[Doc]) -> Settings:
+def k8s_env(docs: list[Doc]) -> dict[str, str]:
     env = configmap_data(docs)
     for secret in find(docs, "Secret"):
         env.update(secret_data(secret))
-    return load_settings(env)
+    return env
+
+
+def k8s_settings(docs: list[Doc]) -> Settings:
+    # The app refuses the committed placeholders as they are (see
+    # test_committed_placeholders_are_refused_by_the_app): check everything
+    # else as it would be deployed, with each placeholder filled in.
+    filled = {k: v.replace("REPLACE-ME", "filled-in") for k, v in k8s_env(docs).items()}
+    return load_settings(filled)
 
 
 def queue_lists(settings: Settings) -> set[str]:
@@ -1032,6 +1040,21 @@ def check_dockerfile(text: str) -> list[str]:
             )
     if not any(i.cmd == "COPY" and parse_flags(i.value)[0].get("from") in names for i in in_final):
         problems.append("runtime stage copies nothing from the builder")
+    problems += check_locked_install([i for i in insts if i.stage != final])
+    return problems
+
+
+def check_locked_install(build: list[Instruction]) -> list[str]:
+    """The build stages install the dependencies from the hashed lock, and nothing
+    unpinned: every ``pip install`` is ``--no-deps`` (issue 21, supply chain)."""
+    runs = " && ".join(i.value for i in build if i.cmd == "RUN")
+    installs = re.findall(r"pip3? install\b[^&;]*", runs)
+    problems = []
+    if not any("--require-hashes" in c and "-r requirements.lock" in c for c in installs):
+        problems.append("the builder does not install requirements.lock with --require-hashes")
+    for command in installs:
+        if "--no-deps" not in command:
+            problems.append(f"'{command.strip()}' may resolve unpinned dependencies (no --no-deps)")
     return problems
 
 
@@ -1094,7 +1117,9 @@ def check_dockerignore(text: str) -> list[str]:
                  "core/__pycache__/x.cpython-311.pyc", "connectus_worker.egg-info/PKG-INFO"):  # fmt: skip
         if not dockerignored(path, patterns):
             problems.append(f".dockerignore lets {path} into the build context")
-    needed = ["pyproject.toml", "README.md"] + [f"{p}/__init__.py" for p in pyproject_packages()]
+    needed = ["pyproject.toml", "README.md", "requirements.lock"] + [
+        f"{p}/__init__.py" for p in pyproject_packages()
+    ]
     for path in needed:
         if dockerignored(path, patterns):
             problems.append(f".dockerignore excludes {path}, which `pip install .` needs")
@@ -1466,6 +1491,10 @@ DOCKERFILE_BREAKAGES: list[tuple[Callable[[str], str], str]] = [
     (lambda t: t + "ADD https://example.com/x.tar.gz /opt/\n", "ADD from a URL"),
     (lambda t: t + "RUN pip install httpx\n", "build tooling"),
     (lambda t: _replace(t, "COPY --from=builder /opt/venv /opt/venv", "COPY . /opt/src"), "copies"),
+    (lambda t: _replace(t, "--require-hashes --no-deps -r requirements.lock", "-r requirements.lock"),
+     "with --require-hashes"),
+    (lambda t: _replace(t, "pip install --no-deps /wheels/*.whl", "pip install /wheels/*.whl"),
+     "unpinned dependencies"),
 ]  # fmt: skip
 
 
@@ -1607,8 +1636,9 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
         (lambda t: t.replace("\n*\n", "\n").replace(".git\n", ""), ".git/HEAD"),
         (lambda t: t.replace("!core/\n", ""), "core/__init__.py"),
         (lambda t: t + "README.md\n", "excludes README.md"),
+        (lambda t: t.replace("!requirements.lock\n", ""), "excludes requirements.lock"),
     ],
-    ids=["venv", "git", "package", "readme"],
+    ids=["venv", "git", "package", "readme", "lock"],
 )
 def test_dockerignore_check_rejects_broken_copies(edit: Callable[[str], str], expect: str) -> None:
     problems = check_dockerignore(edit(DOCKERIGNORE.read_text()))
@@ -1659,3 +1689,46 @@ def test_worker_metrics_listen_beyond_loopback_in_containers() -> None:
     assert configmap_data(default_docs()).get("WORKER_METRICS_HOST") == "0.0.0.0"
     assert env_dict(load_compose()["services"]["worker"]).get("WORKER_METRICS_HOST") == "0.0.0.0"
     assert "WORKER_METRICS_HOST=0.0.0.0" in DOCKERFILE.read_text()
+
+
+# ------------------------------------------- known credentials (issue 21) ---
+
+
+def test_committed_placeholders_are_refused_by_the_app() -> None:
+    env = k8s_env(default_docs())
+    assert env["RUN_MODE"] == "production"
+    with pytest.raises(ConfigError) as info:
+        load_settings(env)
+    assert info.value.variable in secret_data(one(default_docs(), "Secret"))
+    assert "REPLACE-ME placeholder" in info.value.reason
+
+
+def published_ports(compose: Doc) -> dict[str, list[str]]:
+    return {name: [str(p) for p in svc.get("ports", [])]
+            for name, svc in compose["services"].items() if svc.get("ports")}  # fmt: skip
+
+
+def test_compose_publishes_ports_on_loopback_by_default() -> None:
+    ports = published_ports(load_compose())
+    assert set(ports) >= {"api", "sandbox", "prometheus"}
+    for name, specs in ports.items():
+        for spec in specs:
+            assert spec.startswith("127.0.0.1:") and spec.count(":") == 2, (name, spec)
+
+
+def test_compose_bind_address_is_a_variable() -> None:
+    ports = published_ports(load_compose({"CW_BIND_ADDR": "0.0.0.0"}))
+    assert all(spec.startswith("0.0.0.0:") for specs in ports.values() for spec in specs)
+    assert "CW_BIND_ADDR" in (ROOT / "deploy" / "compose.env.example").read_text()
+
+
+def test_compose_defaults_start_only_in_sandbox_mode() -> None:
+    # The defaults are accepted because compose says RUN_MODE=sandbox (the cross
+    # checks load every app service's settings); in production they are refused.
+    env = env_dict(load_compose()["services"]["api"])
+    assert env["RUN_MODE"] == "sandbox"
+    assert load_settings(env).run_mode == "sandbox"
+    production = env_dict(load_compose({"RUN_MODE": "production"})["services"]["api"])
+    with pytest.raises(ConfigError) as info:
+        load_settings(production)
+    assert info.value.variable in {"CONNECTUS_API_KEY", "INTAKE_TOKENS", "WEBHOOK_SECRET"}

@@ -398,3 +398,40 @@ def test_plain_texts_are_remembered_and_sensitive_ones_never() -> None:
         assert redact_text("to 56987654321") == "to 569*****321"
         assert redact_text("ana@empresa.cl") == "a***@empresa.cl"
     assert not {"to 56987654321", "ana@empresa.cl"} & _PLAIN_TEXTS
+
+
+# --- epoch times are not phone numbers (issue 21) ---------------------------------
+
+EPOCH_MS = "1765130000000"  # 13 digits: 2025-12-07
+ARGENTINE_MOBILE = "5491123456789"  # 13 digits too
+
+
+@pytest.mark.parametrize("key", ["due_ms", "created_at", "sent_ts", "timestamp", "now_ms"])
+def test_epoch_times_in_time_fields_are_not_masked(key: str) -> None:
+    event = {"event": "x", key: EPOCH_MS, "nested": {key: EPOCH_MS}, "seconds": {key: "1765130000"}}
+    assert redact_event(None, "info", dict(event)) == event
+
+
+@pytest.mark.parametrize(
+    "text",
+    [f"retry at due_ms={EPOCH_MS}", f"{{'deliver_at_ms': {EPOCH_MS}}}", f'{{"sent_at": "{EPOCH_MS}"}}',
+     f"timestamp: {EPOCH_MS}", "expires_at = 1765130000"],
+)  # fmt: skip
+def test_epoch_times_after_a_time_key_in_text_are_not_masked(text: str) -> None:
+    assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("event", "masked"),
+    [({"dst_number": ARGENTINE_MOBILE}, {"dst_number": "549*******789"}),
+     ({"detail": f"sent to {ARGENTINE_MOBILE} at due_ms={EPOCH_MS}"},
+      {"detail": f"sent to 549*******789 at due_ms={EPOCH_MS}"}),
+     ({"detail": f"id={ARGENTINE_MOBILE}"}, {"detail": "id=549*******789"}),
+     ({"note": EPOCH_MS}, {"note": "176*******000"}),  # not a time field: could be a number
+     ({"due_ms": "56987654321"}, {"due_ms": "569*****321"}),  # 11 digits: no epoch time
+     ({"detail": "due_ms=56987654321"}, {"detail": "due_ms=569*****321"})],
+)  # fmt: skip
+def test_phone_numbers_are_still_masked_next_to_times(
+    event: dict[str, str], masked: dict[str, str]
+) -> None:
+    assert redact_event(None, "info", dict(event)) == masked

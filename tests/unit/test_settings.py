@@ -9,6 +9,11 @@ from config import ConfigError, Settings, load_settings
 BAD = [
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
     ("REDIS_URL", "redis://", "has no host"),
+    ("REDIS_URL", "redis://127.0.0.1:99999/0", "port that is not a number from 1 to 65535"),
+    ("REDIS_URL", "redis://127.0.0.1:port/0", "port that is not a number from 1 to 65535"),
+    ("REDIS_URL", "redis://127.0.0.1:0/0", "port that is not a number from 1 to 65535"),
+    ("REDIS_URL", "redis://127.0.0.1:6379/zero", "database that is not a number"),
+    ("RUN_MODE", "prod", "'production', 'sandbox' or 'demo'"),
     ("KEY_PREFIX", "has space", "pattern"),
     ("CONNECTUS_API_USER", "  ", "is empty"),
     ("CONNECTUS_BASE_URL", "ftp://x", "http:// or https://"),
@@ -16,6 +21,7 @@ BAD = [
     ("CONNECTUS_WHATSAPP_QR_URL", "", "http:// or https://"),
     ("CONNECTUS_CONNECT_TIMEOUT_S", "0", "greater than 0"),
     ("CONNECTUS_READ_TIMEOUT_S", "soon", "valid number"),
+    ("CONNECTUS_READ_TIMEOUT_S", "inf", "finite number"),
     ("CONNECTUS_WRITE_TIMEOUT_S", "-1", "greater than 0"),
     ("CONNECTUS_POOL_SIZE", "-1", "greater than 0"),
     ("CONNECTUS_HTTP_ENGINE", "requests", "pattern"),
@@ -44,6 +50,7 @@ BAD = [
     ("CAMPAIGN_STATUS_POLL_AFTER_S", "0", "greater than 0"),
     ("DEFAULT_TIMEZONE", "Mars/Olympus", "unknown IANA time zone"),
     ("DEFAULT_REGION", "chile", "pattern"),
+    ("DEFAULT_REGION", "XX", "not a region known to phonenumbers"),
     ("WORKER_PROCESSES", "0", "greater than 0"),
     ("WORKER_THREADS", "many", "valid integer"),
     ("WORKER_SHUTDOWN_GRACE_S", "-5", "greater than 0"),
@@ -146,3 +153,81 @@ def test_settings_are_frozen_and_read_from_the_mapping_given() -> None:
     assert settings.worker_threads == 32
     with pytest.raises(ValueError, match="frozen"):
         settings.worker_threads = 1  # type: ignore[misc]
+
+
+FLOAT_SETTINGS = sorted(
+    name.upper() for name, field in Settings.model_fields.items() if field.annotation is float
+)
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "Infinity", "1e999"])
+@pytest.mark.parametrize("variable", FLOAT_SETTINGS)
+def test_non_finite_floats_are_refused_everywhere(variable: str, value: str) -> None:
+    # issue 21: CONNECTUS_READ_TIMEOUT_S=inf started, then the children crash-looped.
+    with pytest.raises(ConfigError) as info:
+        load_settings({variable: value})
+    assert info.value.variable == variable
+    assert "finite" in info.value.reason
+
+
+def test_float_settings_are_found() -> None:
+    # Guards the parametrisation above against an empty list.
+    assert {"CONNECTUS_READ_TIMEOUT_S", "RATE_SMS_PER_S", "RATE_DECREASE_FACTOR"} <= set(
+        FLOAT_SETTINGS
+    )
+
+
+def test_redis_url_reasons_never_show_the_password() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings({"REDIS_URL": "redis://:hunter2@127.0.0.1:99999/0"})
+    assert "hunter2" not in str(info.value)
+
+
+def test_a_known_region_and_a_unix_socket_url_are_accepted() -> None:
+    settings = load_settings({"DEFAULT_REGION": "MX", "REDIS_URL": "unix:///run/redis.sock"})
+    assert (settings.default_region, settings.redis_url) == ("MX", "unix:///run/redis.sock")
+
+
+# --- published sample secrets (issue 21, Medium 5) ----------------------------
+
+SAMPLES = [
+    ("CONNECTUS_API_KEY", "sandbox-key", "published sample secret"),
+    ("INTAKE_TOKENS", "a-real-token-0123456789,sandbox-intake-token", "published sample secret"),
+    ("INTAKE_TOKENS", "REPLACE-ME-intake-token-1", "REPLACE-ME placeholder"),
+    ("WEBHOOK_SECRET", "Sandbox-Webhook-Secret", "published sample secret"),
+    ("WEBHOOK_SECRET", "REPLACE-ME-webhook-secret", "REPLACE-ME placeholder"),
+    ("WEBHOOK_BASIC_PASSWORD", "REPLACE-ME-password", "REPLACE-ME placeholder"),
+    ("CONNECTUS_API_USER", "REPLACE-ME-connectus-user", "REPLACE-ME placeholder"),
+    ("REDIS_URL", "redis://:REPLACE-ME-redis-password@redis:6379/0", "REPLACE-ME placeholder"),
+]
+
+
+@pytest.mark.parametrize(("variable", "value", "reason"), SAMPLES)
+def test_sample_secrets_are_refused_in_production(variable: str, value: str, reason: str) -> None:
+    for environ in ({variable: value}, {variable: value, "RUN_MODE": "production"}):
+        with pytest.raises(ConfigError) as info:
+            load_settings(environ)
+        assert info.value.variable == variable
+        assert reason in info.value.reason
+        assert value.split(",")[-1].lower() not in str(info.value).lower()
+
+
+@pytest.mark.parametrize("mode", ["sandbox", "demo"])
+@pytest.mark.parametrize(("variable", "value", "reason"), SAMPLES)
+def test_sample_secrets_are_allowed_in_sandbox_and_demo_modes(
+    variable: str, value: str, reason: str, mode: str
+) -> None:
+    settings = load_settings({variable: value, "RUN_MODE": mode})
+    assert settings.run_mode == mode
+
+
+def test_real_looking_secrets_pass_in_production() -> None:
+    settings = load_settings(
+        {
+            "CONNECTUS_API_KEY": "k-8f3a9c1e",
+            "INTAKE_TOKENS": "tok-0123456789abcdef",
+            "WEBHOOK_SECRET": "hook-0123456789abcdef",
+        }
+    )
+    assert settings.run_mode == "production"
+    assert settings.intake_token_values == ("tok-0123456789abcdef",)
