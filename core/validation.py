@@ -16,13 +16,14 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import email_validator
 import phonenumbers
+from pydantic import ValidationError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -123,6 +124,50 @@ class ErrorCollector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise InvalidInput.from_errors(self.errors)
+
+
+# --- pydantic's errors, in the same words ---------------------------------
+
+#: How pydantic names the member of a str | int union in an error location.
+UNION_MEMBER = re.compile(r"^(str|int|function-[a-z]+\[.*\])$")
+#: pydantic's error types, worded for people.
+REASONS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this message type",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "greater_than": "must be greater than 0",
+}
+_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr"
+
+
+def invalid_from_pydantic(
+    exc: ValidationError, *, tagged: bool = False, reasons: Mapping[str, str] = REASONS
+) -> InvalidInput:
+    """One :class:`InvalidInput` naming every field pydantic rejected, once each.
+
+    ``tagged``: the model is a discriminated union, whose error locations
+    start with the tag (``("sms", "dst_number")``); the tag is dropped. A
+    check that raised ``PydanticCustomError("invalid", ...)`` gives its own
+    reason, and may name its field (``ctx["field"]``: a check of the whole model).
+    """
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(error["loc"])[1 if tagged else 0 :]
+        ctx = error.get("ctx") or {}
+        reason = reasons.get(error["type"], str(error["msg"]))
+        if "field" in ctx:
+            loc = [ctx["field"]]
+        elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
+            loc, reason = ["type"], f"must be one of {_KINDS}"
+        elif error["type"] == "literal_error":
+            reason = "must be " + str(ctx["expected"])
+        elif loc and UNION_MEMBER.match(str(loc[-1])):
+            # A str | int field: pydantic reports once per member, at "field.str".
+            loc, reason = loc[:-1], "must be a string or an integer"
+        errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))
+    return InvalidInput.from_errors(list(dict.fromkeys(errors)))
 
 
 # --- phone numbers -------------------------------------------------------

@@ -16,6 +16,7 @@ from pydantic.json_schema import models_json_schema
 
 from config import Settings
 from core.models import JobRecord
+from core.requests import MESSAGE_ADAPTER
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
 from service.campaign_schemas import (
     CampaignAccepted,
@@ -26,7 +27,6 @@ from service.campaign_schemas import (
 from service.campaigns import CAMPAIGN_ID_PATTERN
 from service.intake import JOB_ID_PATTERN
 from service.schemas import (
-    MESSAGE_ADAPTER,
     Accepted,
     Problem,
     SmsIncomingWebhook,
