@@ -1,15 +1,15 @@
-"""Input validation shared by the producers, the CLI and the HTTP intake.
+"""The checks behind every input, and the one error they raise.
 
 Every rejection is an :class:`InvalidInput` whose message is
 ``"<field>: <reason>"``; it carries a list of :class:`FieldError` so that
 several bad fields can be reported at once (see :class:`ErrorCollector`) and
 rendered as RFC 7807 ``invalid-params`` (:meth:`InvalidInput.to_problem`).
+:func:`invalid_from_pydantic` turns a pydantic model's errors into the same.
 
 Functions return the normalised value: callers store what they get back,
-never what they were given. When to deliver (``deliver_at``) is checked in
-:mod:`core.deliver_at`, with the same :class:`InvalidInput`; how long a job
-may wait (``max_age_s``, ``expires_at``) here, and together with
-``deliver_at`` in :class:`core.requests.RequestBuilder`.
+never what they were given. The send requests (:mod:`core.requests`) call
+these checks from their validators; when to deliver (``deliver_at``) is
+checked in :mod:`core.deliver_at`, with the same :class:`InvalidInput`.
 """
 
 from __future__ import annotations
