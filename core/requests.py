@@ -77,7 +77,7 @@ def _field(check: Callable[[Any, ValidationInfo], Any]) -> Callable[[Any, Valida
 
 def _phone(value: Any, info: ValidationInfo) -> str:
     region = _context(info)[0].default_region
-    return normalize_number(value, field=str(info.field_name), default_region=region)
+    return normalize_number(value, default_region=region)
 
 
 def _src_number(value: Any, info: ValidationInfo) -> str:
@@ -95,7 +95,7 @@ def _src_email(value: Any, info: ValidationInfo) -> str:
     value = value or _context(info)[0].connectus_default_src_email
     if value is None:
         raise InvalidInput("src_email", "is required (or set CONNECTUS_DEFAULT_SRC_EMAIL)")
-    return normalize_email(value, field="src_email")
+    return normalize_email(value)
 
 
 def _client_id(value: Any, _: ValidationInfo) -> str:
@@ -121,17 +121,16 @@ def _max_age_s(value: Any, info: ValidationInfo) -> float:
     return age
 
 
-def _content(max_chars: int) -> Any:
-    def check(value: Any, info: ValidationInfo) -> str:
-        return check_content(value, field=str(info.field_name), max_chars=max_chars)
-
-    return PlainValidator(
-        _field(check), json_schema_input_type=Annotated[str, Field(max_length=max_chars)]
-    )
-
-
 def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
+    """Validate with ``check``; document the JSON input as ``schema``."""
     return PlainValidator(_field(check), json_schema_input_type=schema)
+
+
+def _content(max_chars: int) -> Any:
+    def check(value: Any, _: ValidationInfo) -> str:
+        return check_content(value, field="content", max_chars=max_chars)
+
+    return _checked(check, Annotated[str, Field(max_length=max_chars)])
 
 
 _PhoneInput = Annotated[str, Field(pattern=PHONE_PATTERN)] | int
@@ -148,7 +147,7 @@ SrcNumber = Annotated[
 _EmailInput = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"})]
 Email = Annotated[
     str,
-    _checked(lambda value, info: normalize_email(value, field=str(info.field_name)), _EmailInput),
+    _checked(lambda value, _: normalize_email(value), _EmailInput),
     Field(description="E-mail address", examples=["ana@example.com"]),
 ]
 SrcEmail = Annotated[
