@@ -313,6 +313,11 @@ class OtpEmailMessage(_Send):
 
 
 class WhatsappMessage(_Send):
+    # Required, but checked when absent too, so that every door gets the same reason.
+    model_config = ConfigDict(
+        json_schema_extra=lambda schema: schema["required"].append("src_number")
+    )
+
     type: Literal["whatsapp"]
     src_number: SrcNumber = Field(default=None, validate_default=True)
     dst_number: Phone
