@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import typer
@@ -29,14 +28,18 @@ CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client)
 DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
 
 
-def _enqueue(ctx: typer.Context, as_json: bool, call: Callable[[Any], str]) -> None:
+def _enqueue(ctx: typer.Context, kind: str, as_json: bool, key: str | None, **fields: Any) -> None:
+    """Queue one ``kind`` message: ``fields`` are :mod:`core.requests`'s (None = absent),
+    validated there like every producer's and the intake's."""
     from core.jobs import IdempotencyConflict
     from core.validation import InvalidInput
     from producers.api import Producer
 
     producer = Producer(ctx.obj())
+    if fields.pop("bulk", False):
+        fields["priority"] = "bulk"
     try:
-        job_id = call(producer)
+        job_id = producer.send(kind, fields, key)
     except InvalidInput as exc:
         fail(
             str(exc), as_json, code=EXIT_INVALID, errors=[e.as_problem_param() for e in exc.errors]
@@ -62,10 +65,9 @@ def sms(
     json_output: bool = JSON,
 ) -> None:
     """Queue an SMS."""
-    _enqueue(ctx, json_output, lambda p: p.send_sms(
-        to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
-        deliver_at=at, priority="bulk" if bulk else "transactional", max_age_s=max_age,
-        expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "sms", json_output, key, dst_number=to, sms_content=text, src_number=src,
+             id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
+             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
 @app.command()
@@ -79,8 +81,8 @@ def otp(
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP SMS on the OTP queue."""
-    _enqueue(ctx, json_output, lambda p: p.send_otp(
-        to, text, idempotency_key=key, max_age_s=max_age, expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "otp", json_output, key, dst_number=to, sms_content=text,
+             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
 @app.command()
@@ -100,10 +102,9 @@ def email(
     json_output: bool = JSON,
 ) -> None:
     """Queue an e-mail."""
-    _enqueue(ctx, json_output, lambda p: p.send_email(
-        to, subject, html, src_email=src, id_client=client, id_delivery=delivery,
-        idempotency_key=key, deliver_at=at, priority="bulk" if bulk else "transactional",
-        max_age_s=max_age, expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "email", json_output, key, dst_email=to, subject=subject, email_content=html,
+             src_email=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
+             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
 @app.command("otp-email")
@@ -119,9 +120,9 @@ def otp_email(
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP e-mail on the OTP queue."""
-    _enqueue(ctx, json_output, lambda p: p.send_otp_email(
-        to, subject, html, src_email=src, idempotency_key=key, max_age_s=max_age,
-        expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "otp_email", json_output, key, dst_email=to, subject=subject,
+             email_content=html, src_email=src, max_age_s=max_age,
+             expires_at=expires_at)  # fmt: skip
 
 
 @app.command()
@@ -140,10 +141,9 @@ def whatsapp(
     json_output: bool = JSON,
 ) -> None:
     """Queue a WhatsApp message (v3 API)."""
-    _enqueue(ctx, json_output, lambda p: p.send_whatsapp(
-        to, text, src_number=src, id_client=client, id_delivery=delivery, idempotency_key=key,
-        deliver_at=at, priority="bulk" if bulk else "transactional", max_age_s=max_age,
-        expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "whatsapp", json_output, key, dst_number=to, whatsapp_content=text,
+             src_number=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
+             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
 @app.command("whatsapp-qr")
@@ -158,6 +158,5 @@ def whatsapp_qr(
     json_output: bool = JSON,
 ) -> None:
     """Queue a message through the WhatsApp QR API."""
-    _enqueue(ctx, json_output, lambda p: p.send_whatsapp_qr(
-        to, text, idempotency_key=key, deliver_at=at, max_age_s=max_age,
-        expires_at=expires_at))  # fmt: skip
+    _enqueue(ctx, "whatsapp_qr", json_output, key, number=to, message=text, deliver_at=at,
+             max_age_s=max_age, expires_at=expires_at)  # fmt: skip

@@ -1,28 +1,29 @@
-"""Input validation shared by the producers, the CLI and the HTTP intake.
+"""The checks behind every input, and the one error they raise.
 
 Every rejection is an :class:`InvalidInput` whose message is
 ``"<field>: <reason>"``; it carries a list of :class:`FieldError` so that
 several bad fields can be reported at once (see :class:`ErrorCollector`) and
 rendered as RFC 7807 ``invalid-params`` (:meth:`InvalidInput.to_problem`).
+:func:`invalid_from_pydantic` turns a pydantic model's errors into the same.
 
 Functions return the normalised value: callers store what they get back,
-never what they were given. When to deliver (``deliver_at``) is checked in
-:mod:`core.deliver_at`, with the same :class:`InvalidInput`; how long a job
-may wait (``max_age_s``, ``expires_at``) here, and together with
-``deliver_at`` in :class:`core.requests.RequestBuilder`.
+never what they were given. The send requests (:mod:`core.requests`) call
+these checks from their validators; when to deliver (``deliver_at``) is
+checked in :mod:`core.deliver_at`, with the same :class:`InvalidInput`.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import email_validator
 import phonenumbers
+from pydantic import ValidationError
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -125,6 +126,50 @@ class ErrorCollector:
     def raise_if_any(self) -> None:
         if self.errors:
             raise InvalidInput.from_errors(self.errors)
+
+
+# --- pydantic's errors, in the same words ---------------------------------
+
+#: How pydantic names the member of a str | int union in an error location.
+UNION_MEMBER = re.compile(r"^(str|int|function-[a-z]+\[.*\])$")
+#: pydantic's error types, worded for people.
+REASONS = {
+    "missing": "is required",
+    "extra_forbidden": "is not a field of this message type",
+    "string_type": "must be a string",
+    "int_type": "must be an integer",
+    "float_type": "must be a number",
+    "greater_than": "must be greater than 0",
+}
+_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr"
+
+
+def invalid_from_pydantic(
+    exc: ValidationError, *, tagged: bool = False, reasons: Mapping[str, str] = REASONS
+) -> InvalidInput:
+    """One :class:`InvalidInput` naming every field pydantic rejected, once each.
+
+    ``tagged``: the model is a discriminated union, whose error locations
+    start with the tag (``("sms", "dst_number")``); the tag is dropped. A
+    check that raised ``PydanticCustomError("invalid", ...)`` gives its own
+    reason, and may name its field (``ctx["field"]``: a check of the whole model).
+    """
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(error["loc"])[1 if tagged else 0 :]
+        ctx = error.get("ctx") or {}
+        reason = reasons.get(error["type"], str(error["msg"]))
+        if "field" in ctx:
+            loc = [ctx["field"]]
+        elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
+            loc, reason = ["type"], f"must be one of {_KINDS}"
+        elif error["type"] == "literal_error":
+            reason = "must be " + str(ctx["expected"])
+        elif loc and UNION_MEMBER.match(str(loc[-1])):
+            # A str | int field: pydantic reports once per member, at "field.str".
+            loc, reason = loc[:-1], "must be a string or an integer"
+        errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))
+    return InvalidInput.from_errors(list(dict.fromkeys(errors)))
 
 
 # --- phone numbers -------------------------------------------------------

@@ -10,8 +10,7 @@ message without its record.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import redis
@@ -23,11 +22,17 @@ from core.hashing import content_hash
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
-from core.models import JobRecord, Kind
+from core.models import JobRecord
 from core.redaction import mask_email, mask_phone
 from core.redis import connect
-from core.requests import RequestBuilder, SendRequest
-from core.routing import Priority, queue_for
+from core.requests import SendRequest, parse_request
+from core.routing import queue_for
+from core.validation import (
+    FieldError,
+    InvalidInput,
+    check_correlation_id,
+    validate_idempotency_key,
+)
 from producers.optout import refuse_if_opted_out
 
 
@@ -61,11 +66,13 @@ def cancel_answer(settings: Settings, client: redis.Redis, job_id: str, answer: 
 class Producer:
     """Enqueues send jobs. Thread-safe; build one per process and reuse it.
 
-    Every ``send_*`` takes ``max_age_s`` (seconds after it is due) or
-    ``expires_at`` (an aware datetime or ISO 8601 text with an offset), not
+    The ``send_*`` methods take the fields of :mod:`core.requests` (Connectus's
+    names) as keyword arguments, e.g. ``deliver_at`` (a datetime, or ISO 8601
+    text; naive = ``DEFAULT_TIMEZONE``), ``priority`` (``"bulk"`` = marketing),
+    and ``max_age_s`` (seconds after it is due) or ``expires_at`` (aware), not
     both: the job is never sent after that, and fails as ``Expired``. Without
     either, ``MAX_MESSAGE_AGE_S`` applies, or ``OTP_MAX_AGE_S`` to an OTP
-    (:mod:`core.expiry`).
+    (:mod:`core.expiry`). An unknown keyword is an :class:`InvalidInput`.
     """
 
     def __init__(
@@ -80,10 +87,9 @@ class Producer:
         self.store = JobStore(
             self.redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s, clock=clock
         )
-        self.builder = RequestBuilder(settings)
         self.clock = clock
 
-    # -- one function per send type -------------------------------------------------
+    # -- one function per send type (keyword arguments: see core.requests) ------------
 
     def send_sms(
         self,
@@ -91,22 +97,16 @@ class Producer:
         sms_content: str,
         *,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
-        src_number: str | int | None = None,
-        id_client: str | None = None,
-        id_delivery: str | None = None,
-        priority: Priority = "transactional",
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue an SMS (v3 ``send_individual``); returns the job id."""
-        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number,
-                  "id_client": id_client, "id_delivery": id_delivery}  # fmt: skip
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.SMS, fields, idempotency_key, deliver_at, priority, correlation_id, limit
-        )
+        """Queue an SMS (v3 ``send_individual``); returns the job id.
+
+        ``options``: ``src_number``, ``id_client``, ``id_delivery``, ``priority``,
+        ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
+        fields = {"dst_number": dst_number, "sms_content": sms_content, **options}
+        return self.send("sms", fields, idempotency_key, correlation_id)
 
     def send_otp(
         self,
@@ -114,18 +114,15 @@ class Producer:
         sms_content: str,
         *,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
-        src_number: str | int | None = None,
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue an OTP SMS on the OTP queue; Connectus stores it hashed."""
-        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number}
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.OTP, fields, idempotency_key, deliver_at, "transactional", correlation_id, limit
-        )
+        """Queue an OTP SMS on the OTP queue; Connectus stores it hashed.
+
+        ``options``: ``src_number``, ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
+        fields = {"dst_number": dst_number, "sms_content": sms_content, **options}
+        return self.send("otp", fields, idempotency_key, correlation_id)
 
     def send_email(
         self,
@@ -133,24 +130,18 @@ class Producer:
         subject: str,
         email_content: str,
         *,
-        src_email: str | None = None,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
-        id_client: str | None = None,
-        id_delivery: str | None = None,
-        priority: Priority = "transactional",
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue an e-mail (``email_content`` is HTML)."""
+        """Queue an e-mail (``email_content`` is HTML).
+
+        ``options``: ``src_email``, ``id_client``, ``id_delivery``, ``priority``,
+        ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
-                  "src_email": src_email, "id_client": id_client,
-                  "id_delivery": id_delivery}  # fmt: skip
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.EMAIL, fields, idempotency_key, deliver_at, priority, correlation_id, limit
-        )
+                  **options}  # fmt: skip
+        return self.send("email", fields, idempotency_key, correlation_id)
 
     def send_otp_email(
         self,
@@ -158,50 +149,34 @@ class Producer:
         subject: str,
         email_content: str,
         *,
-        src_email: str | None = None,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue an OTP e-mail on the OTP queue."""
+        """Queue an OTP e-mail on the OTP queue.
+
+        ``options``: ``src_email``, ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
-                  "src_email": src_email}  # fmt: skip
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.OTP_EMAIL,
-            fields,
-            idempotency_key,
-            deliver_at,
-            "transactional",
-            correlation_id,
-            limit,
-        )
+                  **options}  # fmt: skip
+        return self.send("otp_email", fields, idempotency_key, correlation_id)
 
     def send_whatsapp(
         self,
         dst_number: str | int,
         whatsapp_content: str,
         *,
-        src_number: str | int | None = None,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
-        id_client: str | None = None,
-        id_delivery: str | None = None,
-        priority: Priority = "transactional",
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin."""
-        fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content,
-                  "src_number": src_number, "id_client": id_client,
-                  "id_delivery": id_delivery}  # fmt: skip
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.WHATSAPP, fields, idempotency_key, deliver_at, priority, correlation_id, limit
-        )
+        """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin.
+
+        ``options``: ``src_number`` (required), ``id_client``, ``id_delivery``,
+        ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
+        fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content, **options}
+        return self.send("whatsapp", fields, idempotency_key, correlation_id)
 
     def send_whatsapp_qr(
         self,
@@ -209,18 +184,44 @@ class Producer:
         message: str,
         *,
         idempotency_key: str | None = None,
-        deliver_at: datetime | str | None = None,
-        priority: Priority = "transactional",
         correlation_id: str | None = None,
-        max_age_s: float | None = None,
-        expires_at: datetime | str | None = None,
+        **options: Any,
     ) -> str:
-        """Queue a message through the WhatsApp QR API (``POST /send``)."""
-        fields = {"number": number, "message": message}
-        limit = (max_age_s, expires_at)
-        return self._submit(
-            Kind.WHATSAPP_QR, fields, idempotency_key, deliver_at, priority, correlation_id, limit
-        )
+        """Queue a message through the WhatsApp QR API (``POST /send``).
+
+        ``options``: ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
+        fields = {"number": number, "message": message, **options}
+        return self.send("whatsapp_qr", fields, idempotency_key, correlation_id)
+
+    def send(
+        self,
+        kind: str,
+        fields: Mapping[str, Any],
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+    ) -> str:
+        """Validate ``fields`` as a ``kind`` message (:func:`core.requests.parse_request`)
+        and queue it; raises :class:`InvalidInput` naming every bad field, the key's too."""
+        errors: list[FieldError] = []
+        request = None
+        try:
+            request = parse_request({**fields, "type": kind}, self.settings)
+        except InvalidInput as exc:
+            errors.extend(exc.errors)
+        if idempotency_key is not None:
+            try:
+                validate_idempotency_key(idempotency_key)
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        if correlation_id is not None:
+            try:
+                check_correlation_id(correlation_id)
+            except InvalidInput as exc:
+                errors.extend(exc.errors)
+        if errors or request is None:
+            raise InvalidInput.from_errors(errors)
+        return self.submit(request, idempotency_key, correlation_id)
 
     # -- lookups ------------------------------------------------------------------
 
@@ -244,33 +245,15 @@ class Producer:
 
     # -- the one path every send takes ------------------------------------------------
 
-    def _submit(
+    def submit(
         self,
-        kind: Kind,
-        fields: dict[str, Any],
-        idempotency_key: str | None,
-        deliver_at: datetime | str | None,
-        priority: Priority,
-        correlation_id: str | None,
-        limit: tuple[float | None, datetime | str | None] = (None, None),
+        request: SendRequest,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
     ) -> str:
-        """``limit``: the caller's ``(max_age_s, expires_at)`` (see :mod:`core.expiry`)."""
-        request = self.builder.build(
-            kind,
-            fields,
-            idempotency_key=idempotency_key,
-            deliver_at=deliver_at,
-            priority=priority,
-            correlation_id=correlation_id,
-            max_age_s=limit[0],
-            expires_at=limit[1],
-        )
-        return self.submit(request)
-
-    def submit(self, request: SendRequest) -> str:
         """Enqueue a validated request; returns its job id (the first one's, for a repeated key)."""
         job_id = uuid.uuid4().hex
-        key = request.idempotency_key or f"job:{job_id}"
+        key = idempotency_key or f"job:{job_id}"
         queue = queue_for(request.kind, self.settings, request.priority)
         now = self.clock()
         job = {
@@ -281,8 +264,8 @@ class Producer:
             "payload": request.payload,
             "created_ms": now,
         }
-        if request.correlation_id:
-            job["correlation_id"] = request.correlation_id
+        if correlation_id:
+            job["correlation_id"] = correlation_id
         record: dict[str, str | int] = {
             "job_id": job_id,
             "kind": request.kind.value,
@@ -300,8 +283,8 @@ class Producer:
             # The record keeps only a hash of an OTP; the plain text lives in
             # the queued message until it is sent.
             record["content_sha256"] = content_hash(request.payload[request.kind.content_field])
-        if request.correlation_id:
-            record["correlation_id"] = request.correlation_id
+        if correlation_id:
+            record["correlation_id"] = correlation_id
         due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
         if due_ms is not None:
             record["deliver_at"] = due_ms

@@ -1,9 +1,10 @@
-"""``build_app(settings)``: the ASGI service (Starlette).
+"""``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
 
 Routes: intake (``/v1/messages``, ``/v1/campaigns``), Connectus webhooks
 (``/webhooks/...``), ``/metrics``, ``/healthz``, ``/readyz`` and
-``/openapi.json``. Settings are read once by the caller and passed in; so is
-the Redis client in tests.
+``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
+is problem+json (:mod:`service.problems`), FastAPI's own ones too. Settings
+are read once by the caller and passed in; so is the Redis client in tests.
 """
 
 from __future__ import annotations
@@ -15,29 +16,32 @@ from typing import Any
 import anyio
 import redis
 import structlog
-from starlette.applications import Starlette
+from fastapi import FastAPI
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from config import Settings
 from core.keys import Keys
+from core.models import JobRecord
 from core.redis import connect
 from producers.api import Producer
 from producers.campaign_control import CampaignControl
 from producers.campaigns import CampaignProducer
 from service.auth import BearerAuth, WebhookAuth
-from service.campaigns import CampaignIntake
+from service.campaign_schemas import CampaignAccepted, CampaignStatusOut
+from service.campaigns import CAMPAIGN_ID_PATTERN, CampaignIntake
 from service.events import EventRecorder
 from service.idempotency import HttpIdempotency
-from service.intake import Intake
+from service.intake import JOB_ID_PATTERN, Intake
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
-from service.openapi import build_openapi
+from service.openapi import ACCEPTED_HEADERS, install_openapi, ok, operation, problems
 from service.problems import ProblemError, problem_response, response_for
+from service.schemas import Accepted, WebhookAck
 from service.webhooks import Webhooks
 
 log = structlog.get_logger("service.app")
@@ -46,7 +50,11 @@ log = structlog.get_logger("service.app")
 READY_TIMEOUT_S = 1.0
 
 
-def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) -> Starlette:
+class Status(BaseModel):
+    status: str
+
+
+def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) -> FastAPI:
     """The service; raises :class:`config.ConfigError` if a required setting is missing.
 
     ``redis_client``: injected (tests: fakeredis); otherwise one pooled client
@@ -84,7 +92,6 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         opt_out_keywords=settings.opt_out_keyword_set,
         default_region=settings.default_region,
     )
-    document = build_openapi(settings)
 
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -104,11 +111,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         body, content_type = await run_in_threadpool(metrics.render)
         return Response(body, headers={"Content-Type": content_type})
 
-    async def openapi(_: Request) -> Response:
-        return JSONResponse(document)
-
     @contextlib.asynccontextmanager
-    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         log.info("service started", prefix=settings.key_prefix, webhook_auth=settings.webhook_auth)
         try:
             yield
@@ -116,19 +120,12 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
             if owned:
                 client.close()
 
-    app = Starlette(
-        routes=[
-            Route("/v1/messages", intake.post_message, methods=["POST"]),
-            Route("/v1/messages/{job_id}", intake.get_message, methods=["GET"]),
-            Route("/v1/campaigns", campaigns.post_campaign, methods=["POST"]),
-            Route("/v1/campaigns/{campaign_id}", campaigns.get_campaign, methods=["GET"]),
-            Route("/webhooks/sms-status", webhooks.sms_status, methods=["POST"]),
-            Route("/webhooks/sms-incoming", webhooks.sms_incoming, methods=["POST"]),
-            Route("/healthz", healthz, methods=["GET"]),
-            Route("/readyz", readyz, methods=["GET"]),
-            Route("/metrics", metrics_endpoint, methods=["GET"]),
-            Route("/openapi.json", openapi, methods=["GET"]),
-        ],
+    app = FastAPI(
+        title="connectus-worker service",
+        version="1",
+        description="Message intake, Connectus webhooks, metrics and health. See docs/service.md.",
+        docs_url=None,
+        redoc_url=None,
         middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
         exception_handlers={
             ProblemError: _problem,
@@ -137,6 +134,58 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         },
         lifespan=lifespan,
     )
+    app.openapi = install_openapi(app, settings)  # type: ignore[method-assign]
+    route = app.add_api_route
+    replayable = ok("Queued or accepted; a replay carries Idempotent-Replayed: true",
+                    ACCEPTED_HEADERS)  # fmt: skip
+    route("/v1/messages", intake.post_message, methods=["POST"], status_code=202,
+          operation_id="createMessage", summary="Queue one message (SMS, OTP, e-mail, WhatsApp)",
+          response_model=Accepted,
+          responses={202: replayable, **problems(400, 401, 409, 413, 415, 422, 503)},
+          openapi_extra=operation(body="MessageRequest", idempotent=True))  # fmt: skip
+    route("/v1/messages/{job_id}", intake.get_message, methods=["GET"],
+          operation_id="getMessage", summary="A job's record: state, provider id, delivery status",
+          response_model=JobRecord, responses={200: ok("The record"), **problems(401, 404, 503)},
+          openapi_extra=operation(path=("job_id", JOB_ID_PATTERN, "From POST /v1/messages "
+                                        "(anything else: 404)")))  # fmt: skip
+    route("/v1/campaigns", campaigns.post_campaign, methods=["POST"], status_code=202,
+          operation_id="createCampaign",
+          summary="Accept a campaign: one template, a list of recipients",
+          description="Checked like `connectus campaign send` (no balance check: the service "
+          "holds no Connectus credentials). Lists larger than INTAKE_MAX_BODY_BYTES go through "
+          "the CLI or CampaignProducer.",
+          response_model=CampaignAccepted,
+          responses={202: replayable, **problems(400, 401, 409, 413, 415, 503),
+                     **problems(422, model="CampaignProblem")},
+          openapi_extra=operation(body="CampaignRequest", idempotent=True))  # fmt: skip
+    route("/v1/campaigns/{campaign_id}", campaigns.get_campaign, methods=["GET"],
+          operation_id="getCampaign",
+          summary="A campaign's state and progress: recipients by state, rate, ETA",
+          response_model=CampaignStatusOut,
+          responses={200: ok("The campaign's status"), **problems(401, 404, 503)},
+          openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
+                                        "/v1/campaigns (anything else: 404)")))  # fmt: skip
+    for path, handler, name, summary in (
+        ("/webhooks/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
+        ("/webhooks/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),
+    ):
+        route(path, handler, methods=["POST"], operation_id=f"{name}Webhook",
+              summary=f"Connectus {summary} callback", response_model=WebhookAck,
+              responses={200: ok("Recorded, or a harmless duplicate"),
+                         **problems(400, 401, 413, 422, 503)},
+              openapi_extra=operation(body=name[0].upper() + name[1:] + "Webhook",
+                                      security="webhook"))  # fmt: skip
+    route("/healthz", healthz, methods=["GET"], operation_id="healthz",
+          summary="Liveness: the process answers", response_model=Status,
+          responses={200: ok("Alive")}, openapi_extra=operation(security=None))  # fmt: skip
+    route("/readyz", readyz, methods=["GET"], operation_id="readyz",
+          summary="Readiness: Redis answers PING within 1 s", response_model=Status,
+          responses={200: ok("Ready"), **problems(503)},
+          openapi_extra=operation(security=None))  # fmt: skip
+    route("/metrics", metrics_endpoint, methods=["GET"], operation_id="metrics",
+          summary="Prometheus metrics", response_class=PlainTextResponse,
+          responses={200: ok("Exposition format")},
+          openapi_extra=operation(security=None))  # fmt: skip
     app.state.metrics = metrics
     app.state.producer = producer
     app.state.campaign_producer = campaign_producer

@@ -1,22 +1,34 @@
 """The HTTP shapes of campaigns: ``POST /v1/campaigns`` and its answers (pydantic).
 
-Split from :mod:`service.schemas` (whose notes apply here too: these models
-validate the body's shape and are the source of the OpenAPI document; the
-semantic checks are the campaign planner's) because a campaign's body and
-preflight answers are a concept of their own, and together the two were over
-the size guideline. The field types both share (``Integer``, ``DeliverAt``)
-stay there.
+These models validate the body's shape and are the source of the OpenAPI
+document; the semantic checks are the campaign planner's
+(:func:`producers.campaign_plan.resolve`), shared with the CLI. The field types
+both share (``Integer``, ``DeliverAt``) are in :mod:`service.schemas`.
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator, WithJsonSchema
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
 from pydantic_core import PydanticCustomError
 
 from core.requests import ID_MAX_CHARS, SUBJECT_MAX_CHARS
-from core.validation import EMAIL_MAX_CHARS
+from core.validation import (
+    EMAIL_MAX_CHARS,
+    REASONS,
+    UNION_MEMBER,
+    FieldError,
+    InvalidInput,
+)
 
 # _whole_number keeps its private name: pydantic puts a validator's name in
 # error locations ("function-before[_whole_number(), int]").
@@ -246,3 +258,35 @@ class CampaignProblem(Problem):
     refusals: list[str] | None = None
     invalid_rows: list[InvalidRowOut] | None = None
     plan: CampaignPlanSummary | None = None
+
+
+_CAMPAIGN_REASONS = {
+    **REASONS,
+    "extra_forbidden": "is not a field of a campaign",
+    "dict_type": "must be an object (column: value)",
+    "list_type": "must be an array of recipient objects",
+    "bool_type": "must be true or false",
+    "string_too_short": "is empty",
+}
+
+
+def invalid_campaign(exc: ValidationError) -> InvalidInput:
+    """pydantic's errors for :class:`CampaignRequest`, one per field, worded for people.
+
+    A recipient's fields are named ``recipients.<index>.<column>``, the index
+    from 0 as in JSON (``invalid_rows`` in a refusal count lines from 1).
+    """
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(error["loc"])
+        reason = _CAMPAIGN_REASONS.get(error["type"], str(error["msg"]))
+        if error["type"] == "literal_error":
+            reason = "must be " + str(error["ctx"]["expected"])
+        if loc and loc[-1] == "[key]":
+            # A bad column name: ("recipients", i, name, "[key]") -> the row.
+            loc = loc[:-2]
+            reason = f"has a column name that is empty or longer than {COLUMN_MAX_CHARS} characters"
+        elif loc and loc[0] != "recipients" and UNION_MEMBER.match(str(loc[-1])):
+            loc, reason = loc[:-1], "must be a string or an integer"
+        errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))
+    return InvalidInput.from_errors(list(dict.fromkeys(errors)))

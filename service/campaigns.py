@@ -38,11 +38,10 @@ from producers.campaign_plan import CampaignOptions, CampaignPlan
 from producers.campaigns import CampaignProducer, CampaignRefused
 from service.auth import BearerAuth
 from service.body import parse_json_object, read_body, require_json
-from service.campaign_schemas import CampaignRequest
+from service.campaign_schemas import CampaignRequest, invalid_campaign
 from service.idempotency import IDEMPOTENCY_HEADER, HttpIdempotency, idempotency_key, run_once
 from service.intake import JOB_ID_PATTERN
 from service.problems import ProblemError
-from service.schema_errors import invalid_campaign_from_pydantic
 
 log = structlog.get_logger("service.campaigns")
 
@@ -87,7 +86,7 @@ class CampaignIntake:
         try:
             campaign = CampaignRequest.model_validate(body)
         except ValidationError as exc:
-            raise ProblemError.from_invalid(invalid_campaign_from_pydantic(exc)) from exc
+            raise ProblemError.from_invalid(invalid_campaign(exc)) from exc
         options = CampaignOptions(
             name=campaign.name,
             text=campaign.text,

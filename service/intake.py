@@ -1,8 +1,9 @@
 """The intake: ``POST /v1/messages`` and ``GET /v1/messages/{job_id}``.
 
 Request flow: bearer token → Idempotency-Key shape → JSON content type →
-body (bounded while read) → idempotency gate → pydantic shape → opt-out of
-marketing → the producer (semantic validation and the atomic enqueue).
+body (bounded while read) → idempotency gate → the one validation
+(:func:`core.requests.parse_request`) → the producer (opt-out of marketing and
+the atomic enqueue).
 Redis work runs in the thread pool: the producer is synchronous, and the
 event loop must keep answering (health checks, webhooks) meanwhile.
 """
@@ -14,39 +15,26 @@ import re
 from typing import Any
 
 import structlog
-from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from core.jobs import IdempotencyConflict
-from core.validation import FieldError, InvalidInput, normalize_number
+from core.requests import parse_request
+from core.validation import FieldError, InvalidInput
 from producers.api import JobNotFound, Producer
-from producers.optout import OPTED_OUT_REASON, is_opted_out
+from producers.optout import OPTED_OUT_REASON
 from service.auth import BearerAuth
 from service.body import parse_json_object, read_body, require_json
 from service.idempotency import IDEMPOTENCY_HEADER, HttpIdempotency, idempotency_key, run_once
 from service.metrics import Metrics
 from service.problems import ProblemError
-from service.schema_errors import invalid_from_pydantic
-from service.schemas import (
-    MESSAGE_ADAPTER,
-    OtpEmailMessage,
-    OtpMessage,
-    SmsMessage,
-    WhatsappMessage,
-    WhatsappQrMessage,
-)
 
 log = structlog.get_logger("service.intake")
 
 #: What a job id may look like (ours are 32 hex digits); anything else is a 404.
 JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 _JOB_ID = re.compile(JOB_ID_PATTERN)
-_SEND_METHOD = {
-    "sms": "send_sms", "otp": "send_otp", "email": "send_email",
-    "otp_email": "send_otp_email", "whatsapp": "send_whatsapp", "whatsapp_qr": "send_whatsapp_qr",
-}  # fmt: skip
 
 
 class Intake:
@@ -85,17 +73,11 @@ class Intake:
     def _accept(self, body: dict[str, Any], key: str | None, request_id: str) -> JSONResponse:
         """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
-            message = MESSAGE_ADAPTER.validate_python(body)
-        except ValidationError as exc:
-            raise ProblemError.from_invalid(invalid_from_pydantic(exc, tagged=True)) from exc
-        self._refuse_opted_out(message)
-        fields = message.model_dump(exclude={"type"}, exclude_none=True)
-        if isinstance(message, OtpMessage | OtpEmailMessage):
-            fields.pop("priority")  # OTP sends take no priority: always the OTP queue
-        send = getattr(self.producer, _SEND_METHOD[message.type])
-        try:
-            job_id: str = send(**fields, idempotency_key=key, correlation_id=request_id)
+            request = parse_request(body, self.producer.settings)
+            job_id = self.producer.submit(request, key, request_id)
         except InvalidInput as exc:
+            if any(error.reason == OPTED_OUT_REASON for error in exc.errors):
+                self.metrics.opt_out_refusals.inc()
             raise ProblemError.from_invalid(exc) from exc
         except IdempotencyConflict as exc:
             raise ProblemError(
@@ -104,36 +86,12 @@ class Intake:
                 errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
             ) from exc
         record = self.producer.get_status(job_id)
-        log.info("message accepted", job_id=job_id, kind=message.type, state=record.state.value)
+        log.info("message accepted", job_id=job_id, kind=request.type, state=record.state.value)
         return JSONResponse(
             {"job_id": job_id, "state": record.state.value},
             status_code=202,
             headers={"Location": f"/v1/messages/{job_id}"},
         )
-
-    def _refuse_opted_out(self, message: Any) -> None:
-        """422 for a marketing send to a number that answered an opt-out keyword."""
-        if not isinstance(message, SmsMessage | WhatsappMessage | WhatsappQrMessage):
-            return
-        if message.priority != "bulk":
-            return
-        field, value = (
-            ("number", message.number)
-            if isinstance(message, WhatsappQrMessage)
-            else ("dst_number", message.dst_number)
-        )
-        region = self.producer.settings.default_region
-        try:
-            number = normalize_number(value, field=field, default_region=region)
-        except InvalidInput:
-            return  # the producer reports the bad number with everything else
-        if is_opted_out(self.producer.redis, self.producer.store.keys, number):
-            self.metrics.opt_out_refusals.inc()
-            raise ProblemError(
-                422,
-                f"{field}: {OPTED_OUT_REASON}",
-                errors=[FieldError(field, OPTED_OUT_REASON)],
-            )
 
     async def get_message(self, request: Request) -> Response:
         self.auth.check(request)

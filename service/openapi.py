@@ -1,50 +1,46 @@
-"""The OpenAPI 3.1 document, generated from the pydantic models the handlers use.
+"""What FastAPI cannot see of the OpenAPI document, and how each route is described.
 
-Paths and responses are written here; every schema comes from
-:mod:`service.schemas`, :mod:`service.campaign_schemas` and
-:class:`core.models.JobRecord`, so what is documented is what is validated
-and returned (the schemathesis test in tests/integration checks the running
-app against this document).
+FastAPI writes the document from the routes (paths, operation ids, answer
+models). The handlers read their own bodies (bounded while read, after the
+idempotency gate, see :mod:`service.intake`), so their request bodies, the
+headers they read, their path parameters and their RFC 7807 answers are
+declared here, from the same pydantic models that validate and answer
+(:mod:`core.requests`, :mod:`service.schemas`, :mod:`service.campaign_schemas`).
+The schemathesis test in tests/integration checks the running app against it.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from fastapi import FastAPI
+from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from config import Settings
-from core.models import JobRecord
+from core.requests import MESSAGE_ADAPTER
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
-from service.campaign_schemas import (
-    CampaignAccepted,
-    CampaignProblem,
-    CampaignRequest,
-    CampaignStatusOut,
-)
-from service.campaigns import CAMPAIGN_ID_PATTERN
-from service.intake import JOB_ID_PATTERN
-from service.schemas import (
-    MESSAGE_ADAPTER,
-    Accepted,
-    Problem,
-    SmsIncomingWebhook,
-    SmsStatusWebhook,
-    WebhookAck,
-)
+from service.campaign_schemas import CampaignProblem, CampaignRequest
+from service.schemas import Problem, SmsIncomingWebhook, SmsStatusWebhook
 
 _REF = "#/components/schemas/{model}"
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
+_ECHO = {"X-Request-ID": {"description": "The correlation id", "schema": {"type": "string"}}}
+ACCEPTED_HEADERS = {
+    **_ECHO,
+    "Location": {"schema": {"type": "string"}},
+    "Idempotent-Replayed": {"schema": {"type": "string"}},
+}
 _DESCRIPTIONS = {
     400: "The body is not a JSON object",
     401: "Missing or wrong credentials",
-    404: "No such job (unknown, or its record expired)",
+    404: "No such job or campaign (unknown, or its record expired)",
     409: "A request with this Idempotency-Key is still in progress",
     413: "The body is larger than the configured limit",
     415: "The body is not declared as JSON",
     422: "Invalid fields, listed in invalid-params",
-    503: "Redis is unavailable",
+    503: "Redis is unavailable, or not ready",
 }
 _REQUEST_ID = {
     "name": "X-Request-ID",
@@ -53,255 +49,88 @@ _REQUEST_ID = {
     "description": "Correlation id (1-128 of A-Z a-z 0-9 . _ : -); generated if absent",
     "schema": {"type": "string"},
 }
-_ECHO = {"X-Request-ID": {"description": "The correlation id", "schema": {"type": "string"}}}
 _IDEMPOTENCY_KEY = {
     "name": "Idempotency-Key",
     "in": "header",
     "required": False,
     "description": "Same key + same body replays the first answer",
-    "schema": {
-        "type": "string",
-        "pattern": "^[!-~]+$",
-        "minLength": 1,
-        "maxLength": IDEMPOTENCY_KEY_MAX_CHARS,
-    },
-}
-_ACCEPTED_HEADERS = {
-    **_ECHO,
-    "Location": {"schema": {"type": "string"}},
-    "Idempotent-Replayed": {"schema": {"type": "string"}},
-}
+    "schema": {"type": "string", "pattern": "^[!-~]+$", "minLength": 1,
+               "maxLength": IDEMPOTENCY_KEY_MAX_CHARS},
+}  # fmt: skip
 
 
-def _problems(*codes: int) -> dict[str, Any]:
-    return {
-        str(c): {"description": _DESCRIPTIONS[c], "content": _PROBLEM, "headers": _ECHO}
-        for c in codes
-    }
+def problems(*codes: int, model: str = "Problem") -> dict[int | str, dict[str, Any]]:
+    """``responses=`` for problem+json answers (FastAPI would call them application/json)."""
+    content = {"application/problem+json": {"schema": {"$ref": _REF.format(model=model)}}}
+    return {c: {"description": _DESCRIPTIONS[c], "content": content, "headers": _ECHO}
+            for c in codes}  # fmt: skip
 
 
-def _json(model: type[BaseModel] | str) -> dict[str, Any]:
-    name = model if isinstance(model, str) else model.__name__
-    return {"application/json": {"schema": {"$ref": _REF.format(model=name)}}}
+def ok(description: str, headers: dict[str, Any] = _ECHO) -> dict[str, Any]:
+    return {"description": description, "headers": headers}
 
 
-def build_openapi(settings: Settings) -> dict[str, Any]:
-    """The document; webhook security follows ``WEBHOOK_AUTH``."""
-    _, defs = models_json_schema(
-        [
-            (Accepted, "serialization"),
+def operation(
+    *,
+    body: str | None = None,
+    security: str | None = "bearer",
+    idempotent: bool = False,
+    path: tuple[str, str, str] | None = None,
+) -> dict[str, Any]:
+    """``openapi_extra=``: the body read by hand (a schema name), the headers read,
+    the security scheme, and a path parameter ``(name, pattern, description)``."""
+    parameters: list[dict[str, Any]] = [_IDEMPOTENCY_KEY] if idempotent else []
+    if path is not None:
+        name, pattern, description = path
+        parameters.append({"name": name, "in": "path", "required": True,
+                           "description": description,
+                           "schema": {"type": "string", "pattern": pattern}})  # fmt: skip
+    extra: dict[str, Any] = {"parameters": [*parameters, _REQUEST_ID]}
+    if security is not None:
+        extra["security"] = [{security: []}]
+    if body is not None:
+        schema = {"$ref": _REF.format(model=body)}
+        extra["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema}},
+        }
+    return extra
+
+
+def install_openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+    """Make ``app.openapi()`` FastAPI's document plus the schemas only the handlers use,
+    and the security schemes (webhooks: ``WEBHOOK_AUTH``). Built once, on first use."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = get_openapi(title=app.title, version=app.version,
+                               description=app.description, routes=app.routes)  # fmt: skip
+        models: list[tuple[type[BaseModel], Any]] = [
             (Problem, "serialization"),
-            (JobRecord, "serialization"),
-            (CampaignRequest, "validation"),
-            (CampaignAccepted, "serialization"),
-            (CampaignStatusOut, "serialization"),
             (CampaignProblem, "serialization"),
+            (CampaignRequest, "validation"),
             (SmsStatusWebhook, "validation"),
             (SmsIncomingWebhook, "validation"),
-            (WebhookAck, "serialization"),
-        ],
-        ref_template=_REF,
-    )
-    schemas: dict[str, Any] = dict(defs["$defs"])
-    union = MESSAGE_ADAPTER.json_schema(ref_template=_REF)
-    schemas.update(union.pop("$defs"))
-    schemas["MessageRequest"] = union
-    webhook_security: list[dict[str, list[str]]] = (
-        [{"webhookToken": []}] if settings.webhook_auth == "token" else [{"webhookBasic": []}]
-    )
-    webhook_ok = {
-        "200": {
-            "description": "Recorded, or a harmless duplicate",
-            "content": _json(WebhookAck),
-            "headers": _ECHO,
-        }
-    }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "connectus-worker service",
-            "version": "1",
-            "description": "Message intake, Connectus webhooks, metrics and health. "
-            "See docs/service.md.",
-        },
-        "paths": {
-            "/v1/messages": {
-                "post": {
-                    "operationId": "createMessage",
-                    "summary": "Queue one message (SMS, OTP, e-mail, WhatsApp)",
-                    "security": [{"bearer": []}],
-                    "parameters": [_IDEMPOTENCY_KEY, _REQUEST_ID],
-                    "requestBody": {"required": True, "content": _json("MessageRequest")},
-                    "responses": {
-                        "202": {
-                            "description": "Queued (or scheduled); a replay carries "
-                            "Idempotent-Replayed: true",
-                            "content": _json(Accepted),
-                            "headers": _ACCEPTED_HEADERS,
-                        },
-                        **_problems(400, 401, 409, 413, 415, 422, 503),
-                    },
-                }
-            },
-            "/v1/messages/{job_id}": {
-                "get": {
-                    "operationId": "getMessage",
-                    "summary": "A job's record: state, provider id, delivery status",
-                    "security": [{"bearer": []}],
-                    "parameters": [
-                        {
-                            "name": "job_id",
-                            "in": "path",
-                            "required": True,
-                            "description": "From POST /v1/messages (anything else: 404)",
-                            "schema": {"type": "string", "pattern": JOB_ID_PATTERN},
-                        },
-                        _REQUEST_ID,
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The record",
-                            "content": _json(JobRecord),
-                            "headers": _ECHO,
-                        },
-                        **_problems(401, 404, 503),
-                    },
-                }
-            },
-            "/v1/campaigns": {
-                "post": {
-                    "operationId": "createCampaign",
-                    "summary": "Accept a campaign: one template, a list of recipients",
-                    "description": "Checked like `connectus campaign send` (no balance "
-                    "check: the service holds no Connectus credentials). Lists larger than "
-                    "INTAKE_MAX_BODY_BYTES go through the CLI or CampaignProducer.",
-                    "security": [{"bearer": []}],
-                    "parameters": [_IDEMPOTENCY_KEY, _REQUEST_ID],
-                    "requestBody": {"required": True, "content": _json(CampaignRequest)},
-                    "responses": {
-                        "202": {
-                            "description": "Accepted and scheduled (created: false when the "
-                            "Idempotency-Key named an existing campaign); a replay carries "
-                            "Idempotent-Replayed: true",
-                            "content": _json(CampaignAccepted),
-                            "headers": _ACCEPTED_HEADERS,
-                        },
-                        **_problems(400, 401, 409, 413, 415),
-                        "422": {
-                            "description": "Invalid fields (invalid-params), or the campaign "
-                            "was refused (refusals, invalid_rows, plan)",
-                            "content": {
-                                "application/problem+json": {
-                                    "schema": {"$ref": _REF.format(model="CampaignProblem")}
-                                }
-                            },
-                            "headers": _ECHO,
-                        },
-                        **_problems(503),
-                    },
-                }
-            },
-            "/v1/campaigns/{campaign_id}": {
-                "get": {
-                    "operationId": "getCampaign",
-                    "summary": "A campaign's state and progress: recipients by state, rate, ETA",
-                    "security": [{"bearer": []}],
-                    "parameters": [
-                        {
-                            "name": "campaign_id",
-                            "in": "path",
-                            "required": True,
-                            "description": "From POST /v1/campaigns (anything else: 404)",
-                            "schema": {"type": "string", "pattern": CAMPAIGN_ID_PATTERN},
-                        },
-                        _REQUEST_ID,
-                    ],
-                    "responses": {
-                        "200": {
-                            "description": "The campaign's status",
-                            "content": _json(CampaignStatusOut),
-                            "headers": _ECHO,
-                        },
-                        **_problems(401),
-                        "404": {
-                            "description": "No such campaign (unknown, or its record expired)",
-                            "content": _PROBLEM,
-                            "headers": _ECHO,
-                        },
-                        **_problems(503),
-                    },
-                }
-            },
-            "/webhooks/sms-status": {
-                "post": {
-                    "operationId": "smsStatusWebhook",
-                    "summary": "Connectus SMS status callback",
-                    "security": webhook_security,
-                    "parameters": [_REQUEST_ID],
-                    "requestBody": {"required": True, "content": _json(SmsStatusWebhook)},
-                    "responses": {**webhook_ok, **_problems(400, 401, 413, 422, 503)},
-                }
-            },
-            "/webhooks/sms-incoming": {
-                "post": {
-                    "operationId": "smsIncomingWebhook",
-                    "summary": "Connectus incoming SMS callback",
-                    "security": webhook_security,
-                    "parameters": [_REQUEST_ID],
-                    "requestBody": {"required": True, "content": _json(SmsIncomingWebhook)},
-                    "responses": {**webhook_ok, **_problems(400, 401, 413, 422, 503)},
-                }
-            },
-            "/healthz": {"get": _plain("healthz", "Liveness: the process answers", 200)},
-            "/readyz": {
-                "get": _plain("readyz", "Readiness: Redis answers PING within 1 s", 200, 503)
-            },
-            "/metrics": {
-                "get": {
-                    "operationId": "metrics",
-                    "summary": "Prometheus metrics",
-                    "responses": {
-                        "200": {
-                            "description": "Exposition format",
-                            "content": {"text/plain": {"schema": {"type": "string"}}},
-                            "headers": _ECHO,
-                        }
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": schemas,
-            "securitySchemes": {
-                "bearer": {"type": "http", "scheme": "bearer", "description": "INTAKE_TOKENS"},
-                "webhookToken": {
-                    "type": "apiKey",
-                    "in": "query",
-                    "name": "token",
-                    "description": "WEBHOOK_SECRET (WEBHOOK_AUTH=token)",
-                },
-                "webhookBasic": {
-                    "type": "http",
-                    "scheme": "basic",
-                    "description": "WEBHOOK_BASIC_USER/PASSWORD (WEBHOOK_AUTH=basic)",
-                },
-            },
-        },
-    }
+        ]
+        _, defs = models_json_schema(models, ref_template=_REF)
+        union = MESSAGE_ADAPTER.json_schema(ref_template=_REF)
+        components = document.setdefault("components", {})
+        schemas = components.setdefault("schemas", {})
+        schemas.update({**defs["$defs"], **union.pop("$defs"), "MessageRequest": union})
+        webhook = "webhookToken" if settings.webhook_auth == "token" else "webhookBasic"
+        for path in document["paths"].values():
+            for op in path.values():
+                if op.get("security") == [{"webhook": []}]:
+                    op["security"] = [{webhook: []}]
+        components["securitySchemes"] = {
+            "bearer": {"type": "http", "scheme": "bearer", "description": "INTAKE_TOKENS"},
+            "webhookToken": {"type": "apiKey", "in": "query", "name": "token",
+                             "description": "WEBHOOK_SECRET (WEBHOOK_AUTH=token)"},
+            "webhookBasic": {"type": "http", "scheme": "basic",
+                             "description": "WEBHOOK_BASIC_USER/PASSWORD (WEBHOOK_AUTH=basic)"},
+        }  # fmt: skip
+        app.openapi_schema = document
+        return document
 
-
-def _plain(operation: str, summary: str, *codes: int) -> dict[str, Any]:
-    status = {
-        "type": "object",
-        "properties": {"status": {"type": "string"}},
-        "required": ["status"],
-    }
-    responses: dict[str, Any] = {}
-    for code in codes:
-        content = {"application/json": {"schema": status}} if code < 500 else _PROBLEM
-        responses[str(code)] = {
-            "description": "Ready" if code < 500 else "Not ready",
-            "content": content,
-            "headers": _ECHO,
-        }
-    return {"operationId": operation, "summary": summary, "responses": responses}
+    return openapi

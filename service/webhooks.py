@@ -19,13 +19,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from core.jobs import JobStore, epoch_ms
-from core.validation import InvalidInput, normalize_number
+from core.validation import InvalidInput, invalid_from_pydantic, normalize_number
 from service.auth import WebhookAuth
 from service.body import parse_json_object, read_body
 from service.events import EventRecorder, Recorded
 from service.metrics import Metrics
 from service.problems import ProblemError
-from service.schema_errors import invalid_from_pydantic
 from service.schemas import SmsIncomingWebhook, SmsStatusWebhook, text_id
 
 log = structlog.get_logger("service.webhooks")

@@ -104,7 +104,7 @@ def test_an_otp_posted_while_the_workers_are_down_expires_and_is_never_sent(
     bad = http.post("/v1/messages", json={**otp, "max_age_s": -1}, headers=BEARER)
     assert bad.status_code == 422
     assert bad.json()["invalid-params"] == [{"name": "max_age_s",
-                                             "reason": "must be greater than 0"}]  # fmt: skip
+                                             "reason": "must be greater than 0 seconds"}]  # fmt: skip
     # The workers come back after the short limit has run out (a slow deploy).
     wait_for(lambda: datetime.now(UTC) > deadline, timeout_s=5, what="the limit ran out")
     stack.start_worker_supervisor()

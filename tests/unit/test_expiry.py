@@ -211,14 +211,11 @@ def test_a_message_of_an_older_producer_without_times_is_not_expired(
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
 
-def _build(**kwargs: object):  # type: ignore[no-untyped-def]
-    from core.requests import RequestBuilder
+def _build(now: datetime = NOW, **kwargs: object):  # type: ignore[no-untyped-def]
+    from core.requests import parse_request
 
-    builder = RequestBuilder(load_settings({}))
-    fields = {"dst_number": "56987654321", "sms_content": "hola"}
-    deliver_at = kwargs.pop("deliver_at", None)
-    return builder.build(Kind.SMS, fields, idempotency_key=None, deliver_at=deliver_at,  # type: ignore[arg-type]
-                         now=NOW, **kwargs)  # type: ignore[arg-type]  # fmt: skip
+    fields = {"type": "sms", "dst_number": "56987654321", "sms_content": "hola", **kwargs}
+    return parse_request(fields, load_settings({}), now=now)
 
 
 @pytest.mark.parametrize(
@@ -266,12 +263,7 @@ def test_a_limit_is_stored_as_given_and_worked_out_from_when_it_is_due() -> None
 
 
 def test_the_same_relative_limit_is_the_same_request_for_idempotency() -> None:
-    from core.requests import RequestBuilder
-
-    builder = RequestBuilder(load_settings({}))
-    fields = {"dst_number": "56987654321", "sms_content": "hola"}
-    later = [builder.build(Kind.SMS, dict(fields), idempotency_key="k", deliver_at=None,
-                           now=NOW + timedelta(seconds=s), max_age_s=60) for s in (0, 30)]  # fmt: skip
+    later = [_build(now=NOW + timedelta(seconds=s), max_age_s=60) for s in (0, 30)]
     assert later[0].fingerprint() == later[1].fingerprint()
     assert later[0].fingerprint() != _build().fingerprint() != _build(max_age_s=61).fingerprint()
 

@@ -74,15 +74,15 @@ async def test_concurrent_requests_with_one_key_one_wins_one_gets_409() -> None:
     entered = threading.Event()
     release = threading.Event()
     async with service() as svc:
-        real_send_sms = Producer.send_sms
+        real_submit = Producer.submit
         producer: Producer = svc.app.state.producer
 
-        def slow_send_sms(*args: object, **kwargs: object) -> str:
+        def slow_submit(*args: object, **kwargs: object) -> str:
             entered.set()
             assert release.wait(10), "never released"
-            return real_send_sms(producer, *args, **kwargs)  # type: ignore[arg-type]
+            return real_submit(producer, *args, **kwargs)  # type: ignore[arg-type]
 
-        producer.send_sms = slow_send_sms  # type: ignore[method-assign]
+        producer.submit = slow_submit  # type: ignore[method-assign]
         first = asyncio.create_task(svc.send(SMS, **{"Idempotency-Key": "order-4"}))
         assert await asyncio.to_thread(entered.wait, 10)  # the first holds the marker now
         second = await svc.send(SMS, **{"Idempotency-Key": "order-4"})

@@ -240,12 +240,12 @@ async def test_an_undeclared_stream_is_cut_off_at_the_limit_not_read_to_the_end(
 @pytest.mark.parametrize(
     ("extra", "field", "reason"),
     [
-        ({"max_age_s": 0}, "max_age_s", "must be greater than 0"),
-        ({"max_age_s": "60"}, "max_age_s", "must be a number"),
+        ({"max_age_s": 0}, "max_age_s", "must be greater than 0 seconds"),
+        ({"max_age_s": "60"}, "max_age_s", "must be a number of seconds"),
         ({"max_age_s": 60, "expires_at": "2099-01-01T00:00:00Z"}, "expires_at",
          "give max_age_s or expires_at, not both"),
         ({"expires_at": "2099-01-01 10:00:00"}, "expires_at", "has no UTC offset (add Z or +hh:mm)"),
-        ({"expires_at": 1}, "expires_at", "must be a string"),
+        ({"expires_at": 1}, "expires_at", "must be an ISO 8601 date and time with an offset"),
     ],
 )  # fmt: skip
 async def test_a_bad_limit_is_422_naming_the_field_and_enqueues_nothing(

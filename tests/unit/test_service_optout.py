@@ -10,7 +10,7 @@ import pytest
 from config import load_settings
 from core.keys import Keys
 from core.models import Kind
-from core.requests import RequestBuilder
+from core.requests import parse_request
 from core.validation import InvalidInput
 from producers.optout import (
     OPTED_OUT_REASON,
@@ -40,8 +40,8 @@ def test_membership_is_by_normalised_number(redis: fakeredis.FakeRedis) -> None:
 
 
 def _request(kind: Kind, priority: Any, **fields: Any) -> Any:
-    builder = RequestBuilder(load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "a@empresa.cl"}))
-    return builder.build(kind, fields, idempotency_key=None, deliver_at=None, priority=priority)
+    settings = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "a@empresa.cl"})
+    return parse_request({"type": kind.value, **fields, "priority": priority}, settings)
 
 
 REFUSED = [
@@ -69,7 +69,10 @@ def test_transactional_sends_are_never_refused(
 
 
 def test_otp_and_email_are_never_refused(redis: fakeredis.FakeRedis) -> None:
-    otp = _request(Kind.OTP, "bulk", dst_number=NUMBER, sms_content="code 1")
+    # An OTP is never marketing: it cannot even be asked for as bulk.
+    with pytest.raises(InvalidInput, match="priority: must be 'transactional'"):
+        _request(Kind.OTP, "bulk", dst_number=NUMBER, sms_content="code 1")
+    otp = _request(Kind.OTP, "transactional", dst_number=NUMBER, sms_content="code 1")
     email = _request(Kind.EMAIL, "bulk", dst_email="a@example.com", subject="s", email_content="x")
     refuse_if_opted_out(redis, KEYS, otp)
     refuse_if_opted_out(redis, KEYS, email)
