@@ -81,7 +81,9 @@ def build_client(
         read_timeout_s=settings.connectus_read_timeout_s,
         write_timeout_s=settings.connectus_write_timeout_s,
         pool_size=settings.connectus_pool_size,
-        http_engine=settings.connectus_http_engine,
+        deadline_s=settings.connectus_request_deadline_s,
+        max_response_bytes=settings.connectus_max_response_bytes,
+        max_listing_bytes=settings.connectus_max_listing_bytes,
         transport=transport,
     )
 
