@@ -10,8 +10,8 @@ process's utime+stime / requests) and requests per second, for
 - ``threads_own``: N threads, each with its own one-connection ``httpx.Client``;
 - ``async_shared``: N tasks on one event loop sharing one ``httpx.AsyncClient``;
 - ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``;
-- ``project``: N threads through the project's own ``Transport.call`` (one
-  shared ``httpx.Client``, streamed answers checked against the size cap and
+- ``project``: N threads through the project's own ``Transport.call`` (an
+  ``httpx.Client`` per thread, streamed answers checked against the size cap and
   the deadline, answer checks): what a send's HTTP part costs in the worker;
 - ``threads_raw`` / ``async_raw``: the same request bytes and the same minimal
   reading of the answer (status line, headers, ``Content-Length`` body, JSON),
@@ -187,8 +187,6 @@ def _project(base: str, requests: int, concurrency: int) -> tuple[float, float]:
         connect_timeout_s=5.0,
         read_timeout_s=30.0,
         write_timeout_s=5.0,
-        pool_timeout_s=5.0,
-        pool_size=concurrency,
         keepalive_expiry_s=60.0,
         user_agent="bench",
         deadline_s=60.0,

@@ -63,7 +63,6 @@ class Settings(BaseSettings):
     connectus_read_timeout_s: PositiveFloat = 10.0
     # Between bytes of a request; counted in the send lease (worker.app.lease_ms).
     connectus_write_timeout_s: PositiveFloat = 5.0
-    connectus_pool_size: PositiveInt = 100
     # A whole request, in s: no single timeout exceeds it, and a server that
     # trickles its answer is cut off once it passes (ResponseTimeout).
     connectus_request_deadline_s: FiniteSeconds = 15.0

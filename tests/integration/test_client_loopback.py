@@ -19,6 +19,7 @@ import pytest
 
 from worker.connectus import errors
 from worker.connectus.client import ConnectusClient
+from tests.support.waiting import wait_for
 from worker.connectus.testing import TEST_KEY, TEST_USER
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -224,3 +225,84 @@ def test_a_proxy_named_by_the_environment_carries_the_request(
     lines = proxy.heads[0].split(b"\r\n")
     assert lines[0] == b"POST http://connectus.invalid/api_v3/sms/send_individual HTTP/1.1"
     assert b"Host: connectus.invalid" in lines
+
+
+class KeepAliveServer:
+    """Answers every request with a send answer, keeping each connection open.
+
+    ``opened`` counts connections accepted, ``closed`` those the client closed.
+    """
+
+    def __init__(self) -> None:
+        self._sock = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._sock.getsockname()[1]}"
+        self.opened = 0
+        self.closed = 0
+        self._threads: list[threading.Thread] = []
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self._sock.accept()
+            except OSError:
+                return
+            self.opened += 1
+            thread = threading.Thread(target=self._one, args=(conn,), daemon=True)
+            self._threads.append(thread)
+            thread.start()
+
+    def _one(self, conn: socket.socket) -> None:
+        buffer = b""
+        with conn, contextlib.suppress(OSError):
+            while True:
+                while b"\r\n\r\n" not in buffer:
+                    data = conn.recv(65536)
+                    if not data:
+                        self.closed += 1
+                        return
+                    buffer += data
+                head, _, buffer = buffer.partition(b"\r\n\r\n")
+                length = next(
+                    int(line.split(b":", 1)[1])
+                    for line in head.split(b"\r\n")
+                    if line.lower().startswith(b"content-length:")
+                )
+                while len(buffer) < length:
+                    buffer += conn.recv(65536)
+                buffer = buffer[length:]
+                conn.sendall(HEAD + b"Content-Length: %d\r\n\r\n%s" % (len(SENT), SENT))
+
+    def close(self) -> None:
+        self._sock.close()
+        for thread in self._threads:
+            thread.join(5)
+
+
+def test_each_thread_keeps_its_own_connection_and_close_ends_them_all() -> None:
+    server = KeepAliveServer()
+    client = ConnectusClient(
+        api_user=TEST_USER, api_key=TEST_KEY, base_url=server.url, v1_base_url=server.url,
+        qr_base_url=server.url, connect_timeout_s=2.0, read_timeout_s=2.0,
+    )  # fmt: skip
+
+    def sends() -> None:
+        for _ in range(3):
+            client.v3.send_sms(dst_number="56987688060", sms_content="hola")
+
+    try:
+        sends()
+        assert server.opened == 1  # three sends, one kept-alive connection
+        # Threads one after another: each opens its own, none waits on another's.
+        for _ in range(2):
+            thread = threading.Thread(target=sends)
+            thread.start()
+            thread.join(10)
+        assert server.opened == 3
+        client.close()
+        wait_for(lambda: server.closed == 3, timeout_s=5, what="every connection closed")
+        with pytest.raises(RuntimeError):
+            sends()
+    finally:
+        client.close()
+        server.close()

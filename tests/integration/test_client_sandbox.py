@@ -29,7 +29,6 @@ def connect(server: SandboxServer, read_timeout_s: float = 5.0) -> ConnectusClie
         qr_base_url=server.base_url,
         connect_timeout_s=2.0,
         read_timeout_s=read_timeout_s,
-        pool_size=4,
     )
 
 

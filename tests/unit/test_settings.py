@@ -17,7 +17,6 @@ BAD = [
     ("CONNECTUS_CONNECT_TIMEOUT_S", "0", "greater than 0"),
     ("CONNECTUS_READ_TIMEOUT_S", "soon", "valid number"),
     ("CONNECTUS_WRITE_TIMEOUT_S", "-1", "greater than 0"),
-    ("CONNECTUS_POOL_SIZE", "-1", "greater than 0"),
     ("CONNECTUS_REQUEST_DEADLINE_S", "0", "greater than 0"),
     ("CONNECTUS_REQUEST_DEADLINE_S", "inf", "finite number"),
     ("CONNECTUS_REQUEST_DEADLINE_S", "nan", "finite number"),

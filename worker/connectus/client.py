@@ -1,4 +1,4 @@
-"""``ConnectusClient``: one pooled HTTP client, three sub-APIs.
+"""``ConnectusClient``: one HTTP client per process, three sub-APIs.
 
 ::
 
@@ -8,8 +8,8 @@
         result.provider_id
 
 Create it once per process and share it between threads: one ``ConnectusClient``
-per process holds one ``httpx.Client`` over httpx's own transport (see
-:class:`~worker.connectus.transport.Transport`). Every failure is a
+per process gives each calling thread its own ``httpx.Client`` over httpx's own
+transport (see :class:`~worker.connectus.transport.Transport`). Every failure is a
 :class:`~worker.connectus.errors.ConnectusError`.
 """
 
@@ -38,22 +38,20 @@ DEFAULT_MAX_LISTING_BYTES = 64 * 1024 * 1024
 
 
 class ConnectusClient:
-    """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share one ``httpx.Client``.
+    """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share its connections.
 
     Every setting is keyword-only. Timeouts are seconds (s):
     ``connect_timeout_s`` to open a connection, ``read_timeout_s`` between
     bytes of the answer, ``write_timeout_s`` between bytes of the request,
-    ``pool_timeout_s`` (default: the connect timeout) waiting for a free
-    pooled connection, and ``deadline_s`` for the whole request (no single
+    and ``deadline_s`` for the whole request (no single
     timeout exceeds it; it is checked again after every chunk of the answer,
     so a server trickling bytes cannot hold a request past it).
     ``max_response_bytes`` caps an answer (bytes, decoded; send answers and
     single lookups), ``max_listing_bytes`` the answer of a listing
     (``v3.sms_date_report``, ``v3.sms_delivery_info``,
     ``v1.check_delivery_status``, ``v3.list_clients``); a larger answer is
-    refused while it streams, never buffered whole. ``pool_size`` bounds
-    open connections (size it to at least the worker's thread count: a
-    thread holds one connection only while its request is in flight). Idle
+    refused while it streams, never buffered whole. Each calling thread
+    gets its own ``httpx.Client`` with one keep-alive connection. Idle
     connections are dropped after ``keepalive_expiry_s`` (s), below common
     server idle timeouts, so a reused connection is rarely one the server
     already closed (which would make a send ambiguous). ``transport``
@@ -77,8 +75,6 @@ class ConnectusClient:
         connect_timeout_s: float,
         read_timeout_s: float,
         write_timeout_s: float = 5.0,
-        pool_timeout_s: float | None = None,
-        pool_size: int = 100,
         keepalive_expiry_s: float = 4.0,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
@@ -98,8 +94,6 @@ class ConnectusClient:
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
             write_timeout_s=write_timeout_s,
-            pool_timeout_s=connect_timeout_s if pool_timeout_s is None else pool_timeout_s,
-            pool_size=pool_size,
             keepalive_expiry_s=keepalive_expiry_s,
             user_agent=user_agent,
             transport=transport,
@@ -119,15 +113,11 @@ class ConnectusClient:
         return self._transport.timeout
 
     @property
-    def limits(self) -> httpx.Limits:
-        return self._transport.limits
-
-    @property
     def closed(self) -> bool:
         return self._transport.closed
 
     def close(self) -> None:
-        """Close the pooled connections; the client can't be used afterwards."""
+        """Close every connection; the client can't be used afterwards."""
         self._transport.close()
 
     def __enter__(self) -> ConnectusClient:

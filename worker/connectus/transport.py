@@ -1,4 +1,4 @@
-"""The client's one boundary: one ``httpx.Client`` and the single ``call``.
+"""The client's one boundary: ``httpx.Client`` objects and the single ``call``.
 
 Every Connectus call of the three APIs goes through :meth:`Transport.call`,
 which is the only place that turns httpx exceptions, HTTP statuses, error
@@ -7,7 +7,7 @@ tree (:mod:`worker.connectus.errors`), always ``raise ... from exc``. Which
 class each maps to is decided by :mod:`worker.connectus.classify`.
 
 Underneath is httpx's own transport (``httpx.HTTPTransport``, httpcore), built
-by ``httpx.Client`` itself, so proxies named by the environment
+by each ``httpx.Client`` itself, so proxies named by the environment
 (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and
 ``SSL_CERT_FILE``/``SSL_CERT_DIR`` are honoured (httpx's ``trust_env``).
 
@@ -19,8 +19,11 @@ Two limits httpx does not keep by itself, kept here while the answer streams:
   never buffered whole.
 - **deadline**: ``deadline_s`` bounds a whole request. Each httpx timeout
   (connect, write, read, pool) is at most the deadline, and the clock is read
-  again after every chunk of the body, so a server trickling bytes cannot
-  hold a request past it by more than one chunk's wait.
+  again after every chunk of the body, so a server trickling its body cannot
+  hold a request past it by more than one chunk's wait. Not covered: a server
+  trickling its status line and headers (httpx hands over nothing before the
+  head is complete); each of its waits is bounded by the read timeout, and
+  the head by h11's 64 KiB limit.
 
 Secrets: the API key lives only in the default ``Authorization`` header and
 in the scrub list used to redact error messages; no ``repr``/``str`` shows it.
@@ -30,6 +33,8 @@ from __future__ import annotations
 
 import base64
 import json
+import ssl
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
@@ -48,14 +53,21 @@ _MAX_ERROR_TEXT = 200
 
 
 class Transport:
-    """One ``httpx.Client`` shared by every thread; URLs are absolute per call.
+    """One ``httpx.Client`` per calling thread; URLs are absolute per call.
 
-    Timeouts are seconds (s). ``pool_size`` bounds the connections open at
-    once; ``pool_timeout_s`` bounds the wait for a free one (nothing is sent
-    while waiting, so it maps to ``ConnectFailed``). ``deadline_s`` (s)
-    bounds a whole request, ``max_response_bytes`` and ``max_listing_bytes``
-    (bytes, decoded) an answer. ``transport`` replaces the network (tests
-    pass ``httpx.MockTransport``); ``clock`` is monotonic seconds.
+    Why one per thread: a thread makes one request at a time, so each client
+    needs one connection, and no thread waits on another's. One client shared
+    by every thread pools their connections behind one lock, and httpcore
+    scans every pooled connection under it at each request's start and end:
+    at 96 threads that scan was a third of the worker's GIL time
+    (``docs/benchmarks.md``, issue 19). The clients share one SSL context.
+
+    Timeouts are seconds (s); an idle connection is dropped after
+    ``keepalive_expiry_s``. ``deadline_s`` (s) bounds a whole request,
+    ``max_response_bytes`` and ``max_listing_bytes`` (bytes, decoded) an
+    answer. ``transport`` replaces the network (tests pass
+    ``httpx.MockTransport``; every thread's client then uses it);
+    ``clock`` is monotonic seconds.
     """
 
     def __init__(
@@ -66,8 +78,6 @@ class Transport:
         connect_timeout_s: float,
         read_timeout_s: float,
         write_timeout_s: float,
-        pool_timeout_s: float,
-        pool_size: int,
         keepalive_expiry_s: float,
         user_agent: str,
         deadline_s: float,
@@ -83,14 +93,12 @@ class Transport:
             ("connect_timeout_s", connect_timeout_s),
             ("read_timeout_s", read_timeout_s),
             ("write_timeout_s", write_timeout_s),
-            ("pool_timeout_s", pool_timeout_s),
             ("deadline_s", deadline_s),
         ):
             # "not 0 < value < inf" also refuses NaN.
             if not 0 < value < float("inf"):
                 raise ValueError(f"{name} must be a finite number > 0 seconds, got {value!r}")
         for name, size in (
-            ("pool_size", pool_size),
             ("max_response_bytes", max_response_bytes),
             ("max_listing_bytes", max_listing_bytes),
         ):
@@ -104,43 +112,75 @@ class Transport:
         self.max_response_bytes = max_response_bytes
         self.max_listing_bytes = max_listing_bytes
         self._clock = clock
-        # No single wait may outlast the whole request's deadline.
+        # No single wait may outlast the whole request's deadline. The pool
+        # wait is never used (one request at a time per client).
         self.timeout = httpx.Timeout(
             connect=min(connect_timeout_s, deadline_s),
             read=min(read_timeout_s, deadline_s),
             write=min(write_timeout_s, deadline_s),
-            pool=min(pool_timeout_s, deadline_s),
+            pool=min(connect_timeout_s, deadline_s),
         )
-        self.limits = httpx.Limits(
-            max_connections=pool_size,
-            max_keepalive_connections=pool_size,
-            keepalive_expiry=keepalive_expiry_s,
+        self._limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
         )
-        self._client = httpx.Client(
-            # Basic auth as a default header: the same bytes httpx.BasicAuth
-            # would set, without running an auth flow on every request.
-            headers={
-                "User-Agent": user_agent,
-                "Accept": "application/json",
-                "Authorization": f"Basic {token}",
-            },
-            timeout=self.timeout,
-            limits=self.limits,
-            # A redirect on a POST would silently turn it into a GET: never follow.
-            follow_redirects=False,
-            transport=transport,
-        )
+        # Basic auth as a default header: the same bytes httpx.BasicAuth
+        # would set, without running an auth flow on every request.
+        self._headers = {
+            "User-Agent": user_agent,
+            "Accept": "application/json",
+            "Authorization": f"Basic {token}",
+        }
+        self._injected = transport
+        self._lock = threading.Lock()
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._ssl_context: ssl.SSLContext | None = None
+        self._closed = False
 
     def __repr__(self) -> str:
-        return f"Transport(timeout={self.timeout!r}, limits={self.limits!r})"
+        return f"Transport(timeout={self.timeout!r}, clients={len(self._clients)})"
 
     @property
     def closed(self) -> bool:
-        return self._client.is_closed
+        return self._closed
 
     def close(self) -> None:
-        """Close the pooled connections; later calls raise RuntimeError."""
-        self._client.close()
+        """Close every thread's client; later calls raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            clients, self._clients = self._clients, []
+        for client in clients:
+            client.close()
+
+    def _client(self) -> httpx.Client:
+        """This thread's client, made on its first call."""
+        client: httpx.Client | None = getattr(self._local, "client", None)
+        if client is not None:
+            return client  # closed by close(): it then refuses to send
+        options: dict[str, Any] = {}
+        if self._injected is None:
+            with self._lock:
+                if self._ssl_context is None:
+                    # ~80 ms each: made once and shared, not once per client.
+                    # httpx's own default (certifi, or SSL_CERT_FILE/SSL_CERT_DIR).
+                    self._ssl_context = httpx.create_ssl_context()
+            options["verify"] = self._ssl_context
+        client = httpx.Client(
+            headers=self._headers,
+            timeout=self.timeout,
+            limits=self._limits,
+            # A redirect on a POST would silently turn it into a GET: never follow.
+            follow_redirects=False,
+            transport=self._injected,
+            **options,
+        )
+        with self._lock:
+            if self._closed:
+                client.close()
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._clients.append(client)
+        self._local.client = client
+        return client
 
     def call(
         self,
@@ -171,7 +211,8 @@ class Transport:
         cap = self.max_listing_bytes if listing else self.max_response_bytes
         started = self._clock()
         try:
-            request = self._client.build_request(
+            client = self._client()
+            request = client.build_request(
                 method,
                 url,
                 params=compact(params),
@@ -179,7 +220,7 @@ class Transport:
                 data=compact(form),
                 headers=self._bearer if bearer else None,
             )
-            response = self._client.send(request, stream=True)
+            response = client.send(request, stream=True)
             try:
                 content = self._read(response, where, cap, started)
             finally:
