@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from tests.support.waiting import wait_for
 from worker.connectus import errors
 from worker.connectus.client import ConnectusClient
-from tests.support.waiting import wait_for
 from worker.connectus.testing import TEST_KEY, TEST_USER
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
