@@ -306,3 +306,41 @@ def test_each_thread_keeps_its_own_connection_and_close_ends_them_all() -> None:
     finally:
         client.close()
         server.close()
+
+
+BALANCE = b'{"balance": 1}'
+
+
+def trickled_head_second(conn: socket.socket, server: LoopbackServer) -> None:
+    """The first answer whole; on the same connection, the second's head a byte per 0.1 s."""
+    conn.sendall(HEAD + b"Content-Length: %d\r\n\r\n%s" % (len(BALANCE), BALANCE))
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:  # the second request (a GET: no body)
+        data = conn.recv(65536)
+        if not data:
+            return
+        buffer += data
+    conn.sendall(b"HTTP/1.1 200 OK\r\nX-Pad: ")
+    for _ in range(40):  # 4 s: then a whole answer, which a client without a deadline takes
+        if server.stop.wait(0.1):
+            return
+        conn.sendall(b"a")
+        server.sent += 1
+    conn.sendall(b"\r\nContent-Length: %d\r\n\r\n%s" % (len(BALANCE), BALANCE))
+
+
+def test_a_trickling_head_is_cut_off_at_the_deadline_on_a_kept_alive_connection(
+    serve: Callable[..., LoopbackServer],
+) -> None:
+    server = serve(trickled_head_second)
+    with client_for(server, deadline_s=1.0, read_timeout_s=5.0) as client:
+        assert client.v1.check_balance() == 1
+        started = time.monotonic()
+        with pytest.raises(errors.ResponseTimeout) as raised:
+            client.v1.check_balance()
+        took = time.monotonic() - started
+    assert raised.value.reason == "deadline_exceeded"
+    assert len(server.heads) == 1  # one connection, kept alive for the second request
+    # httpx alone would wait for the whole head: each byte is well within the read timeout.
+    assert 1.0 <= took < 1.6
+    assert server.sent >= 5

@@ -131,3 +131,30 @@ def test_no_single_timeout_exceeds_the_deadline() -> None:
 def test_bad_limits_are_refused_by_name(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(ValueError, match=message):
         make_client(httpx.Response(200, json={}), **overrides)
+
+
+def test_a_failure_after_the_deadline_is_reported_as_the_deadline() -> None:
+    clock = FakeClock()
+
+    def cut(request: httpx.Request) -> httpx.Response:
+        clock.now += 5.0  # the watchdog cut the connection at the deadline
+        raise httpx.RemoteProtocolError("Server disconnected", request=request)
+
+    client, _ = make_client(cut, deadline_s=3.0, clock=clock)
+    with client, pytest.raises(errors.ResponseTimeout) as raised:
+        client.v3.send_sms(**SEND)
+    assert raised.value.reason == "deadline_exceeded"
+    assert isinstance(raised.value.__cause__, httpx.RemoteProtocolError)
+
+
+def test_nothing_sent_stays_a_connect_failure_even_after_the_deadline() -> None:
+    clock = FakeClock()
+
+    def refused(request: httpx.Request) -> httpx.Response:
+        clock.now += 5.0
+        raise httpx.ConnectTimeout("timed out", request=request)
+
+    client, _ = make_client(refused, deadline_s=3.0, clock=clock)
+    with client, pytest.raises(errors.ConnectFailed) as raised:
+        client.v3.send_sms(**SEND)
+    assert raised.value.reason == "connect_timeout"

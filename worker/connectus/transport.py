@@ -18,12 +18,11 @@ Two limits httpx does not keep by itself, kept here while the answer streams:
   ``Content-Length`` or the bytes read so far (decoded) pass the cap; it is
   never buffered whole.
 - **deadline**: ``deadline_s`` bounds a whole request. Each httpx timeout
-  (connect, write, read, pool) is at most the deadline, and the clock is read
-  again after every chunk of the body, so a server trickling its body cannot
-  hold a request past it by more than one chunk's wait. Not covered: a server
-  trickling its status line and headers (httpx hands over nothing before the
-  head is complete); each of its waits is bounded by the read timeout, and
-  the head by h11's 64 KiB limit.
+  (connect, write, read, pool) is at most the deadline; the clock is read
+  again after every chunk of the body; and while httpx waits for the
+  answer's head, :mod:`worker.connectus.deadline` shuts the connection down
+  at the deadline. A server trickling its answer cannot hold a request past
+  the deadline by more than one chunk's wait or the watchdog's tick (0.1 s).
 
 Secrets: the API key lives only in the default ``Authorization`` header and
 in the scrub list used to redact error messages; no ``repr``/``str`` shows it.
@@ -43,6 +42,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from worker.connectus import classify
+from worker.connectus.deadline import Lane, Watchdog
 from worker.connectus.errors import MalformedResponse, ResponseTimeout
 from worker.connectus.parsing import ParseError
 
@@ -136,6 +136,8 @@ class Transport:
         self._clients: list[httpx.Client] = []
         self._ssl_context: ssl.SSLContext | None = None
         self._closed = False
+        # Cuts a request whose answer's head is still trickling in at its deadline.
+        self._watchdog = Watchdog(clock, tick_s=min(0.1, deadline_s / 4))
 
     def __repr__(self) -> str:
         return f"Transport(timeout={self.timeout!r}, clients={len(self._clients)})"
@@ -149,14 +151,15 @@ class Transport:
         with self._lock:
             self._closed = True
             clients, self._clients = self._clients, []
+        self._watchdog.stop()
         for client in clients:
             client.close()
 
-    def _client(self) -> httpx.Client:
-        """This thread's client, made on its first call."""
-        client: httpx.Client | None = getattr(self._local, "client", None)
-        if client is not None:
-            return client  # closed by close(): it then refuses to send
+    def _lane(self) -> Lane:
+        """This thread's lane (its client), made on its first call."""
+        lane: Lane | None = getattr(self._local, "lane", None)
+        if lane is not None:
+            return lane  # closed by close(): its client then refuses to send
         options: dict[str, Any] = {}
         if self._injected is None:
             with self._lock:
@@ -174,13 +177,15 @@ class Transport:
             transport=self._injected,
             **options,
         )
+        lane = Lane(client)
         with self._lock:
             if self._closed:
                 client.close()
                 raise RuntimeError("Cannot send a request, as the client has been closed.")
             self._clients.append(client)
-        self._local.client = client
-        return client
+        self._watchdog.add(lane)
+        self._local.lane = lane
+        return lane
 
     def call(
         self,
@@ -209,24 +214,33 @@ class Transport:
         """
         where = f"{method} {urlsplit(url).path}"
         cap = self.max_listing_bytes if listing else self.max_response_bytes
-        started = self._clock()
+        deadline = self._clock() + self.deadline_s
         try:
-            client = self._client()
-            request = client.build_request(
+            lane = self._lane()
+            request = lane.client.build_request(
                 method,
                 url,
                 params=compact(params),
                 json=compact(json_body),
                 data=compact(form),
                 headers=self._bearer if bearer else None,
+                extensions={"trace": lane.trace},
             )
-            response = client.send(request, stream=True)
+            lane.start(deadline)
             try:
-                content = self._read(response, where, cap, started)
+                response = lane.client.send(request, stream=True)
+                try:
+                    content = self._read(response, where, cap, deadline)
+                finally:
+                    response.close()
             finally:
-                response.close()
+                lane.finish()
         except httpx.RequestError as exc:
             verdict = classify.for_exception(exc)
+            if verdict.error.outcome == "ambiguous" and self._clock() > deadline:
+                # Cut by the watchdog (or a wait clamped to the deadline) after
+                # the request went out: as ambiguous as a read timeout.
+                raise self._overdue(where, None, None) from exc
             raise verdict.error(
                 f"{where}: {verdict.reason} ({type(exc).__name__})", reason=verdict.reason
             ) from exc
@@ -281,33 +295,37 @@ class Transport:
                 status_code=status,
             ) from exc
 
-    def _read(self, response: httpx.Response, where: str, cap: int, started: float) -> bytes | None:
+    def _read(
+        self, response: httpx.Response, where: str, cap: int, deadline: float
+    ) -> bytes | None:
         """The answer's body (decoded), or None if it is larger than ``cap`` bytes.
 
-        Raises :class:`ResponseTimeout` (``deadline_exceeded``) once the
-        request has taken longer than ``deadline_s``: the request went out, so
-        a send may have been taken (ambiguous, like a read timeout).
+        Raises :class:`ResponseTimeout` (``deadline_exceeded``) once the clock
+        passes ``deadline``: the request went out, so a send may have been
+        taken (ambiguous, like a read timeout).
         """
         declared = response.headers.get("Content-Length", "")
         if declared.isdigit() and int(declared) > cap:
             return None
         chunks: list[bytes] = []
         size = 0
-        deadline = started + self.deadline_s
         for chunk in response.iter_bytes():
             size += len(chunk)
             if size > cap:
                 return None
             if self._clock() > deadline:
-                raise ResponseTimeout(
-                    f"{where}: deadline_exceeded: no whole answer within {self.deadline_s} s "
-                    f"(HTTP {response.status_code}, {size} bytes so far)",
-                    reason="deadline_exceeded",
-                    status_code=response.status_code,
-                )
+                raise self._overdue(where, response.status_code, size)
             chunks.append(chunk)
         # A whole answer is used even if its last chunk came late: it is the truth.
         return b"".join(chunks)
+
+    def _overdue(self, where: str, status: int | None, size: int | None) -> ResponseTimeout:
+        so_far = "" if status is None else f" (HTTP {status}, {size} bytes so far)"
+        return ResponseTimeout(
+            f"{where}: deadline_exceeded: no whole answer within {self.deadline_s} s{so_far}",
+            reason="deadline_exceeded",
+            status_code=status,
+        )
 
     def _message(self, where: str, what: str, body: Any) -> str:
         """``where: what: <error text>``, the text cut short and secrets redacted."""
