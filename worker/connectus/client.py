@@ -43,9 +43,10 @@ class ConnectusClient:
     Every setting is keyword-only. Timeouts are seconds (s):
     ``connect_timeout_s`` to open a connection, ``read_timeout_s`` between
     bytes of the answer, ``write_timeout_s`` between bytes of the request,
-    and ``deadline_s`` for the whole request (no single
-    timeout exceeds it; it is checked again after every chunk of the answer,
-    so a server trickling bytes cannot hold a request past it).
+    and ``deadline_s`` for the whole request (no single timeout exceeds it;
+    it is checked after every chunk of the answer, and a watchdog shuts the
+    connection down at it while the answer's head is awaited, so a server
+    trickling bytes cannot hold a request past it).
     ``max_response_bytes`` caps an answer (bytes, decoded; send answers and
     single lookups), ``max_listing_bytes`` the answer of a listing
     (``v3.sms_date_report``, ``v3.sms_delivery_info``,

@@ -21,8 +21,8 @@ Two limits httpx does not keep by itself, kept here while the answer streams:
   (connect, write, read, pool) is at most the deadline; the clock is read
   again after every chunk of the body; and while httpx waits for the
   answer's head, :mod:`worker.connectus.deadline` shuts the connection down
-  at the deadline. A server trickling its answer cannot hold a request past
-  the deadline by more than one chunk's wait or the watchdog's tick (0.1 s).
+  at the deadline (the body too). A server trickling its answer cannot hold
+  a request past the deadline by more than the watchdog's tick (0.1 s).
 
 Secrets: the API key lives only in the default ``Authorization`` header and
 in the scrub list used to redact error messages; no ``repr``/``str`` shows it.
