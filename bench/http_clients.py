@@ -7,13 +7,12 @@ call to Connectus, in each model, in one invocation against one sandbox
 process's utime+stime / requests) and requests per second, for
 
 - ``threads_shared``: N threads sharing one pooled ``httpx.Client`` (the baseline's way);
-- ``threads_own``: N threads, each with its own one-connection ``httpx.Client``
-  (the project's transport, without its shortcut past ``Client.send``);
+- ``threads_own``: N threads, each with its own one-connection ``httpx.Client``;
 - ``async_shared``: N tasks on one event loop sharing one ``httpx.AsyncClient``;
 - ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``;
-- ``project_httpcore`` / ``project_stdlib``: N threads through the project's own
-  ``Transport.call`` (its pool, request building, answer checks), over each
-  ``CONNECTUS_HTTP_ENGINE``: what a send's HTTP part costs in the worker;
+- ``project``: N threads through the project's own ``Transport.call`` (an
+  ``httpx.Client`` per thread, streamed answers checked against the size cap and
+  the deadline, answer checks): what a send's HTTP part costs in the worker;
 - ``threads_raw`` / ``async_raw``: the same request bytes and the same minimal
   reading of the answer (status line, headers, ``Content-Length`` body, JSON),
   over N blocking sockets in N threads, or over N asyncio streams on one event
@@ -52,8 +51,7 @@ MODELS = (
     "threads_own",
     "async_shared",
     "async_own",
-    "project_httpcore",
-    "project_stdlib",
+    "project",
     "threads_raw",
     "async_raw",
 )
@@ -179,9 +177,8 @@ def _run_threads(run: Callable[[], None], concurrency: int) -> tuple[float, floa
     return took
 
 
-def _project(base: str, requests: int, concurrency: int, stdlib: bool) -> tuple[float, float]:
-    """The project's own ``Transport.call`` from N threads, over either HTTP engine."""
-    from worker.connectus.stdlib_http import StdlibHTTPTransport
+def _project(base: str, requests: int, concurrency: int) -> tuple[float, float]:
+    """The project's own ``Transport.call`` from N threads."""
     from worker.connectus.transport import Transport
 
     transport = Transport(
@@ -190,11 +187,11 @@ def _project(base: str, requests: int, concurrency: int, stdlib: bool) -> tuple[
         connect_timeout_s=5.0,
         read_timeout_s=30.0,
         write_timeout_s=5.0,
-        pool_timeout_s=5.0,
-        pool_size=concurrency,
         keepalive_expiry_s=60.0,
         user_agent="bench",
-        make_http_transport=StdlibHTTPTransport if stdlib else httpx.HTTPTransport,
+        deadline_s=60.0,
+        max_response_bytes=1024 * 1024,
+        max_listing_bytes=1024 * 1024,
     )
     url = base + PATH
     numbers, lock = iter(range(requests)), threading.Lock()
@@ -241,7 +238,7 @@ def _one(model: str, base: str, requests: int, concurrency: int) -> dict[str, An
     elif model == "async_raw":
         wall, cpu = asyncio.run(_async_raw(base, requests, concurrency))
     elif model.startswith("project"):
-        wall, cpu = _project(base, requests, concurrency, model.endswith("_stdlib"))
+        wall, cpu = _project(base, requests, concurrency)
     elif model.startswith("threads"):
         wall, cpu = _threads(base, requests, concurrency, own)
     else:

@@ -27,10 +27,8 @@ AREAS: list[tuple[str, str]] = [
     ("httpcore", "HTTP (httpcore)"),
     ("httpx", "HTTP (httpx)"),
     ("h11", "HTTP (h11)"),
-    # CONNECTUS_HTTP_ENGINE=stdlib: the engine, http.client and its header parser.
-    ("stdlib_http.py", "HTTP (stdlib engine)"),
-    ("http11.py", "HTTP (stdlib engine)"),
-    ("requests_direct.py", "HTTP (stdlib engine)"),
+    # The client's boundary: building requests, streaming and checking answers.
+    ("connectus/transport.py", "HTTP (transport.py)"),
     ("http/client.py", "HTTP (http.client)"),
     ("email/", "HTTP (http.client)"),
     ("ssl.py", "HTTP (ssl)"),

@@ -24,6 +24,8 @@ from config import checks
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
+# Seconds that must be a real number: "inf" and "nan" are refused.
+FiniteSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class ConfigError(ValueError):
@@ -70,10 +72,14 @@ class Settings(BaseSettings):
     connectus_read_timeout_s: PositiveFloat = 10.0
     # Between bytes of a request; counted in the send lease (worker.app.lease_ms).
     connectus_write_timeout_s: PositiveFloat = 5.0
-    connectus_pool_size: PositiveInt = 100
-    # What speaks HTTP/1.1 under httpx: the stdlib's http.client (less CPU per
-    # request) or httpcore (httpx's own). Both raise the same httpx errors.
-    connectus_http_engine: str = Field(default="stdlib", pattern=r"^(stdlib|httpcore)$")
+    # A whole request, in s: no single timeout exceeds it, and a server that
+    # trickles its answer is cut off once it passes (ResponseTimeout).
+    connectus_request_deadline_s: FiniteSeconds = 15.0
+    # Largest answer read, in bytes (decoded): a send answer or a single
+    # lookup, and a listing (date_report, delivery_info...). A larger answer
+    # is refused while it streams (MalformedResponse, response_too_large).
+    connectus_max_response_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
+    connectus_max_listing_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
     # Used when a producer names no origin (both must be validated on the platform).
     connectus_default_src_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"

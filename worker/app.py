@@ -70,7 +70,7 @@ class WorkerApp:
 def build_client(
     settings: Settings, *, transport: httpx.BaseTransport | None = None
 ) -> ConnectusClient:
-    """One pooled client per process, from the settings."""
+    """One client per process, from the settings."""
     user, key = settings.require_connectus_credentials()
     return ConnectusClient(
         api_user=user,
@@ -81,8 +81,9 @@ def build_client(
         connect_timeout_s=settings.connectus_connect_timeout_s,
         read_timeout_s=settings.connectus_read_timeout_s,
         write_timeout_s=settings.connectus_write_timeout_s,
-        pool_size=settings.connectus_pool_size,
-        http_engine=settings.connectus_http_engine,
+        deadline_s=settings.connectus_request_deadline_s,
+        max_response_bytes=settings.connectus_max_response_bytes,
+        max_listing_bytes=settings.connectus_max_listing_bytes,
         transport=transport,
     )
 

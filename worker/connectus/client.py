@@ -1,4 +1,4 @@
-"""``ConnectusClient``: one pooled HTTP client, three sub-APIs.
+"""``ConnectusClient``: one HTTP client per process, three sub-APIs.
 
 ::
 
@@ -8,14 +8,14 @@
         result.provider_id
 
 Create it once per process and share it between threads: one ``ConnectusClient``
-per process, whose connection pool lends each request its own single-connection
-``httpx.Client`` (see :class:`~worker.connectus.transport.Transport`), so threads
-never wait on a shared pool lock. Every failure is a
+per process gives each calling thread its own ``httpx.Client`` over httpx's own
+transport (see :class:`~worker.connectus.transport.Transport`). Every failure is a
 :class:`~worker.connectus.errors.ConnectusError`.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from types import TracebackType
 from urllib.parse import urlsplit
@@ -23,44 +23,46 @@ from urllib.parse import urlsplit
 import httpx
 
 from worker.connectus.qr import QrApi
-from worker.connectus.stdlib_http import StdlibHTTPTransport
 from worker.connectus.transport import Transport
 from worker.connectus.v1 import V1Api
 from worker.connectus.v3 import V3Api
 
 DEFAULT_USER_AGENT = "connectus-worker/0.1 (+httpx)"
-
-# CONNECTUS_HTTP_ENGINE: what builds each pooled client's transport.
-_ENGINES: dict[str, Callable[..., httpx.BaseTransport]] = {
-    "stdlib": StdlibHTTPTransport,
-    "httpcore": httpx.HTTPTransport,
-}
+# The defaults of CONNECTUS_REQUEST_DEADLINE_S (s), CONNECTUS_MAX_RESPONSE_BYTES
+# and CONNECTUS_MAX_LISTING_BYTES (bytes): a send answer is a few hundred
+# bytes (a 1,000-message v1 bulk's about 100 KB); a day's date_report can
+# list tens of thousands of records.
+DEFAULT_DEADLINE_S = 15.0
+DEFAULT_MAX_RESPONSE_BYTES = 1024 * 1024
+DEFAULT_MAX_LISTING_BYTES = 64 * 1024 * 1024
 
 
 class ConnectusClient:
-    """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share one connection pool.
+    """The Connectus API client: ``.v3``, ``.v1`` and ``.qr`` share its connections.
 
-    The pool holds at most ``pool_size`` connections, each in its own
-    ``httpx.Client``, lent to one request at a time; a thread waits for a
-    free one for at most ``pool_timeout_s``.
-
-    Timeouts are seconds (s): ``connect_timeout_s`` to open a connection,
-    ``read_timeout_s`` between bytes of the answer, ``write_timeout_s``
-    between bytes of the request, ``pool_timeout_s`` (default: the connect
-    timeout) waiting for a free pooled connection. ``pool_size`` bounds open
-    connections (size it to at least the worker's thread count: a thread
-    holds one connection only while its request is in flight). Idle connections are
-    dropped after ``keepalive_expiry_s`` (s), below common server idle
-    timeouts, so a reused connection is rarely one the server already closed
-    (which would make a send ambiguous). ``transport`` replaces the network
-    (tests pass ``httpx.MockTransport``). ``qr_bearer_token``, when given,
-    makes ``.qr`` send ``Authorization: Bearer <token>`` as the collection
-    does; without it the QR API gets the same Basic auth as the others.
-    ``http_engine`` picks what speaks HTTP/1.1 under httpx: ``"stdlib"``
-    (:class:`~worker.connectus.stdlib_http.StdlibHTTPTransport`, the default:
-    about a third less CPU per request) or ``"httpcore"`` (httpx's own).
-    When the environment names a proxy, requests go through ``httpx.Client``
-    and its httpcore transport, whichever engine is named.
+    Every setting is keyword-only. Timeouts are seconds (s):
+    ``connect_timeout_s`` to open a connection, ``read_timeout_s`` between
+    bytes of the answer, ``write_timeout_s`` between bytes of the request,
+    and ``deadline_s`` for the whole request (no single timeout exceeds it;
+    it is checked after every chunk of the answer, and a watchdog shuts the
+    connection down at it while the answer's head is awaited, so a server
+    trickling bytes cannot hold a request past it).
+    ``max_response_bytes`` caps an answer (bytes, decoded; send answers and
+    single lookups), ``max_listing_bytes`` the answer of a listing
+    (``v3.sms_date_report``, ``v3.sms_delivery_info``,
+    ``v1.check_delivery_status``, ``v3.list_clients``); a larger answer is
+    refused while it streams, never buffered whole. Each calling thread
+    gets its own ``httpx.Client`` with one keep-alive connection. Idle
+    connections are dropped after ``keepalive_expiry_s`` (s), below common
+    server idle timeouts, so a reused connection is rarely one the server
+    already closed (which would make a send ambiguous). ``transport``
+    replaces the network (tests pass ``httpx.MockTransport``); without it,
+    httpx builds its own ``httpx.HTTPTransport`` and honours a proxy named
+    by the environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``,
+    ``NO_PROXY``). ``qr_bearer_token``, when given, makes ``.qr`` send
+    ``Authorization: Bearer <token>`` as the collection does; without it the
+    QR API gets the same Basic auth as the others. ``clock`` (monotonic
+    seconds) is what the deadline is kept by; tests pass a fake one.
     """
 
     def __init__(
@@ -74,16 +76,15 @@ class ConnectusClient:
         connect_timeout_s: float,
         read_timeout_s: float,
         write_timeout_s: float = 5.0,
-        pool_timeout_s: float | None = None,
-        pool_size: int = 100,
         keepalive_expiry_s: float = 4.0,
         transport: httpx.BaseTransport | None = None,
         user_agent: str = DEFAULT_USER_AGENT,
         qr_bearer_token: str | None = None,
-        http_engine: str = "stdlib",
+        deadline_s: float = DEFAULT_DEADLINE_S,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if http_engine not in _ENGINES:
-            raise ValueError(f"http_engine must be one of {sorted(_ENGINES)}, got {http_engine!r}")
         self.api_user = api_user
         self.base_url = _check_url("base_url", base_url)
         self.v1_base_url = _check_url("v1_base_url", v1_base_url)
@@ -94,13 +95,14 @@ class ConnectusClient:
             connect_timeout_s=connect_timeout_s,
             read_timeout_s=read_timeout_s,
             write_timeout_s=write_timeout_s,
-            pool_timeout_s=connect_timeout_s if pool_timeout_s is None else pool_timeout_s,
-            pool_size=pool_size,
             keepalive_expiry_s=keepalive_expiry_s,
             user_agent=user_agent,
             transport=transport,
             bearer_token=qr_bearer_token,
-            make_http_transport=_ENGINES[http_engine],
+            deadline_s=deadline_s,
+            max_response_bytes=max_response_bytes,
+            max_listing_bytes=max_listing_bytes,
+            clock=clock,
         )
         self.v3 = V3Api(self._transport, self.base_url)
         self.v1 = V1Api(self._transport, self.v1_base_url)
@@ -112,15 +114,11 @@ class ConnectusClient:
         return self._transport.timeout
 
     @property
-    def limits(self) -> httpx.Limits:
-        return self._transport.limits
-
-    @property
     def closed(self) -> bool:
         return self._transport.closed
 
     def close(self) -> None:
-        """Close every pooled connection; the client can't be used afterwards."""
+        """Close every connection; the client can't be used afterwards."""
         self._transport.close()
 
     def __enter__(self) -> ConnectusClient:

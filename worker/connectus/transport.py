@@ -1,25 +1,40 @@
-"""The client's one boundary: pooled ``httpx`` clients and the single ``call``.
+"""The client's one boundary: ``httpx.Client`` objects and the single ``call``.
 
 Every Connectus call of the three APIs goes through :meth:`Transport.call`,
 which is the only place that turns httpx exceptions, HTTP statuses, error
-statuses in bodies and unparseable answers into the error tree
-(:mod:`worker.connectus.errors`), always ``raise ... from exc``. Which class
-each maps to is decided by :mod:`worker.connectus.classify`.
+statuses in bodies, unparseable, oversized and overdue answers into the error
+tree (:mod:`worker.connectus.errors`), always ``raise ... from exc``. Which
+class each maps to is decided by :mod:`worker.connectus.classify`.
 
-Secrets: the API key lives only inside ``httpx.BasicAuth`` and in the scrub
-list used to redact error messages; no ``repr``/``str`` shows it.
+Underneath is httpx's own transport (``httpx.HTTPTransport``, httpcore), built
+by each ``httpx.Client`` itself, so proxies named by the environment
+(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and
+``SSL_CERT_FILE``/``SSL_CERT_DIR`` are honoured (httpx's ``trust_env``).
 
-The pool the clients are lent from is :mod:`worker.connectus.pool`; the
-requests sent straight to a pooled client's transport are built by
-:mod:`worker.connectus.requests_direct`.
+Two limits httpx does not keep by itself, kept here while the answer streams:
+
+- **size**: an answer larger than the call's cap (``max_response_bytes``, or
+  ``max_listing_bytes`` for listings) is refused as soon as its
+  ``Content-Length`` or the bytes read so far (decoded) pass the cap; it is
+  never buffered whole.
+- **deadline**: ``deadline_s`` bounds a whole request. Each httpx timeout
+  (connect, write, read, pool) is at most the deadline; the clock is read
+  again after every chunk of the body; and while httpx waits for the
+  answer's head, :mod:`worker.connectus.deadline` shuts the connection down
+  at the deadline (the body too). A server trickling its answer cannot hold
+  a request past the deadline by more than the watchdog's tick (0.1 s).
+
+Secrets: the API key lives only in the default ``Authorization`` header and
+in the scrub list used to redact error messages; no ``repr``/``str`` shows it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import ssl
 import threading
-from collections import deque
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -27,10 +42,9 @@ from urllib.parse import urlsplit
 import httpx
 
 from worker.connectus import classify
-from worker.connectus.errors import MalformedResponse
+from worker.connectus.deadline import Lane, Watchdog
+from worker.connectus.errors import MalformedResponse, ResponseTimeout
 from worker.connectus.parsing import ParseError
-from worker.connectus.pool import ClientPool
-from worker.connectus.requests_direct import Bearer, DirectRequests, compact, environment_proxies
 
 T = TypeVar("T")
 
@@ -38,29 +52,22 @@ T = TypeVar("T")
 _MAX_ERROR_TEXT = 200
 
 
-class Transport(ClientPool, DirectRequests):
-    """The pooled HTTP clients of all three APIs; URLs are absolute per call.
+class Transport:
+    """One ``httpx.Client`` per calling thread; URLs are absolute per call.
 
-    Timeouts are seconds (s). ``pool_size`` bounds the connections open at
-    once; ``pool_timeout_s`` bounds the wait for a free one (nothing is sent
-    while waiting, so it maps to ``ConnectFailed``). ``transport`` replaces
-    the network (tests pass ``httpx.MockTransport``); ``pool_size`` then has
-    no effect and one client over that transport serves every thread.
+    Why one per thread: a thread makes one request at a time, so each client
+    needs one connection, and no thread waits on another's. One client shared
+    by every thread pools their connections behind one lock, and httpcore
+    scans every pooled connection under it at each request's start and end:
+    at 96 threads that scan was a third of the worker's GIL time
+    (``docs/benchmarks.md``, issue 19). The clients share one SSL context.
 
-    How the pool lends its clients, and why one connection each:
-    :class:`worker.connectus.pool.ClientPool`.
-
-    Each pooled client is built on an ``httpx.HTTPTransport`` of its own, and
-    a request goes straight to that transport (the same request bytes,
-    timeouts and httpx exceptions), skipping the client's per-request layers
-    that this client never uses: cookie jar, auth flow, redirect loop, event
-    hooks (about 0.2 ms of CPU a request here). When the environment names
-    a proxy (``HTTP_PROXY``/``HTTPS_PROXY``/``ALL_PROXY``), clients are built
-    as before and requests go through ``Client.request``, which honours it.
-
-    ``make_http_transport`` and ``make_http_client`` build those per-client
-    objects (default: ``httpx.HTTPTransport`` and ``httpx.Client``; tests pass
-    fakes). They are called once per pooled client, never per request.
+    Timeouts are seconds (s); an idle connection is dropped after
+    ``keepalive_expiry_s``. ``deadline_s`` (s) bounds a whole request,
+    ``max_response_bytes`` and ``max_listing_bytes`` (bytes, decoded) an
+    answer. ``transport`` replaces the network (tests pass
+    ``httpx.MockTransport``; every thread's client then uses it);
+    ``clock`` is monotonic seconds.
     """
 
     def __init__(
@@ -71,14 +78,14 @@ class Transport(ClientPool, DirectRequests):
         connect_timeout_s: float,
         read_timeout_s: float,
         write_timeout_s: float,
-        pool_timeout_s: float,
-        pool_size: int,
         keepalive_expiry_s: float,
         user_agent: str,
+        deadline_s: float,
+        max_response_bytes: int,
+        max_listing_bytes: int,
         transport: httpx.BaseTransport | None = None,
         bearer_token: str | None = None,
-        make_http_transport: Callable[..., httpx.BaseTransport] = httpx.HTTPTransport,
-        make_http_client: Callable[..., httpx.Client] = httpx.Client,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not api_user or not api_key:
             raise ValueError("api_user and api_key must be non-empty")
@@ -86,61 +93,99 @@ class Transport(ClientPool, DirectRequests):
             ("connect_timeout_s", connect_timeout_s),
             ("read_timeout_s", read_timeout_s),
             ("write_timeout_s", write_timeout_s),
-            ("pool_timeout_s", pool_timeout_s),
+            ("deadline_s", deadline_s),
         ):
-            if not value > 0:
-                raise ValueError(f"{name} must be > 0 seconds, got {value!r}")
-        if pool_size < 1:
-            raise ValueError(f"pool_size must be >= 1, got {pool_size!r}")
+            # "not 0 < value < inf" also refuses NaN.
+            if not 0 < value < float("inf"):
+                raise ValueError(f"{name} must be a finite number > 0 seconds, got {value!r}")
+        for name, size in (
+            ("max_response_bytes", max_response_bytes),
+            ("max_listing_bytes", max_listing_bytes),
+        ):
+            if size < 1:
+                raise ValueError(f"{name} must be >= 1, got {size!r}")
         # Redact both the key and the Authorization value it produces.
         token = base64.b64encode(f"{api_user}:{api_key}".encode()).decode("ascii")
         self._secrets = tuple(s for s in (api_key, token, bearer_token) if s)
-        self._bearer = None if bearer_token is None else Bearer(bearer_token)
+        self._bearer = None if bearer_token is None else {"Authorization": f"Bearer {bearer_token}"}
+        self.deadline_s = deadline_s
+        self.max_response_bytes = max_response_bytes
+        self.max_listing_bytes = max_listing_bytes
+        self._clock = clock
+        # No single wait may outlast the whole request's deadline. The pool
+        # wait is never used (one request at a time per client).
         self.timeout = httpx.Timeout(
-            connect=connect_timeout_s,
-            read=read_timeout_s,
-            write=write_timeout_s,
-            pool=pool_timeout_s,
+            connect=min(connect_timeout_s, deadline_s),
+            read=min(read_timeout_s, deadline_s),
+            write=min(write_timeout_s, deadline_s),
+            pool=min(connect_timeout_s, deadline_s),
         )
-        self.limits = httpx.Limits(
-            max_connections=pool_size,
-            max_keepalive_connections=pool_size,
-            keepalive_expiry=keepalive_expiry_s,
+        self._limits = httpx.Limits(
+            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
         )
-        self._pool_timeout_s = pool_timeout_s
-        self._injected = transport
-        self._make_http_transport = make_http_transport
-        self._make_http_client = make_http_client
-        # Basic auth as a default header: the same bytes httpx.BasicAuth would
-        # set, without running an auth flow on every request.
+        # Basic auth as a default header: the same bytes httpx.BasicAuth
+        # would set, without running an auth flow on every request.
         self._headers = {
             "User-Agent": user_agent,
             "Accept": "application/json",
             "Authorization": f"Basic {token}",
         }
-        self._bearer_headers = (
-            None
-            if bearer_token is None
-            else {**self._headers, "Authorization": f"Bearer {bearer_token}"}
-        )
-        self._extensions = {"timeout": self.timeout.as_dict()}
-        self._prepare_direct()
-        self._one_connection = httpx.Limits(
-            max_connections=1, max_keepalive_connections=1, keepalive_expiry=keepalive_expiry_s
-        )
-        # Straight to each client's transport, unless a proxy must be honoured.
-        self.direct = transport is None and not environment_proxies()
-        self._ssl_context = None  # made once, on the first real client
+        self._injected = transport
         self._lock = threading.Lock()
-        self._permits = threading.BoundedSemaphore(pool_size)
-        self._idle = deque()
-        self._every = []
+        self._local = threading.local()
+        self._clients: list[httpx.Client] = []
+        self._ssl_context: ssl.SSLContext | None = None
         self._closed = False
-        # With an injected transport: one client over it, shared by every thread.
-        self._shared = None if transport is None else self._new_client()
+        # Cuts a request whose answer's head is still trickling in at its deadline.
+        self._watchdog = Watchdog(clock, tick_s=min(0.1, deadline_s / 4))
 
     def __repr__(self) -> str:
-        return f"Transport(timeout={self.timeout!r}, limits={self.limits!r})"
+        return f"Transport(timeout={self.timeout!r}, clients={len(self._clients)})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Close every thread's client; later calls raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            clients, self._clients = self._clients, []
+        self._watchdog.stop()
+        for client in clients:
+            client.close()
+
+    def _lane(self) -> Lane:
+        """This thread's lane (its client), made on its first call."""
+        lane: Lane | None = getattr(self._local, "lane", None)
+        if lane is not None:
+            return lane  # closed by close(): its client then refuses to send
+        options: dict[str, Any] = {}
+        if self._injected is None:
+            with self._lock:
+                if self._ssl_context is None:
+                    # ~80 ms each: made once and shared, not once per client.
+                    # httpx's own default (certifi, or SSL_CERT_FILE/SSL_CERT_DIR).
+                    self._ssl_context = httpx.create_ssl_context()
+            options["verify"] = self._ssl_context
+        client = httpx.Client(
+            headers=self._headers,
+            timeout=self.timeout,
+            limits=self._limits,
+            # A redirect on a POST would silently turn it into a GET: never follow.
+            follow_redirects=False,
+            transport=self._injected,
+            **options,
+        )
+        lane = Lane(client)
+        with self._lock:
+            if self._closed:
+                client.close()
+                raise RuntimeError("Cannot send a request, as the client has been closed.")
+            self._clients.append(client)
+        self._watchdog.add(lane)
+        self._local.lane = lane
+        return lane
 
     def call(
         self,
@@ -153,53 +198,66 @@ class Transport(ClientPool, DirectRequests):
         form: Mapping[str, Any] | None = None,
         send: bool = False,
         bearer: bool = False,
+        listing: bool = False,
     ) -> T:
         """Make one request and return ``parse(answer JSON)``.
 
         ``send=True`` marks a call that sends a message: a 2xx answer with a
         non-OK status (SMPP, platform, ``success: false``, a balance text) is
-        then an error too. ``None`` values are dropped from params, form and
-        body, so optional fields are omitted rather than sent as null/empty.
+        then an error too. ``listing=True`` marks a call whose answer lists
+        many records: its cap is ``max_listing_bytes``, not
+        ``max_response_bytes``. ``None`` values are dropped from params, form
+        and body, so optional fields are omitted rather than sent as null.
         Messages name the method and path only: a query string may carry
-        phone numbers, which must not reach logs. ``bearer=True`` uses
-        the bearer token instead of Basic auth, when one was configured.
+        phone numbers, which must not reach logs. ``bearer=True`` uses the
+        bearer token instead of Basic auth, when one was configured.
         """
         where = f"{method} {urlsplit(url).path}"
+        cap = self.max_listing_bytes if listing else self.max_response_bytes
+        deadline = self._clock() + self.deadline_s
         try:
-            pooled = self._lend()
+            lane = self._lane()
+            request = lane.client.build_request(
+                method,
+                url,
+                params=compact(params),
+                json=compact(json_body),
+                data=compact(form),
+                headers=self._bearer if bearer else None,
+                extensions={"trace": lane.trace},
+            )
+            lane.start(deadline)
             try:
-                if pooled.direct is None:
-                    response = pooled.client.request(
-                        method,
-                        url,
-                        params=compact(params),
-                        json=compact(json_body),
-                        data=compact(form),
-                        auth=self._bearer if bearer and self._bearer else httpx.USE_CLIENT_DEFAULT,
-                    )
-                else:
-                    response = self._direct(pooled.direct, method, url, params, json_body, form,
-                                            bearer)  # fmt: skip
+                response = lane.client.send(request, stream=True)
+                try:
+                    content = self._read(response, where, cap, deadline)
+                finally:
+                    response.close()
             finally:
-                self._give_back(pooled)
+                lane.finish()
         except httpx.RequestError as exc:
             verdict = classify.for_exception(exc)
+            if verdict.error.outcome == "ambiguous" and self._clock() > deadline:
+                # Cut by the watchdog (or a wait clamped to the deadline) after
+                # the request went out: as ambiguous as a read timeout.
+                raise self._overdue(where, None, None) from exc
             raise verdict.error(
                 f"{where}: {verdict.reason} ({type(exc).__name__})", reason=verdict.reason
             ) from exc
         status = response.status_code
-        try:
-            body: Any = response.json()
-        except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
-            if response.is_success:
-                raise MalformedResponse(
-                    f"{where}: HTTP {status} answer is not JSON "
-                    f"({response.headers.get('content-type', 'no content-type')}, "
-                    f"{len(response.content)} bytes)",
-                    reason="malformed_response",
-                    status_code=status,
-                ) from exc
-            body = None
+        body: Any = None
+        if content is not None:
+            try:
+                body = json.loads(content)
+            except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError
+                if response.is_success:
+                    raise MalformedResponse(
+                        f"{where}: HTTP {status} answer is not JSON "
+                        f"({response.headers.get('content-type', 'no content-type')}, "
+                        f"{len(content)} bytes)",
+                        reason="malformed_response",
+                        status_code=status,
+                    ) from exc
         if not response.is_success:
             verdict_or_none = classify.for_http(status, body, response.headers.get("Retry-After"))
             if verdict_or_none is not None:  # always, for a non-2xx status
@@ -214,6 +272,12 @@ class Transport(ClientPool, DirectRequests):
                     status_code=status,
                     retry_after_s=verdict_or_none.retry_after_s,
                 ) from cause
+        if content is None:
+            raise MalformedResponse(
+                f"{where}: HTTP {status} answer is larger than {cap} bytes: not read",
+                reason="response_too_large",
+                status_code=status,
+            )
         if send:
             refused = classify.for_send_body(body)
             if refused is not None:
@@ -231,6 +295,38 @@ class Transport(ClientPool, DirectRequests):
                 status_code=status,
             ) from exc
 
+    def _read(
+        self, response: httpx.Response, where: str, cap: int, deadline: float
+    ) -> bytes | None:
+        """The answer's body (decoded), or None if it is larger than ``cap`` bytes.
+
+        Raises :class:`ResponseTimeout` (``deadline_exceeded``) once the clock
+        passes ``deadline``: the request went out, so a send may have been
+        taken (ambiguous, like a read timeout).
+        """
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > cap:
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        for chunk in response.iter_bytes():
+            size += len(chunk)
+            if size > cap:
+                return None
+            if self._clock() > deadline:
+                raise self._overdue(where, response.status_code, size)
+            chunks.append(chunk)
+        # A whole answer is used even if its last chunk came late: it is the truth.
+        return b"".join(chunks)
+
+    def _overdue(self, where: str, status: int | None, size: int | None) -> ResponseTimeout:
+        so_far = "" if status is None else f" (HTTP {status}, {size} bytes so far)"
+        return ResponseTimeout(
+            f"{where}: deadline_exceeded: no whole answer within {self.deadline_s} s{so_far}",
+            reason="deadline_exceeded",
+            status_code=status,
+        )
+
     def _message(self, where: str, what: str, body: Any) -> str:
         """``where: what: <error text>``, the text cut short and secrets redacted."""
         text = None
@@ -246,3 +342,14 @@ class Transport(ClientPool, DirectRequests):
         for secret in self._secrets:
             text = text.replace(secret, "***")
         return text
+
+
+def compact(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """``values`` without None entries, nested objects included."""
+    if values is None:
+        return None
+    return {
+        key: compact(value) if isinstance(value, Mapping) else value
+        for key, value in values.items()
+        if value is not None
+    }

@@ -213,7 +213,11 @@ class V1Api(SubApi):
         """``GET check_delivery_status?id_delivery=``: each message's platform status."""
         params = {"id_delivery": require_id("id_delivery", id_delivery)}
         return self._t.call(
-            "GET", self._url("check_delivery_status"), _delivery_status, params=params
+            "GET",
+            self._url("check_delivery_status"),
+            _delivery_status,
+            params=params,
+            listing=True,
         )
 
     def check_balance(self) -> int:

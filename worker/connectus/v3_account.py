@@ -52,7 +52,7 @@ class AccountCalls(SubApi):
     # --- subclients --------------------------------------------------------
     def list_clients(self) -> SubclientList:
         """``GET /clients``: unassigned SMS balance per country and every subclient."""
-        return self._t.call("GET", self._url("clients"), SubclientList.from_body)
+        return self._t.call("GET", self._url("clients"), SubclientList.from_body, listing=True)
 
     def create_client(self, *, name: str) -> Subclient:
         """``POST /clients``."""

@@ -78,7 +78,11 @@ class MessageCalls(SubApi):
         """``GET /sms/delivery_info?delivery_id=``: every SMS of one delivery."""
         params = {"delivery_id": require_id("id_delivery", id_delivery)}
         return self._t.call(
-            "GET", self._url("sms", "delivery_info"), DeliveryInfo.from_body, params=params
+            "GET",
+            self._url("sms", "delivery_info"),
+            DeliveryInfo.from_body,
+            params=params,
+            listing=True,
         )
 
     def sms_date_report(
@@ -89,7 +93,9 @@ class MessageCalls(SubApi):
             "begin_date": day("begin_date", begin_date),
             "end_date": day("end_date", end_date),
         }
-        return self._t.call("GET", self._url("sms", "date_report"), SmsRecord.many, params=params)
+        return self._t.call(
+            "GET", self._url("sms", "date_report"), SmsRecord.many, params=params, listing=True
+        )
 
     # --- e-mail ------------------------------------------------------------
     def send_email(

@@ -1,8 +1,7 @@
-"""The real client against the sandbox over loopback HTTP, on both HTTP engines.
+"""The real client against the sandbox over loopback HTTP (httpx's own transport).
 
-``CONNECTUS_HTTP_ENGINE`` changes what speaks HTTP/1.1 under httpx, never
-what the worker decides: each case must end in the same class of the error
-tree (retry, reconcile, permanent) whichever engine carried it.
+Each case must end in the class of the error tree (retry, reconcile,
+permanent) that the worker decides by, with what the sandbox charged.
 """
 
 from __future__ import annotations
@@ -20,10 +19,8 @@ from worker.connectus.balances import BalanceLookup
 from worker.connectus.client import ConnectusClient
 from worker.connectus.enums import Country, SubclientProduct
 
-ENGINES = ("stdlib", "httpcore")
 
-
-def connect(server: SandboxServer, engine: str, read_timeout_s: float = 5.0) -> ConnectusClient:
+def connect(server: SandboxServer, read_timeout_s: float = 5.0) -> ConnectusClient:
     return ConnectusClient(
         api_user="sandbox",
         api_key="sandbox-key",
@@ -32,8 +29,6 @@ def connect(server: SandboxServer, engine: str, read_timeout_s: float = 5.0) -> 
         qr_base_url=server.base_url,
         connect_timeout_s=2.0,
         read_timeout_s=read_timeout_s,
-        pool_size=4,
-        http_engine=engine,
     )
 
 
@@ -49,9 +44,8 @@ def charges(server: SandboxServer) -> int:
     return total
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_sends_lookups_and_a_refusal(sandbox: SandboxServer, engine: str) -> None:
-    with connect(sandbox, engine) as client:
+def test_sends_lookups_and_a_refusal(sandbox: SandboxServer) -> None:
+    with connect(sandbox) as client:
         sent = [
             client.v3.send_sms(dst_number="56987688060", sms_content=f"hola {i}") for i in range(5)
         ]
@@ -63,44 +57,33 @@ def test_sends_lookups_and_a_refusal(sandbox: SandboxServer, engine: str) -> Non
     assert charges(sandbox) == 5
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("sandbox", [FaultConfig(drop_rate=1.0)], indirect=True)
-def test_a_dropped_answer_is_ambiguous_and_was_charged(sandbox: SandboxServer, engine: str) -> None:
-    with connect(sandbox, engine) as client, pytest.raises(errors.ConnectionDropped) as caught:
+def test_a_dropped_answer_is_ambiguous_and_was_charged(sandbox: SandboxServer) -> None:
+    with connect(sandbox) as client, pytest.raises(errors.ConnectionDropped) as caught:
         client.v3.send_sms(dst_number="56987688060", sms_content="hola")
     assert caught.value.reason == "remote_protocol_error"
     assert charges(sandbox) == 1  # why it must be reconciled, never resent blindly
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("sandbox", [FaultConfig(rate_429=1.0, retry_after_s=3)], indirect=True)
-def test_429_is_rate_limited_with_its_retry_after(sandbox: SandboxServer, engine: str) -> None:
-    with connect(sandbox, engine) as client, pytest.raises(errors.RateLimited) as caught:
+def test_429_is_rate_limited_with_its_retry_after(sandbox: SandboxServer) -> None:
+    with connect(sandbox) as client, pytest.raises(errors.RateLimited) as caught:
         client.v3.send_sms(dst_number="56987688060", sms_content="hola")
     assert caught.value.retry_after_s == 3
     assert charges(sandbox) == 0
 
 
-@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("sandbox", [FaultConfig(latency_ms=1500)], indirect=True)
-def test_a_slow_answer_is_a_response_timeout(sandbox: SandboxServer, engine: str) -> None:
-    client = connect(sandbox, engine, read_timeout_s=0.3)
+def test_a_slow_answer_is_a_response_timeout(sandbox: SandboxServer) -> None:
+    client = connect(sandbox, read_timeout_s=0.3)
     with client, pytest.raises(errors.ResponseTimeout) as caught:
         client.v3.send_sms(dst_number="56987688060", sms_content="hola")
     assert caught.value.reason == "read_timeout"
 
 
-def test_an_unknown_engine_is_refused_by_name() -> None:
-    with pytest.raises(ValueError, match=r"http_engine must be one of \['httpcore', 'stdlib'\]"):
-        ConnectusClient(
-            api_user="u", api_key="k", base_url="http://x", v1_base_url="http://x",
-            qr_base_url="http://x", connect_timeout_s=1, read_timeout_s=1, http_engine="curl",
-        )  # fmt: skip
-
-
 def test_a_subclient_sms_balance_is_read_per_country_from_the_sandbox() -> None:
     with SandboxServer() as server:
-        client = connect(server, "stdlib")
+        client = connect(server)
         try:
             sub = client.v3.create_client(name="balances")
             assert sub.id_unique is not None

@@ -1,0 +1,102 @@
+"""The request deadline while httpx waits for an answer's head.
+
+httpx hands over nothing until an answer's status line and headers are
+complete, and each of its reads waits up to the read timeout: a server that
+trickles its head a byte at a time holds the request for as long as it
+likes (h11 only stops a head at 64 KiB). :class:`Watchdog` ends such a
+request: every ``tick_s`` it looks at each thread's :class:`Lane` and shuts
+down the socket of a request past its deadline, so the blocked read returns
+at once and httpx raises; the transport then reports ``deadline_exceeded``.
+
+The socket is learnt from httpcore's ``trace`` request extension (its
+``connection.connect_tcp.complete`` event carries the network stream, whose
+``get_extra_info("socket")`` is public): each thread's client holds one
+connection, so the last socket its thread connected is the one in use.
+Times are seconds on the transport's monotonic ``clock``.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+
+class Lane:
+    """One thread's client, its connection's socket and its request's deadline."""
+
+    def __init__(self, client: httpx.Client) -> None:
+        self.client = client
+        self.sock: socket.socket | None = None
+        self.deadline: float | None = None  # None: no request in flight
+        self.lock = threading.Lock()
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        """httpcore's ``trace`` extension: keeps the socket of each new connection."""
+        if event == "connection.connect_tcp.complete":
+            stream = info.get("return_value")
+            if stream is not None:
+                self.sock = stream.get_extra_info("socket")
+
+    def start(self, deadline: float) -> None:
+        with self.lock:
+            self.deadline = deadline
+
+    def finish(self) -> None:
+        with self.lock:
+            self.deadline = None
+
+    def cut_if_overdue(self, now: float) -> bool:
+        """Shut down the socket if the request in flight is past its deadline."""
+        with self.lock:
+            if self.deadline is None or now <= self.deadline or self.sock is None:
+                return False
+            self.deadline = None  # once
+            sock = self.sock
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            return False  # already closed: the request is ending anyway
+        return True
+
+
+class Watchdog:
+    """A daemon thread that cuts overdue requests every ``tick_s`` (s).
+
+    Started with the first lane; ``stop`` ends it. A request is cut at most
+    ``tick_s`` after its deadline.
+    """
+
+    def __init__(self, clock: Callable[[], float], tick_s: float) -> None:
+        self._clock = clock
+        self._tick_s = tick_s
+        self._lanes: list[Lane] = []
+        self._stopped = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+
+    def add(self, lane: Lane) -> None:
+        with self._lock:
+            self._lanes.append(lane)
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="connectus-deadline", daemon=True
+                )
+                self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(5)
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self._tick_s):
+            now = self._clock()
+            with self._lock:
+                lanes = list(self._lanes)
+            for lane in lanes:
+                lane.cut_if_overdue(now)
