@@ -32,6 +32,12 @@ def sandbox_command(
     faults_on_lookups: Annotated[
         bool, typer.Option(help="Fault every documented call, not only sends.")
     ] = False,
+    limit_per_s: Annotated[
+        float, typer.Option(help="Provider rate limit per account and product (sends/s; 0 = off).")
+    ] = 0,
+    limit_burst: Annotated[
+        int, typer.Option(help="Burst of that limit (sends; 0 = one second's worth).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
     step_delay_s: Annotated[float, typer.Option(help="Delay between status steps (s).")] = 0.05,
     undeliverable_rate: Annotated[
@@ -55,6 +61,8 @@ def sandbox_command(
         ambiguous_charge_rate=ambiguous_charge_rate,
         applies_to=FAULTS_ALL if faults_on_lookups else FAULTS_SEND_ONLY,
         seed=seed,
+        limit_per_s=limit_per_s,
+        limit_burst=limit_burst,
     )
     config = config_from_env(
         os.environ,

@@ -30,6 +30,10 @@ def parser() -> argparse.ArgumentParser:
                    help="share of 500/504 faults that charged the message first")  # fmt: skip
     p.add_argument("--faults-on-lookups", action="store_true",
                    help="fault every documented call, not only sends")  # fmt: skip
+    p.add_argument("--limit-per-s", type=float, default=0.0,
+                   help="provider limit per account and product (sends/s; 0 = off)")  # fmt: skip
+    p.add_argument("--limit-burst", type=int, default=0,
+                   help="burst of that limit (sends; 0 = one second's worth)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
@@ -51,6 +55,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         ambiguous_charge_rate=args.ambiguous_charge_rate,
         applies_to=FAULTS_ALL if args.faults_on_lookups else FAULTS_SEND_ONLY,
         seed=args.seed,
+        limit_per_s=args.limit_per_s,
+        limit_burst=args.limit_burst,
     )
     config = config_from_env(
         os.environ,

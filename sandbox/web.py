@@ -25,6 +25,7 @@ from starlette.routing import Route
 from sandbox import faults as f
 from sandbox.config import SandboxConfig
 from sandbox.errors import ApiError, bad_request
+from sandbox.limits import ProviderLimit, product_of, retry_after_s
 from sandbox.state import SandboxState
 from sandbox.webhooks import WebhookDispatcher
 
@@ -56,7 +57,7 @@ class Runtime:
     def __init__(self, config: SandboxConfig, state: SandboxState) -> None:
         self.config = config
         self.state = state
-        self.faults = f.Faults(config.faults)
+        self.faults = f.Faults(config.faults, ProviderLimit(state.clock))
         self.stats = Stats()
         self.webhooks = WebhookDispatcher(config)
         state.notify = self.webhooks.enqueue
@@ -138,6 +139,7 @@ def endpoint(
     faults = rt.faults
     count = rt.stats.count
     faultable = auth != AUTH_NONE  # the admin API is never faulted
+    limit, product, account = faults.limit, product_of(path), rt.config.api_user
 
     async def wrapped(request: Request) -> Response:
         try:
@@ -146,6 +148,18 @@ def endpoint(
             fault = f.NONE
             if faultable and (send or faults.on_lookups):
                 await faults.delay()
+                # The provider's limit first: a send past it is refused whatever
+                # the dice say, and one within it can still meet a random fault.
+                wait_s = limit.take(account, product) if send and limit.on else 0.0
+                if wait_s > 0:
+                    count(name, "limited")
+                    if smpp:
+                        return json_ok({"status": "ESME_RTHROTTLED"})
+                    return JSONResponse(
+                        {"error": "Too many requests"},
+                        status_code=429,
+                        headers={"Retry-After": str(retry_after_s(wait_s))},
+                    )
                 fault = faults.draw()
             if fault == f.THROTTLED and smpp:
                 response: Response = json_ok({"status": "ESME_RTHROTTLED"})
