@@ -31,21 +31,21 @@ from dramatiq import Message
 from core.claims import Claim, claimed
 from core.jobs import JobStore
 from core.send_scripts import CLAIM_FUNCTION
-from worker.ratelimit import Acquired, RateLimiter
-from worker.ratelimit_scripts import LIB
+from worker.ratelimit import LIB, Acquired, RateLimiter
 
 # KEYS: job, unknown zset, leases zset, in-flight msgs, unknown msgs (CLAIM's),
 #       bucket, dst zset or '' (take's).
 # ARGV: CLAIM's 6 (now_ms, lease_ms, worker_id, job_id, token, copy), then
-#       take's 8 (now_ms|'', max_rate, burst, max_wait_ms, dst_count,
-#       dst_window_ms, member, ttl_ms).
+#       take's 10 (now_ms|'', max_rate, burst, max_wait_ms, dst_count,
+#       dst_window_ms, member, ttl_ms, recovery_ms, window_ms).
 # Answers {take's answer, CLAIM's answer or {} when nothing was claimed}.
 ADMIT = (
     LIB
     + CLAIM_FUNCTION
     + """
-local got = take(KEYS[6], KEYS[7], now_ms(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9]),
-  tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13], ARGV[14])
+local got = take(KEYS[6], KEYS[7], now_ms(ARGV[7]), {tonumber(ARGV[8]), tonumber(ARGV[9]),
+  tonumber(ARGV[10]), tonumber(ARGV[11]), tonumber(ARGV[12]), ARGV[13], ARGV[14],
+  tonumber(ARGV[15]), tonumber(ARGV[16])})
 if got[1] ~= 'ok' or tonumber(got[2]) > 0 then return {got, {}} end
 return {got, claim(KEYS[1], ARGV[4], tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[5],
   ARGV[6], KEYS[2], KEYS[3], KEYS[4], KEYS[5], {})}
