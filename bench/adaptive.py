@@ -72,18 +72,24 @@ class Limiter(Protocol):
     def on_success(self, product: str) -> float: ...
 
 
-def make_limiter(system: str, client: redis.Redis, configured: float, burst: int) -> Limiter:
+def make_limiter(
+    system: str, client: redis.Redis, configured: float, burst: int, **adapt: float
+) -> Limiter:
+    """``system``'s limiter on a fresh key; ``adapt``: :class:`Limits` fields (project)."""
     prefix = f"cwbench-rl-{uuid.uuid4().hex[:8]}"
     if system == "aimd":
         return AimdLimiter(client, key=f"{prefix}:rl:bench:sms", rate=configured, burst=burst)
-    limits = Limits(buckets={"sms": Bucket(configured, burst)}, min_rate_per_s=1.0)
+    limits = Limits(buckets={"sms": Bucket(configured, burst)}, min_rate_per_s=1.0,
+                    **adapt)  # type: ignore[arg-type]  # fmt: skip
     return RateLimiter(client, limits, prefix=prefix, account="bench")
 
 
-def set_sandbox(http: httpx.Client, sandbox_url: str, scenario: Scenario) -> None:
+def set_sandbox(
+    http: httpx.Client, sandbox_url: str, scenario: Scenario, latency_ms: float = LATENCY_MS
+) -> None:
     http.post(f"{sandbox_url}/_sandbox/reset", json={}).raise_for_status()
     faults = {
-        "latency_ms": LATENCY_MS,
+        "latency_ms": latency_ms,
         "limit_per_s": scenario.limit_per_s,
         "limit_burst": 0,  # one second's worth
         "throttle_rate": scenario.throttle_rate,
@@ -101,14 +107,20 @@ def run_scenario(
     seconds: float,
     warmup_s: float,
     threads: int = THREADS,
+    latency_ms: float = LATENCY_MS,
+    adapt: dict[str, float] | None = None,
     log: Callable[[str], None] = print,
 ) -> Result:
-    """Send for ``seconds`` (s) through ``system``'s limiter; the row of this run."""
+    """Send for ``seconds`` (s) through ``system``'s limiter; the row of this run.
+
+    ``adapt``: :class:`worker.ratelimit.Limits` fields for the project's limiter
+    (the tests shorten its window and recovery); the defaults otherwise.
+    """
     http = httpx.Client(timeout=30.0)
     client = redis.Redis.from_url(redis_url)
-    set_sandbox(http, sandbox_url, scenario)
+    set_sandbox(http, sandbox_url, scenario, latency_ms)
     burst = max(1, int(scenario.configured_per_s / 5))  # 0.2 s of the configured rate
-    limiter = make_limiter(system, client, scenario.configured_per_s, burst)
+    limiter = make_limiter(system, client, scenario.configured_per_s, burst, **(adapt or {}))
     connectus = ConnectusClient(
         api_user=SANDBOX_USER, api_key=SANDBOX_KEY, base_url=sandbox_url,
         v1_base_url=sandbox_url, qr_base_url=sandbox_url, connect_timeout_s=3.0,
@@ -164,7 +176,9 @@ def run_scenario(
     connectus.close()
     http.close()
     client.close()
-    return summarise(scenario, system, start, seconds, warmup_s, threads, events, charges, log)
+    result = summarise(scenario, system, start, seconds, warmup_s, threads, events, charges, log)
+    result.latency_ms = latency_ms
+    return result
 
 
 def ledger_times(http: httpx.Client, sandbox_url: str) -> list[float]:

@@ -124,7 +124,7 @@ class Limits:
     min_throttles: int = 3
     window_s: float = 3.0
     recovery_s: float = 25.0
-    margin: float = 0.05
+    margin: float = 0.1
     dst_cap_count: int = 0
     dst_cap_window_s: int = 60
 

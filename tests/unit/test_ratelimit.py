@@ -211,35 +211,35 @@ def drive(limiter: RateLimiter, provider: Provider, clock: Clock, until_s: float
 def test_random_throttles_below_the_threshold_keep_the_configured_rate(server, clock) -> None:
     limiter = make(server, clock, buckets={"sms": Bucket(50.0, 5)})
     provider = Provider(clock, noise=0.05)
-    drive(limiter, provider, clock, 30)
-    sends = provider.between(provider.accepted + provider.throttled, 0, 30)
-    assert sends >= 50 * 30  # the burst, then 50/s throughout: never slowed down
-    assert provider.between(provider.throttled, 0, 30) > 0.03 * sends  # the noise was there
+    drive(limiter, provider, clock, 20)
+    sends = provider.between(provider.accepted + provider.throttled, 0, 20)
+    assert sends >= 50 * 20  # the burst, then 50/s throughout: never slowed down
+    assert provider.between(provider.throttled, 0, 20) > 0.03 * sends  # the noise was there
     assert limiter.status("sms")["rate_per_s"] == 50.0
 
 
 def test_a_provider_limit_is_found_and_held_just_below(server, clock) -> None:
     limiter = make(server, clock, buckets={"sms": Bucket(100.0, 10)})
     provider = Provider(clock, limit=30, burst=30)
-    drive(limiter, provider, clock, 60)
-    accepted = provider.between(provider.accepted, 15, 60)
-    throttled = provider.between(provider.throttled, 15, 60)
-    assert accepted >= 27 * 45  # >= 90 % of the limit once found
+    drive(limiter, provider, clock, 45)
+    accepted = provider.between(provider.accepted, 15, 45)
+    throttled = provider.between(provider.throttled, 15, 45)
+    assert accepted >= 27 * 30  # >= 90 % of the limit once found
     assert throttled <= 0.05 * (accepted + throttled)
     assert provider.between(provider.throttled, 0, 15) > 0  # it was found by being throttled
 
 
 def test_the_configured_rate_is_back_within_the_recovery_time(server, clock) -> None:
-    limiter = make(server, clock, buckets={"sms": Bucket(100.0, 10)}, recovery_s=25.0)
-    provider = Provider(clock, limit=30)
+    limiter = make(server, clock, buckets={"sms": Bucket(40.0, 4)}, recovery_s=25.0)
+    provider = Provider(clock, limit=12)
     drive(limiter, provider, clock, 20)
-    assert limiter.status("sms")["rate_per_s"] < 60  # held near the limit
+    assert limiter.status("sms")["rate_per_s"] < 20  # held near the limit
     provider.limit = 0  # the episode ends
     last = max(provider.throttled)
     drive(limiter, provider, clock, 20 + 30)
     assert max(provider.throttled) == last  # no throttle since
-    assert limiter.status("sms")["rate_per_s"] == 100.0
-    assert provider.between(provider.accepted, 47, 50) >= 95 * 3
+    assert limiter.status("sms")["rate_per_s"] == 40.0
+    assert provider.between(provider.accepted, 47, 50) >= 39 * 3
 
 
 def test_a_lone_throttle_neither_slows_nor_blocks_the_account(server, clock) -> None:
