@@ -277,3 +277,32 @@ def run_all(
                              system=system, seconds=duration, warmup_s=warmup_s, log=log)
             )  # fmt: skip
     return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m bench.adaptive``: one custom scenario, both systems, on a private
+    Redis and sandbox (``make bench`` runs the fixed ones)."""
+    import argparse
+
+    from bench.harness import Bench
+
+    parser = argparse.ArgumentParser(prog="python -m bench.adaptive", description=main.__doc__)
+    parser.add_argument("--configured", type=float, default=50.0, help="RATE_SMS_PER_S (sends/s)")
+    parser.add_argument("--limit-per-s", type=float, default=0.0, help="provider limit (sends/s)")
+    parser.add_argument("--throttle-rate", type=float, default=0.0, help="random throttle share")
+    parser.add_argument("--seconds", type=float, default=25.0)
+    parser.add_argument("--warmup-s", type=float, default=5.0)
+    args = parser.parse_args(argv)
+    name = f"ratelimit_limit{args.limit_per_s:g}_noise{args.throttle_rate:g}_cfg{args.configured:g}"
+    scenario = Scenario(name, args.configured, limit_per_s=args.limit_per_s,
+                        throttle_rate=args.throttle_rate)  # fmt: skip
+    with Bench() as bench:
+        for system in SYSTEMS:
+            run_scenario(sandbox_url=bench.sandbox_url, redis_url=bench.redis_url,
+                         scenario=scenario, system=system, seconds=args.seconds,
+                         warmup_s=args.warmup_s)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

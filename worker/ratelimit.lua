@@ -12,7 +12,8 @@
 --   n, t, at     exponentially decayed counts (time constant window_ms) of
 --                tokens granted and throttles reported, decayed to 'at'
 --   m0           when that measurement started (the last decision, or first use)
---   dec          when the last decision was made
+--   quiet        until then, throttles are of sends reserved before the last
+--                decision, and are not counted
 
 -- now_ms(arg): the caller's clock (ms) when given, else Redis's (TIME), so pods
 -- with skewed clocks share one timeline.
@@ -39,7 +40,7 @@ end
 -- and the decayed measurement.
 local function load_bucket(bucket, now, burst, max_rate, recovery_ms, window_ms)
   local b = redis.call('HMGET', bucket, 'tokens', 'ts', 'base', 'since', 'n', 't', 'at', 'm0',
-    'dec')
+    'quiet')
   local s = {}
   s.rate = rate_at(tonumber(b[3]), tonumber(b[4]) or now, now, max_rate, recovery_ms)
   s.tokens = tonumber(b[1]) or burst
@@ -55,7 +56,7 @@ local function load_bucket(bucket, now, burst, max_rate, recovery_ms, window_ms)
     s.n, s.t = s.n * k, s.t * k
   end
   s.m0 = tonumber(b[8]) or now
-  s.dec = tonumber(b[9]) or -1e300
+  s.quiet = tonumber(b[9]) or 0
   return s
 end
 
@@ -93,8 +94,8 @@ end
 
 -- One throttle answer (429 / ESME_RTHROTTLED). It is the provider's limit, not
 -- noise, when throttles are more than 'threshold' of the recent requests (and
--- at least min_throttles of them, and the last decision is at least half a
--- window old, so that one decision's in-flight sends don't make the next).
+-- at least min_throttles of them, and the measurement at least half a window
+-- old, so that the accepted rate is measured over enough time).
 -- Then: the rate becomes (1 - margin) x the accepted rate measured over the
 -- window (never above the current rate, never below min_rate), the burst is
 -- drained, Retry-After blocks the bucket, growth restarts after the block, and
@@ -105,19 +106,32 @@ end
 local function throttled(bucket, now, p)
   local s = load_bucket(bucket, now, p[2], p[1], p[9], p[10])
   local window_ms = p[10]
+  if now < s.quiet then
+    -- A send reserved at the old rate, before the last decision: already judged.
+    return {num(s.rate), num(s.ts), 0}
+  end
   s.t = s.t + 1
   local decided = 0
-  if s.t >= p[5] and s.t > p[4] * s.n and now - s.dec >= window_ms / 2 then
-    -- The decayed sum of a steady flow r over the time since m0 is
-    -- r x window x (1 - e^(-elapsed/window)): divide by that to get r.
+  -- Tokens granted but not yet used (negative tokens: senders sleeping until
+  -- their turn) are not requests yet: no answer can have come back for them.
+  local sent = math.max(0, s.n - math.max(0, -s.tokens))
+  if s.t >= p[5] and s.t > p[4] * sent and now - s.m0 >= window_ms / 2 then
+    -- The rate sent: the decayed sum of a steady flow r over the time since m0
+    -- is r x window x (1 - e^(-elapsed/window)); divide by that to get r (never
+    -- above the bucket's rate). The provider accepted the share not throttled.
     local span = window_ms * (1 - math.exp(-(now - s.m0) / window_ms))
-    local accepted = math.max(0, s.n - s.t) * 1000 / span
+    local rate_sent = math.min(s.rate, s.n * 1000 / span)
+    local accepted = rate_sent * (1 - math.min(1, s.t / math.max(1, sent)))
     local base = math.max(p[3], math.min(s.rate, accepted) * (1 - p[6]))
+    -- The sends already reserved (negative tokens) go out at the old rate
+    -- whatever is decided now; their throttles are this decision's, not the next:
+    -- not counted until they are out (plus a second for their answers).
+    local quiet = now + math.max(0, -s.tokens) * 1000 / s.rate + 1000
     s.rate = base
     if s.tokens > 0 then s.tokens = 0 end
     s.ts = math.max(s.ts, now + p[7])
     s.n, s.t, s.m0 = 0, 0, now
-    redis.call('HSET', bucket, 'base', num(base), 'since', num(s.ts), 'dec', num(now))
+    redis.call('HSET', bucket, 'base', num(base), 'since', num(s.ts), 'quiet', num(quiet))
     decided = 1
   end
   store_bucket(bucket, now, s, p[8])

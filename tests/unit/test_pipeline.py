@@ -271,6 +271,9 @@ def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, cl
     # One throttle of one request is the provider's limit when one is enough.
     pipeline, _, limiter = _guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1,
                                     min_throttles=1)  # fmt: skip
+    # The bucket in use for 2 s: a measurement old enough (half a window) to judge by.
+    limiter.acquire("sms", timeout_s=0)
+    clock.now_ms += 2000
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
