@@ -11,9 +11,9 @@
 --                one in recovery_ms (none = the configured rate)
 --   n, t, at     exponentially decayed counts (time constant window_ms) of
 --                tokens granted and throttles reported, decayed to 'at'
---   m0           when that measurement started (the last decision, or first use)
---   quiet        until then, throttles are of sends reserved before the last
---                decision, and are not counted
+--   m0           when that measurement started (after the last decision, or first use)
+--   quiet        until then, sends are those reserved before the last decision:
+--                their throttles are not counted
 
 -- now_ms(arg): the caller's clock (ms) when given, else Redis's (TIME), so pods
 -- with skewed clocks share one timeline.
@@ -115,18 +115,21 @@ local function throttled(bucket, now, p)
   -- Tokens granted but not yet used (negative tokens: senders sleeping until
   -- their turn) are not requests yet: no answer can have come back for them.
   local sent = math.max(0, s.n - math.max(0, -s.tokens))
-  if s.t >= p[5] and s.t > p[4] * sent and now - s.m0 >= window_ms / 2 then
+  if s.t >= p[5] and s.t > p[4] * sent and now - math.max(s.m0, s.quiet) >= window_ms / 2 then
     -- The rate sent: the decayed sum of a steady flow r over the time since m0
     -- is r x window x (1 - e^(-elapsed/window)); divide by that to get r (never
     -- above the bucket's rate). The provider accepted the share not throttled.
     local span = window_ms * (1 - math.exp(-(now - s.m0) / window_ms))
     local rate_sent = math.min(s.rate, s.n * 1000 / span)
     local accepted = rate_sent * (1 - math.min(1, s.t / math.max(1, sent)))
-    local base = math.max(p[3], math.min(s.rate, accepted) * (1 - p[6]))
+    -- At most halved by one verdict: a half-window measurement is noisy, and
+    -- the next verdict comes a half window later if the rate is still too high.
+    local base = math.max(p[3], s.rate / 2, math.min(s.rate, accepted) * (1 - p[6]))
     -- The sends already reserved (negative tokens) go out at the old rate
-    -- whatever is decided now; their throttles are this decision's, not the next:
-    -- not counted until they are out (plus a second for their answers).
-    local quiet = now + math.max(0, -s.tokens) * 1000 / s.rate + 1000
+    -- whatever is decided now; their throttles are this decision's, not the
+    -- next: their throttles are not counted until they are out (plus 250 ms
+    -- for their answers). Tokens granted from now on are sent after them.
+    local quiet = now + math.max(0, -s.tokens) * 1000 / s.rate + 250
     s.rate = base
     if s.tokens > 0 then s.tokens = 0 end
     s.ts = math.max(s.ts, now + p[7])
