@@ -32,6 +32,12 @@ class Plan:
     # Rounds of the prefilled drains, interleaved: each row is the median round (the
     # box is shared; a single drain landed 999 and 1,160 msg/s in two runs of one code).
     drain_rounds: int = 1
+    # The adaptive rate limiter (bench.adaptive): seconds of sending per scenario and
+    # system, the first warmup_s of them not counted; the recovery scenario's length
+    # (0: skip).
+    ratelimit_s: float = 25.0
+    ratelimit_warmup_s: float = 5.0
+    ratelimit_recovery_s: float = 0.0
 
 
 FULL = Plan(
@@ -71,6 +77,9 @@ FULL = Plan(
     otp_bulk=100_000,
     otp_seconds=20,
     drain_rounds=3,
+    ratelimit_s=25.0,
+    ratelimit_warmup_s=5.0,
+    ratelimit_recovery_s=40.0,
 )
 QUICK = Plan(
     sandbox_s=1,
@@ -92,6 +101,9 @@ QUICK = Plan(
     otp_seconds=3,
     otp_warmup_s=1.5,
     sandbox_connections=(32, 64),
+    # 6 runs of 4 s: about 30 s of the quick run.
+    ratelimit_s=4.0,
+    ratelimit_warmup_s=1.5,
 )
 SCENARIOS = (
     "sandbox",
@@ -103,6 +115,7 @@ SCENARIOS = (
     "otp_under_bulk",
     "soak",
     "campaign",
+    "ratelimit",
     "profile",
 )
 #: The campaign scenarios' generated CSV files live here between runs (1M rows: ~30 MB).

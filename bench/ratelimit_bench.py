@@ -41,8 +41,7 @@ def _worker(
     url: str, prefix: str, rate: float, burst: int, start: Any, end_ms: Any, out: Any
 ) -> None:
     client = redis.Redis.from_url(url)
-    limits = Limits(buckets={"sms": Bucket(rate, burst)}, min_rate_per_s=min(1.0, rate),
-                    increase_per_s=1.0, decrease_factor=0.5)  # fmt: skip
+    limits = Limits(buckets={"sms": Bucket(rate, burst)}, min_rate_per_s=min(1.0, rate))
     limiter = RateLimiter(client, limits, prefix=prefix, account="bench")
     grants: list[tuple[float, float]] = []
     calls = 0

@@ -254,6 +254,20 @@ def main(argv: Sequence[str] | None = None) -> int:
                     rss_interval_s=1.0,
                 )
             )
+        if wanted("ratelimit") and plan.ratelimit_s:
+            from bench.adaptive import run_all
+
+            # The adaptive limiter beside the AIMD it replaced: a provider limit and
+            # random throttles (bench/adaptive.py; docs/ratelimit.md).
+            bench.reset(latency_ms=0)
+            for r in run_all(
+                sandbox_url=bench.sandbox_url, redis_url=bench.redis_url,
+                seconds=plan.ratelimit_s, warmup_s=plan.ratelimit_warmup_s,
+                recovery_s=plan.ratelimit_recovery_s,
+                log=lambda s: console.print(f"[dim]{s}[/dim]"),
+            ):  # fmt: skip
+                add(r)
+            bench.reset(latency_ms=0)
         if wanted("campaign"):
             from bench.campaign_bench import run_campaign_scenarios
 

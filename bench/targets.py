@@ -172,6 +172,55 @@ def targets(results: list[Result], details: dict[str, Any]) -> list[tuple[str, s
         )
     )
     out.extend(_campaign_targets(results, verdict))
+    out.extend(_ratelimit_targets(results, verdict))
+    return out
+
+
+def _ratelimit_targets(
+    results: list[Result], verdict: Callable[[bool | None], str]
+) -> list[tuple[str, str, str]]:
+    """Issue 18's adaptive limiter targets (bench/adaptive.py), the AIMD beside."""
+
+    def line(name: str) -> tuple[Result | None, str]:
+        new, old = get(results, name, "project"), get(results, name, "aimd")
+        if new is None:
+            return None, "-"
+        share = new.details.get("throttle_share", 0) * 100
+        text = f"{fmt(new.msgs_per_s)}/s, throttles {share:.1f}% of sends"
+        if old is not None:
+            old_share = old.details.get("throttle_share", 0) * 100
+            text += f" (AIMD: {fmt(old.msgs_per_s)}/s, {old_share:.1f}%)"
+        return new, text
+
+    out: list[tuple[str, str, str]] = []
+    limit, text = line("ratelimit_limit30_cfg100")
+    if limit is not None and limit.details.get("seconds", 0) < 20:
+        # bench --quick: seconds of sending, mostly convergence; a smoke run only.
+        quick = "not judged (--quick: too short)"
+        out.append(("Adaptive rate limiter targets (docs/ratelimit.md)", text, quick))
+        return out
+    ok = None if limit is None else (
+        (limit.msgs_per_s or 0) >= 27 and limit.details.get("throttle_share", 1) <= 0.05
+    )  # fmt: skip
+    out.append(("Provider limit 30/s, configured 100/s: ≥ 27/s, throttles ≤ 5%", text, verdict(ok)))
+    noise2, text = line("ratelimit_noise2_cfg50")
+    ok = None if noise2 is None else (noise2.msgs_per_s or 0) >= 42
+    out.append(("2% random throttles, configured 50/s: ≥ 42/s", text, verdict(ok)))
+    noise5, text = line("ratelimit_noise5_cfg50")
+    out.append(("5% random throttles, configured 50/s: reported", text,
+                "reported" if noise5 else verdict(None)))  # fmt: skip
+    recovery = get(results, "ratelimit_recovery_cfg100", "project")
+    back = recovery.details.get("recovery_s") if recovery else None
+    old = get(results, "ratelimit_recovery_cfg100", "aimd")
+    old_back = old.details.get("recovery_s") if old else None
+    out.append(
+        (
+            "Configured rate back within 30 s after a throttling episode",
+            "- (full run only)" if recovery is None
+            else f"{back} s (AIMD: {'not within the run' if old_back is None else old_back})",
+            verdict(None if recovery is None else back is not None and back <= 30),
+        )
+    )  # fmt: skip
     return out
 
 

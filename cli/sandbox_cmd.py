@@ -43,6 +43,12 @@ def sandbox_command(
     fault_apis: Annotated[
         str, typer.Option(help="The APIs (hosts) whose calls are faulted: v3,v1,qr.")
     ] = "v3,v1,qr",
+    limit_per_s: Annotated[
+        float, typer.Option(help="Provider rate limit per account and product (sends/s; 0 = off).")
+    ] = 0,
+    limit_burst: Annotated[
+        int, typer.Option(help="Burst of that limit (sends; 0 = one second's worth).")
+    ] = 0,
     seed: Annotated[int, typer.Option(help="Seed of the fault and status RNGs.")] = 0,
     answers: Annotated[
         str,
@@ -92,6 +98,8 @@ def sandbox_command(
             seed=seed,
             answers=answers,
             v1_params=v1_params,
+            limit_per_s=limit_per_s,
+            limit_burst=limit_burst,
         )
     except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
         raise typer.BadParameter(str(exc)) from exc

@@ -187,11 +187,15 @@ class Settings(BaseSettings):
     rate_email_burst: PositiveInt = 20
     rate_whatsapp_per_s: PositiveFloat = 10.0
     rate_whatsapp_burst: PositiveInt = 10
-    # AIMD on HTTP 429 / ESME_RTHROTTLED: rate x factor at once (never below
-    # the floor), then + increase (tokens/s) per second of successful sends.
+    # Adaptation to HTTP 429 / ESME_RTHROTTLED (docs/ratelimit.md): throttles
+    # above this share of the requests over the window (s) are the provider's
+    # limit, not noise; the rate is then set just below the accepted rate
+    # measured (never below the floor, tokens/s) and is back at the configured
+    # rate RATE_RECOVERY_S (s) later unless throttled again.
     rate_min_per_s: PositiveFloat = 1.0
-    rate_increase_per_s: PositiveFloat = 1.0
-    rate_decrease_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    rate_throttle_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
+    rate_window_s: Annotated[float, Field(gt=0, le=300)] = 3.0
+    rate_recovery_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
     # How long a send may wait for a token (s) before it becomes a delayed retry.
     rate_acquire_timeout_s: Annotated[float, Field(ge=0)] = 5.0
     # At most DST_CAP_COUNT sends to one destination per DST_CAP_WINDOW_S

@@ -47,6 +47,10 @@ def parser() -> argparse.ArgumentParser:
                    help="fault every documented call, not only sends")  # fmt: skip
     p.add_argument("--fault-apis", type=_apis, default=API_NAMES, metavar="v3,v1,qr",
                    help="the APIs (hosts) whose calls are faulted (default: all)")  # fmt: skip
+    p.add_argument("--limit-per-s", type=float, default=0.0,
+                   help="provider limit per account and product (sends/s; 0 = off)")  # fmt: skip
+    p.add_argument("--limit-burst", type=int, default=0,
+                   help="burst of that limit (sends; 0 = one second's worth)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
     p.add_argument(
         "--answers",
@@ -114,6 +118,8 @@ def _faults(args: argparse.Namespace) -> FaultConfig:
         seed=args.seed,
         answers=args.answers,
         v1_params=args.v1_params,
+        limit_per_s=args.limit_per_s,
+        limit_burst=args.limit_burst,
     )
 
 

@@ -11,6 +11,7 @@ probabilities in ``[0, 1]``.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,6 +74,9 @@ class FaultConfig:
     - ``v1_params``: ``"query"`` (default: v1 takes its parameters only in the
       query string, as the v1 document's examples send them; a body is a 400)
       or ``"any"`` (also a form or JSON body).
+    - ``limit_per_s`` / ``limit_burst``: the provider's own rate limit per account
+      and product (sends/s, 0 = off; tokens, 0 = one second's worth); see
+      :mod:`sandbox.limits`.
     """
 
     latency_ms: float = 0.0
@@ -91,7 +95,14 @@ class FaultConfig:
     answers: str = ANSWERS_CHOSEN
     v1_params: str = V1_PARAMS_QUERY
 
+    limit_per_s: float = 0.0
+    limit_burst: int = 0
+
     def __post_init__(self) -> None:
+        if not self.limit_per_s >= 0 or math.isinf(self.limit_per_s):
+            raise ValueError(f"limit_per_s must be a number >= 0, got {self.limit_per_s!r}")
+        if self.limit_burst < 0:
+            raise ValueError(f"limit_burst must be >= 0, got {self.limit_burst!r}")
         for name in ("error_rate", "rate_429", "throttle_rate", "drop_rate", "refusal_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from typing import Final
 
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from sandbox.config import FAULTS_ALL, FaultConfig
+from sandbox.limits import ProviderLimit
 
 NONE: Final = 0
 SERVER_ERROR: Final = 1
@@ -32,9 +34,11 @@ SERVER_ERROR_CODES: Final = (500, 502, 503, 504)
 class Faults:
     """The run-time fault switchboard."""
 
-    __slots__ = ("_cuts", "apis", "config", "on_lookups", "rng")
+    __slots__ = ("_cuts", "apis", "config", "limit", "on_lookups", "rng")
 
-    def __init__(self, config: FaultConfig) -> None:
+    def __init__(self, config: FaultConfig, limit: ProviderLimit | None = None) -> None:
+        # The provider limit's clock is the state's (the runtime passes it in).
+        self.limit = limit if limit is not None else ProviderLimit(time.time)
         self.set(config)
 
     def set(self, config: FaultConfig) -> None:
@@ -42,6 +46,7 @@ class Faults:
         self.rng = random.Random(config.seed)
         self.on_lookups = config.applies_to == FAULTS_ALL
         self.apis = frozenset(config.apis)
+        self.limit.configure(config.limit_per_s, config.limit_burst)
         # Cumulative thresholds so one draw picks at most one fault.
         a = config.error_rate
         b = a + config.rate_429

@@ -25,6 +25,7 @@ from starlette.routing import Route
 from sandbox import faults as f
 from sandbox.config import SandboxConfig
 from sandbox.errors import ApiError, bad_request
+from sandbox.limits import ProviderLimit, product_of, retry_after_s
 from sandbox.state import SandboxState
 from sandbox.webhooks import WebhookDispatcher
 
@@ -56,7 +57,7 @@ class Runtime:
     def __init__(self, config: SandboxConfig, state: SandboxState) -> None:
         self.config = config
         self.state = state
-        self.faults = f.Faults(config.faults)
+        self.faults = f.Faults(config.faults, ProviderLimit(state.clock))
         self.stats = Stats()
         self.webhooks = WebhookDispatcher(config)
         state.notify = self.webhooks.enqueue
@@ -139,14 +140,30 @@ def endpoint(
     count = rt.stats.count
     faultable = auth != AUTH_NONE  # the admin API is never faulted
     api = api_of(path)
+    limit, product, account = faults.limit, product_of(path), rt.config.api_user
 
     async def wrapped(request: Request) -> Response:
         try:
             if auth != AUTH_NONE:
                 rt.check_auth(request, auth)
             fault = f.NONE
-            if faultable and (send or faults.on_lookups) and api in faults.apis:
+            faulted = faultable and (send or faults.on_lookups) and api in faults.apis
+            if faulted:
                 await faults.delay()
+            # The provider's limit first, on every API whichever are faulted: a
+            # send past it is refused whatever the dice say, and one within it
+            # can still meet a random fault.
+            wait_s = limit.take(account, product) if faultable and send and limit.on else 0.0
+            if wait_s > 0:
+                count(name, "limited")
+                if smpp:
+                    return json_ok({"status": "ESME_RTHROTTLED"})
+                return JSONResponse(
+                    {"error": "Too many requests"},
+                    status_code=429,
+                    headers={"Retry-After": str(retry_after_s(wait_s))},
+                )
+            if faulted:
                 fault = faults.draw()
             if fault == f.REFUSED and not smpp:
                 fault = f.NONE  # an SMPP refusal exists only on SMS sends

@@ -32,11 +32,10 @@ from core.claims import Claim, claimed
 from core.jobs import JobStore
 from core.luascript import load
 from worker.ratelimit import Acquired, RateLimiter
-from worker.ratelimit_scripts import LIB
 
-# worker/lua/admit.lua says its KEYS, ARGV and answer. The limiter's functions
-# (LIB) are still a Python string (worker/ratelimit_scripts.py): put in front.
-ADMIT = LIB + load(__package__, "admit.lua")
+# worker/lua/admit.lua says its KEYS, ARGV and answer; it includes the
+# limiter's functions (lib_ratelimit.lua) and the claim (core's lib_claim.lua).
+ADMIT = load(__package__, "admit.lua")
 
 
 @dataclass(frozen=True, slots=True)

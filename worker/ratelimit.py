@@ -16,15 +16,25 @@ together to race for one token (which costs ~N round trips per token). A
 request whose wait would exceed its timeout is refused at once, with the
 wait, instead of sleeping towards a deadline it cannot meet.
 
-Adaptive (AIMD, as TCP): :meth:`on_throttled` (HTTP 429, ESME_RTHROTTLED)
-multiplies the shared rate by ``decrease_factor`` (not below ``min_rate``;
-at most once per ``decrease_cooldown_ms``, since one overload answers many
-in-flight sends at once), drains the burst and, with Retry-After, freezes the
-bucket until then (``ts`` moves into the future: nothing refills before it).
-:meth:`on_success` adds ``increase_per_s`` tokens/s per second of successful
-sends, up to the configured rate. Sends already reserved before a throttle
-still go out at their time: at most ``rate x timeout`` of them, and a 429
-costs nothing.
+Adaptive, finding the provider's real limit and ignoring noise
+(docs/ratelimit.md has the reasoning and the figures). Every granted token
+counts as a request and every throttle answer (HTTP 429, ESME_RTHROTTLED:
+:meth:`on_throttled`) as a throttle, in counts that decay with time constant
+``window_s``, shared in the bucket. Throttles are taken for the provider's
+limit only when they are more than ``throttle_threshold`` of the requests (and
+at least ``min_throttles``): a rare random throttle, as a random loss to TCP
+Westwood, changes nothing. When they are, the rate is set just below the
+accepted rate measured over the window (``1 - margin`` of it, never above the
+current rate nor below ``min_rate_per_s``), the burst is drained,
+``Retry-After`` blocks the bucket until then (``ts`` moves into the future:
+nothing refills before it), and the rate climbs back as a cubic: flat at
+first, probing slowly just under the limit it measured, then faster, at the
+configured rate ``recovery_s`` after the decision (or after the block) unless
+the provider throttles again. Successes cost nothing (:meth:`on_success` makes
+no round trip). A throttle judged noise still has its own ``Retry-After``
+honoured by the caller's retry (tenacity, the durable retry), not by the
+whole account. Sends already reserved before a decision still go out at
+their time: at most ``rate x timeout`` of them, and a 429 costs nothing.
 
 Why not Dramatiq's rate limiters:
 
@@ -53,8 +63,12 @@ from typing import Any
 import redis
 
 from config import Settings
+from core.luascript import load
 from core.models import Kind
-from worker.ratelimit_scripts import ACQUIRE, SUCCEEDED, THROTTLED
+
+# worker/lua/lib_ratelimit.lua holds the functions; admit.lua includes them too.
+ACQUIRE = load(__package__, "ratelimit_acquire.lua")
+THROTTLED = load(__package__, "ratelimit_throttled.lua")
 
 PRODUCTS = ("sms", "otp", "email", "whatsapp")
 
@@ -86,16 +100,27 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Buckets by product; AIMD floor and steps (tokens/s); destination cap
-    (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off)."""
+    """Buckets by product and how the rate adapts; destination cap
+    (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off).
+
+    - ``min_rate_per_s``: the floor (tokens/s);
+    - ``throttle_threshold``: share of requests answered throttled (0..1) above
+      which throttling is the provider's limit rather than noise;
+    - ``min_throttles``: and at least this many throttles in the window;
+    - ``window_s``: time constant of the decaying counts (s);
+    - ``recovery_s``: from a decision back to the configured rate (s);
+    - ``margin``: the rate set is ``1 - margin`` of the accepted rate measured.
+    """
 
     buckets: Mapping[str, Bucket]
     min_rate_per_s: float
-    increase_per_s: float
-    decrease_factor: float
+    throttle_threshold: float = 0.1
+    min_throttles: int = 3
+    window_s: float = 3.0
+    recovery_s: float = 25.0
+    margin: float = 0.1
     dst_cap_count: int = 0
     dst_cap_window_s: int = 60
-    decrease_cooldown_ms: int = 1000
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
@@ -108,8 +133,9 @@ class Limits:
                 for p in PRODUCTS
             },
             min_rate_per_s=settings.rate_min_per_s,
-            increase_per_s=settings.rate_increase_per_s,
-            decrease_factor=settings.rate_decrease_factor,
+            throttle_threshold=settings.rate_throttle_threshold,
+            window_s=settings.rate_window_s,
+            recovery_s=settings.rate_recovery_s,
             dst_cap_count=settings.dst_cap_count,
             dst_cap_window_s=settings.dst_cap_window_s,
         )
@@ -143,14 +169,17 @@ class RateLimiter:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not 0 < limits.decrease_factor < 1:
-            raise ValueError("decrease_factor must be in (0, 1)")
+        if not 0 < limits.throttle_threshold < 1:
+            raise ValueError("throttle_threshold must be in (0, 1)")
+        if not 0 <= limits.margin < 1:
+            raise ValueError("margin must be in [0, 1)")
+        if limits.window_s <= 0 or limits.recovery_s <= 0:
+            raise ValueError("window_s and recovery_s must be > 0")
         self.client, self.limits, self.prefix, self.account = client, limits, prefix, account
         self.clock, self.sleep = clock, sleep
         self._rate_seen: dict[str, float] = {}  # last effective rate seen per product
         self._acquire = client.register_script(ACQUIRE)
         self._throttled = client.register_script(THROTTLED)
-        self._succeeded = client.register_script(SUCCEEDED)
 
     @classmethod
     def from_settings(cls, settings: Settings, client: redis.Redis, **kwargs: Any) -> RateLimiter:
@@ -185,7 +214,7 @@ class RateLimiter:
     def take_call(
         self, product: str, *, dst: str | None, timeout_s: float
     ) -> tuple[list[str], list[str | int | float]]:
-        """KEYS and ARGV of the Lua ``take`` for one token (see :mod:`worker.ratelimit_scripts`)."""
+        """KEYS and ARGV of the Lua ``take`` for one token (``lua/ratelimit_acquire.lua``)."""
         bucket, lim = self._bucket(product), self.limits
         dst_key = self.dst_key(product, dst) if dst and lim.dst_cap_count > 0 else ""
         # The member only needs to be unique within one destination's window.
@@ -193,7 +222,8 @@ class RateLimiter:
         return (
             [self.key(product), dst_key],
             [self._now(), bucket.rate_per_s, bucket.burst, timeout_s * 1000,
-             lim.dst_cap_count, lim.dst_cap_window_s * 1000, member, _TTL_MS],
+             lim.dst_cap_count, lim.dst_cap_window_s * 1000, member, _TTL_MS,
+             lim.recovery_s * 1000, lim.window_s * 1000],
         )  # fmt: skip
 
     def granted(self, product: str, answer: list[Any], *, timeout_s: float) -> Acquired:
@@ -210,48 +240,44 @@ class RateLimiter:
         return Acquired(product, wait_ms, rate, float(answer[3]))
 
     def on_throttled(self, product: str, retry_after_s: float | None = None) -> float:
-        """HTTP 429 / ESME_RTHROTTLED: decrease the shared rate, block until Retry-After (s).
-
-        Returns the new effective rate (tokens/s).
-        """
+        """HTTP 429 / ESME_RTHROTTLED: count it; when throttling is the provider's
+        limit, set the shared rate just below the accepted rate and block until
+        Retry-After (s). Returns the effective rate (tokens/s)."""
         bucket, lim = self._bucket(product), self.limits
         answer = self._throttled(
             keys=[self.key(product)],
             args=[self._now(), bucket.rate_per_s, bucket.burst, lim.min_rate_per_s,
-                  lim.decrease_factor, max(0.0, retry_after_s or 0.0) * 1000,
-                  lim.decrease_cooldown_ms, _TTL_MS],
+                  lim.throttle_threshold, lim.min_throttles, lim.margin,
+                  max(0.0, retry_after_s or 0.0) * 1000, _TTL_MS, lim.recovery_s * 1000,
+                  lim.window_s * 1000],
         )  # fmt: skip
         rate = float(answer[0])
         self._rate_seen[product] = rate
         return rate
 
     def on_success(self, product: str) -> float:
-        """A send went through: climb back towards the configured rate (tokens/s).
-
-        Free while the rate last seen by this process is the configured one
-        (no round trip); the next ``acquire`` refreshes that hint.
-        """
-        bucket, step = self._bucket(product), self.limits.increase_per_s
-        if self._rate_seen.get(product, bucket.rate_per_s) >= bucket.rate_per_s:
-            return bucket.rate_per_s
-        answer = self._succeeded(
-            keys=[self.key(product)],
-            args=[self._now(), bucket.rate_per_s, bucket.burst, step, _TTL_MS],
-        )
-        rate = float(_text(answer))
-        self._rate_seen[product] = rate
-        return rate
+        """A send went through. Free: requests are counted when their token is
+        granted and the rate climbs back by itself, so nothing is written.
+        Returns the effective rate last seen by this process (tokens/s)."""
+        return self._rate_seen.get(product, self._bucket(product).rate_per_s)
 
     def status(self, product: str) -> dict[str, float | str]:
-        """The bucket as stored (for the CLI and logs): tokens, rate (tokens/s), ts (ms)."""
+        """The bucket (for the CLI and logs): tokens, rate now (tokens/s), ts (ms)."""
         raw = self.client.hgetall(self.key(product))
         stored = {_text(k): float(_text(v)) for k, v in raw.items()}
         bucket = self._bucket(product)
+        if self.clock is not None:
+            now = float(self.clock())
+        else:
+            seconds, micros = self.client.time()
+            now = seconds * 1000 + micros / 1000
+        rate = rate_at(stored.get("base"), stored.get("since", now), now,
+                       bucket.rate_per_s, self.limits.recovery_s * 1000)  # fmt: skip
         return {
             "product": product,
             "configured_rate_per_s": bucket.rate_per_s,
             "burst": bucket.burst,
-            "rate_per_s": stored.get("rate", bucket.rate_per_s),
+            "rate_per_s": rate,
             "tokens": stored.get("tokens", float(bucket.burst)),
             "valid_from_ms": stored.get("ts", 0.0),
         }
@@ -265,6 +291,20 @@ class RateLimiter:
     def _now(self) -> str:
         # '' tells the script to read Redis's clock.
         return "" if self.clock is None else repr(float(self.clock()))
+
+
+def rate_at(
+    base: float | None, since_ms: float, now_ms: float, max_rate: float, recovery_ms: float
+) -> float:
+    """The effective rate (tokens/s) at ``now_ms``: ``rate_at`` of lib_ratelimit.lua, for status."""
+    if base is None:
+        return max_rate
+    if now_ms <= since_ms:
+        return min(base, max_rate)
+    x = (now_ms - since_ms) / recovery_ms
+    if x >= 1 or base >= max_rate:
+        return max_rate
+    return base + (max_rate - base) * x**3
 
 
 def _text(value: Any) -> str:

@@ -86,9 +86,10 @@ CHAOS_ENV: dict[str, str] = {
     "RECONCILE_INTERVAL_S": "0.5",
     "RATE_SMS_PER_S": "100000",
     "RATE_SMS_BURST": "100000",
-    # The sandbox's 429s are random draws, not a real rate limit, so AIMD can
-    # find no "right" rate and would sink to its floor: keep the floor high.
-    # The adaptive behaviour has tests and a benchmark of its own.
+    # The sandbox's 429s are random draws, not a real rate limit: the adaptive
+    # limiter takes 6 % of them for noise, and a high floor keeps an unlucky
+    # verdict from slowing the run. The adaptation has tests and a benchmark of
+    # its own (docs/ratelimit.md).
     "RATE_MIN_PER_S": "5000",
     "RATE_OTP_PER_S": "100000",
     "RATE_EMAIL_PER_S": "100000",

@@ -43,8 +43,7 @@ def producer(clock: Clock) -> Producer:
 
 def _limiter(producer: Producer, clock: Clock, *, rate: float, burst: int, **extra: Any) -> Any:
     buckets = {p: Bucket(rate, burst) for p in ("sms", "otp", "email", "whatsapp")}
-    limits = Limits(buckets=buckets, min_rate_per_s=1.0, increase_per_s=1.0,
-                    decrease_factor=0.5, **extra)  # fmt: skip
+    limits = Limits(buckets=buckets, min_rate_per_s=1.0, **extra)
     slept: list[float] = []
     limiter = RateLimiter(producer.redis, limits, prefix="t", account="acct", clock=clock,
                           sleep=slept.append)  # fmt: skip

@@ -9,6 +9,7 @@ from typing import Any
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
+from structlog.testing import capture_logs
 
 from core.keys import Keys
 from core.models import Kind, State
@@ -246,7 +247,7 @@ def _guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any
         p: Bucket(limits.get("rate", 100.0), limits.get("burst", 100))
         for p in ("sms", "otp", "email", "whatsapp")
     }
-    limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, increase_per_s=1.0, decrease_factor=0.5), prefix="t", account="acct", clock=clock,
+    limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, min_throttles=limits.get("min_throttles", 3)), prefix="t", account="acct", clock=clock,
                           sleep=lambda s: None)  # fmt: skip
     pipeline = SendPipeline(store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
                             rng=random.Random(1), breaker=breaker, limiter=limiter, acquire_timeout_s=0.0,
@@ -325,12 +326,21 @@ def test_a_bad_key_pauses_every_kind(producer: Producer, clock: Clock) -> None:
 
 def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, clock: Clock) -> None:
     limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=2)
-    pipeline, _, limiter = _guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1)
+    # One throttle of one request is the provider's limit when one is enough.
+    pipeline, _, limiter = _guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1,
+                                    min_throttles=1)  # fmt: skip
+    # The bucket in use for 2 s: a measurement old enough (half a window) to judge by.
+    limiter.acquire("sms", timeout_s=0)
+    clock.now_ms += 2000
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
     assert float(limiter.status("sms")["rate_per_s"]) < 10.0
-    assert pipeline.handle(Kind.SMS, _take_job(producer)).startswith("deferred:RateLimit")
+    with capture_logs() as logs:
+        assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:RateLimitTimeout"
+    # Counted by the actor's metrics (connectus_worker_deferrals_total), not an INFO line.
+    deferred = [entry for entry in logs if entry["event"] == "send.deferred"]
+    assert [entry["log_level"] for entry in deferred] == ["debug"]
     assert producer.get_status(second).attempts == 0
     assert producer.get_status(first).state is State.RETRYING
 

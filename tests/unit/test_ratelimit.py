@@ -45,8 +45,6 @@ def limits(**overrides: object) -> Limits:
     values: dict[str, object] = {
         "buckets": {"sms": Bucket(10.0, 5), "otp": Bucket(4.0, 2)},
         "min_rate_per_s": 1.0,
-        "increase_per_s": 2.0,
-        "decrease_factor": 0.5,
     }
     values.update(overrides)
     return Limits(**values)  # type: ignore[arg-type]
@@ -171,65 +169,125 @@ def test_the_window_check_catches_a_fixed_window_counter() -> None:
     assert _worst_excess(times, rate, burst) > 1
 
 
-def test_throttle_halves_the_shared_rate_and_honours_retry_after(server, clock) -> None:
+class Provider:
+    """The operator's side of a simulated send: a token bucket limit (sends/s, burst;
+    0 = none) and random throttles (share), seeded; time is the test's clock (ms)."""
+
+    def __init__(self, clock: Clock, *, limit: float = 0, burst: float = 0, noise: float = 0):
+        self.clock, self.limit, self.noise = clock, limit, noise
+        self.burst = burst or max(1.0, limit)
+        self.tokens, self.at = self.burst, clock()
+        self.rng = random.Random(7)
+        self.accepted: list[float] = []  # times (ms) of accepted sends
+        self.throttled: list[float] = []
+
+    def send(self) -> bool:
+        now = self.clock()
+        if self.limit:
+            self.tokens = min(self.burst, self.tokens + (now - self.at) * self.limit / 1000)
+            self.at = now
+            if self.tokens < 1:
+                self.throttled.append(now)
+                return False
+            self.tokens -= 1
+        if self.noise and self.rng.random() < self.noise:
+            self.throttled.append(now)
+            return False
+        self.accepted.append(now)
+        return True
+
+    def between(self, times: list[float], start_s: float, end_s: float) -> int:
+        return sum(1 for t in times if T0 + start_s * 1000 <= t < T0 + end_s * 1000)
+
+
+def drive(limiter: RateLimiter, provider: Provider, clock: Clock, until_s: float) -> None:
+    """Send as fast as the limiter lets one sender, until ``until_s`` (s after T0)."""
+    while clock() < T0 + until_s * 1000:
+        limiter.acquire("sms", timeout_s=60)
+        if not provider.send():
+            limiter.on_throttled("sms")
+
+
+def test_random_throttles_below_the_threshold_keep_the_configured_rate(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(50.0, 5)})
+    provider = Provider(clock, noise=0.05)
+    drive(limiter, provider, clock, 20)
+    sends = provider.between(provider.accepted + provider.throttled, 0, 20)
+    assert sends >= 50 * 20  # the burst, then 50/s throughout: never slowed down
+    assert provider.between(provider.throttled, 0, 20) > 0.03 * sends  # the noise was there
+    assert limiter.status("sms")["rate_per_s"] == 50.0
+
+
+def test_a_provider_limit_is_found_and_held_just_below(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(100.0, 10)})
+    provider = Provider(clock, limit=30, burst=30)
+    drive(limiter, provider, clock, 45)
+    accepted = provider.between(provider.accepted, 15, 45)
+    throttled = provider.between(provider.throttled, 15, 45)
+    assert accepted >= 27 * 30  # >= 90 % of the limit once found
+    assert throttled <= 0.05 * (accepted + throttled)
+    assert provider.between(provider.throttled, 0, 15) > 0  # it was found by being throttled
+
+
+def test_the_configured_rate_is_back_within_the_recovery_time(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(40.0, 4)}, recovery_s=25.0)
+    provider = Provider(clock, limit=12)
+    drive(limiter, provider, clock, 20)
+    assert limiter.status("sms")["rate_per_s"] < 20  # held near the limit
+    provider.limit = 0  # the episode ends
+    last = max(provider.throttled)
+    drive(limiter, provider, clock, 20 + 30)
+    assert max(provider.throttled) == last  # no throttle since
+    assert limiter.status("sms")["rate_per_s"] == 40.0
+    assert provider.between(provider.accepted, 47, 50) >= 39 * 3
+
+
+def test_a_lone_throttle_neither_slows_nor_blocks_the_account(server, clock) -> None:
     pod_a, pod_b = make(server, clock), make(server, clock)
     for _ in range(5):
         pod_a.acquire("sms", timeout_s=0)
-    assert pod_a.on_throttled("sms", retry_after_s=3) == 5.0
-    # Pod B sees the block and the new rate: first token at 3 s + 1/5 s.
-    assert pod_b.acquire("sms", timeout_s=10).waited_ms == pytest.approx(3200)
-    assert pod_b.acquire("sms", timeout_s=10).waited_ms == pytest.approx(200)
-    assert pod_b.status("sms")["rate_per_s"] == 5.0
+    clock.advance(2000)
+    assert pod_a.on_throttled("sms", retry_after_s=3) == 10.0
+    assert pod_b.acquire("sms", timeout_s=10).waited_ms == 0  # no Retry-After block for all
+    assert pod_b.status("sms")["rate_per_s"] == 10.0
 
 
-def test_throttle_drains_the_burst(server, clock) -> None:
-    limiter = make(server, clock)
-    limiter.on_throttled("sms")
-    assert limiter.acquire("sms", timeout_s=1).waited_ms == pytest.approx(200)
+def test_throttling_judged_a_limit_sets_the_measured_rate_and_blocks_every_pod(
+    server, clock
+) -> None:
+    pod_a, pod_b = make(server, clock), make(server, clock)
+    # 2 s at 10/s: 20 requests, then 6 of them come back throttled (30 % > 10 %).
+    for _ in range(20):
+        pod_a.acquire("sms", timeout_s=10)
+    rates = [pod_a.on_throttled("sms", retry_after_s=3) for _ in range(6)]
+    assert rates[:2] == [10.0, 10.0]  # below min_throttles: not yet a verdict
+    decided = rates[2]
+    assert decided < 10.0 and rates[3:] == [decided] * 3  # one decision, then a fresh window
+    # 17 accepted over ~1.5 decayed seconds of a 3 s window, x 0.95
+    assert 5.0 < decided < 9.5
+    # Pod B sees the block and the new rate: its first token after 3 s.
+    assert pod_b.acquire("sms", timeout_s=10).waited_ms == pytest.approx(
+        3000 + 1000 / decided, rel=0.01
+    )
 
 
-def test_one_overload_decreases_once_then_again_after_the_cooldown(server, clock) -> None:
-    limiter = make(server, clock, buckets={"sms": Bucket(16.0, 5)})
-    rates = [limiter.on_throttled("sms") for _ in range(10)]  # many in-flight 429s at once
-    assert rates == [8.0] * 10
-    clock.advance(1000)
-    assert [limiter.on_throttled("sms") for _ in range(3)] == [4.0, 4.0, 4.0]
-    for _ in range(5):
-        clock.advance(1000)
-        limiter.on_throttled("sms")
-    assert limiter.status("sms")["rate_per_s"] == 1.0  # the floor
+def test_everything_throttled_goes_to_the_floor(server, clock) -> None:
+    limiter = make(server, clock, buckets={"sms": Bucket(20.0, 5)})
+    provider = Provider(clock, noise=1.0)
+    drive(limiter, provider, clock, 10)
+    # Halved at most once a verdict, down to the floor (1/s), climbing back slowly
+    # from there until throttled again.
+    assert limiter.status("sms")["rate_per_s"] < 2.0
+    assert len(provider.throttled) < 80  # not 10 s at 20/s (200)
 
 
-def test_success_climbs_back_additively_up_to_the_configured_rate(server, clock) -> None:
-    limiter = make(server, clock, buckets={"sms": Bucket(10.0, 5)})
-    limiter.on_throttled("sms", retry_after_s=2)
-    clock.advance(1000)
-    assert limiter.on_success("sms") == 5.0  # no climbing during the Retry-After block
-    clock.advance(1500)
-    assert limiter.on_success("sms") == pytest.approx(6.0)  # 0.5 s of success x 2/s
-    rates = []
-    for _ in range(5):
-        clock.advance(1000)
-        rates.append(limiter.on_success("sms"))
-    assert rates == pytest.approx([8.0, 10.0, 10.0, 10.0, 10.0])
-
-
-def test_a_lone_success_after_silence_counts_as_one_second(server, clock) -> None:
-    limiter = make(server, clock, buckets={"sms": Bucket(10.0, 5)})
-    limiter.on_throttled("sms")
-    clock.advance(60_000)
-    assert limiter.on_success("sms") == pytest.approx(7.0)
-
-
-def test_success_at_full_rate_costs_no_round_trip(server, clock) -> None:
+def test_success_writes_nothing(server, clock) -> None:
     limiter = make(server, clock)
     limiter.acquire("sms", timeout_s=0)
-
-    def boom(**_: object) -> None:
-        raise AssertionError("on_success called Redis at full rate")
-
-    limiter._succeeded = boom  # type: ignore[assignment]
+    before = limiter.client.hgetall(limiter.key("sms"))
+    clock.advance(500)
     assert limiter.on_success("sms") == 10.0
+    assert limiter.client.hgetall(limiter.key("sms")) == before
 
 
 def test_destination_cap_refuses_with_the_time_until_a_slot_frees(server, clock) -> None:

@@ -84,9 +84,10 @@ BAD = [
     ("RATE_WHATSAPP_BURST", "x", "valid integer"),
     ("RATE_MIN_PER_S", "0", "greater than 0"),
     ("RATE_MIN_PER_S", "1000", "must not exceed RATE_SMS_PER_S"),
-    ("RATE_INCREASE_PER_S", "0", "greater than 0"),
-    ("RATE_DECREASE_FACTOR", "1", "less than 1"),
-    ("RATE_DECREASE_FACTOR", "0", "greater than 0"),
+    ("RATE_THROTTLE_THRESHOLD", "1", "less than 1"),
+    ("RATE_THROTTLE_THRESHOLD", "0", "greater than 0"),
+    ("RATE_WINDOW_S", "0", "greater than 0"),
+    ("RATE_RECOVERY_S", "-5", "greater than 0"),
     ("RATE_ACQUIRE_TIMEOUT_S", "-1", "greater than or equal to 0"),
     ("DST_CAP_COUNT", "-1", "greater than or equal to 0"),
     ("DST_CAP_WINDOW_S", "0", "greater than 0"),
@@ -176,7 +177,7 @@ def test_non_finite_floats_are_refused_everywhere(variable: str, value: str) -> 
 
 def test_float_settings_are_found() -> None:
     # Guards the parametrisation above against an empty list.
-    assert {"CONNECTUS_READ_TIMEOUT_S", "RATE_SMS_PER_S", "RATE_DECREASE_FACTOR"} <= set(
+    assert {"CONNECTUS_READ_TIMEOUT_S", "RATE_SMS_PER_S", "RATE_THROTTLE_THRESHOLD"} <= set(
         FLOAT_SETTINGS
     )
 

@@ -1,8 +1,9 @@
-"""The Lua behind :mod:`worker.ratelimit`: one token bucket per hash, times in epoch ms.
+"""The Lua of the AIMD limiter as it was before issue 18, kept as the bench's baseline.
 
-``take`` is a Lua *function* (not a whole script) so that the send path can
-take a token and claim its job in one round trip (:mod:`worker.admission`);
-``ACQUIRE`` is the same function called alone.
+Verbatim from the old ``worker/ratelimit_scripts.py`` (moved, not rewritten):
+one token bucket per hash, times in epoch ms; a throttle halves the rate (at
+most once per cooldown), each second of success adds ``increase_per_s`` back.
+Used only by :mod:`bench.aimd_limiter`; the product uses ``worker/ratelimit.lua``.
 """
 
 from __future__ import annotations
