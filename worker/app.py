@@ -40,6 +40,7 @@ from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.qr_session import QrSessionWatch
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
 from worker.senders import ClientSender
@@ -182,6 +183,13 @@ def build_worker_app(
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),
+        qr_session=QrSessionWatch(
+            client=client,
+            breaker=breaker,
+            redis_client=client_redis,
+            prefix=settings.key_prefix,
+            interval_s=settings.qr_status_interval_s,
+        ),
     )
     return WorkerApp(
         settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,

@@ -219,13 +219,35 @@ class CircuitBreaker:
 
     # --- operators ------------------------------------------------------------
 
-    def close(self, scope: str) -> str:
-        """Close ``scope`` now (an operator fixed the cause); returns the state it had."""
+    def close(self, scope: str, *, by: str = "operator") -> str:
+        """Close ``scope`` now (an operator, or a check, found the cause fixed);
+        returns the state it had."""
         had = _text(self._close(keys=self._keys(scope), args=[scope]))
         with self._lock:
             self._fresh_until = 0.0
-        log.warning("breaker.closed", account=self.account, scope=scope, by="operator", was=had)
+        log.warning("breaker.closed", account=self.account, scope=scope, by=by, was=had)
         return had
+
+    def trip(self, scope: str, reason: str) -> bool:
+        """Open ``scope`` now, without a send (a check found its cause, e.g. the QR
+        session's ``GET /status``); True if it opened. An open scope is left as it is;
+        a half-open one reopens for longer, as after a failed probe."""
+        answer = self._failure(
+            keys=self._keys(scope),
+            args=[self._now(), "", self.failure_threshold, self.open_ms, self.max_open_ms, 1,
+                  reason[:200], scope],
+        )  # fmt: skip
+        with self._lock:
+            self._fresh_until = 0.0
+        opened = _text(answer[1]) == "opened"
+        if opened:
+            log.error("breaker.opened", account=self.account, scope=scope, reason=reason[:200],
+                      open_for_ms=int(answer[2]), consecutive_failures=int(answer[3]))  # fmt: skip
+        return opened
+
+    def is_closed(self, scope: str) -> bool:
+        """Whether ``scope`` is closed (not listed as open or half-open); one round trip."""
+        return not self.client.hexists(self.index_key, scope)
 
     def status(self) -> dict[str, Any]:
         """Every scope that is not closed (state, reason, since and open_until in epoch ms,
