@@ -40,7 +40,7 @@ from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
-from worker.qr_session import QrSessionWatch
+from worker.qr_session import QrSessionWatch, qr_session_recheck_ms
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
 from worker.senders import ClientSender
@@ -117,7 +117,9 @@ def build_worker_app(
     limiter = RateLimiter.from_settings(settings, client_redis)
     # A 200 ms local view of a closed breaker: no round trip per send while
     # all is well; an opened breaker reaches every process within 200 ms.
-    breaker = CircuitBreaker.from_settings(settings, client_redis, cache_ms=200)
+    breaker = CircuitBreaker.from_settings(
+        settings, client_redis, cache_ms=200, recheck_ms=qr_session_recheck_ms(settings)
+    )
     metrics = WorkerMetrics()
     campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
                               job_ttl_s=settings.job_ttl_s)  # fmt: skip

@@ -53,7 +53,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -104,6 +104,7 @@ class CircuitBreaker:
         clock: Callable[[], int] | None = None,
         cache_ms: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
+        recheck_ms: Mapping[str, int] | None = None,
     ) -> None:
         self.client, self.account, self.clock = client, account, clock
         self.base = f"{prefix}:breaker:{account}"
@@ -117,6 +118,10 @@ class CircuitBreaker:
         # other pods). A failure seen here drops the cache at once.
         self.cache_ms = cache_ms
         self.monotonic = monotonic
+        # Scopes that a check outside the breaker may close early (qr_session, by
+        # GET /status): a send they hold looks again at least this often (ms),
+        # not only when the open period ends.
+        self.recheck_ms = dict(recheck_ms or {})
         self._lock = threading.Lock()
         self._open: frozenset[str] = frozenset()
         self._fresh_until = 0.0
@@ -168,9 +173,12 @@ class CircuitBreaker:
         for name in changed:
             log.warning("breaker.half_open", account=self.account, scope=_text(name))
         probed_scopes = tuple(_text(p) for p in probed)
+        retry_in_ms = int(retry_in)
+        if _text(scope) in self.recheck_ms:
+            retry_in_ms = min(retry_in_ms, self.recheck_ms[_text(scope)])
         return Decision(
             allowed == 1,
-            int(retry_in),
+            retry_in_ms,
             cast(State, _text(state)),
             _text(reason),
             probe_id if probed_scopes else None,

@@ -13,6 +13,10 @@ of failing one by one and spending their retries:
   messages go out within one interval of the phone being paired again
   (without waiting for the breaker's half-open probes).
 
+A QR send held by the pause looks again every ``QR_STATUS_INTERVAL_S`` (at
+least every second), not only when the breaker's open period ends: the watch may
+close the pause any time (:func:`qr_session_recheck_ms`).
+
 A status call that fails (the QR host down, a bad key) decides nothing: the
 host's own breaker scope and the account's handle those. The status values
 are not documented: ``CONNECTED`` (chosen, the sandbox's) and the other
@@ -29,6 +33,7 @@ from collections.abc import Callable
 import redis
 import structlog
 
+from config import Settings
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import QR_SESSION
 from worker.connectus.client import ConnectusClient
@@ -38,6 +43,14 @@ log = structlog.get_logger("worker.qr_session")
 
 #: ``GET /status`` values that mean the session is paired (compared lower-case).
 CONNECTED_STATUSES = frozenset({"connected", "open", "ready", "authenticated", "inchat"})
+
+
+def qr_session_recheck_ms(settings: Settings) -> dict[str, int]:
+    """How often a send held by ``qr_session`` looks again (ms), for the breaker:
+    every status check's interval, at least a second; nothing when checks are off."""
+    if settings.qr_status_interval_s <= 0:
+        return {}
+    return {QR_SESSION: int(max(settings.qr_status_interval_s, 1.0) * 1000)}
 
 
 def is_connected(status: str) -> bool:

@@ -172,3 +172,20 @@ def test_a_failing_status_call_decides_nothing() -> None:
     watch, breaker, _ = _watch(server, [httpx.Response(503, json={"error": "down"})], clock)
     assert watch.check() == "unknown"
     assert breaker.is_closed(QR_SESSION)
+
+
+def test_a_send_held_by_the_session_looks_again_at_each_status_interval() -> None:
+    redis = fakeredis.FakeRedis()
+    breaker = CircuitBreaker(redis, prefix="t", account="acc", open_ms=60_000,
+                             recheck_ms={QR_SESSION: 2_000})  # fmt: skip
+    qr = target_for(Kind.WHATSAPP_QR_GROUP, {"group_name": GROUP, "message": "m"})
+    assert breaker.trip(QR_SESSION, "GET /status: DISCONNECTED") is True
+    assert breaker.trip(QR_SESSION, "again") is False  # already open: left as it is
+    held = breaker.allow(qr)
+    assert (held.allowed, held.scope, held.retry_in_ms) == (False, QR_SESSION, 2_000)
+    # Other scopes wait their whole open period: nothing outside the breaker closes them.
+    breaker.close(QR_SESSION, by="test")
+    breaker.trip("balance:whatsapp_qr", "402")
+    other = breaker.allow(qr)
+    assert (other.allowed, other.scope) == (False, "balance:whatsapp_qr")
+    assert other.retry_in_ms > 50_000
