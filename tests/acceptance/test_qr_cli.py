@@ -3,13 +3,16 @@ the QR in the terminal and as a PNG), a number's last messages and group adminis
 
 from __future__ import annotations
 
+import os
 import struct
 from pathlib import Path
 
 import pytest
+import redis
 
 from devtools.stack import LocalStack
 from tests.acceptance.test_cli import run, run_json
+from worker.breaker import CircuitBreaker
 
 AUTH = ("sandbox", "sandbox-key")
 
@@ -94,3 +97,21 @@ def test_qr_cli_names_bad_input_and_refusals(stack: LocalStack) -> None:
     refused = run_json(["qr", "groups", "create", "G", "-n", "56987654321"], env, code=1)
     assert "not connected" in refused["error"] and "connectus qr code" in refused["error"]
     assert run_json(["qr", "code"], env)["qr"]  # the pairing code is what fixes it
+
+
+def test_breaker_shows_and_closes_the_qr_session_pause(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis
+) -> None:
+    env = {**os.environ, "REDIS_URL": redis_url, "KEY_PREFIX": redis_prefix,
+           "CONNECTUS_API_USER": "sandbox"}  # fmt: skip
+    breaker = CircuitBreaker(redis_client, prefix=redis_prefix, account="sandbox")
+    breaker.trip("qr_session", "GET /status: DISCONNECTED")
+    body = run_json(["breaker"], env)["breaker"]
+    [scope] = body["scopes"]
+    assert (scope["scope"], scope["state"], scope["reason"]) == (
+        "qr_session", "open", "GET /status: DISCONNECTED")  # fmt: skip
+    human = run(["breaker"], env)
+    assert "qr_session: open until" in human.stdout and "GET /status: DISCONNECTED" in human.stdout
+    closed = run_json(["breaker", "--close", "qr_session"], env)
+    assert closed["closed"] == {"scope": "qr_session", "was": "open"}
+    assert closed["breaker"]["scopes"] == []

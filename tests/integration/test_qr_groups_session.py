@@ -14,6 +14,7 @@ from core.redis import connect
 from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.integration.test_delivery_path import LOOKUP_SOON, ledger, settle
+from tests.integration.test_reconcile_http import FAST_RECONCILE, settle_final
 from tests.integration.test_scoped_pauses import deferred, open_scopes
 from tests.support.waiting import wait_for
 from worker.breaker import CircuitBreaker
@@ -122,3 +123,17 @@ def test_a_send_refused_for_the_session_pauses_not_fails(
     assert len(group_listing(stack)) == 1
     wait_for(lambda: "qr_session" not in open_scopes(breaker), timeout_s=15,
              what="the probe closed qr_session")  # fmt: skip
+
+
+def test_an_ambiguous_group_send_is_found_in_the_group_listing_not_resent(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    # Every send is accepted and charged, then its answer is cut mid-response.
+    stack = make_stack(sandbox_flags={"drop_rate": 1.0}, env=FAST_RECONCILE)
+    producer = Producer(stack.settings)
+    create_group(stack)  # not a send: never faulted
+    job_id = producer.send_whatsapp_qr_group(GROUP, "Hola equipo")
+    record = settle_final(producer, [job_id])[job_id]
+    [listed] = group_listing(stack)
+    assert (record.state, record.provider_id) == (State.SENT, listed["message_id"])
+    assert [c["provider_id"] for c in ledger(stack)] == [listed["message_id"]]  # once
