@@ -6,8 +6,10 @@ messages``), each one call of :class:`worker.connectus.qr.QrApi`. Sending to a
 group is a queued job like any other: ``connectus send whatsapp-qr-group``.
 
 ``qr code`` draws the pairing QR with ``segno`` in the terminal, or writes it as
-a PNG with ``--png FILE``. The QR grants the scanning phone's WhatsApp to the
-API's session: it is printed or written, never logged.
+a PNG with ``--png FILE``. The contract's ``/qr`` answer is the pairing text
+(docs/connectus-api.md); an answer that is an image instead (a ``data:image/png;
+base64,...`` URL) is written as it is with ``--png``. The QR grants the scanning
+phone's WhatsApp to the API's session: it is printed or written, never logged.
 
 Exit codes as everywhere: 2 for bad input (naming the option), 1 when Connectus
 refused or could not be reached (naming the reason).
@@ -86,6 +88,21 @@ def _numbers(ctx: typer.Context, numbers: list[str], as_json: bool) -> list[str]
     return out
 
 
+def image_of(data: str) -> bytes | None:
+    """The PNG or JPEG bytes when the /qr answer is an image (a ``data:image/...;base64,``
+    URL, as some WhatsApp gateways answer), None when it is the pairing text (chosen)."""
+    import base64
+    import binascii
+
+    head, sep, body = data.partition(",")
+    if not (sep and head.startswith("data:image/") and head.endswith(";base64")):
+        return None
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
 def _messages(rows: tuple[QrMessage, ...]) -> list[dict[str, Any]]:
     return [{"message_id": m.message_id, "number": m.number, "from_me": m.from_me,
              "timestamp": m.timestamp, "message": m.message} for m in rows]  # fmt: skip
@@ -131,6 +148,18 @@ def code(
     import segno
 
     data = _call(ctx, json_output, lambda c: c.qr.qr())
+    image = image_of(data)
+    if image is not None:  # a gateway that answers the QR as a picture
+        if png is None:
+            fail("the /qr answer is an image, not the pairing text: write it with --png FILE",
+                 json_output)  # fmt: skip
+        try:
+            png.write_bytes(image)
+        except OSError as exc:
+            fail(f"--png: cannot write {str(png)!r}: {exc.strerror}", json_output,
+                 code=EXIT_INVALID)  # fmt: skip
+        output({"png": str(png), "version": None}, json_output, title="pairing QR")
+        return
     try:
         qr = segno.make(data, micro=False)
     except segno.DataOverflowError:

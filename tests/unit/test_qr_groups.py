@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from dataclasses import dataclass, field
 
 import fakeredis
@@ -189,3 +190,13 @@ def test_a_send_held_by_the_session_looks_again_at_each_status_interval() -> Non
     other = breaker.allow(qr)
     assert (other.allowed, other.scope) == (False, "balance:whatsapp_qr")
     assert other.retry_in_ms > 50_000
+
+
+def test_a_qr_answer_that_is_an_image_is_told_apart_from_pairing_text() -> None:
+    from cli.qr import image_of
+
+    png = b"\x89PNG\r\n\x1a\n-rest-"
+    assert image_of("data:image/png;base64," + base64.b64encode(png).decode()) == png
+    assert image_of("2@abc,def,ghi") is None  # the pairing text: drawn by segno
+    assert image_of("data:image/png;base64,not base64!") is None
+    assert image_of("data:text/plain;base64,aGk=") is None
