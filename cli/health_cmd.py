@@ -16,7 +16,8 @@ def breaker(
         "",
         "--close",
         metavar="SCOPE",
-        help="Close this scope now (e.g. account, balance:sms:CL, host:qr), after fixing "
+        help="Close this scope now (e.g. account, balance:sms:CL, host:qr, qr_session), after "
+        "fixing "
         "its cause.",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
@@ -34,7 +35,8 @@ def breaker(
     closed = None
     if close:
         if not _valid_scope(close):
-            fail(f"--close: {close!r} is not a scope (account, host:v3|v1|qr, product:<p>, "
+            fail(f"--close: {close!r} is not a scope (account, qr_session, host:v3|v1|qr, "
+                 "product:<p>, "
                  "balance:<p>[:<country>][@<subclient>])", json_output, code=2)  # fmt: skip
         from core.logging import configure_logging
 
@@ -72,10 +74,10 @@ def breaker(
 
 
 def _valid_scope(scope: str) -> bool:
-    from worker.breaker_scopes import ACCOUNT, HOSTS
+    from worker.breaker_scopes import ACCOUNT, HOSTS, QR_SESSION
 
     head, _, rest = scope.partition(":")
-    if scope == ACCOUNT:
+    if scope in (ACCOUNT, QR_SESSION):
         return True
     if head == "host":
         return rest in HOSTS

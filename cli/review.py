@@ -1,7 +1,9 @@
 """``connectus review list|resend|drop``: jobs whose outcome can't be decided automatically.
 
 An ambiguous send (it may have been sent and charged) of a kind Connectus
-offers no listing for, e-mail, is held here under ``RECONCILE_UNDECIDABLE=review``.
+offers no listing for, e-mail, is held here under ``RECONCILE_UNDECIDABLE=review``;
+so is a WhatsApp QR group message not found in the group's last messages (whatever
+that setting: a duplicate would reach the whole group).
 An operator checks (the recipient's inbox, Connectus's platform) and decides.
 """
 

@@ -1,4 +1,5 @@
-"""``connectus send sms|otp|email|otp-email|whatsapp|whatsapp-qr``: queue one message."""
+"""``connectus send sms|otp|email|otp-email|whatsapp|whatsapp-qr|whatsapp-qr-group``:
+queue one message."""
 
 from __future__ import annotations
 
@@ -160,3 +161,20 @@ def whatsapp_qr(
     """Queue a message through the WhatsApp QR API."""
     _enqueue(ctx, "whatsapp_qr", json_output, key, number=to, message=text, deliver_at=at,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
+
+
+@app.command("whatsapp-qr-group")
+def whatsapp_qr_group(
+    ctx: typer.Context,
+    group: str = typer.Option(..., "--group", help="The group's name, as created."),
+    text: str = typer.Option(..., "--text", help="Message content."),
+    key: str | None = KEY,
+    max_age: float | None = MAX_AGE,
+    expires_at: str | None = EXPIRES,
+    at: str | None = AT,
+    bulk: bool = BULK,
+    json_output: bool = JSON,
+) -> None:
+    """Queue a message to a WhatsApp group through the QR API (send-message-to-group)."""
+    _enqueue(ctx, "whatsapp_qr_group", json_output, key, group_name=group, message=text,
+             deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip

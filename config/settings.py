@@ -138,6 +138,11 @@ class Settings(BaseSettings):
     # A sent campaign message with no delivery status after this many s is
     # looked up at Connectus (polling backs up the status webhook).
     campaign_status_poll_after_s: PositiveInt = 600
+    # How often (s) one elected worker process asks the WhatsApp QR API's
+    # GET /status whether the session is paired: not connected pauses every QR
+    # send (breaker scope qr_session), connected ends that pause. 0 = never
+    # (the pause then opens only when a QR send is refused, and ends by probes).
+    qr_status_interval_s: Annotated[float, Field(ge=0)] = 30.0
 
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2

@@ -31,6 +31,8 @@ class Kind(StrEnum):
     OTP_EMAIL = "otp_email"
     WHATSAPP = "whatsapp"
     WHATSAPP_QR = "whatsapp_qr"
+    #: A message to a WhatsApp group through the QR API (``send-message-to-group``).
+    WHATSAPP_QR_GROUP = "whatsapp_qr_group"
 
     @property
     def actor_name(self) -> str:
@@ -53,6 +55,7 @@ _CONTENT_FIELD = {
     Kind.OTP_EMAIL: "email_content",
     Kind.WHATSAPP: "whatsapp_content",
     Kind.WHATSAPP_QR: "message",
+    Kind.WHATSAPP_QR_GROUP: "message",
 }
 
 

@@ -36,6 +36,7 @@ from config import Settings
 from core.deliver_at import parse_deliver_at
 from core.hashing import fingerprint
 from core.models import Kind
+from core.redaction import mask_email, mask_phone
 from core.validation import (
     EMAIL_MAX_CHARS,
     SMS_MAX_CHARS,
@@ -52,6 +53,8 @@ from core.validation import (
 )
 
 SUBJECT_MAX_CHARS = 998  # RFC 5322 line limit
+#: WhatsApp's limit for a group's name (its "subject").
+GROUP_NAME_MAX_CHARS = 100
 ID_MAX_CHARS = 64
 #: Characters a phone number may contain (normalize_number checks the rest).
 PHONE_PATTERN = r"^\+?[0-9 ().-]{1,32}$"
@@ -239,6 +242,12 @@ class _Send(BaseModel):
         return str(getattr(self, self._dst_field))
 
     @property
+    def masked_dst(self) -> str:
+        """The destination as the job record keeps it: a number or address masked."""
+        dst = self.dst
+        return mask_email(dst) if "@" in dst else mask_phone(dst)
+
+    @property
     def segments(self) -> int | None:
         """SMS that Connectus charges (None for kinds not counted in SMS)."""
         content = getattr(self, "sms_content", None)
@@ -338,8 +347,43 @@ class WhatsappQrMessage(_Send):
     priority: Priority = "transactional"
 
 
+GroupName = Annotated[
+    str,
+    _content(GROUP_NAME_MAX_CHARS, single_line=True),
+    Field(description="The group's name (the QR API's groupName), as created",
+          examples=["Equipo ventas"]),
+]  # fmt: skip
+
+
+class WhatsappQrGroupMessage(_Send):
+    """A message to a WhatsApp group through the QR API (``send-message-to-group``).
+
+    ``group_name`` is sent as Connectus's ``groupName``. A group has no number,
+    so opt-outs (which are per number) never refuse it; ``priority="bulk"`` only
+    picks the queue.
+    """
+
+    _dst_field = "group_name"
+    type: Literal["whatsapp_qr_group"]
+    group_name: GroupName
+    message: WhatsappContent
+    priority: Priority = "transactional"
+
+    @property
+    def masked_dst(self) -> str:
+        # A group's name is not a person's number or address: kept readable,
+        # marked so that no one takes it for a number.
+        return f"group:{self.group_name}"
+
+
 SendRequest = (
-    SmsMessage | OtpMessage | EmailMessage | OtpEmailMessage | WhatsappMessage | WhatsappQrMessage
+    SmsMessage
+    | OtpMessage
+    | EmailMessage
+    | OtpEmailMessage
+    | WhatsappMessage
+    | WhatsappQrMessage
+    | WhatsappQrGroupMessage
 )
 MessageRequest = Annotated[SendRequest, Field(discriminator="type")]
 MESSAGE_ADAPTER: TypeAdapter[SendRequest] = TypeAdapter(MessageRequest)

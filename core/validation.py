@@ -141,7 +141,7 @@ REASONS = {
     "float_type": "must be a number",
     "greater_than": "must be greater than 0",
 }
-_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr"
+_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr, whatsapp_qr_group"
 
 
 def invalid_from_pydantic(

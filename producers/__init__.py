@@ -54,6 +54,7 @@ __all__ = [
     "send_sms",
     "send_whatsapp",
     "send_whatsapp_qr",
+    "send_whatsapp_qr_group",
 ]
 
 _lock = threading.Lock()
@@ -105,6 +106,11 @@ def send_whatsapp(dst_number: str | int, whatsapp_content: str, **options: Any) 
 def send_whatsapp_qr(number: str | int, message: str, **options: Any) -> str:
     """See :meth:`Producer.send_whatsapp_qr`."""
     return _producer().send_whatsapp_qr(number, message, **options)
+
+
+def send_whatsapp_qr_group(group_name: str, message: str, **options: Any) -> str:
+    """See :meth:`Producer.send_whatsapp_qr_group`."""
+    return _producer().send_whatsapp_qr_group(group_name, message, **options)
 
 
 def get_status(job_id: str) -> JobRecord:

@@ -23,7 +23,6 @@ from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
 from core.models import JobRecord
-from core.redaction import mask_email, mask_phone
 from core.redis import connect
 from core.requests import SendRequest, parse_request
 from core.routing import queue_for
@@ -194,6 +193,24 @@ class Producer:
         fields = {"number": number, "message": message, **options}
         return self.send("whatsapp_qr", fields, idempotency_key, correlation_id)
 
+    def send_whatsapp_qr_group(
+        self,
+        group_name: str,
+        message: str,
+        *,
+        idempotency_key: str | None = None,
+        correlation_id: str | None = None,
+        **options: Any,
+    ) -> str:
+        """Queue a message to a WhatsApp group through the QR API (``POST
+        /send-message-to-group {groupName, message}``); the group must exist
+        (``connectus qr groups create``).
+
+        ``options``: ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
+        """
+        fields = {"group_name": group_name, "message": message, **options}
+        return self.send("whatsapp_qr_group", fields, idempotency_key, correlation_id)
+
     def send(
         self,
         kind: str,
@@ -271,7 +288,7 @@ class Producer:
             "kind": request.kind.value,
             "queue": queue,
             "idempotency_key": key,
-            "dst": mask_email(request.dst) if "@" in request.dst else mask_phone(request.dst),
+            "dst": request.masked_dst,
             "attempts": 0,
             "fence": 0,
             "created_at": now,

@@ -13,6 +13,8 @@
   reseeds the fault RNG)
 - ``PUT  /_sandbox/account`` ``{sms_status_hook_url?, sms_incoming_hook_url?}`` → account
 - ``PUT  /_sandbox/balance`` ``{product, amount, id_country?, id_client?}`` sets a balance
+- ``PUT  /_sandbox/qr_session`` ``{status: "CONNECTED"|"DISCONNECTED"}`` pairs or unpairs
+  the WhatsApp QR session (GET /status; while disconnected QR calls answer 409)
 - ``POST /_sandbox/incoming_sms`` ``{src_number, sms_content, dst_number?, src_provider?}``
 - ``POST /_sandbox/email_event`` ``{id, event: "ABIERTO"|"CLICKEADO"}``
 - ``GET  /_sandbox/s/{code}`` follows a short link (counts a click, 302)
@@ -32,7 +34,7 @@ from starlette.routing import Route
 from sandbox.charging import COUNTRY_NAMES, PRODUCT_SMS, PRODUCTS
 from sandbox.errors import ApiError, bad_request, not_found
 from sandbox.records import charge_record
-from sandbox.state import EMAIL, TABLE_PRODUCTS
+from sandbox.state import EMAIL, QR_STATUSES, TABLE_PRODUCTS
 from sandbox.web import AUTH_NONE, Runtime, endpoint, json_ok, params, require_int, require_str
 
 PREFIX = "/_sandbox"
@@ -155,6 +157,13 @@ def routes(rt: Runtime) -> list[Route]:
         owner.set(product, amount, country)
         return json_ok({"product": product, "id_country": country, "balance": amount})
 
+    async def put_qr_session(request: Request) -> Response:
+        status = require_str(await params(request), "status")
+        if status not in QR_STATUSES:
+            raise bad_request("status", f"status must be one of {', '.join(QR_STATUSES)}")
+        state.qr_status = status
+        return json_ok({"status": status})
+
     async def incoming_sms(request: Request) -> Response:
         data = await params(request)
         src = require_str(data, "src_number")
@@ -201,6 +210,7 @@ def routes(rt: Runtime) -> list[Route]:
         endpoint(rt, "PUT", f"{PREFIX}/faults", put_faults, auth=none),
         endpoint(rt, "PUT", f"{PREFIX}/account", put_account, auth=none),
         endpoint(rt, "PUT", f"{PREFIX}/balance", put_balance, auth=none),
+        endpoint(rt, "PUT", f"{PREFIX}/qr_session", put_qr_session, auth=none),
         endpoint(rt, "POST", f"{PREFIX}/incoming_sms", incoming_sms, auth=none),
         endpoint(rt, "POST", f"{PREFIX}/email_event", email_event, auth=none),
         endpoint(rt, "GET", PREFIX + "/s/{code}", follow_link, auth=none),

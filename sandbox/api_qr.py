@@ -7,6 +7,12 @@ on GET and POST. Sent messages are recorded in the ledger as product
 ``whatsapp_qr`` (1 unit each) although this API draws on no balance. An unknown
 group is a 404. With ``answers=documented`` the two sends, whose answers the
 collection does not show, answer ``{}``.
+
+Pairing: ``GET /status`` answers the session's state, ``CONNECTED`` or
+``DISCONNECTED`` (``PUT /_sandbox/qr_session`` switches it). While it is not
+connected every call but ``/qr`` and ``/status`` is refused with HTTP 409
+``{"success": false, "status": "DISCONNECTED", "error": "WhatsApp session not
+connected"}``: nothing is recorded or charged.
 """
 
 from __future__ import annotations
@@ -20,8 +26,8 @@ from starlette.routing import Route
 
 from sandbox.charging import normalize_number
 from sandbox.config import ANSWERS_DOCUMENTED
-from sandbox.errors import bad_request, not_found
-from sandbox.state import QR
+from sandbox.errors import ApiError, bad_request, not_found
+from sandbox.state import QR, QR_CONNECTED
 from sandbox.web import AUTH_BASIC_OR_BEARER, Runtime, endpoint, json_ok, params, require_str
 
 _GROUP = "group:"
@@ -48,6 +54,12 @@ def _group_json(group: dict[str, Any]) -> dict[str, Any]:
 
 def routes(rt: Runtime) -> list[Route]:
     state = rt.state
+
+    def paired() -> None:
+        """Refuse a call that needs the session while it is not connected."""
+        if state.qr_status != QR_CONNECTED:
+            extra = {"success": False, "status": state.qr_status}
+            raise ApiError(409, "WhatsApp session not connected", extra=extra)
 
     def group_of(data: dict[str, Any]) -> dict[str, Any]:
         group = state.qr_groups.get(require_str(data, "groupName"))
@@ -77,9 +89,10 @@ def routes(rt: Runtime) -> list[Route]:
         return json_ok({"qr": f"2@sandbox,{rt.config.api_user},{os.urandom(8).hex()}"})
 
     async def status(request: Request) -> Response:
-        return json_ok({"status": "CONNECTED"})
+        return json_ok({"status": state.qr_status})
 
     async def send(request: Request) -> Response:
+        paired()
         data = await params(request)
         number = normalize_number(require_str(data, "number"))
         if number is None:
@@ -88,12 +101,14 @@ def routes(rt: Runtime) -> list[Route]:
         return sent(row)
 
     async def last_messages(request: Request) -> Response:
+        paired()
         number = normalize_number(require_str(await params(request), "number"))
         if number is None:
             raise bad_request("number", "number must be in international format")
         return json_ok({"messages": history(number, group=False)})
 
     async def create_group(request: Request) -> Response:
+        paired()
         data = await params(request)
         name = require_str(data, "name")
         if name in state.qr_groups:
@@ -104,6 +119,7 @@ def routes(rt: Runtime) -> list[Route]:
         return json_ok({"success": True, "group": _group_json(group)})
 
     async def change_members(request: Request) -> Response:
+        paired()
         data = await params(request)
         group = group_of(data)
         numbers = _numbers(data)
@@ -124,6 +140,7 @@ def routes(rt: Runtime) -> list[Route]:
         return json_ok({"success": True, "group": _group_json(group)})
 
     async def update_info(request: Request) -> Response:
+        paired()
         data = await params(request)
         group = group_of(data)
         subject = data.get("newSubject")
@@ -142,16 +159,19 @@ def routes(rt: Runtime) -> list[Route]:
         return json_ok({"success": True, "group": _group_json(group)})
 
     async def send_to_group(request: Request) -> Response:
+        paired()
         data = await params(request)
         group = group_of(data)
         row = state.record_qr(_GROUP + group["name"], require_str(data, "message"))
         return sent(row)
 
     async def invite_link(request: Request) -> Response:
+        paired()
         group_of(await params(request))
         return json_ok({"invite_link": f"https://chat.whatsapp.com/{os.urandom(11).hex()}"})
 
     async def group_messages(request: Request) -> Response:
+        paired()
         group = group_of(await params(request))
         return json_ok({"messages": history(_GROUP + group["name"], group=True)})
 

@@ -49,6 +49,9 @@ MASK = (1 << SHIFT) - 1
 _DELIVERY_OK = {SMS: (1,), EMAIL: (2, 3), WHATSAPP: (2, 3)}
 _DEFAULT_PRODUCT = {SMS: 1, WHATSAPP: 2, EMAIL: 3}
 QR_HISTORY = 50
+#: The QR session's statuses (GET /status); only CONNECTED can send.
+QR_CONNECTED, QR_DISCONNECTED = "CONNECTED", "DISCONNECTED"
+QR_STATUSES = (QR_CONNECTED, QR_DISCONNECTED)
 
 
 class SandboxState:
@@ -81,6 +84,8 @@ class SandboxState:
         self.by_dst: dict[int, array[int]] = {}  # WhatsApp dst -> rows, for the messages lookup
         self.qr_by_number: dict[str, deque[int]] = {}
         self.qr_groups: dict[str, dict[str, Any]] = {}
+        # The QR API's paired session (GET /status); PUT /_sandbox/qr_session switches it.
+        self.qr_status = QR_CONNECTED
         now = self.clock()
         self.default_delivery: dict[int, Delivery] = {}
         for table_no, product in _DEFAULT_PRODUCT.items():

@@ -40,6 +40,7 @@ from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.qr_session import QrSessionWatch, qr_session_recheck_ms
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler
 from worker.senders import ClientSender
@@ -117,7 +118,9 @@ def build_worker_app(
     limiter = RateLimiter.from_settings(settings, client_redis)
     # A 200 ms local view of a closed breaker: no round trip per send while
     # all is well; an opened breaker reaches every process within 200 ms.
-    breaker = CircuitBreaker.from_settings(settings, client_redis, cache_ms=200)
+    breaker = CircuitBreaker.from_settings(
+        settings, client_redis, cache_ms=200, recheck_ms=qr_session_recheck_ms(settings)
+    )
     metrics = WorkerMetrics()
     campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
                               job_ttl_s=settings.job_ttl_s)  # fmt: skip
@@ -183,6 +186,13 @@ def build_worker_app(
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),
+        qr_session=QrSessionWatch(
+            client=client,
+            breaker=breaker,
+            redis_client=client_redis,
+            prefix=settings.key_prefix,
+            interval_s=settings.qr_status_interval_s,
+        ),
     )
     return WorkerApp(
         settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,

@@ -53,7 +53,7 @@ from __future__ import annotations
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, cast
 
@@ -104,6 +104,7 @@ class CircuitBreaker:
         clock: Callable[[], int] | None = None,
         cache_ms: int = 0,
         monotonic: Callable[[], float] = time.monotonic,
+        recheck_ms: Mapping[str, int] | None = None,
     ) -> None:
         self.client, self.account, self.clock = client, account, clock
         self.base = f"{prefix}:breaker:{account}"
@@ -117,6 +118,10 @@ class CircuitBreaker:
         # other pods). A failure seen here drops the cache at once.
         self.cache_ms = cache_ms
         self.monotonic = monotonic
+        # Scopes that a check outside the breaker may close early (qr_session, by
+        # GET /status): a send they hold looks again at least this often (ms),
+        # not only when the open period ends.
+        self.recheck_ms = dict(recheck_ms or {})
         self._lock = threading.Lock()
         self._open: frozenset[str] = frozenset()
         self._fresh_until = 0.0
@@ -168,9 +173,12 @@ class CircuitBreaker:
         for name in changed:
             log.warning("breaker.half_open", account=self.account, scope=_text(name))
         probed_scopes = tuple(_text(p) for p in probed)
+        retry_in_ms = int(retry_in)
+        if _text(scope) in self.recheck_ms:
+            retry_in_ms = min(retry_in_ms, self.recheck_ms[_text(scope)])
         return Decision(
             allowed == 1,
-            int(retry_in),
+            retry_in_ms,
             cast(State, _text(state)),
             _text(reason),
             probe_id if probed_scopes else None,
@@ -219,13 +227,35 @@ class CircuitBreaker:
 
     # --- operators ------------------------------------------------------------
 
-    def close(self, scope: str) -> str:
-        """Close ``scope`` now (an operator fixed the cause); returns the state it had."""
+    def close(self, scope: str, *, by: str = "operator") -> str:
+        """Close ``scope`` now (an operator, or a check, found the cause fixed);
+        returns the state it had."""
         had = _text(self._close(keys=self._keys(scope), args=[scope]))
         with self._lock:
             self._fresh_until = 0.0
-        log.warning("breaker.closed", account=self.account, scope=scope, by="operator", was=had)
+        log.warning("breaker.closed", account=self.account, scope=scope, by=by, was=had)
         return had
+
+    def trip(self, scope: str, reason: str) -> bool:
+        """Open ``scope`` now, without a send (a check found its cause, e.g. the QR
+        session's ``GET /status``); True if it opened. An open scope is left as it is;
+        a half-open one reopens for longer, as after a failed probe."""
+        answer = self._failure(
+            keys=self._keys(scope),
+            args=[self._now(), "", self.failure_threshold, self.open_ms, self.max_open_ms, 1,
+                  reason[:200], scope],
+        )  # fmt: skip
+        with self._lock:
+            self._fresh_until = 0.0
+        opened = _text(answer[1]) == "opened"
+        if opened:
+            log.error("breaker.opened", account=self.account, scope=scope, reason=reason[:200],
+                      open_for_ms=int(answer[2]), consecutive_failures=int(answer[3]))  # fmt: skip
+        return opened
+
+    def is_closed(self, scope: str) -> bool:
+        """Whether ``scope`` is closed (not listed as open or half-open); one round trip."""
+        return not self.client.hexists(self.index_key, scope)
 
     def status(self) -> dict[str, Any]:
         """Every scope that is not closed (state, reason, since and open_until in epoch ms,

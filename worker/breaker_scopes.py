@@ -18,6 +18,12 @@ scope                      opened by                        covers
 ``balance:<p>[@id]``                                        country (``CC``: ISO region
                                                             of the calling code), or the
                                                             product; ``@id`` a subclient's
+``qr_session``             a QR answer saying the session   every QR send (``whatsapp_qr``,
+                           is not paired                    ``whatsapp_qr_group``)
+                           (``SessionDisconnected``), or
+                           ``GET /status`` saying so
+                           (:mod:`worker.qr_session`);
+                           closed when it says CONNECTED
 =========================  ===============================  ============================
 
 Products are what Connectus authorises and bills: ``sms`` (SMS and SMS OTP,
@@ -48,9 +54,13 @@ from worker.connectus.errors import (
     ProductDenied,
     ResponseTimeout,
     ServiceUnavailable,
+    SessionDisconnected,
 )
 
 ACCOUNT = "account"
+#: The WhatsApp QR API's paired session: while it is not connected no QR send can go.
+QR_SESSION = "qr_session"
+QR_HOST = "qr"
 HOSTS = ("v3", "v1", "qr")
 #: Failures that say the API host did not answer: they count towards a streak.
 PLATFORM_FAILURES = (
@@ -71,6 +81,7 @@ _HOST_PRODUCT: Mapping[Kind, tuple[str, str]] = {
     Kind.OTP_EMAIL: ("v3", "email"),
     Kind.WHATSAPP: ("v3", "whatsapp"),
     Kind.WHATSAPP_QR: ("qr", "whatsapp_qr"),
+    Kind.WHATSAPP_QR_GROUP: ("qr", "whatsapp_qr"),
 }
 
 
@@ -109,6 +120,8 @@ class Target:
         """Whether a pause of ``scope`` holds this send back."""
         if scope == ACCOUNT:
             return True
+        if scope == QR_SESSION:
+            return self.host == QR_HOST
         if scope.startswith("balance:"):
             if not scope.startswith(f"balance:{self.product}"):
                 return False  # decided without parsing the number
@@ -117,7 +130,10 @@ class Target:
 
     def scopes(self) -> tuple[str, ...]:
         """Every scope that covers this send, the widest first."""
-        return (ACCOUNT, self.host_scope, self.product_scope, self.balance_scope)
+        scopes = (ACCOUNT, self.host_scope, self.product_scope, self.balance_scope)
+        if self.host == QR_HOST:
+            return (*scopes[:2], QR_SESSION, *scopes[2:])
+        return scopes
 
 
 def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
@@ -162,6 +178,10 @@ def effect(exc: BaseException, target: Target) -> tuple[Effect, str]:
         return "trip", target.balance_scope
     if isinstance(exc, ProductDenied):
         return "trip", target.product_scope
+    if isinstance(exc, SessionDisconnected):
+        # Only the QR API has a paired session; the same words from another
+        # host say nothing about it (that host answered).
+        return ("trip", QR_SESSION) if target.host == QR_HOST else ("answered", target.host_scope)
     if isinstance(exc, AccountError):  # AuthenticationFailed, OperatorLoginFailed
         return "trip", ACCOUNT
     if isinstance(exc, PLATFORM_FAILURES):

@@ -18,6 +18,9 @@
   :mod:`worker.campaign_status`). A status webhook that came before its send
   was recorded is applied once it is, every ``status_interval_s`` (see
   :class:`core.delivery_status.PendingStatuses`).
+- **QR session**: the watch (if given) asks the WhatsApp QR API whether its
+  session is paired, every ``QR_STATUS_INTERVAL_S`` from one elected process,
+  and pauses or resumes QR sends (see :mod:`worker.qr_session`).
 - **Maintenance**: a SIGKILLed process leaves its fetched messages in an
   acks set that only Dramatiq's maintenance step returns to the queue, and
   by default that step runs on 0.1% of broker calls (about 10 minutes to
@@ -41,6 +44,7 @@ from core.jobs import JobStore, epoch_ms
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery
+from worker.qr_session import QrSessionWatch
 from worker.reconcile import Reconciler
 
 log = structlog.get_logger("worker.housekeeping")
@@ -65,6 +69,7 @@ class Housekeeper(threading.Thread):
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
         chunk_recovery: ChunkRecovery | None = None,
+        qr_session: QrSessionWatch | None = None,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -80,6 +85,7 @@ class Housekeeper(threading.Thread):
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
         self.chunk_recovery = chunk_recovery
+        self.qr_session = qr_session
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -104,6 +110,8 @@ class Housekeeper(threading.Thread):
                 if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0
                     self.reconciler.run_once()
+                if self.qr_session is not None:
+                    self.qr_session.tick()
                 if since_status >= self.status_interval_s:
                     since_status = 0.0
                     if self.status_poller is not None:

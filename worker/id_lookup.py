@@ -16,6 +16,9 @@ sms, otp          ``delivery_info`` of the job's ``id_delivery`` when the send
                   as that hash, any other SMS as its text)
 whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
 whatsapp_qr       QR ``get-last-messages`` of the number, by content
+whatsapp_qr_group QR ``get-last-group-messages`` of the group, by content
+                  (the listing holds the last messages only: a busy group's
+                  may have scrolled out, then the id stays not known)
 email, otp_email  none: Connectus has no listing; recorded ``no_listing`` at once
 ================  ============================================================
 
@@ -60,7 +63,7 @@ log = structlog.get_logger("worker.id_lookup")
 PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
 
 #: Kinds whose sends can be found again in a Connectus listing.
-LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR})
+LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR, Kind.WHATSAPP_QR_GROUP})
 
 #: Most candidate ids handed to the script per job (the first free one is taken).
 MAX_CANDIDATES = 200
@@ -73,8 +76,11 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any]) -> bytes | None:
     """What the lookup of one sent job matches on (JSON), or None when nothing lists it."""
     if kind not in LISTED:
         return None
+    group = None
     if kind is Kind.WHATSAPP_QR:
         dst, content = payload.get("number"), payload.get("message")
+    elif kind is Kind.WHATSAPP_QR_GROUP:
+        dst, content, group = None, payload.get("message"), payload.get("group_name")
     else:
         dst, content = payload.get("dst_number"), payload.get(kind.content_field)
     entry = {
@@ -82,6 +88,7 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any]) -> bytes | None:
         "dst": _digits(dst),
         "src": payload.get("src_number"),
         "id_delivery": payload.get("id_delivery"),
+        "group": group,
         "sha256": content_hash(str(content or "")),
     }
     return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
@@ -169,6 +176,9 @@ class _Matcher:
             listing = self.lookups.sms(entry.get("id_delivery"), sent)
         elif kind is Kind.WHATSAPP:
             listing = self.lookups.whatsapp(str(entry.get("src", "")), dst)
+        elif kind is Kind.WHATSAPP_QR_GROUP:
+            listing = self.lookups.qr_group(str(entry.get("group", "")))
+            dst = ""  # the group's listing is of this group already
         else:
             listing = self.lookups.qr(dst)
             dst = ""  # the QR listing is of this number already

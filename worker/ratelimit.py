@@ -327,4 +327,5 @@ _PRODUCT_OF_KIND = {
     Kind.EMAIL: "email",
     Kind.WHATSAPP: "whatsapp",
     Kind.WHATSAPP_QR: "whatsapp",
+    Kind.WHATSAPP_QR_GROUP: "whatsapp",
 }

@@ -14,6 +14,7 @@ sms, otp          ``delivery_info`` of the job's ``id_delivery`` when it has one
                   Connectus stores it with ``save_content=hash``)
 whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
 whatsapp_qr       QR ``get-last-messages`` of the number, by content
+whatsapp_qr_group QR ``get-last-group-messages`` of the group, by content
 email, otp_email  none: Connectus has no listing (undecidable)
 ================  ============================================================
 
@@ -25,6 +26,11 @@ email, otp_email  none: Connectus has no listing (undecidable)
 - **Definitely not found** after the window: re-queued, same job and
   idempotency key. An OTP is failed instead: its code was not kept, and a
   late code is worse than none.
+- **A group message not found** after the window is held for review
+  (``connectus review list|resend|drop``), never resent: the group listing
+  holds only the last messages (a busy group's may have scrolled out), and its
+  entries may carry no id, so "not listed" does not prove "not sent", and a
+  duplicate reaches every member of the group.
 - **Undecidable** (e-mail): ``RECONCILE_UNDECIDABLE`` decides: ``review`` (held
   for ``connectus review list|resend|drop``), ``resend`` or ``drop``.
 - A lookup that fails (Connectus down) leaves the job for the next pass.
@@ -138,6 +144,11 @@ class Reconciler:
             return "found"
         if self.store.clock() - since_ms < self.window_ms:
             return "pending"
+        if record.kind is Kind.WHATSAPP_QR_GROUP:
+            # Not listed does not prove not sent (see the module's docstring).
+            self.store.resolve(job_id, "review", message=message)
+            log.warning("reconcile.review", job_id=job_id, reason="group message not listed")
+            return "review"
         if record.kind.is_otp:
             reason = (
                 "ambiguous OTP not found at Connectus; not resent (a late code is worse than none)"
@@ -176,6 +187,9 @@ class Reconciler:
             return self._first_free(
                 candidates, payload["dst_number"], {payload["whatsapp_content"]}, record.job_id
             )
+        if record.kind is Kind.WHATSAPP_QR_GROUP:
+            candidates = lookups.qr_group(payload["group_name"])
+            return self._first_free(candidates, None, {payload["message"]}, record.job_id)
         candidates = lookups.qr(payload["number"])
         return self._first_free(candidates, None, {payload["message"]}, record.job_id)
 
@@ -231,5 +245,12 @@ class LookupCache:
     def qr(self, number: str) -> list[Candidate]:
         return self._get(("qr", number), lambda: [
             (m.message_id, None, m.message) for m in self.client.qr.last_messages(number=number)
+            if m.from_me is not False
+        ])  # fmt: skip
+
+    def qr_group(self, group_name: str) -> list[Candidate]:
+        return self._get(("qr_group", group_name), lambda: [
+            (m.message_id, None, m.message)
+            for m in self.client.qr.last_group_messages(group_name=group_name)
             if m.from_me is not False
         ])  # fmt: skip

@@ -48,6 +48,7 @@ class ClientSender:
             Kind.OTP_EMAIL: lambda p: client.v3.send_otp_email(**p).provider_id,
             Kind.WHATSAPP: lambda p: client.v3.send_whatsapp(**p).provider_id,
             Kind.WHATSAPP_QR: lambda p: client.qr.send(**p).provider_id,
+            Kind.WHATSAPP_QR_GROUP: lambda p: client.qr.send_message_to_group(**p).provider_id,
         }
         self.attempts = settings.retry_attempts
         self.initial_backoff_ms = settings.retry_initial_backoff_ms

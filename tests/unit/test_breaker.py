@@ -434,5 +434,6 @@ def test_the_target_of_each_kind() -> None:
     assert target_for(Kind.OTP, {"dst_number": "56911112222"}).balance_scope == "balance:sms:CL"
     assert target_for(Kind.OTP_EMAIL, {"dst_email": "a@b.cl"}).scopes() == (
         "account", "host:v3", "product:email", "balance:email")  # fmt: skip
-    assert QR.scopes() == ("account", "host:qr", "product:whatsapp_qr", "balance:whatsapp_qr")
+    assert QR.scopes() == (
+        "account", "host:qr", "qr_session", "product:whatsapp_qr", "balance:whatsapp_qr")  # fmt: skip
     assert target_for(Kind.WHATSAPP, {"id_client": "x1"}).balance_scope == "balance:whatsapp@x1"

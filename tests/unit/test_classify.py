@@ -280,7 +280,9 @@ def test_http_body_refinement(
         ({"message_id": "m", "status": "EN_COLA"}, None),
         ({"id": "e1"}, None),
         ({"success": True, "message_id": "q1"}, None),
-        ({"success": False, "error": "not connected"}, errors.Rejected),
+        # The QR session is not paired: a pause of QR sends, not this message's failure.
+        ({"success": False, "error": "not connected"}, errors.SessionDisconnected),
+        ({"success": False, "error": "invalid number"}, errors.Rejected),
         ({"status": "ESME_RBRANDNEW"}, errors.Rejected),
         (["not", "an", "object"], errors.MalformedResponse),
         # Content echoed back is not an error text: never pause on it.

@@ -33,10 +33,8 @@ NUMBERS = ["584141924112", "584148566479"]
          "/demote-group-admins", {"groupName": GROUP, "numbers": NUMBERS[:1]}),
         (lambda c: c.qr.update_group_info(group_name=GROUP, new_subject="Nuevo"),
          "/update-group-info", {"groupName": GROUP, "newSubject": "Nuevo"}),
-        (lambda c: c.qr.send_message_to_group(group_name=GROUP, message="Hola"),
-         "/send-message-to-group", {"groupName": GROUP, "message": "Hola"}),
     ],
-    ids=["create", "add", "remove", "make-admins", "demote", "update-info", "send-to-group"],
+    ids=["create", "add", "remove", "make-admins", "demote", "update-info"],
 )  # fmt: skip
 def test_group_calls_post_json(
     call: Callable[[ConnectusClient], Ack], path: str, body: dict[str, Any]
@@ -55,6 +53,54 @@ def test_send_returns_the_message_id() -> None:
     assert (result.provider_id, result.raw) == ("q1", answer)
     assert recorder.last.url.path == "/send"
     assert json.loads(recorder.last.content) == {"number": "584141992998", "message": "Hola"}
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected_id"),
+    [({"success": True, "message_id": "g1"}, "g1"), ({}, None)],
+    ids=["chosen", "documented-empty"],
+)
+def test_send_to_group_is_a_send_with_the_message_id_when_named(
+    answer: dict[str, Any], expected_id: str | None
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json=answer))
+    result = client.qr.send_message_to_group(group_name=GROUP, message="Hola")
+    assert result.provider_id == expected_id
+    assert (recorder.last.method, recorder.last.url.path) == ("POST", "/send-message-to-group")
+    assert json.loads(recorder.last.content) == {"groupName": GROUP, "message": "Hola"}
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        (409, {"success": False, "status": "DISCONNECTED",
+               "error": "WhatsApp session not connected"}),
+        (409, {"error": "Sesión desconectada"}),
+        (400, {"status": "QR_PENDING"}),
+        (200, {"success": False, "error": "client not connected"}),
+    ],
+    ids=["sandbox-409", "spanish-text", "qr-pending-400", "2xx-text"],
+)  # fmt: skip
+@pytest.mark.parametrize(
+    "call",
+    [
+        lambda c: c.qr.send(number="584141992998", message="m"),
+        lambda c: c.qr.send_message_to_group(group_name=GROUP, message="m"),
+    ],
+    ids=["send", "send-to-group"],
+)
+def test_a_disconnected_session_is_a_pause_not_a_failure(
+    call: Callable[[ConnectusClient], Any], status: int, answer: dict[str, Any]
+) -> None:
+    client, _ = make_client(httpx.Response(status, json=answer))
+    with pytest.raises(errors.SessionDisconnected) as raised:
+        call(client)
+    assert raised.value.outcome == "pause"
+
+
+def test_status_answers_disconnected_as_a_value() -> None:
+    client, _ = make_client(httpx.Response(200, json={"status": "DISCONNECTED"}))
+    assert client.qr.status() == "DISCONNECTED"
 
 
 @pytest.mark.parametrize(

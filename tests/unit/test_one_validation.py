@@ -34,6 +34,7 @@ OPTIONS = {
     "subject": "--subject", "email_content": "--html", "src_email": "--from",
     "src_number": "--src", "id_client": "--client", "id_delivery": "--delivery",
     "deliver_at": "--at", "max_age_s": "--max-age-s", "expires_at": "--expires-at",
+    "group_name": "--group",
 }  # fmt: skip
 #: The producer's positional arguments, per kind (the rest are keywords).
 POSITIONAL = {
@@ -43,6 +44,7 @@ POSITIONAL = {
     "otp_email": ["dst_email", "subject", "email_content"],
     "whatsapp": ["dst_number", "whatsapp_content"],
     "whatsapp_qr": ["number", "message"],
+    "whatsapp_qr_group": ["group_name", "message"],
 }
 
 TABLE: list[tuple[str, dict[str, Any], set[str]]] = [
@@ -68,6 +70,10 @@ TABLE: list[tuple[str, dict[str, Any], set[str]]] = [
     ("whatsapp_qr", {"number": "0", "message": ""}, {"number", "message"}),
     ("whatsapp_qr", {"number": NUMBER, "message": "hola", "deliver_at": "2020-01-01 10:00:00"},
      {"deliver_at"}),
+    ("whatsapp_qr_group", {"group_name": " ", "message": ""}, {"group_name", "message"}),
+    ("whatsapp_qr_group", {"group_name": "ventas\nhola", "message": "hola"}, {"group_name"}),
+    ("whatsapp_qr_group", {"group_name": "g" * 101, "message": "hola", "max_age_s": -1},
+     {"group_name", "max_age_s"}),
 ]  # fmt: skip
 
 

@@ -118,3 +118,46 @@ async def test_qr_groups_follow_the_collection_flow() -> None:
     assert sent.json()["success"] is True
     assert [m["message"] for m in last.json()["messages"]] == ["m"]
     assert old.status_code == 404
+
+
+async def test_a_disconnected_qr_session_refuses_sends_and_charges_nothing() -> None:
+    async with sandbox() as sb:
+        c = sb.client
+        await c.post("/create-group", json={"name": "g", "numbers": ["584141924112"]})
+        off = await c.put("/_sandbox/qr_session", json={"status": "DISCONNECTED"})
+        status_off = await c.get("/status")
+        send = await c.post("/send", json={"number": "584141992998", "message": "Hola"})
+        group = await c.post("/send-message-to-group", json={"groupName": "g", "message": "m"})
+        add = await c.post("/add-participants", json={"groupName": "g", "numbers": ["5691"]})
+        qr = await c.get("/qr")
+        charges_off = (await sb.get("/_sandbox/ledger")).json()["total"]
+        on = await c.put("/_sandbox/qr_session", json={"status": "CONNECTED"})
+        status_on = await c.get("/status")
+        again = await c.post("/send-message-to-group", json={"groupName": "g", "message": "m"})
+        charges_on = (await sb.get("/_sandbox/ledger")).json()["total"]
+    assert off.json() == {"status": "DISCONNECTED"}
+    assert status_off.json() == {"status": "DISCONNECTED"}
+    for refused in (send, group, add):
+        assert refused.status_code == 409
+        assert refused.json() == {"success": False, "status": "DISCONNECTED",
+                                  "error": "WhatsApp session not connected"}  # fmt: skip
+    assert qr.status_code == 200 and qr.json()["qr"]  # the pairing code is what fixes it
+    assert charges_off == 0
+    assert (on.status_code, status_on.json()) == (200, {"status": "CONNECTED"})
+    assert again.status_code == 200 and charges_on == 1
+
+
+async def test_qr_session_admin_names_a_bad_status() -> None:
+    async with sandbox() as sb:
+        bad = await sb.client.put("/_sandbox/qr_session", json={"status": "MAYBE"})
+        missing = await sb.client.put("/_sandbox/qr_session", json={})
+    assert (bad.status_code, bad.json()["field"]) == (400, "status")
+    assert (missing.status_code, missing.json()["field"]) == (400, "status")
+
+
+async def test_reset_pairs_the_qr_session_again() -> None:
+    async with sandbox() as sb:
+        await sb.client.put("/_sandbox/qr_session", json={"status": "DISCONNECTED"})
+        await sb.client.post("/_sandbox/reset", json={})
+        status = await sb.client.get("/status")
+    assert status.json() == {"status": "CONNECTED"}

@@ -73,10 +73,12 @@ GOOD: list[dict[str, Any]] = [
     {"type": "otp_email", "dst_email": "a@example.com", "subject": "Code", "email_content": "1"},
     {"type": "whatsapp", "dst_number": NUMBER, "whatsapp_content": "hola", "src_number": E164},
     {"type": "whatsapp_qr", "number": NUMBER, "message": "hola", "priority": "bulk"},
+    {"type": "whatsapp_qr_group", "group_name": "Equipo ventas", "message": "hola"},
     {**SMS, "deliver_at": (datetime.now(UTC) + timedelta(days=3)).isoformat()},
 ]
 QUEUE = {"sms": "transactional", "otp": "otp", "email": "transactional", "otp_email": "otp",
-         "whatsapp": "transactional", "whatsapp_qr": "bulk"}  # fmt: skip
+         "whatsapp": "transactional", "whatsapp_qr": "bulk",
+         "whatsapp_qr_group": "transactional"}  # fmt: skip
 
 
 @pytest.mark.parametrize("body", GOOD, ids=lambda b: f"{b['type']}-{len(b)}")

@@ -139,7 +139,8 @@ async def test_openapi_document_describes_the_real_routes() -> None:
     schemas = document["components"]["schemas"]
     variants = {ref["$ref"].rsplit("/", 1)[1] for ref in schemas["MessageRequest"]["oneOf"]}
     assert variants == {"SmsMessage", "OtpMessage", "EmailMessage", "OtpEmailMessage",
-                        "WhatsappMessage", "WhatsappQrMessage"}  # fmt: skip
+                        "WhatsappMessage", "WhatsappQrMessage",
+                        "WhatsappQrGroupMessage"}  # fmt: skip
     assert "delivery_status" in schemas["JobRecord"]["properties"]
     assert schemas["SmsMessage"]["additionalProperties"] is False
     assert schemas["SmsMessage"]["properties"]["sms_content"]["maxLength"] == 1600

@@ -15,6 +15,7 @@ BAD = [
     ("REDIS_URL", "redis://127.0.0.1:6379/zero", "database that is not a number"),
     ("RUN_MODE", "prod", "'production', 'sandbox' or 'demo'"),
     ("KEY_PREFIX", "has space", "pattern"),
+    ("QR_STATUS_INTERVAL_S", "-1", "greater than or equal to 0"),
     ("CONNECTUS_API_USER", "  ", "is empty"),
     ("CONNECTUS_BASE_URL", "ftp://x", "http:// or https://"),
     ("CONNECTUS_V1_BASE_URL", "not a url", "http:// or https://"),

@@ -34,6 +34,7 @@ from worker.connectus.errors import (
     Rejected,
     ResponseTimeout,
     ServiceUnavailable,
+    SessionDisconnected,
     SubmitRefused,
     Throttled,
 )
@@ -225,6 +226,25 @@ BALANCE_TEXTS: tuple[str, ...] = (
     "saldo agotado",
 )
 
+# --- the WhatsApp QR session (QR API answers; chosen: docs/connectus-api.md) ----
+# The collection documents no answer of the QR API. The sandbox refuses a QR call
+# while the session is not paired with HTTP 409 {"success": false, "status":
+# "DISCONNECTED", "error": "WhatsApp session not connected"}; the client also
+# knows these statuses and texts in any error or 2xx send answer: a pause of
+# every QR send (the ``qr_session`` breaker scope), not a failure of the message.
+QR_SESSION_STATUSES: Mapping[str, Rule] = {
+    "DISCONNECTED": Rule(SessionDisconnected, "the QR session is not paired: scan GET /qr"),
+    "NOT_CONNECTED": Rule(SessionDisconnected, "the QR session is not paired: scan GET /qr"),
+    "QR_PENDING": Rule(SessionDisconnected, "waiting for the QR code to be scanned"),
+}
+SESSION_TEXTS: tuple[str, ...] = (
+    "session not connected",
+    "not connected",
+    "disconnected",
+    "no conectad",
+    "desconectad",
+)
+
 
 def for_exception(exc: httpx.RequestError) -> Verdict:
     """The class for an httpx transport failure; ``reason`` is e.g. ``read_timeout``."""
@@ -303,9 +323,11 @@ def _body_verdict(body: Any) -> Verdict | None:
         text = body.get(key)
         if isinstance(text, str) and is_balance_text(text):
             return Verdict(BalanceExhausted, "balance_exhausted")
+        if isinstance(text, str) and is_session_text(text):
+            return Verdict(SessionDisconnected, "qr_session_disconnected")
     status = body.get("status")
     if isinstance(status, str):
-        rule = SMPP.get(status) or PLATFORM.get(status)
+        rule = SMPP.get(status) or PLATFORM.get(status) or QR_SESSION_STATUSES.get(status)
         if rule is not None and rule.error is not None:
             return Verdict(rule.error, status)
     return None
@@ -315,6 +337,12 @@ def is_balance_text(text: str) -> bool:
     """True when an error text says the balance is spent (English or Spanish)."""
     lowered = text.lower()
     return any(phrase in lowered for phrase in BALANCE_TEXTS)
+
+
+def is_session_text(text: str) -> bool:
+    """True when an error text says the WhatsApp QR session is not connected."""
+    lowered = text.lower()
+    return any(phrase in lowered for phrase in SESSION_TEXTS)
 
 
 def delivery_state(status: str | None) -> DeliveryState | None:

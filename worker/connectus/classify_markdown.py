@@ -11,6 +11,8 @@ from worker.connectus.classify import (
     HTTP_OTHER_5XX,
     HTTP_REDIRECT,
     PLATFORM,
+    QR_SESSION_STATUSES,
+    SESSION_TEXTS,
     SMPP,
     SMPP_UNKNOWN,
     TRANSPORT,
@@ -75,4 +77,14 @@ def render() -> str:
     out += ["Any answer whose `error` or `detail` contains one of these (case-insensitive)"]
     out += ["is `BalanceExhausted` (pause):", ""]
     out += [*(f"- `{text}`" for text in BALANCE_TEXTS), ""]
+    out += _table(
+        "WhatsApp QR session statuses",
+        ("status", "class (in any answer)", outcome, why),
+        ((f"`{k}`", _cell(r.error), _outcome(r.error), r.why)
+         for k, r in QR_SESSION_STATUSES.items()),
+    )  # fmt: skip
+    out += ["### Body texts meaning the QR session is not connected", ""]
+    out += ["Any answer whose `error` or `detail` contains one of these (case-insensitive)"]
+    out += ["is `SessionDisconnected` (pause of the `qr_session` scope):", ""]
+    out += [*(f"- `{text}`" for text in SESSION_TEXTS), ""]
     return "\n".join(out)

@@ -29,8 +29,10 @@ decides what the worker does::
         ├── AuthenticationFailed    HTTP 401, 403                           (the account)
         ├── OperatorLoginFailed     ESME_RBINDFAIL, ESME_RINVPASWD, ESME_RINVSYSID (the account)
         ├── ProductDenied           ESME_RPROHIBITED, ESME_RSERTYPUNAUTH     (the product)
-        └── BalanceExhausted        HTTP 402 or a body saying the balance is spent
-                                    (the product's balance; SMS: that country's)
+        ├── BalanceExhausted        HTTP 402 or a body saying the balance is spent
+        │                           (the product's balance; SMS: that country's)
+        └── SessionDisconnected     the WhatsApp QR session is not paired (a QR answer
+                                    with status DISCONNECTED or "not connected")
 
 The ``outcome`` class attribute names the decision (``retry``, ``ambiguous``,
 ``permanent``, ``pause``) so logs, metrics and job records speak one word.
@@ -178,3 +180,9 @@ class ProductDenied(AccountError):
 
 class BalanceExhausted(AccountError):
     """No balance left for this product (or country, or subclient)."""
+
+
+class SessionDisconnected(AccountError):
+    """The WhatsApp QR API's session is not connected (the phone is not paired):
+    no QR send can go until someone scans ``GET /qr``. A pause of every QR send,
+    not a failure of this one."""

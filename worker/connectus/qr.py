@@ -109,10 +109,14 @@ class QrApi(SubApi):
         }
         return self._post("update-group-info", body)
 
-    def send_message_to_group(self, *, group_name: str, message: str) -> Ack:
-        """``POST /send-message-to-group``; ``success: false`` raises Rejected."""
+    def send_message_to_group(self, *, group_name: str, message: str) -> SendResult:
+        """``POST /send-message-to-group {groupName, message}``: a send like ``/send``
+        (its answer is not documented: ``{}`` is an acceptance without an id);
+        ``success: false`` raises Rejected."""
         body = {"groupName": group_name, "message": message}
-        return self._post("send-message-to-group", body)
+        return self._call(
+            "POST", "send-message-to-group", SendResult.from_body, json_body=body, send=True
+        )
 
     def generate_invite_link(self, *, group_name: str) -> str:
         """``GET /generate-invite-link {groupName}``."""
