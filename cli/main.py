@@ -73,7 +73,7 @@ def status(
         # the producers package costs start-up time (docs/benchmarks.md).
         from producers.api import owned_record
 
-        record = owned_record(settings, store.client, job_id, tenant)
+        record = owned_record(settings, store.client, job_id, tenant, store)
     if record is None:
         fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
     data = record.model_dump(mode="json")
@@ -104,7 +104,7 @@ def cancel(
     store = job_store(settings)
     from producers.api import cancel_owned  # checks the owner, then cancels
 
-    result = cancel_owned(settings, store.client, job_id, tenant)
+    result = cancel_owned(settings, store.client, job_id, tenant, store)
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)

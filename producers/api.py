@@ -65,12 +65,13 @@ def job_tenant(settings: Settings, client: redis.Redis, record: JobRecord) -> st
 
 
 def owned_record(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
 ) -> JobRecord | None:
     """The job's record (or a pending v1 bulk recipient's placeholder) if ``tenant``
     owns it, with its owner in ``tenant``; None if it is unknown, expired or another
-    tenant's (the two are not told apart: another tenant's job does not exist here)."""
-    store = JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    tenant's (the two are not told apart: another tenant's job does not exist here).
+    ``store``: the caller's, if it has one (else one is made)."""
+    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     record = store.get(job_id) or job_placeholder(settings, client, job_id)
     if record is None:
         return None
@@ -80,12 +81,14 @@ def owned_record(
     return record if record.tenant == owner else record.model_copy(update={"tenant": owner})
 
 
-def cancel_owned(settings: Settings, client: redis.Redis, job_id: str, tenant: str) -> str:
+def cancel_owned(
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+) -> str:
     """Cancel ``tenant``'s job: ``cancelled``, ``refused:<state>`` or ``missing`` (also
     for another tenant's job). The owner is checked first: a job's tenant never changes."""
-    if owned_record(settings, client, job_id, tenant) is None:
+    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    if owned_record(settings, client, job_id, tenant, store) is None:
         return "missing"
-    store = JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     return cancel_answer(settings, client, job_id, store.cancel(job_id))
 
 
@@ -278,7 +281,7 @@ class Producer:
         A released v1 bulk recipient whose chunk was not claimed yet has no
         record: it shows as :func:`core.campaign.pending.placeholder` makes it.
         """
-        record = owned_record(self.settings, self.redis, job_id, self.tenant)
+        record = owned_record(self.settings, self.redis, job_id, self.tenant, self.store)
         if record is None:
             raise JobNotFound(job_id)
         return record
@@ -289,7 +292,7 @@ class Producer:
 
         See :func:`cancel_answer` for a recipient of a v1 bulk campaign.
         """
-        return cancel_owned(self.settings, self.redis, job_id, self.tenant)
+        return cancel_owned(self.settings, self.redis, job_id, self.tenant, self.store)
 
     # -- the one path every send takes ------------------------------------------------
 
