@@ -11,6 +11,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+import producers
 from config import Settings, load_settings
 from config.tenants import DEFAULT_TENANT
 from core.jobs import IdempotencyConflict
@@ -37,7 +38,7 @@ def redis_client() -> fakeredis.FakeRedis:
     return fakeredis.FakeRedis(server=fakeredis.FakeServer())
 
 
-def producers(settings: Settings, client: fakeredis.FakeRedis) -> tuple[Producer, Producer]:
+def acme_and_globex(settings: Settings, client: fakeredis.FakeRedis) -> tuple[Producer, Producer]:
     return (
         Producer(settings, tenant="acme", redis_client=client),
         Producer(settings, tenant="globex", redis_client=client),
@@ -50,7 +51,7 @@ def producers(settings: Settings, client: fakeredis.FakeRedis) -> tuple[Producer
 def test_two_tenants_with_one_key_get_two_jobs(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
-    acme, globex = producers(settings, redis_client)
+    acme, globex = acme_and_globex(settings, redis_client)
     mine = acme.send_sms(NUMBER, "hola", idempotency_key="order-1")
     theirs = globex.send_sms(NUMBER, "otra cosa", idempotency_key="order-1")  # no conflict
     again = acme.send_sms(NUMBER, "hola", idempotency_key="order-1")
@@ -64,7 +65,7 @@ def test_two_tenants_with_one_key_get_two_jobs(
 def test_another_tenants_job_is_not_found_and_not_cancelled(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
-    acme, globex = producers(settings, redis_client)
+    acme, globex = acme_and_globex(settings, redis_client)
     job_id = acme.send_sms(NUMBER, "hola")
     with pytest.raises(JobNotFound):
         globex.get_status(job_id)
@@ -89,7 +90,7 @@ def test_a_record_written_before_tenants_is_the_default_tenants(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
     default = Producer(settings, redis_client=redis_client)
-    acme, _ = producers(settings, redis_client)
+    acme, _ = acme_and_globex(settings, redis_client)
     job_id = default.send_sms(NUMBER, "hola")
     redis_client.hdel(default.store.keys.job(job_id), "tenant")  # as an older release wrote it
     assert default.get_status(job_id).tenant == "default"
@@ -134,7 +135,7 @@ def test_a_campaigns_jobs_are_its_tenants(
 ) -> None:
     campaigns = CampaignProducer(settings, tenant="acme", redis_client=redis_client)
     campaign_id = campaigns.send(ROWS, CampaignOptions(name="P", text="Hola {name}")).campaign_id
-    acme, globex = producers(settings, redis_client)
+    acme, globex = acme_and_globex(settings, redis_client)
     # What the workers write when they release a recipient: a record naming only
     # its campaign (core/campaign/lua/lib_new_record.lua has no tenant field).
     job_id = f"{campaign_id}-0"
@@ -204,3 +205,18 @@ async def test_http_another_tenants_campaign_is_a_404() -> None:
         other = await svc.client.get(f"/v1/campaigns/{campaign_id}", headers=as_(GLOBEX))
     assert posted.status_code == 202 and own.status_code == 200
     problem(other, 404)
+
+
+def test_the_module_level_functions_send_as_the_configured_tenant(
+    settings: Settings, redis_client: fakeredis.FakeRedis
+) -> None:
+    try:
+        producers.configure(settings, redis_client=redis_client, tenant="acme")
+        job_id = producers.send_sms(NUMBER, "hola", idempotency_key="k-mod")
+        assert producers.get_status(job_id).tenant == "acme"
+        producers.configure(settings, redis_client=redis_client)  # the default tenant
+        with pytest.raises(JobNotFound):
+            producers.get_status(job_id)
+        assert producers.send_sms(NUMBER, "hola", idempotency_key="k-mod") != job_id
+    finally:
+        producers.configure(settings, redis_client=fakeredis.FakeRedis())
