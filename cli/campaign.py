@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from cli.common import EXIT_FAILED, EXIT_INVALID, fail, output
+from cli.common import EXIT_FAILED, EXIT_INVALID, TENANT_HELP, fail, output, tenant_or_exit
 
 app = typer.Typer(help="Campaigns: one message template to a list of recipients.",
                   no_args_is_help=True)  # fmt: skip
@@ -36,6 +36,7 @@ NO_BALANCE = typer.Option(False, "--no-balance", help="Don't ask Connectus for t
 KEY = typer.Option(None, "--idempotency-key", help="Submitting twice creates one campaign.")
 ID = typer.Argument(..., help="The campaign id.")
 CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
+TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
 
 
 def _options(settings: Any, name: str, text: str, subject: str | None, kind: str,
@@ -72,7 +73,7 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
     return options
 
 
-def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
+def _producer(ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str = "default") -> Any:
     from cli.common import err_console
     from config import ConfigError
     from producers.campaigns import CampaignProducer
@@ -88,7 +89,7 @@ def _producer(ctx: typer.Context, no_balance: bool, as_json: bool) -> Any:
         except ConfigError as exc:
             if not as_json:
                 err_console.print(f"[yellow]balance not checked:[/yellow] {exc}")
-    return CampaignProducer(settings, balance=lookup)
+    return CampaignProducer(settings, tenant=tenant_or_exit(tenant, as_json), balance=lookup)
 
 
 def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
@@ -151,7 +152,7 @@ def send(
     client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
     max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
     force: bool = FORCE, no_balance: bool = NO_BALANCE, idempotency_key: str | None = KEY,
-    json_output: bool = JSON,
+    tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -162,7 +163,7 @@ def send(
     options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
                        at, window, max_lateness, transport, skip_invalid, force,
                        idempotency_key)  # fmt: skip
-    producer = _producer(ctx, no_balance, json_output)
+    producer = _producer(ctx, no_balance, json_output, tenant)
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=json_output, transient=True,
                   console=err_console) as bar:  # fmt: skip
@@ -180,7 +181,7 @@ def send(
     err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
 
 
-def _control(ctx: typer.Context) -> Any:
+def _control(ctx: typer.Context, tenant: str, as_json: bool) -> Any:
     from core.campaign.store import CampaignStore
     from core.keys import Keys
     from core.redis import connect
@@ -189,17 +190,18 @@ def _control(ctx: typer.Context) -> Any:
     settings = ctx.obj()
     store = CampaignStore(connect(settings), Keys(settings.key_prefix),
                           ttl_s=settings.campaign_ttl_s, job_ttl_s=settings.job_ttl_s)  # fmt: skip
-    return CampaignControl(store)
+    return CampaignControl(store, tenant=tenant_or_exit(tenant, as_json))
 
 
 @app.command("list")
 def list_(ctx: typer.Context, limit: int = typer.Option(50, min=1, max=1000),
-          json_output: bool = JSON) -> None:  # fmt: skip
-    """The newest campaigns, with their state and progress."""
+          tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
+    """The tenant's newest campaigns, with their state and progress."""
     from cli.campaign_view import print_list
 
-    control = _control(ctx)
-    rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)]
+    control = _control(ctx, tenant, json_output)
+    rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)
+            if c.tenant == tenant]  # fmt: skip
     if json_output:
         output({"campaigns": rows}, True)
     else:
@@ -211,12 +213,12 @@ def status(
     ctx: typer.Context, campaign_id: str = ID,
     watch: bool = typer.Option(False, "--watch", help="Refresh until the campaign ends."),
     interval_s: float = typer.Option(2.0, "--interval", min=0.2, help="Refresh period (s)."),
-    json_output: bool = JSON,
+    tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
     from cli.campaign_view import health, print_status
 
-    control = _control(ctx)
+    control = _control(ctx, tenant, json_output)
     settings = ctx.obj()
     while True:
         body = _checked(json_output, control.status, campaign_id).to_json()
@@ -231,8 +233,10 @@ def status(
         time.sleep(interval_s)  # a display refresh, not a wait for an event
 
 
-def _transition(ctx: typer.Context, campaign_id: str, action: str, as_json: bool) -> None:
-    control = _control(ctx)
+def _transition(
+    ctx: typer.Context, campaign_id: str, action: str, tenant: str, as_json: bool
+) -> None:
+    control = _control(ctx, tenant, as_json)
     result = _checked(as_json, getattr(control, action), campaign_id)
     state = control.get(campaign_id).state.value
     output({"campaign_id": campaign_id, "action": action, "previous": result.state,
@@ -240,31 +244,35 @@ def _transition(ctx: typer.Context, campaign_id: str, action: str, as_json: bool
 
 
 @app.command()
-def pause(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+def pause(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
+          json_output: bool = JSON) -> None:  # fmt: skip
     """Stop releasing and sending; messages met by workers are parked."""
-    _transition(ctx, campaign_id, "pause", json_output)
+    _transition(ctx, campaign_id, "pause", tenant, json_output)
 
 
 @app.command()
-def resume(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+def resume(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
+          json_output: bool = JSON) -> None:  # fmt: skip
     """Resume a paused campaign, or start a late one."""
-    _transition(ctx, campaign_id, "resume", json_output)
+    _transition(ctx, campaign_id, "resume", tenant, json_output)
 
 
 @app.command()
-def cancel(ctx: typer.Context, campaign_id: str = ID, json_output: bool = JSON) -> None:
+def cancel(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
+          json_output: bool = JSON) -> None:  # fmt: skip
     """Cancel: nothing more is sent (in-flight sends finish)."""
-    _transition(ctx, campaign_id, "cancel", json_output)
+    _transition(ctx, campaign_id, "cancel", tenant, json_output)
 
 
 @app.command()
 def report(
     ctx: typer.Context, campaign_id: str = ID,
     csv_path: Path = CSV,
+    tenant: str = TENANT,
     json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """One row per recipient: state, provider id, delivery status, error."""
-    control = _control(ctx)
+    control = _control(ctx, tenant, json_output)
     _checked(json_output, control.get, campaign_id)  # before the file is created
     if str(csv_path) == "-":
         rows = _checked(json_output, control.write_report, campaign_id, sys.stdout)

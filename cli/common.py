@@ -65,6 +65,22 @@ def job_store(settings: Settings) -> JobStore:
     return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
 
 
+TENANT_HELP = (
+    "Whose jobs and campaigns (INTAKE_TENANTS' names; another tenant's do not exist "
+    "for this command)."
+)
+
+
+def tenant_or_exit(tenant: str, as_json: bool) -> str:
+    """``tenant`` if it is a valid tenant name; otherwise exit 2 naming ``tenant``."""
+    from config.tenants import tenant_problem
+
+    problem = tenant_problem(tenant)
+    if problem is not None:
+        fail(f"tenant: {problem}", as_json, code=EXIT_INVALID)
+    return tenant
+
+
 def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
     """One JSON object on stdout for scripts, or a small table for people."""
     if as_json:

@@ -19,7 +19,15 @@ from typing import Annotated
 import typer
 
 from cli import campaign, dlq, qr, review, send, serve_cmd, worker_cmd
-from cli.common import EXIT_CONFIG, fail, job_store, load_or_exit, output
+from cli.common import (
+    EXIT_CONFIG,
+    TENANT_HELP,
+    fail,
+    job_store,
+    load_or_exit,
+    output,
+    tenant_or_exit,
+)
 from cli.devtools_path import dev_tools_or_exit
 from cli.health_cmd import breaker
 from cli.sandbox_cmd import sandbox_command
@@ -52,18 +60,21 @@ def _root(ctx: typer.Context) -> None:
 def status(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., help="The id returned when the job was queued."),
+    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Show a job's record: state, provider id, attempts, last error."""
+    tenant_or_exit(tenant, json_output)
     settings = ctx.obj()
     store = job_store(settings)
     record = store.get(job_id)
-    if record is None:
-        # Perhaps a v1 bulk recipient whose chunk no claim has reached yet. Imported
-        # only here: the producers package costs start-up time (docs/benchmarks.md).
-        from producers.api import job_placeholder
+    if record is None or record.campaign is not None or record.tenant != tenant:
+        # A campaign's job (its campaign says whose), another tenant's, or perhaps a
+        # v1 bulk recipient whose chunk no claim has reached yet. Imported only here:
+        # the producers package costs start-up time (docs/benchmarks.md).
+        from producers.api import owned_record
 
-        record = job_placeholder(settings, store.client, job_id)
+        record = owned_record(settings, store.client, job_id, tenant, store)
     if record is None:
         fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
     data = record.model_dump(mode="json")
@@ -85,16 +96,16 @@ PROVIDER_ID_LOOKUP = {
 def cancel(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., help="The job to cancel."),
+    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Cancel a job that is queued, scheduled or waiting to retry."""
+    tenant_or_exit(tenant, json_output)
     settings = ctx.obj()
     store = job_store(settings)
-    result = store.cancel(job_id)
-    if result == "missing":  # perhaps a pending v1 bulk recipient (see status)
-        from producers.api import cancel_answer
+    from producers.api import cancel_owned  # checks the owner, then cancels
 
-        result = cancel_answer(settings, store.client, job_id, result)
+    result = cancel_owned(settings, store.client, job_id, tenant, store)
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)

@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from cli.common import EXIT_INVALID, fail, output
+from cli.common import EXIT_INVALID, TENANT_HELP, fail, output, tenant_or_exit
 
 app = typer.Typer(help="Queue one message; prints its job id.", no_args_is_help=True)
 
@@ -27,16 +27,19 @@ EXPIRES = typer.Option(
 BULK = typer.Option(False, "--bulk", help="Use the bulk queue instead of the transactional one.")
 CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client).")
 DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
+TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
 
 
-def _enqueue(ctx: typer.Context, kind: str, as_json: bool, key: str | None, **fields: Any) -> None:
+def _enqueue(
+    ctx: typer.Context, kind: str, as_json: bool, key: str | None, tenant: str, **fields: Any
+) -> None:
     """Queue one ``kind`` message: ``fields`` are :mod:`core.requests`'s (None = absent),
     validated there like every producer's and the intake's."""
     from core.jobs import IdempotencyConflict
     from core.validation import InvalidInput
     from producers.api import Producer
 
-    producer = Producer(ctx.obj())
+    producer = Producer(ctx.obj(), tenant=tenant_or_exit(tenant, as_json))
     if fields.pop("bulk", False):
         fields["priority"] = "bulk"
     try:
@@ -59,6 +62,7 @@ def sms(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -66,7 +70,7 @@ def sms(
     json_output: bool = JSON,
 ) -> None:
     """Queue an SMS."""
-    _enqueue(ctx, "sms", json_output, key, dst_number=to, sms_content=text, src_number=src,
+    _enqueue(ctx, "sms", json_output, key, tenant, dst_number=to, sms_content=text, src_number=src,
              id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
@@ -77,12 +81,13 @@ def otp(
     to: str = typer.Option(..., "--to", help="Destination number, international format."),
     text: str = typer.Option(..., "--text", help="The OTP message; stored only as a hash."),
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP SMS on the OTP queue."""
-    _enqueue(ctx, "otp", json_output, key, dst_number=to, sms_content=text,
+    _enqueue(ctx, "otp", json_output, key, tenant, dst_number=to, sms_content=text,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
@@ -96,6 +101,7 @@ def email(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -103,9 +109,9 @@ def email(
     json_output: bool = JSON,
 ) -> None:
     """Queue an e-mail."""
-    _enqueue(ctx, "email", json_output, key, dst_email=to, subject=subject, email_content=html,
-             src_email=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
-             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
+    _enqueue(ctx, "email", json_output, key, tenant, dst_email=to, subject=subject,
+             email_content=html, src_email=src, id_client=client, id_delivery=delivery,
+             deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
 @app.command("otp-email")
@@ -116,12 +122,13 @@ def otp_email(
     html: str = typer.Option(..., "--html", help="HTML content with the code."),
     src: str | None = typer.Option(None, "--from", help="Validated origin address."),
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP e-mail on the OTP queue."""
-    _enqueue(ctx, "otp_email", json_output, key, dst_email=to, subject=subject,
+    _enqueue(ctx, "otp_email", json_output, key, tenant, dst_email=to, subject=subject,
              email_content=html, src_email=src, max_age_s=max_age,
              expires_at=expires_at)  # fmt: skip
 
@@ -135,6 +142,7 @@ def whatsapp(
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -142,7 +150,7 @@ def whatsapp(
     json_output: bool = JSON,
 ) -> None:
     """Queue a WhatsApp message (v3 API)."""
-    _enqueue(ctx, "whatsapp", json_output, key, dst_number=to, whatsapp_content=text,
+    _enqueue(ctx, "whatsapp", json_output, key, tenant, dst_number=to, whatsapp_content=text,
              src_number=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
@@ -153,13 +161,14 @@ def whatsapp_qr(
     to: str = typer.Option(..., "--to", help="Destination number."),
     text: str = typer.Option(..., "--text", help="Message content."),
     key: str | None = KEY,
+    tenant: str = TENANT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
     json_output: bool = JSON,
 ) -> None:
     """Queue a message through the WhatsApp QR API."""
-    _enqueue(ctx, "whatsapp_qr", json_output, key, number=to, message=text, deliver_at=at,
+    _enqueue(ctx, "whatsapp_qr", json_output, key, tenant, number=to, message=text, deliver_at=at,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
@@ -173,8 +182,9 @@ def whatsapp_qr_group(
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
     bulk: bool = BULK,
+    tenant: str = TENANT,
     json_output: bool = JSON,
 ) -> None:
     """Queue a message to a WhatsApp group through the QR API (send-message-to-group)."""
-    _enqueue(ctx, "whatsapp_qr_group", json_output, key, group_name=group, message=text,
+    _enqueue(ctx, "whatsapp_qr_group", json_output, key, tenant, group_name=group, message=text,
              deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip

@@ -18,6 +18,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationInfo
 
+from config.tenants import parse_tenants
+
 # Bearer tokens: RFC 6750 token characters (no comma: the list separator).
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 # URL-safe without encoding (RFC 3986 unreserved characters).
@@ -115,6 +117,35 @@ def check_intake_tokens(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def check_intake_tenants(value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+    """``name:token,token;name:token``: valid names, each token shaped like an
+    ``INTAKE_TOKENS`` one, and no token in two tenants (nor in ``INTAKE_TOKENS``:
+    a token names exactly one tenant)."""
+    if value is None:
+        return None
+    tenants = parse_tenants(value.get_secret_value())
+    seen: dict[str, str] = {}
+    plain = info.data.get("intake_tokens")
+    if isinstance(plain, SecretStr):
+        for token in plain.get_secret_value().split(","):
+            seen[token.strip()] = "INTAKE_TOKENS"
+    for name, tokens in tenants.items():
+        for position, token in enumerate(tokens, start=1):
+            # The reason names the tenant and the position, never the token.
+            if not _TOKEN_SHAPE.match(token):
+                raise ValueError(
+                    f"tenant {name!r} token #{position} must be 16-256 characters of "
+                    "A-Z a-z 0-9 . _ ~ + / = -"
+                )
+            if token in seen:
+                raise ValueError(
+                    f"tenant {name!r} token #{position} is also a token of {seen[token]}: "
+                    "a token belongs to one tenant"
+                )
+            seen[token] = f"tenant {name!r}"
+    return value
+
+
 def check_webhook_secret(value: SecretStr | None) -> SecretStr | None:
     # It goes into a URL pasted into the Connectus platform: unreserved characters only.
     if value is not None and not _URL_SECRET_SHAPE.match(value.get_secret_value()):
@@ -145,12 +176,15 @@ SAMPLE_SECRETS = frozenset({"sandbox-key", "sandbox-intake-token", "sandbox-webh
 PLACEHOLDER_MARK = "replace-me"
 #: RUN_MODE values in which the samples are allowed (a local stack, the demo).
 SAMPLE_MODES = frozenset({"sandbox", "demo"})
+_SECRET_ITEM_SEPARATORS = re.compile(r"[,;:]")
 
 
 def _texts(value: Any) -> Iterator[tuple[str, bool]]:
-    """(text, is_secret) of a setting's value; a secret list item by item."""
+    """(text, is_secret) of a setting's value; a secret list item by item (items are
+    separated by ``,``, and by ``;`` and ``:`` in ``INTAKE_TENANTS``; no token, secret
+    or placeholder holds one of the three)."""
     if isinstance(value, SecretStr):
-        for item in value.get_secret_value().split(","):
+        for item in _SECRET_ITEM_SEPARATORS.split(value.get_secret_value()):
             yield item.strip(), True
     elif isinstance(value, str):
         yield value, False

@@ -20,6 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config import checks
+from config.tenants import DEFAULT_TENANT, parse_tenants
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -164,6 +165,9 @@ class Settings(BaseSettings):
     # --- HTTP service (``connectus serve``) ----------------------------------
     # Bearer tokens of the intake, comma-separated; each >= 16 characters.
     intake_tokens: SecretStr | None = None
+    # Tenants and their bearer tokens: name:token,token;name:token (config/tenants.py).
+    # INTAKE_TOKENS are the tokens of the tenant "default".
+    intake_tenants: SecretStr | None = None
     # Largest accepted request body, in bytes (256 KiB); bigger is a 413.
     intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
     # How long a stored Idempotency-Key response is replayed, in s (Stripe: 24 h).
@@ -179,6 +183,9 @@ class Settings(BaseSettings):
     opt_out_keywords: str = "STOP,BAJA,SALIR"
     # Approximate cap on the event stream's length, in entries (XADD MAXLEN ~).
     events_stream_maxlen: Annotated[int, Field(ge=1_000)] = 100_000
+    # /metrics is unauthenticated: campaign ids and names are exported there only
+    # when this is true (a scrape endpoint reachable by the cluster alone).
+    metrics_campaign_labels: bool = False
 
     # --- Rate limits (worker/ratelimit.py) -----------------------------------
     # One token bucket per account and product, shared by every pod through
@@ -242,6 +249,7 @@ class Settings(BaseSettings):
     )
     _check_user = field_validator("connectus_api_user")(checks.check_user)
     _check_intake_tokens = field_validator("intake_tokens")(checks.check_intake_tokens)
+    _check_intake_tenants = field_validator("intake_tenants")(checks.check_intake_tenants)
     _check_webhook_secret = field_validator("webhook_secret")(checks.check_webhook_secret)
     _check_basic_password = field_validator("webhook_basic_password")(checks.check_basic_password)
     _check_opt_out_keywords = field_validator("opt_out_keywords")(checks.check_opt_out_keywords)
@@ -265,10 +273,21 @@ class Settings(BaseSettings):
 
     @property
     def intake_token_values(self) -> tuple[str, ...]:
-        """The intake bearer tokens (plain text: compare them, never log them)."""
-        if self.intake_tokens is None:
-            return ()
-        return tuple(t.strip() for t in self.intake_tokens.get_secret_value().split(","))
+        """Every intake bearer token, of every tenant (plain text: compare them, never
+        log them)."""
+        return tuple(token for tokens in self.tenant_tokens.values() for token in tokens)
+
+    @property
+    def tenant_tokens(self) -> dict[str, tuple[str, ...]]:
+        """{tenant: its bearer tokens}: ``INTAKE_TENANTS``, and ``INTAKE_TOKENS`` as the
+        tokens of ``default`` (config/tenants.py)."""
+        tenants: dict[str, tuple[str, ...]] = {}
+        if self.intake_tenants is not None:
+            tenants.update(parse_tenants(self.intake_tenants.get_secret_value()))
+        if self.intake_tokens is not None:
+            plain = tuple(t.strip() for t in self.intake_tokens.get_secret_value().split(","))
+            tenants[DEFAULT_TENANT] = tenants.get(DEFAULT_TENANT, ()) + plain
+        return tenants
 
     @property
     def opt_out_keyword_set(self) -> frozenset[str]:
@@ -282,7 +301,9 @@ class Settings(BaseSettings):
         share these settings and need none of them.
         """
         if not self.intake_token_values:
-            raise ConfigError("INTAKE_TOKENS", "is required to serve the intake")
+            raise ConfigError(
+                "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
+            )
         if self.webhook_auth == "token" and self.webhook_secret is None:
             raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_AUTH=token")
         if self.webhook_auth == "basic":

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 from dramatiq import Message
 
+from config.tenants import DEFAULT_TENANT
 from core.autopipeline import AutoPipeline
 from core.claims import Claim, claimed
 from core.job_messages import renew_message
@@ -99,20 +100,23 @@ class JobStore(JobRecovery):
         self,
         *,
         job_id: str,
-        idempotency_key: str,
+        idempotency_key: str | None,
         fingerprint: str,
         message: Message[Any],
         record: Mapping[str, str | int],
         due_ms: int | None = None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Enqueued:
         """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
 
-        Raises :class:`IdempotencyConflict` when the key is taken by a
-        different payload; returns the first job's id when it is the same.
+        ``idempotency_key`` is ``tenant``'s (None: the job's own, in a namespace no
+        caller's key reaches, see :mod:`core.keys`). Raises :class:`IdempotencyConflict`
+        when the key is taken by a different payload; returns the first job's id when
+        it is the same. The record gets ``tenant``.
         """
         now = self.clock()
         scheduled = due_ms is not None and due_ms > now
-        fields = {**record, "state": "scheduled" if scheduled else "queued"}
+        fields = {**record, "tenant": tenant, "state": "scheduled" if scheduled else "queued"}
         fields.setdefault("created_at", now)
         fields.setdefault("updated_at", now)
         args: list[str | int] = [
@@ -129,7 +133,9 @@ class JobStore(JobRecovery):
             args += [name, value]
         status, existing = self._enqueue(
             keys=[
-                self.keys.idempotency(idempotency_key),
+                self.keys.idempotency(idempotency_key, tenant)
+                if idempotency_key is not None
+                else self.keys.automatic_idempotency(job_id),
                 self.keys.job(job_id),
                 self.keys.queue(message.queue_name),
                 self.keys.queue_messages(message.queue_name),
@@ -140,7 +146,7 @@ class JobStore(JobRecovery):
         )
         existing_id = existing.decode()
         if status == b"conflict":
-            raise IdempotencyConflict(idempotency_key, existing_id)
+            raise IdempotencyConflict(str(idempotency_key), existing_id)
         return Enqueued(job_id=existing_id, created=status == b"created")
 
     def get(self, job_id: str) -> JobRecord | None:

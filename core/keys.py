@@ -3,11 +3,25 @@
 Everything the project stores lives under ``{prefix}:`` (``KEY_PREFIX``,
 default ``cw``); Dramatiq's own queues live under its namespace
 (``{prefix}-dramatiq``) so that two deployments can share one Redis.
+
+Keys built from a caller's string (idempotency keys) put a fixed kind word
+first, then the tenant (no ``:`` in it, see :mod:`config.tenants`), then the
+caller's string last: ``{prefix}:idem:msg:{tenant}:{key}``. Split from the left,
+such a name has one reading, so no caller's key can reach another kind's
+key, another tenant's, or a marker of the project's own (issue 21: a message
+key ``campaign:K`` used to be campaign ``K``'s key, and an HTTP key ``X:lock``
+the in-flight marker of ``X``). :data:`USER_KEY_KINDS` lists those kinds;
+``tests/unit/test_key_namespaces.py`` checks the property with hypothesis.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+
+from config.tenants import DEFAULT_TENANT
+
+#: The kinds of key that end with a caller's string (each ``{prefix}:<ns>:<kind>:``).
+USER_KEY_KINDS = ("idem:msg", "idem:campaign", "http-idem:answer", "http-idem:lock")
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,9 +38,27 @@ class Keys:
         """Hash: the job record and its ledger state."""
         return f"{self.prefix}:job:{job_id}"
 
-    def idempotency(self, key: str) -> str:
-        """String: idempotency key -> job id."""
-        return f"{self.prefix}:idem:{key}"
+    def idempotency(self, key: str, tenant: str = DEFAULT_TENANT) -> str:
+        """String: a tenant's idempotency key of a message -> job id."""
+        return f"{self.prefix}:idem:msg:{tenant}:{key}"
+
+    def automatic_idempotency(self, job_id: str) -> str:
+        """String: the key of a job sent without one (its own id) -> job id.
+
+        A namespace of its own: no caller's key reaches it (``job:<id>`` was one)."""
+        return f"{self.prefix}:idem:auto:{job_id}"
+
+    def campaign_idempotency(self, key: str, tenant: str = DEFAULT_TENANT) -> str:
+        """String: a tenant's idempotency key of a campaign -> campaign id."""
+        return f"{self.prefix}:idem:campaign:{tenant}:{key}"
+
+    def http_answer(self, tenant: str, key: str) -> str:
+        """String: the stored HTTP answer of a tenant's ``Idempotency-Key`` (JSON)."""
+        return f"{self.prefix}:http-idem:answer:{tenant}:{key}"
+
+    def http_lock(self, tenant: str, key: str) -> str:
+        """String with a TTL: the in-flight marker of a tenant's ``Idempotency-Key``."""
+        return f"{self.prefix}:http-idem:lock:{tenant}:{key}"
 
     def provider(self, provider_id: str) -> str:
         """String: Connectus's message id -> job id."""

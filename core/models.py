@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from config.tenants import DEFAULT_TENANT
+
 
 class Kind(StrEnum):
     """What a job sends; one Dramatiq actor per kind."""
@@ -114,6 +116,10 @@ class JobRecord(BaseModel):
     delivery_status_at: datetime | None = None
     # The campaign this job sends for (a recipient of it), if any.
     campaign: str | None = None
+    # Who owns it (config/tenants.py): the producer's tenant, or the intake
+    # token's. A campaign's jobs are its campaign's tenant's. Records written
+    # before tenants existed have none: the default tenant.
+    tenant: str = DEFAULT_TENANT
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
@@ -131,6 +137,8 @@ class JobRecord(BaseModel):
                 data.pop(name, None)
         optional = ("provider_id", "provider_id_lookup", "outcome", "error_class", "last_error",
                     "correlation_id", "delivery_status", "campaign")  # fmt: skip
+        if not data.get("tenant"):
+            data.pop("tenant", None)
         for name in optional:
             if data.get(name) == "":
                 data[name] = None

@@ -21,6 +21,7 @@ from typing import Any
 import redis
 
 from config import Settings, load_settings
+from config.tenants import DEFAULT_TENANT
 from core.jobs import IdempotencyConflict
 from core.models import JobRecord, Kind, State
 from core.validation import FieldError, InvalidInput
@@ -30,6 +31,7 @@ from producers.campaign_plan import CampaignOptions, CampaignPlan
 from producers.campaigns import Accepted, CampaignProducer, CampaignRefused
 
 __all__ = [
+    "DEFAULT_TENANT",
     "Accepted",
     "CampaignControl",
     "CampaignNotFound",
@@ -62,12 +64,16 @@ _default: Producer | None = None
 
 
 def configure(
-    settings: Settings | None = None, *, redis_client: redis.Redis | None = None
+    settings: Settings | None = None,
+    *,
+    redis_client: redis.Redis | None = None,
+    tenant: str = DEFAULT_TENANT,
 ) -> Producer:
-    """Set (and return) the producer the module-level functions use."""
+    """Set (and return) the producer the module-level functions use (``tenant``: whose
+    jobs they send and read, see :mod:`config.tenants`)."""
     global _default
     with _lock:
-        _default = Producer(settings or load_settings(), redis_client=redis_client)
+        _default = Producer(settings or load_settings(), redis_client=redis_client, tenant=tenant)
         return _default
 
 

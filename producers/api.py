@@ -16,6 +16,7 @@ from typing import Any
 import redis
 
 from config import Settings
+from config.tenants import DEFAULT_TENANT, tenant_problem
 from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore
 from core.hashing import content_hash
@@ -50,6 +51,46 @@ def job_placeholder(settings: Settings, client: redis.Redis, job_id: str) -> Job
     return placeholder(campaigns, job_id, queue=settings.queue_bulk)
 
 
+def job_tenant(settings: Settings, client: redis.Redis, record: JobRecord) -> str:
+    """Who owns the job: a campaign's job is its campaign's tenant's (the records
+    the workers make for campaign recipients name only the campaign); any other,
+    the tenant in its record."""
+    if record.campaign is None:
+        return record.tenant
+    campaigns = CampaignStore(client, Keys(settings.key_prefix), ttl_s=settings.campaign_ttl_s,
+                              job_ttl_s=settings.job_ttl_s)  # fmt: skip
+    campaign = campaigns.get(record.campaign)
+    return campaign.tenant if campaign is not None else record.tenant
+
+
+def owned_record(
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+) -> JobRecord | None:
+    """The job's record (or a pending v1 bulk recipient's placeholder) if ``tenant``
+    owns it, with its owner in ``tenant``; None if it is unknown, expired or another
+    tenant's (the two are not told apart: another tenant's job does not exist here).
+    ``store``: the caller's, if it has one (else one is made)."""
+    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    record = store.get(job_id) or job_placeholder(settings, client, job_id)
+    if record is None:
+        return None
+    owner = job_tenant(settings, client, record)
+    if owner != tenant:
+        return None
+    return record if record.tenant == owner else record.model_copy(update={"tenant": owner})
+
+
+def cancel_owned(
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+) -> str:
+    """Cancel ``tenant``'s job: ``cancelled``, ``refused:<state>`` or ``missing`` (also
+    for another tenant's job). The owner is checked first: a job's tenant never changes."""
+    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    if owned_record(settings, client, job_id, tenant, store) is None:
+        return "missing"
+    return cancel_answer(settings, client, job_id, store.cancel(job_id))
+
+
 def cancel_answer(settings: Settings, client: redis.Redis, job_id: str, answer: str) -> str:
     """:meth:`JobStore.cancel`'s ``answer``, except for a pending recipient of a v1
     bulk campaign (``missing``: it has no record until its chunk is claimed).
@@ -72,15 +113,24 @@ class Producer:
     both: the job is never sent after that, and fails as ``Expired``. Without
     either, ``MAX_MESSAGE_AGE_S`` applies, or ``OTP_MAX_AGE_S`` to an OTP
     (:mod:`core.expiry`). An unknown keyword is an :class:`InvalidInput`.
+
+    ``tenant`` (:mod:`config.tenants`; default ``default``) owns the jobs it
+    sends: its idempotency keys are its own (another tenant's same key is another
+    job), and :meth:`get_status` and :meth:`cancel` see only its jobs.
     """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        tenant: str = DEFAULT_TENANT,
         redis_client: redis.Redis | None = None,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
+        problem = tenant_problem(tenant)
+        if problem is not None:
+            raise InvalidInput("tenant", problem)
+        self.tenant = tenant
         self.settings = settings
         self.redis = redis_client or connect(settings)
         self.store = JobStore(
@@ -243,22 +293,23 @@ class Producer:
     # -- lookups ------------------------------------------------------------------
 
     def get_status(self, job_id: str) -> JobRecord:
-        """The job's record; raises :class:`JobNotFound`.
+        """The job's record; raises :class:`JobNotFound` (also for another tenant's job).
 
         A released v1 bulk recipient whose chunk was not claimed yet has no
         record: it shows as :func:`core.campaign.pending.placeholder` makes it.
         """
-        record = self.store.get(job_id) or job_placeholder(self.settings, self.redis, job_id)
+        record = owned_record(self.settings, self.redis, job_id, self.tenant, self.store)
         if record is None:
             raise JobNotFound(job_id)
         return record
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``.
+        """Cancel a queued or scheduled job: ``cancelled``, ``refused:<state>`` or ``missing``
+        (also for another tenant's job).
 
         See :func:`cancel_answer` for a recipient of a v1 bulk campaign.
         """
-        return cancel_answer(self.settings, self.redis, job_id, self.store.cancel(job_id))
+        return cancel_owned(self.settings, self.redis, job_id, self.tenant, self.store)
 
     # -- the one path every send takes ------------------------------------------------
 
@@ -315,10 +366,11 @@ class Producer:
         message = new_message(queue, request.kind.actor_name, job)
         result = self.store.enqueue(
             job_id=job_id,
-            idempotency_key=key,
+            idempotency_key=idempotency_key or None,
             fingerprint=request.fingerprint(),
             message=message,
             record=record,
             due_ms=due_ms,
+            tenant=self.tenant,
         )
         return result.job_id

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from config.tenants import DEFAULT_TENANT
 from core.campaign.model import PAUSABLE, RESUMABLE, TERMINAL, Campaign, CampaignState
 from core.campaign.pending import pending_state
 from core.campaign.store import CampaignStore, Control, job_id_for
@@ -94,14 +95,20 @@ class CampaignStatus:
 
 
 class CampaignControl:
-    """Pause, resume, cancel, status and report, on a :class:`CampaignStore`."""
+    """Pause, resume, cancel, status and report, on a :class:`CampaignStore`.
 
-    def __init__(self, store: CampaignStore) -> None:
+    ``tenant``: only that tenant's campaigns exist for it (another's is
+    :class:`CampaignNotFound`); None, an operator's view of every campaign
+    (``connectus campaign list`` without ``--tenant``).
+    """
+
+    def __init__(self, store: CampaignStore, *, tenant: str | None = DEFAULT_TENANT) -> None:
         self.store = store
+        self.tenant = tenant
 
     def get(self, campaign_id: str) -> Campaign:
         campaign = self.store.get(campaign_id)
-        if campaign is None:
+        if campaign is None or (self.tenant is not None and campaign.tenant != self.tenant):
             raise CampaignNotFound(campaign_id)
         return campaign
 
@@ -175,6 +182,8 @@ class CampaignControl:
         self, campaign_id: str, to: CampaignState, allowed: frozenset[CampaignState] | set[Any],
         **fields: str | int,
     ) -> Control:  # fmt: skip
+        if self.tenant is not None:
+            self.get(campaign_id)  # another tenant's: CampaignNotFound (its tenant never changes)
         result = self.store.transition(campaign_id, to, allowed_from=allowed, fields=fields)
         if result.status == "refused":
             if result.state == "":

@@ -24,6 +24,7 @@ from pathlib import Path
 import redis
 
 from config import Settings
+from config.tenants import DEFAULT_TENANT, tenant_problem
 from core.campaign.batch_checker import BatchChecker
 from core.campaign.checker import InvalidRow
 from core.campaign.model import Campaign, CampaignState, Transport
@@ -33,7 +34,7 @@ from core.jobs import epoch_ms
 from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
-from core.validation import validate_idempotency_key
+from core.validation import InvalidInput, validate_idempotency_key
 from producers.campaign_plan import (
     BalanceLookup,
     CampaignOptions,
@@ -62,16 +63,25 @@ Source = Path | str | Iterable[Mapping[str, object]]
 
 
 class CampaignProducer:
-    """Preflights and accepts campaigns. Build one per process and reuse it."""
+    """Preflights and accepts campaigns. Build one per process and reuse it.
+
+    ``tenant`` (:mod:`config.tenants`) owns the campaigns it accepts, and its
+    idempotency keys are its own.
+    """
 
     def __init__(
         self,
         settings: Settings,
         *,
+        tenant: str = DEFAULT_TENANT,
         redis_client: redis.Redis | None = None,
         balance: BalanceLookup | None = None,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
+        problem = tenant_problem(tenant)
+        if problem is not None:
+            raise InvalidInput("tenant", problem)
+        self.tenant = tenant
         self.settings = settings
         self.redis = redis_client or connect(settings)
         self.store = CampaignStore(
@@ -142,7 +152,9 @@ class CampaignProducer:
         return Accepted(created.campaign_id, created.created, plan)
 
     def get(self, campaign_id: str) -> Campaign | None:
-        return self.store.get(campaign_id)
+        """The tenant's campaign (None: unknown, expired or another tenant's)."""
+        campaign = self.store.get(campaign_id)
+        return campaign if campaign is not None and campaign.tenant == self.tenant else None
 
     # -- internals ------------------------------------------------------------
 
@@ -254,7 +266,9 @@ class CampaignProducer:
             "created_at": self.store.clock(),
             "idempotency_key": key or "",
         }
-        return self.store.commit(campaign_id, fields, fingerprint=fingerprint, idempotency_key=key)
+        return self.store.commit(
+            campaign_id, fields, fingerprint=fingerprint, idempotency_key=key, tenant=self.tenant
+        )
 
 
 def _batches(source: Source) -> Iterator[Batch]:

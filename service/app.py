@@ -25,6 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from config import Settings
+from config.tenants import DEFAULT_TENANT
 from core.keys import Keys
 from core.models import JobRecord
 from core.redis import connect
@@ -64,23 +65,34 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     owned = redis_client is None
     client = redis_client if redis_client is not None else connect(settings)
     keys = Keys(settings.key_prefix)
-    producer = Producer(settings, redis_client=client)
+    tenants = settings.tenant_tokens
+    # One producer of each kind per tenant: the caller's token picks them (config/tenants.py).
+    producers = {name: Producer(settings, tenant=name, redis_client=client) for name in tenants}
+    producer = producers.get(DEFAULT_TENANT) or Producer(settings, redis_client=client)
     metrics = Metrics()
-    bearer = BearerAuth(settings.intake_token_values)
+    bearer = BearerAuth(tenants)
     idempotency = HttpIdempotency(client, keys, ttl_s=settings.intake_idempotency_ttl_s)
     intake = Intake(
-        producer, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
+        producers, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
     )
     # balance=None: the service holds no Connectus credentials (see service.campaigns).
-    campaign_producer = CampaignProducer(settings, redis_client=client, balance=None)
+    campaign_producers = {
+        name: CampaignProducer(settings, tenant=name, redis_client=client, balance=None)
+        for name in tenants
+    }
+    campaign_producer = campaign_producers.get(DEFAULT_TENANT) or CampaignProducer(
+        settings, redis_client=client, balance=None
+    )
     campaigns = CampaignIntake(
-        campaign_producer,
-        CampaignControl(campaign_producer.store),
+        campaign_producers,
+        {name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()},
         bearer,
         idempotency,
         max_body_bytes=settings.intake_max_body_bytes,
     )
-    metrics.watch_campaigns(campaign_producer.store)
+    if settings.metrics_campaign_labels:
+        # Off by default: /metrics is unauthenticated, and these name every campaign.
+        metrics.watch_campaigns(campaign_producer.store)
     webhooks = Webhooks(
         producer.store,
         EventRecorder(

@@ -11,6 +11,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from starlette.requests import Request
 
@@ -22,30 +23,31 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
 
 
-def token_scope(token: str) -> str:
-    """A short stable name for a token (for Redis keys and logs); reveals nothing usable."""
-    return hashlib.sha256(b"cw-intake-scope:" + token.encode()).hexdigest()[:16]
-
-
 class BearerAuth:
-    """Checks ``Authorization: Bearer <token>`` against ``INTAKE_TOKENS``."""
+    """Checks ``Authorization: Bearer <token>`` against the tenants' tokens
+    (``INTAKE_TENANTS``, and ``INTAKE_TOKENS`` for ``default``: config/tenants.py)."""
 
-    def __init__(self, tokens: tuple[str, ...]) -> None:
-        self._digests = [_digest(token) for token in tokens]
+    def __init__(self, tenants: Mapping[str, tuple[str, ...]]) -> None:
+        self._digests = [
+            (_digest(token), tenant) for tenant, tokens in tenants.items() for token in tokens
+        ]
 
     def check(self, request: Request) -> str:
-        """The caller's scope (see :func:`token_scope`); raises a 401 problem otherwise."""
+        """The caller's tenant; raises a 401 problem otherwise."""
         scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
         token = credentials.strip()
         if scheme.lower() != "bearer" or not token:
             raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         given = _digest(token)
-        matched = False
-        for digest in self._digests:
-            matched |= hmac.compare_digest(given, digest)
-        if not matched:
+        tenant = ""
+        for digest, owner in self._digests:
+            # Every token compared, no early exit; a token belongs to one tenant
+            # (checked at start-up), so at most one matches.
+            if hmac.compare_digest(given, digest):
+                tenant = owner
+        if not tenant:
             raise _unauthorized("the bearer token is not valid")
-        return token_scope(token)
+        return tenant
 
 
 def _unauthorized(detail: str) -> ProblemError:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -55,33 +56,38 @@ _CLI_WORDS = {"--skip-invalid": '"skip_invalid": true', "--force": '"force": tru
 
 
 class CampaignIntake:
+    """``producers`` and ``controls``: one of each per tenant (:mod:`config.tenants`);
+    the caller's token picks them, so another tenant's campaign is a 404."""
+
     def __init__(
         self,
-        producer: CampaignProducer,
-        control: CampaignControl,
+        producers: Mapping[str, CampaignProducer],
+        controls: Mapping[str, CampaignControl],
         auth: BearerAuth,
         idempotency: HttpIdempotency,
         *,
         max_body_bytes: int,
     ) -> None:
-        self.producer = producer
-        self.control = control
+        self.producers = producers
+        self.controls = controls
         self.auth = auth
         self.idempotency = idempotency
         self.max_body_bytes = max_body_bytes
 
     async def post_campaign(self, request: Request) -> Response:
-        scope = self.auth.check(request)
+        tenant = self.auth.check(request)
         key = idempotency_key(request)
         require_json(request)
         body = parse_json_object(await read_body(request, self.max_body_bytes))
-        accept = functools.partial(self._accept, body, key)
+        accept = functools.partial(self._accept, self.producers[tenant], body, key)
         if key is None:
             return await run_in_threadpool(accept)
         request_print = {"method": "POST", "path": "/v1/campaigns", "body": body}
-        return await run_once(self.idempotency, scope, key, request_print, accept)
+        return await run_once(self.idempotency, tenant, key, request_print, accept)
 
-    def _accept(self, body: dict[str, Any], key: str | None) -> JSONResponse:
+    def _accept(
+        self, producer: CampaignProducer, body: dict[str, Any], key: str | None
+    ) -> JSONResponse:
         """Validate, check and store the campaign (in a worker thread); 202 with its id."""
         try:
             campaign = CampaignRequest.model_validate(body)
@@ -103,7 +109,7 @@ class CampaignIntake:
             idempotency_key=key,
         )
         try:
-            accepted = self.producer.send(campaign.recipients, options)
+            accepted = producer.send(campaign.recipients, options)
         except InvalidInput as exc:
             errors = [FieldError(_FIELD_NAMES.get(e.field, e.field), e.reason) for e in exc.errors]
             raise ProblemError.from_invalid(InvalidInput.from_errors(errors)) from exc
@@ -112,8 +118,7 @@ class CampaignIntake:
         except CampaignConflict as exc:
             raise ProblemError(
                 422,
-                f"{IDEMPOTENCY_HEADER}: already used by campaign {exc.campaign_id} with a "
-                "different definition",
+                f"{IDEMPOTENCY_HEADER}: already used for a different campaign",
                 errors=[
                     FieldError(IDEMPOTENCY_HEADER, "was already used for a different campaign")
                 ],
@@ -135,12 +140,12 @@ class CampaignIntake:
         )
 
     async def get_campaign(self, request: Request) -> Response:
-        self.auth.check(request)
+        tenant = self.auth.check(request)
         campaign_id = request.path_params["campaign_id"]
         if not _CAMPAIGN_ID.match(campaign_id):
             raise ProblemError(404, "no such campaign")
         try:
-            status = await run_in_threadpool(self.control.status, campaign_id)
+            status = await run_in_threadpool(self.controls[tenant].status, campaign_id)
         except CampaignNotFound as exc:
             raise ProblemError(404, str(exc)) from exc
         return JSONResponse(status.to_json())

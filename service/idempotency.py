@@ -1,7 +1,7 @@
 """HTTP ``Idempotency-Key``, Stripe semantics, stored in Redis.
 
-For one key (scoped to the caller's token, so two clients cannot collide or
-read each other's answers):
+For one key (scoped to the caller's tenant, so two tenants cannot collide or
+read each other's answers; a tenant's tokens share its keys):
 
 - first request: an in-flight marker is taken (``SET NX PX``); the answer is
   stored (2xx only) for ``INTAKE_IDEMPOTENCY_TTL_S`` and the marker released;
@@ -13,7 +13,10 @@ read each other's answers):
 Errors (4xx, 5xx) are not stored, as with Stripe: the request did not take
 effect, so fixing and retrying it with the same key must work.
 
-Keys: ``{prefix}:http-idem:{scope}:{key}`` (the answer) and ``…:lock`` (the marker).
+Keys: ``{prefix}:http-idem:answer:{tenant}:{key}`` (the answer) and
+``{prefix}:http-idem:lock:{tenant}:{key}`` (the marker): separate namespaces, so
+no ``Idempotency-Key`` (``X:lock`` was one) reaches another key's marker
+(:mod:`core.keys`).
 
 :func:`idempotency_key` and :func:`run_once` are the gate every POST of the
 intake goes through (``/v1/messages``, ``/v1/campaigns``), so both behave the
@@ -74,8 +77,7 @@ class HttpIdempotency:
         self._finish = client.register_script(_FINISH)
 
     def _names(self, scope: str, key: str) -> list[str]:
-        answer = f"{self.keys.prefix}:http-idem:{scope}:{key}"
-        return [answer, answer + ":lock"]
+        return [self.keys.http_answer(scope, key), self.keys.http_lock(scope, key)]
 
     def begin(self, scope: str, key: str, fingerprint: str) -> Begin:
         lock = uuid.uuid4().hex

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -38,54 +39,61 @@ _JOB_ID = re.compile(JOB_ID_PATTERN)
 
 
 class Intake:
+    """``producers``: one per tenant (:mod:`config.tenants`); the caller's token
+    picks it, so its keys, reads and writes are that tenant's."""
+
     def __init__(
         self,
-        producer: Producer,
+        producers: Mapping[str, Producer],
         auth: BearerAuth,
         idempotency: HttpIdempotency,
         metrics: Metrics,
         *,
         max_body_bytes: int,
     ) -> None:
-        self.producer = producer
+        self.producers = producers
         self.auth = auth
         self.idempotency = idempotency
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
 
     async def post_message(self, request: Request) -> Response:
-        scope = self.auth.check(request)
+        tenant = self.auth.check(request)
         key = idempotency_key(request)
         require_json(request)
         body = parse_json_object(await read_body(request, self.max_body_bytes))
         request_id: str = request.state.request_id
+        producer = self.producers[tenant]
         if key is None:
-            return await run_in_threadpool(self._accept, body, None, request_id)
+            return await run_in_threadpool(self._accept, producer, body, None, request_id)
         request_print = {"method": "POST", "path": "/v1/messages", "body": body}
         return await run_once(
             self.idempotency,
-            scope,
+            tenant,
             key,
             request_print,
-            functools.partial(self._accept, body, key, request_id),
+            functools.partial(self._accept, producer, body, key, request_id),
         )
 
-    def _accept(self, body: dict[str, Any], key: str | None, request_id: str) -> JSONResponse:
+    def _accept(
+        self, producer: Producer, body: dict[str, Any], key: str | None, request_id: str
+    ) -> JSONResponse:
         """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
-            request = parse_request(body, self.producer.settings)
-            job_id = self.producer.submit(request, key, request_id)
+            request = parse_request(body, producer.settings)
+            job_id = producer.submit(request, key, request_id)
         except InvalidInput as exc:
             if any(error.reason == OPTED_OUT_REASON for error in exc.errors):
                 self.metrics.opt_out_refusals.inc()
             raise ProblemError.from_invalid(exc) from exc
         except IdempotencyConflict as exc:
+            # The detail names no job: the answer says what is wrong, not whose job it is.
             raise ProblemError(
                 422,
-                str(exc),
+                f"{IDEMPOTENCY_HEADER}: already used for a different message",
                 errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
             ) from exc
-        record = self.producer.get_status(job_id)
+        record = producer.get_status(job_id)
         log.info("message accepted", job_id=job_id, kind=request.type, state=record.state.value)
         return JSONResponse(
             {"job_id": job_id, "state": record.state.value},
@@ -94,12 +102,13 @@ class Intake:
         )
 
     async def get_message(self, request: Request) -> Response:
-        self.auth.check(request)
+        tenant = self.auth.check(request)
         job_id = request.path_params["job_id"]
         if not _JOB_ID.match(job_id):
             raise ProblemError(404, "no such job")
         try:
-            record = await run_in_threadpool(self.producer.get_status, job_id)
+            # Another tenant's job is a 404 like an unknown one.
+            record = await run_in_threadpool(self.producers[tenant].get_status, job_id)
         except JobNotFound as exc:
             raise ProblemError(404, str(exc)) from exc
         return JSONResponse(record.model_dump(mode="json"))

@@ -17,6 +17,7 @@ from typing import Any
 import redis
 from redis.commands.core import Script
 
+from config.tenants import DEFAULT_TENANT
 from core.keys import Keys
 
 #: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
@@ -120,15 +121,18 @@ class ChunkWriter:
         *,
         fingerprint: str,
         idempotency_key: str | None,
+        tenant: str = DEFAULT_TENANT,
     ) -> Created:
         """Create the campaign record over its written chunks, atomically.
 
-        Raises :class:`CampaignConflict` for a key used by another definition.
+        ``idempotency_key`` is ``tenant``'s (campaigns have a namespace of their own,
+        see :mod:`core.keys`). Raises :class:`CampaignConflict` for a key used by
+        another definition.
         """
         args: list[str | int] = [campaign_id, self.clock(), self.ttl_s, fingerprint]
-        for name, value in fields.items():
+        for name, value in {**fields, "tenant": tenant}.items():
             args += [name, value]
-        idem = self.keys.idempotency(f"campaign:{idempotency_key}") if idempotency_key else ""
+        idem = self.keys.campaign_idempotency(idempotency_key, tenant) if idempotency_key else ""
         status, existing = self._create(
             keys=[self.keys.campaign(campaign_id), self.keys.campaigns,
                   self.keys.active_campaigns, idem],
@@ -139,9 +143,9 @@ class ChunkWriter:
             raise CampaignConflict(str(idempotency_key), existing_id)
         return Created(existing_id, status == b"created")
 
-    def existing_for_key(self, idempotency_key: str) -> str | None:
-        """The campaign already created with this idempotency key, if any."""
-        value = self.client.get(self.keys.idempotency(f"campaign:{idempotency_key}"))
+    def existing_for_key(self, idempotency_key: str, tenant: str = DEFAULT_TENANT) -> str | None:
+        """The campaign ``tenant`` already created with this idempotency key, if any."""
+        value = self.client.get(self.keys.campaign_idempotency(idempotency_key, tenant))
         return _text(value) if value is not None else None
 
 

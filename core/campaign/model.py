@@ -26,6 +26,7 @@ from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from config.tenants import DEFAULT_TENANT
 from core.models import Kind
 from core.validation import InvalidInput
 
@@ -150,6 +151,8 @@ class Campaign:
     started_ms: int | None
     finished_ms: int | None
     paused_reason: str | None
+    # Who owns it (config/tenants.py); its jobs are this tenant's too.
+    tenant: str = DEFAULT_TENANT
 
     @property
     def zone(self) -> ZoneInfo:
@@ -200,6 +203,7 @@ class Campaign:
             started_ms=opt_int("started_at"),
             finished_ms=opt_int("finished_at"),
             paused_reason=f.get("paused_reason") or None,
+            tenant=f.get("tenant") or DEFAULT_TENANT,
         )
 
 

@@ -33,9 +33,11 @@ WAIT_MS = 60_000  # an upper bound under load; XREAD returns at the first event
 @pytest.fixture
 def settings(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Settings:
     # redis_client: its fixture deletes every key under the prefix afterwards.
+    # METRICS_CAMPAIGN_LABELS: the campaign test reads the per-campaign gauges (off by
+    # default; tests/integration/test_tenants_http.py checks that).
     return load_settings(
         {"REDIS_URL": redis_url, "KEY_PREFIX": redis_prefix, "INTAKE_TOKENS": TOKEN,
-         "WEBHOOK_SECRET": SECRET}
+         "WEBHOOK_SECRET": SECRET, "METRICS_CAMPAIGN_LABELS": "true"}
     )  # fmt: skip
 
 

@@ -11,12 +11,13 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.tenants import DEFAULT_TENANT
 from core.campaign.model import CampaignState
 from core.campaign.store import CampaignStore
+from core.keys import Keys
 from producers.campaign_control import CampaignControl
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
-from service.auth import token_scope
 from service.campaign_schemas import CampaignAccepted, CampaignProblem, CampaignStatusOut
 from service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
 from tests.unit.service_support import (
@@ -325,10 +326,11 @@ async def test_a_key_used_for_a_message_is_not_reused_for_a_campaign() -> None:
 async def test_the_key_is_the_campaigns_own_idempotency_key() -> None:
     async with service() as svc:
         first = await post(svc, CAMPAIGN, **{"Idempotency-Key": "promo-3"})
-        # Another client (its own HTTP scope): the producer recognises the campaign.
+        # The stored HTTP answers expire (INTAKE_IDEMPOTENCY_TTL_S); the campaign's key
+        # stays, and the producer recognises the campaign (another client of the tenant).
+        svc.redis.delete(*svc.redis.keys(f"{svc.settings.key_prefix}:http-idem:*"))
         other = {"Authorization": f"Bearer {OTHER_TOKEN}", "Idempotency-Key": "promo-3"}
         same = await svc.client.post("/v1/campaigns", json=CAMPAIGN, headers=other)
-        # The stored HTTP answers expire (INTAKE_IDEMPOTENCY_TTL_S); the campaign's key stays.
         svc.redis.delete(*svc.redis.keys(f"{svc.settings.key_prefix}:http-idem:*"))
         different = await svc.client.post(
             "/v1/campaigns", json={**CAMPAIGN, "text": "Chao {name}"}, headers=other
@@ -347,7 +349,7 @@ async def test_the_key_is_the_campaigns_own_idempotency_key() -> None:
 
 async def test_in_flight_is_409_and_a_refusal_is_not_stored() -> None:
     async with service() as svc:
-        marker = f"{svc.settings.key_prefix}:http-idem:{token_scope(TOKEN)}:promo-4:lock"
+        marker = Keys(svc.settings.key_prefix).http_lock(DEFAULT_TENANT, "promo-4")
         svc.redis.set(marker, "someone-else", px=30_000)
         busy = await post(svc, CAMPAIGN, **{"Idempotency-Key": "promo-4"})
         svc.redis.delete(marker)
@@ -405,7 +407,7 @@ async def test_status_follows_progress_and_cancellation() -> None:
 
 
 async def test_metrics_show_each_campaigns_recipients_and_state() -> None:
-    async with service() as svc:
+    async with service(METRICS_CAMPAIGN_LABELS="true") as svc:
         running = (await post(svc, {**CAMPAIGN, "transport": "v3"})).json()["campaign_id"]
         store = store_of(svc)
         store.transition(running, CampaignState.RUNNING, allowed_from={CampaignState.SCHEDULED})
@@ -432,6 +434,19 @@ async def test_metrics_show_each_campaigns_recipients_and_state() -> None:
     }  # fmt: skip
     info_labels = (("campaign", running), ("kind", "sms"), ("name", "Promo"), ("transport", "v3"))
     assert samples[("connectus_campaign_info", info_labels)] == 1
+
+
+async def test_metrics_name_no_campaign_unless_metrics_campaign_labels_is_on() -> None:
+    # /metrics is unauthenticated (issue 21, Medium 3): campaign ids and names are
+    # exported there only when METRICS_CAMPAIGN_LABELS=true.
+    async with service() as svc:
+        accepted = await post(svc, {**CAMPAIGN, "name": "Promo secreta"})
+        campaign_id = accepted.json()["campaign_id"]
+        response = await svc.client.get("/metrics")
+    assert accepted.status_code == 202 and response.status_code == 200
+    assert "connectus_http_requests_total" in response.text  # the rest is there
+    assert "connectus_campaign_" not in response.text
+    assert campaign_id not in response.text and "Promo secreta" not in response.text
 
 
 def test_the_collector_keeps_unfinished_campaigns_first_within_its_limit() -> None:

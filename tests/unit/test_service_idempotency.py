@@ -7,14 +7,14 @@ import threading
 
 import pytest
 
+from config.tenants import DEFAULT_TENANT
+from core.keys import Keys
 from producers.api import Producer
-from service.auth import token_scope
 from tests.unit.service_support import (
     BEARER,
     NUMBER,
     OTHER_TOKEN,
     SMS,
-    TOKEN,
     invalid_params,
     problem,
     service,
@@ -59,8 +59,7 @@ async def test_same_key_different_body_is_422_and_changes_nothing() -> None:
 async def test_a_request_while_the_first_is_in_flight_is_409() -> None:
     async with service() as svc:
         # Another replica holds the in-flight marker for this key right now.
-        scope = token_scope(TOKEN)
-        marker = f"{svc.settings.key_prefix}:http-idem:{scope}:order-3:lock"
+        marker = Keys(svc.settings.key_prefix).http_lock(DEFAULT_TENANT, "order-3")
         svc.redis.set(marker, "someone-else", px=30_000)
         busy = await svc.send(SMS, **{"Idempotency-Key": "order-3"})
         assert svc.redis.get(marker) == b"someone-else"  # not ours to release
@@ -106,7 +105,9 @@ async def test_errors_are_not_stored_so_a_corrected_retry_succeeds() -> None:
     assert leftovers == []
 
 
-async def test_keys_are_scoped_per_token_but_the_job_key_is_shared() -> None:
+async def test_a_tenants_tokens_share_its_keys() -> None:
+    # TOKEN and OTHER_TOKEN are both INTAKE_TOKENS: the default tenant's. Keys are
+    # the tenant's, not the token's, so a rotated-in token replays the old one's answer.
     async with service() as svc:
         mine = await svc.send(SMS, **{"Idempotency-Key": "order-6"})
         theirs = await svc.client.post(
@@ -114,9 +115,7 @@ async def test_keys_are_scoped_per_token_but_the_job_key_is_shared() -> None:
             json=SMS,
             headers={"Authorization": f"Bearer {OTHER_TOKEN}", "Idempotency-Key": "order-6"},
         )
-    # Not a replay of the other client's answer, but the same job: producers and
-    # HTTP share the job-level idempotency key.
-    assert "idempotent-replayed" not in theirs.headers
+    assert theirs.headers["idempotent-replayed"] == "true"
     assert theirs.json()["job_id"] == mine.json()["job_id"]
 
 
@@ -133,7 +132,8 @@ async def test_http_key_and_producer_key_agree() -> None:
         )
     assert same == response.json()["job_id"]
     assert record is not None and record.idempotency_key == "order-7"
-    # Another client reusing the key for another message: the job-level conflict.
+    # The tenant's other client reusing the key for another message: the stored
+    # answer's body differs (the job-level conflict is the same 422).
     assert "Idempotency-Key" in invalid_params(conflict)
 
 
@@ -152,6 +152,6 @@ async def test_malformed_keys_are_422(key: str) -> None:
 async def test_stored_answers_expire_with_the_configured_ttl() -> None:
     async with service(INTAKE_IDEMPOTENCY_TTL_S="120") as svc:
         await svc.send(SMS, **{"Idempotency-Key": "order-8"})
-        key = f"{svc.settings.key_prefix}:http-idem:{token_scope(TOKEN)}:order-8"
+        key = Keys(svc.settings.key_prefix).http_answer(DEFAULT_TENANT, "order-8")
         ttl = svc.redis.ttl(key)
     assert 0 < ttl <= 120

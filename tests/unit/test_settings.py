@@ -66,6 +66,12 @@ BAD = [
     ("WORKER_METRICS_PORT", "http", "valid integer"),
     ("WORKER_METRICS_HOST", "0.0.0.0 ", "pattern"),
     ("INTAKE_TOKENS", "ok-token-0123456789,short", "token #2 must be 16-256"),
+    ("INTAKE_TENANTS", "acme:ok-token-0123456789,short", "tenant 'acme' token #2 must be 16-256"),
+    ("INTAKE_TENANTS", "ok-token-0123456789", "entry #1 must be tenant:token"),
+    ("INTAKE_TENANTS", "Acme:ok-token-0123456789", "entry #1: the tenant name must be 1-64"),
+    ("INTAKE_TENANTS", "a:ok-token-0123456789;a:ok-token-9876543210", "'a' is named twice"),
+    ("INTAKE_TENANTS", "a:ok-token-0123456789;b:ok-token-0123456789", "also a token of tenant"),
+    ("INTAKE_TENANTS", "a:ok-token-0123456789,", "'a' has an empty token"),
     ("INTAKE_MAX_BODY_BYTES", "0", "greater than 0"),
     ("INTAKE_IDEMPOTENCY_TTL_S", "0", "greater than 0"),
     ("WEBHOOK_AUTH", "hmac", "'token' or 'basic'"),
@@ -100,6 +106,7 @@ BAD = [
     ("BREAKER_SUCCESSES_TO_CLOSE", "0", "greater than 0"),
     ("LOG_LEVEL", "LOUD", "pattern"),
     ("LOG_JSON", "maybe", "valid boolean"),
+    ("METRICS_CAMPAIGN_LABELS", "sometimes", "valid boolean"),
 ]
 
 
@@ -200,6 +207,13 @@ SAMPLES = [
     ("CONNECTUS_API_KEY", "sandbox-key", "published sample secret"),
     ("INTAKE_TOKENS", "a-real-token-0123456789,sandbox-intake-token", "published sample secret"),
     ("INTAKE_TOKENS", "REPLACE-ME-intake-token-1", "REPLACE-ME placeholder"),
+    (
+        "INTAKE_TENANTS",
+        "acme:a-real-token-0123456789;demo:sandbox-intake-token",
+        "published sample secret",
+    ),
+    ("INTAKE_TENANTS", "acme:SANDBOX-INTAKE-TOKEN", "published sample secret"),
+    ("INTAKE_TENANTS", "acme:REPLACE-ME-intake-token-1", "REPLACE-ME placeholder"),
     ("WEBHOOK_SECRET", "Sandbox-Webhook-Secret", "published sample secret"),
     ("WEBHOOK_SECRET", "REPLACE-ME-webhook-secret", "REPLACE-ME placeholder"),
     ("WEBHOOK_BASIC_PASSWORD", "REPLACE-ME-password", "REPLACE-ME placeholder"),
@@ -237,3 +251,51 @@ def test_real_looking_secrets_pass_in_production() -> None:
     )
     assert settings.run_mode == "production"
     assert settings.intake_token_values == ("tok-0123456789abcdef",)
+
+
+# --- tenants (issue 21, Medium 3) ---------------------------------------------
+
+
+def test_intake_tenants_map_each_token_to_its_tenant_and_intake_tokens_are_default() -> None:
+    settings = load_settings(
+        {
+            "INTAKE_TENANTS": " acme : tok-acme-0123456789 , tok-acme-9876543210 ;"
+            "globex:tok-globex-0123456789;",
+            "INTAKE_TOKENS": "tok-old-0123456789abc",
+        }
+    )
+    assert settings.tenant_tokens == {
+        "acme": ("tok-acme-0123456789", "tok-acme-9876543210"),
+        "globex": ("tok-globex-0123456789",),
+        "default": ("tok-old-0123456789abc",),
+    }
+    assert set(settings.intake_token_values) == {
+        "tok-acme-0123456789", "tok-acme-9876543210", "tok-globex-0123456789",
+        "tok-old-0123456789abc",
+    }  # fmt: skip
+    assert "tok-acme" not in repr(settings)
+
+
+def test_a_token_in_intake_tokens_and_intake_tenants_is_refused_without_showing_it() -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(
+            {"INTAKE_TOKENS": "tok-same-0123456789", "INTAKE_TENANTS": "a:tok-same-0123456789"}
+        )
+    assert info.value.variable == "INTAKE_TENANTS"
+    assert "also a token of INTAKE_TOKENS" in info.value.reason
+    assert "tok-same" not in str(info.value)
+
+
+def test_the_service_starts_with_intake_tenants_alone() -> None:
+    settings = load_settings(
+        {"INTAKE_TENANTS": "acme:tok-acme-0123456789", "WEBHOOK_SECRET": "hook-0123456789abcdef"}
+    )
+    settings.require_service_settings()
+    with pytest.raises(ConfigError) as info:
+        load_settings({"WEBHOOK_SECRET": "hook-0123456789abcdef"}).require_service_settings()
+    assert info.value.variable == "INTAKE_TOKENS" and "INTAKE_TENANTS" in info.value.reason
+
+
+def test_campaign_labels_on_metrics_are_off_by_default() -> None:
+    assert load_settings({}).metrics_campaign_labels is False
+    assert load_settings({"METRICS_CAMPAIGN_LABELS": "true"}).metrics_campaign_labels is True
