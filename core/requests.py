@@ -10,8 +10,9 @@ same models are the ``MessageRequest`` schema of the OpenAPI document.
 Field names follow Connectus's (``dst_number``, ``sms_content``,
 ``dst_email``, ``whatsapp_content``...). Validators that depend on the
 deployment (``DEFAULT_REGION``, ``DEFAULT_TIMEZONE``, ``JOB_TTL_S``,
-``CONNECTUS_DEFAULT_SRC_EMAIL``) read the :class:`config.Settings` and the
-clock from the validation context, so validation needs :func:`parse_request`.
+``CONNECTUS_DEFAULT_SRC_EMAIL``, ``CONNECTUS_WHATSAPP_SRC_NUMBER``) read the
+:class:`config.Settings` and the clock from the validation context, so
+validation needs :func:`parse_request`.
 """
 
 from __future__ import annotations
@@ -92,6 +93,17 @@ def _src_number(value: Any, info: ValidationInfo) -> str:
     return _phone(value, info)
 
 
+def _whatsapp_src_number(value: Any, info: ValidationInfo) -> str:
+    """WhatsApp's origin: the one given, else ``CONNECTUS_WHATSAPP_SRC_NUMBER``."""
+    if value is None:
+        value = _context(info)[0].connectus_whatsapp_src_number
+    if value is None:
+        raise InvalidInput("src_number", "is required: the WhatsApp origin number assigned "
+                                         "to the account (or set "
+                                         "CONNECTUS_WHATSAPP_SRC_NUMBER)")  # fmt: skip
+    return _src_number(value, info)
+
+
 def _src_email(value: Any, info: ValidationInfo) -> str:
     value = value or _context(info)[0].connectus_default_src_email
     if value is None:
@@ -153,6 +165,11 @@ Email = Annotated[
     _checked(lambda value, _: normalize_email(value), _EmailInput),
     Field(description="E-mail address", examples=["ana@example.com"]),
 ]
+WhatsappSrcNumber = Annotated[
+    str, _checked(_whatsapp_src_number, _PhoneInput | None),
+    Field(description="The account's WhatsApp origin number; default "
+          "CONNECTUS_WHATSAPP_SRC_NUMBER", examples=["56911111111"]),
+]  # fmt: skip
 SrcEmail = Annotated[
     str,
     _checked(_src_email, _EmailInput | None),
@@ -316,13 +333,10 @@ class OtpEmailMessage(_Send):
 
 
 class WhatsappMessage(_Send):
-    # Required, but checked when absent too, so that every door gets the same reason.
-    model_config = ConfigDict(
-        json_schema_extra=lambda schema: schema["required"].append("src_number")
-    )
-
     type: Literal["whatsapp"]
-    src_number: SrcNumber = Field(default=None, validate_default=True)
+    # Checked when absent too: CONNECTUS_WHATSAPP_SRC_NUMBER fills it, else every
+    # door gets the same reason.
+    src_number: WhatsappSrcNumber = Field(default=None, validate_default=True)
     dst_number: Phone
     whatsapp_content: WhatsappContent
     id_client: ClientId | None = None
