@@ -1,6 +1,7 @@
 """``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
 
-Routes: intake (``/v1/messages``, ``/v1/campaigns``), Connectus webhooks
+Routes: intake (``/v1/messages``, ``/v1/campaigns``), their control
+(``.../cancel``, ``.../pause``, ``.../resume``: :mod:`service.control`), Connectus webhooks
 (``/webhooks/...``), ``/metrics``, ``/healthz``, ``/readyz`` and
 ``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
 is problem+json (:mod:`service.problems`), FastAPI's own ones too. Settings
@@ -34,6 +35,7 @@ from producers.campaigns import CampaignProducer
 from service.auth import BearerAuth, WebhookAuth
 from service.campaign_schemas import CampaignAccepted, CampaignStatusOut
 from service.campaigns import CAMPAIGN_ID_PATTERN, CampaignIntake
+from service.control import CampaignControlled, Control, MessageControlled, conflict_problems
 from service.events import EventRecorder
 from service.idempotency import HttpIdempotency
 from service.intake import JOB_ID_PATTERN, Intake
@@ -73,14 +75,16 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     )
     # balance=None: the service holds no Connectus credentials (see service.campaigns).
     campaign_producer = CampaignProducer(settings, redis_client=client, balance=None)
+    campaign_control = CampaignControl(campaign_producer.store)
     campaigns = CampaignIntake(
         campaign_producer,
-        CampaignControl(campaign_producer.store),
+        campaign_control,
         bearer,
         idempotency,
         max_body_bytes=settings.intake_max_body_bytes,
     )
     metrics.watch_campaigns(campaign_producer.store)
+    control = Control(producer, campaign_control, bearer)
     webhooks = Webhooks(
         producer.store,
         EventRecorder(
@@ -165,6 +169,25 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
           responses={200: ok("The campaign's status"), **problems(401, 404, 503)},
           openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
                                         "/v1/campaigns (anything else: 404)")))  # fmt: skip
+    route("/v1/messages/{job_id}/cancel", control.cancel_message, methods=["POST"],
+          operation_id="cancelMessage",
+          summary="Cancel a queued, scheduled or retrying message (idempotent)",
+          response_model=MessageControlled,
+          responses={200: ok("Cancelled (now or by an earlier call)"), **conflict_problems()},
+          openapi_extra=operation(path=("job_id", JOB_ID_PATTERN, "From POST /v1/messages "
+                                        "(anything else: 404)")))  # fmt: skip
+    for action, handler, verb in (
+        ("pause", control.pause_campaign, "Pause a campaign: nothing more is released or sent"),
+        ("resume", control.resume_campaign, "Resume a paused or late campaign"),
+        ("cancel", control.cancel_campaign, "Cancel a campaign: nothing more is sent"),
+    ):
+        route(f"/v1/campaigns/{{campaign_id}}/{action}", handler, methods=["POST"],
+              operation_id=f"{action}Campaign", summary=f"{verb} (idempotent)",
+              response_model=CampaignControlled,
+              responses={200: ok("Done (now or by an earlier call): the state after it"),
+                         **conflict_problems()},
+              openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
+                                            "/v1/campaigns (anything else: 404)")))  # fmt: skip
     for path, handler, name, summary in (
         ("/webhooks/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
         ("/webhooks/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),
