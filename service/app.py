@@ -42,6 +42,8 @@ from service.intake import JOB_ID_PATTERN, Intake
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import ACCEPTED_HEADERS, install_openapi, ok, operation, problems
+from service.optout_schemas import OptOutHistory, OptOutPage, OptOutState
+from service.optouts import OptOuts
 from service.problems import ProblemError, problem_response, response_for
 from service.schemas import Accepted, WebhookAck
 from service.webhooks import Webhooks
@@ -85,6 +87,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     )
     metrics.watch_campaigns(campaign_producer.store)
     control = Control(producer, campaign_control, bearer)
+    optouts = OptOuts(client, keys, bearer, default_region=settings.default_region,
+                      max_body_bytes=settings.intake_max_body_bytes)  # fmt: skip
     webhooks = Webhooks(
         producer.store,
         EventRecorder(
@@ -95,6 +99,7 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         max_body_bytes=settings.webhook_max_body_bytes,
         opt_out_keywords=settings.opt_out_keyword_set,
         default_region=settings.default_region,
+        opt_in_keywords=settings.opt_in_keyword_set,
     )
 
     async def healthz(_: Request) -> Response:
@@ -188,6 +193,25 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
                          **conflict_problems()},
               openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
                                             "/v1/campaigns (anything else: 404)")))  # fmt: skip
+    route("/v1/optouts", optouts.set_state, methods=["POST"], operation_id="setOptOut",
+          summary="Opt a number out of marketing, or back in (idempotent; recorded)",
+          response_model=OptOutState,
+          responses={200: ok("The number's state now"), **problems(400, 401, 413, 415, 422, 503)},
+          openapi_extra=operation(body="OptOutChange"))  # fmt: skip
+    route("/v1/optouts/lookup", optouts.lookup, methods=["POST"], operation_id="lookupOptOut",
+          summary="A number's opt-out state and every recorded change (time, source)",
+          response_model=OptOutHistory,
+          responses={200: ok("State and history"), **problems(400, 401, 413, 415, 422, 503)},
+          openapi_extra=operation(body="OptOutLookup"))  # fmt: skip
+    route("/v1/optouts", optouts.list_page, methods=["GET"], operation_id="listOptOuts",
+          summary="A page of the numbers opted out of marketing", response_model=OptOutPage,
+          responses={200: ok("A page; next_cursor 0 = the last"), **problems(401, 422, 503)},
+          openapi_extra={**operation(), "parameters": [
+              {"name": "cursor", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 0}},
+              {"name": "count", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+              *operation()["parameters"]]})  # fmt: skip
     for path, handler, name, summary in (
         ("/webhooks/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
         ("/webhooks/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),
