@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from cli import campaign, dlq, optout_cmd, review, send, serve_cmd, worker_cmd
+from cli import campaign, clients_cmd, dlq, optout_cmd, review, send, serve_cmd, worker_cmd
 from cli.common import EXIT_CONFIG, fail, job_store, load_or_exit, output
 from cli.devtools_path import dev_tools_or_exit
 from cli.health_cmd import breaker
@@ -36,6 +36,7 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(review.app, name="review")
 app.add_typer(optout_cmd.app, name="optout")
+app.add_typer(clients_cmd.app, name="clients")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
 app.command("breaker")(breaker)

@@ -34,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from config import Settings
+from core.countries import connectus_country
 from core.deliver_at import parse_deliver_at
 from core.hashing import fingerprint
 from core.models import Kind
@@ -300,6 +301,18 @@ class SmsMessage(_Send):
     id_client: ClientId | None = None
     id_delivery: ClientId | None = None
     priority: Priority = "transactional"
+
+    @model_validator(mode="after")
+    def _subclient_country(self) -> SmsMessage:
+        """A subclient's SMS balance is per country (the client sends ``id_country``, from
+        the number): a number of no Connectus country can't be charged to one."""
+        if self.id_client is not None and connectus_country(self.dst_number) is None:
+            raise PydanticCustomError(
+                "invalid", "is in none of Connectus's countries, so it can't be charged to "
+                "a subclient (id_client): SMS balance is per destination country",
+                {"field": "dst_number"},
+            )  # fmt: skip
+        return self
 
 
 class OtpMessage(_Send):

@@ -168,3 +168,13 @@ def test_whatsapp_without_src_number_or_setting_names_both() -> None:
     with pytest.raises(InvalidInput, match="CONNECTUS_WHATSAPP_SRC_NUMBER") as caught:
         producer.send_whatsapp(GOOD_NUMBER, "hola")
     assert [e.field for e in caught.value.errors] == ["src_number"]
+
+
+def test_a_subclients_sms_must_go_to_a_connectus_country(producer: Producer) -> None:
+    with pytest.raises(InvalidInput, match="none of Connectus's countries") as caught:
+        producer.send_sms("+34 612 34 56 78", "hola", id_client="da82la12")
+    assert [e.field for e in caught.value.errors] == ["dst_number"]
+    assert _nothing_written(producer)
+    # Without a subclient the account's balance decides (the sandbox: ESME_RINVDSTADR).
+    assert producer.get_status(producer.send_sms("+34 612 34 56 78", "hola")).kind is Kind.SMS
+    assert producer.send_sms(GOOD_NUMBER, "hola", id_client="da82la12")
