@@ -80,3 +80,24 @@ def test_the_read_check_would_catch_a_dead_setting() -> None:
     code = _product_code()
     assert not re.search(r"\.connectus_no_such_setting\b", code)
     assert re.search(r"\.connectus_whatsapp_src_number\b", code)
+
+
+def test_every_documented_connectus_call_has_a_row_in_the_usage_table() -> None:
+    import re
+
+    from sandbox.postman import COLLECTION, load
+
+    text = (ROOT / "docs" / "connectus-api.md").read_text(encoding="utf-8")
+    usage = text.split("## Every documented call", 1)[1].split("\n## ", 1)[0]
+    rows = {line.split("|")[1].strip() for line in usage.splitlines() if line.startswith("| `")}
+    assert COLLECTION.is_file(), COLLECTION
+    documented: set[str] = set()
+    for request in load():
+        path = re.sub(r"^https?://[^/]+", "", request.url.split("?")[0])
+        path = path.removeprefix("/api_v3")
+        path = re.sub(r"/[0-9a-f]{6,}$|/\d+$", "/:id", path)  # an example id in the URL
+        documented.add(f"`{request.method} {path}`")
+    v1_doc = next(COLLECTION.parent.glob("000_*.txt")).read_text(encoding="utf-8")
+    documented |= {f"`{name}`" for name in re.findall(r"/api_v1/([a-z_]+)", v1_doc)}
+    assert len(documented) > 40
+    assert sorted(documented - rows) == []
