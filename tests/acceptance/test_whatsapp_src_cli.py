@@ -7,7 +7,6 @@ import os
 import redis
 
 from core.keys import Keys
-
 from tests.acceptance.test_cli import run_json
 
 
