@@ -18,7 +18,7 @@ from typing import Annotated
 
 import typer
 
-from cli import campaign, dlq, qr, review, send, serve_cmd, worker_cmd
+from cli import campaign, clients_cmd, dlq, optout_cmd, qr, review, send, serve_cmd, worker_cmd
 from cli.common import (
     EXIT_CONFIG,
     TENANT_HELP,
@@ -44,6 +44,8 @@ app.add_typer(dlq.app, name="dlq")
 app.add_typer(campaign.app, name="campaign")
 app.add_typer(review.app, name="review")
 app.add_typer(qr.app, name="qr")
+app.add_typer(optout_cmd.app, name="optout")
+app.add_typer(clients_cmd.app, name="clients")
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
 app.command("breaker")(breaker)

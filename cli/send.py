@@ -138,7 +138,11 @@ def whatsapp(
     ctx: typer.Context,
     to: str = typer.Option(..., "--to", help="Destination number."),
     text: str = typer.Option(..., "--text", help="Message content."),
-    src: str = typer.Option(..., "--src", help="The account's WhatsApp origin number."),
+    src: str | None = typer.Option(
+        None,
+        "--src",
+        help="The account's WhatsApp origin number (default CONNECTUS_WHATSAPP_SRC_NUMBER).",
+    ),
     client: str | None = CLIENT,
     delivery: str | None = DELIVERY,
     key: str | None = KEY,

@@ -166,6 +166,18 @@ def check_opt_out_keywords(value: str) -> str:
     return value
 
 
+def check_opt_in_keywords(value: str, info: ValidationInfo) -> str:
+    """Like the opt-out words, and none of them an opt-out word too (which would win?)."""
+    check_opt_out_keywords(value)
+    out = info.data.get("opt_out_keywords") or ""
+    both = {w.strip().casefold() for w in value.split(",")} & {
+        w.strip().casefold() for w in out.split(",")
+    }
+    if both:
+        raise ValueError(f"{', '.join(sorted(both))} is also in OPT_OUT_KEYWORDS")
+    return value
+
+
 # --- sample secrets -----------------------------------------------------------
 
 #: Secret values published in this repository (docker-compose.yml,

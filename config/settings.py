@@ -181,6 +181,8 @@ class Settings(BaseSettings):
     webhook_max_body_bytes: Annotated[int, Field(gt=0, le=1024 * 1024)] = 64 * 1024
     # Incoming SMS texts that opt the sender out of marketing; comma-separated.
     opt_out_keywords: str = "STOP,BAJA,SALIR"
+    # Incoming SMS texts that opt the sender back in; none may also be an opt-out word.
+    opt_in_keywords: str = "ALTA,START"
     # Approximate cap on the event stream's length, in entries (XADD MAXLEN ~).
     events_stream_maxlen: Annotated[int, Field(ge=1_000)] = 100_000
     # /metrics is unauthenticated: campaign ids and names are exported there only
@@ -253,6 +255,7 @@ class Settings(BaseSettings):
     _check_webhook_secret = field_validator("webhook_secret")(checks.check_webhook_secret)
     _check_basic_password = field_validator("webhook_basic_password")(checks.check_basic_password)
     _check_opt_out_keywords = field_validator("opt_out_keywords")(checks.check_opt_out_keywords)
+    _check_opt_in_keywords = field_validator("opt_in_keywords")(checks.check_opt_in_keywords)
 
     @property
     def queues(self) -> tuple[str, str, str]:
@@ -293,6 +296,11 @@ class Settings(BaseSettings):
     def opt_out_keyword_set(self) -> frozenset[str]:
         """Opt-out keywords, case-folded (compare with ``text.strip().casefold()``)."""
         return frozenset(word.strip().casefold() for word in self.opt_out_keywords.split(","))
+
+    @property
+    def opt_in_keyword_set(self) -> frozenset[str]:
+        """Opt-in keywords, case-folded, like :attr:`opt_out_keyword_set`."""
+        return frozenset(word.strip().casefold() for word in self.opt_in_keywords.split(","))
 
     def require_service_settings(self) -> None:
         """Fail naming the variable if ``connectus serve`` lacks what it needs.

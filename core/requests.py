@@ -10,8 +10,9 @@ same models are the ``MessageRequest`` schema of the OpenAPI document.
 Field names follow Connectus's (``dst_number``, ``sms_content``,
 ``dst_email``, ``whatsapp_content``...). Validators that depend on the
 deployment (``DEFAULT_REGION``, ``DEFAULT_TIMEZONE``, ``JOB_TTL_S``,
-``CONNECTUS_DEFAULT_SRC_EMAIL``) read the :class:`config.Settings` and the
-clock from the validation context, so validation needs :func:`parse_request`.
+``CONNECTUS_DEFAULT_SRC_EMAIL``, ``CONNECTUS_WHATSAPP_SRC_NUMBER``) read the
+:class:`config.Settings` and the clock from the validation context, so
+validation needs :func:`parse_request`.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from config import Settings
+from core.countries import connectus_country
 from core.deliver_at import parse_deliver_at
 from core.hashing import fingerprint
 from core.models import Kind
@@ -93,6 +95,17 @@ def _src_number(value: Any, info: ValidationInfo) -> str:
     if isinstance(value, str | int) and text.isdigit() and 3 <= len(text) <= 8:
         return text
     return _phone(value, info)
+
+
+def _whatsapp_src_number(value: Any, info: ValidationInfo) -> str:
+    """WhatsApp's origin: the one given, else ``CONNECTUS_WHATSAPP_SRC_NUMBER``."""
+    if value is None:
+        value = _context(info)[0].connectus_whatsapp_src_number
+    if value is None:
+        raise InvalidInput("src_number", "is required: the WhatsApp origin number assigned "
+                                         "to the account (or set "
+                                         "CONNECTUS_WHATSAPP_SRC_NUMBER)")  # fmt: skip
+    return _src_number(value, info)
 
 
 def _src_email(value: Any, info: ValidationInfo) -> str:
@@ -156,6 +169,11 @@ Email = Annotated[
     _checked(lambda value, _: normalize_email(value), _EmailInput),
     Field(description="E-mail address", examples=["ana@example.com"]),
 ]
+WhatsappSrcNumber = Annotated[
+    str, _checked(_whatsapp_src_number, _PhoneInput | None),
+    Field(description="The account's WhatsApp origin number; default "
+          "CONNECTUS_WHATSAPP_SRC_NUMBER", examples=["56911111111"]),
+]  # fmt: skip
 SrcEmail = Annotated[
     str,
     _checked(_src_email, _EmailInput | None),
@@ -293,6 +311,18 @@ class SmsMessage(_Send):
     id_delivery: ClientId | None = None
     priority: Priority = "transactional"
 
+    @model_validator(mode="after")
+    def _subclient_country(self) -> SmsMessage:
+        """A subclient's SMS balance is per country (the client sends ``id_country``, from
+        the number): a number of no Connectus country can't be charged to one."""
+        if self.id_client is not None and connectus_country(self.dst_number) is None:
+            raise PydanticCustomError(
+                "invalid", "is in none of Connectus's countries, so it can't be charged to "
+                "a subclient (id_client): SMS balance is per destination country",
+                {"field": "dst_number"},
+            )  # fmt: skip
+        return self
+
 
 class OtpMessage(_Send):
     type: Literal["otp"]
@@ -325,13 +355,10 @@ class OtpEmailMessage(_Send):
 
 
 class WhatsappMessage(_Send):
-    # Required, but checked when absent too, so that every door gets the same reason.
-    model_config = ConfigDict(
-        json_schema_extra=lambda schema: schema["required"].append("src_number")
-    )
-
     type: Literal["whatsapp"]
-    src_number: SrcNumber = Field(default=None, validate_default=True)
+    # Checked when absent too: CONNECTUS_WHATSAPP_SRC_NUMBER fills it, else every
+    # door gets the same reason.
+    src_number: WhatsappSrcNumber = Field(default=None, validate_default=True)
     dst_number: Phone
     whatsapp_content: WhatsappContent
     id_client: ClientId | None = None

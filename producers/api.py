@@ -221,7 +221,8 @@ class Producer:
     ) -> str:
         """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin.
 
-        ``options``: ``src_number`` (required), ``id_client``, ``id_delivery``,
+        ``options``: ``src_number`` (default ``CONNECTUS_WHATSAPP_SRC_NUMBER``, required
+        if that is unset), ``id_client``, ``id_delivery``,
         ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
         """
         fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content, **options}

@@ -118,8 +118,10 @@ def resolve(
         else:
             src = errors.check(normalize_email, src, field="src")
     elif options.kind is Kind.WHATSAPP:
+        src = src or settings.connectus_whatsapp_src_number
         if not src:
-            errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number")
+            errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number "
+                              "(or CONNECTUS_WHATSAPP_SRC_NUMBER)")  # fmt: skip
         else:
             src = errors.check(
                 normalize_number, src, field="src", default_region=settings.default_region

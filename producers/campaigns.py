@@ -25,11 +25,12 @@ import redis
 
 from config import Settings
 from config.tenants import DEFAULT_TENANT, tenant_problem
-from core.campaign.batch_checker import BatchChecker
-from core.campaign.checker import InvalidRow
+from core.campaign.batch_checker import BatchChecker, Checked
+from core.campaign.checker import CheckReport, InvalidRow
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from core.campaign.store import CHUNK_SIZE, CampaignStore, Created
+from core.countries import connectus_country
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.models import Kind
@@ -186,6 +187,9 @@ class CampaignProducer:
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
         phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
+        # A subclient's SMS balance is per country (sent as id_country): a number of no
+        # Connectus country can't be charged to it.
+        subclient_sms = options.kind is Kind.SMS and options.id_client is not None
 
         def kept() -> Iterator[list[list[str]]]:
             for batch in _batches(source):
@@ -202,6 +206,9 @@ class CampaignProducer:
                     # in line order with the checker's findings, as row by row
                     invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
                     checked.keep_only(keep, report)
+                if subclient_sms and checked.rows:
+                    _keep_subclient_countries(checked, checker.recipient_field, invalid, report)
+                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
@@ -301,3 +308,18 @@ def _definition(resolved: Resolved) -> str:
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s],
         sort_keys=True,
     )  # fmt: skip
+
+
+def _keep_subclient_countries(
+    checked: Checked, field: str, invalid: list[InvalidRow], report: CheckReport
+) -> None:
+    """Rows whose number is in no Connectus country become invalid rows (id_client set)."""
+    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+    if all(keep):
+        return
+    reason = ("in none of Connectus's countries, so it can't be charged to a subclient "
+              "(id_client): SMS balance is per destination country")  # fmt: skip
+    for line, ok in zip(checked.lines, keep, strict=True):
+        if not ok:
+            invalid.append(InvalidRow(line, field, reason))
+    checked.keep_only(keep, report)

@@ -9,6 +9,16 @@ person asked them (a login code, a receipt) and the law treats them apart.
 
 E-mail has no opt-out source here, so e-mail sends are never refused.
 
+Opting back in: an incoming ``OPT_IN_KEYWORDS`` SMS (``ALTA``, ``START``), the
+CLI (``connectus optout add|remove``) or the intake (``/v1/optouts``) remove the
+number from the set (:func:`change`). Every change, whatever its source, is
+recorded in the number's history, a stream ``{prefix}:optout:history:<sha256 of
+the number>`` (``action`` out/in, ``source``, ``changed``, ``at_ms``; capped at
+``HISTORY_MAXLEN`` entries). The key is the number's hash so that the history
+adds no index of plain numbers; the set itself does hold them, as it did
+before histories existed: the sends and the campaigns' claims test membership
+in it (``SISMEMBER`` / ``SMISMEMBER``).
+
 Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
 
     refuse_if_opted_out(self.redis, self.store.keys, request)
@@ -16,9 +26,15 @@ Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass
+from typing import Any, Literal
+
 import redis
 
+from core.hashing import content_hash
 from core.keys import Keys
+from core.luascript import load
 from core.models import Kind
 from core.requests import SendRequest
 from core.validation import InvalidInput
@@ -34,9 +50,73 @@ _NUMBER_FIELD = {
 }
 
 
+#: The most history entries kept per number (XADD MAXLEN ~).
+HISTORY_MAXLEN = 200
+_CHANGE = load(__package__, "optout_change.lua")
+
+Action = Literal["out", "in"]
+
+
 def optout_key(keys: Keys) -> str:
     """Set: normalised phone numbers opted out of marketing."""
     return keys.opt_out
+
+
+def history_key(keys: Keys, number: str) -> str:
+    """Stream: the opt-out changes of ``number`` (E.164 digits), keyed by its SHA-256."""
+    return f"{keys.opt_out}:history:{content_hash(number.strip().removeprefix('+'))}"
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One entry of a number's history; ``at_ms`` is epoch milliseconds."""
+
+    action: str
+    source: str
+    changed: bool
+    at_ms: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"action": self.action, "source": self.source, "changed": self.changed,
+                "at_ms": self.at_ms}  # fmt: skip
+
+
+def change(
+    client: redis.Redis, keys: Keys, number: str, action: Action, *, source: str, now_ms: int
+) -> bool:
+    """Opt ``number`` out (``out``) or back in (``in``) and record it; True if it changed.
+
+    ``source`` says who asked (``cli``, ``intake``, ``sms:<id_sms>``...); never
+    personal data. ``now_ms``: epoch milliseconds.
+    """
+    digits = number.strip().removeprefix("+")
+    answer = client.register_script(_CHANGE)(
+        keys=[optout_key(keys), history_key(keys, digits)],
+        args=[digits, action, source, now_ms, HISTORY_MAXLEN],
+    )
+    return bool(int(answer[0]))
+
+
+def history(client: redis.Redis, keys: Keys, number: str) -> list[Change]:
+    """The number's recorded changes, oldest first."""
+    entries: list[Any] = client.xrange(history_key(keys, number)) or []
+    return [_change(fields) for _, fields in entries]
+
+
+def list_opted_out(
+    client: redis.Redis, keys: Keys, *, cursor: int = 0, count: int = 100
+) -> tuple[int, list[str]]:
+    """A page of opted-out numbers (SSCAN): the next cursor (0 = done) and the numbers."""
+    next_cursor, members = client.sscan(optout_key(keys), cursor=cursor, count=count)
+    numbers = sorted(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+    return int(next_cursor), numbers
+
+
+def _change(fields: dict[Any, Any]) -> Change:
+    f = {(k.decode() if isinstance(k, bytes) else k): (v.decode() if isinstance(v, bytes) else v)
+         for k, v in fields.items()}  # fmt: skip
+    return Change(action=f["action"], source=f["source"], changed=f["changed"] == "1",
+                  at_ms=int(f["at_ms"]))  # fmt: skip
 
 
 def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
@@ -47,9 +127,12 @@ def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
     return bool(client.sismember(optout_key(keys), number.strip().removeprefix("+")))
 
 
-def add_opt_out(client: redis.Redis, keys: Keys, number: str) -> bool:
-    """Record an opt-out; True if the number was not opted out before."""
-    return bool(client.sadd(optout_key(keys), number.strip().removeprefix("+")))
+def add_opt_out(
+    client: redis.Redis, keys: Keys, number: str, *, source: str = "api", now_ms: int | None = None
+) -> bool:
+    """Record an opt-out (with its history entry); True if the number was not opted out before."""
+    when = now_ms if now_ms is not None else int(time.time() * 1000)
+    return change(client, keys, number, "out", source=source, now_ms=when)
 
 
 def number_field(kind: Kind) -> str | None:

@@ -4,8 +4,10 @@ A send answers 200 ``{"status": "ESME_ROK", "id", "segments", "id_delivery"}`` w
 accepted and charged; another SMPP name (``ESME_RINVDSTADR`` for a number of no
 balance country, ``ESME_RTHROTTLED`` as a fault) means not accepted, not charged.
 OTP: ``otp_units_per_segment`` units a segment; ``save_content="hash"`` stores
-only the SHA-256 hex of the content. With ``answers=documented`` a send answers
-exactly what the collection shows, ``{"status": "ESME_ROK"}``, with no id.
+only the SHA-256 hex of the content. An SMS with ``id_client`` must carry
+``id_country``, the country of ``dst_number`` (400 otherwise). With
+``answers=documented`` a send answers exactly what the collection shows,
+``{"status": "ESME_ROK"}``, with no id.
 """
 
 from __future__ import annotations
@@ -40,6 +42,17 @@ def send_sms(rt: Runtime, data: dict[str, Any], *, otp: bool) -> dict[str, Any]:
     if save not in (None, "", "hash"):
         raise bad_request("save_content", 'save_content must be "hash" when given')
     country = country_of(dst)
+    if data.get("id_client") not in (None, "") and not otp:
+        # The Subclient section: "The SMS API must include the destination country,
+        # each balance is separated according to this value." (chosen: as id_country)
+        given = data.get("id_country")
+        if isinstance(given, str) and given.isdigit():  # a query or form parameter
+            given = int(given)
+        if given is None:
+            raise bad_request("id_country", "id_country is required with id_client: the SMS "
+                              "API must include the destination country")  # fmt: skip
+        if isinstance(given, bool) or not isinstance(given, int) or given != country:
+            raise bad_request("id_country", "id_country must be the country of dst_number")
     if country is None:
         return {"status": "ESME_RINVDSTADR"}
     segments = segments_of(content)

@@ -1,6 +1,7 @@
 """``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
 
-Routes: intake (``/v1/messages``, ``/v1/campaigns``), Connectus webhooks
+Routes: intake (``/v1/messages``, ``/v1/campaigns``), their control
+(``.../cancel``, ``.../pause``, ``.../resume``: :mod:`service.control`), Connectus webhooks
 (``/webhooks/...``), ``/metrics``, ``/healthz``, ``/readyz`` and
 ``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
 is problem+json (:mod:`service.problems`), FastAPI's own ones too. Settings
@@ -35,12 +36,15 @@ from producers.campaigns import CampaignProducer
 from service.auth import BearerAuth, WebhookAuth
 from service.campaign_schemas import CampaignAccepted, CampaignStatusOut
 from service.campaigns import CAMPAIGN_ID_PATTERN, CampaignIntake
+from service.control import CampaignControlled, Control, MessageControlled, conflict_problems
 from service.events import EventRecorder
 from service.idempotency import HttpIdempotency
 from service.intake import JOB_ID_PATTERN, Intake
 from service.metrics import Metrics
 from service.middleware import RequestContextMiddleware
 from service.openapi import ACCEPTED_HEADERS, install_openapi, ok, operation, problems
+from service.optout_schemas import OptOutHistory, OptOutPage, OptOutState
+from service.optouts import OptOuts
 from service.problems import ProblemError, problem_response, response_for
 from service.schemas import Accepted, WebhookAck
 from service.webhooks import Webhooks
@@ -83,9 +87,12 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     campaign_producer = campaign_producers.get(DEFAULT_TENANT) or CampaignProducer(
         settings, redis_client=client, balance=None
     )
+    campaign_controls = {
+        name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()
+    }
     campaigns = CampaignIntake(
         campaign_producers,
-        {name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()},
+        campaign_controls,
         bearer,
         idempotency,
         max_body_bytes=settings.intake_max_body_bytes,
@@ -93,6 +100,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     if settings.metrics_campaign_labels:
         # Off by default: /metrics is unauthenticated, and these name every campaign.
         metrics.watch_campaigns(campaign_producer.store)
+    control = Control(producers, campaign_controls, bearer)
+    optouts = OptOuts(client, keys, bearer, default_region=settings.default_region,
+                      max_body_bytes=settings.intake_max_body_bytes)  # fmt: skip
     webhooks = Webhooks(
         producer.store,
         EventRecorder(
@@ -103,6 +113,7 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         max_body_bytes=settings.webhook_max_body_bytes,
         opt_out_keywords=settings.opt_out_keyword_set,
         default_region=settings.default_region,
+        opt_in_keywords=settings.opt_in_keyword_set,
     )
 
     async def healthz(_: Request) -> Response:
@@ -177,6 +188,44 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
           responses={200: ok("The campaign's status"), **problems(401, 404, 503)},
           openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
                                         "/v1/campaigns (anything else: 404)")))  # fmt: skip
+    route("/v1/messages/{job_id}/cancel", control.cancel_message, methods=["POST"],
+          operation_id="cancelMessage",
+          summary="Cancel a queued, scheduled or retrying message (idempotent)",
+          response_model=MessageControlled,
+          responses={200: ok("Cancelled (now or by an earlier call)"), **conflict_problems()},
+          openapi_extra=operation(path=("job_id", JOB_ID_PATTERN, "From POST /v1/messages "
+                                        "(anything else: 404)")))  # fmt: skip
+    for action, handler, verb in (
+        ("pause", control.pause_campaign, "Pause a campaign: nothing more is released or sent"),
+        ("resume", control.resume_campaign, "Resume a paused or late campaign"),
+        ("cancel", control.cancel_campaign, "Cancel a campaign: nothing more is sent"),
+    ):
+        route(f"/v1/campaigns/{{campaign_id}}/{action}", handler, methods=["POST"],
+              operation_id=f"{action}Campaign", summary=f"{verb} (idempotent)",
+              response_model=CampaignControlled,
+              responses={200: ok("Done (now or by an earlier call): the state after it"),
+                         **conflict_problems()},
+              openapi_extra=operation(path=("campaign_id", CAMPAIGN_ID_PATTERN, "From POST "
+                                            "/v1/campaigns (anything else: 404)")))  # fmt: skip
+    route("/v1/optouts", optouts.set_state, methods=["POST"], operation_id="setOptOut",
+          summary="Opt a number out of marketing, or back in (idempotent; recorded)",
+          response_model=OptOutState,
+          responses={200: ok("The number's state now"), **problems(400, 401, 413, 415, 422, 503)},
+          openapi_extra=operation(body="OptOutChange"))  # fmt: skip
+    route("/v1/optouts/lookup", optouts.lookup, methods=["POST"], operation_id="lookupOptOut",
+          summary="A number's opt-out state and every recorded change (time, source)",
+          response_model=OptOutHistory,
+          responses={200: ok("State and history"), **problems(400, 401, 413, 415, 422, 503)},
+          openapi_extra=operation(body="OptOutLookup"))  # fmt: skip
+    route("/v1/optouts", optouts.list_page, methods=["GET"], operation_id="listOptOuts",
+          summary="A page of the numbers opted out of marketing", response_model=OptOutPage,
+          responses={200: ok("A page; next_cursor 0 = the last"), **problems(401, 422, 503)},
+          openapi_extra={**operation(), "parameters": [
+              {"name": "cursor", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 0}},
+              {"name": "count", "in": "query", "required": False,
+               "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+              *operation()["parameters"]]})  # fmt: skip
     for path, handler, name, summary in (
         ("/webhooks/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
         ("/webhooks/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),

@@ -112,8 +112,9 @@ class CampaignRequest(BaseModel):
     ) = None
     src: Annotated[
         str | Integer,
-        Field(description="Origin: src_number (WhatsApp, required) or src_email (e-mail; "
-              "defaults to CONNECTUS_DEFAULT_SRC_EMAIL)"),
+        Field(description="Origin: src_number (WhatsApp; defaults to "
+              "CONNECTUS_WHATSAPP_SRC_NUMBER) or src_email (e-mail; defaults to "
+              "CONNECTUS_DEFAULT_SRC_EMAIL)"),
     ] | None = None  # fmt: skip
     id_client: (
         Annotated[

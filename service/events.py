@@ -8,7 +8,7 @@ string fields, schema version ``v=1`` (see docs/service.md):
 
 - ``kind=sms_status``: ``id_sms status job_id correlation_id received_at request_id``
 - ``kind=sms_incoming``: ``id_sms src_number dst_number src_provider sms_content
-  sms_content_binary opt_out received_at request_id``
+  sms_content_binary opt_out opt_in received_at request_id``
 
 Dedupe markers ``{prefix}:webhook-seen:{kind}:{id_sms}[:{status}]`` live as
 long as job records (``JOB_TTL_S``).
@@ -23,7 +23,7 @@ import redis
 from core.delivery_status import STATUS_RANK
 from core.keys import Keys
 from core.luascript import load
-from producers.optout import optout_key
+from producers.optout import HISTORY_MAXLEN, history_key, optout_key
 
 # service/lua/: each file says its KEYS, ARGV and answer.
 _STATUS = load(__package__, "status_event.lua")
@@ -80,13 +80,16 @@ class EventRecorder:
         opt_out: bool,
         now_ms: int,
         request_id: str,
+        opt_in: bool = False,
     ) -> Recorded:
-        """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``."""
+        """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``,
+        removes it if ``opt_in``; either is recorded in the number's opt-out history."""
         keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
-                optout_key(self.keys)]  # fmt: skip
-        flag = "1" if opt_out else "0"
+                optout_key(self.keys), history_key(self.keys, src_number)]  # fmt: skip
+        flag = "1" if opt_out else "2" if opt_in else "0"
         args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
-                dst_number, src_provider, sms_content, sms_content_binary, request_id]  # fmt: skip
+                dst_number, src_provider, sms_content, sms_content_binary, request_id,
+                HISTORY_MAXLEN]  # fmt: skip
         return _recorded(self._incoming(keys=keys, args=args))
 
 

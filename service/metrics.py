@@ -65,6 +65,11 @@ class Metrics:
             "Numbers newly opted out of marketing by an incoming keyword SMS.",
             registry=self.registry,
         )
+        self.opt_ins = Counter(
+            "connectus_opt_ins_total",
+            "Numbers opted back in to marketing by an incoming keyword SMS (ALTA, START).",
+            registry=self.registry,
+        )
         self.opt_out_refusals = Counter(
             "connectus_opt_out_refusals_total",
             "Marketing (bulk) sends refused at the intake because the number opted out.",

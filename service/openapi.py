@@ -23,6 +23,7 @@ from config import Settings
 from core.requests import MESSAGE_ADAPTER
 from core.validation import IDEMPOTENCY_KEY_MAX_CHARS
 from service.campaign_schemas import CampaignProblem, CampaignRequest
+from service.optout_schemas import OptOutChange, OptOutLookup
 from service.schemas import Problem, SmsIncomingWebhook, SmsStatusWebhook
 
 _REF = "#/components/schemas/{model}"
@@ -112,6 +113,8 @@ def install_openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, 
             (CampaignRequest, "validation"),
             (SmsStatusWebhook, "validation"),
             (SmsIncomingWebhook, "validation"),
+            (OptOutChange, "validation"),
+            (OptOutLookup, "validation"),
         ]
         _, defs = models_json_schema(models, ref_template=_REF)
         union = MESSAGE_ADAPTER.json_schema(ref_template=_REF)

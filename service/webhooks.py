@@ -41,6 +41,7 @@ class Webhooks:
         max_body_bytes: int,
         opt_out_keywords: frozenset[str],
         default_region: str,
+        opt_in_keywords: frozenset[str] = frozenset(),
     ) -> None:
         self.store = store
         self.recorder = recorder
@@ -48,6 +49,7 @@ class Webhooks:
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.opt_out_keywords = opt_out_keywords
+        self.opt_in_keywords = opt_in_keywords
         self.default_region = default_region
 
     async def _payload(self, request: Request, model: type[BaseModel]) -> Any:
@@ -89,7 +91,9 @@ class Webhooks:
         id_sms = _checked(text_id, event.id_sms, "id_sms")
         src = self._number(event.src_number, "src_number")
         dst = self._number(event.dst_number, "dst_number")
-        opt_out = event.sms_content.strip().casefold() in self.opt_out_keywords
+        word = event.sms_content.strip().casefold()
+        opt_out = word in self.opt_out_keywords
+        opt_in = word in self.opt_in_keywords
         recorded = await run_in_threadpool(
             lambda: self.recorder.sms_incoming(
                 id_sms=id_sms,
@@ -99,6 +103,7 @@ class Webhooks:
                 sms_content=event.sms_content,
                 sms_content_binary=event.sms_content_binary or "",
                 opt_out=opt_out,
+                opt_in=opt_in,
                 now_ms=epoch_ms(),
                 request_id=request.state.request_id,
             )
@@ -107,9 +112,11 @@ class Webhooks:
         self.metrics.webhook_event("sms_incoming", "-", result)
         if opt_out and recorded.changed:
             self.metrics.opt_outs.inc()
+        if opt_in and recorded.changed:
+            self.metrics.opt_ins.inc()
         # The content's length only: an incoming text is personal data.
         log.info("incoming sms webhook", id_sms=id_sms, src_number=src, result=result,
-                 opt_out=opt_out, content_chars=len(event.sms_content))  # fmt: skip
+                 opt_out=opt_out, opt_in=opt_in, content_chars=len(event.sms_content))  # fmt: skip
         return _ack(recorded)
 
     def _number(self, value: str | int, field: str) -> str:

@@ -319,3 +319,21 @@ def test_v1_refusals_and_checker_findings_stay_in_line_order(
     plan = producer.preflight(path, OPTIONS)
     assert [i.line for i in plan.report.invalid] == [2, 3, 5, 6]
     assert plan.report.valid == 1 and plan.segments_by_country == {1: 1}
+
+
+def test_a_subclients_sms_campaign_refuses_numbers_of_no_connectus_country(
+    settings: Settings, redis_client: fakeredis.FakeRedis
+) -> None:
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=FakeBalance(1_000))
+    rows = [{"dst_number": "+56 9 8765 4321", "name": "cl"},
+            {"dst_number": "+34 612 34 56 78", "name": "es"},
+            {"dst_number": "+51 987 654 321", "name": "pe"}]  # fmt: skip
+    options = CampaignOptions(name="sub", text="Hola {name}", transport=Transport.V3,
+                              id_client="da82la12")  # fmt: skip
+    plan = producer.preflight(rows, options)
+    assert plan.report.valid == 2 and plan.segments_by_country == {1: 1, 3: 1}
+    assert [(i.line, i.field) for i in plan.report.invalid] == [(2, "dst_number")]
+    assert "none of Connectus's countries" in plan.report.invalid[0].reason
+    # Without a subclient, the account's balance decides (the number is valid).
+    no_sub = CampaignOptions(name="acct", text="Hola {name}", transport=Transport.V3)
+    assert producer.preflight(rows, no_sub).report.valid == 3

@@ -39,7 +39,7 @@ CASES: dict[str, Case] = {
         lambda c: c.v3.send_sms(dst_number="56987688060", sms_content="hola", id_client="a1"),
         {"status": "ESME_ROK", "id": OK_ID, "segments": "2", "id_delivery": "d1", "new": 1},
         "POST", "/api_v3/sms/send_individual",
-        body={"dst_number": "56987688060", "sms_content": "hola", "id_client": "a1"},
+        body={"dst_number": "56987688060", "sms_content": "hola", "id_client": "a1", "id_country": 1},
         check=lambda r: r == SendResult(OK_ID, "ESME_ROK", 2, "d1"),
     ),
     "send_otp hashes by default": Case(
@@ -336,3 +336,25 @@ def test_an_accepted_send_answer_without_an_id_is_an_acceptance(
 def test_a_lookup_answer_with_an_error_status_is_data_not_an_error() -> None:
     client, _ = make_client(httpx.Response(200, json={"id": "a", "status": "ESME_RTHROTTLED"}))
     assert client.v3.get_sms(id_sms="a").state is DeliveryState.UNDELIVERABLE
+
+
+@pytest.mark.parametrize(
+    ("dst", "country"), [("56987654321", 1), ("5939876543", 4), ("12025550123", 5)]
+)
+def test_a_subclients_sms_carries_the_destinations_country(dst: str, country: int) -> None:
+    import json
+
+    client, recorder = make_client(httpx.Response(200, json={"status": "ESME_ROK"}))
+    client.v3.send_sms(dst_number=dst, sms_content="hola", id_client="da82la12")
+    body = json.loads(recorder.last.content)
+    assert body["id_client"] == "da82la12" and body["id_country"] == country
+    client.v3.send_sms(dst_number=dst, sms_content="hola")
+    assert "id_country" not in json.loads(recorder.last.content)  # no subclient, no country
+
+
+def test_a_subclients_sms_to_no_connectus_country_is_refused_before_sending() -> None:
+    client, recorder = make_client(httpx.Response(200, json={"status": "ESME_ROK"}))
+    with pytest.raises(errors.InvalidRequest) as caught:
+        client.v3.send_sms(dst_number="34612345678", sms_content="hola", id_client="da82la12")
+    assert caught.value.reason == "id_country_unknown"
+    assert recorder.requests == []

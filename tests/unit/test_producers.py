@@ -147,3 +147,34 @@ def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
         producer.get_status(producer.send_sms("56987654322", "Promo", priority="bulk")).queue
         == "bulk"
     )
+
+
+def test_whatsapp_without_src_number_uses_connectus_whatsapp_src_number() -> None:
+    from core.requests import parse_request
+
+    settings = load_settings({"CONNECTUS_WHATSAPP_SRC_NUMBER": "56999944837"})
+    fields = {"type": "whatsapp", "dst_number": GOOD_NUMBER, "whatsapp_content": "hola"}
+    assert parse_request(fields, settings).payload["src_number"] == "56999944837"
+    # One given still wins over the setting.
+    given = parse_request({**fields, "src_number": "4374"}, settings)
+    assert given.payload["src_number"] == "4374"
+    producer = Producer(settings, redis_client=fakeredis.FakeRedis())
+    job = producer.get_status(producer.send_whatsapp(GOOD_NUMBER, "hola"))
+    assert job.kind is Kind.WHATSAPP and job.state is State.QUEUED
+
+
+def test_whatsapp_without_src_number_or_setting_names_both() -> None:
+    producer = Producer(load_settings({}), redis_client=fakeredis.FakeRedis())
+    with pytest.raises(InvalidInput, match="CONNECTUS_WHATSAPP_SRC_NUMBER") as caught:
+        producer.send_whatsapp(GOOD_NUMBER, "hola")
+    assert [e.field for e in caught.value.errors] == ["src_number"]
+
+
+def test_a_subclients_sms_must_go_to_a_connectus_country(producer: Producer) -> None:
+    with pytest.raises(InvalidInput, match="none of Connectus's countries") as caught:
+        producer.send_sms("+34 612 34 56 78", "hola", id_client="da82la12")
+    assert [e.field for e in caught.value.errors] == ["dst_number"]
+    assert _nothing_written(producer)
+    # Without a subclient the account's balance decides (the sandbox: ESME_RINVDSTADR).
+    assert producer.get_status(producer.send_sms("+34 612 34 56 78", "hola")).kind is Kind.SMS
+    assert producer.send_sms(GOOD_NUMBER, "hola", id_client="da82la12")

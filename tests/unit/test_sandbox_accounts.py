@@ -86,15 +86,17 @@ async def test_send_with_id_client_draws_on_the_client_only() -> None:
         await sb.post(
             f"/api_v3/clients/{cid}/add_balance", {"amount": 1, "product": 1, "id_country": 1}
         )
-        first = await send_sms(sb, id_client=cid)
+        # A subclient's SMS names the destination's country (the Subclient section).
+        first = await send_sms(sb, id_client=cid, id_country=1)
         second = await sb.post(
             "/api_v3/sms/send_individual",
-            {"dst_number": "56987688060", "sms_content": "x", "id_client": cid},
+            {"dst_number": "56987688060", "sms_content": "x", "id_client": cid, "id_country": 1},
         )
         unknown = await sb.post(
             "/api_v3/sms/send_individual",
-            {"dst_number": "56987688060", "sms_content": "x", "id_client": "nobody00"},
-        )
+            {"dst_number": "56987688060", "sms_content": "x", "id_client": "nobody00",
+             "id_country": 1},
+        )  # fmt: skip
         ledger = (await sb.get("/_sandbox/ledger")).json()["charges"]
     assert first["status"] == "ESME_ROK"
     assert second.status_code == 402  # the client is empty although the free pool is not

@@ -80,6 +80,8 @@ BAD = [
     ("WEBHOOK_BASIC_PASSWORD", "short", "must be 12-256 characters"),
     ("WEBHOOK_MAX_BODY_BYTES", "2000000", "less than or equal to 1048576"),
     ("OPT_OUT_KEYWORDS", "STOP,,BAJA", "non-empty words"),
+    ("OPT_IN_KEYWORDS", "ALTA,,START", "non-empty words"),
+    ("OPT_IN_KEYWORDS", "ALTA,stop", "stop is also in OPT_OUT_KEYWORDS"),
     ("EVENTS_STREAM_MAXLEN", "10", "greater than or equal to 1000"),
     ("RATE_SMS_PER_S", "0", "greater than 0"),
     ("RATE_SMS_BURST", "0", "greater than 0"),

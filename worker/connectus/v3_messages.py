@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from worker.connectus.base import SubApi, day, require_id
+from worker.connectus.base import SubApi, check_enum, day, refuse, require_id
+from worker.connectus.enums import Country, country_of_number
 from worker.connectus.results import (
     DeliveryInfo,
     EmailStatus,
@@ -29,17 +30,31 @@ class MessageCalls(SubApi):
         src_number: str | None = None,
         id_delivery: str | None = None,
         id_client: str | None = None,
+        id_country: Country | None = None,
     ) -> SendResult:
         """``POST /sms/send_individual``; charged ceil(len/160) SMS of the destination's country.
 
+        With ``id_client``, ``id_country`` is sent too (the Subclient section: "the
+        SMS API must include the destination country"); by default the country of
+        ``dst_number``'s calling code. A number of no Connectus country is refused
+        before sending (``InvalidRequest``, ``id_country_unknown``).
         A 2xx answer with a non-``ESME_ROK`` status raises its SMPP class.
         """
+        if id_country is not None:
+            id_country = check_enum("id_country", id_country, Country)
+        elif id_client is not None:
+            id_country = country_of_number(dst_number)
+            if id_country is None:
+                raise refuse("id_country_unknown", "id_client: a subclient's SMS needs the "
+                             "destination's country, and dst_number's calling code is none of "
+                             "Connectus's countries")  # fmt: skip
         body = {
             "dst_number": dst_number,
             "sms_content": sms_content,
             "src_number": src_number,
             "id_delivery": id_delivery,
             "id_client": id_client,
+            "id_country": None if id_country is None else int(id_country),
         }
         url = self._url("sms", "send_individual")
         return self._t.call("POST", url, SendResult.from_body, json_body=body, send=True)
