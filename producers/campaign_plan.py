@@ -55,8 +55,9 @@ def country_of(dst: str) -> int | None:
 _country_of_head = functools.cache(country_of)
 
 
-#: Looks up the balance a campaign draws on: (kind, id_client, country id or None).
-BalanceLookup = Callable[[Kind, str | None, int | None], Balance]
+#: Looks up the balance a campaign draws on: (kind, id_client, country id or None,
+#: transport); v1 has its own balance calls (worker.connectus.balances).
+BalanceLookup = Callable[[Kind, str | None, int | None, Transport], Balance]
 
 
 @dataclass(frozen=True)
@@ -183,7 +184,7 @@ class CampaignPlan:
             list(self.segments_by_country) if self.kind is Kind.SMS else [None]
         )
         for country in countries:
-            balance = lookup(self.kind, id_client, country)
+            balance = lookup(self.kind, id_client, country, self.transport)
             self.balances.append(balance)
             need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
             if balance.available is not None and need > balance.available:

@@ -229,3 +229,17 @@ def test_a_cost_over_the_sandbox_balance_is_refused_unless_forced(
 
         unchecked = run_json(["preflight", str(path), "--text", TEXT, "--no-balance"], stack.env)
         assert unchecked["balances"] == [] and unchecked["refusals"] == []
+
+        # WhatsApp: GET /clients's free_whatsapp_balance (0 here) refuses the campaign.
+        with stack.sandbox_client() as sandbox:
+            sandbox.put("/_sandbox/balance",
+                        json={"product": "whatsapp", "amount": 0}).raise_for_status()  # fmt: skip
+        wa = ["preflight", str(path), "--text", TEXT, "--kind", "whatsapp", "--src", "56999944837"]
+        whatsapp = run_json(wa, stack.env, code=1)
+        assert whatsapp["balances"] == [{
+            "source": "account's unassigned WhatsApp balance (free_whatsapp_balance)",
+            "available": 0}]  # fmt: skip
+        assert whatsapp["refusals"] == [
+            "cost 3 exceeds account's unassigned WhatsApp balance "
+            "(free_whatsapp_balance) (0); use --force to send anyway"
+        ]
