@@ -132,6 +132,11 @@ class Settings(BaseSettings):
     # A sent campaign message with no delivery status after this many s is
     # looked up at Connectus (polling backs up the status webhook).
     campaign_status_poll_after_s: PositiveInt = 600
+    # E-mail and WhatsApp jobs (single and campaign) are looked up at Connectus
+    # (GET /email/:id, GET /whatsapp/status) at most once per this many s each,
+    # until a final status or until this many s after sending (worker.channel_status).
+    status_poll_interval_s: PositiveInt = 60
+    status_poll_max_age_s: PositiveInt = 2 * 86_400
 
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2

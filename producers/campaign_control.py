@@ -18,7 +18,8 @@ from core.campaign.store import CampaignStore, Control, job_id_for
 
 S = CampaignState
 REPORT_COLUMNS = ("index", "recipient", "state", "provider_id", "delivery_status", "error_class",
-                  "error", "attempts", "sent_at")  # fmt: skip
+                  "error", "attempts", "sent_at",
+                  "email_opened_at", "email_clicked_at")  # fmt: skip
 
 
 class CampaignNotFound(LookupError):
@@ -159,6 +160,8 @@ class CampaignControl:
                     "error": record.get("last_error", ""),
                     "attempts": record.get("attempts", "0"),
                     "sent_at": record.get("sent_at", ""),
+                    "email_opened_at": record.get("email_opened_at", ""),
+                    "email_clicked_at": record.get("email_clicked_at", ""),
                 }
 
     def write_report(self, campaign_id: str, out: IO[str]) -> int:

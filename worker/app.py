@@ -33,6 +33,7 @@ from worker.bulk import BulkSender
 from worker.campaign_messages import recipient_message
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
+from worker.channel_status import ChannelStatusPoller
 from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
 from worker.housekeeping import Housekeeper
@@ -179,6 +180,14 @@ def build_worker_app(
             jobs=store,
             client=client,
             after_s=settings.campaign_status_poll_after_s,
+        ),
+        channel_status=ChannelStatusPoller(
+            jobs=store,
+            client=client,
+            interval_s=settings.status_poll_interval_s,
+            max_age_s=settings.status_poll_max_age_s,
+            events_maxlen=settings.events_stream_maxlen,
+            metrics=metrics,
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),

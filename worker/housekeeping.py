@@ -40,6 +40,7 @@ from core.delivery_status import PendingStatuses
 from core.jobs import JobStore, epoch_ms
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
+from worker.channel_status import ChannelStatusPoller
 from worker.chunk_recovery import ChunkRecovery
 from worker.reconcile import Reconciler
 
@@ -62,6 +63,7 @@ class Housekeeper(threading.Thread):
         batch: int = 500,
         pump: CampaignPump | None = None,
         status_poller: StatusPoller | None = None,
+        channel_status: ChannelStatusPoller | None = None,
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
         chunk_recovery: ChunkRecovery | None = None,
@@ -77,6 +79,7 @@ class Housekeeper(threading.Thread):
         self.reconcile_interval_s = reconcile_interval_s
         self.pump = pump
         self.status_poller = status_poller
+        self.channel_status = channel_status
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
         self.chunk_recovery = chunk_recovery
@@ -108,6 +111,8 @@ class Housekeeper(threading.Thread):
                     since_status = 0.0
                     if self.status_poller is not None:
                         self.status_poller.run_once()
+                    if self.channel_status is not None:
+                        self.channel_status.run_once()
                     if self.pending_statuses is not None:
                         self.match_pending_statuses()
             except redis.RedisError as exc:
