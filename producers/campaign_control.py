@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO, Any
 
+from core.campaign.links import ShortLinkRef
+from core.campaign.links import load as load_links
 from core.campaign.model import PAUSABLE, RESUMABLE, TERMINAL, Campaign, CampaignState
 from core.campaign.pending import pending_state
 from core.campaign.store import CampaignStore, Control, job_id_for
@@ -134,6 +136,12 @@ class CampaignControl:
             deliveries=len(self.store.deliveries(campaign_id)),
             now_ms=self.store.clock(),
         )
+
+    def short_links(self, campaign_id: str) -> tuple[ShortLinkRef, ...]:
+        """The campaign's shortened ``{link:...}`` URLs (empty before the worker shortened
+        them, or without links): see :mod:`core.campaign.links`."""
+        raw = self.store.client.hget(self.store.keys.campaign(campaign_id), "short_links")
+        return load_links(raw.decode() if isinstance(raw, bytes) else raw)
 
     def report_rows(self, campaign_id: str) -> Iterator[dict[str, str]]:
         """One row per recipient, in list order (unreleased ones: pending or cancelled)."""

@@ -36,6 +36,7 @@ from worker.campaigns import CampaignPump
 from worker.channel_status import ChannelStatusPoller
 from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
+from worker.connectus.short_links import short_link_of
 from worker.housekeeping import Housekeeper
 from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
@@ -151,7 +152,8 @@ def build_worker_app(
     # letters (dlq list), not to Dramatiq's .XQ (core.broker).
     broker.dead_letter_unknown_actors = True
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
-                        max_pending=settings.campaign_max_pending, owner=worker_id)  # fmt: skip
+                        max_pending=settings.campaign_max_pending, owner=worker_id,
+                        shorten=lambda url: short_link_of(client, url))  # fmt: skip
     reconciler = Reconciler(
         store=store,
         client=client,
