@@ -20,7 +20,8 @@ never sent: after it was queued or due), and when it fails or is cancelled.
 
 Bounded: a due job is taken and moved one interval later in one script
 (``claim_watch.lua``), so it costs at most one lookup per interval whatever
-the number of processes; at most ``per_pass`` lookups a pass. Neither call
+the number of processes; at most ``per_pass`` lookups a pass, and a pass
+stops taking jobs after ``max_pass_s`` (it runs on the housekeeping thread). Neither call
 takes more than one id (the documents give no batch status call for e-mail or
 WhatsApp; SMS has ``delivery_info``), so polling is one call per job.
 
@@ -33,6 +34,7 @@ Connectus's timestamp as given), with one events-stream entry per change
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -53,6 +55,8 @@ log = structlog.get_logger("worker.channel_status")
 _CLAIM = load(__package__, "claim_watch.lua")
 _RECORD = load(__package__, "channel_status.lua")
 
+#: Jobs taken from the watch set at a time (a pass stops between batches).
+BATCH = 20
 #: The record field of each e-mail event (its first occurrence).
 EVENT_FIELDS = {"ABIERTO": "email_opened_at", "CLICKEADO": "email_clicked_at"}
 #: E-mail statuses after which nothing more comes (no open or click).
@@ -86,6 +90,8 @@ class ChannelStatusPoller:
         per_pass: int = 200,
         clock: Callable[[], int] = epoch_ms,
         metrics: WorkerMetrics | None = None,
+        max_pass_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.redis: redis.Redis = jobs.client
         self.keys = jobs.keys
@@ -96,18 +102,34 @@ class ChannelStatusPoller:
         self.per_pass = per_pass
         self.clock = clock
         self.metrics = metrics
+        self.max_pass_s = max_pass_s
+        self.monotonic = monotonic
         self._claim = self.redis.register_script(_CLAIM)
         self._record = self.redis.register_script(_RECORD)
         self._watch = watch_key(self.keys)
         self._stream = f"{self.keys.prefix}:events"  # service.events.events_key
 
     def run_once(self) -> int:
-        """One pass; returns how many lookups it made."""
-        now = self.clock()
-        claimed = self._claim(keys=[self._watch], args=[now, now + self.interval_ms, self.per_pass])
-        taken = [_text(j) for j in claimed]
-        if not taken:
-            return 0
+        """One pass; returns how many lookups it made.
+
+        The housekeeper thread also promotes due jobs and pumps campaigns, so a
+        pass stops taking jobs after ``max_pass_s`` (``monotonic`` seconds): jobs
+        are taken :data:`BATCH` at a time, and the rest wait for the next tick.
+        """
+        started = self.monotonic()
+        lookups = taken_total = 0
+        while taken_total < self.per_pass and self.monotonic() - started < self.max_pass_s:
+            now = self.clock()
+            batch = min(BATCH, self.per_pass - taken_total)
+            claimed = self._claim(keys=[self._watch], args=[now, now + self.interval_ms, batch])
+            taken = [_text(j) for j in claimed]
+            if not taken:
+                break
+            taken_total += len(taken)
+            lookups += self._batch(taken, now)
+        return lookups
+
+    def _batch(self, taken: list[str], now: int) -> int:
         pipe = self.redis.pipeline(transaction=False)
         for job_id in taken:
             pipe.hmget(self.keys.job(job_id), _FIELDS)
@@ -116,8 +138,7 @@ class ChannelStatusPoller:
         for job_id, values in zip(taken, pipe.execute(), strict=True):
             record = {n: _text(v) for n, v in zip(_FIELDS, values, strict=True) if v is not None}
             verdict = self._one(job_id, record, now)
-            if verdict != "wait":
-                lookups += verdict != "drop"
+            lookups += verdict in ("polled", "final")
             if verdict in ("final", "drop"):
                 done.append(job_id)
         if done:

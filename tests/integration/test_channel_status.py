@@ -168,3 +168,25 @@ def test_an_email_campaign_report_shows_statuses_and_events(
     wait_for(lambda: all(r["delivery_status"] == "ENTREGADO" and r["email_clicked_at"]
                          for r in report()), timeout_s=40, what="every e-mail clicked")  # fmt: skip
     assert all(r["email_opened_at"] for r in report())
+
+
+def test_a_pass_stops_taking_jobs_after_its_time_budget(
+    sandbox: SandboxServer, settings: Settings, redis_client: redis.Redis
+) -> None:
+    producer = Producer(settings)
+    jobs = [producer.send_whatsapp(CHILE, f"Hola {i}", src_number=WA_SRC) for i in range(25)]
+    created = [int(job_hash(redis_client, producer.store.keys, j)["created_at"]) for j in jobs]
+    clock = Clock(now_ms=max(created))
+    ticks = iter([0.0, 0.0, 5.0])  # started, the first check, then past the 1 s budget
+    api = ConnectusClient(api_user="sandbox", api_key="sandbox-key", base_url=sandbox.base_url,
+                          v1_base_url=sandbox.base_url, qr_base_url=sandbox.base_url,
+                          connect_timeout_s=2.0, read_timeout_s=5.0)  # fmt: skip
+    with api:
+        poller = ChannelStatusPoller(jobs=producer.store, client=api, interval_s=60,
+                                     max_age_s=600, events_maxlen=1000, clock=clock,
+                                     monotonic=lambda: next(ticks))  # fmt: skip
+        assert poller.run_once() == 0  # none sent yet: no lookup
+    key = watch_key(producer.store.keys)
+    later = redis_client.zcount(key, clock.now_ms + 1, "+inf")
+    still_due = redis_client.zcount(key, "-inf", clock.now_ms)
+    assert (later, still_due) == (20, 5)  # one batch taken; the rest wait for the next tick
