@@ -137,6 +137,10 @@ class Settings(BaseSettings):
     # until a final status or until this many s after sending (worker.channel_status).
     status_poll_interval_s: PositiveInt = 60
     status_poll_max_age_s: PositiveInt = 2 * 86_400
+    # The workers publish Connectus balances in Redis this often (s); the HTTP
+    # service's campaign preflight reads them, ignoring a snapshot older than
+    # 3 intervals (worker.balance_snapshot).
+    balance_snapshot_interval_s: PositiveInt = 60
 
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2

@@ -43,6 +43,7 @@ from service.openapi import ACCEPTED_HEADERS, install_openapi, ok, operation, pr
 from service.problems import ProblemError, problem_response, response_for
 from service.schemas import Accepted, WebhookAck
 from service.webhooks import Webhooks
+from worker.balance_snapshot import SnapshotBalanceLookup
 
 log = structlog.get_logger("service.app")
 
@@ -71,8 +72,12 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     intake = Intake(
         producer, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
     )
-    # balance=None: the service holds no Connectus credentials (see service.campaigns).
-    campaign_producer = CampaignProducer(settings, redis_client=client, balance=None)
+    # The service holds no Connectus credentials: its preflight reads the balances
+    # the workers publish in Redis (worker.balance_snapshot).
+    balances = SnapshotBalanceLookup(
+        client, keys, max_age_s=3 * settings.balance_snapshot_interval_s
+    )
+    campaign_producer = CampaignProducer(settings, redis_client=client, balance=balances)
     campaigns = CampaignIntake(
         campaign_producer,
         CampaignControl(campaign_producer.store),

@@ -28,6 +28,7 @@ from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
 from worker.actors import register_actors, register_bulk_actor
+from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
 from worker.campaign_messages import recipient_message
@@ -190,6 +191,12 @@ def build_worker_app(
             max_age_s=settings.status_poll_max_age_s,
             events_maxlen=settings.events_stream_maxlen,
             metrics=metrics,
+        ),
+        balance_snapshot=BalanceSnapshotWriter(
+            client=client,
+            redis_client=client_redis,
+            keys=store.keys,
+            interval_s=settings.balance_snapshot_interval_s,
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),

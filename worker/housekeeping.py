@@ -38,6 +38,7 @@ import structlog
 from core.broker import ConnectusBroker
 from core.delivery_status import PendingStatuses
 from core.jobs import JobStore, epoch_ms
+from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
 from worker.channel_status import ChannelStatusPoller
@@ -64,6 +65,7 @@ class Housekeeper(threading.Thread):
         pump: CampaignPump | None = None,
         status_poller: StatusPoller | None = None,
         channel_status: ChannelStatusPoller | None = None,
+        balance_snapshot: BalanceSnapshotWriter | None = None,
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
         chunk_recovery: ChunkRecovery | None = None,
@@ -80,6 +82,7 @@ class Housekeeper(threading.Thread):
         self.pump = pump
         self.status_poller = status_poller
         self.channel_status = channel_status
+        self.balance_snapshot = balance_snapshot
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
         self.chunk_recovery = chunk_recovery
@@ -113,6 +116,8 @@ class Housekeeper(threading.Thread):
                         self.status_poller.run_once()
                     if self.channel_status is not None:
                         self.channel_status.run_once()
+                    if self.balance_snapshot is not None:
+                        self.balance_snapshot.run_once()  # itself once per its interval
                     if self.pending_statuses is not None:
                         self.match_pending_statuses()
             except redis.RedisError as exc:

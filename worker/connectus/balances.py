@@ -19,21 +19,46 @@
   and no per-country balance (it sends to Chilean mobiles only).
 
 Answers are cached per lookup object: a preflight asks once per country, and
-lists the subclients (``GET /clients``) once.
+lists the subclients (``GET /clients``) once. The lookup reads through a
+:class:`BalanceSource`: the Connectus client (CLI, producers), or the snapshot
+the workers publish in Redis for the HTTP service, which holds no Connectus
+credentials (:mod:`worker.balance_snapshot`).
 """
 
 from __future__ import annotations
 
+from typing import Protocol
+
 from core.campaign.model import Balance, Transport
 from core.models import Kind
-from worker.connectus.client import ConnectusClient
 from worker.connectus.results_account import CountryBalance, Subclient, SubclientList
+
+
+class _V3Balances(Protocol):
+    def list_clients(self) -> SubclientList: ...
+    def email_balance(self) -> int: ...
+    def get_client(self, *, id_client: str) -> Subclient: ...
+
+
+class _V1Balances(Protocol):
+    def check_balance(self) -> int: ...
+    def check_email_balance(self) -> int: ...
+
+
+class BalanceSource(Protocol):
+    """What the lookup reads: a :class:`~worker.connectus.client.ConnectusClient`
+    has this shape."""
+
+    @property
+    def v3(self) -> _V3Balances: ...
+    @property
+    def v1(self) -> _V1Balances: ...
 
 
 class BalanceLookup:
     """Callable ``(kind, id_client, country id, transport) -> Balance``."""
 
-    def __init__(self, client: ConnectusClient) -> None:
+    def __init__(self, client: BalanceSource) -> None:
         self.client = client
         self._cache: dict[tuple[Kind, str | None, int | None, Transport], Balance] = {}
         self._clients: SubclientList | None = None
