@@ -223,6 +223,7 @@ def status(
     while True:
         body = _checked(json_output, control.status, campaign_id).to_json()
         body["health"] = health(settings, control.store.client)
+        body["short_links"] = _short_links(settings, control, campaign_id)
         if json_output:
             output(body, True)
         else:
@@ -279,5 +280,38 @@ def report(
         return
     with csv_path.open("w", newline="", encoding="utf-8") as out:
         rows = _checked(json_output, control.write_report, campaign_id, out)
-    output({"campaign_id": campaign_id, "rows": rows, "csv": str(csv_path)}, json_output,
-           title="campaign report")  # fmt: skip
+    links = _short_links(ctx.obj(), control, campaign_id)
+    output({"campaign_id": campaign_id, "rows": rows, "csv": str(csv_path),
+            "short_links": links}, json_output, title="campaign report")  # fmt: skip
+
+
+def _short_links(settings: Any, control: Any, campaign_id: str) -> list[dict[str, Any]]:
+    """The campaign's short links with their clicks (``GET /api_v3/short_link/:id``);
+    ``clicks`` is None without Connectus credentials or when the lookup fails."""
+    refs = control.short_links(campaign_id)
+    if not refs:
+        return []
+    from config import ConfigError
+    from worker.connectus.errors import ConnectusError
+
+    client = None
+    try:
+        from worker.app import build_client
+        from worker.connectus.short_links import clicks_of
+
+        client = build_client(settings)
+    except ConfigError:
+        pass
+    links = []
+    for ref in refs:
+        clicks = None
+        if client is not None:
+            try:
+                clicks = clicks_of(client, ref.id)
+            except ConnectusError:
+                clicks = None
+        links.append({"url": ref.url, "short_link": ref.short_link, "id": ref.id,
+                      "clicks": clicks})  # fmt: skip
+    if client is not None:
+        client.close()
+    return links

@@ -84,6 +84,9 @@ def print_status(body: Mapping[str, Any]) -> None:
     console.print(
         f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
     )
+    for link in body.get("short_links") or []:
+        clicks = link["clicks"] if link["clicks"] is not None else "?"
+        console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
 
 
 def health(settings: Settings, client: redis.Redis) -> dict[str, Any]:

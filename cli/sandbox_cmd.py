@@ -62,6 +62,12 @@ def sandbox_command(
     undeliverable_rate: Annotated[
         float, typer.Option(help="Share of messages that end NO_ENTREGABLE.")
     ] = 0,
+    email_open_rate: Annotated[
+        float, typer.Option(help="Share of delivered e-mails that get ABIERTO.")
+    ] = 0.5,
+    email_click_rate: Annotated[
+        float, typer.Option(help="Share of opened e-mails that get CLICKEADO.")
+    ] = 0.2,
     status_hook_url: Annotated[str | None, typer.Option(help="SMS status webhook URL.")] = None,
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
 ) -> None:
@@ -109,6 +115,8 @@ def sandbox_command(
         seed=seed,
         step_delay_s=step_delay_s,
         undeliverable_rate=undeliverable_rate,
+        email_open_rate=email_open_rate,
+        email_click_rate=email_click_rate,
         sms_status_hook_url=status_hook_url,
         sms_incoming_hook_url=incoming_hook_url,
     )

@@ -144,6 +144,15 @@ class Settings(BaseSettings):
     # send (breaker scope qr_session), connected ends that pause. 0 = never
     # (the pause then opens only when a QR send is refused, and ends by probes).
     qr_status_interval_s: Annotated[float, Field(ge=0)] = 30.0
+    # E-mail and WhatsApp jobs (single and campaign) are looked up at Connectus
+    # (GET /email/:id, GET /whatsapp/status) at most once per this many s each,
+    # until a final status or until this many s after sending (worker.channel_status).
+    status_poll_interval_s: PositiveInt = 60
+    status_poll_max_age_s: PositiveInt = 2 * 86_400
+    # The workers publish Connectus balances in Redis this often (s); the HTTP
+    # service's campaign preflight reads them, ignoring a snapshot older than
+    # 3 intervals (worker.balance_snapshot).
+    balance_snapshot_interval_s: PositiveInt = 60
 
     # --- Worker processes --------------------------------------------------
     worker_processes: PositiveInt = 2

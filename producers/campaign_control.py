@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from typing import IO, Any
 
 from config.tenants import DEFAULT_TENANT
+from core.campaign.links import ShortLinkRef
+from core.campaign.links import load as load_links
 from core.campaign.model import PAUSABLE, RESUMABLE, TERMINAL, Campaign, CampaignState
 from core.campaign.pending import pending_state
 from core.campaign.store import CampaignStore, Control, job_id_for
 
 S = CampaignState
 REPORT_COLUMNS = ("index", "recipient", "state", "provider_id", "delivery_status", "error_class",
-                  "error", "attempts", "sent_at")  # fmt: skip
+                  "error", "attempts", "sent_at",
+                  "email_opened_at", "email_clicked_at")  # fmt: skip
 
 
 class CampaignNotFound(LookupError):
@@ -141,6 +144,12 @@ class CampaignControl:
             now_ms=self.store.clock(),
         )
 
+    def short_links(self, campaign_id: str) -> tuple[ShortLinkRef, ...]:
+        """The campaign's shortened ``{link:...}`` URLs (empty before the worker shortened
+        them, or without links): see :mod:`core.campaign.links`."""
+        raw = self.store.client.hget(self.store.keys.campaign(campaign_id), "short_links")
+        return load_links(raw.decode() if isinstance(raw, bytes) else raw)
+
     def report_rows(self, campaign_id: str) -> Iterator[dict[str, str]]:
         """One row per recipient, in list order (unreleased ones: pending or cancelled)."""
         campaign = self.get(campaign_id)
@@ -166,6 +175,8 @@ class CampaignControl:
                     "error": record.get("last_error", ""),
                     "attempts": record.get("attempts", "0"),
                     "sent_at": record.get("sent_at", ""),
+                    "email_opened_at": record.get("email_opened_at", ""),
+                    "email_clicked_at": record.get("email_clicked_at", ""),
                 }
 
     def write_report(self, campaign_id: str, out: IO[str]) -> int:

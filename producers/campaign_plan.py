@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from config import Settings
 from core.campaign.checker import CheckReport
+from core.campaign.links import estimated, links_in
 from core.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
 from core.campaign.template import Template
 from core.deliver_at import parse_deliver_at
@@ -55,8 +56,9 @@ def country_of(dst: str) -> int | None:
 _country_of_head = functools.cache(country_of)
 
 
-#: Looks up the balance a campaign draws on: (kind, id_client, country id or None).
-BalanceLookup = Callable[[Kind, str | None, int | None], Balance]
+#: Looks up the balance a campaign draws on: (kind, id_client, country id or None,
+#: transport); v1 has its own balance calls (worker.connectus.balances).
+BalanceLookup = Callable[[Kind, str | None, int | None, Transport], Balance]
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,12 @@ class Resolved:
     max_lateness_s: int
     src: str | None
     timezone: str
+    links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
+
+    @property
+    def stored_text(self) -> str:
+        """The text as the campaign record keeps it: link tokens unshortened."""
+        return self.options.text if self.links else self.template.text
 
 
 def resolve(
@@ -100,7 +108,11 @@ def resolve(
         errors.add("name", f"must be 1 to {NAME_MAX_CHARS} characters")
     if options.kind not in CAMPAIGN_KINDS:
         errors.add("kind", f"must be one of {', '.join(k.value for k in CAMPAIGN_KINDS)}")
-    template = errors.check(Template.parse, options.text, options.subject)
+    # {link:URL} tokens: checked here, counted at the documented short-link length
+    # (core.campaign.links), shortened once per campaign by the worker.
+    links = errors.check(links_in, options.text) if isinstance(options.text, str) else None
+    text = estimated(options.text) if links else options.text
+    template = errors.check(Template.parse, text, options.subject)
     if options.kind is Kind.EMAIL and not options.subject:
         errors.add("subject", "is required for an e-mail campaign")
     transport = options.transport or (
@@ -144,6 +156,7 @@ def resolve(
         max_lateness_s=lateness,
         src=src,
         timezone=settings.default_timezone,
+        links=links or (),
     )
 
 
@@ -185,7 +198,7 @@ class CampaignPlan:
             list(self.segments_by_country) if self.kind is Kind.SMS else [None]
         )
         for country in countries:
-            balance = lookup(self.kind, id_client, country)
+            balance = lookup(self.kind, id_client, country, self.transport)
             self.balances.append(balance)
             need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
             if balance.available is not None and need > balance.available:

@@ -254,7 +254,7 @@ class CampaignProducer:
             "kind": options.kind.value,
             "transport": resolved.transport.value,
             "state": CampaignState.SCHEDULED.value,
-            "text": resolved.template.text,
+            "text": resolved.stored_text,
             "subject": resolved.template.subject or "",
             "fields": json.dumps(list(resolved.template.fields)),
             "src": resolved.src or "",
@@ -303,7 +303,7 @@ def _definition(resolved: Resolved) -> str:
     """Everything but the rows that makes two submissions the same campaign."""
     o = resolved.options
     return json.dumps(
-        [o.name.strip(), o.kind.value, resolved.template.text, resolved.template.subject,
+        [o.name.strip(), o.kind.value, resolved.stored_text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s],
         sort_keys=True,

@@ -66,6 +66,10 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--step-delay-s", type=float, default=0.05, help="status step delay (s)")
     p.add_argument("--undeliverable-rate", type=float, default=0.0)
+    p.add_argument("--email-open-rate", type=float, default=0.5,
+                   help="probability a delivered e-mail gets ABIERTO")  # fmt: skip
+    p.add_argument("--email-click-rate", type=float, default=0.2,
+                   help="probability an opened e-mail gets CLICKEADO")  # fmt: skip
     p.add_argument("--status-hook-url", default=None, help="SMS status webhook URL")
     p.add_argument("--incoming-hook-url", default=None, help="incoming SMS webhook URL")
     return p
@@ -91,6 +95,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         seed=args.seed,
         step_delay_s=args.step_delay_s,
         undeliverable_rate=args.undeliverable_rate,
+        email_open_rate=args.email_open_rate,
+        email_click_rate=args.email_click_rate,
         sms_status_hook_url=args.status_hook_url,
         sms_incoming_hook_url=args.incoming_hook_url,
     )

@@ -48,6 +48,7 @@ from service.optouts import OptOuts
 from service.problems import ProblemError, problem_response, response_for
 from service.schemas import Accepted, WebhookAck
 from service.webhooks import Webhooks
+from worker.balance_snapshot import SnapshotBalanceLookup
 
 log = structlog.get_logger("service.app")
 
@@ -79,13 +80,17 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     intake = Intake(
         producers, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
     )
-    # balance=None: the service holds no Connectus credentials (see service.campaigns).
+    # The service holds no Connectus credentials: its preflight reads the balances
+    # the workers publish in Redis (worker.balance_snapshot).
+    balances = SnapshotBalanceLookup(
+        client, keys, max_age_s=3 * settings.balance_snapshot_interval_s
+    )
     campaign_producers = {
-        name: CampaignProducer(settings, tenant=name, redis_client=client, balance=None)
+        name: CampaignProducer(settings, tenant=name, redis_client=client, balance=balances)
         for name in tenants
     }
     campaign_producer = campaign_producers.get(DEFAULT_TENANT) or CampaignProducer(
-        settings, redis_client=client, balance=None
+        settings, redis_client=client, balance=balances
     )
     campaign_controls = {
         name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()

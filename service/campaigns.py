@@ -12,9 +12,9 @@ submission of the same campaign (another client, or after the HTTP answer
 expired) answers the first campaign's id with ``created: false``, and the key
 reused for a different campaign is a 422, as for messages.
 
-No balance is looked up here (the producer gets ``balance=None``): the
-service holds no Connectus credentials, by design (it only talks to Redis).
-``connectus campaign preflight`` checks the cost against the balance.
+The service holds no Connectus credentials, by design (it only talks to
+Redis): the cost is checked against the balances the workers publish there
+(:mod:`worker.balance_snapshot`); a missing or stale snapshot checks nothing.
 """
 
 from __future__ import annotations

@@ -28,13 +28,16 @@ from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
 from worker.actors import register_actors, register_bulk_actor
+from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
 from worker.campaign_messages import recipient_message
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
+from worker.channel_status import ChannelStatusPoller
 from worker.chunk_recovery import ChunkRecovery
 from worker.connectus.client import ConnectusClient
+from worker.connectus.short_links import short_link_of
 from worker.housekeeping import Housekeeper
 from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
@@ -154,7 +157,8 @@ def build_worker_app(
     # letters (dlq list), not to Dramatiq's .XQ (core.broker).
     broker.dead_letter_unknown_actors = True
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
-                        max_pending=settings.campaign_max_pending, owner=worker_id)  # fmt: skip
+                        max_pending=settings.campaign_max_pending, owner=worker_id,
+                        shorten=lambda url: short_link_of(client, url))  # fmt: skip
     reconciler = Reconciler(
         store=store,
         client=client,
@@ -183,6 +187,20 @@ def build_worker_app(
             jobs=store,
             client=client,
             after_s=settings.campaign_status_poll_after_s,
+        ),
+        channel_status=ChannelStatusPoller(
+            jobs=store,
+            client=client,
+            interval_s=settings.status_poll_interval_s,
+            max_age_s=settings.status_poll_max_age_s,
+            events_maxlen=settings.events_stream_maxlen,
+            metrics=metrics,
+        ),
+        balance_snapshot=BalanceSnapshotWriter(
+            client=client,
+            redis_client=client_redis,
+            keys=store.keys,
+            interval_s=settings.balance_snapshot_interval_s,
         ),
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),

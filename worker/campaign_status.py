@@ -12,7 +12,9 @@ final status, at most once per that period per chunk:
   ``per_pass`` lookups per pass (polling must not compete with sending).
 
 A chunk whose messages all have a final status (or were never sent) is
-marked done and not polled again.
+marked done and not polled again. E-mail and WhatsApp campaigns: each
+released chunk's jobs are handed once to the status-watch set, polled per
+job by :mod:`worker.channel_status` (no status call takes a batch).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.campaign.store import CampaignStore, job_id_for
 from core.delivery_status import DeliveryStatuses, is_final
 from core.jobs import JobStore, epoch_ms
 from core.models import Kind
+from core.status_watch import WATCHED_KINDS, watch
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 
@@ -64,6 +67,8 @@ class StatusPoller:
                 continue
             if campaign.transport is Transport.V1_BULK:
                 recorded += self._poll_bulk(campaign)
+            elif campaign.kind in WATCHED_KINDS:
+                self._watch_released(campaign)
             elif campaign.kind is Kind.SMS and budget > 0:
                 got, used = self._poll_v3(campaign, budget)
                 recorded, budget = recorded + got, budget - used
@@ -98,6 +103,19 @@ class StatusPoller:
                     final = final and is_final(message.status)
             self.campaigns.mark_polled(cid, chunk, done=final)
         return recorded
+
+    def _watch_released(self, campaign: Campaign) -> None:
+        """E-mail and WhatsApp: hand each released chunk's jobs, once, to the
+        status-watch set (worker.channel_status polls them)."""
+        cid = campaign.campaign_id
+        marks = self.campaigns.poll_marks(cid)
+        for chunk in range(campaign.cursor):
+            if f"{chunk}:done" in marks:
+                continue
+            base = chunk * campaign.chunk_size
+            ids = [job_id_for(cid, base + i) for i in range(campaign.chunk_rows(chunk))]
+            watch(self.jobs.client, self.jobs.keys, ids, self.clock())
+            self.campaigns.mark_polled(cid, chunk, done=True)
 
     def _poll_v3(self, campaign: Campaign, budget: int) -> tuple[int, int]:
         cid = campaign.campaign_id

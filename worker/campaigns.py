@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 import structlog
 
 from core.campaign.bulk_release import BulkRelease
+from core.campaign.links import LINK, dump, shorten_all
 from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.render import masked, payload_for
 from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
@@ -62,7 +63,10 @@ class CampaignPump:
         clock: Callable[[], int] = epoch_ms,
         lock_ms: int = 5_000,
         read_ahead: int = 8,
+        shorten: Callable[[str], tuple[str, str]] | None = None,
     ) -> None:
+        """``shorten(url) -> (short_link, id)``: ``POST /api_v3/short_link`` (see
+        :mod:`core.campaign.links`); None: a campaign with link tokens waits."""
         self.store = store
         self.queue = queue
         self.max_pending = max_pending
@@ -71,6 +75,7 @@ class CampaignPump:
         self.lock_ms = lock_ms
         self.read_ahead = read_ahead
         self.bulk = BulkRelease(store)
+        self.shorten = shorten
 
     def tick(self) -> int:
         """One pass over the active campaigns; returns how many chunks were released."""
@@ -94,6 +99,11 @@ class CampaignPump:
         campaign's first send by one ``promote_interval_s``.
         """
         now = self.clock()
+        if LINK.search(campaign.text):
+            shortened = self._shorten_links(campaign)
+            if shortened is None:
+                return 0  # not shortened yet: nothing may be rendered with raw tokens
+            campaign = shortened
         if campaign.state is CampaignState.SCHEDULED:
             campaign = self._start(campaign, now)
         if (
@@ -111,6 +121,28 @@ class CampaignPump:
                 return 0
             return self._release(campaign, now)
         return 0
+
+    def _shorten_links(self, campaign: Campaign) -> Campaign | None:
+        """Shorten the campaign's ``{link:...}`` URLs, once per campaign, and store the
+        rewritten text and the links; None (try again next tick) if that failed.
+
+        The pump lease keeps other processes out; a crash between the calls and
+        the write costs one unused short link, never a recipient without one.
+        """
+        if self.shorten is None:
+            log.warning("campaign.links_not_shortened", campaign=campaign.campaign_id,
+                        reason="no Connectus client in this process")  # fmt: skip
+            return None
+        try:
+            text, refs = shorten_all(campaign.text, self.shorten)
+        except Exception as exc:  # a Connectus error or a bad answer: retried next tick
+            log.warning("campaign.short_link_failed", campaign=campaign.campaign_id,
+                        error=type(exc).__name__)  # fmt: skip
+            return None
+        self.store.client.hset(self.store.keys.campaign(campaign.campaign_id),
+                               mapping={"text": text, "short_links": dump(refs)})  # fmt: skip
+        log.info("campaign.links_shortened", campaign=campaign.campaign_id, links=len(refs))
+        return replace(campaign, text=text)
 
     def _start(self, campaign: Campaign, now: int) -> Campaign:
         """The campaign as this step leaves it (started, late or still scheduled)."""

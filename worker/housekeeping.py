@@ -41,8 +41,10 @@ import structlog
 from core.broker import ConnectusBroker
 from core.delivery_status import PendingStatuses
 from core.jobs import JobStore, epoch_ms
+from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
+from worker.channel_status import ChannelStatusPoller
 from worker.chunk_recovery import ChunkRecovery
 from worker.qr_session import QrSessionWatch
 from worker.reconcile import Reconciler
@@ -66,6 +68,8 @@ class Housekeeper(threading.Thread):
         batch: int = 500,
         pump: CampaignPump | None = None,
         status_poller: StatusPoller | None = None,
+        channel_status: ChannelStatusPoller | None = None,
+        balance_snapshot: BalanceSnapshotWriter | None = None,
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
         chunk_recovery: ChunkRecovery | None = None,
@@ -82,6 +86,8 @@ class Housekeeper(threading.Thread):
         self.reconcile_interval_s = reconcile_interval_s
         self.pump = pump
         self.status_poller = status_poller
+        self.channel_status = channel_status
+        self.balance_snapshot = balance_snapshot
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
         self.chunk_recovery = chunk_recovery
@@ -116,6 +122,10 @@ class Housekeeper(threading.Thread):
                     since_status = 0.0
                     if self.status_poller is not None:
                         self.status_poller.run_once()
+                    if self.channel_status is not None:
+                        self.channel_status.run_once()
+                    if self.balance_snapshot is not None:
+                        self.balance_snapshot.run_once()  # itself once per its interval
                     if self.pending_statuses is not None:
                         self.match_pending_statuses()
             except redis.RedisError as exc:

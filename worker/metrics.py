@@ -120,6 +120,25 @@ class WorkerMetrics:
             ["kind", "reason"],
             registry=r,
         )
+        self.status_lookups = Counter(
+            "connectus_worker_status_lookups_total",
+            "E-mail and WhatsApp status lookups (worker.channel_status), by kind and "
+            "result (polled, final, error, too_old: dropped unpolled after STATUS_POLL_MAX_AGE_S).",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.delivery_statuses = Counter(
+            "connectus_worker_delivery_statuses_total",
+            "Delivery statuses recorded by polling (e-mail, WhatsApp), by kind and status.",
+            ["kind", "status"],
+            registry=r,
+        )
+        self.email_events = Counter(
+            "connectus_worker_email_events_total",
+            "E-mail events recorded by polling (ABIERTO, CLICKEADO), each once per job.",
+            ["event"],
+            registry=r,
+        )
         self.send_duration = Histogram(
             "connectus_worker_send_duration_seconds",
             "Duration of one HTTP call to Connectus (each attempt), in seconds.",
@@ -143,6 +162,15 @@ class WorkerMetrics:
             self.deferrals.labels(kind.value, reason).inc()
         elif outcome == "retrying":
             self.retries.labels(kind.value, "durable").inc()
+
+    def status_lookup(self, kind: Kind, result: str) -> None:
+        self.status_lookups.labels(kind.value, result).inc()
+
+    def delivery_status(self, kind: Kind, status: str) -> None:
+        self.delivery_statuses.labels(kind.value, status).inc()
+
+    def email_event(self, event: str) -> None:
+        self.email_events.labels(event).inc()
 
     def retried_in_process(self, kind: Kind) -> None:
         self.retries.labels(kind.value, "in_process").inc()

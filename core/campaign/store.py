@@ -244,7 +244,7 @@ class CampaignStore(ChunkWriter):
     def jobs_state(self, job_ids: Sequence[str]) -> Iterator[dict[str, str]]:
         """Selected fields of many job records, in order ({} for a missing one)."""
         names = ("state", "provider_id", "delivery_status", "error_class", "last_error",
-                 "attempts", "sent_at")  # fmt: skip
+                 "attempts", "sent_at", "email_opened_at", "email_clicked_at")  # fmt: skip
         for start in range(0, len(job_ids), 1000):
             pipe = self.client.pipeline(transaction=False)
             for job_id in job_ids[start : start + 1000]:

@@ -22,6 +22,7 @@ import redis
 from config import load_settings
 from core.campaign.model import CampaignState
 from core.campaign.store import CampaignStore
+from core.hashing import content_hash
 from core.keys import Keys
 from devtools.stack import LocalStack
 from tests.support.waiting import wait_for
@@ -163,7 +164,7 @@ def test_send_list_status_and_control(
 
     out = tmp_path / "report.csv"
     written = run_json(["report", cid, "--csv", str(out)], env)
-    assert written == {"campaign_id": cid, "rows": 3, "csv": str(out)}
+    assert written == {"campaign_id": cid, "rows": 3, "csv": str(out), "short_links": []}
     with out.open(encoding="utf-8") as file:
         rows = list(csv.DictReader(file))
     assert [(r["index"], r["recipient"], r["state"]) for r in rows] == [
@@ -229,3 +230,54 @@ def test_a_cost_over_the_sandbox_balance_is_refused_unless_forced(
 
         unchecked = run_json(["preflight", str(path), "--text", TEXT, "--no-balance"], stack.env)
         assert unchecked["balances"] == [] and unchecked["refusals"] == []
+
+        # WhatsApp: GET /clients's free_whatsapp_balance (0 here) refuses the campaign.
+        with stack.sandbox_client() as sandbox:
+            sandbox.put("/_sandbox/balance",
+                        json={"product": "whatsapp", "amount": 0}).raise_for_status()  # fmt: skip
+        wa = ["preflight", str(path), "--text", TEXT, "--kind", "whatsapp", "--src", "56999944837"]
+        whatsapp = run_json(wa, stack.env, code=1)
+        assert whatsapp["balances"] == [{
+            "source": "account's unassigned WhatsApp balance (free_whatsapp_balance)",
+            "available": 0}]  # fmt: skip
+        assert whatsapp["refusals"] == [
+            "cost 3 exceeds account's unassigned WhatsApp balance "
+            "(free_whatsapp_balance) (0); use --force to send anyway"
+        ]
+
+
+def test_a_link_is_shortened_once_per_campaign_and_its_clicks_are_reported(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    dsts = numbers(3, start=400)
+    path = write_csv(tmp_path / "links.csv", [[d, f"C{i}"] for i, d in enumerate(dsts)])
+    url = "https://tienda.example.cl/ofertas/verano?utm_source=sms&utm_campaign=verano-2026"
+    text = f"Hola {{name}}: {{link:{url}}}"
+    with LocalStack(redis_url=redis_url, env={**STACK_ENV, "KEY_PREFIX": redis_prefix},
+                    processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
+        plan = run_json(["preflight", str(path), "--text", text, "--no-balance"], stack.env)
+        assert plan["segments"] == 3  # "Hola Cn: " + 14 characters each, not the long URL
+        cid = run_json(["send", str(path), "--name", "Links", "--text", text], stack.env)[
+            "campaign_id"
+        ]
+        store = CampaignStore(redis_client, Keys(redis_prefix), ttl_s=3600, job_ttl_s=3600)
+
+        def finished() -> bool:
+            campaign = store.get(cid)
+            return campaign is not None and campaign.state is CampaignState.FINISHED
+
+        wait_for(finished, timeout_s=45, what="the campaign to finish")
+        links = run_json(["status", cid], stack.env)["short_links"]
+        assert len(links) == 1 and links[0]["url"] == url and links[0]["clicks"] == 0
+        short = links[0]["short_link"]
+        with stack.sandbox_client() as sandbox:
+            for _ in range(2):
+                assert sandbox.get(f"/_sandbox/s/{short.rsplit('/', 1)[-1]}").status_code == 302
+            charges = sandbox.get("/_sandbox/ledger").json()["charges"]
+            auth = ("sandbox", "sandbox-key")
+            # One short link for the whole campaign: a second one was never created.
+            assert sandbox.get("/api_v3/short_link/2", auth=auth).status_code == 404
+        report = run_json(["report", cid, "--csv", str(tmp_path / "r.csv")], stack.env)
+        assert report["short_links"][0]["clicks"] == 2
+        expected = {content_hash(f"Hola C{i}: {short}") for i in range(3)}
+        assert {c["content_sha256"] for c in charges} == expected

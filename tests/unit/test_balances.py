@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import httpx
 
+from core.campaign.model import Transport
 from core.models import Kind
 from worker.connectus.balances import BalanceLookup
 from worker.connectus.testing import make_client
@@ -53,3 +54,41 @@ def test_a_subclient_not_listed_falls_back_to_its_one_figure() -> None:
         "/api_v3/clients",
         "/api_v3/clients/lpa22mae",
     ]
+
+
+def test_whatsapp_reads_the_unassigned_and_the_subclient_whatsapp_balance() -> None:
+    sub = {**SUB, "balance": {**SUB["balance"], "whatsapp_balance": 4}}  # type: ignore[dict-item]
+    api, recorder = make_client(_listing([sub]))
+    lookup = BalanceLookup(api)
+    free = lookup(Kind.WHATSAPP, None, None)
+    assert (free.source, free.available) == (
+        "account's unassigned WhatsApp balance (free_whatsapp_balance)", 0)  # fmt: skip
+    mine = lookup(Kind.WHATSAPP, "da82la12", None)
+    assert (mine.source, mine.available) == ("subclient da82la12's WhatsApp balance", 4)
+    assert [r.url.path for r in recorder.requests] == ["/api_v3/clients"]
+
+
+def test_email_without_a_subclient_counts_the_smaller_of_email_balance_and_free() -> None:
+    api, recorder = make_client(httpx.Response(200, json={"balance": 100_000}), _listing([]))
+    smaller = BalanceLookup(api)(Kind.EMAIL, None, None)
+    assert (smaller.source, smaller.available) == (
+        "account's unassigned e-mail balance (free_email_balance)", 64025)  # fmt: skip
+    api, _ = make_client(httpx.Response(200, json={"balance": 7}), _listing([]))
+    assert BalanceLookup(api)(Kind.EMAIL, None, None).available == 7
+    assert sorted(r.url.path for r in recorder.requests) == [
+        "/api_v3/clients",
+        "/api_v3/email/balance",
+    ]
+
+
+def test_the_v1_transport_reads_the_v1_balance_calls() -> None:
+    api, recorder = make_client(httpx.Response(200, json={"balance": "12"}),
+                                httpx.Response(200, json={"balance": "3"}))  # fmt: skip
+    lookup = BalanceLookup(api)
+    sms = lookup(Kind.SMS, None, CHILE, Transport.V1_BULK)
+    assert (sms.source, sms.available) == ("account's v1 SMS balance (check_balance)", 12)
+    email = lookup(Kind.EMAIL, None, None, Transport.V1_BULK)
+    assert (email.source, email.available) == (
+        "account's v1 e-mail balance (check_email_balance)", 3)  # fmt: skip
+    assert [r.url.path for r in recorder.requests] == [
+        "/api_v1/check_balance", "/api_v1/check_email_balance"]  # fmt: skip

@@ -45,9 +45,13 @@ class FakeBalance:
     def __init__(self, available: int | None) -> None:
         self.available = available
         self.calls: list[tuple[Kind, str | None, int | None]] = []
+        self.transports: set[Transport] = set()
 
-    def __call__(self, kind: Kind, id_client: str | None, country: int | None) -> Balance:
+    def __call__(
+        self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
+    ) -> Balance:
         self.calls.append((kind, id_client, country))
+        self.transports.add(transport)
         return Balance(f"fake balance of country {country}", self.available)
 
 
@@ -198,6 +202,7 @@ def test_a_cost_over_the_balance_is_refused_unless_forced(
     assert forced.created and forced.plan.refusals == []
     assert producer.get(forced.campaign_id) is not None
     assert set(balance.calls) == {(Kind.SMS, None, 1)}
+    assert balance.transports == {Transport.V1_BULK}  # v1 has its own balance call
     # Enough balance: accepted without force; a WhatsApp balance nobody can ask is no refusal.
     assert CampaignProducer(settings, redis_client=redis_client,
                             balance=FakeBalance(3)).preflight(rows, OPTIONS).refusals == []  # fmt: skip

@@ -121,7 +121,10 @@ async def test_a_campaign_is_accepted_and_reads_back() -> None:
     plan = body["plan"]
     assert (plan["rows"], plan["valid"], plan["invalid"], plan["refusals"]) == (3, 3, 0, [])
     assert (plan["kind"], plan["transport"], plan["window"]) == ("sms", "v3", "09:00-21:00")
-    assert plan["balances"] == []  # no balance lookup in the service
+    # No worker published a balance snapshot here: unknown, and no refusal.
+    assert plan["balances"] == [
+        {"source": "balance unknown: no recent balance snapshot from the workers",
+         "available": None}]  # fmt: skip
     assert got.status_code == 200, got.text
     status = CampaignStatusOut.model_validate(got.json()).model_dump()
     assert status["campaign_id"] == campaign_id and status["state"] == "scheduled"

@@ -3,52 +3,114 @@
 - SMS without a subclient: the account's unassigned balance *for the
   destination's country* (``GET /clients`` → ``free_sms_balance_by_country``);
   SMS balance is per country, so a campaign to two countries checks two.
-- SMS or e-mail charged to a subclient (``id_client``): that subclient's
-  balance. For SMS, its balance for the destination's country, from its
-  ``GET /clients`` entry (``balance.sms_balance``); for e-mail, that entry's
-  ``email_balance``. ``GET /clients/:id`` answers one figure (``balance``, the
-  documents don't say of what): it is used only when the subclient is not listed
-  or its entry has no balance object.
-- E-mail: ``GET /email/balance``.
-- WhatsApp: the documents have no balance call; ``available`` is None.
+- E-mail without a subclient: ``GET /email/balance``, and the unassigned
+  ``free_email_balance`` of ``GET /clients`` when listed; the smaller one
+  counts (a send without ``id_client`` draws on the unassigned balance, and
+  the documents don't say how the two figures relate).
+- WhatsApp without a subclient: ``free_whatsapp_balance`` of ``GET /clients``
+  (no other WhatsApp balance call is documented). Not listed: unknown (None).
+- Charged to a subclient (``id_client``): that subclient's balance from its
+  ``GET /clients`` entry: ``balance.sms_balance`` (per country),
+  ``email_balance`` or ``whatsapp_balance``. ``GET /clients/:id`` answers one
+  figure (``balance``, the documents don't say of what): it is used only when
+  the subclient is not listed or its entry has no figure for the product.
+- Transport v1 (``send_sms_bulk``): ``check_balance`` (SMS) or
+  ``check_email_balance`` (e-mail), one figure each: v1 knows no subclients
+  and no per-country balance (it sends to Chilean mobiles only).
 
 Answers are cached per lookup object: a preflight asks once per country, and
-lists the subclients (``GET /clients``) once.
+lists the subclients (``GET /clients``) once. The lookup reads through a
+:class:`BalanceSource`: the Connectus client (CLI, producers), or the snapshot
+the workers publish in Redis for the HTTP service, which holds no Connectus
+credentials (:mod:`worker.balance_snapshot`).
 """
 
 from __future__ import annotations
 
-from core.campaign.model import Balance
+from typing import Protocol
+
+from core.campaign.model import Balance, Transport
 from core.models import Kind
-from worker.connectus.client import ConnectusClient
-from worker.connectus.results_account import CountryBalance, SubclientList
+from worker.connectus.results_account import CountryBalance, Subclient, SubclientList
+
+
+class _V3Balances(Protocol):
+    def list_clients(self) -> SubclientList: ...
+    def email_balance(self) -> int: ...
+    def get_client(self, *, id_client: str) -> Subclient: ...
+
+
+class _V1Balances(Protocol):
+    def check_balance(self) -> int: ...
+    def check_email_balance(self) -> int: ...
+
+
+class BalanceSource(Protocol):
+    """What the lookup reads: a :class:`~worker.connectus.client.ConnectusClient`
+    has this shape."""
+
+    @property
+    def v3(self) -> _V3Balances: ...
+    @property
+    def v1(self) -> _V1Balances: ...
 
 
 class BalanceLookup:
-    """Callable ``(kind, id_client, country id) -> Balance``."""
+    """Callable ``(kind, id_client, country id, transport) -> Balance``."""
 
-    def __init__(self, client: ConnectusClient) -> None:
+    def __init__(self, client: BalanceSource) -> None:
         self.client = client
-        self._cache: dict[tuple[Kind, str | None, int | None], Balance] = {}
+        self._cache: dict[tuple[Kind, str | None, int | None, Transport], Balance] = {}
         self._clients: SubclientList | None = None
 
-    def __call__(self, kind: Kind, id_client: str | None, country: int | None) -> Balance:
-        key = (kind, id_client, country)
+    def __call__(
+        self,
+        kind: Kind,
+        id_client: str | None,
+        country: int | None,
+        transport: Transport = Transport.V3,
+    ) -> Balance:
+        key = (kind, id_client, country if kind is Kind.SMS else None, transport)
         if key not in self._cache:
-            self._cache[key] = self._lookup(kind, id_client, country)
+            self._cache[key] = self._lookup(kind, id_client, country, transport)
         return self._cache[key]
 
-    def _lookup(self, kind: Kind, id_client: str | None, country: int | None) -> Balance:
-        if id_client and kind in (Kind.SMS, Kind.EMAIL):
+    def _lookup(
+        self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
+    ) -> Balance:
+        if transport is Transport.V1_BULK:
+            return self._v1(kind)
+        if id_client:
             return self._subclient(kind, id_client, country)
         if kind is Kind.SMS:
             if country is None:
                 return Balance("no Connectus country for these numbers", 0)
-            free = self._listing().free_sms_balance_by_country
-            return _for_country(free, country, "account's unassigned SMS balance")
+            by_country = self._listing().free_sms_balance_by_country
+            return _for_country(by_country, country, "account's unassigned SMS balance")
         if kind is Kind.EMAIL:
-            return Balance("account's e-mail balance", self.client.v3.email_balance())
+            account = self.client.v3.email_balance()
+            free = self._listing().free_email_balance
+            if free is not None and free < account:
+                return Balance("account's unassigned e-mail balance (free_email_balance)", free)
+            return Balance("account's e-mail balance", account)
+        if kind is Kind.WHATSAPP:
+            return Balance(
+                "account's unassigned WhatsApp balance (free_whatsapp_balance)",
+                self._listing().free_whatsapp_balance,
+            )
         return Balance(f"{kind.value}: Connectus documents no balance call", None)
+
+    def _v1(self, kind: Kind) -> Balance:
+        if kind is Kind.SMS:
+            return Balance(
+                "account's v1 SMS balance (check_balance)", self.client.v1.check_balance()
+            )
+        if kind is Kind.EMAIL:
+            return Balance(
+                "account's v1 e-mail balance (check_email_balance)",
+                self.client.v1.check_email_balance(),
+            )
+        return Balance(f"{kind.value}: api_v1 documents no balance call", None)
 
     def _listing(self) -> SubclientList:
         if self._clients is None:
@@ -61,10 +123,24 @@ class BalanceLookup:
             if country is None:
                 return Balance("no Connectus country for these numbers", 0)
             return _for_country(entry.sms_balances, country, f"subclient {id_client}'s SMS balance")
-        if kind is Kind.EMAIL and entry is not None and entry.email_balance is not None:
-            return Balance(f"subclient {id_client}'s e-mail balance", entry.email_balance)
+        listed = _listed(entry, kind)
+        if listed is not None:
+            return Balance(f"subclient {id_client}'s {_PRODUCT[kind]} balance", listed)
         sub = self.client.v3.get_client(id_client=id_client)
         return Balance(f"subclient {id_client}'s balance", sub.balance)
+
+
+_PRODUCT = {Kind.EMAIL: "e-mail", Kind.WHATSAPP: "WhatsApp"}
+
+
+def _listed(entry: Subclient | None, kind: Kind) -> int | None:
+    if entry is None:
+        return None
+    if kind is Kind.EMAIL:
+        return entry.email_balance
+    if kind is Kind.WHATSAPP:
+        return entry.whatsapp_balance
+    return None
 
 
 def _for_country(balances: tuple[CountryBalance, ...], country: int, what: str) -> Balance:

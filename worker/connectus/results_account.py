@@ -34,9 +34,10 @@ class CountryBalance:
 class Subclient:
     """A subclient; ``id_unique`` is what the ``/clients/:id`` paths take.
 
-    ``balance``: the one figure of ``GET /clients/:id``. ``sms_balances`` and
-    ``email_balance``: the ``balance`` object of a ``GET /clients`` entry (SMS
-    balance is per country); empty and None where the answer has no such object.
+    ``balance``: the one figure of ``GET /clients/:id``. ``sms_balances``,
+    ``email_balance`` and ``whatsapp_balance``: the ``balance`` object of a
+    ``GET /clients`` entry (SMS balance is per country); empty and None where
+    the answer has no such object.
     """
 
     id: int | None
@@ -46,6 +47,7 @@ class Subclient:
     raw: Raw = field(default_factory=dict, repr=False, compare=False)
     sms_balances: tuple[CountryBalance, ...] = ()
     email_balance: int | None = None
+    whatsapp_balance: int | None = None
 
     @classmethod
     def from_body(cls, body: Any) -> Subclient:
@@ -64,16 +66,20 @@ class Subclient:
             raw=data,
             sms_balances=_country_balances(listed, "sms_balance"),
             email_balance=opt_int(listed, "email_balance"),
+            whatsapp_balance=opt_int(listed, "whatsapp_balance"),
         )
 
 
 @dataclass(frozen=True)
 class SubclientList:
-    """``GET /clients``: the unassigned SMS balance per country, and the subclients."""
+    """``GET /clients``: the unassigned balances (SMS per country, e-mail, WhatsApp;
+    None where the answer lacks the field), and the subclients."""
 
     free_sms_balance_by_country: tuple[CountryBalance, ...]
     clients: tuple[Subclient, ...]
     raw: Raw = field(default_factory=dict, repr=False, compare=False)
+    free_email_balance: int | None = None
+    free_whatsapp_balance: int | None = None
 
     @classmethod
     def from_body(cls, body: Any) -> SubclientList:
@@ -81,7 +87,13 @@ class SubclientList:
         data = top["data"] if isinstance(top.get("data"), Mapping) else top
         balances = _country_balances(data, "free_sms_balance_by_country")
         clients = tuple(Subclient.from_body(c) for c in objects(data, "clients"))
-        return cls(balances, clients, top)
+        return cls(
+            balances,
+            clients,
+            top,
+            free_email_balance=opt_int(data, "free_email_balance"),
+            free_whatsapp_balance=opt_int(data, "free_whatsapp_balance"),
+        )
 
     def client(self, id_unique: str) -> Subclient | None:
         """The subclient of that ``id_unique``, if listed."""
