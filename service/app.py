@@ -67,7 +67,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     producer = Producer(settings, redis_client=client)
     metrics = Metrics()
     bearer = BearerAuth(settings.intake_token_values)
-    idempotency = HttpIdempotency(client, keys, ttl_s=settings.intake_idempotency_ttl_s)
+    idempotency = HttpIdempotency(
+        client, keys, ttl_s=settings.intake_idempotency_ttl_s, digest_key=settings.content_key
+    )
     intake = Intake(
         producer, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
     )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from core.hashing import content_hash
 from core.models import State
 from tests.unit.service_support import (
     BEARER,
@@ -287,3 +289,21 @@ async def test_a_time_out_of_the_range_of_dates_is_422_not_a_crash(field: str) -
     async with service() as svc:
         response = await svc.send({**SMS, field: "9999-12-31T23:59:59-05:00"})
     assert invalid_params(response) == {field: "is out of the range of dates"}
+
+
+async def test_no_digest_of_content_is_in_an_answer_or_the_document() -> None:
+    # issue 21, High 2: the plain SHA-256 of an OTP in GET /v1/messages/{id}
+    # gave the 6-digit code away in under a second.
+    text = "Tu código es 482913"
+    async with service() as svc:
+        accepted = await svc.send({"type": "otp", "dst_number": NUMBER, "sms_content": text})
+        assert accepted.status_code == 202, accepted.text
+        record = await svc.client.get(accepted.headers["location"], headers=BEARER)
+        kept = svc.redis.hget(svc.keys.job(accepted.json()["job_id"]), "content_hmac")
+        document = (await svc.client.get("/openapi.json")).json()
+    assert record.status_code == 200 and record.json()["kind"] == "otp"
+    assert kept is not None and kept.decode() not in record.text
+    assert content_hash(text) not in record.text
+    assert not re.search(r"[0-9a-f]{64}", record.text)
+    fields = document["components"]["schemas"]["JobRecord"]["properties"]
+    assert not {name for name in fields if "sha" in name or "hmac" in name or "hash" in name}
