@@ -163,6 +163,9 @@ class Settings(BaseSettings):
     intake_tokens: SecretStr | None = None
     # Largest accepted request body, in bytes (256 KiB); bigger is a 413.
     intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
+    # Longest time a request body may take to arrive, in s; slower is a 408
+    # (a client that announces a body and stops sending must not hold a slot).
+    http_body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
     # How long a stored Idempotency-Key response is replayed, in s (Stripe: 24 h).
     intake_idempotency_ttl_s: PositiveInt = 86_400
     # How Connectus authenticates to our webhooks: a secret in the URL or Basic auth.

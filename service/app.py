@@ -128,7 +128,13 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         description="Message intake, Connectus webhooks, metrics and health. See docs/service.md.",
         docs_url=None,
         redoc_url=None,
-        middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                metrics=metrics,
+                body_timeout_s=settings.http_body_timeout_s,
+            )
+        ],
         exception_handlers={
             ProblemError: _problem,
             HTTPException: _http_problem,

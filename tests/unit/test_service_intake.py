@@ -267,7 +267,31 @@ async def test_an_infinite_max_age_is_422() -> None:
             headers={**BEARER, "Content-Type": "application/json"},
         )  # fmt: skip
         assert svc.redis.dbsize() == 0
-    assert invalid_params(response) == {"max_age_s": "must be a finite number of seconds"}
+    assert invalid_params(response) == {
+        "max_age_s": "must be a finite number (it overflows to infinity)"
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"type": "sms", "dst_number": "56987654321", "sms_content": "x", "extra": 1e999}',
+         "extra"),
+        ('{"type": "sms", "dst_number": "56987654321", "sms_content": "x", "a": {"b": [1, -1e999]}}',
+         "a.b[1]"),
+    ],
+)  # fmt: skip
+async def test_an_overflowing_number_anywhere_is_422_naming_it(body: str, field: str) -> None:
+    # With an Idempotency-Key the body is fingerprinted before it is validated:
+    # inf used to fail there with a 500 (issue 21, Medium 4).
+    async with service() as svc:
+        response = await svc.client.post(
+            "/v1/messages", content=body,
+            headers={**BEARER, "Content-Type": "application/json", "Idempotency-Key": "inf-1"},
+        )  # fmt: skip
+        assert svc.redis.dbsize() == 0
+    assert response.status_code == 422
+    assert invalid_params(response) == {field: "must be a finite number (it overflows to infinity)"}
 
 
 async def test_a_limit_is_accepted_and_shown_in_the_record() -> None:

@@ -95,6 +95,7 @@ BAD = [
     ("LOG_LEVEL", "LOUD", "pattern"),
     ("LOG_JSON", "maybe", "valid boolean"),
     ("CONTENT_HASH_KEY", "short-key", "32-1024 characters"),
+    ("HTTP_BODY_TIMEOUT_S", "0", "greater than 0"),
 ]
 
 
