@@ -11,6 +11,7 @@ import pytest
 
 from core.hashing import content_hash
 from core.models import State
+from producers.api import Producer
 from tests.unit.service_support import (
     BEARER,
     E164,
@@ -331,3 +332,23 @@ async def test_no_digest_of_content_is_in_an_answer_or_the_document() -> None:
     assert not re.search(r"[0-9a-f]{64}", record.text)
     fields = document["components"]["schemas"]["JobRecord"]["properties"]
     assert not {name for name in fields if "sha" in name or "hmac" in name or "hash" in name}
+
+
+async def test_a_reused_key_says_only_different_body_not_the_other_job() -> None:
+    # The key was used from Python first: the job-level check refuses the HTTP
+    # request. The 422 used to name the other job's id; it says no more than
+    # "different body" now (issue 21, High 2: the answer is an oracle on OTPs).
+    async with service() as svc:
+        first = Producer(svc.settings, redis_client=svc.redis).send_otp(
+            E164, "Tu código es 111111", idempotency_key="login-7"
+        )
+        body = {"type": "otp", "dst_number": NUMBER, "sms_content": "Tu código es 222222"}
+        response = await svc.send(body, **{"Idempotency-Key": "login-7"})
+    assert response.status_code == 422
+    assert first not in response.text and "222222" not in response.text
+    assert problem(response, 422)["detail"] == (
+        "this Idempotency-Key was already used with a different request body"
+    )
+    assert invalid_params(response) == {
+        "Idempotency-Key": "was already used for a different message"
+    }
