@@ -9,7 +9,7 @@ PYTEST := $(BIN)/python -m pytest -p no:cacheprovider
 
 .DEFAULT_GOAL := help
 .PHONY: help install test test-unit test-integration test-acceptance lint format demo \
-        sandbox worker postman validate-deploy chaos bench bench-quick clean lock lock-check
+        sandbox worker postman validate-deploy chaos bench bench-quick clean lock lock-check fuzz
 
 # The lock files pin every runtime (requirements.lock) and runtime + dev
 # (requirements-dev.lock) dependency with hashes, for the target: Linux
@@ -70,6 +70,16 @@ test-integration: $(STAMP)  ## Integration tests (real Redis, sandbox over HTTP,
 
 test-acceptance: $(STAMP)  ## The CLI as a subprocess
 	$(PYTEST) tests/acceptance
+
+# `make fuzz`: the fuzz tests of `make test` with FUZZ_SCALE times the examples and
+# random seeds; the figures (inputs, answers by class, hangs) go to $(FUZZ_REPORT).
+FUZZ_SCALE  ?= 10
+FUZZ_REPORT ?= .fuzz-report
+fuzz: $(STAMP)  ## Longer fuzzing (schemathesis on the service, hypothesis on the producers): a few minutes; prints the figures
+	@mkdir -p $(FUZZ_REPORT)
+	CW_FUZZ_SCALE=$(FUZZ_SCALE) CW_FUZZ_REPORT=$(FUZZ_REPORT) $(PYTEST) --timeout 1800 \
+	    tests/integration/test_service_schemathesis.py tests/unit/test_producers_fuzz.py
+	@$(BIN)/python -c 'import json, pathlib, sys; [print(p.stem, json.loads(p.read_text())) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))]' $(FUZZ_REPORT)
 
 lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on config/, core/, producers/, worker/, service/, devtools/)
 	$(BIN)/ruff check .

@@ -153,6 +153,12 @@ def check_webhook_secret(value: SecretStr | None) -> SecretStr | None:
     return value
 
 
+def check_content_hash_key(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and not 32 <= len(value.get_secret_value()) <= 1024:
+        raise ValueError("must be 32-1024 characters (e.g. `openssl rand -hex 32`)")
+    return value
+
+
 def check_basic_password(value: SecretStr | None) -> SecretStr | None:
     if value is not None and not 12 <= len(value.get_secret_value()) <= 256:
         raise ValueError("must be 12-256 characters")
@@ -183,7 +189,11 @@ def check_opt_in_keywords(value: str, info: ValidationInfo) -> str:
 #: Secret values published in this repository (docker-compose.yml,
 #: deploy/compose.env.example, the sandbox, docs): anyone can read them, so they
 #: authenticate nobody. Compared case-insensitively, per comma-separated item.
-SAMPLE_SECRETS = frozenset({"sandbox-key", "sandbox-intake-token", "sandbox-webhook-secret"})
+#: The content-digest key used in sandbox/demo when none is set (published here).
+DEV_CONTENT_HASH_KEY = "connectus-worker-dev-content-hash-key-not-secret"
+SAMPLE_SECRETS = frozenset(
+    {"sandbox-key", "sandbox-intake-token", "sandbox-webhook-secret", DEV_CONTENT_HASH_KEY}
+)
 #: Any setting containing this is a placeholder of deploy/k8s/secret.yaml.
 PLACEHOLDER_MARK = "replace-me"
 #: RUN_MODE values in which the samples are allowed (a local stack, the demo).

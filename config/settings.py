@@ -58,6 +58,14 @@ class Settings(BaseSettings):
     # stack against the sandbox (docker-compose.yml, `connectus demo`, tests).
     run_mode: Literal["production", "sandbox", "demo"] = "production"
 
+    # --- Content digests (core/hashing.py) -----------------------------------
+    # Key of the HMAC-SHA256 that every kept digest of content is made with (an
+    # OTP record's content_hmac, idempotency fingerprints, provider-id lookup
+    # entries): without it a digest of a 6-digit code is reversed in a second.
+    # Required in production (load_settings), the same in every process of a
+    # deployment, >= 32 characters; sandbox/demo fall back to DEV_CONTENT_HASH_KEY.
+    content_hash_key: SecretStr | None = None
+
     # --- Redis -------------------------------------------------------------
     # repr=False: the URL may carry a password.
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
@@ -179,6 +187,9 @@ class Settings(BaseSettings):
     intake_tenants: SecretStr | None = None
     # Largest accepted request body, in bytes (256 KiB); bigger is a 413.
     intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
+    # Longest time a request body may take to arrive, in s; slower is a 408
+    # (a client that announces a body and stops sending must not hold a slot).
+    http_body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
     # How long a stored Idempotency-Key response is replayed, in s (Stripe: 24 h).
     intake_idempotency_ttl_s: PositiveInt = 86_400
     # How Connectus authenticates to our webhooks: a secret in the URL or Basic auth.
@@ -265,6 +276,29 @@ class Settings(BaseSettings):
     _check_basic_password = field_validator("webhook_basic_password")(checks.check_basic_password)
     _check_opt_out_keywords = field_validator("opt_out_keywords")(checks.check_opt_out_keywords)
     _check_opt_in_keywords = field_validator("opt_in_keywords")(checks.check_opt_in_keywords)
+    _check_content_hash_key = field_validator("content_hash_key")(checks.check_content_hash_key)
+
+    @property
+    def content_key(self) -> bytes:
+        """The HMAC key of kept content digests (bytes; a secret: never log it).
+
+        ``CONTENT_HASH_KEY``, else the published development key: allowed in
+        sandbox/demo, and for settings built in-process by tests and tools;
+        a production process refuses to start without a key of its own
+        (:func:`load_settings`).
+        """
+        if self.content_hash_key is not None:
+            return self.content_hash_key.get_secret_value().encode("utf-8")
+        return checks.DEV_CONTENT_HASH_KEY.encode("utf-8")
+
+    def require_content_key(self) -> None:
+        """Fail naming CONTENT_HASH_KEY if production runs without a key of its own."""
+        if self.content_hash_key is None and self.run_mode not in checks.SAMPLE_MODES:
+            raise ConfigError(
+                "CONTENT_HASH_KEY",
+                f"is required when RUN_MODE={self.run_mode} (the key of the content "
+                "digests: at least 32 random characters, the same in every process)",
+            )
 
     @property
     def queues(self) -> tuple[str, str, str]:
@@ -334,13 +368,16 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
     *,
     env_file: str | None = None,
+    require_keys: bool | None = None,
     **overrides: Any,
 ) -> Settings:
     """Read the settings once.
 
     ``environ`` replaces ``os.environ`` (tests pass a dict); ``env_file``
     names an optional ``.env`` file; ``overrides`` win over both.
-    Raises :class:`ConfigError` naming the first bad variable.
+    ``require_keys`` (default: when reading the process's own environment, as
+    every process that starts does) refuses production without
+    ``CONTENT_HASH_KEY``. Raises :class:`ConfigError` naming the first bad variable.
     """
     try:
         if environ is None:
@@ -361,6 +398,8 @@ def load_settings(
     sample = checks.find_sample_secret(settings, settings.run_mode)
     if sample is not None:
         raise ConfigError(sample[0].upper(), sample[1])
+    if require_keys if require_keys is not None else environ is None:
+        settings.require_content_key()
     return settings
 
 

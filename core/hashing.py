@@ -1,14 +1,23 @@
-"""Content hashes and payload fingerprints.
+"""Content digests and payload fingerprints.
 
-:func:`content_hash` is what an OTP record stores instead of its content
-(and what Connectus stores for ``save_content=hash``). :func:`fingerprint`
-compares two requests that carry the same idempotency key: same fingerprint,
-same request.
+Every digest of content this project *keeps* (an OTP record's
+``content_hmac``, the provider-id lookup's entries, the idempotency
+fingerprints of jobs, campaigns and HTTP requests) is an HMAC-SHA256 under
+``CONTENT_HASH_KEY`` (:attr:`config.Settings.content_key`): a plain SHA-256 of
+a 6-digit code is reversed in under a second by trying the million codes, a
+keyed one is not without the key (issue 21, High 2).
+
+:func:`content_hash` (plain SHA-256) is only what Connectus itself lists for an
+OTP sent with ``save_content=hash``; it is computed at match time, never
+stored. :func:`content_digest` is keyed over that same form, so a stored digest
+can be compared with a Connectus listing (:func:`provider_hash_digest` of the
+listed hash) without the code.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
 from collections.abc import Mapping, Set
 from datetime import UTC, date, datetime
@@ -16,10 +25,31 @@ from enum import Enum
 from typing import Any
 from uuid import UUID
 
+#: Domain labels: a digest made for one use never equals one made for another.
+_CONTENT_LABEL = b"cw-content\0"
+_FINGERPRINT_LABEL = b"cw-fingerprint\0"
+
 
 def content_hash(text: str) -> str:
-    """SHA-256 hex digest of the UTF-8 encoding of ``text``."""
+    """SHA-256 hex digest of the UTF-8 encoding of ``text`` (Connectus's ``save_content=hash``).
+
+    Unkeyed: compute it to compare with a Connectus listing, never store it.
+    """
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def provider_hash_digest(key: bytes, sha256_hex: str) -> str:
+    """Keyed digest (HMAC-SHA256 hex under ``key``) of a content's plain SHA-256 hex."""
+    return hmac.new(key, _CONTENT_LABEL + sha256_hex.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def content_digest(key: bytes, text: str) -> str:
+    """Keyed digest of ``text``: what a record or lookup entry keeps instead of content.
+
+    ``provider_hash_digest(key, content_hash(text))``, so a Connectus listing that
+    shows only the plain hash is matched by keying the listed hash.
+    """
+    return provider_hash_digest(key, content_hash(text))
 
 
 def _canonical(value: Any) -> Any:
@@ -53,11 +83,17 @@ def _canonical_json(value: Any) -> str:
     )
 
 
-def fingerprint(payload: Mapping[str, Any]) -> str:
-    """Stable SHA-256 hex of ``payload`` as canonical JSON.
+def fingerprint(payload: Mapping[str, Any], *, key: bytes) -> str:
+    """Stable HMAC-SHA256 hex under ``key`` of ``payload`` as canonical JSON.
 
     Keys sorted, no insignificant whitespace, UTF-8 (not ``\\u`` escapes),
     NaN and infinities rejected; dict order and aware-datetime zones do not
     change the result. Raises TypeError for values JSON cannot carry.
     """
-    return hashlib.sha256(_canonical_json(payload).encode("utf-8")).hexdigest()
+    message = _FINGERPRINT_LABEL + _canonical_json(payload).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def campaign_digest(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 under ``key`` fed piece by piece (a campaign's definition and rows)."""
+    return hmac.new(key, b"cw-campaign\0", hashlib.sha256)

@@ -19,7 +19,8 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
 
 from config.tenants import DEFAULT_TENANT
 
@@ -78,8 +79,10 @@ TERMINAL_STATES = frozenset({State.SENT, State.FAILED, State.CANCELLED})
 class JobRecord(BaseModel):
     """A job's record as stored in Redis (``{prefix}:job:{id}``), with a TTL.
 
-    Personal data is kept masked (``dst``) and OTP content only as its
-    SHA-256 (``content_sha256``). Times are UTC.
+    Personal data is kept masked (``dst``) and OTP content only as a keyed
+    digest (``content_hmac``, :func:`core.hashing.content_digest`), which no
+    answer shows (``exclude``: not in ``model_dump``, the API or the CLI).
+    Times are UTC.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -101,7 +104,9 @@ class JobRecord(BaseModel):
     error_class: str | None = None
     last_error: str | None = None
     segments: int | None = None
-    content_sha256: str | None = None
+    # HMAC-SHA256 under CONTENT_HASH_KEY; kept for support (compare a code
+    # with the key in hand), never shown: not in the API's or the CLI's answers.
+    content_hmac: SkipJsonSchema[str | None] = Field(default=None, exclude=True)
     created_at: datetime
     updated_at: datetime
     deliver_at: datetime | None = None

@@ -271,8 +271,8 @@ class _Send(BaseModel):
         content = getattr(self, "sms_content", None)
         return sms_segments(content) if content is not None else None
 
-    def fingerprint(self) -> str:
-        """What makes two submissions "the same request" for idempotency.
+    def fingerprint(self, key: bytes) -> str:
+        """What makes two submissions "the same request" for idempotency (keyed by ``key``).
 
         The limit as given (``max_age_s`` relative, not the instant it works out
         to), so that a retried submission is the same request; absent, the
@@ -284,7 +284,7 @@ class _Send(BaseModel):
             shape["max_age_s"] = self.max_age_s
         if self.expires_at is not None:
             shape["expires_at"] = self.expires_at.isoformat()
-        return fingerprint(shape)
+        return fingerprint(shape, key=key)
 
     def expires_ms(self, now_ms: int) -> int | None:
         """The job's own expiry (epoch ms): ``max_age_s`` after it is due, or ``expires_at``."""

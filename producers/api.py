@@ -19,7 +19,7 @@ from config import Settings
 from config.tenants import DEFAULT_TENANT, tenant_problem
 from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore
-from core.hashing import content_hash
+from core.hashing import content_digest
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
@@ -350,9 +350,11 @@ class Producer:
         if request.segments is not None:
             record["segments"] = request.segments
         if request.kind.is_otp:
-            # The record keeps only a hash of an OTP; the plain text lives in
-            # the queued message until it is sent.
-            record["content_sha256"] = content_hash(request.payload[request.kind.content_field])
+            # The record keeps only a keyed digest of an OTP (core.hashing); the
+            # plain text lives in the queued message until it is sent.
+            record["content_hmac"] = content_digest(
+                self.settings.content_key, request.payload[request.kind.content_field]
+            )
         if correlation_id:
             record["correlation_id"] = correlation_id
         due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
@@ -369,7 +371,7 @@ class Producer:
         result = self.store.enqueue(
             job_id=job_id,
             idempotency_key=idempotency_key or None,
-            fingerprint=request.fingerprint(),
+            fingerprint=request.fingerprint(self.settings.content_key),
             message=message,
             record=record,
             due_ms=due_ms,

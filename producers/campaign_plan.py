@@ -98,10 +98,42 @@ class Resolved:
         return self.options.text if self.links else self.template.text
 
 
+#: The type each option must have (from Python nothing else checks it; the HTTP
+#: intake's model does): a wrong one is refused naming it, not a crash inside.
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "text": (str,),
+    "kind": (Kind,),
+    "subject": (str, type(None)),
+    "src": (str, type(None)),
+    "id_client": (str, type(None)),
+    "deliver_at": (datetime, str, type(None)),
+    "window": (str, type(None)),
+    "max_lateness_s": (int, type(None)),
+    "transport": (Transport, type(None)),
+    "skip_invalid": (bool,),
+    "force": (bool,),
+    "idempotency_key": (str, type(None)),
+}
+
+
+def _check_types(options: CampaignOptions) -> None:
+    """InvalidInput naming every option of the wrong type (a bool is not a number)."""
+    errors = ErrorCollector()
+    for name, types in _OPTION_TYPES.items():
+        value = getattr(options, name)
+        wrong_bool = isinstance(value, bool) and bool not in types
+        if wrong_bool or not isinstance(value, types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            errors.add(name, f"must be {expected}, not {type(value).__name__}")
+    errors.raise_if_any()
+
+
 def resolve(
     options: CampaignOptions, settings: Settings, *, now: datetime | None = None
 ) -> Resolved:
     """Validate the options; raises InvalidInput naming every bad one."""
+    _check_types(options)
     errors = ErrorCollector()
     name = options.name.strip() if isinstance(options.name, str) else ""
     if not name or len(name) > NAME_MAX_CHARS:

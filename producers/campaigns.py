@@ -13,7 +13,6 @@ shortly before sending it.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -31,6 +30,7 @@ from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from core.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from core.countries import connectus_country
+from core.hashing import campaign_digest
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.models import Kind
@@ -123,7 +123,10 @@ class CampaignProducer:
             validate_idempotency_key(key)
         campaign_id = uuid.uuid4().hex[:16]
         plan, batches = self._plan(resolved, source)
-        digest = hashlib.sha256(_definition(resolved).encode())
+        # Keyed (CONTENT_HASH_KEY): the fingerprint is kept in Redis, and a
+        # plain hash of a small list and template could be searched for.
+        digest = campaign_digest(self.settings.content_key)
+        digest.update(_definition(resolved).encode())
         stored = 0
         pulled = 0  # rows handed to write_batches: its chunks so far cover no more
 

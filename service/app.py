@@ -76,7 +76,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     producer = producers.get(DEFAULT_TENANT) or Producer(settings, redis_client=client)
     metrics = Metrics()
     bearer = BearerAuth(tenants)
-    idempotency = HttpIdempotency(client, keys, ttl_s=settings.intake_idempotency_ttl_s)
+    idempotency = HttpIdempotency(
+        client, keys, ttl_s=settings.intake_idempotency_ttl_s, digest_key=settings.content_key
+    )
     intake = Intake(
         producers, bearer, idempotency, metrics, max_body_bytes=settings.intake_max_body_bytes
     )
@@ -154,7 +156,13 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         description="Message intake, Connectus webhooks, metrics and health. See docs/service.md.",
         docs_url=None,
         redoc_url=None,
-        middleware=[Middleware(RequestContextMiddleware, metrics=metrics)],
+        middleware=[
+            Middleware(
+                RequestContextMiddleware,
+                metrics=metrics,
+                body_timeout_s=settings.http_body_timeout_s,
+            )
+        ],
         exception_handlers={
             ProblemError: _problem,
             HTTPException: _http_problem,

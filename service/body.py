@@ -2,16 +2,20 @@
 
 The limit is enforced while the stream is read: a client announcing or
 sending more than ``limit`` bytes gets a 413 as soon as the limit is
-crossed, and the rest is never buffered.
+crossed, and the rest is never buffered. A body that stops arriving is cut
+off by :class:`service.middleware.RequestContextMiddleware` (408 after
+``HTTP_BODY_TIMEOUT_S``).
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 from starlette.requests import Request
 
+from core.validation import FieldError
 from service.problems import ProblemError
 
 
@@ -56,7 +60,37 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ProblemError(400, "the request body is not valid JSON") from exc
     if not isinstance(value, dict):
         raise ProblemError(400, "the request body must be a JSON object")
+    where = _non_finite(value, "")
+    if where is not None:
+        # 1e999 is valid JSON that Python reads as inf: no field means it, and
+        # it used to reach the idempotency fingerprint and fail there with a 500.
+        raise ProblemError(
+            422,
+            f"{where}: must be a finite number",
+            errors=[FieldError(where, "must be a finite number (it overflows to infinity)")],
+        )
     return value
+
+
+def _non_finite(value: Any, path: str) -> str | None:
+    """The path (``a.b[2]``) of the first float that is not finite, or None.
+
+    Iterative: a document nested just short of the parser's limit must not
+    exhaust the recursion limit here.
+    """
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        item, where = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return where or "body"
+        if isinstance(item, dict):
+            stack.extend(
+                (child, f"{where}.{key}" if where else str(key))
+                for key, child in reversed(list(item.items()))
+            )
+        elif isinstance(item, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in reversed(list(enumerate(item))))
+    return None
 
 
 def _reject_constant(name: str) -> Any:

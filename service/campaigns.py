@@ -116,9 +116,10 @@ class CampaignIntake:
         except CampaignRefused as exc:
             raise refusal_problem(exc.plan) from exc
         except CampaignConflict as exc:
+            # Nothing beyond "different body": not the other campaign's id.
             raise ProblemError(
                 422,
-                f"{IDEMPOTENCY_HEADER}: already used for a different campaign",
+                "this Idempotency-Key was already used with a different request body",
                 errors=[
                     FieldError(IDEMPOTENCY_HEADER, "was already used for a different campaign")
                 ],

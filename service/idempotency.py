@@ -70,8 +70,11 @@ class Begin:
 
 
 class HttpIdempotency:
-    def __init__(self, client: redis.Redis, keys: Keys, *, ttl_s: int) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, *, ttl_s: int, digest_key: bytes) -> None:
         self.keys = keys
+        # The HMAC key of the request fingerprints (CONTENT_HASH_KEY): a plain
+        # hash of an OTP body would give the code away (issue 21, High 2).
+        self.digest_key = digest_key
         self.ttl_s = ttl_s
         self._begin = client.register_script(_BEGIN)
         self._finish = client.register_script(_FINISH)
@@ -127,7 +130,7 @@ async def run_once(
     body), compared canonically. A 2xx answer is stored with its ``Location``
     header and replayed; an error is not stored, so a corrected retry works.
     """
-    body_print = canonical_fingerprint(dict(request_print))
+    body_print = canonical_fingerprint(dict(request_print), key=idempotency.digest_key)
     begin = await run_in_threadpool(idempotency.begin, scope, key, body_print)
     if begin.outcome == "in_flight":
         raise ProblemError(

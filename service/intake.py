@@ -87,10 +87,11 @@ class Intake:
                 self.metrics.opt_out_refusals.inc()
             raise ProblemError.from_invalid(exc) from exc
         except IdempotencyConflict as exc:
-            # The detail names no job: the answer says what is wrong, not whose job it is.
+            # Nothing beyond "different body": not the other job's id, nor which
+            # field differs (issue 21: the answer is an oracle on OTP contents).
             raise ProblemError(
                 422,
-                f"{IDEMPOTENCY_HEADER}: already used for a different message",
+                "this Idempotency-Key was already used with a different request body",
                 errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
             ) from exc
         record = producer.get_status(job_id)

@@ -29,6 +29,11 @@ from config.settings import Settings, load_settings
 from tests.support.redis_namespace import delete_prefix, new_prefix
 from tests.support.redis_server import RedisServer, resolve_redis_url
 
+# Processes the tests start (the CLI, `connectus serve`) read their own
+# environment, in production mode unless told otherwise, and production needs a
+# content-digest key of its own (config.Settings.content_key): one per session.
+os.environ.setdefault("CONTENT_HASH_KEY", "test-session-" + os.urandom(24).hex())
+
 
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:

@@ -146,6 +146,7 @@ def build_worker_app(
         lease_ms=lease_ms(settings),
         metrics=metrics,
         park=campaigns.park,
+        content_key=settings.content_key,
     )
     actors = register_actors(broker, pipeline, settings, metrics)
     bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
@@ -167,10 +168,12 @@ def build_worker_app(
         undecidable=settings.reconcile_undecidable,
         timezone=settings.default_timezone,
         rebuild=lambda job_id: recipient_message(campaigns, job_id, settings.queue_bulk),
+        content_key=settings.content_key,
         id_lookup=IdLookup(
             store=store,
             after_s=settings.reconcile_after_s,
             window_s=settings.reconcile_window_s,
+            content_key=settings.content_key,
         ),
     )
     housekeeper = Housekeeper(

@@ -11,9 +11,10 @@ kind              where the id is found
 ================  ============================================================
 sms, otp          ``delivery_info`` of the job's ``id_delivery`` when the send
                   carried one, else ``date_report`` from the day before the send
-                  to today; matched on destination and content (the SHA-256 of
-                  the content: an OTP sent with ``save_content=hash`` is listed
-                  as that hash, any other SMS as its text)
+                  to today; matched on destination and content (a keyed
+                  digest of the content's SHA-256: an OTP sent with
+                  ``save_content=hash`` is listed as that plain hash, any other
+                  SMS as its text; each listed content is keyed at match time)
 whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
 whatsapp_qr       QR ``get-last-messages`` of the number, by content
 whatsapp_qr_group QR ``get-last-group-messages`` of the group, by content
@@ -30,8 +31,11 @@ a status that arrived earlier is applied by :class:`core.delivery_status.Pending
 ``RECONCILE_AFTER_S`` after the send and run in the reconciler's pass, sharing
 its lock and its listings (one ``date_report`` a pass serves every job).
 
-What is matched is kept as a small JSON entry (destination and the content's
-SHA-256, never the content) in ``{prefix}:idlookup:data`` until the verdict.
+What is matched is kept as a small JSON entry (destination and
+:func:`core.hashing.content_digest` of the content, an HMAC under
+``CONTENT_HASH_KEY``: never the content, nor a plain hash that would give an OTP
+code away) in ``{prefix}:idlookup:data`` until the verdict. An entry written
+before the key (a plain ``sha256``) is keyed when it is read.
 A record already indexed to another job is never taken (the script checks and
 takes the index atomically), so identical messages to one number are matched
 one to one.
@@ -42,13 +46,13 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from core.hashing import content_hash
+from core.hashing import content_digest, provider_hash_digest
 from core.jobs import JobStore
 from core.luascript import load
 from core.models import Kind
@@ -72,8 +76,11 @@ _NOT_DIGITS = re.compile(r"\D")
 _SCRIPT = load(__package__, "id_lookup.lua")
 
 
-def lookup_entry(kind: Kind, payload: Mapping[str, Any]) -> bytes | None:
-    """What the lookup of one sent job matches on (JSON), or None when nothing lists it."""
+def lookup_entry(kind: Kind, payload: Mapping[str, Any], key: bytes) -> bytes | None:
+    """What the lookup of one sent job matches on (JSON), or None when nothing lists it.
+
+    ``key``: the content-digest key (``Settings.content_key``).
+    """
     if kind not in LISTED:
         return None
     group = None
@@ -89,7 +96,7 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any]) -> bytes | None:
         "src": payload.get("src_number"),
         "id_delivery": payload.get("id_delivery"),
         "group": group,
-        "sha256": content_hash(str(content or "")),
+        "digest": content_digest(key, str(content or "")),
     }
     return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
 
@@ -102,9 +109,16 @@ class IdLookup:
     """Finds the provider ids of sent jobs that have none yet. Run by the reconciler."""
 
     def __init__(
-        self, *, store: JobStore, after_s: float, window_s: float, batch: int = 1000
+        self,
+        *,
+        store: JobStore,
+        after_s: float,
+        window_s: float,
+        content_key: bytes,
+        batch: int = 1000,
     ) -> None:
         self.store = store
+        self.content_key = content_key
         self.after_ms = int(after_s * 1000)
         self.window_ms = int(window_s * 1000)
         self.batch = batch
@@ -122,7 +136,7 @@ class IdLookup:
             return Counter()
         ids = [_text(job_id) for job_id, _ in rows]
         entries = self.store.client.hmget(keys.id_lookup_data, ids)
-        matcher = _Matcher(lookups)
+        matcher = _Matcher(lookups, self.content_key)
         pipe = self.store.client.pipeline(transaction=False)
         asked: list[str] = []
         outcomes: Counter[str] = Counter()
@@ -164,8 +178,9 @@ class IdLookup:
 class _Matcher:
     """Candidate ids for an entry, from one pass's listings (each hashed once)."""
 
-    def __init__(self, lookups: LookupCache) -> None:
+    def __init__(self, lookups: LookupCache, key: bytes) -> None:
         self.lookups = lookups
+        self.key = key
         self._indexed: dict[int, dict[tuple[str, str], list[str]]] = {}
 
     def candidates(self, entry: Mapping[str, Any], sent_ms: int) -> list[str]:
@@ -182,12 +197,13 @@ class _Matcher:
         else:
             listing = self.lookups.qr(dst)
             dst = ""  # the QR listing is of this number already
-        return self._index(listing, by_dst=bool(dst)).get((dst, entry["sha256"]), [])
+        digest = entry.get("digest") or provider_hash_digest(self.key, str(entry.get("sha256")))
+        return self._index(listing, by_dst=bool(dst)).get((dst, digest), [])
 
     def _index(
         self, listing: list[tuple[str | None, str | None, str | None]], *, by_dst: bool
     ) -> dict[tuple[str, str], list[str]]:
-        """(destination digits, content SHA-256) -> ids in listing order, built once."""
+        """(destination digits, keyed content digest) -> ids in listing order, built once."""
         key = id(listing) * 2 + by_dst  # listings live as long as the pass's cache
         index = self._indexed.get(key)
         if index is None:
@@ -196,17 +212,19 @@ class _Matcher:
                 if provider_id is None or content is None:
                     continue
                 where = _digits(dst) if by_dst else ""
-                for digest in _digests(content):
+                for digest in listed_digests(self.key, content):
                     index.setdefault((where, digest), []).append(provider_id)
             self._indexed[key] = index
         return index
 
 
-def _digests(content: str) -> Iterable[str]:
-    """The SHA-256 a listed content stands for: itself when it is one (a hashed OTP)."""
-    yield content_hash(content)
+def listed_digests(key: bytes, content: str) -> list[str]:
+    """The keyed digests a listed content stands for: of itself, and of the hash it is
+    when it looks like one (an OTP listed as Connectus's plain SHA-256)."""
+    digests = [content_digest(key, content)]
     if len(content) == 64 and all(c in "0123456789abcdef" for c in content):
-        yield content
+        digests.append(provider_hash_digest(key, content))
+    return digests
 
 
 def _text(value: bytes | str) -> str:

@@ -89,8 +89,11 @@ class SendPipeline:
         acquire_timeout_s: float = 5.0,
         metrics: WorkerMetrics | None = None,
         park: Callable[[str, str, Message[Any]], str] | None = None,
+        content_key: bytes,
     ) -> None:
         self.store = store
+        # Key of the provider-id lookup's content digests (CONTENT_HASH_KEY).
+        self.content_key = content_key
         self.park = park
         self.send = send
         self.policy = policy
@@ -303,7 +306,7 @@ class SendPipeline:
         else:
             # Accepted without an id (the documented SMS answer): sent all the
             # same; the id is looked up afterwards (worker.id_lookup).
-            entry = lookup_entry(kind, job["payload"])
+            entry = lookup_entry(kind, job["payload"], self.content_key)
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
             if entry is None:
                 landed = self.ledger.finish(self.store.finish, job_id, claim.fence, "sent", fields)

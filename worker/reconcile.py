@@ -10,8 +10,10 @@ kind              lookup handle
 ================  ============================================================
 sms, otp          ``delivery_info`` of the job's ``id_delivery`` when it has one,
                   else ``date_report`` for the days since the job was created;
-                  matched on destination and content (OTP: content SHA-256, as
-                  Connectus stores it with ``save_content=hash``)
+                  matched on destination and content (SMS: the text or its
+                  SHA-256; OTP: the kept copy has no text, so the record's
+                  keyed ``content_hmac`` is compared with the keyed form of
+                  the plain SHA-256 Connectus lists with ``save_content=hash``)
 whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
 whatsapp_qr       QR ``get-last-messages`` of the number, by content
 whatsapp_qr_group QR ``get-last-group-messages`` of the group, by content
@@ -53,7 +55,7 @@ from core.jobs import JobStore
 from core.models import JobRecord, Kind
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
-from worker.id_lookup import IdLookup
+from worker.id_lookup import IdLookup, listed_digests
 
 log = structlog.get_logger("worker.reconcile")
 
@@ -77,8 +79,11 @@ class Reconciler:
         batch: int = 200,
         rebuild: Callable[[str], Message[Any] | None] | None = None,
         id_lookup: IdLookup | None = None,
+        content_key: bytes,
     ) -> None:
         self.store = store
+        # Key of the records' content digests (CONTENT_HASH_KEY), for OTPs.
+        self.content_key = content_key
         # Sent jobs whose provider id is looked up in the same pass and listings.
         self.id_lookup = id_lookup
         # Rebuilds a message no copy was kept of (a campaign job swept while
@@ -172,32 +177,53 @@ class Reconciler:
 
     def _find(self, record: JobRecord, payload: dict[str, Any], lookups: LookupCache) -> str | None:
         if record.kind in (Kind.SMS, Kind.OTP):
-            content = (
-                record.content_sha256 if record.kind is Kind.OTP else payload.get("sms_content")
-            )
             candidates = lookups.sms(payload.get("id_delivery"), record.created_at)
-            want = (
-                {content, content_hash(content)}
-                if content and record.kind is Kind.SMS
-                else {content}
+            if record.kind is Kind.OTP:
+                # The kept copy of an OTP has no text: the record's keyed digest
+                # is compared with each listed content keyed the same way (the
+                # plain SHA-256 Connectus lists is computed or read, never stored).
+                kept = record.content_hmac
+                return self._first_free(
+                    candidates, payload["dst_number"], job_id=record.job_id,
+                    matches=lambda listed: kept is not None and listed is not None
+                    and kept in listed_digests(self.content_key, listed),
+                )  # fmt: skip
+            content = payload.get("sms_content")
+            want = {content, content_hash(content)} if content else {content}
+            return self._first_free(
+                candidates,
+                payload["dst_number"],
+                job_id=record.job_id,
+                matches=want.__contains__,
             )
-            return self._first_free(candidates, payload["dst_number"], want, record.job_id)
         if record.kind is Kind.WHATSAPP:
             candidates = lookups.whatsapp(payload["src_number"], payload["dst_number"])
+            text = payload["whatsapp_content"]
             return self._first_free(
-                candidates, payload["dst_number"], {payload["whatsapp_content"]}, record.job_id
+                candidates,
+                payload["dst_number"],
+                job_id=record.job_id,
+                matches=lambda listed: listed == text,
             )
         if record.kind is Kind.WHATSAPP_QR_GROUP:
             candidates = lookups.qr_group(payload["group_name"])
             return self._first_free(candidates, None, {payload["message"]}, record.job_id)
         candidates = lookups.qr(payload["number"])
-        return self._first_free(candidates, None, {payload["message"]}, record.job_id)
+        message = payload["message"]
+        return self._first_free(
+            candidates, None, job_id=record.job_id, matches=lambda listed: listed == message
+        )
 
     def _first_free(
-        self, candidates: Iterable[Candidate], dst: str | None, contents: set[Any], job_id: str
+        self,
+        candidates: Iterable[Candidate],
+        dst: str | None,
+        *,
+        job_id: str,
+        matches: Callable[[str | None], bool],
     ) -> str | None:
         for provider_id, candidate_dst, content in candidates:
-            if provider_id is None or content not in contents:
+            if provider_id is None or not matches(content):
                 continue
             if dst is not None and candidate_dst != dst:
                 continue

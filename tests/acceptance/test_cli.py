@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -105,6 +107,16 @@ def test_idempotency_conflict_is_refused(env: dict[str, str]) -> None:
         ["send", "otp", "--to", "56987654321", "--text", "codigo 2", "--key", "otp-1"], env, code=2
     )
     assert "idempotency_key" in body["error"]
+
+
+def test_status_json_of_an_otp_shows_no_digest_of_its_content(env: dict[str, str]) -> None:
+    # issue 21, High 2: a digest of a 6-digit code gives the code away.
+    sent = run_json(["send", "otp", "--to", "56987654321", "--text", "codigo 482913"], env)
+    status = run_json(["status", sent["job_id"]], env)
+    assert status["kind"] == "otp" and status["job_id"] == sent["job_id"]
+    assert not {name for name in status if "hash" in name or "hmac" in name or "sha" in name}
+    assert hashlib.sha256(b"codigo 482913").hexdigest() not in json.dumps(status)
+    assert not re.search(r"[0-9a-f]{64}", json.dumps(status))
 
 
 @pytest.mark.parametrize(

@@ -54,7 +54,7 @@ def dead(env: dict[str, str]) -> dict[str, str]:
         rid = client.lpop(producer.store.keys.queue(queue))
         raw = client.hget(producer.store.keys.queue_messages(queue), rid)  # type: ignore[arg-type]
         job = dramatiq.Message.decode(raw).kwargs["job"]  # type: ignore[arg-type]
-        pipeline = SendPipeline(store=producer.store, send=_Sender(), policy=policy, worker_id="t",
+        pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=_Sender(), policy=policy, worker_id="t",
                                 lease_ms=60_000, clock=lambda a=age_ms: now - a,
                                 rng=random.Random(1))  # fmt: skip
         assert pipeline.handle(Kind.OTP if name == "otp" else Kind.SMS, job) == "failed"

@@ -73,7 +73,7 @@ def dead(env: dict[str, str]) -> dict[str, str]:
         job = dramatiq.Message.decode(raw).kwargs["job"]  # type: ignore[arg-type]
         # The expired one is handled now, ten seconds after it was queued.
         worker_now = now if name == "expired" else now - age_ms
-        pipeline = SendPipeline(store=producer.store, send=_Refused(), policy=policy,
+        pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=_Refused(), policy=policy,
                                 worker_id="t", lease_ms=60_000, clock=lambda t=worker_now: t,
                                 rng=random.Random(1))  # fmt: skip
         assert pipeline.handle(Kind.SMS, job) == "failed"

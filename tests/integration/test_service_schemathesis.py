@@ -1,17 +1,30 @@
 """Property-based API test: schemathesis fuzzes the service against its own OpenAPI document.
 
-The app runs in-process (ASGI) on a real Redis. Every operation gets
+The app runs in a real uvicorn on a loopback port (:class:`ServiceServer`) on a
+real Redis, and every request has a timeout: a request that gets no answer
+within ``REQUEST_TIMEOUT_S`` is a hang and fails the test. Every operation gets
 positive (schema-valid) and negative (schema-violating) requests with valid
 credentials; no answer may be a 5xx, and every answer must match the
-document (status code, content type, body schema, headers). Bounded and
-derandomized: the same examples on every run, in well under a minute.
+document (status code, content type, body schema, headers).
+
+In ``make test``: bounded and derandomized, the same examples on every run, in
+well under a minute. ``make fuzz`` runs it with ``CW_FUZZ_SCALE`` times the
+examples and random seeds, and writes the figures (requests, by status class,
+hangs) to ``$CW_FUZZ_REPORT/service.json`` (docs/security.md quotes them).
 """
 
 from __future__ import annotations
 
+import json
+import os
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
 import hypothesis
 import pytest
 import redis
+import requests
 import schemathesis
 from schemathesis.checks import not_a_server_error
 from schemathesis.generation import GenerationMode
@@ -21,16 +34,21 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
-from starlette.applications import Starlette
 
 from config import load_settings
-from service import build_app
+from devtools.service_server import ServiceServer
 
 TOKEN = "st-token-0123456789abcdef"
 SECRET = "st-hook-0123456789abcdef"
+#: ``make fuzz``: this many times the examples, random seeds instead of fixed ones.
+SCALE = float(os.environ.get("CW_FUZZ_SCALE", "1"))
 #: Examples per operation and mode (more for the intake, where the code is): ~30 s in all.
-MAX_EXAMPLES = 40
-INTAKE_EXAMPLES = 100
+MAX_EXAMPLES = max(1, int(25 * SCALE))
+INTAKE_EXAMPLES = max(1, int(60 * SCALE))
+#: A request without an answer within this many seconds is a hang (a failure).
+REQUEST_TIMEOUT_S = 10.0
+#: Figures of this run: requests sent, by status class, hangs.
+FIGURES: Counter[str] = Counter()
 CHECKS = [
     not_a_server_error,
     status_code_conformance,
@@ -40,19 +58,46 @@ CHECKS = [
 ]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def report() -> Iterator[None]:
+    """Write this module's figures where ``CW_FUZZ_REPORT`` says (``make fuzz``)."""
+    yield
+    target = os.environ.get("CW_FUZZ_REPORT")
+    if target:
+        figures = {"scale": SCALE, "derandomized": SCALE == 1, **FIGURES}
+        path = Path(target) / "service.json"
+        path.write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
 @pytest.fixture
-def app(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Starlette:
+def server(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> Iterator[ServiceServer]:
     # redis_client: deletes every key under the prefix after the test.
     settings = load_settings(
         {"REDIS_URL": redis_url, "KEY_PREFIX": redis_prefix, "INTAKE_TOKENS": TOKEN,
          "WEBHOOK_SECRET": SECRET, "CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl"}
     )  # fmt: skip
-    return build_app(settings)
+    with ServiceServer(settings) as running:
+        yield running
 
 
 @pytest.fixture
-def api_schema(app: Starlette) -> schemathesis.BaseSchema:
-    return schemathesis.openapi.from_asgi("/openapi.json", app)
+def api_schema(server: ServiceServer) -> schemathesis.BaseSchema:
+    return schemathesis.openapi.from_url(f"{server.base_url}/openapi.json")
+
+
+def call(case: schemathesis.Case) -> schemathesis.Response:
+    """Send and check one case, with a timeout; count it in the run's figures."""
+    FIGURES["requests"] += 1
+    try:
+        response = case.call(timeout=REQUEST_TIMEOUT_S)
+    except requests.Timeout as exc:
+        FIGURES["hangs"] += 1
+        raise AssertionError(
+            f"{case.method} {case.path}: no answer within {REQUEST_TIMEOUT_S} s"
+        ) from exc
+    FIGURES[f"{response.status_code // 100}xx"] += 1
+    case.validate_response(response, checks=CHECKS)
+    return response
 
 
 # Every operation of the document (test_every_operation_is_fuzzed keeps this complete).
@@ -192,7 +237,10 @@ def test_no_request_produces_a_server_error_or_breaks_the_contract(
     @hypothesis.given(case=strategy)
     @hypothesis.settings(
         max_examples=INTAKE_EXAMPLES if path == "/v1/messages" else MAX_EXAMPLES,
-        derandomize=True,  # the same examples every run: a CI failure reproduces locally
+        # The same examples every run (a CI failure reproduces locally); make fuzz
+        # explores with random seeds (a failure prints its reproduction blob).
+        derandomize=SCALE == 1,
+        print_blob=True,
         database=None,  # no .hypothesis/ example store: nothing carried between runs
         deadline=None,  # a real Redis round trip is not a performance bug
         # Negative cases of an operation whose only input is a path string: most
@@ -203,15 +251,17 @@ def test_no_request_produces_a_server_error_or_breaks_the_contract(
         suppress_health_check=[hypothesis.HealthCheck.filter_too_much] if mode == NEGATIVE else [],
     )
     def check(case: schemathesis.Case) -> None:
-        response = case.call_and_validate(checks=CHECKS)
+        response = call(case)
         if path == "/v1/campaigns" and response.status_code == 202:
             # Read the accepted campaign back: its status must match the document too.
             campaign_id = response.json()["campaign_id"]
             accepted.append(campaign_id)
-            read_back.Case(
-                path_parameters={"campaign_id": campaign_id},
-                headers={"Authorization": f"Bearer {TOKEN}"},
-            ).call_and_validate(checks=CHECKS)
+            call(
+                read_back.Case(
+                    path_parameters={"campaign_id": campaign_id},
+                    headers={"Authorization": f"Bearer {TOKEN}"},
+                )
+            )
 
     check()
     if mode == DELIVERABLE and path == "/v1/campaigns":

@@ -124,7 +124,7 @@ def _pipeline(producer: Producer, limiter: RateLimiter, clock: Clock, sent: list
 
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=3600)  # fmt: skip
-    return SendPipeline(store=producer.store, send=send, policy=policy, worker_id="w",
+    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=send, policy=policy, worker_id="w",
                         lease_ms=60_000, clock=clock, rng=random.Random(1), limiter=limiter)  # fmt: skip
 
 

@@ -43,7 +43,7 @@ def _dead(producer: Producer, clock: Clock, kind: Kind, error: Exception) -> str
     queue = {Kind.EMAIL: "transactional", Kind.OTP: "otp"}.get(kind, "bulk")
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=3600)  # fmt: skip
-    pipeline = SendPipeline(store=producer.store, send=FakeSender(error), policy=policy,
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(error), policy=policy,
                             worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
     assert pipeline.handle(kind, _take_job(producer, queue)) == "failed"
     return job_id

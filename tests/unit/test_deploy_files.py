@@ -1731,4 +1731,9 @@ def test_compose_defaults_start_only_in_sandbox_mode() -> None:
     production = env_dict(load_compose({"RUN_MODE": "production"})["services"]["api"])
     with pytest.raises(ConfigError) as info:
         load_settings(production)
-    assert info.value.variable in {"CONNECTUS_API_KEY", "INTAKE_TOKENS", "WEBHOOK_SECRET"}
+    assert info.value.variable in {
+        "CONNECTUS_API_KEY",
+        "INTAKE_TOKENS",
+        "WEBHOOK_SECRET",
+        "CONTENT_HASH_KEY",
+    }

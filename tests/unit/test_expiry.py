@@ -45,7 +45,7 @@ def _pipeline(producer: Producer, sender: FakeSender, clock: Clock) -> SendPipel
     # The defaults: MAX_MESSAGE_AGE_S one day, OTP_MAX_AGE_S 300 s.
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=86_400, otp_max_age_s=300)  # fmt: skip
-    return SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, policy=policy, worker_id="w",
                         lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
 
 
@@ -264,8 +264,10 @@ def test_a_limit_is_stored_as_given_and_worked_out_from_when_it_is_due() -> None
 
 def test_the_same_relative_limit_is_the_same_request_for_idempotency() -> None:
     later = [_build(now=NOW + timedelta(seconds=s), max_age_s=60) for s in (0, 30)]
-    assert later[0].fingerprint() == later[1].fingerprint()
-    assert later[0].fingerprint() != _build().fingerprint() != _build(max_age_s=61).fingerprint()
+    key = b"k" * 32
+    assert later[0].fingerprint(key) == later[1].fingerprint(key)
+    assert later[0].fingerprint(key) != _build().fingerprint(key)
+    assert _build().fingerprint(key) != _build(max_age_s=61).fingerprint(key)
 
 
 def test_a_repeated_key_with_the_same_limit_is_one_job(producer: Producer, clock: Clock) -> None:
@@ -309,7 +311,7 @@ def test_a_campaign_message_parked_over_a_weekend_is_sent_when_the_campaign_resu
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=86_400)  # fmt: skip
     sender = FakeSender("p1", "p2")
-    pipeline = SendPipeline(store=jobs, send=sender, policy=policy, worker_id="w",
+    pipeline = SendPipeline(content_key=b"k" * 32, store=jobs, send=sender, policy=policy, worker_id="w",
                             lease_ms=60_000, clock=clock, rng=random.Random(1),
                             park=campaigns.park)  # fmt: skip
 

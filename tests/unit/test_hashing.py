@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import math
 from datetime import UTC, datetime, timedelta, timezone
 from enum import Enum
@@ -8,7 +9,9 @@ from uuid import UUID
 
 import pytest
 
-from core.hashing import content_hash, fingerprint
+from core.hashing import content_digest, content_hash, fingerprint, provider_hash_digest
+
+KEY = b"k" * 32
 
 
 class Kind(Enum):
@@ -27,34 +30,37 @@ def test_content_hash_is_sha256_hex_of_utf8() -> None:
 def test_fingerprint_ignores_key_order_at_every_level() -> None:
     one = {"dst_number": "56987654321", "meta": {"a": 1, "b": [1, 2]}}
     two = {"meta": {"b": [1, 2], "a": 1}, "dst_number": "56987654321"}
-    assert fingerprint(one) == fingerprint(two)
-    assert len(fingerprint(one)) == 64
+    assert fingerprint(one, key=KEY) == fingerprint(two, key=KEY)
+    assert len(fingerprint(one, key=KEY)) == 64
 
 
 def test_fingerprint_sees_every_difference() -> None:
     base = {"dst_number": "56987654321", "sms_content": "hola", "tags": [1, 2]}
-    assert fingerprint(base) != fingerprint({**base, "sms_content": "hola "})
-    assert fingerprint(base) != fingerprint({**base, "tags": [2, 1]})  # list order matters
-    assert fingerprint(base) != fingerprint({**base, "extra": None})
-    assert fingerprint({"n": 1}) != fingerprint({"n": "1"})
+    assert fingerprint(base, key=KEY) != fingerprint({**base, "sms_content": "hola "}, key=KEY)
+    # list order matters
+    assert fingerprint(base, key=KEY) != fingerprint({**base, "tags": [2, 1]}, key=KEY)
+    assert fingerprint(base, key=KEY) != fingerprint({**base, "extra": None}, key=KEY)
+    assert fingerprint({"n": 1}, key=KEY) != fingerprint({"n": "1"}, key=KEY)
 
 
 def test_fingerprint_is_canonical_json() -> None:
     # Pinned: the value is stored in Redis, so it must not change between releases.
-    expected = hashlib.sha256('{"a":"ñ","b":[1,2]}'.encode()).hexdigest()
-    assert fingerprint({"b": [1, 2], "a": "ñ"}) == expected
+    message = b"cw-fingerprint\0" + '{"a":"ñ","b":[1,2]}'.encode()
+    expected = hmac.new(KEY, message, hashlib.sha256).hexdigest()
+    assert fingerprint({"b": [1, 2], "a": "ñ"}, key=KEY) == expected
 
 
 def test_fingerprint_same_instant_in_any_zone() -> None:
     utc = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
     santiago = utc.astimezone(timezone(timedelta(hours=-3)))
-    assert fingerprint({"at": utc}) == fingerprint({"at": santiago})
+    assert fingerprint({"at": utc}, key=KEY) == fingerprint({"at": santiago}, key=KEY)
 
 
 def test_fingerprint_extra_types() -> None:
     uid = UUID("12345678-1234-5678-1234-567812345678")
-    assert fingerprint({"id": uid, "kind": Kind.SMS, "s": {"b", "a", 3}}) == fingerprint(
-        {"id": str(uid), "kind": "sms", "s": ["a", "b", 3]}  # ordered by their JSON text
+    assert fingerprint({"id": uid, "kind": Kind.SMS, "s": {"b", "a", 3}}, key=KEY) == fingerprint(
+        {"id": str(uid), "kind": "sms", "s": ["a", "b", 3]},  # ordered by their JSON text
+        key=KEY,
     )
 
 
@@ -69,4 +75,26 @@ def test_fingerprint_extra_types() -> None:
 )
 def test_fingerprint_rejects_ambiguous_values(payload: dict[str, object], error: type) -> None:
     with pytest.raises(error):
-        fingerprint(payload)
+        fingerprint(payload, key=KEY)
+
+
+def test_fingerprints_and_digests_depend_on_the_key() -> None:
+    payload = {"kind": "otp", "payload": {"sms_content": "Tu codigo es 123456"}}
+    assert fingerprint(payload, key=KEY) != fingerprint(payload, key=b"o" * 32)
+    assert content_digest(KEY, "123456") != content_digest(b"o" * 32, "123456")
+    # Nothing kept is the plain hash a 6-digit code is recovered from.
+    assert content_digest(KEY, "123456") != content_hash("123456")
+    assert (
+        fingerprint(payload, key=KEY)
+        != hashlib.sha256(
+            b'{"kind":"otp","payload":{"sms_content":"Tu codigo es 123456"}}'
+        ).hexdigest()
+    )
+
+
+def test_a_content_digest_is_the_keyed_form_of_the_hash_connectus_lists() -> None:
+    # Connectus lists an OTP sent with save_content=hash as the plain SHA-256:
+    # keying that listed hash gives the digest we kept, without the code.
+    assert content_digest(KEY, "Tu codigo es 123456") == provider_hash_digest(
+        KEY, content_hash("Tu codigo es 123456")
+    )

@@ -6,6 +6,7 @@ and the sandbox over HTTP is in tests/integration/test_documented_answers.py.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Mapping
 from datetime import datetime
@@ -13,7 +14,7 @@ from typing import Any
 
 import dramatiq
 
-from core.hashing import content_hash
+from core.hashing import content_digest, content_hash
 from core.keys import Keys
 from core.models import Kind, State
 from producers.api import Producer
@@ -22,6 +23,9 @@ from worker.connectus.errors import ServiceUnavailable
 from worker.id_lookup import IdLookup
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+
+#: The content-digest key of these tests' pipelines and lookups.
+KEY = b"k" * 32
 
 Listing = list[tuple[str | None, str | None, str | None]]
 
@@ -58,7 +62,7 @@ def _send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
     def sender(kind: Kind, payload: Mapping[str, Any]) -> str | None:
         return None
 
-    pipeline = SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+    pipeline = SendPipeline(content_key=KEY, store=producer.store, send=sender, policy=policy, worker_id="w",
                             lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
     keys: Keys = producer.store.keys
     queue = "otp" if kind.is_otp else "transactional"
@@ -68,7 +72,7 @@ def _send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
 
 
 def _lookup(producer: Producer, **kwargs: Any) -> IdLookup:
-    return IdLookup(store=producer.store, after_s=kwargs.get("after_s", 30),
+    return IdLookup(store=producer.store, content_key=KEY, after_s=kwargs.get("after_s", 30),
                     window_s=kwargs.get("window_s", 300))  # fmt: skip
 
 
@@ -84,9 +88,11 @@ def test_an_unnamed_acceptance_is_sent_at_once_and_queued_for_the_lookup(
     assert record.attempts == 1 and record.sent_at is not None
     keys = producer.store.keys
     assert producer.redis.zscore(keys.id_lookups, job_id) == clock.now_ms
-    # The lookup keeps the destination and a hash, never the content.
+    # The lookup keeps the destination and a keyed digest: never the content,
+    # nor its plain SHA-256 (which a 6-digit code is recovered from).
     entry = producer.redis.hget(keys.id_lookup_data, job_id).decode()
-    assert "56987654321" in entry and content_hash("hola") in entry and "hola" not in entry
+    assert "56987654321" in entry and content_digest(KEY, "hola") in entry
+    assert "hola" not in entry and content_hash("hola") not in entry
 
 
 def test_an_unnamed_email_is_sent_with_no_listing_to_look_in(
@@ -126,6 +132,31 @@ def test_an_otp_is_found_by_the_hash_connectus_stores(producer: Producer, clock:
     listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
     assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p-otp"
+
+
+def test_an_entry_written_before_the_key_is_keyed_when_read(
+    producer: Producer, clock: Clock
+) -> None:
+    # An entry of an older release holds the plain SHA-256 under "sha256".
+    job_id = producer.send_otp("56987654321", "Tu codigo es 654321")
+    _send_unnamed(producer, clock, Kind.OTP)
+    keys = producer.store.keys
+    legacy = {"kind": "otp", "dst": "56987654321", "sha256": content_hash("Tu codigo es 654321")}
+    producer.redis.hset(keys.id_lookup_data, job_id, json.dumps(legacy))
+    clock.now_ms += 30_000
+    listing = [("p-old", "56987654321", content_hash("Tu codigo es 654321"))]
+    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert producer.get_status(job_id).provider_id == "p-old"
+
+
+def test_an_otp_is_not_matched_under_another_key(producer: Producer, clock: Clock) -> None:
+    job_id = producer.send_otp("56987654321", "Tu codigo es 123456")
+    _send_unnamed(producer, clock, Kind.OTP)
+    clock.now_ms += 30_000
+    listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
+    other = IdLookup(store=producer.store, content_key=b"o" * 32, after_s=30, window_s=300)
+    assert other.run_once(Listings(sms=listing)) == {"waiting": 1}
+    assert producer.get_status(job_id).provider_id is None
 
 
 def test_identical_messages_are_matched_one_to_one(producer: Producer, clock: Clock) -> None:

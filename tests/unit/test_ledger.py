@@ -74,7 +74,7 @@ def test_a_redis_outage_mid_send_does_not_lose_the_outcome(producer: Producer) -
     """The pipeline's finish fails twice (Redis down), then lands: the job is sent."""
     job_id = producer.send_sms("56987654321", "hola")
     clock = Clock()
-    pipeline = SendPipeline(store=producer.store, send=FakeSender("p-1"), worker_id="w", lease_ms=60_000,
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender("p-1"), worker_id="w", lease_ms=60_000,
                             clock=clock, rng=random.Random(1),
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip
@@ -111,7 +111,7 @@ def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -
     job_id = producer.send_sms("56987654321", "hola")
     clock = producer.store.clock
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
-    pipeline = SendPipeline(store=producer.store, send=FakeSender(busy), worker_id="w", lease_ms=60_000,
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(busy), worker_id="w", lease_ms=60_000,
                             clock=clock, rng=random.Random(1),  # type: ignore[arg-type]
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip
@@ -138,7 +138,7 @@ def test_breaker_and_limiter_bookkeeping_errors_do_not_escape(producer: Producer
             raise redis.ConnectionError("Connection refused")
 
     job_id = producer.send_sms("56987654321", "hola")
-    pipeline = SendPipeline(store=producer.store, send=FakeSender("p-9"), worker_id="w", lease_ms=60_000,
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender("p-9"), worker_id="w", lease_ms=60_000,
                             clock=producer.store.clock, breaker=DownBreaker(),  # type: ignore[arg-type]
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip

@@ -40,7 +40,7 @@ def _pipeline(
 ) -> SendPipeline:
     policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=3600)  # fmt: skip
-    return SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, policy=policy, worker_id="w",
                         lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
 
 
@@ -249,7 +249,7 @@ def _guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any
     }
     limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, min_throttles=limits.get("min_throttles", 3)), prefix="t", account="acct", clock=clock,
                           sleep=lambda s: None)  # fmt: skip
-    pipeline = SendPipeline(store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
                             rng=random.Random(1), breaker=breaker, limiter=limiter, acquire_timeout_s=0.0,
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip

@@ -11,6 +11,7 @@ import pytest
 
 import producers
 from config import load_settings
+from core.hashing import content_digest, content_hash
 from core.models import Kind, State
 from core.validation import InvalidInput
 from producers.api import JobNotFound, Producer
@@ -86,14 +87,27 @@ def test_naive_deliver_at_means_santiago_time() -> None:
     )
 
 
-def test_otp_record_keeps_only_a_hash(producer: Producer) -> None:
-    job_id = producer.send_otp(GOOD_NUMBER, "Tu codigo es 987123")
+def test_otp_record_keeps_only_a_keyed_digest(producer: Producer) -> None:
+    text = "Tu codigo es 987123"
+    job_id = producer.send_otp(GOOD_NUMBER, text)
     raw = producer.redis.hgetall(producer.store.keys.job(job_id))
     assert not any(b"987123" in value for value in raw.values())
-    record = producer.get_status(job_id)
-    assert (
-        record.kind is Kind.OTP and record.queue == "otp" and len(record.content_sha256 or "") == 64
+    # Neither the plain SHA-256 (a 6-digit code is recovered from it by trying
+    # the million codes) nor anything that hashes the text without the key.
+    plain = content_hash(text).encode()
+    assert not any(plain in value for value in raw.values())
+    assert raw[b"content_hmac"].decode() == content_digest(producer.settings.content_key, text)
+    other = Producer(
+        load_settings({"CONTENT_HASH_KEY": "x" * 40}), redis_client=fakeredis.FakeRedis()
     )
+    other_id = other.send_otp(GOOD_NUMBER, text)
+    assert other.redis.hget(other.store.keys.job(other_id), "content_hmac") != raw[b"content_hmac"]
+    record = producer.get_status(job_id)
+    assert record.kind is Kind.OTP and record.queue == "otp"
+    assert record.content_hmac == raw[b"content_hmac"].decode()
+    # ... and no answer shows it (the API and `connectus status --json` dump this).
+    assert "content_hmac" not in record.model_dump(mode="json")
+    assert plain.decode() not in record.model_dump_json()
     assert record.dst == "569*****321"
 
 

@@ -67,7 +67,7 @@ def _unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> s
     policy = RetryPolicy(
         max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000, max_message_age_s=3600
     )
-    pipeline = SendPipeline(store=producer.store, send=FakeSender(e.ConnectionDropped("d", reason="dropped")),
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(e.ConnectionDropped("d", reason="dropped")),
                             policy=policy, worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
     assert pipeline.handle(kind, _take_job(producer, queue)) == "unknown"
     return job_id
@@ -75,7 +75,8 @@ def _unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> s
 
 def _reconciler(producer: Producer, client: FakeClient, undecidable: str = "review") -> Reconciler:
     return Reconciler(store=producer.store, client=client, after_s=1, window_s=10,  # type: ignore[arg-type]
-                      undecidable=undecidable, timezone="America/Santiago")  # fmt: skip
+                      undecidable=undecidable, timezone="America/Santiago",
+                      content_key=producer.settings.content_key)  # fmt: skip
 
 
 def test_found_at_connectus_becomes_sent_with_its_id(producer: Producer, clock: Clock) -> None:

@@ -347,6 +347,11 @@ async def test_the_key_is_the_campaigns_own_idempotency_key() -> None:
     assert invalid_params(different) == {
         "Idempotency-Key": "was already used for a different campaign"
     }
+    # Nothing beyond "different body" (issue 21): not the other campaign's id.
+    assert first.json()["campaign_id"] not in different.text
+    assert different.json()["detail"] == (
+        "this Idempotency-Key was already used with a different request body"
+    )
     assert campaigns == 1 and len(chunks) == 1  # the second copy's chunks were discarded
 
 

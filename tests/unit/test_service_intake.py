@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
+from core.hashing import content_hash
 from core.models import State
+from producers.api import Producer
 from tests.unit.service_support import (
     BEARER,
     E164,
@@ -267,7 +270,31 @@ async def test_an_infinite_max_age_is_422() -> None:
             headers={**BEARER, "Content-Type": "application/json"},
         )  # fmt: skip
         assert svc.redis.dbsize() == 0
-    assert invalid_params(response) == {"max_age_s": "must be a finite number of seconds"}
+    assert invalid_params(response) == {
+        "max_age_s": "must be a finite number (it overflows to infinity)"
+    }
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ('{"type": "sms", "dst_number": "56987654321", "sms_content": "x", "extra": 1e999}',
+         "extra"),
+        ('{"type": "sms", "dst_number": "56987654321", "sms_content": "x", "a": {"b": [1, -1e999]}}',
+         "a.b[1]"),
+    ],
+)  # fmt: skip
+async def test_an_overflowing_number_anywhere_is_422_naming_it(body: str, field: str) -> None:
+    # With an Idempotency-Key the body is fingerprinted before it is validated:
+    # inf used to fail there with a 500 (issue 21, Medium 4).
+    async with service() as svc:
+        response = await svc.client.post(
+            "/v1/messages", content=body,
+            headers={**BEARER, "Content-Type": "application/json", "Idempotency-Key": "inf-1"},
+        )  # fmt: skip
+        assert svc.redis.dbsize() == 0
+    assert response.status_code == 422
+    assert invalid_params(response) == {field: "must be a finite number (it overflows to infinity)"}
 
 
 async def test_a_limit_is_accepted_and_shown_in_the_record() -> None:
@@ -289,3 +316,41 @@ async def test_a_time_out_of_the_range_of_dates_is_422_not_a_crash(field: str) -
     async with service() as svc:
         response = await svc.send({**SMS, field: "9999-12-31T23:59:59-05:00"})
     assert invalid_params(response) == {field: "is out of the range of dates"}
+
+
+async def test_no_digest_of_content_is_in_an_answer_or_the_document() -> None:
+    # issue 21, High 2: the plain SHA-256 of an OTP in GET /v1/messages/{id}
+    # gave the 6-digit code away in under a second.
+    text = "Tu código es 482913"
+    async with service() as svc:
+        accepted = await svc.send({"type": "otp", "dst_number": NUMBER, "sms_content": text})
+        assert accepted.status_code == 202, accepted.text
+        record = await svc.client.get(accepted.headers["location"], headers=BEARER)
+        kept = svc.redis.hget(svc.keys.job(accepted.json()["job_id"]), "content_hmac")
+        document = (await svc.client.get("/openapi.json")).json()
+    assert record.status_code == 200 and record.json()["kind"] == "otp"
+    assert kept is not None and kept.decode() not in record.text
+    assert content_hash(text) not in record.text
+    assert not re.search(r"[0-9a-f]{64}", record.text)
+    fields = document["components"]["schemas"]["JobRecord"]["properties"]
+    assert not {name for name in fields if "sha" in name or "hmac" in name or "hash" in name}
+
+
+async def test_a_reused_key_says_only_different_body_not_the_other_job() -> None:
+    # The key was used from Python first: the job-level check refuses the HTTP
+    # request. The 422 used to name the other job's id; it says no more than
+    # "different body" now (issue 21, High 2: the answer is an oracle on OTPs).
+    async with service() as svc:
+        first = Producer(svc.settings, redis_client=svc.redis).send_otp(
+            E164, "Tu código es 111111", idempotency_key="login-7"
+        )
+        body = {"type": "otp", "dst_number": NUMBER, "sms_content": "Tu código es 222222"}
+        response = await svc.send(body, **{"Idempotency-Key": "login-7"})
+    assert response.status_code == 422
+    assert first not in response.text and "222222" not in response.text
+    assert problem(response, 422)["detail"] == (
+        "this Idempotency-Key was already used with a different request body"
+    )
+    assert invalid_params(response) == {
+        "Idempotency-Key": "was already used for a different message"
+    }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from config import ConfigError, Settings, load_settings
+from config import ConfigError, Settings, checks, load_settings
 
 BAD = [
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
@@ -112,6 +112,8 @@ BAD = [
     ("LOG_LEVEL", "LOUD", "pattern"),
     ("LOG_JSON", "maybe", "valid boolean"),
     ("METRICS_CAMPAIGN_LABELS", "sometimes", "valid boolean"),
+    ("CONTENT_HASH_KEY", "short-key", "32-1024 characters"),
+    ("HTTP_BODY_TIMEOUT_S", "0", "greater than 0"),
 ]
 
 
@@ -143,6 +145,44 @@ def test_every_setting_has_a_bad_value_test() -> None:
     tested = {variable for variable, _, _ in BAD}
     untested = {name.upper() for name in Settings.model_fields} - tested - {"CONNECTUS_API_KEY"}
     assert untested == set()
+
+
+def test_production_needs_a_content_hash_key_of_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The suite's processes get a key from the environment (tests/conftest.py).
+    monkeypatch.delenv("CONTENT_HASH_KEY", raising=False)
+    # A process reads its own environment (require_keys defaults on there).
+    with pytest.raises(ConfigError) as info:
+        load_settings({}, require_keys=True)
+    assert info.value.variable == "CONTENT_HASH_KEY" and "RUN_MODE=production" in info.value.reason
+    key = "k" * 40
+    settings = load_settings({"CONTENT_HASH_KEY": key}, require_keys=True)
+    assert settings.content_key == key.encode()
+    # Never in a repr or a log line of the settings.
+    assert key not in repr(settings) and key not in str(settings.model_dump())
+    # sandbox / demo: the published development key.
+    sandbox = load_settings({"RUN_MODE": "sandbox"}, require_keys=True)
+    assert sandbox.content_key == checks.DEV_CONTENT_HASH_KEY.encode()
+
+
+def test_the_development_content_key_is_refused_in_production(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONTENT_HASH_KEY", raising=False)
+    with pytest.raises(ConfigError) as info:
+        load_settings({"CONTENT_HASH_KEY": checks.DEV_CONTENT_HASH_KEY})
+    assert info.value.variable == "CONTENT_HASH_KEY"
+    assert checks.DEV_CONTENT_HASH_KEY not in str(info.value)
+    demo = load_settings({"CONTENT_HASH_KEY": checks.DEV_CONTENT_HASH_KEY, "RUN_MODE": "demo"})
+    assert demo.content_key == checks.DEV_CONTENT_HASH_KEY.encode()
+
+
+def test_a_process_started_without_a_key_exits_naming_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CONTENT_HASH_KEY", raising=False)
+    monkeypatch.delenv("RUN_MODE", raising=False)
+    with pytest.raises(ConfigError, match=r"^CONTENT_HASH_KEY: is required"):
+        load_settings()
 
 
 def test_missing_credentials_are_named_when_needed() -> None:

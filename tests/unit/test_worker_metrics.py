@@ -58,7 +58,7 @@ def _value(metrics: WorkerMetrics, name: str, **labels: str) -> float:
 def _pipeline(producer: Producer, sender: Any, metrics: WorkerMetrics) -> SendPipeline:
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=3600)  # fmt: skip
-    return SendPipeline(store=producer.store, send=sender, policy=policy, worker_id="w",
+    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, policy=policy, worker_id="w",
                         lease_ms=60_000, clock=Clock(), rng=random.Random(1), metrics=metrics)  # fmt: skip
 
 
