@@ -207,7 +207,10 @@ class Reconciler:
             )
         if record.kind is Kind.WHATSAPP_QR_GROUP:
             candidates = lookups.qr_group(payload["group_name"])
-            return self._first_free(candidates, None, {payload["message"]}, record.job_id)
+            group_text = payload["message"]
+            return self._first_free(
+                candidates, None, job_id=record.job_id, matches=lambda listed: listed == group_text
+            )
         candidates = lookups.qr(payload["number"])
         message = payload["message"]
         return self._first_free(

@@ -104,6 +104,7 @@ def _sends(producer: Producer) -> dict[str, tuple[Callable[..., str], int]]:
         "otp_email": (producer.send_otp_email, 3),
         "whatsapp": (producer.send_whatsapp, 2),
         "whatsapp_qr": (producer.send_whatsapp_qr, 2),
+        "whatsapp_qr_group": (producer.send_whatsapp_qr_group, 2),
     }
 
 

@@ -48,7 +48,8 @@ class FakeClient:
 
 def _reconciler(producer: Producer, client: FakeClient) -> Reconciler:
     return Reconciler(store=producer.store, client=client, after_s=1, window_s=10,  # type: ignore[arg-type]
-                      undecidable="resend", timezone="America/Santiago")  # fmt: skip
+                      undecidable="resend", timezone="America/Santiago",
+                      content_key=producer.settings.content_key)  # fmt: skip
 
 
 def _listed(message_id: str | None, message: str, *, from_me: bool = True) -> QrMessage:
