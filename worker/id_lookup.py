@@ -174,6 +174,13 @@ class _Matcher:
         if kind in (Kind.SMS, Kind.OTP):
             sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
             listing = self.lookups.sms(entry.get("id_delivery"), sent)
+            if entry.get("id_delivery"):
+                found = self._index(listing, by_dst=True).get((dst, entry["sha256"]), [])
+                if found:
+                    return found
+                # Sent again without its delivery once that executed
+                # (worker.campaign_deliveries): the day's report has it.
+                listing = self.lookups.sms(None, sent)
         elif kind is Kind.WHATSAPP:
             listing = self.lookups.whatsapp(str(entry.get("src", "")), dst)
         elif kind is Kind.WHATSAPP_QR_GROUP:

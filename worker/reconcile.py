@@ -181,7 +181,13 @@ class Reconciler:
                 if content and record.kind is Kind.SMS
                 else {content}
             )
-            return self._first_free(candidates, payload["dst_number"], want, record.job_id)
+            found = self._first_free(candidates, payload["dst_number"], want, record.job_id)
+            if found is None and payload.get("id_delivery"):
+                # Sent again without its delivery once that executed
+                # (worker.campaign_deliveries): the day's report has it.
+                candidates = lookups.sms(None, record.created_at)
+                found = self._first_free(candidates, payload["dst_number"], want, record.job_id)
+            return found
         if record.kind is Kind.WHATSAPP:
             candidates = lookups.whatsapp(payload["src_number"], payload["dst_number"])
             return self._first_free(
