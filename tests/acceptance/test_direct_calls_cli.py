@@ -11,6 +11,7 @@ import redis
 
 from devtools.stack import LocalStack
 from tests.acceptance.test_cli import run, run_json
+from tests.support.waiting import wait_for
 
 CHILE = "56987654321"
 
@@ -94,3 +95,34 @@ def test_account_v1_and_deliveries_from_the_cli(
         assert run_json(["deliveries", "update", made["id"]], env, code=2)["error"]
         assert run_json(["v1", "sms-status", "999999999"], env, code=1)["error"]
         assert len(_charges(stack)) == before
+
+
+def test_campaign_send_with_a_connectus_delivery_from_the_cli(
+    redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Path
+) -> None:
+    dsts = [f"569{87200000 + i:08d}" for i in range(3)]
+    recipients = tmp_path / "clientes.csv"
+    recipients.write_text("dst_number,name\n" + "".join(f"{d},Ana\n" for d in dsts))
+    with LocalStack(redis_url=redis_url, env={"KEY_PREFIX": redis_prefix}, start_workers=False,
+                    processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
+        env = stack.env
+        send = ["campaign", "send", str(recipients), "--name", "Entregas", "--text", "Hola {name}",
+                "--no-balance"]  # fmt: skip
+        refused = run_json([*send, "--transport", "v1_bulk", "--no-connectus-delivery"], env,
+                           code=2)  # fmt: skip
+        assert "connectus_delivery" in refused["error"]
+        accepted = run_json([*send, "--transport", "v3", "--connectus-delivery"], env)
+        cid = accepted["campaign_id"]
+
+        stack.start_worker_supervisor()
+        status = wait_for(
+            lambda: s if (s := run_json(["campaign", "status", cid], env))["state"] == "finished"
+            else None, timeout_s=60, interval_s=1.0, what="the campaign to finish")  # fmt: skip
+        assert status["deliveries"] == 1
+        charges = [c for c in _charges(stack) if c["dst"] in dsts]
+        assert sorted(c["dst"] for c in charges) == dsts
+        with stack.sandbox_client() as sandbox:
+            auth = (env["CONNECTUS_API_USER"], env["CONNECTUS_API_KEY"])
+            ids = {c["id_delivery"] for c in charges}
+            names = {sandbox.get(f"/api_v3/deliveries/{i}", auth=auth).json()["name"] for i in ids}
+        assert "Entregas #0" in names

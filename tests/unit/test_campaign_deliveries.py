@@ -1,9 +1,11 @@
-"""The campaign option ``connectus_delivery`` and the resend of a send whose delivery
-executed (no network: the calls are plain functions)."""
+"""The campaign option ``connectus_delivery``, the resend of a send whose delivery
+executed, and the lookup of a job with a delivery (no network: fakeredis and plain
+functions)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -12,7 +14,10 @@ from config import load_settings
 from core.campaign.model import Transport
 from core.models import Kind
 from core.validation import InvalidInput
+from producers.api import Producer
 from producers.campaign_plan import DEFAULT_CONNECTUS_DELIVERY, CampaignOptions, resolve
+from tests.support.clock import Clock
+from tests.unit.test_id_lookup import Listing, Listings, _lookup, _send_unnamed
 from worker.campaign_deliveries import without_executed_delivery
 from worker.connectus.errors import AmbiguousError, InvalidRequest
 
@@ -71,3 +76,38 @@ def test_the_option_is_for_v3_campaigns() -> None:
     with pytest.raises(InvalidInput) as refused:
         resolve(off, settings)
     assert refused.value.field == "connectus_delivery"
+
+
+class DeliveryListings(Listings):
+    """SMS listings per delivery: ``by_delivery[id]`` for delivery_info, ``None`` for
+    the day's date_report."""
+
+    def __init__(self, by_delivery: dict[str | None, Listing]) -> None:
+        super().__init__()
+        self.by_delivery = by_delivery
+
+    def sms(self, id_delivery: str | None, created_at: datetime) -> Listing:
+        self.asked.append(("sms", id_delivery))
+        return self.by_delivery.get(id_delivery, [])
+
+
+@pytest.mark.parametrize(
+    ("by_delivery", "asked"),
+    [
+        # In its delivery: one delivery_info, no date_report.
+        ({"d1": [("p1", "56987654321", "hola")]}, [("sms", "d1")]),
+        # Sent again without its delivery once that executed: the day's report has it.
+        ({"d1": [], None: [("p1", "56987654321", "hola")]}, [("sms", "d1"), ("sms", None)]),
+    ],
+)  # fmt: skip
+def test_a_job_with_a_delivery_is_looked_up_in_it_then_in_the_day(
+    producer: Producer, clock: Clock, by_delivery: dict[str | None, Listing],
+    asked: list[tuple[str, Any]],
+) -> None:  # fmt: skip
+    job_id = producer.send_sms("56987654321", "hola", id_delivery="d1")
+    _send_unnamed(producer, clock, Kind.SMS)
+    listings = DeliveryListings(by_delivery)
+    clock.now_ms += 30_000
+    assert _lookup(producer).run_once(listings) == {"found": 1}
+    assert producer.get_status(job_id).provider_id == "p1"
+    assert listings.asked == asked
