@@ -111,3 +111,33 @@ def test_a_job_with_a_delivery_is_looked_up_in_it_then_in_the_day(
     assert _lookup(producer).run_once(listings) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p1"
     assert listings.asked == asked
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.mark.anyio
+async def test_the_intake_takes_connectus_delivery_and_names_a_bad_one() -> None:
+    from tests.unit.service_support import BEARER, invalid_params, service
+    from tests.unit.test_service_campaigns import CAMPAIGN, store_of
+
+    async def post(body: dict[str, Any]) -> Any:
+        return await svc.client.post("/v1/campaigns", json=body, headers=BEARER)
+
+    async with service() as svc:
+        on = await post({**CAMPAIGN, "transport": "v3", "connectus_delivery": True})
+        assert on.status_code == 202, on.text
+        default = await post({**CAMPAIGN, "name": "Otra", "transport": "v3"})
+        assert default.status_code == 202, default.text
+        off_bulk = await post({**CAMPAIGN, "transport": "v1_bulk", "connectus_delivery": False})
+        bad = await post({**CAMPAIGN, "transport": "v3", "connectus_delivery": "maybe"})
+        store = store_of(svc)
+        stored_on = store.get(on.json()["campaign_id"])
+        stored_default = store.get(default.json()["campaign_id"])
+    assert stored_on is not None and stored_on.connectus_delivery is True
+    assert stored_default is not None
+    assert stored_default.connectus_delivery is DEFAULT_CONNECTUS_DELIVERY
+    assert "connectus_delivery" in invalid_params(off_bulk)
+    assert "connectus_delivery" in invalid_params(bad)
