@@ -73,3 +73,29 @@ def test_without_the_option_a_v3_campaign_makes_no_delivery(
     assert "POST /api_v3/deliveries" not in _stats(stack)["requests"]
     charged = Counter(c["dst"] for c in ledger(stack) if c["dst"] in set(dsts))
     assert charged == Counter(dsts)
+
+
+def test_a_chunk_in_its_delivery_gets_its_statuses_from_one_delivery_info(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    # No webhook receiver runs here: every status comes from polling. The lead outlasts
+    # the chunk's sends, so every message joins the delivery.
+    env = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "2000", "RATE_SMS_BURST": "500",
+           "CAMPAIGN_DELIVERY_LEAD_S": "2", "CAMPAIGN_STATUS_POLL_AFTER_S": "1"}  # fmt: skip
+    stack = make_stack(env=env, sandbox_flags={"undeliverable_rate": 0.3})
+    producer, control = tools(stack)
+    dsts = numbers(30, start=7_200)
+    options = CampaignOptions(name="estados", text="Hola {name}", transport=Transport.V3,
+                              connectus_delivery=True)  # fmt: skip
+    cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
+    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+
+    def final_statuses() -> Counter[str] | None:
+        seen = Counter(r["delivery_status"] for r in control.report_rows(cid))
+        return seen if set(seen) <= {"ENTREGADO", "NO_ENTREGABLE"} else None
+
+    seen = wait_for(final_statuses, timeout_s=60, interval_s=0.5, what="every final status")
+    assert seen["ENTREGADO"] > 0 and seen["NO_ENTREGABLE"] > 0 and sum(seen.values()) == 30
+    requests = _stats(stack)["requests"]
+    assert requests.get("GET /api_v3/sms/delivery_info", {}).get("200", 0) >= 1
+    assert "GET /api_v3/sms/{id}" not in requests  # no per-message poll
