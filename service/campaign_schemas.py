@@ -246,7 +246,7 @@ class CampaignStatusOut(BaseModel):
         description="Recipients by job state; pending = not released yet"
     )
     parked: int
-    deliveries: int = Field(description="Connectus deliveries (v1 bulks) so far")
+    deliveries: int = Field(description="Connectus deliveries (v1 bulks, v3 chunks) so far")
     segments: int
     deliver_at_ms: int
     window: str | None
