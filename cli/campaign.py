@@ -37,12 +37,16 @@ KEY = typer.Option(None, "--idempotency-key", help="Submitting twice creates one
 ID = typer.Argument(..., help="The campaign id.")
 CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
 TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
+DELIVERY = typer.Option(None, "--connectus-delivery/--no-connectus-delivery",
+                        help="v3: put each released chunk in a Connectus delivery of its own "
+                        "(grouped in Connectus's reports; lookups read delivery_info). "
+                        "Default: off (docs/campaigns.md).")  # fmt: skip
 
 
 def _options(settings: Any, name: str, text: str, subject: str | None, kind: str,
              src: str | None, client: str | None, at: str | None, window: str | None,
              late: int | None, transport: str | None, skip: bool, force: bool,
-             key: str | None) -> Any:  # fmt: skip
+             key: str | None, connectus_delivery: bool | None = None) -> Any:  # fmt: skip
     from core.campaign.model import CAMPAIGN_KINDS, Transport
     from core.models import Kind
     from core.validation import ErrorCollector, InvalidInput
@@ -63,6 +67,7 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
         id_client=client, deliver_at=at, window=window, max_lateness_s=late,
         transport=transports.get(transport or "") or (Transport.V3 if errors.errors else None),
         skip_invalid=skip, force=force, idempotency_key=key,
+        connectus_delivery=connectus_delivery,
     )  # fmt: skip
     if errors.errors:
         try:
@@ -152,7 +157,7 @@ def send(
     client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
     max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
     force: bool = FORCE, no_balance: bool = NO_BALANCE, idempotency_key: str | None = KEY,
-    tenant: str = TENANT, json_output: bool = JSON,
+    tenant: str = TENANT, connectus_delivery: bool | None = DELIVERY, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -162,7 +167,7 @@ def send(
 
     options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
                        at, window, max_lateness, transport, skip_invalid, force,
-                       idempotency_key)  # fmt: skip
+                       idempotency_key, connectus_delivery=connectus_delivery)  # fmt: skip
     producer = _producer(ctx, no_balance, json_output, tenant)
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=json_output, transient=True,

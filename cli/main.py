@@ -18,7 +18,20 @@ from typing import Annotated
 
 import typer
 
-from cli import campaign, clients_cmd, dlq, optout_cmd, qr, review, send, serve_cmd, worker_cmd
+from cli import (
+    account_cmd,
+    campaign,
+    clients_cmd,
+    deliveries_cmd,
+    dlq,
+    optout_cmd,
+    qr,
+    review,
+    send,
+    serve_cmd,
+    v1_cmd,
+    worker_cmd,
+)
 from cli.common import (
     EXIT_CONFIG,
     TENANT_HELP,
@@ -46,6 +59,9 @@ app.add_typer(review.app, name="review")
 app.add_typer(qr.app, name="qr")
 app.add_typer(optout_cmd.app, name="optout")
 app.add_typer(clients_cmd.app, name="clients")
+app.add_typer(deliveries_cmd.app, name="deliveries")
+app.add_typer(v1_cmd.app, name="v1")
+app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
 app.command("sandbox")(sandbox_command)
 app.command("breaker")(breaker)

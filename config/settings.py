@@ -144,6 +144,10 @@ class Settings(BaseSettings):
     # finished; the next chunk is released below it. Bounds Redis memory and
     # how much a pause or cancel has to stop.
     campaign_max_pending: Annotated[int, Field(ge=1000)] = 20_000
+    # A v3 campaign chunk's Connectus delivery executes this many s after the chunk
+    # is released (worker.campaign_deliveries): its first messages wait at most
+    # that long at Connectus; a message sent later goes without the delivery.
+    campaign_delivery_lead_s: Annotated[int, Field(ge=1, le=3600)] = 5
     # A sent campaign message with no delivery status after this many s is
     # looked up at Connectus (polling backs up the status webhook).
     campaign_status_poll_after_s: PositiveInt = 600

@@ -40,7 +40,7 @@ class CampaignStatus:
     campaign: Campaign
     counts: dict[str, int]  # released jobs by state
     parked: int
-    deliveries: int  # Connectus deliveries (v1 bulks) so far
+    deliveries: int  # Connectus deliveries (v1 bulks, v3 chunks with connectus_delivery)
     now_ms: int
 
     @property

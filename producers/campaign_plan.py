@@ -61,6 +61,11 @@ _country_of_head = functools.cache(country_of)
 BalanceLookup = Callable[[Kind, str | None, int | None, Transport], Balance]
 
 
+#: Whether a v3 campaign puts each released chunk in a Connectus delivery when its
+#: options don't say (docs/campaigns.md, "v3 campaigns in a Connectus delivery").
+DEFAULT_CONNECTUS_DELIVERY = False
+
+
 @dataclass(frozen=True)
 class CampaignOptions:
     name: str
@@ -76,6 +81,8 @@ class CampaignOptions:
     skip_invalid: bool = False
     force: bool = False  # send even if the cost exceeds the balance
     idempotency_key: str | None = None
+    # v3: one Connectus delivery per released chunk; None: DEFAULT_CONNECTUS_DELIVERY
+    connectus_delivery: bool | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,7 @@ class Resolved:
     src: str | None
     timezone: str
     links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
+    connectus_delivery: bool = False  # v3 chunks in Connectus deliveries of their own
 
     @property
     def stored_text(self) -> str:
@@ -152,6 +160,14 @@ def resolve(
     )
     if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
         errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
+    if transport is Transport.V1_BULK and options.connectus_delivery is False:
+        errors.add(
+            "connectus_delivery",
+            "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
+        )
+    wanted_delivery = options.connectus_delivery
+    if wanted_delivery is None:
+        wanted_delivery = DEFAULT_CONNECTUS_DELIVERY
     if transport is Transport.V1_BULK and options.id_client:
         errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
     src = options.src
@@ -189,6 +205,7 @@ def resolve(
         src=src,
         timezone=settings.default_timezone,
         links=links or (),
+        connectus_delivery=transport is Transport.V3 and wanted_delivery,
     )
 
 

@@ -262,6 +262,7 @@ class CampaignProducer:
             "fields": json.dumps(list(resolved.template.fields)),
             "src": resolved.src or "",
             "id_client": options.id_client or "",
+            "connectus_delivery": "1" if resolved.connectus_delivery else "",
             "timezone": resolved.timezone,
             "deliver_at": int(resolved.deliver_at.timestamp() * 1000),
             "window": str(resolved.window) if resolved.window else "",
@@ -308,7 +309,8 @@ def _definition(resolved: Resolved) -> str:
     return json.dumps(
         [o.name.strip(), o.kind.value, resolved.stored_text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
-         str(o.deliver_at), str(resolved.window), resolved.max_lateness_s],
+         str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
+         *(["connectus_delivery"] if resolved.connectus_delivery else [])],
         sort_keys=True,
     )  # fmt: skip
 

@@ -154,6 +154,11 @@ class CampaignRequest(BaseModel):
         bool, Field(description="Leave invalid rows out (reported) instead of refusing")
     ] = False
     force: Annotated[bool, Field(description="Send even if the cost exceeds the balance")] = False
+    connectus_delivery: Annotated[
+        bool | None,
+        Field(description="v3: each released chunk in a Connectus delivery of its own "
+              "(default: off, docs/campaigns.md)"),
+    ] = None  # fmt: skip
     recipients: Annotated[
         list[RecipientRow], Field(min_length=1, max_length=CAMPAIGN_MAX_RECIPIENTS)
     ]
@@ -241,7 +246,7 @@ class CampaignStatusOut(BaseModel):
         description="Recipients by job state; pending = not released yet"
     )
     parked: int
-    deliveries: int = Field(description="Connectus deliveries (v1 bulks) so far")
+    deliveries: int = Field(description="Connectus deliveries (v1 bulks, v3 chunks) so far")
     segments: int
     deliver_at_ms: int
     window: str | None

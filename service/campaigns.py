@@ -107,6 +107,7 @@ class CampaignIntake:
             skip_invalid=campaign.skip_invalid,
             force=campaign.force,
             idempotency_key=key,
+            connectus_delivery=campaign.connectus_delivery,
         )
         try:
             accepted = producer.send(campaign.recipients, options)

@@ -31,6 +31,7 @@ from worker.actors import register_actors, register_bulk_actor
 from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.breaker import CircuitBreaker
 from worker.bulk import BulkSender
+from worker.campaign_deliveries import delivery_opener
 from worker.campaign_messages import recipient_message
 from worker.campaign_status import StatusPoller
 from worker.campaigns import CampaignPump
@@ -157,9 +158,11 @@ def build_worker_app(
     # Every actor is declared: a message naming another one goes to the dead
     # letters (dlq list), not to Dramatiq's .XQ (core.broker).
     broker.dead_letter_unknown_actors = True
+    opener = delivery_opener(client, settings.campaign_delivery_lead_s)
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id,
-                        shorten=lambda url: short_link_of(client, url))  # fmt: skip
+                        shorten=lambda url: short_link_of(client, url),
+                        open_delivery=opener)  # fmt: skip
     reconciler = Reconciler(
         store=store,
         client=client,

@@ -120,6 +120,9 @@ class StatusPoller:
     def _poll_v3(self, campaign: Campaign, budget: int) -> tuple[int, int]:
         cid = campaign.campaign_id
         marks = self.campaigns.poll_marks(cid)
+        # A chunk in a Connectus delivery of its own (worker.campaign_deliveries):
+        # one delivery_info gives its members' statuses.
+        deliveries = self.campaigns.deliveries(cid) if campaign.connectus_delivery else {}
         recorded = used = 0
         for chunk in range(campaign.cursor):
             if used >= budget:
@@ -133,9 +136,26 @@ class StatusPoller:
             open_ = [(job_id, r) for job_id, r in zip(ids, records, strict=True)
                      if r.get("state") in ("sent", "queued", "sending", "retrying", "unknown")
                      and not is_final(r.get("delivery_status"))]  # fmt: skip
-            for job_id, record in open_[: budget - used]:
+            listed: dict[str, str] = {}
+            if chunk in deliveries and any(r.get("provider_id") for _, r in open_):
+                used += 1
+                try:
+                    info = self.client.v3.sms_delivery_info(id_delivery=deliveries[chunk])
+                except ConnectusError as exc:
+                    log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
+                                error=type(exc).__name__)  # fmt: skip
+                    return recorded, used
+                listed = {m.id: m.platform_status for m in info.messages
+                          if m.id and m.platform_status}  # fmt: skip
+            for job_id, record in open_:
                 if record.get("state") != "sent" or not record.get("provider_id"):
                     continue
+                if record["provider_id"] in listed:
+                    status = listed[record["provider_id"]]
+                    recorded += self.statuses.record(job_id, status, self.clock())
+                    continue
+                if used >= budget:
+                    break
                 used += 1
                 try:
                     sms = self.client.v3.get_sms(id_sms=record["provider_id"])

@@ -64,9 +64,12 @@ class CampaignPump:
         lock_ms: int = 5_000,
         read_ahead: int = 8,
         shorten: Callable[[str], tuple[str, str]] | None = None,
+        open_delivery: Callable[[Campaign, int], str] | None = None,
     ) -> None:
         """``shorten(url) -> (short_link, id)``: ``POST /api_v3/short_link`` (see
-        :mod:`core.campaign.links`); None: a campaign with link tokens waits."""
+        :mod:`core.campaign.links`); None: a campaign with link tokens waits.
+        ``open_delivery(campaign, chunk) -> id_delivery``: the chunk's Connectus
+        delivery (:mod:`worker.campaign_deliveries`); None: chunks are sent without."""
         self.store = store
         self.queue = queue
         self.max_pending = max_pending
@@ -76,6 +79,7 @@ class CampaignPump:
         self.read_ahead = read_ahead
         self.bulk = BulkRelease(store)
         self.shorten = shorten
+        self.open_delivery = open_delivery
 
     def tick(self) -> int:
         """One pass over the active campaigns; returns how many chunks were released."""
@@ -232,18 +236,38 @@ class CampaignPump:
         # A number may have answered STOP since the campaign was accepted.
         phones = campaign.kind is not Kind.EMAIL
         opted_out = self.store.opted_out([r[0] for r in rows]) if phones else [False] * len(rows)
+        id_delivery = self._delivery(campaign, number)
         jobs = []
         for offset, (row, out) in enumerate(zip(rows, opted_out, strict=True)):
             index = base + offset
             job_id = job_id_for(campaign.campaign_id, index)
             key = f"campaign:{campaign.campaign_id}:{index}"
             payload, units = payload_for(campaign, row)
+            if id_delivery:
+                payload["id_delivery"] = id_delivery
             job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
                    "queue": self.queue, "payload": payload, "created_ms": now,
                    "campaign": campaign.campaign_id}  # fmt: skip
             message = new_message(self.queue, campaign.kind.actor_name, job)
             jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out))
-        return self.store.release(campaign, jobs, queue=self.queue)
+        if not self.store.release(campaign, jobs, queue=self.queue):
+            return False  # lost the race: the delivery stays empty (nothing charged)
+        if id_delivery:
+            self.store.set_delivery(campaign.campaign_id, number, id_delivery)
+        return True
+
+    def _delivery(self, campaign: Campaign, chunk: int) -> str | None:
+        """The chunk's Connectus delivery, when the campaign asks for one; None if it
+        doesn't or creating it failed (the chunk is then sent without: its lookups
+        read date_report, as any v3 send's)."""
+        if not campaign.connectus_delivery or self.open_delivery is None:
+            return None
+        try:
+            return self.open_delivery(campaign, chunk)
+        except Exception as exc:  # a Connectus error or a bad answer: send without
+            log.warning("campaign.delivery_failed", campaign=campaign.campaign_id, chunk=chunk,
+                        error=type(exc).__name__)  # fmt: skip
+            return None
 
     def _window_open(self, campaign: Campaign, now: int) -> bool:
         if campaign.window is None:

@@ -186,9 +186,18 @@ class _Matcher:
     def candidates(self, entry: Mapping[str, Any], sent_ms: int) -> list[str]:
         kind = Kind(entry["kind"])
         dst = str(entry.get("dst", ""))
+        # Entries written before the digests were keyed carry a plain "sha256".
+        digest = entry.get("digest") or provider_hash_digest(self.key, str(entry.get("sha256")))
         if kind in (Kind.SMS, Kind.OTP):
             sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
             listing = self.lookups.sms(entry.get("id_delivery"), sent)
+            if entry.get("id_delivery"):
+                found = self._index(listing, by_dst=True).get((dst, digest), [])
+                if found:
+                    return found
+                # Sent again without its delivery once that executed
+                # (worker.campaign_deliveries): the day's report has it.
+                listing = self.lookups.sms(None, sent)
         elif kind is Kind.WHATSAPP:
             listing = self.lookups.whatsapp(str(entry.get("src", "")), dst)
         elif kind is Kind.WHATSAPP_QR_GROUP:
@@ -197,7 +206,6 @@ class _Matcher:
         else:
             listing = self.lookups.qr(dst)
             dst = ""  # the QR listing is of this number already
-        digest = entry.get("digest") or provider_hash_digest(self.key, str(entry.get("sha256")))
         return self._index(listing, by_dst=bool(dst)).get((dst, digest), [])
 
     def _index(

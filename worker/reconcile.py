@@ -177,25 +177,41 @@ class Reconciler:
 
     def _find(self, record: JobRecord, payload: dict[str, Any], lookups: LookupCache) -> str | None:
         if record.kind in (Kind.SMS, Kind.OTP):
-            candidates = lookups.sms(payload.get("id_delivery"), record.created_at)
-            if record.kind is Kind.OTP:
-                # The kept copy of an OTP has no text: the record's keyed digest
-                # is compared with each listed content keyed the same way (the
-                # plain SHA-256 Connectus lists is computed or read, never stored).
-                kept = record.content_hmac
-                return self._first_free(
-                    candidates, payload["dst_number"], job_id=record.job_id,
-                    matches=lambda listed: kept is not None and listed is not None
-                    and kept in listed_digests(self.content_key, listed),
-                )  # fmt: skip
-            content = payload.get("sms_content")
-            want = {content, content_hash(content)} if content else {content}
-            return self._first_free(
-                candidates,
-                payload["dst_number"],
-                job_id=record.job_id,
-                matches=want.__contains__,
+            found = self._find_sms(
+                record, payload, lookups.sms(payload.get("id_delivery"), record.created_at)
             )
+            if found is None and payload.get("id_delivery"):
+                # Sent again without its delivery once that executed
+                # (worker.campaign_deliveries): the day's report has it.
+                found = self._find_sms(record, payload, lookups.sms(None, record.created_at))
+            return found
+        return self._find_other(record, payload, lookups)
+
+    def _find_sms(
+        self, record: JobRecord, payload: dict[str, Any], candidates: Iterable[Candidate]
+    ) -> str | None:
+        if record.kind is Kind.OTP:
+            # The kept copy of an OTP has no text: the record's keyed digest
+            # is compared with each listed content keyed the same way (the
+            # plain SHA-256 Connectus lists is computed or read, never stored).
+            kept = record.content_hmac
+            return self._first_free(
+                candidates, payload["dst_number"], job_id=record.job_id,
+                matches=lambda listed: kept is not None and listed is not None
+                and kept in listed_digests(self.content_key, listed),
+            )  # fmt: skip
+        content = payload.get("sms_content")
+        want = {content, content_hash(content)} if content else {content}
+        return self._first_free(
+            candidates,
+            payload["dst_number"],
+            job_id=record.job_id,
+            matches=want.__contains__,
+        )
+
+    def _find_other(
+        self, record: JobRecord, payload: dict[str, Any], lookups: LookupCache
+    ) -> str | None:
         if record.kind is Kind.WHATSAPP:
             candidates = lookups.whatsapp(payload["src_number"], payload["dst_number"])
             text = payload["whatsapp_content"]

@@ -12,6 +12,7 @@ import tenacity
 
 from config import Settings
 from core.models import Kind
+from worker.campaign_deliveries import WITH_DELIVERY, without_executed_delivery
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import RateLimited, Throttled
 from worker.metrics import WorkerMetrics
@@ -50,6 +51,10 @@ class ClientSender:
             Kind.WHATSAPP_QR: lambda p: client.qr.send(**p).provider_id,
             Kind.WHATSAPP_QR_GROUP: lambda p: client.qr.send_message_to_group(**p).provider_id,
         }
+        # A campaign chunk's delivery may have executed before this send: sent again
+        # without it (worker.campaign_deliveries).
+        for kind in WITH_DELIVERY:
+            self.calls[kind] = without_executed_delivery(self.calls[kind])
         self.attempts = settings.retry_attempts
         self.initial_backoff_ms = settings.retry_initial_backoff_ms
         self.max_backoff_ms = settings.retry_max_backoff_ms

@@ -153,6 +153,9 @@ class Campaign:
     paused_reason: str | None
     # Who owns it (config/tenants.py); its jobs are this tenant's too.
     tenant: str = DEFAULT_TENANT
+    # v3 only: each released chunk goes in a Connectus delivery of its own
+    # (worker.campaign_deliveries); v1 bulk chunks always make one.
+    connectus_delivery: bool = False
 
     @property
     def zone(self) -> ZoneInfo:
@@ -204,6 +207,7 @@ class Campaign:
             finished_ms=opt_int("finished_at"),
             paused_reason=f.get("paused_reason") or None,
             tenant=f.get("tenant") or DEFAULT_TENANT,
+            connectus_delivery=f.get("connectus_delivery") == "1",
         )
 
 

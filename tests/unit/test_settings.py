@@ -55,6 +55,7 @@ BAD = [
     ("CAMPAIGN_TTL_S", "0", "greater than 0"),
     ("CAMPAIGN_MAX_LATENESS_S", "-1", "greater than or equal to 0"),
     ("CAMPAIGN_MAX_PENDING", "999", "greater than or equal to 1000"),
+    ("CAMPAIGN_DELIVERY_LEAD_S", "0", "greater than or equal to 1"),
     ("CAMPAIGN_STATUS_POLL_AFTER_S", "0", "greater than 0"),
     ("DEFAULT_TIMEZONE", "Mars/Olympus", "unknown IANA time zone"),
     ("DEFAULT_REGION", "chile", "pattern"),
