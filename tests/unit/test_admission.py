@@ -15,8 +15,8 @@ from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
 from worker.admission import Admission
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, DestinationCapped, Limits, RateLimiter, RateLimitTimeout
 
 

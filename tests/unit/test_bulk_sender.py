@@ -33,7 +33,7 @@ from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client
-from worker.outcomes import RetryPolicy
+from worker.policy import RetryPolicy
 
 NOW = 1_700_000_000_000
 CID = "c1"

@@ -20,8 +20,8 @@ from producers.api import Producer
 from tests.support.clock import Clock
 from worker.connectus.errors import ServiceUnavailable
 from worker.id_lookup import IdLookup
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 Listing = list[tuple[str | None, str | None, str | None]]
 
