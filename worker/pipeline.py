@@ -52,7 +52,7 @@ from worker.connectus.errors import ConnectusError, TransientError
 from worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from worker.ledger import DurableLedger, error_fields, kept_message
 from worker.metrics import WorkerMetrics
-from worker.policy import Decision, RetryPolicy, decide
+from worker.policy import RetryPolicy, decide
 from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -149,18 +149,12 @@ class SendPipeline:
             try:
                 provider_id = self.send(kind, job["payload"])
             except RateLimitRefused as exc:  # an in-process retry found no token: not sent
-                unsent = TransientError(
-                    str(exc), reason="rate_limited", retry_after_s=exc.retry_in_ms / 1000
-                )
-                return self._failed(
-                    kind, job, claim, unsent, decide(unsent, claim.attempts, self.policy, self.rng)
-                )
+                return self._failed(kind, job, claim, _unsent(exc))
             except Exception as exc:
-                decision = decide(exc, claim.attempts, self.policy, self.rng)
                 if isinstance(exc, ConnectusError):
-                    self._tell(kind, gate, exc, decision)
-                return self._failed(kind, job, claim, exc, decision)
-            self._tell(kind, gate, None, None)
+                    self._tell(kind, gate, exc)
+                return self._failed(kind, job, claim, exc)
+            self._tell(kind, gate, None)
             return self._sent(kind, job_id, job, claim.fence, provider_id, started)
         finally:
             self._release(gate)
@@ -247,13 +241,10 @@ class SendPipeline:
         return f"skipped:{claim.status}"
 
     # --- after the send: tell the breaker and the limiter, finish ----------------
-    def _tell(
-        self, kind: Kind, gate: gates.Decision | None, exc: ConnectusError | None,
-        decision: Decision | None,
-    ) -> None:  # fmt: skip
+    def _tell(self, kind: Kind, gate: gates.Decision | None, exc: ConnectusError | None) -> None:
         """Feed one send's outcome to the breaker and the adaptive rate (bookkeeping:
         a Redis error is logged and swallowed, so the outcome is still recorded)."""
-        throttled = decision is not None and decision.throttled
+        throttled = exc is not None and decide(exc).throttled
         if self.metrics is not None and throttled:
             self.metrics.throttled(kind)
         try:
@@ -303,12 +294,9 @@ class SendPipeline:
         log.info("send.sent", provider_id=provider_id, latency_ms=latency_ms)
         return "sent"
 
-    def _failed(
-        self, kind: Kind, job: Mapping[str, Any], claim: Claim, exc: Exception,
-        decision: Decision,
-    ) -> str:  # fmt: skip
-        """Record a failed send as the policy decided."""
-        job_id = str(job["job_id"])
+    def _failed(self, kind: Kind, job: Mapping[str, Any], claim: Claim, exc: Exception) -> str:
+        """Record a failed send as the policy decides (:func:`worker.policy.decide`)."""
+        job_id, decision = str(job["job_id"]), decide(exc, claim.attempts, self.policy, self.rng)
         if decision.action == "unknown":
             if isinstance(exc, ConnectusError):
                 log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
@@ -367,6 +355,12 @@ class SendPipeline:
         member = self.store.quarantine(data.encode(), f"malformed job: {problem}")
         log.error("job.malformed", member=member, reason=problem)
         return member
+
+
+def _unsent(refused: RateLimitRefused) -> TransientError:
+    """An in-process retry that found no token, as the transient error it is."""
+    retry_after_s = refused.retry_in_ms / 1000
+    return TransientError(str(refused), reason="rate_limited", retry_after_s=retry_after_s)
 
 
 def _recheck_ms(gate: gates.Decision) -> int:
