@@ -296,6 +296,19 @@ def test_a_transient_failure_of_the_whole_call_defers_the_chunk(
     assert campaigns.counts(released) == {"retrying": 5}
 
 
+def test_a_throttled_call_comes_back_after_its_retry_after(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    # The one outcome policy: Retry-After (60 s) outlasts the backoff (1-8 s).
+    answer = httpx.Response(429, json={}, headers={"Retry-After": "60"})
+    sender, _ = _sender(campaigns, jobs, clock, answer)
+    assert sender.handle(released, 0) == "retrying"
+    due, _message = _scheduled(client)[f"chunk:{CID}:0"]
+    assert due == NOW + 60_000
+    record = jobs.get(IDS[0])
+    assert record is not None and record.error_class == "RateLimited"
+
+
 def test_dead_letters_after_durable_max_retries(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
