@@ -5,7 +5,7 @@ decide, finish. Order matters and is the point:
 
 1. The breaker and the limiter come *before* the claim: waiting for a token
    holds no lease, and a message held back keeps its retry budget. A token
-   free now is taken with the claim in one round trip (:mod:`worker.admission`).
+   free now is taken with the claim in one round trip (``worker/lua/admit.lua``).
 2. ``claim`` the job (state ``sending`` with a lease and a fence) *before*
    the HTTP call, so that no two workers send one key and a worker that dies
    mid-send leaves a trace (lease expiry -> ``unknown``).
@@ -39,13 +39,13 @@ import redis
 import structlog
 from dramatiq import Message
 
-from core.claims import Claim
+from core.claims import Claim, claimed
 from core.expiry import AgeLimits, Expiry
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
+from core.luascript import load
 from core.models import Kind
 from worker import breaker as gates
-from worker.admission import Admission
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus.errors import ConnectusError, TransientError
@@ -53,9 +53,13 @@ from worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from worker.ledger import DurableLedger, error_fields, kept_message
 from worker.metrics import WorkerMetrics
 from worker.policy import RetryPolicy, decide
-from worker.ratelimit import RateLimiter, RateLimitRefused, product_for
+from worker.ratelimit import Acquired, RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
+
+# worker/lua/admit.lua says its KEYS, ARGV and answer; it includes the
+# limiter's functions (lib_ratelimit.lua) and the claim (core's lib_claim.lua).
+ADMIT = load(__package__, "admit.lua")
 
 #: How soon a message held back by a half-open breaker looks again (ms).
 HALF_OPEN_RECHECK_MS = 1000
@@ -95,10 +99,8 @@ class SendPipeline:
         self.ledger = DurableLedger(store)
         self.limits = AgeLimits(policy.max_message_age_s, policy.otp_max_age_s)
         # Token and claim in one round trip when both live on the same Redis.
-        self.admission = (
-            Admission(store, limiter) if limiter is not None and limiter.client is store.client
-            else None
-        )  # fmt: skip
+        same_redis = limiter is not None and limiter.client is store.client
+        self._admit_script = store.client.register_script(ADMIT) if same_redis else None
         # Claim tokens: unique per delivery, without a uuid4 per send (a
         # restarted process with the same worker id gets a new nonce).
         self._nonce = uuid.uuid4().hex
@@ -177,24 +179,28 @@ class SendPipeline:
         """Take the send's token, and claim in the same round trip when it is free now.
 
         Returns the claim, or None (claim next). Sleeps while a reserved token
-        is earned. Raises :class:`RateLimitRefused` when there is none within
-        ``acquire_timeout_s``; fails open on a Redis error other than a lost
-        connection (which the ledger waits out).
+        is earned: waiting holds no lease, so a worker killed while it waits
+        leaves no job in ``sending``. Raises :class:`RateLimitRefused` (nothing
+        taken, nothing claimed) when there is none within ``acquire_timeout_s``
+        or the destination is capped; fails open on a Redis error other than a
+        lost connection (which the ledger waits out).
+
+        A token taken for a claim that is then refused (a redelivered job
+        already ``sent``, a ``busy`` one) is not handed back: a token is
+        capacity, not money, and a refund would let a redelivery storm borrow
+        capacity from the future. The claim is idempotent on its token, so
+        repeating the call after a lost answer (a Redis blip) claims once.
         """
         if self.limiter is None:
             return None
         product, dst = product_for(kind), _destination(job["payload"])
         claim = None
         try:
-            if self.admission is None:
+            if self._admit_script is None:
                 got = self.limiter.acquire(product, dst=dst, timeout_s=self.acquire_timeout_s)
             else:
-                admitted = self.ledger.call(
-                    self.admission.admit, job_id, product=product, dst=dst,
-                    timeout_s=self.acquire_timeout_s, worker_id=self.worker_id,
-                    lease_ms=self.lease_ms, token=token, message=kept,
-                )  # fmt: skip
-                got, claim = admitted.token, admitted.claim
+                got, claim = self.ledger.call(self._take_and_claim, job_id, product, dst,
+                                              token, kept)  # fmt: skip
                 if claim is None and got.waited_ms > 0:
                     self.limiter.sleep(got.waited_ms / 1000)
         except redis.RedisError as exc:
@@ -203,6 +209,24 @@ class SendPipeline:
         if self.metrics is not None:
             self.metrics.waited(got.product, got.waited_ms)
         return claim
+
+    def _take_and_claim(
+        self, job_id: str, product: str, dst: str | None, token: str, kept: Message[Any]
+    ) -> tuple[Acquired, Claim | None]:
+        """One round trip: a token, and the claim only when the token is free now."""
+        assert self.limiter is not None and self._admit_script is not None
+        claim_keys, claim_args = self.store.claim_call(
+            job_id, worker_id=self.worker_id, lease_ms=self.lease_ms, token=token, message=kept
+        )
+        take_keys, take_args = self.limiter.take_call(
+            product, dst=dst, timeout_s=self.acquire_timeout_s
+        )
+        got, claim = self._admit_script(
+            keys=[*claim_keys, *take_keys], args=[*claim_args, *take_args],
+            client=self.store.hot_path,
+        )  # fmt: skip
+        acquired = self.limiter.granted(product, got, timeout_s=self.acquire_timeout_s)
+        return acquired, claimed(claim) if claim else None
 
     def _expired(self, kind: Kind, job: Mapping[str, Any]) -> Expiry | None:
         """The job's expiry if it has passed (counted from when it was due), else None."""
@@ -336,9 +360,8 @@ class SendPipeline:
         self.ledger.call(
             self.store.defer, str(job["job_id"]), message, self.clock() + max(delay_ms, 50)
         )
-        # Waiting for a token is routine under load (three workers once wrote 47,000
-        # of these lines in seven minutes): connectus_worker_deferrals_total counts
-        # it (the actor reports this answer); the line is for debugging only.
+        # Waiting for a token is routine under load (three workers once wrote 47,000 of
+        # these lines in 7 min): a metric counts it; the line is for debugging only.
         emit = log.debug if why == "RateLimitTimeout" else log.info
         emit("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"
