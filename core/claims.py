@@ -1,7 +1,7 @@
 """The claim's answer: whether this delivery may send, and under which fence.
 
-:meth:`core.jobs.JobStore.claim` and :meth:`worker.admission.Admission.admit`
-(token and claim in one script) both answer with a :class:`Claim`, read from
+:meth:`core.jobs.JobStore.claim` and the send path's admission (:mod:`worker.pipeline`,
+token and claim in one script) both answer with a :class:`Claim`, read from
 the claim script's reply (``core/lua/claim.lua``) by :func:`claimed`.
 """
 

@@ -79,7 +79,7 @@ class JobStore(JobRecovery):
         hot_path: AutoPipeline | None = None,
     ) -> None:
         self.client = client
-        # The claim and finish scripts (and worker.admission's) go through
+        # The claim and finish scripts (and the send path's admit) go through
         # ``hot_path`` when given: one pipelined round trip for many threads.
         self.hot_path: Any = hot_path or client
         self.keys = keys

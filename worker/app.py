@@ -42,8 +42,8 @@ from worker.connectus.short_links import short_link_of
 from worker.housekeeping import Housekeeper
 from worker.id_lookup import IdLookup
 from worker.metrics import WorkerMetrics
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 from worker.qr_session import QrSessionWatch, qr_session_recheck_ms
 from worker.ratelimit import RateLimiter
 from worker.reconcile import Reconciler

@@ -388,9 +388,9 @@ _UNKNOWN = Decision(True, 0, "closed", "")
 
 
 def _trips_account(exc: BaseException) -> bool:
-    from worker.connectus.errors import AuthenticationFailed, OperatorLoginFailed
+    from worker.policy import decide
 
-    return isinstance(exc, AuthenticationFailed | OperatorLoginFailed)
+    return decide(exc).pause == "account"
 
 
 def _text(value: Any) -> str:

@@ -44,32 +44,13 @@ from typing import Any, Literal
 import phonenumbers
 
 from core.models import Kind
-from worker.connectus.errors import (
-    AccountError,
-    AmbiguousServerError,
-    BalanceExhausted,
-    ConnectFailed,
-    ConnectionDropped,
-    ConnectusError,
-    ProductDenied,
-    ResponseTimeout,
-    ServiceUnavailable,
-    SessionDisconnected,
-)
+from worker.policy import decide
 
 ACCOUNT = "account"
 #: The WhatsApp QR API's paired session: while it is not connected no QR send can go.
 QR_SESSION = "qr_session"
 QR_HOST = "qr"
 HOSTS = ("v3", "v1", "qr")
-#: Failures that say the API host did not answer: they count towards a streak.
-PLATFORM_FAILURES = (
-    ConnectFailed,
-    ServiceUnavailable,
-    AmbiguousServerError,
-    ResponseTimeout,
-    ConnectionDropped,
-)
 UNKNOWN_COUNTRY = "ZZ"
 
 Effect = Literal["trip", "failure", "answered", "ignored"]
@@ -174,18 +155,19 @@ def effect(exc: BaseException, target: Target) -> tuple[Effect, str]:
     streak; ``answered``: the platform answered (it ends the host's streak);
     ``ignored``: a bug of ours, which says nothing about Connectus.
     """
-    if isinstance(exc, BalanceExhausted):
+    decision = decide(exc)
+    if decision.breaker_ignores:
+        return "ignored", ""
+    if decision.pause == "balance":
         return "trip", target.balance_scope
-    if isinstance(exc, ProductDenied):
+    if decision.pause == "product":
         return "trip", target.product_scope
-    if isinstance(exc, SessionDisconnected):
+    if decision.pause == "qr_session":
         # Only the QR API has a paired session; the same words from another
         # host say nothing about it (that host answered).
         return ("trip", QR_SESSION) if target.host == QR_HOST else ("answered", target.host_scope)
-    if isinstance(exc, AccountError):  # AuthenticationFailed, OperatorLoginFailed
+    if decision.pause == "account":  # AuthenticationFailed, OperatorLoginFailed
         return "trip", ACCOUNT
-    if isinstance(exc, PLATFORM_FAILURES):
+    if decision.host_failure:
         return "failure", target.host_scope
-    if isinstance(exc, ConnectusError):
-        return "answered", target.host_scope
-    return "ignored", ""
+    return "answered", target.host_scope

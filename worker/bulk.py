@@ -6,7 +6,7 @@ lease, fence, in one script) *before* the call, and the chunk's jobs are
 finished together, fenced, after it. A redelivered chunk message finds its
 sent recipients ``done`` and sends only the rest.
 
-Outcomes, by the error type alone (as :mod:`worker.pipeline`):
+Outcomes, by the one outcome policy (:func:`worker.policy.decide`, as single sends):
 
 A chunk whose messages don't fit one query string (v1 takes its parameters
 there, :data:`worker.connectus.v1.MAX_QUERY_BYTES`) is sent as several calls in
@@ -54,20 +54,15 @@ from worker.campaign_messages import chunk_message, single_message
 from worker.connectus.classify import PLATFORM, SMPP, is_balance_text
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import (
-    AccountError,
-    AmbiguousError,
     BalanceExhausted,
     ConnectusError,
     MalformedResponse,
     PermanentError,
-    RateLimited,
     Rejected,
-    Throttled,
-    TransientError,
 )
 from worker.connectus.v1 import BulkResult
-from worker.ledger import DurableLedger
-from worker.outcomes import RetryPolicy
+from worker.ledger import DurableLedger, error_fields
+from worker.policy import RetryPolicy, decide
 from worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("worker.bulk")
@@ -199,7 +194,7 @@ class BulkSender:
             except ConnectusError as exc:
                 if self.breaker is not None:
                     self.breaker.record_failure(exc, decision)
-                if self.limiter is not None and isinstance(exc, RateLimited | Throttled):
+                if self.limiter is not None and decide(exc).throttled:
                     self.limiter.on_throttled("sms", exc.retry_after_s)
                 self._keep_deliveries(campaign_id, number, deliveries)
                 if end < len(sending):
@@ -275,24 +270,23 @@ class BulkSender:
         campaign_id = campaign.campaign_id
         log.warning("bulk.failed", campaign=campaign_id, chunk=number, error=type(exc).__name__,
                     reason=exc.reason)  # fmt: skip
-        if isinstance(exc, TransientError | AccountError):
-            attempts = max(claim.attempts for _, claim in sending)
-            if not (isinstance(exc, TransientError) and attempts > self.policy.retries_for(exc)):
-                # Nothing was sent: the same chunk comes back after a backoff.
-                delay = max(self.policy.backoff_ms(attempts, self.rng),
-                            int((exc.retry_after_s or 0) * 1000))  # fmt: skip
-                fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + delay}
-                held = [Finish(ids[i], c.fence, "done", fields) for i, c in sending]
-                self.ledger.call(self.batch.finish_many, held)
-                self._defer(message, campaign_id, number, delay)
-                return "retrying"
+        attempts = max(claim.attempts for _, claim in sending)
+        decision = decide(exc, attempts, self.policy, self.rng)
+        if decision.action == "retry":
+            # Nothing was sent: the same chunk comes back after a backoff.
+            delay = decision.delay_ms
+            fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + delay}
+            held = [Finish(ids[i], c.fence, "done", fields) for i, c in sending]
+            self.ledger.call(self.batch.finish_many, held)
+            self._defer(message, campaign_id, number, delay)
+            return "retrying"
         finishes = [
             self._outcome(campaign, ids[i], payload_for(campaign, rows[i])[0], claim.fence,
                           claim.attempts, exc)
             for i, claim in sending
         ]  # fmt: skip
         self.ledger.call(self.batch.finish_many, finishes)
-        return "unknown" if isinstance(exc, AmbiguousError) else "failed"
+        return "unknown" if decision.action == "unknown" else "failed"
 
     def _outcome(
         self, campaign: Campaign, job_id: str, payload: Mapping[str, Any], fence: int,
@@ -300,23 +294,19 @@ class BulkSender:
     ) -> Finish:  # fmt: skip
         """One recipient's outcome after an error, as a single v3 send from here on."""
         single = self._single(campaign, job_id, payload)
-        if isinstance(exc, AmbiguousError):
+        decision = decide(exc, attempts, self.policy, self.rng)
+        if decision.action == "unknown":
             # Scored by when it became unknown, as JobStore.mark_unknown does: the
             # reconciler waits RECONCILE_AFTER_S and resends only after its window.
             fields = _error_fields("unknown", exc)
             return Finish(job_id, fence, "unknown", fields, single, self.clock())
-        if isinstance(exc, TransientError | AccountError) and not (
-            isinstance(exc, TransientError) and attempts > self.policy.retries_for(exc)
-        ):
-            delay = self.policy.backoff_ms(attempts, self.rng)
-            due = self.clock() + delay
+        if decision.action == "retry":
+            due = self.clock() + decision.delay_ms
             fields = {**_error_fields("retrying", exc), "next_attempt_at": due}
             return Finish(job_id, fence, "retry", fields, renew_message(single), due)
         fields = _error_fields("failed", exc)
-        if not isinstance(exc, PermanentError):
-            fields["last_error"] = f"retries exhausted after {attempts} attempts: {exc.message}"[
-                :500
-            ]
+        if not isinstance(exc, PermanentError):  # retries exhausted
+            fields["last_error"] = decision.reason[:500]
         return Finish(job_id, fence, "dead", fields, single, self.clock())
 
     def _single(self, campaign: Campaign, job_id: str, payload: Mapping[str, Any]) -> Message[Any]:
@@ -337,9 +327,4 @@ class BulkSender:
 
 
 def _error_fields(state: str, exc: ConnectusError) -> dict[str, str | int]:
-    return {
-        "state": state,
-        "outcome": exc.outcome,
-        "error_class": type(exc).__name__,
-        "last_error": f"{exc.reason}: {exc.message}"[:500],
-    }
+    return error_fields(state, exc.outcome, exc)

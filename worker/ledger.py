@@ -1,4 +1,4 @@
-"""Ledger calls that wait out a Redis outage instead of raising.
+"""Ledger calls that wait out a Redis outage instead of raising, and what they keep.
 
 Without Dramatiq's Retries middleware, an exception that escapes an actor
 does *not* leave the message for redelivery: the worker records the error
@@ -18,13 +18,16 @@ Retrying is safe because every ledger transition is idempotent or fenced:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import ParamSpec, TypeVar
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
 
 import redis
 import structlog
+from dramatiq import Message
 
+from core.job_messages import new_message
 from core.jobs import JobStore
+from core.models import Kind
 
 log = structlog.get_logger("worker.ledger")
 
@@ -86,3 +89,28 @@ class DurableLedger:
                 first_try = False
 
         return self.call(tracked)
+
+
+def kept_message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
+    """A copy of the job's message to keep in Redis (dead letters, unknown jobs).
+
+    OTP content lives in plain text only in the queued message until it is
+    sent: a kept OTP copy has no content. A dead or ambiguous OTP is not
+    resent (a late code is worse than none), so nothing needs it.
+    """
+    kept = dict(job)
+    if kind.is_otp:
+        kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.content_field}
+    return new_message(str(job["queue"]), kind.actor_name, kept)
+
+
+def error_fields(state: str, outcome: str, exc: BaseException) -> dict[str, str | int]:
+    """The job record's fields after an error: state, outcome, class and ``reason: message``."""
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    return {
+        "state": state,
+        "outcome": outcome,
+        "error_class": type(exc).__name__,
+        "last_error": f"{reason}: {message}"[:500],
+    }

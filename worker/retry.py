@@ -1,11 +1,12 @@
 """The in-process retry layer: quick tenacity retries of transient Connectus errors.
 
-Only :class:`~worker.connectus.errors.TransientError` is retried here
-(nothing was sent, nothing charged). Ambiguous, permanent and account errors
-are re-raised at once: resending a maybe-sent message is the reconciler's
-decision, and the others cannot improve by retrying. After the last attempt
-the last error itself is re-raised (``reraise=True``), never tenacity's
-``RetryError``, so callers see the error tree only.
+What is retried here is the outcome policy's (:func:`worker.policy.decide`,
+``retry_now``): transient errors only (nothing was sent, nothing charged).
+Ambiguous, permanent and account errors are re-raised at once: resending a
+maybe-sent message is the reconciler's decision, and the others cannot
+improve by retrying. After the last attempt the last error itself is
+re-raised (``reraise=True``), never tenacity's ``RetryError``, so callers
+see the error tree only.
 
 Waits use full jitter (``wait_random_exponential``): attempt *n* waits a
 uniform random time in ``[0, min(max_backoff, initial_backoff * 2**(n-1))]``.
@@ -19,22 +20,21 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TypeVar
 
 import tenacity
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from worker.connectus.errors import ConnectusError, TransientError
+from worker.connectus.errors import ConnectusError
+from worker.policy import decide
 
 # on_retry(error, attempt that failed (1-based), seconds about to be slept)
 OnRetry = Callable[[BaseException, int, float], None]
 
-#: What build_retrying retries; call_retrying's first attempt hands over on it too.
-RETRIED = TransientError
 
-_A = TypeVar("_A")
-_R = TypeVar("_R")
+def retried(error: BaseException) -> bool:
+    """Whether the in-process layer tries again after ``error`` (the policy's ``retry_now``)."""
+    return decide(error).retry_now
 
 
 class _FullJitterOrRetryAfter(wait_base):
@@ -90,33 +90,10 @@ def build_retrying(
             on_retry(error, retry_state.attempt_number, retry_state.upcoming_sleep)
 
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception_type(RETRIED),
+        retry=tenacity.retry_if_exception(retried),
         wait=_FullJitterOrRetryAfter(initial_s=initial_backoff_ms / 1000, max_s=max_s),
         stop=tenacity.stop_after_attempt(attempts) | _StopWhenWaitExceeds(max_s),
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,
     )
-
-
-def call_retrying(retrying: tenacity.Retrying, fn: Callable[[_A], _R], arg: _A) -> _R:
-    """``retrying(fn, arg)``, with the first attempt made outside tenacity.
-
-    Almost every call succeeds at once, and a tenacity call costs about 14 µs
-    of CPU for nothing (its RetryCallState, outcome future, thread-local
-    stats; ``docs/benchmarks.md``, ninth round). A :data:`RETRIED` failure of
-    the first attempt is handed to ``retrying``, which counts it as attempt 1
-    and decides, logs and waits exactly as if it had made that call itself;
-    any other error is raised as tenacity would (``reraise=True``).
-    """
-    try:
-        return fn(arg)
-    except RETRIED as first:
-        seen = [first]
-
-        def replaying(arg: _A) -> _R:
-            if seen:
-                raise seen.pop()
-            return fn(arg)
-
-        return retrying(replaying, arg)

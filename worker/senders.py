@@ -14,10 +14,10 @@ from config import Settings
 from core.models import Kind
 from worker.campaign_deliveries import WITH_DELIVERY, without_executed_delivery
 from worker.connectus.client import ConnectusClient
-from worker.connectus.errors import RateLimited, Throttled
 from worker.metrics import WorkerMetrics
+from worker.policy import decide
 from worker.ratelimit import RateLimiter, product_for
-from worker.retry import build_retrying, call_retrying
+from worker.retry import build_retrying
 
 log = structlog.get_logger("worker.senders")
 
@@ -76,7 +76,7 @@ class ClientSender:
         }
 
     def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str | None:
-        return call_retrying(self._retrying[kind], self._attempt[kind], payload)
+        return self._retrying[kind](self._attempt[kind], payload)
 
     def _sleep(self, seconds: float) -> None:
         # Looked up per call: ``sender.sleep`` may be replaced after construction.
@@ -91,7 +91,8 @@ class ClientSender:
                 in_process_attempt=attempt,
                 delay_ms=round(delay_s * 1000),
             )
-            throttled = isinstance(exc, RateLimited | Throttled)
+            decision = decide(exc)
+            throttled = decision.throttled
             if self.metrics is not None:
                 self.metrics.retried_in_process(kind)
                 if throttled:
@@ -100,9 +101,9 @@ class ClientSender:
                 return
             product = product_for(kind)
             try:
-                if isinstance(exc, RateLimited | Throttled):
+                if throttled:
                     # Lower the shared rate at the first 429, not after the retries.
-                    self.limiter.on_throttled(product, exc.retry_after_s)
+                    self.limiter.on_throttled(product, decision.retry_after_s)
                 # Every HTTP request draws a token, retries included; a refusal
                 # (RateLimitRefused) ends the in-process retries.
                 got = self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)

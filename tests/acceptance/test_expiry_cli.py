@@ -17,8 +17,8 @@ from config import load_settings
 from core.models import Kind
 from producers.api import Producer
 from worker.connectus import errors as e
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 from .test_cli import run, run_json
 

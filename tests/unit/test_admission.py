@@ -1,4 +1,5 @@
-"""Admission: a token and the claim in one round trip (fakeredis with Lua, manual clock)."""
+"""The send path's admission: a token and the claim in one round trip (fakeredis with Lua,
+manual clock)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,9 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from worker.admission import Admission
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
-from worker.ratelimit import Bucket, DestinationCapped, Limits, RateLimiter, RateLimitTimeout
+from worker.policy import RetryPolicy
+from worker.ratelimit import Bucket, Limits, RateLimiter
 
 
 class CountingRedis(fakeredis.FakeRedis):
@@ -41,12 +41,13 @@ def producer(clock: Clock) -> Producer:
     return Producer(load_settings({}), redis_client=CountingRedis(), clock=clock)
 
 
-def _limiter(producer: Producer, clock: Clock, *, rate: float, burst: int, **extra: Any) -> Any:
+def _limiter(producer: Producer, clock: Clock, *, rate: float, burst: int,
+             sleep: Any = None, **extra: Any) -> Any:  # fmt: skip
     buckets = {p: Bucket(rate, burst) for p in ("sms", "otp", "email", "whatsapp")}
     limits = Limits(buckets=buckets, min_rate_per_s=1.0, **extra)
     slept: list[float] = []
     limiter = RateLimiter(producer.redis, limits, prefix="t", account="acct", clock=clock,
-                          sleep=slept.append)  # fmt: skip
+                          sleep=sleep or slept.append)  # fmt: skip
     return limiter, slept
 
 
@@ -57,75 +58,46 @@ def _take_job(producer: Producer) -> dict[str, Any]:
     return dramatiq.Message.decode(data).kwargs["job"]  # type: ignore[no-any-return]
 
 
-def _admit(admission: Admission, job_id: str, timeout_s: float = 5.0, dst: str | None = None):  # type: ignore[no-untyped-def]
-    return admission.admit(job_id, product="sms", dst=dst, timeout_s=timeout_s, worker_id="w",
-                           lease_ms=60_000, token="tok-1", message=None)  # fmt: skip
-
-
-def test_a_free_token_claims_the_job_in_the_same_call(producer: Producer, clock: Clock) -> None:
-    limiter, _ = _limiter(producer, clock, rate=10.0, burst=3)
-    admission = Admission(producer.store, limiter)
-    _admit(admission, producer.send_sms("56987654320", "the script's first load"))
-    job_id = producer.send_sms("56987654321", "hola")
-    before = producer.redis.scripts_run  # type: ignore[attr-defined]
-    admitted = _admit(admission, job_id)
-    assert producer.redis.scripts_run - before == 1  # type: ignore[attr-defined]
-    assert admitted.claim is not None and admitted.claim.status == "ok"
-    assert (admitted.claim.fence, admitted.claim.attempts) == (1, 1)
-    assert admitted.token.waited_ms == 0
-    assert producer.get_status(job_id).state is State.SENDING
-    assert float(limiter.status("sms")["tokens"]) == 1.0
-
-
-def test_a_token_reserved_for_later_claims_nothing(producer: Producer, clock: Clock) -> None:
-    limiter, _ = _limiter(producer, clock, rate=10.0, burst=1)
-    admission = Admission(producer.store, limiter)
-    first = producer.send_sms("56987654321", "uno")
-    second = producer.send_sms("56987654322", "dos")
-    assert _admit(admission, first).claim is not None
-    admitted = _admit(admission, second)
-    # The next token is earned in 100 ms at 10/s: reserved, not claimed yet.
-    assert admitted.claim is None and admitted.token.waited_ms == pytest.approx(100.0)
-    assert producer.get_status(second).state is State.QUEUED
-    assert float(limiter.status("sms")["tokens"]) == -1.0
-
-
 def test_no_token_within_the_timeout_takes_and_claims_nothing(
     producer: Producer, clock: Clock
 ) -> None:
     limiter, _ = _limiter(producer, clock, rate=1.0, burst=1)
-    admission = Admission(producer.store, limiter)
-    first = producer.send_sms("56987654321", "uno")
+    sent: list[str] = []
+    pipeline = _pipeline(producer, limiter, clock, sent, acquire_timeout_s=0.5)
+    producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654322", "dos")
-    _admit(admission, first)
-    with pytest.raises(RateLimitTimeout) as refused:
-        _admit(admission, second, timeout_s=0.5)
-    assert refused.value.retry_in_ms == 1000
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:RateLimitTimeout"
     assert producer.get_status(second).state is State.QUEUED
+    assert producer.get_status(second).attempts == 0
     assert float(limiter.status("sms")["tokens"]) == 0.0
+    assert sent == ["56987654321"]
 
 
 def test_a_capped_destination_takes_and_claims_nothing(producer: Producer, clock: Clock) -> None:
     limiter, _ = _limiter(producer, clock, rate=100.0, burst=100, dst_cap_count=1)
-    admission = Admission(producer.store, limiter)
-    first = producer.send_sms("56987654321", "uno")
+    sent: list[str] = []
+    pipeline = _pipeline(producer, limiter, clock, sent)
+    producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
-    _admit(admission, first, dst="56987654321")
-    with pytest.raises(DestinationCapped):
-        _admit(admission, second, dst="56987654321")
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:DestinationCapped"
     assert producer.get_status(second).state is State.QUEUED
     assert float(limiter.status("sms")["tokens"]) == 99.0
+    assert sent == ["56987654321"]
 
 
-def _pipeline(producer: Producer, limiter: RateLimiter, clock: Clock, sent: list[str]) -> Any:
+def _pipeline(producer: Producer, limiter: RateLimiter, clock: Clock, sent: list[str],
+              acquire_timeout_s: float = 5.0) -> Any:  # fmt: skip
     def send(kind: Kind, payload: Mapping[str, Any]) -> str:
         sent.append(str(payload["dst_number"]))
         return f"p{len(sent)}"
 
     policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=3600)  # fmt: skip
-    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=send, policy=policy, worker_id="w",
-                        lease_ms=60_000, clock=clock, rng=random.Random(1), limiter=limiter)  # fmt: skip
+    return SendPipeline(content_key=b"k" * 32, store=producer.store, send=send, policy=policy,
+                        worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1),
+                        limiter=limiter, acquire_timeout_s=acquire_timeout_s)  # fmt: skip
 
 
 def test_a_send_costs_two_round_trips_with_a_free_token(producer: Producer, clock: Clock) -> None:
@@ -147,13 +119,18 @@ def test_a_send_costs_two_round_trips_with_a_free_token(producer: Producer, cloc
 def test_a_reserved_token_is_slept_for_then_the_job_claimed(
     producer: Producer, clock: Clock
 ) -> None:
-    limiter, slept = _limiter(producer, clock, rate=10.0, burst=1)
-    sent: list[str] = []
-    pipeline = _pipeline(producer, limiter, clock, sent)
+    slept: list[tuple[float, State]] = []
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654322", "dos")
+
+    def sleep(seconds: float) -> None:  # the token is reserved: nothing is claimed yet
+        slept.append((seconds, producer.get_status(second).state))
+
+    limiter, _ = _limiter(producer, clock, rate=10.0, burst=1, sleep=sleep)
+    sent: list[str] = []
+    pipeline = _pipeline(producer, limiter, clock, sent)
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
     assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
-    assert slept == [pytest.approx(0.1)]
+    assert [(round(seconds, 3), state) for seconds, state in slept] == [(0.1, State.QUEUED)]
     assert [producer.get_status(j).state for j in (first, second)] == [State.SENT, State.SENT]
     assert producer.get_status(second).attempts == 1

@@ -33,7 +33,7 @@ from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client
-from worker.outcomes import RetryPolicy
+from worker.policy import RetryPolicy
 
 NOW = 1_700_000_000_000
 CID = "c1"
@@ -294,6 +294,19 @@ def test_a_transient_failure_of_the_whole_call_defers_the_chunk(
     assert message["actor_name"] == BULK_ACTOR
     assert message["kwargs"] == {"chunk": {"campaign": CID, "chunk": 0}, **RECORDS_AT_CLAIM}
     assert campaigns.counts(released) == {"retrying": 5}
+
+
+def test_a_throttled_call_comes_back_after_its_retry_after(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    # The one outcome policy: Retry-After (60 s) outlasts the backoff (1-8 s).
+    answer = httpx.Response(429, json={}, headers={"Retry-After": "60"})
+    sender, _ = _sender(campaigns, jobs, clock, answer)
+    assert sender.handle(released, 0) == "retrying"
+    due, _message = _scheduled(client)[f"chunk:{CID}:0"]
+    assert due == NOW + 60_000
+    record = jobs.get(IDS[0])
+    assert record is not None and record.error_class == "RateLimited"
 
 
 def test_dead_letters_after_durable_max_retries(

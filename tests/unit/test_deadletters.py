@@ -12,8 +12,8 @@ from core.deadletters import DeadLetters, Filter, parse_duration
 from core.models import Kind
 from producers.api import Producer
 from worker.connectus import errors as e
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job

@@ -19,8 +19,8 @@ from core.jobs import epoch_ms
 from core.models import Kind, State
 from producers.api import Producer
 from worker.connectus import errors as e
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _guarded, _take_job

@@ -21,8 +21,8 @@ from producers.api import Producer
 from tests.support.clock import Clock
 from worker.connectus.errors import ServiceUnavailable
 from worker.id_lookup import IdLookup
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 #: The content-digest key of these tests' pipelines and lookups.
 KEY = b"k" * 32

@@ -12,8 +12,8 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from worker.ledger import DurableLedger
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job

@@ -51,7 +51,7 @@ def test_the_wheel_holds_the_product_and_its_lua_files_only(tmp_path: Path) -> N
     zipfile.ZipFile(out / done.stdout.split()[-1]).extractall(site)
     load_all = (
         "import core, core.broker, core.jobs_batch, core.delivery_status, core.campaign.store, "
-        "core.campaign.bulk_release, service.events, service.idempotency, worker.admission, "
+        "core.campaign.bulk_release, service.events, service.idempotency, worker.pipeline, "
         "worker.chunk_recovery; print(core.__file__)"
     )
     done = subprocess.run(

@@ -16,8 +16,8 @@ from core.models import Kind, State
 from producers.api import Producer
 from worker.actors import register_actors
 from worker.connectus import errors as e
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 
 from .test_jobstore import Clock
 

@@ -15,8 +15,8 @@ from core.hashing import content_hash
 from core.models import Kind, State
 from producers.api import Producer
 from worker.connectus import errors as e
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 from worker.reconcile import Reconciler
 
 from .test_jobstore import Clock

@@ -10,7 +10,7 @@ import pytest
 import tenacity
 
 from worker.connectus import errors
-from worker.retry import build_retrying, call_retrying
+from worker.retry import build_retrying
 
 
 class Flaky:
@@ -190,31 +190,3 @@ def test_works_as_an_attempt_iterator_too() -> None:
 def test_bad_settings_are_refused(attempts: int, initial_ms: int, max_ms: int) -> None:
     with pytest.raises(ValueError):
         make([], attempts=attempts, initial_ms=initial_ms, max_ms=max_ms)
-
-
-# --- call_retrying: the first attempt outside tenacity --------------------------
-def test_call_retrying_a_first_success_never_enters_tenacity() -> None:
-    retrying, flaky = make([]), Flaky()
-    assert call_retrying(retrying, lambda _: flaky(), None) == "ok"
-    # tenacity fills its (thread-local) statistics when a call begins
-    assert (flaky.calls, retrying.statistics) == (1, {})
-
-
-def test_call_retrying_hands_a_transient_failure_over_as_attempt_one() -> None:
-    sleeps: list[float] = []
-    retried: list[int] = []
-    retrying = make(sleeps, on_retry=lambda error, attempt, delay: retried.append(attempt))
-    flaky = Flaky(busy(), busy())
-    assert call_retrying(retrying, lambda _: flaky(), None) == "ok"
-    assert flaky.calls == 3  # the failure seen first is not made again
-    assert retried == [1, 2] and len(sleeps) == 2
-    assert retrying.statistics["attempt_number"] == 3
-
-
-def test_call_retrying_raises_any_other_error_at_once() -> None:
-    sleeps: list[float] = []
-    final = errors.Rejected("no", reason="invalid_dst")
-    flaky = Flaky(final)
-    with pytest.raises(errors.Rejected) as caught:
-        call_retrying(make(sleeps), lambda _: flaky(), None)
-    assert caught.value is final and (flaky.calls, sleeps) == (1, [])

@@ -1,4 +1,4 @@
-"""worker.senders.ClientSender: the first attempt outside tenacity, the retries inside it."""
+"""worker.senders.ClientSender: a send of each kind, with the in-process retries of tenacity."""
 
 from __future__ import annotations
 

@@ -29,8 +29,8 @@ from worker.metrics import (
     prepare_multiproc_dir,
     supervisor_registry,
 )
-from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
 from worker.senders import ClientSender
 
 from .test_jobstore import Clock

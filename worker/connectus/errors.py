@@ -22,7 +22,7 @@ decides what the worker does::
     │   └── MalformedResponse       2xx whose body can't be understood
     ├── PermanentError          fail once, dead-letter with the reason
     │   ├── InvalidRequest          HTTP 400/422, invalid-field SMPP statuses
-    │   ├── InvalidNumber           NUMERO_INVALIDO, ESME_RINVDSTADR, ...
+    │   │   └── InvalidNumber           NUMERO_INVALIDO, ESME_RINVDSTADR, ...
     │   ├── NotFound                HTTP 404
     │   └── Rejected                ESME_RX_P_APPN, ESME_RX_R_APPN, other refusals
     └── AccountError            pause: a scope (account, product, country), not one message
@@ -36,7 +36,8 @@ decides what the worker does::
 
 The ``outcome`` class attribute names the decision (``retry``, ``ambiguous``,
 ``permanent``, ``pause``) so logs, metrics and job records speak one word.
-Which scope a pause covers is the worker's business (:mod:`worker.breaker_scopes`).
+What each leads to is the worker's one policy (:func:`worker.policy.decide`);
+which scope a pause covers is :mod:`worker.breaker_scopes`'s.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
--- A rate-limiter token and the job's claim in one round trip (worker.admission).
+-- A rate-limiter token and the job's claim in one round trip (worker.pipeline).
 -- KEYS: job, unknown zset, leases zset, in-flight msgs, unknown msgs (claim.lua's),
 --       bucket, dst zset or '' (take's).
 -- ARGV: claim.lua's 6 (now_ms, lease_ms, worker_id, job_id, token, copy), then

@@ -1,6 +1,6 @@
 -- The shared token bucket of worker/ratelimit.py: the library (functions only).
 -- worker/ratelimit.py puts it in front of ratelimit_acquire.lua and
--- ratelimit_throttled.lua (the entry chunks), and worker/admission.py in front
+-- ratelimit_throttled.lua (the entry chunks), and admit.lua (worker/pipeline.py) in front
 -- of the ledger's claim. Times are epoch ms, rates tokens/s.
 --
 -- A bucket hash holds:
