@@ -77,7 +77,7 @@ class Admission:
         take_keys, take_args = self.limiter.take_call(product, dst=dst, timeout_s=timeout_s)
         got, claim = self._admit(
             keys=[*claim_keys, *take_keys], args=[*claim_args, *take_args],
-            client=self.store.hot_path,
+            client=self.store.client,
         )  # fmt: skip
         acquired = self.limiter.granted(product, got, timeout_s=timeout_s)
         return Admitted(acquired, claimed(claim) if claim else None)
