@@ -60,7 +60,7 @@ FULL = Plan(
     drain={
         ("baseline", 50, 8): 2_000,
         ("project", 50, 32): 5_000,
-        # With auto-pipelined scripts, more threads batch more: 96 measured best
+        # Measured with the scripts auto-pipelined (removed in issue 19): 96 best
         # (48: 816-854 msg/s, 64: 955-1,004, 96: 1,073-1,180, 128-160 no better).
         ("project", 50, 64): 6_000,
         ("project", 50, 96): 8_000,
@@ -68,8 +68,8 @@ FULL = Plan(
         # (bench.ceiling): what the send path's 96 threads could reach at best.
         ("ceiling", 50, 96): 8_000,
         ("baseline", 0, 8): 4_000,
-        # At 0 ms, 4 threads did best before the scripts were auto-pipelined; now
-        # 8 to 32 do (4: 879-924 msg/s, 8: 998-1,087, 16: 979-1,099, 32: 976-1,133).
+        # At 0 ms, with the scripts auto-pipelined (removed in issue 19), 8 to 32
+        # threads did best (4: 879-924 msg/s, 8: 998-1,087, 16: 979-1,099, 32: 976-1,133).
         ("project", 0, 8): 4_000,
         ("project", 0, 16): 4_000,
         ("project", 0, 32): 4_000,

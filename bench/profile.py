@@ -34,8 +34,6 @@ AREAS: list[tuple[str, str]] = [
     ("ssl.py", "HTTP (ssl)"),
     ("socket.py", "socket"),
     ("redis/", "Redis client"),
-    # Waiting for, or leading, a shared pipeline of the send path's scripts.
-    ("autopipeline.py", "Redis client"),
     ("tenacity", "retry (tenacity)"),
     ("dramatiq", "dramatiq"),
     ("threading.py", "threading"),

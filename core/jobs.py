@@ -22,7 +22,6 @@ import redis
 from dramatiq import Message
 
 from config.tenants import DEFAULT_TENANT
-from core.autopipeline import AutoPipeline
 from core.claims import Claim, claimed
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
@@ -76,12 +75,8 @@ class JobStore(JobRecovery):
         *,
         ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
-        hot_path: AutoPipeline | None = None,
     ) -> None:
         self.client = client
-        # The claim and finish scripts (and the send path's admit) go through
-        # ``hot_path`` when given: one pipelined round trip for many threads.
-        self.hot_path: Any = hot_path or client
         self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
@@ -185,7 +180,7 @@ class JobStore(JobRecovery):
         keys, args = self.claim_call(
             job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
         )
-        return claimed(self._claim(keys=keys, args=args, client=self.hot_path))
+        return claimed(self._claim(keys=keys, args=args, client=self.client))
 
     def claim_call(
         self,
@@ -275,7 +270,7 @@ class JobStore(JobRecovery):
             args += [name, value]
         keys = [self.keys.job(job_id), zset, hash_, index, self.keys.leases,
                 self.keys.inflight_messages]  # fmt: skip
-        return bool(self._finish(keys=keys, args=args, client=self.hot_path))
+        return bool(self._finish(keys=keys, args=args, client=self.client))
 
     def finished(self, job_id: str, fence: int, state: str) -> bool:
         """Did a finishing call with ``fence`` land (``state`` reached under that fence)?

@@ -19,7 +19,6 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from config import Settings
-from core.autopipeline import AutoPipeline
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
 from core.delivery_status import PendingStatuses
@@ -66,8 +65,6 @@ class WorkerApp:
 
     def close(self) -> None:
         self.housekeeper.stop()
-        if isinstance(self.store.hot_path, AutoPipeline):
-            self.store.hot_path.close()
         self.client.close()
         self.broker.close()
 
@@ -115,9 +112,7 @@ def build_worker_app(
 ) -> WorkerApp:
     client_redis = redis_client or connect(settings)
     broker = build_broker(settings, client=client_redis)
-    # The send threads' claim and finish scripts share pipelined round trips.
-    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s,
-                     hot_path=AutoPipeline(client_redis))  # fmt: skip
+    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     client = build_client(settings, transport=transport)
     limiter = RateLimiter.from_settings(settings, client_redis)
     # A 200 ms local view of a closed breaker: no round trip per send while

@@ -226,7 +226,7 @@ class SendPipeline:
         )
         got, claim = self._admit_script(
             keys=[*claim_keys, *take_keys], args=[*claim_args, *take_args],
-            client=self.store.hot_path,
+            client=self.store.client,
         )  # fmt: skip
         acquired = self.limiter.granted(product, got, timeout_s=self.acquire_timeout_s)
         return acquired, claimed(claim) if claim else None
