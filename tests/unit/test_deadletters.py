@@ -11,11 +11,11 @@ from config import load_settings
 from core.deadletters import DeadLetters, Filter, parse_duration
 from core.models import Kind
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.connectus import errors as e
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 
-from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job
 
 HOUR_MS = 3_600_000

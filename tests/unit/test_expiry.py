@@ -18,11 +18,11 @@ from config import load_settings
 from core.jobs import epoch_ms
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.connectus import errors as e
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 
-from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _guarded, _take_job
 
 DAY_MS = 86_400_000

@@ -11,11 +11,11 @@ import redis
 from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.ledger import DurableLedger
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 
-from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job
 
 

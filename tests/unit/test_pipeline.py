@@ -14,12 +14,11 @@ from structlog.testing import capture_logs
 from core.keys import Keys
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.actors import register_actors
 from worker.connectus import errors as e
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
-
-from .test_jobstore import Clock
 
 
 class FakeSender:

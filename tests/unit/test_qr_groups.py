@@ -12,6 +12,7 @@ import pytest
 from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import QR_SESSION, effect, target_for
 from worker.connectus import errors as e
@@ -20,7 +21,6 @@ from worker.connectus.testing import make_client
 from worker.qr_session import QrSessionWatch
 from worker.reconcile import Reconciler
 
-from .test_jobstore import Clock
 from .test_reconcile import _unknown_job
 
 GROUP = "Equipo ventas"

@@ -14,12 +14,12 @@ from config import load_settings
 from core.hashing import content_hash
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.connectus import errors as e
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 from worker.reconcile import Reconciler
 
-from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job
 
 

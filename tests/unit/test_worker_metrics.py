@@ -16,6 +16,7 @@ from config import load_settings
 from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
+from tests.support.clock import Clock
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
@@ -33,7 +34,6 @@ from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 from worker.senders import ClientSender
 
-from .test_jobstore import Clock
 from .test_pipeline import FakeSender, _take_job
 
 
