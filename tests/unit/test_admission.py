@@ -32,11 +32,6 @@ class CountingRedis(fakeredis.FakeRedis):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def producer(clock: Clock) -> Producer:
     return Producer(load_settings({}), redis_client=CountingRedis(), clock=clock)
 

@@ -42,11 +42,6 @@ def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def make(server: fakeredis.FakeServer, clock: Clock, **kwargs: object) -> CircuitBreaker:
     """One pod's breaker: its own connection to the shared server."""
     options: dict[str, object] = {"failure_threshold": 3, "open_ms": 1000, "max_open_ms": 3000,

@@ -22,11 +22,6 @@ HOUR_MS = 3_600_000
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def producer(clock: Clock) -> Producer:
     settings = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "c@empresa.cl"})
     return Producer(settings, redis_client=fakeredis.FakeRedis(), clock=clock)

@@ -38,11 +38,6 @@ def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
 
 
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
 def make(server: fakeredis.FakeServer, clock: Clock, **overrides: object) -> RateLimiter:
     """One limiter as one pod sees it: its own connection to the shared server."""
     client = fakeredis.FakeRedis(server=server)
