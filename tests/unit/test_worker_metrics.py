@@ -132,8 +132,26 @@ def _queue_registry(client: redis.Redis, keys: Keys) -> CollectorRegistry:
     )  # fmt: skip
 
 
+class RoundTripCounting(fakeredis.FakeRedis):
+    """A client that records how many commands each pipelined round trip carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round_trips: list[int] = []
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        round_trips = self.round_trips
+
+        class Counted(redis.client.Pipeline):
+            def execute(self, raise_on_error: bool = True) -> list[Any]:
+                round_trips.append(len(self.command_stack))
+                return super().execute(raise_on_error)
+
+        return Counted(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
 def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
-    client = fakeredis.FakeRedis()
+    client = RoundTripCounting()
     keys = Keys("cw")
     client.rpush(keys.queue("otp"), "m1", "m2")
     client.rpush(keys.queue("bulk"), "m3")
@@ -142,16 +160,8 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     client.zadd(keys.unknown, {"u": 1})
     client.zadd(keys.id_lookups, {"i1": 1, "i2": 2})
     registry = _queue_registry(client, keys)
-    executed: list[int] = []
-    real_execute = redis.client.Pipeline.execute
-
-    def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        executed.append(len(self.command_stack))
-        return real_execute(self, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(redis.client.Pipeline, "execute", counting_execute)
-        families = list(registry.collect())  # one scrape
+    families = list(registry.collect())  # one scrape
+    executed = client.round_trips
     # 3 queues + 5 sets: one pipelined round trip; then the breaker's (its own test)
     assert executed[0] == 8
     assert "connectus_worker_queue_messages" in {f.name for f in families}
