@@ -6,7 +6,6 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-import dramatiq
 import fakeredis
 import pytest
 
@@ -14,6 +13,7 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
+from tests.unit.pipeline_support import take_job
 from worker.admission import Admission
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
@@ -43,13 +43,6 @@ def _limiter(producer: Producer, clock: Clock, *, rate: float, burst: int, **ext
     limiter = RateLimiter(producer.redis, limits, prefix="t", account="acct", clock=clock,
                           sleep=slept.append)  # fmt: skip
     return limiter, slept
-
-
-def _take_job(producer: Producer) -> dict[str, Any]:
-    keys = producer.store.keys
-    rid = producer.redis.lpop(keys.queue("transactional"))
-    data = producer.redis.hget(keys.queue_messages("transactional"), rid)
-    return dramatiq.Message.decode(data).kwargs["job"]  # type: ignore[no-any-return]
 
 
 def _admit(admission: Admission, job_id: str, timeout_s: float = 5.0, dst: str | None = None):  # type: ignore[no-untyped-def]
@@ -128,9 +121,9 @@ def test_a_send_costs_two_round_trips_with_a_free_token(producer: Producer, cloc
     sent: list[str] = []
     pipeline = _pipeline(producer, limiter, clock, sent)
     producer.send_sms("56987654320", "the scripts' first load")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     before = producer.redis.scripts_run  # type: ignore[attr-defined]
     assert pipeline.handle(Kind.SMS, job) == "sent"
     # token + claim, then finish (the limiter and breaker were three and more).
@@ -147,8 +140,8 @@ def test_a_reserved_token_is_slept_for_then_the_job_claimed(
     pipeline = _pipeline(producer, limiter, clock, sent)
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654322", "dos")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     assert slept == [pytest.approx(0.1)]
     assert [producer.get_status(j).state for j in (first, second)] == [State.SENT, State.SENT]
     assert producer.get_status(second).attempts == 1

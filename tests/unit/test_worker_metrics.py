@@ -17,6 +17,7 @@ from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, take_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
@@ -33,8 +34,6 @@ from worker.metrics import (
 from worker.outcomes import RetryPolicy
 from worker.pipeline import SendPipeline
 from worker.senders import ClientSender
-
-from .test_pipeline import FakeSender, _take_job
 
 
 @pytest.mark.parametrize(
@@ -74,7 +73,7 @@ def test_simulated_sends_are_counted_by_kind_and_outcome() -> None:
     pipeline = _pipeline(producer, FakeSender(*outcomes), metrics)
     for i in range(len(outcomes)):
         producer.send_sms("56987654321", f"hola {i}")
-        metrics.handled(Kind.SMS, pipeline.handle(Kind.SMS, _take_job(producer)))
+        metrics.handled(Kind.SMS, pipeline.handle(Kind.SMS, take_job(producer)))
     metrics.handled(Kind.OTP, "deferred:breaker_open")
 
     def sends(kind: str, outcome: str) -> float:
