@@ -6,9 +6,6 @@ import hashlib
 import json
 import os
 import re
-import subprocess
-import sys
-from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,9 +15,8 @@ import redis
 from core.keys import Keys
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.cli import run, run_json, run_json_together
 from tests.support.waiting import wait_for
-
-CLI = [sys.executable, "-m", "cli"]
 
 
 @pytest.fixture
@@ -31,40 +27,6 @@ def env(redis_url: str, redis_prefix: str, redis_client: redis.Redis) -> dict[st
         "KEY_PREFIX": redis_prefix,
         "CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl",
     }
-
-
-def run(
-    args: list[str], env: Mapping[str, str], timeout_s: float = 60
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*CLI, *args], env=dict(env), capture_output=True, text=True, timeout=timeout_s, check=False
-    )
-
-
-def run_json(args: list[str], env: Mapping[str, str], code: int = 0) -> dict[str, Any]:
-    result = run([*args, "--json"], env)
-    assert result.returncode == code, result.stderr + result.stdout
-    return dict(json.loads(result.stdout))
-
-
-def run_json_together(commands: list[list[str]], env: Mapping[str, str]) -> list[dict[str, Any]]:
-    """``run_json`` of each command, as processes running at the same time (each exits 0)."""
-    procs = [
-        subprocess.Popen(
-            [*CLI, *args, "--json"],
-            env=dict(env),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for args in commands
-    ]
-    answers = []
-    for proc in procs:
-        out, err = proc.communicate(timeout=60)
-        assert proc.returncode == 0, err + out
-        answers.append(dict(json.loads(out)))
-    return answers
 
 
 def settled(stack: LocalStack, job_id: str) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 import redis
 
 from devtools.stack import LocalStack
-from tests.acceptance.test_cli import run, run_json
+from tests.support.cli import run, run_json
 from tests.support.waiting import wait_for
 
 CHILE = "56987654321"

@@ -14,11 +14,10 @@ import redis
 from config import load_settings
 from core.models import Kind
 from producers.api import Producer
+from tests.support.cli import run, run_json
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
-
-from .test_cli import run, run_json
 
 HOUR_MS = 3_600_000
 

@@ -12,7 +12,7 @@ import redis
 
 from core.keys import Keys
 from producers.optout import history_key
-from tests.acceptance.test_cli import run, run_json
+from tests.support.cli import run, run_json
 
 CLI = [sys.executable, "-m", "cli"]
 NUMBER = "+56 9 8765 4321"

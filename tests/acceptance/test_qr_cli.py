@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from devtools.stack import LocalStack
-from tests.acceptance.test_cli import run, run_json
+from tests.support.cli import run, run_json
 from worker.breaker import CircuitBreaker
 
 AUTH = ("sandbox", "sandbox-key")

@@ -7,7 +7,7 @@ import os
 import redis
 
 from core.keys import Keys
-from tests.acceptance.test_cli import run_json
+from tests.support.cli import run_json
 
 
 def test_send_whatsapp_without_src_uses_the_setting_or_names_both(

@@ -7,9 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.redis_namespace import delete_prefix, new_prefix
+from tests.support.stack_checks import CAMPAIGN_ENV
 
 # Fast durable retries, so tests see several attempts in seconds.
 FAST = {
@@ -60,3 +63,29 @@ def stack(make_stack: Callable[..., LocalStack]) -> LocalStack:
 @pytest.fixture
 def producer(stack: LocalStack) -> Producer:
     return Producer(stack.settings)
+
+
+@pytest.fixture(scope="module")
+def campaign_stack(
+    redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalStack]:
+    """One campaign stack (``CAMPAIGN_ENV``, default sandbox) shared by a module's tests.
+
+    Starting a stack costs seconds; tests that need no flags of their own share one.
+    Each sends to numbers (or addresses) of its own and judges only the charges to
+    those, so what another test sent before it changes nothing. Its own key prefix
+    is deleted at the end, as ``redis_client`` does for one test.
+    """
+    prefix = new_prefix()
+    stack = LocalStack(redis_url=redis_url, env={**FAST, **CAMPAIGN_ENV, "KEY_PREFIX": prefix},
+                       processes=1, threads=4, log_dir=tmp_path_factory.mktemp("campaign-stack"))  # fmt: skip
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop()
+        client = redis.Redis.from_url(redis_url)
+        try:
+            delete_prefix(client, prefix)
+        finally:
+            client.close()

@@ -16,10 +16,10 @@ from typing import Any
 from core.campaign.model import Transport
 from devtools.stack import LocalStack
 from producers.campaign_plan import CampaignOptions
+from tests.support.stack_checks import campaign_finished as finished
+from tests.support.stack_checks import campaign_tools as tools
+from tests.support.stack_checks import ledger, numbers
 from tests.support.waiting import wait_for
-
-from .test_campaigns import finished, numbers, tools
-from .test_delivery_path import ledger
 
 ENV = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "10", "RATE_SMS_BURST": "5",
        "CAMPAIGN_DELIVERY_LEAD_S": "2"}  # fmt: skip

@@ -23,11 +23,17 @@ from core.campaign.model import CampaignState, Transport
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
 from producers.campaign_plan import CampaignOptions
+from tests.support.stack_checks import (
+    CAMPAIGN_ENV,
+    campaign_tools,
+    charged_per_dst,
+    child_pids,
+    ledger,
+    numbers,
+)
 from tests.support.waiting import wait_for
 
 from .conftest import FAST
-from .test_campaigns import CAMPAIGN_ENV, charged_per_dst, numbers, tools
-from .test_delivery_path import _children, ledger
 
 RESUME_ENV = {
     **FAST,
@@ -71,14 +77,14 @@ def test_every_worker_sigkilled_mid_campaign_then_restarted(
 ) -> None:
     stack = _stack(aof_redis.url, tmp_path, "resume-kill")
     try:
-        producer, control = tools(stack)
+        producer, control = campaign_tools(stack)
         dsts = numbers(3_000 if transport is Transport.V1_BULK else 150, start=70_000)
         options = CampaignOptions(name="kill", text="Hola {name}", transport=transport)
         cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
         wait_for(lambda: len(ledger(stack)) >= 20, timeout_s=60, what="the campaign under way")
         assert stack.workers is not None
         supervisor = stack.workers.pid
-        victims = [supervisor, *_children(supervisor)]
+        victims = [supervisor, *child_pids(supervisor)]
         for pid in victims:
             os.kill(pid, signal.SIGKILL)
         assert len(ledger(stack)) < len(dsts), "the kill came after the campaign ended"
@@ -103,7 +109,7 @@ def test_every_worker_sigkilled_mid_campaign_then_restarted(
 def test_redis_restarted_from_its_aof_mid_campaign(aof_redis: RedisServer, tmp_path: Path) -> None:
     stack = _stack(aof_redis.url, tmp_path, "resume-aof")
     try:
-        producer, control = tools(stack)
+        producer, control = campaign_tools(stack)
         dsts = numbers(4_000, start=80_000)
         options = CampaignOptions(name="aof", text="Hola {name}")
         cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id

@@ -21,17 +21,16 @@ from core.campaign.model import CampaignState
 from core.jobs import JobStore
 from devtools.stack import LocalStack
 from producers.campaign_plan import CampaignOptions
+from tests.support.stack_checks import CAMPAIGN_ENV, campaign_tools, charged_per_dst, numbers
 from tests.support.waiting import wait_for
 from worker.campaigns import CampaignPump
-
-from .test_campaigns import CAMPAIGN_ENV, charged_per_dst, numbers, tools
 
 
 def test_a_chunk_dead_lettered_by_an_older_worker_is_sent_once(
     make_stack: Callable[..., LocalStack],
 ) -> None:
     stack = make_stack(env=CAMPAIGN_ENV, start_workers=False)
-    producer, control = tools(stack)
+    producer, control = campaign_tools(stack)
     dsts = numbers(1_500, start=60_000)
     options = CampaignOptions(name="upgrade", text="Hola {name}")
     cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id

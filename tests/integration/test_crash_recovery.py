@@ -19,9 +19,8 @@ from collections.abc import Callable
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import NUMBER, child_pids, ledger
 from tests.support.waiting import wait_for
-
-from .test_delivery_path import NUMBER, _children, ledger
 
 RECOVERY = {
     "BROKER_HEARTBEAT_TIMEOUT_S": "4",
@@ -52,7 +51,7 @@ def test_messages_of_a_killed_process_are_recovered_within_the_bound(
 
     wait_for(lambda: states()[State.SENDING] == 2, timeout_s=30, what="2 sends in flight")
     assert stack.workers is not None
-    (victim,) = _children(stack.workers.pid)
+    (victim,) = child_pids(stack.workers.pid)
     os.kill(victim, signal.SIGKILL)
     killed_at = time.monotonic()
 

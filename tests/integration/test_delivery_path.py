@@ -13,11 +13,9 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -25,12 +23,10 @@ from core.hashing import content_hash
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import LOOKUP_SOON, NUMBER, child_pids, identified, ledger, settle
 from tests.support.waiting import wait_for
 
-SETTLED = {State.SENT, State.FAILED, State.UNKNOWN, State.CANCELLED}
-NUMBER = "+56 9 8765 4321"
 # Provider ids looked up soon after the send (documented answers name none).
-LOOKUP_SOON = {"RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.3"}
 ANSWERS = ("chosen", "documented")
 
 
@@ -38,39 +34,6 @@ ANSWERS = ("chosen", "documented")
 def answers(request: pytest.FixtureRequest) -> str:
     """The sandbox's answer mode for this run of the test."""
     return str(request.param)
-
-
-def identified(producer: Producer, job_ids: list[str], timeout_s: float = 30) -> dict[str, Any]:
-    """Every sent job's record once its provider id is known (looked up, if the answer named
-    none); the other jobs' records as they are."""
-
-    def known() -> dict[str, Any] | None:
-        records = {job_id: producer.get_status(job_id) for job_id in job_ids}
-        pending = [r for r in records.values() if r.state is State.SENT and not r.provider_id]
-        return None if pending else records
-
-    return wait_for(known, timeout_s=timeout_s, what="every sent job's provider id")
-
-
-def settle(producer: Producer, job_ids: list[str], timeout_s: float = 60) -> dict[str, Any]:
-    return wait_for(
-        lambda: _all_settled(producer, job_ids), timeout_s=timeout_s, what="every job settled"
-    )
-
-
-def _all_settled(producer: Producer, job_ids: list[str]) -> dict[str, Any] | None:
-    records = {job_id: producer.get_status(job_id) for job_id in job_ids}
-    return records if all(r.state in SETTLED for r in records.values()) else None
-
-
-def ledger(stack: LocalStack) -> list[dict[str, Any]]:
-    with stack.sandbox_client() as client:
-        return list(client.get("/_sandbox/ledger").json()["charges"])
-
-
-def set_faults(stack: LocalStack, **faults: Any) -> None:
-    with stack.sandbox_client() as client:
-        client.put("/_sandbox/faults", json=faults).raise_for_status()
 
 
 def test_every_kind_reaches_the_sandbox_and_is_recorded(
@@ -188,22 +151,19 @@ def test_scheduled_delivery_waits_for_its_time(stack: LocalStack, producer: Prod
     assert record.sent_at is not None and record.sent_at >= due.replace(microsecond=0)
 
 
-def _children(pid: int) -> set[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return {int(line) for line in out.stdout.split()}
-
-
 def test_a_killed_worker_process_is_respawned(make_stack: Callable[..., LocalStack]) -> None:
     stack = make_stack(processes=2)
     assert stack.workers is not None
     supervisor = stack.workers.pid
     before = wait_for(
-        lambda: c if len(c := _children(supervisor)) == 2 else None, timeout_s=30, what="2 children"
+        lambda: c if len(c := child_pids(supervisor)) == 2 else None,
+        timeout_s=30,
+        what="2 children",
     )
     victim = sorted(before)[0]
     os.kill(victim, signal.SIGKILL)
     after = wait_for(
-        lambda: c if len(c := _children(supervisor)) == 2 and victim not in c else None,
+        lambda: c if len(c := child_pids(supervisor)) == 2 and victim not in c else None,
         timeout_s=30,
         what="a replacement child",
     )

@@ -27,10 +27,15 @@ from devtools.service_server import ServiceServer
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from producers.api import Producer
 from producers.campaign_plan import CampaignOptions
+from tests.support.stack_checks import (
+    campaign_finished,
+    campaign_tools,
+    identified,
+    ledger,
+    numbers,
+    settle,
+)
 from tests.support.waiting import wait_for
-
-from .test_campaigns import finished, numbers, tools
-from .test_delivery_path import identified, ledger, settle
 
 SECRET = "it-hook-0123456789abcdef"
 NUMBER = "56987654321"
@@ -117,12 +122,12 @@ def test_a_v1_bulk_campaign_goes_in_query_strings_of_url_size(
     # a 300-recipient chunk does not fit one URL and goes as several calls.
     env = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "2000", "RATE_SMS_BURST": "500"}
     stack = make_stack(env=env, sandbox_flags={"answers": "documented"})
-    producer, control = tools(stack)
+    producer, control = campaign_tools(stack)
     dsts = numbers(300, start=70_000)
     rows: list[dict[str, Any]] = [{"dst_number": d, "name": f"Cliente {i}"}
                                   for i, d in enumerate(dsts)]  # fmt: skip
     cid = producer.send(rows, CampaignOptions(name="query", text="Hola {name}")).campaign_id
-    wait_for(lambda: finished(control, cid), timeout_s=60, what="the campaign to finish")
+    wait_for(lambda: campaign_finished(control, cid), timeout_s=60, what="the campaign to finish")
     charged = Counter(str(c["dst"]) for c in ledger(stack) if c["product"] == "sms")
     assert set(charged) == set(dsts) and set(charged.values()) == {1}
     with stack.sandbox_client() as client:

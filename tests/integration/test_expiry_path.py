@@ -23,9 +23,8 @@ from core.models import State
 from devtools.service_server import ServiceServer
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import ledger, settle
 from tests.support.waiting import wait_for
-
-from .test_delivery_path import ledger, settle
 
 NUMBER = "56987654321"
 SRC_EMAIL = "contacto@empresa.cl"

@@ -14,9 +14,8 @@ from core.keys import Keys
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import NUMBER, settle
 from tests.support.waiting import wait_for
-
-from .test_delivery_path import NUMBER, settle
 
 
 def _push_raw(producer: Producer, queue: str, data: bytes) -> None:

@@ -13,9 +13,15 @@ from core.models import State
 from core.redis import connect
 from devtools.stack import LocalStack
 from producers.api import Producer
-from tests.integration.test_delivery_path import LOOKUP_SOON, ledger, settle
-from tests.integration.test_reconcile_http import FAST_RECONCILE, settle_final
-from tests.integration.test_scoped_pauses import deferred, open_scopes
+from tests.support.stack_checks import (
+    FAST_RECONCILE,
+    LOOKUP_SOON,
+    deferred,
+    ledger,
+    open_scopes,
+    settle,
+    settle_final,
+)
 from tests.support.waiting import wait_for
 from worker.breaker import CircuitBreaker
 

@@ -4,34 +4,19 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import (
+    FAST_RECONCILE,
+    NUMBER,
+    job_states,
+    ledger,
+    set_faults,
+    settle_final,
+)
 from tests.support.waiting import wait_for
-
-from .test_delivery_path import NUMBER, ledger, set_faults
-
-FAST_RECONCILE = {
-    "RECONCILE_AFTER_S": "0.5",
-    "RECONCILE_WINDOW_S": "2",
-    "RECONCILE_INTERVAL_S": "0.5",
-}
-
-
-def _states(producer: Producer, job_ids: list[str]) -> Counter[State]:
-    return Counter(producer.get_status(j).state for j in job_ids)
-
-
-def settle_final(producer: Producer, job_ids: list[str]) -> dict[str, Any]:
-    """Wait until no job is unknown any more (reconciled), then return the records."""
-    wait_for(
-        lambda: set(_states(producer, job_ids)) <= {State.SENT, State.FAILED},
-        timeout_s=60,
-        what="every job reconciled",
-    )
-    return {j: producer.get_status(j) for j in job_ids}
 
 
 def test_dropped_answers_are_found_at_connectus_and_marked_sent(
@@ -58,7 +43,7 @@ def test_ambiguous_failures_never_received_are_sent_again_once(
     producer = Producer(stack.settings)
     job_ids = [producer.send_sms(NUMBER, f"reintento {i}") for i in range(8)]
     wait_for(
-        lambda: _states(producer, job_ids)[State.UNKNOWN] >= 2,
+        lambda: job_states(producer, job_ids)[State.UNKNOWN] >= 2,
         timeout_s=30,
         what="some jobs unknown",
     )

@@ -15,9 +15,8 @@ from datetime import UTC, datetime, timedelta
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import NUMBER, child_pids, ledger
 from tests.support.waiting import wait_for
-
-from .test_delivery_path import NUMBER, _children, ledger
 
 
 def test_a_scheduled_job_fires_once_after_every_worker_was_killed(
@@ -30,7 +29,7 @@ def test_a_scheduled_job_fires_once_after_every_worker_was_killed(
     assert stack.workers is not None
     supervisor = stack.workers.pid
     children = wait_for(
-        lambda: c if len(c := _children(supervisor)) == 2 else None, timeout_s=30, what="2 workers"
+        lambda: c if len(c := child_pids(supervisor)) == 2 else None, timeout_s=30, what="2 workers"
     )
     # Every process dies at once, supervisor included, well before the due time.
     for pid in (*children, supervisor):

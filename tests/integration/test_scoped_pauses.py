@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
 
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +15,7 @@ from core.redis import connect
 from devtools.embedded_redis import free_port
 from devtools.stack import LocalStack
 from producers.api import Producer
-from tests.integration.test_delivery_path import ledger, set_faults, settle
+from tests.support.stack_checks import deferred, ledger, open_scopes, set_faults, settle
 from tests.support.waiting import wait_for
 from worker.breaker import CircuitBreaker
 
@@ -24,10 +23,6 @@ CHILE = "+56 9 8765 4321"
 MEXICO = "+52 55 1234 5678"
 # A pause lasts longer than the test: a message it covers is deferred, never probed.
 LONG_PAUSE = {"BREAKER_OPEN_S": "60", "BREAKER_MAX_OPEN_S": "120", "BREAKER_FAILURE_THRESHOLD": "3"}
-
-
-def open_scopes(breaker: CircuitBreaker) -> dict[str, dict[str, Any]]:
-    return {s["scope"]: s for s in breaker.status()["scopes"]}
 
 
 def others(producer: Producer) -> dict[str, str]:
@@ -42,13 +37,6 @@ def others(producer: Producer) -> dict[str, str]:
         "whatsapp": producer.send_whatsapp(CHILE, "Hola WA", src_number="56999944837"),
         "sms_mexico": producer.send_sms(MEXICO, "Hola México"),
     }
-
-
-def deferred(producer: Producer, job_id: str) -> bool:
-    """Put back on the schedule untried: no attempt spent, not failed."""
-    record = producer.get_status(job_id)
-    due = producer.redis.zscore(producer.store.keys.schedule, job_id)
-    return record.state is State.QUEUED and record.attempts == 0 and due is not None
 
 
 def test_an_sms_balance_exhausted_for_one_country_keeps_everything_else_going(

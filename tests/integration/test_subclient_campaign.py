@@ -11,11 +11,10 @@ from devtools.stack import LocalStack
 from producers.campaign_control import CampaignControl
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
+from tests.support.stack_checks import ledger
 from tests.support.waiting import wait_for
 from worker.app import build_client
 from worker.connectus.enums import Country, SubclientProduct
-
-from .test_delivery_path import ledger
 
 
 def test_a_v3_sms_campaign_to_two_countries_is_charged_to_the_subclient(

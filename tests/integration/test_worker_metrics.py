@@ -15,7 +15,7 @@ from core.models import State
 from devtools.embedded_redis import free_port
 from devtools.stack import LocalStack
 from producers.api import Producer
-from tests.integration.test_delivery_path import _children, settle
+from tests.support.stack_checks import child_pids, settle
 from tests.support.waiting import wait_for
 from worker.health import HealthServer, health_app, health_redis, redis_check
 
@@ -63,12 +63,12 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
 
     # Kill both children: their replacements are new processes with files of
     # their own, and the dead ones' counts must stay in the sum.
-    old = _children(stack.workers.pid)
+    old = child_pids(stack.workers.pid)
     assert len(old) == 2
     for pid in old:
         os.kill(pid, signal.SIGKILL)
     wait_for(
-        lambda: len(_children(stack.workers.pid) - old) == 2, timeout_s=30, what="2 new children"
+        lambda: len(child_pids(stack.workers.pid) - old) == 2, timeout_s=30, what="2 new children"
     )
     second = [producer.send_sms(NUMBER, f"Otra {i}") for i in range(6)]
     assert all(r.state == State.SENT for r in settle(producer, second).values())

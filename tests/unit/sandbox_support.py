@@ -11,29 +11,17 @@ import httpx
 from sandbox.app import build_app
 from sandbox.config import SandboxConfig
 from sandbox.web import Runtime
+from tests.support.clock import Clock
 
 AUTH = ("sandbox", "sandbox-key")
 # 2025-01-15 12:00:00 UTC = 09:00:00 in Santiago (UTC-3 in summer).
 T0 = 1736942400.0
 
 
-class FakeClock:
-    """Epoch seconds that move only when the test says so."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
 class Sandbox:
     """An app, its runtime and its clock, plus a client that speaks to it in-process."""
 
-    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, clock: FakeClock) -> None:
+    def __init__(self, client: httpx.AsyncClient, runtime: Runtime, clock: Clock) -> None:
         self.client = client
         self.rt = runtime
         self.state = runtime.state
@@ -44,8 +32,8 @@ class Sandbox:
 
     def advance(self, seconds: float) -> int:
         """Move time and run the scheduler once, as the app's loop would."""
-        self.clock.advance(seconds)
-        return self.state.tick(self.clock())
+        self.clock.advance(seconds=seconds)
+        return self.state.tick(self.clock.seconds())
 
     async def post(
         self, path: str, body: dict[str, Any] | None = None, **kw: Any
@@ -58,9 +46,9 @@ class Sandbox:
 
 @asynccontextmanager
 async def sandbox(**overrides: Any) -> AsyncIterator[Sandbox]:
-    clock = FakeClock()
+    clock = Clock(now_ms=T0 * 1000)
     config = SandboxConfig(**overrides)
-    app = build_app(config, clock=clock)
+    app = build_app(config, clock=clock.seconds)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://sandbox", auth=AUTH) as c:
         yield Sandbox(c, app.state.runtime, clock)

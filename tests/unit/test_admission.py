@@ -7,7 +7,6 @@ import random
 from collections.abc import Mapping
 from typing import Any
 
-import dramatiq
 import fakeredis
 import pytest
 
@@ -15,6 +14,7 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
+from tests.unit.pipeline_support import take_job
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, Limits, RateLimiter
@@ -32,11 +32,6 @@ class CountingRedis(fakeredis.FakeRedis):
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def producer(clock: Clock) -> Producer:
     return Producer(load_settings({}), redis_client=CountingRedis(), clock=clock)
 
@@ -51,13 +46,6 @@ def _limiter(producer: Producer, clock: Clock, *, rate: float, burst: int,
     return limiter, slept
 
 
-def _take_job(producer: Producer) -> dict[str, Any]:
-    keys = producer.store.keys
-    rid = producer.redis.lpop(keys.queue("transactional"))
-    data = producer.redis.hget(keys.queue_messages("transactional"), rid)
-    return dramatiq.Message.decode(data).kwargs["job"]  # type: ignore[no-any-return]
-
-
 def test_no_token_within_the_timeout_takes_and_claims_nothing(
     producer: Producer, clock: Clock
 ) -> None:
@@ -66,8 +54,8 @@ def test_no_token_within_the_timeout_takes_and_claims_nothing(
     pipeline = _pipeline(producer, limiter, clock, sent, acquire_timeout_s=0.5)
     producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654322", "dos")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:RateLimitTimeout"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:RateLimitTimeout"
     assert producer.get_status(second).state is State.QUEUED
     assert producer.get_status(second).attempts == 0
     assert float(limiter.status("sms")["tokens"]) == 0.0
@@ -80,8 +68,8 @@ def test_a_capped_destination_takes_and_claims_nothing(producer: Producer, clock
     pipeline = _pipeline(producer, limiter, clock, sent)
     producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:DestinationCapped"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:DestinationCapped"
     assert producer.get_status(second).state is State.QUEUED
     assert float(limiter.status("sms")["tokens"]) == 99.0
     assert sent == ["56987654321"]
@@ -105,9 +93,9 @@ def test_a_send_costs_two_round_trips_with_a_free_token(producer: Producer, cloc
     sent: list[str] = []
     pipeline = _pipeline(producer, limiter, clock, sent)
     producer.send_sms("56987654320", "the scripts' first load")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     before = producer.redis.scripts_run  # type: ignore[attr-defined]
     assert pipeline.handle(Kind.SMS, job) == "sent"
     # token + claim, then finish (the limiter and breaker were three and more).
@@ -129,8 +117,8 @@ def test_a_reserved_token_is_slept_for_then_the_job_claimed(
     limiter, _ = _limiter(producer, clock, rate=10.0, burst=1, sleep=sleep)
     sent: list[str] = []
     pipeline = _pipeline(producer, limiter, clock, sent)
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     assert [(round(seconds, 3), state) for seconds, state in slept] == [(0.1, State.QUEUED)]
     assert [producer.get_status(j).state for j in (first, second)] == [State.SENT, State.SENT]
     assert producer.get_status(second).attempts == 1

@@ -8,6 +8,7 @@ from structlog.testing import capture_logs
 
 from config import load_settings
 from core.models import Kind
+from tests.support.clock import Clock
 from worker.breaker import CircuitBreaker, Decision
 from worker.breaker_scopes import V1_BULK, Target, country_of, effect, target_for
 from worker.connectus.errors import (
@@ -36,22 +37,9 @@ WHATSAPP = target_for(Kind.WHATSAPP, {"dst_number": "56987654321"})
 QR = target_for(Kind.WHATSAPP_QR, {"number": "56987654321"})
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now_ms = T0
-
-    def __call__(self) -> int:
-        return self.now_ms
-
-
 @pytest.fixture
 def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def make(server: fakeredis.FakeServer, clock: Clock, **kwargs: object) -> CircuitBreaker:

@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.clock import Clock
 from worker.connectus import errors
 from worker.connectus.testing import make_client
 
@@ -22,7 +23,7 @@ SEND = {"dst_number": "56987688060", "sms_content": "hola"}
 class Body:
     """A streamed body of ``chunks`` chunks of ``size`` bytes; counts those pulled."""
 
-    def __init__(self, chunks: int, size: int = 1024, *, clock: FakeClock | None = None) -> None:
+    def __init__(self, chunks: int, size: int = 1024, *, clock: Clock | None = None) -> None:
         self.chunks, self.size, self.clock = chunks, size, clock
         self.pulled = 0
 
@@ -32,14 +33,6 @@ class Body:
             if self.clock is not None:
                 self.clock.now += 0.5  # a trickle: one chunk every 0.5 s
             yield b" " * self.size
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_a_streamed_answer_over_the_cap_is_refused_while_it_streams() -> None:
@@ -94,10 +87,10 @@ def test_a_listing_has_its_own_larger_cap() -> None:
 
 
 def test_a_trickling_answer_is_cut_off_at_the_deadline() -> None:
-    clock = FakeClock()
+    clock = Clock(now_ms=100_000)
     body = Body(chunks=100, size=1, clock=clock)
     client, _ = make_client(lambda r: httpx.Response(200, content=body), deadline_s=3.0,
-                            clock=clock)  # fmt: skip
+                            clock=clock.seconds)  # fmt: skip
     with client, pytest.raises(errors.ResponseTimeout) as raised:
         client.v3.send_sms(**SEND)
     assert raised.value.reason == "deadline_exceeded"
@@ -134,13 +127,13 @@ def test_bad_limits_are_refused_by_name(overrides: dict[str, Any], message: str)
 
 
 def test_a_failure_after_the_deadline_is_reported_as_the_deadline() -> None:
-    clock = FakeClock()
+    clock = Clock(now_ms=100_000)
 
     def cut(request: httpx.Request) -> httpx.Response:
         clock.now += 5.0  # the watchdog cut the connection at the deadline
         raise httpx.RemoteProtocolError("Server disconnected", request=request)
 
-    client, _ = make_client(cut, deadline_s=3.0, clock=clock)
+    client, _ = make_client(cut, deadline_s=3.0, clock=clock.seconds)
     with client, pytest.raises(errors.ResponseTimeout) as raised:
         client.v3.send_sms(**SEND)
     assert raised.value.reason == "deadline_exceeded"
@@ -148,13 +141,13 @@ def test_a_failure_after_the_deadline_is_reported_as_the_deadline() -> None:
 
 
 def test_nothing_sent_stays_a_connect_failure_even_after_the_deadline() -> None:
-    clock = FakeClock()
+    clock = Clock(now_ms=100_000)
 
     def refused(request: httpx.Request) -> httpx.Response:
         clock.now += 5.0
         raise httpx.ConnectTimeout("timed out", request=request)
 
-    client, _ = make_client(refused, deadline_s=3.0, clock=clock)
+    client, _ = make_client(refused, deadline_s=3.0, clock=clock.seconds)
     with client, pytest.raises(errors.ConnectFailed) as raised:
         client.v3.send_sms(**SEND)
     assert raised.value.reason == "connect_timeout"

@@ -11,19 +11,13 @@ from config import load_settings
 from core.deadletters import DeadLetters, Filter, parse_duration
 from core.models import Kind
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, take_job
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 
-from .test_jobstore import Clock
-from .test_pipeline import FakeSender, _take_job
-
 HOUR_MS = 3_600_000
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 @pytest.fixture
@@ -45,7 +39,7 @@ def _dead(producer: Producer, clock: Clock, kind: Kind, error: Exception) -> str
                          max_message_age_s=3600)  # fmt: skip
     pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(error), policy=policy,
                             worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
-    assert pipeline.handle(kind, _take_job(producer, queue)) == "failed"
+    assert pipeline.handle(kind, take_job(producer, queue)) == "failed"
     return job_id
 
 

@@ -18,12 +18,11 @@ from config import load_settings
 from core.jobs import epoch_ms
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, guarded, take_job
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
-
-from .test_jobstore import Clock
-from .test_pipeline import FakeSender, _guarded, _take_job
 
 DAY_MS = 86_400_000
 
@@ -68,7 +67,7 @@ def test_a_job_scheduled_five_days_ahead_is_sent_when_due(producer: Producer, cl
     assert producer.get_status(job_id).state is State.SCHEDULED
     _come_due(producer, clock, due + timedelta(minutes=1))
     sender = FakeSender("prov-1")
-    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, take_job(producer)) == "sent"
     assert producer.get_status(job_id).state is State.SENT and len(sender.calls) == 1
 
 
@@ -80,7 +79,7 @@ def test_a_scheduled_job_expires_a_day_after_it_was_due_not_after_it_was_made(
     # The scheduler was down: it comes due a day and a second late.
     _come_due(producer, clock, due + timedelta(days=1, seconds=1))
     sender = FakeSender()
-    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, take_job(producer)) == "failed"
     record = producer.get_status(job_id)
     assert (record.state, record.error_class) == (State.FAILED, "Expired") and sender.calls == []
     assert "MAX_MESSAGE_AGE_S (86400 s) after it was due" in (record.last_error or "")
@@ -104,11 +103,11 @@ def test_an_otp_not_sent_within_otp_max_age_is_never_sent(
     fresh, stale = submit(), submit()
     pipeline = _pipeline(producer, FakeSender("prov-1"), clock)
     clock.now_ms += 299_000
-    assert pipeline.handle(kind, _take_job(producer, "otp")) == "sent"
+    assert pipeline.handle(kind, take_job(producer, "otp")) == "sent"
     clock.now_ms += 2_000  # 301 s after it was due
     sender = FakeSender()
     pipeline = _pipeline(producer, sender, clock)
-    assert pipeline.handle(kind, _take_job(producer, "otp")) == "failed"
+    assert pipeline.handle(kind, take_job(producer, "otp")) == "failed"
     record = producer.get_status(stale)
     assert (record.state, record.error_class) == (State.FAILED, "Expired") and sender.calls == []
     assert "OTP_MAX_AGE_S (300 s)" in (record.last_error or "")
@@ -120,14 +119,14 @@ def test_an_expired_otp_is_failed_at_once_not_held_by_an_open_breaker(
 ) -> None:
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
     sender = FakeSender(busy, busy)
-    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    pipeline, breaker, _ = guarded(producer, sender, clock)
     producer.send_sms("56987654321", "uno")
     producer.send_sms("56987654321", "dos")
     otp = producer.send_otp("56987654321", "Código 482913")
-    pipeline.handle(Kind.SMS, _take_job(producer))
-    pipeline.handle(Kind.SMS, _take_job(producer))
+    pipeline.handle(Kind.SMS, take_job(producer))
+    pipeline.handle(Kind.SMS, take_job(producer))
     assert breaker.status()["state"] == "open"
-    job = _take_job(producer, "otp")
+    job = take_job(producer, "otp")
     assert pipeline.handle(Kind.OTP, job) == "deferred:breaker_open"
     clock.now_ms += 301_000
     assert pipeline.handle(Kind.OTP, job) == "failed"  # not deferred again
@@ -147,7 +146,7 @@ def test_max_age_s_counts_from_deliver_at(producer: Producer, clock: Clock) -> N
     )
     _come_due(producer, clock, due + timedelta(seconds=61))
     sender = FakeSender()
-    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, take_job(producer)) == "failed"
     record = producer.get_status(job_id)
     assert record.error_class == "Expired" and "max_age_s" in (record.last_error or "")
     assert sender.calls == []
@@ -157,7 +156,7 @@ def test_max_age_s_within_its_limit_is_sent(producer: Producer, clock: Clock) ->
     job_id = producer.send_whatsapp("56987654321", "hola", src_number="56999944837", max_age_s=60)
     clock.now_ms += 59_000
     sender = FakeSender("prov-1")
-    assert _pipeline(producer, sender, clock).handle(Kind.WHATSAPP, _take_job(producer)) == "sent"
+    assert _pipeline(producer, sender, clock).handle(Kind.WHATSAPP, take_job(producer)) == "sent"
     assert producer.get_status(job_id).state is State.SENT
 
 
@@ -165,14 +164,14 @@ def test_an_otp_s_own_limit_replaces_otp_max_age(producer: Producer, clock: Cloc
     job_id = producer.send_otp("56987654321", "Código 482913", max_age_s=900)
     clock.now_ms += 600_000  # past OTP_MAX_AGE_S, within its own 900 s
     sender = FakeSender("prov-1")
-    assert _pipeline(producer, sender, clock).handle(Kind.OTP, _take_job(producer, "otp")) == "sent"
+    assert _pipeline(producer, sender, clock).handle(Kind.OTP, take_job(producer, "otp")) == "sent"
     assert producer.get_status(job_id).state is State.SENT
 
 
 def test_expires_at_is_kept_to_the_millisecond(producer: Producer, clock: Clock) -> None:
     until = _at(clock, timedelta(minutes=10))
     job_id = producer.send_email("ana@example.com", "s", "<p>x</p>", expires_at=until)
-    job = _take_job(producer)
+    job = take_job(producer)
     clock.now_ms = int(until.timestamp() * 1000)
     pipeline = _pipeline(producer, FakeSender(), clock)
     clock.now_ms += 1
@@ -187,10 +186,10 @@ def test_a_retry_that_comes_due_after_the_expiry_is_not_sent(
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
     sender = FakeSender(busy)
     pipeline = _pipeline(producer, sender, clock)
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     clock.now_ms += 10_000  # every backoff of the policy is over, and so is the limit
     assert producer.store.promote_due() == 1
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "failed"
     record = producer.get_status(job_id)
     assert (record.error_class, len(sender.calls)) == ("Expired", 1)
 
@@ -199,7 +198,7 @@ def test_a_message_of_an_older_producer_without_times_is_not_expired(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     del job["created_ms"]
     sender = FakeSender("prov-1")
     assert _pipeline(producer, sender, clock).handle(Kind.SMS, job) == "sent"

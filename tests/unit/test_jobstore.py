@@ -17,11 +17,6 @@ from tests.support.clock import Clock
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def store(clock: Clock) -> JobStore:
     return JobStore(fakeredis.FakeRedis(), Keys("t"), ttl_s=3600, clock=clock)
 

@@ -11,12 +11,11 @@ import redis
 from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, take_job
 from worker.ledger import DurableLedger
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
-
-from .test_jobstore import Clock
-from .test_pipeline import FakeSender, _take_job
 
 
 class Flaky:
@@ -81,7 +80,7 @@ def test_a_redis_outage_mid_send_does_not_lose_the_outcome(producer: Producer) -
     pipeline.ledger = DurableLedger(producer.store, sleep=lambda s: None)
     real_finish = producer.store.finish
     producer.store.finish = Flaky(real_finish, failures=2)  # type: ignore[method-assign]
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     assert producer.get_status(job_id).provider_id == "p-1"
 
 
@@ -89,7 +88,7 @@ def test_a_lease_outliving_its_worker_is_swept_to_unknown_with_its_message(
     producer: Producer,
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     from core.job_messages import new_message
 
     message = new_message("transactional", "send_sms", job)
@@ -118,7 +117,7 @@ def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -
     pipeline.ledger = DurableLedger(producer.store, sleep=lambda s: None)
     real = producer.store.retry_later
     producer.store.retry_later = Flaky(real, failures=3)  # type: ignore[method-assign]
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     assert producer.get_status(job_id).state is State.RETRYING
     assert producer.redis.zscore(producer.store.keys.schedule, job_id) is not None
 
@@ -142,5 +141,5 @@ def test_breaker_and_limiter_bookkeeping_errors_do_not_escape(producer: Producer
                             clock=producer.store.clock, breaker=DownBreaker(),  # type: ignore[arg-type]
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     assert producer.get_status(job_id).provider_id == "p-9"

@@ -3,36 +3,20 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
-from typing import Any
 
 import dramatiq
 import pytest
 from dramatiq.brokers.stub import StubBroker
 from structlog.testing import capture_logs
 
-from core.keys import Keys
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, guarded, take_job
 from worker.actors import register_actors
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
-
-from .test_jobstore import Clock
-
-
-class FakeSender:
-    def __init__(self, *outcomes: Exception | str) -> None:
-        self.outcomes = list(outcomes)
-        self.calls: list[tuple[Kind, dict[str, Any]]] = []
-
-    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
-        self.calls.append((kind, dict(payload)))
-        outcome = self.outcomes.pop(0)
-        if isinstance(outcome, Exception):
-            raise outcome
-        return outcome
 
 
 def _pipeline(
@@ -44,17 +28,10 @@ def _pipeline(
                         lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
 
 
-def _take_job(producer: Producer, queue: str = "transactional") -> dict[str, Any]:
-    keys: Keys = producer.store.keys
-    rid = producer.redis.lpop(keys.queue(queue))
-    data = producer.redis.hget(keys.queue_messages(queue), rid)
-    return dramatiq.Message.decode(data).kwargs["job"]
-
-
 def test_success_records_sent_with_provider_id(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     sender = FakeSender("prov-1")
-    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, take_job(producer)) == "sent"
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id, record.attempts) == (State.SENT, "prov-1", 1)
     assert sender.calls == [(Kind.SMS, {"dst_number": "56987654321", "sms_content": "hola"})]
@@ -64,7 +41,7 @@ def test_a_redelivered_message_of_a_sent_job_is_not_sent_again(
     producer: Producer, clock: Clock
 ) -> None:
     producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     sender = FakeSender("prov-1")
     pipeline = _pipeline(producer, sender, clock)
     pipeline.handle(Kind.SMS, job)
@@ -84,7 +61,7 @@ def test_ambiguous_outcome_is_unknown_and_not_resent(
     producer: Producer, clock: Clock, error: Exception
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     sender = FakeSender(error)
     pipeline = _pipeline(producer, sender, clock)
     assert pipeline.handle(Kind.SMS, job) == "unknown"
@@ -97,7 +74,7 @@ def test_permanent_failure_is_dead_lettered_with_reason(producer: Producer, cloc
     job_id = producer.send_sms("56987654321", "hola")
     error = e.InvalidNumber("ESME_RINVDSTADR: invalid destination", reason="ESME_RINVDSTADR")
     assert (
-        _pipeline(producer, FakeSender(error), clock).handle(Kind.SMS, _take_job(producer))
+        _pipeline(producer, FakeSender(error), clock).handle(Kind.SMS, take_job(producer))
         == "failed"
     )
     record = producer.get_status(job_id)
@@ -113,15 +90,15 @@ def test_transient_failure_is_retried_durably_then_dead_lettered(
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
     sender = FakeSender(busy, busy, "prov-9")
     pipeline = _pipeline(producer, sender, clock, max_retries=5)
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     record = producer.get_status(job_id)
     assert record.state is State.RETRYING and record.next_attempt_at is not None
     clock.now_ms = int(record.next_attempt_at.timestamp() * 1000)
     assert producer.store.promote_due() == 1
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     clock.now_ms += 10_000
     producer.store.promote_due()
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     assert producer.get_status(job_id).attempts == 3
 
 
@@ -129,10 +106,10 @@ def test_retries_are_bounded(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     busy = e.Throttled("throttled", reason="ESME_RTHROTTLED")
     pipeline = _pipeline(producer, FakeSender(busy, busy), clock, max_retries=1)
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     clock.now_ms += 60_000
     producer.store.promote_due()
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "failed"
     assert "retries exhausted after 2 attempts" in (producer.get_status(job_id).last_error or "")
 
 
@@ -147,7 +124,7 @@ def test_a_refusal_that_is_only_often_temporary_gets_a_few_retries(
     pipeline = _pipeline(producer, FakeSender(*[refused] * 5), clock, max_retries=20)
     answers = []
     for _ in range(4):
-        answers.append(pipeline.handle(Kind.SMS, _take_job(producer)))
+        answers.append(pipeline.handle(Kind.SMS, take_job(producer)))
         clock.now_ms += 600_000
         producer.store.promote_due()
     assert answers == ["retrying", "retrying", "retrying", "failed"]
@@ -159,7 +136,7 @@ def test_a_refusal_that_is_only_often_temporary_gets_a_few_retries(
 def test_retry_after_is_honoured_for_the_durable_delay(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=120)
-    _pipeline(producer, FakeSender(limited), clock).handle(Kind.SMS, _take_job(producer))
+    _pipeline(producer, FakeSender(limited), clock).handle(Kind.SMS, take_job(producer))
     record = producer.get_status(job_id)
     assert record.next_attempt_at.timestamp() * 1000 - clock.now_ms >= 120_000
 
@@ -168,7 +145,7 @@ def test_account_error_pauses_without_dead_lettering(producer: Producer, clock: 
     job_id = producer.send_sms("56987654321", "hola")
     error = e.AuthenticationFailed("401", reason="http_401", status_code=401)
     _pipeline(producer, FakeSender(error), clock, max_retries=0).handle(
-        Kind.SMS, _take_job(producer)
+        Kind.SMS, take_job(producer)
     )
     assert producer.get_status(job_id).state is State.RETRYING
     assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
@@ -177,7 +154,7 @@ def test_account_error_pauses_without_dead_lettering(producer: Producer, clock: 
 def test_dead_lettered_otp_keeps_no_content(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_otp("56987654321", "Tu codigo es 424242")
     error = e.Rejected("rejected", reason="ESME_RX_P_APPN")
-    _pipeline(producer, FakeSender(error), clock).handle(Kind.OTP, _take_job(producer, "otp"))
+    _pipeline(producer, FakeSender(error), clock).handle(Kind.OTP, take_job(producer, "otp"))
     stored = producer.redis.hget(producer.store.keys.dead_letter_messages, job_id)
     assert b"424242" not in stored
     assert b"424242" not in b"".join(
@@ -189,7 +166,7 @@ def test_too_old_message_is_dead_lettered_not_sent(producer: Producer, clock: Cl
     job_id = producer.send_sms("56987654321", "hola")
     clock.now_ms += 3_601_000
     sender = FakeSender("never")
-    assert _pipeline(producer, sender, clock).handle(Kind.SMS, _take_job(producer)) == "failed"
+    assert _pipeline(producer, sender, clock).handle(Kind.SMS, take_job(producer)) == "failed"
     assert producer.get_status(job_id).error_class == "Expired" and sender.calls == []
 
 
@@ -203,8 +180,8 @@ def test_actors_on_a_stub_broker_route_each_kind_to_the_pipeline(
     assert {a.queue_name for a in actors.values()} == {"otp", "transactional"}
     sms_id = producer.send_sms("56987654321", "hola")
     otp_id = producer.send_otp("56987654321", "codigo 1")
-    actors[Kind.SMS].send(job=_take_job(producer))
-    actors[Kind.OTP].send(job=_take_job(producer, "otp"))
+    actors[Kind.SMS].send(job=take_job(producer))
+    actors[Kind.OTP].send(job=take_job(producer, "otp"))
     worker = dramatiq.Worker(broker, worker_timeout=100)
     worker.start()
     try:
@@ -222,7 +199,7 @@ def test_a_message_finding_a_live_lease_comes_back_after_it(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    job = _take_job(producer)
+    job = take_job(producer)
     producer.store.claim(job_id, worker_id="dead-worker", lease_ms=60_000)  # then it was SIGKILLed
     sender = FakeSender()
     pipeline = _pipeline(producer, sender, clock)
@@ -230,30 +207,11 @@ def test_a_message_finding_a_live_lease_comes_back_after_it(
     assert producer.store.promote_due() == 0
     clock.now_ms += 61_000
     assert producer.store.promote_due() == 1
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "skipped:expired"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "skipped:expired"
     record = producer.get_status(job_id)
     assert record.state is State.UNKNOWN and sender.calls == []
     assert producer.redis.zscore(producer.store.keys.unknown, job_id) is not None
     assert producer.store.held_message(job_id) is not None
-
-
-def _guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any):  # type: ignore[no-untyped-def]
-    from worker.breaker import CircuitBreaker
-    from worker.ratelimit import Bucket, Limits, RateLimiter
-
-    breaker = CircuitBreaker(producer.redis, prefix="t", account="acct", failure_threshold=2,
-                             open_ms=30_000, clock=clock)  # fmt: skip
-    buckets = {
-        p: Bucket(limits.get("rate", 100.0), limits.get("burst", 100))
-        for p in ("sms", "otp", "email", "whatsapp")
-    }
-    limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, min_throttles=limits.get("min_throttles", 3)), prefix="t", account="acct", clock=clock,
-                          sleep=lambda s: None)  # fmt: skip
-    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
-                            rng=random.Random(1), breaker=breaker, limiter=limiter, acquire_timeout_s=0.0,
-                            policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
-                                               max_message_age_s=3600))  # fmt: skip
-    return pipeline, breaker, limiter
 
 
 def test_an_open_breaker_defers_without_spending_an_attempt(
@@ -261,14 +219,14 @@ def test_an_open_breaker_defers_without_spending_an_attempt(
 ) -> None:
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
     sender = FakeSender(busy, busy)
-    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    pipeline, breaker, _ = guarded(producer, sender, clock)
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
     third = producer.send_sms("56987654321", "tres")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     assert breaker.status()["state"] == "open"
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:breaker_open"
     record = producer.get_status(third)
     assert (record.state, record.attempts) == (State.QUEUED, 0)
     assert len(sender.calls) == 2
@@ -280,64 +238,64 @@ def test_an_open_breaker_defers_without_spending_an_attempt(
 def test_an_exhausted_balance_pauses_that_country_only(producer: Producer, clock: Clock) -> None:
     sender = FakeSender(e.BalanceExhausted("no balance", reason="http_402", status_code=402),
                         "mx-1", "mail-1", "wa-1")  # fmt: skip
-    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    pipeline, breaker, _ = guarded(producer, sender, clock)
     producer.send_sms("56987654321", "uno")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     [scope] = breaker.status()["scopes"]
     assert (scope["scope"], scope["state"]) == ("balance:sms:CL", "open")
     assert scope["reason"] == "BalanceExhausted: http_402"
     chile = producer.send_sms("56987654322", "dos")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:breaker_open"
     assert (producer.get_status(chile).state, producer.get_status(chile).attempts) == (
         State.QUEUED, 0)  # fmt: skip
     producer.send_otp("56987654323", "Tu código es 1234")
-    assert pipeline.handle(Kind.OTP, _take_job(producer, "otp")) == "deferred:breaker_open"
+    assert pipeline.handle(Kind.OTP, take_job(producer, "otp")) == "deferred:breaker_open"
     producer.send_sms("+52 55 1234 5678", "hola México")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "sent"
     producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
-    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.EMAIL, take_job(producer)) == "sent"
     producer.send_whatsapp("56987654324", "Hola", src_number="56999944837")
-    assert pipeline.handle(Kind.WHATSAPP, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.WHATSAPP, take_job(producer)) == "sent"
     assert [kind for kind, _ in sender.calls] == [Kind.SMS, Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
 
 
 def test_a_prohibited_product_pauses_sms_not_email(producer: Producer, clock: Clock) -> None:
     sender = FakeSender(e.ProductDenied("no", reason="ESME_RPROHIBITED"), "mail-1")
-    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    pipeline, breaker, _ = guarded(producer, sender, clock)
     producer.send_sms("56987654321", "uno")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     producer.send_sms("525512345678", "dos")  # another country: the product is paused
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_open"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:breaker_open"
     producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
-    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "sent"
+    assert pipeline.handle(Kind.EMAIL, take_job(producer)) == "sent"
     assert [s["scope"] for s in breaker.status()["scopes"]] == ["product:sms"]
     assert producer.redis.zcard(producer.store.keys.dead_letters) == 0
 
 
 def test_a_bad_key_pauses_every_kind(producer: Producer, clock: Clock) -> None:
     sender = FakeSender(e.AuthenticationFailed("bad key", reason="http_401", status_code=401))
-    pipeline, breaker, _ = _guarded(producer, sender, clock)
+    pipeline, breaker, _ = guarded(producer, sender, clock)
     producer.send_sms("56987654321", "uno")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     producer.send_email("ana@example.com", "Hola", "<p>hola</p>", src_email="a@empresa.cl")
-    assert pipeline.handle(Kind.EMAIL, _take_job(producer)) == "deferred:breaker_open"
+    assert pipeline.handle(Kind.EMAIL, take_job(producer)) == "deferred:breaker_open"
     assert [s["scope"] for s in breaker.status()["scopes"]] == ["account"]
 
 
 def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, clock: Clock) -> None:
     limited = e.RateLimited("429", reason="http_429", status_code=429, retry_after_s=2)
     # One throttle of one request is the provider's limit when one is enough.
-    pipeline, _, limiter = _guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1,
+    pipeline, _, limiter = guarded(producer, FakeSender(limited), clock, rate=10.0, burst=1,
                                     min_throttles=1)  # fmt: skip
     # The bucket in use for 2 s: a measurement old enough (half a window) to judge by.
     limiter.acquire("sms", timeout_s=0)
     clock.now_ms += 2000
     first = producer.send_sms("56987654321", "uno")
     second = producer.send_sms("56987654321", "dos")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "retrying"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     assert float(limiter.status("sms")["rate_per_s"]) < 10.0
     with capture_logs() as logs:
-        assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:RateLimitTimeout"
+        assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:RateLimitTimeout"
     # Counted by the actor's metrics (connectus_worker_deferrals_total), not an INFO line.
     deferred = [entry for entry in logs if entry["event"] == "send.deferred"]
     assert [entry["log_level"] for entry in deferred] == ["debug"]
@@ -352,13 +310,13 @@ def test_a_half_open_breaker_holds_others_back_only_briefly(
     from worker.pipeline import HALF_OPEN_RECHECK_MS
 
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
-    pipeline, breaker, _ = _guarded(producer, FakeSender(busy, busy), clock)
+    pipeline, breaker, _ = guarded(producer, FakeSender(busy, busy), clock)
     for i in range(2):
         producer.send_sms("56987654321", f"falla {i}")
-        pipeline.handle(Kind.SMS, _take_job(producer))
+        pipeline.handle(Kind.SMS, take_job(producer))
     clock.now_ms += 30_000  # the open period is over: the next allow() takes the probe
     assert breaker.allow(target_for(Kind.SMS, {"dst_number": "56987654321"})).probe is not None
     waiting = producer.send_sms("56987654321", "espera")
-    assert pipeline.handle(Kind.SMS, _take_job(producer)) == "deferred:breaker_half_open"
+    assert pipeline.handle(Kind.SMS, take_job(producer)) == "deferred:breaker_half_open"
     due = producer.redis.zscore(producer.store.keys.schedule, waiting)
     assert due is not None and due - clock.now_ms <= HALF_OPEN_RECHECK_MS

@@ -12,6 +12,8 @@ import pytest
 from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import unknown_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import QR_SESSION, effect, target_for
 from worker.connectus import errors as e
@@ -19,9 +21,6 @@ from worker.connectus.qr import QrMessage
 from worker.connectus.testing import make_client
 from worker.qr_session import QrSessionWatch
 from worker.reconcile import Reconciler
-
-from .test_jobstore import Clock
-from .test_reconcile import _unknown_job
 
 GROUP = "Equipo ventas"
 
@@ -70,7 +69,7 @@ def test_an_unknown_group_send_found_in_the_group_listing_is_sent(
     clock: Clock,
 ) -> None:
     send = {"kind": Kind.WHATSAPP_QR_GROUP, "args": (GROUP, "hola grupo")}
-    job_id = _unknown_job(producer, clock, send)
+    job_id = unknown_job(producer, clock, send)
     client = FakeClient(FakeQr(group=[_listed("g-0", "hola grupo", from_me=False),
                                       _listed("g-1", "hola grupo")]))  # fmt: skip
     clock.now_ms += 1000
@@ -90,7 +89,7 @@ def test_an_unknown_group_send_not_identified_goes_to_review_never_resent(
     clock: Clock,
     listing: list[QrMessage],
 ) -> None:
-    job_id = _unknown_job(producer, clock, {"kind": Kind.WHATSAPP_QR_GROUP,
+    job_id = unknown_job(producer, clock, {"kind": Kind.WHATSAPP_QR_GROUP,
                                             "args": (GROUP, "hola grupo")})  # fmt: skip
     reconciler = _reconciler(producer, FakeClient(FakeQr(group=listing)))
     clock.now_ms += 5000

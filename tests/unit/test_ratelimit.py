@@ -11,6 +11,7 @@ import pytest
 
 from config import load_settings
 from core.models import Kind
+from tests.support.clock import Clock
 from worker.ratelimit import (
     Bucket,
     DestinationCapped,
@@ -21,24 +22,6 @@ from worker.ratelimit import (
 )
 
 T0 = 1_700_000_000_000.0
-
-
-class Clock:
-    """Epoch ms; ``sleep`` (s) advances it, as a real sleep would."""
-
-    def __init__(self) -> None:
-        self.now_ms = T0
-        self.slept: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now_ms
-
-    def sleep(self, seconds: float) -> None:
-        self.slept.append(seconds)
-        self.now_ms += seconds * 1000
-
-    def advance(self, ms: float) -> None:
-        self.now_ms += ms
 
 
 def limits(**overrides: object) -> Limits:
@@ -53,11 +36,6 @@ def limits(**overrides: object) -> Limits:
 @pytest.fixture
 def server() -> fakeredis.FakeServer:
     return fakeredis.FakeServer()
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
 
 
 def make(server: fakeredis.FakeServer, clock: Clock, **overrides: object) -> RateLimiter:

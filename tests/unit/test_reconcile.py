@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import random
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,13 +12,10 @@ from config import load_settings
 from core.hashing import content_hash
 from core.models import Kind, State
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import take_job, unknown_job
 from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 from worker.reconcile import Reconciler
-
-from .test_jobstore import Clock
-from .test_pipeline import FakeSender, _take_job
 
 
 @dataclass
@@ -49,28 +44,9 @@ class FakeClient:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
 def producer(clock: Clock) -> Producer:
     settings = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "c@empresa.cl"})
     return Producer(settings, redis_client=fakeredis.FakeRedis(), clock=clock)
-
-
-def _unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> str:
-    """Queue a job and run it into ``unknown`` (a dropped answer)."""
-    kind = send["kind"]
-    job_id = getattr(producer, f"send_{kind.value}")(*send["args"])
-    queue = "otp" if kind.is_otp else "transactional"
-    policy = RetryPolicy(
-        max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000, max_message_age_s=3600
-    )
-    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(e.ConnectionDropped("d", reason="dropped")),
-                            policy=policy, worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
-    assert pipeline.handle(kind, _take_job(producer, queue)) == "unknown"
-    return job_id
 
 
 def _reconciler(producer: Producer, client: FakeClient, undecidable: str = "review") -> Reconciler:
@@ -80,7 +56,7 @@ def _reconciler(producer: Producer, client: FakeClient, undecidable: str = "revi
 
 
 def test_found_at_connectus_becomes_sent_with_its_id(producer: Producer, clock: Clock) -> None:
-    job_id = _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
+    job_id = unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
     client = FakeClient(
         FakeV3(report=[Sms("other", "56987654321", "otro"), Sms("p-1", "56987654321", "hola")])
     )
@@ -94,8 +70,8 @@ def test_found_at_connectus_becomes_sent_with_its_id(producer: Producer, clock: 
 
 
 def test_one_record_is_matched_to_one_job_only(producer: Producer, clock: Clock) -> None:
-    first = _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "igual")})
-    second = _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "igual")})
+    first = unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "igual")})
+    second = unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "igual")})
     client = FakeClient(FakeV3(report=[Sms("p-1", "56987654321", "igual")]))
     clock.now_ms += 1000
     assert _reconciler(producer, client).run_once() == {"found": 1, "pending": 1}
@@ -104,7 +80,7 @@ def test_one_record_is_matched_to_one_job_only(producer: Producer, clock: Clock)
 
 
 def test_not_found_after_the_window_is_sent_again(producer: Producer, clock: Clock) -> None:
-    job_id = _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
+    job_id = unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
     reconciler = _reconciler(producer, FakeClient())
     clock.now_ms += 5000
     assert reconciler.run_once() == {"pending": 1}
@@ -112,17 +88,17 @@ def test_not_found_after_the_window_is_sent_again(producer: Producer, clock: Clo
     assert reconciler.run_once() == {"requeued": 1}
     record = producer.get_status(job_id)
     assert record.state is State.QUEUED
-    job = _take_job(producer)
+    job = take_job(producer)
     assert job["job_id"] == job_id and job["payload"]["sms_content"] == "hola"
 
 
 def test_otp_not_found_is_failed_not_resent_and_matched_by_hash(
     producer: Producer, clock: Clock
 ) -> None:
-    found = _unknown_job(
+    found = unknown_job(
         producer, clock, {"kind": Kind.OTP, "args": ("56987654321", "codigo 111111")}
     )
-    lost = _unknown_job(
+    lost = unknown_job(
         producer, clock, {"kind": Kind.OTP, "args": ("56987654321", "codigo 222222")}
     )
     client = FakeClient(FakeV3(report=[Sms("p-otp", "56987654321", content_hash("codigo 111111"))]))
@@ -135,7 +111,7 @@ def test_otp_not_found_is_failed_not_resent_and_matched_by_hash(
 
 
 def test_email_is_undecidable_and_goes_to_review(producer: Producer, clock: Clock) -> None:
-    job_id = _unknown_job(
+    job_id = unknown_job(
         producer, clock, {"kind": Kind.EMAIL, "args": ("a@example.com", "s", "<p>x</p>")}
     )
     clock.now_ms += 1000
@@ -148,21 +124,19 @@ def test_email_is_undecidable_and_goes_to_review(producer: Producer, clock: Cloc
     assert producer.store.resolve(
         job_id, "requeue", review=True, message=producer.store.held_message(job_id, review=True)
     )
-    assert _take_job(producer)["job_id"] == job_id
+    assert take_job(producer)["job_id"] == job_id
 
 
 @pytest.mark.parametrize(("policy", "state"), [("resend", State.QUEUED), ("drop", State.FAILED)])
 def test_undecidable_policy(producer: Producer, clock: Clock, policy: str, state: State) -> None:
-    job_id = _unknown_job(
-        producer, clock, {"kind": Kind.EMAIL, "args": ("a@example.com", "s", "x")}
-    )
+    job_id = unknown_job(producer, clock, {"kind": Kind.EMAIL, "args": ("a@example.com", "s", "x")})
     clock.now_ms += 1000
     _reconciler(producer, FakeClient(), undecidable=policy).run_once()
     assert producer.get_status(job_id).state is state
 
 
 def test_a_failing_lookup_leaves_the_job_for_later(producer: Producer, clock: Clock) -> None:
-    job_id = _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
+    job_id = unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
     client = FakeClient(FakeV3(fail=True))
     clock.now_ms += 60_000
     assert _reconciler(producer, client).run_once() == {"lookup_failed": 1}
@@ -170,7 +144,7 @@ def test_a_failing_lookup_leaves_the_job_for_later(producer: Producer, clock: Cl
 
 
 def test_only_one_pass_runs_at_a_time(producer: Producer, clock: Clock) -> None:
-    _unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
+    unknown_job(producer, clock, {"kind": Kind.SMS, "args": ("56987654321", "hola")})
     clock.now_ms += 1000
     held = _reconciler(producer, FakeClient())
     producer.redis.set(f"{producer.store.keys.prefix}:reconcile:lock", "someone-else", px=60_000)

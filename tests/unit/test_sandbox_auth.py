@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import httpx
+import base64
+
 import pytest
 
 from tests.unit.sandbox_support import sandbox, send_sms
@@ -62,7 +63,7 @@ async def test_qr_api_takes_a_bearer_token_and_v3_does_not() -> None:
 
 async def test_basic_scheme_is_case_insensitive() -> None:
     async with sandbox() as sb:
-        token = httpx.BasicAuth("sandbox", "sandbox-key")._auth_header.split(" ", 1)[1]
+        token = base64.b64encode(b"sandbox:sandbox-key").decode()
         r = await sb.client.get(
             "/api_v3/account", auth=None, headers={"authorization": f"basic {token}"}
         )

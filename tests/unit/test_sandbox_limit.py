@@ -28,7 +28,7 @@ async def test_sms_past_the_limit_is_throttled_and_not_charged() -> None:
         assert len(sb.state.ledger) == 3
         stats = (await sb.get("/_sandbox/stats")).json()["requests"]
         assert stats["POST /api_v3/sms/send_individual"] == {"200": 3, "limited": 2}
-        sb.clock.advance(0.2)  # one token at 5/s
+        sb.clock.advance(seconds=0.2)  # one token at 5/s
         ok = (await sb.post("/api_v3/sms/send_individual", SMS)).json()["status"]
         again = (await sb.post("/api_v3/sms/send_individual", SMS)).json()["status"]
         assert (ok, again) == ("ESME_ROK", "ESME_RTHROTTLED")

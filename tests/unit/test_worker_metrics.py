@@ -16,6 +16,8 @@ from config import load_settings
 from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
+from tests.support.clock import Clock
+from tests.unit.pipeline_support import FakeSender, take_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
@@ -32,9 +34,6 @@ from worker.metrics import (
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 from worker.senders import ClientSender
-
-from .test_jobstore import Clock
-from .test_pipeline import FakeSender, _take_job
 
 
 @pytest.mark.parametrize(
@@ -74,7 +73,7 @@ def test_simulated_sends_are_counted_by_kind_and_outcome() -> None:
     pipeline = _pipeline(producer, FakeSender(*outcomes), metrics)
     for i in range(len(outcomes)):
         producer.send_sms("56987654321", f"hola {i}")
-        metrics.handled(Kind.SMS, pipeline.handle(Kind.SMS, _take_job(producer)))
+        metrics.handled(Kind.SMS, pipeline.handle(Kind.SMS, take_job(producer)))
     metrics.handled(Kind.OTP, "deferred:breaker_open")
 
     def sends(kind: str, outcome: str) -> float:
@@ -132,8 +131,26 @@ def _queue_registry(client: redis.Redis, keys: Keys) -> CollectorRegistry:
     )  # fmt: skip
 
 
+class RoundTripCounting(fakeredis.FakeRedis):
+    """A client that records how many commands each pipelined round trip carries."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.round_trips: list[int] = []
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> redis.client.Pipeline:
+        round_trips = self.round_trips
+
+        class Counted(redis.client.Pipeline):
+            def execute(self, raise_on_error: bool = True) -> list[Any]:
+                round_trips.append(len(self.command_stack))
+                return super().execute(raise_on_error)
+
+        return Counted(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+
+
 def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
-    client = fakeredis.FakeRedis()
+    client = RoundTripCounting()
     keys = Keys("cw")
     client.rpush(keys.queue("otp"), "m1", "m2")
     client.rpush(keys.queue("bulk"), "m3")
@@ -142,16 +159,8 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
     client.zadd(keys.unknown, {"u": 1})
     client.zadd(keys.id_lookups, {"i1": 1, "i2": 2})
     registry = _queue_registry(client, keys)
-    executed: list[int] = []
-    real_execute = redis.client.Pipeline.execute
-
-    def counting_execute(self: Any, *args: Any, **kwargs: Any) -> Any:
-        executed.append(len(self.command_stack))
-        return real_execute(self, *args, **kwargs)
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(redis.client.Pipeline, "execute", counting_execute)
-        families = list(registry.collect())  # one scrape
+    families = list(registry.collect())  # one scrape
+    executed = client.round_trips
     # 3 queues + 5 sets: one pipelined round trip; then the breaker's (its own test)
     assert executed[0] == 8
     assert "connectus_worker_queue_messages" in {f.name for f in families}

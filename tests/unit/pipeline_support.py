@@ -1,0 +1,73 @@
+"""The send pipeline's test doubles and steps, shared by the unit tests built on it."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping
+from typing import Any
+
+import dramatiq
+
+from core.keys import Keys
+from core.models import Kind
+from producers.api import Producer
+from tests.support.clock import Clock
+from worker.connectus import errors as e
+from worker.pipeline import SendPipeline
+from worker.policy import RetryPolicy
+
+
+class FakeSender:
+    """A send function that answers with the given outcomes in turn (an id, or raises)."""
+
+    def __init__(self, *outcomes: Exception | str) -> None:
+        self.outcomes = list(outcomes)
+        self.calls: list[tuple[Kind, dict[str, Any]]] = []
+
+    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str:
+        self.calls.append((kind, dict(payload)))
+        outcome = self.outcomes.pop(0)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+def take_job(producer: Producer, queue: str = "transactional") -> dict[str, Any]:
+    """The job of the next message on ``queue``, taken off it as a worker would."""
+    keys: Keys = producer.store.keys
+    rid = producer.redis.lpop(keys.queue(queue))
+    data = producer.redis.hget(keys.queue_messages(queue), rid)
+    return dramatiq.Message.decode(data).kwargs["job"]
+
+
+def guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any):  # type: ignore[no-untyped-def]
+    from worker.breaker import CircuitBreaker
+    from worker.ratelimit import Bucket, Limits, RateLimiter
+
+    breaker = CircuitBreaker(producer.redis, prefix="t", account="acct", failure_threshold=2,
+                             open_ms=30_000, clock=clock)  # fmt: skip
+    buckets = {
+        p: Bucket(limits.get("rate", 100.0), limits.get("burst", 100))
+        for p in ("sms", "otp", "email", "whatsapp")
+    }
+    limiter = RateLimiter(producer.redis, Limits(buckets=buckets, min_rate_per_s=1.0, min_throttles=limits.get("min_throttles", 3)), prefix="t", account="acct", clock=clock,
+                          sleep=lambda s: None)  # fmt: skip
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=sender, worker_id="w", lease_ms=60_000, clock=clock,
+                            rng=random.Random(1), breaker=breaker, limiter=limiter, acquire_timeout_s=0.0,
+                            policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                                               max_message_age_s=3600))  # fmt: skip
+    return pipeline, breaker, limiter
+
+
+def unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> str:
+    """Queue a job and run it into ``unknown`` (a dropped answer)."""
+    kind = send["kind"]
+    job_id = getattr(producer, f"send_{kind.value}")(*send["args"])
+    queue = "otp" if kind.is_otp else "transactional"
+    policy = RetryPolicy(
+        max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000, max_message_age_s=3600
+    )
+    pipeline = SendPipeline(content_key=b"k" * 32, store=producer.store, send=FakeSender(e.ConnectionDropped("d", reason="dropped")),
+                            policy=policy, worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
+    assert pipeline.handle(kind, take_job(producer, queue)) == "unknown"
+    return job_id
