@@ -9,7 +9,7 @@ import redis
 
 from devtools.stack import LocalStack
 from producers.api import Producer
-from tests.acceptance.test_cli import run, run_json
+from tests.support.cli import run, run_json
 from tests.support.waiting import wait_for
 
 CHILE = "56987654321"
