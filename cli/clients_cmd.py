@@ -15,7 +15,8 @@ from typing import Any
 
 import typer
 
-from cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, fail, output
+from cli.common import EXIT_INVALID, fail, output
+from cli.connectus_call import call_connectus
 
 app = typer.Typer(help="Subclients: accounts whose balance sends can be charged to.",
                   no_args_is_help=True)  # fmt: skip
@@ -27,23 +28,7 @@ PRODUCTS = ("sms", "email", "whatsapp")
 
 def _call(ctx: typer.Context, as_json: bool, fn: Callable[[Any], Any]) -> Any:
     """Run ``fn(v3 api)``; configuration, input and Connectus errors exit clearly."""
-    from config import ConfigError
-    from worker.app import build_client
-    from worker.connectus.errors import ConnectusError, InvalidRequest
-
-    settings = ctx.obj()
-    try:
-        client = build_client(settings)
-    except ConfigError as exc:
-        fail(str(exc), as_json, code=EXIT_CONFIG)
-    with client:
-        try:
-            return fn(client.v3)
-        except InvalidRequest as exc:
-            code = EXIT_INVALID if exc.status_code is None else EXIT_FAILED
-            fail(f"Connectus refused it: {exc.message}", as_json, code=code, reason=exc.reason)
-        except ConnectusError as exc:
-            fail(f"Connectus call failed: {exc.message}", as_json, reason=exc.reason)
+    return call_connectus(ctx, as_json, lambda client: fn(client.v3))
 
 
 def _client_json(client: Any) -> dict[str, Any]:
