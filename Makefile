@@ -59,12 +59,10 @@ lock-check: $(STAMP)  ## Fail if the lock files no longer match pyproject.toml (
 	    { echo "$$lock does not match pyproject.toml: run 'make lock' and commit it"; exit 1; }; \
 	done && rm -rf "$$tmp" && echo "lock files match pyproject.toml"
 
-# Three processes (pytest-xdist), one test file each at a time (--dist loadfile), so a
+# Two processes (pytest-xdist), one test file each at a time (--dist loadfile), so a
 # module's shared stack stays in one process. Tests isolate Redis by key prefix and
-# take free ports. Three on two cores because most of an integration test is waiting
-# on its stack: in one fresh clone, 5 min 37 s against 6 min 52 s with two.
-# TEST_JOBS=0 runs in one process (for a debugger).
-TEST_JOBS ?= 3
+# take free ports. TEST_JOBS=0 runs in one process (for a debugger).
+TEST_JOBS ?= 2
 test: $(STAMP)  ## Run the whole suite (unit, integration, acceptance) on TEST_JOBS processes; starts Redis if none answers
 	$(PYTEST) -n $(TEST_JOBS) --dist loadfile tests -m "not chaos_full"
 
