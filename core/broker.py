@@ -1,11 +1,12 @@
 """Build the Dramatiq broker: one function, used by the CLI, the tests and the workers.
 
 Where Dramatiq has no public hook, the workaround is confined to this module.
-Dramatiq's private names used here, and why:
+No private name of Dramatiq is imported. What this module relies on, and why:
 
-- ``dramatiq.brokers.redis._RedisConsumer``: the base of :class:`_BatchingConsumer`.
-  ``RedisBroker.consumer_class`` is Dramatiq's hook for another consumer, but
-  the Redis consumer it returns is private; its nack and requeue are kept.
+- ``RedisBroker.consumer_class`` is Dramatiq's hook for another consumer; the
+  Redis consumer it returns is private, so :class:`_BatchingConsumer` derives
+  from the public ``dramatiq.Consumer`` and calls the broker's public
+  ``do_nack`` / ``do_requeue`` commands, as Dramatiq's own consumer does.
 - The argument layout of Dramatiq's ``dispatch.lua`` (``broker.scripts["dispatch"]``),
   in :meth:`ConnectusBroker.maintain`: Dramatiq runs its maintenance (requeue
   the messages of dead workers) only by chance on its own calls, and this
@@ -25,8 +26,8 @@ from typing import Any
 
 import redis
 import structlog
-from dramatiq.broker import MessageProxy
-from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker, _RedisConsumer
+from dramatiq.broker import Consumer, MessageProxy
+from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker
 from dramatiq.common import compute_backoff, current_millis
 from dramatiq.errors import ActorNotFound, ConnectionClosed, DecodeError
 from dramatiq.message import Message
@@ -92,7 +93,7 @@ class ConnectusBroker(RedisBroker):
         self.dead_letter_unknown_actors = False
 
     @property
-    def consumer_class(self) -> type[_RedisConsumer]:
+    def consumer_class(self) -> type[Consumer]:
         return _BatchingConsumer
 
     def max_unpack_size(self) -> int:
@@ -154,7 +155,7 @@ class ConnectusBroker(RedisBroker):
         )  # fmt: skip
 
 
-class _BatchingConsumer(_RedisConsumer):
+class _BatchingConsumer(Consumer):
     """Dramatiq's Redis consumer, with batched acknowledgements and fetches.
 
     Called from worker threads, :meth:`ack` only queues the message's id and
@@ -179,7 +180,13 @@ class _BatchingConsumer(_RedisConsumer):
     IDLE_MAX_S = 0.05
 
     def __init__(self, broker: ConnectusBroker, queue_name: str, prefetch: int, timeout: int):
-        super().__init__(broker, queue_name, prefetch, timeout)  # type: ignore[no-untyped-call]
+        self.broker = broker
+        self.queue_name = queue_name
+        self.prefetch = prefetch
+        self.timeout = timeout
+        self.message_cache: list[bytes | None] = []
+        self.queued_message_ids: set[str] = set()
+        self.misses = 0
         # deque.append and popleft are atomic: worker threads append, this thread pops.
         self._acks = broker.pending_acks(queue_name)
         self._held = broker.held(queue_name)
@@ -198,17 +205,26 @@ class _BatchingConsumer(_RedisConsumer):
         self._held.discard(redis_id)
         self.queued_message_ids.discard(message.message_id)
 
+    @property
+    def outstanding_message_count(self) -> int:
+        """Messages handed to worker threads or fetched, not yet acknowledged."""
+        return len(self.queued_message_ids) + len(self.message_cache)
+
     def nack(self, message: MessageProxy) -> None:
+        redis_id = message.options["redis_message_id"]
         try:
-            super().nack(message)  # type: ignore[no-untyped-call]
+            self.broker.do_nack(self.queue_name, redis_id)
+        except redis.ConnectionError as exc:
+            raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         finally:
-            self._held.discard(message.options["redis_message_id"])
+            self.queued_message_ids.discard(message.message_id)
+            self._held.discard(redis_id)
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
-        messages = list(messages)
-        super().requeue(messages)  # type: ignore[no-untyped-call]
-        for message in messages:
-            self._held.discard(message.options["redis_message_id"])
+        ids = [message.options["redis_message_id"] for message in messages]
+        if ids:
+            self.broker.do_requeue(self.queue_name, *ids)
+        self._held.difference_update(ids)
 
     def close(self) -> None:
         try:
@@ -271,7 +287,7 @@ class _BatchingConsumer(_RedisConsumer):
             if fetch:
                 # Dramatiq's cap (half Lua's stack); the first call asks Redis.
                 fetch = min(fetch, self.broker.max_unpack_size())
-            return self.broker.ack_and_fetch(self.queue_name, acks, fetch)  # type: ignore[no-any-return]
+            return self.broker.ack_and_fetch(self.queue_name, acks, fetch)
         except redis.RedisError as exc:
             # Put them back: the next call (or close) sends them again.
             self._acks.extendleft(reversed(acks))

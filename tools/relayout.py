@@ -72,10 +72,12 @@ LINKED = ("worker", "producers", "config")
 
 #: ``core/`` split by concept: new subpackage -> the modules of core/ it receives.
 CORE: dict[str, tuple[str, ...]] = {
-    "domain": ("models", "requests", "validation", "deliver_at", "expiry", "hashing"),
+    "domain": (
+        "models", "requests", "validation", "deliver_at", "expiry", "hashing", "countries",
+    ),
     "ledger": (
         "jobs", "jobs_batch", "jobs_recovery", "claims", "deadletters",
-        "delivery_status", "job_messages", "keys", "autopipeline",
+        "delivery_status", "job_messages", "keys", "status_watch",
     ),
     "transport": ("broker", "routing"),
     "logging": ("logging", "redaction"),
