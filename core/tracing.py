@@ -1,5 +1,9 @@
 """OpenTelemetry tracing: the one module that imports it, and a no-op without it.
 
+The API (``opentelemetry-api``, which FastAPI depends on) is all the product
+needs to import and run; the SDK, the exporter and the instrumentations come
+with the ``[otel]`` extra and are imported only when tracing is turned on.
+
 With the ``[otel]`` extra installed and the standard ``OTEL_*`` variables set,
 :func:`start` builds a tracer provider from them and instruments Redis
 (``opentelemetry-instrumentation-redis``); each Connectus ``httpx.Client`` is
@@ -37,7 +41,7 @@ from config import ConfigError
 try:
     from opentelemetry import trace
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
-except ImportError:  # the [otel] extra is not installed: tracing stays off
+except ImportError:  # FastAPI brings the API today; without it, tracing stays off
     trace = None  # type: ignore[assignment]
 
 #: The job field with the W3C trace context (``traceparent``, ``tracestate``).
@@ -69,16 +73,21 @@ def wanted(environ: Mapping[str, str] = os.environ) -> bool:
 def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Turn tracing on for this process if the ``OTEL_*`` variables ask for it.
 
+    ``environ`` decides whether and which exporter; the SDK and the exporter
+    read the rest (service name, sampler, endpoint, headers) from ``os.environ``.
     ``service_name`` is the default of ``OTEL_SERVICE_NAME``. Returns whether
     tracing is on. Raises :class:`ConfigError` naming the variable when they ask
     for it and it can't be had (extra not installed, unknown exporter, gRPC).
     """
     if not wanted(environ):
         return False
-    if trace is None:
+    try:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: F401
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    except ImportError as exc:  # the API alone comes with FastAPI; the SDK does not
         variable = "OTEL_TRACES_EXPORTER" if _exporters(environ) else "OTEL_EXPORTER_OTLP_ENDPOINT"
         raise ConfigError(variable, "asks for tracing, but the [otel] extra is not installed "
-                          "(pip install 'connectus-worker[otel]')")  # fmt: skip
+                          "(pip install 'connectus-worker[otel]')") from exc  # fmt: skip
     exporters = _exporters(environ) or ["otlp"]
     unknown = sorted(set(exporters) - set(EXPORTERS))
     if unknown:
@@ -90,8 +99,6 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     if "otlp" in exporters and protocol != "http/protobuf":
         raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL", f"{protocol!r} is not supported; "
                           "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
-
     provider = build_provider(service_name)
     for name in exporters:
         if name == "otlp":
@@ -136,10 +143,13 @@ def enable(provider: Any) -> None:
 
 
 def disable() -> None:
-    """Stop tracing in this process (spans already ended are kept by the provider)."""
+    """Stop tracing in this process: uninstrument Redis, export what is left, shut the
+    provider down (httpx clients instrumented by then keep recording into it)."""
     global _provider, _redis
     if _redis is not None:
         _redis.uninstrument()
+    if _provider is not None:
+        _provider.shutdown()
     _provider = _redis = None
 
 
