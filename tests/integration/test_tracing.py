@@ -1,15 +1,23 @@
 """One trace over real parts: ``POST /v1/messages`` on a real socket, the job through a
 real Redis, a Dramatiq worker (threads in this process, so that its spans reach the
-in-memory exporter) and its HTTP call to the sandbox, a process on loopback."""
+in-memory exporter) and its HTTP call to the sandbox, a process on loopback. And the
+production export: ``OTEL_EXPORTER_OTLP_ENDPOINT`` names a receiver on loopback, which
+gets the spans as OTLP/HTTP protobuf."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import dramatiq
 import httpx
+import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.trace import SpanKind
 
+from core import tracing
 from devtools.service_server import ServiceServer
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from producers.api import Producer
@@ -73,3 +81,51 @@ def test_one_trace_runs_from_the_intake_through_redis_and_the_worker_to_the_sand
     secrets = (NUMBER, NUMBER[2:], TEXT, "5521", TOKEN, SANDBOX_KEY,
                basic_token(SANDBOX_USER, SANDBOX_KEY))  # fmt: skip
     assert leaks(spans, *secrets) == []
+
+
+class _Collector(BaseHTTPRequestHandler):
+    """An OTLP/HTTP receiver: keeps each POST's path and body."""
+
+    received: ClassVar[list[tuple[str, bytes]]] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((self.path, body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet
+        pass
+
+
+def test_start_exports_over_otlp_http_to_the_endpoint_the_variables_name(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        endpoint = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint)
+        monkeypatch.setenv("OTEL_SERVICE_NAME", "connectus-it")
+        assert tracing.start("connectus-worker") is True
+        try:
+            with tracing.span("send sms", "consumer", {"job_id": "j-1"}):
+                tracing.annotate(outcome="sent")
+        finally:
+            tracing.disable()  # flushes the batch
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert [path for path, _ in _Collector.received] == ["/v1/traces"]
+    request = ExportTraceServiceRequest.FromString(_Collector.received[0][1])
+    resource = request.resource_spans[0].resource
+    assert {a.key: a.value.string_value for a in resource.attributes}[
+        "service.name"
+    ] == "connectus-it"
+    span = request.resource_spans[0].scope_spans[0].spans[0]
+    assert span.name == "send sms"
+    assert {a.key: a.value.string_value for a in span.attributes} == {
+        "connectus.job_id": "j-1", "connectus.outcome": "sent"}  # fmt: skip
