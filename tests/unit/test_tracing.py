@@ -256,3 +256,35 @@ def test_the_product_runs_without_the_otel_extra() -> None:
                           text=True, timeout=60, check=False)  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("OTEL_EXPORTER_OTLP_ENDPOINT: asks for tracing, but the [otel]")
+
+
+def test_a_producer_in_an_application_with_its_own_opentelemetry_joins_its_traces() -> None:
+    # A fresh interpreter: the application sets the global provider (once per process).
+    script = """
+import dramatiq, fakeredis
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from config import load_settings
+from producers.api import Producer
+exporter = InMemorySpanExporter()
+provider = TracerProvider()
+provider.add_span_processor(SimpleSpanProcessor(exporter))
+trace.set_tracer_provider(provider)
+producer = Producer(load_settings({}), redis_client=fakeredis.FakeRedis())
+with trace.get_tracer("app").start_as_current_span("checkout") as app_span:
+    producer.send_sms("56987654321", "hola")
+keys = producer.store.keys
+rid = producer.redis.lpop(keys.queue("transactional"))
+job = dramatiq.Message.decode(producer.redis.hget(keys.queue_messages("transactional"), rid)).kwargs["job"]
+[enqueue] = [s for s in exporter.get_finished_spans() if s.name == "enqueue sms"]
+assert enqueue.parent.span_id == app_span.get_span_context().span_id
+assert job["trace"]["traceparent"].split("-")[2] == format(enqueue.context.span_id, "016x")
+print("joined")
+"""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=60, check=False)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "joined"
