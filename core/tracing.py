@@ -186,7 +186,7 @@ def span(
         yield
         return
     assert kind in _KINDS, kind
-    context = _propagator.extract(parent) if isinstance(parent, Mapping) else None
+    context = _propagator.extract(_w3c(parent)) if isinstance(parent, Mapping) else None
     with tracer.start_as_current_span(
         name,
         context=context,
@@ -237,7 +237,7 @@ def instrument_http_client(client: Any) -> None:
 def _scrub_url(current: Any, request: Any) -> None:
     """The httpx instrumentation's request hook: no query string (the v1 API's
     numbers and texts), no user info, in whichever URL attribute it recorded."""
-    parts = urlsplit(str(request.url if hasattr(request, "url") else request[1]))
+    parts = urlsplit(str(request.url))
     host = parts.hostname or ""
     netloc = f"{host}:{parts.port}" if parts.port else host
     bare = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
@@ -245,6 +245,13 @@ def _scrub_url(current: Any, request: Any) -> None:
     for key in ("url.full", "http.url"):
         if key in recorded:
             current.set_attribute(key, bare)
+
+
+def _w3c(carried: Mapping[Any, Any]) -> dict[str, str]:
+    """The W3C fields of a carrier that may come from anywhere (a job, a request): text
+    of a sane length only, so that a hostile value is ignored rather than raised on."""
+    fields = ((name, carried.get(name)) for name in ("traceparent", "tracestate"))
+    return {name: value for name, value in fields if isinstance(value, str) and len(value) <= 512}
 
 
 def _named(attributes: Mapping[str, str | int]) -> dict[str, str | int]:

@@ -145,7 +145,11 @@ def test_a_job_queued_without_trace_context_starts_its_own_trace(
     assert producer.get_status(job_id).state.value == "sent"
 
 
-@pytest.mark.parametrize("carried", ["00-zz", {"traceparent": "00-nothex-00-01"}, ["x"], 7])
+@pytest.mark.parametrize(
+    "carried",
+    ["00-zz", ["x"], 7, {"traceparent": "00-nothex-00-01"}, {"traceparent": 7},
+     {"traceparent": ["00", "01"], "tracestate": {"a": 1}}, {"traceparent": "0" * 100_000}],
+)  # fmt: skip
 def test_a_malformed_trace_field_is_ignored_and_the_job_still_sent(
     producer: Producer, clock: Clock, carried: Any
 ) -> None:
