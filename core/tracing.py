@@ -93,12 +93,11 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     if unknown:
         raise ConfigError("OTEL_TRACES_EXPORTER", f"unknown exporter(s) {unknown}; "
                           f"known: {', '.join(EXPORTERS)}")  # fmt: skip
-    protocol = environ.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or environ.get(
-        "OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"
-    )
-    if "otlp" in exporters and protocol != "http/protobuf":
-        raise ConfigError("OTEL_EXPORTER_OTLP_PROTOCOL", f"{protocol!r} is not supported; "
-                          "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = environ.get(variable) or "http/protobuf"
+        if "otlp" in exporters and protocol != "http/protobuf":
+            raise ConfigError(variable, f"{protocol!r} is not supported; "
+                              "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
     provider = build_provider(service_name)
     for name in exporters:
         if name == "otlp":

@@ -215,6 +215,8 @@ def test_only_the_otel_variables_turn_it_on(environ: dict[str, str], wanted: boo
         ({"OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER"),
         ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"},
          "OTEL_EXPORTER_OTLP_PROTOCOL"),
+        ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
+         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
     ],
 )  # fmt: skip
 def test_a_bad_otel_variable_fails_start_up_naming_it(
