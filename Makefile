@@ -34,15 +34,15 @@ $(STAMP): pyproject.toml requirements-dev.lock
 	  $(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e . ; \
 	else \
 	  echo "not Linux x86_64 + CPython 3.11 (the lock's target): resolving from pyproject.toml"; \
-	  $(BIN)/python -m pip install --quiet -e '.[dev]' ; \
+	  $(BIN)/python -m pip install --quiet -e '.[dev,otel]' ; \
 	fi
 	touch $(STAMP)
 
 install: $(STAMP)  ## Create the virtualenv and install the project with its dev tools (from the lock on Linux/3.11)
 
 lock: $(STAMP)  ## Re-resolve requirements.lock and requirements-dev.lock from pyproject.toml (keeps pins that still fit)
-	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o requirements-dev.lock
-	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra otel $(LOCK_FLAGS) -o requirements-dev.lock
+	$(BIN)/uv pip compile pyproject.toml --extra otel -c requirements-dev.lock $(LOCK_FLAGS) -o requirements.lock
 
 # Re-resolves both locks into a temporary copy (uv keeps the pins that still fit)
 # and compares the pinned versions. Hash lines are left out of the comparison: a
@@ -51,8 +51,8 @@ lock: $(STAMP)  ## Re-resolve requirements.lock and requirements-dev.lock from p
 PINS = grep -Ev '^[[:space:]]*(--hash|\#)'
 lock-check: $(STAMP)  ## Fail if the lock files no longer match pyproject.toml (CI runs it)
 	@tmp=$$(mktemp -d) && cp requirements-dev.lock requirements.lock "$$tmp"/ && \
-	$(BIN)/uv pip compile pyproject.toml --extra dev $(LOCK_FLAGS) -o "$$tmp/requirements-dev.lock" && \
-	$(BIN)/uv pip compile pyproject.toml -c requirements-dev.lock $(LOCK_FLAGS) -o "$$tmp/requirements.lock" && \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra otel $(LOCK_FLAGS) -o "$$tmp/requirements-dev.lock" && \
+	$(BIN)/uv pip compile pyproject.toml --extra otel -c requirements-dev.lock $(LOCK_FLAGS) -o "$$tmp/requirements.lock" && \
 	for lock in requirements-dev.lock requirements.lock; do \
 	  $(PINS) $$lock > "$$tmp/committed" && $(PINS) "$$tmp/$$lock" > "$$tmp/resolved" && \
 	  diff -u "$$tmp/committed" "$$tmp/resolved" || \

@@ -16,10 +16,12 @@ def serve(
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port to listen on."),
 ) -> None:
     """Serve the intake, the Connectus webhooks, /metrics, /healthz and /readyz."""
+    from core import tracing
     from core.logging import configure_logging
     from service.server import run  # uvicorn is imported only when the command runs
 
     settings = ctx.obj()
     settings.require_service_settings()
     configure_logging(level=settings.log_level, json=settings.log_json)
+    tracing.start("connectus-service")  # OTEL_* (README, "Tracing"); off without them
     run(settings, host=host, port=port)

@@ -17,6 +17,7 @@ import redis
 
 from config import Settings
 from config.tenants import DEFAULT_TENANT, tenant_problem
+from core import tracing
 from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore
 from core.hashing import content_digest
@@ -323,8 +324,16 @@ class Producer:
     ) -> str:
         """Enqueue a validated request; returns its job id (the first one's, for a repeated key)."""
         job_id = uuid.uuid4().hex
-        key = idempotency_key or f"job:{job_id}"
         queue = queue_for(request.kind, self.settings, request.priority)
+        attributes = {"job_id": job_id, "kind": request.kind.value, "queue": queue}
+        with tracing.span(f"enqueue {request.kind.value}", "producer", attributes):
+            found = self._enqueue(request, job_id, queue, idempotency_key, correlation_id)
+            tracing.annotate(job_id=found)  # the first job's, for a repeated key
+            return found
+
+    def _enqueue(self, request: SendRequest, job_id: str, queue: str,
+                 idempotency_key: str | None, correlation_id: str | None) -> str:  # fmt: skip
+        key = idempotency_key or f"job:{job_id}"
         now = self.clock()
         job = {
             "job_id": job_id,
@@ -336,6 +345,9 @@ class Producer:
         }
         if correlation_id:
             job["correlation_id"] = correlation_id
+        trace_context = tracing.carrier()
+        if trace_context:  # the worker's spans join this trace (core.tracing)
+            job[tracing.TRACE_FIELD] = trace_context
         record: dict[str, str | int] = {
             "job_id": job_id,
             "kind": request.kind.value,

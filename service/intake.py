@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from core import tracing
 from core.jobs import IdempotencyConflict
 from core.requests import parse_request
 from core.validation import FieldError, InvalidInput
@@ -58,6 +59,21 @@ class Intake:
         self.max_body_bytes = max_body_bytes
 
     async def post_message(self, request: Request) -> Response:
+        # The trace of the message starts here (or continues the caller's, from its
+        # traceparent header); the worker's spans join it (core.tracing).
+        attributes = {"http.request.method": "POST", "http.route": "/v1/messages"}
+        with tracing.span("POST /v1/messages", "server", attributes, dict(request.headers)):
+            try:
+                answer: Response | ProblemError = await self._post_message(request)
+            except ProblemError as exc:  # a refusal, not a failure of the span
+                answer = exc
+            status = answer.status if isinstance(answer, ProblemError) else answer.status_code
+            tracing.annotate(**{"http.response.status_code": status})
+        if isinstance(answer, ProblemError):
+            raise answer
+        return answer
+
+    async def _post_message(self, request: Request) -> Response:
         tenant = self.auth.check(request)
         key = idempotency_key(request)
         require_json(request)

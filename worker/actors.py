@@ -14,8 +14,10 @@ import dramatiq
 from dramatiq.broker import Broker
 
 from config import Settings
+from core import tracing
 from core.models import Kind
 from core.routing import default_queue
+from core.tracing import TRACE_FIELD
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
 from worker.metrics import WorkerMetrics
@@ -88,7 +90,11 @@ def _actor_fn(
                 metrics.handled(kind, member)
             return
         assert isinstance(job, dict)
-        result = pipeline.handle(kind, job)
+        # One span per delivery attempt, a child of the trace the job was sent in.
+        attributes = {"job_id": job["job_id"], "kind": kind.value, "queue": job["queue"]}
+        with tracing.span(f"send {kind.value}", "consumer", attributes, job.get(TRACE_FIELD)):
+            result = pipeline.handle(kind, job)
+            tracing.annotate(outcome=result)
         if metrics is not None:
             metrics.handled(kind, result)
 

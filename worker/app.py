@@ -19,6 +19,7 @@ import redis
 from dramatiq.brokers.redis import RedisBroker
 
 from config import Settings
+from core import tracing
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
 from core.delivery_status import PendingStatuses
@@ -87,6 +88,7 @@ def build_client(
         max_response_bytes=settings.connectus_max_response_bytes,
         max_listing_bytes=settings.connectus_max_listing_bytes,
         transport=transport,
+        on_client=tracing.instrument_http_client,
     )
 
 

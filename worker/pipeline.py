@@ -39,6 +39,7 @@ import redis
 import structlog
 from dramatiq import Message
 
+from core import tracing
 from core.claims import Claim, claimed
 from core.expiry import AgeLimits, Expiry
 from core.job_messages import new_message
@@ -147,6 +148,7 @@ class SendPipeline:
             if claim.status != "ok":
                 return self._skipped(kind, job_id, job, kept, claim)
             structlog.contextvars.bind_contextvars(attempt=claim.attempts)
+            tracing.annotate(attempt=claim.attempts)
             expiry = self._expired(kind, job)
             if expiry is not None:  # never sent after its expiry: a late OTP is worse than none
                 return self._dead_letter(kind, job, claim.fence, "Expired", expiry.reason())
@@ -324,6 +326,7 @@ class SendPipeline:
     def _failed(self, kind: Kind, job: Mapping[str, Any], claim: Claim, exc: Exception) -> str:
         """Record a failed send as the policy decides (:func:`worker.policy.decide`)."""
         job_id, decision = str(job["job_id"]), decide(exc, claim.attempts, self.policy, self.rng)
+        tracing.annotate(error=type(exc).__name__, reason=getattr(exc, "reason", None))
         if decision.action == "unknown":
             if isinstance(exc, ConnectusError):
                 log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)

@@ -22,6 +22,7 @@ import dramatiq
 import structlog
 
 from config import ConfigError, Settings, load_settings
+from core import tracing
 from core.logging import configure_logging
 from worker.app import build_worker_app
 
@@ -69,6 +70,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings()
         settings.require_connectus_credentials()
+        # OTEL_* (README, "Tracing"): spans of each send, when they ask for them.
+        tracing.start("connectus-worker")
     except ConfigError as exc:
         print(f"connectus worker: configuration error: {exc}", file=sys.stderr)
         return 78  # EX_CONFIG: the supervisor does not respawn on this code

@@ -56,7 +56,11 @@ def requirements(group: str | None) -> list[Requirement]:
 
 @pytest.mark.parametrize(
     ("lock", "wanted"),
-    [(RUNTIME, requirements(None)), (DEV, requirements(None) + requirements("dev"))],
+    # The image has the tracing extra (make lock's --extra otel), so both locks pin it.
+    [
+        (RUNTIME, requirements(None) + requirements("otel")),
+        (DEV, requirements(None) + requirements("otel") + requirements("dev")),
+    ],
     ids=["requirements.lock", "requirements-dev.lock"],
 )
 def test_every_dependency_is_pinned_within_its_range(

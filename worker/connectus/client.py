@@ -63,6 +63,8 @@ class ConnectusClient:
     ``Authorization: Bearer <token>`` as the collection does; without it the
     QR API gets the same Basic auth as the others. ``clock`` (monotonic
     seconds) is what the deadline is kept by; tests pass a fake one.
+    ``on_client`` is called with each ``httpx.Client`` made (the worker's
+    tracing instruments them: :func:`core.tracing.instrument_http_client`).
     """
 
     def __init__(
@@ -84,6 +86,7 @@ class ConnectusClient:
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_listing_bytes: int = DEFAULT_MAX_LISTING_BYTES,
         clock: Callable[[], float] = time.monotonic,
+        on_client: Callable[[httpx.Client], None] | None = None,
     ) -> None:
         self.api_user = api_user
         self.base_url = _check_url("base_url", base_url)
@@ -103,6 +106,7 @@ class ConnectusClient:
             max_response_bytes=max_response_bytes,
             max_listing_bytes=max_listing_bytes,
             clock=clock,
+            on_client=on_client,
         )
         self.v3 = V3Api(self._transport, self.base_url)
         self.v1 = V1Api(self._transport, self.v1_base_url)

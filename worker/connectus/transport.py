@@ -67,7 +67,7 @@ class Transport:
     ``max_response_bytes`` and ``max_listing_bytes`` (bytes, decoded) an
     answer. ``transport`` replaces the network (tests pass
     ``httpx.MockTransport``; every thread's client then uses it);
-    ``clock`` is monotonic seconds.
+    ``clock`` is monotonic seconds; ``on_client`` is called with each new client.
     """
 
     def __init__(
@@ -86,6 +86,7 @@ class Transport:
         transport: httpx.BaseTransport | None = None,
         bearer_token: str | None = None,
         clock: Callable[[], float] = time.monotonic,
+        on_client: Callable[[httpx.Client], None] | None = None,
     ) -> None:
         if not api_user or not api_key:
             raise ValueError("api_user and api_key must be non-empty")
@@ -131,6 +132,9 @@ class Transport:
             "Authorization": f"Basic {token}",
         }
         self._injected = transport
+        # Called with each new client (tracing instruments it; core.tracing). An
+        # injected transport is shared by every client: its first client only.
+        self._on_client = on_client
         self._lock = threading.Lock()
         self._local = threading.local()
         self._clients: list[httpx.Client] = []
@@ -182,6 +186,8 @@ class Transport:
             if self._closed:
                 client.close()
                 raise RuntimeError("Cannot send a request, as the client has been closed.")
+            if self._on_client is not None and (self._injected is None or not self._clients):
+                self._on_client(client)
             self._clients.append(client)
         self._watchdog.add(lane)
         self._local.lane = lane
