@@ -70,6 +70,13 @@ def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     return exporters != ["none"]
 
 
+#: The instrumentations' header-capture switches (they would put headers in spans).
+HEADER_CAPTURE = (
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+)
+
+
 def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
     """Turn tracing on for this process if the ``OTEL_*`` variables ask for it.
 
@@ -98,6 +105,12 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
         if "otlp" in exporters and protocol != "http/protobuf":
             raise ConfigError(variable, f"{protocol!r} is not supported; "
                               "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
+    for variable in HEADER_CAPTURE:
+        if environ.get(variable, "").strip():
+            # Connectus calls carry the API key in a header, the intake a bearer token:
+            # a span attribute is no place for either (docs/security.md).
+            raise ConfigError(variable, "header capture is refused: request headers carry "
+                              "the Connectus API key and intake tokens")  # fmt: skip
     provider = build_provider(service_name)
     for name in exporters:
         if name == "otlp":

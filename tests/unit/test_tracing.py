@@ -217,6 +217,9 @@ def test_only_the_otel_variables_turn_it_on(environ: dict[str, str], wanted: boo
          "OTEL_EXPORTER_OTLP_PROTOCOL"),
         ({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"},
          "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"),
+        ({"OTEL_TRACES_EXPORTER": "console",
+          "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST": "Authorization"},
+         "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST"),
     ],
 )  # fmt: skip
 def test_a_bad_otel_variable_fails_start_up_naming_it(
