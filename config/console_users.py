@@ -64,7 +64,7 @@ def parse_users(text: str) -> dict[str, Operator]:
             raise ValueError(f"entry #{position}: the hash needs >= {MIN_ITERATIONS} iterations")
         if name in users:
             raise ValueError(f"entry #{position}: the name {name!r} is given twice")
-        users[name] = Operator(name, role, password_hash)  # type: ignore[arg-type]
+        users[name] = Operator(name, role, password_hash)
     if not users:
         raise ValueError("names no operator (name:role:hash;...)")
     return users

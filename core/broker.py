@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import os
 import socket
-
 import time
 from collections import deque
 from collections.abc import Iterable

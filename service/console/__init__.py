@@ -40,8 +40,7 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
         Route("/campaigns", guarded(pages.campaign_list), methods=get),
         Route("/campaigns/{campaign_id}", guarded(pages.campaign), methods=get),
         Route("/campaigns/{campaign_id}/live", guarded(pages.campaign_live), methods=get),
-        Route("/campaigns/{campaign_id}/report.csv", guarded(pages.campaign_report),
-              methods=get),  # fmt: skip
+        Route("/campaigns/{campaign_id}/report.csv", guarded(pages.campaign_report), methods=get),
         Route("/campaigns/{campaign_id}/{action}", guarded(pages.campaign_action), methods=post),
         Route("/search", guarded(ops.search), methods=get),
         Route("/deadletters", guarded(ops.dead_letters), methods=get),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from core.lookup import find_jobs, job_history
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -20,7 +21,6 @@ from starlette.responses import Response
 from core.deadletters import DeadLetters, Filter, parse_duration
 from core.expiry import AgeLimits
 from core.jobs import JobStore
-from core.lookup import find_jobs, job_history
 from core.redaction import mask_phone
 from core.review import drop, held, resend
 from core.validation import InvalidInput, normalize_number
@@ -78,9 +78,9 @@ class Ops(ConsoleCore):
 
         def read() -> dict[str, Any]:
             rows = [e.as_dict() for e in self.letters.find(where, limit=PAGE_ROWS + 1)]
+            shown = {k: fields.get(k, "") for k in ("queue", "reason", "older", "newer")}
             return {"rows": rows[:PAGE_ROWS], "more": len(rows) > PAGE_ROWS,
-                    "queues": self.settings.queues,
-                    "f": {k: fields.get(k, "") for k in ("queue", "reason", "older", "newer")}}  # fmt: skip
+                    "queues": self.settings.queues, "f": shown}  # fmt: skip
 
         return await self.view(request, "deadletters.html", read)
 

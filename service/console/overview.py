@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from core.history import Bucket, series
+from core.queue_stats import QueueStat, queue_stats
 
 from config import Settings
-from core.history import Bucket, series
 from core.keys import Keys
-from core.queue_stats import QueueStat, queue_stats
 from worker.breaker import CircuitBreaker
 from worker.ratelimit import RateLimiter
 
@@ -53,8 +53,13 @@ def read_overview(client: redis.Redis, keys: Keys, settings: Settings) -> Overvi
     limiter = RateLimiter.from_settings(settings, client)
     return Overview(
         queues=queue_stats(client, keys, settings.queues, now_ms=now_ms),
-        sets=dict(zip(("scheduled", "dead_letters", "unknown", "review", "active_campaigns"),
-                      (int(n) for n in answers[:5]), strict=True)),  # fmt: skip
+        sets=dict(
+            zip(
+                ("scheduled", "dead_letters", "unknown", "review", "active_campaigns"),
+                (int(n) for n in answers[:5]),
+                strict=True,
+            )
+        ),
         workers=_workers(answers[5], now_ms),
         breaker=CircuitBreaker.from_settings(settings, client).status(),
         rates=[limiter.status(product) for product in limiter.limits.buckets],

@@ -8,10 +8,9 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
+from core.history import Bucket
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
-
-from core.history import Bucket
 
 TEMPLATES = files("service.console") / "templates"
 STATIC = files("service.console") / "static"
@@ -80,7 +79,7 @@ def page(name: str, status: int = 200, **context: Any) -> Response:
 
 def refused(status: int, reason: str, **context: Any) -> Response:
     """An error page (the status and the reason, never a traceback)."""
-    return page("error.html", status, status=status, reason=reason, **context)
+    return page("error.html", status, code=status, reason=reason, **context)
 
 
 def back(path: str, **query: str) -> Response:
