@@ -8,9 +8,10 @@ from importlib.resources import files
 from typing import Any
 from urllib.parse import urlencode
 
-from core.history import Bucket
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.responses import HTMLResponse, RedirectResponse, Response
+
+from core.history import Bucket
 
 TEMPLATES = files("service.console") / "templates"
 STATIC = files("service.console") / "static"
