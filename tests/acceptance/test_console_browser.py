@@ -137,7 +137,6 @@ def test_log_in_and_see_the_overview(browser: Any, stack: LocalStack, admin: Any
     wait_for(lambda: page.reload() or "no worker process has a heartbeat" not in page.content(),
              timeout_s=30, what="the worker's heartbeat on the overview")  # fmt: skip
     assert page.get_by_role("heading", name="Rate limits").is_visible()
-    shot(page, "overview")
     page.set_viewport_size({"width": 390, "height": 844})  # a phone's width
     shot(page, "overview-phone")
     page.set_viewport_size({"width": 1280, "height": 900})
@@ -294,3 +293,15 @@ def test_a_post_without_the_csrf_token_is_refused(stack: LocalStack, admin: Any)
     done = admin.request.post(f"/ui/campaigns/{cid}/cancel", form={"csrf_token": token})
     assert done.ok
     assert control.get(cid).state.value == "cancelled"
+
+
+def test_the_overview_charts_what_was_sent(stack: LocalStack, admin: Any) -> None:
+    """Last (the sends above are in it): the hour's chart counts them, as text too."""
+    admin.goto("/ui/")
+    caption = admin.locator("figcaption").first.inner_text()
+    match = re.search(r"sent (\d+), failed (\d+)", caption)
+    assert match, caption
+    assert int(match.group(1)) >= CAMPAIGN_SIZE + 2  # the campaign, the replay, the search
+    admin.get_by_text("Numbers").first.click()
+    assert admin.locator("figure table tbody tr").first.is_visible()
+    shot(admin, "overview")
