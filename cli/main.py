@@ -180,7 +180,8 @@ def console_password(
     if role not in ROLES:
         print("connectus: --role: must be admin or read-only", file=sys.stderr)
         raise typer.Exit(2)
-    password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    # The prompts on stderr: stdout is the entry alone (`... > entry.txt`).
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 12:
         print("connectus: password: use at least 12 characters", file=sys.stderr)
         raise typer.Exit(2)
