@@ -28,6 +28,7 @@ from core.keys import Keys
 from core.redaction import mask_email, mask_phone, redact_text
 from producers.campaign_control import CampaignControl, CampaignNotFound, CampaignStateError
 from service.console.auth import Refused, Sessions, new_csrf
+from service.console.campaign_chart import sends_over_time
 from service.console.overview import read_overview
 from service.console.views import back, page, refused
 
@@ -134,7 +135,17 @@ class Pages(ConsoleCore):
         return await self.view(request, "campaigns.html", read)
 
     async def campaign(self, request: Request) -> Response:
-        return await self.view(request, "campaign.html", self._campaign(request))
+        read = self._campaign(request)
+
+        def with_chart() -> dict[str, Any]:
+            context = read()
+            campaign = self.campaigns.get(context["c"]["campaign_id"])
+            context["sends"], context["sampled"] = sends_over_time(
+                self.campaigns.store, campaign, now_ms=self.campaigns.store.clock()
+            )
+            return context
+
+        return await self.view(request, "campaign.html", with_chart)
 
     async def campaign_live(self, request: Request) -> Response:
         return await self.view(request, "campaign_live.html", self._campaign(request))

@@ -216,6 +216,8 @@ def test_a_campaign_progresses_pauses_and_resumes(stack: LocalStack, admin: Any,
     page.goto("/ui/campaigns")
     shot(page, "campaigns")
     page.goto(f"/ui/campaigns/{cid}")
+    # Sends over time: every recipient, counted from their records (a small campaign).
+    assert f"sent {CAMPAIGN_SIZE}," in page.locator("figcaption").first.inner_text()
     with page.expect_download() as download:
         page.get_by_role("link", name=re.compile("Download the report")).click()
     path = tmp_path / "report.csv"
