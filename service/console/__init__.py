@@ -42,7 +42,7 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
         Route("/campaigns/{campaign_id}/live", guarded(pages.campaign_live), methods=get),
         Route("/campaigns/{campaign_id}/report.csv", guarded(pages.campaign_report), methods=get),
         Route("/campaigns/{campaign_id}/{action}", guarded(pages.campaign_action), methods=post),
-        Route("/search", guarded(ops.search), methods=get),
+        Route("/search", guarded(ops.search), methods=["GET", "POST"]),
         Route("/deadletters", guarded(ops.dead_letters), methods=get),
         Route("/deadletters/{action}", guarded(ops.dead_letter_action), methods=post),
         Route("/review", guarded(ops.review), methods=get),

@@ -44,6 +44,9 @@ def guarded(handler: Handler) -> Handler:
         try:
             return await handler(request)
         except Refused as exc:
+            if exc.status == 401 and request.headers.get("HX-Request"):
+                # An htmx refresh after the session ended: the whole page goes to login.
+                return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
             if exc.status == 401 and request.method == "GET":
                 return back("/login")
             return refused(exc.status, exc.reason)

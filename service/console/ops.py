@@ -13,7 +13,6 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from core.lookup import find_jobs, job_history
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
@@ -21,6 +20,7 @@ from starlette.responses import Response
 from core.deadletters import DeadLetters, Filter, parse_duration
 from core.expiry import AgeLimits
 from core.jobs import JobStore
+from core.lookup import find_jobs, job_history
 from core.redaction import mask_phone
 from core.review import drop, held, resend
 from core.validation import InvalidInput, normalize_number
@@ -43,7 +43,13 @@ class Ops(ConsoleCore):
     # -- search -----------------------------------------------------------------------
 
     async def search(self, request: Request) -> Response:
-        query = request.query_params.get("q", "").strip()[:320]
+        """GET ``?q=`` (the links to a job id) or the form's POST: a recipient typed in
+        full then stays out of URLs, browser history and proxy logs."""
+        query = request.query_params.get("q", "")
+        if request.method == "POST":
+            _, fields, _ = await self.sessions.form(request, act=False)
+            query = fields.get("q", "")
+        query = query.strip()[:320]
 
         def read() -> dict[str, Any]:
             if not query:

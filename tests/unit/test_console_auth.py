@@ -221,3 +221,10 @@ async def test_every_page_renders_for_a_read_only_operator(client: httpx.AsyncCl
     assert bad.status_code == 400 and "older/newer" in bad.text
     missing = await client.get("/ui/campaigns/no-such-campaign")
     assert missing.status_code == 404
+
+
+async def test_an_htmx_refresh_after_the_session_ended_sends_the_page_to_login(
+    client: httpx.AsyncClient,
+) -> None:
+    answer = await client.get("/ui/live/overview", headers={"HX-Request": "true"})
+    assert answer.status_code == 204 and answer.headers["HX-Redirect"] == "/ui/login"
