@@ -47,16 +47,17 @@ def series(
     span: Literal["hour", "day"],
     step_s: int = 60,
 ) -> list[Bucket]:
-    """The buckets of the last ``span`` up to the minute of ``now_s`` (epoch s),
-    oldest first, each ``step_s`` long (60: per minute; a multiple of 60 that
-    divides the span). One pipelined round trip of at most 25 ``HGETALL``.
+    """The buckets of the last ``span`` up to the step that holds ``now_s`` (epoch s),
+    oldest first, each ``step_s`` long and starting at a multiple of it (60: per
+    minute; a multiple of 60 that divides the span). One pipelined round trip of
+    at most 25 ``HGETALL``, whatever the traffic.
     """
     if span not in SPANS_S:
         raise ValueError(f"span: must be one of {sorted(SPANS_S)}, not {span!r}")
     length = SPANS_S[span]
     if step_s < 60 or step_s % 60 or length % step_s:
         raise ValueError("step_s: must be a multiple of 60 s that divides the span")
-    end = int(now_s) // 60 * 60 + 60  # the current minute is included
+    end = (int(now_s) // step_s + 1) * step_s  # the current step is included (aligned)
     start = end - length
     hours = range(start // 3600 * 3600, end, 3600)
     pipe = client.pipeline(transaction=False)
