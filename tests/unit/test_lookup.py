@@ -120,6 +120,8 @@ def test_a_campaign_recipients_key_names_its_job(client) -> None:
     client.hset(KEYS.job("c1-3"), mapping={"job_id": "c1-3"})
     assert find(client, "campaign:c1:3") == ["c1-3"]
     assert find(client, "campaign:c1:4") == []
+    job = _producer(client).send_sms("56987654321", "Hola")  # no key: its record says job:<id>
+    assert find(client, f"job:{job}") == [job]
 
 
 @pytest.mark.parametrize(
