@@ -98,7 +98,8 @@ def load(client: redis.Redis, keys: Keys, *, jobs: int, campaigns: int, now_ms: 
     rng = random.Random(7)
     now_s = now_ms // 1000
     for hour in range(now_s // 3600 * 3600 - 25 * 3600, now_s + 1, 3600):
-        fields = {f"{m}:{o}": rng.randint(0, 900) for m in range(60) for o in ("sent", "failed")}
+        fields = {m: f"{rng.randint(0, 900)},{rng.randint(0, 30)},{rng.randint(0, 5)}"
+                  for m in range(60)}  # fmt: skip
         pipe.hset(keys.history(hour), mapping=fields)
     for queue in QUEUES:
         for n in range(100):

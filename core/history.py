@@ -2,9 +2,9 @@
 
 The scripts that finish jobs count each outcome in the same call
 (``core/lua/lib_history.lua``: no extra round trip): one hash per hour,
-:meth:`core.keys.Keys.history`, field ``<minute of the hour>:<outcome>``,
-expiring :data:`HISTORY_TTL_S` after its last write. So a day is at most 25
-hashes of at most 180 fields, whatever the traffic, and it survives a restart
+:meth:`core.keys.Keys.history`, field ``<minute of the hour>`` =
+``<sent>,<failed>,<unknown>``, expiring :data:`HISTORY_TTL_S` after its last
+write. So a day is at most 25 hashes of at most 60 fields, whatever the traffic, and it survives a restart
 of every process (it is Redis's, persisted as Redis is).
 
 What counts: a job reaching ``sent``, ``failed`` or ``unknown`` (a lease that
@@ -24,7 +24,6 @@ from core.keys import Keys
 #: How long an hour's hash lives after its last write (s): a day and two hours,
 #: so the last day is always whole. Written by core/lua/lib_history.lua (same value).
 HISTORY_TTL_S = 26 * 3600
-OUTCOMES = ("sent", "failed", "unknown")
 SPANS_S = {"hour": 3600, "day": 86400}
 
 
@@ -65,16 +64,18 @@ def series(
     for hour in hours:
         pipe.hgetall(keys.history(hour))
     counts = {s: [0, 0, 0] for s in range(start, end, step_s)}
-    column = {outcome: n for n, outcome in enumerate(OUTCOMES)}
     for hour, fields in zip(hours, pipe.execute(), strict=True):
         for name, value in fields.items():
-            minute, _, outcome = _text(name).partition(":")
-            n = column.get(outcome)
-            if n is None or not minute.isdigit():
-                continue
-            at = hour + int(minute) * 60
+            try:
+                at = hour + int(name) * 60
+                sent, failed, unknown = (int(x) for x in _text(value).split(","))
+            except ValueError:
+                continue  # not a field of ours
             if start <= at < end:
-                counts[start + (at - start) // step_s * step_s][n] += int(value)
+                bucket = counts[start + (at - start) // step_s * step_s]
+                bucket[0] += sent
+                bucket[1] += failed
+                bucket[2] += unknown
     return [Bucket(s, *c) for s, c in counts.items()]
 
 

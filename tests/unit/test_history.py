@@ -98,6 +98,7 @@ def test_a_bad_span_or_step_is_refused(store: JobStore, span: str, step_s: int) 
         series(store.client, KEYS, now_s=HOUR, span=span, step_s=step_s)  # type: ignore[arg-type]
 
 
-def test_empty_history_is_all_zero(store: JobStore) -> None:
+def test_empty_history_is_all_zero_and_foreign_fields_are_ignored(store: JobStore) -> None:
+    store.client.hset(KEYS.history(HOUR), mapping={"x": "1,2,3", "3": "garbage", "4": "1,2"})
     buckets = series(store.client, KEYS, now_s=HOUR + 5, span="hour")
     assert len(buckets) == 60 and not any(b.sent or b.failed or b.unknown for b in buckets)
