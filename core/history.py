@@ -4,8 +4,9 @@ The scripts that finish jobs count each outcome in the same call
 (``core/lua/lib_history.lua``: no extra round trip): one hash per hour,
 :meth:`core.keys.Keys.history`, field ``<minute of the hour>`` =
 ``<sent>,<failed>,<unknown>``, expiring :data:`HISTORY_TTL_S` after its last
-write. So a day is at most 25 hashes of at most 60 fields, whatever the traffic, and it survives a restart
-of every process (it is Redis's, persisted as Redis is).
+write. So a day is at most 25 hashes of at most 60 fields, whatever the
+traffic, and it survives a restart of every process (it is Redis's, persisted
+as Redis is).
 
 What counts: a job reaching ``sent``, ``failed`` or ``unknown`` (a lease that
 ran out included) at the minute it did. An unknown job later reconciled is
