@@ -1,11 +1,12 @@
 """The search index, event ring and outcome history on a real Redis, written by the
 real scripts: jobs enqueued through the producer, campaign records made by the v1
-bulk claim, outcomes recorded by the finish scripts."""
+bulk claim, outcomes recorded by the finish scripts; and, last, jobs sent by real
+worker processes to the sandbox."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 import redis
@@ -16,7 +17,10 @@ from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
 from core.lookup import find_jobs, job_history
+from core.models import State
+from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.stack_checks import settle
 from tests.support.waiting import wait_for
 
 
@@ -125,3 +129,29 @@ def test_index_entries_expire_with_the_record(
     wait_for(lambda: not client.exists(*index), timeout_s=2, what="index expiry")
     assert not client.keys(f"{settings.key_prefix}:find:*")
     assert _find(client, settings, "56987654321") == []
+
+
+def test_jobs_sent_by_real_workers_show_their_history_and_are_counted(
+    make_stack: Callable[..., LocalStack],
+) -> None:
+    stack = make_stack()
+    settings = stack.settings
+    producer = Producer(settings)
+    keys = Keys(settings.key_prefix)
+    before = time.time()
+    sms = producer.send_sms("+56 9 8765 4321", "Hola", idempotency_key="real-1")
+    mail = producer.send_email(
+        "Ana@Example.com", "Hola", "<p>Hola</p>", src_email="contacto@empresa.cl"
+    )
+    records = settle(producer, [sms, mail])
+    assert {records[j].state for j in (sms, mail)} == {State.SENT}
+    for job_id in (sms, mail):
+        history = job_history(producer.redis, keys, job_id)
+        assert history is not None and history.provider_id == records[job_id].provider_id
+        assert [e.event for e in history.events][:2] == ["queued", "sent"]
+        assert history.events[1].detail == "attempt 1"
+    assert _find(producer.redis, settings, "real-1") == [sms]
+    assert _find(producer.redis, settings, "987654321") == [sms]
+    assert _find(producer.redis, settings, "ana@example.com") == [mail]
+    buckets = series(producer.redis, keys, now_s=time.time(), span="hour")
+    assert sum(b.sent for b in buckets if b.start_s >= before - 60) == 2
