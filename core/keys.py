@@ -206,8 +206,8 @@ class Keys:
         return f"{self.prefix}:find:corr:{correlation_id}"
 
     def history(self, hour_s: int) -> str:
-        """Hash: ``<minute>:<outcome>`` -> jobs that finished so in that minute of the
-        hour starting at ``hour_s`` (epoch s); see core/lua/lib_history.lua."""
+        """Hash: minute of the hour starting at ``hour_s`` (epoch s) -> ``sent,failed,unknown``
+        jobs that finished so in it; see core/lua/lib_history.lua."""
         return f"{self.prefix}:history:{hour_s}"
 
     def queue(self, queue_name: str) -> str:

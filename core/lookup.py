@@ -32,7 +32,8 @@ from core.validation import InvalidInput, normalize_email, normalize_number
 EVENTS_KEPT = 16
 #: The longest query looked up (an idempotency key is at most 200 characters).
 QUERY_MAX_CHARS = 256
-#: A campaign recipient's idempotency key names its job: ``campaign:<cid>:<index>``.
+#: A campaign recipient's idempotency key names its job: ``campaign:<cid>:<index>``
+#: (and a job sent without a key has ``job:<id>``): no index is kept for either.
 _CAMPAIGN_KEY = re.compile(r"^campaign:([A-Za-z0-9_-]+):(\d+)$")
 
 
@@ -112,6 +113,8 @@ def find_jobs(
     campaign_key = _CAMPAIGN_KEY.match(text)
     if campaign_key:
         direct.append(f"{campaign_key[1]}-{campaign_key[2]}")
+    elif text.startswith("job:") and len(text) > 4:
+        direct.append(text[4:])  # the key a job sent without one has: its own id
     indexes = [keys.find_idempotency(text), keys.find_correlation(text)]
     recipient = recipient_of(text, default_region=default_region)
     if recipient is not None:
