@@ -39,9 +39,21 @@ from core.lookup import find_jobs, job_history
 from core.luascript import load as load_script
 from core.queue_stats import queue_stats
 
-#: The console's pages to time: name -> render(client, keys). The console registers
-#: its overview here (``PAGES["overview"] = render_overview``).
+#: The console's pages to time: name -> render(client, keys).
 PAGES: dict[str, Callable[[redis.Redis, Keys], object]] = {}
+
+
+def _overview(client: redis.Redis, keys: Keys) -> str:
+    """The console's overview as a refresh renders it: its reads, then its template."""
+    from config import Settings
+    from service.console.overview import read_overview
+    from service.console.views import render
+
+    overview = read_overview(client, keys, Settings(key_prefix=keys.prefix))
+    return render("overview_live.html", o=overview)
+
+
+PAGES["overview"] = _overview
 QUEUES = ("otp", "transactional", "bulk")
 TTL_S = 7 * 86_400
 BATCH = 5_000
