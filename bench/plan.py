@@ -38,6 +38,11 @@ class Plan:
     ratelimit_s: float = 25.0
     ratelimit_warmup_s: float = 5.0
     ratelimit_recovery_s: float = 0.0
+    # The console's reads (bench.console_bench): job records loaded, campaigns, and
+    # calls timed per read (issue 22: 1,000,000 records and 50 campaigns).
+    console_jobs: int = 1_000_000
+    console_campaigns: int = 50
+    console_samples: int = 400
 
 
 FULL = Plan(
@@ -104,6 +109,8 @@ QUICK = Plan(
     # 6 runs of 4 s: about 30 s of the quick run.
     ratelimit_s=4.0,
     ratelimit_warmup_s=1.5,
+    console_jobs=5_000,
+    console_samples=100,
 )
 SCENARIOS = (
     "sandbox",
@@ -115,6 +122,7 @@ SCENARIOS = (
     "otp_under_bulk",
     "soak",
     "campaign",
+    "console",
     "ratelimit",
     "profile",
 )

@@ -278,6 +278,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             )  # fmt: skip
             for row in rows:
                 add(campaign_result(row, extras.get(f"{row['name']}/{row['system']}", {})))
+        if wanted("console") and plan.console_jobs:
+            from bench.console_bench import run_console
+
+            for r in run_console(
+                bench.redis_url, jobs=plan.console_jobs, campaigns=plan.console_campaigns,
+                samples=plan.console_samples, log=lambda s: console.print(f"[dim]{s}[/dim]"),
+            ):  # fmt: skip
+                add(r)
         if do_profile:
             console.print("[dim]profiling (py-spy --gil) ...[/dim]")
             details["profiles"] = run_profiles(bench, plan, ROOT / "bench" / "profiles")

@@ -146,12 +146,7 @@ def replay(
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)
     results: list[dict[str, str]] = [{"job_id": i, "result": "missing"} for i in missing]
-    for entry in entries:
-        ok, why = entry.replayable
-        if not ok:
-            results.append({"job_id": entry.member, "result": "refused", "error": why})
-            continue
-        results.append({"job_id": entry.member, "result": letters.store.replay(entry.member)})
+    results += letters.replay(entries)
     replayed = sum(1 for r in results if r["result"] == "replayed")
     if job_ids and len(job_ids) == 1 and results[0].get("error"):
         fail(f"{job_ids[0]}: {results[0]['error']}", json_output, job_id=job_ids[0])

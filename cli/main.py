@@ -142,6 +142,9 @@ def demo(
     processes: int = typer.Option(2, min=1, max=16, help="Worker processes."),
     threads: int = typer.Option(16, min=1, max=256, help="Threads per worker process."),
     timeout_s: float = typer.Option(180.0, help="Give up after this many seconds."),
+    exit_at_once: bool = typer.Option(
+        False, "--exit", help="Stop the stack after the summary, even in a terminal."
+    ),
     answers: Annotated[
         Answers,
         typer.Option(
@@ -161,8 +164,34 @@ def demo(
             threads=threads,
             timeout_s=timeout_s,
             answers=answers.value,
+            keep_up=sys.stdin.isatty() and not exit_at_once,
         )
     )
+
+
+@app.command("console-password")
+def console_password(
+    name: str = typer.Argument(..., help="The operator's name (1-64 of A-Z a-z 0-9 . _ @ -)."),
+    role: str = typer.Option("read-only", help="admin (may act) or read-only (sees only)."),
+) -> None:
+    """Ask for a password (twice, not echoed); print the CONSOLE_USERS entry name:role:hash."""
+    from config.console_users import ROLES, hash_password, parse_users
+
+    if role not in ROLES:
+        print("connectus: --role: must be admin or read-only", file=sys.stderr)
+        raise typer.Exit(2)
+    # The prompts on stderr: stdout is the entry alone (`... > entry.txt`).
+    password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
+    if len(password) < 12:
+        print("connectus: password: use at least 12 characters", file=sys.stderr)
+        raise typer.Exit(2)
+    entry = f"{name}:{role}:{hash_password(password)}"
+    try:
+        parse_users(entry)
+    except ValueError as exc:
+        print(f"connectus: {exc}", file=sys.stderr)
+        raise typer.Exit(2) from None
+    print(entry)
 
 
 def main() -> None:

@@ -26,14 +26,9 @@ def list_(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """List the jobs held for review."""
-    store = job_store(ctx.obj())
-    rows = []
-    for raw_id in store.client.zrange(store.keys.review, 0, limit - 1):
-        job_id = raw_id.decode()
-        record = store.get(job_id)
-        rows.append({"job_id": job_id, "kind": record.kind if record else None,
-                     "dst": record.dst if record else None,
-                     "error": record.last_error if record else "record expired"})  # fmt: skip
+    from core.review import held
+
+    rows = held(job_store(ctx.obj()), limit=limit)
     if json_output:
         sys.stdout.write(json.dumps({"review": rows, "count": len(rows)}, default=str) + "\n")
         return
@@ -53,14 +48,9 @@ def resend(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Send a held job again: same job id, same idempotency key."""
-    store = job_store(ctx.obj())
-    message = store.held_message(job_id, review=True)
-    if message is None:
-        fail(f"job_id: {job_id} is not held for review", json_output)
-    done = store.resolve(job_id, "requeue", review=True, message=message)
-    output({"job_id": job_id, "result": "requeued" if done else "not_unknown"}, json_output)
-    if not done:
-        raise typer.Exit(1)
+    from core.review import resend as resend_held
+
+    _decided(job_id, resend_held(job_store(ctx.obj()), job_id), json_output)
 
 
 @app.command()
@@ -72,11 +62,14 @@ def drop(
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Give up on a held job: it becomes ``failed`` with the reason ``dropped after review``."""
-    store = job_store(ctx.obj())
-    if store.client.zscore(store.keys.review, job_id) is None:
-        fail(f"job_id: {job_id} is not held for review", json_output)
-    done = store.resolve(job_id, "fail", review=True, error_class="DroppedAfterReview",
-                         reason="outcome unknown; dropped by an operator after review")  # fmt: skip
-    output({"job_id": job_id, "result": "dropped" if done else "not_unknown"}, json_output)
-    if not done:
+    from core.review import drop as drop_held
+
+    _decided(job_id, drop_held(job_store(ctx.obj()), job_id), json_output)
+
+
+def _decided(job_id: str, result: str, as_json: bool) -> None:
+    if result == "not_held":
+        fail(f"job_id: {job_id} is not held for review", as_json)
+    output({"job_id": job_id, "result": result}, as_json)
+    if result == "not_unknown":
         raise typer.Exit(1)

@@ -234,3 +234,19 @@ def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None
                     "real one, or RUN_MODE=sandbox for a local sandbox stack"
                 )
     return None
+
+
+def check_console_users(value: SecretStr | None) -> SecretStr | None:
+    """``name:role:hash;...`` (:func:`config.console_users.parse_users`); the reason names
+    the entry's position, never a hash."""
+    if value is not None:
+        from config.console_users import parse_users
+
+        parse_users(value.get_secret_value())
+    return value
+
+
+def check_console_secret(value: SecretStr | None) -> SecretStr | None:
+    if value is not None and len(value.get_secret_value()) < 32:
+        raise ValueError("must be at least 32 characters (it signs the console's cookies)")
+    return value

@@ -213,6 +213,15 @@ class Settings(BaseSettings):
     # when this is true (a scrape endpoint reachable by the cluster alone).
     metrics_campaign_labels: bool = False
 
+    # --- Operator console (``/ui``, service/console; docs/console.md) ----------
+    # Operators: name:role:hash;name:role:hash, role admin or read-only, hash from
+    # `connectus console-password` (PBKDF2-SHA256). Unset: no console is served.
+    console_users: SecretStr | None = None
+    # Signs the console's session cookies (>= 32 characters); required with CONSOLE_USERS.
+    console_secret_key: SecretStr | None = None
+    # A console login lasts this many s.
+    console_session_ttl_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 8 * 3600
+
     # --- Rate limits (worker/ratelimit.py) -----------------------------------
     # One token bucket per account and product, shared by every pod through
     # Redis: rate in tokens (sends) per second, burst in tokens. OTP has its
@@ -281,6 +290,8 @@ class Settings(BaseSettings):
     _check_opt_out_keywords = field_validator("opt_out_keywords")(checks.check_opt_out_keywords)
     _check_opt_in_keywords = field_validator("opt_in_keywords")(checks.check_opt_in_keywords)
     _check_content_hash_key = field_validator("content_hash_key")(checks.check_content_hash_key)
+    _check_console_users = field_validator("console_users")(checks.check_console_users)
+    _check_console_secret = field_validator("console_secret_key")(checks.check_console_secret)
 
     @property
     def content_key(self) -> bytes:
@@ -361,6 +372,8 @@ class Settings(BaseSettings):
             )
         if self.webhook_auth == "token" and self.webhook_secret is None:
             raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_AUTH=token")
+        if self.console_users is not None and self.console_secret_key is None:
+            raise ConfigError("CONSOLE_SECRET_KEY", "is required when CONSOLE_USERS is set")
         if self.webhook_auth == "basic":
             if not self.webhook_basic_user:
                 raise ConfigError("WEBHOOK_BASIC_USER", "is required when WEBHOOK_AUTH=basic")

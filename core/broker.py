@@ -19,6 +19,8 @@ broker, from the public ``maxstack`` script and ``dramatiq_lua_max_stack``.
 
 from __future__ import annotations
 
+import os
+import socket
 import time
 from collections import deque
 from collections.abc import Iterable
@@ -76,6 +78,9 @@ class ConnectusBroker(RedisBroker):
 
     def __init__(self, *, keys: Keys, **options: Any) -> None:
         super().__init__(namespace=keys.dramatiq_namespace, **options)  # type: ignore[no-untyped-call]
+        # Host and pid in the id Dramatiq heartbeats under (``__heartbeats__``): the
+        # console's overview lists the live pods and processes from that set alone.
+        self.broker_id = f"{socket.gethostname()}:{os.getpid()}:{self.broker_id}"
         self.keys = keys
         self.quarantine_script = self.client.register_script(QUARANTINE)
         self.ack_and_fetch_script = self.client.register_script(ACK_AND_FETCH)

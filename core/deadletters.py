@@ -156,6 +156,19 @@ class DeadLetters:
             "message_timestamp": decoded.message_timestamp,
         }
 
+    def replay(self, entries: list[DeadLetter]) -> list[dict[str, str]]:
+        """Put each replayable entry back on its queue (same job id and idempotency key);
+        one ``{job_id, result, error?}`` per entry: ``replayed``, ``missing`` (gone
+        meanwhile) or ``refused`` with the reason (poison, OTP, past its expiry)."""
+        results: list[dict[str, str]] = []
+        for entry in entries:
+            ok, why = entry.replayable
+            if not ok:
+                results.append({"job_id": entry.member, "result": "refused", "error": why})
+                continue
+            results.append({"job_id": entry.member, "result": self.store.replay(entry.member)})
+        return results
+
     def purge(self, members: list[str]) -> int:
         """Remove entries (set member, kept message, reason); returns how many were there.
 

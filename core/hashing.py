@@ -28,6 +28,7 @@ from uuid import UUID
 #: Domain labels: a digest made for one use never equals one made for another.
 _CONTENT_LABEL = b"cw-content\0"
 _FINGERPRINT_LABEL = b"cw-fingerprint\0"
+_RECIPIENT_LABEL = b"cw-recipient\0"
 
 
 def content_hash(text: str) -> str:
@@ -97,3 +98,13 @@ def fingerprint(payload: Mapping[str, Any], *, key: bytes) -> str:
 def campaign_digest(key: bytes) -> hmac.HMAC:
     """An HMAC-SHA256 under ``key`` fed piece by piece (a campaign's definition and rows)."""
     return hmac.new(key, b"cw-campaign\0", hashlib.sha256)
+
+
+def recipient_digest(key: bytes, recipient: str) -> str:
+    """Keyed digest (HMAC-SHA256 hex under ``key``) of a normalised recipient: E.164
+    digits without '+' for a number, an address (lower-cased here) for an e-mail.
+
+    The search index (:mod:`core.lookup`) keeps this instead of the recipient: no
+    list of plain numbers, and a digest is matched only by the full value."""
+    text = recipient.lower() if "@" in recipient else recipient
+    return hmac.new(key, _RECIPIENT_LABEL + text.encode("utf-8"), hashlib.sha256).hexdigest()

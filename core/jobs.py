@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -101,13 +101,15 @@ class JobStore(JobRecovery):
         record: Mapping[str, str | int],
         due_ms: int | None = None,
         tenant: str = DEFAULT_TENANT,
+        index_keys: Sequence[str] = (),
     ) -> Enqueued:
         """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
 
         ``idempotency_key`` is ``tenant``'s (None: the job's own, in a namespace no
         caller's key reaches, see :mod:`core.keys`). Raises :class:`IdempotencyConflict`
         when the key is taken by a different payload; returns the first job's id when
-        it is the same. The record gets ``tenant``.
+        it is the same. The record gets ``tenant``. ``index_keys``: the search
+        indexes that list the job (:func:`core.lookup.index_keys`).
         """
         now = self.clock()
         scheduled = due_ms is not None and due_ms > now
@@ -136,6 +138,7 @@ class JobStore(JobRecovery):
                 self.keys.queue_messages(message.queue_name),
                 self.keys.schedule,
                 self.keys.schedule_messages,
+                *index_keys,
             ],
             args=args,
         )

@@ -17,6 +17,7 @@ from typing import Any
 from dramatiq import Message
 
 from core.claims import Claim
+from core.hashing import recipient_digest
 from core.jobs import FINISH, JobStore
 from core.luascript import load
 
@@ -73,12 +74,15 @@ class BatchLedger:
         worker_id: str,
         lease_ms: int,
         token: str,
+        recipient_key: bytes | None = None,
     ) -> list[Claim]:
         """Claim every row of a v1 bulk chunk, making its job records at its first claim.
 
         ``rows``: (number, masked number, SMS segments) per recipient, in chunk
         order. Answers in order, as :meth:`claim_many`'s; an opted-out number is
-        ``done``/``cancelled``. ``token`` as :meth:`claim_many`'s.
+        ``done``/``cancelled``. ``token`` as :meth:`claim_many`'s. ``recipient_key``
+        (``CONTENT_HASH_KEY``): the made records are indexed by their number's keyed
+        digest (:mod:`core.lookup`); None: not indexed.
         """
         k, cid = self.store.keys, chunk.campaign_id
         args: list[str | int] = [
@@ -86,7 +90,8 @@ class BatchLedger:
             chunk.first_index, self.store.ttl_s, chunk.made_ttl_s, chunk.kind, chunk.queue,
         ]  # fmt: skip
         for number, masked, segments in rows:
-            args += [number, masked, segments]
+            digest = recipient_digest(recipient_key, number) if recipient_key else ""
+            args += [number, masked, segments, digest]
         answers = self._claim_bulk(
             keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
                   k.campaign_counts(cid), k.campaign_made(cid), k.opt_out],

@@ -187,6 +187,29 @@ class Keys:
         """Set: campaigns not yet finished or cancelled (what the pump looks at)."""
         return f"{self.prefix}:campaigns:active"
 
+    # -- search and history (see core.lookup, core.history, docs/search.md) ------
+
+    def find_recipient(self, digest: str) -> str:
+        """Sorted set: job ids sent to one recipient, scored by creation (ms); the
+        recipient is named by its keyed digest (:func:`core.hashing.recipient_digest`)."""
+        return f"{self.prefix}:find:dst:{digest}"
+
+    def find_idempotency(self, key: str) -> str:
+        """Sorted set: job ids of any tenant sent with the idempotency key ``key``.
+
+        ``find:`` is no kind of :data:`USER_KEY_KINDS` and each ``find:<kind>:``
+        ends with the caller's string, so no caller's string reaches another key."""
+        return f"{self.prefix}:find:idem:{key}"
+
+    def find_correlation(self, correlation_id: str) -> str:
+        """Sorted set: job ids carrying ``correlation_id``, scored by creation (ms)."""
+        return f"{self.prefix}:find:corr:{correlation_id}"
+
+    def history(self, hour_s: int) -> str:
+        """Hash: minute of the hour starting at ``hour_s`` (epoch s) -> ``sent,failed,unknown``
+        jobs that finished so in it; see core/lua/lib_history.lua."""
+        return f"{self.prefix}:history:{hour_s}"
+
     def queue(self, queue_name: str) -> str:
         """Dramatiq's list of message ids for a queue."""
         return f"{self.dramatiq_namespace}:{queue_name}"

@@ -4,20 +4,26 @@ Starts (or reuses) Redis, the sandbox with latency, 5xx, 429, throttling and
 dropped answers (``--answers documented``: send answers exactly as the Connectus
 collection shows them, without ids), and supervised workers; queues a mix of SMS, OTP, e-mail
 and WhatsApp messages with a progress bar; waits for every job to settle;
-prints what happened, checked against the sandbox's charge ledger.
+prints what happened, checked against the sandbox's charge ledger, and the
+address and login of the operator console (``connectus serve`` at ``/ui``). From
+a terminal the stack stays up until Ctrl-C, to look at the messages there;
+without one (or with ``--exit``) it stops at once.
 """
 
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
+from config.console_users import MIN_ITERATIONS, hash_password
 from core.models import State
 from devtools.stack import LocalStack
 from producers.api import Producer
@@ -39,6 +45,13 @@ FAST_RETRIES = {
     "RECONCILE_AFTER_S": "2",
     "RECONCILE_INTERVAL_S": "1",
     "LOG_LEVEL": "WARNING",
+}
+#: The demo's console login (RUN_MODE=sandbox: published, like the sandbox key).
+CONSOLE_LOGIN = ("demo", "connectus-demo")
+CONSOLE_ENV = {
+    "INTAKE_TOKENS": "demo-intake-token-not-secret",
+    "WEBHOOK_SECRET": "demo-webhook-secret-not-secret",
+    "CONSOLE_SECRET_KEY": "connectus-demo-console-key-not-secret",
 }
 #: The error class of an accepted answer read as ambiguous (the old reading of an
 #: id-less ESME_ROK): none is expected in either answer mode.
@@ -78,8 +91,13 @@ def run_demo(
     redis_url: str | None = None,
     key_prefix: str | None = None,
     console: Console | None = None,
+    keep_up: bool = False,
+    wait: Callable[[str], None] | None = None,
 ) -> int:
     """Run the demo; ``answers``: the sandbox's answer mode (``chosen`` or ``documented``).
+
+    ``keep_up``: after the summary, keep the stack and the console up until
+    ``wait(console_url)`` returns (default: until Ctrl-C).
 
     ``redis_url`` / ``key_prefix`` (tests): a given Redis and prefix instead of
     the stack's own choice and a fresh random prefix.
@@ -87,7 +105,10 @@ def run_demo(
     console = console or Console()
     rng = random.Random(7)
     flags = {**FAULTS, "answers": answers}
-    env = {**FAST_RETRIES, **({"KEY_PREFIX": key_prefix} if key_prefix else {})}
+    name, password = CONSOLE_LOGIN
+    users = f"{name}:admin:{hash_password(password, iterations=MIN_ITERATIONS)}"
+    env = {**FAST_RETRIES, **CONSOLE_ENV, "CONSOLE_USERS": users,
+           **({"KEY_PREFIX": key_prefix} if key_prefix else {})}  # fmt: skip
     with LocalStack(
         redis_url=redis_url, sandbox_flags=flags, processes=processes, threads=threads, env=env
     ) as stack:
@@ -118,8 +139,26 @@ def run_demo(
         with stack.sandbox_client() as sandbox:
             ledger = sandbox.get("/_sandbox/ledger").json()
             stats = sandbox.get("/_sandbox/stats").json()
-        stack.stop_worker_supervisor()
-    return _report(console, records, ledger, _faults_seen(stats))
+        if not keep_up:
+            stack.stop_worker_supervisor()
+        code = _report(console, records, ledger, _faults_seen(stats))
+        if keep_up:
+            url = stack.start_service()
+            console.print(f"operator console: {url}/ui/  log in as {name} / {password}")
+            console.print("the stack stays up: press Ctrl-C to stop it")
+            try:
+                (wait or _forever)(f"{url}/ui/")
+            except KeyboardInterrupt:
+                console.print("stopping")
+        else:
+            console.print(f"operator console (login {name} / {password}): not started; run "
+                          "`make demo` from a terminal, without --exit, to keep the stack "
+                          "and the console up")  # fmt: skip
+    return code
+
+
+def _forever(_: str) -> None:
+    threading.Event().wait()
 
 
 def _faults_seen(stats: dict[str, Any]) -> Counter[str]:

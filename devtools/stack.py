@@ -2,7 +2,8 @@
 
 Used by ``connectus demo``, the integration and acceptance tests, the chaos
 test and the benchmarks, so they all exercise the same thing a user runs:
-``connectus sandbox`` and ``connectus worker`` as subprocesses talking over
+``connectus sandbox``, ``connectus worker`` (and, when asked, ``connectus serve``) as
+subprocesses talking over
 loopback HTTP and a real Redis.
 """
 
@@ -69,6 +70,8 @@ class LocalStack:
         self.redis_server: RedisServer | None = None
         self.sandbox: subprocess.Popen[bytes] | None = None
         self.workers: subprocess.Popen[bytes] | None = None
+        self.service: subprocess.Popen[bytes] | None = None
+        self.service_url = ""
         self.sandbox_url = ""
         self.env: dict[str, str] = {}
 
@@ -135,6 +138,15 @@ class LocalStack:
             ["worker", "--processes", str(self.processes), "--threads", str(self.threads)],
         )
 
+    def start_service(self) -> str:
+        """``connectus serve`` on a free loopback port (its settings from ``env``: intake
+        tokens, webhook secret, console users); returns its base URL once /healthz answers."""
+        port = free_port()
+        self.service = self._spawn("service", ["serve", "--port", str(port)])
+        self.service_url = f"http://127.0.0.1:{port}"
+        wait_until_http_ok(f"{self.service_url}/healthz", timeout_s=30, process=self.service)
+        return self.service_url
+
     def stop_worker_supervisor(self, *, timeout_s: float = 60) -> int | None:
         """SIGTERM the supervisor (it drains its children); returns its exit code."""
         if self.workers is None:
@@ -151,6 +163,14 @@ class LocalStack:
 
     def stop(self) -> None:
         self.stop_worker_supervisor()
+        if self.service is not None and self.service.poll() is None:
+            self.service.terminate()
+            try:
+                self.service.wait(timeout=25)  # uvicorn's graceful shutdown is 20 s at most
+            except subprocess.TimeoutExpired:
+                self.service.kill()
+                self.service.wait()
+        self.service = None
         if self.sandbox is not None and self.sandbox.poll() is None:
             self.sandbox.terminate()
             try:

@@ -24,7 +24,8 @@ from core.hashing import content_digest
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
 from core.keys import Keys
-from core.models import JobRecord
+from core.lookup import index_keys
+from core.models import JobRecord, Kind
 from core.redis import connect
 from core.requests import SendRequest, parse_request
 from core.routing import queue_for
@@ -388,6 +389,14 @@ class Producer:
             record=record,
             due_ms=due_ms,
             tenant=self.tenant,
+            index_keys=index_keys(
+                self.store.keys,
+                self.settings.content_key,
+                # A group's name is no person's: not a recipient to search by.
+                recipient=None if request.kind is Kind.WHATSAPP_QR_GROUP else request.dst,
+                idempotency_key=idempotency_key or None,
+                correlation_id=correlation_id,
+            ),
         )
         if request.kind in WATCHED_KINDS:
             # Its delivery status is polled (worker.channel_status); NX: once.

@@ -1,6 +1,7 @@
 """``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
 
-Routes: intake (``/v1/messages``, ``/v1/campaigns``), their control
+Routes: the operator console (``/ui``, :mod:`service.console`, when ``CONSOLE_USERS``
+is set), intake (``/v1/messages``, ``/v1/campaigns``), their control
 (``.../cancel``, ``.../pause``, ``.../resume``: :mod:`service.control`), Connectus webhooks
 (``/webhooks/...``), ``/metrics``, ``/healthz``, ``/readyz`` and
 ``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
@@ -36,6 +37,7 @@ from producers.campaigns import CampaignProducer
 from service.auth import BearerAuth, WebhookAuth
 from service.campaign_schemas import CampaignAccepted, CampaignStatusOut
 from service.campaigns import CAMPAIGN_ID_PATTERN, CampaignIntake
+from service.console import build_console
 from service.control import CampaignControlled, Control, MessageControlled, conflict_problems
 from service.events import EventRecorder
 from service.idempotency import HttpIdempotency
@@ -260,6 +262,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
           summary="Prometheus metrics", response_class=PlainTextResponse,
           responses={200: ok("Exposition format")},
           openapi_extra=operation(security=None))  # fmt: skip
+    console = build_console(settings, client)
+    if console is not None:
+        app.mount("/ui", console)
     app.state.metrics = metrics
     app.state.producer = producer
     app.state.campaign_producer = campaign_producer

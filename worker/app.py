@@ -124,7 +124,8 @@ def build_worker_app(
     )
     metrics = WorkerMetrics()
     campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
-                              job_ttl_s=settings.job_ttl_s)  # fmt: skip
+                              job_ttl_s=settings.job_ttl_s,
+                              recipient_key=settings.content_key)  # fmt: skip
     worker_id = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
     policy = RetryPolicy(
         max_retries=settings.durable_max_retries,

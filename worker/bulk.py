@@ -161,7 +161,7 @@ class BulkSender:
                           self.campaigns.ttl_s)  # fmt: skip
         claims = self.ledger.call(
             self.batch.claim_bulk, chunk, made, worker_id=self.worker_id, lease_ms=self.lease_ms,
-            token=uuid.uuid4().hex,
+            token=uuid.uuid4().hex, recipient_key=self.campaigns.recipient_key,
         )  # fmt: skip
         if any(c.status == "paused" for c in claims):
             where = self.ledger.call(self.campaigns.park, campaign_id, member, message)

@@ -249,7 +249,9 @@ class CampaignPump:
                    "queue": self.queue, "payload": payload, "created_ms": now,
                    "campaign": campaign.campaign_id}  # fmt: skip
             message = new_message(self.queue, campaign.kind.actor_name, job)
-            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out))
+            jobs.append(
+                ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out, dst=row[0])
+            )
         if not self.store.release(campaign, jobs, queue=self.queue):
             return False  # lost the race: the delivery stays empty (nothing charged)
         if id_delivery:

@@ -30,6 +30,7 @@ from dramatiq import Message
 
 from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created, _text
 from core.campaign.model import Campaign, CampaignState
+from core.hashing import recipient_digest
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.luascript import load
@@ -57,6 +58,8 @@ class ReleasedJob:
     segments: int
     message: Message[Any] | None  # None for v1 bulk: the chunk's message carries it
     opted_out: bool = False  # created cancelled: the number answered STOP since acceptance
+    # The normalised recipient, only to index its keyed digest (core.lookup); never stored.
+    dst: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,8 +86,12 @@ class CampaignStore(ChunkWriter):
         ttl_s: int,
         job_ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
+        recipient_key: bytes | None = None,
     ) -> None:
+        """``recipient_key``: ``CONTENT_HASH_KEY``, to index released recipients by
+        their keyed digest (:mod:`core.lookup`); None: not indexed."""
         self.client = client
+        self.recipient_key = recipient_key
         self.keys = keys
         self.ttl_s = ttl_s
         self.job_ttl_s = job_ttl_s
@@ -181,6 +188,8 @@ class CampaignStore(ChunkWriter):
                 "cancelled" if job.opted_out else "queued",
                 message.options["redis_message_id"] if message else "",
                 message.encode() if message else b"",
+                recipient_digest(self.recipient_key, job.dst)
+                if self.recipient_key and job.dst else "",
             ]  # fmt: skip
         answer = self._release(
             keys=[self.keys.campaign(campaign.campaign_id),

@@ -11,8 +11,8 @@
 -- KEYS: unknown zset, leases zset, in-flight msgs, unknown msgs, campaign, counts,
 --       made bitmap, opt-out set
 -- ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, campaign_id, chunk number,
---       first index, job ttl_s, made ttl_s, kind, queue, then 3 per row: number,
---       masked number, SMS segments
+--       first index, job ttl_s, made ttl_s, kind, queue, then 4 per row: number,
+--       masked number, SMS segments, recipient digest for the search index ('' = none)
 -- Answers one claim per row, as claim_many.lua's. An opted-out number (STOP since
 -- the campaign was accepted), and every row of a cancelled campaign, is made
 -- cancelled and answers {'done', 'cancelled'}; a paused campaign makes nothing.
@@ -21,7 +21,7 @@
 
 local now, lease_ms, token = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[4]
 local prefix, cid, chunk, base = ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
-local n = (#ARGV - 12) / 3
+local n = (#ARGV - 12) / 4
 local ids, jobs, answers = {}, {}, {}
 for i = 1, n do
   ids[i] = cid .. '-' .. (base + i - 1)
@@ -62,7 +62,7 @@ end
 local out = {}
 for i = 1, n, 500 do
   local numbers = {}
-  for j = i, math.min(i + 499, n) do numbers[#numbers + 1] = ARGV[10 + 3 * j] end
+  for j = i, math.min(i + 499, n) do numbers[#numbers + 1] = ARGV[9 + 4 * j] end
   for j, flag in ipairs(redis.call('SMISMEMBER', KEYS[8], unpack(numbers))) do
     out[i + j - 1] = flag
   end
@@ -75,10 +75,11 @@ local as_cancelled = {'state', 'cancelled', 'attempts', 0, 'fence', 0, 'outcome'
   'segments', ''}
 local sending, cancelled = 0, 0
 for i = 1, n do
-  local at = 10 + 3 * i
+  local at = 9 + 4 * i
   local extra = (out[i] == 1 or cst == 'cancelled') and as_cancelled or as_sending
   extra[#extra] = ARGV[at + 2]
-  new_record(jobs[i], ids[i], cid, base + i - 1, ARGV[11], ARGV[12], ARGV[at + 1], now, ttl, extra)
+  new_record(jobs[i], ids[i], cid, base + i - 1, ARGV[11], ARGV[12], ARGV[at + 1], now, ttl, extra,
+    ARGV[at + 3])
   if extra == as_sending then
     leases[#leases + 1] = lease_until
     leases[#leases + 1] = ids[i]

@@ -2,10 +2,15 @@
 -- schedules it), unless its idempotency key is taken. The two writes are those
 -- of RedisBroker.enqueue ({ns}:{queue} list of ids + {ns}:{queue}.msgs hash),
 -- so that creating the record and enqueuing can never be separated by a crash.
--- KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
+-- The record's first event and its search index entries are written with it.
+-- KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs,
+--       then the search indexes to add the job to (core.lookup; any number)
 -- ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
 --       redis_message_id, message data, key prefix, field/value pairs...
+--       (among them created_at and state)
 -- Answers {'created'|'duplicate'|'conflict', job_id}.
+--! include lib_events.lua
+--! include lib_index.lua
 
 local ttl = tonumber(ARGV[3])
 -- Take the key if it is free (the common case: one command, not GET then SET).
@@ -15,8 +20,17 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl) then
   if fp and fp ~= ARGV[2] then return {'conflict', existing} end
   return {'duplicate', existing}
 end
-redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 9, #ARGV))
+local fields = {'fingerprint', ARGV[2]}
+local created, state = 0, ARGV[4]
+for i = 9, #ARGV - 1, 2 do
+  if ARGV[i] == 'created_at' then created = ARGV[i + 1] end
+  if ARGV[i] == 'state' then state = ARGV[i + 1] end
+  fields[#fields + 1] = ARGV[i]
+  fields[#fields + 1] = ARGV[i + 1]
+end
+redis.call('HSET', KEYS[2], unpack(event_pairs(fields, 0, created, state, '')))
 redis.call('EXPIRE', KEYS[2], ttl)
+for i = 7, #KEYS do index_job(KEYS[i], ARGV[1], created, ttl) end
 if ARGV[4] == 'schedule' then
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
   redis.call('HSET', KEYS[6], ARGV[1], ARGV[7])

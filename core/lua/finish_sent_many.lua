@@ -1,32 +1,40 @@
 -- The fenced finish of many jobs with the same fields (a v1 bulk's sent
--- recipients) in one call, as finish.lua's 'done' mode per job; per job only
--- job_id, fence, provider id. Answers 1 (written) or 0 (fence moved) per job.
+-- recipients) in one call, as finish.lua's 'done' mode per job (its event and the
+-- per-minute history included); per job only job_id, fence, provider id.
+-- Answers 1 (written) or 0 (fence moved) per job.
 -- KEYS: leases zset, in-flight msgs
 -- ARGV: index ttl_s, key prefix, n shared pairs, shared pairs..., then job_id, fence,
---       provider_id...
+--       provider_id...  (the shared pairs hold updated_at)
+--! include lib_events.lua
+--! include lib_history.lua
 
 local ttl, prefix, nshared = tonumber(ARGV[1]), ARGV[2], tonumber(ARGV[3])
-local shared, new_state = {}, nil
+local shared, new_state, now = {}, nil, 0
 for i = 4, 3 + 2 * nshared, 2 do
   shared[#shared + 1] = ARGV[i]
   shared[#shared + 1] = ARGV[i + 1]
   if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
+  if ARGV[i] == 'updated_at' then now = ARGV[i + 1] end
 end
 local moves, landed, done = {}, {}, {}
 for i = 4 + 2 * nshared, #ARGV, 3 do
   local id, fence, pid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job = prefix .. ':job:' .. id
-  local h = redis.call('HMGET', job, 'fence', 'state', 'campaign')
+  local h = redis.call('HMGET', job, 'fence', 'state', 'campaign', 'attempts', 'ev_n')
   if h[1] ~= fence or h[2] ~= 'sending' then
     landed[#landed + 1] = 0
   else
-    redis.call('HSET', job, 'provider_id', pid, unpack(shared))
+    local fields = event_pairs({'provider_id', pid}, h[5], now, new_state or 'sending',
+      'attempt ' .. (h[4] or '?'))
+    for j = 1, #shared do fields[#fields + 1] = shared[j] end
+    redis.call('HSET', job, unpack(fields))
     if h[3] then moves[h[3]] = (moves[h[3]] or 0) + 1 end
     done[#done + 1] = id
     if pid ~= '' then redis.call('SET', prefix .. ':provider:' .. pid, id, 'EX', ttl) end
     landed[#landed + 1] = 1
   end
 end
+count_outcome(prefix, new_state, now, #done)
 for c, n in pairs(moves) do
   local counts = prefix .. ':campaign:' .. c .. ':counts'
   redis.call('HINCRBY', counts, 'sending', -n)

@@ -4,6 +4,7 @@
 -- that was never ours).
 -- KEYS: pending hash, pending since zset.  ARGV: now_ms, limit, key prefix, max_age_ms.
 -- Answers {matched, expired}.
+--! include lib_events.lua
 
 local now, prefix = tonumber(ARGV[1]), ARGV[3]
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now - tonumber(ARGV[4]))
@@ -23,6 +24,7 @@ for _, id in ipairs(redis.call('ZREVRANGE', KEYS[2], 0, tonumber(ARGV[2]) - 1)) 
       if tonumber(rank) >= current then
         redis.call('HSET', job, 'delivery_status', status, 'delivery_status_at', at,
           'delivery_status_rank', rank)
+        log_event(job, at, 'delivery_status', status)
       end
     end
     redis.call('HDEL', KEYS[1], id)

@@ -7,6 +7,7 @@
 --   review:  data                        (the message, kept for an operator)
 --   fail:    error_class, last_error
 --! include lib_counts.lua
+--! include lib_events.lua
 
 local st = redis.call('HGET', KEYS[1], 'state')
 if st ~= 'unknown' then return 0 end
@@ -15,6 +16,7 @@ local target = ({sent = 'sent', requeue = 'queued', fail = 'failed'})[mode]
 if target then moved(KEYS[1], 'unknown', target) end
 redis.call('ZREM', KEYS[2], ARGV[1])
 redis.call('HDEL', KEYS[3], ARGV[1])
+log_event(KEYS[1], ARGV[2], 'reconciled', mode == 'fail' and (ARGV[4] .. ': ' .. ARGV[5]) or mode)
 if mode == 'sent' then
   redis.call('HSET', KEYS[1], 'state', 'sent', 'outcome', 'sent', 'provider_id', ARGV[4],
     'sent_at', ARGV[2], 'updated_at', ARGV[2], 'reconciled', 'found')

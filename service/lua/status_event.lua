@@ -4,6 +4,8 @@
 -- KEYS: seen marker, stream, pending hash, pending since zset[, job hash]
 -- ARGV: id_sms, status, now_ms, seen ttl (s), maxlen, rank, job_id, request_id
 -- Answers {'duplicate', 0, ''} or {'recorded', applied (1/0), stream id}.
+-- An applied status is also one of the job's events (core.lookup.job_history).
+--! include ../../core/lua/lib_events.lua
 
 if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then return {'duplicate', 0, ''} end
 local applied = 0
@@ -13,6 +15,7 @@ if #KEYS == 5 and redis.call('EXISTS', KEYS[5]) == 1 then
   if tonumber(ARGV[6]) >= current then
     redis.call('HSET', KEYS[5], 'delivery_status', ARGV[2], 'delivery_status_at', ARGV[3],
       'delivery_status_rank', ARGV[6])
+    log_event(KEYS[5], ARGV[3], 'delivery_status', ARGV[2])
     applied = 1
   end
   correlation = redis.call('HGET', KEYS[5], 'correlation_id') or ''

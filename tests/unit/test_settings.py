@@ -113,6 +113,9 @@ BAD = [
     ("LOG_LEVEL", "LOUD", "pattern"),
     ("LOG_JSON", "maybe", "valid boolean"),
     ("METRICS_CAMPAIGN_LABELS", "sometimes", "valid boolean"),
+    ("CONSOLE_USERS", "ana:admin", "must be name:role:hash"),
+    ("CONSOLE_SECRET_KEY", "short", "at least 32 characters"),
+    ("CONSOLE_SESSION_TTL_S", "10", "greater than or equal to 60"),
     ("CONTENT_HASH_KEY", "short-key", "32-1024 characters"),
     ("HTTP_BODY_TIMEOUT_S", "0", "greater than 0"),
 ]

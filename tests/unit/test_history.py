@@ -1,0 +1,104 @@
+"""core.history on fakeredis: outcomes counted by the finish scripts, the series' shape."""
+
+from __future__ import annotations
+
+import fakeredis
+import pytest
+
+from core.history import HISTORY_TTL_S, series
+from core.jobs import JobStore
+from core.jobs_batch import BatchLedger
+from core.keys import Keys
+
+KEYS = Keys("hist")
+HOUR = 1_700_000_000 // 3600 * 3600  # an hour's start (epoch s)
+
+
+class Clock:
+    def __init__(self, now_ms: int) -> None:
+        self.now = now_ms
+
+    def __call__(self) -> int:
+        return self.now
+
+
+def _sending(client: fakeredis.FakeRedis, job_id: str) -> None:
+    client.hset(KEYS.job(job_id), mapping={"job_id": job_id, "state": "sending", "fence": 1,
+                                           "attempts": 1})  # fmt: skip
+
+
+def _finish(store: JobStore, job_id: str, state: str, at_s: float) -> None:
+    store.clock = Clock(int(at_s * 1000))  # type: ignore[method-assign]
+    _sending(store.client, job_id)  # type: ignore[arg-type]
+    assert store.finish(job_id, 1, {"state": state})
+
+
+@pytest.fixture
+def store() -> JobStore:
+    return JobStore(fakeredis.FakeRedis(), KEYS, ttl_s=600)
+
+
+def test_each_outcome_is_counted_in_its_minute(store: JobStore) -> None:
+    _finish(store, "a", "sent", HOUR + 61)
+    _finish(store, "b", "sent", HOUR + 119.9)
+    _finish(store, "c", "failed", HOUR + 120)
+    _finish(store, "d", "unknown", HOUR + 3599)
+    _finish(store, "e", "retrying", HOUR + 60)  # not an outcome
+    buckets = series(store.client, KEYS, now_s=HOUR + 3599, span="hour")
+    assert len(buckets) == 60 and buckets[0].start_s == HOUR and buckets[-1].start_s == HOUR + 3540
+    counted = {
+        b.start_s - HOUR: (b.sent, b.failed, b.unknown)
+        for b in buckets
+        if b.sent or b.failed or b.unknown
+    }
+    assert counted == {60: (2, 0, 0), 120: (0, 1, 0), 3540: (0, 0, 1)}
+
+
+def test_the_hour_spans_two_hashes_and_leaves_out_older_minutes(store: JobStore) -> None:
+    _finish(store, "old", "sent", HOUR + 1799)  # 61 minutes before the last minute
+    _finish(store, "in", "sent", HOUR + 1860)
+    _finish(store, "now", "failed", HOUR + 3600 + 1830)
+    buckets = series(store.client, KEYS, now_s=HOUR + 3600 + 1830, span="hour")
+    assert buckets[0].start_s == HOUR + 1860 and buckets[-1].start_s == HOUR + 3600 + 1800
+    assert sum(b.sent for b in buckets) == 1 and sum(b.failed for b in buckets) == 1
+
+
+def test_a_day_in_steps_and_the_keys_bounded_lifetime(store: JobStore) -> None:
+    for i in range(24):
+        _finish(store, f"j{i}", "sent", HOUR + i * 3600 + 10)
+    now = HOUR + 23 * 3600 + 30
+    per_minute = series(store.client, KEYS, now_s=now, span="day")
+    assert len(per_minute) == 1440 and sum(b.sent for b in per_minute) == 24
+    quarters = series(store.client, KEYS, now_s=now, span="day", step_s=900)
+    assert len(quarters) == 96 and sum(b.sent for b in quarters) == 24
+    assert [b.start_s % 900 for b in quarters] == [0] * 96
+    ttl = store.client.ttl(KEYS.history(HOUR))
+    assert HISTORY_TTL_S - 5 <= ttl <= HISTORY_TTL_S
+
+
+def test_bulk_and_lease_expiry_are_counted(store: JobStore) -> None:
+    client = store.client
+    store.clock = Clock((HOUR + 600) * 1000)  # type: ignore[method-assign]
+    for job_id in ("x", "y"):
+        _sending(client, job_id)  # type: ignore[arg-type]
+    landed = BatchLedger(store).finish_sent_many(
+        [("x", 1, "p1"), ("y", 1, "p2")], {"state": "sent"}
+    )
+    assert landed == [True, True]
+    client.hset(KEYS.job("z"), mapping={"state": "sending", "fence": 1, "lease_until": 1})
+    client.zadd(KEYS.leases, {"z": 1})
+    assert store.sweep_expired_leases() == 1
+    buckets = series(client, KEYS, now_s=HOUR + 600, span="hour")
+    assert (buckets[-1].sent, buckets[-1].unknown) == (2, 1)
+
+
+@pytest.mark.parametrize(("span", "step_s"), [("week", 60), ("hour", 30), ("hour", 420)])
+def test_a_bad_span_or_step_is_refused(store: JobStore, span: str, step_s: int) -> None:
+    with pytest.raises(ValueError, match=r"span|step_s"):
+        series(store.client, KEYS, now_s=HOUR, span=span, step_s=step_s)  # type: ignore[arg-type]
+
+
+def test_empty_history_is_all_zero_and_foreign_fields_are_ignored(store: JobStore) -> None:
+    store.client.hset(KEYS.history(HOUR), mapping={"x": "1,2,3", "3": "garbage", "4": "1,2"})
+    buckets = series(store.client, KEYS, now_s=HOUR + 5, span="hour")
+    assert len(buckets) == 60 and not any(b.sent or b.failed or b.unknown for b in buckets)
