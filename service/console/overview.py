@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
-from core.history import Bucket, series
-from core.queue_stats import QueueStat, queue_stats
 
 from config import Settings
+from core.history import Bucket, series
 from core.keys import Keys
+from core.queue_stats import QueueStat, queue_stats
 from worker.breaker import CircuitBreaker
 from worker.ratelimit import RateLimiter
 
