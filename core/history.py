@@ -9,8 +9,10 @@ traffic, and it survives a restart of every process (it is Redis's, persisted
 as Redis is).
 
 What counts: a job reaching ``sent``, ``failed`` or ``unknown`` (a lease that
-ran out included) at the minute it did. An unknown job later reconciled is
-not counted again.
+ran out included) at the minute it did. A campaign's jobs are also counted in
+the campaign's own hash (:meth:`core.keys.Keys.campaign_history`, field the
+epoch minute), kept as long as the campaign's record: :func:`campaign_series`.
+An unknown job later reconciled is not counted again.
 """
 
 from __future__ import annotations
@@ -81,6 +83,33 @@ def series(
         Bucket(start + i * step_s, *counts)
         for i, counts in enumerate(zip(sent, failed, unknown, strict=True))
     ]
+
+
+def campaign_series(
+    client: redis.Redis, keys: Keys, campaign_id: str, *, step_s: int = 60
+) -> list[Bucket]:
+    """A campaign's outcomes from its first counted step to its last, oldest first,
+    each ``step_s`` long (a multiple of 60) and starting at a multiple of it; empty
+    if none finished yet. One ``HGETALL`` of one field per minute the campaign sent in.
+    """
+    if step_s < 60 or step_s % 60:
+        raise ValueError("step_s: must be a multiple of 60 s")
+    counts: dict[int, list[int]] = {}
+    for name, value in client.hgetall(keys.campaign_history(campaign_id)).items():
+        try:
+            at = int(name) * 60
+            parts = [int(x) for x in _text(value).split(",")]
+        except ValueError:
+            continue  # not a field of ours
+        if len(parts) != 3:
+            continue
+        bucket = counts.setdefault(at // step_s * step_s, [0, 0, 0])
+        for n in range(3):
+            bucket[n] += parts[n]
+    if not counts:
+        return []
+    first, last = min(counts), max(counts)
+    return [Bucket(s, *counts.get(s, (0, 0, 0))) for s in range(first, last + step_s, step_s)]
 
 
 def _text(value: bytes | str) -> str:

@@ -173,6 +173,11 @@ class Keys:
         (its first claim, see ``core/lua/claim_bulk.lua``)."""
         return f"{self.prefix}:campaign:{campaign_id}:made"
 
+    def campaign_history(self, campaign_id: str) -> str:
+        """Hash: epoch minute -> ``sent,failed,unknown`` of the campaign's jobs that
+        finished so in it (its chart; core/lua/lib_history.lua), as long as its record."""
+        return f"{self.prefix}:campaign:{campaign_id}:history"
+
     def campaign_pump(self, campaign_id: str) -> str:
         """String with a short TTL: which process is releasing the campaign's chunks."""
         return f"{self.prefix}:campaign:{campaign_id}:pump"

@@ -30,7 +30,7 @@ local detail = 'attempt ' .. (h[4] or '?')
 if #err > 0 then detail = detail .. ': ' .. table.concat(err, ': ') end
 redis.call('HSET', KEYS[1], unpack(event_pairs(fields, h[5], now, new_state, detail)))
 moved(KEYS[1], 'sending', new_state, h[3])
-count_outcome(prefix_of(KEYS[1]), new_state, now, 1)
+count_outcome(prefix_of(KEYS[1]), new_state, now, 1, h[3])
 redis.call('ZREM', KEYS[5], ARGV[4])
 redis.call('HDEL', KEYS[6], ARGV[4])
 if KEYS[4] ~= '' then

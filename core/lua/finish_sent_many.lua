@@ -16,7 +16,7 @@ for i = 4, 3 + 2 * nshared, 2 do
   if ARGV[i] == 'state' then new_state = ARGV[i + 1] end
   if ARGV[i] == 'updated_at' then now = ARGV[i + 1] end
 end
-local moves, landed, done = {}, {}, {}
+local moves, landed, done, moved_n = {}, {}, {}, 0
 for i = 4 + 2 * nshared, #ARGV, 3 do
   local id, fence, pid = ARGV[i], ARGV[i + 1], ARGV[i + 2]
   local job = prefix .. ':job:' .. id
@@ -28,14 +28,18 @@ for i = 4 + 2 * nshared, #ARGV, 3 do
       'attempt ' .. (h[4] or '?'))
     for j = 1, #shared do fields[#fields + 1] = shared[j] end
     redis.call('HSET', job, unpack(fields))
-    if h[3] then moves[h[3]] = (moves[h[3]] or 0) + 1 end
+    if h[3] then
+      moves[h[3]] = (moves[h[3]] or 0) + 1
+      moved_n = moved_n + 1
+    end
     done[#done + 1] = id
     if pid ~= '' then redis.call('SET', prefix .. ':provider:' .. pid, id, 'EX', ttl) end
     landed[#landed + 1] = 1
   end
 end
-count_outcome(prefix, new_state, now, #done)
+count_outcome(prefix, new_state, now, #done - moved_n)
 for c, n in pairs(moves) do
+  count_outcome(prefix, new_state, now, n, c)
   local counts = prefix .. ':campaign:' .. c .. ':counts'
   redis.call('HINCRBY', counts, 'sending', -n)
   redis.call('HINCRBY', counts, new_state, n)

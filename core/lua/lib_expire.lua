@@ -12,7 +12,7 @@ local function expire(job, job_id, now, unknown, leases, inflight, unknown_msgs)
     'error_class', 'LeaseExpired', 'last_error', 'worker lost its lease while sending',
     'updated_at', now)
   log_event(job, now, 'unknown', 'lease expired while sending')
-  count_outcome(prefix_of(job), 'unknown', now, 1)
+  count_outcome(prefix_of(job), 'unknown', now, 1, redis.call('HGET', job, 'campaign'))
   redis.call('ZADD', unknown, now, job_id)
   redis.call('ZREM', leases, job_id)
   local data = redis.call('HGET', inflight, job_id)

@@ -12,7 +12,7 @@ import pytest
 import redis
 
 from config import Settings, load_settings
-from core.history import series
+from core.history import campaign_series, series
 from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
@@ -112,6 +112,7 @@ def test_campaign_records_made_by_the_bulk_claim_are_found_by_recipient(
     ]
     buckets = series(client, keys, now_s=time.time(), span="hour")
     assert sum(b.sent for b in buckets[-2:]) == 2
+    assert sum(b.sent for b in campaign_series(client, keys, "c1")) == 2
 
 
 def test_index_entries_expire_with_the_record(

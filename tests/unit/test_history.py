@@ -5,7 +5,7 @@ from __future__ import annotations
 import fakeredis
 import pytest
 
-from core.history import HISTORY_TTL_S, series
+from core.history import HISTORY_TTL_S, campaign_series, series
 from core.jobs import JobStore
 from core.jobs_batch import BatchLedger
 from core.keys import Keys
@@ -102,3 +102,32 @@ def test_empty_history_is_all_zero_and_foreign_fields_are_ignored(store: JobStor
     store.client.hset(KEYS.history(HOUR), mapping={"x": "1,2,3", "3": "garbage", "4": "1,2"})
     buckets = series(store.client, KEYS, now_s=HOUR + 5, span="hour")
     assert len(buckets) == 60 and not any(b.sent or b.failed or b.unknown for b in buckets)
+
+
+def test_a_campaigns_jobs_are_also_counted_in_its_own_chart(store: JobStore) -> None:
+    client = store.client
+    client.hset(KEYS.campaign("c1"), "state", "running")
+    client.expire(KEYS.campaign("c1"), 5000)
+    client.hset(KEYS.job("c1-0"), mapping={"state": "sending", "fence": 1, "campaign": "c1"})
+    store.clock = Clock((HOUR + 30) * 1000)  # type: ignore[method-assign]
+    assert store.finish("c1-0", 1, {"state": "failed"})
+    store.clock = Clock((HOUR + 200) * 1000)  # type: ignore[method-assign]
+    for job_id in ("c1-1", "c1-2", "solo"):
+        _sending(client, job_id)  # type: ignore[arg-type]
+        if job_id != "solo":
+            client.hset(KEYS.job(job_id), "campaign", "c1")
+    landed = BatchLedger(store).finish_sent_many(
+        [("c1-1", 1, "p1"), ("c1-2", 1, "p2"), ("solo", 1, "p3")], {"state": "sent"}
+    )
+    assert landed == [True, True, True]
+    chart = campaign_series(client, KEYS, "c1")
+    assert [(b.start_s - HOUR, b.sent, b.failed) for b in (chart[0], chart[-1])] == [
+        (0, 0, 1),
+        (180, 2, 0),
+    ]
+    assert len(chart) == 4 and sum(b.sent for b in chart) == 2  # the minutes between are zero
+    assert [b.start_s for b in campaign_series(client, KEYS, "c1", step_s=3600)] == [HOUR]
+    assert 4990 <= client.ttl(KEYS.campaign_history("c1")) <= 5000
+    overall = series(client, KEYS, now_s=HOUR + 200, span="hour")
+    assert sum(b.sent for b in overall) == 3 and sum(b.failed for b in overall) == 1
+    assert campaign_series(client, KEYS, "none") == []
