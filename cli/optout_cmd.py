@@ -64,7 +64,7 @@ def show(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> 
     from producers.optout import history, is_opted_out
 
     client, keys, digits = _context(ctx, number, json_output)
-    changes = [c.to_json() for c in history(client, keys, digits)]
+    changes = [c.to_json() for c in history(client, keys, digits, hash_key=ctx.obj().content_key)]
     data = {"number": digits, "opted_out": is_opted_out(client, keys, digits), "history": changes}
     if json_output:
         output(data, True)
@@ -94,7 +94,7 @@ def _change(ctx: typer.Context, number: str, action: str, as_json: bool) -> None
 
     client, keys, digits = _context(ctx, number, as_json)
     changed = change(client, keys, digits, "out" if action == "out" else "in", source="cli",
-                     now_ms=int(time.time() * 1000))  # fmt: skip
+                     now_ms=int(time.time() * 1000), hash_key=ctx.obj().content_key)  # fmt: skip
     output({"number": digits, "opted_out": action == "out", "changed": changed}, as_json,
            title="opt-out")  # fmt: skip
 

@@ -12,12 +12,13 @@ E-mail has no opt-out source here, so e-mail sends are never refused.
 Opting back in: an incoming ``OPT_IN_KEYWORDS`` SMS (``ALTA``, ``START``), the
 CLI (``connectus optout add|remove``) or the intake (``/v1/optouts``) remove the
 number from the set (:func:`change`). Every change, whatever its source, is
-recorded in the number's history, a stream ``{prefix}:optout:history:<sha256 of
+recorded in the number's history, a stream ``{prefix}:optout:history:<keyed digest of
 the number>`` (``action`` out/in, ``source``, ``changed``, ``at_ms``; capped at
-``HISTORY_MAXLEN`` entries). The key is the number's hash so that the history
-adds no index of plain numbers; the set itself does hold them, as it did
-before histories existed: the sends and the campaigns' claims test membership
-in it (``SISMEMBER`` / ``SMISMEMBER``).
+``HISTORY_MAXLEN`` entries). The key is the number's HMAC under ``CONTENT_HASH_KEY``
+(:func:`core.hashing.recipient_digest`; a plain hash of a phone number is reversed
+by trying every number), so that the history adds no index of plain numbers; the
+set itself does hold them, as it did before histories existed: the sends and the
+campaigns' claims test membership in it (``SISMEMBER`` / ``SMISMEMBER``).
 
 Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
 
@@ -32,7 +33,7 @@ from typing import Any, Literal
 
 import redis
 
-from core.hashing import content_hash
+from core.hashing import recipient_digest
 from core.keys import Keys
 from core.luascript import load
 from core.models import Kind
@@ -62,9 +63,9 @@ def optout_key(keys: Keys) -> str:
     return keys.opt_out
 
 
-def history_key(keys: Keys, number: str) -> str:
-    """Stream: the opt-out changes of ``number`` (E.164 digits), keyed by its SHA-256."""
-    return f"{keys.opt_out}:history:{content_hash(number.strip().removeprefix('+'))}"
+def history_key(keys: Keys, number: str, *, hash_key: bytes) -> str:
+    """Stream: the opt-out changes of ``number`` (E.164 digits), keyed by its HMAC."""
+    return f"{keys.opt_out}:history:{recipient_digest(hash_key, number.strip().removeprefix('+'))}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +83,14 @@ class Change:
 
 
 def change(
-    client: redis.Redis, keys: Keys, number: str, action: Action, *, source: str, now_ms: int
+    client: redis.Redis,
+    keys: Keys,
+    number: str,
+    action: Action,
+    *,
+    source: str,
+    now_ms: int,
+    hash_key: bytes,
 ) -> bool:
     """Opt ``number`` out (``out``) or back in (``in``) and record it; True if it changed.
 
@@ -91,15 +99,15 @@ def change(
     """
     digits = number.strip().removeprefix("+")
     answer = client.register_script(_CHANGE)(
-        keys=[optout_key(keys), history_key(keys, digits)],
+        keys=[optout_key(keys), history_key(keys, digits, hash_key=hash_key)],
         args=[digits, action, source, now_ms, HISTORY_MAXLEN],
     )
     return bool(int(answer[0]))
 
 
-def history(client: redis.Redis, keys: Keys, number: str) -> list[Change]:
+def history(client: redis.Redis, keys: Keys, number: str, *, hash_key: bytes) -> list[Change]:
     """The number's recorded changes, oldest first."""
-    entries: list[Any] = client.xrange(history_key(keys, number)) or []
+    entries: list[Any] = client.xrange(history_key(keys, number, hash_key=hash_key)) or []
     return [_change(fields) for _, fields in entries]
 
 
@@ -128,11 +136,17 @@ def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
 
 
 def add_opt_out(
-    client: redis.Redis, keys: Keys, number: str, *, source: str = "api", now_ms: int | None = None
+    client: redis.Redis,
+    keys: Keys,
+    number: str,
+    *,
+    hash_key: bytes,
+    source: str = "api",
+    now_ms: int | None = None,
 ) -> bool:
     """Record an opt-out (with its history entry); True if the number was not opted out before."""
     when = now_ms if now_ms is not None else int(time.time() * 1000)
-    return change(client, keys, number, "out", source=source, now_ms=when)
+    return change(client, keys, number, "out", source=source, now_ms=when, hash_key=hash_key)
 
 
 def number_field(kind: Kind) -> str | None:

@@ -111,11 +111,16 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         metrics.watch_campaigns(campaign_producer.store)
     control = Control(producers, campaign_controls, bearer)
     optouts = OptOuts(client, keys, bearer, default_region=settings.default_region,
+                      hash_key=settings.content_key,
                       max_body_bytes=settings.intake_max_body_bytes)  # fmt: skip
     webhooks = Webhooks(
         producer.store,
         EventRecorder(
-            client, keys, seen_ttl_s=settings.job_ttl_s, maxlen=settings.events_stream_maxlen
+            client,
+            keys,
+            seen_ttl_s=settings.job_ttl_s,
+            maxlen=settings.events_stream_maxlen,
+            hash_key=settings.content_key,
         ),
         WebhookAuth(settings),
         metrics,

@@ -46,7 +46,10 @@ def events_key(keys: Keys) -> str:
 
 
 class EventRecorder:
-    def __init__(self, client: redis.Redis, keys: Keys, *, seen_ttl_s: int, maxlen: int) -> None:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, seen_ttl_s: int, maxlen: int, hash_key: bytes
+    ) -> None:
+        self.hash_key = hash_key
         self.client = client
         self.keys = keys
         self.seen_ttl_s = seen_ttl_s
@@ -84,8 +87,9 @@ class EventRecorder:
     ) -> Recorded:
         """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``,
         removes it if ``opt_in``; either is recorded in the number's opt-out history."""
+        history = history_key(self.keys, src_number, hash_key=self.hash_key)
         keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
-                optout_key(self.keys), history_key(self.keys, src_number)]  # fmt: skip
+                optout_key(self.keys), history]  # fmt: skip
         flag = "1" if opt_out else "2" if opt_in else "0"
         args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
                 dst_number, src_provider, sms_content, sms_content_binary, request_id,

@@ -37,8 +37,9 @@ MAX_PAGE = 1000
 class OptOuts:
     def __init__(
         self, client: redis.Redis, keys: Keys, auth: BearerAuth, *, default_region: str,
-        max_body_bytes: int,
+        max_body_bytes: int, hash_key: bytes,
     ) -> None:  # fmt: skip
+        self.hash_key = hash_key
         self.client = client
         self.keys = keys
         self.auth = auth
@@ -57,6 +58,7 @@ class OptOuts:
                 digits,
                 action,
                 source="intake",
+                hash_key=self.hash_key,
                 now_ms=int(time.time() * 1000),
             )
         )
@@ -69,7 +71,9 @@ class OptOuts:
         digits = self._number(body.number)
 
         def read() -> dict[str, Any]:
-            changes = [c.to_json() for c in history(self.client, self.keys, digits)]
+            changes = [
+                c.to_json() for c in history(self.client, self.keys, digits, hash_key=self.hash_key)
+            ]
             opted_out = is_opted_out(self.client, self.keys, digits)
             return {"number": digits, "opted_out": opted_out, "history": changes}
 

@@ -162,7 +162,7 @@ class Ops(ConsoleCore):
         digits = self._number(fields)
 
         def read() -> dict[str, Any]:
-            changes = history(self.client, self.keys, digits)
+            changes = history(self.client, self.keys, digits, hash_key=self.settings.content_key)
             return {"numbers": [], "next_cursor": 0, "looked_up": {
                 "number": mask_phone(digits), "opted_out": is_opted_out(self.client, self.keys,
                                                                         digits),
@@ -179,7 +179,8 @@ class Ops(ConsoleCore):
         assert operator is not None
         changed = await run_in_threadpool(
             lambda: change(self.client, self.keys, digits, "out" if action == "add" else "in",
-                           source=f"console:{operator.name}", now_ms=int(time.time() * 1000))
+                           source=f"console:{operator.name}", now_ms=int(time.time() * 1000),
+                           hash_key=self.settings.content_key)
         )  # fmt: skip
         self.audit(operator, f"opt-out {action}", number=mask_phone(digits), changed=changed)
         verb = "opted out" if action == "add" else "opted back in"

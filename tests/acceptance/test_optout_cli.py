@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -45,9 +46,12 @@ def test_add_show_list_remove_and_the_history(
     assert times == sorted(times) and all(t > 1_700_000_000_000 for t in times)
     human = run(["optout", "show", NUMBER], env)
     assert human.returncode == 0 and "(no change)" in human.stdout
-    # The history is keyed by the number's hash: no key names the number itself.
+    # The history is keyed by the number's HMAC under CONTENT_HASH_KEY: no key names
+    # the number, nor its plain SHA-256 (reversed by trying every number).
     keys = list(redis_client.scan_iter(match=f"{redis_prefix}:*"))
-    assert history_key(Keys(redis_prefix), DIGITS) in keys
+    hash_key = env["CONTENT_HASH_KEY"].encode()
+    assert history_key(Keys(redis_prefix), DIGITS, hash_key=hash_key) in keys
+    assert not [k for k in keys if hashlib.sha256(DIGITS.encode()).hexdigest() in k]
     assert not [k for k in keys if DIGITS in k]
 
 

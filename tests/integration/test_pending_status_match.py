@@ -28,7 +28,7 @@ def test_the_worker_applies_a_status_that_came_before_the_send(
     # worker's finish had written it.)
     index = store.client.get(store.keys.provider(provider_id))
     store.client.delete(store.keys.provider(provider_id))
-    recorder = EventRecorder(store.client, store.keys, seen_ttl_s=3600, maxlen=1000)
+    recorder = EventRecorder(store.client, store.keys, seen_ttl_s=3600, maxlen=1000, hash_key=b"k")
     recorder.sms_status(id_sms=provider_id, status="ENTREGADO", job_id=None,
                         now_ms=epoch_ms(), request_id="r")  # fmt: skip
     assert store.client.hexists(store.keys.status_pending, provider_id)

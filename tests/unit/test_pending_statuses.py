@@ -10,7 +10,9 @@ from tests.support.clock import Clock
 
 
 def _recorder(producer: Producer) -> EventRecorder:
-    return EventRecorder(producer.redis, producer.store.keys, seen_ttl_s=3600, maxlen=1000)
+    return EventRecorder(
+        producer.redis, producer.store.keys, seen_ttl_s=3600, maxlen=1000, hash_key=b"k"
+    )
 
 
 def _status(producer: Producer, id_sms: str, status: str, at: int) -> None:

@@ -27,8 +27,8 @@ NUMBER = "56987654321"
 @pytest.fixture
 def redis() -> fakeredis.FakeRedis:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    assert add_opt_out(client, KEYS, NUMBER)
-    assert not add_opt_out(client, KEYS, "+" + NUMBER)  # same number
+    assert add_opt_out(client, KEYS, NUMBER, hash_key=b"k")
+    assert not add_opt_out(client, KEYS, "+" + NUMBER, hash_key=b"k")  # same number
     return client
 
 

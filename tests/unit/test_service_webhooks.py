@@ -206,7 +206,7 @@ async def test_a_status_for_an_unknown_message_is_published_unmatched() -> None:
 def test_the_stream_is_capped() -> None:
     redis = fakeredis.FakeRedis(server=fakeredis.FakeServer())
     keys = Keys("cap")
-    recorder = EventRecorder(redis, keys, seen_ttl_s=60, maxlen=1_000)
+    recorder = EventRecorder(redis, keys, seen_ttl_s=60, maxlen=1_000, hash_key=b"k")
     for i in range(1_500):
         recorder.sms_status(id_sms=f"m{i}", status="EN_COLA", job_id=None, now_ms=i, request_id="r")
     length = redis.xlen(events_key(keys))
