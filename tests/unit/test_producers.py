@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -143,6 +144,19 @@ def test_module_level_functions_use_the_configured_producer() -> None:
     with pytest.raises(producers.IdempotencyConflict):
         producers.send_email("ana@example.com", "Hola", "<b>otro</b>", idempotency_key="e-1")
     assert producers.cancel(job_id) == "cancelled"
+
+
+def test_module_level_functions_show_the_producers_typed_parameters() -> None:
+    signature = inspect.signature(producers.send_sms)
+    assert list(signature.parameters)[:3] == ["dst_number", "sms_content", "src_number"]
+    assert signature.parameters["src_number"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert producers.send_sms.__doc__ == Producer.send_sms.__doc__
+
+
+def test_a_misspelt_option_is_refused_naming_it(producer: Producer) -> None:
+    with pytest.raises(InvalidInput, match="deliver_on"):
+        producer.send_sms(GOOD_NUMBER, "hola", deliver_on="2030-01-01")  # type: ignore[call-arg]
+    assert _nothing_written(producer)
 
 
 def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
