@@ -7,6 +7,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from core.countries import connectus_country
 from core.deliver_at import (
     DELIVER_AT_PAST_GRACE_S,
     format_connectus_datetime,
@@ -22,7 +23,6 @@ from core.validation import (
     FieldError,
     InvalidInput,
     check_content,
-    country_id_for,
     normalize_email,
     normalize_number,
     sms_segments,
@@ -127,16 +127,12 @@ def test_normalize_number_accepts_chilean_forms(value: str | int) -> None:
 def test_normalize_number_and_country_ids(value: str, expected: str, country_id: int) -> None:
     number = normalize_number(value)
     assert number == expected
-    assert country_id_for(number) == country_id
-    assert country_id_for("+" + number) == country_id
+    assert connectus_country(number) == country_id
+    assert connectus_country("+" + number) == country_id
 
 
-def test_country_id_for_a_country_connectus_does_not_serve() -> None:
-    assert country_id_for(normalize_number("+33 6 12 34 56 78")) is None
-
-
-def test_country_id_for_rejects_non_digits() -> None:
-    rejects(lambda: country_id_for("56-9x"), "number", "not an E.164 number")
+def test_a_country_connectus_does_not_serve_has_no_country_id() -> None:
+    assert connectus_country(normalize_number("+33 6 12 34 56 78")) is None
 
 
 @pytest.mark.parametrize(
