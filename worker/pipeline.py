@@ -154,7 +154,7 @@ class SendPipeline:
             try:
                 provider_id = self.send(kind, job["payload"])
             except RateLimitRefused as exc:  # an in-process retry found no token: not sent
-                return self._failed(kind, job, claim, _unsent(exc))
+                return self._failed(kind, job, claim, unsent_error(exc))
             except Exception as exc:
                 if isinstance(exc, ConnectusError):
                     self._tell(kind, gate, exc)
@@ -383,7 +383,7 @@ class SendPipeline:
         return member
 
 
-def _unsent(refused: RateLimitRefused) -> TransientError:
+def unsent_error(refused: RateLimitRefused) -> TransientError:
     """An in-process retry that found no token, as the transient error it is."""
     retry_after_s = refused.retry_in_ms / 1000
     return TransientError(str(refused), reason="rate_limited", retry_after_s=retry_after_s)
