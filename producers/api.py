@@ -28,7 +28,7 @@ from core.models import JobRecord
 from core.redis import connect
 from core.requests import SendRequest, parse_request
 from core.routing import queue_for
-from core.status_watch import WATCHED_KINDS, watch
+from core.status_watch import WATCHED_KINDS
 from core.validation import (
     FieldError,
     InvalidInput,
@@ -368,8 +368,7 @@ class Producer:
             record=record,
             due_ms=due_ms,
             tenant=self.tenant,
+            # Its delivery status is polled (worker.channel_status).
+            watch_ms=(due_ms or now) if request.kind in WATCHED_KINDS else None,
         )
-        if request.kind in WATCHED_KINDS:
-            # Its delivery status is polled (worker.channel_status); NX: once.
-            watch(self.redis, self.store.keys, [result.job_id], due_ms or now)
         return result.job_id

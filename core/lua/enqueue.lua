@@ -2,9 +2,12 @@
 -- schedules it), unless its idempotency key is taken. The two writes are those
 -- of RedisBroker.enqueue ({ns}:{queue} list of ids + {ns}:{queue}.msgs hash),
 -- so that creating the record and enqueuing can never be separated by a crash.
--- KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs
+-- A new job whose delivery status is polled (core/status_watch.py) joins the
+-- watch set here too, NX: no second round trip after the enqueue.
+-- KEYS: idem, job, queue list, queue msgs, schedule zset, schedule msgs, watch zset
 -- ARGV: job_id, fingerprint, ttl_s, mode (queue|schedule), due_ms,
---       redis_message_id, message data, key prefix, field/value pairs...
+--       redis_message_id, message data, key prefix,
+--       watch due ms ('' = not watched), field/value pairs...
 -- Answers {'created'|'duplicate'|'conflict', job_id}.
 
 local ttl = tonumber(ARGV[3])
@@ -15,7 +18,7 @@ if not redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EX', ttl) then
   if fp and fp ~= ARGV[2] then return {'conflict', existing} end
   return {'duplicate', existing}
 end
-redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 9, #ARGV))
+redis.call('HSET', KEYS[2], 'fingerprint', ARGV[2], unpack(ARGV, 10, #ARGV))
 redis.call('EXPIRE', KEYS[2], ttl)
 if ARGV[4] == 'schedule' then
   redis.call('ZADD', KEYS[5], ARGV[5], ARGV[1])
@@ -24,4 +27,5 @@ else
   redis.call('HSET', KEYS[4], ARGV[6], ARGV[7])
   redis.call('RPUSH', KEYS[3], ARGV[6])
 end
+if ARGV[9] ~= '' then redis.call('ZADD', KEYS[7], 'NX', ARGV[9], ARGV[1]) end
 return {'created', ARGV[1]}
