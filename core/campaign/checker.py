@@ -39,7 +39,7 @@ from core.campaign.numbers import FastNumberNormalizer
 from core.campaign.source import Row, frozen_maker
 from core.campaign.template import Template
 from core.models import Kind
-from core.requests import SUBJECT_MAX_CHARS
+from core.request_fields import SUBJECT_MAX_CHARS
 from core.validation import (
     EMAIL_MAX_CHARS,
     SMS_MAX_CHARS,
