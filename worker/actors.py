@@ -18,6 +18,7 @@ from core.models import Kind
 from core.routing import default_queue
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
+from worker.ledger import quarantine
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
@@ -59,7 +60,7 @@ def register_bulk_actor(
         try:
             campaign, number = chunk_of(args, kwargs)
         except ValueError as exc:
-            sender.quarantine(args, kwargs, str(exc))
+            quarantine(sender.jobs, BULK_ACTOR, args, kwargs, str(exc))
             return
         sender.handle(campaign, number)
 
@@ -83,7 +84,8 @@ def _actor_fn(
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
         if problem is not None:
-            member = pipeline.quarantine(kind, args, kwargs, problem)
+            member = quarantine(pipeline.store, kind.actor_name, args, kwargs, problem,
+                                shape_only=kind.is_otp)  # fmt: skip
             if metrics is not None:
                 metrics.handled(kind, member)
             return

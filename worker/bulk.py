@@ -31,7 +31,6 @@ permanent (request refused)       dead letter, replayable one by one
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -62,8 +61,7 @@ from worker.connectus.errors import (
 )
 from worker.connectus.v1 import BulkResult
 from worker.ledger import DurableLedger, error_fields
-from worker.pipeline import unsent_error
-from worker.policy import RetryPolicy, decide
+from worker.policy import RetryPolicy, decide, unsent_error
 from worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("worker.bulk")
@@ -329,13 +327,6 @@ class BulkSender:
 
     def _single(self, campaign: Campaign, job_id: str, payload: Mapping[str, Any]) -> Message[Any]:
         return single_message(campaign, job_id, payload, self.queue, self.clock())
-
-    def quarantine(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str) -> str:
-        """Dead-letter a chunk message that is not one, with the reason."""
-        data = json.dumps({"actor": "send_sms_bulk", "args": args, "kwargs": kwargs}, default=repr)
-        member = self.jobs.quarantine(data.encode(), f"malformed job: {problem}")
-        log.error("job.malformed", member=member, reason=problem)
-        return member
 
     def _defer(self, message: Message[Any], campaign_id: str, number: int, delay_ms: int) -> str:
         member = f"chunk:{campaign_id}:{number}"

@@ -28,7 +28,6 @@ The breaker and the limiter are bookkeeping and fail open on a Redis error.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 import uuid
@@ -48,11 +47,11 @@ from core.models import Kind
 from worker import breaker as gates
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
-from worker.connectus.errors import ConnectusError, TransientError
+from worker.connectus.errors import ConnectusError
 from worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from worker.ledger import DurableLedger, error_fields, kept_message
 from worker.metrics import WorkerMetrics
-from worker.policy import RetryPolicy, decide
+from worker.policy import RetryPolicy, decide, unsent_error
 from worker.ratelimit import Acquired, RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -368,25 +367,6 @@ class SendPipeline:
         emit = log.debug if why == "RateLimitTimeout" else log.info
         emit("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"
-
-    def quarantine(
-        self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
-    ) -> str:
-        """Dead-letter a message that is not a valid job, with the reason."""
-        kept: Any = {"args": args, "kwargs": kwargs}
-        if kind.is_otp:
-            # It may hold an OTP in plain text: keep only its shape.
-            kept = {"args": len(args), "kwargs": sorted(kwargs)}
-        data = json.dumps({"actor": kind.actor_name, **kept}, default=repr)
-        member = self.store.quarantine(data.encode(), f"malformed job: {problem}")
-        log.error("job.malformed", member=member, reason=problem)
-        return member
-
-
-def unsent_error(refused: RateLimitRefused) -> TransientError:
-    """An in-process retry that found no token, as the transient error it is."""
-    retry_after_s = refused.retry_in_ms / 1000
-    return TransientError(str(refused), reason="rate_limited", retry_after_s=retry_after_s)
 
 
 def _recheck_ms(gate: gates.Decision) -> int:

@@ -33,6 +33,7 @@ from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
 from worker.connectus.testing import Recorder, make_client
+from worker.ledger import quarantine
 from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout
 
@@ -516,9 +517,8 @@ def _older_workers_quarantine(sender: BulkSender, message: dramatiq.Message[Any]
     message: its actor wants exactly one argument, and dead-letters the rest
     through the same quarantine."""
     assert set(message.kwargs) != {"chunk"}
-    sender.quarantine(
-        message.args, message.kwargs, "expected exactly one keyword argument, 'chunk'"
-    )
+    quarantine(sender.jobs, BULK_ACTOR, message.args, message.kwargs,
+               "expected exactly one keyword argument, 'chunk'")  # fmt: skip
 
 
 def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
@@ -528,9 +528,9 @@ def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
     message = chunk_message("bulk", released, 0)
     _older_workers_quarantine(sender, message)
     # Dead letters that are not such a chunk stay where they are.
-    sender.quarantine((), {"job": {}}, "expected exactly one keyword argument, 'chunk'")
-    sender.quarantine((), {"chunk": {"campaign": released, "chunk": -1}, **RECORDS_AT_CLAIM},
-                      "chunk.chunk: must be a non-negative integer")  # fmt: skip
+    quarantine(jobs, BULK_ACTOR, (), {"job": {}}, "expected exactly one keyword argument, 'chunk'")
+    quarantine(jobs, BULK_ACTOR, (), {"chunk": {"campaign": released, "chunk": -1},
+               **RECORDS_AT_CLAIM}, "chunk.chunk: must be a non-negative integer")  # fmt: skip
     jobs.quarantine(b"\xff not json", "undecodable")
     recovery = ChunkRecovery(client, KEYS, queue="bulk")
     assert recovery.run_once() == 1
