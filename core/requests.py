@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -65,7 +65,6 @@ class _Send(BaseModel):
 
     # strict: "123" is not silently an int; forbid: a misspelt field is an error, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    _dst_field: ClassVar[str] = "dst_number"
 
     deliver_at: DeliverAt = None
     max_age_s: MaxAge | None = None
@@ -105,7 +104,7 @@ class _Send(BaseModel):
     @property
     def dst(self) -> str:
         """The destination: a normalised number or address."""
-        return str(getattr(self, self._dst_field))
+        return str(getattr(self, self.kind.spec.dst_field))
 
     @property
     def masked_dst(self) -> str:
@@ -175,7 +174,6 @@ class OtpMessage(_Sms):
 
 
 class _Email(_Send):
-    _dst_field = "dst_email"
     dst_email: Email
     src_email: SrcEmail = Field(default=None, validate_default=True)
     subject: Subject
@@ -207,7 +205,6 @@ class WhatsappMessage(_Send):
 
 
 class WhatsappQrMessage(_Send):
-    _dst_field = "number"
     type: Literal["whatsapp_qr"]
     number: Phone
     message: WhatsappContent
@@ -222,7 +219,6 @@ class WhatsappQrGroupMessage(_Send):
     picks the queue.
     """
 
-    _dst_field = "group_name"
     type: Literal["whatsapp_qr_group"]
     group_name: GroupName
     message: WhatsappContent

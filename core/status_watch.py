@@ -21,7 +21,7 @@ from core.models import Kind
 
 #: The kinds polled: the SMS kinds have the status webhook and the campaign
 #: poller; QR has no status call.
-WATCHED_KINDS = frozenset({Kind.EMAIL, Kind.OTP_EMAIL, Kind.WHATSAPP})
+WATCHED_KINDS = frozenset(kind for kind in Kind if kind.spec.watched)
 
 
 def watch_key(keys: Keys) -> str:

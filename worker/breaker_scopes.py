@@ -55,16 +55,6 @@ UNKNOWN_COUNTRY = "ZZ"
 
 Effect = Literal["trip", "failure", "answered", "ignored"]
 
-_HOST_PRODUCT: Mapping[Kind, tuple[str, str]] = {
-    Kind.SMS: ("v3", "sms"),
-    Kind.OTP: ("v3", "sms"),
-    Kind.EMAIL: ("v3", "email"),
-    Kind.OTP_EMAIL: ("v3", "email"),
-    Kind.WHATSAPP: ("v3", "whatsapp"),
-    Kind.WHATSAPP_QR: ("qr", "whatsapp_qr"),
-    Kind.WHATSAPP_QR_GROUP: ("qr", "whatsapp_qr"),
-}
-
 
 @dataclass(frozen=True, slots=True)
 class Target:
@@ -119,7 +109,7 @@ class Target:
 
 def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
     """The target of a single send of ``kind`` with ``payload`` (the producer's fields)."""
-    host, product = _HOST_PRODUCT[kind]
+    host, product = kind.spec.host, kind.spec.product
     dst = payload.get("dst_number") if product == "sms" else None
     client = payload.get("id_client")
     return Target(host, product, dst=str(dst) if dst else None,

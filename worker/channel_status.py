@@ -45,7 +45,7 @@ from core.delivery_status import STATUS_RANK, is_final
 from core.jobs import JobStore, epoch_ms
 from core.luascript import load
 from core.models import Kind
-from core.status_watch import watch_key
+from core.status_watch import WATCHED_KINDS, watch_key
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 from worker.metrics import WorkerMetrics
@@ -149,7 +149,7 @@ class ChannelStatusPoller:
         """``drop`` (never looked up again), ``wait`` (not sent yet), ``polled`` or ``final``."""
         kind = record.get("kind")
         state = record.get("state")
-        if kind not in (Kind.EMAIL, Kind.OTP_EMAIL, Kind.WHATSAPP) or state in _NEVER_SENT:
+        if kind not in WATCHED_KINDS or state in _NEVER_SENT:
             return "drop"
         anchor = record.get("sent_at") or max(
             record.get("created_at", "0"), record.get("deliver_at", "0"), key=int

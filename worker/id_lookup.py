@@ -66,9 +66,6 @@ log = structlog.get_logger("worker.id_lookup")
 #: ``provider_id_lookup`` values on a job record.
 PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
 
-#: Kinds whose sends can be found again in a Connectus listing.
-LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR, Kind.WHATSAPP_QR_GROUP})
-
 #: Most candidate ids handed to the script per job (the first free one is taken).
 MAX_CANDIDATES = 200
 
@@ -81,22 +78,17 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any], key: bytes) -> bytes | 
 
     ``key``: the content-digest key (``Settings.content_key``).
     """
-    if kind not in LISTED:
+    spec = kind.spec
+    if not spec.listed:
         return None
-    group = None
-    if kind is Kind.WHATSAPP_QR:
-        dst, content = payload.get("number"), payload.get("message")
-    elif kind is Kind.WHATSAPP_QR_GROUP:
-        dst, content, group = None, payload.get("message"), payload.get("group_name")
-    else:
-        dst, content = payload.get("dst_number"), payload.get(kind.content_field)
+    dst = payload.get(spec.dst_field)
     entry = {
         "kind": kind.value,
-        "dst": _digits(dst),
+        "dst": _digits(dst if spec.person else None),
         "src": payload.get("src_number"),
         "id_delivery": payload.get("id_delivery"),
-        "group": group,
-        "digest": content_digest(key, str(content or "")),
+        "group": None if spec.person else dst,
+        "digest": content_digest(key, str(payload.get(spec.content_field) or "")),
     }
     return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
 

@@ -195,7 +195,7 @@ class SendPipeline:
         """
         if self.limiter is None:
             return None
-        product, dst = product_for(kind), _destination(job["payload"])
+        product, dst = product_for(kind), _destination(kind, job["payload"])
         claim = None
         try:
             if self._admit_script is None:
@@ -378,6 +378,7 @@ def _recheck_ms(gate: gates.Decision) -> int:
     return gate.retry_in_ms
 
 
-def _destination(payload: Mapping[str, Any]) -> str | None:
-    value = payload.get("dst_number") or payload.get("dst_email") or payload.get("number")
+def _destination(kind: Kind, payload: Mapping[str, Any]) -> str | None:
+    """The person a send goes to (the destination cap's key); None for a group."""
+    value = payload.get(kind.spec.dst_field) if kind.spec.person else None
     return str(value) if value else None

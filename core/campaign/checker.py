@@ -141,7 +141,7 @@ class RowChecker:
         self.default_region = default_region
         #: the normalised sender address (e-mail campaigns), None if not given
         self.src_email = src_email
-        self.recipient_field = "dst_email" if kind is Kind.EMAIL else "dst_number"
+        self.recipient_field = kind.spec.dst_field
         self.report = CheckReport()
         self._max_chars = _MAX_CHARS[kind]
         # dst -> line of its accepted row; kept across check() calls, like the report
