@@ -38,15 +38,6 @@ def tenant_problem(name: object) -> str | None:
     return None
 
 
-def check_tenant(name: object) -> str:
-    """``name`` if it is a valid tenant name; ``ValueError`` naming ``tenant`` otherwise."""
-    problem = tenant_problem(name)
-    if problem is not None:
-        raise ValueError(f"tenant: {problem}")
-    assert isinstance(name, str)
-    return name
-
-
 def parse_tenants(text: str) -> dict[str, tuple[str, ...]]:
     """``name:tok,tok;name:tok`` as {tenant: tokens}; ``ValueError`` with a reason that
     names the position or the tenant, never a token. Token shape is checked by the caller."""

@@ -26,7 +26,6 @@ Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -125,14 +124,6 @@ def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
     A leading '+' is tolerated, so an E.164 number with '+' matches too.
     """
     return bool(client.sismember(optout_key(keys), number.strip().removeprefix("+")))
-
-
-def add_opt_out(
-    client: redis.Redis, keys: Keys, number: str, *, source: str = "api", now_ms: int | None = None
-) -> bool:
-    """Record an opt-out (with its history entry); True if the number was not opted out before."""
-    when = now_ms if now_ms is not None else int(time.time() * 1000)
-    return change(client, keys, number, "out", source=source, now_ms=when)
 
 
 def number_field(kind: Kind) -> str | None:

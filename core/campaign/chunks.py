@@ -143,11 +143,6 @@ class ChunkWriter:
             raise CampaignConflict(str(idempotency_key), existing_id)
         return Created(existing_id, status == b"created")
 
-    def existing_for_key(self, idempotency_key: str, tenant: str = DEFAULT_TENANT) -> str | None:
-        """The campaign ``tenant`` already created with this idempotency key, if any."""
-        value = self.client.get(self.keys.campaign_idempotency(idempotency_key, tenant))
-        return _text(value) if value is not None else None
-
 
 def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value

@@ -21,7 +21,7 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -108,20 +108,6 @@ class Window:
         if self.start < self.end:
             return self.start <= now < self.end
         return now >= self.start or now < self.end
-
-    def next_open(self, local: datetime) -> datetime:
-        """When the window next opens at or after ``local`` (same zone); ``local`` if open."""
-        if self.is_open(local):
-            return local
-        zone = local.tzinfo
-        day = local.date()
-        for offset in range(3):
-            candidate = datetime.combine(day + timedelta(days=offset), self.start, tzinfo=zone)
-            # Normalise through UTC: on a DST-change day the wall time may not exist.
-            candidate = candidate.astimezone(UTC).astimezone(zone)
-            if candidate >= local:
-                return candidate
-        raise AssertionError("a daily window opens within two days")  # pragma: no cover
 
 
 @dataclass(frozen=True, slots=True)
