@@ -19,6 +19,7 @@ from dramatiq import Message
 from core.claims import Claim
 from core.jobs import FINISH, JobStore
 from core.luascript import load
+from core.redis import text
 
 CLAIM_MANY = load(__package__, "claim_many.lua")
 CLAIM_BULK = load(__package__, "claim_bulk.lua")
@@ -155,13 +156,9 @@ class BulkChunk:
 def _claims(answers: Sequence[Sequence[bytes | str]]) -> list[Claim]:
     claims = []
     for answer in answers:
-        status = _text(answer[0])
+        status = text(answer[0])
         if status == "ok":
             claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
         else:
-            claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
+            claims.append(Claim(status, detail=text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
     return claims
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

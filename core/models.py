@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from config.tenants import DEFAULT_TENANT
+from core.redis import text
 
 
 class Kind(StrEnum):
@@ -167,7 +168,7 @@ class JobRecord(BaseModel):
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
         """Build from an ``HGETALL`` answer; times are stored as epoch ms."""
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         data: dict[str, object] = {
             name: value for name, value in fields.items() if name in cls.model_fields
         }
@@ -190,7 +191,3 @@ class JobRecord(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -45,6 +45,7 @@ from core.delivery_status import STATUS_RANK, is_final
 from core.jobs import JobStore, epoch_ms
 from core.luascript import load
 from core.models import Kind
+from core.redis import text
 from core.status_watch import WATCHED_KINDS, watch_key
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
@@ -122,7 +123,7 @@ class ChannelStatusPoller:
             now = self.clock()
             batch = min(BATCH, self.per_pass - taken_total)
             claimed = self._claim(keys=[self._watch], args=[now, now + self.interval_ms, batch])
-            taken = [_text(j) for j in claimed]
+            taken = [text(j) for j in claimed]
             if not taken:
                 break
             taken_total += len(taken)
@@ -136,7 +137,7 @@ class ChannelStatusPoller:
         done: list[str] = []
         lookups = 0
         for job_id, values in zip(taken, pipe.execute(), strict=True):
-            record = {n: _text(v) for n, v in zip(_FIELDS, values, strict=True) if v is not None}
+            record = {n: text(v) for n, v in zip(_FIELDS, values, strict=True) if v is not None}
             verdict = self._one(job_id, record, now)
             lookups += verdict in ("polled", "final")
             if verdict in ("final", "drop"):
@@ -196,7 +197,7 @@ class ChannelStatusPoller:
             if int(answer[0]):
                 self.metrics.delivery_status(kind, polled.status)
             for event in answer[1:]:
-                self.metrics.email_event(_text(event))
+                self.metrics.email_event(text(event))
 
     def _count(self, kind: Kind, result: str) -> None:
         if self.metrics is not None:
@@ -207,7 +208,3 @@ def _final(kind: Kind, status: str, clicked: bool) -> bool:
     if kind is Kind.WHATSAPP:
         return is_final(status) or status.upper() in WHATSAPP_FINAL
     return status in EMAIL_DEAD_ENDS or clicked
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -28,6 +28,7 @@ from zoneinfo import ZoneInfo
 
 from config.tenants import DEFAULT_TENANT
 from core.models import Kind
+from core.redis import text
 from core.validation import InvalidInput
 
 
@@ -163,7 +164,7 @@ class Campaign:
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> Campaign:
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {text(k): text(v) for k, v in raw.items()}
 
         def opt_int(name: str) -> int | None:
             return int(f[name]) if f.get(name) else None
@@ -195,7 +196,3 @@ class Campaign:
             tenant=f.get("tenant") or DEFAULT_TENANT,
             connectus_delivery=f.get("connectus_delivery") == "1",
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
