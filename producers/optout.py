@@ -1,27 +1,15 @@
 """Marketing opt-outs: numbers that answered STOP (or another keyword) to us.
 
-The set ``{prefix}:optout`` holds phone numbers in the form
-:func:`core.validation.normalize_number` returns (E.164 digits without
-'+', ``56987654321``); the HTTP service adds to it when an incoming SMS is an
-opt-out keyword. Only *marketing* sends (``priority="bulk"``) to those numbers
-are refused; OTPs and transactional messages always go out, because the
-person asked them (a login code, a receipt) and the law treats them apart.
+The set ``{prefix}:optout`` holds numbers as :func:`core.validation.normalize_number`
+returns them (``56987654321``). Only *marketing* sends (``priority="bulk"``) to
+them are refused; OTPs and transactional messages always go out (the person
+asked for them), and e-mail has no opt-out source here. Every change (an
+incoming keyword SMS, the CLI, the intake) is one script that also appends to
+the number's history, a stream keyed by the number's hash (no index of plain
+numbers), capped at ``HISTORY_MAXLEN``: docs/service.md, "Opt-out".
 
-E-mail has no opt-out source here, so e-mail sends are never refused.
-
-Opting back in: an incoming ``OPT_IN_KEYWORDS`` SMS (``ALTA``, ``START``), the
-CLI (``connectus optout add|remove``) or the intake (``/v1/optouts``) remove the
-number from the set (:func:`change`). Every change, whatever its source, is
-recorded in the number's history, a stream ``{prefix}:optout:history:<sha256 of
-the number>`` (``action`` out/in, ``source``, ``changed``, ``at_ms``; capped at
-``HISTORY_MAXLEN`` entries). The key is the number's hash so that the history
-adds no index of plain numbers; the set itself does hold them, as it did
-before histories existed: the sends and the campaigns' claims test membership
-in it (``SISMEMBER`` / ``SMISMEMBER``).
-
-Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
-
-    refuse_if_opted_out(self.redis, self.store.keys, request)
+:class:`producers.api.Producer` calls :func:`refuse_if_opted_out` once, before
+it enqueues; the campaigns' claims test membership in the set in their scripts.
 """
 
 from __future__ import annotations

@@ -1,35 +1,17 @@
 """Delivery statuses and e-mail events of e-mail and WhatsApp jobs, polled at Connectus.
 
-No webhook reports them (Connectus documents only the SMS status webhook), so
-the housekeeper polls, every ``STATUS_POLL_INTERVAL_S``, the jobs of the
-status-watch set (:mod:`core.status_watch`: single jobs from the producer,
-campaign jobs from :class:`worker.campaign_status.StatusPoller`):
-
-=================  ===============================================  =====================
-kind               lookup                                           stops at
-=================  ===============================================  =====================
-email, otp_email   ``GET /api_v3/email/:id`` → status and events     ``NO_ENTREGABLE``,
-                   ``ABIERTO``/``CLICKEADO`` with their times        ``NUMERO_INVALIDO``,
-                                                                    or a ``CLICKEADO``
-whatsapp           ``GET /api_v3/whatsapp/status?message_id=``      a final status
-=================  ===============================================  =====================
-
-An e-mail is still polled after ``ENTREGADO``: it is opened and clicked later.
-Every job stops being polled ``STATUS_POLL_MAX_AGE_S`` after it was sent (a job
-never sent: after it was queued or due), and when it fails or is cancelled.
+No webhook reports them, so the housekeeper polls the due jobs of the
+status-watch set (:mod:`core.status_watch`): ``GET /api_v3/email/:id`` (status
+and ``ABIERTO``/``CLICKEADO`` events) or ``GET /api_v3/whatsapp/status``, until
+a final status (an e-mail: until clicked or undeliverable), for at most
+``STATUS_POLL_MAX_AGE_S``. The table, the limits and what is recorded:
+docs/campaigns.md, "E-mail and WhatsApp statuses".
 
 Bounded: a due job is taken and moved one interval later in one script
-(``claim_watch.lua``), so it costs at most one lookup per interval whatever
-the number of processes; at most ``per_pass`` lookups a pass, and a pass
-stops taking jobs after ``max_pass_s`` (it runs on the housekeeping thread). Neither call
-takes more than one id (the documents give no batch status call for e-mail or
-WhatsApp; SMS has ``delivery_info``), so polling is one call per job.
-
-The status is recorded on the job record (``delivery_status``, rank-ordered as
-the SMS webhook's), each event once (``email_opened_at``, ``email_clicked_at``:
-Connectus's timestamp as given), with one events-stream entry per change
-(``kind=delivery_status`` / ``kind=email_event``), in one script
-(``channel_status.lua``).
+(``claim_watch.lua``), so it costs at most one lookup per interval whatever the
+number of processes; a pass takes at most ``per_pass`` jobs and stops after
+``max_pass_s`` (it runs on the housekeeping thread). The status and each event
+are recorded once, with their events-stream entries, in ``channel_status.lua``.
 """
 
 from __future__ import annotations
