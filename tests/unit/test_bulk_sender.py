@@ -26,13 +26,13 @@ from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
 from core.redaction import mask_phone
 from tests.support.clock import Clock
+from tests.support.connectus import Recorder, make_client
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
 from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
 from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
-from worker.connectus.testing import Recorder, make_client
 from worker.ledger import quarantine
 from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout

@@ -10,8 +10,8 @@ import pytest
 
 from config import load_settings
 from core.models import Kind
+from tests.support.connectus import make_client
 from worker.connectus import errors as e
-from worker.connectus.testing import make_client
 from worker.senders import ClientSender
 
 PAYLOAD = {"dst_number": "56987654321", "sms_content": "x"}
