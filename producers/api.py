@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, Literal, TypedDict, Unpack
+from typing import Any, TypedDict, Unpack
 
 import redis
 
@@ -27,7 +27,7 @@ from core.keys import Keys
 from core.models import JobRecord
 from core.redis import connect
 from core.requests import SendRequest, parse_request
-from core.routing import queue_for
+from core.routing import Priority, queue_for
 from core.status_watch import WATCHED_KINDS
 from core.validation import (
     FieldError,
@@ -57,7 +57,7 @@ class SendOptions(TypedDict, total=False):
 class RoutedOptions(SendOptions, total=False):
     """And ``priority``: ``"bulk"`` = marketing (its own queue; refused for opted-out numbers)."""
 
-    priority: Literal["transactional", "bulk"]
+    priority: Priority
 
 
 class BilledOptions(RoutedOptions, total=False):

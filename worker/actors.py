@@ -15,7 +15,7 @@ from dramatiq.broker import Broker
 
 from config import Settings
 from core.models import Kind
-from core.routing import default_queue
+from core.routing import queue_for
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
 from worker.ledger import quarantine
@@ -41,7 +41,7 @@ def register_actors(
             _actor_fn(pipeline, kind, metrics),
             broker=broker,
             actor_name=kind.actor_name,
-            queue_name=default_queue(kind, settings),
+            queue_name=queue_for(kind, settings),
             # Dramatiq runs lower numbers first within a worker's work queue: an
             # OTP fetched behind bulk messages still goes out next.
             priority=0 if kind.is_otp else 10,
