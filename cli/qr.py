@@ -63,7 +63,7 @@ def _call(ctx: typer.Context, as_json: bool, call: Callable[[ConnectusClient], T
 
 
 def _group_name(name: str, as_json: bool) -> str:
-    from core.requests import GROUP_NAME_MAX_CHARS
+    from core.request_fields import GROUP_NAME_MAX_CHARS
     from core.validation import InvalidInput, check_single_line
 
     try:

@@ -175,13 +175,15 @@ def check_opt_out_keywords(value: str) -> str:
 def check_opt_in_keywords(value: str, info: ValidationInfo) -> str:
     """Like the opt-out words, and none of them an opt-out word too (which would win?)."""
     check_opt_out_keywords(value)
-    out = info.data.get("opt_out_keywords") or ""
-    both = {w.strip().casefold() for w in value.split(",")} & {
-        w.strip().casefold() for w in out.split(",")
-    }
+    both = keyword_set(value) & keyword_set(info.data.get("opt_out_keywords") or "")
     if both:
         raise ValueError(f"{', '.join(sorted(both))} is also in OPT_OUT_KEYWORDS")
     return value
+
+
+def keyword_set(value: str) -> frozenset[str]:
+    """Comma-separated keywords, case-folded (compare with ``text.strip().casefold()``)."""
+    return frozenset(word.strip().casefold() for word in value.split(","))
 
 
 # --- sample secrets -----------------------------------------------------------

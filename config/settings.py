@@ -20,7 +20,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from config import checks
-from config.tenants import DEFAULT_TENANT, parse_tenants
+from config.tenants import tenant_tokens
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -334,31 +334,23 @@ class Settings(BaseSettings):
 
     @property
     def intake_token_values(self) -> tuple[str, ...]:
-        """Every intake bearer token, of every tenant (plain text: compare them, never
-        log them)."""
+        """Every intake bearer token, of every tenant (plain text: never log them)."""
         return tuple(token for tokens in self.tenant_tokens.values() for token in tokens)
 
     @property
     def tenant_tokens(self) -> dict[str, tuple[str, ...]]:
-        """{tenant: its bearer tokens}: ``INTAKE_TENANTS``, and ``INTAKE_TOKENS`` as the
-        tokens of ``default`` (config/tenants.py)."""
-        tenants: dict[str, tuple[str, ...]] = {}
-        if self.intake_tenants is not None:
-            tenants.update(parse_tenants(self.intake_tenants.get_secret_value()))
-        if self.intake_tokens is not None:
-            plain = tuple(t.strip() for t in self.intake_tokens.get_secret_value().split(","))
-            tenants[DEFAULT_TENANT] = tenants.get(DEFAULT_TENANT, ()) + plain
-        return tenants
+        """{tenant: its bearer tokens} (:func:`config.tenants.tenant_tokens`)."""
+        return tenant_tokens(self.intake_tenants, self.intake_tokens)
 
     @property
     def opt_out_keyword_set(self) -> frozenset[str]:
         """Opt-out keywords, case-folded (compare with ``text.strip().casefold()``)."""
-        return frozenset(word.strip().casefold() for word in self.opt_out_keywords.split(","))
+        return checks.keyword_set(self.opt_out_keywords)
 
     @property
     def opt_in_keyword_set(self) -> frozenset[str]:
         """Opt-in keywords, case-folded, like :attr:`opt_out_keyword_set`."""
-        return frozenset(word.strip().casefold() for word in self.opt_in_keywords.split(","))
+        return checks.keyword_set(self.opt_in_keywords)
 
     def require_service_settings(self) -> None:
         """Fail naming the variable if ``connectus serve`` lacks what it needs.
@@ -409,7 +401,8 @@ def load_settings(
     except ValidationError as exc:
         error = exc.errors()[0]
         field = str(error["loc"][0]) if error["loc"] else "settings"
-        raise ConfigError(field.upper(), _reason(error)) from exc
+        reason = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
+        raise ConfigError(field.upper(), reason) from exc
     # Here, not in the model: tests and tools build Settings(...) with any values,
     # while every process that starts reads its settings through this function.
     sample = checks.find_sample_secret(settings, settings.run_mode)
@@ -418,8 +411,3 @@ def load_settings(
     if require_keys if require_keys is not None else environ is None:
         settings.require_content_key()
     return settings
-
-
-def _reason(error: Mapping[str, Any]) -> str:
-    message = str(error.get("msg", "is invalid"))
-    return message.removeprefix("Value error, ")

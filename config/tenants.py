@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import re
 
+from pydantic import SecretStr
+
 #: The tenant of ``INTAKE_TOKENS``, of producers that name none, and of records
 #: written before tenants existed (they have no ``tenant`` field).
 DEFAULT_TENANT = "default"
@@ -34,15 +36,6 @@ def tenant_problem(name: object) -> str | None:
     if not _TENANT.match(name):
         return "must be 1-64 of a-z 0-9 _ - starting with a letter or digit"
     return None
-
-
-def check_tenant(name: object) -> str:
-    """``name`` if it is a valid tenant name; ``ValueError`` naming ``tenant`` otherwise."""
-    problem = tenant_problem(name)
-    if problem is not None:
-        raise ValueError(f"tenant: {problem}")
-    assert isinstance(name, str)
-    return name
 
 
 def parse_tenants(text: str) -> dict[str, tuple[str, ...]]:
@@ -66,3 +59,15 @@ def parse_tenants(text: str) -> dict[str, tuple[str, ...]]:
             raise ValueError(f"tenant {name!r} has an empty token")
         tenants[name] = values
     return tenants
+
+
+def tenant_tokens(
+    tenants: SecretStr | None, default_tokens: SecretStr | None
+) -> dict[str, tuple[str, ...]]:
+    """{tenant: its bearer tokens}: ``INTAKE_TENANTS`` (``tenants``), and
+    ``INTAKE_TOKENS`` (``default_tokens``, comma-separated) as :data:`DEFAULT_TENANT`'s."""
+    result = parse_tenants(tenants.get_secret_value()) if tenants is not None else {}
+    if default_tokens is not None:
+        plain = tuple(token.strip() for token in default_tokens.get_secret_value().split(","))
+        result[DEFAULT_TENANT] = result.get(DEFAULT_TENANT, ()) + plain
+    return result

@@ -27,6 +27,7 @@ from core.expiry import OWN, AgeLimits, Expiry
 from core.jobs import JobStore
 from core.models import JobRecord
 from core.redaction import EMAIL_KEYS, PHONE_KEYS, mask_email, mask_phone, redact_text
+from core.redis import text
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
 _UNIT_S = {"": 1, "s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
@@ -146,8 +147,8 @@ class DeadLetters:
             try:
                 loaded = json.loads(raw)
             except ValueError:
-                text = raw[:500].decode("utf-8", "replace")
-                return {"raw": redact_text(text), "bytes": len(raw)}
+                head = raw[:500].decode("utf-8", "replace")
+                return {"raw": redact_text(head), "bytes": len(raw)}
             return {"raw": _mask(loaded)}
         return {
             "queue": decoded.queue_name,
@@ -199,7 +200,7 @@ class DeadLetters:
             )
             if not rows:
                 return
-            yield from self._entries([(_text(m), s) for m, s in rows])
+            yield from self._entries([(text(m), s) for m, s in rows])
             offset += len(rows)
 
     def _entries(self, rows: list[tuple[str, float]]) -> list[DeadLetter]:
@@ -220,7 +221,7 @@ class DeadLetters:
                 error_class = "RecordExpired"
                 if member.startswith(_POISON):
                     error_class = member.split(":", 1)[0].capitalize()
-                reason = _text(kept_reason) if kept_reason is not None else "record expired"
+                reason = text(kept_reason) if kept_reason is not None else "record expired"
             entries.append(
                 DeadLetter(member, int(score), poison, record.kind.value if record else None,
                            record.queue if record else None, error_class, reason, record,
@@ -252,7 +253,3 @@ def _mask(value: Any, key: str = "") -> Any:
             return mask_phone(value)
         return redact_text(value) if isinstance(value, str) else value
     return value
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -104,14 +104,3 @@ def parse_deliver_at(
     if result > reference + timedelta(seconds=DELIVER_AT_HORIZON_S):
         raise InvalidInput(field, f"is more than {DELIVER_AT_HORIZON_S // 86_400} days ahead")
     return result
-
-
-def format_connectus_datetime(dt: datetime, tz: str = "America/Santiago") -> str:
-    """``YYYY-MM-DD HH:MM:SS`` in the account time zone, as Connectus expects.
-
-    During a fold the text is ambiguous; Connectus cannot be told which
-    occurrence is meant, so it is up to the platform (sub-second part dropped).
-    """
-    if dt.tzinfo is None or dt.utcoffset() is None:
-        raise ValueError("format_connectus_datetime needs a timezone-aware datetime")
-    return dt.astimezone(_zone(tz)).strftime("%Y-%m-%d %H:%M:%S")

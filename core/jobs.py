@@ -28,6 +28,7 @@ from core.jobs_recovery import JobRecovery
 from core.keys import Keys
 from core.luascript import load
 from core.models import JobRecord
+from core.status_watch import watch_key
 
 # The ledger's transitions (core/lua/: each file says its KEYS, ARGV and answer).
 ENQUEUE = load(__package__, "enqueue.lua")
@@ -102,6 +103,7 @@ class JobStore(JobRecovery):
         due_ms: int | None = None,
         tenant: str = DEFAULT_TENANT,
         index_keys: Sequence[str] = (),
+        watch_ms: int | None = None,
     ) -> Enqueued:
         """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
 
@@ -109,7 +111,9 @@ class JobStore(JobRecovery):
         caller's key reaches, see :mod:`core.keys`). Raises :class:`IdempotencyConflict`
         when the key is taken by a different payload; returns the first job's id when
         it is the same. The record gets ``tenant``. ``index_keys``: the search
-        indexes that list the job (:func:`core.lookup.index_keys`).
+        indexes that list the job (:func:`core.lookup.index_keys`). ``watch_ms``: a
+        new job's first status lookup (epoch ms, :mod:`core.status_watch`); None = not
+        watched.
         """
         now = self.clock()
         scheduled = due_ms is not None and due_ms > now
@@ -125,6 +129,7 @@ class JobStore(JobRecovery):
             message.options["redis_message_id"],
             message.encode(),  # type: ignore[list-item]
             self.keys.prefix,
+            "" if watch_ms is None else watch_ms,
         ]
         for name, value in fields.items():
             args += [name, value]
@@ -138,6 +143,7 @@ class JobStore(JobRecovery):
                 self.keys.queue_messages(message.queue_name),
                 self.keys.schedule,
                 self.keys.schedule_messages,
+                watch_key(self.keys),
                 *index_keys,
             ],
             args=args,

@@ -3,9 +3,9 @@
 The same per-job state machine as :class:`core.jobs.JobStore` (the same Lua
 ``claim`` function, ``core/lua/lib_claim.lua``, and the same fenced
 ``finish.lua``), driven for a whole chunk in one round trip each way: one
-``claim_bulk.lua`` (which makes the chunk's records at its first claim) or
-``claim_many.lua`` before the bulk call, one ``finish_sent_many.lua`` or a
-pipeline of ``finish.lua`` calls after it.
+``claim_bulk.lua`` (which makes the chunk's records at its first claim) before
+the bulk call, one ``finish_sent_many.lua`` or a pipeline of ``finish.lua``
+calls after it.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from core.claims import Claim
 from core.hashing import recipient_digest
 from core.jobs import FINISH, JobStore
 from core.luascript import load
+from core.redis import text
 
-CLAIM_MANY = load(__package__, "claim_many.lua")
 CLAIM_BULK = load(__package__, "claim_bulk.lua")
 FINISH_SENT_MANY = load(__package__, "finish_sent_many.lua")
 
@@ -46,25 +46,9 @@ class BatchLedger:
 
     def __init__(self, store: JobStore) -> None:
         self.store = store
-        self._claim_many = store.client.register_script(CLAIM_MANY)
         self._claim_bulk = store.client.register_script(CLAIM_BULK)
         self._finish_sent = store.client.register_script(FINISH_SENT_MANY)
         self._finish = store.client.register_script(FINISH)
-
-    def claim_many(
-        self, job_ids: Sequence[str], *, worker_id: str, lease_ms: int, token: str
-    ) -> list[Claim]:
-        """Claim every job (answers in order, as :meth:`JobStore.claim`'s).
-
-        ``token`` is the bulk's delivery: claiming again with it after a lost
-        answer returns the same leases.
-        """
-        k = self.store.keys
-        answers = self._claim_many(
-            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages],
-            args=[self.store.clock(), lease_ms, worker_id, token, k.prefix, *job_ids],
-        )
-        return _claims(answers)
 
     def claim_bulk(
         self,
@@ -79,8 +63,8 @@ class BatchLedger:
         """Claim every row of a v1 bulk chunk, making its job records at its first claim.
 
         ``rows``: (number, masked number, SMS segments) per recipient, in chunk
-        order. Answers in order, as :meth:`claim_many`'s; an opted-out number is
-        ``done``/``cancelled``. ``token`` as :meth:`claim_many`'s. ``recipient_key``
+        order. Answers in order, as :meth:`JobStore.claim`'s; an opted-out number is
+        ``done``/``cancelled``. ``token`` as :meth:`JobStore.claim`'s. ``recipient_key``
         (``CONTENT_HASH_KEY``): the made records are indexed by their number's keyed
         digest (:mod:`core.lookup`); None: not indexed.
         """
@@ -160,13 +144,9 @@ class BulkChunk:
 def _claims(answers: Sequence[Sequence[bytes | str]]) -> list[Claim]:
     claims = []
     for answer in answers:
-        status = _text(answer[0])
+        status = text(answer[0])
         if status == "ok":
             claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
         else:
-            claims.append(Claim(status, detail=_text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
+            claims.append(Claim(status, detail=text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
     return claims
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -23,6 +23,7 @@ from redis.commands.core import Script
 
 from core.job_messages import renew_message
 from core.keys import Keys
+from core.redis import text
 
 
 class JobRecovery:
@@ -56,7 +57,7 @@ class JobRecovery:
             self.keys.unknown, "-inf", self.clock() - older_than_ms, start=0, num=limit,
             withscores=True,
         )  # fmt: skip
-        return [(_text(job_id), int(score)) for job_id, score in rows]
+        return [(text(job_id), int(score)) for job_id, score in rows]
 
     def held_message(self, job_id: str, *, review: bool = False) -> Message[Any] | None:
         """The kept message of an unknown (or in-review) job."""
@@ -110,7 +111,3 @@ class JobRecovery:
             args=[job_id, self.clock(), message.options["redis_message_id"], message.encode()],
         )
         return str(answer[0].decode())
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

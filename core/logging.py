@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import sys
-from collections.abc import Iterator, Mapping
 from typing import Any
 
 import structlog
@@ -121,30 +120,3 @@ def configure_logging(*, level: str, json: bool) -> None:
         # Not cached: configure_logging may run again (tests) and must take effect.
         cache_logger_on_first_use=False,
     )
-
-
-def bind_job_context(
-    job_id: str, queue: str, attempt: int, idempotency_key: str | None = None
-) -> Mapping[str, Any]:
-    """Bind the job's identity to every log line of this thread/task.
-
-    Returns the contextvars tokens; pass them to
-    ``structlog.contextvars.reset_contextvars(**tokens)`` or use
-    :func:`job_context` to unbind automatically.
-    """
-    values: dict[str, Any] = {"job_id": job_id, "queue": queue, "attempt": attempt}
-    if idempotency_key is not None:
-        values["idempotency_key"] = idempotency_key
-    return structlog.contextvars.bind_contextvars(**values)
-
-
-@contextlib.contextmanager
-def job_context(
-    job_id: str, queue: str, attempt: int, idempotency_key: str | None = None
-) -> Iterator[None]:
-    """:func:`bind_job_context` for the duration of a ``with`` block."""
-    tokens = bind_job_context(job_id, queue, attempt, idempotency_key)
-    try:
-        yield
-    finally:
-        structlog.contextvars.reset_contextvars(**tokens)

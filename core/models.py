@@ -15,6 +15,7 @@ never sent again, whatever retries, redeliveries or restarts happen.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
 from config.tenants import DEFAULT_TENANT
+from core.redis import text
 
 
 class Kind(StrEnum):
@@ -42,24 +44,61 @@ class Kind(StrEnum):
         return f"send_{self.value}"
 
     @property
+    def spec(self) -> KindSpec:
+        """What each layer needs to know of this kind (:data:`KINDS`)."""
+        return KINDS[self]
+
+    @property
     def is_otp(self) -> bool:
-        return self in (Kind.OTP, Kind.OTP_EMAIL)
+        return KINDS[self].otp
 
     @property
     def content_field(self) -> str:
         """The Connectus field that carries the message body."""
-        return _CONTENT_FIELD[self]
+        return KINDS[self].content_field
 
 
-_CONTENT_FIELD = {
-    Kind.SMS: "sms_content",
-    Kind.OTP: "sms_content",
-    Kind.EMAIL: "email_content",
-    Kind.OTP_EMAIL: "email_content",
-    Kind.WHATSAPP: "whatsapp_content",
-    Kind.WHATSAPP_QR: "message",
-    Kind.WHATSAPP_QR_GROUP: "message",
-}
+@dataclass(frozen=True, slots=True)
+class KindSpec:
+    """One kind, as the layers read it (one row of :data:`KINDS`).
+
+    - ``dst_field``: the payload field naming the destination (number, address, group);
+    - ``content_field``: the Connectus field that carries the message body;
+    - ``call``: the :class:`worker.connectus.client.ConnectusClient` method that sends it;
+    - ``rate_product``: the limiter's bucket (an OTP, SMS or e-mail, draws on ``otp``);
+    - ``host``, ``product``: the API host and the product its breaker scopes and balance
+      are kept by (:mod:`worker.breaker_scopes`);
+    - ``otp``: on the OTP queue, kept hashed, never resent late;
+    - ``watched``: its delivery status is polled (:mod:`core.status_watch`);
+    - ``listed``: a Connectus listing finds it again (reconciliation, :mod:`worker.id_lookup`);
+    - ``person``: sent to a person's number or address (rate caps, opt-outs), not a group.
+    """
+
+    dst_field: str
+    content_field: str
+    call: str
+    rate_product: str
+    host: str
+    product: str
+    otp: bool = False
+    watched: bool = False
+    listed: bool = True
+    person: bool = True
+
+
+KINDS: Mapping[Kind, KindSpec] = {
+    Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms"),
+    Kind.OTP: KindSpec("dst_number", "sms_content", "v3.send_otp", "otp", "v3", "sms", otp=True),
+    Kind.EMAIL: KindSpec("dst_email", "email_content", "v3.send_email", "email", "v3", "email",
+                         watched=True, listed=False),
+    Kind.OTP_EMAIL: KindSpec("dst_email", "email_content", "v3.send_otp_email", "otp", "v3",
+                             "email", otp=True, watched=True, listed=False),
+    Kind.WHATSAPP: KindSpec("dst_number", "whatsapp_content", "v3.send_whatsapp", "whatsapp",
+                            "v3", "whatsapp", watched=True),
+    Kind.WHATSAPP_QR: KindSpec("number", "message", "qr.send", "whatsapp", "qr", "whatsapp_qr"),
+    Kind.WHATSAPP_QR_GROUP: KindSpec("group_name", "message", "qr.send_message_to_group",
+                                     "whatsapp", "qr", "whatsapp_qr", person=False),
+}  # fmt: skip
 
 
 class State(StrEnum):
@@ -129,7 +168,7 @@ class JobRecord(BaseModel):
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
         """Build from an ``HGETALL`` answer; times are stored as epoch ms."""
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         data: dict[str, object] = {
             name: value for name, value in fields.items() if name in cls.model_fields
         }
@@ -152,7 +191,3 @@ class JobRecord(BaseModel):
     @property
     def terminal(self) -> bool:
         return self.state in TERMINAL_STATES
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

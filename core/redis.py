@@ -20,3 +20,8 @@ def connect(settings: Settings) -> redis.Redis:
         health_check_interval=30,
         retry_on_timeout=False,
     )
+
+
+def text(value: bytes | str) -> str:
+    """A Redis reply as text (the clients answer bytes; fakes and scripts may answer str)."""
+    return value.decode() if isinstance(value, bytes) else value

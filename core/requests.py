@@ -8,24 +8,21 @@ all bad fields at once as :class:`core.validation.InvalidInput` (the same
 same models are the ``MessageRequest`` schema of the OpenAPI document.
 
 Field names follow Connectus's (``dst_number``, ``sms_content``,
-``dst_email``, ``whatsapp_content``...). Validators that depend on the
-deployment (``DEFAULT_REGION``, ``DEFAULT_TIMEZONE``, ``JOB_TTL_S``,
-``CONNECTUS_DEFAULT_SRC_EMAIL``, ``CONNECTUS_WHATSAPP_SRC_NUMBER``) read the
-:class:`config.Settings` and the clock from the validation context, so
-validation needs :func:`parse_request`.
+``dst_email``, ``whatsapp_content``...); their types and checks are in
+:mod:`core.request_fields`. Some checks read the :class:`config.Settings` and
+the clock from the validation context, so validation needs :func:`parse_request`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any, ClassVar, Literal
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PlainValidator,
     TypeAdapter,
     ValidationError,
     ValidationInfo,
@@ -35,181 +32,32 @@ from pydantic_core import PydanticCustomError
 
 from config import Settings
 from core.countries import connectus_country
-from core.deliver_at import parse_deliver_at
 from core.hashing import fingerprint
 from core.models import Kind
 from core.redaction import mask_email, mask_phone
-from core.validation import (
-    EMAIL_MAX_CHARS,
-    SMS_MAX_CHARS,
-    WHATSAPP_MAX_CHARS,
-    InvalidInput,
-    check_content,
-    check_max_age_s,
-    check_single_line,
-    invalid_from_pydantic,
-    normalize_email,
-    normalize_number,
-    parse_expires_at,
-    sms_segments,
+from core.request_fields import (
+    ClientId,
+    DeliverAt,
+    Email,
+    EmailContent,
+    ExpiresAt,
+    GroupName,
+    MaxAge,
+    OtpPriority,
+    Phone,
+    Priority,
+    SmsContent,
+    SrcEmail,
+    SrcNumber,
+    Subject,
+    WhatsappContent,
+    WhatsappSrcNumber,
+    context_of,
 )
+from core.validation import invalid_from_pydantic, sms_segments
 
-SUBJECT_MAX_CHARS = 998  # RFC 5322 line limit
-#: WhatsApp's limit for a group's name (its "subject").
-GROUP_NAME_MAX_CHARS = 100
-ID_MAX_CHARS = 64
-#: Characters a phone number may contain (normalize_number checks the rest).
-PHONE_PATTERN = r"^\+?[0-9 ().-]{1,32}$"
 #: Fields that are ours, not Connectus's: never part of the payload.
 _OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority"}
-
-
-def _context(info: ValidationInfo) -> tuple[Settings, datetime]:
-    context = info.context or {}
-    return context["settings"], context.get("now") or datetime.now(UTC)
-
-
-def _field(check: Callable[[Any, ValidationInfo], Any]) -> Callable[[Any, ValidationInfo], Any]:
-    """A validator from a check that raises InvalidInput: its reason, as pydantic's error."""
-
-    def validate(value: Any, info: ValidationInfo) -> Any:
-        try:
-            return check(value, info)
-        except InvalidInput as exc:
-            raise PydanticCustomError("invalid", "{reason}", {"reason": exc.reason}) from exc
-
-    return validate
-
-
-def _phone(value: Any, info: ValidationInfo) -> str:
-    region = _context(info)[0].default_region
-    return normalize_number(value, default_region=region)
-
-
-def _src_number(value: Any, info: ValidationInfo) -> str:
-    """A source number: a full number, or a short code (3 to 8 digits) like ``4374``."""
-    if value is None:
-        raise InvalidInput("src_number", "is required: the WhatsApp origin number assigned "
-                                         "to the account")  # fmt: skip
-    text = str(value).strip()
-    if isinstance(value, str | int) and text.isdigit() and 3 <= len(text) <= 8:
-        return text
-    return _phone(value, info)
-
-
-def _whatsapp_src_number(value: Any, info: ValidationInfo) -> str:
-    """WhatsApp's origin: the one given, else ``CONNECTUS_WHATSAPP_SRC_NUMBER``."""
-    if value is None:
-        value = _context(info)[0].connectus_whatsapp_src_number
-    if value is None:
-        raise InvalidInput("src_number", "is required: the WhatsApp origin number assigned "
-                                         "to the account (or set "
-                                         "CONNECTUS_WHATSAPP_SRC_NUMBER)")  # fmt: skip
-    return _src_number(value, info)
-
-
-def _src_email(value: Any, info: ValidationInfo) -> str:
-    value = value or _context(info)[0].connectus_default_src_email
-    if value is None:
-        raise InvalidInput("src_email", "is required (or set CONNECTUS_DEFAULT_SRC_EMAIL)")
-    return normalize_email(value)
-
-
-def _client_id(value: Any, _: ValidationInfo) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value) > ID_MAX_CHARS:
-        raise InvalidInput("id", f"must be a non-empty string of at most {ID_MAX_CHARS} characters")
-    return value.strip()
-
-
-def _deliver_at(value: Any, info: ValidationInfo) -> datetime | None:
-    settings, now = _context(info)
-    when = parse_deliver_at(value, tz=settings.default_timezone, now=now)
-    if when is not None and when > now + timedelta(seconds=settings.job_ttl_s * 0.9):
-        raise InvalidInput("deliver_at", "is later than the job records live (JOB_TTL_S)")
-    return when
-
-
-def _max_age_s(value: Any, info: ValidationInfo) -> float:
-    age = check_max_age_s(value)
-    horizon_s = _context(info)[0].job_ttl_s * 0.9
-    if age > horizon_s:
-        raise InvalidInput("max_age_s", f"is longer than the job records live "
-                                        f"({horizon_s:.0f} s, 0.9 x JOB_TTL_S)")  # fmt: skip
-    return age
-
-
-def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
-    """Validate with ``check``; document the JSON input as ``schema``."""
-    return PlainValidator(_field(check), json_schema_input_type=schema)
-
-
-def _content(max_chars: int, *, single_line: bool = False) -> Any:
-    def check(value: Any, _: ValidationInfo) -> str:
-        if single_line:  # a header-like value: CR/LF would inject headers
-            return check_single_line(value, field="content", max_chars=max_chars)
-        return check_content(value, field="content", max_chars=max_chars)
-
-    return _checked(check, Annotated[str, Field(max_length=max_chars)])
-
-
-_PhoneInput = Annotated[str, Field(pattern=PHONE_PATTERN)] | int
-Phone = Annotated[
-    str,
-    _checked(_phone, _PhoneInput),
-    Field(description="Phone number: E.164 with or without '+', or national (DEFAULT_REGION)",
-          examples=["56987654321", "+56 9 8765 4321"]),
-]  # fmt: skip
-SrcNumber = Annotated[
-    str, _checked(_src_number, _PhoneInput),
-    Field(description="Origin number or short code", examples=["4374"]),
-]  # fmt: skip
-_EmailInput = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"})]
-Email = Annotated[
-    str,
-    _checked(lambda value, _: normalize_email(value), _EmailInput),
-    Field(description="E-mail address", examples=["ana@example.com"]),
-]
-WhatsappSrcNumber = Annotated[
-    str, _checked(_whatsapp_src_number, _PhoneInput | None),
-    Field(description="The account's WhatsApp origin number; default "
-          "CONNECTUS_WHATSAPP_SRC_NUMBER", examples=["56911111111"]),
-]  # fmt: skip
-SrcEmail = Annotated[
-    str,
-    _checked(_src_email, _EmailInput | None),
-    Field(description="Origin address; default CONNECTUS_DEFAULT_SRC_EMAIL"),
-]
-ClientId = Annotated[
-    str, _checked(_client_id, Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)])
-]
-DeliverAt = Annotated[
-    datetime | None,
-    _checked(_deliver_at, Annotated[str, Field(max_length=64)] | None),
-    Field(description="When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if "
-          "no offset); omit to send now", examples=["2030-01-15 09:00:00"]),
-]  # fmt: skip
-MaxAge = Annotated[
-    float,
-    _checked(_max_age_s, Annotated[float, Field(gt=0)]),
-    Field(description="Never send it later than this many seconds after it is due (deliver_at, "
-          "or now); fails as Expired instead. Default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an "
-          "OTP. Not with expires_at", examples=[300]),
-]  # fmt: skip
-ExpiresAt = Annotated[
-    datetime,
-    _checked(lambda value, info: parse_expires_at(value, now=_context(info)[1]),
-             Annotated[str, Field(max_length=64)]),
-    Field(description="Never send it after this time (ISO 8601 with an offset, in the future, "
-          "after deliver_at); fails as Expired instead. Not with max_age_s",
-          examples=["2030-01-15T12:05:00Z"]),
-]  # fmt: skip
-Priority = Annotated[
-    Literal["transactional", "bulk"],
-    Field(description="'bulk' = marketing: lower-priority queue, refused for opted-out numbers"),
-]
-OtpPriority = Annotated[
-    Literal["transactional"], Field(description="OTPs always use the OTP queue")
-]
 
 
 class _Send(BaseModel):
@@ -217,7 +65,6 @@ class _Send(BaseModel):
 
     # strict: "123" is not silently an int; forbid: a misspelt field is an error, not ignored.
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
-    _dst_field: ClassVar[str] = "dst_number"
 
     deliver_at: DeliverAt = None
     max_age_s: MaxAge | None = None
@@ -231,7 +78,7 @@ class _Send(BaseModel):
         field = {"field": "expires_at"}
         if self.max_age_s is not None:
             raise PydanticCustomError("invalid", "give max_age_s or expires_at, not both", field)
-        settings, now = _context(info)
+        settings, now = context_of(info)
         horizon_s = settings.job_ttl_s * 0.9
         if self.deliver_at is not None and self.expires_at <= self.deliver_at:
             raise PydanticCustomError("invalid", "is not after deliver_at: the message would "
@@ -257,7 +104,7 @@ class _Send(BaseModel):
     @property
     def dst(self) -> str:
         """The destination: a normalised number or address."""
-        return str(getattr(self, self._dst_field))
+        return str(getattr(self, self.kind.spec.dst_field))
 
     @property
     def masked_dst(self) -> str:
@@ -296,17 +143,14 @@ class _Send(BaseModel):
         return due + int(self.max_age_s * 1000)
 
 
-SmsContent = Annotated[str, _content(SMS_MAX_CHARS)]
-Subject = Annotated[str, _content(SUBJECT_MAX_CHARS, single_line=True)]
-EmailContent = Annotated[str, _content(EMAIL_MAX_CHARS), Field(description="HTML")]
-WhatsappContent = Annotated[str, _content(WHATSAPP_MAX_CHARS)]
-
-
-class SmsMessage(_Send):
-    type: Literal["sms"]
+class _Sms(_Send):
     dst_number: Phone
     sms_content: SmsContent
     src_number: SrcNumber | None = None
+
+
+class SmsMessage(_Sms):
+    type: Literal["sms"]
     id_client: ClientId | None = None
     id_delivery: ClientId | None = None
     priority: Priority = "transactional"
@@ -324,33 +168,27 @@ class SmsMessage(_Send):
         return self
 
 
-class OtpMessage(_Send):
+class OtpMessage(_Sms):
     type: Literal["otp"]
-    dst_number: Phone
-    sms_content: SmsContent
-    src_number: SrcNumber | None = None
     priority: OtpPriority = "transactional"
 
 
-class EmailMessage(_Send):
-    _dst_field = "dst_email"
-    type: Literal["email"]
+class _Email(_Send):
     dst_email: Email
     src_email: SrcEmail = Field(default=None, validate_default=True)
     subject: Subject
     email_content: EmailContent
+
+
+class EmailMessage(_Email):
+    type: Literal["email"]
     id_client: ClientId | None = None
     id_delivery: ClientId | None = None
     priority: Priority = "transactional"
 
 
-class OtpEmailMessage(_Send):
-    _dst_field = "dst_email"
+class OtpEmailMessage(_Email):
     type: Literal["otp_email"]
-    dst_email: Email
-    src_email: SrcEmail = Field(default=None, validate_default=True)
-    subject: Subject
-    email_content: EmailContent
     priority: OtpPriority = "transactional"
 
 
@@ -367,19 +205,10 @@ class WhatsappMessage(_Send):
 
 
 class WhatsappQrMessage(_Send):
-    _dst_field = "number"
     type: Literal["whatsapp_qr"]
     number: Phone
     message: WhatsappContent
     priority: Priority = "transactional"
-
-
-GroupName = Annotated[
-    str,
-    _content(GROUP_NAME_MAX_CHARS, single_line=True),
-    Field(description="The group's name (the QR API's groupName), as created",
-          examples=["Equipo ventas"]),
-]  # fmt: skip
 
 
 class WhatsappQrGroupMessage(_Send):
@@ -390,7 +219,6 @@ class WhatsappQrGroupMessage(_Send):
     picks the queue.
     """
 
-    _dst_field = "group_name"
     type: Literal["whatsapp_qr_group"]
     group_name: GroupName
     message: WhatsappContent

@@ -10,13 +10,9 @@ from core.models import Kind
 Priority = Literal["transactional", "bulk"]
 
 
-def default_queue(kind: Kind, settings: Settings) -> str:
-    """OTPs have their own queue; everything else is transactional by default."""
-    return settings.queue_otp if kind.is_otp else settings.queue_transactional
-
-
 def queue_for(kind: Kind, settings: Settings, priority: Priority = "transactional") -> str:
-    """The queue for a job; ``bulk`` is refused for OTPs, which must never wait."""
+    """The queue for a job: OTPs have their own (never ``bulk``: they must never wait);
+    everything else is transactional unless ``bulk``."""
     if kind.is_otp:
         return settings.queue_otp
     return settings.queue_bulk if priority == "bulk" else settings.queue_transactional

@@ -1,9 +1,10 @@
 """The jobs whose delivery status is polled at Connectus: e-mail and WhatsApp.
 
 One sorted set, ``{prefix}:status-watch``: job id → when it is next due for a
-lookup (epoch ms). The producer adds a single e-mail or WhatsApp job when it
-queues it; the campaign status poller adds a released chunk's jobs; the
-:class:`worker.channel_status.ChannelStatusPoller` takes the due ones, looks
+lookup (epoch ms). The producer adds a single e-mail or WhatsApp job in the
+script that queues it (core/lua/enqueue.lua); the campaign status poller adds a
+released chunk's jobs; the :class:`worker.channel_status.ChannelStatusPoller`
+takes the due ones, looks
 each up once and moves it one interval later, or drops it (final status, too
 old, never sent). A job is in the set at most once, so it costs at most one
 lookup per interval, however many processes poll.
@@ -20,7 +21,7 @@ from core.models import Kind
 
 #: The kinds polled: the SMS kinds have the status webhook and the campaign
 #: poller; QR has no status call.
-WATCHED_KINDS = frozenset({Kind.EMAIL, Kind.OTP_EMAIL, Kind.WHATSAPP})
+WATCHED_KINDS = frozenset(kind for kind in Kind if kind.spec.watched)
 
 
 def watch_key(keys: Keys) -> str:

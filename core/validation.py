@@ -38,12 +38,6 @@ IDEMPOTENCY_KEY_MAX_CHARS = 200
 #: A correlation id is stored with the job and logged on each of its lines.
 CORRELATION_ID_MAX_CHARS = 128
 
-#: Connectus country ids (from the Postman collection) by ISO 3166 region.
-CONNECTUS_COUNTRY_IDS: dict[str, int] = {
-    "CL": 1, "MX": 2, "PE": 3, "EC": 4, "US": 5, "CO": 6, "AR": 7, "BR": 8, "CR": 10,
-    "UY": 12, "PY": 13, "BO": 14, "GT": 15,
-}  # fmt: skip
-
 
 @dataclass(frozen=True, slots=True)
 class FieldError:
@@ -243,23 +237,6 @@ def normalize_number(
     if isinstance(result, str):
         raise InvalidInput(field, result)
     return phonenumbers.format_number(result, phonenumbers.PhoneNumberFormat.E164)[1:]
-
-
-def country_id_for(number: str) -> int | None:
-    """The Connectus country id of an E.164 number (with or without '+').
-
-    None when the number's region is not a Connectus country, or when the
-    number belongs to no single region (e.g. an unassigned +1 area code).
-    """
-    digits = number.strip().removeprefix("+")
-    if not digits.isdigit():
-        raise InvalidInput("number", "is not an E.164 number of digits")
-    try:
-        parsed = phonenumbers.parse("+" + digits, None)
-    except phonenumbers.NumberParseException:
-        return None
-    region = phonenumbers.region_code_for_number(parsed)
-    return CONNECTUS_COUNTRY_IDS.get(region) if region else None
 
 
 # --- e-mail and content --------------------------------------------------

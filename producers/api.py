@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, TypedDict, Unpack
 
 import redis
 
@@ -28,8 +29,8 @@ from core.lookup import index_keys
 from core.models import JobRecord, Kind
 from core.redis import connect
 from core.requests import SendRequest, parse_request
-from core.routing import queue_for
-from core.status_watch import WATCHED_KINDS, watch
+from core.routing import Priority, queue_for
+from core.status_watch import WATCHED_KINDS
 from core.validation import (
     FieldError,
     InvalidInput,
@@ -37,6 +38,35 @@ from core.validation import (
     validate_idempotency_key,
 )
 from producers.optout import refuse_if_opted_out
+
+
+class SendOptions(TypedDict, total=False):
+    """Keyword options of every ``send_*`` (the fields of :mod:`core.requests`).
+
+    ``deliver_at``: a datetime, or ISO 8601 text (naive = ``DEFAULT_TIMEZONE``).
+    ``max_age_s`` (seconds after it is due) or ``expires_at`` (aware), not both:
+    the job is never sent after that, and fails as ``Expired``; without either,
+    ``MAX_MESSAGE_AGE_S`` applies, or ``OTP_MAX_AGE_S`` to an OTP (:mod:`core.expiry`).
+    """
+
+    idempotency_key: str | None
+    correlation_id: str | None
+    deliver_at: datetime | str | None
+    max_age_s: float | None
+    expires_at: datetime | str | None
+
+
+class RoutedOptions(SendOptions, total=False):
+    """And ``priority``: ``"bulk"`` = marketing (its own queue; refused for opted-out numbers)."""
+
+    priority: Priority
+
+
+class BilledOptions(RoutedOptions, total=False):
+    """And the subclient (``id_client``) and its own delivery id."""
+
+    id_client: str | None
+    id_delivery: str | None
 
 
 class JobNotFound(LookupError):
@@ -110,12 +140,8 @@ class Producer:
     """Enqueues send jobs. Thread-safe; build one per process and reuse it.
 
     The ``send_*`` methods take the fields of :mod:`core.requests` (Connectus's
-    names) as keyword arguments, e.g. ``deliver_at`` (a datetime, or ISO 8601
-    text; naive = ``DEFAULT_TIMEZONE``), ``priority`` (``"bulk"`` = marketing),
-    and ``max_age_s`` (seconds after it is due) or ``expires_at`` (aware), not
-    both: the job is never sent after that, and fails as ``Expired``. Without
-    either, ``MAX_MESSAGE_AGE_S`` applies, or ``OTP_MAX_AGE_S`` to an OTP
-    (:mod:`core.expiry`). An unknown keyword is an :class:`InvalidInput`.
+    names), the options typed in :class:`SendOptions` and its subclasses; every
+    bad value is an :class:`InvalidInput` naming its field.
 
     ``tenant`` (:mod:`config.tenants`; default ``default``) owns the jobs it
     sends: its idempotency keys are its own (another tenant's same key is another
@@ -141,40 +167,31 @@ class Producer:
         )
         self.clock = clock
 
-    # -- one function per send type (keyword arguments: see core.requests) ------------
+    # -- one function per send type (the fields of core.requests, typed) --------------
 
     def send_sms(
         self,
         dst_number: str | int,
         sms_content: str,
         *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        src_number: str | int | None = None,
+        **options: Unpack[BilledOptions],
     ) -> str:
-        """Queue an SMS (v3 ``send_individual``); returns the job id.
-
-        ``options``: ``src_number``, ``id_client``, ``id_delivery``, ``priority``,
-        ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
-        fields = {"dst_number": dst_number, "sms_content": sms_content, **options}
-        return self.send("sms", fields, idempotency_key, correlation_id)
+        """Queue an SMS (v3 ``send_individual``); returns the job id."""
+        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number}
+        return self._send("sms", fields, options)
 
     def send_otp(
         self,
         dst_number: str | int,
         sms_content: str,
         *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        src_number: str | int | None = None,
+        **options: Unpack[SendOptions],
     ) -> str:
-        """Queue an OTP SMS on the OTP queue; Connectus stores it hashed.
-
-        ``options``: ``src_number``, ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
-        fields = {"dst_number": dst_number, "sms_content": sms_content, **options}
-        return self.send("otp", fields, idempotency_key, correlation_id)
+        """Queue an OTP SMS on the OTP queue; Connectus stores it hashed."""
+        fields = {"dst_number": dst_number, "sms_content": sms_content, "src_number": src_number}
+        return self._send("otp", fields, options)
 
     def send_email(
         self,
@@ -182,18 +199,14 @@ class Producer:
         subject: str,
         email_content: str,
         *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        src_email: str | None = None,
+        **options: Unpack[BilledOptions],
     ) -> str:
-        """Queue an e-mail (``email_content`` is HTML).
-
-        ``options``: ``src_email``, ``id_client``, ``id_delivery``, ``priority``,
-        ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
+        """Queue an e-mail (``email_content`` is HTML; ``src_email`` default
+        ``CONNECTUS_DEFAULT_SRC_EMAIL``)."""
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
-                  **options}  # fmt: skip
-        return self.send("email", fields, idempotency_key, correlation_id)
+                  "src_email": src_email}  # fmt: skip
+        return self._send("email", fields, options)
 
     def send_otp_email(
         self,
@@ -201,69 +214,48 @@ class Producer:
         subject: str,
         email_content: str,
         *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        src_email: str | None = None,
+        **options: Unpack[SendOptions],
     ) -> str:
-        """Queue an OTP e-mail on the OTP queue.
-
-        ``options``: ``src_email``, ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
+        """Queue an OTP e-mail on the OTP queue."""
         fields = {"dst_email": dst_email, "subject": subject, "email_content": email_content,
-                  **options}  # fmt: skip
-        return self.send("otp_email", fields, idempotency_key, correlation_id)
+                  "src_email": src_email}  # fmt: skip
+        return self._send("otp_email", fields, options)
 
     def send_whatsapp(
         self,
         dst_number: str | int,
         whatsapp_content: str,
         *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        src_number: str | int | None = None,
+        **options: Unpack[BilledOptions],
     ) -> str:
-        """Queue a WhatsApp message (v3 API); ``src_number`` is the account's origin.
-
-        ``options``: ``src_number`` (default ``CONNECTUS_WHATSAPP_SRC_NUMBER``, required
-        if that is unset), ``id_client``, ``id_delivery``,
-        ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
-        fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content, **options}
-        return self.send("whatsapp", fields, idempotency_key, correlation_id)
+        """Queue a WhatsApp message (v3 API); ``src_number``: the account's origin
+        (default ``CONNECTUS_WHATSAPP_SRC_NUMBER``, required if that is unset)."""
+        fields = {"dst_number": dst_number, "whatsapp_content": whatsapp_content,
+                  "src_number": src_number}  # fmt: skip
+        return self._send("whatsapp", fields, options)
 
     def send_whatsapp_qr(
-        self,
-        number: str | int,
-        message: str,
-        *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        self, number: str | int, message: str, **options: Unpack[RoutedOptions]
     ) -> str:
-        """Queue a message through the WhatsApp QR API (``POST /send``).
-
-        ``options``: ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
-        fields = {"number": number, "message": message, **options}
-        return self.send("whatsapp_qr", fields, idempotency_key, correlation_id)
+        """Queue a message through the WhatsApp QR API (``POST /send``)."""
+        return self._send("whatsapp_qr", {"number": number, "message": message}, options)
 
     def send_whatsapp_qr_group(
-        self,
-        group_name: str,
-        message: str,
-        *,
-        idempotency_key: str | None = None,
-        correlation_id: str | None = None,
-        **options: Any,
+        self, group_name: str, message: str, **options: Unpack[RoutedOptions]
     ) -> str:
         """Queue a message to a WhatsApp group through the QR API (``POST
         /send-message-to-group {groupName, message}``); the group must exist
-        (``connectus qr groups create``).
+        (``connectus qr groups create``)."""
+        fields = {"group_name": group_name, "message": message}
+        return self._send("whatsapp_qr_group", fields, options)
 
-        ``options``: ``priority``, ``deliver_at``, ``max_age_s``, ``expires_at``.
-        """
-        fields = {"group_name": group_name, "message": message, **options}
-        return self.send("whatsapp_qr_group", fields, idempotency_key, correlation_id)
+    def _send(self, kind: str, fields: dict[str, Any], options: Mapping[str, Any]) -> str:
+        rest = dict(options)
+        key, correlation_id = rest.pop("idempotency_key", None), rest.pop("correlation_id", None)
+        # An unknown keyword (mypy flags it) reaches the model, which names it.
+        return self.send(kind, {**fields, **rest}, key, correlation_id)
 
     def send(
         self,
@@ -397,8 +389,7 @@ class Producer:
                 idempotency_key=idempotency_key or None,
                 correlation_id=correlation_id,
             ),
+            # Its delivery status is polled (worker.channel_status).
+            watch_ms=(due_ms or now) if request.kind in WATCHED_KINDS else None,
         )
-        if request.kind in WATCHED_KINDS:
-            # Its delivery status is polled (worker.channel_status); NX: once.
-            watch(self.redis, self.store.keys, [result.job_id], due_ms or now)
         return result.job_id

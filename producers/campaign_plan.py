@@ -21,39 +21,17 @@ from core.campaign.checker import CheckReport
 from core.campaign.links import estimated, links_in
 from core.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
 from core.campaign.template import Template
+from core.countries import connectus_country
 from core.deliver_at import parse_deliver_at
 from core.models import Kind
-from core.validation import (
-    CONNECTUS_COUNTRY_IDS,
-    ErrorCollector,
-    normalize_email,
-    normalize_number,
-)
+from core.validation import ErrorCollector, normalize_email, normalize_number
 
 NAME_MAX_CHARS = 200
 #: How many invalid rows and duplicates a plan lists (all are counted).
 EXAMPLES = 1_000
 
-# Calling code -> Connectus country id, for the countries Connectus bills
-# (core.validation.CONNECTUS_COUNTRY_IDS); longest codes first.
-_CALLING_CODES = {"CL": "56", "MX": "52", "PE": "51", "EC": "593", "US": "1", "CO": "57",
-                  "AR": "54", "BR": "55", "CR": "506", "UY": "598", "PY": "595", "BO": "591",
-                  "GT": "502"}  # fmt: skip
-_COUNTRY_BY_CODE = sorted(
-    ((code, CONNECTUS_COUNTRY_IDS[region]) for region, code in _CALLING_CODES.items()),
-    key=lambda item: -len(item[0]),
-)
-
-
-def country_of(dst: str) -> int | None:
-    """The Connectus country id of an E.164 digit string, by its calling code."""
-    for code, country in _COUNTRY_BY_CODE:
-        if dst.startswith(code):
-            return country
-    return None
-
-
-_country_of_head = functools.cache(country_of)
+#: A row's country from the first digits of its number (a calling code is 1-3 digits).
+_country_of_head = functools.cache(connectus_country)
 
 
 #: Looks up the balance a campaign draws on: (kind, id_client, country id or None,

@@ -1,33 +1,21 @@
 """Marketing opt-outs: numbers that answered STOP (or another keyword) to us.
 
-The set ``{prefix}:optout`` holds phone numbers in the form
-:func:`core.validation.normalize_number` returns (E.164 digits without
-'+', ``56987654321``); the HTTP service adds to it when an incoming SMS is an
-opt-out keyword. Only *marketing* sends (``priority="bulk"``) to those numbers
-are refused; OTPs and transactional messages always go out, because the
-person asked them (a login code, a receipt) and the law treats them apart.
+The set ``{prefix}:optout`` holds numbers as :func:`core.validation.normalize_number`
+returns them (``56987654321``). Only *marketing* sends (``priority="bulk"``) to
+them are refused; OTPs and transactional messages always go out (the person
+asked for them), and e-mail has no opt-out source here. Every change (an
+incoming keyword SMS, the CLI, the intake) is one script that also appends to
+the number's history, a stream keyed by the number's HMAC under
+``CONTENT_HASH_KEY`` (:func:`core.hashing.recipient_digest`: a plain hash of a
+number is reversed by trying every number; no index of plain numbers), capped at
+``HISTORY_MAXLEN``: docs/service.md, "Opt-out".
 
-E-mail has no opt-out source here, so e-mail sends are never refused.
-
-Opting back in: an incoming ``OPT_IN_KEYWORDS`` SMS (``ALTA``, ``START``), the
-CLI (``connectus optout add|remove``) or the intake (``/v1/optouts``) remove the
-number from the set (:func:`change`). Every change, whatever its source, is
-recorded in the number's history, a stream ``{prefix}:optout:history:<keyed digest of
-the number>`` (``action`` out/in, ``source``, ``changed``, ``at_ms``; capped at
-``HISTORY_MAXLEN`` entries). The key is the number's HMAC under ``CONTENT_HASH_KEY``
-(:func:`core.hashing.recipient_digest`; a plain hash of a phone number is reversed
-by trying every number), so that the history adds no index of plain numbers; the
-set itself does hold them, as it did before histories existed: the sends and the
-campaigns' claims test membership in it (``SISMEMBER`` / ``SMISMEMBER``).
-
-Wiring in :class:`producers.api.Producer` (one call, before enqueueing)::
-
-    refuse_if_opted_out(self.redis, self.store.keys, request)
+:class:`producers.api.Producer` calls :func:`refuse_if_opted_out` once, before
+it enqueues; the campaigns' claims test membership in the set in their scripts.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -133,20 +121,6 @@ def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
     A leading '+' is tolerated, so an E.164 number with '+' matches too.
     """
     return bool(client.sismember(optout_key(keys), number.strip().removeprefix("+")))
-
-
-def add_opt_out(
-    client: redis.Redis,
-    keys: Keys,
-    number: str,
-    *,
-    hash_key: bytes,
-    source: str = "api",
-    now_ms: int | None = None,
-) -> bool:
-    """Record an opt-out (with its history entry); True if the number was not opted out before."""
-    when = now_ms if now_ms is not None else int(time.time() * 1000)
-    return change(client, keys, number, "out", source=source, now_ms=when, hash_key=hash_key)
 
 
 def number_field(kind: Kind) -> str | None:

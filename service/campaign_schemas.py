@@ -21,7 +21,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from core.requests import ID_MAX_CHARS, SUBJECT_MAX_CHARS
+from core.request_fields import ID_MAX_CHARS, SUBJECT_MAX_CHARS
 from core.validation import (
     EMAIL_MAX_CHARS,
     REASONS,

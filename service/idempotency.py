@@ -1,22 +1,11 @@
 """HTTP ``Idempotency-Key``, Stripe semantics, stored in Redis.
 
-For one key (scoped to the caller's tenant, so two tenants cannot collide or
-read each other's answers; a tenant's tokens share its keys):
-
-- first request: an in-flight marker is taken (``SET NX PX``); the answer is
-  stored (2xx only) for ``INTAKE_IDEMPOTENCY_TTL_S`` and the marker released;
-- same key, same body: the stored status and body are replayed
-  (``Idempotent-Replayed: true``);
-- same key, different body: 422;
-- same key while the first is still in flight: 409.
-
-Errors (4xx, 5xx) are not stored, as with Stripe: the request did not take
-effect, so fixing and retrying it with the same key must work.
-
-Keys: ``{prefix}:http-idem:answer:{tenant}:{key}`` (the answer) and
-``{prefix}:http-idem:lock:{tenant}:{key}`` (the marker): separate namespaces, so
-no ``Idempotency-Key`` (``X:lock`` was one) reaches another key's marker
-(:mod:`core.keys`).
+A first request takes an in-flight marker (``SET NX PX``) and stores a 2xx
+answer for ``INTAKE_IDEMPOTENCY_TTL_S``; the same key and body replay it
+(``Idempotent-Replayed: true``), another body is a 422, a key still in flight a
+409; errors are not stored, so a corrected retry with the same key works. Keys
+are per tenant, the answer and the marker in separate namespaces
+(:mod:`core.keys`). The table and the key names: docs/service.md, "Idempotency".
 
 :func:`idempotency_key` and :func:`run_once` are the gate every POST of the
 intake goes through (``/v1/messages``, ``/v1/campaigns``), so both behave the

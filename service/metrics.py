@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from core.campaign.model import Campaign, CampaignState
 from core.campaign.store import CampaignStore
+from core.redis import text
 from producers.campaign_control import CampaignStatus
 
 log = structlog.get_logger("service.metrics")
@@ -176,7 +177,7 @@ class CampaignCollector(Collector):
             "list[tuple[bytes, float]]",
             store.client.zrevrange(keys.campaigns, 0, self.limit - 1, withscores=True),
         )
-        created = {_text(member): float(score) for member, score in recent}
+        created = {text(member): float(score) for member, score in recent}
         unscored = [i for i in active if i not in created]
         if unscored:
             scores = store.client.zmscore(keys.campaigns, unscored)
@@ -199,12 +200,8 @@ class CampaignCollector(Collector):
             except (KeyError, ValueError) as exc:
                 log.warning("metrics.campaign_unreadable", campaign_id=campaign_id, error=str(exc))
                 continue
-            counts = {_text(k): int(v) for k, v in raw_counts.items()}
+            counts = {text(k): int(v) for k, v in raw_counts.items()}
             statuses.append(
                 CampaignStatus(campaign, {k: n for k, n in counts.items() if n}, 0, 0, now_ms)
             )
         return statuses
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from core.requests import PHONE_PATTERN
+from core.request_fields import PHONE_PATTERN
 
 
 class OptOutChange(BaseModel):

@@ -16,10 +16,11 @@ from dramatiq.broker import Broker
 from config import Settings
 from core import tracing
 from core.models import Kind
-from core.routing import default_queue
+from core.routing import queue_for
 from core.tracing import TRACE_FIELD
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
+from worker.ledger import quarantine
 from worker.metrics import WorkerMetrics
 from worker.pipeline import SendPipeline
 
@@ -42,7 +43,7 @@ def register_actors(
             _actor_fn(pipeline, kind, metrics),
             broker=broker,
             actor_name=kind.actor_name,
-            queue_name=default_queue(kind, settings),
+            queue_name=queue_for(kind, settings),
             # Dramatiq runs lower numbers first within a worker's work queue: an
             # OTP fetched behind bulk messages still goes out next.
             priority=0 if kind.is_otp else 10,
@@ -61,7 +62,7 @@ def register_bulk_actor(
         try:
             campaign, number = chunk_of(args, kwargs)
         except ValueError as exc:
-            sender.quarantine(args, kwargs, str(exc))
+            quarantine(sender.jobs, BULK_ACTOR, args, kwargs, str(exc))
             return
         sender.handle(campaign, number)
 
@@ -85,7 +86,8 @@ def _actor_fn(
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
         if problem is not None:
-            member = pipeline.quarantine(kind, args, kwargs, problem)
+            member = quarantine(pipeline.store, kind.actor_name, args, kwargs, problem,
+                                shape_only=kind.is_otp)  # fmt: skip
             if metrics is not None:
                 metrics.handled(kind, member)
             return

@@ -29,6 +29,7 @@ from core.campaign.model import Balance, Transport
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.models import Kind
+from core.redis import text
 from worker.connectus.balances import BalanceLookup
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
@@ -146,7 +147,7 @@ class SnapshotBalanceLookup:
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
     ) -> Balance:
         raw = self.redis.hgetall(self.key)
-        fields = {_text(k): _text(v) for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         age_ms = self.clock() - int(fields.get("at") or 0)
         if age_ms > self.max_age_ms:
             return Balance("balance unknown: no recent balance snapshot from the workers", None)
@@ -154,7 +155,3 @@ class SnapshotBalanceLookup:
             return BalanceLookup(SnapshotSource(fields))(kind, id_client, country, transport)
         except (SnapshotUnavailable, ValueError) as exc:
             return Balance(f"balance unknown: not in the workers' snapshot ({exc})", None)
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -1,37 +1,14 @@
 """What a pause covers: the scopes of the circuit breaker, and which one an error opens.
 
 A send touches several things that can stop working independently, so the
-breaker (:mod:`worker.breaker`) keeps one state machine per *scope*, and a
-message is held back only while a scope that covers it is open:
-
-=========================  ===============================  ============================
-scope                      opened by                        covers
-=========================  ===============================  ============================
-``account``                401/403, the operator login      every send
-                           errors (``OperatorLoginFailed``)
-``host:v3|v1|qr``          ``BREAKER_FAILURE_THRESHOLD``    sends to that API host
-                           consecutive 5xx/connect failures
-``product:<p>``            ``ESME_RPROHIBITED``,            sends of that product
-                           ``ESME_RSERTYPUNAUTH``
-                           (``ProductDenied``)
-``balance:sms:<CC>[@id]``  an exhausted balance (402)       SMS and SMS OTPs to that
-``balance:<p>[@id]``                                        country (``CC``: ISO region
-                                                            of the calling code), or the
-                                                            product; ``@id`` a subclient's
-``qr_session``             a QR answer saying the session   every QR send (``whatsapp_qr``,
-                           is not paired                    ``whatsapp_qr_group``)
-                           (``SessionDisconnected``), or
-                           ``GET /status`` saying so
-                           (:mod:`worker.qr_session`);
-                           closed when it says CONNECTED
-=========================  ===============================  ============================
-
-Products are what Connectus authorises and bills: ``sms`` (SMS and SMS OTP,
-v3 and v1), ``email`` (e-mail and e-mail OTP), ``whatsapp`` (v3) and
-``whatsapp_qr`` (the QR API, which draws on no balance). The country is
-taken from the destination number, as the platform charges SMS per
-destination country; a send with ``id_client`` draws on that subclient's
-balance only, so its balance scope is the subclient's.
+breaker (:mod:`worker.breaker`) keeps one state machine per *scope*
+(``account``, ``host:v3|v1|qr``, ``product:<p>``, ``balance:sms:<CC>[@id]`` or
+``balance:<p>[@id]``, ``qr_session``), and a message is held back only while a
+scope that covers it is open. Which error opens which scope, and what each
+covers: docs/errors.md, "Pauses and what they cover". A send's host and
+product come from its kind (:data:`core.models.KINDS`); an SMS's country from
+its destination's calling code (one SMS balance per country); a send with
+``id_client`` draws on that subclient's balance only.
 """
 
 from __future__ import annotations
@@ -54,16 +31,6 @@ HOSTS = ("v3", "v1", "qr")
 UNKNOWN_COUNTRY = "ZZ"
 
 Effect = Literal["trip", "failure", "answered", "ignored"]
-
-_HOST_PRODUCT: Mapping[Kind, tuple[str, str]] = {
-    Kind.SMS: ("v3", "sms"),
-    Kind.OTP: ("v3", "sms"),
-    Kind.EMAIL: ("v3", "email"),
-    Kind.OTP_EMAIL: ("v3", "email"),
-    Kind.WHATSAPP: ("v3", "whatsapp"),
-    Kind.WHATSAPP_QR: ("qr", "whatsapp_qr"),
-    Kind.WHATSAPP_QR_GROUP: ("qr", "whatsapp_qr"),
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +86,7 @@ class Target:
 
 def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
     """The target of a single send of ``kind`` with ``payload`` (the producer's fields)."""
-    host, product = _HOST_PRODUCT[kind]
+    host, product = kind.spec.host, kind.spec.product
     dst = payload.get("dst_number") if product == "sms" else None
     client = payload.get("id_client")
     return Target(host, product, dst=str(dst) if dst else None,

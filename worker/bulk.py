@@ -31,7 +31,6 @@ permanent (request refused)       dead letter, replayable one by one
 
 from __future__ import annotations
 
-import json
 import random
 import uuid
 from collections.abc import Callable, Mapping
@@ -62,7 +61,7 @@ from worker.connectus.errors import (
 )
 from worker.connectus.v1 import BulkResult
 from worker.ledger import DurableLedger, error_fields
-from worker.policy import RetryPolicy, decide
+from worker.policy import RetryPolicy, decide, unsent_error
 from worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("worker.bulk")
@@ -139,13 +138,13 @@ class BulkSender:
     ) -> str:
         campaign_id = campaign.campaign_id
         member = f"chunk:{number}"
-        if self.limiter is not None:
-            # One token of the SMS bucket per call: Connectus throttles requests
-            # (429, ESME_RTHROTTLED), and the adaptive rate follows what it says.
-            try:
-                self.limiter.acquire("sms", timeout_s=self.acquire_timeout_s)
-            except RateLimitRefused as exc:
-                return self._defer(message, campaign_id, number, exc.retry_in_ms)
+        # One token of the SMS bucket per HTTP call: Connectus throttles requests
+        # (429, ESME_RTHROTTLED), and the adaptive rate follows what it says. The
+        # first call's is taken before the claim: no token, nothing is claimed.
+        try:
+            self._admit()
+        except RateLimitRefused as exc:
+            return self._defer(message, campaign_id, number, exc.retry_in_ms)
         rows = self.ledger.call(self.campaigns.chunk, campaign_id, number)
         base = number * campaign.chunk_size
         ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
@@ -185,8 +184,17 @@ class BulkSender:
         # don't fit one URL goes as several calls, one after another.
         groups = self.client.v1.bulk_groups(messages, delivery_name=name, deliver_at=now_local)
         sent, deliveries = 0, list[str]()
-        for start, end in groups:
+        for call, (start, end) in enumerate(groups):
             part = sending[start:end]
+            try:
+                if call:
+                    self._admit()
+            except RateLimitRefused as refused:
+                # This call and the later ones wait for a token with the chunk.
+                self._keep_deliveries(campaign_id, number, deliveries)
+                self._release([(ids[i], c.fence) for i, c in sending[start:]], message,
+                              campaign_id, number, unsent_error(refused))  # fmt: skip
+                return f"sent:{sent}+deferred"
             try:
                 result = self.client.v1.send_sms_bulk(
                     messages=messages[start:end], delivery_name=name, deliver_at=now_local
@@ -200,7 +208,7 @@ class BulkSender:
                 if end < len(sending):
                     # The later groups were never sent: they come back with the chunk.
                     self._release([(ids[i], c.fence) for i, c in sending[end:]], message,
-                                  campaign_id, number, exc)  # fmt: skip
+                                  campaign_id, number, exc, delay_ms=1000)  # fmt: skip
                 answer = self._failed_call(campaign, message, number, ids, rows, part, exc)
                 return f"sent:{sent}+{answer}" if sent else answer
             if self.breaker is not None:
@@ -254,14 +262,22 @@ class BulkSender:
 
     def _release(
         self, unsent: list[tuple[str, int]], message: Message[Any], campaign_id: str,
-        number: int, exc: ConnectusError,
+        number: int, exc: ConnectusError, delay_ms: int | None = None,
     ) -> None:  # fmt: skip
         """Give back claimed recipients (job id, fence) that were never sent; the chunk
-        message comes back in a second and sends them."""
-        fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + 1000}
+        message comes back after ``delay_ms`` (default: the error's retry-after) and
+        sends them."""
+        if delay_ms is None:
+            delay_ms = int(1000 if exc.retry_after_s is None else exc.retry_after_s * 1000)
+        fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + delay_ms}
         held = [Finish(job_id, fence, "done", fields) for job_id, fence in unsent]
         self.ledger.call(self.batch.finish_many, held)
-        self._defer(message, campaign_id, number, 1000)
+        self._defer(message, campaign_id, number, delay_ms)
+
+    def _admit(self) -> None:
+        """Take one SMS token for one HTTP call; raises :class:`RateLimitRefused`."""
+        if self.limiter is not None:
+            self.limiter.acquire("sms", timeout_s=self.acquire_timeout_s)
 
     def _failed_call(
         self, campaign: Campaign, message: Message[Any], number: int, ids: list[str],
@@ -311,13 +327,6 @@ class BulkSender:
 
     def _single(self, campaign: Campaign, job_id: str, payload: Mapping[str, Any]) -> Message[Any]:
         return single_message(campaign, job_id, payload, self.queue, self.clock())
-
-    def quarantine(self, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str) -> str:
-        """Dead-letter a chunk message that is not one, with the reason."""
-        data = json.dumps({"actor": "send_sms_bulk", "args": args, "kwargs": kwargs}, default=repr)
-        member = self.jobs.quarantine(data.encode(), f"malformed job: {problem}")
-        log.error("job.malformed", member=member, reason=problem)
-        return member
 
     def _defer(self, message: Message[Any], campaign_id: str, number: int, delay_ms: int) -> str:
         member = f"chunk:{campaign_id}:{number}"

@@ -1,27 +1,19 @@
 """The campaign pump: starts campaigns on time, keeps their windows, releases chunks.
 
 Scheduling is done here, by the workers, not by Connectus deliveries with a
-``deliver_at`` (why: README, "Campaigns"). Every worker process's
-housekeeper calls :meth:`CampaignPump.tick` about twice a second. For each
-active campaign it takes a short per-campaign lease (so one process does
-the work; the release script's compare-and-set makes a second one harmless)
-and moves it one step:
+``deliver_at`` (why: README, "Campaigns"). Every worker process's housekeeper
+calls :meth:`CampaignPump.tick` about twice a second; for each active campaign
+one process at a time (a short per-campaign lease; the release script's
+compare-and-set makes a second one harmless) moves it one step: ``scheduled``
+to ``running``, ``window`` or ``late``; ``running`` releases chunks while
+fewer than ``CAMPAIGN_MAX_PENDING`` recipients are pending and is ``finished``
+once every one has an outcome; ``window`` and ``running`` follow the send
+window (parked messages return when it opens). The states and why a release is
+safe: docs/campaigns.md.
 
-- ``scheduled``: nothing before ``deliver_at``. After it: ``late`` if more
-  than the max lateness has passed (it waits for ``campaign resume``; it
-  never fires silently the next day), else ``running`` (or ``window``).
-- ``running``: when the window closes, ``window`` (released messages met
-  by workers are parked). Otherwise release chunks while fewer than
-  ``CAMPAIGN_MAX_PENDING`` recipients are pending (queued, sending,
-  retrying or unknown), and ``finished`` once all are released and every
-  one has an outcome.
-- ``window``: back to ``running`` when the window opens; parked messages
-  return to their queues in the same step.
-
-Releasing lazily from the stored list keeps Redis small (a pending
-recipient is a JSON row, not a job and a message) and means that a
-paused, throttled or cancelled campaign has at most ``CAMPAIGN_MAX_PENDING``
-jobs to stop, never a million rescheduled messages.
+Releasing lazily from the stored list keeps Redis small (a pending recipient
+is a JSON row, not a job and a message), and a paused or cancelled campaign
+has at most ``CAMPAIGN_MAX_PENDING`` jobs to stop.
 """
 
 from __future__ import annotations

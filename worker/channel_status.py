@@ -1,35 +1,17 @@
 """Delivery statuses and e-mail events of e-mail and WhatsApp jobs, polled at Connectus.
 
-No webhook reports them (Connectus documents only the SMS status webhook), so
-the housekeeper polls, every ``STATUS_POLL_INTERVAL_S``, the jobs of the
-status-watch set (:mod:`core.status_watch`: single jobs from the producer,
-campaign jobs from :class:`worker.campaign_status.StatusPoller`):
-
-=================  ===============================================  =====================
-kind               lookup                                           stops at
-=================  ===============================================  =====================
-email, otp_email   ``GET /api_v3/email/:id`` → status and events     ``NO_ENTREGABLE``,
-                   ``ABIERTO``/``CLICKEADO`` with their times        ``NUMERO_INVALIDO``,
-                                                                    or a ``CLICKEADO``
-whatsapp           ``GET /api_v3/whatsapp/status?message_id=``      a final status
-=================  ===============================================  =====================
-
-An e-mail is still polled after ``ENTREGADO``: it is opened and clicked later.
-Every job stops being polled ``STATUS_POLL_MAX_AGE_S`` after it was sent (a job
-never sent: after it was queued or due), and when it fails or is cancelled.
+No webhook reports them, so the housekeeper polls the due jobs of the
+status-watch set (:mod:`core.status_watch`): ``GET /api_v3/email/:id`` (status
+and ``ABIERTO``/``CLICKEADO`` events) or ``GET /api_v3/whatsapp/status``, until
+a final status (an e-mail: until clicked or undeliverable), for at most
+``STATUS_POLL_MAX_AGE_S``. The table, the limits and what is recorded:
+docs/campaigns.md, "E-mail and WhatsApp statuses".
 
 Bounded: a due job is taken and moved one interval later in one script
-(``claim_watch.lua``), so it costs at most one lookup per interval whatever
-the number of processes; at most ``per_pass`` lookups a pass, and a pass
-stops taking jobs after ``max_pass_s`` (it runs on the housekeeping thread). Neither call
-takes more than one id (the documents give no batch status call for e-mail or
-WhatsApp; SMS has ``delivery_info``), so polling is one call per job.
-
-The status is recorded on the job record (``delivery_status``, rank-ordered as
-the SMS webhook's), each event once (``email_opened_at``, ``email_clicked_at``:
-Connectus's timestamp as given), with one events-stream entry per change
-(``kind=delivery_status`` / ``kind=email_event``), in one script
-(``channel_status.lua``).
+(``claim_watch.lua``), so it costs at most one lookup per interval whatever the
+number of processes; a pass takes at most ``per_pass`` jobs and stops after
+``max_pass_s`` (it runs on the housekeeping thread). The status and each event
+are recorded once, with their events-stream entries, in ``channel_status.lua``.
 """
 
 from __future__ import annotations
@@ -45,7 +27,8 @@ from core.delivery_status import STATUS_RANK, is_final
 from core.jobs import JobStore, epoch_ms
 from core.luascript import load
 from core.models import Kind
-from core.status_watch import watch_key
+from core.redis import text
+from core.status_watch import WATCHED_KINDS, watch_key
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 from worker.metrics import WorkerMetrics
@@ -122,7 +105,7 @@ class ChannelStatusPoller:
             now = self.clock()
             batch = min(BATCH, self.per_pass - taken_total)
             claimed = self._claim(keys=[self._watch], args=[now, now + self.interval_ms, batch])
-            taken = [_text(j) for j in claimed]
+            taken = [text(j) for j in claimed]
             if not taken:
                 break
             taken_total += len(taken)
@@ -136,7 +119,7 @@ class ChannelStatusPoller:
         done: list[str] = []
         lookups = 0
         for job_id, values in zip(taken, pipe.execute(), strict=True):
-            record = {n: _text(v) for n, v in zip(_FIELDS, values, strict=True) if v is not None}
+            record = {n: text(v) for n, v in zip(_FIELDS, values, strict=True) if v is not None}
             verdict = self._one(job_id, record, now)
             lookups += verdict in ("polled", "final")
             if verdict in ("final", "drop"):
@@ -149,7 +132,7 @@ class ChannelStatusPoller:
         """``drop`` (never looked up again), ``wait`` (not sent yet), ``polled`` or ``final``."""
         kind = record.get("kind")
         state = record.get("state")
-        if kind not in (Kind.EMAIL, Kind.OTP_EMAIL, Kind.WHATSAPP) or state in _NEVER_SENT:
+        if kind not in WATCHED_KINDS or state in _NEVER_SENT:
             return "drop"
         anchor = record.get("sent_at") or max(
             record.get("created_at", "0"), record.get("deliver_at", "0"), key=int
@@ -196,7 +179,7 @@ class ChannelStatusPoller:
             if int(answer[0]):
                 self.metrics.delivery_status(kind, polled.status)
             for event in answer[1:]:
-                self.metrics.email_event(_text(event))
+                self.metrics.email_event(text(event))
 
     def _count(self, kind: Kind, result: str) -> None:
         if self.metrics is not None:
@@ -207,7 +190,3 @@ def _final(kind: Kind, status: str, clicked: bool) -> bool:
     if kind is Kind.WHATSAPP:
         return is_final(status) or status.upper() in WHATSAPP_FINAL
     return status in EMAIL_DEAD_ENDS or clicked
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

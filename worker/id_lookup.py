@@ -1,44 +1,19 @@
 """Provider ids learnt after the send, for jobs Connectus accepted without naming them.
 
-The collection documents the 200 answer of ``send_individual`` and ``send_otp``
-as ``{"status": "<string>"}``: ``ESME_ROK`` is a definite acceptance, so the
-job is ``sent`` at once (:mod:`worker.pipeline`), but nothing in the answer says
-which of Connectus's records it is. Webhooks (``id_sms``), campaign status polls
-and reports need that id, so it is looked up afterwards:
+The documented SMS answer (``{"status": "ESME_ROK"}``) names no record, but
+webhooks, status polls and reports need Connectus's id: the reconciler's pass
+looks it up in the kind's listing (``delivery_info`` or ``date_report``,
+``whatsapp/messages``, the QR ``get-last-*messages``; e-mail has none:
+``no_listing``) and records ``provider_id_lookup`` on the job. Where each kind
+is looked up and what each verdict means: docs/connectus-api.md, "The provider
+id of a send accepted without one".
 
-================  ============================================================
-kind              where the id is found
-================  ============================================================
-sms, otp          ``delivery_info`` of the job's ``id_delivery`` when the send
-                  carried one, else ``date_report`` from the day before the send
-                  to today; matched on destination and content (a keyed
-                  digest of the content's SHA-256: an OTP sent with
-                  ``save_content=hash`` is listed as that plain hash, any other
-                  SMS as its text; each listed content is keyed at match time)
-whatsapp          ``whatsapp/messages`` of (src_number, dst_number), by content
-whatsapp_qr       QR ``get-last-messages`` of the number, by content
-whatsapp_qr_group QR ``get-last-group-messages`` of the group, by content
-                  (the listing holds the last messages only: a busy group's
-                  may have scrolled out, then the id stays not known)
-email, otp_email  none: Connectus has no listing; recorded ``no_listing`` at once
-================  ============================================================
-
-The sent job's record carries ``provider_id_lookup``: ``pending`` while it is
-looked up, ``found`` once the id is known (``provider_id`` set and indexed, so
-a status that arrived earlier is applied by :class:`core.delivery_status.PendingStatuses`),
-``not_found`` when ``RECONCILE_WINDOW_S`` passed without a match (the job stays
-``sent``: Connectus accepted it), or ``no_listing``. Lookups start
-``RECONCILE_AFTER_S`` after the send and run in the reconciler's pass, sharing
-its lock and its listings (one ``date_report`` a pass serves every job).
-
-What is matched is kept as a small JSON entry (destination and
-:func:`core.hashing.content_digest` of the content, an HMAC under
-``CONTENT_HASH_KEY``: never the content, nor a plain hash that would give an OTP
-code away) in ``{prefix}:idlookup:data`` until the verdict. An entry written
-before the key (a plain ``sha256``) is keyed when it is read.
-A record already indexed to another job is never taken (the script checks and
-takes the index atomically), so identical messages to one number are matched
-one to one.
+An entry (``{prefix}:idlookup:data``) keeps the destination and
+:func:`core.hashing.content_digest` of the content, never the content nor a
+plain hash of it (an entry written before the key, a plain ``sha256``, is
+keyed when read). A record already indexed to another job is never taken (the
+script checks and takes the index atomically): identical messages to one
+number are matched one to one.
 """
 
 from __future__ import annotations
@@ -56,6 +31,7 @@ from core.hashing import content_digest, provider_hash_digest
 from core.jobs import JobStore
 from core.luascript import load
 from core.models import Kind
+from core.redis import text
 from worker.connectus.errors import ConnectusError
 
 if TYPE_CHECKING:
@@ -65,9 +41,6 @@ log = structlog.get_logger("worker.id_lookup")
 
 #: ``provider_id_lookup`` values on a job record.
 PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
-
-#: Kinds whose sends can be found again in a Connectus listing.
-LISTED = frozenset({Kind.SMS, Kind.OTP, Kind.WHATSAPP, Kind.WHATSAPP_QR, Kind.WHATSAPP_QR_GROUP})
 
 #: Most candidate ids handed to the script per job (the first free one is taken).
 MAX_CANDIDATES = 200
@@ -81,22 +54,17 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any], key: bytes) -> bytes | 
 
     ``key``: the content-digest key (``Settings.content_key``).
     """
-    if kind not in LISTED:
+    spec = kind.spec
+    if not spec.listed:
         return None
-    group = None
-    if kind is Kind.WHATSAPP_QR:
-        dst, content = payload.get("number"), payload.get("message")
-    elif kind is Kind.WHATSAPP_QR_GROUP:
-        dst, content, group = None, payload.get("message"), payload.get("group_name")
-    else:
-        dst, content = payload.get("dst_number"), payload.get(kind.content_field)
+    dst = payload.get(spec.dst_field)
     entry = {
         "kind": kind.value,
-        "dst": _digits(dst),
+        "dst": _digits(dst if spec.person else None),
         "src": payload.get("src_number"),
         "id_delivery": payload.get("id_delivery"),
-        "group": group,
-        "digest": content_digest(key, str(content or "")),
+        "group": None if spec.person else dst,
+        "digest": content_digest(key, str(payload.get(spec.content_field) or "")),
     }
     return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
 
@@ -134,14 +102,14 @@ class IdLookup:
         )  # fmt: skip
         if not rows:
             return Counter()
-        ids = [_text(job_id) for job_id, _ in rows]
+        ids = [text(job_id) for job_id, _ in rows]
         entries = self.store.client.hmget(keys.id_lookup_data, ids)
         matcher = _Matcher(lookups, self.content_key)
         pipe = self.store.client.pipeline(transaction=False)
         asked: list[str] = []
         outcomes: Counter[str] = Counter()
         for (member, score), raw in zip(rows, entries, strict=True):
-            job_id, sent_ms = _text(member), int(score)
+            job_id, sent_ms = text(member), int(score)
             entry = json.loads(raw) if raw else None
             give_up = entry is None or now - sent_ms >= self.window_ms
             try:
@@ -165,10 +133,10 @@ class IdLookup:
             )  # fmt: skip
             asked.append(job_id)
         for asked_id, answer in zip(asked, pipe.execute(), strict=True):
-            verdict = _text(answer[0])
+            verdict = text(answer[0])
             outcomes[verdict] += 1
             if verdict == "found":
-                log.info("id_lookup.found", job_id=asked_id, provider_id=_text(answer[1]))
+                log.info("id_lookup.found", job_id=asked_id, provider_id=text(answer[1]))
             elif verdict == "not_found":
                 log.warning("id_lookup.not_found", job_id=asked_id)
         log.info("id_lookup.pass", **outcomes)
@@ -233,7 +201,3 @@ def listed_digests(key: bytes, content: str) -> list[str]:
     if len(content) == 64 and all(c in "0123456789abcdef" for c in content):
         digests.append(provider_hash_digest(key, content))
     return digests
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -17,6 +17,7 @@ Retrying is safe because every ledger transition is idempotent or fenced:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, ParamSpec, TypeVar
@@ -114,3 +115,18 @@ def error_fields(state: str, outcome: str, exc: BaseException) -> dict[str, str 
         "error_class": type(exc).__name__,
         "last_error": f"{reason}: {message}"[:500],
     }
+
+
+def quarantine(
+    store: JobStore, actor: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str,
+    *, shape_only: bool = False,
+) -> str:  # fmt: skip
+    """Dead-letter a message that is not a valid job of ``actor``, with the reason;
+    ``shape_only``: keep only its shape (it may hold an OTP in plain text)."""
+    kept: Any = {"args": args, "kwargs": kwargs}
+    if shape_only:
+        kept = {"args": len(args), "kwargs": sorted(kwargs)}
+    data = json.dumps({"actor": actor, **kept}, default=repr)
+    member = store.quarantine(data.encode(), f"malformed job: {problem}")
+    log.error("job.malformed", member=member, reason=problem)
+    return member

@@ -28,7 +28,6 @@ The breaker and the limiter are bookkeeping and fail open on a Redis error.
 from __future__ import annotations
 
 import itertools
-import json
 import random
 import time
 import uuid
@@ -49,11 +48,11 @@ from core.models import Kind
 from worker import breaker as gates
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
-from worker.connectus.errors import ConnectusError, TransientError
+from worker.connectus.errors import ConnectusError
 from worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from worker.ledger import DurableLedger, error_fields, kept_message
 from worker.metrics import WorkerMetrics
-from worker.policy import RetryPolicy, decide
+from worker.policy import RetryPolicy, decide, unsent_error
 from worker.ratelimit import Acquired, RateLimiter, RateLimitRefused, product_for
 
 log = structlog.get_logger("worker.pipeline")
@@ -156,7 +155,7 @@ class SendPipeline:
             try:
                 provider_id = self.send(kind, job["payload"])
             except RateLimitRefused as exc:  # an in-process retry found no token: not sent
-                return self._failed(kind, job, claim, _unsent(exc))
+                return self._failed(kind, job, claim, unsent_error(exc))
             except Exception as exc:
                 if isinstance(exc, ConnectusError):
                     self._tell(kind, gate, exc)
@@ -198,7 +197,7 @@ class SendPipeline:
         """
         if self.limiter is None:
             return None
-        product, dst = product_for(kind), _destination(job["payload"])
+        product, dst = product_for(kind), _destination(kind, job["payload"])
         claim = None
         try:
             if self._admit_script is None:
@@ -372,25 +371,6 @@ class SendPipeline:
         emit("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"
 
-    def quarantine(
-        self, kind: Kind, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str
-    ) -> str:
-        """Dead-letter a message that is not a valid job, with the reason."""
-        kept: Any = {"args": args, "kwargs": kwargs}
-        if kind.is_otp:
-            # It may hold an OTP in plain text: keep only its shape.
-            kept = {"args": len(args), "kwargs": sorted(kwargs)}
-        data = json.dumps({"actor": kind.actor_name, **kept}, default=repr)
-        member = self.store.quarantine(data.encode(), f"malformed job: {problem}")
-        log.error("job.malformed", member=member, reason=problem)
-        return member
-
-
-def _unsent(refused: RateLimitRefused) -> TransientError:
-    """An in-process retry that found no token, as the transient error it is."""
-    retry_after_s = refused.retry_in_ms / 1000
-    return TransientError(str(refused), reason="rate_limited", retry_after_s=retry_after_s)
-
 
 def _recheck_ms(gate: gates.Decision) -> int:
     """When a message held back by the breaker looks again (ms). A half-open answer is
@@ -401,6 +381,7 @@ def _recheck_ms(gate: gates.Decision) -> int:
     return gate.retry_in_ms
 
 
-def _destination(payload: Mapping[str, Any]) -> str | None:
-    value = payload.get("dst_number") or payload.get("dst_email") or payload.get("number")
+def _destination(kind: Kind, payload: Mapping[str, Any]) -> str | None:
+    """The person a send goes to (the destination cap's key); None for a group."""
+    value = payload.get(kind.spec.dst_field) if kind.spec.person else None
     return str(value) if value else None

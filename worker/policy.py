@@ -51,6 +51,7 @@ from worker.connectus.errors import (
     Throttled,
     TransientError,
 )
+from worker.ratelimit import RateLimitRefused
 
 Action = Literal["retry", "fail", "unknown"]
 #: Which breaker scope an error pauses (the scope itself depends on the send's
@@ -156,3 +157,9 @@ def _pause_of(error: AccountError) -> Pause:
     if isinstance(error, SessionDisconnected):
         return "qr_session"
     return "account"  # AuthenticationFailed, OperatorLoginFailed
+
+
+def unsent_error(refused: RateLimitRefused) -> TransientError:
+    """A send that found no rate token (not sent), as the transient error it is."""
+    retry_after_s = refused.retry_in_ms / 1000
+    return TransientError(str(refused), reason="rate_limited", retry_after_s=retry_after_s)

@@ -316,16 +316,6 @@ def _ceil_ms(wait_ms: float) -> int:
 
 
 def product_for(kind: Kind) -> str:
-    """The bucket a job kind draws from: OTP by SMS or e-mail shares the OTP bucket."""
-    return _PRODUCT_OF_KIND[kind]
-
-
-_PRODUCT_OF_KIND = {
-    Kind.SMS: "sms",
-    Kind.OTP: "otp",
-    Kind.OTP_EMAIL: "otp",
-    Kind.EMAIL: "email",
-    Kind.WHATSAPP: "whatsapp",
-    Kind.WHATSAPP_QR: "whatsapp",
-    Kind.WHATSAPP_QR_GROUP: "whatsapp",
-}
+    """The bucket a job kind draws from (:data:`core.models.KINDS`): OTP by SMS or e-mail
+    shares the OTP bucket."""
+    return kind.spec.rate_product

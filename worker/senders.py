@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -43,13 +44,7 @@ class ClientSender:
         metrics: WorkerMetrics | None = None,
     ) -> None:
         self.calls: dict[Kind, Callable[[Mapping[str, Any]], str | None]] = {
-            Kind.SMS: lambda p: client.v3.send_sms(**p).provider_id,
-            Kind.OTP: lambda p: client.v3.send_otp(**p).provider_id,
-            Kind.EMAIL: lambda p: client.v3.send_email(**p).provider_id,
-            Kind.OTP_EMAIL: lambda p: client.v3.send_otp_email(**p).provider_id,
-            Kind.WHATSAPP: lambda p: client.v3.send_whatsapp(**p).provider_id,
-            Kind.WHATSAPP_QR: lambda p: client.qr.send(**p).provider_id,
-            Kind.WHATSAPP_QR_GROUP: lambda p: client.qr.send_message_to_group(**p).provider_id,
+            kind: _provider_id(client, kind.spec.call) for kind in Kind
         }
         # A campaign chunk's delivery may have executed before this send: sent again
         # without it (worker.campaign_deliveries).
@@ -131,3 +126,10 @@ class ClientSender:
                 observe(kind, time.perf_counter() - started)
 
         return timed
+
+
+def _provider_id(client: ConnectusClient, call: str) -> Callable[[Mapping[str, Any]], str | None]:
+    """The client's method ``call`` (``"v3.send_sms"``) with a payload, answering the
+    provider id."""
+    method = operator.attrgetter(call)
+    return lambda payload: method(client)(**payload).provider_id

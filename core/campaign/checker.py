@@ -39,7 +39,7 @@ from core.campaign.numbers import FastNumberNormalizer
 from core.campaign.source import Row, frozen_maker
 from core.campaign.template import Template
 from core.models import Kind
-from core.requests import SUBJECT_MAX_CHARS
+from core.request_fields import SUBJECT_MAX_CHARS
 from core.validation import (
     EMAIL_MAX_CHARS,
     SMS_MAX_CHARS,
@@ -141,7 +141,7 @@ class RowChecker:
         self.default_region = default_region
         #: the normalised sender address (e-mail campaigns), None if not given
         self.src_email = src_email
-        self.recipient_field = "dst_email" if kind is Kind.EMAIL else "dst_number"
+        self.recipient_field = kind.spec.dst_field
         self.report = CheckReport()
         self._max_chars = _MAX_CHARS[kind]
         # dst -> line of its accepted row; kept across check() calls, like the report

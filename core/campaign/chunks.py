@@ -19,6 +19,7 @@ from redis.commands.core import Script
 
 from config.tenants import DEFAULT_TENANT
 from core.keys import Keys
+from core.redis import text
 
 #: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
 CHUNK_SIZE = 1_000
@@ -138,16 +139,7 @@ class ChunkWriter:
                   self.keys.active_campaigns, idem],
             args=args,
         )  # fmt: skip
-        existing_id = _text(existing)
+        existing_id = text(existing)
         if status == b"conflict":
             raise CampaignConflict(str(idempotency_key), existing_id)
         return Created(existing_id, status == b"created")
-
-    def existing_for_key(self, idempotency_key: str, tenant: str = DEFAULT_TENANT) -> str | None:
-        """The campaign ``tenant`` already created with this idempotency key, if any."""
-        value = self.client.get(self.keys.campaign_idempotency(idempotency_key, tenant))
-        return _text(value) if value is not None else None
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

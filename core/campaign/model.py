@@ -21,13 +21,14 @@ import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time
 from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from config.tenants import DEFAULT_TENANT
 from core.models import Kind
+from core.redis import text
 from core.validation import InvalidInput
 
 
@@ -109,20 +110,6 @@ class Window:
             return self.start <= now < self.end
         return now >= self.start or now < self.end
 
-    def next_open(self, local: datetime) -> datetime:
-        """When the window next opens at or after ``local`` (same zone); ``local`` if open."""
-        if self.is_open(local):
-            return local
-        zone = local.tzinfo
-        day = local.date()
-        for offset in range(3):
-            candidate = datetime.combine(day + timedelta(days=offset), self.start, tzinfo=zone)
-            # Normalise through UTC: on a DST-change day the wall time may not exist.
-            candidate = candidate.astimezone(UTC).astimezone(zone)
-            if candidate >= local:
-                return candidate
-        raise AssertionError("a daily window opens within two days")  # pragma: no cover
-
 
 @dataclass(frozen=True, slots=True)
 class Campaign:
@@ -177,7 +164,7 @@ class Campaign:
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> Campaign:
-        f = {_text(k): _text(v) for k, v in raw.items()}
+        f = {text(k): text(v) for k, v in raw.items()}
 
         def opt_int(name: str) -> int | None:
             return int(f[name]) if f.get(name) else None
@@ -209,7 +196,3 @@ class Campaign:
             tenant=f.get("tenant") or DEFAULT_TENANT,
             connectus_delivery=f.get("connectus_delivery") == "1",
         )
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

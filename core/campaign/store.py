@@ -28,12 +28,13 @@ from typing import Any, Literal
 import redis
 from dramatiq import Message
 
-from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created, _text
+from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created
 from core.campaign.model import Campaign, CampaignState
 from core.hashing import recipient_digest
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.luascript import load
+from core.redis import text
 
 # core/campaign/lua/: each file says its KEYS, ARGV and answer.
 CREATE = load(__package__, "create.lua")
@@ -111,20 +112,20 @@ class CampaignStore(ChunkWriter):
     def counts(self, campaign_id: str) -> dict[str, int]:
         """Released jobs by state (only states with a non-zero count)."""
         raw = self.client.hgetall(self.keys.campaign_counts(campaign_id))
-        counts = {_text(k): int(v) for k, v in raw.items()}
+        counts = {text(k): int(v) for k, v in raw.items()}
         return {state: n for state, n in counts.items() if n}
 
     def recent(self, *, limit: int = 100) -> list[Campaign]:
         """The newest campaigns first (those whose record has not expired)."""
         raw: list[bytes] = self.client.zrevrange(self.keys.campaigns, 0, limit - 1)  # type: ignore[assignment]
-        ids = [_text(i) for i in raw]
+        ids = [text(i) for i in raw]
         pipe = self.client.pipeline(transaction=False)
         for campaign_id in ids:
             pipe.hgetall(self.keys.campaign(campaign_id))
         return [Campaign.from_redis(raw) for raw in pipe.execute() if raw]
 
     def active_ids(self) -> list[str]:
-        return sorted(_text(i) for i in self.client.smembers(self.keys.active_campaigns))
+        return sorted(text(i) for i in self.client.smembers(self.keys.active_campaigns))
 
     def chunk(self, campaign_id: str, number: int) -> list[list[str]]:
         """The rows of one chunk: ``[dst, value...]`` aligned with the campaign's fields."""
@@ -142,7 +143,7 @@ class CampaignStore(ChunkWriter):
     def deliveries(self, campaign_id: str) -> dict[int, str]:
         """Chunk -> the Connectus delivery its v1 bulk created."""
         raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
-        return {int(k): _text(v) for k, v in raw.items() if _text(k).isdigit()}
+        return {int(k): text(v) for k, v in raw.items() if text(k).isdigit()}
 
     def set_delivery(self, campaign_id: str, chunk: int, id_delivery: str) -> None:
         """Keep the chunk's delivery id, and when (ms) it was sent (for status polling)."""
@@ -156,7 +157,7 @@ class CampaignStore(ChunkWriter):
         """Status-polling bookkeeping: ``{n}:at`` (sent), ``{n}:polled`` (last poll),
         ``{n}:done`` (every status final), all in ms."""
         raw = self.client.hgetall(self.keys.campaign_deliveries(campaign_id))
-        return {_text(k): int(v) for k, v in raw.items() if ":" in _text(k)}
+        return {text(k): int(v) for k, v in raw.items() if ":" in text(k)}
 
     def mark_polled(self, campaign_id: str, chunk: int, *, done: bool) -> None:
         field = f"{chunk}:done" if done else f"{chunk}:polled"
@@ -218,7 +219,7 @@ class CampaignStore(ChunkWriter):
                   self.keys.campaign_parked(campaign_id), self.keys.active_campaigns],
             args=args,
         )  # fmt: skip
-        return Control("ok" if status == b"ok" else "refused", _text(state))
+        return Control("ok" if status == b"ok" else "refused", text(state))
 
     def park(self, campaign_id: str, member: str, message: Message[Any]) -> str:
         """Hold ``message`` until the campaign runs; 'parked' or 'queued' (it runs now)."""
@@ -228,7 +229,7 @@ class CampaignStore(ChunkWriter):
                   self.keys.queue(fresh.queue_name), self.keys.queue_messages(fresh.queue_name)],
             args=[member, fresh.options["redis_message_id"], fresh.encode()],
         )  # fmt: skip
-        return _text(answer)
+        return text(answer)
 
     def parked(self, campaign_id: str) -> int:
         return int(self.client.hlen(self.keys.campaign_parked(campaign_id)))
@@ -259,4 +260,4 @@ class CampaignStore(ChunkWriter):
             for job_id in job_ids[start : start + 1000]:
                 pipe.hmget(self.keys.job(job_id), names)
             for values in pipe.execute():
-                yield {n: _text(v) for n, v in zip(names, values, strict=True) if v is not None}
+                yield {n: text(v) for n, v in zip(names, values, strict=True) if v is not None}

@@ -74,18 +74,12 @@ class Template:
         """
         return self._text(self._aligned(values))
 
-    def render_subject(self, values: Mapping[str, str]) -> str | None:
-        """The subject with the values put in, or None for a template without one."""
-        if self._subject is None:
-            return None
-        return self._subject(self._aligned(values))
-
     def render_aligned(self, values: Sequence[str]) -> str:
         """:meth:`render` from values aligned with ``fields`` (the per-row fast path)."""
         return self._text(values)
 
     def render_subject_aligned(self, values: Sequence[str]) -> str | None:
-        """:meth:`render_subject` from values aligned with ``fields``."""
+        """The subject with values aligned with ``fields`` put in; None without one."""
         return None if self._subject is None else self._subject(values)
 
     def text_renderer(self) -> Fill:

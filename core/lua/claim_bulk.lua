@@ -4,7 +4,7 @@
 -- a bulk campaign saturates). Bit <chunk> of the 'made' bitmap says whether
 -- the chunk's records were made: by its first claim, or by the cancel of a
 -- chunk parked before any claim. Once made, the chunk is claimed job by job as
--- claim_many.lua does, so a redelivered chunk never remakes a record: a record
+-- claim.lua does, so a redelivered chunk never remakes a record: a record
 -- gone (its TTL) answers 'missing' and is not sent again.
 -- A chunk released by an older version (records already there, bit unset) is
 -- claimed job by job too, and marked made.
@@ -13,7 +13,7 @@
 -- ARGV: now_ms, lease_ms, worker_id, claim token, key prefix, campaign_id, chunk number,
 --       first index, job ttl_s, made ttl_s, kind, queue, then 4 per row: number,
 --       masked number, SMS segments, recipient digest for the search index ('' = none)
--- Answers one claim per row, as claim_many.lua's. An opted-out number (STOP since
+-- Answers one claim per row, as claim.lua's. An opted-out number (STOP since
 -- the campaign was accepted), and every row of a cancelled campaign, is made
 -- cancelled and answers {'done', 'cancelled'}; a paused campaign makes nothing.
 --! include lib_claim.lua

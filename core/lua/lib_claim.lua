@@ -1,4 +1,4 @@
--- Fragment: the claim of one job, shared by claim.lua, claim_many.lua,
+-- Fragment: the claim of one job, shared by claim.lua,
 -- claim_bulk.lua and worker/lua/admit.lua.
 -- Defines: claim(job, job_id, now, lease_ms, worker, token, copy, unknown, leases,
 --   inflight, unknown_msgs, campaign_states), and the table deferred_leases.

@@ -119,7 +119,9 @@ def test_a_send_refused_for_the_session_pauses_not_fails(
     scope = wait_for(lambda: open_scopes(breaker).get("qr_session"), timeout_s=30,
                      what="qr_session opened by the refused send")  # fmt: skip
     assert scope["reason"].startswith("SessionDisconnected")
-    record = producer.get_status(job_id)
+    # The worker tells the breaker, then records the job's outcome: poll for the latter.
+    record = wait_for(lambda: (r := producer.get_status(job_id)).state is not State.SENDING and r,
+                      timeout_s=10, what="the refused send recorded")  # fmt: skip
     assert record.state in (State.RETRYING, State.QUEUED)
     assert record.error_class == "SessionDisconnected"
     assert ledger(stack) == []

@@ -11,8 +11,8 @@ import httpx
 
 from core.campaign.model import Transport
 from core.models import Kind
+from tests.support.connectus import make_client
 from worker.connectus.balances import BalanceLookup
-from worker.connectus.testing import make_client
 
 CHILE, PERU = 1, 3
 

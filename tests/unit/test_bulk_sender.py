@@ -26,14 +26,16 @@ from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
 from core.redaction import mask_phone
 from tests.support.clock import Clock
+from tests.support.connectus import Recorder, make_client
 from worker.actors import register_bulk_actor
 from worker.bulk import BulkSender, item_error
 from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
 from worker.campaigns import CampaignPump
 from worker.chunk_recovery import ChunkRecovery, refused_chunk
 from worker.connectus import errors as e
-from worker.connectus.testing import Recorder, make_client
+from worker.ledger import quarantine
 from worker.policy import RetryPolicy
+from worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout
 
 NOW = 1_700_000_000_000
 CID = "c1"
@@ -90,13 +92,14 @@ def _campaign(campaigns: CampaignStore) -> Any:
 
 
 def _sender(campaigns: CampaignStore, jobs: JobStore, clock: Clock, *answers: Any,
-            max_retries: int = 3) -> tuple[BulkSender, Recorder]:  # fmt: skip
+            max_retries: int = 3, limiter: RateLimiter | None = None,
+            ) -> tuple[BulkSender, Recorder]:  # fmt: skip
     api, recorder = make_client(*answers)
     policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=86_400)  # fmt: skip
     sender = BulkSender(campaigns=campaigns, jobs=jobs, client=api, policy=policy, queue="bulk",
-                        worker_id="w1", lease_ms=60_000, clock=clock,
-                        rng=random.Random(7))  # fmt: skip
+                        worker_id="w1", lease_ms=60_000, clock=clock, rng=random.Random(7),
+                        limiter=limiter, acquire_timeout_s=0)  # fmt: skip
     return sender, recorder
 
 
@@ -183,9 +186,7 @@ def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
 def test_a_chunk_too_long_for_one_query_string_goes_as_several_calls(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    answers = [_bulk_answer([{"id_sms": f"sms-{i}"} for i in ids], f"dlv-{n}")
-               for n, ids in enumerate(([0, 1], [2, 3], [4]))]  # fmt: skip
-    sender, recorder = _sender(campaigns, jobs, clock, *answers)
+    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers())
     sender.client.v1.max_query_bytes = 260  # two of these messages a call
     assert sender.handle(released, 0) == "sent:5"
     assert _sent_numbers(recorder) == [DSTS[0:2], DSTS[2:4], DSTS[4:]]
@@ -193,6 +194,45 @@ def test_a_chunk_too_long_for_one_query_string_goes_as_several_calls(
     assert [jobs.get(j).provider_id for j in IDS] == [f"sms-{i}" for i in range(5)]  # type: ignore[union-attr]
     assert campaigns.deliveries(released) == {0: "dlv-0,dlv-1,dlv-2"}
     assert campaigns.counts(released) == {"sent": 5}
+
+
+def _limiter(client: fakeredis.FakeRedis, clock: Clock, burst: int) -> RateLimiter:
+    """An SMS bucket of ``burst`` tokens, one more a second; time moves only by hand."""
+    limits = Limits(buckets={"sms": Bucket(1.0, burst)}, min_rate_per_s=1.0)
+    return RateLimiter(client, limits, prefix="t", account="a", clock=clock, sleep=clock.sleep)
+
+
+def _split_answers() -> list[httpx.Response]:
+    return [_bulk_answer([{"id_sms": f"sms-{i}"} for i in ids], f"dlv-{n}")
+            for n, ids in enumerate(([0, 1], [2, 3], [4]))]  # fmt: skip
+
+
+def test_each_call_of_a_split_chunk_takes_one_rate_token(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    limiter = _limiter(client, clock, burst=4)
+    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
+    sender.client.v1.max_query_bytes = 260  # three calls
+    assert sender.handle(released, 0) == "sent:5"
+    assert len(recorder.requests) == 3
+    limiter.acquire("sms", timeout_s=0)  # the fourth token is left...
+    with pytest.raises(RateLimitTimeout):  # ...and no fifth
+        limiter.acquire("sms", timeout_s=0)
+
+
+def test_a_split_chunk_without_a_token_for_its_next_call_gives_the_rest_back(
+    released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
+) -> None:
+    limiter = _limiter(client, clock, burst=2)
+    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
+    sender.client.v1.max_query_bytes = 260
+    assert sender.handle(released, 0) == "sent:4+deferred"
+    assert len(recorder.requests) == 2  # the third call waits for its token
+    assert [_state(jobs, j) for j in IDS] == ["sent"] * 4 + ["retrying"]
+    due, _message = _scheduled(client)[f"chunk:{released}:0"]
+    assert due == NOW + 1000  # when the bucket earns its next token (1 a second)
+    assert client.zcard(KEYS.leases) == 0
+    assert campaigns.deliveries(released) == {0: "dlv-0,dlv-1"}
 
 
 def test_a_failed_call_of_a_split_chunk_gives_the_later_calls_back(
@@ -477,9 +517,8 @@ def _older_workers_quarantine(sender: BulkSender, message: dramatiq.Message[Any]
     message: its actor wants exactly one argument, and dead-letters the rest
     through the same quarantine."""
     assert set(message.kwargs) != {"chunk"}
-    sender.quarantine(
-        message.args, message.kwargs, "expected exactly one keyword argument, 'chunk'"
-    )
+    quarantine(sender.jobs, BULK_ACTOR, message.args, message.kwargs,
+               "expected exactly one keyword argument, 'chunk'")  # fmt: skip
 
 
 def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
@@ -489,9 +528,9 @@ def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
     message = chunk_message("bulk", released, 0)
     _older_workers_quarantine(sender, message)
     # Dead letters that are not such a chunk stay where they are.
-    sender.quarantine((), {"job": {}}, "expected exactly one keyword argument, 'chunk'")
-    sender.quarantine((), {"chunk": {"campaign": released, "chunk": -1}, **RECORDS_AT_CLAIM},
-                      "chunk.chunk: must be a non-negative integer")  # fmt: skip
+    quarantine(jobs, BULK_ACTOR, (), {"job": {}}, "expected exactly one keyword argument, 'chunk'")
+    quarantine(jobs, BULK_ACTOR, (), {"chunk": {"campaign": released, "chunk": -1},
+               **RECORDS_AT_CLAIM}, "chunk.chunk: must be a non-negative integer")  # fmt: skip
     jobs.quarantine(b"\xff not json", "undecodable")
     recovery = ChunkRecovery(client, KEYS, queue="bulk")
     assert recovery.run_once() == 1

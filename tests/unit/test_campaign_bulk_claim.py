@@ -80,7 +80,7 @@ def _claim(store: CampaignStore, number: int, *, delivery: str = "tk") -> list[C
 
 
 def _generic(store: CampaignStore, number: int) -> list[Claim]:
-    """The reference: records made at release (RELEASE), then CLAIM_MANY."""
+    """The reference: records made at release (RELEASE), then one claim per job."""
     campaign = _campaign(store)
     rows = store.chunk("c1", number)
     flags = store.opted_out([r[0] for r in rows])
@@ -92,8 +92,8 @@ def _generic(store: CampaignStore, number: int) -> list[Claim]:
                                 masked(campaign, row[0]), units, None, out))  # fmt: skip
     message = chunk_message("bulk", "c1", number)
     assert store.release(campaign, jobs, queue="bulk", chunk_message=message)
-    ledger = BatchLedger(JobStore(store.client, KEYS, ttl_s=600, clock=store.clock))
-    return ledger.claim_many(_ids(number), worker_id="w", lease_ms=30_000, token="tk")
+    jobs_store = JobStore(store.client, KEYS, ttl_s=600, clock=store.clock)
+    return [jobs_store.claim(j, worker_id="w", lease_ms=30_000, token="tk") for j in _ids(number)]
 
 
 def _state(store: CampaignStore) -> tuple[object, ...]:

@@ -35,9 +35,9 @@ def test_template_fields_are_sorted_unique_and_include_the_subject() -> None:
     assert template.fields == ("code", "invoice", "name")
     values = {"name": "Ana", "code": "4821", "invoice": "F-7"}
     assert template.render(values) == "Hola Ana, tu código es 4821. Ana"
-    assert template.render_subject(values) == "Factura F-7"
+    assert template.render_subject_aligned(("4821", "F-7", "Ana")) == "Factura F-7"
     assert template.render_aligned(("4821", "F-7", "Ana")) == template.render(values)
-    assert Template.parse("Hola").render_subject({}) is None
+    assert Template.parse("Hola").render_subject_aligned(()) is None
 
 
 def test_template_literal_braces_and_values_are_not_reinterpreted() -> None:
@@ -53,7 +53,8 @@ def test_template_survives_pickling_and_renders_one_or_many_fields() -> None:
         template = pickle.loads(pickle.dumps(Template.parse(text, "Re: {a}")))  # noqa: S301 - our own bytes
         values = {"a": "1", "b": "2", "c": "3"}
         assert template.render(values) == text.format(**values)
-        assert template.render_subject(values) == "Re: 1"
+        aligned = tuple(values[f] for f in template.fields)
+        assert template.render_subject_aligned(aligned) == "Re: 1"
         assert template.text_renderer()(tuple(values[f] for f in template.fields)) == text.format(
             **values
         )

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from tests.support.clock import Clock
+from tests.support.connectus import make_client
 from worker.connectus import errors
-from worker.connectus.testing import make_client
 
 SEND = {"dst_number": "56987688060", "sms_content": "hola"}
 

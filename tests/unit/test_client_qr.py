@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.connectus import make_client
 from worker.connectus import errors
 from worker.connectus.client import ConnectusClient
 from worker.connectus.results_account import Ack
-from worker.connectus.testing import make_client
 
 GROUP = "prueba con whatsapp qr"
 NUMBERS = ["584141924112", "584148566479"]

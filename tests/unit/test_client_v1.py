@@ -10,9 +10,9 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from tests.support.connectus import make_client
 from worker.connectus import errors
 from worker.connectus.classify import DeliveryState
-from worker.connectus.testing import make_client
 from worker.connectus.v1 import MAX_BULK_SMS, BulkItem
 
 

@@ -12,13 +12,13 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.support.connectus import TEST_KEY, TEST_USER, make_client
 from worker.connectus import errors
 from worker.connectus.classify import DeliveryState
 from worker.connectus.client import ConnectusClient
 from worker.connectus.enums import Country, DeliveryProduct, SubclientProduct
 from worker.connectus.results import SendResult, SmsRecord
 from worker.connectus.results_account import Ack, Subclient
-from worker.connectus.testing import TEST_KEY, TEST_USER, make_client
 
 OK_ID = "6bfb1d9d4c6640bab93f23cfdbd5750f"
 

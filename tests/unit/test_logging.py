@@ -11,7 +11,7 @@ import pydantic
 import pytest
 import structlog
 
-from core.logging import bind_job_context, configure_logging, job_context
+from core.logging import configure_logging
 from core.redaction import (
     mask_email,
     mask_phone,
@@ -305,25 +305,6 @@ def test_console_mode_is_redacted_too(capsys: pytest.CaptureFixture[str]) -> Non
 def test_unknown_level_is_rejected() -> None:
     with pytest.raises(ValueError, match="unknown log level"):
         configure_logging(level="LOUD", json=True)
-
-
-@pytest.mark.usefixtures("restore_logging")
-def test_job_context_is_bound_then_unbound(capsys: pytest.CaptureFixture[str]) -> None:
-    configure_logging(level="INFO", json=True)
-    log = structlog.get_logger("cw")
-    with job_context("job-1", "otp", 2, "order-9"):
-        log.info("inside")
-    log.info("outside")
-    tokens = bind_job_context("job-2", "bulk", 1)
-    log.info("bound")
-    structlog.contextvars.reset_contextvars(**tokens)
-    log.info("reset")
-    inside, outside, bound, reset = lines(capsys.readouterr().err)
-    assert (inside["job_id"], inside["queue"], inside["attempt"]) == ("job-1", "otp", 2)
-    assert inside["idempotency_key"] == "order-9"
-    assert "job_id" not in outside
-    assert (bound["job_id"], "idempotency_key" in bound) == ("job-2", False)
-    assert "job_id" not in reset
 
 
 # --- the fast paths give the same answers ----------------------------------

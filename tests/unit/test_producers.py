@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import producers
 from config import load_settings
 from core.hashing import content_digest, content_hash
 from core.models import Kind, State
+from core.status_watch import watch_key
 from core.validation import InvalidInput
 from producers.api import JobNotFound, Producer
 
@@ -143,6 +145,51 @@ def test_module_level_functions_use_the_configured_producer() -> None:
     with pytest.raises(producers.IdempotencyConflict):
         producers.send_email("ana@example.com", "Hola", "<b>otro</b>", idempotency_key="e-1")
     assert producers.cancel(job_id) == "cancelled"
+
+
+def test_module_level_functions_show_the_producers_typed_parameters() -> None:
+    signature = inspect.signature(producers.send_sms)
+    assert list(signature.parameters)[:3] == ["dst_number", "sms_content", "src_number"]
+    assert signature.parameters["src_number"].kind is inspect.Parameter.KEYWORD_ONLY
+    assert producers.send_sms.__doc__ == Producer.send_sms.__doc__
+
+
+def test_a_misspelt_option_is_refused_naming_it(producer: Producer) -> None:
+    with pytest.raises(InvalidInput, match="deliver_on"):
+        producer.send_sms(GOOD_NUMBER, "hola", deliver_on="2030-01-01")  # type: ignore[call-arg]
+    assert _nothing_written(producer)
+
+
+class CountingRedis(fakeredis.FakeRedis):
+    """Counts the commands (round trips) it is sent."""
+
+    commands = 0
+
+    def execute_command(self, *args: Any, **options: Any) -> Any:
+        self.commands += 1
+        return super().execute_command(*args, **options)
+
+
+def test_a_watched_email_is_queued_and_watched_in_the_same_round_trips_as_an_sms() -> None:
+    settings = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl"})
+    client = CountingRedis()
+    producer = Producer(settings, redis_client=client)
+    producer.send_sms(GOOD_NUMBER, "warm-up")  # loads the script
+    watch = watch_key(producer.store.keys)
+    later = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
+    before = client.commands
+    producer.send_sms(GOOD_NUMBER, "hola")
+    sms_commands, before = client.commands - before, client.commands
+    email = producer.send_email("ana@example.com", "Hola", "<p>hola</p>", deliver_at=later)
+    assert client.commands - before == sms_commands
+    assert client.zrange(watch, 0, -1, withscores=True) == [
+        (email.encode(), later.timestamp() * 1000)  # first looked up when it is due
+    ]
+    again = producer.send_email("ana@example.com", "Hola", "<p>hola</p>", idempotency_key="k")
+    assert (
+        producer.send_email("ana@example.com", "Hola", "<p>hola</p>", idempotency_key="k") == again
+    )
+    assert client.zcard(watch) == 2
 
 
 def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(

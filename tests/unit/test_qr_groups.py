@@ -13,12 +13,12 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
+from tests.support.connectus import make_client
 from tests.unit.pipeline_support import unknown_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import QR_SESSION, effect, target_for
 from worker.connectus import errors as e
 from worker.connectus.qr import QrMessage
-from worker.connectus.testing import make_client
 from worker.qr_session import QrSessionWatch
 from worker.reconcile import Reconciler
 

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import httpx
 import pytest
 
 from config import load_settings
 from core.models import Kind
+from tests.support.connectus import make_client
 from worker.connectus import errors as e
 from worker.senders import ClientSender
 
 PAYLOAD = {"dst_number": "56987654321", "sms_content": "x"}
+EMAIL = {"dst_email": "a@b.cl", "src_email": "c@d.cl", "subject": "s", "email_content": "x"}
 
 
 def _sender(
@@ -76,3 +79,33 @@ def test_a_permanent_or_ambiguous_error_is_never_retried(first_transient: bool) 
             sender(Kind.SMS, PAYLOAD)
         assert caught.value is final
         assert len(calls) == (2 if first_transient else 1)
+
+
+#: Each kind's Connectus call (KINDS), as the documents name it, with a payload of that kind.
+CALLS = [
+    (Kind.SMS, "plataforma.test", "/api_v3/sms/send_individual", PAYLOAD),
+    (Kind.OTP, "plataforma.test", "/api_v3/sms/send_otp", {**PAYLOAD, "save_content": "hash"}),
+    (Kind.EMAIL, "plataforma.test", "/api_v3/email/send_single", EMAIL),
+    (Kind.OTP_EMAIL, "plataforma.test", "/api_v3/email/send_otp_email", EMAIL),
+    (Kind.WHATSAPP, "plataforma.test", "/api_v3/whatsapp/send_message",
+     {"src_number": "56911111111", "dst_number": "56987654321", "whatsapp_content": "x"}),
+    (Kind.WHATSAPP_QR, "whatsappqr.test", "/send", {"number": "56987654321", "message": "x"}),
+    (Kind.WHATSAPP_QR_GROUP, "whatsappqr.test", "/send-message-to-group",
+     {"group_name": "ventas", "message": "x"}),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("kind", "host", "path", "payload"), CALLS, ids=[c[0].value for c in CALLS]
+)
+def test_each_kind_is_sent_by_its_own_connectus_call(
+    kind: Kind, host: str, path: str, payload: dict[str, Any]
+) -> None:
+    client, recorder = make_client(httpx.Response(200, json={}))
+    ClientSender(client, load_settings({}))(kind, payload)
+    assert (recorder.last.method, recorder.last.url.host, recorder.last.url.path) == (
+        "POST",
+        host,
+        path,
+    )
+    assert len(recorder.requests) == 1

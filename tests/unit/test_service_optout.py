@@ -14,7 +14,7 @@ from core.requests import parse_request
 from core.validation import InvalidInput
 from producers.optout import (
     OPTED_OUT_REASON,
-    add_opt_out,
+    change,
     is_opted_out,
     optout_key,
     refuse_if_opted_out,
@@ -27,8 +27,10 @@ NUMBER = "56987654321"
 @pytest.fixture
 def redis() -> fakeredis.FakeRedis:
     client = fakeredis.FakeRedis(server=fakeredis.FakeServer())
-    assert add_opt_out(client, KEYS, NUMBER, hash_key=b"k")
-    assert not add_opt_out(client, KEYS, "+" + NUMBER, hash_key=b"k")  # same number
+    assert change(client, KEYS, NUMBER, "out", source="api", now_ms=1, hash_key=b"k")
+    assert not change(
+        client, KEYS, "+" + NUMBER, "out", source="api", now_ms=2, hash_key=b"k"
+    )  # same number
     return client
 
 

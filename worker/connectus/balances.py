@@ -1,22 +1,9 @@
 """Which Connectus balance a send draws on, and how much is left (for campaign preflight).
 
-- SMS without a subclient: the account's unassigned balance *for the
-  destination's country* (``GET /clients`` → ``free_sms_balance_by_country``);
-  SMS balance is per country, so a campaign to two countries checks two.
-- E-mail without a subclient: ``GET /email/balance``, and the unassigned
-  ``free_email_balance`` of ``GET /clients`` when listed; the smaller one
-  counts (a send without ``id_client`` draws on the unassigned balance, and
-  the documents don't say how the two figures relate).
-- WhatsApp without a subclient: ``free_whatsapp_balance`` of ``GET /clients``
-  (no other WhatsApp balance call is documented). Not listed: unknown (None).
-- Charged to a subclient (``id_client``): that subclient's balance from its
-  ``GET /clients`` entry: ``balance.sms_balance`` (per country),
-  ``email_balance`` or ``whatsapp_balance``. ``GET /clients/:id`` answers one
-  figure (``balance``, the documents don't say of what): it is used only when
-  the subclient is not listed or its entry has no figure for the product.
-- Transport v1 (``send_sms_bulk``): ``check_balance`` (SMS) or
-  ``check_email_balance`` (e-mail), one figure each: v1 knows no subclients
-  and no per-country balance (it sends to Chilean mobiles only).
+SMS balance is per destination country, so a campaign to two countries checks
+two; a send with ``id_client`` draws on that subclient's balance; v1 has its
+own balance calls. Which figure of which call each case reads (and why the
+smaller of two e-mail figures counts): docs/campaigns.md, the preflight table.
 
 Answers are cached per lookup object: a preflight asks once per country, and
 lists the subclients (``GET /clients``) once. The lookup reads through a
