@@ -24,10 +24,10 @@ from core import tracing
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
+from tests.support.connectus import TEST_KEY, TEST_USER, make_client
 from tests.support.tracing import basic_token, leaks, recorded_spans
 from tests.unit.pipeline_support import take_job
 from worker.actors import register_actors
-from worker.connectus.testing import TEST_KEY, TEST_USER, make_client
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 from worker.senders import ClientSender
