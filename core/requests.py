@@ -61,12 +61,25 @@ ID_MAX_CHARS = 64
 #: Characters a phone number may contain (normalize_number checks the rest).
 PHONE_PATTERN = r"^\+?[0-9 ().-]{1,32}$"
 #: Fields that are ours, not Connectus's: never part of the payload.
-_OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority"}
+_OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority", "account"}
 
 
 def _context(info: ValidationInfo) -> tuple[Settings, datetime]:
     context = info.context or {}
     return context["settings"], context.get("now") or datetime.now(UTC)
+
+
+def check_account(value: Any, settings: Settings, tenant: str) -> str:
+    """``value`` if ``tenant`` may send through that Connectus account, else
+    :class:`InvalidInput` naming ``account`` (no other account is named: tenants
+    do not learn each other's)."""
+    if not isinstance(value, str) or value not in settings.tenant_account_names(tenant):
+        raise InvalidInput("account", "is not a Connectus account you can send through")
+    return value
+
+
+def _account(value: Any, info: ValidationInfo) -> str:
+    return check_account(value, _context(info)[0], (info.context or {}).get("tenant", "default"))
 
 
 def _field(check: Callable[[Any, ValidationInfo], Any]) -> Callable[[Any, ValidationInfo], Any]:
@@ -195,6 +208,12 @@ MaxAge = Annotated[
           "or now); fails as Expired instead. Default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an "
           "OTP. Not with expires_at", examples=[300]),
 ]  # fmt: skip
+AccountName = Annotated[
+    str,
+    _checked(_account, Annotated[str, Field(max_length=32)]),
+    Field(description="The Connectus account that sends it (CONNECTUS_ACCOUNTS); default: the "
+          "tenant's (TENANT_ACCOUNTS), else the first", examples=["default"]),
+]  # fmt: skip
 ExpiresAt = Annotated[
     datetime,
     _checked(lambda value, info: parse_expires_at(value, now=_context(info)[1]),
@@ -222,6 +241,7 @@ class _Send(BaseModel):
     deliver_at: DeliverAt = None
     max_age_s: MaxAge | None = None
     expires_at: ExpiresAt | None = None
+    account: AccountName | None = None
 
     @model_validator(mode="after")
     def _limits(self, info: ValidationInfo) -> _Send:
@@ -284,6 +304,8 @@ class _Send(BaseModel):
             shape["max_age_s"] = self.max_age_s
         if self.expires_at is not None:
             shape["expires_at"] = self.expires_at.isoformat()
+        if self.account is not None:
+            shape["account"] = self.account
         return fingerprint(shape, key=key)
 
     def expires_ms(self, now_ms: int) -> int | None:
@@ -417,14 +439,17 @@ MESSAGE_ADAPTER: TypeAdapter[SendRequest] = TypeAdapter(MessageRequest)
 
 
 def parse_request(
-    data: Mapping[str, Any], settings: Settings, *, now: datetime | None = None
-) -> SendRequest:
+    data: Mapping[str, Any], settings: Settings, *, now: datetime | None = None,
+    tenant: str = "default",
+) -> SendRequest:  # fmt: skip
     """The validated request; raises :class:`InvalidInput` naming every bad field.
 
     ``data``: a JSON body, or a producer's arguments (None = absent for
-    optional fields). ``now``: the clock, for tests.
+    optional fields). ``now``: the clock, for tests. ``tenant``: who sends it
+    (the accounts it may name).
     """
+    context = {"settings": settings, "now": now, "tenant": tenant}
     try:
-        return MESSAGE_ADAPTER.validate_python(data, context={"settings": settings, "now": now})
+        return MESSAGE_ADAPTER.validate_python(data, context=context)
     except ValidationError as exc:
         raise invalid_from_pydantic(exc, tagged=True) from exc

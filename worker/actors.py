@@ -7,7 +7,7 @@ test with a StubBroker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
@@ -16,6 +16,7 @@ from dramatiq.broker import Broker
 from config import Settings
 from core.models import Kind
 from core.routing import default_queue
+from worker.accounts import ByAccount
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
 from worker.metrics import WorkerMetrics
@@ -24,11 +25,14 @@ from worker.pipeline import SendPipeline
 
 def register_actors(
     broker: Broker,
-    pipeline: SendPipeline,
+    pipeline: SendPipeline | Mapping[str, SendPipeline],
     settings: Settings,
     metrics: WorkerMetrics | None = None,
 ) -> dict[Kind, dramatiq.Actor[..., Any]]:
     """Declare ``send_<kind>`` for every kind on ``broker``; returns them by kind.
+
+    ``pipeline``: one per Connectus account (:mod:`worker.accounts`); a job goes
+    through its account's.
 
     Each actor's own queue is its default one (OTPs on ``QUEUE_OTP``); a
     producer may put an SMS, e-mail or WhatsApp job on ``QUEUE_BULK``, which
@@ -37,7 +41,7 @@ def register_actors(
     """
     return {
         kind: dramatiq.Actor(
-            _actor_fn(pipeline, kind, metrics),
+            _actor_fn(ByAccount.of_one(pipeline), kind, metrics),
             broker=broker,
             actor_name=kind.actor_name,
             queue_name=default_queue(kind, settings),
@@ -51,17 +55,27 @@ def register_actors(
 
 
 def register_bulk_actor(
-    broker: Broker, sender: BulkSender, settings: Settings
+    broker: Broker, sender: BulkSender | Mapping[str, BulkSender], settings: Settings
 ) -> dramatiq.Actor[..., Any]:
-    """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``."""
+    """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``, by
+    the sender of the campaign's account (one per account, :mod:`worker.accounts`)."""
+    senders = ByAccount.of_one(sender)
 
     def send_sms_bulk(*args: Any, **kwargs: Any) -> None:
+        first = senders.first
         try:
             campaign, number = chunk_of(args, kwargs)
         except ValueError as exc:
-            sender.quarantine(args, kwargs, str(exc))
+            first.quarantine(args, kwargs, str(exc))
             return
-        sender.handle(campaign, number)
+        account = None
+        if len(senders) > 1:  # one read per chunk of up to 1,000 recipients
+            found = first.campaigns.get(campaign)
+            account = found.account if found is not None else None
+        if not senders.has(account):
+            first.quarantine(args, kwargs, f"campaign account {account!r}: {_NOT_HERE}")
+            return
+        senders.of(account).handle(campaign, number)
 
     return dramatiq.Actor(
         send_sms_bulk,
@@ -73,8 +87,12 @@ def register_bulk_actor(
     )
 
 
+#: Why a job of an account this worker does not have is quarantined (not sent by another).
+_NOT_HERE = "is not in this worker's CONNECTUS_ACCOUNTS"
+
+
 def _actor_fn(
-    pipeline: SendPipeline, kind: Kind, metrics: WorkerMetrics | None
+    pipelines: ByAccount[SendPipeline], kind: Kind, metrics: WorkerMetrics | None
 ) -> Callable[..., None]:
     # Any arguments are accepted so that a malformed message reaches the
     # check below and is dead-lettered with a reason, instead of failing in
@@ -82,13 +100,16 @@ def _actor_fn(
     def send(*args: Any, **kwargs: Any) -> None:
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
+        account = job.get("account") if isinstance(job, dict) else None
+        if problem is None and not pipelines.has(account):
+            problem = f"job.account {account!r} {_NOT_HERE}"
         if problem is not None:
-            member = pipeline.quarantine(kind, args, kwargs, problem)
+            member = pipelines.first.quarantine(kind, args, kwargs, problem)
             if metrics is not None:
                 metrics.handled(kind, member)
             return
         assert isinstance(job, dict)
-        result = pipeline.handle(kind, job)
+        result = pipelines.of(account).handle(kind, job)
         if metrics is not None:
             metrics.handled(kind, result)
 

@@ -305,7 +305,11 @@ class SendPipeline:
                                         "error_class": "", "last_error": ""}  # fmt: skip
         # Accepted without an id (the documented SMS answer): sent all the same;
         # the id is looked up afterwards (worker.id_lookup).
-        entry = None if provider_id else lookup_entry(kind, job["payload"], self.content_key)
+        entry = (
+            None
+            if provider_id
+            else lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
+        )
         if not provider_id:
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:
