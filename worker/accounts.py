@@ -15,7 +15,11 @@ outage holds back that account's sends only.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import redis
+
+from config import Settings
 
 T = TypeVar("T")
 
@@ -43,3 +47,21 @@ class ByAccount(dict[str, T]):
     def has(self, account: object) -> bool:
         """Whether a job naming ``account`` can be sent by this worker."""
         return not account or "" in self or account in self
+
+
+def accounts_status(settings: Settings, client: redis.Redis) -> list[dict[str, Any]]:
+    """Each account's pauses and rates, as every pod sees them (the CLI, the console):
+    ``[{"account", "breaker": CircuitBreaker.status(), "rates": [RateLimiter.status()]}]``
+    in the order of ``CONNECTUS_ACCOUNTS``."""
+    from worker.breaker import CircuitBreaker
+    from worker.ratelimit import RateLimiter
+
+    found = []
+    for name in settings.account_names:
+        limiter = RateLimiter.from_settings(settings, client, name)
+        found.append({
+            "account": name,
+            "breaker": CircuitBreaker.from_settings(settings, client, name).status(),
+            "rates": [limiter.status(product) for product in limiter.limits.buckets],
+        })  # fmt: skip
+    return found
