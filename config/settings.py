@@ -411,13 +411,16 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
             )
-        if self.webhook_auth == "token" and self.webhook_secret is None:
-            raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_AUTH=token")
-        if self.webhook_auth == "basic":
-            if not self.webhook_basic_user:
-                raise ConfigError("WEBHOOK_BASIC_USER", "is required when WEBHOOK_AUTH=basic")
-            if self.webhook_basic_password is None:
-                raise ConfigError("WEBHOOK_BASIC_PASSWORD", "is required when WEBHOOK_AUTH=basic")
+        # Each account's webhook routes are opened by its own credentials (default: WEBHOOK_*).
+        named = [self.account(n) for n in self.account_names if n != acc.DEFAULT_ACCOUNT]
+        needed = ("webhook_secret",) if self.webhook_auth == "token" else (
+            "webhook_basic_user", "webhook_basic_password")  # fmt: skip
+        for own in (acc.default_account(self), *named):
+            for field in needed:
+                if not getattr(own, field):
+                    raise ConfigError(
+                        own.variable(field), f"is required when WEBHOOK_AUTH={self.webhook_auth}"
+                    )
 
 
 def load_settings(

@@ -106,12 +106,13 @@ def _actor_fn(
         if problem is not None:
             member = pipelines.first.quarantine(kind, args, kwargs, problem)
             if metrics is not None:
-                metrics.handled(kind, member)
+                metrics.handled(kind, member, str(account or pipelines.first.account))
             return
         assert isinstance(job, dict)
-        result = pipelines.of(account).handle(kind, job)
+        pipeline = pipelines.of(account)
+        result = pipeline.handle(kind, job)
         if metrics is not None:
-            metrics.handled(kind, result)
+            metrics.handled(kind, result, pipeline.account)
 
     send.__name__ = kind.actor_name
     send.__qualname__ = kind.actor_name

@@ -109,6 +109,12 @@ class SendPipeline:
         self._nonce = uuid.uuid4().hex
         self._deliveries = itertools.count(1)
 
+    @property
+    def account(self) -> str:
+        """The Connectus account this pipeline sends for (its limiter's; metrics label)."""
+        gate = self.limiter or self.breaker
+        return gate.account if gate is not None else "default"
+
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
 
@@ -210,7 +216,7 @@ class SendPipeline:
             log.warning("ratelimit.unavailable", error=str(exc))
             return None
         if self.metrics is not None:
-            self.metrics.waited(got.product, got.waited_ms)
+            self.metrics.waited(got.product, got.waited_ms, self.account)
         return claim
 
     def _take_and_claim(
@@ -273,7 +279,7 @@ class SendPipeline:
         a Redis error is logged and swallowed, so the outcome is still recorded)."""
         throttled = exc is not None and decide(exc).throttled
         if self.metrics is not None and throttled:
-            self.metrics.throttled(kind)
+            self.metrics.throttled(kind, self.account)
         try:
             if self.breaker is not None:
                 if exc is None:
