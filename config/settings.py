@@ -473,6 +473,10 @@ def _read_accounts(settings: Settings, environ: Mapping[str, str] | None, env_fi
         environ = {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
     try:
         named = acc.named_accounts(settings, settings.account_names, environ)
+        for account in named.values():  # as for every other secret setting
+            sample = checks.find_sample_secret(account, settings.run_mode)
+            if sample is not None:
+                raise ConfigError(account.variable(sample[0]), sample[1])
         settings._named_accounts.update(named)
         acc.check_distinct_users({n: settings.account(n) for n in settings.account_names})
     except ValueError as exc:
