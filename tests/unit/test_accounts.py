@@ -11,11 +11,15 @@ from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 
 from config import ConfigError, load_settings
+from core.campaign.model import Transport
 from core.validation import InvalidInput
 from producers.api import Producer
+from producers.campaign_plan import CampaignOptions
+from producers.campaigns import CampaignProducer
 from tests.unit.service_support import SECRET, SMS, invalid_params, problem, service
 from worker.accounts import ByAccount
 from worker.actors import register_actors
+from worker.campaign_messages import single_message
 
 B_SECRET = "hook-brand-b-0123456789"
 TWO = {
@@ -188,3 +192,19 @@ def test_the_worker_routes_each_job_to_its_accounts_pipeline() -> None:
     send(job={**job, "job_id": "elsewhere", "account": "brand_c"})
     assert (a.jobs, b.jobs) == (["to-first"], ["to-b"])
     assert a.quarantined == ["job.account 'brand_c' is not in this worker's CONNECTUS_ACCOUNTS"]
+
+
+def test_a_campaign_names_its_account_and_its_jobs_carry_it() -> None:
+    settings = load_settings({**TWO, "TENANT_ACCOUNTS": "acme:brand_b"}, require_keys=False)
+    redis_client = fakeredis.FakeRedis()
+    acme = CampaignProducer(settings, tenant="acme", redis_client=redis_client)
+    rows = [{"dst_number": "+56 9 8765 4321", "name": "Ana"}]
+    accepted = acme.send(
+        rows, CampaignOptions(name="c", text="Hola {name}", transport=Transport.V3)
+    )
+    campaign = acme.get(accepted.campaign_id)
+    assert campaign is not None and campaign.account == "brand_b"
+    assert single_message(campaign, "j-0", {}, "bulk", 0).kwargs["job"]["account"] == "brand_b"
+    with pytest.raises(InvalidInput) as caught:
+        acme.send(rows, CampaignOptions(name="c", text="Hola", account="brand_a"))
+    assert [e.field for e in caught.value.errors] == ["account"]
