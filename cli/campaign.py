@@ -238,8 +238,11 @@ def status(
     control = _control(ctx, tenant, json_output)
     settings = ctx.obj()
     while True:
-        body = _checked(json_output, control.status, campaign_id).to_json()
-        body["health"] = health(settings, control.store.client)
+        found = _checked(json_output, control.status, campaign_id)
+        body = found.to_json()
+        # The campaign's own account: its pauses and rates are the ones that hold it back.
+        body["account"] = found.campaign.account or settings.account_names[0]
+        body["health"] = health(settings, control.store.client, body["account"])
         body["short_links"] = _short_links(settings, control, campaign_id)
         if json_output:
             output(body, True)
