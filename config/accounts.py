@@ -24,6 +24,7 @@ another suffix) of an account not listed, and two accounts with one API user
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Mapping
 from typing import Annotated, Any
@@ -203,3 +204,39 @@ def check_distinct_users(accounts: Mapping[str, Account]) -> None:
                 f"{seen[account.api_user]!r} too (one Connectus account, one name)"
             )
         seen[account.api_user] = account.name
+
+
+def read_named_accounts(
+    settings: Any, environ: Mapping[str, str] | None, env_file: str | None
+) -> dict[str, Account]:
+    """Every named account of ``settings`` from ``environ`` (None: the process's
+    environment and ``env_file``); ``ValueError("VARIABLE: reason")`` for a bad one, a
+    published sample secret or placeholder outside sandbox/demo, or a shared API user."""
+    if environ is None:
+        from dotenv import dotenv_values
+
+        file_values = dotenv_values(env_file) if env_file else {}
+        environ = {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
+    named = named_accounts(settings, settings.account_names, environ)
+    for account in named.values():  # as for every other secret setting
+        sample = checks.find_sample_secret(account, settings.run_mode)
+        if sample is not None:
+            raise ValueError(f"{account.variable(sample[0])}: {sample[1]}")
+    every = {n: named.get(n) or default_account(settings) for n in settings.account_names}
+    check_distinct_users(every)
+    return named
+
+
+def missing_webhook_credential(settings: Any) -> str | None:
+    """The first webhook credential variable an account lacks for ``WEBHOOK_AUTH``, or None.
+
+    Each account's routes are opened by its own (``default``: ``WEBHOOK_*``).
+    """
+    needed = ("webhook_secret",) if settings.webhook_auth == "token" else (
+        "webhook_basic_user", "webhook_basic_password")  # fmt: skip
+    named = [settings.account(n) for n in settings.account_names if n != DEFAULT_ACCOUNT]
+    for own in (default_account(settings), *named):
+        for field in needed:
+            if not getattr(own, field):
+                return own.variable(field)
+    return None

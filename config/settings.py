@@ -13,7 +13,6 @@ Every field maps to the upper-case environment variable of the same name
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -363,11 +362,8 @@ class Settings(BaseSettings):
     def tenant_account_names(self, tenant: str) -> tuple[str, ...]:
         """The accounts ``tenant`` may send through, its default first (TENANT_ACCOUNTS;
         a tenant not listed there: every account, the first one its default)."""
-        if self.tenant_accounts:
-            mapping = acc.parse_tenant_accounts(self.tenant_accounts, self.account_names)
-            if tenant in mapping:
-                return mapping[tenant]
-        return self.account_names
+        own = acc.parse_tenant_accounts(self.tenant_accounts or "", self.account_names)
+        return own.get(tenant, self.account_names)
 
     def account_for(self, tenant: str, requested: str | None = None) -> str:
         """The account of a job or campaign: ``requested``, else ``tenant``'s default."""
@@ -412,15 +408,9 @@ class Settings(BaseSettings):
                 "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
             )
         # Each account's webhook routes are opened by its own credentials (default: WEBHOOK_*).
-        named = [self.account(n) for n in self.account_names if n != acc.DEFAULT_ACCOUNT]
-        needed = ("webhook_secret",) if self.webhook_auth == "token" else (
-            "webhook_basic_user", "webhook_basic_password")  # fmt: skip
-        for own in (acc.default_account(self), *named):
-            for field in needed:
-                if not getattr(own, field):
-                    raise ConfigError(
-                        own.variable(field), f"is required when WEBHOOK_AUTH={self.webhook_auth}"
-                    )
+        missing = acc.missing_webhook_credential(self)
+        if missing is not None:
+            raise ConfigError(missing, f"is required when WEBHOOK_AUTH={self.webhook_auth}")
 
 
 def load_settings(
@@ -454,33 +444,16 @@ def load_settings(
         raise ConfigError(field.upper(), _reason(error)) from exc
     # Here, not in the model: tests and tools build Settings(...) with any values,
     # while every process that starts reads its settings through this function.
-    _read_accounts(settings, environ, env_file)
+    try:  # CONNECTUS_<NAME>_* of every named account (config/accounts.py)
+        settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
+    except ValueError as exc:
+        raise _config_error(exc) from exc
     sample = checks.find_sample_secret(settings, settings.run_mode)
     if sample is not None:
         raise ConfigError(sample[0].upper(), sample[1])
     if require_keys if require_keys is not None else environ is None:
         settings.require_content_key()
     return settings
-
-
-def _read_accounts(settings: Settings, environ: Mapping[str, str] | None, env_file: str | None
-                   ) -> None:  # fmt: skip
-    """Read CONNECTUS_<NAME>_* of every named account into ``settings`` (ConfigError)."""
-    if environ is None:
-        from dotenv import dotenv_values
-
-        file_values = dotenv_values(env_file) if env_file else {}
-        environ = {**{k: v for k, v in file_values.items() if v is not None}, **os.environ}
-    try:
-        named = acc.named_accounts(settings, settings.account_names, environ)
-        for account in named.values():  # as for every other secret setting
-            sample = checks.find_sample_secret(account, settings.run_mode)
-            if sample is not None:
-                raise ConfigError(account.variable(sample[0]), sample[1])
-        settings._named_accounts.update(named)
-        acc.check_distinct_users({n: settings.account(n) for n in settings.account_names})
-    except ValueError as exc:
-        raise _config_error(exc) from exc
 
 
 def _config_error(exc: ValueError) -> ConfigError:
