@@ -238,5 +238,5 @@ def missing_webhook_credential(settings: Any) -> str | None:
     for own in (default_account(settings), *named):
         for field in needed:
             if not getattr(own, field):
-                return own.variable(field)
+                return str(own.variable(field))
     return None
