@@ -12,6 +12,7 @@ from dramatiq.brokers.stub import StubBroker
 
 from config import ConfigError, load_settings
 from core.campaign.model import Transport
+from core.keys import Keys
 from core.validation import InvalidInput
 from producers.api import Producer
 from producers.campaign_plan import CampaignOptions
@@ -19,6 +20,7 @@ from producers.campaigns import CampaignProducer
 from tests.unit.service_support import SECRET, SMS, invalid_params, problem, service
 from worker.accounts import ByAccount
 from worker.actors import register_actors
+from worker.balance_snapshot import SnapshotBalanceLookup, snapshot_key
 from worker.campaign_messages import single_message
 
 B_SECRET = "hook-brand-b-0123456789"
@@ -208,3 +210,18 @@ def test_a_campaign_names_its_account_and_its_jobs_carry_it() -> None:
     with pytest.raises(InvalidInput) as caught:
         acme.send(rows, CampaignOptions(name="c", text="Hola", account="brand_a"))
     assert [e.field for e in caught.value.errors] == ["account"]
+
+
+def test_a_campaigns_preflight_reads_its_own_accounts_balance_snapshot() -> None:
+    settings = load_settings(TWO, require_keys=False)
+    redis_client, keys = fakeredis.FakeRedis(), Keys(settings.key_prefix)
+    now = 1_000_000
+    redis_client.hset(snapshot_key(keys, "brand_a"), mapping={"at": now, "v1_sms": 1000})
+    redis_client.hset(snapshot_key(keys, "brand_b"), mapping={"at": now, "v1_sms": 0})
+    lookup = SnapshotBalanceLookup(redis_client, keys, max_age_s=60, clock=lambda: now)
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=lookup)
+    rows = [{"dst_number": "+56 9 8765 4321", "name": "Ana"}]
+    ok = producer.preflight(rows, CampaignOptions(name="c", text="Hola", account="brand_a"))
+    short = producer.preflight(rows, CampaignOptions(name="c", text="Hola", account="brand_b"))
+    assert ok.refusals == [] and [b.available for b in ok.balances] == [1000]
+    assert [b.available for b in short.balances] == [0] and short.refusals
