@@ -100,7 +100,7 @@ def _actor_fn(
     def send(*args: Any, **kwargs: Any) -> None:
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
-        account = job.get("account") if isinstance(job, dict) else None
+        account = job.get("account") if problem is None and isinstance(job, dict) else None
         if problem is None and not pipelines.has(account):
             problem = f"job.account {account!r} {_NOT_HERE}"
         if problem is not None:
@@ -133,4 +133,6 @@ def malformed(kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str 
         return f"job.kind: {job.get('kind')!r} does not match actor {kind.actor_name}"
     if not isinstance(job.get("payload"), dict):
         return "job.payload: must be an object"
+    if not isinstance(job.get("account") or "", str):
+        return "job.account: must be a string (a name of CONNECTUS_ACCOUNTS)"
     return None

@@ -192,8 +192,12 @@ def test_the_worker_routes_each_job_to_its_accounts_pipeline() -> None:
     send(job={**job, "job_id": "to-b", "account": "brand_b"})
     send(job={**job, "job_id": "to-first"})  # queued before accounts existed
     send(job={**job, "job_id": "elsewhere", "account": "brand_c"})
+    send(job={**job, "job_id": "garbled", "account": {"x": 1}})
     assert (a.jobs, b.jobs) == (["to-first"], ["to-b"])
-    assert a.quarantined == ["job.account 'brand_c' is not in this worker's CONNECTUS_ACCOUNTS"]
+    assert a.quarantined == [
+        "job.account 'brand_c' is not in this worker's CONNECTUS_ACCOUNTS",
+        "job.account: must be a string (a name of CONNECTUS_ACCOUNTS)",
+    ]
 
 
 def test_a_campaign_names_its_account_and_its_jobs_carry_it() -> None:
