@@ -37,6 +37,8 @@ KEY = typer.Option(None, "--idempotency-key", help="Submitting twice creates one
 ID = typer.Argument(..., help="The campaign id.")
 CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
 TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
+ACCOUNT = typer.Option(None, "--account", help="The Connectus account that sends it (default: "
+                       "the tenant's, else the first of CONNECTUS_ACCOUNTS).")  # fmt: skip
 DELIVERY = typer.Option(None, "--connectus-delivery/--no-connectus-delivery",
                         help="v3: put each released chunk in a Connectus delivery of its own "
                         "(grouped in Connectus's reports; lookups read delivery_info). "
@@ -46,7 +48,8 @@ DELIVERY = typer.Option(None, "--connectus-delivery/--no-connectus-delivery",
 def _options(settings: Any, name: str, text: str, subject: str | None, kind: str,
              src: str | None, client: str | None, at: str | None, window: str | None,
              late: int | None, transport: str | None, skip: bool, force: bool,
-             key: str | None, connectus_delivery: bool | None = None) -> Any:  # fmt: skip
+             key: str | None, connectus_delivery: bool | None = None,
+             account: str | None = None) -> Any:  # fmt: skip
     from core.campaign.model import CAMPAIGN_KINDS, Transport
     from core.models import Kind
     from core.validation import ErrorCollector, InvalidInput
@@ -67,7 +70,7 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
         id_client=client, deliver_at=at, window=window, max_lateness_s=late,
         transport=transports.get(transport or "") or (Transport.V3 if errors.errors else None),
         skip_invalid=skip, force=force, idempotency_key=key,
-        connectus_delivery=connectus_delivery,
+        connectus_delivery=connectus_delivery, account=account,
     )  # fmt: skip
     if errors.errors:
         try:
@@ -78,7 +81,10 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
     return options
 
 
-def _producer(ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str = "default") -> Any:
+def _producer(
+    ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str = "default",
+    account: str | None = None,
+) -> Any:  # fmt: skip
     from cli.common import err_console
     from config import ConfigError
     from producers.campaigns import CampaignProducer
@@ -90,7 +96,11 @@ def _producer(ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str =
             from worker.app import build_client
             from worker.connectus.balances import BalanceLookup
 
-            lookup = BalanceLookup(build_client(settings))
+            # The balance of the account that will send it (an unknown one is refused
+            # by the options' validation, naming the field).
+            own = account or settings.account_for(tenant)
+            if own in settings.account_names:
+                lookup = BalanceLookup(build_client(settings, account=own))
         except ConfigError as exc:
             if not as_json:
                 err_console.print(f"[yellow]balance not checked:[/yellow] {exc}")
@@ -158,6 +168,7 @@ def send(
     max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
     force: bool = FORCE, no_balance: bool = NO_BALANCE, idempotency_key: str | None = KEY,
     tenant: str = TENANT, connectus_delivery: bool | None = DELIVERY, json_output: bool = JSON,
+    account: str | None = ACCOUNT,
 ) -> None:  # fmt: skip
     """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -167,8 +178,9 @@ def send(
 
     options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
                        at, window, max_lateness, transport, skip_invalid, force,
-                       idempotency_key, connectus_delivery=connectus_delivery)  # fmt: skip
-    producer = _producer(ctx, no_balance, json_output, tenant)
+                       idempotency_key, connectus_delivery=connectus_delivery,
+                       account=account)  # fmt: skip
+    producer = _producer(ctx, no_balance, json_output, tenant, account)
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=json_output, transient=True,
                   console=err_console) as bar:  # fmt: skip
@@ -226,8 +238,11 @@ def status(
     control = _control(ctx, tenant, json_output)
     settings = ctx.obj()
     while True:
-        body = _checked(json_output, control.status, campaign_id).to_json()
-        body["health"] = health(settings, control.store.client)
+        found = _checked(json_output, control.status, campaign_id)
+        body = found.to_json()
+        # The campaign's own account: its pauses and rates are the ones that hold it back.
+        body["account"] = found.campaign.account or settings.account_names[0]
+        body["health"] = health(settings, control.store.client, body["account"])
         body["short_links"] = _short_links(settings, control, campaign_id)
         if json_output:
             output(body, True)

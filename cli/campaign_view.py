@@ -89,14 +89,15 @@ def print_status(body: Mapping[str, Any]) -> None:
         console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
 
 
-def health(settings: Settings, client: redis.Redis) -> dict[str, Any]:
-    """The shared breaker and limiter, as ``connectus breaker`` shows them."""
+def health(settings: Settings, client: redis.Redis, account: str | None = None) -> dict[str, Any]:
+    """The shared breaker and limiter of ``account`` (None: the first), as ``connectus
+    breaker`` shows them."""
     from worker.breaker import CircuitBreaker
     from worker.ratelimit import RateLimiter
 
-    limiter = RateLimiter.from_settings(settings, client)
+    limiter = RateLimiter.from_settings(settings, client, account)
     return {
-        "breaker": CircuitBreaker.from_settings(settings, client).status(),
+        "breaker": CircuitBreaker.from_settings(settings, client, account).status(),
         "rates": [limiter.status(p) for p in limiter.limits.buckets],
     }
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import UTC, datetime
+from typing import Any
 
 import typer
 
@@ -21,17 +22,25 @@ def breaker(
         "its cause.",
     ),
     json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    account: str = typer.Option(
+        "",
+        "--account",
+        metavar="NAME",
+        help="Only this Connectus account (CONNECTUS_ACCOUNTS); --close needs it when there "
+        "are several (default: the first).",
+    ),
 ) -> None:
-    """Show each open or half-open breaker scope (why, until when), each host's failure
-    streak and each product's rate."""
+    """Show each account's open or half-open breaker scopes (why, until when), each
+    host's failure streak and each product's rate."""
     from cli.common import fail
     from core.redis import connect
+    from worker.accounts import accounts_status
     from worker.breaker import CircuitBreaker
-    from worker.ratelimit import RateLimiter
 
     settings = ctx.obj()
+    if account and account not in settings.account_names:
+        fail(f"--account: {account!r} is not in CONNECTUS_ACCOUNTS", json_output, code=2)
     client = connect(settings)
-    circuit = CircuitBreaker.from_settings(settings, client)
     closed = None
     if close:
         if not _valid_scope(close):
@@ -42,12 +51,13 @@ def breaker(
 
         # The close is logged (who ended a pause, and when), on stderr like every log.
         configure_logging(level=settings.log_level, json=settings.log_json)
-        closed = {"scope": close, "was": circuit.close(close)}
-    state = circuit.status()
-    limiter = RateLimiter.from_settings(settings, client)
-    rates = [limiter.status(product) for product in limiter.limits.buckets]
+        circuit = CircuitBreaker.from_settings(settings, client, account or None)
+        closed = {"account": circuit.account, "scope": close, "was": circuit.close(close)}
+    every = accounts_status(settings, client)
+    shown = [a for a in every if not account or a["account"] == account]
     if json_output:
-        body = {"breaker": state, "rates": rates}
+        # "breaker" and "rates": the first account shown (the single-account answer).
+        body = {"breaker": shown[0]["breaker"], "rates": shown[0]["rates"], "accounts": shown}
         if closed is not None:
             body["closed"] = closed
         sys.stdout.write(json.dumps(body) + "\n")
@@ -55,7 +65,12 @@ def breaker(
     from cli.common import console
 
     if closed is not None:
-        console.print(f"closed {closed['scope']} (was {closed['was']})")
+        console.print(f"closed {closed['scope']} of {closed['account']} (was {closed['was']})")
+    for one in shown:
+        _print_account(console, one["breaker"], one["rates"])
+
+
+def _print_account(console: Any, state: dict[str, Any], rates: list[dict[str, Any]]) -> None:
     console.print(f"circuit breaker of {state['account']}: {state['state']}")
     for scope in state["scopes"]:
         console.print(

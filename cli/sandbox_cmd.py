@@ -70,6 +70,13 @@ def sandbox_command(
     ] = 0.2,
     status_hook_url: Annotated[str | None, typer.Option(help="SMS status webhook URL.")] = None,
     incoming_hook_url: Annotated[str | None, typer.Option(help="Incoming SMS webhook URL.")] = None,
+    account: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="One more account USER:KEY (own balances, ledger, faults, limit; "
+            "admin calls pick it by the X-Sandbox-Account header); repeatable."
+        ),
+    ] = None,
 ) -> None:
     """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin)."""
     dev_tools_or_exit("sandbox")
@@ -109,16 +116,28 @@ def sandbox_command(
         )
     except ValueError as exc:  # a bad fault setting: named, exit 2, no traceback
         raise typer.BadParameter(str(exc)) from exc
-    config = config_from_env(
-        os.environ,
-        faults=faults,
-        seed=seed,
-        step_delay_s=step_delay_s,
-        undeliverable_rate=undeliverable_rate,
-        email_open_rate=email_open_rate,
-        email_click_rate=email_click_rate,
-        sms_status_hook_url=status_hook_url,
-        sms_incoming_hook_url=incoming_hook_url,
-    )
+    try:
+        config = config_from_env(
+            os.environ,
+            faults=faults,
+            seed=seed,
+            step_delay_s=step_delay_s,
+            undeliverable_rate=undeliverable_rate,
+            email_open_rate=email_open_rate,
+            email_click_rate=email_click_rate,
+            sms_status_hook_url=status_hook_url,
+            sms_incoming_hook_url=incoming_hook_url,
+            accounts=tuple(_account_pair(text) for text in account or []),
+        )
+    except ValueError as exc:  # e.g. one user named twice
+        raise typer.BadParameter(str(exc), param_hint="--account") from exc
     typer.echo(f"Connectus sandbox on http://{host}:{port} (user {config.api_user})")
     run(host=host, port=port, config=config)
+
+
+def _account_pair(text: str) -> tuple[str, str]:
+    """``USER:KEY`` as a pair; a bad one names the option (never the key)."""
+    user, colon, key = text.partition(":")
+    if not (user and colon and key):
+        raise typer.BadParameter(f"{user!r}: must be USER:KEY", param_hint="--account")
+    return user, key

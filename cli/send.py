@@ -28,6 +28,10 @@ BULK = typer.Option(False, "--bulk", help="Use the bulk queue instead of the tra
 CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client).")
 DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
 TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
+ACCOUNT = typer.Option(
+    None, "--account", help="The Connectus account that sends it (default: the tenant's, else "
+    "the first of CONNECTUS_ACCOUNTS)."
+)  # fmt: skip
 
 
 def _enqueue(
@@ -63,6 +67,7 @@ def sms(
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -70,7 +75,8 @@ def sms(
     json_output: bool = JSON,
 ) -> None:
     """Queue an SMS."""
-    _enqueue(ctx, "sms", json_output, key, tenant, dst_number=to, sms_content=text, src_number=src,
+    _enqueue(ctx, "sms", json_output, key, tenant, account=account,
+             dst_number=to, sms_content=text, src_number=src,
              id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
@@ -82,12 +88,14 @@ def otp(
     text: str = typer.Option(..., "--text", help="The OTP message; stored only as a hash."),
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP SMS on the OTP queue."""
-    _enqueue(ctx, "otp", json_output, key, tenant, dst_number=to, sms_content=text,
+    _enqueue(ctx, "otp", json_output, key, tenant, account=account,
+             dst_number=to, sms_content=text,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
@@ -102,6 +110,7 @@ def email(
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -109,7 +118,8 @@ def email(
     json_output: bool = JSON,
 ) -> None:
     """Queue an e-mail."""
-    _enqueue(ctx, "email", json_output, key, tenant, dst_email=to, subject=subject,
+    _enqueue(ctx, "email", json_output, key, tenant, account=account,
+             dst_email=to, subject=subject,
              email_content=html, src_email=src, id_client=client, id_delivery=delivery,
              deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
@@ -123,12 +133,14 @@ def otp_email(
     src: str | None = typer.Option(None, "--from", help="Validated origin address."),
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     json_output: bool = JSON,
 ) -> None:
     """Queue an OTP e-mail on the OTP queue."""
-    _enqueue(ctx, "otp_email", json_output, key, tenant, dst_email=to, subject=subject,
+    _enqueue(ctx, "otp_email", json_output, key, tenant, account=account,
+             dst_email=to, subject=subject,
              email_content=html, src_email=src, max_age_s=max_age,
              expires_at=expires_at)  # fmt: skip
 
@@ -147,6 +159,7 @@ def whatsapp(
     delivery: str | None = DELIVERY,
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
@@ -154,7 +167,8 @@ def whatsapp(
     json_output: bool = JSON,
 ) -> None:
     """Queue a WhatsApp message (v3 API)."""
-    _enqueue(ctx, "whatsapp", json_output, key, tenant, dst_number=to, whatsapp_content=text,
+    _enqueue(ctx, "whatsapp", json_output, key, tenant, account=account,
+             dst_number=to, whatsapp_content=text,
              src_number=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
@@ -166,13 +180,15 @@ def whatsapp_qr(
     text: str = typer.Option(..., "--text", help="Message content."),
     key: str | None = KEY,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     max_age: float | None = MAX_AGE,
     expires_at: str | None = EXPIRES,
     at: str | None = AT,
     json_output: bool = JSON,
 ) -> None:
     """Queue a message through the WhatsApp QR API."""
-    _enqueue(ctx, "whatsapp_qr", json_output, key, tenant, number=to, message=text, deliver_at=at,
+    _enqueue(ctx, "whatsapp_qr", json_output, key, tenant, account=account,
+             number=to, message=text, deliver_at=at,
              max_age_s=max_age, expires_at=expires_at)  # fmt: skip
 
 
@@ -187,8 +203,10 @@ def whatsapp_qr_group(
     at: str | None = AT,
     bulk: bool = BULK,
     tenant: str = TENANT,
+    account: str | None = ACCOUNT,
     json_output: bool = JSON,
 ) -> None:
     """Queue a message to a WhatsApp group through the QR API (send-message-to-group)."""
-    _enqueue(ctx, "whatsapp_qr_group", json_output, key, tenant, group_name=group, message=text,
+    _enqueue(ctx, "whatsapp_qr_group", json_output, key, tenant, account=account,
+             group_name=group, message=text,
              deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip

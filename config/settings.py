@@ -16,9 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from config import accounts as acc
 from config import checks
 from config.tenants import tenant_tokens
 
@@ -71,7 +72,14 @@ class Settings(BaseSettings):
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     key_prefix: str = Field(default="cw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
 
-    # --- Connectus account and endpoints -----------------------------------
+    # --- Connectus accounts and endpoints ----------------------------------
+    # The accounts, in order (config/accounts.py): "default" reads the variables
+    # below, any other <name> CONNECTUS_<NAME>_API_USER, _API_KEY... The first is
+    # the account of a job whose request and tenant (TENANT_ACCOUNTS) name none.
+    connectus_accounts: str = acc.DEFAULT_ACCOUNT
+    # Each tenant's accounts: tenant:account|account,tenant:account. The first is
+    # its default; it may use only those. A tenant not listed: any, the first by default.
+    tenant_accounts: str | None = None
     connectus_api_user: str | None = None
     connectus_api_key: SecretStr | None = None
     connectus_base_url: str = "https://plataforma.connectus.la"
@@ -283,6 +291,22 @@ class Settings(BaseSettings):
         checks.check_backoff_order
     )
     _check_user = field_validator("connectus_api_user")(checks.check_user)
+    # Built by load_settings from CONNECTUS_<NAME>_* (not fields: their names are the
+    # accounts'); a Settings(...) built in-process gets accounts without credentials.
+    _named_accounts: dict[str, acc.Account] = PrivateAttr(default_factory=dict)
+
+    @field_validator("connectus_accounts")
+    @classmethod
+    def _check_accounts(cls, value: str) -> str:
+        return ",".join(acc.parse_account_names(value, frozenset(cls.model_fields)))
+
+    @field_validator("tenant_accounts")
+    @classmethod
+    def _check_tenant_accounts(cls, value: str | None, info: Any) -> str | None:
+        if value is not None and "connectus_accounts" in info.data:
+            acc.parse_tenant_accounts(value, tuple(info.data["connectus_accounts"].split(",")))
+        return value
+
     _check_intake_tokens = field_validator("intake_tokens")(checks.check_intake_tokens)
     _check_intake_tenants = field_validator("intake_tenants")(checks.check_intake_tenants)
     _check_webhook_secret = field_validator("webhook_secret")(checks.check_webhook_secret)
@@ -321,16 +345,40 @@ class Settings(BaseSettings):
         return (self.queue_otp, self.queue_transactional, self.queue_bulk)
 
     def require_connectus_credentials(self) -> tuple[str, str]:
-        """Return (user, key) or fail naming the missing variable.
+        """Check every account's credentials; return the first account's (user, key).
 
-        Producers never need the credentials; workers and the CLI commands
-        that call Connectus do, so they check at start-up.
+        Fails naming the missing variable. Producers never need the credentials;
+        workers and the CLI commands that call Connectus do, so they check at start-up.
         """
-        if not self.connectus_api_user:
-            raise ConfigError("CONNECTUS_API_USER", "is required to call Connectus")
-        if self.connectus_api_key is None or not self.connectus_api_key.get_secret_value():
-            raise ConfigError("CONNECTUS_API_KEY", "is required to call Connectus")
-        return self.connectus_api_user, self.connectus_api_key.get_secret_value()
+        try:
+            found = [self.account(name).credentials() for name in self.account_names]
+        except ValueError as exc:
+            raise _config_error(exc) from None
+        return found[0]
+
+    @property
+    def account_names(self) -> tuple[str, ...]:
+        """The accounts' names, in order (the first is the fallback account)."""
+        return tuple(self.connectus_accounts.split(","))
+
+    def account(self, name: str) -> acc.Account:
+        """The account ``name`` (``KeyError`` if it is not one of :attr:`account_names`)."""
+        if name not in self.account_names:
+            raise KeyError(name)
+        if name == acc.DEFAULT_ACCOUNT:
+            return acc.default_account(self)
+        found = self._named_accounts.get(name)
+        return found if found is not None else acc.named_accounts(self, (name,), {})[name]
+
+    def tenant_account_names(self, tenant: str) -> tuple[str, ...]:
+        """The accounts ``tenant`` may send through, its default first (TENANT_ACCOUNTS;
+        a tenant not listed there: every account, the first one its default)."""
+        own = acc.parse_tenant_accounts(self.tenant_accounts or "", self.account_names)
+        return own.get(tenant, self.account_names)
+
+    def account_for(self, tenant: str, requested: str | None = None) -> str:
+        """The account of a job or campaign: ``requested``, else ``tenant``'s default."""
+        return requested or self.tenant_account_names(tenant)[0]
 
     @property
     def intake_token_values(self) -> tuple[str, ...]:
@@ -362,15 +410,12 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
             )
-        if self.webhook_auth == "token" and self.webhook_secret is None:
-            raise ConfigError("WEBHOOK_SECRET", "is required when WEBHOOK_AUTH=token")
+        # Each account's webhook routes are opened by its own credentials (default: WEBHOOK_*).
+        missing = acc.missing_webhook_credential(self)
+        if missing is not None:
+            raise ConfigError(missing, f"is required when WEBHOOK_AUTH={self.webhook_auth}")
         if self.console_users is not None and self.console_secret_key is None:
             raise ConfigError("CONSOLE_SECRET_KEY", "is required when CONSOLE_USERS is set")
-        if self.webhook_auth == "basic":
-            if not self.webhook_basic_user:
-                raise ConfigError("WEBHOOK_BASIC_USER", "is required when WEBHOOK_AUTH=basic")
-            if self.webhook_basic_password is None:
-                raise ConfigError("WEBHOOK_BASIC_PASSWORD", "is required when WEBHOOK_AUTH=basic")
 
 
 def load_settings(
@@ -405,9 +450,19 @@ def load_settings(
         raise ConfigError(field.upper(), reason) from exc
     # Here, not in the model: tests and tools build Settings(...) with any values,
     # while every process that starts reads its settings through this function.
+    try:  # CONNECTUS_<NAME>_* of every named account (config/accounts.py)
+        settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
+    except ValueError as exc:
+        raise _config_error(exc) from exc
     sample = checks.find_sample_secret(settings, settings.run_mode)
     if sample is not None:
         raise ConfigError(sample[0].upper(), sample[1])
     if require_keys if require_keys is not None else environ is None:
         settings.require_content_key()
     return settings
+
+
+def _config_error(exc: ValueError) -> ConfigError:
+    """``ValueError("VARIABLE: reason")`` of config/accounts.py as a ConfigError."""
+    variable, _, reason = str(exc).partition(": ")
+    return ConfigError(variable, reason)

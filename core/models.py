@@ -164,6 +164,9 @@ class JobRecord(BaseModel):
     # token's. A campaign's jobs are its campaign's tenant's. Records written
     # before tenants existed have none: the default tenant.
     tenant: str = DEFAULT_TENANT
+    # The Connectus account that sends it (config/accounts.py). Records written
+    # before accounts existed have none: the first account sends them.
+    account: str | None = None
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
@@ -180,7 +183,7 @@ class JobRecord(BaseModel):
             else:
                 data.pop(name, None)
         optional = ("provider_id", "provider_id_lookup", "outcome", "error_class", "last_error",
-                    "correlation_id", "delivery_status", "campaign")  # fmt: skip
+                    "correlation_id", "delivery_status", "campaign", "account")  # fmt: skip
         if not data.get("tenant"):
             data.pop("tenant", None)
         for name in optional:

@@ -47,6 +47,19 @@ def context_of(info: ValidationInfo) -> tuple[Settings, datetime]:
     return context["settings"], context.get("now") or datetime.now(UTC)
 
 
+def check_account(value: Any, settings: Settings, tenant: str) -> str:
+    """``value`` if ``tenant`` may send through that Connectus account, else
+    :class:`InvalidInput` naming ``account`` (no other account is named: tenants
+    do not learn each other's)."""
+    if not isinstance(value, str) or value not in settings.tenant_account_names(tenant):
+        raise InvalidInput("account", "is not a Connectus account you can send through")
+    return value
+
+
+def _account(value: Any, info: ValidationInfo) -> str:
+    return check_account(value, context_of(info)[0], (info.context or {}).get("tenant", "default"))
+
+
 def _phone(value: Any, info: ValidationInfo) -> str:
     region = context_of(info)[0].default_region
     return normalize_number(value, default_region=region)
@@ -165,6 +178,12 @@ MaxAge = Annotated[
     Field(description="Never send it later than this many seconds after it is due (deliver_at, "
           "or now); fails as Expired instead. Default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an "
           "OTP. Not with expires_at", examples=[300]),
+]  # fmt: skip
+AccountName = Annotated[
+    str,
+    _checked(_account, Annotated[str, Field(max_length=32)]),
+    Field(description="The Connectus account that sends it (CONNECTUS_ACCOUNTS); default: the "
+          "tenant's (TENANT_ACCOUNTS), else the first", examples=["default"]),
 ]  # fmt: skip
 ExpiresAt = Annotated[
     datetime,

@@ -36,6 +36,7 @@ from core.hashing import fingerprint
 from core.models import Kind
 from core.redaction import mask_email, mask_phone
 from core.request_fields import (
+    AccountName,
     ClientId,
     DeliverAt,
     Email,
@@ -57,7 +58,7 @@ from core.request_fields import (
 from core.validation import invalid_from_pydantic, sms_segments
 
 #: Fields that are ours, not Connectus's: never part of the payload.
-_OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority"}
+_OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority", "account"}
 
 
 class _Send(BaseModel):
@@ -69,6 +70,7 @@ class _Send(BaseModel):
     deliver_at: DeliverAt = None
     max_age_s: MaxAge | None = None
     expires_at: ExpiresAt | None = None
+    account: AccountName | None = None
 
     @model_validator(mode="after")
     def _limits(self, info: ValidationInfo) -> _Send:
@@ -131,6 +133,8 @@ class _Send(BaseModel):
             shape["max_age_s"] = self.max_age_s
         if self.expires_at is not None:
             shape["expires_at"] = self.expires_at.isoformat()
+        if self.account is not None:
+            shape["account"] = self.account
         return fingerprint(shape, key=key)
 
     def expires_ms(self, now_ms: int) -> int | None:
@@ -245,14 +249,17 @@ MESSAGE_ADAPTER: TypeAdapter[SendRequest] = TypeAdapter(MessageRequest)
 
 
 def parse_request(
-    data: Mapping[str, Any], settings: Settings, *, now: datetime | None = None
-) -> SendRequest:
+    data: Mapping[str, Any], settings: Settings, *, now: datetime | None = None,
+    tenant: str = "default",
+) -> SendRequest:  # fmt: skip
     """The validated request; raises :class:`InvalidInput` naming every bad field.
 
     ``data``: a JSON body, or a producer's arguments (None = absent for
-    optional fields). ``now``: the clock, for tests.
+    optional fields). ``now``: the clock, for tests. ``tenant``: who sends it
+    (the accounts it may name).
     """
+    context = {"settings": settings, "now": now, "tenant": tenant}
     try:
-        return MESSAGE_ADAPTER.validate_python(data, context={"settings": settings, "now": now})
+        return MESSAGE_ADAPTER.validate_python(data, context=context)
     except ValidationError as exc:
         raise invalid_from_pydantic(exc, tagged=True) from exc

@@ -269,7 +269,7 @@ class Producer:
         errors: list[FieldError] = []
         request = None
         try:
-            request = parse_request({**fields, "type": kind}, self.settings)
+            request = parse_request({**fields, "type": kind}, self.settings, tenant=self.tenant)
         except InvalidInput as exc:
             errors.extend(exc.errors)
         if idempotency_key is not None:
@@ -328,6 +328,7 @@ class Producer:
                  idempotency_key: str | None, correlation_id: str | None) -> str:  # fmt: skip
         key = idempotency_key or f"job:{job_id}"
         now = self.clock()
+        account = self.settings.account_for(self.tenant, request.account)
         job = {
             "job_id": job_id,
             "kind": request.kind.value,
@@ -335,6 +336,7 @@ class Producer:
             "queue": queue,
             "payload": request.payload,
             "created_ms": now,
+            "account": account,
         }
         if correlation_id:
             job["correlation_id"] = correlation_id
@@ -347,6 +349,7 @@ class Producer:
             "queue": queue,
             "idempotency_key": key,
             "dst": request.masked_dst,
+            "account": account,
             "attempts": 0,
             "fence": 0,
             "created_at": now,

@@ -24,6 +24,7 @@ from core.campaign.template import Template
 from core.countries import connectus_country
 from core.deliver_at import parse_deliver_at
 from core.models import Kind
+from core.request_fields import check_account
 from core.validation import ErrorCollector, normalize_email, normalize_number
 
 NAME_MAX_CHARS = 200
@@ -61,6 +62,8 @@ class CampaignOptions:
     idempotency_key: str | None = None
     # v3: one Connectus delivery per released chunk; None: DEFAULT_CONNECTUS_DELIVERY
     connectus_delivery: bool | None = None
+    # The Connectus account (CONNECTUS_ACCOUNTS); None: the tenant's, else the first.
+    account: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,7 @@ class Resolved:
     timezone: str
     links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
     connectus_delivery: bool = False  # v3 chunks in Connectus deliveries of their own
+    account: str = "default"  # the Connectus account that sends it
 
     @property
     def stored_text(self) -> str:
@@ -100,6 +104,7 @@ _OPTION_TYPES: dict[str, tuple[type, ...]] = {
     "skip_invalid": (bool,),
     "force": (bool,),
     "idempotency_key": (str, type(None)),
+    "account": (str, type(None)),
 }
 
 
@@ -116,11 +121,15 @@ def _check_types(options: CampaignOptions) -> None:
 
 
 def resolve(
-    options: CampaignOptions, settings: Settings, *, now: datetime | None = None
-) -> Resolved:
-    """Validate the options; raises InvalidInput naming every bad one."""
+    options: CampaignOptions, settings: Settings, *, now: datetime | None = None,
+    tenant: str = "default",
+) -> Resolved:  # fmt: skip
+    """Validate the options (``tenant``: who sends it); raises InvalidInput naming every
+    bad one."""
     _check_types(options)
     errors = ErrorCollector()
+    if options.account is not None:
+        errors.check(check_account, options.account, settings, tenant)
     name = options.name.strip() if isinstance(options.name, str) else ""
     if not name or len(name) > NAME_MAX_CHARS:
         errors.add("name", f"must be 1 to {NAME_MAX_CHARS} characters")
@@ -184,6 +193,7 @@ def resolve(
         timezone=settings.default_timezone,
         links=links or (),
         connectus_delivery=transport is Transport.V3 and wanted_delivery,
+        account=settings.account_for(tenant, options.account),
     )
 
 

@@ -96,7 +96,7 @@ class CampaignProducer:
 
     def preflight(self, source: Source, options: CampaignOptions) -> CampaignPlan:
         """What :meth:`send` would do with this list, without storing anything."""
-        resolved = resolve(options, self.settings)
+        resolved = resolve(options, self.settings, tenant=self.tenant)
         plan, batches = self._plan(resolved, source)
         for _ in batches:  # the checker fills the plan's report as rows are pulled
             pass
@@ -117,7 +117,7 @@ class CampaignProducer:
         :class:`core.campaign.store.CampaignConflict` for an idempotency key
         already used by a different campaign.
         """
-        resolved = resolve(options, self.settings)
+        resolved = resolve(options, self.settings, tenant=self.tenant)
         key = options.idempotency_key
         if key is not None:
             validate_idempotency_key(key)
@@ -241,7 +241,11 @@ class CampaignProducer:
             )
         if report.valid == 0:
             plan.refusals.append("no valid recipients")
-        plan.check_balance(self.balance, resolved.options.id_client)
+        balance = self.balance
+        for_account = getattr(balance, "for_account", None)  # the snapshot: per account
+        if for_account is not None:
+            balance = for_account(resolved.account)
+        plan.check_balance(balance, resolved.options.id_client)
         if resolved.options.force:
             plan.refusals = [r for r in plan.refusals if not r.startswith("cost ")]
 
@@ -276,6 +280,7 @@ class CampaignProducer:
             "duplicates": plan.report.duplicates,
             "created_at": self.store.clock(),
             "idempotency_key": key or "",
+            "account": resolved.account,
         }
         return self.store.commit(
             campaign_id, fields, fingerprint=fingerprint, idempotency_key=key, tenant=self.tenant

@@ -52,6 +52,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-burst", type=int, default=0,
                    help="burst of that limit (sends; 0 = one second's worth)")  # fmt: skip
     p.add_argument("--seed", type=int, default=0, help="seed of the fault and status RNGs")
+    p.add_argument("--account", type=_account, action="append", default=[], metavar="USER:KEY",
+                   help="serve one more account (own balances, ledger, faults, limit); "
+                        "repeatable")  # fmt: skip
     p.add_argument(
         "--answers",
         choices=(ANSWERS_CHOSEN, ANSWERS_DOCUMENTED),
@@ -73,6 +76,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--status-hook-url", default=None, help="SMS status webhook URL")
     p.add_argument("--incoming-hook-url", default=None, help="incoming SMS webhook URL")
     return p
+
+
+def _account(text: str) -> tuple[str, str]:
+    user, colon, key = text.partition(":")
+    if not (user and colon and key):
+        raise argparse.ArgumentTypeError(f"{text.partition(':')[0]!r}: must be USER:KEY")
+    return user, key
 
 
 def _apis(text: str) -> tuple[str, ...]:
@@ -99,6 +109,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         email_click_rate=args.email_click_rate,
         sms_status_hook_url=args.status_hook_url,
         sms_incoming_hook_url=args.incoming_hook_url,
+        accounts=tuple(args.account),
     )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("sandbox").info(

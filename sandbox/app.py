@@ -39,21 +39,35 @@ async def _scheduler(rt: Runtime) -> None:
         await asyncio.sleep(interval_s)
 
 
+@contextlib.asynccontextmanager
+async def running(rt: Runtime) -> AsyncIterator[None]:
+    """One account's background work: the webhook senders and the scheduler loop."""
+    await rt.webhooks.start()
+    task = asyncio.create_task(_scheduler(rt), name="sandbox-scheduler")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await rt.webhooks.stop()
+
+
 def build_app(config: SandboxConfig, *, clock: Clock = time.time) -> Starlette:
-    """The sandbox app; ``app.state.runtime`` holds the state, faults, stats, webhooks."""
+    """The sandbox app; ``app.state.runtime`` holds the state, faults, stats, webhooks.
+
+    With ``config.accounts`` it serves several accounts (:mod:`sandbox.accounts`).
+    """
+    if config.accounts:
+        from sandbox.accounts import build_accounts_app
+
+        return build_accounts_app(config, clock=clock)
     rt = Runtime(config, SandboxState(config, clock))
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        await rt.webhooks.start()
-        task = asyncio.create_task(_scheduler(rt), name="sandbox-scheduler")
-        try:
+        async with running(rt):
             yield
-        finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-            await rt.webhooks.stop()
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

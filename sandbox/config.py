@@ -188,10 +188,16 @@ class SandboxConfig:
     webhook_queue_max: int = 100_000
     time_zone: str = "America/Santiago"
     bulk_max: int = 1000
+    # More accounts, (api_user, api_key) each: own balances, ledger, faults and
+    # provider limit (sandbox.accounts); api_user/api_key above is the first.
+    accounts: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         if not self.api_user or not self.api_key:
             raise ValueError("api_user and api_key must be non-empty")
+        users = [self.api_user, *(user for user, _ in self.accounts)]
+        if len(set(users)) != len(users) or not all(all(pair) for pair in self.accounts):
+            raise ValueError("accounts: each needs a user and a key, and no user twice")
         for name in ("undeliverable_rate", "email_open_rate", "email_click_rate"):
             value = getattr(self, name)
             if not 0.0 <= value <= 1.0:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 
 from config import Settings
+from config.accounts import ACCOUNT_PATTERN
 from config.tenants import DEFAULT_TENANT
 from core.keys import Keys
 from core.models import JobRecord
@@ -122,7 +123,7 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
             maxlen=settings.events_stream_maxlen,
             hash_key=settings.content_key,
         ),
-        WebhookAuth(settings),
+        {name: WebhookAuth(settings, name) for name in {"default", *settings.account_names}},
         metrics,
         max_body_bytes=settings.webhook_max_body_bytes,
         opt_out_keywords=settings.opt_out_keyword_set,
@@ -246,16 +247,21 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
               {"name": "count", "in": "query", "required": False,
                "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
               *operation()["parameters"]]})  # fmt: skip
-    for path, handler, name, summary in (
-        ("/webhooks/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
-        ("/webhooks/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),
-    ):
-        route(path, handler, methods=["POST"], operation_id=f"{name}Webhook",
-              summary=f"Connectus {summary} callback", response_model=WebhookAck,
-              responses={200: ok("Recorded, or a harmless duplicate"),
-                         **problems(400, 401, 413, 422, 503)},
-              openapi_extra=operation(body=name[0].upper() + name[1:] + "Webhook",
-                                      security="webhook"))  # fmt: skip
+    account = ("account", ACCOUNT_PATTERN, "The Connectus account (CONNECTUS_ACCOUNTS)")
+    for prefix, suffix in (("/webhooks", ""), ("/webhooks/{account}", "OfAccount")):
+        for path, handler, name, summary in (
+            ("/sms-status", webhooks.sms_status, "smsStatus", "SMS status"),
+            ("/sms-incoming", webhooks.sms_incoming, "smsIncoming", "incoming SMS"),
+        ):
+            # An account's route is opened by that account's credentials only.
+            extra = operation(body=name[0].upper() + name[1:] + "Webhook", security="webhook",
+                              path=account if suffix else None)  # fmt: skip
+            route(prefix + path, handler, methods=["POST"], operation_id=f"{name}Webhook{suffix}",
+                  summary=f"Connectus {summary} callback" + (" of one account" if suffix else ""),
+                  response_model=WebhookAck,
+                  responses={200: ok("Recorded, or a harmless duplicate"),
+                             **problems(400, 401, 404, 413, 422, 503)},
+                  openapi_extra=extra)  # fmt: skip
     route("/healthz", healthz, methods=["GET"], operation_id="healthz",
           summary="Liveness: the process answers", response_model=Status,
           responses={200: ok("Alive")}, openapi_extra=operation(security=None))  # fmt: skip

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from starlette.requests import Request
 
 from config import Settings
+from config.accounts import DEFAULT_ACCOUNT, default_account
 from service.problems import ProblemError
 
 
@@ -55,14 +56,19 @@ def _unauthorized(detail: str) -> ProblemError:
 
 
 class WebhookAuth:
-    """``WEBHOOK_AUTH=token``: ``?token=<WEBHOOK_SECRET>``; ``basic``: HTTP Basic."""
+    """``WEBHOOK_AUTH=token``: ``?token=<WEBHOOK_SECRET>``; ``basic``: HTTP Basic.
 
-    def __init__(self, settings: Settings) -> None:
+    ``account``: whose webhook credentials (``CONNECTUS_<NAME>_WEBHOOK_*``; the
+    account ``default``: ``WEBHOOK_*``), so one account's secret opens its own routes only.
+    """
+
+    def __init__(self, settings: Settings, account: str = DEFAULT_ACCOUNT) -> None:
         self.mode = settings.webhook_auth
-        secret = settings.webhook_secret
-        password = settings.webhook_basic_password
+        own = default_account(settings) if account == DEFAULT_ACCOUNT else settings.account(account)
+        secret = own.webhook_secret
+        password = own.webhook_basic_password
         self._secret = _digest(secret.get_secret_value()) if secret else None
-        self._user = _digest(settings.webhook_basic_user or "")
+        self._user = _digest(own.webhook_basic_user or "")
         self._password = _digest(password.get_secret_value()) if password else None
 
     def check(self, request: Request) -> None:

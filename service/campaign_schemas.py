@@ -124,6 +124,17 @@ class CampaignRequest(BaseModel):
         | None
     ) = None
     deliver_at: DeliverAt | None = None
+    account: (
+        Annotated[
+            str,
+            Field(
+                max_length=32,
+                description="The Connectus account that sends it "
+                "(CONNECTUS_ACCOUNTS); default: the tenant's, else the first",
+            ),
+        ]
+        | None
+    ) = None
     window: (
         Annotated[
             str,

@@ -108,6 +108,7 @@ class CampaignIntake:
             force=campaign.force,
             idempotency_key=key,
             connectus_delivery=campaign.connectus_delivery,
+            account=campaign.account,
         )
         try:
             accepted = producer.send(campaign.recipients, options)

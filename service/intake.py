@@ -96,7 +96,7 @@ class Intake:
     ) -> JSONResponse:
         """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
-            request = parse_request(body, producer.settings)
+            request = parse_request(body, producer.settings, tenant=producer.tenant)
             job_id = producer.submit(request, key, request_id)
         except InvalidInput as exc:
             if any(error.reason == OPTED_OUT_REASON for error in exc.errors):

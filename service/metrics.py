@@ -57,8 +57,9 @@ class Metrics:
         self.webhook_events = Counter(
             "connectus_webhook_events_total",
             "Webhook events from Connectus, by kind (sms_status, sms_incoming), platform "
-            "status and result (recorded, duplicate, unmatched: no job for the id_sms).",
-            ["kind", "status", "result"],
+            "status, result (recorded, duplicate, unmatched: no job for the id_sms) and the "
+            "Connectus account whose route received it.",
+            ["kind", "status", "result", "account"],
             registry=self.registry,
         )
         self.opt_outs = Counter(
@@ -77,9 +78,9 @@ class Metrics:
             registry=self.registry,
         )
 
-    def webhook_event(self, kind: str, status: str, result: str) -> None:
+    def webhook_event(self, kind: str, status: str, result: str, account: str = "default") -> None:
         label = status if status in KNOWN_STATUSES or status == "-" else "other"
-        self.webhook_events.labels(kind=kind, status=label, result=result).inc()
+        self.webhook_events.labels(kind=kind, status=label, result=result, account=account).inc()
 
     def watch_campaigns(self, store: CampaignStore, *, limit: int | None = None) -> None:
         """Export campaign progress from ``store`` (read at each scrape)."""

@@ -1,7 +1,10 @@
 """Webhook receivers: ``POST /webhooks/sms-status`` and ``POST /webhooks/sms-incoming``.
 
 Connectus signs nothing, so the URL carries a secret (``?token=``) or the
-request carries Basic credentials (``WEBHOOK_AUTH``). A receiver only
+request carries Basic credentials (``WEBHOOK_AUTH``). Each Connectus account has
+its routes, ``/webhooks/<account>/sms-status`` and ``.../sms-incoming``, opened
+by its own credentials only; the routes without an account are the
+``default`` account's. An account this service does not have is a 404. A receiver only
 validates, records into Redis (one script: dedupe, record update, stream
 entry, opt-out) and answers: no slow work inline, since Connectus's sender
 waits on us. A repeated webhook is acknowledged as ``duplicate`` and changes
@@ -10,6 +13,7 @@ nothing. Incoming SMS content goes to the stream only, never to the logs.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import structlog
@@ -18,6 +22,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
+from config.accounts import DEFAULT_ACCOUNT
 from core.jobs import JobStore, epoch_ms
 from core.validation import InvalidInput, invalid_from_pydantic, normalize_number
 from service.auth import WebhookAuth
@@ -35,7 +40,7 @@ class Webhooks:
         self,
         store: JobStore,
         recorder: EventRecorder,
-        auth: WebhookAuth,
+        auth: WebhookAuth | Mapping[str, WebhookAuth],
         metrics: Metrics,
         *,
         max_body_bytes: int,
@@ -45,15 +50,24 @@ class Webhooks:
     ) -> None:
         self.store = store
         self.recorder = recorder
-        self.auth = auth
+        # By account: the routes without one are the default account's.
+        self.auths = auth if isinstance(auth, Mapping) else {DEFAULT_ACCOUNT: auth}
         self.metrics = metrics
         self.max_body_bytes = max_body_bytes
         self.opt_out_keywords = opt_out_keywords
         self.opt_in_keywords = opt_in_keywords
         self.default_region = default_region
 
+    def _account(self, request: Request) -> str:
+        """The route's account, once its credentials are checked (401; 404 if unknown)."""
+        account = str(request.path_params.get("account", DEFAULT_ACCOUNT))
+        auth = self.auths.get(account)
+        if auth is None:
+            raise ProblemError(404, "no webhook of that Connectus account here")
+        auth.check(request)
+        return account
+
     async def _payload(self, request: Request, model: type[BaseModel]) -> Any:
-        self.auth.check(request)
         # Content-Type is not required: what Connectus's sender declares is not documented.
         body = parse_json_object(await read_body(request, self.max_body_bytes))
         _refuse_coercible_ids(body)
@@ -63,6 +77,7 @@ class Webhooks:
             raise ProblemError.from_invalid(invalid_from_pydantic(exc)) from exc
 
     async def sms_status(self, request: Request) -> JSONResponse:
+        account = self._account(request)
         event: SmsStatusWebhook = await self._payload(request, SmsStatusWebhook)
         id_sms = _checked(text_id, event.id_sms, "id_sms")
         request_id: str = request.state.request_id
@@ -70,9 +85,10 @@ class Webhooks:
             self._record_status, id_sms, event.status, request_id
         )
         result = "duplicate" if recorded.duplicate else "recorded" if job_id else "unmatched"
-        self.metrics.webhook_event("sms_status", event.status, result)
+        self.metrics.webhook_event("sms_status", event.status, result, account)
         log.info("sms status webhook", id_sms=id_sms, delivery_status=event.status,
-                 job_id=job_id, result=result, applied=recorded.changed)  # fmt: skip
+                 job_id=job_id, result=result, applied=recorded.changed,
+                 account=account)  # fmt: skip
         return _ack(recorded)
 
     def _record_status(
@@ -87,6 +103,7 @@ class Webhooks:
         return job_id, recorded
 
     async def sms_incoming(self, request: Request) -> JSONResponse:
+        account = self._account(request)
         event: SmsIncomingWebhook = await self._payload(request, SmsIncomingWebhook)
         id_sms = _checked(text_id, event.id_sms, "id_sms")
         src = self._number(event.src_number, "src_number")
@@ -109,14 +126,15 @@ class Webhooks:
             )
         )
         result = "duplicate" if recorded.duplicate else "recorded"
-        self.metrics.webhook_event("sms_incoming", "-", result)
+        self.metrics.webhook_event("sms_incoming", "-", result, account)
         if opt_out and recorded.changed:
             self.metrics.opt_outs.inc()
         if opt_in and recorded.changed:
             self.metrics.opt_ins.inc()
         # The content's length only: an incoming text is personal data.
         log.info("incoming sms webhook", id_sms=id_sms, src_number=src, result=result,
-                 opt_out=opt_out, opt_in=opt_in, content_chars=len(event.sms_content))  # fmt: skip
+                 opt_out=opt_out, opt_in=opt_in, content_chars=len(event.sms_content),
+                 account=account)  # fmt: skip
         return _ack(recorded)
 
     def _number(self, value: str | int, field: str) -> str:

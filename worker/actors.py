@@ -7,7 +7,7 @@ test with a StubBroker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import dramatiq
@@ -18,6 +18,7 @@ from core import tracing
 from core.models import Kind
 from core.routing import queue_for
 from core.tracing import TRACE_FIELD
+from worker.accounts import ByAccount
 from worker.bulk import BulkSender
 from worker.campaign_messages import BULK_ACTOR, chunk_of
 from worker.ledger import quarantine
@@ -27,11 +28,14 @@ from worker.pipeline import SendPipeline
 
 def register_actors(
     broker: Broker,
-    pipeline: SendPipeline,
+    pipeline: SendPipeline | Mapping[str, SendPipeline],
     settings: Settings,
     metrics: WorkerMetrics | None = None,
 ) -> dict[Kind, dramatiq.Actor[..., Any]]:
     """Declare ``send_<kind>`` for every kind on ``broker``; returns them by kind.
+
+    ``pipeline``: one per Connectus account (:mod:`worker.accounts`); a job goes
+    through its account's.
 
     Each actor's own queue is its default one (OTPs on ``QUEUE_OTP``); a
     producer may put an SMS, e-mail or WhatsApp job on ``QUEUE_BULK``, which
@@ -40,7 +44,7 @@ def register_actors(
     """
     return {
         kind: dramatiq.Actor(
-            _actor_fn(pipeline, kind, metrics),
+            _actor_fn(ByAccount.of_one(pipeline), kind, metrics),
             broker=broker,
             actor_name=kind.actor_name,
             queue_name=queue_for(kind, settings),
@@ -54,17 +58,29 @@ def register_actors(
 
 
 def register_bulk_actor(
-    broker: Broker, sender: BulkSender, settings: Settings
+    broker: Broker, sender: BulkSender | Mapping[str, BulkSender], settings: Settings
 ) -> dramatiq.Actor[..., Any]:
-    """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``."""
+    """Declare ``send_sms_bulk``: one campaign chunk through v1 ``send_sms_bulk``, by
+    the sender of the campaign's account (one per account, :mod:`worker.accounts`)."""
+    senders = ByAccount.of_one(sender)
 
     def send_sms_bulk(*args: Any, **kwargs: Any) -> None:
+        first = senders.first
         try:
             campaign, number = chunk_of(args, kwargs)
         except ValueError as exc:
-            quarantine(sender.jobs, BULK_ACTOR, args, kwargs, str(exc))
+            quarantine(first.jobs, BULK_ACTOR, args, kwargs, str(exc))
             return
-        sender.handle(campaign, number)
+        account = None
+        if len(senders) > 1:  # one read per chunk of up to 1,000 recipients
+            found = first.campaigns.get(campaign)
+            account = found.account if found is not None else None
+        if not senders.has(account):
+            quarantine(
+                first.jobs, BULK_ACTOR, args, kwargs, f"campaign account {account!r}: {_NOT_HERE}"
+            )
+            return
+        senders.of(account).handle(campaign, number)
 
     return dramatiq.Actor(
         send_sms_bulk,
@@ -76,8 +92,12 @@ def register_bulk_actor(
     )
 
 
+#: Why a job of an account this worker does not have is quarantined (not sent by another).
+_NOT_HERE = "is not in this worker's CONNECTUS_ACCOUNTS"
+
+
 def _actor_fn(
-    pipeline: SendPipeline, kind: Kind, metrics: WorkerMetrics | None
+    pipelines: ByAccount[SendPipeline], kind: Kind, metrics: WorkerMetrics | None
 ) -> Callable[..., None]:
     # Any arguments are accepted so that a malformed message reaches the
     # check below and is dead-lettered with a reason, instead of failing in
@@ -85,20 +105,24 @@ def _actor_fn(
     def send(*args: Any, **kwargs: Any) -> None:
         job = kwargs.get("job")
         problem = malformed(kind, args, kwargs)
+        account = job.get("account") if problem is None and isinstance(job, dict) else None
+        if problem is None and not pipelines.has(account):
+            problem = f"job.account {account!r} {_NOT_HERE}"
         if problem is not None:
-            member = quarantine(pipeline.store, kind.actor_name, args, kwargs, problem,
+            member = quarantine(pipelines.first.store, kind.actor_name, args, kwargs, problem,
                                 shape_only=kind.is_otp)  # fmt: skip
             if metrics is not None:
-                metrics.handled(kind, member)
+                metrics.handled(kind, member, str(account or pipelines.first.account))
             return
         assert isinstance(job, dict)
+        pipeline = pipelines.of(account)
         # One span per delivery attempt, a child of the trace the job was sent in.
         attributes = {"job_id": job["job_id"], "kind": kind.value, "queue": job["queue"]}
         with tracing.span(f"send {kind.value}", "consumer", attributes, job.get(TRACE_FIELD)):
             result = pipeline.handle(kind, job)
             tracing.annotate(outcome=result)
         if metrics is not None:
-            metrics.handled(kind, result)
+            metrics.handled(kind, result, pipeline.account)
 
     send.__name__ = kind.actor_name
     send.__qualname__ = kind.actor_name
@@ -119,4 +143,6 @@ def malformed(kind: Kind, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str 
         return f"job.kind: {job.get('kind')!r} does not match actor {kind.actor_name}"
     if not isinstance(job.get("payload"), dict):
         return "job.payload: must be an object"
+    if not isinstance(job.get("account") or "", str):
+        return "job.account: must be a string (a name of CONNECTUS_ACCOUNTS)"
     return None

@@ -27,6 +27,7 @@ from core.jobs import JobStore
 from core.keys import Keys
 from core.models import Kind
 from core.redis import connect
+from worker.accounts import ByAccount
 from worker.actors import register_actors, register_bulk_actor
 from worker.balance_snapshot import BalanceSnapshotWriter
 from worker.breaker import CircuitBreaker
@@ -63,24 +64,43 @@ class WorkerApp:
     metrics: WorkerMetrics
     campaigns: CampaignStore
     bulk: BulkSender
+    # Per Connectus account (CONNECTUS_ACCOUNTS); the fields above are the first's.
+    accounts: ByAccount[AccountParts]
 
     def close(self) -> None:
         self.housekeeper.stop()
-        self.client.close()
+        for parts in self.accounts.values():
+            parts.client.close()
         self.broker.close()
 
 
+@dataclass(frozen=True)
+class AccountParts:
+    """What one Connectus account sends with (worker.accounts)."""
+
+    client: ConnectusClient
+    limiter: RateLimiter
+    breaker: CircuitBreaker
+    pipeline: SendPipeline
+    bulk: BulkSender
+
+
 def build_client(
-    settings: Settings, *, transport: httpx.BaseTransport | None = None
+    settings: Settings,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    account: str | None = None,
 ) -> ConnectusClient:
-    """One client per process, from the settings."""
-    user, key = settings.require_connectus_credentials()
+    """One client per process and account (None: the first), from the settings."""
+    settings.require_connectus_credentials()
+    own = settings.account(account or settings.account_names[0])
+    user, key = own.credentials()
     return ConnectusClient(
         api_user=user,
         api_key=key,
-        base_url=settings.connectus_base_url,
-        v1_base_url=settings.connectus_v1_base_url,
-        qr_base_url=settings.connectus_whatsapp_qr_url,
+        base_url=own.base_url,
+        v1_base_url=own.v1_base_url,
+        qr_base_url=own.whatsapp_qr_url,
         connect_timeout_s=settings.connectus_connect_timeout_s,
         read_timeout_s=settings.connectus_read_timeout_s,
         write_timeout_s=settings.connectus_write_timeout_s,
@@ -115,13 +135,6 @@ def build_worker_app(
     client_redis = redis_client or connect(settings)
     broker = build_broker(settings, client=client_redis)
     store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
-    client = build_client(settings, transport=transport)
-    limiter = RateLimiter.from_settings(settings, client_redis)
-    # A 200 ms local view of a closed breaker: no round trip per send while
-    # all is well; an opened breaker reaches every process within 200 ms.
-    breaker = CircuitBreaker.from_settings(
-        settings, client_redis, cache_ms=200, recheck_ms=qr_session_recheck_ms(settings)
-    )
     metrics = WorkerMetrics()
     campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
                               job_ttl_s=settings.job_ttl_s,
@@ -134,36 +147,57 @@ def build_worker_app(
         max_message_age_s=settings.max_message_age_s,
         otp_max_age_s=settings.otp_max_age_s,
     )
-    pipeline = SendPipeline(
-        store=store,
-        send=ClientSender(client, settings, limiter=limiter, metrics=metrics),
-        breaker=breaker,
-        limiter=limiter,
-        acquire_timeout_s=settings.rate_acquire_timeout_s,
-        policy=policy,
-        worker_id=worker_id,
-        lease_ms=lease_ms(settings),
-        metrics=metrics,
-        park=campaigns.park,
-        content_key=settings.content_key,
+
+    def parts_of(account: str) -> AccountParts:
+        """One account's client, limiter, breaker and send paths (its own Redis keys)."""
+        client = build_client(settings, transport=transport, account=account)
+        limiter = RateLimiter.from_settings(settings, client_redis, account)
+        # A 200 ms local view of a closed breaker: no round trip per send while
+        # all is well; an opened breaker reaches every process within 200 ms.
+        breaker = CircuitBreaker.from_settings(
+            settings, client_redis, account, cache_ms=200,
+            recheck_ms=qr_session_recheck_ms(settings),
+        )  # fmt: skip
+        pipeline = SendPipeline(
+            store=store,
+            send=ClientSender(client, settings, limiter=limiter, metrics=metrics),
+            breaker=breaker,
+            limiter=limiter,
+            acquire_timeout_s=settings.rate_acquire_timeout_s,
+            policy=policy,
+            worker_id=worker_id,
+            lease_ms=lease_ms(settings),
+            metrics=metrics,
+            park=campaigns.park,
+            content_key=settings.content_key,
+        )
+        bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
+                          queue=settings.queue_bulk, worker_id=worker_id,
+                          lease_ms=lease_ms(settings), breaker=breaker, limiter=limiter,
+                          acquire_timeout_s=settings.rate_acquire_timeout_s)  # fmt: skip
+        return AccountParts(client, limiter, breaker, pipeline, bulk)
+
+    accounts = ByAccount({name: parts_of(name) for name in settings.account_names})
+    first = accounts.first
+    clients = ByAccount({name: parts.client for name, parts in accounts.items()})
+    actors = register_actors(
+        broker, ByAccount({n: p.pipeline for n, p in accounts.items()}), settings, metrics
     )
-    actors = register_actors(broker, pipeline, settings, metrics)
-    bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
-                      queue=settings.queue_bulk, worker_id=worker_id, lease_ms=lease_ms(settings),
-                      breaker=breaker, limiter=limiter,
-                      acquire_timeout_s=settings.rate_acquire_timeout_s)  # fmt: skip
-    register_bulk_actor(broker, bulk, settings)
+    register_bulk_actor(broker, ByAccount({n: p.bulk for n, p in accounts.items()}), settings)
     # Every actor is declared: a message naming another one goes to the dead
     # letters (dlq list), not to Dramatiq's .XQ (core.broker).
     broker.dead_letter_unknown_actors = True
-    opener = delivery_opener(client, settings.campaign_delivery_lead_s)
+    client = first.client
+    opener = delivery_opener(clients, settings.campaign_delivery_lead_s)
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id,
+                        # Short links are made with the first account (a link is not
+                        # charged nor tied to the account that sends it).
                         shorten=lambda url: short_link_of(client, url),
                         open_delivery=opener)  # fmt: skip
     reconciler = Reconciler(
         store=store,
-        client=client,
+        client=clients,
         after_s=settings.reconcile_after_s,
         window_s=settings.reconcile_window_s,
         undecidable=settings.reconcile_undecidable,
@@ -189,34 +223,42 @@ def build_worker_app(
         status_poller=StatusPoller(
             campaigns=campaigns,
             jobs=store,
-            client=client,
+            client=clients,
             after_s=settings.campaign_status_poll_after_s,
         ),
         channel_status=ChannelStatusPoller(
             jobs=store,
-            client=client,
+            client=clients,
             interval_s=settings.status_poll_interval_s,
             max_age_s=settings.status_poll_max_age_s,
             events_maxlen=settings.events_stream_maxlen,
             metrics=metrics,
         ),
-        balance_snapshot=BalanceSnapshotWriter(
-            client=client,
-            redis_client=client_redis,
-            keys=store.keys,
-            interval_s=settings.balance_snapshot_interval_s,
-        ),
+        balance_snapshots=[
+            BalanceSnapshotWriter(
+                client=parts.client,
+                redis_client=client_redis,
+                keys=store.keys,
+                interval_s=settings.balance_snapshot_interval_s,
+                account=name,
+            )
+            for name, parts in accounts.items()
+        ],
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),
-        qr_session=QrSessionWatch(
-            client=client,
-            breaker=breaker,
-            redis_client=client_redis,
-            prefix=settings.key_prefix,
-            interval_s=settings.qr_status_interval_s,
-        ),
+        qr_sessions=[
+            QrSessionWatch(
+                client=parts.client,
+                breaker=parts.breaker,
+                redis_client=client_redis,
+                prefix=settings.key_prefix,
+                interval_s=settings.qr_status_interval_s,
+                account=name,
+            )
+            for name, parts in accounts.items()
+        ],
     )
     return WorkerApp(
-        settings, client_redis, broker, store, client, pipeline, actors, housekeeper, metrics,
-        campaigns, bulk,
+        settings, client_redis, broker, store, client, first.pipeline, actors, housekeeper,
+        metrics, campaigns, first.bulk, accounts,
     )  # fmt: skip

@@ -38,8 +38,10 @@ from worker.connectus.results_account import Subclient, SubclientList
 log = structlog.get_logger("worker.balance_snapshot")
 
 
-def snapshot_key(keys: Keys) -> str:
-    return f"{keys.prefix}:balance-snapshot"
+def snapshot_key(keys: Keys, account: str = "default") -> str:
+    """The snapshot of ``account`` (``default`` keeps the key of before accounts)."""
+    own = "" if account == "default" else f":{account}"
+    return f"{keys.prefix}:balance-snapshot{own}"
 
 
 class BalanceSnapshotWriter:
@@ -53,10 +55,11 @@ class BalanceSnapshotWriter:
         keys: Keys,
         interval_s: int,
         clock: Callable[[], int] = epoch_ms,
+        account: str = "default",
     ) -> None:
         self.client = client
         self.redis = redis_client
-        self.key = snapshot_key(keys)
+        self.key = snapshot_key(keys, account)
         self.interval_ms = interval_s * 1000
         self.clock = clock
 
@@ -137,11 +140,18 @@ class SnapshotBalanceLookup:
         *,
         max_age_s: int,
         clock: Callable[[], int] = epoch_ms,
+        account: str = "default",
     ) -> None:
         self.redis = redis_client
-        self.key = snapshot_key(keys)
+        self.keys = keys
+        self.key = snapshot_key(keys, account)
         self.max_age_ms = max_age_s * 1000
         self.clock = clock
+
+    def for_account(self, account: str) -> SnapshotBalanceLookup:
+        """The same lookup over ``account``'s snapshot (each account has its balances)."""
+        return SnapshotBalanceLookup(self.redis, self.keys, max_age_s=self.max_age_ms // 1000,
+                                     clock=self.clock, account=account)  # fmt: skip
 
     def __call__(
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport

@@ -133,13 +133,14 @@ class CircuitBreaker:
 
     @classmethod
     def from_settings(
-        cls, settings: Settings, client: redis.Redis, **kwargs: Any
+        cls, settings: Settings, client: redis.Redis, account: str | None = None, **kwargs: Any
     ) -> CircuitBreaker:
-        """The breaker of ``CONNECTUS_API_USER`` with the ``BREAKER_*`` settings."""
+        """The breaker of ``account`` (a name of CONNECTUS_ACCOUNTS; None: the first)
+        with the ``BREAKER_*`` settings."""
         return cls(
             client,
             prefix=settings.key_prefix,
-            account=settings.connectus_api_user or "default",
+            account=account or settings.account_names[0],
             failure_threshold=settings.breaker_failure_threshold,
             open_ms=int(settings.breaker_open_s * 1000),
             max_open_ms=int(settings.breaker_max_open_s * 1000),

@@ -26,6 +26,7 @@ import structlog
 
 from core.campaign.model import Campaign
 from core.models import Kind
+from worker.accounts import ByAccount
 from worker.connectus.client import ConnectusClient
 from worker.connectus.enums import DeliveryProduct
 from worker.connectus.errors import InvalidRequest
@@ -41,17 +42,20 @@ WITH_DELIVERY = frozenset(PRODUCTS)
 
 
 def delivery_opener(
-    client: ConnectusClient, lead_s: int, *, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-) -> Callable[[Campaign, int], str]:
-    """``open(campaign, chunk) -> id_delivery``: create the chunk's delivery, executed
-    ``lead_s`` seconds from now (account-local time, the campaign's zone)."""
+    client: ConnectusClient | Mapping[str, ConnectusClient], lead_s: int, *,
+    now: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> Callable[[Campaign, int], str]:  # fmt: skip
+    """``open(campaign, chunk) -> id_delivery``: create the chunk's delivery at the
+    campaign's account, executed ``lead_s`` seconds from now (account-local time,
+    the campaign's zone)."""
+    clients = ByAccount.of_one(client)
 
     def open_delivery(campaign: Campaign, chunk: int) -> str:
         when = (now() + timedelta(seconds=lead_s)).astimezone(campaign.zone)
         # deliver_at has whole seconds: round up, so the lead is never shortened.
         if when.microsecond:
             when += timedelta(microseconds=1_000_000 - when.microsecond)
-        delivery = client.v3.create_delivery(
+        delivery = clients.of(campaign.account).v3.create_delivery(
             name=f"{campaign.name} #{chunk}"[:100],
             deliver_at=when.strftime("%Y-%m-%d %H:%M:%S"),
             id_product=PRODUCTS[campaign.kind],

@@ -74,7 +74,7 @@ def single_message(
     job = {"job_id": job_id, "kind": campaign.kind.value,
            "key": f"campaign:{campaign.campaign_id}:{index}", "queue": queue,
            "payload": dict(payload), "created_ms": now_ms,
-           "campaign": campaign.campaign_id}  # fmt: skip
+           "campaign": campaign.campaign_id, "account": campaign.account}  # fmt: skip
     return new_message(queue, campaign.kind.actor_name, job)
 
 

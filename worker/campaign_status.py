@@ -19,7 +19,7 @@ job by :mod:`worker.channel_status` (no status call takes a batch).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -29,6 +29,7 @@ from core.delivery_status import DeliveryStatuses, is_final
 from core.jobs import JobStore, epoch_ms
 from core.models import Kind
 from core.status_watch import WATCHED_KINDS, watch
+from worker.accounts import ByAccount
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 
@@ -44,14 +45,14 @@ class StatusPoller:
         *,
         campaigns: CampaignStore,
         jobs: JobStore,
-        client: ConnectusClient,
+        client: ConnectusClient | Mapping[str, ConnectusClient],
         after_s: int,
         per_pass: int = 200,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
         self.campaigns = campaigns
         self.jobs = jobs
-        self.client = client
+        self.clients = ByAccount.of_one(client)  # a campaign's own account's listings
         self.after_ms = after_s * 1000
         self.per_pass = per_pass
         self.clock = clock
@@ -74,6 +75,10 @@ class StatusPoller:
                 recorded, budget = recorded + got, budget - used
         return recorded
 
+    def _client(self, campaign: Campaign) -> ConnectusClient:
+        """The client of the campaign's account (``KeyError``: not configured here)."""
+        return self.clients.of(campaign.account)
+
     def _due(self, marks: dict[str, int], chunk: int, sent_ms: int | None) -> bool:
         now = self.clock()
         if f"{chunk}:done" in marks or sent_ms is None or now - sent_ms < self.after_ms:
@@ -91,7 +96,7 @@ class StatusPoller:
             # A chunk sent as several calls (query-string size) has one delivery each.
             for one in id_delivery.split(","):
                 try:
-                    answer = self.client.v1.check_delivery_status(id_delivery=one)
+                    answer = self._client(campaign).v1.check_delivery_status(id_delivery=one)
                 except ConnectusError as exc:
                     log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
                                 error=type(exc).__name__)  # fmt: skip
@@ -140,7 +145,9 @@ class StatusPoller:
             if chunk in deliveries and any(r.get("provider_id") for _, r in open_):
                 used += 1
                 try:
-                    info = self.client.v3.sms_delivery_info(id_delivery=deliveries[chunk])
+                    info = self._client(campaign).v3.sms_delivery_info(
+                        id_delivery=deliveries[chunk]
+                    )
                 except ConnectusError as exc:
                     log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
                                 error=type(exc).__name__)  # fmt: skip
@@ -158,7 +165,7 @@ class StatusPoller:
                     break
                 used += 1
                 try:
-                    sms = self.client.v3.get_sms(id_sms=record["provider_id"])
+                    sms = self._client(campaign).v3.get_sms(id_sms=record["provider_id"])
                 except ConnectusError as exc:
                     log.warning("campaign.status_poll_failed", campaign=cid, job_id=job_id,
                                 error=type(exc).__name__)  # fmt: skip

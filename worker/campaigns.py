@@ -239,7 +239,7 @@ class CampaignPump:
                 payload["id_delivery"] = id_delivery
             job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
                    "queue": self.queue, "payload": payload, "created_ms": now,
-                   "campaign": campaign.campaign_id}  # fmt: skip
+                   "campaign": campaign.campaign_id, "account": campaign.account}  # fmt: skip
             message = new_message(self.queue, campaign.kind.actor_name, job)
             jobs.append(
                 ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out, dst=row[0])

@@ -17,7 +17,7 @@ are recorded once, with their events-stream entries, in ``channel_status.lua``.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import redis
@@ -29,6 +29,7 @@ from core.luascript import load
 from core.models import Kind
 from core.redis import text
 from core.status_watch import WATCHED_KINDS, watch_key
+from worker.accounts import ByAccount
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 from worker.metrics import WorkerMetrics
@@ -50,7 +51,7 @@ WHATSAPP_FINAL = frozenset({"DELIVERED", "READ", "FAILED", "UNDELIVERED", "REJEC
 #: States after which a job will never have a status to look up.
 _NEVER_SENT = frozenset({"failed", "cancelled", "expired"})
 _FIELDS = ("kind", "state", "provider_id", "sent_at", "created_at", "deliver_at",
-           "email_clicked_at")  # fmt: skip
+           "email_clicked_at", "account", "campaign")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class ChannelStatusPoller:
         self,
         *,
         jobs: JobStore,
-        client: ConnectusClient,
+        client: ConnectusClient | Mapping[str, ConnectusClient],
         interval_s: int,
         max_age_s: int,
         events_maxlen: int,
@@ -78,7 +79,7 @@ class ChannelStatusPoller:
     ) -> None:
         self.redis: redis.Redis = jobs.client
         self.keys = jobs.keys
-        self.client = client
+        self.clients = ByAccount.of_one(client)  # each job's own account's
         self.interval_ms = interval_s * 1000
         self.max_age_ms = max_age_s * 1000
         self.events_maxlen = events_maxlen
@@ -144,8 +145,8 @@ class ChannelStatusPoller:
         if state != "sent" or not provider_id:
             return "wait"
         try:
-            polled = self.lookup(Kind(kind), provider_id)
-        except ConnectusError as exc:
+            polled = self.lookup(Kind(kind), provider_id, self._account(record))
+        except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
             log.warning("status_poll.failed", job_id=job_id, kind=kind, error=type(exc).__name__)
             self._count(Kind(kind), "error")
             return "polled"
@@ -155,12 +156,19 @@ class ChannelStatusPoller:
         self._count(Kind(kind), "final" if final else "polled")
         return "final" if final else "polled"
 
-    def lookup(self, kind: Kind, provider_id: str) -> Polled:
-        """One status call for one job (see the module table)."""
+    def _account(self, record: dict[str, str]) -> str | None:
+        """A job's account: its record's, or its campaign's (a campaign job's record has none)."""
+        if record.get("account") or not record.get("campaign"):
+            return record.get("account")
+        return text(self.redis.hget(self.keys.campaign(record["campaign"]), "account") or b"")
+
+    def lookup(self, kind: Kind, provider_id: str, account: str | None = None) -> Polled:
+        """One status call for one job (see the module table), at ``account`` (None: the first)."""
+        client = self.clients.of(account)
         if kind is Kind.WHATSAPP:
-            wa = self.client.v3.whatsapp_status(message_id=provider_id)
+            wa = client.v3.whatsapp_status(message_id=provider_id)
             return Polled(wa.status, ())
-        email = self.client.v3.get_email(id_email=provider_id)
+        email = client.v3.get_email(id_email=provider_id)
         events = tuple((e.event, e.timestamp or "") for e in email.events)
         return Polled(email.status, events)
 

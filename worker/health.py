@@ -164,12 +164,12 @@ def start_supervisor_endpoint(
     if settings.worker_metrics_port == 0:
         return None
     client = health_redis(settings.redis_url)
-    breaker = CircuitBreaker.from_settings(settings, client)
+    breakers = [CircuitBreaker.from_settings(settings, client, n) for n in settings.account_names]
     registry = supervisor_registry(
         multiproc_dir,
         [
             QueueCollector(client, Keys(settings.key_prefix), settings.queues),
-            BreakerCollector(breaker.status),
+            BreakerCollector(lambda: [breaker.status() for breaker in breakers]),
             SupervisorCollector(supervisor.running, lambda: supervisor.restarts),
         ],
     )

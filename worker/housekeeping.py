@@ -33,7 +33,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 import redis
 import structlog
@@ -69,11 +69,11 @@ class Housekeeper(threading.Thread):
         pump: CampaignPump | None = None,
         status_poller: StatusPoller | None = None,
         channel_status: ChannelStatusPoller | None = None,
-        balance_snapshot: BalanceSnapshotWriter | None = None,
+        balance_snapshots: Sequence[BalanceSnapshotWriter] = (),
         status_interval_s: float = 5.0,
         pending_statuses: PendingStatuses | None = None,
         chunk_recovery: ChunkRecovery | None = None,
-        qr_session: QrSessionWatch | None = None,
+        qr_sessions: Sequence[QrSessionWatch] = (),
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store = store
@@ -87,11 +87,12 @@ class Housekeeper(threading.Thread):
         self.pump = pump
         self.status_poller = status_poller
         self.channel_status = channel_status
-        self.balance_snapshot = balance_snapshot
+        # One per Connectus account (worker.accounts).
+        self.balance_snapshots = balance_snapshots
         self.status_interval_s = status_interval_s
         self.pending_statuses = pending_statuses
         self.chunk_recovery = chunk_recovery
-        self.qr_session = qr_session
+        self.qr_sessions = qr_sessions
         self._stop_event = threading.Event()
 
     def stop(self) -> None:
@@ -116,16 +117,16 @@ class Housekeeper(threading.Thread):
                 if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0
                     self.reconciler.run_once()
-                if self.qr_session is not None:
-                    self.qr_session.tick()
+                for qr_session in self.qr_sessions:
+                    qr_session.tick()
                 if since_status >= self.status_interval_s:
                     since_status = 0.0
                     if self.status_poller is not None:
                         self.status_poller.run_once()
                     if self.channel_status is not None:
                         self.channel_status.run_once()
-                    if self.balance_snapshot is not None:
-                        self.balance_snapshot.run_once()  # itself once per its interval
+                    for snapshot in self.balance_snapshots:
+                        snapshot.run_once()  # itself once per its interval
                     if self.pending_statuses is not None:
                         self.match_pending_statuses()
             except redis.RedisError as exc:

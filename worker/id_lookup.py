@@ -32,6 +32,7 @@ from core.jobs import JobStore
 from core.luascript import load
 from core.models import Kind
 from core.redis import text
+from worker.accounts import ByAccount
 from worker.connectus.errors import ConnectusError
 
 if TYPE_CHECKING:
@@ -49,10 +50,13 @@ _NOT_DIGITS = re.compile(r"\D")
 _SCRIPT = load(__package__, "id_lookup.lua")
 
 
-def lookup_entry(kind: Kind, payload: Mapping[str, Any], key: bytes) -> bytes | None:
+def lookup_entry(
+    kind: Kind, payload: Mapping[str, Any], key: bytes, account: str | None = None
+) -> bytes | None:
     """What the lookup of one sent job matches on (JSON), or None when nothing lists it.
 
-    ``key``: the content-digest key (``Settings.content_key``).
+    ``key``: the content-digest key (``Settings.content_key``); ``account``: whose
+    listings have it (None: the first account's).
     """
     spec = kind.spec
     if not spec.listed:
@@ -65,6 +69,7 @@ def lookup_entry(kind: Kind, payload: Mapping[str, Any], key: bytes) -> bytes | 
         "id_delivery": payload.get("id_delivery"),
         "group": None if spec.person else dst,
         "digest": content_digest(key, str(payload.get(spec.content_field) or "")),
+        "account": account,
     }
     return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
 
@@ -92,7 +97,7 @@ class IdLookup:
         self.batch = batch
         self._resolve = store.client.register_script(_SCRIPT)
 
-    def run_once(self, lookups: LookupCache) -> Counter[str]:
+    def run_once(self, lookups: LookupCache | Mapping[str, LookupCache]) -> Counter[str]:
         """One pass over the due jobs; returns the verdicts by name."""
         keys = self.store.keys
         now = self.store.clock()
@@ -114,7 +119,7 @@ class IdLookup:
             give_up = entry is None or now - sent_ms >= self.window_ms
             try:
                 found = matcher.candidates(entry, sent_ms) if entry else []
-            except ConnectusError as exc:
+            except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
                 # Connectus down, or a listing it refuses (an unknown delivery is a
                 # 404): look again next pass, until the window has passed.
                 log.warning("id_lookup.lookup_failed", job_id=job_id, error=type(exc).__name__)
@@ -146,33 +151,35 @@ class IdLookup:
 class _Matcher:
     """Candidate ids for an entry, from one pass's listings (each hashed once)."""
 
-    def __init__(self, lookups: LookupCache, key: bytes) -> None:
-        self.lookups = lookups
+    def __init__(self, lookups: LookupCache | Mapping[str, LookupCache], key: bytes) -> None:
+        # By account: each job is looked up in its account's listings.
+        self.caches = ByAccount.of_one(lookups)
         self.key = key
         self._indexed: dict[int, dict[tuple[str, str], list[str]]] = {}
 
     def candidates(self, entry: Mapping[str, Any], sent_ms: int) -> list[str]:
+        lookups = self.caches.of(entry.get("account"))
         kind = Kind(entry["kind"])
         dst = str(entry.get("dst", ""))
         # Entries written before the digests were keyed carry a plain "sha256".
         digest = entry.get("digest") or provider_hash_digest(self.key, str(entry.get("sha256")))
         if kind in (Kind.SMS, Kind.OTP):
             sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
-            listing = self.lookups.sms(entry.get("id_delivery"), sent)
+            listing = lookups.sms(entry.get("id_delivery"), sent)
             if entry.get("id_delivery"):
                 found = self._index(listing, by_dst=True).get((dst, digest), [])
                 if found:
                     return found
                 # Sent again without its delivery once that executed
                 # (worker.campaign_deliveries): the day's report has it.
-                listing = self.lookups.sms(None, sent)
+                listing = lookups.sms(None, sent)
         elif kind is Kind.WHATSAPP:
-            listing = self.lookups.whatsapp(str(entry.get("src", "")), dst)
+            listing = lookups.whatsapp(str(entry.get("src", "")), dst)
         elif kind is Kind.WHATSAPP_QR_GROUP:
-            listing = self.lookups.qr_group(str(entry.get("group", "")))
+            listing = lookups.qr_group(str(entry.get("group", "")))
             dst = ""  # the group's listing is of this group already
         else:
-            listing = self.lookups.qr(dst)
+            listing = lookups.qr(dst)
             dst = ""  # the QR listing is of this number already
         return self._index(listing, by_dst=bool(dst)).get((dst, digest), [])
 

@@ -90,8 +90,8 @@ class WorkerMetrics:
         self.sends = Counter(
             "connectus_worker_sends_total",
             "Messages handled, by kind and outcome class "
-            "(sent, unknown, failed, retrying, deferred, skipped).",
-            ["kind", "outcome"],
+            "(sent, unknown, failed, retrying, deferred, skipped), and Connectus account.",
+            ["kind", "outcome", "account"],
             registry=r,
         )
         self.retries = Counter(
@@ -103,8 +103,9 @@ class WorkerMetrics:
         )
         self.throttles = Counter(
             "connectus_worker_throttles_total",
-            "Throttling answers from Connectus (HTTP 429, ESME_RTHROTTLED), one per response.",
-            ["kind"],
+            "Throttling answers from Connectus (HTTP 429, ESME_RTHROTTLED), one per response, "
+            "by kind and Connectus account.",
+            ["kind", "account"],
             registry=r,
         )
         self.ambiguous = Counter(
@@ -116,8 +117,9 @@ class WorkerMetrics:
         self.deferrals = Counter(
             "connectus_worker_deferrals_total",
             "Messages put back on the schedule before a claim, by reason "
-            "(breaker_open, breaker_half_open, RateLimitTimeout, DestinationCapped).",
-            ["kind", "reason"],
+            "(breaker_open, breaker_half_open, RateLimitTimeout, DestinationCapped), and "
+            "Connectus account.",
+            ["kind", "reason", "account"],
             registry=r,
         )
         self.status_lookups = Counter(
@@ -148,18 +150,19 @@ class WorkerMetrics:
         )
         self.ratelimit_wait = Histogram(
             "connectus_worker_ratelimit_wait_seconds",
-            "Time a sender slept for a rate-limiter token, in seconds.",
-            ["product"],
+            "Time a sender slept for a rate-limiter token, in seconds, by product and account.",
+            ["product", "account"],
             buckets=_WAIT_BUCKETS,
             registry=r,
         )
 
-    def handled(self, kind: Kind, result: str) -> None:
-        """Count one :meth:`SendPipeline.handle` answer (``sent``, ``deferred:...``, ...)."""
+    def handled(self, kind: Kind, result: str, account: str = "default") -> None:
+        """Count one :meth:`SendPipeline.handle` answer (``sent``, ``deferred:...``, ...)
+        of a job of ``account``."""
         outcome, reason = outcome_class(result)
-        self.sends.labels(kind.value, outcome).inc()
+        self.sends.labels(kind.value, outcome, account).inc()
         if outcome == "deferred":
-            self.deferrals.labels(kind.value, reason).inc()
+            self.deferrals.labels(kind.value, reason, account).inc()
         elif outcome == "retrying":
             self.retries.labels(kind.value, "durable").inc()
 
@@ -175,15 +178,15 @@ class WorkerMetrics:
     def retried_in_process(self, kind: Kind) -> None:
         self.retries.labels(kind.value, "in_process").inc()
 
-    def throttled(self, kind: Kind) -> None:
-        self.throttles.labels(kind.value).inc()
+    def throttled(self, kind: Kind, account: str = "default") -> None:
+        self.throttles.labels(kind.value, account).inc()
 
     def ambiguous_outcome(self, kind: Kind, error: str) -> None:
         self.ambiguous.labels(kind.value, error).inc()
 
-    def waited(self, product: str, waited_ms: float) -> None:
-        """A rate-limiter wait, given in ms (recorded in seconds)."""
-        self.ratelimit_wait.labels(product).observe(max(0.0, waited_ms) / 1000)
+    def waited(self, product: str, waited_ms: float, account: str = "default") -> None:
+        """A rate-limiter wait of ``account``, given in ms (recorded in seconds)."""
+        self.ratelimit_wait.labels(product, account).observe(max(0.0, waited_ms) / 1000)
 
     def observe_send(self, kind: Kind, seconds: float) -> None:
         self.send_duration.labels(kind.value).observe(seconds)
@@ -272,16 +275,16 @@ class BreakerCollector(Collector):
     the account scope always) with its state (0 closed, 1 half-open, 2 open), its
     reason, and the end of its open period (epoch s)."""
 
-    def __init__(self, status: Callable[[], dict[str, object]]) -> None:
+    def __init__(self, status: Callable[[], dict[str, object] | list[dict[str, object]]]) -> None:
+        # One status, or one per Connectus account (each labelled with its account).
         self.status = status
 
     def collect(self) -> Iterator[Metric]:
         try:
-            status = self.status()
+            found = self.status()
         except redis.RedisError as exc:
             log.warning("metrics.breaker_unavailable", error=str(exc))
             return
-        account = str(status["account"])
         state = GaugeMetricFamily(
             "connectus_worker_breaker_state",
             "Circuit breaker scopes: 0 closed, 1 half-open, 2 open; each scope that is "
@@ -293,14 +296,16 @@ class BreakerCollector(Collector):
             "End of the scope's current or last open period (epoch seconds).",
             labels=["account", "scope"],
         )
-        scopes = cast(list[dict[str, Any]], status.get("scopes", []))
-        if not any(s["scope"] == "account" for s in scopes):
-            state.add_metric([account, "account", ""], 0)
-        for scope in scopes:
-            name = str(scope["scope"])
-            state.add_metric([account, name, str(scope["reason"])],
-                             BREAKER_STATES.get(str(scope["state"]), 2))  # fmt: skip
-            until.add_metric([account, name], int(scope["open_until_ms"]) / 1000)
+        for status in found if isinstance(found, list) else [found]:
+            account = str(status["account"])
+            scopes = cast(list[dict[str, Any]], status.get("scopes", []))
+            if not any(s["scope"] == "account" for s in scopes):
+                state.add_metric([account, "account", ""], 0)
+            for scope in scopes:
+                name = str(scope["scope"])
+                state.add_metric([account, name, str(scope["reason"])],
+                                 BREAKER_STATES.get(str(scope["state"]), 2))  # fmt: skip
+                until.add_metric([account, name], int(scope["open_until_ms"]) / 1000)
         yield state
         yield until
 

@@ -109,6 +109,12 @@ class SendPipeline:
         self._nonce = uuid.uuid4().hex
         self._deliveries = itertools.count(1)
 
+    @property
+    def account(self) -> str:
+        """The Connectus account this pipeline sends for (its limiter's; metrics label)."""
+        gate = self.limiter or self.breaker
+        return gate.account if gate is not None else "default"
+
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
 
@@ -211,7 +217,7 @@ class SendPipeline:
             log.warning("ratelimit.unavailable", error=str(exc))
             return None
         if self.metrics is not None:
-            self.metrics.waited(got.product, got.waited_ms)
+            self.metrics.waited(got.product, got.waited_ms, self.account)
         return claim
 
     def _take_and_claim(
@@ -274,7 +280,7 @@ class SendPipeline:
         a Redis error is logged and swallowed, so the outcome is still recorded)."""
         throttled = exc is not None and decide(exc).throttled
         if self.metrics is not None and throttled:
-            self.metrics.throttled(kind)
+            self.metrics.throttled(kind, self.account)
         try:
             if self.breaker is not None:
                 if exc is None:
@@ -306,7 +312,11 @@ class SendPipeline:
                                         "error_class": "", "last_error": ""}  # fmt: skip
         # Accepted without an id (the documented SMS answer): sent all the same;
         # the id is looked up afterwards (worker.id_lookup).
-        entry = None if provider_id else lookup_entry(kind, job["payload"], self.content_key)
+        entry = (
+            None
+            if provider_id
+            else lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
+        )
         if not provider_id:
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:

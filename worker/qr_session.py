@@ -75,11 +75,14 @@ class QrSessionWatch:
         prefix: str,
         interval_s: float,
         monotonic: Callable[[], float] = time.monotonic,
+        account: str = "default",
     ) -> None:
         self.client = client
         self.breaker = breaker
         self.redis = redis_client
-        self.lock_key = f"{prefix}:qr_session:lock"
+        # One election per account (its own QR session); "default" keeps the key of before.
+        own = "" if account == "default" else f":{account}"
+        self.lock_key = f"{prefix}:qr_session:lock{own}"
         self.interval_s = interval_s
         self.monotonic = monotonic
         self.token = uuid.uuid4().hex

@@ -123,13 +123,13 @@ class Limits:
     dst_cap_window_s: int = 60
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Limits:
-        """From the ``RATE_*`` and ``DST_CAP_*`` settings."""
+    def from_settings(cls, settings: Settings, account: str | None = None) -> Limits:
+        """From the ``RATE_*`` and ``DST_CAP_*`` settings; the buckets' rates are
+        ``account``'s (``CONNECTUS_<NAME>_RATE_*``; None: the first account's)."""
+        rates = settings.account(account or settings.account_names[0])
         return cls(
             buckets={
-                p: Bucket(
-                    getattr(settings, f"rate_{p}_per_s"), getattr(settings, f"rate_{p}_burst")
-                )
+                p: Bucket(getattr(rates, f"rate_{p}_per_s"), getattr(rates, f"rate_{p}_burst"))
                 for p in PRODUCTS
             },
             min_rate_per_s=settings.rate_min_per_s,
@@ -182,11 +182,14 @@ class RateLimiter:
         self._throttled = client.register_script(THROTTLED)
 
     @classmethod
-    def from_settings(cls, settings: Settings, client: redis.Redis, **kwargs: Any) -> RateLimiter:
-        """The limiter of account ``CONNECTUS_API_USER`` under ``KEY_PREFIX``."""
-        account = settings.connectus_api_user or "default"
-        limits = Limits.from_settings(settings)
-        return cls(client, limits, prefix=settings.key_prefix, account=account, **kwargs)
+    def from_settings(
+        cls, settings: Settings, client: redis.Redis, account: str | None = None, **kwargs: Any
+    ) -> RateLimiter:
+        """The limiter of ``account`` (a name of CONNECTUS_ACCOUNTS; None: the first)
+        under ``KEY_PREFIX``."""
+        name = account or settings.account_names[0]
+        limits = Limits.from_settings(settings, name)
+        return cls(client, limits, prefix=settings.key_prefix, account=name, **kwargs)
 
     def key(self, product: str) -> str:
         return f"{self.prefix}:rl:{self.account}:{product}"
@@ -274,6 +277,7 @@ class RateLimiter:
         rate = rate_at(stored.get("base"), stored.get("since", now), now,
                        bucket.rate_per_s, self.limits.recovery_s * 1000)  # fmt: skip
         return {
+            "account": self.account,
             "product": product,
             "configured_rate_per_s": bucket.rate_per_s,
             "burst": bucket.burst,

@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -53,6 +53,7 @@ from dramatiq import Message
 from core.hashing import content_hash
 from core.jobs import JobStore
 from core.models import JobRecord, Kind
+from worker.accounts import ByAccount
 from worker.connectus.client import ConnectusClient
 from worker.connectus.errors import ConnectusError
 from worker.id_lookup import IdLookup, listed_digests
@@ -70,7 +71,7 @@ class Reconciler:
         self,
         *,
         store: JobStore,
-        client: ConnectusClient,
+        client: ConnectusClient | Mapping[str, ConnectusClient],
         after_s: float,
         window_s: float,
         undecidable: str,
@@ -89,7 +90,8 @@ class Reconciler:
         # Rebuilds a message no copy was kept of (a campaign job swept while
         # in a v1 bulk: one bulk message carries its whole chunk).
         self.rebuild = rebuild
-        self.client = client
+        # By account (CONNECTUS_ACCOUNTS): a job is looked up in its account's listings.
+        self.clients = ByAccount.of_one(client)
         self.after_ms = int(after_s * 1000)
         self.window_ms = int(window_s * 1000)
         self.undecidable = undecidable
@@ -108,7 +110,7 @@ class Reconciler:
         if not self.store.client.set(lock, self.token, nx=True, px=self.lock_ttl_ms):
             return outcomes
         try:
-            lookups = LookupCache(self.client, self.zone)
+            lookups = ByAccount({n: LookupCache(c, self.zone) for n, c in self.clients.items()})
             for job_id, since_ms in self.store.unknown_since(
                 older_than_ms=self.after_ms, limit=self.batch
             ):
@@ -123,7 +125,7 @@ class Reconciler:
             log.info("reconcile.pass", **outcomes)
         return outcomes
 
-    def _settle(self, job_id: str, since_ms: int, lookups: LookupCache) -> str:
+    def _settle(self, job_id: str, since_ms: int, caches: ByAccount[LookupCache]) -> str:
         record = self.store.get(job_id)
         message = self.store.held_message(job_id)
         if record is None:
@@ -139,8 +141,9 @@ class Reconciler:
         if record.kind in (Kind.EMAIL, Kind.OTP_EMAIL):
             return self._undecidable(record, message)
         try:
-            provider_id = self._find(record, payload, lookups)
-        except ConnectusError as exc:
+            account = message.kwargs["job"].get("account") or record.account
+            provider_id = self._find(record, payload, caches.of(account))
+        except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
             log.warning("reconcile.lookup_failed", job_id=job_id, error=type(exc).__name__)
             return "lookup_failed"
         if provider_id is not None:

@@ -88,10 +88,11 @@ class ClientSender:
             )
             decision = decide(exc)
             throttled = decision.throttled
+            account = self.limiter.account if self.limiter else "default"
             if self.metrics is not None:
                 self.metrics.retried_in_process(kind)
                 if throttled:
-                    self.metrics.throttled(kind)
+                    self.metrics.throttled(kind, account)
             if self.limiter is None:
                 return
             product = product_for(kind)
@@ -103,7 +104,7 @@ class ClientSender:
                 # (RateLimitRefused) ends the in-process retries.
                 got = self.limiter.acquire(product, timeout_s=self.max_backoff_ms / 1000)
                 if self.metrics is not None:
-                    self.metrics.waited(product, got.waited_ms)
+                    self.metrics.waited(product, got.waited_ms, account)
             except redis.RedisError as error:
                 # Fail open, as before the claim: Redis is needed to record
                 # the outcome anyway, and the ledger waits for it there.

@@ -143,6 +143,9 @@ class Campaign:
     # v3 only: each released chunk goes in a Connectus delivery of its own
     # (worker.campaign_deliveries); v1 bulk chunks always make one.
     connectus_delivery: bool = False
+    # The Connectus account that sends it (config/accounts.py); None: written
+    # before accounts existed, the first account sends it.
+    account: str | None = None
 
     @property
     def zone(self) -> ZoneInfo:
@@ -195,4 +198,5 @@ class Campaign:
             paused_reason=f.get("paused_reason") or None,
             tenant=f.get("tenant") or DEFAULT_TENANT,
             connectus_delivery=f.get("connectus_delivery") == "1",
+            account=f.get("account") or None,
         )

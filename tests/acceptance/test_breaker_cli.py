@@ -26,7 +26,7 @@ def test_breaker_shows_each_open_scope_and_closes_one(
         assert (closed["state"], closed["scopes"]) == ("closed", [])
 
         run_json(["send", "sms", "--to", "+56 9 8765 4321", "--text", "Hola"], env)
-        wait_for(lambda: redis_client.hexists(f"{redis_prefix}:breaker:sandbox:scopes",
+        wait_for(lambda: redis_client.hexists(f"{redis_prefix}:breaker:default:scopes",
                                               "balance:sms:CL"),
                  timeout_s=30, what="the scope opened")  # fmt: skip
         body = run_json(["breaker"], env)
@@ -42,11 +42,11 @@ def test_breaker_shows_each_open_scope_and_closes_one(
         assert human.returncode == 0, human.stderr
         iso = datetime.fromtimestamp(until / 1000, tz=UTC).isoformat(timespec="seconds")
         assert f"balance:sms:CL: open until {iso} (BalanceExhausted" in human.stdout
-        assert "circuit breaker of sandbox: open" in human.stdout
+        assert "circuit breaker of default: open" in human.stdout
 
         bad = run(["breaker", "--close", "balance sms"], env)
         assert bad.returncode == 2 and "--close" in bad.stderr
 
         after = run_json(["breaker", "--close", "balance:sms:CL"], env)
-        assert after["closed"] == {"scope": "balance:sms:CL", "was": "open"}
+        assert after["closed"] == {"account": "default", "scope": "balance:sms:CL", "was": "open"}
         assert (after["breaker"]["state"], after["breaker"]["scopes"]) == ("closed", [])

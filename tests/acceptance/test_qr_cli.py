@@ -104,7 +104,7 @@ def test_breaker_shows_and_closes_the_qr_session_pause(
 ) -> None:
     env = {**os.environ, "REDIS_URL": redis_url, "KEY_PREFIX": redis_prefix,
            "CONNECTUS_API_USER": "sandbox"}  # fmt: skip
-    breaker = CircuitBreaker(redis_client, prefix=redis_prefix, account="sandbox")
+    breaker = CircuitBreaker(redis_client, prefix=redis_prefix, account="default")
     breaker.trip("qr_session", "GET /status: DISCONNECTED")
     body = run_json(["breaker"], env)["breaker"]
     [scope] = body["scopes"]
@@ -113,5 +113,5 @@ def test_breaker_shows_and_closes_the_qr_session_pause(
     human = run(["breaker"], env)
     assert "qr_session: open until" in human.stdout and "GET /status: DISCONNECTED" in human.stdout
     closed = run_json(["breaker", "--close", "qr_session"], env)
-    assert closed["closed"] == {"scope": "qr_session", "was": "open"}
+    assert closed["closed"] == {"account": "default", "scope": "qr_session", "was": "open"}
     assert closed["breaker"]["scopes"] == []

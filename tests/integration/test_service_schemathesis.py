@@ -115,6 +115,8 @@ OPERATIONS = [
     ("GET", "/v1/optouts"),
     ("POST", "/webhooks/sms-status"),
     ("POST", "/webhooks/sms-incoming"),
+    ("POST", "/webhooks/{account}/sms-status"),
+    ("POST", "/webhooks/{account}/sms-incoming"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

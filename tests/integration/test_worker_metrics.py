@@ -78,7 +78,15 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
         what="12 sends counted",
     )
     assert sends(samples, "sent") == 12
-    assert samples[("connectus_worker_sends_total", (("kind", "sms"), ("outcome", "sent")))] == 12
+    assert (
+        samples[
+            (
+                "connectus_worker_sends_total",
+                (("account", "default"), ("kind", "sms"), ("outcome", "sent")),
+            )
+        ]
+        == 12
+    )
     assert samples[("connectus_worker_send_duration_seconds_count", (("kind", "sms"),))] == 12
     assert samples[("connectus_worker_process_restarts_total", ())] == 2
     assert samples[("connectus_worker_processes", ())] == 2
@@ -87,7 +95,7 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
     assert producer.get_status(scheduled).state == State.SCHEDULED
     assert samples[("connectus_worker_queue_messages", (("queue", "transactional"),))] == 0
     assert samples[("connectus_worker_dead_letter_jobs", ())] == 0
-    breaker_labels = (("account", "sandbox"), ("reason", ""), ("scope", "account"))
+    breaker_labels = (("account", "default"), ("reason", ""), ("scope", "account"))
     assert samples[("connectus_worker_breaker_state", breaker_labels)] == 0
 
 

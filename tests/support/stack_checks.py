@@ -94,16 +94,23 @@ def open_scopes(breaker: CircuitBreaker) -> dict[str, dict[str, Any]]:
 # --- the sandbox -----------------------------------------------------------------------
 
 
-def ledger(stack: LocalStack) -> list[dict[str, Any]]:
-    """The sandbox's own charge ledger: one entry per message it charged."""
+def ledger(stack: LocalStack, account: str | None = None) -> list[dict[str, Any]]:
+    """The sandbox's own charge ledger: one entry per message it charged (of the
+    sandbox account whose API user is ``account``; None: the first)."""
     with stack.sandbox_client() as client:
-        return list(client.get("/_sandbox/ledger").json()["charges"])
+        answer = client.get("/_sandbox/ledger", headers=_account_header(account))
+        return list(answer.json()["charges"])
 
 
-def set_faults(stack: LocalStack, **faults: Any) -> None:
-    """Tell the sandbox which faults to inject from now on."""
+def set_faults(stack: LocalStack, account: str | None = None, **faults: Any) -> None:
+    """Tell the sandbox which faults to inject from now on (to ``account``'s sends)."""
     with stack.sandbox_client() as client:
-        client.put("/_sandbox/faults", json=faults).raise_for_status()
+        client.put("/_sandbox/faults", json=faults, headers=_account_header(account)
+                   ).raise_for_status()  # fmt: skip
+
+
+def _account_header(account: str | None) -> dict[str, str]:
+    return {"X-Sandbox-Account": account} if account else {}
 
 
 def charged_per_dst(stack: LocalStack) -> Counter[str]:

@@ -62,7 +62,7 @@ def guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any)
 def unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> str:
     """Queue a job and run it into ``unknown`` (a dropped answer)."""
     kind = send["kind"]
-    job_id = getattr(producer, f"send_{kind.value}")(*send["args"])
+    job_id = getattr(producer, f"send_{kind.value}")(*send["args"], **send.get("options", {}))
     queue = "otp" if kind.is_otp else "transactional"
     policy = RetryPolicy(
         max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000, max_message_age_s=3600

@@ -149,3 +149,23 @@ def test_only_one_pass_runs_at_a_time(producer: Producer, clock: Clock) -> None:
     held = _reconciler(producer, FakeClient())
     producer.redis.set(f"{producer.store.keys.prefix}:reconcile:lock", "someone-else", px=60_000)
     assert held.run_once() == {}
+
+
+def test_a_job_is_looked_up_in_its_own_accounts_listing(clock: Clock) -> None:
+    settings = load_settings({"CONNECTUS_ACCOUNTS": "default,brand_b"})
+    producer = Producer(settings, redis_client=fakeredis.FakeRedis(), clock=clock)
+    send = {"kind": Kind.SMS, "args": ("56987654321", "hola"), "options": {"account": "brand_b"}}
+    job_id = unknown_job(producer, clock, send)
+    listed = [Sms("p-b", "56987654321", "hola")]
+    # The first account lists the same text (another message of its own): never taken.
+    first, own = (
+        FakeClient(FakeV3(report=[Sms("p-a", "56987654321", "hola")])),
+        FakeClient(FakeV3(report=listed)),
+    )
+    reconciler = Reconciler(store=producer.store, client={"default": first, "brand_b": own},  # type: ignore[dict-item]
+                            after_s=1, window_s=10, undecidable="review",
+                            timezone="America/Santiago", content_key=settings.content_key)  # fmt: skip
+    clock.now_ms += 1000
+    assert reconciler.run_once() == {"found": 1}
+    assert producer.get_status(job_id).provider_id == "p-b"
+    assert (first.v3.calls, own.v3.calls) == ([], ["date_report"])

@@ -51,10 +51,10 @@ async def test_metrics_count_requests_by_route_template_and_status() -> None:
         'connectus_http_requests_total{method="POST",route="/v1/messages",status="401"} 1.0',
         'connectus_http_requests_total{method="GET",route="/v1/messages/{job_id}",status="200"} 1.0',
         'connectus_http_requests_total{method="GET",route="/v1/messages/{job_id}",status="404"} 1.0',
-        'connectus_webhook_events_total{kind="sms_status",result="unmatched",status="ENTREGADO"} 1.0',
-        'connectus_webhook_events_total{kind="sms_status",result="duplicate",status="ENTREGADO"} 1.0',
+        'connectus_webhook_events_total{account="default",kind="sms_status",result="unmatched",status="ENTREGADO"} 1.0',
+        'connectus_webhook_events_total{account="default",kind="sms_status",result="duplicate",status="ENTREGADO"} 1.0',
         # Unknown statuses share one label value: the label set stays bounded.
-        'connectus_webhook_events_total{kind="sms_status",result="unmatched",status="other"} 1.0',
+        'connectus_webhook_events_total{account="default",kind="sms_status",result="unmatched",status="other"} 1.0',
         "connectus_opt_outs_total 0.0",
         "connectus_opt_out_refusals_total 0.0",
         'connectus_http_request_duration_seconds_count{route="/v1/messages"} 2.0',

@@ -198,7 +198,7 @@ async def test_a_status_for_an_unknown_message_is_published_unmatched() -> None:
     assert event["job_id"] == "" and event["status"] == "NO_ENTREGABLE"
     assert jobs == []  # no half-made record
     assert (
-        'connectus_webhook_events_total{kind="sms_status",result="unmatched",status="NO_ENTREGABLE"} 1.0'
+        'connectus_webhook_events_total{account="default",kind="sms_status",result="unmatched",status="NO_ENTREGABLE"} 1.0'
         in metrics
     )
 

@@ -77,16 +77,18 @@ def test_simulated_sends_are_counted_by_kind_and_outcome() -> None:
     metrics.handled(Kind.OTP, "deferred:breaker_open")
 
     def sends(kind: str, outcome: str) -> float:
-        return _value(metrics, "connectus_worker_sends_total", kind=kind, outcome=outcome)
+        return _value(
+            metrics, "connectus_worker_sends_total", kind=kind, outcome=outcome, account="default"
+        )
 
     assert [sends("sms", o) for o in ("sent", "retrying", "unknown", "failed")] == [2, 1, 1, 1]
     assert sends("otp", "deferred") == 1 and sends("sms", "deferred") == 0
-    assert _value(metrics, "connectus_worker_throttles_total", kind="sms") == 1
+    assert _value(metrics, "connectus_worker_throttles_total", kind="sms", account="default") == 1
     assert _value(metrics, "connectus_worker_retries_total", kind="sms", layer="durable") == 1
     assert _value(metrics, "connectus_worker_ambiguous_total", kind="sms",
                   error="ResponseTimeout") == 1  # fmt: skip
     assert _value(metrics, "connectus_worker_deferrals_total", kind="otp",
-                  reason="breaker_open") == 1  # fmt: skip
+                  reason="breaker_open", account="default") == 1  # fmt: skip
 
 
 def test_in_process_retries_throttles_and_http_time_are_recorded() -> None:
@@ -108,7 +110,7 @@ def test_in_process_retries_throttles_and_http_time_are_recorded() -> None:
     sender.calls[Kind.SMS] = call
     assert sender(Kind.SMS, {"dst_number": "56987654321", "sms_content": "x"}) == "p-9"
     assert _value(metrics, "connectus_worker_retries_total", kind="sms", layer="in_process") == 2
-    assert _value(metrics, "connectus_worker_throttles_total", kind="sms") == 1
+    assert _value(metrics, "connectus_worker_throttles_total", kind="sms", account="default") == 1
     assert _value(metrics, "connectus_worker_send_duration_seconds_count", kind="sms") == 3
 
 
@@ -116,10 +118,23 @@ def test_rate_limiter_waits_are_observed_in_seconds() -> None:
     metrics = WorkerMetrics()
     metrics.waited("sms", 250.0)
     metrics.waited("sms", 0.0)
-    assert _value(metrics, "connectus_worker_ratelimit_wait_seconds_count", product="sms") == 2
-    assert _value(metrics, "connectus_worker_ratelimit_wait_seconds_sum", product="sms") == 0.25
+    assert (
+        _value(
+            metrics,
+            "connectus_worker_ratelimit_wait_seconds_count",
+            product="sms",
+            account="default",
+        )
+        == 2
+    )
+    assert (
+        _value(
+            metrics, "connectus_worker_ratelimit_wait_seconds_sum", product="sms", account="default"
+        )
+        == 0.25
+    )
     assert _value(metrics, "connectus_worker_ratelimit_wait_seconds_bucket", product="sms",
-                  le="0.1") == 1  # fmt: skip
+                  account="default", le="0.1") == 1  # fmt: skip
 
 
 def _queue_registry(client: redis.Redis, keys: Keys) -> CollectorRegistry:
