@@ -170,6 +170,7 @@ class Recording:
 
     def __init__(self, account: str) -> None:
         self.account = account
+        self.store = self  # its job store: where a malformed job is dead-lettered
         self.jobs: list[str] = []
         self.quarantined: list[str] = []
 
@@ -177,8 +178,8 @@ class Recording:
         self.jobs.append(job["job_id"])
         return "sent"
 
-    def quarantine(self, kind: Any, args: Any, kwargs: Any, problem: str) -> str:
-        self.quarantined.append(problem)
+    def quarantine(self, data: bytes, reason: str) -> str:
+        self.quarantined.append(reason)
         return "quarantined"
 
 
@@ -195,8 +196,8 @@ def test_the_worker_routes_each_job_to_its_accounts_pipeline() -> None:
     send(job={**job, "job_id": "garbled", "account": {"x": 1}})
     assert (a.jobs, b.jobs) == (["to-first"], ["to-b"])
     assert a.quarantined == [
-        "job.account 'brand_c' is not in this worker's CONNECTUS_ACCOUNTS",
-        "job.account: must be a string (a name of CONNECTUS_ACCOUNTS)",
+        "malformed job: job.account 'brand_c' is not in this worker's CONNECTUS_ACCOUNTS",
+        "malformed job: job.account: must be a string (a name of CONNECTUS_ACCOUNTS)",
     ]
 
 
