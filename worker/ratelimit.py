@@ -53,7 +53,7 @@ skewed clocks share one timeline; tests inject ``clock`` (epoch ms).
 
 from __future__ import annotations
 
-import hashlib
+import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -63,6 +63,7 @@ from typing import Any
 import redis
 
 from config import Settings
+from config.checks import DEV_CONTENT_HASH_KEY
 from core.luascript import load
 from core.models import Kind
 
@@ -157,6 +158,8 @@ class RateLimiter:
     """The shared buckets of one account. Thread-safe (its only state is a cache of hints).
 
     ``clock``: epoch ms, or None to use Redis's clock; ``sleep`` takes seconds (s).
+    ``hash_key``: the HMAC key of destination keys (``CONTENT_HASH_KEY``; the
+    development key by default, for tools and tests).
     """
 
     def __init__(
@@ -166,6 +169,7 @@ class RateLimiter:
         *,
         prefix: str,
         account: str,
+        hash_key: bytes = DEV_CONTENT_HASH_KEY.encode(),
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -176,7 +180,7 @@ class RateLimiter:
         if limits.window_s <= 0 or limits.recovery_s <= 0:
             raise ValueError("window_s and recovery_s must be > 0")
         self.client, self.limits, self.prefix, self.account = client, limits, prefix, account
-        self.clock, self.sleep = clock, sleep
+        self.clock, self.sleep, self.hash_key = clock, sleep, hash_key
         self._rate_seen: dict[str, float] = {}  # last effective rate seen per product
         self._acquire = client.register_script(ACQUIRE)
         self._throttled = client.register_script(THROTTLED)
@@ -189,15 +193,18 @@ class RateLimiter:
         under ``KEY_PREFIX``."""
         name = account or settings.account_names[0]
         limits = Limits.from_settings(settings, name)
-        return cls(client, limits, prefix=settings.key_prefix, account=name, **kwargs)
+        return cls(client, limits, prefix=settings.key_prefix, account=name,
+                   hash_key=settings.content_key, **kwargs)  # fmt: skip
 
     def key(self, product: str) -> str:
         return f"{self.prefix}:rl:{self.account}:{product}"
 
     def dst_key(self, product: str, dst: str) -> str:
-        # Hashed: a phone number or address never appears in a key name
-        # (keys show up in MONITOR, SLOWLOG, SCAN and memory reports).
-        digest = hashlib.sha256(f"{self.account}\0{dst}".encode()).hexdigest()[:24]
+        # Keyed (CONTENT_HASH_KEY): a phone number or address never appears in a key
+        # name (keys show up in MONITOR, SLOWLOG, SCAN and memory reports), and a
+        # plain hash of a number is reversed by trying every number.
+        text = f"{self.account}\0{dst}".encode()
+        digest = hmac.new(self.hash_key, text, "sha256").hexdigest()[:24]
         return f"{self.prefix}:rl:{self.account}:{product}:dst:{digest}"
 
     def acquire(self, product: str, *, dst: str | None = None, timeout_s: float) -> Acquired:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import heapq
 import random
 from collections.abc import Sequence
@@ -283,6 +284,9 @@ def test_destination_cap_refuses_with_the_time_until_a_slot_frees(server, clock)
     limiter.acquire("sms", dst="56912345678", timeout_s=0)
     keys = [k.decode() for k in limiter.client.keys("*")]
     assert keys and not any("56912345678" in k for k in keys)
+    # Nor a plain hash of it, which trying every number reverses: the digest is keyed.
+    plain = hashlib.sha256(f"{limiter.account}\0{'56912345678'}".encode()).hexdigest()[:24]
+    assert [k for k in keys if ":dst:" in k] and not any(plain in k for k in keys)
 
 
 def test_destination_cap_zero_is_off(server, clock) -> None:
