@@ -82,7 +82,8 @@ def test_a_throttled_account_never_slows_the_other(
         account: {r["product"]: r for r in status["rates"]}["sms"]["rate_per_s"]
         for account, status in _status_by_account(stack).items()
     }
-    assert rates["default"] < 10 <= rates["brand_b"] == float(settings.rate_sms_per_s)
+    # (How far A came down depends on the box's pace: lower than configured is the point.)
+    assert rates["default"] < rates["brand_b"] == float(settings.rate_sms_per_s)
     assert not [j for j in a_jobs if producer.get_status(j).state is State.FAILED]
 
 
