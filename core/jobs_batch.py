@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dramatiq import Message
+from redis.commands.core import Script
 
 from core.claims import Claim
 from core.jobs import FINISH, JobStore
@@ -59,11 +60,10 @@ class BatchLedger:
         answer returns the same leases.
         """
         k = self.store.keys
-        answers = self._claim_many(
-            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages],
-            args=[self.store.clock(), lease_ms, worker_id, token, k.prefix, *job_ids],
-        )
-        return _claims(answers)
+        keys = [k.unknown, k.leases, k.inflight_messages, k.unknown_messages]
+        args: list[str | int] = [self.store.clock(), lease_ms, worker_id, token, k.prefix,
+                                 *job_ids]  # fmt: skip
+        return self._confirmed(self._claim_many, keys, args)
 
     def claim_bulk(
         self,
@@ -87,11 +87,15 @@ class BatchLedger:
         ]  # fmt: skip
         for number, masked, segments in rows:
             args += [number, masked, segments]
-        answers = self._claim_bulk(
-            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
-                  k.campaign_counts(cid), k.campaign_made(cid), k.opt_out],
-            args=args,
-        )  # fmt: skip
+        keys = [k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
+                k.campaign_counts(cid), k.campaign_made(cid), k.opt_out]  # fmt: skip
+        return self._confirmed(self._claim_bulk, keys, args)
+
+    def _confirmed(self, script: Script, keys: list[str], args: Sequence[str | int]) -> list[Claim]:
+        """A claim script's answers once the claims are confirmed (core.durability)."""
+        client = self.store.client
+        run = self.store.durability.run
+        (answers,) = run(client, lambda pipe: script(keys=keys, args=args, client=pipe))
         return _claims(answers)
 
     def finish_sent_many(

@@ -22,6 +22,7 @@ from config import Settings
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
 from core.delivery_status import PendingStatuses
+from core.durability import Durability
 from core.jobs import JobStore
 from core.keys import Keys
 from core.models import Kind
@@ -112,7 +113,8 @@ def build_worker_app(
 ) -> WorkerApp:
     client_redis = redis_client or connect(settings)
     broker = build_broker(settings, client=client_redis)
-    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s,
+                     durability=Durability.from_settings(settings))  # fmt: skip
     client = build_client(settings, transport=transport)
     limiter = RateLimiter.from_settings(settings, client_redis)
     # A 200 ms local view of a closed breaker: no round trip per send while
