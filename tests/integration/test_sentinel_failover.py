@@ -101,3 +101,37 @@ def test_a_failover_mid_drain_charges_every_message_exactly_once(tmp_path: Path)
         assert twice == {}, "charged more than once"
         # The workers followed the failover in place: the supervisor never restarted.
         assert stack.workers is not None and stack.workers.poll() is None
+
+
+@pytest.mark.timeout(90)
+def test_no_send_while_no_replica_confirms_the_claim(tmp_path: Path) -> None:
+    """The replica is down: workers claim but never send; back, each is sent once."""
+    with (
+        SentinelCluster(tmp_path / "redis") as cluster,
+        LocalStack(
+            redis_url=cluster.env["REDIS_URL"], env={**FAILOVER_ENV, **cluster.env},
+            sandbox_flags={"seed": 23}, processes=1, threads=2, log_dir=tmp_path,
+            start_workers=False,
+        ) as stack,
+    ):  # fmt: skip
+        producer = Producer(stack.settings)
+        job_ids = [str(_send(producer, i)) for i in range(5)]
+        assert "None" not in job_ids
+        (replica,) = (port for port in cluster.nodes if port != cluster.primary_port())
+        cluster.nodes[replica].kill()
+        # Refused, as an ambiguous answer: the write is on the primary, unconfirmed.
+        assert _send(producer, 5) is None, "an enqueue no replica confirms is refused"
+
+        stack.start_worker_supervisor()
+        log = stack.log_path("workers")
+        wait_for(lambda: log.exists() and "not confirmed by 1 replicas" in log.read_text(),
+                 timeout_s=30, what="a claim left unconfirmed")  # fmt: skip
+        assert ledger(stack) == [], "nothing is sent on an unconfirmed claim"
+
+        cluster.rejoin(replica)
+        # The producer repeats the refused enqueue with its key: one job, sent once.
+        job_ids.append(wait_for(lambda: _send(producer, 5), timeout_s=20, what="enqueued"))
+        records = settle_final(producer, job_ids)
+        assert {r.state for r in records.values()} == {State.SENT}
+        per_content = Counter(c["content_sha256"] for c in ledger(stack))
+        assert per_content == {content_hash(_content(i)): 1 for i in range(6)}
