@@ -18,6 +18,7 @@ import redis
 from redis.commands.core import Script
 
 from config.tenants import DEFAULT_TENANT
+from core.durability import Durability
 from core.keys import Keys
 
 #: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
@@ -50,6 +51,7 @@ class ChunkWriter:
     keys: Keys
     ttl_s: int
     clock: Callable[[], int]
+    durability: Durability
     _create: Script
 
     def write_chunks(
@@ -133,11 +135,12 @@ class ChunkWriter:
         for name, value in {**fields, "tenant": tenant}.items():
             args += [name, value]
         idem = self.keys.campaign_idempotency(idempotency_key, tenant) if idempotency_key else ""
-        status, existing = self._create(
-            keys=[self.keys.campaign(campaign_id), self.keys.campaigns,
-                  self.keys.active_campaigns, idem],
-            args=args,
-        )  # fmt: skip
+        keys = [self.keys.campaign(campaign_id), self.keys.campaigns, self.keys.active_campaigns,
+                idem]  # fmt: skip
+        # Confirmed (core.durability): the chunks, written before, are confirmed with it.
+        ((status, existing),) = self.durability.run(
+            self.client, lambda pipe: self._create(keys=keys, args=args, client=pipe)
+        )
         existing_id = _text(existing)
         if status == b"conflict":
             raise CampaignConflict(str(idempotency_key), existing_id)

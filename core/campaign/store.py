@@ -30,6 +30,7 @@ from dramatiq import Message
 
 from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created, _text
 from core.campaign.model import Campaign, CampaignState
+from core.durability import UNCONFIRMED, Durability
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.luascript import load
@@ -83,12 +84,15 @@ class CampaignStore(ChunkWriter):
         ttl_s: int,
         job_ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
+        durability: Durability = UNCONFIRMED,
     ) -> None:
         self.client = client
         self.keys = keys
         self.ttl_s = ttl_s
         self.job_ttl_s = job_ttl_s
         self.clock = clock
+        # A campaign's commit is confirmed before its id is returned (core.durability).
+        self.durability = durability
         self._create = client.register_script(CREATE)
         self._release = client.register_script(RELEASE)
         self._control = client.register_script(CONTROL)
