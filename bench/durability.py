@@ -94,6 +94,7 @@ def drain(primary: RedisServer, mode_env: dict[str, str], n: int) -> dict[str, A
         enqueue_s = time.perf_counter() - started
         client = redis.Redis.from_url(primary.url)
         leases = Keys(stack.settings.key_prefix).leases
+        commands = int(client.info("stats")["total_commands_processed"])
         cpu_before, started = redis_cpu_s(client), time.perf_counter()
         stack.start_worker_supervisor()
         with httpx.Client(base_url=stack.sandbox_url) as http:
@@ -102,12 +103,14 @@ def drain(primary: RedisServer, mode_env: dict[str, str], n: int) -> dict[str, A
         while client.zcard(leases):  # the last finishing writes
             time.sleep(0.01)
         seconds, cpu = time.perf_counter() - started, redis_cpu_s(client) - cpu_before
+        commands = int(client.info("stats")["total_commands_processed"]) - commands
         stack.stop_worker_supervisor()
         producer.redis.close()
     return {
         "enqueue_us_per_msg": round(enqueue_s / n * 1e6, 1),
         "drain_msgs_per_s": round(n / seconds, 1),
         "redis_cpu_us_per_msg": round(cpu / n * 1e6, 1),
+        "redis_commands_per_msg": round(commands / n, 1),
         "msgs_per_s_per_redis_core": round(n / cpu) if cpu else None,
     }
 
