@@ -70,8 +70,8 @@ class Settings(BaseSettings):
     # repr=False: the URL may carry a password.
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     key_prefix: str = Field(default="cw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
-    # Sentinel (core/redis.py): host:port,host:port; set, the primary is the one
-    # they name REDIS_SENTINEL_MASTER (REDIS_URL then gives only the db and TLS).
+    # Sentinel (core/redis.py): host:port,...; set, the primary is the one they name
+    # REDIS_SENTINEL_MASTER (REDIS_URL then gives only the db and TLS).
     redis_sentinels: str = ""
     redis_sentinel_master: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_sentinel_password: SecretStr | None = None
@@ -315,12 +315,6 @@ class Settings(BaseSettings):
                 f"is required when RUN_MODE={self.run_mode} (the key of the content "
                 "digests: at least 32 random characters, the same in every process)",
             )
-
-    @property
-    def sentinel_addresses(self) -> list[tuple[str, int]]:
-        """``REDIS_SENTINELS`` as (host, port) pairs (empty: no Sentinel)."""
-        pairs = (item.strip().rpartition(":") for item in self.redis_sentinels.split(","))
-        return [(host.strip("[]"), int(port)) for host, _, port in pairs if host]
 
     @property
     def queues(self) -> tuple[str, str, str]:

@@ -48,7 +48,7 @@ def connect(
     password = settings.redis_password.get_secret_value() if settings.redis_password else None
     sentinel_password = settings.redis_sentinel_password
     sentinel = Sentinel(
-        settings.sentinel_addresses,
+        sentinel_addresses(settings.redis_sentinels),
         sentinel_kwargs={
             "socket_connect_timeout": connect_timeout_s,
             "socket_timeout": socket_timeout_s,
@@ -64,3 +64,9 @@ def connect(
         **options,
     )
     return primary
+
+
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``REDIS_SENTINELS`` (checked by config.checks.check_sentinels) as (host, port) pairs."""
+    pairs = (item.strip().rpartition(":") for item in value.split(","))
+    return [(host.strip("[]"), int(port)) for host, _, port in pairs if host]

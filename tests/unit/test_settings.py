@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError, Settings, checks, load_settings
+from core.redis import sentinel_addresses
 
 BAD = [
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
@@ -152,8 +153,8 @@ def test_inconsistent_backoffs_name_both_variables(
 
 def test_sentinel_addresses_are_read_as_host_and_port_pairs() -> None:
     settings = load_settings({"REDIS_SENTINELS": " s1:26379, [::1]:26380 ,"}, require_keys=False)
-    assert settings.sentinel_addresses == [("s1", 26379), ("::1", 26380)]
-    assert load_settings({}, require_keys=False).sentinel_addresses == []
+    assert sentinel_addresses(settings.redis_sentinels) == [("s1", 26379), ("::1", 26380)]
+    assert sentinel_addresses(load_settings({}, require_keys=False).redis_sentinels) == []
 
 
 def test_every_setting_has_a_bad_value_test() -> None:
