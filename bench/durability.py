@@ -15,8 +15,9 @@ For each mode it measures
 2. a drain through the real system: N SMS queued with the workers stopped, then
    ``connectus worker`` (2 processes x 16 threads) against the sandbox at 0 ms
    latency until every job is finished. The primary's ``used_cpu_sys + used_cpu_user``
-   (INFO cpu) over the drain, divided by N, is Redis CPU per message; its inverse
-   is messages per second per Redis core.
+   (INFO cpu) over the drain, divided by N, is Redis CPU per message sent (its
+   commands: ``redis_commands_per_msg``), over the enqueues Redis CPU per
+   enqueue; the inverse of their sum is messages per second per Redis core.
 
 Prints one JSON object per mode; the figures in the docs come from it.
 """
@@ -88,11 +89,11 @@ def drain(primary: RedisServer, mode_env: dict[str, str], n: int) -> dict[str, A
                        start_workers=False)  # fmt: skip
     with stack:
         producer = Producer(stack.settings)
-        started = time.perf_counter()
+        client = redis.Redis.from_url(primary.url)
+        cpu_before, started = redis_cpu_s(client), time.perf_counter()
         for i in range(n):
             producer.send_sms(f"569{80000000 + i:08d}", f"bench {i}")
-        enqueue_s = time.perf_counter() - started
-        client = redis.Redis.from_url(primary.url)
+        enqueue_s, enqueue_cpu = time.perf_counter() - started, redis_cpu_s(client) - cpu_before
         leases = Keys(stack.settings.key_prefix).leases
         commands = int(client.info("stats")["total_commands_processed"])
         cpu_before, started = redis_cpu_s(client), time.perf_counter()
@@ -109,19 +110,21 @@ def drain(primary: RedisServer, mode_env: dict[str, str], n: int) -> dict[str, A
     return {
         "enqueue_us_per_msg": round(enqueue_s / n * 1e6, 1),
         "drain_msgs_per_s": round(n / seconds, 1),
+        "redis_cpu_us_per_enqueue": round(enqueue_cpu / n * 1e6, 1),
         "redis_cpu_us_per_msg": round(cpu / n * 1e6, 1),
         "redis_commands_per_msg": round(commands / n, 1),
-        "msgs_per_s_per_redis_core": round(n / cpu) if cpu else None,
+        "msgs_per_s_per_redis_core": round(n / (cpu + enqueue_cpu)) if cpu else None,
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.durability", description=__doc__)
     parser.add_argument("--messages", type=int, default=3000)
-    parser.add_argument("--replica-fsync", choices=("always", "everysec"), default="always",
-                        help="the replica's appendfsync (the primary's is always)")  # fmt: skip
+    parser.add_argument("--replica-fsync", choices=("always", "everysec"), default="always")
+    # everysec: Redis CPU without an fsync per write (not durable: docs/deployment.md).
+    parser.add_argument("--primary-fsync", choices=("always", "everysec"), default="always")
     args = parser.parse_args(argv)
-    with RedisServer(appendonly=True) as primary:
+    with RedisServer(appendonly=True, args=["--appendfsync", args.primary_fsync]) as primary:
         follow = ["--replicaof", "127.0.0.1", str(primary.port)]
         replica = RedisServer(appendonly=True, args=[*follow, "--appendfsync", args.replica_fsync])
         with replica:
@@ -129,7 +132,8 @@ def main(argv: list[str] | None = None) -> int:
                 mode_env = {"REDIS_MIN_REPLICAS": replicas}
                 settings = load_settings({"REDIS_URL": primary.url, **mode_env},
                                          require_keys=False)  # fmt: skip
-                result = {"mode": mode, "replica_fsync": args.replica_fsync,
+                result = {"mode": mode, "primary_fsync": args.primary_fsync,
+                          "replica_fsync": args.replica_fsync,
                           "messages": args.messages,
                           "claim": claim_round_trips_us(settings, args.messages),
                           **drain(primary, mode_env, args.messages)}  # fmt: skip
