@@ -120,9 +120,10 @@ class FaultPlan:
     redis_outages: int = 1  # SIGKILL of redis-server, restarted after redis_down_s
     redis_down_s: float = 1.5
     # The Redis outages are failovers instead: a primary, a replica and three
-    # sentinels (tests/support/sentinel.py); the primary is SIGKILLed, Sentinel
-    # promotes the replica, the old primary rejoins as a replica; every process
-    # finds the primary through Sentinel and confirms claims on 1 replica (WAIT).
+    # sentinels (tests/support/sentinel.py); the replica's link is cut, the primary
+    # is SIGKILLed, Sentinel promotes the replica, the old primary rejoins as a
+    # replica; every process finds the primary through Sentinel and confirms
+    # claims on 1 replica (WAIT).
     failover: bool = False
     processes: int = 3
     threads: int = 8
@@ -492,9 +493,16 @@ class _Controller(threading.Thread):
         self._note("respawned", f"children {sorted(children_of(supervisor))}")
 
     def _failover(self, cluster: SentinelCluster) -> None:
+        # The replica falls behind first (its link cut), so the primary dies holding
+        # writes no replica has: what WAIT (REDIS_MIN_REPLICAS=1) must make harmless.
+        cluster.cut_replication()
+        log, before = self.stack.log_path("workers"), self.sandbox.charges_count()
+        wait_until(lambda: "not confirmed by 1 replicas" in log.read_text()
+                   or self.sandbox.charges_count() >= before + 100,
+                   timeout_s=30, what="claims made while the replica is cut off")  # fmt: skip
         old = cluster.kill_primary()
         charges = self.sandbox.charges_count()
-        self._note("redis_down", f"primary :{old} SIGKILLed (charges {charges})")
+        self._note("redis_down", f"replica cut off, primary :{old} SIGKILLed (charges {charges})")
         new = cluster.wait_for_promotion(old)
         self._note("redis_up", f"replica :{new} promoted by Sentinel")
         cluster.rejoin(old)

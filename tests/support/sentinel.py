@@ -136,6 +136,22 @@ class SentinelCluster:
 
     # -- failover ------------------------------------------------------------------
 
+    def cut_replication(self) -> None:
+        """The replica loses its link to the primary and cannot get it back (it
+        authenticates as a user the primary does not have): writes from now on stay on
+        the primary alone. A replica lagging at the failover, made deterministic."""
+        primary = self.client(self.primary_port())
+        for port in self.nodes:
+            if port != self.primary_port():
+                replica = self.client(port)
+                replica.config_set("masteruser", "no-such-user")
+                replica.config_set("masterauth", "no-such-password")
+                replica.close()
+        primary.client_kill_filter(_type="replica")
+        _wait(lambda: primary.info("replication")["connected_slaves"] == 0,
+              timeout_s=10, what="the replica cut off")  # fmt: skip
+        primary.close()
+
     def kill_primary(self) -> int:
         """SIGKILL the primary; returns its port."""
         port = self.primary_port()
@@ -158,6 +174,8 @@ class SentinelCluster:
         """Restart a killed node as a replica of the current primary, in sync."""
         node = self.nodes[port]
         node.args = ["--replicaof", "127.0.0.1", str(self.primary_port())]
+        # The promoted node may still carry cut_replication's credentials; harmless on
+        # a primary, and the restarted node starts with none.
         node.restart()
         self._wait_in_sync(node, timeout_s=timeout_s)
 
