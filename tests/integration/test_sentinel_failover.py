@@ -5,12 +5,12 @@ processes and a producer that find the primary through Sentinel and confirm
 claims and enqueues on one replica (``REDIS_MIN_REPLICAS=1``). While the
 workers drain the first messages (with sandbox faults on), the replica falls
 behind (its link is cut) and the primary is SIGKILLed; Sentinel promotes the
-replica; the old primary rejoins as a replica. Without the confirmation, the
-claims of the sends made while the replica lagged die with the primary and
-those messages are sent again: the same test with ``REDIS_MIN_REPLICAS=0``
-charged 28 and 30 of the 400 twice in two runs.
-The workers follow without a restart, the producer keeps enqueueing, and the
-sandbox's charge ledger shows every message charged exactly once.
+replica; the old primary rejoins as a replica. The workers follow without a
+restart, the producer keeps enqueueing, and the sandbox's charge ledger shows
+every message charged exactly once. Without the confirmation, the claims of the
+sends made while the replica lagged die with the primary and those messages are
+sent again: the same test with ``REDIS_MIN_REPLICAS=0`` charged 28 and 30 of
+the 400 twice in two runs.
 The long version (5,000 SMS, worker kills too) is ``make chaos``
 (tests/chaos/test_chaos.py, ``test_chaos_failover``).
 """
