@@ -17,8 +17,10 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 import redis
 
@@ -29,9 +31,9 @@ DOWN_AFTER_MS = 1000
 FAILOVER_TIMEOUT_MS = 3000
 
 
-def _wait(probe: object, *, timeout_s: float, what: str) -> object:
-    """Poll ``probe()`` until it answers truthy (bounded; every 50 ms)."""
-    assert callable(probe)
+def _wait(probe: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
+    """Poll ``probe()`` until it answers truthy (bounded; every 50 ms); a Redis that
+    does not answer yet counts as not yet."""
     deadline = time.monotonic() + timeout_s
     while True:
         try:
@@ -168,7 +170,7 @@ class SentinelCluster:
             role = self.client(port).info("replication")["role"]
             return port if role == "master" else None
 
-        return int(str(_wait(promoted, timeout_s=timeout_s, what="the replica's promotion")))
+        return int(_wait(promoted, timeout_s=timeout_s, what="the replica's promotion"))
 
     def rejoin(self, port: int, *, timeout_s: float = 30) -> None:
         """Restart a killed node as a replica of the current primary, in sync."""
