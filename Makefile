@@ -113,7 +113,7 @@ postman: $(STAMP)  ## Run the Connectus Postman collection against the sandbox
 validate-deploy: $(STAMP)  ## Validate docker-compose.yml, the Dockerfile and deploy/k8s offline
 	$(PYTEST) tests/unit/test_deploy_files.py -v
 
-chaos: $(STAMP)  ## The full chaos test: 20,000 SMS, worker SIGKILLs and a Redis outage, judged by the charge ledger
+chaos: $(STAMP)  ## The full chaos tests: 20,000 SMS with worker SIGKILLs and a Redis outage; 5,000 through a Sentinel failover; judged by the charge ledger
 	$(PYTEST) tests/chaos -m chaos_full -s
 
 bench: $(STAMP)  ## Run every benchmark scenario (several minutes); writes bench/results.json and docs/benchmarks.md

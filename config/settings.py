@@ -71,6 +71,17 @@ class Settings(BaseSettings):
     # repr=False: the URL may carry a password.
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
     key_prefix: str = Field(default="cw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # Sentinel (core/redis.py): host:port,...; set, the primary is the one they name
+    # REDIS_SENTINEL_MASTER (REDIS_URL then gives only the db and TLS).
+    redis_sentinels: str = ""
+    redis_sentinel_master: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
+    redis_sentinel_password: SecretStr | None = None
+    redis_password: SecretStr | None = None  # of the data nodes (else REDIS_URL's)
+    # A claim (before its send) and an enqueue (before its job id is returned) are
+    # confirmed by this many replicas (WAIT), within the timeout in ms; 0: by the
+    # local AOF (WAITAOF, Redis >= 7.2) where the server has it (core/durability.py).
+    redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
+    redis_wait_timeout_ms: Annotated[int, Field(gt=0, le=60_000)] = 1000
 
     # --- Connectus accounts and endpoints ----------------------------------
     # The accounts, in order (config/accounts.py): "default" reads the variables
@@ -280,6 +291,7 @@ class Settings(BaseSettings):
 
     # Checks beyond each field's type (config/checks.py), in the order they run.
     _check_redis_url = field_validator("redis_url")(checks.check_redis_url)
+    _check_sentinels = field_validator("redis_sentinels")(checks.check_sentinels)
     _check_http_url = field_validator(
         "connectus_base_url", "connectus_v1_base_url", "connectus_whatsapp_qr_url"
     )(checks.check_http_url)

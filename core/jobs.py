@@ -20,9 +20,11 @@ from typing import Any
 
 import redis
 from dramatiq import Message
+from redis.client import Pipeline
 
 from config.tenants import DEFAULT_TENANT
 from core.claims import Claim, claimed
+from core.durability import UNCONFIRMED, Durability
 from core.job_messages import renew_message
 from core.jobs_recovery import JobRecovery
 from core.keys import Keys
@@ -76,11 +78,15 @@ class JobStore(JobRecovery):
         *,
         ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
+        durability: Durability = UNCONFIRMED,
     ) -> None:
         self.client = client
         self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
+        # Enqueues, claims and deferrals are confirmed before they are acted on
+        # (core.durability); each is idempotent, so NotDurable is retried as is.
+        self.durability = durability
         self._enqueue = client.register_script(ENQUEUE)
         self._claim = client.register_script(CLAIM)
         self._finish = client.register_script(FINISH)
@@ -133,7 +139,8 @@ class JobStore(JobRecovery):
         ]
         for name, value in fields.items():
             args += [name, value]
-        status, existing = self._enqueue(
+        ((status, existing),) = self.durability.run(self.client, lambda pipe: self._enqueue(
+            client=pipe,
             keys=[
                 self.keys.idempotency(idempotency_key, tenant)
                 if idempotency_key is not None
@@ -147,7 +154,7 @@ class JobStore(JobRecovery):
                 *index_keys,
             ],
             args=args,
-        )
+        ))  # fmt: skip
         existing_id = existing.decode()
         if status == b"conflict":
             raise IdempotencyConflict(str(idempotency_key), existing_id)
@@ -189,7 +196,8 @@ class JobStore(JobRecovery):
         keys, args = self.claim_call(
             job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
         )
-        return claimed(self._claim(keys=keys, args=args, client=self.client))
+        run = self.durability.run
+        return claimed(run(self.client, lambda p: self._claim(keys=keys, args=args, client=p))[0])
 
     def claim_call(
         self,
@@ -239,10 +247,14 @@ class JobStore(JobRecovery):
         died, the lease has expired and the job becomes ``unknown``. Either
         way the job never sits in ``sending`` with no message left to move it.
         """
-        pipe = self.client.pipeline(transaction=True)
-        pipe.hsetnx(self.keys.schedule_messages, job_id, renew_message(message).encode())
-        pipe.zadd(self.keys.schedule, {job_id: due_ms}, nx=True)
-        pipe.execute()
+        data = renew_message(message).encode()
+
+        def write(pipe: Pipeline) -> None:
+            # The message before its schedule entry: promote_due reads them in that order.
+            pipe.hsetnx(self.keys.schedule_messages, job_id, data)
+            pipe.zadd(self.keys.schedule, {job_id: due_ms}, nx=True)
+
+        self.durability.run(self.client, write)
 
     def retry_later(
         self,

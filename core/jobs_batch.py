@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dramatiq import Message
+from redis.commands.core import Script
 
 from core.claims import Claim
 from core.hashing import recipient_digest
@@ -76,11 +77,15 @@ class BatchLedger:
         for number, masked, segments in rows:
             digest = recipient_digest(recipient_key, number) if recipient_key else ""
             args += [number, masked, segments, digest]
-        answers = self._claim_bulk(
-            keys=[k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
-                  k.campaign_counts(cid), k.campaign_made(cid), k.opt_out],
-            args=args,
-        )  # fmt: skip
+        keys = [k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
+                k.campaign_counts(cid), k.campaign_made(cid), k.opt_out]  # fmt: skip
+        return self._confirmed(self._claim_bulk, keys, args)
+
+    def _confirmed(self, script: Script, keys: list[str], args: Sequence[str | int]) -> list[Claim]:
+        """A claim script's answers once the claims are confirmed (core.durability)."""
+        client = self.store.client
+        run = self.store.durability.run
+        (answers,) = run(client, lambda pipe: script(keys=keys, args=args, client=pipe))
         return _claims(answers)
 
     def finish_sent_many(

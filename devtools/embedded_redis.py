@@ -105,7 +105,10 @@ class RedisServer:
         dir: str | os.PathLike[str] | None = None,  # named as in redis.conf
         executable: str | os.PathLike[str] | None = None,
         start_timeout_s: float = 10.0,
+        args: list[str] | None = None,
     ) -> None:
+        #: More ``redis-server`` arguments (e.g. ``--replicaof host port``), at every start.
+        self.args = list(args or [])
         self._fixed_port = port is not None
         self.port = port if port is not None else free_port()
         self.appendonly = appendonly
@@ -144,6 +147,7 @@ class RedisServer:
             "--dir", str(self.dir),
             "--daemonize", "no",
             "--logfile", "",  # log to stdout, which goes to redis.log
+            *self.args,
         ]  # fmt: skip
 
     def start(self) -> str:

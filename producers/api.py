@@ -21,6 +21,7 @@ from config.tenants import DEFAULT_TENANT, tenant_problem
 from core import tracing
 from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore
+from core.durability import Durability
 from core.hashing import content_digest
 from core.job_messages import new_message
 from core.jobs import JobStore, epoch_ms
@@ -162,9 +163,10 @@ class Producer:
         self.tenant = tenant
         self.settings = settings
         self.redis = redis_client or connect(settings)
-        self.store = JobStore(
-            self.redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s, clock=clock
-        )
+        # An enqueue is confirmed (core.durability) before its job id is returned.
+        durability = Durability.from_settings(settings)
+        self.store = JobStore(self.redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s,
+                              clock=clock, durability=durability)  # fmt: skip
         self.clock = clock
 
     # -- one function per send type (the fields of core.requests, typed) --------------

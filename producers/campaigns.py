@@ -30,6 +30,7 @@ from core.campaign.model import Campaign, CampaignState, Transport
 from core.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from core.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from core.countries import connectus_country
+from core.durability import Durability
 from core.hashing import campaign_digest
 from core.jobs import epoch_ms
 from core.keys import Keys
@@ -91,6 +92,7 @@ class CampaignProducer:
             ttl_s=settings.campaign_ttl_s,
             job_ttl_s=settings.job_ttl_s,
             clock=clock,
+            durability=Durability.from_settings(settings),
         )
         self.balance = balance
 

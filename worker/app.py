@@ -23,6 +23,7 @@ from core import tracing
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
 from core.delivery_status import PendingStatuses
+from core.durability import Durability
 from core.jobs import JobStore
 from core.keys import Keys
 from core.models import Kind
@@ -134,7 +135,8 @@ def build_worker_app(
 ) -> WorkerApp:
     client_redis = redis_client or connect(settings)
     broker = build_broker(settings, client=client_redis)
-    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+    store = JobStore(client_redis, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s,
+                     durability=Durability.from_settings(settings))  # fmt: skip
     metrics = WorkerMetrics()
     campaigns = CampaignStore(client_redis, store.keys, ttl_s=settings.campaign_ttl_s,
                               job_ttl_s=settings.job_ttl_s,

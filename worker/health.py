@@ -29,6 +29,7 @@ from redis.retry import Retry
 
 from config import Settings
 from core.keys import Keys
+from core.redis import connect
 from worker.breaker import CircuitBreaker
 from worker.metrics import (
     BreakerCollector,
@@ -45,13 +46,13 @@ Check = Callable[[], tuple[bool, str]]
 StartResponse = Callable[..., Any]
 
 
-def health_redis(url: str) -> redis.Redis:
+def health_redis(settings: Settings) -> redis.Redis:
     """A client for readiness pings: 1 s socket timeouts (s) and no retries,
     so a PING answers or fails within about :data:`READY_TIMEOUT_S`."""
-    return redis.Redis.from_url(
-        url,
-        socket_connect_timeout=READY_TIMEOUT_S,
-        socket_timeout=READY_TIMEOUT_S,
+    return connect(
+        settings,
+        connect_timeout_s=READY_TIMEOUT_S,
+        socket_timeout_s=READY_TIMEOUT_S,
         retry=Retry(NoBackoff(), 0),
     )
 
@@ -163,7 +164,7 @@ def start_supervisor_endpoint(
     """
     if settings.worker_metrics_port == 0:
         return None
-    client = health_redis(settings.redis_url)
+    client = health_redis(settings)
     breakers = [CircuitBreaker.from_settings(settings, client, n) for n in settings.account_names]
     registry = supervisor_registry(
         multiproc_dir,

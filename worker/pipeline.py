@@ -206,7 +206,7 @@ class SendPipeline:
         product, dst = product_for(kind), _destination(kind, job["payload"])
         claim = None
         try:
-            if self._admit_script is None:
+            if self._admit_script is None or self.store.durability.confirms:  # claim + WAIT
                 got = self.limiter.acquire(product, dst=dst, timeout_s=self.acquire_timeout_s)
             else:
                 got, claim = self.ledger.call(self._take_and_claim, job_id, product, dst,

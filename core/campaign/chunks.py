@@ -18,6 +18,7 @@ import redis
 from redis.commands.core import Script
 
 from config.tenants import DEFAULT_TENANT
+from core.durability import Durability
 from core.keys import Keys
 from core.redis import text
 
@@ -51,6 +52,7 @@ class ChunkWriter:
     keys: Keys
     ttl_s: int
     clock: Callable[[], int]
+    durability: Durability
     _create: Script
 
     def write_chunks(
@@ -134,11 +136,12 @@ class ChunkWriter:
         for name, value in {**fields, "tenant": tenant}.items():
             args += [name, value]
         idem = self.keys.campaign_idempotency(idempotency_key, tenant) if idempotency_key else ""
-        status, existing = self._create(
-            keys=[self.keys.campaign(campaign_id), self.keys.campaigns,
-                  self.keys.active_campaigns, idem],
-            args=args,
-        )  # fmt: skip
+        keys = [self.keys.campaign(campaign_id), self.keys.campaigns, self.keys.active_campaigns,
+                idem]  # fmt: skip
+        # Confirmed (core.durability): the chunks, written before, are confirmed with it.
+        ((status, existing),) = self.durability.run(
+            self.client, lambda pipe: self._create(keys=keys, args=args, client=pipe)
+        )
         existing_id = text(existing)
         if status == b"conflict":
             raise CampaignConflict(str(idempotency_key), existing_id)

@@ -31,6 +31,7 @@ from dramatiq import Message
 from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created
 from core.campaign.model import Campaign, CampaignState
 from core.hashing import recipient_digest
+from core.durability import UNCONFIRMED, Durability
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.luascript import load
@@ -88,6 +89,7 @@ class CampaignStore(ChunkWriter):
         job_ttl_s: int,
         clock: Callable[[], int] = epoch_ms,
         recipient_key: bytes | None = None,
+        durability: Durability = UNCONFIRMED,
     ) -> None:
         """``recipient_key``: ``CONTENT_HASH_KEY``, to index released recipients by
         their keyed digest (:mod:`core.lookup`); None: not indexed."""
@@ -97,6 +99,8 @@ class CampaignStore(ChunkWriter):
         self.ttl_s = ttl_s
         self.job_ttl_s = job_ttl_s
         self.clock = clock
+        # A campaign's commit is confirmed before its id is returned (core.durability).
+        self.durability = durability
         self._create = client.register_script(CREATE)
         self._release = client.register_script(RELEASE)
         self._control = client.register_script(CONTROL)

@@ -53,6 +53,7 @@ from core.keys import Keys
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
 from producers.api import Producer
+from tests.support.sentinel import SentinelCluster
 
 # A job is settled when it is in one of these states, or in the review set.
 # ``unknown`` is not settled: the reconciler (worker/reconcile.py) must turn it
@@ -118,6 +119,12 @@ class FaultPlan:
     worker_kills: int = 3  # SIGKILLs of worker children
     redis_outages: int = 1  # SIGKILL of redis-server, restarted after redis_down_s
     redis_down_s: float = 1.5
+    # The Redis outages are failovers instead: a primary, a replica and three
+    # sentinels (tests/support/sentinel.py); the replica's link is cut, the primary
+    # is SIGKILLed, Sentinel promotes the replica, the old primary rejoins as a
+    # replica; every process finds the primary through Sentinel and confirms
+    # claims on 1 replica (WAIT).
+    failover: bool = False
     processes: int = 3
     threads: int = 8
     producers: int = 4
@@ -432,7 +439,7 @@ class _Controller(threading.Thread):
         n: int,
         plan: FaultPlan,
         stack: LocalStack,
-        server: RedisServer,
+        server: RedisServer | SentinelCluster,
         sandbox: _Sandbox,
         started: float,
         events: list[ChaosEvent],
@@ -485,7 +492,26 @@ class _Controller(threading.Thread):
         )
         self._note("respawned", f"children {sorted(children_of(supervisor))}")
 
+    def _failover(self, cluster: SentinelCluster) -> None:
+        # The replica falls behind first (its link cut), so the primary dies holding
+        # writes no replica has: what WAIT (REDIS_MIN_REPLICAS=1) must make harmless.
+        cluster.cut_replication()
+        log, before = self.stack.log_path("workers"), self.sandbox.charges_count()
+        wait_until(lambda: "not confirmed by 1 replicas" in log.read_text()
+                   or self.sandbox.charges_count() >= before + 100,
+                   timeout_s=30, what="claims made while the replica is cut off")  # fmt: skip
+        old = cluster.kill_primary()
+        charges = self.sandbox.charges_count()
+        self._note("redis_down", f"replica cut off, primary :{old} SIGKILLed (charges {charges})")
+        new = cluster.wait_for_promotion(old)
+        self._note("redis_up", f"replica :{new} promoted by Sentinel")
+        cluster.rejoin(old)
+        self._note("rejoined", f":{old} back as a replica of :{new}, in sync")
+
     def _redis_outage(self) -> None:
+        if isinstance(self.server, SentinelCluster):
+            self._failover(self.server)
+            return
         # SIGKILL, not SIGSTOP: a crash is the harsher case (connections reset,
         # in-flight scripts either fsynced or never applied, script cache gone),
         # and it proves the fsynced AOF: nothing acknowledged may be lost.
@@ -501,23 +527,34 @@ class _Controller(threading.Thread):
 
 
 @contextmanager
-def _stack(n: int, plan: FaultPlan, workdir: Path) -> Iterator[tuple[RedisServer, LocalStack]]:
-    server = RedisServer(appendonly=True, dir=workdir / "redis")
+def _stack(
+    n: int, plan: FaultPlan, workdir: Path
+) -> Iterator[tuple[RedisServer | SentinelCluster, LocalStack]]:
     (workdir / "redis").mkdir(parents=True, exist_ok=True)
-    server.start()
+    server: RedisServer | SentinelCluster
+    if plan.failover:
+        server = SentinelCluster(workdir / "redis")
+    else:
+        server = RedisServer(appendonly=True, dir=workdir / "redis")
     try:
+        server.start()
+        env = server.env if isinstance(server, SentinelCluster) else {}
+        url = env.get("REDIS_URL", server.url if isinstance(server, RedisServer) else "")
         stack = LocalStack(
-            redis_url=server.url,
+            redis_url=url,
             sandbox_flags=plan.sandbox_flags(),
             processes=plan.processes,
             threads=plan.threads,
-            env={**CHAOS_ENV, "LEASE_MARGIN_S": str(plan.lease_margin_s)},
+            env={**CHAOS_ENV, "LEASE_MARGIN_S": str(plan.lease_margin_s), **env},
             log_dir=workdir,
         )
         with stack:
             yield server, stack
     finally:
-        server.close()
+        if isinstance(server, SentinelCluster):
+            server.stop()
+        else:
+            server.close()
 
 
 def _submit_all(

@@ -9,6 +9,8 @@ within a bound derived from N and the fault plan. See docs/reliability.md and
 - ``test_chaos_short``: marker ``chaos``, 2,000 messages, part of ``make test``; again
   with 600 against the sandbox's documented answers (no ids in send answers).
 - ``test_chaos_full``: marker ``chaos_full``, 20,000 messages, ``make chaos``.
+- ``test_chaos_failover``: marker ``chaos_full``, 5,000 messages while the Redis
+  primary is SIGKILLed and Sentinel promotes its replica (``make chaos``).
 """
 
 from __future__ import annotations
@@ -74,3 +76,17 @@ def test_chaos_full(tmp_path: Path) -> None:
     plan = FaultPlan(processes=4, threads=32, worker_kills=5, redis_outages=1, seed=20240601)
     assert plan.time_bound_s(20_000) < 900
     _run_and_judge(20_000, plan, tmp_path)
+
+
+@pytest.mark.chaos_full
+@pytest.mark.timeout(600)
+def test_chaos_failover(tmp_path: Path) -> None:
+    # A Sentinel deployment (primary, replica, three sentinels); claims and enqueues
+    # are confirmed on the replica (REDIS_MIN_REPLICAS=1) before they are acted on.
+    plan = FaultPlan(processes=3, threads=16, worker_kills=2, redis_outages=1, failover=True,
+                     lease_margin_s=5, seed=23)  # fmt: skip
+    assert plan.time_bound_s(5_000) < 600
+    report = _run_and_judge(5_000, plan, tmp_path)
+    assert [e.kind for e in report.events if e.kind.startswith(("redis", "rejoined"))] == [
+        "redis_down", "redis_up", "rejoined"
+    ]  # fmt: skip

@@ -11,6 +11,7 @@ import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
+from config import Settings
 from core.models import State
 from devtools.embedded_redis import free_port
 from devtools.stack import LocalStack
@@ -100,8 +101,9 @@ def test_one_endpoint_sums_every_child_and_shows_queue_gauges(
 
 
 def test_the_endpoint_on_a_port_0_bind_answers_with_redis_up_and_down(redis_url: str) -> None:
-    up = health_redis(redis_url)
-    down = health_redis(f"redis://127.0.0.1:{free_port()}/0")  # nothing listens there
+    up = health_redis(Settings(redis_url=redis_url))
+    # nothing listens there
+    down = health_redis(Settings(redis_url=f"redis://127.0.0.1:{free_port()}/0"))
     registry = CollectorRegistry()
     servers = [
         HealthServer(

@@ -846,10 +846,15 @@ def check_compose(doc: Doc, prometheus: Doc) -> list[str]:
             if host not in services:
                 problems.append(f"{name}: {var} host {host} is not a compose service (the sandbox)")
     redis = services.get("redis", {})
-    cmd = as_list(redis.get("command"))
-    for flag, value in (("--appendonly", "yes"), ("--appendfsync", "everysec")):
-        if cli_flag(cmd, flag) != value:
-            problems.append(f"redis: needs {flag} {value}")
+    # appendfsync always: a claim acknowledged is on disk (docs/reliability.md).
+    for name in ("redis", "redis-replica"):
+        cmd = as_list(services.get(name, {}).get("command"))
+        for flag, value in (("--appendonly", "yes"), ("--appendfsync", "always")):
+            if cli_flag(cmd, flag) != value:
+                problems.append(f"{name}: needs {flag} {value}")
+    for name, svc in services.items():
+        if name.startswith(("sentinel-", "redis-replica")) and svc.get("profiles") != ["sentinel"]:
+            problems.append(f"{name}: must sit behind the sentinel profile (optional)")
     if not any(str(v).split(":")[-1] == "/data" for v in redis.get("volumes", [])):
         problems.append("redis: /data is not on a volume")
     prom = services.get("prometheus")
@@ -1241,11 +1246,11 @@ def test_configmap_and_secret_are_accepted_by_the_app_settings() -> None:
     assert svc["spec"]["ports"][0]["port"] == urlsplit(settings.redis_url).port
 
 
-def test_optional_redis_persists_with_aof_everysec() -> None:
+def test_optional_redis_persists_with_aof_fsynced_on_every_write() -> None:
     sts = one(redis_docs(), "StatefulSet", "redis")
     args = [str(a) for a in pod_spec(sts)["containers"][0]["args"]]
     assert cli_flag(args, "--appendonly") == "yes"
-    assert cli_flag(args, "--appendfsync") == "everysec"
+    assert cli_flag(args, "--appendfsync") == "always"
     assert cli_flag(args, "--maxmemory-policy") == "noeviction"
     assert sts["spec"]["volumeClaimTemplates"][0]["metadata"]["name"] == "data"
 
@@ -1408,6 +1413,9 @@ COMPOSE_BREAKAGES: list[tuple[Callable[[Doc, Doc], None], str]] = [
     (lambda c, p: c["services"]["worker"].update(command=["work"]), "'work' is not a connectus subcommand"),
     (lambda c, p: c["services"]["worker"]["deploy"].update(replicas=1), "several worker replicas"),
     (lambda c, p: c["services"]["redis"].update(command=["redis-server"]), "--appendonly"),
+    (lambda c, p: c["services"]["redis-replica"]["command"].__setitem__(7, "everysec"),
+     "redis-replica: needs --appendfsync always"),
+    (lambda c, p: c["services"]["sentinel-2"].pop("profiles"), "sentinel-2: must sit behind"),
     (lambda c, p: c["services"]["redis"].update(image="redis:latest"), "is not pinned"),
     (lambda c, p: c["services"]["demo"].pop("profiles"), "demo profile"),
     (lambda c, p: c["services"]["api"]["environment"].update(LOG_LEVEL="LOUD"), "rejects its environment"),
@@ -1671,7 +1679,10 @@ def test_checks_see_the_files_they_claim_to() -> None:
         "cw-dramatiq:otp", "cw-dramatiq:transactional", "cw-dramatiq:bulk"
     }  # fmt: skip
     compose = load_compose()
-    assert set(compose["services"]) == {"redis", "sandbox", "api", "worker", "prometheus", "demo"}
+    assert set(compose["services"]) == {
+        "redis", "sandbox", "api", "worker", "prometheus", "demo",
+        "redis-replica", "sentinel-1", "sentinel-2", "sentinel-3",
+    }  # fmt: skip
 
 
 def test_no_real_looking_secret_in_deploy_files() -> None:

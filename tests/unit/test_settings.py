@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from config import ConfigError, Settings, checks, load_settings
+from core.redis import sentinel_addresses
 
 BAD = [
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
@@ -13,6 +14,14 @@ BAD = [
     ("REDIS_URL", "redis://127.0.0.1:port/0", "port that is not a number from 1 to 65535"),
     ("REDIS_URL", "redis://127.0.0.1:0/0", "port that is not a number from 1 to 65535"),
     ("REDIS_URL", "redis://127.0.0.1:6379/zero", "database that is not a number"),
+    ("REDIS_SENTINELS", "sentinel-1", "is not host:port"),
+    ("REDIS_SENTINELS", "s1:26379,s2:0", "is not host:port"),
+    ("REDIS_SENTINELS", ":26379", "is not host:port"),
+    ("REDIS_SENTINEL_MASTER", "my master", "pattern"),
+    ("REDIS_SENTINEL_PASSWORD", "REPLACE-ME-sentinel-password", "REPLACE-ME placeholder"),
+    ("REDIS_PASSWORD", "REPLACE-ME-redis-password", "REPLACE-ME placeholder"),
+    ("REDIS_MIN_REPLICAS", "-1", "greater than or equal to 0"),
+    ("REDIS_WAIT_TIMEOUT_MS", "0", "greater than 0"),
     ("RUN_MODE", "prod", "'production', 'sandbox' or 'demo'"),
     ("CONNECTUS_ACCOUNTS", "brand_a,brand_a", "named twice"),
     ("CONNECTUS_ACCOUNTS", "Brand-A", "a-z 0-9 _"),
@@ -146,6 +155,12 @@ def test_inconsistent_backoffs_name_both_variables(
     with pytest.raises(ConfigError) as info:
         load_settings(environ)
     assert info.value.variable == variable and other in info.value.reason
+
+
+def test_sentinel_addresses_are_read_as_host_and_port_pairs() -> None:
+    settings = load_settings({"REDIS_SENTINELS": " s1:26379, [::1]:26380 ,"}, require_keys=False)
+    assert sentinel_addresses(settings.redis_sentinels) == [("s1", 26379), ("::1", 26380)]
+    assert sentinel_addresses(load_settings({}, require_keys=False).redis_sentinels) == []
 
 
 def test_every_setting_has_a_bad_value_test() -> None:
