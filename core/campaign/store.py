@@ -30,8 +30,8 @@ from dramatiq import Message
 
 from core.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created
 from core.campaign.model import Campaign, CampaignState
-from core.hashing import recipient_digest
 from core.durability import UNCONFIRMED, Durability
+from core.hashing import recipient_digest
 from core.jobs import epoch_ms
 from core.keys import Keys
 from core.luascript import load

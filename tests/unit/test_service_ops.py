@@ -105,8 +105,20 @@ async def test_readyz_gives_up_after_one_second_when_redis_hangs() -> None:
 
 async def test_a_redis_outage_during_a_request_is_503_problem() -> None:
     class Down(fakeredis.FakeRedis):
+        """Redis gone once the service is up: scripts and pipelines (the confirmed
+        enqueue, core.durability) fail to connect."""
+
         def evalsha(self, *args: Any, **kwargs: Any) -> Any:
             raise redis.ConnectionError("down")
+
+        def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+            pipe = super().pipeline(transaction, shard_hint)
+
+            def execute(raise_on_error: bool = True) -> Any:
+                raise redis.ConnectionError("down")
+
+            pipe.execute = execute  # type: ignore[method-assign]
+            return pipe
 
     async with service(redis=Down(server=fakeredis.FakeServer())) as svc:
         response = await svc.send(SMS)
