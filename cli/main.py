@@ -71,6 +71,11 @@ app.command("serve")(serve_cmd.serve)
 @app.callback()
 def _root(ctx: typer.Context) -> None:
     """Deliver SMS, OTP, e-mail and WhatsApp through Connectus, reliably."""
+    from core.logging import configure_logging
+
+    # Logs go to stderr, redacted, warnings and worse: stdout is the command's answer
+    # (--json is parsed by scripts). `worker` and `serve` reconfigure from LOG_LEVEL.
+    configure_logging(level="WARNING", json=False)
     ctx.obj = load_or_exit
 
 
