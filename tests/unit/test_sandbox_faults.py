@@ -9,7 +9,7 @@ import pytest
 from sandbox import faults as faults_module
 from sandbox.config import FaultConfig
 from sandbox.faults import ConnectionDropped, Faults
-from tests.unit.sandbox_support import sandbox, send_sms
+from tests.support.sandbox import sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

@@ -17,7 +17,7 @@ from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, take_job
+from tests.support.pipeline import FakeSender, take_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
