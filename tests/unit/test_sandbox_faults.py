@@ -122,14 +122,14 @@ async def test_faults_change_at_run_time() -> None:
     assert bad_value.status_code == 400
 
 
-async def test_latency_sleeps_the_configured_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_latency_sleeps_the_configured_milliseconds() -> None:
     slept: list[float] = []
 
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    monkeypatch.setattr(faults_module.asyncio, "sleep", fake_sleep)
     async with sandbox(faults=FaultConfig(latency_ms=50, jitter_ms=10, seed=2)) as sb:
+        sb.rt.faults.sleep = fake_sleep
         await send_sms(sb)
         await sb.get("/api_v3/account")  # a lookup: no latency by default
     assert len(slept) == 1
