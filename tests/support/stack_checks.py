@@ -34,6 +34,22 @@ FAST_RECONCILE = {
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
 }
+#: Fast durable retries, so tests see several attempts in seconds.
+FAST = {
+    "RETRY_INITIAL_BACKOFF_MS": "20",
+    "RETRY_MAX_BACKOFF_MS": "100",
+    "DURABLE_MIN_BACKOFF_MS": "200",
+    "DURABLE_MAX_BACKOFF_MS": "1000",
+    "BROKER_MAINTENANCE_INTERVAL_S": "1",
+    "WORKER_SHUTDOWN_GRACE_S": "10",
+    # Short breaker cool-downs and generous rates: these tests are about
+    # delivery; the breaker and the limiter have tests of their own.
+    "BREAKER_OPEN_S": "1",
+    "BREAKER_MAX_OPEN_S": "2",
+    "RATE_SMS_PER_S": "500",
+    "RATE_SMS_BURST": "100",
+    "RATE_MIN_PER_S": "5",
+}
 #: A campaign stack whose admission and rate limit never hold a test back.
 CAMPAIGN_ENV = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "2000", "RATE_SMS_BURST": "500"}
 
