@@ -27,6 +27,7 @@ from tests.support.stack_checks import (
     CAMPAIGN_ENV,
     FAST,
     campaign_tools,
+    charge_count,
     charged_per_dst,
     child_pids,
     ledger,
@@ -83,7 +84,7 @@ def test_every_worker_sigkilled_mid_campaign_then_restarted(
         dsts = numbers(1_000 if transport is Transport.V1_BULK else 150, start=70_000)
         options = CampaignOptions(name="kill", text="Hola {name}", transport=transport)
         cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
-        wait_for(lambda: len(ledger(stack)) >= 20, timeout_s=60, what="the campaign under way")
+        wait_for(lambda: charge_count(stack) >= 20, timeout_s=60, what="the campaign under way")
         assert stack.workers is not None
         supervisor = stack.workers.pid
         victims = [supervisor, *child_pids(supervisor)]
@@ -115,7 +116,7 @@ def test_redis_restarted_from_its_aof_mid_campaign(aof_redis: RedisServer, tmp_p
         dsts = numbers(600, start=80_000)
         options = CampaignOptions(name="aof", text="Hola {name}")
         cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
-        wait_for(lambda: len(ledger(stack)) >= 150, timeout_s=60, what="the campaign under way")
+        wait_for(lambda: charge_count(stack) >= 150, timeout_s=60, what="the campaign under way")
         aof_redis.kill()
         assert len(ledger(stack)) < len(dsts), "the kill came after the campaign ended"
         aof_redis.restart()

@@ -116,6 +116,12 @@ def ledger(stack: LocalStack) -> list[dict[str, Any]]:
         return list(client.get("/_sandbox/ledger").json()["charges"])
 
 
+def charge_count(stack: LocalStack) -> int:
+    """How many charges the sandbox has made (its stats: cheap to poll, unlike the ledger)."""
+    with stack.sandbox_client() as client:
+        return int(client.get("/_sandbox/stats").json()["charges"])
+
+
 def set_faults(stack: LocalStack, **faults: Any) -> None:
     """Tell the sandbox which faults to inject from now on."""
     with stack.sandbox_client() as client:
