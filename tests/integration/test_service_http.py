@@ -7,9 +7,9 @@ status webhooks back to our service, and the job record shows ENTREGADO.
 
 from __future__ import annotations
 
-import time as clock
 from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -64,8 +64,8 @@ def next_event(
 ) -> tuple[str, dict[str, str]]:
     """Block on the stream (XREAD BLOCK) until an entry matches; no polling sleeps."""
     limit_s = scaled(WAIT_S)
-    deadline = clock.monotonic() + limit_s
-    while clock.monotonic() < deadline:
+    deadline = monotonic() + limit_s
+    while monotonic() < deadline:
         answer = client.xread({stream: last_id}, block=BLOCK_MS, count=100)
         for entry_id, fields in answer[0][1] if answer else []:
             last_id = entry_id
