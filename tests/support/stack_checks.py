@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from core.campaign.model import CampaignState
@@ -134,6 +136,18 @@ def charged_per_dst(stack: LocalStack) -> Counter[str]:
 
 
 # --- processes -------------------------------------------------------------------------
+
+
+@contextmanager
+def running_stack(**kwargs: Any) -> Iterator[LocalStack]:
+    """``LocalStack(**kwargs)``, started; torn down without a drain (its workers are
+    SIGKILLed: at the end of a test a drain proves nothing and costs seconds)."""
+    stack = LocalStack(**kwargs)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop(drain=False)
 
 
 def child_pids(pid: int) -> set[int]:
