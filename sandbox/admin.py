@@ -2,8 +2,9 @@
 
 - ``GET  /_sandbox/health`` → ``{"status": "ok", "uptime_s"}``
 - ``GET  /_sandbox/stats`` → ``{"requests": {"<METHOD path>": {"<status>": n}},
-  "webhooks": {...}, "messages": {product: n}, "charges": n, "scheduled": n}``
-  (status ``dropped`` counts dropped-after-accept answers)
+  "webhooks": {...}, "messages": {product: n}, "charges": n, "scheduled": n,
+  "sends_in_flight": n}`` (status ``dropped`` counts dropped-after-accept answers;
+  ``sends_in_flight``: send calls received and not answered yet)
 - ``GET  /_sandbox/ledger?since=<charge_id>&limit=<n>`` → ``{"charges": [charge],
   "next": <since for the next read>, "total": n}``; a charge is ``{charge_id,
   product, provider_id, dst, units, content_sha256, id_client, id_delivery, at}``
@@ -97,6 +98,7 @@ def routes(rt: Runtime) -> list[Route]:
                 "messages": {t.product: len(t) for t in state.tables},
                 "charges": len(state.ledger),
                 "scheduled": len(state.heap),
+                "sends_in_flight": rt.stats.sends_in_flight,
             }
         )
 

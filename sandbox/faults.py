@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections.abc import Awaitable, Callable
 from typing import Final
 
 from starlette.responses import Response
@@ -34,11 +35,18 @@ SERVER_ERROR_CODES: Final = (500, 502, 503, 504)
 class Faults:
     """The run-time fault switchboard."""
 
-    __slots__ = ("_cuts", "apis", "config", "limit", "on_lookups", "rng")
+    __slots__ = ("_cuts", "apis", "config", "limit", "on_lookups", "rng", "sleep")
 
-    def __init__(self, config: FaultConfig, limit: ProviderLimit | None = None) -> None:
+    def __init__(
+        self,
+        config: FaultConfig,
+        limit: ProviderLimit | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         # The provider limit's clock is the state's (the runtime passes it in).
         self.limit = limit if limit is not None else ProviderLimit(time.time)
+        # ``sleep(seconds)`` waits out the latency (replaceable, like the clock).
+        self.sleep = sleep
         self.set(config)
 
     def set(self, config: FaultConfig) -> None:
@@ -62,7 +70,7 @@ class Faults:
         if cfg.jitter_ms:
             ms = max(0.0, ms + self.rng.uniform(-cfg.jitter_ms, cfg.jitter_ms))
         if ms > 0:
-            await asyncio.sleep(ms / 1000.0)
+            await self.sleep(ms / 1000.0)
 
     def draw(self) -> int:
         """One of ``NONE``, ``SERVER_ERROR``, ``TOO_MANY``, ``THROTTLED``, ``DROP``,

@@ -37,12 +37,14 @@ AUTH_NONE = "none"
 
 
 class Stats:
-    """Requests served, by route name and answer status (``dropped`` for aborts)."""
+    """Requests served, by route name and answer status (``dropped`` for aborts), and
+    the send calls being answered now (a test waits on those to act mid-send)."""
 
-    __slots__ = ("by_route",)
+    __slots__ = ("by_route", "sends_in_flight")
 
     def __init__(self) -> None:
         self.by_route: dict[str, dict[str, int]] = {}
+        self.sends_in_flight = 0
 
     def count(self, route: str, status: str) -> None:
         per = self.by_route.get(route)
@@ -143,6 +145,15 @@ def endpoint(
     limit, product, account = faults.limit, product_of(path), rt.config.api_user
 
     async def wrapped(request: Request) -> Response:
+        if send:
+            rt.stats.sends_in_flight += 1
+        try:
+            return await answer(request)
+        finally:
+            if send:
+                rt.stats.sends_in_flight -= 1
+
+    async def answer(request: Request) -> Response:
         try:
             if auth != AUTH_NONE:
                 rt.check_auth(request, auth)

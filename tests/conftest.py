@@ -33,6 +33,11 @@ from tests.support.redis_server import RedisServer, resolve_redis_url
 # environment, in production mode unless told otherwise, and production needs a
 # content-digest key of its own (config.Settings.content_key): one per session.
 os.environ.setdefault("CONTENT_HASH_KEY", "test-session-" + os.urandom(24).hex())
+# The processes the tests start (hundreds: stacks, workers, the CLI) import the
+# project's modules: with PYTHONDONTWRITEBYTECODE set (the Docker image sets it,
+# so do some shells) each one compiled them all again, about 0.2 s of CPU a
+# process. Here they write and reuse __pycache__ (ignored by git).
+os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
 
 
 @pytest.fixture(scope="session")

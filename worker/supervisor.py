@@ -80,10 +80,7 @@ class Supervisor:
         """Supervise until stopped; returns 0, or 78 if every child had a config error."""
         try:
             while not self.stopping.is_set():
-                now = self.last_tick = time.monotonic()
-                for slot in self.slots:
-                    self._tend(slot, now)
-                if all(slot.done for slot in self.slots):
+                if not self.step(time.monotonic()):
                     log.error("supervisor.all_children_misconfigured")
                     return EX_CONFIG
                 self.stopping.wait(self.poll_interval_s)
@@ -91,6 +88,14 @@ class Supervisor:
             return 0
         finally:
             self.finished = True
+
+    def step(self, now: float) -> bool:
+        """One round of the loop at monotonic time ``now`` (s): reap the children that
+        exited, start those due. False when no child can run (every one misconfigured)."""
+        self.last_tick = now
+        for slot in self.slots:
+            self._tend(slot, now)
+        return not all(slot.done for slot in self.slots)
 
     def running(self) -> int:
         """Children started and not yet reaped (no system call: safe from any thread)."""

@@ -8,8 +8,8 @@ from typing import Any
 
 import redis
 
-from devtools.stack import LocalStack
 from tests.support.cli import run, run_json
+from tests.support.stack_checks import running_stack
 from tests.support.waiting import wait_for
 
 
@@ -17,8 +17,8 @@ def test_breaker_shows_each_open_scope_and_closes_one(
     redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Any
 ) -> None:
     env_extra = {"KEY_PREFIX": redis_prefix, "BREAKER_OPEN_S": "60", "BREAKER_MAX_OPEN_S": "120"}
-    with LocalStack(redis_url=redis_url, env=env_extra, processes=1, threads=2,
-                    log_dir=tmp_path) as stack:  # fmt: skip
+    with running_stack(redis_url=redis_url, env=env_extra, processes=1, threads=2,
+                        log_dir=tmp_path) as stack:  # fmt: skip
         env = stack.env
         with stack.sandbox_client() as client:  # Chile's SMS balance is spent
             client.put("/_sandbox/balance", json={"product": "sms", "amount": 0, "id_country": 1})

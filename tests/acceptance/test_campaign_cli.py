@@ -25,6 +25,7 @@ from core.campaign.store import CampaignStore
 from core.hashing import content_hash
 from core.keys import Keys
 from devtools.stack import LocalStack
+from tests.support.stack_checks import running_stack
 from tests.support.waiting import wait_for
 from worker.campaigns import CampaignPump
 
@@ -180,8 +181,8 @@ def test_a_campaign_runs_to_finished_with_real_workers(
 ) -> None:
     dsts = numbers(4, start=200)
     path = write_csv(tmp_path / "run.csv", [[d, f"C{i}"] for i, d in enumerate(dsts)])
-    with LocalStack(redis_url=redis_url, env={**STACK_ENV, "KEY_PREFIX": redis_prefix},
-                    processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
+    with running_stack(redis_url=redis_url, env={**STACK_ENV, "KEY_PREFIX": redis_prefix},
+                       processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
         cid = run_json(["send", str(path), "--name", "Run", "--text", TEXT], stack.env)[
             "campaign_id"
         ]
@@ -253,8 +254,8 @@ def test_a_link_is_shortened_once_per_campaign_and_its_clicks_are_reported(
     path = write_csv(tmp_path / "links.csv", [[d, f"C{i}"] for i, d in enumerate(dsts)])
     url = "https://tienda.example.cl/ofertas/verano?utm_source=sms&utm_campaign=verano-2026"
     text = f"Hola {{name}}: {{link:{url}}}"
-    with LocalStack(redis_url=redis_url, env={**STACK_ENV, "KEY_PREFIX": redis_prefix},
-                    processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
+    with running_stack(redis_url=redis_url, env={**STACK_ENV, "KEY_PREFIX": redis_prefix},
+                       processes=1, threads=2, log_dir=tmp_path) as stack:  # fmt: skip
         plan = run_json(["preflight", str(path), "--text", text, "--no-balance"], stack.env)
         assert plan["segments"] == 3  # "Hola Cn: " + 14 characters each, not the long URL
         cid = run_json(["send", str(path), "--name", "Links", "--text", text], stack.env)[

@@ -16,6 +16,7 @@ from core.keys import Keys
 from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.cli import run, run_json, run_json_together
+from tests.support.stack_checks import FAST, running_stack
 from tests.support.waiting import wait_for
 
 
@@ -137,7 +138,7 @@ def test_cancel_a_scheduled_job(env: dict[str, str]) -> None:
 def test_a_message_sent_from_the_cli_is_delivered_by_the_worker(
     redis_url: str, redis_prefix: str, redis_client: redis.Redis, tmp_path: Any
 ) -> None:
-    with LocalStack(
+    with running_stack(
         redis_url=redis_url,
         env={"KEY_PREFIX": redis_prefix},
         processes=1,
@@ -175,8 +176,11 @@ def test_review_resend_and_drop(
     env_extra = {"KEY_PREFIX": redis_prefix, "CONNECTUS_DEFAULT_SRC_EMAIL": "c@empresa.cl",
                  "RECONCILE_AFTER_S": "0.2", "RECONCILE_INTERVAL_S": "0.2",
                  # every send fails at first: the breaker opens, briefly
-                 "BREAKER_OPEN_S": "1", "BREAKER_MAX_OPEN_S": "2"}  # fmt: skip
-    with LocalStack(
+                 "BREAKER_OPEN_S": "1", "BREAKER_MAX_OPEN_S": "2",
+                 # and the retries that lead to review come within seconds
+                 **{k: FAST[k] for k in ("RETRY_INITIAL_BACKOFF_MS", "RETRY_MAX_BACKOFF_MS",
+                                         "DURABLE_MIN_BACKOFF_MS", "DURABLE_MAX_BACKOFF_MS")}}  # fmt: skip
+    with running_stack(
         redis_url=redis_url,
         env=env_extra,
         sandbox_flags=faults,

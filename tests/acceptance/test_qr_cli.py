@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,16 +13,20 @@ import redis
 
 from devtools.stack import LocalStack
 from tests.support.cli import run, run_json
+from tests.support.redis_namespace import new_prefix
 from worker.breaker import CircuitBreaker
 
 AUTH = ("sandbox", "sandbox-key")
 
 
-@pytest.fixture
-def stack(redis_url: str, redis_prefix: str, tmp_path: Path) -> LocalStack:
-    with LocalStack(redis_url=redis_url, env={"KEY_PREFIX": redis_prefix}, start_workers=False,
-                    log_dir=tmp_path) as stack:  # fmt: skip
-        yield stack  # type: ignore[misc]
+@pytest.fixture(scope="module")
+def stack(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    """One sandbox for the module's tests (no workers: the CLI calls it directly). Each
+    test uses groups and numbers of its own; the one that unpairs the session pairs it
+    again."""
+    with LocalStack(redis_url=redis_url, env={"KEY_PREFIX": new_prefix()}, start_workers=False,
+                    log_dir=tmp_path_factory.mktemp("qr-stack")) as stack:  # fmt: skip
+        yield stack
 
 
 def test_qr_status_and_pairing_code(stack: LocalStack, tmp_path: Path) -> None:
@@ -93,10 +98,14 @@ def test_qr_cli_names_bad_input_and_refusals(stack: LocalStack) -> None:
 
     with stack.sandbox_client() as sandbox:
         sandbox.put("/_sandbox/qr_session", json={"status": "DISCONNECTED"})
-    assert run_json(["qr", "status"], env) == {"status": "DISCONNECTED", "connected": False}
-    refused = run_json(["qr", "groups", "create", "G", "-n", "56987654321"], env, code=1)
-    assert "not connected" in refused["error"] and "connectus qr code" in refused["error"]
-    assert run_json(["qr", "code"], env)["qr"]  # the pairing code is what fixes it
+    try:
+        assert run_json(["qr", "status"], env) == {"status": "DISCONNECTED", "connected": False}
+        refused = run_json(["qr", "groups", "create", "G", "-n", "56987654321"], env, code=1)
+        assert "not connected" in refused["error"] and "connectus qr code" in refused["error"]
+        assert run_json(["qr", "code"], env)["qr"]  # the pairing code is what fixes it
+    finally:
+        with stack.sandbox_client() as sandbox:  # paired again for the module's other tests
+            sandbox.put("/_sandbox/qr_session", json={"status": "CONNECTED"}).raise_for_status()
 
 
 def test_breaker_shows_and_closes_the_qr_session_pause(

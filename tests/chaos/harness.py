@@ -35,7 +35,6 @@ import json
 import os
 import random
 import signal
-import subprocess
 import threading
 import time
 from collections import Counter
@@ -54,6 +53,8 @@ from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.sentinel import SentinelCluster
+from tests.support.stack_checks import child_pids
+from tests.support.waiting import wait_for
 
 # A job is settled when it is in one of these states, or in the review set.
 # ``unknown`` is not settled: the reconciler (worker/reconcile.py) must turn it
@@ -364,24 +365,6 @@ def destination(i: int) -> str:
     return f"+5698{i % 10_000_000:07d}"
 
 
-def children_of(pid: int) -> set[int]:
-    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True, check=False)
-    return {int(line) for line in out.stdout.split()}
-
-
-def wait_until(
-    probe: Callable[[], Any], *, timeout_s: float, what: str, interval_s: float = 0.05
-) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = probe()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s} s")
-        time.sleep(interval_s)
-
-
 def _redis_retrying(
     call: Callable[[], Any], *, deadline_s: float, on_error: Callable[[], None]
 ) -> Any:
@@ -477,27 +460,27 @@ class _Controller(threading.Thread):
         assert self.stack.workers is not None
         supervisor = self.stack.workers.pid
         expected = self.plan.processes
-        children = wait_until(
-            lambda: c if len(c := children_of(supervisor)) == expected else None,
+        children = wait_for(
+            lambda: c if len(c := child_pids(supervisor)) == expected else None,
             timeout_s=60,
             what=f"{expected} worker children",
         )
         victim = self.rng.choice(sorted(children))
         os.kill(victim, signal.SIGKILL)
         self._note("kill", f"worker child pid {victim} (charges {self.sandbox.charges_count()})")
-        wait_until(
-            lambda: len(c := children_of(supervisor)) == expected and victim not in c,
+        wait_for(
+            lambda: len(c := child_pids(supervisor)) == expected and victim not in c,
             timeout_s=60,
             what="the supervisor to respawn the killed child",
         )
-        self._note("respawned", f"children {sorted(children_of(supervisor))}")
+        self._note("respawned", f"children {sorted(child_pids(supervisor))}")
 
     def _failover(self, cluster: SentinelCluster) -> None:
         # The replica falls behind first (its link cut), so the primary dies holding
         # writes no replica has: what WAIT (REDIS_MIN_REPLICAS=1) must make harmless.
         cluster.cut_replication()
         log, before = self.stack.log_path("workers"), self.sandbox.charges_count()
-        wait_until(lambda: "not confirmed by 1 replicas" in log.read_text()
+        wait_for(lambda: "not confirmed by 1 replicas" in log.read_text()
                    or self.sandbox.charges_count() >= before + 100,
                    timeout_s=30, what="claims made while the replica is cut off")  # fmt: skip
         old = cluster.kill_primary()

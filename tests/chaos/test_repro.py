@@ -23,7 +23,9 @@ from core.keys import Keys
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
 from producers.api import Producer
-from tests.chaos.harness import CHAOS_ENV, children_of, sms_content, wait_until
+from tests.chaos.harness import CHAOS_ENV, sms_content
+from tests.support.stack_checks import child_pids
+from tests.support.waiting import wait_for
 from worker.app import lease_ms
 
 # One in-process attempt, short HTTP timeouts and an 8 s margin: the send
@@ -52,8 +54,28 @@ def _state(producer: Producer, job_id: str) -> str:
         return "redis-down"
 
 
+def _sandbox_stats(stack: LocalStack) -> dict[str, Any]:
+    return dict(httpx.get(f"{stack.sandbox_url}/_sandbox/stats", timeout=10).json())
+
+
 def _charges(stack: LocalStack) -> int:
-    return int(httpx.get(f"{stack.sandbox_url}/_sandbox/stats", timeout=10).json()["charges"])
+    return int(_sandbox_stats(stack)["charges"])
+
+
+def _wait_mid_send(producer: Producer, stack: LocalStack, job_id: str) -> None:
+    """Until the send is with the sandbox (held there by its latency, not charged yet).
+
+    The job's ``sending`` is not enough: it is written by the claim, whose answer the
+    worker may not have read yet; killing Redis then (a loaded box makes that window
+    wide) leaves the worker waiting for Redis to claim, and nothing is ever sent.
+    """
+    wait_for(lambda: _state(producer, job_id) == "sending", timeout_s=30, what="the job claimed")
+    wait_for(
+        lambda: _sandbox_stats(stack)["sends_in_flight"] == 1,
+        timeout_s=30,
+        interval_s=0.02,
+        what="the send with the sandbox",
+    )
 
 
 def _evidence(producer: Producer, job_id: str) -> dict[str, Any]:
@@ -75,7 +97,7 @@ def _evidence(producer: Producer, job_id: str) -> dict[str, Any]:
 
 
 @pytest.mark.chaos
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)  # past the deadlines below, stretched on a loaded box
 def test_a_job_whose_worker_died_mid_send_settles(
     killable_stack: Callable[..., LocalStack],
 ) -> None:
@@ -88,14 +110,12 @@ def test_a_job_whose_worker_died_mid_send_settles(
     job_id = producer.send_sms(
         "+56 9 8765 4321", sms_content("repro-kill"), idempotency_key="repro-kill"
     )
-    wait_until(
-        lambda: _state(producer, job_id) == "sending", timeout_s=30, what="the send in flight"
-    )
+    _wait_mid_send(producer, stack, job_id)
     assert stack.workers is not None
-    (child,) = children_of(stack.workers.pid)
+    (child,) = child_pids(stack.workers.pid)
     os.kill(child, signal.SIGKILL)
     try:
-        wait_until(
+        wait_for(
             lambda: _state(producer, job_id) in SETTLED,
             timeout_s=LEASE_S + SETTLE_AFTER_LEASE_S,
             what="the job to settle",
@@ -118,7 +138,7 @@ def _claims(stack: LocalStack, job_id: str) -> list[str]:
 
 
 @pytest.mark.chaos
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)  # past the deadlines below, stretched on a loaded box
 def test_a_send_whose_outcome_could_not_be_recorded_settles(
     killable_stack: Callable[..., LocalStack], private_redis: RedisServer
 ) -> None:
@@ -127,23 +147,22 @@ def test_a_send_whose_outcome_could_not_be_recorded_settles(
     job_id = producer.send_sms(
         "+56 9 8765 4321", sms_content("repro-redis"), idempotency_key="repro-redis"
     )
-    wait_until(
-        lambda: _state(producer, job_id) == "sending", timeout_s=30, what="the send in flight"
-    )
+    _wait_mid_send(producer, stack, job_id)
+    assert _charges(stack) == 0
     private_redis.kill()
     log = stack.log_path("workers")
     # The sandbox accepts and charges; then the worker can't record it. Before
     # the fix the error escaped the actor ("Failed to process message") and the
     # message was acked; now the ledger write waits for Redis to come back.
-    wait_until(lambda: _charges(stack) == 1, timeout_s=30, what="the sandbox's charge")
-    wait_until(
+    wait_for(lambda: _charges(stack) == 1, timeout_s=30, what="the sandbox's charge")
+    wait_for(
         lambda: "ledger.redis_unavailable" in log.read_text(errors="replace"),
         timeout_s=30,
         what="the worker waiting for Redis to record the outcome",
     )
     private_redis.restart()
     try:
-        wait_until(
+        wait_for(
             lambda: _state(producer, job_id) in SETTLED,
             timeout_s=LEASE_S + SETTLE_AFTER_LEASE_S,
             what="the job to settle",

@@ -12,24 +12,7 @@ import redis
 from devtools.stack import LocalStack
 from producers.api import Producer
 from tests.support.redis_namespace import delete_prefix, new_prefix
-from tests.support.stack_checks import CAMPAIGN_ENV
-
-# Fast durable retries, so tests see several attempts in seconds.
-FAST = {
-    "RETRY_INITIAL_BACKOFF_MS": "20",
-    "RETRY_MAX_BACKOFF_MS": "100",
-    "DURABLE_MIN_BACKOFF_MS": "200",
-    "DURABLE_MAX_BACKOFF_MS": "1000",
-    "BROKER_MAINTENANCE_INTERVAL_S": "1",
-    "WORKER_SHUTDOWN_GRACE_S": "10",
-    # Short breaker cool-downs and generous rates: these tests are about
-    # delivery; the breaker and the limiter have tests of their own.
-    "BREAKER_OPEN_S": "1",
-    "BREAKER_MAX_OPEN_S": "2",
-    "RATE_SMS_PER_S": "500",
-    "RATE_SMS_BURST": "100",
-    "RATE_MIN_PER_S": "5",
-}
+from tests.support.stack_checks import CAMPAIGN_ENV, FAST
 
 
 @pytest.fixture
@@ -52,7 +35,7 @@ def make_stack(
         yield make
     finally:
         for stack in stacks:
-            stack.stop()
+            stack.stop(drain=False)  # a drain proves nothing here and costs seconds
 
 
 @pytest.fixture
@@ -83,7 +66,7 @@ def campaign_stack(
         stack.start()
         yield stack
     finally:
-        stack.stop()
+        stack.stop(drain=False)
         client = redis.Redis.from_url(redis_url)
         try:
             delete_prefix(client, prefix)

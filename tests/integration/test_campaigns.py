@@ -26,6 +26,7 @@ from tests.support.stack_checks import (
     campaign_finished,
     campaign_state,
     campaign_tools,
+    charge_count,
     charged_per_dst,
     ledger,
     numbers,
@@ -142,7 +143,7 @@ def test_pause_parks_and_resume_finishes_without_duplicates(
     dsts = numbers(60, start=20_000)
     options = CampaignOptions(name="pausable", text="Hola {name}", transport=Transport.V3)
     cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
-    wait_for(lambda: len(ledger(stack)) >= 5, timeout_s=30, what="some sends")
+    wait_for(lambda: charge_count(stack) >= 5, timeout_s=30, what="some sends")
     control.pause(cid)
     # In-flight sends finish; then nothing moves while paused.
     wait_for(lambda: control.status(cid).counts.get("sending", 0) == 0, timeout_s=30,
@@ -165,7 +166,7 @@ def test_cancel_mid_way_stops_every_worker(make_stack: Callable[..., LocalStack]
     dsts = numbers(200, start=30_000)
     options = CampaignOptions(name="cancel", text="Hola {name}", transport=Transport.V3)
     cid = producer.send([{"dst_number": d, "name": "x"} for d in dsts], options).campaign_id
-    wait_for(lambda: len(ledger(stack)) >= 5, timeout_s=30, what="some sends")
+    wait_for(lambda: charge_count(stack) >= 5, timeout_s=30, what="some sends")
     control.cancel(cid)
     # Within seconds nothing is sending any more, and the rest is cancelled.
     wait_for(lambda: control.status(cid).counts.get("sending", 0) == 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from datetime import datetime, time, timedelta
+from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -22,12 +23,17 @@ from core.keys import Keys
 from devtools.service_server import ServiceServer
 from devtools.stack import LocalStack
 from service.events import events_key
+from tests.support.waiting import scaled
 
 TOKEN = "it-token-0123456789abcdef"
 SECRET = "it-hook-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
 SMS = {"type": "sms", "dst_number": "56987688060", "sms_content": "hola"}
-WAIT_MS = 60_000  # an upper bound under load; XREAD returns at the first event
+#: How long a test waits for an event (s; stretched by the box's load).
+WAIT_S = 60
+#: One XREAD's block (ms): below the client's socket timeout (redis-py's default is
+#: 5 s, and a longer block then ends in a TimeoutError, not in an empty answer).
+BLOCK_MS = 1_000
 
 
 @pytest.fixture
@@ -57,13 +63,15 @@ def next_event(
     client: redis.Redis, stream: str, last_id: str, match: Callable[[dict[str, str]], bool]
 ) -> tuple[str, dict[str, str]]:
     """Block on the stream (XREAD BLOCK) until an entry matches; no polling sleeps."""
-    while True:
-        answer = client.xread({stream: last_id}, block=WAIT_MS, count=100)
-        assert answer, f"no matching event on {stream} within {WAIT_MS} ms"
-        for entry_id, fields in answer[0][1]:
+    limit_s = scaled(WAIT_S)
+    deadline = monotonic() + limit_s
+    while monotonic() < deadline:
+        answer = client.xread({stream: last_id}, block=BLOCK_MS, count=100)
+        for entry_id, fields in answer[0][1] if answer else []:
             last_id = entry_id
             if match(fields):
                 return last_id, fields
+    raise AssertionError(f"no matching event on {stream} within {limit_s:.0f} s")
 
 
 def test_post_get_and_a_webhook_update_over_http(

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import subprocess
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from core.campaign.model import CampaignState
@@ -33,6 +35,22 @@ FAST_RECONCILE = {
     "RECONCILE_AFTER_S": "0.5",
     "RECONCILE_WINDOW_S": "2",
     "RECONCILE_INTERVAL_S": "0.5",
+}
+#: Fast durable retries, so tests see several attempts in seconds.
+FAST = {
+    "RETRY_INITIAL_BACKOFF_MS": "20",
+    "RETRY_MAX_BACKOFF_MS": "100",
+    "DURABLE_MIN_BACKOFF_MS": "200",
+    "DURABLE_MAX_BACKOFF_MS": "1000",
+    "BROKER_MAINTENANCE_INTERVAL_S": "1",
+    "WORKER_SHUTDOWN_GRACE_S": "10",
+    # Short breaker cool-downs and generous rates: these tests are about
+    # delivery; the breaker and the limiter have tests of their own.
+    "BREAKER_OPEN_S": "1",
+    "BREAKER_MAX_OPEN_S": "2",
+    "RATE_SMS_PER_S": "500",
+    "RATE_SMS_BURST": "100",
+    "RATE_MIN_PER_S": "5",
 }
 #: A campaign stack whose admission and rate limit never hold a test back.
 CAMPAIGN_ENV = {"CAMPAIGN_MAX_PENDING": "1000", "RATE_SMS_PER_S": "2000", "RATE_SMS_BURST": "500"}
@@ -102,6 +120,12 @@ def ledger(stack: LocalStack, account: str | None = None) -> list[dict[str, Any]
         return list(answer.json()["charges"])
 
 
+def charge_count(stack: LocalStack) -> int:
+    """How many charges the sandbox has made (its stats: cheap to poll, unlike the ledger)."""
+    with stack.sandbox_client() as client:
+        return int(client.get("/_sandbox/stats").json()["charges"])
+
+
 def set_faults(stack: LocalStack, account: str | None = None, **faults: Any) -> None:
     """Tell the sandbox which faults to inject from now on (to ``account``'s sends)."""
     with stack.sandbox_client() as client:
@@ -119,6 +143,18 @@ def charged_per_dst(stack: LocalStack) -> Counter[str]:
 
 
 # --- processes -------------------------------------------------------------------------
+
+
+@contextmanager
+def running_stack(**kwargs: Any) -> Iterator[LocalStack]:
+    """``LocalStack(**kwargs)``, started; torn down without a drain (its workers are
+    SIGKILLed: at the end of a test a drain proves nothing and costs seconds)."""
+    stack = LocalStack(**kwargs)
+    try:
+        stack.start()
+        yield stack
+    finally:
+        stack.stop(drain=False)
 
 
 def child_pids(pid: int) -> set[int]:

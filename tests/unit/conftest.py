@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from typing import Any
 
 import fakeredis
@@ -18,19 +17,7 @@ import pytest
 from config import load_settings
 from producers.api import Producer
 from tests.support.clock import Clock
-
-
-class NetworkAccessInUnitTest(ConnectionError):
-    """A unit test tried to open a network connection.
-
-    An OSError, so that code under test cleans up its socket as it would for a
-    refused connection; the recorded attempt still fails the test.
-    """
-
-
-@dataclass
-class NetworkGuard:
-    attempts: list[str] = field(default_factory=list)
+from tests.support.network_guard import NetworkAccessInUnitTest, NetworkGuard
 
 
 @pytest.fixture(autouse=True)

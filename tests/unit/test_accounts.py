@@ -17,7 +17,7 @@ from core.validation import InvalidInput
 from producers.api import Producer
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
-from tests.unit.service_support import SECRET, SMS, invalid_params, problem, service
+from tests.support.service import SECRET, SMS, invalid_params, problem, service
 from worker.accounts import ByAccount
 from worker.actors import register_actors
 from worker.balance_snapshot import SnapshotBalanceLookup, snapshot_key

@@ -14,7 +14,7 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import take_job
+from tests.support.pipeline import take_job
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, Limits, RateLimiter

@@ -1,4 +1,4 @@
-# ruff: noqa: F401, F811 (the fixtures of test_bulk_sender are imported and used by name)
+# ruff: noqa: F401, F811 (the fixtures of tests/support/bulk.py are imported and used by name)
 """A v1 bulk chunk and the scoped breaker: held back only by a scope that covers it
 (the account, host:v1, product:sms, Chile's SMS balance), and a probe it took is
 given back when the chunk ends without an outcome."""
@@ -12,16 +12,16 @@ from core.campaign.model import CampaignState as S
 from core.campaign.store import CampaignStore
 from core.jobs import JobStore
 from core.models import Kind
-from tests.support.clock import Clock
-from tests.unit.test_bulk_sender import (
-    _all_sent,
-    _sender,
+from tests.support.bulk import (
+    all_sent,
+    bulk_sender,
     campaigns,
     client,
     clock,
     jobs,
     released,
 )
+from tests.support.clock import Clock
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import V1_BULK, target_for
 from worker.connectus import errors as e
@@ -44,7 +44,7 @@ def test_a_chunk_waits_for_chile_s_sms_balance_not_for_other_scopes(
     qr = target_for(Kind.WHATSAPP_QR, {"number": "56987654321"})
     exhausted = e.BalanceExhausted("no", reason="http_402")
     breaker.record_failure(exhausted, breaker.allow(V1_BULK))  # balance:sms:CL
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     sender.breaker = breaker
     assert sender.handle(released, 0) == "deferred" and recorder.requests == []
 
@@ -67,7 +67,7 @@ def test_a_probe_that_ends_without_an_outcome_is_given_back(
     for _ in range(2):
         breaker.record_failure(e.ServiceUnavailable("x", reason="http_503"), breaker.allow(V1_BULK))
     clock.now_ms += 10_000
-    sender, recorder = _sender(campaigns, jobs, clock, httpx.Response(200, json={}))
+    sender, recorder = bulk_sender(campaigns, jobs, clock, httpx.Response(200, json={}))
     sender.breaker = breaker
     # The campaign is paused: the chunk is parked, with no call and no outcome.
     assert campaigns.transition(released, S.PAUSED, allowed_from={S.RUNNING}).status == "ok"

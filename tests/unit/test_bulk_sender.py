@@ -1,3 +1,4 @@
+# ruff: noqa: F401, F811 (the fixtures of tests/support/bulk.py are imported and used by name)
 """worker.bulk.BulkSender on fakeredis, with a Connectus client on httpx.MockTransport.
 
 A v1_bulk campaign of five recipients is released by the real pump (job records
@@ -25,6 +26,21 @@ from core.jobs import JobStore
 from core.jobs_batch import BatchLedger, BulkChunk
 from core.keys import Keys
 from core.redaction import mask_phone
+from tests.support.bulk import (
+    CID,
+    DSTS,
+    KEYS,
+    NOW,
+    all_sent,
+    bulk_answer,
+    bulk_sender,
+    campaigns,
+    client,
+    clock,
+    jobs,
+    queued,
+    released,
+)
 from tests.support.clock import Clock
 from tests.support.connectus import Recorder, make_client
 from worker.actors import register_bulk_actor
@@ -37,78 +53,8 @@ from worker.ledger import quarantine
 from worker.policy import RetryPolicy
 from worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout
 
-NOW = 1_700_000_000_000
-CID = "c1"
-KEYS = Keys("t")
-DSTS = [f"5698765432{i}" for i in range(5)]
 IDS = [job_id_for(CID, i) for i in range(5)]
 S = CampaignState
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock(NOW)
-
-
-@pytest.fixture
-def client() -> fakeredis.FakeRedis:
-    return fakeredis.FakeRedis()
-
-
-@pytest.fixture
-def campaigns(client: fakeredis.FakeRedis, clock: Clock) -> CampaignStore:
-    return CampaignStore(client, KEYS, ttl_s=3600, job_ttl_s=600, clock=clock)
-
-
-@pytest.fixture
-def jobs(client: fakeredis.FakeRedis, clock: Clock) -> JobStore:
-    return JobStore(client, KEYS, ttl_s=600, clock=clock)
-
-
-@pytest.fixture
-def released(campaigns: CampaignStore, clock: Clock, client: fakeredis.FakeRedis) -> str:
-    """A running v1_bulk campaign whose only chunk the pump has released."""
-    rows = [[dst, f"n{i}"] for i, dst in enumerate(DSTS)]
-    campaigns.write_chunks(CID, rows)
-    fields = {"campaign_id": CID, "name": "promo", "kind": "sms", "transport": "v1_bulk",
-              "state": "scheduled", "text": "Hola {name}", "subject": "",
-              "fields": json.dumps(["name"]), "src": "", "timezone": "America/Santiago",
-              "deliver_at": NOW, "window": "", "max_lateness_s": 0, "total": len(rows),
-              "chunks": 1, "chunk_size": 1000, "cursor": 0, "segments": len(rows),
-              "created_at": NOW}  # fmt: skip
-    campaigns.commit(CID, fields, fingerprint="fp", idempotency_key=None)
-    pump = CampaignPump(store=campaigns, queue="bulk", max_pending=1000, owner="p", clock=clock)
-    assert pump.step(_campaign(campaigns)) == 1  # scheduled -> running, chunk 0 released
-    assert [m["actor_name"] for m in _queued(client)] == [BULK_ACTOR]
-    client.delete(KEYS.queue("bulk"), KEYS.queue_messages("bulk"))  # "delivered" to us
-    assert campaigns.counts(CID) == {"queued": 5}
-    return CID
-
-
-def _campaign(campaigns: CampaignStore) -> Any:
-    campaign = campaigns.get(CID)
-    assert campaign is not None
-    return campaign
-
-
-def _sender(campaigns: CampaignStore, jobs: JobStore, clock: Clock, *answers: Any,
-            max_retries: int = 3, limiter: RateLimiter | None = None,
-            ) -> tuple[BulkSender, Recorder]:  # fmt: skip
-    api, recorder = make_client(*answers)
-    policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
-                         max_message_age_s=86_400)  # fmt: skip
-    sender = BulkSender(campaigns=campaigns, jobs=jobs, client=api, policy=policy, queue="bulk",
-                        worker_id="w1", lease_ms=60_000, clock=clock, rng=random.Random(7),
-                        limiter=limiter, acquire_timeout_s=0)  # fmt: skip
-    return sender, recorder
-
-
-def _bulk_answer(items: list[dict[str, str]], id_delivery: str = "dlv-1") -> httpx.Response:
-    return httpx.Response(200, json={"id_delivery": id_delivery, "messages": items})
-
-
-def _all_sent(count: int = 5, start: int = 0) -> httpx.Response:
-    return _bulk_answer([{"id_sms": f"sms-{start + i}"} for i in range(count)])
 
 
 def _sent_numbers(recorder: Recorder) -> list[list[str]]:
@@ -141,11 +87,6 @@ def _made_by_an_earlier_claim(jobs: JobStore, *, worker: str, lease_ms: int = 60
     return [c.fence for c in claims]
 
 
-def _queued(client: fakeredis.FakeRedis, queue: str = "bulk") -> list[dict[str, Any]]:
-    ids = client.lrange(KEYS.queue(queue), 0, -1)
-    return [json.loads(client.hget(KEYS.queue_messages(queue), i)) for i in ids]
-
-
 def _scheduled(client: fakeredis.FakeRedis) -> dict[str, tuple[int, dict[str, Any]]]:
     """Schedule member -> (due ms, its message)."""
     return {
@@ -164,7 +105,7 @@ def _dead(client: fakeredis.FakeRedis) -> dict[str, dict[str, Any]]:
 def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     assert sender.handle(released, 0) == "sent:5"
     assert _sent_numbers(recorder) == [DSTS]
     form = dict(recorder.last.url.params)
@@ -186,7 +127,7 @@ def test_a_chunk_is_sent_in_one_call_and_every_recipient_recorded(
 def test_a_chunk_too_long_for_one_query_string_goes_as_several_calls(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, *_split_answers())
     sender.client.v1.max_query_bytes = 260  # two of these messages a call
     assert sender.handle(released, 0) == "sent:5"
     assert _sent_numbers(recorder) == [DSTS[0:2], DSTS[2:4], DSTS[4:]]
@@ -203,7 +144,7 @@ def _limiter(client: fakeredis.FakeRedis, clock: Clock, burst: int) -> RateLimit
 
 
 def _split_answers() -> list[httpx.Response]:
-    return [_bulk_answer([{"id_sms": f"sms-{i}"} for i in ids], f"dlv-{n}")
+    return [bulk_answer([{"id_sms": f"sms-{i}"} for i in ids], f"dlv-{n}")
             for n, ids in enumerate(([0, 1], [2, 3], [4]))]  # fmt: skip
 
 
@@ -211,7 +152,7 @@ def test_each_call_of_a_split_chunk_takes_one_rate_token(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
     limiter = _limiter(client, clock, burst=4)
-    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
+    sender, recorder = bulk_sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
     sender.client.v1.max_query_bytes = 260  # three calls
     assert sender.handle(released, 0) == "sent:5"
     assert len(recorder.requests) == 3
@@ -224,7 +165,7 @@ def test_a_split_chunk_without_a_token_for_its_next_call_gives_the_rest_back(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
     limiter = _limiter(client, clock, burst=2)
-    sender, recorder = _sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
+    sender, recorder = bulk_sender(campaigns, jobs, clock, *_split_answers(), limiter=limiter)
     sender.client.v1.max_query_bytes = 260
     assert sender.handle(released, 0) == "sent:4+deferred"
     assert len(recorder.requests) == 2  # the third call waits for its token
@@ -238,9 +179,9 @@ def test_a_split_chunk_without_a_token_for_its_next_call_gives_the_rest_back(
 def test_a_failed_call_of_a_split_chunk_gives_the_later_calls_back(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    answers = [_bulk_answer([{"id_sms": "sms-0"}, {"id_sms": "sms-1"}]),
+    answers = [bulk_answer([{"id_sms": "sms-0"}, {"id_sms": "sms-1"}]),
                httpx.Response(503, json={"error": "down"})]  # fmt: skip
-    sender, recorder = _sender(campaigns, jobs, clock, *answers)
+    sender, recorder = bulk_sender(campaigns, jobs, clock, *answers)
     sender.client.v1.max_query_bytes = 260
     assert sender.handle(released, 0) == "sent:2+retrying"
     assert len(recorder.requests) == 2  # the third call was not made
@@ -254,7 +195,7 @@ def test_an_item_with_neither_id_nor_error_is_unknown_not_dead_lettered(
 ) -> None:
     items = [{"id_sms": f"sms-{i}"} for i in range(5)]
     items[2] = {}
-    sender, _ = _sender(campaigns, jobs, clock, _bulk_answer(items))
+    sender, _ = bulk_sender(campaigns, jobs, clock, bulk_answer(items))
     assert sender.handle(released, 0) == "sent:4"
     assert [_state(jobs, j) for j in IDS] == ["sent", "sent", "unknown", "sent", "sent"]
     assert _dead(client) == {}
@@ -271,7 +212,7 @@ def test_per_item_errors_are_classified_one_by_one(
         {"error": "Saldo insuficiente para el envio", "dst_number": DSTS[3]},
         {"id_sms": "sms-4"},
     ]
-    sender, _ = _sender(campaigns, jobs, clock, _bulk_answer(items))
+    sender, _ = bulk_sender(campaigns, jobs, clock, bulk_answer(items))
     assert sender.handle(released, 0) == "sent:2"
     assert [_state(jobs, j) for j in IDS] == ["sent", "failed", "failed", "retrying", "sent"]
 
@@ -290,7 +231,7 @@ def test_per_item_errors_are_classified_one_by_one(
     assert single["kwargs"]["job"]["key"] == f"campaign:{CID}:1"
     assert single["kwargs"]["job"]["payload"] == {"dst_number": DSTS[1], "sms_content": "Hola n1"}
     assert jobs.replay(IDS[1]) == "replayed"
-    assert [m["kwargs"]["job"]["job_id"] for m in _queued(client)] == [IDS[1]]
+    assert [m["kwargs"]["job"]["job_id"] for m in queued(client)] == [IDS[1]]
     assert _state(jobs, IDS[1]) == "queued"
 
     # The balance refusal: a durable retry of that recipient alone, as a v3 send.
@@ -319,7 +260,7 @@ def test_item_error_texts(text: str, error: type[e.ConnectusError], reason: str)
 def test_a_transient_failure_of_the_whole_call_defers_the_chunk(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, httpx.Response(503, json={}))
+    sender, recorder = bulk_sender(campaigns, jobs, clock, httpx.Response(503, json={}))
     assert sender.handle(released, 0) == "retrying"
     assert len(recorder.requests) == 1
     assert [_state(jobs, j) for j in IDS] == ["retrying"] * 5
@@ -341,7 +282,7 @@ def test_a_throttled_call_comes_back_after_its_retry_after(
 ) -> None:
     # The one outcome policy: Retry-After (60 s) outlasts the backoff (1-8 s).
     answer = httpx.Response(429, json={}, headers={"Retry-After": "60"})
-    sender, _ = _sender(campaigns, jobs, clock, answer)
+    sender, _ = bulk_sender(campaigns, jobs, clock, answer)
     assert sender.handle(released, 0) == "retrying"
     due, _message = _scheduled(client)[f"chunk:{CID}:0"]
     assert due == NOW + 60_000
@@ -352,14 +293,16 @@ def test_a_throttled_call_comes_back_after_its_retry_after(
 def test_dead_letters_after_durable_max_retries(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, httpx.Response(503, json={}), max_retries=2)
+    sender, recorder = bulk_sender(
+        campaigns, jobs, clock, httpx.Response(503, json={}), max_retries=2
+    )
     for attempt in (1, 2):
         assert sender.handle(released, 0) == "retrying"
         assert _dead(client) == {}
         # The housekeeper brings the chunk message back when it is due.
         clock.now_ms = _scheduled(client)[f"chunk:{CID}:0"][0]
         assert jobs.promote_due() == 1
-        assert [m["kwargs"]["chunk"] for m in _queued(client)] == [{"campaign": CID, "chunk": 0}]
+        assert [m["kwargs"]["chunk"] for m in queued(client)] == [{"campaign": CID, "chunk": 0}]
         client.delete(KEYS.queue("bulk"), KEYS.queue_messages("bulk"))
         assert jobs.get(IDS[0]).attempts == attempt  # type: ignore[union-attr]
     assert sender.handle(released, 0) == "failed"  # the third attempt, over 2 retries
@@ -374,7 +317,7 @@ def test_dead_letters_after_durable_max_retries(
 def test_a_timeout_after_sending_makes_every_claimed_recipient_unknown(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(
+    sender, recorder = bulk_sender(
         campaigns, jobs, clock, lambda request: httpx.ReadTimeout("timed out", request=request)
     )
     assert sender.handle(released, 0) == "unknown"
@@ -401,7 +344,7 @@ def test_a_redelivered_chunk_sends_only_the_recipients_not_sent_yet(
         assert jobs.finish(IDS[i], fences[i], {"state": "sent", "provider_id": f"old-{i}"})
     for i in (2, 3, 4):
         assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent(3, start=2))
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent(3, start=2))
     assert sender.handle(released, 0) == "sent:3"
     assert _sent_numbers(recorder) == [DSTS[2:]]
     assert [jobs.get(j).provider_id for j in IDS] == ["old-0", "old-1", "sms-2", "sms-3", "sms-4"]  # type: ignore[union-attr]
@@ -418,7 +361,7 @@ def test_a_recipient_leased_by_another_worker_is_left_to_it(
     fences = _made_by_an_earlier_claim(jobs, worker="other", lease_ms=10_000)
     for i in range(4):
         assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent(4))
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent(4))
     assert sender.handle(released, 0) == "sent:4"
     assert _sent_numbers(recorder) == [DSTS[:4]]
     assert _state(jobs, IDS[4]) == "sending"
@@ -431,14 +374,14 @@ def test_a_paused_campaign_parks_the_chunk_message(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
     assert campaigns.transition(released, S.PAUSED, allowed_from={S.RUNNING}).status == "ok"
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     assert sender.handle(released, 0) == "parked:parked"
     assert recorder.requests == []
     assert [_state(jobs, j) for j in IDS] == ["queued"] * 5
-    assert campaigns.parked(released) == 1 and _queued(client) == []
+    assert campaigns.parked(released) == 1 and queued(client) == []
     # Resuming puts the chunk message back on its queue; then it sends.
     assert campaigns.transition(released, S.RUNNING, allowed_from={S.PAUSED}).status == "ok"
-    assert [m["kwargs"]["chunk"] for m in _queued(client)] == [{"campaign": CID, "chunk": 0}]
+    assert [m["kwargs"]["chunk"] for m in queued(client)] == [{"campaign": CID, "chunk": 0}]
     assert sender.handle(released, 0) == "sent:5"
 
 
@@ -446,7 +389,7 @@ def test_a_cancelled_campaign_sends_nothing(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
     assert campaigns.transition(released, S.CANCELLED, allowed_from={S.RUNNING}).status == "ok"
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     assert sender.handle(released, 0) == "skipped"
     assert recorder.requests == []
     assert [_state(jobs, j) for j in IDS] == ["cancelled"] * 5
@@ -455,7 +398,7 @@ def test_a_cancelled_campaign_sends_nothing(
 def test_a_missing_campaign_is_dropped(
     campaigns: CampaignStore, jobs: JobStore, clock: Clock
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     assert sender.handle("gone", 0) == "missing"
     assert recorder.requests == []
 
@@ -464,7 +407,7 @@ def test_a_missing_campaign_is_dropped(
 def actor(
     campaigns: CampaignStore, jobs: JobStore, clock: Clock
 ) -> tuple[dramatiq.Actor[..., Any], Recorder]:
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     settings = load_settings({"KEY_PREFIX": "t"})
     broker = StubBroker()
     try:
@@ -524,7 +467,7 @@ def _older_workers_quarantine(sender: BulkSender, message: dramatiq.Message[Any]
 def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
     released: str, campaigns: CampaignStore, jobs: JobStore, clock: Clock, client: Any
 ) -> None:
-    sender, recorder = _sender(campaigns, jobs, clock, _all_sent())
+    sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent())
     message = chunk_message("bulk", released, 0)
     _older_workers_quarantine(sender, message)
     # Dead letters that are not such a chunk stay where they are.
@@ -536,8 +479,8 @@ def test_a_chunk_dead_lettered_by_an_older_worker_is_put_back_once(
     assert recovery.run_once() == 1
     assert recovery.run_once() == 0
     assert client.zcard(KEYS.dead_letters) == 3 and client.hlen(KEYS.dead_letter_reasons) == 3
-    (queued,) = _queued(client)
-    assert queued["actor_name"] == BULK_ACTOR and queued["kwargs"] == message.kwargs
+    (back,) = queued(client)
+    assert back["actor_name"] == BULK_ACTOR and back["kwargs"] == message.kwargs
     assert sender.handle(released, 0) == "sent:5" and _sent_numbers(recorder) == [DSTS]
 
 

@@ -17,7 +17,8 @@ from core.validation import InvalidInput
 from producers.api import Producer
 from producers.campaign_plan import DEFAULT_CONNECTUS_DELIVERY, CampaignOptions, resolve
 from tests.support.clock import Clock
-from tests.unit.test_id_lookup import Listing, Listings, _lookup, _send_unnamed
+from tests.support.pipeline import Listing, Listings, lookup_of, send_unnamed
+from tests.support.service import BEARER, CAMPAIGN, invalid_params, service, store_of
 from worker.campaign_deliveries import without_executed_delivery
 from worker.connectus.errors import AmbiguousError, InvalidRequest
 
@@ -105,10 +106,10 @@ def test_a_job_with_a_delivery_is_looked_up_in_it_then_in_the_day(
     asked: list[tuple[str, Any]],
 ) -> None:  # fmt: skip
     job_id = producer.send_sms("56987654321", "hola", id_delivery="d1")
-    _send_unnamed(producer, clock, Kind.SMS)
+    send_unnamed(producer, clock, Kind.SMS)
     listings = DeliveryListings(by_delivery)
     clock.now_ms += 30_000
-    assert _lookup(producer).run_once(listings) == {"found": 1}
+    assert lookup_of(producer).run_once(listings) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p1"
     assert listings.asked == asked
 
@@ -120,8 +121,6 @@ def anyio_backend() -> str:
 
 @pytest.mark.anyio
 async def test_the_intake_takes_connectus_delivery_and_names_a_bad_one() -> None:
-    from tests.unit.service_support import BEARER, invalid_params, service
-    from tests.unit.test_service_campaigns import CAMPAIGN, store_of
 
     async def post(body: dict[str, Any]) -> Any:
         return await svc.client.post("/v1/campaigns", json=body, headers=BEARER)

@@ -186,7 +186,8 @@ def test_the_key_never_appears_in_exceptions_or_logs(
 def test_the_key_never_appears_in_reprs() -> None:
     client, _ = make_client(httpx.Response(200, json={}))
     shown = [repr(client), str(client), repr(client.v3), repr(client.v1), repr(client.qr)]
-    shown.append(repr(client._transport))
+    # Whatever the client holds (its transport and pool too), as a traceback's locals show it.
+    shown.append(repr(vars(client)))
     assert all(TEST_KEY not in s and TOKEN not in s for s in shown)
     assert "api_key='***'" in repr(client)
     assert TEST_USER in repr(client)
@@ -223,7 +224,11 @@ def test_one_pool_serves_all_three_apis() -> None:
     client.qr.status()
     hosts = [r.url.host for r in recorder.requests]
     assert hosts == ["plataforma.test", "api.test", "whatsappqr.test"]
-    assert client.v3._t is client.v1._t is client.qr._t
+    # One pool: closing the client closes it for every API.
+    client.close()
+    for call in (client.v3.email_balance, client.v1.check_balance, client.qr.status):
+        with pytest.raises(RuntimeError):
+            call()
 
 
 def test_context_manager_closes_the_pool() -> None:

@@ -19,7 +19,7 @@ from core.models import Kind
 from producers.api import Producer
 from service import build_app
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, take_job
+from tests.support.pipeline import FakeSender, take_job
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy

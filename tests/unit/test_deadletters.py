@@ -12,7 +12,7 @@ from core.deadletters import DeadLetters, Filter, parse_duration
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, take_job
+from tests.support.pipeline import FakeSender, take_job
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy

@@ -19,7 +19,7 @@ from core.jobs import epoch_ms
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, guarded, take_job
+from tests.support.pipeline import FakeSender, guarded, take_job
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy

@@ -7,80 +7,20 @@ and the sandbox over HTTP is in tests/integration/test_documented_answers.py.
 from __future__ import annotations
 
 import json
-import random
-from collections.abc import Mapping
-from datetime import datetime
-from typing import Any
-
-import dramatiq
 
 from core.hashing import content_digest, content_hash
-from core.keys import Keys
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from worker.connectus.errors import ServiceUnavailable
+from tests.support.pipeline import KEY, Listings, lookup_of, send_unnamed
 from worker.id_lookup import IdLookup
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
-
-#: The content-digest key of these tests' pipelines and lookups.
-KEY = b"k" * 32
-
-Listing = list[tuple[str | None, str | None, str | None]]
-
-
-class Listings:
-    """Stands in for the reconciler's LookupCache: what Connectus would list."""
-
-    def __init__(self, sms: Listing | None = None, whatsapp: Listing | None = None) -> None:
-        self._sms = sms or []
-        self._whatsapp = whatsapp or []
-        self.fail = False
-        self.asked: list[tuple[str, Any]] = []
-
-    def sms(self, id_delivery: str | None, created_at: datetime) -> Listing:
-        self.asked.append(("sms", id_delivery))
-        if self.fail:
-            raise ServiceUnavailable("down", reason="http_503", status_code=503)
-        return self._sms
-
-    def whatsapp(self, src: str, dst: str) -> Listing:
-        self.asked.append(("whatsapp", (src, dst)))
-        return self._whatsapp
-
-    def qr(self, number: str) -> Listing:
-        self.asked.append(("qr", number))
-        return []
-
-
-def _send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
-    """Take the queued job of ``kind`` and send it through a sender that names no id."""
-    policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
-                         max_message_age_s=3600)  # fmt: skip
-
-    def sender(kind: Kind, payload: Mapping[str, Any]) -> str | None:
-        return None
-
-    pipeline = SendPipeline(content_key=KEY, store=producer.store, send=sender, policy=policy, worker_id="w",
-                            lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
-    keys: Keys = producer.store.keys
-    queue = "otp" if kind.is_otp else "transactional"
-    rid = producer.redis.lpop(keys.queue(queue))
-    job = dramatiq.Message.decode(producer.redis.hget(keys.queue_messages(queue), rid))
-    return pipeline.handle(kind, job.kwargs["job"])
-
-
-def _lookup(producer: Producer, **kwargs: Any) -> IdLookup:
-    return IdLookup(store=producer.store, content_key=KEY, after_s=kwargs.get("after_s", 30),
-                    window_s=kwargs.get("window_s", 300))  # fmt: skip
 
 
 def test_an_unnamed_acceptance_is_sent_at_once_and_queued_for_the_lookup(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    assert _send_unnamed(producer, clock, Kind.SMS) == "sent"
+    assert send_unnamed(producer, clock, Kind.SMS) == "sent"
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id, record.provider_id_lookup) == (
         State.SENT, None, "pending",
@@ -99,7 +39,7 @@ def test_an_unnamed_email_is_sent_with_no_listing_to_look_in(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_email("ana@example.com", "s", "<p>x</p>", src_email="c@empresa.cl")
-    assert _send_unnamed(producer, clock, Kind.EMAIL) == "sent"
+    assert send_unnamed(producer, clock, Kind.EMAIL) == "sent"
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id_lookup) == (State.SENT, "no_listing")
     assert producer.redis.zcard(producer.store.keys.id_lookups) == 0
@@ -109,10 +49,10 @@ def test_the_id_is_found_by_destination_and_content_and_indexed(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
-    _send_unnamed(producer, clock, Kind.SMS)
+    send_unnamed(producer, clock, Kind.SMS)
     listings = Listings(sms=[("other", "56987654321", "chao"), ("wrong-dst", "56911111111", "hola"),
                              ("p1", "+56 9 8765 4321", "hola")])  # fmt: skip
-    lookup = _lookup(producer)
+    lookup = lookup_of(producer)
     assert lookup.run_once(listings) == {}  # not due before RECONCILE_AFTER_S
     clock.now_ms += 30_000
     assert lookup.run_once(listings) == {"found": 1}
@@ -127,10 +67,10 @@ def test_the_id_is_found_by_destination_and_content_and_indexed(
 
 def test_an_otp_is_found_by_the_hash_connectus_stores(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_otp("56987654321", "Tu codigo es 123456")
-    _send_unnamed(producer, clock, Kind.OTP)
+    send_unnamed(producer, clock, Kind.OTP)
     clock.now_ms += 30_000
     listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
-    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p-otp"
 
 
@@ -139,19 +79,19 @@ def test_an_entry_written_before_the_key_is_keyed_when_read(
 ) -> None:
     # An entry of an older release holds the plain SHA-256 under "sha256".
     job_id = producer.send_otp("56987654321", "Tu codigo es 654321")
-    _send_unnamed(producer, clock, Kind.OTP)
+    send_unnamed(producer, clock, Kind.OTP)
     keys = producer.store.keys
     legacy = {"kind": "otp", "dst": "56987654321", "sha256": content_hash("Tu codigo es 654321")}
     producer.redis.hset(keys.id_lookup_data, job_id, json.dumps(legacy))
     clock.now_ms += 30_000
     listing = [("p-old", "56987654321", content_hash("Tu codigo es 654321"))]
-    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p-old"
 
 
 def test_an_otp_is_not_matched_under_another_key(producer: Producer, clock: Clock) -> None:
     job_id = producer.send_otp("56987654321", "Tu codigo es 123456")
-    _send_unnamed(producer, clock, Kind.OTP)
+    send_unnamed(producer, clock, Kind.OTP)
     clock.now_ms += 30_000
     listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
     other = IdLookup(store=producer.store, content_key=b"o" * 32, after_s=30, window_s=300)
@@ -164,13 +104,13 @@ def test_identical_messages_are_matched_one_to_one(producer: Producer, clock: Cl
     second = producer.send_sms("56987654321", "hola")
     taken = producer.send_sms("56987654321", "hola")
     for _ in range(3):
-        _send_unnamed(producer, clock, Kind.SMS)
+        send_unnamed(producer, clock, Kind.SMS)
     # A record already indexed to another job is never taken again.
     producer.redis.set(producer.store.keys.provider("p0"), taken)
     producer.redis.zrem(producer.store.keys.id_lookups, taken)
     clock.now_ms += 30_000
     listing = [(p, "56987654321", "hola") for p in ("p0", "p1", "p2")]
-    assert _lookup(producer).run_once(Listings(sms=listing)) == {"found": 2}
+    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 2}
     ids = {producer.get_status(first).provider_id, producer.get_status(second).provider_id}
     assert ids == {"p1", "p2"}
 
@@ -179,8 +119,8 @@ def test_not_found_waits_then_stays_sent_with_the_id_not_known(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_whatsapp("56987654321", "hola", src_number="56999944837")
-    _send_unnamed(producer, clock, Kind.WHATSAPP)
-    lookup, listings = _lookup(producer), Listings(whatsapp=[("w1", "56987654321", "otro")])
+    send_unnamed(producer, clock, Kind.WHATSAPP)
+    lookup, listings = lookup_of(producer), Listings(whatsapp=[("w1", "56987654321", "otro")])
     clock.now_ms += 30_000
     assert lookup.run_once(listings) == {"waiting": 1}
     assert producer.get_status(job_id).provider_id_lookup == "pending"
@@ -198,11 +138,11 @@ def test_a_failed_listing_leaves_the_job_for_the_next_pass(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola", id_delivery="d-1")
-    _send_unnamed(producer, clock, Kind.SMS)
+    send_unnamed(producer, clock, Kind.SMS)
     listings = Listings(sms=[("p1", "56987654321", "hola")])
     listings.fail = True
     clock.now_ms += 30_000
-    lookup = _lookup(producer)
+    lookup = lookup_of(producer)
     assert lookup.run_once(listings) == {"lookup_failed": 1}
     listings.fail = False
     assert lookup.run_once(listings) == {"found": 1}
@@ -214,10 +154,10 @@ def test_a_listing_that_keeps_failing_gives_up_after_the_window(
     producer: Producer, clock: Clock
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola", id_delivery="gone")
-    _send_unnamed(producer, clock, Kind.SMS)
+    send_unnamed(producer, clock, Kind.SMS)
     listings = Listings()
     listings.fail = True
-    lookup = _lookup(producer)
+    lookup = lookup_of(producer)
     clock.now_ms += 30_000
     assert lookup.run_once(listings) == {"lookup_failed": 1}
     clock.now_ms += 300_000

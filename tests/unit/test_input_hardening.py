@@ -21,7 +21,7 @@ from core.validation import (
 from producers.api import Producer
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
-from tests.unit.service_support import invalid_params, service
+from tests.support.service import invalid_params, service
 
 NUMBER = "+56 9 8765 4321"
 EMAIL = "cliente@example.com"

@@ -23,7 +23,7 @@ from core.validation import validate_idempotency_key
 from producers.api import Producer
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
-from tests.unit.service_support import BEARER, NUMBER, SMS, service
+from tests.support.service import BEARER, NUMBER, SMS, service
 
 PREFIX = "cw"
 KEYS = Keys(PREFIX)

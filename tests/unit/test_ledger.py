@@ -12,7 +12,7 @@ from config import load_settings
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, take_job
+from tests.support.pipeline import FakeSender, take_job
 from worker.ledger import DurableLedger
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy

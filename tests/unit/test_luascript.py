@@ -16,16 +16,10 @@ import fakeredis
 import pytest
 
 from core.luascript import MissingScript, load
+from tests.support.lua_files import LUA_FILES, PRODUCT, ROOT, package_of
 
-ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("config", "core", "producers", "worker", "service", "cli")
-LUA_FILES = sorted(p for top in PRODUCT for p in (ROOT / top).glob("**/lua/*.lua"))
 # load(__package__, "x.lua") or load("pkg.name", "x.lua") in product code.
 LOAD_CALL = re.compile(r"""\bload\(\s*(__package__|"[\w.]+")\s*,\s*"([\w.-]+\.lua)"\s*\)""")
-
-
-def package_of(lua_file: Path) -> str:
-    return ".".join(lua_file.parent.parent.relative_to(ROOT).parts)
 
 
 def test_the_product_has_lua_files() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.conftest import NetworkAccessInUnitTest, NetworkGuard
+from tests.support.network_guard import NetworkAccessInUnitTest, NetworkGuard
 
 
 def test_tcp_connect_is_refused_and_recorded(network_guard: NetworkGuard) -> None:

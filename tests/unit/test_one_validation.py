@@ -20,7 +20,7 @@ from cli.common import EXIT_INVALID
 from cli.send import app as send_app
 from core.validation import InvalidInput
 from producers.api import Producer
-from tests.unit.service_support import invalid_params, make_settings, service
+from tests.support.service import invalid_params, make_settings, service
 
 pytestmark = pytest.mark.anyio
 

@@ -12,7 +12,7 @@ from structlog.testing import capture_logs
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, guarded, take_job
+from tests.support.pipeline import FakeSender, guarded, take_job
 from worker.actors import register_actors
 from worker.connectus import errors as e
 from worker.pipeline import SendPipeline

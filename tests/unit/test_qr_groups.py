@@ -14,7 +14,7 @@ from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
 from tests.support.connectus import make_client
-from tests.unit.pipeline_support import unknown_job
+from tests.support.pipeline import unknown_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import QR_SESSION, effect, target_for
 from worker.connectus import errors as e

@@ -13,7 +13,7 @@ from core.hashing import content_hash
 from core.models import Kind, State
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import take_job, unknown_job
+from tests.support.pipeline import take_job, unknown_job
 from worker.connectus import errors as e
 from worker.reconcile import Reconciler
 

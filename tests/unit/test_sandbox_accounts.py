@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.sandbox_support import Sandbox, sandbox, send_sms
+from tests.support.sandbox import Sandbox, sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

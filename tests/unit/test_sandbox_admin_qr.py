@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.sandbox_support import AUTH, sandbox, send_sms
+from tests.support.sandbox import AUTH, sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

@@ -6,7 +6,7 @@ import base64
 
 import pytest
 
-from tests.unit.sandbox_support import sandbox, send_sms
+from tests.support.sandbox import sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

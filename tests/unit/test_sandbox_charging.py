@@ -9,7 +9,7 @@ import pytest
 
 from sandbox.charging import country_of, normalize_number, segments_of
 from sandbox.config import FaultConfig
-from tests.unit.sandbox_support import sandbox, send_sms
+from tests.support.sandbox import sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

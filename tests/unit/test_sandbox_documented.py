@@ -15,7 +15,7 @@ import pytest
 
 from sandbox.config import FaultConfig
 from sandbox.postman import COLLECTION
-from tests.unit.sandbox_support import sandbox
+from tests.support.sandbox import sandbox
 
 pytestmark = pytest.mark.anyio
 

@@ -9,7 +9,7 @@ import pytest
 from sandbox import faults as faults_module
 from sandbox.config import FaultConfig
 from sandbox.faults import ConnectionDropped, Faults
-from tests.unit.sandbox_support import sandbox, send_sms
+from tests.support.sandbox import sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 
@@ -122,18 +122,22 @@ async def test_faults_change_at_run_time() -> None:
     assert bad_value.status_code == 400
 
 
-async def test_latency_sleeps_the_configured_milliseconds(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_latency_sleeps_the_configured_milliseconds() -> None:
     slept: list[float] = []
+    in_flight: list[int] = []
 
     async def fake_sleep(seconds: float) -> None:
         slept.append(seconds)
+        in_flight.append((await sb.get("/_sandbox/stats")).json()["sends_in_flight"])
 
-    monkeypatch.setattr(faults_module.asyncio, "sleep", fake_sleep)
     async with sandbox(faults=FaultConfig(latency_ms=50, jitter_ms=10, seed=2)) as sb:
+        sb.rt.faults.sleep = fake_sleep
         await send_sms(sb)
         await sb.get("/api_v3/account")  # a lookup: no latency by default
+        after = (await sb.get("/_sandbox/stats")).json()["sends_in_flight"]
     assert len(slept) == 1
     assert 0.040 <= slept[0] <= 0.060
+    assert in_flight == [1] and after == 0  # the send was being answered while it slept
 
 
 async def test_reset_restores_the_start_up_faults_and_state() -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sandbox.config import FaultConfig
-from tests.unit.sandbox_support import sandbox
+from tests.support.sandbox import sandbox
 
 pytestmark = pytest.mark.anyio
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.unit.sandbox_support import sandbox, send_sms
+from tests.support.sandbox import sandbox, send_sms
 
 pytestmark = pytest.mark.anyio
 

@@ -13,16 +13,17 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from config.tenants import DEFAULT_TENANT
 from core.campaign.model import CampaignState
-from core.campaign.store import CampaignStore
 from core.keys import Keys
 from producers.campaign_control import CampaignControl
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
 from service.campaign_schemas import CampaignAccepted, CampaignProblem, CampaignStatusOut
 from service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
-from tests.unit.service_support import (
+from tests.support.service import (
     BEARER,
+    CAMPAIGN,
     OTHER_TOKEN,
+    RECIPIENTS,
     SMS,
     TOKEN,
     Service,
@@ -30,21 +31,11 @@ from tests.unit.service_support import (
     make_settings,
     problem,
     service,
+    store_of,
 )
 
 pytestmark = pytest.mark.anyio
 
-RECIPIENTS: list[dict[str, Any]] = [
-    {"dst_number": "+56 9 8765 4321", "name": "Ana"},
-    {"dst_number": 56987654322, "name": "Luis"},
-    {"dst_number": "56987654323", "name": "Eva", "unused": None},
-]
-CAMPAIGN: dict[str, Any] = {
-    "name": "Promo",
-    "kind": "sms",
-    "text": "Hola {name}",
-    "recipients": RECIPIENTS,
-}
 #: Two bad rows among good ones: a number too short (line 2) and a missing field (line 4).
 WITH_BAD_ROWS = [RECIPIENTS[0], {"dst_number": "12", "name": "B"}, RECIPIENTS[1],
                  {"dst_number": "56987654329"}]  # fmt: skip
@@ -61,11 +52,6 @@ async def post(svc: Service, body: dict[str, Any], **headers: str) -> httpx.Resp
 
 def campaign_keys(svc: Service) -> list[bytes]:
     return sorted(svc.redis.keys(f"{svc.settings.key_prefix}:campaign*"))
-
-
-def store_of(svc: Service) -> CampaignStore:
-    store: CampaignStore = svc.app.state.campaign_producer.store
-    return store
 
 
 def scrape(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

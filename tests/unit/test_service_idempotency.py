@@ -10,7 +10,7 @@ import pytest
 from config.tenants import DEFAULT_TENANT
 from core.keys import Keys
 from producers.api import Producer
-from tests.unit.service_support import (
+from tests.support.service import (
     BEARER,
     NUMBER,
     OTHER_TOKEN,

@@ -12,7 +12,7 @@ import pytest
 from core.hashing import content_hash
 from core.models import State
 from producers.api import Producer
-from tests.unit.service_support import (
+from tests.support.service import (
     BEARER,
     E164,
     NUMBER,

@@ -15,7 +15,7 @@ from cli.serve_cmd import serve
 from config import ConfigError, load_settings
 from service import build_app
 from service.app import READY_TIMEOUT_S
-from tests.unit.service_support import (
+from tests.support.service import (
     SECRET,
     SMS,
     TOKEN,

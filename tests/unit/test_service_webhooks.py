@@ -11,7 +11,7 @@ import pytest
 from core.keys import Keys
 from producers.optout import is_opted_out
 from service.events import EventRecorder, events_key
-from tests.unit.service_support import (
+from tests.support.service import (
     E164,
     SECRET,
     SMS,

@@ -20,7 +20,7 @@ from producers.api import JobNotFound, Producer
 from producers.campaign_control import CampaignControl, CampaignNotFound
 from producers.campaign_plan import CampaignOptions
 from producers.campaigns import CampaignProducer
-from tests.unit.service_support import NUMBER, SMS, TOKEN, invalid_params, problem, service
+from tests.support.service import NUMBER, SMS, TOKEN, invalid_params, problem, service
 
 ACME = "tok-acme-0123456789abcdef"
 GLOBEX = "tok-globex-0123456789abcdef"

@@ -25,8 +25,8 @@ from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
 from tests.support.connectus import TEST_KEY, TEST_USER, make_client
+from tests.support.pipeline import take_job
 from tests.support.tracing import basic_token, leaks, recorded_spans
-from tests.unit.pipeline_support import take_job
 from worker.actors import register_actors
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 from collections.abc import Sequence
 from typing import Any
 from wsgiref.util import setup_testing_defaults
@@ -37,6 +38,12 @@ class FakeProcess:
     def poll(self) -> int | None:
         return self.code
 
+    def send_signal(self, signum: int) -> None:
+        self.code = -signum
+
+    def wait(self, timeout: float | None = None) -> int | None:
+        return self.code
+
 
 def supervisor(processes: int = 2) -> tuple[Supervisor, list[FakeProcess], list[int]]:
     spawned: list[FakeProcess] = []
@@ -63,10 +70,11 @@ def app_for(sup: Supervisor, client: fakeredis.FakeRedis) -> Any:
 
 def test_ready_and_live_once_children_run_and_redis_answers() -> None:
     sup, _, _ = supervisor()
+    now = time.monotonic()  # the supervisor's clock
     server = fakeredis.FakeServer()
     app = app_for(sup, fakeredis.FakeRedis(server=server))
     assert call(app, "/readyz")[0] == 503  # no child yet
-    sup._tend(sup.slots[0], 0.0)
+    sup.step(now)
     assert call(app, "/healthz") == (200, b'{"status": "ok"}')
     assert call(app, "/readyz") == (200, b'{"status": "ready"}')
     server.connected = False
@@ -80,30 +88,33 @@ def test_ready_and_live_once_children_run_and_redis_answers() -> None:
 
 def test_a_dead_child_is_reaped_and_readiness_follows_the_running_ones() -> None:
     sup, spawned, reaped = supervisor(processes=1)
+    now = time.monotonic()  # the supervisor's clock
     app = app_for(sup, fakeredis.FakeRedis())
-    sup._tend(sup.slots[0], 0.0)
+    sup.step(now)
     spawned[0].code = -9
-    sup._tend(sup.slots[0], 1.0)  # reaped; respawn is due later (backoff)
+    sup.step(now + 1.0)  # reaped; respawn is due later (backoff)
     assert reaped == [spawned[0].pid] and sup.running() == 0
     assert call(app, "/readyz")[0] == 503
     assert call(app, "/healthz")[0] == 200  # being respawned counts as alive
-    sup._tend(sup.slots[0], 10.0)
+    sup.step(now + 10.0)
     assert sup.running() == 1 and call(app, "/readyz")[0] == 200
 
 
 @pytest.mark.parametrize("why", ["misconfigured", "stalled", "finished"])
 def test_liveness_fails_when_no_child_can_run_or_the_loop_is_gone(why: str) -> None:
     sup, spawned, _ = supervisor(processes=1)
+    now = time.monotonic()  # the supervisor's clock
     app = app_for(sup, fakeredis.FakeRedis())
-    sup._tend(sup.slots[0], 0.0)
+    sup.step(now)
     assert call(app, "/healthz")[0] == 200
     if why == "misconfigured":
         spawned[0].code = 78
-        sup._tend(sup.slots[0], 1.0)
+        sup.step(now + 1.0)
     elif why == "stalled":
-        sup.last_tick -= 60
+        sup.step(time.monotonic() - 60)  # the loop last went round a minute ago
     else:
-        sup.finished = True
+        sup.stopping.set()
+        assert sup.run() == 0  # drained (its child was told to stop) and returned
     code, body = call(app, "/healthz")
     assert code == 503 and json.loads(body)["status"] == "unavailable"
 

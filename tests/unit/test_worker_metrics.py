@@ -17,7 +17,7 @@ from core.keys import Keys
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
-from tests.unit.pipeline_support import FakeSender, take_job
+from tests.support.pipeline import FakeSender, take_job
 from worker.breaker import CircuitBreaker
 from worker.breaker_scopes import target_for
 from worker.connectus import errors as e
@@ -197,15 +197,15 @@ def test_queue_collector_reads_every_size_in_one_round_trip() -> None:
 def test_the_breaker_gauges_show_each_open_scope_its_reason_and_until_when() -> None:
     client = fakeredis.FakeRedis()
     keys = Keys("cw")
-    now = [1_700_000_000_000]
+    clock = Clock()
     breaker = CircuitBreaker(client, prefix=keys.prefix, account="acme", open_ms=30_000,
-                             failure_threshold=2, clock=lambda: now[0])  # fmt: skip
+                             failure_threshold=2, clock=clock)  # fmt: skip
     chile = target_for(Kind.SMS, {"dst_number": "56987654321"})
     qr = target_for(Kind.WHATSAPP_QR, {"number": "56987654321"})
     breaker.record_failure(BalanceExhausted("x", reason="http_402"), breaker.allow(chile))
     for _ in range(2):
         breaker.record_failure(ServiceUnavailable("x", reason="http_503"), breaker.allow(qr))
-    now[0] += 30_000
+    clock.advance(30_000)
     assert breaker.allow(qr).probe  # host:qr is now half-open
     registry = _queue_registry(client, keys)
     get = registry.get_sample_value

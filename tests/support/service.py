@@ -15,6 +15,7 @@ import structlog
 from starlette.applications import Starlette
 
 from config import Settings, load_settings
+from core.campaign.store import CampaignStore
 from core.jobs import JobStore
 from core.keys import Keys
 from core.logging import configure_logging
@@ -120,3 +121,22 @@ def json_logs() -> Iterator[None]:
 
 def log_lines(err: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in err.splitlines() if line.startswith("{")]
+
+
+#: A small SMS campaign of three recipients, as the intake takes it.
+RECIPIENTS: list[dict[str, Any]] = [
+    {"dst_number": "+56 9 8765 4321", "name": "Ana"},
+    {"dst_number": 56987654322, "name": "Luis"},
+    {"dst_number": "56987654323", "name": "Eva", "unused": None},
+]
+CAMPAIGN: dict[str, Any] = {
+    "name": "Promo",
+    "kind": "sms",
+    "text": "Hola {name}",
+    "recipients": RECIPIENTS,
+}
+
+
+def store_of(svc: Service) -> CampaignStore:
+    store: CampaignStore = svc.app.state.campaign_producer.store
+    return store

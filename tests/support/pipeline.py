@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import dramatiq
@@ -13,6 +14,8 @@ from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
 from worker.connectus import errors as e
+from worker.connectus.errors import ServiceUnavailable
+from worker.id_lookup import IdLookup
 from worker.pipeline import SendPipeline
 from worker.policy import RetryPolicy
 
@@ -71,3 +74,55 @@ def unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> st
                             policy=policy, worker_id="w", lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
     assert pipeline.handle(kind, take_job(producer, queue)) == "unknown"
     return job_id
+
+
+#: The content-digest key of these tests' pipelines and lookups.
+KEY = b"k" * 32
+
+Listing = list[tuple[str | None, str | None, str | None]]
+
+
+class Listings:
+    """Stands in for the reconciler's LookupCache: what Connectus would list."""
+
+    def __init__(self, sms: Listing | None = None, whatsapp: Listing | None = None) -> None:
+        self._sms = sms or []
+        self._whatsapp = whatsapp or []
+        self.fail = False
+        self.asked: list[tuple[str, Any]] = []
+
+    def sms(self, id_delivery: str | None, created_at: datetime) -> Listing:
+        self.asked.append(("sms", id_delivery))
+        if self.fail:
+            raise ServiceUnavailable("down", reason="http_503", status_code=503)
+        return self._sms
+
+    def whatsapp(self, src: str, dst: str) -> Listing:
+        self.asked.append(("whatsapp", (src, dst)))
+        return self._whatsapp
+
+    def qr(self, number: str) -> Listing:
+        self.asked.append(("qr", number))
+        return []
+
+
+def send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
+    """Take the queued job of ``kind`` and send it through a sender that names no id."""
+    policy = RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
+                         max_message_age_s=3600)  # fmt: skip
+
+    def sender(kind: Kind, payload: Mapping[str, Any]) -> str | None:
+        return None
+
+    pipeline = SendPipeline(content_key=KEY, store=producer.store, send=sender, policy=policy, worker_id="w",
+                            lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
+    keys: Keys = producer.store.keys
+    queue = "otp" if kind.is_otp else "transactional"
+    rid = producer.redis.lpop(keys.queue(queue))
+    job = dramatiq.Message.decode(producer.redis.hget(keys.queue_messages(queue), rid))
+    return pipeline.handle(kind, job.kwargs["job"])
+
+
+def lookup_of(producer: Producer, **kwargs: Any) -> IdLookup:
+    return IdLookup(store=producer.store, content_key=KEY, after_s=kwargs.get("after_s", 30),
+                    window_s=kwargs.get("window_s", 300))  # fmt: skip
