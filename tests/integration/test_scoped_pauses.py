@@ -53,7 +53,11 @@ def test_an_sms_balance_exhausted_for_one_country_keeps_everything_else_going(
     scope = wait_for(lambda: open_scopes(breaker).get("balance:sms:CL"), timeout_s=30,
                      what="balance:sms:CL open")  # fmt: skip
     assert scope["state"] == "open" and scope["reason"].startswith("BalanceExhausted")
-    record = producer.get_status(first)
+    # The breaker hears of the error before the job's record does: await the record.
+    record = wait_for(
+        lambda: (r := producer.get_status(first)).state is not State.SENDING and r,
+        timeout_s=15, what="the first send's outcome recorded",
+    )  # fmt: skip
     assert (
         record.state in (State.RETRYING, State.QUEUED) and record.error_class == "BalanceExhausted"
     )
