@@ -73,15 +73,17 @@ LINKED = ("worker", "producers", "config")
 #: ``core/`` split by concept: new subpackage -> the modules of core/ it receives.
 CORE: dict[str, tuple[str, ...]] = {
     "domain": (
-        "models", "requests", "validation", "deliver_at", "expiry", "hashing", "countries",
+        "models", "requests", "request_fields", "validation", "deliver_at", "expiry", "hashing",
+        "countries",
     ),
     "ledger": (
         "jobs", "jobs_batch", "jobs_recovery", "claims", "deadletters",
-        "delivery_status", "job_messages", "keys", "status_watch",
+        "delivery_status", "job_messages", "keys", "status_watch", "lookup", "history",
+        "queue_stats", "review",
     ),
     "transport": ("broker", "routing"),
     "logging": ("logging", "redaction"),
-    "": ("luascript", "redis"),
+    "": ("luascript", "redis", "durability", "tracing"),
 }  # fmt: skip
 #: Modules of core/ whose new name is not the old one.
 RENAMES = {"logging.py": "logging/__init__.py"}
