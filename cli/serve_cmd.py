@@ -16,7 +16,7 @@ def serve(
     port: int = typer.Option(8080, min=1, max=65535, help="TCP port to listen on."),
 ) -> None:
     """Serve the intake, the Connectus webhooks, /metrics, /healthz and /readyz."""
-    from core import tracing
+    import core.tracing as tracing
     from core.logging import configure_logging
     from service.server import run  # uvicorn is imported only when the command runs
 

@@ -16,9 +16,9 @@ from typing import Any, TypedDict, Unpack
 
 import redis
 
+import core.tracing as tracing
 from config import Settings
 from config.tenants import DEFAULT_TENANT, tenant_problem
-from core import tracing
 from core.campaign.pending import placeholder
 from core.campaign.store import CampaignStore
 from core.durability import Durability

@@ -20,7 +20,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from core import tracing
+import core.tracing as tracing
 from core.jobs import IdempotencyConflict
 from core.requests import parse_request
 from core.validation import FieldError, InvalidInput

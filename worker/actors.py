@@ -13,8 +13,8 @@ from typing import Any
 import dramatiq
 from dramatiq.broker import Broker
 
+import core.tracing as tracing
 from config import Settings
-from core import tracing
 from core.models import Kind
 from core.routing import queue_for
 from core.tracing import TRACE_FIELD

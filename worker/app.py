@@ -18,8 +18,8 @@ import httpx
 import redis
 from dramatiq.brokers.redis import RedisBroker
 
+import core.tracing as tracing
 from config import Settings
-from core import tracing
 from core.broker import build_broker
 from core.campaign.store import CampaignStore
 from core.delivery_status import PendingStatuses

@@ -38,7 +38,7 @@ import redis
 import structlog
 from dramatiq import Message
 
-from core import tracing
+import core.tracing as tracing
 from core.claims import Claim, claimed
 from core.expiry import AgeLimits, Expiry
 from core.job_messages import new_message

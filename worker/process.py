@@ -21,8 +21,8 @@ from types import FrameType
 import dramatiq
 import structlog
 
+import core.tracing as tracing
 from config import ConfigError, Settings, load_settings
-from core import tracing
 from core.logging import configure_logging
 from worker.app import build_worker_app
 

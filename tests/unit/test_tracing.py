@@ -19,8 +19,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
+import core.tracing as tracing
 from config import ConfigError, load_settings
-from core import tracing
 from core.models import Kind
 from producers.api import Producer
 from tests.support.clock import Clock
