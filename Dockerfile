@@ -60,7 +60,7 @@ RUN groupadd --system --gid 10001 connectus \
 
 COPY --from=builder /opt/venv /opt/venv
 # The sandbox and demo roles need the development tooling, which the wheel
-# leaves out (pyproject's package list; cli/devtools_path.py): copied beside
+# leaves out (pyproject's package list; connectus_worker/cli/devtools_path.py): copied beside
 # the venv and put on PYTHONPATH. The worker and serve roles never import it.
 COPY --from=builder /src/sandbox /opt/connectus-dev/sandbox
 COPY --from=builder /src/devtools /opt/connectus-dev/devtools

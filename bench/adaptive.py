@@ -36,10 +36,16 @@ import redis
 
 from bench.aimd_limiter import AimdLimiter
 from bench.rows import Result
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.errors import ConnectusError, RateLimited, Throttled
+from connectus_worker.worker.ratelimit import (
+    Acquired,
+    Bucket,
+    Limits,
+    RateLimiter,
+    RateLimitRefused,
+)
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER
-from worker.connectus.client import ConnectusClient
-from worker.connectus.errors import ConnectusError, RateLimited, Throttled
-from worker.ratelimit import Acquired, Bucket, Limits, RateLimiter, RateLimitRefused
 
 LATENCY_MS = 20.0
 THREADS = 32

@@ -17,7 +17,7 @@ from typing import Any
 import redis
 
 from bench.aimd_scripts import ACQUIRE, SUCCEEDED, THROTTLED
-from worker.ratelimit import Acquired, RateLimitTimeout
+from connectus_worker.worker.ratelimit import Acquired, RateLimitTimeout
 
 _TTL_MS = 3_600_000
 

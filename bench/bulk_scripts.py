@@ -4,9 +4,9 @@ A v1 bulk campaign saturates Redis's one thread (``docs/benchmarks.md``). This
 measures, on a private ``redis-server`` and with one client (so nothing else is
 counted), what each of a chunk's three scripts costs Redis per recipient:
 
-- ``release``: the pump's :class:`core.campaign.bulk_release.BulkRelease`;
-- ``claim``: :meth:`core.jobs_batch.BatchLedger.claim_bulk` (the records are made here);
-- ``finish``: :meth:`core.jobs_batch.BatchLedger.finish_sent_many` (every recipient sent).
+- ``release``: the pump's :class:`campaign.bulk_release.BulkRelease`;
+- ``claim``: :meth:`ledger.jobs_batch.BatchLedger.claim_bulk` (the records are made here);
+- ``finish``: :meth:`ledger.jobs_batch.BatchLedger.finish_sent_many` (every recipient sent).
 
 Figures are µs of Redis CPU per recipient from ``INFO commandstats`` (the
 ``evalsha`` total includes the commands inside the script; they are shown
@@ -27,14 +27,14 @@ from typing import Any
 
 import redis
 
-from core.campaign.bulk_release import BulkRelease
-from core.campaign.render import masked
-from core.campaign.store import CampaignStore, job_id_for
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger, BulkChunk
-from core.keys import Keys
+from connectus_worker.campaign.bulk_release import BulkRelease
+from connectus_worker.campaign.render import masked
+from connectus_worker.campaign.store import CampaignStore, job_id_for
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.campaign_messages import chunk_message
 from devtools.embedded_redis import RedisServer
-from worker.campaign_messages import chunk_message
 
 SIZE = 1000
 PHASES = ("release", "claim", "finish")

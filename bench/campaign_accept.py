@@ -46,10 +46,10 @@ def child_accept(
     import io
     import pstats
 
-    from config import load_settings
-    from core.keys import Keys
-    from producers.campaign_plan import CampaignOptions
-    from producers.campaigns import CampaignProducer
+    from connectus_worker.config import load_settings
+    from connectus_worker.ledger.keys import Keys
+    from connectus_worker.producers.campaign_plan import CampaignOptions
+    from connectus_worker.producers.campaigns import CampaignProducer
 
     settings = load_settings(
         {

@@ -143,10 +143,10 @@ def v1_bulk(
     log: Callable[[str], None] = print,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``campaign_v1_bulk`` (1 process) or ``campaign_v1_bulk_<P>proc``: row and details."""
-    from core.campaign.model import CampaignState
+    from connectus_worker.campaign.model import CampaignState
+    from connectus_worker.producers.campaign_plan import CampaignOptions
+    from connectus_worker.producers.campaigns import CampaignProducer
     from devtools.stack import LocalStack
-    from producers.campaign_plan import CampaignOptions
-    from producers.campaigns import CampaignProducer
 
     path = recipients_csv(workdir, n)
     prefix = new_prefix("bulk")

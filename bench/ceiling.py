@@ -3,7 +3,7 @@
 What one worker process can drain when a message costs nothing but its
 Dramatiq hand-offs (fetch, decode, work queue, thread, acknowledgement) and
 a wait of ``BENCH_CEILING_LATENCY_MS`` (ms) in place of the HTTP call:
-:func:`core.broker.build_broker`'s broker (batched acknowledgements and
+:func:`transport.broker.build_broker`'s broker (batched acknowledgements and
 fetches), the worker's prefetch (:func:`worker.process.prefetch_for`), no
 ledger, no limiter, no HTTP. The send path can approach this figure, never
 pass it; the gap is what the send path itself costs.
@@ -36,9 +36,9 @@ import redis
 from bench import procstats
 from bench.harness import Bench, kill_now, start_module
 from bench.rows import Result
-from config import load_settings
-from core.broker import ConnectusBroker, build_broker
-from worker.process import prefetch_for
+from connectus_worker.config import load_settings
+from connectus_worker.transport.broker import ConnectusBroker, build_broker
+from connectus_worker.worker.process import prefetch_for
 
 QUEUE = "bench-ceiling"
 ACTOR = "nap"

@@ -3,14 +3,14 @@
 Loads, under a key prefix of its own (deleted afterwards), ``jobs`` finished job
 records of the shape the scripts write (:func:`_record`: the fields of
 ``producers/api.py``'s record, a claim and a finish, two events), their search
-index entries (``core/lua/lib_index.lua``: every recipient, the idempotency keys
+index entries (``ledger/lua/lib_index.lua``: every recipient, the idempotency keys
 of half the single sends, correlation ids of a quarter), ``campaigns`` campaigns
 with their counts (60 % of the jobs are theirs), a day of per-minute history, and
 a few queued messages. The records are written by a script, 5,000 a call
 (``bench/lua/console_load.lua``): pipelined from Python, 1,000,000 took minutes.
-Then times, with nothing else running, ``core.lookup.find_jobs`` (a mix of job
-ids, keys, correlation ids, full numbers and misses), ``core.lookup.job_history``,
-``core.history.series`` (hour, day) and ``core.queue_stats.queue_stats``: p50
+Then times, with nothing else running, ``ledger.lookup.find_jobs`` (a mix of job
+ids, keys, correlation ids, full numbers and misses), ``ledger.lookup.job_history``,
+``ledger.history.series`` (hour, day) and ``ledger.queue_stats.queue_stats``: p50
 and p99 of ``samples`` calls each.
 
 ``PAGES`` is the hook for the console's pages (the overview's render): each
@@ -32,12 +32,12 @@ from typing import Any
 import redis
 
 from bench.rows import Result, percentile
-from core.hashing import recipient_digest
-from core.history import series
-from core.keys import Keys
-from core.lookup import find_jobs, job_history
-from core.luascript import load as load_script
-from core.queue_stats import queue_stats
+from connectus_worker.domain.hashing import recipient_digest
+from connectus_worker.ledger.history import series
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.lookup import find_jobs, job_history
+from connectus_worker.ledger.queue_stats import queue_stats
+from connectus_worker.luascript import load as load_script
 
 #: The console's pages to time: name -> render(client, keys).
 PAGES: dict[str, Callable[[redis.Redis, Keys], object]] = {}
@@ -45,9 +45,9 @@ PAGES: dict[str, Callable[[redis.Redis, Keys], object]] = {}
 
 def _overview(client: redis.Redis, keys: Keys) -> str:
     """The console's overview as a refresh renders it: its reads, then its template."""
-    from config import Settings
-    from service.console.overview import read_overview
-    from service.console.views import render
+    from connectus_worker.config import Settings
+    from connectus_worker.service.console.overview import read_overview
+    from connectus_worker.service.console.views import render
 
     overview = read_overview(client, keys, Settings(key_prefix=keys.prefix))
     return render("overview_live.html", o=overview)

@@ -21,10 +21,10 @@ from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.enums import DeliveryProduct
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
-from worker.connectus.client import ConnectusClient
-from worker.connectus.enums import DeliveryProduct
 
 CHUNK = 200
 REPEATS = 15
@@ -71,7 +71,7 @@ def _client(server: SandboxServer) -> ConnectusClient:
 
 def measure_sends(n: int = CHUNK) -> dict[str, float]:
     """Median ms of one SMS send: plain, in a delivery, refused as executed then resent."""
-    from worker.campaign_deliveries import without_executed_delivery
+    from connectus_worker.worker.campaign_deliveries import without_executed_delivery
 
     with SandboxServer(SandboxConfig()) as server, _client(server) as api:
         later = (datetime.now() + timedelta(hours=1)).replace(microsecond=0)

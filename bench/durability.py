@@ -35,14 +35,14 @@ from typing import Any
 import httpx
 import redis
 
-from config import Settings, load_settings
-from core.durability import Durability
-from core.job_messages import new_message
-from core.jobs import JobStore
-from core.keys import Keys
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.durability import Durability
+from connectus_worker.ledger.job_messages import new_message
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
-from producers.api import Producer
 
 ENV = {
     "RATE_SMS_PER_S": "100000",

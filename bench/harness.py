@@ -245,7 +245,7 @@ class Bench:
     # -- producers -----------------------------------------------------------------------
 
     def project_enqueue(self) -> Callable[[int], str]:
-        from producers.api import Producer
+        from connectus_worker.producers.api import Producer
 
         assert self.stack is not None
         producer = Producer(self.stack.settings)

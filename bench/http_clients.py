@@ -179,7 +179,7 @@ def _run_threads(run: Callable[[], None], concurrency: int) -> tuple[float, floa
 
 def _project(base: str, requests: int, concurrency: int) -> tuple[float, float]:
     """The project's own ``Transport.call`` from N threads."""
-    from worker.connectus.transport import Transport
+    from connectus_worker.worker.connectus.transport import Transport
 
     transport = Transport(
         api_user=SANDBOX_USER,

@@ -39,7 +39,7 @@ def run_otp_under_bulk(
     every charge (bulk and OTP) per second over the OTP window.
     """
     bench.reset(latency_ms=latency_ms)
-    from producers.api import Producer
+    from connectus_worker.producers.api import Producer
 
     assert bench.stack is not None
     producer = Producer(bench.stack.settings)

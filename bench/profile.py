@@ -40,7 +40,7 @@ AREAS: list[tuple[str, str]] = [
     ("queue.py", "threading"),
     ("uuid.py", "uuid"),
     ("worker/", "project (worker/)"),
-    ("core/", "project (core/)"),
+    ("connectus_worker/", "project (connectus_worker/)"),
 ]
 
 _FRAME = re.compile(r"^(?P<func>.*) \((?P<file>[^()]*?)(?::(?P<line>\d+))?\)$")

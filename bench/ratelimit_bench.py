@@ -34,7 +34,7 @@ from typing import Any
 
 import redis
 
-from worker.ratelimit import Bucket, Limits, RateLimiter
+from connectus_worker.worker.ratelimit import Bucket, Limits, RateLimiter
 
 
 def _worker(

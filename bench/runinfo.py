@@ -40,18 +40,7 @@ def code_state() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            [
-                "git",
-                "status",
-                "--porcelain",
-                "--",
-                "worker",
-                "core",
-                "producers",
-                "sandbox",
-                "config",
-                "cli",
-            ],
+            ["git", "status", "--porcelain", "--", "connectus_worker", "sandbox"],
             cwd=ROOT,
             capture_output=True,
             text=True,

@@ -17,7 +17,7 @@ import threading
 import time
 
 from bench.harness import SANDBOX_KEY, SANDBOX_USER
-from worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.client import ConnectusClient
 
 
 def main(argv: list[str] | None = None) -> int:

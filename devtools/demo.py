@@ -23,10 +23,10 @@ from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
 
-from config.console_users import MIN_ITERATIONS, hash_password
-from core.models import State
+from connectus_worker.config.console_users import MIN_ITERATIONS, hash_password
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 
 SETTLED = {State.SENT.value, State.FAILED.value, State.UNKNOWN.value, State.CANCELLED.value}
 FAULTS = {

@@ -12,10 +12,10 @@ from types import TracebackType
 
 import redis
 
-from config import Settings
+from connectus_worker.config import Settings
+from connectus_worker.service.app import build_app
+from connectus_worker.service.server import uvicorn_config
 from devtools.threaded_server import ThreadedServer
-from service.app import build_app
-from service.server import uvicorn_config
 
 
 class ServiceServer:

@@ -23,7 +23,7 @@ from types import TracebackType
 
 import httpx
 
-from config import Settings, load_settings
+from connectus_worker.config import Settings, load_settings
 from devtools.embedded_redis import DEFAULT_LOCAL_URL, RedisServer, free_port, resolve_redis_url
 
 SANDBOX_USER = "sandbox"
@@ -212,7 +212,7 @@ class LocalStack:
         log = self.log_path(name).open("ab")
         try:
             return subprocess.Popen(
-                [sys.executable, "-m", "cli", *args],
+                [sys.executable, "-m", "connectus_worker.cli", *args],
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

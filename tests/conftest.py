@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import redis
 
-from config.settings import Settings, load_settings
+from connectus_worker.config.settings import Settings, load_settings
 from tests.support.redis_namespace import delete_prefix, new_prefix
 from tests.support.redis_server import RedisServer, resolve_redis_url
 

@@ -19,17 +19,17 @@ from typing import Any
 import pytest
 import redis
 
-from config import load_settings
-from core.campaign.model import CampaignState
-from core.campaign.store import CampaignStore
-from core.hashing import content_hash
-from core.keys import Keys
+from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.config import load_settings
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.campaigns import CampaignPump
 from devtools.stack import LocalStack
 from tests.support.stack_checks import running_stack
 from tests.support.waiting import wait_for
-from worker.campaigns import CampaignPump
 
-CLI = [sys.executable, "-m", "cli", "campaign"]
+CLI = [sys.executable, "-m", "connectus_worker.cli", "campaign"]
 TEXT = "Hola {name}"
 # Fast durable retries and generous rates, as in the integration tests.
 STACK_ENV = {"DURABLE_MIN_BACKOFF_MS": "200", "DURABLE_MAX_BACKOFF_MS": "1000",

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 import redis
 
-from core.keys import Keys
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.cli import run, run_json, run_json_together
 from tests.support.stack_checks import FAST, running_stack
 from tests.support.waiting import wait_for
@@ -215,11 +215,11 @@ def test_review_resend_and_drop(
 def test_status_and_cancel_of_a_bulk_recipient_before_its_chunk_is_claimed(
     env: dict[str, str],
 ) -> None:
-    from config import load_settings
-    from core.campaign.store import CampaignStore
-    from producers.campaign_plan import CampaignOptions
-    from producers.campaigns import CampaignProducer
-    from worker.campaigns import CampaignPump
+    from connectus_worker.campaign.store import CampaignStore
+    from connectus_worker.config import load_settings
+    from connectus_worker.producers.campaign_plan import CampaignOptions
+    from connectus_worker.producers.campaigns import CampaignProducer
+    from connectus_worker.worker.campaigns import CampaignPump
 
     settings = load_settings(env)
     producer = CampaignProducer(settings)

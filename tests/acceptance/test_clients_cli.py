@@ -7,8 +7,8 @@ from typing import Any
 
 import redis
 
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.cli import run, run_json
 from tests.support.waiting import wait_for
 

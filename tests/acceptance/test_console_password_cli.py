@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 
-from config.console_users import parse_users, verify_password
+from connectus_worker.config.console_users import parse_users, verify_password
 from tests.support.cli import CLI
 
 

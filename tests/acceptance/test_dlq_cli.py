@@ -11,13 +11,13 @@ import dramatiq
 import pytest
 import redis
 
-from config import load_settings
-from core.models import Kind
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.cli import run, run_json
-from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 HOUR_MS = 3_600_000
 

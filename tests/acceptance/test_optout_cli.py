@@ -11,11 +11,11 @@ from typing import Any
 import pytest
 import redis
 
-from core.keys import Keys
-from producers.optout import history_key
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.optout import history_key
 from tests.support.cli import run, run_json
 
-CLI = [sys.executable, "-m", "cli"]
+CLI = [sys.executable, "-m", "connectus_worker.cli"]
 NUMBER = "+56 9 8765 4321"
 DIGITS = "56987654321"
 

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import redis
 
+from connectus_worker.worker.breaker import CircuitBreaker
 from devtools.stack import LocalStack
 from tests.support.cli import run, run_json
 from tests.support.redis_namespace import new_prefix
-from worker.breaker import CircuitBreaker
 
 AUTH = ("sandbox", "sandbox-key")
 

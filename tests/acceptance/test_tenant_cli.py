@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import redis
 
-CLI = [sys.executable, "-m", "cli"]
+CLI = [sys.executable, "-m", "connectus_worker.cli"]
 
 
 @pytest.fixture

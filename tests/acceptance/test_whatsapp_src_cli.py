@@ -6,7 +6,7 @@ import os
 
 import redis
 
-from core.keys import Keys
+from connectus_worker.ledger.keys import Keys
 from tests.support.cli import run_json
 
 

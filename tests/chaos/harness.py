@@ -47,11 +47,11 @@ from typing import Any
 import httpx
 import redis
 
-from core.hashing import content_hash
-from core.keys import Keys
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.sentinel import SentinelCluster
 from tests.support.stack_checks import child_pids
 from tests.support.waiting import wait_for

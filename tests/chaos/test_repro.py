@@ -3,7 +3,7 @@
 Each test states the promise (the job settles, charged at most once). One
 that reproduced an open bug was ``xfail(strict=True)`` until it was fixed
 (Redis down while recording an outcome: see worker/ledger.py).
-worker/ and core/ are owned by the lead; these tests only observe them.
+worker/ and  are owned by the lead; these tests only observe them.
 """
 
 from __future__ import annotations
@@ -18,15 +18,15 @@ import httpx
 import pytest
 import redis
 
-from config import load_settings
-from core.keys import Keys
+from connectus_worker.config import load_settings
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.app import lease_ms
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.chaos.harness import CHAOS_ENV, sms_content
 from tests.support.stack_checks import child_pids
 from tests.support.waiting import wait_for
-from worker.app import lease_ms
 
 # One in-process attempt, short HTTP timeouts and an 8 s margin: the send
 # lease is then 1 x (1 + 5 + 0.01) + 8 s = 14 s (worker.app.lease_ms), still
@@ -101,7 +101,7 @@ def _evidence(producer: Producer, job_id: str) -> dict[str, Any]:
 def test_a_job_whose_worker_died_mid_send_settles(
     killable_stack: Callable[..., LocalStack],
 ) -> None:
-    """Found by the chaos run (fixed in core.jobs.JobStore.defer): the redelivery of
+    """Found by the chaos run (fixed in ledger.jobs.JobStore.defer): the redelivery of
     a message whose worker was SIGKILLed mid-send comes back (heartbeat +
     maintenance, 6 s) before the lease expires (14 s); CLAIM answered 'busy' and
     the message was acked, leaving the job 'sending' for ever."""

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import redis
 
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.redis_namespace import delete_prefix, new_prefix
 from tests.support.stack_checks import CAMPAIGN_ENV, FAST
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models import State
-from core.redis import connect
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
+from connectus_worker.redis import connect
+from connectus_worker.worker.accounts import accounts_status
+from connectus_worker.worker.breaker import CircuitBreaker
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import ledger, open_scopes, set_faults, settle
 from tests.support.waiting import wait_for
-from worker.accounts import accounts_status
-from worker.breaker import CircuitBreaker
 
 CHILE = "+56 9 8765 4321"
 B_USER, B_KEY = "brand_b", "brand-b-sandbox-key"

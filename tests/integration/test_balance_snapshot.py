@@ -12,16 +12,20 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.campaign.model import Transport
-from core.keys import Keys
-from core.models import Kind
+from connectus_worker.campaign.model import Transport
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.balance_snapshot import (
+    BalanceSnapshotWriter,
+    SnapshotBalanceLookup,
+    snapshot_key,
+)
+from connectus_worker.worker.connectus.client import ConnectusClient
 from devtools.service_server import ServiceServer
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
 from tests.support.clock import Clock
-from worker.balance_snapshot import BalanceSnapshotWriter, SnapshotBalanceLookup, snapshot_key
-from worker.connectus.client import ConnectusClient
 
 TOKEN = "snapshot-test-token-0123456789abcdef"
 BEARER = {"Authorization": f"Bearer {TOKEN}", "Idempotency-Key": "wa-1"}

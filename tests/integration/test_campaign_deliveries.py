@@ -13,9 +13,9 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from core.campaign.model import Transport
+from connectus_worker.campaign.model import Transport
+from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.stack import LocalStack
-from producers.campaign_plan import CampaignOptions
 from tests.support.stack_checks import campaign_finished as finished
 from tests.support.stack_checks import campaign_tools as tools
 from tests.support.stack_checks import ledger, numbers

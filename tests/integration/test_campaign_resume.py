@@ -19,10 +19,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.campaign.model import CampaignState, Transport
+from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
-from producers.campaign_plan import CampaignOptions
 from tests.support.stack_checks import (
     CAMPAIGN_ENV,
     FAST,

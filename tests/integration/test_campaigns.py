@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.campaign.model import CampaignState, Transport
-from core.models import Kind
+from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.domain.models import Kind
+from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.stack import LocalStack
-from producers.campaign_plan import CampaignOptions
 from tests.support.stack_checks import (
     CAMPAIGN_ENV,
     campaign_finished,

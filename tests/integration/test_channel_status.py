@@ -14,23 +14,23 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.jobs import JobStore
-from core.keys import Keys
-from core.models import Kind
-from core.status_watch import watch_key
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.status_watch import watch_key
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
+from connectus_worker.worker.channel_status import ChannelStatusPoller
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.metrics import WorkerMetrics
 from devtools.stack import LocalStack
-from producers.api import Producer
-from producers.campaign_control import CampaignControl
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
 from sandbox.config import SandboxConfig
 from sandbox.server import SandboxServer
 from tests.support.clock import Clock
 from tests.support.waiting import wait_for
-from worker.channel_status import ChannelStatusPoller
-from worker.connectus.client import ConnectusClient
-from worker.metrics import WorkerMetrics
 
 SRC_EMAIL = "contacto@empresa.cl"
 WA_SRC = "56999944837"

@@ -17,13 +17,13 @@ from collections.abc import Callable
 
 from dramatiq import Message
 
-from core.campaign.model import CampaignState
-from core.jobs import JobStore
+from connectus_worker.campaign.model import CampaignState
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.worker.campaigns import CampaignPump
 from devtools.stack import LocalStack
-from producers.campaign_plan import CampaignOptions
 from tests.support.stack_checks import CAMPAIGN_ENV, campaign_tools, charged_per_dst, numbers
 from tests.support.waiting import wait_for
-from worker.campaigns import CampaignPump
 
 
 def test_a_chunk_dead_lettered_by_an_older_worker_is_sent_once(

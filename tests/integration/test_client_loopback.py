@@ -17,10 +17,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.client import ConnectusClient
 from tests.support.connectus import TEST_KEY, TEST_USER
 from tests.support.waiting import wait_for
-from worker.connectus import errors
-from worker.connectus.client import ConnectusClient
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
 HUGE_BYTES = 300 * 1024 * 1024

@@ -11,13 +11,13 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from core.models import Kind
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.balances import BalanceLookup
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.enums import Country, SubclientProduct
 from sandbox.config import FaultConfig, SandboxConfig
 from sandbox.server import SandboxServer
-from worker.connectus import errors
-from worker.connectus.balances import BalanceLookup
-from worker.connectus.client import ConnectusClient
-from worker.connectus.enums import Country, SubclientProduct
 
 
 def connect(server: SandboxServer, read_timeout_s: float = 5.0) -> ConnectusClient:

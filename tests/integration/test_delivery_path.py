@@ -19,10 +19,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from core.hashing import content_hash
-from core.models import State
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import LOOKUP_SOON, NUMBER, child_pids, identified, ledger, settle
 from tests.support.waiting import wait_for
 

@@ -21,12 +21,12 @@ from typing import Any
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.models import State
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.service_server import ServiceServer
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
 from tests.support.stack_checks import (
     campaign_finished,
     campaign_tools,
@@ -101,7 +101,7 @@ def test_a_send_no_listing_shows_stays_sent_and_status_says_the_id_is_not_known(
     assert (record.state, record.provider_id) == (State.SENT, None)
 
     def status(*flags: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "cli", "status", job_id, *flags],
+        done = subprocess.run([sys.executable, "-m", "connectus_worker.cli", "status", job_id, *flags],
                               env={**stack.env, "COLUMNS": "200"}, capture_output=True,
                               text=True, timeout=60,
                               check=True)  # fmt: skip

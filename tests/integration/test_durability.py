@@ -1,4 +1,4 @@
-"""Confirmed writes (core/durability.py) against a real Redis without replicas.
+"""Confirmed writes (durability.py) against a real Redis without replicas.
 
 The failover itself, with a replica and sentinels, is tests/integration/test_sentinel_failover.py.
 """
@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 import redis
 
-from core.durability import UNCONFIRMED, Durability, NotDurable
-from core.job_messages import new_message
-from core.jobs import JobStore
-from core.keys import Keys
+from connectus_worker.durability import UNCONFIRMED, Durability, NotDurable
+from connectus_worker.ledger.job_messages import new_message
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
 
 
 def _store(client: redis.Redis, prefix: str, durability: Durability) -> JobStore:

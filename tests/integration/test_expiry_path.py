@@ -16,13 +16,13 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.hashing import content_hash
-from core.jobs import epoch_ms
-from core.models import State
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.producers.api import Producer
 from devtools.service_server import ServiceServer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import ledger, settle
 from tests.support.waiting import wait_for
 

@@ -1,4 +1,4 @@
-"""Every Lua script, as :func:`core.luascript.load` assembles it, compiles in a real Redis.
+"""Every Lua script, as :func:`luascript.load` assembles it, compiles in a real Redis.
 
 fakeredis does not compile on SCRIPT LOAD; Redis does, so a concatenation
 of fragments that breaks the syntax fails here, not at a worker's first call.
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.luascript import load
+from connectus_worker.luascript import load
 from tests.support.lua_files import LUA_FILES, ROOT, package_of
 
 

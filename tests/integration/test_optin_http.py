@@ -9,7 +9,7 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
+from connectus_worker.config import Settings, load_settings
 from devtools.service_server import ServiceServer
 
 TOKEN = "it-token-0123456789abcdef"

@@ -8,10 +8,10 @@ housekeeper applies the pending status once the send's provider id is known.
 
 from __future__ import annotations
 
-from core.jobs import epoch_ms
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.producers.api import Producer
+from connectus_worker.service.events import EventRecorder
 from devtools.stack import LocalStack
-from producers.api import Producer
-from service.events import EventRecorder
 from tests.support.waiting import wait_for
 
 

@@ -9,11 +9,11 @@ from collections.abc import Callable
 
 import dramatiq
 
-from core.deadletters import DeadLetters, Filter
-from core.keys import Keys
-from core.models import State
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.deadletters import DeadLetters, Filter
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import NUMBER, settle
 from tests.support.waiting import wait_for
 

@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
-from core.models import State
-from core.redis import connect
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
+from connectus_worker.redis import connect
+from connectus_worker.worker.breaker import CircuitBreaker
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import (
     FAST_RECONCILE,
     LOOKUP_SOON,
@@ -23,7 +24,6 @@ from tests.support.stack_checks import (
     settle_final,
 )
 from tests.support.waiting import wait_for
-from worker.breaker import CircuitBreaker
 
 AUTH = ("sandbox", "sandbox-key")
 CHILE = "+56 9 8765 4321"

@@ -14,9 +14,9 @@ import signal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
-from core.models import State
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import NUMBER, child_pids, ledger
 from tests.support.waiting import wait_for
 

@@ -10,14 +10,14 @@ from collections.abc import Callable
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from core.models import State
-from core.redis import connect
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
+from connectus_worker.redis import connect
+from connectus_worker.worker.breaker import CircuitBreaker
 from devtools.embedded_redis import free_port
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import deferred, ledger, open_scopes, set_faults, settle
 from tests.support.waiting import wait_for
-from worker.breaker import CircuitBreaker
 
 CHILE = "+56 9 8765 4321"
 MEXICO = "+52 55 1234 5678"

@@ -11,15 +11,15 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.history import campaign_series, series
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger, BulkChunk
-from core.keys import Keys
-from core.lookup import find_jobs, job_history
-from core.models import State
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.history import campaign_series, series
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.lookup import find_jobs, job_history
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import settle
 from tests.support.waiting import wait_for
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import pytest
 import redis
 
-from core.hashing import content_hash
-from core.models import State
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.sentinel import SentinelCluster
 from tests.support.stack_checks import FAST_RECONCILE, ledger, numbers, settle_final
 from tests.support.waiting import wait_for

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
+from connectus_worker.config import Settings, load_settings
 from devtools.service_server import ServiceServer
 from tests.support.waiting import wait_for
 

@@ -17,12 +17,12 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
-from core.jobs import JobStore
-from core.keys import Keys
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.service.events import events_key
 from devtools.service_server import ServiceServer
 from devtools.stack import LocalStack
-from service.events import events_key
 from tests.support.waiting import scaled
 
 TOKEN = "it-token-0123456789abcdef"

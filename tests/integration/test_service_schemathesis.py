@@ -35,7 +35,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from config import load_settings
+from connectus_worker.config import load_settings
 from devtools.service_server import ServiceServer
 
 TOKEN = "st-token-0123456789abcdef"

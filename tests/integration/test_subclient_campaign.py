@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.campaign.model import CampaignState, Transport
-from core.campaign.store import CampaignStore
-from core.keys import Keys
+from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
+from connectus_worker.worker.app import build_client
+from connectus_worker.worker.connectus.enums import Country, SubclientProduct
 from devtools.stack import LocalStack
-from producers.campaign_control import CampaignControl
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
 from tests.support.stack_checks import ledger
 from tests.support.waiting import wait_for
-from worker.app import build_client
-from worker.connectus.enums import Country, SubclientProduct
 
 
 def test_a_v3_sms_campaign_to_two_countries_is_charged_to_the_subclient(

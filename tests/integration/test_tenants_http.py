@@ -16,13 +16,13 @@ import httpx
 import pytest
 import redis
 
-from config import Settings, load_settings
-from config.tenants import DEFAULT_TENANT
-from core.keys import Keys
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
 from devtools.service_server import ServiceServer
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
 
 ACME = "it-acme-0123456789abcdef"
 GLOBEX = "it-globex-0123456789abcdef"

@@ -17,7 +17,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
 from opentelemetry.trace import SpanKind
 
-import core.tracing as tracing
+import connectus_worker.tracing as tracing
 from devtools.service_server import ServiceServer
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from tests.support.tracing import basic_token, leaks, recorded_spans

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from core.models import State
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.waiting import wait_for
 
 ORIGIN = "56999944837"

@@ -11,14 +11,14 @@ import httpx
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from config import Settings
-from core.models import State
+from connectus_worker.config import Settings
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.health import HealthServer, health_app, health_redis, redis_check
 from devtools.embedded_redis import free_port
 from devtools.stack import LocalStack
-from producers.api import Producer
 from tests.support.stack_checks import child_pids, settle
 from tests.support.waiting import wait_for
-from worker.health import HealthServer, health_app, health_redis, redis_check
 
 NUMBER = "+56 9 8765 4321"
 

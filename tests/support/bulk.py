@@ -14,16 +14,16 @@ import fakeredis
 import httpx
 import pytest
 
-from core.campaign.store import CampaignStore
-from core.jobs import JobStore
-from core.keys import Keys
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.bulk import BulkSender
+from connectus_worker.worker.campaign_messages import BULK_ACTOR
+from connectus_worker.worker.campaigns import CampaignPump
+from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.ratelimit import RateLimiter
 from tests.support.clock import Clock
 from tests.support.connectus import Recorder, make_client
-from worker.bulk import BulkSender
-from worker.campaign_messages import BULK_ACTOR
-from worker.campaigns import CampaignPump
-from worker.policy import RetryPolicy
-from worker.ratelimit import RateLimiter
 
 NOW = 1_700_000_000_000
 CID = "c1"

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-CLI = [sys.executable, "-m", "cli"]
+CLI = [sys.executable, "-m", "connectus_worker.cli"]
 
 
 def run(

@@ -15,7 +15,7 @@ from typing import Any
 
 import httpx
 
-from worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.client import ConnectusClient
 
 Answer = httpx.Response | Exception | Callable[[httpx.Request], "httpx.Response | Exception"]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 #: The product's top-level packages (where ``lua/`` folders may live).
-PRODUCT = ("config", "core", "producers", "worker", "service", "cli")
+PRODUCT = ("connectus_worker",)
 LUA_FILES = sorted(p for top in PRODUCT for p in (ROOT / top).glob("**/lua/*.lua"))
 
 

@@ -9,15 +9,15 @@ from typing import Any
 
 import dramatiq
 
-from core.keys import Keys
-from core.models import Kind
-from producers.api import Producer
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.connectus.errors import ServiceUnavailable
+from connectus_worker.worker.id_lookup import IdLookup
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
-from worker.connectus import errors as e
-from worker.connectus.errors import ServiceUnavailable
-from worker.id_lookup import IdLookup
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 
 class FakeSender:
@@ -44,8 +44,8 @@ def take_job(producer: Producer, queue: str = "transactional") -> dict[str, Any]
 
 
 def guarded(producer: Producer, sender: FakeSender, clock: Clock, **limits: Any):  # type: ignore[no-untyped-def]
-    from worker.breaker import CircuitBreaker
-    from worker.ratelimit import Bucket, Limits, RateLimiter
+    from connectus_worker.worker.breaker import CircuitBreaker
+    from connectus_worker.worker.ratelimit import Bucket, Limits, RateLimiter
 
     breaker = CircuitBreaker(producer.redis, prefix="t", account="acct", failure_threshold=2,
                              open_ms=30_000, clock=clock)  # fmt: skip

@@ -4,7 +4,7 @@ Tests may run against a developer's own Redis (``REDIS_URL`` or the local
 6379), so isolation is by key prefix, never by FLUSHDB: a test only ever
 deletes keys under its own ``cwtest-<hex>`` prefix. The prefix is a valid
 ``KEY_PREFIX``, and Dramatiq's namespace derived from it
-(``<prefix>-dramatiq``, see :class:`core.keys.Keys`) falls under the same
+(``<prefix>-dramatiq``, see :class:`ledger.keys.Keys`) falls under the same
 pattern, so one cleanup removes both.
 """
 

@@ -14,12 +14,12 @@ import httpx
 import structlog
 from starlette.applications import Starlette
 
-from config import Settings, load_settings
-from core.campaign.store import CampaignStore
-from core.jobs import JobStore
-from core.keys import Keys
-from core.logging import configure_logging
-from service import build_app
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.logging import configure_logging
+from connectus_worker.service import build_app
 
 TOKEN = "tok-A-0123456789abcdef"
 OTHER_TOKEN = "tok-B-0123456789abcdef"

@@ -13,15 +13,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from core.campaign.model import CampaignState
-from core.campaign.store import CampaignStore
-from core.keys import Keys
-from core.models import State
+from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.producers.campaigns import CampaignProducer
+from connectus_worker.worker.breaker import CircuitBreaker
 from devtools.stack import LocalStack
-from producers.api import Producer
-from producers.campaign_control import CampaignControl
-from producers.campaigns import CampaignProducer
-from worker.breaker import CircuitBreaker
 
 from .waiting import wait_for
 

@@ -1,6 +1,6 @@
 """Spans recorded in memory while a block runs: ``with recorded_spans() as spans:``.
 
-The provider is :func:`core.tracing.build_provider`'s (the production sampler,
+The provider is :func:`tracing.build_provider`'s (the production sampler,
 which drops parentless client spans), with the SDK's in-memory exporter.
 """
 
@@ -14,7 +14,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-import core.tracing as tracing
+import connectus_worker.tracing as tracing
 
 
 @contextmanager

@@ -14,8 +14,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import load_settings
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.producers.api import Producer
 from tests.support.clock import Clock
 from tests.support.network_guard import NetworkAccessInUnitTest, NetworkGuard
 

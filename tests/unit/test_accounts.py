@@ -10,18 +10,18 @@ import pytest
 from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 
-from config import ConfigError, load_settings
-from core.campaign.model import Transport
-from core.keys import Keys
-from core.validation import InvalidInput
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
+from connectus_worker.campaign.model import Transport
+from connectus_worker.config import ConfigError, load_settings
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
+from connectus_worker.worker.accounts import ByAccount
+from connectus_worker.worker.actors import register_actors
+from connectus_worker.worker.balance_snapshot import SnapshotBalanceLookup, snapshot_key
+from connectus_worker.worker.campaign_messages import single_message
 from tests.support.service import SECRET, SMS, invalid_params, problem, service
-from worker.accounts import ByAccount
-from worker.actors import register_actors
-from worker.balance_snapshot import SnapshotBalanceLookup, snapshot_key
-from worker.campaign_messages import single_message
 
 B_SECRET = "hook-brand-b-0123456789"
 TWO = {

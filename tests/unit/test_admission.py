@@ -10,14 +10,14 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.ratelimit import Bucket, Limits, RateLimiter
 from tests.support.clock import Clock
 from tests.support.pipeline import take_job
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
-from worker.ratelimit import Bucket, Limits, RateLimiter
 
 
 class CountingRedis(fakeredis.FakeRedis):

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import httpx
 
-from core.campaign.model import Transport
-from core.models import Kind
+from connectus_worker.campaign.model import Transport
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.connectus.balances import BalanceLookup
 from tests.support.connectus import make_client
-from worker.connectus.balances import BalanceLookup
 
 CHILE, PERU = 1, 3
 

@@ -6,12 +6,11 @@ import fakeredis
 import pytest
 from structlog.testing import capture_logs
 
-from config import load_settings
-from core.models import Kind
-from tests.support.clock import Clock
-from worker.breaker import CircuitBreaker, Decision
-from worker.breaker_scopes import V1_BULK, Target, country_of, effect, target_for
-from worker.connectus.errors import (
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.breaker import CircuitBreaker, Decision
+from connectus_worker.worker.breaker_scopes import V1_BULK, Target, country_of, effect, target_for
+from connectus_worker.worker.connectus.errors import (
     AmbiguousServerError,
     AuthenticationFailed,
     BalanceExhausted,
@@ -26,6 +25,7 @@ from worker.connectus.errors import (
     ServiceUnavailable,
     Throttled,
 )
+from tests.support.clock import Clock
 
 T0 = 1_700_000_000_000
 #: What the tests send through: an SMS to Chile on v3, unless they say otherwise.

@@ -1,4 +1,4 @@
-"""The batching consumer (core/broker.py) on fakeredis with Lua: acks ride with fetches."""
+"""The batching consumer (transport/broker.py) on fakeredis with Lua: acks ride with fetches."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ import redis
 from dramatiq.broker import MessageProxy
 from dramatiq.errors import ConnectionClosed
 
-from config import load_settings
-from core.broker import ConnectusBroker, _BatchingConsumer, build_broker
+from connectus_worker.config import load_settings
+from connectus_worker.transport.broker import ConnectusBroker, _BatchingConsumer, build_broker
 
 
 class FlakyRedis(fakeredis.FakeRedis):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import fakeredis
 import httpx
 
-from core.campaign.model import CampaignState as S
-from core.campaign.store import CampaignStore
-from core.jobs import JobStore
-from core.models import Kind
+from connectus_worker.campaign.model import CampaignState as S
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.worker.breaker import CircuitBreaker
+from connectus_worker.worker.breaker_scopes import V1_BULK, target_for
+from connectus_worker.worker.connectus import errors as e
 from tests.support.bulk import (
     all_sent,
     bulk_sender,
@@ -22,9 +25,6 @@ from tests.support.bulk import (
     released,
 )
 from tests.support.clock import Clock
-from worker.breaker import CircuitBreaker
-from worker.breaker_scopes import V1_BULK, target_for
-from worker.connectus import errors as e
 
 
 def _breaker(redis: fakeredis.FakeRedis, clock: Clock) -> CircuitBreaker:

@@ -18,14 +18,23 @@ import httpx
 import pytest
 from dramatiq.brokers.stub import StubBroker
 
-from config import load_settings
-from core.campaign.model import CampaignState
-from core.campaign.pending import placeholder
-from core.campaign.store import CampaignStore, job_id_for
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger, BulkChunk
-from core.keys import Keys
-from core.redaction import mask_phone
+from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.pending import placeholder
+from connectus_worker.campaign.store import CampaignStore, job_id_for
+from connectus_worker.config import load_settings
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.logging.redaction import mask_phone
+from connectus_worker.worker.actors import register_bulk_actor
+from connectus_worker.worker.bulk import BulkSender, item_error
+from connectus_worker.worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
+from connectus_worker.worker.campaigns import CampaignPump
+from connectus_worker.worker.chunk_recovery import ChunkRecovery, refused_chunk
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.ledger import quarantine
+from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout
 from tests.support.bulk import (
     CID,
     DSTS,
@@ -43,15 +52,6 @@ from tests.support.bulk import (
 )
 from tests.support.clock import Clock
 from tests.support.connectus import Recorder, make_client
-from worker.actors import register_bulk_actor
-from worker.bulk import BulkSender, item_error
-from worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
-from worker.campaigns import CampaignPump
-from worker.chunk_recovery import ChunkRecovery, refused_chunk
-from worker.connectus import errors as e
-from worker.ledger import quarantine
-from worker.policy import RetryPolicy
-from worker.ratelimit import Bucket, Limits, RateLimiter, RateLimitTimeout
 
 IDS = [job_id_for(CID, i) for i in range(5)]
 S = CampaignState

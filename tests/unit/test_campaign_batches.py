@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from core.campaign.batch_checker import BatchChecker, Checked
-from core.campaign.checker import RowChecker
-from core.campaign.csv_rows import read_csv_batches
-from core.campaign.numbers import FastNumberNormalizer
-from core.campaign.source import read_batches, read_rows
-from core.campaign.template import Template
-from core.models import Kind
-from core.validation import InvalidInput, normalize_number
+from connectus_worker.campaign.batch_checker import BatchChecker, Checked
+from connectus_worker.campaign.checker import RowChecker
+from connectus_worker.campaign.csv_rows import read_csv_batches
+from connectus_worker.campaign.numbers import FastNumberNormalizer
+from connectus_worker.campaign.source import read_batches, read_rows
+from connectus_worker.campaign.template import Template
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import InvalidInput, normalize_number
 
 NUMBERS = ["56987654321", "987654321", "+56 9 8765 4321", "56287654321", "5698765432",
            "12345", "", "  ", "abc", "56987654321", "0056987654322", "+1 415 555 2671",

@@ -17,22 +17,22 @@ import json
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.campaign.bulk_release import BulkRelease
-from core.campaign.model import Campaign, CampaignState
-from core.campaign.pending import placeholder
-from core.campaign.render import masked, payload_for
-from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
-from core.claims import Claim
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger, BulkChunk
-from core.keys import Keys
-from core.luascript import load
-from core.redaction import mask_phone
-from producers.api import JobNotFound, Producer
-from producers.campaign_control import CampaignControl
+from connectus_worker.campaign.bulk_release import BulkRelease
+from connectus_worker.campaign.model import Campaign, CampaignState
+from connectus_worker.campaign.pending import placeholder
+from connectus_worker.campaign.render import masked, payload_for
+from connectus_worker.campaign.store import CampaignStore, ReleasedJob, job_id_for
+from connectus_worker.config import load_settings
+from connectus_worker.ledger.claims import Claim
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.logging.redaction import mask_phone
+from connectus_worker.luascript import load
+from connectus_worker.producers.api import JobNotFound, Producer
+from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.worker.campaign_messages import chunk_message
 from tests.support.clock import Clock
-from worker.campaign_messages import chunk_message
 
 NOW = 1_700_000_000_000
 KEYS = Keys("t")
@@ -99,7 +99,7 @@ def _generic(store: CampaignStore, number: int) -> list[Claim]:
 def _state(store: CampaignStore) -> tuple[object, ...]:
     client = store.client
     ids = _ids(0) + _ids(1)
-    # Without the event rings (core.lookup): the reference path records a 'queued'
+    # Without the event rings (ledger.lookup): the reference path records a 'queued'
     # event at its release, which the lazy claim rightly never goes through.
     jobs = {
         i: {k: v for k, v in client.hgetall(KEYS.job(i)).items() if not k.startswith(b"ev")}
@@ -254,6 +254,6 @@ def test_get_status_and_cancel_of_a_pending_recipient() -> None:
 def test_the_lua_phone_mask_is_mask_phone(number: str) -> None:
     client = fakeredis.FakeRedis()
     lua = client.register_script(
-        load("core.campaign", "lib_mask_phone.lua") + "return mask_phone(ARGV[1])"
+        load("connectus_worker.campaign", "lib_mask_phone.lua") + "return mask_phone(ARGV[1])"
     )
     assert lua(args=[number]).decode() == mask_phone(number)

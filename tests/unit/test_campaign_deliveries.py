@@ -10,17 +10,21 @@ from typing import Any
 
 import pytest
 
-from config import load_settings
-from core.campaign.model import Transport
-from core.models import Kind
-from core.validation import InvalidInput
-from producers.api import Producer
-from producers.campaign_plan import DEFAULT_CONNECTUS_DELIVERY, CampaignOptions, resolve
+from connectus_worker.campaign.model import Transport
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import (
+    DEFAULT_CONNECTUS_DELIVERY,
+    CampaignOptions,
+    resolve,
+)
+from connectus_worker.worker.campaign_deliveries import without_executed_delivery
+from connectus_worker.worker.connectus.errors import AmbiguousError, InvalidRequest
 from tests.support.clock import Clock
 from tests.support.pipeline import Listing, Listings, lookup_of, send_unnamed
 from tests.support.service import BEARER, CAMPAIGN, invalid_params, service, store_of
-from worker.campaign_deliveries import without_executed_delivery
-from worker.connectus.errors import AmbiguousError, InvalidRequest
 
 EXECUTED = InvalidRequest("Delivery already executed", reason="http_400", status_code=400)
 

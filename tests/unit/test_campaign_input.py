@@ -10,11 +10,21 @@ from pathlib import Path
 
 import pytest
 
-from core.campaign.checker import MAX_DUPLICATE_EXAMPLES, InvalidRow, Recipient, RowChecker
-from core.campaign.source import Row, frozen_maker, read_rows, rows_from_iterable
-from core.campaign.template import Template
-from core.models import Kind
-from core.validation import SMS_MAX_CHARS, InvalidInput, normalize_number, sms_segments
+from connectus_worker.campaign.checker import (
+    MAX_DUPLICATE_EXAMPLES,
+    InvalidRow,
+    Recipient,
+    RowChecker,
+)
+from connectus_worker.campaign.source import Row, frozen_maker, read_rows, rows_from_iterable
+from connectus_worker.campaign.template import Template
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import (
+    SMS_MAX_CHARS,
+    InvalidInput,
+    normalize_number,
+    sms_segments,
+)
 
 
 def rejects(call: object, field: str, reason: str) -> InvalidInput:

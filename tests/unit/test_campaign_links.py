@@ -1,11 +1,10 @@
-"""core.campaign.links: {link:URL} tokens, their preflight estimate and one shortening per URL."""
+"""campaign.links: {link:URL} tokens, their preflight estimate and one shortening per URL."""
 
 from __future__ import annotations
 
 import pytest
 
-from config import load_settings
-from core.campaign.links import (
+from connectus_worker.campaign.links import (
     SHORT_LINK_CHARS,
     dump,
     estimated,
@@ -13,8 +12,9 @@ from core.campaign.links import (
     load,
     shorten_all,
 )
-from core.validation import InvalidInput, sms_segments
-from producers.campaign_plan import CampaignOptions, resolve
+from connectus_worker.config import load_settings
+from connectus_worker.domain.validation import InvalidInput, sms_segments
+from connectus_worker.producers.campaign_plan import CampaignOptions, resolve
 
 URL = "https://tienda.example.cl/ofertas/verano?utm_source=sms&utm_campaign=" + "x" * 60
 

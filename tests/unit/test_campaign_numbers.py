@@ -15,8 +15,8 @@ from collections.abc import Iterator
 import phonenumbers
 import pytest
 
-from core.campaign.numbers import FastNumberNormalizer
-from core.validation import InvalidInput, normalize_number
+from connectus_worker.campaign.numbers import FastNumberNormalizer
+from connectus_worker.domain.validation import InvalidInput, normalize_number
 
 MAIN_REGIONS = ("CL", "MX", "PE", "AR", "CO", "BR", "US")
 # Regions with other shapes: a national leading zero (IT), a code shared with

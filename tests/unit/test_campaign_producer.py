@@ -11,13 +11,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import Settings, load_settings
-from core.campaign.model import Balance, CampaignState, Transport
-from core.campaign.store import CHUNK_SIZE, CampaignConflict
-from core.models import Kind
-from core.validation import InvalidInput
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer, CampaignRefused
+from connectus_worker.campaign.model import Balance, CampaignState, Transport
+from connectus_worker.campaign.store import CHUNK_SIZE, CampaignConflict
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 
 PREFIX = "t"
 OPTIONS = CampaignOptions(name="Promo", text="Hola {name}")

@@ -9,14 +9,14 @@ from datetime import UTC, datetime
 import fakeredis
 import pytest
 
-from core.campaign.model import CampaignState, Window
-from core.campaign.store import CampaignStore
-from core.jobs import JobStore
-from core.keys import Keys
-from core.validation import InvalidInput
+from connectus_worker.campaign.model import CampaignState, Window
+from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.campaign_messages import BULK_ACTOR, recipient_message
+from connectus_worker.worker.campaigns import CampaignPump
 from tests.support.clock import Clock
-from worker.campaign_messages import BULK_ACTOR, recipient_message
-from worker.campaigns import CampaignPump
 
 S = CampaignState
 # 2026-11-23 12:00 in Santiago (UTC-3 in summer) = 15:00 UTC.

@@ -8,12 +8,12 @@ import json
 import fakeredis
 import pytest
 
-from core.campaign.model import CampaignState, Transport
-from core.campaign.store import CampaignConflict, CampaignStore, ReleasedJob, job_id_for
-from core.job_messages import new_message
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger, Finish
-from core.keys import Keys
+from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.campaign.store import CampaignConflict, CampaignStore, ReleasedJob, job_id_for
+from connectus_worker.ledger.job_messages import new_message
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger, Finish
+from connectus_worker.ledger.keys import Keys
 
 NOW = 1_700_000_000_000
 S = CampaignState

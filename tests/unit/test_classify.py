@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from worker.connectus import classify, errors
-from worker.connectus.classify import DeliveryState
-from worker.connectus.retry_after import parse_retry_after
+from connectus_worker.worker.connectus import classify, errors
+from connectus_worker.worker.connectus.classify import DeliveryState
+from connectus_worker.worker.connectus.retry_after import parse_retry_after
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / ".." / "shared" / "connectus" / "003_8ec51efb326a2334.pretty.json"
@@ -341,7 +341,7 @@ def test_docs_errors_md_embeds_the_rendered_table() -> None:
 
 def test_module_main_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "worker.connectus.classify"],
+        [sys.executable, "-m", "connectus_worker.worker.connectus.classify"],
         capture_output=True,
         text=True,
         check=True,

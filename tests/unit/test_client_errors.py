@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.client import ConnectusClient
 from tests.support.connectus import TEST_KEY, TEST_USER, make_client
-from worker.connectus import errors
-from worker.connectus.client import ConnectusClient
 
 TOKEN = base64.b64encode(f"{TEST_USER}:{TEST_KEY}".encode()).decode()
 

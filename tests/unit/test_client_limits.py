@@ -13,9 +13,9 @@ from typing import Any
 import httpx
 import pytest
 
+from connectus_worker.worker.connectus import errors
 from tests.support.clock import Clock
 from tests.support.connectus import make_client
-from worker.connectus import errors
 
 SEND = {"dst_number": "56987688060", "sms_content": "hola"}
 

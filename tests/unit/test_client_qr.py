@@ -9,10 +9,10 @@ from typing import Any
 import httpx
 import pytest
 
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.results_account import Ack
 from tests.support.connectus import make_client
-from worker.connectus import errors
-from worker.connectus.client import ConnectusClient
-from worker.connectus.results_account import Ack
 
 GROUP = "prueba con whatsapp qr"
 NUMBERS = ["584141924112", "584148566479"]

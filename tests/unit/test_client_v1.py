@@ -10,10 +10,10 @@ from urllib.parse import urlencode
 import httpx
 import pytest
 
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.classify import DeliveryState
+from connectus_worker.worker.connectus.v1 import MAX_BULK_SMS, BulkItem
 from tests.support.connectus import make_client
-from worker.connectus import errors
-from worker.connectus.classify import DeliveryState
-from worker.connectus.v1 import MAX_BULK_SMS, BulkItem
 
 
 def test_send_sms_posts_query_parameters_and_reads_id_sms() -> None:

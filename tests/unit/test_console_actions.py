@@ -12,17 +12,17 @@ import fakeredis
 import httpx
 import pytest
 
-from config import load_settings
-from config.console_users import MIN_ITERATIONS, hash_password
-from core.deadletters import DeadLetters
-from core.models import Kind
-from producers.api import Producer
-from service import build_app
+from connectus_worker.config import load_settings
+from connectus_worker.config.console_users import MIN_ITERATIONS, hash_password
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.deadletters import DeadLetters
+from connectus_worker.producers.api import Producer
+from connectus_worker.service import build_app
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
 from tests.support.pipeline import FakeSender, take_job
-from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 ENV = {
     "INTAKE_TOKENS": "tok-A-0123456789abcdef",

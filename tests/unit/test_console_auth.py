@@ -11,11 +11,16 @@ import fakeredis
 import httpx
 import pytest
 
-from config import ConfigError, load_settings
-from config.console_users import MIN_ITERATIONS, hash_password, parse_users, verify_password
-from core.keys import Keys
-from producers.optout import is_opted_out
-from service import build_app
+from connectus_worker.config import ConfigError, load_settings
+from connectus_worker.config.console_users import (
+    MIN_ITERATIONS,
+    hash_password,
+    parse_users,
+    verify_password,
+)
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.optout import is_opted_out
+from connectus_worker.service import build_app
 
 ADMIN, VIEWER = ("ana", "admin-password-1"), ("vic", "viewer-password-1")
 USERS = ";".join(

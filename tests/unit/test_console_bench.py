@@ -6,9 +6,9 @@ from __future__ import annotations
 import fakeredis
 
 from bench.console_bench import KEY, LOAD, _number, _record, load
-from core.hashing import recipient_digest
-from core.keys import Keys
-from core.lookup import find_jobs, job_history
+from connectus_worker.domain.hashing import recipient_digest
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.lookup import find_jobs, job_history
 
 NOW = 1_700_000_000_000
 KEYS = Keys("cwbench-unit")

@@ -7,15 +7,15 @@ import random
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.deadletters import DeadLetters, Filter, parse_duration
-from core.models import Kind
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.deadletters import DeadLetters, Filter, parse_duration
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
 from tests.support.pipeline import FakeSender, take_job
-from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 HOUR_MS = 3_600_000
 
@@ -98,7 +98,7 @@ def test_poison_entries_and_otps_are_not_replayable(
 def test_a_job_past_its_expiry_is_not_replayable_and_says_why(
     producer: Producer, letters: tuple[DeadLetters, dict[str, str]]
 ) -> None:
-    from core.expiry import AgeLimits
+    from connectus_worker.domain.expiry import AgeLimits
 
     _, ids = letters
     # The jobs were due when queued; the oldest two hours ago, past a one-hour limit.

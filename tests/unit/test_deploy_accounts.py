@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
-from config import ConfigError, load_settings
+from connectus_worker.config import ConfigError, load_settings
 
 OVERLAY = Path(__file__).resolve().parents[2] / "deploy" / "accounts"
 

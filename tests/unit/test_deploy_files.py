@@ -69,8 +69,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from config.settings import ConfigError, Settings, load_settings
-from core.keys import Keys
+from connectus_worker.config.settings import ConfigError, Settings, load_settings
+from connectus_worker.ledger.keys import Keys
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = ROOT / "deploy" / "k8s"
@@ -1119,7 +1119,7 @@ def check_dockerignore(text: str) -> list[str]:
     patterns = dockerignore_patterns(text)
     problems = []
     for path in (".git/HEAD", ".venv/bin/python", ".env", "tests/unit/test_x.py",
-                 "core/__pycache__/x.cpython-311.pyc", "connectus_worker.egg-info/PKG-INFO"):  # fmt: skip
+                 "connectus_worker/__pycache__/x.cpython-311.pyc", "connectus_worker.egg-info/PKG-INFO"):  # fmt: skip
         if not dockerignored(path, patterns):
             problems.append(f".dockerignore lets {path} into the build context")
     needed = ["pyproject.toml", "README.md", "requirements.lock"] + [
@@ -1642,7 +1642,7 @@ def test_dockerignore_keeps_the_package_and_drops_the_rest() -> None:
     [
         (lambda t: t.replace("\n*\n", "\n").replace(".venv\n", ""), ".venv/bin/python"),
         (lambda t: t.replace("\n*\n", "\n").replace(".git\n", ""), ".git/HEAD"),
-        (lambda t: t.replace("!core/\n", ""), "core/__init__.py"),
+        (lambda t: t.replace("!connectus_worker/\n", ""), "connectus_worker/__init__.py"),
         (lambda t: t + "README.md\n", "excludes README.md"),
         (lambda t: t.replace("!requirements.lock\n", ""), "excludes requirements.lock"),
     ],
@@ -1654,10 +1654,10 @@ def test_dockerignore_check_rejects_broken_copies(edit: Callable[[str], str], ex
 
 
 def test_dockerignore_matcher_semantics() -> None:
-    patterns = dockerignore_patterns("*\n!core/\n**/__pycache__\n*.md\n!README.md\n")
+    patterns = dockerignore_patterns("*\n!connectus_worker/\n**/__pycache__\n*.md\n!README.md\n")
     assert dockerignored("tests/x.py", patterns)
-    assert not dockerignored("core/keys.py", patterns)
-    assert dockerignored("core/__pycache__/keys.pyc", patterns)
+    assert not dockerignored("connectus_worker/ledger/keys.py", patterns)
+    assert dockerignored("connectus_worker/__pycache__/keys.pyc", patterns)
     assert dockerignored("NOTES.md", patterns)
     assert not dockerignored("README.md", patterns)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from config.settings import Settings
+from connectus_worker.config.settings import Settings
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -24,7 +24,7 @@ def test_the_readme_starts_with_the_two_commands() -> None:
 
 ROOT = README.parents[0]
 #: The product's code: where a setting must be read to be more than a README line.
-PRODUCT_DIRS = ("cli", "config", "core", "producers", "service", "worker", "devtools")
+PRODUCT_DIRS = ("connectus_worker", "devtools")
 
 
 def _documented_settings() -> set[str]:

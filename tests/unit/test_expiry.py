@@ -14,15 +14,15 @@ import dramatiq
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.jobs import epoch_ms
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
 from tests.support.pipeline import FakeSender, guarded, take_job
-from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 DAY_MS = 86_400_000
 
@@ -205,13 +205,13 @@ def test_a_message_of_an_older_producer_without_times_is_not_expired(
     assert producer.get_status(job_id).state is State.SENT
 
 
-# --- validation (core.requests, shared by producers, CLI and intake) -----------------
+# --- validation (domain.requests, shared by producers, CLI and intake) -----------------
 
 NOW = datetime(2030, 1, 15, 12, 0, tzinfo=UTC)
 
 
 def _build(now: datetime = NOW, **kwargs: object):  # type: ignore[no-untyped-def]
-    from core.requests import parse_request
+    from connectus_worker.domain.requests import parse_request
 
     fields = {"type": "sms", "dst_number": "56987654321", "sms_content": "hola", **kwargs}
     return parse_request(fields, load_settings({}), now=now)
@@ -244,7 +244,7 @@ def _build(now: datetime = NOW, **kwargs: object):  # type: ignore[no-untyped-de
 def test_bad_limits_are_refused_naming_the_field(
     kwargs: dict[str, object], field: str, reason: str
 ) -> None:
-    from core.validation import InvalidInput
+    from connectus_worker.domain.validation import InvalidInput
 
     with pytest.raises(InvalidInput) as caught:
         _build(**kwargs)
@@ -281,11 +281,11 @@ def test_a_repeated_key_with_the_same_limit_is_one_job(producer: Producer, clock
 def test_a_campaign_message_parked_over_a_weekend_is_sent_when_the_campaign_resumes(
     clock: Clock,
 ) -> None:
-    from core.campaign.model import CampaignState as S
-    from core.campaign.store import CampaignStore, ReleasedJob, job_id_for
-    from core.job_messages import new_message
-    from core.jobs import JobStore
-    from core.keys import Keys
+    from connectus_worker.campaign.model import CampaignState as S
+    from connectus_worker.campaign.store import CampaignStore, ReleasedJob, job_id_for
+    from connectus_worker.ledger.job_messages import new_message
+    from connectus_worker.ledger.jobs import JobStore
+    from connectus_worker.ledger.keys import Keys
 
     from .test_campaign_store import _create
 

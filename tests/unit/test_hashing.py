@@ -9,7 +9,12 @@ from uuid import UUID
 
 import pytest
 
-from core.hashing import content_digest, content_hash, fingerprint, provider_hash_digest
+from connectus_worker.domain.hashing import (
+    content_digest,
+    content_hash,
+    fingerprint,
+    provider_hash_digest,
+)
 
 KEY = b"k" * 32
 

@@ -1,14 +1,14 @@
-"""core.history on fakeredis: outcomes counted by the finish scripts, the series' shape."""
+"""ledger.history on fakeredis: outcomes counted by the finish scripts, the series' shape."""
 
 from __future__ import annotations
 
 import fakeredis
 import pytest
 
-from core.history import HISTORY_TTL_S, campaign_series, series
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger
-from core.keys import Keys
+from connectus_worker.ledger.history import HISTORY_TTL_S, campaign_series, series
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger
+from connectus_worker.ledger.keys import Keys
 
 KEYS = Keys("hist")
 HOUR = 1_700_000_000 // 3600 * 3600  # an hour's start (epoch s)

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import json
 
-from core.hashing import content_digest, content_hash
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.domain.hashing import content_digest, content_hash
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.id_lookup import IdLookup
 from tests.support.clock import Clock
 from tests.support.pipeline import KEY, Listings, lookup_of, send_unnamed
-from worker.id_lookup import IdLookup
 
 
 def test_an_unnamed_acceptance_is_sent_at_once_and_queued_for_the_lookup(

@@ -9,8 +9,8 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.validation import (
+from connectus_worker.config import load_settings
+from connectus_worker.domain.validation import (
     CORRELATION_ID_MAX_CHARS,
     InvalidInput,
     check_content,
@@ -18,9 +18,9 @@ from core.validation import (
     check_single_line,
     refuse_unsafe_characters,
 )
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import invalid_params, service
 
 NUMBER = "+56 9 8765 4321"

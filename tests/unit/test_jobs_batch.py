@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import fakeredis
 
-from core.jobs import JobStore
-from core.jobs_batch import BatchLedger
-from core.keys import Keys
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger
+from connectus_worker.ledger.keys import Keys
 from tests.support.clock import Clock
 
 NOW = 1_700_000_000_000

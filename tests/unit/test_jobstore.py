@@ -9,10 +9,10 @@ from concurrent.futures import ThreadPoolExecutor
 import fakeredis
 import pytest
 
-from core.job_messages import new_message, unique_id
-from core.jobs import IdempotencyConflict, JobStore
-from core.keys import Keys
-from core.models import State
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.job_messages import new_message, unique_id
+from connectus_worker.ledger.jobs import IdempotencyConflict, JobStore
+from connectus_worker.ledger.keys import Keys
 from tests.support.clock import Clock
 
 

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from config import load_settings
-from config.tenants import DEFAULT_TENANT, TENANT_PATTERN
-from core.keys import USER_KEY_KINDS, Keys
-from core.validation import validate_idempotency_key
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
+from connectus_worker.config import load_settings
+from connectus_worker.config.tenants import DEFAULT_TENANT, TENANT_PATTERN
+from connectus_worker.domain.validation import validate_idempotency_key
+from connectus_worker.ledger.keys import USER_KEY_KINDS, Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import BEARER, NUMBER, SMS, service
 
 PREFIX = "cw"

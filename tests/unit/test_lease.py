@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from config import load_settings
-from worker.app import build_client, lease_ms
+from connectus_worker.config import load_settings
+from connectus_worker.worker.app import build_client, lease_ms
 
 CREDENTIALS = {"CONNECTUS_API_USER": "user", "CONNECTUS_API_KEY": "key-0123456789"}
 SHORT = {

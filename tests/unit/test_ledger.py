@@ -8,14 +8,14 @@ import fakeredis
 import pytest
 import redis
 
-from config import load_settings
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.ledger import DurableLedger
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
 from tests.support.pipeline import FakeSender, take_job
-from worker.ledger import DurableLedger
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 
 class Flaky:
@@ -89,7 +89,7 @@ def test_a_lease_outliving_its_worker_is_swept_to_unknown_with_its_message(
 ) -> None:
     job_id = producer.send_sms("56987654321", "hola")
     job = take_job(producer)
-    from core.job_messages import new_message
+    from connectus_worker.ledger.job_messages import new_message
 
     message = new_message("transactional", "send_sms", job)
     producer.store.claim(job_id, worker_id="dead", lease_ms=1000, message=message)
@@ -105,7 +105,7 @@ def test_a_lease_outliving_its_worker_is_swept_to_unknown_with_its_message(
 def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -> None:
     """Dramatiq's Retries middleware swallows a failed re-enqueue and acks anyway;
     here the durable retry is a ledger write that waits the blip out."""
-    from worker.connectus import errors as e
+    from connectus_worker.worker.connectus import errors as e
 
     job_id = producer.send_sms("56987654321", "hola")
     clock = producer.store.clock
@@ -129,7 +129,7 @@ def test_breaker_and_limiter_bookkeeping_errors_do_not_escape(producer: Producer
 
     class DownBreaker:
         def allow(self, target):  # type: ignore[no-untyped-def]
-            from worker.breaker import Decision
+            from connectus_worker.worker.breaker import Decision
 
             return Decision(True, 0, "closed", "")
 

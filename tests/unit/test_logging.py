@@ -11,8 +11,8 @@ import pydantic
 import pytest
 import structlog
 
-from core.logging import configure_logging
-from core.redaction import (
+from connectus_worker.logging import configure_logging
+from connectus_worker.logging.redaction import (
     mask_email,
     mask_phone,
     redact_event,
@@ -315,7 +315,7 @@ def test_redact_text_shortcut_never_changes_the_answer() -> None:
     answer must be what the full set of substitutions gives, on any text."""
     import random
 
-    from core.redaction import _redact_all
+    from connectus_worker.logging.redaction import _redact_all
 
     pieces = [
         "a", "Z", " ", "-", "+", ".", ":", "=", "/", "'", '"', "&", "_", "0", "5", "9",
@@ -374,7 +374,7 @@ def test_keys_the_setup_writes_cannot_carry_a_callers_number(
 
 
 def test_plain_texts_are_remembered_and_sensitive_ones_never() -> None:
-    from core.redaction import _PLAIN_TEXTS
+    from connectus_worker.logging.redaction import _PLAIN_TEXTS
 
     assert redact_text("connectus.transactional") == "connectus.transactional"
     assert "connectus.transactional" in _PLAIN_TEXTS

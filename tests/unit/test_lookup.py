@@ -1,4 +1,4 @@
-"""core.lookup on fakeredis: each way of finding a job, its history's shape, bad queries."""
+"""ledger.lookup on fakeredis: each way of finding a job, its history's shape, bad queries."""
 
 from __future__ import annotations
 
@@ -6,13 +6,13 @@ import fakeredis
 import pytest
 from dramatiq import Message
 
-from config import load_settings
-from core.delivery_status import DeliveryStatuses
-from core.jobs import JobStore
-from core.keys import Keys
-from core.lookup import find_jobs, job_history, recipient_of
-from core.validation import InvalidInput
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.delivery_status import DeliveryStatuses
+from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.lookup import find_jobs, job_history, recipient_of
+from connectus_worker.producers.api import Producer
 
 SETTINGS = load_settings({"CONNECTUS_DEFAULT_SRC_EMAIL": "contacto@empresa.cl", "JOB_TTL_S": "600"})
 KEYS = Keys(SETTINGS.key_prefix)

@@ -1,6 +1,6 @@
 """The Lua scripts live in ``lua/*.lua`` files: every one loads, every name resolves.
 
-:func:`core.luascript.load` is what every store calls at import time; a file
+:func:`luascript.load` is what every store calls at import time; a file
 missing from the checkout (or from the installed package, see
 ``test_packaging.py``) must fail loudly, naming the file.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 import fakeredis
 import pytest
 
-from core.luascript import MissingScript, load
+from connectus_worker.luascript import MissingScript, load
 from tests.support.lua_files import LUA_FILES, PRODUCT, ROOT, package_of
 
 # load(__package__, "x.lua") or load("pkg.name", "x.lua") in product code.

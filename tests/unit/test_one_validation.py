@@ -1,7 +1,7 @@
 """One validation: the same bad message gets the same field errors from every door.
 
 The producer (``Producer.send_*``), the CLI (``connectus send ...``) and the
-HTTP intake (``POST /v1/messages``) all go through :func:`core.requests.parse_request`;
+HTTP intake (``POST /v1/messages``) all go through :func:`domain.requests.parse_request`;
 each row of the table is sent through all three, and the ``(field, reason)``
 lists must be equal, and name the fields the row expects.
 """
@@ -16,10 +16,10 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from cli.common import EXIT_INVALID
-from cli.send import app as send_app
-from core.validation import InvalidInput
-from producers.api import Producer
+from connectus_worker.cli.common import EXIT_INVALID
+from connectus_worker.cli.send import app as send_app
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.producers.api import Producer
 from tests.support.service import invalid_params, make_settings, service
 
 pytestmark = pytest.mark.anyio

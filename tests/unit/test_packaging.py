@@ -15,7 +15,7 @@ import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-PRODUCT = ("cli", "config", "core", "producers", "service", "worker")
+PRODUCT = ("connectus_worker",)
 DEV_TOOLING = ("sandbox", "devtools", "bench", "tests")
 
 
@@ -50,16 +50,16 @@ def test_the_wheel_holds_the_product_and_its_lua_files_only(tmp_path: Path) -> N
     site = tmp_path / "site"
     zipfile.ZipFile(out / done.stdout.split()[-1]).extractall(site)
     load_all = (
-        "import core, core.broker, core.jobs_batch, core.delivery_status, core.campaign.store, "
-        "core.campaign.bulk_release, service.events, service.idempotency, worker.pipeline, "
-        "worker.chunk_recovery; print(core.__file__)"
+        "import connectus_worker, connectus_worker.transport.broker, connectus_worker.ledger.jobs_batch, connectus_worker.ledger.delivery_status, connectus_worker.campaign.store, "
+        "connectus_worker.campaign.bulk_release, connectus_worker.service.events, connectus_worker.service.idempotency, connectus_worker.worker.pipeline, "
+        "connectus_worker.worker.chunk_recovery; print(connectus_worker.__file__)"
     )
     done = subprocess.run(
         [sys.executable, "-c", load_all], cwd=tmp_path, capture_output=True, text=True,
         timeout=90, check=False, env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(site)},
     )  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
-    assert done.stdout.strip() == str(site / "core" / "__init__.py")
+    assert done.stdout.strip() == str(site / "connectus_worker" / "__init__.py")
 
 
 BLOCK_DEV_TOOLING = """
@@ -72,7 +72,7 @@ sys.meta_path.insert(0, Block())
 for top in {product!r}:
     package = importlib.import_module(top)
     for info in pkgutil.walk_packages(package.__path__, top + "."):
-        if info.name != "cli.__main__":
+        if info.name != "connectus_worker.cli.__main__":
             importlib.import_module(info.name)
 print("imported")
 """
@@ -92,7 +92,7 @@ def test_connectus_sandbox_without_the_tooling_says_what_is_missing(tmp_path: Pa
     # The installed package alone: the product's packages, no sandbox/ or devtools/ beside them.
     _copy_tree(tmp_path, PRODUCT)
     done = subprocess.run(
-        [sys.executable, "-m", "cli", "sandbox", "--port", "1"],
+        [sys.executable, "-m", "connectus_worker.cli", "sandbox", "--port", "1"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60, check=False,
         env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(tmp_path)},
     )  # fmt: skip

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from core.delivery_status import PendingStatuses
-from core.models import State
-from producers.api import Producer
-from service.events import EventRecorder
+from connectus_worker.domain.models import State
+from connectus_worker.ledger.delivery_status import PendingStatuses
+from connectus_worker.producers.api import Producer
+from connectus_worker.service.events import EventRecorder
 from tests.support.clock import Clock
 
 

@@ -9,14 +9,14 @@ import pytest
 from dramatiq.brokers.stub import StubBroker
 from structlog.testing import capture_logs
 
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.actors import register_actors
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
 from tests.support.clock import Clock
 from tests.support.pipeline import FakeSender, guarded, take_job
-from worker.actors import register_actors
-from worker.connectus import errors as e
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
 
 
 def _pipeline(
@@ -306,8 +306,8 @@ def test_no_token_defers_and_a_429_lowers_the_shared_rate(producer: Producer, cl
 def test_a_half_open_breaker_holds_others_back_only_briefly(
     producer: Producer, clock: Clock
 ) -> None:
-    from worker.breaker_scopes import target_for
-    from worker.pipeline import HALF_OPEN_RECHECK_MS
+    from connectus_worker.worker.breaker_scopes import target_for
+    from connectus_worker.worker.pipeline import HALF_OPEN_RECHECK_MS
 
     busy = e.ServiceUnavailable("503", reason="http_503", status_code=503)
     pipeline, breaker, _ = guarded(producer, FakeSender(busy, busy), clock)

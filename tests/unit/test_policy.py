@@ -6,8 +6,8 @@ import random
 
 import pytest
 
-from worker.connectus import errors as e
-from worker.policy import RetryPolicy, decide
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.policy import RetryPolicy, decide
 
 POLICY = RetryPolicy(max_retries=8, min_backoff_ms=1000, max_backoff_ms=60_000,
                      max_message_age_s=3600)  # fmt: skip

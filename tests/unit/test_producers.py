@@ -10,13 +10,13 @@ from typing import Any
 import fakeredis
 import pytest
 
-import producers
-from config import load_settings
-from core.hashing import content_digest, content_hash
-from core.models import Kind, State
-from core.status_watch import watch_key
-from core.validation import InvalidInput
-from producers.api import JobNotFound, Producer
+from connectus_worker import producers
+from connectus_worker.config import load_settings
+from connectus_worker.domain.hashing import content_digest, content_hash
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.status_watch import watch_key
+from connectus_worker.producers.api import JobNotFound, Producer
 
 
 @pytest.fixture
@@ -195,7 +195,7 @@ def test_a_watched_email_is_queued_and_watched_in_the_same_round_trips_as_an_sms
 def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
     producer: Producer,
 ) -> None:
-    from producers.optout import optout_key
+    from connectus_worker.producers.optout import optout_key
 
     producer.redis.sadd(optout_key(producer.store.keys), "56987654321")
     with pytest.raises(InvalidInput, match="dst_number: opted out of marketing messages"):
@@ -211,7 +211,7 @@ def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
 
 
 def test_whatsapp_without_src_number_uses_connectus_whatsapp_src_number() -> None:
-    from core.requests import parse_request
+    from connectus_worker.domain.requests import parse_request
 
     settings = load_settings({"CONNECTUS_WHATSAPP_SRC_NUMBER": "56999944837"})
     fields = {"type": "whatsapp", "dst_number": GOOD_NUMBER, "whatsapp_content": "hola"}

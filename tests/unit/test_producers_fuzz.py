@@ -24,14 +24,14 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from config import load_settings
-from core.campaign.chunks import CampaignConflict
-from core.jobs import IdempotencyConflict
-from core.models import Kind
-from core.validation import InvalidInput
-from producers.api import Producer
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer, CampaignRefused
+from connectus_worker.campaign.chunks import CampaignConflict
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.jobs import IdempotencyConflict
+from connectus_worker.producers.api import Producer
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 
 SCALE = float(os.environ.get("CW_FUZZ_SCALE", "1"))
 #: Figures of this run: inputs tried, accepted, refused (``make fuzz`` reports them).

@@ -9,18 +9,18 @@ import fakeredis
 import httpx
 import pytest
 
-from config import load_settings
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.breaker import CircuitBreaker
+from connectus_worker.worker.breaker_scopes import QR_SESSION, effect, target_for
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.connectus.qr import QrMessage
+from connectus_worker.worker.qr_session import QrSessionWatch
+from connectus_worker.worker.reconcile import Reconciler
 from tests.support.clock import Clock
 from tests.support.connectus import make_client
 from tests.support.pipeline import unknown_job
-from worker.breaker import CircuitBreaker
-from worker.breaker_scopes import QR_SESSION, effect, target_for
-from worker.connectus import errors as e
-from worker.connectus.qr import QrMessage
-from worker.qr_session import QrSessionWatch
-from worker.reconcile import Reconciler
 
 GROUP = "Equipo ventas"
 
@@ -193,7 +193,7 @@ def test_a_send_held_by_the_session_looks_again_at_each_status_interval() -> Non
 
 
 def test_a_qr_answer_that_is_an_image_is_told_apart_from_pairing_text() -> None:
-    from cli.qr import image_of
+    from connectus_worker.cli.qr import image_of
 
     png = b"\x89PNG\r\n\x1a\n-rest-"
     assert image_of("data:image/png;base64," + base64.b64encode(png).decode()) == png

@@ -1,14 +1,14 @@
-"""core.queue_stats on fakeredis: depth and the oldest waiting message's age per queue."""
+"""ledger.queue_stats on fakeredis: depth and the oldest waiting message's age per queue."""
 
 from __future__ import annotations
 
 import fakeredis
 
-from config import load_settings
-from core.jobs import epoch_ms
-from core.keys import Keys
-from core.queue_stats import queue_stats
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.queue_stats import queue_stats
+from connectus_worker.producers.api import Producer
 
 SETTINGS = load_settings({})
 KEYS = Keys(SETTINGS.key_prefix)

@@ -10,10 +10,9 @@ from collections.abc import Sequence
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.models import Kind
-from tests.support.clock import Clock
-from worker.ratelimit import (
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.ratelimit import (
     Bucket,
     DestinationCapped,
     Limits,
@@ -21,6 +20,7 @@ from worker.ratelimit import (
     RateLimitTimeout,
     product_for,
 )
+from tests.support.clock import Clock
 
 T0 = 1_700_000_000_000.0
 

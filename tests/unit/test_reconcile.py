@@ -8,14 +8,14 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.hashing import content_hash
-from core.models import Kind, State
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.domain.models import Kind, State
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.reconcile import Reconciler
 from tests.support.clock import Clock
 from tests.support.pipeline import take_job, unknown_job
-from worker.connectus import errors as e
-from worker.reconcile import Reconciler
 
 
 @dataclass

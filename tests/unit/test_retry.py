@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 import tenacity
 
-from worker.connectus import errors
-from worker.retry import build_retrying
+from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.retry import build_retrying
 
 
 class Flaky:

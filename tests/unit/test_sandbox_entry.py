@@ -11,7 +11,7 @@ import typer
 
 import sandbox.__main__ as main_module
 import sandbox.server as server_module
-from cli.sandbox_cmd import sandbox_command
+from connectus_worker.cli.sandbox_cmd import sandbox_command
 from sandbox.config import FaultConfig, SandboxConfig, config_from_env
 
 

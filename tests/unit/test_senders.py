@@ -8,11 +8,11 @@ from typing import Any
 import httpx
 import pytest
 
-from config import load_settings
-from core.models import Kind
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.senders import ClientSender
 from tests.support.connectus import make_client
-from worker.connectus import errors as e
-from worker.senders import ClientSender
 
 PAYLOAD = {"dst_number": "56987654321", "sms_content": "x"}
 EMAIL = {"dst_email": "a@b.cl", "src_email": "c@d.cl", "subject": "s", "email_content": "x"}

@@ -11,14 +11,18 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from config.tenants import DEFAULT_TENANT
-from core.campaign.model import CampaignState
-from core.keys import Keys
-from producers.campaign_control import CampaignControl
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
-from service.campaign_schemas import CampaignAccepted, CampaignProblem, CampaignStatusOut
-from service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
+from connectus_worker.campaign.model import CampaignState
+from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
+from connectus_worker.service.campaign_schemas import (
+    CampaignAccepted,
+    CampaignProblem,
+    CampaignStatusOut,
+)
+from connectus_worker.service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
 from tests.support.service import (
     BEARER,
     CAMPAIGN,

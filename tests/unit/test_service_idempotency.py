@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from config.tenants import DEFAULT_TENANT
-from core.keys import Keys
-from producers.api import Producer
+from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
 from tests.support.service import (
     BEARER,
     NUMBER,

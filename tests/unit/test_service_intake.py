@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from core.hashing import content_hash
-from core.models import State
-from producers.api import Producer
+from connectus_worker.domain.hashing import content_hash
+from connectus_worker.domain.models import State
+from connectus_worker.producers.api import Producer
 from tests.support.service import (
     BEARER,
     E164,

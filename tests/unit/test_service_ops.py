@@ -11,10 +11,10 @@ import redis
 import typer
 from typer.testing import CliRunner
 
-from cli.serve_cmd import serve
-from config import ConfigError, load_settings
-from service import build_app
-from service.app import READY_TIMEOUT_S
+from connectus_worker.cli.serve_cmd import serve
+from connectus_worker.config import ConfigError, load_settings
+from connectus_worker.service import build_app
+from connectus_worker.service.app import READY_TIMEOUT_S
 from tests.support.service import (
     SECRET,
     SMS,
@@ -106,7 +106,7 @@ async def test_readyz_gives_up_after_one_second_when_redis_hangs() -> None:
 async def test_a_redis_outage_during_a_request_is_503_problem() -> None:
     class Down(fakeredis.FakeRedis):
         """Redis gone once the service is up: scripts and pipelines (the confirmed
-        enqueue, core.durability) fail to connect."""
+        enqueue, durability) fail to connect."""
 
         def evalsha(self, *args: Any, **kwargs: Any) -> Any:
             raise redis.ConnectionError("down")

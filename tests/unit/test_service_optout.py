@@ -7,12 +7,12 @@ from typing import Any
 import fakeredis
 import pytest
 
-from config import load_settings
-from core.keys import Keys
-from core.models import Kind
-from core.requests import parse_request
-from core.validation import InvalidInput
-from producers.optout import (
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.requests import parse_request
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.optout import (
     OPTED_OUT_REASON,
     change,
     is_opted_out,

@@ -8,9 +8,9 @@ from typing import Any
 import fakeredis
 import pytest
 
-from core.keys import Keys
-from producers.optout import is_opted_out
-from service.events import EventRecorder, events_key
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.optout import is_opted_out
+from connectus_worker.service.events import EventRecorder, events_key
 from tests.support.service import (
     E164,
     SECRET,

@@ -11,15 +11,15 @@ from typing import Any
 import fakeredis
 import pytest
 
-import producers
-from config import Settings, load_settings
-from config.tenants import DEFAULT_TENANT
-from core.jobs import IdempotencyConflict
-from core.validation import InvalidInput
-from producers.api import JobNotFound, Producer
-from producers.campaign_control import CampaignControl, CampaignNotFound
-from producers.campaign_plan import CampaignOptions
-from producers.campaigns import CampaignProducer
+from connectus_worker import producers
+from connectus_worker.config import Settings, load_settings
+from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.domain.validation import InvalidInput
+from connectus_worker.ledger.jobs import IdempotencyConflict
+from connectus_worker.producers.api import JobNotFound, Producer
+from connectus_worker.producers.campaign_control import CampaignControl, CampaignNotFound
+from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import NUMBER, SMS, TOKEN, invalid_params, problem, service
 
 ACME = "tok-acme-0123456789abcdef"
@@ -137,7 +137,7 @@ def test_a_campaigns_jobs_are_its_tenants(
     campaign_id = campaigns.send(ROWS, CampaignOptions(name="P", text="Hola {name}")).campaign_id
     acme, globex = acme_and_globex(settings, redis_client)
     # What the workers write when they release a recipient: a record naming only
-    # its campaign (core/campaign/lua/lib_new_record.lua has no tenant field).
+    # its campaign (campaign/lua/lib_new_record.lua has no tenant field).
     job_id = f"{campaign_id}-0"
     redis_client.hset(
         acme.store.keys.job(job_id),

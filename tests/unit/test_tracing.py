@@ -1,4 +1,4 @@
-"""Tracing (core/tracing.py) with the SDK's in-memory exporter: one trace from the
+"""Tracing (tracing.py) with the SDK's in-memory exporter: one trace from the
 producer through the queue (a StubBroker worker) to the Connectus call (httpx
 MockTransport), what the spans carry and what they never do."""
 
@@ -19,18 +19,18 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
-import core.tracing as tracing
-from config import ConfigError, load_settings
-from core.models import Kind
-from producers.api import Producer
+import connectus_worker.tracing as tracing
+from connectus_worker.config import ConfigError, load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.actors import register_actors
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.senders import ClientSender
 from tests.support.clock import Clock
 from tests.support.connectus import TEST_KEY, TEST_USER, make_client
 from tests.support.pipeline import take_job
 from tests.support.tracing import basic_token, leaks, recorded_spans
-from worker.actors import register_actors
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
-from worker.senders import ClientSender
 
 NUMBER, TEXT = "56987654321", "tu pedido 7781 va en camino"
 ROOT = Path(__file__).resolve().parents[2]
@@ -251,7 +251,7 @@ def test_the_product_runs_without_the_otel_extra() -> None:
     blocked = ["opentelemetry.sdk", "opentelemetry.instrumentation", "opentelemetry.exporter"]
     script = (
         f"import sys; sys.modules.update(dict.fromkeys({blocked!r}))\n"
-        "from core import tracing; import producers.api, worker.app, service.app\n"
+        "from connectus_worker import tracing; import connectus_worker.producers.api, connectus_worker.worker.app, connectus_worker.service.app\n"
         "assert tracing.start('x', {}) is False\n"
         "with tracing.span('s', 'producer', {'job_id': 'j'}): tracing.annotate(outcome='sent')\n"
         "assert tracing.carrier() == {}\n"
@@ -275,8 +275,8 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from config import load_settings
-from producers.api import Producer
+from connectus_worker.config import load_settings
+from connectus_worker.producers.api import Producer
 exporter = InMemorySpanExporter()
 provider = TracerProvider()
 provider.add_span_processor(SimpleSpanProcessor(exporter))

@@ -7,13 +7,13 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from core.countries import connectus_country
-from core.deliver_at import (
+from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.deliver_at import (
     DELIVER_AT_PAST_GRACE_S,
     localize,
     parse_deliver_at,
 )
-from core.validation import (
+from connectus_worker.domain.validation import (
     EMAIL_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
     SMS_MAX_CHARS,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import fakeredis
 
-from config import load_settings
-from worker.app import build_worker_app
+from connectus_worker.config import load_settings
+from connectus_worker.worker.app import build_worker_app
 
 CREDENTIALS = {"CONNECTUS_API_USER": "user", "CONNECTUS_API_KEY": "key-0123456789"}
 

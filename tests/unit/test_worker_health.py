@@ -13,8 +13,8 @@ import fakeredis
 import pytest
 from prometheus_client import CollectorRegistry, Counter
 
-from worker.health import health_app, redis_check
-from worker.supervisor import Supervisor
+from connectus_worker.worker.health import health_app, redis_check
+from connectus_worker.worker.supervisor import Supervisor
 
 
 def call(app: Any, path: str, method: str = "GET") -> tuple[int, bytes]:

@@ -12,17 +12,15 @@ import pytest
 import redis
 from prometheus_client import CollectorRegistry
 
-from config import load_settings
-from core.keys import Keys
-from core.models import Kind
-from producers.api import Producer
-from tests.support.clock import Clock
-from tests.support.pipeline import FakeSender, take_job
-from worker.breaker import CircuitBreaker
-from worker.breaker_scopes import target_for
-from worker.connectus import errors as e
-from worker.connectus.errors import BalanceExhausted, ServiceUnavailable
-from worker.metrics import (
+from connectus_worker.config import load_settings
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.api import Producer
+from connectus_worker.worker.breaker import CircuitBreaker
+from connectus_worker.worker.breaker_scopes import target_for
+from connectus_worker.worker.connectus import errors as e
+from connectus_worker.worker.connectus.errors import BalanceExhausted, ServiceUnavailable
+from connectus_worker.worker.metrics import (
     BreakerCollector,
     QueueCollector,
     SupervisorCollector,
@@ -31,9 +29,11 @@ from worker.metrics import (
     prepare_multiproc_dir,
     supervisor_registry,
 )
-from worker.pipeline import SendPipeline
-from worker.policy import RetryPolicy
-from worker.senders import ClientSender
+from connectus_worker.worker.pipeline import SendPipeline
+from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.senders import ClientSender
+from tests.support.clock import Clock
+from tests.support.pipeline import FakeSender, take_job
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,0 @@
-"""Settings for every entry point; see :mod:`config.settings`."""
-
-from config.settings import ConfigError, Settings, load_settings
-
-__all__ = ["ConfigError", "Settings", "load_settings"]

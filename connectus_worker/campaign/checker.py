@@ -1,0 +1,239 @@
+"""From rows to checked, deduplicated recipients: the campaign's accept step.
+
+:class:`RowChecker` turns :class:`~campaign.source.Row` objects into
+:class:`Recipient` objects lazily, one row at a time, and keeps its findings
+in :class:`CheckReport`. Per row, the first problem found is the one
+reported, in this order (so a row is always reported the same way):
+
+1. the row could not be read (``row.error``): field ``"row"``;
+2. the recipient column (``dst_number``, or ``dst_email`` for e-mail) is
+   absent or blank; the number or address is not valid (reason from
+   :mod:`domain.validation`);
+3. the recipient was already accepted from an earlier row: a duplicate, not
+   an invalid row; the earlier row wins and this one is not checked further
+   (it will not be sent). An invalid row does not claim its recipient, so a
+   later valid row for the same recipient is accepted;
+4. a field the template uses is absent or blank: the first such field (in
+   the template's sorted ``fields``);
+5. the rendered text is empty or too long for the kind (field ``"text"``);
+   for e-mail, the rendered subject (field ``"subject"``; it must also stay
+   one line, since it becomes a mail header).
+
+So ``rows == valid + len(invalid) + duplicates``. Every invalid row is kept
+(the operator's list of what to fix); duplicates are all counted but only the
+first 1,000 kept as ``(line, first line)`` examples.
+
+Speed: a million rows must be checked in seconds, so numbers go through
+:class:`~campaign.numbers.FastNumberNormalizer`, duplicates are found in
+a dict keyed on the normalised destination, and a recipient keeps only the
+values its template uses.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+
+from connectus_worker.campaign.numbers import FastNumberNormalizer
+from connectus_worker.campaign.source import Row, frozen_maker
+from connectus_worker.campaign.template import Template
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.request_fields import SUBJECT_MAX_CHARS
+from connectus_worker.domain.validation import (
+    EMAIL_MAX_CHARS,
+    SMS_MAX_CHARS,
+    SMS_SEGMENT_CHARS,
+    WHATSAPP_MAX_CHARS,
+    InvalidInput,
+    check_content,
+    normalize_email,
+)
+
+#: How many duplicate examples a report keeps (all are counted).
+MAX_DUPLICATE_EXAMPLES = 1_000
+
+_MAX_CHARS = {Kind.SMS: SMS_MAX_CHARS, Kind.EMAIL: EMAIL_MAX_CHARS,
+              Kind.WHATSAPP: WHATSAPP_MAX_CHARS}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InvalidRow:
+    """A row left out, with the field at fault and why."""
+
+    line: int
+    field: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """A checked recipient.
+
+    ``dst``: digits-only E.164 without '+' (SMS, WhatsApp) or the normalised
+    e-mail address. ``values`` are aligned with the template's ``fields``.
+    ``segments``: SMS charged for the rendered text (1 for e-mail and WhatsApp).
+    """
+
+    line: int
+    dst: str
+    values: tuple[str, ...]
+    segments: int
+
+
+_make_recipient = frozen_maker(Recipient)
+
+
+@dataclass
+class CheckReport:
+    """What checking found; filled as recipients are pulled from :meth:`RowChecker.check`.
+
+    ``segments`` is the sum over valid recipients: the SMS charged for an SMS
+    campaign, the messages otherwise.
+    """
+
+    rows: int = 0
+    valid: int = 0
+    invalid: list[InvalidRow] = field(default_factory=list)
+    duplicates: int = 0
+    duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
+    segments: int = 0
+    max_segments: int = 0
+
+
+def _picker(fields: tuple[str, ...]) -> Callable[[dict[str, str]], tuple[str, ...]]:
+    """``values -> tuple of the fields' values`` (KeyError if one is absent), fast."""
+    if not fields:
+        return lambda values: ()
+    if len(fields) == 1:
+        get_one = operator.itemgetter(fields[0])
+        return lambda values: (get_one(values),)
+    # itemgetter of several keys returns the tuple itself
+    return operator.itemgetter(*fields)
+
+
+class RowChecker:
+    """Checks rows for one campaign (see the module docstring for the rules)."""
+
+    def __init__(
+        self, kind: Kind, template: Template, *, default_region: str, src_email: str | None = None
+    ) -> None:
+        try:
+            kind = Kind(kind)  # a plain "sms" too: the checks below compare members
+        except ValueError:
+            raise InvalidInput("kind", f"is not a kind of message: {kind!r}") from None
+        if kind not in _MAX_CHARS:
+            raise InvalidInput(
+                "kind", f"must be sms, email or whatsapp for a campaign, not {kind.value}"
+            )
+        if kind is Kind.EMAIL and template.subject is None:
+            raise InvalidInput("subject", "is required for an e-mail campaign")
+        if kind is not Kind.EMAIL and template.subject is not None:
+            raise InvalidInput("subject", f"is for e-mail campaigns only, not {kind.value}")
+        if template.subject is not None and ("\n" in template.subject or "\r" in template.subject):
+            raise InvalidInput("subject", "has a line break: a subject is one line")
+        if src_email is not None:
+            if kind is not Kind.EMAIL:
+                raise InvalidInput("src_email", f"is for e-mail campaigns only, not {kind.value}")
+            src_email = normalize_email(src_email, field="src_email")
+        self.kind = kind
+        self.template = template
+        self.default_region = default_region
+        #: the normalised sender address (e-mail campaigns), None if not given
+        self.src_email = src_email
+        self.recipient_field = kind.spec.dst_field
+        self.report = CheckReport()
+        self._max_chars = _MAX_CHARS[kind]
+        # dst -> line of its accepted row; kept across check() calls, like the report
+        self._first_line: dict[str, int] = {}
+
+    def check(self, rows: Iterable[Row]) -> Iterator[Recipient]:
+        """The valid, first-seen recipients of ``rows``, lazily; findings go to ``report``.
+
+        The report is updated in place as rows are pulled (callers may amend it).
+        """
+        # Locals: this loop runs a million times, and attribute lookups add up.
+        report = self.report
+        invalid = report.invalid.append
+        duplicate_lines = report.duplicate_lines
+        column = self.recipient_field
+        normalize = self._normalizer()
+        fields = self.template.fields
+        width = len(fields)
+        render = self.template.text_renderer()
+        max_chars = self._max_chars
+        is_sms = self.kind is Kind.SMS
+        is_email = self.kind is Kind.EMAIL
+        make_recipient = _make_recipient
+        pick = _picker(fields)
+        first_line = self._first_line
+        for row in rows:
+            report.rows += 1
+            line = row.line
+            if row.error is not None:
+                invalid(InvalidRow(line, "row", row.error))
+                continue
+            row_values = row.values
+            raw = row_values.get(column)
+            if not raw:  # values are stripped: blank is ""
+                reason = "is empty" if raw is not None else "is missing (no such column)"
+                invalid(InvalidRow(line, column, reason))
+                continue
+            try:
+                dst = normalize(raw, column)
+            except InvalidInput as exc:
+                invalid(InvalidRow(line, exc.field, exc.reason))
+                continue
+            # One probe of a dict that grows to a million keys (a cache miss
+            # each): claim the number now, give it back if the row fails below.
+            # E-mail: Ana@x.cl and ana@x.cl are one person to every mail provider,
+            # though RFC 5321 lets a local part differ by case: never mail twice.
+            key = dst.lower() if is_email else dst
+            seen = len(first_line)
+            first = first_line.setdefault(key, line)
+            if len(first_line) == seen:
+                report.duplicates += 1
+                if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
+                    duplicate_lines.append((line, first))
+                continue
+            try:
+                values = pick(row_values)
+            except KeyError:
+                values = tuple([row_values.get(name, "") for name in fields])
+            if width and not all(values):
+                del first_line[key]
+                name = fields[values.index("")]
+                state = "missing" if name not in row_values else "empty"
+                invalid(InvalidRow(line, name, f"is required by the template but {state}"))
+                continue
+            text = render(values)
+            # check_content's conditions, inline; it is called for its reason
+            # only when they fail (blank: "" or all whitespace, as str.strip).
+            if len(text) > max_chars or not text or text.isspace() or is_email or "\x00" in text:
+                try:
+                    check_content(text, field="text", max_chars=max_chars)
+                    if is_email:
+                        self._check_subject(values)
+                except InvalidInput as exc:
+                    del first_line[key]
+                    invalid(InvalidRow(line, exc.field, exc.reason))
+                    continue
+            # sms_segments: ceil(characters / 160), at least 1
+            segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if is_sms else 1
+            report.valid += 1
+            report.segments += segments
+            if segments > report.max_segments:
+                report.max_segments = segments
+            yield make_recipient(line, dst, values, segments)
+
+    def _normalizer(self) -> Callable[[str, str], str]:
+        if self.kind is Kind.EMAIL:
+            return lambda raw, column: normalize_email(raw, field=column)
+        # The bound __call__: calling the instance goes through the type's slot first.
+        return FastNumberNormalizer(self.default_region).__call__
+
+    def _check_subject(self, values: tuple[str, ...]) -> None:
+        subject = self.template.render_subject_aligned(values) or ""
+        check_content(subject, field="subject", max_chars=SUBJECT_MAX_CHARS)
+        if "\n" in subject or "\r" in subject:
+            raise InvalidInput("subject", "has a line break (from a value of this row)")

@@ -1,0 +1,3 @@
+from connectus_worker.cli.main import main
+
+main()

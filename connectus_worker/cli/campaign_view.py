@@ -1,0 +1,111 @@
+"""How campaign commands print for people (``--json`` prints the same data as one object).
+
+Imported by the commands that print (rich is not needed for ``--json`` or ``--help``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from rich.table import Table
+
+from connectus_worker.cli.common import console
+
+if TYPE_CHECKING:
+    import redis
+
+    from connectus_worker.config import Settings
+
+STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
+               "cancelled")  # fmt: skip
+
+
+def print_plan(plan: Mapping[str, Any]) -> None:
+    table = Table(title=f"campaign {plan.get('name', '')}", show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    keys = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
+            "segments", "max_segments", "cost", "deliver_at", "window",
+            "max_lateness_s")  # fmt: skip
+    for key in keys:
+        if key in plan:
+            table.add_row(key, "" if plan[key] is None else str(plan[key]))
+    for balance in plan.get("balances", []):
+        available = "unknown" if balance["available"] is None else str(balance["available"])
+        table.add_row("balance", f"{balance['source']}: {available}")
+    console.print(table)
+    _examples("invalid rows", plan.get("invalid_rows", []), ("line", "field", "reason"))
+    _examples("duplicates (kept the first)", plan.get("duplicate_rows", []), ("line", "first_line"))
+    for refusal in plan.get("refusals", []):
+        console.print(f"[red]refused:[/red] {refusal}")
+
+
+def _examples(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
+    if not rows:
+        return
+    table = Table(title=f"{title} (first {min(len(rows), 20)})")
+    for column in columns:
+        table.add_column(column)
+    for row in rows[:20]:
+        table.add_row(*(str(row[c]) for c in columns))
+    console.print(table)
+
+
+def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
+    table = Table(title="campaigns")
+    for column in ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"):
+        table.add_column(column)
+    for row in rows:
+        counts = row["counts"]
+        done = sum(counts.get(s, 0) for s in ("sent", "failed", "cancelled"))
+        table.add_row(row["campaign_id"], row["name"], row["kind"], row["state"], str(row["total"]),
+                      str(done), _when(row["deliver_at_ms"]))  # fmt: skip
+    console.print(table)
+
+
+def print_status(body: Mapping[str, Any]) -> None:
+    state = body["state"] + (f" ({body['reason']})" if body.get("reason") else "")
+    console.print(f"[bold]{body['name']}[/bold] {body['campaign_id']}: {state}")
+    counts = body["counts"]
+    console.print("  " + "  ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)))
+    rate = body.get("rate_per_s")
+    eta = body.get("eta_s")
+    console.print(f"  rate {rate if rate is not None else '-'}/s  ETA "
+                  f"{_duration(eta) if eta is not None else '-'}  parked {body['parked']}  "
+                  f"deliveries {body['deliveries']}")  # fmt: skip
+    health = body.get("health") or {}
+    breaker = health.get("breaker", {})
+    rates = "  ".join(
+        f"{r['product']} {float(r['rate_per_s']):.0f}/s" for r in health.get("rates", [])
+    )
+    paused = " ".join(str(s["scope"]) for s in breaker.get("scopes", []))
+    console.print(
+        f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
+    )
+    for link in body.get("short_links") or []:
+        clicks = link["clicks"] if link["clicks"] is not None else "?"
+        console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
+
+
+def health(settings: Settings, client: redis.Redis, account: str | None = None) -> dict[str, Any]:
+    """The shared breaker and limiter of ``account`` (None: the first), as ``connectus
+    breaker`` shows them."""
+    from connectus_worker.worker.breaker import CircuitBreaker
+    from connectus_worker.worker.ratelimit import RateLimiter
+
+    limiter = RateLimiter.from_settings(settings, client, account)
+    return {
+        "breaker": CircuitBreaker.from_settings(settings, client, account).status(),
+        "rates": [limiter.status(p) for p in limiter.limits.buckets],
+    }
+
+
+def _when(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"

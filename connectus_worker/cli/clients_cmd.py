@@ -1,0 +1,176 @@
+"""``connectus clients list|show|create|update|add-balance|remove-balance``: subclients.
+
+Subclients (``/api_v3/clients``) are accounting accounts of the Connectus
+account: balance moved to one is spent by sends naming it (``id_client``;
+``connectus send sms|email|whatsapp --client``, campaigns' ``--client``).
+SMS balance is per destination country, so an SMS balance move names the
+country (``--country chile`` or its id, ``1``). Every command calls
+Connectus, so it needs ``CONNECTUS_API_USER`` and ``CONNECTUS_API_KEY``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import typer
+
+from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.connectus_call import call_connectus
+
+app = typer.Typer(help="Subclients: accounts whose balance sends can be charged to.",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+ID = typer.Argument(..., help="The subclient's id (its id_unique).")
+PRODUCTS = ("sms", "email", "whatsapp")
+
+
+def _call(ctx: typer.Context, as_json: bool, fn: Callable[[Any], Any]) -> Any:
+    """Run ``fn(v3 api)``; configuration, input and Connectus errors exit clearly."""
+    return call_connectus(ctx, as_json, lambda client: fn(client.v3))
+
+
+def _client_json(client: Any) -> dict[str, Any]:
+    data: dict[str, Any] = {"id_unique": client.id_unique, "name": client.name}
+    if client.balance is not None:
+        data["balance"] = client.balance
+    if client.sms_balances:
+        data["sms_balance"] = {b.country_name or str(b.id_country): b.balance
+                               for b in client.sms_balances}  # fmt: skip
+    if client.email_balance is not None:
+        data["email_balance"] = client.email_balance
+    # GET /clients/:id answers one figure in "balance"; a listed client, an object.
+    listed = client.raw.get("balance")
+    whatsapp = listed.get("whatsapp_balance") if isinstance(listed, dict) else None
+    if isinstance(whatsapp, int):
+        data["whatsapp_balance"] = whatsapp
+    return data
+
+
+@app.command("list")
+def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
+    """Every subclient with its balances, and the unassigned SMS balance per country."""
+    listing = _call(ctx, json_output, lambda v3: v3.list_clients())
+    clients = [_client_json(c) for c in listing.clients]
+    free = {b.country_name or str(b.id_country): b.balance
+            for b in listing.free_sms_balance_by_country}  # fmt: skip
+    data = listing.raw.get("data") if isinstance(listing.raw.get("data"), dict) else listing.raw
+    body = {"free_sms_balance_by_country": free, "clients": clients,
+            "free_email_balance": data.get("free_email_balance"),
+            "free_whatsapp_balance": data.get("free_whatsapp_balance")}  # fmt: skip
+    if json_output:
+        output(body, True)
+        return
+    from rich.table import Table
+
+    from connectus_worker.cli.common import _console
+
+    table = Table(title="subclients")
+    for column in ("id", "name", "sms (by country)", "email", "whatsapp"):
+        table.add_column(column)
+    for c in clients:
+        sms = ", ".join(f"{k} {v}" for k, v in c.get("sms_balance", {}).items() if v)
+        email, whatsapp = c.get("email_balance", ""), c.get("whatsapp_balance", "")
+        table.add_row(c["id_unique"] or "", c["name"] or "", sms or "0", str(email), str(whatsapp))
+    _console(stderr=False).print(table)
+    unassigned = ", ".join(f"{k} {v}" for k, v in free.items() if v)
+    typer.echo(f"unassigned SMS: {unassigned or '0'}; e-mail: {body['free_email_balance']}; "
+               f"WhatsApp: {body['free_whatsapp_balance']}")  # fmt: skip
+
+
+@app.command()
+def show(ctx: typer.Context, id_client: str = ID, json_output: bool = JSON) -> None:
+    """One subclient."""
+    client = _call(ctx, json_output, lambda v3: v3.get_client(id_client=id_client))
+    output(_client_json(client), json_output, title=f"subclient {id_client}")
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="The subclient's name."),
+    json_output: bool = JSON,
+) -> None:
+    """Create a subclient; prints its id."""
+    _check_name(name, json_output)
+    client = _call(ctx, json_output, lambda v3: v3.create_client(name=name.strip()))
+    output(_client_json(client), json_output, title="subclient created")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    id_client: str = ID,
+    name: str = typer.Option(..., "--name", help="The new name."),
+    json_output: bool = JSON,
+) -> None:
+    """Rename a subclient."""
+    _check_name(name, json_output)
+    client = _call(ctx, json_output,
+                   lambda v3: v3.update_client(id_client=id_client, name=name.strip()))  # fmt: skip
+    output(_client_json(client), json_output, title="subclient updated")
+
+
+AMOUNT = typer.Option(..., "--amount", help="Units to move (SMS, e-mails or messages).")
+PRODUCT = typer.Option(..., "--product", help="sms, email or whatsapp.")
+COUNTRY = typer.Option(None, "--country",
+                       help="SMS only: the country (chile, mexico... or its id, 1).")  # fmt: skip
+
+
+@app.command("add-balance")
+def add_balance(
+    ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
+    country: str | None = COUNTRY, json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """Move balance from the account's unassigned balance to the subclient."""
+    _move(ctx, "add_balance", id_client, amount, product, country, json_output)
+
+
+@app.command("remove-balance")
+def remove_balance(
+    ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
+    country: str | None = COUNTRY, json_output: bool = JSON,
+) -> None:  # fmt: skip
+    """Move balance from the subclient back to the account's unassigned balance."""
+    _move(ctx, "remove_balance", id_client, amount, product, country, json_output)
+
+
+def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product: str,
+          country: str | None, as_json: bool) -> None:  # fmt: skip
+    from connectus_worker.worker.connectus.enums import SubclientProduct
+
+    if amount <= 0:
+        fail("--amount: must be a positive whole number", as_json, code=EXIT_INVALID)
+    if product.lower() not in PRODUCTS:
+        fail(f"--product: must be one of {', '.join(PRODUCTS)}", as_json, code=EXIT_INVALID)
+    kind = SubclientProduct[product.upper()]
+    id_country = _country(country, as_json) if country is not None else None
+    if kind is SubclientProduct.SMS and id_country is None:
+        fail("--country: SMS balance is per country; name it (chile, 1...)", as_json,
+             code=EXIT_INVALID)  # fmt: skip
+    if kind is not SubclientProduct.SMS and id_country is not None:
+        fail("--country: only SMS balance is per country", as_json, code=EXIT_INVALID)
+    ack = _call(ctx, as_json, lambda v3: getattr(v3, action)(
+        id_client=id_client, amount=amount, product=kind, id_country=id_country))  # fmt: skip
+    data = {"id_client": id_client, "action": action, "amount": amount, "product": product.lower(),
+            "id_country": None if id_country is None else int(id_country),
+            "message": ack.message}  # fmt: skip
+    output(data, as_json, title=f"subclient {action.replace('_', ' ')}")
+
+
+def _country(text: str, as_json: bool) -> Any:  # noqa: RET503 - fail() never returns
+    from connectus_worker.worker.connectus.enums import Country
+
+    key = text.strip().upper().replace(" ", "_")
+    if key.isdigit() and int(key) in {c.value for c in Country}:
+        return Country(int(key))
+    if key in Country.__members__:
+        return Country[key]
+    names = ", ".join(f"{c.name.lower()} ({c.value})" for c in Country)
+    fail(f"--country: unknown country {text!r}; one of {names}", as_json, code=EXIT_INVALID)
+
+
+def _check_name(name: str, as_json: bool) -> None:
+    if not name.strip() or len(name) > 200:
+        fail("--name: must be 1 to 200 characters, not blank", as_json, code=EXIT_INVALID)

@@ -1,0 +1,105 @@
+"""What every command shares: settings loading, the job store, output as a table or JSON.
+
+Every ``connectus`` process pays for what this module and the command modules
+import at the top, ``--help`` included, so the heavy libraries (rich, pydantic
+settings, redis) are imported by the functions that use them. ``console`` and
+``err_console`` are built on first use: import them inside the function that
+prints (``from cli.common import console``), so that ``--json`` output never
+loads rich.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    from connectus_worker.config import Settings
+    from connectus_worker.ledger.jobs import JobStore
+
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+EXIT_CONFIG = 78
+
+
+@functools.cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def __getattr__(name: str) -> Console:
+    """``console`` (stdout) and ``err_console`` (stderr), built on first use."""
+    if name == "console":
+        return _console(stderr=False)
+    if name == "err_console":
+        return _console(stderr=True)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def load_or_exit() -> Settings:
+    """Read the settings once; on a bad variable, name it and exit 78."""
+    from connectus_worker.config import ConfigError, load_settings
+
+    try:
+        return load_settings()
+    except ConfigError as exc:
+        _console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
+        raise typer.Exit(EXIT_CONFIG) from exc
+
+
+def job_store(settings: Settings) -> JobStore:
+    """The job records in Redis, as the workers and producers see them."""
+    from connectus_worker.ledger.jobs import JobStore
+    from connectus_worker.ledger.keys import Keys
+    from connectus_worker.redis import connect
+
+    return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
+
+
+TENANT_HELP = (
+    "Whose jobs and campaigns (INTAKE_TENANTS' names; another tenant's do not exist "
+    "for this command)."
+)
+
+
+def tenant_or_exit(tenant: str, as_json: bool) -> str:
+    """``tenant`` if it is a valid tenant name; otherwise exit 2 naming ``tenant``."""
+    from connectus_worker.config.tenants import tenant_problem
+
+    problem = tenant_problem(tenant)
+    if problem is not None:
+        fail(f"tenant: {problem}", as_json, code=EXIT_INVALID)
+    return tenant
+
+
+def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
+    """One JSON object on stdout for scripts, or a small table for people."""
+    if as_json:
+        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+        return
+    from rich.table import Table
+
+    table = Table(title=title or None, show_header=False)
+    table.add_column("field", style="bold")
+    table.add_column("value")
+    for key, value in data.items():
+        table.add_row(key, "" if value is None else str(value))
+    _console(stderr=False).print(table)
+
+
+def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) -> NoReturn:
+    """Report an error (as JSON on stdout with --json) and exit with ``code``."""
+    if as_json:
+        sys.stdout.write(json.dumps({"error": message, **extra}, ensure_ascii=False) + "\n")
+    else:
+        _console(stderr=True).print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)

@@ -1,0 +1,66 @@
+"""Run one direct Connectus call from a command, with clear exits on every error.
+
+Shared by the commands that call Connectus themselves rather than queue a job
+(``connectus account``, ``connectus v1 ...``, ``connectus deliveries ...``):
+configuration errors exit 78, a request refused before sending exits 2, a
+refusal or failure from Connectus exits 1, each naming the reason.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from connectus_worker.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, fail
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
+
+T = TypeVar("T")
+
+
+def call_connectus(ctx: typer.Context, as_json: bool, fn: Callable[[ConnectusClient], T]) -> T:
+    """Run ``fn(client)``; configuration, input and Connectus errors exit clearly."""
+    from connectus_worker.config import ConfigError
+    from connectus_worker.worker.app import build_client
+    from connectus_worker.worker.connectus.errors import ConnectusError, InvalidRequest
+
+    settings = ctx.obj()
+    try:
+        client = build_client(settings)
+    except ConfigError as exc:
+        fail(str(exc), as_json, code=EXIT_CONFIG)
+    with client:
+        try:
+            return fn(client)
+        except InvalidRequest as exc:
+            code = EXIT_INVALID if exc.status_code is None else EXIT_FAILED
+            fail(f"Connectus refused it: {exc.message}", as_json, code=code, reason=exc.reason)
+        except ConnectusError as exc:
+            fail(f"Connectus call failed: {exc.message}", as_json, reason=exc.reason)
+        except ValueError as exc:  # InvalidInput, or a malformed argument the client refused
+            fail(str(exc), as_json, code=EXIT_INVALID)
+
+
+def checked(as_json: bool, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:
+    """``check(value, **kwargs)`` or exit 2 naming the field (nothing is called)."""
+    from connectus_worker.domain.validation import InvalidInput
+
+    try:
+        return check(value, **kwargs)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
+
+
+def dump(value: Any) -> Any:
+    """A result dataclass as plain JSON values (its ``raw`` answer left out)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: dump(getattr(value, f.name)) for f in dataclasses.fields(value)
+                if f.name != "raw"}  # fmt: skip
+    if isinstance(value, list | tuple):
+        return [dump(v) for v in value]
+    return value

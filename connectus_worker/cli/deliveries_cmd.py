@@ -1,0 +1,74 @@
+"""``connectus deliveries create|show|update``: Connectus deliveries (``/api_v3/deliveries``).
+
+A delivery is a named batch Connectus executes at its ``deliver_at``
+(account-local time, ``YYYY-MM-DD HH:MM:SS``); messages sent with its
+``id_delivery`` (``connectus send ... --delivery``) wait until then and are
+grouped under it in Connectus's reports. Campaigns create their own (one per
+released chunk, docs/campaigns.md); these commands are for operators.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.connectus_call import call_connectus, dump
+
+app = typer.Typer(help="Connectus deliveries: named batches executed at deliver_at.",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+ID = typer.Argument(..., help="The delivery's id.")
+PRODUCTS = {"sms": 1, "whatsapp": 2, "email": 3}  # the deliveries' own numbering
+AT_HELP = "When Connectus executes it, account-local 'YYYY-MM-DD HH:MM:SS'."
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: str = typer.Option(..., "--name", help="The delivery's name."),
+    deliver_at: str = typer.Option(..., "--at", help=AT_HELP),
+    product: str = typer.Option("sms", "--product", help="sms, whatsapp or email."),
+    json_output: bool = JSON,
+) -> None:
+    """Create a delivery; prints its id."""
+    from connectus_worker.worker.connectus.enums import DeliveryProduct
+
+    if product not in PRODUCTS:
+        fail("--product: must be sms, whatsapp or email", json_output, code=EXIT_INVALID)
+    if not name.strip():
+        fail("--name: is empty", json_output, code=EXIT_INVALID)
+    made = call_connectus(
+        ctx,
+        json_output,
+        lambda c: c.v3.create_delivery(
+            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct(PRODUCTS[product])
+        ),
+    )
+    output(dump(made), json_output, title="delivery created")
+
+
+@app.command()
+def show(ctx: typer.Context, id_delivery: str = ID, json_output: bool = JSON) -> None:
+    """One delivery: its name, deliver_at and status (EJECUTADO once executed)."""
+    found = call_connectus(ctx, json_output, lambda c: c.v3.get_delivery(id_delivery=id_delivery))
+    output(dump(found), json_output, title=f"delivery {id_delivery}")
+
+
+@app.command()
+def update(
+    ctx: typer.Context,
+    id_delivery: str = ID,
+    name: str | None = typer.Option(None, "--name", help="The new name."),
+    deliver_at: str | None = typer.Option(None, "--at", help=AT_HELP),
+    json_output: bool = JSON,
+) -> None:
+    """Rename or reschedule a delivery not yet executed."""
+    if name is None and deliver_at is None:
+        fail("--name or --at: give at least one", json_output, code=EXIT_INVALID)
+    found = call_connectus(
+        ctx,
+        json_output,
+        lambda c: c.v3.update_delivery(id_delivery=id_delivery, name=name, deliver_at=deliver_at),
+    )
+    output(dump(found), json_output, title=f"delivery {id_delivery}")

@@ -1,0 +1,105 @@
+"""``connectus optout list|show|add|remove``: the marketing opt-out set, by an operator.
+
+``add`` opts a number out (as an incoming STOP does), ``remove`` opts it back in
+(as ALTA/START does); both are recorded in the number's history with source
+``cli`` (see :mod:`producers.optout`). Numbers are given as for a send
+(E.164 with or without '+', or national in ``DEFAULT_REGION``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+
+from connectus_worker.cli.common import EXIT_INVALID, fail, output
+
+app = typer.Typer(help="Marketing opt-outs: list, show, add and remove numbers.",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+NUMBER = typer.Argument(..., help="The phone number.")
+
+
+def _context(ctx: typer.Context, number: str | None, as_json: bool) -> tuple[Any, Any, str]:
+    """(redis client, keys, the number normalised) — a bad number exits 2 naming it."""
+    from connectus_worker.domain.validation import InvalidInput, normalize_number
+    from connectus_worker.ledger.keys import Keys
+    from connectus_worker.redis import connect
+
+    settings = ctx.obj()
+    digits = ""
+    if number is not None:
+        try:
+            digits = normalize_number(number, default_region=settings.default_region)
+        except InvalidInput as exc:
+            fail(f"number: {exc.reason}", as_json, code=EXIT_INVALID)
+    return connect(settings), Keys(settings.key_prefix), digits
+
+
+@app.command("list")
+def list_(
+    ctx: typer.Context,
+    cursor: int = typer.Option(0, "--cursor", min=0, help="From a previous page's next_cursor."),
+    count: int = typer.Option(1000, "--count", min=1, max=100_000, help="About this many."),
+    json_output: bool = JSON,
+) -> None:
+    """Numbers opted out of marketing (a page; next_cursor 0 = the last one)."""
+    from connectus_worker.producers.optout import list_opted_out
+
+    client, keys, _ = _context(ctx, None, json_output)
+    next_cursor, numbers = list_opted_out(client, keys, cursor=cursor, count=count)
+    if json_output:
+        output({"numbers": numbers, "next_cursor": next_cursor}, True)
+        return
+    for number in numbers:
+        typer.echo(number)
+    if next_cursor:
+        typer.echo(f"(more: --cursor {next_cursor})", err=True)
+
+
+@app.command()
+def show(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
+    """Whether the number is opted out, and every recorded change (time, source)."""
+    from connectus_worker.producers.optout import history, is_opted_out
+
+    client, keys, digits = _context(ctx, number, json_output)
+    changes = [c.to_json() for c in history(client, keys, digits, hash_key=ctx.obj().content_key)]
+    data = {"number": digits, "opted_out": is_opted_out(client, keys, digits), "history": changes}
+    if json_output:
+        output(data, True)
+        return
+    output({"number": digits, "opted_out": data["opted_out"]}, False, title="opt-out")
+    for c in changes:
+        typer.echo(f"{_time(int(str(c['at_ms'])))}  {c['action']:<3}  {c['source']}"
+                   f"{'' if c['changed'] else '  (no change)'}")  # fmt: skip
+
+
+@app.command()
+def add(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
+    """Opt the number out of marketing (as an incoming STOP does)."""
+    _change(ctx, number, "out", json_output)
+
+
+@app.command()
+def remove(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
+    """Opt the number back in to marketing (as an incoming ALTA or START does)."""
+    _change(ctx, number, "in", json_output)
+
+
+def _change(ctx: typer.Context, number: str, action: str, as_json: bool) -> None:
+    import time
+
+    from connectus_worker.producers.optout import change
+
+    client, keys, digits = _context(ctx, number, as_json)
+    changed = change(client, keys, digits, "out" if action == "out" else "in", source="cli",
+                     now_ms=int(time.time() * 1000), hash_key=ctx.obj().content_key)  # fmt: skip
+    output({"number": digits, "opted_out": action == "out", "changed": changed}, as_json,
+           title="opt-out")  # fmt: skip
+
+
+def _time(at_ms: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="seconds")

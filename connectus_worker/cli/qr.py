@@ -1,0 +1,285 @@
+"""``connectus qr ...``: the WhatsApp QR API's session and groups, from the command line.
+
+Pairing (``status``, ``code``), the last messages of a number (``messages``) and
+group administration (``groups create|add|remove|promote|demote|update|invite|
+messages``), each one call of :class:`worker.connectus.qr.QrApi`. Sending to a
+group is a queued job like any other: ``connectus send whatsapp-qr-group``.
+
+``qr code`` draws the pairing QR with ``segno`` in the terminal, or writes it as
+a PNG with ``--png FILE``. The contract's ``/qr`` answer is the pairing text
+(docs/connectus-api.md); an answer that is an image instead (a ``data:image/png;
+base64,...`` URL) is written as it is with ``--png``. The QR grants the scanning
+phone's WhatsApp to the API's session: it is printed or written, never logged.
+
+Exit codes as everywhere: 2 for bad input (naming the option), 1 when Connectus
+refused or could not be reached (naming the reason).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import typer
+
+from connectus_worker.cli.common import EXIT_INVALID, fail, output
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
+    from connectus_worker.worker.connectus.qr import QrMessage
+
+T = TypeVar("T")
+
+app = typer.Typer(help="The WhatsApp QR API: pairing and groups.", no_args_is_help=True)
+groups = typer.Typer(help="WhatsApp groups of the QR session.", no_args_is_help=True)
+app.add_typer(groups, name="groups")
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+NUMBERS = typer.Option(
+    ..., "--number", "-n", help="A participant's number, international format; repeat it."
+)
+PNG = typer.Option(None, "--png", help="Write the QR to this PNG file instead of drawing it.")
+GROUP = typer.Argument(..., help="The group's name (its subject), as created.")
+
+
+def _call(ctx: typer.Context, as_json: bool, call: Callable[[ConnectusClient], T]) -> T:
+    """Run one QR API call with a client built from the settings; errors exit 1."""
+    from connectus_worker.worker.app import build_client
+    from connectus_worker.worker.connectus.errors import (
+        ConnectusError,
+        NotFound,
+        SessionDisconnected,
+    )
+
+    client = build_client(ctx.obj())
+    try:
+        return call(client)
+    except SessionDisconnected as exc:
+        fail("the WhatsApp session is not connected: pair it with 'connectus qr code' "
+             f"({exc.reason})", as_json, reason=exc.reason)  # fmt: skip
+    except NotFound as exc:
+        fail("not found at the QR API (an unknown group?)", as_json, reason=exc.reason)
+    except ConnectusError as exc:
+        fail(f"{type(exc).__name__}: {exc.message} ({exc.reason})", as_json, reason=exc.reason)
+    finally:
+        client.close()
+
+
+def _group_name(name: str, as_json: bool) -> str:
+    from connectus_worker.domain.request_fields import GROUP_NAME_MAX_CHARS
+    from connectus_worker.domain.validation import InvalidInput, check_single_line
+
+    try:
+        return check_single_line(name, field="group", max_chars=GROUP_NAME_MAX_CHARS)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
+
+
+def _numbers(ctx: typer.Context, numbers: list[str], as_json: bool) -> list[str]:
+    """Each ``--number`` as Connectus writes numbers (E.164 digits); bad ones exit 2."""
+    from connectus_worker.domain.validation import InvalidInput, normalize_number
+
+    region = ctx.obj().default_region
+    out, bad = [], []
+    for number in numbers:
+        try:
+            out.append(normalize_number(number, field="number", default_region=region))
+        except InvalidInput as exc:
+            bad.append(f"{number!r} ({exc.reason})")
+    if bad:
+        fail(f"--number: not a valid number: {', '.join(bad)}", as_json, code=EXIT_INVALID)
+    return out
+
+
+def image_of(data: str) -> bytes | None:
+    """The PNG or JPEG bytes when the /qr answer is an image (a ``data:image/...;base64,``
+    URL, as some WhatsApp gateways answer), None when it is the pairing text (chosen)."""
+    import base64
+    import binascii
+
+    head, sep, body = data.partition(",")
+    if not (sep and head.startswith("data:image/") and head.endswith(";base64")):
+        return None
+    try:
+        return base64.b64decode(body, validate=True)
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _messages(rows: tuple[QrMessage, ...]) -> list[dict[str, Any]]:
+    return [{"message_id": m.message_id, "number": m.number, "from_me": m.from_me,
+             "timestamp": m.timestamp, "message": m.message} for m in rows]  # fmt: skip
+
+
+def _print_messages(title: str, rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        output({"messages": rows, "count": len(rows)}, True)
+        return
+    from rich.table import Table
+
+    from connectus_worker.cli.common import console
+
+    columns = ("message_id", "number", "from_me", "timestamp", "message")
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+
+
+# --- pairing ------------------------------------------------------------------------
+
+
+@app.command()
+def status(ctx: typer.Context, json_output: bool = JSON) -> None:
+    """Is the WhatsApp session paired? (GET /status)"""
+    from connectus_worker.worker.qr_session import is_connected
+
+    value = _call(ctx, json_output, lambda c: c.qr.status())
+    output({"status": value, "connected": is_connected(value)}, json_output, title="qr session")
+
+
+@app.command()
+def code(
+    ctx: typer.Context,
+    png: Path | None = PNG,
+    scale: int = typer.Option(8, min=1, max=64, help="PNG pixels per QR module."),
+    json_output: bool = JSON,
+) -> None:
+    """Show the pairing QR (GET /qr): scan it with the phone's WhatsApp, Linked devices."""
+    import segno
+
+    data = _call(ctx, json_output, lambda c: c.qr.qr())
+    image = image_of(data)
+    if image is not None:  # a gateway that answers the QR as a picture
+        if png is None:
+            fail("the /qr answer is an image, not the pairing text: write it with --png FILE",
+                 json_output)  # fmt: skip
+        try:
+            png.write_bytes(image)
+        except OSError as exc:
+            fail(f"--png: cannot write {str(png)!r}: {exc.strerror}", json_output,
+                 code=EXIT_INVALID)  # fmt: skip
+        output({"png": str(png), "version": None}, json_output, title="pairing QR")
+        return
+    try:
+        qr = segno.make(data, micro=False)
+    except segno.DataOverflowError:
+        fail(f"the /qr answer is too long for a QR code ({len(data)} characters)", json_output)
+    if png is not None:
+        try:
+            qr.save(str(png), kind="png", scale=scale, border=4)
+        except OSError as exc:
+            fail(f"--png: cannot write {str(png)!r}: {exc.strerror}", json_output,
+                 code=EXIT_INVALID)  # fmt: skip
+        output({"png": str(png), "version": qr.version}, json_output, title="pairing QR")
+        return
+    if json_output:
+        output({"qr": data, "version": qr.version}, True)
+        return
+    import sys
+
+    qr.terminal(out=sys.stdout, compact=True)
+    sys.stdout.write("Scan it with WhatsApp > Linked devices; 'connectus qr status' then "
+                     "says CONNECTED.\n")  # fmt: skip
+
+
+@app.command()
+def messages(
+    ctx: typer.Context,
+    number: str = typer.Argument(..., help="The other party's number."),
+    json_output: bool = JSON,
+) -> None:
+    """The last messages with a number (GET /get-last-messages)."""
+    (dst,) = _numbers(ctx, [number], json_output)
+    rows = _messages(_call(ctx, json_output, lambda c: c.qr.last_messages(number=dst)))
+    _print_messages(f"last messages with {number}", rows, json_output)
+
+
+# --- groups -------------------------------------------------------------------------
+
+
+def _changed(title: str, group: str, answer: Any, as_json: bool) -> None:
+    raw = dict(getattr(answer, "raw", {}) or {})
+    data: dict[str, Any] = {"group": group, "success": getattr(answer, "success", True)}
+    if isinstance(raw.get("group"), dict):  # the sandbox's (chosen) answer shows the group
+        data.update({k: v for k, v in raw["group"].items() if k != "name"})
+    output(data, as_json, title=title)
+
+
+@groups.command("create")
+def create(
+    ctx: typer.Context, name: str = GROUP, numbers: list[str] = NUMBERS, json_output: bool = JSON
+) -> None:
+    """Create a group with these participants (POST /create-group)."""
+    group = _group_name(name, json_output)
+    dsts = _numbers(ctx, numbers, json_output)
+    answer = _call(ctx, json_output, lambda c: c.qr.create_group(name=group, numbers=dsts))
+    _changed("group created", group, answer, json_output)
+
+
+def _members(action: str, title: str) -> Callable[..., None]:
+    def command(
+        ctx: typer.Context,
+        name: str = GROUP,
+        numbers: list[str] = NUMBERS,
+        json_output: bool = JSON,
+    ) -> None:
+        group = _group_name(name, json_output)
+        dsts = _numbers(ctx, numbers, json_output)
+        answer = _call(
+            ctx, json_output, lambda c: getattr(c.qr, action)(group_name=group, numbers=dsts)
+        )
+        _changed(title, group, answer, json_output)
+
+    return command
+
+
+groups.command("add", help="Add participants (POST /add-participants).")(
+    _members("add_participants", "participants added")
+)
+groups.command("remove", help="Remove participants (POST /remove-participants).")(
+    _members("remove_participants", "participants removed")
+)
+groups.command("promote", help="Make participants admins (POST /make-group-admins).")(
+    _members("make_group_admins", "admins added")
+)
+groups.command("demote", help="Take admin rights away (POST /demote-group-admins).")(
+    _members("demote_group_admins", "admins removed")
+)
+
+
+@groups.command("update")
+def update(
+    ctx: typer.Context,
+    name: str = GROUP,
+    subject: str | None = typer.Option(None, "--subject", help="New name of the group."),
+    description: str | None = typer.Option(None, "--description", help="New description."),
+    json_output: bool = JSON,
+) -> None:
+    """Rename the group or change its description (POST /update-group-info)."""
+    group = _group_name(name, json_output)
+    if subject is None and description is None:
+        fail("give --subject or --description (or both)", json_output, code=EXIT_INVALID)
+    new_subject = _group_name(subject, json_output) if subject is not None else None
+    answer = _call(ctx, json_output, lambda c: c.qr.update_group_info(
+        group_name=group, new_subject=new_subject, new_description=description))  # fmt: skip
+    _changed("group updated", new_subject or group, answer, json_output)
+
+
+@groups.command("invite")
+def invite(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> None:
+    """An invitation link to the group (GET /generate-invite-link)."""
+    group = _group_name(name, json_output)
+    link = _call(ctx, json_output, lambda c: c.qr.generate_invite_link(group_name=group))
+    output({"group": group, "invite_link": link}, json_output, title="invite link")
+
+
+@groups.command("messages")
+def group_messages(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> None:
+    """The group's last messages (GET /get-last-group-messages)."""
+    group = _group_name(name, json_output)
+    rows = _messages(_call(ctx, json_output, lambda c: c.qr.last_group_messages(group_name=group)))
+    _print_messages(f"last messages of {group}", rows, json_output)

@@ -1,0 +1,143 @@
+"""``connectus v1 send-sms|sms-status|send-email|send-email-bulk|email-status``: the legacy API.
+
+For operators testing Connectus's v1 API (``/api_v1``) by hand. These call
+Connectus directly, once, and print its answer: no job, no ledger, no
+idempotency, no retry, no opt-out or rate limit. Production sends go through
+``connectus send ...`` (queued, v3) and campaigns (v1 ``send_sms_bulk``); use
+these to check that the account's v1 access works, or to read a v1 id's status.
+"""
+
+from __future__ import annotations
+
+import typer
+
+from connectus_worker.cli.common import output
+from connectus_worker.cli.connectus_call import call_connectus, checked, dump
+
+app = typer.Typer(help="Legacy v1 API calls for operators (direct, unqueued, not retried).",
+                  no_args_is_help=True)  # fmt: skip
+
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+HTML = typer.Option(..., "--html", help="The e-mail body (HTML).")
+SUBJECT = typer.Option(None, "--subject", help="The subject.")
+SENDER = typer.Option(None, "--sender", help="The sender's display name.")
+SRC = typer.Option(None, "--from", help="A validated origin address (default: "
+                   "CONNECTUS_DEFAULT_SRC_EMAIL).")  # fmt: skip
+AT_HELP = "When Connectus sends it, account-local 'YYYY-MM-DD HH:MM:SS' (default: now)."
+TO_MANY = typer.Option(..., "--to", help="A destination address (repeat it).")
+BULK_NAME = typer.Option("connectus v1 send-email-bulk", "--name", help="The delivery's name.")
+
+
+def _sent(result: object, id_name: str) -> dict[str, object]:
+    body = dump(result)
+    return {id_name: body.get("provider_id"), "status": body.get("status")}
+
+
+@app.command("send-sms")
+def send_sms(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="The destination number (E.164)."),
+    text: str = typer.Option(..., "--text", help="The SMS text."),
+    json_output: bool = JSON,
+) -> None:
+    """``POST send_sms``: one SMS, sent now; prints its id_sms."""
+    from connectus_worker.domain.validation import check_content, normalize_number
+
+    dst = checked(json_output, normalize_number, to, field="--to")
+    content = checked(json_output, check_content, text, field="--text")
+    result = call_connectus(
+        ctx, json_output, lambda c: c.v1.send_sms(dst_number=dst, sms_content=content)
+    )
+    output(_sent(result, "id_sms"), json_output, title="v1 SMS sent")
+
+
+@app.command("sms-status")
+def sms_status(
+    ctx: typer.Context,
+    id_sms: str = typer.Argument(..., help="The id_sms a send answered."),
+    json_output: bool = JSON,
+) -> None:
+    """``GET check_sms_status``: one SMS's platform status."""
+    found = call_connectus(ctx, json_output, lambda c: c.v1.check_sms_status(id_sms=id_sms))
+    output(dump(found), json_output, title=f"v1 SMS {id_sms}")
+
+
+def _src(ctx: typer.Context, src: str | None, as_json: bool) -> str | None:
+    from connectus_worker.domain.validation import normalize_email
+
+    chosen = src or ctx.obj().connectus_default_src_email
+    return None if chosen is None else checked(as_json, normalize_email, chosen, field="--from")
+
+
+@app.command("send-email")
+def send_email(
+    ctx: typer.Context,
+    to: str = typer.Option(..., "--to", help="The destination address."),
+    html: str = HTML,
+    subject: str | None = SUBJECT,
+    sender: str | None = SENDER,
+    src: str | None = SRC,
+    json_output: bool = JSON,
+) -> None:
+    """``POST send_email``: one e-mail, sent now; prints its id_email."""
+    from connectus_worker.domain.validation import check_content, normalize_email
+
+    dst = checked(json_output, normalize_email, to, field="--to")
+    content = checked(json_output, check_content, html, field="--html", max_chars=1_000_000)
+    origin = _src(ctx, src, json_output)
+    result = call_connectus(
+        ctx,
+        json_output,
+        lambda c: c.v1.send_email(
+            dst_email=dst, email_content=content, subject=subject, sender=sender, src_email=origin
+        ),
+    )
+    output(_sent(result, "id_email"), json_output, title="v1 e-mail sent")
+
+
+@app.command("send-email-bulk")
+def send_email_bulk(
+    ctx: typer.Context,
+    to: list[str] = TO_MANY,
+    html: str = HTML,
+    subject: str | None = SUBJECT,
+    sender: str | None = SENDER,
+    src: str | None = SRC,
+    name: str = BULK_NAME,
+    deliver_at: str | None = typer.Option(None, "--at", help=AT_HELP),
+    json_output: bool = JSON,
+) -> None:
+    """``POST send_email_bulk``: the same e-mail to each --to, as one delivery."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from connectus_worker.domain.validation import check_content, normalize_email
+
+    dsts = [checked(json_output, normalize_email, t, field="--to") for t in to]
+    content = checked(json_output, check_content, html, field="--html", max_chars=1_000_000)
+    origin = _src(ctx, src, json_output)
+    when = deliver_at or datetime.now(ZoneInfo(ctx.obj().default_timezone)).strftime(
+        "%Y-%m-%d %H:%M:%S"
+    )
+    emails = [{k: v for k, v in (("dst_email", d), ("subject", subject), ("email_content", content),
+                                 ("sender", sender)) if v is not None} for d in dsts]  # fmt: skip
+    result = call_connectus(
+        ctx,
+        json_output,
+        lambda c: c.v1.send_email_bulk(
+            emails=emails, delivery_name=name, deliver_at=when, src_email=origin
+        ),
+    )
+    output(dump(result), json_output, title="v1 e-mail bulk")
+
+
+@app.command("email-status")
+def email_status(
+    ctx: typer.Context,
+    id_email: str = typer.Argument(..., help="The id_email a send answered."),
+    json_output: bool = JSON,
+) -> None:
+    """``GET check_email_status_events``: status and ABIERTO/CLICKEADO events."""
+    found = call_connectus(ctx, json_output,
+                           lambda c: c.v1.check_email_status_events(id_email=id_email))  # fmt: skip
+    output(dump(found), json_output, title=f"v1 e-mail {id_email}")

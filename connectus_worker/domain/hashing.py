@@ -1,0 +1,110 @@
+"""Content digests and payload fingerprints.
+
+Every digest of content this project *keeps* (an OTP record's
+``content_hmac``, the provider-id lookup's entries, the idempotency
+fingerprints of jobs, campaigns and HTTP requests) is an HMAC-SHA256 under
+``CONTENT_HASH_KEY`` (:attr:`config.Settings.content_key`): a plain SHA-256 of
+a 6-digit code is reversed in under a second by trying the million codes, a
+keyed one is not without the key (issue 21, High 2).
+
+:func:`content_hash` (plain SHA-256) is only what Connectus itself lists for an
+OTP sent with ``save_content=hash``; it is computed at match time, never
+stored. :func:`content_digest` is keyed over that same form, so a stored digest
+can be compared with a Connectus listing (:func:`provider_hash_digest` of the
+listed hash) without the code.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Mapping, Set
+from datetime import UTC, date, datetime
+from enum import Enum
+from typing import Any
+from uuid import UUID
+
+#: Domain labels: a digest made for one use never equals one made for another.
+_CONTENT_LABEL = b"cw-content\0"
+_FINGERPRINT_LABEL = b"cw-fingerprint\0"
+_RECIPIENT_LABEL = b"cw-recipient\0"
+
+
+def content_hash(text: str) -> str:
+    """SHA-256 hex digest of the UTF-8 encoding of ``text`` (Connectus's ``save_content=hash``).
+
+    Unkeyed: compute it to compare with a Connectus listing, never store it.
+    """
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def provider_hash_digest(key: bytes, sha256_hex: str) -> str:
+    """Keyed digest (HMAC-SHA256 hex under ``key``) of a content's plain SHA-256 hex."""
+    return hmac.new(key, _CONTENT_LABEL + sha256_hex.encode("ascii"), hashlib.sha256).hexdigest()
+
+
+def content_digest(key: bytes, text: str) -> str:
+    """Keyed digest of ``text``: what a record or lookup entry keeps instead of content.
+
+    ``provider_hash_digest(key, content_hash(text))``, so a Connectus listing that
+    shows only the plain hash is matched by keying the listed hash.
+    """
+    return provider_hash_digest(key, content_hash(text))
+
+
+def _canonical(value: Any) -> Any:
+    """JSON-able form for the few non-JSON types a payload may carry."""
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            # A naive time means different instants on different hosts.
+            raise TypeError("fingerprint: naive datetime has no single meaning")
+        # The same instant in any zone gives the same fingerprint.
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, Enum):
+        return value.value  # json.dumps calls _canonical again if still needed
+    if isinstance(value, Set):
+        # Ordered by each element's own canonical JSON: works for mixed types.
+        return sorted(value, key=_canonical_json)
+    raise TypeError(f"fingerprint: {type(value).__name__} is not JSON-serialisable")
+
+
+def _canonical_json(value: Any) -> str:
+    return json.dumps(
+        value,
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+        allow_nan=False,
+        default=_canonical,
+    )
+
+
+def fingerprint(payload: Mapping[str, Any], *, key: bytes) -> str:
+    """Stable HMAC-SHA256 hex under ``key`` of ``payload`` as canonical JSON.
+
+    Keys sorted, no insignificant whitespace, UTF-8 (not ``\\u`` escapes),
+    NaN and infinities rejected; dict order and aware-datetime zones do not
+    change the result. Raises TypeError for values JSON cannot carry.
+    """
+    message = _FINGERPRINT_LABEL + _canonical_json(payload).encode("utf-8")
+    return hmac.new(key, message, hashlib.sha256).hexdigest()
+
+
+def campaign_digest(key: bytes) -> hmac.HMAC:
+    """An HMAC-SHA256 under ``key`` fed piece by piece (a campaign's definition and rows)."""
+    return hmac.new(key, b"cw-campaign\0", hashlib.sha256)
+
+
+def recipient_digest(key: bytes, recipient: str) -> str:
+    """Keyed digest (HMAC-SHA256 hex under ``key``) of a normalised recipient: E.164
+    digits without '+' for a number, an address (lower-cased here) for an e-mail.
+
+    The search index (:mod:`ledger.lookup`) keeps this instead of the recipient: no
+    list of plain numbers, and a digest is matched only by the full value."""
+    text = recipient.lower() if "@" in recipient else recipient
+    return hmac.new(key, _RECIPIENT_LABEL + text.encode("utf-8"), hashlib.sha256).hexdigest()

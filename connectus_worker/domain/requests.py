@@ -1,0 +1,265 @@
+"""Send requests: one pydantic model per kind, a union told apart by ``type``.
+
+The one validation of a message, shared by the producers (and so the CLI) and
+the HTTP intake: :func:`parse_request` checks every field, with
+``phonenumbers`` and ``email-validator`` inside the validators, and reports
+all bad fields at once as :class:`domain.validation.InvalidInput` (the same
+``FieldError(field, reason)`` whichever door the request came in by). The
+same models are the ``MessageRequest`` schema of the OpenAPI document.
+
+Field names follow Connectus's (``dst_number``, ``sms_content``,
+``dst_email``, ``whatsapp_content``...); their types and checks are in
+:mod:`domain.request_fields`. Some checks read the :class:`config.Settings` and
+the clock from the validation context, so validation needs :func:`parse_request`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime, timedelta
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
+
+from connectus_worker.config import Settings
+from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.hashing import fingerprint
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.request_fields import (
+    AccountName,
+    ClientId,
+    DeliverAt,
+    Email,
+    EmailContent,
+    ExpiresAt,
+    GroupName,
+    MaxAge,
+    OtpPriority,
+    Phone,
+    Priority,
+    SmsContent,
+    SrcEmail,
+    SrcNumber,
+    Subject,
+    WhatsappContent,
+    WhatsappSrcNumber,
+    context_of,
+)
+from connectus_worker.domain.validation import invalid_from_pydantic, sms_segments
+from connectus_worker.logging.redaction import mask_email, mask_phone
+
+#: Fields that are ours, not Connectus's: never part of the payload.
+_OURS = {"type", "deliver_at", "max_age_s", "expires_at", "priority", "account"}
+
+
+class _Send(BaseModel):
+    """What every kind shares: when, how long it may wait, and the derived views."""
+
+    # strict: "123" is not silently an int; forbid: a misspelt field is an error, not ignored.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    deliver_at: DeliverAt = None
+    max_age_s: MaxAge | None = None
+    expires_at: ExpiresAt | None = None
+    account: AccountName | None = None
+
+    @model_validator(mode="after")
+    def _limits(self, info: ValidationInfo) -> _Send:
+        """At most one limit, after ``deliver_at``, within the records' life."""
+        if self.expires_at is None:
+            return self
+        field = {"field": "expires_at"}
+        if self.max_age_s is not None:
+            raise PydanticCustomError("invalid", "give max_age_s or expires_at, not both", field)
+        settings, now = context_of(info)
+        horizon_s = settings.job_ttl_s * 0.9
+        if self.deliver_at is not None and self.expires_at <= self.deliver_at:
+            raise PydanticCustomError("invalid", "is not after deliver_at: the message would "
+                                      "expire before it is due", field)  # fmt: skip
+        if self.expires_at > (self.deliver_at or now) + timedelta(seconds=horizon_s):
+            raise PydanticCustomError("invalid", "is more than the job records live after it "
+                                      "is due ({horizon} s, 0.9 x JOB_TTL_S)",
+                                      {**field, "horizon": f"{horizon_s:.0f}"})  # fmt: skip
+        return self
+
+    @property
+    def kind(self) -> Kind:
+        return Kind(getattr(self, "type"))  # noqa: B009 - every kind declares its tag
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        """Connectus's fields (absent ones left out)."""
+        fields = self.model_dump(exclude=_OURS, exclude_none=True)
+        if self.kind is Kind.OTP:
+            fields["save_content"] = "hash"  # ask Connectus to keep only a hash of the code
+        return fields
+
+    @property
+    def dst(self) -> str:
+        """The destination: a normalised number or address."""
+        return str(getattr(self, self.kind.spec.dst_field))
+
+    @property
+    def masked_dst(self) -> str:
+        """The destination as the job record keeps it: a number or address masked."""
+        dst = self.dst
+        return mask_email(dst) if "@" in dst else mask_phone(dst)
+
+    @property
+    def segments(self) -> int | None:
+        """SMS that Connectus charges (None for kinds not counted in SMS)."""
+        content = getattr(self, "sms_content", None)
+        return sms_segments(content) if content is not None else None
+
+    def fingerprint(self, key: bytes) -> str:
+        """What makes two submissions "the same request" for idempotency (keyed by ``key``).
+
+        The limit as given (``max_age_s`` relative, not the instant it works out
+        to), so that a retried submission is the same request; absent, the
+        fingerprint is what it was before limits existed.
+        """
+        deliver_at = self.deliver_at.isoformat() if self.deliver_at else None
+        shape: dict[str, Any] = {"kind": self.kind.value, "payload": self.payload, "at": deliver_at}
+        if self.max_age_s is not None:
+            shape["max_age_s"] = self.max_age_s
+        if self.expires_at is not None:
+            shape["expires_at"] = self.expires_at.isoformat()
+        if self.account is not None:
+            shape["account"] = self.account
+        return fingerprint(shape, key=key)
+
+    def expires_ms(self, now_ms: int) -> int | None:
+        """The job's own expiry (epoch ms): ``max_age_s`` after it is due, or ``expires_at``."""
+        if self.expires_at is not None:
+            return int(self.expires_at.timestamp() * 1000)
+        if self.max_age_s is None:
+            return None
+        due = int(self.deliver_at.timestamp() * 1000) if self.deliver_at else now_ms
+        return due + int(self.max_age_s * 1000)
+
+
+class _Sms(_Send):
+    dst_number: Phone
+    sms_content: SmsContent
+    src_number: SrcNumber | None = None
+
+
+class SmsMessage(_Sms):
+    type: Literal["sms"]
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+    @model_validator(mode="after")
+    def _subclient_country(self) -> SmsMessage:
+        """A subclient's SMS balance is per country (the client sends ``id_country``, from
+        the number): a number of no Connectus country can't be charged to one."""
+        if self.id_client is not None and connectus_country(self.dst_number) is None:
+            raise PydanticCustomError(
+                "invalid", "is in none of Connectus's countries, so it can't be charged to "
+                "a subclient (id_client): SMS balance is per destination country",
+                {"field": "dst_number"},
+            )  # fmt: skip
+        return self
+
+
+class OtpMessage(_Sms):
+    type: Literal["otp"]
+    priority: OtpPriority = "transactional"
+
+
+class _Email(_Send):
+    dst_email: Email
+    src_email: SrcEmail = Field(default=None, validate_default=True)
+    subject: Subject
+    email_content: EmailContent
+
+
+class EmailMessage(_Email):
+    type: Literal["email"]
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+
+class OtpEmailMessage(_Email):
+    type: Literal["otp_email"]
+    priority: OtpPriority = "transactional"
+
+
+class WhatsappMessage(_Send):
+    type: Literal["whatsapp"]
+    # Checked when absent too: CONNECTUS_WHATSAPP_SRC_NUMBER fills it, else every
+    # door gets the same reason.
+    src_number: WhatsappSrcNumber = Field(default=None, validate_default=True)
+    dst_number: Phone
+    whatsapp_content: WhatsappContent
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+    priority: Priority = "transactional"
+
+
+class WhatsappQrMessage(_Send):
+    type: Literal["whatsapp_qr"]
+    number: Phone
+    message: WhatsappContent
+    priority: Priority = "transactional"
+
+
+class WhatsappQrGroupMessage(_Send):
+    """A message to a WhatsApp group through the QR API (``send-message-to-group``).
+
+    ``group_name`` is sent as Connectus's ``groupName``. A group has no number,
+    so opt-outs (which are per number) never refuse it; ``priority="bulk"`` only
+    picks the queue.
+    """
+
+    type: Literal["whatsapp_qr_group"]
+    group_name: GroupName
+    message: WhatsappContent
+    priority: Priority = "transactional"
+
+    @property
+    def masked_dst(self) -> str:
+        # A group's name is not a person's number or address: kept readable,
+        # marked so that no one takes it for a number.
+        return f"group:{self.group_name}"
+
+
+SendRequest = (
+    SmsMessage
+    | OtpMessage
+    | EmailMessage
+    | OtpEmailMessage
+    | WhatsappMessage
+    | WhatsappQrMessage
+    | WhatsappQrGroupMessage
+)
+MessageRequest = Annotated[SendRequest, Field(discriminator="type")]
+MESSAGE_ADAPTER: TypeAdapter[SendRequest] = TypeAdapter(MessageRequest)
+
+
+def parse_request(
+    data: Mapping[str, Any], settings: Settings, *, now: datetime | None = None,
+    tenant: str = "default",
+) -> SendRequest:  # fmt: skip
+    """The validated request; raises :class:`InvalidInput` naming every bad field.
+
+    ``data``: a JSON body, or a producer's arguments (None = absent for
+    optional fields). ``now``: the clock, for tests. ``tenant``: who sends it
+    (the accounts it may name).
+    """
+    context = {"settings": settings, "now": now, "tenant": tenant}
+    try:
+        return MESSAGE_ADAPTER.validate_python(data, context=context)
+    except ValidationError as exc:
+        raise invalid_from_pydantic(exc, tagged=True) from exc

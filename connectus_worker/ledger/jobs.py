@@ -1,0 +1,323 @@
+"""The job store: job records, the idempotency index and the per-job ledger.
+
+One Redis hash per job (``{prefix}:job:{id}``) is both the record that
+``get_status`` reads and the ledger state machine the worker drives
+(see :mod:`domain.models` for the states). Every transition is one Lua
+script (``ledger/lua/*.lua``, read by :mod:`luascript`): atomic, one round trip.
+
+Clock: ``clock`` returns epoch milliseconds and is injected for tests.
+
+The Dramatiq message a job travels in is built in :mod:`ledger.job_messages`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import redis
+from dramatiq import Message
+from redis.client import Pipeline
+
+from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.domain.models import JobRecord
+from connectus_worker.durability import UNCONFIRMED, Durability
+from connectus_worker.ledger.claims import Claim, claimed
+from connectus_worker.ledger.job_messages import renew_message
+from connectus_worker.ledger.jobs_recovery import JobRecovery
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.ledger.status_watch import watch_key
+from connectus_worker.luascript import load
+
+# The ledger's transitions (ledger/lua/: each file says its KEYS, ARGV and answer).
+ENQUEUE = load(__package__, "enqueue.lua")
+CLAIM = load(__package__, "claim.lua")
+FINISH = load(__package__, "finish.lua")
+PROMOTE = load(__package__, "promote.lua")
+CANCEL = load(__package__, "cancel.lua")
+REPLAY = load(__package__, "replay.lua")
+RESOLVE = load(__package__, "resolve.lua")
+SWEEP = load(__package__, "sweep.lua")
+
+
+def epoch_ms() -> int:
+    """Wall-clock time in epoch milliseconds."""
+    return time.time_ns() // 1_000_000
+
+
+class IdempotencyConflict(ValueError):
+    """The idempotency key is already used by a job with a different payload."""
+
+    def __init__(self, key: str, job_id: str) -> None:
+        self.key = key
+        self.job_id = job_id
+        super().__init__(f"idempotency_key: already used by job {job_id} with a different payload")
+
+
+@dataclass(frozen=True, slots=True)
+class Enqueued:
+    job_id: str
+    created: bool  # False: the key was seen before and this is the first job's id
+
+
+class JobStore(JobRecovery):
+    """Records and ledger transitions for jobs, on one Redis.
+
+    The unknown, review and dead-letter paths (``quarantine``, ``hold_message``,
+    ``unknown_since``, ``held_message``, ``resolve``, ``replay``) are in
+    :class:`ledger.jobs_recovery.JobRecovery`.
+    """
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        keys: Keys,
+        *,
+        ttl_s: int,
+        clock: Callable[[], int] = epoch_ms,
+        durability: Durability = UNCONFIRMED,
+    ) -> None:
+        self.client = client
+        self.keys = keys
+        self.ttl_s = ttl_s
+        self.clock = clock
+        # Enqueues, claims and deferrals are confirmed before they are acted on
+        # (durability); each is idempotent, so NotDurable is retried as is.
+        self.durability = durability
+        self._enqueue = client.register_script(ENQUEUE)
+        self._claim = client.register_script(CLAIM)
+        self._finish = client.register_script(FINISH)
+        self._promote = client.register_script(PROMOTE)
+        self._cancel = client.register_script(CANCEL)
+        self._replay = client.register_script(REPLAY)
+        self._resolve = client.register_script(RESOLVE)
+        self._sweep = client.register_script(SWEEP)
+
+    # -- producers -----------------------------------------------------------
+
+    def enqueue(
+        self,
+        *,
+        job_id: str,
+        idempotency_key: str | None,
+        fingerprint: str,
+        message: Message[Any],
+        record: Mapping[str, str | int],
+        due_ms: int | None = None,
+        tenant: str = DEFAULT_TENANT,
+        index_keys: Sequence[str] = (),
+        watch_ms: int | None = None,
+    ) -> Enqueued:
+        """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
+
+        ``idempotency_key`` is ``tenant``'s (None: the job's own, in a namespace no
+        caller's key reaches, see :mod:`ledger.keys`). Raises :class:`IdempotencyConflict`
+        when the key is taken by a different payload; returns the first job's id when
+        it is the same. The record gets ``tenant``. ``index_keys``: the search
+        indexes that list the job (:func:`ledger.lookup.index_keys`). ``watch_ms``: a
+        new job's first status lookup (epoch ms, :mod:`ledger.status_watch`); None = not
+        watched.
+        """
+        now = self.clock()
+        scheduled = due_ms is not None and due_ms > now
+        fields = {**record, "tenant": tenant, "state": "scheduled" if scheduled else "queued"}
+        fields.setdefault("created_at", now)
+        fields.setdefault("updated_at", now)
+        args: list[str | int] = [
+            job_id,
+            fingerprint,
+            self.ttl_s,
+            "schedule" if scheduled else "queue",
+            due_ms or 0,
+            message.options["redis_message_id"],
+            message.encode(),  # type: ignore[list-item]
+            self.keys.prefix,
+            "" if watch_ms is None else watch_ms,
+        ]
+        for name, value in fields.items():
+            args += [name, value]
+        ((status, existing),) = self.durability.run(self.client, lambda pipe: self._enqueue(
+            client=pipe,
+            keys=[
+                self.keys.idempotency(idempotency_key, tenant)
+                if idempotency_key is not None
+                else self.keys.automatic_idempotency(job_id),
+                self.keys.job(job_id),
+                self.keys.queue(message.queue_name),
+                self.keys.queue_messages(message.queue_name),
+                self.keys.schedule,
+                self.keys.schedule_messages,
+                watch_key(self.keys),
+                *index_keys,
+            ],
+            args=args,
+        ))  # fmt: skip
+        existing_id = existing.decode()
+        if status == b"conflict":
+            raise IdempotencyConflict(str(idempotency_key), existing_id)
+        return Enqueued(job_id=existing_id, created=status == b"created")
+
+    def get(self, job_id: str) -> JobRecord | None:
+        raw = self.client.hgetall(self.keys.job(job_id))
+        return JobRecord.from_redis(raw) if raw else None
+
+    def cancel(self, job_id: str) -> str:
+        """Cancel a job not yet sending.
+
+        Answers ``cancelled``, ``refused:<state>`` or ``missing``.
+        """
+        answer = self._cancel(
+            keys=[self.keys.job(job_id), self.keys.schedule, self.keys.schedule_messages],
+            args=[job_id, self.clock()],
+        )
+        status = answer[0].decode()
+        return f"refused:{answer[1].decode()}" if status == "refused" else status
+
+    # -- workers ---------------------------------------------------------------
+
+    def claim(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        lease_ms: int,
+        token: str = "",
+        message: Message[Any] | None = None,
+    ) -> Claim:
+        """Take the send lease (``sending``) before the HTTP call.
+
+        ``token`` identifies this delivery: claiming again with it (after a
+        lost answer) returns the same lease. ``message`` is kept while the job
+        is in flight, so that a job whose worker is lost can be reconciled.
+        """
+        keys, args = self.claim_call(
+            job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
+        )
+        run = self.durability.run
+        return claimed(run(self.client, lambda p: self._claim(keys=keys, args=args, client=p))[0])
+
+    def claim_call(
+        self,
+        job_id: str,
+        *,
+        worker_id: str,
+        lease_ms: int,
+        token: str = "",
+        message: Message[Any] | None = None,
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """KEYS and ARGV of ``ledger/lua/claim.lua`` (for scripts that embed the claim)."""
+        return (
+            [self.keys.job(job_id), self.keys.unknown, self.keys.leases,
+             self.keys.inflight_messages, self.keys.unknown_messages],
+            [self.clock(), lease_ms, worker_id, job_id, token or uuid.uuid4().hex,
+             message.encode() if message is not None else b""],
+        )  # fmt: skip
+
+    def finish(self, job_id: str, fence: int, fields: Mapping[str, str | int]) -> bool:
+        """Record a terminal or ambiguous outcome; False if fenced out."""
+        return self._finish_call(job_id, fence, "done", 0, b"", fields)
+
+    def dead_letter(
+        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
+    ) -> bool:
+        """Mark ``failed`` and keep a replayable copy in the dead-letter set."""
+        return self._finish_call(job_id, fence, "dead", self.clock(), message.encode(), fields)
+
+    def mark_unknown(
+        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
+    ) -> bool:
+        """Record an ambiguous outcome; keep the message to resend if reconciliation
+        finds that Connectus never got it."""
+        return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
+
+    def finish_without_id(
+        self, job_id: str, fence: int, lookup: bytes, fields: Mapping[str, str | int]
+    ) -> bool:
+        """Record ``sent`` for an answer that named no message, and queue the
+        provider-id lookup (``lookup``: what it matches on, see :mod:`worker.id_lookup`)."""
+        return self._finish_call(job_id, fence, "lookup", self.clock(), lookup, fields)
+
+    def defer(self, job_id: str, message: Message[Any], due_ms: int) -> None:
+        """Bring ``message`` back at ``due_ms`` (a job whose lease another worker holds).
+
+        If the holder finishes, the message then finds the job done; if it
+        died, the lease has expired and the job becomes ``unknown``. Either
+        way the job never sits in ``sending`` with no message left to move it.
+        """
+        data = renew_message(message).encode()
+
+        def write(pipe: Pipeline) -> None:
+            # The message before its schedule entry: promote_due reads them in that order.
+            pipe.hsetnx(self.keys.schedule_messages, job_id, data)
+            pipe.zadd(self.keys.schedule, {job_id: due_ms}, nx=True)
+
+        self.durability.run(self.client, write)
+
+    def retry_later(
+        self,
+        job_id: str,
+        fence: int,
+        message: Message[Any],
+        due_ms: int,
+        fields: Mapping[str, str | int],
+    ) -> bool:
+        """Release the lease and schedule a durable retry at ``due_ms``."""
+        data = renew_message(message).encode()
+        return self._finish_call(job_id, fence, "retry", due_ms, data, fields)
+
+    def _finish_call(
+        self,
+        job_id: str,
+        fence: int,
+        mode: str,
+        score: int,
+        data: bytes,
+        fields: Mapping[str, str | int],
+    ) -> bool:
+        zset, hash_ = {
+            "dead": (self.keys.dead_letters, self.keys.dead_letter_messages),
+            "retry": (self.keys.schedule, self.keys.schedule_messages),
+            "unknown": (self.keys.unknown, self.keys.unknown_messages),
+            "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
+            "lookup": (self.keys.id_lookups, self.keys.id_lookup_data),
+        }[mode]
+        provider_id = fields.get("provider_id")
+        index = self.keys.provider(str(provider_id)) if provider_id else ""
+        args: list[str | int | bytes] = [fence, mode, score, job_id, data, self.ttl_s]
+        for name, value in {**fields, "updated_at": self.clock()}.items():
+            args += [name, value]
+        keys = [self.keys.job(job_id), zset, hash_, index, self.keys.leases,
+                self.keys.inflight_messages]  # fmt: skip
+        return bool(self._finish(keys=keys, args=args, client=self.client))
+
+    def finished(self, job_id: str, fence: int, state: str) -> bool:
+        """Did a finishing call with ``fence`` land (``state`` reached under that fence)?
+
+        After a Redis error the call is retried; if its first try had landed,
+        the retry is fenced out, and this tells the two cases apart.
+        """
+        current_fence, current_state = self.client.hmget(self.keys.job(job_id), "fence", "state")
+        return current_fence == str(fence).encode() and current_state == state.encode()
+
+    def sweep_expired_leases(self, *, limit: int = 500) -> int:
+        """Move jobs still ``sending`` after their lease to ``unknown``; returns how many."""
+        keys = [self.keys.leases, self.keys.unknown, self.keys.inflight_messages,
+                self.keys.unknown_messages]  # fmt: skip
+        return int(self._sweep(keys=keys, args=[self.clock(), limit, self.keys.prefix]))
+
+    def job_for_provider_id(self, provider_id: str) -> str | None:
+        """The job that Connectus knows as ``provider_id`` (for webhooks and reports)."""
+        value = self.client.get(self.keys.provider(provider_id))
+        return value.decode() if isinstance(value, bytes) else value
+
+    def promote_due(self, *, limit: int = 500) -> int:
+        """Move due scheduled jobs and retries onto their queues; returns how many."""
+        return int(
+            self._promote(
+                keys=[self.keys.schedule, self.keys.schedule_messages],
+                args=[self.clock(), limit, self.keys.dramatiq_namespace, self.keys.prefix],
+            )
+        )

@@ -1,0 +1,194 @@
+"""Search for jobs, and one job's history: what the console's search page reads.
+
+A job is found by its id, an idempotency key (of any tenant), a correlation
+id, or its recipient typed in full. The three indexes are sorted sets written
+by the scripts that create job records (``ledger/lua/lib_index.lua``): member the
+job id, score its creation time (ms), expiry the job TTL, so an entry goes with
+its record; a recipient is named only by its keyed digest
+(:func:`domain.hashing.recipient_digest`), so Redis holds no list of numbers.
+No SCAN: :func:`find_jobs` is two pipelined round trips whatever Redis holds.
+
+A job's history is the record plus its event ring (``ledger/lua/lib_events.lua``):
+the last :data:`EVENTS_KEPT` transitions kept as fields of the record itself,
+so they cost no key of their own and expire with it. Keys: docs/search.md.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from typing import Any
+
+import redis
+from pydantic import BaseModel, ConfigDict
+
+from connectus_worker.domain.hashing import recipient_digest
+from connectus_worker.domain.models import JobRecord
+from connectus_worker.domain.validation import InvalidInput, normalize_email, normalize_number
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.logging.redaction import redact_text
+
+#: Events a record keeps (its ring's size; the oldest are overwritten).
+EVENTS_KEPT = 16
+#: The longest query looked up (an idempotency key is at most 200 characters).
+QUERY_MAX_CHARS = 256
+#: A campaign recipient's idempotency key names its job: ``campaign:<cid>:<index>``
+#: (and a job sent without a key has ``job:<id>``): no index is kept for either.
+_CAMPAIGN_KEY = re.compile(r"^campaign:([A-Za-z0-9_-]+):(\d+)$")
+
+
+class JobEvent(BaseModel):
+    """One transition of a job: when (epoch ms), what, and its detail (masked)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    at_ms: int
+    event: str
+    detail: str = ""
+
+
+class JobHistory(BaseModel):
+    """What the console shows of a job: masked destination, never content or an OTP."""
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: str
+    kind: str
+    state: str
+    queue: str
+    tenant: str
+    dst: str  # masked when the record was written (logging.redaction)
+    idempotency_key: str
+    correlation_id: str | None
+    campaign: str | None
+    attempts: int
+    outcome: str | None
+    error_class: str | None
+    last_error: str | None
+    provider_id: str | None
+    provider_id_lookup: str | None
+    delivery_status: str | None
+    delivery_status_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+    sent_at: datetime | None
+    events: list[JobEvent]
+
+
+def recipient_of(query: str, *, default_region: str = "CL") -> str | None:
+    """The normalised recipient ``query`` names (E.164 digits, or a lower-cased
+    address), as validation normalises a destination; None if it names none."""
+    try:
+        if "@" in query:
+            return normalize_email(query)
+        return normalize_number(query, default_region=default_region)
+    except InvalidInput:
+        return None
+
+
+def find_jobs(
+    client: redis.Redis,
+    keys: Keys,
+    query: str,
+    *,
+    content_hash_key: bytes,
+    limit: int = 20,
+    default_region: str = "CL",
+) -> list[str]:
+    """Ids of jobs (with a record) that ``query`` names, newest first per index, at
+    most ``limit``: the job id itself first, then by idempotency key, correlation id
+    and recipient. Raises :class:`InvalidInput` (field ``query``) for a query that
+    is too long or holds a control character; an empty one finds nothing.
+    """
+    text = query.strip()
+    if not text:
+        return []
+    if len(text) > QUERY_MAX_CHARS:
+        raise InvalidInput("query", f"is too long: at most {QUERY_MAX_CHARS} characters")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+        raise InvalidInput("query", "holds a control character")
+    if limit < 1:
+        raise InvalidInput("limit", "must be at least 1")
+    direct = [text]
+    campaign_key = _CAMPAIGN_KEY.match(text)
+    if campaign_key:
+        direct.append(f"{campaign_key[1]}-{campaign_key[2]}")
+    elif text.startswith("job:") and len(text) > 4:
+        direct.append(text[4:])  # the key a job sent without one has: its own id
+    indexes = [keys.find_idempotency(text), keys.find_correlation(text)]
+    recipient = recipient_of(text, default_region=default_region)
+    if recipient is not None:
+        indexes.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
+    pipe = client.pipeline(transaction=False)
+    for job_id in direct:
+        pipe.exists(keys.job(job_id))
+    for index in indexes:
+        pipe.zrange(index, 0, limit - 1, desc=True)
+    answers = pipe.execute()
+    found = [job_id for job_id, n in zip(direct, answers, strict=False) if n]
+    candidates: list[str] = []
+    for members in answers[len(direct) :]:
+        candidates += [_text(m) for m in members if _text(m) not in candidates]
+    candidates = [c for c in candidates if c not in found]
+    if candidates:
+        # An index entry can outlive its record by the time between their TTLs'
+        # starts; only jobs still there are answered.
+        pipe = client.pipeline(transaction=False)
+        for job_id in candidates:
+            pipe.exists(keys.job(job_id))
+        found += [c for c, n in zip(candidates, pipe.execute(), strict=True) if n]
+    return found[:limit]
+
+
+def job_history(client: redis.Redis, keys: Keys, job_id: str) -> JobHistory | None:
+    """The job's masked record and its events, oldest first (one ``HGETALL``);
+    None when it has no record (never existed, or expired)."""
+    raw = {_text(k): _text(v) for k, v in client.hgetall(keys.job(job_id)).items()}
+    if not raw:
+        return None
+    record = JobRecord.from_redis(raw)
+    return JobHistory(
+        **record.model_dump(include=set(JobHistory.model_fields) - {"last_error", "events"}),
+        last_error=redact_text(record.last_error) if record.last_error else None,
+        events=events_of(raw),
+    )
+
+
+def events_of(raw: dict[str, str]) -> list[JobEvent]:
+    """The event ring of a record (``ev:<slot>`` = ``<seq>|<at_ms>|<event>|<detail>``),
+    oldest first; a malformed entry is left out."""
+    entries: list[tuple[int, JobEvent]] = []
+    for name, value in raw.items():
+        if not name.startswith("ev:"):
+            continue
+        parts = value.split("|", 3)
+        if len(parts) != 4 or not parts[0].isdigit() or not parts[1].isdigit():
+            continue
+        event = JobEvent(at_ms=int(parts[1]), event=parts[2], detail=redact_text(parts[3]))
+        entries.append((int(parts[0]), event))
+    return [event for _, event in sorted(entries, key=lambda e: e[0])]
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def index_keys(
+    keys: Keys,
+    content_hash_key: bytes,
+    *,
+    recipient: str | None,
+    idempotency_key: str | None,
+    correlation_id: str | None,
+) -> list[str]:
+    """The search indexes a new job is added to (``ledger/lua/enqueue.lua`` writes them):
+    its normalised ``recipient`` (None: a WhatsApp group, no person), its caller's
+    idempotency key and its correlation id, each when it has one."""
+    found = []
+    if recipient:
+        found.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
+    if idempotency_key:
+        found.append(keys.find_idempotency(idempotency_key))
+    if correlation_id:
+        found.append(keys.find_correlation(correlation_id))
+    return found

@@ -1,0 +1,65 @@
+"""Each queue's depth and the age of its oldest waiting message (the console's overview).
+
+A queue is Dramatiq's list of message ids (``Keys.queue``, appended at the
+tail) and its hash of messages (``Keys.queue_messages``): the head of the list
+is the oldest message, and its ``message_timestamp`` (epoch ms, Dramatiq's)
+says since when it waits. Two pipelined round trips, three commands per
+queue, whatever the depth. Worker metrics read the depths the same way
+(:class:`worker.metrics.QueueCollector`); the age is only here.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+import redis
+from pydantic import BaseModel, ConfigDict
+
+from connectus_worker.ledger.keys import Keys
+
+
+class QueueStat(BaseModel):
+    """``depth``: messages waiting; ``oldest_age_s``: the head's age (None: empty, or
+    its message is gone or unreadable)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    queue: str
+    depth: int
+    oldest_age_s: float | None
+
+
+def queue_stats(
+    client: redis.Redis, keys: Keys, queues: Sequence[str], *, now_ms: int
+) -> list[QueueStat]:
+    """Depth and oldest age of each of ``queues`` at ``now_ms`` (epoch ms), in order."""
+    pipe = client.pipeline(transaction=False)
+    for queue in queues:
+        pipe.llen(keys.queue(queue))
+        pipe.lindex(keys.queue(queue), 0)
+    answers = pipe.execute()
+    depths = [int(n) for n in answers[0::2]]
+    heads = answers[1::2]
+    pipe = client.pipeline(transaction=False)
+    for queue, head in zip(queues, heads, strict=True):
+        if head is not None:
+            pipe.hget(keys.queue_messages(queue), head)
+    data = iter(pipe.execute() if any(h is not None for h in heads) else [])
+    stats = []
+    for queue, depth, head in zip(queues, depths, heads, strict=True):
+        age = _age_s(next(data), now_ms) if head is not None else None
+        stats.append(QueueStat(queue=queue, depth=depth, oldest_age_s=age))
+    return stats
+
+
+def _age_s(data: bytes | str | None, now_ms: int) -> float | None:
+    if data is None:
+        return None
+    try:
+        timestamp = json.loads(data)["message_timestamp"]
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(timestamp, int | float) or isinstance(timestamp, bool):
+        return None
+    return max(0.0, (now_ms - timestamp) / 1000)

@@ -1,0 +1,274 @@
+"""What a campaign will do, before anything is queued: its options and its preflight.
+
+:class:`CampaignOptions` are the operator's choices, validated together
+(every bad one named); :class:`CampaignPlan` is the preflight answer: row
+counts, duplicates, segments and cost, the balance it draws on, the
+schedule, and the reasons it would be refused.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from connectus_worker.campaign.checker import CheckReport
+from connectus_worker.campaign.links import estimated, links_in
+from connectus_worker.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
+from connectus_worker.campaign.template import Template
+from connectus_worker.config import Settings
+from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.deliver_at import parse_deliver_at
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.request_fields import check_account
+from connectus_worker.domain.validation import ErrorCollector, normalize_email, normalize_number
+
+NAME_MAX_CHARS = 200
+#: How many invalid rows and duplicates a plan lists (all are counted).
+EXAMPLES = 1_000
+
+#: A row's country from the first digits of its number (a calling code is 1-3 digits).
+_country_of_head = functools.cache(connectus_country)
+
+
+#: Looks up the balance a campaign draws on: (kind, id_client, country id or None,
+#: transport); v1 has its own balance calls (worker.connectus.balances).
+BalanceLookup = Callable[[Kind, str | None, int | None, Transport], Balance]
+
+
+#: Whether a v3 campaign puts each released chunk in a Connectus delivery when its
+#: options don't say (docs/campaigns.md, "v3 campaigns in a Connectus delivery").
+DEFAULT_CONNECTUS_DELIVERY = False
+
+
+@dataclass(frozen=True)
+class CampaignOptions:
+    name: str
+    text: str
+    kind: Kind = Kind.SMS
+    subject: str | None = None
+    src: str | None = None  # src_number (WhatsApp) or src_email (e-mail)
+    id_client: str | None = None
+    deliver_at: datetime | str | None = None
+    window: str | None = None
+    max_lateness_s: int | None = None
+    transport: Transport | None = None
+    skip_invalid: bool = False
+    force: bool = False  # send even if the cost exceeds the balance
+    idempotency_key: str | None = None
+    # v3: one Connectus delivery per released chunk; None: DEFAULT_CONNECTUS_DELIVERY
+    connectus_delivery: bool | None = None
+    # The Connectus account (CONNECTUS_ACCOUNTS); None: the tenant's, else the first.
+    account: str | None = None
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """Options after validation, with defaults applied."""
+
+    options: CampaignOptions
+    template: Template
+    transport: Transport
+    deliver_at: datetime  # aware, UTC
+    window: Window | None
+    max_lateness_s: int
+    src: str | None
+    timezone: str
+    links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
+    connectus_delivery: bool = False  # v3 chunks in Connectus deliveries of their own
+    account: str = "default"  # the Connectus account that sends it
+
+    @property
+    def stored_text(self) -> str:
+        """The text as the campaign record keeps it: link tokens unshortened."""
+        return self.options.text if self.links else self.template.text
+
+
+#: The type each option must have (from Python nothing else checks it; the HTTP
+#: intake's model does): a wrong one is refused naming it, not a crash inside.
+_OPTION_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "text": (str,),
+    "kind": (Kind,),
+    "subject": (str, type(None)),
+    "src": (str, type(None)),
+    "id_client": (str, type(None)),
+    "deliver_at": (datetime, str, type(None)),
+    "window": (str, type(None)),
+    "max_lateness_s": (int, type(None)),
+    "transport": (Transport, type(None)),
+    "skip_invalid": (bool,),
+    "force": (bool,),
+    "idempotency_key": (str, type(None)),
+    "account": (str, type(None)),
+}
+
+
+def _check_types(options: CampaignOptions) -> None:
+    """InvalidInput naming every option of the wrong type (a bool is not a number)."""
+    errors = ErrorCollector()
+    for name, types in _OPTION_TYPES.items():
+        value = getattr(options, name)
+        wrong_bool = isinstance(value, bool) and bool not in types
+        if wrong_bool or not isinstance(value, types):
+            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
+            errors.add(name, f"must be {expected}, not {type(value).__name__}")
+    errors.raise_if_any()
+
+
+def resolve(
+    options: CampaignOptions, settings: Settings, *, now: datetime | None = None,
+    tenant: str = "default",
+) -> Resolved:  # fmt: skip
+    """Validate the options (``tenant``: who sends it); raises InvalidInput naming every
+    bad one."""
+    _check_types(options)
+    errors = ErrorCollector()
+    if options.account is not None:
+        errors.check(check_account, options.account, settings, tenant)
+    name = options.name.strip() if isinstance(options.name, str) else ""
+    if not name or len(name) > NAME_MAX_CHARS:
+        errors.add("name", f"must be 1 to {NAME_MAX_CHARS} characters")
+    if options.kind not in CAMPAIGN_KINDS:
+        errors.add("kind", f"must be one of {', '.join(k.value for k in CAMPAIGN_KINDS)}")
+    # {link:URL} tokens: checked here, counted at the documented short-link length
+    # (campaign.links), shortened once per campaign by the worker.
+    links = errors.check(links_in, options.text) if isinstance(options.text, str) else None
+    text = estimated(options.text) if links else options.text
+    template = errors.check(Template.parse, text, options.subject)
+    if options.kind is Kind.EMAIL and not options.subject:
+        errors.add("subject", "is required for an e-mail campaign")
+    transport = options.transport or (
+        Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
+    )
+    if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
+        errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
+    if transport is Transport.V1_BULK and options.connectus_delivery is False:
+        errors.add(
+            "connectus_delivery",
+            "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
+        )
+    wanted_delivery = options.connectus_delivery
+    if wanted_delivery is None:
+        wanted_delivery = DEFAULT_CONNECTUS_DELIVERY
+    if transport is Transport.V1_BULK and options.id_client:
+        errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
+    src = options.src
+    if options.kind is Kind.EMAIL:
+        src = src or settings.connectus_default_src_email
+        if not src:
+            errors.add("src", "an e-mail campaign needs src_email (or CONNECTUS_DEFAULT_SRC_EMAIL)")
+        else:
+            src = errors.check(normalize_email, src, field="src")
+    elif options.kind is Kind.WHATSAPP:
+        src = src or settings.connectus_whatsapp_src_number
+        if not src:
+            errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number "
+                              "(or CONNECTUS_WHATSAPP_SRC_NUMBER)")  # fmt: skip
+        else:
+            src = errors.check(
+                normalize_number, src, field="src", default_region=settings.default_region
+            )
+    when = errors.check(parse_deliver_at, options.deliver_at, tz=settings.default_timezone, now=now)
+    window = errors.check(Window.parse, options.window) if options.window else None
+    lateness = options.max_lateness_s
+    if lateness is None:
+        lateness = settings.campaign_max_lateness_s
+    elif lateness < 0:
+        errors.add("max_lateness_s", "must be 0 (no limit) or a number of seconds")
+    errors.raise_if_any()
+    assert template is not None
+    return Resolved(
+        options=options,
+        template=template,
+        transport=transport,
+        deliver_at=when or (now or datetime.now(UTC)),
+        window=window,
+        max_lateness_s=lateness,
+        src=src,
+        timezone=settings.default_timezone,
+        links=links or (),
+        connectus_delivery=transport is Transport.V3 and wanted_delivery,
+        account=settings.account_for(tenant, options.account),
+    )
+
+
+@dataclass
+class CampaignPlan:
+    """The preflight answer (also what ``campaign send`` accepted)."""
+
+    name: str
+    kind: Kind
+    transport: Transport
+    report: CheckReport
+    deliver_at: datetime
+    timezone: str
+    window: Window | None
+    max_lateness_s: int
+    segments_by_country: dict[int | None, int] = field(default_factory=dict)
+    balances: list[Balance] = field(default_factory=list)
+    refusals: list[str] = field(default_factory=list)
+    opted_out: int = 0  # valid rows dropped: the number opted out of marketing (STOP)
+
+    def add_segments(self, rows: list[list[str]], segments: list[int]) -> None:
+        """Add SMS ``segments[i]`` to the country of ``rows[i][0]`` (E.164 digits)."""
+        heads = Counter(zip([row[0][:3] for row in rows], segments, strict=True))
+        by_country = self.segments_by_country
+        for (head, units), count in heads.items():
+            country = _country_of_head(head)  # codes are 1-3 digits
+            by_country[country] = by_country.get(country, 0) + units * count
+
+    @property
+    def cost(self) -> int:
+        """Units charged: SMS segments, or one per e-mail or WhatsApp message."""
+        return self.report.segments
+
+    def check_balance(self, lookup: BalanceLookup | None, id_client: str | None) -> None:
+        """Compare the cost with each balance it draws on; record a refusal if short."""
+        if lookup is None:
+            return
+        countries: list[int | None] = (
+            list(self.segments_by_country) if self.kind is Kind.SMS else [None]
+        )
+        for country in countries:
+            balance = lookup(self.kind, id_client, country, self.transport)
+            self.balances.append(balance)
+            need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
+            if balance.available is not None and need > balance.available:
+                self.refusals.append(
+                    f"cost {need} exceeds {balance.source} ({balance.available}); "
+                    "use --force to send anyway"
+                )
+
+    def to_json(self) -> dict[str, Any]:
+        r = self.report
+        return {
+            "name": self.name,
+            "kind": self.kind.value,
+            "transport": self.transport.value,
+            "rows": r.rows,
+            "valid": r.valid,
+            "invalid": len(r.invalid),
+            "duplicates": r.duplicates,
+            "opted_out": self.opted_out,
+            "segments": r.segments,
+            "max_segments": r.max_segments,
+            "cost": self.cost,
+            "segments_by_country": {str(k): v for k, v in self.segments_by_country.items()},
+            "balances": [{"source": b.source, "available": b.available} for b in self.balances],
+            "deliver_at": self.deliver_at.astimezone(ZoneInfo(self.timezone)).isoformat(),
+            "timezone": self.timezone,
+            "window": str(self.window) if self.window else None,
+            "max_lateness_s": self.max_lateness_s,
+            "invalid_rows": [
+                {"line": i.line, "field": i.field, "reason": i.reason} for i in r.invalid[:EXAMPLES]
+            ],
+            "duplicate_rows": [
+                {"line": line, "first_line": first} for line, first in r.duplicate_lines[:EXAMPLES]
+            ],
+            "refusals": list(self.refusals),
+        }

@@ -1,0 +1,337 @@
+"""Campaigns from producers: preflight a recipient list, then accept it.
+
+Accepting streams the rows once: check and deduplicate
+(:class:`campaign.batch_checker.BatchChecker`, a batch of rows at a
+time), store them as chunks
+(:meth:`campaign.store.CampaignStore.write_batches`), and commit the
+campaign record in one script at the end. A list refused on the way (bad
+rows without ``skip_invalid``, a cost over the balance without ``force``)
+has its chunks deleted; a crash leaves only orphan chunks with a TTL. No job
+record and no Dramatiq message exists until the workers release a chunk,
+shortly before sending it.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from operator import attrgetter, itemgetter, methodcaller
+from pathlib import Path
+
+import redis
+
+from connectus_worker.campaign.batch_checker import BatchChecker, Checked
+from connectus_worker.campaign.checker import CheckReport, InvalidRow
+from connectus_worker.campaign.model import Campaign, CampaignState, Transport
+from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
+from connectus_worker.campaign.store import CHUNK_SIZE, CampaignStore, Created
+from connectus_worker.config import Settings
+from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
+from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.hashing import campaign_digest
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.validation import InvalidInput, validate_idempotency_key
+from connectus_worker.durability import Durability
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.producers.campaign_plan import (
+    BalanceLookup,
+    CampaignOptions,
+    CampaignPlan,
+    Resolved,
+    resolve,
+)
+from connectus_worker.redis import connect
+
+
+class CampaignRefused(ValueError):
+    """The campaign was not accepted; ``plan`` says why (``plan.refusals``)."""
+
+    def __init__(self, plan: CampaignPlan) -> None:
+        self.plan = plan
+        super().__init__("campaign refused: " + "; ".join(plan.refusals))
+
+
+@dataclass(frozen=True)
+class Accepted:
+    campaign_id: str
+    created: bool  # False: the idempotency key named an existing campaign
+    plan: CampaignPlan
+
+
+Source = Path | str | Iterable[Mapping[str, object]]
+
+
+class CampaignProducer:
+    """Preflights and accepts campaigns. Build one per process and reuse it.
+
+    ``tenant`` (:mod:`config.tenants`) owns the campaigns it accepts, and its
+    idempotency keys are its own.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        tenant: str = DEFAULT_TENANT,
+        redis_client: redis.Redis | None = None,
+        balance: BalanceLookup | None = None,
+        clock: Callable[[], int] = epoch_ms,
+    ) -> None:
+        problem = tenant_problem(tenant)
+        if problem is not None:
+            raise InvalidInput("tenant", problem)
+        self.tenant = tenant
+        self.settings = settings
+        self.redis = redis_client or connect(settings)
+        self.store = CampaignStore(
+            self.redis,
+            Keys(settings.key_prefix),
+            ttl_s=settings.campaign_ttl_s,
+            job_ttl_s=settings.job_ttl_s,
+            clock=clock,
+            durability=Durability.from_settings(settings),
+        )
+        self.balance = balance
+
+    def preflight(self, source: Source, options: CampaignOptions) -> CampaignPlan:
+        """What :meth:`send` would do with this list, without storing anything."""
+        resolved = resolve(options, self.settings, tenant=self.tenant)
+        plan, batches = self._plan(resolved, source)
+        for _ in batches:  # the checker fills the plan's report as rows are pulled
+            pass
+        self._finish_plan(plan, resolved)
+        return plan
+
+    def send(
+        self,
+        source: Source,
+        options: CampaignOptions,
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> Accepted:
+        """Accept the campaign: store its recipients and schedule it.
+
+        Raises :class:`domain.validation.InvalidInput` for bad options,
+        :class:`CampaignRefused` for a list that fails preflight, and
+        :class:`campaign.store.CampaignConflict` for an idempotency key
+        already used by a different campaign.
+        """
+        resolved = resolve(options, self.settings, tenant=self.tenant)
+        key = options.idempotency_key
+        if key is not None:
+            validate_idempotency_key(key)
+        campaign_id = uuid.uuid4().hex[:16]
+        plan, batches = self._plan(resolved, source)
+        # Keyed (CONTENT_HASH_KEY): the fingerprint is kept in Redis, and a
+        # plain hash of a small list and template could be searched for.
+        digest = campaign_digest(self.settings.content_key)
+        digest.update(_definition(resolved).encode())
+        stored = 0
+        pulled = 0  # rows handed to write_batches: its chunks so far cover no more
+
+        def hashed(batches: Iterator[list[list[str]]]) -> Iterator[list[list[str]]]:
+            nonlocal pulled
+            for batch in batches:
+                # Unit separator between values, record separator after each row:
+                # two different lists can't hash the same. One update per batch
+                # (the bytes of a row at a time, joined).
+                digest.update(("\x1e".join(map("\x1f".join, batch)) + "\x1e").encode())
+                pulled += len(batch)
+                yield batch
+
+        try:
+            stored = self.store.write_batches(campaign_id, hashed(batches), progress=progress)
+            self._finish_plan(plan, resolved)
+            if plan.refusals:
+                raise CampaignRefused(plan)
+            created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
+        except BaseException:
+            # Also after an error while streaming (a file not UTF-8 at line 50,000):
+            # write_chunks had stored chunks but returned no count.
+            self.store.discard_chunks(campaign_id, _chunks(max(stored, pulled)))
+            raise
+        if not created.created:
+            self.store.discard_chunks(campaign_id, _chunks(stored))
+        return Accepted(created.campaign_id, created.created, plan)
+
+    def get(self, campaign_id: str) -> Campaign | None:
+        """The tenant's campaign (None: unknown, expired or another tenant's)."""
+        campaign = self.store.get(campaign_id)
+        return campaign if campaign is not None and campaign.tenant == self.tenant else None
+
+    # -- internals ------------------------------------------------------------
+
+    def _plan(
+        self, resolved: Resolved, source: Source
+    ) -> tuple[CampaignPlan, Iterator[list[list[str]]]]:
+        """The plan (its report filled as batches are pulled) and the kept rows,
+        ``[dst, value...]``, in lists of at most one batch each."""
+        options = resolved.options
+        checker = BatchChecker(
+            options.kind,
+            resolved.template,
+            default_region=self.settings.default_region,
+            src_email=resolved.src if options.kind is Kind.EMAIL else None,
+        )
+        plan = CampaignPlan(
+            name=options.name.strip(),
+            kind=options.kind,
+            transport=resolved.transport,
+            report=checker.report,
+            deliver_at=resolved.deliver_at,
+            timezone=resolved.timezone,
+            window=resolved.window,
+            max_lateness_s=resolved.max_lateness_s,
+        )
+        v1 = resolved.transport is Transport.V1_BULK
+        report = checker.report
+        invalid = report.invalid
+        # No opt-out at all (the common case): no per-batch look-up. A STOP that
+        # arrives during the accept is still honoured when the chunk is released.
+        phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
+        # A subclient's SMS balance is per country (sent as id_country): a number of no
+        # Connectus country can't be charged to it.
+        subclient_sms = options.kind is Kind.SMS and options.id_client is not None
+
+        def kept() -> Iterator[list[list[str]]]:
+            for batch in _batches(source):
+                first_invalid = len(invalid)
+                checked = checker.check_batch(batch)
+                if v1 and not _chilean_mobiles(checked.rows):
+                    # The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
+                    keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
+                    reason = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
+                    field = checker.recipient_field
+                    for line, ok in zip(checked.lines, keep, strict=True):
+                        if not ok:
+                            invalid.append(InvalidRow(line, field, reason))
+                    # in line order with the checker's findings, as row by row
+                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                    checked.keep_only(keep, report)
+                if subclient_sms and checked.rows:
+                    _keep_subclient_countries(checked, checker.recipient_field, invalid, report)
+                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                if phones and checked.rows:
+                    # Marketing to a number that answered STOP is refused (docs/service.md);
+                    # checked per batch (1,000 rows at most), in one round trip.
+                    flags = self._opted_out([r[0] for r in checked.rows])
+                    if any(flags):
+                        plan.opted_out += sum(flags)
+                        checked.keep_only([not flag for flag in flags], report)
+                if checker.kind is Kind.SMS:
+                    plan.add_segments(checked.rows, checked.segments)
+                yield checked.rows
+
+        return plan, kept()
+
+    def _opted_out(self, numbers: list[str]) -> list[bool]:
+        if not numbers:
+            return []
+        answer = self.redis.smismember(self.store.keys.opt_out, numbers)
+        return [bool(flag) for flag in answer]
+
+    def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
+        report = plan.report
+        if report.invalid and not resolved.options.skip_invalid:
+            plan.refusals.append(
+                f"{len(report.invalid)} invalid rows (first: line {report.invalid[0].line}, "
+                f"{report.invalid[0].field}: {report.invalid[0].reason}); "
+                "fix them or use --skip-invalid"
+            )
+        if report.valid == 0:
+            plan.refusals.append("no valid recipients")
+        balance = self.balance
+        for_account = getattr(balance, "for_account", None)  # the snapshot: per account
+        if for_account is not None:
+            balance = for_account(resolved.account)
+        plan.check_balance(balance, resolved.options.id_client)
+        if resolved.options.force:
+            plan.refusals = [r for r in plan.refusals if not r.startswith("cost ")]
+
+    def _commit(
+        self, campaign_id: str, resolved: Resolved, plan: CampaignPlan, fingerprint: str,
+        key: str | None,
+    ) -> Created:  # fmt: skip
+        options = resolved.options
+        total = plan.report.valid
+        fields: dict[str, str | int] = {
+            "campaign_id": campaign_id,
+            "name": plan.name,
+            "kind": options.kind.value,
+            "transport": resolved.transport.value,
+            "state": CampaignState.SCHEDULED.value,
+            "text": resolved.stored_text,
+            "subject": resolved.template.subject or "",
+            "fields": json.dumps(list(resolved.template.fields)),
+            "src": resolved.src or "",
+            "id_client": options.id_client or "",
+            "connectus_delivery": "1" if resolved.connectus_delivery else "",
+            "timezone": resolved.timezone,
+            "deliver_at": int(resolved.deliver_at.timestamp() * 1000),
+            "window": str(resolved.window) if resolved.window else "",
+            "max_lateness_s": resolved.max_lateness_s,
+            "total": total,
+            "chunks": _chunks(total),
+            "chunk_size": CHUNK_SIZE,
+            "cursor": 0,
+            "segments": plan.report.segments,
+            "invalid": len(plan.report.invalid),
+            "duplicates": plan.report.duplicates,
+            "created_at": self.store.clock(),
+            "idempotency_key": key or "",
+            "account": resolved.account,
+        }
+        return self.store.commit(
+            campaign_id, fields, fingerprint=fingerprint, idempotency_key=key, tenant=self.tenant
+        )
+
+
+def _batches(source: Source) -> Iterator[Batch]:
+    if isinstance(source, Path | str):
+        return read_batches(Path(source))
+    return batched(rows_from_iterable(source))
+
+
+_line = attrgetter("line")
+_dst = itemgetter(0)
+_starts_569 = methodcaller("startswith", "569")
+
+
+def _chilean_mobiles(rows: list[list[str]]) -> bool:
+    """Every row's number is 11 digits, 569...: what v1 send_sms_bulk takes (loops in C)."""
+    dsts = list(map(_dst, rows))
+    return all(map(_starts_569, dsts)) and all(map((11).__eq__, map(len, dsts)))
+
+
+def _chunks(rows: int) -> int:
+    return -(-rows // CHUNK_SIZE)
+
+
+def _definition(resolved: Resolved) -> str:
+    """Everything but the rows that makes two submissions the same campaign."""
+    o = resolved.options
+    return json.dumps(
+        [o.name.strip(), o.kind.value, resolved.stored_text, resolved.template.subject,
+         resolved.src, o.id_client, resolved.transport.value,
+         str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
+         *(["connectus_delivery"] if resolved.connectus_delivery else [])],
+        sort_keys=True,
+    )  # fmt: skip
+
+
+def _keep_subclient_countries(
+    checked: Checked, field: str, invalid: list[InvalidRow], report: CheckReport
+) -> None:
+    """Rows whose number is in no Connectus country become invalid rows (id_client set)."""
+    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+    if all(keep):
+        return
+    reason = ("in none of Connectus's countries, so it can't be charged to a subclient "
+              "(id_client): SMS balance is per destination country")  # fmt: skip
+    for line, ok in zip(checked.lines, keep, strict=True):
+        if not ok:
+            invalid.append(InvalidRow(line, field, reason))
+    checked.keep_only(keep, report)

@@ -1,0 +1,106 @@
+"""Webhook events into Redis: dedupe, job record update and stream entry, atomically.
+
+Each webhook is one Lua script, so a crash can never leave an event marked
+as seen but not published (which a retried webhook could then not repair).
+
+Stream ``{prefix}:events`` (``XADD MAXLEN ~ EVENTS_STREAM_MAXLEN``), flat
+string fields, schema version ``v=1`` (see docs/service.md):
+
+- ``kind=sms_status``: ``id_sms status job_id correlation_id received_at request_id``
+- ``kind=sms_incoming``: ``id_sms src_number dst_number src_provider sms_content
+  sms_content_binary opt_out opt_in received_at request_id``
+
+Dedupe markers ``{prefix}:webhook-seen:{kind}:{id_sms}[:{status}]`` live as
+long as job records (``JOB_TTL_S``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+
+from connectus_worker.ledger.delivery_status import STATUS_RANK
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.luascript import load
+from connectus_worker.producers.optout import HISTORY_MAXLEN, history_key, optout_key
+
+# service/lua/: each file says its KEYS, ARGV and answer.
+_STATUS = load(__package__, "status_event.lua")
+_INCOMING = load(__package__, "incoming_event.lua")
+
+
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """``duplicate`` (seen before: nothing done) or ``recorded``; ``changed``: record
+    updated (status) or number newly opted out (incoming)."""
+
+    duplicate: bool
+    changed: bool
+    stream_id: str
+
+
+def events_key(keys: Keys) -> str:
+    """Stream: events for other services (consumer groups welcome)."""
+    return f"{keys.prefix}:events"
+
+
+class EventRecorder:
+    def __init__(
+        self, client: redis.Redis, keys: Keys, *, seen_ttl_s: int, maxlen: int, hash_key: bytes
+    ) -> None:
+        self.hash_key = hash_key
+        self.client = client
+        self.keys = keys
+        self.seen_ttl_s = seen_ttl_s
+        self.maxlen = maxlen
+        self._status = client.register_script(_STATUS)
+        self._incoming = client.register_script(_INCOMING)
+
+    def sms_status(
+        self, *, id_sms: str, status: str, job_id: str | None, now_ms: int, request_id: str
+    ) -> Recorded:
+        """Record a status; updates the job's ``delivery_status`` if ``job_id`` is known,
+        else keeps it pending until the send is recorded (see ledger.delivery_status)."""
+        keys = [f"{self.keys.prefix}:webhook-seen:status:{id_sms}:{status}", events_key(self.keys),
+                self.keys.status_pending, self.keys.status_pending_since]  # fmt: skip
+        if job_id:
+            keys.append(self.keys.job(job_id))
+        rank = STATUS_RANK.get(status, 0)
+        args: list[str | int] = [id_sms, status, now_ms, self.seen_ttl_s, self.maxlen, rank,
+                job_id or "", request_id]  # fmt: skip
+        return _recorded(self._status(keys=keys, args=args))
+
+    def sms_incoming(
+        self,
+        *,
+        id_sms: str,
+        src_number: str,
+        dst_number: str,
+        src_provider: str,
+        sms_content: str,
+        sms_content_binary: str,
+        opt_out: bool,
+        now_ms: int,
+        request_id: str,
+        opt_in: bool = False,
+    ) -> Recorded:
+        """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``,
+        removes it if ``opt_in``; either is recorded in the number's opt-out history."""
+        history = history_key(self.keys, src_number, hash_key=self.hash_key)
+        keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
+                optout_key(self.keys), history]  # fmt: skip
+        flag = "1" if opt_out else "2" if opt_in else "0"
+        args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
+                dst_number, src_provider, sms_content, sms_content_binary, request_id,
+                HISTORY_MAXLEN]  # fmt: skip
+        return _recorded(self._incoming(keys=keys, args=args))
+
+
+def _recorded(answer: list[object]) -> Recorded:
+    outcome, changed, stream_id = (
+        value.decode() if isinstance(value, bytes) else value for value in answer
+    )
+    return Recorded(
+        duplicate=outcome == "duplicate", changed=bool(int(str(changed))), stream_id=str(stream_id)
+    )

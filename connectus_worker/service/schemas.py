@@ -1,0 +1,102 @@
+"""The HTTP shapes: answers, problems and webhook payloads (pydantic).
+
+The message bodies are :mod:`domain.requests`'s, shared with the producers;
+the campaign shapes are in :mod:`service.campaign_schemas`. Field names are
+Connectus's.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+from connectus_worker.domain.models import State
+from connectus_worker.domain.validation import SMS_MAX_CHARS, InvalidInput
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; bool stays bool and is refused by strict int.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+DeliverAt = Annotated[
+    str,
+    Field(
+        max_length=64,
+        description="When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if no "
+        "offset); omit to send now",
+        examples=["2030-01-15 09:00:00", "2030-01-15T12:00:00Z"],
+    ),
+]
+
+
+class Accepted(BaseModel):
+    """The answer to ``POST /v1/messages`` (202)."""
+
+    job_id: str = Field(description="Use it with GET /v1/messages/{job_id}")
+    state: State
+
+
+class InvalidParam(BaseModel):
+    name: str
+    reason: str
+
+
+class Problem(BaseModel):
+    """RFC 7807 problem document."""
+
+    model_config = ConfigDict(populate_by_name=True)
+
+    type: str = "about:blank"
+    title: str
+    status: int
+    detail: str
+    invalid_params: list[InvalidParam] | None = Field(default=None, alias="invalid-params")
+
+
+# --- webhooks (Connectus -> us) ---------------------------------------------
+
+ProviderId = Annotated[
+    str | int,
+    Field(description="Connectus's message id (id_sms)"),
+]
+
+
+class _Webhook(BaseModel):
+    # Connectus may add fields: accept and ignore them rather than drop the event.
+    model_config = ConfigDict(extra="ignore")
+
+
+class SmsStatusWebhook(_Webhook):
+    id_sms: ProviderId
+    status: Annotated[
+        str,
+        Field(pattern=r"^[A-Z0-9_]{1,40}$", description="Platform status, e.g. ENTREGADO"),
+    ]
+
+
+class SmsIncomingWebhook(_Webhook):
+    id_sms: ProviderId
+    dst_number: Annotated[str | int, Field(description="Our number that received the SMS")]
+    src_number: Annotated[str | int, Field(description="The sender")]
+    src_provider: Annotated[str, Field(max_length=64)] | None = None
+    sms_content: Annotated[str, Field(max_length=SMS_MAX_CHARS * 4)]
+    sms_content_binary: Annotated[str, Field(max_length=SMS_MAX_CHARS * 8)] | None = None
+
+
+class WebhookAck(BaseModel):
+    result: Literal["recorded", "duplicate"]
+
+
+def text_id(value: str | int, field: str) -> str:
+    """A provider id or number as text: 1-64 of A-Z a-z 0-9 _ - (ints as digits)."""
+    text = str(value).strip()
+    if isinstance(value, bool) or not text or len(text) > 64:
+        raise InvalidInput(field, "must be 1-64 characters")
+    if not all(ch.isascii() and (ch.isalnum() or ch in "_-+") for ch in text):
+        raise InvalidInput(field, "may only contain A-Z a-z 0-9 _ - +")
+    return text

@@ -1,0 +1,298 @@
+"""OpenTelemetry tracing: the one module that imports it, and a no-op without it.
+
+The API (``opentelemetry-api``, which FastAPI depends on) is all the product
+needs to import and run; the SDK, the exporter and the instrumentations come
+with the ``[otel]`` extra and are imported only when tracing is turned on.
+
+With the ``[otel]`` extra installed and the standard ``OTEL_*`` variables set,
+:func:`start` builds a tracer provider from them and instruments Redis
+(``opentelemetry-instrumentation-redis``); each Connectus ``httpx.Client`` is
+instrumented as it is made (:func:`instrument_http_client`). Without the extra,
+or without the variables, every function here does nothing and costs a check.
+
+One trace per message: ``POST /v1/messages`` (a ``server`` span) or
+``Producer.send_*`` (a ``producer`` span) writes the W3C trace context into
+the job (:data:`TRACE_FIELD`), which the queue carries, retries and deferrals
+included; each delivery attempt in the worker is a ``consumer`` span, its
+child, and each HTTP call to Connectus a ``client`` span below that. A job
+without the field (queued before tracing, or by a producer without it) starts
+a new trace.
+
+What spans carry: job id, kind, queue, attempt, outcome, error class and
+reason, never a destination or a content. The httpx spans' URL is cut to
+scheme, host and path (the v1 API sends the number and the text in the query
+string); Redis spans carry the command name only (the instrumentation's
+sanitized statement: arguments replaced by ``?``).
+
+A Redis or HTTP span with no parent (the broker's polling, housekeeping) is
+dropped at the sampler: it belongs to no message, and there are tens a second.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from connectus_worker.config import ConfigError
+
+try:
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+except ImportError:  # FastAPI brings the API today; without it, tracing stays off
+    trace = None  # type: ignore[assignment]
+
+#: The job field with the W3C trace context (``traceparent``, ``tracestate``).
+TRACE_FIELD = "trace"
+#: Exporters :func:`start` knows (``OTEL_TRACES_EXPORTER``, comma-separated).
+EXPORTERS = ("otlp", "console", "none")
+_TRUE = ("true", "1", "yes")
+_KINDS = ("internal", "server", "client", "producer", "consumer")
+
+_provider: Any = None  # the SDK TracerProvider of this process, when tracing is on
+_redis: Any = None  # the RedisInstrumentor, while Redis is instrumented
+# Only W3C trace context travels in a message: never baggage, which may hold anything.
+_propagator: Any = TraceContextTextMapPropagator() if trace is not None else None
+
+
+def wanted(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the ``OTEL_*`` variables ask for tracing: an exporter or an OTLP
+    endpoint is named, ``OTEL_TRACES_EXPORTER`` is not ``none`` and
+    ``OTEL_SDK_DISABLED`` is not true."""
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+        return False
+    exporters = _exporters(environ)
+    if exporters is None:  # unset: only an OTLP endpoint turns it on
+        return bool(environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
+                    or environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))  # fmt: skip
+    return exporters != ["none"]
+
+
+#: The instrumentations' header-capture switches (they would put headers in spans).
+HEADER_CAPTURE = (
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST",
+    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
+)
+
+
+def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
+    """Turn tracing on for this process if the ``OTEL_*`` variables ask for it.
+
+    ``environ`` decides whether and which exporter; the SDK and the exporter
+    read the rest (service name, sampler, endpoint, headers) from ``os.environ``.
+    ``service_name`` is the default of ``OTEL_SERVICE_NAME``. Returns whether
+    tracing is on. Raises :class:`ConfigError` naming the variable when they ask
+    for it and it can't be had (extra not installed, unknown exporter, gRPC).
+    """
+    if not wanted(environ):
+        return False
+    try:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor  # noqa: F401
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+    except ImportError as exc:  # the API alone comes with FastAPI; the SDK does not
+        variable = "OTEL_TRACES_EXPORTER" if _exporters(environ) else "OTEL_EXPORTER_OTLP_ENDPOINT"
+        raise ConfigError(variable, "asks for tracing, but the [otel] extra is not installed "
+                          "(pip install 'connectus-worker[otel]')") from exc  # fmt: skip
+    exporters = _exporters(environ) or ["otlp"]
+    unknown = sorted(set(exporters) - set(EXPORTERS))
+    if unknown:
+        raise ConfigError("OTEL_TRACES_EXPORTER", f"unknown exporter(s) {unknown}; "
+                          f"known: {', '.join(EXPORTERS)}")  # fmt: skip
+    for variable in ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        protocol = environ.get(variable) or "http/protobuf"
+        if "otlp" in exporters and protocol != "http/protobuf":
+            raise ConfigError(variable, f"{protocol!r} is not supported; "
+                              "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
+    for variable in HEADER_CAPTURE:
+        if environ.get(variable, "").strip():
+            # Connectus calls carry the API key in a header, the intake a bearer token:
+            # a span attribute is no place for either (docs/security.md).
+            raise ConfigError(variable, "header capture is refused: request headers carry "
+                              "the Connectus API key and intake tokens")  # fmt: skip
+    provider = build_provider(service_name)
+    for name in exporters:
+        if name == "otlp":
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            # It reads OTEL_EXPORTER_OTLP_* (endpoint, headers, timeout, ...) itself.
+            provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
+        elif name == "console":
+            provider.add_span_processor(BatchSpanProcessor(ConsoleSpanExporter()))
+    enable(provider)
+    return True
+
+
+def build_provider(service_name: str) -> Any:
+    """An SDK ``TracerProvider`` without exporters: the resource (``OTEL_SERVICE_NAME``,
+    default ``service_name``; ``OTEL_RESOURCE_ATTRIBUTES``) and the sampler
+    (``OTEL_TRACES_SAMPLER``, behind the drop of parentless client spans)."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    # Resource.create reads OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES; without
+    # either it names the service "unknown_service:python": ours instead.
+    resource = Resource.create()
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: service_name}))
+    # The sampler OTEL_TRACES_SAMPLER names (TracerProvider's default), behind ours.
+    chosen = TracerProvider(shutdown_on_exit=False).sampler
+    return TracerProvider(resource=resource, sampler=_sampler(chosen))
+
+
+def enable(provider: Any) -> None:
+    """Trace with ``provider`` (an SDK ``TracerProvider``) and instrument Redis.
+    :func:`start` calls it; tests pass one of :func:`build_provider` with an
+    in-memory exporter."""
+    global _provider, _redis
+    from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+    disable()
+    _provider = provider
+    _redis = RedisInstrumentor()
+    _redis.instrument(tracer_provider=provider)
+
+
+def disable() -> None:
+    """Stop tracing in this process: uninstrument Redis, export what is left, shut the
+    provider down (httpx clients instrumented by then keep recording into it)."""
+    global _provider, _redis
+    if _redis is not None:
+        _redis.uninstrument()
+    if _provider is not None:
+        _provider.shutdown()
+    _provider = _redis = None
+
+
+def _tracer() -> Any:
+    """This process's tracer; else the application's (a producer embedded in an
+    app that set up OpenTelemetry itself); else None."""
+    if _provider is not None:
+        return _provider.get_tracer(__name__)
+    if trace is None:
+        return None
+    provider = trace.get_tracer_provider()
+    if isinstance(provider, trace.ProxyTracerProvider | trace.NoOpTracerProvider):
+        return None
+    return provider.get_tracer(__name__)
+
+
+@contextmanager
+def span(
+    name: str,
+    kind: str = "internal",
+    attributes: Mapping[str, str | int] | None = None,
+    parent: object = None,
+) -> Iterator[None]:
+    """A span around the block, current inside it; nothing when tracing is off.
+
+    ``parent``: a W3C carrier (``{"traceparent": ...}``, e.g. a job's
+    :data:`TRACE_FIELD` or request headers); anything else, or an invalid one,
+    leaves the current context as the parent. ``attributes`` are prefixed
+    ``connectus.`` unless they contain a dot. An exception is recorded by its
+    class only: its text may quote an answer.
+    """
+    tracer = _tracer()
+    if tracer is None:
+        yield
+        return
+    assert kind in _KINDS, kind
+    context = _propagator.extract(_w3c(parent)) if isinstance(parent, Mapping) else None
+    with tracer.start_as_current_span(
+        name,
+        context=context,
+        kind=getattr(trace.SpanKind, kind.upper()),
+        attributes=_named(attributes or {}),
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as current:
+        try:
+            yield
+        except BaseException as exc:
+            current.set_status(trace.Status(trace.StatusCode.ERROR, type(exc).__name__))
+            current.set_attribute("error.type", type(exc).__name__)
+            raise
+
+
+def annotate(**attributes: str | int | None) -> None:
+    """Set attributes on the current span (``connectus.<name>``); None values are skipped."""
+    if trace is None:
+        return
+    current = trace.get_current_span()
+    if current.is_recording():
+        current.set_attributes(_named({k: v for k, v in attributes.items() if v is not None}))
+
+
+def carrier() -> dict[str, str]:
+    """The current span's W3C trace context, to travel in a job; {} when off."""
+    if trace is None or not trace.get_current_span().get_span_context().is_valid:
+        return {}
+    found: dict[str, str] = {}
+    _propagator.inject(found)
+    return found
+
+
+def instrument_http_client(client: Any) -> None:
+    """Make ``client`` (an ``httpx.Client``) record a span per request, with its URL
+    cut to scheme, host and path. Nothing when tracing is off. The span is made in
+    the client's transport: a transport shared by clients is instrumented once."""
+    if _provider is None:
+        return
+    from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
+
+    HTTPXClientInstrumentor.instrument_client(
+        client, tracer_provider=_provider, request_hook=_scrub_url
+    )
+
+
+def _scrub_url(current: Any, request: Any) -> None:
+    """The httpx instrumentation's request hook: no query string (the v1 API's
+    numbers and texts), no user info, in whichever URL attribute it recorded."""
+    parts = urlsplit(str(request.url))
+    host = parts.hostname or ""
+    netloc = f"{host}:{parts.port}" if parts.port else host
+    bare = urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    recorded = getattr(current, "attributes", None) or {}
+    for key in ("url.full", "http.url"):
+        if key in recorded:
+            current.set_attribute(key, bare)
+
+
+def _w3c(carried: Mapping[Any, Any]) -> dict[str, str]:
+    """The W3C fields of a carrier that may come from anywhere (a job, a request): text
+    of a sane length only, so that a hostile value is ignored rather than raised on."""
+    fields = ((name, carried.get(name)) for name in ("traceparent", "tracestate"))
+    return {name: value for name, value in fields if isinstance(value, str) and len(value) <= 512}
+
+
+def _named(attributes: Mapping[str, str | int]) -> dict[str, str | int]:
+    return {(k if "." in k else f"connectus.{k}"): v for k, v in attributes.items()}
+
+
+def _exporters(environ: Mapping[str, str]) -> list[str] | None:
+    raw = environ.get("OTEL_TRACES_EXPORTER")
+    if raw is None or not raw.strip():
+        return None
+    return [name.strip().lower() for name in raw.split(",") if name.strip()]
+
+
+def _sampler(chosen: Any) -> Any:
+    """``chosen``, except that a Redis or HTTP span without a parent is dropped."""
+    from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
+
+    class OrphanClientsDropped(Sampler):
+        def should_sample(self, parent_context: Any, trace_id: int, name: str,
+                          kind: Any = None, attributes: Any = None, links: Any = None,
+                          trace_state: Any = None) -> SamplingResult:  # fmt: skip
+            parent = trace.get_current_span(parent_context).get_span_context()
+            if kind == trace.SpanKind.CLIENT and not parent.is_valid:
+                return SamplingResult(Decision.DROP)
+            return chosen.should_sample(  # type: ignore[no-any-return]
+                parent_context, trace_id, name, kind, attributes, links, trace_state
+            )
+
+        def get_description(self) -> str:
+            return f"OrphanClientsDropped{{{chosen.get_description()}}}"
+
+    return OrphanClientsDropped()

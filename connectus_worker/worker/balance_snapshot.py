@@ -1,0 +1,167 @@
+"""Connectus balances published in Redis by the workers, for the HTTP service's preflight.
+
+The HTTP service holds no Connectus credentials, by design (docs/security.md),
+so it can't ask Connectus for a balance. The workers can: every
+``BALANCE_SNAPSHOT_INTERVAL_S`` one housekeeper pass reads ``GET /clients``
+(unassigned SMS per country, ``free_email_balance``, ``free_whatsapp_balance``
+and the subclients' balances), ``GET /email/balance`` and v1 ``check_balance``
+/ ``check_email_balance``, and writes them to the hash
+``{prefix}:balance-snapshot`` (the answers as JSON, and ``at``, epoch ms). A
+call that fails leaves its previous figure.
+
+:class:`SnapshotSource` reads that hash with the shape of the Connectus client
+(:class:`worker.connectus.balances.BalanceSource`), so the service's preflight
+runs the same :class:`~worker.connectus.balances.BalanceLookup` as the CLI. A
+snapshot older than ``max_age_s``, or missing, gives unknown balances (no
+refusal; the plan names the source as unknown), never a stale refusal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import redis
+import structlog
+
+from connectus_worker.campaign.model import Balance, Transport
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.jobs import epoch_ms
+from connectus_worker.ledger.keys import Keys
+from connectus_worker.redis import text
+from connectus_worker.worker.connectus.balances import BalanceLookup
+from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.errors import ConnectusError
+from connectus_worker.worker.connectus.results_account import Subclient, SubclientList
+
+log = structlog.get_logger("connectus_worker.worker.balance_snapshot")
+
+
+def snapshot_key(keys: Keys, account: str = "default") -> str:
+    """The snapshot of ``account`` (``default`` keeps the key of before accounts)."""
+    own = "" if account == "default" else f":{account}"
+    return f"{keys.prefix}:balance-snapshot{own}"
+
+
+class BalanceSnapshotWriter:
+    """One :meth:`run_once` per interval, from the housekeeper."""
+
+    def __init__(
+        self,
+        *,
+        client: ConnectusClient,
+        redis_client: redis.Redis,
+        keys: Keys,
+        interval_s: int,
+        clock: Callable[[], int] = epoch_ms,
+        account: str = "default",
+    ) -> None:
+        self.client = client
+        self.redis = redis_client
+        self.key = snapshot_key(keys, account)
+        self.interval_ms = interval_s * 1000
+        self.clock = clock
+
+    def run_once(self) -> bool:
+        """Refresh the snapshot if it is older than the interval; True if it did."""
+        now = self.clock()
+        # SET NX PX: one process per interval does it, however many housekeepers.
+        if not self.redis.set(f"{self.key}:lock", "1", nx=True, px=self.interval_ms):
+            return False
+        fields: dict[Any, Any] = {"at": now}
+        calls: dict[str, Callable[[], Any]] = {
+            "clients": lambda: json.dumps(dict(self.client.v3.list_clients().raw)),
+            "email": lambda: self.client.v3.email_balance(),
+            "v1_sms": lambda: self.client.v1.check_balance(),
+            "v1_email": lambda: self.client.v1.check_email_balance(),
+        }
+        for name, call in calls.items():
+            try:
+                fields[name] = call()
+            except ConnectusError as exc:
+                log.warning("balance_snapshot.failed", call=name, error=type(exc).__name__)
+        self.redis.hset(self.key, mapping=fields)
+        return True
+
+
+class SnapshotUnavailable(LookupError):
+    """No snapshot, a stale one, or one without that figure."""
+
+
+class _V3:
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    def list_clients(self) -> SubclientList:
+        if "clients" not in self.fields:
+            raise SnapshotUnavailable("clients")
+        return SubclientList.from_body(json.loads(self.fields["clients"]))
+
+    def email_balance(self) -> int:
+        return _figure(self.fields, "email")
+
+    def get_client(self, *, id_client: str) -> Subclient:
+        raise SnapshotUnavailable(f"subclient {id_client} is not in the snapshot")
+
+
+class _V1:
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.fields = fields
+
+    def check_balance(self) -> int:
+        return _figure(self.fields, "v1_sms")
+
+    def check_email_balance(self) -> int:
+        return _figure(self.fields, "v1_email")
+
+
+def _figure(fields: dict[str, str], name: str) -> int:
+    if name not in fields:
+        raise SnapshotUnavailable(name)
+    return int(fields[name])
+
+
+class SnapshotSource:
+    """The snapshot with the shape of the Connectus client (read once)."""
+
+    def __init__(self, fields: dict[str, str]) -> None:
+        self.v3 = _V3(fields)
+        self.v1 = _V1(fields)
+
+
+class SnapshotBalanceLookup:
+    """The service's preflight lookup: :class:`BalanceLookup` over the freshest snapshot."""
+
+    def __init__(
+        self,
+        redis_client: redis.Redis,
+        keys: Keys,
+        *,
+        max_age_s: int,
+        clock: Callable[[], int] = epoch_ms,
+        account: str = "default",
+    ) -> None:
+        self.redis = redis_client
+        self.keys = keys
+        self.key = snapshot_key(keys, account)
+        self.max_age_ms = max_age_s * 1000
+        self.clock = clock
+
+    def for_account(self, account: str) -> SnapshotBalanceLookup:
+        """The same lookup over ``account``'s snapshot (each account has its balances)."""
+        return SnapshotBalanceLookup(self.redis, self.keys, max_age_s=self.max_age_ms // 1000,
+                                     clock=self.clock, account=account)  # fmt: skip
+
+    def __call__(
+        self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
+    ) -> Balance:
+        raw = self.redis.hgetall(self.key)
+        fields = {text(k): text(v) for k, v in raw.items()}
+        age_ms = self.clock() - int(fields.get("at") or 0)
+        if age_ms > self.max_age_ms:
+            return Balance("balance unknown: no recent balance snapshot from the workers", None)
+        try:
+            return BalanceLookup(SnapshotSource(fields))(kind, id_client, country, transport)
+        except (SnapshotUnavailable, ValueError) as exc:
+            return Balance(f"balance unknown: not in the workers' snapshot ({exc})", None)

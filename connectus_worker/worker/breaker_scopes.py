@@ -1,0 +1,140 @@
+"""What a pause covers: the scopes of the circuit breaker, and which one an error opens.
+
+A send touches several things that can stop working independently, so the
+breaker (:mod:`worker.breaker`) keeps one state machine per *scope*
+(``account``, ``host:v3|v1|qr``, ``product:<p>``, ``balance:sms:<CC>[@id]`` or
+``balance:<p>[@id]``, ``qr_session``), and a message is held back only while a
+scope that covers it is open. Which error opens which scope, and what each
+covers: docs/errors.md, "Pauses and what they cover". A send's host and
+product come from its kind (:data:`domain.models.KINDS`); an SMS's country from
+its destination's calling code (one SMS balance per country); a send with
+``id_client`` draws on that subclient's balance only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import phonenumbers
+
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.policy import decide
+
+ACCOUNT = "account"
+#: The WhatsApp QR API's paired session: while it is not connected no QR send can go.
+QR_SESSION = "qr_session"
+QR_HOST = "qr"
+HOSTS = ("v3", "v1", "qr")
+UNKNOWN_COUNTRY = "ZZ"
+
+Effect = Literal["trip", "failure", "answered", "ignored"]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """What one send touches: its API ``host``, its ``product``, the balance it draws on.
+
+    ``dst``: the destination number (SMS: its country is the balance's);
+    ``country``: the ISO region when known without a number (v1 bulk: Chile);
+    ``client``: the subclient (``id_client``) whose balance pays, if any.
+    """
+
+    host: str
+    product: str
+    dst: str | None = None
+    country: str | None = None
+    client: str | None = None
+
+    @property
+    def host_scope(self) -> str:
+        return f"host:{self.host}"
+
+    @property
+    def product_scope(self) -> str:
+        return f"product:{self.product}"
+
+    @property
+    def balance_scope(self) -> str:
+        """The balance this send draws on (SMS: per destination country)."""
+        scope = f"balance:{self.product}"
+        if self.product == "sms":
+            scope += f":{self.country or country_of(self.dst)}"
+        return scope + (f"@{self.client}" if self.client else "")
+
+    def covered_by(self, scope: str) -> bool:
+        """Whether a pause of ``scope`` holds this send back."""
+        if scope == ACCOUNT:
+            return True
+        if scope == QR_SESSION:
+            return self.host == QR_HOST
+        if scope.startswith("balance:"):
+            if not scope.startswith(f"balance:{self.product}"):
+                return False  # decided without parsing the number
+            return scope == self.balance_scope
+        return scope in (self.host_scope, self.product_scope)
+
+    def scopes(self) -> tuple[str, ...]:
+        """Every scope that covers this send, the widest first."""
+        scopes = (ACCOUNT, self.host_scope, self.product_scope, self.balance_scope)
+        if self.host == QR_HOST:
+            return (*scopes[:2], QR_SESSION, *scopes[2:])
+        return scopes
+
+
+def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
+    """The target of a single send of ``kind`` with ``payload`` (the producer's fields)."""
+    host, product = kind.spec.host, kind.spec.product
+    dst = payload.get("dst_number") if product == "sms" else None
+    client = payload.get("id_client")
+    return Target(host, product, dst=str(dst) if dst else None,
+                  client=str(client) if client else None)  # fmt: skip
+
+
+#: A v1 ``send_sms_bulk`` call: Chilean mobiles only (the v1 document), no subclient.
+V1_BULK = Target("v1", "sms", country="CL")
+
+
+@functools.lru_cache(maxsize=4096)
+def country_of(number: str | None) -> str:
+    """ISO region of a number's calling code (``56987654321`` → ``CL``), ``ZZ`` if none.
+
+    By calling code, not by the number's own region: Connectus keeps one SMS
+    balance per country, found from the calling code (+1 is one country).
+    """
+    if not number:
+        return UNKNOWN_COUNTRY
+    digits = number.strip().lstrip("+")
+    try:
+        parsed = phonenumbers.parse("+" + digits)
+    except phonenumbers.NumberParseException:
+        return UNKNOWN_COUNTRY
+    region = phonenumbers.region_code_for_country_code(parsed.country_code or 0)
+    return region if region and region != UNKNOWN_COUNTRY else UNKNOWN_COUNTRY
+
+
+def effect(exc: BaseException, target: Target) -> tuple[Effect, str]:
+    """What an error means for the breaker, and the scope it is about.
+
+    ``trip``: open that scope at once; ``failure``: one more in the host's
+    streak; ``answered``: the platform answered (it ends the host's streak);
+    ``ignored``: a bug of ours, which says nothing about Connectus.
+    """
+    decision = decide(exc)
+    if decision.breaker_ignores:
+        return "ignored", ""
+    if decision.pause == "balance":
+        return "trip", target.balance_scope
+    if decision.pause == "product":
+        return "trip", target.product_scope
+    if decision.pause == "qr_session":
+        # Only the QR API has a paired session; the same words from another
+        # host say nothing about it (that host answered).
+        return ("trip", QR_SESSION) if target.host == QR_HOST else ("answered", target.host_scope)
+    if decision.pause == "account":  # AuthenticationFailed, OperatorLoginFailed
+        return "trip", ACCOUNT
+    if decision.host_failure:
+        return "failure", target.host_scope
+    return "answered", target.host_scope

@@ -1,0 +1,143 @@
+"""Which Connectus balance a send draws on, and how much is left (for campaign preflight).
+
+SMS balance is per destination country, so a campaign to two countries checks
+two; a send with ``id_client`` draws on that subclient's balance; v1 has its
+own balance calls. Which figure of which call each case reads (and why the
+smaller of two e-mail figures counts): docs/campaigns.md, the preflight table.
+
+Answers are cached per lookup object: a preflight asks once per country, and
+lists the subclients (``GET /clients``) once. The lookup reads through a
+:class:`BalanceSource`: the Connectus client (CLI, producers), or the snapshot
+the workers publish in Redis for the HTTP service, which holds no Connectus
+credentials (:mod:`worker.balance_snapshot`).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from connectus_worker.campaign.model import Balance, Transport
+from connectus_worker.domain.models import Kind
+from connectus_worker.worker.connectus.results_account import (
+    CountryBalance,
+    Subclient,
+    SubclientList,
+)
+
+
+class _V3Balances(Protocol):
+    def list_clients(self) -> SubclientList: ...
+    def email_balance(self) -> int: ...
+    def get_client(self, *, id_client: str) -> Subclient: ...
+
+
+class _V1Balances(Protocol):
+    def check_balance(self) -> int: ...
+    def check_email_balance(self) -> int: ...
+
+
+class BalanceSource(Protocol):
+    """What the lookup reads: a :class:`~worker.connectus.client.ConnectusClient`
+    has this shape."""
+
+    @property
+    def v3(self) -> _V3Balances: ...
+    @property
+    def v1(self) -> _V1Balances: ...
+
+
+class BalanceLookup:
+    """Callable ``(kind, id_client, country id, transport) -> Balance``."""
+
+    def __init__(self, client: BalanceSource) -> None:
+        self.client = client
+        self._cache: dict[tuple[Kind, str | None, int | None, Transport], Balance] = {}
+        self._clients: SubclientList | None = None
+
+    def __call__(
+        self,
+        kind: Kind,
+        id_client: str | None,
+        country: int | None,
+        transport: Transport = Transport.V3,
+    ) -> Balance:
+        key = (kind, id_client, country if kind is Kind.SMS else None, transport)
+        if key not in self._cache:
+            self._cache[key] = self._lookup(kind, id_client, country, transport)
+        return self._cache[key]
+
+    def _lookup(
+        self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
+    ) -> Balance:
+        if transport is Transport.V1_BULK:
+            return self._v1(kind)
+        if id_client:
+            return self._subclient(kind, id_client, country)
+        if kind is Kind.SMS:
+            if country is None:
+                return Balance("no Connectus country for these numbers", 0)
+            by_country = self._listing().free_sms_balance_by_country
+            return _for_country(by_country, country, "account's unassigned SMS balance")
+        if kind is Kind.EMAIL:
+            account = self.client.v3.email_balance()
+            free = self._listing().free_email_balance
+            if free is not None and free < account:
+                return Balance("account's unassigned e-mail balance (free_email_balance)", free)
+            return Balance("account's e-mail balance", account)
+        if kind is Kind.WHATSAPP:
+            return Balance(
+                "account's unassigned WhatsApp balance (free_whatsapp_balance)",
+                self._listing().free_whatsapp_balance,
+            )
+        return Balance(f"{kind.value}: Connectus documents no balance call", None)
+
+    def _v1(self, kind: Kind) -> Balance:
+        if kind is Kind.SMS:
+            return Balance(
+                "account's v1 SMS balance (check_balance)", self.client.v1.check_balance()
+            )
+        if kind is Kind.EMAIL:
+            return Balance(
+                "account's v1 e-mail balance (check_email_balance)",
+                self.client.v1.check_email_balance(),
+            )
+        return Balance(f"{kind.value}: api_v1 documents no balance call", None)
+
+    def _listing(self) -> SubclientList:
+        if self._clients is None:
+            self._clients = self.client.v3.list_clients()
+        return self._clients
+
+    def _subclient(self, kind: Kind, id_client: str, country: int | None) -> Balance:
+        entry = self._listing().client(id_client)
+        if kind is Kind.SMS and entry is not None and entry.sms_balances:
+            if country is None:
+                return Balance("no Connectus country for these numbers", 0)
+            return _for_country(entry.sms_balances, country, f"subclient {id_client}'s SMS balance")
+        listed = _listed(entry, kind)
+        if listed is not None:
+            return Balance(f"subclient {id_client}'s {_PRODUCT[kind]} balance", listed)
+        sub = self.client.v3.get_client(id_client=id_client)
+        return Balance(f"subclient {id_client}'s balance", sub.balance)
+
+
+_PRODUCT = {Kind.EMAIL: "e-mail", Kind.WHATSAPP: "WhatsApp"}
+
+
+def _listed(entry: Subclient | None, kind: Kind) -> int | None:
+    if entry is None:
+        return None
+    if kind is Kind.EMAIL:
+        return entry.email_balance
+    if kind is Kind.WHATSAPP:
+        return entry.whatsapp_balance
+    return None
+
+
+def _for_country(balances: tuple[CountryBalance, ...], country: int, what: str) -> Balance:
+    for entry in balances:
+        if entry.id_country == country:
+            return Balance(
+                f"{what} for {entry.country_name or f'country {country}'}", entry.balance
+            )
+    return Balance(f"{what} for country {country}", 0)

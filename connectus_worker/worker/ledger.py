@@ -1,0 +1,132 @@
+"""Ledger calls that wait out a Redis outage instead of raising, and what they keep.
+
+Without Dramatiq's Retries middleware, an exception that escapes an actor
+does *not* leave the message for redelivery: the worker records the error
+and acks the message anyway. So a ledger write that fails because Redis is
+briefly unreachable must not escape; it is retried until Redis answers
+(backoff capped at ``max_backoff_s``). Meanwhile the message stays unacked,
+and if the process is stopped or killed while waiting, it is redelivered.
+
+Retrying is safe because every ledger transition is idempotent or fenced:
+
+- a claim carries a per-delivery token, so a claim that landed but whose
+  answer was lost recognises itself on the retry;
+- a finishing write is fenced: if its first try landed, the retry is fenced
+  out, and :meth:`JobStore.finished` tells that apart from a real fence-out.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Mapping
+from typing import Any, ParamSpec, TypeVar
+
+import redis
+import structlog
+from dramatiq import Message
+
+from connectus_worker.domain.models import Kind
+from connectus_worker.ledger.job_messages import new_message
+from connectus_worker.ledger.jobs import JobStore
+
+log = structlog.get_logger("connectus_worker.worker.ledger")
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+#: Errors after which the same call may be made again (BusyLoadingError, the
+#: AOF still loading after a restart, is a ConnectionError).
+RETRYABLE = (redis.ConnectionError, redis.TimeoutError)
+
+
+class DurableLedger:
+    """Wraps :class:`JobStore` calls made by the send pipeline."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        max_backoff_s: float = 2.0,
+    ) -> None:
+        self.store = store
+        self.sleep = sleep
+        self.max_backoff_s = max_backoff_s
+
+    def call(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        """``fn(*args, **kwargs)``, retried for as long as Redis is unreachable."""
+        delay, waited = 0.05, 0.0
+        while True:
+            try:
+                return fn(*args, **kwargs)
+            except RETRYABLE as exc:
+                if waited == 0.0 or int(waited) // 30 != int(waited + delay) // 30:
+                    log.warning("ledger.redis_unavailable", call=fn.__name__, error=str(exc),
+                                waited_s=round(waited, 1))  # fmt: skip
+                self.sleep(delay)
+                waited += delay
+                delay = min(self.max_backoff_s, delay * 2)
+
+    def finish(
+        self, fn: Callable[..., bool], job_id: str, fence: int, state: str, *args: object
+    ) -> bool:
+        """A fenced finishing write ``fn(job_id, fence, *args)`` reaching ``state``."""
+        first_try = True
+
+        def attempt() -> bool:
+            nonlocal first_try
+            landed = fn(job_id, fence, *args)
+            if landed or first_try:
+                return landed
+            # An earlier try may have landed and this one was fenced out.
+            return self.store.finished(job_id, fence, state)
+
+        def tracked() -> bool:
+            nonlocal first_try
+            try:
+                return attempt()
+            finally:
+                first_try = False
+
+        return self.call(tracked)
+
+
+def kept_message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
+    """A copy of the job's message to keep in Redis (dead letters, unknown jobs).
+
+    OTP content lives in plain text only in the queued message until it is
+    sent: a kept OTP copy has no content. A dead or ambiguous OTP is not
+    resent (a late code is worse than none), so nothing needs it.
+    """
+    kept = dict(job)
+    if kind.is_otp:
+        kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.content_field}
+    return new_message(str(job["queue"]), kind.actor_name, kept)
+
+
+def error_fields(state: str, outcome: str, exc: BaseException) -> dict[str, str | int]:
+    """The job record's fields after an error: state, outcome, class and ``reason: message``."""
+    reason = getattr(exc, "reason", "") or type(exc).__name__
+    message = getattr(exc, "message", None) or str(exc)
+    return {
+        "state": state,
+        "outcome": outcome,
+        "error_class": type(exc).__name__,
+        "last_error": f"{reason}: {message}"[:500],
+    }
+
+
+def quarantine(
+    store: JobStore, actor: str, args: tuple[Any, ...], kwargs: Mapping[str, Any], problem: str,
+    *, shape_only: bool = False,
+) -> str:  # fmt: skip
+    """Dead-letter a message that is not a valid job of ``actor``, with the reason;
+    ``shape_only``: keep only its shape (it may hold an OTP in plain text)."""
+    kept: Any = {"args": args, "kwargs": kwargs}
+    if shape_only:
+        kept = {"args": len(args), "kwargs": sorted(kwargs)}
+    data = json.dumps({"actor": actor, **kept}, default=repr)
+    member = store.quarantine(data.encode(), f"malformed job: {problem}")
+    log.error("job.malformed", member=member, reason=problem)
+    return member

@@ -1,1 +1,0 @@
-"""Shared models, validation, job records and the broker factory (used by producers and workers)."""
