@@ -70,7 +70,7 @@ def _send(producer: Producer, i: int) -> str | None:
         return None
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(180)
 def test_a_failover_mid_drain_charges_every_message_exactly_once(tmp_path: Path) -> None:
     with (
         SentinelCluster(tmp_path / "redis") as cluster,
