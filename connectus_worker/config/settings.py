@@ -70,7 +70,15 @@ class Settings(BaseSettings):
     # --- Redis -------------------------------------------------------------
     # repr=False: the URL may carry a password.
     redis_url: str = Field(default="redis://127.0.0.1:6379/0", repr=False)
-    key_prefix: str = Field(default="cw", pattern=r"^[A-Za-z0-9_.-]{1,32}$")
+    # At most one Redis Cluster hash tag ("{acme}", "{acme}-x"): every key of the
+    # deployment then hashes on it, one slot (docs/scaling.md). Never ':' (it
+    # separates the key namespaces, ledger/keys.py) nor another brace.
+    key_prefix: str = Field(
+        default="cw",
+        min_length=1,
+        max_length=32,
+        pattern=r"^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$",
+    )
     # Sentinel (redis.py): host:port,...; set, the primary is the one they name
     # REDIS_SENTINEL_MASTER (REDIS_URL then gives only the db and TLS).
     redis_sentinels: str = ""

@@ -2,7 +2,9 @@
 
 Everything the project stores lives under ``{prefix}:`` (``KEY_PREFIX``,
 default ``cw``); Dramatiq's own queues live under its namespace
-(``{prefix}-dramatiq``) so that two deployments can share one Redis.
+(``{prefix}-dramatiq``) so that two deployments can share one Redis. The
+prefix has no ``:`` and may carry one Redis Cluster hash tag (``KEY_PREFIX={acme}``):
+every key then hashes on it, one slot per deployment (docs/scaling.md).
 
 Keys built from a caller's string (idempotency keys) put a fixed kind word
 first, then the tenant (no ``:`` in it, see :mod:`config.tenants`), then the

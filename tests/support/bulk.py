@@ -79,8 +79,8 @@ def campaign_of(campaigns: CampaignStore) -> Any:
 
 def bulk_sender(campaigns: CampaignStore, jobs: JobStore, clock: Clock, *answers: Any,
                 max_retries: int = 3, limiter: RateLimiter | None = None,
-                ) -> tuple[BulkSender, Recorder]:  # fmt: skip
-    api, recorder = make_client(*answers)
+                **client_options: Any) -> tuple[BulkSender, Recorder]:  # fmt: skip
+    api, recorder = make_client(*answers, **client_options)
     policy = RetryPolicy(max_retries=max_retries, min_backoff_ms=1000, max_backoff_ms=8000,
                          max_message_age_s=86_400)  # fmt: skip
     sender = BulkSender(campaigns=campaigns, jobs=jobs, client=api, policy=policy, queue="bulk",

@@ -15,6 +15,7 @@ import fakeredis
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from redis.crc import key_slot
 
 from connectus_worker.config import load_settings
 from connectus_worker.config.tenants import DEFAULT_TENANT, TENANT_PATTERN
@@ -189,3 +190,24 @@ async def test_a_message_keyed_campaign_k_over_http_is_a_message() -> None:
     assert campaign.status_code == 202 and campaign.json()["created"] is True
     assert campaign.json()["campaign_id"] != message.json()["job_id"]
     assert read.status_code == 200 and read.json()["name"] == "Promo"
+
+
+#: A KEY_PREFIX with a Redis Cluster hash tag (config/settings.py allows one).
+TAGGED = Keys("x.{t1}-y")
+
+
+@settings(max_examples=300, derandomize=True, database=None)
+@given(kind=kinds, tenant=tenants, key=user_keys, some_id=ids)
+def test_a_hash_tagged_prefix_keeps_every_key_in_its_slot(
+    kind: str, tenant: str, key: str, some_id: str
+) -> None:
+    # Even a caller's key with braces of its own: Redis hashes on the first {...}.
+    by_kind = {"idem:msg": TAGGED.idempotency(key, tenant),
+               "idem:campaign": TAGGED.campaign_idempotency(key, tenant),
+               "http-idem:answer": TAGGED.http_answer(tenant, key),
+               "http-idem:lock": TAGGED.http_lock(tenant, key)}  # fmt: skip
+    names = [by_kind[kind], TAGGED.job(some_id), TAGGED.campaign_chunk(some_id, 3),
+             f"{TAGGED.dramatiq_namespace}:{some_id}"]  # fmt: skip
+    assert {key_slot(name.encode()) for name in names} == {key_slot(b"t1")}
+    # The prefix has no ':', so a name still splits from the left one way only.
+    assert by_kind[kind].split(":", 1)[0] == TAGGED.prefix

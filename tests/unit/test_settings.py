@@ -27,6 +27,11 @@ BAD = [
     ("CONNECTUS_ACCOUNTS", "Brand-A", "a-z 0-9 _"),
     ("TENANT_ACCOUNTS", "acme:nope", "'nope' is not in CONNECTUS_ACCOUNTS"),
     ("KEY_PREFIX", "has space", "pattern"),
+    ("KEY_PREFIX", "{a:b}", "pattern"),  # ':' separates the key namespaces
+    ("KEY_PREFIX", "{a}{b}", "pattern"),  # one hash tag at most
+    ("KEY_PREFIX", "{}", "pattern"),  # an empty tag hashes the whole key
+    ("KEY_PREFIX", "{acme", "pattern"),
+    ("KEY_PREFIX", "x" * 33, "at most 32"),
     ("QR_STATUS_INTERVAL_S", "-1", "greater than or equal to 0"),
     ("STATUS_POLL_INTERVAL_S", "0", "greater than 0"),
     ("STATUS_POLL_MAX_AGE_S", "-5", "greater than 0"),
@@ -155,6 +160,11 @@ def test_inconsistent_backoffs_name_both_variables(
     with pytest.raises(ConfigError) as info:
         load_settings(environ)
     assert info.value.variable == variable and other in info.value.reason
+
+
+@pytest.mark.parametrize("prefix", ["cw", "{acme}", "{acme}-x", "x.{t1}", "{a_b-c.d}"])
+def test_key_prefix_may_carry_one_hash_tag(prefix: str) -> None:
+    assert load_settings({"KEY_PREFIX": prefix}).key_prefix == prefix
 
 
 def test_sentinel_addresses_are_read_as_host_and_port_pairs() -> None:

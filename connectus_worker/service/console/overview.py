@@ -4,10 +4,11 @@ No SCAN and no per-job read: queue depths and the age of each queue's
 oldest message (:func:`ledger.queue_stats.queue_stats`), the sizes of the schedule,
 dead-letter, unknown and review sets (``ZCARD``), the live worker processes
 (Dramatiq's ``__heartbeats__``, one member per process, named
-``host:pid:uuid`` by :class:`transport.broker.ConnectusBroker`), the breaker's open
-scopes (:meth:`worker.breaker.CircuitBreaker.status`), each limiter's rate
-(:meth:`worker.ratelimit.RateLimiter.status`) and the per-minute outcomes
-(:func:`ledger.history.series`). docs/console.md counts the commands.
+``host:pid:uuid`` by :class:`transport.broker.ConnectusBroker`), each account's
+breaker scopes and limiter rates (:func:`worker.accounts.accounts_status`, as
+``connectus breaker``: a fixed number of commands per account of
+``CONNECTUS_ACCOUNTS``) and the per-minute outcomes (:func:`ledger.history.series`).
+docs/console.md counts the commands.
 """
 
 from __future__ import annotations
@@ -21,8 +22,7 @@ from connectus_worker.config import Settings
 from connectus_worker.ledger.history import Bucket, series
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.ledger.queue_stats import QueueStat, queue_stats
-from connectus_worker.worker.breaker import CircuitBreaker
-from connectus_worker.worker.ratelimit import RateLimiter
+from connectus_worker.worker.accounts import accounts_status
 
 #: The day's chart in 10-minute bars (144), the hour's per minute (60).
 DAY_STEP_S = 600
@@ -33,8 +33,7 @@ class Overview:
     queues: list[QueueStat]
     sets: dict[str, int]  # scheduled, dead_letters, unknown, review, active_campaigns
     workers: list[dict[str, Any]]  # pod, pid, last_heartbeat_ms, age_s
-    breaker: dict[str, Any]
-    rates: list[dict[str, Any]]
+    accounts: list[dict[str, Any]]  # account, breaker, rates (worker.accounts.accounts_status)
     hour: list[Bucket]
     day: list[Bucket]
     now_ms: int
@@ -50,7 +49,6 @@ def read_overview(client: redis.Redis, keys: Keys, settings: Settings) -> Overvi
     pipe.scard(keys.active_campaigns)
     pipe.zrange(f"{keys.dramatiq_namespace}:__heartbeats__", 0, -1, withscores=True)
     answers = pipe.execute()
-    limiter = RateLimiter.from_settings(settings, client)
     return Overview(
         queues=queue_stats(client, keys, settings.queues, now_ms=now_ms),
         sets=dict(
@@ -61,8 +59,7 @@ def read_overview(client: redis.Redis, keys: Keys, settings: Settings) -> Overvi
             )
         ),
         workers=_workers(answers[5], now_ms),
-        breaker=CircuitBreaker.from_settings(settings, client).status(),
-        rates=[limiter.status(product) for product in limiter.limits.buckets],
+        accounts=accounts_status(settings, client),
         hour=series(client, keys, now_s=now_ms / 1000, span="hour"),
         day=series(client, keys, now_s=now_ms / 1000, span="day", step_s=DAY_STEP_S),
         now_ms=now_ms,
