@@ -49,6 +49,13 @@ def _no_bool(value: Any) -> Any:
     return value
 
 
+def _no_fraction(value: Any) -> Any:
+    # An id sent as a number is text; 1.5 is neither an id nor a status.
+    if isinstance(value, bool | float):
+        raise ValueError("a text or a whole number is expected")
+    return value
+
+
 def _or_none(value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
     try:
         return handler(value)
@@ -67,7 +74,7 @@ def _objects(value: Any) -> Any:
     return [item for item in value if isinstance(item, Mapping)]
 
 
-Text = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_no_bool)]
+Text = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_no_fraction)]
 Int = Annotated[int, BeforeValidator(_no_bool)]
 OptText = Annotated[Text | None, WrapValidator(_or_none)]
 OptInt = Annotated[Int | None, WrapValidator(_or_none)]
