@@ -29,6 +29,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    ValidationInfo,
     ValidatorFunctionWrapHandler,
     WrapValidator,
     model_validator,
@@ -109,18 +110,17 @@ class Answer:
         return {**inner, "raw": data if cls.RAW_OUTER else inner}
 
     @classmethod
-    def from_body(cls, body: Any) -> Self:
-        """``body`` (decoded JSON) as this answer; ``ValidationError`` names what is wrong."""
+    def from_body(cls, body: Any, **context: Any) -> Self:
+        """``body`` (decoded JSON) as this answer; ``ValidationError`` names what is wrong.
+
+        ``context``: what the caller knows, e.g. ``expected`` items of a bulk.
+        """
         adapter = _ADAPTERS.get(cls) or _ADAPTERS.setdefault(cls, TypeAdapter(cls))
-        result: Self = adapter.validate_python(body)
+        result: Self = adapter.validate_python(body, context=context)
         return result
 
 
 _ADAPTERS: dict[type[Answer], TypeAdapter[Any]] = {}
-
-
-class ParseError(ValueError):
-    """An answer that validates but cannot be used (a v1 bulk with the wrong count)."""
 
 
 def describe(exc: ValidationError) -> str:
@@ -185,6 +185,14 @@ class BulkResult(Answer):
         Field(validation_alias=AliasChoices("messages", "emails")),
     ] = ()
     raw: Raw = field(default_factory=dict, repr=False, compare=False)
+
+    @model_validator(mode="after")
+    def _one_item_per_input(self, info: ValidationInfo) -> Self:
+        # Items are matched to inputs by position: a count mismatch makes that a guess.
+        expected = (info.context or {}).get("expected")
+        if expected is not None and len(self.items) != expected:
+            raise ValueError(f"bulk answer has {len(self.items)} items for {expected} inputs")
+        return self
 
 
 def _done_unless_false(value: Any) -> bool:

@@ -43,7 +43,7 @@ import httpx
 from pydantic import ValidationError
 
 from connectus_worker.worker.connectus import classify
-from connectus_worker.worker.connectus.answers import ParseError, describe
+from connectus_worker.worker.connectus.answers import describe
 from connectus_worker.worker.connectus.deadline import Lane, Watchdog
 from connectus_worker.worker.connectus.errors import MalformedResponse, ResponseTimeout
 
@@ -295,10 +295,9 @@ class Transport:
                 )
         try:
             return parse(body)
-        except (ValidationError, ParseError) as exc:
-            what = describe(exc) if isinstance(exc, ValidationError) else str(exc)
+        except ValidationError as exc:
             raise MalformedResponse(
-                f"{where}: HTTP {status} answer unusable: {what}",
+                f"{where}: HTTP {status} answer unusable: {describe(exc)}",
                 reason="malformed_response",
                 status_code=status,
             ) from exc
