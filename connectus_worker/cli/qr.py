@@ -26,8 +26,8 @@ import typer
 from connectus_worker.cli.common import EXIT_INVALID, fail, output
 
 if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.answers import QrMessage
     from connectus_worker.worker.connectus.client import ConnectusClient
-    from connectus_worker.worker.connectus.qr import QrMessage
 
 T = TypeVar("T")
 

@@ -30,10 +30,10 @@ from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.redis import text
+from connectus_worker.worker.connectus.answers_account import Subclient, SubclientList
 from connectus_worker.worker.connectus.balances import BalanceLookup
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.errors import ConnectusError
-from connectus_worker.worker.connectus.results_account import Subclient, SubclientList
 
 log = structlog.get_logger("connectus_worker.worker.balance_snapshot")
 

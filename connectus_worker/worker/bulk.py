@@ -51,6 +51,7 @@ from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk, Finish
 from connectus_worker.worker.breaker import CircuitBreaker, Decision
 from connectus_worker.worker.breaker_scopes import V1_BULK
 from connectus_worker.worker.campaign_messages import chunk_message, single_message
+from connectus_worker.worker.connectus.answers import BulkResult
 from connectus_worker.worker.connectus.classify import PLATFORM, SMPP, is_balance_text
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.errors import (
@@ -60,7 +61,6 @@ from connectus_worker.worker.connectus.errors import (
     PermanentError,
     Rejected,
 )
-from connectus_worker.worker.connectus.v1 import BulkResult
 from connectus_worker.worker.ledger import DurableLedger, error_fields
 from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
 from connectus_worker.worker.ratelimit import RateLimiter, RateLimitRefused

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.answers import Ack
 from connectus_worker.worker.connectus.client import ConnectusClient
-from connectus_worker.worker.connectus.results_account import Ack
 from tests.support.connectus import make_client
 
 GROUP = "prueba con whatsapp qr"

@@ -11,8 +11,9 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.answers import BulkItem
 from connectus_worker.worker.connectus.classify import DeliveryState
-from connectus_worker.worker.connectus.v1 import MAX_BULK_SMS, BulkItem
+from connectus_worker.worker.connectus.v1 import MAX_BULK_SMS
 from tests.support.connectus import make_client
 
 

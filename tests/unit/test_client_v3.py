@@ -13,11 +13,11 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import errors
+from connectus_worker.worker.connectus.answers import Ack, SendResult, SmsRecord
+from connectus_worker.worker.connectus.answers_account import Subclient
 from connectus_worker.worker.connectus.classify import DeliveryState
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.enums import Country, DeliveryProduct, SubclientProduct
-from connectus_worker.worker.connectus.results import SendResult, SmsRecord
-from connectus_worker.worker.connectus.results_account import Ack, Subclient
 from tests.support.connectus import TEST_KEY, TEST_USER, make_client
 
 OK_ID = "6bfb1d9d4c6640bab93f23cfdbd5750f"

@@ -15,7 +15,7 @@ from connectus_worker.producers.api import Producer
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.breaker_scopes import QR_SESSION, effect, target_for
 from connectus_worker.worker.connectus import errors as e
-from connectus_worker.worker.connectus.qr import QrMessage
+from connectus_worker.worker.connectus.answers import QrMessage
 from connectus_worker.worker.qr_session import QrSessionWatch
 from connectus_worker.worker.reconcile import Reconciler
 from tests.support.clock import Clock

@@ -9,6 +9,6 @@ Modules, one concept each:
   where the answer cap and the request deadline are kept.
 - ``errors``: the error tree; ``classify``: the table that picks a class
   (rendered in docs/errors.md); ``retry_after``: the Retry-After header.
-- ``results``, ``results_account``, ``parsing``: typed, tolerant results.
+- ``answers``, ``answers_account``: the answers, as pydantic dataclasses (lax).
 - ``enums``: product and country numbers; ``testing``: MockTransport helpers.
 """

@@ -18,7 +18,7 @@ from typing import Protocol
 
 from connectus_worker.campaign.model import Balance, Transport
 from connectus_worker.domain.models import Kind
-from connectus_worker.worker.connectus.results_account import (
+from connectus_worker.worker.connectus.answers_account import (
     CountryBalance,
     Subclient,
     SubclientList,

@@ -38,10 +38,12 @@ from connectus_worker.worker.connectus.errors import (
     SubmitRefused,
     Throttled,
 )
-from connectus_worker.worker.connectus.parsing import provider_id
 from connectus_worker.worker.connectus.retry_after import parse_retry_after
 
 ErrorClass = type[ConnectusError]
+
+#: The contract: a provider id is the first of these that is present.
+PROVIDER_ID_KEYS = ("id", "id_sms", "message_id", "id_email", "id_message")
 
 
 class DeliveryState(enum.StrEnum):
@@ -307,13 +309,20 @@ def for_send_body(body: Any) -> Verdict | None:
         return Verdict(Rejected, status)
     if body.get("success") is False:
         return Verdict(Rejected, "success_false")
-    if provider_id(body) is None:
+    if not any(_is_id(body.get(key)) for key in PROVIDER_ID_KEYS):
         error = body.get("error")
         if isinstance(error, str) and error.strip():
             return Verdict(MalformedResponse, "error_text_without_id")
         if isinstance(status, str) and status and status not in SMPP and status not in PLATFORM:
             return Verdict(MalformedResponse, "unlisted_status_without_id")
     return None
+
+
+def _is_id(value: Any) -> bool:
+    # As :data:`answers.ProviderId` reads one: a non-empty text, or a number.
+    return (isinstance(value, int) and not isinstance(value, bool)) or (
+        isinstance(value, str) and value != ""
+    )
 
 
 def _body_verdict(body: Any) -> Verdict | None:

@@ -12,48 +12,24 @@ fields also go in the query string; the contract accepts either.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from connectus_worker.worker.connectus.base import SubApi
-from connectus_worker.worker.connectus.parsing import (
-    as_mapping,
-    objects,
-    opt_bool,
-    opt_str,
-    provider_id,
-    req_str,
+from connectus_worker.worker.connectus.answers import (
+    Ack,
+    InviteLink,
+    QrCode,
+    QrMessage,
+    QrMessages,
+    QrStatus,
+    SendResult,
 )
-from connectus_worker.worker.connectus.results import SendResult
-from connectus_worker.worker.connectus.results_account import Ack
+from connectus_worker.worker.connectus.base import SubApi
 
 T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class QrMessage:
-    """One message of a QR conversation or group (``from_me``: we sent it)."""
-
-    message_id: str | None
-    number: str | None
-    message: str | None
-    from_me: bool | None
-    timestamp: str | None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @classmethod
-    def many(cls, body: Any) -> tuple[QrMessage, ...]:
-        return tuple(
-            cls(
-                provider_id(item),
-                opt_str(item, "number", "from", "author"),
-                opt_str(item, "message", "body"),
-                opt_bool(item, "from_me"),
-                opt_str(item, "timestamp"),
-                item,
-            )
-            for item in objects(as_mapping(body), "messages")
-        )
+def _messages(body: Any) -> tuple[QrMessage, ...]:
+    return QrMessages.from_body(body).messages
 
 
 class QrApi(SubApi):
@@ -61,11 +37,11 @@ class QrApi(SubApi):
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""
-        return self._call("GET", "qr", lambda b: req_str(as_mapping(b), "qr"))
+        return self._call("GET", "qr", lambda b: QrCode.from_body(b).qr)
 
     def status(self) -> str:
         """``GET /status``: the session status, e.g. ``CONNECTED``."""
-        return self._call("GET", "status", lambda b: req_str(as_mapping(b), "status"))
+        return self._call("GET", "status", lambda b: QrStatus.from_body(b).status)
 
     def send(self, *, number: str, message: str) -> SendResult:
         """``POST /send``; ``{"success": false}`` raises Rejected."""
@@ -74,7 +50,7 @@ class QrApi(SubApi):
 
     def last_messages(self, *, number: str) -> tuple[QrMessage, ...]:
         """``GET /get-last-messages {number}``."""
-        return self._get("get-last-messages", {"number": number}, QrMessage.many)
+        return self._get("get-last-messages", {"number": number}, _messages)
 
     # --- groups (``group_name`` is the API's ``groupName``) ----------------
     def create_group(
@@ -130,12 +106,12 @@ class QrApi(SubApi):
         return self._get(
             "generate-invite-link",
             {"groupName": group_name},
-            lambda b: req_str(as_mapping(b), "invite_link", "link"),
+            lambda b: InviteLink.from_body(b).invite_link,
         )
 
     def last_group_messages(self, *, group_name: str) -> tuple[QrMessage, ...]:
         """``GET /get-last-group-messages {groupName}``."""
-        return self._get("get-last-group-messages", {"groupName": group_name}, QrMessage.many)
+        return self._get("get-last-group-messages", {"groupName": group_name}, _messages)
 
     def _post(self, path: str, body: Mapping[str, Any]) -> Ack:
         # send=True: a group change answered 2xx with success=false must not pass as done.

@@ -40,11 +40,12 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
+from pydantic import ValidationError
 
 from connectus_worker.worker.connectus import classify
+from connectus_worker.worker.connectus.answers import describe
 from connectus_worker.worker.connectus.deadline import Lane, Watchdog
 from connectus_worker.worker.connectus.errors import MalformedResponse, ResponseTimeout
-from connectus_worker.worker.connectus.parsing import ParseError
 
 T = TypeVar("T")
 
@@ -294,9 +295,9 @@ class Transport:
                 )
         try:
             return parse(body)
-        except ParseError as exc:
+        except ValidationError as exc:
             raise MalformedResponse(
-                f"{where}: HTTP {status} answer unusable: {exc}",
+                f"{where}: HTTP {status} answer unusable: {describe(exc)}",
                 reason="malformed_response",
                 status_code=status,
             ) from exc

@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import quote_plus, urlencode
 
-from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
-from connectus_worker.worker.connectus.classify import DeliveryState, delivery_state
-from connectus_worker.worker.connectus.parsing import (
-    ParseError,
-    as_mapping,
-    objects,
-    opt_str,
-    provider_id,
+from connectus_worker.worker.connectus.answers import (
+    Balance,
+    BulkResult,
+    DeliveryStatus,
+    EmailStatus,
+    MessageStatus,
+    SendResult,
 )
-from connectus_worker.worker.connectus.results import EmailStatus, SendResult, balance_from_body
+from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
 from connectus_worker.worker.connectus.transport import Transport
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
@@ -39,89 +38,17 @@ MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
 MAX_QUERY_BYTES = 8_000
 
 
-@dataclass(frozen=True)
-class BulkItem:
-    """One message of a bulk, in input order: a provider id, or an error."""
-
-    provider_id: str | None
-    error: str | None
-    destination: str | None = None  # dst_number or dst_email, when the answer echoes it
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-    @property
-    def ok(self) -> bool:
-        return self.provider_id is not None and self.error is None
-
-
-@dataclass(frozen=True)
-class BulkResult:
-    """The delivery a bulk created, and one :class:`BulkItem` per input message."""
-
-    id_delivery: str | None
-    items: tuple[BulkItem, ...]
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
-@dataclass(frozen=True)
-class MessageStatus:
-    """A platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message."""
-
-    provider_id: str | None
-    status: str
-
-    @property
-    def state(self) -> DeliveryState | None:
-        return delivery_state(self.status)
-
-
-@dataclass(frozen=True)
-class DeliveryStatus:
-    id_delivery: str | None
-    delivery_name: str | None
-    messages: tuple[MessageStatus, ...]
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False, compare=False)
-
-
 def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
     """One ``send_sms_bulk`` item; ``dst_number`` a JSON number, as the document shows it."""
     return {"dst_number": int(message["dst_number"]), "sms_content": message["sms_content"]}
 
 
 def _bulk_parser(expected: int) -> Callable[[Any], BulkResult]:
-    def parse(body: Any) -> BulkResult:
-        data = as_mapping(body)
-        items = tuple(
-            BulkItem(
-                provider_id(item),
-                opt_str(item, "error"),
-                opt_str(item, "dst_number", "dst_email"),
-                item,
-            )
-            for item in objects(data, "messages", "emails")
-        )
-        if len(items) != expected:
-            # Items are matched to inputs by position: a count mismatch makes that a guess.
-            raise ParseError(f"bulk answer has {len(items)} items for {expected} inputs")
-        return BulkResult(opt_str(data, "id_delivery"), items, data)
-
-    return parse
+    return lambda body: BulkResult.from_body(body, expected=expected)
 
 
-def _message_status(body: Any) -> MessageStatus:
-    data = as_mapping(body)
-    status = opt_str(data, "status")
-    if status is None:
-        raise ParseError("answer has no status")
-    return MessageStatus(provider_id(data), status)
-
-
-def _delivery_status(body: Any) -> DeliveryStatus:
-    top = as_mapping(body)
-    data = top["delivery_status"] if isinstance(top.get("delivery_status"), Mapping) else top
-    messages = tuple(_message_status(item) for item in objects(data, "messages"))
-    return DeliveryStatus(
-        opt_str(data, "id_delivery"), opt_str(data, "delivery_name"), messages, top
-    )
+def _balance(body: Any) -> int:
+    return Balance.from_body(body).balance
 
 
 class V1Api(SubApi):
@@ -211,7 +138,9 @@ class V1Api(SubApi):
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
         """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
-        status = self._t.call("GET", self._url("check_sms_status"), _message_status, params=params)
+        status = self._t.call(
+            "GET", self._url("check_sms_status"), MessageStatus.from_body, params=params
+        )
         # The documented answer is only {"status"}: the id asked for is the id.
         return status if status.provider_id else replace(status, provider_id=id_sms)
 
@@ -221,14 +150,14 @@ class V1Api(SubApi):
         return self._t.call(
             "GET",
             self._url("check_delivery_status"),
-            _delivery_status,
+            DeliveryStatus.from_body,
             params=params,
             listing=True,
         )
 
     def check_balance(self) -> int:
         """``GET check_balance``: SMS left (documented as a string, returned as int)."""
-        return self._t.call("GET", self._url("check_balance"), balance_from_body)
+        return self._t.call("GET", self._url("check_balance"), _balance)
 
     def send_email(
         self,
@@ -292,4 +221,4 @@ class V1Api(SubApi):
 
     def check_email_balance(self) -> int:
         """``GET check_email_balance``: e-mails left."""
-        return self._t.call("GET", self._url("check_email_balance"), balance_from_body)
+        return self._t.call("GET", self._url("check_email_balance"), _balance)

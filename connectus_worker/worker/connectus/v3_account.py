@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from connectus_worker.worker.connectus.answers import Ack
+from connectus_worker.worker.connectus.answers_account import (
+    Account,
+    Delivery,
+    ShortLink,
+    Subclient,
+    SubclientList,
+)
 from connectus_worker.worker.connectus.base import (
     SubApi,
     check_enum,
@@ -12,14 +20,6 @@ from connectus_worker.worker.connectus.base import (
     wall_clock,
 )
 from connectus_worker.worker.connectus.enums import Country, DeliveryProduct, SubclientProduct
-from connectus_worker.worker.connectus.results import Delivery
-from connectus_worker.worker.connectus.results_account import (
-    Account,
-    Ack,
-    ShortLink,
-    Subclient,
-    SubclientList,
-)
 
 
 class AccountCalls(SubApi):

@@ -5,17 +5,23 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date
 
-from connectus_worker.worker.connectus.base import SubApi, check_enum, day, refuse, require_id
-from connectus_worker.worker.connectus.enums import Country, country_of_number
-from connectus_worker.worker.connectus.results import (
+from connectus_worker.worker.connectus.answers import (
+    Balance,
     DeliveryInfo,
     EmailStatus,
     SendResult,
     SmsRecord,
+    SmsRecords,
     WhatsAppMessage,
+    WhatsAppMessages,
     WhatsAppStatus,
-    balance_from_body,
 )
+from connectus_worker.worker.connectus.base import SubApi, check_enum, day, refuse, require_id
+from connectus_worker.worker.connectus.enums import Country, country_of_number
+
+
+def _balance(body: object) -> int:
+    return Balance.from_body(body).balance
 
 
 class MessageCalls(SubApi):
@@ -109,7 +115,11 @@ class MessageCalls(SubApi):
             "end_date": day("end_date", end_date),
         }
         return self._t.call(
-            "GET", self._url("sms", "date_report"), SmsRecord.many, params=params, listing=True
+            "GET",
+            self._url("sms", "date_report"),
+            lambda b: SmsRecords.from_body(b).messages,
+            params=params,
+            listing=True,
         )
 
     # --- e-mail ------------------------------------------------------------
@@ -157,7 +167,7 @@ class MessageCalls(SubApi):
 
     def email_balance(self) -> int:
         """``GET /email/balance``: e-mails left."""
-        return self._t.call("GET", self._url("email", "balance"), balance_from_body)
+        return self._t.call("GET", self._url("email", "balance"), _balance)
 
     # --- WhatsApp ----------------------------------------------------------
     def send_whatsapp(
@@ -191,5 +201,8 @@ class MessageCalls(SubApi):
         """``GET /whatsapp/messages``: the conversation between two numbers."""
         params = {"src_number": src_number, "dst_number": dst_number}
         return self._t.call(
-            "GET", self._url("whatsapp", "messages"), WhatsAppMessage.many, params=params
+            "GET",
+            self._url("whatsapp", "messages"),
+            lambda b: WhatsAppMessages.from_body(b).messages,
+            params=params,
         )
