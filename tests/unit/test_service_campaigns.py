@@ -12,10 +12,10 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.campaign_control import CampaignControl
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from connectus_worker.service.campaign_schemas import (
     CampaignAccepted,
