@@ -65,8 +65,7 @@ RecipientRow = Annotated[
 
 
 class CampaignRequest(CampaignFields):
-    """The body of ``POST /v1/campaigns``: the options (one model with the producers'
-    and the CLI's) and the recipients."""
+    """The body of ``POST /v1/campaigns``: a campaign's options and its recipients."""
 
     recipients: Annotated[
         list[RecipientRow], Field(min_length=1, max_length=CAMPAIGN_MAX_RECIPIENTS)
