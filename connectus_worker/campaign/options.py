@@ -92,83 +92,37 @@ class CampaignFields(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
+    # fmt: off
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(_named)]
     kind: Literal[Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
-    text: Annotated[
-        str,
-        Field(
-            max_length=TEMPLATE_MAX_CHARS,
-            description="Template: {field} is a recipient column, {{ and }} literal braces",
-            examples=["Hola {name}, tu pedido llegó"],
-        ),
-    ]
-    subject: (
-        Annotated[
-            str,
-            Field(max_length=SUBJECT_MAX_CHARS, description="E-mail subject (required for email)"),
-        ]
-        | None
-    ) = None
-    src: Annotated[
-        str | Integer,
-        Field(description="Origin: src_number (WhatsApp; defaults to "
-              "CONNECTUS_WHATSAPP_SRC_NUMBER) or src_email (e-mail; defaults to "
-              "CONNECTUS_DEFAULT_SRC_EMAIL)"),
-    ] | None = None  # fmt: skip
-    id_client: (
-        Annotated[
-            str,
-            Field(min_length=1, max_length=ID_MAX_CHARS, description="Charge this subclient (v3)"),
-        ]
-        | None
-    ) = None
+    text: Annotated[str, Field(max_length=TEMPLATE_MAX_CHARS)] = Field(
+        description="Template: {field} is a recipient column, {{ and }} literal braces",
+        examples=["Hola {name}, tu pedido llegó"])
+    subject: Annotated[str, Field(max_length=SUBJECT_MAX_CHARS)] | None = Field(
+        None, description="E-mail subject (required for email)")
+    src: str | Integer | None = Field(None, description="Origin: src_number (WhatsApp; "
+        "defaults to CONNECTUS_WHATSAPP_SRC_NUMBER) or src_email (e-mail; defaults to "
+        "CONNECTUS_DEFAULT_SRC_EMAIL)")
+    id_client: Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)] | None = Field(
+        None, description="Charge this subclient (v3)")
     deliver_at: DeliverAt = None
-    account: (
-        Annotated[
-            str,
-            Field(
-                max_length=32,
-                description="The Connectus account that sends it "
-                "(CONNECTUS_ACCOUNTS); default: the tenant's, else the first",
-            ),
-        ]
-        | None
-    ) = None
-    window: (
-        Annotated[
-            str,
-            Field(
-                max_length=16, description="Daily send window, local time", examples=["09:00-21:00"]
-            ),
-        ]
-        | None
-    ) = None
-    max_lateness_s: Annotated[
-        int,
-        # The bounds before the validator: the JSON schema then says minimum/maximum.
-        Field(ge=0, le=MAX_LATENESS_S),
-        BeforeValidator(_whole_number),
-        Field(
-            description="Seconds after deliver_at it may still start (0 = no limit); default "
-            "CAMPAIGN_MAX_LATENESS_S"
-        ),
-    ] | None = None  # fmt: skip
-    transport: (
-        Annotated[
-            Literal[Transport.V3, Transport.V1_BULK],
-            Field(description="SMS: v1_bulk (default) or v3; e-mail and WhatsApp: v3"),
-        ]
-        | None
-    ) = None
-    skip_invalid: Annotated[
-        bool, Field(description="Leave invalid rows out (reported) instead of refusing")
-    ] = False
-    force: Annotated[bool, Field(description="Send even if the cost exceeds the balance")] = False
-    connectus_delivery: Annotated[
-        bool | None,
-        Field(description="v3: each released chunk in a Connectus delivery of its own "
-              "(default: off, docs/campaigns.md)"),
-    ] = None  # fmt: skip
+    account: Annotated[str, Field(max_length=32)] | None = Field(None, description="The Connectus "
+        "account that sends it (CONNECTUS_ACCOUNTS); default: the tenant's, else the first")
+    window: Annotated[str, Field(max_length=16)] | None = Field(
+        None, description="Daily send window, local time", examples=["09:00-21:00"])
+    # The bounds before the validator: the JSON schema then says minimum/maximum.
+    max_lateness_s: Annotated[int, Field(ge=0, le=MAX_LATENESS_S),
+                              BeforeValidator(_whole_number)] | None = Field(
+        None, description="Seconds after deliver_at it may still start (0 = no limit); default "
+        "CAMPAIGN_MAX_LATENESS_S")
+    transport: Literal[Transport.V3, Transport.V1_BULK] | None = Field(
+        None, description="SMS: v1_bulk (default) or v3; e-mail and WhatsApp: v3")
+    skip_invalid: bool = Field(
+        False, description="Leave invalid rows out (reported) instead of refusing")
+    force: bool = Field(False, description="Send even if the cost exceeds the balance")
+    connectus_delivery: bool | None = Field(None, description="v3: each released chunk in a "
+        "Connectus delivery of its own (default: off, docs/campaigns.md)")
+    # fmt: on
 
 
 @dataclass(frozen=True)
