@@ -175,6 +175,9 @@ _OPTION_REASONS = {
     "list_type": "must be an array of recipient objects",
     "bool_type": "must be true or false",
     "string_too_short": "is empty",
+    # The one bounded number: max_lateness_s.
+    "greater_than_equal": "must be 0 (no limit) or a number of seconds",
+    "less_than_equal": f"must be at most {MAX_LATENESS_S} seconds (a year)",
 }
 #: An enum member as pydantic's literal_error shows it: <Kind.SMS: 'sms'>.
 _MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
