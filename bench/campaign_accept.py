@@ -46,9 +46,9 @@ def child_accept(
     import io
     import pstats
 
+    from connectus_worker.campaign.options import CampaignOptions
     from connectus_worker.config import load_settings
     from connectus_worker.ledger.keys import Keys
-    from connectus_worker.producers.campaign_plan import CampaignOptions
     from connectus_worker.producers.campaigns import CampaignProducer
 
     settings = load_settings(

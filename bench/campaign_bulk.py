@@ -144,7 +144,7 @@ def v1_bulk(
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     """``campaign_v1_bulk`` (1 process) or ``campaign_v1_bulk_<P>proc``: row and details."""
     from connectus_worker.campaign.model import CampaignState
-    from connectus_worker.producers.campaign_plan import CampaignOptions
+    from connectus_worker.campaign.options import CampaignOptions
     from connectus_worker.producers.campaigns import CampaignProducer
     from devtools.stack import LocalStack
 

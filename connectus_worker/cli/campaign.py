@@ -57,34 +57,18 @@ def _options(settings: Any, name: str, text: str, subject: str | None, kind: str
              late: int | None, transport: str | None, skip: bool, force: bool,
              key: str | None, connectus_delivery: bool | None = None,
              account: str | None = None) -> Any:  # fmt: skip
-    from connectus_worker.campaign.model import CAMPAIGN_KINDS, Transport
-    from connectus_worker.domain.models import Kind
-    from connectus_worker.domain.validation import ErrorCollector, InvalidInput
-    from connectus_worker.producers.campaign_plan import CampaignOptions, resolve
+    from connectus_worker.campaign.options import CampaignOptions
+    from connectus_worker.producers.campaign_plan import resolve
 
-    # --kind and --transport are text here: an unknown value is a bad option named
-    # like the others (exit 2), not an enum's ValueError. The rest are checked by
-    # resolve(), run here too when one is bad, so that every bad option is named.
-    errors = ErrorCollector()
-    kinds = {k.value: k for k in CAMPAIGN_KINDS}
-    if kind not in kinds:
-        errors.add("kind", f"must be one of {', '.join(kinds)}, not {kind!r}")
-    transports = {t.value: t for t in Transport}
-    if transport and transport not in transports:
-        errors.add("transport", f"must be one of {', '.join(transports)}, not {transport!r}")
+    # --kind and --transport stay text: the options' model names a bad one like the
+    # others. Checked here, before a Connectus client is built for the balance.
     options = CampaignOptions(
-        name=name, text=text, subject=subject, kind=kinds.get(kind, Kind.SMS), src=src,
+        name=name, text=text, subject=subject, kind=kind, src=src,
         id_client=client, deliver_at=at, window=window, max_lateness_s=late,
-        transport=transports.get(transport or "") or (Transport.V3 if errors.errors else None),
-        skip_invalid=skip, force=force, idempotency_key=key,
+        transport=transport, skip_invalid=skip, force=force, idempotency_key=key,
         connectus_delivery=connectus_delivery, account=account,
     )  # fmt: skip
-    if errors.errors:
-        try:
-            resolve(options, settings)
-        except InvalidInput as exc:
-            errors.errors.extend(exc.errors)
-        errors.raise_if_any()
+    resolve(options, settings)
     return options
 
 

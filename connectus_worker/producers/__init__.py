@@ -23,6 +23,7 @@ from typing import Concatenate, ParamSpec
 
 import redis
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.domain.models import JobRecord, Kind, State
@@ -30,7 +31,7 @@ from connectus_worker.domain.validation import FieldError, InvalidInput
 from connectus_worker.ledger.jobs import IdempotencyConflict
 from connectus_worker.producers.api import JobNotFound, Producer
 from connectus_worker.producers.campaign_control import CampaignControl, CampaignNotFound
-from connectus_worker.producers.campaign_plan import CampaignOptions, CampaignPlan
+from connectus_worker.producers.campaign_plan import CampaignPlan
 from connectus_worker.producers.campaigns import Accepted, CampaignProducer, CampaignRefused
 
 __all__ = [

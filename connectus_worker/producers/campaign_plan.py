@@ -1,9 +1,10 @@
 """What a campaign will do, before anything is queued: its options and its preflight.
 
-:class:`CampaignOptions` are the operator's choices, validated together
-(every bad one named); :class:`CampaignPlan` is the preflight answer: row
-counts, duplicates, segments and cost, the balance it draws on, the
-schedule, and the reasons it would be refused.
+:class:`CampaignOptions` are the operator's choices, their shapes checked by
+the model every door shares (:mod:`campaign.options`) and the rest here, with
+the settings (every bad one named together); :class:`CampaignPlan` is the
+preflight answer: row counts, duplicates, segments and cost, the balance it
+draws on, the schedule, and the reasons it would be refused.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from zoneinfo import ZoneInfo
 
 from connectus_worker.campaign.checker import CheckReport
 from connectus_worker.campaign.links import estimated, links_in
-from connectus_worker.campaign.model import CAMPAIGN_KINDS, Balance, Transport, Window
+from connectus_worker.campaign.model import Balance, Transport, Window
+from connectus_worker.campaign.options import CampaignFields, CampaignOptions, check_fields
 from connectus_worker.campaign.template import Template
 from connectus_worker.config import Settings
 from connectus_worker.domain.countries import connectus_country
@@ -27,7 +29,6 @@ from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import check_account
 from connectus_worker.domain.validation import ErrorCollector, normalize_email, normalize_number
 
-NAME_MAX_CHARS = 200
 #: How many invalid rows and duplicates a plan lists (all are counted).
 EXAMPLES = 1_000
 
@@ -46,31 +47,10 @@ DEFAULT_CONNECTUS_DELIVERY = False
 
 
 @dataclass(frozen=True)
-class CampaignOptions:
-    name: str
-    text: str
-    kind: Kind = Kind.SMS
-    subject: str | None = None
-    src: str | None = None  # src_number (WhatsApp) or src_email (e-mail)
-    id_client: str | None = None
-    deliver_at: datetime | str | None = None
-    window: str | None = None
-    max_lateness_s: int | None = None
-    transport: Transport | None = None
-    skip_invalid: bool = False
-    force: bool = False  # send even if the cost exceeds the balance
-    idempotency_key: str | None = None
-    # v3: one Connectus delivery per released chunk; None: DEFAULT_CONNECTUS_DELIVERY
-    connectus_delivery: bool | None = None
-    # The Connectus account (CONNECTUS_ACCOUNTS); None: the tenant's, else the first.
-    account: str | None = None
-
-
-@dataclass(frozen=True)
 class Resolved:
     """Options after validation, with defaults applied."""
 
-    options: CampaignOptions
+    options: CampaignFields  # validated
     template: Template
     transport: Transport
     deliver_at: datetime  # aware, UTC
@@ -88,83 +68,47 @@ class Resolved:
         return self.options.text if self.links else self.template.text
 
 
-#: The type each option must have (from Python nothing else checks it; the HTTP
-#: intake's model does): a wrong one is refused naming it, not a crash inside.
-_OPTION_TYPES: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "text": (str,),
-    "kind": (Kind,),
-    "subject": (str, type(None)),
-    "src": (str, type(None)),
-    "id_client": (str, type(None)),
-    "deliver_at": (datetime, str, type(None)),
-    "window": (str, type(None)),
-    "max_lateness_s": (int, type(None)),
-    "transport": (Transport, type(None)),
-    "skip_invalid": (bool,),
-    "force": (bool,),
-    "idempotency_key": (str, type(None)),
-    "account": (str, type(None)),
-}
-
-
-def _check_types(options: CampaignOptions) -> None:
-    """InvalidInput naming every option of the wrong type (a bool is not a number)."""
-    errors = ErrorCollector()
-    for name, types in _OPTION_TYPES.items():
-        value = getattr(options, name)
-        wrong_bool = isinstance(value, bool) and bool not in types
-        if wrong_bool or not isinstance(value, types):
-            expected = " or ".join("null" if t is type(None) else t.__name__ for t in types)
-            errors.add(name, f"must be {expected}, not {type(value).__name__}")
-    errors.raise_if_any()
-
-
 def resolve(
     options: CampaignOptions, settings: Settings, *, now: datetime | None = None,
     tenant: str = "default",
 ) -> Resolved:  # fmt: skip
     """Validate the options (``tenant``: who sends it); raises InvalidInput naming every
     bad one."""
-    _check_types(options)
+    fields, shape_errors = check_fields(options)
     errors = ErrorCollector()
-    if options.account is not None:
-        errors.check(check_account, options.account, settings, tenant)
-    name = options.name.strip() if isinstance(options.name, str) else ""
-    if not name or len(name) > NAME_MAX_CHARS:
-        errors.add("name", f"must be 1 to {NAME_MAX_CHARS} characters")
-    if options.kind not in CAMPAIGN_KINDS:
-        errors.add("kind", f"must be one of {', '.join(k.value for k in CAMPAIGN_KINDS)}")
+    errors.errors.extend(shape_errors)
+    # Each option of the wrong shape is named once: the checks below skip it.
+    named = {error.field for error in shape_errors}
+    if fields.account is not None:
+        errors.check(check_account, fields.account, settings, tenant)
     # {link:URL} tokens: checked here, counted at the documented short-link length
     # (campaign.links), shortened once per campaign by the worker.
-    links = errors.check(links_in, options.text) if isinstance(options.text, str) else None
-    text = estimated(options.text) if links else options.text
-    template = errors.check(Template.parse, text, options.subject)
-    if options.kind is Kind.EMAIL and not options.subject:
+    links = errors.check(links_in, fields.text) if "text" not in named else None
+    text = estimated(fields.text) if links else fields.text
+    template = None if "text" in named else errors.check(Template.parse, text, fields.subject)
+    if fields.kind is Kind.EMAIL and not fields.subject:
         errors.add("subject", "is required for an e-mail campaign")
-    transport = options.transport or (
-        Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
-    )
-    if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
+    transport = fields.transport or (Transport.V1_BULK if fields.kind is Kind.SMS else Transport.V3)
+    if transport is Transport.V1_BULK and fields.kind is not Kind.SMS:
         errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
-    if transport is Transport.V1_BULK and options.connectus_delivery is False:
+    if transport is Transport.V1_BULK and fields.connectus_delivery is False:
         errors.add(
             "connectus_delivery",
             "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
         )
-    wanted_delivery = options.connectus_delivery
+    wanted_delivery = fields.connectus_delivery
     if wanted_delivery is None:
         wanted_delivery = DEFAULT_CONNECTUS_DELIVERY
-    if transport is Transport.V1_BULK and options.id_client:
+    if transport is Transport.V1_BULK and fields.id_client:
         errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
-    src = options.src
-    if options.kind is Kind.EMAIL:
+    src = None if fields.src is None else str(fields.src)  # HTTP: a number may be an int
+    if fields.kind is Kind.EMAIL:
         src = src or settings.connectus_default_src_email
         if not src:
             errors.add("src", "an e-mail campaign needs src_email (or CONNECTUS_DEFAULT_SRC_EMAIL)")
         else:
             src = errors.check(normalize_email, src, field="src")
-    elif options.kind is Kind.WHATSAPP:
+    elif fields.kind is Kind.WHATSAPP:
         src = src or settings.connectus_whatsapp_src_number
         if not src:
             errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number "
@@ -173,17 +117,15 @@ def resolve(
             src = errors.check(
                 normalize_number, src, field="src", default_region=settings.default_region
             )
-    when = errors.check(parse_deliver_at, options.deliver_at, tz=settings.default_timezone, now=now)
-    window = errors.check(Window.parse, options.window) if options.window else None
-    lateness = options.max_lateness_s
+    when = errors.check(parse_deliver_at, fields.deliver_at, tz=settings.default_timezone, now=now)
+    window = errors.check(Window.parse, fields.window) if fields.window else None
+    lateness = fields.max_lateness_s
     if lateness is None:
         lateness = settings.campaign_max_lateness_s
-    elif lateness < 0:
-        errors.add("max_lateness_s", "must be 0 (no limit) or a number of seconds")
     errors.raise_if_any()
     assert template is not None
     return Resolved(
-        options=options,
+        options=fields,
         template=template,
         transport=transport,
         deliver_at=when or (now or datetime.now(UTC)),
@@ -193,7 +135,7 @@ def resolve(
         timezone=settings.default_timezone,
         links=links or (),
         connectus_delivery=transport is Transport.V3 and wanted_delivery,
-        account=settings.account_for(tenant, options.account),
+        account=settings.account_for(tenant, fields.account),
     )
 
 

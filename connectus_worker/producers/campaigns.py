@@ -25,6 +25,7 @@ import redis
 from connectus_worker.campaign.batch_checker import BatchChecker, Checked
 from connectus_worker.campaign.checker import CheckReport, InvalidRow
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from connectus_worker.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from connectus_worker.config import Settings
@@ -36,13 +37,7 @@ from connectus_worker.domain.validation import InvalidInput, validate_idempotenc
 from connectus_worker.durability import Durability
 from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.producers.campaign_plan import (
-    BalanceLookup,
-    CampaignOptions,
-    CampaignPlan,
-    Resolved,
-    resolve,
-)
+from connectus_worker.producers.campaign_plan import BalanceLookup, CampaignPlan, Resolved, resolve
 from connectus_worker.redis import connect
 
 

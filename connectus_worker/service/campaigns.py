@@ -30,16 +30,15 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from connectus_worker.campaign.model import Transport
+from connectus_worker.campaign.options import CampaignOptions, invalid_options
 from connectus_worker.campaign.store import CampaignConflict
-from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import FieldError, InvalidInput
 from connectus_worker.producers.campaign_control import CampaignControl, CampaignNotFound
-from connectus_worker.producers.campaign_plan import CampaignOptions, CampaignPlan
+from connectus_worker.producers.campaign_plan import CampaignPlan
 from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 from connectus_worker.service.auth import BearerAuth
 from connectus_worker.service.body import parse_json_object, read_body, require_json
-from connectus_worker.service.campaign_schemas import CampaignRequest, invalid_campaign
+from connectus_worker.service.campaign_schemas import CampaignRequest
 from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
@@ -97,24 +96,9 @@ class CampaignIntake:
         try:
             campaign = CampaignRequest.model_validate(body)
         except ValidationError as exc:
-            raise ProblemError.from_invalid(invalid_campaign(exc)) from exc
-        options = CampaignOptions(
-            name=campaign.name,
-            text=campaign.text,
-            kind=Kind(campaign.kind),
-            subject=campaign.subject,
-            src=None if campaign.src is None else str(campaign.src),
-            id_client=campaign.id_client,
-            deliver_at=campaign.deliver_at,
-            window=campaign.window,
-            max_lateness_s=campaign.max_lateness_s,
-            transport=None if campaign.transport is None else Transport(campaign.transport),
-            skip_invalid=campaign.skip_invalid,
-            force=campaign.force,
-            idempotency_key=key,
-            connectus_delivery=campaign.connectus_delivery,
-            account=campaign.account,
-        )
+            raise ProblemError.from_invalid(invalid_options(exc)) from exc
+        options = CampaignOptions(**campaign.model_dump(exclude={"recipients"}),
+                                  idempotency_key=key)  # fmt: skip
         try:
             accepted = producer.send(campaign.recipients, options)
         except InvalidInput as exc:

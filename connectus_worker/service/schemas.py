@@ -7,31 +7,12 @@ Connectus's.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectus_worker.domain.models import State
 from connectus_worker.domain.validation import SMS_MAX_CHARS, InvalidInput
-
-
-def _whole_number(value: Any) -> Any:
-    # JSON Schema counts 5.0 as an integer; bool stays bool and is refused by strict int.
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-Integer = Annotated[int, BeforeValidator(_whole_number)]
-DeliverAt = Annotated[
-    str,
-    Field(
-        max_length=64,
-        description="When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if no "
-        "offset); omit to send now",
-        examples=["2030-01-15 09:00:00", "2030-01-15T12:00:00Z"],
-    ),
-]
 
 
 class Accepted(BaseModel):

@@ -120,7 +120,7 @@ def test_bad_options_exit_2_and_name_every_field(
     assert "window: must look like 09:00-21:00" in body["error"]
     human = run(["send", str(mixed_csv), "--name", "x", "--text", TEXT, "--transport", "v2"], env,
                 code=2)  # fmt: skip
-    assert "transport: must be one of v3, v1_bulk, not 'v2'" in human.stderr
+    assert "transport: must be 'v3' or 'v1_bulk'" in human.stderr
     assert stored_keys(redis_client, f"{redis_prefix}*") == []
 
 

@@ -215,9 +215,9 @@ def test_review_resend_and_drop(
 def test_status_and_cancel_of_a_bulk_recipient_before_its_chunk_is_claimed(
     env: dict[str, str],
 ) -> None:
+    from connectus_worker.campaign.options import CampaignOptions
     from connectus_worker.campaign.store import CampaignStore
     from connectus_worker.config import load_settings
-    from connectus_worker.producers.campaign_plan import CampaignOptions
     from connectus_worker.producers.campaigns import CampaignProducer
     from connectus_worker.worker.campaigns import CampaignPump
 

@@ -22,13 +22,13 @@ import pytest
 import redis
 
 from connectus_worker.campaign.model import Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config.console_users import MIN_ITERATIONS, hash_password
 from connectus_worker.domain.models import State
 from connectus_worker.ledger.deadletters import DeadLetters
 from connectus_worker.ledger.jobs import JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.stack import LocalStack
 from tests.support.redis_namespace import delete_prefix, new_prefix
 from tests.support.stack_checks import campaign_tools, ledger, numbers, set_faults

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from connectus_worker.campaign.model import Transport
-from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.campaign.options import CampaignOptions
 from devtools.stack import LocalStack
 from tests.support.stack_checks import campaign_finished as finished
 from tests.support.stack_checks import campaign_tools as tools

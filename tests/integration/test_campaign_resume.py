@@ -20,7 +20,7 @@ import pytest
 import redis
 
 from connectus_worker.campaign.model import CampaignState, Transport
-from connectus_worker.producers.campaign_plan import CampaignOptions
+from connectus_worker.campaign.options import CampaignOptions
 from devtools.embedded_redis import RedisServer
 from devtools.stack import LocalStack
 from tests.support.stack_checks import (

@@ -18,8 +18,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.domain.models import Kind
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.stack import LocalStack
 from tests.support.stack_checks import (
     CAMPAIGN_ENV,

@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import redis
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.jobs import JobStore
@@ -21,7 +22,6 @@ from connectus_worker.ledger.keys import Keys
 from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.producers.api import Producer
 from connectus_worker.producers.campaign_control import CampaignControl
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from connectus_worker.worker.channel_status import ChannelStatusPoller
 from connectus_worker.worker.connectus.client import ConnectusClient

@@ -18,8 +18,8 @@ from collections.abc import Callable
 from dramatiq import Message
 
 from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.ledger.jobs import JobStore
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.worker.campaigns import CampaignPump
 from devtools.stack import LocalStack
 from tests.support.stack_checks import CAMPAIGN_ENV, campaign_tools, charged_per_dst, numbers

@@ -21,10 +21,10 @@ from typing import Any
 import pytest
 import redis
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import State
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from devtools.service_server import ServiceServer
 from devtools.stack import SANDBOX_KEY, SANDBOX_USER, LocalStack
 from tests.support.stack_checks import (

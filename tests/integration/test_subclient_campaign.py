@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from connectus_worker.campaign.model import CampaignState, Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.store import CampaignStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.campaign_control import CampaignControl
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from connectus_worker.worker.app import build_client
 from connectus_worker.worker.connectus.enums import Country, SubclientProduct

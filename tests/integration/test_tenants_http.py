@@ -16,11 +16,11 @@ import httpx
 import pytest
 import redis
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from devtools.service_server import ServiceServer
 

@@ -11,11 +11,11 @@ from dramatiq import Message
 from dramatiq.brokers.stub import StubBroker
 
 from connectus_worker.campaign.model import Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import ConfigError, load_settings
 from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from connectus_worker.worker.accounts import ByAccount
 from connectus_worker.worker.actors import register_actors

@@ -11,15 +11,12 @@ from typing import Any
 import pytest
 
 from connectus_worker.campaign.model import Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import (
-    DEFAULT_CONNECTUS_DELIVERY,
-    CampaignOptions,
-    resolve,
-)
+from connectus_worker.producers.campaign_plan import DEFAULT_CONNECTUS_DELIVERY, resolve
 from connectus_worker.worker.campaign_deliveries import without_executed_delivery
 from connectus_worker.worker.connectus.errors import AmbiguousError, InvalidRequest
 from tests.support.clock import Clock

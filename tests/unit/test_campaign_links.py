@@ -12,9 +12,10 @@ from connectus_worker.campaign.links import (
     load,
     shorten_all,
 )
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import load_settings
 from connectus_worker.domain.validation import InvalidInput, sms_segments
-from connectus_worker.producers.campaign_plan import CampaignOptions, resolve
+from connectus_worker.producers.campaign_plan import resolve
 
 URL = "https://tienda.example.cl/ofertas/verano?utm_source=sms&utm_campaign=" + "x" * 60
 

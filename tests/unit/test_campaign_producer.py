@@ -12,11 +12,11 @@ import fakeredis
 import pytest
 
 from connectus_worker.campaign.model import Balance, CampaignState, Transport
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.store import CHUNK_SIZE, CampaignConflict
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 
 PREFIX = "t"

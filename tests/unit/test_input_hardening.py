@@ -9,6 +9,7 @@ from typing import Any
 import fakeredis
 import pytest
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import load_settings
 from connectus_worker.domain.validation import (
     CORRELATION_ID_MAX_CHARS,
@@ -19,7 +20,6 @@ from connectus_worker.domain.validation import (
     refuse_unsafe_characters,
 )
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import invalid_params, service
 

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.crc import key_slot
 
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import load_settings
 from connectus_worker.config.tenants import DEFAULT_TENANT, TENANT_PATTERN
 from connectus_worker.domain.validation import validate_idempotency_key
 from connectus_worker.ledger.keys import USER_KEY_KINDS, Keys
 from connectus_worker.producers.api import Producer
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import BEARER, NUMBER, SMS, service
 

@@ -12,10 +12,11 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from connectus_worker.campaign.model import CampaignState
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config.tenants import DEFAULT_TENANT
+from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.campaign_control import CampaignControl
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from connectus_worker.service.campaign_schemas import (
     CampaignAccepted,
@@ -155,7 +156,7 @@ SHAPE_ERRORS: list[tuple[dict[str, Any], dict[str, str]]] = [
     ({"colour": "red"}, {"colour": "is not a field of a campaign"}),
     ({"transport": "v2"}, {"transport": "must be 'v3' or 'v1_bulk'"}),
     ({"skip_invalid": "yes"}, {"skip_invalid": "must be true or false"}),
-    ({"max_lateness_s": -1}, {"max_lateness_s": "Input should be greater than or equal to 0"}),
+    ({"max_lateness_s": -1}, {"max_lateness_s": "must be 0 (no limit) or a number of seconds"}),
     ({"src": [1]}, {"src": "must be a string or an integer"}),
     (
         {"recipients": []},
@@ -216,6 +217,31 @@ async def test_the_producers_option_errors_name_the_body_fields(
     assert params.keys() == expected.keys()
     for name, start in expected.items():
         assert params[name].startswith(start), params
+
+
+#: Bad options every door refuses alike (one model, campaign.options): field -> value.
+SHARED_ERRORS: list[tuple[str, Any]] = [
+    ("kind", "fax"), ("transport", "v2"), ("max_lateness_s", -1), ("window", ["09:00"]),
+    ("name", ""), ("skip_invalid", 1), ("src", [1]), ("deliver_at", 5),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("field", "value"), SHARED_ERRORS)
+async def test_the_http_body_and_the_producers_name_a_bad_option_alike(
+    field: str, value: Any
+) -> None:
+    async with service() as svc:
+        response = await post(svc, {**CAMPAIGN, field: value})
+        given = {name: v for name, v in {**CAMPAIGN, field: value}.items() if name != "recipients"}
+        with pytest.raises(InvalidInput) as refused:
+            CampaignProducer(svc.settings, redis_client=svc.redis).send(
+                RECIPIENTS, CampaignOptions(**given)
+            )
+        assert campaign_keys(svc) == []
+    assert [(e.field, e.reason) for e in refused.value.errors] == list(
+        invalid_params(response).items()
+    )
+    assert [e.field for e in refused.value.errors] == [field]
 
 
 async def test_bad_rows_refuse_the_campaign_with_lines_and_store_nothing() -> None:

@@ -12,13 +12,13 @@ import fakeredis
 import pytest
 
 from connectus_worker import producers
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.jobs import IdempotencyConflict
 from connectus_worker.producers.api import JobNotFound, Producer
 from connectus_worker.producers.campaign_control import CampaignControl, CampaignNotFound
-from connectus_worker.producers.campaign_plan import CampaignOptions
 from connectus_worker.producers.campaigns import CampaignProducer
 from tests.support.service import NUMBER, SMS, TOKEN, invalid_params, problem, service
 

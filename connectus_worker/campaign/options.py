@@ -1,0 +1,206 @@
+"""A campaign's options: one pydantic model, read by every door.
+
+:class:`CampaignFields` holds the rules of each option's shape (type, length,
+range, the kinds and transports a campaign may use); the HTTP body
+(``service.campaign_schemas.CampaignRequest``) extends it with the recipients,
+and the producers and the CLI validate :class:`CampaignOptions`, the Python
+API's plain carrier, with it (:func:`check_fields`). The checks that need the
+settings or other options (template, sender, schedule, account) are the
+planner's (``producers.campaign_plan.resolve``).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainValidator,
+    ValidationError,
+    WithJsonSchema,
+)
+from pydantic_core import PydanticCustomError
+
+from connectus_worker.campaign.model import Transport
+from connectus_worker.domain.models import Kind
+from connectus_worker.domain.request_fields import ID_MAX_CHARS, SUBJECT_MAX_CHARS
+from connectus_worker.domain.validation import (
+    EMAIL_MAX_CHARS,
+    REASONS,
+    UNION_MEMBER,
+    FieldError,
+    InvalidInput,
+)
+
+NAME_MAX_CHARS = 200
+TEMPLATE_MAX_CHARS = EMAIL_MAX_CHARS
+#: max_lateness_s: at most a year (0 = no limit).
+MAX_LATENESS_S = 366 * 86_400
+#: The longest column name of a recipient row (HTTP; named in its error).
+COLUMN_MAX_CHARS = 64
+DELIVER_AT_MAX_CHARS = 64
+
+
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 5.0 as an integer; bool stays bool and is refused by strict int.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _named(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "must be 1 to {limit} characters",
+                                  {"limit": NAME_MAX_CHARS})  # fmt: skip
+    return value
+
+
+def _deliver_at(value: Any) -> Any:
+    # Text (the planner parses it) or, from Python, a datetime.
+    if isinstance(value, datetime) or value is None:
+        return value
+    if not isinstance(value, str):
+        raise PydanticCustomError("string_type", "must be a string")
+    if len(value) > DELIVER_AT_MAX_CHARS:
+        raise PydanticCustomError("too_long", "is too long: at most {limit} characters",
+                                  {"limit": DELIVER_AT_MAX_CHARS})  # fmt: skip
+    return value
+
+
+Integer = Annotated[int, BeforeValidator(_whole_number)]
+DeliverAt = Annotated[
+    datetime | str | None,
+    PlainValidator(_deliver_at),
+    WithJsonSchema({
+        "anyOf": [{"type": "string", "maxLength": DELIVER_AT_MAX_CHARS}, {"type": "null"}],
+        "description": "When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if "
+        "no offset); omit to send now",
+        "examples": ["2030-01-15 09:00:00", "2030-01-15T12:00:00Z"],
+    }),
+]  # fmt: skip
+
+
+class CampaignFields(BaseModel):
+    """A campaign's options, each of the right shape (strict: 1 is not true)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+    # fmt: off
+    name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(_named)]
+    kind: Literal[Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
+    text: Annotated[str, Field(max_length=TEMPLATE_MAX_CHARS)] = Field(
+        description="Template: {field} is a recipient column, {{ and }} literal braces",
+        examples=["Hola {name}, tu pedido llegó"])
+    subject: Annotated[str, Field(max_length=SUBJECT_MAX_CHARS)] | None = Field(
+        None, description="E-mail subject (required for email)")
+    src: str | Integer | None = Field(None, description="Origin: src_number (WhatsApp; "
+        "defaults to CONNECTUS_WHATSAPP_SRC_NUMBER) or src_email (e-mail; defaults to "
+        "CONNECTUS_DEFAULT_SRC_EMAIL)")
+    id_client: Annotated[str, Field(min_length=1, max_length=ID_MAX_CHARS)] | None = Field(
+        None, description="Charge this subclient (v3)")
+    deliver_at: DeliverAt = None
+    account: Annotated[str, Field(max_length=32)] | None = Field(None, description="The Connectus "
+        "account that sends it (CONNECTUS_ACCOUNTS); default: the tenant's, else the first")
+    window: Annotated[str, Field(max_length=16)] | None = Field(
+        None, description="Daily send window, local time", examples=["09:00-21:00"])
+    # The bounds before the validator: the JSON schema then says minimum/maximum.
+    max_lateness_s: Annotated[int, Field(ge=0, le=MAX_LATENESS_S),
+                              BeforeValidator(_whole_number)] | None = Field(
+        None, description="Seconds after deliver_at it may still start (0 = no limit); default "
+        "CAMPAIGN_MAX_LATENESS_S")
+    transport: Literal[Transport.V3, Transport.V1_BULK] | None = Field(
+        None, description="SMS: v1_bulk (default) or v3; e-mail and WhatsApp: v3")
+    skip_invalid: bool = Field(
+        False, description="Leave invalid rows out (reported) instead of refusing")
+    force: bool = Field(False, description="Send even if the cost exceeds the balance")
+    connectus_delivery: bool | None = Field(None, description="v3: each released chunk in a "
+        "Connectus delivery of its own (default: off, docs/campaigns.md)")
+    # fmt: on
+
+
+@dataclass(frozen=True)
+class CampaignOptions:
+    """The Python API's options, as given: checked when a producer uses them
+    (:func:`check_fields`, then the planner), every bad one named together."""
+
+    name: str
+    text: str
+    kind: Kind | str = Kind.SMS  # the CLI passes the text it was given
+    subject: str | None = None
+    src: str | None = None  # src_number (WhatsApp) or src_email (e-mail)
+    id_client: str | None = None
+    deliver_at: datetime | str | None = None
+    window: str | None = None
+    max_lateness_s: int | None = None
+    transport: Transport | str | None = None
+    skip_invalid: bool = False
+    force: bool = False  # send even if the cost exceeds the balance
+    idempotency_key: str | None = None
+    # v3: one Connectus delivery per released chunk; None: the planner's default
+    connectus_delivery: bool | None = None
+    # The Connectus account (CONNECTUS_ACCOUNTS); None: the tenant's, else the first.
+    account: str | None = None
+
+
+#: What stands in for an option of the wrong shape, so that the planner's other
+#: checks still run and every bad option is named at once.
+_STAND_INS: dict[str, Any] = {"name": "-", "text": "", "kind": Kind.SMS}
+
+
+def check_fields(options: CampaignOptions) -> tuple[CampaignFields, list[FieldError]]:
+    """The options validated, and the errors of those of the wrong shape (replaced
+    by their defaults, or a stand-in, in the returned fields)."""
+    given = {name: getattr(options, name) for name in CampaignFields.model_fields}
+    try:
+        return CampaignFields.model_validate(given), []
+    except ValidationError as exc:
+        errors = invalid_options(exc).errors
+    bad = {error.field for error in errors}
+    kept = {name: value for name, value in given.items() if name not in bad}
+    return CampaignFields.model_validate({**kept, **{
+        name: value for name, value in _STAND_INS.items() if name in bad}}), errors  # fmt: skip
+
+
+_OPTION_REASONS = {
+    **REASONS,
+    "extra_forbidden": "is not a field of a campaign",
+    "dict_type": "must be an object (column: value)",
+    "list_type": "must be an array of recipient objects",
+    "bool_type": "must be true or false",
+    "string_too_short": "is empty",
+    # The one bounded number: max_lateness_s.
+    "greater_than_equal": "must be 0 (no limit) or a number of seconds",
+    "less_than_equal": f"must be at most {MAX_LATENESS_S} seconds (a year)",
+}
+#: An enum member as pydantic's literal_error shows it: <Kind.SMS: 'sms'>.
+_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
+
+
+def invalid_options(exc: ValidationError) -> InvalidInput:
+    """pydantic's errors for :class:`CampaignFields` (or the HTTP body), one per field,
+    worded for people.
+
+    A recipient's fields are named ``recipients.<index>.<column>``, the index
+    from 0 as in JSON (``invalid_rows`` in a refusal count lines from 1).
+    """
+    errors: list[FieldError] = []
+    for error in exc.errors(include_url=False, include_input=False):
+        loc: list[Any] = list(error["loc"])
+        reason = _OPTION_REASONS.get(error["type"], str(error["msg"]))
+        if error["type"] == "literal_error":
+            reason = "must be " + _MEMBER.sub(r"\1", str(error["ctx"]["expected"]))
+        if loc and loc[-1] == "[key]":
+            # A bad column name: ("recipients", i, name, "[key]") -> the row.
+            loc = loc[:-2]
+            reason = f"has a column name that is empty or longer than {COLUMN_MAX_CHARS} characters"
+        elif loc and loc[0] != "recipients" and UNION_MEMBER.match(str(loc[-1])):
+            loc, reason = loc[:-1], "must be a string or an integer"
+        errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))
+    return InvalidInput.from_errors(list(dict.fromkeys(errors)))
