@@ -310,7 +310,8 @@ def _short_links(settings: Any, control: Any, campaign_id: str) -> list[dict[str
         from connectus_worker.worker.app import build_client
         from connectus_worker.worker.connectus.short_links import clicks_of
 
-        client = build_client(settings)
+        # The campaign's account made the links (worker.campaigns): its listing has them.
+        client = build_client(settings, account=control.get(campaign_id).account)
     except ConfigError:
         pass
     links = []

@@ -193,9 +193,8 @@ def build_worker_app(
     opener = delivery_opener(clients, settings.campaign_delivery_lead_s)
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id,
-                        # Short links are made with the first account (a link is not
-                        # charged nor tied to the account that sends it).
-                        shorten=lambda url: short_link_of(client, url),
+                        # With the campaign's account, whose clicks report reads them.
+                        shorten=lambda url, account: short_link_of(clients.of(account), url),
                         open_delivery=opener)  # fmt: skip
     reconciler = Reconciler(
         store=store,

@@ -55,11 +55,12 @@ class CampaignPump:
         clock: Callable[[], int] = epoch_ms,
         lock_ms: int = 5_000,
         read_ahead: int = 8,
-        shorten: Callable[[str], tuple[str, str]] | None = None,
+        shorten: Callable[[str, str | None], tuple[str, str]] | None = None,
         open_delivery: Callable[[Campaign, int], str] | None = None,
     ) -> None:
-        """``shorten(url) -> (short_link, id)``: ``POST /api_v3/short_link`` (see
-        :mod:`campaign.links`); None: a campaign with link tokens waits.
+        """``shorten(url, account) -> (short_link, id)``: ``POST /api_v3/short_link``
+        with the campaign's account (None: the first; see :mod:`campaign.links`), whose
+        listing then shows the link and its clicks; None: a campaign with link tokens waits.
         ``open_delivery(campaign, chunk) -> id_delivery``: the chunk's Connectus
         delivery (:mod:`worker.campaign_deliveries`); None: chunks are sent without."""
         self.store = store
@@ -130,7 +131,8 @@ class CampaignPump:
                         reason="no Connectus client in this process")  # fmt: skip
             return None
         try:
-            text, refs = shorten_all(campaign.text, self.shorten)
+            shorten, account = self.shorten, campaign.account
+            text, refs = shorten_all(campaign.text, lambda url: shorten(url, account))
         except Exception as exc:  # a Connectus error or a bad answer: retried next tick
             log.warning("campaign.short_link_failed", campaign=campaign.campaign_id,
                         error=type(exc).__name__)  # fmt: skip

@@ -188,3 +188,27 @@ def test_a_number_that_opted_out_since_acceptance_is_not_sent(store, clock, clie
     assert record is not None and record.state.value == "cancelled"
     assert record.error_class == "OptedOut"
     assert store.counts("c1") == {"queued": 2, "cancelled": 1}
+
+
+@pytest.mark.parametrize("account", [None, "brand_b"])
+def test_links_are_shortened_once_with_the_campaigns_own_account(
+    store, clock, client, account: str | None
+) -> None:
+    _campaign(store)
+    fields = {"text": "Hola {name} {link:https://example.com/promo}"}
+    if account is not None:
+        fields["account"] = account
+    client.hset(store.keys.campaign("c1"), mapping=fields)
+    calls: list[tuple[str, str | None]] = []
+
+    def shorten(url: str, owner: str | None) -> tuple[str, str]:
+        calls.append((url, owner))
+        return "cnct.us/AbC123", "77"
+
+    pump = CampaignPump(store=store, queue="bulk", max_pending=1000, owner="w", clock=clock,
+                        lock_ms=1, shorten=shorten)  # fmt: skip
+    assert _tick(pump, store) == 3
+    _tick(pump, store)
+    # Once per campaign, by the account that sends it: its listing reports the clicks.
+    assert calls == [("https://example.com/promo", account)]
+    assert store.get("c1").text == "Hola {name} cnct.us/AbC123"
