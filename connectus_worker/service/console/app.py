@@ -147,9 +147,11 @@ class Pages(ConsoleCore):
         def with_chart() -> dict[str, Any]:
             context = read()
             campaign = self.campaigns.get(context["c"]["campaign_id"])
-            context["sends"], context["sampled"] = sends_over_time(
-                self.campaigns.store, campaign, now_ms=self.campaigns.store.clock()
+            store = self.campaigns.store
+            context["sends"], width = sends_over_time(
+                store.client, store.keys, campaign.campaign_id
             )
+            context["bar"] = "minute" if width == 60 else f"{width // 60} minutes"
             return context
 
         return await self.view(request, "campaign.html", with_chart)
