@@ -72,6 +72,7 @@ def sentinel_addresses(value: str) -> list[tuple[str, int]]:
     return [(host.strip("[]"), int(port)) for host, _, port in pairs if host]
 
 
-def text(value: bytes | str) -> str:
-    """A Redis reply as text (the clients answer bytes; fakes and scripts may answer str)."""
-    return value.decode() if isinstance(value, bytes) else value
+def text(value: object) -> str:
+    """A Redis reply as text (the clients answer bytes; fakes and scripts may answer str
+    or a number)."""
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -22,6 +22,7 @@ from typing import Literal, NamedTuple
 import redis
 
 from connectus_worker.ledger.keys import Keys
+from connectus_worker.redis import text
 
 #: How long an hour's hash lives after its last write (s): a day and two hours,
 #: so the last day is always whole. Written by ledger/lua/lib_history.lua (same value).
@@ -71,7 +72,7 @@ def series(
         for name, value in fields.items():
             try:
                 offset = hour - start + int(name) * 60
-                s, f, u = map(int, _text(value).split(","))
+                s, f, u = map(int, text(value).split(","))
             except ValueError:
                 continue  # not a field of ours
             if 0 <= offset < length:
@@ -98,7 +99,7 @@ def campaign_series(
     for name, value in client.hgetall(keys.campaign_history(campaign_id)).items():
         try:
             at = int(name) * 60
-            parts = [int(x) for x in _text(value).split(",")]
+            parts = [int(x) for x in text(value).split(",")]
         except ValueError:
             continue  # not a field of ours
         if len(parts) != 3:
@@ -110,7 +111,3 @@ def campaign_series(
         return []
     first, last = min(counts), max(counts)
     return [Bucket(s, *counts.get(s, (0, 0, 0))) for s in range(first, last + step_s, step_s)]
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -27,6 +26,7 @@ from connectus_worker.domain.models import JobRecord
 from connectus_worker.domain.validation import InvalidInput, normalize_email, normalize_number
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import redact_text
+from connectus_worker.redis import text
 
 #: Events a record keeps (its ring's size; the oldest are overwritten).
 EVENTS_KEPT = 16
@@ -100,23 +100,23 @@ def find_jobs(
     and recipient. Raises :class:`InvalidInput` (field ``query``) for a query that
     is too long or holds a control character; an empty one finds nothing.
     """
-    text = query.strip()
-    if not text:
+    wanted = query.strip()
+    if not wanted:
         return []
-    if len(text) > QUERY_MAX_CHARS:
+    if len(wanted) > QUERY_MAX_CHARS:
         raise InvalidInput("query", f"is too long: at most {QUERY_MAX_CHARS} characters")
-    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in text):
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in wanted):
         raise InvalidInput("query", "holds a control character")
     if limit < 1:
         raise InvalidInput("limit", "must be at least 1")
-    direct = [text]
-    campaign_key = _CAMPAIGN_KEY.match(text)
+    direct = [wanted]
+    campaign_key = _CAMPAIGN_KEY.match(wanted)
     if campaign_key:
         direct.append(f"{campaign_key[1]}-{campaign_key[2]}")
-    elif text.startswith("job:") and len(text) > 4:
-        direct.append(text[4:])  # the key a job sent without one has: its own id
-    indexes = [keys.find_idempotency(text), keys.find_correlation(text)]
-    recipient = recipient_of(text, default_region=default_region)
+    elif wanted.startswith("job:") and len(wanted) > 4:
+        direct.append(wanted[4:])  # the key a job sent without one has: its own id
+    indexes = [keys.find_idempotency(wanted), keys.find_correlation(wanted)]
+    recipient = recipient_of(wanted, default_region=default_region)
     if recipient is not None:
         indexes.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
     pipe = client.pipeline(transaction=False)
@@ -128,7 +128,7 @@ def find_jobs(
     found = [job_id for job_id, n in zip(direct, answers, strict=False) if n]
     candidates: list[str] = []
     for members in answers[len(direct) :]:
-        candidates += [_text(m) for m in members if _text(m) not in candidates]
+        candidates += [text(m) for m in members if text(m) not in candidates]
     candidates = [c for c in candidates if c not in found]
     if candidates:
         # An index entry can outlive its record by the time between their TTLs'
@@ -143,7 +143,7 @@ def find_jobs(
 def job_history(client: redis.Redis, keys: Keys, job_id: str) -> JobHistory | None:
     """The job's masked record and its events, oldest first (one ``HGETALL``);
     None when it has no record (never existed, or expired)."""
-    raw = {_text(k): _text(v) for k, v in client.hgetall(keys.job(job_id)).items()}
+    raw = {text(k): text(v) for k, v in client.hgetall(keys.job(job_id)).items()}
     if not raw:
         return None
     record = JobRecord.from_redis(raw)
@@ -167,10 +167,6 @@ def events_of(raw: dict[str, str]) -> list[JobEvent]:
         event = JobEvent(at_ms=int(parts[1]), event=parts[2], detail=redact_text(parts[3]))
         entries.append((int(parts[0]), event))
     return [event for _, event in sorted(entries, key=lambda e: e[0])]
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def index_keys(

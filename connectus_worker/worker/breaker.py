@@ -61,6 +61,7 @@ import redis
 import structlog
 
 from connectus_worker.config import Settings
+from connectus_worker.redis import text
 from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, Target, effect
 from connectus_worker.worker.breaker_scripts import ALLOW, CLOSE, FAILURE, SUCCESS
 
@@ -172,18 +173,18 @@ class CircuitBreaker:
         )
         allowed, retry_in, state, scope, reason, probed, changed = answer
         for name in changed:
-            log.warning("breaker.half_open", account=self.account, scope=_text(name))
-        probed_scopes = tuple(_text(p) for p in probed)
+            log.warning("breaker.half_open", account=self.account, scope=text(name))
+        probed_scopes = tuple(text(p) for p in probed)
         retry_in_ms = int(retry_in)
-        if _text(scope) in self.recheck_ms:
-            retry_in_ms = min(retry_in_ms, self.recheck_ms[_text(scope)])
+        if text(scope) in self.recheck_ms:
+            retry_in_ms = min(retry_in_ms, self.recheck_ms[text(scope)])
         return Decision(
             allowed == 1,
             retry_in_ms,
-            cast(State, _text(state)),
-            _text(reason),
+            cast(State, text(state)),
+            text(reason),
             probe_id if probed_scopes else None,
-            _text(scope),
+            text(scope),
             probed_scopes,
             target,
         )
@@ -231,7 +232,7 @@ class CircuitBreaker:
     def close(self, scope: str, *, by: str = "operator") -> str:
         """Close ``scope`` now (an operator, or a check, found the cause fixed);
         returns the state it had."""
-        had = _text(self._close(keys=self._keys(scope), args=[scope]))
+        had = text(self._close(keys=self._keys(scope), args=[scope]))
         with self._lock:
             self._fresh_until = 0.0
         log.warning("breaker.closed", account=self.account, scope=scope, by=by, was=had)
@@ -248,7 +249,7 @@ class CircuitBreaker:
         )  # fmt: skip
         with self._lock:
             self._fresh_until = 0.0
-        opened = _text(answer[1]) == "opened"
+        opened = text(answer[1]) == "opened"
         if opened:
             log.error("breaker.opened", account=self.account, scope=scope, reason=reason[:200],
                       open_for_ms=int(answer[2]), consecutive_failures=int(answer[3]))  # fmt: skip
@@ -261,7 +262,7 @@ class CircuitBreaker:
     def status(self) -> dict[str, Any]:
         """Every scope that is not closed (state, reason, since and open_until in epoch ms,
         counters) and each host's current streak; ``state`` is the worst of them."""
-        names = sorted(_text(s) for s in self.client.hkeys(self.index_key))
+        names = sorted(text(s) for s in self.client.hkeys(self.index_key))
         hosts = [f"host:{h}" for h in HOSTS]
         with self.client.pipeline(transaction=False) as pipe:
             for scope in [*names, *hosts]:
@@ -269,7 +270,7 @@ class CircuitBreaker:
             for scope in names:
                 pipe.zcard(f"{self.key(scope)}:probes")
             answers = pipe.execute()
-        raws = [{_text(k): _text(v) for k, v in a.items()} for a in answers[: len(names) + 3]]
+        raws = [{text(k): text(v) for k, v in a.items()} for a in answers[: len(names) + 3]]
         scopes = []
         probes_of = answers[len(names) + 3 :]
         for name, raw, probes in zip(names, raws[: len(names)], probes_of, strict=True):
@@ -302,7 +303,7 @@ class CircuitBreaker:
         """The scopes listed as not closed: from Redis, or the local view while fresh."""
         if self.cache_ms and self.monotonic() * 1000 < self._fresh_until:
             return self._open
-        names = frozenset(_text(s) for s in self.client.hkeys(self.index_key))
+        names = frozenset(text(s) for s in self.client.hkeys(self.index_key))
         if self.cache_ms:
             with self._lock:
                 self._open = names
@@ -355,12 +356,12 @@ class CircuitBreaker:
         rest = answers
         if failed is not None:
             answer, rest = answers[0], answers[1:]
-            if _text(answer[1]) == "opened":
+            if text(answer[1]) == "opened":
                 log.error("breaker.opened", account=self.account, scope=failed[0],
                           reason=failed[2], open_for_ms=int(answer[2]),
                           consecutive_failures=int(answer[3]))  # fmt: skip
         for scope, answer in zip(successes, rest, strict=False):
-            if _text(answer[1]) == "closed":
+            if text(answer[1]) == "closed":
                 log.warning("breaker.closed", account=self.account, scope=scope)
 
     def _write_success(self, host: str) -> bool:
@@ -392,7 +393,3 @@ def _trips_account(exc: BaseException) -> bool:
     from connectus_worker.worker.policy import decide
 
     return decide(exc).pause == "account"
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

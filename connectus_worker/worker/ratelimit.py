@@ -53,7 +53,6 @@ skewed clocks share one timeline; tests inject ``clock`` (epoch ms).
 
 from __future__ import annotations
 
-import hmac
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -64,8 +63,10 @@ import redis
 
 from connectus_worker.config import Settings
 from connectus_worker.config.checks import DEV_CONTENT_HASH_KEY
+from connectus_worker.domain.hashing import recipient_digest
 from connectus_worker.domain.models import Kind
 from connectus_worker.luascript import load
+from connectus_worker.redis import text
 
 # worker/lua/lib_ratelimit.lua holds the functions; admit.lua includes them too.
 ACQUIRE = load(__package__, "ratelimit_acquire.lua")
@@ -203,8 +204,7 @@ class RateLimiter:
         # Keyed (CONTENT_HASH_KEY): a phone number or address never appears in a key
         # name (keys show up in MONITOR, SLOWLOG, SCAN and memory reports), and a
         # plain hash of a number is reversed by trying every number.
-        text = f"{self.account}\0{dst}".encode()
-        digest = hmac.new(self.hash_key, text, "sha256").hexdigest()[:24]
+        digest = recipient_digest(self.hash_key, dst)[:24]  # the account is in the key
         return f"{self.prefix}:rl:{self.account}:{product}:dst:{digest}"
 
     def acquire(self, product: str, *, dst: str | None = None, timeout_s: float) -> Acquired:
@@ -239,7 +239,7 @@ class RateLimiter:
     def granted(self, product: str, answer: list[Any], *, timeout_s: float) -> Acquired:
         """Read ``take``'s answer: the grant (not yet slept for), or the refusal raised."""
         lim = self.limits
-        status, wait_ms, rate = _text(answer[0]), float(answer[1]), float(answer[2])
+        status, wait_ms, rate = text(answer[0]), float(answer[1]), float(answer[2])
         self._rate_seen[product] = rate
         if status == "dst":
             cap = f"{lim.dst_cap_count} per {lim.dst_cap_window_s} s"
@@ -274,7 +274,7 @@ class RateLimiter:
     def status(self, product: str) -> dict[str, float | str]:
         """The bucket (for the CLI and logs): tokens, rate now (tokens/s), ts (ms)."""
         raw = self.client.hgetall(self.key(product))
-        stored = {_text(k): float(_text(v)) for k, v in raw.items()}
+        stored = {text(k): float(text(v)) for k, v in raw.items()}
         bucket = self._bucket(product)
         if self.clock is not None:
             now = float(self.clock())
@@ -316,10 +316,6 @@ def rate_at(
     if x >= 1 or base >= max_rate:
         return max_rate
     return base + (max_rate - base) * x**3
-
-
-def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def _ceil_ms(wait_ms: float) -> int:

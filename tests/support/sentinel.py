@@ -16,7 +16,6 @@ a worker, producer or service needs to find the primary through Sentinel.
 from __future__ import annotations
 
 import subprocess
-import time
 from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
@@ -25,6 +24,7 @@ from typing import Any
 import redis
 
 from devtools.embedded_redis import RedisServer, find_redis_server, free_port
+from tests.support.waiting import wait_for
 
 MASTER = "mymaster"
 DOWN_AFTER_MS = 2000  # a loaded 2-core box can be slow to answer a PING: no spurious failover
@@ -32,19 +32,16 @@ FAILOVER_TIMEOUT_MS = 3000
 
 
 def _wait(probe: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
-    """Poll ``probe()`` until it answers truthy (bounded; every 50 ms); a Redis that
-    does not answer yet counts as not yet."""
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """:func:`tests.support.waiting.wait_for`, where a Redis that does not answer yet
+    counts as not yet."""
+
+    def answered() -> Any:
         try:
-            value = probe()
+            return probe()
         except (redis.RedisError, OSError):
-            value = None
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{what} not reached within {timeout_s} s")
-        time.sleep(0.05)
+            return None
+
+    return wait_for(answered, timeout_s=timeout_s, what=what)
 
 
 class SentinelCluster:
