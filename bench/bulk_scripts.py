@@ -4,7 +4,7 @@ A v1 bulk campaign saturates Redis's one thread (``docs/benchmarks.md``). This
 measures, on a private ``redis-server`` and with one client (so nothing else is
 counted), what each of a chunk's three scripts costs Redis per recipient:
 
-- ``release``: the pump's :class:`campaign.bulk_release.BulkRelease`;
+- ``release``: the pump's :meth:`campaign.store.CampaignStore.release_bulk`;
 - ``claim``: :meth:`ledger.jobs_batch.BatchLedger.claim_bulk` (the records are made here);
 - ``finish``: :meth:`ledger.jobs_batch.BatchLedger.finish_sent_many` (every recipient sent).
 
@@ -27,7 +27,6 @@ from typing import Any
 
 import redis
 
-from connectus_worker.campaign.bulk_release import BulkRelease
 from connectus_worker.campaign.render import masked
 from connectus_worker.campaign.store import CampaignStore, job_id_for
 from connectus_worker.ledger.jobs import JobStore
@@ -52,7 +51,7 @@ def _private_redis() -> Iterator[redis.Redis]:
 
 def _campaign(store: CampaignStore, cid: str, chunks: int) -> None:
     rows = [[f"5698{i:07d}", "Ana"] for i in range(chunks * SIZE)]
-    store.write_chunks(cid, rows, chunk_size=SIZE)
+    store.write_batches(cid, [rows], chunk_size=SIZE)
     now = int(time.time() * 1000)
     fields = {"campaign_id": cid, "name": "bench", "kind": "sms", "transport": "v1_bulk",
               "state": "running", "text": "Hola {name}", "subject": "",
@@ -73,7 +72,7 @@ def one_round(client: redis.Redis, number: int, chunks: int) -> dict[str, dict[s
     keys = Keys(f"bench-scripts-{number}")
     store = CampaignStore(client, keys, ttl_s=3600, job_ttl_s=3600)
     jobs = JobStore(client, keys, ttl_s=3600)
-    batch, release, cid = BatchLedger(jobs), BulkRelease(store), "c1"
+    batch, cid = BatchLedger(jobs), "c1"
     _campaign(store, cid, chunks)
     fences: dict[int, list[int]] = {}
     out: dict[str, dict[str, float]] = {}
@@ -85,7 +84,7 @@ def one_round(client: redis.Redis, number: int, chunks: int) -> dict[str, dict[s
                 campaign = store.get(cid)
                 assert campaign is not None
                 message = chunk_message("bulk", cid, n)
-                assert release.release(campaign, queue="bulk", chunk_message=message)
+                assert store.release_bulk(campaign, queue="bulk", chunk_message=message)
             elif phase == "claim":
                 campaign = store.get(cid)
                 assert campaign is not None

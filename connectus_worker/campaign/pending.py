@@ -62,7 +62,7 @@ def placeholder(store: CampaignStore, job_id: str, *, queue: str) -> JobRecord |
         queue=queue,
         idempotency_key=f"campaign:{campaign_id}:{index}",
         dst=masked(campaign, row[0]),
-        segments=sms_segments(template_of(campaign).text_renderer()(row[1:])),
+        segments=sms_segments(template_of(campaign).render_row(row)),
         outcome="cancelled" if state is State.CANCELLED else None,
         created_at=since,
         updated_at=since,

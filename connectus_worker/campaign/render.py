@@ -1,9 +1,10 @@
 """A stored recipient row, turned into what is sent: the Connectus payload of one job.
 
-Used where a campaign's messages are made: by the pump when it releases a
-chunk for per-message v3 sends, and by the bulk sender for v1
-``send_sms_bulk``. Rows were validated when the campaign was accepted, so
-rendering is a pure function of the campaign and the row.
+Used by the pump when it releases a chunk for per-message v3 sends, and by
+the bulk sender for v1 ``send_sms_bulk``. Rows were validated when the
+campaign was accepted, so rendering is a pure function of the campaign and
+the row. The payload's field names come from the kind's row of
+:data:`domain.models.KINDS`.
 """
 
 from __future__ import annotations
@@ -31,27 +32,21 @@ def template_of(campaign: Campaign) -> Template:
 def payload_for(campaign: Campaign, row: Sequence[str]) -> tuple[dict[str, Any], int]:
     """(Connectus payload, charged units) for one row ``[dst, value...]``."""
     template = template_of(campaign)
-    values = row[1:]  # aligned with campaign.fields (= template.fields)
-    text = template.render_aligned(values)
-    dst = row[0]
-    payload: dict[str, Any]
-    if campaign.kind is Kind.SMS:
-        payload = {"dst_number": dst, "sms_content": text}
-        units = sms_segments(text)
-    elif campaign.kind is Kind.EMAIL:
-        payload = {"dst_email": dst, "src_email": campaign.src, "subject":
-                   template.render_subject_aligned(values), "email_content": text}  # fmt: skip
-        units = 1
-    elif campaign.kind is Kind.WHATSAPP:
-        payload = {"src_number": campaign.src, "dst_number": dst, "whatsapp_content": text}
-        units = 1
-    else:  # pragma: no cover - refused when the campaign was accepted
-        raise ValueError(f"kind: {campaign.kind.value} is not a campaign kind")
+    spec = campaign.kind.spec
+    text = template.render_row(row)
+    payload: dict[str, Any] = {spec.dst_field: row[0], spec.content_field: text}
+    if campaign.src is not None and campaign.kind is not Kind.SMS:
+        # Connectus names the origin as it names the destination: src_number, src_email.
+        # (An SMS campaign's src is not checked by the planner, and never was sent.)
+        payload[spec.dst_field.replace("dst_", "src_", 1)] = campaign.src
+    if template.render_subject is not None:
+        payload["subject"] = template.render_subject(row[1:])
     if campaign.id_client:
         payload["id_client"] = campaign.id_client
-    return payload, units
+    # An SMS is charged per 160-character segment; an e-mail or a WhatsApp message once.
+    return payload, sms_segments(text) if campaign.kind is Kind.SMS else 1
 
 
 def masked(campaign: Campaign, dst: str) -> str:
     """The destination as job records keep it."""
-    return mask_email(dst) if campaign.kind is Kind.EMAIL else mask_phone(dst)
+    return mask_email(dst) if campaign.kind.spec.dst_field == "dst_email" else mask_phone(dst)

@@ -28,8 +28,8 @@ from typing import Any, Literal
 import redis
 from dramatiq import Message
 
-from connectus_worker.campaign.chunks import CHUNK_SIZE, CampaignConflict, ChunkWriter, Created
 from connectus_worker.campaign.model import Campaign, CampaignState
+from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.domain.hashing import recipient_digest
 from connectus_worker.durability import UNCONFIRMED, Durability
 from connectus_worker.ledger.jobs import epoch_ms
@@ -37,17 +37,27 @@ from connectus_worker.ledger.keys import Keys
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 
-# campaign/lua/: each file says its KEYS, ARGV and answer.
-CREATE = load(__package__, "create.lua")
-RELEASE = load(__package__, "release.lua")
-CONTROL = load(__package__, "control.lua")
-PARK = load(__package__, "park.lua")
-PUMP_LOCK = load(__package__, "pump_lock.lua")
+#: Recipients per stored chunk: one v1 ``send_sms_bulk`` at most.
+CHUNK_SIZE = 1_000
+#: Chunks written per Redis pipeline while a campaign is accepted.
+_WRITE_BATCH = 20
 
-__all__ = [
-    "CHUNK_SIZE", "CampaignConflict", "CampaignStore", "Control", "Created", "ReleasedJob",
-    "job_id_for",
-]  # fmt: skip
+
+class CampaignConflict(ValueError):
+    """The idempotency key is already used by a different campaign."""
+
+    def __init__(self, key: str, campaign_id: str) -> None:
+        self.key = key
+        self.campaign_id = campaign_id
+        super().__init__(
+            f"idempotency_key: already used by campaign {campaign_id} with a different definition"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Created:
+    campaign_id: str
+    created: bool  # False: the key was seen before; this is the first campaign's id
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,11 +84,8 @@ def job_id_for(campaign_id: str, index: int) -> str:
     return f"{campaign_id}-{index}"
 
 
-class CampaignStore(ChunkWriter):
-    """Campaign records and their chunked recipient lists, on one Redis.
-
-    The accept path (chunks, then the record over them) is :class:`ChunkWriter`'s.
-    """
+class CampaignStore:
+    """Campaign records and their chunked recipient lists, on one Redis."""
 
     def __init__(
         self,
@@ -101,11 +108,13 @@ class CampaignStore(ChunkWriter):
         self.clock = clock
         # A campaign's commit is confirmed before its id is returned (durability).
         self.durability = durability
-        self._create = client.register_script(CREATE)
-        self._release = client.register_script(RELEASE)
-        self._control = client.register_script(CONTROL)
-        self._park = client.register_script(PARK)
-        self._pump_lock = client.register_script(PUMP_LOCK)
+        # campaign/lua/: each file says its KEYS, ARGV and answer.
+        self._create = client.register_script(load(__package__, "create.lua"))
+        self._release = client.register_script(load(__package__, "release.lua"))
+        self._release_bulk = client.register_script(load(__package__, "release_bulk.lua"))
+        self._control = client.register_script(load(__package__, "control.lua"))
+        self._park = client.register_script(load(__package__, "park.lua"))
+        self._pump_lock = client.register_script(load(__package__, "pump_lock.lua"))
 
     # -- reading ----------------------------------------------------------------
 
@@ -167,6 +176,89 @@ class CampaignStore(ChunkWriter):
         field = f"{chunk}:done" if done else f"{chunk}:polled"
         self.client.hset(self.keys.campaign_deliveries(campaign_id), field, self.clock())
 
+    # -- accepting: chunks are written while the list is checked, and the record is
+    # created over them in one script at the end, so a refused or crashed accept
+    # leaves only chunks (deleted, or expiring by their TTL).
+
+    def write_batches(
+        self,
+        campaign_id: str,
+        batches: Iterable[Sequence[Sequence[str]]],
+        *,
+        chunk_size: int = CHUNK_SIZE,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Store rows (``[dst, value...]``), given in lists of any length (one per
+        checked batch), as chunks of ``chunk_size``; returns how many rows.
+
+        Streams: at most ``_WRITE_BATCH`` chunks are held in memory at once.
+        ``progress`` is called with the number of rows written so far.
+        """
+        pipe = self.client.pipeline(transaction=False)
+        held: list[Sequence[str]] = []
+        count = chunks = pending = 0
+        for batch in batches:
+            held += batch
+            while len(held) >= chunk_size:
+                chunk = held[:chunk_size]
+                del held[:chunk_size]
+                self._put_chunk(pipe, campaign_id, chunks, chunk)
+                count, chunks, pending = count + len(chunk), chunks + 1, pending + 1
+                if pending == _WRITE_BATCH:
+                    pipe.execute()
+                    pending = 0
+                    if progress is not None:
+                        progress(count)
+        if held:
+            self._put_chunk(pipe, campaign_id, chunks, held)
+            count += len(held)
+        pipe.execute()
+        if progress is not None:
+            progress(count)
+        return count
+
+    def _put_chunk(
+        self, pipe: Any, campaign_id: str, number: int, rows: list[Sequence[str]]
+    ) -> None:
+        data = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+        pipe.set(self.keys.campaign_chunk(campaign_id, number), data, ex=self.ttl_s)
+
+    def discard_chunks(self, campaign_id: str, chunks: int) -> None:
+        """Delete chunks written for a campaign that was not committed."""
+        names = [self.keys.campaign_chunk(campaign_id, n) for n in range(chunks)]
+        for start in range(0, len(names), 1000):
+            self.client.delete(*names[start : start + 1000])
+
+    def commit(
+        self,
+        campaign_id: str,
+        fields: Mapping[str, str | int],
+        *,
+        fingerprint: str,
+        idempotency_key: str | None,
+        tenant: str = DEFAULT_TENANT,
+    ) -> Created:
+        """Create the campaign record over its written chunks, atomically.
+
+        ``idempotency_key`` is ``tenant``'s (campaigns have a namespace of their own,
+        see :mod:`ledger.keys`). Raises :class:`CampaignConflict` for a key used by
+        another definition.
+        """
+        args: list[str | int] = [campaign_id, self.clock(), self.ttl_s, fingerprint]
+        for name, value in {**fields, "tenant": tenant}.items():
+            args += [name, value]
+        idem = self.keys.campaign_idempotency(idempotency_key, tenant) if idempotency_key else ""
+        keys = [self.keys.campaign(campaign_id), self.keys.campaigns, self.keys.active_campaigns,
+                idem]  # fmt: skip
+        # Confirmed (durability): the chunks, written before, are confirmed with it.
+        ((status, existing),) = self.durability.run(
+            self.client, lambda pipe: self._create(keys=keys, args=args, client=pipe)
+        )
+        existing_id = text(existing)
+        if status == b"conflict":
+            raise CampaignConflict(str(idempotency_key), existing_id)
+        return Created(existing_id, status == b"created")
+
     # -- transitions --------------------------------------------------------------
 
     def release(
@@ -203,6 +295,19 @@ class CampaignStore(ChunkWriter):
             args=args,
         )  # fmt: skip
         return bool(answer)
+
+    def release_bulk(self, campaign: Campaign, *, queue: str, chunk_message: Message[Any]) -> bool:
+        """:meth:`release` for a v1 bulk SMS chunk, O(1) per chunk: its message is
+        queued and its rows counted ``queued``; their job records are made by the
+        chunk's first claim (:meth:`ledger.jobs_batch.BatchLedger.claim_bulk`)."""
+        cid, number = campaign.campaign_id, campaign.cursor
+        args: list[str | int | bytes] = [
+            number, self.clock(), self.job_ttl_s, chunk_message.options["redis_message_id"],
+            chunk_message.encode(), campaign.chunk_rows(number),
+        ]  # fmt: skip
+        keys = [self.keys.campaign(cid), self.keys.campaign_counts(cid), self.keys.queue(queue),
+                self.keys.queue_messages(queue)]  # fmt: skip
+        return bool(self._release_bulk(keys=keys, args=args))
 
     def transition(
         self,

@@ -9,17 +9,16 @@ depend on argument order, ``{a!r}`` and ``{a:>10}`` change the text in ways a
 CSV value should not trigger.
 
 Rendering runs once per recipient (a million times for a large campaign), so
-the template is parsed once into its literal parts and field slots, compiled
-into a function that puts the values in and joins (see ``_compile``): no
-``str.format`` per row. ``render_aligned`` and ``text_renderer`` take the
-values as a sequence aligned with ``fields``, as stored for each recipient.
+a template is parsed once and compiled into functions that take the values
+aligned with ``fields`` (as stored for each recipient) and join: no
+``str.format`` per row.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from connectus_worker.domain.validation import InvalidInput
@@ -37,13 +36,17 @@ class Template:
 
     ``fields`` are the sorted, unique field names used by ``text`` and
     ``subject`` (``subject`` is for e-mail only, and may have fields too).
+    ``render(values)`` and ``render_subject(values)`` (None without a subject)
+    take values aligned with ``fields``; ``render_row`` takes a stored row,
+    ``[dst, value...]`` (no slice per row).
     """
 
     text: str
     subject: str | None
     fields: tuple[str, ...]
-    _text: Fill = field(init=False, repr=False, compare=False)
-    _subject: Fill | None = field(init=False, repr=False, compare=False)
+    render: Fill = field(init=False, repr=False, compare=False)
+    render_subject: Fill | None = field(init=False, repr=False, compare=False)
+    render_row: Fill = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, subject: str | None = None) -> Template:
@@ -59,48 +62,15 @@ class Template:
             raise ValueError(f"fields: must be {tuple(sorted(names))}, the names the template uses")
         index = {name: i for i, name in enumerate(self.fields)}
         # frozen: the compiled forms are derived, set once here
-        object.__setattr__(self, "_text", _compile(text_pairs, index))
+        object.__setattr__(self, "render", _compile(text_pairs, index))
         compiled_subject = None if subject_pairs is None else _compile(subject_pairs, index)
-        object.__setattr__(self, "_subject", compiled_subject)
-
-    def missing(self, values: Mapping[str, str]) -> list[str]:
-        """The fields (in ``fields`` order) absent from ``values`` or blank there."""
-        return [name for name in self.fields if not values.get(name, "").strip()]
-
-    def render(self, values: Mapping[str, str]) -> str:
-        """The text with the values put in; InvalidInput naming a field absent from ``values``.
-
-        Blank values are rendered as they are: :meth:`missing` is the check for them.
-        """
-        return self._text(self._aligned(values))
-
-    def render_aligned(self, values: Sequence[str]) -> str:
-        """:meth:`render` from values aligned with ``fields`` (the per-row fast path)."""
-        return self._text(values)
-
-    def render_subject_aligned(self, values: Sequence[str]) -> str | None:
-        """The subject with values aligned with ``fields`` put in; None without one."""
-        return None if self._subject is None else self._subject(values)
-
-    def text_renderer(self) -> Fill:
-        """The function :meth:`render_aligned` calls: for loops that render per row."""
-        return self._text
-
-    def stored_row_renderer(self) -> Fill:
-        """A :meth:`text_renderer` taking a stored row, ``[dst, value...]`` (values
-        aligned with ``fields`` after the destination): no slice per row."""
-        index = {name: i + 1 for i, name in enumerate(self.fields)}
-        return _compile(_split(self.text, "text"), index)
+        object.__setattr__(self, "render_subject", compiled_subject)
+        row_index = {name: i + 1 for name, i in index.items()}
+        object.__setattr__(self, "render_row", _compile(text_pairs, row_index))
 
     def __reduce__(self) -> tuple[type[Template], tuple[str, str | None, tuple[str, ...]]]:
         # The compiled forms are closures: pickle the source and parse it again.
         return (Template, (self.text, self.subject, self.fields))
-
-    def _aligned(self, values: Mapping[str, str]) -> list[str]:
-        try:
-            return [values[name] for name in self.fields]
-        except KeyError as exc:
-            raise InvalidInput(str(exc.args[0]), "is required by the template") from None
 
 
 def _split(text: str, where: str) -> list[tuple[str, str | None]]:

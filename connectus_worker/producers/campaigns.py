@@ -1,7 +1,7 @@
 """Campaigns from producers: preflight a recipient list, then accept it.
 
 Accepting streams the rows once: check and deduplicate
-(:class:`campaign.batch_checker.BatchChecker`, a batch of rows at a
+(:meth:`campaign.checker.RowChecker.check_batch`, a batch of rows at a
 time), store them as chunks
 (:meth:`campaign.store.CampaignStore.write_batches`), and commit the
 campaign record in one script at the end. A list refused on the way (bad
@@ -22,8 +22,7 @@ from pathlib import Path
 
 import redis
 
-from connectus_worker.campaign.batch_checker import BatchChecker, Checked
-from connectus_worker.campaign.checker import CheckReport, InvalidRow
+from connectus_worker.campaign.checker import Checked, CheckReport, InvalidRow, RowChecker
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
@@ -145,7 +144,7 @@ class CampaignProducer:
             created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
         except BaseException:
             # Also after an error while streaming (a file not UTF-8 at line 50,000):
-            # write_chunks had stored chunks but returned no count.
+            # write_batches had stored chunks but returned no count.
             self.store.discard_chunks(campaign_id, _chunks(max(stored, pulled)))
             raise
         if not created.created:
@@ -165,7 +164,7 @@ class CampaignProducer:
         """The plan (its report filled as batches are pulled) and the kept rows,
         ``[dst, value...]``, in lists of at most one batch each."""
         options = resolved.options
-        checker = BatchChecker(
+        checker = RowChecker(
             options.kind,
             resolved.template,
             default_region=self.settings.default_region,

@@ -163,8 +163,8 @@ class BulkSender:
         ids = [job_id_for(campaign_id, base + i) for i in range(len(rows))]
         # Only what send_sms_bulk takes; a full payload (payload_for) is made for
         # the few recipients that go on as single sends (errors, unknown).
-        render = template_of(campaign).text_renderer()
-        texts = [render(row[1:]) for row in rows]
+        render = template_of(campaign).render_row
+        texts = [render(row) for row in rows]
         # The records are made by the first claim: each keeps the masked number
         # and its segments, as a single send's record does.
         made = [(row[0], masked(campaign, row[0]), sms_segments(text))

@@ -25,7 +25,6 @@ from datetime import UTC, datetime
 
 import structlog
 
-from connectus_worker.campaign.bulk_release import BulkRelease
 from connectus_worker.campaign.links import LINK, dump, shorten_all
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.render import masked, payload_for
@@ -70,7 +69,6 @@ class CampaignPump:
         self.clock = clock
         self.lock_ms = lock_ms
         self.read_ahead = read_ahead
-        self.bulk = BulkRelease(store)
         self.shorten = shorten
         self.open_delivery = open_delivery
 
@@ -207,9 +205,9 @@ class CampaignPump:
         """
         number = campaign.cursor
         if campaign.transport is Transport.V1_BULK:
-            # One message for the chunk; its claim makes the records (BulkRelease).
+            # One message for the chunk; its claim makes the records (release_bulk).
             message = chunk_message(self.queue, campaign.campaign_id, number)
-            if not self.bulk.release(campaign, queue=self.queue, chunk_message=message):
+            if not self.store.release_bulk(campaign, queue=self.queue, chunk_message=message):
                 return None
             count = campaign.chunk_rows(number)
         else:

@@ -55,7 +55,7 @@ def jobs(client: fakeredis.FakeRedis, clock: Clock) -> JobStore:
 def released(campaigns: CampaignStore, clock: Clock, client: fakeredis.FakeRedis) -> str:
     """A running v1_bulk campaign whose only chunk the pump has released."""
     rows = [[dst, f"n{i}"] for i, dst in enumerate(DSTS)]
-    campaigns.write_chunks(CID, rows)
+    campaigns.write_batches(CID, [rows])
     fields = {"campaign_id": CID, "name": "promo", "kind": "sms", "transport": "v1_bulk",
               "state": "scheduled", "text": "Hola {name}", "subject": "",
               "fields": json.dumps(["name"]), "src": "", "timezone": "America/Santiago",

@@ -17,7 +17,6 @@ import json
 import fakeredis
 import pytest
 
-from connectus_worker.campaign.bulk_release import BulkRelease
 from connectus_worker.campaign.model import Campaign, CampaignState
 from connectus_worker.campaign.pending import placeholder
 from connectus_worker.campaign.render import masked, payload_for
@@ -42,7 +41,7 @@ S = CampaignState
 
 def _store(clock: Clock, state: str = "running") -> CampaignStore:
     store = CampaignStore(fakeredis.FakeRedis(), KEYS, ttl_s=3600, job_ttl_s=600, clock=clock)
-    store.write_chunks("c1", ROWS, chunk_size=2)
+    store.write_batches("c1", [ROWS], chunk_size=2)
     fields = {"campaign_id": "c1", "name": "promo", "kind": "sms", "transport": "v1_bulk",
               "state": state, "text": "Hola {name}", "subject": "",
               "fields": json.dumps(["name"]), "src": "", "timezone": "America/Santiago",
@@ -67,7 +66,7 @@ def _release(store: CampaignStore, number: int) -> bool:
     campaign = _campaign(store)
     assert campaign.cursor == number
     message = chunk_message("bulk", "c1", number)
-    return BulkRelease(store).release(campaign, queue="bulk", chunk_message=message)
+    return store.release_bulk(campaign, queue="bulk", chunk_message=message)
 
 
 def _claim(store: CampaignStore, number: int, *, delivery: str = "tk") -> list[Claim]:
@@ -132,7 +131,7 @@ def test_the_release_makes_no_record_and_is_compare_and_set() -> None:
     assert store.client.keys(KEYS.job("*")) == []
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1
     # The cursor moved: the same release again is refused, nothing more is queued.
-    assert not BulkRelease(store).release(
+    assert not store.release_bulk(
         stale, queue="bulk", chunk_message=chunk_message("bulk", "c1", 0)
     )
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import pickle
 from collections.abc import Iterator
@@ -16,7 +15,7 @@ from connectus_worker.campaign.checker import (
     Recipient,
     RowChecker,
 )
-from connectus_worker.campaign.source import Row, frozen_maker, read_rows, rows_from_iterable
+from connectus_worker.campaign.source import Row, read_rows, rows_from_iterable
 from connectus_worker.campaign.template import Template
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import (
@@ -43,43 +42,32 @@ def rejects(call: object, field: str, reason: str) -> InvalidInput:
 def test_template_fields_are_sorted_unique_and_include_the_subject() -> None:
     template = Template.parse("Hola {name}, tu código es {code}. {name}", "Factura {invoice}")
     assert template.fields == ("code", "invoice", "name")
-    values = {"name": "Ana", "code": "4821", "invoice": "F-7"}
-    assert template.render(values) == "Hola Ana, tu código es 4821. Ana"
-    assert template.render_subject_aligned(("4821", "F-7", "Ana")) == "Factura F-7"
-    assert template.render_aligned(("4821", "F-7", "Ana")) == template.render(values)
-    assert Template.parse("Hola").render_subject_aligned(()) is None
+    assert template.render(("4821", "F-7", "Ana")) == "Hola Ana, tu código es 4821. Ana"
+    assert template.render_subject is not None
+    assert template.render_subject(("4821", "F-7", "Ana")) == "Factura F-7"
+    assert (
+        template.render_row(("56911", "4821", "F-7", "Ana")) == "Hola Ana, tu código es 4821. Ana"
+    )
+    assert Template.parse("Hola").render_subject is None
 
 
 def test_template_literal_braces_and_values_are_not_reinterpreted() -> None:
     template = Template.parse("{{literal}} {name} }}{{")
     assert template.fields == ("name",)
     # A value that looks like a field stays as it is: no second formatting pass.
-    assert template.render({"name": "{code} {0} {{x}}"}) == "{literal} {code} {0} {{x}} }{"
-    assert Template.parse("{{}}").render({}) == "{}"
+    assert template.render(("{code} {0} {{x}}",)) == "{literal} {code} {0} {{x}} }{"
+    assert Template.parse("{{}}").render(()) == "{}"
 
 
 def test_template_survives_pickling_and_renders_one_or_many_fields() -> None:
     for text in ("Hola", "{a}", "Hola {a}!", "{a}{b} y {a}", "x {a} {b} {c} y"):
         template = pickle.loads(pickle.dumps(Template.parse(text, "Re: {a}")))  # noqa: S301 - our own bytes
         values = {"a": "1", "b": "2", "c": "3"}
-        assert template.render(values) == text.format(**values)
         aligned = tuple(values[f] for f in template.fields)
-        assert template.render_subject_aligned(aligned) == "Re: 1"
-        assert template.text_renderer()(tuple(values[f] for f in template.fields)) == text.format(
-            **values
-        )
-
-
-def test_template_missing_lists_absent_and_blank_fields() -> None:
-    template = Template.parse("{a} {b} {c}")
-    assert template.missing({"a": "x", "b": "  ", "c": "z"}) == ["b"]
-    assert template.missing({"b": "y"}) == ["a", "c"]
-    assert template.missing({"a": "1", "b": "2", "c": "3"}) == []
-
-
-def test_template_render_names_an_absent_field() -> None:
-    template = Template.parse("Hola {name} {code}")
-    rejects(lambda: template.render({"name": "Ana"}), "code", "is required by the template")
+        assert template.render(aligned) == text.format(**values)
+        assert template.render_row(("dst", *aligned)) == text.format(**values)
+        assert template.render_subject is not None
+        assert template.render_subject(aligned) == "Re: 1"
 
 
 @pytest.mark.parametrize(
@@ -252,16 +240,6 @@ def test_sources_are_lazy() -> None:
     assert [next(rows).line for _ in range(3)] == [1, 2, 3]
     with pytest.raises(AssertionError, match="item 4 was pulled"):
         next(rows)
-
-
-def test_frozen_maker_builds_the_same_frozen_rows() -> None:
-    make = frozen_maker(Row)
-    row = make(5, {"a": "b"}, None)
-    assert row == Row(5, {"a": "b"}) and type(row) is Row
-    with pytest.raises(dataclasses.FrozenInstanceError):
-        row.line = 6  # type: ignore[misc]
-    with pytest.raises(TypeError, match="__post_init__"):
-        frozen_maker(Template)
 
 
 # --- checker ---------------------------------------------------------------

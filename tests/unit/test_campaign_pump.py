@@ -41,7 +41,7 @@ def store(client: fakeredis.FakeRedis, clock: Clock) -> CampaignStore:
 def _campaign(store: CampaignStore, *, total: int = 5, chunk: int = 2, transport: str = "v3",
               deliver_at: int = NOON, window: str = "", late_s: int = 0) -> str:  # fmt: skip
     rows = [[f"5698765{i:04d}", f"n{i}"] for i in range(total)]
-    store.write_chunks("c1", rows, chunk_size=chunk)
+    store.write_batches("c1", [rows], chunk_size=chunk)
     fields = {"campaign_id": "c1", "name": "promo", "kind": "sms", "transport": transport,
               "state": "scheduled", "text": "Hola {name}", "subject": "",
               "fields": json.dumps(["name"]), "src": "", "timezone": "America/Santiago",

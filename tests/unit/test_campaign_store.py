@@ -46,7 +46,7 @@ def _fields(cid: str, *, total: int, chunk_size: int = 2, transport: str = "v3")
 def _create(campaigns: CampaignStore, cid: str = "c1", total: int = 4, key: str | None = None,
             fp: str = "fp"):  # fmt: skip
     rows = [[f"5698765432{i}", f"n{i}"] for i in range(total)]
-    assert campaigns.write_chunks(cid, rows, chunk_size=2) == total
+    assert campaigns.write_batches(cid, [rows], chunk_size=2) == total
     return campaigns.commit(cid, _fields(cid, total=total), fingerprint=fp, idempotency_key=key)
 
 

@@ -51,7 +51,7 @@ def test_the_wheel_holds_the_product_and_its_lua_files_only(tmp_path: Path) -> N
     zipfile.ZipFile(out / done.stdout.split()[-1]).extractall(site)
     load_all = (
         "import connectus_worker, connectus_worker.transport.broker, connectus_worker.ledger.jobs_batch, connectus_worker.ledger.delivery_status, connectus_worker.campaign.store, "
-        "connectus_worker.campaign.bulk_release, connectus_worker.service.events, connectus_worker.service.idempotency, connectus_worker.worker.pipeline, "
+        "connectus_worker.campaign.render, connectus_worker.service.events, connectus_worker.service.idempotency, connectus_worker.worker.pipeline, "
         "connectus_worker.worker.chunk_recovery; print(connectus_worker.__file__)"
     )
     done = subprocess.run(

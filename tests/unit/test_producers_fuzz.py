@@ -24,7 +24,7 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from connectus_worker.campaign.chunks import CampaignConflict
+from connectus_worker.campaign.store import CampaignConflict
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import load_settings
 from connectus_worker.domain.models import Kind
