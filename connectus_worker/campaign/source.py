@@ -70,8 +70,9 @@ class CellBatch:
         if not "".join(cells).strip():
             return None  # an empty line, or one of empty cells
         if len(cells) != len(self.header):
-            return Row(self.lines[i], {}, f"has {len(cells)} columns, the header has "
-                       f"{len(self.header)}")  # fmt: skip
+            return Row(
+                self.lines[i], {}, f"has {len(cells)} columns, the header has {len(self.header)}"
+            )
         return Row(self.lines[i], dict(zip(self.header, map(str.strip, cells), strict=True)))
 
 
@@ -123,8 +124,11 @@ def _checked_file(path: Path | str, fmt: Format | None) -> tuple[Path, Format]:
         found = _FORMATS_BY_SUFFIX.get(path.suffix.lower())
         if found is None:
             hint = " (from Excel: save as 'CSV UTF-8')" if path.suffix.lower()[:4] == ".xls" else ""
-            raise InvalidInput("file", f"has an unknown type {path.suffix or '(no suffix)'!r}: "
-                               f"use .csv, .jsonl or .ndjson{hint}")  # fmt: skip
+            raise InvalidInput(
+                "file",
+                f"has an unknown type {path.suffix or '(no suffix)'!r}: "
+                f"use .csv, .jsonl or .ndjson{hint}",
+            )
         fmt = found
     elif fmt not in ("csv", "jsonl"):
         raise InvalidInput("fmt", f"must be 'csv' or 'jsonl', not {fmt!r}")
@@ -147,8 +151,11 @@ def _not_utf8(path: Path) -> InvalidInput:
                 data.decode("utf-8")
             except UnicodeDecodeError as exc:
                 bad = data[exc.start : exc.start + 1]
-                return InvalidInput("file", f"is not UTF-8 text: line {line} has the byte "
-                                    f"{bad!r}; save the file as UTF-8 (in Excel: 'CSV UTF-8')")  # fmt: skip
+                return InvalidInput(
+                    "file",
+                    f"is not UTF-8 text: line {line} has the byte "
+                    f"{bad!r}; save the file as UTF-8 (in Excel: 'CSV UTF-8')",
+                )
     return InvalidInput("file", "is not UTF-8 text; save the file as UTF-8")
 
 
@@ -230,11 +237,16 @@ def _header(first_line: str) -> tuple[tuple[str, ...], str]:
         if not name:
             raise InvalidInput("file", f"has no name for column {column} in its header line")
         if _LOOKS_LIKE_NUMBER.fullmatch(name) or "@" in name:
-            raise InvalidInput("file", f"has no header: its first line looks like data ({name!r}); "
-                               "add a first line naming the columns (e.g. dst_number,name)")  # fmt: skip
+            raise InvalidInput(
+                "file",
+                f"has no header: its first line looks like data ({name!r}); "
+                "add a first line naming the columns (e.g. dst_number,name)",
+            )
         if name in seen:
-            raise InvalidInput("file", f"has the column {name!r} twice in its header (columns "
-                               f"{seen[name]} and {column})")  # fmt: skip
+            raise InvalidInput(
+                "file",
+                f"has the column {name!r} twice in its header (columns {seen[name]} and {column})",
+            )
         seen[name] = column
     return tuple(names), delimiter
 
@@ -296,6 +308,10 @@ def _mapping_row(line: int, item: Mapping[object, object]) -> Row:
         elif isinstance(value, int) or (isinstance(value, float) and math.isfinite(value)):
             values[key] = str(value)
         else:
-            return Row(line, {}, f"has {_json_kind(value)} in column {key!r}: only text, "
-                       "numbers, true/false and null are accepted")  # fmt: skip
+            return Row(
+                line,
+                {},
+                f"has {_json_kind(value)} in column {key!r}: only text, "
+                "numbers, true/false and null are accepted",
+            )
     return Row(line, values)

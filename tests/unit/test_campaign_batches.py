@@ -16,9 +16,8 @@ from pathlib import Path
 import pytest
 
 from connectus_worker.campaign.checker import Checked, RowChecker
-from connectus_worker.campaign.source import CellBatch
 from connectus_worker.campaign.numbers import FastNumberNormalizer
-from connectus_worker.campaign.source import read_batches, read_rows
+from connectus_worker.campaign.source import CellBatch, read_batches, read_rows
 from connectus_worker.campaign.template import Template
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput, normalize_number
@@ -51,10 +50,7 @@ def messy_csv(path: Path, rows: int, seed: int) -> Path:
 
 def reference(path: Path, kind: Kind, template: Template) -> tuple[RowChecker, Checked]:
     checker = RowChecker(kind, template, default_region="CL")
-    out = Checked()
-    for recipient in checker.check(read_rows(path)):
-        out.add(recipient)
-    return checker, out
+    return checker, Checked().add_all(checker.check(read_rows(path)))
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])

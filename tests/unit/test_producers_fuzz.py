@@ -24,8 +24,8 @@ import hypothesis
 import pytest
 from hypothesis import strategies as st
 
-from connectus_worker.campaign.store import CampaignConflict
 from connectus_worker.campaign.options import CampaignOptions
+from connectus_worker.campaign.store import CampaignConflict
 from connectus_worker.config import load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput
