@@ -40,7 +40,7 @@ from itertools import compress
 from typing import NamedTuple
 
 from connectus_worker.campaign.numbers import FastNumberNormalizer
-from connectus_worker.campaign.source import Batch, CellBatch, Row
+from connectus_worker.campaign.source import Batch, Row
 from connectus_worker.campaign.template import Template
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import SUBJECT_MAX_CHARS

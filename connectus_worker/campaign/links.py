@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from connectus_worker.domain.validation import InvalidInput
@@ -54,17 +54,13 @@ def estimated(text: str) -> str:
     return LINK.sub(_ESTIMATE, text)
 
 
-def shortened(text: str, short: Mapping[str, str]) -> str:
-    """``text`` with every link token replaced by its short link (``short[url]``)."""
-    return LINK.sub(lambda m: short[m.group(1)], text)
-
-
 def shorten_all(
     text: str, create: Callable[[str], tuple[str, str]]
 ) -> tuple[str, tuple[ShortLinkRef, ...]]:
     """(new text, refs): ``create(url) -> (short_link, id)`` called once per distinct URL."""
     refs = tuple(ShortLinkRef(url, *create(url)) for url in links_in(text))
-    return shortened(text, {r.url: r.short_link for r in refs}), refs
+    short = {r.url: r.short_link for r in refs}
+    return LINK.sub(lambda m: short[m.group(1)], text), refs
 
 
 def dump(refs: Sequence[ShortLinkRef]) -> str:

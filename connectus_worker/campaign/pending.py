@@ -1,14 +1,10 @@
 """What a v1 bulk recipient shows between its chunk's release and first claim.
 
-The job records of a v1 bulk chunk are made by the chunk's first claim
-(``ledger/lua/claim_bulk.lua``), in the same script that leases them,
-not when the pump releases the chunk: one write per recipient instead of a
-write at release and a read and a write at the claim, on the Redis thread a
-bulk campaign saturates. Until that claim a released recipient has no record.
-The readers (``get_status``, ``connectus status``, the campaign report) show
-it through :func:`pending_state` and :func:`placeholder`: ``queued``, or
-``cancelled`` once its campaign is. A chunk whose records were made and are
-gone has expired (its records' TTL), as for any job.
+A v1 bulk chunk's job records are made by its first claim (``ledger/lua/claim_bulk.lua``),
+not by its release: one write per recipient on the Redis thread a bulk campaign
+saturates. Until then the readers (``get_status``, ``connectus status``, the
+campaign report) show the recipient as :func:`placeholder` makes it: ``queued``, or
+``cancelled`` once its campaign is. A made chunk whose records are gone has expired.
 """
 
 from __future__ import annotations

@@ -31,7 +31,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import IO, Literal, NamedTuple
+from typing import IO, Any, Literal, NamedTuple
 
 from connectus_worker.domain.validation import InvalidInput
 
@@ -293,7 +293,7 @@ def _json_kind(value: object) -> str:
     return _JSON_KINDS.get(type(value), f"a {type(value).__name__}")
 
 
-def _mapping_row(line: int, item: Mapping[object, object]) -> Row:
+def _mapping_row(line: int, item: Mapping[Any, object]) -> Row:
     """The row of one mapping, its values as text (see the module docstring)."""
     values: dict[str, str] = {}
     for key, value in item.items():

@@ -131,9 +131,7 @@ def test_the_release_makes_no_record_and_is_compare_and_set() -> None:
     assert store.client.keys(KEYS.job("*")) == []
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1
     # The cursor moved: the same release again is refused, nothing more is queued.
-    assert not store.release_bulk(
-        stale, queue="bulk", chunk_message=chunk_message("bulk", "c1", 0)
-    )
+    assert not store.release_bulk(stale, queue="bulk", chunk_message=chunk_message("bulk", "c1", 0))
     assert store.counts("c1") == {"queued": 2} and store.client.llen(KEYS.queue("bulk")) == 1
     assert _release(store, 1) and store.counts("c1") == {"queued": 3}  # the short last chunk
 
