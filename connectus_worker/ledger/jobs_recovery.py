@@ -4,8 +4,7 @@ Methods of :class:`ledger.jobs.JobStore` that move no job along the send path
 but keep, find and settle what it could not finish: the message of a job whose
 outcome is ambiguous, the reconciler's list of unknown jobs and its verdicts
 (:meth:`JobRecovery.resolve`), a quarantined malformed message, a replayed
-dead letter. A mixin, like :class:`campaign.chunks.ChunkWriter` for the
-campaign store: split from :mod:`ledger.jobs` (size guideline), which registers
+dead letter. A mixin: split from :mod:`ledger.jobs` (size guideline), which registers
 the scripts these run.
 
 Clock: ``clock`` returns epoch milliseconds and is injected for tests.
