@@ -14,13 +14,11 @@ lengths, general pattern, number types (mobile first). The common outcome
 length whose lookaheads state the same conditions, e.g.
 ``(?!IDD)(?!GEN\\Z)CC(?!NPFP)(?!0)(?=GEN\\Z)(?:TYPES)\\Z``.
 
-Certainty: the replay answers "valid", "rejected, with normalize_number's
-reason" (:class:`Rejected`) or "unsure"; only unsure goes to
-``normalize_number``: non-digits, an IDD prefix, a national number starting
-with 0, a number its code's main region refuses when other regions share the
-code (Canada under +1), non-geographic codes, regions with leading-digit
-rules. tests/unit/test_campaign_numbers.py compares both on thousands of
-generated inputs: a phonenumbers upgrade that changes its parsing fails there.
+The replay answers "valid", "rejected" (:class:`Rejected`, normalize_number's
+reason) or "unsure", left to ``normalize_number``: non-digits, an IDD prefix, a
+national number starting with 0, a code shared by regions the main one refuses
+(Canada under +1), non-geographic codes, leading-digit rules.
+tests/unit/test_campaign_numbers.py compares both on thousands of inputs.
 """
 
 from __future__ import annotations
