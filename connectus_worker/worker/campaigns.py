@@ -31,9 +31,8 @@ from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.render import masked, payload_for
 from connectus_worker.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from connectus_worker.domain.models import Kind
-from connectus_worker.ledger.job_messages import new_message
 from connectus_worker.ledger.jobs import epoch_ms
-from connectus_worker.worker.campaign_messages import chunk_message
+from connectus_worker.worker.campaign_messages import chunk_message, single_message
 
 log = structlog.get_logger("connectus_worker.worker.campaigns")
 
@@ -163,9 +162,7 @@ class CampaignPump:
         pending = sum(counts.get(s, 0) for s in PENDING_STATES)
         limit = max(self.max_pending, campaign.chunk_size)
         released = 0
-        lost = False
-        more = campaign.cursor < campaign.chunks
-        while not lost and more and pending + campaign.chunk_size <= limit:
+        while campaign.cursor < campaign.chunks and pending + campaign.chunk_size <= limit:
             # The next chunks' rows in one round trip for all of them: the pump is
             # one thread that every sender waits on, and each of its round trips
             # queues behind the senders' batch scripts in Redis.
@@ -174,16 +171,12 @@ class CampaignPump:
             # A v1 bulk chunk is released without its rows (its claim reads them).
             bulk = campaign.transport is Transport.V1_BULK
             for rows in [None] * ahead if bulk else self._read_chunks(campaign, ahead):
-                if pending + campaign.chunk_size > limit:
-                    break
-                n = self.release_chunk(campaign, rows)
-                if n is None:
-                    lost = True
-                    break
-                pending += n
+                count = self._release_chunk(campaign, rows)
+                if count is None:
+                    return released  # lost the race: another process released it
+                pending += count
                 released += 1
                 campaign = replace(campaign, cursor=campaign.cursor + 1)
-            more = campaign.cursor < campaign.chunks
         if campaign.cursor >= campaign.chunks and pending == 0:
             self._move(campaign, CampaignState.FINISHED, {CampaignState.RUNNING}, finished_at=now)
         return released
@@ -200,24 +193,17 @@ class CampaignPump:
             chunks.append(json.loads(data))
         return chunks
 
-    def release_chunk(self, campaign: Campaign, rows: list[list[str]] | None = None) -> int | None:
-        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race.
-
-        ``rows``: the chunk's rows when already read.
-        """
+    def _release_chunk(self, campaign: Campaign, rows: list[list[str]] | None) -> int | None:
+        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race."""
         number = campaign.cursor
-        if campaign.transport is Transport.V1_BULK:
-            # One message for the chunk; its claim makes the records (BulkRelease).
+        if rows is None:
+            # v1 bulk: one message for the chunk; its claim makes the records (BulkRelease).
             message = chunk_message(self.queue, campaign.campaign_id, number)
             if not self.bulk.release(campaign, queue=self.queue, chunk_message=message):
                 return None
-            count = campaign.chunk_rows(number)
-        else:
-            if rows is None:
-                (rows,) = self._read_chunks(campaign, 1)
-            if not self._release_jobs(campaign, rows):
-                return None
-            count = len(rows)
+        elif not self._release_jobs(campaign, rows):
+            return None
+        count = campaign.chunk_rows(number) if rows is None else len(rows)
         log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
                  recipients=count)  # fmt: skip
         return count
@@ -225,7 +211,6 @@ class CampaignPump:
     def _release_jobs(self, campaign: Campaign, rows: list[list[str]]) -> bool:
         """Release a chunk with a job and a message per row (v3 sends)."""
         number = campaign.cursor
-        base = number * campaign.chunk_size
         now = self.clock()
         # A number may have answered STOP since the campaign was accepted.
         phones = campaign.kind is not Kind.EMAIL
@@ -233,19 +218,15 @@ class CampaignPump:
         id_delivery = self._delivery(campaign, number)
         jobs = []
         for offset, (row, out) in enumerate(zip(rows, opted_out, strict=True)):
-            index = base + offset
+            index = number * campaign.chunk_size + offset
             job_id = job_id_for(campaign.campaign_id, index)
-            key = f"campaign:{campaign.campaign_id}:{index}"
             payload, units = payload_for(campaign, row)
             if id_delivery:
                 payload["id_delivery"] = id_delivery
-            job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
-                   "queue": self.queue, "payload": payload, "created_ms": now,
-                   "campaign": campaign.campaign_id, "account": campaign.account}  # fmt: skip
-            message = new_message(self.queue, campaign.kind.actor_name, job)
-            jobs.append(
-                ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out, dst=row[0])
-            )
+            message = single_message(campaign, job_id, payload, self.queue, now)
+            key = f"campaign:{campaign.campaign_id}:{index}"
+            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out,
+                                    dst=row[0]))  # fmt: skip
         if not self.store.release(campaign, jobs, queue=self.queue):
             return False  # lost the race: the delivery stays empty (nothing charged)
         if id_delivery:
