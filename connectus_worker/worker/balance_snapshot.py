@@ -1,19 +1,11 @@
 """Connectus balances published in Redis by the workers, for the HTTP service's preflight.
 
-The HTTP service holds no Connectus credentials, by design (docs/security.md),
-so it can't ask Connectus for a balance. The workers can: every
-``BALANCE_SNAPSHOT_INTERVAL_S`` one housekeeper pass reads ``GET /clients``
-(unassigned SMS per country, ``free_email_balance``, ``free_whatsapp_balance``
-and the subclients' balances), ``GET /email/balance`` and v1 ``check_balance``
-/ ``check_email_balance``, and writes them to the hash
-``{prefix}:balance-snapshot`` (the answers as JSON, and ``at``, epoch ms). A
-call that fails leaves its previous figure.
-
-:class:`SnapshotSource` reads that hash with the shape of the Connectus client
-(:class:`worker.connectus.balances.BalanceSource`), so the service's preflight
-runs the same :class:`~worker.connectus.balances.BalanceLookup` as the CLI. A
-snapshot older than ``max_age_s``, or missing, gives unknown balances (no
-refusal; the plan names the source as unknown), never a stale refusal.
+The service holds no Connectus credentials (docs/security.md), so every
+``BALANCE_SNAPSHOT_INTERVAL_S`` one worker writes the balance answers (``GET /clients``,
+``GET /email/balance``, v1 ``check_balance``, ``check_email_balance``) to
+``{prefix}:balance-snapshot`` (JSON, and ``at``, epoch ms); a failed call keeps its
+previous figure. The service runs the CLI's :class:`BalanceLookup` over it: a snapshot
+older than ``max_age_s``, or missing, gives unknown balances, never a stale refusal.
 """
 
 from __future__ import annotations
@@ -89,45 +81,39 @@ class SnapshotUnavailable(LookupError):
     """No snapshot, a stale one, or one without that figure."""
 
 
-class _V3:
+class SnapshotSource:
+    """The snapshot read once, with the shape of the Connectus client's balance calls."""
+
     def __init__(self, fields: dict[str, str]) -> None:
         self.fields = fields
 
-    def list_clients(self) -> SubclientList:
-        if "clients" not in self.fields:
-            raise SnapshotUnavailable("clients")
-        return SubclientList.from_body(json.loads(self.fields["clients"]))
+    @property
+    def v3(self) -> SnapshotSource:
+        return self
 
-    def email_balance(self) -> int:
-        return _figure(self.fields, "email")
+    @property
+    def v1(self) -> SnapshotSource:
+        return self
+
+    def list_clients(self) -> SubclientList:
+        return SubclientList.from_body(json.loads(self._figure("clients")))
 
     def get_client(self, *, id_client: str) -> Subclient:
         raise SnapshotUnavailable(f"subclient {id_client} is not in the snapshot")
 
-
-class _V1:
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.fields = fields
+    def email_balance(self) -> int:
+        return int(self._figure("email"))
 
     def check_balance(self) -> int:
-        return _figure(self.fields, "v1_sms")
+        return int(self._figure("v1_sms"))
 
     def check_email_balance(self) -> int:
-        return _figure(self.fields, "v1_email")
+        return int(self._figure("v1_email"))
 
-
-def _figure(fields: dict[str, str], name: str) -> int:
-    if name not in fields:
-        raise SnapshotUnavailable(name)
-    return int(fields[name])
-
-
-class SnapshotSource:
-    """The snapshot with the shape of the Connectus client (read once)."""
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.v3 = _V3(fields)
-        self.v1 = _V1(fields)
+    def _figure(self, name: str) -> str:
+        if name not in self.fields:
+            raise SnapshotUnavailable(name)
+        return self.fields[name]
 
 
 class SnapshotBalanceLookup:

@@ -1,19 +1,11 @@
-"""The campaign pump: starts campaigns on time, keeps their windows, releases chunks.
+"""The campaign pump: starts campaigns on time, keeps their send windows, releases chunks.
 
-Scheduling is done here, by the workers, not by Connectus deliveries with a
-``deliver_at`` (why: README, "Campaigns"). Every worker process's housekeeper
-calls :meth:`CampaignPump.tick` about twice a second; for each active campaign
-one process at a time (a short per-campaign lease; the release script's
-compare-and-set makes a second one harmless) moves it one step: ``scheduled``
-to ``running``, ``window`` or ``late``; ``running`` releases chunks while
-fewer than ``CAMPAIGN_MAX_PENDING`` recipients are pending and is ``finished``
-once every one has an outcome; ``window`` and ``running`` follow the send
-window (parked messages return when it opens). The states and why a release is
-safe: docs/campaigns.md.
-
-Releasing lazily from the stored list keeps Redis small (a pending recipient
-is a JSON row, not a job and a message), and a paused or cancelled campaign
-has at most ``CAMPAIGN_MAX_PENDING`` jobs to stop.
+Every worker's housekeeper calls :meth:`CampaignPump.tick` about twice a second; one
+process at a time (a short per-campaign lease; the release script's compare-and-set
+makes a second one harmless) moves each active campaign one step. Chunks are released
+lazily from the stored list while fewer than ``CAMPAIGN_MAX_PENDING`` recipients are
+pending: Redis stays small, and a paused or cancelled campaign has few jobs to stop.
+The states and why a release is safe: docs/campaigns.md.
 """
 
 from __future__ import annotations
