@@ -67,16 +67,9 @@ def refused_chunk(data: Any) -> tuple[str, int] | None:
     that this version's actor takes (:func:`worker.campaign_messages.chunk_of`)."""
     try:
         kept = json.loads(data)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(kept, dict) or kept.get("actor") != BULK_ACTOR:
-        return None
-    args, kwargs = kept.get("args"), kept.get("kwargs")
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        return None
-    if any(kwargs.get(k) != v for k, v in RECORDS_AT_CLAIM.items()):
-        return None  # an older pump's message: its refusal was not about records
-    try:
+        actor, args, kwargs = kept["actor"], kept["args"], kept["kwargs"]
+        if actor != BULK_ACTOR or any(kwargs.get(k) != v for k, v in RECORDS_AT_CLAIM.items()):
+            return None  # an older pump's message: its refusal was not about records
         return chunk_of(args, kwargs)
-    except ValueError:
+    except (TypeError, ValueError, LookupError, AttributeError):  # not such a message
         return None
