@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 import redis
@@ -36,32 +37,24 @@ def snapshot_key(keys: Keys, account: str = "default") -> str:
     return f"{keys.prefix}:balance-snapshot{own}"
 
 
+@dataclass(frozen=True, kw_only=True)
 class BalanceSnapshotWriter:
     """One :meth:`run_once` per interval, from the housekeeper."""
 
-    def __init__(
-        self,
-        *,
-        client: ConnectusClient,
-        redis_client: redis.Redis,
-        keys: Keys,
-        interval_s: int,
-        clock: Callable[[], int] = epoch_ms,
-        account: str = "default",
-    ) -> None:
-        self.client = client
-        self.redis = redis_client
-        self.key = snapshot_key(keys, account)
-        self.interval_ms = interval_s * 1000
-        self.clock = clock
+    client: ConnectusClient
+    redis_client: redis.Redis
+    keys: Keys
+    interval_s: int
+    clock: Callable[[], int] = epoch_ms
+    account: str = "default"
 
     def run_once(self) -> bool:
         """Refresh the snapshot if it is older than the interval; True if it did."""
-        now = self.clock()
+        key = snapshot_key(self.keys, self.account)
         # SET NX PX: one process per interval does it, however many housekeepers.
-        if not self.redis.set(f"{self.key}:lock", "1", nx=True, px=self.interval_ms):
+        if not self.redis_client.set(f"{key}:lock", "1", nx=True, px=self.interval_s * 1000):
             return False
-        fields: dict[Any, Any] = {"at": now}
+        fields: dict[Any, Any] = {"at": self.clock()}
         calls: dict[str, Callable[[], Any]] = {
             "clients": lambda: json.dumps(dict(self.client.v3.list_clients().raw)),
             "email": lambda: self.client.v3.email_balance(),
@@ -73,7 +66,7 @@ class BalanceSnapshotWriter:
                 fields[name] = call()
             except ConnectusError as exc:
                 log.warning("balance_snapshot.failed", call=name, error=type(exc).__name__)
-        self.redis.hset(self.key, mapping=fields)
+        self.redis_client.hset(key, mapping=fields)
         return True
 
 
@@ -116,36 +109,27 @@ class SnapshotSource:
         return self.fields[name]
 
 
+@dataclass(frozen=True)
 class SnapshotBalanceLookup:
     """The service's preflight lookup: :class:`BalanceLookup` over the freshest snapshot."""
 
-    def __init__(
-        self,
-        redis_client: redis.Redis,
-        keys: Keys,
-        *,
-        max_age_s: int,
-        clock: Callable[[], int] = epoch_ms,
-        account: str = "default",
-    ) -> None:
-        self.redis = redis_client
-        self.keys = keys
-        self.key = snapshot_key(keys, account)
-        self.max_age_ms = max_age_s * 1000
-        self.clock = clock
+    redis_client: redis.Redis
+    keys: Keys
+    _: KW_ONLY
+    max_age_s: int
+    clock: Callable[[], int] = epoch_ms
+    account: str = "default"
 
     def for_account(self, account: str) -> SnapshotBalanceLookup:
         """The same lookup over ``account``'s snapshot (each account has its balances)."""
-        return SnapshotBalanceLookup(self.redis, self.keys, max_age_s=self.max_age_ms // 1000,
-                                     clock=self.clock, account=account)  # fmt: skip
+        return replace(self, account=account)
 
     def __call__(
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
     ) -> Balance:
-        raw = self.redis.hgetall(self.key)
+        raw = self.redis_client.hgetall(snapshot_key(self.keys, self.account))
         fields = {text(k): text(v) for k, v in raw.items()}
-        age_ms = self.clock() - int(fields.get("at") or 0)
-        if age_ms > self.max_age_ms:
+        if self.clock() - int(fields.get("at") or 0) > self.max_age_s * 1000:
             return Balance("balance unknown: no recent balance snapshot from the workers", None)
         try:
             return BalanceLookup(SnapshotSource(fields))(kind, id_client, country, transport)
