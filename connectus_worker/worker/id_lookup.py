@@ -39,8 +39,8 @@ from connectus_worker.worker.connectus.errors import ConnectusError
 
 log = structlog.get_logger("connectus_worker.worker.id_lookup")
 
-#: ``provider_id_lookup`` values on a job record.
-PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
+#: ``provider_id_lookup`` values the send path writes (id_lookup.lua writes the verdicts).
+PENDING, NO_LISTING = "pending", "no_listing"
 
 #: Most candidate ids handed to the script per job (the first free one is taken).
 MAX_CANDIDATES = 200

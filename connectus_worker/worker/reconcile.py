@@ -66,15 +66,13 @@ class Reconciler:
         content_key: bytes,
     ) -> None:
         self.store = store
-        # Key of the records' content digests (CONTENT_HASH_KEY), for OTPs.
-        self.content_key = content_key
+        self.content_key = content_key  # CONTENT_HASH_KEY
         # Sent jobs whose provider id is looked up in the same pass and listings.
         self.id_lookup = id_lookup
         # Rebuilds a message no copy was kept of (a campaign job swept while
         # in a v1 bulk: one bulk message carries its whole chunk).
         self.rebuild = rebuild
-        # By account (CONNECTUS_ACCOUNTS): a job is looked up in its account's listings.
-        self.clients = ByAccount.of_one(client)
+        self.clients = ByAccount.of_one(client)  # a job is looked up in its account's listings
         self.after_ms = int(after_s * 1000)
         self.window_ms = int(window_s * 1000)
         self.undecidable = undecidable
