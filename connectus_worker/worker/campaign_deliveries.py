@@ -53,17 +53,6 @@ def delivery_opener(
     return open_delivery
 
 
-def executed_delivery(exc: InvalidRequest) -> bool:
-    """Whether Connectus definitely refused the send because its delivery was executed.
-
-    Only an HTTP 400 naming the delivery as executed counts: an answer that
-    says anything else (or nothing) is not proof that nothing was charged.
-    """
-    if exc.status_code != 400:
-        return False
-    return "already executed" in exc.message.lower()
-
-
 def without_executed_delivery(
     call: Callable[[Mapping[str, Any]], str | None],
 ) -> Callable[[Mapping[str, Any]], str | None]:
@@ -73,7 +62,9 @@ def without_executed_delivery(
         try:
             return call(payload)
         except InvalidRequest as exc:
-            if not payload.get("id_delivery") or not executed_delivery(exc):
+            # Only a 400 naming the delivery as executed proves that nothing was charged.
+            executed = exc.status_code == 400 and "already executed" in exc.message.lower()
+            if not payload.get("id_delivery") or not executed:
                 raise
             log.info("send.delivery_executed", id_delivery=payload["id_delivery"])
             return call({k: v for k, v in payload.items() if k != "id_delivery"})

@@ -49,11 +49,10 @@ class CampaignPump:
         shorten: Callable[[str, str | None], tuple[str, str]] | None = None,
         open_delivery: Callable[[Campaign, int], str] | None = None,
     ) -> None:
-        """``shorten(url, account) -> (short_link, id)``: ``POST /api_v3/short_link``
-        with the campaign's account (None: the first; see :mod:`campaign.links`), whose
-        listing then shows the link and its clicks; None: a campaign with link tokens waits.
-        ``open_delivery(campaign, chunk) -> id_delivery``: the chunk's Connectus
-        delivery (:mod:`worker.campaign_deliveries`); None: chunks are sent without."""
+        """``shorten(url, account) -> (short_link, id)``: ``POST /api_v3/short_link`` at the
+        campaign's account (:mod:`campaign.links`); None: a campaign with link tokens waits.
+        ``open_delivery(campaign, chunk) -> id_delivery`` (:mod:`worker.campaign_deliveries`);
+        None: chunks are sent without one."""
         self.store = store
         self.queue = queue
         self.max_pending = max_pending
@@ -80,12 +79,8 @@ class CampaignPump:
         return released
 
     def step(self, campaign: Campaign) -> int:
-        """Move one campaign one step; returns chunks released.
-
-        A campaign that starts (or whose window opens) releases its first
-        chunks in the same step: waiting for the next tick would delay every
-        campaign's first send by one ``promote_interval_s``.
-        """
+        """Move one campaign one step; returns chunks released. A campaign that starts
+        (or whose window opens) releases in the same step, not one tick later."""
         now = self.clock()
         if LINK.search(campaign.text):
             shortened = self._shorten_links(campaign)
@@ -111,12 +106,9 @@ class CampaignPump:
         return 0
 
     def _shorten_links(self, campaign: Campaign) -> Campaign | None:
-        """Shorten the campaign's ``{link:...}`` URLs, once per campaign, and store the
-        rewritten text and the links; None (try again next tick) if that failed.
-
-        The pump lease keeps other processes out; a crash between the calls and
-        the write costs one unused short link, never a recipient without one.
-        """
+        """Shorten the ``{link:...}`` URLs once and store the rewritten text and links;
+        None (try again next tick) if that failed. A crash between the calls and the
+        write costs one unused short link, never a recipient without one."""
         if self.shorten is None:
             log.warning("campaign.links_not_shortened", campaign=campaign.campaign_id,
                         reason="no Connectus client in this process")  # fmt: skip
