@@ -15,11 +15,9 @@ and content (an OTP's kept copy has no text: its record's keyed digest stands in
 - **Definitely not found** after the window: re-queued, same job and
   idempotency key. An OTP is failed instead: its code was not kept, and a
   late code is worse than none.
-- **A group message not found** after the window is held for review
-  (``connectus review list|resend|drop``), never resent: the group listing
-  holds only the last messages (a busy group's may have scrolled out), and its
-  entries may carry no id, so "not listed" does not prove "not sent", and a
-  duplicate reaches every member of the group.
+- **A group message not found** after the window is held for review, never
+  resent: the group listing holds only the last messages and may carry no ids, so
+  "not listed" does not prove "not sent", and a duplicate reaches the whole group.
 - **Undecidable** (e-mail): ``RECONCILE_UNDECIDABLE`` decides: ``review`` (held
   for ``connectus review list|resend|drop``), ``resend`` or ``drop``.
 - A lookup that fails (Connectus down) leaves the job for the next pass.
