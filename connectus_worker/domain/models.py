@@ -70,7 +70,8 @@ class KindSpec:
       are kept by (:mod:`worker.breaker_scopes`);
     - ``otp``: on the OTP queue, kept hashed, never resent late;
     - ``watched``: its delivery status is polled (:mod:`ledger.status_watch`);
-    - ``listed``: a Connectus listing finds it again (reconciliation, :mod:`worker.id_lookup`);
+    - ``lookup``: the Connectus listing that finds a sent one again (reconciliation and
+      provider-id lookups, :mod:`worker.id_lookup`); None: there is none (e-mail);
     - ``person``: sent to a person's number or address (rate caps, opt-outs), not a group.
     """
 
@@ -82,22 +83,26 @@ class KindSpec:
     product: str
     otp: bool = False
     watched: bool = False
-    listed: bool = True
+    lookup: str | None = None
     person: bool = True
 
 
 KINDS: Mapping[Kind, KindSpec] = {
-    Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms"),
-    Kind.OTP: KindSpec("dst_number", "sms_content", "v3.send_otp", "otp", "v3", "sms", otp=True),
+    Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms",
+                       lookup="sms"),
+    Kind.OTP: KindSpec("dst_number", "sms_content", "v3.send_otp", "otp", "v3", "sms", otp=True,
+                       lookup="sms"),
     Kind.EMAIL: KindSpec("dst_email", "email_content", "v3.send_email", "email", "v3", "email",
-                         watched=True, listed=False),
+                         watched=True),
     Kind.OTP_EMAIL: KindSpec("dst_email", "email_content", "v3.send_otp_email", "otp", "v3",
-                             "email", otp=True, watched=True, listed=False),
+                             "email", otp=True, watched=True),
     Kind.WHATSAPP: KindSpec("dst_number", "whatsapp_content", "v3.send_whatsapp", "whatsapp",
-                            "v3", "whatsapp", watched=True),
-    Kind.WHATSAPP_QR: KindSpec("number", "message", "qr.send", "whatsapp", "qr", "whatsapp_qr"),
+                            "v3", "whatsapp", watched=True, lookup="whatsapp"),
+    Kind.WHATSAPP_QR: KindSpec("number", "message", "qr.send", "whatsapp", "qr", "whatsapp_qr",
+                               lookup="qr"),
     Kind.WHATSAPP_QR_GROUP: KindSpec("group_name", "message", "qr.send_message_to_group",
-                                     "whatsapp", "qr", "whatsapp_qr", person=False),
+                                     "whatsapp", "qr", "whatsapp_qr", lookup="qr_group",
+                                     person=False),
 }  # fmt: skip
 
 

@@ -1,25 +1,18 @@
 """Connectus balances published in Redis by the workers, for the HTTP service's preflight.
 
-The HTTP service holds no Connectus credentials, by design (docs/security.md),
-so it can't ask Connectus for a balance. The workers can: every
-``BALANCE_SNAPSHOT_INTERVAL_S`` one housekeeper pass reads ``GET /clients``
-(unassigned SMS per country, ``free_email_balance``, ``free_whatsapp_balance``
-and the subclients' balances), ``GET /email/balance`` and v1 ``check_balance``
-/ ``check_email_balance``, and writes them to the hash
-``{prefix}:balance-snapshot`` (the answers as JSON, and ``at``, epoch ms). A
-call that fails leaves its previous figure.
-
-:class:`SnapshotSource` reads that hash with the shape of the Connectus client
-(:class:`worker.connectus.balances.BalanceSource`), so the service's preflight
-runs the same :class:`~worker.connectus.balances.BalanceLookup` as the CLI. A
-snapshot older than ``max_age_s``, or missing, gives unknown balances (no
-refusal; the plan names the source as unknown), never a stale refusal.
+The service holds no Connectus credentials (docs/security.md), so every
+``BALANCE_SNAPSHOT_INTERVAL_S`` one worker writes the balance answers (``GET /clients``,
+``GET /email/balance``, v1 ``check_balance``, ``check_email_balance``) to
+``{prefix}:balance-snapshot`` (JSON, and ``at``, epoch ms); a failed call keeps its
+previous figure. The service runs the CLI's :class:`BalanceLookup` over it: a snapshot
+older than ``max_age_s``, or missing, gives unknown balances, never a stale refusal.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, replace
 from typing import Any
 
 import redis
@@ -44,32 +37,24 @@ def snapshot_key(keys: Keys, account: str = "default") -> str:
     return f"{keys.prefix}:balance-snapshot{own}"
 
 
+@dataclass(frozen=True, kw_only=True)
 class BalanceSnapshotWriter:
     """One :meth:`run_once` per interval, from the housekeeper."""
 
-    def __init__(
-        self,
-        *,
-        client: ConnectusClient,
-        redis_client: redis.Redis,
-        keys: Keys,
-        interval_s: int,
-        clock: Callable[[], int] = epoch_ms,
-        account: str = "default",
-    ) -> None:
-        self.client = client
-        self.redis = redis_client
-        self.key = snapshot_key(keys, account)
-        self.interval_ms = interval_s * 1000
-        self.clock = clock
+    client: ConnectusClient
+    redis_client: redis.Redis
+    keys: Keys
+    interval_s: int
+    clock: Callable[[], int] = epoch_ms
+    account: str = "default"
 
     def run_once(self) -> bool:
         """Refresh the snapshot if it is older than the interval; True if it did."""
-        now = self.clock()
+        key = snapshot_key(self.keys, self.account)
         # SET NX PX: one process per interval does it, however many housekeepers.
-        if not self.redis.set(f"{self.key}:lock", "1", nx=True, px=self.interval_ms):
+        if not self.redis_client.set(f"{key}:lock", "1", nx=True, px=self.interval_s * 1000):
             return False
-        fields: dict[Any, Any] = {"at": now}
+        fields: dict[Any, Any] = {"at": self.clock()}
         calls: dict[str, Callable[[], Any]] = {
             "clients": lambda: json.dumps(dict(self.client.v3.list_clients().raw)),
             "email": lambda: self.client.v3.email_balance(),
@@ -81,7 +66,7 @@ class BalanceSnapshotWriter:
                 fields[name] = call()
             except ConnectusError as exc:
                 log.warning("balance_snapshot.failed", call=name, error=type(exc).__name__)
-        self.redis.hset(self.key, mapping=fields)
+        self.redis_client.hset(key, mapping=fields)
         return True
 
 
@@ -89,77 +74,62 @@ class SnapshotUnavailable(LookupError):
     """No snapshot, a stale one, or one without that figure."""
 
 
-class _V3:
+class SnapshotSource:
+    """The snapshot read once, with the shape of the Connectus client's balance calls."""
+
     def __init__(self, fields: dict[str, str]) -> None:
         self.fields = fields
 
-    def list_clients(self) -> SubclientList:
-        if "clients" not in self.fields:
-            raise SnapshotUnavailable("clients")
-        return SubclientList.from_body(json.loads(self.fields["clients"]))
+    @property
+    def v3(self) -> SnapshotSource:
+        return self
 
-    def email_balance(self) -> int:
-        return _figure(self.fields, "email")
+    @property
+    def v1(self) -> SnapshotSource:
+        return self
+
+    def list_clients(self) -> SubclientList:
+        return SubclientList.from_body(json.loads(self._figure("clients")))
 
     def get_client(self, *, id_client: str) -> Subclient:
         raise SnapshotUnavailable(f"subclient {id_client} is not in the snapshot")
 
-
-class _V1:
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.fields = fields
+    def email_balance(self) -> int:
+        return int(self._figure("email"))
 
     def check_balance(self) -> int:
-        return _figure(self.fields, "v1_sms")
+        return int(self._figure("v1_sms"))
 
     def check_email_balance(self) -> int:
-        return _figure(self.fields, "v1_email")
+        return int(self._figure("v1_email"))
+
+    def _figure(self, name: str) -> str:
+        if name not in self.fields:
+            raise SnapshotUnavailable(name)
+        return self.fields[name]
 
 
-def _figure(fields: dict[str, str], name: str) -> int:
-    if name not in fields:
-        raise SnapshotUnavailable(name)
-    return int(fields[name])
-
-
-class SnapshotSource:
-    """The snapshot with the shape of the Connectus client (read once)."""
-
-    def __init__(self, fields: dict[str, str]) -> None:
-        self.v3 = _V3(fields)
-        self.v1 = _V1(fields)
-
-
+@dataclass(frozen=True)
 class SnapshotBalanceLookup:
     """The service's preflight lookup: :class:`BalanceLookup` over the freshest snapshot."""
 
-    def __init__(
-        self,
-        redis_client: redis.Redis,
-        keys: Keys,
-        *,
-        max_age_s: int,
-        clock: Callable[[], int] = epoch_ms,
-        account: str = "default",
-    ) -> None:
-        self.redis = redis_client
-        self.keys = keys
-        self.key = snapshot_key(keys, account)
-        self.max_age_ms = max_age_s * 1000
-        self.clock = clock
+    redis_client: redis.Redis
+    keys: Keys
+    _: KW_ONLY
+    max_age_s: int
+    clock: Callable[[], int] = epoch_ms
+    account: str = "default"
 
     def for_account(self, account: str) -> SnapshotBalanceLookup:
         """The same lookup over ``account``'s snapshot (each account has its balances)."""
-        return SnapshotBalanceLookup(self.redis, self.keys, max_age_s=self.max_age_ms // 1000,
-                                     clock=self.clock, account=account)  # fmt: skip
+        return replace(self, account=account)
 
     def __call__(
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
     ) -> Balance:
-        raw = self.redis.hgetall(self.key)
+        raw = self.redis_client.hgetall(snapshot_key(self.keys, self.account))
         fields = {text(k): text(v) for k, v in raw.items()}
-        age_ms = self.clock() - int(fields.get("at") or 0)
-        if age_ms > self.max_age_ms:
+        if self.clock() - int(fields.get("at") or 0) > self.max_age_s * 1000:
             return Balance("balance unknown: no recent balance snapshot from the workers", None)
         try:
             return BalanceLookup(SnapshotSource(fields))(kind, id_client, country, transport)

@@ -1,19 +1,11 @@
 """A v3 campaign's Connectus deliveries: one per released chunk (``POST /api_v3/deliveries``).
 
-With ``connectus_delivery`` on, the pump creates a delivery named
-``<campaign> #<chunk>`` when it releases a chunk, and each of the chunk's jobs
-is sent with its ``id_delivery``. Connectus's own reports then group the
-campaign, and reconciliation and provider-id lookups read the chunk's
-``delivery_info`` rather than a day's ``date_report``.
-
-The documents fix the shape: a delivery executes at its ``deliver_at`` (its
-messages wait, ``PROGRAMADO``, until then) and an executed delivery takes no
-more messages. So ``deliver_at`` is the release time plus a short lead
-(``CAMPAIGN_DELIVERY_LEAD_S``): the chunk's first messages wait at most that
-long, and a message sent after it (rate limits, retries, a pause) is refused
-with a 400 "Delivery already executed", which is never charged, and is sent
-again at once without ``id_delivery`` (:func:`without_executed_delivery`).
-Scheduling stays with the workers.
+With ``connectus_delivery`` on, each released chunk gets a delivery named
+``<campaign> #<chunk>`` and its jobs are sent with its ``id_delivery``, so Connectus's
+reports group the campaign and lookups read the chunk's ``delivery_info``. A delivery
+executes at its ``deliver_at`` and then takes no more messages, so ``deliver_at`` is the
+release time plus ``CAMPAIGN_DELIVERY_LEAD_S``, and a later send refused with a 400
+"Delivery already executed" (never charged) is sent again at once without it.
 """
 
 from __future__ import annotations
@@ -33,12 +25,8 @@ from connectus_worker.worker.connectus.errors import InvalidRequest
 
 log = structlog.get_logger("connectus_worker.worker.campaign_deliveries")
 
-#: ``POST /deliveries`` numbers products by its own description (1 SMS, 2 WhatsApp, 3 Email).
-PRODUCTS = {Kind.SMS: DeliveryProduct.SMS, Kind.WHATSAPP: DeliveryProduct.WHATSAPP,
-            Kind.EMAIL: DeliveryProduct.EMAIL}  # fmt: skip
-
-#: Kinds whose send takes ``id_delivery`` (v3 send_individual, send_single, send_message).
-WITH_DELIVERY = frozenset(PRODUCTS)
+#: Kinds whose send takes ``id_delivery``: the v3 sends but OTPs'.
+WITH_DELIVERY = frozenset(kind for kind in Kind if kind.spec.host == "v3" and not kind.is_otp)
 
 
 def delivery_opener(
@@ -58,22 +46,11 @@ def delivery_opener(
         delivery = clients.of(campaign.account).v3.create_delivery(
             name=f"{campaign.name} #{chunk}"[:100],
             deliver_at=when.strftime("%Y-%m-%d %H:%M:%S"),
-            id_product=PRODUCTS[campaign.kind],
+            id_product=DeliveryProduct[campaign.kind.spec.product.upper()],
         )
         return delivery.id
 
     return open_delivery
-
-
-def executed_delivery(exc: InvalidRequest) -> bool:
-    """Whether Connectus definitely refused the send because its delivery was executed.
-
-    Only an HTTP 400 naming the delivery as executed counts: an answer that
-    says anything else (or nothing) is not proof that nothing was charged.
-    """
-    if exc.status_code != 400:
-        return False
-    return "already executed" in exc.message.lower()
 
 
 def without_executed_delivery(
@@ -85,7 +62,9 @@ def without_executed_delivery(
         try:
             return call(payload)
         except InvalidRequest as exc:
-            if not payload.get("id_delivery") or not executed_delivery(exc):
+            # Only a 400 naming the delivery as executed proves that nothing was charged.
+            executed = exc.status_code == 400 and "already executed" in exc.message.lower()
+            if not payload.get("id_delivery") or not executed:
                 raise
             log.info("send.delivery_executed", id_delivery=payload["id_delivery"])
             return call({k: v for k, v in payload.items() if k != "id_delivery"})

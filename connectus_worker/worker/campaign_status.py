@@ -1,20 +1,13 @@
-"""Delivery statuses for campaign messages that no webhook reported in time.
+"""Delivery statuses of campaign messages that no webhook reported in time.
 
-Connectus's SMS status webhook is the main source (it updates the job
-record by provider id). It can be lost, or not configured, so the
-housekeeper also polls, for each recent campaign, chunks whose messages
-were sent more than ``CAMPAIGN_STATUS_POLL_AFTER_S`` ago and still lack a
-final status, at most once per that period per chunk:
-
-- v1 bulk chunks: one ``check_delivery_status`` per chunk (the Connectus
-  delivery the bulk created) gives every message's status at once;
-- v3 SMS: ``GET /sms/:id`` per message still without a final status, at most
-  ``per_pass`` lookups per pass (polling must not compete with sending).
-
-A chunk whose messages all have a final status (or were never sent) is
-marked done and not polled again. E-mail and WhatsApp campaigns: each
-released chunk's jobs are handed once to the status-watch set, polled per
-job by :mod:`worker.channel_status` (no status call takes a batch).
+The SMS status webhook (by provider id) may be lost or not configured, so the
+housekeeper also polls the chunks of recent campaigns whose messages were sent more
+than ``CAMPAIGN_STATUS_POLL_AFTER_S`` ago without a final status, at most once per
+that period per chunk: a v1 bulk chunk by ``check_delivery_status`` of its Connectus
+deliveries; a v3 SMS chunk by its own delivery's ``delivery_info``, else ``GET /sms/:id``
+per message, at most ``per_pass`` calls a pass (polling must not compete with sending).
+A chunk whose statuses are all final (or never sent) is not polled again. E-mail and
+WhatsApp chunks are handed once to the status-watch set (:mod:`worker.channel_status`).
 """
 
 from __future__ import annotations
@@ -37,6 +30,10 @@ log = structlog.get_logger("connectus_worker.worker.campaign_status")
 
 #: Campaigns considered per pass: the newest ones (finished ones still get statuses).
 RECENT = 20
+_POLLED = (CampaignState.RUNNING, CampaignState.FINISHED, CampaignState.WINDOW,
+           CampaignState.PAUSED)  # fmt: skip
+#: Job states that may still get a delivery status.
+_OPEN = ("sent", "queued", "sending", "retrying", "unknown")
 
 
 class StatusPoller:
@@ -63,8 +60,7 @@ class StatusPoller:
         recorded = 0
         budget = self.per_pass
         for campaign in self.campaigns.recent(limit=RECENT):
-            if campaign.state not in (CampaignState.RUNNING, CampaignState.FINISHED,
-                                      CampaignState.WINDOW, CampaignState.PAUSED):  # fmt: skip
+            if campaign.state not in _POLLED:
                 continue
             if campaign.transport is Transport.V1_BULK:
                 recorded += self._poll_bulk(campaign)
@@ -74,10 +70,6 @@ class StatusPoller:
                 got, used = self._poll_v3(campaign, budget)
                 recorded, budget = recorded + got, budget - used
         return recorded
-
-    def _client(self, campaign: Campaign) -> ConnectusClient:
-        """The client of the campaign's account (``KeyError``: not configured here)."""
-        return self.clients.of(campaign.account)
 
     def _due(self, marks: dict[str, int], chunk: int, sent_ms: int | None) -> bool:
         now = self.clock()
@@ -96,10 +88,11 @@ class StatusPoller:
             # A chunk sent as several calls (query-string size) has one delivery each.
             for one in id_delivery.split(","):
                 try:
-                    answer = self._client(campaign).v1.check_delivery_status(id_delivery=one)
+                    answer = self.clients.of(campaign.account).v1.check_delivery_status(
+                        id_delivery=one
+                    )
                 except ConnectusError as exc:
-                    log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
-                                error=type(exc).__name__)  # fmt: skip
+                    _failed(exc, campaign=cid, chunk=chunk)
                     return recorded
                 for message in answer.messages:
                     job_id = self.jobs.job_for_provider_id(message.provider_id or "")
@@ -110,19 +103,15 @@ class StatusPoller:
         return recorded
 
     def _watch_released(self, campaign: Campaign) -> None:
-        """E-mail and WhatsApp: hand each released chunk's jobs, once, to the
-        status-watch set (worker.channel_status polls them)."""
-        cid = campaign.campaign_id
-        marks = self.campaigns.poll_marks(cid)
+        """Hand each released chunk's jobs, once, to the status-watch set."""
+        marks = self.campaigns.poll_marks(campaign.campaign_id)
         for chunk in range(campaign.cursor):
-            if f"{chunk}:done" in marks:
-                continue
-            base = chunk * campaign.chunk_size
-            ids = [job_id_for(cid, base + i) for i in range(campaign.chunk_rows(chunk))]
-            watch(self.jobs.client, self.jobs.keys, ids, self.clock())
-            self.campaigns.mark_polled(cid, chunk, done=True)
+            if f"{chunk}:done" not in marks:
+                watch(self.jobs.client, self.jobs.keys, _job_ids(campaign, chunk), self.clock())
+                self.campaigns.mark_polled(campaign.campaign_id, chunk, done=True)
 
     def _poll_v3(self, campaign: Campaign, budget: int) -> tuple[int, int]:
+        """(statuses recorded, calls made) of one v3 SMS campaign, in at most ``budget`` calls."""
         cid = campaign.campaign_id
         marks = self.campaigns.poll_marks(cid)
         # A chunk in a Connectus delivery of its own (worker.campaign_deliveries):
@@ -132,46 +121,52 @@ class StatusPoller:
         for chunk in range(campaign.cursor):
             if used >= budget:
                 break
-            base = chunk * campaign.chunk_size
-            ids = [job_id_for(cid, base + i) for i in range(campaign.chunk_rows(chunk))]
+            ids = _job_ids(campaign, chunk)
             records = list(self.campaigns.jobs_state(ids))
             sent = [int(r["sent_at"]) for r in records if r.get("sent_at")]
             if not self._due(marks, chunk, max(sent) if sent else None):
                 continue
             open_ = [(job_id, r) for job_id, r in zip(ids, records, strict=True)
-                     if r.get("state") in ("sent", "queued", "sending", "retrying", "unknown")
+                     if r.get("state") in _OPEN
                      and not is_final(r.get("delivery_status"))]  # fmt: skip
             listed: dict[str, str] = {}
             if chunk in deliveries and any(r.get("provider_id") for _, r in open_):
                 used += 1
                 try:
-                    info = self._client(campaign).v3.sms_delivery_info(
+                    info = self.clients.of(campaign.account).v3.sms_delivery_info(
                         id_delivery=deliveries[chunk]
                     )
                 except ConnectusError as exc:
-                    log.warning("campaign.status_poll_failed", campaign=cid, chunk=chunk,
-                                error=type(exc).__name__)  # fmt: skip
+                    _failed(exc, campaign=cid, chunk=chunk)
                     return recorded, used
                 listed = {m.id: m.platform_status for m in info.messages
                           if m.id and m.platform_status}  # fmt: skip
             for job_id, record in open_:
-                if record.get("state") != "sent" or not record.get("provider_id"):
+                provider_id = record.get("provider_id")
+                if record.get("state") != "sent" or not provider_id:
                     continue
-                if record["provider_id"] in listed:
-                    status = listed[record["provider_id"]]
+                status = listed.get(provider_id)
+                if status is None:
+                    if used >= budget:
+                        break
+                    used += 1
+                    try:
+                        sms = self.clients.of(campaign.account).v3.get_sms(id_sms=provider_id)
+                    except ConnectusError as exc:
+                        _failed(exc, campaign=cid, job_id=job_id)
+                        return recorded, used
+                    status = sms.platform_status
+                if status:
                     recorded += self.statuses.record(job_id, status, self.clock())
-                    continue
-                if used >= budget:
-                    break
-                used += 1
-                try:
-                    sms = self._client(campaign).v3.get_sms(id_sms=record["provider_id"])
-                except ConnectusError as exc:
-                    log.warning("campaign.status_poll_failed", campaign=cid, job_id=job_id,
-                                error=type(exc).__name__)  # fmt: skip
-                    return recorded, used
-                if sms.platform_status:
-                    recorded += self.statuses.record(job_id, sms.platform_status, self.clock())
             done = all(r.get("state") in ("failed", "cancelled") for _, r in open_)
             self.campaigns.mark_polled(cid, chunk, done=done or not open_)
         return recorded, used
+
+
+def _job_ids(campaign: Campaign, chunk: int) -> list[str]:
+    base = chunk * campaign.chunk_size
+    return [job_id_for(campaign.campaign_id, base + i) for i in range(campaign.chunk_rows(chunk))]
+
+
+def _failed(exc: ConnectusError, **where: str | int) -> None:
+    log.warning("campaign.status_poll_failed", error=type(exc).__name__, **where)

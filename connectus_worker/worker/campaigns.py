@@ -1,19 +1,11 @@
-"""The campaign pump: starts campaigns on time, keeps their windows, releases chunks.
+"""The campaign pump: starts campaigns on time, keeps their send windows, releases chunks.
 
-Scheduling is done here, by the workers, not by Connectus deliveries with a
-``deliver_at`` (why: README, "Campaigns"). Every worker process's housekeeper
-calls :meth:`CampaignPump.tick` about twice a second; for each active campaign
-one process at a time (a short per-campaign lease; the release script's
-compare-and-set makes a second one harmless) moves it one step: ``scheduled``
-to ``running``, ``window`` or ``late``; ``running`` releases chunks while
-fewer than ``CAMPAIGN_MAX_PENDING`` recipients are pending and is ``finished``
-once every one has an outcome; ``window`` and ``running`` follow the send
-window (parked messages return when it opens). The states and why a release is
-safe: docs/campaigns.md.
-
-Releasing lazily from the stored list keeps Redis small (a pending recipient
-is a JSON row, not a job and a message), and a paused or cancelled campaign
-has at most ``CAMPAIGN_MAX_PENDING`` jobs to stop.
+Every worker's housekeeper calls :meth:`CampaignPump.tick` about twice a second; one
+process at a time (a short per-campaign lease; the release script's compare-and-set
+makes a second one harmless) moves each active campaign one step. Chunks are released
+lazily from the stored list while fewer than ``CAMPAIGN_MAX_PENDING`` recipients are
+pending: Redis stays small, and a paused or cancelled campaign has few jobs to stop.
+The states and why a release is safe: docs/campaigns.md.
 """
 
 from __future__ import annotations
@@ -30,9 +22,8 @@ from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.render import masked, payload_for
 from connectus_worker.campaign.store import CampaignStore, ReleasedJob, job_id_for
 from connectus_worker.domain.models import Kind
-from connectus_worker.ledger.job_messages import new_message
 from connectus_worker.ledger.jobs import epoch_ms
-from connectus_worker.worker.campaign_messages import chunk_message
+from connectus_worker.worker.campaign_messages import chunk_message, single_message
 
 log = structlog.get_logger("connectus_worker.worker.campaigns")
 
@@ -57,11 +48,10 @@ class CampaignPump:
         shorten: Callable[[str, str | None], tuple[str, str]] | None = None,
         open_delivery: Callable[[Campaign, int], str] | None = None,
     ) -> None:
-        """``shorten(url, account) -> (short_link, id)``: ``POST /api_v3/short_link``
-        with the campaign's account (None: the first; see :mod:`campaign.links`), whose
-        listing then shows the link and its clicks; None: a campaign with link tokens waits.
-        ``open_delivery(campaign, chunk) -> id_delivery``: the chunk's Connectus
-        delivery (:mod:`worker.campaign_deliveries`); None: chunks are sent without."""
+        """``shorten(url, account) -> (short_link, id)``: ``POST /api_v3/short_link`` at the
+        campaign's account (:mod:`campaign.links`); None: a campaign with link tokens waits.
+        ``open_delivery(campaign, chunk) -> id_delivery`` (:mod:`worker.campaign_deliveries`);
+        None: chunks are sent without one."""
         self.store = store
         self.queue = queue
         self.max_pending = max_pending
@@ -87,12 +77,8 @@ class CampaignPump:
         return released
 
     def step(self, campaign: Campaign) -> int:
-        """Move one campaign one step; returns chunks released.
-
-        A campaign that starts (or whose window opens) releases its first
-        chunks in the same step: waiting for the next tick would delay every
-        campaign's first send by one ``promote_interval_s``.
-        """
+        """Move one campaign one step; returns chunks released. A campaign that starts
+        (or whose window opens) releases in the same step, not one tick later."""
         now = self.clock()
         if LINK.search(campaign.text):
             shortened = self._shorten_links(campaign)
@@ -118,12 +104,9 @@ class CampaignPump:
         return 0
 
     def _shorten_links(self, campaign: Campaign) -> Campaign | None:
-        """Shorten the campaign's ``{link:...}`` URLs, once per campaign, and store the
-        rewritten text and the links; None (try again next tick) if that failed.
-
-        The pump lease keeps other processes out; a crash between the calls and
-        the write costs one unused short link, never a recipient without one.
-        """
+        """Shorten the ``{link:...}`` URLs once and store the rewritten text and links;
+        None (try again next tick) if that failed. A crash between the calls and the
+        write costs one unused short link, never a recipient without one."""
         if self.shorten is None:
             log.warning("campaign.links_not_shortened", campaign=campaign.campaign_id,
                         reason="no Connectus client in this process")  # fmt: skip
@@ -161,9 +144,7 @@ class CampaignPump:
         pending = sum(counts.get(s, 0) for s in PENDING_STATES)
         limit = max(self.max_pending, campaign.chunk_size)
         released = 0
-        lost = False
-        more = campaign.cursor < campaign.chunks
-        while not lost and more and pending + campaign.chunk_size <= limit:
+        while campaign.cursor < campaign.chunks and pending + campaign.chunk_size <= limit:
             # The next chunks' rows in one round trip for all of them: the pump is
             # one thread that every sender waits on, and each of its round trips
             # queues behind the senders' batch scripts in Redis.
@@ -172,16 +153,12 @@ class CampaignPump:
             # A v1 bulk chunk is released without its rows (its claim reads them).
             bulk = campaign.transport is Transport.V1_BULK
             for rows in [None] * ahead if bulk else self._read_chunks(campaign, ahead):
-                if pending + campaign.chunk_size > limit:
-                    break
-                n = self.release_chunk(campaign, rows)
-                if n is None:
-                    lost = True
-                    break
-                pending += n
+                count = self._release_chunk(campaign, rows)
+                if count is None:
+                    return released  # lost the race: another process released it
+                pending += count
                 released += 1
                 campaign = replace(campaign, cursor=campaign.cursor + 1)
-            more = campaign.cursor < campaign.chunks
         if campaign.cursor >= campaign.chunks and pending == 0:
             self._move(campaign, CampaignState.FINISHED, {CampaignState.RUNNING}, finished_at=now)
         return released
@@ -198,24 +175,17 @@ class CampaignPump:
             chunks.append(json.loads(data))
         return chunks
 
-    def release_chunk(self, campaign: Campaign, rows: list[list[str]] | None = None) -> int | None:
-        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race.
-
-        ``rows``: the chunk's rows when already read.
-        """
+    def _release_chunk(self, campaign: Campaign, rows: list[list[str]] | None) -> int | None:
+        """Release chunk ``campaign.cursor``; its row count, or None if it lost the race."""
         number = campaign.cursor
-        if campaign.transport is Transport.V1_BULK:
-            # One message for the chunk; its claim makes the records (release_bulk).
+        if rows is None:
+            # v1 bulk: one message for the chunk; its claim makes the records (release_bulk).
             message = chunk_message(self.queue, campaign.campaign_id, number)
             if not self.store.release_bulk(campaign, queue=self.queue, chunk_message=message):
                 return None
-            count = campaign.chunk_rows(number)
-        else:
-            if rows is None:
-                (rows,) = self._read_chunks(campaign, 1)
-            if not self._release_jobs(campaign, rows):
-                return None
-            count = len(rows)
+        elif not self._release_jobs(campaign, rows):
+            return None
+        count = campaign.chunk_rows(number) if rows is None else len(rows)
         log.info("campaign.chunk_released", campaign=campaign.campaign_id, chunk=number,
                  recipients=count)  # fmt: skip
         return count
@@ -223,7 +193,6 @@ class CampaignPump:
     def _release_jobs(self, campaign: Campaign, rows: list[list[str]]) -> bool:
         """Release a chunk with a job and a message per row (v3 sends)."""
         number = campaign.cursor
-        base = number * campaign.chunk_size
         now = self.clock()
         # A number may have answered STOP since the campaign was accepted.
         phones = campaign.kind is not Kind.EMAIL
@@ -231,19 +200,15 @@ class CampaignPump:
         id_delivery = self._delivery(campaign, number)
         jobs = []
         for offset, (row, out) in enumerate(zip(rows, opted_out, strict=True)):
-            index = base + offset
+            index = number * campaign.chunk_size + offset
             job_id = job_id_for(campaign.campaign_id, index)
-            key = f"campaign:{campaign.campaign_id}:{index}"
             payload, units = payload_for(campaign, row)
             if id_delivery:
                 payload["id_delivery"] = id_delivery
-            job = {"job_id": job_id, "kind": campaign.kind.value, "key": key,
-                   "queue": self.queue, "payload": payload, "created_ms": now,
-                   "campaign": campaign.campaign_id, "account": campaign.account}  # fmt: skip
-            message = new_message(self.queue, campaign.kind.actor_name, job)
-            jobs.append(
-                ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out, dst=row[0])
-            )
+            message = single_message(campaign, job_id, payload, self.queue, now)
+            key = f"campaign:{campaign.campaign_id}:{index}"
+            jobs.append(ReleasedJob(job_id, key, masked(campaign, row[0]), units, message, out,
+                                    dst=row[0]))  # fmt: skip
         if not self.store.release(campaign, jobs, queue=self.queue):
             return False  # lost the race: the delivery stays empty (nothing charged)
         if id_delivery:

@@ -1,24 +1,19 @@
 """Delivery statuses and e-mail events of e-mail and WhatsApp jobs, polled at Connectus.
 
-No webhook reports them, so the housekeeper polls the due jobs of the
-status-watch set (:mod:`ledger.status_watch`): ``GET /api_v3/email/:id`` (status
-and ``ABIERTO``/``CLICKEADO`` events) or ``GET /api_v3/whatsapp/status``, until
-a final status (an e-mail: until clicked or undeliverable), for at most
-``STATUS_POLL_MAX_AGE_S``. The table, the limits and what is recorded:
-docs/campaigns.md, "E-mail and WhatsApp statuses".
-
-Bounded: a due job is taken and moved one interval later in one script
-(``claim_watch.lua``), so it costs at most one lookup per interval whatever the
-number of processes; a pass takes at most ``per_pass`` jobs and stops after
-``max_pass_s`` (it runs on the housekeeping thread). The status and each event
-are recorded once, with their events-stream entries, in ``channel_status.lua``.
+No webhook reports them, so the housekeeper polls the due jobs of the status-watch set
+(:mod:`ledger.status_watch`): ``GET /api_v3/email/:id`` (status and ``ABIERTO`` /
+``CLICKEADO`` events) or ``GET /api_v3/whatsapp/status``, until a final status (an
+e-mail: clicked or undeliverable), for at most ``STATUS_POLL_MAX_AGE_S`` (docs/campaigns.md,
+"E-mail and WhatsApp statuses"). Bounded: ``claim_watch.lua`` takes a due job and moves it
+one interval later, so it costs one lookup per interval whatever the number of processes;
+a pass takes at most ``per_pass`` jobs and stops after ``max_pass_s`` (it runs on the
+housekeeping thread). ``channel_status.lua`` records the status and each event once.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 
 import redis
 import structlog
@@ -52,12 +47,6 @@ WHATSAPP_FINAL = frozenset({"DELIVERED", "READ", "FAILED", "UNDELIVERED", "REJEC
 _NEVER_SENT = frozenset({"failed", "cancelled", "expired"})
 _FIELDS = ("kind", "state", "provider_id", "sent_at", "created_at", "deliver_at",
            "email_clicked_at", "account", "campaign")  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class Polled:
-    status: str
-    events: tuple[tuple[str, str], ...]  # (event, timestamp)
 
 
 class ChannelStatusPoller:
@@ -94,12 +83,8 @@ class ChannelStatusPoller:
         self._stream = f"{self.keys.prefix}:events"  # service.events.events_key
 
     def run_once(self) -> int:
-        """One pass; returns how many lookups it made.
-
-        The housekeeper thread also promotes due jobs and pumps campaigns, so a
-        pass stops taking jobs after ``max_pass_s`` (``monotonic`` seconds): jobs
-        are taken :data:`BATCH` at a time, and the rest wait for the next tick.
-        """
+        """One pass, :data:`BATCH` jobs at a time until ``max_pass_s`` (``monotonic``
+        seconds) have passed; returns how many lookups it made."""
         started = self.monotonic()
         lookups = taken_total = 0
         while taken_total < self.per_pass and self.monotonic() - started < self.max_pass_s:
@@ -131,30 +116,39 @@ class ChannelStatusPoller:
 
     def _one(self, job_id: str, record: dict[str, str], now: int) -> str:
         """``drop`` (never looked up again), ``wait`` (not sent yet), ``polled`` or ``final``."""
-        kind = record.get("kind")
         state = record.get("state")
-        if kind not in WATCHED_KINDS or state in _NEVER_SENT:
+        if record.get("kind") not in WATCHED_KINDS or state in _NEVER_SENT:
             return "drop"
+        kind = Kind(record["kind"])
         anchor = record.get("sent_at") or max(
             record.get("created_at", "0"), record.get("deliver_at", "0"), key=int
         )
         if now - int(anchor) > self.max_age_ms:
-            self._count(Kind(kind), "too_old")
+            self._count(kind, "too_old")
             return "drop"
         provider_id = record.get("provider_id")
         if state != "sent" or not provider_id:
             return "wait"
         try:
-            polled = self.lookup(Kind(kind), provider_id, self._account(record))
+            client = self.clients.of(self._account(record))
+            if kind is Kind.WHATSAPP:
+                status, events = client.v3.whatsapp_status(message_id=provider_id).status, []
+            else:
+                email = client.v3.get_email(id_email=provider_id)
+                status, events = email.status, [(e.event, e.timestamp or "") for e in email.events]
         except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
             log.warning("status_poll.failed", job_id=job_id, kind=kind, error=type(exc).__name__)
-            self._count(Kind(kind), "error")
+            self._count(kind, "error")
             return "polled"
-        self._save(job_id, Kind(kind), provider_id, polled, now)
-        clicked = record.get("email_clicked_at") or any(e == "CLICKEADO" for e, _ in polled.events)
-        final = _final(Kind(kind), polled.status, bool(clicked))
-        self._count(Kind(kind), "final" if final else "polled")
-        return "final" if final else "polled"
+        self._save(job_id, kind, provider_id, status, events, now)
+        if kind is Kind.WHATSAPP:
+            final = is_final(status) or status.upper() in WHATSAPP_FINAL
+        else:
+            clicked = record.get("email_clicked_at") or any(e == "CLICKEADO" for e, _ in events)
+            final = status in EMAIL_DEAD_ENDS or bool(clicked)
+        verdict = "final" if final else "polled"
+        self._count(kind, verdict)
+        return verdict
 
     def _account(self, record: dict[str, str]) -> str | None:
         """A job's account: its record's, or its campaign's (a campaign job's record has none)."""
@@ -162,22 +156,19 @@ class ChannelStatusPoller:
             return record.get("account")
         return text(self.redis.hget(self.keys.campaign(record["campaign"]), "account") or b"")
 
-    def lookup(self, kind: Kind, provider_id: str, account: str | None = None) -> Polled:
-        """One status call for one job (see the module table), at ``account`` (None: the first)."""
-        client = self.clients.of(account)
-        if kind is Kind.WHATSAPP:
-            wa = client.v3.whatsapp_status(message_id=provider_id)
-            return Polled(wa.status, ())
-        email = client.v3.get_email(id_email=provider_id)
-        events = tuple((e.event, e.timestamp or "") for e in email.events)
-        return Polled(email.status, events)
-
-    def _save(self, job_id: str, kind: Kind, provider_id: str, polled: Polled, now: int) -> None:
-        rank = STATUS_RANK.get(polled.status, 0)
-        args: list[str | int] = [now, self.events_maxlen, polled.status, rank, kind.value,
-                                 provider_id]  # fmt: skip
+    def _save(
+        self,
+        job_id: str,
+        kind: Kind,
+        provider_id: str,
+        status: str,
+        events: list[tuple[str, str]],
+        now: int,
+    ) -> None:
+        args: list[str | int] = [now, self.events_maxlen, status, STATUS_RANK.get(status, 0),
+                                 kind.value, provider_id]  # fmt: skip
         seen: set[str] = set()
-        for event, timestamp in polled.events:
+        for event, timestamp in events:
             field = EVENT_FIELDS.get(event)
             if field is not None and field not in seen:  # the first of each (the open time)
                 seen.add(field)
@@ -185,16 +176,10 @@ class ChannelStatusPoller:
         answer = self._record(keys=[self.keys.job(job_id), self._stream], args=args)
         if self.metrics is not None:
             if int(answer[0]):
-                self.metrics.delivery_status(kind, polled.status)
+                self.metrics.delivery_status(kind, status)
             for event in answer[1:]:
                 self.metrics.email_event(text(event))
 
     def _count(self, kind: Kind, result: str) -> None:
         if self.metrics is not None:
             self.metrics.status_lookup(kind, result)
-
-
-def _final(kind: Kind, status: str, clicked: bool) -> bool:
-    if kind is Kind.WHATSAPP:
-        return is_final(status) or status.upper() in WHATSAPP_FINAL
-    return status in EMAIL_DEAD_ENDS or clicked

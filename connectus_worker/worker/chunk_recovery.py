@@ -1,15 +1,10 @@
 """v1 bulk chunk messages that a worker older than this version dead-lettered, put back.
 
-A v1 bulk chunk's job records are made by its first claim
-(``ledger/lua/claim_bulk.lua``), and its message says so
-(``records="claim"``, :func:`worker.campaign_messages.chunk_message`). A worker of an
-older version, met during a rolling update or after a rollback, would find
-no records and skip the chunk for good; the extra argument makes it
-dead-letter the message as malformed instead (it expects exactly one
-argument). Every maintenance pass of this version looks for such entries
-(``malformed:*`` whose kept arguments name a chunk with ``records="claim"``)
-and moves each back to the bulk queue, in one script. Moving one back twice
-is harmless: a chunk made once is claimed job by job.
+A chunk message says its records are made by its first claim (``records="claim"``,
+:func:`worker.campaign_messages.chunk_message`). An older worker (a rolling update,
+a rollback) dead-letters it as malformed instead of skipping the chunk for good; each
+maintenance pass moves such entries back to the bulk queue, in one script. Moving one
+back twice is harmless: a chunk made once is claimed job by job.
 """
 
 from __future__ import annotations
@@ -72,16 +67,9 @@ def refused_chunk(data: Any) -> tuple[str, int] | None:
     that this version's actor takes (:func:`worker.campaign_messages.chunk_of`)."""
     try:
         kept = json.loads(data)
-    except (TypeError, ValueError):
-        return None
-    if not isinstance(kept, dict) or kept.get("actor") != BULK_ACTOR:
-        return None
-    args, kwargs = kept.get("args"), kept.get("kwargs")
-    if not isinstance(args, list) or not isinstance(kwargs, dict):
-        return None
-    if any(kwargs.get(k) != v for k, v in RECORDS_AT_CLAIM.items()):
-        return None  # an older pump's message: its refusal was not about records
-    try:
+        actor, args, kwargs = kept["actor"], kept["args"], kept["kwargs"]
+        if actor != BULK_ACTOR or any(kwargs.get(k) != v for k, v in RECORDS_AT_CLAIM.items()):
+            return None  # an older pump's message: its refusal was not about records
         return chunk_of(args, kwargs)
-    except ValueError:
+    except (TypeError, ValueError, LookupError, AttributeError):  # not such a message
         return None

@@ -1,17 +1,17 @@
-"""Provider ids learnt after the send, for jobs Connectus accepted without naming them.
+"""Finding a sent message again in Connectus's listings, and the provider-id lookup.
 
-The documented SMS answer (``{"status": "ESME_ROK"}``) names no record, but
-webhooks, status polls and reports need Connectus's id: the reconciler's pass
-looks it up in the kind's listing (``delivery_info`` or ``date_report``,
-``whatsapp/messages``, the QR ``get-last-*messages``; e-mail has none:
-``no_listing``) and records ``provider_id_lookup`` on the job. Where each kind
-is looked up and what each verdict means: docs/connectus-api.md, "The provider
-id of a send accepted without one".
+Each kind names its listing in ``KINDS`` (``lookup``): :class:`Finder` searches it
+for a message's destination and keyed content digest. The reconciler
+(:mod:`worker.reconcile`) uses it to settle ``unknown`` jobs, and :class:`IdLookup`
+to learn the provider id of jobs Connectus accepted without naming it (the
+documented SMS answer, ``{"status": "ESME_ROK"}``), which webhooks, status polls
+and reports need; it records ``provider_id_lookup`` on the job. Where each kind is
+looked up and what each verdict means: docs/connectus-api.md, "The provider id of
+a send accepted without one".
 
 An entry (``{prefix}:idlookup:data``) keeps the destination and
 :func:`domain.hashing.content_digest` of the content, never the content nor a
-plain hash of it (an entry written before the key, a plain ``sha256``, is
-keyed when read). A record already indexed to another job is never taken (the
+plain hash of it. A record already indexed to another job is never taken (the
 script checks and takes the index atomically): identical messages to one
 number are matched one to one.
 """
@@ -21,9 +21,10 @@ from __future__ import annotations
 import json
 import re
 from collections import Counter
-from collections.abc import Mapping
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -33,49 +34,165 @@ from connectus_worker.ledger.jobs import JobStore
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 from connectus_worker.worker.accounts import ByAccount
+from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.errors import ConnectusError
-
-if TYPE_CHECKING:
-    from connectus_worker.worker.reconcile import LookupCache
 
 log = structlog.get_logger("connectus_worker.worker.id_lookup")
 
-#: ``provider_id_lookup`` values on a job record.
-PENDING, FOUND, NOT_FOUND, NO_LISTING = "pending", "found", "not_found", "no_listing"
+#: ``provider_id_lookup`` values the send path writes (id_lookup.lua writes the verdicts).
+PENDING, NO_LISTING = "pending", "no_listing"
 
 #: Most candidate ids handed to the script per job (the first free one is taken).
 MAX_CANDIDATES = 200
+
+Listed = tuple[str | None, str | None, str | None]  # (provider id, destination, content)
 
 _NOT_DIGITS = re.compile(r"\D")
 _SCRIPT = load(__package__, "id_lookup.lua")
 
 
-def lookup_entry(
-    kind: Kind, payload: Mapping[str, Any], key: bytes, account: str | None = None
-) -> bytes | None:
-    """What the lookup of one sent job matches on (JSON), or None when nothing lists it.
+def entry_of(
+    kind: Kind,
+    payload: Mapping[str, Any],
+    key: bytes,
+    account: str | None = None,
+    digest: str | None = None,
+) -> dict[str, Any] | None:
+    """What finds one sent job in its kind's listing, or None when it has none.
 
     ``key``: the content-digest key (``Settings.content_key``); ``account``: whose
-    listings have it (None: the first account's).
+    listings have it (None: the first account's); ``digest``: the content's, when
+    the payload has lost its text (an OTP's kept copy).
     """
     spec = kind.spec
-    if not spec.listed:
+    if spec.lookup is None:
         return None
     dst = payload.get(spec.dst_field)
     entry = {
         "kind": kind.value,
-        "dst": _digits(dst if spec.person else None),
+        "dst": _digits(dst) if spec.person else None,
         "src": payload.get("src_number"),
         "id_delivery": payload.get("id_delivery"),
         "group": None if spec.person else dst,
-        "digest": content_digest(key, str(payload.get(spec.content_field) or "")),
+        "digest": digest or content_digest(key, str(payload.get(spec.content_field) or "")),
         "account": account,
     }
-    return json.dumps({k: v for k, v in entry.items() if v is not None}).encode()
+    return {k: v for k, v in entry.items() if v is not None}
+
+
+def lookup_entry(
+    kind: Kind, payload: Mapping[str, Any], key: bytes, account: str | None = None
+) -> bytes | None:
+    """:func:`entry_of` as stored (JSON), or None when nothing lists the kind."""
+    entry = entry_of(kind, payload, key, account)
+    return None if entry is None else json.dumps(entry).encode()
 
 
 def _digits(value: Any) -> str:
     return _NOT_DIGITS.sub("", str(value or ""))
+
+
+def listed_digests(key: bytes, content: str) -> list[str]:
+    """The keyed digests a listed content stands for: of itself, and of the hash it is
+    when it looks like one (an OTP listed as Connectus's plain SHA-256)."""
+    digests = [content_digest(key, content)]
+    if len(content) == 64 and all(c in "0123456789abcdef" for c in content):
+        digests.append(provider_hash_digest(key, content))
+    return digests
+
+
+class LookupCache:
+    """One account's Connectus listings for one pass, each fetched at most once."""
+
+    def __init__(self, client: ConnectusClient, zone: ZoneInfo) -> None:
+        self.client = client
+        self.zone = zone
+        self.cache: dict[tuple[str, ...], list[Listed]] = {}
+
+    def _get(self, key: tuple[str, ...], fetch: Callable[[], list[Listed]]) -> list[Listed]:
+        if key not in self.cache:
+            self.cache[key] = fetch()
+        return self.cache[key]
+
+    def sms(self, id_delivery: str | None, created_at: datetime) -> list[Listed]:
+        """The delivery's messages, or the report from the day before ``created_at`` to today."""
+        if id_delivery:
+            return self._get(("delivery", id_delivery), lambda: [
+                (m.id, m.dst_number, m.sms_content)
+                for m in self.client.v3.sms_delivery_info(id_delivery=id_delivery).messages
+            ])  # fmt: skip
+        begin = created_at.astimezone(self.zone).date() - timedelta(days=1)
+        end = datetime.now(UTC).astimezone(self.zone).date()
+        return self._get(("report", begin.isoformat(), end.isoformat()), lambda: [
+            (m.id, m.dst_number, m.sms_content)
+            for m in self.client.v3.sms_date_report(begin_date=begin, end_date=end)
+        ])  # fmt: skip
+
+    def whatsapp(self, src: str, dst: str) -> list[Listed]:
+        return self._get(("wa", src, dst), lambda: [
+            (m.message_id, m.dst_number, m.whatsapp_content)
+            for m in self.client.v3.whatsapp_messages(src_number=src, dst_number=dst)
+        ])  # fmt: skip
+
+    def qr(self, number: str) -> list[Listed]:
+        return self._get(("qr", number), lambda: [
+            (m.message_id, None, m.message) for m in self.client.qr.last_messages(number=number)
+            if m.from_me is not False
+        ])  # fmt: skip
+
+    def qr_group(self, group_name: str) -> list[Listed]:
+        return self._get(("qr_group", group_name), lambda: [
+            (m.message_id, None, m.message)
+            for m in self.client.qr.last_group_messages(group_name=group_name)
+            if m.from_me is not False
+        ])  # fmt: skip
+
+
+class Finder:
+    """The ids one pass's listings show for an entry, each listing indexed once."""
+
+    def __init__(self, lookups: LookupCache | Mapping[str, LookupCache], key: bytes) -> None:
+        # By account: each job is looked up in its account's listings.
+        self.caches = ByAccount.of_one(lookups)
+        self.key = key
+        self._indexed: dict[int, dict[tuple[str, str], list[str]]] = {}
+
+    def ids(self, entry: Mapping[str, Any], since: datetime) -> Iterator[list[str]]:
+        """The ids listed with the entry's destination and digest, listing by listing in
+        the order to search them; a listing is fetched only when reached. ``KeyError``:
+        the entry's account is not configured here."""
+        lookups = self.caches.of(entry.get("account"))
+        lookup = Kind(entry["kind"]).spec.lookup
+        dst, digest = str(entry.get("dst", "")), entry["digest"]
+        if lookup == "sms":
+            if entry.get("id_delivery"):
+                yield self._match(lookups.sms(entry["id_delivery"], since), dst, digest)
+            # Sent again without its delivery once that executed
+            # (worker.campaign_deliveries): the day's report has it.
+            yield self._match(lookups.sms(None, since), dst, digest)
+        elif lookup == "whatsapp":
+            yield self._match(lookups.whatsapp(str(entry.get("src", "")), dst), dst, digest)
+        # A QR listing is of the number or the group already: not matched on a destination.
+        elif lookup == "qr":
+            yield self._match(lookups.qr(dst), "", digest)
+        elif lookup == "qr_group":
+            yield self._match(lookups.qr_group(str(entry.get("group", ""))), "", digest)
+
+    def _match(self, listing: list[Listed], dst: str, digest: str) -> list[str]:
+        """Ids in listing order for (destination digits or "", keyed content digest)."""
+        by_dst = bool(dst)
+        key = id(listing) * 2 + by_dst  # listings live as long as the pass's cache
+        index = self._indexed.get(key)
+        if index is None:
+            index = {}
+            for provider_id, listed_dst, content in listing:
+                if provider_id is None or content is None:
+                    continue
+                where = _digits(listed_dst) if by_dst else ""
+                for one in listed_digests(self.key, content):
+                    index.setdefault((where, one), []).append(provider_id)
+            self._indexed[key] = index
+        return index.get((dst, digest), [])
 
 
 class IdLookup:
@@ -109,7 +226,7 @@ class IdLookup:
             return Counter()
         ids = [text(job_id) for job_id, _ in rows]
         entries = self.store.client.hmget(keys.id_lookup_data, ids)
-        matcher = _Matcher(lookups, self.content_key)
+        finder = Finder(lookups, self.content_key)
         pipe = self.store.client.pipeline(transaction=False)
         asked: list[str] = []
         outcomes: Counter[str] = Counter()
@@ -117,8 +234,15 @@ class IdLookup:
             job_id, sent_ms = text(member), int(score)
             entry = json.loads(raw) if raw else None
             give_up = entry is None or now - sent_ms >= self.window_ms
+            found: list[str] = []
             try:
-                found = matcher.candidates(entry, sent_ms) if entry else []
+                if entry is not None:
+                    if "digest" not in entry:  # written before the digests were keyed
+                        entry["digest"] = provider_hash_digest(
+                            self.content_key, str(entry.get("sha256"))
+                        )
+                    sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
+                    found = next((ids for ids in finder.ids(entry, sent) if ids), [])
             except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
                 # Connectus down, or a listing it refuses (an unknown delivery is a
                 # 404): look again next pass, until the window has passed.
@@ -126,7 +250,6 @@ class IdLookup:
                 if not give_up:
                     outcomes["lookup_failed"] += 1
                     continue
-                found = []
             if not found and not give_up:
                 outcomes["waiting"] += 1
                 continue
@@ -146,65 +269,3 @@ class IdLookup:
                 log.warning("id_lookup.not_found", job_id=asked_id)
         log.info("id_lookup.pass", **outcomes)
         return outcomes
-
-
-class _Matcher:
-    """Candidate ids for an entry, from one pass's listings (each hashed once)."""
-
-    def __init__(self, lookups: LookupCache | Mapping[str, LookupCache], key: bytes) -> None:
-        # By account: each job is looked up in its account's listings.
-        self.caches = ByAccount.of_one(lookups)
-        self.key = key
-        self._indexed: dict[int, dict[tuple[str, str], list[str]]] = {}
-
-    def candidates(self, entry: Mapping[str, Any], sent_ms: int) -> list[str]:
-        lookups = self.caches.of(entry.get("account"))
-        kind = Kind(entry["kind"])
-        dst = str(entry.get("dst", ""))
-        # Entries written before the digests were keyed carry a plain "sha256".
-        digest = entry.get("digest") or provider_hash_digest(self.key, str(entry.get("sha256")))
-        if kind in (Kind.SMS, Kind.OTP):
-            sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
-            listing = lookups.sms(entry.get("id_delivery"), sent)
-            if entry.get("id_delivery"):
-                found = self._index(listing, by_dst=True).get((dst, digest), [])
-                if found:
-                    return found
-                # Sent again without its delivery once that executed
-                # (worker.campaign_deliveries): the day's report has it.
-                listing = lookups.sms(None, sent)
-        elif kind is Kind.WHATSAPP:
-            listing = lookups.whatsapp(str(entry.get("src", "")), dst)
-        elif kind is Kind.WHATSAPP_QR_GROUP:
-            listing = lookups.qr_group(str(entry.get("group", "")))
-            dst = ""  # the group's listing is of this group already
-        else:
-            listing = lookups.qr(dst)
-            dst = ""  # the QR listing is of this number already
-        return self._index(listing, by_dst=bool(dst)).get((dst, digest), [])
-
-    def _index(
-        self, listing: list[tuple[str | None, str | None, str | None]], *, by_dst: bool
-    ) -> dict[tuple[str, str], list[str]]:
-        """(destination digits, keyed content digest) -> ids in listing order, built once."""
-        key = id(listing) * 2 + by_dst  # listings live as long as the pass's cache
-        index = self._indexed.get(key)
-        if index is None:
-            index = {}
-            for provider_id, dst, content in listing:
-                if provider_id is None or content is None:
-                    continue
-                where = _digits(dst) if by_dst else ""
-                for digest in listed_digests(self.key, content):
-                    index.setdefault((where, digest), []).append(provider_id)
-            self._indexed[key] = index
-        return index
-
-
-def listed_digests(key: bytes, content: str) -> list[str]:
-    """The keyed digests a listed content stands for: of itself, and of the hash it is
-    when it looks like one (an OTP listed as Connectus's plain SHA-256)."""
-    digests = [content_digest(key, content)]
-    if len(content) == 64 and all(c in "0123456789abcdef" for c in content):
-        digests.append(provider_hash_digest(key, content))
-    return digests

@@ -1,27 +1,13 @@
 """The WhatsApp QR session: pause every QR send while the phone is not paired.
 
-The QR API sends through a WhatsApp session paired by scanning ``GET /qr``.
-While ``GET /status`` says it is not connected every QR send is refused, so
-they wait (breaker scope ``qr_session``, :mod:`worker.breaker_scopes`) instead
-of failing one by one and spending their retries:
-
-- a QR send refused because the session is not connected
-  (``SessionDisconnected``) opens the scope through the breaker, like any pause;
-- every ``QR_STATUS_INTERVAL_S`` one elected worker process (a Redis lock,
-  so one ``GET /status`` per interval across every pod) asks ``GET /status``:
-  not connected opens the scope, connected closes it at once, so held QR
-  messages go out within one interval of the phone being paired again
-  (without waiting for the breaker's half-open probes).
-
-A QR send held by the pause looks again every ``QR_STATUS_INTERVAL_S`` (at
-least every second), not only when the breaker's open period ends: the watch may
-close the pause any time (:func:`qr_session_recheck_ms`).
-
-A status call that fails (the QR host down, a bad key) decides nothing: the
-host's own breaker scope and the account's handle those. The status values
-are not documented: ``CONNECTED`` (chosen, the sandbox's) and the other
-"ready" words of the usual WhatsApp Web gateways count as connected,
-case-insensitively; anything else (``DISCONNECTED``, ``QR_PENDING``...) does not.
+While ``GET /status`` says the session is not connected, every QR send is refused,
+so they wait (breaker scope ``qr_session``) instead of spending their retries. A
+refused send (``SessionDisconnected``) opens the scope through the breaker; every
+``QR_STATUS_INTERVAL_S`` one elected process (a Redis lock) asks ``GET /status``:
+not connected opens it, connected closes it at once (not waiting for the breaker's
+probes). A status call that fails decides nothing (the host's own scope handles it).
+The status values are not documented: ``CONNECTED`` (the sandbox's) and the other
+"ready" words of the usual WhatsApp Web gateways count as connected.
 """
 
 from __future__ import annotations
@@ -46,8 +32,9 @@ CONNECTED_STATUSES = frozenset({"connected", "open", "ready", "authenticated", "
 
 
 def qr_session_recheck_ms(settings: Settings) -> dict[str, int]:
-    """How often a send held by ``qr_session`` looks again (ms), for the breaker:
-    every status check's interval, at least a second; nothing when checks are off."""
+    """How often a send held by ``qr_session`` looks again (ms), for the breaker: every
+    status check's interval (the watch may close the pause any time), at least a second;
+    nothing when checks are off."""
     if settings.qr_status_interval_s <= 0:
         return {}
     return {QR_SESSION: int(max(settings.qr_status_interval_s, 1.0) * 1000)}
@@ -59,12 +46,7 @@ def is_connected(status: str) -> bool:
 
 
 class QrSessionWatch:
-    """Checks ``GET /status`` every ``interval_s`` (s) from one elected process.
-
-    ``tick()`` is called on every housekeeping tick; it costs nothing until the
-    interval has passed, then one ``SET NX`` (the election) and, for the winner,
-    one HTTP call and at most one breaker script.
-    """
+    """Checks ``GET /status`` every ``interval_s`` (s) from one elected process."""
 
     def __init__(
         self,
@@ -89,8 +71,8 @@ class QrSessionWatch:
         self._next = 0.0
 
     def tick(self) -> str | None:
-        """Check if this process's interval has passed and it wins the election;
-        returns what :meth:`check` found, None when it did not check."""
+        """Each housekeeping tick: :meth:`check` once this process's interval has passed
+        and it wins the election; None when it did not check."""
         if self.interval_s <= 0:
             return None
         now = self.monotonic()
@@ -110,7 +92,7 @@ class QrSessionWatch:
         try:
             status = self.client.qr.status()
         except SessionDisconnected as exc:
-            status = f"{exc.reason}"
+            status = exc.reason
         except ConnectusError as exc:
             log.warning("qr_session.status_failed", error=type(exc).__name__, reason=exc.reason)
             return "unknown"
