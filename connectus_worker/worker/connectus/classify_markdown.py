@@ -2,89 +2,64 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
-from connectus_worker.worker.connectus.classify import (
-    BALANCE_TEXTS,
-    HTTP,
-    HTTP_OTHER_4XX,
-    HTTP_OTHER_5XX,
-    HTTP_REDIRECT,
-    PLATFORM,
-    QR_SESSION_STATUSES,
-    SESSION_TEXTS,
-    SMPP,
-    SMPP_UNKNOWN,
-    TRANSPORT,
-    ErrorClass,
-)
+from connectus_worker.worker.connectus import classify as c
 
 
-def _cell(error: ErrorClass | None) -> str:
-    return "— (ok)" if error is None else f"`{error.__name__}`"
-
-
-def _outcome(error: ErrorClass | None) -> str:
-    return "—" if error is None else error.outcome
-
-
-def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[str]]) -> list[str]:
+def _table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
     lines = [f"### {title}", "", "| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
-    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    lines += ["| " + " | ".join(map(str, row)) + " |" for row in rows]
     return [*lines, ""]
+
+
+def _rule(rule: c.Rule) -> tuple[str, str]:
+    """The class and outcome cells of a row."""
+    if rule.error is None:
+        return "— (ok)", "—"
+    return f"`{rule.error.__name__}`", rule.error.outcome
+
+
+def _statuses(rules: Mapping[str, c.Rule], codes: bool = False) -> Iterable[list[object]]:
+    for name, rule in rules.items():
+        code = [] if not codes else ["—" if rule.code is None else f"0x{rule.code:08X}"]
+        yield [f"`{name}`", *code, *_rule(rule), rule.state or "—", rule.why]
+
+
+def _texts(texts: Sequence[str], what: str) -> list[str]:
+    lines = ["Any answer whose `error` or `detail` contains one of these (case-insensitive)"]
+    return [*lines, f"is {what}:", "", *(f"- `{text}`" for text in texts), ""]
 
 
 def render() -> str:
     """Every table of :mod:`worker.connectus.classify`, as Markdown."""
-    cls, outcome, why, state = "class", "outcome", "why", "delivery state"
-    http = [(str(code), rule) for code, rule in sorted(HTTP.items())]
-    http += [("3xx", HTTP_REDIRECT), ("other 4xx", HTTP_OTHER_4XX), ("other 5xx", HTTP_OTHER_5XX)]
-    smpp = [*SMPP.items(), ("other ESME_*", SMPP_UNKNOWN)]
+    head = ("class", "outcome", "why")
+    http = {**{str(k): r for k, r in sorted(c.HTTP.items())}, "3xx": c.HTTP_REDIRECT,
+            "other 4xx": c.HTTP_OTHER_4XX, "other 5xx": c.HTTP_OTHER_5XX}  # fmt: skip
     out = _table(
         "Transport failures (httpx)",
-        ("httpx exception", cls, outcome, why),
-        ((f"`{k.__name__}`", _cell(e), e.outcome, w) for k, e, w in TRANSPORT),
+        ("httpx exception", *head),
+        ((f"`{k.__name__}`", f"`{e.__name__}`", e.outcome, why) for k, e, why in c.TRANSPORT),
     )
-    out += _table(
-        "HTTP statuses",
-        ("HTTP status", cls, outcome, why),
-        ((k, _cell(r.error), _outcome(r.error), r.why) for k, r in http),
-    )
+    out += _table("HTTP statuses", ("HTTP status", *head),
+                  ((k, *_rule(r), r.why) for k, r in http.items()))  # fmt: skip
     out += _table(
         "SMPP command statuses (v3 SMS)",
-        ("status", "code", cls, outcome, state, why),
-        (
-            (
-                f"`{k}`",
-                "—" if r.code is None else f"0x{r.code:08X}",
-                _cell(r.error),
-                _outcome(r.error),
-                r.state or "—",
-                r.why,
-            )
-            for k, r in smpp
-        ),
+        ("status", "code", "class", "outcome", "delivery state", "why"),
+        _statuses({**c.SMPP, "other ESME_*": c.SMPP_UNKNOWN}, codes=True),
     )
     out += _table(
         "Platform statuses",
-        ("status", "class (in a send answer)", outcome, state, why),
-        (
-            (f"`{k}`", _cell(r.error), _outcome(r.error), r.state or "—", r.why)
-            for k, r in PLATFORM.items()
-        ),
+        ("status", "class (in a send answer)", "outcome", "delivery state", "why"),
+        _statuses(c.PLATFORM),
     )
     out += ["### Body texts meaning balance exhausted", ""]
-    out += ["Any answer whose `error` or `detail` contains one of these (case-insensitive)"]
-    out += ["is `BalanceExhausted` (pause):", ""]
-    out += [*(f"- `{text}`" for text in BALANCE_TEXTS), ""]
+    out += _texts(c.BALANCE_TEXTS, "`BalanceExhausted` (pause)")
     out += _table(
         "WhatsApp QR session statuses",
-        ("status", "class (in any answer)", outcome, why),
-        ((f"`{k}`", _cell(r.error), _outcome(r.error), r.why)
-         for k, r in QR_SESSION_STATUSES.items()),
-    )  # fmt: skip
+        ("status", "class (in any answer)", "outcome", "why"),
+        ([f"`{n}`", *_rule(r), r.why] for n, r in c.QR_SESSION_STATUSES.items()),
+    )
     out += ["### Body texts meaning the QR session is not connected", ""]
-    out += ["Any answer whose `error` or `detail` contains one of these (case-insensitive)"]
-    out += ["is `SessionDisconnected` (pause of the `qr_session` scope):", ""]
-    out += [*(f"- `{text}`" for text in SESSION_TEXTS), ""]
+    out += _texts(c.SESSION_TEXTS, "`SessionDisconnected` (pause of the `qr_session` scope)")
     return "\n".join(out)

@@ -1,16 +1,12 @@
-"""``ConnectusClient``: one HTTP client per process, three sub-APIs.
+"""``ConnectusClient``: one per process, shared by its threads; three sub-APIs.
 
 ::
 
     with ConnectusClient(api_user=..., api_key=..., base_url=..., v1_base_url=...,
                          qr_base_url=..., connect_timeout_s=3, read_timeout_s=10) as c:
-        result = c.v3.send_sms(dst_number="56987688060", sms_content="hola")
-        result.provider_id
+        c.v3.send_sms(dst_number="56987688060", sms_content="hola").provider_id
 
-Create it once per process and share it between threads: one ``ConnectusClient``
-per process gives each calling thread its own ``httpx.Client`` over httpx's own
-transport (see :class:`~worker.connectus.transport.Transport`). Every failure is a
-:class:`~worker.connectus.errors.ConnectusError`.
+Every failure is a :class:`~worker.connectus.errors.ConnectusError`.
 """
 
 from __future__ import annotations

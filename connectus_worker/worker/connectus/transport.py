@@ -1,28 +1,17 @@
 """The client's one boundary: ``httpx.Client`` objects and the single ``call``.
 
-Every Connectus call of the three APIs goes through :meth:`Transport.call`,
-which is the only place that turns httpx exceptions, HTTP statuses, error
-statuses in bodies, unparseable, oversized and overdue answers into the error
-tree (:mod:`worker.connectus.errors`), always ``raise ... from exc``. Which
-class each maps to is decided by :mod:`worker.connectus.classify`.
+:meth:`Transport.call` is the only place that turns httpx exceptions, HTTP
+statuses, error statuses in bodies, unparseable, oversized and overdue answers
+into the error tree (:mod:`worker.connectus.errors`, chosen by
+:mod:`worker.connectus.classify`), always ``raise ... from exc``.
 
-Underneath is httpx's own transport (``httpx.HTTPTransport``, httpcore), built
-by each ``httpx.Client`` itself, so proxies named by the environment
-(``HTTPS_PROXY``, ``HTTP_PROXY``, ``ALL_PROXY``, ``NO_PROXY``) and
-``SSL_CERT_FILE``/``SSL_CERT_DIR`` are honoured (httpx's ``trust_env``).
-
-Two limits httpx does not keep by itself, kept here while the answer streams:
-
-- **size**: an answer larger than the call's cap (``max_response_bytes``, or
-  ``max_listing_bytes`` for listings) is refused as soon as its
-  ``Content-Length`` or the bytes read so far (decoded) pass the cap; it is
-  never buffered whole.
-- **deadline**: ``deadline_s`` bounds a whole request. Each httpx timeout
-  (connect, write, read, pool) is at most the deadline; the clock is read
-  again after every chunk of the body; and while httpx waits for the
-  answer's head, :mod:`worker.connectus.deadline` shuts the connection down
-  at the deadline (the body too). A server trickling its answer cannot hold
-  a request past the deadline by more than the watchdog's tick (0.1 s).
+Underneath is httpx's own transport, built by each ``httpx.Client``, so proxies
+and CA files named by the environment are honoured (httpx's ``trust_env``).
+Two limits httpx lacks are kept while the answer streams: the **size** cap (a
+declared ``Content-Length`` or the bytes read so far, decoded; never buffered
+whole) and the **deadline** of a whole request (no httpx timeout exceeds it;
+the clock is read after every chunk; :mod:`worker.connectus.deadline` cuts a
+request whose answer's head trickles in).
 
 Secrets: the API key lives only in the default ``Authorization`` header and
 in the scrub list used to redact error messages; no ``repr``/``str`` shows it.
@@ -62,13 +51,7 @@ class Transport:
     scans every pooled connection under it at each request's start and end:
     at 96 threads that scan was a third of the worker's GIL time
     (``docs/benchmarks.md``, issue 19). The clients share one SSL context.
-
-    Timeouts are seconds (s); an idle connection is dropped after
-    ``keepalive_expiry_s``. ``deadline_s`` (s) bounds a whole request,
-    ``max_response_bytes`` and ``max_listing_bytes`` (bytes, decoded) an
-    answer. ``transport`` replaces the network (tests pass
-    ``httpx.MockTransport``; every thread's client then uses it);
-    ``clock`` is monotonic seconds; ``on_client`` is called with each new client.
+    The settings are :class:`~worker.connectus.client.ConnectusClient`'s.
     """
 
     def __init__(
@@ -202,7 +185,6 @@ class Transport:
         *,
         params: Mapping[str, Any] | None = None,
         json_body: Mapping[str, Any] | None = None,
-        form: Mapping[str, Any] | None = None,
         send: bool = False,
         bearer: bool = False,
         listing: bool = False,
@@ -213,8 +195,8 @@ class Transport:
         non-OK status (SMPP, platform, ``success: false``, a balance text) is
         then an error too. ``listing=True`` marks a call whose answer lists
         many records: its cap is ``max_listing_bytes``, not
-        ``max_response_bytes``. ``None`` values are dropped from params, form
-        and body, so optional fields are omitted rather than sent as null.
+        ``max_response_bytes``. ``None`` values are dropped from params and
+        body, so optional fields are omitted rather than sent as null.
         Messages name the method and path only: a query string may carry
         phone numbers, which must not reach logs. ``bearer=True`` uses the
         bearer token instead of Basic auth, when one was configured.
@@ -229,7 +211,6 @@ class Transport:
                 url,
                 params=compact(params),
                 json=compact(json_body),
-                data=compact(form),
                 headers=self._bearer if bearer else None,
                 extensions={"trace": lane.trace},
             )

@@ -12,7 +12,7 @@ URL beyond its path (:meth:`Transport.call`), and logs mask numbers.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -43,20 +43,10 @@ def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
     return {"dst_number": int(message["dst_number"]), "sms_content": message["sms_content"]}
 
 
-def _bulk_parser(expected: int) -> Callable[[Any], BulkResult]:
-    return lambda body: BulkResult.from_body(body, expected=expected)
-
-
-def _balance(body: Any) -> int:
-    return Balance.from_body(body).balance
-
-
 class V1Api(SubApi):
-    def __init__(
-        self, transport: Transport, base_url: str, *, max_query_bytes: int = MAX_QUERY_BYTES
-    ) -> None:
+    def __init__(self, transport: Transport, base_url: str) -> None:
         super().__init__(transport, base_url, "/api_v1")
-        self.max_query_bytes = max_query_bytes
+        self.max_query_bytes = MAX_QUERY_BYTES
 
     def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:
         """``query`` when its URL-encoded form fits ``max_query_bytes``, else InvalidRequest."""
@@ -68,6 +58,20 @@ class V1Api(SubApi):
                 f"over {self.max_query_bytes}",
             )
         return query
+
+    def _send(self, path: str, body: Mapping[str, Any]) -> SendResult:
+        """POST a message, its fields in the query string (as every v1 example sends them)."""
+        params = self._fits(body)
+        return self._call("POST", SendResult.from_body, path, params=params, send=True)
+
+    def _bulk(self, path: str, query: Mapping[str, Any], expected: int) -> BulkResult:
+        def parse(body: Any) -> BulkResult:
+            return BulkResult.from_body(body, expected=expected)
+
+        return self._call("POST", parse, path, params=self._fits(query), send=True)
+
+    def _balance(self, path: str) -> int:
+        return self._call("GET", Balance.from_body, path).balance
 
     def bulk_groups(
         self,
@@ -100,10 +104,7 @@ class V1Api(SubApi):
 
     def send_sms(self, *, dst_number: str, sms_content: str) -> SendResult:
         """``POST send_sms``; ``dst_number`` is 11 digits ``569...``; answers ``id_sms``."""
-        query = self._fits({"dst_number": dst_number, "sms_content": sms_content})
-        return self._t.call(
-            "POST", self._url("send_sms"), SendResult.from_body, params=query, send=True
-        )
+        return self._send("send_sms", {"dst_number": dst_number, "sms_content": sms_content})
 
     def send_sms_bulk(
         self,
@@ -126,38 +127,29 @@ class V1Api(SubApi):
             if not str(message["dst_number"]).isdigit():
                 raise refuse("bulk_item", f"messages[{index}].dst_number must be digits")
         items = [_bulk_item(m) for m in messages]
-        query = self._fits({
+        query = {
             "messages": json.dumps(items, ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
-        })  # fmt: skip
-        return self._t.call(
-            "POST", self._url("send_sms_bulk"), _bulk_parser(len(items)), params=query, send=True
-        )
+        }
+        return self._bulk("send_sms_bulk", query, len(items))
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
         """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
-        status = self._t.call(
-            "GET", self._url("check_sms_status"), MessageStatus.from_body, params=params
-        )
+        status = self._call("GET", MessageStatus.from_body, "check_sms_status", params=params)
         # The documented answer is only {"status"}: the id asked for is the id.
         return status if status.provider_id else replace(status, provider_id=id_sms)
 
     def check_delivery_status(self, *, id_delivery: str) -> DeliveryStatus:
         """``GET check_delivery_status?id_delivery=``: each message's platform status."""
         params = {"id_delivery": require_id("id_delivery", id_delivery)}
-        return self._t.call(
-            "GET",
-            self._url("check_delivery_status"),
-            DeliveryStatus.from_body,
-            params=params,
-            listing=True,
-        )
+        path = "check_delivery_status"
+        return self._call("GET", DeliveryStatus.from_body, path, params=params, listing=True)
 
     def check_balance(self) -> int:
         """``GET check_balance``: SMS left (documented as a string, returned as int)."""
-        return self._t.call("GET", self._url("check_balance"), _balance)
+        return self._balance("check_balance")
 
     def send_email(
         self,
@@ -172,16 +164,14 @@ class V1Api(SubApi):
 
         ``subject`` is listed by the v1 document but its example omits it: optional.
         """
-        query = self._fits({
+        query = {
             "dst_email": dst_email,
             "subject": subject,
             "email_content": email_content,
             "sender": sender,
             "src_email": src_email,
-        })  # fmt: skip
-        return self._t.call(
-            "POST", self._url("send_email"), SendResult.from_body, params=query, send=True
-        )
+        }
+        return self._send("send_email", query)
 
     def send_email_bulk(
         self,
@@ -197,28 +187,21 @@ class V1Api(SubApi):
         for index, email in enumerate(emails):
             if not all(email.get(k) for k in ("dst_email", "email_content")):
                 raise refuse("bulk_item", f"emails[{index}] needs dst_email and email_content")
-        query = self._fits({
+        query = {
             "emails": json.dumps([dict(e) for e in emails], ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
             "src_email": src_email,
-        })  # fmt: skip
-        return self._t.call(
-            "POST",
-            self._url("send_email_bulk"),
-            _bulk_parser(len(emails)),
-            params=query,
-            send=True,
-        )
+        }
+        return self._bulk("send_email_bulk", query, len(emails))
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
         """``GET check_email_status_events?id_email=``: status and events."""
         params = {"id_email": require_id("id_email", id_email)}
-        status = self._t.call(
-            "GET", self._url("check_email_status_events"), EmailStatus.from_body, params=params
-        )
+        path = "check_email_status_events"
+        status = self._call("GET", EmailStatus.from_body, path, params=params)
         return status if status.id else replace(status, id=id_email)
 
     def check_email_balance(self) -> int:
         """``GET check_email_balance``: e-mails left."""
-        return self._t.call("GET", self._url("check_email_balance"), _balance)
+        return self._balance("check_email_balance")
