@@ -19,8 +19,7 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import classify, errors
-from connectus_worker.worker.connectus.classify import DeliveryState
-from connectus_worker.worker.connectus.retry_after import parse_retry_after
+from connectus_worker.worker.connectus.classify import DeliveryState, parse_retry_after
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / ".." / "shared" / "connectus" / "003_8ec51efb326a2334.pretty.json"

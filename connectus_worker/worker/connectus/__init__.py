@@ -1,14 +1,11 @@
 """The Connectus HTTP client. It knows nothing of Dramatiq, Redis or settings objects.
 
-Modules, one concept each:
-
-- ``client``: :class:`~worker.connectus.client.ConnectusClient`, ``.v3``,
-  ``.v1`` and ``.qr`` over one ``httpx.Client`` per calling thread.
-- ``v3`` (``v3_messages``, ``v3_account``), ``v1``, ``qr``: the calls.
-- ``transport``: the boundary; the only place failures become errors, and
-  where the answer cap and the request deadline are kept.
+- ``client``: :class:`~worker.connectus.client.ConnectusClient`, with ``.v3``,
+  ``.v1`` and ``.qr`` (the calls; ``base``: what they share).
+- ``transport``: the one boundary where failures become errors, and where the
+  answer cap and the request deadline (``deadline``) are kept.
 - ``errors``: the error tree; ``classify``: the table that picks a class
-  (rendered in docs/errors.md); ``retry_after``: the Retry-After header.
+  (rendered in docs/errors.md by ``classify_markdown``).
 - ``answers``, ``answers_account``: the answers, as pydantic dataclasses (lax).
-- ``enums``: product and country numbers; ``testing``: MockTransport helpers.
+- ``enums``: product and country numbers; ``balances``: the campaign preflight.
 """
