@@ -1,15 +1,17 @@
-"""What every sub-API shares: the transport, its root URL, and argument checks."""
+"""What every sub-API shares: the client's ``call``, a root URL, and argument checks."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from connectus_worker.worker.connectus.answers import SendResult
 from connectus_worker.worker.connectus.errors import InvalidRequest
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 E = TypeVar("E")
 T = TypeVar("T")
@@ -21,8 +23,8 @@ class SubApi:
     ``options`` go with every call of the group (the QR API's ``bearer=True``).
     """
 
-    def __init__(self, transport: Transport, base_url: str, prefix: str, **options: Any) -> None:
-        self._t = transport
+    def __init__(self, client: ConnectusClient, base_url: str, prefix: str, **options: Any) -> None:
+        self._client = client
         self._root = base_url.rstrip("/") + prefix
         self._options = options
 
@@ -32,10 +34,10 @@ class SubApi:
     def _call(
         self, method: str, parse: Callable[[Any], T], path: str, *ids: str, **options: Any
     ) -> T:
-        """``method`` on ``root/path/ids...``; ``options`` as :meth:`Transport.call`'s."""
+        """``method`` on ``root/path/ids...``; ``options`` as :meth:`ConnectusClient.call`'s."""
         # Each id is quoted as one segment: an id with "/" or "?" can't reach another route.
         url = "/".join([self._root, path, *(quote(s, safe="") for s in ids)])
-        return self._t.call(method, url, parse, **self._options, **options)
+        return self._client.call(method, url, parse, **self._options, **options)
 
     def _send(self, path: str, body: Mapping[str, Any]) -> SendResult:
         """POST a message as JSON; a 2xx answer with an error status raises too."""

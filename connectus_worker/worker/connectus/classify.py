@@ -2,7 +2,7 @@
 
 One place decides which :mod:`worker.connectus.errors` class a transport
 failure, an HTTP status, an SMPP command status or a platform status maps to.
-The client's boundary (:mod:`worker.connectus.transport`) asks this module and
+The client's boundary (:meth:`ConnectusClient.call`) asks this module and
 raises; nothing else classifies. ``python -m worker.connectus.classify``
 prints the table as Markdown; ``docs/errors.md`` embeds that output verbatim.
 """

@@ -12,7 +12,7 @@ fields also go in the query string; the contract accepts either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -24,7 +24,9 @@ from connectus_worker.worker.connectus.answers import (
     SendResult,
 )
 from connectus_worker.worker.connectus.base import SubApi
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 A = TypeVar("A", QrMessages, InviteLink)
 
@@ -35,8 +37,8 @@ class QrApi(SubApi):
     Group calls name the group ``group_name`` (the API's ``groupName``).
     """
 
-    def __init__(self, transport: Transport, base_url: str) -> None:
-        super().__init__(transport, base_url, "", bearer=True)
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        super().__init__(client, base_url, "", bearer=True)
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""

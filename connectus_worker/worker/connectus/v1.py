@@ -6,7 +6,7 @@ with no body. This client sends exactly that, for GETs and POSTs alike; the
 ``messages`` of ``send_sms_bulk`` are a JSON array in one parameter, each
 ``dst_number`` a JSON number (the document's type ``long`` and its example).
 Query strings carry numbers and content, so no message of this client names a
-URL beyond its path (:meth:`Transport.call`), and logs mask numbers.
+URL beyond its path (:meth:`ConnectusClient.call`), and logs mask numbers.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 
 from connectus_worker.worker.connectus.answers import (
@@ -27,7 +27,9 @@ from connectus_worker.worker.connectus.answers import (
     SendResult,
 )
 from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
 
@@ -44,8 +46,8 @@ def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
 
 
 class V1Api(SubApi):
-    def __init__(self, transport: Transport, base_url: str) -> None:
-        super().__init__(transport, base_url, "/api_v1")
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        super().__init__(client, base_url, "/api_v1")
         self.max_query_bytes = MAX_QUERY_BYTES
 
     def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:

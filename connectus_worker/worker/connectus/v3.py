@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -42,14 +43,16 @@ from connectus_worker.worker.connectus.enums import (
     SubclientProduct,
     country_of_number,
 )
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 
 class V3Api(SubApi):
     """SMS, e-mail, WhatsApp, deliveries, subclients, short links, account."""
 
-    def __init__(self, transport: Transport, base_url: str) -> None:
-        super().__init__(transport, base_url, "/api_v3")
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        super().__init__(client, base_url, "/api_v3")
 
     # --- SMS ---------------------------------------------------------------
     def send_sms(
