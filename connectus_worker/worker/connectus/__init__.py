@@ -5,7 +5,7 @@
 - ``transport``: the one boundary where failures become errors, and where the
   answer cap and the request deadline (``deadline``) are kept.
 - ``errors``: the error tree; ``classify``: the table that picks a class
-  (rendered in docs/errors.md by ``classify_markdown``).
+  (shown in docs/errors.md).
 - ``answers``, ``answers_account``: the answers, as pydantic dataclasses (lax).
 - ``enums``: product and country numbers; ``balances``: the campaign preflight.
 """

@@ -3,8 +3,8 @@
 One place decides which :mod:`worker.connectus.errors` class a transport
 failure, an HTTP status, an SMPP command status or a platform status maps to.
 The client's boundary (:meth:`ConnectusClient.call`) asks this module and
-raises; nothing else classifies. ``python -m worker.connectus.classify``
-prints the table as Markdown; ``docs/errors.md`` embeds that output verbatim.
+raises; nothing else classifies. ``docs/errors.md`` shows these tables
+(``python -m devtools.errors_table`` renders them).
 """
 
 from __future__ import annotations
@@ -376,15 +376,3 @@ def delivery_state(status: str | None) -> DeliveryState | None:
 
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def render_markdown() -> str:
-    """The whole table as Markdown: what ``docs/errors.md`` embeds verbatim."""
-    # Imported here because the renderer reads this module's tables.
-    from connectus_worker.worker.connectus.classify_markdown import render
-
-    return render()
-
-
-if __name__ == "__main__":
-    print(render_markdown(), end="")

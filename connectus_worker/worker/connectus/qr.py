@@ -79,11 +79,7 @@ class QrApi(SubApi):
         return self._change("demote-group-admins", body)
 
     def update_group_info(
-        self,
-        *,
-        group_name: str,
-        new_subject: str | None = None,
-        new_description: str | None = None,
+        self, *, group_name: str, new_subject: str | None = None, new_description: str | None = None
     ) -> Ack:
         """``POST /update-group-info {groupName, newSubject?, newDescription?}``."""
         if new_subject is None and new_description is None:

@@ -235,11 +235,7 @@ class V3Api(SubApi):
         )
 
     def update_delivery(
-        self,
-        *,
-        id_delivery: str,
-        name: str | None = None,
-        deliver_at: datetime | str | None = None,
+        self, *, id_delivery: str, name: str | None = None, deliver_at: datetime | str | None = None
     ) -> Delivery:
         """``PATCH /deliveries/:id``; an executed delivery answers 400 (InvalidRequest)."""
         if name is None and deliver_at is None:

@@ -1,4 +1,5 @@
-"""Markdown rendering of :mod:`worker.connectus.classify` (kept apart: presentation)."""
+"""``python -m devtools.errors_table``: the tables of :mod:`worker.connectus.classify`
+as Markdown, which ``docs/errors.md`` embeds verbatim (a unit test compares them)."""
 
 from __future__ import annotations
 
@@ -63,3 +64,7 @@ def render() -> str:
     out += ["### Body texts meaning the QR session is not connected", ""]
     out += _texts(c.SESSION_TEXTS, "`SessionDisconnected` (pause of the `qr_session` scope)")
     return "\n".join(out)
+
+
+if __name__ == "__main__":
+    print(render(), end="")
