@@ -237,15 +237,14 @@ class ConnectusClient:
     ) -> T:
         """Make one request and return ``parse(answer JSON)``.
 
-        ``send=True`` marks a call that sends a message: a 2xx answer with a
+        ``send=True``: a call that sends a message, whose 2xx answer with a
         non-OK status (SMPP, platform, ``success: false``, a balance text) is
-        then an error too. ``listing=True`` marks a call whose answer lists
-        many records: its cap is ``max_listing_bytes``, not
-        ``max_response_bytes``. ``None`` values are dropped from params and
-        body, so optional fields are omitted rather than sent as null.
+        an error too. ``listing=True``: the answer is capped by
+        ``max_listing_bytes``. ``bearer=True``: the bearer token, when one was
+        configured, instead of Basic auth. ``None`` values are dropped from
+        params and body (optional fields are omitted, not sent as null).
         Messages name the method and path only: a query string may carry
-        phone numbers, which must not reach logs. ``bearer=True`` uses the
-        bearer token instead of Basic auth, when one was configured.
+        phone numbers, which must not reach logs.
         """
         where = f"{method} {urlsplit(url).path}"
         cap = self.max_listing_bytes if listing else self.max_response_bytes
@@ -361,9 +360,7 @@ class ConnectusClient:
 
     def _message(self, where: str, what: str, body: Any) -> str:
         """``where: what: <error text>``, the text cut short and secrets redacted."""
-        text = None
-        if isinstance(body, Mapping):
-            text = body.get("error") or body.get("detail")
+        text = (body.get("error") or body.get("detail")) if isinstance(body, Mapping) else None
         if text is None:
             return f"{where}: {what}"
         if not isinstance(text, str):

@@ -15,6 +15,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 
@@ -65,15 +66,6 @@ class V1Api(SubApi):
         """POST a message, its fields in the query string (as every v1 example sends them)."""
         params = self._fits(body)
         return self._call("POST", SendResult.from_body, path, params=params, send=True)
-
-    def _bulk(self, path: str, query: Mapping[str, Any], expected: int) -> BulkResult:
-        def parse(body: Any) -> BulkResult:
-            return BulkResult.from_body(body, expected=expected)
-
-        return self._call("POST", parse, path, params=self._fits(query), send=True)
-
-    def _balance(self, path: str) -> int:
-        return self._call("GET", Balance.from_body, path).balance
 
     def bulk_groups(
         self,
@@ -134,7 +126,8 @@ class V1Api(SubApi):
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
         }
-        return self._bulk("send_sms_bulk", query, len(items))
+        parse = partial(BulkResult.from_body, expected=len(items))
+        return self._call("POST", parse, "send_sms_bulk", params=self._fits(query), send=True)
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
         """``GET check_sms_status?id_sms=``: a platform status."""
@@ -151,7 +144,7 @@ class V1Api(SubApi):
 
     def check_balance(self) -> int:
         """``GET check_balance``: SMS left (documented as a string, returned as int)."""
-        return self._balance("check_balance")
+        return self._call("GET", Balance.from_body, "check_balance").balance
 
     def send_email(
         self,
@@ -195,7 +188,8 @@ class V1Api(SubApi):
             "deliver_at": wall_clock("deliver_at", deliver_at),
             "src_email": src_email,
         }
-        return self._bulk("send_email_bulk", query, len(emails))
+        parse = partial(BulkResult.from_body, expected=len(emails))
+        return self._call("POST", parse, "send_email_bulk", params=self._fits(query), send=True)
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
         """``GET check_email_status_events?id_email=``: status and events."""
@@ -206,4 +200,4 @@ class V1Api(SubApi):
 
     def check_email_balance(self) -> int:
         """``GET check_email_balance``: e-mails left."""
-        return self._balance("check_email_balance")
+        return self._call("GET", Balance.from_body, "check_email_balance").balance
