@@ -10,7 +10,7 @@ process's utime+stime / requests) and requests per second, for
 - ``threads_own``: N threads, each with its own one-connection ``httpx.Client``;
 - ``async_shared``: N tasks on one event loop sharing one ``httpx.AsyncClient``;
 - ``async_own``: N tasks, each with its own one-connection ``httpx.AsyncClient``;
-- ``project``: N threads through the project's own ``Transport.call`` (an
+- ``project``: N threads through the project's own ``ConnectusClient.call`` (an
   ``httpx.Client`` per thread, streamed answers checked against the size cap and
   the deadline, answer checks): what a send's HTTP part costs in the worker;
 - ``threads_raw`` / ``async_raw``: the same request bytes and the same minimal
@@ -178,12 +178,15 @@ def _run_threads(run: Callable[[], None], concurrency: int) -> tuple[float, floa
 
 
 def _project(base: str, requests: int, concurrency: int) -> tuple[float, float]:
-    """The project's own ``Transport.call`` from N threads."""
-    from connectus_worker.worker.connectus.transport import Transport
+    """The project's own ``ConnectusClient.call`` from N threads."""
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
-    transport = Transport(
+    transport = ConnectusClient(
         api_user=SANDBOX_USER,
         api_key=SANDBOX_KEY,
+        base_url=base,
+        v1_base_url=base,
+        qr_base_url=base,
         connect_timeout_s=5.0,
         read_timeout_s=30.0,
         write_timeout_s=5.0,

@@ -28,7 +28,7 @@ AREAS: list[tuple[str, str]] = [
     ("httpx", "HTTP (httpx)"),
     ("h11", "HTTP (h11)"),
     # The client's boundary: building requests, streaming and checking answers.
-    ("connectus/transport.py", "HTTP (transport.py)"),
+    ("connectus/client.py", "HTTP (client.py)"),
     ("http/client.py", "HTTP (http.client)"),
     ("email/", "HTTP (http.client)"),
     ("ssl.py", "HTTP (ssl)"),

@@ -19,8 +19,8 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import classify, errors
-from connectus_worker.worker.connectus.classify import DeliveryState
-from connectus_worker.worker.connectus.retry_after import parse_retry_after
+from connectus_worker.worker.connectus.classify import DeliveryState, parse_retry_after
+from devtools import errors_table
 
 REPO = Path(__file__).resolve().parents[2]
 COLLECTION = REPO / ".." / "shared" / "connectus" / "003_8ec51efb326a2334.pretty.json"
@@ -327,7 +327,7 @@ def test_503_carries_retry_after_and_other_statuses_do_not() -> None:
 
 # --- the rendered table and docs/errors.md ---------------------------------------
 def test_rendered_table_names_every_row() -> None:
-    text = classify.render_markdown()
+    text = errors_table.render()
     for name in [*EXPECTED_SMPP, *EXPECTED_PLATFORM, *EXPECTED_TRANSPORT]:
         assert f"| `{name}` |" in text
     assert "| 429 | `RateLimited` | retry |" in text
@@ -336,16 +336,16 @@ def test_rendered_table_names_every_row() -> None:
 
 def test_docs_errors_md_embeds_the_rendered_table() -> None:
     docs = (REPO / "docs" / "errors.md").read_text(encoding="utf-8")
-    assert classify.render_markdown() in docs
+    assert errors_table.render() in docs
 
 
 def test_module_main_prints_the_table() -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "connectus_worker.worker.connectus.classify"],
+        [sys.executable, "-m", "devtools.errors_table"],
         capture_output=True,
         text=True,
         check=True,
         cwd=REPO,
         timeout=60,
     )
-    assert done.stdout == classify.render_markdown()
+    assert done.stdout == errors_table.render()

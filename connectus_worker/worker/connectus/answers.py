@@ -8,7 +8,7 @@ unusable type reads as None (:data:`OptText`, :data:`OptInt`); ids sent as
 numbers read as text; a list entry that is not a JSON object is skipped. Only a
 field the caller cannot do without is required; when it is missing, the
 ``ValidationError`` names it, and the client's boundary
-(:meth:`~worker.connectus.transport.Transport.call`) turns that into
+(:meth:`~worker.connectus.client.ConnectusClient.call`) turns that into
 ``MalformedResponse``. Every answer keeps the whole JSON object as ``raw``,
 left out of ``repr`` (logs stay short and free of message content) and of ``==``.
 """
@@ -75,16 +75,18 @@ def _objects(value: Any) -> Any:
     return [item for item in value if isinstance(item, Mapping)]
 
 
+def aliases(*names: str) -> Any:
+    """A field read from the first of ``names`` that is present."""
+    return Field(validation_alias=AliasChoices(*names))
+
+
 Text = Annotated[str, StringConstraints(min_length=1), BeforeValidator(_no_fraction)]
 Int = Annotated[int, BeforeValidator(_no_bool)]
 OptText = Annotated[Text | None, WrapValidator(_or_none)]
 OptInt = Annotated[Int | None, WrapValidator(_or_none)]
 OptBool = Annotated[StrictBool | None, WrapValidator(_or_none)]
-Raw = Annotated[Mapping[str, Any], SkipValidation]
-ProviderId = Annotated[OptText, Field(validation_alias=AliasChoices(*PROVIDER_ID_KEYS))]
+ProviderId = Annotated[OptText, aliases(*PROVIDER_ID_KEYS)]
 CONFIG = ConfigDict(coerce_numbers_to_str=True, populate_by_name=True)
-
-
 #: A tuple read from a JSON list: absent is empty, non-object entries are skipped.
 LISTED = BeforeValidator(_objects)
 
@@ -99,6 +101,10 @@ class Answer:
 
     WRAPPER: ClassVar[str | None] = None
     RAW_OUTER: ClassVar[bool] = False
+
+    raw: Annotated[Mapping[str, Any], SkipValidation] = field(
+        default_factory=dict, repr=False, compare=False, kw_only=True
+    )
 
     @model_validator(mode="before")
     @classmethod
@@ -154,7 +160,6 @@ class SendResult(Answer):
     status: OptText = None
     segments: OptInt = None
     id_delivery: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -163,11 +168,7 @@ class BulkItem(Answer):
 
     provider_id: ProviderId = None
     error: OptText = None
-    # dst_number or dst_email, when the answer echoes it
-    destination: Annotated[
-        OptText, Field(validation_alias=AliasChoices("dst_number", "dst_email"))
-    ] = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
+    destination: Annotated[OptText, aliases("dst_number", "dst_email")] = None  # if echoed
 
     @property
     def ok(self) -> bool:
@@ -180,11 +181,7 @@ class BulkResult(Answer):
     (``messages``, or ``emails``)."""
 
     id_delivery: OptText = None
-    items: Annotated[
-        Annotated[tuple[BulkItem, ...], LISTED],
-        Field(validation_alias=AliasChoices("messages", "emails")),
-    ] = ()
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
+    items: Annotated[tuple[BulkItem, ...], LISTED, aliases("messages", "emails")] = ()
 
     @model_validator(mode="after")
     def _one_item_per_input(self, info: ValidationInfo) -> Self:
@@ -209,7 +206,6 @@ class Ack(Answer):
 
     success: Annotated[bool, BeforeValidator(_done_unless_false)] = True
     message: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 # --- statuses and listings (reconciliation, status polling) --------------------
@@ -227,7 +223,6 @@ class SmsRecord(Answer):
     id_client: OptText = None
     segments: OptInt = None
     created_at: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def state(self) -> DeliveryState | None:
@@ -247,16 +242,13 @@ class DeliveryInfo(Answer):
 
     id_delivery: OptText = None
     messages: Annotated[tuple[SmsRecord, ...], LISTED] = ()
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
 class EmailEvent(Answer):
     # v1's prose names the fields email_event/event_timestamp, its example event/timestamp
-    event: Annotated[Text, Field(validation_alias=AliasChoices("event", "email_event"))]
-    timestamp: Annotated[
-        OptText, Field(validation_alias=AliasChoices("timestamp", "event_timestamp"))
-    ] = None
+    event: Annotated[Text, aliases("event", "email_event")]
+    timestamp: Annotated[OptText, aliases("timestamp", "event_timestamp")] = None
 
 
 def _named(events: Any) -> Any:
@@ -267,17 +259,13 @@ def _named(events: Any) -> Any:
     return [e for e, name in zip(events, named, strict=True) if isinstance(name, str)]
 
 
-NAMED = BeforeValidator(_named)
-
-
 @dataclass(frozen=True, config=CONFIG)
 class EmailStatus(Answer):
     """An e-mail's status and its ABIERTO/CLICKEADO events (v3 and v1)."""
 
     status: Text
     id: ProviderId = None
-    events: Annotated[tuple[EmailEvent, ...], NAMED, LISTED] = ()
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
+    events: Annotated[tuple[EmailEvent, ...], BeforeValidator(_named), LISTED] = ()
 
     @property
     def state(self) -> DeliveryState | None:
@@ -288,7 +276,6 @@ class EmailStatus(Answer):
 class WhatsAppStatus(Answer):
     status: Text
     message_id: ProviderId = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -299,7 +286,6 @@ class WhatsAppMessage(Answer):
     whatsapp_content: OptText = None
     status: OptText = None
     created_at: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -329,7 +315,6 @@ class DeliveryStatus(Answer):
     id_delivery: OptText = None
     delivery_name: OptText = None
     messages: Annotated[tuple[MessageStatus, ...], LISTED] = ()
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -337,13 +322,10 @@ class QrMessage(Answer):
     """One message of a QR conversation or group (``from_me``: we sent it)."""
 
     message_id: ProviderId = None
-    number: Annotated[OptText, Field(validation_alias=AliasChoices("number", "from", "author"))] = (
-        None
-    )
-    message: Annotated[OptText, Field(validation_alias=AliasChoices("message", "body"))] = None
+    number: Annotated[OptText, aliases("number", "from", "author")] = None
+    message: Annotated[OptText, aliases("message", "body")] = None
     from_me: OptBool = None
     timestamp: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -371,4 +353,4 @@ class QrStatus(Answer):
 
 @dataclass(frozen=True, config=CONFIG)
 class InviteLink(Answer):
-    invite_link: Annotated[Text, Field(validation_alias=AliasChoices("invite_link", "link"))]
+    invite_link: Annotated[Text, aliases("invite_link", "link")]

@@ -1,16 +1,14 @@
 """The answers of the api_v3 account calls: deliveries, subclients, short links, account.
 
-Read like :mod:`worker.connectus.answers` (lax, unknown fields ignored, ``raw``
-kept out of ``repr``); the documents show few of these answers, so most fields
-are optional.
+Read like :mod:`worker.connectus.answers`; the documents show few of these
+answers, so most fields are optional.
 """
 
 from __future__ import annotations
 
-from dataclasses import field
-from typing import Annotated, Self
+from typing import Annotated, Any, Self
 
-from pydantic import AliasChoices, AliasPath, Field, model_validator
+from pydantic import AliasPath, Field, model_validator
 from pydantic.dataclasses import dataclass
 
 from connectus_worker.worker.connectus.answers import (
@@ -20,8 +18,8 @@ from connectus_worker.worker.connectus.answers import (
     Int,
     OptInt,
     OptText,
-    Raw,
     Text,
+    aliases,
 )
 
 
@@ -31,12 +29,11 @@ class Delivery(Answer):
 
     WRAPPER = "delivery"  # tolerated: {"delivery": {...}}, as the request is sent
 
-    id: Annotated[Text, Field(validation_alias=AliasChoices("id", "id_delivery"))]
+    id: Annotated[Text, aliases("id", "id_delivery")]
     name: OptText = None
     deliver_at: OptText = None
     id_product: OptInt = None
     status: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -46,8 +43,8 @@ class CountryBalance(Answer):
     country_name: OptText = None
 
 
-def _in_balance(key: str) -> AliasPath:
-    return AliasPath("balance", key)
+def _in_balance(key: str) -> Any:
+    return Field(validation_alias=AliasPath("balance", key))
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -66,14 +63,9 @@ class Subclient(Answer):
     id_unique: OptText = None
     name: OptText = None
     balance: OptInt = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
-    sms_balances: Annotated[
-        tuple[CountryBalance, ...], LISTED, Field(validation_alias=_in_balance("sms_balance"))
-    ] = ()
-    email_balance: Annotated[OptInt, Field(validation_alias=_in_balance("email_balance"))] = None
-    whatsapp_balance: Annotated[OptInt, Field(validation_alias=_in_balance("whatsapp_balance"))] = (
-        None
-    )
+    sms_balances: Annotated[tuple[CountryBalance, ...], LISTED, _in_balance("sms_balance")] = ()
+    email_balance: Annotated[OptInt, _in_balance("email_balance")] = None
+    whatsapp_balance: Annotated[OptInt, _in_balance("whatsapp_balance")] = None
 
     @model_validator(mode="after")
     def _named(self) -> Self:
@@ -92,7 +84,6 @@ class SubclientList(Answer):
 
     free_sms_balance_by_country: Annotated[tuple[CountryBalance, ...], LISTED] = ()
     clients: Annotated[tuple[Subclient, ...], LISTED] = ()
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
     free_email_balance: OptInt = None
     free_whatsapp_balance: OptInt = None
 
@@ -109,7 +100,6 @@ class ShortLink(Answer):
     short_link: OptText = None
     link: OptText = None
     clicks: OptInt = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass(frozen=True, config=CONFIG)
@@ -121,4 +111,3 @@ class Account(Answer):
     email: OptText = None
     sms_status_hook_url: OptText = None
     sms_incoming_hook_url: OptText = None
-    raw: Raw = field(default_factory=dict, repr=False, compare=False)

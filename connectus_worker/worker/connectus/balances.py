@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Protocol
 
 from connectus_worker.campaign.model import Balance, Transport
-from connectus_worker.domain.models import Kind
+from connectus_worker.domain.models import KINDS, Kind
 from connectus_worker.worker.connectus.answers_account import (
     CountryBalance,
     Subclient,
@@ -46,12 +46,19 @@ class BalanceSource(Protocol):
     def v1(self) -> _V1Balances: ...
 
 
+#: How the preflight names each product's balance (the products of :data:`KINDS`).
+_PRODUCT_NAMES = {"sms": "SMS", "email": "e-mail", "whatsapp": "WhatsApp"}
+
+
 class BalanceLookup:
-    """Callable ``(kind, id_client, country id, transport) -> Balance``."""
+    """Callable ``(kind, id_client, country id, transport) -> Balance``.
+
+    A kind draws on its product's balance (``KINDS[kind].product``).
+    """
 
     def __init__(self, client: BalanceSource) -> None:
         self.client = client
-        self._cache: dict[tuple[Kind, str | None, int | None, Transport], Balance] = {}
+        self._cache: dict[tuple[str, str | None, int | None, Transport], Balance] = {}
         self._clients: SubclientList | None = None
 
     def __call__(
@@ -61,83 +68,69 @@ class BalanceLookup:
         country: int | None,
         transport: Transport = Transport.V3,
     ) -> Balance:
-        key = (kind, id_client, country if kind is Kind.SMS else None, transport)
+        product = KINDS[kind].product
+        key = (product, id_client, country if product == "sms" else None, transport)
         if key not in self._cache:
-            self._cache[key] = self._lookup(kind, id_client, country, transport)
+            self._cache[key] = self._lookup(product, id_client, country, transport)
         return self._cache[key]
 
     def _lookup(
-        self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
+        self, product: str, id_client: str | None, country: int | None, transport: Transport
     ) -> Balance:
         if transport is Transport.V1_BULK:
-            return self._v1(kind)
+            return self._v1(product)
         if id_client:
-            return self._subclient(kind, id_client, country)
-        if kind is Kind.SMS:
+            return self._subclient(product, id_client, country)
+        if product == "sms":
             if country is None:
                 return Balance("no Connectus country for these numbers", 0)
             by_country = self._listing().free_sms_balance_by_country
             return _for_country(by_country, country, "account's unassigned SMS balance")
-        if kind is Kind.EMAIL:
+        if product == "email":
             account = self.client.v3.email_balance()
             free = self._listing().free_email_balance
             if free is not None and free < account:
                 return Balance("account's unassigned e-mail balance (free_email_balance)", free)
             return Balance("account's e-mail balance", account)
-        if kind is Kind.WHATSAPP:
+        if product == "whatsapp":
             return Balance(
                 "account's unassigned WhatsApp balance (free_whatsapp_balance)",
                 self._listing().free_whatsapp_balance,
             )
-        return Balance(f"{kind.value}: Connectus documents no balance call", None)
+        return Balance(f"{product}: Connectus documents no balance call", None)
 
-    def _v1(self, kind: Kind) -> Balance:
-        if kind is Kind.SMS:
-            return Balance(
-                "account's v1 SMS balance (check_balance)", self.client.v1.check_balance()
-            )
-        if kind is Kind.EMAIL:
-            return Balance(
-                "account's v1 e-mail balance (check_email_balance)",
-                self.client.v1.check_email_balance(),
-            )
-        return Balance(f"{kind.value}: api_v1 documents no balance call", None)
+    def _v1(self, product: str) -> Balance:
+        v1 = self.client.v1
+        if product == "sms":
+            return Balance("account's v1 SMS balance (check_balance)", v1.check_balance())
+        if product == "email":
+            what = "account's v1 e-mail balance (check_email_balance)"
+            return Balance(what, v1.check_email_balance())
+        return Balance(f"{product}: api_v1 documents no balance call", None)
 
     def _listing(self) -> SubclientList:
         if self._clients is None:
             self._clients = self.client.v3.list_clients()
         return self._clients
 
-    def _subclient(self, kind: Kind, id_client: str, country: int | None) -> Balance:
+    def _subclient(self, product: str, id_client: str, country: int | None) -> Balance:
         entry = self._listing().client(id_client)
-        if kind is Kind.SMS and entry is not None and entry.sms_balances:
+        if product == "sms" and entry is not None and entry.sms_balances:
             if country is None:
                 return Balance("no Connectus country for these numbers", 0)
             return _for_country(entry.sms_balances, country, f"subclient {id_client}'s SMS balance")
-        listed = _listed(entry, kind)
-        if listed is not None:
-            return Balance(f"subclient {id_client}'s {_PRODUCT[kind]} balance", listed)
+        if entry is not None:
+            listed = {"email": entry.email_balance, "whatsapp": entry.whatsapp_balance}.get(product)
+            if listed is not None:
+                what = f"subclient {id_client}'s {_PRODUCT_NAMES[product]} balance"
+                return Balance(what, listed)
         sub = self.client.v3.get_client(id_client=id_client)
         return Balance(f"subclient {id_client}'s balance", sub.balance)
-
-
-_PRODUCT = {Kind.EMAIL: "e-mail", Kind.WHATSAPP: "WhatsApp"}
-
-
-def _listed(entry: Subclient | None, kind: Kind) -> int | None:
-    if entry is None:
-        return None
-    if kind is Kind.EMAIL:
-        return entry.email_balance
-    if kind is Kind.WHATSAPP:
-        return entry.whatsapp_balance
-    return None
 
 
 def _for_country(balances: tuple[CountryBalance, ...], country: int, what: str) -> Balance:
     for entry in balances:
         if entry.id_country == country:
-            return Balance(
-                f"{what} for {entry.country_name or f'country {country}'}", entry.balance
-            )
+            name = entry.country_name or f"country {country}"
+            return Balance(f"{what} for {name}", entry.balance)
     return Balance(f"{what} for country {country}", 0)

@@ -1,30 +1,47 @@
-"""What every sub-API shares: the transport, its base URL, and argument helpers."""
+"""What every sub-API shares: the client's ``call``, a root URL, and argument checks."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
+from connectus_worker.worker.connectus.answers import SendResult
 from connectus_worker.worker.connectus.errors import InvalidRequest
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 E = TypeVar("E")
+T = TypeVar("T")
 
 
 class SubApi:
-    """A group of calls under one base URL (``base_url`` + ``prefix``)."""
+    """A group of calls under one root URL (``base_url`` + ``prefix``).
 
-    def __init__(self, transport: Transport, base_url: str, prefix: str = "") -> None:
-        self._t = transport
+    ``options`` go with every call of the group (the QR API's ``bearer=True``).
+    """
+
+    def __init__(self, client: ConnectusClient, base_url: str, prefix: str, **options: Any) -> None:
+        self._client = client
         self._root = base_url.rstrip("/") + prefix
+        self._options = options
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._root!r})"
 
-    def _url(self, *segments: str) -> str:
-        # Ids are quoted as one segment: an id with "/" or "?" can't reach another route.
-        return "/".join([self._root, *(quote(s, safe="") for s in segments)])
+    def _call(
+        self, method: str, parse: Callable[[Any], T], path: str, *ids: str, **options: Any
+    ) -> T:
+        """``method`` on ``root/path/ids...``; ``options`` as :meth:`ConnectusClient.call`'s."""
+        # Each id is quoted as one segment: an id with "/" or "?" can't reach another route.
+        url = "/".join([self._root, path, *(quote(s, safe="") for s in ids)])
+        return self._client.call(method, url, parse, **self._options, **options)
+
+    def _send(self, path: str, body: Mapping[str, Any]) -> SendResult:
+        """POST a message as JSON; a 2xx answer with an error status raises too."""
+        return self._call("POST", SendResult.from_body, path, json_body=body, send=True)
 
 
 def require_id(name: str, value: str) -> str:

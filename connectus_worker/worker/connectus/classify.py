@@ -2,16 +2,19 @@
 
 One place decides which :mod:`worker.connectus.errors` class a transport
 failure, an HTTP status, an SMPP command status or a platform status maps to.
-The client's boundary (:mod:`worker.connectus.transport`) asks this module and
-raises; nothing else classifies. ``python -m worker.connectus.classify``
-prints the table as Markdown; ``docs/errors.md`` embeds that output verbatim.
+The client's boundary (:meth:`ConnectusClient.call`) asks this module and
+raises; nothing else classifies. ``docs/errors.md`` shows these tables
+(``python -m devtools.errors_table`` renders them).
 """
 
 from __future__ import annotations
 
+import email.utils
 import enum
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -38,7 +41,6 @@ from connectus_worker.worker.connectus.errors import (
     SubmitRefused,
     Throttled,
 )
-from connectus_worker.worker.connectus.retry_after import parse_retry_after
 
 ErrorClass = type[ConnectusError]
 
@@ -256,19 +258,6 @@ def for_exception(exc: httpx.RequestError) -> Verdict:
     raise AssertionError("unreachable: httpx.RequestError is the last row")  # pragma: no cover
 
 
-def http_rule(status_code: int) -> Rule | None:
-    """The row for an HTTP status, None for 1xx/2xx."""
-    if status_code in HTTP:
-        return HTTP[status_code]
-    if 300 <= status_code < 400:
-        return HTTP_REDIRECT
-    if 400 <= status_code < 500:
-        return HTTP_OTHER_4XX
-    if status_code >= 500:
-        return HTTP_OTHER_5XX
-    return None
-
-
 def for_http(status_code: int, body: Any, retry_after: str | None = None) -> Verdict | None:
     """The verdict for a non-2xx answer (None for 2xx).
 
@@ -277,8 +266,11 @@ def for_http(status_code: int, body: Any, retry_after: str | None = None) -> Ver
     ``dst_number`` (invalid number). 401/402/403/404/408/429 and 5xx are
     decided by the status alone. ``retry_after`` is the raw header.
     """
-    rule = http_rule(status_code)
-    if rule is None or rule.error is None:
+    if status_code < 300:
+        return None
+    other = HTTP_REDIRECT if status_code < 400 else HTTP_OTHER_4XX
+    rule = HTTP.get(status_code) or (HTTP_OTHER_5XX if status_code >= 500 else other)
+    if rule.error is None:
         return None
     wait_s = parse_retry_after(retry_after) if status_code in (429, 503) else None
     if rule.error is InvalidRequest:
@@ -288,6 +280,31 @@ def for_http(status_code: int, body: Any, retry_after: str | None = None) -> Ver
         if isinstance(body, Mapping) and body.get("field") == "dst_number":
             return Verdict(InvalidNumber, "invalid_dst_number")
     return Verdict(rule.error, f"http_{status_code}", wait_s)
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Retry-After in seconds (s), from delta-seconds or an HTTP-date.
+
+    None when absent or unparseable (the caller then uses its own backoff).
+    A date in the past means "now" (0.0): never a negative wait. ``now``
+    (aware) is injectable for tests.
+    """
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:  # an HTTP-date is GMT by definition
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return max(0.0, seconds)
 
 
 def for_send_body(body: Any) -> Verdict | None:
@@ -332,7 +349,7 @@ def _body_verdict(body: Any) -> Verdict | None:
         text = body.get(key)
         if isinstance(text, str) and is_balance_text(text):
             return Verdict(BalanceExhausted, "balance_exhausted")
-        if isinstance(text, str) and is_session_text(text):
+        if isinstance(text, str) and any(p in text.lower() for p in SESSION_TEXTS):
             return Verdict(SessionDisconnected, "qr_session_disconnected")
     status = body.get("status")
     if isinstance(status, str):
@@ -344,14 +361,7 @@ def _body_verdict(body: Any) -> Verdict | None:
 
 def is_balance_text(text: str) -> bool:
     """True when an error text says the balance is spent (English or Spanish)."""
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in BALANCE_TEXTS)
-
-
-def is_session_text(text: str) -> bool:
-    """True when an error text says the WhatsApp QR session is not connected."""
-    lowered = text.lower()
-    return any(phrase in lowered for phrase in SESSION_TEXTS)
+    return any(phrase in text.lower() for phrase in BALANCE_TEXTS)
 
 
 def delivery_state(status: str | None) -> DeliveryState | None:
@@ -366,15 +376,3 @@ def delivery_state(status: str | None) -> DeliveryState | None:
 
 def _snake(name: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in name).lstrip("_")
-
-
-def render_markdown() -> str:
-    """The whole table as Markdown: what ``docs/errors.md`` embeds verbatim."""
-    # Imported here because the renderer reads this module's tables.
-    from connectus_worker.worker.connectus.classify_markdown import render
-
-    return render()
-
-
-if __name__ == "__main__":
-    print(render_markdown(), end="")

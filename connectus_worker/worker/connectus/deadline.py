@@ -1,18 +1,12 @@
 """The request deadline while httpx waits for an answer's head.
 
-httpx hands over nothing until an answer's status line and headers are
-complete, and each of its reads waits up to the read timeout: a server that
-trickles its head a byte at a time holds the request for as long as it
-likes (h11 only stops a head at 64 KiB). :class:`Watchdog` ends such a
-request: every ``tick_s`` it looks at each thread's :class:`Lane` and shuts
-down the socket of a request past its deadline, so the blocked read returns
-at once and httpx raises; the transport then reports ``deadline_exceeded``.
-
-The socket is learnt from httpcore's ``trace`` request extension (its
-``connection.connect_tcp.complete`` event carries the network stream, whose
-``get_extra_info("socket")`` is public): each thread's client holds one
-connection, so the last socket its thread connected is the one in use.
-Times are seconds on the transport's monotonic ``clock``.
+httpx hands over nothing until an answer's head is complete, and each read
+waits up to the read timeout: a server trickling its head a byte at a time
+holds the request as long as it likes. :class:`Watchdog` shuts down the socket
+of each thread's request once past its deadline, so the blocked read returns
+and httpx raises. The socket comes from httpcore's public ``trace`` extension
+(``connection.connect_tcp.complete``); each thread's client holds one
+connection, so its last socket is the one in use. Times are seconds (s).
 """
 
 from __future__ import annotations

@@ -105,11 +105,10 @@ class Throttled(ProviderBusy):
 
 
 class SubmitRefused(ProviderBusy):
-    """An operator refusal that is often temporary in practice, but not always.
+    """An operator refusal, often temporary: not accepted, so not charged.
 
-    Not accepted, so not charged: retrying is safe, and a few durable retries
-    ride out a route or handset that is briefly unavailable; a refusal that
-    persists is dead-lettered after :attr:`max_durable_retries` (docs/errors.md).
+    A few durable retries ride out a route or handset briefly unavailable; a
+    refusal that persists is dead-lettered (docs/errors.md).
     """
 
     max_durable_retries = 3
@@ -160,8 +159,7 @@ class Rejected(PermanentError):
 
 
 class AccountError(ConnectusError):
-    """A scope is unusable (the account, a product, a balance): pause it rather than
-    fail each message of it."""
+    """A scope (the account, a product, a balance) is unusable: pause it."""
 
     outcome = "pause"
 
@@ -171,8 +169,7 @@ class AuthenticationFailed(AccountError):
 
 
 class OperatorLoginFailed(AccountError):
-    """The operator refused the account's login (ESME_RBINDFAIL, ESME_RINVPASWD,
-    ESME_RINVSYSID): no SMS of the account can go until it is fixed."""
+    """The operator refused the account's login: no SMS of the account can go."""
 
 
 class ProductDenied(AccountError):
@@ -184,6 +181,4 @@ class BalanceExhausted(AccountError):
 
 
 class SessionDisconnected(AccountError):
-    """The WhatsApp QR API's session is not connected (the phone is not paired):
-    no QR send can go until someone scans ``GET /qr``. A pause of every QR send,
-    not a failure of this one."""
+    """The WhatsApp QR session is not paired: no QR send can go until ``GET /qr`` is scanned."""

@@ -11,8 +11,8 @@ fields also go in the query string; the contract accepts either.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -25,62 +25,61 @@ from connectus_worker.worker.connectus.answers import (
 )
 from connectus_worker.worker.connectus.base import SubApi
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
-
-def _messages(body: Any) -> tuple[QrMessage, ...]:
-    return QrMessages.from_body(body).messages
+A = TypeVar("A", QrMessages, InviteLink)
 
 
 class QrApi(SubApi):
-    """Session (``qr``, ``status``), direct messages and group calls."""
+    """Session (``qr``, ``status``), direct messages and group calls.
+
+    Group calls name the group ``group_name`` (the API's ``groupName``).
+    """
+
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        super().__init__(client, base_url, "", bearer=True)
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""
-        return self._call("GET", "qr", lambda b: QrCode.from_body(b).qr)
+        return self._call("GET", QrCode.from_body, "qr").qr
 
     def status(self) -> str:
         """``GET /status``: the session status, e.g. ``CONNECTED``."""
-        return self._call("GET", "status", lambda b: QrStatus.from_body(b).status)
+        return self._call("GET", QrStatus.from_body, "status").status
 
     def send(self, *, number: str, message: str) -> SendResult:
         """``POST /send``; ``{"success": false}`` raises Rejected."""
-        body = {"number": number, "message": message}
-        return self._call("POST", "send", SendResult.from_body, json_body=body, send=True)
+        return self._send("send", {"number": number, "message": message})
 
     def last_messages(self, *, number: str) -> tuple[QrMessage, ...]:
         """``GET /get-last-messages {number}``."""
-        return self._get("get-last-messages", {"number": number}, _messages)
+        return self._read(QrMessages, "get-last-messages", {"number": number}).messages
 
-    # --- groups (``group_name`` is the API's ``groupName``) ----------------
     def create_group(
         self, *, name: str, numbers: Sequence[str], options: Mapping[str, Any] | None = None
     ) -> Ack:
         """``POST /create-group {name, numbers, options}``."""
         body = {"name": name, "numbers": list(numbers), "options": dict(options or {})}
-        return self._post("create-group", body)
+        return self._change("create-group", body)
 
     def add_participants(self, *, group_name: str, numbers: Sequence[str]) -> Ack:
-        return self._post("add-participants", {"groupName": group_name, "numbers": list(numbers)})
+        return self._change("add-participants", {"groupName": group_name, "numbers": list(numbers)})
 
     def remove_participants(self, *, group_name: str, numbers: Sequence[str]) -> Ack:
         body = {"groupName": group_name, "numbers": list(numbers)}
-        return self._post("remove-participants", body)
+        return self._change("remove-participants", body)
 
     def make_group_admins(self, *, group_name: str, numbers: Sequence[str]) -> Ack:
         body = {"groupName": group_name, "numbers": list(numbers)}
-        return self._post("make-group-admins", body)
+        return self._change("make-group-admins", body)
 
     def demote_group_admins(self, *, group_name: str, numbers: Sequence[str]) -> Ack:
         body = {"groupName": group_name, "numbers": list(numbers)}
-        return self._post("demote-group-admins", body)
+        return self._change("demote-group-admins", body)
 
     def update_group_info(
-        self,
-        *,
-        group_name: str,
-        new_subject: str | None = None,
-        new_description: str | None = None,
+        self, *, group_name: str, new_subject: str | None = None, new_description: str | None = None
     ) -> Ack:
         """``POST /update-group-info {groupName, newSubject?, newDescription?}``."""
         if new_subject is None and new_description is None:
@@ -90,35 +89,27 @@ class QrApi(SubApi):
             "newSubject": new_subject,
             "newDescription": new_description,
         }
-        return self._post("update-group-info", body)
+        return self._change("update-group-info", body)
 
     def send_message_to_group(self, *, group_name: str, message: str) -> SendResult:
         """``POST /send-message-to-group {groupName, message}``: a send like ``/send``
         (its answer is not documented: ``{}`` is an acceptance without an id);
         ``success: false`` raises Rejected."""
-        body = {"groupName": group_name, "message": message}
-        return self._call(
-            "POST", "send-message-to-group", SendResult.from_body, json_body=body, send=True
-        )
+        return self._send("send-message-to-group", {"groupName": group_name, "message": message})
 
     def generate_invite_link(self, *, group_name: str) -> str:
         """``GET /generate-invite-link {groupName}``."""
-        return self._get(
-            "generate-invite-link",
-            {"groupName": group_name},
-            lambda b: InviteLink.from_body(b).invite_link,
-        )
+        fields = {"groupName": group_name}
+        return self._read(InviteLink, "generate-invite-link", fields).invite_link
 
     def last_group_messages(self, *, group_name: str) -> tuple[QrMessage, ...]:
         """``GET /get-last-group-messages {groupName}``."""
-        return self._get("get-last-group-messages", {"groupName": group_name}, _messages)
+        fields = {"groupName": group_name}
+        return self._read(QrMessages, "get-last-group-messages", fields).messages
 
-    def _post(self, path: str, body: Mapping[str, Any]) -> Ack:
+    def _change(self, path: str, body: Mapping[str, Any]) -> Ack:
         # send=True: a group change answered 2xx with success=false must not pass as done.
-        return self._call("POST", path, Ack.from_body, json_body=body, send=True)
+        return self._call("POST", Ack.from_body, path, json_body=body, send=True)
 
-    def _get(self, path: str, fields: Mapping[str, str], parse: Callable[[Any], T]) -> T:
-        return self._call("GET", path, parse, params=fields, json_body=fields)
-
-    def _call(self, method: str, path: str, parse: Callable[[Any], T], **kwargs: Any) -> T:
-        return self._t.call(method, self._url(path), parse, bearer=True, **kwargs)
+    def _read(self, answer: type[A], path: str, fields: Mapping[str, str]) -> A:
+        return self._call("GET", answer.from_body, path, params=fields, json_body=fields)

@@ -6,16 +6,17 @@ with no body. This client sends exactly that, for GETs and POSTs alike; the
 ``messages`` of ``send_sms_bulk`` are a JSON array in one parameter, each
 ``dst_number`` a JSON number (the document's type ``long`` and its example).
 Query strings carry numbers and content, so no message of this client names a
-URL beyond its path (:meth:`Transport.call`), and logs mask numbers.
+URL beyond its path (:meth:`ConnectusClient.call`), and logs mask numbers.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
-from typing import Any
+from functools import partial
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_plus, urlencode
 
 from connectus_worker.worker.connectus.answers import (
@@ -27,7 +28,9 @@ from connectus_worker.worker.connectus.answers import (
     SendResult,
 )
 from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
-from connectus_worker.worker.connectus.transport import Transport
+
+if TYPE_CHECKING:
+    from connectus_worker.worker.connectus.client import ConnectusClient
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
 
@@ -43,20 +46,10 @@ def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
     return {"dst_number": int(message["dst_number"]), "sms_content": message["sms_content"]}
 
 
-def _bulk_parser(expected: int) -> Callable[[Any], BulkResult]:
-    return lambda body: BulkResult.from_body(body, expected=expected)
-
-
-def _balance(body: Any) -> int:
-    return Balance.from_body(body).balance
-
-
 class V1Api(SubApi):
-    def __init__(
-        self, transport: Transport, base_url: str, *, max_query_bytes: int = MAX_QUERY_BYTES
-    ) -> None:
-        super().__init__(transport, base_url, "/api_v1")
-        self.max_query_bytes = max_query_bytes
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        super().__init__(client, base_url, "/api_v1")
+        self.max_query_bytes = MAX_QUERY_BYTES
 
     def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:
         """``query`` when its URL-encoded form fits ``max_query_bytes``, else InvalidRequest."""
@@ -68,6 +61,11 @@ class V1Api(SubApi):
                 f"over {self.max_query_bytes}",
             )
         return query
+
+    def _send(self, path: str, body: Mapping[str, Any]) -> SendResult:
+        """POST a message, its fields in the query string (as every v1 example sends them)."""
+        params = self._fits(body)
+        return self._call("POST", SendResult.from_body, path, params=params, send=True)
 
     def bulk_groups(
         self,
@@ -100,10 +98,7 @@ class V1Api(SubApi):
 
     def send_sms(self, *, dst_number: str, sms_content: str) -> SendResult:
         """``POST send_sms``; ``dst_number`` is 11 digits ``569...``; answers ``id_sms``."""
-        query = self._fits({"dst_number": dst_number, "sms_content": sms_content})
-        return self._t.call(
-            "POST", self._url("send_sms"), SendResult.from_body, params=query, send=True
-        )
+        return self._send("send_sms", {"dst_number": dst_number, "sms_content": sms_content})
 
     def send_sms_bulk(
         self,
@@ -126,38 +121,30 @@ class V1Api(SubApi):
             if not str(message["dst_number"]).isdigit():
                 raise refuse("bulk_item", f"messages[{index}].dst_number must be digits")
         items = [_bulk_item(m) for m in messages]
-        query = self._fits({
+        query = {
             "messages": json.dumps(items, ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
-        })  # fmt: skip
-        return self._t.call(
-            "POST", self._url("send_sms_bulk"), _bulk_parser(len(items)), params=query, send=True
-        )
+        }
+        parse = partial(BulkResult.from_body, expected=len(items))
+        return self._call("POST", parse, "send_sms_bulk", params=self._fits(query), send=True)
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
         """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
-        status = self._t.call(
-            "GET", self._url("check_sms_status"), MessageStatus.from_body, params=params
-        )
+        status = self._call("GET", MessageStatus.from_body, "check_sms_status", params=params)
         # The documented answer is only {"status"}: the id asked for is the id.
         return status if status.provider_id else replace(status, provider_id=id_sms)
 
     def check_delivery_status(self, *, id_delivery: str) -> DeliveryStatus:
         """``GET check_delivery_status?id_delivery=``: each message's platform status."""
         params = {"id_delivery": require_id("id_delivery", id_delivery)}
-        return self._t.call(
-            "GET",
-            self._url("check_delivery_status"),
-            DeliveryStatus.from_body,
-            params=params,
-            listing=True,
-        )
+        path = "check_delivery_status"
+        return self._call("GET", DeliveryStatus.from_body, path, params=params, listing=True)
 
     def check_balance(self) -> int:
         """``GET check_balance``: SMS left (documented as a string, returned as int)."""
-        return self._t.call("GET", self._url("check_balance"), _balance)
+        return self._call("GET", Balance.from_body, "check_balance").balance
 
     def send_email(
         self,
@@ -172,16 +159,14 @@ class V1Api(SubApi):
 
         ``subject`` is listed by the v1 document but its example omits it: optional.
         """
-        query = self._fits({
+        query = {
             "dst_email": dst_email,
             "subject": subject,
             "email_content": email_content,
             "sender": sender,
             "src_email": src_email,
-        })  # fmt: skip
-        return self._t.call(
-            "POST", self._url("send_email"), SendResult.from_body, params=query, send=True
-        )
+        }
+        return self._send("send_email", query)
 
     def send_email_bulk(
         self,
@@ -197,28 +182,22 @@ class V1Api(SubApi):
         for index, email in enumerate(emails):
             if not all(email.get(k) for k in ("dst_email", "email_content")):
                 raise refuse("bulk_item", f"emails[{index}] needs dst_email and email_content")
-        query = self._fits({
+        query = {
             "emails": json.dumps([dict(e) for e in emails], ensure_ascii=False),
             "delivery_name": delivery_name,
             "deliver_at": wall_clock("deliver_at", deliver_at),
             "src_email": src_email,
-        })  # fmt: skip
-        return self._t.call(
-            "POST",
-            self._url("send_email_bulk"),
-            _bulk_parser(len(emails)),
-            params=query,
-            send=True,
-        )
+        }
+        parse = partial(BulkResult.from_body, expected=len(emails))
+        return self._call("POST", parse, "send_email_bulk", params=self._fits(query), send=True)
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
         """``GET check_email_status_events?id_email=``: status and events."""
         params = {"id_email": require_id("id_email", id_email)}
-        status = self._t.call(
-            "GET", self._url("check_email_status_events"), EmailStatus.from_body, params=params
-        )
+        path = "check_email_status_events"
+        status = self._call("GET", EmailStatus.from_body, path, params=params)
         return status if status.id else replace(status, id=id_email)
 
     def check_email_balance(self) -> int:
         """``GET check_email_balance``: e-mails left."""
-        return self._t.call("GET", self._url("check_email_balance"), _balance)
+        return self._call("GET", Balance.from_body, "check_email_balance").balance
