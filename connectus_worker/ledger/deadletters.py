@@ -1,16 +1,10 @@
 """Query, inspect and purge the dead-letter set (``connectus dlq``).
 
-Members of the set are job ids (permanent failures, with a job record and a
-replayable message copy) or poison entries: ``poison:<id>`` (a message that
-could not be decoded, or names an actor no worker has), ``malformed:<id>``
-(decodable, but not a job), or a
-job whose record expired. Poison entries have their reason in
-:attr:`Keys.dead_letter_reasons`; they can be listed and purged, never replayed.
-Nor is a job past its expiry (:mod:`domain.expiry`): the worker would
-dead-letter it again as ``Expired`` at once; the refusal says so and when.
-
-Times: ``died_at_ms`` and the ``*_ms`` bounds are epoch milliseconds; ages
-and durations are seconds.
+Members are job ids (with a record and a replayable message copy) or poison entries
+(``poison:<id>``: undecodable or of an unknown actor; ``malformed:<id>``: not a job;
+or a job whose record expired), whose reason is in :attr:`Keys.dead_letter_reasons`:
+listed and purged, never replayed. Nor is a job past its expiry: it would die again
+at once. ``*_ms`` are epoch milliseconds; ages and durations seconds.
 """
 
 from __future__ import annotations

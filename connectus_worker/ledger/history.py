@@ -1,18 +1,11 @@
 """Sent, failed and unknown outcomes per minute, kept in Redis (the console's chart).
 
 The scripts that finish jobs count each outcome in the same call
-(``ledger/lua/lib_history.lua``: no extra round trip): one hash per hour,
-:meth:`ledger.keys.Keys.history`, field ``<minute of the hour>`` =
-``<sent>,<failed>,<unknown>``, expiring :data:`HISTORY_TTL_S` after its last
-write. So a day is at most 25 hashes of at most 60 fields, whatever the
-traffic, and it survives a restart of every process (it is Redis's, persisted
-as Redis is).
-
-What counts: a job reaching ``sent``, ``failed`` or ``unknown`` (a lease that
-ran out included) at the minute it did. A campaign's jobs are also counted in
-the campaign's own hash (:meth:`ledger.keys.Keys.campaign_history`, field the
-epoch minute), kept as long as the campaign's record: :func:`campaign_series`.
-An unknown job later reconciled is not counted again.
+(``ledger/lua/lib_history.lua``): one hash per hour (:meth:`Keys.history`), field the
+minute of the hour, value ``<sent>,<failed>,<unknown>``, expiring
+:data:`HISTORY_TTL_S` after its last write; a day is at most 25 hashes whatever the
+traffic. A campaign's jobs are also counted in its own hash
+(:meth:`Keys.campaign_history`, field the epoch minute), as long as its record lives.
 """
 
 from __future__ import annotations

@@ -1,17 +1,9 @@
 """The Dramatiq message that carries a job, and its renewal for a re-enqueue.
 
-Producers build one per job and workers the copies they keep
-(:func:`new_message`); whatever puts it back on a queue or into a schedule
-renews it first (:func:`renew_message`), with a new broker-level id. Split
-from :mod:`ledger.jobs` (size guideline): what a message is, apart from the
-ledger that :class:`ledger.jobs.JobStore` keeps.
-
-Message ids (Dramatiq's ``message_id`` and the broker's ``redis_message_id``)
-come from :func:`unique_id`: a random per-process prefix and a counter. A
-worker builds a message (the copy it keeps) on every send, and two ``uuid4``
-calls per send read the OS's random source twice: 3-4% of a worker's CPU
-at 0 ms latency (py-spy, ``docs/benchmarks.md``). The ids only need to be
-unique, never secret or ordered.
+Whatever puts a message back on a queue or into a schedule renews it first
+(:func:`renew_message`: a new broker-level id). Ids come from :func:`unique_id`, a
+random per-process prefix and a counter: two ``uuid4`` per send cost 3-4% of a
+worker's CPU at 0 ms latency (docs/benchmarks.md), and the ids need only be unique.
 """
 
 from __future__ import annotations

@@ -1,19 +1,11 @@
 """Redis key names, in one place.
 
-Everything the project stores lives under ``{prefix}:`` (``KEY_PREFIX``,
-default ``cw``); Dramatiq's own queues live under its namespace
-(``{prefix}-dramatiq``) so that two deployments can share one Redis. The
-prefix has no ``:`` and may carry one Redis Cluster hash tag (``KEY_PREFIX={acme}``):
-every key then hashes on it, one slot per deployment (docs/scaling.md).
-
-Keys built from a caller's string (idempotency keys) put a fixed kind word
-first, then the tenant (no ``:`` in it, see :mod:`config.tenants`), then the
-caller's string last: ``{prefix}:idem:msg:{tenant}:{key}``. Split from the left,
-such a name has one reading, so no caller's key can reach another kind's
-key, another tenant's, or a marker of the project's own (issue 21: a message
-key ``campaign:K`` used to be campaign ``K``'s key, and an HTTP key ``X:lock``
-the in-flight marker of ``X``). :data:`USER_KEY_KINDS` lists those kinds;
-``tests/unit/test_key_namespaces.py`` checks the property with hypothesis.
+Everything lives under ``{prefix}:`` (``KEY_PREFIX``), Dramatiq's queues under
+``{prefix}-dramatiq``, so two deployments can share one Redis; the prefix may carry
+one Redis Cluster hash tag (one slot per deployment, docs/scaling.md). A key that
+ends with a caller's string (:data:`USER_KEY_KINDS`) is ``{prefix}:<kind>:{tenant}:{key}``:
+split from the left it has one reading, so no caller's key reaches another kind's,
+another tenant's or a marker of ours (``tests/unit/test_key_namespaces.py``).
 """
 
 from __future__ import annotations

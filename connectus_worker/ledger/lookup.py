@@ -1,16 +1,11 @@
 """Search for jobs, and one job's history: what the console's search page reads.
 
-A job is found by its id, an idempotency key (of any tenant), a correlation
-id, or its recipient typed in full. The three indexes are sorted sets written
-by the scripts that create job records (``ledger/lua/lib_index.lua``): member the
-job id, score its creation time (ms), expiry the job TTL, so an entry goes with
-its record; a recipient is named only by its keyed digest
-(:func:`domain.hashing.recipient_digest`), so Redis holds no list of numbers.
-No SCAN: :func:`find_jobs` is two pipelined round trips whatever Redis holds.
-
-A job's history is the record plus its event ring (``ledger/lua/lib_events.lua``):
-the last :data:`EVENTS_KEPT` transitions kept as fields of the record itself,
-so they cost no key of their own and expire with it. Keys: docs/search.md.
+A job is found by its id, an idempotency key (of any tenant), a correlation id, or
+its recipient in full. The indexes are sorted sets written with the record
+(``ledger/lua/lib_index.lua``; member the job id, score its creation in ms, the
+record's TTL); a recipient is named only by its keyed digest, so Redis holds no list
+of numbers. No SCAN. A job's history is its record plus the event ring kept in the
+record itself (``ledger/lua/lib_events.lua``). Keys: docs/search.md.
 """
 
 from __future__ import annotations
