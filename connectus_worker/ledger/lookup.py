@@ -110,10 +110,9 @@ def find_jobs(
         direct.append(f"{campaign_key[1]}-{campaign_key[2]}")
     elif wanted.startswith("job:") and len(wanted) > 4:
         direct.append(wanted[4:])  # the key a job sent without one has: its own id
-    indexes = [keys.find_idempotency(wanted), keys.find_correlation(wanted)]
     recipient = recipient_of(wanted, default_region=default_region)
-    if recipient is not None:
-        indexes.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
+    indexes = index_keys(keys, content_hash_key, recipient=recipient, idempotency_key=wanted,
+                         correlation_id=wanted)  # fmt: skip
     pipe = client.pipeline(transaction=False)
     for job_id in direct:
         pipe.exists(keys.job(job_id))
@@ -172,14 +171,14 @@ def index_keys(
     idempotency_key: str | None,
     correlation_id: str | None,
 ) -> list[str]:
-    """The search indexes a new job is added to (``ledger/lua/enqueue.lua`` writes them):
-    its normalised ``recipient`` (None: a WhatsApp group, no person), its caller's
-    idempotency key and its correlation id, each when it has one."""
+    """The search indexes of a job (``ledger/lua/enqueue.lua`` writes them), in the order
+    :func:`find_jobs` answers: its caller's idempotency key, its correlation id and its
+    normalised ``recipient`` (None: a WhatsApp group, no person), each when it has one."""
     found = []
-    if recipient:
-        found.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
     if idempotency_key:
         found.append(keys.find_idempotency(idempotency_key))
     if correlation_id:
         found.append(keys.find_correlation(correlation_id))
+    if recipient:
+        found.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
     return found
