@@ -87,17 +87,16 @@ def check_rate_floor(value: float, info: ValidationInfo) -> float:
     return value
 
 
-def check_max_open(value: float, info: ValidationInfo) -> float:
-    first = info.data.get("breaker_open_s")
-    if first is not None and value < first:
-        raise ValueError(f"must be at least BREAKER_OPEN_S ({first})")
-    return value
+#: A maximum and the minimum it must not be below.
+LOWER_BOUND = {
+    "breaker_max_open_s": "breaker_open_s",
+    "retry_max_backoff_ms": "retry_initial_backoff_ms",
+    "durable_max_backoff_ms": "durable_min_backoff_ms",
+}
 
 
-def check_backoff_order(value: int, info: ValidationInfo) -> int:
-    first = {"retry_max_backoff_ms": "retry_initial_backoff_ms"}.get(
-        str(info.field_name), "durable_min_backoff_ms"
-    )
+def check_not_below(value: float, info: ValidationInfo) -> float:
+    first = LOWER_BOUND[str(info.field_name)]
     low = info.data.get(first)
     if low is not None and value < low:
         raise ValueError(f"must be at least {first.upper()} ({low})")

@@ -228,10 +228,7 @@ class Settings(BaseSettings):
     _check_timezone = field_validator("default_timezone")(checks.check_timezone)
     _check_region = field_validator("default_region")(checks.check_region)
     _check_rate_floor = field_validator("rate_min_per_s")(checks.check_rate_floor)
-    _check_max_open = field_validator("breaker_max_open_s")(checks.check_max_open)
-    _check_backoff_order = field_validator("retry_max_backoff_ms", "durable_max_backoff_ms")(
-        checks.check_backoff_order
-    )
+    _check_not_below = field_validator(*checks.LOWER_BOUND)(checks.check_not_below)
     _check_user = field_validator("connectus_api_user")(checks.check_user)
     # From CONNECTUS_<NAME>_* by load_settings (not fields: the names are the accounts').
     _named_accounts: dict[str, acc.Account] = PrivateAttr(default_factory=dict)
