@@ -37,9 +37,8 @@ class Keys:
         return f"{self.prefix}:idem:msg:{tenant}:{key}"
 
     def automatic_idempotency(self, job_id: str) -> str:
-        """String: the key of a job sent without one (its own id) -> job id.
-
-        A namespace of its own: no caller's key reaches it (``job:<id>`` was one)."""
+        """String: the key of a job sent without one (its own id, in a namespace no
+        caller's key reaches) -> job id."""
         return f"{self.prefix}:idem:auto:{job_id}"
 
     def campaign_idempotency(self, key: str, tenant: str = DEFAULT_TENANT) -> str:
@@ -140,7 +139,7 @@ class Keys:
         """Set: normalised phone numbers opted out of marketing (STOP)."""
         return f"{self.prefix}:optout"
 
-    # -- campaigns (see campaign.store) ----------------------------------
+    # -- campaigns (campaign.store) ---------------------------------------
 
     def campaign(self, campaign_id: str) -> str:
         """Hash: a campaign's definition, state and progress."""
@@ -194,10 +193,8 @@ class Keys:
         return f"{self.prefix}:find:dst:{digest}"
 
     def find_idempotency(self, key: str) -> str:
-        """Sorted set: job ids of any tenant sent with the idempotency key ``key``.
-
-        ``find:`` is no kind of :data:`USER_KEY_KINDS` and each ``find:<kind>:``
-        ends with the caller's string, so no caller's string reaches another key."""
+        """Sorted set: job ids of any tenant sent with the idempotency key ``key``
+        (``find:<kind>:`` ends with the caller's string: it reaches no other key)."""
         return f"{self.prefix}:find:idem:{key}"
 
     def find_correlation(self, correlation_id: str) -> str:
