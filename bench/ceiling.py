@@ -15,7 +15,7 @@ worker process alone::
 
 The clock starts when the first message runs (the worker writes that time
 to Redis) and stops when the last acknowledgement reaches Redis (the
-queue's hash of payloads is empty), up to ``ACK_DELAY_S`` (50 ms) after it
+queue's hash of payloads is empty), up to the broker's ``ack_delay_s`` (50 ms) after it
 ran: the figure errs low, by under 1% for a 10 s drain, never high.
 
 Environment: ``REDIS_URL``, ``KEY_PREFIX`` (the project's settings),

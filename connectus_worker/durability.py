@@ -1,15 +1,10 @@
 """Confirm a write before acting on it: on replicas (``WAIT``) or in the local AOF (``WAITAOF``).
 
-Redis answers a write once it is in the primary's memory; replication and the
-AOF's fsync come later. A send claim lost in a failover (or in a host crash
-under ``appendfsync everysec``) lets another worker send the same job again,
-so the send path sends only after its claim is confirmed, and producers return
-a job id only after its enqueue is (docs/reliability.md, "Durable claims").
-
-``WAIT`` and ``WAITAOF`` count what acknowledged the calling *connection's*
-writes, so the write and the wait go in one pipeline: one connection, one
-round trip. A replica that acknowledged holds every earlier write of every
-connection too (the replication stream is ordered).
+A send claim lost in a failover (or a host crash under ``appendfsync everysec``)
+lets another worker send the job again, so a send follows a confirmed claim, and a
+producer returns a job id after a confirmed enqueue (docs/reliability.md). ``WAIT``
+and ``WAITAOF`` count the calling *connection's* writes, so write and wait go in one
+pipeline: one connection, one round trip.
 """
 
 from __future__ import annotations
@@ -30,10 +25,8 @@ log = structlog.get_logger("connectus_worker.durability")
 class NotDurable(redis.ConnectionError):
     """Writes that landed on the primary but were not confirmed within the timeout.
 
-    A ConnectionError: a primary that cannot make writes durable is treated as
-    an outage. The worker's ledger waits it out (:class:`worker.ledger.DurableLedger`
-    retries the same idempotent write until it is confirmed, on whichever node is
-    primary by then), and producers fail (HTTP 503) instead of returning a job id.
+    A ConnectionError: such a primary is an outage. The worker's ledger retries the
+    same idempotent write until confirmed; producers fail (HTTP 503).
     """
 
 
@@ -46,8 +39,7 @@ class Durability:
 
     min_replicas: int = 0
     timeout_ms: int = 1000
-    #: False once the server refused WAITAOF (Redis < 7.2, or no AOF): asked
-    #: once per process, logged once. False from the start: no confirmation (tools).
+    #: False once the server refused WAITAOF (Redis < 7.2, or no AOF), or for tools.
     waitaof: bool = field(default=True)
 
     @classmethod
@@ -60,12 +52,9 @@ class Durability:
         return self.min_replicas > 0 or self.waitaof
 
     def run(self, client: redis.Redis, write: Callable[[Pipeline], object]) -> list[Any]:
-        """The answers of the commands ``write`` queues on a pipeline, once confirmed.
-
-        Raises :class:`NotDurable` when fewer than ``min_replicas`` replicas (or the
-        local AOF) confirmed within ``timeout_ms``; an error of a command is raised.
-        The writes must be idempotent: the caller repeats them after NotDurable.
-        """
+        """The answers of the commands ``write`` queues on a pipeline, once confirmed;
+        :class:`NotDurable` if not within ``timeout_ms``. The writes must be idempotent:
+        the caller repeats them after NotDurable."""
         pipe = client.pipeline(transaction=False)
         write(pipe)
         if self.min_replicas > 0:
@@ -79,11 +68,9 @@ class Durability:
             if isinstance(answer, Exception):
                 raise answer
         if isinstance(waited, redis.ResponseError) and self.min_replicas == 0:
-            # "unknown command" (Redis < 7.2) or "appendonly is disabled": the
-            # writes ran; their durability is the server's appendfsync policy.
+            # Redis < 7.2 or no AOF: the writes ran, and the deploy files'
+            # appendfsync always is what makes them durable (expected: INFO).
             self.waitaof = False
-            # INFO: expected on Redis < 7.2, where the deploy files' appendfsync always
-            # is what makes a claim durable (docs/reliability.md, "Durable claims").
             log.info("durability.no_waitaof", error=str(waited)[:200])
             return answers
         if isinstance(waited, Exception):

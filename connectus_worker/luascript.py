@@ -1,23 +1,11 @@
 """Lua scripts kept in ``.lua`` files, read with :mod:`importlib.resources`.
 
-A script lives in the ``lua/`` folder of the package whose code runs it
-(``ledger/lua/claim.lua`` for :mod:`ledger.jobs`), as Dramatiq keeps its
-``dispatch.lua``. ``pyproject.toml`` ships every ``lua/*.lua`` as package data.
-
-Functions shared by several scripts (the campaign counts, the claim of one
-job, ...) are files too, named ``lib_*.lua``. A file names what it needs,
-one line each, before its own code::
-
-    --! include lib_claim.lua
-    --! include ../campaign/lua/lib_new_record.lua
-
-A path is relative to the including file's folder (``..`` climbs one
-package). :func:`load` returns the text every script then runs: each
-included file once, depth first, in the order first named, then the file
-itself. Redis sees one script, exactly as if it had been written out; a
-fragment's ``local`` functions and variables are visible to what follows it.
-A missing file raises :class:`MissingScript` naming it, at import time of
-the module that loads it (scripts are loaded once, when a store is built).
+A script lives in the ``lua/`` folder of the package that runs it (as Dramatiq keeps
+its ``dispatch.lua``). Shared functions are ``lib_*.lua`` files, named one a line
+before the code that needs them (``--! include lib_claim.lua``, or
+``../campaign/lua/lib_new_record.lua``: a path relative to the including file).
+:func:`load` returns one script: each included file once, depth first, then the file
+itself; a missing file raises :class:`MissingScript` at import of its loader.
 """
 
 from __future__ import annotations
@@ -33,11 +21,8 @@ class MissingScript(FileNotFoundError):
 
 
 def load(package: str | None, name: str) -> str:
-    """The text of ``<package>/lua/<name>``, its includes first (see the module doc).
-
-    ``package``: the dotted package that holds the ``lua/`` folder; callers
-    pass their own ``__package__``.
-    """
+    """The text of ``<package>/lua/<name>``, its includes first; callers pass their
+    own ``__package__``."""
     if not package:
         raise ValueError(f"load({name!r}) needs the package that holds lua/ (__package__)")
     parts: list[str] = []

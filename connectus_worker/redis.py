@@ -1,12 +1,10 @@
-"""One Redis client per process, built from the settings: ``REDIS_URL``, or the
-primary that Redis Sentinel names (``REDIS_SENTINELS``).
+"""One Redis client per process, from the settings: ``REDIS_URL``, or the primary that
+Redis Sentinel names (``REDIS_SENTINELS``).
 
-Through Sentinel the client is redis-py's ``Sentinel(...).master_for(...)``: its
-connection pool asks the sentinels for the primary's address on every new
-connection, and drops a connection that answers ``READONLY`` (a demoted primary)
-or breaks. A failover therefore surfaces as one ``ConnectionError`` per broken
-connection; the callers' retries (redis-py's own, :class:`worker.ledger.DurableLedger`,
-the broker's consumer) reconnect to the promoted replica without a restart.
+Through Sentinel (redis-py's ``master_for``) each new connection asks the sentinels
+for the primary and a ``READONLY`` one is dropped: a failover is one
+``ConnectionError`` per broken connection, and the callers' retries reconnect to the
+promoted replica without a restart.
 """
 
 from __future__ import annotations

@@ -1,31 +1,14 @@
 """OpenTelemetry tracing: the one module that imports it, and a no-op without it.
 
-The API (``opentelemetry-api``, which FastAPI depends on) is all the product
-needs to import and run; the SDK, the exporter and the instrumentations come
-with the ``[otel]`` extra and are imported only when tracing is turned on.
-
-With the ``[otel]`` extra installed and the standard ``OTEL_*`` variables set,
-:func:`start` builds a tracer provider from them and instruments Redis
-(``opentelemetry-instrumentation-redis``); each Connectus ``httpx.Client`` is
-instrumented as it is made (:func:`instrument_http_client`). Without the extra,
-or without the variables, every function here does nothing and costs a check.
-
-One trace per message: ``POST /v1/messages`` (a ``server`` span) or
-``Producer.send_*`` (a ``producer`` span) writes the W3C trace context into
-the job (:data:`TRACE_FIELD`), which the queue carries, retries and deferrals
-included; each delivery attempt in the worker is a ``consumer`` span, its
-child, and each HTTP call to Connectus a ``client`` span below that. A job
-without the field (queued before tracing, or by a producer without it) starts
-a new trace.
-
-What spans carry: job id, kind, queue, attempt, outcome, error class and
-reason, never a destination or a content. The httpx spans' URL is cut to
-scheme, host and path (the v1 API sends the number and the text in the query
-string); Redis spans carry the command name only (the instrumentation's
-sanitized statement: arguments replaced by ``?``).
-
-A Redis or HTTP span with no parent (the broker's polling, housekeeping) is
-dropped at the sampler: it belongs to no message, and there are tens a second.
+The product needs only the API (which FastAPI brings); the SDK, the OTLP/HTTP
+exporter and the Redis and httpx instrumentations come with the ``[otel]`` extra and
+are imported only when the standard ``OTEL_*`` variables ask for tracing
+(docs/deployment.md, "Tracing"). One trace per message: the intake's server span or a
+producer's span writes the W3C context into the job (:data:`TRACE_FIELD`); each
+delivery attempt is a consumer span below it, each Connectus call a client span.
+Spans never carry a destination or a content: URLs lose their query string, Redis
+spans their arguments. A Redis or HTTP span with no parent (polling, housekeeping)
+belongs to no message and is dropped at the sampler.
 """
 
 from __future__ import annotations
@@ -58,9 +41,8 @@ _propagator: Any = TraceContextTextMapPropagator() if trace is not None else Non
 
 
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
-    """Whether the ``OTEL_*`` variables ask for tracing: an exporter or an OTLP
-    endpoint is named, ``OTEL_TRACES_EXPORTER`` is not ``none`` and
-    ``OTEL_SDK_DISABLED`` is not true."""
+    """Whether ``OTEL_*`` ask for tracing: an exporter (not ``none``) or an OTLP endpoint
+    is named, and ``OTEL_SDK_DISABLED`` is not true."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
         return False
     exporters = _exporters(environ)
@@ -78,13 +60,10 @@ HEADER_CAPTURE = (
 
 
 def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """Turn tracing on for this process if the ``OTEL_*`` variables ask for it.
-
-    ``environ`` decides whether and which exporter; the SDK and the exporter
-    read the rest (service name, sampler, endpoint, headers) from ``os.environ``.
-    ``service_name`` is the default of ``OTEL_SERVICE_NAME``. Returns whether
-    tracing is on. Raises :class:`ConfigError` naming the variable when they ask
-    for it and it can't be had (extra not installed, unknown exporter, gRPC).
+    """Turn tracing on for this process if the ``OTEL_*`` variables ask for it; returns
+    whether it is on. ``environ`` decides whether and which exporter; the SDK reads the
+    rest from ``os.environ``. ``service_name``: the default of ``OTEL_SERVICE_NAME``.
+    :class:`ConfigError` names the variable that asks for what can't be had.
     """
     if not wanted(environ):
         return False
@@ -126,8 +105,7 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
 
 def build_provider(service_name: str) -> Any:
     """An SDK ``TracerProvider`` without exporters: the resource (``OTEL_SERVICE_NAME``,
-    default ``service_name``; ``OTEL_RESOURCE_ATTRIBUTES``) and the sampler
-    (``OTEL_TRACES_SAMPLER``, behind the drop of parentless client spans)."""
+    default ``service_name``) and ``OTEL_TRACES_SAMPLER`` behind the orphan drop."""
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
 
@@ -142,9 +120,7 @@ def build_provider(service_name: str) -> Any:
 
 
 def enable(provider: Any) -> None:
-    """Trace with ``provider`` (an SDK ``TracerProvider``) and instrument Redis.
-    :func:`start` calls it; tests pass one of :func:`build_provider` with an
-    in-memory exporter."""
+    """Trace with ``provider`` (an SDK ``TracerProvider``) and instrument Redis."""
     global _provider, _redis
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
@@ -155,8 +131,7 @@ def enable(provider: Any) -> None:
 
 
 def disable() -> None:
-    """Stop tracing in this process: uninstrument Redis, export what is left, shut the
-    provider down (httpx clients instrumented by then keep recording into it)."""
+    """Stop tracing: uninstrument Redis, export what is left, shut the provider down."""
     global _provider, _redis
     if _redis is not None:
         _redis.uninstrument()
@@ -187,11 +162,9 @@ def span(
 ) -> Iterator[None]:
     """A span around the block, current inside it; nothing when tracing is off.
 
-    ``parent``: a W3C carrier (``{"traceparent": ...}``, e.g. a job's
-    :data:`TRACE_FIELD` or request headers); anything else, or an invalid one,
-    leaves the current context as the parent. ``attributes`` are prefixed
-    ``connectus.`` unless they contain a dot. An exception is recorded by its
-    class only: its text may quote an answer.
+    ``parent``: a W3C carrier (a job's :data:`TRACE_FIELD`, request headers); else the
+    current context. ``attributes`` are prefixed ``connectus.`` unless dotted. An
+    exception is recorded by its class only: its text may quote an answer.
     """
     tracer = _tracer()
     if tracer is None:
@@ -234,9 +207,8 @@ def carrier() -> dict[str, str]:
 
 
 def instrument_http_client(client: Any) -> None:
-    """Make ``client`` (an ``httpx.Client``) record a span per request, with its URL
-    cut to scheme, host and path. Nothing when tracing is off. The span is made in
-    the client's transport: a transport shared by clients is instrumented once."""
+    """Make ``client`` (an ``httpx.Client``) record a span per request, its URL cut to
+    scheme, host and path; nothing when tracing is off."""
     if _provider is None:
         return
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor

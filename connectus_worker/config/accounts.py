@@ -1,25 +1,14 @@
 """Connectus accounts: one deployment sending through several of them.
 
-``CONNECTUS_ACCOUNTS`` names the accounts, comma-separated, in order (default:
-``default``). The first is the account of a job or campaign that names none and
-whose tenant has none (``TENANT_ACCOUNTS``). The account ``default`` reads the
-single-account variables of before (``CONNECTUS_API_USER``, ``CONNECTUS_API_KEY``,
-``CONNECTUS_BASE_URL``..., ``RATE_*``, ``WEBHOOK_*``), so a deployment that names
-no accounts is unchanged. Any other account ``<name>`` reads the same variables
-prefixed, ``CONNECTUS_<NAME>_<SUFFIX>`` (:data:`SUFFIXES`): ``API_USER`` and
-``API_KEY`` (required where Connectus is called), and optionally its base URLs,
-rates and webhook credentials; a URL or rate it does not set is the unprefixed
-one, a webhook credential is never borrowed (each account's webhook routes are
-authenticated by its own).
-
-Why variables per account rather than one JSON variable: each account's key
-comes from its own Kubernetes secret (``envFrom`` with ``prefix:``), and a
-rotated key touches one secret.
-
-Start-up refuses, naming the variable: a bad or duplicate name, a name whose
-variables would be another setting's (``v1``), a ``CONNECTUS_<X>_API_KEY`` (or
-another suffix) of an account not listed, and two accounts with one API user
-(they would share one provider limit and balance under two rate limiters).
+``CONNECTUS_ACCOUNTS`` names them in order (default: ``default``); the first is the
+account of a job whose request and tenant (``TENANT_ACCOUNTS``) name none. The
+account ``default`` reads the single-account variables (``CONNECTUS_API_USER``,
+``CONNECTUS_BASE_URL``..., ``RATE_*``, ``WEBHOOK_*``); any other ``<name>`` reads
+them prefixed, ``CONNECTUS_<NAME>_<SUFFIX>`` (:data:`SUFFIXES`). A URL or rate it does
+not set is the unprefixed one; a webhook credential is never borrowed (each
+account's webhook routes are opened by its own). Variables per account, not one
+JSON variable: each key comes from its own Kubernetes secret (``envFrom`` with
+``prefix:``), and a rotated key touches one secret.
 """
 
 from __future__ import annotations
@@ -35,27 +24,31 @@ from connectus_worker.config import checks
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
-_ACCOUNT = re.compile(ACCOUNT_PATTERN)
 #: Rates an account may set for itself (tokens/s and tokens, as the RATE_* settings).
 RATE_FIELDS = tuple(
     f"rate_{product}_{unit}"
     for product in ("sms", "otp", "email", "whatsapp")
     for unit in ("per_s", "burst")
 )
-_URL_FIELDS = ("base_url", "v1_base_url", "whatsapp_qr_url")
+# The account "default"'s setting of each (the others' is the field's own name).
+_SETTING_OF = {
+    "api_user": "connectus_api_user",
+    "api_key": "connectus_api_key",
+    "base_url": "connectus_base_url",
+    "v1_base_url": "connectus_v1_base_url",
+    "whatsapp_qr_url": "connectus_whatsapp_qr_url",
+}
+_CONNECTUS_FIELDS = tuple(_SETTING_OF)
 _WEBHOOK_FIELDS = ("webhook_secret", "webhook_basic_user", "webhook_basic_password")
 #: The per-account variables: CONNECTUS_<NAME>_<SUFFIX>.
-SUFFIXES = tuple(
-    name.upper() for name in ("api_user", "api_key", *_URL_FIELDS, *RATE_FIELDS, *_WEBHOOK_FIELDS)
-)
+SUFFIXES = tuple(f.upper() for f in (*_CONNECTUS_FIELDS, *RATE_FIELDS, *_WEBHOOK_FIELDS))
+Rate = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+Burst = Annotated[int, Field(gt=0)]
 
 
 class Account(BaseModel):
-    """One Connectus account: credentials, endpoints, rates and webhook credentials.
-
-    Rates in tokens/s (``_per_s``) and tokens (``_burst``). Secrets are
-    ``SecretStr``: a repr or a log line shows ``**********``.
-    """
+    """One Connectus account: credentials, endpoints, rates (tokens/s and tokens) and
+    webhook credentials. Secrets are ``SecretStr``: a repr shows ``**********``."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
 
@@ -65,30 +58,28 @@ class Account(BaseModel):
     base_url: str
     v1_base_url: str
     whatsapp_qr_url: str
-    rate_sms_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    rate_sms_burst: Annotated[int, Field(gt=0)]
-    rate_otp_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    rate_otp_burst: Annotated[int, Field(gt=0)]
-    rate_email_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    rate_email_burst: Annotated[int, Field(gt=0)]
-    rate_whatsapp_per_s: Annotated[float, Field(gt=0, allow_inf_nan=False)]
-    rate_whatsapp_burst: Annotated[int, Field(gt=0)]
+    rate_sms_per_s: Rate
+    rate_sms_burst: Burst
+    rate_otp_per_s: Rate
+    rate_otp_burst: Burst
+    rate_email_per_s: Rate
+    rate_email_burst: Burst
+    rate_whatsapp_per_s: Rate
+    rate_whatsapp_burst: Burst
     webhook_secret: SecretStr | None = None
     webhook_basic_user: str | None = Field(default=None, pattern=r"^[^:\s]{1,64}$")
     webhook_basic_password: SecretStr | None = None
 
-    _check_url = field_validator(*_URL_FIELDS)(checks.check_http_url)
+    _check_url = field_validator(*_CONNECTUS_FIELDS[2:])(checks.check_http_url)
     _check_user = field_validator("api_user")(checks.check_user)
     _check_secret = field_validator("webhook_secret")(checks.check_webhook_secret)
     _check_password = field_validator("webhook_basic_password")(checks.check_basic_password)
 
     def variable(self, field: str) -> str:
         """The environment variable of ``field`` for this account."""
-        if self.name == DEFAULT_ACCOUNT:
-            return field.upper() if field.startswith(("rate_", "webhook_")) else (
-                f"CONNECTUS_{field.upper()}"
-            )  # fmt: skip
-        return f"CONNECTUS_{self.name.upper()}_{field.upper()}"
+        if self.name != DEFAULT_ACCOUNT:
+            return f"CONNECTUS_{self.name.upper()}_{field.upper()}"
+        return f"CONNECTUS_{field.upper()}" if field in _CONNECTUS_FIELDS else field.upper()
 
     def credentials(self) -> tuple[str, str]:
         """(API user, API key), or a ``ValueError`` naming the missing variable."""
@@ -101,10 +92,10 @@ class Account(BaseModel):
 
 def parse_account_names(text: str, setting_names: frozenset[str]) -> tuple[str, ...]:
     """``a,b`` as names in order; ``ValueError`` with the reason (bad, duplicate,
-    or a name whose CONNECTUS_<NAME>_* variables would be a setting's)."""
+    or a name whose CONNECTUS_<NAME>_* variables would be a setting's, e.g. ``v1``)."""
     names: list[str] = []
     for name in (part.strip() for part in text.split(",")):
-        if not _ACCOUNT.match(name):
+        if not re.match(ACCOUNT_PATTERN, name):
             raise ValueError(f"account {name!r} must be 1-32 of a-z 0-9 _ starting with a letter")
         if name in names:
             raise ValueError(f"account {name!r} is named twice")
@@ -141,17 +132,15 @@ def parse_tenant_accounts(text: str, accounts: tuple[str, ...]) -> dict[str, tup
     return found
 
 
+def _inherited(settings: Any, fields: tuple[str, ...]) -> dict[str, Any]:
+    """The single-account settings of ``fields``."""
+    return {field: getattr(settings, _SETTING_OF.get(field, field)) for field in fields}
+
+
 def default_account(settings: Any) -> Account:
     """The account ``default`` from the single-account settings (``CONNECTUS_API_USER``...)."""
-    return Account(
-        name=DEFAULT_ACCOUNT,
-        api_user=settings.connectus_api_user,
-        api_key=settings.connectus_api_key,
-        base_url=settings.connectus_base_url,
-        v1_base_url=settings.connectus_v1_base_url,
-        whatsapp_qr_url=settings.connectus_whatsapp_qr_url,
-        **{field: getattr(settings, field) for field in (*RATE_FIELDS, *_WEBHOOK_FIELDS)},
-    )
+    every = (*_CONNECTUS_FIELDS, *RATE_FIELDS, *_WEBHOOK_FIELDS)
+    return Account(name=DEFAULT_ACCOUNT, **_inherited(settings, every))
 
 
 def named_accounts(
@@ -159,8 +148,8 @@ def named_accounts(
 ) -> dict[str, Account]:
     """Every account but ``default``, from ``CONNECTUS_<NAME>_*`` in ``environ``.
 
-    Raises ``ValueError("VARIABLE: reason")``: a variable of an account not
-    listed, a bad value, two accounts with one API user.
+    Raises ``ValueError("VARIABLE: reason")``: a variable of an account not listed,
+    a bad value.
     """
     upper = {key.upper(): value for key, value in environ.items()}
     known = {f"CONNECTUS_{n.upper()}_{s}" for n in names if n != DEFAULT_ACCOUNT for s in SUFFIXES}
@@ -169,18 +158,13 @@ def named_accounts(
         stray = key.startswith("CONNECTUS_") and key not in fields and key not in known
         if stray and any(key.endswith(f"_{suffix}") for suffix in SUFFIXES):
             raise ValueError(f"{key}: names no account of CONNECTUS_ACCOUNTS ({','.join(names)})")
-    inherited = {"base_url": settings.connectus_base_url,
-                 "v1_base_url": settings.connectus_v1_base_url,
-                 "whatsapp_qr_url": settings.connectus_whatsapp_qr_url,
-                 **{field: getattr(settings, field) for field in RATE_FIELDS}}  # fmt: skip
+    inherited = _inherited(settings, (*_CONNECTUS_FIELDS[2:], *RATE_FIELDS))
     accounts: dict[str, Account] = {}
-    for name in names:
-        if name == DEFAULT_ACCOUNT:
-            continue
-        values: dict[str, Any] = dict(inherited)
+    for name in (n for n in names if n != DEFAULT_ACCOUNT):
+        values = dict(inherited)
         for suffix in SUFFIXES:
             value = upper.get(f"CONNECTUS_{name.upper()}_{suffix}")
-            if value is not None and value != "":
+            if value:
                 values[suffix.lower()] = value
         try:
             accounts[name] = Account.model_validate({"name": name, **values})
@@ -192,26 +176,13 @@ def named_accounts(
     return accounts
 
 
-def check_distinct_users(accounts: Mapping[str, Account]) -> None:
-    """``ValueError`` naming the variable when two accounts have one API user."""
-    seen: dict[str, str] = {}
-    for account in accounts.values():
-        if not account.api_user:
-            continue
-        if account.api_user in seen:
-            raise ValueError(
-                f"{account.variable('api_user')}: is the API user of account "
-                f"{seen[account.api_user]!r} too (one Connectus account, one name)"
-            )
-        seen[account.api_user] = account.name
-
-
 def read_named_accounts(
     settings: Any, environ: Mapping[str, str] | None, env_file: str | None
 ) -> dict[str, Account]:
     """Every named account of ``settings`` from ``environ`` (None: the process's
     environment and ``env_file``); ``ValueError("VARIABLE: reason")`` for a bad one, a
-    published sample secret or placeholder outside sandbox/demo, or a shared API user."""
+    published sample secret or placeholder outside sandbox/demo, or an API user of
+    two accounts (they would share one provider limit and balance under two limiters)."""
     if environ is None:
         from dotenv import dotenv_values
 
@@ -222,16 +193,22 @@ def read_named_accounts(
         sample = checks.find_sample_secret(account, settings.run_mode)
         if sample is not None:
             raise ValueError(f"{account.variable(sample[0])}: {sample[1]}")
-    every = {n: named.get(n) or default_account(settings) for n in settings.account_names}
-    check_distinct_users(every)
+    seen: dict[str, str] = {}
+    for name in settings.account_names:
+        account = named.get(name) or default_account(settings)
+        if account.api_user in seen:
+            raise ValueError(
+                f"{account.variable('api_user')}: is the API user of account "
+                f"{seen[account.api_user]!r} too (one Connectus account, one name)"
+            )
+        if account.api_user:
+            seen[account.api_user] = name
     return named
 
 
 def missing_webhook_credential(settings: Any) -> str | None:
-    """The first webhook credential variable an account lacks for ``WEBHOOK_AUTH``, or None.
-
-    Each account's routes are opened by its own (``default``: ``WEBHOOK_*``).
-    """
+    """The first webhook credential variable an account lacks for ``WEBHOOK_AUTH``, or None
+    (the ``default`` routes, ``WEBHOOK_*``, are always served)."""
     needed = ("webhook_secret",) if settings.webhook_auth == "token" else (
         "webhook_basic_user", "webhook_basic_password")  # fmt: skip
     named = [settings.account(n) for n in settings.account_names if n != DEFAULT_ACCOUNT]

@@ -1,11 +1,8 @@
 """What a setting must satisfy beyond its type, one check per rule.
 
-Moved out of :mod:`config.settings` (one concept per module), which attaches
-each check to its fields with ``field_validator`` in the order they ran as
-methods. A check raises ``ValueError`` with the reason only;
-:func:`config.settings.load_settings` names the environment variable. Cross-field
-checks read fields declared before theirs from ``info.data`` (fields validate
-in declaration order).
+A check raises ``ValueError`` with the reason only (never the value: it may be a
+secret); :func:`config.settings.load_settings` names the variable. Cross-field checks
+read fields declared before theirs from ``info.data`` (declaration order).
 """
 
 from __future__ import annotations
@@ -30,21 +27,21 @@ def check_redis_url(value: str) -> str:
     parts = urlsplit(value)
     if parts.scheme not in {"redis", "rediss", "unix"}:
         raise ValueError("must start with redis://, rediss:// or unix://")
-    if parts.scheme != "unix" and not parts.hostname:
+    if parts.scheme == "unix":
+        return value
+    if not parts.hostname:
         raise ValueError("has no host")
-    if parts.scheme != "unix":
-        # urlsplit checks the port only when asked (redis-py would raise later, as
-        # a traceback from the first connection); the reason never shows the URL,
-        # which may carry a password.
-        try:
-            port = parts.port
-        except ValueError:
-            raise ValueError("has a port that is not a number from 1 to 65535") from None
-        if port == 0:
-            raise ValueError("has a port that is not a number from 1 to 65535")
-        database = parts.path.lstrip("/")
-        if database and not database.isdigit():
-            raise ValueError("has a database that is not a number (e.g. redis://host:6379/0)")
+    # urlsplit checks the port only when asked (redis-py would raise later, as a
+    # traceback from the first connection).
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0:
+        raise ValueError("has a port that is not a number from 1 to 65535")
+    database = parts.path.lstrip("/")
+    if database and not database.isdigit():
+        raise ValueError("has a database that is not a number (e.g. redis://host:6379/0)")
     return value
 
 
@@ -90,17 +87,16 @@ def check_rate_floor(value: float, info: ValidationInfo) -> float:
     return value
 
 
-def check_max_open(value: float, info: ValidationInfo) -> float:
-    first = info.data.get("breaker_open_s")
-    if first is not None and value < first:
-        raise ValueError(f"must be at least BREAKER_OPEN_S ({first})")
-    return value
+#: A maximum and the minimum it must not be below.
+LOWER_BOUND = {
+    "breaker_max_open_s": "breaker_open_s",
+    "retry_max_backoff_ms": "retry_initial_backoff_ms",
+    "durable_max_backoff_ms": "durable_min_backoff_ms",
+}
 
 
-def check_backoff_order(value: int, info: ValidationInfo) -> int:
-    # Fields validate in declaration order, so the minimum is already known.
-    first = "retry_initial_backoff_ms" if info.field_name == "retry_max_backoff_ms" else (
-        "durable_min_backoff_ms")  # fmt: skip
+def check_not_below(value: float, info: ValidationInfo) -> float:
+    first = LOWER_BOUND[str(info.field_name)]
     low = info.data.get(first)
     if low is not None and value < low:
         raise ValueError(f"must be at least {first.upper()} ({low})")
@@ -113,16 +109,14 @@ def check_user(value: str | None) -> str | None:
     return value
 
 
+_SHAPE_RULE = "must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -"
+
+
 def check_intake_tokens(value: SecretStr | None) -> SecretStr | None:
-    if value is None:
-        return None
-    tokens = value.get_secret_value().split(",")
+    tokens = value.get_secret_value().split(",") if value is not None else []
     for position, token in enumerate(tokens, start=1):
-        # The reason names the position, never the token.
-        if not _TOKEN_SHAPE.match(token.strip()):
-            raise ValueError(
-                f"token #{position} must be 16-256 characters of A-Z a-z 0-9 . _ ~ + / = -"
-            )
+        if not _TOKEN_SHAPE.match(token.strip()):  # the position, never the token
+            raise ValueError(f"token #{position} {_SHAPE_RULE}")
     return value
 
 
@@ -140,12 +134,8 @@ def check_intake_tenants(value: SecretStr | None, info: ValidationInfo) -> Secre
             seen[token.strip()] = "INTAKE_TOKENS"
     for name, tokens in tenants.items():
         for position, token in enumerate(tokens, start=1):
-            # The reason names the tenant and the position, never the token.
-            if not _TOKEN_SHAPE.match(token):
-                raise ValueError(
-                    f"tenant {name!r} token #{position} must be 16-256 characters of "
-                    "A-Z a-z 0-9 . _ ~ + / = -"
-                )
+            if not _TOKEN_SHAPE.match(token):  # the tenant and position, never the token
+                raise ValueError(f"tenant {name!r} token #{position} {_SHAPE_RULE}")
             if token in seen:
                 raise ValueError(
                     f"tenant {name!r} token #{position} is also a token of {seen[token]}: "
@@ -197,11 +187,10 @@ def keyword_set(value: str) -> frozenset[str]:
 
 # --- sample secrets -----------------------------------------------------------
 
-#: Secret values published in this repository (docker-compose.yml,
-#: deploy/compose.env.example, the sandbox, docs): anyone can read them, so they
-#: authenticate nobody. Compared case-insensitively, per comma-separated item.
 #: The content-digest key used in sandbox/demo when none is set (published here).
 DEV_CONTENT_HASH_KEY = "connectus-worker-dev-content-hash-key-not-secret"
+#: Secrets published in this repository (compose files, the sandbox, docs): they
+#: authenticate nobody. Compared case-insensitively, per comma-separated item.
 SAMPLE_SECRETS = frozenset(
     {"sandbox-key", "sandbox-intake-token", "sandbox-webhook-secret", DEV_CONTENT_HASH_KEY}
 )
@@ -213,9 +202,8 @@ _SECRET_ITEM_SEPARATORS = re.compile(r"[,;:]")
 
 
 def _texts(value: Any) -> Iterator[tuple[str, bool]]:
-    """(text, is_secret) of a setting's value; a secret list item by item (items are
-    separated by ``,``, and by ``;`` and ``:`` in ``INTAKE_TENANTS``; no token, secret
-    or placeholder holds one of the three)."""
+    """(text, is_secret) of a setting's value; a secret item by item (``,``, and ``;``
+    and ``:`` in ``INTAKE_TENANTS``: no token, secret or placeholder holds one)."""
     if isinstance(value, SecretStr):
         for item in _SECRET_ITEM_SEPARATORS.split(value.get_secret_value()):
             yield item.strip(), True
@@ -225,10 +213,7 @@ def _texts(value: Any) -> Iterator[tuple[str, bool]]:
 
 def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None:
     """(field, reason) of the first published sample secret or placeholder, or None.
-
-    Every field is looked at, so a secret setting added later is covered
-    without a change here. The reason never repeats the value.
-    """
+    Every field is looked at: a secret setting added later is covered too."""
     if mode in SAMPLE_MODES:
         return None
     for name in type(settings).model_fields:
@@ -248,8 +233,7 @@ def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None
 
 
 def check_console_users(value: SecretStr | None) -> SecretStr | None:
-    """``name:role:hash;...`` (:func:`config.console_users.parse_users`); the reason names
-    the entry's position, never a hash."""
+    """``name:role:hash;...`` (:func:`config.console_users.parse_users`)."""
     if value is not None:
         from connectus_worker.config.console_users import parse_users
 

@@ -1,12 +1,10 @@
 """Operators of the console (``CONSOLE_USERS``) and their password hashes.
 
-``CONSOLE_USERS`` is ``name:role:hash;name:role:hash``: a name of 1-64 of
-``A-Z a-z 0-9 . _ @ -``, a role (:data:`ROLES`) and a password hash made by
-``connectus console-password``: ``pbkdf2_sha256$<iterations>$<salt hex>$<digest hex>``
-(PBKDF2-HMAC-SHA256, a 16-byte random salt, a 32-byte digest; the format of
-Django's hasher, so other tools can make one). A hash of fewer than
-:data:`MIN_ITERATIONS` iterations is refused: a leaked setting must not be cheap
-to brute-force. In a docker-compose file write each ``$`` as ``$$``.
+``CONSOLE_USERS`` is ``name:role:hash;...``; a hash is made by ``connectus
+console-password``: ``pbkdf2_sha256$<iterations>$<salt hex>$<digest hex>`` (Django's
+format, so other tools can make one). Fewer than :data:`MIN_ITERATIONS` iterations
+are refused: a leaked setting must not be cheap to brute-force. In a docker-compose
+file write each ``$`` as ``$$``.
 """
 
 from __future__ import annotations

@@ -1,19 +1,10 @@
 """Tenants: who owns a job, a campaign and an idempotency key.
 
-Every intake token belongs to one tenant (``INTAKE_TENANTS``), and every
-Python producer names its tenant (``Producer(settings, tenant=...)``). Jobs,
-campaigns and idempotency keys are scoped to it: another tenant's job or
-campaign does not exist for a caller (404, ``JobNotFound``), and the same
-idempotency key used by two tenants makes two jobs.
-
-``INTAKE_TENANTS`` is ``name:token,token;name:token`` (tokens as for
-``INTAKE_TOKENS``); ``INTAKE_TOKENS`` stays the tokens of the tenant
-:data:`DEFAULT_TENANT`, which is also the tenant of producers that name none
-and of records written before tenants existed.
-
-A tenant name is 1-64 of ``a-z 0-9 _ -`` and starts with a letter or digit:
-no ``:``, so a Redis key ``…:<tenant>:<user key>`` can be split only one way
-(:mod:`ledger.keys`).
+Every intake token belongs to one tenant (``INTAKE_TENANTS``: ``name:token,token;
+name:token``; ``INTAKE_TOKENS`` are :data:`DEFAULT_TENANT`'s), and every Python
+producer names its own. Another tenant's job or campaign does not exist for a caller,
+and one idempotency key used by two tenants makes two jobs. A name has no ``:``, so a
+key ``…:<tenant>:<user key>`` splits one way only (:mod:`ledger.keys`).
 """
 
 from __future__ import annotations

@@ -1,16 +1,10 @@
 """Query, inspect and purge the dead-letter set (``connectus dlq``).
 
-Members of the set are job ids (permanent failures, with a job record and a
-replayable message copy) or poison entries: ``poison:<id>`` (a message that
-could not be decoded, or names an actor no worker has), ``malformed:<id>``
-(decodable, but not a job), or a
-job whose record expired. Poison entries have their reason in
-:attr:`Keys.dead_letter_reasons`; they can be listed and purged, never replayed.
-Nor is a job past its expiry (:mod:`domain.expiry`): the worker would
-dead-letter it again as ``Expired`` at once; the refusal says so and when.
-
-Times: ``died_at_ms`` and the ``*_ms`` bounds are epoch milliseconds; ages
-and durations are seconds.
+Members are job ids (with a record and a replayable message copy) or poison entries
+(``poison:<id>``: undecodable or of an unknown actor; ``malformed:<id>``: not a job;
+or a job whose record expired), whose reason is in :attr:`Keys.dead_letter_reasons`:
+listed and purged, never replayed. Nor is a job past its expiry: it would die again
+at once. ``*_ms`` are epoch milliseconds; ages and durations seconds.
 """
 
 from __future__ import annotations
@@ -63,13 +57,10 @@ class Filter:
     newer_than_s: float | None = None
 
     def matches(self, entry: DeadLetter) -> bool:
-        if self.queue is not None and entry.queue != self.queue:
-            return False
-        if self.reason:
-            needle = self.reason.lower()
-            if needle not in entry.error_class.lower() and needle not in entry.reason.lower():
-                return False
-        return True
+        needle = (self.reason or "").lower()
+        return (self.queue is None or entry.queue == self.queue) and (
+            needle in entry.error_class.lower() or needle in entry.reason.lower()
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,17 +161,14 @@ class DeadLetters:
         results: list[dict[str, str]] = []
         for entry in entries:
             ok, why = entry.replayable
-            if not ok:
-                results.append({"job_id": entry.member, "result": "refused", "error": why})
-                continue
-            results.append({"job_id": entry.member, "result": self.store.replay(entry.member)})
+            answer = {"result": self.store.replay(entry.member)} if ok else (
+                {"result": "refused", "error": why})  # fmt: skip
+            results.append({"job_id": entry.member, **answer})
         return results
 
     def purge(self, members: list[str]) -> int:
         """Remove entries (set member, kept message, reason); returns how many were there.
-
-        Job records are left to expire (``JOB_TTL_S``), so ``status`` still answers.
-        """
+        Job records are left to expire (``JOB_TTL_S``), so ``status`` still answers."""
         removed = 0
         for start in range(0, len(members), _BATCH):
             batch = members[start : start + _BATCH]
@@ -193,12 +181,9 @@ class DeadLetters:
 
     def _scan(self, where: Filter) -> Iterator[DeadLetter]:
         now = self.store.clock()
-        high: float | str = "+inf"
-        low: float | str = "-inf"
-        if where.older_than_s is not None:
-            high = now - where.older_than_s * 1000
-        if where.newer_than_s is not None:
-            low = now - where.newer_than_s * 1000
+        older, newer = where.older_than_s, where.newer_than_s
+        high: float | str = "+inf" if older is None else now - older * 1000
+        low: float | str = "-inf" if newer is None else now - newer * 1000
         offset = 0
         while True:
             rows: list[tuple[bytes, float]] = self.store.client.zrevrangebyscore(  # type: ignore[assignment]

@@ -1,17 +1,10 @@
 """A message's delivery status at Connectus, recorded on its job record.
 
-Two sources feed it: the SMS status webhook (:mod:`service.events`, which
-also publishes to the event stream) and the campaign status poller
-(:mod:`worker.campaign_status`) for messages no webhook reported in time.
-
-A webhook can come before the send is recorded: the worker writes the
-provider index (message id -> job) when it finishes the send, or the
-reconciler when it finds a lost send at Connectus, possibly minutes later.
-Such a status is kept as *pending* (:attr:`ledger.keys.Keys.status_pending`)
-and :class:`PendingStatuses` applies it once the index exists; the
-housekeeper runs it every few seconds, off the send path.
-Statuses are ordered (:data:`STATUS_RANK`): a late, earlier status
-(``EN_COLA`` after ``ENTREGADO``) never overwrites a final one.
+Fed by the SMS status webhook (:mod:`service.events`) and the campaign status poller.
+A webhook can come before the send is recorded (the provider index is written when
+the send finishes, or by the reconciler minutes later): such a status is kept
+*pending* and :class:`PendingStatuses` applies it once the index exists. Statuses are
+ranked (:data:`STATUS_RANK`): a late, earlier status never overwrites a final one.
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
 """Sent, failed and unknown outcomes per minute, kept in Redis (the console's chart).
 
 The scripts that finish jobs count each outcome in the same call
-(``ledger/lua/lib_history.lua``: no extra round trip): one hash per hour,
-:meth:`ledger.keys.Keys.history`, field ``<minute of the hour>`` =
-``<sent>,<failed>,<unknown>``, expiring :data:`HISTORY_TTL_S` after its last
-write. So a day is at most 25 hashes of at most 60 fields, whatever the
-traffic, and it survives a restart of every process (it is Redis's, persisted
-as Redis is).
-
-What counts: a job reaching ``sent``, ``failed`` or ``unknown`` (a lease that
-ran out included) at the minute it did. A campaign's jobs are also counted in
-the campaign's own hash (:meth:`ledger.keys.Keys.campaign_history`, field the
-epoch minute), kept as long as the campaign's record: :func:`campaign_series`.
-An unknown job later reconciled is not counted again.
+(``ledger/lua/lib_history.lua``): one hash per hour (:meth:`Keys.history`), field the
+minute of the hour, value ``<sent>,<failed>,<unknown>``, expiring
+:data:`HISTORY_TTL_S` after its last write; a day is at most 25 hashes whatever the
+traffic. A campaign's jobs are also counted in its own hash
+(:meth:`Keys.campaign_history`, field the epoch minute), as long as its record lives.
 """
 
 from __future__ import annotations
@@ -31,15 +24,32 @@ SPANS_S = {"hour": 3600, "day": 86400}
 
 
 class Bucket(NamedTuple):
-    """Outcomes in ``[start_s, start_s + step)`` (epoch s); ``_asdict()`` for JSON.
-
-    A named tuple, not a model or a frozen dataclass: a day is 1,440 of them per
-    read, and a tuple is the cheapest to build."""
+    """Outcomes in ``[start_s, start_s + step)`` (epoch s); ``_asdict()`` for JSON (a
+    tuple: a day is 1,440 of them per read, and a tuple is the cheapest to build)."""
 
     start_s: int
     sent: int = 0
     failed: int = 0
     unknown: int = 0
+
+
+def _counts(value: object) -> tuple[int, int, int] | None:
+    """``sent,failed,unknown`` of a history field; None if it is not one of ours."""
+    try:
+        sent, failed, unknown = (int(n) for n in text(value).split(","))
+    except ValueError:
+        return None
+    return sent, failed, unknown
+
+
+def _buckets(counts: dict[int, list[int]], first: int, end: int, step_s: int) -> list[Bucket]:
+    return [Bucket(s, *counts.get(s, (0, 0, 0))) for s in range(first, end, step_s)]
+
+
+def _add(counts: dict[int, list[int]], at: int, found: tuple[int, int, int]) -> None:
+    bucket = counts.setdefault(at, [0, 0, 0])
+    for n in range(3):
+        bucket[n] += found[n]
 
 
 def series(
@@ -51,9 +61,8 @@ def series(
     step_s: int = 60,
 ) -> list[Bucket]:
     """The buckets of the last ``span`` up to the step that holds ``now_s`` (epoch s),
-    oldest first, each ``step_s`` long and starting at a multiple of it (60: per
-    minute; a multiple of 60 that divides the span). One pipelined round trip of
-    at most 25 ``HGETALL``, whatever the traffic.
+    oldest first, each ``step_s`` long and starting at a multiple of it (a multiple of
+    60 that divides the span). One pipelined round trip of at most 25 ``HGETALL``.
     """
     if span not in SPANS_S:
         raise ValueError(f"span: must be one of {sorted(SPANS_S)}, not {span!r}")
@@ -66,48 +75,30 @@ def series(
     pipe = client.pipeline(transaction=False)
     for hour in hours:
         pipe.hgetall(keys.history(hour))
-    steps = length // step_s
-    sent, failed, unknown = [0] * steps, [0] * steps, [0] * steps
+    counts: dict[int, list[int]] = {}
     for hour, fields in zip(hours, pipe.execute(), strict=True):
         for name, value in fields.items():
-            try:
-                offset = hour - start + int(name) * 60
-                s, f, u = map(int, text(value).split(","))
-            except ValueError:
+            found = _counts(value)
+            if found is None or not text(name).isdigit():
                 continue  # not a field of ours
-            if 0 <= offset < length:
-                step = offset // step_s
-                sent[step] += s
-                failed[step] += f
-                unknown[step] += u
-    return [
-        Bucket(start + i * step_s, *counts)
-        for i, counts in enumerate(zip(sent, failed, unknown, strict=True))
-    ]
+            at = hour + int(name) * 60
+            if start <= at < end:
+                _add(counts, start + (at - start) // step_s * step_s, found)
+    return _buckets(counts, start, end, step_s)
 
 
 def campaign_series(
     client: redis.Redis, keys: Keys, campaign_id: str, *, step_s: int = 60
 ) -> list[Bucket]:
-    """A campaign's outcomes from its first counted step to its last, oldest first,
-    each ``step_s`` long (a multiple of 60) and starting at a multiple of it; empty
-    if none finished yet. One ``HGETALL`` of one field per minute the campaign sent in.
+    """A campaign's outcomes from its first counted step to its last, oldest first, each
+    ``step_s`` long (a multiple of 60) and starting at a multiple of it; empty if none
+    finished yet. One ``HGETALL``.
     """
     if step_s < 60 or step_s % 60:
         raise ValueError("step_s: must be a multiple of 60 s")
     counts: dict[int, list[int]] = {}
     for name, value in client.hgetall(keys.campaign_history(campaign_id)).items():
-        try:
-            at = int(name) * 60
-            parts = [int(x) for x in text(value).split(",")]
-        except ValueError:
-            continue  # not a field of ours
-        if len(parts) != 3:
-            continue
-        bucket = counts.setdefault(at // step_s * step_s, [0, 0, 0])
-        for n in range(3):
-            bucket[n] += parts[n]
-    if not counts:
-        return []
-    first, last = min(counts), max(counts)
-    return [Bucket(s, *counts.get(s, (0, 0, 0))) for s in range(first, last + step_s, step_s)]
+        found = _counts(value)
+        if found is not None and text(name).isdigit():
+            _add(counts, int(name) * 60 // step_s * step_s, found)
+    return _buckets(counts, min(counts), max(counts) + step_s, step_s) if counts else []

@@ -1,17 +1,9 @@
 """The Dramatiq message that carries a job, and its renewal for a re-enqueue.
 
-Producers build one per job and workers the copies they keep
-(:func:`new_message`); whatever puts it back on a queue or into a schedule
-renews it first (:func:`renew_message`), with a new broker-level id. Split
-from :mod:`ledger.jobs` (size guideline): what a message is, apart from the
-ledger that :class:`ledger.jobs.JobStore` keeps.
-
-Message ids (Dramatiq's ``message_id`` and the broker's ``redis_message_id``)
-come from :func:`unique_id`: a random per-process prefix and a counter. A
-worker builds a message (the copy it keeps) on every send, and two ``uuid4``
-calls per send read the OS's random source twice: 3-4% of a worker's CPU
-at 0 ms latency (py-spy, ``docs/benchmarks.md``). The ids only need to be
-unique, never secret or ordered.
+Whatever puts a message back on a queue or into a schedule renews it first
+(:func:`renew_message`: a new broker-level id). Ids come from :func:`unique_id`, a
+random per-process prefix and a counter: two ``uuid4`` per send cost 3-4% of a
+worker's CPU at 0 ms latency (docs/benchmarks.md), and the ids need only be unique.
 """
 
 from __future__ import annotations
@@ -24,32 +16,26 @@ from typing import Any
 
 from dramatiq import Message
 
-
-class _Ids:
-    """80 random bits per process, then a counter; re-drawn in a forked child."""
-
-    def __init__(self) -> None:
-        self.reseed()
-
-    def reseed(self) -> None:
-        self._prefix = uuid.uuid4().hex[:20]
-        self._counter: Iterator[int] = itertools.count()
-
-    def next(self) -> str:
-        # No lock: next() on itertools.count is atomic under the GIL, and a
-        # lock held by another thread at a fork would stay held in the child.
-        return f"{self._prefix}-{next(self._counter):x}"
+_prefix = ""
+_counter: Iterator[int] = itertools.count()
 
 
-_IDS = _Ids()
-# A fork without exec would otherwise hand the child the parent's prefix and
-# counter, and both would make the same ids.
-os.register_at_fork(after_in_child=_IDS.reseed)
+def _reseed() -> None:
+    """80 random bits per process, then a counter. Re-drawn in a forked child: a fork
+    without exec would otherwise make the parent's ids."""
+    global _prefix, _counter
+    _prefix, _counter = uuid.uuid4().hex[:20], itertools.count()
+
+
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
 
 
 def unique_id() -> str:
     """An id no other message of any process has (e.g. ``3f2a...9c1e-1a``)."""
-    return _IDS.next()
+    # No lock: next() on itertools.count is atomic under the GIL, and a lock held by
+    # another thread at a fork would stay held in the child.
+    return f"{_prefix}-{next(_counter):x}"
 
 
 def new_message(queue: str, actor_name: str, job: Mapping[str, Any]) -> Message[Any]:

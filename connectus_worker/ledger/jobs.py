@@ -1,13 +1,9 @@
 """The job store: job records, the idempotency index and the per-job ledger.
 
 One Redis hash per job (``{prefix}:job:{id}``) is both the record that
-``get_status`` reads and the ledger state machine the worker drives
-(see :mod:`domain.models` for the states). Every transition is one Lua
-script (``ledger/lua/*.lua``, read by :mod:`luascript`): atomic, one round trip.
-
-Clock: ``clock`` returns epoch milliseconds and is injected for tests.
-
-The Dramatiq message a job travels in is built in :mod:`ledger.job_messages`.
+``get_status`` reads and the state machine the worker drives (states: see
+:mod:`domain.models`). Every transition is one Lua script (``ledger/lua/*.lua``):
+atomic, one round trip. Times are epoch milliseconds (``clock``, injected).
 """
 
 from __future__ import annotations
@@ -27,10 +23,10 @@ from connectus_worker.domain.models import JobRecord
 from connectus_worker.durability import UNCONFIRMED, Durability
 from connectus_worker.ledger.claims import Claim, claimed
 from connectus_worker.ledger.job_messages import renew_message
-from connectus_worker.ledger.jobs_recovery import JobRecovery
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.luascript import load
+from connectus_worker.redis import text
 
 # The ledger's transitions (ledger/lua/: each file says its KEYS, ARGV and answer).
 ENQUEUE = load(__package__, "enqueue.lua")
@@ -63,13 +59,31 @@ class Enqueued:
     created: bool  # False: the key was seen before and this is the first job's id
 
 
-class JobStore(JobRecovery):
-    """Records and ledger transitions for jobs, on one Redis.
+def finish_call(
+    keys: Keys, job_id: str, fence: int, mode: str, score: int, data: bytes,
+    fields: Mapping[str, str | int], *, ttl_s: int, now_ms: int,
+) -> tuple[list[str], list[str | int | bytes]]:  # fmt: skip
+    """KEYS and ARGV of ``finish.lua``. ``mode`` says where the message copy ``data``
+    goes: ``dead`` and ``done`` the dead letters (``done`` keeps none), ``retry`` the
+    schedule (``score``: when due), ``unknown`` the unknown set, ``lookup`` the
+    provider-id lookups (``data``: what it matches on)."""
+    zset, hash_ = {
+        "dead": (keys.dead_letters, keys.dead_letter_messages),
+        "done": (keys.dead_letters, keys.dead_letter_messages),
+        "retry": (keys.schedule, keys.schedule_messages),
+        "unknown": (keys.unknown, keys.unknown_messages),
+        "lookup": (keys.id_lookups, keys.id_lookup_data),
+    }[mode]
+    provider_id = fields.get("provider_id")
+    index = keys.provider(str(provider_id)) if provider_id else ""
+    args: list[str | int | bytes] = [fence, mode, score, job_id, data, ttl_s]
+    for name, value in {**fields, "updated_at": now_ms}.items():
+        args += [name, value]
+    return [keys.job(job_id), zset, hash_, index, keys.leases, keys.inflight_messages], args
 
-    The unknown, review and dead-letter paths (``quarantine``, ``hold_message``,
-    ``unknown_since``, ``held_message``, ``resolve``, ``replay``) are in
-    :class:`ledger.jobs_recovery.JobRecovery`.
-    """
+
+class JobStore:
+    """Records and ledger transitions for jobs, on one Redis."""
 
     def __init__(
         self,
@@ -84,8 +98,8 @@ class JobStore(JobRecovery):
         self.keys = keys
         self.ttl_s = ttl_s
         self.clock = clock
-        # Enqueues, claims and deferrals are confirmed before they are acted on
-        # (durability); each is idempotent, so NotDurable is retried as is.
+        # Enqueues, claims and deferrals are confirmed before they are acted on;
+        # each is idempotent, so NotDurable is retried as is.
         self.durability = durability
         self._enqueue = client.register_script(ENQUEUE)
         self._claim = client.register_script(CLAIM)
@@ -114,12 +128,11 @@ class JobStore(JobRecovery):
         """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
 
         ``idempotency_key`` is ``tenant``'s (None: the job's own, in a namespace no
-        caller's key reaches, see :mod:`ledger.keys`). Raises :class:`IdempotencyConflict`
-        when the key is taken by a different payload; returns the first job's id when
-        it is the same. The record gets ``tenant``. ``index_keys``: the search
-        indexes that list the job (:func:`ledger.lookup.index_keys`). ``watch_ms``: a
-        new job's first status lookup (epoch ms, :mod:`ledger.status_watch`); None = not
-        watched.
+        caller's key reaches). Raises :class:`IdempotencyConflict` when the key is
+        taken by a different payload; returns the first job's id when it is the same.
+        ``index_keys``: the search indexes that list the job
+        (:func:`ledger.lookup.index_keys`). ``watch_ms``: a new job's first status
+        lookup (:mod:`ledger.status_watch`); None = not watched.
         """
         now = self.clock()
         scheduled = due_ms is not None and due_ms > now
@@ -139,36 +152,27 @@ class JobStore(JobRecovery):
         ]
         for name, value in fields.items():
             args += [name, value]
-        ((status, existing),) = self.durability.run(self.client, lambda pipe: self._enqueue(
-            client=pipe,
-            keys=[
-                self.keys.idempotency(idempotency_key, tenant)
-                if idempotency_key is not None
-                else self.keys.automatic_idempotency(job_id),
-                self.keys.job(job_id),
-                self.keys.queue(message.queue_name),
-                self.keys.queue_messages(message.queue_name),
-                self.keys.schedule,
-                self.keys.schedule_messages,
-                watch_key(self.keys),
-                *index_keys,
-            ],
-            args=args,
-        ))  # fmt: skip
-        existing_id = existing.decode()
+        k = self.keys
+        keys = [
+            k.idempotency(idempotency_key, tenant) if idempotency_key is not None
+            else k.automatic_idempotency(job_id),
+            k.job(job_id), k.queue(message.queue_name), k.queue_messages(message.queue_name),
+            k.schedule, k.schedule_messages, watch_key(k), *index_keys,
+        ]  # fmt: skip
+        run = self.durability.run
+        ((status, existing),) = run(
+            self.client, lambda pipe: self._enqueue(client=pipe, keys=keys, args=args)
+        )
         if status == b"conflict":
-            raise IdempotencyConflict(str(idempotency_key), existing_id)
-        return Enqueued(job_id=existing_id, created=status == b"created")
+            raise IdempotencyConflict(str(idempotency_key), existing.decode())
+        return Enqueued(job_id=existing.decode(), created=status == b"created")
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.hgetall(self.keys.job(job_id))
         return JobRecord.from_redis(raw) if raw else None
 
     def cancel(self, job_id: str) -> str:
-        """Cancel a job not yet sending.
-
-        Answers ``cancelled``, ``refused:<state>`` or ``missing``.
-        """
+        """Cancel a job not yet sending: ``cancelled``, ``refused:<state>`` or ``missing``."""
         answer = self._cancel(
             keys=[self.keys.job(job_id), self.keys.schedule, self.keys.schedule_messages],
             args=[job_id, self.clock()],
@@ -189,9 +193,9 @@ class JobStore(JobRecovery):
     ) -> Claim:
         """Take the send lease (``sending``) before the HTTP call.
 
-        ``token`` identifies this delivery: claiming again with it (after a
-        lost answer) returns the same lease. ``message`` is kept while the job
-        is in flight, so that a job whose worker is lost can be reconciled.
+        ``token`` identifies this delivery: claiming again with it (after a lost
+        answer) returns the same lease. ``message`` is kept while the job is in
+        flight, so that a job whose worker is lost can be reconciled.
         """
         keys, args = self.claim_call(
             job_id, worker_id=worker_id, lease_ms=lease_ms, token=token, message=message
@@ -240,12 +244,27 @@ class JobStore(JobRecovery):
         provider-id lookup (``lookup``: what it matches on, see :mod:`worker.id_lookup`)."""
         return self._finish_call(job_id, fence, "lookup", self.clock(), lookup, fields)
 
+    def retry_later(
+        self, job_id: str, fence: int, message: Message[Any], due_ms: int,
+        fields: Mapping[str, str | int],
+    ) -> bool:  # fmt: skip
+        """Release the lease and schedule a durable retry at ``due_ms``."""
+        data = renew_message(message).encode()
+        return self._finish_call(job_id, fence, "retry", due_ms, data, fields)
+
+    def _finish_call(
+        self, job_id: str, fence: int, mode: str, score: int, data: bytes,
+        fields: Mapping[str, str | int],
+    ) -> bool:  # fmt: skip
+        keys, args = finish_call(self.keys, job_id, fence, mode, score, data, fields,
+                                 ttl_s=self.ttl_s, now_ms=self.clock())  # fmt: skip
+        return bool(self._finish(keys=keys, args=args, client=self.client))
+
     def defer(self, job_id: str, message: Message[Any], due_ms: int) -> None:
         """Bring ``message`` back at ``due_ms`` (a job whose lease another worker holds).
 
-        If the holder finishes, the message then finds the job done; if it
-        died, the lease has expired and the job becomes ``unknown``. Either
-        way the job never sits in ``sending`` with no message left to move it.
+        If the holder finishes, the message then finds the job done; if it died, the
+        lease has expired and the job is ``unknown``: never ``sending`` with no message.
         """
         data = renew_message(message).encode()
 
@@ -256,48 +275,11 @@ class JobStore(JobRecovery):
 
         self.durability.run(self.client, write)
 
-    def retry_later(
-        self,
-        job_id: str,
-        fence: int,
-        message: Message[Any],
-        due_ms: int,
-        fields: Mapping[str, str | int],
-    ) -> bool:
-        """Release the lease and schedule a durable retry at ``due_ms``."""
-        data = renew_message(message).encode()
-        return self._finish_call(job_id, fence, "retry", due_ms, data, fields)
-
-    def _finish_call(
-        self,
-        job_id: str,
-        fence: int,
-        mode: str,
-        score: int,
-        data: bytes,
-        fields: Mapping[str, str | int],
-    ) -> bool:
-        zset, hash_ = {
-            "dead": (self.keys.dead_letters, self.keys.dead_letter_messages),
-            "retry": (self.keys.schedule, self.keys.schedule_messages),
-            "unknown": (self.keys.unknown, self.keys.unknown_messages),
-            "done": (self.keys.dead_letters, self.keys.dead_letter_messages),
-            "lookup": (self.keys.id_lookups, self.keys.id_lookup_data),
-        }[mode]
-        provider_id = fields.get("provider_id")
-        index = self.keys.provider(str(provider_id)) if provider_id else ""
-        args: list[str | int | bytes] = [fence, mode, score, job_id, data, self.ttl_s]
-        for name, value in {**fields, "updated_at": self.clock()}.items():
-            args += [name, value]
-        keys = [self.keys.job(job_id), zset, hash_, index, self.keys.leases,
-                self.keys.inflight_messages]  # fmt: skip
-        return bool(self._finish(keys=keys, args=args, client=self.client))
-
     def finished(self, job_id: str, fence: int, state: str) -> bool:
         """Did a finishing call with ``fence`` land (``state`` reached under that fence)?
 
-        After a Redis error the call is retried; if its first try had landed,
-        the retry is fenced out, and this tells the two cases apart.
+        After a Redis error the call is retried; if its first try had landed, the
+        retry is fenced out, and this tells the two cases apart.
         """
         current_fence, current_state = self.client.hmget(self.keys.job(job_id), "fence", "state")
         return current_fence == str(fence).encode() and current_state == state.encode()
@@ -321,3 +303,75 @@ class JobStore(JobRecovery):
                 args=[self.clock(), limit, self.keys.dramatiq_namespace, self.keys.prefix],
             )
         )
+
+    # -- unknown, review and dead letters -------------------------------------
+
+    def quarantine(self, data: bytes, reason: str) -> str:
+        """Keep a malformed message in the dead-letter set with its reason; returns its member."""
+        member = f"malformed:{uuid.uuid4().hex}"
+        pipe = self.client.pipeline(transaction=True)
+        pipe.zadd(self.keys.dead_letters, {member: self.clock()})
+        pipe.hset(self.keys.dead_letter_messages, member, data)
+        pipe.hset(self.keys.dead_letter_reasons, member, reason[:500])
+        pipe.execute()
+        return member
+
+    def hold_message(self, job_id: str, message: Message[Any]) -> None:
+        """Keep a message of a job that became ``unknown`` by lease expiry."""
+        self.client.hsetnx(self.keys.unknown_messages, job_id, message.encode())
+
+    def unknown_since(self, *, older_than_ms: int, limit: int) -> list[tuple[str, int]]:
+        """Unknown jobs that became so at least ``older_than_ms`` ago, oldest first."""
+        rows: list[tuple[bytes, float]] = self.client.zrangebyscore(  # type: ignore[assignment]
+            self.keys.unknown, "-inf", self.clock() - older_than_ms, start=0, num=limit,
+            withscores=True,
+        )  # fmt: skip
+        return [(text(job_id), int(score)) for job_id, score in rows]
+
+    def held_message(self, job_id: str, *, review: bool = False) -> Message[Any] | None:
+        """The kept message of an unknown (or in-review) job."""
+        key = self.keys.review_messages if review else self.keys.unknown_messages
+        data = self.client.hget(key, job_id)
+        return None if data is None else Message.decode(_bytes(data))
+
+    def resolve(
+        self, job_id: str, mode: str, *, review: bool = False, provider_id: str = "",
+        message: Message[Any] | None = None, error_class: str = "", reason: str = "",
+    ) -> bool:  # fmt: skip
+        """Settle an ``unknown`` (or in-review) job: ``sent`` (found at Connectus),
+        ``requeue`` (not found: send again), ``review`` (undecidable: hold for an
+        operator) or ``fail``. Atomic, and a no-op unless the job is still unknown."""
+        k = self.keys
+        source = (k.review, k.review_messages) if review else (k.unknown, k.unknown_messages)
+        target_a, target_b = "", ""
+        extra: list[str | int | bytes] = [error_class, reason[:500]]
+        if mode == "sent":
+            target_a, extra = k.provider(provider_id), [provider_id, self.ttl_s]
+        elif mode == "requeue":
+            assert message is not None
+            fresh = renew_message(message)
+            target_a, target_b = k.queue(fresh.queue_name), k.queue_messages(fresh.queue_name)
+            extra = [fresh.options["redis_message_id"], fresh.encode()]
+        elif mode == "review":
+            extra = [message.encode() if message is not None else b""]
+        keys = [k.job(job_id), *source, k.review, k.review_messages, target_a, target_b]
+        return bool(self._resolve(keys=keys, args=[job_id, self.clock(), mode, *extra]))
+
+    def replay(self, job_id: str) -> str:
+        """Put a dead-lettered job back on its queue, same id and idempotency key."""
+        k = self.keys
+        data = self.client.hget(k.dead_letter_messages, job_id)
+        if data is None:
+            return "missing"
+        message = renew_message(Message.decode(_bytes(data)))
+        queue = message.queue_name
+        answer = self._replay(
+            keys=[k.job(job_id), k.dead_letters, k.dead_letter_messages, k.queue(queue),
+                  k.queue_messages(queue)],
+            args=[job_id, self.clock(), message.options["redis_message_id"], message.encode()],
+        )  # fmt: skip
+        return str(answer[0].decode())
+
+
+def _bytes(data: bytes | str) -> bytes:
+    return data if isinstance(data, bytes) else data.encode()

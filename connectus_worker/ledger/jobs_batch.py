@@ -1,11 +1,10 @@
 """Ledger transitions for many jobs at once: a v1 bulk of up to 1,000 recipients.
 
-The same per-job state machine as :class:`ledger.jobs.JobStore` (the same Lua
-``claim`` function, ``ledger/lua/lib_claim.lua``, and the same fenced
-``finish.lua``), driven for a whole chunk in one round trip each way: one
-``claim_bulk.lua`` (which makes the chunk's records at its first claim) before
-the bulk call, one ``finish_sent_many.lua`` or a pipeline of ``finish.lua``
-calls after it.
+The same per-job state machine as :class:`ledger.jobs.JobStore` (the same Lua claim,
+``lib_claim.lua``, and the same fenced ``finish.lua``), one round trip each way for
+a whole chunk: ``claim_bulk.lua`` (which makes the chunk's records at its first
+claim) before the bulk call, ``finish_sent_many.lua`` or a pipeline of
+``finish.lua`` after it.
 """
 
 from __future__ import annotations
@@ -15,31 +14,43 @@ from dataclasses import dataclass
 from typing import Any
 
 from dramatiq import Message
-from redis.commands.core import Script
 
 from connectus_worker.domain.hashing import recipient_digest
-from connectus_worker.ledger.claims import Claim
-from connectus_worker.ledger.jobs import FINISH, JobStore
+from connectus_worker.ledger.claims import Claim, claimed
+from connectus_worker.ledger.jobs import FINISH, JobStore, finish_call
 from connectus_worker.luascript import load
-from connectus_worker.redis import text
 
 CLAIM_BULK = load(__package__, "claim_bulk.lua")
 FINISH_SENT_MANY = load(__package__, "finish_sent_many.lua")
 
-#: FINISH modes: where a finished job's message copy goes.
-Mode = str  # "done" (no copy), "dead", "unknown", "retry"
-
 
 @dataclass(frozen=True, slots=True)
 class Finish:
-    """One job's fenced outcome; ``score`` is the due time (ms) of a retry."""
+    """One job's fenced outcome; ``mode`` as :func:`ledger.jobs.finish_call`'s
+    (``done``, ``dead``, ``unknown``, ``retry``), ``score`` the due time (ms) of a retry."""
 
     job_id: str
     fence: int
-    mode: Mode
+    mode: str
     fields: Mapping[str, str | int]
     message: Message[Any] | None = None
     score: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class BulkChunk:
+    """Which v1 bulk chunk :meth:`BatchLedger.claim_bulk` claims, and its records' fields.
+
+    ``made_ttl_s``: how long the chunk's "records made" mark is kept (s): the
+    campaign's TTL, so that it outlives every copy of the chunk's message.
+    """
+
+    campaign_id: str
+    number: int
+    first_index: int
+    kind: str
+    queue: str
+    made_ttl_s: int
 
 
 class BatchLedger:
@@ -65,28 +76,24 @@ class BatchLedger:
 
         ``rows``: (number, masked number, SMS segments) per recipient, in chunk
         order. Answers in order, as :meth:`JobStore.claim`'s; an opted-out number is
-        ``done``/``cancelled``. ``token`` as :meth:`JobStore.claim`'s. ``recipient_key``
-        (``CONTENT_HASH_KEY``): the made records are indexed by their number's keyed
-        digest (:mod:`ledger.lookup`); None: not indexed.
+        ``done``/``cancelled``. ``recipient_key`` (``CONTENT_HASH_KEY``): the made
+        records are indexed by their number's keyed digest; None: not indexed.
         """
-        k, cid = self.store.keys, chunk.campaign_id
+        store, k, cid = self.store, self.store.keys, chunk.campaign_id
         args: list[str | int] = [
-            self.store.clock(), lease_ms, worker_id, token, k.prefix, cid, chunk.number,
-            chunk.first_index, self.store.ttl_s, chunk.made_ttl_s, chunk.kind, chunk.queue,
+            store.clock(), lease_ms, worker_id, token, k.prefix, cid, chunk.number,
+            chunk.first_index, store.ttl_s, chunk.made_ttl_s, chunk.kind, chunk.queue,
         ]  # fmt: skip
         for number, masked, segments in rows:
             digest = recipient_digest(recipient_key, number) if recipient_key else ""
             args += [number, masked, segments, digest]
         keys = [k.unknown, k.leases, k.inflight_messages, k.unknown_messages, k.campaign(cid),
                 k.campaign_counts(cid), k.campaign_made(cid), k.opt_out]  # fmt: skip
-        return self._confirmed(self._claim_bulk, keys, args)
-
-    def _confirmed(self, script: Script, keys: list[str], args: Sequence[str | int]) -> list[Claim]:
-        """A claim script's answers once the claims are confirmed (durability)."""
-        client = self.store.client
-        run = self.store.durability.run
-        (answers,) = run(client, lambda pipe: script(keys=keys, args=args, client=pipe))
-        return _claims(answers)
+        # Confirmed (durability) before any of them is sent.
+        (answers,) = store.durability.run(
+            store.client, lambda pipe: self._claim_bulk(keys=keys, args=args, client=pipe)
+        )
+        return [claimed(answer) for answer in answers]
 
     def finish_sent_many(
         self, items: Sequence[tuple[str, int, str]], fields: Mapping[str, str | int]
@@ -103,55 +110,13 @@ class BatchLedger:
 
     def finish_many(self, items: Sequence[Finish]) -> list[bool]:
         """Apply every outcome, fenced, in one pipeline; True where it landed."""
-        k = self.store.keys
-        targets = {
-            "dead": (k.dead_letters, k.dead_letter_messages),
-            "retry": (k.schedule, k.schedule_messages),
-            "unknown": (k.unknown, k.unknown_messages),
-            "done": (k.dead_letters, k.dead_letter_messages),
-        }
         now = self.store.clock()
         pipe = self.store.client.pipeline(transaction=False)
         for item in items:
-            zset, hash_ = targets[item.mode]
-            provider_id = item.fields.get("provider_id")
-            index = k.provider(str(provider_id)) if provider_id else ""
             data = item.message.encode() if item.message is not None else b""
-            args: list[str | int | bytes] = [
-                item.fence, item.mode, item.score, item.job_id, data, self.store.ttl_s,
-            ]  # fmt: skip
-            for name, value in {**item.fields, "updated_at": now}.items():
-                args += [name, value]
-            self._finish(
-                keys=[k.job(item.job_id), zset, hash_, index, k.leases, k.inflight_messages],
-                args=args,
-                client=pipe,
-            )
+            keys, args = finish_call(
+                self.store.keys, item.job_id, item.fence, item.mode, item.score, data,
+                item.fields, ttl_s=self.store.ttl_s, now_ms=now,
+            )  # fmt: skip
+            self._finish(keys=keys, args=args, client=pipe)
         return [bool(landed) for landed in pipe.execute()]
-
-
-@dataclass(frozen=True, slots=True)
-class BulkChunk:
-    """Which v1 bulk chunk :meth:`BatchLedger.claim_bulk` claims, and its records' fields.
-
-    ``made_ttl_s``: how long the chunk's "records made" mark is kept (s): the
-    campaign's TTL, so that it outlives every copy of the chunk's message.
-    """
-
-    campaign_id: str
-    number: int
-    first_index: int
-    kind: str
-    queue: str
-    made_ttl_s: int
-
-
-def _claims(answers: Sequence[Sequence[bytes | str]]) -> list[Claim]:
-    claims = []
-    for answer in answers:
-        status = text(answer[0])
-        if status == "ok":
-            claims.append(Claim("ok", fence=int(answer[1]), attempts=int(answer[2])))
-        else:
-            claims.append(Claim(status, detail=text(answer[1]) if len(answer) > 1 else ""))  # type: ignore[arg-type]
-    return claims

@@ -1,19 +1,11 @@
 """Redis key names, in one place.
 
-Everything the project stores lives under ``{prefix}:`` (``KEY_PREFIX``,
-default ``cw``); Dramatiq's own queues live under its namespace
-(``{prefix}-dramatiq``) so that two deployments can share one Redis. The
-prefix has no ``:`` and may carry one Redis Cluster hash tag (``KEY_PREFIX={acme}``):
-every key then hashes on it, one slot per deployment (docs/scaling.md).
-
-Keys built from a caller's string (idempotency keys) put a fixed kind word
-first, then the tenant (no ``:`` in it, see :mod:`config.tenants`), then the
-caller's string last: ``{prefix}:idem:msg:{tenant}:{key}``. Split from the left,
-such a name has one reading, so no caller's key can reach another kind's
-key, another tenant's, or a marker of the project's own (issue 21: a message
-key ``campaign:K`` used to be campaign ``K``'s key, and an HTTP key ``X:lock``
-the in-flight marker of ``X``). :data:`USER_KEY_KINDS` lists those kinds;
-``tests/unit/test_key_namespaces.py`` checks the property with hypothesis.
+Everything lives under ``{prefix}:`` (``KEY_PREFIX``), Dramatiq's queues under
+``{prefix}-dramatiq``, so two deployments can share one Redis; the prefix may carry
+one Redis Cluster hash tag (one slot per deployment, docs/scaling.md). A key that
+ends with a caller's string (:data:`USER_KEY_KINDS`) is ``{prefix}:<kind>:{tenant}:{key}``:
+split from the left it has one reading, so no caller's key reaches another kind's,
+another tenant's or a marker of ours (``tests/unit/test_key_namespaces.py``).
 """
 
 from __future__ import annotations
@@ -45,9 +37,8 @@ class Keys:
         return f"{self.prefix}:idem:msg:{tenant}:{key}"
 
     def automatic_idempotency(self, job_id: str) -> str:
-        """String: the key of a job sent without one (its own id) -> job id.
-
-        A namespace of its own: no caller's key reaches it (``job:<id>`` was one)."""
+        """String: the key of a job sent without one (its own id, in a namespace no
+        caller's key reaches) -> job id."""
         return f"{self.prefix}:idem:auto:{job_id}"
 
     def campaign_idempotency(self, key: str, tenant: str = DEFAULT_TENANT) -> str:
@@ -148,7 +139,7 @@ class Keys:
         """Set: normalised phone numbers opted out of marketing (STOP)."""
         return f"{self.prefix}:optout"
 
-    # -- campaigns (see campaign.store) ----------------------------------
+    # -- campaigns (campaign.store) ---------------------------------------
 
     def campaign(self, campaign_id: str) -> str:
         """Hash: a campaign's definition, state and progress."""
@@ -202,10 +193,8 @@ class Keys:
         return f"{self.prefix}:find:dst:{digest}"
 
     def find_idempotency(self, key: str) -> str:
-        """Sorted set: job ids of any tenant sent with the idempotency key ``key``.
-
-        ``find:`` is no kind of :data:`USER_KEY_KINDS` and each ``find:<kind>:``
-        ends with the caller's string, so no caller's string reaches another key."""
+        """Sorted set: job ids of any tenant sent with the idempotency key ``key``
+        (``find:<kind>:`` ends with the caller's string: it reaches no other key)."""
         return f"{self.prefix}:find:idem:{key}"
 
     def find_correlation(self, correlation_id: str) -> str:

@@ -1,16 +1,11 @@
 """Search for jobs, and one job's history: what the console's search page reads.
 
-A job is found by its id, an idempotency key (of any tenant), a correlation
-id, or its recipient typed in full. The three indexes are sorted sets written
-by the scripts that create job records (``ledger/lua/lib_index.lua``): member the
-job id, score its creation time (ms), expiry the job TTL, so an entry goes with
-its record; a recipient is named only by its keyed digest
-(:func:`domain.hashing.recipient_digest`), so Redis holds no list of numbers.
-No SCAN: :func:`find_jobs` is two pipelined round trips whatever Redis holds.
-
-A job's history is the record plus its event ring (``ledger/lua/lib_events.lua``):
-the last :data:`EVENTS_KEPT` transitions kept as fields of the record itself,
-so they cost no key of their own and expire with it. Keys: docs/search.md.
+A job is found by its id, an idempotency key (of any tenant), a correlation id, or
+its recipient in full. The indexes are sorted sets written with the record
+(``ledger/lua/lib_index.lua``; member the job id, score its creation in ms, the
+record's TTL); a recipient is named only by its keyed digest, so Redis holds no list
+of numbers. No SCAN. A job's history is its record plus the event ring kept in the
+record itself (``ledger/lua/lib_events.lua``). Keys: docs/search.md.
 """
 
 from __future__ import annotations
@@ -115,10 +110,9 @@ def find_jobs(
         direct.append(f"{campaign_key[1]}-{campaign_key[2]}")
     elif wanted.startswith("job:") and len(wanted) > 4:
         direct.append(wanted[4:])  # the key a job sent without one has: its own id
-    indexes = [keys.find_idempotency(wanted), keys.find_correlation(wanted)]
     recipient = recipient_of(wanted, default_region=default_region)
-    if recipient is not None:
-        indexes.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
+    indexes = index_keys(keys, content_hash_key, recipient=recipient, idempotency_key=wanted,
+                         correlation_id=wanted)  # fmt: skip
     pipe = client.pipeline(transaction=False)
     for job_id in direct:
         pipe.exists(keys.job(job_id))
@@ -177,14 +171,14 @@ def index_keys(
     idempotency_key: str | None,
     correlation_id: str | None,
 ) -> list[str]:
-    """The search indexes a new job is added to (``ledger/lua/enqueue.lua`` writes them):
-    its normalised ``recipient`` (None: a WhatsApp group, no person), its caller's
-    idempotency key and its correlation id, each when it has one."""
+    """The search indexes of a job (``ledger/lua/enqueue.lua`` writes them), in the order
+    :func:`find_jobs` answers: its caller's idempotency key, its correlation id and its
+    normalised ``recipient`` (None: a WhatsApp group, no person), each when it has one."""
     found = []
-    if recipient:
-        found.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
     if idempotency_key:
         found.append(keys.find_idempotency(idempotency_key))
     if correlation_id:
         found.append(keys.find_correlation(correlation_id))
+    if recipient:
+        found.append(keys.find_recipient(recipient_digest(content_hash_key, recipient)))
     return found

@@ -1,11 +1,7 @@
 """Each queue's depth and the age of its oldest waiting message (the console's overview).
 
-A queue is Dramatiq's list of message ids (``Keys.queue``, appended at the
-tail) and its hash of messages (``Keys.queue_messages``): the head of the list
-is the oldest message, and its ``message_timestamp`` (epoch ms, Dramatiq's)
-says since when it waits. Two pipelined round trips, three commands per
-queue, whatever the depth. Worker metrics read the depths the same way
-(:class:`worker.metrics.QueueCollector`); the age is only here.
+The head of Dramatiq's list of ids is the oldest message; its ``message_timestamp``
+(epoch ms) says since when it waits. Two pipelined round trips whatever the depth.
 """
 
 from __future__ import annotations

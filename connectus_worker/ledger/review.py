@@ -10,14 +10,13 @@ from __future__ import annotations
 from typing import Any
 
 from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.redis import text
 
 
 def held(store: JobStore, *, limit: int) -> list[dict[str, Any]]:
     """The oldest ``limit`` held jobs: job_id, kind, dst (masked, as recorded), error."""
-    ids = [i.decode() if isinstance(i, bytes) else str(i)
-           for i in store.client.zrange(store.keys.review, 0, limit - 1)]  # fmt: skip
     rows = []
-    for job_id in ids:
+    for job_id in map(text, store.client.zrange(store.keys.review, 0, limit - 1)):
         record = store.get(job_id)
         rows.append({"job_id": job_id, "kind": record.kind.value if record else None,
                      "dst": record.dst if record else None,

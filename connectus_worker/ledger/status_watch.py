@@ -1,13 +1,9 @@
 """The jobs whose delivery status is polled at Connectus: e-mail and WhatsApp.
 
-One sorted set, ``{prefix}:status-watch``: job id → when it is next due for a
-lookup (epoch ms). The producer adds a single e-mail or WhatsApp job in the
-script that queues it (ledger/lua/enqueue.lua); the campaign status poller adds a
-released chunk's jobs; the :class:`worker.channel_status.ChannelStatusPoller`
-takes the due ones, looks
-each up once and moves it one interval later, or drops it (final status, too
-old, never sent). A job is in the set at most once, so it costs at most one
-lookup per interval, however many processes poll.
+One sorted set: job id → when its next lookup is due (epoch ms). The enqueue script
+adds a single job, the campaign poller a released chunk's; the
+:class:`worker.channel_status.ChannelStatusPoller` looks each due one up and moves it
+one interval on, or drops it. A job is in it once: one lookup per interval at most.
 """
 
 from __future__ import annotations

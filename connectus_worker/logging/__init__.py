@@ -1,11 +1,9 @@
 """Structured logging that never writes personal data or secrets.
 
-:func:`configure_logging` sends every record, structlog's and the standard
-library's (Dramatiq, httpx, uvicorn), through one structlog
-``ProcessorFormatter`` to stderr as JSON lines. The last processors before
-rendering are :func:`logging.redaction.redact_event`: they run on *every* event,
-ours and foreign, so no call site has to remember to mask anything (what is
-masked, and how, is described in :mod:`logging.redaction`).
+:func:`configure_logging` sends every record, structlog's and the standard library's
+(Dramatiq, httpx, uvicorn), to stderr as JSON lines, through
+:func:`logging.redaction.redact_event` last before rendering: it runs on *every*
+event, so no call site has to remember to mask anything.
 """
 
 from __future__ import annotations
@@ -23,28 +21,10 @@ from connectus_worker.logging.redaction import redact_event
 _HANDLER_MARK = "_connectus_worker_handler"
 
 
-def _stdlib_pre_chain() -> list[Processor]:
-    """Run on stdlib records (Dramatiq, httpx, uvicorn) before the common tail."""
-    # ``extra`` first: the logger name, level and time are written after it,
-    # over any ``extra`` key of the same name (logging.redaction trusts those three).
-    return [
-        structlog.contextvars.merge_contextvars,
-        structlog.stdlib.ExtraAdder(),
-        structlog.stdlib.add_logger_name,
-        structlog.stdlib.add_log_level,
-        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-    ]
-
-
 class _LineWriter:
-    """structlog's logger: writes each rendered line to our handler's stream.
-
-    structlog events do not go through the standard library (no
-    ``LogRecord``, no handler chain, no second formatter): they are rendered
-    once by structlog's own processors and written here, under the
-    handler's lock, so their lines never interleave with stdlib ones.
-    ``name`` is the name given to ``structlog.get_logger(name)``.
-    """
+    """structlog's logger: writes each rendered line to our handler's stream, under
+    its lock (no line interleaves with a stdlib one), without a ``LogRecord`` or a
+    second formatter. ``name``: the one given to ``structlog.get_logger(name)``."""
 
     def __init__(self, handler: logging.StreamHandler[Any], name: str) -> None:
         self._handler = handler
@@ -67,14 +47,8 @@ class _LineWriter:
 def configure_logging(*, level: str, json: bool) -> None:
     """Route structlog and stdlib logging to stderr, redacted; JSON lines if ``json``.
 
-    Safe to call again (tests, reloads): our previous handler is replaced,
-    handlers installed by others (e.g. pytest's capture) are left alone.
-
-    Cost on the hot path: a structlog call below ``level`` returns at once
-    (a no-op method of a filtering logger, nothing is rendered); an enabled
-    one runs one processor chain (context, level, time, redaction, render)
-    and one write. Standard-library records take the handler's formatter,
-    whose tail is the same redaction and renderer.
+    Safe to call again (tests): our previous handler is replaced, others' (pytest's
+    capture) are left alone. A structlog call below ``level`` returns at once.
     """
     numeric = logging.getLevelName(level.upper())
     if not isinstance(numeric, int):
@@ -90,8 +64,16 @@ def configure_logging(*, level: str, json: bool) -> None:
         redact_event,
         renderer,
     ]
+    # The logger name, level and time are written after ``extra``, over any key of
+    # the same name (logging.redaction trusts those three).
+    head: list[Processor] = [
+        structlog.stdlib.add_logger_name,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
+    ]
+    context = structlog.contextvars.merge_contextvars
     formatter = structlog.stdlib.ProcessorFormatter(
-        foreign_pre_chain=_stdlib_pre_chain(),
+        foreign_pre_chain=[context, structlog.stdlib.ExtraAdder(), *head],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail],
     )
     handler = logging.StreamHandler(sys.stderr)
@@ -107,14 +89,7 @@ def configure_logging(*, level: str, json: bool) -> None:
         return _LineWriter(handler, str(args[0]) if args else "")
 
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.stdlib.add_logger_name,
-            structlog.stdlib.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
-            structlog.processors.StackInfoRenderer(),
-            *tail,
-        ],
+        processors=[context, *head, structlog.processors.StackInfoRenderer(), *tail],
         logger_factory=logger_factory,
         wrapper_class=structlog.make_filtering_bound_logger(numeric),
         # Not cached: configure_logging may run again (tests) and must take effect.

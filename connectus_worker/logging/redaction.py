@@ -1,9 +1,4 @@
-"""Redaction: what structlog's last processor does to every log event.
-
-Moved out of :mod:`logging` (one concept per module), which installs
-:func:`redact_event` as the last processor before rendering, so it runs on
-*every* event, ours and foreign, and no call site has to remember to mask
-anything:
+"""Redaction: what structlog's last processor (:func:`redact_event`) does to every event:
 
 - phone numbers: masked in known fields and in any text (``569*****321``),
   except epoch times (10 or 13 digits) under a time key such as ``due_ms``;
@@ -14,8 +9,8 @@ anything:
   become ``***``; ``Basic``/``Bearer`` credentials and ``user:pass@`` in URLs
   are cut out of text.
 
-The masks are also used directly where a destination is kept outside a log
-line (job records, dead-letter listings).
+The masks also serve where a destination is kept outside a log (job records,
+dead-letter listings).
 """
 
 from __future__ import annotations
@@ -107,10 +102,7 @@ def _maybe_sensitive(text: str) -> bool:
     if "://" in text or "@" in text or not text.isascii():
         return True
     lowered = text.lower()
-    for word in _TRIGGER_WORDS:
-        if word in lowered:
-            return True
-    return _DIGITS8.search(text) is not None
+    return any(word in lowered for word in _TRIGGER_WORDS) or _DIGITS8.search(text) is not None
 
 
 def mask_phone(value: str | int) -> str:
@@ -175,22 +167,11 @@ def _mask_phone_match(match: re.Match[str], text: str) -> str:
     return mask_phone(number)
 
 
-def is_time_key(key: str) -> bool:
-    """Whether ``key`` names a time (``due_ms``, ``sent_at``, ``timestamp``...)."""
-    lowered = key.lower()
-    return lowered in TIME_KEYS or lowered.endswith(_TIME_SUFFIXES)
-
-
 def summarize_content(value: object) -> str:
     """``[42 chars h:0123456789ab]``: length and a process-keyed HMAC-SHA-256 prefix."""
     text = value if isinstance(value, str) else repr(value)
     digest = hmac.new(_DIGEST_KEY, text.encode("utf-8", "replace"), hashlib.sha256)
     return f"[{len(text)} chars h:{digest.hexdigest()[:12]}]"
-
-
-def _is_secret_key(key: str) -> bool:
-    lowered = key.lower()
-    return any(word in lowered for word in _SECRET_WORDS)
 
 
 # What a key's value is, by the key alone; cached, because the same few keys
@@ -201,13 +182,13 @@ _PLAIN, _HIDDEN, _CONTENT, _PII, _TIME = range(5)
 @functools.lru_cache(maxsize=4096)
 def _key_class(key: str) -> int:
     lowered = key.lower()
-    if lowered in OTP_KEYS or _is_secret_key(lowered):
+    if lowered in OTP_KEYS or any(word in lowered for word in _SECRET_WORDS):
         return _HIDDEN
     if lowered in CONTENT_KEYS:
         return _CONTENT
     if lowered in _PII_KEYS:
         return _PII
-    if is_time_key(lowered):
+    if lowered in TIME_KEYS or lowered.endswith(_TIME_SUFFIXES):
         return _TIME
     return _PLAIN
 

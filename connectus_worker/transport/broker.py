@@ -1,20 +1,13 @@
-"""Build the Dramatiq broker: one function, used by the CLI, the tests and the workers.
+"""The Dramatiq broker: a Redis broker subclass whose consumer batches and survives
+poison. Dramatiq's hazards it closes are in :class:`ConnectusBroker`'s docstring.
 
-Where Dramatiq has no public hook, the workaround is confined to this module.
-No private name of Dramatiq is imported. What this module relies on, and why:
-
-- ``RedisBroker.consumer_class`` is Dramatiq's hook for another consumer; the
-  Redis consumer it returns is private, so :class:`_BatchingConsumer` derives
-  from the public ``dramatiq.Consumer`` and calls the broker's public
-  ``do_nack`` / ``do_requeue`` commands, as Dramatiq's own consumer does.
-- The argument layout of Dramatiq's ``dispatch.lua`` (``broker.scripts["dispatch"]``),
-  in :meth:`ConnectusBroker.maintain`: Dramatiq runs its maintenance (requeue
-  the messages of dead workers) only by chance on its own calls, and this
-  consumer makes none; there is no public call to run it.
-
-Dramatiq's fetch cap (``RedisBroker._max_unpack_size``) is not used: the
-same value is computed here (:meth:`ConnectusBroker.max_unpack_size`), per
-broker, from the public ``maxstack`` script and ``dramatiq_lua_max_stack``.
+No private name of Dramatiq is imported. ``RedisBroker.consumer_class`` is the hook
+for another consumer; :class:`BatchingConsumer` derives from the public
+``dramatiq.Consumer`` and calls the broker's public ``do_nack`` / ``do_requeue``.
+:meth:`ConnectusBroker.maintain` relies on the argument layout of Dramatiq's
+``dispatch.lua`` (``broker.scripts["dispatch"]``): there is no public call to run
+its maintenance. The fetch cap is computed here (:meth:`ConnectusBroker.max_unpack_size`)
+as Dramatiq computes its private one.
 """
 
 from __future__ import annotations
@@ -42,56 +35,63 @@ from connectus_worker.luascript import load
 
 log = structlog.get_logger("connectus_worker.transport.broker")
 
-# ledger/lua/: each file says its KEYS, ARGV and answer.
+# transport/lua/: each file says its KEYS, ARGV and answer.
 ACK_AND_FETCH = load(__package__, "ack_and_fetch.lua")
 RESYNC = load(__package__, "resync.lua")
 QUARANTINE = load(__package__, "quarantine.lua")
 
 
 class ConnectusBroker(RedisBroker):
-    """Dramatiq's Redis broker with a consumer that batches and survives poison payloads.
+    """Dramatiq's Redis broker, with the hazards of its consumer closed:
 
-    - Dramatiq's consumer raises on a payload it cannot decode; the consumer
-      thread then restarts and the rest of its prefetched batch is stranded
-      in the acks set of a live worker, where maintenance never looks. Here
-      the payload is quarantined in the dead-letter set with the reason, and
-      the batch goes on.
-    - Dramatiq acknowledges each message with its own round trip, from the
-      worker thread, and fetches whatever room the prefetch window has (often
-      one message). Here worker threads only queue the acknowledgement; the
-      consumer thread sends the queued ones together with its next fetch in
-      one script (:data:`ACK_AND_FETCH`), and fetches only when an eighth of
-      the window is free. See :class:`_BatchingConsumer`.
-    - A message naming an actor this worker does not have (a renamed or removed
-      actor, a broken producer) fails in Dramatiq's consumer thread and goes to
-      Dramatiq's ``<queue>.XQ``, which nothing here reads. With
-      :attr:`dead_letter_unknown_actors` set (the worker sets it once every actor
-      is declared), it is quarantined like an undecodable payload instead, with
-      the reason, so ``connectus dlq list`` shows it.
-    - A fetch whose answer is lost (the script ran, then Redis died or the
-      connection broke) leaves its messages in this live worker's acks set,
-      where Dramatiq's maintenance never looks: lost until the process dies.
-      Here the next call of the queue's consumer first requeues every id of
-      the acks set that the process does not hold (:data:`RESYNC`). Found by
-      the full chaos test (14 of 20,000 left queued after a Redis SIGKILL).
+    - A payload it cannot decode raises in the consumer thread, which restarts and
+      strands the rest of its prefetched batch in a live worker's acks set, where
+      maintenance never looks. Here the payload is quarantined in the dead-letter
+      set with the reason, and the batch goes on.
+    - One round trip per acknowledgement, from the worker thread, and fetches of
+      whatever room the window has (often one message). Here worker threads only
+      queue the acknowledgement; the consumer thread sends the queued ones with its
+      next fetch in one script (:data:`ACK_AND_FETCH`), fetching only when an eighth
+      of the window is free (:class:`BatchingConsumer`).
+    - A message naming an actor this worker lacks goes to Dramatiq's ``<queue>.XQ``,
+      which nothing reads. With :attr:`dead_letter_unknown_actors` set (the worker
+      sets it once every actor is declared) it is quarantined with the reason.
+    - A fetch whose answer is lost (Redis died after the script ran) leaves its
+      messages in this live worker's acks set: lost until the process dies. Here the
+      queue's next call first requeues every id of that set the process does not
+      hold (:data:`RESYNC`; found by the chaos test after a Redis SIGKILL).
+
+    The consumer's pacing, in s: ``full_sleep_s`` between looks while the window is
+    full, ``ack_delay_s`` the longest an acknowledgement waits for a fetch to ride
+    on, ``idle_max_s`` the cap of the backoff on an empty queue (how long a message
+    on an idle queue, an OTP, may wait to be fetched).
     """
 
-    def __init__(self, *, keys: Keys, **options: Any) -> None:
+    def __init__(
+        self,
+        *,
+        keys: Keys,
+        full_sleep_s: float = 0.005,
+        ack_delay_s: float = 0.05,
+        idle_max_s: float = 0.05,
+        **options: Any,
+    ) -> None:
         super().__init__(namespace=keys.dramatiq_namespace, **options)  # type: ignore[no-untyped-call]
-        # Host and pid in the id Dramatiq heartbeats under (``__heartbeats__``): the
-        # console's overview lists the live pods and processes from that set alone.
+        # Host and pid in the id Dramatiq heartbeats under: the console lists the
+        # live pods and processes from that set alone.
         self.broker_id = f"{socket.gethostname()}:{os.getpid()}:{self.broker_id}"
         self.keys = keys
+        self.full_sleep_s, self.ack_delay_s, self.idle_max_s = full_sleep_s, ack_delay_s, idle_max_s
         self.quarantine_script = self.client.register_script(QUARANTINE)
         self.ack_and_fetch_script = self.client.register_script(ACK_AND_FETCH)
         self.resync_script = self.client.register_script(RESYNC)
-        # Per queue, kept here, not in the consumer, because Dramatiq makes a new
-        # consumer after a connection error while worker threads still run the
-        # old one's messages: acknowledgements not yet sent; the ids handed out
-        # and not yet acknowledged; whether a fetch's answer may have been lost.
-        self._pending_acks: dict[str, deque[str]] = {}
-        self._held: dict[str, set[str]] = {}
-        self._resync: set[str] = set()
+        # Per queue, here and not in the consumer: Dramatiq makes a new consumer after
+        # a connection error while worker threads still run the old one's messages.
+        # Acknowledgements not yet sent; ids handed out and not yet acknowledged;
+        # queues whose last fetch's answer may have been lost.
+        self.pending_acks: dict[str, deque[str]] = {}
+        self.held: dict[str, set[str]] = {}
+        self.resync_due: set[str] = set()
         self._max_unpack: int | None = None
         #: Off until the worker has declared its actors: a broker without them
         #: (a tool, a test reading a queue) would find every actor unknown.
@@ -99,7 +99,7 @@ class ConnectusBroker(RedisBroker):
 
     @property
     def consumer_class(self) -> type[Consumer]:
-        return _BatchingConsumer
+        return BatchingConsumer
 
     def max_unpack_size(self) -> int:
         """How many values one script call may unpack: half of Lua's stack, as Dramatiq
@@ -110,79 +110,57 @@ class ConnectusBroker(RedisBroker):
         return self._max_unpack
 
     def maintain(self, queue_name: str) -> None:
-        """Requeue the messages of dead workers on ``queue_name``, now.
-
-        Dramatiq's ``dispatch.lua`` runs this maintenance only on a random
-        share of its own calls; forced on here ("do_maintenance" = 1) with
-        its harmless ``qsize`` command.
-        """
+        """Requeue the messages of dead workers on ``queue_name``, now: ``dispatch.lua``
+        runs it only on a random share of calls; forced here ("do_maintenance" = 1)
+        with its harmless ``qsize`` command."""
         self.scripts["dispatch"](
             keys=[self.namespace],
             args=["qsize", current_millis(), queue_name, self.broker_id, self.heartbeat_timeout,
                   self.dead_message_ttl, 1, self.max_unpack_size()],
         )  # fmt: skip
 
+    def _queue_keys(self, queue_name: str) -> list[str]:
+        """This worker's acks set of ``queue_name``, the queue, its payloads."""
+        ns = self.namespace
+        acks = f"{ns}:__acks__.{self.broker_id}.{queue_name}"
+        return [acks, f"{ns}:{queue_name}", f"{ns}:{queue_name}.msgs"]
+
     def quarantine(self, queue_name: str, data: bytes, reason: str) -> str | None:
         """Move one undecodable payload of this worker's ``queue_name`` to the dead letters."""
-        acks = f"{self.namespace}:__acks__.{self.broker_id}.{queue_name}"
+        acks, _, msgs = self._queue_keys(queue_name)
+        k = self.keys
         member = self.quarantine_script(
-            keys=[acks, self.keys.queue_messages(queue_name), self.keys.dead_letters,
-                  self.keys.dead_letter_messages, self.keys.dead_letter_reasons],
+            keys=[acks, msgs, k.dead_letters, k.dead_letter_messages, k.dead_letter_reasons],
             args=[data, epoch_ms(), reason[:500]],
-        )  # fmt: skip
+        )
         return member.decode() if isinstance(member, bytes) else None
-
-    def pending_acks(self, queue_name: str) -> deque[str]:
-        """The acknowledgements of ``queue_name`` waiting for the consumer's next call."""
-        return self._pending_acks.setdefault(queue_name, deque())
-
-    def held(self, queue_name: str) -> set[str]:
-        """Redis ids of ``queue_name`` handed to this process and not yet acknowledged."""
-        return self._held.setdefault(queue_name, set())
 
     def resync(self, queue_name: str, kept: set[str]) -> int:
         """Requeue what this worker's acks set holds beyond ``kept``; returns how many."""
-        ns = self.namespace
-        back = self.resync_script(
-            keys=[f"{ns}:__acks__.{self.broker_id}.{queue_name}", f"{ns}:{queue_name}",
-                  f"{ns}:{queue_name}.msgs"],
-            args=sorted(kept),
-        )  # fmt: skip
-        return int(back)
+        return int(self.resync_script(keys=self._queue_keys(queue_name), args=sorted(kept)))
 
     def ack_and_fetch(self, queue_name: str, acks: list[str], fetch: int) -> list[bytes | None]:
         """Acknowledge ``acks`` (Redis message ids) and fetch up to ``fetch`` payloads."""
-        ns = self.namespace
         return self.ack_and_fetch_script(  # type: ignore[no-any-return]
-            keys=[f"{ns}:__heartbeats__", f"{ns}:__acks__.{self.broker_id}.{queue_name}",
-                  f"{ns}:{queue_name}", f"{ns}:{queue_name}.msgs"],
+            keys=[f"{self.namespace}:__heartbeats__", *self._queue_keys(queue_name)],
             args=[current_millis(), self.broker_id, fetch, *acks],
-        )  # fmt: skip
+        )
 
 
-class _BatchingConsumer(Consumer):
+class BatchingConsumer(Consumer):
     """Dramatiq's Redis consumer, with batched acknowledgements and fetches.
 
-    Called from worker threads, :meth:`ack` only queues the message's id and
-    frees its slot in the prefetch window; the consumer thread's next Redis
-    call carries every queued id. That call is made when the cache of fetched
-    messages is empty and either an eighth of the window is free (then it
-    also fetches that room) or acknowledgements have waited ``ACK_DELAY_S``.
-    While the window is full and nothing is due, the consumer sleeps
-    ``FULL_SLEEP_S`` (no Redis call), not Dramatiq's growing backoff, which
-    reaches the worker timeout (1 s) and starved the worker threads. An empty
-    queue is polled with Dramatiq's backoff, capped at ``IDLE_MAX_S``, so a
-    message on an idle queue (an OTP) waits at most that long to be fetched
-    (Dramatiq's unused delay queues keep its cap, the worker timeout).
+    :meth:`ack` (worker threads) only queues the id and frees its slot in the
+    window. The consumer thread calls Redis when its cache of fetched messages is
+    empty and either an eighth of the window is free (it then fetches that room)
+    or acknowledgements have waited the broker's ``ack_delay_s``. While the window
+    is full and nothing is due it sleeps ``full_sleep_s``, not Dramatiq's growing
+    backoff (which reaches the worker timeout and starved the threads); an empty
+    queue is polled with Dramatiq's backoff capped at ``idle_max_s``.
 
-    A queued acknowledgement that never reaches Redis (a crash) only means
-    the message is delivered again; the job ledger makes that a no-op for a
-    job already sent. Queued ones are sent on :meth:`close` (worker shutdown).
+    An acknowledgement lost in a crash only means the message is delivered again;
+    the job ledger makes that a no-op. Queued ones are sent on :meth:`close`.
     """
-
-    FULL_SLEEP_S = 0.005
-    ACK_DELAY_S = 0.05
-    IDLE_MAX_S = 0.05
 
     def __init__(self, broker: ConnectusBroker, queue_name: str, prefetch: int, timeout: int):
         self.broker = broker
@@ -193,21 +171,21 @@ class _BatchingConsumer(Consumer):
         self.queued_message_ids: set[str] = set()
         self.misses = 0
         # deque.append and popleft are atomic: worker threads append, this thread pops.
-        self._acks = broker.pending_acks(queue_name)
-        self._held = broker.held(queue_name)
-        self._oldest_ack = 0.0
-        self._batch = max(1, prefetch // 8)
-        # Dramatiq's delay queues (".DQ") are never used here (schedules live in
-        # the job ledger): they keep Dramatiq's idle backoff, up to the timeout.
-        idle_max_ms = timeout if queue_name.endswith(".DQ") else int(self.IDLE_MAX_S * 1000)
-        self._idle_max_ms = min(timeout, idle_max_ms)
+        self.acks = broker.pending_acks.setdefault(queue_name, deque())
+        self.held = broker.held.setdefault(queue_name, set())
+        self.oldest_ack = 0.0
+        self.batch = max(1, prefetch // 8)
+        # Dramatiq's delay queues (".DQ") are unused (schedules live in the job
+        # ledger): they keep Dramatiq's idle backoff, up to the timeout.
+        idle_ms = timeout if queue_name.endswith(".DQ") else int(broker.idle_max_s * 1000)
+        self.idle_max_ms = min(timeout, idle_ms)
 
     def ack(self, message: MessageProxy) -> None:
-        if not self._acks:
-            self._oldest_ack = time.monotonic()
+        if not self.acks:
+            self.oldest_ack = time.monotonic()
         redis_id = message.options["redis_message_id"]
-        self._acks.append(redis_id)
-        self._held.discard(redis_id)
+        self.acks.append(redis_id)
+        self.held.discard(redis_id)
         self.queued_message_ids.discard(message.message_id)
 
     @property
@@ -223,20 +201,20 @@ class _BatchingConsumer(Consumer):
             raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
         finally:
             self.queued_message_ids.discard(message.message_id)
-            self._held.discard(redis_id)
+            self.held.discard(redis_id)
 
     def requeue(self, messages: Iterable[MessageProxy]) -> None:
         ids = [message.options["redis_message_id"] for message in messages]
         if ids:
             self.broker.do_requeue(self.queue_name, *ids)
-        self._held.difference_update(ids)
+        self.held.difference_update(ids)
 
     def close(self) -> None:
         try:
             self._flush(fetch=0)
         except (ConnectionClosed, redis.RedisError) as exc:
-            # Kept on the broker: a restarted consumer sends them; if the
-            # process ends first, the messages are redelivered (ledger: no-op).
+            # Kept on the broker: a restarted consumer sends them; if the process
+            # ends first, the messages are redelivered (ledger: no-op).
             log.warning("broker.acks_not_flushed", queue=self.queue_name, error=str(exc))
         super().close()
 
@@ -245,73 +223,66 @@ class _BatchingConsumer(Consumer):
             while self.message_cache:
                 data = self.message_cache.pop(0)
                 if data is None:
-                    # Its payload is gone (acknowledged elsewhere): nothing to run.
-                    continue
+                    continue  # its payload is gone (acknowledged elsewhere)
                 self.misses = 0
                 try:
                     message = Message.decode(data)
                 except DecodeError as exc:
-                    self._quarantine(exc)
+                    raw = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()
+                    reason = f"undecodable payload: {type(exc.error).__name__}: {exc.error}"
+                    member = self.broker.quarantine(self.queue_name, raw, reason)
+                    log.error("broker.poison_quarantined", queue=self.queue_name,
+                              member=member, reason=reason[:200])  # fmt: skip
                     continue
                 if self.broker.dead_letter_unknown_actors and not self._known(message):
                     self._quarantine_unknown(message, data)
                     continue
                 self.queued_message_ids.add(message.message_id)
-                self._held.add(message.options["redis_message_id"])
+                self.held.add(message.options["redis_message_id"])
                 return MessageProxy(message)
             room = self.prefetch - self.outstanding_message_count
-            fetch = room if room >= self._batch else 0
-            due = bool(self._acks) and time.monotonic() - self._oldest_ack >= self.ACK_DELAY_S
+            fetch = room if room >= self.batch else 0
+            due = bool(self.acks) and time.monotonic() - self.oldest_ack >= self.broker.ack_delay_s
             if fetch or due:
                 self.message_cache = self._flush(fetch=fetch)
                 if self.message_cache:
                     continue
-            if fetch:
-                # The queue is empty: back off, as Dramatiq does, up to IDLE_MAX_S.
-                self.misses, backoff_ms = compute_backoff(
-                    self.misses, max_backoff=self._idle_max_ms
-                )
+            if fetch:  # the queue is empty: back off, as Dramatiq does, up to idle_max_s
+                self.misses, backoff_ms = compute_backoff(self.misses, max_backoff=self.idle_max_ms)
                 time.sleep(backoff_ms / 1000)
-            else:
-                # The window is full: worker threads have work; look again soon.
-                time.sleep(self.FULL_SLEEP_S)
+            else:  # the window is full: worker threads have work; look again soon
+                time.sleep(self.broker.full_sleep_s)
             return None
 
     def _flush(self, *, fetch: int) -> list[bytes | None]:
         acks: list[str] = []
-        while True:
+        while True:  # not `while self.acks`: an old consumer's close may pop too
             try:
-                acks.append(self._acks.popleft())
+                acks.append(self.acks.popleft())
             except IndexError:
                 break
         if not acks and not fetch:
             return []
         try:
-            if self.queue_name in self.broker._resync:
+            if self.queue_name in self.broker.resync_due:
                 self._recover(acks)
             if fetch:
-                # Dramatiq's cap (half Lua's stack); the first call asks Redis.
                 fetch = min(fetch, self.broker.max_unpack_size())
             return self.broker.ack_and_fetch(self.queue_name, acks, fetch)
         except redis.RedisError as exc:
-            # Put them back: the next call (or close) sends them again.
-            self._acks.extendleft(reversed(acks))
+            self.acks.extendleft(reversed(acks))  # the next call (or close) sends them
             if isinstance(exc, redis.ConnectionError):
-                # The call may have run with its answer lost: a fetch's ids
-                # would then sit in this worker's acks set, held by no one.
-                self.broker._resync.add(self.queue_name)
+                # The call may have run with its answer lost: a fetch's ids would
+                # then sit in this worker's acks set, held by no one.
+                self.broker.resync_due.add(self.queue_name)
                 raise ConnectionClosed(exc) from None  # type: ignore[no-untyped-call]
             raise
 
     def _recover(self, acks: list[str]) -> None:
-        """After a lost answer: requeue what the acks set holds beyond what this process does.
-
-        Kept: the ids handed out and not acknowledged (worker threads may still
-        run them), and the acknowledgements not yet sent (this call sends them).
-        """
-        kept = self._held.copy() | set(acks) | set(self._acks.copy())
-        back = self.broker.resync(self.queue_name, kept)
-        self.broker._resync.discard(self.queue_name)
+        """After a lost answer: requeue what the acks set holds beyond the ids handed
+        out (threads may still run them) and the acknowledgements not yet sent."""
+        back = self.broker.resync(self.queue_name, self.held.copy() | set(acks) | set(self.acks))
+        self.broker.resync_due.discard(self.queue_name)
         if back:
             log.warning("broker.orphans_requeued", queue=self.queue_name, count=back)
 
@@ -332,36 +303,27 @@ class _BatchingConsumer(Consumer):
         log.error("broker.unknown_actor_quarantined", queue=self.queue_name, member=member,
                   actor=name)  # fmt: skip
 
-    def _quarantine(self, exc: DecodeError) -> None:
-        data = exc.data if isinstance(exc.data, bytes) else str(exc.data).encode()
-        reason = f"undecodable payload: {type(exc.error).__name__}: {exc.error}"
-        member = self.broker.quarantine(self.queue_name, data, reason)
-        log.error("broker.poison_quarantined", queue=self.queue_name, member=member,
-                  reason=reason[:200])  # fmt: skip
-
 
 def build_broker(
-    settings: Settings,
-    *,
-    client: redis.Redis,
-    middleware: Iterable[Middleware] = (),
-) -> ConnectusBroker:
-    """A Redis broker with every queue of the project declared.
+    settings: Settings, *, client: redis.Redis, middleware: Iterable[Middleware] = (),
+    **pacing: float,
+) -> ConnectusBroker:  # fmt: skip
+    """A Redis broker with every queue of the project declared; ``pacing``: the
+    consumer's (:class:`ConnectusBroker`).
 
-    Dramatiq's default middleware is left out on purpose:
-
-    - ``Retries`` swallows a failed re-enqueue and acks the message anyway,
-      so a Redis blip loses the message; durable retries are done by the
-      job ledger instead (:meth:`ledger.jobs.JobStore.retry_later`).
-    - ``TimeLimit`` raises inside a thread that may be mid-HTTP-send; sends
-      are bounded by the client's timeouts and the ledger's lease instead.
-    - ``AgeLimit``, ``Callbacks``, ``Pipelines`` are unused.
+    Dramatiq's default middleware is left out on purpose: ``Retries`` swallows a
+    failed re-enqueue and acks anyway (a Redis blip loses the message; the job
+    ledger retries instead, :meth:`ledger.jobs.JobStore.retry_later`);
+    ``TimeLimit`` raises inside a thread that may be mid-send (the client's
+    timeouts and the lease bound a send); ``AgeLimit``, ``Callbacks``,
+    ``Pipelines`` are unused.
     """
     broker = ConnectusBroker(
         keys=Keys(settings.key_prefix),
         client=client,
         middleware=list(middleware),
         heartbeat_timeout=int(settings.broker_heartbeat_timeout_s * 1000),
+        **pacing,
     )
     for queue in settings.queues:
         broker.declare_queue(queue)

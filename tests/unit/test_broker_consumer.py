@@ -12,7 +12,7 @@ from dramatiq.broker import MessageProxy
 from dramatiq.errors import ConnectionClosed
 
 from connectus_worker.config import load_settings
-from connectus_worker.transport.broker import ConnectusBroker, _BatchingConsumer, build_broker
+from connectus_worker.transport.broker import BatchingConsumer, ConnectusBroker, build_broker
 
 
 class FlakyRedis(fakeredis.FakeRedis):
@@ -62,13 +62,13 @@ def _enqueue(broker: ConnectusBroker, n: int, queue: str = "transactional") -> l
     return ids
 
 
-def _consumer(broker: ConnectusBroker, prefetch: int = 8) -> _BatchingConsumer:
+def _consumer(broker: ConnectusBroker, prefetch: int = 8) -> BatchingConsumer:
     consumer = broker.consume("transactional", prefetch=prefetch, timeout=1000)
-    assert isinstance(consumer, _BatchingConsumer)
+    assert isinstance(consumer, BatchingConsumer)
     return consumer
 
 
-def _take(consumer: _BatchingConsumer, n: int) -> list[MessageProxy]:
+def _take(consumer: BatchingConsumer, n: int) -> list[MessageProxy]:
     out: list[MessageProxy] = []
     for _ in range(n * 4):
         message = next(consumer)
@@ -110,20 +110,29 @@ def test_a_batch_is_fetched_in_one_round_trip_and_acks_ride_on_the_next(
     assert broker.client.hlen(msgs) == 18  # the 2 acked payloads are gone
 
 
-def test_a_full_window_makes_no_round_trip_until_acks_are_due(
-    broker: ConnectusBroker, client: FlakyRedis, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_a_full_window_makes_no_round_trip_until_acks_are_due(client: FlakyRedis) -> None:
+    settings = load_settings({"KEY_PREFIX": "cwt"})
+    broker = build_broker(settings, client=client, full_sleep_s=0.0, ack_delay_s=3600.0)
     _enqueue(broker, 20)
     consumer = _consumer(broker, prefetch=16)
     taken = _take(consumer, 16)
-    monkeypatch.setattr(_BatchingConsumer, "FULL_SLEEP_S", 0.0)
     for _ in range(5):
         assert next(consumer) is None
     assert _calls(broker, client) == [(0, 16)]
     consumer.ack(taken[0])  # 1 of 16 free: less than an eighth, too little to fetch
     assert next(consumer) is None
-    assert _calls(broker, client) == [(0, 16)]  # not due yet (ACK_DELAY_S)
-    monkeypatch.setattr(_BatchingConsumer, "ACK_DELAY_S", 0.0)
+    assert _calls(broker, client) == [(0, 16)]  # the ack waits (ack_delay_s)
+
+
+def test_an_ack_past_its_delay_is_sent_alone_while_the_window_is_full(
+    client: FlakyRedis,
+) -> None:
+    settings = load_settings({"KEY_PREFIX": "cwt"})
+    broker = build_broker(settings, client=client, full_sleep_s=0.0, ack_delay_s=0.0)
+    _enqueue(broker, 20)
+    consumer = _consumer(broker, prefetch=16)
+    taken = _take(consumer, 16)
+    consumer.ack(taken[0])
     assert next(consumer) is None
     assert _calls(broker, client) == [(0, 16), (1, 0)]  # due: sent alone, nothing fetched
 
