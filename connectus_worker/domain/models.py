@@ -85,6 +85,11 @@ class KindSpec:
     listed: bool = True
     person: bool = True
 
+    @property
+    def phone(self) -> bool:
+        """Sent to a person's phone number (opt-outs are per number)."""
+        return self.person and self.dst_field != "dst_email"
+
 
 KINDS: Mapping[Kind, KindSpec] = {
     Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms"),
