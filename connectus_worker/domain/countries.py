@@ -26,6 +26,12 @@ CALLING_CODES: dict[str, int] = {
     "1": 5,  # Estados Unidos
 }
 
+#: Why a number can't be charged to a subclient (``id_client``).
+NO_SUBCLIENT_COUNTRY = (
+    "in none of Connectus's countries, so it can't be charged to a subclient (id_client): "
+    "SMS balance is per destination country"
+)
+
 
 def connectus_country(number: str) -> int | None:
     """``id_country`` of a number in E.164 digits (a leading '+' is tolerated); None if

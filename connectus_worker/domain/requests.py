@@ -31,7 +31,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectus_worker.config import Settings
-from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import fingerprint
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import (
@@ -164,11 +164,8 @@ class SmsMessage(_Sms):
         """A subclient's SMS balance is per country (the client sends ``id_country``, from
         the number): a number of no Connectus country can't be charged to one."""
         if self.id_client is not None and connectus_country(self.dst_number) is None:
-            raise PydanticCustomError(
-                "invalid", "is in none of Connectus's countries, so it can't be charged to "
-                "a subclient (id_client): SMS balance is per destination country",
-                {"field": "dst_number"},
-            )  # fmt: skip
+            reason = f"is {NO_SUBCLIENT_COUNTRY}"
+            raise PydanticCustomError("invalid", reason, {"field": "dst_number"})
         return self
 
 

@@ -23,14 +23,14 @@ from pathlib import Path
 import redis
 
 from connectus_worker.campaign.batch_checker import BatchChecker, Checked
-from connectus_worker.campaign.checker import CheckReport, InvalidRow
+from connectus_worker.campaign.checker import InvalidRow
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
 from connectus_worker.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from connectus_worker.config import Settings
 from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
-from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import campaign_digest
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput, validate_idempotency_key
@@ -39,6 +39,9 @@ from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.campaign_plan import BalanceLookup, CampaignPlan, Resolved, resolve
 from connectus_worker.redis import connect
+
+#: The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
+V1_MOBILES_ONLY = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
 
 
 class CampaignRefused(ValueError):
@@ -191,42 +194,40 @@ class CampaignProducer:
         # Connectus country can't be charged to it.
         subclient_sms = options.kind is Kind.SMS and options.id_client is not None
 
+        def drop(checked: Checked, keep: list[bool], reason: str) -> None:
+            """The rows not to ``keep`` become invalid rows, with ``reason``."""
+            lines = zip(checked.lines, keep, strict=True)
+            invalid.extend(
+                InvalidRow(n, checker.recipient_field, reason) for n, ok in lines if not ok
+            )
+            checked.keep_only(keep, report)
+
         def kept() -> Iterator[list[list[str]]]:
             for batch in _batches(source):
                 first_invalid = len(invalid)
                 checked = checker.check_batch(batch)
                 if v1 and not _chilean_mobiles(checked.rows):
-                    # The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
                     keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
-                    reason = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
-                    field = checker.recipient_field
-                    for line, ok in zip(checked.lines, keep, strict=True):
-                        if not ok:
-                            invalid.append(InvalidRow(line, field, reason))
-                    # in line order with the checker's findings, as row by row
-                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
-                    checked.keep_only(keep, report)
-                if subclient_sms and checked.rows:
-                    _keep_subclient_countries(checked, checker.recipient_field, invalid, report)
-                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                    drop(checked, keep, V1_MOBILES_ONLY)
+                if subclient_sms:
+                    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+                    if not all(keep):
+                        drop(checked, keep, NO_SUBCLIENT_COUNTRY)
+                # in line order with the checker's findings, as row by row
+                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
-                    flags = self._opted_out([r[0] for r in checked.rows])
+                    numbers = [row[0] for row in checked.rows]
+                    flags = self.redis.smismember(self.store.keys.opt_out, numbers)
                     if any(flags):
-                        plan.opted_out += sum(flags)
+                        plan.opted_out += sum(map(bool, flags))
                         checked.keep_only([not flag for flag in flags], report)
                 if checker.kind is Kind.SMS:
                     plan.add_segments(checked.rows, checked.segments)
                 yield checked.rows
 
         return plan, kept()
-
-    def _opted_out(self, numbers: list[str]) -> list[bool]:
-        if not numbers:
-            return []
-        answer = self.redis.smismember(self.store.keys.opt_out, numbers)
-        return [bool(flag) for flag in answer]
 
     def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
         report = plan.report
@@ -315,18 +316,3 @@ def _definition(resolved: Resolved) -> str:
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],
         sort_keys=True,
     )  # fmt: skip
-
-
-def _keep_subclient_countries(
-    checked: Checked, field: str, invalid: list[InvalidRow], report: CheckReport
-) -> None:
-    """Rows whose number is in no Connectus country become invalid rows (id_client set)."""
-    keep = [connectus_country(row[0]) is not None for row in checked.rows]
-    if all(keep):
-        return
-    reason = ("in none of Connectus's countries, so it can't be charged to a subclient "
-              "(id_client): SMS balance is per destination country")  # fmt: skip
-    for line, ok in zip(checked.lines, keep, strict=True):
-        if not ok:
-            invalid.append(InvalidRow(line, field, reason))
-    checked.keep_only(keep, report)
