@@ -20,6 +20,8 @@ import email_validator
 import phonenumbers
 from pydantic import ValidationError
 
+from connectus_worker.domain.models import Kind
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -121,7 +123,6 @@ REASONS = {
     "float_type": "must be a number",
     "greater_than": "must be greater than 0",
 }
-_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr, whatsapp_qr_group"
 
 
 def invalid_from_pydantic(
@@ -142,7 +143,7 @@ def invalid_from_pydantic(
         if "field" in ctx:
             loc = [ctx["field"]]
         elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
-            loc, reason = ["type"], f"must be one of {_KINDS}"
+            loc, reason = ["type"], "must be one of " + ", ".join(Kind)
         elif error["type"] == "literal_error":
             reason = "must be " + str(ctx["expected"])
         elif loc and UNION_MEMBER.match(str(loc[-1])):

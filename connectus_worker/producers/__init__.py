@@ -2,15 +2,10 @@
 
 >>> import producers
 >>> job_id = producers.send_sms("+56 9 8765 4321", "Hola!")   # doctest: +SKIP
->>> producers.get_status(job_id).state                         # doctest: +SKIP
-'queued'
 
-The module-level functions use a default :class:`Producer` built on first
-use from the environment (never at import time); call :func:`configure` to
-pass your own settings or Redis client, or build a :class:`Producer`.
-
-Campaigns (one template, many recipients): :class:`CampaignProducer` takes a
-CSV/JSONL path or any iterable of mappings and :class:`CampaignOptions`.
+The module-level functions use a default :class:`Producer`, built from the environment
+on first use (never at import); :func:`configure` passes your own settings or Redis
+client. Campaigns (one template, many recipients): :class:`CampaignProducer`.
 """
 
 from __future__ import annotations

@@ -1,14 +1,11 @@
 """Campaigns from producers: preflight a recipient list, then accept it.
 
-Accepting streams the rows once: check and deduplicate
-(:class:`campaign.batch_checker.BatchChecker`, a batch of rows at a
-time), store them as chunks
-(:meth:`campaign.store.CampaignStore.write_batches`), and commit the
-campaign record in one script at the end. A list refused on the way (bad
-rows without ``skip_invalid``, a cost over the balance without ``force``)
-has its chunks deleted; a crash leaves only orphan chunks with a TTL. No job
-record and no Dramatiq message exists until the workers release a chunk,
-shortly before sending it.
+Accepting streams the rows once: check and deduplicate them a batch at a time
+(:class:`campaign.batch_checker.BatchChecker`), store them as chunks, and commit the
+campaign record in one script at the end. A refused list (bad rows without
+``skip_invalid``, a cost over the balance without ``force``) has its chunks deleted;
+a crash leaves only orphan chunks with a TTL. No job record or Dramatiq message exists
+until the workers release a chunk, shortly before sending it.
 """
 
 from __future__ import annotations
@@ -189,7 +186,7 @@ class CampaignProducer:
         invalid = report.invalid
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
-        phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
+        phones = options.kind.spec.phone and bool(self.redis.exists(self.store.keys.opt_out))
         # A subclient's SMS balance is per country (sent as id_country): a number of no
         # Connectus country can't be charged to it.
         subclient_sms = options.kind is Kind.SMS and options.id_client is not None
