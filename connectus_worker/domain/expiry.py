@@ -31,7 +31,8 @@ class Expiry:
 
     def reason(self) -> str:
         """The dead letter's reason: ``expired: ...`` with the limit and the time."""
-        return f"expired: not sent by {_iso(self.at_ms)} ({self.why})"
+        at = datetime.fromtimestamp(self.at_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+        return f"expired: not sent by {at} ({self.why})"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +87,3 @@ def _int(value: object) -> int | None:
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")

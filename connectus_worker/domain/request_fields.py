@@ -123,12 +123,11 @@ def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
 
 
 def _content(max_chars: int, *, single_line: bool = False) -> Any:
-    def check(value: Any, _: ValidationInfo) -> str:
-        if single_line:  # a header-like value: CR/LF would inject headers
-            return check_single_line(value, field="content", max_chars=max_chars)
-        return check_content(value, field="content", max_chars=max_chars)
-
-    return _checked(check, Annotated[str, Field(max_length=max_chars)])
+    """Text of at most ``max_chars``; ``single_line``: header-like, where CR/LF would
+    inject headers."""
+    check = check_single_line if single_line else check_content
+    return _checked(lambda value, _: check(value, field="content", max_chars=max_chars),
+                    Annotated[str, Field(max_length=max_chars)])  # fmt: skip
 
 
 _PhoneInput = Annotated[str, Field(pattern=PHONE_PATTERN)] | int

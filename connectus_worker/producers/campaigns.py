@@ -23,7 +23,7 @@ from connectus_worker.campaign.batch_checker import BatchChecker, Checked
 from connectus_worker.campaign.checker import InvalidRow
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
-from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
+from connectus_worker.campaign.source import batched, read_batches, rows_from_iterable
 from connectus_worker.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from connectus_worker.config import Settings
 from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
@@ -200,7 +200,11 @@ class CampaignProducer:
             checked.keep_only(keep, report)
 
         def kept() -> Iterator[list[list[str]]]:
-            for batch in _batches(source):
+            if isinstance(source, Path | str):
+                batches = read_batches(Path(source))
+            else:
+                batches = batched(rows_from_iterable(source))
+            for batch in batches:
                 first_invalid = len(invalid)
                 checked = checker.check_batch(batch)
                 if v1 and not _chilean_mobiles(checked.rows):
@@ -280,12 +284,6 @@ class CampaignProducer:
         return self.store.commit(
             campaign_id, fields, fingerprint=fingerprint, idempotency_key=key, tenant=self.tenant
         )
-
-
-def _batches(source: Source) -> Iterator[Batch]:
-    if isinstance(source, Path | str):
-        return read_batches(Path(source))
-    return batched(rows_from_iterable(source))
 
 
 _line = attrgetter("line")
