@@ -14,7 +14,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, TypeVar
 
 import redis
 
@@ -59,6 +59,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+R = TypeVar("R")
 _lock = threading.Lock()
 _default: Producer | None = None
 
@@ -84,11 +85,11 @@ def _producer() -> Producer:
     return configure()
 
 
-def _delegate(method: Callable[Concatenate[Producer, P], str]) -> Callable[P, str]:
+def _delegate(method: Callable[Concatenate[Producer, P], R]) -> Callable[P, R]:
     """``method`` of the default producer, with its signature (typed, for IDEs and mypy)."""
 
     @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> str:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
         return method(_producer(), *args, **kwargs)
 
     signature = inspect.signature(method)  # help() shows it without ``self``
@@ -103,13 +104,5 @@ send_otp_email = _delegate(Producer.send_otp_email)
 send_whatsapp = _delegate(Producer.send_whatsapp)
 send_whatsapp_qr = _delegate(Producer.send_whatsapp_qr)
 send_whatsapp_qr_group = _delegate(Producer.send_whatsapp_qr_group)
-
-
-def get_status(job_id: str) -> JobRecord:
-    """The job's record; raises :class:`JobNotFound`."""
-    return _producer().get_status(job_id)
-
-
-def cancel(job_id: str) -> str:
-    """Cancel a job that has not started sending."""
-    return _producer().cancel(job_id)
+get_status = _delegate(Producer.get_status)
+cancel = _delegate(Producer.cancel)
