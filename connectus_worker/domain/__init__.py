@@ -1,3 +1,3 @@
 """What a message is: kinds, send requests, their validation, deliver_at, expiry.
 
-Pure: imports nothing else of the project but the logging package's masking helpers."""
+Imports of the project only the settings, the Redis reply helper and the masking helpers."""

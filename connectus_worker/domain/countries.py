@@ -1,10 +1,7 @@
-"""Connectus's country ids, from a phone number's calling code.
+"""Connectus's country ids (``GET /api_v3/clients``), from a phone number's calling code.
 
-The Subclient section of the v3 collection: "The SMS API must include the
-destination country, each balance is separated according to this value."
-The ids are the collection's (``GET /api_v3/clients``); the calling codes are
-ITU's. A number whose calling code is none of these has no SMS balance at
-Connectus, so a subclient cannot be charged for it.
+A subclient's SMS balance is per destination country: a number whose calling code is
+none of these can't be charged to one.
 """
 
 from __future__ import annotations
@@ -25,6 +22,12 @@ CALLING_CODES: dict[str, int] = {
     "55": 8,  # Brasil
     "1": 5,  # Estados Unidos
 }
+
+#: Why a number can't be charged to a subclient (``id_client``).
+NO_SUBCLIENT_COUNTRY = (
+    "in none of Connectus's countries, so it can't be charged to a subclient (id_client): "
+    "SMS balance is per destination country"
+)
 
 
 def connectus_country(number: str) -> int | None:

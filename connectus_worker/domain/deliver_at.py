@@ -1,10 +1,7 @@
-"""When to deliver: ``deliver_at`` as given by a caller, and as Connectus reads it.
+"""When to deliver: ``deliver_at`` as given by a caller, in the account's time zone.
 
-Moved out of :mod:`domain.validation` (one concept per module): parsing a
-wall-clock or ISO 8601 time in the account's zone, resolving DST folds and
-gaps explicitly, the accepted window around now, and the
-``YYYY-MM-DD HH:MM:SS`` text Connectus expects. Rejections are the same
-:class:`domain.validation.InvalidInput` as every other field's.
+Wall-clock or ISO 8601 times, DST folds and gaps resolved explicitly, the accepted
+window around now. Rejections are :class:`domain.validation.InvalidInput`.
 """
 
 from __future__ import annotations
@@ -34,17 +31,11 @@ def _zone(tz: str) -> zoneinfo.ZoneInfo:
 
 
 def localize(naive: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
-    """Attach ``zone`` to a wall-clock time, resolving DST explicitly.
+    """Attach ``zone`` to a wall-clock time, resolving DST explicitly (PEP 495 ``fold=0``).
 
-    - Fold (the hour that occurs twice when clocks go back): the *earlier*
-      instant, so a message is never an hour late.
-    - Gap (the hour skipped when clocks go forward): the time is moved
-      forward by the length of the gap (00:30 in a 00:00→01:00 gap becomes
-      01:30), i.e. read with the offset in force before the change; it is
-      never sent earlier than the wall time asked for.
-
-    Both are what PEP 495's ``fold=0`` yields; the checks below only make
-    the choice visible and tested.
+    A fold (an hour that occurs twice) gives the *earlier* instant, so a message is
+    never an hour late; a gap (a skipped hour) moves the time forward by the gap
+    (00:30 in a 00:00→01:00 gap is 01:30), never earlier than the wall time asked for.
     """
     earlier = naive.replace(tzinfo=zone, fold=0)
     later = naive.replace(tzinfo=zone, fold=1)
@@ -65,12 +56,9 @@ def parse_deliver_at(
 ) -> datetime | None:
     """When to deliver, as an aware UTC datetime; None means "now".
 
-    Accepts a datetime or a string in the Connectus format
-    ``YYYY-MM-DD HH:MM:SS`` or ISO 8601 (``T`` separator, ``Z`` or an
-    offset). Values without an offset are wall-clock times in ``tz`` (see
-    :func:`localize` for DST). Rejects times more than
-    ``DELIVER_AT_PAST_GRACE_S`` before ``now`` and more than
-    ``DELIVER_AT_HORIZON_S`` after it (``now`` defaults to the clock).
+    A datetime, or text as Connectus writes it (``YYYY-MM-DD HH:MM:SS``) or ISO 8601;
+    without an offset, a wall-clock time in ``tz``. Refused more than
+    ``DELIVER_AT_PAST_GRACE_S`` before ``now`` or ``DELIVER_AT_HORIZON_S`` after it.
     """
     if value is None:
         return None

@@ -1,24 +1,12 @@
 """When a job is too late to send: its expiry, counted from when it was due.
 
-A job's age counts from the time it was **due**, never from its creation: a
-job scheduled six days ahead (``deliver_at``) is as fresh as a new one when it
-comes due. Its expiry is, in order of precedence:
-
-1. its own ``expires_ms`` (a producer's ``max_age_s`` or ``expires_at``,
-   computed once at submission, see :mod:`domain.requests`);
-2. else due + ``OTP_MAX_AGE_S`` for an OTP, SMS or e-mail alike (a code
-   arriving after its login attempt is worse than none);
-3. else due + ``MAX_MESSAGE_AGE_S``.
-
-"Due" is the job's ``due_ms`` (its ``deliver_at``) or, when it had none, its
-``created_ms`` (the producer's enqueue, a campaign's release of its chunk). A
-campaign message parked while its campaign was paused or outside its window
-is due again when the campaign runs again (``resumed_ms``): a weekend outside
-a Monday-to-Friday window does not expire it.
-
-The worker checks before every send (:mod:`worker.pipeline`), and the
-dead-letter tools before a replay (:mod:`ledger.deadletters`), with the same
-rule. Times: epoch milliseconds (``*_ms``), ages in seconds (``*_s``).
+Its age counts from when it was **due** (``due_ms``: its ``deliver_at``, else
+``created_ms``; a campaign message parked while its campaign was paused or outside its
+window is due again at ``resumed_ms``), never from its creation. Its expiry is its own
+``expires_ms`` (``max_age_s`` or ``expires_at``), else due + ``OTP_MAX_AGE_S`` for an
+OTP (a code late for its login is worse than none), else due + ``MAX_MESSAGE_AGE_S``.
+The worker checks it before every send, the dead-letter tools before a replay.
+Times: epoch milliseconds (``*_ms``), ages in seconds (``*_s``).
 """
 
 from __future__ import annotations
@@ -39,32 +27,27 @@ class Expiry:
     """A job's expiry and why it is that (for the dead letter's reason)."""
 
     at_ms: int
-    why: str  # "expires_at", "OTP_MAX_AGE_S (300 s)" or "MAX_MESSAGE_AGE_S (86400 s)"
+    why: str  # OWN, or "OTP_MAX_AGE_S (300 s) after it was due"
 
     def reason(self) -> str:
         """The dead letter's reason: ``expired: ...`` with the limit and the time."""
-        return f"expired: not sent by {_iso(self.at_ms)} ({self.why})"
+        at = datetime.fromtimestamp(self.at_ms / 1000, tz=UTC).isoformat(timespec="seconds")
+        return f"expired: not sent by {at} ({self.why})"
 
 
+@dataclass(frozen=True, slots=True)
 class AgeLimits:
-    """The default maximum ages, in s (``MAX_MESSAGE_AGE_S``, ``OTP_MAX_AGE_S``).
+    """The default maximum ages, in s (``MAX_MESSAGE_AGE_S``, ``OTP_MAX_AGE_S``)."""
 
-    Checked twice per send: the texts are made once, here, not per check.
-    """
-
-    __slots__ = ("_otp_why", "_why", "max_message_age_s", "otp_max_age_s")
-
-    def __init__(self, max_message_age_s: int, otp_max_age_s: int) -> None:
-        self.max_message_age_s = max_message_age_s
-        self.otp_max_age_s = otp_max_age_s
-        self._otp_why = f"OTP_MAX_AGE_S ({otp_max_age_s} s) after it was due"
-        self._why = f"MAX_MESSAGE_AGE_S ({max_message_age_s} s) after it was due"
+    max_message_age_s: int
+    otp_max_age_s: int
 
     def default(self, kind: Kind, due_ms: int) -> Expiry:
         """The expiry of a job of ``kind`` due at ``due_ms`` that names none of its own."""
+        name, age_s = "MAX_MESSAGE_AGE_S", self.max_message_age_s
         if kind.is_otp:
-            return Expiry(due_ms + self.otp_max_age_s * 1000, self._otp_why)
-        return Expiry(due_ms + self.max_message_age_s * 1000, self._why)
+            name, age_s = "OTP_MAX_AGE_S", self.otp_max_age_s
+        return Expiry(due_ms + age_s * 1000, f"{name} ({age_s} s) after it was due")
 
     def of_job(
         self, kind: Kind, job: Mapping[str, Any], *, now_ms: int, resumed_ms: int | None = None
@@ -104,7 +87,3 @@ def _int(value: object) -> int | None:
 
 def _ms(when: datetime) -> int:
     return int(when.timestamp() * 1000)
-
-
-def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")

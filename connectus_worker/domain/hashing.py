@@ -1,17 +1,12 @@
 """Content digests and payload fingerprints.
 
-Every digest of content this project *keeps* (an OTP record's
-``content_hmac``, the provider-id lookup's entries, the idempotency
-fingerprints of jobs, campaigns and HTTP requests) is an HMAC-SHA256 under
-``CONTENT_HASH_KEY`` (:attr:`config.Settings.content_key`): a plain SHA-256 of
-a 6-digit code is reversed in under a second by trying the million codes, a
-keyed one is not without the key (issue 21, High 2).
-
-:func:`content_hash` (plain SHA-256) is only what Connectus itself lists for an
-OTP sent with ``save_content=hash``; it is computed at match time, never
-stored. :func:`content_digest` is keyed over that same form, so a stored digest
-can be compared with a Connectus listing (:func:`provider_hash_digest` of the
-listed hash) without the code.
+Every digest this project *keeps* (an OTP record's ``content_hmac``, the provider-id
+lookup's entries, the idempotency fingerprints) is an HMAC-SHA256 under
+``CONTENT_HASH_KEY``: a plain SHA-256 of a 6-digit code is reversed in under a second
+by trying the million codes, a keyed one is not without the key. :func:`content_hash`
+(plain) is only what Connectus lists for an OTP sent with ``save_content=hash``,
+computed to match, never stored; :func:`content_digest` keys that same form, so a
+stored digest is compared with a listing without the code.
 """
 
 from __future__ import annotations

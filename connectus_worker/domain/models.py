@@ -86,6 +86,11 @@ class KindSpec:
     lookup: str | None = None
     person: bool = True
 
+    @property
+    def phone(self) -> bool:
+        """Sent to a person's phone number (opt-outs are per number)."""
+        return self.person and self.dst_field != "dst_email"
+
 
 KINDS: Mapping[Kind, KindSpec] = {
     Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms",
@@ -118,6 +123,8 @@ class State(StrEnum):
 
 
 TERMINAL_STATES = frozenset({State.SENT, State.FAILED, State.CANCELLED})
+_TIMES = {"created_at", "updated_at", "deliver_at", "expires_at", "next_attempt_at", "sent_at",
+          "delivery_status_at"}  # fmt: skip
 
 
 class JobRecord(BaseModel):
@@ -175,25 +182,15 @@ class JobRecord(BaseModel):
 
     @classmethod
     def from_redis(cls, raw: Mapping[Any, Any]) -> JobRecord:
-        """Build from an ``HGETALL`` answer; times are stored as epoch ms."""
-        fields = {text(k): text(v) for k, v in raw.items()}
-        data: dict[str, object] = {
-            name: value for name, value in fields.items() if name in cls.model_fields
-        }
-        times = ("created_at", "updated_at", "deliver_at", "expires_at", "next_attempt_at",
-                 "sent_at", "delivery_status_at")  # fmt: skip
-        for name in times:
-            if fields.get(name):
-                data[name] = datetime.fromtimestamp(int(fields[name]) / 1000, tz=UTC)
-            else:
-                data.pop(name, None)
-        optional = ("provider_id", "provider_id_lookup", "outcome", "error_class", "last_error",
-                    "correlation_id", "delivery_status", "campaign", "account")  # fmt: skip
-        if not data.get("tenant"):
-            data.pop("tenant", None)
-        for name in optional:
-            if data.get(name) == "":
-                data[name] = None
+        """Build from an ``HGETALL`` answer: times are stored as epoch ms, and an empty
+        text means absent (its default)."""
+        data: dict[str, object] = {}
+        for key, value in raw.items():
+            name, stored = text(key), text(value)
+            if name in cls.model_fields and stored != "":
+                data[name] = stored
+        for name in _TIMES & data.keys():
+            data[name] = datetime.fromtimestamp(int(str(data[name])) / 1000, tz=UTC)
         return cls.model_validate(data)
 
     @property

@@ -1,12 +1,9 @@
 """The field types of a send request (:mod:`domain.requests`), each with its check.
 
-Each type is an ``Annotated`` pydantic type whose validator calls a check of
-:mod:`domain.validation` (``phonenumbers`` and ``email-validator`` inside) and
-turns its :class:`~domain.validation.InvalidInput` into pydantic's error, with
-the same reason. Checks that depend on the deployment (``DEFAULT_REGION``,
-``DEFAULT_TIMEZONE``, ``JOB_TTL_S``, ``CONNECTUS_DEFAULT_SRC_EMAIL``,
-``CONNECTUS_WHATSAPP_SRC_NUMBER``) read the :class:`config.Settings` and the
-clock from the validation context (:func:`context_of`).
+Each is an ``Annotated`` pydantic type whose validator calls a check of
+:mod:`domain.validation` and gives its reason as pydantic's error. Checks that depend
+on the deployment read the :class:`config.Settings` and the clock from the
+validation context (:func:`context_of`).
 """
 
 from __future__ import annotations
@@ -48,9 +45,8 @@ def context_of(info: ValidationInfo) -> tuple[Settings, datetime]:
 
 
 def check_account(value: Any, settings: Settings, tenant: str) -> str:
-    """``value`` if ``tenant`` may send through that Connectus account, else
-    :class:`InvalidInput` naming ``account`` (no other account is named: tenants
-    do not learn each other's)."""
+    """``value`` if ``tenant`` may send through that Connectus account (the reason names
+    no other account: tenants do not learn each other's)."""
     if not isinstance(value, str) or value not in settings.tenant_account_names(tenant):
         raise InvalidInput("account", "is not a Connectus account you can send through")
     return value
@@ -115,8 +111,7 @@ def _max_age_s(value: Any, info: ValidationInfo) -> float:
 
 
 def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
-    """Validate with ``check`` (its InvalidInput's reason, as pydantic's error); document
-    the JSON input as ``schema``."""
+    """Validate with ``check``, its reason as pydantic's error; ``schema``: the JSON input."""
 
     def validate(value: Any, info: ValidationInfo) -> Any:
         try:
@@ -128,12 +123,11 @@ def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
 
 
 def _content(max_chars: int, *, single_line: bool = False) -> Any:
-    def check(value: Any, _: ValidationInfo) -> str:
-        if single_line:  # a header-like value: CR/LF would inject headers
-            return check_single_line(value, field="content", max_chars=max_chars)
-        return check_content(value, field="content", max_chars=max_chars)
-
-    return _checked(check, Annotated[str, Field(max_length=max_chars)])
+    """Text of at most ``max_chars``; ``single_line``: header-like, where CR/LF would
+    inject headers."""
+    check = check_single_line if single_line else check_content
+    return _checked(lambda value, _: check(value, field="content", max_chars=max_chars),
+                    Annotated[str, Field(max_length=max_chars)])  # fmt: skip
 
 
 _PhoneInput = Annotated[str, Field(pattern=PHONE_PATTERN)] | int

@@ -1,16 +1,10 @@
 """Send requests: one pydantic model per kind, a union told apart by ``type``.
 
-The one validation of a message, shared by the producers (and so the CLI) and
-the HTTP intake: :func:`parse_request` checks every field, with
-``phonenumbers`` and ``email-validator`` inside the validators, and reports
-all bad fields at once as :class:`domain.validation.InvalidInput` (the same
-``FieldError(field, reason)`` whichever door the request came in by). The
-same models are the ``MessageRequest`` schema of the OpenAPI document.
-
-Field names follow Connectus's (``dst_number``, ``sms_content``,
-``dst_email``, ``whatsapp_content``...); their types and checks are in
-:mod:`domain.request_fields`. Some checks read the :class:`config.Settings` and
-the clock from the validation context, so validation needs :func:`parse_request`.
+The one validation of a message, shared by the producers (so the CLI) and the HTTP
+intake, and the ``MessageRequest`` schema of the OpenAPI document:
+:func:`parse_request` reports every bad field at once as
+:class:`domain.validation.InvalidInput`. Field names are Connectus's; their types and
+checks are in :mod:`domain.request_fields`.
 """
 
 from __future__ import annotations
@@ -31,7 +25,7 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectus_worker.config import Settings
-from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import fingerprint
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import (
@@ -71,6 +65,7 @@ class _Send(BaseModel):
     max_age_s: MaxAge | None = None
     expires_at: ExpiresAt | None = None
     account: AccountName | None = None
+    priority: Priority = "transactional"
 
     @model_validator(mode="after")
     def _limits(self, info: ValidationInfo) -> _Send:
@@ -105,14 +100,16 @@ class _Send(BaseModel):
 
     @property
     def dst(self) -> str:
-        """The destination: a normalised number or address."""
+        """The destination: a normalised number, address or group name."""
         return str(getattr(self, self.kind.spec.dst_field))
 
     @property
     def masked_dst(self) -> str:
-        """The destination as the job record keeps it: a number or address masked."""
-        dst = self.dst
-        return mask_email(dst) if "@" in dst else mask_phone(dst)
+        """The destination as the job record keeps it: a number or address masked; a
+        group's name (no person's) readable, marked so that no one takes it for a number."""
+        if not self.kind.spec.person:
+            return f"group:{self.dst}"
+        return mask_email(self.dst) if "@" in self.dst else mask_phone(self.dst)
 
     @property
     def segments(self) -> int | None:
@@ -123,9 +120,8 @@ class _Send(BaseModel):
     def fingerprint(self, key: bytes) -> str:
         """What makes two submissions "the same request" for idempotency (keyed by ``key``).
 
-        The limit as given (``max_age_s`` relative, not the instant it works out
-        to), so that a retried submission is the same request; absent, the
-        fingerprint is what it was before limits existed.
+        The limit as given (``max_age_s``, not the instant it works out to): a retried
+        submission is the same request. Absent fields leave the fingerprint unchanged.
         """
         deliver_at = self.deliver_at.isoformat() if self.deliver_at else None
         shape: dict[str, Any] = {"kind": self.kind.value, "payload": self.payload, "at": deliver_at}
@@ -147,28 +143,29 @@ class _Send(BaseModel):
         return due + int(self.max_age_s * 1000)
 
 
+class _Billed(_Send):
+    """A kind a subclient (``id_client``) can be charged for, with its own delivery id."""
+
+    id_client: ClientId | None = None
+    id_delivery: ClientId | None = None
+
+
 class _Sms(_Send):
     dst_number: Phone
     sms_content: SmsContent
     src_number: SrcNumber | None = None
 
 
-class SmsMessage(_Sms):
+class SmsMessage(_Sms, _Billed):
     type: Literal["sms"]
-    id_client: ClientId | None = None
-    id_delivery: ClientId | None = None
-    priority: Priority = "transactional"
 
     @model_validator(mode="after")
     def _subclient_country(self) -> SmsMessage:
         """A subclient's SMS balance is per country (the client sends ``id_country``, from
         the number): a number of no Connectus country can't be charged to one."""
         if self.id_client is not None and connectus_country(self.dst_number) is None:
-            raise PydanticCustomError(
-                "invalid", "is in none of Connectus's countries, so it can't be charged to "
-                "a subclient (id_client): SMS balance is per destination country",
-                {"field": "dst_number"},
-            )  # fmt: skip
+            reason = f"is {NO_SUBCLIENT_COUNTRY}"
+            raise PydanticCustomError("invalid", reason, {"field": "dst_number"})
         return self
 
 
@@ -184,11 +181,8 @@ class _Email(_Send):
     email_content: EmailContent
 
 
-class EmailMessage(_Email):
+class EmailMessage(_Email, _Billed):
     type: Literal["email"]
-    id_client: ClientId | None = None
-    id_delivery: ClientId | None = None
-    priority: Priority = "transactional"
 
 
 class OtpEmailMessage(_Email):
@@ -196,43 +190,28 @@ class OtpEmailMessage(_Email):
     priority: OtpPriority = "transactional"
 
 
-class WhatsappMessage(_Send):
+class WhatsappMessage(_Billed):
     type: Literal["whatsapp"]
     # Checked when absent too: CONNECTUS_WHATSAPP_SRC_NUMBER fills it, else every
     # door gets the same reason.
     src_number: WhatsappSrcNumber = Field(default=None, validate_default=True)
     dst_number: Phone
     whatsapp_content: WhatsappContent
-    id_client: ClientId | None = None
-    id_delivery: ClientId | None = None
-    priority: Priority = "transactional"
 
 
 class WhatsappQrMessage(_Send):
     type: Literal["whatsapp_qr"]
     number: Phone
     message: WhatsappContent
-    priority: Priority = "transactional"
 
 
 class WhatsappQrGroupMessage(_Send):
-    """A message to a WhatsApp group through the QR API (``send-message-to-group``).
-
-    ``group_name`` is sent as Connectus's ``groupName``. A group has no number,
-    so opt-outs (which are per number) never refuse it; ``priority="bulk"`` only
-    picks the queue.
-    """
+    """A message to a WhatsApp group (``send-message-to-group``, ``groupName``). A group
+    has no number: opt-outs never refuse it; ``priority="bulk"`` only picks the queue."""
 
     type: Literal["whatsapp_qr_group"]
     group_name: GroupName
     message: WhatsappContent
-    priority: Priority = "transactional"
-
-    @property
-    def masked_dst(self) -> str:
-        # A group's name is not a person's number or address: kept readable,
-        # marked so that no one takes it for a number.
-        return f"group:{self.group_name}"
 
 
 SendRequest = (
@@ -254,9 +233,8 @@ def parse_request(
 ) -> SendRequest:  # fmt: skip
     """The validated request; raises :class:`InvalidInput` naming every bad field.
 
-    ``data``: a JSON body, or a producer's arguments (None = absent for
-    optional fields). ``now``: the clock, for tests. ``tenant``: who sends it
-    (the accounts it may name).
+    ``data``: a JSON body or a producer's arguments (None = absent). ``tenant``: who
+    sends it (the accounts it may name).
     """
     context = {"settings": settings, "now": now, "tenant": tenant}
     try:

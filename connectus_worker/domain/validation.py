@@ -1,15 +1,10 @@
 """The checks behind every input, and the one error they raise.
 
-Every rejection is an :class:`InvalidInput` whose message is
-``"<field>: <reason>"``; it carries a list of :class:`FieldError` so that
-several bad fields can be reported at once (see :class:`ErrorCollector`) and
-rendered as RFC 7807 ``invalid-params`` (:meth:`InvalidInput.to_problem`).
-:func:`invalid_from_pydantic` turns a pydantic model's errors into the same.
-
-Functions return the normalised value: callers store what they get back,
-never what they were given. The send requests (:mod:`domain.requests`) call
-these checks from their validators; when to deliver (``deliver_at``) is
-checked in :mod:`domain.deliver_at`, with the same :class:`InvalidInput`.
+Every rejection is an :class:`InvalidInput` (``"<field>: <reason>"``) listing every
+bad field as a :class:`FieldError`, rendered as RFC 7807 ``invalid-params``
+(:meth:`InvalidInput.to_problem`). Checks return the normalised value: callers store
+what they get back, never what they were given. The send requests
+(:mod:`domain.requests`) call these checks from their pydantic validators.
 """
 
 from __future__ import annotations
@@ -24,6 +19,8 @@ from typing import Any, ParamSpec, TypeVar
 import email_validator
 import phonenumbers
 from pydantic import ValidationError
+
+from connectus_worker.domain.models import Kind
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -76,7 +73,7 @@ class InvalidInput(ValueError):
     def __reduce__(self) -> tuple[Any, ...]:
         # The default pickling passes the message as the only argument, which
         # does not fit __init__; keep the exception picklable for processes.
-        return (_rebuild_invalid_input, (self.errors,))
+        return (InvalidInput.from_errors, (self.errors,))
 
     def to_problem(
         self, *, status: int = 422, title: str = "Invalid input", type_: str = "about:blank"
@@ -91,17 +88,8 @@ class InvalidInput(ValueError):
         }
 
 
-def _rebuild_invalid_input(errors: list[FieldError]) -> InvalidInput:
-    return InvalidInput.from_errors(errors)
-
-
 class ErrorCollector:
-    """Run several checks and report all their failures together.
-
-    >>> errors = ErrorCollector()
-    >>> number = errors.check(normalize_number, "56987654321")
-    >>> errors.raise_if_any()
-    """
+    """Run several checks and report all their failures together."""
 
     def __init__(self) -> None:
         self.errors: list[FieldError] = []
@@ -135,7 +123,6 @@ REASONS = {
     "float_type": "must be a number",
     "greater_than": "must be greater than 0",
 }
-_KINDS = "sms, otp, email, otp_email, whatsapp, whatsapp_qr, whatsapp_qr_group"
 
 
 def invalid_from_pydantic(
@@ -156,7 +143,7 @@ def invalid_from_pydantic(
         if "field" in ctx:
             loc = [ctx["field"]]
         elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
-            loc, reason = ["type"], f"must be one of {_KINDS}"
+            loc, reason = ["type"], "must be one of " + ", ".join(Kind)
         elif error["type"] == "literal_error":
             reason = "must be " + str(ctx["expected"])
         elif loc and UNION_MEMBER.match(str(loc[-1])):
@@ -255,20 +242,22 @@ def normalize_email(value: object, *, field: str = "dst_email") -> str:
     return result.normalized
 
 
-def check_content(value: object, *, field: str, max_chars: int = SMS_MAX_CHARS) -> str:
-    """Return the content unchanged if it is non-blank text of at most ``max_chars``.
-
-    A NUL character is refused (:func:`refuse_unsafe_characters`).
-    """
+def _text(value: object, field: str, max_chars: int, *, blank: bool = False) -> str:
+    """``value`` if it is a string, not empty (nor ``blank``), of at most ``max_chars``."""
     if not isinstance(value, str):
         raise InvalidInput(field, "must be a string")
-    if not value.strip():
+    if not (value.strip() if blank else value):
         raise InvalidInput(field, "is empty")
     if len(value) > max_chars:
         raise InvalidInput(
             field, f"is too long: {len(value)} characters, at most {max_chars} allowed"
         )
-    return refuse_unsafe_characters(value, field=field)
+    return value
+
+
+def check_content(value: object, *, field: str, max_chars: int = SMS_MAX_CHARS) -> str:
+    """The content unchanged if it is non-blank text of at most ``max_chars``, without NUL."""
+    return refuse_unsafe_characters(_text(value, field, max_chars, blank=True), field=field)
 
 
 def refuse_unsafe_characters(value: str, *, field: str, single_line: bool = False) -> str:
@@ -299,20 +288,9 @@ def check_single_line(value: object, *, field: str, max_chars: int) -> str:
 
 
 def check_correlation_id(value: object, *, field: str = "correlation_id") -> str:
-    """1-128 printable characters (no control characters); returned unchanged.
-
-    It is stored in the job record and logged on every line of the job, so a
-    dict, a megabyte or a line break would reach Redis and the logs as given.
-    """
-    if not isinstance(value, str):
-        raise InvalidInput(field, "must be a string")
-    if not value:
-        raise InvalidInput(field, "is empty")
-    if len(value) > CORRELATION_ID_MAX_CHARS:
-        raise InvalidInput(
-            field,
-            f"is too long: {len(value)} characters, at most {CORRELATION_ID_MAX_CHARS} allowed",
-        )
+    """1-128 printable characters, returned unchanged: it is stored with the job and
+    logged on every line of it, so a line break or a megabyte would reach both."""
+    value = _text(value, field, CORRELATION_ID_MAX_CHARS)
     if not value.isprintable():
         position = next(i for i, char in enumerate(value) if not char.isprintable())
         raise InvalidInput(
@@ -336,15 +314,7 @@ def sms_segments(content: str) -> int:
 
 def validate_idempotency_key(value: object, *, field: str = "idempotency_key") -> str:
     """1-200 printable ASCII characters without whitespace (0x21-0x7E)."""
-    if not isinstance(value, str):
-        raise InvalidInput(field, "must be a string")
-    if not value:
-        raise InvalidInput(field, "is empty")
-    if len(value) > IDEMPOTENCY_KEY_MAX_CHARS:
-        raise InvalidInput(
-            field,
-            f"is too long: {len(value)} characters, at most {IDEMPOTENCY_KEY_MAX_CHARS} allowed",
-        )
+    value = _text(value, field, IDEMPOTENCY_KEY_MAX_CHARS)
     for position, char in enumerate(value):
         if not "\x21" <= char <= "\x7e":
             raise InvalidInput(

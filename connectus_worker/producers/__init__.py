@@ -2,15 +2,10 @@
 
 >>> import producers
 >>> job_id = producers.send_sms("+56 9 8765 4321", "Hola!")   # doctest: +SKIP
->>> producers.get_status(job_id).state                         # doctest: +SKIP
-'queued'
 
-The module-level functions use a default :class:`Producer` built on first
-use from the environment (never at import time); call :func:`configure` to
-pass your own settings or Redis client, or build a :class:`Producer`.
-
-Campaigns (one template, many recipients): :class:`CampaignProducer` takes a
-CSV/JSONL path or any iterable of mappings and :class:`CampaignOptions`.
+The module-level functions use a default :class:`Producer`, built from the environment
+on first use (never at import); :func:`configure` passes your own settings or Redis
+client. Campaigns (one template, many recipients): :class:`CampaignProducer`.
 """
 
 from __future__ import annotations
@@ -19,7 +14,7 @@ import functools
 import inspect
 import threading
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec
+from typing import Concatenate, ParamSpec, TypeVar
 
 import redis
 
@@ -64,6 +59,7 @@ __all__ = [
 ]
 
 P = ParamSpec("P")
+R = TypeVar("R")
 _lock = threading.Lock()
 _default: Producer | None = None
 
@@ -89,11 +85,11 @@ def _producer() -> Producer:
     return configure()
 
 
-def _delegate(method: Callable[Concatenate[Producer, P], str]) -> Callable[P, str]:
+def _delegate(method: Callable[Concatenate[Producer, P], R]) -> Callable[P, R]:
     """``method`` of the default producer, with its signature (typed, for IDEs and mypy)."""
 
     @functools.wraps(method)
-    def call(*args: P.args, **kwargs: P.kwargs) -> str:
+    def call(*args: P.args, **kwargs: P.kwargs) -> R:
         return method(_producer(), *args, **kwargs)
 
     signature = inspect.signature(method)  # help() shows it without ``self``
@@ -108,13 +104,5 @@ send_otp_email = _delegate(Producer.send_otp_email)
 send_whatsapp = _delegate(Producer.send_whatsapp)
 send_whatsapp_qr = _delegate(Producer.send_whatsapp_qr)
 send_whatsapp_qr_group = _delegate(Producer.send_whatsapp_qr_group)
-
-
-def get_status(job_id: str) -> JobRecord:
-    """The job's record; raises :class:`JobNotFound`."""
-    return _producer().get_status(job_id)
-
-
-def cancel(job_id: str) -> str:
-    """Cancel a job that has not started sending."""
-    return _producer().cancel(job_id)
+get_status = _delegate(Producer.get_status)
+cancel = _delegate(Producer.cancel)

@@ -122,13 +122,10 @@ class CampaignControl:
         """Back to running (the pump moves it to ``window`` if the window is closed),
         or to scheduled when paused before its ``deliver_at``."""
         campaign = self.get(campaign_id)
-        target = S.RUNNING
         if campaign.state is S.PAUSED and campaign.started_ms is None:
-            target = S.SCHEDULED
+            return self._move(campaign_id, S.SCHEDULED, RESUMABLE, paused_reason="")
         started = {} if campaign.started_ms else {"started_at": self.store.clock()}
-        if target is S.SCHEDULED:
-            started = {}
-        return self._move(campaign_id, target, RESUMABLE, paused_reason="", **started)
+        return self._move(campaign_id, S.RUNNING, RESUMABLE, paused_reason="", **started)
 
     def cancel(self, campaign_id: str) -> Control:
         allowed = set(CampaignState) - TERMINAL
@@ -165,19 +162,15 @@ class CampaignControl:
             missing = (pending_state(campaign, made, number) or "expired") if released else None
             for offset, row in enumerate(rows):
                 record = next(records, {}) if released else {}
-                yield {
-                    "index": str(base + offset),
-                    "recipient": row[0],
-                    "state": record.get("state") or missing or unreleased,
-                    "provider_id": record.get("provider_id", ""),
-                    "delivery_status": record.get("delivery_status", ""),
-                    "error_class": record.get("error_class", ""),
-                    "error": record.get("last_error", ""),
-                    "attempts": record.get("attempts", "0"),
-                    "sent_at": record.get("sent_at", ""),
-                    "email_opened_at": record.get("email_opened_at", ""),
-                    "email_clicked_at": record.get("email_clicked_at", ""),
-                }
+                out = {column: record.get(column, "") for column in REPORT_COLUMNS}
+                out.update(
+                    index=str(base + offset),
+                    recipient=row[0],
+                    state=record.get("state") or missing or unreleased,
+                    error=record.get("last_error", ""),
+                    attempts=record.get("attempts", "0"),
+                )
+                yield out
 
     def write_report(self, campaign_id: str, out: IO[str]) -> int:
         """Write the CSV report; returns the number of recipient rows."""

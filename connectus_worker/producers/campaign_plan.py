@@ -1,10 +1,9 @@
 """What a campaign will do, before anything is queued: its options and its preflight.
 
-:class:`CampaignOptions` are the operator's choices, their shapes checked by
-the model every door shares (:mod:`campaign.options`) and the rest here, with
-the settings (every bad one named together); :class:`CampaignPlan` is the
-preflight answer: row counts, duplicates, segments and cost, the balance it
-draws on, the schedule, and the reasons it would be refused.
+:func:`resolve` checks the options (their shapes in :mod:`campaign.options`, the rest
+here, with the settings; every bad one named together); :class:`CampaignPlan` is the
+preflight answer: row counts, duplicates, segments and cost, the balances it draws on,
+the schedule, and the reasons it would be refused.
 """
 
 from __future__ import annotations
@@ -97,8 +96,7 @@ def resolve(
             "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
         )
     wanted_delivery = fields.connectus_delivery
-    if wanted_delivery is None:
-        wanted_delivery = DEFAULT_CONNECTUS_DELIVERY
+    wanted_delivery = DEFAULT_CONNECTUS_DELIVERY if wanted_delivery is None else wanted_delivery
     if transport is Transport.V1_BULK and fields.id_client:
         errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
     src = None if fields.src is None else str(fields.src)  # HTTP: a number may be an int

@@ -1,14 +1,12 @@
 """Campaigns from producers: preflight a recipient list, then accept it.
 
-Accepting streams the rows once: check and deduplicate
-(:meth:`campaign.checker.RowChecker.check_batch`, a batch of rows at a
-time), store them as chunks
-(:meth:`campaign.store.CampaignStore.write_batches`), and commit the
-campaign record in one script at the end. A list refused on the way (bad
-rows without ``skip_invalid``, a cost over the balance without ``force``)
-has its chunks deleted; a crash leaves only orphan chunks with a TTL. No job
-record and no Dramatiq message exists until the workers release a chunk,
-shortly before sending it.
+Accepting streams the rows once: check and deduplicate them a batch at a time
+(:meth:`campaign.checker.RowChecker.check_batch`), store them as chunks
+(:meth:`campaign.store.CampaignStore.write_batches`), and commit the campaign record
+in one script at the end. A refused list (bad rows without ``skip_invalid``, a cost
+over the balance without ``force``) has its chunks deleted; a crash leaves only orphan
+chunks with a TTL. No job record or Dramatiq message exists until the workers release
+a chunk, shortly before sending it.
 """
 
 from __future__ import annotations
@@ -22,14 +20,14 @@ from pathlib import Path
 
 import redis
 
-from connectus_worker.campaign.checker import Checked, CheckReport, InvalidRow, RowChecker
+from connectus_worker.campaign.checker import Checked, InvalidRow, RowChecker
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
-from connectus_worker.campaign.source import Batch, batched, read_batches, rows_from_iterable
+from connectus_worker.campaign.source import batched, read_batches, rows_from_iterable
 from connectus_worker.campaign.store import CHUNK_SIZE, CampaignStore, Created
 from connectus_worker.config import Settings
 from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
-from connectus_worker.domain.countries import connectus_country
+from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import campaign_digest
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import InvalidInput, validate_idempotency_key
@@ -38,6 +36,9 @@ from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.campaign_plan import BalanceLookup, CampaignPlan, Resolved, resolve
 from connectus_worker.redis import connect
+
+#: The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
+V1_MOBILES_ONLY = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
 
 
 class CampaignRefused(ValueError):
@@ -185,47 +186,49 @@ class CampaignProducer:
         invalid = report.invalid
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
-        phones = options.kind is not Kind.EMAIL and bool(self.redis.exists(self.store.keys.opt_out))
+        phones = options.kind.spec.phone and bool(self.redis.exists(self.store.keys.opt_out))
         # A subclient's SMS balance is per country (sent as id_country): a number of no
         # Connectus country can't be charged to it.
         subclient_sms = options.kind is Kind.SMS and options.id_client is not None
 
+        def drop(checked: Checked, keep: list[bool], reason: str) -> None:
+            """The rows not to ``keep`` become invalid rows, with ``reason``."""
+            lines = zip(checked.lines, keep, strict=True)
+            invalid.extend(
+                InvalidRow(n, checker.recipient_field, reason) for n, ok in lines if not ok
+            )
+            checked.keep_only(keep, report)
+
         def kept() -> Iterator[list[list[str]]]:
-            for batch in _batches(source):
+            if isinstance(source, Path | str):
+                batches = read_batches(Path(source))
+            else:
+                batches = batched(rows_from_iterable(source))
+            for batch in batches:
                 first_invalid = len(invalid)
                 checked = checker.check_batch(batch)
                 if v1 and not _chilean_mobiles(checked.rows):
-                    # The v1 document: dst_number is 11 digits, 569... (a Chilean mobile).
                     keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
-                    reason = "v1 send_sms_bulk takes Chilean mobiles (569...) only; use v3"
-                    field = checker.recipient_field
-                    for line, ok in zip(checked.lines, keep, strict=True):
-                        if not ok:
-                            invalid.append(InvalidRow(line, field, reason))
-                    # in line order with the checker's findings, as row by row
-                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
-                    checked.keep_only(keep, report)
-                if subclient_sms and checked.rows:
-                    _keep_subclient_countries(checked, checker.recipient_field, invalid, report)
-                    invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                    drop(checked, keep, V1_MOBILES_ONLY)
+                if subclient_sms:
+                    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+                    if not all(keep):
+                        drop(checked, keep, NO_SUBCLIENT_COUNTRY)
+                # in line order with the checker's findings, as row by row
+                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
-                    flags = self._opted_out([r[0] for r in checked.rows])
+                    numbers = [row[0] for row in checked.rows]
+                    flags = self.redis.smismember(self.store.keys.opt_out, numbers)
                     if any(flags):
-                        plan.opted_out += sum(flags)
+                        plan.opted_out += sum(map(bool, flags))
                         checked.keep_only([not flag for flag in flags], report)
                 if checker.kind is Kind.SMS:
                     plan.add_segments(checked.rows, checked.segments)
                 yield checked.rows
 
         return plan, kept()
-
-    def _opted_out(self, numbers: list[str]) -> list[bool]:
-        if not numbers:
-            return []
-        answer = self.redis.smismember(self.store.keys.opt_out, numbers)
-        return [bool(flag) for flag in answer]
 
     def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
         report = plan.report
@@ -283,12 +286,6 @@ class CampaignProducer:
         )
 
 
-def _batches(source: Source) -> Iterator[Batch]:
-    if isinstance(source, Path | str):
-        return read_batches(Path(source))
-    return batched(rows_from_iterable(source))
-
-
 _line = attrgetter("line")
 _dst = itemgetter(0)
 _starts_569 = methodcaller("startswith", "569")
@@ -314,18 +311,3 @@ def _definition(resolved: Resolved) -> str:
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],
         sort_keys=True,
     )  # fmt: skip
-
-
-def _keep_subclient_countries(
-    checked: Checked, field: str, invalid: list[InvalidRow], report: CheckReport
-) -> None:
-    """Rows whose number is in no Connectus country become invalid rows (id_client set)."""
-    keep = [connectus_country(row[0]) is not None for row in checked.rows]
-    if all(keep):
-        return
-    reason = ("in none of Connectus's countries, so it can't be charged to a subclient "
-              "(id_client): SMS balance is per destination country")  # fmt: skip
-    for line, ok in zip(checked.lines, keep, strict=True):
-        if not ok:
-            invalid.append(InvalidRow(line, field, reason))
-    checked.keep_only(keep, report)
