@@ -1,51 +1,11 @@
 """The circuit breaker: pauses scoped to what failed, shared by every pod through Redis.
 
-One state machine per *scope* (:mod:`worker.breaker_scopes`: the account, an
-API host, a product, a balance — for SMS one country's), so an SMS balance
-exhausted for Chile holds back SMS to Chile only, and e-mail, WhatsApp and
-SMS to Mexico keep going. A send is deferred only while a scope that covers
-it is open. Each scope::
-
-    closed ──(N consecutive platform failures of a host, or a trip)──► open
-    open ──(open_until passed; first allow() of a send it covers)──► half_open
-    half_open ──(K successes)──► closed
-    half_open ──(a failure about this scope)──► open, cool-down doubled (up to max_open_s)
-
-What an outcome means (:func:`worker.breaker_scopes.effect`):
-
-- a trip opens its scope at once: ``AuthenticationFailed`` and
-  ``OperatorLoginFailed`` the account, ``ProductDenied`` the product,
-  ``BalanceExhausted`` the balance the send drew on;
-- platform failures (``ConnectFailed``, 502/503, 500/504, timeouts, dropped
-  connections) count towards ``failure_threshold`` for the send's API host;
-- any other answer shows the host is up: it ends the host's streak;
-- for a scope a send probed but the error is not about (a 402 while the
-  account was half-open), an answer counts as a success, and a platform
-  failure says nothing (the probe is handed back).
-
-Why consecutive failures, not a ratio in a window: one shared counter per
-host, no window to tune, and a deterministic test. Interleaved successes
-reset it, so a host that half works stays in use; an outage trips it after
-``failure_threshold`` sends.
-
-Half-open admits at most ``probes`` sends at once per scope across all pods,
-each with a lease of ``probe_lease_ms``: a probe whose worker was SIGKILLed
-frees its slot when the lease ends.
-
-Redis: per scope, ``{prefix}:breaker:{account}:{scope}`` (a hash) and
-``...:{scope}:probes`` (probe leases); ``{prefix}:breaker:{account}:scopes``
-indexes the scopes that are not closed. With ``cache_ms`` > 0 a process
-reads that index at most once per period and asks Redis about a send only
-when a scope covering it is listed: no round trip per send while all is
-well.
-
-Contract with the pipeline: when :meth:`allow` says no, the job is put back
-as a durable retry due in ``retry_in_ms``, *without* counting an attempt
-and never dead-lettered for it. A probe that ends without an outcome must
-be released with :meth:`release`, or it holds its slots until the lease ends.
-
-Time: epoch ms; by default the scripts read Redis's clock (``TIME``) so pods
-share one timeline; tests inject ``clock``. The Lua is in ``worker/lua/``.
+One state machine per scope (:mod:`worker.breaker_scopes`): closed -> open (a trip, or
+``failure_threshold`` consecutive platform failures of a host) -> half_open (open period
+over; at most ``probes`` sends probe it, each with a lease) -> closed after
+``successes_to_close`` successes, or open again with a doubled cool-down. How it works,
+its Redis keys and why: docs/reliability.md, "Pauses scoped to what failed". Times are
+epoch ms; the Lua (``worker/lua/breaker_*.lua``) reads Redis's clock unless ``clock``.
 """
 
 from __future__ import annotations
@@ -61,13 +21,20 @@ import redis
 import structlog
 
 from connectus_worker.config import Settings
+from connectus_worker.luascript import load
 from connectus_worker.redis import text
 from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, Target, effect
-from connectus_worker.worker.breaker_scripts import ALLOW, CLOSE, FAILURE, SUCCESS
 
 log = structlog.get_logger("connectus_worker.worker.breaker")
 
 State = Literal["closed", "open", "half_open"]
+
+# Per scope: a hash (state, failures, opens, successes, since, open_until, reason) and a
+# sorted set of probe leases; an index hash lists the scopes that are not closed.
+ALLOW = load(__package__, "breaker_allow.lua")
+FAILURE = load(__package__, "breaker_failure.lua")
+SUCCESS = load(__package__, "breaker_success.lua")
+CLOSE = load(__package__, "breaker_close.lua")
 
 
 @dataclass(frozen=True, slots=True)
