@@ -24,6 +24,7 @@ from connectus_worker.config import Settings
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, Target, effect
+from connectus_worker.worker.policy import decide
 
 log = structlog.get_logger("connectus_worker.worker.breaker")
 
@@ -169,7 +170,7 @@ class CircuitBreaker:
         decision = decision or _UNKNOWN
         target = decision.target
         if target is None:  # no allow() answered: only an account-wide trip is known
-            kind, scope = ("trip", ACCOUNT) if _trips_account(exc) else ("ignored", "")
+            kind, scope = ("trip", ACCOUNT) if decide(exc).pause == "account" else ("ignored", "")
         else:
             kind, scope = effect(exc, target)
         if kind == "ignored":  # a bug of ours says nothing about Connectus
@@ -237,32 +238,21 @@ class CircuitBreaker:
             for scope in names:
                 pipe.zcard(f"{self.key(scope)}:probes")
             answers = pipe.execute()
-        raws = [{text(k): text(v) for k, v in a.items()} for a in answers[: len(names) + 3]]
-        scopes = []
-        probes_of = answers[len(names) + 3 :]
-        for name, raw, probes in zip(names, raws[: len(names)], probes_of, strict=True):
-            if raw.get("state", "closed") == "closed":
-                continue  # closed since the index was read
-            scopes.append({
-                "scope": name,
-                "state": raw["state"],
-                "reason": raw.get("reason", ""),
-                "since_ms": int(raw.get("since", 0)),
-                "open_until_ms": int(raw.get("open_until", 0)),
-                "consecutive_opens": int(raw.get("opens", 0)),
-                "probes_in_flight": int(probes),
-            })  # fmt: skip
+        hashes, probes = answers[: len(names) + len(hosts)], answers[len(names) + len(hosts) :]
+        raws = [{text(k): text(v) for k, v in a.items()} for a in hashes]
+        scopes = [
+            {"scope": name, "state": raw["state"], "reason": raw.get("reason", ""),
+             "since_ms": int(raw.get("since", 0)), "open_until_ms": int(raw.get("open_until", 0)),
+             "consecutive_opens": int(raw.get("opens", 0)), "probes_in_flight": int(n)}
+            for name, raw, n in zip(names, raws[: len(names)], probes, strict=True)
+            if raw.get("state", "closed") != "closed"  # closed since the index was read
+        ]  # fmt: skip
         states = {s["state"] for s in scopes}
         worst = "open" if "open" in states else "half_open" if states else "closed"
-        streaks = {
-            h: int(r.get("failures", 0)) for h, r in zip(hosts, raws[len(names) :], strict=True)
-        }
-        return {
-            "account": self.account,
-            "state": worst,
-            "scopes": scopes,
-            "consecutive_failures": streaks,
-        }
+        host_raws = zip(hosts, raws[len(names) :], strict=True)
+        streaks = {h: int(r.get("failures", 0)) for h, r in host_raws}
+        return {"account": self.account, "state": worst, "scopes": scopes,
+                "consecutive_failures": streaks}  # fmt: skip
 
     # --- internals ------------------------------------------------------------
 
@@ -354,9 +344,3 @@ class CircuitBreaker:
 
 #: The decision of a send whose allow() did not answer (Redis): nothing is known.
 _UNKNOWN = Decision(True, 0, "closed", "")
-
-
-def _trips_account(exc: BaseException) -> bool:
-    from connectus_worker.worker.policy import decide
-
-    return decide(exc).pause == "account"
