@@ -21,7 +21,6 @@ import redis
 from connectus_worker.config import Settings
 from connectus_worker.config.checks import DEV_CONTENT_HASH_KEY
 from connectus_worker.domain.hashing import recipient_digest
-from connectus_worker.domain.models import Kind
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 
@@ -59,17 +58,11 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Buckets by product and how the rate adapts; destination cap
-    (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off).
-
-    - ``min_rate_per_s``: the floor (tokens/s);
-    - ``throttle_threshold``: share of requests answered throttled (0..1) above
-      which throttling is the provider's limit rather than noise;
-    - ``min_throttles``: and at least this many throttles in the window;
-    - ``window_s``: time constant of the decaying counts (s);
-    - ``recovery_s``: from a decision back to the configured rate (s);
-    - ``margin``: the rate set is ``1 - margin`` of the accepted rate measured.
-    """
+    """Buckets by product; how the rate adapts (docs/ratelimit.md): a floor (tokens/s),
+    the share of throttled requests (0..1, and at least ``min_throttles``) taken for the
+    provider's limit, the decaying counts' time constant (s), the time back to the
+    configured rate (s), and the ``margin`` under the accepted rate measured; the
+    destination cap (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off)."""
 
     buckets: Mapping[str, Bucket]
     min_rate_per_s: float
@@ -207,9 +200,9 @@ class RateLimiter:
         return Acquired(product, wait_ms, rate, float(answer[3]))
 
     def on_throttled(self, product: str, retry_after_s: float | None = None) -> float:
-        """HTTP 429 / ESME_RTHROTTLED: count it; when throttling is the provider's
-        limit, set the shared rate just below the accepted rate and block until
-        Retry-After (s). Returns the effective rate (tokens/s)."""
+        """HTTP 429 / ESME_RTHROTTLED: count it; when throttling is the provider's limit, set
+        the shared rate below the accepted rate and block until Retry-After (s). Returns
+        the effective rate (tokens/s)."""
         bucket, lim = self._bucket(product), self.limits
         answer = self._throttled(
             keys=[self.key(product)],
@@ -277,9 +270,3 @@ def rate_at(
 
 def _ceil_ms(wait_ms: float) -> int:
     return max(1, -int(-wait_ms // 1))
-
-
-def product_for(kind: Kind) -> str:
-    """The bucket a job kind draws from (:data:`domain.models.KINDS`): OTP by SMS or e-mail
-    shares the OTP bucket."""
-    return kind.spec.rate_product
