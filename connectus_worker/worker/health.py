@@ -89,6 +89,7 @@ def health_app(
             return metrics(environ, start_response)  # type: ignore[no-any-return]
         if environ.get("REQUEST_METHOD") != "GET":
             return _answer(start_response, 405, {"error": "use GET"})
+        checks: tuple[Check, ...]
         if path == "/healthz":
             checks, word = (live,), "ok"
         elif path == "/readyz":

@@ -276,14 +276,11 @@ class SendPipeline:
         fields: dict[str, str | int] = {"state": "sent", "provider_id": provider_id or "",
                                         "outcome": "sent", "sent_at": self.clock(),
                                         "error_class": "", "last_error": ""}  # fmt: skip
-        # Accepted without an id (the documented SMS answer): sent all the same;
-        # the id is looked up afterwards (worker.id_lookup).
-        entry = (
-            None
-            if provider_id
-            else lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
-        )
+        entry = None
         if not provider_id:
+            # Accepted without an id (the documented SMS answer): sent all the same;
+            # the id is looked up afterwards (worker.id_lookup).
+            entry = lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:
             landed = self.ledger.finish(self.store.finish, job_id, fence, "sent", fields)

@@ -161,9 +161,6 @@ class Supervisor:
                 proc.wait()
             self._reaped(proc.pid)
 
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self.slots if s.process is not None]
-
 
 def worker_command(*, threads: int, queues: Sequence[str]) -> list[str]:
     """The command line of one worker process."""
