@@ -180,8 +180,6 @@ class CircuitBreaker:
             self._record(decision, failed=None, host=scope, answered=True)
             return
         reason = f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:200]
-        with self._lock:
-            self._fresh_until = 0.0
         self._record(decision, failed=(scope, kind == "trip", reason),
                      host=target.host_scope if target and kind == "trip" else None,
                      answered=kind == "trip")  # fmt: skip
@@ -210,18 +208,7 @@ class CircuitBreaker:
         """Open ``scope`` now, without a send (a check found its cause, e.g. the QR
         session's ``GET /status``); True if it opened. An open scope is left as it is;
         a half-open one reopens for longer, as after a failed probe."""
-        answer = self._failure(
-            keys=self._keys(scope),
-            args=[self._now(), "", self.failure_threshold, self.open_ms, self.max_open_ms, 1,
-                  reason[:200], scope],
-        )  # fmt: skip
-        with self._lock:
-            self._fresh_until = 0.0
-        opened = text(answer[1]) == "opened"
-        if opened:
-            log.error("breaker.opened", account=self.account, scope=scope, reason=reason[:200],
-                      open_for_ms=int(answer[2]), consecutive_failures=int(answer[3]))  # fmt: skip
-        return opened
+        return self._record(_UNKNOWN, failed=(scope, True, reason[:200]), host=None, answered=True)
 
     def is_closed(self, scope: str) -> bool:
         """Whether ``scope`` is closed (not listed as open or half-open); one round trip."""
@@ -274,13 +261,17 @@ class CircuitBreaker:
         failed: tuple[str, bool, str] | None,
         host: str | None,
         answered: bool,
-    ) -> None:
-        """One pipelined round trip: the failure of one scope, successes for the rest.
+    ) -> bool:
+        """One pipelined round trip: the failure of one scope, successes for the rest;
+        True if the failure opened its scope.
 
         The scopes the send probed get a success when the platform answered
         (the error was about another scope) and their probe back otherwise;
         ``host`` gets a success (its streak ends) when the platform answered.
         """
+        if failed is not None:  # this process's view of the scopes is stale now
+            with self._lock:
+                self._fresh_until = 0.0
         now, probe = self._now(), decision.probe or ""
         failed_scope = failed[0] if failed else None
         successes = [s for s in decision.probed if s != failed_scope] if answered else []
@@ -288,7 +279,7 @@ class CircuitBreaker:
         if host and host != failed_scope and host not in successes and self._write_success(host):
             successes.append(host)
         if not (failed or successes or released):
-            return
+            return False
         with self.client.pipeline(transaction=False) as pipe:
             if failed is not None:
                 scope, trip, reason = failed
@@ -305,21 +296,18 @@ class CircuitBreaker:
             for scope in released:
                 pipe.zrem(f"{self.key(scope)}:probes", probe)
             answers = pipe.execute()
-        self._log(failed, successes, answers)
-
-    def _log(
-        self, failed: tuple[str, bool, str] | None, successes: list[str], answers: list[Any]
-    ) -> None:
-        rest = answers
+        opened = False
         if failed is not None:
-            answer, rest = answers[0], answers[1:]
-            if text(answer[1]) == "opened":
+            answer, answers = answers[0], answers[1:]
+            opened = text(answer[1]) == "opened"
+            if opened:
                 log.error("breaker.opened", account=self.account, scope=failed[0],
                           reason=failed[2], open_for_ms=int(answer[2]),
                           consecutive_failures=int(answer[3]))  # fmt: skip
-        for scope, answer in zip(successes, rest, strict=False):
+        for scope, answer in zip(successes, answers, strict=False):
             if text(answer[1]) == "closed":
                 log.warning("breaker.closed", account=self.account, scope=scope)
+        return opened
 
     def _write_success(self, host: str) -> bool:
         """Whether to write a host's success now: always without a cache; with one, at most
