@@ -19,7 +19,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 import structlog
@@ -53,10 +53,8 @@ HALF_OPEN_RECHECK_MS = 1000
 _CONTEXT = ("job_id", "kind", "queue", "idempotency_key", "correlation_id", "attempt")
 
 
-class Sender(Protocol):
-    """Sends one payload of one kind; returns the provider id (None: accepted unnamed)."""
-
-    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str | None: ...
+#: Sends one payload of one kind; returns the provider id (None: accepted unnamed).
+Sender = Callable[[Kind, Mapping[str, Any]], str | None]
 
 
 class SendPipeline:

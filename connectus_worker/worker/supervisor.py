@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 import structlog
@@ -31,7 +31,7 @@ class _Slot:
     started_at: float = 0.0
     failures: int = 0
     next_start: float = 0.0
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class Supervisor:
