@@ -1,15 +1,8 @@
-"""Several Connectus accounts in one worker: each its own client, rate limiter,
-breaker and send path, picked by the account a job names.
+"""Several Connectus accounts in one worker: each its own client, rate limiter, breaker
+and send path (keyed by its name in Redis), picked by the account a job names.
 
-A job names its account (``job["account"]``, set by the producer: the
-request's, else the tenant's, else the first of ``CONNECTUS_ACCOUNTS``), and a
-campaign's jobs their campaign's. A job of no account (queued before accounts
-existed) is the first account's. A job naming an account this worker does not
-have is quarantined with the reason, never sent through another account.
-
-Everything per account is keyed by its name in Redis (``rl:<account>:...``,
-``breaker:<account>:...``), so one account's throttling, exhausted balance or
-outage holds back that account's sends only.
+A job of no account is the first account's; a job naming an account this worker does
+not have is quarantined with the reason, never sent through another account.
 """
 
 from __future__ import annotations

@@ -1,9 +1,5 @@
-"""One Dramatiq actor per send type, registered on a broker that is passed in.
-
-Actors are declared by a function, not at import time, so that the broker
-(and its settings) are built once by the caller: the worker process, or a
-test with a StubBroker.
-"""
+"""One Dramatiq actor per send type, declared on a broker passed in (not at import
+time): the worker process builds it once, a test uses a StubBroker."""
 
 from __future__ import annotations
 
@@ -34,13 +30,9 @@ def register_actors(
 ) -> dict[Kind, dramatiq.Actor[..., Any]]:
     """Declare ``send_<kind>`` for every kind on ``broker``; returns them by kind.
 
-    ``pipeline``: one per Connectus account (:mod:`worker.accounts`); a job goes
-    through its account's.
-
-    Each actor's own queue is its default one (OTPs on ``QUEUE_OTP``); a
-    producer may put an SMS, e-mail or WhatsApp job on ``QUEUE_BULK``, which
-    the same actor consumes, so an OTP never waits behind bulk work.
-    ``metrics`` (optional) counts what each call answered.
+    A job goes through its account's ``pipeline`` (:mod:`worker.accounts`). Each actor
+    consumes its own queue (OTPs ``QUEUE_OTP``) and ``QUEUE_BULK``, where a producer may
+    put SMS, e-mail or WhatsApp jobs, so an OTP never waits behind bulk work.
     """
     return {
         kind: dramatiq.Actor(

@@ -1,8 +1,7 @@
-"""Assemble a worker: broker, job store, Connectus client, pipeline, actors.
+"""Assemble a worker: broker, job store, Connectus clients, send paths, actors, housekeeper.
 
-The one place where settings become objects. The worker process, the
-integration tests and the benchmarks all call :func:`build_worker_app`;
-tests may inject the HTTP transport and the Redis client.
+The one place where settings become objects; tests may inject the HTTP transport and
+the Redis client.
 """
 
 from __future__ import annotations
@@ -11,9 +10,7 @@ import os
 import socket
 import uuid
 from dataclasses import dataclass
-from typing import Any
 
-import dramatiq
 import httpx
 import redis
 from dramatiq.brokers.redis import RedisBroker
@@ -21,7 +18,6 @@ from dramatiq.brokers.redis import RedisBroker
 import connectus_worker.tracing as tracing
 from connectus_worker.campaign.store import CampaignStore
 from connectus_worker.config import Settings
-from connectus_worker.domain.models import Kind
 from connectus_worker.durability import Durability
 from connectus_worker.ledger.delivery_status import PendingStatuses
 from connectus_worker.ledger.jobs import JobStore
@@ -54,36 +50,17 @@ from connectus_worker.worker.senders import ClientSender
 
 @dataclass
 class WorkerApp:
-    settings: Settings
-    redis: redis.Redis
+    """A built worker: its broker (actors declared), its housekeeper (not started)."""
+
     broker: RedisBroker
-    store: JobStore
-    client: ConnectusClient
-    pipeline: SendPipeline
-    actors: dict[Kind, dramatiq.Actor[..., Any]]
     housekeeper: Housekeeper
-    metrics: WorkerMetrics
-    campaigns: CampaignStore
-    bulk: BulkSender
-    # Per Connectus account (CONNECTUS_ACCOUNTS); the fields above are the first's.
-    accounts: ByAccount[AccountParts]
+    clients: ByAccount[ConnectusClient]
 
     def close(self) -> None:
         self.housekeeper.stop()
-        for parts in self.accounts.values():
-            parts.client.close()
+        for client in self.clients.values():
+            client.close()
         self.broker.close()
-
-
-@dataclass(frozen=True)
-class AccountParts:
-    """What one Connectus account sends with (worker.accounts)."""
-
-    client: ConnectusClient
-    limiter: RateLimiter
-    breaker: CircuitBreaker
-    pipeline: SendPipeline
-    bulk: BulkSender
 
 
 def build_client(
@@ -149,47 +126,39 @@ def build_worker_app(
         max_message_age_s=settings.max_message_age_s,
         otp_max_age_s=settings.otp_max_age_s,
     )
-
-    def parts_of(account: str) -> AccountParts:
-        """One account's client, limiter, breaker and send paths (its own Redis keys)."""
-        client = build_client(settings, transport=transport, account=account)
-        limiter = RateLimiter.from_settings(settings, client_redis, account)
-        # A 200 ms local view of a closed breaker: no round trip per send while
-        # all is well; an opened breaker reaches every process within 200 ms.
-        breaker = CircuitBreaker.from_settings(
-            settings, client_redis, account, cache_ms=200,
-            recheck_ms=qr_session_recheck_ms(settings),
-        )  # fmt: skip
-        pipeline = SendPipeline(
-            store=store,
-            send=ClientSender(client, settings, limiter=limiter, metrics=metrics),
-            breaker=breaker,
-            limiter=limiter,
-            acquire_timeout_s=settings.rate_acquire_timeout_s,
-            policy=policy,
-            worker_id=worker_id,
-            lease_ms=lease_ms(settings),
-            metrics=metrics,
-            park=campaigns.park,
-            content_key=settings.content_key,
-        )
-        bulk = BulkSender(campaigns=campaigns, jobs=store, client=client, policy=policy,
-                          queue=settings.queue_bulk, worker_id=worker_id,
-                          lease_ms=lease_ms(settings), breaker=breaker, limiter=limiter,
-                          acquire_timeout_s=settings.rate_acquire_timeout_s)  # fmt: skip
-        return AccountParts(client, limiter, breaker, pipeline, bulk)
-
-    accounts = ByAccount({name: parts_of(name) for name in settings.account_names})
-    first = accounts.first
-    clients = ByAccount({name: parts.client for name, parts in accounts.items()})
-    actors = register_actors(
-        broker, ByAccount({n: p.pipeline for n, p in accounts.items()}), settings, metrics
-    )
-    register_bulk_actor(broker, ByAccount({n: p.bulk for n, p in accounts.items()}), settings)
+    lease = lease_ms(settings)
+    names = settings.account_names
+    # Per Connectus account (worker.accounts): its client, limiter, breaker and send paths.
+    clients = ByAccount({n: build_client(settings, transport=transport, account=n) for n in names})
+    limiters = ByAccount({n: RateLimiter.from_settings(settings, client_redis, n) for n in names})
+    # A 200 ms local view of a closed breaker: no round trip per send while all is
+    # well; an opened breaker reaches every process within 200 ms.
+    breakers = ByAccount({
+        n: CircuitBreaker.from_settings(settings, client_redis, n, cache_ms=200,
+                                        recheck_ms=qr_session_recheck_ms(settings))
+        for n in names
+    })  # fmt: skip
+    pipelines = ByAccount({
+        n: SendPipeline(store=store, policy=policy, worker_id=worker_id, lease_ms=lease,
+                        send=ClientSender(clients[n], settings, limiter=limiters[n],
+                                          metrics=metrics),
+                        breaker=breakers[n], limiter=limiters[n], metrics=metrics,
+                        acquire_timeout_s=settings.rate_acquire_timeout_s,
+                        park=campaigns.park, content_key=settings.content_key)
+        for n in names
+    })  # fmt: skip
+    bulks = ByAccount({
+        n: BulkSender(campaigns=campaigns, jobs=store, client=clients[n], policy=policy,
+                      queue=settings.queue_bulk, worker_id=worker_id, lease_ms=lease,
+                      breaker=breakers[n], limiter=limiters[n],
+                      acquire_timeout_s=settings.rate_acquire_timeout_s)
+        for n in names
+    })  # fmt: skip
+    register_actors(broker, pipelines, settings, metrics)
+    register_bulk_actor(broker, bulks, settings)
     # Every actor is declared: a message naming another one goes to the dead
     # letters (dlq list), not to Dramatiq's .XQ (transport.broker).
     broker.dead_letter_unknown_actors = True
-    client = first.client
     opener = delivery_opener(clients, settings.campaign_delivery_lead_s)
     pump = CampaignPump(store=campaigns, queue=settings.queue_bulk,
                         max_pending=settings.campaign_max_pending, owner=worker_id,
@@ -212,6 +181,24 @@ def build_worker_app(
             content_key=settings.content_key,
         ),
     )
+    status = StatusPoller(campaigns=campaigns, jobs=store, client=clients,
+                          after_s=settings.campaign_status_poll_after_s)  # fmt: skip
+    channels = ChannelStatusPoller(jobs=store, client=clients,
+                                   interval_s=settings.status_poll_interval_s,
+                                   max_age_s=settings.status_poll_max_age_s,
+                                   events_maxlen=settings.events_stream_maxlen,
+                                   metrics=metrics)  # fmt: skip
+    snapshots = [
+        BalanceSnapshotWriter(client=clients[n], redis_client=client_redis, keys=store.keys,
+                              interval_s=settings.balance_snapshot_interval_s, account=n)
+        for n in names
+    ]  # fmt: skip
+    qr_sessions = [
+        QrSessionWatch(client=clients[n], breaker=breakers[n], redis_client=client_redis,
+                       prefix=settings.key_prefix, interval_s=settings.qr_status_interval_s,
+                       account=n)
+        for n in names
+    ]  # fmt: skip
     housekeeper = Housekeeper(
         store=store,
         broker=broker,
@@ -220,46 +207,10 @@ def build_worker_app(
         maintenance_interval_s=settings.broker_maintenance_interval_s,
         reconciler=reconciler,
         reconcile_interval_s=settings.reconcile_interval_s,
-        pump=pump,
-        status_poller=StatusPoller(
-            campaigns=campaigns,
-            jobs=store,
-            client=clients,
-            after_s=settings.campaign_status_poll_after_s,
-        ),
-        channel_status=ChannelStatusPoller(
-            jobs=store,
-            client=clients,
-            interval_s=settings.status_poll_interval_s,
-            max_age_s=settings.status_poll_max_age_s,
-            events_maxlen=settings.events_stream_maxlen,
-            metrics=metrics,
-        ),
-        balance_snapshots=[
-            BalanceSnapshotWriter(
-                client=parts.client,
-                redis_client=client_redis,
-                keys=store.keys,
-                interval_s=settings.balance_snapshot_interval_s,
-                account=name,
-            )
-            for name, parts in accounts.items()
-        ],
+        ticks=[pump.tick, *(watch.tick for watch in qr_sessions)],
+        # Each snapshot runs itself once per its own interval.
+        polls=[status.run_once, channels.run_once, *(s.run_once for s in snapshots)],
         pending_statuses=PendingStatuses(client_redis, store.keys),
         chunk_recovery=ChunkRecovery(client_redis, store.keys, queue=settings.queue_bulk),
-        qr_sessions=[
-            QrSessionWatch(
-                client=parts.client,
-                breaker=parts.breaker,
-                redis_client=client_redis,
-                prefix=settings.key_prefix,
-                interval_s=settings.qr_status_interval_s,
-                account=name,
-            )
-            for name, parts in accounts.items()
-        ],
     )
-    return WorkerApp(
-        settings, client_redis, broker, store, client, first.pipeline, actors, housekeeper,
-        metrics, campaigns, first.bulk, accounts,
-    )  # fmt: skip
+    return WorkerApp(broker, housekeeper, clients)

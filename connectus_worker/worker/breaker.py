@@ -1,51 +1,11 @@
 """The circuit breaker: pauses scoped to what failed, shared by every pod through Redis.
 
-One state machine per *scope* (:mod:`worker.breaker_scopes`: the account, an
-API host, a product, a balance — for SMS one country's), so an SMS balance
-exhausted for Chile holds back SMS to Chile only, and e-mail, WhatsApp and
-SMS to Mexico keep going. A send is deferred only while a scope that covers
-it is open. Each scope::
-
-    closed ──(N consecutive platform failures of a host, or a trip)──► open
-    open ──(open_until passed; first allow() of a send it covers)──► half_open
-    half_open ──(K successes)──► closed
-    half_open ──(a failure about this scope)──► open, cool-down doubled (up to max_open_s)
-
-What an outcome means (:func:`worker.breaker_scopes.effect`):
-
-- a trip opens its scope at once: ``AuthenticationFailed`` and
-  ``OperatorLoginFailed`` the account, ``ProductDenied`` the product,
-  ``BalanceExhausted`` the balance the send drew on;
-- platform failures (``ConnectFailed``, 502/503, 500/504, timeouts, dropped
-  connections) count towards ``failure_threshold`` for the send's API host;
-- any other answer shows the host is up: it ends the host's streak;
-- for a scope a send probed but the error is not about (a 402 while the
-  account was half-open), an answer counts as a success, and a platform
-  failure says nothing (the probe is handed back).
-
-Why consecutive failures, not a ratio in a window: one shared counter per
-host, no window to tune, and a deterministic test. Interleaved successes
-reset it, so a host that half works stays in use; an outage trips it after
-``failure_threshold`` sends.
-
-Half-open admits at most ``probes`` sends at once per scope across all pods,
-each with a lease of ``probe_lease_ms``: a probe whose worker was SIGKILLed
-frees its slot when the lease ends.
-
-Redis: per scope, ``{prefix}:breaker:{account}:{scope}`` (a hash) and
-``...:{scope}:probes`` (probe leases); ``{prefix}:breaker:{account}:scopes``
-indexes the scopes that are not closed. With ``cache_ms`` > 0 a process
-reads that index at most once per period and asks Redis about a send only
-when a scope covering it is listed: no round trip per send while all is
-well.
-
-Contract with the pipeline: when :meth:`allow` says no, the job is put back
-as a durable retry due in ``retry_in_ms``, *without* counting an attempt
-and never dead-lettered for it. A probe that ends without an outcome must
-be released with :meth:`release`, or it holds its slots until the lease ends.
-
-Time: epoch ms; by default the scripts read Redis's clock (``TIME``) so pods
-share one timeline; tests inject ``clock``. The Lua is in ``worker/lua/``.
+One state machine per scope (:mod:`worker.breaker_scopes`): closed -> open (a trip, or
+``failure_threshold`` consecutive platform failures of a host) -> half_open (open period
+over; at most ``probes`` sends probe it, each with a lease) -> closed after
+``successes_to_close`` successes, or open again with a doubled cool-down. How it works,
+its Redis keys and why: docs/reliability.md, "Pauses scoped to what failed". Times are
+epoch ms; the Lua (``worker/lua/breaker_*.lua``) reads Redis's clock unless ``clock``.
 """
 
 from __future__ import annotations
@@ -61,13 +21,21 @@ import redis
 import structlog
 
 from connectus_worker.config import Settings
+from connectus_worker.luascript import load
 from connectus_worker.redis import text
 from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, Target, effect
-from connectus_worker.worker.breaker_scripts import ALLOW, CLOSE, FAILURE, SUCCESS
+from connectus_worker.worker.policy import decide
 
 log = structlog.get_logger("connectus_worker.worker.breaker")
 
 State = Literal["closed", "open", "half_open"]
+
+# Per scope: a hash (state, failures, opens, successes, since, open_until, reason) and a
+# sorted set of probe leases; an index hash lists the scopes that are not closed.
+ALLOW = load(__package__, "breaker_allow.lua")
+FAILURE = load(__package__, "breaker_failure.lua")
+SUCCESS = load(__package__, "breaker_success.lua")
+CLOSE = load(__package__, "breaker_close.lua")
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +170,7 @@ class CircuitBreaker:
         decision = decision or _UNKNOWN
         target = decision.target
         if target is None:  # no allow() answered: only an account-wide trip is known
-            kind, scope = ("trip", ACCOUNT) if _trips_account(exc) else ("ignored", "")
+            kind, scope = ("trip", ACCOUNT) if decide(exc).pause == "account" else ("ignored", "")
         else:
             kind, scope = effect(exc, target)
         if kind == "ignored":  # a bug of ours says nothing about Connectus
@@ -212,8 +180,6 @@ class CircuitBreaker:
             self._record(decision, failed=None, host=scope, answered=True)
             return
         reason = f"{type(exc).__name__}: {getattr(exc, 'reason', '') or exc}"[:200]
-        with self._lock:
-            self._fresh_until = 0.0
         self._record(decision, failed=(scope, kind == "trip", reason),
                      host=target.host_scope if target and kind == "trip" else None,
                      answered=kind == "trip")  # fmt: skip
@@ -242,18 +208,7 @@ class CircuitBreaker:
         """Open ``scope`` now, without a send (a check found its cause, e.g. the QR
         session's ``GET /status``); True if it opened. An open scope is left as it is;
         a half-open one reopens for longer, as after a failed probe."""
-        answer = self._failure(
-            keys=self._keys(scope),
-            args=[self._now(), "", self.failure_threshold, self.open_ms, self.max_open_ms, 1,
-                  reason[:200], scope],
-        )  # fmt: skip
-        with self._lock:
-            self._fresh_until = 0.0
-        opened = text(answer[1]) == "opened"
-        if opened:
-            log.error("breaker.opened", account=self.account, scope=scope, reason=reason[:200],
-                      open_for_ms=int(answer[2]), consecutive_failures=int(answer[3]))  # fmt: skip
-        return opened
+        return self._record(_UNKNOWN, failed=(scope, True, reason[:200]), host=None, answered=True)
 
     def is_closed(self, scope: str) -> bool:
         """Whether ``scope`` is closed (not listed as open or half-open); one round trip."""
@@ -270,32 +225,21 @@ class CircuitBreaker:
             for scope in names:
                 pipe.zcard(f"{self.key(scope)}:probes")
             answers = pipe.execute()
-        raws = [{text(k): text(v) for k, v in a.items()} for a in answers[: len(names) + 3]]
-        scopes = []
-        probes_of = answers[len(names) + 3 :]
-        for name, raw, probes in zip(names, raws[: len(names)], probes_of, strict=True):
-            if raw.get("state", "closed") == "closed":
-                continue  # closed since the index was read
-            scopes.append({
-                "scope": name,
-                "state": raw["state"],
-                "reason": raw.get("reason", ""),
-                "since_ms": int(raw.get("since", 0)),
-                "open_until_ms": int(raw.get("open_until", 0)),
-                "consecutive_opens": int(raw.get("opens", 0)),
-                "probes_in_flight": int(probes),
-            })  # fmt: skip
+        hashes, probes = answers[: len(names) + len(hosts)], answers[len(names) + len(hosts) :]
+        raws = [{text(k): text(v) for k, v in a.items()} for a in hashes]
+        scopes = [
+            {"scope": name, "state": raw["state"], "reason": raw.get("reason", ""),
+             "since_ms": int(raw.get("since", 0)), "open_until_ms": int(raw.get("open_until", 0)),
+             "consecutive_opens": int(raw.get("opens", 0)), "probes_in_flight": int(n)}
+            for name, raw, n in zip(names, raws[: len(names)], probes, strict=True)
+            if raw.get("state", "closed") != "closed"  # closed since the index was read
+        ]  # fmt: skip
         states = {s["state"] for s in scopes}
         worst = "open" if "open" in states else "half_open" if states else "closed"
-        streaks = {
-            h: int(r.get("failures", 0)) for h, r in zip(hosts, raws[len(names) :], strict=True)
-        }
-        return {
-            "account": self.account,
-            "state": worst,
-            "scopes": scopes,
-            "consecutive_failures": streaks,
-        }
+        host_raws = zip(hosts, raws[len(names) :], strict=True)
+        streaks = {h: int(r.get("failures", 0)) for h, r in host_raws}
+        return {"account": self.account, "state": worst, "scopes": scopes,
+                "consecutive_failures": streaks}  # fmt: skip
 
     # --- internals ------------------------------------------------------------
 
@@ -317,13 +261,17 @@ class CircuitBreaker:
         failed: tuple[str, bool, str] | None,
         host: str | None,
         answered: bool,
-    ) -> None:
-        """One pipelined round trip: the failure of one scope, successes for the rest.
+    ) -> bool:
+        """One pipelined round trip: the failure of one scope, successes for the rest;
+        True if the failure opened its scope.
 
         The scopes the send probed get a success when the platform answered
         (the error was about another scope) and their probe back otherwise;
         ``host`` gets a success (its streak ends) when the platform answered.
         """
+        if failed is not None:  # this process's view of the scopes is stale now
+            with self._lock:
+                self._fresh_until = 0.0
         now, probe = self._now(), decision.probe or ""
         failed_scope = failed[0] if failed else None
         successes = [s for s in decision.probed if s != failed_scope] if answered else []
@@ -331,7 +279,7 @@ class CircuitBreaker:
         if host and host != failed_scope and host not in successes and self._write_success(host):
             successes.append(host)
         if not (failed or successes or released):
-            return
+            return False
         with self.client.pipeline(transaction=False) as pipe:
             if failed is not None:
                 scope, trip, reason = failed
@@ -348,21 +296,18 @@ class CircuitBreaker:
             for scope in released:
                 pipe.zrem(f"{self.key(scope)}:probes", probe)
             answers = pipe.execute()
-        self._log(failed, successes, answers)
-
-    def _log(
-        self, failed: tuple[str, bool, str] | None, successes: list[str], answers: list[Any]
-    ) -> None:
-        rest = answers
+        opened = False
         if failed is not None:
-            answer, rest = answers[0], answers[1:]
-            if text(answer[1]) == "opened":
+            answer, answers = answers[0], answers[1:]
+            opened = text(answer[1]) == "opened"
+            if opened:
                 log.error("breaker.opened", account=self.account, scope=failed[0],
                           reason=failed[2], open_for_ms=int(answer[2]),
                           consecutive_failures=int(answer[3]))  # fmt: skip
-        for scope, answer in zip(successes, rest, strict=False):
+        for scope, answer in zip(successes, answers, strict=False):
             if text(answer[1]) == "closed":
                 log.warning("breaker.closed", account=self.account, scope=scope)
+        return opened
 
     def _write_success(self, host: str) -> bool:
         """Whether to write a host's success now: always without a cache; with one, at most
@@ -387,9 +332,3 @@ class CircuitBreaker:
 
 #: The decision of a send whose allow() did not answer (Redis): nothing is known.
 _UNKNOWN = Decision(True, 0, "closed", "")
-
-
-def _trips_account(exc: BaseException) -> bool:
-    from connectus_worker.worker.policy import decide
-
-    return decide(exc).pause == "account"

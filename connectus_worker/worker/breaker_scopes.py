@@ -1,14 +1,10 @@
 """What a pause covers: the scopes of the circuit breaker, and which one an error opens.
 
-A send touches several things that can stop working independently, so the
-breaker (:mod:`worker.breaker`) keeps one state machine per *scope*
-(``account``, ``host:v3|v1|qr``, ``product:<p>``, ``balance:sms:<CC>[@id]`` or
-``balance:<p>[@id]``, ``qr_session``), and a message is held back only while a
-scope that covers it is open. Which error opens which scope, and what each
-covers: docs/errors.md, "Pauses and what they cover". A send's host and
-product come from its kind (:data:`domain.models.KINDS`); an SMS's country from
-its destination's calling code (one SMS balance per country); a send with
-``id_client`` draws on that subclient's balance only.
+Scopes: ``account``, ``host:v3|v1|qr``, ``product:<p>``, ``balance:sms:<CC>[@id]`` or
+``balance:<p>[@id]``, ``qr_session``; a message is held back only while a scope that
+covers it is open (docs/errors.md, "Pauses and what they cover"). A send's host and
+product come from its kind (:data:`domain.models.KINDS`), an SMS's balance from its
+destination's calling code, and a send with ``id_client`` draws on that subclient's.
 """
 
 from __future__ import annotations
@@ -35,12 +31,9 @@ Effect = Literal["trip", "failure", "answered", "ignored"]
 
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What one send touches: its API ``host``, its ``product``, the balance it draws on.
-
-    ``dst``: the destination number (SMS: its country is the balance's);
-    ``country``: the ISO region when known without a number (v1 bulk: Chile);
-    ``client``: the subclient (``id_client``) whose balance pays, if any.
-    """
+    """What one send touches: its API ``host``, its ``product``, the balance it draws on
+    (``dst``'s country for SMS, or ``country`` when known without a number; ``client``:
+    the paying subclient, if any)."""
 
     host: str
     product: str
@@ -99,11 +92,8 @@ V1_BULK = Target("v1", "sms", country="CL")
 
 @functools.lru_cache(maxsize=4096)
 def country_of(number: str | None) -> str:
-    """ISO region of a number's calling code (``56987654321`` → ``CL``), ``ZZ`` if none.
-
-    By calling code, not by the number's own region: Connectus keeps one SMS
-    balance per country, found from the calling code (+1 is one country).
-    """
+    """ISO region of a number's calling code (``56987654321`` → ``CL``), ``ZZ`` if none:
+    Connectus keeps one SMS balance per country of calling code (+1 is one country)."""
     if not number:
         return UNKNOWN_COUNTRY
     digits = number.strip().lstrip("+")
@@ -116,12 +106,9 @@ def country_of(number: str | None) -> str:
 
 
 def effect(exc: BaseException, target: Target) -> tuple[Effect, str]:
-    """What an error means for the breaker, and the scope it is about.
-
-    ``trip``: open that scope at once; ``failure``: one more in the host's
-    streak; ``answered``: the platform answered (it ends the host's streak);
-    ``ignored``: a bug of ours, which says nothing about Connectus.
-    """
+    """What an error means for the breaker, and the scope it is about: ``trip`` (open it
+    now), ``failure`` (one more in the host's streak), ``answered`` (ends the host's
+    streak) or ``ignored`` (a bug of ours says nothing about Connectus)."""
     decision = decide(exc)
     if decision.breaker_ignores:
         return "ignored", ""

@@ -1,14 +1,10 @@
 """The supervisor's HTTP endpoint: ``/metrics``, ``/healthz``, ``/readyz``.
 
-A stdlib WSGI server (``wsgiref``, one thread per request) in a daemon
-thread of ``connectus worker``, on ``WORKER_METRICS_HOST:WORKER_METRICS_PORT``.
-Nothing here touches the send path: the children never serve HTTP.
-
-- ``/healthz`` (liveness): 200 while the supervisor loop is alive and at
-  least one child is running or being respawned; else 503.
-- ``/readyz`` (readiness): 200 when Redis answers PING within
-  :data:`READY_TIMEOUT_S` and at least one child is running; else 503.
-- ``/metrics``: the registry built by :func:`worker.metrics.supervisor_registry`.
+A stdlib WSGI server in a daemon thread of ``connectus worker``, on
+``WORKER_METRICS_HOST:WORKER_METRICS_PORT``; the children never serve HTTP.
+``/healthz``: 200 while the supervisor loop is alive and a child is running or due to
+be respawned. ``/readyz``: 200 when Redis answers PING within :data:`READY_TIMEOUT_S`
+and a child is running. Else 503.
 """
 
 from __future__ import annotations
@@ -17,6 +13,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable
+from http import HTTPStatus
 from pathlib import Path
 from socketserver import ThreadingMixIn
 from typing import Any
@@ -92,29 +89,26 @@ def health_app(
             return metrics(environ, start_response)  # type: ignore[no-any-return]
         if environ.get("REQUEST_METHOD") != "GET":
             return _answer(start_response, 405, {"error": "use GET"})
+        checks: tuple[Check, ...]
         if path == "/healthz":
-            ok, why = live()
-            return _answer(start_response, 200 if ok else 503, _status(ok, why, "ok"))
-        if path == "/readyz":
-            for check in ready_checks:
-                ok, why = check()
-                if not ok:
-                    return _answer(start_response, 503, _status(False, why, ""))
-            return _answer(start_response, 200, {"status": "ready"})
-        return _answer(start_response, 404, {"error": "not found"})
+            checks, word = (live,), "ok"
+        elif path == "/readyz":
+            checks, word = ready_checks, "ready"
+        else:
+            return _answer(start_response, 404, {"error": "not found"})
+        for check in checks:
+            ok, why = check()
+            if not ok:
+                return _answer(start_response, 503, {"status": "unavailable", "reason": why})
+        return _answer(start_response, 200, {"status": word})
 
     return app
 
 
-def _status(ok: bool, why: str, word: str) -> dict[str, str]:
-    return {"status": word} if ok else {"status": "unavailable", "reason": why}
-
-
 def _answer(start_response: StartResponse, code: int, body: dict[str, str]) -> list[bytes]:
-    reasons = {200: "OK", 404: "Not Found", 405: "Method Not Allowed", 503: "Service Unavailable"}
     data = json.dumps(body).encode()
     start_response(
-        f"{code} {reasons[code]}",
+        f"{code} {HTTPStatus(code).phrase}",
         [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
     )
     return [data]

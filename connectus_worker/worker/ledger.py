@@ -1,18 +1,11 @@
 """Ledger calls that wait out a Redis outage instead of raising, and what they keep.
 
-Without Dramatiq's Retries middleware, an exception that escapes an actor
-does *not* leave the message for redelivery: the worker records the error
-and acks the message anyway. So a ledger write that fails because Redis is
-briefly unreachable must not escape; it is retried until Redis answers
-(backoff capped at ``max_backoff_s``). Meanwhile the message stays unacked,
-and if the process is stopped or killed while waiting, it is redelivered.
-
-Retrying is safe because every ledger transition is idempotent or fenced:
-
-- a claim carries a per-delivery token, so a claim that landed but whose
-  answer was lost recognises itself on the retry;
-- a finishing write is fenced: if its first try landed, the retry is fenced
-  out, and :meth:`JobStore.finished` tells that apart from a real fence-out.
+Without Dramatiq's Retries middleware an exception that escapes an actor gets its
+message acked, so a ledger write is retried until Redis answers (the message stays
+unacked meanwhile: a process stopped while waiting has it redelivered). Safe, because
+every transition is idempotent or fenced: a claim carries a per-delivery token, and a
+finishing write whose first try landed is fenced out on the retry, which
+:meth:`JobStore.finished` tells apart from a real fence-out.
 """
 
 from __future__ import annotations
@@ -72,24 +65,16 @@ class DurableLedger:
         self, fn: Callable[..., bool], job_id: str, fence: int, state: str, *args: object
     ) -> bool:
         """A fenced finishing write ``fn(job_id, fence, *args)`` reaching ``state``."""
-        first_try = True
+        tries = 0
 
         def attempt() -> bool:
-            nonlocal first_try
+            nonlocal tries
+            tries += 1
             landed = fn(job_id, fence, *args)
-            if landed or first_try:
-                return landed
-            # An earlier try may have landed and this one was fenced out.
-            return self.store.finished(job_id, fence, state)
+            # After a failed try, a fence-out may mean that try had landed.
+            return landed or (tries > 1 and self.store.finished(job_id, fence, state))
 
-        def tracked() -> bool:
-            nonlocal first_try
-            try:
-                return attempt()
-            finally:
-                first_try = False
-
-        return self.call(tracked)
+        return self.call(attempt)
 
 
 def kept_message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:

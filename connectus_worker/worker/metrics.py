@@ -1,26 +1,11 @@
 """Prometheus metrics of the workers: every metric is defined here.
 
-Two halves:
-
-- :class:`WorkerMetrics`, in each worker process: counters and histograms
-  fed by cheap hooks on the send path (the actor wraps the pipeline's
-  answer, the in-process retry hook, the timed HTTP call). No Redis call and
-  no lock beyond prometheus-client's own.
-- Collectors that read Redis at scrape time, in the supervisor only
-  (:func:`supervisor_registry`): queue depths and set sizes in one pipelined
-  round trip, and the circuit breaker's open scopes.
-
-Multi-process: ``connectus worker`` points ``PROMETHEUS_MULTIPROC_DIR`` at a
-per-pod directory (:func:`prepare_multiproc_dir`) before it starts its
-children, so each child's counters live in mmap files there;
-:func:`supervisor_registry` merges them (``MultiProcessCollector``), and one
-endpoint per pod shows the sum. A dead child's counters stay in its files,
-so totals never go backwards on a respawn. Children own no gauges (gauges
-are computed by the supervisor's collectors), which sidesteps the
-multiprocess gauge modes.
-
-Campaign progress is not measured here: the HTTP service exports it
-(:class:`service.metrics.CampaignCollector`, read from Redis at scrape time).
+:class:`WorkerMetrics` lives in each worker process, fed by cheap hooks on the send path
+(no Redis call). The collectors read Redis at scrape time, in the supervisor only
+(:func:`supervisor_registry`), which also merges the children's multiprocess files
+(``PROMETHEUS_MULTIPROC_DIR``, one directory per pod), so a dead child's counts stay and
+totals never go backwards. Children own no gauges. Campaign progress is exported by the
+HTTP service (:class:`service.metrics.CampaignCollector`).
 """
 
 from __future__ import annotations
@@ -76,85 +61,75 @@ def outcome_class(result: str) -> tuple[str, str]:
 
 
 class WorkerMetrics:
-    """The send-path counters and histograms of one worker process.
-
-    ``registry``: where they are registered (a fresh one by default, so
-    several apps in one test process never collide). In multiprocess mode
-    the values go to mmap files whatever the registry; the supervisor reads
-    those.
-    """
+    """The send-path counters and histograms of one worker process, in ``registry`` (a
+    fresh one by default, so several apps in one test process never collide)."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        r = self.registry
-        self.sends = Counter(
+
+        def counter(name: str, doc: str, *labels: str) -> Counter:
+            return Counter(name, doc, labels, registry=self.registry)
+
+        def histogram(name: str, doc: str, buckets: Sequence[float], *labels: str) -> Histogram:
+            return Histogram(name, doc, labels, buckets=buckets,
+                             registry=self.registry)  # fmt: skip
+
+        self.sends = counter(
             "connectus_worker_sends_total",
             "Messages handled, by kind and outcome class "
             "(sent, unknown, failed, retrying, deferred, skipped), and Connectus account.",
-            ["kind", "outcome", "account"],
-            registry=r,
-        )
-        self.retries = Counter(
+            "kind", "outcome", "account",
+        )  # fmt: skip
+        self.retries = counter(
             "connectus_worker_retries_total",
             "Retries by layer: in_process (tenacity, same delivery) or durable "
             "(rescheduled through Redis).",
-            ["kind", "layer"],
-            registry=r,
-        )
-        self.throttles = Counter(
+            "kind", "layer",
+        )  # fmt: skip
+        self.throttles = counter(
             "connectus_worker_throttles_total",
             "Throttling answers from Connectus (HTTP 429, ESME_RTHROTTLED), one per response, "
             "by kind and Connectus account.",
-            ["kind", "account"],
-            registry=r,
-        )
-        self.ambiguous = Counter(
+            "kind", "account",
+        )  # fmt: skip
+        self.ambiguous = counter(
             "connectus_worker_ambiguous_total",
             "Sends whose outcome is ambiguous (recorded unknown), by error class.",
-            ["kind", "error"],
-            registry=r,
-        )
-        self.deferrals = Counter(
+            "kind", "error",
+        )  # fmt: skip
+        self.deferrals = counter(
             "connectus_worker_deferrals_total",
             "Messages put back on the schedule before a claim, by reason "
             "(breaker_open, breaker_half_open, RateLimitTimeout, DestinationCapped), and "
             "Connectus account.",
-            ["kind", "reason", "account"],
-            registry=r,
-        )
-        self.status_lookups = Counter(
+            "kind", "reason", "account",
+        )  # fmt: skip
+        self.status_lookups = counter(
             "connectus_worker_status_lookups_total",
             "E-mail and WhatsApp status lookups (worker.channel_status), by kind and "
             "result (polled, final, error, too_old: dropped unpolled after STATUS_POLL_MAX_AGE_S).",
-            ["kind", "result"],
-            registry=r,
-        )
-        self.delivery_statuses = Counter(
+            "kind", "result",
+        )  # fmt: skip
+        self.delivery_statuses = counter(
             "connectus_worker_delivery_statuses_total",
             "Delivery statuses recorded by polling (e-mail, WhatsApp), by kind and status.",
-            ["kind", "status"],
-            registry=r,
-        )
-        self.email_events = Counter(
+            "kind", "status",
+        )  # fmt: skip
+        self.email_events = counter(
             "connectus_worker_email_events_total",
             "E-mail events recorded by polling (ABIERTO, CLICKEADO), each once per job.",
-            ["event"],
-            registry=r,
-        )
-        self.send_duration = Histogram(
+            "event",
+        )  # fmt: skip
+        self.send_duration = histogram(
             "connectus_worker_send_duration_seconds",
             "Duration of one HTTP call to Connectus (each attempt), in seconds.",
-            ["kind"],
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
-        )
-        self.ratelimit_wait = Histogram(
+            _LATENCY_BUCKETS, "kind",
+        )  # fmt: skip
+        self.ratelimit_wait = histogram(
             "connectus_worker_ratelimit_wait_seconds",
             "Time a sender slept for a rate-limiter token, in seconds, by product and account.",
-            ["product", "account"],
-            buckets=_WAIT_BUCKETS,
-            registry=r,
-        )
+            _WAIT_BUCKETS, "product", "account",
+        )  # fmt: skip
 
     def handled(self, kind: Kind, result: str, account: str = "default") -> None:
         """Count one :meth:`SendPipeline.handle` answer (``sent``, ``deferred:...``, ...)
@@ -175,21 +150,9 @@ class WorkerMetrics:
     def email_event(self, event: str) -> None:
         self.email_events.labels(event).inc()
 
-    def retried_in_process(self, kind: Kind) -> None:
-        self.retries.labels(kind.value, "in_process").inc()
-
-    def throttled(self, kind: Kind, account: str = "default") -> None:
-        self.throttles.labels(kind.value, account).inc()
-
-    def ambiguous_outcome(self, kind: Kind, error: str) -> None:
-        self.ambiguous.labels(kind.value, error).inc()
-
     def waited(self, product: str, waited_ms: float, account: str = "default") -> None:
         """A rate-limiter wait of ``account``, given in ms (recorded in seconds)."""
         self.ratelimit_wait.labels(product, account).observe(max(0.0, waited_ms) / 1000)
-
-    def observe_send(self, kind: Kind, seconds: float) -> None:
-        self.send_duration.labels(kind.value).observe(seconds)
 
 
 # -- the supervisor's side --------------------------------------------------

@@ -1,28 +1,15 @@
-"""The send path: one job, from lease to recorded outcome, in :meth:`SendPipeline.handle`.
+"""The send path: one job, from lease to recorded outcome, read top to bottom in
+:meth:`SendPipeline._send`: claim with a lease, send, decide, finish.
 
-Read :meth:`SendPipeline._send` top to bottom: claim with a lease, send,
-decide, finish. Order matters and is the point:
-
-1. The breaker and the limiter come *before* the claim: waiting for a token
-   holds no lease, and a message held back keeps its retry budget. A token
-   free now is taken with the claim in one round trip (``worker/lua/admit.lua``).
-2. ``claim`` the job (state ``sending`` with a lease and a fence) *before*
-   the HTTP call, so that no two workers send one key and a worker that dies
-   mid-send leaves a trace (lease expiry -> ``unknown``).
-3. Send, with quick in-process retries (tenacity, :mod:`worker.senders`).
-4. Decide: the error alone decides, by the one policy (:mod:`worker.policy`):
-   ``retry`` (durable, after a backoff or Retry-After; dead letter after
-   ``DURABLE_MAX_RETRIES``), ``fail`` (dead letter with the reason),
-   ``unknown`` (reconciled, never resent blindly). A pause opens its breaker
-   scope and retries without spending the budget.
-5. Finish, fenced: ``sent`` with the provider id (accepted without one, the
-   documented SMS answer: ``sent``, the id looked up later by
-   :mod:`worker.id_lookup`). Past its expiry (:mod:`domain.expiry`) a job is
-   dead-lettered as ``Expired``, never sent.
-
-Every ledger write waits out a Redis outage (:class:`worker.ledger.DurableLedger`)
-rather than raise: an exception that escapes the actor gets the message acked.
-The breaker and the limiter are bookkeeping and fail open on a Redis error.
+The breaker and the limiter come *before* the claim: waiting for a token holds no lease,
+and a message held back keeps its retry budget (a token free now is taken with the claim
+in one round trip, ``worker/lua/admit.lua``). The claim (lease + fence) comes before the
+HTTP call, so no two workers send one key and a worker that dies mid-send leaves a trace
+(lease expiry -> ``unknown``). The error alone decides (:func:`worker.policy.decide`);
+a job past its expiry (:mod:`domain.expiry`) is dead-lettered as ``Expired``, never sent.
+Ledger writes wait out a Redis outage (:class:`worker.ledger.DurableLedger`): an
+exception that escapes the actor gets the message acked. The breaker and the limiter are
+bookkeeping and fail open on a Redis error.
 """
 
 from __future__ import annotations
@@ -32,7 +19,7 @@ import random
 import time
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Any
 
 import redis
 import structlog
@@ -53,7 +40,7 @@ from connectus_worker.worker.id_lookup import NO_LISTING, PENDING, lookup_entry
 from connectus_worker.worker.ledger import DurableLedger, error_fields, kept_message
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
-from connectus_worker.worker.ratelimit import Acquired, RateLimiter, RateLimitRefused, product_for
+from connectus_worker.worker.ratelimit import Acquired, RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("connectus_worker.worker.pipeline")
 
@@ -66,10 +53,8 @@ HALF_OPEN_RECHECK_MS = 1000
 _CONTEXT = ("job_id", "kind", "queue", "idempotency_key", "correlation_id", "attempt")
 
 
-class Sender(Protocol):
-    """Sends one payload of one kind; returns the provider id (None: accepted unnamed)."""
-
-    def __call__(self, kind: Kind, payload: Mapping[str, Any]) -> str | None: ...
+#: Sends one payload of one kind; returns the provider id (None: accepted unnamed).
+Sender = Callable[[Kind, Mapping[str, Any]], str | None]
 
 
 class SendPipeline:
@@ -188,22 +173,15 @@ class SendPipeline:
     ) -> Claim | None:
         """Take the send's token, and claim in the same round trip when it is free now.
 
-        Returns the claim, or None (claim next). Sleeps while a reserved token
-        is earned: waiting holds no lease, so a worker killed while it waits
-        leaves no job in ``sending``. Raises :class:`RateLimitRefused` (nothing
-        taken, nothing claimed) when there is none within ``acquire_timeout_s``
-        or the destination is capped; fails open on a Redis error other than a
-        lost connection (which the ledger waits out).
-
-        A token taken for a claim that is then refused (a redelivered job
-        already ``sent``, a ``busy`` one) is not handed back: a token is
-        capacity, not money, and a refund would let a redelivery storm borrow
-        capacity from the future. The claim is idempotent on its token, so
-        repeating the call after a lost answer (a Redis blip) claims once.
+        Returns the claim, or None (claim next). Sleeps while a reserved token is earned
+        (holding no lease). Raises :class:`RateLimitRefused` (nothing taken or claimed)
+        when none comes within ``acquire_timeout_s`` or the destination is capped. A
+        token taken for a refused claim is not handed back: a token is capacity, and a
+        refund would let a redelivery storm borrow from the future.
         """
         if self.limiter is None:
             return None
-        product, dst = product_for(kind), _destination(kind, job["payload"])
+        product, dst = kind.spec.rate_product, _destination(kind, job["payload"])
         claim = None
         try:
             if self._admit_script is None or self.store.durability.confirms:  # claim + WAIT
@@ -276,24 +254,10 @@ class SendPipeline:
 
     # --- after the send: tell the breaker and the limiter, finish ----------------
     def _tell(self, kind: Kind, gate: gates.Decision | None, exc: ConnectusError | None) -> None:
-        """Feed one send's outcome to the breaker and the adaptive rate (bookkeeping:
-        a Redis error is logged and swallowed, so the outcome is still recorded)."""
-        throttled = exc is not None and decide(exc).throttled
-        if self.metrics is not None and throttled:
-            self.metrics.throttled(kind, self.account)
-        try:
-            if self.breaker is not None:
-                if exc is None:
-                    self.breaker.record_success(gate)
-                else:
-                    self.breaker.record_failure(exc, gate)
-            if self.limiter is not None and (exc is None or throttled):
-                if exc is None:
-                    self.limiter.on_success(product_for(kind))
-                else:
-                    self.limiter.on_throttled(product_for(kind), exc.retry_after_s)
-        except redis.RedisError as error:
-            log.warning("breaker_or_rate.unavailable", error=str(error))
+        """Feed one send's outcome to the breaker and the adaptive rate."""
+        if self.metrics is not None and exc is not None and decide(exc).throttled:
+            self.metrics.throttles.labels(kind.value, self.account).inc()
+        tell(self.breaker, self.limiter, kind.spec.rate_product, gate, exc)
 
     def _release(self, gate: gates.Decision | None) -> None:
         """Give a half-open probe's slot back if the send ended without an outcome."""
@@ -310,14 +274,11 @@ class SendPipeline:
         fields: dict[str, str | int] = {"state": "sent", "provider_id": provider_id or "",
                                         "outcome": "sent", "sent_at": self.clock(),
                                         "error_class": "", "last_error": ""}  # fmt: skip
-        # Accepted without an id (the documented SMS answer): sent all the same;
-        # the id is looked up afterwards (worker.id_lookup).
-        entry = (
-            None
-            if provider_id
-            else lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
-        )
+        entry = None
         if not provider_id:
+            # Accepted without an id (the documented SMS answer): sent all the same;
+            # the id is looked up afterwards (worker.id_lookup).
+            entry = lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:
             landed = self.ledger.finish(self.store.finish, job_id, fence, "sent", fields)
@@ -342,7 +303,7 @@ class SendPipeline:
             else:  # a bug after the request may have gone out: treat as ambiguous
                 log.exception("send.crashed")
             if self.metrics is not None:
-                self.metrics.ambiguous_outcome(kind, type(exc).__name__)
+                self.metrics.ambiguous.labels(kind.value, type(exc).__name__).inc()
             fields = error_fields("unknown", "ambiguous", exc)
             self.ledger.finish(self.store.mark_unknown, job_id, claim.fence, "unknown",
                                kept_message(kind, job), fields)  # fmt: skip
@@ -382,10 +343,30 @@ class SendPipeline:
         return f"deferred:{why}"
 
 
+def tell(
+    breaker: CircuitBreaker | None,
+    limiter: RateLimiter | None,
+    product: str,
+    gate: gates.Decision | None,
+    exc: ConnectusError | None,
+) -> None:
+    """A send's outcome to the breaker, and a throttle to the shared rate (a success costs
+    the limiter nothing). Bookkeeping: a Redis error is logged, so the outcome is still
+    recorded."""
+    try:
+        if breaker is not None and exc is None:
+            breaker.record_success(gate)
+        elif breaker is not None and exc is not None:
+            breaker.record_failure(exc, gate)
+        if limiter is not None and exc is not None and decide(exc).throttled:
+            limiter.on_throttled(product, exc.retry_after_s)
+    except redis.RedisError as error:
+        log.warning("breaker_or_rate.unavailable", error=str(error))
+
+
 def _recheck_ms(gate: gates.Decision) -> int:
-    """When a message held back by the breaker looks again (ms). A half-open answer is
-    the probe's lease (up to a minute), but the probe usually settles within one
-    send: look again soon, or the whole queue stalls after every outage."""
+    """When a message held back by the breaker looks again (ms): a half-open probe usually
+    settles within one send, well before its lease ends."""
     if gate.state == "half_open":
         return min(gate.retry_in_ms, HALF_OPEN_RECHECK_MS)
     return gate.retry_in_ms

@@ -1,10 +1,7 @@
-"""One worker process: Dramatiq consumers and worker threads, plus housekeeping.
-
-Started by the supervisor (``connectus worker``) as
-``python -m worker.process --threads T --queues otp,transactional,bulk``.
-SIGTERM and SIGINT drain: Dramatiq stops fetching, in-flight sends get up to
-``WORKER_SHUTDOWN_GRACE_S`` to finish, and prefetched messages go back to
-their queue.
+"""One worker process (``python -m connectus_worker.worker.process --threads T --queues
+otp,transactional,bulk``, started by the supervisor): Dramatiq consumers plus
+housekeeping. SIGTERM and SIGINT drain: in-flight sends get up to
+``WORKER_SHUTDOWN_GRACE_S`` to finish, and prefetched messages go back to their queue.
 """
 
 from __future__ import annotations

@@ -1,54 +1,11 @@
 """A token bucket per account and product, shared by every process and pod through Redis.
 
-Each bucket (``{prefix}:rl:{account}:{product}``, a hash) holds ``tokens``,
-``ts`` (the time, ms, at which ``tokens`` is valid), the effective ``rate``
-(tokens/s) and the AIMD bookkeeping. One Lua script call per :meth:`acquire`
-refills the bucket, checks the optional per-destination cap and answers
-either "yours, after ``wait_ms``" or "not within your timeout". Products:
-``sms``, ``otp``, ``email``, ``whatsapp``; OTP has its own bucket so a
-campaign can never starve it.
-
-Reservations, not polling: when no token is free, the script still debits
-one (``tokens`` goes negative) and returns the time until it is earned; the
-caller sleeps exactly that long and sends. Every grant is one round trip,
-waiters are served in arrival order, and N waiting threads never wake
-together to race for one token (which costs ~N round trips per token). A
-request whose wait would exceed its timeout is refused at once, with the
-wait, instead of sleeping towards a deadline it cannot meet.
-
-Adaptive, finding the provider's real limit and ignoring noise
-(docs/ratelimit.md has the reasoning and the figures). Every granted token
-counts as a request and every throttle answer (HTTP 429, ESME_RTHROTTLED:
-:meth:`on_throttled`) as a throttle, in counts that decay with time constant
-``window_s``, shared in the bucket. Throttles are taken for the provider's
-limit only when they are more than ``throttle_threshold`` of the requests (and
-at least ``min_throttles``): a rare random throttle, as a random loss to TCP
-Westwood, changes nothing. When they are, the rate is set just below the
-accepted rate measured over the window (``1 - margin`` of it, never above the
-current rate nor below ``min_rate_per_s``), the burst is drained,
-``Retry-After`` blocks the bucket until then (``ts`` moves into the future:
-nothing refills before it), and the rate climbs back as a cubic: flat at
-first, probing slowly just under the limit it measured, then faster, at the
-configured rate ``recovery_s`` after the decision (or after the block) unless
-the provider throttles again. Successes cost nothing (:meth:`on_success` makes
-no round trip). A throttle judged noise still has its own ``Retry-After``
-honoured by the caller's retry (tenacity, the durable retry), not by the
-whole account. Sends already reserved before a decision still go out at
-their time: at most ``rate x timeout`` of them, and a 429 costs nothing.
-
-Why not Dramatiq's rate limiters:
-
-- every rejection raises inside the actor and consumes one of the message's
-  retries, so a busy hour dead-letters good messages;
-- ``ConcurrentRateLimiter`` keeps a slot until its TTL when the holder is
-  SIGKILLed (OOM, node loss), shrinking capacity until then;
-- ``BucketRateLimiter`` counts per fixed window, so ``limit`` sends at the
-  end of one window and ``limit`` at the start of the next pass: up to twice
-  the limit within one window length. This bucket admits at most
-  ``burst + rate x W`` sends in *any* window of length ``W`` (tested).
-
-Time: by default the script reads Redis's clock (``TIME``), so pods with
-skewed clocks share one timeline; tests inject ``clock`` (epoch ms).
+One Lua call per :meth:`RateLimiter.acquire` refills the bucket, checks the optional
+per-destination cap and *reserves* a token: "yours, after ``wait_ms``" (the caller sleeps
+exactly that; waiters are served in arrival order) or "not within your timeout". OTP has
+its own bucket, so a campaign never starves it. The rate adapts to the provider's
+throttling (:meth:`RateLimiter.on_throttled`). Design, figures and why not Dramatiq's
+limiters: docs/ratelimit.md. Time: Redis's clock (``TIME``) unless ``clock`` (epoch ms).
 """
 
 from __future__ import annotations
@@ -64,7 +21,6 @@ import redis
 from connectus_worker.config import Settings
 from connectus_worker.config.checks import DEV_CONTENT_HASH_KEY
 from connectus_worker.domain.hashing import recipient_digest
-from connectus_worker.domain.models import Kind
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 
@@ -102,17 +58,11 @@ class Bucket:
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """Buckets by product and how the rate adapts; destination cap
-    (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off).
-
-    - ``min_rate_per_s``: the floor (tokens/s);
-    - ``throttle_threshold``: share of requests answered throttled (0..1) above
-      which throttling is the provider's limit rather than noise;
-    - ``min_throttles``: and at least this many throttles in the window;
-    - ``window_s``: time constant of the decaying counts (s);
-    - ``recovery_s``: from a decision back to the configured rate (s);
-    - ``margin``: the rate set is ``1 - margin`` of the accepted rate measured.
-    """
+    """Buckets by product; how the rate adapts (docs/ratelimit.md): a floor (tokens/s),
+    the share of throttled requests (0..1, and at least ``min_throttles``) taken for the
+    provider's limit, the decaying counts' time constant (s), the time back to the
+    configured rate (s), and the ``margin`` under the accepted rate measured; the
+    destination cap (``dst_cap_count`` sends per ``dst_cap_window_s`` s; 0 = off)."""
 
     buckets: Mapping[str, Bucket]
     min_rate_per_s: float
@@ -250,9 +200,9 @@ class RateLimiter:
         return Acquired(product, wait_ms, rate, float(answer[3]))
 
     def on_throttled(self, product: str, retry_after_s: float | None = None) -> float:
-        """HTTP 429 / ESME_RTHROTTLED: count it; when throttling is the provider's
-        limit, set the shared rate just below the accepted rate and block until
-        Retry-After (s). Returns the effective rate (tokens/s)."""
+        """HTTP 429 / ESME_RTHROTTLED: count it; when throttling is the provider's limit, set
+        the shared rate below the accepted rate and block until Retry-After (s). Returns
+        the effective rate (tokens/s)."""
         bucket, lim = self._bucket(product), self.limits
         answer = self._throttled(
             keys=[self.key(product)],
@@ -320,9 +270,3 @@ def rate_at(
 
 def _ceil_ms(wait_ms: float) -> int:
     return max(1, -int(-wait_ms // 1))
-
-
-def product_for(kind: Kind) -> str:
-    """The bucket a job kind draws from (:data:`domain.models.KINDS`): OTP by SMS or e-mail
-    shares the OTP bucket."""
-    return kind.spec.rate_product

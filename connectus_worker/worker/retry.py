@@ -1,29 +1,18 @@
 """The in-process retry layer: quick tenacity retries of transient Connectus errors.
 
-What is retried here is the outcome policy's (:func:`worker.policy.decide`,
-``retry_now``): transient errors only (nothing was sent, nothing charged).
-Ambiguous, permanent and account errors are re-raised at once: resending a
-maybe-sent message is the reconciler's decision, and the others cannot
-improve by retrying. After the last attempt the last error itself is
-re-raised (``reraise=True``), never tenacity's ``RetryError``, so callers
-see the error tree only.
-
-Waits use full jitter (``wait_random_exponential``): attempt *n* waits a
-uniform random time in ``[0, min(max_backoff, initial_backoff * 2**(n-1))]``.
-When the error carries ``retry_after_s`` (HTTP 429/503 Retry-After) and it
-is longer, it wins. A wait longer than ``max_backoff_ms`` is never slept
-in-process: the error is re-raised, ``retry_after_s`` intact, so the
-durable layer (a delayed re-enqueue) waits instead of pinning a worker thread.
+Only what the outcome policy marks ``retry_now`` is retried here (nothing was sent,
+nothing charged); the last error itself is re-raised, never tenacity's ``RetryError``.
+A wait longer than ``max_backoff_ms`` (a long Retry-After) is never slept in process:
+the error is re-raised, ``retry_after_s`` intact, for the durable retry to wait instead.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
 
 import tenacity
-from tenacity.stop import stop_base
-from tenacity.wait import wait_base
 
 from connectus_worker.worker.connectus.errors import ConnectusError
 from connectus_worker.worker.policy import decide
@@ -32,67 +21,49 @@ from connectus_worker.worker.policy import decide
 OnRetry = Callable[[BaseException, int, float], None]
 
 
-def retried(error: BaseException) -> bool:
-    """Whether the in-process layer tries again after ``error`` (the policy's ``retry_now``)."""
-    return decide(error).retry_now
-
-
-class _FullJitterOrRetryAfter(wait_base):
-    """Full-jitter exponential backoff (s), or the error's Retry-After when longer."""
-
-    def __init__(self, *, initial_s: float, max_s: float) -> None:
-        self._jitter = tenacity.wait_random_exponential(multiplier=initial_s, max=max_s)
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
-        backoff = float(self._jitter(retry_state))
-        error = retry_state.outcome.exception() if retry_state.outcome else None
-        if isinstance(error, ConnectusError) and error.retry_after_s is not None:
-            return max(backoff, error.retry_after_s)
-        return backoff
-
-
-class _StopWhenWaitExceeds(stop_base):
-    """Stop rather than sleep longer than ``max_s`` (tenacity computes the wait first)."""
-
-    def __init__(self, max_s: float) -> None:
-        self._max_s = max_s
-
-    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
-        return retry_state.upcoming_sleep > self._max_s
-
-
 def build_retrying(
     *,
     attempts: int,
     initial_backoff_ms: int,
     max_backoff_ms: int,
     sleep: Callable[[float], None] = time.sleep,
+    jitter: Callable[[float, float], float] = random.uniform,
     on_retry: OnRetry | None = None,
 ) -> tenacity.Retrying:
     """A ``tenacity.Retrying`` for one Connectus call: ``retrying(fn, *args)``.
 
-    ``attempts`` counts the first call (1 = no retry). Backoffs are in
-    milliseconds (ms); ``sleep`` takes seconds (s) and is injected so tests
-    never sleep. ``on_retry(error, attempt, delay_s)`` runs before each sleep
-    (logging, metrics); it is not called when giving up.
+    ``attempts`` counts the first call (1 = no retry). Attempt *n* waits
+    ``jitter(0, min(max_backoff, initial_backoff * 2**(n-1)))`` (full jitter; a
+    ``random.Random(seed).uniform`` makes it repeatable), or the error's Retry-After
+    when longer. Backoffs are in ms; ``sleep`` takes seconds. ``on_retry(error,
+    attempt, delay_s)`` runs before each sleep, not when giving up.
     """
     if attempts < 1:
         raise ValueError(f"attempts must be >= 1, got {attempts}")
     if not 0 < initial_backoff_ms <= max_backoff_ms:
         raise ValueError("need 0 < initial_backoff_ms <= max_backoff_ms")
-    max_s = max_backoff_ms / 1000
+    initial_s, max_s = initial_backoff_ms / 1000, max_backoff_ms / 1000
 
-    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
-        if on_retry is None or retry_state.outcome is None:
-            return
-        error = retry_state.outcome.exception()
-        if error is not None:
-            on_retry(error, retry_state.attempt_number, retry_state.upcoming_sleep)
+    def wait(state: tenacity.RetryCallState) -> float:
+        backoff = jitter(0.0, min(max_s, initial_s * 2 ** (state.attempt_number - 1)))
+        error = state.outcome.exception() if state.outcome else None
+        if isinstance(error, ConnectusError) and error.retry_after_s is not None:
+            return max(backoff, error.retry_after_s)
+        return backoff
+
+    def stop(state: tenacity.RetryCallState) -> bool:
+        # tenacity computes the wait before it asks whether to stop.
+        return state.attempt_number >= attempts or state.upcoming_sleep > max_s
+
+    def before_sleep(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        if on_retry is not None and error is not None:
+            on_retry(error, state.attempt_number, state.upcoming_sleep)
 
     return tenacity.Retrying(
-        retry=tenacity.retry_if_exception(retried),
-        wait=_FullJitterOrRetryAfter(initial_s=initial_backoff_ms / 1000, max_s=max_s),
-        stop=tenacity.stop_after_attempt(attempts) | _StopWhenWaitExceeds(max_s),
+        retry=tenacity.retry_if_exception(lambda error: decide(error).retry_now),
+        wait=wait,
+        stop=stop,
         sleep=sleep,
         before_sleep=before_sleep,
         reraise=True,

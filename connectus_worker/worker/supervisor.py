@@ -1,13 +1,9 @@
 """The supervisor behind ``connectus worker``: N worker processes, respawned when they die.
 
-Dramatiq's own master stops every worker and exits when one process dies;
-here a dead process is replaced (with a capped backoff, so a process that
-crashes at start-up does not spin), and the others keep working. A child
-that exits with ``EX_CONFIG`` (78) is not respawned: its settings are wrong
-and will stay wrong.
-
-SIGTERM/SIGINT are forwarded to every child, which drains; children still
-alive after ``grace_s`` + 5 s are killed.
+Dramatiq's own master exits when one process dies; here a dead process is replaced
+(with a capped backoff) and the others keep working. A child that exits with
+``EX_CONFIG`` (78) is not respawned: its settings will stay wrong. SIGTERM/SIGINT are
+forwarded to every child, which drains; those alive after ``grace_s`` + 5 s are killed.
 """
 
 from __future__ import annotations
@@ -18,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import FrameType
 
 import structlog
@@ -35,7 +31,7 @@ class _Slot:
     started_at: float = 0.0
     failures: int = 0
     next_start: float = 0.0
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class Supervisor:
@@ -54,11 +50,8 @@ class Supervisor:
         on_exit: Callable[[int], None] | None = None,
     ) -> None:
         self.slots = [_Slot(i) for i in range(processes)]
-        self.command = list(command)
-        self.grace_s = grace_s
-        self.max_backoff_s = max_backoff_s
-        self.stable_after_s = stable_after_s
-        self.popen = popen
+        self.command, self.grace_s, self.popen = list(command), grace_s, popen
+        self.max_backoff_s, self.stable_after_s = max_backoff_s, stable_after_s
         self.poll_interval_s = poll_interval_s
         self.stopping = threading.Event()
         self.restarts = 0
@@ -144,13 +137,8 @@ class Supervisor:
             slot.failures += 1
             backoff = min(self.max_backoff_s, 0.5 * 2 ** (slot.failures - 1))
             slot.next_start = now + backoff
-            log.warning(
-                "supervisor.child_died",
-                slot=slot.index,
-                pid=proc.pid,
-                exit_code=code,
-                respawn_in_s=backoff,
-            )
+            log.warning("supervisor.child_died", slot=slot.index, pid=proc.pid, exit_code=code,
+                        respawn_in_s=backoff)  # fmt: skip
         if now >= slot.next_start:
             slot.process = self.popen(self.command)
             slot.started_at = now
@@ -173,18 +161,8 @@ class Supervisor:
                 proc.wait()
             self._reaped(proc.pid)
 
-    def pids(self) -> list[int]:
-        return [s.process.pid for s in self.slots if s.process is not None]
-
 
 def worker_command(*, threads: int, queues: Sequence[str]) -> list[str]:
     """The command line of one worker process."""
-    return [
-        sys.executable,
-        "-m",
-        "connectus_worker.worker.process",
-        "--threads",
-        str(threads),
-        "--queues",
-        ",".join(queues),
-    ]
+    module = "connectus_worker.worker.process"
+    return [sys.executable, "-m", module, "--threads", str(threads), "--queues", ",".join(queues)]

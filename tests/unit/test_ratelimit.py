@@ -18,7 +18,6 @@ from connectus_worker.worker.ratelimit import (
     Limits,
     RateLimiter,
     RateLimitTimeout,
-    product_for,
 )
 from tests.support.clock import Clock
 
@@ -311,7 +310,7 @@ def test_from_settings_and_products() -> None:
     assert limiter.limits.buckets["otp"] == Bucket(7.5, 3)
     assert set(limiter.limits.buckets) == {"sms", "otp", "email", "whatsapp"}
     assert limiter.key("otp") == "p:rl:default:otp"
-    assert {product_for(k) for k in Kind} == {"sms", "otp", "email", "whatsapp"}
-    assert product_for(Kind.OTP_EMAIL) == "otp"
+    assert {k.spec.rate_product for k in Kind} == {"sms", "otp", "email", "whatsapp"}
+    assert Kind.OTP_EMAIL.spec.rate_product == "otp"
     with pytest.raises(ValueError, match="unknown product"):
         limiter.acquire("fax", timeout_s=0)

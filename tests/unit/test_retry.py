@@ -47,14 +47,9 @@ def make(
     )
 
 
-@pytest.fixture
-def jitter_at(monkeypatch: pytest.MonkeyPatch) -> Callable[[float], None]:
-    """Pin full jitter to a fraction of its window (0 = no wait, 1 = the whole window)."""
-
-    def pin(fraction: float) -> None:
-        monkeypatch.setattr(random, "uniform", lambda low, high: low + (high - low) * fraction)
-
-    return pin
+def at(fraction: float) -> Callable[[float, float], float]:
+    """A jitter pinned to a fraction of its window (0 = no wait, 1 = the whole window)."""
+    return lambda low, high: low + (high - low) * fraction
 
 
 def test_transient_errors_are_retried_until_success() -> None:
@@ -110,25 +105,26 @@ def test_ambiguous_permanent_and_pause_are_never_retried(error: BaseException) -
     assert (call.calls, sleeps) == (1, [])
 
 
-def test_full_jitter_window_doubles_up_to_the_maximum(jitter_at: Callable[[float], None]) -> None:
-    jitter_at(1.0)
+def test_full_jitter_window_doubles_up_to_the_maximum() -> None:
     sleeps: list[float] = []
     with pytest.raises(errors.ServiceUnavailable):
-        make(sleeps, attempts=6, initial_ms=200, max_ms=1000)(Flaky(*[unavailable()] * 6))
+        make(sleeps, attempts=6, initial_ms=200, max_ms=1000, jitter=at(1.0))(
+            Flaky(*[unavailable()] * 6)
+        )
     assert sleeps == pytest.approx([0.2, 0.4, 0.8, 1.0, 1.0])
 
 
-def test_full_jitter_can_wait_nothing(jitter_at: Callable[[float], None]) -> None:
-    jitter_at(0.0)
+def test_full_jitter_can_wait_nothing() -> None:
     sleeps: list[float] = []
-    make(sleeps)(Flaky(unavailable(), unavailable()))
+    make(sleeps, jitter=at(0.0))(Flaky(unavailable(), unavailable()))
     assert sleeps == [0.0, 0.0]
 
 
 def test_jitter_stays_within_its_window_and_varies() -> None:
     sleeps: list[float] = []
+    retrying = make(sleeps, attempts=3, initial_ms=100, max_ms=150, jitter=random.Random(3).uniform)
     for _ in range(200):
-        make(sleeps, attempts=3, initial_ms=100, max_ms=150)(Flaky(unavailable(), unavailable()))
+        retrying(Flaky(unavailable(), unavailable()))
     firsts, seconds = sleeps[0::2], sleeps[1::2]
     assert all(0.0 <= s <= 0.1 for s in firsts)
     assert all(0.0 <= s <= 0.15 for s in seconds)  # 0.2 capped at max_backoff
@@ -136,17 +132,15 @@ def test_jitter_stays_within_its_window_and_varies() -> None:
     assert len(set(sleeps)) > 100  # random, not a fixed schedule
 
 
-def test_retry_after_wins_when_longer(jitter_at: Callable[[float], None]) -> None:
-    jitter_at(0.0)
+def test_retry_after_wins_when_longer() -> None:
     sleeps: list[float] = []
-    assert make(sleeps)(Flaky(busy(retry_after_s=0.9))) == "ok"
+    assert make(sleeps, jitter=at(0.0))(Flaky(busy(retry_after_s=0.9))) == "ok"
     assert sleeps == [0.9]
 
 
-def test_backoff_wins_when_longer_than_retry_after(jitter_at: Callable[[float], None]) -> None:
-    jitter_at(1.0)
+def test_backoff_wins_when_longer_than_retry_after() -> None:
     sleeps: list[float] = []
-    make(sleeps, initial_ms=500)(Flaky(busy(retry_after_s=0.1)))
+    make(sleeps, initial_ms=500, jitter=at(1.0))(Flaky(busy(retry_after_s=0.1)))
     assert sleeps == [pytest.approx(0.5)]
 
 
