@@ -104,3 +104,29 @@ def test_imports_point_one_way(path: Path) -> None:
         if theirs not in ALLOWED[me]:
             wrong.append(f"{me} imports {module} ({theirs})")
     assert wrong == []
+
+
+#: Issue 19: a module may run to 400 lines if it is one concept; a longer one is two.
+MAX_MODULE_LINES = 400
+#: What marks Lua source: its Redis calls and its key/argument tables.
+LUA_MARKERS = ("redis.call(", "redis.pcall(", "KEYS[", "ARGV[")
+
+
+def test_no_module_over_400_lines() -> None:
+    long = {
+        str(path.relative_to(PACKAGE)): n
+        for path in MODULES
+        if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
+    }
+    assert long == {}
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_lua_in_python_strings(path: Path) -> None:
+    """Lua lives in ``.lua`` files loaded by ``luascript`` (issue 19), not in strings."""
+    strings = [
+        node.value
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+    ]
+    assert [s[:60] for s in strings if any(marker in s for marker in LUA_MARKERS)] == []
