@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -96,3 +97,17 @@ def _non_finite(value: Any, path: str) -> str | None:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are Python extensions, not JSON (RFC 8259).
     raise ValueError(f"{name} is not JSON")
+
+
+def json_body(
+    limit: int, *, declared: bool = True
+) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """A dependency: the body as a JSON object, at most ``limit`` bytes; ``declared``:
+    415 unless its Content-Type says JSON."""
+
+    async def read(request: Request) -> dict[str, Any]:
+        if declared:
+            require_json(request)
+        return parse_json_object(await read_body(request, limit))
+
+    return read

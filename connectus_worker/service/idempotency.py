@@ -12,21 +12,24 @@ intake goes through (``/v1/messages``, ``/v1/campaigns``), so both behave the
 same way.
 """
 
-from __future__ import annotations
-
 import json
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import redis
+from fastapi import Header
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
 
 from connectus_worker.domain.hashing import fingerprint as canonical_fingerprint
-from connectus_worker.domain.validation import FieldError, InvalidInput, validate_idempotency_key
+from connectus_worker.domain.validation import (
+    IDEMPOTENCY_KEY_MAX_CHARS,
+    FieldError,
+    InvalidInput,
+    validate_idempotency_key,
+)
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.luascript import load
 from connectus_worker.service.problems import ProblemError
@@ -95,9 +98,14 @@ class HttpIdempotency:
         self._finish(keys=self._names(scope, key), args=[lock, data, ttl_s])
 
 
-def idempotency_key(request: Request) -> str | None:
-    """The request's ``Idempotency-Key`` (None if absent); a 422 naming it if malformed."""
-    key = request.headers.get(IDEMPOTENCY_HEADER)
+def idempotency_key(
+    key: Annotated[str | None, Header(
+        alias=IDEMPOTENCY_HEADER, description="Same key + same body replays the first answer",
+        json_schema_extra={"pattern": "^[!-~]+$", "minLength": 1,
+                           "maxLength": IDEMPOTENCY_KEY_MAX_CHARS})] = None,
+) -> str | None:  # fmt: skip
+    """A dependency: the request's ``Idempotency-Key`` (None if absent); a 422 naming it
+    if malformed (the domain's check, the same as the producers')."""
     if key is not None:
         try:
             validate_idempotency_key(key, field=IDEMPOTENCY_HEADER)

@@ -1,8 +1,8 @@
-"""The HTTP shapes: answers, problems and webhook payloads (pydantic).
+"""The HTTP shapes (pydantic): answers, problems, webhook payloads and opt-out bodies.
 
 The message bodies are :mod:`domain.requests`'s, shared with the producers;
-the campaign shapes are in :mod:`service.campaign_schemas`. Field names are
-Connectus's.
+the campaign shapes are in :mod:`service.campaign_schemas`. Webhook field names
+are Connectus's.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from connectus_worker.domain.models import State
+from connectus_worker.domain.request_fields import PHONE_PATTERN
 from connectus_worker.domain.validation import SMS_MAX_CHARS, InvalidInput
 
 
@@ -20,6 +21,17 @@ class Accepted(BaseModel):
 
     job_id: str = Field(description="Use it with GET /v1/messages/{job_id}")
     state: State
+
+
+class MessageControlled(BaseModel):
+    job_id: str
+    state: str = Field(description="The job's state after the call: cancelled")
+
+
+class CampaignControlled(BaseModel):
+    campaign_id: str
+    action: str = Field(description="pause, resume or cancel")
+    state: str = Field(description="The campaign's state after the call")
 
 
 class InvalidParam(BaseModel):
@@ -71,6 +83,50 @@ class SmsIncomingWebhook(_Webhook):
 
 class WebhookAck(BaseModel):
     result: Literal["recorded", "duplicate"]
+
+
+# --- opt-outs -----------------------------------------------------------------
+
+
+class OptOutLookup(BaseModel):
+    """``POST /v1/optouts/lookup``: a number's state and history."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    number: Annotated[str, Field(pattern=PHONE_PATTERN)] | int = Field(
+        description="Phone number: E.164 with or without '+', or national (DEFAULT_REGION)",
+        examples=["56987654321"],
+    )
+
+
+class OptOutChange(OptOutLookup):
+    """``POST /v1/optouts``: opt a number out of marketing, or back in."""
+
+    opted_out: bool = Field(description="true: opt out (as STOP); false: opt back in (as ALTA)")
+
+
+class OptOutState(BaseModel):
+    number: str = Field(description="E.164 digits without '+'")
+    opted_out: bool
+    changed: bool = Field(description="Whether this call changed it (false: it already was)")
+
+
+class HistoryEntry(BaseModel):
+    action: str = Field(description="out or in")
+    source: str = Field(description="cli, intake, or sms:<id_sms> (an incoming keyword)")
+    changed: bool
+    at_ms: int = Field(description="When, epoch milliseconds")
+
+
+class OptOutHistory(BaseModel):
+    number: str
+    opted_out: bool
+    history: list[HistoryEntry]
+
+
+class OptOutPage(BaseModel):
+    numbers: list[str]
+    next_cursor: int = Field(description="Pass as ?cursor= for the next page; 0: no more")
 
 
 def text_id(value: str | int, field: str) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -37,25 +37,18 @@ from connectus_worker.service.console.overview import read_overview
 from connectus_worker.service.console.views import back, page, refused
 
 log = structlog.get_logger("connectus_worker.service.console")
-Handler = Callable[[Request], Awaitable[Response]]
 ACTIONS = ("pause", "resume", "cancel")
 
 
-def guarded(handler: Handler) -> Handler:
-    """Answer :class:`Refused` as a page (401: to the login form)."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Refused as exc:
-            if exc.status == 401 and request.headers.get("HX-Request"):
-                # An htmx refresh after the session ended: the whole page goes to login.
-                return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
-            if exc.status == 401 and request.method == "GET":
-                return back("/login")
-            return refused(exc.status, exc.reason)
-
-    return run
+async def answer_refused(request: Request, exc: Exception) -> Response:
+    """:class:`Refused` as a page (401: to the login form)."""
+    assert isinstance(exc, Refused)
+    if exc.status == 401 and request.headers.get("HX-Request"):
+        # An htmx refresh after the session ended: the whole page goes to login.
+        return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
+    if exc.status == 401 and request.method == "GET":
+        return back("/login")
+    return refused(exc.status, exc.reason)
 
 
 class ConsoleCore:
