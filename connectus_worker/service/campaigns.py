@@ -52,7 +52,6 @@ from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
-    run_once,
 )
 from connectus_worker.service.intake import CONTROL_ANSWERS, found
 from connectus_worker.service.openapi import ACCEPTED_HEADERS, CampaignId, body, ok
@@ -141,7 +140,7 @@ def campaign_routes(
         if key is None:
             return await run_in_threadpool(run)
         request_print = {"method": "POST", "path": "/v1/campaigns", "body": data}
-        return await run_once(idempotency, tenant, key, request_print, run)
+        return await idempotency.run_once(tenant, key, request_print, run)
 
     @app.get("/v1/campaigns/{campaign_id}", operation_id="getCampaign",
                 summary="A campaign's state and progress: recipients by state, rate, ETA",

@@ -34,7 +34,6 @@ from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
-    run_once,
 )
 from connectus_worker.service.metrics import Metrics
 from connectus_worker.service.openapi import ACCEPTED_HEADERS, ID_PATTERN, JobId, body, ok
@@ -123,7 +122,7 @@ def message_routes(
                     answer: Response | ProblemError = await run_in_threadpool(run)
                 else:
                     request_print = {"method": "POST", "path": "/v1/messages", "body": message}
-                    answer = await run_once(idempotency, tenant, key, request_print, run)
+                    answer = await idempotency.run_once(tenant, key, request_print, run)
             except ProblemError as exc:
                 answer = exc
             status = answer.status if isinstance(answer, ProblemError) else answer.status_code
