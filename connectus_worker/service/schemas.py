@@ -7,9 +7,10 @@ are Connectus's.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic_core import PydanticCustomError
 
 from connectus_worker.domain.models import State
 from connectus_worker.domain.request_fields import PHONE_PATTERN
@@ -53,10 +54,18 @@ class Problem(BaseModel):
 
 # --- webhooks (Connectus -> us) ---------------------------------------------
 
-ProviderId = Annotated[
-    str | int,
-    Field(description="Connectus's message id (id_sms)"),
-]
+
+def _string_or_integer(value: Any) -> Any:
+    # pydantic's lax mode would read true as 1 and 1.0 as 1: an event for message "1".
+    if value is None or isinstance(value, str) or type(value) is int:
+        return value  # None: the union's own "must be a string or an integer"
+    what = {bool: "a boolean", float: "a number with a fraction or exponent", list: "an array",
+            dict: "an object"}.get(type(value), type(value).__name__)  # fmt: skip
+    raise PydanticCustomError("invalid", f"must be a string or an integer, not {what}")
+
+
+TextId = Annotated[str | int, BeforeValidator(_string_or_integer)]
+ProviderId = Annotated[TextId, Field(description="Connectus's message id (id_sms)")]
 
 
 class _Webhook(BaseModel):
@@ -74,8 +83,8 @@ class SmsStatusWebhook(_Webhook):
 
 class SmsIncomingWebhook(_Webhook):
     id_sms: ProviderId
-    dst_number: Annotated[str | int, Field(description="Our number that received the SMS")]
-    src_number: Annotated[str | int, Field(description="The sender")]
+    dst_number: Annotated[TextId, Field(description="Our number that received the SMS")]
+    src_number: Annotated[TextId, Field(description="The sender")]
     src_provider: Annotated[str, Field(max_length=64)] | None = None
     sms_content: Annotated[str, Field(max_length=SMS_MAX_CHARS * 4)]
     sms_content_binary: Annotated[str, Field(max_length=SMS_MAX_CHARS * 8)] | None = None

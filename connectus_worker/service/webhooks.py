@@ -139,7 +139,6 @@ def webhook_routes(
 
 
 def _payload(data: dict[str, Any], model: type[M]) -> M:
-    _refuse_coercible_ids(data)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
@@ -148,35 +147,6 @@ def _payload(data: dict[str, Any], model: type[M]) -> M:
 
 def _ack(recorded: Recorded) -> JSONResponse:
     return JSONResponse({"result": "duplicate" if recorded.duplicate else "recorded"})
-
-
-#: Fields the models read as ``str | int``: pydantic's lax mode would turn
-#: ``true`` into ``1`` and ``1.0`` into ``1``, i.e. record an event for message "1".
-_ID_FIELDS = ("id_sms", "src_number", "dst_number")
-
-
-def _refuse_coercible_ids(body: dict[str, Any]) -> None:
-    """422 naming the field when an id is present but neither a string nor an integer."""
-    for field in _ID_FIELDS:
-        value = body.get(field)
-        if value is None or isinstance(value, str):
-            continue
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ProblemError.from_invalid(
-                InvalidInput(field, f"must be a string or an integer, not {_json_type(value)}")
-            )
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, float):
-        return "a number with a fraction or exponent"
-    if isinstance(value, list):
-        return "an array"
-    if isinstance(value, dict):
-        return "an object"
-    return type(value).__name__
 
 
 def _checked(check: Callable[[Any, str], str], value: Any, field: str) -> str:
