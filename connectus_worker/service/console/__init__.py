@@ -6,6 +6,8 @@ opt-outs, rendered on the server (Jinja2) with htmx refreshes; see docs/console.
 
 from __future__ import annotations
 
+from functools import partial
+
 import redis
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -36,10 +38,10 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
         Route("/login", pages.login, methods=post),
         Route("/logout", pages.logout, methods=post),
         Route("/", pages.overview, methods=get),
-        Route("/live/overview", pages.overview_live, methods=get),
+        Route("/live/overview", partial(pages.overview, live=True), methods=get),
         Route("/campaigns", pages.campaign_list, methods=get),
         Route("/campaigns/{campaign_id}", pages.campaign, methods=get),
-        Route("/campaigns/{campaign_id}/live", pages.campaign_live, methods=get),
+        Route("/campaigns/{campaign_id}/live", partial(pages.campaign, live=True), methods=get),
         Route("/campaigns/{campaign_id}/report.csv", pages.campaign_report, methods=get),
         Route("/campaigns/{campaign_id}/{action}", pages.campaign_action, methods=post),
         Route("/search", ops.search, methods=["GET", "POST"]),

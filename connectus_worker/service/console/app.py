@@ -114,15 +114,12 @@ class Pages(ConsoleCore):
 
     # -- overview -------------------------------------------------------------------
 
-    async def overview(self, request: Request) -> Response:
-        return await self.view(request, "overview.html", self._overview)
-
-    async def overview_live(self, request: Request) -> Response:
-        """The overview's body alone, for htmx's refresh every few seconds."""
-        return await self.view(request, "overview_live.html", self._overview)
-
-    def _overview(self) -> dict[str, Any]:
-        return {"o": read_overview(self.client, self.keys, self.settings)}
+    async def overview(self, request: Request, *, live: bool = False) -> Response:
+        """``live``: the body alone, for htmx's refresh every few seconds."""
+        name = "overview_live.html" if live else "overview.html"
+        return await self.view(
+            request, name, lambda: {"o": read_overview(self.client, self.keys, self.settings)}
+        )
 
     # -- campaigns ------------------------------------------------------------------
 
@@ -134,25 +131,8 @@ class Pages(ConsoleCore):
 
         return await self.view(request, "campaigns.html", read)
 
-    async def campaign(self, request: Request) -> Response:
-        read = self._campaign(request)
-
-        def with_chart() -> dict[str, Any]:
-            context = read()
-            campaign = self.campaigns.get(context["c"]["campaign_id"])
-            store = self.campaigns.store
-            context["sends"], width = sends_over_time(
-                store.client, store.keys, campaign.campaign_id
-            )
-            context["bar"] = "minute" if width == 60 else f"{width // 60} minutes"
-            return context
-
-        return await self.view(request, "campaign.html", with_chart)
-
-    async def campaign_live(self, request: Request) -> Response:
-        return await self.view(request, "campaign_live.html", self._campaign(request))
-
-    def _campaign(self, request: Request) -> Callable[[], dict[str, Any]]:
+    async def campaign(self, request: Request, *, live: bool = False) -> Response:
+        """The campaign's page, its chart drawn on load; ``live``: the part htmx refreshes."""
         campaign_id = request.path_params["campaign_id"]
 
         def read() -> dict[str, Any]:
@@ -160,11 +140,16 @@ class Pages(ConsoleCore):
                 status = self.campaigns.status(campaign_id)
             except CampaignNotFound as exc:
                 raise Refused(404, str(exc)) from exc
-            body = status.to_json()
-            body["tenant"] = status.campaign.tenant
-            return {"c": body, "actions": ACTIONS}
+            context: dict[str, Any] = {
+                "c": status.to_json() | {"tenant": status.campaign.tenant},
+                "actions": ACTIONS,
+            }
+            if not live:
+                context["sends"], width = sends_over_time(self.client, self.keys, campaign_id)
+                context["bar"] = "minute" if width == 60 else f"{width // 60} minutes"
+            return context
 
-        return read
+        return await self.view(request, "campaign_live.html" if live else "campaign.html", read)
 
     async def campaign_action(self, request: Request) -> Response:
         operator, _, _ = await self.sessions.form(request, act=True)
