@@ -1,10 +1,8 @@
 """Request bodies: read with a size limit, parse as JSON without surprises.
 
-The limit is enforced while the stream is read: a client announcing or
-sending more than ``limit`` bytes gets a 413 as soon as the limit is
-crossed, and the rest is never buffered. A body that stops arriving is cut
-off by :class:`service.middleware.RequestContextMiddleware` (408 after
-``HTTP_BODY_TIMEOUT_S``).
+A client announcing or sending more than ``limit`` bytes gets a 413 as soon as the
+limit is crossed; the rest is never buffered. A body that stops arriving is cut off by
+:class:`service.middleware.RequestContextMiddleware` (408).
 """
 
 from __future__ import annotations
@@ -63,8 +61,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ProblemError(400, "the request body must be a JSON object")
     where = _non_finite(value, "")
     if where is not None:
-        # 1e999 is valid JSON that Python reads as inf: no field means it, and
-        # it used to reach the idempotency fingerprint and fail there with a 500.
+        # 1e999 is valid JSON that Python reads as inf: no field means it, and the
+        # idempotency fingerprint cannot encode it.
         raise ProblemError(
             422,
             f"{where}: must be a finite number",
@@ -74,11 +72,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _non_finite(value: Any, path: str) -> str | None:
-    """The path (``a.b[2]``) of the first float that is not finite, or None.
-
-    Iterative: a document nested just short of the parser's limit must not
-    exhaust the recursion limit here.
-    """
+    """The path (``a.b[2]``) of the first float that is not finite, or None (iterative:
+    a document nested just short of the parser's limit must not exhaust the stack)."""
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
