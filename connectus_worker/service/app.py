@@ -184,10 +184,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     console = build_console(settings, client)
     if console is not None:
         app.mount("/ui", console)
-    app.state.metrics = metrics
     app.state.producer = producer
     app.state.campaign_producer = campaign_producer
-    app.state.redis = client
     return app
 
 
