@@ -53,10 +53,15 @@ from connectus_worker.service.idempotency import (
     HttpIdempotency,
     idempotency_key,
 )
-from connectus_worker.service.intake import CONTROL_ANSWERS, found
-from connectus_worker.service.openapi import ACCEPTED_HEADERS, CampaignId, body, ok
+from connectus_worker.service.openapi import (
+    ACCEPTED_HEADERS,
+    CONTROL_ANSWERS,
+    CampaignId,
+    body,
+    ok,
+)
 from connectus_worker.service.openapi import problems as answers
-from connectus_worker.service.problems import ProblemError
+from connectus_worker.service.problems import ProblemError, found
 from connectus_worker.service.schemas import CampaignControlled
 
 log = structlog.get_logger("connectus_worker.service.campaigns")

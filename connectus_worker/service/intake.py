@@ -12,9 +12,8 @@ repeat answers 200 (idempotent by its result), a state that refuses it is a 409.
 """
 
 import functools
-import re
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -36,32 +35,12 @@ from connectus_worker.service.idempotency import (
     idempotency_key,
 )
 from connectus_worker.service.metrics import Metrics
-from connectus_worker.service.openapi import ACCEPTED_HEADERS, ID_PATTERN, JobId, body, ok
+from connectus_worker.service.openapi import ACCEPTED_HEADERS, CONTROL_ANSWERS, JobId, body, ok
 from connectus_worker.service.openapi import problems as answers
-from connectus_worker.service.problems import ProblemError
+from connectus_worker.service.problems import ProblemError, found
 from connectus_worker.service.schemas import Accepted, MessageControlled
 
 log = structlog.get_logger("connectus_worker.service.intake")
-
-_ID = re.compile(ID_PATTERN)
-T = TypeVar("T")
-#: ``responses=`` of the control routes: 409 when the current state refuses it.
-CONTROL_ANSWERS = {
-    200: ok("Done (now or by an earlier call)"),
-    **answers(401, 404, 503),
-    409: {**answers(409)[409], "description": "The current state refuses it (named in "
-          "detail), e.g. a job already sent or a finished campaign"},
-}  # fmt: skip
-
-
-def found(read: Callable[[str], T], item_id: str, missing: type[Exception], what: str) -> T:
-    """``read(item_id)``, or a 404 for an id of the wrong shape or ``missing`` raised."""
-    if not _ID.match(item_id):
-        raise ProblemError(404, f"no such {what}")
-    try:
-        return read(item_id)
-    except missing as exc:
-        raise ProblemError(404, str(exc)) from exc
 
 
 def message_routes(

@@ -21,6 +21,7 @@ from pydantic.json_schema import models_json_schema
 
 from connectus_worker.domain.requests import MESSAGE_ADAPTER
 from connectus_worker.service.campaign_schemas import CampaignProblem, CampaignRequest
+from connectus_worker.service.problems import ID_PATTERN
 from connectus_worker.service.schemas import (
     OptOutChange,
     OptOutLookup,
@@ -46,9 +47,7 @@ _DESCRIPTIONS = {
     422: "Invalid fields, listed in invalid-params",
     503: "Redis is unavailable, or not ready",
 }
-#: What a job or campaign id may look like (ours are 32 and 16 hex digits); anything
-#: else is a 404, not a 422, so the pattern is documented rather than enforced.
-ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+# An id of another shape is a 404 (problems.found), so the pattern is only documented.
 JobId = Annotated[str, Path(description="From POST /v1/messages (anything else: 404)",
                             json_schema_extra={"pattern": ID_PATTERN})]  # fmt: skip
 CampaignId = Annotated[str, Path(description="From POST /v1/campaigns (anything else: 404)",
@@ -71,6 +70,15 @@ def problems(*codes: int, model: str = "Problem") -> dict[int | str, dict[str, A
 
 def ok(description: str, headers: dict[str, Any] = _ECHO) -> dict[str, Any]:
     return {"description": description, "headers": headers}
+
+
+#: ``responses=`` of the control routes (cancel, pause, resume).
+CONTROL_ANSWERS = {
+    200: ok("Done (now or by an earlier call)"),
+    **problems(401, 404, 503),
+    409: {**problems(409)[409], "description": "The current state refuses it (named in "
+          "detail), e.g. a job already sent or a finished campaign"},
+}  # fmt: skip
 
 
 def body(model: str) -> dict[str, Any]:

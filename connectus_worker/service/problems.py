@@ -7,14 +7,18 @@ an answer needs more, e.g. a refused campaign's ``refusals`` and ``invalid_rows`
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from starlette.responses import JSONResponse
 
 from connectus_worker.domain.validation import FieldError, InvalidInput
 
 PROBLEM_JSON = "application/problem+json"
+#: What a job or campaign id may look like (ours are 32 and 16 hex digits).
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+T = TypeVar("T")
 
 _TITLES = {
     400: "Bad request",
@@ -66,6 +70,17 @@ class ProblemError(Exception):
         for name, value in self.extensions.items():
             body.setdefault(name, value)
         return JSONResponse(body, self.status, self.headers, media_type=PROBLEM_JSON)
+
+
+def found(read: Callable[[str], T], item_id: str, missing: type[Exception], what: str) -> T:
+    """``read(item_id)``; a 404 for an id of the wrong shape (``ID_PATTERN``: a 404, not
+    a 422) or when it raises ``missing`` (another tenant's item is not found either)."""
+    if not re.match(ID_PATTERN, item_id):
+        raise ProblemError(404, f"no such {what}")
+    try:
+        return read(item_id)
+    except missing as exc:
+        raise ProblemError(404, str(exc)) from exc
 
 
 def problem_response(status: int, detail: str, **options: Any) -> JSONResponse:
