@@ -27,6 +27,7 @@ from connectus_worker.config.console_users import Operator, verify_password
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import mask_email, mask_phone, redact_text
 from connectus_worker.producers.campaign_control import (
+    REPORT_COLUMNS,
     CampaignControl,
     CampaignNotFound,
     CampaignStateError,
@@ -181,8 +182,6 @@ class Pages(ConsoleCore):
         rows = self.campaigns.report_rows(campaign_id)
 
         def lines() -> Iterator[str]:
-            from connectus_worker.producers.campaign_control import REPORT_COLUMNS
-
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS)
             writer.writeheader()
