@@ -18,29 +18,6 @@ from connectus_worker.domain.validation import FieldError
 from connectus_worker.service.problems import ProblemError
 
 
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, at most ``limit`` bytes; raises a 413 :class:`ProblemError` beyond it."""
-    too_large = ProblemError(413, f"the request body exceeds the limit of {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large  # refused before reading a byte
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def require_json(request: Request) -> None:
-    """415 unless the body is declared as JSON (``application/json`` or ``+json``)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise ProblemError(415, "the request body must be JSON (Content-Type: application/json)")
-
-
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     """The body as a JSON object; 400 for anything that is not one.
 
@@ -97,12 +74,24 @@ def _reject_constant(name: str) -> Any:
 def json_body(
     limit: int, *, declared: bool = True
 ) -> Callable[[Request], Awaitable[dict[str, Any]]]:
-    """A dependency: the body as a JSON object, at most ``limit`` bytes; ``declared``:
-    415 unless its Content-Type says JSON."""
+    """A dependency: the body as a JSON object (:func:`parse_json_object`), at most
+    ``limit`` bytes (413); ``declared``: 415 unless its Content-Type says JSON."""
 
     async def read(request: Request) -> dict[str, Any]:
-        if declared:
-            require_json(request)
-        return parse_json_object(await read_body(request, limit))
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if declared and media_type != "application/json" and not media_type.endswith("+json"):
+            raise ProblemError(
+                415, "the request body must be JSON (Content-Type: application/json)"
+            )
+        too_large = ProblemError(413, f"the request body exceeds the limit of {limit} bytes")
+        declared_size = request.headers.get("content-length", "")
+        if declared_size.isdigit() and int(declared_size) > limit:
+            raise too_large  # refused before reading a byte
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return parse_json_object(bytes(body))
 
     return read
