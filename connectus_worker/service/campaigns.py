@@ -1,22 +1,13 @@
 """Campaigns over HTTP: ``POST /v1/campaigns``, ``GET /v1/campaigns/{campaign_id}`` and
 ``POST .../pause|resume|cancel``.
 
-The same conventions as the message intake (:mod:`service.intake`): bearer
-token → ``Idempotency-Key`` shape → JSON content type → body (bounded while
-read, ``INTAKE_MAX_BODY_BYTES``) → idempotency gate → pydantic shape → the
-producer (:class:`producers.campaigns.CampaignProducer`: options, row checks,
-chunked storage and the atomic commit), in the thread pool.
-
-The ``Idempotency-Key`` is also the campaign's own idempotency key: a second
-submission of the same campaign (another client, or after the HTTP answer
-expired) answers the first campaign's id with ``created: false``, and the key
-reused for a different campaign is a 422, as for messages.
-
-The service holds no Connectus credentials, by design (it only talks to
-Redis): the cost is checked against the balances the workers publish there
-(:mod:`worker.balance_snapshot`); a missing or stale snapshot checks nothing.
-Control is :class:`producers.campaign_control.CampaignControl`'s atomic state
-change, idempotent by its result: asking for the state the campaign is already in
+``POST`` has the message intake's flow (:mod:`service.intake`), then
+:class:`producers.campaigns.CampaignProducer` (options, row checks, chunked storage,
+the atomic commit). The ``Idempotency-Key`` is also the campaign's own: resubmitted
+after the HTTP answer expired, it answers the first campaign with ``created: false``.
+The service holds no Connectus credentials: the cost is checked against the balances
+the workers publish in Redis (:mod:`worker.balance_snapshot`; stale: not checked).
+Control is idempotent by its result: asking for the state the campaign is already in
 answers 200; a state that refuses it (a finished campaign) is a 409.
 """
 
