@@ -1,19 +1,20 @@
-"""Who may call: intake bearer tokens and the webhook secret or Basic credentials.
+"""Who may call: intake bearer tokens and the webhook secret or Basic credentials,
+as FastAPI dependencies (their security schemes documented by FastAPI).
 
 Every comparison is constant-time over SHA-256 digests of equal length, and
 every configured token is compared (no early exit), so neither the position
 of a matching token nor a common prefix shows in the response time.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Annotated, Any
 
-from starlette.requests import Request
+from fastapi import Request, Security
+from fastapi.security import APIKeyQuery, HTTPBasic, HTTPBearer
 
 from connectus_worker.config import Settings
 from connectus_worker.config.accounts import DEFAULT_ACCOUNT, default_account
@@ -24,20 +25,36 @@ def _digest(value: str) -> bytes:
     return hashlib.sha256(value.encode("utf-8", "surrogatepass")).digest()
 
 
+class _DocumentedBasic(HTTPBasic):
+    """Basic auth in the OpenAPI document only: :class:`WebhookAuth` reads the header
+    (FastAPI's own parser decodes ASCII only, and answers its own 401)."""
+
+    async def __call__(self, request: Request) -> None:  # type: ignore[override]
+        return None
+
+
+_BEARER = HTTPBearer(auto_error=False, scheme_name="bearer", description="INTAKE_TOKENS")
+_WEBHOOK_SCHEMES = {
+    "token": APIKeyQuery(name="token", auto_error=False, scheme_name="webhookToken",
+                         description="WEBHOOK_SECRET (WEBHOOK_AUTH=token)"),
+    "basic": _DocumentedBasic(auto_error=False, scheme_name="webhookBasic",
+                              description="WEBHOOK_BASIC_USER/PASSWORD (WEBHOOK_AUTH=basic)"),
+}  # fmt: skip
+
+
 class BearerAuth:
-    """Checks ``Authorization: Bearer <token>`` against the tenants' tokens
-    (``INTAKE_TENANTS``, and ``INTAKE_TOKENS`` for ``default``: config/tenants.py)."""
+    """A dependency: the caller's tenant, from ``Authorization: Bearer <token>`` checked
+    against the tenants' tokens (``INTAKE_TENANTS``, and ``INTAKE_TOKENS`` for ``default``:
+    config/tenants.py)."""
 
     def __init__(self, tenants: Mapping[str, tuple[str, ...]]) -> None:
         self._digests = [
             (_digest(token), tenant) for tenant, tokens in tenants.items() for token in tokens
         ]
 
-    def check(self, request: Request) -> str:
-        """The caller's tenant; raises a 401 problem otherwise."""
-        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
-        token = credentials.strip()
-        if scheme.lower() != "bearer" or not token:
+    async def __call__(self, credentials: Annotated[Any, Security(_BEARER)]) -> str:
+        token = credentials.credentials.strip() if credentials else ""
+        if not token:
             raise _unauthorized("a bearer token is required (Authorization: Bearer <token>)")
         given = _digest(token)
         tenant = ""
@@ -106,3 +123,18 @@ def _basic_credentials(request: Request) -> tuple[str, str]:
         return "", ""
     user, _, password = decoded.partition(":")
     return user, password
+
+
+def webhook_account(auths: Mapping[str, WebhookAuth], mode: str) -> Callable[..., Awaitable[str]]:
+    """A dependency: the route's Connectus account (``default`` without one in the path),
+    once its own credentials are checked (401; an account not configured here: 404)."""
+
+    async def account(request: Request, _: Annotated[Any, Security(_WEBHOOK_SCHEMES[mode])]) -> str:
+        name = str(request.path_params.get("account", DEFAULT_ACCOUNT))
+        auth = auths.get(name)
+        if auth is None:
+            raise ProblemError(404, "no webhook of that Connectus account here")
+        auth.check(request)
+        return name
+
+    return account

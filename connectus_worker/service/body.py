@@ -1,45 +1,21 @@
 """Request bodies: read with a size limit, parse as JSON without surprises.
 
-The limit is enforced while the stream is read: a client announcing or
-sending more than ``limit`` bytes gets a 413 as soon as the limit is
-crossed, and the rest is never buffered. A body that stops arriving is cut
-off by :class:`service.middleware.RequestContextMiddleware` (408 after
-``HTTP_BODY_TIMEOUT_S``).
+A client announcing or sending more than ``limit`` bytes gets a 413 as soon as the
+limit is crossed; the rest is never buffered. A body that stops arriving is cut off by
+:class:`service.middleware.RequestContextMiddleware` (408).
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
 
 from connectus_worker.domain.validation import FieldError
 from connectus_worker.service.problems import ProblemError
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    """The body, at most ``limit`` bytes; raises a 413 :class:`ProblemError` beyond it."""
-    too_large = ProblemError(413, f"the request body exceeds the limit of {limit} bytes")
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise too_large  # refused before reading a byte
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise too_large
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
-def require_json(request: Request) -> None:
-    """415 unless the body is declared as JSON (``application/json`` or ``+json``)."""
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not media_type.endswith("+json"):
-        raise ProblemError(415, "the request body must be JSON (Content-Type: application/json)")
 
 
 def parse_json_object(raw: bytes) -> dict[str, Any]:
@@ -62,8 +38,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise ProblemError(400, "the request body must be a JSON object")
     where = _non_finite(value, "")
     if where is not None:
-        # 1e999 is valid JSON that Python reads as inf: no field means it, and
-        # it used to reach the idempotency fingerprint and fail there with a 500.
+        # 1e999 is valid JSON that Python reads as inf: no field means it, and the
+        # idempotency fingerprint cannot encode it.
         raise ProblemError(
             422,
             f"{where}: must be a finite number",
@@ -73,11 +49,8 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
 
 
 def _non_finite(value: Any, path: str) -> str | None:
-    """The path (``a.b[2]``) of the first float that is not finite, or None.
-
-    Iterative: a document nested just short of the parser's limit must not
-    exhaust the recursion limit here.
-    """
+    """The path (``a.b[2]``) of the first float that is not finite, or None (iterative:
+    a document nested just short of the parser's limit must not exhaust the stack)."""
     stack: list[tuple[Any, str]] = [(value, path)]
     while stack:
         item, where = stack.pop()
@@ -96,3 +69,29 @@ def _non_finite(value: Any, path: str) -> str | None:
 def _reject_constant(name: str) -> Any:
     # NaN and Infinity are Python extensions, not JSON (RFC 8259).
     raise ValueError(f"{name} is not JSON")
+
+
+def json_body(
+    limit: int, *, declared: bool = True
+) -> Callable[[Request], Awaitable[dict[str, Any]]]:
+    """A dependency: the body as a JSON object (:func:`parse_json_object`), at most
+    ``limit`` bytes (413); ``declared``: 415 unless its Content-Type says JSON."""
+
+    async def read(request: Request) -> dict[str, Any]:
+        media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if declared and media_type != "application/json" and not media_type.endswith("+json"):
+            raise ProblemError(
+                415, "the request body must be JSON (Content-Type: application/json)"
+            )
+        too_large = ProblemError(413, f"the request body exceeds the limit of {limit} bytes")
+        declared_size = request.headers.get("content-length", "")
+        if declared_size.isdigit() and int(declared_size) > limit:
+            raise too_large  # refused before reading a byte
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+        return parse_json_object(bytes(body))
+
+    return read

@@ -28,17 +28,11 @@ CELL_REASON = "must be text, a number, true/false or null"
 
 def _cell(value: Any) -> Any:
     # One error per bad value, worded for people (a 4-member union would give four).
-    if value is None or isinstance(value, bool | int):
-        return value
-    if isinstance(value, float):
-        return value
-    if isinstance(value, str):
-        if len(value) > CELL_MAX_CHARS:
-            raise PydanticCustomError(
-                "cell_too_long",
-                "is too long: at most {limit} characters",
-                {"limit": CELL_MAX_CHARS},
-            )
+    if isinstance(value, str) and len(value) > CELL_MAX_CHARS:
+        raise PydanticCustomError(
+            "cell_too_long", "is too long: at most {limit} characters", {"limit": CELL_MAX_CHARS}
+        )
+    if value is None or isinstance(value, str | bool | int | float):
         return value
     raise PydanticCustomError("cell_type", CELL_REASON)
 

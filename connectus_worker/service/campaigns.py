@@ -1,100 +1,91 @@
-"""Campaigns over HTTP: ``POST /v1/campaigns`` and ``GET /v1/campaigns/{campaign_id}``.
+"""Campaigns over HTTP: ``POST /v1/campaigns``, ``GET /v1/campaigns/{campaign_id}`` and
+``POST .../pause|resume|cancel``.
 
-The same conventions as the message intake (:mod:`service.intake`): bearer
-token → ``Idempotency-Key`` shape → JSON content type → body (bounded while
-read, ``INTAKE_MAX_BODY_BYTES``) → idempotency gate → pydantic shape → the
-producer (:class:`producers.campaigns.CampaignProducer`: options, row checks,
-chunked storage and the atomic commit). Redis work and the row checks run in
-the thread pool, so the event loop keeps answering meanwhile.
-
-The ``Idempotency-Key`` is also the campaign's own idempotency key: a second
-submission of the same campaign (another client, or after the HTTP answer
-expired) answers the first campaign's id with ``created: false``, and the key
-reused for a different campaign is a 422, as for messages.
-
-The service holds no Connectus credentials, by design (it only talks to
-Redis): the cost is checked against the balances the workers publish there
-(:mod:`worker.balance_snapshot`); a missing or stale snapshot checks nothing.
+``POST`` has the message intake's flow (:mod:`service.intake`), then
+:class:`producers.campaigns.CampaignProducer` (options, row checks, chunked storage,
+the atomic commit). The ``Idempotency-Key`` is also the campaign's own: resubmitted
+after the HTTP answer expired, it answers the first campaign with ``created: false``.
+The service holds no Connectus credentials: the cost is checked against the balances
+the workers publish in Redis (:mod:`worker.balance_snapshot`; stale: not checked).
+Control is idempotent by its result: asking for the state the campaign is already in
+answers 200; a state that refuses it (a finished campaign) is a 409.
 """
 
-from __future__ import annotations
-
 import functools
-import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from fastapi import Depends, FastAPI
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from connectus_worker.campaign.model import CampaignState
 from connectus_worker.campaign.options import CampaignOptions, invalid_options
 from connectus_worker.campaign.store import CampaignConflict
 from connectus_worker.domain.validation import FieldError, InvalidInput
-from connectus_worker.producers.campaign_control import CampaignControl, CampaignNotFound
+from connectus_worker.producers.campaign_control import (
+    CampaignControl,
+    CampaignNotFound,
+    CampaignStateError,
+)
 from connectus_worker.producers.campaign_plan import CampaignPlan
 from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 from connectus_worker.service.auth import BearerAuth
-from connectus_worker.service.body import parse_json_object, read_body, require_json
-from connectus_worker.service.campaign_schemas import CampaignRequest
+from connectus_worker.service.body import json_body
+from connectus_worker.service.campaign_schemas import (
+    CampaignAccepted,
+    CampaignRequest,
+    CampaignStatusOut,
+)
 from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
-    run_once,
 )
-from connectus_worker.service.intake import JOB_ID_PATTERN
-from connectus_worker.service.problems import ProblemError
+from connectus_worker.service.openapi import (
+    ACCEPTED_HEADERS,
+    CONTROL_ANSWERS,
+    CampaignId,
+    body,
+    ok,
+)
+from connectus_worker.service.openapi import problems as answers
+from connectus_worker.service.problems import ProblemError, found
+from connectus_worker.service.schemas import CampaignControlled
 
 log = structlog.get_logger("connectus_worker.service.campaigns")
 
-#: What a campaign id may look like (ours are 16 hex digits); anything else is a 404.
-CAMPAIGN_ID_PATTERN = JOB_ID_PATTERN
-_CAMPAIGN_ID = re.compile(CAMPAIGN_ID_PATTERN)
 #: Producer field names that are named differently in the HTTP body.
 _FIELD_NAMES = {"src_email": "src", "idempotency_key": IDEMPOTENCY_HEADER}
 #: The producer's refusals speak the CLI's language; the body's fields are named instead.
 _CLI_WORDS = {"--skip-invalid": '"skip_invalid": true', "--force": '"force": true'}
+S = CampaignState
+#: Each action, its summary, and the states in which it has already happened (a repeat).
+_ACTIONS = {
+    "pause": ("Pause a campaign: nothing more is released or sent", {S.PAUSED}),
+    "resume": ("Resume a paused or late campaign", {S.RUNNING, S.WINDOW, S.SCHEDULED}),
+    "cancel": ("Cancel a campaign: nothing more is sent", {S.CANCELLED}),
+}
 
 
-class CampaignIntake:
-    """``producers`` and ``controls``: one of each per tenant (:mod:`config.tenants`);
-    the caller's token picks them, so another tenant's campaign is a 404."""
+def campaign_routes(
+    app: FastAPI,
+    producers: Mapping[str, CampaignProducer],
+    controls: Mapping[str, CampaignControl],
+    auth: BearerAuth,
+    idempotency: HttpIdempotency,
+    *,
+    max_body_bytes: int,
+) -> None:
+    """``producers`` and ``controls``: one of each per tenant (:mod:`config.tenants`)."""
+    Tenant = Annotated[str, Depends(auth)]
 
-    def __init__(
-        self,
-        producers: Mapping[str, CampaignProducer],
-        controls: Mapping[str, CampaignControl],
-        auth: BearerAuth,
-        idempotency: HttpIdempotency,
-        *,
-        max_body_bytes: int,
-    ) -> None:
-        self.producers = producers
-        self.controls = controls
-        self.auth = auth
-        self.idempotency = idempotency
-        self.max_body_bytes = max_body_bytes
-
-    async def post_campaign(self, request: Request) -> Response:
-        tenant = self.auth.check(request)
-        key = idempotency_key(request)
-        require_json(request)
-        body = parse_json_object(await read_body(request, self.max_body_bytes))
-        accept = functools.partial(self._accept, self.producers[tenant], body, key)
-        if key is None:
-            return await run_in_threadpool(accept)
-        request_print = {"method": "POST", "path": "/v1/campaigns", "body": body}
-        return await run_once(self.idempotency, tenant, key, request_print, accept)
-
-    def _accept(
-        self, producer: CampaignProducer, body: dict[str, Any], key: str | None
-    ) -> JSONResponse:
+    def accept(producer: CampaignProducer, data: dict[str, Any], key: str | None) -> Response:
         """Validate, check and store the campaign (in a worker thread); 202 with its id."""
         try:
-            campaign = CampaignRequest.model_validate(body)
+            campaign = CampaignRequest.model_validate(data)
         except ValidationError as exc:
             raise ProblemError.from_invalid(invalid_options(exc)) from exc
         options = CampaignOptions(**campaign.model_dump(exclude={"recipients"}),
@@ -116,14 +107,8 @@ class CampaignIntake:
                 ],
             ) from exc
         plan = accepted.plan.to_json()
-        log.info(
-            "campaign accepted",
-            campaign_id=accepted.campaign_id,
-            created=accepted.created,
-            kind=campaign.kind,
-            recipients=plan["valid"],
-            invalid=plan["invalid"],
-        )
+        log.info("campaign accepted", campaign_id=accepted.campaign_id, created=accepted.created,
+                 kind=campaign.kind, recipients=plan["valid"], invalid=plan["invalid"])  # fmt: skip
         plan["refusals"] = [_http_words(text) for text in plan["refusals"]]
         return JSONResponse(
             {"campaign_id": accepted.campaign_id, "created": accepted.created, "plan": plan},
@@ -131,16 +116,62 @@ class CampaignIntake:
             headers={"Location": f"/v1/campaigns/{accepted.campaign_id}"},
         )
 
-    async def get_campaign(self, request: Request) -> Response:
-        tenant = self.auth.check(request)
-        campaign_id = request.path_params["campaign_id"]
-        if not _CAMPAIGN_ID.match(campaign_id):
-            raise ProblemError(404, "no such campaign")
-        try:
-            status = await run_in_threadpool(self.controls[tenant].status, campaign_id)
-        except CampaignNotFound as exc:
-            raise ProblemError(404, str(exc)) from exc
+    @app.post("/v1/campaigns", status_code=202, operation_id="createCampaign",
+                 summary="Accept a campaign: one template, a list of recipients",
+                 description="Checked like `connectus campaign send` (no balance check: the "
+                 "service holds no Connectus credentials). Lists larger than "
+                 "INTAKE_MAX_BODY_BYTES go through the CLI or CampaignProducer.",
+                 response_model=CampaignAccepted,
+                 responses={202: ok("Queued or accepted; a replay carries "
+                                    "Idempotent-Replayed: true", ACCEPTED_HEADERS),
+                            **answers(400, 401, 409, 413, 415, 503),
+                            **answers(422, model="CampaignProblem")},
+                 openapi_extra=body("CampaignRequest"))  # fmt: skip
+    async def post_campaign(
+        tenant: Tenant,
+        key: Annotated[str | None, Depends(idempotency_key)],
+        data: Annotated[dict[str, Any], Depends(json_body(max_body_bytes))],
+    ) -> Response:
+        run = functools.partial(accept, producers[tenant], data, key)
+        if key is None:
+            return await run_in_threadpool(run)
+        request_print = {"method": "POST", "path": "/v1/campaigns", "body": data}
+        return await idempotency.run_once(tenant, key, request_print, run)
+
+    @app.get("/v1/campaigns/{campaign_id}", operation_id="getCampaign",
+                summary="A campaign's state and progress: recipients by state, rate, ETA",
+                response_model=CampaignStatusOut,
+                responses={200: ok("The campaign's status"), **answers(401, 404, 503)})  # fmt: skip
+    def get_campaign(campaign_id: CampaignId, tenant: Tenant) -> Response:
+        status = found(controls[tenant].status, campaign_id, CampaignNotFound, "campaign")
         return JSONResponse(status.to_json())
+
+    def move(action: str, done: set[CampaignState]) -> Any:
+        def act(campaign_id: CampaignId, tenant: Tenant) -> Response:
+            control = controls[tenant]
+            campaign = found(control.get, campaign_id, CampaignNotFound, "campaign")
+            repeat = campaign.state in done
+            if not repeat:
+                try:
+                    getattr(control, action)(campaign_id)
+                except CampaignNotFound as exc:
+                    raise ProblemError(404, str(exc)) from exc
+                except CampaignStateError as exc:
+                    # Another caller may have made the same move in between: still a success.
+                    if control.get(campaign_id).state not in done:
+                        raise ProblemError(409, str(exc)) from exc
+            state = control.get(campaign_id).state.value
+            log.info("campaign control", campaign_id=campaign_id, action=action, state=state,
+                     repeat=repeat)  # fmt: skip
+            return JSONResponse({"campaign_id": campaign_id, "action": action, "state": state})
+
+        return act
+
+    for action, (summary, done) in _ACTIONS.items():
+        app.add_api_route(f"/v1/campaigns/{{campaign_id}}/{action}", move(action, done),
+                             methods=["POST"], operation_id=f"{action}Campaign",
+                             summary=f"{summary} (idempotent)", response_model=CampaignControlled,
+                             responses=CONTROL_ANSWERS)  # fmt: skip
 
 
 def refusal_problem(plan: CampaignPlan) -> ProblemError:
@@ -171,6 +202,6 @@ def _row_error(row: dict[str, Any]) -> FieldError:
 
 
 def _http_words(text: str) -> str:
-    for cli, body in _CLI_WORDS.items():
-        text = text.replace(cli, body)
+    for cli, field in _CLI_WORDS.items():
+        text = text.replace(cli, field)
     return text

@@ -1,111 +1,69 @@
-"""The intake: ``POST /v1/messages`` and ``GET /v1/messages/{job_id}``.
+"""Messages over HTTP: ``POST /v1/messages``, ``GET /v1/messages/{job_id}`` and
+``POST /v1/messages/{job_id}/cancel``.
 
-Request flow: bearer token → Idempotency-Key shape → JSON content type →
-body (bounded while read) → idempotency gate → the one validation
+``POST`` flow: bearer token → Idempotency-Key shape → JSON content type → body
+(bounded while read) → idempotency gate → the one validation
 (:func:`domain.requests.parse_request`) → the producer (opt-out of marketing and
-the atomic enqueue).
-Redis work runs in the thread pool: the producer is synchronous, and the
-event loop must keep answering (health checks, webhooks) meanwhile.
+the atomic enqueue). Redis work runs in the thread pool (FastAPI runs a plain
+``def`` there): the producer is synchronous, and the event loop must keep answering.
+Tenants: the caller's token picks its producer, so another tenant's job is a 404
+like an unknown one. Cancel is POST, not DELETE: the record stays readable; a
+repeat answers 200 (idempotent by its result), a state that refuses it is a 409.
 """
 
-from __future__ import annotations
-
 import functools
-import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
+from fastapi import Depends, FastAPI, Request
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 import connectus_worker.tracing as tracing
+from connectus_worker.domain.models import JobRecord, State
 from connectus_worker.domain.requests import parse_request
 from connectus_worker.domain.validation import FieldError, InvalidInput
 from connectus_worker.ledger.jobs import IdempotencyConflict
 from connectus_worker.producers.api import JobNotFound, Producer
 from connectus_worker.producers.optout import OPTED_OUT_REASON
 from connectus_worker.service.auth import BearerAuth
-from connectus_worker.service.body import parse_json_object, read_body, require_json
+from connectus_worker.service.body import json_body
 from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
-    run_once,
 )
 from connectus_worker.service.metrics import Metrics
-from connectus_worker.service.problems import ProblemError
+from connectus_worker.service.openapi import ACCEPTED_HEADERS, CONTROL_ANSWERS, JobId, body, ok
+from connectus_worker.service.openapi import problems as answers
+from connectus_worker.service.problems import ProblemError, found
+from connectus_worker.service.schemas import Accepted, MessageControlled
 
 log = structlog.get_logger("connectus_worker.service.intake")
 
-#: What a job id may look like (ours are 32 hex digits); anything else is a 404.
-JOB_ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
-_JOB_ID = re.compile(JOB_ID_PATTERN)
 
+def message_routes(
+    app: FastAPI,
+    producers: Mapping[str, Producer],
+    auth: BearerAuth,
+    idempotency: HttpIdempotency,
+    metrics: Metrics,
+    *,
+    max_body_bytes: int,
+) -> None:
+    """``producers``: one per tenant (:mod:`config.tenants`)."""
+    Tenant = Annotated[str, Depends(auth)]
 
-class Intake:
-    """``producers``: one per tenant (:mod:`config.tenants`); the caller's token
-    picks it, so its keys, reads and writes are that tenant's."""
-
-    def __init__(
-        self,
-        producers: Mapping[str, Producer],
-        auth: BearerAuth,
-        idempotency: HttpIdempotency,
-        metrics: Metrics,
-        *,
-        max_body_bytes: int,
-    ) -> None:
-        self.producers = producers
-        self.auth = auth
-        self.idempotency = idempotency
-        self.metrics = metrics
-        self.max_body_bytes = max_body_bytes
-
-    async def post_message(self, request: Request) -> Response:
-        # The trace of the message starts here (or continues the caller's, from its
-        # traceparent header); the worker's spans join it (tracing).
-        attributes = {"http.request.method": "POST", "http.route": "/v1/messages"}
-        with tracing.span("POST /v1/messages", "server", attributes, dict(request.headers)):
-            try:
-                answer: Response | ProblemError = await self._post_message(request)
-            except ProblemError as exc:  # a refusal, not a failure of the span
-                answer = exc
-            status = answer.status if isinstance(answer, ProblemError) else answer.status_code
-            tracing.annotate(**{"http.response.status_code": status})
-        if isinstance(answer, ProblemError):
-            raise answer
-        return answer
-
-    async def _post_message(self, request: Request) -> Response:
-        tenant = self.auth.check(request)
-        key = idempotency_key(request)
-        require_json(request)
-        body = parse_json_object(await read_body(request, self.max_body_bytes))
-        request_id: str = request.state.request_id
-        producer = self.producers[tenant]
-        if key is None:
-            return await run_in_threadpool(self._accept, producer, body, None, request_id)
-        request_print = {"method": "POST", "path": "/v1/messages", "body": body}
-        return await run_once(
-            self.idempotency,
-            tenant,
-            key,
-            request_print,
-            functools.partial(self._accept, producer, body, key, request_id),
-        )
-
-    def _accept(
-        self, producer: Producer, body: dict[str, Any], key: str | None, request_id: str
-    ) -> JSONResponse:
+    def accept(producer: Producer, message: dict[str, Any], key: str | None,
+               request_id: str) -> JSONResponse:  # fmt: skip
         """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
-            request = parse_request(body, producer.settings, tenant=producer.tenant)
+            request = parse_request(message, producer.settings, tenant=producer.tenant)
             job_id = producer.submit(request, key, request_id)
         except InvalidInput as exc:
             if any(error.reason == OPTED_OUT_REASON for error in exc.errors):
-                self.metrics.opt_out_refusals.inc()
+                metrics.opt_out_refusals.inc()
             raise ProblemError.from_invalid(exc) from exc
         except IdempotencyConflict as exc:
             # Nothing beyond "different body": not the other job's id, nor which
@@ -115,22 +73,65 @@ class Intake:
                 "this Idempotency-Key was already used with a different request body",
                 errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
             ) from exc
-        record = producer.get_status(job_id)
-        log.info("message accepted", job_id=job_id, kind=request.type, state=record.state.value)
-        return JSONResponse(
-            {"job_id": job_id, "state": record.state.value},
-            status_code=202,
-            headers={"Location": f"/v1/messages/{job_id}"},
-        )
+        state = producer.get_status(job_id).state.value
+        log.info("message accepted", job_id=job_id, kind=request.type, state=state)
+        return JSONResponse({"job_id": job_id, "state": state}, status_code=202,
+                            headers={"Location": f"/v1/messages/{job_id}"})  # fmt: skip
 
-    async def get_message(self, request: Request) -> Response:
-        tenant = self.auth.check(request)
-        job_id = request.path_params["job_id"]
-        if not _JOB_ID.match(job_id):
-            raise ProblemError(404, "no such job")
-        try:
-            # Another tenant's job is a 404 like an unknown one.
-            record = await run_in_threadpool(self.producers[tenant].get_status, job_id)
-        except JobNotFound as exc:
-            raise ProblemError(404, str(exc)) from exc
+    @app.post("/v1/messages", status_code=202, operation_id="createMessage",
+                 summary="Queue one message (SMS, OTP, e-mail, WhatsApp)", response_model=Accepted,
+                 responses={202: ok("Queued or accepted; a replay carries "
+                                    "Idempotent-Replayed: true", ACCEPTED_HEADERS),
+                            **answers(400, 401, 409, 413, 415, 422, 503)},
+                 openapi_extra=body("MessageRequest"))  # fmt: skip
+    async def post_message(
+        request: Request,
+        tenant: Tenant,
+        key: Annotated[str | None, Depends(idempotency_key)],
+        message: Annotated[dict[str, Any], Depends(json_body(max_body_bytes))],
+    ) -> Response:
+        # The trace of the message starts here (or continues the caller's traceparent);
+        # the worker's spans join it. A refusal is an answer, not a failure of the span.
+        attributes = {"http.request.method": "POST", "http.route": "/v1/messages"}
+        with tracing.span("POST /v1/messages", "server", attributes, dict(request.headers)):
+            try:
+                run = functools.partial(accept, producers[tenant], message, key,
+                                        request.state.request_id)  # fmt: skip
+                if key is None:
+                    answer: Response | ProblemError = await run_in_threadpool(run)
+                else:
+                    request_print = {"method": "POST", "path": "/v1/messages", "body": message}
+                    answer = await idempotency.run_once(tenant, key, request_print, run)
+            except ProblemError as exc:
+                answer = exc
+            status = answer.status if isinstance(answer, ProblemError) else answer.status_code
+            tracing.annotate(**{"http.response.status_code": status})
+        if isinstance(answer, ProblemError):
+            raise answer
+        return answer
+
+    @app.get("/v1/messages/{job_id}", operation_id="getMessage",
+                summary="A job's record: state, provider id, delivery status",
+                response_model=JobRecord, responses={200: ok("The record"),
+                                                     **answers(401, 404, 503)})  # fmt: skip
+    def get_message(job_id: JobId, tenant: Tenant) -> Response:
+        record = found(producers[tenant].get_status, job_id, JobNotFound, "job")
         return JSONResponse(record.model_dump(mode="json"))
+
+    @app.post("/v1/messages/{job_id}/cancel", operation_id="cancelMessage",
+                 summary="Cancel a queued, scheduled or retrying message (idempotent)",
+                 response_model=MessageControlled, responses=CONTROL_ANSWERS)  # fmt: skip
+    def cancel_message(job_id: JobId, tenant: Tenant) -> Response:
+        found(producers[tenant].get_status, job_id, JobNotFound, "job")
+        answer = producers[tenant].cancel(job_id)
+        if answer == "missing":  # expired between the two reads
+            raise ProblemError(404, f"job_id: no job {job_id!r} (unknown, or its record expired)")
+        if answer in ("cancelled", f"refused:{State.CANCELLED.value}"):
+            log.info("message cancelled", job_id=job_id, repeat=answer != "cancelled")
+            return JSONResponse({"job_id": job_id, "state": State.CANCELLED.value})
+        state = answer.removeprefix("refused:")
+        if state == State.QUEUED.value:  # a v1 bulk recipient: it goes with its chunk
+            raise ProblemError(409, "this recipient of a v1 bulk campaign is sent with its "
+                               "chunk: cancel its campaign instead")  # fmt: skip
+        raise ProblemError(409, f"job {job_id} is {state}: only a queued, scheduled or "
+                           "retrying job can be cancelled")  # fmt: skip

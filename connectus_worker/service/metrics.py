@@ -82,9 +82,9 @@ class Metrics:
         label = status if status in KNOWN_STATUSES or status == "-" else "other"
         self.webhook_events.labels(kind=kind, status=label, result=result, account=account).inc()
 
-    def watch_campaigns(self, store: CampaignStore, *, limit: int | None = None) -> None:
+    def watch_campaigns(self, store: CampaignStore) -> None:
         """Export campaign progress from ``store`` (read at each scrape)."""
-        self.registry.register(CampaignCollector(store, limit=limit or CAMPAIGN_METRICS_LIMIT))
+        self.registry.register(CampaignCollector(store))
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type (reads Redis: call it off the loop)."""
@@ -117,11 +117,31 @@ class CampaignCollector(Collector):
         self.limit = limit
 
     def describe(self) -> Iterator[Metric]:
-        # Declared without reading Redis (the registry would otherwise collect to learn names).
-        yield from self._families()
+        # Nothing to declare: else the registry would collect (read Redis) to learn the names.
+        return iter(())
 
     def collect(self) -> Iterator[Metric]:
-        up, recipients, state, info = self._families()
+        up = GaugeMetricFamily(
+            "connectus_campaign_redis_up",
+            "1 if Redis answered the scrape's campaign query, else 0.",
+        )
+        recipients = GaugeMetricFamily(
+            "connectus_campaign_recipients",
+            "Recipients of a campaign by state: pending (not released yet) or its job's state. "
+            f"Unfinished campaigns and the most recent others, at most {CAMPAIGN_METRICS_LIMIT}.",
+            labels=["campaign", "state"],
+        )
+        state = GaugeMetricFamily(
+            "connectus_campaign_state",
+            "1 for the campaign's current state (scheduled, running, window, paused, late, "
+            "finished, cancelled), 0 for the others.",
+            labels=["campaign", "state"],
+        )
+        info = GaugeMetricFamily(
+            "connectus_campaign_info",
+            "Always 1: a campaign's name, kind and transport, to join on 'campaign'.",
+            labels=["campaign", "name", "kind", "transport"],
+        )  # fmt: skip
         try:
             statuses = self._read()
         except redis.RedisError as exc:
@@ -143,33 +163,6 @@ class CampaignCollector(Collector):
                 [*labels, campaign.name, campaign.kind.value, campaign.transport.value], 1
             )
         yield from (up, recipients, state, info)
-
-    @staticmethod
-    def _families() -> tuple[GaugeMetricFamily, ...]:
-        return (
-            GaugeMetricFamily(
-                "connectus_campaign_redis_up",
-                "1 if Redis answered the scrape's campaign query, else 0.",
-            ),
-            GaugeMetricFamily(
-                "connectus_campaign_recipients",
-                "Recipients of a campaign by state: pending (not released yet) or its job's "
-                "state. Unfinished campaigns and the most recent others, at most "
-                f"{CAMPAIGN_METRICS_LIMIT}.",
-                labels=["campaign", "state"],
-            ),
-            GaugeMetricFamily(
-                "connectus_campaign_state",
-                "1 for the campaign's current state (scheduled, running, window, paused, late, "
-                "finished, cancelled), 0 for the others.",
-                labels=["campaign", "state"],
-            ),
-            GaugeMetricFamily(
-                "connectus_campaign_info",
-                "Always 1: a campaign's name, kind and transport, to join on 'campaign'.",
-                labels=["campaign", "name", "kind", "transport"],
-            ),
-        )
 
     def _read(self) -> list[CampaignStatus]:
         store, keys = self.store, self.store.keys

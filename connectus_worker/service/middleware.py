@@ -1,11 +1,9 @@
 """Per-request context: correlation id, one access log line, metrics, last-resort 500.
 
-A pure ASGI middleware (not ``BaseHTTPMiddleware``) so request bodies keep
-streaming through it, which the body size limit relies on. It also bounds how
-long a request body may take to arrive (408 after ``body_timeout_s``: a client
-announcing ``Content-Length: 100`` and sending 2 bytes used to hold a worker
-slot for ever), and tells a client that went away mid-body (status 499 in the
-log and metrics, nginx's "client closed request") from a bug (500).
+A pure ASGI middleware (not ``BaseHTTPMiddleware``) so request bodies keep streaming
+through it (the size limit relies on it). A body must arrive within ``body_timeout_s``
+(else 408: a trickling client would hold a worker slot for ever); a client that went
+away mid-body is logged and counted as 499 (nginx's "client closed request"), not 500.
 """
 
 from __future__ import annotations
@@ -73,9 +71,8 @@ class RequestContextMiddleware:
         body_done = False
 
         async def receive_in_time() -> Message:
-            # The whole body within the timeout, however it is trickled: one
-            # deadline for all its chunks. Afterwards (a handler waiting for a
-            # disconnect) receive is left unbounded.
+            # One deadline for all the body's chunks, however it is trickled; after
+            # the body (a handler waiting for a disconnect), receive is unbounded.
             nonlocal body_done
             if body_done:
                 return await receive()

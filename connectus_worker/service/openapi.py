@@ -1,30 +1,34 @@
-"""What FastAPI cannot see of the OpenAPI document, and how each route is described.
+"""How the routes are described in the OpenAPI document, beyond what FastAPI sees.
 
-FastAPI writes the document from the routes (paths, operation ids, answer
-models). The handlers read their own bodies (bounded while read, after the
-idempotency gate, see :mod:`service.intake`), so their request bodies, the
-headers they read, their path parameters and their RFC 7807 answers are
-declared here, from the same pydantic models that validate and answer
-(:mod:`domain.requests`, :mod:`service.schemas`, :mod:`service.campaign_schemas`).
-The schemathesis test in tests/integration checks the running app against it.
+FastAPI writes the document from the routes: operations, answer models, path
+parameters, headers and security schemes (the dependencies of
+:mod:`service.auth`). The handlers read their own bodies (bounded while read,
+after the idempotency gate: :func:`service.body.json_body`), so their request
+bodies and RFC 7807 answers are declared here, from the same pydantic models that
+validate and answer. The schemathesis test in tests/integration checks the
+running app against the document.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Header, Path
 from fastapi.openapi.utils import get_openapi
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
-from connectus_worker.config import Settings
 from connectus_worker.domain.requests import MESSAGE_ADAPTER
-from connectus_worker.domain.validation import IDEMPOTENCY_KEY_MAX_CHARS
 from connectus_worker.service.campaign_schemas import CampaignProblem, CampaignRequest
-from connectus_worker.service.optout_schemas import OptOutChange, OptOutLookup
-from connectus_worker.service.schemas import Problem, SmsIncomingWebhook, SmsStatusWebhook
+from connectus_worker.service.problems import ID_PATTERN
+from connectus_worker.service.schemas import (
+    OptOutChange,
+    OptOutLookup,
+    Problem,
+    SmsIncomingWebhook,
+    SmsStatusWebhook,
+)
 
 _REF = "#/components/schemas/{model}"
 _ECHO = {"X-Request-ID": {"description": "The correlation id", "schema": {"type": "string"}}}
@@ -43,21 +47,18 @@ _DESCRIPTIONS = {
     422: "Invalid fields, listed in invalid-params",
     503: "Redis is unavailable, or not ready",
 }
-_REQUEST_ID = {
-    "name": "X-Request-ID",
-    "in": "header",
-    "required": False,
-    "description": "Correlation id (1-128 of A-Z a-z 0-9 . _ : -); generated if absent",
-    "schema": {"type": "string"},
-}
-_IDEMPOTENCY_KEY = {
-    "name": "Idempotency-Key",
-    "in": "header",
-    "required": False,
-    "description": "Same key + same body replays the first answer",
-    "schema": {"type": "string", "pattern": "^[!-~]+$", "minLength": 1,
-               "maxLength": IDEMPOTENCY_KEY_MAX_CHARS},
-}  # fmt: skip
+# An id of another shape is a 404 (problems.found), so the pattern is only documented.
+JobId = Annotated[str, Path(description="From POST /v1/messages (anything else: 404)",
+                            json_schema_extra={"pattern": ID_PATTERN})]  # fmt: skip
+CampaignId = Annotated[str, Path(description="From POST /v1/campaigns (anything else: 404)",
+                                 json_schema_extra={"pattern": ID_PATTERN})]  # fmt: skip
+
+
+async def request_id(
+    _: Annotated[str | None, Header(alias="X-Request-ID", description="Correlation id (1-128 "
+                                    "of A-Z a-z 0-9 . _ : -); generated if absent")] = None,
+) -> None:  # fmt: skip
+    """Documents the header on every route; :mod:`service.middleware` reads it."""
 
 
 def problems(*codes: int, model: str = "Problem") -> dict[int | str, dict[str, Any]]:
@@ -71,36 +72,24 @@ def ok(description: str, headers: dict[str, Any] = _ECHO) -> dict[str, Any]:
     return {"description": description, "headers": headers}
 
 
-def operation(
-    *,
-    body: str | None = None,
-    security: str | None = "bearer",
-    idempotent: bool = False,
-    path: tuple[str, str, str] | None = None,
-) -> dict[str, Any]:
-    """``openapi_extra=``: the body read by hand (a schema name), the headers read,
-    the security scheme, and a path parameter ``(name, pattern, description)``."""
-    parameters: list[dict[str, Any]] = [_IDEMPOTENCY_KEY] if idempotent else []
-    if path is not None:
-        name, pattern, description = path
-        parameters.append({"name": name, "in": "path", "required": True,
-                           "description": description,
-                           "schema": {"type": "string", "pattern": pattern}})  # fmt: skip
-    extra: dict[str, Any] = {"parameters": [*parameters, _REQUEST_ID]}
-    if security is not None:
-        extra["security"] = [{security: []}]
-    if body is not None:
-        schema = {"$ref": _REF.format(model=body)}
-        extra["requestBody"] = {
-            "required": True,
-            "content": {"application/json": {"schema": schema}},
-        }
-    return extra
+#: ``responses=`` of the control routes (cancel, pause, resume).
+CONTROL_ANSWERS = {
+    200: ok("Done (now or by an earlier call)"),
+    **problems(401, 404, 503),
+    409: {**problems(409)[409], "description": "The current state refuses it (named in "
+          "detail), e.g. a job already sent or a finished campaign"},
+}  # fmt: skip
 
 
-def install_openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, Any]]:
+def body(model: str) -> dict[str, Any]:
+    """``openapi_extra=`` for a JSON body the handler reads itself (a schema's name)."""
+    schema = {"$ref": _REF.format(model=model)}
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+def install_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
     """Make ``app.openapi()`` FastAPI's document plus the schemas only the handlers use,
-    and the security schemes (webhooks: ``WEBHOOK_AUTH``). Built once, on first use."""
+    without FastAPI's own 422 (every error here is a problem). Built once, on first use."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is not None:
@@ -118,21 +107,15 @@ def install_openapi(app: FastAPI, settings: Settings) -> Callable[[], dict[str, 
         ]
         _, defs = models_json_schema(models, ref_template=_REF)
         union = MESSAGE_ADAPTER.json_schema(ref_template=_REF)
-        components = document.setdefault("components", {})
-        schemas = components.setdefault("schemas", {})
+        schemas = document.setdefault("components", {}).setdefault("schemas", {})
+        for name in ("HTTPValidationError", "ValidationError"):
+            schemas.pop(name, None)
         schemas.update({**defs["$defs"], **union.pop("$defs"), "MessageRequest": union})
-        webhook = "webhookToken" if settings.webhook_auth == "token" else "webhookBasic"
         for path in document["paths"].values():
-            for op in path.values():
-                if op.get("security") == [{"webhook": []}]:
-                    op["security"] = [{webhook: []}]
-        components["securitySchemes"] = {
-            "bearer": {"type": "http", "scheme": "bearer", "description": "INTAKE_TOKENS"},
-            "webhookToken": {"type": "apiKey", "in": "query", "name": "token",
-                             "description": "WEBHOOK_SECRET (WEBHOOK_AUTH=token)"},
-            "webhookBasic": {"type": "http", "scheme": "basic",
-                             "description": "WEBHOOK_BASIC_USER/PASSWORD (WEBHOOK_AUTH=basic)"},
-        }  # fmt: skip
+            for operation in path.values():
+                answer = operation["responses"].get("422", {})
+                if "HTTPValidationError" in str(answer.get("content")):
+                    del operation["responses"]["422"]
         app.openapi_schema = document
         return document
 

@@ -1,22 +1,24 @@
-"""RFC 7807 problem documents (``application/problem+json``).
+"""RFC 7807 problem documents (``application/problem+json``), the one shape of every error.
 
-Every error the service answers is one of these, so clients parse one shape:
-``{"type", "title", "status", "detail"}`` plus ``invalid-params`` (a list of
-``{"name", "reason"}``) when fields were rejected, and extension members
-(RFC 7807 section 3.2) where an answer needs more, e.g. a refused campaign's
-``refusals`` and ``invalid_rows``.
+``{"type", "title", "status", "detail"}``, plus ``invalid-params`` (``{"name", "reason"}``
+each) when fields were rejected, and extension members (RFC 7807 section 3.2) where
+an answer needs more, e.g. a refused campaign's ``refusals`` and ``invalid_rows``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
-from typing import Any
+import re
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 from starlette.responses import JSONResponse
 
 from connectus_worker.domain.validation import FieldError, InvalidInput
 
 PROBLEM_JSON = "application/problem+json"
+#: What a job or campaign id may look like (ours are 32 and 16 hex digits).
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
+T = TypeVar("T")
 
 _TITLES = {
     400: "Bad request",
@@ -34,7 +36,7 @@ _TITLES = {
 
 
 class ProblemError(Exception):
-    """Raised anywhere in a handler; the app turns it into a problem response."""
+    """Raised anywhere in a handler; the app answers it with :meth:`response`."""
 
     def __init__(
         self,
@@ -51,68 +53,35 @@ class ProblemError(Exception):
         self.detail = detail
         self.errors = list(errors)
         self.headers = dict(headers or {})
-        self.title = title
+        self.title = title or _TITLES.get(status, "Error")
         self.extensions = dict(extensions or {})
 
     @classmethod
-    def from_invalid(cls, exc: InvalidInput, *, status: int = 422) -> ProblemError:
-        return cls(status, str(exc), errors=exc.errors)
+    def from_invalid(cls, exc: InvalidInput) -> ProblemError:
+        return cls(422, str(exc), errors=exc.errors)
+
+    def response(self) -> JSONResponse:
+        """The problem document; ``invalid-params`` only when there are field errors,
+        and ``extensions`` never replace a standard member."""
+        body: dict[str, Any] = {"type": "about:blank", "title": self.title,
+                                "status": self.status, "detail": self.detail}  # fmt: skip
+        if self.errors:
+            body["invalid-params"] = [error.as_problem_param() for error in self.errors]
+        for name, value in self.extensions.items():
+            body.setdefault(name, value)
+        return JSONResponse(body, self.status, self.headers, media_type=PROBLEM_JSON)
 
 
-def problem_body(
-    status: int,
-    detail: str,
-    *,
-    errors: Iterable[FieldError] = (),
-    title: str | None = None,
-    extensions: Mapping[str, Any] | None = None,
-) -> dict[str, Any]:
-    """The problem document; ``invalid-params`` only when there are field errors.
-
-    ``extensions`` are added as members; they never replace a standard one.
-    """
-    errors = list(errors)
-    body: dict[str, Any]
-    if errors:
-        body = InvalidInput.from_errors(errors).to_problem(
-            status=status, title=title or _TITLES.get(status, "Error")
-        )
-        body["detail"] = detail
-    else:
-        body = {
-            "type": "about:blank",
-            "title": title or _TITLES.get(status, "Error"),
-            "status": status,
-            "detail": detail,
-        }
-    for name, value in (extensions or {}).items():
-        body.setdefault(name, value)
-    return body
+def found(read: Callable[[str], T], item_id: str, missing: type[Exception], what: str) -> T:
+    """``read(item_id)``; a 404 for an id of the wrong shape (``ID_PATTERN``: a 404, not
+    a 422) or when it raises ``missing`` (another tenant's item is not found either)."""
+    if not re.match(ID_PATTERN, item_id):
+        raise ProblemError(404, f"no such {what}")
+    try:
+        return read(item_id)
+    except missing as exc:
+        raise ProblemError(404, str(exc)) from exc
 
 
-def problem_response(
-    status: int,
-    detail: str,
-    *,
-    errors: Iterable[FieldError] = (),
-    headers: Mapping[str, str] | None = None,
-    title: str | None = None,
-    extensions: Mapping[str, Any] | None = None,
-) -> JSONResponse:
-    return JSONResponse(
-        problem_body(status, detail, errors=errors, title=title, extensions=extensions),
-        status_code=status,
-        headers=dict(headers or {}),
-        media_type=PROBLEM_JSON,
-    )
-
-
-def response_for(exc: ProblemError) -> JSONResponse:
-    return problem_response(
-        exc.status,
-        exc.detail,
-        errors=exc.errors,
-        headers=exc.headers,
-        title=exc.title,
-        extensions=exc.extensions,
-    )
+def problem_response(status: int, detail: str, **options: Any) -> JSONResponse:
+    return ProblemError(status, detail, **options).response()

@@ -6,6 +6,8 @@ opt-outs, rendered on the server (Jinja2) with htmx refreshes; see docs/console.
 
 from __future__ import annotations
 
+from functools import partial
+
 import redis
 from starlette.applications import Starlette
 from starlette.routing import Mount, Route
@@ -13,8 +15,8 @@ from starlette.staticfiles import StaticFiles
 
 from connectus_worker.config import Settings
 from connectus_worker.config.console_users import parse_users
-from connectus_worker.service.console.app import Pages, guarded
-from connectus_worker.service.console.auth import Sessions
+from connectus_worker.service.console.app import Pages, answer_refused
+from connectus_worker.service.console.auth import Refused, Sessions
 from connectus_worker.service.console.ops import Ops
 from connectus_worker.service.console.views import STATIC
 
@@ -32,24 +34,24 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
     ops = Ops(settings, client, sessions)
     get, post = ["GET"], ["POST"]
     routes = [
-        Route("/login", guarded(pages.login_form), methods=get),
-        Route("/login", guarded(pages.login), methods=post),
-        Route("/logout", guarded(pages.logout), methods=post),
-        Route("/", guarded(pages.overview), methods=get),
-        Route("/live/overview", guarded(pages.overview_live), methods=get),
-        Route("/campaigns", guarded(pages.campaign_list), methods=get),
-        Route("/campaigns/{campaign_id}", guarded(pages.campaign), methods=get),
-        Route("/campaigns/{campaign_id}/live", guarded(pages.campaign_live), methods=get),
-        Route("/campaigns/{campaign_id}/report.csv", guarded(pages.campaign_report), methods=get),
-        Route("/campaigns/{campaign_id}/{action}", guarded(pages.campaign_action), methods=post),
-        Route("/search", guarded(ops.search), methods=["GET", "POST"]),
-        Route("/deadletters", guarded(ops.dead_letters), methods=get),
-        Route("/deadletters/{action}", guarded(ops.dead_letter_action), methods=post),
-        Route("/review", guarded(ops.review), methods=get),
-        Route("/review/{action}", guarded(ops.review_action), methods=post),
-        Route("/optouts", guarded(ops.optouts), methods=get),
-        Route("/optouts/lookup", guarded(ops.optout_lookup), methods=post),
-        Route("/optouts/{action}", guarded(ops.optout_change), methods=post),
+        Route("/login", pages.login_form, methods=get),
+        Route("/login", pages.login, methods=post),
+        Route("/logout", pages.logout, methods=post),
+        Route("/", pages.overview, methods=get),
+        Route("/live/overview", partial(pages.overview, live=True), methods=get),
+        Route("/campaigns", pages.campaign_list, methods=get),
+        Route("/campaigns/{campaign_id}", pages.campaign, methods=get),
+        Route("/campaigns/{campaign_id}/live", partial(pages.campaign, live=True), methods=get),
+        Route("/campaigns/{campaign_id}/report.csv", pages.campaign_report, methods=get),
+        Route("/campaigns/{campaign_id}/{action}", pages.campaign_action, methods=post),
+        Route("/search", ops.search, methods=["GET", "POST"]),
+        Route("/deadletters", ops.dead_letters, methods=get),
+        Route("/deadletters/{action}", ops.dead_letter_action, methods=post),
+        Route("/review", ops.review, methods=get),
+        Route("/review/{action}", ops.review_action, methods=post),
+        Route("/optouts", ops.optouts, methods=get),
+        Route("/optouts/lookup", ops.optout_lookup, methods=post),
+        Route("/optouts/{action}", ops.optout_change, methods=post),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={Refused: answer_refused})

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import redis
@@ -27,6 +27,7 @@ from connectus_worker.config.console_users import Operator, verify_password
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import mask_email, mask_phone, redact_text
 from connectus_worker.producers.campaign_control import (
+    REPORT_COLUMNS,
     CampaignControl,
     CampaignNotFound,
     CampaignStateError,
@@ -37,25 +38,18 @@ from connectus_worker.service.console.overview import read_overview
 from connectus_worker.service.console.views import back, page, refused
 
 log = structlog.get_logger("connectus_worker.service.console")
-Handler = Callable[[Request], Awaitable[Response]]
 ACTIONS = ("pause", "resume", "cancel")
 
 
-def guarded(handler: Handler) -> Handler:
-    """Answer :class:`Refused` as a page (401: to the login form)."""
-
-    async def run(request: Request) -> Response:
-        try:
-            return await handler(request)
-        except Refused as exc:
-            if exc.status == 401 and request.headers.get("HX-Request"):
-                # An htmx refresh after the session ended: the whole page goes to login.
-                return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
-            if exc.status == 401 and request.method == "GET":
-                return back("/login")
-            return refused(exc.status, exc.reason)
-
-    return run
+async def answer_refused(request: Request, exc: Exception) -> Response:
+    """:class:`Refused` as a page (401: to the login form)."""
+    assert isinstance(exc, Refused)
+    if exc.status == 401 and request.headers.get("HX-Request"):
+        # An htmx refresh after the session ended: the whole page goes to login.
+        return Response(status_code=204, headers={"HX-Redirect": "/ui/login"})
+    if exc.status == 401 and request.method == "GET":
+        return back("/login")
+    return refused(exc.status, exc.reason)
 
 
 class ConsoleCore:
@@ -121,15 +115,12 @@ class Pages(ConsoleCore):
 
     # -- overview -------------------------------------------------------------------
 
-    async def overview(self, request: Request) -> Response:
-        return await self.view(request, "overview.html", self._overview)
-
-    async def overview_live(self, request: Request) -> Response:
-        """The overview's body alone, for htmx's refresh every few seconds."""
-        return await self.view(request, "overview_live.html", self._overview)
-
-    def _overview(self) -> dict[str, Any]:
-        return {"o": read_overview(self.client, self.keys, self.settings)}
+    async def overview(self, request: Request, *, live: bool = False) -> Response:
+        """``live``: the body alone, for htmx's refresh every few seconds."""
+        name = "overview_live.html" if live else "overview.html"
+        return await self.view(
+            request, name, lambda: {"o": read_overview(self.client, self.keys, self.settings)}
+        )
 
     # -- campaigns ------------------------------------------------------------------
 
@@ -141,25 +132,8 @@ class Pages(ConsoleCore):
 
         return await self.view(request, "campaigns.html", read)
 
-    async def campaign(self, request: Request) -> Response:
-        read = self._campaign(request)
-
-        def with_chart() -> dict[str, Any]:
-            context = read()
-            campaign = self.campaigns.get(context["c"]["campaign_id"])
-            store = self.campaigns.store
-            context["sends"], width = sends_over_time(
-                store.client, store.keys, campaign.campaign_id
-            )
-            context["bar"] = "minute" if width == 60 else f"{width // 60} minutes"
-            return context
-
-        return await self.view(request, "campaign.html", with_chart)
-
-    async def campaign_live(self, request: Request) -> Response:
-        return await self.view(request, "campaign_live.html", self._campaign(request))
-
-    def _campaign(self, request: Request) -> Callable[[], dict[str, Any]]:
+    async def campaign(self, request: Request, *, live: bool = False) -> Response:
+        """The campaign's page, its chart drawn on load; ``live``: the part htmx refreshes."""
         campaign_id = request.path_params["campaign_id"]
 
         def read() -> dict[str, Any]:
@@ -167,11 +141,16 @@ class Pages(ConsoleCore):
                 status = self.campaigns.status(campaign_id)
             except CampaignNotFound as exc:
                 raise Refused(404, str(exc)) from exc
-            body = status.to_json()
-            body["tenant"] = status.campaign.tenant
-            return {"c": body, "actions": ACTIONS}
+            context: dict[str, Any] = {
+                "c": status.to_json() | {"tenant": status.campaign.tenant},
+                "actions": ACTIONS,
+            }
+            if not live:
+                context["sends"], width = sends_over_time(self.client, self.keys, campaign_id)
+                context["bar"] = "minute" if width == 60 else f"{width // 60} minutes"
+            return context
 
-        return read
+        return await self.view(request, "campaign_live.html" if live else "campaign.html", read)
 
     async def campaign_action(self, request: Request) -> Response:
         operator, _, _ = await self.sessions.form(request, act=True)
@@ -203,8 +182,6 @@ class Pages(ConsoleCore):
         rows = self.campaigns.report_rows(campaign_id)
 
         def lines() -> Iterator[str]:
-            from connectus_worker.producers.campaign_control import REPORT_COLUMNS
-
             buffer = io.StringIO()
             writer = csv.DictWriter(buffer, fieldnames=REPORT_COLUMNS)
             writer.writeheader()

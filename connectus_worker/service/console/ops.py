@@ -13,10 +13,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import redis
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from connectus_worker.config import Settings
 from connectus_worker.domain.expiry import AgeLimits
 from connectus_worker.domain.validation import InvalidInput, normalize_number
 from connectus_worker.ledger.deadletters import DeadLetters, Filter, parse_duration
@@ -26,7 +28,7 @@ from connectus_worker.ledger.review import drop, held, resend
 from connectus_worker.logging.redaction import mask_phone
 from connectus_worker.producers.optout import change, history, is_opted_out, list_opted_out
 from connectus_worker.service.console.app import ConsoleCore
-from connectus_worker.service.console.auth import Refused
+from connectus_worker.service.console.auth import Refused, Sessions
 from connectus_worker.service.console.views import back
 
 #: Rows shown on a dead-letter, review or opt-out page.
@@ -34,11 +36,11 @@ PAGE_ROWS = 100
 
 
 class Ops(ConsoleCore):
-    @property
-    def letters(self) -> DeadLetters:
-        s = self.settings
-        store = JobStore(self.client, self.keys, ttl_s=s.job_ttl_s)
-        return DeadLetters(store, limits=AgeLimits(s.max_message_age_s, s.otp_max_age_s))
+    def __init__(self, settings: Settings, client: redis.Redis, sessions: Sessions) -> None:
+        super().__init__(settings, client, sessions)
+        self.jobs = JobStore(client, self.keys, ttl_s=settings.job_ttl_s)
+        limits = AgeLimits(settings.max_message_age_s, settings.otp_max_age_s)
+        self.letters = DeadLetters(self.jobs, limits=limits)
 
     # -- search -----------------------------------------------------------------------
 
@@ -126,8 +128,7 @@ class Ops(ConsoleCore):
 
     async def review(self, request: Request) -> Response:
         def read() -> dict[str, Any]:
-            store = JobStore(self.client, self.keys, ttl_s=self.settings.job_ttl_s)
-            return {"rows": held(store, limit=PAGE_ROWS)}
+            return {"rows": held(self.jobs, limit=PAGE_ROWS)}
 
         return await self.view(request, "review.html", read)
 
@@ -137,8 +138,7 @@ class Ops(ConsoleCore):
         decide = {"resend": resend, "drop": drop}.get(action)
         if decide is None or len(ids) != 1:
             raise Refused(400, "job_id: one job, and the action resend or drop")
-        store = JobStore(self.client, self.keys, ttl_s=self.settings.job_ttl_s)
-        result = await run_in_threadpool(decide, store, ids[0])
+        result = await run_in_threadpool(decide, self.jobs, ids[0])
         self.audit(operator, f"review {action}", job_id=ids[0], result=result)
         return back("/review", msg=f"{ids[0]}: {result}")
 
