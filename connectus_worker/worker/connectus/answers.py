@@ -36,11 +36,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from connectus_worker.worker.connectus.classify import (
-    PROVIDER_ID_KEYS,
-    DeliveryState,
-    delivery_state,
-)
+from connectus_worker.worker.connectus.classify import PROVIDER_ID_KEYS
 
 
 def _no_bool(value: Any) -> Any:
@@ -136,13 +132,6 @@ def describe(exc: ValidationError) -> str:
     )
 
 
-def _final_state(*statuses: str | None) -> DeliveryState | None:
-    """The most advanced state among statuses (a receipt beats "queued")."""
-    states = [s for s in map(delivery_state, statuses) if s is not None]
-    final = [s for s in states if s is not DeliveryState.PENDING]
-    return final[0] if final else (states[0] if states else None)
-
-
 # --- sends (v3 SMS/OTP/e-mail/WhatsApp, v1, QR) --------------------------------
 @dataclass(frozen=True, config=CONFIG)
 class SendResult(Answer):
@@ -224,10 +213,6 @@ class SmsRecord(Answer):
     segments: OptInt = None
     created_at: OptText = None
 
-    @property
-    def state(self) -> DeliveryState | None:
-        return _final_state(self.status, self.platform_status)
-
 
 @dataclass(frozen=True, config=CONFIG)
 class SmsRecords(Answer):
@@ -267,10 +252,6 @@ class EmailStatus(Answer):
     id: ProviderId = None
     events: Annotated[tuple[EmailEvent, ...], BeforeValidator(_named), LISTED] = ()
 
-    @property
-    def state(self) -> DeliveryState | None:
-        return delivery_state(self.status)
-
 
 @dataclass(frozen=True, config=CONFIG)
 class WhatsAppStatus(Answer):
@@ -299,10 +280,6 @@ class MessageStatus(Answer):
 
     status: Text
     provider_id: ProviderId = None
-
-    @property
-    def state(self) -> DeliveryState | None:
-        return delivery_state(self.status)
 
 
 @dataclass(frozen=True, config=CONFIG)
