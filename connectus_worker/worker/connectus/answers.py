@@ -1,16 +1,11 @@
 """Connectus's answers: one pydantic dataclass per answer shape, validated in lax mode.
 
-The shapes are those of docs/connectus-api.md. Where the documents show a field,
-it is read as shown, with the latitude they show: ``{"balance": "1432"}`` (v1) and
-``{"balance": 2312}`` (v3) alike. Where they are silent, a model is tolerant:
-unknown fields are ignored; an optional field that is missing, empty or of an
-unusable type reads as None (:data:`OptText`, :data:`OptInt`); ids sent as
-numbers read as text; a list entry that is not a JSON object is skipped. Only a
-field the caller cannot do without is required; when it is missing, the
-``ValidationError`` names it, and the client's boundary
-(:meth:`~worker.connectus.client.ConnectusClient.call`) turns that into
-``MalformedResponse``. Every answer keeps the whole JSON object as ``raw``,
-left out of ``repr`` (logs stay short and free of message content) and of ``==``.
+Fields the documents show are read as shown (``{"balance": "1432"}`` and ``2312``
+alike). Elsewhere a model is tolerant: unknown fields are ignored; an optional
+field missing, empty or of an unusable type is None; numeric ids read as text; a
+list entry that is not an object is skipped. A missing required field is a
+``ValidationError`` naming it, which the client's boundary turns into
+``MalformedResponse``. ``raw`` keeps the whole object, out of ``repr`` and ``==``.
 """
 
 from __future__ import annotations
@@ -216,14 +211,7 @@ class SmsRecord(Answer):
 
 @dataclass(frozen=True, config=CONFIG)
 class SmsRecords(Answer):
-    """``date_report``: ``{"messages": [...]}``."""
-
-    messages: Annotated[tuple[SmsRecord, ...], LISTED] = ()
-
-
-@dataclass(frozen=True, config=CONFIG)
-class DeliveryInfo(Answer):
-    """Every SMS of one delivery (``GET /sms/delivery_info``)."""
+    """``date_report``'s ``{"messages": [...]}``; ``delivery_info`` adds ``id_delivery``."""
 
     id_delivery: OptText = None
     messages: Annotated[tuple[SmsRecord, ...], LISTED] = ()

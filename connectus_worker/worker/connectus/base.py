@@ -28,9 +28,6 @@ class SubApi:
         self._root = base_url.rstrip("/") + prefix
         self._options = options
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._root!r})"
-
     def _call(
         self, method: str, parse: Callable[[Any], T], path: str, *ids: str, **options: Any
     ) -> T:

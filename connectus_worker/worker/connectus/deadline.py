@@ -1,12 +1,10 @@
 """The request deadline while httpx waits for an answer's head.
 
-httpx hands over nothing until an answer's head is complete, and each read
-waits up to the read timeout: a server trickling its head a byte at a time
-holds the request as long as it likes. :class:`Watchdog` shuts down the socket
-of each thread's request once past its deadline, so the blocked read returns
-and httpx raises. The socket comes from httpcore's public ``trace`` extension
-(``connection.connect_tcp.complete``); each thread's client holds one
-connection, so its last socket is the one in use. Times are seconds (s).
+httpx hands over nothing until the head is complete and each read may wait the
+whole read timeout, so a server trickling its head holds a request as long as it
+likes. :class:`Watchdog` shuts down the socket of a request past its deadline, so
+the blocked read returns. The socket comes from httpcore's public ``trace``
+extension; each thread's client holds one connection. Times are seconds (s).
 """
 
 from __future__ import annotations

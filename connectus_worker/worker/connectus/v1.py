@@ -130,7 +130,6 @@ class V1Api(SubApi):
         return self._call("POST", parse, "send_sms_bulk", params=self._fits(query), send=True)
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
-        """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
         status = self._call("GET", MessageStatus.from_body, "check_sms_status", params=params)
         # The documented answer is only {"status"}: the id asked for is the id.
@@ -192,7 +191,6 @@ class V1Api(SubApi):
         return self._call("POST", parse, "send_email_bulk", params=self._fits(query), send=True)
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
-        """``GET check_email_status_events?id_email=``: status and events."""
         params = {"id_email": require_id("id_email", id_email)}
         path = "check_email_status_events"
         status = self._call("GET", EmailStatus.from_body, path, params=params)

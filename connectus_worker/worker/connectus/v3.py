@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 from connectus_worker.worker.connectus.answers import (
     Ack,
     Balance,
-    DeliveryInfo,
     EmailStatus,
     SendResult,
     SmsRecord,
@@ -119,11 +118,11 @@ class V3Api(SubApi):
         # The collection's answer is only {"status"}: the id asked for is the id.
         return record if record.id else replace(record, id=id_sms)
 
-    def sms_delivery_info(self, *, id_delivery: str) -> DeliveryInfo:
+    def sms_delivery_info(self, *, id_delivery: str) -> SmsRecords:
         """``GET /sms/delivery_info?delivery_id=``: every SMS of one delivery."""
         params = {"delivery_id": require_id("id_delivery", id_delivery)}
         return self._call(
-            "GET", DeliveryInfo.from_body, "sms/delivery_info", params=params, listing=True
+            "GET", SmsRecords.from_body, "sms/delivery_info", params=params, listing=True
         )
 
     def sms_date_report(
@@ -165,7 +164,6 @@ class V3Api(SubApi):
     def send_otp_email(
         self, *, dst_email: str, src_email: str, subject: str, email_content: str
     ) -> SendResult:
-        """``POST /email/send_otp_email``."""
         body = {
             "dst_email": dst_email,
             "src_email": src_email,
@@ -204,7 +202,6 @@ class V3Api(SubApi):
         return self._send("whatsapp/send_message", body)
 
     def whatsapp_status(self, *, message_id: str) -> WhatsAppStatus:
-        """``GET /whatsapp/status?message_id=``."""
         params = {"message_id": require_id("message_id", message_id)}
         return self._call("GET", WhatsAppStatus.from_body, "whatsapp/status", params=params)
 
@@ -251,7 +248,6 @@ class V3Api(SubApi):
         return self._call("GET", SubclientList.from_body, "clients", listing=True)
 
     def create_client(self, *, name: str) -> Subclient:
-        """``POST /clients``."""
         return self._call("POST", Subclient.from_body, "clients", json_body={"name": name})
 
     def get_client(self, *, id_client: str) -> Subclient:
@@ -259,7 +255,6 @@ class V3Api(SubApi):
         return self._call("GET", Subclient.from_body, "clients", require_id("id_client", id_client))
 
     def update_client(self, *, id_client: str, name: str) -> Subclient:
-        """``PATCH /clients/:id``: rename."""
         id_client = require_id("id_client", id_client)
         return self._call(
             "PATCH", Subclient.from_body, "clients", id_client, json_body={"name": name}
@@ -325,5 +320,4 @@ class V3Api(SubApi):
         return self._call("GET", ShortLink.from_body, "short_link", id_short_link)
 
     def account(self) -> Account:
-        """``GET /account``, including the SMS status and incoming webhook URLs."""
         return self._call("GET", Account.from_body, "account")
