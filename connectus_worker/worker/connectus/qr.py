@@ -12,7 +12,7 @@ fields also go in the query string; the contract accepts either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -25,9 +25,6 @@ from connectus_worker.worker.connectus.answers import (
 )
 from connectus_worker.worker.connectus.base import SubApi
 
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
-
 A = TypeVar("A", QrMessages, InviteLink)
 
 
@@ -37,8 +34,7 @@ class QrApi(SubApi):
     Group calls name the group ``group_name`` (the API's ``groupName``).
     """
 
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "", bearer=True)
+    BEARER = True
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""

@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 from connectus_worker.worker.connectus.answers import (
@@ -28,9 +28,6 @@ from connectus_worker.worker.connectus.answers import (
     SendResult,
 )
 from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
-
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
 
@@ -47,9 +44,8 @@ def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
 
 
 class V1Api(SubApi):
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "/api_v1")
-        self.max_query_bytes = MAX_QUERY_BYTES
+    PREFIX = "/api_v1"
+    max_query_bytes = MAX_QUERY_BYTES  # an instance may set its own
 
     def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:
         """``query`` when its URL-encoded form fits ``max_query_bytes``, else InvalidRequest."""

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -43,15 +42,11 @@ from connectus_worker.worker.connectus.enums import (
     country_of_number,
 )
 
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
-
 
 class V3Api(SubApi):
     """SMS, e-mail, WhatsApp, deliveries, subclients, short links, account."""
 
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "/api_v3")
+    PREFIX = "/api_v3"
 
     # --- SMS ---------------------------------------------------------------
     def send_sms(
