@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import date, datetime
 
+from connectus_worker.domain.countries import connectus_country
 from connectus_worker.worker.connectus.answers import (
     Ack,
     Balance,
@@ -35,12 +36,7 @@ from connectus_worker.worker.connectus.base import (
     require_id,
     wall_clock,
 )
-from connectus_worker.worker.connectus.enums import (
-    Country,
-    DeliveryProduct,
-    SubclientProduct,
-    country_of_number,
-)
+from connectus_worker.worker.connectus.enums import Country, DeliveryProduct, SubclientProduct
 
 
 class V3Api(SubApi):
@@ -70,11 +66,12 @@ class V3Api(SubApi):
         if id_country is not None:
             id_country = check_enum("id_country", id_country, Country)
         elif id_client is not None:
-            id_country = country_of_number(dst_number)
-            if id_country is None:
+            found = connectus_country(dst_number)
+            if found is None:
                 raise refuse("id_country_unknown", "id_client: a subclient's SMS needs the "
                              "destination's country, and dst_number's calling code is none of "
                              "Connectus's countries")  # fmt: skip
+            id_country = Country(found)
         body = {
             "dst_number": dst_number,
             "sms_content": sms_content,
