@@ -143,7 +143,7 @@ CASES: dict[str, Case] = {
         lambda c: c.v3.whatsapp_status(message_id="w1"),
         {"message_id": "w1", "status": "ENTREGADO"},
         "GET", "/api_v3/whatsapp/status", query={"message_id": "w1"},
-        check=lambda r: (r.message_id, r.status) == ("w1", "ENTREGADO"),
+        check=lambda r: (r.provider_id, r.status) == ("w1", "ENTREGADO"),
     ),
     "whatsapp_messages": Case(
         lambda c: c.v3.whatsapp_messages(src_number="1", dst_number="2"),

@@ -242,12 +242,6 @@ class EmailStatus(Answer):
 
 
 @dataclass(frozen=True, config=CONFIG)
-class WhatsAppStatus(Answer):
-    status: Text
-    message_id: ProviderId = None
-
-
-@dataclass(frozen=True, config=CONFIG)
 class WhatsAppMessage(Answer):
     message_id: ProviderId = None
     src_number: OptText = None
@@ -264,7 +258,7 @@ class WhatsAppMessages(Answer):
 
 @dataclass(frozen=True, config=CONFIG)
 class MessageStatus(Answer):
-    """A v1 platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message."""
+    """A platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message (v1, WhatsApp)."""
 
     status: Text
     provider_id: ProviderId = None

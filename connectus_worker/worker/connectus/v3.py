@@ -14,12 +14,12 @@ from connectus_worker.worker.connectus.answers import (
     Ack,
     Balance,
     EmailStatus,
+    MessageStatus,
     SendResult,
     SmsRecord,
     SmsRecords,
     WhatsAppMessage,
     WhatsAppMessages,
-    WhatsAppStatus,
 )
 from connectus_worker.worker.connectus.answers_account import (
     Account,
@@ -193,9 +193,9 @@ class V3Api(SubApi):
         }
         return self._send("whatsapp/send_message", body)
 
-    def whatsapp_status(self, *, message_id: str) -> WhatsAppStatus:
+    def whatsapp_status(self, *, message_id: str) -> MessageStatus:
         params = {"message_id": require_id("message_id", message_id)}
-        return self._call("GET", WhatsAppStatus.from_body, "whatsapp/status", params=params)
+        return self._call("GET", MessageStatus.from_body, "whatsapp/status", params=params)
 
     def whatsapp_messages(self, *, src_number: str, dst_number: str) -> tuple[WhatsAppMessage, ...]:
         """``GET /whatsapp/messages``: the conversation between two numbers."""
