@@ -24,7 +24,7 @@ def _rule(rule: c.Rule) -> tuple[str, str]:
 def _statuses(rules: Mapping[str, c.Rule], codes: bool = False) -> Iterable[list[object]]:
     for name, rule in rules.items():
         code = [] if not codes else ["—" if rule.code is None else f"0x{rule.code:08X}"]
-        yield [f"`{name}`", *code, *_rule(rule), rule.state or "—", rule.why]
+        yield [f"`{name}`", *code, *_rule(rule), rule.why]
 
 
 def _texts(texts: Sequence[str], what: str) -> list[str]:
@@ -46,12 +46,12 @@ def render() -> str:
                   ((k, *_rule(r), r.why) for k, r in http.items()))  # fmt: skip
     out += _table(
         "SMPP command statuses (v3 SMS)",
-        ("status", "code", "class", "outcome", "delivery state", "why"),
+        ("status", "code", "class", "outcome", "why"),
         _statuses({**c.SMPP, "other ESME_*": c.SMPP_UNKNOWN}, codes=True),
     )
     out += _table(
         "Platform statuses",
-        ("status", "class (in a send answer)", "outcome", "delivery state", "why"),
+        ("status", "class (in a send answer)", "outcome", "why"),
         _statuses(c.PLATFORM),
     )
     out += ["### Body texts meaning balance exhausted", ""]

@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from connectus_worker.worker.connectus import classify, errors
-from connectus_worker.worker.connectus.classify import DeliveryState, parse_retry_after
+from connectus_worker.worker.connectus.classify import parse_retry_after
 from devtools import errors_table
 
 REPO = Path(__file__).resolve().parents[2]
@@ -155,16 +155,15 @@ EXPECTED_SMPP: dict[str, str | None] = {
     "ESME_RINVBCAST_REP": INVALID, "ESME_RINVBCASTSRVGRP": INVALID,
     "ESME_RINVBCASTCHANIND": INVALID, "DELIVRD": None, "UNDELIV": REJECTED,
 }  # fmt: skip
-P, D, U, INV = "pending", "delivered", "undeliverable", "invalid"
-EXPECTED_PLATFORM = {  # status: (class in a send answer, delivery state)
-    "PROGRAMADO": (None, P),
-    "EN_COLA": (None, P),
-    "ENVIADO_A_CARRIER": (None, P),
-    "ESPERANDO_RESPUESTA": (None, P),
-    "NUMERO_ENVIADO": (None, P),
-    "ENTREGADO": (None, D),
-    "NO_ENTREGABLE": ("Rejected", U),
-    "NUMERO_INVALIDO": ("InvalidNumber", INV),
+EXPECTED_PLATFORM = {  # status: class in a send answer
+    "PROGRAMADO": None,
+    "EN_COLA": None,
+    "ENVIADO_A_CARRIER": None,
+    "ESPERANDO_RESPUESTA": None,
+    "NUMERO_ENVIADO": None,
+    "ENTREGADO": None,
+    "NO_ENTREGABLE": "Rejected",
+    "NUMERO_INVALIDO": "InvalidNumber",
 }
 
 
@@ -210,9 +209,9 @@ def test_smpp_row_in_a_send_answer(status: str, expected: str | None) -> None:
 
 
 @pytest.mark.parametrize(("status", "expected"), EXPECTED_PLATFORM.items())
-def test_platform_row(status: str, expected: tuple[str | None, str]) -> None:
+def test_platform_row(status: str, expected: str | None) -> None:
     verdict = classify.for_send_body({"status": status, "message_id": "m1"})
-    assert (_name(verdict.error if verdict else None), classify.delivery_state(status)) == expected
+    assert _name(verdict.error if verdict else None) == expected
 
 
 def test_platform_rows_are_exactly_the_expected_ones() -> None:
@@ -231,23 +230,6 @@ def test_every_smpp_status_of_the_collection_has_a_row_with_its_code() -> None:
     assert len(documented) == 67  # the table as published; a new one must be decided
     assert {name: classify.SMPP[name].code for name in documented} == documented
     assert set(classify.SMPP) - set(documented) == {"DELIVRD", "UNDELIV"}
-
-
-@pytest.mark.parametrize(
-    ("status", "state"),
-    [
-        ("ESME_ROK", DeliveryState.PENDING),
-        ("DELIVRD", DeliveryState.DELIVERED),
-        ("UNDELIV", DeliveryState.UNDELIVERABLE),
-        ("ESME_RINVDSTADR", DeliveryState.INVALID),
-        ("ESME_RX_P_APPN", DeliveryState.UNDELIVERABLE),
-        ("ESME_RSOMETHINGNEW", DeliveryState.UNDELIVERABLE),
-        ("CONNECTED", None),
-        (None, None),
-    ],
-)
-def test_delivery_state(status: str | None, state: DeliveryState | None) -> None:
-    assert classify.delivery_state(status) == state
 
 
 # --- bodies refine client errors; some statuses never ---------------------------

@@ -12,7 +12,6 @@ import pytest
 
 from connectus_worker.worker.connectus import errors
 from connectus_worker.worker.connectus.answers import BulkItem
-from connectus_worker.worker.connectus.classify import DeliveryState
 from connectus_worker.worker.connectus.v1 import MAX_BULK_SMS
 from tests.support.connectus import make_client
 
@@ -124,11 +123,11 @@ def test_a_bulk_answer_with_a_different_count_is_malformed() -> None:
     [
         (
             lambda c: (c.v1.check_sms_status(id_sms="6bfb").provider_id,
-                       c.v1.check_sms_status(id_sms="6bfb").state),
+                       c.v1.check_sms_status(id_sms="6bfb").status),
             "/api_v1/check_sms_status",
             {"id_sms": "6bfb"},
             {"status": "ENTREGADO"},
-            ("6bfb", DeliveryState.DELIVERED),
+            ("6bfb", "ENTREGADO"),
         ),
         (
             lambda c: [(m.provider_id, m.status) for m in c.v1.check_delivery_status(

@@ -1,16 +1,11 @@
 """Connectus's answers: one pydantic dataclass per answer shape, validated in lax mode.
 
-The shapes are those of docs/connectus-api.md. Where the documents show a field,
-it is read as shown, with the latitude they show: ``{"balance": "1432"}`` (v1) and
-``{"balance": 2312}`` (v3) alike. Where they are silent, a model is tolerant:
-unknown fields are ignored; an optional field that is missing, empty or of an
-unusable type reads as None (:data:`OptText`, :data:`OptInt`); ids sent as
-numbers read as text; a list entry that is not a JSON object is skipped. Only a
-field the caller cannot do without is required; when it is missing, the
-``ValidationError`` names it, and the client's boundary
-(:meth:`~worker.connectus.client.ConnectusClient.call`) turns that into
-``MalformedResponse``. Every answer keeps the whole JSON object as ``raw``,
-left out of ``repr`` (logs stay short and free of message content) and of ``==``.
+Fields the documents show are read as shown (``{"balance": "1432"}`` and ``2312``
+alike). Elsewhere a model is tolerant: unknown fields are ignored; an optional
+field missing, empty or of an unusable type is None; numeric ids read as text; a
+list entry that is not an object is skipped. A missing required field is a
+``ValidationError`` naming it, which the client's boundary turns into
+``MalformedResponse``. ``raw`` keeps the whole object, out of ``repr`` and ``==``.
 """
 
 from __future__ import annotations
@@ -36,11 +31,7 @@ from pydantic import (
 )
 from pydantic.dataclasses import dataclass
 
-from connectus_worker.worker.connectus.classify import (
-    PROVIDER_ID_KEYS,
-    DeliveryState,
-    delivery_state,
-)
+from connectus_worker.worker.connectus.classify import PROVIDER_ID_KEYS
 
 
 def _no_bool(value: Any) -> Any:
@@ -136,13 +127,6 @@ def describe(exc: ValidationError) -> str:
     )
 
 
-def _final_state(*statuses: str | None) -> DeliveryState | None:
-    """The most advanced state among statuses (a receipt beats "queued")."""
-    states = [s for s in map(delivery_state, statuses) if s is not None]
-    final = [s for s in states if s is not DeliveryState.PENDING]
-    return final[0] if final else (states[0] if states else None)
-
-
 # --- sends (v3 SMS/OTP/e-mail/WhatsApp, v1, QR) --------------------------------
 @dataclass(frozen=True, config=CONFIG)
 class SendResult(Answer):
@@ -224,21 +208,10 @@ class SmsRecord(Answer):
     segments: OptInt = None
     created_at: OptText = None
 
-    @property
-    def state(self) -> DeliveryState | None:
-        return _final_state(self.status, self.platform_status)
-
 
 @dataclass(frozen=True, config=CONFIG)
 class SmsRecords(Answer):
-    """``date_report``: ``{"messages": [...]}``."""
-
-    messages: Annotated[tuple[SmsRecord, ...], LISTED] = ()
-
-
-@dataclass(frozen=True, config=CONFIG)
-class DeliveryInfo(Answer):
-    """Every SMS of one delivery (``GET /sms/delivery_info``)."""
+    """``date_report``'s ``{"messages": [...]}``; ``delivery_info`` adds ``id_delivery``."""
 
     id_delivery: OptText = None
     messages: Annotated[tuple[SmsRecord, ...], LISTED] = ()
@@ -267,16 +240,6 @@ class EmailStatus(Answer):
     id: ProviderId = None
     events: Annotated[tuple[EmailEvent, ...], BeforeValidator(_named), LISTED] = ()
 
-    @property
-    def state(self) -> DeliveryState | None:
-        return delivery_state(self.status)
-
-
-@dataclass(frozen=True, config=CONFIG)
-class WhatsAppStatus(Answer):
-    status: Text
-    message_id: ProviderId = None
-
 
 @dataclass(frozen=True, config=CONFIG)
 class WhatsAppMessage(Answer):
@@ -295,14 +258,10 @@ class WhatsAppMessages(Answer):
 
 @dataclass(frozen=True, config=CONFIG)
 class MessageStatus(Answer):
-    """A v1 platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message."""
+    """A platform status (PROGRAMADO, EN_COLA, ... ENTREGADO) of one message (v1, WhatsApp)."""
 
     status: Text
     provider_id: ProviderId = None
-
-    @property
-    def state(self) -> DeliveryState | None:
-        return delivery_state(self.status)
 
 
 @dataclass(frozen=True, config=CONFIG)

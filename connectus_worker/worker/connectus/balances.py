@@ -1,15 +1,9 @@
-"""Which Connectus balance a send draws on, and how much is left (for campaign preflight).
+"""Which Connectus balance a send draws on, and how much is left (campaign preflight).
 
-SMS balance is per destination country, so a campaign to two countries checks
-two; a send with ``id_client`` draws on that subclient's balance; v1 has its
-own balance calls. Which figure of which call each case reads (and why the
-smaller of two e-mail figures counts): docs/campaigns.md, the preflight table.
-
-Answers are cached per lookup object: a preflight asks once per country, and
-lists the subclients (``GET /clients``) once. The lookup reads through a
-:class:`BalanceSource`: the Connectus client (CLI, producers), or the snapshot
-the workers publish in Redis for the HTTP service, which holds no Connectus
-credentials (:mod:`worker.balance_snapshot`).
+Which figure of which call each case reads: docs/campaigns.md, the preflight
+table. A lookup caches its answers (a preflight asks once per country and lists
+the subclients once) and reads a :class:`BalanceSource`: the Connectus client,
+or the workers' snapshot in Redis for the service (:mod:`worker.balance_snapshot`).
 """
 
 from __future__ import annotations

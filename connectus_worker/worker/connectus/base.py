@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 from urllib.parse import quote
 
 from connectus_worker.worker.connectus.answers import SendResult
@@ -18,18 +18,17 @@ T = TypeVar("T")
 
 
 class SubApi:
-    """A group of calls under one root URL (``base_url`` + ``prefix``).
+    """A group of calls under one root URL (``base_url`` + ``PREFIX``).
 
-    ``options`` go with every call of the group (the QR API's ``bearer=True``).
+    ``BEARER``: the group's calls use the bearer token, when one is configured (QR).
     """
 
-    def __init__(self, client: ConnectusClient, base_url: str, prefix: str, **options: Any) -> None:
-        self._client = client
-        self._root = base_url.rstrip("/") + prefix
-        self._options = options
+    PREFIX: ClassVar[str] = ""
+    BEARER: ClassVar[bool] = False
 
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}({self._root!r})"
+    def __init__(self, client: ConnectusClient, base_url: str) -> None:
+        self._client = client
+        self._root = base_url.rstrip("/") + self.PREFIX
 
     def _call(
         self, method: str, parse: Callable[[Any], T], path: str, *ids: str, **options: Any
@@ -37,7 +36,7 @@ class SubApi:
         """``method`` on ``root/path/ids...``; ``options`` as :meth:`ConnectusClient.call`'s."""
         # Each id is quoted as one segment: an id with "/" or "?" can't reach another route.
         url = "/".join([self._root, path, *(quote(s, safe="") for s in ids)])
-        return self._client.call(method, url, parse, **self._options, **options)
+        return self._client.call(method, url, parse, bearer=self.BEARER, **options)
 
     def _send(self, path: str, body: Mapping[str, Any]) -> SendResult:
         """POST a message as JSON; a 2xx answer with an error status raises too."""

@@ -10,7 +10,6 @@ raises; nothing else classifies. ``docs/errors.md`` shows these tables
 from __future__ import annotations
 
 import email.utils
-import enum
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -48,22 +47,12 @@ ErrorClass = type[ConnectusError]
 PROVIDER_ID_KEYS = ("id", "id_sms", "message_id", "id_email", "id_message")
 
 
-class DeliveryState(enum.StrEnum):
-    """Where a message stands once Connectus accepted (or refused) it."""
-
-    PENDING = "pending"
-    DELIVERED = "delivered"
-    UNDELIVERABLE = "undeliverable"
-    INVALID = "invalid"
-
-
 @dataclass(frozen=True)
 class Rule:
     """One row: ``error`` is None when the status is not a failure."""
 
     error: ErrorClass | None
     why: str
-    state: DeliveryState | None = None
     code: int | None = None
 
 
@@ -115,8 +104,6 @@ HTTP_OTHER_5XX = Rule(AmbiguousServerError, "other server errors: it may have be
 
 # --- SMPP command statuses (the collection's table, plus DELIVRD/UNDELIV) ------
 # A send answer carrying a non-OK name was "not accepted, not charged" (contract).
-_P, _U = DeliveryState.PENDING, DeliveryState.UNDELIVERABLE
-_D, _I = DeliveryState.DELIVERED, DeliveryState.INVALID
 _BIND = "Connectus' operator session, not this message"
 _LOGIN = "every SMS of the account fails alike: pause the account"
 _FIELD = "a field of the message as submitted"
@@ -125,8 +112,7 @@ _BCAST = "broadcast field (we never broadcast): refused as submitted"
 
 
 def _s(code: int, error: ErrorClass | None, why: str) -> Rule:
-    state = _P if error is None else (_I if error is InvalidNumber else _U)
-    return Rule(error, why, state, code)
+    return Rule(error, why, code)
 
 
 SMPP: Mapping[str, Rule] = {
@@ -197,22 +183,22 @@ SMPP: Mapping[str, Rule] = {
     "ESME_RINVBCAST_REP": _s(0x110, InvalidRequest, _BCAST),
     "ESME_RINVBCASTSRVGRP": _s(0x111, InvalidRequest, _BCAST),
     "ESME_RINVBCASTCHANIND": _s(0x112, InvalidRequest, _BCAST),
-    "DELIVRD": Rule(None, "delivery receipt: delivered to the handset", _D),
-    "UNDELIV": Rule(Rejected, "delivery receipt: the operator could not deliver it", _U),
+    "DELIVRD": Rule(None, "delivery receipt: delivered to the handset"),
+    "UNDELIV": Rule(Rejected, "delivery receipt: the operator could not deliver it"),
 }
 # A send answer with an ESME_ name missing above: not accepted (contract), unknown why.
-SMPP_UNKNOWN = Rule(Rejected, "unlisted SMPP status: not accepted; a human decides", _U)
+SMPP_UNKNOWN = Rule(Rejected, "unlisted SMPP status: not accepted; a human decides")
 
 # --- platform statuses (v1, webhooks, platform_status) --------------------------
 PLATFORM: Mapping[str, Rule] = {
-    "PROGRAMADO": Rule(None, "scheduled in a delivery", _P),
-    "EN_COLA": Rule(None, "queued at Connectus", _P),
-    "ENVIADO_A_CARRIER": Rule(None, "handed to the operator", _P),
-    "ESPERANDO_RESPUESTA": Rule(None, "waiting for the operator's receipt", _P),
-    "NUMERO_ENVIADO": Rule(None, "e-mail sent, not yet confirmed delivered", _P),
-    "ENTREGADO": Rule(None, "delivered", _D),
-    "NO_ENTREGABLE": Rule(Rejected, "the operator could not deliver it", _U),
-    "NUMERO_INVALIDO": Rule(InvalidNumber, "the destination number is invalid", _I),
+    "PROGRAMADO": Rule(None, "scheduled in a delivery"),
+    "EN_COLA": Rule(None, "queued at Connectus"),
+    "ENVIADO_A_CARRIER": Rule(None, "handed to the operator"),
+    "ESPERANDO_RESPUESTA": Rule(None, "waiting for the operator's receipt"),
+    "NUMERO_ENVIADO": Rule(None, "e-mail sent, not yet confirmed delivered"),
+    "ENTREGADO": Rule(None, "delivered"),
+    "NO_ENTREGABLE": Rule(Rejected, "the operator could not deliver it"),
+    "NUMERO_INVALIDO": Rule(InvalidNumber, "the destination number is invalid"),
 }
 
 # --- body texts meaning "balance exhausted" (lower-case substrings) ------------
@@ -323,7 +309,7 @@ def for_send_body(body: Any) -> Verdict | None:
         return refined
     status = body.get("status")
     if isinstance(status, str) and status.startswith("ESME_") and status not in SMPP:
-        return Verdict(Rejected, status)
+        return Verdict(Rejected, status)  # the SMPP_UNKNOWN row
     if body.get("success") is False:
         return Verdict(Rejected, "success_false")
     if not any(_is_id(body.get(key)) for key in PROVIDER_ID_KEYS):
@@ -362,16 +348,6 @@ def _body_verdict(body: Any) -> Verdict | None:
 def is_balance_text(text: str) -> bool:
     """True when an error text says the balance is spent (English or Spanish)."""
     return any(phrase in text.lower() for phrase in BALANCE_TEXTS)
-
-
-def delivery_state(status: str | None) -> DeliveryState | None:
-    """Pending/delivered/undeliverable/invalid for any SMPP or platform status."""
-    if not status:
-        return None
-    rule = SMPP.get(status) or PLATFORM.get(status)
-    if rule is None and status.startswith("ESME_"):
-        rule = SMPP_UNKNOWN
-    return None if rule is None else rule.state
 
 
 def _snake(name: str) -> str:

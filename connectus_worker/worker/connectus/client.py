@@ -1,17 +1,10 @@
 """``ConnectusClient``: the Connectus API client, and its one boundary, ``call``.
 
-::
-
-    with ConnectusClient(api_user=..., api_key=..., base_url=..., v1_base_url=...,
-                         qr_base_url=..., connect_timeout_s=3, read_timeout_s=10) as c:
-        c.v3.send_sms(dst_number="56987688060", sms_content="hola").provider_id
-
-:meth:`ConnectusClient.call` is the only place that turns httpx exceptions, HTTP
-statuses, error statuses in bodies, unparseable, oversized and overdue answers
-into the error tree (:mod:`worker.connectus.errors`, the class chosen by
-:mod:`worker.connectus.classify`), always ``raise ... from exc``. Two limits
-httpx lacks are kept while an answer streams: its size (never buffered whole)
-and the deadline of the whole request (:mod:`worker.connectus.deadline`).
+``call`` alone turns httpx exceptions, HTTP statuses, error statuses in bodies,
+and unparseable, oversized or overdue answers into the error tree
+(:mod:`worker.connectus.errors`, the class chosen by :mod:`worker.connectus.classify`).
+It keeps two limits httpx lacks: an answer's size (never buffered whole) and the
+deadline of the whole request (:mod:`worker.connectus.deadline`).
 """
 
 from __future__ import annotations
@@ -56,10 +49,8 @@ class ConnectusClient:
 
     Create one per process and share it between threads: each calling thread
     gets its own ``httpx.Client`` with one keep-alive connection, so no thread
-    waits on another's. (One client shared by every thread pools connections
-    behind one lock that httpcore holds while it scans them at each request's
-    start and end: at 96 threads a third of the worker's GIL time,
-    ``docs/benchmarks.md``.) The clients share one SSL context.
+    waits on another's (one shared pool's lock cost a third of the worker's
+    GIL time at 96 threads, ``docs/benchmarks.md``).
 
     Every setting is keyword-only. Timeouts are seconds (s):
     ``connect_timeout_s`` to open a connection, ``read_timeout_s`` between
@@ -127,8 +118,8 @@ class ConnectusClient:
         # kept where no repr shows them: a closure and httpx.Headers (masked).
         token = base64.b64encode(f"{api_user}:{api_key}".encode()).decode("ascii")
         self._redact = _redactor(api_key, token, qr_bearer_token)
-        bearer = None if qr_bearer_token is None else f"Bearer {qr_bearer_token}"
-        self._bearer = None if bearer is None else httpx.Headers({"Authorization": bearer})
+        bearer = {"Authorization": f"Bearer {qr_bearer_token}"}
+        self._bearer = None if qr_bearer_token is None else httpx.Headers(bearer)
         self.deadline_s = deadline_s
         self.max_response_bytes = max_response_bytes
         self.max_listing_bytes = max_listing_bytes
@@ -291,20 +282,19 @@ class ConnectusClient:
                         reason="malformed_response",
                         status_code=status,
                     ) from exc
-        if not response.is_success:
-            verdict_or_none = classify.for_http(status, body, response.headers.get("Retry-After"))
-            if verdict_or_none is not None:  # always, for a non-2xx status
-                # The cause keeps the response for debugging; its text names no URL,
-                # because a query string may carry numbers.
-                cause = httpx.HTTPStatusError(
-                    f"HTTP {status}", request=response.request, response=response
-                )
-                raise verdict_or_none.error(
-                    self._message(where, f"HTTP {status}", body),
-                    reason=verdict_or_none.reason,
-                    status_code=status,
-                    retry_after_s=verdict_or_none.retry_after_s,
-                ) from cause
+        failed = classify.for_http(status, body, response.headers.get("Retry-After"))
+        if failed is not None:  # any non-2xx status
+            # The cause keeps the response for debugging; its text names no URL,
+            # because a query string may carry numbers.
+            cause = httpx.HTTPStatusError(
+                f"HTTP {status}", request=response.request, response=response
+            )
+            raise failed.error(
+                self._message(where, f"HTTP {status}", body),
+                reason=failed.reason,
+                status_code=status,
+                retry_after_s=failed.retry_after_s,
+            ) from cause
         if content is None:
             raise MalformedResponse(
                 f"{where}: HTTP {status} answer is larger than {cap} bytes: not read",

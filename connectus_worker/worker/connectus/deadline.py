@@ -1,16 +1,15 @@
 """The request deadline while httpx waits for an answer's head.
 
-httpx hands over nothing until an answer's head is complete, and each read
-waits up to the read timeout: a server trickling its head a byte at a time
-holds the request as long as it likes. :class:`Watchdog` shuts down the socket
-of each thread's request once past its deadline, so the blocked read returns
-and httpx raises. The socket comes from httpcore's public ``trace`` extension
-(``connection.connect_tcp.complete``); each thread's client holds one
-connection, so its last socket is the one in use. Times are seconds (s).
+httpx hands over nothing until the head is complete and each read may wait the
+whole read timeout, so a server trickling its head holds a request as long as it
+likes. :class:`Watchdog` shuts down the socket of a request past its deadline, so
+the blocked read returns. The socket comes from httpcore's public ``trace``
+extension; each thread's client holds one connection. Times are seconds (s).
 """
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from collections.abc import Callable
@@ -43,26 +42,21 @@ class Lane:
         with self.lock:
             self.deadline = None
 
-    def cut_if_overdue(self, now: float) -> bool:
+    def cut_if_overdue(self, now: float) -> None:
         """Shut down the socket if the request in flight is past its deadline."""
         with self.lock:
             if self.deadline is None or now <= self.deadline or self.sock is None:
-                return False
+                return
             self.deadline = None  # once
             sock = self.sock
-        try:
+        # OSError: already closed, the request is ending anyway.
+        with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            return False  # already closed: the request is ending anyway
-        return True
 
 
 class Watchdog:
-    """A daemon thread that cuts overdue requests every ``tick_s`` (s).
-
-    Started with the first lane; ``stop`` ends it. A request is cut at most
-    ``tick_s`` after its deadline.
-    """
+    """A daemon thread, started with the first lane, that cuts overdue requests
+    every ``tick_s`` (s): at most ``tick_s`` after their deadline."""
 
     def __init__(self, clock: Callable[[], float], tick_s: float) -> None:
         self._clock = clock

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import enum
 
-from connectus_worker.domain.countries import connectus_country
-
 
 class DeliveryProduct(enum.IntEnum):
     """``id_product`` of ``POST /api_v3/deliveries``."""
@@ -46,10 +44,3 @@ class Country(enum.IntEnum):
     PARAGUAY = 13
     BOLIVIA = 14
     GUATEMALA = 15
-
-
-def country_of_number(number: str) -> Country | None:
-    """The :class:`Country` of a number in E.164 digits; None when Connectus serves
-    none by its calling code."""
-    found = connectus_country(number)
-    return None if found is None else Country(found)

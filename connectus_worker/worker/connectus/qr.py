@@ -12,7 +12,7 @@ fields also go in the query string; the contract accepts either.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from connectus_worker.worker.connectus.answers import (
     Ack,
@@ -25,9 +25,6 @@ from connectus_worker.worker.connectus.answers import (
 )
 from connectus_worker.worker.connectus.base import SubApi
 
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
-
 A = TypeVar("A", QrMessages, InviteLink)
 
 
@@ -37,8 +34,7 @@ class QrApi(SubApi):
     Group calls name the group ``group_name`` (the API's ``groupName``).
     """
 
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "", bearer=True)
+    BEARER = True
 
     def qr(self) -> str:
         """``GET /qr``: the QR code data to pair the WhatsApp session."""
@@ -53,13 +49,11 @@ class QrApi(SubApi):
         return self._send("send", {"number": number, "message": message})
 
     def last_messages(self, *, number: str) -> tuple[QrMessage, ...]:
-        """``GET /get-last-messages {number}``."""
         return self._read(QrMessages, "get-last-messages", {"number": number}).messages
 
     def create_group(
         self, *, name: str, numbers: Sequence[str], options: Mapping[str, Any] | None = None
     ) -> Ack:
-        """``POST /create-group {name, numbers, options}``."""
         body = {"name": name, "numbers": list(numbers), "options": dict(options or {})}
         return self._change("create-group", body)
 
@@ -81,7 +75,6 @@ class QrApi(SubApi):
     def update_group_info(
         self, *, group_name: str, new_subject: str | None = None, new_description: str | None = None
     ) -> Ack:
-        """``POST /update-group-info {groupName, newSubject?, newDescription?}``."""
         if new_subject is None and new_description is None:
             raise ValueError("update_group_info needs new_subject or new_description")
         body = {
@@ -98,12 +91,10 @@ class QrApi(SubApi):
         return self._send("send-message-to-group", {"groupName": group_name, "message": message})
 
     def generate_invite_link(self, *, group_name: str) -> str:
-        """``GET /generate-invite-link {groupName}``."""
         fields = {"groupName": group_name}
         return self._read(InviteLink, "generate-invite-link", fields).invite_link
 
     def last_group_messages(self, *, group_name: str) -> tuple[QrMessage, ...]:
-        """``GET /get-last-group-messages {groupName}``."""
         fields = {"groupName": group_name}
         return self._read(QrMessages, "get-last-group-messages", fields).messages
 

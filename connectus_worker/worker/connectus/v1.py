@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote_plus, urlencode
 
 from connectus_worker.worker.connectus.answers import (
@@ -28,9 +28,6 @@ from connectus_worker.worker.connectus.answers import (
     SendResult,
 )
 from connectus_worker.worker.connectus.base import SubApi, refuse, require_id, wall_clock
-
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
 
 MAX_BULK_SMS = 1_000  # documented: "hasta 1.000 por consulta"
 
@@ -47,9 +44,8 @@ def _bulk_item(message: Mapping[str, str]) -> dict[str, Any]:
 
 
 class V1Api(SubApi):
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "/api_v1")
-        self.max_query_bytes = MAX_QUERY_BYTES
+    PREFIX = "/api_v1"
+    max_query_bytes = MAX_QUERY_BYTES  # an instance may set its own
 
     def _fits(self, query: Mapping[str, Any]) -> Mapping[str, Any]:
         """``query`` when its URL-encoded form fits ``max_query_bytes``, else InvalidRequest."""
@@ -130,7 +126,6 @@ class V1Api(SubApi):
         return self._call("POST", parse, "send_sms_bulk", params=self._fits(query), send=True)
 
     def check_sms_status(self, *, id_sms: str) -> MessageStatus:
-        """``GET check_sms_status?id_sms=``: a platform status."""
         params = {"id_sms": require_id("id_sms", id_sms)}
         status = self._call("GET", MessageStatus.from_body, "check_sms_status", params=params)
         # The documented answer is only {"status"}: the id asked for is the id.
@@ -192,7 +187,6 @@ class V1Api(SubApi):
         return self._call("POST", parse, "send_email_bulk", params=self._fits(query), send=True)
 
     def check_email_status_events(self, *, id_email: str) -> EmailStatus:
-        """``GET check_email_status_events?id_email=``: status and events."""
         params = {"id_email": require_id("id_email", id_email)}
         path = "check_email_status_events"
         status = self._call("GET", EmailStatus.from_body, path, params=params)

@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
+from connectus_worker.domain.countries import connectus_country
 from connectus_worker.worker.connectus.answers import (
     Ack,
     Balance,
-    DeliveryInfo,
     EmailStatus,
+    MessageStatus,
     SendResult,
     SmsRecord,
     SmsRecords,
     WhatsAppMessage,
     WhatsAppMessages,
-    WhatsAppStatus,
 )
 from connectus_worker.worker.connectus.answers_account import (
     Account,
@@ -37,22 +36,13 @@ from connectus_worker.worker.connectus.base import (
     require_id,
     wall_clock,
 )
-from connectus_worker.worker.connectus.enums import (
-    Country,
-    DeliveryProduct,
-    SubclientProduct,
-    country_of_number,
-)
-
-if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.client import ConnectusClient
+from connectus_worker.worker.connectus.enums import Country, DeliveryProduct, SubclientProduct
 
 
 class V3Api(SubApi):
     """SMS, e-mail, WhatsApp, deliveries, subclients, short links, account."""
 
-    def __init__(self, client: ConnectusClient, base_url: str) -> None:
-        super().__init__(client, base_url, "/api_v3")
+    PREFIX = "/api_v3"
 
     # --- SMS ---------------------------------------------------------------
     def send_sms(
@@ -76,11 +66,12 @@ class V3Api(SubApi):
         if id_country is not None:
             id_country = check_enum("id_country", id_country, Country)
         elif id_client is not None:
-            id_country = country_of_number(dst_number)
-            if id_country is None:
+            found = connectus_country(dst_number)
+            if found is None:
                 raise refuse("id_country_unknown", "id_client: a subclient's SMS needs the "
                              "destination's country, and dst_number's calling code is none of "
                              "Connectus's countries")  # fmt: skip
+            id_country = Country(found)
         body = {
             "dst_number": dst_number,
             "sms_content": sms_content,
@@ -119,11 +110,11 @@ class V3Api(SubApi):
         # The collection's answer is only {"status"}: the id asked for is the id.
         return record if record.id else replace(record, id=id_sms)
 
-    def sms_delivery_info(self, *, id_delivery: str) -> DeliveryInfo:
+    def sms_delivery_info(self, *, id_delivery: str) -> SmsRecords:
         """``GET /sms/delivery_info?delivery_id=``: every SMS of one delivery."""
         params = {"delivery_id": require_id("id_delivery", id_delivery)}
         return self._call(
-            "GET", DeliveryInfo.from_body, "sms/delivery_info", params=params, listing=True
+            "GET", SmsRecords.from_body, "sms/delivery_info", params=params, listing=True
         )
 
     def sms_date_report(
@@ -165,7 +156,6 @@ class V3Api(SubApi):
     def send_otp_email(
         self, *, dst_email: str, src_email: str, subject: str, email_content: str
     ) -> SendResult:
-        """``POST /email/send_otp_email``."""
         body = {
             "dst_email": dst_email,
             "src_email": src_email,
@@ -203,10 +193,9 @@ class V3Api(SubApi):
         }
         return self._send("whatsapp/send_message", body)
 
-    def whatsapp_status(self, *, message_id: str) -> WhatsAppStatus:
-        """``GET /whatsapp/status?message_id=``."""
+    def whatsapp_status(self, *, message_id: str) -> MessageStatus:
         params = {"message_id": require_id("message_id", message_id)}
-        return self._call("GET", WhatsAppStatus.from_body, "whatsapp/status", params=params)
+        return self._call("GET", MessageStatus.from_body, "whatsapp/status", params=params)
 
     def whatsapp_messages(self, *, src_number: str, dst_number: str) -> tuple[WhatsAppMessage, ...]:
         """``GET /whatsapp/messages``: the conversation between two numbers."""
@@ -251,7 +240,6 @@ class V3Api(SubApi):
         return self._call("GET", SubclientList.from_body, "clients", listing=True)
 
     def create_client(self, *, name: str) -> Subclient:
-        """``POST /clients``."""
         return self._call("POST", Subclient.from_body, "clients", json_body={"name": name})
 
     def get_client(self, *, id_client: str) -> Subclient:
@@ -259,7 +247,6 @@ class V3Api(SubApi):
         return self._call("GET", Subclient.from_body, "clients", require_id("id_client", id_client))
 
     def update_client(self, *, id_client: str, name: str) -> Subclient:
-        """``PATCH /clients/:id``: rename."""
         id_client = require_id("id_client", id_client)
         return self._call(
             "PATCH", Subclient.from_body, "clients", id_client, json_body={"name": name}
@@ -325,5 +312,4 @@ class V3Api(SubApi):
         return self._call("GET", ShortLink.from_body, "short_link", id_short_link)
 
     def account(self) -> Account:
-        """``GET /account``, including the SMS status and incoming webhook URLs."""
         return self._call("GET", Account.from_body, "account")
