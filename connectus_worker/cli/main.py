@@ -43,7 +43,6 @@ from connectus_worker.cli.common import (
 )
 from connectus_worker.cli.devtools_path import dev_tools_or_exit
 from connectus_worker.cli.health_cmd import breaker
-from connectus_worker.cli.sandbox_cmd import sandbox_command
 
 app = typer.Typer(
     name="connectus",
@@ -63,7 +62,6 @@ app.add_typer(deliveries_cmd.app, name="deliveries")
 app.add_typer(v1_cmd.app, name="v1")
 app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
-app.command("sandbox")(sandbox_command)
 app.command("breaker")(breaker)
 app.command("serve")(serve_cmd.serve)
 
@@ -172,6 +170,22 @@ def demo(
             keep_up=sys.stdin.isatty() and not exit_at_once,
         )
     )
+
+
+@app.command(
+    add_help_option=False,  # --help is the sandbox's own
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def sandbox(ctx: typer.Context) -> None:
+    """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin).
+
+    Its flags are ``python -m sandbox``'s (``connectus sandbox --help``, docs/sandbox.md);
+    credentials come from CONNECTUS_API_USER / CONNECTUS_API_KEY.
+    """
+    dev_tools_or_exit("sandbox")
+    from sandbox.__main__ import main as run_sandbox
+
+    run_sandbox(ctx.args)
 
 
 @app.command("console-password")
