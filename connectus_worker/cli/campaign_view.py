@@ -9,9 +9,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from rich.table import Table
-
-from connectus_worker.cli.common import console
+from connectus_worker.cli.common import console, print_table
 
 if TYPE_CHECKING:
     import redis
@@ -22,47 +20,36 @@ STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "f
                "cancelled")  # fmt: skip
 
 
+#: The plan's figures shown, in this order.
+PLAN_KEYS = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
+             "segments", "max_segments", "cost", "deliver_at", "window",
+             "max_lateness_s")  # fmt: skip
+
+
 def print_plan(plan: Mapping[str, Any]) -> None:
-    table = Table(title=f"campaign {plan.get('name', '')}", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    keys = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
-            "segments", "max_segments", "cost", "deliver_at", "window",
-            "max_lateness_s")  # fmt: skip
-    for key in keys:
-        if key in plan:
-            table.add_row(key, "" if plan[key] is None else str(plan[key]))
+    figures = [(key, plan[key]) for key in PLAN_KEYS if key in plan]
     for balance in plan.get("balances", []):
-        available = "unknown" if balance["available"] is None else str(balance["available"])
-        table.add_row("balance", f"{balance['source']}: {available}")
-    console.print(table)
-    _examples("invalid rows", plan.get("invalid_rows", []), ("line", "field", "reason"))
-    _examples("duplicates (kept the first)", plan.get("duplicate_rows", []), ("line", "first_line"))
+        available = "unknown" if balance["available"] is None else balance["available"]
+        figures.append(("balance", f"{balance['source']}: {available}"))
+    print_table(f"campaign {plan.get('name', '')}", ("field", "value"), figures, header=False)
+    for title, key, columns in (
+        ("invalid rows", "invalid_rows", ("line", "field", "reason")),
+        ("duplicates (kept the first)", "duplicate_rows", ("line", "first_line")),
+    ):
+        if rows := plan.get(key):
+            print_table(f"{title} (first {min(len(rows), 20)})", columns,
+                        ([row[c] for c in columns] for row in rows[:20]))  # fmt: skip
     for refusal in plan.get("refusals", []):
         console.print(f"[red]refused:[/red] {refusal}")
 
 
-def _examples(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    if not rows:
-        return
-    table = Table(title=f"{title} (first {min(len(rows), 20)})")
-    for column in columns:
-        table.add_column(column)
-    for row in rows[:20]:
-        table.add_row(*(str(row[c]) for c in columns))
-    console.print(table)
-
-
 def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
-    table = Table(title="campaigns")
-    for column in ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"):
-        table.add_column(column)
-    for row in rows:
-        counts = row["counts"]
-        done = sum(counts.get(s, 0) for s in ("sent", "failed", "cancelled"))
-        table.add_row(row["campaign_id"], row["name"], row["kind"], row["state"], str(row["total"]),
-                      str(done), _when(row["deliver_at_ms"]))  # fmt: skip
-    console.print(table)
+    print_table(
+        "campaigns", ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"),
+        ([row["campaign_id"], row["name"], row["kind"], row["state"], row["total"],
+          sum(row["counts"].get(s, 0) for s in ("sent", "failed", "cancelled")),
+          _when(row["deliver_at_ms"])] for row in rows),
+    )  # fmt: skip
 
 
 def print_status(body: Mapping[str, Any]) -> None:

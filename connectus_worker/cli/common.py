@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -85,14 +85,21 @@ def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
     """One JSON object on stdout for scripts, or a small table for people."""
     if as_json:
         sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
-        return
+    else:
+        print_table(title, ("field", "value"), data.items(), header=False)
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, header: bool = True
+) -> None:
+    """``rows`` (a value per column; None shows empty) as a table on stdout."""
     from rich.table import Table
 
-    table = Table(title=title or None, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
+    table = Table(title=title or None, show_header=header)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
     _console(stderr=False).print(table)
 
 

@@ -11,7 +11,6 @@ purgeable, never replayed; nor are OTPs, or jobs past their expiry
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import typer
@@ -45,12 +44,9 @@ def _filter(queue: str | None, reason: str | None, older: str | None, newer: str
     from connectus_worker.ledger.deadletters import Filter, parse_duration
 
     try:
-        return Filter(
-            queue=queue,
-            reason=reason,
-            older_than_s=parse_duration(older) if older else None,
-            newer_than_s=parse_duration(newer) if newer else None,
-        )
+        return Filter(queue=queue, reason=reason,
+                      older_than_s=parse_duration(older) if older else None,
+                      newer_than_s=parse_duration(newer) if newer else None)  # fmt: skip
     except ValueError as exc:
         fail(f"--older-than/--newer-than: {exc}", as_json, code=EXIT_INVALID)
 
@@ -61,13 +57,23 @@ def _select(ctx: typer.Context, ids: list[str] | None, every: bool, where: Any,
     letters = _letters(ctx)
     if bool(ids) == every:
         fail("give job ids, or --all (with filters), not both", as_json, code=EXIT_INVALID)
-    if ids:
-        if where != type(where)():
-            fail("filters apply to --all, not to listed ids", as_json, code=EXIT_INVALID)
-        entries = [letters.get(i) for i in ids]
-        gone = [i for i, e in zip(ids, entries, strict=True) if e is None]
-        return letters, [e for e in entries if e], gone
-    return letters, letters.find(where), []
+    if not ids:
+        return letters, letters.find(where), []
+    if where != type(where)():
+        fail("filters apply to --all, not to listed ids", as_json, code=EXIT_INVALID)
+    entries = {i: letters.get(i) for i in ids}
+    return letters, [e for e in entries.values() if e], [i for i, e in entries.items() if not e]
+
+
+def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    """``data`` as one JSON object, or ``lines`` for people."""
+    if as_json:
+        output(data, True)
+        return
+    from connectus_worker.cli.common import console
+
+    for line in lines:
+        console.print(line)
 
 
 @app.command("list")
@@ -83,20 +89,15 @@ def list_(
     """List dead letters (newest first) with their reason."""
     where = _filter(queue, reason, older_than, newer_than, json_output)
     rows = [e.as_dict() for e in _letters(ctx).find(where, limit=limit)]
-    if json_output:
-        sys.stdout.write(json.dumps({"dead_letters": rows, "count": len(rows)}, default=str) + "\n")
-        return
-    from connectus_worker.cli.common import console
-
+    lines = []
     for row in rows:
         poison = "  (poison)" if row["poison"] else ""
         why_not = row["not_replayable_because"]
         refused = f"  (not replayable: {why_not})" if why_not and not row["poison"] else ""
-        console.print(
-            f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
-            f"  {row['reason']}{poison}{refused}"
-        )
-    console.print(f"{len(rows)} dead letter(s)")
+        lines.append(f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
+                     f"  {row['reason']}{poison}{refused}")  # fmt: skip
+    _print({"dead_letters": rows, "count": len(rows)}, json_output,
+           [*lines, f"{len(rows)} dead letter(s)"])  # fmt: skip
 
 
 @app.command()
@@ -116,7 +117,7 @@ def show(
         "message": letters.message(job_id),
     }
     if json_output:
-        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+        output(data, True)
         return
     from connectus_worker.cli.common import console
 
@@ -153,7 +154,7 @@ def replay(
     summary: dict[str, Any] = {"replayed": replayed, "results": results}
     if job_ids and len(job_ids) == 1:
         summary |= results[0]  # one job: its job_id and result at the top, too
-    _report(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
+    _print(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
     if replayed < len(results):
         raise typer.Exit(EXIT_FAILED)
 
@@ -178,14 +179,4 @@ def purge(
     summary = {"dry_run": not yes, "job_ids": members, "count": len(members), "purged": purged,
                "missing": missing}  # fmt: skip
     verb = "purged" if yes else "would purge"
-    _report(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])
-
-
-def _report(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
-        return
-    from connectus_worker.cli.common import console
-
-    for line in lines:
-        console.print(line)
+    _print(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])
