@@ -1,8 +1,6 @@
 """``connectus campaign send|preflight|list|status|pause|resume|cancel|report``.
 
-``send`` and ``preflight`` take the same options; ``preflight`` stores
-nothing. Every command takes ``--json`` and then prints one JSON object.
-Exit codes: 0 ok, 1 refused or failed, 2 bad input.
+Exit codes: 0 ok, 1 refused or failed, 2 bad input; with ``--json``, one JSON object.
 """
 
 from __future__ import annotations
@@ -18,7 +16,8 @@ import typer
 from connectus_worker.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
-    TENANT_HELP,
+    JSON,
+    TENANT,
     fail,
     output,
     tenant_or_exit,
@@ -27,11 +26,9 @@ from connectus_worker.cli.common import (
 app = typer.Typer(help="Campaigns: one message template to a list of recipients.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 ID = typer.Argument(..., help="The campaign id.")
 CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
 FILE = typer.Argument(..., exists=True, dir_okay=False, help="Recipients: .csv or .jsonl")
-TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
 NAME = typer.Option(None, "--name", help="The campaign's name (preflight: the file's name).")
 TEXT = typer.Option(..., "--text", help="Template, e.g. 'Hola {name}'.")
 SUBJECT = typer.Option(None, "--subject", help="E-mail subject (may use fields).")

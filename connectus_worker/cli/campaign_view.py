@@ -6,10 +6,9 @@ Imported by the commands that print (rich is not needed for ``--json`` or ``--he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from connectus_worker.cli.common import console, print_table
+from connectus_worker.cli.common import console, iso_time, print_table
 
 if TYPE_CHECKING:
     import redis
@@ -48,7 +47,7 @@ def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
         "campaigns", ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"),
         ([row["campaign_id"], row["name"], row["kind"], row["state"], row["total"],
           sum(row["counts"].get(s, 0) for s in ("sent", "failed", "cancelled")),
-          _when(row["deliver_at_ms"])] for row in rows),
+          iso_time(row["deliver_at_ms"])] for row in rows),
     )  # fmt: skip
 
 
@@ -87,10 +86,6 @@ def health(settings: Settings, client: redis.Redis, account: str | None = None) 
         "breaker": CircuitBreaker.from_settings(settings, client, account).status(),
         "rates": [limiter.status(p) for p in limiter.limits.buckets],
     }
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _duration(seconds: float) -> str:

@@ -1,23 +1,19 @@
 """``connectus deliveries create|show|update``: Connectus deliveries (``/api_v3/deliveries``).
 
-A delivery is a named batch Connectus executes at its ``deliver_at``
-(account-local time, ``YYYY-MM-DD HH:MM:SS``); messages sent with its
-``id_delivery`` (``connectus send ... --delivery``) wait until then and are
-grouped under it in Connectus's reports. Campaigns create their own (one per
-released chunk, docs/campaigns.md); these commands are for operators.
+A delivery is a named batch Connectus executes at its ``deliver_at`` (account-local
+``YYYY-MM-DD HH:MM:SS``); messages sent with its id (``--delivery``) wait until then.
 """
 
 from __future__ import annotations
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output
 from connectus_worker.cli.connectus_call import call_connectus, dump
 
 app = typer.Typer(help="Connectus deliveries: named batches executed at deliver_at.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 ID = typer.Argument(..., help="The delivery's id.")
 PRODUCTS = {"sms": 1, "whatsapp": 2, "email": 3}  # the deliveries' own numbering
 AT_HELP = "When Connectus executes it, account-local 'YYYY-MM-DD HH:MM:SS'."

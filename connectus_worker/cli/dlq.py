@@ -1,11 +1,9 @@
 """``connectus dlq list|show|replay|purge``: inspect, replay and purge dead letters.
 
-Filters (``list``, and ``replay``/``purge`` with ``--all``): ``--queue``,
-``--reason`` (substring of the error class or last error), ``--older-than``
-and ``--newer-than`` (``90s``, ``30m``, ``1h``, ``2d``). Poison entries
-(``poison:<id>``, ``malformed:<id>``, expired records) are listed and
-purgeable, never replayed; nor are OTPs, or jobs past their expiry
-(``domain.expiry``): ``list`` says why beside each. Every command takes ``--json``.
+Filters (``list``; ``replay``/``purge`` with ``--all``): ``--queue``, ``--reason``
+(substring of the error class or last error), ``--older-than``/``--newer-than`` (``90s``,
+``1h``, ``2d``). Poison entries, OTPs and jobs past their expiry are never replayed;
+``list`` says why beside each.
 """
 
 from __future__ import annotations
@@ -15,13 +13,12 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, fail, job_store, output
+from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, JSON, fail, job_store, output
 
 app = typer.Typer(
     help="Dead letters: jobs that failed permanently, with their reason.", no_args_is_help=True
 )
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 QUEUE = typer.Option(None, "--queue", help="Only dead letters of this queue.")
 REASON = typer.Option(None, "--reason", help="Substring of the error class or last error.")
 OLDER = typer.Option(None, "--older-than", help="Dead-lettered at least this long ago (1h, 30m).")

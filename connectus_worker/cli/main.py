@@ -1,20 +1,15 @@
 """``connectus``: the command line (typer + rich).
 
-Settings are read once, in the top-level callback, and passed down through
-the typer context. Exit codes: 0 ok, 1 operation failed, 2 bad input
-(usage or validation), 78 bad configuration (``EX_CONFIG``).
-
-Start-up time matters (operators, scripts, tests run one process per
-command): the command modules import only typer at the top and the rest
-inside the commands that need it, so ``connectus --help`` loads no
-command's dependencies and ``status`` the job store, not the producers API.
+Settings are read once, in the top-level callback, and passed down through the typer
+context. Exit codes: 0 ok, 1 operation failed, 2 bad input (usage or validation),
+78 bad configuration (``EX_CONFIG``). Start-up time matters (one process per command):
+command modules import only typer at the top, the rest inside the commands.
 """
 
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
-from typing import Annotated
+from typing import Literal
 
 import typer
 
@@ -34,7 +29,8 @@ from connectus_worker.cli import (
 )
 from connectus_worker.cli.common import (
     EXIT_CONFIG,
-    TENANT_HELP,
+    JSON,
+    TENANT,
     fail,
     job_store,
     load_or_exit,
@@ -81,8 +77,8 @@ def _root(ctx: typer.Context) -> None:
 def status(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., help="The id returned when the job was queued."),
-    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    tenant: str = TENANT,
+    json_output: bool = JSON,
 ) -> None:
     """Show a job's record: state, provider id, attempts, last error."""
     tenant_or_exit(tenant, json_output)
@@ -117,8 +113,8 @@ PROVIDER_ID_LOOKUP = {
 def cancel(
     ctx: typer.Context,
     job_id: str = typer.Argument(..., help="The job to cancel."),
-    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    tenant: str = TENANT,
+    json_output: bool = JSON,
 ) -> None:
     """Cancel a job that is queued, scheduled or waiting to retry."""
     tenant_or_exit(tenant, json_output)
@@ -132,13 +128,6 @@ def cancel(
         raise typer.Exit(1)
 
 
-class Answers(StrEnum):
-    """The sandbox's answer modes (``--answers``)."""
-
-    CHOSEN = "chosen"
-    DOCUMENTED = "documented"
-
-
 @app.command()
 def demo(
     messages: int = typer.Option(300, min=1, max=100_000, help="How many messages to send."),
@@ -148,13 +137,11 @@ def demo(
     exit_at_once: bool = typer.Option(
         False, "--exit", help="Stop the stack after the summary, even in a terminal."
     ),
-    answers: Annotated[
-        Answers,
-        typer.Option(
-            help="How the sandbox answers sends: chosen (with ids) or documented (exactly as "
-            "the Connectus collection shows: no id for SMS, OTP and WhatsApp)."
-        ),
-    ] = Answers.CHOSEN,
+    answers: Literal["chosen", "documented"] = typer.Option(
+        "chosen",
+        help="How the sandbox answers sends: chosen (with ids) or documented (exactly "
+        "as the Connectus collection shows: no id for SMS, OTP and WhatsApp).",
+    ),
 ) -> None:
     """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
     dev_tools_or_exit("demo")
@@ -166,7 +153,7 @@ def demo(
             processes=processes,
             threads=threads,
             timeout_s=timeout_s,
-            answers=answers.value,
+            answers=answers,
             keep_up=sys.stdin.isatty() and not exit_at_once,
         )
     )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output, print_table
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
 from connectus_worker.cli.connectus_call import call_connectus, checked
 
 if TYPE_CHECKING:
@@ -28,7 +28,6 @@ app = typer.Typer(help="The WhatsApp QR API: pairing and groups.", no_args_is_he
 groups = typer.Typer(help="WhatsApp groups of the QR session.", no_args_is_help=True)
 app.add_typer(groups, name="groups")
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 NUMBERS = typer.Option(
     ..., "--number", "-n", help="A participant's number, international format; repeat it."
 )

@@ -1,23 +1,20 @@
 """``connectus v1 send-sms|sms-status|send-email|send-email-bulk|email-status``: the legacy API.
 
-For operators testing Connectus's v1 API (``/api_v1``) by hand. These call
-Connectus directly, once, and print its answer: no job, no ledger, no
-idempotency, no retry, no opt-out or rate limit. Production sends go through
-``connectus send ...`` (queued, v3) and campaigns (v1 ``send_sms_bulk``); use
-these to check that the account's v1 access works, or to read a v1 id's status.
+For operators checking the account's v1 access (``/api_v1``) by hand: each command calls
+Connectus once and prints its answer; no job, ledger, idempotency, retry, opt-out or rate
+limit. Production sends go through ``connectus send`` and campaigns.
 """
 
 from __future__ import annotations
 
 import typer
 
-from connectus_worker.cli.common import output
+from connectus_worker.cli.common import JSON, output
 from connectus_worker.cli.connectus_call import call_connectus, checked, dump
 
 app = typer.Typer(help="Legacy v1 API calls for operators (direct, unqueued, not retried).",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 HTML = typer.Option(..., "--html", help="The e-mail body (HTML).")
 SUBJECT = typer.Option(None, "--subject", help="The subject.")
 SENDER = typer.Option(None, "--sender", help="The sender's display name.")
