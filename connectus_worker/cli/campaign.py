@@ -157,20 +157,17 @@ def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
     try:
         return fn(*args, **kwargs)
-    except (InvalidInput, ValueError) as exc:
-        if isinstance(exc, CampaignRefused):
-            if as_json:
-                fail(str(exc), True, code=EXIT_FAILED, plan=exc.plan.to_json())
+    except CampaignRefused as exc:
+        if not as_json:
             print_plan(exc.plan.to_json())
-            fail(str(exc), False, code=EXIT_FAILED)
-        if isinstance(exc, CampaignConflict | CampaignStateError):
-            fail(str(exc), as_json, code=EXIT_FAILED)
-        if isinstance(exc, InvalidInput):
-            fail(str(exc), as_json, code=EXIT_INVALID,
-                 errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
-        fail(str(exc), as_json, code=EXIT_INVALID)
-    except CampaignNotFound as exc:
+        fail(str(exc), as_json, code=EXIT_FAILED, plan=exc.plan.to_json())
+    except (CampaignConflict, CampaignStateError, CampaignNotFound) as exc:
         fail(str(exc), as_json, code=EXIT_FAILED)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID,
+             errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
     except ConnectusError as exc:
         fail(f"Connectus balance lookup failed: {exc}", as_json, code=EXIT_FAILED)
 

@@ -19,6 +19,7 @@ from connectus_worker.cli import (
     clients_cmd,
     deliveries_cmd,
     dlq,
+    health_cmd,
     optout_cmd,
     qr,
     review,
@@ -26,7 +27,7 @@ from connectus_worker.cli import (
     serve_cmd,
     v1_cmd,
     worker_cmd,
-)
+)  # fmt: skip
 from connectus_worker.cli.common import (
     EXIT_CONFIG,
     JSON,
@@ -38,7 +39,6 @@ from connectus_worker.cli.common import (
     tenant_or_exit,
 )
 from connectus_worker.cli.devtools_path import dev_tools_or_exit
-from connectus_worker.cli.health_cmd import breaker
 
 app = typer.Typer(
     name="connectus",
@@ -47,18 +47,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(send.app, name="send")
-app.add_typer(dlq.app, name="dlq")
-app.add_typer(campaign.app, name="campaign")
-app.add_typer(review.app, name="review")
-app.add_typer(qr.app, name="qr")
-app.add_typer(optout_cmd.app, name="optout")
-app.add_typer(clients_cmd.app, name="clients")
-app.add_typer(deliveries_cmd.app, name="deliveries")
-app.add_typer(v1_cmd.app, name="v1")
+GROUPS = {"send": send, "dlq": dlq, "campaign": campaign, "review": review, "qr": qr,
+          "optout": optout_cmd, "clients": clients_cmd, "deliveries": deliveries_cmd,
+          "v1": v1_cmd}  # fmt: skip
+for name, group in GROUPS.items():
+    app.add_typer(group.app, name=name)
 app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
-app.command("breaker")(breaker)
+app.command("breaker")(health_cmd.breaker)
 app.command("serve")(serve_cmd.serve)
 
 

@@ -174,46 +174,37 @@ def _changed(title: str, group: str, answer: Any, as_json: bool) -> None:
     output(data, as_json, title=title)
 
 
-@groups.command("create")
-def create(
-    ctx: typer.Context, name: str = GROUP, numbers: list[str] = NUMBERS, json_output: bool = JSON
-) -> None:
-    """Create a group with these participants (POST /create-group)."""
-    group = _group_name(name, json_output)
-    dsts = _numbers(ctx, numbers, json_output)
-    answer = _call(ctx, json_output, lambda c: c.qr.create_group(name=group, numbers=dsts))
-    _changed("group created", group, answer, json_output)
+#: The participant commands: command → (QrApi method, title of the answer, help).
+MEMBERS = {
+    "create": ("create_group", "group created",
+               "Create a group with these participants (POST /create-group)."),
+    "add": ("add_participants", "participants added",
+            "Add participants (POST /add-participants)."),
+    "remove": ("remove_participants", "participants removed",
+               "Remove participants (POST /remove-participants)."),
+    "promote": ("make_group_admins", "admins added",
+                "Make participants admins (POST /make-group-admins)."),
+    "demote": ("demote_group_admins", "admins removed",
+               "Take admin rights away (POST /demote-group-admins)."),
+}  # fmt: skip
 
 
-def _members(action: str, title: str) -> Callable[..., None]:
-    def command(
-        ctx: typer.Context,
-        name: str = GROUP,
-        numbers: list[str] = NUMBERS,
-        json_output: bool = JSON,
-    ) -> None:
+def _members(method: str, title: str) -> Callable[..., None]:
+    def command(ctx: typer.Context, name: str = GROUP, numbers: list[str] = NUMBERS,
+                json_output: bool = JSON) -> None:  # fmt: skip
         group = _group_name(name, json_output)
         dsts = _numbers(ctx, numbers, json_output)
-        answer = _call(
-            ctx, json_output, lambda c: getattr(c.qr, action)(group_name=group, numbers=dsts)
-        )
+        # create-group names its group "name"; the others, "group_name".
+        key = "name" if method == "create_group" else "group_name"
+        answer = _call(ctx, json_output, lambda c: getattr(c.qr, method)(
+            **{key: group}, numbers=dsts))  # fmt: skip
         _changed(title, group, answer, json_output)
 
     return command
 
 
-groups.command("add", help="Add participants (POST /add-participants).")(
-    _members("add_participants", "participants added")
-)
-groups.command("remove", help="Remove participants (POST /remove-participants).")(
-    _members("remove_participants", "participants removed")
-)
-groups.command("promote", help="Make participants admins (POST /make-group-admins).")(
-    _members("make_group_admins", "admins added")
-)
-groups.command("demote", help="Take admin rights away (POST /demote-group-admins).")(
-    _members("demote_group_admins", "admins removed")
-)
+for _command, (_method, _title, _help) in MEMBERS.items():
+    groups.command(_command, help=_help)(_members(_method, _title))
 
 
 @groups.command("update")
