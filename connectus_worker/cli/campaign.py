@@ -207,7 +207,8 @@ def status(
     tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
-    from connectus_worker.cli.campaign_view import health, print_status
+    from connectus_worker.cli.campaign_view import print_status
+    from connectus_worker.worker.accounts import accounts_status
 
     control = _control(ctx, tenant, json_output)
     settings = ctx.obj()
@@ -216,7 +217,8 @@ def status(
         body = found.to_json()
         # The campaign's own account: its pauses and rates are the ones that hold it back.
         body["account"] = found.campaign.account or settings.account_names[0]
-        body["health"] = health(settings, control.store.client, body["account"])
+        every = accounts_status(settings, control.store.client)
+        body["health"] = next((a for a in every if a["account"] == body["account"]), {})
         body["short_links"] = _short_links(settings, control, campaign_id)
         if json_output:
             output(body, True)

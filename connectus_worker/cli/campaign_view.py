@@ -6,14 +6,9 @@ Imported by the commands that print (rich is not needed for ``--json`` or ``--he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from connectus_worker.cli.common import console, iso_time, print_table
-
-if TYPE_CHECKING:
-    import redis
-
-    from connectus_worker.config import Settings
 
 STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
                "cancelled")  # fmt: skip
@@ -73,19 +68,6 @@ def print_status(body: Mapping[str, Any]) -> None:
     for link in body.get("short_links") or []:
         clicks = link["clicks"] if link["clicks"] is not None else "?"
         console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
-
-
-def health(settings: Settings, client: redis.Redis, account: str | None = None) -> dict[str, Any]:
-    """The shared breaker and limiter of ``account`` (None: the first), as ``connectus
-    breaker`` shows them."""
-    from connectus_worker.worker.breaker import CircuitBreaker
-    from connectus_worker.worker.ratelimit import RateLimiter
-
-    limiter = RateLimiter.from_settings(settings, client, account)
-    return {
-        "breaker": CircuitBreaker.from_settings(settings, client, account).status(),
-        "rates": [limiter.status(p) for p in limiter.limits.buckets],
-    }
 
 
 def _duration(seconds: float) -> str:

@@ -18,7 +18,6 @@ app = typer.Typer(help="Subclients: accounts whose balance sends can be charged 
                   no_args_is_help=True)  # fmt: skip
 
 ID = typer.Argument(..., help="The subclient's id (its id_unique).")
-PRODUCTS = ("sms", "email", "whatsapp")
 
 
 def _client_json(client: Any) -> dict[str, Any]:
@@ -121,8 +120,8 @@ def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product:
 
     if amount <= 0:
         fail("--amount: must be a positive whole number", as_json, code=EXIT_INVALID)
-    if product.lower() not in PRODUCTS:
-        fail(f"--product: must be one of {', '.join(PRODUCTS)}", as_json, code=EXIT_INVALID)
+    if product.upper() not in SubclientProduct.__members__:
+        fail("--product: must be one of sms, email, whatsapp", as_json, code=EXIT_INVALID)
     kind = SubclientProduct[product.upper()]
     id_country = _country(country, as_json) if country is not None else None
     if kind is SubclientProduct.SMS and id_country is None:

@@ -15,7 +15,6 @@ app = typer.Typer(help="Connectus deliveries: named batches executed at deliver_
                   no_args_is_help=True)  # fmt: skip
 
 ID = typer.Argument(..., help="The delivery's id.")
-PRODUCTS = {"sms": 1, "whatsapp": 2, "email": 3}  # the deliveries' own numbering
 AT_HELP = "When Connectus executes it, account-local 'YYYY-MM-DD HH:MM:SS'."
 
 
@@ -30,7 +29,7 @@ def create(
     """Create a delivery; prints its id."""
     from connectus_worker.worker.connectus.enums import DeliveryProduct
 
-    if product not in PRODUCTS:
+    if product.upper() not in DeliveryProduct.__members__:
         fail("--product: must be sms, whatsapp or email", json_output, code=EXIT_INVALID)
     if not name.strip():
         fail("--name: is empty", json_output, code=EXIT_INVALID)
@@ -38,7 +37,7 @@ def create(
         ctx,
         json_output,
         lambda c: c.v3.create_delivery(
-            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct(PRODUCTS[product])
+            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct[product.upper()]
         ),
     )
     output(dump(made), json_output, title="delivery created")

@@ -27,7 +27,7 @@ ALL = typer.Option(False, "--all", help="Every dead letter matching the filters.
 IDS = typer.Argument(None, help="Dead-lettered job ids (or use --all with filters).")
 
 
-def _letters(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _letters(ctx: typer.Context) -> Any:
     from connectus_worker.domain.expiry import AgeLimits
     from connectus_worker.ledger.deadletters import DeadLetters
 
@@ -75,14 +75,11 @@ def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
 
 @app.command("list")
 def list_(
-    ctx: typer.Context,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
-    newer_than: str | None = NEWER,
+    ctx: typer.Context, queue: str | None = QUEUE, reason: str | None = REASON,
+    older_than: str | None = OLDER, newer_than: str | None = NEWER,
     limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
     json_output: bool = JSON,
-) -> None:
+) -> None:  # fmt: skip
     """List dead letters (newest first) with their reason."""
     where = _filter(queue, reason, older_than, newer_than, json_output)
     rows = [e.as_dict() for e in _letters(ctx).find(where, limit=limit)]
@@ -98,11 +95,8 @@ def list_(
 
 
 @app.command()
-def show(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="A dead-lettered job id (or poison entry)."),
-    json_output: bool = JSON,
-) -> None:
+def show(ctx: typer.Context, job_id: str = typer.Argument(..., help="A dead-lettered job id "
+         "(or poison entry)."), json_output: bool = JSON) -> None:  # fmt: skip
     """Show a dead letter: its record and its kept message (destination masked)."""
     letters = _letters(ctx)
     entry = letters.get(job_id)
@@ -126,20 +120,14 @@ def show(
 
 @app.command()
 def replay(
-    ctx: typer.Context,
-    job_ids: list[str] | None = IDS,
-    every: bool = ALL,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
-    newer_than: str | None = NEWER,
-    json_output: bool = JSON,
-) -> None:
+    ctx: typer.Context, job_ids: list[str] | None = IDS, every: bool = ALL,
+    queue: str | None = QUEUE, reason: str | None = REASON, older_than: str | None = OLDER,
+    newer_than: str | None = NEWER, json_output: bool = JSON,
+) -> None:  # fmt: skip
     """Put dead letters back on their queue, keeping job id and idempotency key.
 
-    Poison entries, OTPs and jobs past their expiry (they would be dead-lettered
-    as Expired again at once) are refused with the reason; exits 1 if any entry
-    was not replayed.
+    Poison entries, OTPs and jobs past their expiry (they would expire again at once) are
+    refused with the reason; exits 1 if any entry was not replayed.
     """
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)
@@ -158,16 +146,12 @@ def replay(
 
 @app.command()
 def purge(
-    ctx: typer.Context,
-    job_ids: list[str] | None = IDS,
-    every: bool = ALL,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
+    ctx: typer.Context, job_ids: list[str] | None = IDS, every: bool = ALL,
+    queue: str | None = QUEUE, reason: str | None = REASON, older_than: str | None = OLDER,
     newer_than: str | None = NEWER,
     yes: bool = typer.Option(False, "--yes", help="Really remove; without it, only show."),
     json_output: bool = JSON,
-) -> None:
+) -> None:  # fmt: skip
     """Remove dead letters (poison entries included); without --yes, print what would go."""
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)
