@@ -44,7 +44,8 @@ def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
     clients = [_client_json(c) for c in listing.clients]
     free = {b.country_name or str(b.id_country): b.balance
             for b in listing.free_sms_balance_by_country}  # fmt: skip
-    data = listing.raw.get("data") if isinstance(listing.raw.get("data"), dict) else listing.raw
+    raw = listing.raw or {}
+    data = raw["data"] if isinstance(raw.get("data"), dict) else raw
     body = {"free_sms_balance_by_country": free, "clients": clients,
             "free_email_balance": data.get("free_email_balance"),
             "free_whatsapp_balance": data.get("free_whatsapp_balance")}  # fmt: skip

@@ -70,12 +70,9 @@ def _root(ctx: typer.Context) -> None:
 
 
 @app.command()
-def status(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The id returned when the job was queued."),
-    tenant: str = TENANT,
-    json_output: bool = JSON,
-) -> None:
+def status(ctx: typer.Context, job_id: str = typer.Argument(..., help="The id returned when "
+           "the job was queued."), tenant: str = TENANT,
+           json_output: bool = JSON) -> None:  # fmt: skip
     """Show a job's record: state, provider id, attempts, last error."""
     tenant_or_exit(tenant, json_output)
     settings = ctx.obj()
@@ -106,12 +103,8 @@ PROVIDER_ID_LOOKUP = {
 
 
 @app.command()
-def cancel(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job to cancel."),
-    tenant: str = TENANT,
-    json_output: bool = JSON,
-) -> None:
+def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., help="The job to cancel."),
+           tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
     """Cancel a job that is queued, scheduled or waiting to retry."""
     tenant_or_exit(tenant, json_output)
     settings = ctx.obj()

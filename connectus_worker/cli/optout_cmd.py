@@ -6,7 +6,8 @@ Numbers are given as for a send (E.164 with or without '+', or national in DEFAU
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import typer
 
@@ -73,13 +74,13 @@ def show(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> 
 
 
 #: command → (the number's new state, help).
-CHANGES = {
+CHANGES: dict[str, tuple[Literal["out", "in"], str]] = {
     "add": ("out", "Opt the number out of marketing (as an incoming STOP does)."),
     "remove": ("in", "Opt the number back in to marketing (as an incoming ALTA or START does)."),
 }
 
 
-def _change(action: str) -> Any:
+def _change(action: Literal["out", "in"]) -> Callable[..., None]:
     def command(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
         import time
 

@@ -7,6 +7,8 @@ last messages (a duplicate would reach the whole group), wait here for an operat
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import typer
 
 from connectus_worker.cli.common import EXIT_FAILED, JSON, fail, job_store, output
@@ -41,7 +43,7 @@ DECISIONS = {
 }  # fmt: skip
 
 
-def _decision(action: str, id_help: str) -> object:
+def _decision(action: str, id_help: str) -> Callable[..., None]:
     def command(
         ctx: typer.Context,
         job_id: str = typer.Argument(..., help=id_help),
