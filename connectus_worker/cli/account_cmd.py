@@ -1,10 +1,6 @@
-"""``connectus account``: the Connectus account (``GET /api_v3/account``).
-
-Shows who the credentials belong to and where Connectus sends its webhooks,
-so an operator can check that the SMS status and incoming-SMS hooks point at
-this service. A webhook URL carries its secret (``?token=`` or Basic
-credentials in the URL), so every query value and any password are masked.
-"""
+"""``connectus account``: who the credentials belong to and where Connectus sends its
+webhooks (``GET /api_v3/account``). A hook URL carries its secret, so every query value
+and any password are masked."""
 
 from __future__ import annotations
 
@@ -12,10 +8,8 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import output
+from connectus_worker.cli.common import JSON, output
 from connectus_worker.cli.connectus_call import call_connectus
-
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 
 
 def safe_url(url: str | None) -> str | None:

@@ -1,12 +1,11 @@
 """``connectus campaign send|preflight|list|status|pause|resume|cancel|report``.
 
-``send`` and ``preflight`` take the same options; ``preflight`` stores
-nothing. Every command takes ``--json`` and then prints one JSON object.
-Exit codes: 0 ok, 1 refused or failed, 2 bad input.
+Exit codes: 0 ok, 1 refused or failed, 2 bad input; with ``--json``, one JSON object.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
 from pathlib import Path
@@ -17,7 +16,8 @@ import typer
 from connectus_worker.cli.common import (
     EXIT_FAILED,
     EXIT_INVALID,
-    TENANT_HELP,
+    JSON,
+    TENANT,
     fail,
     output,
     tenant_or_exit,
@@ -26,8 +26,10 @@ from connectus_worker.cli.common import (
 app = typer.Typer(help="Campaigns: one message template to a list of recipients.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
+ID = typer.Argument(..., help="The campaign id.")
+CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
 FILE = typer.Argument(..., exists=True, dir_okay=False, help="Recipients: .csv or .jsonl")
+NAME = typer.Option(None, "--name", help="The campaign's name (preflight: the file's name).")
 TEXT = typer.Option(..., "--text", help="Template, e.g. 'Hola {name}'.")
 SUBJECT = typer.Option(None, "--subject", help="E-mail subject (may use fields).")
 KIND = typer.Option("sms", "--kind", help="sms, email or whatsapp.")
@@ -41,9 +43,6 @@ SKIP = typer.Option(False, "--skip-invalid", help="Skip bad rows (reported) inst
 FORCE = typer.Option(False, "--force", help="Send even if the cost exceeds the balance.")
 NO_BALANCE = typer.Option(False, "--no-balance", help="Don't ask Connectus for the balance.")
 KEY = typer.Option(None, "--idempotency-key", help="Submitting twice creates one campaign.")
-ID = typer.Argument(..., help="The campaign id.")
-CSV = typer.Option(..., "--csv", help="Write the CSV here ('-' = stdout).")
-TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
 ACCOUNT = typer.Option(None, "--account", help="The Connectus account that sends it (default: "
                        "the tenant's, else the first of CONNECTUS_ACCOUNTS).")  # fmt: skip
 DELIVERY = typer.Option(None, "--connectus-delivery/--no-connectus-delivery",
@@ -52,24 +51,73 @@ DELIVERY = typer.Option(None, "--connectus-delivery/--no-connectus-delivery",
                         "Default: off (docs/campaigns.md).")  # fmt: skip
 
 
-def _options(settings: Any, name: str, text: str, subject: str | None, kind: str,
-             src: str | None, client: str | None, at: str | None, window: str | None,
-             late: int | None, transport: str | None, skip: bool, force: bool,
-             key: str | None, connectus_delivery: bool | None = None,
-             account: str | None = None) -> Any:  # fmt: skip
-    from connectus_worker.campaign.options import CampaignOptions
-    from connectus_worker.producers.campaign_plan import resolve
+def _accept(preview: bool) -> Any:
+    """``preflight`` (``preview``: stores nothing) or ``send``; both take the options of
+    :class:`campaign.options.CampaignOptions`, which validates them."""
 
-    # --kind and --transport stay text: the options' model names a bad one like the
-    # others. Checked here, before a Connectus client is built for the balance.
-    options = CampaignOptions(
-        name=name, text=text, subject=subject, kind=kind, src=src,
-        id_client=client, deliver_at=at, window=window, max_lateness_s=late,
-        transport=transport, skip_invalid=skip, force=force, idempotency_key=key,
-        connectus_delivery=connectus_delivery, account=account,
-    )  # fmt: skip
-    resolve(options, settings)
-    return options
+    def command(
+        ctx: typer.Context, file: Path = FILE, name: str | None = NAME, text: str = TEXT,
+        subject: str | None = SUBJECT, kind: str = KIND, src: str | None = SRC,
+        id_client: str | None = CLIENT, deliver_at: str | None = AT, window: str | None = WINDOW,
+        max_lateness_s: int | None = LATE, transport: str | None = TRANSPORT,
+        skip_invalid: bool = SKIP, force: bool = FORCE, no_balance: bool = NO_BALANCE,
+        idempotency_key: str | None = KEY, connectus_delivery: bool | None = DELIVERY,
+        account: str | None = ACCOUNT, tenant: str = TENANT, json_output: bool = JSON,
+    ) -> None:  # fmt: skip
+        from connectus_worker.campaign.options import CampaignOptions
+        from connectus_worker.cli.campaign_view import print_plan
+        from connectus_worker.producers.campaign_plan import resolve
+
+        if name is None and not preview:
+            fail("--name: a campaign needs a name", json_output, code=EXIT_INVALID)
+        options = CampaignOptions(
+            name=name or file.stem, text=text, subject=subject, kind=kind, src=src,
+            id_client=id_client, deliver_at=deliver_at, window=window,
+            max_lateness_s=max_lateness_s, transport=transport, skip_invalid=skip_invalid,
+            force=force, idempotency_key=idempotency_key, connectus_delivery=connectus_delivery,
+            account=account,
+        )  # fmt: skip
+        # Checked before a Connectus client is built for the balance.
+        _checked(json_output, resolve, options, ctx.obj())
+        producer = _producer(ctx, no_balance, json_output, tenant, account)
+        if preview:
+            plan = _checked(json_output, producer.preflight, file, options).to_json()
+        else:
+            plan = _send(producer, file, options, json_output)
+        if json_output:
+            output(plan, True)
+        else:
+            print_plan(plan)
+        if preview and plan["refusals"]:
+            raise typer.Exit(EXIT_FAILED)
+
+    return command
+
+
+app.command("preflight", help="Check a recipient list: invalid rows, duplicates, segments, "
+            "cost, balance, schedule.")(_accept(preview=True))  # fmt: skip
+app.command("send", help="Accept a campaign: store its recipients and schedule it (progress "
+            "bar while reading).")(_accept(preview=False))  # fmt: skip
+
+
+def _send(producer: Any, file: Path, options: Any, as_json: bool) -> dict[str, Any]:
+    """Accept the campaign, with an indeterminate progress bar (the row count is unknown
+    until the file is read); its plan, without refusals, and its id."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from connectus_worker.cli.common import err_console
+
+    with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
+                  TimeElapsedColumn(), disable=as_json, transient=True,
+                  console=err_console) as bar:  # fmt: skip
+        task = bar.add_task("accept", total=None, rows=0)
+        accepted = _checked(as_json, producer.send, file, options,
+                            progress=lambda rows: bar.update(task, rows=rows))  # fmt: skip
+    if not as_json:
+        verb = "accepted" if accepted.created else "already accepted (same idempotency key)"
+        err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
+    return {"campaign_id": accepted.campaign_id, "created": accepted.created,
+            **{k: v for k, v in accepted.plan.to_json().items() if k != "refusals"}}  # fmt: skip
 
 
 def _producer(
@@ -109,84 +157,19 @@ def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
 
     try:
         return fn(*args, **kwargs)
-    except (InvalidInput, ValueError) as exc:
-        if isinstance(exc, CampaignRefused):
-            if as_json:
-                fail(str(exc), True, code=EXIT_FAILED, plan=exc.plan.to_json())
+    except CampaignRefused as exc:
+        if not as_json:
             print_plan(exc.plan.to_json())
-            fail(str(exc), False, code=EXIT_FAILED)
-        if isinstance(exc, CampaignConflict | CampaignStateError):
-            fail(str(exc), as_json, code=EXIT_FAILED)
-        if isinstance(exc, InvalidInput):
-            fail(str(exc), as_json, code=EXIT_INVALID,
-                 errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
-        fail(str(exc), as_json, code=EXIT_INVALID)
-    except CampaignNotFound as exc:
+        fail(str(exc), as_json, code=EXIT_FAILED, plan=exc.plan.to_json())
+    except (CampaignConflict, CampaignStateError, CampaignNotFound) as exc:
         fail(str(exc), as_json, code=EXIT_FAILED)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID,
+             errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
+    except ValueError as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
     except ConnectusError as exc:
         fail(f"Connectus balance lookup failed: {exc}", as_json, code=EXIT_FAILED)
-
-
-@app.command()
-def preflight(
-    ctx: typer.Context, file: Path = FILE, text: str = TEXT, name: str | None = None,
-    subject: str | None = SUBJECT, kind: str = KIND, src: str | None = SRC,
-    client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
-    max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
-    force: bool = FORCE, no_balance: bool = NO_BALANCE, json_output: bool = JSON,
-) -> None:  # fmt: skip
-    """Check a recipient list: invalid rows, duplicates, segments, cost, balance, schedule."""
-    from connectus_worker.cli.campaign_view import print_plan
-
-    options = _checked(json_output, _options, ctx.obj(), name or file.stem, text, subject, kind,
-                       src, client, at, window, max_lateness, transport, skip_invalid, force,
-                       None)  # fmt: skip
-    producer = _producer(ctx, no_balance, json_output)
-    plan = _checked(json_output, producer.preflight, file, options).to_json()
-    if json_output:
-        output(plan, True)
-    else:
-        print_plan(plan)
-    if plan["refusals"]:
-        raise typer.Exit(EXIT_FAILED)
-
-
-@app.command()
-def send(
-    ctx: typer.Context, file: Path = FILE, name: str = typer.Option(..., "--name"),
-    text: str = TEXT, subject: str | None = SUBJECT, kind: str = KIND, src: str | None = SRC,
-    client: str | None = CLIENT, at: str | None = AT, window: str | None = WINDOW,
-    max_lateness: int | None = LATE, transport: str | None = TRANSPORT, skip_invalid: bool = SKIP,
-    force: bool = FORCE, no_balance: bool = NO_BALANCE, idempotency_key: str | None = KEY,
-    tenant: str = TENANT, connectus_delivery: bool | None = DELIVERY, json_output: bool = JSON,
-    account: str | None = ACCOUNT,
-) -> None:  # fmt: skip
-    """Accept a campaign: store its recipients and schedule it (progress bar while reading)."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from connectus_worker.cli.campaign_view import print_plan
-    from connectus_worker.cli.common import err_console
-
-    options = _checked(json_output, _options, ctx.obj(), name, text, subject, kind, src, client,
-                       at, window, max_lateness, transport, skip_invalid, force,
-                       idempotency_key, connectus_delivery=connectus_delivery,
-                       account=account)  # fmt: skip
-    producer = _producer(ctx, no_balance, json_output, tenant, account)
-    with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
-                  TimeElapsedColumn(), disable=json_output, transient=True,
-                  console=err_console) as bar:  # fmt: skip
-        # The row count is unknown until the file is read: an indeterminate bar.
-        task = bar.add_task("accept", total=None, rows=0)
-        accepted = _checked(json_output, producer.send, file, options,
-                            progress=lambda rows: bar.update(task, rows=rows))  # fmt: skip
-    body = {"campaign_id": accepted.campaign_id, "created": accepted.created,
-            **{k: v for k, v in accepted.plan.to_json().items() if k != "refusals"}}  # fmt: skip
-    if json_output:
-        output(body, True)
-        return
-    print_plan(body)
-    verb = "accepted" if accepted.created else "already accepted (same idempotency key)"
-    err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
 
 
 def _control(ctx: typer.Context, tenant: str, as_json: bool) -> Any:
@@ -224,7 +207,8 @@ def status(
     tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
-    from connectus_worker.cli.campaign_view import health, print_status
+    from connectus_worker.cli.campaign_view import print_status
+    from connectus_worker.worker.accounts import accounts_status
 
     control = _control(ctx, tenant, json_output)
     settings = ctx.obj()
@@ -233,7 +217,8 @@ def status(
         body = found.to_json()
         # The campaign's own account: its pauses and rates are the ones that hold it back.
         body["account"] = found.campaign.account or settings.account_names[0]
-        body["health"] = health(settings, control.store.client, body["account"])
+        every = accounts_status(settings, control.store.client)
+        body["health"] = next((a for a in every if a["account"] == body["account"]), {})
         body["short_links"] = _short_links(settings, control, campaign_id)
         if json_output:
             output(body, True)
@@ -245,49 +230,38 @@ def status(
         time.sleep(interval_s)  # a display refresh, not a wait for an event
 
 
-def _transition(
-    ctx: typer.Context, campaign_id: str, action: str, tenant: str, as_json: bool
-) -> None:
-    control = _control(ctx, tenant, as_json)
-    result = _checked(as_json, getattr(control, action), campaign_id)
-    state = control.get(campaign_id).state.value
-    output({"campaign_id": campaign_id, "action": action, "previous": result.state,
-            "state": state}, as_json, title=f"campaign {action}")  # fmt: skip
+#: The state changes an operator asks for: command → help.
+TRANSITIONS = {
+    "pause": "Stop releasing and sending; messages met by workers are parked.",
+    "resume": "Resume a paused campaign, or start a late one.",
+    "cancel": "Cancel: nothing more is sent (in-flight sends finish).",
+}
+
+
+def _transition(action: str) -> Any:
+    def command(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
+                json_output: bool = JSON) -> None:  # fmt: skip
+        control = _control(ctx, tenant, json_output)
+        result = _checked(json_output, getattr(control, action), campaign_id)
+        state = control.get(campaign_id).state.value
+        output({"campaign_id": campaign_id, "action": action, "previous": result.state,
+                "state": state}, json_output, title=f"campaign {action}")  # fmt: skip
+
+    return command
+
+
+for _action, _help in TRANSITIONS.items():
+    app.command(_action, help=_help)(_transition(_action))
 
 
 @app.command()
-def pause(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
-          json_output: bool = JSON) -> None:  # fmt: skip
-    """Stop releasing and sending; messages met by workers are parked."""
-    _transition(ctx, campaign_id, "pause", tenant, json_output)
-
-
-@app.command()
-def resume(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
-          json_output: bool = JSON) -> None:  # fmt: skip
-    """Resume a paused campaign, or start a late one."""
-    _transition(ctx, campaign_id, "resume", tenant, json_output)
-
-
-@app.command()
-def cancel(ctx: typer.Context, campaign_id: str = ID, tenant: str = TENANT,
-          json_output: bool = JSON) -> None:  # fmt: skip
-    """Cancel: nothing more is sent (in-flight sends finish)."""
-    _transition(ctx, campaign_id, "cancel", tenant, json_output)
-
-
-@app.command()
-def report(
-    ctx: typer.Context, campaign_id: str = ID,
-    csv_path: Path = CSV,
-    tenant: str = TENANT,
-    json_output: bool = JSON,
-) -> None:  # fmt: skip
+def report(ctx: typer.Context, campaign_id: str = ID, csv_path: Path = CSV,
+           tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
     """One row per recipient: state, provider id, delivery status, error."""
     control = _control(ctx, tenant, json_output)
     _checked(json_output, control.get, campaign_id)  # before the file is created
     if str(csv_path) == "-":
-        rows = _checked(json_output, control.write_report, campaign_id, sys.stdout)
+        _checked(json_output, control.write_report, campaign_id, sys.stdout)
         return
     with csv_path.open("w", newline="", encoding="utf-8") as out:
         rows = _checked(json_output, control.write_report, campaign_id, out)
@@ -299,31 +273,22 @@ def report(
 def _short_links(settings: Any, control: Any, campaign_id: str) -> list[dict[str, Any]]:
     """The campaign's short links with their clicks (``GET /api_v3/short_link/:id``);
     ``clicks`` is None without Connectus credentials or when the lookup fails."""
-    refs = control.short_links(campaign_id)
-    if not refs:
+    links = [{"url": ref.url, "short_link": ref.short_link, "id": ref.id, "clicks": None}
+             for ref in control.short_links(campaign_id)]  # fmt: skip
+    if not links:
         return []
     from connectus_worker.config import ConfigError
+    from connectus_worker.worker.app import build_client
     from connectus_worker.worker.connectus.errors import ConnectusError
+    from connectus_worker.worker.connectus.short_links import clicks_of
 
-    client = None
     try:
-        from connectus_worker.worker.app import build_client
-        from connectus_worker.worker.connectus.short_links import clicks_of
-
         # The campaign's account made the links (worker.campaigns): its listing has them.
         client = build_client(settings, account=control.get(campaign_id).account)
     except ConfigError:
-        pass
-    links = []
-    for ref in refs:
-        clicks = None
-        if client is not None:
-            try:
-                clicks = clicks_of(client, ref.id)
-            except ConnectusError:
-                clicks = None
-        links.append({"url": ref.url, "short_link": ref.short_link, "id": ref.id,
-                      "clicks": clicks})  # fmt: skip
-    if client is not None:
-        client.close()
+        return links
+    with client:
+        for link in links:
+            with contextlib.suppress(ConnectusError):
+                link["clicks"] = clicks_of(client, link["id"])
     return links

@@ -6,63 +6,44 @@ Imported by the commands that print (rich is not needed for ``--json`` or ``--he
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from rich.table import Table
-
-from connectus_worker.cli.common import console
-
-if TYPE_CHECKING:
-    import redis
-
-    from connectus_worker.config import Settings
+from connectus_worker.cli.common import console, iso_time, print_table
 
 STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
                "cancelled")  # fmt: skip
 
 
+#: The plan's figures shown, in this order.
+PLAN_KEYS = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
+             "segments", "max_segments", "cost", "deliver_at", "window",
+             "max_lateness_s")  # fmt: skip
+
+
 def print_plan(plan: Mapping[str, Any]) -> None:
-    table = Table(title=f"campaign {plan.get('name', '')}", show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    keys = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
-            "segments", "max_segments", "cost", "deliver_at", "window",
-            "max_lateness_s")  # fmt: skip
-    for key in keys:
-        if key in plan:
-            table.add_row(key, "" if plan[key] is None else str(plan[key]))
+    figures = [(key, plan[key]) for key in PLAN_KEYS if key in plan]
     for balance in plan.get("balances", []):
-        available = "unknown" if balance["available"] is None else str(balance["available"])
-        table.add_row("balance", f"{balance['source']}: {available}")
-    console.print(table)
-    _examples("invalid rows", plan.get("invalid_rows", []), ("line", "field", "reason"))
-    _examples("duplicates (kept the first)", plan.get("duplicate_rows", []), ("line", "first_line"))
+        available = "unknown" if balance["available"] is None else balance["available"]
+        figures.append(("balance", f"{balance['source']}: {available}"))
+    print_table(f"campaign {plan.get('name', '')}", ("field", "value"), figures, header=False)
+    for title, key, columns in (
+        ("invalid rows", "invalid_rows", ("line", "field", "reason")),
+        ("duplicates (kept the first)", "duplicate_rows", ("line", "first_line")),
+    ):
+        if rows := plan.get(key):
+            print_table(f"{title} (first {min(len(rows), 20)})", columns,
+                        ([row[c] for c in columns] for row in rows[:20]))  # fmt: skip
     for refusal in plan.get("refusals", []):
         console.print(f"[red]refused:[/red] {refusal}")
 
 
-def _examples(title: str, rows: Sequence[Mapping[str, Any]], columns: Sequence[str]) -> None:
-    if not rows:
-        return
-    table = Table(title=f"{title} (first {min(len(rows), 20)})")
-    for column in columns:
-        table.add_column(column)
-    for row in rows[:20]:
-        table.add_row(*(str(row[c]) for c in columns))
-    console.print(table)
-
-
 def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
-    table = Table(title="campaigns")
-    for column in ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"):
-        table.add_column(column)
-    for row in rows:
-        counts = row["counts"]
-        done = sum(counts.get(s, 0) for s in ("sent", "failed", "cancelled"))
-        table.add_row(row["campaign_id"], row["name"], row["kind"], row["state"], str(row["total"]),
-                      str(done), _when(row["deliver_at_ms"]))  # fmt: skip
-    console.print(table)
+    print_table(
+        "campaigns", ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"),
+        ([row["campaign_id"], row["name"], row["kind"], row["state"], row["total"],
+          sum(row["counts"].get(s, 0) for s in ("sent", "failed", "cancelled")),
+          iso_time(row["deliver_at_ms"])] for row in rows),
+    )  # fmt: skip
 
 
 def print_status(body: Mapping[str, Any]) -> None:
@@ -87,23 +68,6 @@ def print_status(body: Mapping[str, Any]) -> None:
     for link in body.get("short_links") or []:
         clicks = link["clicks"] if link["clicks"] is not None else "?"
         console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
-
-
-def health(settings: Settings, client: redis.Redis, account: str | None = None) -> dict[str, Any]:
-    """The shared breaker and limiter of ``account`` (None: the first), as ``connectus
-    breaker`` shows them."""
-    from connectus_worker.worker.breaker import CircuitBreaker
-    from connectus_worker.worker.ratelimit import RateLimiter
-
-    limiter = RateLimiter.from_settings(settings, client, account)
-    return {
-        "breaker": CircuitBreaker.from_settings(settings, client, account).status(),
-        "rates": [limiter.status(p) for p in limiter.limits.buckets],
-    }
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")
 
 
 def _duration(seconds: float) -> str:

@@ -1,34 +1,23 @@
 """``connectus clients list|show|create|update|add-balance|remove-balance``: subclients.
 
-Subclients (``/api_v3/clients``) are accounting accounts of the Connectus
-account: balance moved to one is spent by sends naming it (``id_client``;
-``connectus send sms|email|whatsapp --client``, campaigns' ``--client``).
-SMS balance is per destination country, so an SMS balance move names the
-country (``--country chile`` or its id, ``1``). Every command calls
-Connectus, so it needs ``CONNECTUS_API_USER`` and ``CONNECTUS_API_KEY``.
+Subclients (``/api_v3/clients``) are accounting accounts whose balance sends naming them
+(``--client``) spend. SMS balance is per destination country, so an SMS balance move
+names it (``--country chile`` or its id, ``1``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
 from connectus_worker.cli.connectus_call import call_connectus
 
 app = typer.Typer(help="Subclients: accounts whose balance sends can be charged to.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 ID = typer.Argument(..., help="The subclient's id (its id_unique).")
-PRODUCTS = ("sms", "email", "whatsapp")
-
-
-def _call(ctx: typer.Context, as_json: bool, fn: Callable[[Any], Any]) -> Any:
-    """Run ``fn(v3 api)``; configuration, input and Connectus errors exit clearly."""
-    return call_connectus(ctx, as_json, lambda client: fn(client.v3))
 
 
 def _client_json(client: Any) -> dict[str, Any]:
@@ -51,38 +40,29 @@ def _client_json(client: Any) -> dict[str, Any]:
 @app.command("list")
 def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Every subclient with its balances, and the unassigned SMS balance per country."""
-    listing = _call(ctx, json_output, lambda v3: v3.list_clients())
+    listing = call_connectus(ctx, json_output, lambda c: c.v3.list_clients())
     clients = [_client_json(c) for c in listing.clients]
     free = {b.country_name or str(b.id_country): b.balance
             for b in listing.free_sms_balance_by_country}  # fmt: skip
-    data = listing.raw.get("data") if isinstance(listing.raw.get("data"), dict) else listing.raw
+    raw = listing.raw or {}
+    data = raw["data"] if isinstance(raw.get("data"), dict) else raw
     body = {"free_sms_balance_by_country": free, "clients": clients,
             "free_email_balance": data.get("free_email_balance"),
             "free_whatsapp_balance": data.get("free_whatsapp_balance")}  # fmt: skip
     if json_output:
         output(body, True)
         return
-    from rich.table import Table
-
-    from connectus_worker.cli.common import _console
-
-    table = Table(title="subclients")
-    for column in ("id", "name", "sms (by country)", "email", "whatsapp"):
-        table.add_column(column)
-    for c in clients:
-        sms = ", ".join(f"{k} {v}" for k, v in c.get("sms_balance", {}).items() if v)
-        email, whatsapp = c.get("email_balance", ""), c.get("whatsapp_balance", "")
-        table.add_row(c["id_unique"] or "", c["name"] or "", sms or "0", str(email), str(whatsapp))
-    _console(stderr=False).print(table)
-    unassigned = ", ".join(f"{k} {v}" for k, v in free.items() if v)
-    typer.echo(f"unassigned SMS: {unassigned or '0'}; e-mail: {body['free_email_balance']}; "
+    rows = [(c["id_unique"], c["name"], _by_country(c.get("sms_balance", {})),
+             c.get("email_balance"), c.get("whatsapp_balance")) for c in clients]  # fmt: skip
+    print_table("subclients", ("id", "name", "sms (by country)", "email", "whatsapp"), rows)
+    typer.echo(f"unassigned SMS: {_by_country(free)}; e-mail: {body['free_email_balance']}; "
                f"WhatsApp: {body['free_whatsapp_balance']}")  # fmt: skip
 
 
 @app.command()
 def show(ctx: typer.Context, id_client: str = ID, json_output: bool = JSON) -> None:
     """One subclient."""
-    client = _call(ctx, json_output, lambda v3: v3.get_client(id_client=id_client))
+    client = call_connectus(ctx, json_output, lambda c: c.v3.get_client(id_client=id_client))
     output(_client_json(client), json_output, title=f"subclient {id_client}")
 
 
@@ -94,7 +74,7 @@ def create(
 ) -> None:
     """Create a subclient; prints its id."""
     _check_name(name, json_output)
-    client = _call(ctx, json_output, lambda v3: v3.create_client(name=name.strip()))
+    client = call_connectus(ctx, json_output, lambda c: c.v3.create_client(name=name.strip()))
     output(_client_json(client), json_output, title="subclient created")
 
 
@@ -107,8 +87,9 @@ def update(
 ) -> None:
     """Rename a subclient."""
     _check_name(name, json_output)
-    client = _call(ctx, json_output,
-                   lambda v3: v3.update_client(id_client=id_client, name=name.strip()))  # fmt: skip
+    client = call_connectus(
+        ctx, json_output, lambda c: c.v3.update_client(id_client=id_client, name=name.strip())
+    )
     output(_client_json(client), json_output, title="subclient updated")
 
 
@@ -118,22 +99,20 @@ COUNTRY = typer.Option(None, "--country",
                        help="SMS only: the country (chile, mexico... or its id, 1).")  # fmt: skip
 
 
-@app.command("add-balance")
-def add_balance(
-    ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
-    country: str | None = COUNTRY, json_output: bool = JSON,
-) -> None:  # fmt: skip
-    """Move balance from the account's unassigned balance to the subclient."""
-    _move(ctx, "add_balance", id_client, amount, product, country, json_output)
+def _balance_command(action: str) -> Any:
+    def command(
+        ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
+        country: str | None = COUNTRY, json_output: bool = JSON,
+    ) -> None:  # fmt: skip
+        _move(ctx, action, id_client, amount, product, country, json_output)
+
+    return command
 
 
-@app.command("remove-balance")
-def remove_balance(
-    ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
-    country: str | None = COUNTRY, json_output: bool = JSON,
-) -> None:  # fmt: skip
-    """Move balance from the subclient back to the account's unassigned balance."""
-    _move(ctx, "remove_balance", id_client, amount, product, country, json_output)
+app.command("add-balance", help="Move balance from the account's unassigned balance to the "
+            "subclient.")(_balance_command("add_balance"))  # fmt: skip
+app.command("remove-balance", help="Move balance from the subclient back to the account's "
+            "unassigned balance.")(_balance_command("remove_balance"))  # fmt: skip
 
 
 def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product: str,
@@ -142,8 +121,8 @@ def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product:
 
     if amount <= 0:
         fail("--amount: must be a positive whole number", as_json, code=EXIT_INVALID)
-    if product.lower() not in PRODUCTS:
-        fail(f"--product: must be one of {', '.join(PRODUCTS)}", as_json, code=EXIT_INVALID)
+    if product.upper() not in SubclientProduct.__members__:
+        fail("--product: must be one of sms, email, whatsapp", as_json, code=EXIT_INVALID)
     kind = SubclientProduct[product.upper()]
     id_country = _country(country, as_json) if country is not None else None
     if kind is SubclientProduct.SMS and id_country is None:
@@ -151,7 +130,7 @@ def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product:
              code=EXIT_INVALID)  # fmt: skip
     if kind is not SubclientProduct.SMS and id_country is not None:
         fail("--country: only SMS balance is per country", as_json, code=EXIT_INVALID)
-    ack = _call(ctx, as_json, lambda v3: getattr(v3, action)(
+    ack = call_connectus(ctx, as_json, lambda c: getattr(c.v3, action)(
         id_client=id_client, amount=amount, product=kind, id_country=id_country))  # fmt: skip
     data = {"id_client": id_client, "action": action, "amount": amount, "product": product.lower(),
             "id_country": None if id_country is None else int(id_country),
@@ -174,3 +153,7 @@ def _country(text: str, as_json: bool) -> Any:  # noqa: RET503 - fail() never re
 def _check_name(name: str, as_json: bool) -> None:
     if not name.strip() or len(name) > 200:
         fail("--name: must be 1 to 200 characters, not blank", as_json, code=EXIT_INVALID)
+
+
+def _by_country(balances: dict[str, int]) -> str:
+    return ", ".join(f"{country} {n}" for country, n in balances.items() if n) or "0"

@@ -1,11 +1,8 @@
-"""What every command shares: settings loading, the job store, output as a table or JSON.
+"""What every command shares: settings, the job store, output as a table or JSON.
 
-Every ``connectus`` process pays for what this module and the command modules
-import at the top, ``--help`` included, so the heavy libraries (rich, pydantic
-settings, redis) are imported by the functions that use them. ``console`` and
-``err_console`` are built on first use: import them inside the function that
-prints (``from cli.common import console``), so that ``--json`` output never
-loads rich.
+Heavy libraries (rich, pydantic settings, redis) are imported by the functions that use
+them; ``console`` and ``err_console`` are built on first use (import them inside the
+function that prints), so that ``--json`` and ``--help`` never load rich.
 """
 
 from __future__ import annotations
@@ -13,7 +10,8 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -69,6 +67,8 @@ TENANT_HELP = (
     "Whose jobs and campaigns (INTAKE_TENANTS' names; another tenant's do not exist "
     "for this command)."
 )
+JSON = typer.Option(False, "--json", help="Print one JSON object.")
+TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
 
 
 def tenant_or_exit(tenant: str, as_json: bool) -> str:
@@ -85,14 +85,21 @@ def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
     """One JSON object on stdout for scripts, or a small table for people."""
     if as_json:
         sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
-        return
+    else:
+        print_table(title, ("field", "value"), data.items(), header=False)
+
+
+def print_table(
+    title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, header: bool = True
+) -> None:
+    """``rows`` (a value per column; None shows empty) as a table on stdout."""
     from rich.table import Table
 
-    table = Table(title=title or None, show_header=False)
-    table.add_column("field", style="bold")
-    table.add_column("value")
-    for key, value in data.items():
-        table.add_row(key, "" if value is None else str(value))
+    table = Table(title=title or None, show_header=header)
+    for column in columns:
+        table.add_column(column)
+    for row in rows:
+        table.add_row(*("" if value is None else str(value) for value in row))
     _console(stderr=False).print(table)
 
 
@@ -103,3 +110,8 @@ def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) 
     else:
         _console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
+
+
+def iso_time(ms: int) -> str:
+    """An epoch time in milliseconds as ISO 8601 UTC, to the second."""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")

@@ -1,10 +1,6 @@
-"""Run one direct Connectus call from a command, with clear exits on every error.
-
-Shared by the commands that call Connectus themselves rather than queue a job
-(``connectus account``, ``connectus v1 ...``, ``connectus deliveries ...``):
-configuration errors exit 78, a request refused before sending exits 2, a
-refusal or failure from Connectus exits 1, each naming the reason.
-"""
+"""One direct Connectus call from a command (``account``, ``v1``, ``deliveries``,
+``clients``, ``qr``): configuration errors exit 78, a request refused before sending 2,
+a refusal or failure from Connectus 1, each naming the reason."""
 
 from __future__ import annotations
 

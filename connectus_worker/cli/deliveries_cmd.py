@@ -1,25 +1,20 @@
 """``connectus deliveries create|show|update``: Connectus deliveries (``/api_v3/deliveries``).
 
-A delivery is a named batch Connectus executes at its ``deliver_at``
-(account-local time, ``YYYY-MM-DD HH:MM:SS``); messages sent with its
-``id_delivery`` (``connectus send ... --delivery``) wait until then and are
-grouped under it in Connectus's reports. Campaigns create their own (one per
-released chunk, docs/campaigns.md); these commands are for operators.
+A delivery is a named batch Connectus executes at its ``deliver_at`` (account-local
+``YYYY-MM-DD HH:MM:SS``); messages sent with its id (``--delivery``) wait until then.
 """
 
 from __future__ import annotations
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output
 from connectus_worker.cli.connectus_call import call_connectus, dump
 
 app = typer.Typer(help="Connectus deliveries: named batches executed at deliver_at.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 ID = typer.Argument(..., help="The delivery's id.")
-PRODUCTS = {"sms": 1, "whatsapp": 2, "email": 3}  # the deliveries' own numbering
 AT_HELP = "When Connectus executes it, account-local 'YYYY-MM-DD HH:MM:SS'."
 
 
@@ -34,7 +29,7 @@ def create(
     """Create a delivery; prints its id."""
     from connectus_worker.worker.connectus.enums import DeliveryProduct
 
-    if product not in PRODUCTS:
+    if product.upper() not in DeliveryProduct.__members__:
         fail("--product: must be sms, whatsapp or email", json_output, code=EXIT_INVALID)
     if not name.strip():
         fail("--name: is empty", json_output, code=EXIT_INVALID)
@@ -42,7 +37,7 @@ def create(
         ctx,
         json_output,
         lambda c: c.v3.create_delivery(
-            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct(PRODUCTS[product])
+            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct[product.upper()]
         ),
     )
     output(dump(made), json_output, title="delivery created")

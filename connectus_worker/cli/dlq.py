@@ -1,28 +1,24 @@
 """``connectus dlq list|show|replay|purge``: inspect, replay and purge dead letters.
 
-Filters (``list``, and ``replay``/``purge`` with ``--all``): ``--queue``,
-``--reason`` (substring of the error class or last error), ``--older-than``
-and ``--newer-than`` (``90s``, ``30m``, ``1h``, ``2d``). Poison entries
-(``poison:<id>``, ``malformed:<id>``, expired records) are listed and
-purgeable, never replayed; nor are OTPs, or jobs past their expiry
-(``domain.expiry``): ``list`` says why beside each. Every command takes ``--json``.
+Filters (``list``; ``replay``/``purge`` with ``--all``): ``--queue``, ``--reason``
+(substring of the error class or last error), ``--older-than``/``--newer-than`` (``90s``,
+``1h``, ``2d``). Poison entries, OTPs and jobs past their expiry are never replayed;
+``list`` says why beside each.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, fail, job_store, output
+from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, JSON, fail, job_store, output
 
 app = typer.Typer(
     help="Dead letters: jobs that failed permanently, with their reason.", no_args_is_help=True
 )
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 QUEUE = typer.Option(None, "--queue", help="Only dead letters of this queue.")
 REASON = typer.Option(None, "--reason", help="Substring of the error class or last error.")
 OLDER = typer.Option(None, "--older-than", help="Dead-lettered at least this long ago (1h, 30m).")
@@ -31,7 +27,7 @@ ALL = typer.Option(False, "--all", help="Every dead letter matching the filters.
 IDS = typer.Argument(None, help="Dead-lettered job ids (or use --all with filters).")
 
 
-def _letters(ctx: typer.Context):  # type: ignore[no-untyped-def]
+def _letters(ctx: typer.Context) -> Any:
     from connectus_worker.domain.expiry import AgeLimits
     from connectus_worker.ledger.deadletters import DeadLetters
 
@@ -45,12 +41,9 @@ def _filter(queue: str | None, reason: str | None, older: str | None, newer: str
     from connectus_worker.ledger.deadletters import Filter, parse_duration
 
     try:
-        return Filter(
-            queue=queue,
-            reason=reason,
-            older_than_s=parse_duration(older) if older else None,
-            newer_than_s=parse_duration(newer) if newer else None,
-        )
+        return Filter(queue=queue, reason=reason,
+                      older_than_s=parse_duration(older) if older else None,
+                      newer_than_s=parse_duration(newer) if newer else None)  # fmt: skip
     except ValueError as exc:
         fail(f"--older-than/--newer-than: {exc}", as_json, code=EXIT_INVALID)
 
@@ -61,50 +54,49 @@ def _select(ctx: typer.Context, ids: list[str] | None, every: bool, where: Any,
     letters = _letters(ctx)
     if bool(ids) == every:
         fail("give job ids, or --all (with filters), not both", as_json, code=EXIT_INVALID)
-    if ids:
-        if where != type(where)():
-            fail("filters apply to --all, not to listed ids", as_json, code=EXIT_INVALID)
-        entries = [letters.get(i) for i in ids]
-        gone = [i for i, e in zip(ids, entries, strict=True) if e is None]
-        return letters, [e for e in entries if e], gone
-    return letters, letters.find(where), []
+    if not ids:
+        return letters, letters.find(where), []
+    if where != type(where)():
+        fail("filters apply to --all, not to listed ids", as_json, code=EXIT_INVALID)
+    entries = {i: letters.get(i) for i in ids}
+    return letters, [e for e in entries.values() if e], [i for i, e in entries.items() if not e]
+
+
+def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
+    """``data`` as one JSON object, or ``lines`` for people."""
+    if as_json:
+        output(data, True)
+        return
+    from connectus_worker.cli.common import console
+
+    for line in lines:
+        console.print(line)
 
 
 @app.command("list")
 def list_(
-    ctx: typer.Context,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
-    newer_than: str | None = NEWER,
+    ctx: typer.Context, queue: str | None = QUEUE, reason: str | None = REASON,
+    older_than: str | None = OLDER, newer_than: str | None = NEWER,
     limit: int = typer.Option(50, min=1, max=10_000, help="At most this many, newest first."),
     json_output: bool = JSON,
-) -> None:
+) -> None:  # fmt: skip
     """List dead letters (newest first) with their reason."""
     where = _filter(queue, reason, older_than, newer_than, json_output)
     rows = [e.as_dict() for e in _letters(ctx).find(where, limit=limit)]
-    if json_output:
-        sys.stdout.write(json.dumps({"dead_letters": rows, "count": len(rows)}, default=str) + "\n")
-        return
-    from connectus_worker.cli.common import console
-
+    lines = []
     for row in rows:
         poison = "  (poison)" if row["poison"] else ""
         why_not = row["not_replayable_because"]
         refused = f"  (not replayable: {why_not})" if why_not and not row["poison"] else ""
-        console.print(
-            f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
-            f"  {row['reason']}{poison}{refused}"
-        )
-    console.print(f"{len(rows)} dead letter(s)")
+        lines.append(f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
+                     f"  {row['reason']}{poison}{refused}")  # fmt: skip
+    _print({"dead_letters": rows, "count": len(rows)}, json_output,
+           [*lines, f"{len(rows)} dead letter(s)"])  # fmt: skip
 
 
 @app.command()
-def show(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="A dead-lettered job id (or poison entry)."),
-    json_output: bool = JSON,
-) -> None:
+def show(ctx: typer.Context, job_id: str = typer.Argument(..., help="A dead-lettered job id "
+         "(or poison entry)."), json_output: bool = JSON) -> None:  # fmt: skip
     """Show a dead letter: its record and its kept message (destination masked)."""
     letters = _letters(ctx)
     entry = letters.get(job_id)
@@ -116,7 +108,7 @@ def show(
         "message": letters.message(job_id),
     }
     if json_output:
-        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
+        output(data, True)
         return
     from connectus_worker.cli.common import console
 
@@ -128,20 +120,14 @@ def show(
 
 @app.command()
 def replay(
-    ctx: typer.Context,
-    job_ids: list[str] | None = IDS,
-    every: bool = ALL,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
-    newer_than: str | None = NEWER,
-    json_output: bool = JSON,
-) -> None:
+    ctx: typer.Context, job_ids: list[str] | None = IDS, every: bool = ALL,
+    queue: str | None = QUEUE, reason: str | None = REASON, older_than: str | None = OLDER,
+    newer_than: str | None = NEWER, json_output: bool = JSON,
+) -> None:  # fmt: skip
     """Put dead letters back on their queue, keeping job id and idempotency key.
 
-    Poison entries, OTPs and jobs past their expiry (they would be dead-lettered
-    as Expired again at once) are refused with the reason; exits 1 if any entry
-    was not replayed.
+    Poison entries, OTPs and jobs past their expiry (they would expire again at once) are
+    refused with the reason; exits 1 if any entry was not replayed.
     """
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)
@@ -153,23 +139,19 @@ def replay(
     summary: dict[str, Any] = {"replayed": replayed, "results": results}
     if job_ids and len(job_ids) == 1:
         summary |= results[0]  # one job: its job_id and result at the top, too
-    _report(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
+    _print(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
     if replayed < len(results):
         raise typer.Exit(EXIT_FAILED)
 
 
 @app.command()
 def purge(
-    ctx: typer.Context,
-    job_ids: list[str] | None = IDS,
-    every: bool = ALL,
-    queue: str | None = QUEUE,
-    reason: str | None = REASON,
-    older_than: str | None = OLDER,
+    ctx: typer.Context, job_ids: list[str] | None = IDS, every: bool = ALL,
+    queue: str | None = QUEUE, reason: str | None = REASON, older_than: str | None = OLDER,
     newer_than: str | None = NEWER,
     yes: bool = typer.Option(False, "--yes", help="Really remove; without it, only show."),
     json_output: bool = JSON,
-) -> None:
+) -> None:  # fmt: skip
     """Remove dead letters (poison entries included); without --yes, print what would go."""
     where = _filter(queue, reason, older_than, newer_than, json_output)
     letters, entries, missing = _select(ctx, job_ids, every, where, json_output)
@@ -178,14 +160,4 @@ def purge(
     summary = {"dry_run": not yes, "job_ids": members, "count": len(members), "purged": purged,
                "missing": missing}  # fmt: skip
     verb = "purged" if yes else "would purge"
-    _report(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])
-
-
-def _report(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
-    if as_json:
-        sys.stdout.write(json.dumps(data, default=str, ensure_ascii=False) + "\n")
-        return
-    from connectus_worker.cli.common import console
-
-    for line in lines:
-        console.print(line)
+    _print(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])

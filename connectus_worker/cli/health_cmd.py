@@ -3,50 +3,39 @@ pod sees them; ``--close SCOPE`` ends a pause whose cause an operator fixed."""
 
 from __future__ import annotations
 
-import json
-import sys
-from datetime import UTC, datetime
 from typing import Any
 
 import typer
 
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, iso_time, output
+
 
 def breaker(
     ctx: typer.Context,
-    close: str = typer.Option(
-        "",
-        "--close",
-        metavar="SCOPE",
-        help="Close this scope now (e.g. account, balance:sms:CL, host:qr, qr_session), after "
-        "fixing "
-        "its cause.",
-    ),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    account: str = typer.Option(
-        "",
-        "--account",
-        metavar="NAME",
-        help="Only this Connectus account (CONNECTUS_ACCOUNTS); --close needs it when there "
-        "are several (default: the first).",
-    ),
-) -> None:
+    close: str = typer.Option("", "--close", metavar="SCOPE", help="Close this scope now "
+                              "(e.g. account, balance:sms:CL, host:qr, qr_session), after "
+                              "fixing its cause."),
+    json_output: bool = JSON,
+    account: str = typer.Option("", "--account", metavar="NAME", help="Only this Connectus "
+                                "account (CONNECTUS_ACCOUNTS); --close needs it when there are "
+                                "several (default: the first)."),
+) -> None:  # fmt: skip
     """Show each account's open or half-open breaker scopes (why, until when), each
     host's failure streak and each product's rate."""
-    from connectus_worker.cli.common import fail
     from connectus_worker.redis import connect
     from connectus_worker.worker.accounts import accounts_status
     from connectus_worker.worker.breaker import CircuitBreaker
 
     settings = ctx.obj()
     if account and account not in settings.account_names:
-        fail(f"--account: {account!r} is not in CONNECTUS_ACCOUNTS", json_output, code=2)
+        fail(f"--account: {account!r} is not in CONNECTUS_ACCOUNTS", json_output, code=EXIT_INVALID)
     client = connect(settings)
     closed = None
     if close:
         if not _valid_scope(close):
             fail(f"--close: {close!r} is not a scope (account, qr_session, host:v3|v1|qr, "
-                 "product:<p>, "
-                 "balance:<p>[:<country>][@<subclient>])", json_output, code=2)  # fmt: skip
+                 "product:<p>, balance:<p>[:<country>][@<subclient>])", json_output,
+                 code=EXIT_INVALID)  # fmt: skip
         from connectus_worker.logging import configure_logging
 
         # The close is logged (who ended a pause, and when), on stderr like every log.
@@ -60,7 +49,7 @@ def breaker(
         body = {"breaker": shown[0]["breaker"], "rates": shown[0]["rates"], "accounts": shown}
         if closed is not None:
             body["closed"] = closed
-        sys.stdout.write(json.dumps(body) + "\n")
+        output(body, True)
         return
     from connectus_worker.cli.common import console
 
@@ -74,8 +63,8 @@ def _print_account(console: Any, state: dict[str, Any], rates: list[dict[str, An
     console.print(f"circuit breaker of {state['account']}: {state['state']}")
     for scope in state["scopes"]:
         console.print(
-            f"  {scope['scope']}: {scope['state']} until {_when(scope['open_until_ms'])}"
-            f" ({scope['reason']}; since {_when(scope['since_ms'])},"
+            f"  {scope['scope']}: {scope['state']} until {iso_time(scope['open_until_ms'])}"
+            f" ({scope['reason']}; since {iso_time(scope['since_ms'])},"
             f" opened {scope['consecutive_opens']}x, probes {scope['probes_in_flight']})",
             highlight=False,
         )
@@ -97,7 +86,3 @@ def _valid_scope(scope: str) -> bool:
     if head == "host":
         return rest in HOSTS
     return head in ("product", "balance") and bool(rest) and " " not in rest
-
-
-def _when(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="seconds")

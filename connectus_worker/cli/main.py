@@ -1,20 +1,15 @@
 """``connectus``: the command line (typer + rich).
 
-Settings are read once, in the top-level callback, and passed down through
-the typer context. Exit codes: 0 ok, 1 operation failed, 2 bad input
-(usage or validation), 78 bad configuration (``EX_CONFIG``).
-
-Start-up time matters (operators, scripts, tests run one process per
-command): the command modules import only typer at the top and the rest
-inside the commands that need it, so ``connectus --help`` loads no
-command's dependencies and ``status`` the job store, not the producers API.
+Settings are read once, in the top-level callback, and passed down through the typer
+context. Exit codes: 0 ok, 1 operation failed, 2 bad input (usage or validation),
+78 bad configuration (``EX_CONFIG``). Start-up time matters (one process per command):
+command modules import only typer at the top, the rest inside the commands.
 """
 
 from __future__ import annotations
 
 import sys
-from enum import StrEnum
-from typing import Annotated
+from typing import Literal
 
 import typer
 
@@ -24,6 +19,7 @@ from connectus_worker.cli import (
     clients_cmd,
     deliveries_cmd,
     dlq,
+    health_cmd,
     optout_cmd,
     qr,
     review,
@@ -31,10 +27,11 @@ from connectus_worker.cli import (
     serve_cmd,
     v1_cmd,
     worker_cmd,
-)
+)  # fmt: skip
 from connectus_worker.cli.common import (
     EXIT_CONFIG,
-    TENANT_HELP,
+    JSON,
+    TENANT,
     fail,
     job_store,
     load_or_exit,
@@ -42,8 +39,6 @@ from connectus_worker.cli.common import (
     tenant_or_exit,
 )
 from connectus_worker.cli.devtools_path import dev_tools_or_exit
-from connectus_worker.cli.health_cmd import breaker
-from connectus_worker.cli.sandbox_cmd import sandbox_command
 
 app = typer.Typer(
     name="connectus",
@@ -52,19 +47,14 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-app.add_typer(send.app, name="send")
-app.add_typer(dlq.app, name="dlq")
-app.add_typer(campaign.app, name="campaign")
-app.add_typer(review.app, name="review")
-app.add_typer(qr.app, name="qr")
-app.add_typer(optout_cmd.app, name="optout")
-app.add_typer(clients_cmd.app, name="clients")
-app.add_typer(deliveries_cmd.app, name="deliveries")
-app.add_typer(v1_cmd.app, name="v1")
+GROUPS = {"send": send, "dlq": dlq, "campaign": campaign, "review": review, "qr": qr,
+          "optout": optout_cmd, "clients": clients_cmd, "deliveries": deliveries_cmd,
+          "v1": v1_cmd}  # fmt: skip
+for name, group in GROUPS.items():
+    app.add_typer(group.app, name=name)
 app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
-app.command("sandbox")(sandbox_command)
-app.command("breaker")(breaker)
+app.command("breaker")(health_cmd.breaker)
 app.command("serve")(serve_cmd.serve)
 
 
@@ -80,12 +70,9 @@ def _root(ctx: typer.Context) -> None:
 
 
 @app.command()
-def status(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The id returned when the job was queued."),
-    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
+def status(ctx: typer.Context, job_id: str = typer.Argument(..., help="The id returned when "
+           "the job was queued."), tenant: str = TENANT,
+           json_output: bool = JSON) -> None:  # fmt: skip
     """Show a job's record: state, provider id, attempts, last error."""
     tenant_or_exit(tenant, json_output)
     settings = ctx.obj()
@@ -116,12 +103,8 @@ PROVIDER_ID_LOOKUP = {
 
 
 @app.command()
-def cancel(
-    ctx: typer.Context,
-    job_id: str = typer.Argument(..., help="The job to cancel."),
-    tenant: str = typer.Option("default", "--tenant", help=TENANT_HELP),
-    json_output: bool = typer.Option(False, "--json", help="Print one JSON object."),
-) -> None:
+def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., help="The job to cancel."),
+           tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
     """Cancel a job that is queued, scheduled or waiting to retry."""
     tenant_or_exit(tenant, json_output)
     settings = ctx.obj()
@@ -134,13 +117,6 @@ def cancel(
         raise typer.Exit(1)
 
 
-class Answers(StrEnum):
-    """The sandbox's answer modes (``--answers``)."""
-
-    CHOSEN = "chosen"
-    DOCUMENTED = "documented"
-
-
 @app.command()
 def demo(
     messages: int = typer.Option(300, min=1, max=100_000, help="How many messages to send."),
@@ -150,13 +126,11 @@ def demo(
     exit_at_once: bool = typer.Option(
         False, "--exit", help="Stop the stack after the summary, even in a terminal."
     ),
-    answers: Annotated[
-        Answers,
-        typer.Option(
-            help="How the sandbox answers sends: chosen (with ids) or documented (exactly as "
-            "the Connectus collection shows: no id for SMS, OTP and WhatsApp)."
-        ),
-    ] = Answers.CHOSEN,
+    answers: Literal["chosen", "documented"] = typer.Option(
+        "chosen",
+        help="How the sandbox answers sends: chosen (with ids) or documented (exactly "
+        "as the Connectus collection shows: no id for SMS, OTP and WhatsApp).",
+    ),
 ) -> None:
     """Start Redis (if needed), the sandbox with faults and workers; send and summarise."""
     dev_tools_or_exit("demo")
@@ -168,10 +142,26 @@ def demo(
             processes=processes,
             threads=threads,
             timeout_s=timeout_s,
-            answers=answers.value,
+            answers=answers,
             keep_up=sys.stdin.isatty() and not exit_at_once,
         )
     )
+
+
+@app.command(
+    add_help_option=False,  # --help is the sandbox's own
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+)
+def sandbox(ctx: typer.Context) -> None:
+    """Run the in-memory Connectus sandbox (v3, v1, WhatsApp QR and /_sandbox admin).
+
+    Its flags are ``python -m sandbox``'s (``connectus sandbox --help``, docs/sandbox.md);
+    credentials come from CONNECTUS_API_USER / CONNECTUS_API_KEY.
+    """
+    dev_tools_or_exit("sandbox")
+    from sandbox.__main__ import main as run_sandbox
+
+    run_sandbox(ctx.args)
 
 
 @app.command("console-password")

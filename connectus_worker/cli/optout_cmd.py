@@ -1,23 +1,21 @@
 """``connectus optout list|show|add|remove``: the marketing opt-out set, by an operator.
 
-``add`` opts a number out (as an incoming STOP does), ``remove`` opts it back in
-(as ALTA/START does); both are recorded in the number's history with source
-``cli`` (see :mod:`producers.optout`). Numbers are given as for a send
-(E.164 with or without '+', or national in ``DEFAULT_REGION``).
+Changes are recorded in the number's history with source ``cli`` (:mod:`producers.optout`).
+Numbers are given as for a send (E.164 with or without '+', or national in DEFAULT_REGION).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, iso_time, output
 
 app = typer.Typer(help="Marketing opt-outs: list, show, add and remove numbers.",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 NUMBER = typer.Argument(..., help="The phone number.")
 
 
@@ -71,35 +69,32 @@ def show(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> 
         return
     output({"number": digits, "opted_out": data["opted_out"]}, False, title="opt-out")
     for c in changes:
-        typer.echo(f"{_time(int(str(c['at_ms'])))}  {c['action']:<3}  {c['source']}"
+        typer.echo(f"{iso_time(int(str(c['at_ms'])))}  {c['action']:<3}  {c['source']}"
                    f"{'' if c['changed'] else '  (no change)'}")  # fmt: skip
 
 
-@app.command()
-def add(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
-    """Opt the number out of marketing (as an incoming STOP does)."""
-    _change(ctx, number, "out", json_output)
+#: command → (the number's new state, help).
+CHANGES: dict[str, tuple[Literal["out", "in"], str]] = {
+    "add": ("out", "Opt the number out of marketing (as an incoming STOP does)."),
+    "remove": ("in", "Opt the number back in to marketing (as an incoming ALTA or START does)."),
+}
 
 
-@app.command()
-def remove(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
-    """Opt the number back in to marketing (as an incoming ALTA or START does)."""
-    _change(ctx, number, "in", json_output)
+def _change(action: Literal["out", "in"]) -> Callable[..., None]:
+    def command(ctx: typer.Context, number: str = NUMBER, json_output: bool = JSON) -> None:
+        import time
+
+        from connectus_worker.producers.optout import change
+
+        client, keys, digits = _context(ctx, number, json_output)
+        now_ms = int(time.time() * 1000)
+        changed = change(client, keys, digits, action, source="cli", now_ms=now_ms,
+                         hash_key=ctx.obj().content_key)  # fmt: skip
+        output({"number": digits, "opted_out": action == "out", "changed": changed},
+               json_output, title="opt-out")  # fmt: skip
+
+    return command
 
 
-def _change(ctx: typer.Context, number: str, action: str, as_json: bool) -> None:
-    import time
-
-    from connectus_worker.producers.optout import change
-
-    client, keys, digits = _context(ctx, number, as_json)
-    changed = change(client, keys, digits, "out" if action == "out" else "in", source="cli",
-                     now_ms=int(time.time() * 1000), hash_key=ctx.obj().content_key)  # fmt: skip
-    output({"number": digits, "opted_out": action == "out", "changed": changed}, as_json,
-           title="opt-out")  # fmt: skip
-
-
-def _time(at_ms: int) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(at_ms / 1000, UTC).isoformat(timespec="seconds")
+for _name, (_action, _help) in CHANGES.items():
+    app.command(_name, help=_help)(_change(_action))

@@ -1,29 +1,22 @@
-"""``connectus qr ...``: the WhatsApp QR API's session and groups, from the command line.
+"""``connectus qr ...``: the WhatsApp QR API's session and groups, each command one call
+of :class:`worker.connectus.qr.QrApi`.
 
-Pairing (``status``, ``code``), the last messages of a number (``messages``) and
-group administration (``groups create|add|remove|promote|demote|update|invite|
-messages``), each one call of :class:`worker.connectus.qr.QrApi`. Sending to a
-group is a queued job like any other: ``connectus send whatsapp-qr-group``.
-
-``qr code`` draws the pairing QR with ``segno`` in the terminal, or writes it as
-a PNG with ``--png FILE``. The contract's ``/qr`` answer is the pairing text
-(docs/connectus-api.md); an answer that is an image instead (a ``data:image/png;
-base64,...`` URL) is written as it is with ``--png``. The QR grants the scanning
-phone's WhatsApp to the API's session: it is printed or written, never logged.
-
-Exit codes as everywhere: 2 for bad input (naming the option), 1 when Connectus
-refused or could not be reached (naming the reason).
+Sending to a group is a queued job like any other (``connectus send whatsapp-qr-group``).
+The pairing QR grants the scanning phone's WhatsApp to the API's session: it is printed
+or written (``--png``), never logged. Exit codes: 2 bad input, 1 refused or unreachable.
 """
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, fail, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
+from connectus_worker.cli.connectus_call import call_connectus, checked
 
 if TYPE_CHECKING:
     from connectus_worker.worker.connectus.answers import QrMessage
@@ -35,7 +28,6 @@ app = typer.Typer(help="The WhatsApp QR API: pairing and groups.", no_args_is_he
 groups = typer.Typer(help="WhatsApp groups of the QR session.", no_args_is_help=True)
 app.add_typer(groups, name="groups")
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 NUMBERS = typer.Option(
     ..., "--number", "-n", help="A participant's number, international format; repeat it."
 )
@@ -44,36 +36,27 @@ GROUP = typer.Argument(..., help="The group's name (its subject), as created.")
 
 
 def _call(ctx: typer.Context, as_json: bool, call: Callable[[ConnectusClient], T]) -> T:
-    """Run one QR API call with a client built from the settings; errors exit 1."""
-    from connectus_worker.worker.app import build_client
-    from connectus_worker.worker.connectus.errors import (
-        ConnectusError,
-        NotFound,
-        SessionDisconnected,
-    )
+    """:func:`call_connectus`, saying what a QR API refusal means."""
+    from connectus_worker.worker.connectus.errors import NotFound, SessionDisconnected
 
-    client = build_client(ctx.obj())
-    try:
-        return call(client)
-    except SessionDisconnected as exc:
-        fail("the WhatsApp session is not connected: pair it with 'connectus qr code' "
-             f"({exc.reason})", as_json, reason=exc.reason)  # fmt: skip
-    except NotFound as exc:
-        fail("not found at the QR API (an unknown group?)", as_json, reason=exc.reason)
-    except ConnectusError as exc:
-        fail(f"{type(exc).__name__}: {exc.message} ({exc.reason})", as_json, reason=exc.reason)
-    finally:
-        client.close()
+    def qr_call(client: ConnectusClient) -> T:
+        try:
+            return call(client)
+        except SessionDisconnected as exc:
+            fail("the WhatsApp session is not connected: pair it with 'connectus qr code' "
+                 f"({exc.reason})", as_json, reason=exc.reason)  # fmt: skip
+        except NotFound as exc:
+            fail("not found at the QR API (an unknown group?)", as_json, reason=exc.reason)
+
+    return call_connectus(ctx, as_json, qr_call)
 
 
 def _group_name(name: str, as_json: bool) -> str:
     from connectus_worker.domain.request_fields import GROUP_NAME_MAX_CHARS
-    from connectus_worker.domain.validation import InvalidInput, check_single_line
+    from connectus_worker.domain.validation import check_single_line
 
-    try:
-        return check_single_line(name, field="group", max_chars=GROUP_NAME_MAX_CHARS)
-    except InvalidInput as exc:
-        fail(str(exc), as_json, code=EXIT_INVALID)
+    return str(checked(as_json, check_single_line, name, field="group",
+                       max_chars=GROUP_NAME_MAX_CHARS))  # fmt: skip
 
 
 def _numbers(ctx: typer.Context, numbers: list[str], as_json: bool) -> list[str]:
@@ -107,26 +90,13 @@ def image_of(data: str) -> bytes | None:
         return None
 
 
-def _messages(rows: tuple[QrMessage, ...]) -> list[dict[str, Any]]:
-    return [{"message_id": m.message_id, "number": m.number, "from_me": m.from_me,
-             "timestamp": m.timestamp, "message": m.message} for m in rows]  # fmt: skip
-
-
-def _print_messages(title: str, rows: list[dict[str, Any]], as_json: bool) -> None:
-    if as_json:
-        output({"messages": rows, "count": len(rows)}, True)
-        return
-    from rich.table import Table
-
-    from connectus_worker.cli.common import console
-
+def _print_messages(title: str, rows: tuple[QrMessage, ...], as_json: bool) -> None:
     columns = ("message_id", "number", "from_me", "timestamp", "message")
-    table = Table(title=title)
-    for column in columns:
-        table.add_column(column)
-    for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    console.print(table)
+    found = [{c: getattr(m, c) for c in columns} for m in rows]
+    if as_json:
+        output({"messages": found, "count": len(found)}, True)
+    else:
+        print_table(title, columns, ([m[c] for c in columns] for m in found))
 
 
 # --- pairing ------------------------------------------------------------------------
@@ -152,38 +122,33 @@ def code(
     import segno
 
     data = _call(ctx, json_output, lambda c: c.qr.qr())
-    image = image_of(data)
-    if image is not None:  # a gateway that answers the QR as a picture
-        if png is None:
-            fail("the /qr answer is an image, not the pairing text: write it with --png FILE",
-                 json_output)  # fmt: skip
+    image = image_of(data)  # some gateways answer the QR as a picture
+    if image is None:
         try:
-            png.write_bytes(image)
-        except OSError as exc:
-            fail(f"--png: cannot write {str(png)!r}: {exc.strerror}", json_output,
-                 code=EXIT_INVALID)  # fmt: skip
-        output({"png": str(png), "version": None}, json_output, title="pairing QR")
-        return
-    try:
-        qr = segno.make(data, micro=False)
-    except segno.DataOverflowError:
-        fail(f"the /qr answer is too long for a QR code ({len(data)} characters)", json_output)
+            qr = segno.make(data, micro=False)
+        except segno.DataOverflowError:
+            fail(f"the /qr answer is too long for a QR code ({len(data)} characters)",
+                 json_output)  # fmt: skip
+    elif png is None:
+        fail("the /qr answer is an image, not the pairing text: write it with --png FILE",
+             json_output)  # fmt: skip
     if png is not None:
         try:
-            qr.save(str(png), kind="png", scale=scale, border=4)
+            if image is None:
+                qr.save(str(png), kind="png", scale=scale, border=4)
+            else:
+                png.write_bytes(image)
         except OSError as exc:
             fail(f"--png: cannot write {str(png)!r}: {exc.strerror}", json_output,
                  code=EXIT_INVALID)  # fmt: skip
-        output({"png": str(png), "version": qr.version}, json_output, title="pairing QR")
-        return
-    if json_output:
+        version = None if image is not None else qr.version
+        output({"png": str(png), "version": version}, json_output, title="pairing QR")
+    elif json_output:
         output({"qr": data, "version": qr.version}, True)
-        return
-    import sys
-
-    qr.terminal(out=sys.stdout, compact=True)
-    sys.stdout.write("Scan it with WhatsApp > Linked devices; 'connectus qr status' then "
-                     "says CONNECTED.\n")  # fmt: skip
+    else:
+        qr.terminal(out=sys.stdout, compact=True)
+        sys.stdout.write("Scan it with WhatsApp > Linked devices; 'connectus qr status' then "
+                         "says CONNECTED.\n")  # fmt: skip
 
 
 @app.command()
@@ -194,7 +159,7 @@ def messages(
 ) -> None:
     """The last messages with a number (GET /get-last-messages)."""
     (dst,) = _numbers(ctx, [number], json_output)
-    rows = _messages(_call(ctx, json_output, lambda c: c.qr.last_messages(number=dst)))
+    rows = _call(ctx, json_output, lambda c: c.qr.last_messages(number=dst))
     _print_messages(f"last messages with {number}", rows, json_output)
 
 
@@ -209,46 +174,37 @@ def _changed(title: str, group: str, answer: Any, as_json: bool) -> None:
     output(data, as_json, title=title)
 
 
-@groups.command("create")
-def create(
-    ctx: typer.Context, name: str = GROUP, numbers: list[str] = NUMBERS, json_output: bool = JSON
-) -> None:
-    """Create a group with these participants (POST /create-group)."""
-    group = _group_name(name, json_output)
-    dsts = _numbers(ctx, numbers, json_output)
-    answer = _call(ctx, json_output, lambda c: c.qr.create_group(name=group, numbers=dsts))
-    _changed("group created", group, answer, json_output)
+#: The participant commands: command → (QrApi method, title of the answer, help).
+MEMBERS = {
+    "create": ("create_group", "group created",
+               "Create a group with these participants (POST /create-group)."),
+    "add": ("add_participants", "participants added",
+            "Add participants (POST /add-participants)."),
+    "remove": ("remove_participants", "participants removed",
+               "Remove participants (POST /remove-participants)."),
+    "promote": ("make_group_admins", "admins added",
+                "Make participants admins (POST /make-group-admins)."),
+    "demote": ("demote_group_admins", "admins removed",
+               "Take admin rights away (POST /demote-group-admins)."),
+}  # fmt: skip
 
 
-def _members(action: str, title: str) -> Callable[..., None]:
-    def command(
-        ctx: typer.Context,
-        name: str = GROUP,
-        numbers: list[str] = NUMBERS,
-        json_output: bool = JSON,
-    ) -> None:
+def _members(method: str, title: str) -> Callable[..., None]:
+    def command(ctx: typer.Context, name: str = GROUP, numbers: list[str] = NUMBERS,
+                json_output: bool = JSON) -> None:  # fmt: skip
         group = _group_name(name, json_output)
         dsts = _numbers(ctx, numbers, json_output)
-        answer = _call(
-            ctx, json_output, lambda c: getattr(c.qr, action)(group_name=group, numbers=dsts)
-        )
+        # create-group names its group "name"; the others, "group_name".
+        key = "name" if method == "create_group" else "group_name"
+        answer = _call(ctx, json_output, lambda c: getattr(c.qr, method)(
+            **{key: group}, numbers=dsts))  # fmt: skip
         _changed(title, group, answer, json_output)
 
     return command
 
 
-groups.command("add", help="Add participants (POST /add-participants).")(
-    _members("add_participants", "participants added")
-)
-groups.command("remove", help="Remove participants (POST /remove-participants).")(
-    _members("remove_participants", "participants removed")
-)
-groups.command("promote", help="Make participants admins (POST /make-group-admins).")(
-    _members("make_group_admins", "admins added")
-)
-groups.command("demote", help="Take admin rights away (POST /demote-group-admins).")(
-    _members("demote_group_admins", "admins removed")
-)
+for _command, (_method, _title, _help) in MEMBERS.items():
+    groups.command(_command, help=_help)(_members(_method, _title))
 
 
 @groups.command("update")
@@ -281,5 +237,5 @@ def invite(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> N
 def group_messages(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> None:
     """The group's last messages (GET /get-last-group-messages)."""
     group = _group_name(name, json_output)
-    rows = _messages(_call(ctx, json_output, lambda c: c.qr.last_group_messages(group_name=group)))
+    rows = _call(ctx, json_output, lambda c: c.qr.last_group_messages(group_name=group))
     _print_messages(f"last messages of {group}", rows, json_output)

@@ -1,212 +1,139 @@
-"""``connectus send sms|otp|email|otp-email|whatsapp|whatsapp-qr|whatsapp-qr-group``:
-queue one message."""
+"""``connectus send sms|otp|email|otp-email|whatsapp|whatsapp-qr|whatsapp-qr-group``.
+
+One command per kind of :data:`domain.models.KINDS`; its options are the fields of
+that kind's request model (:mod:`domain.requests`), which validates them exactly as
+for producers and the intake. The commands are made the first time ``send`` is
+used, so that ``connectus --help`` imports no pydantic (docs/benchmarks.md).
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from collections.abc import Callable
+from inspect import Parameter, Signature
+from typing import Any, get_args
 
 import typer
+import typer.main
+from typer.core import TyperGroup
 
 from connectus_worker.cli.common import EXIT_INVALID, TENANT_HELP, fail, output, tenant_or_exit
 
-app = typer.Typer(help="Queue one message; prints its job id.", no_args_is_help=True)
+#: The option of each request field: (flag, help). ``priority`` is the ``--bulk`` flag.
+FIELD_OPTIONS = {
+    "dst_number": ("--to", "Destination number, international format."),
+    "number": ("--to", "Destination number, international format."),
+    "dst_email": ("--to", "Destination address."),
+    "group_name": ("--group", "The group's name, as created."),
+    "sms_content": ("--text", "Message content (160 characters per SMS; an OTP's is kept "
+                    "only as a hash)."),
+    "whatsapp_content": ("--text", "Message content."),
+    "message": ("--text", "Message content."),
+    "subject": ("--subject", "Subject line."),
+    "email_content": ("--html", "HTML content."),
+    "src_email": ("--from", "Validated origin address."),
+    "src_number": ("--src", "Source number or short code (WhatsApp: the account's origin "
+                   "number, default CONNECTUS_WHATSAPP_SRC_NUMBER)."),
+    "id_client": ("--client", "Connectus subclient id (id_client)."),
+    "id_delivery": ("--delivery", "Connectus delivery id (id_delivery)."),
+    "deliver_at": ("--at", "Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = "
+                   "DEFAULT_TIMEZONE)."),
+    "max_age_s": ("--max-age-s", "Never send it later than this many seconds after it is due "
+                  "(default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an OTP)."),
+    "expires_at": ("--expires-at", "Never send it after this time (ISO 8601 with an offset, "
+                   "e.g. 2030-01-15T12:00:00Z); not with --max-age-s."),
+    "account": ("--account", "The Connectus account that sends it (default: the tenant's, "
+                "else the first of CONNECTUS_ACCOUNTS)."),
+    "priority": ("--bulk", "Use the bulk queue instead of the transactional one."),
+}  # fmt: skip
 
-KEY = typer.Option(None, "--key", help="Idempotency key: the same key twice creates one job.")
-AT = typer.Option(
-    None, "--at", help="Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = DEFAULT_TIMEZONE)."
-)
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
-MAX_AGE = typer.Option(
-    None, "--max-age-s", help="Never send it later than this many seconds after it is due "
-    "(default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an OTP).",
-)  # fmt: skip
-EXPIRES = typer.Option(
-    None, "--expires-at", help="Never send it after this time (ISO 8601 with an offset, "
-    "e.g. 2030-01-15T12:00:00Z); not with --max-age-s.",
-)  # fmt: skip
-BULK = typer.Option(False, "--bulk", help="Use the bulk queue instead of the transactional one.")
-CLIENT = typer.Option(None, "--client", help="Connectus subclient id (id_client).")
-DELIVERY = typer.Option(None, "--delivery", help="Connectus delivery id (id_delivery).")
-TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
-ACCOUNT = typer.Option(
-    None, "--account", help="The Connectus account that sends it (default: the tenant's, else "
-    "the first of CONNECTUS_ACCOUNTS)."
-)  # fmt: skip
+#: Each command's help, by kind.
+HELP = {
+    "sms": "Queue an SMS.",
+    "otp": "Queue an OTP SMS on the OTP queue.",
+    "email": "Queue an e-mail.",
+    "otp_email": "Queue an OTP e-mail on the OTP queue.",
+    "whatsapp": "Queue a WhatsApp message (v3 API).",
+    "whatsapp_qr": "Queue a message through the WhatsApp QR API.",
+    "whatsapp_qr_group": "Queue a message to a WhatsApp group through the QR API "
+    "(send-message-to-group).",
+}
 
 
-def _enqueue(
-    ctx: typer.Context, kind: str, as_json: bool, key: str | None, tenant: str, **fields: Any
-) -> None:
-    """Queue one ``kind`` message: ``fields`` are :mod:`domain.requests`'s (None = absent),
-    validated there like every producer's and the intake's."""
+class KindCommands(TyperGroup):
+    """``send``'s group: its commands come from :func:`commands`."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(commands().commands)
+
+    def get_command(self, ctx: Any, cmd_name: str) -> Any:
+        return commands().commands.get(cmd_name)
+
+
+app = typer.Typer(cls=KindCommands, help="Queue one message; prints its job id.",
+                  no_args_is_help=True)  # fmt: skip
+
+
+@functools.cache
+def commands() -> Any:
+    """A group of one command per kind, named as the kind with dashes (``otp-email``)."""
+    from connectus_worker.domain.models import KINDS
+    from connectus_worker.domain.requests import SendRequest
+
+    models = {get_args(m.model_fields["type"].annotation)[0]: m for m in get_args(SendRequest)}
+    kinds = typer.Typer()
+    for kind in KINDS:
+        kinds.command(kind.replace("_", "-"), help=HELP[kind])(_command(kind, models[kind]))
+    return typer.main.get_command(kinds)
+
+
+def _command(kind: str, model: Any) -> Callable[..., None]:
+    """A function whose signature typer reads as the options of ``model``'s fields."""
+
+    def option(name: str, annotation: Any, default: Any, flag: str, help: str) -> Parameter:
+        return Parameter(name, Parameter.KEYWORD_ONLY, annotation=annotation,
+                         default=typer.Option(default, flag, help=help))  # fmt: skip
+
+    params = [Parameter("ctx", Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+    fields = sorted(model.model_fields.items(), key=lambda field: not field[1].is_required())
+    for name, info in fields:
+        if name == "priority":
+            if "bulk" in get_args(info.annotation):  # not for an OTP
+                params.append(option(name, bool, False, *FIELD_OPTIONS[name]))
+        elif name != "type":
+            required = info.is_required()
+            annotation = float if name == "max_age_s" else str
+            params.append(option(name, annotation if required else annotation | None,
+                                 ... if required else None, *FIELD_OPTIONS[name]))  # fmt: skip
+    params += [
+        option("key", str | None, None, "--key", "Idempotency key: the same key twice creates "
+               "one job."),
+        option("tenant", str, "default", "--tenant", TENANT_HELP),
+        option("json_output", bool, False, "--json", "Print one JSON object."),
+    ]  # fmt: skip
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        _enqueue(ctx, kind, **values)
+
+    command.__signature__ = Signature(params)  # type: ignore[attr-defined]
+    return command
+
+
+def _enqueue(ctx: typer.Context, kind: str, key: str | None, tenant: str, json_output: bool,
+             **fields: Any) -> None:  # fmt: skip
+    """Queue one ``kind`` message: ``fields`` are the request model's (None = absent)."""
     from connectus_worker.domain.validation import InvalidInput
     from connectus_worker.ledger.jobs import IdempotencyConflict
     from connectus_worker.producers.api import Producer
 
-    producer = Producer(ctx.obj(), tenant=tenant_or_exit(tenant, as_json))
-    if fields.pop("bulk", False):
+    producer = Producer(ctx.obj(), tenant=tenant_or_exit(tenant, json_output))
+    if fields.pop("priority", False):
         fields["priority"] = "bulk"
     try:
         job_id = producer.send(kind, fields, key)
     except InvalidInput as exc:
-        fail(
-            str(exc), as_json, code=EXIT_INVALID, errors=[e.as_problem_param() for e in exc.errors]
-        )
+        fail(str(exc), json_output, code=EXIT_INVALID,
+             errors=[e.as_problem_param() for e in exc.errors])  # fmt: skip
     except IdempotencyConflict as exc:
-        fail(str(exc), as_json, code=EXIT_INVALID, job_id=exc.job_id)
-    output({"job_id": job_id}, as_json, title="queued")
-
-
-@app.command()
-def sms(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination number, international format."),
-    text: str = typer.Option(..., "--text", help="Message content (160 characters per SMS)."),
-    src: str | None = typer.Option(None, "--src", help="Source number or short code."),
-    client: str | None = CLIENT,
-    delivery: str | None = DELIVERY,
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    at: str | None = AT,
-    bulk: bool = BULK,
-    json_output: bool = JSON,
-) -> None:
-    """Queue an SMS."""
-    _enqueue(ctx, "sms", json_output, key, tenant, account=account,
-             dst_number=to, sms_content=text, src_number=src,
-             id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
-             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
-
-
-@app.command()
-def otp(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination number, international format."),
-    text: str = typer.Option(..., "--text", help="The OTP message; stored only as a hash."),
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    json_output: bool = JSON,
-) -> None:
-    """Queue an OTP SMS on the OTP queue."""
-    _enqueue(ctx, "otp", json_output, key, tenant, account=account,
-             dst_number=to, sms_content=text,
-             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
-
-
-@app.command()
-def email(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination address."),
-    subject: str = typer.Option(..., "--subject", help="Subject line."),
-    html: str = typer.Option(..., "--html", help="HTML content."),
-    src: str | None = typer.Option(None, "--from", help="Validated origin address."),
-    client: str | None = CLIENT,
-    delivery: str | None = DELIVERY,
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    at: str | None = AT,
-    bulk: bool = BULK,
-    json_output: bool = JSON,
-) -> None:
-    """Queue an e-mail."""
-    _enqueue(ctx, "email", json_output, key, tenant, account=account,
-             dst_email=to, subject=subject,
-             email_content=html, src_email=src, id_client=client, id_delivery=delivery,
-             deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip
-
-
-@app.command("otp-email")
-def otp_email(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination address."),
-    subject: str = typer.Option(..., "--subject", help="Subject line."),
-    html: str = typer.Option(..., "--html", help="HTML content with the code."),
-    src: str | None = typer.Option(None, "--from", help="Validated origin address."),
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    json_output: bool = JSON,
-) -> None:
-    """Queue an OTP e-mail on the OTP queue."""
-    _enqueue(ctx, "otp_email", json_output, key, tenant, account=account,
-             dst_email=to, subject=subject,
-             email_content=html, src_email=src, max_age_s=max_age,
-             expires_at=expires_at)  # fmt: skip
-
-
-@app.command()
-def whatsapp(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination number."),
-    text: str = typer.Option(..., "--text", help="Message content."),
-    src: str | None = typer.Option(
-        None,
-        "--src",
-        help="The account's WhatsApp origin number (default CONNECTUS_WHATSAPP_SRC_NUMBER).",
-    ),
-    client: str | None = CLIENT,
-    delivery: str | None = DELIVERY,
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    at: str | None = AT,
-    bulk: bool = BULK,
-    json_output: bool = JSON,
-) -> None:
-    """Queue a WhatsApp message (v3 API)."""
-    _enqueue(ctx, "whatsapp", json_output, key, tenant, account=account,
-             dst_number=to, whatsapp_content=text,
-             src_number=src, id_client=client, id_delivery=delivery, deliver_at=at, bulk=bulk,
-             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
-
-
-@app.command("whatsapp-qr")
-def whatsapp_qr(
-    ctx: typer.Context,
-    to: str = typer.Option(..., "--to", help="Destination number."),
-    text: str = typer.Option(..., "--text", help="Message content."),
-    key: str | None = KEY,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    at: str | None = AT,
-    json_output: bool = JSON,
-) -> None:
-    """Queue a message through the WhatsApp QR API."""
-    _enqueue(ctx, "whatsapp_qr", json_output, key, tenant, account=account,
-             number=to, message=text, deliver_at=at,
-             max_age_s=max_age, expires_at=expires_at)  # fmt: skip
-
-
-@app.command("whatsapp-qr-group")
-def whatsapp_qr_group(
-    ctx: typer.Context,
-    group: str = typer.Option(..., "--group", help="The group's name, as created."),
-    text: str = typer.Option(..., "--text", help="Message content."),
-    key: str | None = KEY,
-    max_age: float | None = MAX_AGE,
-    expires_at: str | None = EXPIRES,
-    at: str | None = AT,
-    bulk: bool = BULK,
-    tenant: str = TENANT,
-    account: str | None = ACCOUNT,
-    json_output: bool = JSON,
-) -> None:
-    """Queue a message to a WhatsApp group through the QR API (send-message-to-group)."""
-    _enqueue(ctx, "whatsapp_qr_group", json_output, key, tenant, account=account,
-             group_name=group, message=text,
-             deliver_at=at, bulk=bulk, max_age_s=max_age, expires_at=expires_at)  # fmt: skip
+        fail(str(exc), json_output, code=EXIT_INVALID, job_id=exc.job_id)
+    output({"job_id": job_id}, json_output, title="queued")

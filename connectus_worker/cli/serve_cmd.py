@@ -1,9 +1,4 @@
-"""``connectus serve``: the HTTP service (intake, webhooks, metrics, health).
-
-Registered in cli/main.py with ``app.command("serve")(serve_cmd.serve)``.
-Settings are read once (``ctx.obj()``) and passed to the app; a missing
-INTAKE_TOKENS or webhook credential fails start-up naming the variable.
-"""
+"""``connectus serve``: the HTTP service (intake, webhooks, metrics, health)."""
 
 from __future__ import annotations
 

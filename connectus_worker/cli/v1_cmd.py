@@ -1,23 +1,22 @@
 """``connectus v1 send-sms|sms-status|send-email|send-email-bulk|email-status``: the legacy API.
 
-For operators testing Connectus's v1 API (``/api_v1``) by hand. These call
-Connectus directly, once, and print its answer: no job, no ledger, no
-idempotency, no retry, no opt-out or rate limit. Production sends go through
-``connectus send ...`` (queued, v3) and campaigns (v1 ``send_sms_bulk``); use
-these to check that the account's v1 access works, or to read a v1 id's status.
+For operators checking the account's v1 access (``/api_v1``) by hand: each command calls
+Connectus once and prints its answer; no job, ledger, idempotency, retry, opt-out or rate
+limit. Production sends go through ``connectus send`` and campaigns.
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
-from connectus_worker.cli.common import output
+from connectus_worker.cli.common import JSON, output
 from connectus_worker.cli.connectus_call import call_connectus, checked, dump
 
 app = typer.Typer(help="Legacy v1 API calls for operators (direct, unqueued, not retried).",
                   no_args_is_help=True)  # fmt: skip
 
-JSON = typer.Option(False, "--json", help="Print one JSON object.")
 HTML = typer.Option(..., "--html", help="The e-mail body (HTML).")
 SUBJECT = typer.Option(None, "--subject", help="The subject.")
 SENDER = typer.Option(None, "--sender", help="The sender's display name.")
@@ -28,9 +27,8 @@ TO_MANY = typer.Option(..., "--to", help="A destination address (repeat it).")
 BULK_NAME = typer.Option("connectus v1 send-email-bulk", "--name", help="The delivery's name.")
 
 
-def _sent(result: object, id_name: str) -> dict[str, object]:
-    body = dump(result)
-    return {id_name: body.get("provider_id"), "status": body.get("status")}
+def _sent(result: Any, id_name: str) -> dict[str, object]:
+    return {id_name: result.provider_id, "status": result.status}
 
 
 @app.command("send-sms")
@@ -62,11 +60,18 @@ def sms_status(
     output(dump(found), json_output, title=f"v1 SMS {id_sms}")
 
 
-def _src(ctx: typer.Context, src: str | None, as_json: bool) -> str | None:
-    from connectus_worker.domain.validation import normalize_email
+def _email(ctx: typer.Context, to: list[str], html: str, src: str | None,
+           as_json: bool) -> tuple[list[str], str, str | None]:  # fmt: skip
+    """The addresses, body and origin (default CONNECTUS_DEFAULT_SRC_EMAIL), checked as for
+    a send; a bad one exits 2 naming its option."""
+    from connectus_worker.domain.validation import check_content, normalize_email
 
-    chosen = src or ctx.obj().connectus_default_src_email
-    return None if chosen is None else checked(as_json, normalize_email, chosen, field="--from")
+    dsts = [checked(as_json, normalize_email, t, field="--to") for t in to]
+    content = checked(as_json, check_content, html, field="--html", max_chars=1_000_000)
+    origin = src or ctx.obj().connectus_default_src_email
+    if origin is not None:
+        origin = checked(as_json, normalize_email, origin, field="--from")
+    return dsts, content, origin
 
 
 @app.command("send-email")
@@ -80,11 +85,7 @@ def send_email(
     json_output: bool = JSON,
 ) -> None:
     """``POST send_email``: one e-mail, sent now; prints its id_email."""
-    from connectus_worker.domain.validation import check_content, normalize_email
-
-    dst = checked(json_output, normalize_email, to, field="--to")
-    content = checked(json_output, check_content, html, field="--html", max_chars=1_000_000)
-    origin = _src(ctx, src, json_output)
+    (dst,), content, origin = _email(ctx, [to], html, src, json_output)
     result = call_connectus(
         ctx,
         json_output,
@@ -111,11 +112,7 @@ def send_email_bulk(
     from datetime import datetime
     from zoneinfo import ZoneInfo
 
-    from connectus_worker.domain.validation import check_content, normalize_email
-
-    dsts = [checked(json_output, normalize_email, t, field="--to") for t in to]
-    content = checked(json_output, check_content, html, field="--html", max_chars=1_000_000)
-    origin = _src(ctx, src, json_output)
+    dsts, content, origin = _email(ctx, to, html, src, json_output)
     when = deliver_at or datetime.now(ZoneInfo(ctx.obj().default_timezone)).strftime(
         "%Y-%m-%d %H:%M:%S"
     )

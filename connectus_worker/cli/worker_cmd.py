@@ -7,19 +7,17 @@ from pathlib import Path
 
 import typer
 
-from connectus_worker.cli.common import EXIT_CONFIG, EXIT_INVALID
+from connectus_worker.cli.common import EXIT_CONFIG, EXIT_INVALID, fail
 
 
 def worker(
     ctx: typer.Context,
-    processes: int | None = typer.Option(
-        None, min=1, max=64, help="Worker processes [WORKER_PROCESSES]."
-    ),
-    threads: int | None = typer.Option(
-        None, min=1, max=512, help="Threads per process [WORKER_THREADS]."
-    ),
+    processes: int | None = typer.Option(None, min=1, max=64,
+                                         help="Worker processes [WORKER_PROCESSES]."),
+    threads: int | None = typer.Option(None, min=1, max=512,
+                                       help="Threads per process [WORKER_THREADS]."),
     queues: str | None = typer.Option(None, help="Comma-separated queues (default: all)."),
-) -> None:
+) -> None:  # fmt: skip
     """Run worker processes; a process that dies is respawned. SIGTERM drains."""
     from prometheus_client.multiprocess import mark_process_dead
 
@@ -38,11 +36,8 @@ def worker(
     chosen = queues.split(",") if queues else list(settings.queues)
     unknown = sorted(set(chosen) - set(settings.queues))
     if unknown:
-        err_console.print(
-            f"[red]error:[/red] --queues: unknown queue(s) {unknown};"
-            f" known: {list(settings.queues)}"
-        )
-        raise typer.Exit(EXIT_INVALID)
+        fail(f"--queues: unknown queue(s) {unknown}; known: {list(settings.queues)}", False,
+             code=EXIT_INVALID)  # fmt: skip
     configure_logging(level=settings.log_level, json=settings.log_json)
     # One endpoint per pod: each child writes its counters to files in a
     # per-pod directory (inherited through the environment) and the

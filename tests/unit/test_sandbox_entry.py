@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from typing import Any
 
 import pytest
-import typer
+from typer.testing import CliRunner
 
 import sandbox.__main__ as main_module
 import sandbox.server as server_module
-from connectus_worker.cli.sandbox_cmd import sandbox_command
+from connectus_worker.cli.main import app
 from sandbox.config import FaultConfig, SandboxConfig, config_from_env
 
 
@@ -57,18 +56,21 @@ def test_a_bad_fault_api_is_named(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_cli_command_builds_the_same_config(captured: dict[str, Any]) -> None:
-    sandbox_command(port=9002, error_rate=0.2, rate_429=0.1, seed=4)
+    result = CliRunner().invoke(
+        app,
+        ["sandbox", "--port", "9002", "--error-rate", "0.2", "--rate-429", "0.1", "--seed", "4"],
+    )
+    assert result.exit_code == 0, result.output
     config = captured["config"]
     assert captured["port"] == 9002 and captured["host"] == "127.0.0.1"
     assert config.faults.error_rate == 0.2 and config.faults.rate_429 == 0.1
     assert config.faults.seed == 4 and config.seed == 4
 
 
-def test_cli_command_defaults() -> None:
-    params = inspect.signature(sandbox_command).parameters
-    assert params["port"].default == 8081
-    assert params["host"].default == "127.0.0.1"
-    assert params["latency_ms"].default == 0
+def test_cli_command_defaults(captured: dict[str, Any]) -> None:
+    assert CliRunner().invoke(app, ["sandbox"]).exit_code == 0
+    assert (captured["host"], captured["port"]) == ("127.0.0.1", 8081)
+    assert captured["config"].faults.latency_ms == 0
 
 
 def test_a_bad_fault_setting_is_named_without_a_traceback(
@@ -78,5 +80,6 @@ def test_a_bad_fault_setting_is_named_without_a_traceback(
         main_module.main(["--refusal-rate", "1", "--refusal-status", "OK"])
     assert exited.value.code == 2
     assert "refusal_status must be an ESME_ status" in capsys.readouterr().err
-    with pytest.raises(typer.BadParameter, match="error_rate"):
-        sandbox_command(error_rate=2.0)
+    result = CliRunner().invoke(app, ["sandbox", "--error-rate", "2"])
+    assert result.exit_code == 2
+    assert "error_rate must be in [0, 1]" in result.stderr
