@@ -24,7 +24,6 @@ from connectus_worker.durability import UNCONFIRMED, Durability
 from connectus_worker.ledger.claims import Claim, claimed
 from connectus_worker.ledger.job_messages import renew_message
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 
@@ -157,7 +156,7 @@ class JobStore:
             k.idempotency(idempotency_key, tenant) if idempotency_key is not None
             else k.automatic_idempotency(job_id),
             k.job(job_id), k.queue(message.queue_name), k.queue_messages(message.queue_name),
-            k.schedule, k.schedule_messages, watch_key(k), *index_keys,
+            k.schedule, k.schedule_messages, k.status_watch, *index_keys,
         ]  # fmt: skip
         run = self.durability.run
         ((status, existing),) = run(
