@@ -311,7 +311,7 @@ class Producer:
             if expires_ms is not None:
                 job["expires_ms"] = record["expires_at"] = expires_ms
             refuse_if_opted_out(self.redis, self.store.keys, request)
-            result = self.store.enqueue(
+            found = self.store.enqueue(
                 job_id=job_id,
                 idempotency_key=idempotency_key or None,
                 fingerprint=request.fingerprint(self.settings.content_key),
@@ -330,5 +330,5 @@ class Producer:
                 # Its delivery status is polled (worker.channel_status).
                 watch_ms=(due_ms or now) if spec.watched else None,
             )
-            tracing.annotate(job_id=result.job_id)
-            return result.job_id
+            tracing.annotate(job_id=found)
+            return found
