@@ -82,16 +82,15 @@ def _campaigns(settings: Settings, client: redis.Redis) -> CampaignStore:
 
 
 def owned_record(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
 ) -> JobRecord | None:
     """The job's record (or a pending v1 bulk recipient's placeholder) if ``tenant``
     owns it, with its owner in ``tenant``; None if it is unknown, expired or another
     tenant's (not told apart: another tenant's job does not exist here).
 
     A campaign's job is its campaign's tenant's: the records the workers make for
-    campaign recipients name only the campaign. ``store``: the caller's, if it has one.
+    campaign recipients name only the campaign.
     """
-    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     campaigns = _campaigns(settings, client)
     record = store.get(job_id) or placeholder(campaigns, job_id, queue=settings.queue_bulk)
     if record is None:
@@ -104,7 +103,7 @@ def owned_record(
 
 
 def cancel_owned(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
 ) -> str:
     """Cancel ``tenant``'s job: ``cancelled``, ``refused:<state>`` or ``missing`` (also
     for another tenant's job). The owner is checked first: a job's tenant never changes.
@@ -113,7 +112,6 @@ def cancel_owned(
     it goes with its chunk (``refused:queued``). Cancel its campaign, or the number opts
     out (STOP), which the chunk's claim reads.
     """
-    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     if owned_record(settings, client, job_id, tenant, store) is None:
         return "missing"
     answer = store.cancel(job_id)
