@@ -90,24 +90,16 @@ def find_jobs(
     indexes = index_keys(keys, content_hash_key, recipient=recipient, idempotency_key=wanted,
                          correlation_id=wanted)  # fmt: skip
     pipe = client.pipeline(transaction=False)
-    for job_id in direct:
-        pipe.exists(keys.job(job_id))
     for index in indexes:
         pipe.zrange(index, 0, limit - 1, desc=True)
-    answers = pipe.execute()
-    found = [job_id for job_id, n in zip(direct, answers, strict=False) if n]
-    candidates: list[str] = []
-    for members in answers[len(direct) :]:
-        candidates += [text(m) for m in members if text(m) not in candidates]
-    candidates = [c for c in candidates if c not in found]
-    if candidates:
-        # An index entry can outlive its record by the time between their TTLs'
-        # starts; only jobs still there are answered.
-        pipe = client.pipeline(transaction=False)
-        for job_id in candidates:
-            pipe.exists(keys.job(job_id))
-        found += [c for c, n in zip(candidates, pipe.execute(), strict=True) if n]
-    return found[:limit]
+    indexed = [text(member) for members in pipe.execute() for member in members]
+    candidates = list(dict.fromkeys([*direct, *indexed]))
+    # An index entry can outlive its record by the time between their TTLs' starts;
+    # only jobs still there are answered.
+    pipe = client.pipeline(transaction=False)
+    for job_id in candidates:
+        pipe.exists(keys.job(job_id))
+    return [c for c, n in zip(candidates, pipe.execute(), strict=True) if n][:limit]
 
 
 def job_history(client: redis.Redis, keys: Keys, job_id: str) -> JobHistory | None:
