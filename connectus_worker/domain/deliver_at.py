@@ -23,13 +23,6 @@ _DATETIME_SHAPE = re.compile(
 )
 
 
-def _zone(tz: str) -> zoneinfo.ZoneInfo:
-    try:
-        return zoneinfo.ZoneInfo(tz)
-    except (zoneinfo.ZoneInfoNotFoundError, ValueError) as exc:
-        raise InvalidInput("tz", f"unknown IANA time zone {tz!r}") from exc
-
-
 def localize(naive: datetime, zone: zoneinfo.ZoneInfo) -> datetime:
     """Attach ``zone`` to a wall-clock time, resolving DST explicitly (PEP 495 ``fold=0``).
 
@@ -82,7 +75,7 @@ def parse_deliver_at(
         raise InvalidInput(field, "must be a datetime or a string")
     try:
         if parsed.tzinfo is None or parsed.utcoffset() is None:
-            parsed = localize(parsed, _zone(tz))
+            parsed = localize(parsed, zoneinfo.ZoneInfo(tz))  # DEFAULT_TIMEZONE: checked at load
         result = parsed.astimezone(UTC)
     except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
         raise InvalidInput(field, "is out of the range of dates") from exc

@@ -54,13 +54,15 @@ class AgeLimits:
     ) -> Expiry:
         """The expiry of a queued job message.
 
-        ``now_ms``: due now if the message says nothing of when (an older
-        producer's); ``resumed_ms``: its campaign ran again then.
+        Due at its ``due_ms``, else ``created_ms``, else ``now_ms`` (an older producer's
+        message says nothing of when); ``resumed_ms``: its campaign ran again then.
         """
         own = _int(job.get("expires_ms"))
         if own is not None:
             return Expiry(own, OWN)
-        return self.default(kind, max(due_ms(job, now_ms=now_ms), resumed_ms or 0))
+        given = (_int(job.get(name)) for name in ("due_ms", "created_ms"))
+        due = next((ms for ms in given if ms is not None), now_ms)
+        return self.default(kind, max(due, resumed_ms or 0))
 
     def of_record(self, record: JobRecord) -> Expiry:
         """The same rule read from a job's record (a dead letter's, before a replay)."""
@@ -68,15 +70,6 @@ class AgeLimits:
             return Expiry(_ms(record.expires_at), OWN)
         due = record.deliver_at or record.created_at
         return self.default(record.kind, _ms(due))
-
-
-def due_ms(job: Mapping[str, Any], *, now_ms: int) -> int:
-    """When the job was due (epoch ms): its ``due_ms``, else ``created_ms``, else now."""
-    for name in ("due_ms", "created_ms"):
-        value = _int(job.get(name))
-        if value is not None:
-            return value
-    return now_ms
 
 
 def _int(value: object) -> int | None:

@@ -14,11 +14,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping, Set
-from datetime import UTC, date, datetime
-from enum import Enum
+from collections.abc import Mapping
 from typing import Any
-from uuid import UUID
 
 #: Domain labels: a digest made for one use never equals one made for another.
 _CONTENT_LABEL = b"cw-content\0"
@@ -48,45 +45,16 @@ def content_digest(key: bytes, text: str) -> str:
     return provider_hash_digest(key, content_hash(text))
 
 
-def _canonical(value: Any) -> Any:
-    """JSON-able form for the few non-JSON types a payload may carry."""
-    if isinstance(value, datetime):
-        if value.tzinfo is None or value.utcoffset() is None:
-            # A naive time means different instants on different hosts.
-            raise TypeError("fingerprint: naive datetime has no single meaning")
-        # The same instant in any zone gives the same fingerprint.
-        return value.astimezone(UTC).isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, UUID):
-        return str(value)
-    if isinstance(value, Enum):
-        return value.value  # json.dumps calls _canonical again if still needed
-    if isinstance(value, Set):
-        # Ordered by each element's own canonical JSON: works for mixed types.
-        return sorted(value, key=_canonical_json)
-    raise TypeError(f"fingerprint: {type(value).__name__} is not JSON-serialisable")
-
-
-def _canonical_json(value: Any) -> str:
-    return json.dumps(
-        value,
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-        allow_nan=False,
-        default=_canonical,
-    )
-
-
 def fingerprint(payload: Mapping[str, Any], *, key: bytes) -> str:
     """Stable HMAC-SHA256 hex under ``key`` of ``payload`` as canonical JSON.
 
     Keys sorted, no insignificant whitespace, UTF-8 (not ``\\u`` escapes),
-    NaN and infinities rejected; dict order and aware-datetime zones do not
-    change the result. Raises TypeError for values JSON cannot carry.
+    NaN and infinities rejected (ValueError), as are values JSON cannot carry
+    (TypeError): dict order does not change the result.
     """
-    message = _FINGERPRINT_LABEL + _canonical_json(payload).encode("utf-8")
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)  # fmt: skip
+    message = _FINGERPRINT_LABEL + text.encode("utf-8")
     return hmac.new(key, message, hashlib.sha256).hexdigest()
 
 

@@ -8,6 +8,7 @@ validation context (:func:`context_of`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
@@ -23,11 +24,9 @@ from connectus_worker.domain.validation import (
     WHATSAPP_MAX_CHARS,
     InvalidInput,
     check_content,
-    check_max_age_s,
     check_single_line,
     normalize_email,
     normalize_number,
-    parse_expires_at,
 )
 
 SUBJECT_MAX_CHARS = 998  # RFC 5322 line limit
@@ -102,12 +101,47 @@ def _deliver_at(value: Any, info: ValidationInfo) -> datetime | None:
 
 
 def _max_age_s(value: Any, info: ValidationInfo) -> float:
-    age = check_max_age_s(value)
+    """A positive, finite number of seconds (not bool, not text) within the records' life."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidInput("max_age_s", "must be a number of seconds")
+    if not math.isfinite(value):
+        raise InvalidInput("max_age_s", "must be a finite number of seconds")
+    if value <= 0:
+        raise InvalidInput("max_age_s", "must be greater than 0 seconds")
     horizon_s = context_of(info)[0].job_ttl_s * 0.9
-    if age > horizon_s:
+    if value > horizon_s:
         raise InvalidInput("max_age_s", f"is longer than the job records live "
                                         f"({horizon_s:.0f} s, 0.9 x JOB_TTL_S)")  # fmt: skip
-    return age
+    return float(value)
+
+
+def _expires_at(value: Any, info: ValidationInfo) -> datetime:
+    """An aware datetime later than now, as UTC; from a datetime or ISO 8601 text.
+
+    Unlike ``deliver_at``, a time without an offset is refused rather than read
+    in ``DEFAULT_TIMEZONE``: a deadline read an hour off sends a stale OTP.
+    """
+    field = "expires_at"
+    if isinstance(value, str):
+        if not value.strip():
+            raise InvalidInput(field, "is empty (omit it for the default maximum age)")
+        try:
+            value = datetime.fromisoformat(value.strip())
+        except ValueError as exc:
+            raise InvalidInput(
+                field, "is not an ISO 8601 date and time (e.g. 2030-01-15T12:00:00Z)"
+            ) from exc
+    if not isinstance(value, datetime):
+        raise InvalidInput(field, "must be an ISO 8601 date and time with an offset")
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise InvalidInput(field, "has no UTC offset (add Z or +hh:mm)")
+    try:
+        result = value.astimezone(UTC)
+    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
+        raise InvalidInput(field, "is out of the range of dates") from exc
+    if result <= context_of(info)[1].astimezone(UTC):
+        raise InvalidInput(field, f"is not in the future ({result.isoformat()})")
+    return result
 
 
 def _checked(check: Callable[[Any, ValidationInfo], Any], schema: Any) -> Any:
@@ -181,8 +215,7 @@ AccountName = Annotated[
 ]  # fmt: skip
 ExpiresAt = Annotated[
     datetime,
-    _checked(lambda value, info: parse_expires_at(value, now=context_of(info)[1]),
-             Annotated[str, Field(max_length=64)]),
+    _checked(_expires_at, Annotated[str, Field(max_length=64)]),
     Field(description="Never send it after this time (ISO 8601 with an offset, in the future, "
           "after deliver_at); fails as Expired instead. Not with max_age_s",
           examples=["2030-01-15T12:05:00Z"]),

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, ParamSpec, TypeVar
 
 import email_validator
@@ -125,9 +124,7 @@ REASONS = {
 }
 
 
-def invalid_from_pydantic(
-    exc: ValidationError, *, tagged: bool = False, reasons: Mapping[str, str] = REASONS
-) -> InvalidInput:
+def invalid_from_pydantic(exc: ValidationError, *, tagged: bool = False) -> InvalidInput:
     """One :class:`InvalidInput` naming every field pydantic rejected, once each.
 
     ``tagged``: the model is a discriminated union, whose error locations
@@ -139,7 +136,7 @@ def invalid_from_pydantic(
     for error in exc.errors(include_url=False, include_input=False):
         loc: list[Any] = list(error["loc"])[1 if tagged else 0 :]
         ctx = error.get("ctx") or {}
-        reason = reasons.get(error["type"], str(error["msg"]))
+        reason = REASONS.get(error["type"], str(error["msg"]))
         if "field" in ctx:
             loc = [ctx["field"]]
         elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
@@ -323,48 +320,3 @@ def validate_idempotency_key(value: object, *, field: str = "idempotency_key") -
                 "whitespace is allowed",
             )
     return value
-
-
-# --- how long a job may wait (domain.expiry) --------------------------------
-
-
-def check_max_age_s(value: object, *, field: str = "max_age_s") -> float:
-    """A positive, finite number of seconds (int or float; not bool, not text)."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise InvalidInput(field, "must be a number of seconds")
-    if not math.isfinite(value):
-        raise InvalidInput(field, "must be a finite number of seconds")
-    if value <= 0:
-        raise InvalidInput(field, "must be greater than 0 seconds")
-    return float(value)
-
-
-def parse_expires_at(value: object, *, now: datetime, field: str = "expires_at") -> datetime:
-    """An aware datetime later than ``now``, as UTC; from a datetime or ISO 8601 text.
-
-    Unlike ``deliver_at``, a time without an offset is refused rather than read
-    in ``DEFAULT_TIMEZONE``: a deadline read an hour off sends a stale OTP.
-    """
-    if isinstance(value, str):
-        text = value.strip()
-        if not text:
-            raise InvalidInput(field, "is empty (omit it for the default maximum age)")
-        try:
-            parsed = datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise InvalidInput(
-                field, "is not an ISO 8601 date and time (e.g. 2030-01-15T12:00:00Z)"
-            ) from exc
-    elif isinstance(value, datetime):
-        parsed = value
-    else:
-        raise InvalidInput(field, "must be an ISO 8601 date and time with an offset")
-    if parsed.tzinfo is None or parsed.utcoffset() is None:
-        raise InvalidInput(field, "has no UTC offset (add Z or +hh:mm)")
-    try:
-        result = parsed.astimezone(UTC)
-    except OverflowError as exc:  # 9999-12-31T23:00-05:00 is in the year 10000 in UTC
-        raise InvalidInput(field, "is out of the range of dates") from exc
-    if result <= now.astimezone(UTC):
-        raise InvalidInput(field, f"is not in the future ({result.isoformat()})")
-    return result

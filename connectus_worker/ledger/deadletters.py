@@ -70,13 +70,19 @@ class DeadLetter:
     member: str
     died_at_ms: int
     poison: bool
-    kind: str | None
-    queue: str | None
     error_class: str
     reason: str
     record: JobRecord | None
     #: Set when a replay would expire again at once: when and by which limit.
     expired: Expiry | None = None
+
+    @property
+    def kind(self) -> str | None:
+        return self.record.kind.value if self.record else None
+
+    @property
+    def queue(self) -> str | None:
+        return self.record.queue if self.record else None
 
     @property
     def replayable(self) -> tuple[bool, str]:
@@ -202,8 +208,9 @@ class DeadLetters:
         answers = pipe.execute()
         now = self.store.clock()
         entries = []
-        for i, (member, score) in enumerate(rows):
-            raw, kept_reason = answers[2 * i], answers[2 * i + 1]
+        for (member, score), raw, kept_reason in zip(
+            rows, answers[::2], answers[1::2], strict=True
+        ):
             record = JobRecord.from_redis(raw) if raw else None
             poison = record is None or kept_reason is not None or member.startswith(_POISON)
             if record is not None and not poison:
@@ -213,11 +220,10 @@ class DeadLetters:
                 if member.startswith(_POISON):
                     error_class = member.split(":", 1)[0].capitalize()
                 reason = text(kept_reason) if kept_reason is not None else "record expired"
+            expired = self._expired(record, now) if record is not None else None
             entries.append(
-                DeadLetter(member, int(score), poison, record.kind.value if record else None,
-                           record.queue if record else None, error_class, reason, record,
-                           self._expired(record, now) if record is not None else None)
-            )  # fmt: skip
+                DeadLetter(member, int(score), poison, error_class, reason, record, expired)
+            )
         return entries
 
     def _expired(self, record: JobRecord, now_ms: int) -> Expiry | None:

@@ -10,7 +10,8 @@ traffic. A campaign's jobs are also counted in its own hash
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Literal, NamedTuple
 
 import redis
 
@@ -33,23 +34,26 @@ class Bucket(NamedTuple):
     unknown: int = 0
 
 
-def _counts(value: object) -> tuple[int, int, int] | None:
-    """``sent,failed,unknown`` of a history field; None if it is not one of ours."""
-    try:
-        sent, failed, unknown = (int(n) for n in text(value).split(","))
-    except ValueError:
-        return None
-    return sent, failed, unknown
+def _minutes(fields: Mapping[Any, Any], base_s: int) -> Iterator[tuple[int, list[int]]]:
+    """(epoch s, [sent, failed, unknown]) of each minute a history hash counts: field
+    ``n`` is the minute ``n`` after ``base_s``. Fields not of ours are skipped."""
+    for name, value in fields.items():
+        try:
+            counts = [int(n) for n in text(value).split(",")]
+        except ValueError:
+            continue
+        if len(counts) == 3 and text(name).isdigit():
+            yield base_s + int(text(name)) * 60, counts
 
 
-def _buckets(counts: dict[int, list[int]], first: int, end: int, step_s: int) -> list[Bucket]:
-    return [Bucket(s, *counts.get(s, (0, 0, 0))) for s in range(first, end, step_s)]
-
-
-def _add(counts: dict[int, list[int]], at: int, found: tuple[int, int, int]) -> None:
-    bucket = counts.setdefault(at, [0, 0, 0])
-    for n in range(3):
-        bucket[n] += found[n]
+def _buckets(minutes: Iterable[tuple[int, list[int]]], step_s: int) -> dict[int, Bucket]:
+    """The minutes summed per step (keyed by the step's start, a multiple of ``step_s``)."""
+    sums: dict[int, list[int]] = {}
+    for at, counts in minutes:
+        total = sums.setdefault(at // step_s * step_s, [0, 0, 0])
+        for n in range(3):
+            total[n] += counts[n]
+    return {start: Bucket(start, *total) for start, total in sums.items()}
 
 
 def series(
@@ -75,16 +79,10 @@ def series(
     pipe = client.pipeline(transaction=False)
     for hour in hours:
         pipe.hgetall(keys.history(hour))
-    counts: dict[int, list[int]] = {}
-    for hour, fields in zip(hours, pipe.execute(), strict=True):
-        for name, value in fields.items():
-            found = _counts(value)
-            if found is None or not text(name).isdigit():
-                continue  # not a field of ours
-            at = hour + int(name) * 60
-            if start <= at < end:
-                _add(counts, start + (at - start) // step_s * step_s, found)
-    return _buckets(counts, start, end, step_s)
+    minutes = [(at, counts) for hour, fields in zip(hours, pipe.execute(), strict=True)
+               for at, counts in _minutes(fields, hour) if start <= at < end]  # fmt: skip
+    found = _buckets(minutes, step_s)
+    return [found.get(s, Bucket(s)) for s in range(start, end, step_s)]
 
 
 def campaign_series(
@@ -96,9 +94,7 @@ def campaign_series(
     """
     if step_s < 60 or step_s % 60:
         raise ValueError("step_s: must be a multiple of 60 s")
-    counts: dict[int, list[int]] = {}
-    for name, value in client.hgetall(keys.campaign_history(campaign_id)).items():
-        found = _counts(value)
-        if found is not None and text(name).isdigit():
-            _add(counts, int(name) * 60 // step_s * step_s, found)
-    return _buckets(counts, min(counts), max(counts) + step_s, step_s) if counts else []
+    found = _buckets(_minutes(client.hgetall(keys.campaign_history(campaign_id)), 0), step_s)
+    if not found:
+        return []
+    return [found.get(s, Bucket(s)) for s in range(min(found), max(found) + step_s, step_s)]

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -24,7 +23,6 @@ from connectus_worker.durability import UNCONFIRMED, Durability
 from connectus_worker.ledger.claims import Claim, claimed
 from connectus_worker.ledger.job_messages import renew_message
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 
@@ -51,12 +49,6 @@ class IdempotencyConflict(ValueError):
         self.key = key
         self.job_id = job_id
         super().__init__(f"idempotency_key: already used by job {job_id} with a different payload")
-
-
-@dataclass(frozen=True, slots=True)
-class Enqueued:
-    job_id: str
-    created: bool  # False: the key was seen before and this is the first job's id
 
 
 def finish_call(
@@ -124,7 +116,7 @@ class JobStore:
         tenant: str = DEFAULT_TENANT,
         index_keys: Sequence[str] = (),
         watch_ms: int | None = None,
-    ) -> Enqueued:
+    ) -> str:
         """Create the record and enqueue (or schedule, if ``due_ms`` is later) atomically.
 
         ``idempotency_key`` is ``tenant``'s (None: the job's own, in a namespace no
@@ -157,7 +149,7 @@ class JobStore:
             k.idempotency(idempotency_key, tenant) if idempotency_key is not None
             else k.automatic_idempotency(job_id),
             k.job(job_id), k.queue(message.queue_name), k.queue_messages(message.queue_name),
-            k.schedule, k.schedule_messages, watch_key(k), *index_keys,
+            k.schedule, k.schedule_messages, k.status_watch, *index_keys,
         ]  # fmt: skip
         run = self.durability.run
         ((status, existing),) = run(
@@ -165,7 +157,7 @@ class JobStore:
         )
         if status == b"conflict":
             raise IdempotencyConflict(str(idempotency_key), existing.decode())
-        return Enqueued(job_id=existing.decode(), created=status == b"created")
+        return str(existing.decode())
 
     def get(self, job_id: str) -> JobRecord | None:
         raw = self.client.hgetall(self.keys.job(job_id))

@@ -18,6 +18,16 @@ from connectus_worker.config.tenants import DEFAULT_TENANT
 USER_KEY_KINDS = ("idem:msg", "idem:campaign", "http-idem:answer", "http-idem:lock")
 
 
+class _Fixed:
+    """A key with no variable part, ``{prefix}:<suffix>``, read as an attribute of :class:`Keys`."""
+
+    def __init__(self, suffix: str) -> None:
+        self.suffix = suffix
+
+    def __get__(self, keys: Keys, owner: type[Keys]) -> str:
+        return f"{keys.prefix}:{self.suffix}"
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builder for one deployment prefix."""
@@ -57,87 +67,43 @@ class Keys:
         """String: Connectus's message id -> job id."""
         return f"{self.prefix}:provider:{provider_id}"
 
-    @property
-    def status_pending(self) -> str:
-        """Hash: Connectus message id -> "rank|status|at_ms" of a status webhook that
-        came before the send was recorded (no provider index yet)."""
-        return f"{self.prefix}:status-pending"
-
-    @property
-    def status_pending_since(self) -> str:
-        """Sorted set: those message ids, scored by when the first such status came (ms)."""
-        return f"{self.prefix}:status-pending:since"
-
-    @property
-    def schedule(self) -> str:
-        """Sorted set: job id scored by the time (ms) it is due."""
-        return f"{self.prefix}:schedule"
-
-    @property
-    def schedule_messages(self) -> str:
-        """Hash: job id -> encoded Dramatiq message to enqueue when due."""
-        return f"{self.prefix}:schedule:msgs"
-
-    @property
-    def dead_letters(self) -> str:
-        """Sorted set: dead-lettered job ids scored by when (ms) they died."""
-        return f"{self.prefix}:dlq"
-
-    @property
-    def dead_letter_messages(self) -> str:
-        """Hash: job id -> the message as it can be replayed (OTP content removed)."""
-        return f"{self.prefix}:dlq:msgs"
-
-    @property
-    def dead_letter_reasons(self) -> str:
-        """Hash: dead-letter member -> reason, for entries without a job record (poison)."""
-        return f"{self.prefix}:dlq:reasons"
-
-    @property
-    def leases(self) -> str:
-        """Sorted set: jobs in ``sending`` scored by when (ms) their lease ends."""
-        return f"{self.prefix}:leases"
-
-    @property
-    def inflight_messages(self) -> str:
-        """Hash: job id -> copy of the message being sent (OTP content removed)."""
-        return f"{self.prefix}:inflight:msgs"
-
-    @property
-    def unknown(self) -> str:
-        """Sorted set: job ids whose outcome is ambiguous, scored by when (ms)."""
-        return f"{self.prefix}:unknown"
-
-    @property
-    def unknown_messages(self) -> str:
-        """Hash: job id -> its message, kept to resend if Connectus has no record."""
-        return f"{self.prefix}:unknown:msgs"
-
-    @property
-    def id_lookups(self) -> str:
-        """Sorted set: sent jobs Connectus accepted without naming them, scored by
-        when they were sent (ms); their provider id is looked up (worker.id_lookup)."""
-        return f"{self.prefix}:idlookup"
-
-    @property
-    def id_lookup_data(self) -> str:
-        """Hash: job id -> what the id lookup matches on (JSON: destination, content hash)."""
-        return f"{self.prefix}:idlookup:data"
-
-    @property
-    def review(self) -> str:
-        """Sorted set: undecidable jobs waiting for an operator, scored by when (ms)."""
-        return f"{self.prefix}:review"
-
-    @property
-    def review_messages(self) -> str:
-        """Hash: job id -> its message, for ``connectus review resend``."""
-        return f"{self.prefix}:review:msgs"
-
-    @property
-    def opt_out(self) -> str:
-        """Set: normalised phone numbers opted out of marketing (STOP)."""
-        return f"{self.prefix}:optout"
+    #: Hash: Connectus message id -> "rank|status|at_ms" of a status webhook that came
+    #: before the send was recorded (no provider index yet).
+    status_pending = _Fixed("status-pending")
+    #: Sorted set: those message ids, scored by when the first such status came (ms).
+    status_pending_since = _Fixed("status-pending:since")
+    #: Sorted set: jobs whose delivery status is polled (e-mail, WhatsApp), scored by when
+    #: their next lookup is due (ledger.status_watch).
+    status_watch = _Fixed("status-watch")
+    #: Sorted set: job id scored by the time (ms) it is due.
+    schedule = _Fixed("schedule")
+    #: Hash: job id -> encoded Dramatiq message to enqueue when due.
+    schedule_messages = _Fixed("schedule:msgs")
+    #: Sorted set: dead-lettered job ids scored by when (ms) they died.
+    dead_letters = _Fixed("dlq")
+    #: Hash: job id -> the message as it can be replayed (OTP content removed).
+    dead_letter_messages = _Fixed("dlq:msgs")
+    #: Hash: dead-letter member -> reason, for entries without a job record (poison).
+    dead_letter_reasons = _Fixed("dlq:reasons")
+    #: Sorted set: jobs in ``sending`` scored by when (ms) their lease ends.
+    leases = _Fixed("leases")
+    #: Hash: job id -> copy of the message being sent (OTP content removed).
+    inflight_messages = _Fixed("inflight:msgs")
+    #: Sorted set: job ids whose outcome is ambiguous, scored by when (ms).
+    unknown = _Fixed("unknown")
+    #: Hash: job id -> its message, kept to resend if Connectus has no record.
+    unknown_messages = _Fixed("unknown:msgs")
+    #: Sorted set: sent jobs Connectus accepted without naming them, scored by when they
+    #: were sent (ms); their provider id is looked up (worker.id_lookup).
+    id_lookups = _Fixed("idlookup")
+    #: Hash: job id -> what the id lookup matches on (JSON: destination, content hash).
+    id_lookup_data = _Fixed("idlookup:data")
+    #: Sorted set: undecidable jobs waiting for an operator, scored by when (ms).
+    review = _Fixed("review")
+    #: Hash: job id -> its message, for ``connectus review resend``.
+    review_messages = _Fixed("review:msgs")
+    #: Set: normalised phone numbers opted out of marketing (STOP).
+    opt_out = _Fixed("optout")
 
     # -- campaigns (campaign.store) ---------------------------------------
 
@@ -175,15 +141,10 @@ class Keys:
         """String with a short TTL: which process is releasing the campaign's chunks."""
         return f"{self.prefix}:campaign:{campaign_id}:pump"
 
-    @property
-    def campaigns(self) -> str:
-        """Sorted set: campaign ids scored by creation time (ms)."""
-        return f"{self.prefix}:campaigns"
-
-    @property
-    def active_campaigns(self) -> str:
-        """Set: campaigns not yet finished or cancelled (what the pump looks at)."""
-        return f"{self.prefix}:campaigns:active"
+    #: Sorted set: campaign ids scored by creation time (ms).
+    campaigns = _Fixed("campaigns")
+    #: Set: campaigns not yet finished or cancelled (what the pump looks at).
+    active_campaigns = _Fixed("campaigns:active")
 
     # -- search and history (see ledger.lookup, ledger.history, docs/search.md) ------
 

@@ -11,7 +11,6 @@ record itself (``ledger/lua/lib_events.lua``). Keys: docs/search.md.
 from __future__ import annotations
 
 import re
-from datetime import datetime
 
 import redis
 from pydantic import BaseModel, ConfigDict
@@ -23,8 +22,6 @@ from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import redact_text
 from connectus_worker.redis import text
 
-#: Events a record keeps (its ring's size; the oldest are overwritten).
-EVENTS_KEPT = 16
 #: The longest query looked up (an idempotency key is at most 200 characters).
 QUERY_MAX_CHARS = 256
 #: A campaign recipient's idempotency key names its job: ``campaign:<cid>:<index>``
@@ -42,31 +39,10 @@ class JobEvent(BaseModel):
     detail: str = ""
 
 
-class JobHistory(BaseModel):
-    """What the console shows of a job: masked destination, never content or an OTP."""
+class JobHistory(JobRecord):
+    """A job's record as the API shows it (destination masked, never content or its
+    digest), its last error redacted, and its events oldest first."""
 
-    model_config = ConfigDict(frozen=True)
-
-    job_id: str
-    kind: str
-    state: str
-    queue: str
-    tenant: str
-    dst: str  # masked when the record was written (logging.redaction)
-    idempotency_key: str
-    correlation_id: str | None
-    campaign: str | None
-    attempts: int
-    outcome: str | None
-    error_class: str | None
-    last_error: str | None
-    provider_id: str | None
-    provider_id_lookup: str | None
-    delivery_status: str | None
-    delivery_status_at: datetime | None
-    created_at: datetime
-    updated_at: datetime
-    sent_at: datetime | None
     events: list[JobEvent]
 
 
@@ -114,24 +90,16 @@ def find_jobs(
     indexes = index_keys(keys, content_hash_key, recipient=recipient, idempotency_key=wanted,
                          correlation_id=wanted)  # fmt: skip
     pipe = client.pipeline(transaction=False)
-    for job_id in direct:
-        pipe.exists(keys.job(job_id))
     for index in indexes:
         pipe.zrange(index, 0, limit - 1, desc=True)
-    answers = pipe.execute()
-    found = [job_id for job_id, n in zip(direct, answers, strict=False) if n]
-    candidates: list[str] = []
-    for members in answers[len(direct) :]:
-        candidates += [text(m) for m in members if text(m) not in candidates]
-    candidates = [c for c in candidates if c not in found]
-    if candidates:
-        # An index entry can outlive its record by the time between their TTLs'
-        # starts; only jobs still there are answered.
-        pipe = client.pipeline(transaction=False)
-        for job_id in candidates:
-            pipe.exists(keys.job(job_id))
-        found += [c for c, n in zip(candidates, pipe.execute(), strict=True) if n]
-    return found[:limit]
+    indexed = [text(member) for members in pipe.execute() for member in members]
+    candidates = list(dict.fromkeys([*direct, *indexed]))
+    # An index entry can outlive its record by the time between their TTLs' starts;
+    # only jobs still there are answered.
+    pipe = client.pipeline(transaction=False)
+    for job_id in candidates:
+        pipe.exists(keys.job(job_id))
+    return [c for c, n in zip(candidates, pipe.execute(), strict=True) if n][:limit]
 
 
 def job_history(client: redis.Redis, keys: Keys, job_id: str) -> JobHistory | None:
@@ -141,11 +109,8 @@ def job_history(client: redis.Redis, keys: Keys, job_id: str) -> JobHistory | No
     if not raw:
         return None
     record = JobRecord.from_redis(raw)
-    return JobHistory(
-        **record.model_dump(include=set(JobHistory.model_fields) - {"last_error", "events"}),
-        last_error=redact_text(record.last_error) if record.last_error else None,
-        events=events_of(raw),
-    )
+    last_error = redact_text(record.last_error) if record.last_error else None
+    return JobHistory(**{**record.model_dump(), "last_error": last_error}, events=events_of(raw))
 
 
 def events_of(raw: dict[str, str]) -> list[JobEvent]:

@@ -35,18 +35,13 @@ def queue_stats(
         pipe.llen(keys.queue(queue))
         pipe.lindex(keys.queue(queue), 0)
     answers = pipe.execute()
-    depths = [int(n) for n in answers[0::2]]
-    heads = answers[1::2]
     pipe = client.pipeline(transaction=False)
-    for queue, head in zip(queues, heads, strict=True):
-        if head is not None:
-            pipe.hget(keys.queue_messages(queue), head)
-    data = iter(pipe.execute() if any(h is not None for h in heads) else [])
-    stats = []
-    for queue, depth, head in zip(queues, depths, heads, strict=True):
-        age = _age_s(next(data), now_ms) if head is not None else None
-        stats.append(QueueStat(queue=queue, depth=depth, oldest_age_s=age))
-    return stats
+    for queue, head in zip(queues, answers[1::2], strict=True):
+        pipe.hget(keys.queue_messages(queue), head or "")  # "": no such field (an empty queue)
+    return [
+        QueueStat(queue=queue, depth=int(depth), oldest_age_s=_age_s(data, now_ms))
+        for queue, depth, data in zip(queues, answers[0::2], pipe.execute(), strict=True)
+    ]
 
 
 def _age_s(data: bytes | str | None, now_ms: int) -> float | None:

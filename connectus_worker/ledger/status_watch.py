@@ -1,7 +1,7 @@
 """The jobs whose delivery status is polled at Connectus: e-mail and WhatsApp.
 
-One sorted set: job id → when its next lookup is due (epoch ms). The enqueue script
-adds a single job, the campaign poller a released chunk's; the
+One sorted set (``Keys.status_watch``): job id → when its next lookup is due (epoch
+ms). The enqueue script adds a single job, the campaign poller a released chunk's; the
 :class:`worker.channel_status.ChannelStatusPoller` looks each due one up and moves it
 one interval on, or drops it. A job is in it once: one lookup per interval at most.
 """
@@ -20,14 +20,10 @@ from connectus_worker.ledger.keys import Keys
 WATCHED_KINDS = frozenset(kind for kind in Kind if kind.spec.watched)
 
 
-def watch_key(keys: Keys) -> str:
-    return f"{keys.prefix}:status-watch"
-
-
 def watch(client: redis.Redis, keys: Keys, job_ids: Iterable[str], due_ms: int) -> int:
     """Add jobs not watched yet, first due at ``due_ms`` (epoch ms); returns how many."""
     members = dict.fromkeys(job_ids, due_ms)
     if not members:
         return 0
-    added = client.zadd(watch_key(keys), members, nx=True)
+    added = client.zadd(keys.status_watch, members, nx=True)
     return int(added or 0)

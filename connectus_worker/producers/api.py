@@ -82,16 +82,15 @@ def _campaigns(settings: Settings, client: redis.Redis) -> CampaignStore:
 
 
 def owned_record(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
 ) -> JobRecord | None:
     """The job's record (or a pending v1 bulk recipient's placeholder) if ``tenant``
     owns it, with its owner in ``tenant``; None if it is unknown, expired or another
     tenant's (not told apart: another tenant's job does not exist here).
 
     A campaign's job is its campaign's tenant's: the records the workers make for
-    campaign recipients name only the campaign. ``store``: the caller's, if it has one.
+    campaign recipients name only the campaign.
     """
-    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     campaigns = _campaigns(settings, client)
     record = store.get(job_id) or placeholder(campaigns, job_id, queue=settings.queue_bulk)
     if record is None:
@@ -104,7 +103,7 @@ def owned_record(
 
 
 def cancel_owned(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore | None = None
+    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
 ) -> str:
     """Cancel ``tenant``'s job: ``cancelled``, ``refused:<state>`` or ``missing`` (also
     for another tenant's job). The owner is checked first: a job's tenant never changes.
@@ -113,7 +112,6 @@ def cancel_owned(
     it goes with its chunk (``refused:queued``). Cancel its campaign, or the number opts
     out (STOP), which the chunk's claim reads.
     """
-    store = store or JobStore(client, Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
     if owned_record(settings, client, job_id, tenant, store) is None:
         return "missing"
     answer = store.cancel(job_id)
@@ -275,65 +273,60 @@ class Producer:
     ) -> str:
         """Enqueue a validated request; returns its job id (the first one's, for a repeated key)."""
         job_id = uuid.uuid4().hex
-        queue = queue_for(request.kind, self.settings, request.priority)
-        attributes = {"job_id": job_id, "kind": request.kind.value, "queue": queue}
-        with tracing.span(f"enqueue {request.kind.value}", "producer", attributes):
-            found = self._enqueue(request, job_id, queue, idempotency_key, correlation_id)
+        kind, spec = request.kind, request.kind.spec
+        queue = queue_for(kind, self.settings, request.priority)
+        with tracing.span(f"enqueue {kind.value}", "producer",
+                          {"job_id": job_id, "kind": kind.value, "queue": queue}):  # fmt: skip
+            key = idempotency_key or f"job:{job_id}"
+            now = self.clock()
+            account = self.settings.account_for(self.tenant, request.account)
+            job: dict[str, Any] = {
+                "job_id": job_id, "kind": kind.value, "key": key, "queue": queue,
+                "payload": request.payload, "created_ms": now, "account": account,
+            }  # fmt: skip
+            record: dict[str, str | int] = {
+                "job_id": job_id, "kind": kind.value, "queue": queue, "idempotency_key": key,
+                "dst": request.masked_dst, "account": account, "attempts": 0, "fence": 0,
+                "created_at": now, "updated_at": now,
+            }  # fmt: skip
+            if request.segments is not None:
+                record["segments"] = request.segments
+            if spec.otp:
+                # Only a keyed digest of an OTP is kept (domain.hashing); the plain text
+                # lives in the queued message until it is sent.
+                code = request.payload[spec.content_field]
+                record["content_hmac"] = content_digest(self.settings.content_key, code)
+            if correlation_id:
+                job["correlation_id"] = record["correlation_id"] = correlation_id
+            trace_context = tracing.carrier()
+            if trace_context:  # the worker's spans join this trace (tracing)
+                job[tracing.TRACE_FIELD] = trace_context
+            due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
+            if due_ms is not None:
+                # Its age counts from here, not from its creation (domain.expiry).
+                job["due_ms"] = record["deliver_at"] = due_ms
+            expires_ms = request.expires_ms(now)
+            if expires_ms is not None:
+                job["expires_ms"] = record["expires_at"] = expires_ms
+            refuse_if_opted_out(self.redis, self.store.keys, request)
+            found = self.store.enqueue(
+                job_id=job_id,
+                idempotency_key=idempotency_key or None,
+                fingerprint=request.fingerprint(self.settings.content_key),
+                message=new_message(queue, kind.actor_name, job),
+                record=record,
+                due_ms=due_ms,
+                tenant=self.tenant,
+                index_keys=index_keys(
+                    self.store.keys,
+                    self.settings.content_key,
+                    # A group's name is no person's: not a recipient to search by.
+                    recipient=request.dst if spec.person else None,
+                    idempotency_key=idempotency_key or None,
+                    correlation_id=correlation_id,
+                ),
+                # Its delivery status is polled (worker.channel_status).
+                watch_ms=(due_ms or now) if spec.watched else None,
+            )
             tracing.annotate(job_id=found)
             return found
-
-    def _enqueue(self, request: SendRequest, job_id: str, queue: str,
-                 idempotency_key: str | None, correlation_id: str | None) -> str:  # fmt: skip
-        kind, spec = request.kind, request.kind.spec
-        key = idempotency_key or f"job:{job_id}"
-        now = self.clock()
-        account = self.settings.account_for(self.tenant, request.account)
-        job: dict[str, Any] = {
-            "job_id": job_id, "kind": kind.value, "key": key, "queue": queue,
-            "payload": request.payload, "created_ms": now, "account": account,
-        }  # fmt: skip
-        record: dict[str, str | int] = {
-            "job_id": job_id, "kind": kind.value, "queue": queue, "idempotency_key": key,
-            "dst": request.masked_dst, "account": account, "attempts": 0, "fence": 0,
-            "created_at": now, "updated_at": now,
-        }  # fmt: skip
-        if request.segments is not None:
-            record["segments"] = request.segments
-        if spec.otp:
-            # Only a keyed digest of an OTP is kept (domain.hashing); the plain text
-            # lives in the queued message until it is sent.
-            code = request.payload[spec.content_field]
-            record["content_hmac"] = content_digest(self.settings.content_key, code)
-        if correlation_id:
-            job["correlation_id"] = record["correlation_id"] = correlation_id
-        trace_context = tracing.carrier()
-        if trace_context:  # the worker's spans join this trace (tracing)
-            job[tracing.TRACE_FIELD] = trace_context
-        due_ms = int(request.deliver_at.timestamp() * 1000) if request.deliver_at else None
-        if due_ms is not None:
-            # Its age counts from here, not from its creation (domain.expiry).
-            job["due_ms"] = record["deliver_at"] = due_ms
-        expires_ms = request.expires_ms(now)
-        if expires_ms is not None:
-            job["expires_ms"] = record["expires_at"] = expires_ms
-        refuse_if_opted_out(self.redis, self.store.keys, request)
-        result = self.store.enqueue(
-            job_id=job_id,
-            idempotency_key=idempotency_key or None,
-            fingerprint=request.fingerprint(self.settings.content_key),
-            message=new_message(queue, kind.actor_name, job),
-            record=record,
-            due_ms=due_ms,
-            tenant=self.tenant,
-            index_keys=index_keys(
-                self.store.keys,
-                self.settings.content_key,
-                # A group's name is no person's: not a recipient to search by.
-                recipient=request.dst if spec.person else None,
-                idempotency_key=idempotency_key or None,
-                correlation_id=correlation_id,
-            ),
-            # Its delivery status is polled (worker.channel_status).
-            watch_ms=(due_ms or now) if spec.watched else None,
-        )
-        return result.job_id

@@ -21,7 +21,7 @@ import structlog
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.delivery_status import STATUS_RANK, is_final
 from connectus_worker.ledger.jobs import JobStore, epoch_ms
-from connectus_worker.ledger.status_watch import WATCHED_KINDS, watch_key
+from connectus_worker.ledger.status_watch import WATCHED_KINDS
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
 from connectus_worker.worker.accounts import ByAccount
@@ -79,7 +79,7 @@ class ChannelStatusPoller:
         self.monotonic = monotonic
         self._claim = self.redis.register_script(_CLAIM)
         self._record = self.redis.register_script(_RECORD)
-        self._watch = watch_key(self.keys)
+        self._watch = self.keys.status_watch
         self._stream = f"{self.keys.prefix}:events"  # service.events.events_key
 
     def run_once(self) -> int:

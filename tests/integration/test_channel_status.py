@@ -19,7 +19,6 @@ from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.jobs import JobStore
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.producers.api import Producer
 from connectus_worker.producers.campaign_control import CampaignControl
 from connectus_worker.producers.campaigns import CampaignProducer
@@ -84,7 +83,7 @@ def test_single_and_campaign_jobs_get_statuses_and_events_from_real_workers(
                     if e["kind"] == "email_event" and e["job_id"] == email)  # fmt: skip
     assert events == ["ABIERTO", "CLICKEADO"]  # each once, however often it was polled
     # Both final: polling stopped (nothing left in the watch set).
-    wait_for(lambda: redis_client.zcard(watch_key(keys)) == 0, timeout_s=10, what="watch empty")
+    wait_for(lambda: redis_client.zcard(keys.status_watch) == 0, timeout_s=10, what="watch empty")
 
 
 @pytest.fixture
@@ -145,13 +144,13 @@ def test_polling_is_one_lookup_per_job_per_interval_and_stops(
         mail = job_hash(redis_client, keys, email)
         assert mail["delivery_status"] == "ENTREGADO" and mail["email_opened_at"]
         # WhatsApp final: dropped; the e-mail waits for a click, polled each interval.
-        assert redis_client.zrange(watch_key(keys), 0, -1) == [email]
+        assert redis_client.zrange(keys.status_watch, 0, -1) == [email]
         clock.now_ms += 60_000
         assert poller.run_once() == 1
         # Past the maximum age: dropped without a lookup.
         clock.now_ms += 600_000
         assert poller.run_once() == 0
-        assert redis_client.zcard(watch_key(keys)) == 0
+        assert redis_client.zcard(keys.status_watch) == 0
     opened = [e for e in stream(redis_client, keys) if e["kind"] == "email_event"]
     assert [e["event"] for e in opened] == ["ABIERTO"]  # recorded once over two lookups
     sample = metrics.registry.get_sample_value
@@ -178,7 +177,7 @@ def test_a_pass_stops_taking_jobs_after_its_time_budget(
                                      max_age_s=600, events_maxlen=1000, clock=clock,
                                      monotonic=lambda: next(ticks))  # fmt: skip
         assert poller.run_once() == 0  # none sent yet: no lookup
-    key = watch_key(producer.store.keys)
+    key = producer.store.keys.status_watch
     later = redis_client.zcount(key, clock.now_ms + 1, "+inf")
     still_due = redis_client.zcount(key, "-inf", clock.now_ms)
     assert (later, still_due) == (20, 5)  # one batch taken; the rest wait for the next tick

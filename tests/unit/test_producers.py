@@ -15,7 +15,6 @@ from connectus_worker.config import load_settings
 from connectus_worker.domain.hashing import content_digest, content_hash
 from connectus_worker.domain.models import Kind, State
 from connectus_worker.domain.validation import InvalidInput
-from connectus_worker.ledger.status_watch import watch_key
 from connectus_worker.producers.api import JobNotFound, Producer
 
 
@@ -175,7 +174,7 @@ def test_a_watched_email_is_queued_and_watched_in_the_same_round_trips_as_an_sms
     client = CountingRedis()
     producer = Producer(settings, redis_client=client)
     producer.send_sms(GOOD_NUMBER, "warm-up")  # loads the script
-    watch = watch_key(producer.store.keys)
+    watch = producer.store.keys.status_watch
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(minutes=10)
     before = client.commands
     producer.send_sms(GOOD_NUMBER, "hola")
