@@ -21,6 +21,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectus_worker.config import checks
+from connectus_worker.config.checks import ConfigError
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -82,11 +83,11 @@ class Account(BaseModel):
         return f"CONNECTUS_{field.upper()}" if field in _CONNECTUS_FIELDS else field.upper()
 
     def credentials(self) -> tuple[str, str]:
-        """(API user, API key), or a ``ValueError`` naming the missing variable."""
+        """(API user, API key), or a :class:`ConfigError` naming the missing variable."""
         if not self.api_user:
-            raise ValueError(f"{self.variable('api_user')}: is required to call Connectus")
+            raise ConfigError(self.variable("api_user"), "is required to call Connectus")
         if self.api_key is None or not self.api_key.get_secret_value():
-            raise ValueError(f"{self.variable('api_key')}: is required to call Connectus")
+            raise ConfigError(self.variable("api_key"), "is required to call Connectus")
         return self.api_user, self.api_key.get_secret_value()
 
 
@@ -148,8 +149,7 @@ def named_accounts(
 ) -> dict[str, Account]:
     """Every account but ``default``, from ``CONNECTUS_<NAME>_*`` in ``environ``.
 
-    Raises ``ValueError("VARIABLE: reason")``: a variable of an account not listed,
-    a bad value.
+    Raises :class:`ConfigError`: a variable of an account not listed, a bad value.
     """
     upper = {key.upper(): value for key, value in environ.items()}
     known = {f"CONNECTUS_{n.upper()}_{s}" for n in names if n != DEFAULT_ACCOUNT for s in SUFFIXES}
@@ -157,7 +157,7 @@ def named_accounts(
     for key in sorted(upper):
         stray = key.startswith("CONNECTUS_") and key not in fields and key not in known
         if stray and any(key.endswith(f"_{suffix}") for suffix in SUFFIXES):
-            raise ValueError(f"{key}: names no account of CONNECTUS_ACCOUNTS ({','.join(names)})")
+            raise ConfigError(key, f"names no account of CONNECTUS_ACCOUNTS ({','.join(names)})")
     inherited = _inherited(settings, (*_CONNECTUS_FIELDS[2:], *RATE_FIELDS))
     accounts: dict[str, Account] = {}
     for name in (n for n in names if n != DEFAULT_ACCOUNT):
@@ -172,7 +172,7 @@ def named_accounts(
             error = exc.errors()[0]
             variable = f"CONNECTUS_{name.upper()}_{str(error['loc'][0]).upper()}"
             reason = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-            raise ValueError(f"{variable}: {reason}") from exc
+            raise ConfigError(variable, reason) from exc
     return accounts
 
 
@@ -180,7 +180,7 @@ def read_named_accounts(
     settings: Any, environ: Mapping[str, str] | None, env_file: str | None
 ) -> dict[str, Account]:
     """Every named account of ``settings`` from ``environ`` (None: the process's
-    environment and ``env_file``); ``ValueError("VARIABLE: reason")`` for a bad one, a
+    environment and ``env_file``); :class:`ConfigError` for a bad one, a
     published sample secret or placeholder outside sandbox/demo, or an API user of
     two accounts (they would share one provider limit and balance under two limiters)."""
     if environ is None:
@@ -192,14 +192,15 @@ def read_named_accounts(
     for account in named.values():  # as for every other secret setting
         sample = checks.find_sample_secret(account, settings.run_mode)
         if sample is not None:
-            raise ValueError(f"{account.variable(sample[0])}: {sample[1]}")
+            raise ConfigError(account.variable(sample[0]), sample[1])
     seen: dict[str, str] = {}
     for name in settings.account_names:
         account = named.get(name) or default_account(settings)
         if account.api_user in seen:
-            raise ValueError(
-                f"{account.variable('api_user')}: is the API user of account "
-                f"{seen[account.api_user]!r} too (one Connectus account, one name)"
+            raise ConfigError(
+                account.variable("api_user"),
+                f"is the API user of account {seen[account.api_user]!r} too "
+                "(one Connectus account, one name)",
             )
         if account.api_user:
             seen[account.api_user] = name

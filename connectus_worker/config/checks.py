@@ -17,6 +17,16 @@ from pydantic import BaseModel, SecretStr, ValidationInfo
 
 from connectus_worker.config.tenants import parse_tenants
 
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        self.variable = variable
+        self.reason = reason
+        super().__init__(f"{variable}: {reason}")
+
+
 # Bearer tokens: RFC 6750 token characters (no comma: the list separator).
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
 # URL-safe without encoding (RFC 3986 unreserved characters).

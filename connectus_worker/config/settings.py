@@ -17,6 +17,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectus_worker.config import accounts as acc
 from connectus_worker.config import checks
+from connectus_worker.config.checks import ConfigError
 from connectus_worker.config.tenants import tenant_tokens
 
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -25,15 +26,6 @@ NonNegativeInt = Annotated[int, Field(ge=0)]
 # Seconds that must be a real number: "inf" and "nan" are refused.
 FiniteSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        self.variable = variable
-        self.reason = reason
-        super().__init__(f"{variable}: {reason}")
 
 
 class Settings(BaseSettings):
@@ -271,10 +263,7 @@ class Settings(BaseSettings):
     def require_connectus_credentials(self) -> tuple[str, str]:
         """Check every account's credentials (failing naming the missing variable);
         return the first account's (user, key). Only what calls Connectus needs them."""
-        try:
-            found = [self.account(name).credentials() for name in self.account_names]
-        except ValueError as exc:
-            raise _config_error(exc) from None
+        found = [self.account(name).credentials() for name in self.account_names]
         return found[0]
 
     @property
@@ -366,10 +355,7 @@ def load_settings(
         raise ConfigError(field.upper(), reason) from exc
     # Here, not in the model: tests and tools build Settings(...) with any values,
     # while every process that starts reads its settings through this function.
-    try:
-        settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
-    except ValueError as exc:
-        raise _config_error(exc) from exc
+    settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
     sample = checks.find_sample_secret(settings, settings.run_mode)
     if sample is not None:
         raise ConfigError(sample[0].upper(), sample[1])
@@ -381,9 +367,3 @@ def load_settings(
             "digests: at least 32 random characters, the same in every process)",
         )
     return settings
-
-
-def _config_error(exc: ValueError) -> ConfigError:
-    """``ValueError("VARIABLE: reason")`` of config/accounts.py as a ConfigError."""
-    variable, _, reason = str(exc).partition(": ")
-    return ConfigError(variable, reason)
