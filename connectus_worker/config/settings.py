@@ -18,7 +18,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from connectus_worker.config import accounts as acc
 from connectus_worker.config import checks
 from connectus_worker.config.checks import ConfigError
-from connectus_worker.config.tenants import tenant_tokens
+from connectus_worker.config.tenants import DEFAULT_TENANT, parse_tenants
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
@@ -297,8 +297,14 @@ class Settings(BaseSettings):
 
     @property
     def tenant_tokens(self) -> dict[str, tuple[str, ...]]:
-        """{tenant: its bearer tokens} (:func:`config.tenants.tenant_tokens`)."""
-        return tenant_tokens(self.intake_tenants, self.intake_tokens)
+        """{tenant: its bearer tokens}: ``INTAKE_TENANTS``'s, and ``INTAKE_TOKENS`` as
+        :data:`config.tenants.DEFAULT_TENANT`'s."""
+        tenants = self.intake_tenants
+        result = parse_tenants(tenants.get_secret_value()) if tenants is not None else {}
+        if self.intake_tokens is not None:
+            plain = (t.strip() for t in self.intake_tokens.get_secret_value().split(","))
+            result[DEFAULT_TENANT] = (*result.get(DEFAULT_TENANT, ()), *plain)
+        return result
 
     @property
     def opt_out_keyword_set(self) -> frozenset[str]:

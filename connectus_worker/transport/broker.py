@@ -24,7 +24,7 @@ import structlog
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker
 from dramatiq.common import compute_backoff, current_millis
-from dramatiq.errors import ActorNotFound, ConnectionClosed, DecodeError
+from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
@@ -234,7 +234,8 @@ class BatchingConsumer(Consumer):
                     log.error("broker.poison_quarantined", queue=self.queue_name,
                               member=member, reason=reason[:200])  # fmt: skip
                     continue
-                if self.broker.dead_letter_unknown_actors and not self._known(message):
+                unknown = message.actor_name not in self.broker.actors
+                if unknown and self.broker.dead_letter_unknown_actors:
                     self._quarantine_unknown(message, data)
                     continue
                 self.queued_message_ids.add(message.message_id)
@@ -286,18 +287,11 @@ class BatchingConsumer(Consumer):
         if back:
             log.warning("broker.orphans_requeued", queue=self.queue_name, count=back)
 
-    def _known(self, message: Message[Any]) -> bool:
-        try:
-            self.broker.get_actor(message.actor_name)
-        except ActorNotFound:
-            return False
-        return True
-
     def _quarantine_unknown(self, message: Message[Any], data: bytes) -> None:
         name = str(message.actor_name)[:100]  # untrusted text: bounded
         reason = (
             f"unknown actor {name!r}: no actor of that name in this worker "
-            f"(known: {', '.join(sorted(self.broker.get_declared_actors()))})"
+            f"(known: {', '.join(sorted(self.broker.actors))})"
         )
         member = self.broker.quarantine(self.queue_name, data, reason)
         log.error("broker.unknown_actor_quarantined", queue=self.queue_name, member=member,
