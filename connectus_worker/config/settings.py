@@ -23,8 +23,6 @@ from connectus_worker.config.tenants import DEFAULT_TENANT, parse_tenants
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-# Seconds that must be a real number: "inf" and "nan" are refused.
-FiniteSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
 
 
@@ -41,13 +39,10 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    # production refuses the secrets published in this repository (sandbox
-    # defaults, REPLACE-ME placeholders); sandbox / demo: a local stack.
+    # production refuses the secrets published in this repository.
     run_mode: Literal["production", "sandbox", "demo"] = "production"
-    # Key of the HMAC-SHA256 of every kept digest of content (an OTP's
-    # content_hmac, idempotency fingerprints, lookup entries): without it a digest
-    # of a 6-digit code is reversed in a second. Required in production, the same
-    # in every process; sandbox/demo fall back to DEV_CONTENT_HASH_KEY.
+    # Key of every kept digest of content: without it a digest of a 6-digit code is
+    # reversed in a second. Required in production; sandbox/demo: DEV_CONTENT_HASH_KEY.
     content_hash_key: SecretStr | None = None
 
     # --- Redis -------------------------------------------------------------
@@ -60,19 +55,16 @@ class Settings(BaseSettings):
         max_length=32,
         pattern=r"^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$",
     )
-    # Sentinel: host:port,...; set, REDIS_URL gives only the db and TLS.
     redis_sentinels: str = ""
     redis_sentinel_master: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_sentinel_password: SecretStr | None = None
     redis_password: SecretStr | None = None  # of the data nodes (else REDIS_URL's)
-    # Claims and enqueues are confirmed by this many replicas (WAIT) within the
-    # timeout (ms); 0: by the local AOF (WAITAOF) where the server has it.
+    # Claims and enqueues confirmed by replicas (WAIT), 0: the local AOF (durability.py).
     redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
     redis_wait_timeout_ms: Annotated[int, Field(gt=0, le=60_000)] = 1000
 
     # --- Connectus accounts and endpoints (config/accounts.py) --------------
     connectus_accounts: str = acc.DEFAULT_ACCOUNT
-    # tenant:account|account,tenant:account; the first is its default.
     tenant_accounts: str | None = None
     connectus_api_user: str | None = None
     connectus_api_key: SecretStr | None = None
@@ -82,27 +74,25 @@ class Settings(BaseSettings):
     connectus_connect_timeout_s: PositiveFloat = 3.0
     connectus_read_timeout_s: PositiveFloat = 10.0
     connectus_write_timeout_s: PositiveFloat = 5.0  # counted in the send lease
-    # A whole request: a server that trickles its answer is cut off past it.
-    connectus_request_deadline_s: FiniteSeconds = 15.0
+    # A whole request: a server trickling its answer is cut off past it.
+    connectus_request_deadline_s: PositiveFloat = 15.0
     # Largest answer read, in bytes (decoded): a send or lookup, and a listing.
     connectus_max_response_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     connectus_max_listing_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    # Used when a producer names no origin (both must be validated on the platform).
     connectus_default_src_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     )
     connectus_whatsapp_src_number: str | None = Field(default=None, pattern=r"^\d{3,15}$")
 
     # --- Retries -----------------------------------------------------------
-    # In-process (tenacity): quick retries of transient failures.
+    # In-process (tenacity) quick retries, then durable ones (re-enqueued with a delay:
+    # long outages never pin threads).
     retry_attempts: PositiveInt = 3
     retry_initial_backoff_ms: PositiveInt = 200
     retry_max_backoff_ms: PositiveInt = 5_000
-    # Durable (re-enqueued with a delay): long outages never pin threads.
     durable_max_retries: NonNegativeInt = 20
     durable_min_backoff_ms: PositiveInt = 15_000
     durable_max_backoff_ms: PositiveInt = 900_000
-    # A job not sent this long after it was due is dead-lettered as Expired.
     max_message_age_s: PositiveInt = 86_400
     otp_max_age_s: PositiveInt = 300
     # Added to the send lease on top of the worst-case attempts: a live but slow
@@ -113,7 +103,7 @@ class Settings(BaseSettings):
     reconcile_after_s: PositiveFloat = 30.0
     reconcile_window_s: PositiveFloat = 300.0
     reconcile_interval_s: PositiveFloat = 5.0
-    # E-mail has no listing to look a message up in: review, resend or drop.
+    # E-mail has no listing to look a message up in.
     reconcile_undecidable: str = Field(default="review", pattern=r"^(review|resend|drop)$")
 
     # --- Queues and jobs ---------------------------------------------------
@@ -126,14 +116,11 @@ class Settings(BaseSettings):
 
     # --- Campaigns -----------------------------------------------------------
     campaign_ttl_s: PositiveInt = 30 * 86_400
-    # Later than this after deliver_at, a campaign waits for a resume (0: no limit).
     campaign_max_lateness_s: Annotated[int, Field(ge=0)] = 6 * 3600
-    # Recipients released but not finished: bounds Redis memory and what a pause stops.
+    # Bounds Redis memory and what a pause stops.
     campaign_max_pending: Annotated[int, Field(ge=1000)] = 20_000
     campaign_delivery_lead_s: Annotated[int, Field(ge=1, le=3600)] = 5
     campaign_status_poll_after_s: PositiveInt = 600
-    # How often one elected process asks the QR API whether the session is paired
-    # (0 = never: the pause then opens only when a QR send is refused).
     qr_status_interval_s: Annotated[float, Field(ge=0)] = 30.0
     status_poll_interval_s: PositiveInt = 60
     status_poll_max_age_s: PositiveInt = 2 * 86_400
@@ -149,13 +136,12 @@ class Settings(BaseSettings):
     # An idle tick of the housekeeper costs each process about 3 Redis commands.
     housekeeping_interval_s: PositiveFloat = 0.2
     broker_heartbeat_timeout_s: PositiveFloat = 60.0
-    # The supervisor's /metrics, /healthz, /readyz; port 0 disables it.
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
     worker_metrics_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
 
     # --- HTTP service (``connectus serve``) ----------------------------------
-    intake_tokens: SecretStr | None = None  # the tenant "default"'s, comma-separated
-    intake_tenants: SecretStr | None = None  # name:token,token;name:token
+    intake_tokens: SecretStr | None = None
+    intake_tenants: SecretStr | None = None
     intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
     # A client that announces a body and stops sending must not hold a slot (408).
     http_body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
@@ -172,8 +158,8 @@ class Settings(BaseSettings):
     metrics_campaign_labels: bool = False
 
     # --- Operator console (docs/console.md) ----------------------------------
-    console_users: SecretStr | None = None  # name:role:hash;...; unset: no console
-    console_secret_key: SecretStr | None = None  # signs its session cookies
+    console_users: SecretStr | None = None
+    console_secret_key: SecretStr | None = None
     console_session_ttl_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 8 * 3600
 
     # --- Rate limits (docs/ratelimit.md): per account and product, in every pod --
@@ -193,9 +179,7 @@ class Settings(BaseSettings):
     rate_throttle_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
     rate_window_s: Annotated[float, Field(gt=0, le=300)] = 3.0
     rate_recovery_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
-    # How long a send may wait for a token before it becomes a delayed retry.
     rate_acquire_timeout_s: Annotated[float, Field(ge=0)] = 5.0
-    # At most DST_CAP_COUNT sends to one destination per window (0: opt-in, off).
     dst_cap_count: NonNegativeInt = 0
     dst_cap_window_s: PositiveInt = 60
 
