@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationInfo
@@ -208,17 +206,9 @@ SAMPLE_SECRETS = frozenset(
 PLACEHOLDER_MARK = "replace-me"
 #: RUN_MODE values in which the samples are allowed (a local stack, the demo).
 SAMPLE_MODES = frozenset({"sandbox", "demo"})
+# Items of a secret setting: "," and, in INTAKE_TENANTS, ";" and ":" (no token,
+# secret or placeholder holds one).
 _SECRET_ITEM_SEPARATORS = re.compile(r"[,;:]")
-
-
-def _texts(value: Any) -> Iterator[tuple[str, bool]]:
-    """(text, is_secret) of a setting's value; a secret item by item (``,``, and ``;``
-    and ``:`` in ``INTAKE_TENANTS``: no token, secret or placeholder holds one)."""
-    if isinstance(value, SecretStr):
-        for item in _SECRET_ITEM_SEPARATORS.split(value.get_secret_value()):
-            yield item.strip(), True
-    elif isinstance(value, str):
-        yield value, False
 
 
 def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None:
@@ -227,18 +217,22 @@ def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None
     if mode in SAMPLE_MODES:
         return None
     for name in type(settings).model_fields:
-        for text, secret in _texts(getattr(settings, name)):
-            lowered = text.lower()
-            if PLACEHOLDER_MARK in lowered:
-                return name, (
-                    "still holds a REPLACE-ME placeholder (deploy/k8s/secret.yaml): "
-                    "set the real value"
-                )
-            if secret and lowered in SAMPLE_SECRETS:
-                return name, (
-                    f"is a published sample secret, refused when RUN_MODE={mode}: set a "
-                    "real one, or RUN_MODE=sandbox for a local sandbox stack"
-                )
+        value = getattr(settings, name)
+        secret = isinstance(value, SecretStr)
+        text = value.get_secret_value() if secret else value
+        if not isinstance(text, str):
+            continue
+        lowered = text.lower()
+        if PLACEHOLDER_MARK in lowered:
+            return name, (
+                "still holds a REPLACE-ME placeholder (deploy/k8s/secret.yaml): set the real value"
+            )
+        items = _SECRET_ITEM_SEPARATORS.split(lowered) if secret else []
+        if any(item.strip() in SAMPLE_SECRETS for item in items):
+            return name, (
+                f"is a published sample secret, refused when RUN_MODE={mode}: set a "
+                "real one, or RUN_MODE=sandbox for a local sandbox stack"
+            )
     return None
 
 
