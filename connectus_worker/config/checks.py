@@ -53,12 +53,20 @@ def check_redis_url(value: str) -> str:
     return value
 
 
-def check_sentinels(value: str) -> str:
-    """``host:port`` items, comma-separated (``[::1]:26379`` for IPv6), or empty."""
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``REDIS_SENTINELS`` as (host, port) pairs: ``host:port`` items, comma-separated
+    (``[::1]:26379`` for IPv6), or empty."""
+    pairs = []
     for item in filter(None, (part.strip() for part in value.split(","))):
         host, _, port = item.rpartition(":")
         if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"{item!r} is not host:port (port 1-65535), e.g. sentinel-1:26379")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+def check_sentinels(value: str) -> str:
+    sentinel_addresses(value)
     return value
 
 

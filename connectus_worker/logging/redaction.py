@@ -186,9 +186,7 @@ def _mask_value(value: Any, key: str | None, depth: int) -> Any:
             return "***" if value is not None else None
         if kind == _CONTENT and isinstance(value, str | bytes):
             return summarize_content(value)
-        if kind == _PII and isinstance(value, str | int):
-            if isinstance(value, bool):
-                return value
+        if kind == _PII and isinstance(value, str | int) and not isinstance(value, bool):
             text = str(value)
             return mask_email(text) if "@" in text else mask_phone(text)
         if kind == _TIME and isinstance(value, str) and _EPOCH.fullmatch(value):
