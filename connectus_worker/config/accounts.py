@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 
 from connectus_worker.config import checks
 from connectus_worker.config.checks import ConfigError
+from connectus_worker.config.tenants import tenant_problem
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -31,15 +32,7 @@ RATE_FIELDS = tuple(
     for product in ("sms", "otp", "email", "whatsapp")
     for unit in ("per_s", "burst")
 )
-# The account "default"'s setting of each (the others' is the field's own name).
-_SETTING_OF = {
-    "api_user": "connectus_api_user",
-    "api_key": "connectus_api_key",
-    "base_url": "connectus_base_url",
-    "v1_base_url": "connectus_v1_base_url",
-    "whatsapp_qr_url": "connectus_whatsapp_qr_url",
-}
-_CONNECTUS_FIELDS = tuple(_SETTING_OF)
+_CONNECTUS_FIELDS = ("api_user", "api_key", "base_url", "v1_base_url", "whatsapp_qr_url")
 _WEBHOOK_FIELDS = ("webhook_secret", "webhook_basic_user", "webhook_basic_password")
 #: The per-account variables: CONNECTUS_<NAME>_<SUFFIX>.
 SUFFIXES = tuple(f.upper() for f in (*_CONNECTUS_FIELDS, *RATE_FIELDS, *_WEBHOOK_FIELDS))
@@ -80,7 +73,7 @@ class Account(BaseModel):
         """The environment variable of ``field`` for this account."""
         if self.name != DEFAULT_ACCOUNT:
             return f"CONNECTUS_{self.name.upper()}_{field.upper()}"
-        return f"CONNECTUS_{field.upper()}" if field in _CONNECTUS_FIELDS else field.upper()
+        return _default_setting(field).upper()
 
     def credentials(self) -> tuple[str, str]:
         """(API user, API key), or a :class:`ConfigError` naming the missing variable."""
@@ -89,6 +82,11 @@ class Account(BaseModel):
         if self.api_key is None or not self.api_key.get_secret_value():
             raise ConfigError(self.variable("api_key"), "is required to call Connectus")
         return self.api_user, self.api_key.get_secret_value()
+
+
+def _default_setting(field: str) -> str:
+    """The setting the account ``default`` reads ``field`` from."""
+    return f"connectus_{field}" if field in _CONNECTUS_FIELDS else field
 
 
 def parse_account_names(text: str, setting_names: frozenset[str]) -> tuple[str, ...]:
@@ -113,8 +111,6 @@ def parse_account_names(text: str, setting_names: frozenset[str]) -> tuple[str, 
 def parse_tenant_accounts(text: str, accounts: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """``tenant:account|account,tenant:account`` as {tenant: its accounts}: the first is
     its default, and it may send through those only. Each must be in ``accounts``."""
-    from connectus_worker.config.tenants import tenant_problem
-
     found: dict[str, tuple[str, ...]] = {}
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
@@ -135,7 +131,7 @@ def parse_tenant_accounts(text: str, accounts: tuple[str, ...]) -> dict[str, tup
 
 def _inherited(settings: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     """The single-account settings of ``fields``."""
-    return {field: getattr(settings, _SETTING_OF.get(field, field)) for field in fields}
+    return {field: getattr(settings, _default_setting(field)) for field in fields}
 
 
 def default_account(settings: Any) -> Account:
