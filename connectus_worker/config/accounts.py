@@ -32,7 +32,15 @@ RATE_FIELDS = tuple(
     for product in ("sms", "otp", "email", "whatsapp")
     for unit in ("per_s", "burst")
 )
-_CONNECTUS_FIELDS = ("api_user", "api_key", "base_url", "v1_base_url", "whatsapp_qr_url")
+# The account "default"'s setting of each (the others' is the field's own name).
+_SETTING_OF = {
+    "api_user": "connectus_api_user",
+    "api_key": "connectus_api_key",
+    "base_url": "connectus_base_url",
+    "v1_base_url": "connectus_v1_base_url",
+    "whatsapp_qr_url": "connectus_whatsapp_qr_url",
+}
+_CONNECTUS_FIELDS = tuple(_SETTING_OF)
 _WEBHOOK_FIELDS = ("webhook_secret", "webhook_basic_user", "webhook_basic_password")
 #: The per-account variables: CONNECTUS_<NAME>_<SUFFIX>.
 SUFFIXES = tuple(f.upper() for f in (*_CONNECTUS_FIELDS, *RATE_FIELDS, *_WEBHOOK_FIELDS))
@@ -73,7 +81,7 @@ class Account(BaseModel):
         """The environment variable of ``field`` for this account."""
         if self.name != DEFAULT_ACCOUNT:
             return f"CONNECTUS_{self.name.upper()}_{field.upper()}"
-        return _default_setting(field).upper()
+        return _SETTING_OF.get(field, field).upper()
 
     def credentials(self) -> tuple[str, str]:
         """(API user, API key), or a :class:`ConfigError` naming the missing variable."""
@@ -82,11 +90,6 @@ class Account(BaseModel):
         if self.api_key is None or not self.api_key.get_secret_value():
             raise ConfigError(self.variable("api_key"), "is required to call Connectus")
         return self.api_user, self.api_key.get_secret_value()
-
-
-def _default_setting(field: str) -> str:
-    """The setting the account ``default`` reads ``field`` from."""
-    return f"connectus_{field}" if field in _CONNECTUS_FIELDS else field
 
 
 def parse_account_names(text: str, setting_names: frozenset[str]) -> tuple[str, ...]:
@@ -131,7 +134,7 @@ def parse_tenant_accounts(text: str, accounts: tuple[str, ...]) -> dict[str, tup
 
 def _inherited(settings: Any, fields: tuple[str, ...]) -> dict[str, Any]:
     """The single-account settings of ``fields``."""
-    return {field: getattr(settings, _default_setting(field)) for field in fields}
+    return {field: getattr(settings, _SETTING_OF.get(field, field)) for field in fields}
 
 
 def default_account(settings: Any) -> Account:
