@@ -30,7 +30,6 @@ TRACE_FIELD = "trace"
 EXPORTERS = ("otlp", "console", "none")
 
 _provider: Any = None  # the SDK TracerProvider of this process, when tracing is on
-_redis: Any = None  # the RedisInstrumentor, while Redis is instrumented
 # Only W3C trace context travels in a message: never baggage, which may hold anything.
 _propagator: Any = TraceContextTextMapPropagator() if trace is not None else None
 
@@ -110,23 +109,23 @@ def build_provider(service_name: str) -> Any:
 
 def enable(provider: Any) -> None:
     """Trace with ``provider`` (an SDK ``TracerProvider``) and instrument Redis."""
-    global _provider, _redis
+    global _provider
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     disable()
     _provider = provider
-    _redis = RedisInstrumentor()
-    _redis.instrument(tracer_provider=provider)
+    RedisInstrumentor().instrument(tracer_provider=provider)  # a singleton
 
 
 def disable() -> None:
     """Stop tracing: uninstrument Redis, export what is left, shut the provider down."""
-    global _provider, _redis
-    if _redis is not None:
-        _redis.uninstrument()
+    global _provider
     if _provider is not None:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().uninstrument()
         _provider.shutdown()
-    _provider = _redis = None
+    _provider = None
 
 
 def _tracer() -> Any:
