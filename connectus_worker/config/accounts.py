@@ -206,14 +206,15 @@ def read_named_accounts(
     return named
 
 
-def missing_webhook_credential(settings: Any) -> str | None:
-    """The first webhook credential variable an account lacks for ``WEBHOOK_AUTH``, or None
-    (the ``default`` routes, ``WEBHOOK_*``, are always served)."""
+def require_webhook_credentials(settings: Any) -> None:
+    """:class:`ConfigError` naming the first webhook credential an account lacks for
+    ``WEBHOOK_AUTH`` (each account's routes are opened by its own; the ``default``
+    routes, ``WEBHOOK_*``, are always served)."""
     needed = ("webhook_secret",) if settings.webhook_auth == "token" else (
         "webhook_basic_user", "webhook_basic_password")  # fmt: skip
     named = [settings.account(n) for n in settings.account_names if n != DEFAULT_ACCOUNT]
     for own in (default_account(settings), *named):
         for field in needed:
             if not getattr(own, field):
-                return str(own.variable(field))
-    return None
+                reason = f"is required when WEBHOOK_AUTH={settings.webhook_auth}"
+                raise ConfigError(own.variable(field), reason)

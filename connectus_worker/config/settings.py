@@ -306,10 +306,7 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
             )
-        # Each account's webhook routes are opened by its own credentials (default: WEBHOOK_*).
-        missing = acc.missing_webhook_credential(self)
-        if missing is not None:
-            raise ConfigError(missing, f"is required when WEBHOOK_AUTH={self.webhook_auth}")
+        acc.require_webhook_credentials(self)
         if self.console_users is not None and self.console_secret_key is None:
             raise ConfigError("CONSOLE_SECRET_KEY", "is required when CONSOLE_USERS is set")
 
