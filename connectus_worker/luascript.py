@@ -10,6 +10,7 @@ itself; a missing file raises :class:`MissingScript` at import of its loader.
 
 from __future__ import annotations
 
+import posixpath
 import re
 from importlib import resources
 
@@ -26,51 +27,31 @@ def load(package: str | None, name: str) -> str:
     if not package:
         raise ValueError(f"load({name!r}) needs the package that holds lua/ (__package__)")
     parts: list[str] = []
-    _collect((*package.split("."), "lua"), name, parts, set(), ())
+    _collect(posixpath.join(package.replace(".", "/"), "lua", name), parts, set(), ())
     return "".join(parts)
 
 
-def _collect(
-    folder: tuple[str, ...],
-    name: str,
-    parts: list[str],
-    seen: set[tuple[str, ...]],
-    chain: tuple[tuple[str, ...], ...],
-) -> None:
-    path = _resolve(folder, name)
+def _collect(path: str, parts: list[str], seen: set[str], chain: tuple[str, ...]) -> None:
+    """Append ``path`` (``package/.../file.lua``) to ``parts`` after its includes."""
     if path in chain:
-        raise ValueError(f"Lua include cycle: {' -> '.join('/'.join(p) for p in (*chain, path))}")
+        raise ValueError(f"Lua include cycle: {' -> '.join((*chain, path))}")
     if path in seen:
         return
     text = _read(path)
     for included in _INCLUDE.findall(text):
-        _collect(path[:-1], included, parts, seen, (*chain, path))
+        inner = posixpath.normpath(posixpath.join(posixpath.dirname(path), included))
+        if inner.startswith(".."):
+            raise MissingScript(f"Lua include {included!r} climbs above the top package")
+        _collect(inner, parts, seen, (*chain, path))
     seen.add(path)
     parts.append(text if text.endswith("\n") else text + "\n")
 
 
-def _resolve(folder: tuple[str, ...], name: str) -> tuple[str, ...]:
-    path = list(folder)
-    for part in name.split("/"):
-        if part == "..":
-            if not path:
-                raise MissingScript(f"Lua include {name!r} climbs above the top package")
-            path.pop()
-        elif part not in ("", "."):
-            path.append(part)
-    return tuple(path)
-
-
-def _read(path: tuple[str, ...]) -> str:
-    shown = "/".join(path)
-    if len(path) < 2:
-        raise MissingScript(f"{shown}: not a file inside a package")
+def _read(path: str) -> str:
+    top, _, rest = path.partition("/")
     try:
-        file = resources.files(path[0])
-        for part in path[1:]:
-            file = file.joinpath(part)
-        return file.read_text(encoding="utf-8")
+        return resources.files(top).joinpath(*rest.split("/")).read_text(encoding="utf-8")
     except (FileNotFoundError, ModuleNotFoundError) as exc:
         raise MissingScript(
-            f"{shown}: Lua script not found (is it listed in pyproject's package-data?)"
+            f"{path}: Lua script not found (is it listed in pyproject's package-data?)"
         ) from exc

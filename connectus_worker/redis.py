@@ -16,6 +16,7 @@ import redis
 from redis.sentinel import Sentinel
 
 from connectus_worker.config import Settings
+from connectus_worker.config.checks import sentinel_addresses
 
 #: Socket timeouts (s): a Redis outage surfaces as an error the caller handles,
 #: never as a thread blocked forever.
@@ -62,12 +63,6 @@ def connect(
         **options,
     )
     return primary
-
-
-def sentinel_addresses(value: str) -> list[tuple[str, int]]:
-    """``REDIS_SENTINELS`` (checked by config.checks.check_sentinels) as (host, port) pairs."""
-    pairs = (item.strip().rpartition(":") for item in value.split(","))
-    return [(host.strip("[]"), int(port)) for host, _, port in pairs if host]
 
 
 def text(value: object) -> str:

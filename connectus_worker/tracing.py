@@ -1,14 +1,11 @@
 """OpenTelemetry tracing: the one module that imports it, and a no-op without it.
 
-The product needs only the API (which FastAPI brings); the SDK, the OTLP/HTTP
-exporter and the Redis and httpx instrumentations come with the ``[otel]`` extra and
-are imported only when the standard ``OTEL_*`` variables ask for tracing
-(docs/deployment.md, "Tracing"). One trace per message: the intake's server span or a
-producer's span writes the W3C context into the job (:data:`TRACE_FIELD`); each
-delivery attempt is a consumer span below it, each Connectus call a client span.
-Spans never carry a destination or a content: URLs lose their query string, Redis
-spans their arguments. A Redis or HTTP span with no parent (polling, housekeeping)
-belongs to no message and is dropped at the sampler.
+The SDK, exporter and instrumentations (the ``[otel]`` extra) are imported only when
+the ``OTEL_*`` variables ask for tracing (docs/deployment.md, "Tracing"). One trace
+per message: the intake's or producer's span writes the W3C context into the job
+(:data:`TRACE_FIELD`); each delivery attempt is a consumer span below it, each
+Connectus call a client span. Spans never carry a destination or a content; a Redis
+or HTTP span with no parent (polling, housekeeping) is dropped at the sampler.
 """
 
 from __future__ import annotations
@@ -31,11 +28,8 @@ except ImportError:  # FastAPI brings the API today; without it, tracing stays o
 TRACE_FIELD = "trace"
 #: Exporters :func:`start` knows (``OTEL_TRACES_EXPORTER``, comma-separated).
 EXPORTERS = ("otlp", "console", "none")
-_TRUE = ("true", "1", "yes")
-_KINDS = ("internal", "server", "client", "producer", "consumer")
 
 _provider: Any = None  # the SDK TracerProvider of this process, when tracing is on
-_redis: Any = None  # the RedisInstrumentor, while Redis is instrumented
 # Only W3C trace context travels in a message: never baggage, which may hold anything.
 _propagator: Any = TraceContextTextMapPropagator() if trace is not None else None
 
@@ -43,7 +37,7 @@ _propagator: Any = TraceContextTextMapPropagator() if trace is not None else Non
 def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     """Whether ``OTEL_*`` ask for tracing: an exporter (not ``none``) or an OTLP endpoint
     is named, and ``OTEL_SDK_DISABLED`` is not true."""
-    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in _TRUE:
+    if environ.get("OTEL_SDK_DISABLED", "").strip().lower() in ("true", "1", "yes"):
         return False
     exporters = _exporters(environ)
     if exporters is None:  # unset: only an OTLP endpoint turns it on
@@ -52,18 +46,11 @@ def wanted(environ: Mapping[str, str] = os.environ) -> bool:
     return exporters != ["none"]
 
 
-#: The instrumentations' header-capture switches (they would put headers in spans).
-HEADER_CAPTURE = (
-    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_CLIENT_REQUEST",
-    "OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST",
-)
-
-
 def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
-    """Turn tracing on for this process if the ``OTEL_*`` variables ask for it; returns
-    whether it is on. ``environ`` decides whether and which exporter; the SDK reads the
-    rest from ``os.environ``. ``service_name``: the default of ``OTEL_SERVICE_NAME``.
-    :class:`ConfigError` names the variable that asks for what can't be had.
+    """Turn tracing on if the ``OTEL_*`` variables ask for it; returns whether it is on.
+    ``environ`` decides whether and which exporter (the SDK reads the rest from
+    ``os.environ``); :class:`ConfigError` names a variable asking for what can't be had.
+    ``service_name``: the default of ``OTEL_SERVICE_NAME``.
     """
     if not wanted(environ):
         return False
@@ -84,7 +71,8 @@ def start(service_name: str, environ: Mapping[str, str] = os.environ) -> bool:
         if "otlp" in exporters and protocol != "http/protobuf":
             raise ConfigError(variable, f"{protocol!r} is not supported; "
                               "use http/protobuf (the OTLP/HTTP exporter)")  # fmt: skip
-    for variable in HEADER_CAPTURE:
+    for side in ("CLIENT", "SERVER"):  # the instrumentations would put headers in spans
+        variable = f"OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_{side}_REQUEST"
         if environ.get(variable, "").strip():
             # Connectus calls carry the API key in a header, the intake a bearer token:
             # a span attribute is no place for either (docs/security.md).
@@ -121,28 +109,28 @@ def build_provider(service_name: str) -> Any:
 
 def enable(provider: Any) -> None:
     """Trace with ``provider`` (an SDK ``TracerProvider``) and instrument Redis."""
-    global _provider, _redis
+    global _provider
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     disable()
     _provider = provider
-    _redis = RedisInstrumentor()
-    _redis.instrument(tracer_provider=provider)
+    RedisInstrumentor().instrument(tracer_provider=provider)  # a singleton
 
 
 def disable() -> None:
     """Stop tracing: uninstrument Redis, export what is left, shut the provider down."""
-    global _provider, _redis
-    if _redis is not None:
-        _redis.uninstrument()
+    global _provider
     if _provider is not None:
+        from opentelemetry.instrumentation.redis import RedisInstrumentor
+
+        RedisInstrumentor().uninstrument()
         _provider.shutdown()
-    _provider = _redis = None
+    _provider = None
 
 
 def _tracer() -> Any:
-    """This process's tracer; else the application's (a producer embedded in an
-    app that set up OpenTelemetry itself); else None."""
+    """This process's tracer; else that of an application embedding a producer that set
+    up OpenTelemetry itself; else None."""
     if _provider is not None:
         return _provider.get_tracer(__name__)
     if trace is None:
@@ -170,7 +158,6 @@ def span(
     if tracer is None:
         yield
         return
-    assert kind in _KINDS, kind
     context = _propagator.extract(_w3c(parent)) if isinstance(parent, Mapping) else None
     with tracer.start_as_current_span(
         name,

@@ -21,6 +21,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 
 from connectus_worker.config import checks
+from connectus_worker.config.checks import ConfigError
+from connectus_worker.config.tenants import tenant_problem
 
 DEFAULT_ACCOUNT = "default"
 ACCOUNT_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
@@ -79,14 +81,14 @@ class Account(BaseModel):
         """The environment variable of ``field`` for this account."""
         if self.name != DEFAULT_ACCOUNT:
             return f"CONNECTUS_{self.name.upper()}_{field.upper()}"
-        return f"CONNECTUS_{field.upper()}" if field in _CONNECTUS_FIELDS else field.upper()
+        return _SETTING_OF.get(field, field).upper()
 
     def credentials(self) -> tuple[str, str]:
-        """(API user, API key), or a ``ValueError`` naming the missing variable."""
+        """(API user, API key), or a :class:`ConfigError` naming the missing variable."""
         if not self.api_user:
-            raise ValueError(f"{self.variable('api_user')}: is required to call Connectus")
+            raise ConfigError(self.variable("api_user"), "is required to call Connectus")
         if self.api_key is None or not self.api_key.get_secret_value():
-            raise ValueError(f"{self.variable('api_key')}: is required to call Connectus")
+            raise ConfigError(self.variable("api_key"), "is required to call Connectus")
         return self.api_user, self.api_key.get_secret_value()
 
 
@@ -112,8 +114,6 @@ def parse_account_names(text: str, setting_names: frozenset[str]) -> tuple[str, 
 def parse_tenant_accounts(text: str, accounts: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
     """``tenant:account|account,tenant:account`` as {tenant: its accounts}: the first is
     its default, and it may send through those only. Each must be in ``accounts``."""
-    from connectus_worker.config.tenants import tenant_problem
-
     found: dict[str, tuple[str, ...]] = {}
     for entry in (part.strip() for part in text.split(",")):
         if not entry:
@@ -148,8 +148,7 @@ def named_accounts(
 ) -> dict[str, Account]:
     """Every account but ``default``, from ``CONNECTUS_<NAME>_*`` in ``environ``.
 
-    Raises ``ValueError("VARIABLE: reason")``: a variable of an account not listed,
-    a bad value.
+    Raises :class:`ConfigError`: a variable of an account not listed, a bad value.
     """
     upper = {key.upper(): value for key, value in environ.items()}
     known = {f"CONNECTUS_{n.upper()}_{s}" for n in names if n != DEFAULT_ACCOUNT for s in SUFFIXES}
@@ -157,7 +156,7 @@ def named_accounts(
     for key in sorted(upper):
         stray = key.startswith("CONNECTUS_") and key not in fields and key not in known
         if stray and any(key.endswith(f"_{suffix}") for suffix in SUFFIXES):
-            raise ValueError(f"{key}: names no account of CONNECTUS_ACCOUNTS ({','.join(names)})")
+            raise ConfigError(key, f"names no account of CONNECTUS_ACCOUNTS ({','.join(names)})")
     inherited = _inherited(settings, (*_CONNECTUS_FIELDS[2:], *RATE_FIELDS))
     accounts: dict[str, Account] = {}
     for name in (n for n in names if n != DEFAULT_ACCOUNT):
@@ -172,7 +171,7 @@ def named_accounts(
             error = exc.errors()[0]
             variable = f"CONNECTUS_{name.upper()}_{str(error['loc'][0]).upper()}"
             reason = str(error.get("msg", "is invalid")).removeprefix("Value error, ")
-            raise ValueError(f"{variable}: {reason}") from exc
+            raise ConfigError(variable, reason) from exc
     return accounts
 
 
@@ -180,7 +179,7 @@ def read_named_accounts(
     settings: Any, environ: Mapping[str, str] | None, env_file: str | None
 ) -> dict[str, Account]:
     """Every named account of ``settings`` from ``environ`` (None: the process's
-    environment and ``env_file``); ``ValueError("VARIABLE: reason")`` for a bad one, a
+    environment and ``env_file``); :class:`ConfigError` for a bad one, a
     published sample secret or placeholder outside sandbox/demo, or an API user of
     two accounts (they would share one provider limit and balance under two limiters)."""
     if environ is None:
@@ -192,28 +191,30 @@ def read_named_accounts(
     for account in named.values():  # as for every other secret setting
         sample = checks.find_sample_secret(account, settings.run_mode)
         if sample is not None:
-            raise ValueError(f"{account.variable(sample[0])}: {sample[1]}")
+            raise ConfigError(account.variable(sample[0]), sample[1])
     seen: dict[str, str] = {}
     for name in settings.account_names:
         account = named.get(name) or default_account(settings)
         if account.api_user in seen:
-            raise ValueError(
-                f"{account.variable('api_user')}: is the API user of account "
-                f"{seen[account.api_user]!r} too (one Connectus account, one name)"
+            raise ConfigError(
+                account.variable("api_user"),
+                f"is the API user of account {seen[account.api_user]!r} too "
+                "(one Connectus account, one name)",
             )
         if account.api_user:
             seen[account.api_user] = name
     return named
 
 
-def missing_webhook_credential(settings: Any) -> str | None:
-    """The first webhook credential variable an account lacks for ``WEBHOOK_AUTH``, or None
-    (the ``default`` routes, ``WEBHOOK_*``, are always served)."""
+def require_webhook_credentials(settings: Any) -> None:
+    """:class:`ConfigError` naming the first webhook credential an account lacks for
+    ``WEBHOOK_AUTH`` (each account's routes are opened by its own; the ``default``
+    routes, ``WEBHOOK_*``, are always served)."""
     needed = ("webhook_secret",) if settings.webhook_auth == "token" else (
         "webhook_basic_user", "webhook_basic_password")  # fmt: skip
     named = [settings.account(n) for n in settings.account_names if n != DEFAULT_ACCOUNT]
     for own in (default_account(settings), *named):
         for field in needed:
             if not getattr(own, field):
-                return str(own.variable(field))
-    return None
+                reason = f"is required when WEBHOOK_AUTH={settings.webhook_auth}"
+                raise ConfigError(own.variable(field), reason)

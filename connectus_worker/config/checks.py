@@ -9,13 +9,21 @@ from __future__ import annotations
 
 import re
 import zoneinfo
-from collections.abc import Iterator
-from typing import Any
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr, ValidationInfo
 
 from connectus_worker.config.tenants import parse_tenants
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the variable."""
+
+    def __init__(self, variable: str, reason: str) -> None:
+        self.variable = variable
+        self.reason = reason
+        super().__init__(f"{variable}: {reason}")
+
 
 # Bearer tokens: RFC 6750 token characters (no comma: the list separator).
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9._~+/=-]{16,256}$")
@@ -45,12 +53,20 @@ def check_redis_url(value: str) -> str:
     return value
 
 
-def check_sentinels(value: str) -> str:
-    """``host:port`` items, comma-separated (``[::1]:26379`` for IPv6), or empty."""
+def sentinel_addresses(value: str) -> list[tuple[str, int]]:
+    """``REDIS_SENTINELS`` as (host, port) pairs: ``host:port`` items, comma-separated
+    (``[::1]:26379`` for IPv6), or empty."""
+    pairs = []
     for item in filter(None, (part.strip() for part in value.split(","))):
         host, _, port = item.rpartition(":")
         if not host.strip("[]") or not port.isdigit() or not 1 <= int(port) <= 65535:
             raise ValueError(f"{item!r} is not host:port (port 1-65535), e.g. sentinel-1:26379")
+        pairs.append((host.strip("[]"), int(port)))
+    return pairs
+
+
+def check_sentinels(value: str) -> str:
+    sentinel_addresses(value)
     return value
 
 
@@ -198,17 +214,9 @@ SAMPLE_SECRETS = frozenset(
 PLACEHOLDER_MARK = "replace-me"
 #: RUN_MODE values in which the samples are allowed (a local stack, the demo).
 SAMPLE_MODES = frozenset({"sandbox", "demo"})
+# Items of a secret setting: "," and, in INTAKE_TENANTS, ";" and ":" (no token,
+# secret or placeholder holds one).
 _SECRET_ITEM_SEPARATORS = re.compile(r"[,;:]")
-
-
-def _texts(value: Any) -> Iterator[tuple[str, bool]]:
-    """(text, is_secret) of a setting's value; a secret item by item (``,``, and ``;``
-    and ``:`` in ``INTAKE_TENANTS``: no token, secret or placeholder holds one)."""
-    if isinstance(value, SecretStr):
-        for item in _SECRET_ITEM_SEPARATORS.split(value.get_secret_value()):
-            yield item.strip(), True
-    elif isinstance(value, str):
-        yield value, False
 
 
 def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None:
@@ -217,18 +225,22 @@ def find_sample_secret(settings: BaseModel, mode: str) -> tuple[str, str] | None
     if mode in SAMPLE_MODES:
         return None
     for name in type(settings).model_fields:
-        for text, secret in _texts(getattr(settings, name)):
-            lowered = text.lower()
-            if PLACEHOLDER_MARK in lowered:
-                return name, (
-                    "still holds a REPLACE-ME placeholder (deploy/k8s/secret.yaml): "
-                    "set the real value"
-                )
-            if secret and lowered in SAMPLE_SECRETS:
-                return name, (
-                    f"is a published sample secret, refused when RUN_MODE={mode}: set a "
-                    "real one, or RUN_MODE=sandbox for a local sandbox stack"
-                )
+        value = getattr(settings, name)
+        secret = isinstance(value, SecretStr)
+        text = value.get_secret_value() if secret else value
+        if not isinstance(text, str):
+            continue
+        lowered = text.lower()
+        if PLACEHOLDER_MARK in lowered:
+            return name, (
+                "still holds a REPLACE-ME placeholder (deploy/k8s/secret.yaml): set the real value"
+            )
+        items = _SECRET_ITEM_SEPARATORS.split(lowered) if secret else []
+        if any(item.strip() in SAMPLE_SECRETS for item in items):
+            return name, (
+                f"is a published sample secret, refused when RUN_MODE={mode}: set a "
+                "real one, or RUN_MODE=sandbox for a local sandbox stack"
+            )
     return None
 
 

@@ -17,23 +17,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from connectus_worker.config import accounts as acc
 from connectus_worker.config import checks
-from connectus_worker.config.tenants import tenant_tokens
+from connectus_worker.config.checks import ConfigError
+from connectus_worker.config.tenants import DEFAULT_TENANT, parse_tenants
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegativeInt = Annotated[int, Field(ge=0)]
-# Seconds that must be a real number: "inf" and "nan" are refused.
-FiniteSeconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 QueueName = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-
-
-class ConfigError(ValueError):
-    """A setting is missing or malformed; the message names the variable."""
-
-    def __init__(self, variable: str, reason: str) -> None:
-        self.variable = variable
-        self.reason = reason
-        super().__init__(f"{variable}: {reason}")
 
 
 class Settings(BaseSettings):
@@ -49,13 +39,10 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    # production refuses the secrets published in this repository (sandbox
-    # defaults, REPLACE-ME placeholders); sandbox / demo: a local stack.
+    # production refuses the secrets published in this repository.
     run_mode: Literal["production", "sandbox", "demo"] = "production"
-    # Key of the HMAC-SHA256 of every kept digest of content (an OTP's
-    # content_hmac, idempotency fingerprints, lookup entries): without it a digest
-    # of a 6-digit code is reversed in a second. Required in production, the same
-    # in every process; sandbox/demo fall back to DEV_CONTENT_HASH_KEY.
+    # Key of every kept digest of content: without it a digest of a 6-digit code is
+    # reversed in a second. Required in production; sandbox/demo: DEV_CONTENT_HASH_KEY.
     content_hash_key: SecretStr | None = None
 
     # --- Redis -------------------------------------------------------------
@@ -68,19 +55,16 @@ class Settings(BaseSettings):
         max_length=32,
         pattern=r"^[A-Za-z0-9_.-]*(\{[A-Za-z0-9_.-]+\})?[A-Za-z0-9_.-]*$",
     )
-    # Sentinel: host:port,...; set, REDIS_URL gives only the db and TLS.
     redis_sentinels: str = ""
     redis_sentinel_master: str = Field(default="mymaster", pattern=r"^[A-Za-z0-9_.-]{1,64}$")
     redis_sentinel_password: SecretStr | None = None
     redis_password: SecretStr | None = None  # of the data nodes (else REDIS_URL's)
-    # Claims and enqueues are confirmed by this many replicas (WAIT) within the
-    # timeout (ms); 0: by the local AOF (WAITAOF) where the server has it.
+    # Claims and enqueues confirmed by replicas (WAIT), 0: the local AOF (durability.py).
     redis_min_replicas: Annotated[int, Field(ge=0, le=16)] = 0
     redis_wait_timeout_ms: Annotated[int, Field(gt=0, le=60_000)] = 1000
 
     # --- Connectus accounts and endpoints (config/accounts.py) --------------
     connectus_accounts: str = acc.DEFAULT_ACCOUNT
-    # tenant:account|account,tenant:account; the first is its default.
     tenant_accounts: str | None = None
     connectus_api_user: str | None = None
     connectus_api_key: SecretStr | None = None
@@ -90,27 +74,25 @@ class Settings(BaseSettings):
     connectus_connect_timeout_s: PositiveFloat = 3.0
     connectus_read_timeout_s: PositiveFloat = 10.0
     connectus_write_timeout_s: PositiveFloat = 5.0  # counted in the send lease
-    # A whole request: a server that trickles its answer is cut off past it.
-    connectus_request_deadline_s: FiniteSeconds = 15.0
+    # A whole request: a server trickling its answer is cut off past it.
+    connectus_request_deadline_s: PositiveFloat = 15.0
     # Largest answer read, in bytes (decoded): a send or lookup, and a listing.
     connectus_max_response_bytes: Annotated[int, Field(ge=1024)] = 1024 * 1024
     connectus_max_listing_bytes: Annotated[int, Field(ge=1024)] = 64 * 1024 * 1024
-    # Used when a producer names no origin (both must be validated on the platform).
     connectus_default_src_email: str | None = Field(
         default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
     )
     connectus_whatsapp_src_number: str | None = Field(default=None, pattern=r"^\d{3,15}$")
 
     # --- Retries -----------------------------------------------------------
-    # In-process (tenacity): quick retries of transient failures.
+    # In-process (tenacity) quick retries, then durable ones (re-enqueued with a delay:
+    # long outages never pin threads).
     retry_attempts: PositiveInt = 3
     retry_initial_backoff_ms: PositiveInt = 200
     retry_max_backoff_ms: PositiveInt = 5_000
-    # Durable (re-enqueued with a delay): long outages never pin threads.
     durable_max_retries: NonNegativeInt = 20
     durable_min_backoff_ms: PositiveInt = 15_000
     durable_max_backoff_ms: PositiveInt = 900_000
-    # A job not sent this long after it was due is dead-lettered as Expired.
     max_message_age_s: PositiveInt = 86_400
     otp_max_age_s: PositiveInt = 300
     # Added to the send lease on top of the worst-case attempts: a live but slow
@@ -121,7 +103,7 @@ class Settings(BaseSettings):
     reconcile_after_s: PositiveFloat = 30.0
     reconcile_window_s: PositiveFloat = 300.0
     reconcile_interval_s: PositiveFloat = 5.0
-    # E-mail has no listing to look a message up in: review, resend or drop.
+    # E-mail has no listing to look a message up in.
     reconcile_undecidable: str = Field(default="review", pattern=r"^(review|resend|drop)$")
 
     # --- Queues and jobs ---------------------------------------------------
@@ -134,14 +116,11 @@ class Settings(BaseSettings):
 
     # --- Campaigns -----------------------------------------------------------
     campaign_ttl_s: PositiveInt = 30 * 86_400
-    # Later than this after deliver_at, a campaign waits for a resume (0: no limit).
     campaign_max_lateness_s: Annotated[int, Field(ge=0)] = 6 * 3600
-    # Recipients released but not finished: bounds Redis memory and what a pause stops.
+    # Bounds Redis memory and what a pause stops.
     campaign_max_pending: Annotated[int, Field(ge=1000)] = 20_000
     campaign_delivery_lead_s: Annotated[int, Field(ge=1, le=3600)] = 5
     campaign_status_poll_after_s: PositiveInt = 600
-    # How often one elected process asks the QR API whether the session is paired
-    # (0 = never: the pause then opens only when a QR send is refused).
     qr_status_interval_s: Annotated[float, Field(ge=0)] = 30.0
     status_poll_interval_s: PositiveInt = 60
     status_poll_max_age_s: PositiveInt = 2 * 86_400
@@ -157,13 +136,12 @@ class Settings(BaseSettings):
     # An idle tick of the housekeeper costs each process about 3 Redis commands.
     housekeeping_interval_s: PositiveFloat = 0.2
     broker_heartbeat_timeout_s: PositiveFloat = 60.0
-    # The supervisor's /metrics, /healthz, /readyz; port 0 disables it.
     worker_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9191
     worker_metrics_host: str = Field(default="127.0.0.1", pattern=r"^[A-Za-z0-9.:_-]{1,253}$")
 
     # --- HTTP service (``connectus serve``) ----------------------------------
-    intake_tokens: SecretStr | None = None  # the tenant "default"'s, comma-separated
-    intake_tenants: SecretStr | None = None  # name:token,token;name:token
+    intake_tokens: SecretStr | None = None
+    intake_tenants: SecretStr | None = None
     intake_max_body_bytes: Annotated[int, Field(gt=0, le=16 * 1024 * 1024)] = 256 * 1024
     # A client that announces a body and stops sending must not hold a slot (408).
     http_body_timeout_s: Annotated[float, Field(gt=0, le=600)] = 15.0
@@ -180,8 +158,8 @@ class Settings(BaseSettings):
     metrics_campaign_labels: bool = False
 
     # --- Operator console (docs/console.md) ----------------------------------
-    console_users: SecretStr | None = None  # name:role:hash;...; unset: no console
-    console_secret_key: SecretStr | None = None  # signs its session cookies
+    console_users: SecretStr | None = None
+    console_secret_key: SecretStr | None = None
     console_session_ttl_s: Annotated[int, Field(ge=60, le=7 * 86_400)] = 8 * 3600
 
     # --- Rate limits (docs/ratelimit.md): per account and product, in every pod --
@@ -201,9 +179,7 @@ class Settings(BaseSettings):
     rate_throttle_threshold: Annotated[float, Field(gt=0, lt=1)] = 0.1
     rate_window_s: Annotated[float, Field(gt=0, le=300)] = 3.0
     rate_recovery_s: Annotated[float, Field(gt=0, le=3600)] = 25.0
-    # How long a send may wait for a token before it becomes a delayed retry.
     rate_acquire_timeout_s: Annotated[float, Field(ge=0)] = 5.0
-    # At most DST_CAP_COUNT sends to one destination per window (0: opt-in, off).
     dst_cap_count: NonNegativeInt = 0
     dst_cap_window_s: PositiveInt = 60
 
@@ -271,10 +247,7 @@ class Settings(BaseSettings):
     def require_connectus_credentials(self) -> tuple[str, str]:
         """Check every account's credentials (failing naming the missing variable);
         return the first account's (user, key). Only what calls Connectus needs them."""
-        try:
-            found = [self.account(name).credentials() for name in self.account_names]
-        except ValueError as exc:
-            raise _config_error(exc) from None
+        found = [self.account(name).credentials() for name in self.account_names]
         return found[0]
 
     @property
@@ -308,8 +281,14 @@ class Settings(BaseSettings):
 
     @property
     def tenant_tokens(self) -> dict[str, tuple[str, ...]]:
-        """{tenant: its bearer tokens} (:func:`config.tenants.tenant_tokens`)."""
-        return tenant_tokens(self.intake_tenants, self.intake_tokens)
+        """{tenant: its bearer tokens}: ``INTAKE_TENANTS``'s, and ``INTAKE_TOKENS`` as
+        :data:`config.tenants.DEFAULT_TENANT`'s."""
+        tenants = self.intake_tenants
+        result = parse_tenants(tenants.get_secret_value()) if tenants is not None else {}
+        if self.intake_tokens is not None:
+            plain = (t.strip() for t in self.intake_tokens.get_secret_value().split(","))
+            result[DEFAULT_TENANT] = (*result.get(DEFAULT_TENANT, ()), *plain)
+        return result
 
     @property
     def opt_out_keyword_set(self) -> frozenset[str]:
@@ -327,10 +306,7 @@ class Settings(BaseSettings):
             raise ConfigError(
                 "INTAKE_TOKENS", "is required to serve the intake (or INTAKE_TENANTS)"
             )
-        # Each account's webhook routes are opened by its own credentials (default: WEBHOOK_*).
-        missing = acc.missing_webhook_credential(self)
-        if missing is not None:
-            raise ConfigError(missing, f"is required when WEBHOOK_AUTH={self.webhook_auth}")
+        acc.require_webhook_credentials(self)
         if self.console_users is not None and self.console_secret_key is None:
             raise ConfigError("CONSOLE_SECRET_KEY", "is required when CONSOLE_USERS is set")
 
@@ -366,10 +342,7 @@ def load_settings(
         raise ConfigError(field.upper(), reason) from exc
     # Here, not in the model: tests and tools build Settings(...) with any values,
     # while every process that starts reads its settings through this function.
-    try:
-        settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
-    except ValueError as exc:
-        raise _config_error(exc) from exc
+    settings._named_accounts.update(acc.read_named_accounts(settings, environ, env_file))
     sample = checks.find_sample_secret(settings, settings.run_mode)
     if sample is not None:
         raise ConfigError(sample[0].upper(), sample[1])
@@ -381,9 +354,3 @@ def load_settings(
             "digests: at least 32 random characters, the same in every process)",
         )
     return settings
-
-
-def _config_error(exc: ValueError) -> ConfigError:
-    """``ValueError("VARIABLE: reason")`` of config/accounts.py as a ConfigError."""
-    variable, _, reason = str(exc).partition(": ")
-    return ConfigError(variable, reason)

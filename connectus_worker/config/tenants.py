@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import re
 
-from pydantic import SecretStr
-
 #: The tenant of ``INTAKE_TOKENS``, of producers that name none, and of records
 #: written before tenants existed (they have no ``tenant`` field).
 DEFAULT_TENANT = "default"
@@ -50,15 +48,3 @@ def parse_tenants(text: str) -> dict[str, tuple[str, ...]]:
             raise ValueError(f"tenant {name!r} has an empty token")
         tenants[name] = values
     return tenants
-
-
-def tenant_tokens(
-    tenants: SecretStr | None, default_tokens: SecretStr | None
-) -> dict[str, tuple[str, ...]]:
-    """{tenant: its bearer tokens}: ``INTAKE_TENANTS`` (``tenants``), and
-    ``INTAKE_TOKENS`` (``default_tokens``, comma-separated) as :data:`DEFAULT_TENANT`'s."""
-    result = parse_tenants(tenants.get_secret_value()) if tenants is not None else {}
-    if default_tokens is not None:
-        plain = tuple(token.strip() for token in default_tokens.get_secret_value().split(","))
-        result[DEFAULT_TENANT] = result.get(DEFAULT_TENANT, ()) + plain
-    return result

@@ -129,23 +129,9 @@ def mask_email(value: str) -> str:
     return f"{local[0]}***@{domain}"
 
 
-# Short strings already found plain (queue names, kinds, event names: the same
-# few on every line). Exact: whether a text is plain depends on the text alone.
-# Only plain texts are kept, so nothing sensitive is held; bounded in size.
-_PLAIN_TEXTS: set[str] = set()
-_PLAIN_TEXTS_MAX = 4096
-_PLAIN_TEXT_LEN = 64
-
-
 def redact_text(text: str) -> str:
     """Cut credentials, content assignments, e-mail addresses and phone numbers out of text."""
-    if text in _PLAIN_TEXTS:
-        return text
-    if not _maybe_sensitive(text):
-        if len(text) <= _PLAIN_TEXT_LEN and len(_PLAIN_TEXTS) < _PLAIN_TEXTS_MAX:
-            _PLAIN_TEXTS.add(text)
-        return text
-    return _redact_all(text)
+    return _redact_all(text) if _maybe_sensitive(text) else text
 
 
 def _redact_all(text: str) -> str:
@@ -200,9 +186,7 @@ def _mask_value(value: Any, key: str | None, depth: int) -> Any:
             return "***" if value is not None else None
         if kind == _CONTENT and isinstance(value, str | bytes):
             return summarize_content(value)
-        if kind == _PII and isinstance(value, str | int):
-            if isinstance(value, bool):
-                return value
+        if kind == _PII and isinstance(value, str | int) and not isinstance(value, bool):
             text = str(value)
             return mask_email(text) if "@" in text else mask_phone(text)
         if kind == _TIME and isinstance(value, str) and _EPOCH.fullmatch(value):

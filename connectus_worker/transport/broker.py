@@ -1,13 +1,9 @@
 """The Dramatiq broker: a Redis broker subclass whose consumer batches and survives
-poison. Dramatiq's hazards it closes are in :class:`ConnectusBroker`'s docstring.
+poison; the hazards it closes are in :class:`ConnectusBroker`'s docstring.
 
-No private name of Dramatiq is imported. ``RedisBroker.consumer_class`` is the hook
-for another consumer; :class:`BatchingConsumer` derives from the public
-``dramatiq.Consumer`` and calls the broker's public ``do_nack`` / ``do_requeue``.
-:meth:`ConnectusBroker.maintain` relies on the argument layout of Dramatiq's
-``dispatch.lua`` (``broker.scripts["dispatch"]``): there is no public call to run
-its maintenance. The fetch cap is computed here (:meth:`ConnectusBroker.max_unpack_size`)
-as Dramatiq computes its private one.
+Only public Dramatiq names: the ``consumer_class`` hook, ``dramatiq.Consumer``, the
+broker's ``do_nack`` / ``do_requeue``. :meth:`ConnectusBroker.maintain` relies on the
+argument layout of Dramatiq's ``dispatch.lua``: no public call runs its maintenance.
 """
 
 from __future__ import annotations
@@ -24,7 +20,7 @@ import structlog
 from dramatiq.broker import Consumer, MessageProxy
 from dramatiq.brokers.redis import DEFAULT_LUA_MAX_STACK, RedisBroker
 from dramatiq.common import compute_backoff, current_millis
-from dramatiq.errors import ActorNotFound, ConnectionClosed, DecodeError
+from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.message import Message
 from dramatiq.middleware import Middleware
 
@@ -150,16 +146,12 @@ class ConnectusBroker(RedisBroker):
 class BatchingConsumer(Consumer):
     """Dramatiq's Redis consumer, with batched acknowledgements and fetches.
 
-    :meth:`ack` (worker threads) only queues the id and frees its slot in the
-    window. The consumer thread calls Redis when its cache of fetched messages is
-    empty and either an eighth of the window is free (it then fetches that room)
-    or acknowledgements have waited the broker's ``ack_delay_s``. While the window
-    is full and nothing is due it sleeps ``full_sleep_s``, not Dramatiq's growing
-    backoff (which reaches the worker timeout and starved the threads); an empty
-    queue is polled with Dramatiq's backoff capped at ``idle_max_s``.
-
-    An acknowledgement lost in a crash only means the message is delivered again;
-    the job ledger makes that a no-op. Queued ones are sent on :meth:`close`.
+    :meth:`ack` (worker threads) only queues the id. The consumer thread calls Redis
+    when its cache is empty and either an eighth of the window is free or
+    acknowledgements have waited ``ack_delay_s``. A full window sleeps
+    ``full_sleep_s``, not Dramatiq's growing backoff (which reached the worker timeout
+    and starved the threads). An acknowledgement lost in a crash only means the
+    message is delivered again; the job ledger makes that a no-op.
     """
 
     def __init__(self, broker: ConnectusBroker, queue_name: str, prefetch: int, timeout: int):
@@ -187,11 +179,6 @@ class BatchingConsumer(Consumer):
         self.acks.append(redis_id)
         self.held.discard(redis_id)
         self.queued_message_ids.discard(message.message_id)
-
-    @property
-    def outstanding_message_count(self) -> int:
-        """Messages handed to worker threads or fetched, not yet acknowledged."""
-        return len(self.queued_message_ids) + len(self.message_cache)
 
     def nack(self, message: MessageProxy) -> None:
         redis_id = message.options["redis_message_id"]
@@ -234,13 +221,15 @@ class BatchingConsumer(Consumer):
                     log.error("broker.poison_quarantined", queue=self.queue_name,
                               member=member, reason=reason[:200])  # fmt: skip
                     continue
-                if self.broker.dead_letter_unknown_actors and not self._known(message):
+                unknown = message.actor_name not in self.broker.actors
+                if unknown and self.broker.dead_letter_unknown_actors:
                     self._quarantine_unknown(message, data)
                     continue
                 self.queued_message_ids.add(message.message_id)
                 self.held.add(message.options["redis_message_id"])
                 return MessageProxy(message)
-            room = self.prefetch - self.outstanding_message_count
+            # The cache is empty: the window holds the messages handed to worker threads.
+            room = self.prefetch - len(self.queued_message_ids)
             fetch = room if room >= self.batch else 0
             due = bool(self.acks) and time.monotonic() - self.oldest_ack >= self.broker.ack_delay_s
             if fetch or due:
@@ -286,18 +275,11 @@ class BatchingConsumer(Consumer):
         if back:
             log.warning("broker.orphans_requeued", queue=self.queue_name, count=back)
 
-    def _known(self, message: Message[Any]) -> bool:
-        try:
-            self.broker.get_actor(message.actor_name)
-        except ActorNotFound:
-            return False
-        return True
-
     def _quarantine_unknown(self, message: Message[Any], data: bytes) -> None:
         name = str(message.actor_name)[:100]  # untrusted text: bounded
         reason = (
             f"unknown actor {name!r}: no actor of that name in this worker "
-            f"(known: {', '.join(sorted(self.broker.get_declared_actors()))})"
+            f"(known: {', '.join(sorted(self.broker.actors))})"
         )
         member = self.broker.quarantine(self.queue_name, data, reason)
         log.error("broker.unknown_actor_quarantined", queue=self.queue_name, member=member,

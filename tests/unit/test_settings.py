@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from connectus_worker.config import ConfigError, Settings, checks, load_settings
-from connectus_worker.redis import sentinel_addresses
+from connectus_worker.config.checks import sentinel_addresses
 
 BAD = [
     ("REDIS_URL", "http://localhost:6379", "must start with redis://"),
