@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from connectus_worker.campaign.checker import CheckReport
 from connectus_worker.campaign.links import estimated, links_in
 from connectus_worker.campaign.model import Balance, Transport, Window
-from connectus_worker.campaign.options import CampaignFields, CampaignOptions, check_fields
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.template import Template
 from connectus_worker.config import Settings
 from connectus_worker.domain.countries import connectus_country
@@ -49,7 +49,7 @@ DEFAULT_CONNECTUS_DELIVERY = False
 class Resolved:
     """Options after validation, with defaults applied."""
 
-    options: CampaignFields  # validated
+    options: CampaignOptions
     template: Template
     transport: Transport
     deliver_at: datetime  # aware, UTC
@@ -73,40 +73,41 @@ def resolve(
 ) -> Resolved:  # fmt: skip
     """Validate the options (``tenant``: who sends it); raises InvalidInput naming every
     bad one."""
-    fields, shape_errors = check_fields(options)
     errors = ErrorCollector()
-    errors.errors.extend(shape_errors)
+    errors.errors.extend(options.shape_errors)
     # Each option of the wrong shape is named once: the checks below skip it.
-    named = {error.field for error in shape_errors}
-    if fields.account is not None:
-        errors.check(check_account, fields.account, settings, tenant)
+    named = {error.field for error in options.shape_errors}
+    if options.account is not None:
+        errors.check(check_account, options.account, settings, tenant)
     # {link:URL} tokens: checked here, counted at the documented short-link length
     # (campaign.links), shortened once per campaign by the worker.
-    links = errors.check(links_in, fields.text) if "text" not in named else None
-    text = estimated(fields.text) if links else fields.text
-    template = None if "text" in named else errors.check(Template.parse, text, fields.subject)
-    if fields.kind is Kind.EMAIL and not fields.subject:
+    links = errors.check(links_in, options.text) if "text" not in named else None
+    text = estimated(options.text) if links else options.text
+    template = None if "text" in named else errors.check(Template.parse, text, options.subject)
+    if options.kind is Kind.EMAIL and not options.subject:
         errors.add("subject", "is required for an e-mail campaign")
-    transport = fields.transport or (Transport.V1_BULK if fields.kind is Kind.SMS else Transport.V3)
-    if transport is Transport.V1_BULK and fields.kind is not Kind.SMS:
+    transport = options.transport or (
+        Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
+    )
+    if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
         errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
-    if transport is Transport.V1_BULK and fields.connectus_delivery is False:
+    if transport is Transport.V1_BULK and options.connectus_delivery is False:
         errors.add(
             "connectus_delivery",
             "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
         )
-    wanted_delivery = fields.connectus_delivery
+    wanted_delivery = options.connectus_delivery
     wanted_delivery = DEFAULT_CONNECTUS_DELIVERY if wanted_delivery is None else wanted_delivery
-    if transport is Transport.V1_BULK and fields.id_client:
+    if transport is Transport.V1_BULK and options.id_client:
         errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
-    src = None if fields.src is None else str(fields.src)  # HTTP: a number may be an int
-    if fields.kind is Kind.EMAIL:
+    src = None if options.src is None else str(options.src)  # HTTP: a number may be an int
+    if options.kind is Kind.EMAIL:
         src = src or settings.connectus_default_src_email
         if not src:
             errors.add("src", "an e-mail campaign needs src_email (or CONNECTUS_DEFAULT_SRC_EMAIL)")
         else:
             src = errors.check(normalize_email, src, field="src")
-    elif fields.kind is Kind.WHATSAPP:
+    elif options.kind is Kind.WHATSAPP:
         src = src or settings.connectus_whatsapp_src_number
         if not src:
             errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number "
@@ -115,15 +116,15 @@ def resolve(
             src = errors.check(
                 normalize_number, src, field="src", default_region=settings.default_region
             )
-    when = errors.check(parse_deliver_at, fields.deliver_at, tz=settings.default_timezone, now=now)
-    window = errors.check(Window.parse, fields.window) if fields.window else None
-    lateness = fields.max_lateness_s
+    when = errors.check(parse_deliver_at, options.deliver_at, tz=settings.default_timezone, now=now)
+    window = errors.check(Window.parse, options.window) if options.window else None
+    lateness = options.max_lateness_s
     if lateness is None:
         lateness = settings.campaign_max_lateness_s
     errors.raise_if_any()
     assert template is not None
     return Resolved(
-        options=fields,
+        options=options,
         template=template,
         transport=transport,
         deliver_at=when or (now or datetime.now(UTC)),
@@ -133,7 +134,7 @@ def resolve(
         timezone=settings.default_timezone,
         links=links or (),
         connectus_delivery=transport is Transport.V3 and wanted_delivery,
-        account=settings.account_for(tenant, fields.account),
+        account=settings.account_for(tenant, options.account),
     )
 
 
@@ -141,14 +142,8 @@ def resolve(
 class CampaignPlan:
     """The preflight answer (also what ``campaign send`` accepted)."""
 
-    name: str
-    kind: Kind
-    transport: Transport
+    resolved: Resolved
     report: CheckReport
-    deliver_at: datetime
-    timezone: str
-    window: Window | None
-    max_lateness_s: int
     segments_by_country: dict[int | None, int] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
@@ -163,6 +158,10 @@ class CampaignPlan:
             by_country[country] = by_country.get(country, 0) + units * count
 
     @property
+    def transport(self) -> Transport:
+        return self.resolved.transport
+
+    @property
     def cost(self) -> int:
         """Units charged: SMS segments, or one per e-mail or WhatsApp message."""
         return self.report.segments
@@ -171,13 +170,11 @@ class CampaignPlan:
         """Compare the cost with each balance it draws on; record a refusal if short."""
         if lookup is None:
             return
-        countries: list[int | None] = (
-            list(self.segments_by_country) if self.kind is Kind.SMS else [None]
-        )
-        for country in countries:
-            balance = lookup(self.kind, id_client, country, self.transport)
+        sms = self.resolved.options.kind is Kind.SMS
+        for country in list(self.segments_by_country) if sms else [None]:
+            balance = lookup(self.resolved.options.kind, id_client, country, self.transport)
             self.balances.append(balance)
-            need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
+            need = self.segments_by_country.get(country, 0) if sms else self.cost
             if balance.available is not None and need > balance.available:
                 self.refusals.append(
                     f"cost {need} exceeds {balance.source} ({balance.available}); "
@@ -185,11 +182,11 @@ class CampaignPlan:
                 )
 
     def to_json(self) -> dict[str, Any]:
-        r = self.report
+        r, resolved = self.report, self.resolved
         return {
-            "name": self.name,
-            "kind": self.kind.value,
-            "transport": self.transport.value,
+            "name": resolved.options.name,
+            "kind": resolved.options.kind.value,
+            "transport": resolved.transport.value,
             "rows": r.rows,
             "valid": r.valid,
             "invalid": len(r.invalid),
@@ -200,10 +197,10 @@ class CampaignPlan:
             "cost": self.cost,
             "segments_by_country": {str(k): v for k, v in self.segments_by_country.items()},
             "balances": [{"source": b.source, "available": b.available} for b in self.balances],
-            "deliver_at": self.deliver_at.astimezone(ZoneInfo(self.timezone)).isoformat(),
-            "timezone": self.timezone,
-            "window": str(self.window) if self.window else None,
-            "max_lateness_s": self.max_lateness_s,
+            "deliver_at": resolved.deliver_at.astimezone(ZoneInfo(resolved.timezone)).isoformat(),
+            "timezone": resolved.timezone,
+            "window": str(resolved.window) if resolved.window else None,
+            "max_lateness_s": resolved.max_lateness_s,
             "invalid_rows": [
                 {"line": i.line, "field": i.field, "reason": i.reason} for i in r.invalid[:EXAMPLES]
             ],

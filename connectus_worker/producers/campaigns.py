@@ -15,12 +15,12 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter, methodcaller
+from operator import attrgetter
 from pathlib import Path
 
 import redis
 
-from connectus_worker.campaign.checker import Checked, InvalidRow, RowChecker
+from connectus_worker.campaign.checker import InvalidRow, RowChecker
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import batched, read_batches, rows_from_iterable
@@ -171,33 +171,20 @@ class CampaignProducer:
             default_region=self.settings.default_region,
             src_email=resolved.src if options.kind is Kind.EMAIL else None,
         )
-        plan = CampaignPlan(
-            name=options.name.strip(),
-            kind=options.kind,
-            transport=resolved.transport,
-            report=checker.report,
-            deliver_at=resolved.deliver_at,
-            timezone=resolved.timezone,
-            window=resolved.window,
-            max_lateness_s=resolved.max_lateness_s,
-        )
-        v1 = resolved.transport is Transport.V1_BULK
+        plan = CampaignPlan(resolved, checker.report)
         report = checker.report
         invalid = report.invalid
+        # Numbers the campaign can't send to become invalid rows, with the reason.
+        refused: list[tuple[Callable[[str], bool], str]] = []
+        if resolved.transport is Transport.V1_BULK:
+            refused.append((_v1_mobile, V1_MOBILES_ONLY))
+        if options.kind is Kind.SMS and options.id_client is not None:
+            # A subclient's SMS balance is per country (sent as id_country): a number
+            # of no Connectus country can't be charged to it.
+            refused.append((_has_country, NO_SUBCLIENT_COUNTRY))
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
         phones = options.kind.spec.phone and bool(self.redis.exists(self.store.keys.opt_out))
-        # A subclient's SMS balance is per country (sent as id_country): a number of no
-        # Connectus country can't be charged to it.
-        subclient_sms = options.kind is Kind.SMS and options.id_client is not None
-
-        def drop(checked: Checked, keep: list[bool], reason: str) -> None:
-            """The rows not to ``keep`` become invalid rows, with ``reason``."""
-            lines = zip(checked.lines, keep, strict=True)
-            invalid.extend(
-                InvalidRow(n, checker.recipient_field, reason) for n, ok in lines if not ok
-            )
-            checked.keep_only(keep, report)
 
         def kept() -> Iterator[list[list[str]]]:
             if isinstance(source, Path | str):
@@ -207,22 +194,21 @@ class CampaignProducer:
             for batch in batches:
                 first_invalid = len(invalid)
                 checked = checker.check_batch(batch)
-                if v1 and not _chilean_mobiles(checked.rows):
-                    keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
-                    drop(checked, keep, V1_MOBILES_ONLY)
-                if subclient_sms:
-                    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+                for ok, reason in refused:
+                    keep = [ok(row[0]) for row in checked.rows]
                     if not all(keep):
-                        drop(checked, keep, NO_SUBCLIENT_COUNTRY)
+                        lines = zip(checked.lines, keep, strict=True)
+                        field = checker.recipient_field
+                        invalid.extend(InvalidRow(n, field, reason) for n, k in lines if not k)
+                        checked.keep_only(keep, report)
                 # in line order with the checker's findings, as row by row
                 invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
-                    numbers = [row[0] for row in checked.rows]
-                    flags = self.redis.smismember(self.store.keys.opt_out, numbers)
+                    flags = self.store.opted_out([row[0] for row in checked.rows])
                     if any(flags):
-                        plan.opted_out += sum(map(bool, flags))
+                        plan.opted_out += sum(flags)
                         checked.keep_only([not flag for flag in flags], report)
                 if checker.kind is Kind.SMS:
                     plan.add_segments(checked.rows, checked.segments)
@@ -256,7 +242,7 @@ class CampaignProducer:
         total = plan.report.valid
         fields: dict[str, str | int] = {
             "campaign_id": campaign_id,
-            "name": plan.name,
+            "name": options.name,
             "kind": options.kind.value,
             "transport": resolved.transport.value,
             "state": CampaignState.SCHEDULED.value,
@@ -287,14 +273,15 @@ class CampaignProducer:
 
 
 _line = attrgetter("line")
-_dst = itemgetter(0)
-_starts_569 = methodcaller("startswith", "569")
 
 
-def _chilean_mobiles(rows: list[list[str]]) -> bool:
-    """Every row's number is 11 digits, 569...: what v1 send_sms_bulk takes (loops in C)."""
-    dsts = list(map(_dst, rows))
-    return all(map(_starts_569, dsts)) and all(map((11).__eq__, map(len, dsts)))
+def _v1_mobile(dst: str) -> bool:
+    """11 digits, 569...: a Chilean mobile, what v1 send_sms_bulk takes."""
+    return len(dst) == 11 and dst.startswith("569")
+
+
+def _has_country(dst: str) -> bool:
+    return connectus_country(dst) is not None
 
 
 def _chunks(rows: int) -> int:
@@ -305,7 +292,7 @@ def _definition(resolved: Resolved) -> str:
     """Everything but the rows that makes two submissions the same campaign."""
     o = resolved.options
     return json.dumps(
-        [o.name.strip(), o.kind.value, resolved.stored_text, resolved.template.subject,
+        [o.name, o.kind.value, resolved.stored_text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],
