@@ -164,31 +164,11 @@ def _email(raw: str, field: str) -> str:
 class RowChecker:
     """Checks rows for one campaign (see the module docstring for the rules)."""
 
-    def __init__(
-        self, kind: Kind, template: Template, *, default_region: str, src_email: str | None = None
-    ) -> None:
-        try:
-            kind = Kind(kind)  # a plain "sms" too: the checks below compare members
-        except ValueError:
-            raise InvalidInput("kind", f"is not a kind of message: {kind!r}") from None
-        if kind not in _MAX_CHARS:
-            raise InvalidInput(
-                "kind", f"must be sms, email or whatsapp for a campaign, not {kind.value}"
-            )
-        if kind is Kind.EMAIL and template.subject is None:
-            raise InvalidInput("subject", "is required for an e-mail campaign")
-        if kind is not Kind.EMAIL and template.subject is not None:
-            raise InvalidInput("subject", f"is for e-mail campaigns only, not {kind.value}")
-        if template.subject is not None and ("\n" in template.subject or "\r" in template.subject):
-            raise InvalidInput("subject", "has a line break: a subject is one line")
-        if src_email is not None:
-            if kind is not Kind.EMAIL:
-                raise InvalidInput("src_email", f"is for e-mail campaigns only, not {kind.value}")
-            src_email = normalize_email(src_email, field="src_email")
+    def __init__(self, kind: Kind, template: Template, *, default_region: str) -> None:
+        """``kind`` and ``template`` as the planner checked them (a campaign kind; a
+        subject for e-mail only): :func:`producers.campaign_plan.resolve`."""
         self.kind = kind
         self.template = template
-        #: the normalised sender address (e-mail campaigns), None if not given
-        self.src_email = src_email
         self.recipient_field = kind.spec.dst_field
         self.report = CheckReport()
         self._max_chars = _MAX_CHARS[kind]

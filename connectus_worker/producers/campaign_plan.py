@@ -86,6 +86,10 @@ def resolve(
     template = None if "text" in named else errors.check(Template.parse, text, options.subject)
     if options.kind is Kind.EMAIL and not options.subject:
         errors.add("subject", "is required for an e-mail campaign")
+    elif options.subject is not None and options.kind is not Kind.EMAIL:
+        errors.add("subject", f"is for e-mail campaigns only, not {options.kind.value}")
+    elif options.subject and ("\n" in options.subject or "\r" in options.subject):
+        errors.add("subject", "has a line break: a subject is one line")
     transport = options.transport or (
         Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
     )

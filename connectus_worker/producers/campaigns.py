@@ -166,10 +166,7 @@ class CampaignProducer:
         ``[dst, value...]``, in lists of at most one batch each."""
         options = resolved.options
         checker = RowChecker(
-            options.kind,
-            resolved.template,
-            default_region=self.settings.default_region,
-            src_email=resolved.src if options.kind is Kind.EMAIL else None,
+            options.kind, resolved.template, default_region=self.settings.default_region
         )
         plan = CampaignPlan(resolved, checker.report)
         report = checker.report
