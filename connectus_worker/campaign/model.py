@@ -55,9 +55,6 @@ class Transport(StrEnum):
     V1_BULK = "v1_bulk"
 
 
-#: The kinds a campaign can send.
-CAMPAIGN_KINDS = (Kind.SMS, Kind.EMAIL, Kind.WHATSAPP)
-
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 

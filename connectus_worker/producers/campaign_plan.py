@@ -57,14 +57,8 @@ class Resolved:
     max_lateness_s: int
     src: str | None
     timezone: str
-    links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
-    connectus_delivery: bool = False  # v3 chunks in Connectus deliveries of their own
-    account: str = "default"  # the Connectus account that sends it
-
-    @property
-    def stored_text(self) -> str:
-        """The text as the campaign record keeps it: link tokens unshortened."""
-        return self.options.text if self.links else self.template.text
+    connectus_delivery: bool  # v3 chunks in Connectus deliveries of their own
+    account: str  # the Connectus account that sends it
 
 
 def resolve(
@@ -136,7 +130,6 @@ def resolve(
         max_lateness_s=lateness,
         src=src,
         timezone=settings.default_timezone,
-        links=links or (),
         connectus_delivery=transport is Transport.V3 and wanted_delivery,
         account=settings.account_for(tenant, options.account),
     )

@@ -243,7 +243,7 @@ class CampaignProducer:
             "kind": options.kind.value,
             "transport": resolved.transport.value,
             "state": CampaignState.SCHEDULED.value,
-            "text": resolved.stored_text,
+            "text": resolved.options.text,
             "subject": resolved.template.subject or "",
             "fields": json.dumps(list(resolved.template.fields)),
             "src": resolved.src or "",
@@ -289,7 +289,7 @@ def _definition(resolved: Resolved) -> str:
     """Everything but the rows that makes two submissions the same campaign."""
     o = resolved.options
     return json.dumps(
-        [o.name, o.kind.value, resolved.stored_text, resolved.template.subject,
+        [o.name, o.kind.value, resolved.options.text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],
