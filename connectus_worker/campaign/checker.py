@@ -19,21 +19,20 @@ reported, in this order (so a row is always reported the same way):
    for e-mail, the rendered subject (field ``"subject"``; it must also stay
    one line, since it becomes a mail header).
 
-So ``rows == valid + len(invalid) + duplicates``. Every invalid row is kept
+So ``rows == valid + len(invalid) + duplicates`` (``+ opted_out``, rows the producer
+leaves out after checking). Every invalid row is kept
 (the operator's list of what to fix); duplicates are all counted but only the
 first 1,000 kept as ``(line, first line)`` examples.
 
-Speed: a million rows must be checked in seconds (docs/benchmarks.md,
-"Accept"): numbers go through :class:`~campaign.numbers.FastNumberNormalizer`,
-duplicates are found in a dict keyed on the normalised destination, a
-recipient keeps only the values its template uses, and :meth:`RowChecker.check_batch`
+Speed: a million rows must be checked in seconds (docs/benchmarks.md, "The
+campaign accept fast path"): numbers go through
+:class:`~campaign.numbers.FastNumberNormalizer`, and :meth:`RowChecker.check_batch`
 takes the common CSV record straight from its cells (no :class:`Row`, no
-:class:`Recipient`): 2.5-3 µs a row instead of 5.
+:class:`Recipient`).
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress
@@ -99,6 +98,8 @@ class CheckReport:
     duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
     segments: int = 0
     max_segments: int = 0
+    # Valid rows the producer left out: the number opted out of marketing (STOP).
+    opted_out: int = 0
 
 
 @dataclass(slots=True)
@@ -130,17 +131,6 @@ class Checked:
             self.rows.append([recipient.dst, *recipient.values])
             self.segments.append(recipient.segments)
         return self
-
-
-def _picker(fields: tuple[str, ...]) -> Callable[[dict[str, str]], tuple[str, ...]]:
-    """``values -> tuple of the fields' values`` (KeyError if one is absent), fast."""
-    if not fields:
-        return lambda values: ()
-    if len(fields) == 1:
-        get_one = operator.itemgetter(fields[0])
-        return lambda values: (get_one(values),)
-    # itemgetter of several keys returns the tuple itself
-    return operator.itemgetter(*fields)
 
 
 def _row_maker(picks: list[int]) -> Callable[[str, list[str]], list[str]]:
@@ -195,7 +185,6 @@ class RowChecker:
         max_chars = self._max_chars
         is_sms = self.kind is Kind.SMS
         is_email = self.kind is Kind.EMAIL
-        pick = _picker(fields)
         first_line = self._first_line
         for row in rows:
             report.rows += 1
@@ -226,10 +215,7 @@ class RowChecker:
                 if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
                     duplicate_lines.append((line, first))
                 continue
-            try:
-                values = pick(row_values)
-            except KeyError:
-                values = tuple([row_values.get(name, "") for name in fields])
+            values = tuple([row_values.get(name, "") for name in fields])
             if width and not all(values):
                 del first_line[key]
                 name = fields[values.index("")]

@@ -144,7 +144,6 @@ class CampaignPlan:
     segments_by_country: dict[int | None, int] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
-    opted_out: int = 0  # valid rows dropped: the number opted out of marketing (STOP)
 
     def add_segments(self, rows: list[list[str]], segments: list[int]) -> None:
         """Add SMS ``segments[i]`` to the country of ``rows[i][0]`` (E.164 digits)."""
@@ -188,7 +187,7 @@ class CampaignPlan:
             "valid": r.valid,
             "invalid": len(r.invalid),
             "duplicates": r.duplicates,
-            "opted_out": self.opted_out,
+            "opted_out": r.opted_out,
             "segments": r.segments,
             "max_segments": r.max_segments,
             "cost": self.cost,

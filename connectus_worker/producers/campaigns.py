@@ -205,7 +205,7 @@ class CampaignProducer:
                     # checked per batch (1,000 rows at most), in one round trip.
                     flags = self.store.opted_out([row[0] for row in checked.rows])
                     if any(flags):
-                        plan.opted_out += sum(flags)
+                        report.opted_out += sum(flags)
                         checked.keep_only([not flag for flag in flags], report)
                 if checker.kind is Kind.SMS:
                     plan.add_segments(checked.rows, checked.segments)
