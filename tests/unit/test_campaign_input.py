@@ -99,11 +99,6 @@ def test_template_parse_errors_name_the_subject() -> None:
     rejects(lambda: Template.parse("Hola", " "), "subject", "is empty")
 
 
-def test_template_fields_must_match_the_text() -> None:
-    with pytest.raises(ValueError, match="fields: must be"):
-        Template("Hola {name}", None, ("other",))
-
-
 # --- sources ---------------------------------------------------------------
 
 
