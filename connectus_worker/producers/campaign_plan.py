@@ -26,7 +26,12 @@ from connectus_worker.domain.countries import connectus_country
 from connectus_worker.domain.deliver_at import parse_deliver_at
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import check_account
-from connectus_worker.domain.validation import ErrorCollector, normalize_email, normalize_number
+from connectus_worker.domain.validation import (
+    ErrorCollector,
+    normalize_email,
+    normalize_number,
+    validate_idempotency_key,
+)
 
 #: How many invalid rows and duplicates a plan lists (all are counted).
 EXAMPLES = 1_000
@@ -73,6 +78,8 @@ def resolve(
     named = {error.field for error in options.shape_errors}
     if options.account is not None:
         errors.check(check_account, options.account, settings, tenant)
+    if options.idempotency_key is not None:
+        errors.check(validate_idempotency_key, options.idempotency_key)
     # {link:URL} tokens: checked here, counted at the documented short-link length
     # (campaign.links), shortened once per campaign by the worker.
     links = errors.check(links_in, options.text) if "text" not in named else None

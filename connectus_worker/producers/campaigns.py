@@ -30,7 +30,7 @@ from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
 from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import campaign_digest
 from connectus_worker.domain.models import Kind
-from connectus_worker.domain.validation import InvalidInput, validate_idempotency_key
+from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.durability import Durability
 from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
@@ -116,40 +116,33 @@ class CampaignProducer:
         """
         resolved = resolve(options, self.settings, tenant=self.tenant)
         key = options.idempotency_key
-        if key is not None:
-            validate_idempotency_key(key)
         campaign_id = uuid.uuid4().hex[:16]
         plan, batches = self._plan(resolved, source)
         # Keyed (CONTENT_HASH_KEY): the fingerprint is kept in Redis, and a
         # plain hash of a small list and template could be searched for.
         digest = campaign_digest(self.settings.content_key)
         digest.update(_definition(resolved).encode())
-        stored = 0
-        pulled = 0  # rows handed to write_batches: its chunks so far cover no more
 
         def hashed(batches: Iterator[list[list[str]]]) -> Iterator[list[list[str]]]:
-            nonlocal pulled
             for batch in batches:
                 # Unit separator between values, record separator after each row:
-                # two different lists can't hash the same. One update per batch
-                # (the bytes of a row at a time, joined).
+                # two different lists can't hash the same.
                 digest.update(("\x1e".join(map("\x1f".join, batch)) + "\x1e").encode())
-                pulled += len(batch)
                 yield batch
 
         try:
-            stored = self.store.write_batches(campaign_id, hashed(batches), progress=progress)
+            self.store.write_batches(campaign_id, hashed(batches), progress=progress)
             self._finish_plan(plan, resolved)
             if plan.refusals:
                 raise CampaignRefused(plan)
             created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
         except BaseException:
             # Also after an error while streaming (a file not UTF-8 at line 50,000):
-            # write_batches had stored chunks but returned no count.
-            self.store.discard_chunks(campaign_id, _chunks(max(stored, pulled)))
+            # the rows found valid so far bound the chunks written.
+            self.store.discard_chunks(campaign_id, _chunks(plan.report.valid))
             raise
         if not created.created:
-            self.store.discard_chunks(campaign_id, _chunks(stored))
+            self.store.discard_chunks(campaign_id, _chunks(plan.report.valid))
         return Accepted(created.campaign_id, created.created, plan)
 
     def get(self, campaign_id: str) -> Campaign | None:
