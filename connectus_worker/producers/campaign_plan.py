@@ -169,16 +169,27 @@ class CampaignPlan:
         """Units charged: SMS segments, or one per e-mail or WhatsApp message."""
         return self.report.segments
 
-    def check_balance(self, lookup: BalanceLookup | None, id_client: str | None) -> None:
-        """Compare the cost with each balance it draws on; record a refusal if short."""
+    def finish(self, lookup: BalanceLookup | None) -> None:
+        """Once every row is checked: record why the campaign would be refused, and
+        the balances it draws on (``lookup`` None: not asked)."""
+        options, report = self.resolved.options, self.report
+        if report.invalid and not options.skip_invalid:
+            first = report.invalid[0]
+            self.refusals.append(
+                f"{len(report.invalid)} invalid rows (first: line {first.line}, "
+                f"{first.field}: {first.reason}); fix them or use --skip-invalid"
+            )
+        if report.valid == 0:
+            self.refusals.append("no valid recipients")
         if lookup is None:
             return
-        sms = self.resolved.options.kind is Kind.SMS
+        sms = options.kind is Kind.SMS
         for country in list(self.segments_by_country) if sms else [None]:
-            balance = lookup(self.resolved.options.kind, id_client, country, self.transport)
+            balance = lookup(options.kind, options.id_client, country, self.transport)
             self.balances.append(balance)
             need = self.segments_by_country.get(country, 0) if sms else self.cost
-            if balance.available is not None and need > balance.available:
+            short = balance.available is not None and need > balance.available
+            if short and not options.force:
                 self.refusals.append(
                     f"cost {need} exceeds {balance.source} ({balance.available}); "
                     "use --force to send anyway"

@@ -207,22 +207,11 @@ class CampaignProducer:
         return plan, kept()
 
     def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
-        report = plan.report
-        if report.invalid and not resolved.options.skip_invalid:
-            plan.refusals.append(
-                f"{len(report.invalid)} invalid rows (first: line {report.invalid[0].line}, "
-                f"{report.invalid[0].field}: {report.invalid[0].reason}); "
-                "fix them or use --skip-invalid"
-            )
-        if report.valid == 0:
-            plan.refusals.append("no valid recipients")
         balance = self.balance
         for_account = getattr(balance, "for_account", None)  # the snapshot: per account
         if for_account is not None:
             balance = for_account(resolved.account)
-        plan.check_balance(balance, resolved.options.id_client)
-        if resolved.options.force:
-            plan.refusals = [r for r in plan.refusals if not r.startswith("cost ")]
+        plan.finish(balance)
 
     def _commit(
         self, campaign_id: str, resolved: Resolved, plan: CampaignPlan, fingerprint: str,
