@@ -177,8 +177,7 @@ class RowChecker:
         invalid = report.invalid.append
         duplicate_lines = report.duplicate_lines
         column = self.recipient_field
-        # The bound __call__: calling the instance goes through the type's slot first.
-        normalize = _email if self._numbers is None else self._numbers.__call__
+        normalize = _email if self._numbers is None else self._numbers
         fields = self.template.fields
         width = len(fields)
         render = self.template.render
@@ -203,21 +202,17 @@ class RowChecker:
             except InvalidInput as exc:
                 invalid(InvalidRow(line, exc.field, exc.reason))
                 continue
-            # One probe of a dict that grows to a million keys (a cache miss
-            # each): claim the number now, give it back if the row fails below.
             # E-mail: Ana@x.cl and ana@x.cl are one person to every mail provider,
             # though RFC 5321 lets a local part differ by case: never mail twice.
             key = dst.lower() if is_email else dst
-            seen = len(first_line)
-            first = first_line.setdefault(key, line)
-            if len(first_line) == seen:
+            first = first_line.get(key)
+            if first is not None:
                 report.duplicates += 1
                 if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
                     duplicate_lines.append((line, first))
                 continue
             values = tuple([row_values.get(name, "") for name in fields])
             if width and not all(values):
-                del first_line[key]
                 name = fields[values.index("")]
                 state = "missing" if name not in row_values else "empty"
                 invalid(InvalidRow(line, name, f"is required by the template but {state}"))
@@ -231,11 +226,11 @@ class RowChecker:
                     if is_email:
                         self._check_subject(values)
                 except InvalidInput as exc:
-                    del first_line[key]
                     invalid(InvalidRow(line, exc.field, exc.reason))
                     continue
             # sms_segments: ceil(characters / 160), at least 1
             segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if is_sms else 1
+            first_line[key] = line
             report.valid += 1
             report.segments += segments
             if segments > report.max_segments:
