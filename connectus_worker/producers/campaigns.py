@@ -97,7 +97,7 @@ class CampaignProducer:
         plan, batches = self._plan(resolved, source)
         for _ in batches:  # the checker fills the plan's report as rows are pulled
             pass
-        self._finish_plan(plan, resolved)
+        self._finish_plan(plan)
         return plan
 
     def send(
@@ -115,7 +115,6 @@ class CampaignProducer:
         already used by a different campaign.
         """
         resolved = resolve(options, self.settings, tenant=self.tenant)
-        key = options.idempotency_key
         campaign_id = uuid.uuid4().hex[:16]
         plan, batches = self._plan(resolved, source)
         # Keyed (CONTENT_HASH_KEY): the fingerprint is kept in Redis, and a
@@ -132,10 +131,10 @@ class CampaignProducer:
 
         try:
             self.store.write_batches(campaign_id, hashed(batches), progress=progress)
-            self._finish_plan(plan, resolved)
+            self._finish_plan(plan)
             if plan.refusals:
                 raise CampaignRefused(plan)
-            created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
+            created = self._commit(campaign_id, plan, digest.hexdigest())
         except BaseException:
             # Also after an error while streaming (a file not UTF-8 at line 50,000):
             # the rows found valid so far bound the chunks written.
@@ -192,7 +191,7 @@ class CampaignProducer:
                         invalid.extend(InvalidRow(n, field, reason) for n, k in lines if not k)
                         checked.keep_only(keep, report)
                 # in line order with the checker's findings, as row by row
-                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=attrgetter("line"))
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
@@ -206,18 +205,17 @@ class CampaignProducer:
 
         return plan, kept()
 
-    def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
+    def _finish_plan(self, plan: CampaignPlan) -> None:
         balance = self.balance
         for_account = getattr(balance, "for_account", None)  # the snapshot: per account
         if for_account is not None:
-            balance = for_account(resolved.account)
+            balance = for_account(plan.resolved.account)
         plan.finish(balance)
 
-    def _commit(
-        self, campaign_id: str, resolved: Resolved, plan: CampaignPlan, fingerprint: str,
-        key: str | None,
-    ) -> Created:  # fmt: skip
+    def _commit(self, campaign_id: str, plan: CampaignPlan, fingerprint: str) -> Created:
+        resolved = plan.resolved
         options = resolved.options
+        key = options.idempotency_key
         total = plan.report.valid
         fields: dict[str, str | int] = {
             "campaign_id": campaign_id,
@@ -225,7 +223,7 @@ class CampaignProducer:
             "kind": options.kind.value,
             "transport": resolved.transport.value,
             "state": CampaignState.SCHEDULED.value,
-            "text": resolved.options.text,
+            "text": options.text,
             "subject": resolved.template.subject or "",
             "fields": json.dumps(list(resolved.template.fields)),
             "src": resolved.src or "",
@@ -251,9 +249,6 @@ class CampaignProducer:
         )
 
 
-_line = attrgetter("line")
-
-
 def _v1_mobile(dst: str) -> bool:
     """11 digits, 569...: a Chilean mobile, what v1 send_sms_bulk takes."""
     return len(dst) == 11 and dst.startswith("569")
@@ -271,7 +266,7 @@ def _definition(resolved: Resolved) -> str:
     """Everything but the rows that makes two submissions the same campaign."""
     o = resolved.options
     return json.dumps(
-        [o.name, o.kind.value, resolved.options.text, resolved.template.subject,
+        [o.name, o.kind.value, o.text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],
