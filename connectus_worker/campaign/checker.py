@@ -253,8 +253,7 @@ class RowChecker:
         header, fields = batch.header, self.template.fields
         if self._numbers is None or not {self.recipient_field, *fields} <= set(header):
             # e-mail, or a column missing: every record the general way
-            found = (batch.row(i) for i in range(len(batch.records)))
-            return out.add_all(self.check(row for row in found if row is not None))
+            return out.add_all(self.check(batch.rows()))
         at = header.index(self.recipient_field)
         make_row = _row_maker([header.index(name) for name in fields])
         width = len(header)
