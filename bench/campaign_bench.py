@@ -9,7 +9,7 @@ measured wall time) and, where it matters, ``note``.
 Scenarios (full size; ``--quick`` runs 1/20 of each):
 
 ``campaign_accept_csv`` (project)
-    ``CampaignProducer(settings).send(csv, CampaignOptions(name, "Hola {name}",
+    ``CampaignProducer(settings).send(csv, CampaignOptions(name=..., text="Hola {name}",
     deliver_at=tomorrow))`` for a 1,000,000-recipient CSV (``dst_number,name``,
     distinct valid Chilean mobiles, generated once into the work directory), no
     balance lookup. Targets: ≤ 30 s, ≤ 300 B of Redis per pending recipient.

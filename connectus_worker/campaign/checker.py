@@ -19,21 +19,20 @@ reported, in this order (so a row is always reported the same way):
    for e-mail, the rendered subject (field ``"subject"``; it must also stay
    one line, since it becomes a mail header).
 
-So ``rows == valid + len(invalid) + duplicates``. Every invalid row is kept
+So ``rows == valid + len(invalid) + duplicates`` (``+ opted_out``, rows the producer
+leaves out after checking). Every invalid row is kept
 (the operator's list of what to fix); duplicates are all counted but only the
 first 1,000 kept as ``(line, first line)`` examples.
 
-Speed: a million rows must be checked in seconds (docs/benchmarks.md,
-"Accept"): numbers go through :class:`~campaign.numbers.FastNumberNormalizer`,
-duplicates are found in a dict keyed on the normalised destination, a
-recipient keeps only the values its template uses, and :meth:`RowChecker.check_batch`
+Speed: a million rows must be checked in seconds (docs/benchmarks.md, "The
+campaign accept fast path"): numbers go through
+:class:`~campaign.numbers.FastNumberNormalizer`, and :meth:`RowChecker.check_batch`
 takes the common CSV record straight from its cells (no :class:`Row`, no
-:class:`Recipient`): 2.5-3 µs a row instead of 5.
+:class:`Recipient`).
 """
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import compress
@@ -99,6 +98,8 @@ class CheckReport:
     duplicate_lines: list[tuple[int, int]] = field(default_factory=list)
     segments: int = 0
     max_segments: int = 0
+    # Valid rows the producer left out: the number opted out of marketing (STOP).
+    opted_out: int = 0
 
 
 @dataclass(slots=True)
@@ -132,17 +133,6 @@ class Checked:
         return self
 
 
-def _picker(fields: tuple[str, ...]) -> Callable[[dict[str, str]], tuple[str, ...]]:
-    """``values -> tuple of the fields' values`` (KeyError if one is absent), fast."""
-    if not fields:
-        return lambda values: ()
-    if len(fields) == 1:
-        get_one = operator.itemgetter(fields[0])
-        return lambda values: (get_one(values),)
-    # itemgetter of several keys returns the tuple itself
-    return operator.itemgetter(*fields)
-
-
 def _row_maker(picks: list[int]) -> Callable[[str, list[str]], list[str]]:
     """``(dst, cells) -> [dst, value...]``, the values taken from the cells at ``picks``;
     spelled out for up to two fields (the usual templates), 20% of the batch path's time."""
@@ -164,31 +154,11 @@ def _email(raw: str, field: str) -> str:
 class RowChecker:
     """Checks rows for one campaign (see the module docstring for the rules)."""
 
-    def __init__(
-        self, kind: Kind, template: Template, *, default_region: str, src_email: str | None = None
-    ) -> None:
-        try:
-            kind = Kind(kind)  # a plain "sms" too: the checks below compare members
-        except ValueError:
-            raise InvalidInput("kind", f"is not a kind of message: {kind!r}") from None
-        if kind not in _MAX_CHARS:
-            raise InvalidInput(
-                "kind", f"must be sms, email or whatsapp for a campaign, not {kind.value}"
-            )
-        if kind is Kind.EMAIL and template.subject is None:
-            raise InvalidInput("subject", "is required for an e-mail campaign")
-        if kind is not Kind.EMAIL and template.subject is not None:
-            raise InvalidInput("subject", f"is for e-mail campaigns only, not {kind.value}")
-        if template.subject is not None and ("\n" in template.subject or "\r" in template.subject):
-            raise InvalidInput("subject", "has a line break: a subject is one line")
-        if src_email is not None:
-            if kind is not Kind.EMAIL:
-                raise InvalidInput("src_email", f"is for e-mail campaigns only, not {kind.value}")
-            src_email = normalize_email(src_email, field="src_email")
+    def __init__(self, kind: Kind, template: Template, *, default_region: str) -> None:
+        """``kind`` and ``template`` as the planner checked them (a campaign kind; a
+        subject for e-mail only): :func:`producers.campaign_plan.resolve`."""
         self.kind = kind
         self.template = template
-        #: the normalised sender address (e-mail campaigns), None if not given
-        self.src_email = src_email
         self.recipient_field = kind.spec.dst_field
         self.report = CheckReport()
         self._max_chars = _MAX_CHARS[kind]
@@ -207,15 +177,13 @@ class RowChecker:
         invalid = report.invalid.append
         duplicate_lines = report.duplicate_lines
         column = self.recipient_field
-        # The bound __call__: calling the instance goes through the type's slot first.
-        normalize = _email if self._numbers is None else self._numbers.__call__
+        normalize = _email if self._numbers is None else self._numbers
         fields = self.template.fields
         width = len(fields)
         render = self.template.render
         max_chars = self._max_chars
         is_sms = self.kind is Kind.SMS
         is_email = self.kind is Kind.EMAIL
-        pick = _picker(fields)
         first_line = self._first_line
         for row in rows:
             report.rows += 1
@@ -234,24 +202,17 @@ class RowChecker:
             except InvalidInput as exc:
                 invalid(InvalidRow(line, exc.field, exc.reason))
                 continue
-            # One probe of a dict that grows to a million keys (a cache miss
-            # each): claim the number now, give it back if the row fails below.
             # E-mail: Ana@x.cl and ana@x.cl are one person to every mail provider,
             # though RFC 5321 lets a local part differ by case: never mail twice.
             key = dst.lower() if is_email else dst
-            seen = len(first_line)
-            first = first_line.setdefault(key, line)
-            if len(first_line) == seen:
+            first = first_line.get(key)
+            if first is not None:
                 report.duplicates += 1
                 if len(duplicate_lines) < MAX_DUPLICATE_EXAMPLES:
                     duplicate_lines.append((line, first))
                 continue
-            try:
-                values = pick(row_values)
-            except KeyError:
-                values = tuple([row_values.get(name, "") for name in fields])
+            values = tuple([row_values.get(name, "") for name in fields])
             if width and not all(values):
-                del first_line[key]
                 name = fields[values.index("")]
                 state = "missing" if name not in row_values else "empty"
                 invalid(InvalidRow(line, name, f"is required by the template but {state}"))
@@ -265,11 +226,11 @@ class RowChecker:
                     if is_email:
                         self._check_subject(values)
                 except InvalidInput as exc:
-                    del first_line[key]
                     invalid(InvalidRow(line, exc.field, exc.reason))
                     continue
             # sms_segments: ceil(characters / 160), at least 1
             segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if is_sms else 1
+            first_line[key] = line
             report.valid += 1
             report.segments += segments
             if segments > report.max_segments:
@@ -292,8 +253,7 @@ class RowChecker:
         header, fields = batch.header, self.template.fields
         if self._numbers is None or not {self.recipient_field, *fields} <= set(header):
             # e-mail, or a column missing: every record the general way
-            found = (batch.row(i) for i in range(len(batch.records)))
-            return out.add_all(self.check(row for row in found if row is not None))
+            return out.add_all(self.check(batch.rows()))
         at = header.index(self.recipient_field)
         make_row = _row_maker([header.index(name) for name in fields])
         width = len(header)

@@ -55,9 +55,6 @@ class Transport(StrEnum):
     V1_BULK = "v1_bulk"
 
 
-#: The kinds a campaign can send.
-CAMPAIGN_KINDS = (Kind.SMS, Kind.EMAIL, Kind.WHATSAPP)
-
 _WINDOW = re.compile(r"^([01]\d|2[0-3]):([0-5]\d)-([01]\d|2[0-3]|24):([0-5]\d)$")
 
 
@@ -82,19 +79,19 @@ class Window:
     end: time | None  # None: midnight (24:00)
 
     @classmethod
-    def parse(cls, text: str, *, field: str = "window") -> Window:
+    def parse(cls, text: str) -> Window:
         match = _WINDOW.match(text.strip())
         if not match:
             raise InvalidInput(
-                field, f"must look like 09:00-21:00 (24 h, local time), not {text!r}"
+                "window", f"must look like 09:00-21:00 (24 h, local time), not {text!r}"
             )
         h1, m1, h2, m2 = (int(g) for g in match.groups())
         if h2 == 24 and m2 != 0:
-            raise InvalidInput(field, "an end of 24:xx is not a time; use 24:00")
+            raise InvalidInput("window", "an end of 24:xx is not a time; use 24:00")
         start = time(h1, m1)
         end = None if h2 == 24 else time(h2, m2)
         if end == start:
-            raise InvalidInput(field, "start and end are equal: give a window that has a length")
+            raise InvalidInput("window", "start and end are equal: give a window that has a length")
         return cls(start, end)
 
     def __str__(self) -> str:

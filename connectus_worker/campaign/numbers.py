@@ -12,7 +12,7 @@ when phonenumbers strips it, national prefix and its transform rule, possible
 lengths, general pattern, number types (mobile first). The common outcome
 (valid, nothing stripped but the country code) is also one regex per form and
 length whose lookaheads state the same conditions, e.g.
-``(?!IDD)(?!GEN\\Z)CC(?!NPFP)(?!0)(?=GEN\\Z)(?:TYPES)\\Z``.
+``(?!IDD)(?!GEN END)CC(?!NPFP)(?!0)(?=GEN END)(?:TYPES)END``, END a line feed.
 
 The replay answers "valid", "rejected" (:class:`Rejected`, normalize_number's
 reason) or "unsure", left to ``normalize_number``: non-digits, an IDD prefix, a
@@ -45,8 +45,9 @@ SEPARATORS = " -()./"
 # 3..20 digits are left to normalize_number.
 _MIN_NSN, _MAX_NSN = 2, 17
 MIN_DIGITS, MAX_DIGITS = 3, 20
-#: Where a number ends in a batch of them joined by line feeds (lookahead: not consumed).
-BATCH_END = "(?=\\n)"
+#: Where a number ends: every input is matched with a line feed after it, a batch of
+#: numbers joined by them (a lookahead: not consumed).
+END = "(?=\\n)"
 _NO_STRIP = (Length.TOO_SHORT, Length.IS_POSSIBLE_LOCAL_ONLY, Length.INVALID_LENGTH)
 # The number types _number_type_helper tries besides mobile.
 _TYPE_DESCS = ("fixed_line", "premium_rate", "toll_free", "shared_cost", "voip",
@@ -88,14 +89,12 @@ class Plan:
         descs = [] if metadata.same_mobile_and_fixed_line_pattern else [metadata.mobile]
         descs += [getattr(metadata, name) for name in _TYPE_DESCS]
         self.types: dict[int, re.Pattern[str]] = {}
-        # The common valid outcome in one regex, by length (module docstring).
-        self.fast_international: dict[int, re.Pattern[str]] = {}
-        self.fast_national: dict[int, re.Pattern[str]] = {}
-        self.fast_with_code: dict[int, re.Pattern[str]] = {}
-        # fast_national and fast_with_code as sources, ending at BATCH_END instead of
-        # the end of the text: see FastNumberNormalizer.common_batch.
-        self.batch_national: dict[int, str] = {}
-        self.batch_with_code: dict[int, str] = {}
+        # The common valid outcome by length (module docstring), each number ending
+        # at END: a national number after "+" and the code, a national number, the
+        # code and a national number.
+        self.common_international: dict[int, re.Pattern[str]] = {}
+        self.common_national: dict[int, re.Pattern[str]] = {}
+        self.common_with_code: dict[int, re.Pattern[str]] = {}
         no_prefix = f"(?!{npfp})" if npfp else ""
         for n in range(_MIN_NSN, _MAX_NSN + 1):
             patterns = [
@@ -111,22 +110,14 @@ class Plan:
             self.types[n] = re.compile(types)
             if self.length[n] != Length.IS_POSSIBLE:
                 continue
-            for end in ("\\Z", BATCH_END):  # one number, then a number in a batch
-                valid = f"{no_prefix}(?!0)(?=(?:{gen}){end})(?:{types}){end}"
-                national = f"(?!{idd}){valid}"
-                whole = n + len(self.cc)
+            valid = f"{no_prefix}(?!0)(?=(?:{gen}){END})(?:{types}){END}"
+            self.common_international[n] = re.compile(valid)
+            self.common_national[n] = re.compile(f"(?!{idd}){valid}")
+            whole = n + len(self.cc)
+            if whole <= MAX_DIGITS:
                 # Stripped for being too long, else for matching only without the code.
-                kept = "" if self.length[whole] == Length.TOO_LONG else f"(?!(?:{gen}){end})"
-                with_code = f"(?!{idd}){kept}{self.cc}{valid}" if whole <= MAX_DIGITS else None
-                if end != BATCH_END:
-                    self.fast_international[n] = re.compile(valid)
-                    self.fast_national[n] = re.compile(national)
-                    if with_code is not None:
-                        self.fast_with_code[whole] = re.compile(with_code)
-                else:
-                    self.batch_national[n] = national
-                    if with_code is not None:
-                        self.batch_with_code[whole] = with_code
+                kept = "" if self.length[whole] == Length.TOO_LONG else f"(?!(?:{gen}){END})"
+                self.common_with_code[whole] = re.compile(f"(?!{idd}){kept}{self.cc}{valid}")
 
     def general_match(self, number: str) -> bool:
         """phonenumbers' ``_match_national_number(number, general_desc, False)``."""
@@ -263,19 +254,19 @@ class FastNumberNormalizer:
     def __init__(self, default_region: str = "CL") -> None:
         self.default_region = default_region
         self._plan = plan = plan_for_region(default_region)
-        # The common shapes' regexes as attributes of their own: __call__ runs
-        # a million times per campaign and attribute lookups add up.
         self._cc = plan.cc if plan is not None else None
-        self._with_code = plan.fast_with_code if plan is not None else {}
-        self._national = plan.fast_national if plan is not None else {}
         # '+' and digits starting with the region's own code need no code
         # lookup: codes are prefix-free (no shorter known code), checked here.
         cc = self._cc or ""
         prefix_free = all(cc[:size] not in COUNTRY_CODES for size in range(1, len(cc)))
-        self._international = plan.fast_international if plan is not None and prefix_free else {}
+        self._international = plan.common_international if plan and prefix_free else {}
+        # The common shapes' regexes as attributes of their own: common() runs for
+        # every row of a file that is not CSV, and attribute lookups add up.
+        self._with_code = plan.common_with_code if plan else {}
+        self._national = plan.common_national if plan else {}
         #: how many calls were left to normalize_number
         self.slow = 0
-        self._runs: dict[tuple[bool, int], re.Pattern[str] | None] = {}  # common_batch's
+        self._runs: dict[tuple[bool, int], re.Pattern[str] | None] = {}  # see _run_regex
 
     def __call__(self, value: object, field: str = "dst_number") -> str:
         # The common shapes first, inline (a Python call costs 0.1-0.3 µs here):
@@ -296,7 +287,7 @@ class FastNumberNormalizer:
                         digits = digits.replace(separator, "")
                 if digits.startswith(cc) and digits.isascii() and digits.isdigit():
                     fast = self._international.get(len(digits) - len(cc))
-                    if fast is not None and fast.match(digits[len(cc) :]):
+                    if fast is not None and fast.match(digits[len(cc) :] + "\n"):
                         return digits
             result = self._replay(text)
             if isinstance(result, str):
@@ -316,11 +307,11 @@ class FastNumberNormalizer:
             return None
         if text.startswith(cc):
             fast = self._with_code.get(len(text))
-            if fast is not None and fast.match(text):
+            if fast is not None and fast.match(text + "\n"):
                 return text
         else:
             fast = self._national.get(len(text))
-            if fast is not None and fast.match(text):
+            if fast is not None and fast.match(text + "\n"):
                 return cc + text
         return None
 
@@ -328,12 +319,10 @@ class FastNumberNormalizer:
         """``[self.common(text) for text in texts]``, with one regex call per run of
         numbers of one shape (one form, one length) instead of one per number.
 
-        The texts are joined by line feeds and matched by the same patterns,
-        each number ending at the next line feed instead of the end of the
-        text, plus its shape (``[0-9]{L}`` and the code, or not, in front): a
-        run of matches is a run of ``common`` answers. The number where a run
-        stops goes to ``common``, and the next run starts after it. A text
-        with a line feed of its own takes ``common`` for every text.
+        The texts are joined by line feeds and matched by :meth:`common`'s pattern
+        repeated: a run of matches is a run of answers; the number where a run stops
+        is not common, and the next run starts after it. A text with a line feed of
+        its own takes ``common`` for every text.
         """
         joined = "\n".join(texts) + "\n"
         cc = self._cc
@@ -343,34 +332,30 @@ class FastNumberNormalizer:
         i, pos, n = 0, 0, len(texts)
         while i < n:
             text = texts[i]
-            run = self._run_regex(text.startswith(cc), len(text))
-            if run is not None:
-                match = run.match(joined, pos)  # (...)*: always matches, maybe nothing
-                end = pos if match is None else match.end()
-                k = (end - pos) // (len(text) + 1)
-                if k:
-                    done = texts[i : i + k]
-                    out += done if text.startswith(cc) else [cc + t for t in done]
-                    i, pos = i + k, end
-                    continue
-            out.append(self.common(text))
-            i, pos = i + 1, pos + len(text) + 1
+            with_code = text.startswith(cc)
+            run = self._run_regex(with_code, len(text))
+            match = None if run is None else run.match(joined, pos)  # (...)*: maybe nothing
+            k = 0 if match is None else (match.end() - pos) // (len(text) + 1)
+            if k:
+                done = texts[i : i + k]
+                out += done if with_code else [cc + t for t in done]
+                i, pos = i + k, pos + k * (len(text) + 1)
+            else:
+                out.append(None)
+                i, pos = i + 1, pos + len(text) + 1
         return out
 
     def _run_regex(self, with_code: bool, length: int) -> re.Pattern[str] | None:
-        """Consecutive numbers of one shape, each followed by a line feed (compiled once)."""
+        """Consecutive numbers of one shape (the code or not, then ``length`` digits),
+        each followed by a line feed; compiled once."""
         key = (with_code, length)
         if key not in self._runs:
-            plan = self._plan
-            by_length = (
-                {} if plan is None else plan.batch_with_code if with_code else plan.batch_national
-            )
-            source = by_length.get(length)
+            one = (self._with_code if with_code else self._national).get(length)
             code = f"(?={self._cc})" if with_code else f"(?!{self._cc})"
             self._runs[key] = (
                 None
-                if source is None
-                else re.compile(f"(?:(?=[0-9]{{{length}}}\n){code}{source}\n)*")
+                if one is None
+                else re.compile(f"(?:(?=[0-9]{{{length}}}\n){code}{one.pattern}\n)*")
             )
         return self._runs[key]
 

@@ -3,16 +3,14 @@
 :class:`CampaignFields` holds the rules of each option's shape (type, length,
 range, the kinds and transports a campaign may use); the HTTP body
 (``service.campaign_schemas.CampaignRequest``) extends it with the recipients,
-and the producers and the CLI validate :class:`CampaignOptions`, the Python
-API's plain carrier, with it (:func:`check_fields`). The checks that need the
-settings or other options (template, sender, schedule, account) are the
-planner's (``producers.campaign_plan.resolve``).
+the producers and the CLI with the idempotency key (:class:`CampaignOptions`).
+The checks that need the settings or other options (template, sender, schedule,
+account) are the planner's (``producers.campaign_plan.resolve``).
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -22,9 +20,12 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ModelWrapValidatorHandler,
     PlainValidator,
+    PrivateAttr,
     ValidationError,
     WithJsonSchema,
+    model_validator,
 )
 from pydantic_core import PydanticCustomError
 
@@ -59,7 +60,7 @@ def _named(value: str) -> str:
     if not value.strip():
         raise PydanticCustomError("blank", "must be 1 to {limit} characters",
                                   {"limit": NAME_MAX_CHARS})  # fmt: skip
-    return value
+    return value.strip()
 
 
 def _deliver_at(value: Any) -> Any:
@@ -75,6 +76,7 @@ def _deliver_at(value: Any) -> Any:
 
 
 Integer = Annotated[int, BeforeValidator(_whole_number)]
+CampaignKind = Literal[Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
 DeliverAt = Annotated[
     datetime | str | None,
     PlainValidator(_deliver_at),
@@ -94,7 +96,7 @@ class CampaignFields(BaseModel):
 
     # fmt: off
     name: Annotated[str, Field(min_length=1, max_length=NAME_MAX_CHARS), AfterValidator(_named)]
-    kind: Literal[Kind.SMS, Kind.EMAIL, Kind.WHATSAPP]
+    kind: CampaignKind
     text: Annotated[str, Field(max_length=TEMPLATE_MAX_CHARS)] = Field(
         description="Template: {field} is a recipient column, {{ and }} literal braces",
         examples=["Hola {name}, tu pedido llegó"])
@@ -125,47 +127,42 @@ class CampaignFields(BaseModel):
     # fmt: on
 
 
-@dataclass(frozen=True)
-class CampaignOptions:
-    """The Python API's options, as given: checked when a producer uses them
-    (:func:`check_fields`, then the planner), every bad one named together."""
+class CampaignOptions(CampaignFields):
+    """The Python API's options: :class:`CampaignFields` and the idempotency key.
 
-    name: str
-    text: str
-    kind: Kind | str = Kind.SMS  # the CLI passes the text it was given
-    subject: str | None = None
-    src: str | None = None  # src_number (WhatsApp) or src_email (e-mail)
-    id_client: str | None = None
-    deliver_at: datetime | str | None = None
-    window: str | None = None
-    max_lateness_s: int | None = None
-    transport: Transport | str | None = None
-    skip_invalid: bool = False
-    force: bool = False  # send even if the cost exceeds the balance
+    Built as given, never refused here: an option of the wrong shape is kept in
+    :attr:`shape_errors` and replaced by its default (or a stand-in), so that the
+    planner's checks still run and every bad option is named together
+    (``producers.campaign_plan.resolve``).
+    """
+
+    kind: CampaignKind = Kind.SMS
     idempotency_key: str | None = None
-    # v3: one Connectus delivery per released chunk; None: the planner's default
-    connectus_delivery: bool | None = None
-    # The Connectus account (CONNECTUS_ACCOUNTS); None: the tenant's, else the first.
-    account: str | None = None
+    _shape_errors: tuple[FieldError, ...] = PrivateAttr(default=())
+
+    @property
+    def shape_errors(self) -> tuple[FieldError, ...]:
+        return self._shape_errors
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _as_given(cls, given: Any, handler: ModelWrapValidatorHandler[Any]) -> Any:
+        try:
+            return handler(given)
+        except ValidationError as exc:
+            if not isinstance(given, dict):
+                raise
+            errors = tuple(invalid_options(exc).errors)
+        bad = {error.field for error in errors}
+        kept = {name: value for name, value in given.items() if name not in bad}
+        stand_ins = {name: value for name, value in _STAND_INS.items() if name in bad}
+        options = handler({**kept, **stand_ins})
+        options._shape_errors = errors
+        return options
 
 
-#: What stands in for an option of the wrong shape, so that the planner's other
-#: checks still run and every bad option is named at once.
-_STAND_INS: dict[str, Any] = {"name": "-", "text": "", "kind": Kind.SMS}
-
-
-def check_fields(options: CampaignOptions) -> tuple[CampaignFields, list[FieldError]]:
-    """The options validated, and the errors of those of the wrong shape (replaced
-    by their defaults, or a stand-in, in the returned fields)."""
-    given = {name: getattr(options, name) for name in CampaignFields.model_fields}
-    try:
-        return CampaignFields.model_validate(given), []
-    except ValidationError as exc:
-        errors = invalid_options(exc).errors
-    bad = {error.field for error in errors}
-    kept = {name: value for name, value in given.items() if name not in bad}
-    return CampaignFields.model_validate({**kept, **{
-        name: value for name, value in _STAND_INS.items() if name in bad}}), errors  # fmt: skip
+#: What stands in for a required option of the wrong shape.
+_STAND_INS: dict[str, Any] = {"name": "-", "text": ""}
 
 
 _OPTION_REASONS = {

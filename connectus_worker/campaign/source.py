@@ -75,6 +75,10 @@ class CellBatch:
             )
         return Row(self.lines[i], dict(zip(self.header, map(str.strip, cells), strict=True)))
 
+    def rows(self) -> Iterator[Row]:
+        """Every record as a :class:`Row`, those with no values skipped."""
+        return (row for i in range(len(self.records)) if (row := self.row(i)) is not None)
+
 
 #: What :func:`read_batches` yields: a CSV file's records, or rows.
 Batch = CellBatch | list[Row]
@@ -90,7 +94,7 @@ def read_rows(path: Path | str, *, fmt: Format | None = None) -> Iterator[Row]:
     if fmt == "jsonl":
         return _read_jsonl(path)
     batches = _read_csv_batches(path, BATCH_RECORDS)
-    return (row for b in batches for i in range(len(b.records)) if (row := b.row(i)) is not None)
+    return (row for batch in batches for row in batch.rows())
 
 
 def read_batches(

@@ -194,34 +194,31 @@ class CampaignStore:
         Streams: at most ``_WRITE_BATCH`` chunks are held in memory at once.
         ``progress`` is called with the number of rows written so far.
         """
+
+        def chunks() -> Iterator[list[Sequence[str]]]:
+            held: list[Sequence[str]] = []
+            for batch in batches:
+                held += batch
+                while len(held) >= chunk_size:
+                    yield held[:chunk_size]
+                    del held[:chunk_size]
+            if held:
+                yield held
+
         pipe = self.client.pipeline(transaction=False)
-        held: list[Sequence[str]] = []
-        count = chunks = pending = 0
-        for batch in batches:
-            held += batch
-            while len(held) >= chunk_size:
-                chunk = held[:chunk_size]
-                del held[:chunk_size]
-                self._put_chunk(pipe, campaign_id, chunks, chunk)
-                count, chunks, pending = count + len(chunk), chunks + 1, pending + 1
-                if pending == _WRITE_BATCH:
-                    pipe.execute()
-                    pending = 0
-                    if progress is not None:
-                        progress(count)
-        if held:
-            self._put_chunk(pipe, campaign_id, chunks, held)
-            count += len(held)
+        count = 0
+        for number, rows in enumerate(chunks()):
+            data = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
+            pipe.set(self.keys.campaign_chunk(campaign_id, number), data, ex=self.ttl_s)
+            count += len(rows)
+            if number % _WRITE_BATCH == _WRITE_BATCH - 1:
+                pipe.execute()
+                if progress is not None:
+                    progress(count)
         pipe.execute()
         if progress is not None:
             progress(count)
         return count
-
-    def _put_chunk(
-        self, pipe: Any, campaign_id: str, number: int, rows: list[Sequence[str]]
-    ) -> None:
-        data = json.dumps(rows, ensure_ascii=False, separators=(",", ":"))
-        pipe.set(self.keys.campaign_chunk(campaign_id, number), data, ex=self.ttl_s)
 
     def discard_chunks(self, campaign_id: str, chunks: int) -> None:
         """Delete chunks written for a campaign that was not committed."""

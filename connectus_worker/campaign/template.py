@@ -32,7 +32,8 @@ Fill = Callable[[Sequence[str]], str]  # values aligned with Template.fields -> 
 
 @dataclass(frozen=True, slots=True)
 class Template:
-    """A parsed message template; build it with :meth:`parse`.
+    """A parsed message template: ``Template(text, subject)`` (or :meth:`parse`) raises
+    InvalidInput naming "text" or "subject".
 
     ``fields`` are the sorted, unique field names used by ``text`` and
     ``subject`` (``subject`` is for e-mail only, and may have fields too).
@@ -42,35 +43,32 @@ class Template:
     """
 
     text: str
-    subject: str | None
-    fields: tuple[str, ...]
+    subject: str | None = None
+    fields: tuple[str, ...] = field(init=False)
     render: Fill = field(init=False, repr=False, compare=False)
     render_subject: Fill | None = field(init=False, repr=False, compare=False)
     render_row: Fill = field(init=False, repr=False, compare=False)
 
     @classmethod
     def parse(cls, text: str, subject: str | None = None) -> Template:
-        """Parse ``text`` (and ``subject``); InvalidInput naming "text" or "subject"."""
-        pairs = _split(text, "text") + ([] if subject is None else _split(subject, "subject"))
-        return cls(text, subject, tuple(sorted({name for _, name in pairs if name is not None})))
+        return cls(text, subject)
 
     def __post_init__(self) -> None:
         text_pairs = _split(self.text, "text")
         subject_pairs = None if self.subject is None else _split(self.subject, "subject")
         names = {name for _, name in text_pairs + (subject_pairs or []) if name is not None}
-        if self.fields != tuple(sorted(names)):
-            raise ValueError(f"fields: must be {tuple(sorted(names))}, the names the template uses")
-        index = {name: i for i, name in enumerate(self.fields)}
-        # frozen: the compiled forms are derived, set once here
+        index = {name: i for i, name in enumerate(sorted(names))}
+        # frozen: the derived forms are set once, here
+        object.__setattr__(self, "fields", tuple(index))
         object.__setattr__(self, "render", _compile(text_pairs, index))
         compiled_subject = None if subject_pairs is None else _compile(subject_pairs, index)
         object.__setattr__(self, "render_subject", compiled_subject)
         row_index = {name: i + 1 for name, i in index.items()}
         object.__setattr__(self, "render_row", _compile(text_pairs, row_index))
 
-    def __reduce__(self) -> tuple[type[Template], tuple[str, str | None, tuple[str, ...]]]:
+    def __reduce__(self) -> tuple[type[Template], tuple[str, str | None]]:
         # The compiled forms are closures: pickle the source and parse it again.
-        return (Template, (self.text, self.subject, self.fields))
+        return (Template, (self.text, self.subject))
 
 
 def _split(text: str, where: str) -> list[tuple[str, str | None]]:

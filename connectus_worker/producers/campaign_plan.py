@@ -19,14 +19,19 @@ from zoneinfo import ZoneInfo
 from connectus_worker.campaign.checker import CheckReport
 from connectus_worker.campaign.links import estimated, links_in
 from connectus_worker.campaign.model import Balance, Transport, Window
-from connectus_worker.campaign.options import CampaignFields, CampaignOptions, check_fields
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.template import Template
 from connectus_worker.config import Settings
 from connectus_worker.domain.countries import connectus_country
 from connectus_worker.domain.deliver_at import parse_deliver_at
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import check_account
-from connectus_worker.domain.validation import ErrorCollector, normalize_email, normalize_number
+from connectus_worker.domain.validation import (
+    ErrorCollector,
+    normalize_email,
+    normalize_number,
+    validate_idempotency_key,
+)
 
 #: How many invalid rows and duplicates a plan lists (all are counted).
 EXAMPLES = 1_000
@@ -49,7 +54,7 @@ DEFAULT_CONNECTUS_DELIVERY = False
 class Resolved:
     """Options after validation, with defaults applied."""
 
-    options: CampaignFields  # validated
+    options: CampaignOptions
     template: Template
     transport: Transport
     deliver_at: datetime  # aware, UTC
@@ -57,14 +62,8 @@ class Resolved:
     max_lateness_s: int
     src: str | None
     timezone: str
-    links: tuple[str, ...] = ()  # the URLs of {link:...} tokens, to shorten
-    connectus_delivery: bool = False  # v3 chunks in Connectus deliveries of their own
-    account: str = "default"  # the Connectus account that sends it
-
-    @property
-    def stored_text(self) -> str:
-        """The text as the campaign record keeps it: link tokens unshortened."""
-        return self.options.text if self.links else self.template.text
+    connectus_delivery: bool  # v3 chunks in Connectus deliveries of their own
+    account: str  # the Connectus account that sends it
 
 
 def resolve(
@@ -73,40 +72,47 @@ def resolve(
 ) -> Resolved:  # fmt: skip
     """Validate the options (``tenant``: who sends it); raises InvalidInput naming every
     bad one."""
-    fields, shape_errors = check_fields(options)
     errors = ErrorCollector()
-    errors.errors.extend(shape_errors)
+    errors.errors.extend(options.shape_errors)
     # Each option of the wrong shape is named once: the checks below skip it.
-    named = {error.field for error in shape_errors}
-    if fields.account is not None:
-        errors.check(check_account, fields.account, settings, tenant)
+    named = {error.field for error in options.shape_errors}
+    if options.account is not None:
+        errors.check(check_account, options.account, settings, tenant)
+    if options.idempotency_key is not None:
+        errors.check(validate_idempotency_key, options.idempotency_key)
     # {link:URL} tokens: checked here, counted at the documented short-link length
     # (campaign.links), shortened once per campaign by the worker.
-    links = errors.check(links_in, fields.text) if "text" not in named else None
-    text = estimated(fields.text) if links else fields.text
-    template = None if "text" in named else errors.check(Template.parse, text, fields.subject)
-    if fields.kind is Kind.EMAIL and not fields.subject:
+    links = errors.check(links_in, options.text) if "text" not in named else None
+    text = estimated(options.text) if links else options.text
+    template = None if "text" in named else errors.check(Template.parse, text, options.subject)
+    if options.kind is Kind.EMAIL and not options.subject:
         errors.add("subject", "is required for an e-mail campaign")
-    transport = fields.transport or (Transport.V1_BULK if fields.kind is Kind.SMS else Transport.V3)
-    if transport is Transport.V1_BULK and fields.kind is not Kind.SMS:
+    elif options.subject is not None and options.kind is not Kind.EMAIL:
+        errors.add("subject", f"is for e-mail campaigns only, not {options.kind.value}")
+    elif options.subject and ("\n" in options.subject or "\r" in options.subject):
+        errors.add("subject", "has a line break: a subject is one line")
+    transport = options.transport or (
+        Transport.V1_BULK if options.kind is Kind.SMS else Transport.V3
+    )
+    if transport is Transport.V1_BULK and options.kind is not Kind.SMS:
         errors.add("transport", "v1_bulk (send_sms_bulk) carries SMS only")
-    if transport is Transport.V1_BULK and fields.connectus_delivery is False:
+    if transport is Transport.V1_BULK and options.connectus_delivery is False:
         errors.add(
             "connectus_delivery",
             "v1_bulk always makes one delivery per chunk; turning it off needs transport v3",
         )
-    wanted_delivery = fields.connectus_delivery
+    wanted_delivery = options.connectus_delivery
     wanted_delivery = DEFAULT_CONNECTUS_DELIVERY if wanted_delivery is None else wanted_delivery
-    if transport is Transport.V1_BULK and fields.id_client:
+    if transport is Transport.V1_BULK and options.id_client:
         errors.add("id_client", "v1 send_sms_bulk can't charge a subclient; use transport v3")
-    src = None if fields.src is None else str(fields.src)  # HTTP: a number may be an int
-    if fields.kind is Kind.EMAIL:
+    src = None if options.src is None else str(options.src)  # HTTP: a number may be an int
+    if options.kind is Kind.EMAIL:
         src = src or settings.connectus_default_src_email
         if not src:
             errors.add("src", "an e-mail campaign needs src_email (or CONNECTUS_DEFAULT_SRC_EMAIL)")
         else:
             src = errors.check(normalize_email, src, field="src")
-    elif fields.kind is Kind.WHATSAPP:
+    elif options.kind is Kind.WHATSAPP:
         src = src or settings.connectus_whatsapp_src_number
         if not src:
             errors.add("src", "a WhatsApp campaign needs src_number, the account's origin number "
@@ -115,15 +121,15 @@ def resolve(
             src = errors.check(
                 normalize_number, src, field="src", default_region=settings.default_region
             )
-    when = errors.check(parse_deliver_at, fields.deliver_at, tz=settings.default_timezone, now=now)
-    window = errors.check(Window.parse, fields.window) if fields.window else None
-    lateness = fields.max_lateness_s
+    when = errors.check(parse_deliver_at, options.deliver_at, tz=settings.default_timezone, now=now)
+    window = errors.check(Window.parse, options.window) if options.window else None
+    lateness = options.max_lateness_s
     if lateness is None:
         lateness = settings.campaign_max_lateness_s
     errors.raise_if_any()
     assert template is not None
     return Resolved(
-        options=fields,
+        options=options,
         template=template,
         transport=transport,
         deliver_at=when or (now or datetime.now(UTC)),
@@ -131,9 +137,8 @@ def resolve(
         max_lateness_s=lateness,
         src=src,
         timezone=settings.default_timezone,
-        links=links or (),
         connectus_delivery=transport is Transport.V3 and wanted_delivery,
-        account=settings.account_for(tenant, fields.account),
+        account=settings.account_for(tenant, options.account),
     )
 
 
@@ -141,18 +146,11 @@ def resolve(
 class CampaignPlan:
     """The preflight answer (also what ``campaign send`` accepted)."""
 
-    name: str
-    kind: Kind
-    transport: Transport
+    resolved: Resolved
     report: CheckReport
-    deliver_at: datetime
-    timezone: str
-    window: Window | None
-    max_lateness_s: int
     segments_by_country: dict[int | None, int] = field(default_factory=dict)
     balances: list[Balance] = field(default_factory=list)
     refusals: list[str] = field(default_factory=list)
-    opted_out: int = 0  # valid rows dropped: the number opted out of marketing (STOP)
 
     def add_segments(self, rows: list[list[str]], segments: list[int]) -> None:
         """Add SMS ``segments[i]`` to the country of ``rows[i][0]`` (E.164 digits)."""
@@ -163,47 +161,60 @@ class CampaignPlan:
             by_country[country] = by_country.get(country, 0) + units * count
 
     @property
+    def transport(self) -> Transport:
+        return self.resolved.transport
+
+    @property
     def cost(self) -> int:
         """Units charged: SMS segments, or one per e-mail or WhatsApp message."""
         return self.report.segments
 
-    def check_balance(self, lookup: BalanceLookup | None, id_client: str | None) -> None:
-        """Compare the cost with each balance it draws on; record a refusal if short."""
+    def finish(self, lookup: BalanceLookup | None) -> None:
+        """Once every row is checked: record why the campaign would be refused, and
+        the balances it draws on (``lookup`` None: not asked)."""
+        options, report = self.resolved.options, self.report
+        if report.invalid and not options.skip_invalid:
+            first = report.invalid[0]
+            self.refusals.append(
+                f"{len(report.invalid)} invalid rows (first: line {first.line}, "
+                f"{first.field}: {first.reason}); fix them or use --skip-invalid"
+            )
+        if report.valid == 0:
+            self.refusals.append("no valid recipients")
         if lookup is None:
             return
-        countries: list[int | None] = (
-            list(self.segments_by_country) if self.kind is Kind.SMS else [None]
-        )
-        for country in countries:
-            balance = lookup(self.kind, id_client, country, self.transport)
+        sms = options.kind is Kind.SMS
+        for country in list(self.segments_by_country) if sms else [None]:
+            balance = lookup(options.kind, options.id_client, country, self.transport)
             self.balances.append(balance)
-            need = self.segments_by_country.get(country, 0) if self.kind is Kind.SMS else self.cost
-            if balance.available is not None and need > balance.available:
+            need = self.segments_by_country.get(country, 0) if sms else self.cost
+            short = balance.available is not None and need > balance.available
+            if short and not options.force:
                 self.refusals.append(
                     f"cost {need} exceeds {balance.source} ({balance.available}); "
                     "use --force to send anyway"
                 )
 
     def to_json(self) -> dict[str, Any]:
-        r = self.report
+        r, resolved = self.report, self.resolved
         return {
-            "name": self.name,
-            "kind": self.kind.value,
-            "transport": self.transport.value,
+            "name": resolved.options.name,
+            "kind": resolved.options.kind.value,
+            "transport": resolved.transport.value,
             "rows": r.rows,
             "valid": r.valid,
             "invalid": len(r.invalid),
             "duplicates": r.duplicates,
-            "opted_out": self.opted_out,
+            "opted_out": r.opted_out,
             "segments": r.segments,
             "max_segments": r.max_segments,
             "cost": self.cost,
             "segments_by_country": {str(k): v for k, v in self.segments_by_country.items()},
             "balances": [{"source": b.source, "available": b.available} for b in self.balances],
-            "deliver_at": self.deliver_at.astimezone(ZoneInfo(self.timezone)).isoformat(),
-            "timezone": self.timezone,
-            "window": str(self.window) if self.window else None,
-            "max_lateness_s": self.max_lateness_s,
+            "deliver_at": resolved.deliver_at.astimezone(ZoneInfo(resolved.timezone)).isoformat(),
+            "timezone": resolved.timezone,
+            "window": str(resolved.window) if resolved.window else None,
+            "max_lateness_s": resolved.max_lateness_s,
             "invalid_rows": [
                 {"line": i.line, "field": i.field, "reason": i.reason} for i in r.invalid[:EXAMPLES]
             ],

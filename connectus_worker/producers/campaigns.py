@@ -15,12 +15,12 @@ import json
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from operator import attrgetter, itemgetter, methodcaller
+from operator import attrgetter
 from pathlib import Path
 
 import redis
 
-from connectus_worker.campaign.checker import Checked, InvalidRow, RowChecker
+from connectus_worker.campaign.checker import InvalidRow, RowChecker
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import batched, read_batches, rows_from_iterable
@@ -30,7 +30,7 @@ from connectus_worker.config.tenants import DEFAULT_TENANT, tenant_problem
 from connectus_worker.domain.countries import NO_SUBCLIENT_COUNTRY, connectus_country
 from connectus_worker.domain.hashing import campaign_digest
 from connectus_worker.domain.models import Kind
-from connectus_worker.domain.validation import InvalidInput, validate_idempotency_key
+from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.durability import Durability
 from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.ledger.keys import Keys
@@ -97,7 +97,7 @@ class CampaignProducer:
         plan, batches = self._plan(resolved, source)
         for _ in batches:  # the checker fills the plan's report as rows are pulled
             pass
-        self._finish_plan(plan, resolved)
+        self._finish_plan(plan)
         return plan
 
     def send(
@@ -115,41 +115,33 @@ class CampaignProducer:
         already used by a different campaign.
         """
         resolved = resolve(options, self.settings, tenant=self.tenant)
-        key = options.idempotency_key
-        if key is not None:
-            validate_idempotency_key(key)
         campaign_id = uuid.uuid4().hex[:16]
         plan, batches = self._plan(resolved, source)
         # Keyed (CONTENT_HASH_KEY): the fingerprint is kept in Redis, and a
         # plain hash of a small list and template could be searched for.
         digest = campaign_digest(self.settings.content_key)
         digest.update(_definition(resolved).encode())
-        stored = 0
-        pulled = 0  # rows handed to write_batches: its chunks so far cover no more
 
         def hashed(batches: Iterator[list[list[str]]]) -> Iterator[list[list[str]]]:
-            nonlocal pulled
             for batch in batches:
                 # Unit separator between values, record separator after each row:
-                # two different lists can't hash the same. One update per batch
-                # (the bytes of a row at a time, joined).
+                # two different lists can't hash the same.
                 digest.update(("\x1e".join(map("\x1f".join, batch)) + "\x1e").encode())
-                pulled += len(batch)
                 yield batch
 
         try:
-            stored = self.store.write_batches(campaign_id, hashed(batches), progress=progress)
-            self._finish_plan(plan, resolved)
+            self.store.write_batches(campaign_id, hashed(batches), progress=progress)
+            self._finish_plan(plan)
             if plan.refusals:
                 raise CampaignRefused(plan)
-            created = self._commit(campaign_id, resolved, plan, digest.hexdigest(), key)
+            created = self._commit(campaign_id, plan, digest.hexdigest())
         except BaseException:
             # Also after an error while streaming (a file not UTF-8 at line 50,000):
-            # write_batches had stored chunks but returned no count.
-            self.store.discard_chunks(campaign_id, _chunks(max(stored, pulled)))
+            # the rows found valid so far bound the chunks written.
+            self.store.discard_chunks(campaign_id, _chunks(plan.report.valid))
             raise
         if not created.created:
-            self.store.discard_chunks(campaign_id, _chunks(stored))
+            self.store.discard_chunks(campaign_id, _chunks(plan.report.valid))
         return Accepted(created.campaign_id, created.created, plan)
 
     def get(self, campaign_id: str) -> Campaign | None:
@@ -166,38 +158,22 @@ class CampaignProducer:
         ``[dst, value...]``, in lists of at most one batch each."""
         options = resolved.options
         checker = RowChecker(
-            options.kind,
-            resolved.template,
-            default_region=self.settings.default_region,
-            src_email=resolved.src if options.kind is Kind.EMAIL else None,
+            options.kind, resolved.template, default_region=self.settings.default_region
         )
-        plan = CampaignPlan(
-            name=options.name.strip(),
-            kind=options.kind,
-            transport=resolved.transport,
-            report=checker.report,
-            deliver_at=resolved.deliver_at,
-            timezone=resolved.timezone,
-            window=resolved.window,
-            max_lateness_s=resolved.max_lateness_s,
-        )
-        v1 = resolved.transport is Transport.V1_BULK
+        plan = CampaignPlan(resolved, checker.report)
         report = checker.report
         invalid = report.invalid
+        # Numbers the campaign can't send to become invalid rows, with the reason.
+        refused: list[tuple[Callable[[str], bool], str]] = []
+        if resolved.transport is Transport.V1_BULK:
+            refused.append((_v1_mobile, V1_MOBILES_ONLY))
+        if options.kind is Kind.SMS and options.id_client is not None:
+            # A subclient's SMS balance is per country (sent as id_country): a number
+            # of no Connectus country can't be charged to it.
+            refused.append((_has_country, NO_SUBCLIENT_COUNTRY))
         # No opt-out at all (the common case): no per-batch look-up. A STOP that
         # arrives during the accept is still honoured when the chunk is released.
         phones = options.kind.spec.phone and bool(self.redis.exists(self.store.keys.opt_out))
-        # A subclient's SMS balance is per country (sent as id_country): a number of no
-        # Connectus country can't be charged to it.
-        subclient_sms = options.kind is Kind.SMS and options.id_client is not None
-
-        def drop(checked: Checked, keep: list[bool], reason: str) -> None:
-            """The rows not to ``keep`` become invalid rows, with ``reason``."""
-            lines = zip(checked.lines, keep, strict=True)
-            invalid.extend(
-                InvalidRow(n, checker.recipient_field, reason) for n, ok in lines if not ok
-            )
-            checked.keep_only(keep, report)
 
         def kept() -> Iterator[list[list[str]]]:
             if isinstance(source, Path | str):
@@ -207,22 +183,21 @@ class CampaignProducer:
             for batch in batches:
                 first_invalid = len(invalid)
                 checked = checker.check_batch(batch)
-                if v1 and not _chilean_mobiles(checked.rows):
-                    keep = [len(r[0]) == 11 and r[0].startswith("569") for r in checked.rows]
-                    drop(checked, keep, V1_MOBILES_ONLY)
-                if subclient_sms:
-                    keep = [connectus_country(row[0]) is not None for row in checked.rows]
+                for ok, reason in refused:
+                    keep = [ok(row[0]) for row in checked.rows]
                     if not all(keep):
-                        drop(checked, keep, NO_SUBCLIENT_COUNTRY)
+                        lines = zip(checked.lines, keep, strict=True)
+                        field = checker.recipient_field
+                        invalid.extend(InvalidRow(n, field, reason) for n, k in lines if not k)
+                        checked.keep_only(keep, report)
                 # in line order with the checker's findings, as row by row
-                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=_line)
+                invalid[first_invalid:] = sorted(invalid[first_invalid:], key=attrgetter("line"))
                 if phones and checked.rows:
                     # Marketing to a number that answered STOP is refused (docs/service.md);
                     # checked per batch (1,000 rows at most), in one round trip.
-                    numbers = [row[0] for row in checked.rows]
-                    flags = self.redis.smismember(self.store.keys.opt_out, numbers)
+                    flags = self.store.opted_out([row[0] for row in checked.rows])
                     if any(flags):
-                        plan.opted_out += sum(map(bool, flags))
+                        report.opted_out += sum(flags)
                         checked.keep_only([not flag for flag in flags], report)
                 if checker.kind is Kind.SMS:
                     plan.add_segments(checked.rows, checked.segments)
@@ -230,37 +205,25 @@ class CampaignProducer:
 
         return plan, kept()
 
-    def _finish_plan(self, plan: CampaignPlan, resolved: Resolved) -> None:
-        report = plan.report
-        if report.invalid and not resolved.options.skip_invalid:
-            plan.refusals.append(
-                f"{len(report.invalid)} invalid rows (first: line {report.invalid[0].line}, "
-                f"{report.invalid[0].field}: {report.invalid[0].reason}); "
-                "fix them or use --skip-invalid"
-            )
-        if report.valid == 0:
-            plan.refusals.append("no valid recipients")
+    def _finish_plan(self, plan: CampaignPlan) -> None:
         balance = self.balance
         for_account = getattr(balance, "for_account", None)  # the snapshot: per account
         if for_account is not None:
-            balance = for_account(resolved.account)
-        plan.check_balance(balance, resolved.options.id_client)
-        if resolved.options.force:
-            plan.refusals = [r for r in plan.refusals if not r.startswith("cost ")]
+            balance = for_account(plan.resolved.account)
+        plan.finish(balance)
 
-    def _commit(
-        self, campaign_id: str, resolved: Resolved, plan: CampaignPlan, fingerprint: str,
-        key: str | None,
-    ) -> Created:  # fmt: skip
+    def _commit(self, campaign_id: str, plan: CampaignPlan, fingerprint: str) -> Created:
+        resolved = plan.resolved
         options = resolved.options
+        key = options.idempotency_key
         total = plan.report.valid
         fields: dict[str, str | int] = {
             "campaign_id": campaign_id,
-            "name": plan.name,
+            "name": options.name,
             "kind": options.kind.value,
             "transport": resolved.transport.value,
             "state": CampaignState.SCHEDULED.value,
-            "text": resolved.stored_text,
+            "text": options.text,
             "subject": resolved.template.subject or "",
             "fields": json.dumps(list(resolved.template.fields)),
             "src": resolved.src or "",
@@ -286,15 +249,13 @@ class CampaignProducer:
         )
 
 
-_line = attrgetter("line")
-_dst = itemgetter(0)
-_starts_569 = methodcaller("startswith", "569")
+def _v1_mobile(dst: str) -> bool:
+    """11 digits, 569...: a Chilean mobile, what v1 send_sms_bulk takes."""
+    return len(dst) == 11 and dst.startswith("569")
 
 
-def _chilean_mobiles(rows: list[list[str]]) -> bool:
-    """Every row's number is 11 digits, 569...: what v1 send_sms_bulk takes (loops in C)."""
-    dsts = list(map(_dst, rows))
-    return all(map(_starts_569, dsts)) and all(map((11).__eq__, map(len, dsts)))
+def _has_country(dst: str) -> bool:
+    return connectus_country(dst) is not None
 
 
 def _chunks(rows: int) -> int:
@@ -305,7 +266,7 @@ def _definition(resolved: Resolved) -> str:
     """Everything but the rows that makes two submissions the same campaign."""
     o = resolved.options
     return json.dumps(
-        [o.name.strip(), o.kind.value, resolved.stored_text, resolved.template.subject,
+        [o.name, o.kind.value, o.text, resolved.template.subject,
          resolved.src, o.id_client, resolved.transport.value,
          str(o.deliver_at), str(resolved.window), resolved.max_lateness_s,
          *(["connectus_delivery"] if resolved.connectus_delivery else [])],

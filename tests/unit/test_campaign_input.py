@@ -15,8 +15,10 @@ from connectus_worker.campaign.checker import (
     Recipient,
     RowChecker,
 )
+from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import Row, read_rows, rows_from_iterable
 from connectus_worker.campaign.template import Template
+from connectus_worker.config import load_settings
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.validation import (
     SMS_MAX_CHARS,
@@ -24,6 +26,7 @@ from connectus_worker.domain.validation import (
     normalize_number,
     sms_segments,
 )
+from connectus_worker.producers.campaign_plan import resolve
 
 
 def rejects(call: object, field: str, reason: str) -> InvalidInput:
@@ -94,11 +97,6 @@ def test_template_parse_errors_name_the_text(text: str, reason: str) -> None:
 def test_template_parse_errors_name_the_subject() -> None:
     rejects(lambda: Template.parse("Hola", "Factura {n.x}"), "subject", "attribute or index")
     rejects(lambda: Template.parse("Hola", " "), "subject", "is empty")
-
-
-def test_template_fields_must_match_the_text() -> None:
-    with pytest.raises(ValueError, match="fields: must be"):
-        Template("Hola {name}", None, ("other",))
 
 
 # --- sources ---------------------------------------------------------------
@@ -345,9 +343,8 @@ def test_sms_segments_are_summed_and_match_sms_segments() -> None:
 
 def test_email_rows() -> None:
     template = Template.parse("<p>Hola {name}</p>", "Factura {invoice}")
-    checker = RowChecker(Kind.EMAIL, template, default_region="CL", src_email="Facturas@Empresa.CL")
+    checker = RowChecker(Kind.EMAIL, template, default_region="CL")
     assert checker.recipient_field == "dst_email"
-    assert checker.src_email == "Facturas@empresa.cl"
     rows = [
         Row(2, {"dst_email": "Ana@Example.COM", "name": "Ana", "invoice": "F-1"}),
         Row(3, {"dst_email": "ana@", "name": "Ana", "invoice": "F-2"}),
@@ -371,29 +368,23 @@ def test_whatsapp_rows_count_one_message_whatever_the_length() -> None:
     assert "at most 4096" in checker.report.invalid[0].reason
 
 
-def test_checker_refuses_kinds_and_subjects_that_do_not_fit() -> None:
-    rejects(lambda: RowChecker(Kind.OTP, HOLA, default_region="CL"), "kind", "not otp")
-    rejects(lambda: RowChecker(Kind.EMAIL, HOLA, default_region="CL"), "subject", "is required")
-    with_subject = Template.parse("Hola", "Asunto")
-    rejects(lambda: RowChecker(Kind.SMS, with_subject, default_region="CL"), "subject", "e-mail")
-    rejects(
-        lambda: RowChecker(Kind.SMS, HOLA, default_region="CL", src_email="a@b.cl"),
-        "src_email",
-        "e-mail campaigns only",
-    )
-    rejects(
-        lambda: RowChecker(Kind.EMAIL, with_subject, default_region="CL", src_email="nope"),
-        "src_email",
-        "is not a valid e-mail address",
-    )
-    two_lines = Template.parse("Hola", "Asunto\nBcc: x@y.z")
-    rejects(lambda: RowChecker(Kind.EMAIL, two_lines, default_region="CL"), "subject", "line break")
-    rejects(lambda: RowChecker("fax", HOLA, default_region="CL"), "kind", "'fax'")  # type: ignore[arg-type]
+def test_the_planner_refuses_kinds_and_subjects_the_checker_can_not_take() -> None:
+    settings = load_settings({})
+
+    def plan(**given: object) -> object:
+        return lambda: resolve(CampaignOptions(name="p", text="Hola", **given), settings)
+
+    rejects(plan(kind=Kind.OTP), "kind", "must be")
+    rejects(plan(kind="fax"), "kind", "must be")
+    rejects(plan(kind=Kind.EMAIL, src="a@b.cl"), "subject", "is required")
+    rejects(plan(subject="Asunto"), "subject", "e-mail campaigns only")
+    rejects(plan(kind=Kind.EMAIL, subject="Asunto", src="nope"), "src", "not a valid e-mail")
+    two_lines = {"kind": Kind.EMAIL, "src": "a@b.cl", "subject": "Asunto\nBcc: x@y.z"}
+    rejects(plan(**two_lines), "subject", "line break")
 
 
-def test_kind_may_be_given_as_text_and_dedup_spans_check_calls() -> None:
-    checker = RowChecker("sms", Template.parse("{text}"), default_region="CL")  # type: ignore[arg-type]
-    assert checker.kind is Kind.SMS
+def test_dedup_spans_check_calls() -> None:
+    checker = RowChecker(Kind.SMS, Template.parse("{text}"), default_region="CL")
     first = [Row(2, {"dst_number": "56987654321", "text": "x" * 200})]
     assert [r.segments for r in checker.check(first)] == [2]  # counted as SMS
     again = [Row(2, {"dst_number": "+56987654321", "text": "y"})]

@@ -48,11 +48,10 @@ def test_preflight_counts_the_documented_short_link_length() -> None:
     settings = load_settings({})
     head = "a" * (160 - SHORT_LINK_CHARS)  # with the short link: exactly one segment
     resolved = resolve(CampaignOptions(name="Promo", text=f"{head}{{link:{URL}}}"), settings)
-    assert resolved.links == (URL,)
     rendered = resolved.template.render(())
     assert len(rendered) == 160 and sms_segments(rendered) == 1  # the long URL would be 2
     assert len(estimated(f"{{link:{URL}}}")) == SHORT_LINK_CHARS
-    assert resolved.stored_text == f"{head}{{link:{URL}}}"  # the worker shortens it
+    assert resolved.options.text == f"{head}{{link:{URL}}}"  # stored so: the worker shortens it
     with pytest.raises(InvalidInput) as caught:
         resolve(CampaignOptions(name="Promo", text="{link:nope}"), settings)
     assert caught.value.field == "text"
