@@ -38,7 +38,6 @@ from connectus_worker.worker.chunk_recovery import ChunkRecovery
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.short_links import short_link_of
 from connectus_worker.worker.housekeeping import Housekeeper
-from connectus_worker.worker.id_lookup import IdLookup
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.pipeline import SendPipeline
 from connectus_worker.worker.policy import RetryPolicy
@@ -174,12 +173,6 @@ def build_worker_app(
         timezone=settings.default_timezone,
         rebuild=lambda job_id: recipient_message(campaigns, job_id, settings.queue_bulk),
         content_key=settings.content_key,
-        id_lookup=IdLookup(
-            store=store,
-            after_s=settings.reconcile_after_s,
-            window_s=settings.reconcile_window_s,
-            content_key=settings.content_key,
-        ),
     )
     status = StatusPoller(campaigns=campaigns, jobs=store, client=clients,
                           after_s=settings.campaign_status_poll_after_s)  # fmt: skip

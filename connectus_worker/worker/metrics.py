@@ -141,15 +141,6 @@ class WorkerMetrics:
         elif outcome == "retrying":
             self.retries.labels(kind.value, "durable").inc()
 
-    def status_lookup(self, kind: Kind, result: str) -> None:
-        self.status_lookups.labels(kind.value, result).inc()
-
-    def delivery_status(self, kind: Kind, status: str) -> None:
-        self.delivery_statuses.labels(kind.value, status).inc()
-
-    def email_event(self, event: str) -> None:
-        self.email_events.labels(event).inc()
-
     def waited(self, product: str, waited_ms: float, account: str = "default") -> None:
         """A rate-limiter wait of ``account``, given in ms (recorded in seconds)."""
         self.ratelimit_wait.labels(product, account).observe(max(0.0, waited_ms) / 1000)
