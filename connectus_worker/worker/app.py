@@ -41,7 +41,7 @@ from connectus_worker.worker.housekeeping import Housekeeper
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.pipeline import SendPipeline
 from connectus_worker.worker.policy import RetryPolicy
-from connectus_worker.worker.qr_session import QrSessionWatch, qr_session_recheck_ms
+from connectus_worker.worker.qr_session import QrSessionWatch
 from connectus_worker.worker.ratelimit import RateLimiter
 from connectus_worker.worker.reconcile import Reconciler
 from connectus_worker.worker.senders import ClientSender
@@ -133,9 +133,7 @@ def build_worker_app(
     # A 200 ms local view of a closed breaker: no round trip per send while all is
     # well; an opened breaker reaches every process within 200 ms.
     breakers = ByAccount({
-        n: CircuitBreaker.from_settings(settings, client_redis, n, cache_ms=200,
-                                        recheck_ms=qr_session_recheck_ms(settings))
-        for n in names
+        n: CircuitBreaker.from_settings(settings, client_redis, n, cache_ms=200) for n in names
     })  # fmt: skip
     pipelines = ByAccount({
         n: SendPipeline(store=store, policy=policy, worker_id=worker_id, lease_ms=lease,
