@@ -336,8 +336,7 @@ class SendPipeline:
         self.ledger.call(
             self.store.defer, str(job["job_id"]), message, self.clock() + max(delay_ms, 50)
         )
-        # Waiting for a token is routine under load (three workers once wrote 47,000 of
-        # these lines in 7 min): a metric counts it; the line is for debugging only.
+        # Waiting for a token is routine under load: a metric counts it, the line is for debugging.
         emit = log.debug if why == "RateLimitTimeout" else log.info
         emit("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"
