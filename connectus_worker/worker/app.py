@@ -30,11 +30,10 @@ from connectus_worker.worker.balance_snapshot import BalanceSnapshotWriter
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.bulk import BulkSender
 from connectus_worker.worker.campaign_deliveries import delivery_opener
-from connectus_worker.worker.campaign_messages import recipient_message
+from connectus_worker.worker.campaign_messages import ChunkRecovery, recipient_message
 from connectus_worker.worker.campaign_status import StatusPoller
 from connectus_worker.worker.campaigns import CampaignPump
 from connectus_worker.worker.channel_status import ChannelStatusPoller
-from connectus_worker.worker.chunk_recovery import ChunkRecovery
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.short_links import short_link_of
 from connectus_worker.worker.housekeeping import Housekeeper
