@@ -16,7 +16,6 @@ number are matched one to one.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
@@ -63,14 +62,6 @@ def entry_of(
         "account": account,
     }
     return {k: v for k, v in entry.items() if v is not None}
-
-
-def lookup_entry(
-    kind: Kind, payload: Mapping[str, Any], key: bytes, account: str | None = None
-) -> bytes | None:
-    """:func:`entry_of` as stored (JSON), or None when nothing lists the kind."""
-    entry = entry_of(kind, payload, key, account)
-    return None if entry is None else json.dumps(entry).encode()
 
 
 def _digits(value: Any) -> str:

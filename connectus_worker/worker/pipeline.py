@@ -15,6 +15,7 @@ bookkeeping and fail open on a Redis error.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 import uuid
@@ -36,7 +37,7 @@ from connectus_worker.worker import breaker as gates
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.breaker_scopes import target_for
 from connectus_worker.worker.connectus.errors import ConnectusError
-from connectus_worker.worker.id_lookup import NO_LISTING, PENDING, lookup_entry
+from connectus_worker.worker.id_lookup import NO_LISTING, PENDING, entry_of
 from connectus_worker.worker.ledger import DurableLedger, dead_fields, failure_fields, kept_message
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
@@ -83,6 +84,9 @@ class SendPipeline:
         self.content_key = content_key
         self.rng = rng or random.Random()
         self.breaker, self.limiter, self.metrics = breaker, limiter, metrics
+        # The Connectus account this pipeline sends for (a metrics label).
+        gate = limiter or breaker
+        self.account = gate.account if gate is not None else "default"
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
         self.limits = AgeLimits(policy.max_message_age_s, policy.otp_max_age_s)
@@ -93,12 +97,6 @@ class SendPipeline:
         # restarted process with the same worker id gets a new nonce).
         self._nonce = uuid.uuid4().hex
         self._deliveries = itertools.count(1)
-
-    @property
-    def account(self) -> str:
-        """The Connectus account this pipeline sends for (its limiter's; metrics label)."""
-        gate = self.limiter or self.breaker
-        return gate.account if gate is not None else "default"
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
@@ -280,13 +278,14 @@ class SendPipeline:
         if not provider_id:
             # Accepted without an id (the documented SMS answer): sent all the same;
             # the id is looked up afterwards (worker.id_lookup).
-            entry = lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
+            entry = entry_of(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:
             landed = self.ledger.finish(self.store.finish, job_id, fence, "sent", fields)
         else:
+            stored = json.dumps(entry).encode()
             landed = self.ledger.finish(
-                self.store.finish_without_id, job_id, fence, "sent", entry, fields
+                self.store.finish_without_id, job_id, fence, "sent", stored, fields
             )
         if not landed:
             log.warning("job.fenced_out", provider_id=provider_id)
