@@ -125,12 +125,6 @@ class RateLimiter:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not 0 < limits.throttle_threshold < 1:
-            raise ValueError("throttle_threshold must be in (0, 1)")
-        if not 0 <= limits.margin < 1:
-            raise ValueError("margin must be in [0, 1)")
-        if limits.window_s <= 0 or limits.recovery_s <= 0:
-            raise ValueError("window_s and recovery_s must be > 0")
         self.client, self.limits, self.prefix, self.account = client, limits, prefix, account
         self.clock, self.sleep, self.hash_key = clock, sleep, hash_key
         self._acquire = client.register_script(ACQUIRE)
