@@ -160,7 +160,7 @@ def start_supervisor_endpoint(
         multiproc_dir,
         [
             QueueCollector(client, Keys(settings.key_prefix), settings.queues),
-            BreakerCollector(lambda: [breaker.status() for breaker in breakers]),
+            BreakerCollector(breakers),
             SupervisorCollector(supervisor.running, lambda: supervisor.restarts),
         ],
     )

@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.breaker import CircuitBreaker
 
 log = structlog.get_logger("connectus_worker.worker.metrics")
 
@@ -225,17 +226,16 @@ class QueueCollector(Collector):
 
 
 class BreakerCollector(Collector):
-    """The shared breaker's scopes, at scrape time: each scope that is not closed (and
+    """Each account's breaker scopes, at scrape time: each scope that is not closed (and
     the account scope always) with its state (0 closed, 1 half-open, 2 open), its
     reason, and the end of its open period (epoch s)."""
 
-    def __init__(self, status: Callable[[], dict[str, object] | list[dict[str, object]]]) -> None:
-        # One status, or one per Connectus account (each labelled with its account).
-        self.status = status
+    def __init__(self, breakers: Sequence[CircuitBreaker]) -> None:
+        self.breakers = breakers
 
     def collect(self) -> Iterator[Metric]:
         try:
-            found = self.status()
+            found = [breaker.status() for breaker in self.breakers]
         except redis.RedisError as exc:
             log.warning("metrics.breaker_unavailable", error=str(exc))
             return
@@ -250,7 +250,7 @@ class BreakerCollector(Collector):
             "End of the scope's current or last open period (epoch seconds).",
             labels=["account", "scope"],
         )
-        for status in found if isinstance(found, list) else [found]:
+        for status in found:
             account = str(status["account"])
             scopes = cast(list[dict[str, Any]], status.get("scopes", []))
             if not any(s["scope"] == "account" for s in scopes):
