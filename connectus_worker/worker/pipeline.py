@@ -84,9 +84,6 @@ class SendPipeline:
         self.content_key = content_key
         self.rng = rng or random.Random()
         self.breaker, self.limiter, self.metrics = breaker, limiter, metrics
-        # The Connectus account this pipeline sends for (a metrics label).
-        gate = limiter or breaker
-        self.account = gate.account if gate is not None else "default"
         self.acquire_timeout_s = acquire_timeout_s
         self.ledger = DurableLedger(store)
         self.limits = AgeLimits(policy.max_message_age_s, policy.otp_max_age_s)
@@ -97,6 +94,12 @@ class SendPipeline:
         # restarted process with the same worker id gets a new nonce).
         self._nonce = uuid.uuid4().hex
         self._deliveries = itertools.count(1)
+
+    @property
+    def account(self) -> str:
+        """The Connectus account this pipeline sends for (its limiter's; metrics label)."""
+        gate = self.limiter or self.breaker
+        return gate.account if gate is not None else "default"
 
     def handle(self, kind: Kind, job: Mapping[str, Any]) -> str:
         """Process one job message; returns what happened (for logs and tests).
