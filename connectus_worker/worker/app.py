@@ -30,19 +30,17 @@ from connectus_worker.worker.balance_snapshot import BalanceSnapshotWriter
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.bulk import BulkSender
 from connectus_worker.worker.campaign_deliveries import delivery_opener
-from connectus_worker.worker.campaign_messages import recipient_message
+from connectus_worker.worker.campaign_messages import ChunkRecovery, recipient_message
 from connectus_worker.worker.campaign_status import StatusPoller
 from connectus_worker.worker.campaigns import CampaignPump
 from connectus_worker.worker.channel_status import ChannelStatusPoller
-from connectus_worker.worker.chunk_recovery import ChunkRecovery
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.short_links import short_link_of
 from connectus_worker.worker.housekeeping import Housekeeper
-from connectus_worker.worker.id_lookup import IdLookup
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.pipeline import SendPipeline
 from connectus_worker.worker.policy import RetryPolicy
-from connectus_worker.worker.qr_session import QrSessionWatch, qr_session_recheck_ms
+from connectus_worker.worker.qr_session import QrSessionWatch
 from connectus_worker.worker.ratelimit import RateLimiter
 from connectus_worker.worker.reconcile import Reconciler
 from connectus_worker.worker.senders import ClientSender
@@ -134,9 +132,7 @@ def build_worker_app(
     # A 200 ms local view of a closed breaker: no round trip per send while all is
     # well; an opened breaker reaches every process within 200 ms.
     breakers = ByAccount({
-        n: CircuitBreaker.from_settings(settings, client_redis, n, cache_ms=200,
-                                        recheck_ms=qr_session_recheck_ms(settings))
-        for n in names
+        n: CircuitBreaker.from_settings(settings, client_redis, n, cache_ms=200) for n in names
     })  # fmt: skip
     pipelines = ByAccount({
         n: SendPipeline(store=store, policy=policy, worker_id=worker_id, lease_ms=lease,
@@ -174,12 +170,6 @@ def build_worker_app(
         timezone=settings.default_timezone,
         rebuild=lambda job_id: recipient_message(campaigns, job_id, settings.queue_bulk),
         content_key=settings.content_key,
-        id_lookup=IdLookup(
-            store=store,
-            after_s=settings.reconcile_after_s,
-            window_s=settings.reconcile_window_s,
-            content_key=settings.content_key,
-        ),
     )
     status = StatusPoller(campaigns=campaigns, jobs=store, client=clients,
                           after_s=settings.campaign_status_poll_after_s)  # fmt: skip

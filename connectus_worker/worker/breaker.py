@@ -23,7 +23,7 @@ import structlog
 from connectus_worker.config import Settings
 from connectus_worker.luascript import load
 from connectus_worker.redis import text
-from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, Target, effect
+from connectus_worker.worker.breaker_scopes import ACCOUNT, HOSTS, QR_SESSION, Target, effect
 from connectus_worker.worker.policy import decide
 
 log = structlog.get_logger("connectus_worker.worker.breaker")
@@ -87,9 +87,8 @@ class CircuitBreaker:
         # other pods). A failure seen here drops the cache at once.
         self.cache_ms = cache_ms
         self.monotonic = monotonic
-        # Scopes that a check outside the breaker may close early (qr_session, by
-        # GET /status): a send they hold looks again at least this often (ms),
-        # not only when the open period ends.
+        # Scopes that a check outside the breaker may close early (qr_session): a send
+        # they hold looks again at least this often (ms), not only when the period ends.
         self.recheck_ms = dict(recheck_ms or {})
         self._lock = threading.Lock()
         self._open: frozenset[str] = frozenset()
@@ -105,7 +104,11 @@ class CircuitBreaker:
         cls, settings: Settings, client: redis.Redis, account: str | None = None, **kwargs: Any
     ) -> CircuitBreaker:
         """The breaker of ``account`` (a name of CONNECTUS_ACCOUNTS; None: the first)
-        with the ``BREAKER_*`` settings."""
+        with the ``BREAKER_*`` settings. A send held by ``qr_session`` looks again every
+        QR status check (``QR_STATUS_INTERVAL_S``, at least 1 s): the check may close it."""
+        if settings.qr_status_interval_s > 0:
+            every_ms = int(max(settings.qr_status_interval_s, 1.0) * 1000)
+            kwargs.setdefault("recheck_ms", {QR_SESSION: every_ms})
         return cls(
             client,
             prefix=settings.key_prefix,

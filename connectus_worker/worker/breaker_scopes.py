@@ -69,13 +69,6 @@ class Target:
             return scope == self.balance_scope
         return scope in (self.host_scope, self.product_scope)
 
-    def scopes(self) -> tuple[str, ...]:
-        """Every scope that covers this send, the widest first."""
-        scopes = (ACCOUNT, self.host_scope, self.product_scope, self.balance_scope)
-        if self.host == QR_HOST:
-            return (*scopes[:2], QR_SESSION, *scopes[2:])
-        return scopes
-
 
 def target_for(kind: Kind, payload: Mapping[str, Any]) -> Target:
     """The target of a single send of ``kind`` with ``payload`` (the producer's fields)."""

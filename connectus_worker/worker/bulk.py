@@ -53,10 +53,9 @@ from connectus_worker.worker.connectus.errors import (
     BalanceExhausted,
     ConnectusError,
     MalformedResponse,
-    PermanentError,
     Rejected,
 )
-from connectus_worker.worker.ledger import DurableLedger, error_fields
+from connectus_worker.worker.ledger import DurableLedger, error_fields, failure_fields
 from connectus_worker.worker.pipeline import tell
 from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
 from connectus_worker.worker.ratelimit import RateLimiter, RateLimitRefused
@@ -264,7 +263,8 @@ class BulkSender:
         1 s) and sends them."""
         if delay_ms is None:
             delay_ms = int(1000 if exc.retry_after_s is None else exc.retry_after_s * 1000)
-        fields = {**_error_fields("retrying", exc), "next_attempt_at": self.clock() + delay_ms}
+        fields = {**error_fields("retrying", exc.outcome, exc),
+                  "next_attempt_at": self.clock() + delay_ms}  # fmt: skip
         held = [Finish(chunk.ids[i], c.fence, "done", fields) for i, c in unsent]
         self.ledger.call(self.batch.finish_many, held)
         return self._defer(chunk.message, chunk.campaign.campaign_id, chunk.number, delay_ms)
@@ -290,21 +290,17 @@ class BulkSender:
 
     def _outcome(self, chunk: _Chunk, i: int, claim: Claim, exc: ConnectusError) -> Finish:
         """Recipient ``i``'s outcome after an error, as a single v3 send from here on."""
-        job_id, single = chunk.ids[i], self._single(chunk, i)
+        single = self._single(chunk, i)
         decision = decide(exc, claim.attempts, self.policy, self.rng)
-        if decision.action == "unknown":
-            # Scored by when it became unknown, as JobStore.mark_unknown does: the
-            # reconciler waits RECONCILE_AFTER_S and resends only after its window.
-            fields = _error_fields("unknown", exc)
-            return Finish(job_id, claim.fence, "unknown", fields, single, self.clock())
+        now = self.clock()
+        fields = failure_fields(decision, exc, now)
         if decision.action == "retry":
-            due = self.clock() + decision.delay_ms
-            fields = {**_error_fields("retrying", exc), "next_attempt_at": due}
-            return Finish(job_id, claim.fence, "retry", fields, renew_message(single), due)
-        fields = _error_fields("failed", exc)
-        if not isinstance(exc, PermanentError):  # retries exhausted
-            fields["last_error"] = decision.reason[:500]
-        return Finish(job_id, claim.fence, "dead", fields, single, self.clock())
+            due = int(fields["next_attempt_at"])
+            return Finish(chunk.ids[i], claim.fence, "retry", fields, renew_message(single), due)
+        # An unknown one is scored by when it became unknown, as JobStore.mark_unknown
+        # does: the reconciler waits RECONCILE_AFTER_S and resends only after its window.
+        action = "dead" if decision.action == "fail" else "unknown"
+        return Finish(chunk.ids[i], claim.fence, action, fields, single, now)
 
     def _single(self, chunk: _Chunk, i: int) -> Message[Any]:
         payload = payload_for(chunk.campaign, chunk.rows[i])[0]
@@ -314,7 +310,3 @@ class BulkSender:
         member = f"chunk:{campaign_id}:{number}"
         self.ledger.call(self.jobs.defer, member, message, self.clock() + max(delay_ms, 50))
         return "deferred"
-
-
-def _error_fields(state: str, exc: ConnectusError) -> dict[str, str | int]:
-    return error_fields(state, exc.outcome, exc)

@@ -10,7 +10,6 @@ The states and why a release is safe: docs/campaigns.md.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -44,7 +43,6 @@ class CampaignPump:
         owner: str,
         clock: Callable[[], int] = epoch_ms,
         lock_ms: int = 5_000,
-        read_ahead: int = 8,
         shorten: Callable[[str, str | None], tuple[str, str]] | None = None,
         open_delivery: Callable[[Campaign, int], str] | None = None,
     ) -> None:
@@ -58,7 +56,6 @@ class CampaignPump:
         self.owner = owner
         self.clock = clock
         self.lock_ms = lock_ms
-        self.read_ahead = read_ahead
         self.shorten = shorten
         self.open_delivery = open_delivery
 
@@ -144,36 +141,19 @@ class CampaignPump:
         pending = sum(counts.get(s, 0) for s in PENDING_STATES)
         limit = max(self.max_pending, campaign.chunk_size)
         released = 0
+        # A v1 bulk chunk is released without its rows (its claim reads them).
+        bulk = campaign.transport is Transport.V1_BULK
         while campaign.cursor < campaign.chunks and pending + campaign.chunk_size <= limit:
-            # The next chunks' rows in one round trip for all of them: the pump is
-            # one thread that every sender waits on, and each of its round trips
-            # queues behind the senders' batch scripts in Redis.
-            ahead = min(self.read_ahead, campaign.chunks - campaign.cursor,
-                        (limit - pending) // campaign.chunk_size)  # fmt: skip
-            # A v1 bulk chunk is released without its rows (its claim reads them).
-            bulk = campaign.transport is Transport.V1_BULK
-            for rows in [None] * ahead if bulk else self._read_chunks(campaign, ahead):
-                count = self._release_chunk(campaign, rows)
-                if count is None:
-                    return released  # lost the race: another process released it
-                pending += count
-                released += 1
-                campaign = replace(campaign, cursor=campaign.cursor + 1)
+            rows = None if bulk else self.store.chunk(campaign.campaign_id, campaign.cursor)
+            count = self._release_chunk(campaign, rows)
+            if count is None:
+                return released  # lost the race: another process released it
+            pending += count
+            released += 1
+            campaign = replace(campaign, cursor=campaign.cursor + 1)
         if campaign.cursor >= campaign.chunks and pending == 0:
             self._move(campaign, CampaignState.FINISHED, {CampaignState.RUNNING}, finished_at=now)
         return released
-
-    def _read_chunks(self, campaign: Campaign, n: int) -> list[list[list[str]]]:
-        """The rows of chunks ``cursor .. cursor + n - 1``, in one round trip."""
-        pipe = self.store.client.pipeline(transaction=False)
-        for number in range(campaign.cursor, campaign.cursor + n):
-            pipe.get(self.store.keys.campaign_chunk(campaign.campaign_id, number))
-        chunks: list[list[list[str]]] = []
-        for number, data in enumerate(pipe.execute(), start=campaign.cursor):
-            if data is None:  # as CampaignStore.chunk
-                raise LookupError(f"campaign {campaign.campaign_id}: chunk {number} is missing")
-            chunks.append(json.loads(data))
-        return chunks
 
     def _release_chunk(self, campaign: Campaign, rows: list[list[str]] | None) -> int | None:
         """Release chunk ``campaign.cursor``; its row count, or None if it lost the race."""

@@ -176,10 +176,10 @@ class ChannelStatusPoller:
         answer = self._record(keys=[self.keys.job(job_id), self._stream], args=args)
         if self.metrics is not None:
             if int(answer[0]):
-                self.metrics.delivery_status(kind, status)
+                self.metrics.delivery_statuses.labels(kind.value, status).inc()
             for event in answer[1:]:
-                self.metrics.email_event(text(event))
+                self.metrics.email_events.labels(text(event)).inc()
 
     def _count(self, kind: Kind, result: str) -> None:
         if self.metrics is not None:
-            self.metrics.status_lookup(kind, result)
+            self.metrics.status_lookups.labels(kind.value, result).inc()

@@ -15,12 +15,12 @@ import time
 from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from pathlib import Path
-from socketserver import ThreadingMixIn
 from typing import Any
-from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+from wsgiref.simple_server import WSGIRequestHandler, make_server
 
 import redis
 from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -114,11 +114,6 @@ def _answer(start_response: StartResponse, code: int, body: dict[str, str]) -> l
     return [data]
 
 
-class _Server(ThreadingMixIn, WSGIServer):
-    daemon_threads = True  # a hung request never holds the process at exit
-    allow_reuse_address = True
-
-
 class _QuietHandler(WSGIRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         """Scrapes every few seconds would flood stderr; say nothing."""
@@ -128,7 +123,8 @@ class HealthServer:
     """Serves ``app`` on ``host:port`` from a daemon thread; ``port=0`` picks a free one."""
 
     def __init__(self, app: Callable[..., list[bytes]], *, host: str, port: int) -> None:
-        self.server = make_server(host, port, app, _Server, _QuietHandler)
+        # Daemon request threads: a hung request never holds the process at exit.
+        self.server = make_server(host, port, app, ThreadingWSGIServer, _QuietHandler)
         self.thread = threading.Thread(
             target=self.server.serve_forever, name="health-http", daemon=True
         )
@@ -164,7 +160,7 @@ def start_supervisor_endpoint(
         multiproc_dir,
         [
             QueueCollector(client, Keys(settings.key_prefix), settings.queues),
-            BreakerCollector(lambda: [breaker.status() for breaker in breakers]),
+            BreakerCollector(breakers),
             SupervisorCollector(supervisor.running, lambda: supervisor.restarts),
         ],
     )

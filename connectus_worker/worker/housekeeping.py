@@ -22,7 +22,7 @@ import structlog
 from connectus_worker.ledger.delivery_status import PendingStatuses
 from connectus_worker.ledger.jobs import JobStore, epoch_ms
 from connectus_worker.transport.broker import ConnectusBroker
-from connectus_worker.worker.chunk_recovery import ChunkRecovery
+from connectus_worker.worker.campaign_messages import ChunkRecovery
 from connectus_worker.worker.reconcile import Reconciler
 
 log = structlog.get_logger("connectus_worker.worker.housekeeping")
@@ -45,15 +45,15 @@ class Housekeeper(threading.Thread):
         broker: ConnectusBroker,
         queues: Iterable[str],
         promote_interval_s: float,
-        maintenance_interval_s: float = 15.0,
-        reconciler: Reconciler | None = None,
-        reconcile_interval_s: float = 5.0,
+        maintenance_interval_s: float,
+        reconciler: Reconciler,
+        reconcile_interval_s: float,
+        ticks: Sequence[Duty],
+        polls: Sequence[Duty],
+        pending_statuses: PendingStatuses,
+        chunk_recovery: ChunkRecovery,
         batch: int = 500,
-        ticks: Sequence[Duty] = (),
-        polls: Sequence[Duty] = (),
         status_interval_s: float = 5.0,
-        pending_statuses: PendingStatuses | None = None,
-        chunk_recovery: ChunkRecovery | None = None,
     ) -> None:
         super().__init__(name="housekeeper", daemon=True)
         self.store, self.broker, self.queues, self.batch = store, broker, tuple(queues), batch
@@ -80,9 +80,8 @@ class Housekeeper(threading.Thread):
                     since_maintenance = 0.0
                     for queue in self.queues:  # messages held by dead workers
                         self.broker.maintain(queue)
-                    if self.chunk_recovery is not None:
-                        self.chunk_recovery.run_once()
-                if self.reconciler is not None and since_reconcile >= self.reconcile_interval_s:
+                    self.chunk_recovery.run_once()
+                if since_reconcile >= self.reconcile_interval_s:
                     since_reconcile = 0.0
                     self.reconciler.run_once()
                 for duty in self.ticks:
@@ -91,12 +90,11 @@ class Housekeeper(threading.Thread):
                     since_status = 0.0
                     for duty in self.polls:
                         duty()
-                    if self.pending_statuses is not None:
-                        # Status webhooks that came before their send was recorded.
-                        matched, expired = self.pending_statuses.match(epoch_ms())
-                        if matched or expired:
-                            log.info("delivery_status.pending_matched", matched=matched,
-                                     expired=expired)  # fmt: skip
+                    # Status webhooks that came before their send was recorded.
+                    matched, expired = self.pending_statuses.match(epoch_ms())
+                    if matched or expired:
+                        log.info("delivery_status.pending_matched", matched=matched,
+                                 expired=expired)  # fmt: skip
             except redis.RedisError as exc:
                 log.warning("housekeeping.redis_error", error=str(exc))
             except Exception:

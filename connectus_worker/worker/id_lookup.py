@@ -1,13 +1,11 @@
-"""Finding a sent message again in Connectus's listings, and the provider-id lookup.
+"""Finding a sent message again in Connectus's listings.
 
 Each kind names its listing in ``KINDS`` (``lookup``): :class:`Finder` searches it
 for a message's destination and keyed content digest. The reconciler
-(:mod:`worker.reconcile`) uses it to settle ``unknown`` jobs, and :class:`IdLookup`
-to learn the provider id of jobs Connectus accepted without naming it (the
-documented SMS answer, ``{"status": "ESME_ROK"}``), which webhooks, status polls
-and reports need; it records ``provider_id_lookup`` on the job. Where each kind is
-looked up and what each verdict means: docs/connectus-api.md, "The provider id of
-a send accepted without one".
+(:mod:`worker.reconcile`) uses it to settle ``unknown`` jobs and to learn the provider
+id of jobs Connectus accepted without naming it (the documented SMS answer,
+``{"status": "ESME_ROK"}``): docs/connectus-api.md, "The provider id of a send
+accepted without one".
 
 An entry (``{prefix}:idlookup:data``) keeps the destination and
 :func:`domain.hashing.content_digest` of the content, never the content nor a
@@ -18,37 +16,23 @@ number are matched one to one.
 
 from __future__ import annotations
 
-import json
 import re
-from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import structlog
-
 from connectus_worker.domain.hashing import content_digest, provider_hash_digest
 from connectus_worker.domain.models import Kind
-from connectus_worker.ledger.jobs import JobStore
-from connectus_worker.luascript import load
-from connectus_worker.redis import text
 from connectus_worker.worker.accounts import ByAccount
 from connectus_worker.worker.connectus.client import ConnectusClient
-from connectus_worker.worker.connectus.errors import ConnectusError
-
-log = structlog.get_logger("connectus_worker.worker.id_lookup")
 
 #: ``provider_id_lookup`` values the send path writes (id_lookup.lua writes the verdicts).
 PENDING, NO_LISTING = "pending", "no_listing"
 
-#: Most candidate ids handed to the script per job (the first free one is taken).
-MAX_CANDIDATES = 200
-
 Listed = tuple[str | None, str | None, str | None]  # (provider id, destination, content)
 
 _NOT_DIGITS = re.compile(r"\D")
-_SCRIPT = load(__package__, "id_lookup.lua")
 
 
 def entry_of(
@@ -78,14 +62,6 @@ def entry_of(
         "account": account,
     }
     return {k: v for k, v in entry.items() if v is not None}
-
-
-def lookup_entry(
-    kind: Kind, payload: Mapping[str, Any], key: bytes, account: str | None = None
-) -> bytes | None:
-    """:func:`entry_of` as stored (JSON), or None when nothing lists the kind."""
-    entry = entry_of(kind, payload, key, account)
-    return None if entry is None else json.dumps(entry).encode()
 
 
 def _digits(value: Any) -> str:
@@ -193,79 +169,3 @@ class Finder:
                     index.setdefault((where, one), []).append(provider_id)
             self._indexed[key] = index
         return index.get((dst, digest), [])
-
-
-class IdLookup:
-    """Finds the provider ids of sent jobs that have none yet. Run by the reconciler."""
-
-    def __init__(
-        self,
-        *,
-        store: JobStore,
-        after_s: float,
-        window_s: float,
-        content_key: bytes,
-        batch: int = 1000,
-    ) -> None:
-        self.store = store
-        self.content_key = content_key
-        self.after_ms = int(after_s * 1000)
-        self.window_ms = int(window_s * 1000)
-        self.batch = batch
-        self._resolve = store.client.register_script(_SCRIPT)
-
-    def run_once(self, lookups: LookupCache | Mapping[str, LookupCache]) -> Counter[str]:
-        """One pass over the due jobs; returns the verdicts by name."""
-        keys = self.store.keys
-        now = self.store.clock()
-        rows: list[tuple[bytes, float]] = self.store.client.zrangebyscore(  # type: ignore[assignment]
-            keys.id_lookups, "-inf", now - self.after_ms, start=0, num=self.batch,
-            withscores=True,
-        )  # fmt: skip
-        if not rows:
-            return Counter()
-        ids = [text(job_id) for job_id, _ in rows]
-        entries = self.store.client.hmget(keys.id_lookup_data, ids)
-        finder = Finder(lookups, self.content_key)
-        pipe = self.store.client.pipeline(transaction=False)
-        asked: list[str] = []
-        outcomes: Counter[str] = Counter()
-        for (member, score), raw in zip(rows, entries, strict=True):
-            job_id, sent_ms = text(member), int(score)
-            entry = json.loads(raw) if raw else None
-            give_up = entry is None or now - sent_ms >= self.window_ms
-            found: list[str] = []
-            try:
-                if entry is not None:
-                    if "digest" not in entry:  # written before the digests were keyed
-                        entry["digest"] = provider_hash_digest(
-                            self.content_key, str(entry.get("sha256"))
-                        )
-                    sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
-                    found = next((ids for ids in finder.ids(entry, sent) if ids), [])
-            except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
-                # Connectus down, or a listing it refuses (an unknown delivery is a
-                # 404): look again next pass, until the window has passed.
-                log.warning("id_lookup.lookup_failed", job_id=job_id, error=type(exc).__name__)
-                if not give_up:
-                    outcomes["lookup_failed"] += 1
-                    continue
-            if not found and not give_up:
-                outcomes["waiting"] += 1
-                continue
-            self._resolve(
-                keys=[keys.job(job_id), keys.id_lookups, keys.id_lookup_data],
-                args=[job_id, now, 1 if give_up else 0, self.store.ttl_s, keys.prefix,
-                      *found[:MAX_CANDIDATES]],
-                client=pipe,
-            )  # fmt: skip
-            asked.append(job_id)
-        for asked_id, answer in zip(asked, pipe.execute(), strict=True):
-            verdict = text(answer[0])
-            outcomes[verdict] += 1
-            if verdict == "found":
-                log.info("id_lookup.found", job_id=asked_id, provider_id=text(answer[1]))
-            elif verdict == "not_found":
-                log.warning("id_lookup.not_found", job_id=asked_id)
-        log.info("id_lookup.pass", **outcomes)
-        return outcomes

@@ -22,6 +22,7 @@ from dramatiq import Message
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.job_messages import new_message
 from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.worker.policy import Decision
 
 log = structlog.get_logger("connectus_worker.worker.ledger")
 
@@ -99,6 +100,26 @@ def error_fields(state: str, outcome: str, exc: BaseException) -> dict[str, str 
         "outcome": outcome,
         "error_class": type(exc).__name__,
         "last_error": f"{reason}: {message}"[:500],
+    }
+
+
+def dead_fields(error_class: str, reason: str) -> dict[str, str | int]:
+    """The job record's fields when it is dead-lettered."""
+    return {"state": "failed", "outcome": "permanent", "error_class": error_class,
+            "last_error": reason[:500]}  # fmt: skip
+
+
+def failure_fields(decision: Decision, exc: BaseException, now_ms: int) -> dict[str, str | int]:
+    """The job record's fields after a failed send, as ``decision`` says; the same for
+    a single send and a bulk recipient. A retry's is due at ``next_attempt_at`` (epoch ms)."""
+    if decision.action == "fail":
+        return dead_fields(type(exc).__name__, decision.reason)
+    if decision.action == "unknown":
+        return error_fields("unknown", "ambiguous", exc)
+    due = now_ms + decision.delay_ms
+    return {
+        **error_fields("retrying", getattr(exc, "outcome", "retry"), exc),
+        "next_attempt_at": due,
     }
 
 

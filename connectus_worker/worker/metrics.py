@@ -26,6 +26,7 @@ from prometheus_client.registry import Collector
 
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.keys import Keys
+from connectus_worker.worker.breaker import CircuitBreaker
 
 log = structlog.get_logger("connectus_worker.worker.metrics")
 
@@ -141,15 +142,6 @@ class WorkerMetrics:
         elif outcome == "retrying":
             self.retries.labels(kind.value, "durable").inc()
 
-    def status_lookup(self, kind: Kind, result: str) -> None:
-        self.status_lookups.labels(kind.value, result).inc()
-
-    def delivery_status(self, kind: Kind, status: str) -> None:
-        self.delivery_statuses.labels(kind.value, status).inc()
-
-    def email_event(self, event: str) -> None:
-        self.email_events.labels(event).inc()
-
     def waited(self, product: str, waited_ms: float, account: str = "default") -> None:
         """A rate-limiter wait of ``account``, given in ms (recorded in seconds)."""
         self.ratelimit_wait.labels(product, account).observe(max(0.0, waited_ms) / 1000)
@@ -234,17 +226,16 @@ class QueueCollector(Collector):
 
 
 class BreakerCollector(Collector):
-    """The shared breaker's scopes, at scrape time: each scope that is not closed (and
+    """Each account's breaker scopes, at scrape time: each scope that is not closed (and
     the account scope always) with its state (0 closed, 1 half-open, 2 open), its
     reason, and the end of its open period (epoch s)."""
 
-    def __init__(self, status: Callable[[], dict[str, object] | list[dict[str, object]]]) -> None:
-        # One status, or one per Connectus account (each labelled with its account).
-        self.status = status
+    def __init__(self, breakers: Sequence[CircuitBreaker]) -> None:
+        self.breakers = breakers
 
     def collect(self) -> Iterator[Metric]:
         try:
-            found = self.status()
+            found = [breaker.status() for breaker in self.breakers]
         except redis.RedisError as exc:
             log.warning("metrics.breaker_unavailable", error=str(exc))
             return
@@ -259,7 +250,7 @@ class BreakerCollector(Collector):
             "End of the scope's current or last open period (epoch seconds).",
             labels=["account", "scope"],
         )
-        for status in found if isinstance(found, list) else [found]:
+        for status in found:
             account = str(status["account"])
             scopes = cast(list[dict[str, Any]], status.get("scopes", []))
             if not any(s["scope"] == "account" for s in scopes):

@@ -15,6 +15,7 @@ bookkeeping and fail open on a Redis error.
 from __future__ import annotations
 
 import itertools
+import json
 import random
 import time
 import uuid
@@ -36,8 +37,8 @@ from connectus_worker.worker import breaker as gates
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.breaker_scopes import target_for
 from connectus_worker.worker.connectus.errors import ConnectusError
-from connectus_worker.worker.id_lookup import NO_LISTING, PENDING, lookup_entry
-from connectus_worker.worker.ledger import DurableLedger, error_fields, kept_message
+from connectus_worker.worker.id_lookup import NO_LISTING, PENDING, entry_of
+from connectus_worker.worker.ledger import DurableLedger, dead_fields, failure_fields, kept_message
 from connectus_worker.worker.metrics import WorkerMetrics
 from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
 from connectus_worker.worker.ratelimit import Acquired, RateLimiter, RateLimitRefused
@@ -141,7 +142,9 @@ class SendPipeline:
             tracing.annotate(attempt=claim.attempts)
             expiry = self._expired(kind, job)
             if expiry is not None:  # never sent after its expiry: a late OTP is worse than none
-                return self._dead_letter(kind, job, claim.fence, "Expired", expiry.reason())
+                return self._dead_letter(
+                    kind, job, claim.fence, dead_fields("Expired", expiry.reason())
+                )
             started = time.perf_counter()
             try:
                 provider_id = self.send(kind, job["payload"])
@@ -278,13 +281,14 @@ class SendPipeline:
         if not provider_id:
             # Accepted without an id (the documented SMS answer): sent all the same;
             # the id is looked up afterwards (worker.id_lookup).
-            entry = lookup_entry(kind, job["payload"], self.content_key, job.get("account"))
+            entry = entry_of(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
         if entry is None:
             landed = self.ledger.finish(self.store.finish, job_id, fence, "sent", fields)
         else:
+            stored = json.dumps(entry).encode()
             landed = self.ledger.finish(
-                self.store.finish_without_id, job_id, fence, "sent", entry, fields
+                self.store.finish_without_id, job_id, fence, "sent", stored, fields
             )
         if not landed:
             log.warning("job.fenced_out", provider_id=provider_id)
@@ -297,6 +301,7 @@ class SendPipeline:
         """Record a failed send as the policy decides (:func:`worker.policy.decide`)."""
         job_id, decision = str(job["job_id"]), decide(exc, claim.attempts, self.policy, self.rng)
         tracing.annotate(error=type(exc).__name__, reason=getattr(exc, "reason", None))
+        fields = failure_fields(decision, exc, self.clock())
         if decision.action == "unknown":
             if isinstance(exc, ConnectusError):
                 log.warning("send.ambiguous", reason=exc.reason, error=type(exc).__name__)
@@ -304,30 +309,27 @@ class SendPipeline:
                 log.exception("send.crashed")
             if self.metrics is not None:
                 self.metrics.ambiguous.labels(kind.value, type(exc).__name__).inc()
-            fields = error_fields("unknown", "ambiguous", exc)
             self.ledger.finish(self.store.mark_unknown, job_id, claim.fence, "unknown",
                                kept_message(kind, job), fields)  # fmt: skip
             return "unknown"
         if decision.action == "fail":
-            return self._dead_letter(kind, job, claim.fence, type(exc).__name__, decision.reason)
-        assert isinstance(exc, ConnectusError)
-        due = self.clock() + decision.delay_ms
-        fields = {**error_fields("retrying", exc.outcome, exc), "next_attempt_at": due}
+            return self._dead_letter(kind, job, claim.fence, fields)
         message = new_message(str(job["queue"]), kind.actor_name, job)
+        due = int(fields["next_attempt_at"])
         self.ledger.finish(
             self.store.retry_later, job_id, claim.fence, "retrying", message, due, fields
         )
-        log.warning("send.retry_scheduled", reason=exc.reason, delay_ms=decision.delay_ms)
+        log.warning(
+            "send.retry_scheduled", reason=getattr(exc, "reason", None), delay_ms=decision.delay_ms
+        )
         return "retrying"
 
     def _dead_letter(
-        self, kind: Kind, job: Mapping[str, Any], fence: int, error_class: str, reason: str
+        self, kind: Kind, job: Mapping[str, Any], fence: int, fields: dict[str, str | int]
     ) -> str:
-        fields = {"state": "failed", "outcome": "permanent", "error_class": error_class,
-                  "last_error": reason[:500]}  # fmt: skip
         self.ledger.finish(self.store.dead_letter, str(job["job_id"]), fence, "failed",
                            kept_message(kind, job), fields)  # fmt: skip
-        log.error("send.dead_lettered", error=error_class, reason=reason[:500])
+        log.error("send.dead_lettered", error=fields["error_class"], reason=fields["last_error"])
         return "failed"
 
     def defer(self, kind: Kind, job: Mapping[str, Any], delay_ms: int, why: str) -> str:
@@ -336,8 +338,7 @@ class SendPipeline:
         self.ledger.call(
             self.store.defer, str(job["job_id"]), message, self.clock() + max(delay_ms, 50)
         )
-        # Waiting for a token is routine under load (three workers once wrote 47,000 of
-        # these lines in 7 min): a metric counts it; the line is for debugging only.
+        # Waiting for a token is routine under load: a metric counts it, the line is for debugging.
         emit = log.debug if why == "RateLimitTimeout" else log.info
         emit("send.deferred", why=why, delay_ms=delay_ms)
         return f"deferred:{why}"

@@ -19,7 +19,6 @@ from collections.abc import Callable
 import redis
 import structlog
 
-from connectus_worker.config import Settings
 from connectus_worker.worker.breaker import CircuitBreaker
 from connectus_worker.worker.breaker_scopes import QR_SESSION
 from connectus_worker.worker.connectus.client import ConnectusClient
@@ -29,15 +28,6 @@ log = structlog.get_logger("connectus_worker.worker.qr_session")
 
 #: ``GET /status`` values that mean the session is paired (compared lower-case).
 CONNECTED_STATUSES = frozenset({"connected", "open", "ready", "authenticated", "inchat"})
-
-
-def qr_session_recheck_ms(settings: Settings) -> dict[str, int]:
-    """How often a send held by ``qr_session`` looks again (ms), for the breaker: every
-    status check's interval (the watch may close the pause any time), at least a second;
-    nothing when checks are off."""
-    if settings.qr_status_interval_s <= 0:
-        return {}
-    return {QR_SESSION: int(max(settings.qr_status_interval_s, 1.0) * 1000)}
 
 
 def is_connected(status: str) -> bool:

@@ -106,7 +106,8 @@ class Acquired:
 
 
 class RateLimiter:
-    """The shared buckets of one account. Thread-safe (its only state is a cache of hints).
+    """The shared buckets of one account. Thread-safe: its state is in Redis. A success
+    writes nothing (requests are counted when granted; the rate climbs back by itself).
 
     ``clock``: epoch ms, or None to use Redis's clock; ``sleep`` takes seconds (s).
     ``hash_key``: the HMAC key of destination keys (``CONTENT_HASH_KEY``; the
@@ -124,15 +125,8 @@ class RateLimiter:
         clock: Callable[[], float] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        if not 0 < limits.throttle_threshold < 1:
-            raise ValueError("throttle_threshold must be in (0, 1)")
-        if not 0 <= limits.margin < 1:
-            raise ValueError("margin must be in [0, 1)")
-        if limits.window_s <= 0 or limits.recovery_s <= 0:
-            raise ValueError("window_s and recovery_s must be > 0")
         self.client, self.limits, self.prefix, self.account = client, limits, prefix, account
         self.clock, self.sleep, self.hash_key = clock, sleep, hash_key
-        self._rate_seen: dict[str, float] = {}  # last effective rate seen per product
         self._acquire = client.register_script(ACQUIRE)
         self._throttled = client.register_script(THROTTLED)
 
@@ -190,7 +184,6 @@ class RateLimiter:
         """Read ``take``'s answer: the grant (not yet slept for), or the refusal raised."""
         lim = self.limits
         status, wait_ms, rate = text(answer[0]), float(answer[1]), float(answer[2])
-        self._rate_seen[product] = rate
         if status == "dst":
             cap = f"{lim.dst_cap_count} per {lim.dst_cap_window_s} s"
             raise DestinationCapped(product, _ceil_ms(wait_ms), f"{product}: dst cap {cap}")
@@ -211,15 +204,7 @@ class RateLimiter:
                   max(0.0, retry_after_s or 0.0) * 1000, _TTL_MS, lim.recovery_s * 1000,
                   lim.window_s * 1000],
         )  # fmt: skip
-        rate = float(answer[0])
-        self._rate_seen[product] = rate
-        return rate
-
-    def on_success(self, product: str) -> float:
-        """A send went through. Free: requests are counted when their token is
-        granted and the rate climbs back by itself, so nothing is written.
-        Returns the effective rate last seen by this process (tokens/s)."""
-        return self._rate_seen.get(product, self._bucket(product).rate_per_s)
+        return float(answer[0])
 
     def status(self, product: str) -> dict[str, float | str]:
         """The bucket (for the CLI and logs): tokens, rate now (tokens/s), ts (ms)."""

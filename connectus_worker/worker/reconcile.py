@@ -21,27 +21,41 @@ and content (an OTP's kept copy has no text: its record's keyed digest stands in
 - **Undecidable** (e-mail): ``RECONCILE_UNDECIDABLE`` decides: ``review`` (held
   for ``connectus review list|resend|drop``), ``resend`` or ``drop``.
 - A lookup that fails (Connectus down) leaves the job for the next pass.
+
+The same pass, over the same listings, looks up the provider id of jobs sent without
+one (:meth:`Reconciler.look_up_ids`), and records ``provider_id_lookup`` on each.
 """
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections import Counter
 from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
 from dramatiq import Message
 
+from connectus_worker.domain.hashing import provider_hash_digest
 from connectus_worker.domain.models import JobRecord
 from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.luascript import load
+from connectus_worker.redis import text
 from connectus_worker.worker.accounts import ByAccount
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.errors import ConnectusError
-from connectus_worker.worker.id_lookup import Finder, IdLookup, LookupCache, entry_of
+from connectus_worker.worker.id_lookup import Finder, LookupCache, entry_of
 
 log = structlog.get_logger("connectus_worker.worker.reconcile")
+
+ID_LOOKUP = load(__package__, "id_lookup.lua")
+#: Most candidate ids handed to the id-lookup script per job (the first free one is taken).
+MAX_CANDIDATES = 200
+#: Sent jobs whose provider id is looked up per pass.
+ID_LOOKUP_BATCH = 1000
 
 
 class Reconciler:
@@ -60,13 +74,10 @@ class Reconciler:
         lock_ttl_s: float = 15.0,
         batch: int = 200,
         rebuild: Callable[[str], Message[Any] | None] | None = None,
-        id_lookup: IdLookup | None = None,
         content_key: bytes,
     ) -> None:
         self.store = store
         self.content_key = content_key  # CONTENT_HASH_KEY
-        # Sent jobs whose provider id is looked up in the same pass and listings.
-        self.id_lookup = id_lookup
         # Rebuilds a message no copy was kept of (a campaign job swept while
         # in a v1 bulk: one bulk message carries its whole chunk).
         self.rebuild = rebuild
@@ -78,6 +89,7 @@ class Reconciler:
         self.lock_ttl_ms = int(lock_ttl_s * 1000)
         self.batch = batch
         self.token = uuid.uuid4().hex
+        self._resolve_id = store.client.register_script(ID_LOOKUP)
 
     def run_once(self) -> Counter[str]:
         """One pass over the due unknown jobs; returns what was decided, by outcome."""
@@ -95,8 +107,7 @@ class Reconciler:
                 older_than_ms=self.after_ms, limit=self.batch
             ):
                 outcomes[self._settle(job_id, since_ms, finder)] += 1
-            if self.id_lookup is not None:
-                self.id_lookup.run_once(lookups)
+            self.look_up_ids(lookups)
         finally:
             # Release only our own lock (it may have expired and been taken).
             if self.store.client.get(lock) == self.token.encode():
@@ -168,3 +179,59 @@ class Reconciler:
                 if self.store.job_for_provider_id(provider_id) in (None, record.job_id):
                     return provider_id
         return None
+
+    def look_up_ids(self, lookups: LookupCache | Mapping[str, LookupCache]) -> Counter[str]:
+        """The provider ids of the sent jobs due for a lookup; returns the verdicts by name."""
+        keys = self.store.keys
+        now = self.store.clock()
+        rows: list[tuple[bytes, float]] = self.store.client.zrangebyscore(  # type: ignore[assignment]
+            keys.id_lookups, "-inf", now - self.after_ms, start=0, num=ID_LOOKUP_BATCH,
+            withscores=True,
+        )  # fmt: skip
+        if not rows:
+            return Counter()
+        ids = [text(job_id) for job_id, _ in rows]
+        entries = self.store.client.hmget(keys.id_lookup_data, ids)
+        finder = Finder(lookups, self.content_key)
+        pipe = self.store.client.pipeline(transaction=False)
+        asked: list[str] = []
+        outcomes: Counter[str] = Counter()
+        for (member, score), raw in zip(rows, entries, strict=True):
+            job_id, sent_ms = text(member), int(score)
+            entry = json.loads(raw) if raw else None
+            give_up = entry is None or now - sent_ms >= self.window_ms
+            found: list[str] = []
+            try:
+                if entry is not None:
+                    if "digest" not in entry:  # written before the digests were keyed
+                        entry["digest"] = provider_hash_digest(
+                            self.content_key, str(entry.get("sha256"))
+                        )
+                    sent = datetime.fromtimestamp(sent_ms / 1000, tz=UTC)
+                    found = next((ids for ids in finder.ids(entry, sent) if ids), [])
+            except (ConnectusError, KeyError) as exc:  # KeyError: an account not configured
+                # Connectus down, or a listing it refuses (an unknown delivery is a
+                # 404): look again next pass, until the window has passed.
+                log.warning("id_lookup.lookup_failed", job_id=job_id, error=type(exc).__name__)
+                if not give_up:
+                    outcomes["lookup_failed"] += 1
+                    continue
+            if not found and not give_up:
+                outcomes["waiting"] += 1
+                continue
+            self._resolve_id(
+                keys=[keys.job(job_id), keys.id_lookups, keys.id_lookup_data],
+                args=[job_id, now, 1 if give_up else 0, self.store.ttl_s, keys.prefix,
+                      *found[:MAX_CANDIDATES]],
+                client=pipe,
+            )  # fmt: skip
+            asked.append(job_id)
+        for asked_id, answer in zip(asked, pipe.execute(), strict=True):
+            verdict = text(answer[0])
+            outcomes[verdict] += 1
+            if verdict == "found":
+                log.info("id_lookup.found", job_id=asked_id, provider_id=text(answer[1]))
+            elif verdict == "not_found":
+                log.warning("id_lookup.not_found", job_id=asked_id)
+        log.info("id_lookup.pass", **outcomes)
+        return outcomes

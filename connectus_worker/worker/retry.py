@@ -32,16 +32,13 @@ def build_retrying(
 ) -> tenacity.Retrying:
     """A ``tenacity.Retrying`` for one Connectus call: ``retrying(fn, *args)``.
 
-    ``attempts`` counts the first call (1 = no retry). Attempt *n* waits
+    ``attempts`` counts the first call (1 = no retry); the settings check the bounds
+    (``RETRY_*``). Attempt *n* waits
     ``jitter(0, min(max_backoff, initial_backoff * 2**(n-1)))`` (full jitter; a
     ``random.Random(seed).uniform`` makes it repeatable), or the error's Retry-After
     when longer. Backoffs are in ms; ``sleep`` takes seconds. ``on_retry(error,
     attempt, delay_s)`` runs before each sleep, not when giving up.
     """
-    if attempts < 1:
-        raise ValueError(f"attempts must be >= 1, got {attempts}")
-    if not 0 < initial_backoff_ms <= max_backoff_ms:
-        raise ValueError("need 0 < initial_backoff_ms <= max_backoff_ms")
     initial_s, max_s = initial_backoff_ms / 1000, max_backoff_ms / 1000
 
     def wait(state: tenacity.RetryCallState) -> float:

@@ -14,9 +14,9 @@ from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.api import Producer
 from connectus_worker.worker.connectus import errors as e
 from connectus_worker.worker.connectus.errors import ServiceUnavailable
-from connectus_worker.worker.id_lookup import IdLookup
 from connectus_worker.worker.pipeline import SendPipeline
 from connectus_worker.worker.policy import RetryPolicy
+from connectus_worker.worker.reconcile import Reconciler
 from tests.support.clock import Clock
 
 
@@ -123,6 +123,8 @@ def send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
     return pipeline.handle(kind, job.kwargs["job"])
 
 
-def lookup_of(producer: Producer, **kwargs: Any) -> IdLookup:
-    return IdLookup(store=producer.store, content_key=KEY, after_s=kwargs.get("after_s", 30),
-                    window_s=kwargs.get("window_s", 300))  # fmt: skip
+def lookup_of(producer: Producer, **kwargs: Any) -> Reconciler:
+    """A reconciler whose :meth:`Reconciler.look_up_ids` the tests drive with stand-in listings."""
+    return Reconciler(store=producer.store, client={}, content_key=KEY,
+                      after_s=kwargs.get("after_s", 30), window_s=kwargs.get("window_s", 300),
+                      undecidable="review", timezone="America/Santiago")  # fmt: skip

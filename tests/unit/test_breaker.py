@@ -420,8 +420,10 @@ def test_the_country_is_the_calling_code_s(number, country) -> None:
 
 def test_the_target_of_each_kind() -> None:
     assert target_for(Kind.OTP, {"dst_number": "56911112222"}).balance_scope == "balance:sms:CL"
-    assert target_for(Kind.OTP_EMAIL, {"dst_email": "a@b.cl"}).scopes() == (
-        "account", "host:v3", "product:email", "balance:email")  # fmt: skip
-    assert QR.scopes() == (
-        "account", "host:qr", "qr_session", "product:whatsapp_qr", "balance:whatsapp_qr")  # fmt: skip
+    email = target_for(Kind.OTP_EMAIL, {"dst_email": "a@b.cl"})
+    for scope in ("account", "host:v3", "product:email", "balance:email"):
+        assert email.covered_by(scope)
+    assert not email.covered_by("qr_session") and not email.covered_by("balance:sms:CL")
+    for scope in ("account", "host:qr", "qr_session", "product:whatsapp_qr", "balance:whatsapp_qr"):
+        assert QR.covered_by(scope)
     assert target_for(Kind.WHATSAPP, {"id_client": "x1"}).balance_scope == "balance:whatsapp@x1"

@@ -28,9 +28,14 @@ from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import mask_phone
 from connectus_worker.worker.actors import register_bulk_actor
 from connectus_worker.worker.bulk import BulkSender, item_error
-from connectus_worker.worker.campaign_messages import BULK_ACTOR, RECORDS_AT_CLAIM, chunk_message
+from connectus_worker.worker.campaign_messages import (
+    BULK_ACTOR,
+    RECORDS_AT_CLAIM,
+    ChunkRecovery,
+    chunk_message,
+    refused_chunk,
+)
 from connectus_worker.worker.campaigns import CampaignPump
-from connectus_worker.worker.chunk_recovery import ChunkRecovery, refused_chunk
 from connectus_worker.worker.connectus import errors as e
 from connectus_worker.worker.ledger import quarantine
 from connectus_worker.worker.policy import RetryPolicy

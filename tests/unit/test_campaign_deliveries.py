@@ -110,7 +110,7 @@ def test_a_job_with_a_delivery_is_looked_up_in_it_then_in_the_day(
     send_unnamed(producer, clock, Kind.SMS)
     listings = DeliveryListings(by_delivery)
     clock.now_ms += 30_000
-    assert lookup_of(producer).run_once(listings) == {"found": 1}
+    assert lookup_of(producer).look_up_ids(listings) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p1"
     assert listings.asked == asked
 

@@ -11,7 +11,7 @@ import json
 from connectus_worker.domain.hashing import content_digest, content_hash
 from connectus_worker.domain.models import Kind, State
 from connectus_worker.producers.api import Producer
-from connectus_worker.worker.id_lookup import IdLookup
+from connectus_worker.worker.reconcile import Reconciler
 from tests.support.clock import Clock
 from tests.support.pipeline import KEY, Listings, lookup_of, send_unnamed
 
@@ -53,9 +53,9 @@ def test_the_id_is_found_by_destination_and_content_and_indexed(
     listings = Listings(sms=[("other", "56987654321", "chao"), ("wrong-dst", "56911111111", "hola"),
                              ("p1", "+56 9 8765 4321", "hola")])  # fmt: skip
     lookup = lookup_of(producer)
-    assert lookup.run_once(listings) == {}  # not due before RECONCILE_AFTER_S
+    assert lookup.look_up_ids(listings) == {}  # not due before RECONCILE_AFTER_S
     clock.now_ms += 30_000
-    assert lookup.run_once(listings) == {"found": 1}
+    assert lookup.look_up_ids(listings) == {"found": 1}
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id, record.provider_id_lookup) == (
         State.SENT, "p1", "found",
@@ -70,7 +70,7 @@ def test_an_otp_is_found_by_the_hash_connectus_stores(producer: Producer, clock:
     send_unnamed(producer, clock, Kind.OTP)
     clock.now_ms += 30_000
     listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
-    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert lookup_of(producer).look_up_ids(Listings(sms=listing)) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p-otp"
 
 
@@ -85,7 +85,7 @@ def test_an_entry_written_before_the_key_is_keyed_when_read(
     producer.redis.hset(keys.id_lookup_data, job_id, json.dumps(legacy))
     clock.now_ms += 30_000
     listing = [("p-old", "56987654321", content_hash("Tu codigo es 654321"))]
-    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 1}
+    assert lookup_of(producer).look_up_ids(Listings(sms=listing)) == {"found": 1}
     assert producer.get_status(job_id).provider_id == "p-old"
 
 
@@ -94,8 +94,16 @@ def test_an_otp_is_not_matched_under_another_key(producer: Producer, clock: Cloc
     send_unnamed(producer, clock, Kind.OTP)
     clock.now_ms += 30_000
     listing = [("p-otp", "56987654321", content_hash("Tu codigo es 123456"))]
-    other = IdLookup(store=producer.store, content_key=b"o" * 32, after_s=30, window_s=300)
-    assert other.run_once(Listings(sms=listing)) == {"waiting": 1}
+    other = Reconciler(
+        store=producer.store,
+        client={},
+        content_key=b"o" * 32,
+        after_s=30,
+        window_s=300,
+        undecidable="review",
+        timezone="America/Santiago",
+    )
+    assert other.look_up_ids(Listings(sms=listing)) == {"waiting": 1}
     assert producer.get_status(job_id).provider_id is None
 
 
@@ -110,7 +118,7 @@ def test_identical_messages_are_matched_one_to_one(producer: Producer, clock: Cl
     producer.redis.zrem(producer.store.keys.id_lookups, taken)
     clock.now_ms += 30_000
     listing = [(p, "56987654321", "hola") for p in ("p0", "p1", "p2")]
-    assert lookup_of(producer).run_once(Listings(sms=listing)) == {"found": 2}
+    assert lookup_of(producer).look_up_ids(Listings(sms=listing)) == {"found": 2}
     ids = {producer.get_status(first).provider_id, producer.get_status(second).provider_id}
     assert ids == {"p1", "p2"}
 
@@ -122,10 +130,10 @@ def test_not_found_waits_then_stays_sent_with_the_id_not_known(
     send_unnamed(producer, clock, Kind.WHATSAPP)
     lookup, listings = lookup_of(producer), Listings(whatsapp=[("w1", "56987654321", "otro")])
     clock.now_ms += 30_000
-    assert lookup.run_once(listings) == {"waiting": 1}
+    assert lookup.look_up_ids(listings) == {"waiting": 1}
     assert producer.get_status(job_id).provider_id_lookup == "pending"
     clock.now_ms += 300_000
-    assert lookup.run_once(listings) == {"not_found": 1}
+    assert lookup.look_up_ids(listings) == {"not_found": 1}
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id, record.provider_id_lookup) == (
         State.SENT, None, "not_found",
@@ -143,9 +151,9 @@ def test_a_failed_listing_leaves_the_job_for_the_next_pass(
     listings.fail = True
     clock.now_ms += 30_000
     lookup = lookup_of(producer)
-    assert lookup.run_once(listings) == {"lookup_failed": 1}
+    assert lookup.look_up_ids(listings) == {"lookup_failed": 1}
     listings.fail = False
-    assert lookup.run_once(listings) == {"found": 1}
+    assert lookup.look_up_ids(listings) == {"found": 1}
     assert listings.asked[-1] == ("sms", "d-1")  # delivery_info when the send named one
     assert producer.get_status(job_id).provider_id == "p1"
 
@@ -159,8 +167,8 @@ def test_a_listing_that_keeps_failing_gives_up_after_the_window(
     listings.fail = True
     lookup = lookup_of(producer)
     clock.now_ms += 30_000
-    assert lookup.run_once(listings) == {"lookup_failed": 1}
+    assert lookup.look_up_ids(listings) == {"lookup_failed": 1}
     clock.now_ms += 300_000
-    assert lookup.run_once(listings) == {"not_found": 1}
+    assert lookup.look_up_ids(listings) == {"not_found": 1}
     record = producer.get_status(job_id)
     assert (record.state, record.provider_id_lookup) == (State.SENT, "not_found")

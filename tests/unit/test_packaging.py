@@ -52,7 +52,7 @@ def test_the_wheel_holds_the_product_and_its_lua_files_only(tmp_path: Path) -> N
     load_all = (
         "import connectus_worker, connectus_worker.transport.broker, connectus_worker.ledger.jobs_batch, connectus_worker.ledger.delivery_status, connectus_worker.campaign.store, "
         "connectus_worker.campaign.render, connectus_worker.service.events, connectus_worker.service.idempotency, connectus_worker.worker.pipeline, "
-        "connectus_worker.worker.chunk_recovery; print(connectus_worker.__file__)"
+        "connectus_worker.worker.campaign_messages; print(connectus_worker.__file__)"
     )
     done = subprocess.run(
         [sys.executable, "-c", load_all], cwd=tmp_path, capture_output=True, text=True,

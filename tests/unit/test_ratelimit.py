@@ -259,15 +259,6 @@ def test_everything_throttled_goes_to_the_floor(server, clock) -> None:
     assert len(provider.throttled) < 80  # not 10 s at 20/s (200)
 
 
-def test_success_writes_nothing(server, clock) -> None:
-    limiter = make(server, clock)
-    limiter.acquire("sms", timeout_s=0)
-    before = limiter.client.hgetall(limiter.key("sms"))
-    clock.advance(500)
-    assert limiter.on_success("sms") == 10.0
-    assert limiter.client.hgetall(limiter.key("sms")) == before
-
-
 def test_destination_cap_refuses_with_the_time_until_a_slot_frees(server, clock) -> None:
     limiter = make(server, clock, dst_cap_count=2, dst_cap_window_s=60)
     limiter.acquire("sms", dst="56912345678", timeout_s=0)

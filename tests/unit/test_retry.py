@@ -176,11 +176,3 @@ def test_works_as_an_attempt_iterator_too() -> None:
             result = call()
     assert result == "ok"
     assert call.calls == 2
-
-
-@pytest.mark.parametrize(
-    ("attempts", "initial_ms", "max_ms"), [(0, 200, 1000), (3, 0, 1000), (3, 2000, 1000)]
-)
-def test_bad_settings_are_refused(attempts: int, initial_ms: int, max_ms: int) -> None:
-    with pytest.raises(ValueError):
-        make([], attempts=attempts, initial_ms=initial_ms, max_ms=max_ms)

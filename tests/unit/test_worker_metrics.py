@@ -142,7 +142,7 @@ def _queue_registry(client: redis.Redis, keys: Keys) -> CollectorRegistry:
     return supervisor_registry(
         None,
         [QueueCollector(client, keys, ("otp", "transactional", "bulk")),
-         BreakerCollector(breaker.status), SupervisorCollector(lambda: 2, lambda: 3)],
+         BreakerCollector([breaker]), SupervisorCollector(lambda: 2, lambda: 3)],
     )  # fmt: skip
 
 
