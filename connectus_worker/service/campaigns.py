@@ -18,7 +18,6 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, FastAPI
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from connectus_worker.campaign.model import CampaignState
@@ -43,6 +42,7 @@ from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
+    key_reused,
 )
 from connectus_worker.service.openapi import (
     ACCEPTED_HEADERS,
@@ -98,14 +98,7 @@ def campaign_routes(
         except CampaignRefused as exc:
             raise refusal_problem(exc.plan) from exc
         except CampaignConflict as exc:
-            # Nothing beyond "different body": not the other campaign's id.
-            raise ProblemError(
-                422,
-                "this Idempotency-Key was already used with a different request body",
-                errors=[
-                    FieldError(IDEMPOTENCY_HEADER, "was already used for a different campaign")
-                ],
-            ) from exc
+            raise key_reused("for a different campaign") from exc
         plan = accepted.plan.to_json()
         log.info("campaign accepted", campaign_id=accepted.campaign_id, created=accepted.created,
                  kind=campaign.kind, recipients=plan["valid"], invalid=plan["invalid"])  # fmt: skip
@@ -133,10 +126,8 @@ def campaign_routes(
         data: Annotated[dict[str, Any], Depends(json_body(max_body_bytes))],
     ) -> Response:
         run = functools.partial(accept, producers[tenant], data, key)
-        if key is None:
-            return await run_in_threadpool(run)
         request_print = {"method": "POST", "path": "/v1/campaigns", "body": data}
-        return await idempotency.run_once(tenant, key, request_print, run)
+        return await idempotency.run(tenant, key, request_print, run)
 
     @app.get("/v1/campaigns/{campaign_id}", operation_id="getCampaign",
                 summary="A campaign's state and progress: recipients by state, rate, ETA",
