@@ -1,12 +1,7 @@
-"""``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
-
-Routes: the operator console (``/ui``, :mod:`service.console`, when ``CONSOLE_USERS``
-is set), messages and campaigns with their control (:mod:`service.intake`,
-:mod:`service.campaigns`), opt-outs, Connectus webhooks (``/webhooks/...``),
-``/metrics``, ``/healthz``, ``/readyz`` and
-``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
-is problem+json (:mod:`service.problems`), FastAPI's own ones too. Settings
-are read once by the caller and passed in; so is the Redis client in tests.
+"""``build_app(settings)``: the ASGI service (FastAPI): messages, campaigns, opt-outs,
+Connectus webhooks, ``/metrics``, ``/healthz``, ``/readyz``, ``/openapi.json`` and the
+operator console at ``/ui`` (when ``CONSOLE_USERS`` is set). Every error is problem+json
+(:mod:`service.problems`), FastAPI's own ones too.
 """
 
 import contextlib
@@ -57,11 +52,8 @@ class Status(BaseModel):
 
 
 def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) -> FastAPI:
-    """The service; raises :class:`config.ConfigError` if a required setting is missing.
-
-    ``redis_client``: injected (tests: fakeredis); otherwise one pooled client
-    from ``REDIS_URL``, closed at shutdown.
-    """
+    """The service; :class:`config.ConfigError` if a required setting is missing.
+    ``redis_client``: injected (tests), else one pooled client, closed at shutdown."""
     settings.require_service_settings()
     owned = redis_client is None
     client = redis_client if redis_client is not None else connect(settings)

@@ -2,13 +2,11 @@
 ``POST .../pause|resume|cancel``.
 
 ``POST`` has the message intake's flow (:mod:`service.intake`), then
-:class:`producers.campaigns.CampaignProducer` (options, row checks, chunked storage,
-the atomic commit). The ``Idempotency-Key`` is also the campaign's own: resubmitted
-after the HTTP answer expired, it answers the first campaign with ``created: false``.
-The service holds no Connectus credentials: the cost is checked against the balances
-the workers publish in Redis (:mod:`worker.balance_snapshot`; stale: not checked).
-Control is idempotent by its result: asking for the state the campaign is already in
-answers 200; a state that refuses it (a finished campaign) is a 409.
+:class:`producers.campaigns.CampaignProducer`. The ``Idempotency-Key`` is also the
+campaign's own: resubmitted after the HTTP answer expired, it answers the first campaign
+with ``created: false``. The cost is checked against the balances the workers publish
+(:mod:`worker.balance_snapshot`): the service holds no Connectus credentials. Control is
+idempotent by its result (the state asked for: 200); a state that refuses it is a 409.
 """
 
 import functools
@@ -83,7 +81,6 @@ def campaign_routes(
     Tenant = Annotated[str, Depends(auth)]
 
     def accept(producer: CampaignProducer, data: dict[str, Any], key: str | None) -> Response:
-        """Validate, check and store the campaign (in a worker thread); 202 with its id."""
         try:
             campaign = CampaignRequest.model_validate(data)
         except ValidationError as exc:

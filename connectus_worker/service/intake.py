@@ -1,14 +1,12 @@
 """Messages over HTTP: ``POST /v1/messages``, ``GET /v1/messages/{job_id}`` and
 ``POST /v1/messages/{job_id}/cancel``.
 
-``POST`` flow: bearer token → Idempotency-Key shape → JSON content type → body
-(bounded while read) → idempotency gate → the one validation
-(:func:`domain.requests.parse_request`) → the producer (opt-out of marketing and
-the atomic enqueue). Redis work runs in the thread pool (FastAPI runs a plain
-``def`` there): the producer is synchronous, and the event loop must keep answering.
-Tenants: the caller's token picks its producer, so another tenant's job is a 404
-like an unknown one. Cancel is POST, not DELETE: the record stays readable; a
-repeat answers 200 (idempotent by its result), a state that refuses it is a 409.
+``POST``: bearer token → Idempotency-Key shape → JSON content type → body (bounded
+while read) → idempotency gate → :func:`domain.requests.parse_request` → the producer.
+Redis work runs in the thread pool (FastAPI runs a plain ``def`` there). The caller's
+token picks its tenant's producer, so another tenant's job is a 404 like an unknown one.
+Cancel is POST, not DELETE (the record stays readable); a repeat answers 200, a state
+that refuses it a 409.
 """
 
 import functools
@@ -56,7 +54,6 @@ def message_routes(
 
     def accept(producer: Producer, message: dict[str, Any], key: str | None,
                request_id: str) -> JSONResponse:  # fmt: skip
-        """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
             request = parse_request(message, producer.settings, tenant=producer.tenant)
             job_id = producer.submit(request, key, request_id)

@@ -1,13 +1,7 @@
-"""Prometheus metrics of the service, in a registry of its own.
-
-One registry per app (not the process-global one): several apps in one
-process (tests) never collide, and ``/metrics`` shows exactly this service.
-Label values are bounded: routes are templates (``/v1/messages/{job_id}``,
-never an id), platform statuses outside the known list become ``other``.
-
-Campaign progress (:class:`CampaignCollector`) is read from Redis at scrape
-time, for at most ``CAMPAIGN_METRICS_LIMIT`` campaigns (the unfinished ones
-first, then the most recent others), so the ``campaign`` label stays bounded.
+"""Prometheus metrics of the service, in a registry of its own per app (several apps in
+one process never collide). Label values are bounded: routes are templates, never an id;
+platform statuses outside the known list become ``other``; campaigns: at most
+``CAMPAIGN_METRICS_LIMIT``.
 """
 
 from __future__ import annotations
@@ -37,8 +31,6 @@ KNOWN_STATUSES = frozenset(
 
 
 class Metrics:
-    """The service's counters and histograms."""
-
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
@@ -102,14 +94,10 @@ CAMPAIGN_RECIPIENT_STATES = ("pending", "queued", "sending", "retrying", "sent",
 
 
 class CampaignCollector(Collector):
-    """``connectus_campaign_*`` gauges: per-campaign progress, read at scrape time.
-
-    Which campaigns: the unfinished ones (``CampaignStore.active_ids``), newest
-    first, then the most recently created others, ``limit`` in all. At most
-    four round trips per scrape, whatever the number of campaigns. The numbers are
-    those of ``GET /v1/campaigns/{id}`` (:class:`CampaignStatus`). On a Redis
-    error only ``connectus_campaign_redis_up 0`` is exported: a scrape never
-    fails because Redis does.
+    """``connectus_campaign_*`` gauges, read at scrape time (at most four round trips):
+    the unfinished campaigns newest first, then the most recent others, ``limit`` in all,
+    with the numbers of ``GET /v1/campaigns/{id}``. On a Redis error only
+    ``connectus_campaign_redis_up 0``: a scrape never fails because Redis does.
     """
 
     def __init__(self, store: CampaignStore, *, limit: int = CAMPAIGN_METRICS_LIMIT) -> None:
