@@ -61,7 +61,6 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     tenants = settings.tenant_tokens
     # One producer of each kind per tenant: the caller's token picks them (config/tenants.py).
     producers = {name: Producer(settings, tenant=name, redis_client=client) for name in tenants}
-    producer = producers.get(DEFAULT_TENANT) or Producer(settings, redis_client=client)
     metrics = Metrics()
     bearer = BearerAuth(tenants)
     idempotency = HttpIdempotency(
@@ -77,9 +76,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         name: CampaignProducer(settings, tenant=name, redis_client=client, balance=balances)
         for name in tenants
     }
-    campaign_producer = campaign_producers.get(DEFAULT_TENANT) or CampaignProducer(
-        settings, redis_client=client, balance=balances
-    )
+    # The job and campaign stores are shared by the tenants: the default's (or any) will do.
+    producer = producers.get(DEFAULT_TENANT) or next(iter(producers.values()))
+    campaign_producer = campaign_producers[producer.tenant]
     campaign_controls = {
         name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()
     }
