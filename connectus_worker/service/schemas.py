@@ -68,12 +68,9 @@ TextId = Annotated[str | int, BeforeValidator(_string_or_integer)]
 ProviderId = Annotated[TextId, Field(description="Connectus's message id (id_sms)")]
 
 
-class _Webhook(BaseModel):
-    # Connectus may add fields: accept and ignore them rather than drop the event.
-    model_config = ConfigDict(extra="ignore")
-
-
-class SmsStatusWebhook(_Webhook):
+# The webhook models ignore unknown fields (pydantic's default): Connectus may add
+# fields, and an event must not be dropped for it.
+class SmsStatusWebhook(BaseModel):
     id_sms: ProviderId
     status: Annotated[
         str,
@@ -81,7 +78,7 @@ class SmsStatusWebhook(_Webhook):
     ]
 
 
-class SmsIncomingWebhook(_Webhook):
+class SmsIncomingWebhook(BaseModel):
     id_sms: ProviderId
     dst_number: Annotated[TextId, Field(description="Our number that received the SMS")]
     src_number: Annotated[TextId, Field(description="The sender")]

@@ -77,13 +77,13 @@ class Console:
         limits = AgeLimits(settings.max_message_age_s, settings.otp_max_age_s)
         self.letters = DeadLetters(self.jobs, limits=limits)
 
-    async def view(self, request: Request, name: str, read: Callable[[], dict[str, Any]],
-                   status: int = 200) -> Response:  # fmt: skip
+    async def view(
+        self, request: Request, name: str, read: Callable[[], dict[str, Any]]
+    ) -> Response:
         """A page for the logged-in operator: ``read()`` runs in the thread pool."""
-        operator = self.sessions.operator(request)
-        session = self.sessions.read(request)
+        session = self.sessions.logged_in(request)
         context = await run_in_threadpool(read)
-        return page(name, status, operator=operator, csrf=session.csrf if session else "",
+        return page(name, operator=session.operator, csrf=session.csrf,
                     message=request.query_params.get("msg", ""), path=request.url.path,
                     **context)  # fmt: skip
 
@@ -184,7 +184,7 @@ class Console:
 
     async def campaign_report(self, request: Request) -> Response:
         """The CSV report of ``connectus campaign report``, recipients masked."""
-        self.sessions.operator(request)
+        self.sessions.logged_in(request)
         campaign_id = request.path_params["campaign_id"]
         try:
             await run_in_threadpool(self.campaigns.get, campaign_id)
@@ -329,7 +329,7 @@ class Console:
     async def optout_lookup(self, request: Request) -> Response:
         """A number's state and history: a POST, so the number never sits in a URL or log."""
         _, fields, _ = await self.sessions.form(request, act=False)
-        self.sessions.operator(request)
+        self.sessions.logged_in(request)
         digits = self._number(fields)
 
         def read() -> dict[str, Any]:
