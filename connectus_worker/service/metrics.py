@@ -18,16 +18,11 @@ from prometheus_client.registry import Collector
 
 from connectus_worker.campaign.model import Campaign, CampaignState
 from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.ledger.delivery_status import STATUS_RANK
 from connectus_worker.producers.campaign_control import CampaignStatus
 from connectus_worker.redis import text
 
 log = structlog.get_logger("connectus_worker.service.metrics")
-
-#: Connectus platform statuses (docs/connectus-api.md), the only status label values.
-KNOWN_STATUSES = frozenset(
-    {"PROGRAMADO", "EN_COLA", "NUMERO_INVALIDO", "ENVIADO_A_CARRIER", "ESPERANDO_RESPUESTA",
-     "NO_ENTREGABLE", "ENTREGADO"}
-)  # fmt: skip
 
 
 class Metrics:
@@ -71,7 +66,8 @@ class Metrics:
         )
 
     def webhook_event(self, kind: str, status: str, result: str, account: str = "default") -> None:
-        label = status if status in KNOWN_STATUSES or status == "-" else "other"
+        # Connectus's platform statuses are the only label values (the rest: other).
+        label = status if status in STATUS_RANK or status == "-" else "other"
         self.webhook_events.labels(kind=kind, status=label, result=result, account=account).inc()
 
     def watch_campaigns(self, store: CampaignStore) -> None:
