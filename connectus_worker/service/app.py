@@ -1,12 +1,7 @@
-"""``build_app(settings)``: the ASGI service (FastAPI, on Starlette).
-
-Routes: the operator console (``/ui``, :mod:`service.console`, when ``CONSOLE_USERS``
-is set), messages and campaigns with their control (:mod:`service.intake`,
-:mod:`service.campaigns`), opt-outs, Connectus webhooks (``/webhooks/...``),
-``/metrics``, ``/healthz``, ``/readyz`` and
-``/openapi.json`` (FastAPI's, completed by :mod:`service.openapi`). Every error
-is problem+json (:mod:`service.problems`), FastAPI's own ones too. Settings
-are read once by the caller and passed in; so is the Redis client in tests.
+"""``build_app(settings)``: the ASGI service (FastAPI): messages, campaigns, opt-outs,
+Connectus webhooks, ``/metrics``, ``/healthz``, ``/readyz``, ``/openapi.json`` and the
+operator console at ``/ui`` (when ``CONSOLE_USERS`` is set). Every error is problem+json
+(:mod:`service.problems`), FastAPI's own ones too.
 """
 
 import contextlib
@@ -57,11 +52,8 @@ class Status(BaseModel):
 
 
 def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) -> FastAPI:
-    """The service; raises :class:`config.ConfigError` if a required setting is missing.
-
-    ``redis_client``: injected (tests: fakeredis); otherwise one pooled client
-    from ``REDIS_URL``, closed at shutdown.
-    """
+    """The service; :class:`config.ConfigError` if a required setting is missing.
+    ``redis_client``: injected (tests), else one pooled client, closed at shutdown."""
     settings.require_service_settings()
     owned = redis_client is None
     client = redis_client if redis_client is not None else connect(settings)
@@ -69,7 +61,6 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     tenants = settings.tenant_tokens
     # One producer of each kind per tenant: the caller's token picks them (config/tenants.py).
     producers = {name: Producer(settings, tenant=name, redis_client=client) for name in tenants}
-    producer = producers.get(DEFAULT_TENANT) or Producer(settings, redis_client=client)
     metrics = Metrics()
     bearer = BearerAuth(tenants)
     idempotency = HttpIdempotency(
@@ -85,9 +76,9 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
         name: CampaignProducer(settings, tenant=name, redis_client=client, balance=balances)
         for name in tenants
     }
-    campaign_producer = campaign_producers.get(DEFAULT_TENANT) or CampaignProducer(
-        settings, redis_client=client, balance=balances
-    )
+    # The job and campaign stores are shared by the tenants: the default's (or any) will do.
+    producer = producers.get(DEFAULT_TENANT) or next(iter(producers.values()))
+    campaign_producer = campaign_producers[producer.tenant]
     campaign_controls = {
         name: CampaignControl(p.store, tenant=name) for name, p in campaign_producers.items()
     }

@@ -2,13 +2,11 @@
 ``POST .../pause|resume|cancel``.
 
 ``POST`` has the message intake's flow (:mod:`service.intake`), then
-:class:`producers.campaigns.CampaignProducer` (options, row checks, chunked storage,
-the atomic commit). The ``Idempotency-Key`` is also the campaign's own: resubmitted
-after the HTTP answer expired, it answers the first campaign with ``created: false``.
-The service holds no Connectus credentials: the cost is checked against the balances
-the workers publish in Redis (:mod:`worker.balance_snapshot`; stale: not checked).
-Control is idempotent by its result: asking for the state the campaign is already in
-answers 200; a state that refuses it (a finished campaign) is a 409.
+:class:`producers.campaigns.CampaignProducer`. The ``Idempotency-Key`` is also the
+campaign's own: resubmitted after the HTTP answer expired, it answers the first campaign
+with ``created: false``. The cost is checked against the balances the workers publish
+(:mod:`worker.balance_snapshot`): the service holds no Connectus credentials. Control is
+idempotent by its result (the state asked for: 200); a state that refuses it is a 409.
 """
 
 import functools
@@ -18,7 +16,6 @@ from typing import Annotated, Any
 import structlog
 from fastapi import Depends, FastAPI
 from pydantic import ValidationError
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 from connectus_worker.campaign.model import CampaignState
@@ -43,6 +40,7 @@ from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
+    key_reused,
 )
 from connectus_worker.service.openapi import (
     ACCEPTED_HEADERS,
@@ -83,7 +81,6 @@ def campaign_routes(
     Tenant = Annotated[str, Depends(auth)]
 
     def accept(producer: CampaignProducer, data: dict[str, Any], key: str | None) -> Response:
-        """Validate, check and store the campaign (in a worker thread); 202 with its id."""
         try:
             campaign = CampaignRequest.model_validate(data)
         except ValidationError as exc:
@@ -98,14 +95,7 @@ def campaign_routes(
         except CampaignRefused as exc:
             raise refusal_problem(exc.plan) from exc
         except CampaignConflict as exc:
-            # Nothing beyond "different body": not the other campaign's id.
-            raise ProblemError(
-                422,
-                "this Idempotency-Key was already used with a different request body",
-                errors=[
-                    FieldError(IDEMPOTENCY_HEADER, "was already used for a different campaign")
-                ],
-            ) from exc
+            raise key_reused("for a different campaign") from exc
         plan = accepted.plan.to_json()
         log.info("campaign accepted", campaign_id=accepted.campaign_id, created=accepted.created,
                  kind=campaign.kind, recipients=plan["valid"], invalid=plan["invalid"])  # fmt: skip
@@ -133,10 +123,8 @@ def campaign_routes(
         data: Annotated[dict[str, Any], Depends(json_body(max_body_bytes))],
     ) -> Response:
         run = functools.partial(accept, producers[tenant], data, key)
-        if key is None:
-            return await run_in_threadpool(run)
         request_print = {"method": "POST", "path": "/v1/campaigns", "body": data}
-        return await idempotency.run_once(tenant, key, request_print, run)
+        return await idempotency.run(tenant, key, request_print, run)
 
     @app.get("/v1/campaigns/{campaign_id}", operation_id="getCampaign",
                 summary="A campaign's state and progress: recipients by state, rate, ETA",

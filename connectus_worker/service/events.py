@@ -17,6 +17,7 @@ long as job records (``JOB_TTL_S``).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import redis
 
@@ -24,6 +25,8 @@ from connectus_worker.ledger.delivery_status import STATUS_RANK
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.luascript import load
 from connectus_worker.producers.optout import HISTORY_MAXLEN, history_key, optout_key
+from connectus_worker.redis import text
+from connectus_worker.service.schemas import SmsIncomingWebhook
 
 # service/lua/: each file says its KEYS, ARGV and answer.
 _STATUS = load(__package__, "status_event.lua")
@@ -32,12 +35,11 @@ _INCOMING = load(__package__, "incoming_event.lua")
 
 @dataclass(frozen=True, slots=True)
 class Recorded:
-    """``duplicate`` (seen before: nothing done) or ``recorded``; ``changed``: record
-    updated (status) or number newly opted out (incoming)."""
+    """``duplicate``: seen before, nothing done; ``changed``: the record updated (status)
+    or the number's opt-out state changed (incoming)."""
 
     duplicate: bool
     changed: bool
-    stream_id: str
 
 
 def events_key(keys: Keys) -> str:
@@ -73,34 +75,27 @@ class EventRecorder:
 
     def sms_incoming(
         self,
+        event: SmsIncomingWebhook,
         *,
         id_sms: str,
         src_number: str,
         dst_number: str,
-        src_provider: str,
-        sms_content: str,
-        sms_content_binary: str,
-        opt_out: bool,
+        opt: Literal["out", "in", ""],
         now_ms: int,
         request_id: str,
-        opt_in: bool = False,
     ) -> Recorded:
-        """Record an incoming SMS; adds ``src_number`` to the opt-out set if ``opt_out``,
-        removes it if ``opt_in``; either is recorded in the number's opt-out history."""
+        """Record an incoming SMS (the numbers normalised); ``opt``: add ``src_number`` to
+        the opt-out set (out) or remove it (in), recorded in the number's opt-out history."""
         history = history_key(self.keys, src_number, hash_key=self.hash_key)
         keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
                 optout_key(self.keys), history]  # fmt: skip
-        flag = "1" if opt_out else "2" if opt_in else "0"
+        flag = {"out": "1", "in": "2", "": "0"}[opt]
         args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
-                dst_number, src_provider, sms_content, sms_content_binary, request_id,
-                HISTORY_MAXLEN]  # fmt: skip
+                dst_number, event.src_provider or "", event.sms_content,
+                event.sms_content_binary or "", request_id, HISTORY_MAXLEN]  # fmt: skip
         return _recorded(self._incoming(keys=keys, args=args))
 
 
 def _recorded(answer: list[object]) -> Recorded:
-    outcome, changed, stream_id = (
-        value.decode() if isinstance(value, bytes) else value for value in answer
-    )
-    return Recorded(
-        duplicate=outcome == "duplicate", changed=bool(int(str(changed))), stream_id=str(stream_id)
-    )
+    # The script's answer: outcome, changed (0/1), the stream entry's id.
+    return Recorded(duplicate=text(answer[0]) == "duplicate", changed=text(answer[1]) == "1")

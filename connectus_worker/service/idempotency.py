@@ -4,11 +4,8 @@ A first request takes an in-flight marker (``SET NX PX``) and stores a 2xx
 answer for ``INTAKE_IDEMPOTENCY_TTL_S``; the same key and body replay it
 (``Idempotent-Replayed: true``), another body is a 422, a key still in flight a
 409; errors are not stored, so a corrected retry with the same key works. Keys
-are per tenant, the answer and the marker in separate namespaces
-(:mod:`ledger.keys`). The table and the key names: docs/service.md, "Idempotency".
-
-:func:`idempotency_key` and :meth:`HttpIdempotency.run_once` are the gate every POST
-of the intake goes through (``/v1/messages``, ``/v1/campaigns``), so both behave alike.
+are per tenant (docs/service.md, "Idempotency"). :func:`idempotency_key` and
+:meth:`HttpIdempotency.run` are the gate of every intake POST, so all behave alike.
 """
 
 import json
@@ -53,15 +50,21 @@ class HttpIdempotency:
         self._begin = client.register_script(_BEGIN)
         self._finish = client.register_script(_FINISH)
 
-    async def run_once(
-        self, scope: str, key: str, request_print: Mapping[str, Any], accept: Callable[[], Response]
+    async def run(
+        self,
+        scope: str,
+        key: str | None,
+        request_print: Mapping[str, Any],
+        accept: Callable[[], Response],
     ) -> Response:
-        """Run ``accept`` (in the thread pool) at most once per ``(scope, key)``.
+        """Run ``accept`` (in the thread pool); with a ``key``, at most once per ``(scope, key)``.
 
         ``request_print``: what makes two requests the same (method, path, parsed
         body), compared canonically. A 2xx answer is stored with its ``Location``
-        header and replayed; an error is not stored, so a corrected retry works.
+        header and replayed.
         """
+        if key is None:
+            return await run_in_threadpool(accept)
         names = [self.keys.http_answer(scope, key), self.keys.http_lock(scope, key)]
         body_print = fingerprint(dict(request_print), key=self.digest_key)
         lock = uuid.uuid4().hex
@@ -73,13 +76,7 @@ class HttpIdempotency:
         if text(outcome) == "stored":
             answer = json.loads(stored)
             if answer["fingerprint"] != body_print:
-                raise ProblemError(
-                    422,
-                    "this Idempotency-Key was already used with a different request body",
-                    errors=[
-                        FieldError(IDEMPOTENCY_HEADER, "was already used with a different body")
-                    ],
-                )
+                raise key_reused("with a different body")
             headers = {**answer["headers"], "Idempotent-Replayed": "true"}
             return Response(
                 answer["body"], answer["status"], headers, media_type="application/json"
@@ -97,6 +94,16 @@ class HttpIdempotency:
         finally:
             # Errors are not stored (data ""): a corrected retry with the same key must work.
             await run_in_threadpool(self._finish, names, [lock, data, ttl_s])
+
+
+def key_reused(reason: str) -> ProblemError:
+    """The 422 for a key already used with another body; nothing more (not the other
+    job's id, nor which field differs: issue 21, the answer would be an oracle on OTPs)."""
+    return ProblemError(
+        422,
+        "this Idempotency-Key was already used with a different request body",
+        errors=[FieldError(IDEMPOTENCY_HEADER, f"was already used {reason}")],
+    )
 
 
 def idempotency_key(

@@ -1,14 +1,12 @@
 """Messages over HTTP: ``POST /v1/messages``, ``GET /v1/messages/{job_id}`` and
 ``POST /v1/messages/{job_id}/cancel``.
 
-``POST`` flow: bearer token → Idempotency-Key shape → JSON content type → body
-(bounded while read) → idempotency gate → the one validation
-(:func:`domain.requests.parse_request`) → the producer (opt-out of marketing and
-the atomic enqueue). Redis work runs in the thread pool (FastAPI runs a plain
-``def`` there): the producer is synchronous, and the event loop must keep answering.
-Tenants: the caller's token picks its producer, so another tenant's job is a 404
-like an unknown one. Cancel is POST, not DELETE: the record stays readable; a
-repeat answers 200 (idempotent by its result), a state that refuses it is a 409.
+``POST``: bearer token → Idempotency-Key shape → JSON content type → body (bounded
+while read) → idempotency gate → :func:`domain.requests.parse_request` → the producer.
+Redis work runs in the thread pool (FastAPI runs a plain ``def`` there). The caller's
+token picks its tenant's producer, so another tenant's job is a 404 like an unknown one.
+Cancel is POST, not DELETE (the record stays readable); a repeat answers 200, a state
+that refuses it a 409.
 """
 
 import functools
@@ -17,22 +15,21 @@ from typing import Annotated, Any
 
 import structlog
 from fastapi import Depends, FastAPI, Request
-from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse, Response
 
 import connectus_worker.tracing as tracing
 from connectus_worker.domain.models import JobRecord, State
 from connectus_worker.domain.requests import parse_request
-from connectus_worker.domain.validation import FieldError, InvalidInput
+from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.jobs import IdempotencyConflict
 from connectus_worker.producers.api import JobNotFound, Producer
 from connectus_worker.producers.optout import OPTED_OUT_REASON
 from connectus_worker.service.auth import BearerAuth
 from connectus_worker.service.body import json_body
 from connectus_worker.service.idempotency import (
-    IDEMPOTENCY_HEADER,
     HttpIdempotency,
     idempotency_key,
+    key_reused,
 )
 from connectus_worker.service.metrics import Metrics
 from connectus_worker.service.openapi import ACCEPTED_HEADERS, CONTROL_ANSWERS, JobId, body, ok
@@ -57,7 +54,6 @@ def message_routes(
 
     def accept(producer: Producer, message: dict[str, Any], key: str | None,
                request_id: str) -> JSONResponse:  # fmt: skip
-        """Validate and enqueue (in a worker thread); 202 with the job id and state."""
         try:
             request = parse_request(message, producer.settings, tenant=producer.tenant)
             job_id = producer.submit(request, key, request_id)
@@ -66,13 +62,7 @@ def message_routes(
                 metrics.opt_out_refusals.inc()
             raise ProblemError.from_invalid(exc) from exc
         except IdempotencyConflict as exc:
-            # Nothing beyond "different body": not the other job's id, nor which
-            # field differs (issue 21: the answer is an oracle on OTP contents).
-            raise ProblemError(
-                422,
-                "this Idempotency-Key was already used with a different request body",
-                errors=[FieldError(IDEMPOTENCY_HEADER, "was already used for a different message")],
-            ) from exc
+            raise key_reused("for a different message") from exc
         state = producer.get_status(job_id).state.value
         log.info("message accepted", job_id=job_id, kind=request.type, state=state)
         return JSONResponse({"job_id": job_id, "state": state}, status_code=202,
@@ -94,21 +84,18 @@ def message_routes(
         # the worker's spans join it. A refusal is an answer, not a failure of the span.
         attributes = {"http.request.method": "POST", "http.route": "/v1/messages"}
         with tracing.span("POST /v1/messages", "server", attributes, dict(request.headers)):
+            run = functools.partial(accept, producers[tenant], message, key,
+                                    request.state.request_id)  # fmt: skip
+            request_print = {"method": "POST", "path": "/v1/messages", "body": message}
             try:
-                run = functools.partial(accept, producers[tenant], message, key,
-                                        request.state.request_id)  # fmt: skip
-                if key is None:
-                    answer: Response | ProblemError = await run_in_threadpool(run)
-                else:
-                    request_print = {"method": "POST", "path": "/v1/messages", "body": message}
-                    answer = await idempotency.run_once(tenant, key, request_print, run)
+                answer = await idempotency.run(tenant, key, request_print, run)
             except ProblemError as exc:
-                answer = exc
-            status = answer.status if isinstance(answer, ProblemError) else answer.status_code
-            tracing.annotate(**{"http.response.status_code": status})
-        if isinstance(answer, ProblemError):
-            raise answer
-        return answer
+                refusal = exc
+                tracing.annotate(**{"http.response.status_code": exc.status})
+            else:
+                tracing.annotate(**{"http.response.status_code": answer.status_code})
+                return answer
+        raise refusal
 
     @app.get("/v1/messages/{job_id}", operation_id="getMessage",
                 summary="A job's record: state, provider id, delivery status",

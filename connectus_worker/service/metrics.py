@@ -1,13 +1,7 @@
-"""Prometheus metrics of the service, in a registry of its own.
-
-One registry per app (not the process-global one): several apps in one
-process (tests) never collide, and ``/metrics`` shows exactly this service.
-Label values are bounded: routes are templates (``/v1/messages/{job_id}``,
-never an id), platform statuses outside the known list become ``other``.
-
-Campaign progress (:class:`CampaignCollector`) is read from Redis at scrape
-time, for at most ``CAMPAIGN_METRICS_LIMIT`` campaigns (the unfinished ones
-first, then the most recent others), so the ``campaign`` label stays bounded.
+"""Prometheus metrics of the service, in a registry of its own per app (several apps in
+one process never collide). Label values are bounded: routes are templates, never an id;
+platform statuses outside the known list become ``other``; campaigns: at most
+``CAMPAIGN_METRICS_LIMIT``.
 """
 
 from __future__ import annotations
@@ -24,21 +18,14 @@ from prometheus_client.registry import Collector
 
 from connectus_worker.campaign.model import Campaign, CampaignState
 from connectus_worker.campaign.store import CampaignStore
+from connectus_worker.ledger.delivery_status import STATUS_RANK
 from connectus_worker.producers.campaign_control import CampaignStatus
 from connectus_worker.redis import text
 
 log = structlog.get_logger("connectus_worker.service.metrics")
 
-#: Connectus platform statuses (docs/connectus-api.md), the only status label values.
-KNOWN_STATUSES = frozenset(
-    {"PROGRAMADO", "EN_COLA", "NUMERO_INVALIDO", "ENVIADO_A_CARRIER", "ESPERANDO_RESPUESTA",
-     "NO_ENTREGABLE", "ENTREGADO"}
-)  # fmt: skip
-
 
 class Metrics:
-    """The service's counters and histograms."""
-
     def __init__(self) -> None:
         self.registry = CollectorRegistry(auto_describe=True)
         self.http_requests = Counter(
@@ -79,7 +66,8 @@ class Metrics:
         )
 
     def webhook_event(self, kind: str, status: str, result: str, account: str = "default") -> None:
-        label = status if status in KNOWN_STATUSES or status == "-" else "other"
+        # Connectus's platform statuses are the only label values (the rest: other).
+        label = status if status in STATUS_RANK or status == "-" else "other"
         self.webhook_events.labels(kind=kind, status=label, result=result, account=account).inc()
 
     def watch_campaigns(self, store: CampaignStore) -> None:
@@ -102,14 +90,10 @@ CAMPAIGN_RECIPIENT_STATES = ("pending", "queued", "sending", "retrying", "sent",
 
 
 class CampaignCollector(Collector):
-    """``connectus_campaign_*`` gauges: per-campaign progress, read at scrape time.
-
-    Which campaigns: the unfinished ones (``CampaignStore.active_ids``), newest
-    first, then the most recently created others, ``limit`` in all. At most
-    four round trips per scrape, whatever the number of campaigns. The numbers are
-    those of ``GET /v1/campaigns/{id}`` (:class:`CampaignStatus`). On a Redis
-    error only ``connectus_campaign_redis_up 0`` is exported: a scrape never
-    fails because Redis does.
+    """``connectus_campaign_*`` gauges, read at scrape time (at most four round trips):
+    the unfinished campaigns newest first, then the most recent others, ``limit`` in all,
+    with the numbers of ``GET /v1/campaigns/{id}``. On a Redis error only
+    ``connectus_campaign_redis_up 0``: a scrape never fails because Redis does.
     """
 
     def __init__(self, store: CampaignStore, *, limit: int = CAMPAIGN_METRICS_LIMIT) -> None:

@@ -34,13 +34,6 @@ class BodyTimeout(Exception):
     """The request body did not arrive in time (answered 408)."""
 
 
-def request_id_from(value: str | None) -> str:
-    """The client's X-Request-ID if well-formed, else a new one (32 hex digits)."""
-    if value and _REQUEST_ID.match(value):
-        return value
-    return uuid.uuid4().hex
-
-
 class RequestContextMiddleware:
     """Binds ``request_id`` for logs, echoes it as ``X-Request-ID``, counts and times."""
 
@@ -53,7 +46,9 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = request_id_from(Headers(scope=scope).get("x-request-id"))
+        given = Headers(scope=scope).get("x-request-id")
+        # The client's if well-formed, else a new one (32 hex digits).
+        request_id = given if given and _REQUEST_ID.match(given) else uuid.uuid4().hex
         scope.setdefault("state", {})["request_id"] = request_id
         status = 500
         started = False

@@ -1,12 +1,9 @@
-"""How the routes are described in the OpenAPI document, beyond what FastAPI sees.
+"""What the OpenAPI document says beyond what FastAPI sees in the routes.
 
-FastAPI writes the document from the routes: operations, answer models, path
-parameters, headers and security schemes (the dependencies of
-:mod:`service.auth`). The handlers read their own bodies (bounded while read,
-after the idempotency gate: :func:`service.body.json_body`), so their request
-bodies and RFC 7807 answers are declared here, from the same pydantic models that
-validate and answer. The schemathesis test in tests/integration checks the
-running app against the document.
+The handlers read their own bodies (:func:`service.body.json_body`: bounded while
+read), so their request bodies and RFC 7807 answers are declared here, from the same
+pydantic models that validate and answer. tests/integration's schemathesis test checks
+the running app against the document.
 """
 
 from __future__ import annotations

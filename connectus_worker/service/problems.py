@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping
+from http import HTTPStatus
 from typing import Any, TypeVar
 
 from starlette.responses import JSONResponse
@@ -19,20 +20,6 @@ PROBLEM_JSON = "application/problem+json"
 #: What a job or campaign id may look like (ours are 32 and 16 hex digits).
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,64}$"
 T = TypeVar("T")
-
-_TITLES = {
-    400: "Bad request",
-    401: "Unauthorized",
-    404: "Not found",
-    405: "Method not allowed",
-    408: "Request timeout",
-    409: "Conflict",
-    413: "Request body too large",
-    415: "Unsupported media type",
-    422: "Invalid input",
-    500: "Internal server error",
-    503: "Service unavailable",
-}
 
 
 class ProblemError(Exception):
@@ -53,7 +40,8 @@ class ProblemError(Exception):
         self.detail = detail
         self.errors = list(errors)
         self.headers = dict(headers or {})
-        self.title = title or _TITLES.get(status, "Error")
+        # RFC 7807 4.2: with the type about:blank, the title is the status's phrase.
+        self.title = title or HTTPStatus(status).phrase
         self.extensions = dict(extensions or {})
 
     @classmethod

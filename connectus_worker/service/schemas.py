@@ -14,7 +14,7 @@ from pydantic_core import PydanticCustomError
 
 from connectus_worker.domain.models import State
 from connectus_worker.domain.request_fields import PHONE_PATTERN
-from connectus_worker.domain.validation import SMS_MAX_CHARS, InvalidInput
+from connectus_worker.domain.validation import SMS_MAX_CHARS
 
 
 class Accepted(BaseModel):
@@ -68,12 +68,9 @@ TextId = Annotated[str | int, BeforeValidator(_string_or_integer)]
 ProviderId = Annotated[TextId, Field(description="Connectus's message id (id_sms)")]
 
 
-class _Webhook(BaseModel):
-    # Connectus may add fields: accept and ignore them rather than drop the event.
-    model_config = ConfigDict(extra="ignore")
-
-
-class SmsStatusWebhook(_Webhook):
+# The webhook models ignore unknown fields (pydantic's default): Connectus may add
+# fields, and an event must not be dropped for it.
+class SmsStatusWebhook(BaseModel):
     id_sms: ProviderId
     status: Annotated[
         str,
@@ -81,7 +78,7 @@ class SmsStatusWebhook(_Webhook):
     ]
 
 
-class SmsIncomingWebhook(_Webhook):
+class SmsIncomingWebhook(BaseModel):
     id_sms: ProviderId
     dst_number: Annotated[TextId, Field(description="Our number that received the SMS")]
     src_number: Annotated[TextId, Field(description="The sender")]
@@ -136,13 +133,3 @@ class OptOutHistory(BaseModel):
 class OptOutPage(BaseModel):
     numbers: list[str]
     next_cursor: int = Field(description="Pass as ?cursor= for the next page; 0: no more")
-
-
-def text_id(value: str | int, field: str) -> str:
-    """A provider id or number as text: 1-64 of A-Z a-z 0-9 _ - (ints as digits)."""
-    text = str(value).strip()
-    if isinstance(value, bool) or not text or len(text) > 64:
-        raise InvalidInput(field, "must be 1-64 characters")
-    if not all(ch.isascii() and (ch.isalnum() or ch in "_-+") for ch in text):
-        raise InvalidInput(field, "may only contain A-Z a-z 0-9 _ - +")
-    return text

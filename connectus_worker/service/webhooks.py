@@ -11,8 +11,8 @@ waits on us. A repeated webhook is acknowledged as ``duplicate`` and changes
 nothing. Incoming SMS content goes to the stream only, never to the logs.
 """
 
-from collections.abc import Callable, Mapping
-from typing import Annotated, Any, TypeVar
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
 from fastapi import Depends, FastAPI, Request
@@ -32,7 +32,6 @@ from connectus_worker.service.schemas import (
     SmsIncomingWebhook,
     SmsStatusWebhook,
     WebhookAck,
-    text_id,
 )
 
 log = structlog.get_logger("connectus_worker.service.webhooks")
@@ -64,11 +63,11 @@ def webhook_routes(
         try:
             return normalize_number(value, field=field, default_region=default_region)
         except InvalidInput:
-            return _checked(text_id, value, field)
+            return _text_id(value, field)
 
     def sms_status(request: Request, account: Account, data: Body) -> JSONResponse:
         event = _payload(data, SmsStatusWebhook)
-        id_sms = _checked(text_id, event.id_sms, "id_sms")
+        id_sms = _text_id(event.id_sms, "id_sms")
         # The provider index is written when the worker finishes the send; a status
         # racing ahead of it is published with an empty job_id ("unmatched").
         job_id = store.job_for_provider_id(id_sms)
@@ -88,33 +87,23 @@ def webhook_routes(
 
     def sms_incoming(request: Request, account: Account, data: Body) -> JSONResponse:
         event = _payload(data, SmsIncomingWebhook)
-        id_sms = _checked(text_id, event.id_sms, "id_sms")
+        id_sms = _text_id(event.id_sms, "id_sms")
         src = number(event.src_number, "src_number")
-        dst = number(event.dst_number, "dst_number")
         word = event.sms_content.strip().casefold()
-        opt_out = word in opt_out_keywords
-        opt_in = word in opt_in_keywords
-        recorded = recorder.sms_incoming(
-            id_sms=id_sms,
-            src_number=src,
-            dst_number=dst,
-            src_provider=event.src_provider or "",
-            sms_content=event.sms_content,
-            sms_content_binary=event.sms_content_binary or "",
-            opt_out=opt_out,
-            opt_in=opt_in,
-            now_ms=epoch_ms(),
-            request_id=request.state.request_id,
+        opt: Literal["out", "in", ""] = (
+            "out" if word in opt_out_keywords else "in" if word in opt_in_keywords else ""
         )
+        recorded = recorder.sms_incoming(event, id_sms=id_sms, src_number=src,
+                                         dst_number=number(event.dst_number, "dst_number"),
+                                         opt=opt, now_ms=epoch_ms(),
+                                         request_id=request.state.request_id)  # fmt: skip
         result = "duplicate" if recorded.duplicate else "recorded"
         metrics.webhook_event("sms_incoming", "-", result, account)
-        if opt_out and recorded.changed:
-            metrics.opt_outs.inc()
-        if opt_in and recorded.changed:
-            metrics.opt_ins.inc()
+        if opt and recorded.changed:
+            (metrics.opt_outs if opt == "out" else metrics.opt_ins).inc()
         # The content's length only: an incoming text is personal data.
         log.info("incoming sms webhook", id_sms=id_sms, src_number=src, result=result,
-                 opt_out=opt_out, opt_in=opt_in, content_chars=len(event.sms_content),
+                 opt_out=opt == "out", opt_in=opt == "in", content_chars=len(event.sms_content),
                  account=account)  # fmt: skip
         return _ack(recorded)
 
@@ -149,9 +138,11 @@ def _ack(recorded: Recorded) -> JSONResponse:
     return JSONResponse({"result": "duplicate" if recorded.duplicate else "recorded"})
 
 
-def _checked(check: Callable[[Any, str], str], value: Any, field: str) -> str:
-    try:
-        result: str = check(value, field)
-    except InvalidInput as exc:
-        raise ProblemError.from_invalid(exc) from exc
-    return result
+def _text_id(value: str | int, field: str) -> str:
+    """A provider id or number as text: 1-64 of A-Z a-z 0-9 _ - + (ints as digits)."""
+    text = str(value).strip()
+    if not text or len(text) > 64:
+        raise ProblemError.from_invalid(InvalidInput(field, "must be 1-64 characters"))
+    if not all(ch.isascii() and (ch.isalnum() or ch in "_-+") for ch in text):
+        raise ProblemError.from_invalid(InvalidInput(field, "may only contain A-Z a-z 0-9 _ - +"))
+    return text

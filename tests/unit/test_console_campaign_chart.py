@@ -6,7 +6,7 @@ import fakeredis
 
 from connectus_worker.ledger.history import Bucket
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.service.console.campaign_chart import BARS, sends_over_time
+from connectus_worker.service.console.overview import BARS, sends_over_time
 
 KEYS = Keys("t")
 MINUTE0 = 29_000_000  # an epoch minute

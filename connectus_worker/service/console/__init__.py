@@ -15,9 +15,8 @@ from starlette.staticfiles import StaticFiles
 
 from connectus_worker.config import Settings
 from connectus_worker.config.console_users import parse_users
-from connectus_worker.service.console.app import Pages, answer_refused
+from connectus_worker.service.console.app import Console, answer_refused
 from connectus_worker.service.console.auth import Refused, Sessions
-from connectus_worker.service.console.ops import Ops
 from connectus_worker.service.console.views import STATIC
 
 
@@ -30,8 +29,7 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
         settings.console_secret_key.get_secret_value(),
         ttl_s=settings.console_session_ttl_s,
     )
-    pages = Pages(settings, client, sessions)
-    ops = Ops(settings, client, sessions)
+    pages = Console(settings, client, sessions)
     get, post = ["GET"], ["POST"]
     routes = [
         Route("/login", pages.login_form, methods=get),
@@ -44,14 +42,14 @@ def build_console(settings: Settings, client: redis.Redis) -> Starlette | None:
         Route("/campaigns/{campaign_id}/live", partial(pages.campaign, live=True), methods=get),
         Route("/campaigns/{campaign_id}/report.csv", pages.campaign_report, methods=get),
         Route("/campaigns/{campaign_id}/{action}", pages.campaign_action, methods=post),
-        Route("/search", ops.search, methods=["GET", "POST"]),
-        Route("/deadletters", ops.dead_letters, methods=get),
-        Route("/deadletters/{action}", ops.dead_letter_action, methods=post),
-        Route("/review", ops.review, methods=get),
-        Route("/review/{action}", ops.review_action, methods=post),
-        Route("/optouts", ops.optouts, methods=get),
-        Route("/optouts/lookup", ops.optout_lookup, methods=post),
-        Route("/optouts/{action}", ops.optout_change, methods=post),
+        Route("/search", pages.search, methods=["GET", "POST"]),
+        Route("/deadletters", pages.dead_letters, methods=get),
+        Route("/deadletters/{action}", pages.dead_letter_action, methods=post),
+        Route("/review", pages.review, methods=get),
+        Route("/review/{action}", pages.review_action, methods=post),
+        Route("/optouts", pages.optouts, methods=get),
+        Route("/optouts/lookup", pages.optout_lookup, methods=post),
+        Route("/optouts/{action}", pages.optout_change, methods=post),
         Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
     ]
     return Starlette(routes=routes, exception_handlers={Refused: answer_refused})

@@ -96,12 +96,12 @@ class Sessions:
     def clear(self, response: Response) -> None:
         response.delete_cookie(COOKIE, path="/ui")
 
-    def operator(self, request: Request) -> Operator:
-        """The logged-in operator; :class:`Refused` 401 otherwise."""
+    def logged_in(self, request: Request) -> Session:
+        """The request's session, an operator's; :class:`Refused` 401 otherwise."""
         session = self.read(request)
         if session is None or session.operator is None:
             raise Refused(401, "log in first")
-        return session.operator
+        return session
 
     async def form(self, request: Request, *, act: bool) -> tuple[Operator | None, dict[str, str],
                                                                    list[str]]:  # fmt: skip
@@ -131,6 +131,5 @@ class Sessions:
         return session.operator, single, fields.get("job_id", [])
 
     def _fingerprint(self, operator: Operator) -> str:
-        return hmac.new(self.secret, operator.password_hash.encode(), hashlib.sha256).hexdigest()[
-            :16
-        ]
+        digest = hmac.new(self.secret, operator.password_hash.encode(), hashlib.sha256)
+        return digest.hexdigest()[:16]
