@@ -19,32 +19,15 @@ from typer.core import TyperGroup
 
 from connectus_worker.cli.common import EXIT_INVALID, TENANT_HELP, fail, output, tenant_or_exit
 
-#: The option of each request field: (flag, help). ``priority`` is the ``--bulk`` flag.
-FIELD_OPTIONS = {
-    "dst_number": ("--to", "Destination number, international format."),
-    "number": ("--to", "Destination number, international format."),
-    "dst_email": ("--to", "Destination address."),
-    "group_name": ("--group", "The group's name, as created."),
-    "sms_content": ("--text", "Message content (160 characters per SMS; an OTP's is kept "
-                    "only as a hash)."),
-    "whatsapp_content": ("--text", "Message content."),
-    "message": ("--text", "Message content."),
-    "subject": ("--subject", "Subject line."),
-    "email_content": ("--html", "HTML content."),
-    "src_email": ("--from", "Validated origin address."),
-    "src_number": ("--src", "Source number or short code (WhatsApp: the account's origin "
-                   "number, default CONNECTUS_WHATSAPP_SRC_NUMBER)."),
-    "id_client": ("--client", "Connectus subclient id (id_client)."),
-    "id_delivery": ("--delivery", "Connectus delivery id (id_delivery)."),
-    "deliver_at": ("--at", "Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = "
-                   "DEFAULT_TIMEZONE)."),
-    "max_age_s": ("--max-age-s", "Never send it later than this many seconds after it is due "
-                  "(default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an OTP)."),
-    "expires_at": ("--expires-at", "Never send it after this time (ISO 8601 with an offset, "
-                   "e.g. 2030-01-15T12:00:00Z); not with --max-age-s."),
-    "account": ("--account", "The Connectus account that sends it (default: the tenant's, "
-                "else the first of CONNECTUS_ACCOUNTS)."),
-    "priority": ("--bulk", "Use the bulk queue instead of the transactional one."),
+#: The option of each request field (its help is the field's description). ``priority``
+#: is the ``--bulk`` flag.
+FLAGS = {
+    "dst_number": "--to", "number": "--to", "dst_email": "--to", "group_name": "--group",
+    "sms_content": "--text", "whatsapp_content": "--text", "message": "--text",
+    "subject": "--subject", "email_content": "--html", "src_email": "--from",
+    "src_number": "--src", "id_client": "--client", "id_delivery": "--delivery",
+    "deliver_at": "--at", "max_age_s": "--max-age-s", "expires_at": "--expires-at",
+    "account": "--account", "priority": "--bulk",
 }  # fmt: skip
 
 #: Each command's help, by kind.
@@ -90,7 +73,7 @@ def commands() -> Any:
 def _command(kind: str, model: Any) -> Callable[..., None]:
     """A function whose signature typer reads as the options of ``model``'s fields."""
 
-    def option(name: str, annotation: Any, default: Any, flag: str, help: str) -> Parameter:
+    def option(name: str, annotation: Any, default: Any, flag: str, help: str | None) -> Parameter:
         return Parameter(name, Parameter.KEYWORD_ONLY, annotation=annotation,
                          default=typer.Option(default, flag, help=help))  # fmt: skip
 
@@ -99,12 +82,13 @@ def _command(kind: str, model: Any) -> Callable[..., None]:
     for name, info in fields:
         if name == "priority":
             if "bulk" in get_args(info.annotation):  # not for an OTP
-                params.append(option(name, bool, False, *FIELD_OPTIONS[name]))
+                params.append(option(name, bool, False, FLAGS[name], info.description))
         elif name != "type":
             required = info.is_required()
             annotation = float if name == "max_age_s" else str
             params.append(option(name, annotation if required else annotation | None,
-                                 ... if required else None, *FIELD_OPTIONS[name]))  # fmt: skip
+                                 ... if required else None, FLAGS[name],
+                                 info.description))  # fmt: skip
     params += [
         option("key", str | None, None, "--key", "Idempotency key: the same key twice creates "
                "one job."),
