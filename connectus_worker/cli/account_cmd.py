@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import JSON, output
-from connectus_worker.cli.connectus_call import call_connectus
+from connectus_worker.cli.common import JSON
+from connectus_worker.cli.connectus_call import reply
 
 
 def safe_url(url: str | None) -> str | None:
@@ -31,10 +31,13 @@ def safe_url(url: str | None) -> str | None:
 
 def account(ctx: typer.Context, json_output: bool = JSON) -> None:
     """The Connectus account: id, name, e-mail, origin numbers and webhook URLs."""
-    found = call_connectus(ctx, json_output, lambda client: client.v3.account())
+    reply(ctx, json_output, "Connectus account", lambda client: client.v3.account(), _view)
+
+
+def _view(found: Any) -> dict[str, Any]:
     raw: dict[str, Any] = dict(found.raw)
     numbers = raw.get("src_numbers")
-    body = {
+    return {
         "id_account": found.id_account,
         "name": found.name,
         "email": found.email,
@@ -44,4 +47,3 @@ def account(ctx: typer.Context, json_output: bool = JSON) -> None:
         "src_numbers": [str(n.get("src_number")) for n in numbers if isinstance(n, dict)]
         if isinstance(numbers, list) else [],
     }  # fmt: skip
-    output(body, json_output, title="Connectus account")

@@ -12,7 +12,7 @@ from typing import Any
 import typer
 
 from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
-from connectus_worker.cli.connectus_call import call_connectus
+from connectus_worker.cli.connectus_call import call_connectus, reply
 
 app = typer.Typer(help="Subclients: accounts whose balance sends can be charged to.",
                   no_args_is_help=True)  # fmt: skip
@@ -62,8 +62,8 @@ def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
 @app.command()
 def show(ctx: typer.Context, id_client: str = ID, json_output: bool = JSON) -> None:
     """One subclient."""
-    client = call_connectus(ctx, json_output, lambda c: c.v3.get_client(id_client=id_client))
-    output(_client_json(client), json_output, title=f"subclient {id_client}")
+    reply(ctx, json_output, f"subclient {id_client}",
+          lambda c: c.v3.get_client(id_client=id_client), _client_json)  # fmt: skip
 
 
 @app.command()
@@ -74,8 +74,8 @@ def create(
 ) -> None:
     """Create a subclient; prints its id."""
     _check_name(name, json_output)
-    client = call_connectus(ctx, json_output, lambda c: c.v3.create_client(name=name.strip()))
-    output(_client_json(client), json_output, title="subclient created")
+    reply(ctx, json_output, "subclient created", lambda c: c.v3.create_client(name=name.strip()),
+          _client_json)  # fmt: skip
 
 
 @app.command()
@@ -87,10 +87,9 @@ def update(
 ) -> None:
     """Rename a subclient."""
     _check_name(name, json_output)
-    client = call_connectus(
-        ctx, json_output, lambda c: c.v3.update_client(id_client=id_client, name=name.strip())
-    )
-    output(_client_json(client), json_output, title="subclient updated")
+    reply(ctx, json_output, "subclient updated",
+          lambda c: c.v3.update_client(id_client=id_client, name=name.strip()),
+          _client_json)  # fmt: skip
 
 
 AMOUNT = typer.Option(..., "--amount", help="Units to move (SMS, e-mails or messages).")
