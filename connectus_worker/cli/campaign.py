@@ -18,6 +18,7 @@ from connectus_worker.cli.common import (
     EXIT_INVALID,
     JSON,
     TENANT,
+    console,
     fail,
     output,
     tenant_or_exit,
@@ -105,17 +106,15 @@ def _send(producer: Any, file: Path, options: Any, as_json: bool) -> dict[str, A
     until the file is read); its plan, without refusals, and its id."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectus_worker.cli.common import err_console
-
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=as_json, transient=True,
-                  console=err_console) as bar:  # fmt: skip
+                  console=console(stderr=True)) as bar:  # fmt: skip
         task = bar.add_task("accept", total=None, rows=0)
         accepted = _checked(as_json, producer.send, file, options,
                             progress=lambda rows: bar.update(task, rows=rows))  # fmt: skip
     if not as_json:
         verb = "accepted" if accepted.created else "already accepted (same idempotency key)"
-        err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
+        console(stderr=True).print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
     return {"campaign_id": accepted.campaign_id, "created": accepted.created,
             **{k: v for k, v in accepted.plan.to_json().items() if k != "refusals"}}  # fmt: skip
 
@@ -124,7 +123,6 @@ def _producer(
     ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str = "default",
     account: str | None = None,
 ) -> Any:  # fmt: skip
-    from connectus_worker.cli.common import err_console
     from connectus_worker.config import ConfigError
     from connectus_worker.producers.campaigns import CampaignProducer
 
@@ -142,7 +140,7 @@ def _producer(
                 lookup = BalanceLookup(build_client(settings, account=own))
         except ConfigError as exc:
             if not as_json:
-                err_console.print(f"[yellow]balance not checked:[/yellow] {exc}")
+                console(stderr=True).print(f"[yellow]balance not checked:[/yellow] {exc}")
     return CampaignProducer(settings, tenant=tenant_or_exit(tenant, as_json), balance=lookup)
 
 

@@ -34,7 +34,7 @@ def print_plan(plan: Mapping[str, Any]) -> None:
             print_table(f"{title} (first {min(len(rows), 20)})", columns,
                         ([row[c] for c in columns] for row in rows[:20]))  # fmt: skip
     for refusal in plan.get("refusals", []):
-        console.print(f"[red]refused:[/red] {refusal}")
+        console().print(f"[red]refused:[/red] {refusal}")
 
 
 def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
@@ -48,12 +48,12 @@ def print_list(rows: Sequence[Mapping[str, Any]]) -> None:
 
 def print_status(body: Mapping[str, Any]) -> None:
     state = body["state"] + (f" ({body['reason']})" if body.get("reason") else "")
-    console.print(f"[bold]{body['name']}[/bold] {body['campaign_id']}: {state}")
+    console().print(f"[bold]{body['name']}[/bold] {body['campaign_id']}: {state}")
     counts = body["counts"]
-    console.print("  " + "  ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)))
+    console().print("  " + "  ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)))
     rate = body.get("rate_per_s")
     eta = body.get("eta_s")
-    console.print(f"  rate {rate if rate is not None else '-'}/s  ETA "
+    console().print(f"  rate {rate if rate is not None else '-'}/s  ETA "
                   f"{_duration(eta) if eta is not None else '-'}  parked {body['parked']}  "
                   f"deliveries {body['deliveries']}")  # fmt: skip
     health = body.get("health") or {}
@@ -62,12 +62,12 @@ def print_status(body: Mapping[str, Any]) -> None:
         f"{r['product']} {float(r['rate_per_s']):.0f}/s" for r in health.get("rates", [])
     )
     paused = " ".join(str(s["scope"]) for s in breaker.get("scopes", []))
-    console.print(
+    console().print(
         f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
     )
     for link in body.get("short_links") or []:
         clicks = link["clicks"] if link["clicks"] is not None else "?"
-        console.print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
+        console().print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
 
 
 def _duration(seconds: float) -> str:

@@ -7,7 +7,7 @@ names it (``--country chile`` or its id, ``1``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
@@ -103,7 +103,28 @@ def _balance_command(action: str) -> Any:
         ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
         country: str | None = COUNTRY, json_output: bool = JSON,
     ) -> None:  # fmt: skip
-        _move(ctx, action, id_client, amount, product, country, json_output)
+        from connectus_worker.worker.connectus.enums import SubclientProduct
+
+        def bad(message: str) -> NoReturn:
+            fail(message, json_output, code=EXIT_INVALID)
+
+        if amount <= 0:
+            bad("--amount: must be a positive whole number")
+        if product.upper() not in SubclientProduct.__members__:
+            bad("--product: must be one of sms, email, whatsapp")
+        kind = SubclientProduct[product.upper()]
+        id_country = _country(country, json_output) if country is not None else None
+        if kind is SubclientProduct.SMS and id_country is None:
+            bad("--country: SMS balance is per country; name it (chile, 1...)")
+        if kind is not SubclientProduct.SMS and id_country is not None:
+            bad("--country: only SMS balance is per country")
+        reply(ctx, json_output, f"subclient {action.replace('_', ' ')}",
+              lambda c: getattr(c.v3, action)(id_client=id_client, amount=amount, product=kind,
+                                              id_country=id_country),
+              lambda ack: {"id_client": id_client, "action": action, "amount": amount,
+                           "product": product.lower(),
+                           "id_country": None if id_country is None else int(id_country),
+                           "message": ack.message})  # fmt: skip
 
     return command
 
@@ -112,29 +133,6 @@ app.command("add-balance", help="Move balance from the account's unassigned bala
             "subclient.")(_balance_command("add_balance"))  # fmt: skip
 app.command("remove-balance", help="Move balance from the subclient back to the account's "
             "unassigned balance.")(_balance_command("remove_balance"))  # fmt: skip
-
-
-def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product: str,
-          country: str | None, as_json: bool) -> None:  # fmt: skip
-    from connectus_worker.worker.connectus.enums import SubclientProduct
-
-    if amount <= 0:
-        fail("--amount: must be a positive whole number", as_json, code=EXIT_INVALID)
-    if product.upper() not in SubclientProduct.__members__:
-        fail("--product: must be one of sms, email, whatsapp", as_json, code=EXIT_INVALID)
-    kind = SubclientProduct[product.upper()]
-    id_country = _country(country, as_json) if country is not None else None
-    if kind is SubclientProduct.SMS and id_country is None:
-        fail("--country: SMS balance is per country; name it (chile, 1...)", as_json,
-             code=EXIT_INVALID)  # fmt: skip
-    if kind is not SubclientProduct.SMS and id_country is not None:
-        fail("--country: only SMS balance is per country", as_json, code=EXIT_INVALID)
-    ack = call_connectus(ctx, as_json, lambda c: getattr(c.v3, action)(
-        id_client=id_client, amount=amount, product=kind, id_country=id_country))  # fmt: skip
-    data = {"id_client": id_client, "action": action, "amount": amount, "product": product.lower(),
-            "id_country": None if id_country is None else int(id_country),
-            "message": ack.message}  # fmt: skip
-    output(data, as_json, title=f"subclient {action.replace('_', ' ')}")
 
 
 def _country(text: str, as_json: bool) -> Any:  # noqa: RET503 - fail() never returns

@@ -1,8 +1,7 @@
 """What every command shares: settings, the job store, output as a table or JSON.
 
 Heavy libraries (rich, pydantic settings, redis) are imported by the functions that use
-them; ``console`` and ``err_console`` are built on first use (import them inside the
-function that prints), so that ``--json`` and ``--help`` never load rich.
+them, so that ``--json`` and ``--help`` never load rich.
 """
 
 from __future__ import annotations
@@ -28,19 +27,11 @@ EXIT_CONFIG = 78
 
 
 @functools.cache
-def _console(stderr: bool) -> Console:
+def console(stderr: bool = False) -> Console:
+    """rich's console on stdout (or stderr), made on first use."""
     from rich.console import Console
 
     return Console(stderr=stderr)
-
-
-def __getattr__(name: str) -> Console:
-    """``console`` (stdout) and ``err_console`` (stderr), built on first use."""
-    if name == "console":
-        return _console(stderr=False)
-    if name == "err_console":
-        return _console(stderr=True)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_or_exit() -> Settings:
@@ -50,7 +41,7 @@ def load_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        _console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
+        console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
 
 
@@ -100,7 +91,7 @@ def print_table(
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row))
-    _console(stderr=False).print(table)
+    console().print(table)
 
 
 def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) -> NoReturn:
@@ -108,7 +99,7 @@ def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) 
     if as_json:
         sys.stdout.write(json.dumps({"error": message, **extra}, ensure_ascii=False) + "\n")
     else:
-        _console(stderr=True).print(f"[red]error:[/red] {message}")
+        console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
 
 

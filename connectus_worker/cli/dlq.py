@@ -13,7 +13,15 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, JSON, fail, job_store, output
+from connectus_worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    JSON,
+    console,
+    fail,
+    job_store,
+    output,
+)
 
 app = typer.Typer(
     help="Dead letters: jobs that failed permanently, with their reason.", no_args_is_help=True
@@ -67,10 +75,9 @@ def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
     if as_json:
         output(data, True)
         return
-    from connectus_worker.cli.common import console
 
     for line in lines:
-        console.print(line)
+        console().print(line)
 
 
 @app.command("list")
@@ -110,12 +117,11 @@ def show(ctx: typer.Context, job_id: str = typer.Argument(..., help="A dead-lett
     if json_output:
         output(data, True)
         return
-    from connectus_worker.cli.common import console
 
     output(data["dead_letter"], False, title=f"dead letter {job_id}")
     if data["record"]:
         output(data["record"], False, title="job record")
-    console.print_json(json.dumps(data["message"], default=str))
+    console().print_json(json.dumps(data["message"], default=str))
 
 
 @app.command()
