@@ -9,8 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from inspect import Parameter, Signature
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -54,12 +55,24 @@ def job_store(settings: Settings) -> JobStore:
     return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
 
 
-TENANT_HELP = (
-    "Whose jobs and campaigns (INTAKE_TENANTS' names; another tenant's do not exist "
-    "for this command)."
-)
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
-TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
+TENANT = typer.Option("default", "--tenant", help="Whose jobs and campaigns (INTAKE_TENANTS' "
+                      "names; another tenant's do not exist for this command).")  # fmt: skip
+
+
+def command_of(params: Mapping[str, tuple[Any, Any]], run: Callable[..., None]) -> Any:
+    """A typer command that calls ``run(ctx, **values)``; its parameters are ``params``:
+    name → (type, ``typer.Option(...)`` or ``typer.Argument(...)``), in this order."""
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        run(ctx, **values)
+
+    command.__signature__ = Signature([  # type: ignore[attr-defined]
+        Parameter("ctx", Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *(Parameter(name, Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+          for name, (annotation, default) in params.items()),
+    ])  # fmt: skip
+    return command
 
 
 def tenant_or_exit(tenant: str, as_json: bool) -> str:
