@@ -93,6 +93,15 @@ def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
         print_table(title, ("field", "value"), data.items(), header=False)
 
 
+def output_lines(data: Mapping[str, Any], as_json: bool, lines: Iterable[str]) -> None:
+    """``data`` as one JSON object, or ``lines`` (plain text) for people."""
+    if as_json:
+        output(data, True)
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
 def print_table(
     title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, header: bool = True
 ) -> None:
@@ -114,6 +123,16 @@ def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) 
     else:
         console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
+
+
+def checked(as_json: bool, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:
+    """``check(value, **kwargs)`` or exit 2 naming the field (nothing is called)."""
+    from connectus_worker.domain.validation import InvalidInput
+
+    try:
+        return check(value, **kwargs)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
 
 
 def iso_time(ms: int) -> str:

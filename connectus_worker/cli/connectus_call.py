@@ -54,16 +54,6 @@ def reply(
     output((view or dump)(answer), as_json, title=title)
 
 
-def checked(as_json: bool, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:
-    """``check(value, **kwargs)`` or exit 2 naming the field (nothing is called)."""
-    from connectus_worker.domain.validation import InvalidInput
-
-    try:
-        return check(value, **kwargs)
-    except InvalidInput as exc:
-        fail(str(exc), as_json, code=EXIT_INVALID)
-
-
 def dump(value: Any) -> Any:
     """A result dataclass as plain JSON values (its ``raw`` answer left out)."""
     import dataclasses

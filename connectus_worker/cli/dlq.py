@@ -21,6 +21,7 @@ from connectus_worker.cli.common import (
     fail,
     job_store,
     output,
+    output_lines,
 )
 
 app = typer.Typer(
@@ -70,16 +71,6 @@ def _select(ctx: typer.Context, ids: list[str] | None, every: bool, where: Any,
     return letters, [e for e in entries.values() if e], [i for i, e in entries.items() if not e]
 
 
-def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
-    """``data`` as one JSON object, or ``lines`` for people."""
-    if as_json:
-        output(data, True)
-        return
-
-    for line in lines:
-        console().print(line)
-
-
 @app.command("list")
 def list_(
     ctx: typer.Context, queue: str | None = QUEUE, reason: str | None = REASON,
@@ -97,7 +88,7 @@ def list_(
         refused = f"  (not replayable: {why_not})" if why_not and not row["poison"] else ""
         lines.append(f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
                      f"  {row['reason']}{poison}{refused}")  # fmt: skip
-    _print({"dead_letters": rows, "count": len(rows)}, json_output,
+    output_lines({"dead_letters": rows, "count": len(rows)}, json_output,
            [*lines, f"{len(rows)} dead letter(s)"])  # fmt: skip
 
 
@@ -145,7 +136,7 @@ def replay(
     summary: dict[str, Any] = {"replayed": replayed, "results": results}
     if job_ids and len(job_ids) == 1:
         summary |= results[0]  # one job: its job_id and result at the top, too
-    _print(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
+    output_lines(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
     if replayed < len(results):
         raise typer.Exit(EXIT_FAILED)
 
@@ -166,4 +157,4 @@ def purge(
     summary = {"dry_run": not yes, "job_ids": members, "count": len(members), "purged": purged,
                "missing": missing}  # fmt: skip
     verb = "purged" if yes else "would purge"
-    _print(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])
+    output_lines(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])

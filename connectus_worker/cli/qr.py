@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
-from connectus_worker.cli.connectus_call import call_connectus, checked, reply
+from connectus_worker.cli.common import EXIT_INVALID, JSON, checked, fail, output, print_table
+from connectus_worker.cli.connectus_call import call_connectus, reply
 
 if TYPE_CHECKING:
     from connectus_worker.worker.connectus.answers import Ack, QrMessage

@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import JSON
-from connectus_worker.cli.connectus_call import checked, reply
+from connectus_worker.cli.common import JSON, checked
+from connectus_worker.cli.connectus_call import reply
 
 app = typer.Typer(help="Legacy v1 API calls for operators (direct, unqueued, not retried).",
                   no_args_is_help=True)  # fmt: skip
