@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +21,9 @@ from connectus_worker.cli.common import (
     TENANT,
     console,
     fail,
+    iso_time,
     output,
+    print_table,
     tenant_or_exit,
 )
 
@@ -66,7 +69,6 @@ def _accept(preview: bool) -> Any:
         account: str | None = ACCOUNT, tenant: str = TENANT, json_output: bool = JSON,
     ) -> None:  # fmt: skip
         from connectus_worker.campaign.options import CampaignOptions
-        from connectus_worker.cli.campaign_view import print_plan
         from connectus_worker.producers.campaign_plan import resolve
 
         if name is None and not preview:
@@ -88,7 +90,7 @@ def _accept(preview: bool) -> Any:
         if json_output:
             output(plan, True)
         else:
-            print_plan(plan)
+            _print_plan(plan)
         if preview and plan["refusals"]:
             raise typer.Exit(EXIT_FAILED)
 
@@ -147,7 +149,6 @@ def _producer(
 def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn``; map the errors a user can fix to exit codes with a clear message."""
     from connectus_worker.campaign.store import CampaignConflict
-    from connectus_worker.cli.campaign_view import print_plan
     from connectus_worker.domain.validation import InvalidInput
     from connectus_worker.producers.campaign_control import CampaignNotFound, CampaignStateError
     from connectus_worker.producers.campaigns import CampaignRefused
@@ -157,7 +158,7 @@ def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except CampaignRefused as exc:
         if not as_json:
-            print_plan(exc.plan.to_json())
+            _print_plan(exc.plan.to_json())
         fail(str(exc), as_json, code=EXIT_FAILED, plan=exc.plan.to_json())
     except (CampaignConflict, CampaignStateError, CampaignNotFound) as exc:
         fail(str(exc), as_json, code=EXIT_FAILED)
@@ -186,15 +187,13 @@ def _control(ctx: typer.Context, tenant: str, as_json: bool) -> Any:
 def list_(ctx: typer.Context, limit: int = typer.Option(50, min=1, max=1000),
           tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
     """The tenant's newest campaigns, with their state and progress."""
-    from connectus_worker.cli.campaign_view import print_list
-
     control = _control(ctx, tenant, json_output)
     rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)
             if c.tenant == tenant]  # fmt: skip
     if json_output:
         output({"campaigns": rows}, True)
     else:
-        print_list(rows)
+        _print_list(rows)
 
 
 @app.command()
@@ -205,7 +204,6 @@ def status(
     tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
-    from connectus_worker.cli.campaign_view import print_status
     from connectus_worker.worker.accounts import accounts_status
 
     control = _control(ctx, tenant, json_output)
@@ -221,7 +219,7 @@ def status(
         if json_output:
             output(body, True)
         else:
-            print_status(body)
+            _print_status(body)
         if not watch or body["state"] in ("finished", "cancelled"):
             return
         sys.stdout.flush()
@@ -290,3 +288,70 @@ def _short_links(settings: Any, control: Any, campaign_id: str) -> list[dict[str
             with contextlib.suppress(ConnectusError):
                 link["clicks"] = clicks_of(client, link["id"])
     return links
+
+
+# --- how the commands print for people (--json prints the same data as one object) ---
+
+STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
+               "cancelled")  # fmt: skip
+
+
+#: The plan's figures shown, in this order.
+PLAN_KEYS = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
+             "segments", "max_segments", "cost", "deliver_at", "window",
+             "max_lateness_s")  # fmt: skip
+
+
+def _print_plan(plan: Mapping[str, Any]) -> None:
+    figures = [(key, plan[key]) for key in PLAN_KEYS if key in plan]
+    for balance in plan.get("balances", []):
+        available = "unknown" if balance["available"] is None else balance["available"]
+        figures.append(("balance", f"{balance['source']}: {available}"))
+    print_table(f"campaign {plan.get('name', '')}", ("field", "value"), figures, header=False)
+    for title, key, columns in (
+        ("invalid rows", "invalid_rows", ("line", "field", "reason")),
+        ("duplicates (kept the first)", "duplicate_rows", ("line", "first_line")),
+    ):
+        if rows := plan.get(key):
+            print_table(f"{title} (first {min(len(rows), 20)})", columns,
+                        ([row[c] for c in columns] for row in rows[:20]))  # fmt: skip
+    for refusal in plan.get("refusals", []):
+        console().print(f"[red]refused:[/red] {refusal}")
+
+
+def _print_list(rows: Sequence[Mapping[str, Any]]) -> None:
+    print_table(
+        "campaigns", ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"),
+        ([row["campaign_id"], row["name"], row["kind"], row["state"], row["total"],
+          sum(row["counts"].get(s, 0) for s in ("sent", "failed", "cancelled")),
+          iso_time(row["deliver_at_ms"])] for row in rows),
+    )  # fmt: skip
+
+
+def _print_status(body: Mapping[str, Any]) -> None:
+    state = body["state"] + (f" ({body['reason']})" if body.get("reason") else "")
+    console().print(f"[bold]{body['name']}[/bold] {body['campaign_id']}: {state}")
+    counts = body["counts"]
+    console().print("  " + "  ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)))
+    rate = body.get("rate_per_s")
+    eta = body.get("eta_s")
+    console().print(f"  rate {rate if rate is not None else '-'}/s  ETA "
+                  f"{_duration(eta) if eta is not None else '-'}  parked {body['parked']}  "
+                  f"deliveries {body['deliveries']}")  # fmt: skip
+    health = body.get("health") or {}
+    breaker = health.get("breaker", {})
+    rates = "  ".join(
+        f"{r['product']} {float(r['rate_per_s']):.0f}/s" for r in health.get("rates", [])
+    )
+    paused = " ".join(str(s["scope"]) for s in breaker.get("scopes", []))
+    console().print(
+        f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
+    )
+    for link in body.get("short_links") or []:
+        clicks = link["clicks"] if link["clicks"] is not None else "?"
+        console().print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"
