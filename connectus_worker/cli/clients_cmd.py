@@ -21,20 +21,19 @@ ID = typer.Argument(..., help="The subclient's id (its id_unique).")
 
 
 def _client_json(client: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"id_unique": client.id_unique, "name": client.name}
-    if client.balance is not None:
-        data["balance"] = client.balance
-    if client.sms_balances:
-        data["sms_balance"] = {b.country_name or str(b.id_country): b.balance
-                               for b in client.sms_balances}  # fmt: skip
-    if client.email_balance is not None:
-        data["email_balance"] = client.email_balance
+    """The subclient and its balances (those the answer shows)."""
     # GET /clients/:id answers one figure in "balance"; a listed client, an object.
     listed = client.raw.get("balance")
     whatsapp = listed.get("whatsapp_balance") if isinstance(listed, dict) else None
-    if isinstance(whatsapp, int):
-        data["whatsapp_balance"] = whatsapp
-    return data
+    balances = {"balance": client.balance, "sms_balance": _per_country(client.sms_balances),
+                "email_balance": client.email_balance,
+                "whatsapp_balance": whatsapp if isinstance(whatsapp, int) else None}  # fmt: skip
+    return {"id_unique": client.id_unique, "name": client.name,
+            **{k: v for k, v in balances.items() if v not in (None, {})}}  # fmt: skip
+
+
+def _per_country(balances: Any) -> dict[str, int]:
+    return {b.country_name or str(b.id_country): b.balance for b in balances}
 
 
 @app.command("list")
@@ -42,8 +41,7 @@ def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Every subclient with its balances, and the unassigned SMS balance per country."""
     listing = call_connectus(ctx, json_output, lambda c: c.v3.list_clients())
     clients = [_client_json(c) for c in listing.clients]
-    free = {b.country_name or str(b.id_country): b.balance
-            for b in listing.free_sms_balance_by_country}  # fmt: skip
+    free = _per_country(listing.free_sms_balance_by_country)
     raw = listing.raw or {}
     data = raw["data"] if isinstance(raw.get("data"), dict) else raw
     body = {"free_sms_balance_by_country": free, "clients": clients,
