@@ -8,8 +8,8 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import JSON
-from connectus_worker.cli.connectus_call import reply
+from connectus_worker.cli.common import JSON, output
+from connectus_worker.cli.connectus_call import call_connectus
 
 
 def safe_url(url: str | None) -> str | None:
@@ -31,13 +31,10 @@ def safe_url(url: str | None) -> str | None:
 
 def account(ctx: typer.Context, json_output: bool = JSON) -> None:
     """The Connectus account: id, name, e-mail, origin numbers and webhook URLs."""
-    reply(ctx, json_output, "Connectus account", lambda client: client.v3.account(), _view)
-
-
-def _view(found: Any) -> dict[str, Any]:
+    found = call_connectus(ctx, json_output, lambda client: client.v3.account())
     raw: dict[str, Any] = dict(found.raw)
     numbers = raw.get("src_numbers")
-    return {
+    body = {
         "id_account": found.id_account,
         "name": found.name,
         "email": found.email,
@@ -47,3 +44,4 @@ def _view(found: Any) -> dict[str, Any]:
         "src_numbers": [str(n.get("src_number")) for n in numbers if isinstance(n, dict)]
         if isinstance(numbers, list) else [],
     }  # fmt: skip
+    output(body, json_output, title="Connectus account")
