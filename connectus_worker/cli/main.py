@@ -15,11 +15,11 @@ import typer
 
 from connectus_worker.cli import (
     account_cmd,
+    breaker_cmd,
     campaign,
     clients_cmd,
     deliveries_cmd,
     dlq,
-    health_cmd,
     optout_cmd,
     qr,
     review,
@@ -55,7 +55,7 @@ for name, group in GROUPS.items():
     app.add_typer(group.app, name=name)
 app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
-app.command("breaker")(health_cmd.breaker)
+app.command("breaker")(breaker_cmd.breaker)
 app.command("serve")(serve_cmd.serve)
 
 
