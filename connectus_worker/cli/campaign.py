@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,11 @@ from connectus_worker.cli.common import (
     EXIT_INVALID,
     JSON,
     TENANT,
+    console,
     fail,
+    iso_time,
     output,
+    print_table,
     tenant_or_exit,
 )
 
@@ -65,7 +69,6 @@ def _accept(preview: bool) -> Any:
         account: str | None = ACCOUNT, tenant: str = TENANT, json_output: bool = JSON,
     ) -> None:  # fmt: skip
         from connectus_worker.campaign.options import CampaignOptions
-        from connectus_worker.cli.campaign_view import print_plan
         from connectus_worker.producers.campaign_plan import resolve
 
         if name is None and not preview:
@@ -87,7 +90,7 @@ def _accept(preview: bool) -> Any:
         if json_output:
             output(plan, True)
         else:
-            print_plan(plan)
+            _print_plan(plan)
         if preview and plan["refusals"]:
             raise typer.Exit(EXIT_FAILED)
 
@@ -105,17 +108,15 @@ def _send(producer: Any, file: Path, options: Any, as_json: bool) -> dict[str, A
     until the file is read); its plan, without refusals, and its id."""
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from connectus_worker.cli.common import err_console
-
     with Progress(TextColumn("accepting"), BarColumn(), TextColumn("{task.fields[rows]} rows"),
                   TimeElapsedColumn(), disable=as_json, transient=True,
-                  console=err_console) as bar:  # fmt: skip
+                  console=console(stderr=True)) as bar:  # fmt: skip
         task = bar.add_task("accept", total=None, rows=0)
         accepted = _checked(as_json, producer.send, file, options,
                             progress=lambda rows: bar.update(task, rows=rows))  # fmt: skip
     if not as_json:
         verb = "accepted" if accepted.created else "already accepted (same idempotency key)"
-        err_console.print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
+        console(stderr=True).print(f"campaign [bold]{accepted.campaign_id}[/bold] {verb}")
     return {"campaign_id": accepted.campaign_id, "created": accepted.created,
             **{k: v for k, v in accepted.plan.to_json().items() if k != "refusals"}}  # fmt: skip
 
@@ -124,7 +125,6 @@ def _producer(
     ctx: typer.Context, no_balance: bool, as_json: bool, tenant: str = "default",
     account: str | None = None,
 ) -> Any:  # fmt: skip
-    from connectus_worker.cli.common import err_console
     from connectus_worker.config import ConfigError
     from connectus_worker.producers.campaigns import CampaignProducer
 
@@ -142,14 +142,13 @@ def _producer(
                 lookup = BalanceLookup(build_client(settings, account=own))
         except ConfigError as exc:
             if not as_json:
-                err_console.print(f"[yellow]balance not checked:[/yellow] {exc}")
+                console(stderr=True).print(f"[yellow]balance not checked:[/yellow] {exc}")
     return CampaignProducer(settings, tenant=tenant_or_exit(tenant, as_json), balance=lookup)
 
 
 def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
     """Run ``fn``; map the errors a user can fix to exit codes with a clear message."""
     from connectus_worker.campaign.store import CampaignConflict
-    from connectus_worker.cli.campaign_view import print_plan
     from connectus_worker.domain.validation import InvalidInput
     from connectus_worker.producers.campaign_control import CampaignNotFound, CampaignStateError
     from connectus_worker.producers.campaigns import CampaignRefused
@@ -159,7 +158,7 @@ def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return fn(*args, **kwargs)
     except CampaignRefused as exc:
         if not as_json:
-            print_plan(exc.plan.to_json())
+            _print_plan(exc.plan.to_json())
         fail(str(exc), as_json, code=EXIT_FAILED, plan=exc.plan.to_json())
     except (CampaignConflict, CampaignStateError, CampaignNotFound) as exc:
         fail(str(exc), as_json, code=EXIT_FAILED)
@@ -188,15 +187,13 @@ def _control(ctx: typer.Context, tenant: str, as_json: bool) -> Any:
 def list_(ctx: typer.Context, limit: int = typer.Option(50, min=1, max=1000),
           tenant: str = TENANT, json_output: bool = JSON) -> None:  # fmt: skip
     """The tenant's newest campaigns, with their state and progress."""
-    from connectus_worker.cli.campaign_view import print_list
-
     control = _control(ctx, tenant, json_output)
     rows = [control.status(c.campaign_id).to_json() for c in control.store.recent(limit=limit)
             if c.tenant == tenant]  # fmt: skip
     if json_output:
         output({"campaigns": rows}, True)
     else:
-        print_list(rows)
+        _print_list(rows)
 
 
 @app.command()
@@ -207,7 +204,6 @@ def status(
     tenant: str = TENANT, json_output: bool = JSON,
 ) -> None:  # fmt: skip
     """Counts by state, rate, ETA, and the breaker and limiter state."""
-    from connectus_worker.cli.campaign_view import print_status
     from connectus_worker.worker.accounts import accounts_status
 
     control = _control(ctx, tenant, json_output)
@@ -223,7 +219,7 @@ def status(
         if json_output:
             output(body, True)
         else:
-            print_status(body)
+            _print_status(body)
         if not watch or body["state"] in ("finished", "cancelled"):
             return
         sys.stdout.flush()
@@ -292,3 +288,70 @@ def _short_links(settings: Any, control: Any, campaign_id: str) -> list[dict[str
             with contextlib.suppress(ConnectusError):
                 link["clicks"] = clicks_of(client, link["id"])
     return links
+
+
+# --- how the commands print for people (--json prints the same data as one object) ---
+
+STATE_ORDER = ("pending", "queued", "sending", "retrying", "sent", "unknown", "failed",
+               "cancelled")  # fmt: skip
+
+
+#: The plan's figures shown, in this order.
+PLAN_KEYS = ("campaign_id", "kind", "transport", "rows", "valid", "invalid", "duplicates",
+             "segments", "max_segments", "cost", "deliver_at", "window",
+             "max_lateness_s")  # fmt: skip
+
+
+def _print_plan(plan: Mapping[str, Any]) -> None:
+    figures = [(key, plan[key]) for key in PLAN_KEYS if key in plan]
+    for balance in plan.get("balances", []):
+        available = "unknown" if balance["available"] is None else balance["available"]
+        figures.append(("balance", f"{balance['source']}: {available}"))
+    print_table(f"campaign {plan.get('name', '')}", ("field", "value"), figures, header=False)
+    for title, key, columns in (
+        ("invalid rows", "invalid_rows", ("line", "field", "reason")),
+        ("duplicates (kept the first)", "duplicate_rows", ("line", "first_line")),
+    ):
+        if rows := plan.get(key):
+            print_table(f"{title} (first {min(len(rows), 20)})", columns,
+                        ([row[c] for c in columns] for row in rows[:20]))  # fmt: skip
+    for refusal in plan.get("refusals", []):
+        console().print(f"[red]refused:[/red] {refusal}")
+
+
+def _print_list(rows: Sequence[Mapping[str, Any]]) -> None:
+    print_table(
+        "campaigns", ("campaign_id", "name", "kind", "state", "total", "done", "deliver_at"),
+        ([row["campaign_id"], row["name"], row["kind"], row["state"], row["total"],
+          sum(row["counts"].get(s, 0) for s in ("sent", "failed", "cancelled")),
+          iso_time(row["deliver_at_ms"])] for row in rows),
+    )  # fmt: skip
+
+
+def _print_status(body: Mapping[str, Any]) -> None:
+    state = body["state"] + (f" ({body['reason']})" if body.get("reason") else "")
+    console().print(f"[bold]{body['name']}[/bold] {body['campaign_id']}: {state}")
+    counts = body["counts"]
+    console().print("  " + "  ".join(f"{s} {counts[s]}" for s in STATE_ORDER if counts.get(s)))
+    rate = body.get("rate_per_s")
+    eta = body.get("eta_s")
+    console().print(f"  rate {rate if rate is not None else '-'}/s  ETA "
+                  f"{_duration(eta) if eta is not None else '-'}  parked {body['parked']}  "
+                  f"deliveries {body['deliveries']}")  # fmt: skip
+    health = body.get("health") or {}
+    breaker = health.get("breaker", {})
+    rates = "  ".join(
+        f"{r['product']} {float(r['rate_per_s']):.0f}/s" for r in health.get("rates", [])
+    )
+    paused = " ".join(str(s["scope"]) for s in breaker.get("scopes", []))
+    console().print(
+        f"  breaker {breaker.get('state', '?')}{f' ({paused})' if paused else ''}  {rates}"
+    )
+    for link in body.get("short_links") or []:
+        clicks = link["clicks"] if link["clicks"] is not None else "?"
+        console().print(f"  link {link['short_link']} → {link['url']}: {clicks} clicks")
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m{seconds % 60:02d}s"

@@ -7,12 +7,12 @@ names it (``--country chile`` or its id, ``1``).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 
 from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
-from connectus_worker.cli.connectus_call import call_connectus
+from connectus_worker.cli.connectus_call import call_connectus, reply
 
 app = typer.Typer(help="Subclients: accounts whose balance sends can be charged to.",
                   no_args_is_help=True)  # fmt: skip
@@ -21,20 +21,19 @@ ID = typer.Argument(..., help="The subclient's id (its id_unique).")
 
 
 def _client_json(client: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {"id_unique": client.id_unique, "name": client.name}
-    if client.balance is not None:
-        data["balance"] = client.balance
-    if client.sms_balances:
-        data["sms_balance"] = {b.country_name or str(b.id_country): b.balance
-                               for b in client.sms_balances}  # fmt: skip
-    if client.email_balance is not None:
-        data["email_balance"] = client.email_balance
+    """The subclient and its balances (those the answer shows)."""
     # GET /clients/:id answers one figure in "balance"; a listed client, an object.
     listed = client.raw.get("balance")
     whatsapp = listed.get("whatsapp_balance") if isinstance(listed, dict) else None
-    if isinstance(whatsapp, int):
-        data["whatsapp_balance"] = whatsapp
-    return data
+    balances = {"balance": client.balance, "sms_balance": _per_country(client.sms_balances),
+                "email_balance": client.email_balance,
+                "whatsapp_balance": whatsapp if isinstance(whatsapp, int) else None}  # fmt: skip
+    return {"id_unique": client.id_unique, "name": client.name,
+            **{k: v for k, v in balances.items() if v not in (None, {})}}  # fmt: skip
+
+
+def _per_country(balances: Any) -> dict[str, int]:
+    return {b.country_name or str(b.id_country): b.balance for b in balances}
 
 
 @app.command("list")
@@ -42,8 +41,7 @@ def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Every subclient with its balances, and the unassigned SMS balance per country."""
     listing = call_connectus(ctx, json_output, lambda c: c.v3.list_clients())
     clients = [_client_json(c) for c in listing.clients]
-    free = {b.country_name or str(b.id_country): b.balance
-            for b in listing.free_sms_balance_by_country}  # fmt: skip
+    free = _per_country(listing.free_sms_balance_by_country)
     raw = listing.raw or {}
     data = raw["data"] if isinstance(raw.get("data"), dict) else raw
     body = {"free_sms_balance_by_country": free, "clients": clients,
@@ -62,8 +60,8 @@ def list_(ctx: typer.Context, json_output: bool = JSON) -> None:
 @app.command()
 def show(ctx: typer.Context, id_client: str = ID, json_output: bool = JSON) -> None:
     """One subclient."""
-    client = call_connectus(ctx, json_output, lambda c: c.v3.get_client(id_client=id_client))
-    output(_client_json(client), json_output, title=f"subclient {id_client}")
+    reply(ctx, json_output, f"subclient {id_client}",
+          lambda c: c.v3.get_client(id_client=id_client), _client_json)  # fmt: skip
 
 
 @app.command()
@@ -74,8 +72,8 @@ def create(
 ) -> None:
     """Create a subclient; prints its id."""
     _check_name(name, json_output)
-    client = call_connectus(ctx, json_output, lambda c: c.v3.create_client(name=name.strip()))
-    output(_client_json(client), json_output, title="subclient created")
+    reply(ctx, json_output, "subclient created", lambda c: c.v3.create_client(name=name.strip()),
+          _client_json)  # fmt: skip
 
 
 @app.command()
@@ -87,10 +85,9 @@ def update(
 ) -> None:
     """Rename a subclient."""
     _check_name(name, json_output)
-    client = call_connectus(
-        ctx, json_output, lambda c: c.v3.update_client(id_client=id_client, name=name.strip())
-    )
-    output(_client_json(client), json_output, title="subclient updated")
+    reply(ctx, json_output, "subclient updated",
+          lambda c: c.v3.update_client(id_client=id_client, name=name.strip()),
+          _client_json)  # fmt: skip
 
 
 AMOUNT = typer.Option(..., "--amount", help="Units to move (SMS, e-mails or messages).")
@@ -104,7 +101,28 @@ def _balance_command(action: str) -> Any:
         ctx: typer.Context, id_client: str = ID, amount: int = AMOUNT, product: str = PRODUCT,
         country: str | None = COUNTRY, json_output: bool = JSON,
     ) -> None:  # fmt: skip
-        _move(ctx, action, id_client, amount, product, country, json_output)
+        from connectus_worker.worker.connectus.enums import SubclientProduct
+
+        def bad(message: str) -> NoReturn:
+            fail(message, json_output, code=EXIT_INVALID)
+
+        if amount <= 0:
+            bad("--amount: must be a positive whole number")
+        if product.upper() not in SubclientProduct.__members__:
+            bad("--product: must be one of sms, email, whatsapp")
+        kind = SubclientProduct[product.upper()]
+        id_country = _country(country, json_output) if country is not None else None
+        if kind is SubclientProduct.SMS and id_country is None:
+            bad("--country: SMS balance is per country; name it (chile, 1...)")
+        if kind is not SubclientProduct.SMS and id_country is not None:
+            bad("--country: only SMS balance is per country")
+        reply(ctx, json_output, f"subclient {action.replace('_', ' ')}",
+              lambda c: getattr(c.v3, action)(id_client=id_client, amount=amount, product=kind,
+                                              id_country=id_country),
+              lambda ack: {"id_client": id_client, "action": action, "amount": amount,
+                           "product": product.lower(),
+                           "id_country": None if id_country is None else int(id_country),
+                           "message": ack.message})  # fmt: skip
 
     return command
 
@@ -113,29 +131,6 @@ app.command("add-balance", help="Move balance from the account's unassigned bala
             "subclient.")(_balance_command("add_balance"))  # fmt: skip
 app.command("remove-balance", help="Move balance from the subclient back to the account's "
             "unassigned balance.")(_balance_command("remove_balance"))  # fmt: skip
-
-
-def _move(ctx: typer.Context, action: str, id_client: str, amount: int, product: str,
-          country: str | None, as_json: bool) -> None:  # fmt: skip
-    from connectus_worker.worker.connectus.enums import SubclientProduct
-
-    if amount <= 0:
-        fail("--amount: must be a positive whole number", as_json, code=EXIT_INVALID)
-    if product.upper() not in SubclientProduct.__members__:
-        fail("--product: must be one of sms, email, whatsapp", as_json, code=EXIT_INVALID)
-    kind = SubclientProduct[product.upper()]
-    id_country = _country(country, as_json) if country is not None else None
-    if kind is SubclientProduct.SMS and id_country is None:
-        fail("--country: SMS balance is per country; name it (chile, 1...)", as_json,
-             code=EXIT_INVALID)  # fmt: skip
-    if kind is not SubclientProduct.SMS and id_country is not None:
-        fail("--country: only SMS balance is per country", as_json, code=EXIT_INVALID)
-    ack = call_connectus(ctx, as_json, lambda c: getattr(c.v3, action)(
-        id_client=id_client, amount=amount, product=kind, id_country=id_country))  # fmt: skip
-    data = {"id_client": id_client, "action": action, "amount": amount, "product": product.lower(),
-            "id_country": None if id_country is None else int(id_country),
-            "message": ack.message}  # fmt: skip
-    output(data, as_json, title=f"subclient {action.replace('_', ' ')}")
 
 
 def _country(text: str, as_json: bool) -> Any:  # noqa: RET503 - fail() never returns

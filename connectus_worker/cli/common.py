@@ -1,8 +1,7 @@
 """What every command shares: settings, the job store, output as a table or JSON.
 
 Heavy libraries (rich, pydantic settings, redis) are imported by the functions that use
-them; ``console`` and ``err_console`` are built on first use (import them inside the
-function that prints), so that ``--json`` and ``--help`` never load rich.
+them, so that ``--json`` and ``--help`` never load rich.
 """
 
 from __future__ import annotations
@@ -10,8 +9,9 @@ from __future__ import annotations
 import functools
 import json
 import sys
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
+from inspect import Parameter, Signature
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -28,19 +28,11 @@ EXIT_CONFIG = 78
 
 
 @functools.cache
-def _console(stderr: bool) -> Console:
+def console(stderr: bool = False) -> Console:
+    """rich's console on stdout (or stderr), made on first use."""
     from rich.console import Console
 
     return Console(stderr=stderr)
-
-
-def __getattr__(name: str) -> Console:
-    """``console`` (stdout) and ``err_console`` (stderr), built on first use."""
-    if name == "console":
-        return _console(stderr=False)
-    if name == "err_console":
-        return _console(stderr=True)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def load_or_exit() -> Settings:
@@ -50,7 +42,7 @@ def load_or_exit() -> Settings:
     try:
         return load_settings()
     except ConfigError as exc:
-        _console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
+        console(stderr=True).print(f"[red]configuration error:[/red] {exc}")
         raise typer.Exit(EXIT_CONFIG) from exc
 
 
@@ -63,12 +55,24 @@ def job_store(settings: Settings) -> JobStore:
     return JobStore(connect(settings), Keys(settings.key_prefix), ttl_s=settings.job_ttl_s)
 
 
-TENANT_HELP = (
-    "Whose jobs and campaigns (INTAKE_TENANTS' names; another tenant's do not exist "
-    "for this command)."
-)
 JSON = typer.Option(False, "--json", help="Print one JSON object.")
-TENANT = typer.Option("default", "--tenant", help=TENANT_HELP)
+TENANT = typer.Option("default", "--tenant", help="Whose jobs and campaigns (INTAKE_TENANTS' "
+                      "names; another tenant's do not exist for this command).")  # fmt: skip
+
+
+def command_of(params: Mapping[str, tuple[Any, Any]], run: Callable[..., None]) -> Any:
+    """A typer command that calls ``run(ctx, **values)``; its parameters are ``params``:
+    name → (type, ``typer.Option(...)`` or ``typer.Argument(...)``), in this order."""
+
+    def command(ctx: typer.Context, **values: Any) -> None:
+        run(ctx, **values)
+
+    command.__signature__ = Signature([  # type: ignore[attr-defined]
+        Parameter("ctx", Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context),
+        *(Parameter(name, Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+          for name, (annotation, default) in params.items()),
+    ])  # fmt: skip
+    return command
 
 
 def tenant_or_exit(tenant: str, as_json: bool) -> str:
@@ -89,6 +93,15 @@ def output(data: Mapping[str, Any], as_json: bool, *, title: str = "") -> None:
         print_table(title, ("field", "value"), data.items(), header=False)
 
 
+def output_lines(data: Mapping[str, Any], as_json: bool, lines: Iterable[str]) -> None:
+    """``data`` as one JSON object, or ``lines`` (plain text) for people."""
+    if as_json:
+        output(data, True)
+    else:
+        for line in lines:
+            typer.echo(line)
+
+
 def print_table(
     title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]], *, header: bool = True
 ) -> None:
@@ -100,7 +113,7 @@ def print_table(
         table.add_column(column)
     for row in rows:
         table.add_row(*("" if value is None else str(value) for value in row))
-    _console(stderr=False).print(table)
+    console().print(table)
 
 
 def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) -> NoReturn:
@@ -108,8 +121,18 @@ def fail(message: str, as_json: bool, *, code: int = EXIT_FAILED, **extra: Any) 
     if as_json:
         sys.stdout.write(json.dumps({"error": message, **extra}, ensure_ascii=False) + "\n")
     else:
-        _console(stderr=True).print(f"[red]error:[/red] {message}")
+        console(stderr=True).print(f"[red]error:[/red] {message}")
     raise typer.Exit(code)
+
+
+def checked(as_json: bool, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:
+    """``check(value, **kwargs)`` or exit 2 naming the field (nothing is called)."""
+    from connectus_worker.domain.validation import InvalidInput
+
+    try:
+        return check(value, **kwargs)
+    except InvalidInput as exc:
+        fail(str(exc), as_json, code=EXIT_INVALID)
 
 
 def iso_time(ms: int) -> str:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
-from connectus_worker.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, fail
+from connectus_worker.cli.common import EXIT_CONFIG, EXIT_FAILED, EXIT_INVALID, fail, output
 
 if TYPE_CHECKING:
     from connectus_worker.worker.connectus.client import ConnectusClient
@@ -21,7 +21,7 @@ def call_connectus(ctx: typer.Context, as_json: bool, fn: Callable[[ConnectusCli
     """Run ``fn(client)``; configuration, input and Connectus errors exit clearly."""
     from connectus_worker.config import ConfigError
     from connectus_worker.worker.app import build_client
-    from connectus_worker.worker.connectus.errors import ConnectusError, InvalidRequest
+    from connectus_worker.worker.connectus import errors
 
     settings = ctx.obj()
     try:
@@ -31,23 +31,27 @@ def call_connectus(ctx: typer.Context, as_json: bool, fn: Callable[[ConnectusCli
     with client:
         try:
             return fn(client)
-        except InvalidRequest as exc:
+        except errors.InvalidRequest as exc:
             code = EXIT_INVALID if exc.status_code is None else EXIT_FAILED
             fail(f"Connectus refused it: {exc.message}", as_json, code=code, reason=exc.reason)
-        except ConnectusError as exc:
+        except errors.SessionDisconnected as exc:  # only the QR API's calls raise it
+            fail("the WhatsApp session is not connected: pair it with 'connectus qr code' "
+                 f"({exc.reason})", as_json, reason=exc.reason)  # fmt: skip
+        except errors.NotFound as exc:
+            fail(f"not found at Connectus: {exc.message}", as_json, reason=exc.reason)
+        except errors.ConnectusError as exc:
             fail(f"Connectus call failed: {exc.message}", as_json, reason=exc.reason)
         except ValueError as exc:  # InvalidInput, or a malformed argument the client refused
             fail(str(exc), as_json, code=EXIT_INVALID)
 
 
-def checked(as_json: bool, check: Callable[..., Any], value: Any, **kwargs: Any) -> Any:
-    """``check(value, **kwargs)`` or exit 2 naming the field (nothing is called)."""
-    from connectus_worker.domain.validation import InvalidInput
-
-    try:
-        return check(value, **kwargs)
-    except InvalidInput as exc:
-        fail(str(exc), as_json, code=EXIT_INVALID)
+def reply(
+    ctx: typer.Context, as_json: bool, title: str, fn: Callable[[ConnectusClient], Any],
+    view: Callable[[Any], Any] | None = None,
+) -> None:  # fmt: skip
+    """Print ``view`` of the answer of ``fn(client)`` (default: the answer, :func:`dump`ed)."""
+    answer = call_connectus(ctx, as_json, fn)
+    output((view or dump)(answer), as_json, title=title)
 
 
 def dump(value: Any) -> Any:

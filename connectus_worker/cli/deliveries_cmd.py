@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output
-from connectus_worker.cli.connectus_call import call_connectus, dump
+from connectus_worker.cli.common import EXIT_INVALID, JSON, fail
+from connectus_worker.cli.connectus_call import reply
 
 app = typer.Typer(help="Connectus deliveries: named batches executed at deliver_at.",
                   no_args_is_help=True)  # fmt: skip
@@ -33,21 +33,16 @@ def create(
         fail("--product: must be sms, whatsapp or email", json_output, code=EXIT_INVALID)
     if not name.strip():
         fail("--name: is empty", json_output, code=EXIT_INVALID)
-    made = call_connectus(
-        ctx,
-        json_output,
-        lambda c: c.v3.create_delivery(
-            name=name.strip(), deliver_at=deliver_at, id_product=DeliveryProduct[product.upper()]
-        ),
-    )
-    output(dump(made), json_output, title="delivery created")
+    id_product = DeliveryProduct[product.upper()]
+    reply(ctx, json_output, "delivery created", lambda c: c.v3.create_delivery(
+        name=name.strip(), deliver_at=deliver_at, id_product=id_product))  # fmt: skip
 
 
 @app.command()
 def show(ctx: typer.Context, id_delivery: str = ID, json_output: bool = JSON) -> None:
     """One delivery: its name, deliver_at and status (EJECUTADO once executed)."""
-    found = call_connectus(ctx, json_output, lambda c: c.v3.get_delivery(id_delivery=id_delivery))
-    output(dump(found), json_output, title=f"delivery {id_delivery}")
+    reply(ctx, json_output, f"delivery {id_delivery}",
+          lambda c: c.v3.get_delivery(id_delivery=id_delivery))  # fmt: skip
 
 
 @app.command()
@@ -61,9 +56,5 @@ def update(
     """Rename or reschedule a delivery not yet executed."""
     if name is None and deliver_at is None:
         fail("--name or --at: give at least one", json_output, code=EXIT_INVALID)
-    found = call_connectus(
-        ctx,
-        json_output,
-        lambda c: c.v3.update_delivery(id_delivery=id_delivery, name=name, deliver_at=deliver_at),
-    )
-    output(dump(found), json_output, title=f"delivery {id_delivery}")
+    reply(ctx, json_output, f"delivery {id_delivery}", lambda c: c.v3.update_delivery(
+        id_delivery=id_delivery, name=name, deliver_at=deliver_at))  # fmt: skip

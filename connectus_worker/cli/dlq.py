@@ -13,7 +13,16 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_FAILED, EXIT_INVALID, JSON, fail, job_store, output
+from connectus_worker.cli.common import (
+    EXIT_FAILED,
+    EXIT_INVALID,
+    JSON,
+    console,
+    fail,
+    job_store,
+    output,
+    output_lines,
+)
 
 app = typer.Typer(
     help="Dead letters: jobs that failed permanently, with their reason.", no_args_is_help=True
@@ -62,17 +71,6 @@ def _select(ctx: typer.Context, ids: list[str] | None, every: bool, where: Any,
     return letters, [e for e in entries.values() if e], [i for i, e in entries.items() if not e]
 
 
-def _print(data: dict[str, Any], as_json: bool, lines: list[str]) -> None:
-    """``data`` as one JSON object, or ``lines`` for people."""
-    if as_json:
-        output(data, True)
-        return
-    from connectus_worker.cli.common import console
-
-    for line in lines:
-        console.print(line)
-
-
 @app.command("list")
 def list_(
     ctx: typer.Context, queue: str | None = QUEUE, reason: str | None = REASON,
@@ -90,7 +88,7 @@ def list_(
         refused = f"  (not replayable: {why_not})" if why_not and not row["poison"] else ""
         lines.append(f"{row['job_id']}  {row['kind']}  {row['queue']}  {row['error_class']}"
                      f"  {row['reason']}{poison}{refused}")  # fmt: skip
-    _print({"dead_letters": rows, "count": len(rows)}, json_output,
+    output_lines({"dead_letters": rows, "count": len(rows)}, json_output,
            [*lines, f"{len(rows)} dead letter(s)"])  # fmt: skip
 
 
@@ -110,12 +108,11 @@ def show(ctx: typer.Context, job_id: str = typer.Argument(..., help="A dead-lett
     if json_output:
         output(data, True)
         return
-    from connectus_worker.cli.common import console
 
     output(data["dead_letter"], False, title=f"dead letter {job_id}")
     if data["record"]:
         output(data["record"], False, title="job record")
-    console.print_json(json.dumps(data["message"], default=str))
+    console().print_json(json.dumps(data["message"], default=str))
 
 
 @app.command()
@@ -139,7 +136,7 @@ def replay(
     summary: dict[str, Any] = {"replayed": replayed, "results": results}
     if job_ids and len(job_ids) == 1:
         summary |= results[0]  # one job: its job_id and result at the top, too
-    _print(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
+    output_lines(summary, json_output, [f"{r['job_id']}: {r['result']}" for r in results])
     if replayed < len(results):
         raise typer.Exit(EXIT_FAILED)
 
@@ -160,4 +157,4 @@ def purge(
     summary = {"dry_run": not yes, "job_ids": members, "count": len(members), "purged": purged,
                "missing": missing}  # fmt: skip
     verb = "purged" if yes else "would purge"
-    _print(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])
+    output_lines(summary, json_output, [*members, f"{verb} {len(members)} dead letter(s)"])

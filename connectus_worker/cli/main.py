@@ -15,11 +15,11 @@ import typer
 
 from connectus_worker.cli import (
     account_cmd,
+    breaker_cmd,
     campaign,
     clients_cmd,
     deliveries_cmd,
     dlq,
-    health_cmd,
     optout_cmd,
     qr,
     review,
@@ -30,6 +30,7 @@ from connectus_worker.cli import (
 )  # fmt: skip
 from connectus_worker.cli.common import (
     EXIT_CONFIG,
+    EXIT_INVALID,
     JSON,
     TENANT,
     fail,
@@ -54,7 +55,7 @@ for name, group in GROUPS.items():
     app.add_typer(group.app, name=name)
 app.command("account")(account_cmd.account)
 app.command("worker")(worker_cmd.worker)
-app.command("breaker")(health_cmd.breaker)
+app.command("breaker")(breaker_cmd.breaker)
 app.command("serve")(serve_cmd.serve)
 
 
@@ -167,25 +168,22 @@ def sandbox(ctx: typer.Context) -> None:
 @app.command("console-password")
 def console_password(
     name: str = typer.Argument(..., help="The operator's name (1-64 of A-Z a-z 0-9 . _ @ -)."),
-    role: str = typer.Option("read-only", help="admin (may act) or read-only (sees only)."),
+    role: Literal["admin", "read-only"] = typer.Option(
+        "read-only", help="admin (may act) or read-only (sees only)."
+    ),
 ) -> None:
     """Ask for a password (twice, not echoed); print the CONSOLE_USERS entry name:role:hash."""
-    from connectus_worker.config.console_users import ROLES, hash_password, parse_users
+    from connectus_worker.config.console_users import hash_password, parse_users
 
-    if role not in ROLES:
-        print("connectus: --role: must be admin or read-only", file=sys.stderr)
-        raise typer.Exit(2)
     # The prompts on stderr: stdout is the entry alone (`... > entry.txt`).
     password = typer.prompt("password", hide_input=True, confirmation_prompt=True, err=True)
     if len(password) < 12:
-        print("connectus: password: use at least 12 characters", file=sys.stderr)
-        raise typer.Exit(2)
+        fail("password: use at least 12 characters", False, code=EXIT_INVALID)
     entry = f"{name}:{role}:{hash_password(password)}"
     try:
         parse_users(entry)
     except ValueError as exc:
-        print(f"connectus: {exc}", file=sys.stderr)
-        raise typer.Exit(2) from None
+        fail(str(exc), False, code=EXIT_INVALID)
     print(entry)
 
 

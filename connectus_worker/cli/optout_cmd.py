@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, iso_time, output
+from connectus_worker.cli.common import JSON, checked, iso_time, output, output_lines
 
 app = typer.Typer(help="Marketing opt-outs: list, show, add and remove numbers.",
                   no_args_is_help=True)  # fmt: skip
@@ -21,17 +21,13 @@ NUMBER = typer.Argument(..., help="The phone number.")
 
 def _context(ctx: typer.Context, number: str | None, as_json: bool) -> tuple[Any, Any, str]:
     """(redis client, keys, the number normalised) — a bad number exits 2 naming it."""
-    from connectus_worker.domain.validation import InvalidInput, normalize_number
+    from connectus_worker.domain.validation import normalize_number
     from connectus_worker.ledger.keys import Keys
     from connectus_worker.redis import connect
 
     settings = ctx.obj()
-    digits = ""
-    if number is not None:
-        try:
-            digits = normalize_number(number, default_region=settings.default_region)
-        except InvalidInput as exc:
-            fail(f"number: {exc.reason}", as_json, code=EXIT_INVALID)
+    digits = "" if number is None else checked(as_json, normalize_number, number, field="number",
+                                               default_region=settings.default_region)  # fmt: skip
     return connect(settings), Keys(settings.key_prefix), digits
 
 
@@ -47,12 +43,8 @@ def list_(
 
     client, keys, _ = _context(ctx, None, json_output)
     next_cursor, numbers = list_opted_out(client, keys, cursor=cursor, count=count)
-    if json_output:
-        output({"numbers": numbers, "next_cursor": next_cursor}, True)
-        return
-    for number in numbers:
-        typer.echo(number)
-    if next_cursor:
+    output_lines({"numbers": numbers, "next_cursor": next_cursor}, json_output, numbers)
+    if next_cursor and not json_output:
         typer.echo(f"(more: --cursor {next_cursor})", err=True)
 
 

@@ -11,18 +11,15 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, output, print_table
-from connectus_worker.cli.connectus_call import call_connectus, checked
+from connectus_worker.cli.common import EXIT_INVALID, JSON, checked, fail, output, print_table
+from connectus_worker.cli.connectus_call import call_connectus, reply
 
 if TYPE_CHECKING:
-    from connectus_worker.worker.connectus.answers import QrMessage
-    from connectus_worker.worker.connectus.client import ConnectusClient
-
-T = TypeVar("T")
+    from connectus_worker.worker.connectus.answers import Ack, QrMessage
 
 app = typer.Typer(help="The WhatsApp QR API: pairing and groups.", no_args_is_help=True)
 groups = typer.Typer(help="WhatsApp groups of the QR session.", no_args_is_help=True)
@@ -33,22 +30,6 @@ NUMBERS = typer.Option(
 )
 PNG = typer.Option(None, "--png", help="Write the QR to this PNG file instead of drawing it.")
 GROUP = typer.Argument(..., help="The group's name (its subject), as created.")
-
-
-def _call(ctx: typer.Context, as_json: bool, call: Callable[[ConnectusClient], T]) -> T:
-    """:func:`call_connectus`, saying what a QR API refusal means."""
-    from connectus_worker.worker.connectus.errors import NotFound, SessionDisconnected
-
-    def qr_call(client: ConnectusClient) -> T:
-        try:
-            return call(client)
-        except SessionDisconnected as exc:
-            fail("the WhatsApp session is not connected: pair it with 'connectus qr code' "
-                 f"({exc.reason})", as_json, reason=exc.reason)  # fmt: skip
-        except NotFound as exc:
-            fail("not found at the QR API (an unknown group?)", as_json, reason=exc.reason)
-
-    return call_connectus(ctx, as_json, qr_call)
 
 
 def _group_name(name: str, as_json: bool) -> str:
@@ -107,8 +88,8 @@ def status(ctx: typer.Context, json_output: bool = JSON) -> None:
     """Is the WhatsApp session paired? (GET /status)"""
     from connectus_worker.worker.qr_session import is_connected
 
-    value = _call(ctx, json_output, lambda c: c.qr.status())
-    output({"status": value, "connected": is_connected(value)}, json_output, title="qr session")
+    reply(ctx, json_output, "qr session", lambda c: c.qr.status(),
+          lambda value: {"status": value, "connected": is_connected(value)})  # fmt: skip
 
 
 @app.command()
@@ -121,7 +102,7 @@ def code(
     """Show the pairing QR (GET /qr): scan it with the phone's WhatsApp, Linked devices."""
     import segno
 
-    data = _call(ctx, json_output, lambda c: c.qr.qr())
+    data = call_connectus(ctx, json_output, lambda c: c.qr.qr())
     image = image_of(data)  # some gateways answer the QR as a picture
     if image is None:
         try:
@@ -159,19 +140,17 @@ def messages(
 ) -> None:
     """The last messages with a number (GET /get-last-messages)."""
     (dst,) = _numbers(ctx, [number], json_output)
-    rows = _call(ctx, json_output, lambda c: c.qr.last_messages(number=dst))
+    rows = call_connectus(ctx, json_output, lambda c: c.qr.last_messages(number=dst))
     _print_messages(f"last messages with {number}", rows, json_output)
 
 
 # --- groups -------------------------------------------------------------------------
 
 
-def _changed(title: str, group: str, answer: Any, as_json: bool) -> None:
-    raw = dict(getattr(answer, "raw", {}) or {})
-    data: dict[str, Any] = {"group": group, "success": getattr(answer, "success", True)}
-    if isinstance(raw.get("group"), dict):  # the sandbox's (chosen) answer shows the group
-        data.update({k: v for k, v in raw["group"].items() if k != "name"})
-    output(data, as_json, title=title)
+def _changed(group: str, answer: Ack) -> dict[str, Any]:
+    shown = (answer.raw or {}).get("group")  # the sandbox's (chosen) answer shows the group
+    more = {k: v for k, v in shown.items() if k != "name"} if isinstance(shown, dict) else {}
+    return {"group": group, "success": answer.success, **more}
 
 
 #: The participant commands: command → (QrApi method, title of the answer, help).
@@ -195,10 +174,9 @@ def _members(method: str, title: str) -> Callable[..., None]:
         group = _group_name(name, json_output)
         dsts = _numbers(ctx, numbers, json_output)
         # create-group names its group "name"; the others, "group_name".
-        key = "name" if method == "create_group" else "group_name"
-        answer = _call(ctx, json_output, lambda c: getattr(c.qr, method)(
-            **{key: group}, numbers=dsts))  # fmt: skip
-        _changed(title, group, answer, json_output)
+        named = {"name" if method == "create_group" else "group_name": group}
+        reply(ctx, json_output, title, lambda c: getattr(c.qr, method)(**named, numbers=dsts),
+              lambda answer: _changed(group, answer))  # fmt: skip
 
     return command
 
@@ -220,22 +198,22 @@ def update(
     if subject is None and description is None:
         fail("give --subject or --description (or both)", json_output, code=EXIT_INVALID)
     new_subject = _group_name(subject, json_output) if subject is not None else None
-    answer = _call(ctx, json_output, lambda c: c.qr.update_group_info(
-        group_name=group, new_subject=new_subject, new_description=description))  # fmt: skip
-    _changed("group updated", new_subject or group, answer, json_output)
+    reply(ctx, json_output, "group updated", lambda c: c.qr.update_group_info(
+        group_name=group, new_subject=new_subject, new_description=description),
+        lambda answer: _changed(new_subject or group, answer))  # fmt: skip
 
 
 @groups.command("invite")
 def invite(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> None:
     """An invitation link to the group (GET /generate-invite-link)."""
     group = _group_name(name, json_output)
-    link = _call(ctx, json_output, lambda c: c.qr.generate_invite_link(group_name=group))
-    output({"group": group, "invite_link": link}, json_output, title="invite link")
+    reply(ctx, json_output, "invite link", lambda c: c.qr.generate_invite_link(group_name=group),
+          lambda link: {"group": group, "invite_link": link})  # fmt: skip
 
 
 @groups.command("messages")
 def group_messages(ctx: typer.Context, name: str = GROUP, json_output: bool = JSON) -> None:
     """The group's last messages (GET /get-last-group-messages)."""
     group = _group_name(name, json_output)
-    rows = _call(ctx, json_output, lambda c: c.qr.last_group_messages(group_name=group))
+    rows = call_connectus(ctx, json_output, lambda c: c.qr.last_group_messages(group_name=group))
     _print_messages(f"last messages of {group}", rows, json_output)

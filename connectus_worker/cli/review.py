@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 import typer
 
-from connectus_worker.cli.common import EXIT_FAILED, JSON, fail, job_store, output
+from connectus_worker.cli.common import EXIT_FAILED, JSON, fail, job_store, output, output_lines
 
 app = typer.Typer(help="Ambiguous sends held for an operator's decision.", no_args_is_help=True)
 
@@ -26,12 +26,9 @@ def list_(
     from connectus_worker.ledger.review import held
 
     rows = held(job_store(ctx.obj()), limit=limit)
-    if json_output:
-        output({"review": rows, "count": len(rows)}, True)
-        return
-    for row in rows:
-        typer.echo(f"{row['job_id']}  {row['kind']}  {row['dst']}  {row['error']}")
-    typer.echo(f"{len(rows)} job(s) held for review")
+    lines = [f"{row['job_id']}  {row['kind']}  {row['dst']}  {row['error']}" for row in rows]
+    output_lines({"review": rows, "count": len(rows)}, json_output,
+                 [*lines, f"{len(rows)} job(s) held for review"])  # fmt: skip
 
 
 #: The decisions: command → (the job id's help, the command's help).

@@ -9,42 +9,31 @@ used, so that ``connectus --help`` imports no pydantic (docs/benchmarks.md).
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from inspect import Parameter, Signature
 from typing import Any, get_args
 
 import typer
 import typer.main
 from typer.core import TyperGroup
 
-from connectus_worker.cli.common import EXIT_INVALID, TENANT_HELP, fail, output, tenant_or_exit
+from connectus_worker.cli.common import (
+    EXIT_INVALID,
+    JSON,
+    TENANT,
+    command_of,
+    fail,
+    output,
+    tenant_or_exit,
+)
 
-#: The option of each request field: (flag, help). ``priority`` is the ``--bulk`` flag.
-FIELD_OPTIONS = {
-    "dst_number": ("--to", "Destination number, international format."),
-    "number": ("--to", "Destination number, international format."),
-    "dst_email": ("--to", "Destination address."),
-    "group_name": ("--group", "The group's name, as created."),
-    "sms_content": ("--text", "Message content (160 characters per SMS; an OTP's is kept "
-                    "only as a hash)."),
-    "whatsapp_content": ("--text", "Message content."),
-    "message": ("--text", "Message content."),
-    "subject": ("--subject", "Subject line."),
-    "email_content": ("--html", "HTML content."),
-    "src_email": ("--from", "Validated origin address."),
-    "src_number": ("--src", "Source number or short code (WhatsApp: the account's origin "
-                   "number, default CONNECTUS_WHATSAPP_SRC_NUMBER)."),
-    "id_client": ("--client", "Connectus subclient id (id_client)."),
-    "id_delivery": ("--delivery", "Connectus delivery id (id_delivery)."),
-    "deliver_at": ("--at", "Deliver at (ISO 8601 or 'YYYY-MM-DD HH:MM:SS'; naive = "
-                   "DEFAULT_TIMEZONE)."),
-    "max_age_s": ("--max-age-s", "Never send it later than this many seconds after it is due "
-                  "(default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an OTP)."),
-    "expires_at": ("--expires-at", "Never send it after this time (ISO 8601 with an offset, "
-                   "e.g. 2030-01-15T12:00:00Z); not with --max-age-s."),
-    "account": ("--account", "The Connectus account that sends it (default: the tenant's, "
-                "else the first of CONNECTUS_ACCOUNTS)."),
-    "priority": ("--bulk", "Use the bulk queue instead of the transactional one."),
+#: The option of each request field (its help is the field's description). ``priority``
+#: is the ``--bulk`` flag.
+FLAGS = {
+    "dst_number": "--to", "number": "--to", "dst_email": "--to", "group_name": "--group",
+    "sms_content": "--text", "whatsapp_content": "--text", "message": "--text",
+    "subject": "--subject", "email_content": "--html", "src_email": "--from",
+    "src_number": "--src", "id_client": "--client", "id_delivery": "--delivery",
+    "deliver_at": "--at", "max_age_s": "--max-age-s", "expires_at": "--expires-at",
+    "account": "--account", "priority": "--bulk",
 }  # fmt: skip
 
 #: Each command's help, by kind.
@@ -87,39 +76,27 @@ def commands() -> Any:
     return typer.main.get_command(kinds)
 
 
-def _command(kind: str, model: Any) -> Callable[..., None]:
-    """A function whose signature typer reads as the options of ``model``'s fields."""
-
-    def option(name: str, annotation: Any, default: Any, flag: str, help: str) -> Parameter:
-        return Parameter(name, Parameter.KEYWORD_ONLY, annotation=annotation,
-                         default=typer.Option(default, flag, help=help))  # fmt: skip
-
-    params = [Parameter("ctx", Parameter.POSITIONAL_OR_KEYWORD, annotation=typer.Context)]
+def _command(kind: str, model: Any) -> Any:
+    """``kind``'s command: the options of ``model``'s fields, then --key, --tenant, --json."""
+    params: dict[str, tuple[Any, Any]] = {}
     fields = sorted(model.model_fields.items(), key=lambda field: not field[1].is_required())
     for name, info in fields:
         if name == "priority":
             if "bulk" in get_args(info.annotation):  # not for an OTP
-                params.append(option(name, bool, False, *FIELD_OPTIONS[name]))
+                params[name] = (bool, typer.Option(False, FLAGS[name], help=info.description))
         elif name != "type":
             required = info.is_required()
             annotation = float if name == "max_age_s" else str
-            params.append(option(name, annotation if required else annotation | None,
-                                 ... if required else None, *FIELD_OPTIONS[name]))  # fmt: skip
-    params += [
-        option("key", str | None, None, "--key", "Idempotency key: the same key twice creates "
-               "one job."),
-        option("tenant", str, "default", "--tenant", TENANT_HELP),
-        option("json_output", bool, False, "--json", "Print one JSON object."),
-    ]  # fmt: skip
-
-    def command(ctx: typer.Context, **values: Any) -> None:
-        _enqueue(ctx, kind, **values)
-
-    command.__signature__ = Signature(params)  # type: ignore[attr-defined]
-    return command
+            params[name] = (annotation if required else annotation | None, typer.Option(
+                ... if required else None, FLAGS[name], help=info.description))  # fmt: skip
+    params["key"] = (str | None, typer.Option(
+        None, "--key", help="Idempotency key: the same key twice creates one job."))  # fmt: skip
+    params["tenant"] = (str, TENANT)
+    params["json_output"] = (bool, JSON)
+    return command_of(params, functools.partial(_enqueue, kind=kind))
 
 
-def _enqueue(ctx: typer.Context, kind: str, key: str | None, tenant: str, json_output: bool,
+def _enqueue(ctx: typer.Context, *, kind: str, key: str | None, tenant: str, json_output: bool,
              **fields: Any) -> None:  # fmt: skip
     """Queue one ``kind`` message: ``fields`` are the request model's (None = absent)."""
     from connectus_worker.domain.validation import InvalidInput

@@ -11,8 +11,8 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import JSON, output
-from connectus_worker.cli.connectus_call import call_connectus, checked, dump
+from connectus_worker.cli.common import JSON, checked
+from connectus_worker.cli.connectus_call import reply
 
 app = typer.Typer(help="Legacy v1 API calls for operators (direct, unqueued, not retried).",
                   no_args_is_help=True)  # fmt: skip
@@ -27,8 +27,9 @@ TO_MANY = typer.Option(..., "--to", help="A destination address (repeat it).")
 BULK_NAME = typer.Option("connectus v1 send-email-bulk", "--name", help="The delivery's name.")
 
 
-def _sent(result: Any, id_name: str) -> dict[str, object]:
-    return {id_name: result.provider_id, "status": result.status}
+def _sent(id_name: str) -> Any:
+    """The view of a send's answer: its id (named as v1 names it) and status."""
+    return lambda result: {id_name: result.provider_id, "status": result.status}
 
 
 @app.command("send-sms")
@@ -43,10 +44,9 @@ def send_sms(
 
     dst = checked(json_output, normalize_number, to, field="--to")
     content = checked(json_output, check_content, text, field="--text")
-    result = call_connectus(
-        ctx, json_output, lambda c: c.v1.send_sms(dst_number=dst, sms_content=content)
-    )
-    output(_sent(result, "id_sms"), json_output, title="v1 SMS sent")
+    reply(ctx, json_output, "v1 SMS sent",
+          lambda c: c.v1.send_sms(dst_number=dst, sms_content=content),
+          _sent("id_sms"))  # fmt: skip
 
 
 @app.command("sms-status")
@@ -56,8 +56,7 @@ def sms_status(
     json_output: bool = JSON,
 ) -> None:
     """``GET check_sms_status``: one SMS's platform status."""
-    found = call_connectus(ctx, json_output, lambda c: c.v1.check_sms_status(id_sms=id_sms))
-    output(dump(found), json_output, title=f"v1 SMS {id_sms}")
+    reply(ctx, json_output, f"v1 SMS {id_sms}", lambda c: c.v1.check_sms_status(id_sms=id_sms))
 
 
 def _email(ctx: typer.Context, to: list[str], html: str, src: str | None,
@@ -86,14 +85,9 @@ def send_email(
 ) -> None:
     """``POST send_email``: one e-mail, sent now; prints its id_email."""
     (dst,), content, origin = _email(ctx, [to], html, src, json_output)
-    result = call_connectus(
-        ctx,
-        json_output,
-        lambda c: c.v1.send_email(
-            dst_email=dst, email_content=content, subject=subject, sender=sender, src_email=origin
-        ),
-    )
-    output(_sent(result, "id_email"), json_output, title="v1 e-mail sent")
+    reply(ctx, json_output, "v1 e-mail sent", lambda c: c.v1.send_email(
+        dst_email=dst, email_content=content, subject=subject, sender=sender, src_email=origin),
+        _sent("id_email"))  # fmt: skip
 
 
 @app.command("send-email-bulk")
@@ -118,14 +112,8 @@ def send_email_bulk(
     )
     emails = [{k: v for k, v in (("dst_email", d), ("subject", subject), ("email_content", content),
                                  ("sender", sender)) if v is not None} for d in dsts]  # fmt: skip
-    result = call_connectus(
-        ctx,
-        json_output,
-        lambda c: c.v1.send_email_bulk(
-            emails=emails, delivery_name=name, deliver_at=when, src_email=origin
-        ),
-    )
-    output(dump(result), json_output, title="v1 e-mail bulk")
+    reply(ctx, json_output, "v1 e-mail bulk", lambda c: c.v1.send_email_bulk(
+        emails=emails, delivery_name=name, deliver_at=when, src_email=origin))  # fmt: skip
 
 
 @app.command("email-status")
@@ -135,6 +123,5 @@ def email_status(
     json_output: bool = JSON,
 ) -> None:
     """``GET check_email_status_events``: status and ABIERTO/CLICKEADO events."""
-    found = call_connectus(ctx, json_output,
-                           lambda c: c.v1.check_email_status_events(id_email=id_email))  # fmt: skip
-    output(dump(found), json_output, title=f"v1 e-mail {id_email}")
+    reply(ctx, json_output, f"v1 e-mail {id_email}",
+          lambda c: c.v1.check_email_status_events(id_email=id_email))  # fmt: skip

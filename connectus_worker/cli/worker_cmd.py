@@ -7,7 +7,7 @@ from pathlib import Path
 
 import typer
 
-from connectus_worker.cli.common import EXIT_CONFIG, EXIT_INVALID, fail
+from connectus_worker.cli.common import EXIT_CONFIG, EXIT_INVALID, console, fail
 
 
 def worker(
@@ -21,7 +21,6 @@ def worker(
     """Run worker processes; a process that dies is respawned. SIGTERM drains."""
     from prometheus_client.multiprocess import mark_process_dead
 
-    from connectus_worker.cli.common import err_console
     from connectus_worker.logging import configure_logging
     from connectus_worker.worker.health import start_supervisor_endpoint
     from connectus_worker.worker.metrics import (
@@ -66,7 +65,7 @@ def worker(
             server = start_supervisor_endpoint(settings, supervisor, metrics_dir)
         except OSError as exc:
             where = f"{settings.worker_metrics_host}:{settings.worker_metrics_port}"
-            err_console.print(
+            console(stderr=True).print(
                 f"[red]configuration error:[/red] WORKER_METRICS_PORT: {where}: {exc}"
             )
             raise typer.Exit(EXIT_CONFIG) from exc

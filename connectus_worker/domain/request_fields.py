@@ -172,7 +172,7 @@ Phone = Annotated[
           examples=["56987654321", "+56 9 8765 4321"]),
 ]  # fmt: skip
 SrcNumber = Annotated[
-    str, _checked(_src_number, _PhoneInput),
+    Annotated[str, _checked(_src_number, _PhoneInput)] | None,
     Field(description="Origin number or short code", examples=["4374"]),
 ]  # fmt: skip
 _EmailInput = Annotated[str, Field(max_length=320, json_schema_extra={"format": "email"})]
@@ -200,22 +200,21 @@ DeliverAt = Annotated[
     Field(description="When to send: ISO 8601 or 'YYYY-MM-DD HH:MM:SS' (DEFAULT_TIMEZONE if "
           "no offset); omit to send now", examples=["2030-01-15 09:00:00"]),
 ]  # fmt: skip
+# Optional fields carry their description outside the union: inside it, pydantic (and
+# so the OpenAPI document and the CLI's help) would not see it.
 MaxAge = Annotated[
-    float,
-    _checked(_max_age_s, Annotated[float, Field(gt=0)]),
+    Annotated[float, _checked(_max_age_s, Annotated[float, Field(gt=0)])] | None,
     Field(description="Never send it later than this many seconds after it is due (deliver_at, "
           "or now); fails as Expired instead. Default: MAX_MESSAGE_AGE_S, OTP_MAX_AGE_S for an "
           "OTP. Not with expires_at", examples=[300]),
 ]  # fmt: skip
 AccountName = Annotated[
-    str,
-    _checked(_account, Annotated[str, Field(max_length=32)]),
+    Annotated[str, _checked(_account, Annotated[str, Field(max_length=32)])] | None,
     Field(description="The Connectus account that sends it (CONNECTUS_ACCOUNTS); default: the "
           "tenant's (TENANT_ACCOUNTS), else the first", examples=["default"]),
 ]  # fmt: skip
 ExpiresAt = Annotated[
-    datetime,
-    _checked(_expires_at, Annotated[str, Field(max_length=64)]),
+    Annotated[datetime, _checked(_expires_at, Annotated[str, Field(max_length=64)])] | None,
     Field(description="Never send it after this time (ISO 8601 with an offset, in the future, "
           "after deliver_at); fails as Expired instead. Not with max_age_s",
           examples=["2030-01-15T12:05:00Z"]),
@@ -229,10 +228,17 @@ OtpPriority = Annotated[
 ]
 
 
-SmsContent = Annotated[str, _content(SMS_MAX_CHARS)]
-Subject = Annotated[str, _content(SUBJECT_MAX_CHARS, single_line=True)]
-EmailContent = Annotated[str, _content(EMAIL_MAX_CHARS), Field(description="HTML")]
-WhatsappContent = Annotated[str, _content(WHATSAPP_MAX_CHARS)]
+SmsContent = Annotated[
+    str,
+    _content(SMS_MAX_CHARS),
+    Field(description="Message content (160 characters per SMS; an OTP's is kept only as a "
+          "hash)"),
+]  # fmt: skip
+Subject = Annotated[
+    str, _content(SUBJECT_MAX_CHARS, single_line=True), Field(description="Subject line")
+]
+EmailContent = Annotated[str, _content(EMAIL_MAX_CHARS), Field(description="HTML content")]
+WhatsappContent = Annotated[str, _content(WHATSAPP_MAX_CHARS), Field(description="Message content")]
 GroupName = Annotated[
     str,
     _content(GROUP_NAME_MAX_CHARS, single_line=True),

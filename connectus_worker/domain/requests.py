@@ -62,9 +62,9 @@ class _Send(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
 
     deliver_at: DeliverAt = None
-    max_age_s: MaxAge | None = None
-    expires_at: ExpiresAt | None = None
-    account: AccountName | None = None
+    max_age_s: MaxAge = None
+    expires_at: ExpiresAt = None
+    account: AccountName = None
     priority: Priority = "transactional"
 
     @model_validator(mode="after")
@@ -146,14 +146,14 @@ class _Send(BaseModel):
 class _Billed(_Send):
     """A kind a subclient (``id_client``) can be charged for, with its own delivery id."""
 
-    id_client: ClientId | None = None
-    id_delivery: ClientId | None = None
+    id_client: ClientId | None = Field(None, description="Connectus subclient id (id_client)")
+    id_delivery: ClientId | None = Field(None, description="Connectus delivery id (id_delivery)")
 
 
 class _Sms(_Send):
     dst_number: Phone
     sms_content: SmsContent
-    src_number: SrcNumber | None = None
+    src_number: SrcNumber = None
 
 
 class SmsMessage(_Sms, _Billed):

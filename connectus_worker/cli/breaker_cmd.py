@@ -7,7 +7,7 @@ from typing import Any
 
 import typer
 
-from connectus_worker.cli.common import EXIT_INVALID, JSON, fail, iso_time, output
+from connectus_worker.cli.common import EXIT_INVALID, JSON, console, fail, iso_time, output
 
 
 def breaker(
@@ -51,27 +51,26 @@ def breaker(
             body["closed"] = closed
         output(body, True)
         return
-    from connectus_worker.cli.common import console
 
     if closed is not None:
-        console.print(f"closed {closed['scope']} of {closed['account']} (was {closed['was']})")
+        console().print(f"closed {closed['scope']} of {closed['account']} (was {closed['was']})")
     for one in shown:
-        _print_account(console, one["breaker"], one["rates"])
+        _print_account(one["breaker"], one["rates"])
 
 
-def _print_account(console: Any, state: dict[str, Any], rates: list[dict[str, Any]]) -> None:
-    console.print(f"circuit breaker of {state['account']}: {state['state']}")
+def _print_account(state: dict[str, Any], rates: list[dict[str, Any]]) -> None:
+    console().print(f"circuit breaker of {state['account']}: {state['state']}")
     for scope in state["scopes"]:
-        console.print(
+        console().print(
             f"  {scope['scope']}: {scope['state']} until {iso_time(scope['open_until_ms'])}"
             f" ({scope['reason']}; since {iso_time(scope['since_ms'])},"
             f" opened {scope['consecutive_opens']}x, probes {scope['probes_in_flight']})",
             highlight=False,
         )
     streaks = ", ".join(f"{h} {n}" for h, n in state["consecutive_failures"].items())
-    console.print(f"  failure streaks: {streaks}", highlight=False)
+    console().print(f"  failure streaks: {streaks}", highlight=False)
     for rate in rates:
-        console.print(
+        console().print(
             f"{rate['product']:>9}: {float(rate['rate_per_s']):.1f}/s of"
             f" {float(rate['configured_rate_per_s']):.1f}/s, burst {rate['burst']}"
         )
