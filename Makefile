@@ -89,7 +89,7 @@ fuzz: $(STAMP)  ## Longer fuzzing (schemathesis on the service, hypothesis on th
 	    tests/integration/test_service_schemathesis.py tests/unit/test_producers_fuzz.py
 	@$(BIN)/python -c 'import json, pathlib, sys; [print(p.stem, json.loads(p.read_text())) for p in sorted(pathlib.Path(sys.argv[1]).glob("*.json"))]' $(FUZZ_REPORT)
 
-lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on connectus_worker/ but cli/, devtools/)
+lint: $(STAMP)  ## ruff (lint + format check) and mypy (strict on connectus_worker/ and devtools/)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy

@@ -73,13 +73,14 @@ def _accept(preview: bool) -> Any:
 
         if name is None and not preview:
             fail("--name: a campaign needs a name", json_output, code=EXIT_INVALID)
-        options = CampaignOptions(
+        # From a mapping: the command line's strings are the model's to check and name.
+        options = CampaignOptions.model_validate(dict(
             name=name or file.stem, text=text, subject=subject, kind=kind, src=src,
             id_client=id_client, deliver_at=deliver_at, window=window,
             max_lateness_s=max_lateness_s, transport=transport, skip_invalid=skip_invalid,
             force=force, idempotency_key=idempotency_key, connectus_delivery=connectus_delivery,
             account=account,
-        )  # fmt: skip
+        ))  # fmt: skip
         # Checked before a Connectus client is built for the balance.
         _checked(json_output, resolve, options, ctx.obj())
         producer = _producer(ctx, no_balance, json_output, tenant, account)

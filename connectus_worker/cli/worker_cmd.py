@@ -45,7 +45,8 @@ def worker(
 
     def mark_dead(pid: int) -> None:
         if metrics_dir is not None:
-            mark_process_dead(pid, str(metrics_dir))
+            # prometheus_client ships this function without annotations
+            mark_process_dead(pid, str(metrics_dir))  # type: ignore[no-untyped-call]
 
     supervisor = Supervisor(
         processes=processes or settings.worker_processes,
