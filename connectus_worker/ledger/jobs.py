@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import redis
@@ -51,27 +52,47 @@ class IdempotencyConflict(ValueError):
         super().__init__(f"idempotency_key: already used by job {job_id} with a different payload")
 
 
-def finish_call(
-    keys: Keys, job_id: str, fence: int, mode: str, score: int, data: bytes,
-    fields: Mapping[str, str | int], *, ttl_s: int, now_ms: int,
-) -> tuple[list[str], list[str | int | bytes]]:  # fmt: skip
-    """KEYS and ARGV of ``finish.lua``. ``mode`` says where the message copy ``data``
-    goes: ``dead`` and ``done`` the dead letters (``done`` keeps none), ``retry`` the
-    schedule (``score``: when due), ``unknown`` the unknown set, ``lookup`` the
-    provider-id lookups (``data``: what it matches on)."""
-    zset, hash_ = {
-        "dead": (keys.dead_letters, keys.dead_letter_messages),
-        "done": (keys.dead_letters, keys.dead_letter_messages),
-        "retry": (keys.schedule, keys.schedule_messages),
-        "unknown": (keys.unknown, keys.unknown_messages),
-        "lookup": (keys.id_lookups, keys.id_lookup_data),
-    }[mode]
-    provider_id = fields.get("provider_id")
-    index = keys.provider(str(provider_id)) if provider_id else ""
-    args: list[str | int | bytes] = [fence, mode, score, job_id, data, ttl_s]
-    for name, value in {**fields, "updated_at": now_ms}.items():
-        args += [name, value]
-    return [keys.job(job_id), zset, hash_, index, keys.leases, keys.inflight_messages], args
+@dataclass(frozen=True, slots=True)
+class Finish:
+    """One job's fenced outcome (``finish.lua``): its record's new ``fields`` and, by
+    ``mode``, what is kept of it: ``done`` nothing; ``dead`` ``message`` in the dead
+    letters (replayable); ``unknown`` ``message`` in the unknown set, to resend if
+    reconciliation finds that Connectus never got it; ``retry`` ``message``, renewed,
+    in the schedule, due at ``due_ms`` (epoch ms); ``lookup`` (a ``sent`` answer that
+    named no message) ``lookup`` in the provider-id lookups, what it matches on
+    (:mod:`worker.id_lookup`)."""
+
+    job_id: str
+    fence: int
+    mode: str
+    fields: Mapping[str, str | int]
+    message: Message[Any] | None = None
+    due_ms: int = 0
+    lookup: bytes = b""
+
+    def call(
+        self, keys: Keys, *, ttl_s: int, now_ms: int
+    ) -> tuple[list[str], list[str | int | bytes]]:
+        """KEYS and ARGV of ``finish.lua``."""
+        zset, hash_ = {
+            "dead": (keys.dead_letters, keys.dead_letter_messages),
+            "done": (keys.dead_letters, keys.dead_letter_messages),
+            "retry": (keys.schedule, keys.schedule_messages),
+            "unknown": (keys.unknown, keys.unknown_messages),
+            "lookup": (keys.id_lookups, keys.id_lookup_data),
+        }[self.mode]
+        message = self.message
+        if message is not None and self.mode == "retry":
+            message = renew_message(message)
+        data = self.lookup if message is None else message.encode()
+        provider_id = self.fields.get("provider_id")
+        index = keys.provider(str(provider_id)) if provider_id else ""
+        score = self.due_ms if self.mode == "retry" else now_ms
+        args: list[str | int | bytes] = [self.fence, self.mode, score, self.job_id, data, ttl_s]
+        for name, value in {**self.fields, "updated_at": now_ms}.items():
+            args += [name, value]
+        job = keys.job(self.job_id)
+        return [job, zset, hash_, index, keys.leases, keys.inflight_messages], args
 
 
 class JobStore:
@@ -212,44 +233,9 @@ class JobStore:
              message.encode() if message is not None else b""],
         )  # fmt: skip
 
-    def finish(self, job_id: str, fence: int, fields: Mapping[str, str | int]) -> bool:
-        """Record a terminal or ambiguous outcome; False if fenced out."""
-        return self._finish_call(job_id, fence, "done", 0, b"", fields)
-
-    def dead_letter(
-        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
-    ) -> bool:
-        """Mark ``failed`` and keep a replayable copy in the dead-letter set."""
-        return self._finish_call(job_id, fence, "dead", self.clock(), message.encode(), fields)
-
-    def mark_unknown(
-        self, job_id: str, fence: int, message: Message[Any], fields: Mapping[str, str | int]
-    ) -> bool:
-        """Record an ambiguous outcome; keep the message to resend if reconciliation
-        finds that Connectus never got it."""
-        return self._finish_call(job_id, fence, "unknown", self.clock(), message.encode(), fields)
-
-    def finish_without_id(
-        self, job_id: str, fence: int, lookup: bytes, fields: Mapping[str, str | int]
-    ) -> bool:
-        """Record ``sent`` for an answer that named no message, and queue the
-        provider-id lookup (``lookup``: what it matches on, see :mod:`worker.id_lookup`)."""
-        return self._finish_call(job_id, fence, "lookup", self.clock(), lookup, fields)
-
-    def retry_later(
-        self, job_id: str, fence: int, message: Message[Any], due_ms: int,
-        fields: Mapping[str, str | int],
-    ) -> bool:  # fmt: skip
-        """Release the lease and schedule a durable retry at ``due_ms``."""
-        data = renew_message(message).encode()
-        return self._finish_call(job_id, fence, "retry", due_ms, data, fields)
-
-    def _finish_call(
-        self, job_id: str, fence: int, mode: str, score: int, data: bytes,
-        fields: Mapping[str, str | int],
-    ) -> bool:  # fmt: skip
-        keys, args = finish_call(self.keys, job_id, fence, mode, score, data, fields,
-                                 ttl_s=self.ttl_s, now_ms=self.clock())  # fmt: skip
+    def finish(self, outcome: Finish) -> bool:
+        """Record a send's outcome (:class:`Finish`); False if fenced out."""
+        keys, args = outcome.call(self.keys, ttl_s=self.ttl_s, now_ms=self.clock())
         return bool(self._finish(keys=keys, args=args, client=self.client))
 
     def defer(self, job_id: str, message: Message[Any], due_ms: int) -> None:

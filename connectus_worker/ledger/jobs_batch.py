@@ -11,30 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from dramatiq import Message
 
 from connectus_worker.domain.hashing import recipient_digest
 from connectus_worker.ledger.claims import Claim, claimed
-from connectus_worker.ledger.jobs import FINISH, JobStore, finish_call
+from connectus_worker.ledger.jobs import FINISH, Finish, JobStore
 from connectus_worker.luascript import load
 
 CLAIM_BULK = load(__package__, "claim_bulk.lua")
 FINISH_SENT_MANY = load(__package__, "finish_sent_many.lua")
-
-
-@dataclass(frozen=True, slots=True)
-class Finish:
-    """One job's fenced outcome; ``mode`` as :func:`ledger.jobs.finish_call`'s
-    (``done``, ``dead``, ``unknown``, ``retry``), ``score`` the due time (ms) of a retry."""
-
-    job_id: str
-    fence: int
-    mode: str
-    fields: Mapping[str, str | int]
-    message: Message[Any] | None = None
-    score: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,10 +97,6 @@ class BatchLedger:
         now = self.store.clock()
         pipe = self.store.client.pipeline(transaction=False)
         for item in items:
-            data = item.message.encode() if item.message is not None else b""
-            keys, args = finish_call(
-                self.store.keys, item.job_id, item.fence, item.mode, item.score, data,
-                item.fields, ttl_s=self.store.ttl_s, now_ms=now,
-            )  # fmt: skip
+            keys, args = item.call(self.store.keys, ttl_s=self.store.ttl_s, now_ms=now)
             self._finish(keys=keys, args=args, client=pipe)
         return [bool(landed) for landed in pipe.execute()]

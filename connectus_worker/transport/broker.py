@@ -295,7 +295,7 @@ def build_broker(
 
     Dramatiq's default middleware is left out on purpose: ``Retries`` swallows a
     failed re-enqueue and acks anyway (a Redis blip loses the message; the job
-    ledger retries instead, :meth:`ledger.jobs.JobStore.retry_later`);
+    ledger retries instead, :meth:`ledger.jobs.JobStore.finish`);
     ``TimeLimit`` raises inside a thread that may be mid-send (the client's
     timeouts and the lease bound a send); ``AgeLimit``, ``Callbacks``,
     ``Pipelines`` are unused.

@@ -40,9 +40,8 @@ from connectus_worker.campaign.render import masked, payload_for, template_of
 from connectus_worker.campaign.store import CampaignStore, job_id_for
 from connectus_worker.domain.validation import sms_segments
 from connectus_worker.ledger.claims import Claim
-from connectus_worker.ledger.job_messages import renew_message
-from connectus_worker.ledger.jobs import JobStore, epoch_ms
-from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk, Finish
+from connectus_worker.ledger.jobs import Finish, JobStore, epoch_ms
+from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
 from connectus_worker.worker.breaker import CircuitBreaker, Decision
 from connectus_worker.worker.breaker_scopes import V1_BULK
 from connectus_worker.worker.campaign_messages import chunk_message, single_message
@@ -292,15 +291,14 @@ class BulkSender:
         """Recipient ``i``'s outcome after an error, as a single v3 send from here on."""
         single = self._single(chunk, i)
         decision = decide(exc, claim.attempts, self.policy, self.rng)
-        now = self.clock()
-        fields = failure_fields(decision, exc, now)
+        fields = failure_fields(decision, exc, self.clock())
         if decision.action == "retry":
             due = int(fields["next_attempt_at"])
-            return Finish(chunk.ids[i], claim.fence, "retry", fields, renew_message(single), due)
-        # An unknown one is scored by when it became unknown, as JobStore.mark_unknown
-        # does: the reconciler waits RECONCILE_AFTER_S and resends only after its window.
+            return Finish(chunk.ids[i], claim.fence, "retry", fields, single, due)
+        # An unknown one is scored by when it became unknown (the finish's time), as a
+        # single send's: the reconciler waits RECONCILE_AFTER_S and resends only after.
         action = "dead" if decision.action == "fail" else "unknown"
-        return Finish(chunk.ids[i], claim.fence, action, fields, single, now)
+        return Finish(chunk.ids[i], claim.fence, action, fields, single)
 
     def _single(self, chunk: _Chunk, i: int) -> Message[Any]:
         payload = payload_for(chunk.campaign, chunk.rows[i])[0]

@@ -21,7 +21,7 @@ from dramatiq import Message
 
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.job_messages import new_message
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.worker.policy import Decision
 
 log = structlog.get_logger("connectus_worker.worker.ledger")
@@ -62,18 +62,17 @@ class DurableLedger:
                 waited += delay
                 delay = min(self.max_backoff_s, delay * 2)
 
-    def finish(
-        self, fn: Callable[..., bool], job_id: str, fence: int, state: str, *args: object
-    ) -> bool:
-        """A fenced finishing write ``fn(job_id, fence, *args)`` reaching ``state``."""
-        tries = 0
+    def finish(self, outcome: Finish) -> bool:
+        """:meth:`JobStore.finish`, retried; True if it landed (on any try)."""
+        tries, state = 0, str(outcome.fields["state"])
 
         def attempt() -> bool:
             nonlocal tries
             tries += 1
-            landed = fn(job_id, fence, *args)
             # After a failed try, a fence-out may mean that try had landed.
-            return landed or (tries > 1 and self.store.finished(job_id, fence, state))
+            return self.store.finish(outcome) or (
+                tries > 1 and self.store.finished(outcome.job_id, outcome.fence, state)
+            )
 
         return self.call(attempt)
 

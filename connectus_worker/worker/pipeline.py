@@ -31,7 +31,7 @@ from connectus_worker.domain.expiry import AgeLimits, Expiry
 from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.claims import Claim, claimed
 from connectus_worker.ledger.job_messages import new_message
-from connectus_worker.ledger.jobs import JobStore, epoch_ms
+from connectus_worker.ledger.jobs import Finish, JobStore, epoch_ms
 from connectus_worker.luascript import load
 from connectus_worker.worker import breaker as gates
 from connectus_worker.worker.breaker import CircuitBreaker
@@ -283,14 +283,8 @@ class SendPipeline:
             # the id is looked up afterwards (worker.id_lookup).
             entry = entry_of(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
-        if entry is None:
-            landed = self.ledger.finish(self.store.finish, job_id, fence, "sent", fields)
-        else:
-            stored = json.dumps(entry).encode()
-            landed = self.ledger.finish(
-                self.store.finish_without_id, job_id, fence, "sent", stored, fields
-            )
-        if not landed:
+        mode, lookup = ("done", b"") if entry is None else ("lookup", json.dumps(entry).encode())
+        if not self.ledger.finish(Finish(job_id, fence, mode, fields, lookup=lookup)):
             log.warning("job.fenced_out", provider_id=provider_id)
             return "fenced"
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
@@ -309,16 +303,14 @@ class SendPipeline:
                 log.exception("send.crashed")
             if self.metrics is not None:
                 self.metrics.ambiguous.labels(kind.value, type(exc).__name__).inc()
-            self.ledger.finish(self.store.mark_unknown, job_id, claim.fence, "unknown",
-                               kept_message(kind, job), fields)  # fmt: skip
+            kept = kept_message(kind, job)
+            self.ledger.finish(Finish(job_id, claim.fence, "unknown", fields, kept))
             return "unknown"
         if decision.action == "fail":
             return self._dead_letter(kind, job, claim.fence, fields)
         message = new_message(str(job["queue"]), kind.actor_name, job)
         due = int(fields["next_attempt_at"])
-        self.ledger.finish(
-            self.store.retry_later, job_id, claim.fence, "retrying", message, due, fields
-        )
+        self.ledger.finish(Finish(job_id, claim.fence, "retry", fields, message, due))
         log.warning(
             "send.retry_scheduled", reason=getattr(exc, "reason", None), delay_ms=decision.delay_ms
         )
@@ -327,8 +319,8 @@ class SendPipeline:
     def _dead_letter(
         self, kind: Kind, job: Mapping[str, Any], fence: int, fields: dict[str, str | int]
     ) -> str:
-        self.ledger.finish(self.store.dead_letter, str(job["job_id"]), fence, "failed",
-                           kept_message(kind, job), fields)  # fmt: skip
+        kept = kept_message(kind, job)
+        self.ledger.finish(Finish(str(job["job_id"]), fence, "dead", fields, kept))
         log.error("send.dead_lettered", error=fields["error_class"], reason=fields["last_error"])
         return "failed"
 

@@ -17,7 +17,7 @@ import redis
 from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import Kind
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.producers.api import Producer
 from connectus_worker.producers.campaign_control import CampaignControl
@@ -113,7 +113,7 @@ def send_and_record(producer: Producer, api: ConnectusClient, kind: Kind) -> tup
     claim = store.claim(job_id, worker_id="test", lease_ms=10_000)
     assert claim.status == "ok"
     fields = {"state": "sent", "provider_id": provider_id, "sent_at": store.clock()}
-    assert store.finish(job_id, claim.fence, fields)
+    assert store.finish(Finish(job_id, claim.fence, "done", fields))
     return job_id, provider_id
 
 

@@ -14,7 +14,7 @@ import redis
 from connectus_worker.config import Settings, load_settings
 from connectus_worker.domain.models import State
 from connectus_worker.ledger.history import campaign_series, series
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.ledger.lookup import find_jobs, job_history
@@ -77,7 +77,9 @@ def test_the_history_of_a_job_finished_by_the_real_scripts(
     job = Producer(settings, redis_client=client).send_otp("56987654321", "Código 482913")
     store = JobStore(client, keys, ttl_s=settings.job_ttl_s)
     claim = store.claim(job, worker_id="w1", lease_ms=30_000)
-    assert store.finish(job, claim.fence, {"state": "sent", "outcome": "sent", "provider_id": "9"})
+    assert store.finish(
+        Finish(job, claim.fence, "done", {"state": "sent", "outcome": "sent", "provider_id": "9"})
+    )
     history = job_history(client, keys, job)
     assert history is not None and history.state == "sent" and history.provider_id == "9"
     assert [e.event for e in history.events] == ["queued", "sent"]

@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from connectus_worker.config import Settings, load_settings
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from devtools.service_server import ServiceServer
 
@@ -57,7 +57,9 @@ def test_a_sent_message_is_409_naming_its_state_and_unknown_is_404(
     job_id = http.post("/v1/messages", json=SMS, headers=BEARER).json()["job_id"]
     store = JobStore(redis.Redis.from_url(redis_url), Keys(settings.key_prefix), ttl_s=60)
     claim = store.claim(job_id, worker_id="it", lease_ms=60_000)
-    assert store.finish(job_id, claim.fence, {"state": "sent", "provider_id": "it-1"})
+    assert store.finish(
+        Finish(job_id, claim.fence, "done", {"state": "sent", "provider_id": "it-1"})
+    )
     sent = http.post(f"/v1/messages/{job_id}/cancel", headers=BEARER)
     assert sent.status_code == 409 and sent.headers["content-type"] == PROBLEM
     assert "is sent" in sent.json()["detail"]

@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from connectus_worker.config import Settings, load_settings
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.service.events import events_key
 from devtools.service_server import ServiceServer
@@ -87,7 +87,9 @@ def test_post_get_and_a_webhook_update_over_http(
     # What the worker records once Connectus accepted the message.
     store = JobStore(redis.Redis.from_url(redis_url), Keys(settings.key_prefix), ttl_s=60)
     claim = store.claim(job_id, worker_id="it", lease_ms=60_000)
-    assert store.finish(job_id, claim.fence, {"state": "sent", "provider_id": "it-sms-1"})
+    assert store.finish(
+        Finish(job_id, claim.fence, "done", {"state": "sent", "provider_id": "it-sms-1"})
+    )
 
     hook = http.post("/webhooks/sms-status", params={"token": SECRET},
                      json={"id_sms": "it-sms-1", "status": "ENTREGADO"})  # fmt: skip

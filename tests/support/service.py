@@ -16,7 +16,7 @@ from starlette.applications import Starlette
 
 from connectus_worker.campaign.store import CampaignStore
 from connectus_worker.config import Settings, load_settings
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging import configure_logging
 from connectus_worker.service import build_app
@@ -73,7 +73,7 @@ class Service:
         claim = self.store.claim(job_id, worker_id="w1", lease_ms=60_000)
         assert claim.status == "ok", claim
         fields = {"state": "sent", "provider_id": provider_id}
-        assert self.store.finish(job_id, claim.fence, fields)
+        assert self.store.finish(Finish(job_id, claim.fence, "done", fields))
 
 
 @asynccontextmanager

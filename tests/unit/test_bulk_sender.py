@@ -22,7 +22,7 @@ from connectus_worker.campaign.model import CampaignState
 from connectus_worker.campaign.pending import placeholder
 from connectus_worker.campaign.store import CampaignStore, job_id_for
 from connectus_worker.config import load_settings
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import mask_phone
@@ -346,9 +346,11 @@ def test_a_redelivered_chunk_sends_only_the_recipients_not_sent_yet(
     # whose chunk message came back).
     fences = _made_by_an_earlier_claim(jobs, worker="old")
     for i in (0, 1):
-        assert jobs.finish(IDS[i], fences[i], {"state": "sent", "provider_id": f"old-{i}"})
+        assert jobs.finish(
+            Finish(IDS[i], fences[i], "done", {"state": "sent", "provider_id": f"old-{i}"})
+        )
     for i in (2, 3, 4):
-        assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
+        assert jobs.finish(Finish(IDS[i], fences[i], "done", {"state": "retrying"}))
     sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent(3, start=2))
     assert sender.handle(released, 0) == "sent:3"
     assert _sent_numbers(recorder) == [DSTS[2:]]
@@ -365,7 +367,7 @@ def test_a_recipient_leased_by_another_worker_is_left_to_it(
     # but the last one (retrying) and still holds that one's lease.
     fences = _made_by_an_earlier_claim(jobs, worker="other", lease_ms=10_000)
     for i in range(4):
-        assert jobs.finish(IDS[i], fences[i], {"state": "retrying"})
+        assert jobs.finish(Finish(IDS[i], fences[i], "done", {"state": "retrying"}))
     sender, recorder = bulk_sender(campaigns, jobs, clock, all_sent(4))
     assert sender.handle(released, 0) == "sent:4"
     assert _sent_numbers(recorder) == [DSTS[:4]]

@@ -12,7 +12,7 @@ import pytest
 from connectus_worker.campaign.model import CampaignState, Window
 from connectus_worker.campaign.store import CampaignStore
 from connectus_worker.domain.validation import InvalidInput
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.worker.campaign_messages import BULK_ACTOR, recipient_message
 from connectus_worker.worker.campaigns import CampaignPump
@@ -146,7 +146,7 @@ def test_finished_when_nothing_is_pending(store, clock, client) -> None:
     jobs = JobStore(client, Keys("t"), ttl_s=600, clock=clock)
     for job_id in ("c1-0", "c1-1"):
         claim = jobs.claim(job_id, worker_id="w", lease_ms=1000, token="t")
-        jobs.finish(job_id, claim.fence, {"state": "sent"})
+        jobs.finish(Finish(job_id, claim.fence, "done", {"state": "sent"}))
     _tick(pump, store)
     assert store.get("c1").state is S.FINISHED and store.active_ids() == []
 

@@ -11,8 +11,8 @@ import pytest
 from connectus_worker.campaign.model import CampaignState, Transport
 from connectus_worker.campaign.store import CampaignConflict, CampaignStore, ReleasedJob, job_id_for
 from connectus_worker.ledger.job_messages import new_message
-from connectus_worker.ledger.jobs import JobStore
-from connectus_worker.ledger.jobs_batch import BatchLedger, Finish
+from connectus_worker.ledger.jobs import Finish, JobStore
+from connectus_worker.ledger.jobs_batch import BatchLedger
 from connectus_worker.ledger.keys import Keys
 
 NOW = 1_700_000_000_000
@@ -114,7 +114,7 @@ def test_counts_follow_every_job_transition(campaigns, jobs) -> None:
     claim = jobs.claim("c1-0", worker_id="w", lease_ms=1000, token="t")
     assert claim.status == "ok"
     assert campaigns.counts("c1") == {"queued": 1, "sending": 1}
-    assert jobs.finish("c1-0", claim.fence, {"state": "sent", "provider_id": "p1"})
+    assert jobs.finish(Finish("c1-0", claim.fence, "done", {"state": "sent", "provider_id": "p1"}))
     assert campaigns.counts("c1") == {"queued": 1, "sent": 1}
     assert jobs.cancel("c1-1") == "cancelled"
     assert campaigns.counts("c1") == {"sent": 1, "cancelled": 1}
@@ -168,7 +168,7 @@ def test_finished_only_when_all_released_and_none_pending(campaigns, jobs) -> No
     assert campaigns.transition("c1", S.FINISHED, allowed_from={S.RUNNING}).status == "refused"
     for job_id in ("c1-0", "c1-1"):
         claim = jobs.claim(job_id, worker_id="w", lease_ms=1000, token="t")
-        jobs.finish(job_id, claim.fence, {"state": "sent"})
+        jobs.finish(Finish(job_id, claim.fence, "done", {"state": "sent"}))
     assert campaigns.transition("c1", S.FINISHED, allowed_from={S.RUNNING}).status == "ok"
     assert campaigns.active_ids() == []
 
@@ -194,10 +194,10 @@ def test_an_unknown_outcome_holds_finished(campaigns, jobs) -> None:
     campaigns.transition("c1", S.RUNNING, allowed_from={S.SCHEDULED})
     _release(campaigns)
     first = jobs.claim("c1-0", worker_id="w", lease_ms=1000, token="t")
-    jobs.finish("c1-0", first.fence, {"state": "sent"})
+    jobs.finish(Finish("c1-0", first.fence, "done", {"state": "sent"}))
     second = jobs.claim("c1-1", worker_id="w", lease_ms=1000, token="t")
     message = new_message("bulk", "send_sms", {"job_id": "c1-1"})
-    jobs.mark_unknown("c1-1", second.fence, message, {"state": "unknown"})
+    jobs.finish(Finish("c1-1", second.fence, "unknown", {"state": "unknown"}, message))
     assert campaigns.counts("c1") == {"sent": 1, "unknown": 1}
     # It may still be sent (reconciliation): the campaign is not finished.
     assert campaigns.transition("c1", S.FINISHED, allowed_from={S.RUNNING}).status == "refused"

@@ -6,7 +6,7 @@ import fakeredis
 import pytest
 
 from connectus_worker.ledger.history import HISTORY_TTL_S, campaign_series, series
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.jobs_batch import BatchLedger
 from connectus_worker.ledger.keys import Keys
 
@@ -30,7 +30,7 @@ def _sending(client: fakeredis.FakeRedis, job_id: str) -> None:
 def _finish(store: JobStore, job_id: str, state: str, at_s: float) -> None:
     store.clock = Clock(int(at_s * 1000))  # type: ignore[method-assign]
     _sending(store.client, job_id)  # type: ignore[arg-type]
-    assert store.finish(job_id, 1, {"state": state})
+    assert store.finish(Finish(job_id, 1, "done", {"state": state}))
 
 
 @pytest.fixture
@@ -110,7 +110,7 @@ def test_a_campaigns_jobs_are_also_counted_in_its_own_chart(store: JobStore) -> 
     client.expire(KEYS.campaign("c1"), 5000)
     client.hset(KEYS.job("c1-0"), mapping={"state": "sending", "fence": 1, "campaign": "c1"})
     store.clock = Clock((HOUR + 30) * 1000)  # type: ignore[method-assign]
-    assert store.finish("c1-0", 1, {"state": "failed"})
+    assert store.finish(Finish("c1-0", 1, "done", {"state": "failed"}))
     store.clock = Clock((HOUR + 200) * 1000)  # type: ignore[method-assign]
     for job_id in ("c1-1", "c1-2", "solo"):
         _sending(client, job_id)  # type: ignore[arg-type]

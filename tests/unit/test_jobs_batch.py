@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import fakeredis
 
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.jobs_batch import BatchLedger
 from connectus_worker.ledger.keys import Keys
 from tests.support.clock import Clock
@@ -62,8 +62,8 @@ def test_finish_sent_many_leaves_what_one_finish_per_job_leaves() -> None:
     assert [many.claim(j, worker_id="w", lease_ms=1, token="tk").fence for j in ids] == fences
     fields = {"state": "sent", "outcome": "sent", "sent_at": NOW}
     for job_id, fence in zip(ids, fences, strict=True):
-        assert one.finish(job_id, fence, {**fields, "provider_id": f"p-{job_id}",
-                                          "updated_at": NOW})  # fmt: skip
+        assert one.finish(Finish(job_id, fence, "done", {**fields, "provider_id": f"p-{job_id}",
+                                          "updated_at": NOW}))  # fmt: skip
         one_client.set(KEYS.provider(f"p-{job_id}"), job_id, ex=600)
     items = [(j, f, f"p-{j}") for j, f in zip(ids, fences, strict=True)]
     # A stale fence does not land, and changes nothing.

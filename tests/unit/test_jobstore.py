@@ -9,7 +9,7 @@ import pytest
 
 from connectus_worker.domain.models import State
 from connectus_worker.ledger.job_messages import new_message
-from connectus_worker.ledger.jobs import IdempotencyConflict, JobStore
+from connectus_worker.ledger.jobs import Finish, IdempotencyConflict, JobStore
 from connectus_worker.ledger.keys import Keys
 from tests.support.clock import Clock
 
@@ -97,8 +97,8 @@ def test_expired_lease_becomes_unknown_never_a_resend(store: JobStore, clock: Cl
 def test_finish_is_fenced_and_terminal_jobs_are_never_claimed_again(store: JobStore) -> None:
     _enqueue(store, "j1", "k1")
     claim = store.claim("j1", worker_id="w1", lease_ms=1000)
-    assert not store.finish("j1", claim.fence + 1, {"state": "sent"})
-    assert store.finish("j1", claim.fence, {"state": "sent", "provider_id": "abc"})
+    assert not store.finish(Finish("j1", claim.fence + 1, "done", {"state": "sent"}))
+    assert store.finish(Finish("j1", claim.fence, "done", {"state": "sent", "provider_id": "abc"}))
     assert store.get("j1").provider_id == "abc"
     assert store.job_for_provider_id("abc") == "j1"
     assert store.job_for_provider_id("other") is None
@@ -110,7 +110,9 @@ def test_retry_later_reschedules_with_a_new_broker_id(store: JobStore, clock: Cl
     _, message = _enqueue(store, "j1", "k1")
     store.client.delete(store.keys.queue("transactional"))  # as if consumed and acked
     claim = store.claim("j1", worker_id="w1", lease_ms=1000)
-    assert store.retry_later("j1", claim.fence, message, clock.now_ms + 500, {"state": "retrying"})
+    assert store.finish(
+        Finish("j1", claim.fence, "retry", {"state": "retrying"}, message, clock.now_ms + 500)
+    )
     assert store.get("j1").state is State.RETRYING
     clock.now_ms += 500
     assert store.promote_due() == 1
@@ -124,7 +126,7 @@ def test_dead_letter_then_replay_keeps_job_id(store: JobStore) -> None:
     store.client.delete(store.keys.queue("transactional"))
     claim = store.claim("j1", worker_id="w1", lease_ms=1000)
     fields = {"state": "failed", "error_class": "InvalidNumber", "last_error": "bad number"}
-    assert store.dead_letter("j1", claim.fence, message, fields)
+    assert store.finish(Finish("j1", claim.fence, "dead", fields, message))
     assert store.client.zscore(store.keys.dead_letters, "j1") is not None
     assert store.replay("j1") == "replayed"
     assert store.get("j1").state is State.QUEUED

@@ -10,6 +10,7 @@ import redis
 
 from connectus_worker.config import load_settings
 from connectus_worker.domain.models import Kind, State
+from connectus_worker.ledger.jobs import Finish
 from connectus_worker.producers.api import Producer
 from connectus_worker.worker.ledger import DurableLedger
 from connectus_worker.worker.pipeline import SendPipeline
@@ -62,11 +63,12 @@ def test_a_finish_that_landed_before_the_error_counts_as_landed(producer: Produc
     job_id = producer.send_sms("56987654321", "hola")
     claim = producer.store.claim(job_id, worker_id="w", lease_ms=60_000)
     ledger = DurableLedger(producer.store, sleep=lambda s: None)
-    flaky = Flaky(producer.store.finish, failures=1, land_before_failing=True)
-    assert ledger.finish(flaky, job_id, claim.fence, "sent", {"state": "sent", "provider_id": "p"})
+    real_finish = producer.store.finish
+    producer.store.finish = Flaky(real_finish, failures=1, land_before_failing=True)  # type: ignore[method-assign]
+    assert ledger.finish(Finish(job_id, claim.fence, "done", {"state": "sent", "provider_id": "p"}))
     assert producer.get_status(job_id).state is State.SENT
-    fenced = Flaky(producer.store.finish, failures=0)
-    assert not ledger.finish(fenced, job_id, claim.fence + 1, "sent", {"state": "sent"})
+    producer.store.finish = Flaky(real_finish, failures=0)  # type: ignore[method-assign]
+    assert not ledger.finish(Finish(job_id, claim.fence + 1, "done", {"state": "sent"}))
 
 
 def test_a_redis_outage_mid_send_does_not_lose_the_outcome(producer: Producer) -> None:
@@ -115,8 +117,8 @@ def test_a_retry_scheduled_during_a_redis_blip_is_not_lost(producer: Producer) -
                             policy=RetryPolicy(max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000,
                                                max_message_age_s=3600))  # fmt: skip
     pipeline.ledger = DurableLedger(producer.store, sleep=lambda s: None)
-    real = producer.store.retry_later
-    producer.store.retry_later = Flaky(real, failures=3)  # type: ignore[method-assign]
+    real = producer.store.finish
+    producer.store.finish = Flaky(real, failures=3)  # type: ignore[method-assign]
     assert pipeline.handle(Kind.SMS, take_job(producer)) == "retrying"
     assert producer.get_status(job_id).state is State.RETRYING
     assert producer.redis.zscore(producer.store.keys.schedule, job_id) is not None

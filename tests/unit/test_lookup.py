@@ -9,7 +9,7 @@ from dramatiq import Message
 from connectus_worker.config import load_settings
 from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.delivery_status import DeliveryStatuses
-from connectus_worker.ledger.jobs import JobStore
+from connectus_worker.ledger.jobs import Finish, JobStore
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.ledger.lookup import find_jobs, job_history, recipient_of
 from connectus_worker.producers.api import Producer
@@ -173,12 +173,14 @@ def test_history_lists_attempts_errors_and_statuses_in_order(client) -> None:
     queued = client.lindex(KEYS.queue("transactional"), 0)
     message = client.hget(KEYS.queue_messages("transactional"), queued)
     assert message is not None
-    assert store.retry_later(job, claim.fence, Message.decode(message), NOW + 5000, fields)
+    assert store.finish(
+        Finish(job, claim.fence, "retry", fields, Message.decode(message), NOW + 5000)
+    )
     clock.now = NOW + 6000
     claim = store.claim(job, worker_id="w", lease_ms=30_000)
     clock.now = NOW + 7000
     assert store.finish(
-        job, claim.fence, {"state": "sent", "outcome": "sent", "provider_id": "778"}
+        Finish(job, claim.fence, "done", {"state": "sent", "outcome": "sent", "provider_id": "778"})
     )
     history = job_history(client, KEYS, job)
     assert history is not None

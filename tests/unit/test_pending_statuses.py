@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from connectus_worker.domain.models import State
 from connectus_worker.ledger.delivery_status import PendingStatuses
+from connectus_worker.ledger.jobs import Finish
 from connectus_worker.producers.api import Producer
 from connectus_worker.service.events import EventRecorder
 from tests.support.clock import Clock
@@ -29,7 +30,7 @@ def _sent(producer: Producer, clock: Clock, provider_id: str) -> str:
     claim = producer.store.claim(job_id, worker_id="w", lease_ms=60_000)
     fields = {"state": "sent", "provider_id": provider_id, "outcome": "sent",
               "sent_at": clock()}  # fmt: skip
-    assert producer.store.finish(job_id, claim.fence, fields)
+    assert producer.store.finish(Finish(job_id, claim.fence, "done", fields))
     return job_id
 
 
