@@ -46,13 +46,11 @@ from connectus_worker.worker.breaker import CircuitBreaker, Decision
 from connectus_worker.worker.breaker_scopes import V1_BULK
 from connectus_worker.worker.campaign_messages import chunk_message, single_message
 from connectus_worker.worker.connectus.answers import BulkResult
-from connectus_worker.worker.connectus.classify import PLATFORM, SMPP, is_balance_text
+from connectus_worker.worker.connectus.classify import for_bulk_item
 from connectus_worker.worker.connectus.client import ConnectusClient
 from connectus_worker.worker.connectus.errors import (
-    BalanceExhausted,
     ConnectusError,
     MalformedResponse,
-    Rejected,
 )
 from connectus_worker.worker.ledger import DurableLedger, error_fields, failure_fields
 from connectus_worker.worker.pipeline import tell
@@ -60,19 +58,6 @@ from connectus_worker.worker.policy import RetryPolicy, decide, unsent_error
 from connectus_worker.worker.ratelimit import RateLimiter, RateLimitRefused
 
 log = structlog.get_logger("connectus_worker.worker.bulk")
-
-
-def item_error(text: str) -> ConnectusError:
-    """The error class of one bulk item's error text, from the status tables."""
-    for word in text.replace(",", " ").replace(":", " ").split():
-        rule = SMPP.get(word) or PLATFORM.get(word)
-        if rule is not None:
-            error = rule.error or Rejected
-            return error(f"bulk item refused: {text}", reason=word)
-    if is_balance_text(text):
-        return BalanceExhausted(f"bulk item refused: {text}", reason="balance")
-    # Not in the tables: not accepted, and unknown why; a human decides (replay).
-    return Rejected(f"bulk item refused: {text}", reason="bulk_item_error")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,12 +219,12 @@ class BulkSender:
                 continue
             # Neither an id nor an error: perhaps accepted. Ambiguous (reconciled),
             # never a dead letter, whose replay could charge it again.
-            error = (
-                item_error(item.error)
-                if item.error
-                else MalformedResponse("bulk item with neither id_sms nor error",
-                                       reason="bulk_item_without_id")
-            )  # fmt: skip
+            error: ConnectusError = MalformedResponse(
+                "bulk item with neither id_sms nor error", reason="bulk_item_without_id"
+            )
+            if item.error:
+                verdict = for_bulk_item(item.error)
+                error = verdict.error(f"bulk item refused: {item.error}", reason=verdict.reason)
             finishes.append(self._outcome(chunk, i, claim, error))
         if sent_items:
             shared: dict[str, str | int] = {"state": "sent", "outcome": "sent",

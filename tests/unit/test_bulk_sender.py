@@ -27,7 +27,7 @@ from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.logging.redaction import mask_phone
 from connectus_worker.worker.actors import register_bulk_actor
-from connectus_worker.worker.bulk import BulkSender, item_error
+from connectus_worker.worker.bulk import BulkSender
 from connectus_worker.worker.campaign_messages import (
     BULK_ACTOR,
     RECORDS_AT_CLAIM,
@@ -248,18 +248,6 @@ def test_per_item_errors_are_classified_one_by_one(
     assert message["actor_name"] == "send_sms"
     assert message["kwargs"]["job"]["payload"]["dst_number"] == DSTS[3]
     assert campaigns.counts(released) == {"sent": 2, "queued": 1, "failed": 1, "retrying": 1}
-
-
-@pytest.mark.parametrize(
-    ("text", "error", "reason"),
-    [("NUMERO_INVALIDO", e.InvalidNumber, "NUMERO_INVALIDO"),
-     ("error: ESME_RINVDSTADR, bad", e.InvalidNumber, "ESME_RINVDSTADR"),
-     ("no tiene saldo", e.BalanceExhausted, "balance"),
-     ("algo raro", e.Rejected, "bulk_item_error")],
-)  # fmt: skip
-def test_item_error_texts(text: str, error: type[e.ConnectusError], reason: str) -> None:
-    found = item_error(text)
-    assert type(found) is error and found.reason == reason
 
 
 def test_a_transient_failure_of_the_whole_call_defers_the_chunk(

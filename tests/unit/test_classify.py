@@ -276,6 +276,18 @@ def test_send_body(body: Any, expected: type[errors.ConnectusError] | None) -> N
     assert (verdict.error if verdict else None) is expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected", "reason"),
+    [("NUMERO_INVALIDO", errors.InvalidNumber, "NUMERO_INVALIDO"),
+     ("error: ESME_RINVDSTADR, bad", errors.InvalidNumber, "ESME_RINVDSTADR"),
+     ("no tiene saldo", errors.BalanceExhausted, "balance"),
+     ("algo raro", errors.Rejected, "bulk_item_error")],
+)  # fmt: skip
+def test_bulk_item_texts(text: str, expected: type[errors.ConnectusError], reason: str) -> None:
+    verdict = classify.for_bulk_item(text)
+    assert (verdict.error, verdict.reason) == (expected, reason)
+
+
 # --- Retry-After -----------------------------------------------------------------
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 

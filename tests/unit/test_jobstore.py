@@ -106,7 +106,7 @@ def test_finish_is_fenced_and_terminal_jobs_are_never_claimed_again(store: JobSt
     assert (again.status, again.detail) == ("done", "sent")
 
 
-def test_retry_later_reschedules_with_a_new_broker_id(store: JobStore, clock: Clock) -> None:
+def test_a_retry_reschedules_with_a_new_broker_id(store: JobStore, clock: Clock) -> None:
     _, message = _enqueue(store, "j1", "k1")
     store.client.delete(store.keys.queue("transactional"))  # as if consumed and acked
     claim = store.claim("j1", worker_id="w1", lease_ms=1000)

@@ -3,7 +3,8 @@
 One place decides which :mod:`worker.connectus.errors` class a transport
 failure, an HTTP status, an SMPP command status or a platform status maps to.
 The client's boundary (:meth:`ConnectusClient.call`) asks this module and
-raises; nothing else classifies. ``docs/errors.md`` shows these tables
+raises (the bulk sender asks it about each item of a v1 bulk answer); nothing
+else classifies. ``docs/errors.md`` shows these tables
 (``python -m devtools.errors_table`` renders them).
 """
 
@@ -343,6 +344,19 @@ def _body_verdict(body: Any) -> Verdict | None:
         if rule is not None and rule.error is not None:
             return Verdict(rule.error, status)
     return None
+
+
+def for_bulk_item(text: str) -> Verdict:
+    """The verdict for one v1 bulk item's error text: the first SMPP or platform
+    status it names, else a balance text, else ``Rejected`` (not accepted, and
+    unknown why: a human decides, by replay)."""
+    for word in text.replace(",", " ").replace(":", " ").split():
+        rule = SMPP.get(word) or PLATFORM.get(word)
+        if rule is not None:
+            return Verdict(rule.error or Rejected, word)
+    if is_balance_text(text):
+        return Verdict(BalanceExhausted, "balance")
+    return Verdict(Rejected, "bulk_item_error")
 
 
 def is_balance_text(text: str) -> bool:
