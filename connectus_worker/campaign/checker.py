@@ -44,10 +44,7 @@ from connectus_worker.campaign.template import Template
 from connectus_worker.domain.models import Kind
 from connectus_worker.domain.request_fields import SUBJECT_MAX_CHARS
 from connectus_worker.domain.validation import (
-    EMAIL_MAX_CHARS,
-    SMS_MAX_CHARS,
     SMS_SEGMENT_CHARS,
-    WHATSAPP_MAX_CHARS,
     InvalidInput,
     check_content,
     normalize_email,
@@ -55,9 +52,6 @@ from connectus_worker.domain.validation import (
 
 #: How many duplicate examples a report keeps (all are counted).
 MAX_DUPLICATE_EXAMPLES = 1_000
-
-_MAX_CHARS = {Kind.SMS: SMS_MAX_CHARS, Kind.EMAIL: EMAIL_MAX_CHARS,
-              Kind.WHATSAPP: WHATSAPP_MAX_CHARS}  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,9 +155,9 @@ class RowChecker:
         self.template = template
         self.recipient_field = kind.spec.dst_field
         self.report = CheckReport()
-        self._max_chars = _MAX_CHARS[kind]
+        self._max_chars = kind.spec.max_chars
         # Phone numbers only: e-mail never takes the fast paths.
-        self._numbers = None if kind is Kind.EMAIL else FastNumberNormalizer(default_region)
+        self._numbers = None if kind.spec.email else FastNumberNormalizer(default_region)
         # dst -> line of its accepted row; kept across calls, like the report
         self._first_line: dict[str, int] = {}
 
@@ -182,8 +176,8 @@ class RowChecker:
         width = len(fields)
         render = self.template.render
         max_chars = self._max_chars
-        is_sms = self.kind is Kind.SMS
-        is_email = self.kind is Kind.EMAIL
+        segmented = self.kind.spec.segmented
+        is_email = self.kind.spec.email
         first_line = self._first_line
         for row in rows:
             report.rows += 1
@@ -229,7 +223,7 @@ class RowChecker:
                     invalid(InvalidRow(line, exc.field, exc.reason))
                     continue
             # sms_segments: ceil(characters / 160), at least 1
-            segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if is_sms else 1
+            segments = (len(text) + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS if segmented else 1
             first_line[key] = line
             report.valid += 1
             report.segments += segments
@@ -265,7 +259,7 @@ class RowChecker:
         )
         render = self.template.render_row
         max_chars = self._max_chars
-        is_sms = self.kind is Kind.SMS
+        segmented = self.kind.spec.segmented
         first_line = self._first_line
         lines, rows, segments = out.lines, out.rows, out.segments
         general = 0  # recipients from check(), already in the report
@@ -282,7 +276,7 @@ class RowChecker:
                         rows.append(row)
                         # sms_segments: ceil(characters / 160), at least 1
                         segments.append((n + SMS_SEGMENT_CHARS - 1) // SMS_SEGMENT_CHARS
-                                        if is_sms else 1)  # fmt: skip
+                                        if segmented else 1)  # fmt: skip
                         continue
             slow = batch.row(i)
             if slow is not None:

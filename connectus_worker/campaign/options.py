@@ -30,10 +30,9 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from connectus_worker.campaign.model import Transport
-from connectus_worker.domain.models import Kind
+from connectus_worker.domain.models import EMAIL_MAX_CHARS, Kind
 from connectus_worker.domain.request_fields import ID_MAX_CHARS, SUBJECT_MAX_CHARS
 from connectus_worker.domain.validation import (
-    EMAIL_MAX_CHARS,
     REASONS,
     UNION_MEMBER,
     FieldError,

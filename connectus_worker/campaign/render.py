@@ -44,9 +44,9 @@ def payload_for(campaign: Campaign, row: Sequence[str]) -> tuple[dict[str, Any],
     if campaign.id_client:
         payload["id_client"] = campaign.id_client
     # An SMS is charged per 160-character segment; an e-mail or a WhatsApp message once.
-    return payload, sms_segments(text) if campaign.kind is Kind.SMS else 1
+    return payload, sms_segments(text) if spec.segmented else 1
 
 
 def masked(campaign: Campaign, dst: str) -> str:
     """The destination as job records keep it."""
-    return mask_email(dst) if campaign.kind.spec.dst_field == "dst_email" else mask_phone(dst)
+    return mask_email(dst) if campaign.kind.spec.email else mask_phone(dst)

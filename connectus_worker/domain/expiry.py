@@ -45,7 +45,7 @@ class AgeLimits:
     def default(self, kind: Kind, due_ms: int) -> Expiry:
         """The expiry of a job of ``kind`` due at ``due_ms`` that names none of its own."""
         name, age_s = "MAX_MESSAGE_AGE_S", self.max_message_age_s
-        if kind.is_otp:
+        if kind.spec.otp:
             name, age_s = "OTP_MAX_AGE_S", self.otp_max_age_s
         return Expiry(due_ms + age_s * 1000, f"{name} ({age_s} s) after it was due")
 

@@ -26,6 +26,11 @@ from pydantic.json_schema import SkipJsonSchema
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.redis import text
 
+#: The longest body of each channel, in characters (``KindSpec.max_chars``).
+SMS_MAX_CHARS = 1_600  # 10 segments of 160: a runaway template fails here, not in the bill
+EMAIL_MAX_CHARS = 1_000_000  # about 1 MB of (mostly ASCII) HTML
+WHATSAPP_MAX_CHARS = 4_096  # WhatsApp's own limit for a text message
+
 
 class Kind(StrEnum):
     """What a job sends; one Dramatiq actor per kind."""
@@ -48,15 +53,6 @@ class Kind(StrEnum):
         """What each layer needs to know of this kind (:data:`KINDS`)."""
         return KINDS[self]
 
-    @property
-    def is_otp(self) -> bool:
-        return KINDS[self].otp
-
-    @property
-    def content_field(self) -> str:
-        """The Connectus field that carries the message body."""
-        return KINDS[self].content_field
-
 
 @dataclass(frozen=True, slots=True)
 class KindSpec:
@@ -64,11 +60,13 @@ class KindSpec:
 
     - ``dst_field``: the payload field naming the destination (number, address, group);
     - ``content_field``: the Connectus field that carries the message body;
+    - ``max_chars``: the longest body it takes, in characters;
     - ``call``: the :class:`worker.connectus.client.ConnectusClient` method that sends it;
     - ``rate_product``: the limiter's bucket (an OTP, SMS or e-mail, draws on ``otp``);
     - ``host``, ``product``: the API host and the product its breaker scopes and balance
       are kept by (:mod:`worker.breaker_scopes`);
     - ``otp``: on the OTP queue, kept hashed, never resent late;
+    - ``segmented``: charged per 160-character SMS segment (else once per message);
     - ``watched``: its delivery status is polled (:mod:`ledger.status_watch`);
     - ``lookup``: the Connectus listing that finds a sent one again (reconciliation and
       provider-id lookups, :mod:`worker.id_lookup`); None: there is none (e-mail);
@@ -77,37 +75,45 @@ class KindSpec:
 
     dst_field: str
     content_field: str
+    max_chars: int
     call: str
     rate_product: str
     host: str
     product: str
     otp: bool = False
+    segmented: bool = False
     watched: bool = False
     lookup: str | None = None
     person: bool = True
 
     @property
+    def email(self) -> bool:
+        """Sent to an e-mail address (masked, deduplicated and titled as one)."""
+        return self.dst_field == "dst_email"
+
+    @property
     def phone(self) -> bool:
         """Sent to a person's phone number (opt-outs are per number)."""
-        return self.person and self.dst_field != "dst_email"
+        return self.person and not self.email
 
 
 KINDS: Mapping[Kind, KindSpec] = {
-    Kind.SMS: KindSpec("dst_number", "sms_content", "v3.send_sms", "sms", "v3", "sms",
-                       lookup="sms"),
-    Kind.OTP: KindSpec("dst_number", "sms_content", "v3.send_otp", "otp", "v3", "sms", otp=True,
-                       lookup="sms"),
-    Kind.EMAIL: KindSpec("dst_email", "email_content", "v3.send_email", "email", "v3", "email",
-                         watched=True),
-    Kind.OTP_EMAIL: KindSpec("dst_email", "email_content", "v3.send_otp_email", "otp", "v3",
-                             "email", otp=True, watched=True),
-    Kind.WHATSAPP: KindSpec("dst_number", "whatsapp_content", "v3.send_whatsapp", "whatsapp",
-                            "v3", "whatsapp", watched=True, lookup="whatsapp"),
-    Kind.WHATSAPP_QR: KindSpec("number", "message", "qr.send", "whatsapp", "qr", "whatsapp_qr",
-                               lookup="qr"),
-    Kind.WHATSAPP_QR_GROUP: KindSpec("group_name", "message", "qr.send_message_to_group",
-                                     "whatsapp", "qr", "whatsapp_qr", lookup="qr_group",
-                                     person=False),
+    Kind.SMS: KindSpec("dst_number", "sms_content", SMS_MAX_CHARS, "v3.send_sms", "sms", "v3",
+                       "sms", segmented=True, lookup="sms"),
+    Kind.OTP: KindSpec("dst_number", "sms_content", SMS_MAX_CHARS, "v3.send_otp", "otp", "v3",
+                       "sms", otp=True, segmented=True, lookup="sms"),
+    Kind.EMAIL: KindSpec("dst_email", "email_content", EMAIL_MAX_CHARS, "v3.send_email", "email",
+                         "v3", "email", watched=True),
+    Kind.OTP_EMAIL: KindSpec("dst_email", "email_content", EMAIL_MAX_CHARS, "v3.send_otp_email",
+                             "otp", "v3", "email", otp=True, watched=True),
+    Kind.WHATSAPP: KindSpec("dst_number", "whatsapp_content", WHATSAPP_MAX_CHARS,
+                            "v3.send_whatsapp", "whatsapp", "v3", "whatsapp", watched=True,
+                            lookup="whatsapp"),
+    Kind.WHATSAPP_QR: KindSpec("number", "message", WHATSAPP_MAX_CHARS, "qr.send", "whatsapp",
+                               "qr", "whatsapp_qr", lookup="qr"),
+    Kind.WHATSAPP_QR_GROUP: KindSpec("group_name", "message", WHATSAPP_MAX_CHARS,
+                                     "qr.send_message_to_group", "whatsapp", "qr", "whatsapp_qr",
+                                     lookup="qr_group", person=False),
 }  # fmt: skip
 
 

@@ -18,10 +18,8 @@ from pydantic_core import PydanticCustomError
 
 from connectus_worker.config import Settings
 from connectus_worker.domain.deliver_at import parse_deliver_at
+from connectus_worker.domain.models import EMAIL_MAX_CHARS, SMS_MAX_CHARS, WHATSAPP_MAX_CHARS
 from connectus_worker.domain.validation import (
-    EMAIL_MAX_CHARS,
-    SMS_MAX_CHARS,
-    WHATSAPP_MAX_CHARS,
     InvalidInput,
     check_content,
     check_single_line,

@@ -94,7 +94,7 @@ class _Send(BaseModel):
     def payload(self) -> dict[str, Any]:
         """Connectus's fields (absent ones left out)."""
         fields = self.model_dump(exclude=_OURS, exclude_none=True)
-        if self.kind is Kind.OTP:
+        if self.kind is Kind.OTP:  # save_content is send_otp's own field (send_otp_email has none)
             fields["save_content"] = "hash"  # ask Connectus to keep only a hash of the code
         return fields
 
@@ -109,13 +109,13 @@ class _Send(BaseModel):
         group's name (no person's) readable, marked so that no one takes it for a number."""
         if not self.kind.spec.person:
             return f"group:{self.dst}"
-        return mask_email(self.dst) if "@" in self.dst else mask_phone(self.dst)
+        return mask_email(self.dst) if self.kind.spec.email else mask_phone(self.dst)
 
     @property
     def segments(self) -> int | None:
         """SMS that Connectus charges (None for kinds not counted in SMS)."""
-        content = getattr(self, "sms_content", None)
-        return sms_segments(content) if content is not None else None
+        spec = self.kind.spec
+        return sms_segments(getattr(self, spec.content_field)) if spec.segmented else None
 
     def fingerprint(self, key: bytes) -> str:
         """What makes two submissions "the same request" for idempotency (keyed by ``key``).

@@ -19,15 +19,12 @@ import email_validator
 import phonenumbers
 from pydantic import ValidationError
 
-from connectus_worker.domain.models import Kind
+from connectus_worker.domain.models import SMS_MAX_CHARS, Kind
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-#: Content limits, in characters (not bytes).
-SMS_MAX_CHARS = 1_600  # 10 segments of 160: a runaway template fails here, not in the bill
-EMAIL_MAX_CHARS = 1_000_000  # about 1 MB of (mostly ASCII) HTML
-WHATSAPP_MAX_CHARS = 4_096  # WhatsApp's own limit for a text message
+#: Content limits, in characters (not bytes): each kind's in domain.models (KindSpec.max_chars).
 #: Connectus charges one SMS per this many characters (its rule, see sms_segments).
 SMS_SEGMENT_CHARS = 160
 IDEMPOTENCY_KEY_MAX_CHARS = 200

@@ -89,7 +89,7 @@ class DeadLetter:
         """``(can replay, why not)``."""
         if self.poison or self.record is None:
             return False, "a poison entry (no job record) can't be replayed; purge it instead"
-        if self.record.kind.is_otp:
+        if self.record.kind.spec.otp:
             return False, "an OTP is not replayed: its code was not kept and would be stale"
         if self.expired is not None:
             return False, (

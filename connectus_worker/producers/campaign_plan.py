@@ -85,9 +85,9 @@ def resolve(
     links = errors.check(links_in, options.text) if "text" not in named else None
     text = estimated(options.text) if links else options.text
     template = None if "text" in named else errors.check(Template.parse, text, options.subject)
-    if options.kind is Kind.EMAIL and not options.subject:
+    if options.kind.spec.email and not options.subject:
         errors.add("subject", "is required for an e-mail campaign")
-    elif options.subject is not None and options.kind is not Kind.EMAIL:
+    elif options.subject is not None and not options.kind.spec.email:
         errors.add("subject", f"is for e-mail campaigns only, not {options.kind.value}")
     elif options.subject and ("\n" in options.subject or "\r" in options.subject):
         errors.add("subject", "has a line break: a subject is one line")
@@ -183,7 +183,8 @@ class CampaignPlan:
             self.refusals.append("no valid recipients")
         if lookup is None:
             return
-        sms = options.kind is Kind.SMS
+        # Segments are counted per country (campaigns.add_segments), as the SMS balance is kept.
+        sms = options.kind.spec.segmented
         for country in list(self.segments_by_country) if sms else [None]:
             balance = lookup(options.kind, options.id_client, country, self.transport)
             self.balances.append(balance)

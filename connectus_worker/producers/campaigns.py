@@ -199,7 +199,7 @@ class CampaignProducer:
                     if any(flags):
                         report.opted_out += sum(flags)
                         checked.keep_only([not flag for flag in flags], report)
-                if checker.kind is Kind.SMS:
+                if checker.kind.spec.segmented:
                     plan.add_segments(checked.rows, checked.segments)
                 yield checked.rows
 

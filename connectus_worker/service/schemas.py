@@ -12,9 +12,8 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 from pydantic_core import PydanticCustomError
 
-from connectus_worker.domain.models import State
+from connectus_worker.domain.models import SMS_MAX_CHARS, State
 from connectus_worker.domain.request_fields import PHONE_PATTERN
-from connectus_worker.domain.validation import SMS_MAX_CHARS
 
 
 class Accepted(BaseModel):

@@ -13,6 +13,6 @@ Priority = Literal["transactional", "bulk"]
 def queue_for(kind: Kind, settings: Settings, priority: Priority = "transactional") -> str:
     """The queue for a job: OTPs have their own (never ``bulk``: they must never wait);
     everything else is transactional unless ``bulk``."""
-    if kind.is_otp:
+    if kind.spec.otp:
         return settings.queue_otp
     return settings.queue_bulk if priority == "bulk" else settings.queue_transactional

@@ -42,7 +42,7 @@ def register_actors(
             queue_name=queue_for(kind, settings),
             # Dramatiq runs lower numbers first within a worker's work queue: an
             # OTP fetched behind bulk messages still goes out next.
-            priority=0 if kind.is_otp else 10,
+            priority=0 if kind.spec.otp else 10,
             options={},
         )
         for kind in Kind
@@ -102,7 +102,7 @@ def _actor_fn(
             problem = f"job.account {account!r} {_NOT_HERE}"
         if problem is not None:
             member = quarantine(pipelines.first.store, kind.actor_name, args, kwargs, problem,
-                                shape_only=kind.is_otp)  # fmt: skip
+                                shape_only=kind.spec.otp)  # fmt: skip
             if metrics is not None:
                 metrics.handled(kind, member, str(account or pipelines.first.account))
             return

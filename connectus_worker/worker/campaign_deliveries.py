@@ -26,7 +26,7 @@ from connectus_worker.worker.connectus.errors import InvalidRequest
 log = structlog.get_logger("connectus_worker.worker.campaign_deliveries")
 
 #: Kinds whose send takes ``id_delivery``: the v3 sends but OTPs'.
-WITH_DELIVERY = frozenset(kind for kind in Kind if kind.spec.host == "v3" and not kind.is_otp)
+WITH_DELIVERY = frozenset(kind for kind in Kind if kind.spec.host == "v3" and not kind.spec.otp)
 
 
 def delivery_opener(

@@ -66,7 +66,7 @@ class StatusPoller:
                 recorded += self._poll_bulk(campaign)
             elif campaign.kind in WATCHED_KINDS:
                 self._watch_released(campaign)
-            elif campaign.kind is Kind.SMS and budget > 0:
+            elif campaign.kind is Kind.SMS and budget > 0:  # SMS's own status calls (_poll_v3)
                 got, used = self._poll_v3(campaign, budget)
                 recorded, budget = recorded + got, budget - used
         return recorded

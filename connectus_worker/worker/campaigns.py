@@ -20,7 +20,6 @@ from connectus_worker.campaign.links import LINK, dump, shorten_all
 from connectus_worker.campaign.model import Campaign, CampaignState, Transport
 from connectus_worker.campaign.render import masked, payload_for
 from connectus_worker.campaign.store import CampaignStore, ReleasedJob, job_id_for
-from connectus_worker.domain.models import Kind
 from connectus_worker.ledger.jobs import epoch_ms
 from connectus_worker.worker.campaign_messages import chunk_message, single_message
 
@@ -175,7 +174,7 @@ class CampaignPump:
         number = campaign.cursor
         now = self.clock()
         # A number may have answered STOP since the campaign was accepted.
-        phones = campaign.kind is not Kind.EMAIL
+        phones = campaign.kind.spec.phone
         opted_out = self.store.opted_out([r[0] for r in rows]) if phones else [False] * len(rows)
         id_delivery = self._delivery(campaign, number)
         jobs = []

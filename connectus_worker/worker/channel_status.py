@@ -131,6 +131,7 @@ class ChannelStatusPoller:
             return "wait"
         try:
             client = self.clients.of(self._account(record))
+            # The watched kinds are WhatsApp's and the e-mails: each channel its own status call.
             if kind is Kind.WHATSAPP:
                 status, events = client.v3.whatsapp_status(message_id=provider_id).status, []
             else:

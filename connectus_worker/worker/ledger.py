@@ -85,8 +85,8 @@ def kept_message(kind: Kind, job: Mapping[str, Any]) -> Message[Any]:
     resent (a late code is worse than none), so nothing needs it.
     """
     kept = dict(job)
-    if kind.is_otp:
-        kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.content_field}
+    if kind.spec.otp:
+        kept["payload"] = {k: v for k, v in job["payload"].items() if k != kind.spec.content_field}
     return new_message(str(job["queue"]), kind.actor_name, kept)
 
 

@@ -146,7 +146,7 @@ class Reconciler:
             self.store.resolve(job_id, "review", message=message)
             log.warning("reconcile.review", job_id=job_id, reason="group message not listed")
             return "review"
-        if record.kind.is_otp:
+        if record.kind.spec.otp:
             reason = (
                 "ambiguous OTP not found at Connectus; not resent (a late code is worse than none)"
             )
@@ -172,7 +172,7 @@ class Reconciler:
         number are matched one to one)."""
         job = message.kwargs["job"]
         account = job.get("account") or record.account
-        digest = record.content_hmac if record.kind.is_otp else None
+        digest = record.content_hmac if record.kind.spec.otp else None
         entry = entry_of(record.kind, job["payload"], self.content_key, account, digest)
         for ids in finder.ids(entry, record.created_at) if entry else ():
             for provider_id in ids:

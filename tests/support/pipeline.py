@@ -66,7 +66,7 @@ def unknown_job(producer: Producer, clock: Clock, send: Mapping[str, Any]) -> st
     """Queue a job and run it into ``unknown`` (a dropped answer)."""
     kind = send["kind"]
     job_id = getattr(producer, f"send_{kind.value}")(*send["args"], **send.get("options", {}))
-    queue = "otp" if kind.is_otp else "transactional"
+    queue = "otp" if kind.spec.otp else "transactional"
     policy = RetryPolicy(
         max_retries=3, min_backoff_ms=1000, max_backoff_ms=8000, max_message_age_s=3600
     )
@@ -117,7 +117,7 @@ def send_unnamed(producer: Producer, clock: Clock, kind: Kind) -> str:
     pipeline = SendPipeline(content_key=KEY, store=producer.store, send=sender, policy=policy, worker_id="w",
                             lease_ms=60_000, clock=clock, rng=random.Random(1))  # fmt: skip
     keys: Keys = producer.store.keys
-    queue = "otp" if kind.is_otp else "transactional"
+    queue = "otp" if kind.spec.otp else "transactional"
     rid = producer.redis.lpop(keys.queue(queue))
     job = dramatiq.Message.decode(producer.redis.hget(keys.queue_messages(queue), rid))
     return pipeline.handle(kind, job.kwargs["job"])

@@ -19,9 +19,8 @@ from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.campaign.source import Row, read_rows, rows_from_iterable
 from connectus_worker.campaign.template import Template
 from connectus_worker.config import load_settings
-from connectus_worker.domain.models import Kind
+from connectus_worker.domain.models import SMS_MAX_CHARS, Kind
 from connectus_worker.domain.validation import (
-    SMS_MAX_CHARS,
     InvalidInput,
     normalize_number,
     sms_segments,

@@ -13,11 +13,9 @@ from connectus_worker.domain.deliver_at import (
     localize,
     parse_deliver_at,
 )
+from connectus_worker.domain.models import EMAIL_MAX_CHARS, SMS_MAX_CHARS, WHATSAPP_MAX_CHARS
 from connectus_worker.domain.validation import (
-    EMAIL_MAX_CHARS,
     IDEMPOTENCY_KEY_MAX_CHARS,
-    SMS_MAX_CHARS,
-    WHATSAPP_MAX_CHARS,
     ErrorCollector,
     FieldError,
     InvalidInput,
