@@ -10,7 +10,6 @@ account) are the planner's (``producers.campaign_plan.resolve``).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -34,9 +33,9 @@ from connectus_worker.domain.models import EMAIL_MAX_CHARS, Kind
 from connectus_worker.domain.request_fields import ID_MAX_CHARS, SUBJECT_MAX_CHARS
 from connectus_worker.domain.validation import (
     REASONS,
-    UNION_MEMBER,
     FieldError,
     InvalidInput,
+    invalid_from_pydantic,
 )
 
 NAME_MAX_CHARS = 200
@@ -174,9 +173,8 @@ _OPTION_REASONS = {
     # The one bounded number: max_lateness_s.
     "greater_than_equal": "must be 0 (no limit) or a number of seconds",
     "less_than_equal": f"must be at most {MAX_LATENESS_S} seconds (a year)",
+    "dict_key": f"has a column name that is empty or longer than {COLUMN_MAX_CHARS} characters",
 }
-#: An enum member as pydantic's literal_error shows it: <Kind.SMS: 'sms'>.
-_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
 
 
 def invalid_options(exc: ValidationError) -> InvalidInput:
@@ -186,17 +184,4 @@ def invalid_options(exc: ValidationError) -> InvalidInput:
     A recipient's fields are named ``recipients.<index>.<column>``, the index
     from 0 as in JSON (``invalid_rows`` in a refusal count lines from 1).
     """
-    errors: list[FieldError] = []
-    for error in exc.errors(include_url=False, include_input=False):
-        loc: list[Any] = list(error["loc"])
-        reason = _OPTION_REASONS.get(error["type"], str(error["msg"]))
-        if error["type"] == "literal_error":
-            reason = "must be " + _MEMBER.sub(r"\1", str(error["ctx"]["expected"]))
-        if loc and loc[-1] == "[key]":
-            # A bad column name: ("recipients", i, name, "[key]") -> the row.
-            loc = loc[:-2]
-            reason = f"has a column name that is empty or longer than {COLUMN_MAX_CHARS} characters"
-        elif loc and loc[0] != "recipients" and UNION_MEMBER.match(str(loc[-1])):
-            loc, reason = loc[:-1], "must be a string or an integer"
-        errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))
-    return InvalidInput.from_errors(list(dict.fromkeys(errors)))
+    return invalid_from_pydantic(exc, reasons=_OPTION_REASONS, free_form="recipients")

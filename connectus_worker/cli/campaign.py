@@ -144,7 +144,9 @@ def _producer(
         except ConfigError as exc:
             if not as_json:
                 console(stderr=True).print(f"[yellow]balance not checked:[/yellow] {exc}")
-    return CampaignProducer(settings, tenant=tenant_or_exit(tenant, as_json), balance=lookup)
+    # The lookup is the account's the options name (an unknown one is refused anyway).
+    balance = None if lookup is None else (lambda _account: lookup)
+    return CampaignProducer(settings, tenant=tenant_or_exit(tenant, as_json), balance=balance)
 
 
 def _checked(as_json: bool, fn: Any, *args: Any, **kwargs: Any) -> Any:

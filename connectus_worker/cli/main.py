@@ -85,7 +85,7 @@ def status(ctx: typer.Context, job_id: str = typer.Argument(..., help="The id re
         # the producers package costs start-up time (docs/benchmarks.md).
         from connectus_worker.producers.api import owned_record
 
-        record = owned_record(settings, store.client, job_id, tenant, store)
+        record = owned_record(settings, job_id, tenant, store)
     if record is None:
         fail(f"job_id: no job {job_id!r} (unknown, or its record expired)", json_output, code=1)
     data = record.model_dump(mode="json")
@@ -112,7 +112,7 @@ def cancel(ctx: typer.Context, job_id: str = typer.Argument(..., help="The job t
     store = job_store(settings)
     from connectus_worker.producers.api import cancel_owned  # checks the owner, then cancels
 
-    result = cancel_owned(settings, store.client, job_id, tenant, store)
+    result = cancel_owned(settings, job_id, tenant, store)
     output({"job_id": job_id, "result": result}, json_output, title="cancel")
     if result != "cancelled":
         raise typer.Exit(1)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -110,6 +110,7 @@ class ErrorCollector:
 
 #: How pydantic names the member of a str | int union in an error location.
 UNION_MEMBER = re.compile(r"^(str|int|function-[a-z]+\[.*\])$")
+_ENUM_MEMBER = re.compile(r"<\w+\.\w+: ('[^']*')>")
 #: pydantic's error types, worded for people.
 REASONS = {
     "missing": "is required",
@@ -121,26 +122,40 @@ REASONS = {
 }
 
 
-def invalid_from_pydantic(exc: ValidationError, *, tagged: bool = False) -> InvalidInput:
+def invalid_from_pydantic(
+    exc: ValidationError,
+    *,
+    tagged: bool = False,
+    reasons: Mapping[str, str] = REASONS,
+    free_form: str | None = None,
+) -> InvalidInput:
     """One :class:`InvalidInput` naming every field pydantic rejected, once each.
 
     ``tagged``: the model is a discriminated union, whose error locations
     start with the tag (``("sms", "dst_number")``); the tag is dropped. A
     check that raised ``PydanticCustomError("invalid", ...)`` gives its own
     reason, and may name its field (``ctx["field"]``: a check of the whole model).
+    ``reasons``: pydantic's error types worded for this model; ``reasons["dict_key"]``
+    words a bad key of an object, reported at the object. ``free_form``: the field
+    whose objects' keys are the caller's own (a campaign's recipient columns: a
+    column named ``str`` is no union member).
     """
     errors: list[FieldError] = []
     for error in exc.errors(include_url=False, include_input=False):
         loc: list[Any] = list(error["loc"])[1 if tagged else 0 :]
         ctx = error.get("ctx") or {}
-        reason = REASONS.get(error["type"], str(error["msg"]))
+        reason = reasons.get(error["type"], str(error["msg"]))
         if "field" in ctx:
             loc = [ctx["field"]]
         elif error["type"] in {"union_tag_not_found", "union_tag_invalid"} or (tagged and not loc):
             loc, reason = ["type"], "must be one of " + ", ".join(Kind)
+        elif loc and loc[-1] == "[key]":
+            # A bad key: ("recipients", i, name, "[key]") -> the object it is in.
+            loc, reason = loc[:-2], reasons.get("dict_key", reason)
         elif error["type"] == "literal_error":
-            reason = "must be " + str(ctx["expected"])
-        elif loc and UNION_MEMBER.match(str(loc[-1])):
+            # An enum member as pydantic shows it (<Kind.SMS: 'sms'>), as its value.
+            reason = "must be " + _ENUM_MEMBER.sub(r"\1", str(ctx["expected"]))
+        elif loc and loc[0] != free_form and UNION_MEMBER.match(str(loc[-1])):
             # A str | int field: pydantic reports once per member, at "field.str".
             loc, reason = loc[:-1], "must be a string or an integer"
         errors.append(FieldError(".".join(str(part) for part in loc) or "body", reason))

@@ -81,9 +81,7 @@ def _campaigns(settings: Settings, client: redis.Redis) -> CampaignStore:
                          job_ttl_s=settings.job_ttl_s)  # fmt: skip
 
 
-def owned_record(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
-) -> JobRecord | None:
+def owned_record(settings: Settings, job_id: str, tenant: str, store: JobStore) -> JobRecord | None:
     """The job's record (or a pending v1 bulk recipient's placeholder) if ``tenant``
     owns it, with its owner in ``tenant``; None if it is unknown, expired or another
     tenant's (not told apart: another tenant's job does not exist here).
@@ -91,7 +89,7 @@ def owned_record(
     A campaign's job is its campaign's tenant's: the records the workers make for
     campaign recipients name only the campaign.
     """
-    campaigns = _campaigns(settings, client)
+    campaigns = _campaigns(settings, store.client)
     record = store.get(job_id) or placeholder(campaigns, job_id, queue=settings.queue_bulk)
     if record is None:
         return None
@@ -102,9 +100,7 @@ def owned_record(
     return record if record.tenant == owner else record.model_copy(update={"tenant": owner})
 
 
-def cancel_owned(
-    settings: Settings, client: redis.Redis, job_id: str, tenant: str, store: JobStore
-) -> str:
+def cancel_owned(settings: Settings, job_id: str, tenant: str, store: JobStore) -> str:
     """Cancel ``tenant``'s job: ``cancelled``, ``refused:<state>`` or ``missing`` (also
     for another tenant's job). The owner is checked first: a job's tenant never changes.
 
@@ -112,10 +108,10 @@ def cancel_owned(
     it goes with its chunk (``refused:queued``). Cancel its campaign, or the number opts
     out (STOP), which the chunk's claim reads.
     """
-    if owned_record(settings, client, job_id, tenant, store) is None:
+    if owned_record(settings, job_id, tenant, store) is None:
         return "missing"
     answer = store.cancel(job_id)
-    pending = placeholder(_campaigns(settings, client), job_id, queue=settings.queue_bulk)
+    pending = placeholder(_campaigns(settings, store.client), job_id, queue=settings.queue_bulk)
     return "refused:queued" if answer == "missing" and pending is not None else answer
 
 
@@ -254,14 +250,14 @@ class Producer:
     def get_status(self, job_id: str) -> JobRecord:
         """The job's record; raises :class:`JobNotFound` (also for another tenant's job).
         A v1 bulk recipient whose chunk is not claimed yet shows as its placeholder."""
-        record = owned_record(self.settings, self.redis, job_id, self.tenant, self.store)
+        record = owned_record(self.settings, job_id, self.tenant, self.store)
         if record is None:
             raise JobNotFound(job_id)
         return record
 
     def cancel(self, job_id: str) -> str:
         """Cancel a queued or scheduled job: see :func:`cancel_owned`."""
-        return cancel_owned(self.settings, self.redis, job_id, self.tenant, self.store)
+        return cancel_owned(self.settings, job_id, self.tenant, self.store)
 
     # -- the one path every send takes ------------------------------------------------
 

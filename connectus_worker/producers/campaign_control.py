@@ -10,7 +10,9 @@ from __future__ import annotations
 import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any
+from typing import IO, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectus_worker.campaign.links import ShortLinkRef
 from connectus_worker.campaign.links import load as load_links
@@ -69,32 +71,61 @@ class CampaignStatus:
         return remaining / rate if rate else None
 
     def to_json(self) -> dict[str, Any]:
+        """The status as :class:`CampaignStatusOut` gives it (CLI, HTTP, console)."""
         c = self.campaign
         counts = dict(self.counts)
         if self.unreleased:
             key = "cancelled" if c.state is S.CANCELLED else "pending"
             counts[key] = counts.get(key, 0) + self.unreleased
-        return {
-            "campaign_id": c.campaign_id,
-            "name": c.name,
-            "kind": c.kind.value,
-            "transport": c.transport.value,
-            "state": c.state.value,
-            "reason": c.paused_reason,
-            "total": c.total,
-            "released": c.released,
-            "counts": counts,
-            "parked": self.parked,
-            "deliveries": self.deliveries,
-            "segments": c.segments,
-            "deliver_at_ms": c.deliver_at_ms,
-            "window": str(c.window) if c.window else None,
-            "timezone": c.timezone,
-            "started_ms": c.started_ms,
-            "finished_ms": c.finished_ms,
-            "rate_per_s": None if self.rate_per_s is None else round(self.rate_per_s, 1),
-            "eta_s": None if self.eta_s is None else round(self.eta_s, 1),
-        }
+        return CampaignStatusOut(
+            campaign_id=c.campaign_id,
+            name=c.name,
+            kind=c.kind.value,
+            transport=c.transport.value,
+            state=c.state.value,
+            reason=c.paused_reason,
+            total=c.total,
+            released=c.released,
+            counts=counts,
+            parked=self.parked,
+            deliveries=self.deliveries,
+            segments=c.segments,
+            deliver_at_ms=c.deliver_at_ms,
+            window=str(c.window) if c.window else None,
+            timezone=c.timezone,
+            started_ms=c.started_ms,
+            finished_ms=c.finished_ms,
+            rate_per_s=None if self.rate_per_s is None else round(self.rate_per_s, 1),
+            eta_s=None if self.eta_s is None else round(self.eta_s, 1),
+        ).model_dump(mode="json")
+
+
+class CampaignStatusOut(BaseModel):
+    """A campaign's state and progress (:meth:`CampaignStatus.to_json`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    campaign_id: str
+    name: str
+    kind: Literal["sms", "email", "whatsapp"]
+    transport: Literal["v3", "v1_bulk"]
+    state: Literal["scheduled", "running", "window", "paused", "late", "finished", "cancelled"]
+    reason: str | None = Field(description="Why it is paused, if it is")
+    total: int
+    released: int = Field(description="Recipients whose jobs exist")
+    counts: dict[str, int] = Field(
+        description="Recipients by job state; pending = not released yet"
+    )
+    parked: int
+    deliveries: int = Field(description="Connectus deliveries (v1 bulks, v3 chunks) so far")
+    segments: int
+    deliver_at_ms: int
+    window: str | None
+    timezone: str
+    started_ms: int | None
+    finished_ms: int | None
+    rate_per_s: float | None
+    eta_s: float | None
 
 
 class CampaignControl:

@@ -13,8 +13,10 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from connectus_worker.campaign.checker import CheckReport
 from connectus_worker.campaign.links import estimated, links_in
@@ -197,30 +199,97 @@ class CampaignPlan:
                 )
 
     def to_json(self) -> dict[str, Any]:
+        """The plan as :class:`CampaignPlanOut` gives it (CLI, HTTP)."""
         r, resolved = self.report, self.resolved
-        return {
-            "name": resolved.options.name,
-            "kind": resolved.options.kind.value,
-            "transport": resolved.transport.value,
-            "rows": r.rows,
-            "valid": r.valid,
-            "invalid": len(r.invalid),
-            "duplicates": r.duplicates,
-            "opted_out": r.opted_out,
-            "segments": r.segments,
-            "max_segments": r.max_segments,
-            "cost": self.cost,
-            "segments_by_country": {str(k): v for k, v in self.segments_by_country.items()},
-            "balances": [{"source": b.source, "available": b.available} for b in self.balances],
-            "deliver_at": resolved.deliver_at.astimezone(ZoneInfo(resolved.timezone)).isoformat(),
-            "timezone": resolved.timezone,
-            "window": str(resolved.window) if resolved.window else None,
-            "max_lateness_s": resolved.max_lateness_s,
-            "invalid_rows": [
-                {"line": i.line, "field": i.field, "reason": i.reason} for i in r.invalid[:EXAMPLES]
+        return CampaignPlanOut(
+            name=resolved.options.name,
+            kind=resolved.options.kind.value,
+            transport=resolved.transport.value,
+            rows=r.rows,
+            valid=r.valid,
+            invalid=len(r.invalid),
+            duplicates=r.duplicates,
+            opted_out=r.opted_out,
+            segments=r.segments,
+            max_segments=r.max_segments,
+            cost=self.cost,
+            segments_by_country={str(k): v for k, v in self.segments_by_country.items()},
+            balances=[BalanceOut(source=b.source, available=b.available) for b in self.balances],
+            deliver_at=resolved.deliver_at.astimezone(ZoneInfo(resolved.timezone)).isoformat(),
+            timezone=resolved.timezone,
+            window=str(resolved.window) if resolved.window else None,
+            max_lateness_s=resolved.max_lateness_s,
+            invalid_rows=[
+                InvalidRowOut(line=i.line, field=i.field, reason=i.reason)
+                for i in r.invalid[:EXAMPLES]
             ],
-            "duplicate_rows": [
-                {"line": line, "first_line": first} for line, first in r.duplicate_lines[:EXAMPLES]
+            duplicate_rows=[
+                DuplicateRowOut(line=line, first_line=first)
+                for line, first in r.duplicate_lines[:EXAMPLES]
             ],
-            "refusals": list(self.refusals),
-        }
+            refusals=list(self.refusals),
+        ).model_dump(mode="json")
+
+
+# -- the plan's shape (the CLI's --json, the HTTP answers and their OpenAPI document) --
+
+
+class InvalidRowOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: int = Field(description="Position in recipients, from 1")
+    field: str
+    reason: str
+
+
+class DuplicateRowOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    line: int
+    first_line: int = Field(description="The earlier row kept for the same recipient")
+
+
+class BalanceOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str
+    available: int | None
+
+
+class _PlanFigures(BaseModel):
+    """What the plan and its summary share: counts, cost and schedule."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str
+    kind: Literal["sms", "email", "whatsapp"]
+    transport: Literal["v3", "v1_bulk"]
+    rows: int
+    valid: int
+    invalid: int
+    duplicates: int
+    opted_out: int = Field(description="valid rows dropped: the number opted out (STOP)")
+    segments: int
+    max_segments: int
+    cost: int
+    segments_by_country: dict[str, int]
+    balances: list[BalanceOut]
+    deliver_at: str
+    timezone: str
+    window: str | None
+    max_lateness_s: int
+
+
+class CampaignPlanSummary(_PlanFigures):
+    """A campaign's preflight without its invalid rows and refusals (a refusal's ``plan``)."""
+
+    duplicate_rows: list[DuplicateRowOut]
+
+
+class CampaignPlanOut(_PlanFigures):
+    """The whole preflight (:meth:`CampaignPlan.to_json`), with the invalid rows and the
+    reasons it would be refused."""
+
+    invalid_rows: list[InvalidRowOut]
+    duplicate_rows: list[DuplicateRowOut]
+    refusals: list[str]

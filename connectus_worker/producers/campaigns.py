@@ -63,7 +63,9 @@ class CampaignProducer:
     """Preflights and accepts campaigns. Build one per process and reuse it.
 
     ``tenant`` (:mod:`config.tenants`) owns the campaigns it accepts, and its
-    idempotency keys are its own.
+    idempotency keys are its own. ``balance`` gives the balance lookup of the
+    Connectus account that sends a campaign (each account has its balances);
+    None: balances are not asked.
     """
 
     def __init__(
@@ -72,7 +74,7 @@ class CampaignProducer:
         *,
         tenant: str = DEFAULT_TENANT,
         redis_client: redis.Redis | None = None,
-        balance: BalanceLookup | None = None,
+        balance: Callable[[str], BalanceLookup] | None = None,
         clock: Callable[[], int] = epoch_ms,
     ) -> None:
         problem = tenant_problem(tenant)
@@ -206,11 +208,7 @@ class CampaignProducer:
         return plan, kept()
 
     def _finish_plan(self, plan: CampaignPlan) -> None:
-        balance = self.balance
-        for_account = getattr(balance, "for_account", None)  # the snapshot: per account
-        if for_account is not None:
-            balance = for_account(plan.resolved.account)
-        plan.finish(balance)
+        plan.finish(self.balance(plan.resolved.account) if self.balance else None)
 
     def _commit(self, campaign_id: str, plan: CampaignPlan, fingerprint: str) -> Created:
         resolved = plan.resolved

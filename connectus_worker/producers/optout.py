@@ -32,11 +32,6 @@ _CHANGE = load(__package__, "optout_change.lua")
 Action = Literal["out", "in"]
 
 
-def optout_key(keys: Keys) -> str:
-    """Set: normalised phone numbers opted out of marketing."""
-    return keys.opt_out
-
-
 def history_key(keys: Keys, number: str, *, hash_key: bytes) -> str:
     """Stream: the opt-out changes of ``number`` (E.164 digits), keyed by its HMAC."""
     return f"{keys.opt_out}:history:{recipient_digest(hash_key, number.strip().removeprefix('+'))}"
@@ -72,7 +67,7 @@ def change(
     """
     digits = number.strip().removeprefix("+")
     answer = client.register_script(_CHANGE)(
-        keys=[optout_key(keys), history_key(keys, digits, hash_key=hash_key)],
+        keys=[keys.opt_out, history_key(keys, digits, hash_key=hash_key)],
         args=[digits, action, source, now_ms, HISTORY_MAXLEN],
     )
     return bool(int(answer[0]))
@@ -92,13 +87,13 @@ def list_opted_out(
     client: redis.Redis, keys: Keys, *, cursor: int = 0, count: int = 100
 ) -> tuple[int, list[str]]:
     """A page of opted-out numbers (SSCAN): the next cursor (0 = done) and the numbers."""
-    next_cursor, members = client.sscan(optout_key(keys), cursor=cursor, count=count)
+    next_cursor, members = client.sscan(keys.opt_out, cursor=cursor, count=count)
     return int(next_cursor), sorted(map(text, members))
 
 
 def is_opted_out(client: redis.Redis, keys: Keys, number: str) -> bool:
     """True if ``number`` (digits only; a leading '+' is tolerated) opted out of marketing."""
-    return bool(client.sismember(optout_key(keys), number.strip().removeprefix("+")))
+    return bool(client.sismember(keys.opt_out, number.strip().removeprefix("+")))
 
 
 def refuse_if_opted_out(client: redis.Redis, keys: Keys, request: SendRequest) -> None:

@@ -5,6 +5,7 @@ operator console at ``/ui`` (when ``CONSOLE_USERS`` is set). Every error is prob
 """
 
 import contextlib
+import functools
 from collections.abc import AsyncIterator
 
 import anyio
@@ -69,8 +70,8 @@ def build_app(settings: Settings, *, redis_client: redis.Redis | None = None) ->
     max_body = settings.intake_max_body_bytes
     # The service holds no Connectus credentials: its preflight reads the balances
     # the workers publish in Redis (worker.balance_snapshot).
-    balances = SnapshotBalanceLookup(
-        client, keys, max_age_s=3 * settings.balance_snapshot_interval_s
+    balances = functools.partial(
+        SnapshotBalanceLookup, client, keys, max_age_s=3 * settings.balance_snapshot_interval_s
     )
     campaign_producers = {
         name: CampaignProducer(settings, tenant=name, redis_client=client, balance=balances)

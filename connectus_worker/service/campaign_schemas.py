@@ -3,17 +3,25 @@
 These models validate the body's shape and are the source of the OpenAPI
 document. The options are :class:`campaign.options.CampaignFields`, the model
 the producers and the CLI validate with too; the checks that need the settings
-are the campaign planner's (:func:`producers.campaign_plan.resolve`).
+are the campaign planner's (:func:`producers.campaign_plan.resolve`). The plan
+and the status have the shapes the producers give them
+(:class:`producers.campaign_plan.CampaignPlanOut`,
+:class:`producers.campaign_control.CampaignStatusOut`).
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from connectus_worker.campaign.options import COLUMN_MAX_CHARS, CampaignFields
+from connectus_worker.producers.campaign_plan import (
+    CampaignPlanOut,
+    CampaignPlanSummary,
+    InvalidRowOut,
+)
 from connectus_worker.service.schemas import Problem
 
 #: Most recipients one ``POST /v1/campaigns`` may carry (the body limit,
@@ -66,61 +74,6 @@ class CampaignRequest(CampaignFields):
     ]
 
 
-class InvalidRowOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    line: int = Field(description="Position in recipients, from 1")
-    field: str
-    reason: str
-
-
-class DuplicateRowOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    line: int
-    first_line: int = Field(description="The earlier row kept for the same recipient")
-
-
-class BalanceOut(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    source: str
-    available: int | None
-
-
-class CampaignPlanSummary(BaseModel):
-    """A campaign's preflight: counts, cost and schedule
-    (``producers.campaign_plan.CampaignPlan.to_json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    name: str
-    kind: Literal["sms", "email", "whatsapp"]
-    transport: Literal["v3", "v1_bulk"]
-    rows: int
-    valid: int
-    invalid: int
-    duplicates: int
-    opted_out: int = Field(description="valid rows dropped: the number opted out (STOP)")
-    segments: int
-    max_segments: int
-    cost: int
-    segments_by_country: dict[str, int]
-    balances: list[BalanceOut]
-    deliver_at: str
-    timezone: str
-    window: str | None
-    max_lateness_s: int
-    duplicate_rows: list[DuplicateRowOut]
-
-
-class CampaignPlanOut(CampaignPlanSummary):
-    """The whole preflight, with the invalid rows and the reasons it would be refused."""
-
-    invalid_rows: list[InvalidRowOut]
-    refusals: list[str]
-
-
 class CampaignAccepted(BaseModel):
     """The answer to ``POST /v1/campaigns`` (202)."""
 
@@ -129,34 +82,6 @@ class CampaignAccepted(BaseModel):
     campaign_id: str = Field(description="Use it with GET /v1/campaigns/{campaign_id}")
     created: bool = Field(description="false: the idempotency key named an existing campaign")
     plan: CampaignPlanOut
-
-
-class CampaignStatusOut(BaseModel):
-    """A campaign's state and progress (``producers.campaign_control.CampaignStatus.to_json``)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    campaign_id: str
-    name: str
-    kind: Literal["sms", "email", "whatsapp"]
-    transport: Literal["v3", "v1_bulk"]
-    state: Literal["scheduled", "running", "window", "paused", "late", "finished", "cancelled"]
-    reason: str | None = Field(description="Why it is paused, if it is")
-    total: int
-    released: int = Field(description="Recipients whose jobs exist")
-    counts: dict[str, int] = Field(
-        description="Recipients by job state; pending = not released yet"
-    )
-    parked: int
-    deliveries: int = Field(description="Connectus deliveries (v1 bulks, v3 chunks) so far")
-    segments: int
-    deliver_at_ms: int
-    window: str | None
-    timezone: str
-    started_ms: int | None
-    finished_ms: int | None
-    rate_per_s: float | None
-    eta_s: float | None
 
 
 class CampaignProblem(Problem):

@@ -26,16 +26,13 @@ from connectus_worker.producers.campaign_control import (
     CampaignControl,
     CampaignNotFound,
     CampaignStateError,
+    CampaignStatusOut,
 )
 from connectus_worker.producers.campaign_plan import CampaignPlan
 from connectus_worker.producers.campaigns import CampaignProducer, CampaignRefused
 from connectus_worker.service.auth import BearerAuth
 from connectus_worker.service.body import json_body
-from connectus_worker.service.campaign_schemas import (
-    CampaignAccepted,
-    CampaignRequest,
-    CampaignStatusOut,
-)
+from connectus_worker.service.campaign_schemas import CampaignAccepted, CampaignRequest
 from connectus_worker.service.idempotency import (
     IDEMPOTENCY_HEADER,
     HttpIdempotency,

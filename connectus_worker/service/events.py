@@ -24,7 +24,7 @@ import redis
 from connectus_worker.ledger.delivery_status import STATUS_RANK
 from connectus_worker.ledger.keys import Keys
 from connectus_worker.luascript import load
-from connectus_worker.producers.optout import HISTORY_MAXLEN, history_key, optout_key
+from connectus_worker.producers.optout import HISTORY_MAXLEN, history_key
 from connectus_worker.redis import text
 from connectus_worker.service.schemas import SmsIncomingWebhook
 
@@ -88,7 +88,7 @@ class EventRecorder:
         the opt-out set (out) or remove it (in), recorded in the number's opt-out history."""
         history = history_key(self.keys, src_number, hash_key=self.hash_key)
         keys = [f"{self.keys.prefix}:webhook-seen:incoming:{id_sms}", events_key(self.keys),
-                optout_key(self.keys), history]  # fmt: skip
+                self.keys.opt_out, history]  # fmt: skip
         flag = {"out": "1", "in": "2", "": "0"}[opt]
         args: list[str | int] = [id_sms, now_ms, self.seen_ttl_s, self.maxlen, flag, src_number,
                 dst_number, event.src_provider or "", event.sms_content,

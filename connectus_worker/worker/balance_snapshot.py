@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import KW_ONLY, dataclass, replace
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import redis
@@ -115,14 +115,10 @@ class SnapshotBalanceLookup:
 
     redis_client: redis.Redis
     keys: Keys
+    account: str = "default"  # whose snapshot
     _: KW_ONLY
     max_age_s: int
     clock: Callable[[], int] = epoch_ms
-    account: str = "default"
-
-    def for_account(self, account: str) -> SnapshotBalanceLookup:
-        """The same lookup over ``account``'s snapshot (each account has its balances)."""
-        return replace(self, account=account)
 
     def __call__(
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport

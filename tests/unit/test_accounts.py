@@ -3,6 +3,7 @@ every door), the worker's routing by account, and the webhook routes of each acc
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import fakeredis
@@ -223,7 +224,9 @@ def test_a_campaigns_preflight_reads_its_own_accounts_balance_snapshot() -> None
     now = 1_000_000
     redis_client.hset(snapshot_key(keys, "brand_a"), mapping={"at": now, "v1_sms": 1000})
     redis_client.hset(snapshot_key(keys, "brand_b"), mapping={"at": now, "v1_sms": 0})
-    lookup = SnapshotBalanceLookup(redis_client, keys, max_age_s=60, clock=lambda: now)
+    lookup = functools.partial(
+        SnapshotBalanceLookup, redis_client, keys, max_age_s=60, clock=lambda: now
+    )
     producer = CampaignProducer(settings, redis_client=redis_client, balance=lookup)
     rows = [{"dst_number": "+56 9 8765 4321", "name": "Ana"}]
     ok = producer.preflight(rows, CampaignOptions(name="c", text="Hola", account="brand_a"))

@@ -46,6 +46,12 @@ class FakeBalance:
         self.available = available
         self.calls: list[tuple[Kind, str | None, int | None]] = []
         self.transports: set[Transport] = set()
+        self.accounts: set[str] = set()
+
+    def of(self, account: str) -> FakeBalance:
+        """The lookup of ``account``'s balances (the producer asks per campaign)."""
+        self.accounts.add(account)
+        return self
 
     def __call__(
         self, kind: Kind, id_client: str | None, country: int | None, transport: Transport
@@ -188,7 +194,7 @@ def test_a_cost_over_the_balance_is_refused_unless_forced(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
     balance = FakeBalance(available=2)
-    producer = CampaignProducer(settings, redis_client=redis_client, balance=balance)
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=balance.of)
     rows = _rows(3)
     plan = producer.preflight(rows, OPTIONS)
     assert plan.refusals == [
@@ -203,12 +209,13 @@ def test_a_cost_over_the_balance_is_refused_unless_forced(
     assert producer.get(forced.campaign_id) is not None
     assert set(balance.calls) == {(Kind.SMS, None, 1)}
     assert balance.transports == {Transport.V1_BULK}  # v1 has its own balance call
+    assert balance.accounts == {"default"}  # the account that sends it
     # Enough balance: accepted without force; a WhatsApp balance nobody can ask is no refusal.
     assert CampaignProducer(settings, redis_client=redis_client,
-                            balance=FakeBalance(3)).preflight(rows, OPTIONS).refusals == []  # fmt: skip
+                            balance=FakeBalance(3).of).preflight(rows, OPTIONS).refusals == []  # fmt: skip
     unknown = FakeBalance(None)
     wa = CampaignOptions(name="wa", text="Hola {name}", kind=Kind.WHATSAPP, src="56999944837")
-    producer = CampaignProducer(settings, redis_client=redis_client, balance=unknown)
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=unknown.of)
     assert producer.preflight(rows, wa).refusals == []
     assert unknown.calls == [(Kind.WHATSAPP, None, None)]
 
@@ -217,7 +224,7 @@ def test_v1_bulk_takes_chilean_mobiles_only_and_v3_takes_any_valid_number(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
     balance = FakeBalance(available=1_000)
-    producer = CampaignProducer(settings, redis_client=redis_client, balance=balance)
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=balance.of)
     rows = [{"dst_number": "+56 9 8765 4321", "name": "cl"},
             {"dst_number": "+54 9 11 2345-6789", "name": "ar"},
             {"dst_number": "+52 55 1234 5678", "name": "mx"}]  # fmt: skip
@@ -329,7 +336,7 @@ def test_v1_refusals_and_checker_findings_stay_in_line_order(
 def test_a_subclients_sms_campaign_refuses_numbers_of_no_connectus_country(
     settings: Settings, redis_client: fakeredis.FakeRedis
 ) -> None:
-    producer = CampaignProducer(settings, redis_client=redis_client, balance=FakeBalance(1_000))
+    producer = CampaignProducer(settings, redis_client=redis_client, balance=FakeBalance(1_000).of)
     rows = [{"dst_number": "+56 9 8765 4321", "name": "cl"},
             {"dst_number": "+34 612 34 56 78", "name": "es"},
             {"dst_number": "+51 987 654 321", "name": "pe"}]  # fmt: skip

@@ -194,9 +194,7 @@ def test_a_watched_email_is_queued_and_watched_in_the_same_round_trips_as_an_sms
 def test_opted_out_numbers_get_no_marketing_but_still_get_otp_and_transactional(
     producer: Producer,
 ) -> None:
-    from connectus_worker.producers.optout import optout_key
-
-    producer.redis.sadd(optout_key(producer.store.keys), "56987654321")
+    producer.redis.sadd(producer.store.keys.opt_out, "56987654321")
     with pytest.raises(InvalidInput, match="dst_number: opted out of marketing messages"):
         producer.send_sms(GOOD_NUMBER, "Promo", priority="bulk")
     assert (

@@ -16,13 +16,9 @@ from connectus_worker.campaign.options import CampaignOptions
 from connectus_worker.config.tenants import DEFAULT_TENANT
 from connectus_worker.domain.validation import InvalidInput
 from connectus_worker.ledger.keys import Keys
-from connectus_worker.producers.campaign_control import CampaignControl
+from connectus_worker.producers.campaign_control import CampaignControl, CampaignStatusOut
 from connectus_worker.producers.campaigns import CampaignProducer
-from connectus_worker.service.campaign_schemas import (
-    CampaignAccepted,
-    CampaignProblem,
-    CampaignStatusOut,
-)
+from connectus_worker.service.campaign_schemas import CampaignAccepted, CampaignProblem
 from connectus_worker.service.metrics import CAMPAIGN_RECIPIENT_STATES, CampaignCollector
 from tests.support.service import (
     BEARER,

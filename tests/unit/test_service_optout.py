@@ -16,7 +16,6 @@ from connectus_worker.producers.optout import (
     OPTED_OUT_REASON,
     change,
     is_opted_out,
-    optout_key,
     refuse_if_opted_out,
 )
 
@@ -35,7 +34,7 @@ def redis() -> fakeredis.FakeRedis:
 
 
 def test_membership_is_by_normalised_number(redis: fakeredis.FakeRedis) -> None:
-    assert redis.smembers(optout_key(KEYS)) == {NUMBER.encode()}
+    assert redis.smembers(KEYS.opt_out) == {NUMBER.encode()}
     assert is_opted_out(redis, KEYS, NUMBER) and is_opted_out(redis, KEYS, "+" + NUMBER)
     assert not is_opted_out(redis, KEYS, "56987654322")
     assert not is_opted_out(redis, Keys("other"), NUMBER)  # per deployment prefix
