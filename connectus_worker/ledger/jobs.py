@@ -12,7 +12,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import redis
 from dramatiq import Message
@@ -52,6 +52,10 @@ class IdempotencyConflict(ValueError):
         super().__init__(f"idempotency_key: already used by job {job_id} with a different payload")
 
 
+#: What ``finish.lua`` keeps of a finished job (:class:`Finish`).
+FinishMode = Literal["done", "dead", "unknown", "retry", "lookup"]
+
+
 @dataclass(frozen=True, slots=True)
 class Finish:
     """One job's fenced outcome (``finish.lua``): its record's new ``fields`` and, by
@@ -64,7 +68,7 @@ class Finish:
 
     job_id: str
     fence: int
-    mode: str
+    mode: FinishMode
     fields: Mapping[str, str | int]
     message: Message[Any] | None = None
     due_ms: int = 0

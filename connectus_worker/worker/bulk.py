@@ -40,7 +40,7 @@ from connectus_worker.campaign.render import masked, payload_for, template_of
 from connectus_worker.campaign.store import CampaignStore, job_id_for
 from connectus_worker.domain.validation import sms_segments
 from connectus_worker.ledger.claims import Claim
-from connectus_worker.ledger.jobs import Finish, JobStore, epoch_ms
+from connectus_worker.ledger.jobs import Finish, FinishMode, JobStore, epoch_ms
 from connectus_worker.ledger.jobs_batch import BatchLedger, BulkChunk
 from connectus_worker.worker.breaker import CircuitBreaker, Decision
 from connectus_worker.worker.breaker_scopes import V1_BULK
@@ -282,8 +282,8 @@ class BulkSender:
             return Finish(chunk.ids[i], claim.fence, "retry", fields, single, due)
         # An unknown one is scored by when it became unknown (the finish's time), as a
         # single send's: the reconciler waits RECONCILE_AFTER_S and resends only after.
-        action = "dead" if decision.action == "fail" else "unknown"
-        return Finish(chunk.ids[i], claim.fence, action, fields, single)
+        mode: FinishMode = "dead" if decision.action == "fail" else "unknown"
+        return Finish(chunk.ids[i], claim.fence, mode, fields, single)
 
     def _single(self, chunk: _Chunk, i: int) -> Message[Any]:
         payload = payload_for(chunk.campaign, chunk.rows[i])[0]

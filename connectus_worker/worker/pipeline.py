@@ -283,8 +283,12 @@ class SendPipeline:
             # the id is looked up afterwards (worker.id_lookup).
             entry = entry_of(kind, job["payload"], self.content_key, job.get("account"))
             fields["provider_id_lookup"] = PENDING if entry is not None else NO_LISTING
-        mode, lookup = ("done", b"") if entry is None else ("lookup", json.dumps(entry).encode())
-        if not self.ledger.finish(Finish(job_id, fence, mode, fields, lookup=lookup)):
+        outcome = (
+            Finish(job_id, fence, "done", fields)
+            if entry is None
+            else Finish(job_id, fence, "lookup", fields, lookup=json.dumps(entry).encode())
+        )
+        if not self.ledger.finish(outcome):
             log.warning("job.fenced_out", provider_id=provider_id)
             return "fenced"
         latency_ms = round((time.perf_counter() - started) * 1000, 1)
